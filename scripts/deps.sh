@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# deps.sh - install what Strata needs from Debian's packages (and npm for tests).
+# Usage: scripts/deps.sh build   # compiler, CMake and the libraries stratad links
+#        scripts/deps.sh test    # build deps + cmocka, Kafka clients, Node.js, clang (fuzz)
+# Installs only what is missing; uses sudo when not root. Safe to run repeatedly.
+set -euo pipefail
+
+BUILD_PKGS="gcc make cmake pkg-config libuv1-dev libcurl4-openssl-dev libssl-dev libzstd-dev
+libsqlite3-dev libyaml-dev librdkafka-dev"
+TEST_PKGS="libcmocka-dev kcat python3 python3-confluent-kafka python3-kafka zstd curl clang
+libclang-rt-14-dev procps"
+
+want="$BUILD_PKGS"
+case "${1:-build}" in
+build) ;;
+test) want="$BUILD_PKGS $TEST_PKGS" ;;
+*) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing="$missing $p"
+    fi
+done
+# Node.js may come from another source than Debian; only install it when absent.
+if [ "${1:-build}" = test ]; then
+    command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+    command -v npm >/dev/null 2>&1 || missing="$missing npm"
+fi
+
+if [ -n "$missing" ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "deps: installing:$missing"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
