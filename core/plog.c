@@ -1,0 +1,1023 @@
+/* plog.c - partition log: open + recovery, append, roll, read, retention.
+ * Data path: see plog.h. This file owns the segment list of each log; the
+ * flusher (plog_flush.c) only fdatasyncs segments it holds refs to.
+ *
+ * Invariants:
+ *  1. offsets strictly increase through segs[0..n) and within each segment;
+ *     segs[i]->next_offset == segs[i+1]->base_offset (no gaps);
+ *  2. only the last (active) segment is written; sealed ones are immutable;
+ *  3. start_offset <= durable_end <= end_offset, end_offset == active->next_offset;
+ *  4. every index entry points at the first byte of a whole batch whose last
+ *     offset is base_offset + rel_offset;
+ *  5. nothing is written for an append that fails validation.
+ *
+ * Division map: Segments | Indexes | Recovery | Open/close | Append and roll |
+ * Durability | Read | Time lookup | Retention | Accessors. */
+#include "core/plog_int.h"
+#include "core/st_assert.h"
+#include "core/st_log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const plog_sys_t k_real_sys = {pwrite, fdatasync, ftruncate};
+const plog_sys_t *plog__sys = &k_real_sys;
+
+void plog_set_sys(const plog_sys_t *sys)
+{
+    plog__sys = sys ? sys : &k_real_sys;
+}
+
+void plog_config_default(plog_config_t *cfg)
+{
+    cfg->segment_bytes = 1073741824;
+    cfg->segment_ms = 604800000;
+    cfg->retention_bytes = -1;
+    cfg->retention_ms = 604800000;
+    cfg->index_interval_bytes = 4096;
+}
+
+static void errf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *buf, size_t len, const char *fmt, ...)
+{
+    if (!buf || !len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4);
+}
+
+/* ---- Segments ---- */
+
+void plog__seg_ref(plog_seg_t *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+}
+
+void plog__seg_unref(plog_seg_t *s)
+{
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    close(s->fd);
+    if (s->idx_fd >= 0)
+        close(s->idx_fd);
+    if (s->tidx_fd >= 0)
+        close(s->tidx_fd);
+    free(s->idx);
+    free(s->tidx);
+    free(s);
+}
+
+static void seg_file(const plog_seg_t *s, const char *ext, char *out, size_t len)
+{
+    snprintf(out, len, "%s.%s", s->path, ext);
+}
+
+/* Open or create the three files of the segment starting at base. */
+static int seg_open(plog_t *log, int64_t base, bool create, plog_seg_t **out)
+{
+    plog_seg_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return ST_E_NOMEM;
+    atomic_init(&s->refs, 1);
+    s->fd = s->idx_fd = s->tidx_fd = -1;
+    s->base_offset = s->next_offset = base;
+    s->max_ts = -1;
+    s->max_ts_offset = base;
+    s->first_append_ms = -1;
+    snprintf(s->path, sizeof(s->path), "%s/%020" PRId64, log->dir, base);
+    int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0);
+    char f[4200];
+    seg_file(s, "log", f, sizeof(f));
+    s->fd = open(f, flags, 0644);
+    int err = s->fd < 0 ? -errno : 0;
+    seg_file(s, "index", f, sizeof(f));
+    if (!err)
+        s->idx_fd = open(f, O_RDWR | O_CREAT | O_CLOEXEC | (create ? O_TRUNC : 0), 0644);
+    seg_file(s, "timeindex", f, sizeof(f));
+    if (!err && s->idx_fd >= 0)
+        s->tidx_fd = open(f, O_RDWR | O_CREAT | O_CLOEXEC | (create ? O_TRUNC : 0), 0644);
+    if (!err && (s->idx_fd < 0 || s->tidx_fd < 0))
+        err = -errno;
+    if (err) {
+        plog__seg_unref(s);
+        return err;
+    }
+    *out = s;
+    return 0;
+}
+
+/* ---- Indexes ---- */
+
+static void idx_push(plog_seg_t *s, int32_t rel, int32_t pos, bool write_file)
+{
+    if (s->n_idx == s->cap_idx) {
+        int cap = s->cap_idx ? s->cap_idx * 2 : 64;
+        plog__idx_t *n = realloc(s->idx, (size_t)cap * sizeof(*n));
+        if (!n)
+            return; /* sparse index: a missing entry only costs a longer scan */
+        s->idx = n;
+        s->cap_idx = cap;
+    }
+    s->idx[s->n_idx] = (plog__idx_t){rel, pos};
+    if (write_file) {
+        uint8_t b[8];
+        put_be32(b, (uint32_t)rel);
+        put_be32(b + 4, (uint32_t)pos);
+        if (pwrite(s->idx_fd, b, 8, (off_t)s->n_idx * 8) != 8)
+            ST_WARN("plog", "index write failed path=%s.index (rebuilt at restart)", s->path);
+    }
+    s->n_idx++;
+}
+
+static void tidx_push(plog_seg_t *s, int64_t ts, int32_t rel, bool write_file)
+{
+    if (s->n_tidx == s->cap_tidx) {
+        int cap = s->cap_tidx ? s->cap_tidx * 2 : 64;
+        plog__tidx_t *n = realloc(s->tidx, (size_t)cap * sizeof(*n));
+        if (!n)
+            return;
+        s->tidx = n;
+        s->cap_tidx = cap;
+    }
+    s->tidx[s->n_tidx] = (plog__tidx_t){ts, rel};
+    if (write_file) {
+        uint8_t b[12];
+        put_be64(b, (uint64_t)ts);
+        put_be32(b + 8, (uint32_t)rel);
+        if (pwrite(s->tidx_fd, b, 12, (off_t)s->n_tidx * 12) != 12)
+            ST_WARN("plog", "timeindex write failed path=%s.timeindex", s->path);
+    }
+    s->n_tidx++;
+}
+
+/* Account one batch appended at pos: extend offsets/timestamps and add sparse
+ * index entries every index_interval_bytes, as Kafka's LogSegment.append. */
+static void seg_note_batch(plog_seg_t *s,
+                           const plog_batch_hdr_t *h,
+                           int64_t pos,
+                           int64_t blen,
+                           int32_t interval,
+                           bool write_file)
+{
+    int64_t last = h->base_offset + h->last_offset_delta;
+    if (h->max_timestamp > s->max_ts) {
+        s->max_ts = h->max_timestamp;
+        s->max_ts_offset = last;
+    }
+    if (s->bytes_since_index > interval) {
+        idx_push(s, (int32_t)(last - s->base_offset), (int32_t)pos, write_file);
+        if (s->n_tidx == 0 || s->max_ts > s->tidx[s->n_tidx - 1].ts)
+            tidx_push(s, s->max_ts, (int32_t)(s->max_ts_offset - s->base_offset), write_file);
+        s->bytes_since_index = 0;
+    }
+    s->bytes_since_index += blen;
+    s->next_offset = last + 1;
+    s->size = pos + blen;
+}
+
+/* Largest index entry whose last offset is <= offset: a position at or before
+ * the batch holding offset. */
+static int64_t idx_lookup(const plog_seg_t *s, int64_t offset)
+{
+    int lo = 0, hi = s->n_idx - 1;
+    int64_t pos = 0;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (s->base_offset + s->idx[mid].rel_offset <= offset) {
+            pos = s->idx[mid].pos;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return pos;
+}
+
+/* Load .index and .timeindex; drop them wholesale if they are not sane. */
+static bool idx_load(plog_seg_t *s, int64_t file_size)
+{
+    struct stat st;
+    if (fstat(s->idx_fd, &st) != 0 || st.st_size % 8 != 0)
+        return false;
+    int n = (int)(st.st_size / 8);
+    uint8_t *buf = n ? malloc((size_t)st.st_size) : NULL;
+    if (n && (!buf || pread(s->idx_fd, buf, (size_t)st.st_size, 0) != st.st_size)) {
+        free(buf);
+        return false;
+    }
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) {
+        int32_t rel = (int32_t)get_be32(buf + i * 8), pos = (int32_t)get_be32(buf + i * 8 + 4);
+        if (rel < 0 || pos < 0 || pos >= file_size ||
+            (i > 0 && (rel <= s->idx[i - 1].rel_offset || pos <= s->idx[i - 1].pos)))
+            ok = false;
+        else
+            idx_push(s, rel, pos, false);
+        ok = ok && s->n_idx == i + 1;
+    }
+    free(buf);
+    if (!ok)
+        return false;
+    if (fstat(s->tidx_fd, &st) != 0 || st.st_size % 12 != 0)
+        return false;
+    n = (int)(st.st_size / 12);
+    buf = n ? malloc((size_t)st.st_size) : NULL;
+    if (n && (!buf || pread(s->tidx_fd, buf, (size_t)st.st_size, 0) != st.st_size)) {
+        free(buf);
+        return false;
+    }
+    for (int i = 0; i < n && ok; i++) {
+        int64_t ts = (int64_t)get_be64(buf + i * 12);
+        int32_t rel = (int32_t)get_be32(buf + i * 12 + 8);
+        if (rel < 0 || (i > 0 && (ts <= s->tidx[i - 1].ts || rel < s->tidx[i - 1].rel_offset)))
+            ok = false;
+        else
+            tidx_push(s, ts, rel, false);
+        ok = ok && s->n_tidx == i + 1;
+    }
+    free(buf);
+    return ok;
+}
+
+static void idx_reset(plog_seg_t *s)
+{
+    s->n_idx = s->n_tidx = 0;
+    s->bytes_since_index = 0;
+    if (ftruncate(s->idx_fd, 0) != 0 || ftruncate(s->tidx_fd, 0) != 0)
+        ST_WARN("plog", "cannot truncate index files path=%s", s->path);
+}
+
+/* Rewrite both index files from memory (after a rebuild or a trim). */
+static void idx_rewrite(plog_seg_t *s)
+{
+    int n = s->n_idx, nt = s->n_tidx;
+    s->n_idx = s->n_tidx = 0;
+    if (ftruncate(s->idx_fd, 0) != 0 || ftruncate(s->tidx_fd, 0) != 0)
+        ST_WARN("plog", "cannot truncate index files path=%s", s->path);
+    for (int i = 0; i < n; i++) {
+        s->n_idx = i;
+        idx_push(s, s->idx[i].rel_offset, s->idx[i].pos, true);
+    }
+    s->n_idx = n;
+    for (int i = 0; i < nt; i++) {
+        s->n_tidx = i;
+        tidx_push(s, s->tidx[i].ts, s->tidx[i].rel_offset, true);
+    }
+    s->n_tidx = nt;
+}
+
+/* ---- Recovery ---- */
+
+/* Read the batch at pos: header always, whole batch when verify is set.
+ * @return batch length, 0 at a clean end of file, -1 when torn or corrupt. */
+static int64_t scan_one(plog_seg_t *s,
+                        int64_t pos,
+                        int64_t file_size,
+                        bool verify,
+                        plog_batch_hdr_t *h,
+                        uint8_t **buf,
+                        size_t *buf_cap)
+{
+    if (pos == file_size)
+        return 0;
+    uint8_t hb[PLOG_BATCH_HDR_SIZE];
+    if (file_size - pos < PLOG_BATCH_HDR_SIZE ||
+        pread(s->fd, hb, sizeof(hb), pos) != (ssize_t)sizeof(hb) ||
+        plog_batch_parse_hdr(hb, sizeof(hb), h) != 0)
+        return -1;
+    int64_t blen = (int64_t)h->batch_length + PLOG_BATCH_LOG_OVERHEAD;
+    if (h->magic != 2 || h->batch_length < PLOG_BATCH_HDR_SIZE - PLOG_BATCH_LOG_OVERHEAD ||
+        blen > file_size - pos || h->last_offset_delta < 0 || h->base_offset < s->base_offset ||
+        h->base_offset + h->last_offset_delta - s->base_offset > INT32_MAX)
+        return -1;
+    if (verify) {
+        if ((size_t)blen > *buf_cap) {
+            uint8_t *n = realloc(*buf, (size_t)blen);
+            if (!n)
+                return -1;
+            *buf = n;
+            *buf_cap = (size_t)blen;
+        }
+        if (pread(s->fd, *buf, (size_t)blen, pos) != blen ||
+            plog_batch_validate(*buf, (size_t)blen, h, NULL) != 0)
+            return -1;
+    }
+    return blen;
+}
+
+/* Recover one segment: trust the index up to its last entry when that entry
+ * points at a real batch, then scan forward (CRC-verified for the active
+ * segment), truncating the file at the first torn or corrupt batch. */
+static int seg_recover(plog_t *log, plog_seg_t *s, bool is_active, int64_t expect_base)
+{
+    struct stat st;
+    if (fstat(s->fd, &st) != 0)
+        return -errno;
+    int64_t file_size = st.st_size;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    plog_batch_hdr_t h;
+    int64_t pos = 0;
+    bool rebuilt = false;
+
+    if (idx_load(s, file_size) && s->n_idx > 0) {
+        plog__idx_t last = s->idx[s->n_idx - 1];
+        int64_t blen = scan_one(s, last.pos, file_size, false, &h, &buf, &cap);
+        if (blen > 0 && h.base_offset + h.last_offset_delta == s->base_offset + last.rel_offset) {
+            s->max_ts = s->n_tidx ? s->tidx[s->n_tidx - 1].ts : -1;
+            s->max_ts_offset =
+                s->n_tidx ? s->base_offset + s->tidx[s->n_tidx - 1].rel_offset : s->base_offset;
+            /* Re-account the indexed batch without adding a second entry. */
+            seg_note_batch(s, &h, last.pos, blen, INT32_MAX, false);
+            s->bytes_since_index = blen;
+            pos = last.pos + blen;
+        }
+    }
+    if (pos == 0) { /* no usable index: rebuild it while scanning from the start */
+        idx_reset(s);
+        rebuilt = file_size > 0;
+    }
+    for (;;) {
+        int64_t blen = scan_one(s, pos, file_size, is_active, &h, &buf, &cap);
+        if (blen == 0)
+            break;
+        if (blen < 0 || h.base_offset != (pos == 0 ? s->base_offset : s->next_offset)) {
+            if (!is_active)
+                ST_ERROR("plog", "sealed segment corrupt, truncating path=%s.log pos=%" PRId64,
+                         s->path, pos);
+            else
+                ST_WARN("plog", "truncating torn tail path=%s.log pos=%" PRId64 " size=%" PRId64,
+                        s->path, pos, file_size);
+            if (plog__sys->ftruncate(s->fd, pos) != 0) {
+                free(buf);
+                return -errno;
+            }
+            break;
+        }
+        seg_note_batch(s, &h, pos, blen, log->cfg.index_interval_bytes, true);
+        pos += blen;
+    }
+    free(buf);
+    s->size = pos;
+    /* Timeindex entries beyond the recovered end are stale. */
+    int keep = s->n_tidx;
+    while (keep > 0 && s->base_offset + s->tidx[keep - 1].rel_offset >= s->next_offset)
+        keep--;
+    if (keep != s->n_tidx) {
+        s->n_tidx = keep;
+        idx_rewrite(s);
+    }
+    if (rebuilt)
+        ST_DEBUG("plog", "rebuilt index path=%s entries=%d", s->path, s->n_idx);
+    if (s->base_offset != expect_base && expect_base >= 0)
+        ST_WARN("plog", "offset gap before segment path=%s expected=%" PRId64, s->path,
+                expect_base);
+    return 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int segs_push(plog_t *log, plog_seg_t *s)
+{
+    if (log->n_segs == log->cap_segs) {
+        int cap = log->cap_segs ? log->cap_segs * 2 : 8;
+        plog_seg_t **n = realloc(log->segs, (size_t)cap * sizeof(*n));
+        if (!n)
+            return ST_E_NOMEM;
+        log->segs = n;
+        log->cap_segs = cap;
+    }
+    log->segs[log->n_segs++] = s;
+    return 0;
+}
+
+/* List segment bases in dir and remove files that belong to no segment. */
+static int list_bases(plog_t *log, int64_t **bases, int *n, char *errbuf, size_t errbuf_len)
+{
+    DIR *d = opendir(log->dir);
+    if (!d) {
+        int err = -errno;
+        errf(errbuf, errbuf_len, "cannot open %s: %s", log->dir, strerror(-err));
+        return err;
+    }
+    int cap = 16, cnt = 0;
+    int64_t *b = malloc((size_t)cap * sizeof(*b));
+    struct dirent *e;
+    while (b && (e = readdir(d))) {
+        const char *nm = e->d_name;
+        size_t l = strlen(nm);
+        bool digits = l > PLOG_NAME_LEN && nm[PLOG_NAME_LEN] == '.';
+        for (int i = 0; digits && i < PLOG_NAME_LEN; i++)
+            digits = nm[i] >= '0' && nm[i] <= '9';
+        if (digits && strcmp(nm + PLOG_NAME_LEN, ".log") == 0) {
+            if (cnt == cap) {
+                int64_t *nb = realloc(b, (size_t)(cap *= 2) * sizeof(*b));
+                if (!nb) {
+                    free(b);
+                    b = NULL;
+                    break;
+                }
+                b = nb;
+            }
+            b[cnt++] = strtoll(nm, NULL, 10);
+        } else if (digits && (strstr(nm, ".deleted") || strstr(nm, ".tmp"))) {
+            unlinkat(dirfd(d), nm, 0); /* leftovers of an interrupted deletion */
+        }
+    }
+    closedir(d);
+    if (!b)
+        return ST_E_NOMEM;
+    qsort(b, (size_t)cnt, sizeof(*b), cmp_i64);
+    *bases = b;
+    *n = cnt;
+    return 0;
+}
+
+/* ---- Open / close ---- */
+
+static void log_free(plog_t *log)
+{
+    for (int i = 0; i < log->n_segs; i++)
+        plog__seg_unref(log->segs[i]);
+    for (int i = 0; i < log->n_dirty; i++)
+        plog__seg_unref(log->dirty[i]);
+    free(log->dirty);
+    free(log->segs);
+    if (log->dir_fd >= 0)
+        close(log->dir_fd);
+    pthread_mutex_destroy(&log->sync_mu);
+    free(log->dir);
+    free(log);
+}
+
+int plog_open(plog_shard_t *sh,
+              const char *dir,
+              const plog_config_t *cfg,
+              int64_t now_ms,
+              plog_t **out,
+              char *errbuf,
+              size_t errbuf_len)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        int err = -errno;
+        errf(errbuf, errbuf_len, "cannot create %s: %s", dir, strerror(errno));
+        return err;
+    }
+    plog_t *log = calloc(1, sizeof(*log));
+    if (!log || !(log->dir = strdup(dir))) {
+        free(log);
+        return ST_E_NOMEM;
+    }
+    log->sh = sh;
+    log->cfg = *cfg;
+    log->refs = 1;
+    log->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    pthread_mutex_init(&log->sync_mu, NULL);
+    int64_t *bases = NULL;
+    int n = 0;
+    int rc = log->dir_fd < 0 ? -errno : list_bases(log, &bases, &n, errbuf, errbuf_len);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        plog_seg_t *s;
+        rc = seg_open(log, bases[i], false, &s);
+        if (rc == 0 && (rc = segs_push(log, s)) != 0)
+            plog__seg_unref(s);
+        int64_t expect = i ? log->segs[i - 1]->next_offset : -1;
+        if (rc == 0)
+            rc = seg_recover(log, s, i == n - 1, expect);
+        if (rc != 0)
+            errf(errbuf, errbuf_len, "cannot recover segment %s/%020" PRId64 ".log: %s", dir,
+                 bases[i], st_strerror(rc));
+    }
+    free(bases);
+    if (rc == 0 && log->n_segs == 0) {
+        plog_seg_t *s;
+        rc = seg_open(log, 0, true, &s);
+        if (rc == 0 && (rc = segs_push(log, s)) != 0)
+            plog__seg_unref(s);
+        if (rc != 0)
+            errf(errbuf, errbuf_len, "cannot create first segment in %s: %s", dir, st_strerror(rc));
+    }
+    if (rc != 0) {
+        log_free(log);
+        return rc;
+    }
+    plog_seg_t *act = log->segs[log->n_segs - 1];
+    if (act->size > 0)
+        act->first_append_ms = now_ms;
+    log->start_offset = log->segs[0]->base_offset;
+    log->end_offset = log->durable_end = log->written_end = act->next_offset;
+    ST_DEBUG("plog", "opened dir=%s segments=%d start=%" PRId64 " end=%" PRId64, dir, log->n_segs,
+             log->start_offset, log->end_offset);
+    *out = log;
+    return 0;
+}
+
+void plog_set_config(plog_t *log, const plog_config_t *cfg)
+{
+    log->cfg = *cfg;
+}
+
+void plog_close(plog_t *log, plog_closed_cb cb, void *arg)
+{
+    ST_ASSERT(!log->closing);
+    log->closing = true;
+    log->closed_cb = cb;
+    log->closed_arg = arg;
+    plog__mark_dirty(log, NULL, log->end_offset, false); /* a final round */
+    log->refs--;                                         /* the owner's */
+}
+
+/* ---- Append and roll ---- */
+
+static int roll(plog_t *log, int64_t now_ms)
+{
+    plog_seg_t *s;
+    int rc = seg_open(log, log->end_offset, true, &s);
+    if (rc == 0 && (rc = segs_push(log, s)) != 0)
+        plog__seg_unref(s);
+    if (rc != 0) {
+        ST_ERROR("plog", "cannot roll dir=%s base=%" PRId64 " err=%s", log->dir, log->end_offset,
+                 st_strerror(rc));
+        return rc == -ENOSPC ? ST_E_NOSPC : rc;
+    }
+    (void)now_ms;
+    plog__mark_dirty(log, NULL, log->end_offset, true);
+    ST_DEBUG("plog", "rolled dir=%s base=%" PRId64, log->dir, s->base_offset);
+    return 0;
+}
+
+int plog_roll(plog_t *log, int64_t now_ms)
+{
+    if (log->segs[log->n_segs - 1]->size == 0)
+        return 0;
+    return roll(log, now_ms);
+}
+
+int plog_append(plog_t *log,
+                uint8_t *batches,
+                size_t len,
+                int32_t leader_epoch,
+                int64_t now_ms,
+                plog_append_info_t *out,
+                const char **why)
+{
+    const char *dummy;
+    if (!why)
+        why = &dummy;
+    if (log->failed) {
+        *why = "log failed after an I/O error";
+        return ST_E_FAILED;
+    }
+    if (log->closing) {
+        *why = "log is closing";
+        return ST_E_CLOSED;
+    }
+    int n_batches;
+    int rc = plog_records_validate(batches, len, &n_batches, why);
+    if (rc != 0)
+        return rc;
+    /* Offsets the record set spans. */
+    int64_t span = 0;
+    for (size_t pos = 0; pos < len;) {
+        span += (int64_t)get_be32(batches + pos + 23) + 1;
+        pos += (size_t)get_be32(batches + pos + 8) + PLOG_BATCH_LOG_OVERHEAD;
+    }
+    if (len > INT32_MAX / 2) {
+        *why = "record set too large";
+        return ST_E_TOO_LARGE;
+    }
+    plog_seg_t *act = log->segs[log->n_segs - 1];
+    if (act->size > 0 && ((int64_t)len + act->size > log->cfg.segment_bytes ||
+                          now_ms - act->first_append_ms >= log->cfg.segment_ms ||
+                          log->end_offset + span - act->base_offset > INT32_MAX ||
+                          act->size + (int64_t)len > INT32_MAX)) {
+        if ((rc = roll(log, now_ms)) != 0) {
+            *why = "cannot create a new segment";
+            return rc;
+        }
+        act = log->segs[log->n_segs - 1];
+    }
+    /* Assign offsets: rewrite baseOffset and partitionLeaderEpoch (both
+     * outside the CRC-covered span). */
+    int64_t next = log->end_offset, max_ts = -1;
+    for (size_t pos = 0; pos < len;) {
+        put_be64(batches + pos, (uint64_t)next);
+        put_be32(batches + pos + 12, (uint32_t)leader_epoch);
+        next += (int64_t)get_be32(batches + pos + 23) + 1;
+        int64_t mts = (int64_t)get_be64(batches + pos + 35);
+        if (mts > max_ts)
+            max_ts = mts;
+        pos += (size_t)get_be32(batches + pos + 8) + PLOG_BATCH_LOG_OVERHEAD;
+    }
+    ssize_t w = plog__sys->pwrite(act->fd, batches, len, (off_t)act->size);
+    if (w != (ssize_t)len) {
+        int err = w < 0 ? errno : ENOSPC; /* a short write means the device is full */
+        if (plog__sys->ftruncate(act->fd, (off_t)act->size) != 0) {
+            log->failed = ST_E_IO;
+            ST_ERROR("plog", "cannot undo a failed write dir=%s err=%s", log->dir, strerror(errno));
+        }
+        *why = err == ENOSPC ? "no space left on device" : "write failed";
+        ST_WARN("plog", "append failed dir=%s err=%s", log->dir, strerror(err));
+        return err == ENOSPC ? ST_E_NOSPC : -err;
+    }
+    for (size_t pos = 0; pos < len;) {
+        plog_batch_hdr_t h;
+        size_t blen = (size_t)get_be32(batches + pos + 8) + PLOG_BATCH_LOG_OVERHEAD;
+        ST_VERIFY(plog_batch_parse_hdr(batches + pos, blen, &h) == 0);
+        seg_note_batch(act, &h, act->size, (int64_t)blen, log->cfg.index_interval_bytes, true);
+        pos += blen;
+    }
+    if (act->first_append_ms < 0)
+        act->first_append_ms = now_ms;
+    ST_VERIFY(act->next_offset == next); /* offsets are monotonic and contiguous */
+    out->base_offset = log->end_offset;
+    log->end_offset = next;
+    out->last_offset = next - 1;
+    out->end_offset = next;
+    out->max_timestamp = max_ts;
+    out->log_start_offset = log->start_offset;
+    plog__mark_dirty(log, act, next, false);
+    return 0;
+}
+
+/* ---- Durability ---- */
+
+static void fire_waiters(plog_t *log)
+{
+    while (log->waiters && (log->failed || log->waiters->end_offset <= log->durable_end)) {
+        plog_waiter_t *w = log->waiters;
+        log->waiters = w->next;
+        if (!log->waiters)
+            log->waiters_tail = NULL;
+        w->cb(w->arg, log->failed);
+    }
+}
+
+void plog__on_synced(plog_t *log, int64_t durable_end, int err)
+{
+    if (err && !log->failed) {
+        log->failed = ST_E_FAILED;
+        ST_ERROR("plog", "log failed; appends refused until restart dir=%s err=%s", log->dir,
+                 st_strerror(err));
+    }
+    if (!err && durable_end > log->durable_end)
+        log->durable_end = durable_end;
+    fire_waiters(log);
+    if (--log->refs == 0) {
+        plog_closed_cb cb = log->closed_cb;
+        void *arg = log->closed_arg;
+        log_free(log);
+        if (cb)
+            cb(arg);
+    }
+}
+
+void plog_wait_durable(
+    plog_t *log, plog_waiter_t *w, int64_t end_offset, plog_durable_cb cb, void *arg)
+{
+    w->next = NULL;
+    w->end_offset = end_offset;
+    w->cb = cb;
+    w->arg = arg;
+    if (log->failed || end_offset <= log->durable_end) {
+        cb(arg, log->failed);
+        return;
+    }
+    if (log->waiters_tail)
+        log->waiters_tail->next = w;
+    else
+        log->waiters = w;
+    log->waiters_tail = w;
+}
+
+/* ---- Read ---- */
+
+static int find_seg(const plog_t *log, int64_t offset)
+{
+    int lo = 0, hi = log->n_segs - 1, ans = 0;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (log->segs[mid]->base_offset <= offset) {
+            ans = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return ans;
+}
+
+/* Buffered reader of batch headers in one segment file. */
+typedef struct {
+    int fd;
+    int64_t size;
+    uint8_t buf[16384];
+    int64_t buf_pos; /* file position of buf[0] */
+    int64_t buf_len;
+} hdr_rd_t;
+
+/* Header of the batch at pos, or an error when the file holds no whole batch. */
+static int hdr_at(hdr_rd_t *r, int64_t pos, plog_batch_hdr_t *h)
+{
+    if (pos + PLOG_BATCH_HDR_SIZE > r->size)
+        return ST_E_IO;
+    if (pos < r->buf_pos || pos + PLOG_BATCH_HDR_SIZE > r->buf_pos + r->buf_len) {
+        ssize_t n = pread(r->fd, r->buf, sizeof(r->buf), pos);
+        if (n < PLOG_BATCH_HDR_SIZE)
+            return n < 0 ? -errno : ST_E_IO;
+        r->buf_pos = pos;
+        r->buf_len = n;
+    }
+    int rc = plog_batch_parse_hdr(r->buf + (pos - r->buf_pos), PLOG_BATCH_HDR_SIZE, h);
+    if (rc == 0 && (int64_t)h->batch_length + PLOG_BATCH_LOG_OVERHEAD > r->size - pos)
+        rc = ST_E_IO;
+    return rc;
+}
+
+int plog_read(plog_t *log, int64_t offset, int64_t max_bytes, plog_slice_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->fd = -1;
+    if (offset < log->start_offset || offset > log->end_offset)
+        return ST_E_RANGE;
+    out->first_offset = out->next_offset = offset;
+    if (offset == log->end_offset)
+        return 0;
+    plog_seg_t *s;
+    int64_t pos;
+    if (log->rd_seg && log->rd_offset == offset && offset < log->rd_seg->next_offset) {
+        s = log->rd_seg;
+        pos = log->rd_pos;
+    } else {
+        int i = find_seg(log, offset);
+        s = log->segs[i];
+        while (offset >= s->next_offset && i + 1 < log->n_segs)
+            s = log->segs[++i];
+        pos = idx_lookup(s, offset);
+    }
+    hdr_rd_t *r = malloc(sizeof(*r));
+    if (!r)
+        return ST_E_NOMEM;
+    r->fd = s->fd;
+    r->size = s->size;
+    r->buf_pos = r->buf_len = 0;
+    plog_batch_hdr_t h;
+    int rc;
+    /* Skip batches that end before offset. */
+    while ((rc = hdr_at(r, pos, &h)) == 0 && h.base_offset + h.last_offset_delta < offset)
+        pos += (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+    if (rc != 0) {
+        free(r);
+        ST_ERROR("plog", "read found no batch for offset=%" PRId64 " dir=%s", offset, log->dir);
+        return ST_E_IO;
+    }
+    int64_t start = pos, end = pos;
+    out->first_offset = h.base_offset;
+    do {
+        int64_t blen = (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+        if (end > start && end - start + blen > max_bytes)
+            break;
+        end += blen;
+        out->next_offset = h.base_offset + h.last_offset_delta + 1;
+    } while (end < s->size && hdr_at(r, end, &h) == 0);
+    free(r);
+    plog__seg_ref(s);
+    out->seg = s;
+    out->fd = s->fd;
+    out->pos = start;
+    out->len = end - start;
+    log->rd_seg = s;
+    log->rd_offset = out->next_offset;
+    log->rd_pos = end;
+    return 0;
+}
+
+int plog_slice_pread(const plog_slice_t *s, void *buf)
+{
+    int64_t done = 0;
+    while (done < s->len) {
+        ssize_t n = pread(s->fd, (uint8_t *)buf + done, (size_t)(s->len - done), s->pos + done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : ST_E_IO;
+        done += n;
+    }
+    return 0;
+}
+
+void plog_slice_release(plog_slice_t *s)
+{
+    plog__seg_unref(s->seg);
+    s->seg = NULL;
+    s->fd = -1;
+}
+
+/* ---- Time lookup ---- */
+
+int plog_offset_for_time(plog_t *log, int64_t ts, int64_t *offset, int64_t *timestamp)
+{
+    for (int i = 0; i < log->n_segs; i++) {
+        plog_seg_t *s = log->segs[i];
+        if (s->max_ts < ts)
+            continue;
+        /* Start after the last timeindex entry whose timestamp is below ts. */
+        int64_t from = s->base_offset;
+        for (int lo = 0, hi = s->n_tidx - 1; lo <= hi;) {
+            int mid = (lo + hi) / 2;
+            if (s->tidx[mid].ts < ts) {
+                from = s->base_offset + s->tidx[mid].rel_offset;
+                lo = mid + 1;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        hdr_rd_t *r = malloc(sizeof(*r));
+        if (!r)
+            return ST_E_NOMEM;
+        *r = (hdr_rd_t){.fd = s->fd, .size = s->size};
+        int64_t pos = idx_lookup(s, from);
+        plog_batch_hdr_t h;
+        int rc;
+        while ((rc = hdr_at(r, pos, &h)) == 0 && h.max_timestamp < ts)
+            pos += (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+        free(r);
+        if (rc != 0)
+            continue;
+        size_t blen = (size_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+        uint8_t *b = malloc(blen);
+        if (!b)
+            return ST_E_NOMEM;
+        int64_t off = h.base_offset;
+        if (pread(s->fd, b, blen, pos) == (ssize_t)blen)
+            off = plog_batch_offset_for_time(b, blen, ts);
+        free(b);
+        *offset = off < log->start_offset ? log->start_offset : off;
+        *timestamp = h.max_timestamp;
+        return 0;
+    }
+    return ST_E_NOTFOUND;
+}
+
+/* ---- Retention ---- */
+
+static void unlink_job(void *arg)
+{
+    plog_seg_t *s = arg;
+    static const char *const exts[] = {"log.deleted", "index", "timeindex"};
+    for (int i = 0; i < 3; i++) {
+        char f[4200];
+        seg_file(s, exts[i], f, sizeof(f));
+        if (unlink(f) != 0 && errno != ENOENT)
+            ST_WARN("plog", "cannot delete %s: %s", f, strerror(errno));
+    }
+    plog__seg_unref(s); /* readers may still hold refs; the fd closes with the last */
+}
+
+static int delete_oldest(plog_t *log, const char *reason)
+{
+    plog_seg_t *s = log->segs[0];
+    /* Rename first so a crash before the unlink cannot resurrect the segment. */
+    char from[4200], to[4300];
+    seg_file(s, "log", from, sizeof(from));
+    snprintf(to, sizeof(to), "%s.deleted", from);
+    if (rename(from, to) != 0) {
+        int err = -errno;
+        ST_WARN("plog", "cannot delete segment %s: %s", from, strerror(errno));
+        return err;
+    }
+    memmove(log->segs, log->segs + 1, (size_t)(log->n_segs - 1) * sizeof(*log->segs));
+    log->n_segs--;
+    log->start_offset = log->segs[0]->base_offset;
+    if (log->rd_seg == s)
+        log->rd_seg = NULL;
+    ST_INFO("plog", "deleted segment by %s dir=%s base=%" PRId64 " new_start=%" PRId64, reason,
+            log->dir, s->base_offset, log->start_offset);
+    s->is_deleted = true;
+    if (plog__env_job(log->sh->env, unlink_job, s) != 0)
+        plog__seg_unref(s);
+    return 0;
+}
+
+int plog_tick(plog_t *log, int64_t now_ms)
+{
+    if (log->failed || log->closing)
+        return 0;
+    plog_seg_t *act = log->segs[log->n_segs - 1];
+    if (act->size > 0 && now_ms - act->first_append_ms >= log->cfg.segment_ms) {
+        int rc = roll(log, now_ms);
+        if (rc != 0)
+            return rc;
+    }
+    int deleted = 0;
+    while (log->n_segs > 1 && log->cfg.retention_ms >= 0 &&
+           now_ms - log->segs[0]->max_ts > log->cfg.retention_ms) {
+        if (delete_oldest(log, "retention.ms") != 0)
+            return deleted;
+        deleted++;
+    }
+    if (log->cfg.retention_bytes >= 0) {
+        int64_t total = plog_size_bytes(log);
+        while (log->n_segs > 1 && total - log->segs[0]->size >= log->cfg.retention_bytes) {
+            total -= log->segs[0]->size;
+            if (delete_oldest(log, "retention.bytes") != 0)
+                return deleted;
+            deleted++;
+        }
+    }
+    return deleted;
+}
+
+/* ---- Accessors ---- */
+
+int64_t plog_start_offset(const plog_t *log)
+{
+    return log->start_offset;
+}
+
+int64_t plog_end_offset(const plog_t *log)
+{
+    return log->end_offset;
+}
+
+int64_t plog_durable_offset(const plog_t *log)
+{
+    return log->durable_end;
+}
+
+int64_t plog_size_bytes(const plog_t *log)
+{
+    int64_t t = 0;
+    for (int i = 0; i < log->n_segs; i++)
+        t += log->segs[i]->size;
+    return t;
+}
+
+int plog_segment_count(const plog_t *log)
+{
+    return log->n_segs;
+}
+
+int64_t plog_segment_base(const plog_t *log, int i)
+{
+    return i >= 0 && i < log->n_segs ? log->segs[i]->base_offset : -1;
+}
+
+const char *plog_dir(const plog_t *log)
+{
+    return log->dir;
+}
+
+int plog_parse_dir_name(const char *name, char *topic, size_t topic_len, int32_t *partition)
+{
+    const char *dash = strrchr(name, '-');
+    if (!dash || dash == name || !dash[1] || (size_t)(dash - name) >= topic_len)
+        return ST_E_INVAL;
+    long long p = 0;
+    for (const char *c = dash + 1; *c; c++) {
+        if (*c < '0' || *c > '9' || p > INT32_MAX / 10)
+            return ST_E_INVAL;
+        p = p * 10 + (*c - '0');
+    }
+    memcpy(topic, name, (size_t)(dash - name));
+    topic[dash - name] = 0;
+    *partition = (int32_t)p;
+    return 0;
+}

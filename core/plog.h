@@ -1,0 +1,226 @@
+/* plog.h - the partition log: Kafka's on-disk layout, durable appends, reads.
+ *
+ * Data path: kh_produce decodes a record set -> plog_append() validates every
+ * batch, assigns offsets (rewriting only baseOffset and partitionLeaderEpoch)
+ * and writes the bytes into the active segment's page cache on the owning shard
+ * loop -> the env's flusher thread fdatasyncs (group commit: every append that
+ * arrived while a sync was in flight shares the next one) -> the completion is
+ * posted back to the loop, where plog_wait_durable() waiters fire -> ack.
+ * kh_fetch calls plog_read() for a slice of whole batches; tiering reads
+ * sealed segments.
+ *
+ * Layout: DIR/<20-digit base offset>.log, .index (8-byte entries: relative
+ * offset of a batch's last record, file position of the batch, big-endian) and
+ * .timeindex (12-byte entries: max timestamp so far, relative offset).
+ *
+ * Threads: a plog_t belongs to one loop (its shard). Only plog_env's flusher
+ * thread touches it elsewhere, under the log's sync mutex.
+ */
+#ifndef PLOG_H
+#define PLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "core/st_err.h"
+
+/* ---- Record batch v2 ---- */
+
+#define PLOG_BATCH_HDR_SIZE     61 /* bytes up to and including recordsCount */
+#define PLOG_BATCH_LOG_OVERHEAD 12 /* baseOffset + batchLength */
+#define PLOG_BATCH_CRC_START    21 /* CRC-32C covers attributes .. end */
+
+/* Field names follow the Kafka spec (DefaultRecordBatch). */
+typedef struct {
+    int64_t base_offset;
+    int32_t batch_length; /* bytes after this field */
+    int32_t partition_leader_epoch;
+    int8_t magic;
+    uint32_t crc;
+    int16_t attributes; /* bits 0-2 compression, 3 timestamp type, 4 transactional, 5 control */
+    int32_t last_offset_delta;
+    int64_t base_timestamp;
+    int64_t max_timestamp;
+    int64_t producer_id;
+    int16_t producer_epoch;
+    int32_t base_sequence;
+    int32_t records_count;
+} plog_batch_hdr_t;
+
+/** Decode the fixed header of the batch at p (no validation beyond length).
+ * @return 0, or ST_E_MALFORMED when len < PLOG_BATCH_HDR_SIZE. */
+ST_MUST_CHECK int plog_batch_parse_hdr(const uint8_t *p, size_t len, plog_batch_hdr_t *out);
+
+/** Validate one complete batch of exactly len bytes: lengths, magic 2, CRC-32C,
+ * compression codec, record count, and (uncompressed) every record's framing.
+ * @param why  Out (may be NULL): a static string naming the failed check.
+ * @return 0, ST_E_MALFORMED or ST_E_CORRUPT (CRC mismatch). */
+ST_MUST_CHECK int
+plog_batch_validate(const uint8_t *p, size_t len, plog_batch_hdr_t *out, const char **why);
+
+/** Validate a record set (batches back to back) as plog_append() will.
+ * @param n_batches  Out: number of batches.  @return as plog_batch_validate. */
+ST_MUST_CHECK int
+plog_records_validate(const uint8_t *p, size_t len, int *n_batches, const char **why);
+
+/** First offset in the batch at p whose record timestamp is >= ts, reading the
+ * records of an uncompressed batch; for a compressed batch, its base offset.
+ * @return the offset, or -1 when no record qualifies. */
+int64_t plog_batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts);
+
+/* ---- Environment: one per data directory ---- */
+
+typedef struct plog_env plog_env_t;
+typedef struct plog_shard plog_shard_t;
+typedef struct plog plog_t;
+typedef struct plog_seg plog_seg_t;
+
+/* Syscalls the engine makes on data files; tests replace them to inject
+ * ENOSPC, EIO and short writes. */
+typedef struct {
+    ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
+    int (*fdatasync)(int fd);
+    int (*ftruncate)(int fd, off_t len);
+} plog_sys_t;
+
+/** Replace the syscall table (NULL restores the real one). @thread any, before use */
+void plog_set_sys(const plog_sys_t *sys);
+
+/** Start the flusher thread. @return 0 or ST_E_NOMEM / negative errno. */
+ST_MUST_CHECK int plog_env_new(plog_env_t **out);
+/** Stop the flusher after it drained its queue; all logs must be closed. */
+void plog_env_free(plog_env_t *env);
+
+/** Per-loop completion channel (owns a uv_async_t on loop).
+ * @thread loop's thread */
+ST_MUST_CHECK int plog_shard_new(plog_env_t *env, uv_loop_t *loop, plog_shard_t **out);
+/** Close the channel; frees itself in the close callback. All its logs must be
+ * closed (plog_close callbacks fired) first. */
+void plog_shard_free(plog_shard_t *sh);
+
+/* ---- Partition log ---- */
+
+typedef struct {
+    int64_t segment_bytes;        /* segment.bytes: roll when the active segment would exceed it */
+    int64_t segment_ms;           /* segment.ms: roll when the active segment is older */
+    int64_t retention_bytes;      /* retention.bytes, -1 = unlimited */
+    int64_t retention_ms;         /* retention.ms, -1 = unlimited */
+    int32_t index_interval_bytes; /* index.interval.bytes */
+} plog_config_t;
+
+/** Kafka's defaults (1 GiB segments, 7 days, unlimited size, 4 KiB index interval). */
+void plog_config_default(plog_config_t *cfg);
+
+/** Open (creating if needed) the log in dir and recover it: scan the active
+ * segment's tail from its last good index entry, truncate at the first torn or
+ * CRC-failing batch, rebuild missing or corrupt index files, delete leftovers.
+ * @param dir  Borrowed; the partition directory (created if absent).
+ * @return 0, or negative errno / ST_E_IO with a reason in errbuf.
+ * @thread sh's loop (or a pool thread before the log is used)  @blocking yes: disk reads */
+ST_MUST_CHECK int plog_open(plog_shard_t *sh,
+                            const char *dir,
+                            const plog_config_t *cfg,
+                            int64_t now_ms,
+                            plog_t **out,
+                            char *errbuf,
+                            size_t errbuf_len);
+
+typedef void (*plog_closed_cb)(void *arg);
+/** Flush, then close the log; cb fires on the loop once the final fdatasync
+ * completed and every waiter was answered. Readers' slices stay valid. */
+void plog_close(plog_t *log, plog_closed_cb cb, void *arg);
+
+/** Change the config of an open log (takes effect on the next append/tick). */
+void plog_set_config(plog_t *log, const plog_config_t *cfg);
+
+typedef struct {
+    int64_t base_offset;   /* offset of the first record appended */
+    int64_t last_offset;   /* offset of the last record appended */
+    int64_t end_offset;    /* log end offset after the append (last_offset + 1) */
+    int64_t max_timestamp; /* largest maxTimestamp among the batches */
+    int64_t log_start_offset;
+} plog_append_info_t;
+
+/** Append a record set after validating all of it: nothing is written if any
+ * batch is bad. Rewrites baseOffset and partitionLeaderEpoch inside the
+ * caller's buffer (outside the CRC), then writes it to the active segment,
+ * rolling first by segment.bytes / segment.ms.
+ * @param batches  Borrowed and modified in place for the call.
+ * @return 0; ST_E_MALFORMED / ST_E_CORRUPT for bad input; ST_E_NOSPC (nothing
+ *         written, the log stays usable); ST_E_FAILED after an fsync error.
+ * @thread owning loop  @blocking no (page-cache write) */
+ST_MUST_CHECK int plog_append(plog_t *log,
+                              uint8_t *batches,
+                              size_t len,
+                              int32_t leader_epoch,
+                              int64_t now_ms,
+                              plog_append_info_t *out,
+                              const char **why);
+
+typedef void (*plog_durable_cb)(void *arg, int status);
+/* Caller-owned waiter, typically embedded in the request it acknowledges. */
+typedef struct plog_waiter {
+    struct plog_waiter *next;
+    int64_t end_offset;
+    plog_durable_cb cb;
+    void *arg;
+} plog_waiter_t;
+
+/** Call cb(arg, 0) once every offset below end_offset is on stable storage, or
+ * cb(arg, err) when the log failed. Fires synchronously if already durable.
+ * @param w  Borrowed until cb fires.   @thread owning loop */
+void plog_wait_durable(
+    plog_t *log, plog_waiter_t *w, int64_t end_offset, plog_durable_cb cb, void *arg);
+
+/* A read result: whole batches [pos, pos+len) of one segment file. */
+typedef struct {
+    plog_seg_t *seg; /* owned ref: release with plog_slice_release */
+    int fd;          /* borrowed: valid while seg is held */
+    int64_t pos;
+    int64_t len;
+    int64_t first_offset; /* base offset of the first batch in the slice */
+    int64_t next_offset;  /* offset after the last batch in the slice */
+} plog_slice_t;
+
+/** Find whole batches starting with the one holding offset, up to max_bytes
+ * (the first batch is returned whole even if larger, as Kafka does).
+ * Sequential readers continue from a cached position: no index search.
+ * @return 0 (len 0 when offset == end offset), ST_E_RANGE when out of
+ *         [log start, end], ST_E_IO.
+ * @thread owning loop  @blocking small header reads (page cache) */
+ST_MUST_CHECK int plog_read(plog_t *log, int64_t offset, int64_t max_bytes, plog_slice_t *out);
+/** Read a slice's bytes into buf (len bytes). @blocking yes  @thread any */
+ST_MUST_CHECK int plog_slice_pread(const plog_slice_t *s, void *buf);
+void plog_slice_release(plog_slice_t *s);
+
+/** Offset of the first record with timestamp >= ts (Kafka ListOffsets).
+ * @return 0 with *offset (and *timestamp, the batch max), or ST_E_NOTFOUND. */
+ST_MUST_CHECK int
+plog_offset_for_time(plog_t *log, int64_t ts, int64_t *offset, int64_t *timestamp);
+
+/** Periodic work: roll an aged active segment (segment.ms), apply retention
+ * (retention.ms / retention.bytes, whole segments only, never the active one).
+ * @return number of segments deleted, or a negative error. @thread owning loop */
+int plog_tick(plog_t *log, int64_t now_ms);
+
+/** Roll now (seal the active segment, start a new one) if it holds data. */
+ST_MUST_CHECK int plog_roll(plog_t *log, int64_t now_ms);
+
+int64_t plog_start_offset(const plog_t *log);
+int64_t plog_end_offset(const plog_t *log);
+int64_t plog_durable_offset(const plog_t *log);
+int64_t plog_size_bytes(const plog_t *log);
+int plog_segment_count(const plog_t *log);
+/** Base offset of segment i (0 = oldest). */
+int64_t plog_segment_base(const plog_t *log, int i);
+const char *plog_dir(const plog_t *log);
+
+/** Parse a partition directory name "<topic>-<partition>".
+ * @param topic  Out buffer for the topic name.  @return 0 or ST_E_INVAL. */
+ST_MUST_CHECK int
+plog_parse_dir_name(const char *name, char *topic, size_t topic_len, int32_t *partition);
+
+#endif

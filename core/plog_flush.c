@@ -1,0 +1,257 @@
+/* plog_flush.c - the flusher: group commit of partition logs off the loops.
+ * Data path: plog_append() writes into the page cache and queues its log here
+ * -> this thread takes every queued log, snapshots how far each was written,
+ * fdatasyncs the dirty segments (and the directory after a segment was
+ * created) -> posts {log, durable_end} to the log's shard, whose uv_async
+ * callback fires the durability waiters (plog__on_synced).
+ * Invariants: 1. durable_end is the written_end read *before* fdatasync, so
+ *                every byte below it was written before the sync began;
+ *             2. a log is in the queue at most once (its `queued` flag);
+ *                appends during a sync queue it for the next round.
+ * Slow jobs (unlinking deleted segments) run on the same thread, in order. */
+#include "core/plog_int.h"
+#include "core/st_assert.h"
+#include "core/st_log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+typedef struct job {
+    struct job *next;
+    void (*fn)(void *);
+    void *arg;
+} job_t;
+
+struct plog_env {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    plog_t *queue, *queue_tail; /* logs awaiting a sync, guarded by mu */
+    job_t *jobs, *jobs_tail;    /* guarded by mu */
+    bool stop;
+};
+
+static void post_done(plog_t *log, int64_t end, int err)
+{
+    plog_shard_t *sh = log->sh;
+    plog__done_t *d = malloc(sizeof(*d));
+    ST_VERIFY(d != NULL); /* cannot report durability otherwise */
+    d->log = log;
+    d->durable_end = end;
+    d->err = err;
+    pthread_mutex_lock(&sh->mu);
+    d->next = sh->done;
+    sh->done = d;
+    pthread_mutex_unlock(&sh->mu);
+    uv_async_send(&sh->async);
+}
+
+static void sync_log(plog_t *log)
+{
+    pthread_mutex_lock(&log->sync_mu);
+    plog_seg_t **dirty = log->dirty;
+    int n = log->n_dirty;
+    log->dirty = NULL;
+    log->n_dirty = log->cap_dirty = 0;
+    int64_t end = log->written_end;
+    bool dir_dirty = log->dir_dirty;
+    log->dir_dirty = false;
+    log->queued = false;
+    pthread_mutex_unlock(&log->sync_mu);
+
+    int err = 0;
+    for (int i = 0; i < n; i++) {
+        if (!err && plog__sys->fdatasync(dirty[i]->fd) != 0) {
+            err = -errno;
+            ST_ERROR("plog", "fdatasync failed path=%s.log err=%s", dirty[i]->path,
+                     st_strerror(err));
+        }
+        plog__seg_unref(dirty[i]);
+    }
+    free(dirty);
+    if (!err && dir_dirty && fsync(log->dir_fd) != 0) {
+        err = -errno;
+        ST_ERROR("plog", "fsync of directory failed dir=%s err=%s", log->dir, st_strerror(err));
+    }
+    post_done(log, end, err);
+}
+
+static void *flusher_main(void *arg)
+{
+    plog_env_t *env = arg;
+    pthread_mutex_lock(&env->mu);
+    for (;;) {
+        while (!env->queue && !env->jobs && !env->stop)
+            pthread_cond_wait(&env->cond, &env->mu);
+        if (!env->queue && !env->jobs && env->stop)
+            break;
+        plog_t *batch = env->queue;
+        env->queue = env->queue_tail = NULL;
+        job_t *jobs = env->jobs;
+        env->jobs = env->jobs_tail = NULL;
+        pthread_mutex_unlock(&env->mu);
+        while (batch) {
+            plog_t *next = batch->next_queued;
+            sync_log(batch);
+            batch = next;
+        }
+        while (jobs) {
+            job_t *next = jobs->next;
+            jobs->fn(jobs->arg);
+            free(jobs);
+            jobs = next;
+        }
+        pthread_mutex_lock(&env->mu);
+    }
+    pthread_mutex_unlock(&env->mu);
+    return NULL;
+}
+
+int plog_env_new(plog_env_t **out)
+{
+    plog_env_t *env = calloc(1, sizeof(*env));
+    if (!env)
+        return ST_E_NOMEM;
+    pthread_mutex_init(&env->mu, NULL);
+    pthread_cond_init(&env->cond, NULL);
+    int rc = pthread_create(&env->thread, NULL, flusher_main, env);
+    if (rc != 0) {
+        free(env);
+        return -rc;
+    }
+    *out = env;
+    return 0;
+}
+
+void plog_env_free(plog_env_t *env)
+{
+    if (!env)
+        return;
+    pthread_mutex_lock(&env->mu);
+    env->stop = true;
+    pthread_cond_signal(&env->cond);
+    pthread_mutex_unlock(&env->mu);
+    pthread_join(env->thread, NULL);
+    pthread_mutex_destroy(&env->mu);
+    pthread_cond_destroy(&env->cond);
+    free(env);
+}
+
+void plog__flush_enqueue_locked(plog_t *log)
+{
+    if (log->queued)
+        return;
+    log->queued = true;
+    log->refs++; /* dropped by plog__on_synced on the loop */
+    plog_env_t *env = log->sh->env;
+    pthread_mutex_lock(&env->mu);
+    log->next_queued = NULL;
+    if (env->queue_tail)
+        env->queue_tail->next_queued = log;
+    else
+        env->queue = log;
+    env->queue_tail = log;
+    pthread_cond_signal(&env->cond);
+    pthread_mutex_unlock(&env->mu);
+}
+
+void plog__mark_dirty(plog_t *log, plog_seg_t *seg, int64_t written_end, bool dir_dirty)
+{
+    pthread_mutex_lock(&log->sync_mu);
+    bool found = false;
+    for (int i = 0; i < log->n_dirty; i++)
+        found |= log->dirty[i] == seg;
+    if (!found && seg) {
+        if (log->n_dirty == log->cap_dirty) {
+            int cap = log->cap_dirty ? log->cap_dirty * 2 : 4;
+            plog_seg_t **d = realloc(log->dirty, (size_t)cap * sizeof(*d));
+            ST_VERIFY(d != NULL);
+            log->dirty = d;
+            log->cap_dirty = cap;
+        }
+        plog__seg_ref(seg);
+        log->dirty[log->n_dirty++] = seg;
+    }
+    if (written_end > log->written_end)
+        log->written_end = written_end;
+    log->dir_dirty |= dir_dirty;
+    plog__flush_enqueue_locked(log);
+    pthread_mutex_unlock(&log->sync_mu);
+}
+
+int plog__env_job(plog_env_t *env, void (*fn)(void *), void *arg)
+{
+    job_t *j = malloc(sizeof(*j));
+    if (!j)
+        return ST_E_NOMEM;
+    j->fn = fn;
+    j->arg = arg;
+    j->next = NULL;
+    pthread_mutex_lock(&env->mu);
+    if (env->jobs_tail)
+        env->jobs_tail->next = j;
+    else
+        env->jobs = j;
+    env->jobs_tail = j;
+    pthread_cond_signal(&env->cond);
+    pthread_mutex_unlock(&env->mu);
+    return 0;
+}
+
+/* ---- Per-loop completion channel ---- */
+
+static void on_async(uv_async_t *h)
+{
+    plog_shard_t *sh = h->data;
+    pthread_mutex_lock(&sh->mu);
+    plog__done_t *d = sh->done;
+    sh->done = NULL;
+    pthread_mutex_unlock(&sh->mu);
+    /* The list is LIFO; reverse so each log sees its rounds in order. */
+    plog__done_t *rev = NULL;
+    while (d) {
+        plog__done_t *n = d->next;
+        d->next = rev;
+        rev = d;
+        d = n;
+    }
+    while (rev) {
+        plog__done_t *n = rev->next;
+        plog__on_synced(rev->log, rev->durable_end, rev->err);
+        free(rev);
+        rev = n;
+    }
+}
+
+int plog_shard_new(plog_env_t *env, uv_loop_t *loop, plog_shard_t **out)
+{
+    plog_shard_t *sh = calloc(1, sizeof(*sh));
+    if (!sh)
+        return ST_E_NOMEM;
+    sh->env = env;
+    sh->loop = loop;
+    pthread_mutex_init(&sh->mu, NULL);
+    int rc = uv_async_init(loop, &sh->async, on_async);
+    if (rc != 0) {
+        free(sh);
+        return rc;
+    }
+    sh->async.data = sh;
+    *out = sh;
+    return 0;
+}
+
+static void on_shard_closed(uv_handle_t *h)
+{
+    plog_shard_t *sh = h->data;
+    pthread_mutex_destroy(&sh->mu);
+    free(sh);
+}
+
+void plog_shard_free(plog_shard_t *sh)
+{
+    if (!sh)
+        return;
+    uv_close((uv_handle_t *)&sh->async, on_shard_closed);
+}

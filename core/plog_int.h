@@ -1,0 +1,103 @@
+/* plog_int.h - internals shared by plog*.c (not for other modules). */
+#ifndef PLOG_INT_H
+#define PLOG_INT_H
+
+#include "core/plog.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define PLOG_NAME_LEN 20 /* digits in a segment file's base offset */
+
+typedef struct {
+    int32_t rel_offset; /* last offset of the batch - segment base */
+    int32_t pos;        /* file position of the batch */
+} plog__idx_t;
+
+typedef struct {
+    int64_t ts;         /* max timestamp seen so far in the segment */
+    int32_t rel_offset; /* offset where it was seen - segment base */
+} plog__tidx_t;
+
+struct plog_seg {
+    _Atomic int refs;
+    int fd;      /* owned: the .log file */
+    int idx_fd;  /* owned: the .index file */
+    int tidx_fd; /* owned: the .timeindex file */
+    int64_t base_offset;
+    int64_t next_offset; /* last offset + 1 (base_offset when empty) */
+    int64_t size;        /* bytes of whole batches */
+    int64_t max_ts;      /* largest batch maxTimestamp, -1 when empty */
+    int64_t max_ts_offset;
+    int64_t first_append_ms; /* for segment.ms; -1 when empty */
+    int64_t bytes_since_index;
+    plog__idx_t *idx; /* owned */
+    int n_idx, cap_idx;
+    plog__tidx_t *tidx; /* owned */
+    int n_tidx, cap_tidx;
+    bool is_deleted; /* removed from the log; files unlinked by the flusher */
+    char path[4096]; /* DIR/<base> without extension */
+};
+
+/* Per-loop completion channel: the flusher appends finished syncs here. */
+struct plog_shard {
+    plog_env_t *env; /* borrowed */
+    uv_loop_t *loop; /* borrowed */
+    uv_async_t async;
+    pthread_mutex_t mu;
+    struct plog__done *done; /* owned list, guarded by mu */
+};
+
+typedef struct plog__done {
+    struct plog__done *next;
+    plog_t *log;
+    int64_t durable_end;
+    int err;
+} plog__done_t;
+
+struct plog {
+    plog_shard_t *sh; /* borrowed */
+    char *dir;        /* owned */
+    int dir_fd;       /* owned: fsynced after a segment file is created */
+    plog_config_t cfg;
+    plog_seg_t **segs; /* owned refs, oldest first; the last is active */
+    int n_segs, cap_segs;
+    int64_t start_offset;
+    int64_t end_offset;
+    int64_t durable_end; /* every offset below is on stable storage */
+    int failed;          /* sticky error after a failed fsync */
+    plog_waiter_t *waiters, *waiters_tail;
+    int refs; /* loop-only: 1 for the owner + 1 per pending flusher round */
+    bool closing;
+    plog_closed_cb closed_cb;
+    void *closed_arg;
+    /* Sequential read cache: the position of next_offset in seg. */
+    plog_seg_t *rd_seg; /* borrowed: valid while in segs */
+    int64_t rd_offset, rd_pos;
+
+    /* ---- shared with the flusher thread, guarded by sync_mu ---- */
+    pthread_mutex_t sync_mu;
+    plog_seg_t **dirty; /* owned refs of segments written since the last sync */
+    int n_dirty, cap_dirty;
+    int64_t written_end; /* end offset covered by the written bytes */
+    bool dir_dirty;      /* a segment file was created since the last sync */
+    bool queued;         /* in the flusher's queue */
+    struct plog *next_queued;
+};
+
+extern const plog_sys_t *plog__sys;
+
+void plog__seg_ref(plog_seg_t *s);
+void plog__seg_unref(plog_seg_t *s);
+
+/* Flusher (plog_flush.c). Queue the log for the next group commit; takes a
+ * loop-side ref that the completion drops. Called with sync_mu held. */
+void plog__flush_enqueue_locked(plog_t *log);
+/* Mark seg dirty and queue a sync. @thread owning loop */
+void plog__mark_dirty(plog_t *log, plog_seg_t *seg, int64_t written_end, bool dir_dirty);
+/* Run fn(arg) on the flusher thread (file deletion and other slow I/O). */
+int plog__env_job(plog_env_t *env, void (*fn)(void *), void *arg);
+/* Completion on the loop (plog.c). */
+void plog__on_synced(plog_t *log, int64_t durable_end, int err);
+
+#endif

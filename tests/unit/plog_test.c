@@ -1,0 +1,594 @@
+/* plog_test.c - unit tests of the partition log engine (core/plog*). */
+#include <cmocka.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/plog.h"
+#include "core/st_crc32c.h"
+#include "tests/support/tbatch.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct {
+    uv_loop_t loop;
+    plog_env_t *env;
+    plog_shard_t *sh;
+    char dir[256];
+} fx_t;
+
+static int rm_rf(const char *path)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+    return system(cmd);
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(plog_env_new(&f->env), 0);
+    assert_int_equal(plog_shard_new(f->env, &f->loop, &f->sh), 0);
+    char tmpl[] = "/tmp/plog_test.XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(f->dir, sizeof(f->dir), "%s/orders-0", tmpl);
+    *state = f;
+    return 0;
+}
+
+static void on_closed(void *arg)
+{
+    *(int *)arg = 1;
+}
+
+static void close_log(fx_t *f, plog_t *log)
+{
+    int closed = 0;
+    plog_close(log, on_closed, &closed);
+    while (!closed)
+        uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    plog_shard_free(f->sh);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    plog_env_free(f->env);
+    plog_set_sys(NULL);
+    char *slash = strrchr(f->dir, '/');
+    *slash = 0;
+    rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+static plog_t *open_log(fx_t *f, const plog_config_t *cfg)
+{
+    plog_t *log = NULL;
+    char err[256] = "";
+    plog_config_t def;
+    plog_config_default(&def);
+    int rc = plog_open(f->sh, f->dir, cfg ? cfg : &def, 1000, &log, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("plog_open: %s (%s)", err, st_strerror(rc));
+    return log;
+}
+
+/* Append a batch of n records (seed) and return its base offset. */
+static int64_t append(plog_t *log, int n, size_t vlen, uint64_t seed, int64_t ts)
+{
+    size_t len;
+    uint8_t *b = tbatch_build(n, vlen, seed, ts, &len);
+    plog_append_info_t info;
+    const char *why = NULL;
+    int rc = plog_append(log, b, len, 7, 1000, &info, &why);
+    free(b);
+    if (rc != 0)
+        fail_msg("append: %s (%s)", st_strerror(rc), why ? why : "");
+    return info.base_offset;
+}
+
+/* Read the batch holding offset and check it is the one built from seed. */
+static void check_read(
+    plog_t *log, int64_t offset, int64_t want_base, int n, size_t vlen, uint64_t seed, int64_t ts)
+{
+    plog_slice_t s;
+    assert_int_equal(plog_read(log, offset, 1, &s), 0);
+    assert_int_equal(s.first_offset, want_base);
+    assert_int_equal(s.next_offset, want_base + n);
+    uint8_t *got = malloc((size_t)s.len);
+    assert_int_equal(plog_slice_pread(&s, got), 0);
+    size_t len;
+    uint8_t *exp = tbatch_build(n, vlen, seed, ts, &len);
+    assert_int_equal(s.len, (int64_t)len);
+    /* Only baseOffset and partitionLeaderEpoch differ from what was sent. */
+    assert_memory_equal(got + 8, exp + 8, 4);
+    assert_memory_equal(got + 16, exp + 16, len - 16);
+    plog_batch_hdr_t h;
+    assert_int_equal(plog_batch_validate(got, len, &h, NULL), 0);
+    assert_int_equal(h.base_offset, want_base);
+    assert_int_equal(h.partition_leader_epoch, 7);
+    free(got);
+    free(exp);
+    plog_slice_release(&s);
+}
+
+static void test_crc32c_hw_matches_sw(void **state)
+{
+    (void)state;
+    /* RFC 3720 check value. */
+    assert_int_equal(st_crc32c(0, "123456789", 9), 0xE3069283u);
+    uint8_t buf[1000];
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (uint8_t)(i * 31 + 7);
+    for (size_t off = 0; off < 9; off++)
+        for (size_t len = 0; len < 200; len += 13)
+            assert_int_equal(st_crc32c(0, buf + off, len), st_crc32c_sw(0, buf + off, len));
+    assert_int_equal(st_crc32c(st_crc32c(0, buf, 300), buf + 300, 700), st_crc32c(0, buf, 1000));
+}
+
+static void test_plog_append_read_round_trip(void **state)
+{
+    fx_t *f = *state;
+    plog_t *log = open_log(f, NULL);
+    int64_t next = 0;
+    for (int i = 0; i < 50; i++) {
+        int n = 1 + i % 5;
+        assert_int_equal(append(log, n, 100 + (size_t)i, (uint64_t)i, 5000 + i), next);
+        next += n;
+    }
+    assert_int_equal(plog_end_offset(log), next);
+    for (int i = 0, base = 0; i < 50; i++) {
+        int n = 1 + i % 5;
+        for (int k = 0; k < n; k++)
+            check_read(log, base + k, base, n, 100 + (size_t)i, (uint64_t)i, 5000 + i);
+        base += n;
+    }
+    /* Reading at the end returns nothing; beyond is out of range. */
+    plog_slice_t s;
+    assert_int_equal(plog_read(log, next, 1 << 20, &s), 0);
+    assert_int_equal(s.len, 0);
+    assert_int_equal(plog_read(log, next + 1, 1 << 20, &s), ST_E_RANGE);
+    /* max_bytes bounds a multi-batch read but never splits a batch. */
+    assert_int_equal(plog_read(log, 0, 1 << 20, &s), 0);
+    assert_int_equal(s.first_offset, 0);
+    assert_int_equal(s.next_offset, next);
+    plog_slice_release(&s);
+    close_log(f, log);
+}
+
+static void test_plog_index_lookup_at_and_between_entries(void **state)
+{
+    fx_t *f = *state;
+    plog_config_t cfg;
+    plog_config_default(&cfg);
+    cfg.index_interval_bytes = 300; /* an entry every ~2 batches */
+    plog_t *log = open_log(f, &cfg);
+    for (int i = 0; i < 40; i++)
+        append(log, 3, 50, (uint64_t)i, 100);
+    /* Random-access reads (no sequential cache) land on the right batch. */
+    for (int64_t o = 119; o >= 0; o -= 7)
+        check_read(log, o, o - o % 3, 3, 50, (uint64_t)(o / 3), 100);
+    close_log(f, log);
+    /* The index files exist and have whole entries. */
+    char p[400];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/%020d.index", f->dir, 0);
+    assert_int_equal(stat(p, &st), 0);
+    assert_true(st.st_size > 0 && st.st_size % 8 == 0);
+    snprintf(p, sizeof(p), "%s/%020d.timeindex", f->dir, 0);
+    assert_int_equal(stat(p, &st), 0);
+    assert_true(st.st_size % 12 == 0);
+    /* Reopen: index loaded, reads still exact. */
+    log = open_log(f, &cfg);
+    for (int64_t o = 0; o < 120; o += 5)
+        check_read(log, o, o - o % 3, 3, 50, (uint64_t)(o / 3), 100);
+    close_log(f, log);
+}
+
+static void test_plog_offset_for_time(void **state)
+{
+    fx_t *f = *state;
+    plog_config_t cfg;
+    plog_config_default(&cfg);
+    cfg.index_interval_bytes = 200;
+    cfg.segment_bytes = 2000;
+    plog_t *log = open_log(f, &cfg);
+    /* Batch i holds 4 records with timestamps 1000*i + 0..3. */
+    for (int i = 0; i < 30; i++)
+        append(log, 4, 40, (uint64_t)i, 1000 * i);
+    assert_true(plog_segment_count(log) > 2);
+    for (int i = 0; i < 30; i++) {
+        for (int k = 0; k < 4; k++) {
+            int64_t off, ts;
+            assert_int_equal(plog_offset_for_time(log, 1000 * i + k, &off, &ts), 0);
+            assert_int_equal(off, 4 * i + k);
+        }
+        int64_t off, ts;
+        /* Between batches: the first record of the next batch. */
+        if (i < 29) {
+            assert_int_equal(plog_offset_for_time(log, 1000 * i + 500, &off, &ts), 0);
+            assert_int_equal(off, 4 * (i + 1));
+        }
+    }
+    int64_t off, ts;
+    assert_int_equal(plog_offset_for_time(log, 10000000, &off, &ts), ST_E_NOTFOUND);
+    assert_int_equal(plog_offset_for_time(log, -5, &off, &ts), 0);
+    assert_int_equal(off, 0);
+    close_log(f, log);
+}
+
+static int count_files(const char *dir, const char *ext)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t l = strlen(e->d_name), el = strlen(ext);
+        n += l > el && strcmp(e->d_name + l - el, ext) == 0;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void test_plog_roll_by_bytes_and_ms(void **state)
+{
+    fx_t *f = *state;
+    plog_config_t cfg;
+    plog_config_default(&cfg);
+    cfg.segment_bytes = 1000;
+    cfg.segment_ms = 60000;
+    plog_t *log = open_log(f, &cfg);
+    for (int i = 0; i < 10; i++)
+        append(log, 2, 200, (uint64_t)i, 1); /* ~500 bytes each: 2 per segment */
+    assert_int_equal(plog_segment_count(log), 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(plog_segment_base(log, i), 4 * i);
+    /* segment.ms: no roll before the age, a roll after it. */
+    assert_int_equal(plog_tick(log, 1000 + 59999), 0);
+    assert_int_equal(plog_segment_count(log), 5);
+    assert_int_equal(plog_tick(log, 1000 + 60000), 0);
+    assert_int_equal(plog_segment_count(log), 6);
+    assert_int_equal(plog_segment_base(log, 5), 20);
+    /* An empty active segment does not roll again. */
+    assert_int_equal(plog_tick(log, 1000000), 0);
+    assert_int_equal(plog_segment_count(log), 6);
+    close_log(f, log);
+    assert_int_equal(count_files(f->dir, ".log"), 6);
+    log = open_log(f, &cfg);
+    assert_int_equal(plog_segment_count(log), 6);
+    assert_int_equal(plog_end_offset(log), 20);
+    check_read(log, 13, 12, 2, 200, 6, 1);
+    close_log(f, log);
+}
+
+static void test_plog_retention_bytes_and_ms(void **state)
+{
+    fx_t *f = *state;
+    plog_config_t cfg;
+    plog_config_default(&cfg);
+    cfg.segment_bytes = 1000;
+    cfg.retention_ms = -1;
+    plog_t *log = open_log(f, &cfg);
+    for (int i = 0; i < 10; i++)
+        append(log, 2, 200, (uint64_t)i, 1000 * i); /* 5 segments of ~1000 bytes */
+    int64_t seg_size = plog_size_bytes(log) / 5;
+    cfg.retention_bytes = 3 * seg_size; /* keep 3 segments */
+    plog_set_config(log, &cfg);
+    assert_int_equal(plog_tick(log, 0), 2);
+    assert_int_equal(plog_segment_count(log), 3);
+    assert_int_equal(plog_start_offset(log), 8);
+    plog_slice_t s;
+    assert_int_equal(plog_read(log, 7, 100, &s), ST_E_RANGE);
+    check_read(log, 8, 8, 2, 200, 4, 4000);
+    /* retention.ms on the newest timestamp of each segment; never the active one. */
+    cfg.retention_bytes = -1;
+    cfg.retention_ms = 1000;
+    plog_set_config(log, &cfg);
+    assert_int_equal(plog_tick(log, 7001 + 1000), 1); /* segment [8,12) max ts 5001 */
+    assert_int_equal(plog_start_offset(log), 12);
+    assert_int_equal(plog_tick(log, 100000000), 1);
+    assert_int_equal(plog_segment_count(log), 1);
+    assert_int_equal(plog_start_offset(log), 16);
+    close_log(f, log);
+    plog_env_free(f->env); /* drain deletions */
+    assert_int_equal(plog_env_new(&f->env), 0);
+    assert_int_equal(count_files(f->dir, ".log"), 1);
+    assert_int_equal(count_files(f->dir, ".index"), 1);
+    assert_int_equal(count_files(f->dir, ".deleted"), 0);
+    /* The log start survives a restart. */
+    plog_shard_free(f->sh);
+    assert_int_equal(plog_shard_new(f->env, &f->loop, &f->sh), 0);
+    log = open_log(f, &cfg);
+    assert_int_equal(plog_start_offset(log), 16);
+    assert_int_equal(plog_end_offset(log), 20);
+    close_log(f, log);
+}
+
+static void test_plog_recovery_torn_tail_every_byte(void **state)
+{
+    fx_t *f = *state;
+    plog_t *log = open_log(f, NULL);
+    for (int i = 0; i < 3; i++)
+        append(log, 2, 30, (uint64_t)i, 10);
+    int64_t good_size = plog_size_bytes(log);
+    append(log, 3, 25, 99, 10); /* the batch to tear */
+    int64_t full = plog_size_bytes(log);
+    close_log(f, log);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%020d.log", f->dir, 0);
+    int fd = open(path, O_RDONLY);
+    uint8_t *bytes = malloc((size_t)full);
+    assert_int_equal(pread(fd, bytes, (size_t)full, 0), full);
+    close(fd);
+    for (int64_t cut = good_size; cut <= full; cut++) {
+        fd = open(path, O_WRONLY | O_TRUNC);
+        assert_int_equal(write(fd, bytes, (size_t)cut), cut);
+        close(fd);
+        log = open_log(f, NULL);
+        if (cut == full) {
+            assert_int_equal(plog_end_offset(log), 9);
+            check_read(log, 8, 6, 3, 25, 99, 10);
+        } else {
+            assert_int_equal(plog_end_offset(log), 6);
+            assert_int_equal(plog_size_bytes(log), good_size);
+            check_read(log, 5, 4, 2, 30, 2, 10);
+            /* The log is writable after recovery and offsets continue. */
+            assert_int_equal(append(log, 1, 5, 7, 10), 6);
+        }
+        close_log(f, log);
+    }
+    /* A flipped byte inside the last batch: CRC fails, the batch is dropped. */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    bytes[full - 3] ^= 0x40;
+    assert_int_equal(write(fd, bytes, (size_t)full), full);
+    close(fd);
+    log = open_log(f, NULL);
+    assert_int_equal(plog_end_offset(log), 6);
+    close_log(f, log);
+    free(bytes);
+}
+
+static void test_plog_recovery_rebuilds_missing_and_corrupt_index(void **state)
+{
+    fx_t *f = *state;
+    plog_config_t cfg;
+    plog_config_default(&cfg);
+    cfg.index_interval_bytes = 100;
+    cfg.segment_bytes = 3000;
+    plog_t *log = open_log(f, &cfg);
+    for (int i = 0; i < 30; i++)
+        append(log, 2, 60, (uint64_t)i, 100 * i);
+    int segs = plog_segment_count(log);
+    assert_true(segs >= 2);
+    close_log(f, log);
+    char p[400];
+    snprintf(p, sizeof(p), "%s/%020d.index", f->dir, 0);
+    assert_int_equal(unlink(p), 0);
+    /* Corrupt the index of the active segment: garbage entries. */
+    log = open_log(f, &cfg);
+    int64_t last_base = plog_segment_base(log, plog_segment_count(log) - 1);
+    close_log(f, log);
+    snprintf(p, sizeof(p), "%s/%020" PRId64 ".index", f->dir, last_base);
+    int fd = open(p, O_WRONLY | O_TRUNC);
+    assert_int_equal(write(fd, "\x7f\xff\xff\xff\x7f\xff\xff\xff\x00\x00\x00\x01", 12), 12);
+    close(fd);
+    log = open_log(f, &cfg);
+    assert_int_equal(plog_end_offset(log), 60);
+    for (int64_t o = 0; o < 60; o += 3)
+        check_read(log, o, o - o % 2, 2, 60, (uint64_t)(o / 2), 100 * (o / 2));
+    int64_t off, ts;
+    assert_int_equal(plog_offset_for_time(log, 1500, &off, &ts), 0);
+    assert_int_equal(off, 30);
+    close_log(f, log);
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/%020d.index", f->dir, 0);
+    assert_int_equal(stat(p, &st), 0);
+    assert_true(st.st_size > 0 && st.st_size % 8 == 0);
+}
+
+static void test_plog_append_rejects_bad_batches(void **state)
+{
+    fx_t *f = *state;
+    plog_t *log = open_log(f, NULL);
+    append(log, 1, 10, 1, 1);
+    int64_t size = plog_size_bytes(log);
+    size_t len;
+    uint8_t *b = tbatch_build(3, 10, 2, 1, &len);
+    plog_append_info_t info;
+    const char *why = NULL;
+    b[len - 1] ^= 1; /* payload byte: CRC mismatch */
+    assert_int_equal(plog_append(log, b, len, 0, 1, &info, &why), ST_E_CORRUPT);
+    assert_non_null(why);
+    b[len - 1] ^= 1;
+    b[16] = 1; /* magic */
+    assert_int_equal(plog_append(log, b, len, 0, 1, &info, &why), ST_E_MALFORMED);
+    b[16] = 2;
+    assert_int_equal(plog_append(log, b, len - 5, 0, 1, &info, &why), ST_E_MALFORMED);
+    /* A good batch followed by a bad one: nothing of the set is written. */
+    uint8_t *two = malloc(2 * len);
+    memcpy(two, b, len);
+    memcpy(two + len, b, len);
+    two[2 * len - 2] ^= 0xff;
+    assert_int_equal(plog_append(log, two, 2 * len, 0, 1, &info, &why), ST_E_CORRUPT);
+    /* Record count disagreeing with the records (CRC recomputed). */
+    b[60] = 4;
+    uint32_t crc = st_crc32c(0, b + 21, len - 21);
+    b[17] = (uint8_t)(crc >> 24), b[18] = (uint8_t)(crc >> 16), b[19] = (uint8_t)(crc >> 8),
+    b[20] = (uint8_t)crc;
+    assert_int_equal(plog_append(log, b, len, 0, 1, &info, &why), ST_E_MALFORMED);
+    assert_int_equal(plog_size_bytes(log), size);
+    assert_int_equal(plog_end_offset(log), 1);
+    free(two);
+    free(b);
+    close_log(f, log);
+}
+
+/* ---- Syscall faults ---- */
+
+static int g_fail_pwrite, g_fail_fsync, g_n_fsync;
+
+static ssize_t fake_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    if (g_fail_pwrite) {
+        /* Half the bytes land, then the device is full. */
+        ssize_t w = pwrite(fd, buf, n / 2, off);
+        (void)w;
+        errno = ENOSPC;
+        return -1;
+    }
+    return pwrite(fd, buf, n, off);
+}
+
+static int fake_fdatasync(int fd)
+{
+    __atomic_add_fetch(&g_n_fsync, 1, __ATOMIC_SEQ_CST);
+    if (g_fail_fsync) {
+        errno = EIO;
+        return -1;
+    }
+    return fdatasync(fd);
+}
+
+static const plog_sys_t k_fake = {fake_pwrite, fake_fdatasync, ftruncate};
+
+typedef struct {
+    int fired, status;
+} ack_t;
+
+static void on_durable(void *arg, int status)
+{
+    ack_t *a = arg;
+    a->fired++;
+    a->status = status;
+}
+
+static void test_plog_enospc_keeps_acked_data(void **state)
+{
+    fx_t *f = *state;
+    plog_set_sys(&k_fake);
+    plog_t *log = open_log(f, NULL);
+    append(log, 2, 100, 1, 1);
+    int64_t size = plog_size_bytes(log);
+    size_t len;
+    uint8_t *b = tbatch_build(2, 100, 2, 1, &len);
+    plog_append_info_t info;
+    const char *why = NULL;
+    g_fail_pwrite = 1;
+    assert_int_equal(plog_append(log, b, len, 0, 1, &info, &why), ST_E_NOSPC);
+    assert_string_equal(why, "no space left on device");
+    g_fail_pwrite = 0;
+    assert_int_equal(plog_size_bytes(log), size);
+    assert_int_equal(plog_end_offset(log), 2);
+    /* Space is back: the next append works and continues the offsets. */
+    assert_int_equal(append(log, 2, 100, 3, 1), 2);
+    check_read(log, 0, 0, 2, 100, 1, 1);
+    check_read(log, 2, 2, 2, 100, 3, 1);
+    free(b);
+    close_log(f, log);
+    log = open_log(f, NULL);
+    assert_int_equal(plog_end_offset(log), 4);
+    close_log(f, log);
+}
+
+static void test_plog_durable_ack_and_group_commit(void **state)
+{
+    fx_t *f = *state;
+    plog_set_sys(&k_fake);
+    plog_t *log = open_log(f, NULL);
+    g_n_fsync = 0;
+    enum { N = 200 };
+    ack_t acks[N] = {{0}};
+    plog_waiter_t w[N];
+    for (int i = 0; i < N; i++) {
+        append(log, 1, 50, (uint64_t)i, 1);
+        plog_wait_durable(log, &w[i], plog_end_offset(log), on_durable, &acks[i]);
+    }
+    while (acks[N - 1].fired == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(acks[i].fired, 1);
+        assert_int_equal(acks[i].status, 0);
+    }
+    assert_int_equal(plog_durable_offset(log), N);
+    /* Appends queued while a sync runs share the next one. */
+    assert_true(g_n_fsync < N);
+    assert_true(g_n_fsync >= 1);
+    /* Already durable: fires at once. */
+    ack_t now = {0};
+    plog_waiter_t wn;
+    plog_wait_durable(log, &wn, 5, on_durable, &now);
+    assert_int_equal(now.fired, 1);
+    close_log(f, log);
+}
+
+static void test_plog_fsync_error_fails_log(void **state)
+{
+    fx_t *f = *state;
+    plog_set_sys(&k_fake);
+    plog_t *log = open_log(f, NULL);
+    g_fail_fsync = 1;
+    append(log, 1, 10, 1, 1);
+    ack_t a = {0};
+    plog_waiter_t w;
+    plog_wait_durable(log, &w, 1, on_durable, &a);
+    while (!a.fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(a.status, ST_E_FAILED);
+    g_fail_fsync = 0;
+    size_t len;
+    uint8_t *b = tbatch_build(1, 10, 2, 1, &len);
+    plog_append_info_t info;
+    assert_int_equal(plog_append(log, b, len, 0, 1, &info, NULL), ST_E_FAILED);
+    free(b);
+    close_log(f, log);
+}
+
+static void test_plog_parse_dir_name(void **state)
+{
+    (void)state;
+    char t[64];
+    int32_t p;
+    assert_int_equal(plog_parse_dir_name("my-topic-12", t, sizeof(t), &p), 0);
+    assert_string_equal(t, "my-topic");
+    assert_int_equal(p, 12);
+    assert_int_equal(plog_parse_dir_name("nopart", t, sizeof(t), &p), ST_E_INVAL);
+    assert_int_equal(plog_parse_dir_name("-3", t, sizeof(t), &p), ST_E_INVAL);
+    assert_int_equal(plog_parse_dir_name("t-3x", t, sizeof(t), &p), ST_E_INVAL);
+    assert_int_equal(plog_parse_dir_name("t-99999999999", t, sizeof(t), &p), ST_E_INVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32c_hw_matches_sw),
+        cmocka_unit_test(test_plog_parse_dir_name),
+        cmocka_unit_test_setup_teardown(test_plog_append_read_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_index_lookup_at_and_between_entries, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_plog_offset_for_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_roll_by_bytes_and_ms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_retention_bytes_and_ms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_recovery_torn_tail_every_byte, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_recovery_rebuilds_missing_and_corrupt_index,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_append_rejects_bad_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_enospc_keeps_acked_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_durable_ack_and_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_fsync_error_fails_log, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("plog", tests, NULL, NULL);
+}
