@@ -2,3 +2,4 @@
 add_library(strata_tsupport STATIC ${CMAKE_SOURCE_DIR}/tests/support/tbatch.c)
 target_link_libraries(strata_tsupport PUBLIC strata_core)
 st_unit_test(plog_test SOURCES unit/plog_test.c LIBS strata_core strata_tsupport)
+st_unit_test(rt_test SOURCES unit/rt_test.c LIBS strata_core)
