@@ -1,0 +1,330 @@
+/* cfg.c - configuration table, validation and sources (see cfg.h). */
+#include "core/cfg.h"
+#include "core/st_log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+typedef struct {
+    const char *name;
+    cfg_type_t type;
+    const char *def;
+    int64_t min, max;
+    bool reloadable;
+    const char *doc;
+} cfg_def_t;
+
+static const cfg_def_t k_defs[CFG__COUNT] = {
+#define CFG_DEF(id, name, type, def, min, max, reload, doc)                                        \
+    {name, type, def, min, max, reload, doc},
+    CFG_KEYS(CFG_DEF)
+#undef CFG_DEF
+};
+
+static const char *const k_ignored[] = {CFG_IGNORED_KAFKA_KEYS};
+
+struct cfg {
+    int64_t ints[CFG__COUNT];
+    char *strs[CFG__COUNT]; /* owned */
+};
+
+static int fail(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *buf, size_t len, const char *fmt, ...)
+{
+    if (buf && len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, len, fmt, ap);
+        va_end(ap);
+    }
+    return ST_E_CONFIG;
+}
+
+int cfg_lookup(const char *name, cfg_key_t *out)
+{
+    for (int i = 0; i < CFG__COUNT; i++) {
+        if (strcmp(k_defs[i].name, name) == 0) {
+            *out = (cfg_key_t)i;
+            return 0;
+        }
+    }
+    return ST_E_NOTFOUND;
+}
+
+const char *cfg_name(cfg_key_t k)
+{
+    return k_defs[k].name;
+}
+
+/* Integer with an optional binary size suffix. */
+static int parse_int(const char *s, int64_t *out)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!*s)
+        return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    int64_t mul = 1;
+    if (*end) {
+        char suf[8] = {0};
+        size_t n = strlen(end);
+        if (n >= sizeof(suf))
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            suf[i] = (char)tolower((unsigned char)end[i]);
+        if (!strcmp(suf, "k") || !strcmp(suf, "kib") || !strcmp(suf, "kb"))
+            mul = 1024;
+        else if (!strcmp(suf, "m") || !strcmp(suf, "mib") || !strcmp(suf, "mb"))
+            mul = 1024 * 1024;
+        else if (!strcmp(suf, "g") || !strcmp(suf, "gib") || !strcmp(suf, "gb"))
+            mul = 1024LL * 1024 * 1024;
+        else
+            return -1;
+    }
+    if (v > INT64_MAX / mul || v < INT64_MIN / mul)
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+int cfg_set(cfg_t *c,
+            const char *key,
+            const char *value,
+            const char *origin,
+            char *errbuf,
+            size_t errbuf_len)
+{
+    cfg_key_t k;
+    if (cfg_lookup(key, &k) != 0) {
+        for (size_t i = 0; i < sizeof(k_ignored) / sizeof(k_ignored[0]); i++) {
+            if (strcmp(key, k_ignored[i]) == 0) {
+                ST_WARN("cfg", "ignoring Kafka key with no meaning in Strata key=%s origin=%s", key,
+                        origin);
+                return 0;
+            }
+        }
+        return fail(errbuf, errbuf_len, "%s: unknown configuration key '%s'", origin, key);
+    }
+    const cfg_def_t *d = &k_defs[k];
+    switch (d->type) {
+    case CFG_INT: {
+        int64_t v;
+        if (parse_int(value, &v) != 0)
+            return fail(errbuf, errbuf_len, "%s: %s: '%s' is not an integer", origin, key, value);
+        if (v < d->min || v > d->max)
+            return fail(errbuf, errbuf_len, "%s: %s: %lld is out of range [%lld, %lld]", origin,
+                        key, (long long)v, (long long)d->min, (long long)d->max);
+        c->ints[k] = v;
+        return 0;
+    }
+    case CFG_BOOL:
+        if (!strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "yes"))
+            c->ints[k] = 1;
+        else if (!strcmp(value, "false") || !strcmp(value, "0") || !strcmp(value, "no"))
+            c->ints[k] = 0;
+        else
+            return fail(errbuf, errbuf_len, "%s: %s: '%s' is not true or false", origin, key,
+                        value);
+        return 0;
+    case CFG_STR:
+        break;
+    }
+    /* Per-key checks for strings. */
+    if (k == CFG_LOG_LEVEL) {
+        st_log_level_t lv;
+        if (st_log_parse_level(value, &lv) != 0)
+            return fail(errbuf, errbuf_len,
+                        "%s: %s: '%s' is not one of error, warn, info, debug, trace", origin, key,
+                        value);
+    } else if (k == CFG_LISTENERS || k == CFG_ADMIN_LISTENER ||
+               (k == CFG_ADVERTISED_LISTENERS && *value)) {
+        char host[256];
+        int port;
+        if (cfg_parse_hostport(value, host, sizeof(host), &port) != 0)
+            return fail(errbuf, errbuf_len, "%s: %s: '%s' is not HOST:PORT", origin, key, value);
+    } else if (k == CFG_LOG_DIR && !*value) {
+        return fail(errbuf, errbuf_len, "%s: %s: must not be empty", origin, key);
+    } else if (k == CFG_ARCHIVE_URL && *value && strncmp(value, "file://", 7) != 0 &&
+               strncmp(value, "s3://", 5) != 0) {
+        return fail(errbuf, errbuf_len, "%s: %s: '%s' must start with file:// or s3://", origin,
+                    key, value);
+    }
+    char *dup = strdup(value);
+    if (!dup)
+        return ST_E_NOMEM;
+    free(c->strs[k]);
+    c->strs[k] = dup;
+    return 0;
+}
+
+int cfg_new(cfg_t **out)
+{
+    cfg_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return ST_E_NOMEM;
+    for (int i = 0; i < CFG__COUNT; i++) {
+        char err[256];
+        if (cfg_set(c, k_defs[i].name, k_defs[i].def, "default", err, sizeof(err)) != 0) {
+            /* Only reachable through a broken table: fail loudly in tests. */
+            ST_ERROR("cfg", "bad default: %s", err);
+            cfg_free(c);
+            return ST_E_CONFIG;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+void cfg_free(cfg_t *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < CFG__COUNT; i++)
+        free(c->strs[i]);
+    free(c);
+}
+
+int64_t cfg_int(const cfg_t *c, cfg_key_t k)
+{
+    return c->ints[k];
+}
+
+bool cfg_bool(const cfg_t *c, cfg_key_t k)
+{
+    return c->ints[k] != 0;
+}
+
+const char *cfg_str(const cfg_t *c, cfg_key_t k)
+{
+    return c->strs[k] ? c->strs[k] : "";
+}
+
+int cfg_parse_hostport(const char *s, char *host, size_t host_len, int *port)
+{
+    if (!strncmp(s, "PLAINTEXT://", 12))
+        s += 12;
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s)
+        return ST_E_INVAL;
+    size_t hl = (size_t)(colon - s);
+    if (s[0] == '[' && colon[-1] == ']') { /* [::1]:9092 */
+        s++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= host_len)
+        return ST_E_INVAL;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || p < 0 || p > 65535)
+        return ST_E_INVAL;
+    memcpy(host, s, hl);
+    host[hl] = 0;
+    *port = (int)p;
+    return 0;
+}
+
+/* ---- YAML ---- */
+
+static int walk(cfg_t *c,
+                yaml_document_t *doc,
+                yaml_node_t *node,
+                const char *prefix,
+                const char *path,
+                char *errbuf,
+                size_t errbuf_len)
+{
+    if (node->type != YAML_MAPPING_NODE)
+        return fail(errbuf, errbuf_len, "%s:%zu: expected a mapping of configuration keys", path,
+                    node->start_mark.line + 1);
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(doc, p->value);
+        if (!k || !v || k->type != YAML_SCALAR_NODE)
+            return fail(errbuf, errbuf_len, "%s: keys must be plain strings", path);
+        char key[512];
+        snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "",
+                 (const char *)k->data.scalar.value);
+        char origin[600];
+        snprintf(origin, sizeof(origin), "%s:%zu", path, k->start_mark.line + 1);
+        int rc;
+        if (v->type == YAML_MAPPING_NODE)
+            rc = walk(c, doc, v, key, path, errbuf, errbuf_len);
+        else if (v->type == YAML_SCALAR_NODE)
+            rc = cfg_set(c, key, (const char *)v->data.scalar.value, origin, errbuf, errbuf_len);
+        else
+            rc = fail(errbuf, errbuf_len, "%s: %s: lists are not supported here", origin, key);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int cfg_load_yaml(cfg_t *c, const char *path, char *errbuf, size_t errbuf_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fail(errbuf, errbuf_len, "cannot read config file %s: %s", path, strerror(errno));
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    int rc = 0;
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = fail(errbuf, errbuf_len, "%s:%zu: YAML error: %s", path, parser.problem_mark.line + 1,
+                  parser.problem ? parser.problem : "unknown");
+    } else {
+        yaml_node_t *root = yaml_document_get_root_node(&doc);
+        if (root && !(root->type == YAML_SCALAR_NODE && !*root->data.scalar.value))
+            rc = walk(c, &doc, root, "", path, errbuf, errbuf_len);
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return rc;
+}
+
+int cfg_load_env(cfg_t *c, char *const *envp, char *errbuf, size_t errbuf_len)
+{
+    for (int i = 0; i < CFG__COUNT; i++) {
+        char var[128] = "STRATA_";
+        size_t n = 7;
+        for (const char *p = k_defs[i].name; *p && n < sizeof(var) - 1; p++)
+            var[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+        var[n] = 0;
+        for (char *const *e = envp; *e; e++) {
+            if (!strncmp(*e, var, n) && (*e)[n] == '=') {
+                int rc = cfg_set(c, k_defs[i].name, *e + n + 1, var, errbuf, errbuf_len);
+                if (rc != 0)
+                    return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+void cfg_write_docs(int fd)
+{
+    dprintf(fd, "| key | type | default | range | live | meaning |\n|---|---|---|---|---|---|\n");
+    for (int i = 0; i < CFG__COUNT; i++) {
+        const cfg_def_t *d = &k_defs[i];
+        char range[64] = "";
+        if (d->type == CFG_INT)
+            snprintf(range, sizeof(range), "%lld .. %lld", (long long)d->min, (long long)d->max);
+        dprintf(fd, "| `%s` | %s | `%s` | %s | %s | %s |\n", d->name,
+                d->type == CFG_INT    ? "int"
+                : d->type == CFG_BOOL ? "bool"
+                                      : "string",
+                d->def, range, d->reloadable ? "yes" : "no", d->doc);
+    }
+}
