@@ -33,6 +33,18 @@ run_ctest() { # dir label
 echo "== unit tests (ASan+UBSan build: $ASAN)"
 run_ctest "$ASAN" unit
 echo "== integration tests (Release build: $REL)"
+# Local S3 server (scripts/s3server.sh, bucket "strata") for the object store
+# tests; stopped on exit.
+S3DIR=$(mktemp -d "${TMPDIR:-/tmp}/strata-s3.XXXXXX")
+trap 'scripts/s3server.sh stop "$S3DIR" >/dev/null 2>&1; rm -rf "$S3DIR"' EXIT
+s3port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+if STRATA_TEST_S3_URL=$(scripts/s3server.sh start "$s3port" "$S3DIR" strata); then
+    export STRATA_TEST_S3_URL
+    STRATA_TEST_S3_VERIFIES=$([ "$(cat "$S3DIR/flavor")" = verify ] && echo 1 || echo 0)
+    export STRATA_TEST_S3_VERIFIES
+else
+    fail=$((fail + 1)); failed="$failed s3server"
+fi
 run_ctest "$REL" integration
 
 echo

@@ -640,9 +640,9 @@ static size_t write_cb(char *buf, size_t size, size_t nitems, void *userp)
     return n;
 }
 
-static void amz_date_now(char out[17])
+static void amz_date_now(const obj_store_t *st, char out[17])
 {
-    time_t t = time(NULL);
+    time_t t = time(NULL) + (time_t)st->clock_offset_s;
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
@@ -685,7 +685,7 @@ static int call_prepare(obj__s3op_t *op, const call_t *c)
     obj__sigv4_out_t sig = {0};
     int rc = ST_E_NOMEM;
     char date[17];
-    amz_date_now(date);
+    amz_date_now(st, date);
     if (build_path(st, c->key, &path))
         goto out;
     if (st->is_path_style ? obj__str_addf(&hostbuf, "%s", st->hostport)
