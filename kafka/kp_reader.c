@@ -12,8 +12,10 @@
 
 void kp_reader_init(kp_reader_t *r, const void *buf, size_t len)
 {
-    r->p = buf;
-    r->end = r->p + len;
+    static const uint8_t empty[1];
+    /* NULL + 0 is undefined behaviour in C, so an empty NULL buffer reads from a static one. */
+    r->p = buf != NULL ? (const uint8_t *)buf : empty;
+    r->end = r->p + (buf != NULL ? len : 0);
     r->start = r->p;
     r->err = 0;
     r->field = NULL;
