@@ -1,6 +1,4 @@
 # Unit tests of core/ (runtime, config, partition log).
-add_library(strata_tsupport STATIC ${CMAKE_SOURCE_DIR}/tests/support/tbatch.c)
-target_link_libraries(strata_tsupport PUBLIC strata_core)
 st_unit_test(plog_test SOURCES unit/plog_test.c LIBS strata_core strata_tsupport)
 st_unit_test(rt_test SOURCES unit/rt_test.c LIBS strata_core)
 st_unit_test(cfg_test SOURCES unit/cfg_test.c LIBS strata_core)

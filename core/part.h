@@ -1,0 +1,51 @@
+/* part.h - the partitions a shard owns: a registry from (topic, partition)
+ * to its open plog_t, the periodic retention/roll tick, and orderly close.
+ * Data path: request handlers on the owning shard look a partition up here
+ * (part_get) and append/read through plog. At start-up each shard opens the
+ * partition directories it owns (rt_shard_for) and recovers them. */
+#ifndef PART_H
+#define PART_H
+
+#include "core/plog.h"
+#include "core/rt.h"
+
+typedef struct part_shard part_shard_t;
+
+typedef struct {
+    const char *data_dir;     /* borrowed: log.dir */
+    plog_config_t log_cfg;    /* defaults for every partition */
+    int64_t tick_interval_ms; /* retention / segment.ms check period */
+} part_opts_t;
+
+/** Create the registry of shard sh and open every partition directory of
+ * data_dir that sh owns (recovering each).
+ * @return 0 or an error (errbuf names the partition). @thread sh's loop */
+ST_MUST_CHECK int part_shard_new(rt_shard_t *sh,
+                                 plog_env_t *env,
+                                 const part_opts_t *opts,
+                                 part_shard_t **out,
+                                 char *errbuf,
+                                 size_t errbuf_len);
+
+/** The log of (topic, partition) if this shard has it open, else NULL. */
+plog_t *part_get(part_shard_t *ps, const char *topic, int32_t partition);
+
+/** Create (or open) the log of (topic, partition) on this shard. */
+ST_MUST_CHECK int part_open(part_shard_t *ps,
+                            const char *topic,
+                            int32_t partition,
+                            plog_t **out,
+                            char *errbuf,
+                            size_t errbuf_len);
+
+int part_count(const part_shard_t *ps);
+
+typedef void (*part_closed_cb)(void *arg);
+/** Stop the tick timer, close every log (final fdatasync), free the registry;
+ * cb fires on the loop when all is closed. */
+void part_shard_close(part_shard_t *ps, part_closed_cb cb, void *arg);
+
+/** Wall-clock milliseconds (the time base of segment.ms and retention.ms). */
+int64_t part_now_ms(void);
+
+#endif

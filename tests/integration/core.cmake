@@ -1,0 +1,8 @@
+# Integration tests of core/: real processes, real files, real signals.
+add_executable(crash_test integration/crash_test.c)
+target_link_libraries(crash_test PRIVATE strata_core strata_tsupport)
+add_test(NAME crash_kill9 COMMAND crash_test 25)
+set_tests_properties(crash_kill9 PROPERTIES LABELS integration TIMEOUT 300)
+add_test(NAME stratad_process COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_stratad.py)
+set_tests_properties(stratad_process PROPERTIES LABELS integration TIMEOUT 300
+    ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>;CRASH_TEST=$<TARGET_FILE:crash_test>")

@@ -1,0 +1,374 @@
+/* stratad.c - the broker process: configuration, data directory lock, shards,
+ * partition recovery, signals and graceful shutdown.
+ * Data path: this file wires the modules; it handles no requests itself.
+ * Start-up: config (defaults < --config YAML < STRATA_* env < flags) ->
+ * exclusive lock on log.dir -> flusher thread -> one shard per core, each
+ * recovering the partitions it owns -> "started" line.
+ * Shutdown (SIGTERM/SIGINT): every shard closes its partitions (final
+ * fdatasync of each log), the flusher drains, the lock is released. */
+#include "core/cfg.h"
+#include "core/part.h"
+#include "core/plog.h"
+#include "core/rt.h"
+#include "core/st_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern char **environ;
+
+typedef struct {
+    cfg_t *cfg;
+    plog_env_t *env;
+    rt_t *rt;
+    part_opts_t popts;
+    uv_loop_t *main_loop;
+    uv_async_t fatal; /* a shard failed to start: stop everything */
+    uv_signal_t sigint, sigterm;
+    _Atomic int n_ready, n_failed, n_partitions;
+    int exit_code;
+} broker_t;
+
+static broker_t g_b;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: stratad [options]\n"
+               "Start a Strata broker in the foreground.\n\n"
+               "Options:\n"
+               "  -c, --config FILE        YAML configuration file\n"
+               "      --smp N              number of shards (default: one per core)\n"
+               "      --log-dir DIR        data directory (log.dir, default ./data)\n"
+               "      --listeners ADDR     Kafka listener HOST:PORT (default 127.0.0.1:9092)\n"
+               "      --admin-listener ADDR  admin HTTP listener (default 127.0.0.1:9644)\n"
+               "      --log-level LEVEL    error, warn, info, debug, trace\n"
+               "  -X, --set KEY=VALUE      set any configuration key (repeatable)\n"
+               "      --check-config       validate the configuration and exit\n"
+               "      --help-config        print every configuration key as Markdown\n"
+               "  -V, --version            print the version\n"
+               "  -h, --help               this help\n\n"
+               "Every key can also be set from the environment as STRATA_<KEY> with dots as\n"
+               "underscores, e.g. STRATA_LOG_SEGMENT_BYTES=8MiB. Precedence: defaults <\n"
+               "--config < environment < flags.\n\n"
+               "Examples:\n"
+               "  stratad                                   # ./data, 127.0.0.1:9092\n"
+               "  stratad --log-dir /var/lib/strata --smp 4\n"
+               "  stratad -c strata.yaml -X log.segment.bytes=64MiB\n");
+}
+
+/* ---- Shards ---- */
+
+static void shard_start(rt_shard_t *sh, void *arg)
+{
+    broker_t *b = arg;
+    part_shard_t *ps = NULL;
+    char err[512] = "";
+    int rc = part_shard_new(sh, b->env, &b->popts, &ps, err, sizeof(err));
+    rt_shard_set_data(sh, ps);
+    if (rc != 0) {
+        ST_ERROR("stratad", "shard cannot start: %s (%s)", err, st_strerror(rc));
+        b->n_failed++;
+        uv_async_send(&b->fatal);
+        return;
+    }
+    b->n_partitions += part_count(ps);
+    if (++b->n_ready == rt_shard_count(b->rt))
+        uv_async_send(&b->fatal); /* wakes main to print the started line */
+}
+
+static void shard_stop(rt_shard_t *sh, void *arg)
+{
+    (void)arg;
+    part_shard_t *ps = rt_shard_data(sh);
+    if (ps)
+        part_shard_close(ps, NULL, NULL);
+}
+
+static const rt_hooks_t k_hooks = {shard_start, shard_stop, &g_b};
+
+/* ---- Main loop: signals and start-up report ---- */
+
+static void stop_all(broker_t *b)
+{
+    uv_signal_stop(&b->sigint);
+    uv_signal_stop(&b->sigterm);
+    uv_close((uv_handle_t *)&b->sigint, NULL);
+    uv_close((uv_handle_t *)&b->sigterm, NULL);
+    uv_close((uv_handle_t *)&b->fatal, NULL);
+    rt_stop(b->rt);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    broker_t *b = s->data;
+    ST_INFO("stratad", "received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    stop_all(b);
+}
+
+static void on_fatal(uv_async_t *a)
+{
+    broker_t *b = a->data;
+    if (b->n_failed > 0) {
+        b->exit_code = 1;
+        stop_all(b);
+        return;
+    }
+    if (b->n_ready == rt_shard_count(b->rt)) {
+        b->n_ready = -1000000; /* report once */
+        ST_INFO("stratad",
+                "started version=%s node.id=%lld shards=%d partitions=%d log.dir=%s "
+                "listeners=%s archive=%s",
+                STRATA_VERSION, (long long)cfg_int(b->cfg, CFG_NODE_ID), rt_shard_count(b->rt),
+                (int)b->n_partitions, cfg_str(b->cfg, CFG_LOG_DIR), cfg_str(b->cfg, CFG_LISTENERS),
+                cfg_str(b->cfg, CFG_ARCHIVE_URL));
+    }
+}
+
+/* ---- Data directory ---- */
+
+static int mkdirs(const char *path)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -errno;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* Exclusive lock held for the process lifetime (released by the kernel on
+ * exit, even after kill -9). */
+static int lock_data_dir(const char *dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "stratad: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "?";
+        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 1] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        fprintf(stderr,
+                "stratad: data directory %s is in use by another stratad (pid %s); stop it or "
+                "choose another --log-dir\n",
+                dir, pid);
+        close(fd);
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        ST_WARN("stratad", "cannot write pid to %s", path);
+    return fd;
+}
+
+/* ---- Configuration ---- */
+
+enum {
+    OPT_SMP = 256,
+    OPT_LOG_DIR,
+    OPT_LISTENERS,
+    OPT_ADMIN,
+    OPT_LOG_LEVEL,
+    OPT_CHECK,
+    OPT_HELPCFG
+};
+
+static int load_config(int argc, char **argv, cfg_t *c, bool *check_only)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"smp", required_argument, NULL, OPT_SMP},
+        {"log-dir", required_argument, NULL, OPT_LOG_DIR},
+        {"listeners", required_argument, NULL, OPT_LISTENERS},
+        {"admin-listener", required_argument, NULL, OPT_ADMIN},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"set", required_argument, NULL, 'X'},
+        {"check-config", no_argument, NULL, OPT_CHECK},
+        {"help-config", no_argument, NULL, OPT_HELPCFG},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_file = NULL;
+    int o;
+    /* Pass 1: --config, help, version (flags are applied after the file and env). */
+    while ((o = getopt_long(argc, argv, "c:X:Vh", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c':
+            config_file = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case 'V':
+            printf("stratad %s\n", STRATA_VERSION);
+            exit(0);
+        case OPT_HELPCFG:
+            cfg_write_docs(1);
+            exit(0);
+        case OPT_CHECK:
+            *check_only = true;
+            break;
+        case '?':
+            usage(stderr);
+            return 2;
+        default:
+            break;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "stratad: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    char err[512];
+    if (config_file && cfg_load_yaml(c, config_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "stratad: %s\n", err);
+        return 2;
+    }
+    if (cfg_load_env(c, environ, err, sizeof(err)) != 0) {
+        fprintf(stderr, "stratad: %s\n", err);
+        return 2;
+    }
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "c:X:Vh", opts, NULL)) != -1) {
+        const char *key = NULL, *val = optarg;
+        char kv[1024];
+        switch (o) {
+        case OPT_SMP:
+            key = "strata.smp";
+            break;
+        case OPT_LOG_DIR:
+            key = "log.dir";
+            break;
+        case OPT_LISTENERS:
+            key = "listeners";
+            break;
+        case OPT_ADMIN:
+            key = "strata.admin.listener";
+            break;
+        case OPT_LOG_LEVEL:
+            key = "strata.log.level";
+            break;
+        case 'X': {
+            snprintf(kv, sizeof(kv), "%s", optarg);
+            char *eq = strchr(kv, '=');
+            if (!eq) {
+                fprintf(stderr, "stratad: --set expects KEY=VALUE, got '%s'\n", optarg);
+                return 2;
+            }
+            *eq = 0;
+            key = kv;
+            val = eq + 1;
+            break;
+        }
+        default:
+            break;
+        }
+        if (key && cfg_set(c, key, val, "command line", err, sizeof(err)) != 0) {
+            fprintf(stderr, "stratad: %s\n", err);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    broker_t *b = &g_b;
+    signal(SIGPIPE, SIG_IGN);
+    if (cfg_new(&b->cfg) != 0)
+        return 1;
+    bool check_only = false;
+    int rc = load_config(argc, argv, b->cfg, &check_only);
+    if (rc != 0)
+        return rc;
+    st_log_level_t level;
+    if (st_log_parse_level(cfg_str(b->cfg, CFG_LOG_LEVEL), &level) == 0)
+        st_log_set_level(level);
+    const char *dir = cfg_str(b->cfg, CFG_LOG_DIR);
+    if (!*cfg_str(b->cfg, CFG_ARCHIVE_URL)) {
+        char url[PATH_MAX + 16];
+        snprintf(url, sizeof(url), "file://%s/archive", dir);
+        if (cfg_set(b->cfg, "strata.archive.url", url, "default", NULL, 0) != 0)
+            return 1;
+    }
+    if (check_only) {
+        printf("stratad: configuration is valid\n");
+        return 0;
+    }
+    if ((rc = mkdirs(dir)) != 0) {
+        fprintf(stderr, "stratad: cannot create data directory %s: %s\n", dir, strerror(-rc));
+        return 1;
+    }
+    int lock_fd = lock_data_dir(dir);
+    if (lock_fd < 0)
+        return 1;
+    const char *url = cfg_str(b->cfg, CFG_ARCHIVE_URL);
+    if (!strncmp(url, "file://", 7) && (rc = mkdirs(url + 7)) != 0) {
+        fprintf(stderr, "stratad: cannot create archive directory %s: %s\n", url + 7,
+                strerror(-rc));
+        return 1;
+    }
+
+    plog_config_default(&b->popts.log_cfg);
+    b->popts.data_dir = dir;
+    b->popts.log_cfg.segment_bytes = cfg_int(b->cfg, CFG_SEGMENT_BYTES);
+    b->popts.log_cfg.segment_ms = cfg_int(b->cfg, CFG_ROLL_MS);
+    b->popts.log_cfg.retention_ms = cfg_int(b->cfg, CFG_RETENTION_MS);
+    b->popts.log_cfg.retention_bytes = cfg_int(b->cfg, CFG_RETENTION_BYTES);
+    b->popts.log_cfg.index_interval_bytes = (int32_t)cfg_int(b->cfg, CFG_INDEX_INTERVAL);
+    int64_t tick = cfg_int(b->cfg, CFG_RETENTION_CHECK_MS);
+    b->popts.tick_interval_ms = tick < 5000 ? tick : 5000; /* segment.ms rolls of idle logs */
+
+    int smp = (int)cfg_int(b->cfg, CFG_SMP);
+    if (smp == 0)
+        smp = rt_cpu_count();
+    if ((rc = plog_env_new(&b->env)) != 0 ||
+        (rc = rt_new(smp, (int)cfg_int(b->cfg, CFG_QUEUE_CAPACITY), &b->rt)) != 0) {
+        fprintf(stderr, "stratad: cannot start: %s\n", st_strerror(rc));
+        return 1;
+    }
+    b->main_loop = uv_default_loop();
+    uv_async_init(b->main_loop, &b->fatal, on_fatal);
+    b->fatal.data = b;
+    uv_signal_init(b->main_loop, &b->sigint);
+    uv_signal_init(b->main_loop, &b->sigterm);
+    b->sigint.data = b->sigterm.data = b;
+    uv_signal_start(&b->sigint, on_signal, SIGINT);
+    uv_signal_start(&b->sigterm, on_signal, SIGTERM);
+    ST_INFO("stratad", "starting version=%s shards=%d log.dir=%s", STRATA_VERSION, smp, dir);
+    if ((rc = rt_start(b->rt, &k_hooks)) != 0) {
+        fprintf(stderr, "stratad: cannot start shards: %s\n", st_strerror(rc));
+        return 1;
+    }
+    uv_run(b->main_loop, UV_RUN_DEFAULT);
+    rt_join_free(b->rt);
+    plog_env_free(b->env); /* drains pending deletions */
+    uv_loop_close(b->main_loop);
+    ST_INFO("stratad", "stopped %s", b->exit_code ? "after a start-up failure" : "cleanly");
+    cfg_free(b->cfg);
+    close(lock_fd);
+    return b->exit_code;
+}
