@@ -23,7 +23,7 @@
 static char t_s3_url[128];
 static char t_s3_dir[128];
 
-static int t_free_port(void)
+static inline int t_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -36,7 +36,7 @@ static int t_free_port(void)
     return port;
 }
 
-static void t_stop_server(void)
+static inline void t_stop_server(void)
 {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "'%s/scripts/s3server.sh' stop '%s' >/dev/null 2>&1; rm -rf '%s'",
@@ -46,7 +46,7 @@ static void t_stop_server(void)
 }
 
 /* The endpoint URL of a running S3 server with bucket T_BUCKET, or NULL. */
-static const char *t_s3_endpoint(void)
+static inline const char *t_s3_endpoint(void)
 {
     if (t_s3_url[0])
         return t_s3_url;
@@ -75,14 +75,14 @@ static const char *t_s3_endpoint(void)
 }
 
 /* Whether the server checks signatures (the legacy flavor does not). */
-static bool t_s3_verifies(void)
+static inline bool t_s3_verifies(void)
 {
     const char *v = getenv("STRATA_TEST_S3_VERIFIES");
     return !v || strcmp(v, "0") != 0;
 }
 
 /* A unique prefix per test run so runs never see each other's keys. */
-static void t_unique_prefix(char *out, size_t n, const char *what)
+static inline void t_unique_prefix(char *out, size_t n, const char *what)
 {
     snprintf(out, n, "t-%s-%ld-%d", what, (long)time(NULL), (int)getpid());
 }
@@ -104,7 +104,7 @@ typedef struct {
     size_t n_failed;
 } t_out_t;
 
-static void t_out_free(t_out_t *o)
+static inline void t_out_free(t_out_t *o)
 {
     free(o->data);
     for (size_t i = 0; i < o->n_keys; i++)
@@ -115,7 +115,7 @@ static void t_out_free(t_out_t *o)
     memset(o, 0, sizeof *o);
 }
 
-static void t_done_cb(obj_req_t *req, obj_result_t *res, void *arg)
+static inline void t_done_cb(obj_req_t *req, obj_result_t *res, void *arg)
 {
     t_out_t *o = arg;
     o->is_done = true;
@@ -138,13 +138,13 @@ static void t_done_cb(obj_req_t *req, obj_result_t *res, void *arg)
     o->n_failed = res->n_failed;
 }
 
-static void t_wait(uv_loop_t *loop, t_out_t *o)
+static inline void t_wait(uv_loop_t *loop, t_out_t *o)
 {
     while (!o->is_done)
         uv_run(loop, UV_RUN_ONCE);
 }
 
-static void t_close_store(uv_loop_t *loop, obj_store_t *st)
+static inline void t_close_store(uv_loop_t *loop, obj_store_t *st)
 {
     obj_store_close(st, NULL, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
