@@ -1,9 +1,10 @@
 /* cfg_test.c - unit tests of configuration parsing and validation (core/cfg). */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include "core/cfg.h"
 

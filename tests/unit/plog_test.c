@@ -1,9 +1,10 @@
 /* plog_test.c - unit tests of the partition log engine (core/plog*). */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include "core/plog.h"
 #include "core/st_crc32c.h"

@@ -1,9 +1,10 @@
 /* rt_test.c - unit tests of the per-core runtime (core/rt). */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include "core/rt.h"
 
