@@ -176,6 +176,8 @@ typedef struct kp_writer {
     int err;
     /* hard limit on len; exceeding it fails with ST_E_TOO_LARGE */
     size_t max_bytes;
+    /* static string: "Struct.Field" whose value the version cannot carry, or NULL */
+    const char *err_field;
 } kp_writer_t;
 
 /** Initialise an empty writer; max_bytes 0 means SIZE_MAX / 2. */
@@ -186,6 +188,8 @@ void kp_writer_fini(kp_writer_t *w);
 void kp_writer_reset(kp_writer_t *w);
 /** Record err if none yet; returns the sticky error. */
 int kp_writer_fail(kp_writer_t *w, int err);
+/** Like kp_writer_fail(), also naming the field (a static string) for debug logs. */
+int kp_writer_fail_at(kp_writer_t *w, int err, const char *field);
 
 static inline bool kp_writer_ok(const kp_writer_t *w)
 {

@@ -295,7 +295,7 @@ static void enc_kp_produce_request_topic_produce_data(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicProduceData.Name");
         if (version >= 9)
             kp_write_compact_str(w, s->name);
         else
@@ -303,7 +303,7 @@ static void enc_kp_produce_request_topic_produce_data(
     }
     {
         if (s->n_partition_data < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicProduceData.PartitionData");
         if (version >= 9)
             kp_write_compact_array_len(w, s->n_partition_data);
         else
@@ -367,6 +367,8 @@ static void enc_kp_produce_request(kp_writer_t *w, int16_t version, const kp_pro
 {
     (void)version;
     (void)s;
+    if (!(version >= 3) && !kp_str_eq(s->transactional_id, KP_STR_NULL))
+        kp_writer_fail_at(w, ST_E_INVAL, "ProduceRequest.TransactionalId");
     if (version >= 3) {
         if (version >= 9)
             kp_write_compact_str(w, s->transactional_id);
@@ -381,7 +383,7 @@ static void enc_kp_produce_request(kp_writer_t *w, int16_t version, const kp_pro
     }
     {
         if (s->n_topic_data < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ProduceRequest.TopicData");
         if (version >= 9)
             kp_write_compact_array_len(w, s->n_topic_data);
         else
@@ -600,6 +602,8 @@ static void enc_kp_fetch_request_partition(kp_writer_t *w,
     {
         kp_write_i64(w, s->fetch_offset);
     }
+    if (!(version >= 12) && s->last_fetched_epoch != -1)
+        kp_writer_fail_at(w, ST_E_INVAL, "FetchPartition.LastFetchedEpoch");
     if (version >= 12) {
         kp_write_i32(w, s->last_fetched_epoch);
     }
@@ -682,7 +686,7 @@ enc_kp_fetch_request_topic(kp_writer_t *w, int16_t version, const kp_fetch_reque
     (void)s;
     if (version <= 12) {
         if (s->topic.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "FetchTopic.Topic");
         if (version >= 12)
             kp_write_compact_str(w, s->topic);
         else
@@ -693,7 +697,7 @@ enc_kp_fetch_request_topic(kp_writer_t *w, int16_t version, const kp_fetch_reque
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "FetchTopic.Partitions");
         if (version >= 12)
             kp_write_compact_array_len(w, s->n_partitions);
         else
@@ -766,7 +770,7 @@ static void enc_kp_fetch_request_forgotten_topic(kp_writer_t *w,
     (void)s;
     if (version <= 12) {
         if (s->topic.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ForgottenTopic.Topic");
         if (version >= 12)
             kp_write_compact_str(w, s->topic);
         else
@@ -777,7 +781,7 @@ static void enc_kp_fetch_request_forgotten_topic(kp_writer_t *w,
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ForgottenTopic.Partitions");
         if (version >= 12)
             kp_write_compact_array_len(w, s->n_partitions);
         else
@@ -913,9 +917,13 @@ static void enc_kp_fetch_request(kp_writer_t *w, int16_t version, const kp_fetch
 {
     (void)version;
     (void)s;
+    if (!(version <= 14) && s->replica_id != -1)
+        kp_writer_fail_at(w, ST_E_INVAL, "FetchRequest.ReplicaId");
     if (version <= 14) {
         kp_write_i32(w, s->replica_id);
     }
+    if (!(version >= 15) && !is_default_kp_fetch_request_replica_state(&s->replica_state))
+        kp_writer_fail_at(w, ST_E_INVAL, "FetchRequest.ReplicaState");
     {
         kp_write_i32(w, s->max_wait_ms);
     }
@@ -936,7 +944,7 @@ static void enc_kp_fetch_request(kp_writer_t *w, int16_t version, const kp_fetch
     }
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "FetchRequest.Topics");
         if (version >= 12)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -945,9 +953,11 @@ static void enc_kp_fetch_request(kp_writer_t *w, int16_t version, const kp_fetch
             enc_kp_fetch_request_topic(w, version, &s->topics[i]);
         }
     }
+    if (!(version >= 7) && s->n_forgotten_topics_data != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "FetchRequest.ForgottenTopicsData");
     if (version >= 7) {
         if (s->n_forgotten_topics_data < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "FetchRequest.ForgottenTopicsData");
         if (version >= 12)
             kp_write_compact_array_len(w, s->n_forgotten_topics_data);
         else
@@ -958,7 +968,7 @@ static void enc_kp_fetch_request(kp_writer_t *w, int16_t version, const kp_fetch
     }
     if (version >= 11) {
         if (s->rack_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "FetchRequest.RackId");
         if (version >= 12)
             kp_write_compact_str(w, s->rack_id);
         else
@@ -1106,6 +1116,8 @@ static void enc_kp_list_offsets_request_partition(kp_writer_t *w,
     {
         kp_write_i64(w, s->timestamp);
     }
+    if (!(version <= 0) && s->max_num_offsets != 1)
+        kp_writer_fail_at(w, ST_E_INVAL, "ListOffsetsPartition.MaxNumOffsets");
     if (version <= 0) {
         kp_write_i32(w, s->max_num_offsets);
     }
@@ -1170,7 +1182,7 @@ static void enc_kp_list_offsets_request_topic(kp_writer_t *w,
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ListOffsetsTopic.Name");
         if (version >= 6)
             kp_write_compact_str(w, s->name);
         else
@@ -1178,7 +1190,7 @@ static void enc_kp_list_offsets_request_topic(kp_writer_t *w,
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ListOffsetsTopic.Partitions");
         if (version >= 6)
             kp_write_compact_array_len(w, s->n_partitions);
         else
@@ -1248,12 +1260,14 @@ enc_kp_list_offsets_request(kp_writer_t *w, int16_t version, const kp_list_offse
     {
         kp_write_i32(w, s->replica_id);
     }
+    if (!(version >= 2) && s->isolation_level != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "ListOffsetsRequest.IsolationLevel");
     if (version >= 2) {
         kp_write_i8(w, s->isolation_level);
     }
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ListOffsetsRequest.Topics");
         if (version >= 6)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -1367,7 +1381,7 @@ enc_kp_metadata_request_topic(kp_writer_t *w, int16_t version, const kp_metadata
     }
     {
         if (s->name.len < 0 && !(version >= 10))
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "MetadataRequestTopic.Name");
         if (version >= 9)
             kp_write_compact_str(w, s->name);
         else
@@ -1430,7 +1444,7 @@ static void enc_kp_metadata_request(kp_writer_t *w, int16_t version, const kp_me
     (void)s;
     {
         if (s->n_topics < 0 && !(version >= 1))
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "MetadataRequest.Topics");
         if (version >= 9)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -1439,12 +1453,18 @@ static void enc_kp_metadata_request(kp_writer_t *w, int16_t version, const kp_me
             enc_kp_metadata_request_topic(w, version, &s->topics[i]);
         }
     }
+    if (!(version >= 4) && s->allow_auto_topic_creation != true)
+        kp_writer_fail_at(w, ST_E_INVAL, "MetadataRequest.AllowAutoTopicCreation");
     if (version >= 4) {
         kp_write_bool(w, s->allow_auto_topic_creation);
     }
+    if (!(version >= 8 && version <= 10) && s->include_cluster_authorized_operations != false)
+        kp_writer_fail_at(w, ST_E_INVAL, "MetadataRequest.IncludeClusterAuthorizedOperations");
     if (version >= 8 && version <= 10) {
         kp_write_bool(w, s->include_cluster_authorized_operations);
     }
+    if (!(version >= 8) && s->include_topic_authorized_operations != false)
+        kp_writer_fail_at(w, ST_E_INVAL, "MetadataRequest.IncludeTopicAuthorizedOperations");
     if (version >= 8) {
         kp_write_bool(w, s->include_topic_authorized_operations);
     }
@@ -1575,6 +1595,8 @@ static void enc_kp_offset_commit_request_partition(kp_writer_t *w,
     if (version >= 6) {
         kp_write_i32(w, s->committed_leader_epoch);
     }
+    if (!(version >= 1 && version <= 1) && s->commit_timestamp != INT64_C(-1))
+        kp_writer_fail_at(w, ST_E_INVAL, "OffsetCommitRequestPartition.CommitTimestamp");
     if (version >= 1 && version <= 1) {
         kp_write_i64(w, s->commit_timestamp);
     }
@@ -1645,7 +1667,7 @@ static void enc_kp_offset_commit_request_topic(kp_writer_t *w,
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetCommitRequestTopic.Name");
         if (version >= 8)
             kp_write_compact_str(w, s->name);
         else
@@ -1653,7 +1675,7 @@ static void enc_kp_offset_commit_request_topic(kp_writer_t *w,
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetCommitRequestTopic.Partitions");
         if (version >= 8)
             kp_write_compact_array_len(w, s->n_partitions);
         else
@@ -1734,7 +1756,7 @@ enc_kp_offset_commit_request(kp_writer_t *w, int16_t version, const kp_offset_co
     (void)s;
     {
         if (s->group_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetCommitRequest.GroupId");
         if (version >= 8)
             kp_write_compact_str(w, s->group_id);
         else
@@ -1745,12 +1767,14 @@ enc_kp_offset_commit_request(kp_writer_t *w, int16_t version, const kp_offset_co
     }
     if (version >= 1) {
         if (s->member_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetCommitRequest.MemberId");
         if (version >= 8)
             kp_write_compact_str(w, s->member_id);
         else
             kp_write_str(w, s->member_id);
     }
+    if (!(version >= 7) && !kp_str_eq(s->group_instance_id, KP_STR_NULL))
+        kp_writer_fail_at(w, ST_E_INVAL, "OffsetCommitRequest.GroupInstanceId");
     if (version >= 7) {
         if (version >= 8)
             kp_write_compact_str(w, s->group_instance_id);
@@ -1762,7 +1786,7 @@ enc_kp_offset_commit_request(kp_writer_t *w, int16_t version, const kp_offset_co
     }
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetCommitRequest.Topics");
         if (version >= 8)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -1910,7 +1934,7 @@ static void enc_kp_offset_fetch_request_topic(kp_writer_t *w,
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchRequestTopic.Name");
         if (version >= 6)
             kp_write_compact_str(w, s->name);
         else
@@ -1918,7 +1942,7 @@ static void enc_kp_offset_fetch_request_topic(kp_writer_t *w,
     }
     {
         if (s->n_partition_indexes < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchRequestTopic.PartitionIndexes");
         if (version >= 6)
             kp_write_compact_array_len(w, s->n_partition_indexes);
         else
@@ -1987,12 +2011,12 @@ static void enc_kp_offset_fetch_request_topics(kp_writer_t *w,
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchRequestTopics.Name");
         kp_write_compact_str(w, s->name);
     }
     {
         if (s->n_partition_indexes < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchRequestTopics.PartitionIndexes");
         kp_write_compact_array_len(w, s->n_partition_indexes);
         for (int32_t i = 0; i < s->n_partition_indexes; i++) {
             kp_write_i32(w, s->partition_indexes[i]);
@@ -2066,7 +2090,7 @@ static void enc_kp_offset_fetch_request_group(kp_writer_t *w,
     (void)s;
     {
         if (s->group_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchRequestGroup.GroupId");
         kp_write_compact_str(w, s->group_id);
     }
     if (version >= 9) {
@@ -2158,17 +2182,21 @@ enc_kp_offset_fetch_request(kp_writer_t *w, int16_t version, const kp_offset_fet
 {
     (void)version;
     (void)s;
+    if (!(version <= 7) && !kp_str_eq(s->group_id, KP_STR_LIT("")))
+        kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchRequest.GroupId");
     if (version <= 7) {
         if (s->group_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchRequest.GroupId");
         if (version >= 6)
             kp_write_compact_str(w, s->group_id);
         else
             kp_write_str(w, s->group_id);
     }
+    if (!(version <= 7) && s->n_topics != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchRequest.Topics");
     if (version <= 7) {
         if (s->n_topics < 0 && !(version >= 2))
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchRequest.Topics");
         if (version >= 6)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -2177,14 +2205,18 @@ enc_kp_offset_fetch_request(kp_writer_t *w, int16_t version, const kp_offset_fet
             enc_kp_offset_fetch_request_topic(w, version, &s->topics[i]);
         }
     }
+    if (!(version >= 8) && s->n_groups != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchRequest.Groups");
     if (version >= 8) {
         if (s->n_groups < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchRequest.Groups");
         kp_write_compact_array_len(w, s->n_groups);
         for (int32_t i = 0; i < s->n_groups; i++) {
             enc_kp_offset_fetch_request_group(w, version, &s->groups[i]);
         }
     }
+    if (!(version >= 7) && s->require_stable != false)
+        kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchRequest.RequireStable");
     if (version >= 7) {
         kp_write_bool(w, s->require_stable);
     }
@@ -2300,24 +2332,30 @@ static void enc_kp_find_coordinator_request(kp_writer_t *w,
 {
     (void)version;
     (void)s;
+    if (!(version <= 3) && !kp_str_eq(s->key, KP_STR_LIT("")))
+        kp_writer_fail_at(w, ST_E_INVAL, "FindCoordinatorRequest.Key");
     if (version <= 3) {
         if (s->key.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "FindCoordinatorRequest.Key");
         if (version >= 3)
             kp_write_compact_str(w, s->key);
         else
             kp_write_str(w, s->key);
     }
+    if (!(version >= 1) && s->key_type != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "FindCoordinatorRequest.KeyType");
     if (version >= 1) {
         kp_write_i8(w, s->key_type);
     }
+    if (!(version >= 4) && s->n_coordinator_keys != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "FindCoordinatorRequest.CoordinatorKeys");
     if (version >= 4) {
         if (s->n_coordinator_keys < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "FindCoordinatorRequest.CoordinatorKeys");
         kp_write_compact_array_len(w, s->n_coordinator_keys);
         for (int32_t i = 0; i < s->n_coordinator_keys; i++) {
             if (s->coordinator_keys[i].len < 0)
-                kp_writer_fail(w, ST_E_INVAL);
+                kp_writer_fail_at(w, ST_E_INVAL, "FindCoordinatorRequest.CoordinatorKeys");
             kp_write_compact_str(w, s->coordinator_keys[i]);
         }
     }
@@ -2426,7 +2464,7 @@ static void enc_kp_join_group_request_protocol(kp_writer_t *w,
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "JoinGroupRequestProtocol.Name");
         if (version >= 6)
             kp_write_compact_str(w, s->name);
         else
@@ -2434,7 +2472,7 @@ static void enc_kp_join_group_request_protocol(kp_writer_t *w,
     }
     {
         if (s->metadata.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "JoinGroupRequestProtocol.Metadata");
         if (version >= 6)
             kp_write_compact_bytes(w, s->metadata);
         else
@@ -2522,7 +2560,7 @@ enc_kp_join_group_request(kp_writer_t *w, int16_t version, const kp_join_group_r
     (void)s;
     {
         if (s->group_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "JoinGroupRequest.GroupId");
         if (version >= 6)
             kp_write_compact_str(w, s->group_id);
         else
@@ -2536,12 +2574,14 @@ enc_kp_join_group_request(kp_writer_t *w, int16_t version, const kp_join_group_r
     }
     {
         if (s->member_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "JoinGroupRequest.MemberId");
         if (version >= 6)
             kp_write_compact_str(w, s->member_id);
         else
             kp_write_str(w, s->member_id);
     }
+    if (!(version >= 5) && !kp_str_eq(s->group_instance_id, KP_STR_NULL))
+        kp_writer_fail_at(w, ST_E_INVAL, "JoinGroupRequest.GroupInstanceId");
     if (version >= 5) {
         if (version >= 6)
             kp_write_compact_str(w, s->group_instance_id);
@@ -2550,7 +2590,7 @@ enc_kp_join_group_request(kp_writer_t *w, int16_t version, const kp_join_group_r
     }
     {
         if (s->protocol_type.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "JoinGroupRequest.ProtocolType");
         if (version >= 6)
             kp_write_compact_str(w, s->protocol_type);
         else
@@ -2558,7 +2598,7 @@ enc_kp_join_group_request(kp_writer_t *w, int16_t version, const kp_join_group_r
     }
     {
         if (s->n_protocols < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "JoinGroupRequest.Protocols");
         if (version >= 6)
             kp_write_compact_array_len(w, s->n_protocols);
         else
@@ -2667,7 +2707,7 @@ enc_kp_heartbeat_request(kp_writer_t *w, int16_t version, const kp_heartbeat_req
     (void)s;
     {
         if (s->group_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "HeartbeatRequest.GroupId");
         if (version >= 4)
             kp_write_compact_str(w, s->group_id);
         else
@@ -2678,12 +2718,14 @@ enc_kp_heartbeat_request(kp_writer_t *w, int16_t version, const kp_heartbeat_req
     }
     {
         if (s->member_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "HeartbeatRequest.MemberId");
         if (version >= 4)
             kp_write_compact_str(w, s->member_id);
         else
             kp_write_str(w, s->member_id);
     }
+    if (!(version >= 3) && !kp_str_eq(s->group_instance_id, KP_STR_NULL))
+        kp_writer_fail_at(w, ST_E_INVAL, "HeartbeatRequest.GroupInstanceId");
     if (version >= 3) {
         if (version >= 4)
             kp_write_compact_str(w, s->group_instance_id);
@@ -2796,7 +2838,7 @@ static void enc_kp_leave_group_request_member_identity(
     (void)s;
     {
         if (s->member_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "MemberIdentity.MemberId");
         if (version >= 4)
             kp_write_compact_str(w, s->member_id);
         else
@@ -2871,20 +2913,24 @@ enc_kp_leave_group_request(kp_writer_t *w, int16_t version, const kp_leave_group
     (void)s;
     {
         if (s->group_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "LeaveGroupRequest.GroupId");
         if (version >= 4)
             kp_write_compact_str(w, s->group_id);
         else
             kp_write_str(w, s->group_id);
     }
+    if (!(version <= 2) && !kp_str_eq(s->member_id, KP_STR_LIT("")))
+        kp_writer_fail_at(w, ST_E_INVAL, "LeaveGroupRequest.MemberId");
     if (version <= 2) {
         if (s->member_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "LeaveGroupRequest.MemberId");
         kp_write_str(w, s->member_id);
     }
+    if (!(version >= 3) && s->n_members != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "LeaveGroupRequest.Members");
     if (version >= 3) {
         if (s->n_members < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "LeaveGroupRequest.Members");
         if (version >= 4)
             kp_write_compact_array_len(w, s->n_members);
         else
@@ -2999,7 +3045,7 @@ static void enc_kp_sync_group_request_assignment(kp_writer_t *w,
     (void)s;
     {
         if (s->member_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "SyncGroupRequestAssignment.MemberId");
         if (version >= 4)
             kp_write_compact_str(w, s->member_id);
         else
@@ -3007,7 +3053,7 @@ static void enc_kp_sync_group_request_assignment(kp_writer_t *w,
     }
     {
         if (s->assignment.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "SyncGroupRequestAssignment.Assignment");
         if (version >= 4)
             kp_write_compact_bytes(w, s->assignment);
         else
@@ -3090,7 +3136,7 @@ enc_kp_sync_group_request(kp_writer_t *w, int16_t version, const kp_sync_group_r
     (void)s;
     {
         if (s->group_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "SyncGroupRequest.GroupId");
         if (version >= 4)
             kp_write_compact_str(w, s->group_id);
         else
@@ -3101,12 +3147,14 @@ enc_kp_sync_group_request(kp_writer_t *w, int16_t version, const kp_sync_group_r
     }
     {
         if (s->member_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "SyncGroupRequest.MemberId");
         if (version >= 4)
             kp_write_compact_str(w, s->member_id);
         else
             kp_write_str(w, s->member_id);
     }
+    if (!(version >= 3) && !kp_str_eq(s->group_instance_id, KP_STR_NULL))
+        kp_writer_fail_at(w, ST_E_INVAL, "SyncGroupRequest.GroupInstanceId");
     if (version >= 3) {
         if (version >= 4)
             kp_write_compact_str(w, s->group_instance_id);
@@ -3121,7 +3169,7 @@ enc_kp_sync_group_request(kp_writer_t *w, int16_t version, const kp_sync_group_r
     }
     {
         if (s->n_assignments < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "SyncGroupRequest.Assignments");
         if (version >= 4)
             kp_write_compact_array_len(w, s->n_assignments);
         else
@@ -3239,20 +3287,22 @@ static void enc_kp_describe_groups_request(kp_writer_t *w,
     (void)s;
     {
         if (s->n_groups < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeGroupsRequest.Groups");
         if (version >= 5)
             kp_write_compact_array_len(w, s->n_groups);
         else
             kp_write_array_len(w, s->n_groups);
         for (int32_t i = 0; i < s->n_groups; i++) {
             if (s->groups[i].len < 0)
-                kp_writer_fail(w, ST_E_INVAL);
+                kp_writer_fail_at(w, ST_E_INVAL, "DescribeGroupsRequest.Groups");
             if (version >= 5)
                 kp_write_compact_str(w, s->groups[i]);
             else
                 kp_write_str(w, s->groups[i]);
         }
     }
+    if (!(version >= 3) && s->include_authorized_operations != false)
+        kp_writer_fail_at(w, ST_E_INVAL, "DescribeGroupsRequest.IncludeAuthorizedOperations");
     if (version >= 3) {
         kp_write_bool(w, s->include_authorized_operations);
     }
@@ -3378,23 +3428,27 @@ enc_kp_list_groups_request(kp_writer_t *w, int16_t version, const kp_list_groups
 {
     (void)version;
     (void)s;
+    if (!(version >= 4) && s->n_states_filter != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "ListGroupsRequest.StatesFilter");
     if (version >= 4) {
         if (s->n_states_filter < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ListGroupsRequest.StatesFilter");
         kp_write_compact_array_len(w, s->n_states_filter);
         for (int32_t i = 0; i < s->n_states_filter; i++) {
             if (s->states_filter[i].len < 0)
-                kp_writer_fail(w, ST_E_INVAL);
+                kp_writer_fail_at(w, ST_E_INVAL, "ListGroupsRequest.StatesFilter");
             kp_write_compact_str(w, s->states_filter[i]);
         }
     }
+    if (!(version >= 5) && s->n_types_filter != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "ListGroupsRequest.TypesFilter");
     if (version >= 5) {
         if (s->n_types_filter < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ListGroupsRequest.TypesFilter");
         kp_write_compact_array_len(w, s->n_types_filter);
         for (int32_t i = 0; i < s->n_types_filter; i++) {
             if (s->types_filter[i].len < 0)
-                kp_writer_fail(w, ST_E_INVAL);
+                kp_writer_fail_at(w, ST_E_INVAL, "ListGroupsRequest.TypesFilter");
             kp_write_compact_str(w, s->types_filter[i]);
         }
     }
@@ -3479,7 +3533,7 @@ enc_kp_sasl_handshake_request(kp_writer_t *w, int16_t version, const kp_sasl_han
     (void)s;
     {
         if (s->mechanism.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "SaslHandshakeRequest.Mechanism");
         kp_write_str(w, s->mechanism);
     }
 }
@@ -3570,12 +3624,12 @@ enc_kp_api_versions_request(kp_writer_t *w, int16_t version, const kp_api_versio
     (void)s;
     if (version >= 3) {
         if (s->client_software_name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ApiVersionsRequest.ClientSoftwareName");
         kp_write_compact_str(w, s->client_software_name);
     }
     if (version >= 3) {
         if (s->client_software_version.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ApiVersionsRequest.ClientSoftwareVersion");
         kp_write_compact_str(w, s->client_software_version);
     }
     if (version >= 3) {
@@ -3715,7 +3769,7 @@ static void enc_kp_create_topics_request_creatable_replica_assignment(
     }
     {
         if (s->n_broker_ids < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "CreatableReplicaAssignment.BrokerIds");
         if (version >= 5)
             kp_write_compact_array_len(w, s->n_broker_ids);
         else
@@ -3769,7 +3823,7 @@ static void enc_kp_create_topics_request_creatable_topic_config(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "CreatableTopicConfig.Name");
         if (version >= 5)
             kp_write_compact_str(w, s->name);
         else
@@ -3872,7 +3926,7 @@ static void enc_kp_create_topics_request_creatable_topic(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "CreatableTopic.Name");
         if (version >= 5)
             kp_write_compact_str(w, s->name);
         else
@@ -3886,7 +3940,7 @@ static void enc_kp_create_topics_request_creatable_topic(
     }
     {
         if (s->n_assignments < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "CreatableTopic.Assignments");
         if (version >= 5)
             kp_write_compact_array_len(w, s->n_assignments);
         else
@@ -3898,7 +3952,7 @@ static void enc_kp_create_topics_request_creatable_topic(
     }
     {
         if (s->n_configs < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "CreatableTopic.Configs");
         if (version >= 5)
             kp_write_compact_array_len(w, s->n_configs);
         else
@@ -3963,7 +4017,7 @@ enc_kp_create_topics_request(kp_writer_t *w, int16_t version, const kp_create_to
     (void)s;
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "CreateTopicsRequest.Topics");
         if (version >= 5)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -3975,6 +4029,8 @@ enc_kp_create_topics_request(kp_writer_t *w, int16_t version, const kp_create_to
     {
         kp_write_i32(w, s->timeout_ms);
     }
+    if (!(version >= 1) && s->validate_only != false)
+        kp_writer_fail_at(w, ST_E_INVAL, "CreateTopicsRequest.validateOnly");
     if (version >= 1) {
         kp_write_bool(w, s->validate_only);
     }
@@ -4157,9 +4213,11 @@ enc_kp_delete_topics_request(kp_writer_t *w, int16_t version, const kp_delete_to
 {
     (void)version;
     (void)s;
+    if (!(version >= 6) && s->n_topics != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "DeleteTopicsRequest.Topics");
     if (version >= 6) {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteTopicsRequest.Topics");
         kp_write_compact_array_len(w, s->n_topics);
         for (int32_t i = 0; i < s->n_topics; i++) {
             enc_kp_delete_topics_request_delete_topic_state(w, version, &s->topics[i]);
@@ -4167,14 +4225,14 @@ enc_kp_delete_topics_request(kp_writer_t *w, int16_t version, const kp_delete_to
     }
     if (version <= 5) {
         if (s->n_topic_names < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteTopicsRequest.TopicNames");
         if (version >= 4)
             kp_write_compact_array_len(w, s->n_topic_names);
         else
             kp_write_array_len(w, s->n_topic_names);
         for (int32_t i = 0; i < s->n_topic_names; i++) {
             if (s->topic_names[i].len < 0)
-                kp_writer_fail(w, ST_E_INVAL);
+                kp_writer_fail_at(w, ST_E_INVAL, "DeleteTopicsRequest.TopicNames");
             if (version >= 4)
                 kp_write_compact_str(w, s->topic_names[i]);
             else
@@ -4357,7 +4415,7 @@ static void enc_kp_delete_records_request_topic(kp_writer_t *w,
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteRecordsTopic.Name");
         if (version >= 2)
             kp_write_compact_str(w, s->name);
         else
@@ -4365,7 +4423,7 @@ static void enc_kp_delete_records_request_topic(kp_writer_t *w,
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteRecordsTopic.Partitions");
         if (version >= 2)
             kp_write_compact_array_len(w, s->n_partitions);
         else
@@ -4426,7 +4484,7 @@ enc_kp_delete_records_request(kp_writer_t *w, int16_t version, const kp_delete_r
     (void)s;
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteRecordsRequest.Topics");
         if (version >= 2)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -4541,9 +4599,13 @@ static void enc_kp_init_producer_id_request(kp_writer_t *w,
     {
         kp_write_i32(w, s->transaction_timeout_ms);
     }
+    if (!(version >= 3) && s->producer_id != INT64_C(-1))
+        kp_writer_fail_at(w, ST_E_INVAL, "InitProducerIdRequest.ProducerId");
     if (version >= 3) {
         kp_write_i64(w, s->producer_id);
     }
+    if (!(version >= 3) && s->producer_epoch != -1)
+        kp_writer_fail_at(w, ST_E_INVAL, "InitProducerIdRequest.ProducerEpoch");
     if (version >= 3) {
         kp_write_i16(w, s->producer_epoch);
     }
@@ -4742,7 +4804,7 @@ static void enc_kp_offset_for_leader_epoch_request_offset_for_leader_topic(
     (void)s;
     {
         if (s->topic.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetForLeaderTopic.Topic");
         if (version >= 4)
             kp_write_compact_str(w, s->topic);
         else
@@ -4750,7 +4812,7 @@ static void enc_kp_offset_for_leader_epoch_request_offset_for_leader_topic(
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetForLeaderTopic.Partitions");
         if (version >= 4)
             kp_write_compact_array_len(w, s->n_partitions);
         else
@@ -4817,7 +4879,7 @@ static void enc_kp_offset_for_leader_epoch_request(kp_writer_t *w,
     }
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetForLeaderEpochRequest.Topics");
         if (version >= 4)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -4956,7 +5018,7 @@ static void enc_kp_describe_configs_request_resource(
     }
     {
         if (s->resource_name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeConfigsResource.ResourceName");
         if (version >= 4)
             kp_write_compact_str(w, s->resource_name);
         else
@@ -5031,7 +5093,7 @@ static void enc_kp_describe_configs_request(kp_writer_t *w,
     (void)s;
     {
         if (s->n_resources < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeConfigsRequest.Resources");
         if (version >= 4)
             kp_write_compact_array_len(w, s->n_resources);
         else
@@ -5040,9 +5102,13 @@ static void enc_kp_describe_configs_request(kp_writer_t *w,
             enc_kp_describe_configs_request_resource(w, version, &s->resources[i]);
         }
     }
+    if (!(version >= 1) && s->include_synonyms != false)
+        kp_writer_fail_at(w, ST_E_INVAL, "DescribeConfigsRequest.IncludeSynonyms");
     if (version >= 1) {
         kp_write_bool(w, s->include_synonyms);
     }
+    if (!(version >= 3) && s->include_documentation != false)
+        kp_writer_fail_at(w, ST_E_INVAL, "DescribeConfigsRequest.IncludeDocumentation");
     if (version >= 3) {
         kp_write_bool(w, s->include_documentation);
     }
@@ -5150,7 +5216,7 @@ static void enc_kp_alter_configs_request_alterable_config(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "AlterableConfig.Name");
         if (version >= 2)
             kp_write_compact_str(w, s->name);
         else
@@ -5230,7 +5296,7 @@ static void enc_kp_alter_configs_request_resource(kp_writer_t *w,
     }
     {
         if (s->resource_name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "AlterConfigsResource.ResourceName");
         if (version >= 2)
             kp_write_compact_str(w, s->resource_name);
         else
@@ -5238,7 +5304,7 @@ static void enc_kp_alter_configs_request_resource(kp_writer_t *w,
     }
     {
         if (s->n_configs < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "AlterConfigsResource.Configs");
         if (version >= 2)
             kp_write_compact_array_len(w, s->n_configs);
         else
@@ -5299,7 +5365,7 @@ enc_kp_alter_configs_request(kp_writer_t *w, int16_t version, const kp_alter_con
     (void)s;
     {
         if (s->n_resources < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "AlterConfigsRequest.Resources");
         if (version >= 2)
             kp_write_compact_array_len(w, s->n_resources);
         else
@@ -5425,7 +5491,7 @@ static void enc_kp_create_partitions_request_assignment(
     (void)s;
     {
         if (s->n_broker_ids < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "CreatePartitionsAssignment.BrokerIds");
         if (version >= 2)
             kp_write_compact_array_len(w, s->n_broker_ids);
         else
@@ -5498,7 +5564,7 @@ static void enc_kp_create_partitions_request_topic(kp_writer_t *w,
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "CreatePartitionsTopic.Name");
         if (version >= 2)
             kp_write_compact_str(w, s->name);
         else
@@ -5573,7 +5639,7 @@ static void enc_kp_create_partitions_request(kp_writer_t *w,
     (void)s;
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "CreatePartitionsRequest.Topics");
         if (version >= 2)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -5690,14 +5756,14 @@ enc_kp_delete_groups_request(kp_writer_t *w, int16_t version, const kp_delete_gr
     (void)s;
     {
         if (s->n_groups_names < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteGroupsRequest.GroupsNames");
         if (version >= 2)
             kp_write_compact_array_len(w, s->n_groups_names);
         else
             kp_write_array_len(w, s->n_groups_names);
         for (int32_t i = 0; i < s->n_groups_names; i++) {
             if (s->groups_names[i].len < 0)
-                kp_writer_fail(w, ST_E_INVAL);
+                kp_writer_fail_at(w, ST_E_INVAL, "DeleteGroupsRequest.GroupsNames");
             if (version >= 2)
                 kp_write_compact_str(w, s->groups_names[i]);
             else
@@ -5825,7 +5891,7 @@ static void enc_kp_incremental_alter_configs_request_alterable_config(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "AlterableConfig.Name");
         if (version >= 1)
             kp_write_compact_str(w, s->name);
         else
@@ -5912,7 +5978,7 @@ static void enc_kp_incremental_alter_configs_request_alter_configs_resource(
     }
     {
         if (s->resource_name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "AlterConfigsResource.ResourceName");
         if (version >= 1)
             kp_write_compact_str(w, s->resource_name);
         else
@@ -5920,7 +5986,7 @@ static void enc_kp_incremental_alter_configs_request_alter_configs_resource(
     }
     {
         if (s->n_configs < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "AlterConfigsResource.Configs");
         if (version >= 1)
             kp_write_compact_array_len(w, s->n_configs);
         else
@@ -5983,7 +6049,7 @@ static void enc_kp_incremental_alter_configs_request(
     (void)s;
     {
         if (s->n_resources < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "IncrementalAlterConfigsRequest.Resources");
         if (version >= 1)
             kp_write_compact_array_len(w, s->n_resources);
         else
@@ -6151,12 +6217,12 @@ static void enc_kp_offset_delete_request_topic(kp_writer_t *w,
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetDeleteRequestTopic.Name");
         kp_write_str(w, s->name);
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetDeleteRequestTopic.Partitions");
         kp_write_array_len(w, s->n_partitions);
         for (int32_t i = 0; i < s->n_partitions; i++) {
             enc_kp_offset_delete_request_partition(w, version, &s->partitions[i]);
@@ -6208,12 +6274,12 @@ enc_kp_offset_delete_request(kp_writer_t *w, int16_t version, const kp_offset_de
     (void)s;
     {
         if (s->group_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetDeleteRequest.GroupId");
         kp_write_str(w, s->group_id);
     }
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetDeleteRequest.Topics");
         kp_write_array_len(w, s->n_topics);
         for (int32_t i = 0; i < s->n_topics; i++) {
             enc_kp_offset_delete_request_topic(w, version, &s->topics[i]);
@@ -6306,6 +6372,8 @@ static void enc_kp_describe_cluster_request(kp_writer_t *w,
     {
         kp_write_bool(w, s->include_cluster_authorized_operations);
     }
+    if (!(version >= 1) && s->endpoint_type != 1)
+        kp_writer_fail_at(w, ST_E_INVAL, "DescribeClusterRequest.EndpointType");
     if (version >= 1) {
         kp_write_i8(w, s->endpoint_type);
     }
@@ -6611,7 +6679,7 @@ static void enc_kp_produce_response_partition_produce_response(
     }
     if (version >= 8) {
         if (s->n_record_errors < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "PartitionProduceResponse.RecordErrors");
         if (version >= 9)
             kp_write_compact_array_len(w, s->n_record_errors);
         else
@@ -6626,6 +6694,8 @@ static void enc_kp_produce_response_partition_produce_response(
         else
             kp_write_str(w, s->error_message);
     }
+    if (!(version >= 10) && !is_default_kp_produce_response_leader_id_and_epoch(&s->current_leader))
+        kp_writer_fail_at(w, ST_E_INVAL, "PartitionProduceResponse.CurrentLeader");
     if (version >= 9) {
         uint32_t n_tags = 0;
         bool has_tag_0 = (version >= 10) &&
@@ -6697,7 +6767,7 @@ static void enc_kp_produce_response_topic_produce_response(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicProduceResponse.Name");
         if (version >= 9)
             kp_write_compact_str(w, s->name);
         else
@@ -6705,7 +6775,7 @@ static void enc_kp_produce_response_topic_produce_response(
     }
     {
         if (s->n_partition_responses < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicProduceResponse.PartitionResponses");
         if (version >= 9)
             kp_write_compact_array_len(w, s->n_partition_responses);
         else
@@ -6770,7 +6840,7 @@ static void enc_kp_produce_response_node_endpoint(kp_writer_t *w,
     }
     {
         if (s->host.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "NodeEndpoint.Host");
         kp_write_compact_str(w, s->host);
     }
     {
@@ -6865,7 +6935,7 @@ static void enc_kp_produce_response(kp_writer_t *w, int16_t version, const kp_pr
     (void)s;
     {
         if (s->n_responses < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ProduceResponse.Responses");
         if (version >= 9)
             kp_write_compact_array_len(w, s->n_responses);
         else
@@ -6877,6 +6947,8 @@ static void enc_kp_produce_response(kp_writer_t *w, int16_t version, const kp_pr
     if (version >= 1) {
         kp_write_i32(w, s->throttle_time_ms);
     }
+    if (!(version >= 10) && s->n_node_endpoints != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "ProduceResponse.NodeEndpoints");
     if (version >= 9) {
         uint32_t n_tags = 0;
         bool has_tag_0 = (version >= 10) && s->n_node_endpoints != 0;
@@ -6886,7 +6958,7 @@ static void enc_kp_produce_response(kp_writer_t *w, int16_t version, const kp_pr
             kp_write_uvarint(w, 0);
             size_t mark = w->len;
             if (s->n_node_endpoints < 0)
-                kp_writer_fail(w, ST_E_INVAL);
+                kp_writer_fail_at(w, ST_E_INVAL, "ProduceResponse.NodeEndpoints");
             kp_write_compact_array_len(w, s->n_node_endpoints);
             for (int32_t i = 0; i < s->n_node_endpoints; i++) {
                 enc_kp_produce_response_node_endpoint(w, version, &s->node_endpoints[i]);
@@ -7320,6 +7392,12 @@ static void enc_kp_fetch_response_partition_data(kp_writer_t *w,
     if (version >= 5) {
         kp_write_i64(w, s->log_start_offset);
     }
+    if (!(version >= 12) && !is_default_kp_fetch_response_epoch_end_offset(&s->diverging_epoch))
+        kp_writer_fail_at(w, ST_E_INVAL, "PartitionData.DivergingEpoch");
+    if (!(version >= 12) && !is_default_kp_fetch_response_leader_id_and_epoch(&s->current_leader))
+        kp_writer_fail_at(w, ST_E_INVAL, "PartitionData.CurrentLeader");
+    if (!(version >= 12) && !is_default_kp_fetch_response_snapshot_id(&s->snapshot_id))
+        kp_writer_fail_at(w, ST_E_INVAL, "PartitionData.SnapshotId");
     if (version >= 4) {
         if (version >= 12)
             kp_write_compact_array_len(w, s->n_aborted_transactions);
@@ -7329,6 +7407,8 @@ static void enc_kp_fetch_response_partition_data(kp_writer_t *w,
             enc_kp_fetch_response_aborted_transaction(w, version, &s->aborted_transactions[i]);
         }
     }
+    if (!(version >= 11) && s->preferred_read_replica != -1)
+        kp_writer_fail_at(w, ST_E_INVAL, "PartitionData.PreferredReadReplica");
     if (version >= 11) {
         kp_write_i32(w, s->preferred_read_replica);
     }
@@ -7429,7 +7509,7 @@ static void enc_kp_fetch_response_fetchable_topic_response(
     (void)s;
     if (version <= 12) {
         if (s->topic.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "FetchableTopicResponse.Topic");
         if (version >= 12)
             kp_write_compact_str(w, s->topic);
         else
@@ -7440,7 +7520,7 @@ static void enc_kp_fetch_response_fetchable_topic_response(
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "FetchableTopicResponse.Partitions");
         if (version >= 12)
             kp_write_compact_array_len(w, s->n_partitions);
         else
@@ -7504,7 +7584,7 @@ static void enc_kp_fetch_response_node_endpoint(kp_writer_t *w,
     }
     {
         if (s->host.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "NodeEndpoint.Host");
         kp_write_compact_str(w, s->host);
     }
     {
@@ -7611,12 +7691,14 @@ static void enc_kp_fetch_response(kp_writer_t *w, int16_t version, const kp_fetc
     if (version >= 7) {
         kp_write_i16(w, s->error_code);
     }
+    if (!(version >= 7) && s->session_id != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "FetchResponse.SessionId");
     if (version >= 7) {
         kp_write_i32(w, s->session_id);
     }
     {
         if (s->n_responses < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "FetchResponse.Responses");
         if (version >= 12)
             kp_write_compact_array_len(w, s->n_responses);
         else
@@ -7625,6 +7707,8 @@ static void enc_kp_fetch_response(kp_writer_t *w, int16_t version, const kp_fetc
             enc_kp_fetch_response_fetchable_topic_response(w, version, &s->responses[i]);
         }
     }
+    if (!(version >= 16) && s->n_node_endpoints != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "FetchResponse.NodeEndpoints");
     if (version >= 12) {
         uint32_t n_tags = 0;
         bool has_tag_0 = (version >= 16) && s->n_node_endpoints != 0;
@@ -7634,7 +7718,7 @@ static void enc_kp_fetch_response(kp_writer_t *w, int16_t version, const kp_fetc
             kp_write_uvarint(w, 0);
             size_t mark = w->len;
             if (s->n_node_endpoints < 0)
-                kp_writer_fail(w, ST_E_INVAL);
+                kp_writer_fail_at(w, ST_E_INVAL, "FetchResponse.NodeEndpoints");
             kp_write_compact_array_len(w, s->n_node_endpoints);
             for (int32_t i = 0; i < s->n_node_endpoints; i++) {
                 enc_kp_fetch_response_node_endpoint(w, version, &s->node_endpoints[i]);
@@ -7777,20 +7861,28 @@ static void enc_kp_list_offsets_response_partition_response(
     {
         kp_write_i16(w, s->error_code);
     }
+    if (!(version <= 0) && s->n_old_style_offsets != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "ListOffsetsPartitionResponse.OldStyleOffsets");
     if (version <= 0) {
         if (s->n_old_style_offsets < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ListOffsetsPartitionResponse.OldStyleOffsets");
         kp_write_array_len(w, s->n_old_style_offsets);
         for (int32_t i = 0; i < s->n_old_style_offsets; i++) {
             kp_write_i64(w, s->old_style_offsets[i]);
         }
     }
+    if (!(version >= 1) && s->timestamp != INT64_C(-1))
+        kp_writer_fail_at(w, ST_E_INVAL, "ListOffsetsPartitionResponse.Timestamp");
     if (version >= 1) {
         kp_write_i64(w, s->timestamp);
     }
+    if (!(version >= 1) && s->offset != INT64_C(-1))
+        kp_writer_fail_at(w, ST_E_INVAL, "ListOffsetsPartitionResponse.Offset");
     if (version >= 1) {
         kp_write_i64(w, s->offset);
     }
+    if (!(version >= 4) && s->leader_epoch != -1)
+        kp_writer_fail_at(w, ST_E_INVAL, "ListOffsetsPartitionResponse.LeaderEpoch");
     if (version >= 4) {
         kp_write_i32(w, s->leader_epoch);
     }
@@ -7853,7 +7945,7 @@ static void enc_kp_list_offsets_response_topic_response(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ListOffsetsTopicResponse.Name");
         if (version >= 6)
             kp_write_compact_str(w, s->name);
         else
@@ -7861,7 +7953,7 @@ static void enc_kp_list_offsets_response_topic_response(
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ListOffsetsTopicResponse.Partitions");
         if (version >= 6)
             kp_write_compact_array_len(w, s->n_partitions);
         else
@@ -7925,7 +8017,7 @@ enc_kp_list_offsets_response(kp_writer_t *w, int16_t version, const kp_list_offs
     }
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ListOffsetsResponse.Topics");
         if (version >= 6)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -8060,7 +8152,7 @@ static void enc_kp_metadata_response_broker(kp_writer_t *w,
     }
     {
         if (s->host.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "MetadataResponseBroker.Host");
         if (version >= 9)
             kp_write_compact_str(w, s->host);
         else
@@ -8201,7 +8293,7 @@ static void enc_kp_metadata_response_partition(kp_writer_t *w,
     }
     {
         if (s->n_replica_nodes < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "MetadataResponsePartition.ReplicaNodes");
         if (version >= 9)
             kp_write_compact_array_len(w, s->n_replica_nodes);
         else
@@ -8212,7 +8304,7 @@ static void enc_kp_metadata_response_partition(kp_writer_t *w,
     }
     {
         if (s->n_isr_nodes < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "MetadataResponsePartition.IsrNodes");
         if (version >= 9)
             kp_write_compact_array_len(w, s->n_isr_nodes);
         else
@@ -8223,7 +8315,7 @@ static void enc_kp_metadata_response_partition(kp_writer_t *w,
     }
     if (version >= 5) {
         if (s->n_offline_replicas < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "MetadataResponsePartition.OfflineReplicas");
         if (version >= 9)
             kp_write_compact_array_len(w, s->n_offline_replicas);
         else
@@ -8313,7 +8405,7 @@ static void enc_kp_metadata_response_topic(kp_writer_t *w,
     }
     {
         if (s->name.len < 0 && !(version >= 12))
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "MetadataResponseTopic.Name");
         if (version >= 9)
             kp_write_compact_str(w, s->name);
         else
@@ -8327,7 +8419,7 @@ static void enc_kp_metadata_response_topic(kp_writer_t *w,
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "MetadataResponseTopic.Partitions");
         if (version >= 9)
             kp_write_compact_array_len(w, s->n_partitions);
         else
@@ -8336,6 +8428,8 @@ static void enc_kp_metadata_response_topic(kp_writer_t *w,
             enc_kp_metadata_response_partition(w, version, &s->partitions[i]);
         }
     }
+    if (!(version >= 8) && s->topic_authorized_operations != INT32_MIN)
+        kp_writer_fail_at(w, ST_E_INVAL, "MetadataResponseTopic.TopicAuthorizedOperations");
     if (version >= 8) {
         kp_write_i32(w, s->topic_authorized_operations);
     }
@@ -8426,7 +8520,7 @@ enc_kp_metadata_response(kp_writer_t *w, int16_t version, const kp_metadata_resp
     }
     {
         if (s->n_brokers < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "MetadataResponse.Brokers");
         if (version >= 9)
             kp_write_compact_array_len(w, s->n_brokers);
         else
@@ -8446,7 +8540,7 @@ enc_kp_metadata_response(kp_writer_t *w, int16_t version, const kp_metadata_resp
     }
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "MetadataResponse.Topics");
         if (version >= 9)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -8455,6 +8549,8 @@ enc_kp_metadata_response(kp_writer_t *w, int16_t version, const kp_metadata_resp
             enc_kp_metadata_response_topic(w, version, &s->topics[i]);
         }
     }
+    if (!(version >= 8 && version <= 10) && s->cluster_authorized_operations != INT32_MIN)
+        kp_writer_fail_at(w, ST_E_INVAL, "MetadataResponse.ClusterAuthorizedOperations");
     if (version >= 8 && version <= 10) {
         kp_write_i32(w, s->cluster_authorized_operations);
     }
@@ -8630,7 +8726,7 @@ static void enc_kp_offset_commit_response_topic(kp_writer_t *w,
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetCommitResponseTopic.Name");
         if (version >= 8)
             kp_write_compact_str(w, s->name);
         else
@@ -8638,7 +8734,7 @@ static void enc_kp_offset_commit_response_topic(kp_writer_t *w,
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetCommitResponseTopic.Partitions");
         if (version >= 8)
             kp_write_compact_array_len(w, s->n_partitions);
         else
@@ -8702,7 +8798,7 @@ enc_kp_offset_commit_response(kp_writer_t *w, int16_t version, const kp_offset_c
     }
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetCommitResponse.Topics");
         if (version >= 8)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -8930,7 +9026,7 @@ static void enc_kp_offset_fetch_response_topic(kp_writer_t *w,
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchResponseTopic.Name");
         if (version >= 6)
             kp_write_compact_str(w, s->name);
         else
@@ -8938,7 +9034,7 @@ static void enc_kp_offset_fetch_response_topic(kp_writer_t *w,
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchResponseTopic.Partitions");
         if (version >= 6)
             kp_write_compact_array_len(w, s->n_partitions);
         else
@@ -9075,12 +9171,12 @@ static void enc_kp_offset_fetch_response_topics(kp_writer_t *w,
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchResponseTopics.Name");
         kp_write_compact_str(w, s->name);
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchResponseTopics.Partitions");
         kp_write_compact_array_len(w, s->n_partitions);
         for (int32_t i = 0; i < s->n_partitions; i++) {
             enc_kp_offset_fetch_response_partitions(w, version, &s->partitions[i]);
@@ -9150,12 +9246,12 @@ static void enc_kp_offset_fetch_response_group(kp_writer_t *w,
     (void)s;
     {
         if (s->group_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchResponseGroup.GroupId");
         kp_write_compact_str(w, s->group_id);
     }
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchResponseGroup.Topics");
         kp_write_compact_array_len(w, s->n_topics);
         for (int32_t i = 0; i < s->n_topics; i++) {
             enc_kp_offset_fetch_response_topics(w, version, &s->topics[i]);
@@ -9242,9 +9338,11 @@ enc_kp_offset_fetch_response(kp_writer_t *w, int16_t version, const kp_offset_fe
     if (version >= 3) {
         kp_write_i32(w, s->throttle_time_ms);
     }
+    if (!(version <= 7) && s->n_topics != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchResponse.Topics");
     if (version <= 7) {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchResponse.Topics");
         if (version >= 6)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -9256,9 +9354,11 @@ enc_kp_offset_fetch_response(kp_writer_t *w, int16_t version, const kp_offset_fe
     if (version >= 2 && version <= 7) {
         kp_write_i16(w, s->error_code);
     }
+    if (!(version >= 8) && s->n_groups != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchResponse.Groups");
     if (version >= 8) {
         if (s->n_groups < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetFetchResponse.Groups");
         kp_write_compact_array_len(w, s->n_groups);
         for (int32_t i = 0; i < s->n_groups; i++) {
             enc_kp_offset_fetch_response_group(w, version, &s->groups[i]);
@@ -9381,7 +9481,7 @@ static void enc_kp_find_coordinator_response_coordinator(
     (void)s;
     {
         if (s->key.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "Coordinator.Key");
         kp_write_compact_str(w, s->key);
     }
     {
@@ -9389,7 +9489,7 @@ static void enc_kp_find_coordinator_response_coordinator(
     }
     {
         if (s->host.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "Coordinator.Host");
         kp_write_compact_str(w, s->host);
     }
     {
@@ -9478,6 +9578,8 @@ static void enc_kp_find_coordinator_response(kp_writer_t *w,
     if (version >= 1) {
         kp_write_i32(w, s->throttle_time_ms);
     }
+    if (!(version <= 3) && s->error_code != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "FindCoordinatorResponse.ErrorCode");
     if (version <= 3) {
         kp_write_i16(w, s->error_code);
     }
@@ -9487,23 +9589,31 @@ static void enc_kp_find_coordinator_response(kp_writer_t *w,
         else
             kp_write_str(w, s->error_message);
     }
+    if (!(version <= 3) && s->node_id != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "FindCoordinatorResponse.NodeId");
     if (version <= 3) {
         kp_write_i32(w, s->node_id);
     }
+    if (!(version <= 3) && !kp_str_eq(s->host, KP_STR_LIT("")))
+        kp_writer_fail_at(w, ST_E_INVAL, "FindCoordinatorResponse.Host");
     if (version <= 3) {
         if (s->host.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "FindCoordinatorResponse.Host");
         if (version >= 3)
             kp_write_compact_str(w, s->host);
         else
             kp_write_str(w, s->host);
     }
+    if (!(version <= 3) && s->port != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "FindCoordinatorResponse.Port");
     if (version <= 3) {
         kp_write_i32(w, s->port);
     }
+    if (!(version >= 4) && s->n_coordinators != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "FindCoordinatorResponse.Coordinators");
     if (version >= 4) {
         if (s->n_coordinators < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "FindCoordinatorResponse.Coordinators");
         kp_write_compact_array_len(w, s->n_coordinators);
         for (int32_t i = 0; i < s->n_coordinators; i++) {
             enc_kp_find_coordinator_response_coordinator(w, version, &s->coordinators[i]);
@@ -9620,7 +9730,7 @@ static void enc_kp_join_group_response_member(kp_writer_t *w,
     (void)s;
     {
         if (s->member_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "JoinGroupResponseMember.MemberId");
         if (version >= 6)
             kp_write_compact_str(w, s->member_id);
         else
@@ -9634,7 +9744,7 @@ static void enc_kp_join_group_response_member(kp_writer_t *w,
     }
     {
         if (s->metadata.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "JoinGroupResponseMember.Metadata");
         if (version >= 6)
             kp_write_compact_bytes(w, s->metadata);
         else
@@ -9738,7 +9848,7 @@ enc_kp_join_group_response(kp_writer_t *w, int16_t version, const kp_join_group_
     }
     {
         if (s->protocol_name.len < 0 && !(version >= 7))
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "JoinGroupResponse.ProtocolName");
         if (version >= 6)
             kp_write_compact_str(w, s->protocol_name);
         else
@@ -9746,18 +9856,20 @@ enc_kp_join_group_response(kp_writer_t *w, int16_t version, const kp_join_group_
     }
     {
         if (s->leader.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "JoinGroupResponse.Leader");
         if (version >= 6)
             kp_write_compact_str(w, s->leader);
         else
             kp_write_str(w, s->leader);
     }
+    if (!(version >= 9) && s->skip_assignment != false)
+        kp_writer_fail_at(w, ST_E_INVAL, "JoinGroupResponse.SkipAssignment");
     if (version >= 9) {
         kp_write_bool(w, s->skip_assignment);
     }
     {
         if (s->member_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "JoinGroupResponse.MemberId");
         if (version >= 6)
             kp_write_compact_str(w, s->member_id);
         else
@@ -9765,7 +9877,7 @@ enc_kp_join_group_response(kp_writer_t *w, int16_t version, const kp_join_group_
     }
     {
         if (s->n_members < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "JoinGroupResponse.Members");
         if (version >= 6)
             kp_write_compact_array_len(w, s->n_members);
         else
@@ -9967,7 +10079,7 @@ static void enc_kp_leave_group_response_member_response(
     (void)s;
     {
         if (s->member_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "MemberResponse.MemberId");
         if (version >= 4)
             kp_write_compact_str(w, s->member_id);
         else
@@ -10042,9 +10154,11 @@ enc_kp_leave_group_response(kp_writer_t *w, int16_t version, const kp_leave_grou
     {
         kp_write_i16(w, s->error_code);
     }
+    if (!(version >= 3) && s->n_members != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "LeaveGroupResponse.Members");
     if (version >= 3) {
         if (s->n_members < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "LeaveGroupResponse.Members");
         if (version >= 4)
             kp_write_compact_array_len(w, s->n_members);
         else
@@ -10165,7 +10279,7 @@ enc_kp_sync_group_response(kp_writer_t *w, int16_t version, const kp_sync_group_
     }
     {
         if (s->assignment.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "SyncGroupResponse.Assignment");
         if (version >= 4)
             kp_write_compact_bytes(w, s->assignment);
         else
@@ -10311,7 +10425,7 @@ static void enc_kp_describe_groups_response_described_group_member(
     (void)s;
     {
         if (s->member_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroupMember.MemberId");
         if (version >= 5)
             kp_write_compact_str(w, s->member_id);
         else
@@ -10325,7 +10439,7 @@ static void enc_kp_describe_groups_response_described_group_member(
     }
     {
         if (s->client_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroupMember.ClientId");
         if (version >= 5)
             kp_write_compact_str(w, s->client_id);
         else
@@ -10333,7 +10447,7 @@ static void enc_kp_describe_groups_response_described_group_member(
     }
     {
         if (s->client_host.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroupMember.ClientHost");
         if (version >= 5)
             kp_write_compact_str(w, s->client_host);
         else
@@ -10341,7 +10455,7 @@ static void enc_kp_describe_groups_response_described_group_member(
     }
     {
         if (s->member_metadata.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroupMember.MemberMetadata");
         if (version >= 5)
             kp_write_compact_bytes(w, s->member_metadata);
         else
@@ -10349,7 +10463,7 @@ static void enc_kp_describe_groups_response_described_group_member(
     }
     {
         if (s->member_assignment.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroupMember.MemberAssignment");
         if (version >= 5)
             kp_write_compact_bytes(w, s->member_assignment);
         else
@@ -10451,7 +10565,7 @@ static void enc_kp_describe_groups_response_described_group(
     }
     {
         if (s->group_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroup.GroupId");
         if (version >= 5)
             kp_write_compact_str(w, s->group_id);
         else
@@ -10459,7 +10573,7 @@ static void enc_kp_describe_groups_response_described_group(
     }
     {
         if (s->group_state.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroup.GroupState");
         if (version >= 5)
             kp_write_compact_str(w, s->group_state);
         else
@@ -10467,7 +10581,7 @@ static void enc_kp_describe_groups_response_described_group(
     }
     {
         if (s->protocol_type.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroup.ProtocolType");
         if (version >= 5)
             kp_write_compact_str(w, s->protocol_type);
         else
@@ -10475,7 +10589,7 @@ static void enc_kp_describe_groups_response_described_group(
     }
     {
         if (s->protocol_data.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroup.ProtocolData");
         if (version >= 5)
             kp_write_compact_str(w, s->protocol_data);
         else
@@ -10483,7 +10597,7 @@ static void enc_kp_describe_groups_response_described_group(
     }
     {
         if (s->n_members < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroup.Members");
         if (version >= 5)
             kp_write_compact_array_len(w, s->n_members);
         else
@@ -10492,6 +10606,8 @@ static void enc_kp_describe_groups_response_described_group(
             enc_kp_describe_groups_response_described_group_member(w, version, &s->members[i]);
         }
     }
+    if (!(version >= 3) && s->authorized_operations != INT32_MIN)
+        kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroup.AuthorizedOperations");
     if (version >= 3) {
         kp_write_i32(w, s->authorized_operations);
     }
@@ -10551,7 +10667,7 @@ static void enc_kp_describe_groups_response(kp_writer_t *w,
     }
     {
         if (s->n_groups < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeGroupsResponse.Groups");
         if (version >= 5)
             kp_write_compact_array_len(w, s->n_groups);
         else
@@ -10677,7 +10793,7 @@ static void enc_kp_list_groups_response_listed_group(
     (void)s;
     {
         if (s->group_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ListedGroup.GroupId");
         if (version >= 3)
             kp_write_compact_str(w, s->group_id);
         else
@@ -10685,7 +10801,7 @@ static void enc_kp_list_groups_response_listed_group(
     }
     {
         if (s->protocol_type.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ListedGroup.ProtocolType");
         if (version >= 3)
             kp_write_compact_str(w, s->protocol_type);
         else
@@ -10693,12 +10809,12 @@ static void enc_kp_list_groups_response_listed_group(
     }
     if (version >= 4) {
         if (s->group_state.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ListedGroup.GroupState");
         kp_write_compact_str(w, s->group_state);
     }
     if (version >= 5) {
         if (s->group_type.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ListedGroup.GroupType");
         kp_write_compact_str(w, s->group_type);
     }
     if (version >= 3) {
@@ -10763,7 +10879,7 @@ enc_kp_list_groups_response(kp_writer_t *w, int16_t version, const kp_list_group
     }
     {
         if (s->n_groups < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ListGroupsResponse.Groups");
         if (version >= 3)
             kp_write_compact_array_len(w, s->n_groups);
         else
@@ -10877,11 +10993,11 @@ static void enc_kp_sasl_handshake_response(kp_writer_t *w,
     }
     {
         if (s->n_mechanisms < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "SaslHandshakeResponse.Mechanisms");
         kp_write_array_len(w, s->n_mechanisms);
         for (int32_t i = 0; i < s->n_mechanisms; i++) {
             if (s->mechanisms[i].len < 0)
-                kp_writer_fail(w, ST_E_INVAL);
+                kp_writer_fail_at(w, ST_E_INVAL, "SaslHandshakeResponse.Mechanisms");
             kp_write_str(w, s->mechanisms[i]);
         }
     }
@@ -11052,7 +11168,7 @@ static void enc_kp_api_versions_response_supported_feature_key(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "SupportedFeatureKey.Name");
         kp_write_compact_str(w, s->name);
     }
     {
@@ -11109,7 +11225,7 @@ static void enc_kp_api_versions_response_finalized_feature_key(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "FinalizedFeatureKey.Name");
         kp_write_compact_str(w, s->name);
     }
     {
@@ -11258,7 +11374,7 @@ enc_kp_api_versions_response(kp_writer_t *w, int16_t version, const kp_api_versi
     }
     {
         if (s->n_api_keys < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ApiVersionsResponse.ApiKeys");
         if (version >= 3)
             kp_write_compact_array_len(w, s->n_api_keys);
         else
@@ -11285,7 +11401,7 @@ enc_kp_api_versions_response(kp_writer_t *w, int16_t version, const kp_api_versi
             kp_write_uvarint(w, 0);
             size_t mark = w->len;
             if (s->n_supported_features < 0)
-                kp_writer_fail(w, ST_E_INVAL);
+                kp_writer_fail_at(w, ST_E_INVAL, "ApiVersionsResponse.SupportedFeatures");
             kp_write_compact_array_len(w, s->n_supported_features);
             for (int32_t i = 0; i < s->n_supported_features; i++) {
                 enc_kp_api_versions_response_supported_feature_key(w, version,
@@ -11303,7 +11419,7 @@ enc_kp_api_versions_response(kp_writer_t *w, int16_t version, const kp_api_versi
             kp_write_uvarint(w, 2);
             size_t mark = w->len;
             if (s->n_finalized_features < 0)
-                kp_writer_fail(w, ST_E_INVAL);
+                kp_writer_fail_at(w, ST_E_INVAL, "ApiVersionsResponse.FinalizedFeatures");
             kp_write_compact_array_len(w, s->n_finalized_features);
             for (int32_t i = 0; i < s->n_finalized_features; i++) {
                 enc_kp_api_versions_response_finalized_feature_key(w, version,
@@ -11441,7 +11557,7 @@ static void enc_kp_create_topics_response_creatable_topic_configs(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "CreatableTopicConfigs.Name");
         kp_write_compact_str(w, s->name);
     }
     {
@@ -11557,7 +11673,7 @@ static void enc_kp_create_topics_response_creatable_topic_result(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "CreatableTopicResult.Name");
         if (version >= 5)
             kp_write_compact_str(w, s->name);
         else
@@ -11652,7 +11768,7 @@ enc_kp_create_topics_response(kp_writer_t *w, int16_t version, const kp_create_t
     }
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "CreateTopicsResponse.Topics");
         if (version >= 5)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -11774,7 +11890,7 @@ static void enc_kp_delete_topics_response_deletable_topic_result(
     (void)s;
     {
         if (s->name.len < 0 && !(version >= 6))
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DeletableTopicResult.Name");
         if (version >= 4)
             kp_write_compact_str(w, s->name);
         else
@@ -11845,7 +11961,7 @@ enc_kp_delete_topics_response(kp_writer_t *w, int16_t version, const kp_delete_t
     }
     {
         if (s->n_responses < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteTopicsResponse.Responses");
         if (version >= 4)
             kp_write_compact_array_len(w, s->n_responses);
         else
@@ -12030,7 +12146,7 @@ static void enc_kp_delete_records_response_topic_result(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteRecordsTopicResult.Name");
         if (version >= 2)
             kp_write_compact_str(w, s->name);
         else
@@ -12038,7 +12154,7 @@ static void enc_kp_delete_records_response_topic_result(
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteRecordsTopicResult.Partitions");
         if (version >= 2)
             kp_write_compact_array_len(w, s->n_partitions);
         else
@@ -12103,7 +12219,7 @@ static void enc_kp_delete_records_response(kp_writer_t *w,
     }
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteRecordsResponse.Topics");
         if (version >= 2)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -12418,7 +12534,7 @@ static void enc_kp_offset_for_leader_epoch_response_offset_for_leader_topic_resu
     (void)s;
     {
         if (s->topic.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetForLeaderTopicResult.Topic");
         if (version >= 4)
             kp_write_compact_str(w, s->topic);
         else
@@ -12426,7 +12542,7 @@ static void enc_kp_offset_for_leader_epoch_response_offset_for_leader_topic_resu
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetForLeaderTopicResult.Partitions");
         if (version >= 4)
             kp_write_compact_array_len(w, s->n_partitions);
         else
@@ -12493,7 +12609,7 @@ static void enc_kp_offset_for_leader_epoch_response(kp_writer_t *w,
     }
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetForLeaderEpochResponse.Topics");
         if (version >= 4)
             kp_write_compact_array_len(w, s->n_topics);
         else
@@ -12626,7 +12742,7 @@ static void enc_kp_describe_configs_response_synonym(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeConfigsSynonym.Name");
         if (version >= 4)
             kp_write_compact_str(w, s->name);
         else
@@ -12734,7 +12850,7 @@ static void enc_kp_describe_configs_response_resource_result(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeConfigsResourceResult.Name");
         if (version >= 4)
             kp_write_compact_str(w, s->name);
         else
@@ -12749,6 +12865,8 @@ static void enc_kp_describe_configs_response_resource_result(
     {
         kp_write_bool(w, s->read_only);
     }
+    if (!(version <= 0) && s->is_default != false)
+        kp_writer_fail_at(w, ST_E_INVAL, "DescribeConfigsResourceResult.IsDefault");
     if (version <= 0) {
         kp_write_bool(w, s->is_default);
     }
@@ -12760,7 +12878,7 @@ static void enc_kp_describe_configs_response_resource_result(
     }
     if (version >= 1) {
         if (s->n_synonyms < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeConfigsResourceResult.Synonyms");
         if (version >= 4)
             kp_write_compact_array_len(w, s->n_synonyms);
         else
@@ -12864,7 +12982,7 @@ static void enc_kp_describe_configs_response_result(kp_writer_t *w,
     }
     {
         if (s->resource_name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeConfigsResult.ResourceName");
         if (version >= 4)
             kp_write_compact_str(w, s->resource_name);
         else
@@ -12872,7 +12990,7 @@ static void enc_kp_describe_configs_response_result(kp_writer_t *w,
     }
     {
         if (s->n_configs < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeConfigsResult.Configs");
         if (version >= 4)
             kp_write_compact_array_len(w, s->n_configs);
         else
@@ -12937,7 +13055,7 @@ static void enc_kp_describe_configs_response(kp_writer_t *w,
     }
     {
         if (s->n_results < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeConfigsResponse.Results");
         if (version >= 4)
             kp_write_compact_array_len(w, s->n_results);
         else
@@ -13071,7 +13189,7 @@ static void enc_kp_alter_configs_response_resource_response(
     }
     {
         if (s->resource_name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "AlterConfigsResourceResponse.ResourceName");
         if (version >= 2)
             kp_write_compact_str(w, s->resource_name);
         else
@@ -13133,7 +13251,7 @@ enc_kp_alter_configs_response(kp_writer_t *w, int16_t version, const kp_alter_co
     }
     {
         if (s->n_responses < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "AlterConfigsResponse.Responses");
         if (version >= 2)
             kp_write_compact_array_len(w, s->n_responses);
         else
@@ -13248,7 +13366,7 @@ static void enc_kp_create_partitions_response_topic_result(
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "CreatePartitionsTopicResult.Name");
         if (version >= 2)
             kp_write_compact_str(w, s->name);
         else
@@ -13319,7 +13437,7 @@ static void enc_kp_create_partitions_response(kp_writer_t *w,
     }
     {
         if (s->n_results < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "CreatePartitionsResponse.Results");
         if (version >= 2)
             kp_write_compact_array_len(w, s->n_results);
         else
@@ -13432,7 +13550,7 @@ static void enc_kp_delete_groups_response_deletable_group_result(
     (void)s;
     {
         if (s->group_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DeletableGroupResult.GroupId");
         if (version >= 2)
             kp_write_compact_str(w, s->group_id);
         else
@@ -13497,7 +13615,7 @@ enc_kp_delete_groups_response(kp_writer_t *w, int16_t version, const kp_delete_g
     }
     {
         if (s->n_results < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteGroupsResponse.Results");
         if (version >= 2)
             kp_write_compact_array_len(w, s->n_results);
         else
@@ -13634,7 +13752,7 @@ static void enc_kp_incremental_alter_configs_response_alter_configs_resource_res
     }
     {
         if (s->resource_name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "AlterConfigsResourceResponse.ResourceName");
         if (version >= 1)
             kp_write_compact_str(w, s->resource_name);
         else
@@ -13697,7 +13815,7 @@ static void enc_kp_incremental_alter_configs_response(
     }
     {
         if (s->n_responses < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "IncrementalAlterConfigsResponse.Responses");
         if (version >= 1)
             kp_write_compact_array_len(w, s->n_responses);
         else
@@ -13870,12 +13988,12 @@ static void enc_kp_offset_delete_response_topic(kp_writer_t *w,
     (void)s;
     {
         if (s->name.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetDeleteResponseTopic.Name");
         kp_write_str(w, s->name);
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetDeleteResponseTopic.Partitions");
         kp_write_array_len(w, s->n_partitions);
         for (int32_t i = 0; i < s->n_partitions; i++) {
             enc_kp_offset_delete_response_partition(w, version, &s->partitions[i]);
@@ -13935,7 +14053,7 @@ enc_kp_offset_delete_response(kp_writer_t *w, int16_t version, const kp_offset_d
     }
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "OffsetDeleteResponse.Topics");
         kp_write_array_len(w, s->n_topics);
         for (int32_t i = 0; i < s->n_topics; i++) {
             enc_kp_offset_delete_response_topic(w, version, &s->topics[i]);
@@ -14053,7 +14171,7 @@ static void enc_kp_describe_cluster_response_broker(kp_writer_t *w,
     }
     {
         if (s->host.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeClusterBroker.Host");
         kp_write_compact_str(w, s->host);
     }
     {
@@ -14147,12 +14265,14 @@ static void enc_kp_describe_cluster_response(kp_writer_t *w,
     {
         kp_write_compact_str(w, s->error_message);
     }
+    if (!(version >= 1) && s->endpoint_type != 1)
+        kp_writer_fail_at(w, ST_E_INVAL, "DescribeClusterResponse.EndpointType");
     if (version >= 1) {
         kp_write_i8(w, s->endpoint_type);
     }
     {
         if (s->cluster_id.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeClusterResponse.ClusterId");
         kp_write_compact_str(w, s->cluster_id);
     }
     {
@@ -14160,7 +14280,7 @@ static void enc_kp_describe_cluster_response(kp_writer_t *w,
     }
     {
         if (s->n_brokers < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeClusterResponse.Brokers");
         kp_write_compact_array_len(w, s->n_brokers);
         for (int32_t i = 0; i < s->n_brokers; i++) {
             enc_kp_describe_cluster_response_broker(w, version, &s->brokers[i]);
@@ -14290,12 +14410,12 @@ static void enc_kp_consumer_protocol_assignment_topic_partition(
     (void)s;
     {
         if (s->topic.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicPartition.Topic");
         kp_write_str(w, s->topic);
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicPartition.Partitions");
         kp_write_array_len(w, s->n_partitions);
         for (int32_t i = 0; i < s->n_partitions; i++) {
             kp_write_i32(w, s->partitions[i]);
@@ -14349,7 +14469,7 @@ static void enc_kp_consumer_protocol_assignment(kp_writer_t *w,
     (void)s;
     {
         if (s->n_assigned_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ConsumerProtocolAssignment.AssignedPartitions");
         kp_write_array_len(w, s->n_assigned_partitions);
         for (int32_t i = 0; i < s->n_assigned_partitions; i++) {
             enc_kp_consumer_protocol_assignment_topic_partition(w, version,
@@ -14474,12 +14594,12 @@ static void enc_kp_consumer_protocol_subscription_topic_partition(
     (void)s;
     {
         if (s->topic.len < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicPartition.Topic");
         kp_write_str(w, s->topic);
     }
     {
         if (s->n_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicPartition.Partitions");
         kp_write_array_len(w, s->n_partitions);
         for (int32_t i = 0; i < s->n_partitions; i++) {
             kp_write_i32(w, s->partitions[i]);
@@ -14562,11 +14682,11 @@ static void enc_kp_consumer_protocol_subscription(kp_writer_t *w,
     (void)s;
     {
         if (s->n_topics < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ConsumerProtocolSubscription.Topics");
         kp_write_array_len(w, s->n_topics);
         for (int32_t i = 0; i < s->n_topics; i++) {
             if (s->topics[i].len < 0)
-                kp_writer_fail(w, ST_E_INVAL);
+                kp_writer_fail_at(w, ST_E_INVAL, "ConsumerProtocolSubscription.Topics");
             kp_write_str(w, s->topics[i]);
         }
     }
@@ -14575,7 +14695,7 @@ static void enc_kp_consumer_protocol_subscription(kp_writer_t *w,
     }
     if (version >= 1) {
         if (s->n_owned_partitions < 0)
-            kp_writer_fail(w, ST_E_INVAL);
+            kp_writer_fail_at(w, ST_E_INVAL, "ConsumerProtocolSubscription.OwnedPartitions");
         kp_write_array_len(w, s->n_owned_partitions);
         for (int32_t i = 0; i < s->n_owned_partitions; i++) {
             enc_kp_consumer_protocol_subscription_topic_partition(w, version,

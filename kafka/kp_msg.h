@@ -10,9 +10,11 @@
  *     @return 0, ST_E_INVAL (version not generated), ST_E_MALFORMED, ST_E_NOMEM; r->err
  *     holds the same and r->err_field/err_offset say where. On error *m is unspecified.
  *   int kp_<msg>_encode(kp_writer_t *w, int16_t version, const kp_<msg>_t *m);
- *     @return 0 or w->err: ST_E_INVAL (bad version, or null where the version does not
- *     allow it), ST_E_TOO_LARGE, ST_E_NOMEM. Tagged fields are written only when they
- *     differ from their default; fields absent from the version are not written.
+ *     @return 0 or w->err: ST_E_TOO_LARGE, ST_E_NOMEM, or ST_E_INVAL for a version not
+ *     generated, a null where the version does not allow it, or (as upstream) a
+ *     non-default value in a field the version lacks unless the schema marks it
+ *     ignorable; w->err_field then names the field. Tagged fields are written only when
+ *     they differ from their default; ignorable fields absent from the version are dropped.
  *   @thread any (no shared state)   @blocking no */
 #ifndef KP_MSG_H
 #define KP_MSG_H
@@ -130,11 +132,10 @@ typedef struct kp_request_header {
 } kp_request_header_t;
 
 void kp_request_header_init(kp_request_header_t *m);
-int kp_request_header_decode(kp_reader_t *r,
-                             int16_t version,
-                             kp_request_header_t *m,
-                             kp_arena_t *a);
-int kp_request_header_encode(kp_writer_t *w, int16_t version, const kp_request_header_t *m);
+ST_MUST_CHECK int
+kp_request_header_decode(kp_reader_t *r, int16_t version, kp_request_header_t *m, kp_arena_t *a);
+ST_MUST_CHECK int
+kp_request_header_encode(kp_writer_t *w, int16_t version, const kp_request_header_t *m);
 
 /* ---- ResponseHeader ---- */
 
@@ -145,11 +146,10 @@ typedef struct kp_response_header {
 } kp_response_header_t;
 
 void kp_response_header_init(kp_response_header_t *m);
-int kp_response_header_decode(kp_reader_t *r,
-                              int16_t version,
-                              kp_response_header_t *m,
-                              kp_arena_t *a);
-int kp_response_header_encode(kp_writer_t *w, int16_t version, const kp_response_header_t *m);
+ST_MUST_CHECK int
+kp_response_header_decode(kp_reader_t *r, int16_t version, kp_response_header_t *m, kp_arena_t *a);
+ST_MUST_CHECK int
+kp_response_header_encode(kp_writer_t *w, int16_t version, const kp_response_header_t *m);
 
 /* ---- ProduceRequest ---- */
 
@@ -188,11 +188,10 @@ typedef struct kp_produce_request {
 void kp_produce_request_partition_produce_data_init(kp_produce_request_partition_produce_data_t *s);
 void kp_produce_request_topic_produce_data_init(kp_produce_request_topic_produce_data_t *s);
 void kp_produce_request_init(kp_produce_request_t *m);
-int kp_produce_request_decode(kp_reader_t *r,
-                              int16_t version,
-                              kp_produce_request_t *m,
-                              kp_arena_t *a);
-int kp_produce_request_encode(kp_writer_t *w, int16_t version, const kp_produce_request_t *m);
+ST_MUST_CHECK int
+kp_produce_request_decode(kp_reader_t *r, int16_t version, kp_produce_request_t *m, kp_arena_t *a);
+ST_MUST_CHECK int
+kp_produce_request_encode(kp_writer_t *w, int16_t version, const kp_produce_request_t *m);
 
 /* ---- FetchRequest ---- */
 
@@ -284,8 +283,10 @@ void kp_fetch_request_partition_init(kp_fetch_request_partition_t *s);
 void kp_fetch_request_topic_init(kp_fetch_request_topic_t *s);
 void kp_fetch_request_forgotten_topic_init(kp_fetch_request_forgotten_topic_t *s);
 void kp_fetch_request_init(kp_fetch_request_t *m);
-int kp_fetch_request_decode(kp_reader_t *r, int16_t version, kp_fetch_request_t *m, kp_arena_t *a);
-int kp_fetch_request_encode(kp_writer_t *w, int16_t version, const kp_fetch_request_t *m);
+ST_MUST_CHECK int
+kp_fetch_request_decode(kp_reader_t *r, int16_t version, kp_fetch_request_t *m, kp_arena_t *a);
+ST_MUST_CHECK int
+kp_fetch_request_encode(kp_writer_t *w, int16_t version, const kp_fetch_request_t *m);
 
 /* ---- ListOffsetsRequest ---- */
 
@@ -328,13 +329,12 @@ typedef struct kp_list_offsets_request {
 void kp_list_offsets_request_partition_init(kp_list_offsets_request_partition_t *s);
 void kp_list_offsets_request_topic_init(kp_list_offsets_request_topic_t *s);
 void kp_list_offsets_request_init(kp_list_offsets_request_t *m);
-int kp_list_offsets_request_decode(kp_reader_t *r,
-                                   int16_t version,
-                                   kp_list_offsets_request_t *m,
-                                   kp_arena_t *a);
-int kp_list_offsets_request_encode(kp_writer_t *w,
-                                   int16_t version,
-                                   const kp_list_offsets_request_t *m);
+ST_MUST_CHECK int kp_list_offsets_request_decode(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_list_offsets_request_t *m,
+                                                 kp_arena_t *a);
+ST_MUST_CHECK int
+kp_list_offsets_request_encode(kp_writer_t *w, int16_t version, const kp_list_offsets_request_t *m);
 
 /* ---- MetadataRequest ---- */
 
@@ -362,11 +362,12 @@ typedef struct kp_metadata_request {
 
 void kp_metadata_request_topic_init(kp_metadata_request_topic_t *s);
 void kp_metadata_request_init(kp_metadata_request_t *m);
-int kp_metadata_request_decode(kp_reader_t *r,
-                               int16_t version,
-                               kp_metadata_request_t *m,
-                               kp_arena_t *a);
-int kp_metadata_request_encode(kp_writer_t *w, int16_t version, const kp_metadata_request_t *m);
+ST_MUST_CHECK int kp_metadata_request_decode(kp_reader_t *r,
+                                             int16_t version,
+                                             kp_metadata_request_t *m,
+                                             kp_arena_t *a);
+ST_MUST_CHECK int
+kp_metadata_request_encode(kp_writer_t *w, int16_t version, const kp_metadata_request_t *m);
 
 /* ---- OffsetCommitRequest ---- */
 
@@ -415,13 +416,13 @@ typedef struct kp_offset_commit_request {
 void kp_offset_commit_request_partition_init(kp_offset_commit_request_partition_t *s);
 void kp_offset_commit_request_topic_init(kp_offset_commit_request_topic_t *s);
 void kp_offset_commit_request_init(kp_offset_commit_request_t *m);
-int kp_offset_commit_request_decode(kp_reader_t *r,
-                                    int16_t version,
-                                    kp_offset_commit_request_t *m,
-                                    kp_arena_t *a);
-int kp_offset_commit_request_encode(kp_writer_t *w,
-                                    int16_t version,
-                                    const kp_offset_commit_request_t *m);
+ST_MUST_CHECK int kp_offset_commit_request_decode(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_offset_commit_request_t *m,
+                                                  kp_arena_t *a);
+ST_MUST_CHECK int kp_offset_commit_request_encode(kp_writer_t *w,
+                                                  int16_t version,
+                                                  const kp_offset_commit_request_t *m);
 
 /* ---- OffsetFetchRequest ---- */
 
@@ -479,13 +480,12 @@ void kp_offset_fetch_request_topic_init(kp_offset_fetch_request_topic_t *s);
 void kp_offset_fetch_request_topics_init(kp_offset_fetch_request_topics_t *s);
 void kp_offset_fetch_request_group_init(kp_offset_fetch_request_group_t *s);
 void kp_offset_fetch_request_init(kp_offset_fetch_request_t *m);
-int kp_offset_fetch_request_decode(kp_reader_t *r,
-                                   int16_t version,
-                                   kp_offset_fetch_request_t *m,
-                                   kp_arena_t *a);
-int kp_offset_fetch_request_encode(kp_writer_t *w,
-                                   int16_t version,
-                                   const kp_offset_fetch_request_t *m);
+ST_MUST_CHECK int kp_offset_fetch_request_decode(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_offset_fetch_request_t *m,
+                                                 kp_arena_t *a);
+ST_MUST_CHECK int
+kp_offset_fetch_request_encode(kp_writer_t *w, int16_t version, const kp_offset_fetch_request_t *m);
 
 /* ---- FindCoordinatorRequest ---- */
 
@@ -502,13 +502,13 @@ typedef struct kp_find_coordinator_request {
 } kp_find_coordinator_request_t;
 
 void kp_find_coordinator_request_init(kp_find_coordinator_request_t *m);
-int kp_find_coordinator_request_decode(kp_reader_t *r,
-                                       int16_t version,
-                                       kp_find_coordinator_request_t *m,
-                                       kp_arena_t *a);
-int kp_find_coordinator_request_encode(kp_writer_t *w,
-                                       int16_t version,
-                                       const kp_find_coordinator_request_t *m);
+ST_MUST_CHECK int kp_find_coordinator_request_decode(kp_reader_t *r,
+                                                     int16_t version,
+                                                     kp_find_coordinator_request_t *m,
+                                                     kp_arena_t *a);
+ST_MUST_CHECK int kp_find_coordinator_request_encode(kp_writer_t *w,
+                                                     int16_t version,
+                                                     const kp_find_coordinator_request_t *m);
 
 /* ---- JoinGroupRequest ---- */
 
@@ -544,11 +544,12 @@ typedef struct kp_join_group_request {
 
 void kp_join_group_request_protocol_init(kp_join_group_request_protocol_t *s);
 void kp_join_group_request_init(kp_join_group_request_t *m);
-int kp_join_group_request_decode(kp_reader_t *r,
-                                 int16_t version,
-                                 kp_join_group_request_t *m,
-                                 kp_arena_t *a);
-int kp_join_group_request_encode(kp_writer_t *w, int16_t version, const kp_join_group_request_t *m);
+ST_MUST_CHECK int kp_join_group_request_decode(kp_reader_t *r,
+                                               int16_t version,
+                                               kp_join_group_request_t *m,
+                                               kp_arena_t *a);
+ST_MUST_CHECK int
+kp_join_group_request_encode(kp_writer_t *w, int16_t version, const kp_join_group_request_t *m);
 
 /* ---- HeartbeatRequest ---- */
 
@@ -565,11 +566,12 @@ typedef struct kp_heartbeat_request {
 } kp_heartbeat_request_t;
 
 void kp_heartbeat_request_init(kp_heartbeat_request_t *m);
-int kp_heartbeat_request_decode(kp_reader_t *r,
-                                int16_t version,
-                                kp_heartbeat_request_t *m,
-                                kp_arena_t *a);
-int kp_heartbeat_request_encode(kp_writer_t *w, int16_t version, const kp_heartbeat_request_t *m);
+ST_MUST_CHECK int kp_heartbeat_request_decode(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_heartbeat_request_t *m,
+                                              kp_arena_t *a);
+ST_MUST_CHECK int
+kp_heartbeat_request_encode(kp_writer_t *w, int16_t version, const kp_heartbeat_request_t *m);
 
 /* ---- LeaveGroupRequest ---- */
 
@@ -597,13 +599,12 @@ typedef struct kp_leave_group_request {
 
 void kp_leave_group_request_member_identity_init(kp_leave_group_request_member_identity_t *s);
 void kp_leave_group_request_init(kp_leave_group_request_t *m);
-int kp_leave_group_request_decode(kp_reader_t *r,
-                                  int16_t version,
-                                  kp_leave_group_request_t *m,
-                                  kp_arena_t *a);
-int kp_leave_group_request_encode(kp_writer_t *w,
-                                  int16_t version,
-                                  const kp_leave_group_request_t *m);
+ST_MUST_CHECK int kp_leave_group_request_decode(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_leave_group_request_t *m,
+                                                kp_arena_t *a);
+ST_MUST_CHECK int
+kp_leave_group_request_encode(kp_writer_t *w, int16_t version, const kp_leave_group_request_t *m);
 
 /* ---- SyncGroupRequest ---- */
 
@@ -637,11 +638,12 @@ typedef struct kp_sync_group_request {
 
 void kp_sync_group_request_assignment_init(kp_sync_group_request_assignment_t *s);
 void kp_sync_group_request_init(kp_sync_group_request_t *m);
-int kp_sync_group_request_decode(kp_reader_t *r,
-                                 int16_t version,
-                                 kp_sync_group_request_t *m,
-                                 kp_arena_t *a);
-int kp_sync_group_request_encode(kp_writer_t *w, int16_t version, const kp_sync_group_request_t *m);
+ST_MUST_CHECK int kp_sync_group_request_decode(kp_reader_t *r,
+                                               int16_t version,
+                                               kp_sync_group_request_t *m,
+                                               kp_arena_t *a);
+ST_MUST_CHECK int
+kp_sync_group_request_encode(kp_writer_t *w, int16_t version, const kp_sync_group_request_t *m);
 
 /* ---- DescribeGroupsRequest ---- */
 
@@ -656,13 +658,13 @@ typedef struct kp_describe_groups_request {
 } kp_describe_groups_request_t;
 
 void kp_describe_groups_request_init(kp_describe_groups_request_t *m);
-int kp_describe_groups_request_decode(kp_reader_t *r,
-                                      int16_t version,
-                                      kp_describe_groups_request_t *m,
-                                      kp_arena_t *a);
-int kp_describe_groups_request_encode(kp_writer_t *w,
-                                      int16_t version,
-                                      const kp_describe_groups_request_t *m);
+ST_MUST_CHECK int kp_describe_groups_request_decode(kp_reader_t *r,
+                                                    int16_t version,
+                                                    kp_describe_groups_request_t *m,
+                                                    kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_groups_request_encode(kp_writer_t *w,
+                                                    int16_t version,
+                                                    const kp_describe_groups_request_t *m);
 
 /* ---- ListGroupsRequest ---- */
 
@@ -679,13 +681,12 @@ typedef struct kp_list_groups_request {
 } kp_list_groups_request_t;
 
 void kp_list_groups_request_init(kp_list_groups_request_t *m);
-int kp_list_groups_request_decode(kp_reader_t *r,
-                                  int16_t version,
-                                  kp_list_groups_request_t *m,
-                                  kp_arena_t *a);
-int kp_list_groups_request_encode(kp_writer_t *w,
-                                  int16_t version,
-                                  const kp_list_groups_request_t *m);
+ST_MUST_CHECK int kp_list_groups_request_decode(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_list_groups_request_t *m,
+                                                kp_arena_t *a);
+ST_MUST_CHECK int
+kp_list_groups_request_encode(kp_writer_t *w, int16_t version, const kp_list_groups_request_t *m);
 
 /* ---- SaslHandshakeRequest ---- */
 
@@ -696,13 +697,13 @@ typedef struct kp_sasl_handshake_request {
 } kp_sasl_handshake_request_t;
 
 void kp_sasl_handshake_request_init(kp_sasl_handshake_request_t *m);
-int kp_sasl_handshake_request_decode(kp_reader_t *r,
-                                     int16_t version,
-                                     kp_sasl_handshake_request_t *m,
-                                     kp_arena_t *a);
-int kp_sasl_handshake_request_encode(kp_writer_t *w,
-                                     int16_t version,
-                                     const kp_sasl_handshake_request_t *m);
+ST_MUST_CHECK int kp_sasl_handshake_request_decode(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_sasl_handshake_request_t *m,
+                                                   kp_arena_t *a);
+ST_MUST_CHECK int kp_sasl_handshake_request_encode(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_sasl_handshake_request_t *m);
 
 /* ---- ApiVersionsRequest ---- */
 
@@ -715,13 +716,12 @@ typedef struct kp_api_versions_request {
 } kp_api_versions_request_t;
 
 void kp_api_versions_request_init(kp_api_versions_request_t *m);
-int kp_api_versions_request_decode(kp_reader_t *r,
-                                   int16_t version,
-                                   kp_api_versions_request_t *m,
-                                   kp_arena_t *a);
-int kp_api_versions_request_encode(kp_writer_t *w,
-                                   int16_t version,
-                                   const kp_api_versions_request_t *m);
+ST_MUST_CHECK int kp_api_versions_request_decode(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_api_versions_request_t *m,
+                                                 kp_arena_t *a);
+ST_MUST_CHECK int
+kp_api_versions_request_encode(kp_writer_t *w, int16_t version, const kp_api_versions_request_t *m);
 
 /* ---- CreateTopicsRequest ---- */
 
@@ -779,13 +779,13 @@ void kp_create_topics_request_creatable_topic_config_init(
     kp_create_topics_request_creatable_topic_config_t *s);
 void kp_create_topics_request_creatable_topic_init(kp_create_topics_request_creatable_topic_t *s);
 void kp_create_topics_request_init(kp_create_topics_request_t *m);
-int kp_create_topics_request_decode(kp_reader_t *r,
-                                    int16_t version,
-                                    kp_create_topics_request_t *m,
-                                    kp_arena_t *a);
-int kp_create_topics_request_encode(kp_writer_t *w,
-                                    int16_t version,
-                                    const kp_create_topics_request_t *m);
+ST_MUST_CHECK int kp_create_topics_request_decode(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_create_topics_request_t *m,
+                                                  kp_arena_t *a);
+ST_MUST_CHECK int kp_create_topics_request_encode(kp_writer_t *w,
+                                                  int16_t version,
+                                                  const kp_create_topics_request_t *m);
 
 /* ---- DeleteTopicsRequest ---- */
 
@@ -814,13 +814,13 @@ typedef struct kp_delete_topics_request {
 void kp_delete_topics_request_delete_topic_state_init(
     kp_delete_topics_request_delete_topic_state_t *s);
 void kp_delete_topics_request_init(kp_delete_topics_request_t *m);
-int kp_delete_topics_request_decode(kp_reader_t *r,
-                                    int16_t version,
-                                    kp_delete_topics_request_t *m,
-                                    kp_arena_t *a);
-int kp_delete_topics_request_encode(kp_writer_t *w,
-                                    int16_t version,
-                                    const kp_delete_topics_request_t *m);
+ST_MUST_CHECK int kp_delete_topics_request_decode(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_delete_topics_request_t *m,
+                                                  kp_arena_t *a);
+ST_MUST_CHECK int kp_delete_topics_request_encode(kp_writer_t *w,
+                                                  int16_t version,
+                                                  const kp_delete_topics_request_t *m);
 
 /* ---- DeleteRecordsRequest ---- */
 
@@ -855,13 +855,13 @@ typedef struct kp_delete_records_request {
 void kp_delete_records_request_partition_init(kp_delete_records_request_partition_t *s);
 void kp_delete_records_request_topic_init(kp_delete_records_request_topic_t *s);
 void kp_delete_records_request_init(kp_delete_records_request_t *m);
-int kp_delete_records_request_decode(kp_reader_t *r,
-                                     int16_t version,
-                                     kp_delete_records_request_t *m,
-                                     kp_arena_t *a);
-int kp_delete_records_request_encode(kp_writer_t *w,
-                                     int16_t version,
-                                     const kp_delete_records_request_t *m);
+ST_MUST_CHECK int kp_delete_records_request_decode(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_delete_records_request_t *m,
+                                                   kp_arena_t *a);
+ST_MUST_CHECK int kp_delete_records_request_encode(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_delete_records_request_t *m);
 
 /* ---- InitProducerIdRequest ---- */
 
@@ -878,13 +878,13 @@ typedef struct kp_init_producer_id_request {
 } kp_init_producer_id_request_t;
 
 void kp_init_producer_id_request_init(kp_init_producer_id_request_t *m);
-int kp_init_producer_id_request_decode(kp_reader_t *r,
-                                       int16_t version,
-                                       kp_init_producer_id_request_t *m,
-                                       kp_arena_t *a);
-int kp_init_producer_id_request_encode(kp_writer_t *w,
-                                       int16_t version,
-                                       const kp_init_producer_id_request_t *m);
+ST_MUST_CHECK int kp_init_producer_id_request_decode(kp_reader_t *r,
+                                                     int16_t version,
+                                                     kp_init_producer_id_request_t *m,
+                                                     kp_arena_t *a);
+ST_MUST_CHECK int kp_init_producer_id_request_encode(kp_writer_t *w,
+                                                     int16_t version,
+                                                     const kp_init_producer_id_request_t *m);
 
 /* ---- OffsetForLeaderEpochRequest ---- */
 
@@ -923,13 +923,12 @@ void kp_offset_for_leader_epoch_request_offset_for_leader_partition_init(
 void kp_offset_for_leader_epoch_request_offset_for_leader_topic_init(
     kp_offset_for_leader_epoch_request_offset_for_leader_topic_t *s);
 void kp_offset_for_leader_epoch_request_init(kp_offset_for_leader_epoch_request_t *m);
-int kp_offset_for_leader_epoch_request_decode(kp_reader_t *r,
-                                              int16_t version,
-                                              kp_offset_for_leader_epoch_request_t *m,
-                                              kp_arena_t *a);
-int kp_offset_for_leader_epoch_request_encode(kp_writer_t *w,
-                                              int16_t version,
-                                              const kp_offset_for_leader_epoch_request_t *m);
+ST_MUST_CHECK int kp_offset_for_leader_epoch_request_decode(kp_reader_t *r,
+                                                            int16_t version,
+                                                            kp_offset_for_leader_epoch_request_t *m,
+                                                            kp_arena_t *a);
+ST_MUST_CHECK int kp_offset_for_leader_epoch_request_encode(
+    kp_writer_t *w, int16_t version, const kp_offset_for_leader_epoch_request_t *m);
 
 /* ---- DescribeConfigsRequest ---- */
 
@@ -959,13 +958,13 @@ typedef struct kp_describe_configs_request {
 
 void kp_describe_configs_request_resource_init(kp_describe_configs_request_resource_t *s);
 void kp_describe_configs_request_init(kp_describe_configs_request_t *m);
-int kp_describe_configs_request_decode(kp_reader_t *r,
-                                       int16_t version,
-                                       kp_describe_configs_request_t *m,
-                                       kp_arena_t *a);
-int kp_describe_configs_request_encode(kp_writer_t *w,
-                                       int16_t version,
-                                       const kp_describe_configs_request_t *m);
+ST_MUST_CHECK int kp_describe_configs_request_decode(kp_reader_t *r,
+                                                     int16_t version,
+                                                     kp_describe_configs_request_t *m,
+                                                     kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_configs_request_encode(kp_writer_t *w,
+                                                     int16_t version,
+                                                     const kp_describe_configs_request_t *m);
 
 /* ---- AlterConfigsRequest ---- */
 
@@ -1002,13 +1001,13 @@ typedef struct kp_alter_configs_request {
 void kp_alter_configs_request_alterable_config_init(kp_alter_configs_request_alterable_config_t *s);
 void kp_alter_configs_request_resource_init(kp_alter_configs_request_resource_t *s);
 void kp_alter_configs_request_init(kp_alter_configs_request_t *m);
-int kp_alter_configs_request_decode(kp_reader_t *r,
-                                    int16_t version,
-                                    kp_alter_configs_request_t *m,
-                                    kp_arena_t *a);
-int kp_alter_configs_request_encode(kp_writer_t *w,
-                                    int16_t version,
-                                    const kp_alter_configs_request_t *m);
+ST_MUST_CHECK int kp_alter_configs_request_decode(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_alter_configs_request_t *m,
+                                                  kp_arena_t *a);
+ST_MUST_CHECK int kp_alter_configs_request_encode(kp_writer_t *w,
+                                                  int16_t version,
+                                                  const kp_alter_configs_request_t *m);
 
 /* ---- CreatePartitionsRequest ---- */
 
@@ -1047,13 +1046,13 @@ typedef struct kp_create_partitions_request {
 void kp_create_partitions_request_assignment_init(kp_create_partitions_request_assignment_t *s);
 void kp_create_partitions_request_topic_init(kp_create_partitions_request_topic_t *s);
 void kp_create_partitions_request_init(kp_create_partitions_request_t *m);
-int kp_create_partitions_request_decode(kp_reader_t *r,
-                                        int16_t version,
-                                        kp_create_partitions_request_t *m,
-                                        kp_arena_t *a);
-int kp_create_partitions_request_encode(kp_writer_t *w,
-                                        int16_t version,
-                                        const kp_create_partitions_request_t *m);
+ST_MUST_CHECK int kp_create_partitions_request_decode(kp_reader_t *r,
+                                                      int16_t version,
+                                                      kp_create_partitions_request_t *m,
+                                                      kp_arena_t *a);
+ST_MUST_CHECK int kp_create_partitions_request_encode(kp_writer_t *w,
+                                                      int16_t version,
+                                                      const kp_create_partitions_request_t *m);
 
 /* ---- DeleteGroupsRequest ---- */
 
@@ -1066,13 +1065,13 @@ typedef struct kp_delete_groups_request {
 } kp_delete_groups_request_t;
 
 void kp_delete_groups_request_init(kp_delete_groups_request_t *m);
-int kp_delete_groups_request_decode(kp_reader_t *r,
-                                    int16_t version,
-                                    kp_delete_groups_request_t *m,
-                                    kp_arena_t *a);
-int kp_delete_groups_request_encode(kp_writer_t *w,
-                                    int16_t version,
-                                    const kp_delete_groups_request_t *m);
+ST_MUST_CHECK int kp_delete_groups_request_decode(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_delete_groups_request_t *m,
+                                                  kp_arena_t *a);
+ST_MUST_CHECK int kp_delete_groups_request_encode(kp_writer_t *w,
+                                                  int16_t version,
+                                                  const kp_delete_groups_request_t *m);
 
 /* ---- IncrementalAlterConfigsRequest ---- */
 
@@ -1113,13 +1112,10 @@ void kp_incremental_alter_configs_request_alterable_config_init(
 void kp_incremental_alter_configs_request_alter_configs_resource_init(
     kp_incremental_alter_configs_request_alter_configs_resource_t *s);
 void kp_incremental_alter_configs_request_init(kp_incremental_alter_configs_request_t *m);
-int kp_incremental_alter_configs_request_decode(kp_reader_t *r,
-                                                int16_t version,
-                                                kp_incremental_alter_configs_request_t *m,
-                                                kp_arena_t *a);
-int kp_incremental_alter_configs_request_encode(kp_writer_t *w,
-                                                int16_t version,
-                                                const kp_incremental_alter_configs_request_t *m);
+ST_MUST_CHECK int kp_incremental_alter_configs_request_decode(
+    kp_reader_t *r, int16_t version, kp_incremental_alter_configs_request_t *m, kp_arena_t *a);
+ST_MUST_CHECK int kp_incremental_alter_configs_request_encode(
+    kp_writer_t *w, int16_t version, const kp_incremental_alter_configs_request_t *m);
 
 /* ---- OffsetDeleteRequest ---- */
 
@@ -1152,13 +1148,13 @@ typedef struct kp_offset_delete_request {
 void kp_offset_delete_request_partition_init(kp_offset_delete_request_partition_t *s);
 void kp_offset_delete_request_topic_init(kp_offset_delete_request_topic_t *s);
 void kp_offset_delete_request_init(kp_offset_delete_request_t *m);
-int kp_offset_delete_request_decode(kp_reader_t *r,
-                                    int16_t version,
-                                    kp_offset_delete_request_t *m,
-                                    kp_arena_t *a);
-int kp_offset_delete_request_encode(kp_writer_t *w,
-                                    int16_t version,
-                                    const kp_offset_delete_request_t *m);
+ST_MUST_CHECK int kp_offset_delete_request_decode(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_offset_delete_request_t *m,
+                                                  kp_arena_t *a);
+ST_MUST_CHECK int kp_offset_delete_request_encode(kp_writer_t *w,
+                                                  int16_t version,
+                                                  const kp_offset_delete_request_t *m);
 
 /* ---- DescribeClusterRequest ---- */
 
@@ -1171,13 +1167,13 @@ typedef struct kp_describe_cluster_request {
 } kp_describe_cluster_request_t;
 
 void kp_describe_cluster_request_init(kp_describe_cluster_request_t *m);
-int kp_describe_cluster_request_decode(kp_reader_t *r,
-                                       int16_t version,
-                                       kp_describe_cluster_request_t *m,
-                                       kp_arena_t *a);
-int kp_describe_cluster_request_encode(kp_writer_t *w,
-                                       int16_t version,
-                                       const kp_describe_cluster_request_t *m);
+ST_MUST_CHECK int kp_describe_cluster_request_decode(kp_reader_t *r,
+                                                     int16_t version,
+                                                     kp_describe_cluster_request_t *m,
+                                                     kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_cluster_request_encode(kp_writer_t *w,
+                                                     int16_t version,
+                                                     const kp_describe_cluster_request_t *m);
 
 /* ---- ProduceResponse ---- */
 
@@ -1265,11 +1261,12 @@ void kp_produce_response_topic_produce_response_init(
     kp_produce_response_topic_produce_response_t *s);
 void kp_produce_response_node_endpoint_init(kp_produce_response_node_endpoint_t *s);
 void kp_produce_response_init(kp_produce_response_t *m);
-int kp_produce_response_decode(kp_reader_t *r,
-                               int16_t version,
-                               kp_produce_response_t *m,
-                               kp_arena_t *a);
-int kp_produce_response_encode(kp_writer_t *w, int16_t version, const kp_produce_response_t *m);
+ST_MUST_CHECK int kp_produce_response_decode(kp_reader_t *r,
+                                             int16_t version,
+                                             kp_produce_response_t *m,
+                                             kp_arena_t *a);
+ST_MUST_CHECK int
+kp_produce_response_encode(kp_writer_t *w, int16_t version, const kp_produce_response_t *m);
 
 /* ---- FetchResponse ---- */
 
@@ -1384,11 +1381,10 @@ void kp_fetch_response_fetchable_topic_response_init(
     kp_fetch_response_fetchable_topic_response_t *s);
 void kp_fetch_response_node_endpoint_init(kp_fetch_response_node_endpoint_t *s);
 void kp_fetch_response_init(kp_fetch_response_t *m);
-int kp_fetch_response_decode(kp_reader_t *r,
-                             int16_t version,
-                             kp_fetch_response_t *m,
-                             kp_arena_t *a);
-int kp_fetch_response_encode(kp_writer_t *w, int16_t version, const kp_fetch_response_t *m);
+ST_MUST_CHECK int
+kp_fetch_response_decode(kp_reader_t *r, int16_t version, kp_fetch_response_t *m, kp_arena_t *a);
+ST_MUST_CHECK int
+kp_fetch_response_encode(kp_writer_t *w, int16_t version, const kp_fetch_response_t *m);
 
 /* ---- ListOffsetsResponse ---- */
 
@@ -1434,13 +1430,13 @@ void kp_list_offsets_response_partition_response_init(
     kp_list_offsets_response_partition_response_t *s);
 void kp_list_offsets_response_topic_response_init(kp_list_offsets_response_topic_response_t *s);
 void kp_list_offsets_response_init(kp_list_offsets_response_t *m);
-int kp_list_offsets_response_decode(kp_reader_t *r,
-                                    int16_t version,
-                                    kp_list_offsets_response_t *m,
-                                    kp_arena_t *a);
-int kp_list_offsets_response_encode(kp_writer_t *w,
-                                    int16_t version,
-                                    const kp_list_offsets_response_t *m);
+ST_MUST_CHECK int kp_list_offsets_response_decode(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_list_offsets_response_t *m,
+                                                  kp_arena_t *a);
+ST_MUST_CHECK int kp_list_offsets_response_encode(kp_writer_t *w,
+                                                  int16_t version,
+                                                  const kp_list_offsets_response_t *m);
 
 /* ---- MetadataResponse ---- */
 
@@ -1522,11 +1518,12 @@ void kp_metadata_response_broker_init(kp_metadata_response_broker_t *s);
 void kp_metadata_response_partition_init(kp_metadata_response_partition_t *s);
 void kp_metadata_response_topic_init(kp_metadata_response_topic_t *s);
 void kp_metadata_response_init(kp_metadata_response_t *m);
-int kp_metadata_response_decode(kp_reader_t *r,
-                                int16_t version,
-                                kp_metadata_response_t *m,
-                                kp_arena_t *a);
-int kp_metadata_response_encode(kp_writer_t *w, int16_t version, const kp_metadata_response_t *m);
+ST_MUST_CHECK int kp_metadata_response_decode(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_metadata_response_t *m,
+                                              kp_arena_t *a);
+ST_MUST_CHECK int
+kp_metadata_response_encode(kp_writer_t *w, int16_t version, const kp_metadata_response_t *m);
 
 /* ---- OffsetCommitResponse ---- */
 
@@ -1561,13 +1558,13 @@ typedef struct kp_offset_commit_response {
 void kp_offset_commit_response_partition_init(kp_offset_commit_response_partition_t *s);
 void kp_offset_commit_response_topic_init(kp_offset_commit_response_topic_t *s);
 void kp_offset_commit_response_init(kp_offset_commit_response_t *m);
-int kp_offset_commit_response_decode(kp_reader_t *r,
-                                     int16_t version,
-                                     kp_offset_commit_response_t *m,
-                                     kp_arena_t *a);
-int kp_offset_commit_response_encode(kp_writer_t *w,
-                                     int16_t version,
-                                     const kp_offset_commit_response_t *m);
+ST_MUST_CHECK int kp_offset_commit_response_decode(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_offset_commit_response_t *m,
+                                                   kp_arena_t *a);
+ST_MUST_CHECK int kp_offset_commit_response_encode(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_offset_commit_response_t *m);
 
 /* ---- OffsetFetchResponse ---- */
 
@@ -1653,13 +1650,13 @@ void kp_offset_fetch_response_partitions_init(kp_offset_fetch_response_partition
 void kp_offset_fetch_response_topics_init(kp_offset_fetch_response_topics_t *s);
 void kp_offset_fetch_response_group_init(kp_offset_fetch_response_group_t *s);
 void kp_offset_fetch_response_init(kp_offset_fetch_response_t *m);
-int kp_offset_fetch_response_decode(kp_reader_t *r,
-                                    int16_t version,
-                                    kp_offset_fetch_response_t *m,
-                                    kp_arena_t *a);
-int kp_offset_fetch_response_encode(kp_writer_t *w,
-                                    int16_t version,
-                                    const kp_offset_fetch_response_t *m);
+ST_MUST_CHECK int kp_offset_fetch_response_decode(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_offset_fetch_response_t *m,
+                                                  kp_arena_t *a);
+ST_MUST_CHECK int kp_offset_fetch_response_encode(kp_writer_t *w,
+                                                  int16_t version,
+                                                  const kp_offset_fetch_response_t *m);
 
 /* ---- FindCoordinatorResponse ---- */
 
@@ -1701,13 +1698,13 @@ typedef struct kp_find_coordinator_response {
 
 void kp_find_coordinator_response_coordinator_init(kp_find_coordinator_response_coordinator_t *s);
 void kp_find_coordinator_response_init(kp_find_coordinator_response_t *m);
-int kp_find_coordinator_response_decode(kp_reader_t *r,
-                                        int16_t version,
-                                        kp_find_coordinator_response_t *m,
-                                        kp_arena_t *a);
-int kp_find_coordinator_response_encode(kp_writer_t *w,
-                                        int16_t version,
-                                        const kp_find_coordinator_response_t *m);
+ST_MUST_CHECK int kp_find_coordinator_response_decode(kp_reader_t *r,
+                                                      int16_t version,
+                                                      kp_find_coordinator_response_t *m,
+                                                      kp_arena_t *a);
+ST_MUST_CHECK int kp_find_coordinator_response_encode(kp_writer_t *w,
+                                                      int16_t version,
+                                                      const kp_find_coordinator_response_t *m);
 
 /* ---- JoinGroupResponse ---- */
 
@@ -1747,13 +1744,12 @@ typedef struct kp_join_group_response {
 
 void kp_join_group_response_member_init(kp_join_group_response_member_t *s);
 void kp_join_group_response_init(kp_join_group_response_t *m);
-int kp_join_group_response_decode(kp_reader_t *r,
-                                  int16_t version,
-                                  kp_join_group_response_t *m,
-                                  kp_arena_t *a);
-int kp_join_group_response_encode(kp_writer_t *w,
-                                  int16_t version,
-                                  const kp_join_group_response_t *m);
+ST_MUST_CHECK int kp_join_group_response_decode(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_join_group_response_t *m,
+                                                kp_arena_t *a);
+ST_MUST_CHECK int
+kp_join_group_response_encode(kp_writer_t *w, int16_t version, const kp_join_group_response_t *m);
 
 /* ---- HeartbeatResponse ---- */
 
@@ -1766,11 +1762,12 @@ typedef struct kp_heartbeat_response {
 } kp_heartbeat_response_t;
 
 void kp_heartbeat_response_init(kp_heartbeat_response_t *m);
-int kp_heartbeat_response_decode(kp_reader_t *r,
-                                 int16_t version,
-                                 kp_heartbeat_response_t *m,
-                                 kp_arena_t *a);
-int kp_heartbeat_response_encode(kp_writer_t *w, int16_t version, const kp_heartbeat_response_t *m);
+ST_MUST_CHECK int kp_heartbeat_response_decode(kp_reader_t *r,
+                                               int16_t version,
+                                               kp_heartbeat_response_t *m,
+                                               kp_arena_t *a);
+ST_MUST_CHECK int
+kp_heartbeat_response_encode(kp_writer_t *w, int16_t version, const kp_heartbeat_response_t *m);
 
 /* ---- LeaveGroupResponse ---- */
 
@@ -1798,13 +1795,12 @@ typedef struct kp_leave_group_response {
 
 void kp_leave_group_response_member_response_init(kp_leave_group_response_member_response_t *s);
 void kp_leave_group_response_init(kp_leave_group_response_t *m);
-int kp_leave_group_response_decode(kp_reader_t *r,
-                                   int16_t version,
-                                   kp_leave_group_response_t *m,
-                                   kp_arena_t *a);
-int kp_leave_group_response_encode(kp_writer_t *w,
-                                   int16_t version,
-                                   const kp_leave_group_response_t *m);
+ST_MUST_CHECK int kp_leave_group_response_decode(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_leave_group_response_t *m,
+                                                 kp_arena_t *a);
+ST_MUST_CHECK int
+kp_leave_group_response_encode(kp_writer_t *w, int16_t version, const kp_leave_group_response_t *m);
 
 /* ---- SyncGroupResponse ---- */
 
@@ -1823,13 +1819,12 @@ typedef struct kp_sync_group_response {
 } kp_sync_group_response_t;
 
 void kp_sync_group_response_init(kp_sync_group_response_t *m);
-int kp_sync_group_response_decode(kp_reader_t *r,
-                                  int16_t version,
-                                  kp_sync_group_response_t *m,
-                                  kp_arena_t *a);
-int kp_sync_group_response_encode(kp_writer_t *w,
-                                  int16_t version,
-                                  const kp_sync_group_response_t *m);
+ST_MUST_CHECK int kp_sync_group_response_decode(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_sync_group_response_t *m,
+                                                kp_arena_t *a);
+ST_MUST_CHECK int
+kp_sync_group_response_encode(kp_writer_t *w, int16_t version, const kp_sync_group_response_t *m);
 
 /* ---- DescribeGroupsResponse ---- */
 
@@ -1884,13 +1879,13 @@ void kp_describe_groups_response_described_group_member_init(
 void kp_describe_groups_response_described_group_init(
     kp_describe_groups_response_described_group_t *s);
 void kp_describe_groups_response_init(kp_describe_groups_response_t *m);
-int kp_describe_groups_response_decode(kp_reader_t *r,
-                                       int16_t version,
-                                       kp_describe_groups_response_t *m,
-                                       kp_arena_t *a);
-int kp_describe_groups_response_encode(kp_writer_t *w,
-                                       int16_t version,
-                                       const kp_describe_groups_response_t *m);
+ST_MUST_CHECK int kp_describe_groups_response_decode(kp_reader_t *r,
+                                                     int16_t version,
+                                                     kp_describe_groups_response_t *m,
+                                                     kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_groups_response_encode(kp_writer_t *w,
+                                                     int16_t version,
+                                                     const kp_describe_groups_response_t *m);
 
 /* ---- ListGroupsResponse ---- */
 
@@ -1920,13 +1915,12 @@ typedef struct kp_list_groups_response {
 
 void kp_list_groups_response_listed_group_init(kp_list_groups_response_listed_group_t *s);
 void kp_list_groups_response_init(kp_list_groups_response_t *m);
-int kp_list_groups_response_decode(kp_reader_t *r,
-                                   int16_t version,
-                                   kp_list_groups_response_t *m,
-                                   kp_arena_t *a);
-int kp_list_groups_response_encode(kp_writer_t *w,
-                                   int16_t version,
-                                   const kp_list_groups_response_t *m);
+ST_MUST_CHECK int kp_list_groups_response_decode(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_list_groups_response_t *m,
+                                                 kp_arena_t *a);
+ST_MUST_CHECK int
+kp_list_groups_response_encode(kp_writer_t *w, int16_t version, const kp_list_groups_response_t *m);
 
 /* ---- SaslHandshakeResponse ---- */
 
@@ -1941,13 +1935,13 @@ typedef struct kp_sasl_handshake_response {
 } kp_sasl_handshake_response_t;
 
 void kp_sasl_handshake_response_init(kp_sasl_handshake_response_t *m);
-int kp_sasl_handshake_response_decode(kp_reader_t *r,
-                                      int16_t version,
-                                      kp_sasl_handshake_response_t *m,
-                                      kp_arena_t *a);
-int kp_sasl_handshake_response_encode(kp_writer_t *w,
-                                      int16_t version,
-                                      const kp_sasl_handshake_response_t *m);
+ST_MUST_CHECK int kp_sasl_handshake_response_decode(kp_reader_t *r,
+                                                    int16_t version,
+                                                    kp_sasl_handshake_response_t *m,
+                                                    kp_arena_t *a);
+ST_MUST_CHECK int kp_sasl_handshake_response_encode(kp_writer_t *w,
+                                                    int16_t version,
+                                                    const kp_sasl_handshake_response_t *m);
 
 /* ---- ApiVersionsResponse ---- */
 
@@ -2011,13 +2005,13 @@ void kp_api_versions_response_supported_feature_key_init(
 void kp_api_versions_response_finalized_feature_key_init(
     kp_api_versions_response_finalized_feature_key_t *s);
 void kp_api_versions_response_init(kp_api_versions_response_t *m);
-int kp_api_versions_response_decode(kp_reader_t *r,
-                                    int16_t version,
-                                    kp_api_versions_response_t *m,
-                                    kp_arena_t *a);
-int kp_api_versions_response_encode(kp_writer_t *w,
-                                    int16_t version,
-                                    const kp_api_versions_response_t *m);
+ST_MUST_CHECK int kp_api_versions_response_decode(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_api_versions_response_t *m,
+                                                  kp_arena_t *a);
+ST_MUST_CHECK int kp_api_versions_response_encode(kp_writer_t *w,
+                                                  int16_t version,
+                                                  const kp_api_versions_response_t *m);
 
 /* ---- CreateTopicsResponse ---- */
 
@@ -2072,13 +2066,13 @@ void kp_create_topics_response_creatable_topic_configs_init(
 void kp_create_topics_response_creatable_topic_result_init(
     kp_create_topics_response_creatable_topic_result_t *s);
 void kp_create_topics_response_init(kp_create_topics_response_t *m);
-int kp_create_topics_response_decode(kp_reader_t *r,
-                                     int16_t version,
-                                     kp_create_topics_response_t *m,
-                                     kp_arena_t *a);
-int kp_create_topics_response_encode(kp_writer_t *w,
-                                     int16_t version,
-                                     const kp_create_topics_response_t *m);
+ST_MUST_CHECK int kp_create_topics_response_decode(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_create_topics_response_t *m,
+                                                   kp_arena_t *a);
+ST_MUST_CHECK int kp_create_topics_response_encode(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_create_topics_response_t *m);
 
 /* ---- DeleteTopicsResponse ---- */
 
@@ -2107,13 +2101,13 @@ typedef struct kp_delete_topics_response {
 void kp_delete_topics_response_deletable_topic_result_init(
     kp_delete_topics_response_deletable_topic_result_t *s);
 void kp_delete_topics_response_init(kp_delete_topics_response_t *m);
-int kp_delete_topics_response_decode(kp_reader_t *r,
-                                     int16_t version,
-                                     kp_delete_topics_response_t *m,
-                                     kp_arena_t *a);
-int kp_delete_topics_response_encode(kp_writer_t *w,
-                                     int16_t version,
-                                     const kp_delete_topics_response_t *m);
+ST_MUST_CHECK int kp_delete_topics_response_decode(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_delete_topics_response_t *m,
+                                                   kp_arena_t *a);
+ST_MUST_CHECK int kp_delete_topics_response_encode(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_delete_topics_response_t *m);
 
 /* ---- DeleteRecordsResponse ---- */
 
@@ -2151,13 +2145,13 @@ void kp_delete_records_response_partition_result_init(
     kp_delete_records_response_partition_result_t *s);
 void kp_delete_records_response_topic_result_init(kp_delete_records_response_topic_result_t *s);
 void kp_delete_records_response_init(kp_delete_records_response_t *m);
-int kp_delete_records_response_decode(kp_reader_t *r,
-                                      int16_t version,
-                                      kp_delete_records_response_t *m,
-                                      kp_arena_t *a);
-int kp_delete_records_response_encode(kp_writer_t *w,
-                                      int16_t version,
-                                      const kp_delete_records_response_t *m);
+ST_MUST_CHECK int kp_delete_records_response_decode(kp_reader_t *r,
+                                                    int16_t version,
+                                                    kp_delete_records_response_t *m,
+                                                    kp_arena_t *a);
+ST_MUST_CHECK int kp_delete_records_response_encode(kp_writer_t *w,
+                                                    int16_t version,
+                                                    const kp_delete_records_response_t *m);
 
 /* ---- InitProducerIdResponse ---- */
 
@@ -2174,13 +2168,13 @@ typedef struct kp_init_producer_id_response {
 } kp_init_producer_id_response_t;
 
 void kp_init_producer_id_response_init(kp_init_producer_id_response_t *m);
-int kp_init_producer_id_response_decode(kp_reader_t *r,
-                                        int16_t version,
-                                        kp_init_producer_id_response_t *m,
-                                        kp_arena_t *a);
-int kp_init_producer_id_response_encode(kp_writer_t *w,
-                                        int16_t version,
-                                        const kp_init_producer_id_response_t *m);
+ST_MUST_CHECK int kp_init_producer_id_response_decode(kp_reader_t *r,
+                                                      int16_t version,
+                                                      kp_init_producer_id_response_t *m,
+                                                      kp_arena_t *a);
+ST_MUST_CHECK int kp_init_producer_id_response_encode(kp_writer_t *w,
+                                                      int16_t version,
+                                                      const kp_init_producer_id_response_t *m);
 
 /* ---- OffsetForLeaderEpochResponse ---- */
 
@@ -2221,13 +2215,10 @@ void kp_offset_for_leader_epoch_response_epoch_end_offset_init(
 void kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_init(
     kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_t *s);
 void kp_offset_for_leader_epoch_response_init(kp_offset_for_leader_epoch_response_t *m);
-int kp_offset_for_leader_epoch_response_decode(kp_reader_t *r,
-                                               int16_t version,
-                                               kp_offset_for_leader_epoch_response_t *m,
-                                               kp_arena_t *a);
-int kp_offset_for_leader_epoch_response_encode(kp_writer_t *w,
-                                               int16_t version,
-                                               const kp_offset_for_leader_epoch_response_t *m);
+ST_MUST_CHECK int kp_offset_for_leader_epoch_response_decode(
+    kp_reader_t *r, int16_t version, kp_offset_for_leader_epoch_response_t *m, kp_arena_t *a);
+ST_MUST_CHECK int kp_offset_for_leader_epoch_response_encode(
+    kp_writer_t *w, int16_t version, const kp_offset_for_leader_epoch_response_t *m);
 
 /* ---- DescribeConfigsResponse ---- */
 
@@ -2296,13 +2287,13 @@ void kp_describe_configs_response_resource_result_init(
     kp_describe_configs_response_resource_result_t *s);
 void kp_describe_configs_response_result_init(kp_describe_configs_response_result_t *s);
 void kp_describe_configs_response_init(kp_describe_configs_response_t *m);
-int kp_describe_configs_response_decode(kp_reader_t *r,
-                                        int16_t version,
-                                        kp_describe_configs_response_t *m,
-                                        kp_arena_t *a);
-int kp_describe_configs_response_encode(kp_writer_t *w,
-                                        int16_t version,
-                                        const kp_describe_configs_response_t *m);
+ST_MUST_CHECK int kp_describe_configs_response_decode(kp_reader_t *r,
+                                                      int16_t version,
+                                                      kp_describe_configs_response_t *m,
+                                                      kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_configs_response_encode(kp_writer_t *w,
+                                                      int16_t version,
+                                                      const kp_describe_configs_response_t *m);
 
 /* ---- AlterConfigsResponse ---- */
 
@@ -2331,13 +2322,13 @@ typedef struct kp_alter_configs_response {
 void kp_alter_configs_response_resource_response_init(
     kp_alter_configs_response_resource_response_t *s);
 void kp_alter_configs_response_init(kp_alter_configs_response_t *m);
-int kp_alter_configs_response_decode(kp_reader_t *r,
-                                     int16_t version,
-                                     kp_alter_configs_response_t *m,
-                                     kp_arena_t *a);
-int kp_alter_configs_response_encode(kp_writer_t *w,
-                                     int16_t version,
-                                     const kp_alter_configs_response_t *m);
+ST_MUST_CHECK int kp_alter_configs_response_decode(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_alter_configs_response_t *m,
+                                                   kp_arena_t *a);
+ST_MUST_CHECK int kp_alter_configs_response_encode(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_alter_configs_response_t *m);
 
 /* ---- CreatePartitionsResponse ---- */
 
@@ -2364,13 +2355,13 @@ typedef struct kp_create_partitions_response {
 void kp_create_partitions_response_topic_result_init(
     kp_create_partitions_response_topic_result_t *s);
 void kp_create_partitions_response_init(kp_create_partitions_response_t *m);
-int kp_create_partitions_response_decode(kp_reader_t *r,
-                                         int16_t version,
-                                         kp_create_partitions_response_t *m,
-                                         kp_arena_t *a);
-int kp_create_partitions_response_encode(kp_writer_t *w,
-                                         int16_t version,
-                                         const kp_create_partitions_response_t *m);
+ST_MUST_CHECK int kp_create_partitions_response_decode(kp_reader_t *r,
+                                                       int16_t version,
+                                                       kp_create_partitions_response_t *m,
+                                                       kp_arena_t *a);
+ST_MUST_CHECK int kp_create_partitions_response_encode(kp_writer_t *w,
+                                                       int16_t version,
+                                                       const kp_create_partitions_response_t *m);
 
 /* ---- DeleteGroupsResponse ---- */
 
@@ -2395,13 +2386,13 @@ typedef struct kp_delete_groups_response {
 void kp_delete_groups_response_deletable_group_result_init(
     kp_delete_groups_response_deletable_group_result_t *s);
 void kp_delete_groups_response_init(kp_delete_groups_response_t *m);
-int kp_delete_groups_response_decode(kp_reader_t *r,
-                                     int16_t version,
-                                     kp_delete_groups_response_t *m,
-                                     kp_arena_t *a);
-int kp_delete_groups_response_encode(kp_writer_t *w,
-                                     int16_t version,
-                                     const kp_delete_groups_response_t *m);
+ST_MUST_CHECK int kp_delete_groups_response_decode(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_delete_groups_response_t *m,
+                                                   kp_arena_t *a);
+ST_MUST_CHECK int kp_delete_groups_response_encode(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_delete_groups_response_t *m);
 
 /* ---- IncrementalAlterConfigsResponse ---- */
 
@@ -2430,13 +2421,10 @@ typedef struct kp_incremental_alter_configs_response {
 void kp_incremental_alter_configs_response_alter_configs_resource_response_init(
     kp_incremental_alter_configs_response_alter_configs_resource_response_t *s);
 void kp_incremental_alter_configs_response_init(kp_incremental_alter_configs_response_t *m);
-int kp_incremental_alter_configs_response_decode(kp_reader_t *r,
-                                                 int16_t version,
-                                                 kp_incremental_alter_configs_response_t *m,
-                                                 kp_arena_t *a);
-int kp_incremental_alter_configs_response_encode(kp_writer_t *w,
-                                                 int16_t version,
-                                                 const kp_incremental_alter_configs_response_t *m);
+ST_MUST_CHECK int kp_incremental_alter_configs_response_decode(
+    kp_reader_t *r, int16_t version, kp_incremental_alter_configs_response_t *m, kp_arena_t *a);
+ST_MUST_CHECK int kp_incremental_alter_configs_response_encode(
+    kp_writer_t *w, int16_t version, const kp_incremental_alter_configs_response_t *m);
 
 /* ---- OffsetDeleteResponse ---- */
 
@@ -2473,13 +2461,13 @@ typedef struct kp_offset_delete_response {
 void kp_offset_delete_response_partition_init(kp_offset_delete_response_partition_t *s);
 void kp_offset_delete_response_topic_init(kp_offset_delete_response_topic_t *s);
 void kp_offset_delete_response_init(kp_offset_delete_response_t *m);
-int kp_offset_delete_response_decode(kp_reader_t *r,
-                                     int16_t version,
-                                     kp_offset_delete_response_t *m,
-                                     kp_arena_t *a);
-int kp_offset_delete_response_encode(kp_writer_t *w,
-                                     int16_t version,
-                                     const kp_offset_delete_response_t *m);
+ST_MUST_CHECK int kp_offset_delete_response_decode(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_offset_delete_response_t *m,
+                                                   kp_arena_t *a);
+ST_MUST_CHECK int kp_offset_delete_response_encode(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_offset_delete_response_t *m);
 
 /* ---- DescribeClusterResponse ---- */
 
@@ -2519,13 +2507,13 @@ typedef struct kp_describe_cluster_response {
 
 void kp_describe_cluster_response_broker_init(kp_describe_cluster_response_broker_t *s);
 void kp_describe_cluster_response_init(kp_describe_cluster_response_t *m);
-int kp_describe_cluster_response_decode(kp_reader_t *r,
-                                        int16_t version,
-                                        kp_describe_cluster_response_t *m,
-                                        kp_arena_t *a);
-int kp_describe_cluster_response_encode(kp_writer_t *w,
-                                        int16_t version,
-                                        const kp_describe_cluster_response_t *m);
+ST_MUST_CHECK int kp_describe_cluster_response_decode(kp_reader_t *r,
+                                                      int16_t version,
+                                                      kp_describe_cluster_response_t *m,
+                                                      kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_cluster_response_encode(kp_writer_t *w,
+                                                      int16_t version,
+                                                      const kp_describe_cluster_response_t *m);
 
 /* ---- ConsumerProtocolAssignment ---- */
 
@@ -2552,13 +2540,12 @@ typedef struct kp_consumer_protocol_assignment {
 void kp_consumer_protocol_assignment_topic_partition_init(
     kp_consumer_protocol_assignment_topic_partition_t *s);
 void kp_consumer_protocol_assignment_init(kp_consumer_protocol_assignment_t *m);
-int kp_consumer_protocol_assignment_decode(kp_reader_t *r,
-                                           int16_t version,
-                                           kp_consumer_protocol_assignment_t *m,
-                                           kp_arena_t *a);
-int kp_consumer_protocol_assignment_encode(kp_writer_t *w,
-                                           int16_t version,
-                                           const kp_consumer_protocol_assignment_t *m);
+ST_MUST_CHECK int kp_consumer_protocol_assignment_decode(kp_reader_t *r,
+                                                         int16_t version,
+                                                         kp_consumer_protocol_assignment_t *m,
+                                                         kp_arena_t *a);
+ST_MUST_CHECK int kp_consumer_protocol_assignment_encode(
+    kp_writer_t *w, int16_t version, const kp_consumer_protocol_assignment_t *m);
 
 /* ---- ConsumerProtocolSubscription ---- */
 
@@ -2593,12 +2580,11 @@ typedef struct kp_consumer_protocol_subscription {
 void kp_consumer_protocol_subscription_topic_partition_init(
     kp_consumer_protocol_subscription_topic_partition_t *s);
 void kp_consumer_protocol_subscription_init(kp_consumer_protocol_subscription_t *m);
-int kp_consumer_protocol_subscription_decode(kp_reader_t *r,
-                                             int16_t version,
-                                             kp_consumer_protocol_subscription_t *m,
-                                             kp_arena_t *a);
-int kp_consumer_protocol_subscription_encode(kp_writer_t *w,
-                                             int16_t version,
-                                             const kp_consumer_protocol_subscription_t *m);
+ST_MUST_CHECK int kp_consumer_protocol_subscription_decode(kp_reader_t *r,
+                                                           int16_t version,
+                                                           kp_consumer_protocol_subscription_t *m,
+                                                           kp_arena_t *a);
+ST_MUST_CHECK int kp_consumer_protocol_subscription_encode(
+    kp_writer_t *w, int16_t version, const kp_consumer_protocol_subscription_t *m);
 
 #endif

@@ -16,6 +16,7 @@ void kp_writer_init(kp_writer_t *w, size_t max_bytes)
     w->len = 0;
     w->cap = 0;
     w->err = 0;
+    w->err_field = NULL;
     w->max_bytes = max_bytes != 0 ? max_bytes : SIZE_MAX / 2;
 }
 
@@ -31,12 +32,22 @@ void kp_writer_reset(kp_writer_t *w)
 {
     w->len = 0;
     w->err = 0;
+    w->err_field = NULL;
 }
 
 int kp_writer_fail(kp_writer_t *w, int err)
 {
     if (w->err == 0)
         w->err = err;
+    return w->err;
+}
+
+int kp_writer_fail_at(kp_writer_t *w, int err, const char *field)
+{
+    if (w->err == 0) {
+        w->err = err;
+        w->err_field = field;
+    }
     return w->err;
 }
 

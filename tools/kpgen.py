@@ -145,6 +145,7 @@ class Field:
         self.tagged = VR.parse(d.get("taggedVersions"))
         self.tag = d.get("tag")
         self.default = d.get("default")
+        self.ignorable = bool(d.get("ignorable", False))
         self.owner = owner
         if "flexibleVersions" in d:
             self.flex = VR.parse(d["flexibleVersions"])
@@ -387,6 +388,7 @@ def read_scalar(f, R, lval, ctx, o):
 
 def write_scalar(f, W, ref, ctx, o):
     t = f.elem
+    where = c_string("%s.%s" % (f.owner.name, f.name))
     flex = f.flex.cond(ctx)
     if t == "uuid":
         o("kp_write_uuid(%s, &%s);" % (W, ref))
@@ -398,7 +400,7 @@ def write_scalar(f, W, ref, ctx, o):
     if nc != "1":
         neg = "" if nc == "0" else " && !(%s)" % nc
         o("if (%s.len < 0%s)" % (ref, neg))
-        o("    kp_writer_fail(%s, ST_E_INVAL);" % W)
+        o("    kp_writer_fail_at(%s, ST_E_INVAL, %s);" % (W, where))
     if t == "string":
         fn = csel(flex, "kp_write_compact_str", "kp_write_str")
     else:
@@ -461,7 +463,7 @@ def write_field(f, W, ref, ctx, o):
         if nc != "1":
             neg = "" if nc == "0" else " && !(%s)" % nc
             o("if (%s < 0%s)" % (cnt, neg))
-            o("    kp_writer_fail(%s, ST_E_INVAL);" % W)
+            o("    kp_writer_fail_at(%s, ST_E_INVAL, %s);" % (W, c_string("%s.%s" % (f.owner.name, f.name))))
         if flex not in ("0", "1"):
             o("if (%s)" % flex)
             o("    kp_write_compact_array_len(%s, %s);" % (W, cnt))
@@ -613,6 +615,15 @@ def gen_encode(s, o):
     o("(void)version;")
     o("(void)s;")
     for f in s.fields:
+        present = f.versions.cond(ctx)
+        if present != "1" and not f.ignorable:
+            # As upstream: a non-ignorable field may not carry a non-default value at a version
+            # that lacks it (the receiver would silently lose it).
+            cond = not_default_cond(f, "s->%s" % f.c)
+            if present != "0":
+                cond = "!(%s) && %s" % (present, cond)
+            o("if (%s)" % cond)
+            o("    kp_writer_fail_at(w, ST_E_INVAL, %s);" % c_string("%s.%s" % (s.name, f.name)))
         c = f.inline.cond(ctx)
         if c == "0":
             continue
@@ -741,9 +752,11 @@ def gen_h(msgs):
     o(" *     @return 0, ST_E_INVAL (version not generated), ST_E_MALFORMED, ST_E_NOMEM; r->err")
     o(" *     holds the same and r->err_field/err_offset say where. On error *m is unspecified.")
     o(" *   int kp_<msg>_encode(kp_writer_t *w, int16_t version, const kp_<msg>_t *m);")
-    o(" *     @return 0 or w->err: ST_E_INVAL (bad version, or null where the version does not")
-    o(" *     allow it), ST_E_TOO_LARGE, ST_E_NOMEM. Tagged fields are written only when they")
-    o(" *     differ from their default; fields absent from the version are not written.")
+    o(" *     @return 0 or w->err: ST_E_TOO_LARGE, ST_E_NOMEM, or ST_E_INVAL for a version not")
+    o(" *     generated, a null where the version does not allow it, or (as upstream) a")
+    o(" *     non-default value in a field the version lacks unless the schema marks it")
+    o(" *     ignorable; w->err_field then names the field. Tagged fields are written only when")
+    o(" *     they differ from their default; ignorable fields absent from the version are dropped.")
     o(" *   @thread any (no shared state)   @blocking no */")
     o("#ifndef KP_MSG_H")
     o("#define KP_MSG_H")
@@ -831,8 +844,8 @@ def gen_h(msgs):
             if s is not m.top:
                 o("void %s_init(%s *s);" % (s.cbase, s.ctype))
         o("void %s_init(%s *m);" % (m.top.cbase, m.top.ctype))
-        o("int %s_decode(kp_reader_t *r, int16_t version, %s *m, kp_arena_t *a);" % (m.top.cbase, m.top.ctype))
-        o("int %s_encode(kp_writer_t *w, int16_t version, const %s *m);" % (m.top.cbase, m.top.ctype))
+        o("ST_MUST_CHECK int %s_decode(kp_reader_t *r, int16_t version, %s *m, kp_arena_t *a);" % (m.top.cbase, m.top.ctype))
+        o("ST_MUST_CHECK int %s_encode(kp_writer_t *w, int16_t version, const %s *m);" % (m.top.cbase, m.top.ctype))
         o()
     o("#endif")
     return o.text()

@@ -725,6 +725,38 @@ static void test_kp_fetch_request_tagged_cluster_id(void **state)
     kp_arena_fini(&a);
 }
 
+static void test_kp_encode_non_ignorable_field_outside_version(void **state)
+{
+    (void)state;
+    kp_writer_t w;
+    kp_writer_init(&w, 0);
+    /* FindCoordinator v4 moved NodeId into Coordinators[]; the old field is not ignorable. */
+    kp_find_coordinator_response_t fc;
+    kp_find_coordinator_response_init(&fc);
+    fc.node_id = 5;
+    assert_int_equal(kp_find_coordinator_response_encode(&w, 4, &fc), ST_E_INVAL);
+    assert_string_equal(w.err_field, "FindCoordinatorResponse.NodeId");
+    kp_writer_reset(&w);
+    assert_null(w.err_field);
+    assert_int_equal(kp_find_coordinator_response_encode(&w, 3, &fc), 0);
+    /* ThrottleTimeMs (v1+) is ignorable: silently dropped at v0. */
+    kp_writer_reset(&w);
+    kp_metadata_response_t md;
+    kp_metadata_response_init(&md);
+    md.throttle_time_ms = 100;
+    assert_int_equal(kp_metadata_response_encode(&w, 0, &md), 0);
+    /* A null where the version forbids it names the field too. */
+    kp_writer_reset(&w);
+    md.cluster_id = KP_STR_NULL; /* nullable, v2+ */
+    assert_int_equal(kp_metadata_response_encode(&w, 2, &md), 0);
+    kp_find_coordinator_response_init(&fc);
+    fc.host = KP_STR_NULL;
+    kp_writer_reset(&w);
+    assert_int_equal(kp_find_coordinator_response_encode(&w, 0, &fc), ST_E_INVAL);
+    assert_string_equal(w.err_field, "FindCoordinatorResponse.Host");
+    kp_writer_fini(&w);
+}
+
 static void test_kp_decode_arena_cap_is_nomem(void **state)
 {
     (void)state;
@@ -763,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_kp_known_produce_v9_request),
         cmocka_unit_test(test_kp_tagged_unknown_skipped_known_decoded),
         cmocka_unit_test(test_kp_fetch_request_tagged_cluster_id),
+        cmocka_unit_test(test_kp_encode_non_ignorable_field_outside_version),
         cmocka_unit_test(test_kp_decode_arena_cap_is_nomem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
