@@ -41,7 +41,8 @@ typedef enum {
 typedef struct {
     /* "file://DIR" or "s3://BUCKET[/PREFIX]". Required. */
     const char *url;
-    /* S3 endpoint "http(s)://host[:port]"; default https://s3.REGION.amazonaws.com. */
+    /* S3 endpoint "http(s)://host[:port]"; default $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL,
+     * then https://s3.REGION.amazonaws.com. */
     const char *endpoint;
     /* Region; default $AWS_REGION, $AWS_DEFAULT_REGION, then us-east-1. */
     const char *region;

@@ -254,9 +254,12 @@ int obj__s3_init(obj_store_t *st, char *errbuf, size_t errbuf_len)
     if (!(st->region = strdup(region ? region : "us-east-1")))
         return ST_E_NOMEM;
     int rc;
-    bool is_aws = !c->endpoint;
-    if (c->endpoint) {
-        rc = parse_endpoint(st, c->endpoint, errbuf, errbuf_len);
+    const char *endpoint = c->endpoint ? c->endpoint : env("AWS_ENDPOINT_URL_S3");
+    if (!endpoint)
+        endpoint = env("AWS_ENDPOINT_URL");
+    bool is_aws = !endpoint;
+    if (endpoint) {
+        rc = parse_endpoint(st, endpoint, errbuf, errbuf_len);
     } else {
         char ep[256];
         snprintf(ep, sizeof ep, "https://s3.%s.amazonaws.com", st->region);

@@ -412,6 +412,8 @@ static void test_obj_s3_credentials_from_profile(void **state)
     fclose(fp);
     unsetenv("AWS_ACCESS_KEY_ID");
     unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("AWS_ENDPOINT_URL");
+    unsetenv("AWS_ENDPOINT_URL_S3");
     obj_config_t cfg = {.url = "s3://bucket",
                         .endpoint = "http://127.0.0.1:1",
                         .credentials_file = path,
