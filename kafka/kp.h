@@ -121,6 +121,11 @@ static inline size_t kp_reader_offset(const kp_reader_t *r)
     return (size_t)(r->p - r->start);
 }
 
+/* The kp_read_* primitives below share one contract: each checks that its bytes remain, then
+ * returns the big-endian value and advances p. On failure (or after any earlier failure) it
+ * records ST_E_MALFORMED with r->field and the offset (kp_reader_fail), leaves p where it was
+ * and returns zero / an empty non-null view. Views point into the reader's buffer (borrowed).
+ * @thread any (the reader is not shared)   @blocking no */
 int8_t kp_read_i8(kp_reader_t *r);
 int16_t kp_read_i16(kp_reader_t *r);
 int32_t kp_read_i32(kp_reader_t *r);
@@ -196,6 +201,11 @@ static inline bool kp_writer_ok(const kp_writer_t *w)
     return w->err == 0;
 }
 
+/* The kp_write_* primitives below share one contract: each appends the big-endian encoding,
+ * growing the buffer; on failure (ST_E_NOMEM, ST_E_TOO_LARGE past max_bytes or for a string
+ * over KP_STR_MAX_LEN) it records the error and writes nothing, and after any failure every
+ * write is a no-op. Pointer arguments are borrowed for the call (bytes are copied).
+ * @thread any (the writer is not shared)   @blocking no */
 void kp_write_raw(kp_writer_t *w, const void *p, size_t n);
 void kp_write_i8(kp_writer_t *w, int8_t v);
 void kp_write_i16(kp_writer_t *w, int16_t v);

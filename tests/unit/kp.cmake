@@ -3,3 +3,11 @@
 st_unit_test(kp_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/kp_test.c ${CMAKE_CURRENT_LIST_DIR}/kp_fill.c
     LIBS strata_kafka)
+
+# The committed generated files must match tools/kpgen.py + kafka/schema/ (skipped without
+# clang-format, whose output is part of the generated text).
+find_program(ST_PYTHON3 python3)
+if(ST_PYTHON3)
+    add_test(NAME kp_codegen_fresh COMMAND ${ST_PYTHON3} ${CMAKE_SOURCE_DIR}/tools/kpgen.py --check)
+    set_tests_properties(kp_codegen_fresh PROPERTIES LABELS unit TIMEOUT 120 SKIP_RETURN_CODE 77)
+endif()
