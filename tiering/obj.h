@@ -63,7 +63,8 @@ typedef struct {
     unsigned max_inflight;
     /* Whole-request deadline including retries; default 120000. */
     uint64_t request_timeout_ms;
-    /* One HTTP attempt's deadline; default 30000. */
+    /* One HTTP attempt: connect timeout, stall timeout (no progress, whole seconds,
+     * at least 1) and, plus 1 ms per KiB to move, the attempt's deadline; default 30000. */
     uint64_t attempt_timeout_ms;
     /* Attempts per HTTP call before giving up (1 = no retry); default 6. */
     unsigned max_attempts;

@@ -726,26 +726,23 @@ static int call_prepare(obj__s3op_t *op, const call_t *c)
     curl_slist_free_all(op->hdrs);
     op->hdrs = NULL;
     struct curl_slist *l = NULL;
-    for (size_t i = 0; i < nh; i++) {
-        char line[2048];
-        snprintf(line, sizeof line, "%s: %s", h[i].name, h[i].value);
-        struct curl_slist *nl = curl_slist_append(l, line);
+    for (size_t i = 0; i <= nh; i++) {
+        obj__str_t line = {0};
+        int lrc = i < nh ? obj__str_addf(&line, "%s: %s", h[i].name, h[i].value)
+                         : obj__str_addf(&line, "Authorization: %s", sig.authorization);
+        struct curl_slist *nl = lrc ? NULL : curl_slist_append(l, line.p);
+        obj__str_free(&line);
         if (!nl)
             goto slist_fail;
         l = nl;
     }
     {
-        char line[1024];
-        snprintf(line, sizeof line, "Authorization: %s", sig.authorization);
-        struct curl_slist *nl = curl_slist_append(l, line);
+        /* no 100-continue round trip; no default form content type on POST */
+        struct curl_slist *nl = curl_slist_append(l, "Expect:");
         if (!nl)
             goto slist_fail;
         l = nl;
-        /* no 100-continue round trip; no default form content type on POST */
-        if (!(nl = curl_slist_append(l, "Expect:")))
-            goto slist_fail;
-        l = nl;
-        if (!(nl = curl_slist_append(l, "Content-Type: application/octet-stream")))
+        if (c->body && !(nl = curl_slist_append(l, "Content-Type: application/octet-stream")))
             goto slist_fail;
         l = nl;
     }
@@ -781,15 +778,30 @@ static int call_send(obj__s3op_t *op)
     req->res.data_len = 0;
     if (op->md)
         EVP_DigestInit_ex(op->md, EVP_sha256(), NULL);
+    /* The attempt's deadline grows with the bytes it moves (at least 1 MiB/s
+     * after attempt_timeout_ms); a whole-object GET, whose size is unknown, is
+     * bounded by the request deadline and by stall detection below. */
     uint64_t left = obj__remaining_ms(req);
-    uint64_t tmo = st->cfg.attempt_timeout_ms < left ? st->cfg.attempt_timeout_ms : left;
+    uint64_t expect = op->body_len;
+    bool is_unbounded = req->op == OBJ__OP_GET && op->phase == PH_CALL && !req->is_ranged;
+    if (req->op == OBJ__OP_GET && req->is_ranged)
+        expect = req->range_len;
+    uint64_t tmo = left;
+    if (!is_unbounded && st->cfg.attempt_timeout_ms + expect / 1024 < tmo)
+        tmo = st->cfg.attempt_timeout_ms + expect / 1024;
+    uint64_t ctmo = st->cfg.attempt_timeout_ms < tmo ? st->cfg.attempt_timeout_ms : tmo;
+    long stall_s = (long)(st->cfg.attempt_timeout_ms / 1000);
     curl_easy_setopt(e, CURLOPT_PRIVATE, op);
     curl_easy_setopt(e, CURLOPT_URL, op->url.p);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, op->hdrs);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, op->curl_err);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(tmo ? tmo : 1));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(tmo ? tmo : 1));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(ctmo ? ctmo : 1));
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, stall_s > 0 ? stall_s : 1L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L << 10);
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L << 10);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, op);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);

@@ -4,7 +4,7 @@
  * Not a test: prints numbers for bench/objstore/run.sh, which runs curl
  * against the same server in the same run and prints ratios.
  *
- *   obj_bench URL [ENDPOINT] [SIZE_MIB] [N_PUTS]
+ *   obj_bench URL [ENDPOINT] [SIZE_MIB] [N_PUTS] [GET_PASSES]
  *   URL: s3://bucket/prefix or file://dir; ENDPOINT: http://host:port (S3)
  * Credentials: AWS_* environment (run.sh sets the s3rver ones).
  * Output lines: "put_mib_s X", "get_range_mib_s Y". */
@@ -43,11 +43,12 @@ static void wait_for(uv_loop_t *loop, out_t *o)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: obj_bench URL [ENDPOINT] [SIZE_MIB] [N_PUTS]\n");
+        fprintf(stderr, "usage: obj_bench URL [ENDPOINT] [SIZE_MIB] [N_PUTS] [GET_PASSES]\n");
         return 2;
     }
     size_t size = (size_t)(argc > 3 ? atoi(argv[3]) : 64) << 20;
     int n_puts = argc > 4 ? atoi(argv[4]) : 4;
+    int passes = argc > 5 ? atoi(argv[5]) : 4;
     uv_loop_t loop;
     uv_loop_init(&loop);
     obj_config_t cfg = {.url = argv[1],
@@ -79,12 +80,14 @@ int main(int argc, char **argv)
     size_t chunk = 1u << 20;
     t0 = uv_hrtime();
     size_t got = 0;
-    for (size_t off = 0; off < size; off += chunk) {
-        out_t o = {0};
-        if (obj_get_range(st, "bench/obj-0", off, chunk, done_cb, &o, NULL))
-            return 1;
-        wait_for(&loop, &o);
-        got += o.len;
+    for (int p = 0; p < passes; p++) {
+        for (size_t off = 0; off < size; off += chunk) {
+            out_t o = {0};
+            if (obj_get_range(st, "bench/obj-0", off, chunk, done_cb, &o, NULL))
+                return 1;
+            wait_for(&loop, &o);
+            got += o.len;
+        }
     }
     double get_s = (double)(uv_hrtime() - t0) / 1e9;
     printf("get_range_mib_s %.1f\n", (double)got / (1 << 20) / get_s);

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # run.sh - object store throughput: our client vs the curl CLI against the same
 # local S3 server (scripts/s3server.sh) in the same run, and prints ratios.
-#   bench/objstore/run.sh [BUILD_DIR] [SIZE_MIB] [N_PUTS]
+#   bench/objstore/run.sh [BUILD_DIR] [SIZE_MIB] [N_PUTS] [GET_PASSES]
 # PUT: N_PUTS single PUTs of SIZE_MIB each (curl -T with SigV4, one process each).
-# GET: sequential 1 MiB ranged GETs over one object (curl: one process,
+# GET: GET_PASSES passes of sequential 1 MiB ranged GETs over one object (curl: one process,
 #      one keep-alive connection, `next` per range).
 # Not run by `make test`; numbers depend on the machine and its load.
 set -euo pipefail
@@ -11,6 +11,7 @@ cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
 SIZE=${2:-64}
 N=${3:-4}
+P=${4:-4}
 BIN=$BUILD/bench/objstore/obj_bench
 [ -x "$BIN" ] || { echo "build first: cmake --build $BUILD --target obj_bench" >&2; exit 1; }
 
@@ -23,8 +24,8 @@ export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-
 now() { date +%s.%N; }
 rate() { python3 -c "print(f'{$1 / ($3 - $2):.1f}')"; } # MiB start end
 
-echo "== client (obj_bench), $N x $SIZE MiB PUT, $SIZE x 1 MiB ranged GET"
-"$BIN" "s3://strata/client" "$URL" "$SIZE" "$N" | tee "$DIR/client.txt"
+echo "== client (obj_bench), $N x $SIZE MiB PUT, $P x $SIZE x 1 MiB ranged GET"
+"$BIN" "s3://strata/client" "$URL" "$SIZE" "$N" "$P" | tee "$DIR/client.txt"
 c_put=$(awk '/put_mib_s/ {print $2}' "$DIR/client.txt")
 c_get=$(awk '/get_range_mib_s/ {print $2}' "$DIR/client.txt")
 
@@ -38,9 +39,10 @@ done
 t1=$(now)
 k_put=$(rate $((N * SIZE)) "$t0" "$t1")
 : >"$DIR/get.cfg"
-for i in $(seq 0 $((SIZE - 1))); do
+for j in $(seq 0 $((P * SIZE - 1))); do
+    i=$((j % SIZE))
     s=$((i << 20))
-    [ "$i" -eq 0 ] || echo "next" >>"$DIR/get.cfg"
+    [ "$j" -eq 0 ] || echo "next" >>"$DIR/get.cfg"
     printf 'url = "%s/strata/curl/obj-0"\nrange = "%d-%d"\noutput = "/dev/null"\n' \
         "$URL" "$s" $((s + (1 << 20) - 1)) >>"$DIR/get.cfg"
     printf 'aws-sigv4 = "aws:amz:us-east-1:s3"\nuser = "S3RVER:S3RVER"\n' >>"$DIR/get.cfg"
@@ -49,7 +51,7 @@ done
 t0=$(now)
 curl -K "$DIR/get.cfg"
 t1=$(now)
-k_get=$(rate "$SIZE" "$t0" "$t1")
+k_get=$(rate $((P * SIZE)) "$t0" "$t1")
 echo "put_mib_s $k_put"
 echo "get_range_mib_s $k_get"
 
