@@ -101,6 +101,8 @@ struct obj_store_s {
     char *secret_key;    /* never logged */
     char *session_token; /* may be NULL; never logged */
     bool is_path_style;
+    /* new TCP connections opened by finished transfers (connection reuse check) */
+    uint64_t n_connects;
     /* tests only: seconds added to the wall clock when signing (clock-skew tests) */
     int64_t clock_offset_s;
     /* requests */

@@ -1437,10 +1437,15 @@ static void check_done(obj_store_t *st)
         CURL *e = m->easy_handle;
         CURLcode cc = m->data.result;
         curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&op);
-        long code = 0;
+        long code = 0, n_conn = 0;
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &n_conn);
         if (code)
             op->http = code;
+        st->n_connects += (uint64_t)n_conn;
+        ST_DEBUG(OBJ__MOD, "S3 done bucket=%s op=%s key=%s%s http=%ld curl=%d attempt=%u",
+                 st->bucket, op_what(op), st->prefix, op->req->key ? op->req->key : "", code,
+                 (int)cc, op->attempt);
         easy_drop(op);
         on_done(op, cc);
     }

@@ -344,6 +344,26 @@ static void test_s3_clock_skew_and_missing_bucket(void **state)
     t_out_free(&o);
 }
 
+static void test_s3_connections_are_reused(void **state)
+{
+    fx_t *f = *state;
+    t_out_t o = {0};
+    assert_int_equal(obj_put(f->st, "reuse", "r", 1, t_done_cb, &o, NULL), 0);
+    t_wait(&f->loop, &o);
+    assert_int_equal(o.status, 0);
+    t_out_free(&o);
+    uint64_t before = f->st->n_connects;
+    assert_true(before >= 1);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(obj_head(f->st, "reuse", t_done_cb, &o, NULL), 0);
+        t_wait(&f->loop, &o);
+        assert_int_equal(o.status, 0);
+        t_out_free(&o);
+    }
+    /* 20 sequential requests ride the kept-alive connection */
+    assert_true(f->st->n_connects - before <= 1);
+}
+
 static void test_s3_cancel_in_flight(void **state)
 {
     fx_t *f = *state;
@@ -378,6 +398,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_s3_wrong_secret_fails_once_with_clear_error, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_s3_clock_skew_and_missing_bucket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_s3_connections_are_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_s3_cancel_in_flight, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
