@@ -674,6 +674,64 @@ static void test_kp_kafka_python_vectors_decode_and_reencode(void **state)
     }
 }
 
+/* Decodes a whole request frame (header + body, without the size) and re-encodes it. */
+static void expect_frame_roundtrip(const uint8_t *frame, size_t len)
+{
+    kp_arena_t a;
+    kp_arena_init(&a, ARENA_CAP);
+    kp_reader_t r;
+    kp_reader_init(&r, frame, len);
+    int16_t key = (int16_t)(frame[0] << 8 | frame[1]);
+    int16_t ver = (int16_t)(frame[2] << 8 | frame[3]);
+    int16_t hv = kp_request_header_version(key, ver);
+    kp_request_header_t h;
+    assert_int_equal(kp_request_header_decode(&r, hv, &h, &a), 0);
+    assert_int_equal(h.request_api_key, key);
+    assert_int_equal(h.request_api_version, ver);
+    const kp_msg_desc_t *d = kp_api_get(key)->request;
+    void *m = calloc(1, d->struct_size);
+    assert_non_null(m);
+    assert_int_equal(d->decode(&r, ver, m, &a), 0);
+    assert_int_equal(kp_reader_remaining(&r), 0);
+    kp_writer_t w;
+    kp_writer_init(&w, 0);
+    assert_int_equal(kp_request_header_encode(&w, hv, &h), 0);
+    assert_int_equal(d->encode(&w, ver, m), 0);
+    assert_int_equal(w.len, len);
+    assert_memory_equal(w.buf, frame, len);
+    kp_writer_fini(&w);
+    free(m);
+    kp_arena_fini(&a);
+}
+
+static void test_kp_recorded_client_frames(void **state)
+{
+    (void)state;
+    /* First request of kcat / librdkafka 2.0.2, recorded on a socket (size prefix removed). */
+    static const uint8_t rdkafka_api_versions_v3[] = {
+        0x00, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x07, 0x72, 0x64,
+        0x6b, 0x61, 0x66, 0x6b, 0x61, 0x00, 0x0b, 0x6c, 0x69, 0x62, 0x72, 0x64,
+        0x6b, 0x61, 0x66, 0x6b, 0x61, 0x06, 0x32, 0x2e, 0x30, 0x2e, 0x32, 0x00};
+    expect_frame_roundtrip(rdkafka_api_versions_v3, sizeof(rdkafka_api_versions_v3));
+    /* kafka-python 2.0.2 consumer: OffsetFetch v0 for its default group. */
+    static const uint8_t kpy_offset_fetch_v0[] = {
+        0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x12, 0x6b, 0x61, 0x66, 0x6b, 0x61,
+        0x2d, 0x70, 0x79, 0x74, 0x68, 0x6f, 0x6e, 0x2d, 0x32, 0x2e, 0x30, 0x2e, 0x32, 0x00, 0x1a,
+        0x6b, 0x61, 0x66, 0x6b, 0x61, 0x2d, 0x70, 0x79, 0x74, 0x68, 0x6f, 0x6e, 0x2d, 0x64, 0x65,
+        0x66, 0x61, 0x75, 0x6c, 0x74, 0x2d, 0x67, 0x72, 0x6f, 0x75, 0x70, 0x00, 0x00, 0x00, 0x00};
+    expect_frame_roundtrip(kpy_offset_fetch_v0, sizeof(kpy_offset_fetch_v0));
+    /* kafka-python 2.0.2: Metadata v0 for no topics, ApiVersions v0 (empty body). */
+    static const uint8_t kpy_metadata_v0[] = {0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+                                              0x00, 0x12, 0x6b, 0x61, 0x66, 0x6b, 0x61, 0x2d,
+                                              0x70, 0x79, 0x74, 0x68, 0x6f, 0x6e, 0x2d, 0x32,
+                                              0x2e, 0x30, 0x2e, 0x32, 0x00, 0x00, 0x00, 0x00};
+    expect_frame_roundtrip(kpy_metadata_v0, sizeof(kpy_metadata_v0));
+    static const uint8_t kpy_api_versions_v0[] = {
+        0x00, 0x12, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x12, 0x6b, 0x61, 0x66, 0x6b,
+        0x61, 0x2d, 0x70, 0x79, 0x74, 0x68, 0x6f, 0x6e, 0x2d, 0x32, 0x2e, 0x30, 0x2e, 0x32};
+    expect_frame_roundtrip(kpy_api_versions_v0, sizeof(kpy_api_versions_v0));
+}
+
 static void test_kp_tagged_unknown_skipped_known_decoded(void **state)
 {
     (void)state;
@@ -829,6 +887,7 @@ int main(void)
         cmocka_unit_test(test_kp_known_metadata_v12_request),
         cmocka_unit_test(test_kp_known_produce_v9_request),
         cmocka_unit_test(test_kp_kafka_python_vectors_decode_and_reencode),
+        cmocka_unit_test(test_kp_recorded_client_frames),
         cmocka_unit_test(test_kp_tagged_unknown_skipped_known_decoded),
         cmocka_unit_test(test_kp_fetch_request_tagged_cluster_id),
         cmocka_unit_test(test_kp_encode_non_ignorable_field_outside_version),
