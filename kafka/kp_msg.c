@@ -4998,6 +4998,8 @@ static void dec_kp_describe_configs_request_resource(kp_reader_t *r,
                 for (int32_t i = 0; i < s->n_configuration_keys && kp_reader_ok(r); i++) {
                     s->configuration_keys[i] =
                         (version >= 4) ? kp_read_compact_str(r) : kp_read_str(r);
+                    if (s->configuration_keys[i].len < 0)
+                        kp_reader_fail(r, ST_E_MALFORMED);
                 }
             }
         }
@@ -5030,6 +5032,8 @@ static void enc_kp_describe_configs_request_resource(
         else
             kp_write_array_len(w, s->n_configuration_keys);
         for (int32_t i = 0; i < s->n_configuration_keys; i++) {
+            if (s->configuration_keys[i].len < 0)
+                kp_writer_fail_at(w, ST_E_INVAL, "DescribeConfigsResource.ConfigurationKeys");
             if (version >= 4)
                 kp_write_compact_str(w, s->configuration_keys[i]);
             else

@@ -367,7 +367,7 @@ class Out:
         return "\n".join(self.lines) + "\n"
 
 
-def read_scalar(f, R, lval, ctx, o):
+def read_scalar(f, R, lval, ctx, o, elem=False):
     """Statements reading one non-array, non-struct value of f's type into lval."""
     t = f.elem
     flex = f.flex.cond(ctx)
@@ -378,14 +378,14 @@ def read_scalar(f, R, lval, ctx, o):
         o("%s = %s;" % (lval, csel(flex, "kp_read_compact_str(%s)" % R, "kp_read_str(%s)" % R)))
     else:
         o("%s = %s;" % (lval, csel(flex, "kp_read_compact_bytes(%s)" % R, "kp_read_bytes(%s)" % R)))
-    nc = f.nullable.cond(ctx)
+    nc = "0" if elem else f.nullable.cond(ctx)  # elements of an array are never null
     if nc != "1":
         neg = "" if nc == "0" else " && !(%s)" % nc
         o("if (%s.len < 0%s)" % (lval, neg))
         o("    kp_reader_fail(%s, ST_E_MALFORMED);" % R)
 
 
-def write_scalar(f, W, ref, ctx, o):
+def write_scalar(f, W, ref, ctx, o, elem=False):
     t = f.elem
     where = c_string("%s.%s" % (f.owner.name, f.name))
     flex = f.flex.cond(ctx)
@@ -395,7 +395,7 @@ def write_scalar(f, W, ref, ctx, o):
     if t in PRIMS:
         o("%s(%s, %s);" % (PRIMS[t][2], W, ref))
         return
-    nc = f.nullable.cond(ctx)
+    nc = "0" if elem else f.nullable.cond(ctx)  # elements of an array are never null
     if nc != "1":
         neg = "" if nc == "0" else " && !(%s)" % nc
         o("if (%s.len < 0%s)" % (ref, neg))
@@ -443,7 +443,7 @@ def read_field(f, R, ref, ctx, o):
             o("%s_init(&%s);" % (f.struct.cbase, el))
             o("dec_%s(%s, version, &%s, a);" % (f.struct.cbase, R, el))
         else:
-            read_scalar(f, R, el, ctx, o)
+            read_scalar(f, R, el, ctx, o, elem=True)
         o("}")
         o("}")
         o("}")
@@ -475,7 +475,7 @@ def write_field(f, W, ref, ctx, o):
         if f.struct is not None:
             o("enc_%s(%s, version, &%s);" % (f.struct.cbase, W, el))
         else:
-            write_scalar(f, W, el, ctx, o)
+            write_scalar(f, W, el, ctx, o, elem=True)
         o("}")
     elif f.struct is not None:
         o("enc_%s(%s, version, &%s);" % (f.struct.cbase, W, ref))

@@ -850,6 +850,25 @@ static void test_kp_encode_non_ignorable_field_outside_version(void **state)
     kp_writer_fini(&w);
 }
 
+static void test_kp_nullable_array_elements_are_not_nullable(void **state)
+{
+    (void)state;
+    /* DescribeConfigs v0: ConfigurationKeys may be null, but not its elements. */
+    static const uint8_t null_keys[] = {0, 0, 0, 1, 2, 0, 1, 't', 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t null_elem[] = {0, 0, 0, 1, 2, 0, 1, 't', 0, 0, 0, 1, 0xff, 0xff};
+    kp_arena_t a;
+    kp_arena_init(&a, ARENA_CAP);
+    kp_reader_t r;
+    kp_describe_configs_request_t m;
+    kp_reader_init(&r, null_keys, sizeof(null_keys));
+    assert_int_equal(kp_describe_configs_request_decode(&r, 0, &m, &a), 0);
+    assert_int_equal(m.resources[0].n_configuration_keys, -1);
+    kp_reader_init(&r, null_elem, sizeof(null_elem));
+    assert_int_equal(kp_describe_configs_request_decode(&r, 0, &m, &a), ST_E_MALFORMED);
+    assert_string_equal(r.err_field, "DescribeConfigsResource.ConfigurationKeys");
+    kp_arena_fini(&a);
+}
+
 static void test_kp_decode_arena_cap_is_nomem(void **state)
 {
     (void)state;
@@ -891,6 +910,7 @@ int main(void)
         cmocka_unit_test(test_kp_tagged_unknown_skipped_known_decoded),
         cmocka_unit_test(test_kp_fetch_request_tagged_cluster_id),
         cmocka_unit_test(test_kp_encode_non_ignorable_field_outside_version),
+        cmocka_unit_test(test_kp_nullable_array_elements_are_not_nullable),
         cmocka_unit_test(test_kp_decode_arena_cap_is_nomem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
