@@ -137,6 +137,12 @@ bool obj__file_abort(obj_req_t *req);
 /* ---- obj_s3.c ---- */
 int obj__s3_init(obj_store_t *st, char *errbuf, size_t errbuf_len);
 void obj__s3_start(obj_req_t *req);
+typedef struct obj__str_s obj__str_t;
+/** Host header and encoded canonical URI of the bucket (key NULL) or of an object
+ * (key relative to the store prefix): path-style "/bucket/prefix/key" on the
+ * endpoint host, virtual-hosted "/prefix/key" on "bucket.endpoint". */
+ST_MUST_CHECK int
+obj__s3_target(const obj_store_t *st, const char *key, obj__str_t *host, obj__str_t *path);
 /** Deadline or cancel: stop the transfer; returns true if the request can finish
  * now (false while hashing work is on the thread pool: its completion finishes it). */
 bool obj__s3_abort(obj_req_t *req);
@@ -152,11 +158,11 @@ void obj__hex(const uint8_t *in, size_t n, char *out);
 void obj__sha256_hex(const void *data, size_t len, char out[65]);
 /** Append RFC 3986 encoding of s[0..len) to out (everything but A-Za-z0-9-._~ becomes
  * %XX; '/' kept if keep_slash). Returns 0 or ST_E_NOMEM. out is a growable string. */
-typedef struct {
+struct obj__str_s {
     char *p;
     size_t len;
     size_t cap;
-} obj__str_t;
+};
 ST_MUST_CHECK int obj__str_add(obj__str_t *s, const char *p, size_t n);
 ST_MUST_CHECK int obj__str_addf(obj__str_t *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -651,19 +651,18 @@ static void amz_date_now(const obj_store_t *st, char out[17])
     strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
 }
 
-/* Encoded canonical URI of the bucket or of one object (key relative to prefix). */
-static int build_path(obj_store_t *st, const char *key, obj__str_t *out)
+int obj__s3_target(const obj_store_t *st, const char *key, obj__str_t *host, obj__str_t *path)
 {
-    int rc = 0;
-    if (st->is_path_style)
-        rc = obj__str_add(out, "/", 1) ||
-             obj__uri_encode(out, st->bucket, strlen(st->bucket), false);
-    if (rc)
+    if (st->is_path_style ? obj__str_addf(host, "%s", st->hostport)
+                          : obj__str_addf(host, "%s.%s", st->bucket, st->hostport))
+        return ST_E_NOMEM;
+    if (st->is_path_style && (obj__str_add(path, "/", 1) ||
+                              obj__uri_encode(path, st->bucket, strlen(st->bucket), false)))
         return ST_E_NOMEM;
     if (!key)
-        return out->len ? 0 : obj__str_add(out, "/", 1);
-    if (obj__str_add(out, "/", 1) || obj__uri_encode(out, st->prefix, strlen(st->prefix), true) ||
-        obj__uri_encode(out, key, strlen(key), true))
+        return path->len ? 0 : obj__str_add(path, "/", 1);
+    if (obj__str_add(path, "/", 1) || obj__uri_encode(path, st->prefix, strlen(st->prefix), true) ||
+        obj__uri_encode(path, key, strlen(key), true))
         return ST_E_NOMEM;
     return 0;
 }
@@ -689,10 +688,7 @@ static int call_prepare(obj__s3op_t *op, const call_t *c)
     int rc = ST_E_NOMEM;
     char date[17];
     amz_date_now(st, date);
-    if (build_path(st, c->key, &path))
-        goto out;
-    if (st->is_path_style ? obj__str_addf(&hostbuf, "%s", st->hostport)
-                          : obj__str_addf(&hostbuf, "%s.%s", st->bucket, st->hostport))
+    if (obj__s3_target(st, c->key, &hostbuf, &path))
         goto out;
     obj__kv_t h[8];
     size_t nh = 0;

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -208,6 +209,51 @@ static void test_sigv4_canonical_request_shape(void **state)
     obj__sigv4_out_free(&out);
 }
 
+static void check_target(obj_addressing_t addr,
+                         const char *endpoint,
+                         const char *key,
+                         const char *want_host,
+                         const char *want_path)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    obj_config_t cfg = {.url = "s3://examplebucket/pre fix",
+                        .endpoint = endpoint,
+                        .addressing = addr,
+                        .region = "us-east-1",
+                        .access_key = "A",
+                        .secret_key = "S"};
+    obj_store_t *st;
+    assert_int_equal(obj_store_new(&loop, &cfg, &st, NULL, 0), 0);
+    obj__str_t host = {0}, path = {0};
+    assert_int_equal(obj__s3_target(st, key, &host, &path), 0);
+    assert_string_equal(host.p, want_host);
+    assert_string_equal(path.p, want_path);
+    obj__str_free(&host);
+    obj__str_free(&path);
+    obj_store_close(st, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_s3_target_path_and_virtual_hosted(void **state)
+{
+    unsetenv("AWS_ENDPOINT_URL");
+    unsetenv("AWS_ENDPOINT_URL_S3");
+    check_target(OBJ_ADDR_AUTO, "http://127.0.0.1:9000", "a b/c=d", "127.0.0.1:9000",
+                 "/examplebucket/pre%20fix/a%20b/c%3Dd");
+    check_target(OBJ_ADDR_AUTO, "http://127.0.0.1:9000", NULL, "127.0.0.1:9000", "/examplebucket");
+    check_target(OBJ_ADDR_VIRTUAL, "https://minio.example:9000", "k",
+                 "examplebucket.minio.example:9000", "/pre%20fix/k");
+    check_target(OBJ_ADDR_VIRTUAL, "https://minio.example:9000", NULL,
+                 "examplebucket.minio.example:9000", "/");
+    /* AWS default endpoint: virtual-hosted, as in the S3 signing examples */
+    check_target(OBJ_ADDR_AUTO, NULL, "test.txt", "examplebucket.s3.us-east-1.amazonaws.com",
+                 "/pre%20fix/test.txt");
+    check_target(OBJ_ADDR_PATH, NULL, "t", "s3.us-east-1.amazonaws.com",
+                 "/examplebucket/pre%20fix/t");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -222,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_sigv4_suite_post_form),
         cmocka_unit_test(test_uri_encode_key_with_space_unicode_equals),
         cmocka_unit_test(test_sigv4_canonical_request_shape),
+        cmocka_unit_test(test_s3_target_path_and_virtual_hosted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
