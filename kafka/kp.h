@@ -69,7 +69,11 @@ typedef struct kp_arena {
 } kp_arena_t;
 
 /** Initialise an empty arena on caller storage; allocates nothing yet.
- * @param cap_bytes  Hard cap on the total memory the arena may take.   @thread any */
+ * @param cap_bytes  Hard cap on the total memory the arena may take. Decoded structs can be
+ *                   several times larger than their wire form (a 4-byte int32 array element
+ *                   becomes a 100-byte struct), so size it from the frame, e.g. 32 * frame
+ *                   bytes + 64 KiB, bounded by a per-connection budget; exceeding it makes
+ *                   decoding fail with ST_E_NOMEM.   @thread any */
 void kp_arena_init(kp_arena_t *a, size_t cap_bytes);
 /** Zeroed memory for n bytes aligned for any type, or NULL when over the cap or out of memory.
  * Valid until kp_arena_reset()/kp_arena_fini().   @blocking no */

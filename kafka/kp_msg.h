@@ -121,13 +121,14 @@ enum {
 
 /** RequestHeader (versions 0-2) */
 typedef struct kp_request_header {
-    /* RequestApiKey int16, versions 0+ */
+    /* RequestApiKey int16, versions 0+. The API key of this request. */
     int16_t request_api_key;
-    /* RequestApiVersion int16, versions 0+ */
+    /* RequestApiVersion int16, versions 0+. The API version of this request. */
     int16_t request_api_version;
-    /* CorrelationId int32, versions 0+ */
+    /* CorrelationId int32, versions 0+. The correlation ID of this request. */
     int32_t correlation_id;
-    /* ClientId string, versions 1+, nullable 1+; borrowed: input buffer */
+    /* ClientId string, versions 1+, nullable 1+, ignorable. The client ID string. Decoded: borrowed
+     * from the input buffer. */
     kp_str_t client_id;
 } kp_request_header_t;
 
@@ -141,7 +142,7 @@ kp_request_header_encode(kp_writer_t *w, int16_t version, const kp_request_heade
 
 /** ResponseHeader (versions 0-1) */
 typedef struct kp_response_header {
-    /* CorrelationId int32, versions 0+ */
+    /* CorrelationId int32, versions 0+. The correlation ID of this response. */
     int32_t correlation_id;
 } kp_response_header_t;
 
@@ -155,17 +156,19 @@ kp_response_header_encode(kp_writer_t *w, int16_t version, const kp_response_hea
 
 /** PartitionProduceData */
 typedef struct kp_produce_request_partition_produce_data {
-    /* Index int32, versions 0+ */
+    /* Index int32, versions 0+. The partition index. */
     int32_t index;
-    /* Records records, versions 0+, nullable 0+; borrowed: input buffer */
+    /* Records records, versions 0+, nullable 0+. The record data to be produced. Decoded: borrowed
+     * from the input buffer. */
     kp_bytes_t records;
 } kp_produce_request_partition_produce_data_t;
 
 /** TopicProduceData */
 typedef struct kp_produce_request_topic_produce_data {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* PartitionData []PartitionProduceData, versions 0+; borrowed: arena */
+    /* PartitionData []PartitionProduceData, versions 0+. Each partition to produce to. Decoded:
+     * borrowed from the arena. */
     kp_produce_request_partition_produce_data_t *partition_data;
     /* element count of partition_data, -1 = null */
     int32_t n_partition_data;
@@ -173,13 +176,17 @@ typedef struct kp_produce_request_topic_produce_data {
 
 /** ProduceRequest (versions 0-11) */
 typedef struct kp_produce_request {
-    /* TransactionalId string, versions 3+, nullable 3+, default null; borrowed: input buffer */
+    /* TransactionalId string, versions 3+, nullable 3+, default null. The transactional ID, or null
+     * if the producer is not transactional. Decoded: borrowed from the input buffer. */
     kp_str_t transactional_id;
-    /* Acks int16, versions 0+ */
+    /* Acks int16, versions 0+. The number of acknowledgments the producer requires the leader to
+     * have received before considering a request complete. Allowed values: 0 for no
+     * acknowledgments, 1 for only the leader and -1 for the full ISR. */
     int16_t acks;
-    /* TimeoutMs int32, versions 0+ */
+    /* TimeoutMs int32, versions 0+. The timeout to await a response in milliseconds. */
     int32_t timeout_ms;
-    /* TopicData []TopicProduceData, versions 0+; borrowed: arena */
+    /* TopicData []TopicProduceData, versions 0+. Each topic to produce to. Decoded: borrowed from
+     * the arena. */
     kp_produce_request_topic_produce_data_t *topic_data;
     /* element count of topic_data, -1 = null */
     int32_t n_topic_data;
@@ -197,37 +204,46 @@ kp_produce_request_encode(kp_writer_t *w, int16_t version, const kp_produce_requ
 
 /** ReplicaState */
 typedef struct kp_fetch_request_replica_state {
-    /* ReplicaId int32, versions 15+, default -1 */
+    /* ReplicaId int32, versions 15+, default -1. The replica ID of the follower, or -1 if this
+     * request is from a consumer. */
     int32_t replica_id;
-    /* ReplicaEpoch int64, versions 15+, default -1 */
+    /* ReplicaEpoch int64, versions 15+, default -1. The epoch of this follower, or -1 if not
+     * available. */
     int64_t replica_epoch;
 } kp_fetch_request_replica_state_t;
 
 /** FetchPartition */
 typedef struct kp_fetch_request_partition {
-    /* Partition int32, versions 0+ */
+    /* Partition int32, versions 0+. The partition index. */
     int32_t partition;
-    /* CurrentLeaderEpoch int32, versions 9+, default -1 */
+    /* CurrentLeaderEpoch int32, versions 9+, default -1, ignorable. The current leader epoch of the
+     * partition. */
     int32_t current_leader_epoch;
-    /* FetchOffset int64, versions 0+ */
+    /* FetchOffset int64, versions 0+. The message offset. */
     int64_t fetch_offset;
-    /* LastFetchedEpoch int32, versions 12+, default -1 */
+    /* LastFetchedEpoch int32, versions 12+, default -1. The epoch of the last fetched record or -1
+     * if there is none. */
     int32_t last_fetched_epoch;
-    /* LogStartOffset int64, versions 5+, default -1 */
+    /* LogStartOffset int64, versions 5+, default -1, ignorable. The earliest available offset of
+     * the follower replica. The field is only used when the request is sent by the follower. */
     int64_t log_start_offset;
-    /* PartitionMaxBytes int32, versions 0+ */
+    /* PartitionMaxBytes int32, versions 0+. The maximum bytes to fetch from this partition. See
+     * KIP-74 for cases where this limit may not be honored. */
     int32_t partition_max_bytes;
-    /* ReplicaDirectoryId uuid, versions 17+, tag 0 in 17+ */
+    /* ReplicaDirectoryId uuid, versions 17+, tag 0 in 17+, ignorable. The directory id of the
+     * follower fetching. */
     kp_uuid_t replica_directory_id;
 } kp_fetch_request_partition_t;
 
 /** FetchTopic */
 typedef struct kp_fetch_request_topic {
-    /* Topic string, versions 0-12; borrowed: input buffer */
+    /* Topic string, versions 0-12, ignorable. The name of the topic to fetch. Decoded: borrowed
+     * from the input buffer. */
     kp_str_t topic;
-    /* TopicId uuid, versions 13+ */
+    /* TopicId uuid, versions 13+, ignorable. The unique topic ID. */
     kp_uuid_t topic_id;
-    /* Partitions []FetchPartition, versions 0+; borrowed: arena */
+    /* Partitions []FetchPartition, versions 0+. The partitions to fetch. Decoded: borrowed from the
+     * arena. */
     kp_fetch_request_partition_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -235,11 +251,13 @@ typedef struct kp_fetch_request_topic {
 
 /** ForgottenTopic */
 typedef struct kp_fetch_request_forgotten_topic {
-    /* Topic string, versions 7-12; borrowed: input buffer */
+    /* Topic string, versions 7-12, ignorable. The topic name. Decoded: borrowed from the input
+     * buffer. */
     kp_str_t topic;
-    /* TopicId uuid, versions 13+ */
+    /* TopicId uuid, versions 13+, ignorable. The unique topic ID. */
     kp_uuid_t topic_id;
-    /* Partitions []int32, versions 7+; borrowed: arena */
+    /* Partitions []int32, versions 7+. The partitions indexes to forget. Decoded: borrowed from the
+     * arena. */
     int32_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -247,34 +265,46 @@ typedef struct kp_fetch_request_forgotten_topic {
 
 /** FetchRequest (versions 0-17) */
 typedef struct kp_fetch_request {
-    /* ClusterId string, versions 12+, nullable 12+, tag 0 in 12+, default null; borrowed: input
-     * buffer */
+    /* ClusterId string, versions 12+, nullable 12+, tag 0 in 12+, default null, ignorable. The
+     * clusterId if known. This is used to validate metadata fetches prior to broker registration.
+     * Decoded: borrowed from the input buffer. */
     kp_str_t cluster_id;
-    /* ReplicaId int32, versions 0-14, default -1 */
+    /* ReplicaId int32, versions 0-14, default -1. The broker ID of the follower, of -1 if this
+     * request is from a consumer. */
     int32_t replica_id;
     /* ReplicaState ReplicaState, versions 15+, tag 1 in 15+ */
     kp_fetch_request_replica_state_t replica_state;
-    /* MaxWaitMs int32, versions 0+ */
+    /* MaxWaitMs int32, versions 0+. The maximum time in milliseconds to wait for the response. */
     int32_t max_wait_ms;
-    /* MinBytes int32, versions 0+ */
+    /* MinBytes int32, versions 0+. The minimum bytes to accumulate in the response. */
     int32_t min_bytes;
-    /* MaxBytes int32, versions 3+, default 0x7fffffff */
+    /* MaxBytes int32, versions 3+, default 0x7fffffff, ignorable. The maximum bytes to fetch. See
+     * KIP-74 for cases where this limit may not be honored. */
     int32_t max_bytes;
-    /* IsolationLevel int8, versions 4+, default 0 */
+    /* IsolationLevel int8, versions 4+, default 0, ignorable. This setting controls the visibility
+     * of transactional records. Using READ_UNCOMMITTED (isolation_level = 0) makes all records
+     * visible. With READ_COMMITTED (isolation_level = 1), non-transactional and COMMITTED
+     * transactional records are visible. To be more concrete, READ_COMMITTED returns all data from
+     * offsets smaller than the current LSO (last stable offset), and enables the inclusion of the
+     * list of aborted transactions in the result, which allows consumers to discard ABORTED
+     * transactional records. */
     int8_t isolation_level;
-    /* SessionId int32, versions 7+, default 0 */
+    /* SessionId int32, versions 7+, default 0, ignorable. The fetch session ID. */
     int32_t session_id;
-    /* SessionEpoch int32, versions 7+, default -1 */
+    /* SessionEpoch int32, versions 7+, default -1, ignorable. The fetch session epoch, which is
+     * used for ordering requests in a session. */
     int32_t session_epoch;
-    /* Topics []FetchTopic, versions 0+; borrowed: arena */
+    /* Topics []FetchTopic, versions 0+. The topics to fetch. Decoded: borrowed from the arena. */
     kp_fetch_request_topic_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
-    /* ForgottenTopicsData []ForgottenTopic, versions 7+; borrowed: arena */
+    /* ForgottenTopicsData []ForgottenTopic, versions 7+. In an incremental fetch request, the
+     * partitions to remove. Decoded: borrowed from the arena. */
     kp_fetch_request_forgotten_topic_t *forgotten_topics_data;
     /* element count of forgotten_topics_data, -1 = null */
     int32_t n_forgotten_topics_data;
-    /* RackId string, versions 11+, default ; borrowed: input buffer */
+    /* RackId string, versions 11+, default , ignorable. Rack ID of the consumer making this
+     * request. Decoded: borrowed from the input buffer. */
     kp_str_t rack_id;
 } kp_fetch_request_t;
 
@@ -292,21 +322,22 @@ kp_fetch_request_encode(kp_writer_t *w, int16_t version, const kp_fetch_request_
 
 /** ListOffsetsPartition */
 typedef struct kp_list_offsets_request_partition {
-    /* PartitionIndex int32, versions 0+ */
+    /* PartitionIndex int32, versions 0+. The partition index. */
     int32_t partition_index;
-    /* CurrentLeaderEpoch int32, versions 4+, default -1 */
+    /* CurrentLeaderEpoch int32, versions 4+, default -1, ignorable. The current leader epoch. */
     int32_t current_leader_epoch;
-    /* Timestamp int64, versions 0+ */
+    /* Timestamp int64, versions 0+. The current timestamp. */
     int64_t timestamp;
-    /* MaxNumOffsets int32, versions 0, default 1 */
+    /* MaxNumOffsets int32, versions 0, default 1. The maximum number of offsets to report. */
     int32_t max_num_offsets;
 } kp_list_offsets_request_partition_t;
 
 /** ListOffsetsTopic */
 typedef struct kp_list_offsets_request_topic {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Partitions []ListOffsetsPartition, versions 0+; borrowed: arena */
+    /* Partitions []ListOffsetsPartition, versions 0+. Each partition in the request. Decoded:
+     * borrowed from the arena. */
     kp_list_offsets_request_partition_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -314,15 +345,24 @@ typedef struct kp_list_offsets_request_topic {
 
 /** ListOffsetsRequest (versions 0-10) */
 typedef struct kp_list_offsets_request {
-    /* ReplicaId int32, versions 0+ */
+    /* ReplicaId int32, versions 0+. The broker ID of the requester, or -1 if this request is being
+     * made by a normal consumer. */
     int32_t replica_id;
-    /* IsolationLevel int8, versions 2+ */
+    /* IsolationLevel int8, versions 2+. This setting controls the visibility of transactional
+     * records. Using READ_UNCOMMITTED (isolation_level = 0) makes all records visible. With
+     * READ_COMMITTED (isolation_level = 1), non-transactional and COMMITTED transactional records
+     * are visible. To be more concrete, READ_COMMITTED returns all data from offsets smaller than
+     * the current LSO (last stable offset), and enables the inclusion of the list of aborted
+     * transactions in the result, which allows consumers to discard ABORTED transactional records.
+     */
     int8_t isolation_level;
-    /* Topics []ListOffsetsTopic, versions 0+; borrowed: arena */
+    /* Topics []ListOffsetsTopic, versions 0+. Each topic in the request. Decoded: borrowed from the
+     * arena. */
     kp_list_offsets_request_topic_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
-    /* TimeoutMs int32, versions 10+ */
+    /* TimeoutMs int32, versions 10+, ignorable. The timeout to await a response in milliseconds for
+     * requests that require reading from remote storage for topics enabled with tiered storage. */
     int32_t timeout_ms;
 } kp_list_offsets_request_t;
 
@@ -340,23 +380,29 @@ kp_list_offsets_request_encode(kp_writer_t *w, int16_t version, const kp_list_of
 
 /** MetadataRequestTopic */
 typedef struct kp_metadata_request_topic {
-    /* TopicId uuid, versions 10+ */
+    /* TopicId uuid, versions 10+, ignorable. The topic id. */
     kp_uuid_t topic_id;
-    /* Name string, versions 0+, nullable 10+; borrowed: input buffer */
+    /* Name string, versions 0+, nullable 10+. The topic name. Decoded: borrowed from the input
+     * buffer. */
     kp_str_t name;
 } kp_metadata_request_topic_t;
 
 /** MetadataRequest (versions 0-12) */
 typedef struct kp_metadata_request {
-    /* Topics []MetadataRequestTopic, versions 0+, nullable 1+; borrowed: arena */
+    /* Topics []MetadataRequestTopic, versions 0+, nullable 1+. The topics to fetch metadata for.
+     * Decoded: borrowed from the arena. */
     kp_metadata_request_topic_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
-    /* AllowAutoTopicCreation bool, versions 4+, default true */
+    /* AllowAutoTopicCreation bool, versions 4+, default true. If this is true, the broker may
+     * auto-create topics that we requested which do not already exist, if it is configured to do
+     * so. */
     bool allow_auto_topic_creation;
-    /* IncludeClusterAuthorizedOperations bool, versions 8-10 */
+    /* IncludeClusterAuthorizedOperations bool, versions 8-10. Whether to include cluster authorized
+     * operations. */
     bool include_cluster_authorized_operations;
-    /* IncludeTopicAuthorizedOperations bool, versions 8+ */
+    /* IncludeTopicAuthorizedOperations bool, versions 8+. Whether to include topic authorized
+     * operations. */
     bool include_topic_authorized_operations;
 } kp_metadata_request_t;
 
@@ -373,23 +419,26 @@ kp_metadata_request_encode(kp_writer_t *w, int16_t version, const kp_metadata_re
 
 /** OffsetCommitRequestPartition */
 typedef struct kp_offset_commit_request_partition {
-    /* PartitionIndex int32, versions 0+ */
+    /* PartitionIndex int32, versions 0+. The partition index. */
     int32_t partition_index;
-    /* CommittedOffset int64, versions 0+ */
+    /* CommittedOffset int64, versions 0+. The message offset to be committed. */
     int64_t committed_offset;
-    /* CommittedLeaderEpoch int32, versions 6+, default -1 */
+    /* CommittedLeaderEpoch int32, versions 6+, default -1, ignorable. The leader epoch of this
+     * partition. */
     int32_t committed_leader_epoch;
-    /* CommitTimestamp int64, versions 1, default -1 */
+    /* CommitTimestamp int64, versions 1, default -1. The timestamp of the commit. */
     int64_t commit_timestamp;
-    /* CommittedMetadata string, versions 0+, nullable 0+; borrowed: input buffer */
+    /* CommittedMetadata string, versions 0+, nullable 0+. Any associated metadata the client wants
+     * to keep. Decoded: borrowed from the input buffer. */
     kp_str_t committed_metadata;
 } kp_offset_commit_request_partition_t;
 
 /** OffsetCommitRequestTopic */
 typedef struct kp_offset_commit_request_topic {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Partitions []OffsetCommitRequestPartition, versions 0+; borrowed: arena */
+    /* Partitions []OffsetCommitRequestPartition, versions 0+. Each partition to commit offsets for.
+     * Decoded: borrowed from the arena. */
     kp_offset_commit_request_partition_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -397,17 +446,24 @@ typedef struct kp_offset_commit_request_topic {
 
 /** OffsetCommitRequest (versions 0-9) */
 typedef struct kp_offset_commit_request {
-    /* GroupId string, versions 0+; borrowed: input buffer */
+    /* GroupId string, versions 0+. The unique group identifier. Decoded: borrowed from the input
+     * buffer. */
     kp_str_t group_id;
-    /* GenerationIdOrMemberEpoch int32, versions 1+, default -1 */
+    /* GenerationIdOrMemberEpoch int32, versions 1+, default -1, ignorable. The generation of the
+     * group if using the classic group protocol or the member epoch if using the consumer protocol.
+     */
     int32_t generation_id_or_member_epoch;
-    /* MemberId string, versions 1+; borrowed: input buffer */
+    /* MemberId string, versions 1+, ignorable. The member ID assigned by the group coordinator.
+     * Decoded: borrowed from the input buffer. */
     kp_str_t member_id;
-    /* GroupInstanceId string, versions 7+, nullable 7+, default null; borrowed: input buffer */
+    /* GroupInstanceId string, versions 7+, nullable 7+, default null. The unique identifier of the
+     * consumer instance provided by end user. Decoded: borrowed from the input buffer. */
     kp_str_t group_instance_id;
-    /* RetentionTimeMs int64, versions 2-4, default -1 */
+    /* RetentionTimeMs int64, versions 2-4, default -1, ignorable. The time period in ms to retain
+     * the offset. */
     int64_t retention_time_ms;
-    /* Topics []OffsetCommitRequestTopic, versions 0+; borrowed: arena */
+    /* Topics []OffsetCommitRequestTopic, versions 0+. The topics to commit offsets for. Decoded:
+     * borrowed from the arena. */
     kp_offset_commit_request_topic_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
@@ -428,9 +484,10 @@ ST_MUST_CHECK int kp_offset_commit_request_encode(kp_writer_t *w,
 
 /** OffsetFetchRequestTopic */
 typedef struct kp_offset_fetch_request_topic {
-    /* Name string, versions 0-7; borrowed: input buffer */
+    /* Name string, versions 0-7. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* PartitionIndexes []int32, versions 0-7; borrowed: arena */
+    /* PartitionIndexes []int32, versions 0-7. The partition indexes we would like to fetch offsets
+     * for. Decoded: borrowed from the arena. */
     int32_t *partition_indexes;
     /* element count of partition_indexes, -1 = null */
     int32_t n_partition_indexes;
@@ -438,9 +495,10 @@ typedef struct kp_offset_fetch_request_topic {
 
 /** OffsetFetchRequestTopics */
 typedef struct kp_offset_fetch_request_topics {
-    /* Name string, versions 8+; borrowed: input buffer */
+    /* Name string, versions 8+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* PartitionIndexes []int32, versions 8+; borrowed: arena */
+    /* PartitionIndexes []int32, versions 8+. The partition indexes we would like to fetch offsets
+     * for. Decoded: borrowed from the arena. */
     int32_t *partition_indexes;
     /* element count of partition_indexes, -1 = null */
     int32_t n_partition_indexes;
@@ -448,13 +506,18 @@ typedef struct kp_offset_fetch_request_topics {
 
 /** OffsetFetchRequestGroup */
 typedef struct kp_offset_fetch_request_group {
-    /* GroupId string, versions 8+; borrowed: input buffer */
+    /* GroupId string, versions 8+. The group ID. Decoded: borrowed from the input buffer. */
     kp_str_t group_id;
-    /* MemberId string, versions 9+, nullable 9+, default null; borrowed: input buffer */
+    /* MemberId string, versions 9+, nullable 9+, default null, ignorable. The member ID assigned by
+     * the group coordinator if using the new consumer protocol (KIP-848). Decoded: borrowed from
+     * the input buffer. */
     kp_str_t member_id;
-    /* MemberEpoch int32, versions 9+, default -1 */
+    /* MemberEpoch int32, versions 9+, default -1, ignorable. The member epoch if using the new
+     * consumer protocol (KIP-848). */
     int32_t member_epoch;
-    /* Topics []OffsetFetchRequestTopics, versions 8+, nullable 8+; borrowed: arena */
+    /* Topics []OffsetFetchRequestTopics, versions 8+, nullable 8+. Each topic we would like to
+     * fetch offsets for, or null to fetch offsets for all topics. Decoded: borrowed from the arena.
+     */
     kp_offset_fetch_request_topics_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
@@ -462,17 +525,22 @@ typedef struct kp_offset_fetch_request_group {
 
 /** OffsetFetchRequest (versions 0-9) */
 typedef struct kp_offset_fetch_request {
-    /* GroupId string, versions 0-7; borrowed: input buffer */
+    /* GroupId string, versions 0-7. The group to fetch offsets for. Decoded: borrowed from the
+     * input buffer. */
     kp_str_t group_id;
-    /* Topics []OffsetFetchRequestTopic, versions 0-7, nullable 2-7; borrowed: arena */
+    /* Topics []OffsetFetchRequestTopic, versions 0-7, nullable 2-7. Each topic we would like to
+     * fetch offsets for, or null to fetch offsets for all topics. Decoded: borrowed from the arena.
+     */
     kp_offset_fetch_request_topic_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
-    /* Groups []OffsetFetchRequestGroup, versions 8+; borrowed: arena */
+    /* Groups []OffsetFetchRequestGroup, versions 8+. Each group we would like to fetch offsets for.
+     * Decoded: borrowed from the arena. */
     kp_offset_fetch_request_group_t *groups;
     /* element count of groups, -1 = null */
     int32_t n_groups;
-    /* RequireStable bool, versions 7+, default false */
+    /* RequireStable bool, versions 7+, default false. Whether broker should hold on returning
+     * unstable offsets but set a retriable error code for the partitions. */
     bool require_stable;
 } kp_offset_fetch_request_t;
 
@@ -491,11 +559,13 @@ kp_offset_fetch_request_encode(kp_writer_t *w, int16_t version, const kp_offset_
 
 /** FindCoordinatorRequest (versions 0-6) */
 typedef struct kp_find_coordinator_request {
-    /* Key string, versions 0-3; borrowed: input buffer */
+    /* Key string, versions 0-3. The coordinator key. Decoded: borrowed from the input buffer. */
     kp_str_t key;
-    /* KeyType int8, versions 1+, default 0 */
+    /* KeyType int8, versions 1+, default 0. The coordinator key type. (Group, transaction, etc.).
+     */
     int8_t key_type;
-    /* CoordinatorKeys []string, versions 4+; borrowed: arena */
+    /* CoordinatorKeys []string, versions 4+. The coordinator keys. Decoded: borrowed from the
+     * arena. */
     kp_str_t *coordinator_keys;
     /* element count of coordinator_keys, -1 = null */
     int32_t n_coordinator_keys;
@@ -514,31 +584,41 @@ ST_MUST_CHECK int kp_find_coordinator_request_encode(kp_writer_t *w,
 
 /** JoinGroupRequestProtocol */
 typedef struct kp_join_group_request_protocol {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The protocol name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Metadata bytes, versions 0+; borrowed: input buffer */
+    /* Metadata bytes, versions 0+. The protocol metadata. Decoded: borrowed from the input buffer.
+     */
     kp_bytes_t metadata;
 } kp_join_group_request_protocol_t;
 
 /** JoinGroupRequest (versions 0-9) */
 typedef struct kp_join_group_request {
-    /* GroupId string, versions 0+; borrowed: input buffer */
+    /* GroupId string, versions 0+. The group identifier. Decoded: borrowed from the input buffer.
+     */
     kp_str_t group_id;
-    /* SessionTimeoutMs int32, versions 0+ */
+    /* SessionTimeoutMs int32, versions 0+. The coordinator considers the consumer dead if it
+     * receives no heartbeat after this timeout in milliseconds. */
     int32_t session_timeout_ms;
-    /* RebalanceTimeoutMs int32, versions 1+, default -1 */
+    /* RebalanceTimeoutMs int32, versions 1+, default -1, ignorable. The maximum time in
+     * milliseconds that the coordinator will wait for each member to rejoin when rebalancing the
+     * group. */
     int32_t rebalance_timeout_ms;
-    /* MemberId string, versions 0+; borrowed: input buffer */
+    /* MemberId string, versions 0+. The member id assigned by the group coordinator. Decoded:
+     * borrowed from the input buffer. */
     kp_str_t member_id;
-    /* GroupInstanceId string, versions 5+, nullable 5+, default null; borrowed: input buffer */
+    /* GroupInstanceId string, versions 5+, nullable 5+, default null. The unique identifier of the
+     * consumer instance provided by end user. Decoded: borrowed from the input buffer. */
     kp_str_t group_instance_id;
-    /* ProtocolType string, versions 0+; borrowed: input buffer */
+    /* ProtocolType string, versions 0+. The unique name the for class of protocols implemented by
+     * the group we want to join. Decoded: borrowed from the input buffer. */
     kp_str_t protocol_type;
-    /* Protocols []JoinGroupRequestProtocol, versions 0+; borrowed: arena */
+    /* Protocols []JoinGroupRequestProtocol, versions 0+. The list of protocols that the member
+     * supports. Decoded: borrowed from the arena. */
     kp_join_group_request_protocol_t *protocols;
     /* element count of protocols, -1 = null */
     int32_t n_protocols;
-    /* Reason string, versions 8+, nullable 8+, default null; borrowed: input buffer */
+    /* Reason string, versions 8+, nullable 8+, default null, ignorable. The reason why the member
+     * (re-)joins the group. Decoded: borrowed from the input buffer. */
     kp_str_t reason;
 } kp_join_group_request_t;
 
@@ -555,13 +635,14 @@ kp_join_group_request_encode(kp_writer_t *w, int16_t version, const kp_join_grou
 
 /** HeartbeatRequest (versions 0-4) */
 typedef struct kp_heartbeat_request {
-    /* GroupId string, versions 0+; borrowed: input buffer */
+    /* GroupId string, versions 0+. The group id. Decoded: borrowed from the input buffer. */
     kp_str_t group_id;
-    /* GenerationId int32, versions 0+ */
+    /* GenerationId int32, versions 0+. The generation of the group. */
     int32_t generation_id;
-    /* MemberId string, versions 0+; borrowed: input buffer */
+    /* MemberId string, versions 0+. The member ID. Decoded: borrowed from the input buffer. */
     kp_str_t member_id;
-    /* GroupInstanceId string, versions 3+, nullable 3+, default null; borrowed: input buffer */
+    /* GroupInstanceId string, versions 3+, nullable 3+, default null. The unique identifier of the
+     * consumer instance provided by end user. Decoded: borrowed from the input buffer. */
     kp_str_t group_instance_id;
 } kp_heartbeat_request_t;
 
@@ -577,21 +658,27 @@ kp_heartbeat_request_encode(kp_writer_t *w, int16_t version, const kp_heartbeat_
 
 /** MemberIdentity */
 typedef struct kp_leave_group_request_member_identity {
-    /* MemberId string, versions 3+; borrowed: input buffer */
+    /* MemberId string, versions 3+. The member ID to remove from the group. Decoded: borrowed from
+     * the input buffer. */
     kp_str_t member_id;
-    /* GroupInstanceId string, versions 3+, nullable 3+, default null; borrowed: input buffer */
+    /* GroupInstanceId string, versions 3+, nullable 3+, default null. The group instance ID to
+     * remove from the group. Decoded: borrowed from the input buffer. */
     kp_str_t group_instance_id;
-    /* Reason string, versions 5+, nullable 5+, default null; borrowed: input buffer */
+    /* Reason string, versions 5+, nullable 5+, default null, ignorable. The reason why the member
+     * left the group. Decoded: borrowed from the input buffer. */
     kp_str_t reason;
 } kp_leave_group_request_member_identity_t;
 
 /** LeaveGroupRequest (versions 0-5) */
 typedef struct kp_leave_group_request {
-    /* GroupId string, versions 0+; borrowed: input buffer */
+    /* GroupId string, versions 0+. The ID of the group to leave. Decoded: borrowed from the input
+     * buffer. */
     kp_str_t group_id;
-    /* MemberId string, versions 0-2; borrowed: input buffer */
+    /* MemberId string, versions 0-2. The member ID to remove from the group. Decoded: borrowed from
+     * the input buffer. */
     kp_str_t member_id;
-    /* Members []MemberIdentity, versions 3+; borrowed: arena */
+    /* Members []MemberIdentity, versions 3+. List of leaving member identities. Decoded: borrowed
+     * from the arena. */
     kp_leave_group_request_member_identity_t *members;
     /* element count of members, -1 = null */
     int32_t n_members;
@@ -610,27 +697,35 @@ kp_leave_group_request_encode(kp_writer_t *w, int16_t version, const kp_leave_gr
 
 /** SyncGroupRequestAssignment */
 typedef struct kp_sync_group_request_assignment {
-    /* MemberId string, versions 0+; borrowed: input buffer */
+    /* MemberId string, versions 0+. The ID of the member to assign. Decoded: borrowed from the
+     * input buffer. */
     kp_str_t member_id;
-    /* Assignment bytes, versions 0+; borrowed: input buffer */
+    /* Assignment bytes, versions 0+. The member assignment. Decoded: borrowed from the input
+     * buffer. */
     kp_bytes_t assignment;
 } kp_sync_group_request_assignment_t;
 
 /** SyncGroupRequest (versions 0-5) */
 typedef struct kp_sync_group_request {
-    /* GroupId string, versions 0+; borrowed: input buffer */
+    /* GroupId string, versions 0+. The unique group identifier. Decoded: borrowed from the input
+     * buffer. */
     kp_str_t group_id;
-    /* GenerationId int32, versions 0+ */
+    /* GenerationId int32, versions 0+. The generation of the group. */
     int32_t generation_id;
-    /* MemberId string, versions 0+; borrowed: input buffer */
+    /* MemberId string, versions 0+. The member ID assigned by the group. Decoded: borrowed from the
+     * input buffer. */
     kp_str_t member_id;
-    /* GroupInstanceId string, versions 3+, nullable 3+, default null; borrowed: input buffer */
+    /* GroupInstanceId string, versions 3+, nullable 3+, default null. The unique identifier of the
+     * consumer instance provided by end user. Decoded: borrowed from the input buffer. */
     kp_str_t group_instance_id;
-    /* ProtocolType string, versions 5+, nullable 5+, default null; borrowed: input buffer */
+    /* ProtocolType string, versions 5+, nullable 5+, default null, ignorable. The group protocol
+     * type. Decoded: borrowed from the input buffer. */
     kp_str_t protocol_type;
-    /* ProtocolName string, versions 5+, nullable 5+, default null; borrowed: input buffer */
+    /* ProtocolName string, versions 5+, nullable 5+, default null, ignorable. The group protocol
+     * name. Decoded: borrowed from the input buffer. */
     kp_str_t protocol_name;
-    /* Assignments []SyncGroupRequestAssignment, versions 0+; borrowed: arena */
+    /* Assignments []SyncGroupRequestAssignment, versions 0+. Each assignment. Decoded: borrowed
+     * from the arena. */
     kp_sync_group_request_assignment_t *assignments;
     /* element count of assignments, -1 = null */
     int32_t n_assignments;
@@ -649,11 +744,12 @@ kp_sync_group_request_encode(kp_writer_t *w, int16_t version, const kp_sync_grou
 
 /** DescribeGroupsRequest (versions 0-5) */
 typedef struct kp_describe_groups_request {
-    /* Groups []string, versions 0+; borrowed: arena */
+    /* Groups []string, versions 0+. The names of the groups to describe. Decoded: borrowed from the
+     * arena. */
     kp_str_t *groups;
     /* element count of groups, -1 = null */
     int32_t n_groups;
-    /* IncludeAuthorizedOperations bool, versions 3+ */
+    /* IncludeAuthorizedOperations bool, versions 3+. Whether to include authorized operations. */
     bool include_authorized_operations;
 } kp_describe_groups_request_t;
 
@@ -670,11 +766,13 @@ ST_MUST_CHECK int kp_describe_groups_request_encode(kp_writer_t *w,
 
 /** ListGroupsRequest (versions 0-5) */
 typedef struct kp_list_groups_request {
-    /* StatesFilter []string, versions 4+; borrowed: arena */
+    /* StatesFilter []string, versions 4+. The states of the groups we want to list. If empty, all
+     * groups are returned with their state. Decoded: borrowed from the arena. */
     kp_str_t *states_filter;
     /* element count of states_filter, -1 = null */
     int32_t n_states_filter;
-    /* TypesFilter []string, versions 5+; borrowed: arena */
+    /* TypesFilter []string, versions 5+. The types of the groups we want to list. If empty, all
+     * groups are returned with their type. Decoded: borrowed from the arena. */
     kp_str_t *types_filter;
     /* element count of types_filter, -1 = null */
     int32_t n_types_filter;
@@ -692,7 +790,8 @@ kp_list_groups_request_encode(kp_writer_t *w, int16_t version, const kp_list_gro
 
 /** SaslHandshakeRequest (versions 0-1) */
 typedef struct kp_sasl_handshake_request {
-    /* Mechanism string, versions 0+; borrowed: input buffer */
+    /* Mechanism string, versions 0+. The SASL mechanism chosen by the client. Decoded: borrowed
+     * from the input buffer. */
     kp_str_t mechanism;
 } kp_sasl_handshake_request_t;
 
@@ -709,9 +808,11 @@ ST_MUST_CHECK int kp_sasl_handshake_request_encode(kp_writer_t *w,
 
 /** ApiVersionsRequest (versions 0-4) */
 typedef struct kp_api_versions_request {
-    /* ClientSoftwareName string, versions 3+; borrowed: input buffer */
+    /* ClientSoftwareName string, versions 3+, ignorable. The name of the client. Decoded: borrowed
+     * from the input buffer. */
     kp_str_t client_software_name;
-    /* ClientSoftwareVersion string, versions 3+; borrowed: input buffer */
+    /* ClientSoftwareVersion string, versions 3+, ignorable. The version of the client. Decoded:
+     * borrowed from the input buffer. */
     kp_str_t client_software_version;
 } kp_api_versions_request_t;
 
@@ -727,9 +828,10 @@ kp_api_versions_request_encode(kp_writer_t *w, int16_t version, const kp_api_ver
 
 /** CreatableReplicaAssignment */
 typedef struct kp_create_topics_request_creatable_replica_assignment {
-    /* PartitionIndex int32, versions 0+ */
+    /* PartitionIndex int32, versions 0+. The partition index. */
     int32_t partition_index;
-    /* BrokerIds []int32, versions 0+; borrowed: arena */
+    /* BrokerIds []int32, versions 0+. The brokers to place the partition on. Decoded: borrowed from
+     * the arena. */
     int32_t *broker_ids;
     /* element count of broker_ids, -1 = null */
     int32_t n_broker_ids;
@@ -737,25 +839,31 @@ typedef struct kp_create_topics_request_creatable_replica_assignment {
 
 /** CreatableTopicConfig */
 typedef struct kp_create_topics_request_creatable_topic_config {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The configuration name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Value string, versions 0+, nullable 0+; borrowed: input buffer */
+    /* Value string, versions 0+, nullable 0+. The configuration value. Decoded: borrowed from the
+     * input buffer. */
     kp_str_t value;
 } kp_create_topics_request_creatable_topic_config_t;
 
 /** CreatableTopic */
 typedef struct kp_create_topics_request_creatable_topic {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* NumPartitions int32, versions 0+ */
+    /* NumPartitions int32, versions 0+. The number of partitions to create in the topic, or -1 if
+     * we are either specifying a manual partition assignment or using the default partitions. */
     int32_t num_partitions;
-    /* ReplicationFactor int16, versions 0+ */
+    /* ReplicationFactor int16, versions 0+. The number of replicas to create for each partition in
+     * the topic, or -1 if we are either specifying a manual partition assignment or using the
+     * default replication factor. */
     int16_t replication_factor;
-    /* Assignments []CreatableReplicaAssignment, versions 0+; borrowed: arena */
+    /* Assignments []CreatableReplicaAssignment, versions 0+. The manual partition assignment, or
+     * the empty array if we are using automatic assignment. Decoded: borrowed from the arena. */
     kp_create_topics_request_creatable_replica_assignment_t *assignments;
     /* element count of assignments, -1 = null */
     int32_t n_assignments;
-    /* Configs []CreatableTopicConfig, versions 0+; borrowed: arena */
+    /* Configs []CreatableTopicConfig, versions 0+. The custom topic configurations to set. Decoded:
+     * borrowed from the arena. */
     kp_create_topics_request_creatable_topic_config_t *configs;
     /* element count of configs, -1 = null */
     int32_t n_configs;
@@ -763,13 +871,16 @@ typedef struct kp_create_topics_request_creatable_topic {
 
 /** CreateTopicsRequest (versions 0-7) */
 typedef struct kp_create_topics_request {
-    /* Topics []CreatableTopic, versions 0+; borrowed: arena */
+    /* Topics []CreatableTopic, versions 0+. The topics to create. Decoded: borrowed from the arena.
+     */
     kp_create_topics_request_creatable_topic_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
-    /* timeoutMs int32, versions 0+, default 60000 */
+    /* timeoutMs int32, versions 0+, default 60000. How long to wait in milliseconds before timing
+     * out the request. */
     int32_t timeout_ms;
-    /* validateOnly bool, versions 1+, default false */
+    /* validateOnly bool, versions 1+, default false. If true, check that the topics can be created
+     * as specified, but don't create anything. */
     bool validate_only;
 } kp_create_topics_request_t;
 
@@ -791,23 +902,27 @@ ST_MUST_CHECK int kp_create_topics_request_encode(kp_writer_t *w,
 
 /** DeleteTopicState */
 typedef struct kp_delete_topics_request_delete_topic_state {
-    /* Name string, versions 6+, nullable 6+, default null; borrowed: input buffer */
+    /* Name string, versions 6+, nullable 6+, default null. The topic name. Decoded: borrowed from
+     * the input buffer. */
     kp_str_t name;
-    /* TopicId uuid, versions 6+ */
+    /* TopicId uuid, versions 6+. The unique topic ID. */
     kp_uuid_t topic_id;
 } kp_delete_topics_request_delete_topic_state_t;
 
 /** DeleteTopicsRequest (versions 0-6) */
 typedef struct kp_delete_topics_request {
-    /* Topics []DeleteTopicState, versions 6+; borrowed: arena */
+    /* Topics []DeleteTopicState, versions 6+. The name or topic ID of the topic. Decoded: borrowed
+     * from the arena. */
     kp_delete_topics_request_delete_topic_state_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
-    /* TopicNames []string, versions 0-5; borrowed: arena */
+    /* TopicNames []string, versions 0-5, ignorable. The names of the topics to delete. Decoded:
+     * borrowed from the arena. */
     kp_str_t *topic_names;
     /* element count of topic_names, -1 = null */
     int32_t n_topic_names;
-    /* TimeoutMs int32, versions 0+ */
+    /* TimeoutMs int32, versions 0+. The length of time in milliseconds to wait for the deletions to
+     * complete. */
     int32_t timeout_ms;
 } kp_delete_topics_request_t;
 
@@ -826,17 +941,18 @@ ST_MUST_CHECK int kp_delete_topics_request_encode(kp_writer_t *w,
 
 /** DeleteRecordsPartition */
 typedef struct kp_delete_records_request_partition {
-    /* PartitionIndex int32, versions 0+ */
+    /* PartitionIndex int32, versions 0+. The partition index. */
     int32_t partition_index;
-    /* Offset int64, versions 0+ */
+    /* Offset int64, versions 0+. The deletion offset. */
     int64_t offset;
 } kp_delete_records_request_partition_t;
 
 /** DeleteRecordsTopic */
 typedef struct kp_delete_records_request_topic {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Partitions []DeleteRecordsPartition, versions 0+; borrowed: arena */
+    /* Partitions []DeleteRecordsPartition, versions 0+. Each partition that we want to delete
+     * records from. Decoded: borrowed from the arena. */
     kp_delete_records_request_partition_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -844,11 +960,13 @@ typedef struct kp_delete_records_request_topic {
 
 /** DeleteRecordsRequest (versions 0-2) */
 typedef struct kp_delete_records_request {
-    /* Topics []DeleteRecordsTopic, versions 0+; borrowed: arena */
+    /* Topics []DeleteRecordsTopic, versions 0+. Each topic that we want to delete records from.
+     * Decoded: borrowed from the arena. */
     kp_delete_records_request_topic_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
-    /* TimeoutMs int32, versions 0+ */
+    /* TimeoutMs int32, versions 0+. How long to wait for the deletion to complete, in milliseconds.
+     */
     int32_t timeout_ms;
 } kp_delete_records_request_t;
 
@@ -867,13 +985,19 @@ ST_MUST_CHECK int kp_delete_records_request_encode(kp_writer_t *w,
 
 /** InitProducerIdRequest (versions 0-5) */
 typedef struct kp_init_producer_id_request {
-    /* TransactionalId string, versions 0+, nullable 0+; borrowed: input buffer */
+    /* TransactionalId string, versions 0+, nullable 0+. The transactional id, or null if the
+     * producer is not transactional. Decoded: borrowed from the input buffer. */
     kp_str_t transactional_id;
-    /* TransactionTimeoutMs int32, versions 0+ */
+    /* TransactionTimeoutMs int32, versions 0+. The time in ms to wait before aborting idle
+     * transactions sent by this producer. This is only relevant if a TransactionalId has been
+     * defined. */
     int32_t transaction_timeout_ms;
-    /* ProducerId int64, versions 3+, default -1 */
+    /* ProducerId int64, versions 3+, default -1. The producer id. This is used to disambiguate
+     * requests if a transactional id is reused following its expiration. */
     int64_t producer_id;
-    /* ProducerEpoch int16, versions 3+, default -1 */
+    /* ProducerEpoch int16, versions 3+, default -1. The producer's current epoch. This will be
+     * checked against the producer epoch on the broker, and the request will return an error if
+     * they do not match. */
     int16_t producer_epoch;
 } kp_init_producer_id_request_t;
 
@@ -890,19 +1014,24 @@ ST_MUST_CHECK int kp_init_producer_id_request_encode(kp_writer_t *w,
 
 /** OffsetForLeaderPartition */
 typedef struct kp_offset_for_leader_epoch_request_offset_for_leader_partition {
-    /* Partition int32, versions 0+ */
+    /* Partition int32, versions 0+. The partition index. */
     int32_t partition;
-    /* CurrentLeaderEpoch int32, versions 2+, default -1 */
+    /* CurrentLeaderEpoch int32, versions 2+, default -1, ignorable. An epoch used to fence
+     * consumers/replicas with old metadata. If the epoch provided by the client is larger than the
+     * current epoch known to the broker, then the UNKNOWN_LEADER_EPOCH error code will be returned.
+     * If the provided epoch is smaller, then the FENCED_LEADER_EPOCH error code will be returned.
+     */
     int32_t current_leader_epoch;
-    /* LeaderEpoch int32, versions 0+ */
+    /* LeaderEpoch int32, versions 0+. The epoch to look up an offset for. */
     int32_t leader_epoch;
 } kp_offset_for_leader_epoch_request_offset_for_leader_partition_t;
 
 /** OffsetForLeaderTopic */
 typedef struct kp_offset_for_leader_epoch_request_offset_for_leader_topic {
-    /* Topic string, versions 0+; borrowed: input buffer */
+    /* Topic string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t topic;
-    /* Partitions []OffsetForLeaderPartition, versions 0+; borrowed: arena */
+    /* Partitions []OffsetForLeaderPartition, versions 0+. Each partition to get offsets for.
+     * Decoded: borrowed from the arena. */
     kp_offset_for_leader_epoch_request_offset_for_leader_partition_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -910,9 +1039,11 @@ typedef struct kp_offset_for_leader_epoch_request_offset_for_leader_topic {
 
 /** OffsetForLeaderEpochRequest (versions 0-4) */
 typedef struct kp_offset_for_leader_epoch_request {
-    /* ReplicaId int32, versions 3+, default -2 */
+    /* ReplicaId int32, versions 3+, default -2, ignorable. The broker ID of the follower, of -1 if
+     * this request is from a consumer. */
     int32_t replica_id;
-    /* Topics []OffsetForLeaderTopic, versions 0+; borrowed: arena */
+    /* Topics []OffsetForLeaderTopic, versions 0+. Each topic to get offsets for. Decoded: borrowed
+     * from the arena. */
     kp_offset_for_leader_epoch_request_offset_for_leader_topic_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
@@ -934,11 +1065,13 @@ ST_MUST_CHECK int kp_offset_for_leader_epoch_request_encode(
 
 /** DescribeConfigsResource */
 typedef struct kp_describe_configs_request_resource {
-    /* ResourceType int8, versions 0+ */
+    /* ResourceType int8, versions 0+. The resource type. */
     int8_t resource_type;
-    /* ResourceName string, versions 0+; borrowed: input buffer */
+    /* ResourceName string, versions 0+. The resource name. Decoded: borrowed from the input buffer.
+     */
     kp_str_t resource_name;
-    /* ConfigurationKeys []string, versions 0+, nullable 0+; borrowed: arena */
+    /* ConfigurationKeys []string, versions 0+, nullable 0+. The configuration keys to list, or null
+     * to list all configuration keys. Decoded: borrowed from the arena. */
     kp_str_t *configuration_keys;
     /* element count of configuration_keys, -1 = null */
     int32_t n_configuration_keys;
@@ -946,13 +1079,15 @@ typedef struct kp_describe_configs_request_resource {
 
 /** DescribeConfigsRequest (versions 0-4) */
 typedef struct kp_describe_configs_request {
-    /* Resources []DescribeConfigsResource, versions 0+; borrowed: arena */
+    /* Resources []DescribeConfigsResource, versions 0+. The resources whose configurations we want
+     * to describe. Decoded: borrowed from the arena. */
     kp_describe_configs_request_resource_t *resources;
     /* element count of resources, -1 = null */
     int32_t n_resources;
-    /* IncludeSynonyms bool, versions 1+, default false */
+    /* IncludeSynonyms bool, versions 1+, default false. True if we should include all synonyms. */
     bool include_synonyms;
-    /* IncludeDocumentation bool, versions 3+, default false */
+    /* IncludeDocumentation bool, versions 3+, default false. True if we should include
+     * configuration documentation. */
     bool include_documentation;
 } kp_describe_configs_request_t;
 
@@ -970,19 +1105,23 @@ ST_MUST_CHECK int kp_describe_configs_request_encode(kp_writer_t *w,
 
 /** AlterableConfig */
 typedef struct kp_alter_configs_request_alterable_config {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The configuration key name. Decoded: borrowed from the input
+     * buffer. */
     kp_str_t name;
-    /* Value string, versions 0+, nullable 0+; borrowed: input buffer */
+    /* Value string, versions 0+, nullable 0+. The value to set for the configuration key. Decoded:
+     * borrowed from the input buffer. */
     kp_str_t value;
 } kp_alter_configs_request_alterable_config_t;
 
 /** AlterConfigsResource */
 typedef struct kp_alter_configs_request_resource {
-    /* ResourceType int8, versions 0+ */
+    /* ResourceType int8, versions 0+. The resource type. */
     int8_t resource_type;
-    /* ResourceName string, versions 0+; borrowed: input buffer */
+    /* ResourceName string, versions 0+. The resource name. Decoded: borrowed from the input buffer.
+     */
     kp_str_t resource_name;
-    /* Configs []AlterableConfig, versions 0+; borrowed: arena */
+    /* Configs []AlterableConfig, versions 0+. The configurations. Decoded: borrowed from the arena.
+     */
     kp_alter_configs_request_alterable_config_t *configs;
     /* element count of configs, -1 = null */
     int32_t n_configs;
@@ -990,11 +1129,13 @@ typedef struct kp_alter_configs_request_resource {
 
 /** AlterConfigsRequest (versions 0-2) */
 typedef struct kp_alter_configs_request {
-    /* Resources []AlterConfigsResource, versions 0+; borrowed: arena */
+    /* Resources []AlterConfigsResource, versions 0+. The updates for each resource. Decoded:
+     * borrowed from the arena. */
     kp_alter_configs_request_resource_t *resources;
     /* element count of resources, -1 = null */
     int32_t n_resources;
-    /* ValidateOnly bool, versions 0+ */
+    /* ValidateOnly bool, versions 0+. True if we should validate the request, but not change the
+     * configurations. */
     bool validate_only;
 } kp_alter_configs_request_t;
 
@@ -1013,7 +1154,7 @@ ST_MUST_CHECK int kp_alter_configs_request_encode(kp_writer_t *w,
 
 /** CreatePartitionsAssignment */
 typedef struct kp_create_partitions_request_assignment {
-    /* BrokerIds []int32, versions 0+; borrowed: arena */
+    /* BrokerIds []int32, versions 0+. The assigned broker IDs. Decoded: borrowed from the arena. */
     int32_t *broker_ids;
     /* element count of broker_ids, -1 = null */
     int32_t n_broker_ids;
@@ -1021,11 +1162,12 @@ typedef struct kp_create_partitions_request_assignment {
 
 /** CreatePartitionsTopic */
 typedef struct kp_create_partitions_request_topic {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Count int32, versions 0+ */
+    /* Count int32, versions 0+. The new partition count. */
     int32_t count;
-    /* Assignments []CreatePartitionsAssignment, versions 0+, nullable 0+; borrowed: arena */
+    /* Assignments []CreatePartitionsAssignment, versions 0+, nullable 0+. The new partition
+     * assignments. Decoded: borrowed from the arena. */
     kp_create_partitions_request_assignment_t *assignments;
     /* element count of assignments, -1 = null */
     int32_t n_assignments;
@@ -1033,13 +1175,15 @@ typedef struct kp_create_partitions_request_topic {
 
 /** CreatePartitionsRequest (versions 0-3) */
 typedef struct kp_create_partitions_request {
-    /* Topics []CreatePartitionsTopic, versions 0+; borrowed: arena */
+    /* Topics []CreatePartitionsTopic, versions 0+. Each topic that we want to create new partitions
+     * inside. Decoded: borrowed from the arena. */
     kp_create_partitions_request_topic_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
-    /* TimeoutMs int32, versions 0+ */
+    /* TimeoutMs int32, versions 0+. The time in ms to wait for the partitions to be created. */
     int32_t timeout_ms;
-    /* ValidateOnly bool, versions 0+ */
+    /* ValidateOnly bool, versions 0+. If true, then validate the request, but don't actually
+     * increase the number of partitions. */
     bool validate_only;
 } kp_create_partitions_request_t;
 
@@ -1058,7 +1202,8 @@ ST_MUST_CHECK int kp_create_partitions_request_encode(kp_writer_t *w,
 
 /** DeleteGroupsRequest (versions 0-2) */
 typedef struct kp_delete_groups_request {
-    /* GroupsNames []string, versions 0+; borrowed: arena */
+    /* GroupsNames []string, versions 0+. The group names to delete. Decoded: borrowed from the
+     * arena. */
     kp_str_t *groups_names;
     /* element count of groups_names, -1 = null */
     int32_t n_groups_names;
@@ -1077,21 +1222,25 @@ ST_MUST_CHECK int kp_delete_groups_request_encode(kp_writer_t *w,
 
 /** AlterableConfig */
 typedef struct kp_incremental_alter_configs_request_alterable_config {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The configuration key name. Decoded: borrowed from the input
+     * buffer. */
     kp_str_t name;
-    /* ConfigOperation int8, versions 0+ */
+    /* ConfigOperation int8, versions 0+. The type (Set, Delete, Append, Subtract) of operation. */
     int8_t config_operation;
-    /* Value string, versions 0+, nullable 0+; borrowed: input buffer */
+    /* Value string, versions 0+, nullable 0+. The value to set for the configuration key. Decoded:
+     * borrowed from the input buffer. */
     kp_str_t value;
 } kp_incremental_alter_configs_request_alterable_config_t;
 
 /** AlterConfigsResource */
 typedef struct kp_incremental_alter_configs_request_alter_configs_resource {
-    /* ResourceType int8, versions 0+ */
+    /* ResourceType int8, versions 0+. The resource type. */
     int8_t resource_type;
-    /* ResourceName string, versions 0+; borrowed: input buffer */
+    /* ResourceName string, versions 0+. The resource name. Decoded: borrowed from the input buffer.
+     */
     kp_str_t resource_name;
-    /* Configs []AlterableConfig, versions 0+; borrowed: arena */
+    /* Configs []AlterableConfig, versions 0+. The configurations. Decoded: borrowed from the arena.
+     */
     kp_incremental_alter_configs_request_alterable_config_t *configs;
     /* element count of configs, -1 = null */
     int32_t n_configs;
@@ -1099,11 +1248,13 @@ typedef struct kp_incremental_alter_configs_request_alter_configs_resource {
 
 /** IncrementalAlterConfigsRequest (versions 0-1) */
 typedef struct kp_incremental_alter_configs_request {
-    /* Resources []AlterConfigsResource, versions 0+; borrowed: arena */
+    /* Resources []AlterConfigsResource, versions 0+. The incremental updates for each resource.
+     * Decoded: borrowed from the arena. */
     kp_incremental_alter_configs_request_alter_configs_resource_t *resources;
     /* element count of resources, -1 = null */
     int32_t n_resources;
-    /* ValidateOnly bool, versions 0+ */
+    /* ValidateOnly bool, versions 0+. True if we should validate the request, but not change the
+     * configurations. */
     bool validate_only;
 } kp_incremental_alter_configs_request_t;
 
@@ -1121,15 +1272,16 @@ ST_MUST_CHECK int kp_incremental_alter_configs_request_encode(
 
 /** OffsetDeleteRequestPartition */
 typedef struct kp_offset_delete_request_partition {
-    /* PartitionIndex int32, versions 0+ */
+    /* PartitionIndex int32, versions 0+. The partition index. */
     int32_t partition_index;
 } kp_offset_delete_request_partition_t;
 
 /** OffsetDeleteRequestTopic */
 typedef struct kp_offset_delete_request_topic {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Partitions []OffsetDeleteRequestPartition, versions 0+; borrowed: arena */
+    /* Partitions []OffsetDeleteRequestPartition, versions 0+. Each partition to delete offsets for.
+     * Decoded: borrowed from the arena. */
     kp_offset_delete_request_partition_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -1137,9 +1289,11 @@ typedef struct kp_offset_delete_request_topic {
 
 /** OffsetDeleteRequest (versions 0) */
 typedef struct kp_offset_delete_request {
-    /* GroupId string, versions 0+; borrowed: input buffer */
+    /* GroupId string, versions 0+. The unique group identifier. Decoded: borrowed from the input
+     * buffer. */
     kp_str_t group_id;
-    /* Topics []OffsetDeleteRequestTopic, versions 0+; borrowed: arena */
+    /* Topics []OffsetDeleteRequestTopic, versions 0+. The topics to delete offsets for. Decoded:
+     * borrowed from the arena. */
     kp_offset_delete_request_topic_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
@@ -1160,9 +1314,11 @@ ST_MUST_CHECK int kp_offset_delete_request_encode(kp_writer_t *w,
 
 /** DescribeClusterRequest (versions 0-1) */
 typedef struct kp_describe_cluster_request {
-    /* IncludeClusterAuthorizedOperations bool, versions 0+ */
+    /* IncludeClusterAuthorizedOperations bool, versions 0+. Whether to include cluster authorized
+     * operations. */
     bool include_cluster_authorized_operations;
-    /* EndpointType int8, versions 1+, default 1 */
+    /* EndpointType int8, versions 1+, default 1. The endpoint type to describe. 1=brokers,
+     * 2=controllers. */
     int8_t endpoint_type;
 } kp_describe_cluster_request_t;
 
@@ -1179,38 +1335,46 @@ ST_MUST_CHECK int kp_describe_cluster_request_encode(kp_writer_t *w,
 
 /** BatchIndexAndErrorMessage */
 typedef struct kp_produce_response_batch_index_and_error_message {
-    /* BatchIndex int32, versions 8+ */
+    /* BatchIndex int32, versions 8+. The batch index of the record that cause the batch to be
+     * dropped. */
     int32_t batch_index;
-    /* BatchIndexErrorMessage string, versions 8+, nullable 8+, default null; borrowed: input buffer
-     */
+    /* BatchIndexErrorMessage string, versions 8+, nullable 8+, default null. The error message of
+     * the record that caused the batch to be dropped. Decoded: borrowed from the input buffer. */
     kp_str_t batch_index_error_message;
 } kp_produce_response_batch_index_and_error_message_t;
 
 /** LeaderIdAndEpoch */
 typedef struct kp_produce_response_leader_id_and_epoch {
-    /* LeaderId int32, versions 10+, default -1 */
+    /* LeaderId int32, versions 10+, default -1. The ID of the current leader or -1 if the leader is
+     * unknown. */
     int32_t leader_id;
-    /* LeaderEpoch int32, versions 10+, default -1 */
+    /* LeaderEpoch int32, versions 10+, default -1. The latest known leader epoch. */
     int32_t leader_epoch;
 } kp_produce_response_leader_id_and_epoch_t;
 
 /** PartitionProduceResponse */
 typedef struct kp_produce_response_partition_produce_response {
-    /* Index int32, versions 0+ */
+    /* Index int32, versions 0+. The partition index. */
     int32_t index;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
     int16_t error_code;
-    /* BaseOffset int64, versions 0+ */
+    /* BaseOffset int64, versions 0+. The base offset. */
     int64_t base_offset;
-    /* LogAppendTimeMs int64, versions 2+, default -1 */
+    /* LogAppendTimeMs int64, versions 2+, default -1, ignorable. The timestamp returned by broker
+     * after appending the messages. If CreateTime is used for the topic, the timestamp will be -1.
+     * If LogAppendTime is used for the topic, the timestamp will be the broker local time when the
+     * messages are appended. */
     int64_t log_append_time_ms;
-    /* LogStartOffset int64, versions 5+, default -1 */
+    /* LogStartOffset int64, versions 5+, default -1, ignorable. The log start offset. */
     int64_t log_start_offset;
-    /* RecordErrors []BatchIndexAndErrorMessage, versions 8+; borrowed: arena */
+    /* RecordErrors []BatchIndexAndErrorMessage, versions 8+, ignorable. The batch indices of
+     * records that caused the batch to be dropped. Decoded: borrowed from the arena. */
     kp_produce_response_batch_index_and_error_message_t *record_errors;
     /* element count of record_errors, -1 = null */
     int32_t n_record_errors;
-    /* ErrorMessage string, versions 8+, nullable 8+, default null; borrowed: input buffer */
+    /* ErrorMessage string, versions 8+, nullable 8+, default null, ignorable. The global error
+     * message summarizing the common root cause of the records that caused the batch to be dropped.
+     * Decoded: borrowed from the input buffer. */
     kp_str_t error_message;
     /* CurrentLeader LeaderIdAndEpoch, versions 10+, tag 0 in 10+ */
     kp_produce_response_leader_id_and_epoch_t current_leader;
@@ -1218,9 +1382,10 @@ typedef struct kp_produce_response_partition_produce_response {
 
 /** TopicProduceResponse */
 typedef struct kp_produce_response_topic_produce_response {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* PartitionResponses []PartitionProduceResponse, versions 0+; borrowed: arena */
+    /* PartitionResponses []PartitionProduceResponse, versions 0+. Each partition that we produced
+     * to within the topic. Decoded: borrowed from the arena. */
     kp_produce_response_partition_produce_response_t *partition_responses;
     /* element count of partition_responses, -1 = null */
     int32_t n_partition_responses;
@@ -1228,25 +1393,31 @@ typedef struct kp_produce_response_topic_produce_response {
 
 /** NodeEndpoint */
 typedef struct kp_produce_response_node_endpoint {
-    /* NodeId int32, versions 10+ */
+    /* NodeId int32, versions 10+. The ID of the associated node. */
     int32_t node_id;
-    /* Host string, versions 10+; borrowed: input buffer */
+    /* Host string, versions 10+. The node's hostname. Decoded: borrowed from the input buffer. */
     kp_str_t host;
-    /* Port int32, versions 10+ */
+    /* Port int32, versions 10+. The node's port. */
     int32_t port;
-    /* Rack string, versions 10+, nullable 10+, default null; borrowed: input buffer */
+    /* Rack string, versions 10+, nullable 10+, default null. The rack of the node, or null if it
+     * has not been assigned to a rack. Decoded: borrowed from the input buffer. */
     kp_str_t rack;
 } kp_produce_response_node_endpoint_t;
 
 /** ProduceResponse (versions 0-11) */
 typedef struct kp_produce_response {
-    /* Responses []TopicProduceResponse, versions 0+; borrowed: arena */
+    /* Responses []TopicProduceResponse, versions 0+. Each produce response. Decoded: borrowed from
+     * the arena. */
     kp_produce_response_topic_produce_response_t *responses;
     /* element count of responses, -1 = null */
     int32_t n_responses;
-    /* ThrottleTimeMs int32, versions 1+, default 0 */
+    /* ThrottleTimeMs int32, versions 1+, default 0, ignorable. The duration in milliseconds for
+     * which the request was throttled due to a quota violation, or zero if the request did not
+     * violate any quota. */
     int32_t throttle_time_ms;
-    /* NodeEndpoints []NodeEndpoint, versions 10+, tag 0 in 10+; borrowed: arena */
+    /* NodeEndpoints []NodeEndpoint, versions 10+, tag 0 in 10+. Endpoints for all current-leaders
+     * enumerated in PartitionProduceResponses, with errors NOT_LEADER_OR_FOLLOWER. Decoded:
+     * borrowed from the arena. */
     kp_produce_response_node_endpoint_t *node_endpoints;
     /* element count of node_endpoints, -1 = null */
     int32_t n_node_endpoints;
@@ -1280,9 +1451,10 @@ typedef struct kp_fetch_response_epoch_end_offset {
 
 /** LeaderIdAndEpoch */
 typedef struct kp_fetch_response_leader_id_and_epoch {
-    /* LeaderId int32, versions 12+, default -1 */
+    /* LeaderId int32, versions 12+, default -1. The ID of the current leader or -1 if the leader is
+     * unknown. */
     int32_t leader_id;
-    /* LeaderEpoch int32, versions 12+, default -1 */
+    /* LeaderEpoch int32, versions 12+, default -1. The latest known leader epoch. */
     int32_t leader_epoch;
 } kp_fetch_response_leader_id_and_epoch_t;
 
@@ -1296,47 +1468,58 @@ typedef struct kp_fetch_response_snapshot_id {
 
 /** AbortedTransaction */
 typedef struct kp_fetch_response_aborted_transaction {
-    /* ProducerId int64, versions 4+ */
+    /* ProducerId int64, versions 4+. The producer id associated with the aborted transaction. */
     int64_t producer_id;
-    /* FirstOffset int64, versions 4+ */
+    /* FirstOffset int64, versions 4+. The first offset in the aborted transaction. */
     int64_t first_offset;
 } kp_fetch_response_aborted_transaction_t;
 
 /** PartitionData */
 typedef struct kp_fetch_response_partition_data {
-    /* PartitionIndex int32, versions 0+ */
+    /* PartitionIndex int32, versions 0+. The partition index. */
     int32_t partition_index;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no fetch error. */
     int16_t error_code;
-    /* HighWatermark int64, versions 0+ */
+    /* HighWatermark int64, versions 0+. The current high water mark. */
     int64_t high_watermark;
-    /* LastStableOffset int64, versions 4+, default -1 */
+    /* LastStableOffset int64, versions 4+, default -1, ignorable. The last stable offset (or LSO)
+     * of the partition. This is the last offset such that the state of all transactional records
+     * prior to this offset have been decided (ABORTED or COMMITTED). */
     int64_t last_stable_offset;
-    /* LogStartOffset int64, versions 5+, default -1 */
+    /* LogStartOffset int64, versions 5+, default -1, ignorable. The current log start offset. */
     int64_t log_start_offset;
-    /* DivergingEpoch EpochEndOffset, versions 12+, tag 0 in 12+ */
+    /* DivergingEpoch EpochEndOffset, versions 12+, tag 0 in 12+. In case divergence is detected
+     * based on the `LastFetchedEpoch` and `FetchOffset` in the request, this field indicates the
+     * largest epoch and its end offset such that subsequent records are known to diverge. */
     kp_fetch_response_epoch_end_offset_t diverging_epoch;
     /* CurrentLeader LeaderIdAndEpoch, versions 12+, tag 1 in 12+ */
     kp_fetch_response_leader_id_and_epoch_t current_leader;
-    /* SnapshotId SnapshotId, versions 12+, tag 2 in 12+ */
+    /* SnapshotId SnapshotId, versions 12+, tag 2 in 12+. In the case of fetching an offset less
+     * than the LogStartOffset, this is the end offset and epoch that should be used in the
+     * FetchSnapshot request. */
     kp_fetch_response_snapshot_id_t snapshot_id;
-    /* AbortedTransactions []AbortedTransaction, versions 4+, nullable 4+; borrowed: arena */
+    /* AbortedTransactions []AbortedTransaction, versions 4+, nullable 4+, ignorable. The aborted
+     * transactions. Decoded: borrowed from the arena. */
     kp_fetch_response_aborted_transaction_t *aborted_transactions;
     /* element count of aborted_transactions, -1 = null */
     int32_t n_aborted_transactions;
-    /* PreferredReadReplica int32, versions 11+, default -1 */
+    /* PreferredReadReplica int32, versions 11+, default -1. The preferred read replica for the
+     * consumer to use on its next fetch request. */
     int32_t preferred_read_replica;
-    /* Records records, versions 0+, nullable 0+; borrowed: input buffer */
+    /* Records records, versions 0+, nullable 0+. The record data. Decoded: borrowed from the input
+     * buffer. */
     kp_bytes_t records;
 } kp_fetch_response_partition_data_t;
 
 /** FetchableTopicResponse */
 typedef struct kp_fetch_response_fetchable_topic_response {
-    /* Topic string, versions 0-12; borrowed: input buffer */
+    /* Topic string, versions 0-12, ignorable. The topic name. Decoded: borrowed from the input
+     * buffer. */
     kp_str_t topic;
-    /* TopicId uuid, versions 13+ */
+    /* TopicId uuid, versions 13+, ignorable. The unique topic ID. */
     kp_uuid_t topic_id;
-    /* Partitions []PartitionData, versions 0+; borrowed: arena */
+    /* Partitions []PartitionData, versions 0+. The topic partitions. Decoded: borrowed from the
+     * arena. */
     kp_fetch_response_partition_data_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -1344,29 +1527,36 @@ typedef struct kp_fetch_response_fetchable_topic_response {
 
 /** NodeEndpoint */
 typedef struct kp_fetch_response_node_endpoint {
-    /* NodeId int32, versions 16+ */
+    /* NodeId int32, versions 16+. The ID of the associated node. */
     int32_t node_id;
-    /* Host string, versions 16+; borrowed: input buffer */
+    /* Host string, versions 16+. The node's hostname. Decoded: borrowed from the input buffer. */
     kp_str_t host;
-    /* Port int32, versions 16+ */
+    /* Port int32, versions 16+. The node's port. */
     int32_t port;
-    /* Rack string, versions 16+, nullable 16+, default null; borrowed: input buffer */
+    /* Rack string, versions 16+, nullable 16+, default null. The rack of the node, or null if it
+     * has not been assigned to a rack. Decoded: borrowed from the input buffer. */
     kp_str_t rack;
 } kp_fetch_response_node_endpoint_t;
 
 /** FetchResponse (versions 0-17) */
 typedef struct kp_fetch_response {
-    /* ThrottleTimeMs int32, versions 1+ */
+    /* ThrottleTimeMs int32, versions 1+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* ErrorCode int16, versions 7+ */
+    /* ErrorCode int16, versions 7+, ignorable. The top level response error code. */
     int16_t error_code;
-    /* SessionId int32, versions 7+, default 0 */
+    /* SessionId int32, versions 7+, default 0. The fetch session ID, or 0 if this is not part of a
+     * fetch session. */
     int32_t session_id;
-    /* Responses []FetchableTopicResponse, versions 0+; borrowed: arena */
+    /* Responses []FetchableTopicResponse, versions 0+. The response topics. Decoded: borrowed from
+     * the arena. */
     kp_fetch_response_fetchable_topic_response_t *responses;
     /* element count of responses, -1 = null */
     int32_t n_responses;
-    /* NodeEndpoints []NodeEndpoint, versions 16+, tag 0 in 16+; borrowed: arena */
+    /* NodeEndpoints []NodeEndpoint, versions 16+, tag 0 in 16+. Endpoints for all current-leaders
+     * enumerated in PartitionData, with errors NOT_LEADER_OR_FOLLOWER & FENCED_LEADER_EPOCH.
+     * Decoded: borrowed from the arena. */
     kp_fetch_response_node_endpoint_t *node_endpoints;
     /* element count of node_endpoints, -1 = null */
     int32_t n_node_endpoints;
@@ -1390,17 +1580,18 @@ kp_fetch_response_encode(kp_writer_t *w, int16_t version, const kp_fetch_respons
 
 /** ListOffsetsPartitionResponse */
 typedef struct kp_list_offsets_response_partition_response {
-    /* PartitionIndex int32, versions 0+ */
+    /* PartitionIndex int32, versions 0+. The partition index. */
     int32_t partition_index;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The partition error code, or 0 if there was no error. */
     int16_t error_code;
-    /* OldStyleOffsets []int64, versions 0; borrowed: arena */
+    /* OldStyleOffsets []int64, versions 0. The result offsets. Decoded: borrowed from the arena. */
     int64_t *old_style_offsets;
     /* element count of old_style_offsets, -1 = null */
     int32_t n_old_style_offsets;
-    /* Timestamp int64, versions 1+, default -1 */
+    /* Timestamp int64, versions 1+, default -1. The timestamp associated with the returned offset.
+     */
     int64_t timestamp;
-    /* Offset int64, versions 1+, default -1 */
+    /* Offset int64, versions 1+, default -1. The returned offset. */
     int64_t offset;
     /* LeaderEpoch int32, versions 4+, default -1 */
     int32_t leader_epoch;
@@ -1408,9 +1599,10 @@ typedef struct kp_list_offsets_response_partition_response {
 
 /** ListOffsetsTopicResponse */
 typedef struct kp_list_offsets_response_topic_response {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Partitions []ListOffsetsPartitionResponse, versions 0+; borrowed: arena */
+    /* Partitions []ListOffsetsPartitionResponse, versions 0+. Each partition in the response.
+     * Decoded: borrowed from the arena. */
     kp_list_offsets_response_partition_response_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -1418,9 +1610,12 @@ typedef struct kp_list_offsets_response_topic_response {
 
 /** ListOffsetsResponse (versions 0-10) */
 typedef struct kp_list_offsets_response {
-    /* ThrottleTimeMs int32, versions 2+ */
+    /* ThrottleTimeMs int32, versions 2+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* Topics []ListOffsetsTopicResponse, versions 0+; borrowed: arena */
+    /* Topics []ListOffsetsTopicResponse, versions 0+. Each topic in the response. Decoded: borrowed
+     * from the arena. */
     kp_list_offsets_response_topic_response_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
@@ -1442,35 +1637,39 @@ ST_MUST_CHECK int kp_list_offsets_response_encode(kp_writer_t *w,
 
 /** MetadataResponseBroker */
 typedef struct kp_metadata_response_broker {
-    /* NodeId int32, versions 0+ */
+    /* NodeId int32, versions 0+. The broker ID. */
     int32_t node_id;
-    /* Host string, versions 0+; borrowed: input buffer */
+    /* Host string, versions 0+. The broker hostname. Decoded: borrowed from the input buffer. */
     kp_str_t host;
-    /* Port int32, versions 0+ */
+    /* Port int32, versions 0+. The broker port. */
     int32_t port;
-    /* Rack string, versions 1+, nullable 1+, default null; borrowed: input buffer */
+    /* Rack string, versions 1+, nullable 1+, default null, ignorable. The rack of the broker, or
+     * null if it has not been assigned to a rack. Decoded: borrowed from the input buffer. */
     kp_str_t rack;
 } kp_metadata_response_broker_t;
 
 /** MetadataResponsePartition */
 typedef struct kp_metadata_response_partition {
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The partition error, or 0 if there was no error. */
     int16_t error_code;
-    /* PartitionIndex int32, versions 0+ */
+    /* PartitionIndex int32, versions 0+. The partition index. */
     int32_t partition_index;
-    /* LeaderId int32, versions 0+ */
+    /* LeaderId int32, versions 0+. The ID of the leader broker. */
     int32_t leader_id;
-    /* LeaderEpoch int32, versions 7+, default -1 */
+    /* LeaderEpoch int32, versions 7+, default -1, ignorable. The leader epoch of this partition. */
     int32_t leader_epoch;
-    /* ReplicaNodes []int32, versions 0+; borrowed: arena */
+    /* ReplicaNodes []int32, versions 0+. The set of all nodes that host this partition. Decoded:
+     * borrowed from the arena. */
     int32_t *replica_nodes;
     /* element count of replica_nodes, -1 = null */
     int32_t n_replica_nodes;
-    /* IsrNodes []int32, versions 0+; borrowed: arena */
+    /* IsrNodes []int32, versions 0+. The set of nodes that are in sync with the leader for this
+     * partition. Decoded: borrowed from the arena. */
     int32_t *isr_nodes;
     /* element count of isr_nodes, -1 = null */
     int32_t n_isr_nodes;
-    /* OfflineReplicas []int32, versions 5+; borrowed: arena */
+    /* OfflineReplicas []int32, versions 5+, ignorable. The set of offline replicas of this
+     * partition. Decoded: borrowed from the arena. */
     int32_t *offline_replicas;
     /* element count of offline_replicas, -1 = null */
     int32_t n_offline_replicas;
@@ -1478,39 +1677,51 @@ typedef struct kp_metadata_response_partition {
 
 /** MetadataResponseTopic */
 typedef struct kp_metadata_response_topic {
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The topic error, or 0 if there was no error. */
     int16_t error_code;
-    /* Name string, versions 0+, nullable 12+; borrowed: input buffer */
+    /* Name string, versions 0+, nullable 12+. The topic name. Null for non-existing topics queried
+     * by ID. This is never null when ErrorCode is zero. One of Name and TopicId is always
+     * populated. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* TopicId uuid, versions 10+ */
+    /* TopicId uuid, versions 10+, ignorable. The topic id. Zero for non-existing topics queried by
+     * name. This is never zero when ErrorCode is zero. One of Name and TopicId is always populated.
+     */
     kp_uuid_t topic_id;
-    /* IsInternal bool, versions 1+, default false */
+    /* IsInternal bool, versions 1+, default false, ignorable. True if the topic is internal. */
     bool is_internal;
-    /* Partitions []MetadataResponsePartition, versions 0+; borrowed: arena */
+    /* Partitions []MetadataResponsePartition, versions 0+. Each partition in the topic. Decoded:
+     * borrowed from the arena. */
     kp_metadata_response_partition_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
-    /* TopicAuthorizedOperations int32, versions 8+, default -2147483648 */
+    /* TopicAuthorizedOperations int32, versions 8+, default -2147483648. 32-bit bitfield to
+     * represent authorized operations for this topic. */
     int32_t topic_authorized_operations;
 } kp_metadata_response_topic_t;
 
 /** MetadataResponse (versions 0-12) */
 typedef struct kp_metadata_response {
-    /* ThrottleTimeMs int32, versions 3+ */
+    /* ThrottleTimeMs int32, versions 3+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* Brokers []MetadataResponseBroker, versions 0+; borrowed: arena */
+    /* Brokers []MetadataResponseBroker, versions 0+. A list of brokers present in the cluster.
+     * Decoded: borrowed from the arena. */
     kp_metadata_response_broker_t *brokers;
     /* element count of brokers, -1 = null */
     int32_t n_brokers;
-    /* ClusterId string, versions 2+, nullable 2+, default null; borrowed: input buffer */
+    /* ClusterId string, versions 2+, nullable 2+, default null, ignorable. The cluster ID that
+     * responding broker belongs to. Decoded: borrowed from the input buffer. */
     kp_str_t cluster_id;
-    /* ControllerId int32, versions 1+, default -1 */
+    /* ControllerId int32, versions 1+, default -1, ignorable. The ID of the controller broker. */
     int32_t controller_id;
-    /* Topics []MetadataResponseTopic, versions 0+; borrowed: arena */
+    /* Topics []MetadataResponseTopic, versions 0+. Each topic in the response. Decoded: borrowed
+     * from the arena. */
     kp_metadata_response_topic_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
-    /* ClusterAuthorizedOperations int32, versions 8-10, default -2147483648 */
+    /* ClusterAuthorizedOperations int32, versions 8-10, default -2147483648. 32-bit bitfield to
+     * represent authorized operations for this cluster. */
     int32_t cluster_authorized_operations;
 } kp_metadata_response_t;
 
@@ -1529,17 +1740,18 @@ kp_metadata_response_encode(kp_writer_t *w, int16_t version, const kp_metadata_r
 
 /** OffsetCommitResponsePartition */
 typedef struct kp_offset_commit_response_partition {
-    /* PartitionIndex int32, versions 0+ */
+    /* PartitionIndex int32, versions 0+. The partition index. */
     int32_t partition_index;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
     int16_t error_code;
 } kp_offset_commit_response_partition_t;
 
 /** OffsetCommitResponseTopic */
 typedef struct kp_offset_commit_response_topic {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Partitions []OffsetCommitResponsePartition, versions 0+; borrowed: arena */
+    /* Partitions []OffsetCommitResponsePartition, versions 0+. The responses for each partition in
+     * the topic. Decoded: borrowed from the arena. */
     kp_offset_commit_response_partition_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -1547,9 +1759,12 @@ typedef struct kp_offset_commit_response_topic {
 
 /** OffsetCommitResponse (versions 0-9) */
 typedef struct kp_offset_commit_response {
-    /* ThrottleTimeMs int32, versions 3+ */
+    /* ThrottleTimeMs int32, versions 3+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* Topics []OffsetCommitResponseTopic, versions 0+; borrowed: arena */
+    /* Topics []OffsetCommitResponseTopic, versions 0+. The responses for each topic. Decoded:
+     * borrowed from the arena. */
     kp_offset_commit_response_topic_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
@@ -1570,23 +1785,25 @@ ST_MUST_CHECK int kp_offset_commit_response_encode(kp_writer_t *w,
 
 /** OffsetFetchResponsePartition */
 typedef struct kp_offset_fetch_response_partition {
-    /* PartitionIndex int32, versions 0-7 */
+    /* PartitionIndex int32, versions 0-7. The partition index. */
     int32_t partition_index;
-    /* CommittedOffset int64, versions 0-7 */
+    /* CommittedOffset int64, versions 0-7. The committed message offset. */
     int64_t committed_offset;
-    /* CommittedLeaderEpoch int32, versions 5-7, default -1 */
+    /* CommittedLeaderEpoch int32, versions 5-7, default -1, ignorable. The leader epoch. */
     int32_t committed_leader_epoch;
-    /* Metadata string, versions 0-7, nullable 0-7; borrowed: input buffer */
+    /* Metadata string, versions 0-7, nullable 0-7. The partition metadata. Decoded: borrowed from
+     * the input buffer. */
     kp_str_t metadata;
-    /* ErrorCode int16, versions 0-7 */
+    /* ErrorCode int16, versions 0-7. The error code, or 0 if there was no error. */
     int16_t error_code;
 } kp_offset_fetch_response_partition_t;
 
 /** OffsetFetchResponseTopic */
 typedef struct kp_offset_fetch_response_topic {
-    /* Name string, versions 0-7; borrowed: input buffer */
+    /* Name string, versions 0-7. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Partitions []OffsetFetchResponsePartition, versions 0-7; borrowed: arena */
+    /* Partitions []OffsetFetchResponsePartition, versions 0-7. The responses per partition.
+     * Decoded: borrowed from the arena. */
     kp_offset_fetch_response_partition_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -1594,23 +1811,25 @@ typedef struct kp_offset_fetch_response_topic {
 
 /** OffsetFetchResponsePartitions */
 typedef struct kp_offset_fetch_response_partitions {
-    /* PartitionIndex int32, versions 8+ */
+    /* PartitionIndex int32, versions 8+. The partition index. */
     int32_t partition_index;
-    /* CommittedOffset int64, versions 8+ */
+    /* CommittedOffset int64, versions 8+. The committed message offset. */
     int64_t committed_offset;
-    /* CommittedLeaderEpoch int32, versions 8+, default -1 */
+    /* CommittedLeaderEpoch int32, versions 8+, default -1, ignorable. The leader epoch. */
     int32_t committed_leader_epoch;
-    /* Metadata string, versions 8+, nullable 8+; borrowed: input buffer */
+    /* Metadata string, versions 8+, nullable 8+. The partition metadata. Decoded: borrowed from the
+     * input buffer. */
     kp_str_t metadata;
-    /* ErrorCode int16, versions 8+ */
+    /* ErrorCode int16, versions 8+. The partition-level error code, or 0 if there was no error. */
     int16_t error_code;
 } kp_offset_fetch_response_partitions_t;
 
 /** OffsetFetchResponseTopics */
 typedef struct kp_offset_fetch_response_topics {
-    /* Name string, versions 8+; borrowed: input buffer */
+    /* Name string, versions 8+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Partitions []OffsetFetchResponsePartitions, versions 8+; borrowed: arena */
+    /* Partitions []OffsetFetchResponsePartitions, versions 8+. The responses per partition.
+     * Decoded: borrowed from the arena. */
     kp_offset_fetch_response_partitions_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -1618,27 +1837,34 @@ typedef struct kp_offset_fetch_response_topics {
 
 /** OffsetFetchResponseGroup */
 typedef struct kp_offset_fetch_response_group {
-    /* GroupId string, versions 8+; borrowed: input buffer */
+    /* GroupId string, versions 8+. The group ID. Decoded: borrowed from the input buffer. */
     kp_str_t group_id;
-    /* Topics []OffsetFetchResponseTopics, versions 8+; borrowed: arena */
+    /* Topics []OffsetFetchResponseTopics, versions 8+. The responses per topic. Decoded: borrowed
+     * from the arena. */
     kp_offset_fetch_response_topics_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
-    /* ErrorCode int16, versions 8+, default 0 */
+    /* ErrorCode int16, versions 8+, default 0. The group-level error code, or 0 if there was no
+     * error. */
     int16_t error_code;
 } kp_offset_fetch_response_group_t;
 
 /** OffsetFetchResponse (versions 0-9) */
 typedef struct kp_offset_fetch_response {
-    /* ThrottleTimeMs int32, versions 3+ */
+    /* ThrottleTimeMs int32, versions 3+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* Topics []OffsetFetchResponseTopic, versions 0-7; borrowed: arena */
+    /* Topics []OffsetFetchResponseTopic, versions 0-7. The responses per topic. Decoded: borrowed
+     * from the arena. */
     kp_offset_fetch_response_topic_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
-    /* ErrorCode int16, versions 2-7, default 0 */
+    /* ErrorCode int16, versions 2-7, default 0, ignorable. The top-level error code, or 0 if there
+     * was no error. */
     int16_t error_code;
-    /* Groups []OffsetFetchResponseGroup, versions 8+; borrowed: arena */
+    /* Groups []OffsetFetchResponseGroup, versions 8+. The responses per group id. Decoded: borrowed
+     * from the arena. */
     kp_offset_fetch_response_group_t *groups;
     /* element count of groups, -1 = null */
     int32_t n_groups;
@@ -1662,35 +1888,40 @@ ST_MUST_CHECK int kp_offset_fetch_response_encode(kp_writer_t *w,
 
 /** Coordinator */
 typedef struct kp_find_coordinator_response_coordinator {
-    /* Key string, versions 4+; borrowed: input buffer */
+    /* Key string, versions 4+. The coordinator key. Decoded: borrowed from the input buffer. */
     kp_str_t key;
-    /* NodeId int32, versions 4+ */
+    /* NodeId int32, versions 4+. The node id. */
     int32_t node_id;
-    /* Host string, versions 4+; borrowed: input buffer */
+    /* Host string, versions 4+. The host name. Decoded: borrowed from the input buffer. */
     kp_str_t host;
-    /* Port int32, versions 4+ */
+    /* Port int32, versions 4+. The port. */
     int32_t port;
-    /* ErrorCode int16, versions 4+ */
+    /* ErrorCode int16, versions 4+. The error code, or 0 if there was no error. */
     int16_t error_code;
-    /* ErrorMessage string, versions 4+, nullable 4+; borrowed: input buffer */
+    /* ErrorMessage string, versions 4+, nullable 4+, ignorable. The error message, or null if there
+     * was no error. Decoded: borrowed from the input buffer. */
     kp_str_t error_message;
 } kp_find_coordinator_response_coordinator_t;
 
 /** FindCoordinatorResponse (versions 0-6) */
 typedef struct kp_find_coordinator_response {
-    /* ThrottleTimeMs int32, versions 1+ */
+    /* ThrottleTimeMs int32, versions 1+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* ErrorCode int16, versions 0-3 */
+    /* ErrorCode int16, versions 0-3. The error code, or 0 if there was no error. */
     int16_t error_code;
-    /* ErrorMessage string, versions 1-3, nullable 1-3; borrowed: input buffer */
+    /* ErrorMessage string, versions 1-3, nullable 1-3, ignorable. The error message, or null if
+     * there was no error. Decoded: borrowed from the input buffer. */
     kp_str_t error_message;
-    /* NodeId int32, versions 0-3 */
+    /* NodeId int32, versions 0-3. The node id. */
     int32_t node_id;
-    /* Host string, versions 0-3; borrowed: input buffer */
+    /* Host string, versions 0-3. The host name. Decoded: borrowed from the input buffer. */
     kp_str_t host;
-    /* Port int32, versions 0-3 */
+    /* Port int32, versions 0-3. The port. */
     int32_t port;
-    /* Coordinators []Coordinator, versions 4+; borrowed: arena */
+    /* Coordinators []Coordinator, versions 4+. Each coordinator result in the response. Decoded:
+     * borrowed from the arena. */
     kp_find_coordinator_response_coordinator_t *coordinators;
     /* element count of coordinators, -1 = null */
     int32_t n_coordinators;
@@ -1710,33 +1941,44 @@ ST_MUST_CHECK int kp_find_coordinator_response_encode(kp_writer_t *w,
 
 /** JoinGroupResponseMember */
 typedef struct kp_join_group_response_member {
-    /* MemberId string, versions 0+; borrowed: input buffer */
+    /* MemberId string, versions 0+. The group member ID. Decoded: borrowed from the input buffer.
+     */
     kp_str_t member_id;
-    /* GroupInstanceId string, versions 5+, nullable 5+, default null; borrowed: input buffer */
+    /* GroupInstanceId string, versions 5+, nullable 5+, default null, ignorable. The unique
+     * identifier of the consumer instance provided by end user. Decoded: borrowed from the input
+     * buffer. */
     kp_str_t group_instance_id;
-    /* Metadata bytes, versions 0+; borrowed: input buffer */
+    /* Metadata bytes, versions 0+. The group member metadata. Decoded: borrowed from the input
+     * buffer. */
     kp_bytes_t metadata;
 } kp_join_group_response_member_t;
 
 /** JoinGroupResponse (versions 0-9) */
 typedef struct kp_join_group_response {
-    /* ThrottleTimeMs int32, versions 2+ */
+    /* ThrottleTimeMs int32, versions 2+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
     int16_t error_code;
-    /* GenerationId int32, versions 0+, default -1 */
+    /* GenerationId int32, versions 0+, default -1. The generation ID of the group. */
     int32_t generation_id;
-    /* ProtocolType string, versions 7+, nullable 7+, default null; borrowed: input buffer */
+    /* ProtocolType string, versions 7+, nullable 7+, default null, ignorable. The group protocol
+     * name. Decoded: borrowed from the input buffer. */
     kp_str_t protocol_type;
-    /* ProtocolName string, versions 0+, nullable 7+; borrowed: input buffer */
+    /* ProtocolName string, versions 0+, nullable 7+. The group protocol selected by the
+     * coordinator. Decoded: borrowed from the input buffer. */
     kp_str_t protocol_name;
-    /* Leader string, versions 0+; borrowed: input buffer */
+    /* Leader string, versions 0+. The leader of the group. Decoded: borrowed from the input buffer.
+     */
     kp_str_t leader;
-    /* SkipAssignment bool, versions 9+, default false */
+    /* SkipAssignment bool, versions 9+, default false. True if the leader must skip running the
+     * assignment. */
     bool skip_assignment;
-    /* MemberId string, versions 0+; borrowed: input buffer */
+    /* MemberId string, versions 0+. The member ID assigned by the group coordinator. Decoded:
+     * borrowed from the input buffer. */
     kp_str_t member_id;
-    /* Members []JoinGroupResponseMember, versions 0+; borrowed: arena */
+    /* Members []JoinGroupResponseMember, versions 0+ Decoded: borrowed from the arena. */
     kp_join_group_response_member_t *members;
     /* element count of members, -1 = null */
     int32_t n_members;
@@ -1755,9 +1997,11 @@ kp_join_group_response_encode(kp_writer_t *w, int16_t version, const kp_join_gro
 
 /** HeartbeatResponse (versions 0-4) */
 typedef struct kp_heartbeat_response {
-    /* ThrottleTimeMs int32, versions 1+ */
+    /* ThrottleTimeMs int32, versions 1+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
     int16_t error_code;
 } kp_heartbeat_response_t;
 
@@ -1773,21 +2017,26 @@ kp_heartbeat_response_encode(kp_writer_t *w, int16_t version, const kp_heartbeat
 
 /** MemberResponse */
 typedef struct kp_leave_group_response_member_response {
-    /* MemberId string, versions 3+; borrowed: input buffer */
+    /* MemberId string, versions 3+. The member ID to remove from the group. Decoded: borrowed from
+     * the input buffer. */
     kp_str_t member_id;
-    /* GroupInstanceId string, versions 3+, nullable 3+; borrowed: input buffer */
+    /* GroupInstanceId string, versions 3+, nullable 3+. The group instance ID to remove from the
+     * group. Decoded: borrowed from the input buffer. */
     kp_str_t group_instance_id;
-    /* ErrorCode int16, versions 3+ */
+    /* ErrorCode int16, versions 3+. The error code, or 0 if there was no error. */
     int16_t error_code;
 } kp_leave_group_response_member_response_t;
 
 /** LeaveGroupResponse (versions 0-5) */
 typedef struct kp_leave_group_response {
-    /* ThrottleTimeMs int32, versions 1+ */
+    /* ThrottleTimeMs int32, versions 1+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
     int16_t error_code;
-    /* Members []MemberResponse, versions 3+; borrowed: arena */
+    /* Members []MemberResponse, versions 3+. List of leaving member responses. Decoded: borrowed
+     * from the arena. */
     kp_leave_group_response_member_response_t *members;
     /* element count of members, -1 = null */
     int32_t n_members;
@@ -1806,15 +2055,20 @@ kp_leave_group_response_encode(kp_writer_t *w, int16_t version, const kp_leave_g
 
 /** SyncGroupResponse (versions 0-5) */
 typedef struct kp_sync_group_response {
-    /* ThrottleTimeMs int32, versions 1+ */
+    /* ThrottleTimeMs int32, versions 1+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
     int16_t error_code;
-    /* ProtocolType string, versions 5+, nullable 5+, default null; borrowed: input buffer */
+    /* ProtocolType string, versions 5+, nullable 5+, default null, ignorable. The group protocol
+     * type. Decoded: borrowed from the input buffer. */
     kp_str_t protocol_type;
-    /* ProtocolName string, versions 5+, nullable 5+, default null; borrowed: input buffer */
+    /* ProtocolName string, versions 5+, nullable 5+, default null, ignorable. The group protocol
+     * name. Decoded: borrowed from the input buffer. */
     kp_str_t protocol_name;
-    /* Assignment bytes, versions 0+; borrowed: input buffer */
+    /* Assignment bytes, versions 0+. The member assignment. Decoded: borrowed from the input
+     * buffer. */
     kp_bytes_t assignment;
 } kp_sync_group_response_t;
 
@@ -1830,45 +2084,59 @@ kp_sync_group_response_encode(kp_writer_t *w, int16_t version, const kp_sync_gro
 
 /** DescribedGroupMember */
 typedef struct kp_describe_groups_response_described_group_member {
-    /* MemberId string, versions 0+; borrowed: input buffer */
+    /* MemberId string, versions 0+. The member ID assigned by the group coordinator. Decoded:
+     * borrowed from the input buffer. */
     kp_str_t member_id;
-    /* GroupInstanceId string, versions 4+, nullable 4+, default null; borrowed: input buffer */
+    /* GroupInstanceId string, versions 4+, nullable 4+, default null, ignorable. The unique
+     * identifier of the consumer instance provided by end user. Decoded: borrowed from the input
+     * buffer. */
     kp_str_t group_instance_id;
-    /* ClientId string, versions 0+; borrowed: input buffer */
+    /* ClientId string, versions 0+. The client ID used in the member's latest join group request.
+     * Decoded: borrowed from the input buffer. */
     kp_str_t client_id;
-    /* ClientHost string, versions 0+; borrowed: input buffer */
+    /* ClientHost string, versions 0+. The client host. Decoded: borrowed from the input buffer. */
     kp_str_t client_host;
-    /* MemberMetadata bytes, versions 0+; borrowed: input buffer */
+    /* MemberMetadata bytes, versions 0+. The metadata corresponding to the current group protocol
+     * in use. Decoded: borrowed from the input buffer. */
     kp_bytes_t member_metadata;
-    /* MemberAssignment bytes, versions 0+; borrowed: input buffer */
+    /* MemberAssignment bytes, versions 0+. The current assignment provided by the group leader.
+     * Decoded: borrowed from the input buffer. */
     kp_bytes_t member_assignment;
 } kp_describe_groups_response_described_group_member_t;
 
 /** DescribedGroup */
 typedef struct kp_describe_groups_response_described_group {
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The describe error, or 0 if there was no error. */
     int16_t error_code;
-    /* GroupId string, versions 0+; borrowed: input buffer */
+    /* GroupId string, versions 0+. The group ID string. Decoded: borrowed from the input buffer. */
     kp_str_t group_id;
-    /* GroupState string, versions 0+; borrowed: input buffer */
+    /* GroupState string, versions 0+. The group state string, or the empty string. Decoded:
+     * borrowed from the input buffer. */
     kp_str_t group_state;
-    /* ProtocolType string, versions 0+; borrowed: input buffer */
+    /* ProtocolType string, versions 0+. The group protocol type, or the empty string. Decoded:
+     * borrowed from the input buffer. */
     kp_str_t protocol_type;
-    /* ProtocolData string, versions 0+; borrowed: input buffer */
+    /* ProtocolData string, versions 0+. The group protocol data, or the empty string. Decoded:
+     * borrowed from the input buffer. */
     kp_str_t protocol_data;
-    /* Members []DescribedGroupMember, versions 0+; borrowed: arena */
+    /* Members []DescribedGroupMember, versions 0+. The group members. Decoded: borrowed from the
+     * arena. */
     kp_describe_groups_response_described_group_member_t *members;
     /* element count of members, -1 = null */
     int32_t n_members;
-    /* AuthorizedOperations int32, versions 3+, default -2147483648 */
+    /* AuthorizedOperations int32, versions 3+, default -2147483648. 32-bit bitfield to represent
+     * authorized operations for this group. */
     int32_t authorized_operations;
 } kp_describe_groups_response_described_group_t;
 
 /** DescribeGroupsResponse (versions 0-5) */
 typedef struct kp_describe_groups_response {
-    /* ThrottleTimeMs int32, versions 1+ */
+    /* ThrottleTimeMs int32, versions 1+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* Groups []DescribedGroup, versions 0+; borrowed: arena */
+    /* Groups []DescribedGroup, versions 0+. Each described group. Decoded: borrowed from the arena.
+     */
     kp_describe_groups_response_described_group_t *groups;
     /* element count of groups, -1 = null */
     int32_t n_groups;
@@ -1891,23 +2159,29 @@ ST_MUST_CHECK int kp_describe_groups_response_encode(kp_writer_t *w,
 
 /** ListedGroup */
 typedef struct kp_list_groups_response_listed_group {
-    /* GroupId string, versions 0+; borrowed: input buffer */
+    /* GroupId string, versions 0+. The group ID. Decoded: borrowed from the input buffer. */
     kp_str_t group_id;
-    /* ProtocolType string, versions 0+; borrowed: input buffer */
+    /* ProtocolType string, versions 0+. The group protocol type. Decoded: borrowed from the input
+     * buffer. */
     kp_str_t protocol_type;
-    /* GroupState string, versions 4+; borrowed: input buffer */
+    /* GroupState string, versions 4+, ignorable. The group state name. Decoded: borrowed from the
+     * input buffer. */
     kp_str_t group_state;
-    /* GroupType string, versions 5+; borrowed: input buffer */
+    /* GroupType string, versions 5+, ignorable. The group type name. Decoded: borrowed from the
+     * input buffer. */
     kp_str_t group_type;
 } kp_list_groups_response_listed_group_t;
 
 /** ListGroupsResponse (versions 0-5) */
 typedef struct kp_list_groups_response {
-    /* ThrottleTimeMs int32, versions 1+ */
+    /* ThrottleTimeMs int32, versions 1+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
     int16_t error_code;
-    /* Groups []ListedGroup, versions 0+; borrowed: arena */
+    /* Groups []ListedGroup, versions 0+. Each group in the response. Decoded: borrowed from the
+     * arena. */
     kp_list_groups_response_listed_group_t *groups;
     /* element count of groups, -1 = null */
     int32_t n_groups;
@@ -1926,9 +2200,10 @@ kp_list_groups_response_encode(kp_writer_t *w, int16_t version, const kp_list_gr
 
 /** SaslHandshakeResponse (versions 0-1) */
 typedef struct kp_sasl_handshake_response {
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
     int16_t error_code;
-    /* Mechanisms []string, versions 0+; borrowed: arena */
+    /* Mechanisms []string, versions 0+. The mechanisms enabled in the server. Decoded: borrowed
+     * from the arena. */
     kp_str_t *mechanisms;
     /* element count of mechanisms, -1 = null */
     int32_t n_mechanisms;
@@ -1947,55 +2222,69 @@ ST_MUST_CHECK int kp_sasl_handshake_response_encode(kp_writer_t *w,
 
 /** ApiVersion */
 typedef struct kp_api_versions_response_api_version {
-    /* ApiKey int16, versions 0+ */
+    /* ApiKey int16, versions 0+. The API index. */
     int16_t api_key;
-    /* MinVersion int16, versions 0+ */
+    /* MinVersion int16, versions 0+. The minimum supported version, inclusive. */
     int16_t min_version;
-    /* MaxVersion int16, versions 0+ */
+    /* MaxVersion int16, versions 0+. The maximum supported version, inclusive. */
     int16_t max_version;
 } kp_api_versions_response_api_version_t;
 
 /** SupportedFeatureKey */
 typedef struct kp_api_versions_response_supported_feature_key {
-    /* Name string, versions 3+; borrowed: input buffer */
+    /* Name string, versions 3+. The name of the feature. Decoded: borrowed from the input buffer.
+     */
     kp_str_t name;
-    /* MinVersion int16, versions 3+ */
+    /* MinVersion int16, versions 3+. The minimum supported version for the feature. */
     int16_t min_version;
-    /* MaxVersion int16, versions 3+ */
+    /* MaxVersion int16, versions 3+. The maximum supported version for the feature. */
     int16_t max_version;
 } kp_api_versions_response_supported_feature_key_t;
 
 /** FinalizedFeatureKey */
 typedef struct kp_api_versions_response_finalized_feature_key {
-    /* Name string, versions 3+; borrowed: input buffer */
+    /* Name string, versions 3+. The name of the feature. Decoded: borrowed from the input buffer.
+     */
     kp_str_t name;
-    /* MaxVersionLevel int16, versions 3+ */
+    /* MaxVersionLevel int16, versions 3+. The cluster-wide finalized max version level for the
+     * feature. */
     int16_t max_version_level;
-    /* MinVersionLevel int16, versions 3+ */
+    /* MinVersionLevel int16, versions 3+. The cluster-wide finalized min version level for the
+     * feature. */
     int16_t min_version_level;
 } kp_api_versions_response_finalized_feature_key_t;
 
 /** ApiVersionsResponse (versions 0-4) */
 typedef struct kp_api_versions_response {
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The top-level error code. */
     int16_t error_code;
-    /* ApiKeys []ApiVersion, versions 0+; borrowed: arena */
+    /* ApiKeys []ApiVersion, versions 0+. The APIs supported by the broker. Decoded: borrowed from
+     * the arena. */
     kp_api_versions_response_api_version_t *api_keys;
     /* element count of api_keys, -1 = null */
     int32_t n_api_keys;
-    /* ThrottleTimeMs int32, versions 1+ */
+    /* ThrottleTimeMs int32, versions 1+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* SupportedFeatures []SupportedFeatureKey, versions 3+, tag 0 in 3+; borrowed: arena */
+    /* SupportedFeatures []SupportedFeatureKey, versions 3+, tag 0 in 3+, ignorable. Features
+     * supported by the broker. Note: in v0-v3, features with MinSupportedVersion = 0 are omitted.
+     * Decoded: borrowed from the arena. */
     kp_api_versions_response_supported_feature_key_t *supported_features;
     /* element count of supported_features, -1 = null */
     int32_t n_supported_features;
-    /* FinalizedFeaturesEpoch int64, versions 3+, tag 1 in 3+, default -1 */
+    /* FinalizedFeaturesEpoch int64, versions 3+, tag 1 in 3+, default -1, ignorable. The
+     * monotonically increasing epoch for the finalized features information. Valid values are >= 0.
+     * A value of -1 is special and represents unknown epoch. */
     int64_t finalized_features_epoch;
-    /* FinalizedFeatures []FinalizedFeatureKey, versions 3+, tag 2 in 3+; borrowed: arena */
+    /* FinalizedFeatures []FinalizedFeatureKey, versions 3+, tag 2 in 3+, ignorable. List of
+     * cluster-wide finalized features. The information is valid only if FinalizedFeaturesEpoch >=
+     * 0. Decoded: borrowed from the arena. */
     kp_api_versions_response_finalized_feature_key_t *finalized_features;
     /* element count of finalized_features, -1 = null */
     int32_t n_finalized_features;
-    /* ZkMigrationReady bool, versions 3+, tag 3 in 3+, default false */
+    /* ZkMigrationReady bool, versions 3+, tag 3 in 3+, default false, ignorable. Set by a KRaft
+     * controller if the required configurations for ZK migration are present. */
     bool zk_migration_ready;
 } kp_api_versions_response_t;
 
@@ -2017,35 +2306,41 @@ ST_MUST_CHECK int kp_api_versions_response_encode(kp_writer_t *w,
 
 /** CreatableTopicConfigs */
 typedef struct kp_create_topics_response_creatable_topic_configs {
-    /* Name string, versions 5+; borrowed: input buffer */
+    /* Name string, versions 5+. The configuration name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Value string, versions 5+, nullable 5+; borrowed: input buffer */
+    /* Value string, versions 5+, nullable 5+. The configuration value. Decoded: borrowed from the
+     * input buffer. */
     kp_str_t value;
-    /* ReadOnly bool, versions 5+ */
+    /* ReadOnly bool, versions 5+. True if the configuration is read-only. */
     bool read_only;
-    /* ConfigSource int8, versions 5+, default -1 */
+    /* ConfigSource int8, versions 5+, default -1, ignorable. The configuration source. */
     int8_t config_source;
-    /* IsSensitive bool, versions 5+ */
+    /* IsSensitive bool, versions 5+. True if this configuration is sensitive. */
     bool is_sensitive;
 } kp_create_topics_response_creatable_topic_configs_t;
 
 /** CreatableTopicResult */
 typedef struct kp_create_topics_response_creatable_topic_result {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* TopicId uuid, versions 7+ */
+    /* TopicId uuid, versions 7+, ignorable. The unique topic ID. */
     kp_uuid_t topic_id;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
     int16_t error_code;
-    /* ErrorMessage string, versions 1+, nullable 0+; borrowed: input buffer */
+    /* ErrorMessage string, versions 1+, nullable 0+, ignorable. The error message, or null if there
+     * was no error. Decoded: borrowed from the input buffer. */
     kp_str_t error_message;
-    /* TopicConfigErrorCode int16, versions 5+, tag 0 in 5+ */
+    /* TopicConfigErrorCode int16, versions 5+, tag 0 in 5+, ignorable. Optional topic config error
+     * returned if configs are not returned in the response. */
     int16_t topic_config_error_code;
-    /* NumPartitions int32, versions 5+, default -1 */
+    /* NumPartitions int32, versions 5+, default -1, ignorable. Number of partitions of the topic.
+     */
     int32_t num_partitions;
-    /* ReplicationFactor int16, versions 5+, default -1 */
+    /* ReplicationFactor int16, versions 5+, default -1, ignorable. Replication factor of the topic.
+     */
     int16_t replication_factor;
-    /* Configs []CreatableTopicConfigs, versions 5+, nullable 5+; borrowed: arena */
+    /* Configs []CreatableTopicConfigs, versions 5+, nullable 5+, ignorable. Configuration of the
+     * topic. Decoded: borrowed from the arena. */
     kp_create_topics_response_creatable_topic_configs_t *configs;
     /* element count of configs, -1 = null */
     int32_t n_configs;
@@ -2053,9 +2348,12 @@ typedef struct kp_create_topics_response_creatable_topic_result {
 
 /** CreateTopicsResponse (versions 0-7) */
 typedef struct kp_create_topics_response {
-    /* ThrottleTimeMs int32, versions 2+ */
+    /* ThrottleTimeMs int32, versions 2+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* Topics []CreatableTopicResult, versions 0+; borrowed: arena */
+    /* Topics []CreatableTopicResult, versions 0+. Results for each topic we tried to create.
+     * Decoded: borrowed from the arena. */
     kp_create_topics_response_creatable_topic_result_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
@@ -2078,21 +2376,26 @@ ST_MUST_CHECK int kp_create_topics_response_encode(kp_writer_t *w,
 
 /** DeletableTopicResult */
 typedef struct kp_delete_topics_response_deletable_topic_result {
-    /* Name string, versions 0+, nullable 6+; borrowed: input buffer */
+    /* Name string, versions 0+, nullable 6+. The topic name. Decoded: borrowed from the input
+     * buffer. */
     kp_str_t name;
-    /* TopicId uuid, versions 6+ */
+    /* TopicId uuid, versions 6+, ignorable. the unique topic ID. */
     kp_uuid_t topic_id;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The deletion error, or 0 if the deletion succeeded. */
     int16_t error_code;
-    /* ErrorMessage string, versions 5+, nullable 5+, default null; borrowed: input buffer */
+    /* ErrorMessage string, versions 5+, nullable 5+, default null, ignorable. The error message, or
+     * null if there was no error. Decoded: borrowed from the input buffer. */
     kp_str_t error_message;
 } kp_delete_topics_response_deletable_topic_result_t;
 
 /** DeleteTopicsResponse (versions 0-6) */
 typedef struct kp_delete_topics_response {
-    /* ThrottleTimeMs int32, versions 1+ */
+    /* ThrottleTimeMs int32, versions 1+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* Responses []DeletableTopicResult, versions 0+; borrowed: arena */
+    /* Responses []DeletableTopicResult, versions 0+. The results for each topic we tried to delete.
+     * Decoded: borrowed from the arena. */
     kp_delete_topics_response_deletable_topic_result_t *responses;
     /* element count of responses, -1 = null */
     int32_t n_responses;
@@ -2113,19 +2416,20 @@ ST_MUST_CHECK int kp_delete_topics_response_encode(kp_writer_t *w,
 
 /** DeleteRecordsPartitionResult */
 typedef struct kp_delete_records_response_partition_result {
-    /* PartitionIndex int32, versions 0+ */
+    /* PartitionIndex int32, versions 0+. The partition index. */
     int32_t partition_index;
-    /* LowWatermark int64, versions 0+ */
+    /* LowWatermark int64, versions 0+. The partition low water mark. */
     int64_t low_watermark;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The deletion error code, or 0 if the deletion succeeded. */
     int16_t error_code;
 } kp_delete_records_response_partition_result_t;
 
 /** DeleteRecordsTopicResult */
 typedef struct kp_delete_records_response_topic_result {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Partitions []DeleteRecordsPartitionResult, versions 0+; borrowed: arena */
+    /* Partitions []DeleteRecordsPartitionResult, versions 0+. Each partition that we wanted to
+     * delete records from. Decoded: borrowed from the arena. */
     kp_delete_records_response_partition_result_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -2133,9 +2437,11 @@ typedef struct kp_delete_records_response_topic_result {
 
 /** DeleteRecordsResponse (versions 0-2) */
 typedef struct kp_delete_records_response {
-    /* ThrottleTimeMs int32, versions 0+ */
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
     int32_t throttle_time_ms;
-    /* Topics []DeleteRecordsTopicResult, versions 0+; borrowed: arena */
+    /* Topics []DeleteRecordsTopicResult, versions 0+. Each topic that we wanted to delete records
+     * from. Decoded: borrowed from the arena. */
     kp_delete_records_response_topic_result_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
@@ -2157,13 +2463,15 @@ ST_MUST_CHECK int kp_delete_records_response_encode(kp_writer_t *w,
 
 /** InitProducerIdResponse (versions 0-5) */
 typedef struct kp_init_producer_id_response {
-    /* ThrottleTimeMs int32, versions 0+ */
+    /* ThrottleTimeMs int32, versions 0+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
     int16_t error_code;
-    /* ProducerId int64, versions 0+, default -1 */
+    /* ProducerId int64, versions 0+, default -1. The current producer id. */
     int64_t producer_id;
-    /* ProducerEpoch int16, versions 0+ */
+    /* ProducerEpoch int16, versions 0+. The current epoch associated with the producer id. */
     int16_t producer_epoch;
 } kp_init_producer_id_response_t;
 
@@ -2180,21 +2488,22 @@ ST_MUST_CHECK int kp_init_producer_id_response_encode(kp_writer_t *w,
 
 /** EpochEndOffset */
 typedef struct kp_offset_for_leader_epoch_response_epoch_end_offset {
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The error code 0, or if there was no error. */
     int16_t error_code;
-    /* Partition int32, versions 0+ */
+    /* Partition int32, versions 0+. The partition index. */
     int32_t partition;
-    /* LeaderEpoch int32, versions 1+, default -1 */
+    /* LeaderEpoch int32, versions 1+, default -1, ignorable. The leader epoch of the partition. */
     int32_t leader_epoch;
-    /* EndOffset int64, versions 0+, default -1 */
+    /* EndOffset int64, versions 0+, default -1. The end offset of the epoch. */
     int64_t end_offset;
 } kp_offset_for_leader_epoch_response_epoch_end_offset_t;
 
 /** OffsetForLeaderTopicResult */
 typedef struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result {
-    /* Topic string, versions 0+; borrowed: input buffer */
+    /* Topic string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t topic;
-    /* Partitions []EpochEndOffset, versions 0+; borrowed: arena */
+    /* Partitions []EpochEndOffset, versions 0+. Each partition in the topic we fetched offsets for.
+     * Decoded: borrowed from the arena. */
     kp_offset_for_leader_epoch_response_epoch_end_offset_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -2202,9 +2511,12 @@ typedef struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_resul
 
 /** OffsetForLeaderEpochResponse (versions 0-4) */
 typedef struct kp_offset_for_leader_epoch_response {
-    /* ThrottleTimeMs int32, versions 2+ */
+    /* ThrottleTimeMs int32, versions 2+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* Topics []OffsetForLeaderTopicResult, versions 0+; borrowed: arena */
+    /* Topics []OffsetForLeaderTopicResult, versions 0+. Each topic we fetched offsets for. Decoded:
+     * borrowed from the arena. */
     kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
@@ -2224,49 +2536,59 @@ ST_MUST_CHECK int kp_offset_for_leader_epoch_response_encode(
 
 /** DescribeConfigsSynonym */
 typedef struct kp_describe_configs_response_synonym {
-    /* Name string, versions 1+; borrowed: input buffer */
+    /* Name string, versions 1+. The synonym name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Value string, versions 1+, nullable 0+; borrowed: input buffer */
+    /* Value string, versions 1+, nullable 0+. The synonym value. Decoded: borrowed from the input
+     * buffer. */
     kp_str_t value;
-    /* Source int8, versions 1+ */
+    /* Source int8, versions 1+. The synonym source. */
     int8_t source;
 } kp_describe_configs_response_synonym_t;
 
 /** DescribeConfigsResourceResult */
 typedef struct kp_describe_configs_response_resource_result {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The configuration name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Value string, versions 0+, nullable 0+; borrowed: input buffer */
+    /* Value string, versions 0+, nullable 0+. The configuration value. Decoded: borrowed from the
+     * input buffer. */
     kp_str_t value;
-    /* ReadOnly bool, versions 0+ */
+    /* ReadOnly bool, versions 0+. True if the configuration is read-only. */
     bool read_only;
-    /* IsDefault bool, versions 0 */
+    /* IsDefault bool, versions 0. True if the configuration is not set. */
     bool is_default;
-    /* ConfigSource int8, versions 1+, default -1 */
+    /* ConfigSource int8, versions 1+, default -1, ignorable. The configuration source. */
     int8_t config_source;
-    /* IsSensitive bool, versions 0+ */
+    /* IsSensitive bool, versions 0+. True if this configuration is sensitive. */
     bool is_sensitive;
-    /* Synonyms []DescribeConfigsSynonym, versions 1+; borrowed: arena */
+    /* Synonyms []DescribeConfigsSynonym, versions 1+, ignorable. The synonyms for this
+     * configuration key. Decoded: borrowed from the arena. */
     kp_describe_configs_response_synonym_t *synonyms;
     /* element count of synonyms, -1 = null */
     int32_t n_synonyms;
-    /* ConfigType int8, versions 3+, default 0 */
+    /* ConfigType int8, versions 3+, default 0, ignorable. The configuration data type. Type can be
+     * one of the following values - BOOLEAN, STRING, INT, SHORT, LONG, DOUBLE, LIST, CLASS,
+     * PASSWORD. */
     int8_t config_type;
-    /* Documentation string, versions 3+, nullable 0+; borrowed: input buffer */
+    /* Documentation string, versions 3+, nullable 0+, ignorable. The configuration documentation.
+     * Decoded: borrowed from the input buffer. */
     kp_str_t documentation;
 } kp_describe_configs_response_resource_result_t;
 
 /** DescribeConfigsResult */
 typedef struct kp_describe_configs_response_result {
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The error code, or 0 if we were able to successfully describe
+     * the configurations. */
     int16_t error_code;
-    /* ErrorMessage string, versions 0+, nullable 0+; borrowed: input buffer */
+    /* ErrorMessage string, versions 0+, nullable 0+. The error message, or null if we were able to
+     * successfully describe the configurations. Decoded: borrowed from the input buffer. */
     kp_str_t error_message;
-    /* ResourceType int8, versions 0+ */
+    /* ResourceType int8, versions 0+. The resource type. */
     int8_t resource_type;
-    /* ResourceName string, versions 0+; borrowed: input buffer */
+    /* ResourceName string, versions 0+. The resource name. Decoded: borrowed from the input buffer.
+     */
     kp_str_t resource_name;
-    /* Configs []DescribeConfigsResourceResult, versions 0+; borrowed: arena */
+    /* Configs []DescribeConfigsResourceResult, versions 0+. Each listed configuration. Decoded:
+     * borrowed from the arena. */
     kp_describe_configs_response_resource_result_t *configs;
     /* element count of configs, -1 = null */
     int32_t n_configs;
@@ -2274,9 +2596,11 @@ typedef struct kp_describe_configs_response_result {
 
 /** DescribeConfigsResponse (versions 0-4) */
 typedef struct kp_describe_configs_response {
-    /* ThrottleTimeMs int32, versions 0+ */
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
     int32_t throttle_time_ms;
-    /* Results []DescribeConfigsResult, versions 0+; borrowed: arena */
+    /* Results []DescribeConfigsResult, versions 0+. The results for each resource. Decoded:
+     * borrowed from the arena. */
     kp_describe_configs_response_result_t *results;
     /* element count of results, -1 = null */
     int32_t n_results;
@@ -2299,21 +2623,25 @@ ST_MUST_CHECK int kp_describe_configs_response_encode(kp_writer_t *w,
 
 /** AlterConfigsResourceResponse */
 typedef struct kp_alter_configs_response_resource_response {
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The resource error code. */
     int16_t error_code;
-    /* ErrorMessage string, versions 0+, nullable 0+; borrowed: input buffer */
+    /* ErrorMessage string, versions 0+, nullable 0+. The resource error message, or null if there
+     * was no error. Decoded: borrowed from the input buffer. */
     kp_str_t error_message;
-    /* ResourceType int8, versions 0+ */
+    /* ResourceType int8, versions 0+. The resource type. */
     int8_t resource_type;
-    /* ResourceName string, versions 0+; borrowed: input buffer */
+    /* ResourceName string, versions 0+. The resource name. Decoded: borrowed from the input buffer.
+     */
     kp_str_t resource_name;
 } kp_alter_configs_response_resource_response_t;
 
 /** AlterConfigsResponse (versions 0-2) */
 typedef struct kp_alter_configs_response {
-    /* ThrottleTimeMs int32, versions 0+ */
+    /* ThrottleTimeMs int32, versions 0+. Duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
     int32_t throttle_time_ms;
-    /* Responses []AlterConfigsResourceResponse, versions 0+; borrowed: arena */
+    /* Responses []AlterConfigsResourceResponse, versions 0+. The responses for each resource.
+     * Decoded: borrowed from the arena. */
     kp_alter_configs_response_resource_response_t *responses;
     /* element count of responses, -1 = null */
     int32_t n_responses;
@@ -2334,19 +2662,22 @@ ST_MUST_CHECK int kp_alter_configs_response_encode(kp_writer_t *w,
 
 /** CreatePartitionsTopicResult */
 typedef struct kp_create_partitions_response_topic_result {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The result error, or zero if there was no error. */
     int16_t error_code;
-    /* ErrorMessage string, versions 0+, nullable 0+, default null; borrowed: input buffer */
+    /* ErrorMessage string, versions 0+, nullable 0+, default null. The result message, or null if
+     * there was no error. Decoded: borrowed from the input buffer. */
     kp_str_t error_message;
 } kp_create_partitions_response_topic_result_t;
 
 /** CreatePartitionsResponse (versions 0-3) */
 typedef struct kp_create_partitions_response {
-    /* ThrottleTimeMs int32, versions 0+ */
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
     int32_t throttle_time_ms;
-    /* Results []CreatePartitionsTopicResult, versions 0+; borrowed: arena */
+    /* Results []CreatePartitionsTopicResult, versions 0+. The partition creation results for each
+     * topic. Decoded: borrowed from the arena. */
     kp_create_partitions_response_topic_result_t *results;
     /* element count of results, -1 = null */
     int32_t n_results;
@@ -2367,17 +2698,19 @@ ST_MUST_CHECK int kp_create_partitions_response_encode(kp_writer_t *w,
 
 /** DeletableGroupResult */
 typedef struct kp_delete_groups_response_deletable_group_result {
-    /* GroupId string, versions 0+; borrowed: input buffer */
+    /* GroupId string, versions 0+. The group id. Decoded: borrowed from the input buffer. */
     kp_str_t group_id;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The deletion error, or 0 if the deletion succeeded. */
     int16_t error_code;
 } kp_delete_groups_response_deletable_group_result_t;
 
 /** DeleteGroupsResponse (versions 0-2) */
 typedef struct kp_delete_groups_response {
-    /* ThrottleTimeMs int32, versions 0+ */
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
     int32_t throttle_time_ms;
-    /* Results []DeletableGroupResult, versions 0+; borrowed: arena */
+    /* Results []DeletableGroupResult, versions 0+. The deletion results. Decoded: borrowed from the
+     * arena. */
     kp_delete_groups_response_deletable_group_result_t *results;
     /* element count of results, -1 = null */
     int32_t n_results;
@@ -2398,21 +2731,25 @@ ST_MUST_CHECK int kp_delete_groups_response_encode(kp_writer_t *w,
 
 /** AlterConfigsResourceResponse */
 typedef struct kp_incremental_alter_configs_response_alter_configs_resource_response {
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The resource error code. */
     int16_t error_code;
-    /* ErrorMessage string, versions 0+, nullable 0+; borrowed: input buffer */
+    /* ErrorMessage string, versions 0+, nullable 0+. The resource error message, or null if there
+     * was no error. Decoded: borrowed from the input buffer. */
     kp_str_t error_message;
-    /* ResourceType int8, versions 0+ */
+    /* ResourceType int8, versions 0+. The resource type. */
     int8_t resource_type;
-    /* ResourceName string, versions 0+; borrowed: input buffer */
+    /* ResourceName string, versions 0+. The resource name. Decoded: borrowed from the input buffer.
+     */
     kp_str_t resource_name;
 } kp_incremental_alter_configs_response_alter_configs_resource_response_t;
 
 /** IncrementalAlterConfigsResponse (versions 0-1) */
 typedef struct kp_incremental_alter_configs_response {
-    /* ThrottleTimeMs int32, versions 0+ */
+    /* ThrottleTimeMs int32, versions 0+. Duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
     int32_t throttle_time_ms;
-    /* Responses []AlterConfigsResourceResponse, versions 0+; borrowed: arena */
+    /* Responses []AlterConfigsResourceResponse, versions 0+. The responses for each resource.
+     * Decoded: borrowed from the arena. */
     kp_incremental_alter_configs_response_alter_configs_resource_response_t *responses;
     /* element count of responses, -1 = null */
     int32_t n_responses;
@@ -2430,17 +2767,18 @@ ST_MUST_CHECK int kp_incremental_alter_configs_response_encode(
 
 /** OffsetDeleteResponsePartition */
 typedef struct kp_offset_delete_response_partition {
-    /* PartitionIndex int32, versions 0+ */
+    /* PartitionIndex int32, versions 0+. The partition index. */
     int32_t partition_index;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
     int16_t error_code;
 } kp_offset_delete_response_partition_t;
 
 /** OffsetDeleteResponseTopic */
 typedef struct kp_offset_delete_response_topic {
-    /* Name string, versions 0+; borrowed: input buffer */
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
     kp_str_t name;
-    /* Partitions []OffsetDeleteResponsePartition, versions 0+; borrowed: arena */
+    /* Partitions []OffsetDeleteResponsePartition, versions 0+. The responses for each partition in
+     * the topic. Decoded: borrowed from the arena. */
     kp_offset_delete_response_partition_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -2448,11 +2786,14 @@ typedef struct kp_offset_delete_response_topic {
 
 /** OffsetDeleteResponse (versions 0) */
 typedef struct kp_offset_delete_response {
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The top-level error code, or 0 if there was no error. */
     int16_t error_code;
-    /* ThrottleTimeMs int32, versions 0+ */
+    /* ThrottleTimeMs int32, versions 0+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
     int32_t throttle_time_ms;
-    /* Topics []OffsetDeleteResponseTopic, versions 0+; borrowed: arena */
+    /* Topics []OffsetDeleteResponseTopic, versions 0+. The responses for each topic. Decoded:
+     * borrowed from the arena. */
     kp_offset_delete_response_topic_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
@@ -2473,35 +2814,42 @@ ST_MUST_CHECK int kp_offset_delete_response_encode(kp_writer_t *w,
 
 /** DescribeClusterBroker */
 typedef struct kp_describe_cluster_response_broker {
-    /* BrokerId int32, versions 0+ */
+    /* BrokerId int32, versions 0+. The broker ID. */
     int32_t broker_id;
-    /* Host string, versions 0+; borrowed: input buffer */
+    /* Host string, versions 0+. The broker hostname. Decoded: borrowed from the input buffer. */
     kp_str_t host;
-    /* Port int32, versions 0+ */
+    /* Port int32, versions 0+. The broker port. */
     int32_t port;
-    /* Rack string, versions 0+, nullable 0+, default null; borrowed: input buffer */
+    /* Rack string, versions 0+, nullable 0+, default null. The rack of the broker, or null if it
+     * has not been assigned to a rack. Decoded: borrowed from the input buffer. */
     kp_str_t rack;
 } kp_describe_cluster_response_broker_t;
 
 /** DescribeClusterResponse (versions 0-1) */
 typedef struct kp_describe_cluster_response {
-    /* ThrottleTimeMs int32, versions 0+ */
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
     int32_t throttle_time_ms;
-    /* ErrorCode int16, versions 0+ */
+    /* ErrorCode int16, versions 0+. The top-level error code, or 0 if there was no error. */
     int16_t error_code;
-    /* ErrorMessage string, versions 0+, nullable 0+, default null; borrowed: input buffer */
+    /* ErrorMessage string, versions 0+, nullable 0+, default null. The top-level error message, or
+     * null if there was no error. Decoded: borrowed from the input buffer. */
     kp_str_t error_message;
-    /* EndpointType int8, versions 1+, default 1 */
+    /* EndpointType int8, versions 1+, default 1. The endpoint type that was described. 1=brokers,
+     * 2=controllers. */
     int8_t endpoint_type;
-    /* ClusterId string, versions 0+; borrowed: input buffer */
+    /* ClusterId string, versions 0+. The cluster ID that responding broker belongs to. Decoded:
+     * borrowed from the input buffer. */
     kp_str_t cluster_id;
-    /* ControllerId int32, versions 0+, default -1 */
+    /* ControllerId int32, versions 0+, default -1. The ID of the controller broker. */
     int32_t controller_id;
-    /* Brokers []DescribeClusterBroker, versions 0+; borrowed: arena */
+    /* Brokers []DescribeClusterBroker, versions 0+. Each broker in the response. Decoded: borrowed
+     * from the arena. */
     kp_describe_cluster_response_broker_t *brokers;
     /* element count of brokers, -1 = null */
     int32_t n_brokers;
-    /* ClusterAuthorizedOperations int32, versions 0+, default -2147483648 */
+    /* ClusterAuthorizedOperations int32, versions 0+, default -2147483648. 32-bit bitfield to
+     * represent authorized operations for this cluster. */
     int32_t cluster_authorized_operations;
 } kp_describe_cluster_response_t;
 
@@ -2519,9 +2867,9 @@ ST_MUST_CHECK int kp_describe_cluster_response_encode(kp_writer_t *w,
 
 /** TopicPartition */
 typedef struct kp_consumer_protocol_assignment_topic_partition {
-    /* Topic string, versions 0+; borrowed: input buffer */
+    /* Topic string, versions 0+ Decoded: borrowed from the input buffer. */
     kp_str_t topic;
-    /* Partitions []int32, versions 0+; borrowed: arena */
+    /* Partitions []int32, versions 0+ Decoded: borrowed from the arena. */
     int32_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -2529,11 +2877,12 @@ typedef struct kp_consumer_protocol_assignment_topic_partition {
 
 /** ConsumerProtocolAssignment (versions 0-3) */
 typedef struct kp_consumer_protocol_assignment {
-    /* AssignedPartitions []TopicPartition, versions 0+; borrowed: arena */
+    /* AssignedPartitions []TopicPartition, versions 0+ Decoded: borrowed from the arena. */
     kp_consumer_protocol_assignment_topic_partition_t *assigned_partitions;
     /* element count of assigned_partitions, -1 = null */
     int32_t n_assigned_partitions;
-    /* UserData bytes, versions 0+, nullable 0+, default null; borrowed: input buffer */
+    /* UserData bytes, versions 0+, nullable 0+, default null Decoded: borrowed from the input
+     * buffer. */
     kp_bytes_t user_data;
 } kp_consumer_protocol_assignment_t;
 
@@ -2551,9 +2900,9 @@ ST_MUST_CHECK int kp_consumer_protocol_assignment_encode(
 
 /** TopicPartition */
 typedef struct kp_consumer_protocol_subscription_topic_partition {
-    /* Topic string, versions 1+; borrowed: input buffer */
+    /* Topic string, versions 1+ Decoded: borrowed from the input buffer. */
     kp_str_t topic;
-    /* Partitions []int32, versions 1+; borrowed: arena */
+    /* Partitions []int32, versions 1+ Decoded: borrowed from the arena. */
     int32_t *partitions;
     /* element count of partitions, -1 = null */
     int32_t n_partitions;
@@ -2561,19 +2910,21 @@ typedef struct kp_consumer_protocol_subscription_topic_partition {
 
 /** ConsumerProtocolSubscription (versions 0-3) */
 typedef struct kp_consumer_protocol_subscription {
-    /* Topics []string, versions 0+; borrowed: arena */
+    /* Topics []string, versions 0+ Decoded: borrowed from the arena. */
     kp_str_t *topics;
     /* element count of topics, -1 = null */
     int32_t n_topics;
-    /* UserData bytes, versions 0+, nullable 0+, default null; borrowed: input buffer */
+    /* UserData bytes, versions 0+, nullable 0+, default null Decoded: borrowed from the input
+     * buffer. */
     kp_bytes_t user_data;
-    /* OwnedPartitions []TopicPartition, versions 1+; borrowed: arena */
+    /* OwnedPartitions []TopicPartition, versions 1+, ignorable Decoded: borrowed from the arena. */
     kp_consumer_protocol_subscription_topic_partition_t *owned_partitions;
     /* element count of owned_partitions, -1 = null */
     int32_t n_owned_partitions;
-    /* GenerationId int32, versions 2+, default -1 */
+    /* GenerationId int32, versions 2+, default -1, ignorable */
     int32_t generation_id;
-    /* RackId string, versions 3+, nullable 3+, default null; borrowed: input buffer */
+    /* RackId string, versions 3+, nullable 3+, default null, ignorable Decoded: borrowed from the
+     * input buffer. */
     kp_str_t rack_id;
 } kp_consumer_protocol_subscription_t;
 

@@ -145,6 +145,7 @@ class Field:
         self.tag = d.get("tag")
         self.default = d.get("default")
         self.ignorable = bool(d.get("ignorable", False))
+        self.about = " ".join(str(d.get("about", "")).split())
         self.owner = owner
         if "flexibleVersions" in d:
             self.flex = VR.parse(d["flexibleVersions"])
@@ -494,14 +495,18 @@ def gen_typedef(s, o):
             desc += ", tag %d in %s" % (f.tag, fmt_vr(f.tagged))
         if f.default is not None:
             desc += ", default %s" % f.default
+        if f.ignorable:
+            desc += ", ignorable"
+        if f.about:
+            desc += ". " + f.about.replace("*/", "* /").rstrip(".") + "."
         if f.is_array:
-            o("    /* %s; borrowed: arena */" % desc)
+            o("    /* %s Decoded: borrowed from the arena. */" % desc)
             o("    %s *%s;" % (f.ctype(), f.c))
             o("    /* element count of %s, -1 = null */" % f.c)
             o("    int32_t n_%s;" % f.c)
         else:
             if f.elem in VIEWS:
-                desc += "; borrowed: input buffer"
+                desc += " Decoded: borrowed from the input buffer."
             o("    /* %s */" % desc)
             o("    %s %s;" % (f.ctype(), f.c))
     if not s.fields:
