@@ -151,6 +151,15 @@ void obj__s3_free(obj_req_t *req);
 void obj__s3_close(obj_store_t *st);
 void obj__handle_closed(obj_store_t *st);
 
+/* ---- obj_xml.c ---- */
+/** Find the next <tag>...</tag> (or <tag/>) in [*pp, end); set the value span and
+ * advance *pp past it. Nested elements of the same name are not supported. */
+bool obj__xml_next(const char **pp, const char *end, const char *tag, const char **v, size_t *vn);
+/** Decode entities of v[0..n); returns an owned string or NULL (out of memory). */
+char *obj__xml_text(const char *v, size_t n);
+/** Append s XML-escaped to o. @return 0 or ST_E_NOMEM. */
+ST_MUST_CHECK int obj__xml_escape(obj__str_t *o, const char *s);
+
 /* ---- obj_sigv4.c ---- */
 /** Lowercase hex of n bytes into out (2n+1 bytes). */
 void obj__hex(const uint8_t *in, size_t n, char *out);

@@ -414,138 +414,6 @@ void obj__s3_close(obj_store_t *st)
     }
 }
 
-/* ---- XML (just enough for S3 replies; namespace-agnostic) ---- */
-
-/* Find <tag>...</tag> at or after *pp; set value span and advance *pp past it. */
-static bool xml_next(const char **pp, const char *end, const char *tag, const char **v, size_t *vn)
-{
-    size_t tl = strlen(tag);
-    const char *p = *pp;
-    while (p < end) {
-        const char *lt = memchr(p, '<', (size_t)(end - p));
-        if (!lt || (size_t)(end - lt) < tl + 2)
-            return false;
-        if (!strncmp(lt + 1, tag, tl) && (lt[tl + 1] == '>' || lt[tl + 1] == ' ')) {
-            const char *gt = memchr(lt, '>', (size_t)(end - lt));
-            if (!gt)
-                return false;
-            if (gt[-1] == '/') { /* <tag/> */
-                *v = gt;
-                *vn = 0;
-                *pp = gt + 1;
-                return true;
-            }
-            const char *q = gt + 1;
-            while (q < end) {
-                const char *c = memchr(q, '<', (size_t)(end - q));
-                if (!c || (size_t)(end - c) < tl + 3)
-                    return false;
-                if (c[1] == '/' && !strncmp(c + 2, tag, tl) && c[tl + 2] == '>') {
-                    *v = gt + 1;
-                    *vn = (size_t)(c - (gt + 1));
-                    *pp = c + tl + 3;
-                    return true;
-                }
-                q = c + 1;
-            }
-            return false;
-        }
-        p = lt + 1;
-    }
-    return false;
-}
-
-static void put_utf8(char **o, unsigned long cp)
-{
-    char *p = *o;
-    if (cp < 0x80) {
-        *p++ = (char)cp;
-    } else if (cp < 0x800) {
-        *p++ = (char)(0xC0 | (cp >> 6));
-        *p++ = (char)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        *p++ = (char)(0xE0 | (cp >> 12));
-        *p++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-        *p++ = (char)(0x80 | (cp & 0x3F));
-    } else {
-        *p++ = (char)(0xF0 | (cp >> 18));
-        *p++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-        *p++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-        *p++ = (char)(0x80 | (cp & 0x3F));
-    }
-    *o = p;
-}
-
-/* Decode XML entities; returns an owned string. */
-static char *xml_text(const char *v, size_t n)
-{
-    char *o = malloc(n + 1), *w = o;
-    if (!o)
-        return NULL;
-    for (size_t i = 0; i < n;) {
-        if (v[i] != '&') {
-            *w++ = v[i++];
-            continue;
-        }
-        const char *semi = memchr(v + i, ';', n - i);
-        size_t el = semi ? (size_t)(semi - (v + i)) + 1 : 0;
-        static const struct {
-            const char *e;
-            char c;
-        } ents[] = {
-            {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
-        bool done = false;
-        for (size_t k = 0; semi && k < sizeof ents / sizeof ents[0]; k++) {
-            if (el == strlen(ents[k].e) && !strncmp(v + i, ents[k].e, el)) {
-                *w++ = ents[k].c;
-                done = true;
-            }
-        }
-        if (!done && semi && el > 3 && v[i + 1] == '#') {
-            bool hex = v[i + 2] == 'x' || v[i + 2] == 'X';
-            unsigned long cp = strtoul(v + i + (hex ? 3 : 2), NULL, hex ? 16 : 10);
-            if (cp > 0 && cp <= 0x10FFFF) {
-                put_utf8(&w, cp);
-                done = true;
-            }
-        }
-        if (done) {
-            i += el;
-        } else {
-            *w++ = v[i++];
-        }
-    }
-    *w = '\0';
-    return o;
-}
-
-static int xml_escape(obj__str_t *o, const char *s)
-{
-    int rc = 0;
-    for (; *s && !rc; s++) {
-        switch (*s) {
-        case '&':
-            rc = obj__str_add(o, "&amp;", 5);
-            break;
-        case '<':
-            rc = obj__str_add(o, "&lt;", 4);
-            break;
-        case '>':
-            rc = obj__str_add(o, "&gt;", 4);
-            break;
-        case '"':
-            rc = obj__str_add(o, "&quot;", 6);
-            break;
-        case '\'':
-            rc = obj__str_add(o, "&apos;", 6);
-            break;
-        default:
-            rc = obj__str_add(o, s, 1);
-        }
-    }
-    return rc;
-}
-
 /* ---- HTTP calls ---- */
 
 static size_t read_cb(char *buf, size_t size, size_t nitems, void *userp)
@@ -864,12 +732,12 @@ static void error_code(obj__s3op_t *op, char *code, size_t n, char *msg, size_t 
     const char *p = op->rbody.p ? op->rbody.p : "", *end = p + op->rbody.len, *v;
     size_t vn;
     code[0] = msg[0] = '\0';
-    if (op->rbody.len && xml_next(&p, end, "Code", &v, &vn))
+    if (op->rbody.len && obj__xml_next(&p, end, "Code", &v, &vn))
         snprintf(code, n, "%.*s", (int)vn, v);
     else if (op->err_code[0])
         snprintf(code, n, "%s", op->err_code);
     p = op->rbody.p ? op->rbody.p : "";
-    if (op->rbody.len && xml_next(&p, end, "Message", &v, &vn))
+    if (op->rbody.len && obj__xml_next(&p, end, "Message", &v, &vn))
         snprintf(msg, mn, "%.*s", (int)vn, v);
 }
 
@@ -1040,11 +908,11 @@ static void parse_list(obj__s3op_t *op, int *status)
     const char *p = op->rbody.p ? op->rbody.p : "", *end = p + op->rbody.len, *v, *cv;
     size_t vn, cn, cap = 0;
     size_t plen = strlen(st->prefix);
-    while (xml_next(&p, end, "Contents", &cv, &cn)) {
+    while (obj__xml_next(&p, end, "Contents", &cv, &cn)) {
         const char *q = cv, *qe = cv + cn;
-        if (!xml_next(&q, qe, "Key", &v, &vn))
+        if (!obj__xml_next(&q, qe, "Key", &v, &vn))
             continue;
-        char *k = xml_text(v, vn);
+        char *k = obj__xml_text(v, vn);
         if (!k)
             goto nomem;
         if (strncmp(k, st->prefix, plen) != 0) {
@@ -1054,7 +922,7 @@ static void parse_list(obj__s3op_t *op, int *status)
         memmove(k, k + plen, strlen(k + plen) + 1);
         uint64_t size = 0;
         q = cv;
-        if (xml_next(&q, qe, "Size", &v, &vn))
+        if (obj__xml_next(&q, qe, "Size", &v, &vn))
             size = strtoull(v, NULL, 10);
         if (req->res.n_entries == cap) {
             cap = cap ? cap * 2 : 64;
@@ -1068,10 +936,11 @@ static void parse_list(obj__s3op_t *op, int *status)
         req->res.entries[req->res.n_entries++] = (obj_entry_t){k, size};
     }
     p = op->rbody.p ? op->rbody.p : "";
-    bool trunc = xml_next(&p, end, "IsTruncated", &v, &vn) && vn == 4 && !strncmp(v, "true", 4);
+    bool trunc =
+        obj__xml_next(&p, end, "IsTruncated", &v, &vn) && vn == 4 && !strncmp(v, "true", 4);
     p = op->rbody.p ? op->rbody.p : "";
-    if (trunc && xml_next(&p, end, "NextContinuationToken", &v, &vn)) {
-        req->res.next_token = xml_text(v, vn);
+    if (trunc && obj__xml_next(&p, end, "NextContinuationToken", &v, &vn)) {
+        req->res.next_token = obj__xml_text(v, vn);
         if (!req->res.next_token)
             goto nomem;
     } else if (trunc) {
@@ -1097,8 +966,8 @@ static int delete_batch_prepare(obj__s3op_t *op, call_t *c)
         return ST_E_NOMEM;
     for (size_t i = 0; i < n; i++) {
         if (obj__str_add(&op->owned_body, "<Object><Key>", 13) ||
-            xml_escape(&op->owned_body, st->prefix) ||
-            xml_escape(&op->owned_body, req->keys[op->batch_off + i]) ||
+            obj__xml_escape(&op->owned_body, st->prefix) ||
+            obj__xml_escape(&op->owned_body, req->keys[op->batch_off + i]) ||
             obj__str_add(&op->owned_body, "</Key></Object>", 15))
             return ST_E_NOMEM;
     }
@@ -1164,7 +1033,7 @@ static void issue(obj__s3op_t *op)
         for (size_t i = 0; !rc && i < op->n_parts; i++) {
             rc =
                 obj__str_addf(&op->owned_body, "<Part><PartNumber>%zu</PartNumber><ETag>", i + 1) ||
-                xml_escape(&op->owned_body, op->part_etag[i]) ||
+                obj__xml_escape(&op->owned_body, op->part_etag[i]) ||
                 obj__str_add(&op->owned_body, "</ETag></Part>", 14);
         }
         if (!rc)
@@ -1276,7 +1145,8 @@ static void on_success(obj__s3op_t *op)
         obj__finish(req, 0);
         return;
     case PH_INIT:
-        if (!xml_next(&p, end, "UploadId", &v, &vn) || !(op->upload_id = xml_text(v, vn))) {
+        if (!obj__xml_next(&p, end, "UploadId", &v, &vn) ||
+            !(op->upload_id = obj__xml_text(v, vn))) {
             obj__set_err(req, "%s: %s: CreateMultipartUpload reply has no UploadId", st->name,
                          req->key);
             obj__finish(req, ST_E_MALFORMED);
@@ -1298,7 +1168,7 @@ static void on_success(obj__s3op_t *op)
         return;
     case PH_COMPLETE:
         /* S3 may answer 200 and put an error in the body */
-        if (xml_next(&p, end, "Error", &v, &vn)) {
+        if (obj__xml_next(&p, end, "Error", &v, &vn)) {
             obj__set_err(req, "%s: %s: CompleteMultipartUpload failed: %.*s", st->name, req->key,
                          (int)(vn > 200 ? 200 : vn), v);
             if (!maybe_retry(op, ST_E_REMOTE))
@@ -1370,11 +1240,11 @@ static void on_success(obj__s3op_t *op)
         n = n > MAX_DELETE_BATCH ? MAX_DELETE_BATCH : n;
         const char *ev;
         size_t en;
-        while (xml_next(&p, end, "Error", &ev, &en)) {
+        while (obj__xml_next(&p, end, "Error", &ev, &en)) {
             req->res.n_failed++;
             const char *q = ev, *cv;
             size_t cn;
-            if (xml_next(&q, ev + en, "Code", &cv, &cn))
+            if (obj__xml_next(&q, ev + en, "Code", &cv, &cn))
                 obj__set_err(req, "%s: DeleteObjects: %zu keys failed, last: %.*s", st->name,
                              req->res.n_failed, (int)cn, cv);
         }

@@ -3,7 +3,9 @@
  * range, PUT object, GET ?lifecycle, list with max-keys/prefix; key
  * AKIAIOSFODNN7EXAMPLE, 20130524) and the AWS SigV4 test suite (service
  * "service", key AKIDEXAMPLE, 20150830T123600Z). Each checks the exact
- * signature; the key-encoding tests check the canonical URI byte for byte. */
+ * signature; the key-encoding tests check the canonical URI byte for byte.
+ * Also the other S3 protocol pieces without a server: request targets for
+ * path and virtual-hosted style, and the XML reader/escaper. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -254,6 +256,37 @@ static void test_s3_target_path_and_virtual_hosted(void **state)
                  "/examplebucket/pre%20fix/t");
 }
 
+static void test_xml_reads_s3_list_reply(void **state)
+{
+    const char *x = "<?xml version=\"1.0\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/"
+                    "2006-03-01/\"><KeyCount>2</KeyCount><Contents><Key>a &amp; b&#x27;s "
+                    "&#252;&lt;&gt;</Key><Size>12</Size></Contents><Contents><Key>k2</Key>"
+                    "<Size>3</Size></Contents><IsTruncated>true</IsTruncated><Empty/>"
+                    "<NextContinuationToken>t+/=</NextContinuationToken></ListBucketResult>";
+    const char *p = x, *end = x + strlen(x), *v;
+    size_t n;
+    assert_true(obj__xml_next(&p, end, "Key", &v, &n)); /* not <KeyCount> */
+    char *k = obj__xml_text(v, n);
+    assert_string_equal(k, "a & b's \xc3\xbc<>");
+    free(k);
+    assert_true(obj__xml_next(&p, end, "Key", &v, &n));
+    assert_int_equal(n, 2);
+    assert_false(obj__xml_next(&p, end, "Key", &v, &n));
+    p = x;
+    assert_true(obj__xml_next(&p, end, "Empty", &v, &n));
+    assert_int_equal(n, 0);
+    p = x;
+    assert_true(obj__xml_next(&p, end, "NextContinuationToken", &v, &n));
+    assert_memory_equal(v, "t+/=", 4);
+    /* truncated input is not over-read */
+    p = x;
+    assert_false(obj__xml_next(&p, x + 120, "NextContinuationToken", &v, &n));
+    obj__str_t o = {0};
+    assert_int_equal(obj__xml_escape(&o, "<a&'\"b>"), 0);
+    assert_string_equal(o.p, "&lt;a&amp;&apos;&quot;b&gt;");
+    obj__str_free(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_uri_encode_key_with_space_unicode_equals),
         cmocka_unit_test(test_sigv4_canonical_request_shape),
         cmocka_unit_test(test_s3_target_path_and_virtual_hosted),
+        cmocka_unit_test(test_xml_reads_s3_list_reply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
