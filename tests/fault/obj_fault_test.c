@@ -340,7 +340,8 @@ static void test_fault_list_head_delete_retry(void **state)
     assert_int_equal(obj_delete_many(f->st, keys, 3, t_done_cb, &o, NULL), 0);
     t_wait(&f->loop, &o);
     assert_int_equal(o.status, 0);
-    assert_int_equal(o.attempts, 3);
+    /* 3, or 4 when s3rver itself answers 500 to a batch that empties a "directory" */
+    assert_true(o.attempts >= 3 && o.attempts <= 4);
     t_out_free(&o);
     assert_int_equal(obj_list(f->st, "m/", NULL, 0, t_done_cb, &o, NULL), 0);
     t_wait(&f->loop, &o);
