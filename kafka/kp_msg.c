@@ -75,6 +75,7 @@ void kp_request_header_init(kp_request_header_t *s)
 int kp_request_header_decode(kp_reader_t *r, int16_t version, kp_request_header_t *m, kp_arena_t *a)
 {
     kp_request_header_init(m);
+    r->field = "RequestHeader";
     if (version < 0 || version > 2)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_request_header(r, version, m, a);
@@ -149,6 +150,7 @@ int kp_response_header_decode(kp_reader_t *r,
                               kp_arena_t *a)
 {
     kp_response_header_init(m);
+    r->field = "ResponseHeader";
     if (version < 0 || version > 1)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_response_header(r, version, m, a);
@@ -409,6 +411,7 @@ int kp_produce_request_decode(kp_reader_t *r,
                               kp_arena_t *a)
 {
     kp_produce_request_init(m);
+    r->field = "ProduceRequest";
     if (version < 0 || version > 11)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_produce_request(r, version, m, a);
@@ -1011,6 +1014,7 @@ void kp_fetch_request_init(kp_fetch_request_t *s)
 int kp_fetch_request_decode(kp_reader_t *r, int16_t version, kp_fetch_request_t *m, kp_arena_t *a)
 {
     kp_fetch_request_init(m);
+    r->field = "FetchRequest";
     if (version < 0 || version > 17)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_fetch_request(r, version, m, a);
@@ -1295,6 +1299,7 @@ int kp_list_offsets_request_decode(kp_reader_t *r,
                                    kp_arena_t *a)
 {
     kp_list_offsets_request_init(m);
+    r->field = "ListOffsetsRequest";
     if (version < 0 || version > 10)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_list_offsets_request(r, version, m, a);
@@ -1485,6 +1490,7 @@ int kp_metadata_request_decode(kp_reader_t *r,
                                kp_arena_t *a)
 {
     kp_metadata_request_init(m);
+    r->field = "MetadataRequest";
     if (version < 0 || version > 12)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_metadata_request(r, version, m, a);
@@ -1816,6 +1822,7 @@ int kp_offset_commit_request_decode(kp_reader_t *r,
                                     kp_arena_t *a)
 {
     kp_offset_commit_request_init(m);
+    r->field = "OffsetCommitRequest";
     if (version < 0 || version > 9)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_offset_commit_request(r, version, m, a);
@@ -2237,6 +2244,7 @@ int kp_offset_fetch_request_decode(kp_reader_t *r,
                                    kp_arena_t *a)
 {
     kp_offset_fetch_request_init(m);
+    r->field = "OffsetFetchRequest";
     if (version < 0 || version > 9)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_offset_fetch_request(r, version, m, a);
@@ -2376,6 +2384,7 @@ int kp_find_coordinator_request_decode(kp_reader_t *r,
                                        kp_arena_t *a)
 {
     kp_find_coordinator_request_init(m);
+    r->field = "FindCoordinatorRequest";
     if (version < 0 || version > 6)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_find_coordinator_request(r, version, m, a);
@@ -2632,6 +2641,7 @@ int kp_join_group_request_decode(kp_reader_t *r,
                                  kp_arena_t *a)
 {
     kp_join_group_request_init(m);
+    r->field = "JoinGroupRequest";
     if (version < 0 || version > 9)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_join_group_request(r, version, m, a);
@@ -2751,6 +2761,7 @@ int kp_heartbeat_request_decode(kp_reader_t *r,
                                 kp_arena_t *a)
 {
     kp_heartbeat_request_init(m);
+    r->field = "HeartbeatRequest";
     if (version < 0 || version > 4)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_heartbeat_request(r, version, m, a);
@@ -2957,6 +2968,7 @@ int kp_leave_group_request_decode(kp_reader_t *r,
                                   kp_arena_t *a)
 {
     kp_leave_group_request_init(m);
+    r->field = "LeaveGroupRequest";
     if (version < 0 || version > 5)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_leave_group_request(r, version, m, a);
@@ -3199,6 +3211,7 @@ int kp_sync_group_request_decode(kp_reader_t *r,
                                  kp_arena_t *a)
 {
     kp_sync_group_request_init(m);
+    r->field = "SyncGroupRequest";
     if (version < 0 || version > 5)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_sync_group_request(r, version, m, a);
@@ -3322,6 +3335,7 @@ int kp_describe_groups_request_decode(kp_reader_t *r,
                                       kp_arena_t *a)
 {
     kp_describe_groups_request_init(m);
+    r->field = "DescribeGroupsRequest";
     if (version < 0 || version > 5)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_describe_groups_request(r, version, m, a);
@@ -3468,6 +3482,7 @@ int kp_list_groups_request_decode(kp_reader_t *r,
                                   kp_arena_t *a)
 {
     kp_list_groups_request_init(m);
+    r->field = "ListGroupsRequest";
     if (version < 0 || version > 5)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_list_groups_request(r, version, m, a);
@@ -3550,6 +3565,7 @@ int kp_sasl_handshake_request_decode(kp_reader_t *r,
                                      kp_arena_t *a)
 {
     kp_sasl_handshake_request_init(m);
+    r->field = "SaslHandshakeRequest";
     if (version < 0 || version > 1)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_sasl_handshake_request(r, version, m, a);
@@ -3650,6 +3666,7 @@ int kp_api_versions_request_decode(kp_reader_t *r,
                                    kp_arena_t *a)
 {
     kp_api_versions_request_init(m);
+    r->field = "ApiVersionsRequest";
     if (version < 0 || version > 4)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_api_versions_request(r, version, m, a);
@@ -4051,6 +4068,7 @@ int kp_create_topics_request_decode(kp_reader_t *r,
                                     kp_arena_t *a)
 {
     kp_create_topics_request_init(m);
+    r->field = "CreateTopicsRequest";
     if (version < 0 || version > 7)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_create_topics_request(r, version, m, a);
@@ -4258,6 +4276,7 @@ int kp_delete_topics_request_decode(kp_reader_t *r,
                                     kp_arena_t *a)
 {
     kp_delete_topics_request_init(m);
+    r->field = "DeleteTopicsRequest";
     if (version < 0 || version > 6)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_delete_topics_request(r, version, m, a);
@@ -4512,6 +4531,7 @@ int kp_delete_records_request_decode(kp_reader_t *r,
                                      kp_arena_t *a)
 {
     kp_delete_records_request_init(m);
+    r->field = "DeleteRecordsRequest";
     if (version < 0 || version > 2)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_delete_records_request(r, version, m, a);
@@ -4628,6 +4648,7 @@ int kp_init_producer_id_request_decode(kp_reader_t *r,
                                        kp_arena_t *a)
 {
     kp_init_producer_id_request_init(m);
+    r->field = "InitProducerIdRequest";
     if (version < 0 || version > 5)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_init_producer_id_request(r, version, m, a);
@@ -4906,6 +4927,7 @@ int kp_offset_for_leader_epoch_request_decode(kp_reader_t *r,
                                               kp_arena_t *a)
 {
     kp_offset_for_leader_epoch_request_init(m);
+    r->field = "OffsetForLeaderEpochRequest";
     if (version < 0 || version > 4)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_offset_for_leader_epoch_request(r, version, m, a);
@@ -5132,6 +5154,7 @@ int kp_describe_configs_request_decode(kp_reader_t *r,
                                        kp_arena_t *a)
 {
     kp_describe_configs_request_init(m);
+    r->field = "DescribeConfigsRequest";
     if (version < 0 || version > 4)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_describe_configs_request(r, version, m, a);
@@ -5397,6 +5420,7 @@ int kp_alter_configs_request_decode(kp_reader_t *r,
                                     kp_arena_t *a)
 {
     kp_alter_configs_request_init(m);
+    r->field = "AlterConfigsRequest";
     if (version < 0 || version > 2)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_alter_configs_request(r, version, m, a);
@@ -5674,6 +5698,7 @@ int kp_create_partitions_request_decode(kp_reader_t *r,
                                         kp_arena_t *a)
 {
     kp_create_partitions_request_init(m);
+    r->field = "CreatePartitionsRequest";
     if (version < 0 || version > 3)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_create_partitions_request(r, version, m, a);
@@ -5790,6 +5815,7 @@ int kp_delete_groups_request_decode(kp_reader_t *r,
                                     kp_arena_t *a)
 {
     kp_delete_groups_request_init(m);
+    r->field = "DeleteGroupsRequest";
     if (version < 0 || version > 2)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_delete_groups_request(r, version, m, a);
@@ -6082,6 +6108,7 @@ int kp_incremental_alter_configs_request_decode(kp_reader_t *r,
                                                 kp_arena_t *a)
 {
     kp_incremental_alter_configs_request_init(m);
+    r->field = "IncrementalAlterConfigsRequest";
     if (version < 0 || version > 1)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_incremental_alter_configs_request(r, version, m, a);
@@ -6303,6 +6330,7 @@ int kp_offset_delete_request_decode(kp_reader_t *r,
                                     kp_arena_t *a)
 {
     kp_offset_delete_request_init(m);
+    r->field = "OffsetDeleteRequest";
     if (version < 0 || version > 0)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_offset_delete_request(r, version, m, a);
@@ -6398,6 +6426,7 @@ int kp_describe_cluster_request_decode(kp_reader_t *r,
                                        kp_arena_t *a)
 {
     kp_describe_cluster_request_init(m);
+    r->field = "DescribeClusterRequest";
     if (version < 0 || version > 1)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_describe_cluster_request(r, version, m, a);
@@ -6983,6 +7012,7 @@ int kp_produce_response_decode(kp_reader_t *r,
                                kp_arena_t *a)
 {
     kp_produce_response_init(m);
+    r->field = "ProduceResponse";
     if (version < 0 || version > 11)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_produce_response(r, version, m, a);
@@ -7740,6 +7770,7 @@ void kp_fetch_response_init(kp_fetch_response_t *s)
 int kp_fetch_response_decode(kp_reader_t *r, int16_t version, kp_fetch_response_t *m, kp_arena_t *a)
 {
     kp_fetch_response_init(m);
+    r->field = "FetchResponse";
     if (version < 0 || version > 17)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_fetch_response(r, version, m, a);
@@ -8046,6 +8077,7 @@ int kp_list_offsets_response_decode(kp_reader_t *r,
                                     kp_arena_t *a)
 {
     kp_list_offsets_response_init(m);
+    r->field = "ListOffsetsResponse";
     if (version < 0 || version > 10)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_list_offsets_response(r, version, m, a);
@@ -8577,6 +8609,7 @@ int kp_metadata_response_decode(kp_reader_t *r,
                                 kp_arena_t *a)
 {
     kp_metadata_response_init(m);
+    r->field = "MetadataResponse";
     if (version < 0 || version > 12)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_metadata_response(r, version, m, a);
@@ -8827,6 +8860,7 @@ int kp_offset_commit_response_decode(kp_reader_t *r,
                                      kp_arena_t *a)
 {
     kp_offset_commit_response_init(m);
+    r->field = "OffsetCommitResponse";
     if (version < 0 || version > 9)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_offset_commit_response(r, version, m, a);
@@ -9384,6 +9418,7 @@ int kp_offset_fetch_response_decode(kp_reader_t *r,
                                     kp_arena_t *a)
 {
     kp_offset_fetch_response_init(m);
+    r->field = "OffsetFetchResponse";
     if (version < 0 || version > 9)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_offset_fetch_response(r, version, m, a);
@@ -9641,6 +9676,7 @@ int kp_find_coordinator_response_decode(kp_reader_t *r,
                                         kp_arena_t *a)
 {
     kp_find_coordinator_response_init(m);
+    r->field = "FindCoordinatorResponse";
     if (version < 0 || version > 6)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_find_coordinator_response(r, version, m, a);
@@ -9911,6 +9947,7 @@ int kp_join_group_response_decode(kp_reader_t *r,
                                   kp_arena_t *a)
 {
     kp_join_group_response_init(m);
+    r->field = "JoinGroupResponse";
     if (version < 0 || version > 9)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_join_group_response(r, version, m, a);
@@ -10001,6 +10038,7 @@ int kp_heartbeat_response_decode(kp_reader_t *r,
                                  kp_arena_t *a)
 {
     kp_heartbeat_response_init(m);
+    r->field = "HeartbeatResponse";
     if (version < 0 || version > 4)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_heartbeat_response(r, version, m, a);
@@ -10187,6 +10225,7 @@ int kp_leave_group_response_decode(kp_reader_t *r,
                                    kp_arena_t *a)
 {
     kp_leave_group_response_init(m);
+    r->field = "LeaveGroupResponse";
     if (version < 0 || version > 5)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_leave_group_response(r, version, m, a);
@@ -10307,6 +10346,7 @@ int kp_sync_group_response_decode(kp_reader_t *r,
                                   kp_arena_t *a)
 {
     kp_sync_group_response_init(m);
+    r->field = "SyncGroupResponse";
     if (version < 0 || version > 5)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_sync_group_response(r, version, m, a);
@@ -10696,6 +10736,7 @@ int kp_describe_groups_response_decode(kp_reader_t *r,
                                        kp_arena_t *a)
 {
     kp_describe_groups_response_init(m);
+    r->field = "DescribeGroupsResponse";
     if (version < 0 || version > 5)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_describe_groups_response(r, version, m, a);
@@ -10908,6 +10949,7 @@ int kp_list_groups_response_decode(kp_reader_t *r,
                                    kp_arena_t *a)
 {
     kp_list_groups_response_init(m);
+    r->field = "ListGroupsResponse";
     if (version < 0 || version > 5)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_list_groups_response(r, version, m, a);
@@ -11018,6 +11060,7 @@ int kp_sasl_handshake_response_decode(kp_reader_t *r,
                                       kp_arena_t *a)
 {
     kp_sasl_handshake_response_init(m);
+    r->field = "SaslHandshakeResponse";
     if (version < 0 || version > 1)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_sasl_handshake_response(r, version, m, a);
@@ -11452,6 +11495,7 @@ int kp_api_versions_response_decode(kp_reader_t *r,
                                     kp_arena_t *a)
 {
     kp_api_versions_response_init(m);
+    r->field = "ApiVersionsResponse";
     if (version < 0 || version > 4)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_api_versions_response(r, version, m, a);
@@ -11797,6 +11841,7 @@ int kp_create_topics_response_decode(kp_reader_t *r,
                                      kp_arena_t *a)
 {
     kp_create_topics_response_init(m);
+    r->field = "CreateTopicsResponse";
     if (version < 0 || version > 7)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_create_topics_response(r, version, m, a);
@@ -11990,6 +12035,7 @@ int kp_delete_topics_response_decode(kp_reader_t *r,
                                      kp_arena_t *a)
 {
     kp_delete_topics_response_init(m);
+    r->field = "DeleteTopicsResponse";
     if (version < 0 || version > 6)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_delete_topics_response(r, version, m, a);
@@ -12248,6 +12294,7 @@ int kp_delete_records_response_decode(kp_reader_t *r,
                                       kp_arena_t *a)
 {
     kp_delete_records_response_init(m);
+    r->field = "DeleteRecordsResponse";
     if (version < 0 || version > 2)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_delete_records_response(r, version, m, a);
@@ -12355,6 +12402,7 @@ int kp_init_producer_id_response_decode(kp_reader_t *r,
                                         kp_arena_t *a)
 {
     kp_init_producer_id_response_init(m);
+    r->field = "InitProducerIdResponse";
     if (version < 0 || version > 5)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_init_producer_id_response(r, version, m, a);
@@ -12639,6 +12687,7 @@ int kp_offset_for_leader_epoch_response_decode(kp_reader_t *r,
                                                kp_arena_t *a)
 {
     kp_offset_for_leader_epoch_response_init(m);
+    r->field = "OffsetForLeaderEpochResponse";
     if (version < 0 || version > 4)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_offset_for_leader_epoch_response(r, version, m, a);
@@ -13084,6 +13133,7 @@ int kp_describe_configs_response_decode(kp_reader_t *r,
                                         kp_arena_t *a)
 {
     kp_describe_configs_response_init(m);
+    r->field = "DescribeConfigsResponse";
     if (version < 0 || version > 4)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_describe_configs_response(r, version, m, a);
@@ -13280,6 +13330,7 @@ int kp_alter_configs_response_decode(kp_reader_t *r,
                                      kp_arena_t *a)
 {
     kp_alter_configs_response_init(m);
+    r->field = "AlterConfigsResponse";
     if (version < 0 || version > 2)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_alter_configs_response(r, version, m, a);
@@ -13466,6 +13517,7 @@ int kp_create_partitions_response_decode(kp_reader_t *r,
                                          kp_arena_t *a)
 {
     kp_create_partitions_response_init(m);
+    r->field = "CreatePartitionsResponse";
     if (version < 0 || version > 3)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_create_partitions_response(r, version, m, a);
@@ -13644,6 +13696,7 @@ int kp_delete_groups_response_decode(kp_reader_t *r,
                                      kp_arena_t *a)
 {
     kp_delete_groups_response_init(m);
+    r->field = "DeleteGroupsResponse";
     if (version < 0 || version > 2)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_delete_groups_response(r, version, m, a);
@@ -13845,6 +13898,7 @@ int kp_incremental_alter_configs_response_decode(kp_reader_t *r,
                                                  kp_arena_t *a)
 {
     kp_incremental_alter_configs_response_init(m);
+    r->field = "IncrementalAlterConfigsResponse";
     if (version < 0 || version > 1)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_incremental_alter_configs_response(r, version, m, a);
@@ -14076,6 +14130,7 @@ int kp_offset_delete_response_decode(kp_reader_t *r,
                                      kp_arena_t *a)
 {
     kp_offset_delete_response_init(m);
+    r->field = "OffsetDeleteResponse";
     if (version < 0 || version > 0)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_offset_delete_response(r, version, m, a);
@@ -14314,6 +14369,7 @@ int kp_describe_cluster_response_decode(kp_reader_t *r,
                                         kp_arena_t *a)
 {
     kp_describe_cluster_response_init(m);
+    r->field = "DescribeClusterResponse";
     if (version < 0 || version > 1)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_describe_cluster_response(r, version, m, a);
@@ -14497,6 +14553,7 @@ int kp_consumer_protocol_assignment_decode(kp_reader_t *r,
                                            kp_arena_t *a)
 {
     kp_consumer_protocol_assignment_init(m);
+    r->field = "ConsumerProtocolAssignment";
     if (version < 0 || version > 3)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_consumer_protocol_assignment(r, version, m, a);
@@ -14728,6 +14785,7 @@ int kp_consumer_protocol_subscription_decode(kp_reader_t *r,
                                              kp_arena_t *a)
 {
     kp_consumer_protocol_subscription_init(m);
+    r->field = "ConsumerProtocolSubscription";
     if (version < 0 || version > 3)
         return kp_reader_fail(r, ST_E_INVAL);
     dec_kp_consumer_protocol_subscription(r, version, m, a);

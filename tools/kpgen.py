@@ -912,6 +912,7 @@ def gen_c(msgs):
         o("int %s_decode(kp_reader_t *r, int16_t version, %s *m, kp_arena_t *a)" % (top.cbase, top.ctype))
         o("{")
         o("%s_init(m);" % top.cbase)
+        o('r->field = "%s";' % m.name)
         o("if (version < %d || version > %d)" % (v.lo, v.hi - 1))
         o("    return kp_reader_fail(r, ST_E_INVAL);")
         o("dec_%s(r, version, m, a);" % top.cbase)

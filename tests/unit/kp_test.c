@@ -594,6 +594,7 @@ static void test_kp_known_metadata_v12_request(void **state)
     /* Versions outside the schema are refused. */
     kp_reader_init(&r, body, sizeof(body));
     assert_int_equal(kp_metadata_request_decode(&r, 13, &m, &a), ST_E_INVAL);
+    assert_string_equal(r.err_field, "MetadataRequest");
     kp_arena_fini(&a);
 }
 
