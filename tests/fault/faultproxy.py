@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """faultproxy.py - a fault-injecting HTTP proxy in front of an S3 server, for tests.
 
-    faultproxy.py UPSTREAM_URL      listen on 127.0.0.1:<free port>, print the port, serve
+    faultproxy.py UPSTREAM_URL [--tls PEMFILE]
+        listen on 127.0.0.1:<free port>, print the port, serve (over TLS with the
+        certificate and key in PEMFILE when --tls is given)
 
 Each client request takes the next action from a FIFO (empty FIFO: "ok"):
     ok            forward to UPSTREAM and relay the reply
@@ -19,6 +21,7 @@ The proxy exits when its stdin closes, so it never outlives the test."""
 import http.client
 import http.server
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -136,6 +139,10 @@ class Server(http.server.ThreadingHTTPServer):
 
 def main():
     srv = Server(("127.0.0.1", 0), Handler)
+    if len(sys.argv) > 3 and sys.argv[2] == "--tls":
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[3])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.daemon_threads = True
     print(srv.server_address[1], flush=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()

@@ -3,20 +3,25 @@
  * server: 500/503/429 replies, dropped connections, delays past the attempt
  * timeout, connections reset mid-body and corrupted bodies. Every operation
  * either succeeds after retries with intact data or fails cleanly with a
- * bounded number of attempts; a corrupted GET body is caught by the checksum. */
+ * bounded number of attempts; a corrupted GET body is caught by the checksum.
+ * The proxy also serves TLS with a self-signed certificate made here: the
+ * client refuses it by default (no retry) and works through it when
+ * verification is disabled. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/wait.h>
 
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <cmocka.h>
 
 #include "tests/integration/obj_test_s3.h"
 
-static pid_t g_proxy_pid;
-static int g_proxy_stdin = -1;
-static int g_proxy_port;
 
 typedef struct {
     uv_loop_t loop;
@@ -26,7 +31,18 @@ typedef struct {
 
 /* ---- The proxy ---- */
 
-static int proxy_start(void)
+typedef struct {
+    pid_t pid;
+    int stdin_fd;
+    int port;
+} proxy_t;
+
+static proxy_t g_proxy = {.stdin_fd = -1};
+static proxy_t g_tls_proxy = {.stdin_fd = -1};
+static char g_pem_path[64];
+
+/* Start faultproxy.py (extra argv: NULL or "--tls", PEMFILE). */
+static int proxy_spawn(proxy_t *p, const char *tls_pem)
 {
     int in[2], out[2];
     if (pipe(in) || pipe(out))
@@ -41,25 +57,63 @@ static int proxy_start(void)
         close(out[0]);
         const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
         execlp(py, py, STRATA_SOURCE_DIR "/tests/fault/faultproxy.py", t_s3_endpoint(),
-               (char *)NULL);
+               tls_pem ? "--tls" : (char *)NULL, tls_pem, (char *)NULL);
         _exit(127);
     }
     close(in[0]);
     close(out[1]);
-    g_proxy_pid = pid;
-    g_proxy_stdin = in[1];
+    p->pid = pid;
+    p->stdin_fd = in[1];
     char line[32] = "";
     FILE *f = fdopen(out[0], "r");
     if (!f || !fgets(line, sizeof line, f))
         return -1;
     fclose(f);
-    g_proxy_port = atoi(line);
-    return g_proxy_port > 0 ? 0 : -1;
+    p->port = atoi(line);
+    return p->port > 0 ? 0 : -1;
+}
+
+static void proxy_stop(proxy_t *p)
+{
+    if (p->stdin_fd >= 0)
+        close(p->stdin_fd); /* the proxy exits when its stdin closes */
+    if (p->pid > 0)
+        waitpid(p->pid, NULL, 0);
+    p->stdin_fd = -1;
+    p->pid = 0;
+}
+
+/* A throwaway self-signed certificate (P-256) and its key in one PEM file. */
+static int make_self_signed(const char *path)
+{
+    EVP_PKEY *pk = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    FILE *f = fopen(path, "w");
+    int rc = -1;
+    if (!pk || !x || !f)
+        goto out;
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, pk);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1,
+                               0);
+    X509_set_issuer_name(x, name);
+    if (X509_sign(x, pk, EVP_sha256()) > 0 && PEM_write_X509(f, x) &&
+        PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL))
+        rc = 0;
+out:
+    if (f)
+        fclose(f);
+    X509_free(x);
+    EVP_PKEY_free(pk);
+    return rc;
 }
 
 static int group_setup(void **state)
 {
-    if (!t_s3_endpoint() || proxy_start()) {
+    if (!t_s3_endpoint() || proxy_spawn(&g_proxy, NULL)) {
         fprintf(stderr, "could not start the S3 server or the fault proxy\n");
         return -1;
     }
@@ -68,10 +122,10 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    if (g_proxy_stdin >= 0)
-        close(g_proxy_stdin); /* the proxy exits when its stdin closes */
-    if (g_proxy_pid > 0)
-        waitpid(g_proxy_pid, NULL, 0);
+    proxy_stop(&g_tls_proxy);
+    if (g_pem_path[0])
+        unlink(g_pem_path);
+    proxy_stop(&g_proxy);
     return 0;
 }
 
@@ -85,7 +139,7 @@ static size_t sink(char *p, size_t s, size_t n, void *u)
 static char *proxy_ctl(const char *path, const char *body)
 {
     char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g_proxy_port, path);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g_proxy.port, path);
     CURL *e = curl_easy_init();
     obj__str_t out = {0};
     assert_int_equal(obj__str_add(&out, "", 0), 0);
@@ -123,7 +177,7 @@ static int proxy_requests(void)
 static obj_config_t proxy_cfg(const char *url)
 {
     static char ep[64];
-    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", g_proxy_port);
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", g_proxy.port);
     obj_config_t cfg = {.url = url,
                         .endpoint = ep,
                         .access_key = "S3RVER",
@@ -378,6 +432,44 @@ static void test_fault_multipart_part_failure_aborts(void **state)
     free(buf);
 }
 
+static void test_fault_tls_verified_by_default(void **state)
+{
+    fx_t *f = *state;
+    if (!g_tls_proxy.pid) {
+        snprintf(g_pem_path, sizeof g_pem_path, "/tmp/strata-objtls.%d.pem", (int)getpid());
+        assert_int_equal(make_self_signed(g_pem_path), 0);
+        assert_int_equal(proxy_spawn(&g_tls_proxy, g_pem_path), 0);
+    }
+    char ep[64], url[160];
+    snprintf(ep, sizeof ep, "https://127.0.0.1:%d", g_tls_proxy.port);
+    snprintf(url, sizeof url, "s3://" T_BUCKET "/%s/tls", f->prefix);
+    obj_config_t cfg = proxy_cfg(url);
+    cfg.endpoint = ep;
+    obj_store_t *st;
+    assert_int_equal(obj_store_new(&f->loop, &cfg, &st, NULL, 0), 0);
+    t_out_t o = {0};
+    assert_int_equal(obj_put(st, "k", "secure", 6, t_done_cb, &o, NULL), 0);
+    t_wait(&f->loop, &o);
+    assert_int_equal(o.status, ST_E_IO);
+    assert_int_equal(o.attempts, 1); /* a certificate problem is not retried */
+    assert_non_null(strstr(o.errmsg, "certificate"));
+    t_out_free(&o);
+    t_close_store(&f->loop, st);
+
+    cfg.is_tls_verify_disabled = true;
+    assert_int_equal(obj_store_new(&f->loop, &cfg, &st, NULL, 0), 0);
+    assert_int_equal(obj_put(st, "k", "secure", 6, t_done_cb, &o, NULL), 0);
+    t_wait(&f->loop, &o);
+    assert_int_equal(o.status, 0);
+    t_out_free(&o);
+    assert_int_equal(obj_get(st, "k", t_done_cb, &o, NULL), 0);
+    t_wait(&f->loop, &o);
+    assert_int_equal(o.status, 0);
+    assert_memory_equal(o.data, "secure", 6);
+    t_out_free(&o);
+    t_close_store(&f->loop, st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +481,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fault_persistent_5xx_fails_cleanly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_list_head_delete_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_multipart_part_failure_aborts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_tls_verified_by_default, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
