@@ -422,7 +422,8 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *userp)
     size_t n = size * nitems, left = op->body_len - op->body_pos;
     if (n > left)
         n = left;
-    memcpy(buf, op->body + op->body_pos, n);
+    if (n)
+        memcpy(buf, op->body + op->body_pos, n);
     op->body_pos += n;
     return n;
 }
@@ -814,7 +815,9 @@ static outcome_t classify(obj__s3op_t *op, CURLcode cc, int *status)
         return OUT_RETRY;
     }
     if (h == 403 || h == 401 || !strcmp(code, "SignatureDoesNotMatch") ||
-        !strcmp(code, "InvalidAccessKeyId") || !strcmp(code, "RequestTimeTooSkewed")) {
+        !strcmp(code, "InvalidAccessKeyId") || !strcmp(code, "RequestTimeTooSkewed") ||
+        !strcmp(code, "ExpiredToken") || !strcmp(code, "InvalidToken") ||
+        !strcmp(code, "AccessDenied")) {
         *status = ST_E_AUTH;
         obj__set_err(req, "%s: bucket %s: %s refused: %s (HTTP %ld %s)", st->name, st->bucket,
                      op_what(op), auth_cause(code), h, code[0] ? code : "no error code");
