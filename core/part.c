@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PART_TOPIC_MAX 249 /* Kafka's limit on topic names */
 
@@ -87,6 +88,7 @@ static int grow(part_shard_t *ps)
 int part_open(part_shard_t *ps,
               const char *topic,
               int32_t partition,
+              const plog_config_t *cfg,
               plog_t **out,
               char *errbuf,
               size_t errbuf_len)
@@ -104,7 +106,12 @@ int part_open(part_shard_t *ps,
         return ST_E_NOMEM;
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s/%s-%d", ps->data_dir, topic, partition);
-    int rc = plog_open(ps->psh, dir, &ps->opts.log_cfg, part_now_ms(), &log, errbuf, errbuf_len);
+    plog_config_t tcfg = ps->opts.log_cfg;
+    if (cfg)
+        tcfg = *cfg;
+    else if (ps->opts.topic_config)
+        ps->opts.topic_config(ps->opts.topic_config_arg, topic, &tcfg);
+    int rc = plog_open(ps->psh, dir, &tcfg, part_now_ms(), &log, errbuf, errbuf_len);
     if (rc != 0)
         return rc;
     entry_t *e = calloc(1, sizeof(*e));
@@ -156,7 +163,7 @@ static int open_existing(part_shard_t *ps, char *errbuf, size_t errbuf_len)
         if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
             continue;
         plog_t *log;
-        rc = part_open(ps, topic, p, &log, errbuf, errbuf_len);
+        rc = part_open(ps, topic, p, NULL, &log, errbuf, errbuf_len);
         if (rc == 0)
             ST_INFO("part", "recovered tp=%s-%d start=%lld end=%lld segments=%d", topic, p,
                     (long long)plog_start_offset(log), (long long)plog_end_offset(log),
@@ -248,4 +255,91 @@ void part_shard_close(part_shard_t *ps, part_closed_cb cb, void *arg)
     }
     ps->n = 0;
     on_log_closed(ps);
+}
+
+void part_set_topic_config(part_shard_t *ps, const char *topic, const plog_config_t *cfg)
+{
+    for (int i = 0; i < ps->n_buckets; i++)
+        for (entry_t *e = ps->buckets[i]; e; e = e->next)
+            if (!strcmp(e->topic, topic))
+                plog_set_config(e->log, cfg);
+}
+
+/* Deleting a topic: close each log, then remove its directory on the pool. */
+typedef struct {
+    uv_work_t work;
+    char *dir; /* owned */
+} rmdir_t;
+
+static void rm_tree(uv_work_t *w)
+{
+    rmdir_t *r = w->data;
+    DIR *d = opendir(r->dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.' && (!de->d_name[1] || !strcmp(de->d_name, "..")))
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) != 0)
+            ST_WARN("part", "cannot delete %s/%s", r->dir, de->d_name);
+    }
+    if (d)
+        closedir(d);
+    if (rmdir(r->dir) != 0)
+        ST_WARN("part", "cannot delete directory %s", r->dir);
+}
+
+static void rm_done(uv_work_t *w, int status)
+{
+    rmdir_t *r = w->data;
+    (void)status;
+    free(r->dir);
+    free(r);
+}
+
+typedef struct {
+    part_shard_t *ps;
+    char *dir; /* owned */
+} drop_t;
+
+static void on_dropped(void *arg)
+{
+    drop_t *d = arg;
+    rmdir_t *r = malloc(sizeof(*r));
+    if (r) {
+        r->dir = d->dir;
+        r->work.data = r;
+        if (uv_queue_work(rt_shard_loop(d->ps->sh), &r->work, rm_tree, rm_done) == 0)
+            d->dir = NULL;
+        else
+            free(r);
+    }
+    free(d->dir);
+    free(d);
+}
+
+int part_drop_topic(part_shard_t *ps, const char *topic)
+{
+    int n = 0;
+    for (int i = 0; i < ps->n_buckets; i++) {
+        for (entry_t **pe = &ps->buckets[i]; *pe;) {
+            entry_t *e = *pe;
+            if (strcmp(e->topic, topic) != 0) {
+                pe = &e->next;
+                continue;
+            }
+            *pe = e->next;
+            ps->n--;
+            drop_t *d = malloc(sizeof(*d));
+            if (d) {
+                d->ps = ps;
+                d->dir = strdup(plog_dir(e->log));
+            }
+            ST_INFO("part", "deleting partition tp=%s-%d", e->topic, e->partition);
+            plog_close(e->log, d ? on_dropped : NULL, d);
+            free(e->topic);
+            free(e);
+            n++;
+        }
+    }
+    return n;
 }

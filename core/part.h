@@ -15,6 +15,10 @@ typedef struct {
     const char *data_dir;     /* borrowed: log.dir */
     plog_config_t log_cfg;    /* defaults for every partition */
     int64_t tick_interval_ms; /* retention / segment.ms check period */
+    /* Optional: the config of a topic's logs (cluster defaults + topic
+     * overrides); log_cfg is used when NULL. Called on the shard's loop. */
+    void (*topic_config)(void *arg, const char *topic, plog_config_t *out);
+    void *topic_config_arg;
 } part_opts_t;
 
 /** Create the registry of shard sh and open every partition directory of
@@ -30,13 +34,22 @@ ST_MUST_CHECK int part_shard_new(rt_shard_t *sh,
 /** The log of (topic, partition) if this shard has it open, else NULL. */
 plog_t *part_get(part_shard_t *ps, const char *topic, int32_t partition);
 
-/** Create (or open) the log of (topic, partition) on this shard. */
+/** Create (or open) the log of (topic, partition) on this shard.
+ * @param cfg  Borrowed; NULL for the topic's config from the options. */
 ST_MUST_CHECK int part_open(part_shard_t *ps,
                             const char *topic,
                             int32_t partition,
+                            const plog_config_t *cfg,
                             plog_t **out,
                             char *errbuf,
                             size_t errbuf_len);
+
+/** Close and delete every partition of topic on this shard (directories are
+ * removed off the loop). @return how many were dropped. */
+int part_drop_topic(part_shard_t *ps, const char *topic);
+
+/** Apply cfg to every open partition of topic on this shard. */
+void part_set_topic_config(part_shard_t *ps, const char *topic, const plog_config_t *cfg);
 
 int part_count(const part_shard_t *ps);
 

@@ -896,6 +896,22 @@ int plog_offset_for_time(plog_t *log, int64_t ts, int64_t *offset, int64_t *time
     return ST_E_NOTFOUND;
 }
 
+int plog_max_timestamp(const plog_t *log, int64_t *timestamp, int64_t *offset)
+{
+    int64_t ts = -1, off = -1;
+    for (int i = 0; i < log->n_segs; i++) {
+        if (log->segs[i]->max_ts > ts) {
+            ts = log->segs[i]->max_ts;
+            off = log->segs[i]->max_ts_offset;
+        }
+    }
+    if (off < 0)
+        return ST_E_NOTFOUND;
+    *timestamp = ts;
+    *offset = off;
+    return 0;
+}
+
 /* ---- Retention ---- */
 
 static void unlink_job(void *arg)

@@ -201,6 +201,10 @@ void plog_slice_release(plog_slice_t *s);
 ST_MUST_CHECK int
 plog_offset_for_time(plog_t *log, int64_t ts, int64_t *offset, int64_t *timestamp);
 
+/** The largest timestamp in the log and the offset of the batch that holds
+ * it (ListOffsets MAX_TIMESTAMP). @return 0 or ST_E_NOTFOUND when empty. */
+ST_MUST_CHECK int plog_max_timestamp(const plog_t *log, int64_t *timestamp, int64_t *offset);
+
 /** Periodic work: roll an aged active segment (segment.ms), apply retention
  * (retention.ms / retention.bytes, whole segments only, never the active one).
  * @return number of segments deleted, or a negative error. @thread owning loop */

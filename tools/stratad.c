@@ -7,10 +7,12 @@
  * Shutdown (SIGTERM/SIGINT): every shard closes its partitions (final
  * fdatasync of each log), the flusher drains, the lock is released. */
 #include "core/cfg.h"
+#include "core/meta.h"
 #include "core/part.h"
 #include "core/plog.h"
 #include "core/rt.h"
 #include "core/st_log.h"
+#include "kafka/kh.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +33,8 @@ typedef struct {
     cfg_t *cfg;
     plog_env_t *env;
     rt_t *rt;
+    meta_t *meta;
+    kh_ctx_t kctx;
     part_opts_t popts;
     uv_loop_t *main_loop;
     uv_async_t fatal; /* a shard failed to start: stop everything */
@@ -68,13 +72,26 @@ static void usage(FILE *f)
 
 /* ---- Shards ---- */
 
+static void topic_config(void *arg, const char *topic, plog_config_t *out)
+{
+    broker_t *b = arg;
+    meta_snap_t *snap = meta_snap_get(b->meta);
+    kh_topic_log_config(&b->kctx, meta_snap_find(snap, topic, strlen(topic)), out);
+    meta_snap_put(snap);
+}
+
 static void shard_start(rt_shard_t *sh, void *arg)
 {
     broker_t *b = arg;
     part_shard_t *ps = NULL;
+    kh_shard_t *ks = NULL;
     char err[512] = "";
     int rc = part_shard_new(sh, b->env, &b->popts, &ps, err, sizeof(err));
-    rt_shard_set_data(sh, ps);
+    if (rc == 0)
+        rc = kh_shard_new(sh, &b->kctx, ps, &ks, err, sizeof(err));
+    rt_shard_set_data(sh, ks);
+    if (!ks && ps)
+        part_shard_close(ps, NULL, NULL); /* nothing else refers to it yet */
     if (rc != 0) {
         ST_ERROR("stratad", "shard cannot start: %s (%s)", err, st_strerror(rc));
         b->n_failed++;
@@ -86,12 +103,17 @@ static void shard_start(rt_shard_t *sh, void *arg)
         uv_async_send(&b->fatal); /* wakes main to print the started line */
 }
 
+static void on_kafka_closed(void *arg)
+{
+    part_shard_close(arg, NULL, NULL); /* final fdatasync of every log */
+}
+
 static void shard_stop(rt_shard_t *sh, void *arg)
 {
     (void)arg;
-    part_shard_t *ps = rt_shard_data(sh);
-    if (ps)
-        part_shard_close(ps, NULL, NULL);
+    kh_shard_t *ks = kh_shard_of(sh);
+    if (ks)
+        kh_shard_close(ks, on_kafka_closed, kh_shard_parts(ks));
 }
 
 static const rt_hooks_t k_hooks = {shard_start, shard_stop, &g_b};
@@ -181,6 +203,69 @@ static int lock_data_dir(const char *dir)
     if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
         ST_WARN("stratad", "cannot write pid to %s", path);
     return fd;
+}
+
+/* The cluster id: made once (22 characters of base64url, as Kafka's) and kept
+ * in log.dir/cluster.id. */
+static int cluster_id(const char *dir, char *out, size_t len)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/cluster.id", dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        int ok = fgets(out, (int)len, f) != NULL;
+        fclose(f);
+        out[strcspn(out, "\n")] = 0;
+        if (ok && *out)
+            return 0;
+    }
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char rnd[22];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    for (int i = 0; i < 22 && (size_t)i + 1 < len; i++)
+        out[i] = b64[rnd[i] & 63];
+    out[22] = 0;
+    f = fopen(path, "w");
+    if (!f || fprintf(f, "%s\n", out) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    return 0;
+}
+
+static int kafka_context(broker_t *b, const char *dir)
+{
+    kh_ctx_t *k = &b->kctx;
+    k->meta = b->meta;
+    k->node_id = (int32_t)cfg_int(b->cfg, CFG_NODE_ID);
+    if (cluster_id(dir, k->cluster_id, sizeof(k->cluster_id)) != 0) {
+        fprintf(stderr, "stratad: cannot create %s/cluster.id: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    if (cfg_parse_hostport(cfg_str(b->cfg, CFG_LISTENERS), k->listen_host, sizeof(k->listen_host),
+                           &k->listen_port) != 0)
+        return 2; /* validated already */
+    const char *adv = cfg_str(b->cfg, CFG_ADVERTISED_LISTENERS);
+    if (!*adv || cfg_parse_hostport(adv, k->adv_host, sizeof(k->adv_host), &k->adv_port) != 0) {
+        snprintf(k->adv_host, sizeof(k->adv_host), "%s", k->listen_host);
+        k->adv_port = k->listen_port;
+        if (!strcmp(k->adv_host, "0.0.0.0") || !strcmp(k->adv_host, "::"))
+            gethostname(k->adv_host, sizeof(k->adv_host));
+    }
+    k->request_max_bytes = cfg_int(b->cfg, CFG_REQUEST_MAX_BYTES);
+    k->message_max_bytes = cfg_int(b->cfg, CFG_MESSAGE_MAX_BYTES);
+    k->idle_ms = cfg_int(b->cfg, CFG_IDLE_MS);
+    k->num_partitions = (int32_t)cfg_int(b->cfg, CFG_NUM_PARTITIONS);
+    k->auto_create = cfg_bool(b->cfg, CFG_AUTO_CREATE);
+    return 0;
 }
 
 /* ---- Configuration ---- */
@@ -332,6 +417,13 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    char err[512];
+    if ((rc = meta_open(dir, &b->meta, err, sizeof(err))) != 0) {
+        fprintf(stderr, "stratad: %s\n", err);
+        return 1;
+    }
+    if ((rc = kafka_context(b, dir)) != 0)
+        return rc;
     plog_config_default(&b->popts.log_cfg);
     b->popts.data_dir = dir;
     b->popts.log_cfg.segment_bytes = cfg_int(b->cfg, CFG_SEGMENT_BYTES);
@@ -341,15 +433,20 @@ int main(int argc, char **argv)
     b->popts.log_cfg.index_interval_bytes = (int32_t)cfg_int(b->cfg, CFG_INDEX_INTERVAL);
     int64_t tick = cfg_int(b->cfg, CFG_RETENTION_CHECK_MS);
     b->popts.tick_interval_ms = tick < 5000 ? tick : 5000; /* segment.ms rolls of idle logs */
+    b->popts.topic_config = topic_config;
+    b->popts.topic_config_arg = b;
+    b->kctx.log_defaults = b->popts.log_cfg;
 
     int smp = (int)cfg_int(b->cfg, CFG_SMP);
     if (smp == 0)
         smp = rt_cpu_count();
     if ((rc = plog_env_new(&b->env)) != 0 ||
         (rc = rt_new(smp, (int)cfg_int(b->cfg, CFG_QUEUE_CAPACITY), &b->rt)) != 0) {
+        b->kctx.rt = NULL;
         fprintf(stderr, "stratad: cannot start: %s\n", st_strerror(rc));
         return 1;
     }
+    b->kctx.rt = b->rt;
     b->main_loop = uv_default_loop();
     uv_async_init(b->main_loop, &b->fatal, on_fatal);
     b->fatal.data = b;
@@ -367,6 +464,7 @@ int main(int argc, char **argv)
     rt_join_free(b->rt);
     plog_env_free(b->env); /* drains pending deletions */
     uv_loop_close(b->main_loop);
+    meta_close(b->meta);
     ST_INFO("stratad", "stopped %s", b->exit_code ? "after a start-up failure" : "cleanly");
     cfg_free(b->cfg);
     close(lock_fd);

@@ -1,0 +1,97 @@
+/* meta.h - cluster metadata: topics (name, id, partition count, config
+ * overrides), persisted in SQLite (data/meta.db), published to every shard
+ * as immutable reference-counted snapshots.
+ * Data path: Metadata/Produce/Fetch handlers on any shard read the current
+ * snapshot (meta_snap_get, a mutex-guarded pointer copy + refcount, no I/O).
+ * Mutations (CreateTopics, DeleteTopics, auto-create, ...) run their SQLite
+ * transaction on the libuv thread pool, then publish a new snapshot and call
+ * back on the caller's loop: no loop ever waits on SQLite.
+ * Invariant: a snapshot never changes after it is published. */
+#ifndef META_H
+#define META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/st_err.h"
+
+#define META_TOPIC_MAX 249 /* Kafka's limit on topic name length */
+
+typedef struct {
+    char *key;   /* owned */
+    char *value; /* owned */
+} meta_kv_t;
+
+typedef struct {
+    char *name; /* owned */
+    uint8_t id[16];
+    int32_t n_partitions;
+    int64_t created_ms;
+    meta_kv_t *configs; /* owned: topic-level overrides, sorted by key */
+    int n_configs;
+} meta_topic_t;
+
+typedef struct meta_snap {
+    _Atomic int refs;
+    int64_t version;
+    meta_topic_t *topics; /* owned: sorted by name */
+    int n_topics;
+} meta_snap_t;
+
+typedef struct meta meta_t;
+
+/** Open (creating) DIR/meta.db and load it. @blocking yes: call at start-up. */
+ST_MUST_CHECK int meta_open(const char *dir, meta_t **out, char *errbuf, size_t errbuf_len);
+void meta_close(meta_t *m);
+
+/** The current snapshot, referenced; release with meta_snap_put. @thread any */
+meta_snap_t *meta_snap_get(meta_t *m);
+void meta_snap_put(meta_snap_t *s);
+/** Topic by name (len bytes, not NUL-terminated), or NULL. */
+const meta_topic_t *meta_snap_find(const meta_snap_t *s, const char *name, size_t len);
+/** Topic by id, or NULL. */
+const meta_topic_t *meta_snap_find_id(const meta_snap_t *s, const uint8_t id[16]);
+/** A topic config override, or NULL. */
+const char *meta_topic_config(const meta_topic_t *t, const char *key);
+
+/** Kafka's topic name rule: 1..249 of [a-zA-Z0-9._-], not "." or "..".
+ * @return NULL when valid, else a static reason. */
+const char *meta_topic_name_invalid(const char *name, size_t len);
+
+typedef void (*meta_done_cb)(void *arg, int status, const char *msg);
+
+typedef struct {
+    const char *name;
+    int32_t n_partitions;
+    const meta_kv_t *configs; /* borrowed for the call: copied */
+    int n_configs;
+} meta_topic_spec_t;
+
+/** Create a topic: SQLite insert on the thread pool, then a new snapshot, then
+ * cb(arg, 0 | ST_E_EXISTS | error, message) on loop. Specs are copied.
+ * @thread loop's thread */
+void meta_create_topic(
+    meta_t *m, uv_loop_t *loop, const meta_topic_spec_t *spec, meta_done_cb cb, void *arg);
+/** Delete a topic (ST_E_NOTFOUND if absent). */
+void meta_delete_topic(meta_t *m, uv_loop_t *loop, const char *name, meta_done_cb cb, void *arg);
+/** Raise a topic's partition count (ST_E_INVAL if not larger). */
+void meta_set_partitions(
+    meta_t *m, uv_loop_t *loop, const char *name, int32_t n_partitions, meta_done_cb cb, void *arg);
+/** Replace (replace_all) or merge a topic's config overrides; a NULL value
+ * deletes the key. */
+void meta_set_configs(meta_t *m,
+                      uv_loop_t *loop,
+                      const char *name,
+                      const meta_kv_t *kvs,
+                      int n,
+                      bool replace_all,
+                      meta_done_cb cb,
+                      void *arg);
+
+/** Next producer id (persisted in blocks so ids never repeat across restarts).
+ * @blocking rarely (one SQLite write per 1000 ids) — call from the pool or at start. */
+int64_t meta_next_producer_id(meta_t *m);
+
+#endif

@@ -1,0 +1,59 @@
+/* kh.h - the Kafka server: listeners, connections, request handlers.
+ * Data path: each shard listens on the Kafka port (SO_REUSEPORT spreads
+ * connections over shards) -> kh_conn frames requests and answers them in
+ * order -> a handler decodes with the generated codec (kafka/kp.h) and works
+ * on partitions through their owning shards (rt_post) -> the response is
+ * encoded and written back on the connection's shard. */
+#ifndef KH_H
+#define KH_H
+
+#include "core/meta.h"
+#include "core/part.h"
+#include "core/plog.h"
+#include "core/rt.h"
+
+/* Shared by every shard; read-only once the shards start. */
+typedef struct kh_ctx {
+    rt_t *rt;     /* borrowed */
+    meta_t *meta; /* borrowed */
+    int32_t node_id;
+    char cluster_id[64];
+    char listen_host[256];
+    int listen_port;
+    char adv_host[256]; /* advertised in Metadata */
+    int adv_port;
+    int64_t request_max_bytes;  /* socket.request.max.bytes */
+    int64_t message_max_bytes;  /* message.max.bytes */
+    int64_t idle_ms;            /* connections.max.idle.ms, -1 = never */
+    int32_t num_partitions;     /* num.partitions for auto-created topics */
+    bool auto_create;           /* auto.create.topics.enable */
+    plog_config_t log_defaults; /* cluster defaults of topic configs */
+} kh_ctx_t;
+
+typedef struct kh_shard kh_shard_t;
+
+/** Start serving on shard sh: bind the Kafka listener (SO_REUSEPORT).
+ * @param ps  Borrowed: the shard's partition registry, outlives the server.
+ * @return 0 or an error (errbuf says why). @thread sh's loop */
+ST_MUST_CHECK int kh_shard_new(rt_shard_t *sh,
+                               const kh_ctx_t *ctx,
+                               part_shard_t *ps,
+                               kh_shard_t **out,
+                               char *errbuf,
+                               size_t errbuf_len);
+
+typedef void (*kh_closed_cb)(void *arg);
+/** Stop accepting, close every connection (in-flight requests are answered
+ * first when their partitions finish), then cb. @thread sh's loop */
+void kh_shard_close(kh_shard_t *ks, kh_closed_cb cb, void *arg);
+
+/** Plog config of a topic: cluster defaults + the topic's overrides (t may
+ * be NULL for the defaults). @thread any */
+void kh_topic_log_config(const kh_ctx_t *ctx, const meta_topic_t *t, plog_config_t *out);
+
+/** The shard's kafka server state, set by stratad as the shard's data. */
+kh_shard_t *kh_shard_of(rt_shard_t *sh);
+/** The partition registry the server was started with. */
+part_shard_t *kh_shard_parts(kh_shard_t *ks);
+
+#endif

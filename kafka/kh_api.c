@@ -1,0 +1,318 @@
+/* kh_api.c - cluster-level handlers: ApiVersions, Metadata (with topic
+ * auto-creation), DescribeCluster, InitProducerId; and helpers shared by the
+ * partition handlers (owner lookup, lazy partition open, error mapping).
+ * Data path: these answer from the metadata snapshot on the connection's
+ * shard; only auto-creation and producer-id allocation touch SQLite, on the
+ * thread pool. */
+#include "core/st_log.h"
+#include "kafka/kh_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int16_t kh_errcode_from_st(int err)
+{
+    switch (err) {
+    case 0:
+        return KP_ERR_NONE;
+    case ST_E_MALFORMED:
+    case ST_E_CORRUPT:
+        return KP_ERR_CORRUPT_MESSAGE;
+    case ST_E_RANGE:
+        return KP_ERR_OFFSET_OUT_OF_RANGE;
+    case ST_E_TOO_LARGE:
+        return KP_ERR_MESSAGE_TOO_LARGE;
+    case ST_E_NOTFOUND:
+        return KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+    case ST_E_EXISTS:
+        return KP_ERR_TOPIC_ALREADY_EXISTS;
+    case ST_E_NOSPC:
+    case ST_E_FAILED:
+    case ST_E_IO:
+        return KP_ERR_KAFKA_STORAGE_ERROR;
+    case ST_E_TIMEOUT:
+        return KP_ERR_REQUEST_TIMED_OUT;
+    default:
+        return KP_ERR_UNKNOWN_SERVER_ERROR;
+    }
+}
+
+void kh_topic_log_config(const kh_ctx_t *ctx, const meta_topic_t *t, plog_config_t *out)
+{
+    *out = ctx->log_defaults;
+    static const struct {
+        const char *key;
+        size_t off;
+    } keys[] = {
+        {"segment.bytes", offsetof(plog_config_t, segment_bytes)},
+        {"segment.ms", offsetof(plog_config_t, segment_ms)},
+        {"retention.bytes", offsetof(plog_config_t, retention_bytes)},
+        {"retention.ms", offsetof(plog_config_t, retention_ms)},
+    };
+    for (size_t i = 0; t && i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const char *v = meta_topic_config(t, keys[i].key);
+        if (v)
+            *(int64_t *)((char *)out + keys[i].off) = strtoll(v, NULL, 10);
+    }
+    const char *v = t ? meta_topic_config(t, "index.interval.bytes") : NULL;
+    if (v)
+        out->index_interval_bytes = (int32_t)strtol(v, NULL, 10);
+}
+
+plog_t *kh_local_log(kh_shard_t *ks, const meta_snap_t *snap, const char *topic, int32_t partition)
+{
+    plog_t *log = part_get(ks->ps, topic, partition);
+    const meta_topic_t *t = meta_snap_find(snap, topic, strlen(topic));
+    if (!t || partition < 0 || partition >= t->n_partitions)
+        return NULL; /* unknown, or deleted since the request was framed */
+    if (log)
+        return log;
+    plog_config_t cfg;
+    kh_topic_log_config(ks->ctx, t, &cfg);
+    char err[256];
+    if (part_open(ks->ps, topic, partition, &cfg, &log, err, sizeof(err)) != 0) {
+        ST_ERROR("kafka", "cannot open partition tp=%s-%d: %s", topic, partition, err);
+        return NULL;
+    }
+    return log;
+}
+
+/* ---- ApiVersions ---- */
+
+void kh_api_versions(kh_req_t *req)
+{
+    kp_api_versions_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
+    if (!r) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    kp_api_versions_response_init(r);
+    r->api_keys = kp_arena_calloc(&req->arena, kp_n_apis, sizeof(*r->api_keys));
+    if (!r->api_keys) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < kp_n_apis; i++) {
+        const kp_api_t *a = &kp_apis[i];
+        /* Advertise only what has a handler (and ApiVersions itself). */
+        if (a->api_key != KP_API_API_VERSIONS && a->api_key != KP_API_PRODUCE &&
+            a->api_key != KP_API_FETCH && a->api_key != KP_API_LIST_OFFSETS &&
+            a->api_key != KP_API_METADATA && a->api_key != KP_API_CREATE_TOPICS &&
+            a->api_key != KP_API_DELETE_TOPICS && a->api_key != KP_API_INIT_PRODUCER_ID &&
+            a->api_key != KP_API_OFFSET_FOR_LEADER_EPOCH && a->api_key != KP_API_DESCRIBE_CLUSTER)
+            continue;
+        r->api_keys[r->n_api_keys++] = (kp_api_versions_response_api_version_t){
+            a->api_key, a->min_version, a->max_stable_version};
+    }
+    int16_t v = req->hdr.request_api_version;
+    if (v < req->api->min_version || v > req->api->max_stable_version) {
+        /* KIP-511: answer an unknown version in the v0 format so the client
+         * can read our range and retry. */
+        r->error_code = KP_ERR_UNSUPPORTED_VERSION;
+        req->hdr.request_api_version = 0;
+    }
+    kh_respond(req, r);
+}
+
+/* ---- Metadata ---- */
+
+typedef struct {
+    kh_req_t *req;
+    int pending_creates;
+} md_state_t;
+
+static void md_answer(kh_req_t *req)
+{
+    const kh_ctx_t *ctx = req->ks->ctx;
+    kp_metadata_request_t *q = req->msg;
+    kp_metadata_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
+    meta_snap_t *snap = meta_snap_get(ctx->meta);
+    int16_t v = req->hdr.request_api_version;
+    bool all = q->n_topics < 0 || (v == 0 && q->n_topics == 0);
+    int n = all ? snap->n_topics : q->n_topics;
+    if (!r)
+        goto oom;
+    kp_metadata_response_init(r);
+    r->brokers = kp_arena_alloc(&req->arena, sizeof(*r->brokers));
+    r->topics = kp_arena_calloc(&req->arena, (size_t)(n > 0 ? n : 1), sizeof(*r->topics));
+    int32_t *node = kp_arena_alloc(&req->arena, sizeof(int32_t));
+    if (!r->brokers || !r->topics || !node)
+        goto oom;
+    *node = ctx->node_id;
+    r->n_brokers = 1;
+    r->brokers[0] = (kp_metadata_response_broker_t){ctx->node_id, kp_str_from_cstr(ctx->adv_host),
+                                                    ctx->adv_port, KP_STR_NULL};
+    r->cluster_id = kp_str_from_cstr(ctx->cluster_id);
+    r->controller_id = ctx->node_id;
+    for (int i = 0; i < n; i++) {
+        kp_metadata_response_topic_t *rt = &r->topics[r->n_topics++];
+        kp_metadata_response_topic_init(rt);
+        const meta_topic_t *t;
+        if (all) {
+            t = &snap->topics[i];
+            rt->name = kp_str_from_cstr(kh_cstr(req, kp_str_from_cstr(t->name)));
+        } else {
+            kp_metadata_request_topic_t *qt = &q->topics[i];
+            rt->name = qt->name;
+            if (qt->name.len >= 0)
+                t = meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len);
+            else
+                t = meta_snap_find_id(snap, qt->topic_id.b);
+            if (!t && qt->name.len >= 0 &&
+                meta_topic_name_invalid(qt->name.ptr, (size_t)qt->name.len)) {
+                rt->error_code = KP_ERR_INVALID_TOPIC_EXCEPTION;
+                continue;
+            }
+            if (!t) {
+                rt->error_code =
+                    qt->name.len >= 0 ? KP_ERR_UNKNOWN_TOPIC_OR_PARTITION : KP_ERR_UNKNOWN_TOPIC_ID;
+                rt->topic_id = qt->topic_id;
+                continue;
+            }
+            if (qt->name.len < 0)
+                rt->name = kp_str_from_cstr(kh_cstr(req, kp_str_from_cstr(t->name)));
+        }
+        memcpy(rt->topic_id.b, t->id, 16);
+        rt->partitions =
+            kp_arena_calloc(&req->arena, (size_t)t->n_partitions, sizeof(*rt->partitions));
+        if (!rt->partitions && t->n_partitions > 0)
+            goto oom;
+        rt->n_partitions = t->n_partitions;
+        for (int p = 0; p < t->n_partitions; p++) {
+            kp_metadata_response_partition_t *rp = &rt->partitions[p];
+            kp_metadata_response_partition_init(rp);
+            rp->partition_index = p;
+            rp->leader_id = ctx->node_id;
+            rp->leader_epoch = 0;
+            rp->replica_nodes = rp->isr_nodes = node;
+            rp->n_replica_nodes = rp->n_isr_nodes = 1;
+        }
+    }
+    meta_snap_put(snap);
+    kh_respond(req, r);
+    return;
+oom:
+    meta_snap_put(snap);
+    kh_fail_conn(req, "out of memory");
+}
+
+static void md_created(void *arg, int status, const char *msg)
+{
+    md_state_t *st = arg;
+    if (status != 0 && status != ST_E_EXISTS)
+        ST_WARN("kafka", "auto-create failed: %s", msg ? msg : st_strerror(status));
+    if (--st->pending_creates == 0)
+        md_answer(st->req);
+}
+
+void kh_metadata(kh_req_t *req)
+{
+    const kh_ctx_t *ctx = req->ks->ctx;
+    kp_metadata_request_t *q = req->msg;
+    bool auto_create =
+        ctx->auto_create && (req->hdr.request_api_version < 4 || q->allow_auto_topic_creation);
+    md_state_t *st = kp_arena_alloc(&req->arena, sizeof(*st));
+    if (!st) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    st->req = req;
+    st->pending_creates = 1;
+    if (auto_create && q->n_topics > 0) {
+        meta_snap_t *snap = meta_snap_get(ctx->meta);
+        for (int i = 0; i < q->n_topics; i++) {
+            kp_str_t name = q->topics[i].name;
+            if (name.len < 0 || meta_snap_find(snap, name.ptr, (size_t)name.len) ||
+                meta_topic_name_invalid(name.ptr, (size_t)name.len))
+                continue;
+            meta_topic_spec_t spec = {kh_cstr(req, name), ctx->num_partitions, NULL, 0};
+            st->pending_creates++;
+            ST_INFO("kafka", "auto-creating topic=%s partitions=%d", spec.name, spec.n_partitions);
+            meta_create_topic(ctx->meta, rt_shard_loop(req->ks->sh), &spec, md_created, st);
+        }
+        meta_snap_put(snap);
+    }
+    md_created(st, 0, NULL);
+}
+
+/* ---- DescribeCluster ---- */
+
+void kh_describe_cluster(kh_req_t *req)
+{
+    const kh_ctx_t *ctx = req->ks->ctx;
+    kp_describe_cluster_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
+    kp_describe_cluster_response_broker_t *b = kp_arena_alloc(&req->arena, sizeof(*b));
+    if (!r || !b) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    kp_describe_cluster_response_init(r);
+    *b = (kp_describe_cluster_response_broker_t){ctx->node_id, kp_str_from_cstr(ctx->adv_host),
+                                                 ctx->adv_port, KP_STR_NULL};
+    r->cluster_id = kp_str_from_cstr(ctx->cluster_id);
+    r->controller_id = ctx->node_id;
+    r->brokers = b;
+    r->n_brokers = 1;
+    r->endpoint_type = 1;
+    kh_respond(req, r);
+}
+
+/* ---- InitProducerId ---- */
+
+typedef struct {
+    uv_work_t work;
+    kh_req_t *req;
+    int64_t pid;
+} pid_work_t;
+
+static void pid_alloc(uv_work_t *w)
+{
+    pid_work_t *pw = w->data;
+    pw->pid = meta_next_producer_id(pw->req->ks->ctx->meta); /* SQLite, off the loop */
+}
+
+static void pid_done(uv_work_t *w, int status)
+{
+    pid_work_t *pw = w->data;
+    kh_req_t *req = pw->req;
+    kp_init_producer_id_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
+    if (!r) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    kp_init_producer_id_response_init(r);
+    if (status != 0 || pw->pid < 0) {
+        r->error_code = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+    } else {
+        r->producer_id = pw->pid;
+        r->producer_epoch = 0;
+    }
+    kh_respond(req, r);
+}
+
+void kh_init_producer_id(kh_req_t *req)
+{
+    kp_init_producer_id_request_t *q = req->msg;
+    if (q->transactional_id.len >= 0) {
+        /* Transactions are not served yet: say so in a way clients report. */
+        kp_init_producer_id_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
+        if (!r) {
+            kh_fail_conn(req, "out of memory");
+            return;
+        }
+        kp_init_producer_id_response_init(r);
+        r->error_code = KP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        kh_respond(req, r);
+        return;
+    }
+    pid_work_t *pw = kp_arena_alloc(&req->arena, sizeof(*pw));
+    if (!pw) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    pw->req = req;
+    pw->work.data = pw;
+    if (uv_queue_work(rt_shard_loop(req->ks->sh), &pw->work, pid_alloc, pid_done) != 0)
+        kh_fail_conn(req, "cannot queue work");
+}

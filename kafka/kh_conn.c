@@ -1,0 +1,597 @@
+/* kh_conn.c - Kafka listener and connections: framing, dispatch, in-order
+ * responses, cross-shard posts with back-pressure.
+ * Data path: bytes arrive on the connection's shard -> frames are cut at
+ * their int32 size (checked against socket.request.max.bytes before any
+ * buffering) -> each frame becomes a kh_req_t appended to the connection's
+ * queue -> a handler answers it, possibly later -> responses are written in
+ * request order, as Kafka requires.
+ *
+ * Connection states:
+ *   OPEN --(read error / EOF / protocol violation / idle)--> CLOSING
+ *   CLOSING: the socket closes; requests still out on other shards finish,
+ *            find conn == NULL and free themselves; the struct is freed when
+ *            the close callback ran and no request refers to it.
+ * Invariants: 1. at most KH_MAX_INFLIGHT requests per connection are queued;
+ *                reading pauses above it (back-pressure on the client);
+ *             2. a request is freed only after its response was handed to
+ *                uv_write (or the connection is gone). */
+#include "core/st_assert.h"
+#include "core/st_log.h"
+#include "kafka/kh_int.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define KH_MAX_INFLIGHT 128
+#define KH_ARENA_CAP    (64u << 20)
+
+struct kh_conn {
+    uv_tcp_t tcp;
+    kh_shard_t *ks;
+    kh_conn_t *prev, *next; /* the shard's list */
+    uint64_t id;
+    char peer[64];
+    uint8_t *rbuf; /* owned: bytes not yet framed */
+    size_t rlen, rcap;
+    kh_req_t *head, *tail; /* requests in arrival order */
+    int n_reqs;
+    bool reading;
+    bool closing;
+    bool closed; /* close callback ran */
+    uint64_t last_active_ms;
+};
+
+typedef struct {
+    uv_write_t w;
+    uint8_t *buf; /* owned */
+} wreq_t;
+
+static const struct {
+    int16_t key;
+    kh_handler_fn fn;
+} k_handlers[] = {
+    {KP_API_PRODUCE, kh_produce},
+    {KP_API_FETCH, kh_fetch},
+    {KP_API_LIST_OFFSETS, kh_list_offsets},
+    {KP_API_METADATA, kh_metadata},
+    {KP_API_API_VERSIONS, kh_api_versions},
+    {KP_API_CREATE_TOPICS, kh_create_topics},
+    {KP_API_DELETE_TOPICS, kh_delete_topics},
+    {KP_API_INIT_PRODUCER_ID, kh_init_producer_id},
+    {KP_API_OFFSET_FOR_LEADER_EPOCH, kh_offset_for_leader_epoch},
+    {KP_API_DESCRIBE_CLUSTER, kh_describe_cluster},
+};
+
+static kh_handler_fn handler_for(int16_t key)
+{
+    for (size_t i = 0; i < sizeof(k_handlers) / sizeof(k_handlers[0]); i++)
+        if (k_handlers[i].key == key)
+            return k_handlers[i].fn;
+    return NULL;
+}
+
+kh_shard_t *kh_shard_of(rt_shard_t *sh)
+{
+    return rt_shard_data(sh);
+}
+
+part_shard_t *kh_shard_parts(kh_shard_t *ks)
+{
+    return ks->ps;
+}
+
+static uint64_t now_ms(uv_loop_t *loop)
+{
+    return uv_now(loop);
+}
+
+/* ---- Requests ---- */
+
+static void req_free(kh_req_t *req)
+{
+    if (req->state_free)
+        req->state_free(req);
+    kp_writer_fini(&req->out);
+    kp_arena_fini(&req->arena);
+    free(req->frame);
+    free(req);
+}
+
+static void conn_maybe_free(kh_conn_t *c);
+static void conn_close(kh_conn_t *c, const char *why);
+static void conn_resume(kh_conn_t *c);
+
+static void on_written(uv_write_t *w, int status)
+{
+    wreq_t *wr = (wreq_t *)w;
+    (void)status; /* a failed write shows up as a read error / EOF */
+    free(wr->buf);
+    free(wr);
+}
+
+/* Write every finished request at the head of the queue, in order. */
+static void flush(kh_conn_t *c)
+{
+    while (c->head && c->head->done) {
+        kh_req_t *req = c->head;
+        c->head = req->next;
+        if (!c->head)
+            c->tail = NULL;
+        c->n_reqs--;
+        if (!c->closing && req->out.len > 0 && kp_writer_ok(&req->out)) {
+            wreq_t *wr = malloc(sizeof(*wr));
+            if (wr) {
+                wr->buf = req->out.buf; /* hand the buffer over */
+                uv_buf_t b = uv_buf_init((char *)req->out.buf, (unsigned)req->out.len);
+                req->out.buf = NULL;
+                req->out.len = req->out.cap = 0;
+                if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
+                    free(wr->buf);
+                    free(wr);
+                    conn_close(c, "write failed");
+                }
+            } else {
+                conn_close(c, "out of memory");
+            }
+        }
+        req_free(req);
+    }
+    if (!c->closing && !c->reading && c->n_reqs < KH_MAX_INFLIGHT / 2)
+        conn_resume(c);
+    conn_maybe_free(c);
+}
+
+static void finish(kh_req_t *req)
+{
+    ST_ASSERT(!req->done);
+    req->done = true;
+    kh_conn_t *c = req->conn;
+    if (!c) {
+        req_free(req); /* the connection is gone: nobody to answer */
+        return;
+    }
+    flush(c);
+}
+
+void kh_respond(kh_req_t *req, const void *resp)
+{
+    kp_writer_t *w = &req->out;
+    size_t size_at = kp_writer_reserve(w, 4);
+    kp_response_header_t h;
+    kp_response_header_init(&h);
+    h.correlation_id = req->hdr.correlation_id;
+    int16_t hv = kp_response_header_version(req->api->api_key, req->hdr.request_api_version);
+    int rc = kp_response_header_encode(w, hv, &h);
+    if (rc == 0)
+        rc = req->api->response->encode(w, req->hdr.request_api_version, resp);
+    if (rc != 0 || !kp_writer_ok(w)) {
+        ST_ERROR("kafka", "cannot encode %s v%d response: %s field=%s", req->api->name,
+                 req->hdr.request_api_version, st_strerror(rc ? rc : w->err),
+                 w->err_field ? w->err_field : "?");
+        kp_writer_reset(w);
+        if (req->conn)
+            conn_close(req->conn, "response encoding failed");
+    } else {
+        kp_writer_patch_i32(w, size_at, (int32_t)(w->len - 4));
+    }
+    finish(req);
+}
+
+void kh_no_response(kh_req_t *req)
+{
+    kp_writer_reset(&req->out);
+    finish(req);
+}
+
+void kh_fail_conn(kh_req_t *req, const char *why)
+{
+    if (req->conn)
+        conn_close(req->conn, why);
+    kh_no_response(req);
+}
+
+char *kh_cstr(kh_req_t *req, kp_str_t s)
+{
+    size_t n = s.len > 0 ? (size_t)s.len : 0;
+    char *p = kp_arena_alloc(&req->arena, n + 1);
+    if (p && n)
+        memcpy(p, s.ptr, n);
+    return p;
+}
+
+/* ---- Framing and dispatch ---- */
+
+static void dispatch(kh_conn_t *c, uint8_t *frame, size_t len)
+{
+    kh_req_t *req = calloc(1, sizeof(*req));
+    if (!req) {
+        free(frame);
+        conn_close(c, "out of memory");
+        return;
+    }
+    req->conn = c;
+    req->ks = c->ks;
+    req->id = ++c->ks->next_req_id;
+    req->frame = frame;
+    req->frame_len = len;
+    kp_arena_init(&req->arena, KH_ARENA_CAP);
+    kp_writer_init(&req->out, 0);
+    /* Append first: even a rejected request keeps the queue's order. */
+    if (c->tail)
+        c->tail->next = req;
+    else
+        c->head = req;
+    c->tail = req;
+    c->n_reqs++;
+
+    int16_t key = (int16_t)((frame[0] << 8) | frame[1]);
+    int16_t ver = (int16_t)((frame[2] << 8) | frame[3]);
+    kp_reader_t r;
+    kp_reader_init(&r, frame, len);
+    if (kp_request_header_decode(&r, kp_request_header_version(key, ver), &req->hdr, &req->arena) !=
+        0) {
+        kh_fail_conn(req, "malformed request header");
+        return;
+    }
+    req->api = kp_api_get(key);
+    kh_handler_fn fn = handler_for(key);
+    if (!req->api || !fn) {
+        ST_DEBUG("kafka", "unsupported api_key=%d conn=%llu client=%.*s", key,
+                 (unsigned long long)c->id, req->hdr.client_id.len > 0 ? req->hdr.client_id.len : 0,
+                 req->hdr.client_id.ptr ? req->hdr.client_id.ptr : "");
+        kh_fail_conn(req, "unsupported API key");
+        return;
+    }
+    if (ver < req->api->min_version || ver > req->api->max_stable_version) {
+        if (key == KP_API_API_VERSIONS) {
+            kh_api_versions(req); /* answers UNSUPPORTED_VERSION in v0 format */
+            return;
+        }
+        ST_DEBUG("kafka", "unsupported version api=%s v%d conn=%llu", req->api->name, ver,
+                 (unsigned long long)c->id);
+        kh_fail_conn(req, "unsupported API version");
+        return;
+    }
+    req->msg = kp_arena_alloc(&req->arena, req->api->request->struct_size);
+    if (!req->msg) {
+        kh_fail_conn(req, "request too large for its arena");
+        return;
+    }
+    int rc = req->api->request->decode(&r, ver, req->msg, &req->arena);
+    if (rc != 0 || !kp_reader_ok(&r)) {
+        ST_DEBUG("kafka", "malformed %s v%d request conn=%llu field=%s offset=%zu", req->api->name,
+                 ver, (unsigned long long)c->id, r.err_field ? r.err_field : "?", r.err_offset);
+        kh_fail_conn(req, "malformed request");
+        return;
+    }
+    fn(req);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    kh_conn_t *c = h->data;
+    (void)suggested;
+    if (c->rcap - c->rlen < 65536) {
+        size_t cap = c->rcap ? c->rcap * 2 : 131072;
+        while (cap - c->rlen < 65536)
+            cap *= 2;
+        uint8_t *n = realloc(c->rbuf, cap);
+        if (!n) {
+            *buf = uv_buf_init(NULL, 0);
+            return;
+        }
+        c->rbuf = n;
+        c->rcap = cap;
+    }
+    *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    kh_conn_t *c = s->data;
+    (void)buf;
+    if (n < 0) {
+        conn_close(c, n == UV_EOF ? "closed by peer" : uv_strerror((int)n));
+        return;
+    }
+    if (n == 0)
+        return;
+    c->last_active_ms = now_ms(s->loop);
+    c->rlen += (size_t)n;
+    size_t pos = 0;
+    while (!c->closing && c->rlen - pos >= 4) {
+        const uint8_t *p = c->rbuf + pos;
+        int32_t size = (int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+                                 ((uint32_t)p[2] << 8) | p[3]);
+        if (size < 8 || size > c->ks->ctx->request_max_bytes) {
+            ST_INFO("kafka",
+                    "closing conn=%llu peer=%s: frame size %d outside [8, %lld] "
+                    "(socket.request.max.bytes)",
+                    (unsigned long long)c->id, c->peer, size,
+                    (long long)c->ks->ctx->request_max_bytes);
+            conn_close(c, "bad frame size");
+            return;
+        }
+        if (c->rlen - pos - 4 < (size_t)size) {
+            /* Make room for the rest of a large frame in one allocation. */
+            if ((size_t)size + 4 > c->rcap) {
+                uint8_t *nb = realloc(c->rbuf, (size_t)size + 4 + 65536);
+                if (!nb) {
+                    conn_close(c, "out of memory");
+                    return;
+                }
+                c->rbuf = nb;
+                c->rcap = (size_t)size + 4 + 65536;
+            }
+            break;
+        }
+        uint8_t *frame = malloc((size_t)size);
+        if (!frame) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        memcpy(frame, c->rbuf + pos + 4, (size_t)size);
+        pos += 4 + (size_t)size;
+        dispatch(c, frame, (size_t)size);
+        if (c->n_reqs >= KH_MAX_INFLIGHT && c->reading && !c->closing) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = false;
+        }
+    }
+    if (pos > 0 && !c->closed) {
+        memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
+        c->rlen -= pos;
+    }
+}
+
+static void conn_resume(kh_conn_t *c)
+{
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = true;
+}
+
+/* ---- Connection lifecycle ---- */
+
+static void conn_maybe_free(kh_conn_t *c)
+{
+    if (!c->closed || c->n_reqs > 0)
+        return;
+    kh_shard_t *ks = c->ks;
+    free(c->rbuf);
+    free(c);
+    if (ks->closing && ks->n_conns == 0 && ks->n_handles_open == 0 && ks->closed_cb) {
+        kh_closed_cb cb = ks->closed_cb;
+        ks->closed_cb = NULL;
+        cb(ks->closed_arg);
+    }
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    kh_conn_t *c = h->data;
+    c->closed = true;
+    conn_maybe_free(c);
+}
+
+static void conn_close(kh_conn_t *c, const char *why)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    ST_DEBUG("kafka", "closing conn=%llu peer=%s: %s", (unsigned long long)c->id, c->peer, why);
+    kh_shard_t *ks = c->ks;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        ks->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    ks->n_conns--;
+    /* Requests still working elsewhere free themselves when they finish
+     * (conn == NULL); finished ones and waiting fetches are dropped now. */
+    for (kh_req_t *r = c->head, *next; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        r->conn = NULL;
+        if (r->done)
+            req_free(r);
+        else
+            kh_fetch_cancel(r);
+    }
+    c->head = c->tail = NULL;
+    c->n_reqs = 0;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    kh_shard_t *ks = server->data;
+    if (status != 0)
+        return;
+    kh_conn_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    uv_tcp_init(server->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->ks = ks;
+    c->id = ++ks->next_conn_id * 1024 + (uint64_t)rt_shard_id(ks->sh);
+    c->last_active_ms = now_ms(server->loop);
+    struct sockaddr_storage sa;
+    int len = sizeof(sa);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
+        char ip[48] = "?";
+        if (sa.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&sa, ip, sizeof(ip));
+        else
+            uv_ip6_name((struct sockaddr_in6 *)&sa, ip, sizeof(ip));
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", ip,
+                 ntohs(((struct sockaddr_in *)&sa)->sin_port));
+    }
+    c->next = ks->conns;
+    if (ks->conns)
+        ks->conns->prev = c;
+    ks->conns = c;
+    ks->n_conns++;
+    conn_resume(c);
+}
+
+static void on_idle_check(uv_timer_t *t)
+{
+    kh_shard_t *ks = t->data;
+    if (ks->ctx->idle_ms < 0)
+        return;
+    uint64_t now = now_ms(t->loop);
+    for (kh_conn_t *c = ks->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->n_reqs == 0 && now - c->last_active_ms > (uint64_t)ks->ctx->idle_ms)
+            conn_close(c, "idle longer than connections.max.idle.ms");
+    }
+}
+
+/* ---- Cross-shard posts ---- */
+
+static void on_retry(uv_timer_t *t)
+{
+    kh_shard_t *ks = t->data;
+    while (ks->retry_head) {
+        kh_post_t *p = ks->retry_head;
+        int rc = rt_post(ks->ctx->rt, p->to, p->fn, p->arg);
+        if (rc == ST_E_AGAIN)
+            return; /* still full: the timer fires again */
+        ks->retry_head = p->next;
+        if (!ks->retry_head)
+            ks->retry_tail = NULL;
+        if (rc != 0)
+            ST_ERROR("kafka", "cannot post to shard %d: %s", p->to, st_strerror(rc));
+    }
+    uv_timer_stop(t);
+}
+
+void kh_post(kh_shard_t *ks, kh_post_t *p, int to, rt_fn fn, void *arg)
+{
+    p->to = to;
+    p->fn = fn;
+    p->arg = arg;
+    p->next = NULL;
+    /* Keep order behind anything already waiting. */
+    int rc = ks->retry_head ? ST_E_AGAIN : rt_post(ks->ctx->rt, to, fn, arg);
+    if (rc == 0)
+        return;
+    if (rc != ST_E_AGAIN) {
+        ST_ERROR("kafka", "cannot post to shard %d: %s", to, st_strerror(rc));
+        return;
+    }
+    if (ks->retry_tail)
+        ks->retry_tail->next = p;
+    else
+        ks->retry_head = p;
+    ks->retry_tail = p;
+    if (!uv_is_active((uv_handle_t *)&ks->retry_timer))
+        uv_timer_start(&ks->retry_timer, on_retry, 1, 1);
+}
+
+int kh_owner(const kh_shard_t *ks, const char *topic, int32_t partition)
+{
+    return rt_shard_for(topic, partition, rt_shard_count(ks->ctx->rt));
+}
+
+/* ---- Shard start / stop ---- */
+
+static int bind_reuseport(const char *host, int port, int *fd_out, char *errbuf, size_t len)
+{
+    struct sockaddr_storage sa;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0) {
+        snprintf(errbuf, len, "listeners: '%s' is not an IP address", host);
+        return ST_E_CONFIG;
+    }
+    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&sa,
+             sa.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) !=
+            0) {
+        int err = -errno;
+        snprintf(errbuf, len, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return err;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+int kh_shard_new(rt_shard_t *sh,
+                 const kh_ctx_t *ctx,
+                 part_shard_t *ps,
+                 kh_shard_t **out,
+                 char *errbuf,
+                 size_t errbuf_len)
+{
+    kh_shard_t *ks = calloc(1, sizeof(*ks));
+    if (!ks)
+        return ST_E_NOMEM;
+    ks->sh = sh;
+    ks->ctx = ctx;
+    ks->ps = ps;
+    uv_loop_t *loop = rt_shard_loop(sh);
+    int fd = -1;
+    int rc = bind_reuseport(ctx->listen_host, ctx->listen_port, &fd, errbuf, errbuf_len);
+    if (rc != 0) {
+        free(ks);
+        return rc;
+    }
+    uv_tcp_init(loop, &ks->listener);
+    ks->listener.data = ks;
+    ks->n_handles_open = 3;
+    rc = uv_tcp_open(&ks->listener, fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&ks->listener, 1024, on_connection);
+    if (rc != 0)
+        snprintf(errbuf, errbuf_len, "cannot listen on %s:%d: %s", ctx->listen_host,
+                 ctx->listen_port, uv_strerror(rc));
+    ks->listening = rc == 0;
+    uv_timer_init(loop, &ks->idle_timer);
+    ks->idle_timer.data = ks;
+    uv_timer_start(&ks->idle_timer, on_idle_check, 1000, 1000);
+    uv_timer_init(loop, &ks->retry_timer);
+    ks->retry_timer.data = ks;
+    *out = ks; /* also on error: the caller closes it */
+    return rc;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    kh_shard_t *ks = h->data;
+    ks->n_handles_open--;
+    if (ks->n_handles_open == 0 && ks->n_conns == 0 && ks->closed_cb) {
+        kh_closed_cb cb = ks->closed_cb;
+        ks->closed_cb = NULL;
+        cb(ks->closed_arg);
+    }
+}
+
+void kh_shard_close(kh_shard_t *ks, kh_closed_cb cb, void *arg)
+{
+    ks->closing = true;
+    ks->closed_cb = cb;
+    ks->closed_arg = arg;
+    for (kh_conn_t *c = ks->conns, *next; c; c = next) {
+        next = c->next;
+        conn_close(c, "broker shutting down");
+    }
+    uv_close((uv_handle_t *)&ks->listener, on_handle_closed);
+    uv_close((uv_handle_t *)&ks->idle_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&ks->retry_timer, on_handle_closed);
+}

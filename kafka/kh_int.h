@@ -1,0 +1,106 @@
+/* kh_int.h - internals shared by the kh_*.c files. */
+#ifndef KH_INT_H
+#define KH_INT_H
+
+#include "kafka/kh.h"
+#include "kafka/kp.h"
+
+typedef struct kh_conn kh_conn_t;
+typedef struct kh_req kh_req_t;
+
+struct kh_shard {
+    rt_shard_t *sh;      /* borrowed */
+    const kh_ctx_t *ctx; /* borrowed */
+    part_shard_t *ps;    /* borrowed */
+    uv_tcp_t listener;
+    bool listening;
+    kh_conn_t *conns; /* doubly linked list of open connections */
+    int n_conns;
+    uint64_t next_conn_id;
+    uint64_t next_req_id;
+    uv_timer_t idle_timer;
+    /* Cross-shard posts refused by a full queue, retried by retry_timer. */
+    struct kh_post *retry_head, *retry_tail;
+    uv_timer_t retry_timer;
+    /* Fetches waiting for data (long poll), by request id. */
+    kh_req_t *waiting;
+    /* Watchers of partitions owned here: notified on append. */
+    struct kh_watch *watches;
+    bool closing;
+    kh_closed_cb closed_cb;
+    void *closed_arg;
+    int n_handles_open;
+};
+
+/* A request's lifetime: framed -> handler (may fan out to shards) ->
+ * kh_respond() or kh_no_response() -> written in order -> freed. */
+struct kh_req {
+    kh_req_t *next;  /* in the connection's in-order queue */
+    kh_conn_t *conn; /* borrowed; NULL once the connection closed */
+    kh_shard_t *ks;  /* the connection's shard */
+    uint64_t id;     /* unique within the shard */
+    uint8_t *frame;  /* owned: the request bytes (without the size prefix) */
+    size_t frame_len;
+    kp_request_header_t hdr;
+    const kp_api_t *api;
+    kp_arena_t arena; /* decoded request and response structs */
+    void *msg;        /* decoded request (arena) */
+    kp_writer_t out;  /* the encoded response with its size prefix */
+    bool done;        /* response ready (or none is due) */
+    int pending;      /* outstanding partition operations */
+    void *state;      /* handler state (arena or owned by the handler) */
+    void (*state_free)(kh_req_t *req);
+    /* long-poll bookkeeping */
+    kh_req_t *next_waiting;
+    uv_timer_t *wait_timer; /* owned when set */
+};
+
+/* ---- kh_conn.c ---- */
+/** Encode resp (a response struct of req's API) and queue it in order. */
+void kh_respond(kh_req_t *req, const void *resp);
+/** Finish a request that gets no response (Produce acks=0). */
+void kh_no_response(kh_req_t *req);
+/** Close the connection of req after a protocol violation (logged at DEBUG). */
+void kh_fail_conn(kh_req_t *req, const char *why);
+
+/* ---- Cross-shard work ---- */
+typedef struct kh_post {
+    struct kh_post *next;
+    int to;
+    rt_fn fn;
+    void *arg;
+} kh_post_t;
+/** rt_post that never fails for a full queue: refused posts wait in the
+ * shard's retry list (p is caller storage, borrowed until the post runs). */
+void kh_post(kh_shard_t *ks, kh_post_t *p, int to, rt_fn fn, void *arg);
+
+/** The owning shard of (topic, partition). */
+int kh_owner(const kh_shard_t *ks, const char *topic, int32_t partition);
+/** Open (lazily creating the directory) the log of a partition this shard
+ * owns, if the topic exists in snap with that partition; else NULL. */
+plog_t *kh_local_log(kh_shard_t *ks, const meta_snap_t *snap, const char *topic, int32_t partition);
+/** A NUL-terminated arena copy of a wire string. */
+char *kh_cstr(kh_req_t *req, kp_str_t s);
+/** Map an internal error to a Kafka error code. */
+int16_t kh_errcode_from_st(int err);
+
+/* ---- Handlers ---- */
+typedef void (*kh_handler_fn)(kh_req_t *req);
+void kh_api_versions(kh_req_t *req);
+void kh_metadata(kh_req_t *req);
+void kh_produce(kh_req_t *req);
+void kh_fetch(kh_req_t *req);
+void kh_list_offsets(kh_req_t *req);
+void kh_init_producer_id(kh_req_t *req);
+void kh_describe_cluster(kh_req_t *req);
+void kh_offset_for_leader_epoch(kh_req_t *req);
+void kh_create_topics(kh_req_t *req);
+void kh_delete_topics(kh_req_t *req);
+
+/* Produce -> Fetch long-poll wake-up (kh_fetch.c): called on the owner shard
+ * after data was appended to log. */
+void kh_notify_append(kh_shard_t *ks, plog_t *log);
+/* Called by the connection layer when a waiting request's connection closes. */
+void kh_fetch_cancel(kh_req_t *req);
+
+#endif

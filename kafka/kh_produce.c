@@ -1,0 +1,177 @@
+/* kh_produce.c - Produce: fan a request out to the partitions' owning shards,
+ * append there, acknowledge per acks.
+ * Data path: connection shard decodes -> one op per partition, posted to the
+ * owner (rt_post) -> owner: plog_append() (validates, assigns offsets, writes
+ * the page cache), wakes long-polling fetches, and for acks=all waits for the
+ * group-committed fdatasync -> op posted back -> when the last op is back the
+ * response is encoded (acks=0: none is sent).
+ * Invariant: the record bytes are appended straight from the request frame,
+ * which lives until the request is freed, i.e. after every op came back. */
+#include "core/st_log.h"
+#include "kafka/kh_int.h"
+
+#include <string.h>
+
+typedef struct {
+    kh_post_t post;
+    kh_req_t *req;
+    int origin;
+    char *topic; /* arena */
+    int32_t partition;
+    uint8_t *records; /* view into req->frame */
+    size_t len;
+    int16_t acks;
+    plog_waiter_t waiter;
+    kp_produce_response_partition_produce_response_t *resp; /* arena */
+} prod_op_t;
+
+static void op_back(rt_shard_t *sh, void *arg)
+{
+    prod_op_t *op = arg;
+    kh_req_t *req = op->req;
+    (void)sh;
+    if (--req->pending > 0)
+        return;
+    kp_produce_request_t *q = req->msg;
+    if (q->acks == 0)
+        kh_no_response(req);
+    else
+        kh_respond(req, req->state);
+}
+
+static void send_back(kh_shard_t *owner, prod_op_t *op)
+{
+    kh_post(owner, &op->post, op->origin, op_back, op);
+}
+
+static void on_durable(void *arg, int status)
+{
+    prod_op_t *op = arg;
+    if (status != 0) {
+        op->resp->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+        op->resp->error_message = kp_str_from_cstr(st_strerror(status));
+        op->resp->base_offset = -1;
+    }
+    send_back(kh_shard_of(rt_current()), op);
+}
+
+static void op_append(rt_shard_t *sh, void *arg)
+{
+    prod_op_t *op = arg;
+    kh_shard_t *ks = kh_shard_of(sh);
+    meta_snap_t *snap = meta_snap_get(ks->ctx->meta);
+    plog_t *log = kh_local_log(ks, snap, op->topic, op->partition);
+    meta_snap_put(snap);
+    if (!log) {
+        op->resp->error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        send_back(ks, op);
+        return;
+    }
+    plog_append_info_t info;
+    const char *why = NULL;
+    int rc = plog_append(log, op->records, op->len, 0, part_now_ms(), &info, &why);
+    if (rc != 0) {
+        op->resp->error_code = kh_errcode_from_st(rc);
+        op->resp->error_message = kp_str_from_cstr(why);
+        op->resp->base_offset = -1;
+        ST_DEBUG("kafka", "produce rejected tp=%s-%d: %s", op->topic, op->partition,
+                 why ? why : st_strerror(rc));
+        send_back(ks, op);
+        return;
+    }
+    op->resp->base_offset = info.base_offset;
+    op->resp->log_start_offset = info.log_start_offset;
+    kh_notify_append(ks, log);
+    if (op->acks == -1)
+        plog_wait_durable(log, &op->waiter, info.end_offset, on_durable, op);
+    else
+        send_back(ks, op);
+}
+
+void kh_produce(kh_req_t *req)
+{
+    kp_produce_request_t *q = req->msg;
+    const kh_ctx_t *ctx = req->ks->ctx;
+    kp_produce_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
+    if (!r)
+        goto oom;
+    kp_produce_response_init(r);
+    req->state = r;
+    int n_topics = q->n_topic_data > 0 ? q->n_topic_data : 0;
+    r->responses =
+        kp_arena_calloc(&req->arena, (size_t)(n_topics ? n_topics : 1), sizeof(*r->responses));
+    if (!r->responses)
+        goto oom;
+    r->n_responses = n_topics;
+    bool bad_acks = q->acks != 0 && q->acks != 1 && q->acks != -1;
+    bool txn = q->transactional_id.len >= 0;
+    meta_snap_t *snap = meta_snap_get(ctx->meta);
+    req->pending = 1; /* held until every op is posted */
+    for (int i = 0; i < n_topics; i++) {
+        kp_produce_request_topic_produce_data_t *qt = &q->topic_data[i];
+        kp_produce_response_topic_produce_response_t *rt = &r->responses[i];
+        rt->name = qt->name;
+        int np = qt->n_partition_data > 0 ? qt->n_partition_data : 0;
+        rt->partition_responses =
+            kp_arena_calloc(&req->arena, (size_t)(np ? np : 1), sizeof(*rt->partition_responses));
+        if (!rt->partition_responses) {
+            meta_snap_put(snap);
+            goto oom;
+        }
+        rt->n_partition_responses = np;
+        const meta_topic_t *t =
+            qt->name.len >= 0 ? meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len) : NULL;
+        char *topic = kh_cstr(req, qt->name);
+        for (int j = 0; j < np; j++) {
+            kp_produce_request_partition_produce_data_t *qp = &qt->partition_data[j];
+            kp_produce_response_partition_produce_response_t *rp = &rt->partition_responses[j];
+            kp_produce_response_partition_produce_response_init(rp);
+            rp->index = qp->index;
+            rp->base_offset = -1;
+            if (bad_acks) {
+                rp->error_code = KP_ERR_INVALID_REQUIRED_ACKS;
+                continue;
+            }
+            if (txn) {
+                rp->error_code = KP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+                continue;
+            }
+            if (!t || qp->index < 0 || qp->index >= t->n_partitions || !topic) {
+                rp->error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            if (qp->records.len <= 0) {
+                rp->error_code = KP_ERR_CORRUPT_MESSAGE;
+                rp->error_message = KP_STR_LIT("empty record set");
+                continue;
+            }
+            if (qp->records.len > ctx->message_max_bytes) {
+                rp->error_code = KP_ERR_MESSAGE_TOO_LARGE;
+                rp->error_message = KP_STR_LIT("record set larger than message.max.bytes");
+                continue;
+            }
+            prod_op_t *op = kp_arena_alloc(&req->arena, sizeof(*op));
+            if (!op) {
+                rp->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
+                continue;
+            }
+            op->req = req;
+            op->origin = rt_shard_id(req->ks->sh);
+            op->topic = topic;
+            op->partition = qp->index;
+            /* The frame is ours: appending rewrites offsets in place. */
+            op->records = (uint8_t *)qp->records.ptr;
+            op->len = (size_t)qp->records.len;
+            op->acks = q->acks;
+            op->resp = rp;
+            req->pending++;
+            kh_post(req->ks, &op->post, kh_owner(req->ks, topic, qp->index), op_append, op);
+        }
+    }
+    meta_snap_put(snap);
+    prod_op_t done = {.req = req};
+    op_back(req->ks->sh, &done); /* drop the hold */
+    return;
+oom:
+    kh_fail_conn(req, "out of memory");
+}
