@@ -191,12 +191,15 @@ static void test_s3_keys_with_spaces_unicode_equals(void **state)
 typedef struct {
     int n_done;
     int n_failed;
+    unsigned max_active;
 } many_t;
 
 static void many_cb(obj_req_t *req, obj_result_t *res, void *arg)
 {
     many_t *m = arg;
     m->n_done++;
+    if (req->st->n_active > m->max_active)
+        m->max_active = req->st->n_active;
     if (res->status) {
         m->n_failed++;
         fprintf(stderr, "put failed: %s\n", res->errmsg);
@@ -218,6 +221,8 @@ static void test_s3_list_paging_1100_keys_and_delete_many(void **state)
     while (m.n_done < N)
         uv_run(&f->loop, UV_RUN_ONCE);
     assert_int_equal(m.n_failed, 0);
+    /* concurrency is bounded by max_inflight (default 16) and was used */
+    assert_true(m.max_active > 1 && m.max_active <= 16);
 
     size_t max_keys[] = {1000, 300};
     size_t want_pages[] = {2, 4};
