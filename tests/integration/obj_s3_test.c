@@ -322,6 +322,17 @@ static void test_s3_wrong_secret_fails_once_with_clear_error(void **state)
     assert_int_equal(o.attempts, 1);
     t_out_free(&o);
     t_close_store(&f->loop, st);
+
+    /* an unknown access key is named as such */
+    cfg.access_key = "NO-SUCH-KEY";
+    assert_int_equal(obj_store_new(&f->loop, &cfg, &st, NULL, 0), 0);
+    assert_int_equal(obj_list(st, "", NULL, 0, t_done_cb, &o, NULL), 0);
+    t_wait(&f->loop, &o);
+    assert_int_equal(o.status, ST_E_AUTH);
+    assert_int_equal(o.attempts, 1);
+    assert_non_null(strstr(o.errmsg, "unknown access key"));
+    t_out_free(&o);
+    t_close_store(&f->loop, st);
 }
 
 static void test_s3_clock_skew_and_missing_bucket(void **state)
