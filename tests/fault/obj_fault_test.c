@@ -470,6 +470,26 @@ static void test_fault_tls_verified_by_default(void **state)
     t_close_store(&f->loop, st);
 }
 
+static void test_fault_server_down_fails_after_bounded_retries(void **state)
+{
+    fx_t *f = *state;
+    char ep[64];
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", t_free_port()); /* nobody listens */
+    obj_config_t cfg = proxy_cfg("s3://" T_BUCKET "/down");
+    cfg.endpoint = ep;
+    cfg.max_attempts = 3;
+    obj_store_t *st;
+    assert_int_equal(obj_store_new(&f->loop, &cfg, &st, NULL, 0), 0);
+    t_out_t o = {0};
+    assert_int_equal(obj_get(st, "k", t_done_cb, &o, NULL), 0);
+    t_wait(&f->loop, &o);
+    assert_int_equal(o.status, ST_E_IO);
+    assert_int_equal(o.attempts, 3);
+    assert_non_null(strstr(o.errmsg, "network error"));
+    t_out_free(&o);
+    t_close_store(&f->loop, st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -482,6 +502,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fault_list_head_delete_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_multipart_part_failure_aborts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_tls_verified_by_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_server_down_fails_after_bounded_retries, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
