@@ -1104,6 +1104,8 @@ static void issue(obj__s3op_t *op)
     if (!rc)
         rc = call_prepare(op, &c);
 send:
+    if (rc > 0)
+        rc = ST_E_NOMEM; /* a failed `a || b` chain of string appends */
     if (!rc)
         rc = call_send(op);
     if (rc)
