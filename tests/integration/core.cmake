@@ -6,3 +6,6 @@ set_tests_properties(crash_kill9 PROPERTIES LABELS integration TIMEOUT 300)
 add_test(NAME stratad_process COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_stratad.py)
 set_tests_properties(stratad_process PROPERTIES LABELS integration TIMEOUT 300
     ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>;CRASH_TEST=$<TARGET_FILE:crash_test>")
+add_test(NAME kafka_clients COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_kafka.py)
+set_tests_properties(kafka_clients PROPERTIES LABELS integration TIMEOUT 900
+    ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")

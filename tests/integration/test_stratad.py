@@ -6,38 +6,15 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
-import time
 import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from broker import Proc as Broker  # noqa: E402
 
 STRATAD = os.environ.get("STRATAD", "build/tools/stratad")
 CRASH_TEST = os.environ.get("CRASH_TEST", "build/tests/crash_test")
-
-
-class Broker:
-    def __init__(self, *args, cwd=None, env=None):
-        self.proc = subprocess.Popen([STRATAD, *args], cwd=cwd, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines = []
-
-    def wait_for(self, pattern, timeout=30):
-        deadline = time.monotonic() + timeout
-        rx = re.compile(pattern)
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            m = rx.search(line)
-            if m:
-                return m
-        raise AssertionError("no line matching %r in:\n%s" % (pattern, "".join(self.lines)))
-
-    def stop(self, sig=signal.SIGTERM):
-        self.proc.send_signal(sig)
-        out, _ = self.proc.communicate(timeout=30)
-        self.lines.append(out)
-        return self.proc.returncode, "".join(self.lines)
 
 
 def run(*args, cwd=None, env=None):
@@ -89,9 +66,7 @@ class StratadTest(unittest.TestCase):
     def test_lock_released_after_kill9(self):
         b = Broker("--log-dir", self.dir, "--smp", "1")
         b.wait_for("started")
-        b.proc.kill()
-        b.proc.wait()
-        b.proc.stdout.close()
+        b.kill9()
         b = Broker("--log-dir", self.dir, "--smp", "1")
         b.wait_for("started")
         self.assertEqual(b.stop()[0], 0)

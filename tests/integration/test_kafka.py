@@ -1,0 +1,282 @@
+#!/usr/bin/python3
+"""Kafka API integration tests: unmodified clients (kcat, confluent-kafka,
+kafka-python) against a real stratad over TCP, plus hostile raw frames."""
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from broker import Broker  # noqa: E402
+
+import confluent_kafka  # noqa: E402
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # noqa: E402
+
+
+def kcat(*args, input=None, timeout=60):
+    p = subprocess.run(["kcat", *args], input=input, capture_output=True, text=True,
+                       timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def consume_all(bootstrap, topic, partitions, expect, timeout=60, **conf):
+    """Read `expect` records from the start of the given partitions (no group)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "it-nogroup",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest", **conf})
+    c.assign([TopicPartition(topic, p, 0) for p in partitions])
+    out = []
+    deadline = time.monotonic() + timeout
+    while len(out) < expect and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            raise AssertionError("consume error: %s" % m.error())
+        out.append(m)
+    c.close()
+    return out
+
+
+class KafkaApiTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.b = Broker()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc, out = cls.b.stop()
+        cls.b.close()
+        assert rc == 0, out
+
+    # ---- kcat (librdkafka) ----
+
+    def test_kcat_produce_consume_keys_headers_and_offsets(self):
+        bs = self.b.bootstrap
+        lines = "".join("k%d:v%d\n" % (i, i) for i in range(100))
+        rc, _, err = kcat("-b", bs, "-P", "-t", "kc1", "-K", ":", "-H", "h1=x", "-H", "h2=yy",
+                          input=lines)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = kcat("-b", bs, "-C", "-t", "kc1", "-o", "beginning", "-e",
+                            "-f", "%k|%s|%o|%h\n")
+        self.assertEqual(rc, 0, err)
+        rows = out.splitlines()
+        self.assertEqual(len(rows), 100)
+        for i, row in enumerate(rows):
+            self.assertEqual(row, "k%d|v%d|%d|h1=x,h2=yy" % (i, i, i))
+        # From an offset.
+        rc, out, err = kcat("-b", bs, "-C", "-t", "kc1", "-o", "90", "-e", "-f", "%s\n")
+        self.assertEqual(out.splitlines(), ["v%d" % i for i in range(90, 100)])
+        rc, out, err = kcat("-b", bs, "-L", "-t", "kc1")
+        self.assertIn('topic "kc1" with 1 partitions', out)
+
+    def test_kcat_every_compression_codec(self):
+        for codec in ("gzip", "snappy", "lz4", "zstd"):
+            topic = "codec-" + codec
+            lines = "".join("%s-%d-%s\n" % (codec, i, "x" * (i % 50)) for i in range(200))
+            rc, _, err = kcat("-b", self.b.bootstrap, "-P", "-t", topic, "-z", codec,
+                              input=lines)
+            self.assertEqual(rc, 0, err)
+            rc, out, err = kcat("-b", self.b.bootstrap, "-C", "-t", topic, "-o", "beginning",
+                                "-e", "-f", "%s\n")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(out, lines, codec)
+
+    # ---- confluent-kafka ----
+
+    def test_admin_create_describe_partitions_delete(self):
+        a = AdminClient({"bootstrap.servers": self.b.bootstrap})
+        fs = a.create_topics([NewTopic("adm1", 3, 1)])
+        fs["adm1"].result(30)
+        md = a.list_topics("adm1", timeout=30)
+        self.assertEqual(len(md.topics["adm1"].partitions), 3)
+        # Already exists.
+        fs = a.create_topics([NewTopic("adm1", 3, 1)])
+        with self.assertRaises(confluent_kafka.KafkaException) as cm:
+            fs["adm1"].result(30)
+        self.assertEqual(cm.exception.args[0].code(),
+                         confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS)
+        # Bad names and replication factors are refused with a reason.
+        fs = a.create_topics([NewTopic("bad/name", 1, 1), NewTopic("rf3", 1, 3)])
+        for t, code in (("bad/name", confluent_kafka.KafkaError.TOPIC_EXCEPTION),
+                        ("rf3", confluent_kafka.KafkaError.INVALID_REPLICATION_FACTOR)):
+            with self.assertRaises(confluent_kafka.KafkaException) as cm:
+                fs[t].result(30)
+            self.assertEqual(cm.exception.args[0].code(), code, t)
+        # validate_only creates nothing.
+        a.create_topics([NewTopic("adm-validate", 1, 1)], validate_only=True)["adm-validate"] \
+            .result(30)
+        self.assertNotIn("adm-validate", a.list_topics(timeout=30).topics)
+        fs = a.delete_topics(["adm1"])
+        fs["adm1"].result(30)
+        deadline = time.monotonic() + 30
+        while "adm1" in a.list_topics(timeout=30).topics and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertNotIn("adm1", a.list_topics(timeout=30).topics)
+        with self.assertRaises(confluent_kafka.KafkaException):
+            a.delete_topics(["adm1"])["adm1"].result(30)
+
+    def test_produce_acks_all_consume_every_field(self):
+        a = AdminClient({"bootstrap.servers": self.b.bootstrap})
+        a.create_topics([NewTopic("ck1", 4, 1)])["ck1"].result(30)
+        p = Producer({"bootstrap.servers": self.b.bootstrap, "acks": "all",
+                      "linger.ms": 5, "enable.idempotence": False})
+        errors = []
+        sent = {}
+        for i in range(2000):
+            key = b"key-%d" % i
+            val = os.urandom(10 + i % 300)
+            hdrs = [("n", str(i).encode()), ("h", b"\x00\xff")]
+            ts = 1700000000000 + i
+            part = i % 4
+            sent[key] = (val, hdrs, ts, part)
+            p.produce("ck1", val, key, partition=part, headers=hdrs, timestamp=ts,
+                      on_delivery=lambda e, m: errors.append(e) if e else None)
+        self.assertEqual(p.flush(60), 0)
+        self.assertEqual(errors, [])
+        msgs = consume_all(self.b.bootstrap, "ck1", range(4), 2000)
+        self.assertEqual(len(msgs), 2000)
+        last = {}
+        for m in msgs:
+            val, hdrs, ts, part = sent[m.key()]
+            self.assertEqual(m.value(), val)
+            self.assertEqual(m.headers(), hdrs)
+            self.assertEqual(m.timestamp(), (confluent_kafka.TIMESTAMP_CREATE_TIME, ts))
+            self.assertEqual(m.partition(), part)
+            self.assertGreater(m.offset(), last.get(part, -1))
+            last[m.partition()] = m.offset()
+        # offsets_for_times: the first record at or after a timestamp.
+        c = Consumer({"bootstrap.servers": self.b.bootstrap, "group.id": "x"})
+        got = c.offsets_for_times([TopicPartition("ck1", 1, 1700000000000 + 1001)], 30)
+        self.assertEqual(got[0].offset, 250)  # record 1001 is partition 1's 251st
+        got = c.offsets_for_times([TopicPartition("ck1", 1, 1800000000000)], 30)
+        self.assertEqual(got[0].offset, -1)
+        lo, hi = c.get_watermark_offsets(TopicPartition("ck1", 2), 30)
+        self.assertEqual((lo, hi), (0, 500))
+        c.close()
+
+    def test_restart_between_produce_and_consume(self):
+        b = Broker()
+        try:
+            p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all"})
+            for i in range(500):
+                p.produce("restart1", b"v%d" % i, b"k%d" % i)
+            self.assertEqual(p.flush(60), 0)
+            rc, out = b.stop()
+            self.assertEqual(rc, 0, out)
+            b.start()
+            msgs = consume_all(b.bootstrap, "restart1", [0], 500)
+            self.assertEqual([m.value() for m in msgs], [b"v%d" % i for i in range(500)])
+            # And after kill -9: acked data and the topic survive.
+            p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all"})
+            for i in range(500, 600):
+                p.produce("restart1", b"v%d" % i, b"k%d" % i)
+                self.assertEqual(p.flush(60), 0)  # acknowledged one by one
+            b.kill9()
+            b.start()
+            msgs = consume_all(b.bootstrap, "restart1", [0], 600)
+            self.assertEqual([m.value() for m in msgs], [b"v%d" % i for i in range(600)])
+        finally:
+            b.close()
+
+    def test_idempotent_producer_is_accepted(self):
+        p = Producer({"bootstrap.servers": self.b.bootstrap, "enable.idempotence": True})
+        for i in range(100):
+            p.produce("idem1", b"v%d" % i)
+        self.assertEqual(p.flush(60), 0)
+        msgs = consume_all(self.b.bootstrap, "idem1", [0], 100)
+        self.assertEqual([m.value() for m in msgs], [b"v%d" % i for i in range(100)])
+
+    # ---- kafka-python (its own codec, older API versions) ----
+
+    def test_kafka_python_produce_consume(self):
+        import kafka
+        p = kafka.KafkaProducer(bootstrap_servers=self.b.bootstrap, acks="all")
+        for i in range(200):
+            p.send("kp1", key=b"k%d" % i, value=b"value-%d" % i)
+        p.flush(60)
+        p.close()
+        c = kafka.KafkaConsumer("kp1", bootstrap_servers=self.b.bootstrap,
+                                auto_offset_reset="earliest", consumer_timeout_ms=10000,
+                                group_id=None)
+        got = [(m.key, m.value) for m in c]
+        c.close()
+        self.assertEqual(got, [(b"k%d" % i, b"value-%d" % i) for i in range(200)])
+
+    # ---- Hostile input ----
+
+    def raw(self, payload, read=True):
+        s = socket.create_connection(("127.0.0.1", self.b.port), timeout=10)
+        s.sendall(payload)
+        data = b""
+        if read:
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                    if len(data) >= 4 and len(data) >= 4 + struct.unpack(">i", data[:4])[0]:
+                        break
+            except socket.timeout:
+                data = None
+        s.close()
+        return data
+
+    @staticmethod
+    def frame(api, ver, corr, body=b"", client=b"raw"):
+        hdr = struct.pack(">hhih", api, ver, corr, len(client)) + client
+        return struct.pack(">i", len(hdr) + len(body)) + hdr + body
+
+    def test_malformed_frames_close_the_connection_others_keep_working(self):
+        cases = {
+            "oversized length": struct.pack(">i", 200 * 1024 * 1024) + b"x" * 16,
+            "negative length": struct.pack(">i", -5) + b"x" * 16,
+            "tiny frame": struct.pack(">i", 3) + b"abc",
+            "unknown api key": self.frame(9999, 0, 1),
+            "unsupported version": self.frame(3, 99, 1),
+            "garbage body": self.frame(3, 9, 1, b"\xff" * 7),
+            "truncated metadata": self.frame(3, 1, 1, b"\x00\x00\x00\x05\x00"),
+        }
+        for name, payload in cases.items():
+            self.assertEqual(self.raw(payload), b"", name)  # closed without an answer
+        # ApiVersions with an unknown version: v0-format answer with error 35 (the
+        # request header is still v2, with its empty tagged-field section).
+        data = self.raw(self.frame(18, 99, 7, b"\x00"))
+        size, corr, err = struct.unpack(">iih", data[:10])
+        self.assertEqual((corr, err), (7, 35))
+        # A truncated frame (fewer bytes than announced) waits, and a good client works.
+        s = socket.create_connection(("127.0.0.1", self.b.port), timeout=10)
+        s.sendall(struct.pack(">i", 100) + b"\x00\x03")
+        rc, out, err = kcat("-b", self.b.bootstrap, "-L")
+        self.assertEqual(rc, 0, err)
+        s.close()
+
+    def test_corrupt_batch_rejected_nothing_written(self):
+        # A valid produce first, to learn the end offset.
+        rc, _, err = kcat("-b", self.b.bootstrap, "-P", "-t", "corrupt1", input="a\nb\n")
+        self.assertEqual(rc, 0, err)
+        # Produce v3 with a batch whose CRC is wrong.
+        batch = bytearray(61 + 10)
+        struct.pack_into(">qiibIhiqqqhii", batch, 0, 0, len(batch) - 12, 0, 2, 0xdeadbeef, 0, 0,
+                         0, 0, -1, -1, -1, 1)
+        body = (struct.pack(">h", -1) + struct.pack(">hi", -1, 5000) + struct.pack(">i", 1)
+                + struct.pack(">h", 8) + b"corrupt1" + struct.pack(">i", 1)
+                + struct.pack(">ii", 0, len(batch)) + bytes(batch))
+        data = self.raw(self.frame(0, 3, 11, body))
+        # Response v3: size, corr, topics[1]{name, partitions[1]{idx, err, ...}}
+        off = 4 + 4 + 4
+        nlen = struct.unpack(">h", data[off:off + 2])[0]
+        off += 2 + nlen + 4
+        idx, err = struct.unpack(">ih", data[off:off + 6])
+        self.assertEqual((idx, err), (0, 2))  # CORRUPT_MESSAGE
+        rc, out, err = kcat("-b", self.b.bootstrap, "-C", "-t", "corrupt1", "-o", "beginning",
+                            "-e", "-f", "%s@%o\n")
+        self.assertEqual(out, "a@0\nb@1\n")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
