@@ -8,14 +8,16 @@
  * run later on that loop, never from inside the call that started the request.
  *
  * Checksums: every put stores the SHA-256 of the body with the object (S3:
- * user metadata `x-amz-meta-strata-sha256`; file: a 48-byte trailer that is a
- * zstd skippable frame, so `zstd -dc` still reads the file). Every whole-object
- * get is verified against it (ST_E_CORRUPT on mismatch, after retries on S3).
- * Ranged gets are not verified: the data inside (zstd frames) has its own.
+ * user metadata `x-amz-meta-strata-sha256`, and the same hash is the signed
+ * `x-amz-content-sha256`, so S3 rejects a body damaged in transit; file: a
+ * 56-byte trailer that is a zstd skippable frame, so `zstd -dc` still reads
+ * the file). Every whole-object get is verified against it (ST_E_CORRUPT on
+ * mismatch, after retries on S3). Ranged gets are not verified: the data
+ * inside (zstd frames) has its own checks.
  *
- * Keys are byte strings without NUL, relative to the store's prefix. The file
- * backend additionally rejects keys that are empty, start with '/', contain an
- * empty, "." or ".." segment. */
+ * Keys are byte strings without NUL, at most 1024 bytes, relative to the
+ * store's prefix. The file backend additionally rejects keys that start with
+ * '/' or contain an empty, ".", ".." or ".strata-tmp.*" segment. */
 #ifndef OBJ_H
 #define OBJ_H
 
