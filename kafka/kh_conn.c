@@ -51,6 +51,7 @@ typedef struct {
     uint8_t *buf; /* owned */
 } wreq_t;
 
+/* Every API we serve; ApiVersions advertises exactly these. */
 static const struct {
     int16_t key;
     kh_handler_fn fn;
@@ -67,7 +68,7 @@ static const struct {
     {KP_API_DESCRIBE_CLUSTER, kh_describe_cluster},
 };
 
-static kh_handler_fn handler_for(int16_t key)
+kh_handler_fn kh_handler_for(int16_t key)
 {
     for (size_t i = 0; i < sizeof(k_handlers) / sizeof(k_handlers[0]); i++)
         if (k_handlers[i].key == key)
@@ -239,7 +240,7 @@ static void dispatch(kh_conn_t *c, uint8_t *frame, size_t len)
         return;
     }
     req->api = kp_api_get(key);
-    kh_handler_fn fn = handler_for(key);
+    kh_handler_fn fn = kh_handler_for(key);
     if (!req->api || !fn) {
         ST_DEBUG("kafka", "unsupported api_key=%d conn=%llu client=%.*s", key,
                  (unsigned long long)c->id, req->hdr.client_id.len > 0 ? req->hdr.client_id.len : 0,

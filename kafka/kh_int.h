@@ -86,6 +86,8 @@ int16_t kh_errcode_from_st(int err);
 
 /* ---- Handlers ---- */
 typedef void (*kh_handler_fn)(kh_req_t *req);
+/** The handler of an API key (kh_conn.c's table), or NULL when not served. */
+kh_handler_fn kh_handler_for(int16_t key);
 void kh_api_versions(kh_req_t *req);
 void kh_metadata(kh_req_t *req);
 void kh_produce(kh_req_t *req);
