@@ -95,12 +95,7 @@ void kh_api_versions(kh_req_t *req)
     }
     for (size_t i = 0; i < kp_n_apis; i++) {
         const kp_api_t *a = &kp_apis[i];
-        /* Advertise only what has a handler (and ApiVersions itself). */
-        if (a->api_key != KP_API_API_VERSIONS && a->api_key != KP_API_PRODUCE &&
-            a->api_key != KP_API_FETCH && a->api_key != KP_API_LIST_OFFSETS &&
-            a->api_key != KP_API_METADATA && a->api_key != KP_API_CREATE_TOPICS &&
-            a->api_key != KP_API_DELETE_TOPICS && a->api_key != KP_API_INIT_PRODUCER_ID &&
-            a->api_key != KP_API_OFFSET_FOR_LEADER_EPOCH && a->api_key != KP_API_DESCRIBE_CLUSTER)
+        if (!kh_handler_for(a->api_key)) /* advertise only what we serve */
             continue;
         r->api_keys[r->n_api_keys++] = (kp_api_versions_response_api_version_t){
             a->api_key, a->min_version, a->max_stable_version};
