@@ -33,6 +33,10 @@ run_ctest() { # dir label
 echo "== unit tests (ASan+UBSan build: $ASAN)"
 run_ctest "$ASAN" unit
 echo "== integration tests (Release build: $REL)"
+# Node.js Kafka client (kafkajs) for the integration tests, pinned by package-lock.json.
+if ! (cd tests/integration/js && npm ci --no-audit --no-fund --silent >/dev/null 2>&1); then
+    fail=$((fail + 1)); failed="$failed npm-ci"
+fi
 # Local S3 server (scripts/s3server.sh, bucket "strata") for the object store
 # tests; stopped on exit.
 S3DIR=$(mktemp -d "${TMPDIR:-/tmp}/strata-s3.XXXXXX")
