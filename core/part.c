@@ -317,7 +317,10 @@ static void on_dropped(void *arg)
     free(d);
 }
 
-int part_drop_topic(part_shard_t *ps, const char *topic)
+int part_drop_topic(part_shard_t *ps,
+                    const char *topic,
+                    void (*on_drop)(void *, plog_t *),
+                    void *arg)
 {
     int n = 0;
     for (int i = 0; i < ps->n_buckets; i++) {
@@ -335,6 +338,8 @@ int part_drop_topic(part_shard_t *ps, const char *topic)
                 d->dir = strdup(plog_dir(e->log));
             }
             ST_INFO("part", "deleting partition tp=%s-%d", e->topic, e->partition);
+            if (on_drop)
+                on_drop(arg, e->log);
             plog_close(e->log, d ? on_dropped : NULL, d);
             free(e->topic);
             free(e);

@@ -45,8 +45,12 @@ ST_MUST_CHECK int part_open(part_shard_t *ps,
                             size_t errbuf_len);
 
 /** Close and delete every partition of topic on this shard (directories are
- * removed off the loop). @return how many were dropped. */
-int part_drop_topic(part_shard_t *ps, const char *topic);
+ * removed off the loop); on_drop(arg, log), if set, runs for each log just
+ * before it is closed. @return how many were dropped. */
+int part_drop_topic(part_shard_t *ps,
+                    const char *topic,
+                    void (*on_drop)(void *, plog_t *),
+                    void *arg);
 
 /** Apply cfg to every open partition of topic on this shard. */
 void part_set_topic_config(part_shard_t *ps, const char *topic, const plog_config_t *cfg);

@@ -850,6 +850,29 @@ void plog_slice_release(plog_slice_t *s)
     s->fd = -1;
 }
 
+int plog_scan_tail(plog_t *log,
+                   int n_segments,
+                   int (*fn)(void *arg, const plog_batch_hdr_t *h),
+                   void *arg)
+{
+    hdr_rd_t *r = malloc(sizeof(*r));
+    if (!r)
+        return ST_E_NOMEM;
+    int first = log->n_segs > n_segments ? log->n_segs - n_segments : 0, rc = 0;
+    for (int i = first; i < log->n_segs && rc == 0; i++) {
+        plog_seg_t *s = log->segs[i];
+        *r = (hdr_rd_t){.fd = s->fd, .size = s->size};
+        plog_batch_hdr_t h;
+        for (int64_t pos = 0; pos < s->size;
+             pos += (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD) {
+            if ((rc = hdr_at(r, pos, &h)) != 0 || fn(arg, &h) != 0)
+                break;
+        }
+    }
+    free(r);
+    return rc;
+}
+
 /* ---- Time lookup ---- */
 
 int plog_offset_for_time(plog_t *log, int64_t ts, int64_t *offset, int64_t *timestamp)

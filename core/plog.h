@@ -205,6 +205,15 @@ plog_offset_for_time(plog_t *log, int64_t ts, int64_t *offset, int64_t *timestam
  * it (ListOffsets MAX_TIMESTAMP). @return 0 or ST_E_NOTFOUND when empty. */
 ST_MUST_CHECK int plog_max_timestamp(const plog_t *log, int64_t *timestamp, int64_t *offset);
 
+/** Call fn(arg, header) for every batch header of the last n_segments
+ * segments (oldest first), e.g. to rebuild producer state after a restart.
+ * fn returns non-zero to stop. @return 0 or an I/O error.
+ * @thread owning loop  @blocking header reads (page cache) */
+int plog_scan_tail(plog_t *log,
+                   int n_segments,
+                   int (*fn)(void *arg, const plog_batch_hdr_t *h),
+                   void *arg);
+
 /** Periodic work: roll an aged active segment (segment.ms), apply retention
  * (retention.ms / retention.bytes, whole segments only, never the active one).
  * @return number of segments deleted, or a negative error. @thread owning loop */

@@ -140,11 +140,16 @@ typedef struct {
     char *topic; /* malloc'd: outlives the request on slow shards */
 } drop_msg_t;
 
+static void forget_log(void *arg, plog_t *log)
+{
+    kh_idem_forget(arg, log);
+}
+
 static void drop_on_shard(rt_shard_t *sh, void *arg)
 {
     drop_msg_t *m = arg;
     kh_shard_t *ks = kh_shard_of(sh);
-    part_drop_topic(ks->ps, m->topic);
+    part_drop_topic(ks->ps, m->topic, forget_log, ks);
     free(m->topic);
     free(m);
 }

@@ -26,6 +26,8 @@ struct kh_shard {
     kh_req_t *waiting;
     /* Watchers of partitions owned here: notified on append. */
     struct kh_watch *watches;
+    /* Idempotent producer state of partitions owned here (kh_idem.c). */
+    struct kh_idem_part *idem_parts;
     bool closing;
     kh_closed_cb closed_cb;
     void *closed_arg;
@@ -98,6 +100,26 @@ void kh_describe_cluster(kh_req_t *req);
 void kh_offset_for_leader_epoch(kh_req_t *req);
 void kh_create_topics(kh_req_t *req);
 void kh_delete_topics(kh_req_t *req);
+
+/* ---- Idempotent producers (kh_idem.c), on the partition's owner ---- */
+/** KP_ERR_NONE to append; KP_ERR_DUPLICATE_SEQUENCE_NUMBER when the batch is
+ * already in the log at [*dup_base, *dup_last] (acknowledge it, do not
+ * append); OUT_OF_ORDER_SEQUENCE_NUMBER or INVALID_PRODUCER_EPOCH to refuse. */
+int16_t kh_idem_check(kh_shard_t *ks,
+                      plog_t *log,
+                      const uint8_t *rec,
+                      size_t len,
+                      int64_t *dup_base,
+                      int64_t *dup_last);
+/** Remember an appended record set (its offsets already assigned). */
+void kh_idem_record(kh_shard_t *ks,
+                    plog_t *log,
+                    const uint8_t *rec,
+                    size_t len,
+                    int64_t base_offset,
+                    int64_t last_offset);
+/** Drop the state of a partition that is closed for good. */
+void kh_idem_forget(kh_shard_t *ks, plog_t *log);
 
 /* Produce -> Fetch long-poll wake-up (kh_fetch.c): called on the owner shard
  * after data was appended to log. */

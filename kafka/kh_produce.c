@@ -67,6 +67,24 @@ static void op_append(rt_shard_t *sh, void *arg)
         send_back(ks, op);
         return;
     }
+    int64_t dup_base = -1, dup_last = -1;
+    int16_t ierr = kh_idem_check(ks, log, op->records, op->len, &dup_base, &dup_last);
+    if (ierr == KP_ERR_DUPLICATE_SEQUENCE_NUMBER) {
+        /* A retry of a batch we have: answer as the first time, once durable. */
+        op->resp->base_offset = dup_base;
+        op->resp->log_start_offset = plog_start_offset(log);
+        if (op->acks == -1)
+            plog_wait_durable(log, &op->waiter, dup_last + 1, on_durable, op);
+        else
+            send_back(ks, op);
+        return;
+    }
+    if (ierr != KP_ERR_NONE) {
+        op->resp->error_code = ierr;
+        op->resp->base_offset = -1;
+        send_back(ks, op);
+        return;
+    }
     plog_append_info_t info;
     const char *why = NULL;
     int rc = plog_append(log, op->records, op->len, 0, part_now_ms(), &info, &why);
@@ -81,6 +99,7 @@ static void op_append(rt_shard_t *sh, void *arg)
     }
     op->resp->base_offset = info.base_offset;
     op->resp->log_start_offset = info.log_start_offset;
+    kh_idem_record(ks, log, op->records, op->len, info.base_offset, info.last_offset);
     kh_notify_append(ks, log);
     if (op->acks == -1)
         plog_wait_durable(log, &op->waiter, info.end_offset, on_durable, op);

@@ -11,6 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker  # noqa: E402
+from kwire import frame, parse_produce_v3, produce_v3  # noqa: E402
 
 import confluent_kafka  # noqa: E402
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
@@ -226,26 +227,21 @@ class KafkaApiTest(unittest.TestCase):
         s.close()
         return data
 
-    @staticmethod
-    def frame(api, ver, corr, body=b"", client=b"raw"):
-        hdr = struct.pack(">hhih", api, ver, corr, len(client)) + client
-        return struct.pack(">i", len(hdr) + len(body)) + hdr + body
-
     def test_malformed_frames_close_the_connection_others_keep_working(self):
         cases = {
             "oversized length": struct.pack(">i", 200 * 1024 * 1024) + b"x" * 16,
             "negative length": struct.pack(">i", -5) + b"x" * 16,
             "tiny frame": struct.pack(">i", 3) + b"abc",
-            "unknown api key": self.frame(9999, 0, 1),
-            "unsupported version": self.frame(3, 99, 1),
-            "garbage body": self.frame(3, 9, 1, b"\xff" * 7),
-            "truncated metadata": self.frame(3, 1, 1, b"\x00\x00\x00\x05\x00"),
+            "unknown api key": frame(9999, 0, 1),
+            "unsupported version": frame(3, 99, 1),
+            "garbage body": frame(3, 9, 1, b"\xff" * 7),
+            "truncated metadata": frame(3, 1, 1, b"\x00\x00\x00\x05\x00"),
         }
         for name, payload in cases.items():
             self.assertEqual(self.raw(payload), b"", name)  # closed without an answer
         # ApiVersions with an unknown version: v0-format answer with error 35 (the
         # request header is still v2, with its empty tagged-field section).
-        data = self.raw(self.frame(18, 99, 7, b"\x00"))
+        data = self.raw(frame(18, 99, 7, b"\x00"))
         size, corr, err = struct.unpack(">iih", data[:10])
         self.assertEqual((corr, err), (7, 35))
         # A truncated frame (fewer bytes than announced) waits, and a good client works.
@@ -263,16 +259,8 @@ class KafkaApiTest(unittest.TestCase):
         batch = bytearray(61 + 10)
         struct.pack_into(">qiibIhiqqqhii", batch, 0, 0, len(batch) - 12, 0, 2, 0xdeadbeef, 0, 0,
                          0, 0, -1, -1, -1, 1)
-        body = (struct.pack(">h", -1) + struct.pack(">hi", -1, 5000) + struct.pack(">i", 1)
-                + struct.pack(">h", 8) + b"corrupt1" + struct.pack(">i", 1)
-                + struct.pack(">ii", 0, len(batch)) + bytes(batch))
-        data = self.raw(self.frame(0, 3, 11, body))
-        # Response v3: size, corr, topics[1]{name, partitions[1]{idx, err, ...}}
-        off = 4 + 4 + 4
-        nlen = struct.unpack(">h", data[off:off + 2])[0]
-        off += 2 + nlen + 4
-        idx, err = struct.unpack(">ih", data[off:off + 6])
-        self.assertEqual((idx, err), (0, 2))  # CORRUPT_MESSAGE
+        data = self.raw(produce_v3("corrupt1", 0, bytes(batch), corr=11))
+        self.assertEqual(parse_produce_v3(data), (2, -1))  # CORRUPT_MESSAGE
         rc, out, err = kcat("-b", self.b.bootstrap, "-C", "-t", "corrupt1", "-o", "beginning",
                             "-e", "-f", "%s@%o\n")
         self.assertEqual(out, "a@0\nb@1\n")

@@ -1,0 +1,86 @@
+"""Minimal Kafka wire helpers for tests that must send exact bytes: request
+frames, record batches v2 (with CRC-32C) and Produce v3 requests."""
+import socket
+import struct
+
+_T = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    _T.append(_c)
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = (c >> 8) ^ _T[(c ^ b) & 0xFF]
+    return c ^ 0xFFFFFFFF
+
+
+def uvarint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([(n & 0x7F) | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def varint(n):
+    return uvarint((n << 1) ^ (n >> 63))
+
+
+def record_batch(values, producer_id=-1, epoch=-1, base_seq=-1, ts=1700000000000):
+    recs = b""
+    for i, v in enumerate(values):
+        body = b"\x00" + varint(0) + varint(i) + varint(-1) + varint(len(v)) + v + varint(0)
+        recs += varint(len(body)) + body
+    n = len(values)
+    after_crc = struct.pack(">hiqqqhii", 0, n - 1, ts, ts, producer_id, epoch, base_seq, n) + recs
+    crc = crc32c(after_crc)
+    head = struct.pack(">ibI", 0, 2, crc)  # partitionLeaderEpoch, magic, crc
+    batch_len = len(head) + len(after_crc)
+    return struct.pack(">qi", 0, batch_len) + head + after_crc
+
+
+def frame(api, ver, corr, body=b"", client=b"raw"):
+    hdr = struct.pack(">hhih", api, ver, corr, len(client)) + client
+    return struct.pack(">i", len(hdr) + len(body)) + hdr + body
+
+
+def produce_v3(topic, partition, batch, acks=-1, corr=1):
+    t = topic.encode()
+    body = (struct.pack(">hhi", -1, acks, 10000) + struct.pack(">i", 1)
+            + struct.pack(">h", len(t)) + t + struct.pack(">i", 1)
+            + struct.pack(">ii", partition, len(batch)) + batch)
+    return frame(0, 3, corr, body)
+
+
+def parse_produce_v3(data):
+    """(error_code, base_offset) of the single partition of a Produce v3 response."""
+    off = 8  # size, correlation id
+    n_topics = struct.unpack(">i", data[off:off + 4])[0]
+    assert n_topics == 1
+    off += 4
+    nlen = struct.unpack(">h", data[off:off + 2])[0]
+    off += 2 + nlen + 4
+    _, err, base = struct.unpack(">ihq", data[off:off + 14])
+    return err, base
+
+
+class Conn:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+
+    def call(self, payload):
+        self.s.sendall(payload)
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed by the broker")
+            data += chunk
+        return data
+
+    def close(self):
+        self.s.close()
