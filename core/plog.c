@@ -79,6 +79,9 @@ static uint64_t get_be64(const uint8_t *p)
     return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4);
 }
 
+static void log_unref(plog_t *log);
+static int delete_oldest(plog_t *log, const char *reason);
+
 /* ---- Segments ---- */
 
 void plog__seg_ref(plog_seg_t *s)
@@ -470,6 +473,101 @@ static int list_bases(plog_t *log, int64_t **bases, int *n, char *errbuf, size_t
     return 0;
 }
 
+/* ---- Log start checkpoint (DeleteRecords) ---- */
+
+#define START_CKPT "log-start-offset"
+
+static int64_t read_start_checkpoint(const plog_t *log)
+{
+    char path[4200], buf[32] = "";
+    snprintf(path, sizeof(path), "%s/" START_CKPT, log->dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    char *end;
+    long long v = strtoll(buf, &end, 10);
+    return end != buf && *end == '\n' ? v : -1; /* a torn write reads as absent */
+}
+
+typedef struct {
+    uv_work_t work;
+    plog_t *log;
+    int64_t offset;
+    int err;
+    plog_done_cb cb;
+    void *arg;
+} ckpt_t;
+
+/* Thread pool: write DIR/log-start-offset atomically (temp, fsync, rename,
+ * fsync of the directory). */
+static void ckpt_write(uv_work_t *w)
+{
+    ckpt_t *c = w->data;
+    plog_t *log = c->log;
+    char tmp[4200], path[4200], buf[32];
+    snprintf(tmp, sizeof(tmp), "%s/" START_CKPT ".tmp", log->dir);
+    snprintf(path, sizeof(path), "%s/" START_CKPT, log->dir);
+    int n = snprintf(buf, sizeof(buf), "%lld\n", (long long)c->offset);
+    pthread_mutex_lock(&log->sync_mu); /* orders concurrent checkpoints */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, buf, (size_t)n) != n || fsync(fd) != 0 || rename(tmp, path) != 0 ||
+        fsync(log->dir_fd) != 0)
+        c->err = -errno;
+    if (fd >= 0)
+        close(fd);
+    pthread_mutex_unlock(&log->sync_mu);
+}
+
+static void ckpt_done(uv_work_t *w, int status)
+{
+    ckpt_t *c = w->data;
+    if (c->err)
+        ST_ERROR("plog", "cannot persist log start offset dir=%s err=%s", c->log->dir,
+                 st_strerror(c->err));
+    if (c->cb)
+        c->cb(c->arg, c->err ? c->err : status);
+    log_unref(c->log);
+    free(c);
+}
+
+int plog_delete_records(plog_t *log, int64_t offset, plog_done_cb cb, void *arg)
+{
+    if (offset > log->end_offset || offset < 0)
+        return ST_E_RANGE;
+    if (offset <= log->start_offset) {
+        cb(arg, 0);
+        return 0;
+    }
+    ckpt_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return ST_E_NOMEM;
+    log->start_offset = offset;
+    if (log->rd_seg && log->rd_offset < offset)
+        log->rd_seg = NULL;
+    while (log->n_segs > 1 && log->segs[1]->base_offset <= offset)
+        if (delete_oldest(log, "DeleteRecords") != 0)
+            break;
+    c->log = log;
+    c->offset = offset;
+    c->cb = cb;
+    c->arg = arg;
+    c->work.data = c;
+    log->refs++;
+    int rc = uv_queue_work(log->sh->loop, &c->work, ckpt_write, ckpt_done);
+    if (rc != 0) {
+        log->refs--;
+        free(c);
+        return rc;
+    }
+    ST_INFO("plog", "log start moved by DeleteRecords dir=%s start=%lld", log->dir,
+            (long long)offset);
+    return 0;
+}
+
 /* ---- Open / close ---- */
 
 static void log_free(plog_t *log)
@@ -543,6 +641,9 @@ int plog_open(plog_shard_t *sh,
         act->first_append_ms = now_ms;
     log->start_offset = log->segs[0]->base_offset;
     log->end_offset = log->durable_end = log->written_end = act->next_offset;
+    int64_t ckpt = read_start_checkpoint(log);
+    if (ckpt > log->start_offset)
+        log->start_offset = ckpt < log->end_offset ? ckpt : log->end_offset;
     ST_DEBUG("plog", "opened dir=%s segments=%d start=%" PRId64 " end=%" PRId64, dir, log->n_segs,
              log->start_offset, log->end_offset);
     *out = log;
@@ -679,6 +780,18 @@ int plog_append(plog_t *log,
 
 /* ---- Durability ---- */
 
+/* Drop a loop-side reference; the last one frees the log (after close). */
+static void log_unref(plog_t *log)
+{
+    if (--log->refs == 0) {
+        plog_closed_cb cb = log->closed_cb;
+        void *arg = log->closed_arg;
+        log_free(log);
+        if (cb)
+            cb(arg);
+    }
+}
+
 static void fire_waiters(plog_t *log)
 {
     while (log->waiters && (log->failed || log->waiters->end_offset <= log->durable_end)) {
@@ -700,13 +813,7 @@ void plog__on_synced(plog_t *log, int64_t durable_end, int err)
     if (!err && durable_end > log->durable_end)
         log->durable_end = durable_end;
     fire_waiters(log);
-    if (--log->refs == 0) {
-        plog_closed_cb cb = log->closed_cb;
-        void *arg = log->closed_arg;
-        log_free(log);
-        if (cb)
-            cb(arg);
-    }
+    log_unref(log);
 }
 
 void plog_wait_durable(
@@ -964,7 +1071,8 @@ static int delete_oldest(plog_t *log, const char *reason)
     }
     memmove(log->segs, log->segs + 1, (size_t)(log->n_segs - 1) * sizeof(*log->segs));
     log->n_segs--;
-    log->start_offset = log->segs[0]->base_offset;
+    if (log->segs[0]->base_offset > log->start_offset)
+        log->start_offset = log->segs[0]->base_offset;
     if (log->rd_seg == s)
         log->rd_seg = NULL;
     ST_INFO("plog", "deleted segment by %s dir=%s base=%" PRId64 " new_start=%" PRId64, reason,

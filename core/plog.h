@@ -214,6 +214,14 @@ int plog_scan_tail(plog_t *log,
                    int (*fn)(void *arg, const plog_batch_hdr_t *h),
                    void *arg);
 
+typedef void (*plog_done_cb)(void *arg, int status);
+/** DeleteRecords: move the log start offset up to offset (<= end offset),
+ * delete the segments wholly below it, and persist the new start in
+ * DIR/log-start-offset before cb(arg, status) fires on the loop. Offsets
+ * below the start answer ST_E_RANGE from then on. Fires at once when offset
+ * is not above the current start. @return 0, ST_E_RANGE. @thread owning loop */
+ST_MUST_CHECK int plog_delete_records(plog_t *log, int64_t offset, plog_done_cb cb, void *arg);
+
 /** Periodic work: roll an aged active segment (segment.ms), apply retention
  * (retention.ms / retention.bytes, whole segments only, never the active one).
  * @return number of segments deleted, or a negative error. @thread owning loop */

@@ -66,6 +66,7 @@ static const struct {
     {KP_API_INIT_PRODUCER_ID, kh_init_producer_id},
     {KP_API_OFFSET_FOR_LEADER_EPOCH, kh_offset_for_leader_epoch},
     {KP_API_DESCRIBE_CLUSTER, kh_describe_cluster},
+    {KP_API_DELETE_RECORDS, kh_delete_records},
 };
 
 kh_handler_fn kh_handler_for(int16_t key)

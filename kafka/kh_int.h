@@ -100,6 +100,7 @@ void kh_describe_cluster(kh_req_t *req);
 void kh_offset_for_leader_epoch(kh_req_t *req);
 void kh_create_topics(kh_req_t *req);
 void kh_delete_topics(kh_req_t *req);
+void kh_delete_records(kh_req_t *req);
 
 /* ---- Idempotent producers (kh_idem.c), on the partition's owner ---- */
 /** KP_ERR_NONE to append; KP_ERR_DUPLICATE_SEQUENCE_NUMBER when the batch is

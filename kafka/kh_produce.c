@@ -194,3 +194,118 @@ void kh_produce(kh_req_t *req)
 oom:
     kh_fail_conn(req, "out of memory");
 }
+
+/* ---- DeleteRecords: move log start offsets on the owners ---- */
+
+typedef struct {
+    kh_post_t post;
+    kh_req_t *req;
+    int origin;
+    char *topic; /* arena */
+    int32_t partition;
+    int64_t offset; /* -1: the high watermark */
+    kp_delete_records_response_partition_result_t *res;
+} del_op_t;
+
+static void del_back(rt_shard_t *sh, void *arg)
+{
+    del_op_t *op = arg;
+    (void)sh;
+    if (--op->req->pending == 0)
+        kh_respond(op->req, op->req->state);
+}
+
+static void del_persisted(void *arg, int status)
+{
+    del_op_t *op = arg;
+    if (status != 0)
+        op->res->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+    kh_post(kh_shard_of(rt_current()), &op->post, op->origin, del_back, op);
+}
+
+static void del_run(rt_shard_t *sh, void *arg)
+{
+    del_op_t *op = arg;
+    kh_shard_t *ks = kh_shard_of(sh);
+    meta_snap_t *snap = meta_snap_get(ks->ctx->meta);
+    plog_t *log = kh_local_log(ks, snap, op->topic, op->partition);
+    meta_snap_put(snap);
+    int rc = ST_E_NOTFOUND;
+    if (log) {
+        int64_t to = op->offset == -1 ? plog_end_offset(log) : op->offset;
+        rc = plog_delete_records(log, to, del_persisted, op);
+        if (rc == 0) {
+            op->res->low_watermark = plog_start_offset(log);
+            return; /* answered by del_persisted */
+        }
+    }
+    op->res->error_code = kh_errcode_from_st(rc);
+    kh_post(ks, &op->post, op->origin, del_back, op);
+}
+
+void kh_delete_records(kh_req_t *req)
+{
+    kp_delete_records_request_t *q = req->msg;
+    kp_delete_records_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
+    int nt = q->n_topics > 0 ? q->n_topics : 0;
+    if (!r)
+        goto oom;
+    kp_delete_records_response_init(r);
+    req->state = r;
+    r->topics = kp_arena_calloc(&req->arena, (size_t)(nt ? nt : 1), sizeof(*r->topics));
+    if (!r->topics)
+        goto oom;
+    r->n_topics = nt;
+    meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
+    req->pending = 1;
+    for (int i = 0; i < nt; i++) {
+        kp_delete_records_request_topic_t *qt = &q->topics[i];
+        kp_delete_records_response_topic_result_t *rt = &r->topics[i];
+        rt->name = qt->name;
+        const meta_topic_t *t =
+            qt->name.len >= 0 ? meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len) : NULL;
+        int np = qt->n_partitions > 0 ? qt->n_partitions : 0;
+        rt->partitions =
+            kp_arena_calloc(&req->arena, (size_t)(np ? np : 1), sizeof(*rt->partitions));
+        if (!rt->partitions) {
+            meta_snap_put(snap);
+            goto oom;
+        }
+        rt->n_partitions = np;
+        char *topic = t ? kh_cstr(req, qt->name) : NULL;
+        for (int j = 0; j < np; j++) {
+            kp_delete_records_request_partition_t *qp = &qt->partitions[j];
+            kp_delete_records_response_partition_result_t *rp = &rt->partitions[j];
+            kp_delete_records_response_partition_result_init(rp);
+            rp->partition_index = qp->partition_index;
+            rp->low_watermark = -1;
+            if (!t || qp->partition_index < 0 || qp->partition_index >= t->n_partitions) {
+                rp->error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            if (qp->offset < -1) {
+                rp->error_code = KP_ERR_OFFSET_OUT_OF_RANGE;
+                continue;
+            }
+            del_op_t *op = kp_arena_alloc(&req->arena, sizeof(*op));
+            if (!op) {
+                rp->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
+                continue;
+            }
+            *op = (del_op_t){.req = req,
+                             .origin = rt_shard_id(req->ks->sh),
+                             .topic = topic,
+                             .partition = qp->partition_index,
+                             .offset = qp->offset,
+                             .res = rp};
+            req->pending++;
+            kh_post(req->ks, &op->post, kh_owner(req->ks, topic, qp->partition_index), del_run, op);
+        }
+    }
+    meta_snap_put(snap);
+    del_op_t hold = {.req = req};
+    del_back(req->ks->sh, &hold);
+    return;
+oom:
+    kh_fail_conn(req, "out of memory");
+}

@@ -84,3 +84,20 @@ class Conn:
 
     def close(self):
         self.s.close()
+
+
+def delete_records_v1(topic, partition, offset, corr=1):
+    t = topic.encode()
+    body = (struct.pack(">i", 1) + struct.pack(">h", len(t)) + t + struct.pack(">i", 1)
+            + struct.pack(">iq", partition, offset) + struct.pack(">i", 10000))
+    return frame(21, 1, corr, body)
+
+
+def parse_delete_records_v1(data):
+    """(low_watermark, error_code) of the single partition of the response."""
+    off = 8 + 4  # size, correlation id, throttle
+    off += 4
+    nlen = struct.unpack(">h", data[off:off + 2])[0]
+    off += 2 + nlen + 4
+    _, low, err = struct.unpack(">iqh", data[off:off + 14])
+    return low, err

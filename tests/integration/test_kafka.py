@@ -11,7 +11,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker  # noqa: E402
-from kwire import frame, parse_produce_v3, produce_v3  # noqa: E402
+from kwire import (Conn, delete_records_v1, frame, parse_delete_records_v1,  # noqa: E402
+                   parse_produce_v3, produce_v3)
 
 import confluent_kafka  # noqa: E402
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
@@ -190,6 +191,39 @@ class KafkaApiTest(unittest.TestCase):
         self.assertEqual(p.flush(60), 0)
         msgs = consume_all(self.b.bootstrap, "idem1", [0], 100)
         self.assertEqual([m.value() for m in msgs], [b"v%d" % i for i in range(100)])
+
+    def test_delete_records_moves_log_start_and_survives_restart(self):
+        b = Broker("-X", "log.segment.bytes=2000")
+        try:
+            lines = "".join("rec-%03d-%s\n" % (i, "x" * 100) for i in range(100))
+            rc, _, err = kcat("-b", b.bootstrap, "-P", "-t", "dr1", "-X", "batch.num.messages=5",
+                              input=lines)
+            self.assertEqual(rc, 0, err)
+            c = Conn(b.port)
+            self.assertEqual(parse_delete_records_v1(c.call(delete_records_v1("dr1", 0, 42))),
+                             (42, 0))
+            self.assertEqual(parse_delete_records_v1(c.call(delete_records_v1("dr1", 0, 500))),
+                             (-1, 1))  # beyond the high watermark: OFFSET_OUT_OF_RANGE
+            self.assertEqual(parse_delete_records_v1(c.call(delete_records_v1("nope", 0, 1))),
+                             (-1, 3))
+            c.close()
+            rc, out, err = kcat("-b", b.bootstrap, "-C", "-t", "dr1", "-o", "beginning", "-e",
+                                "-f", "%o %s\n")
+            rows = out.splitlines()
+            self.assertEqual(rows[0], "42 rec-042-" + "x" * 100)
+            self.assertEqual(len(rows), 58)
+            rc, out = b.stop()
+            self.assertEqual(rc, 0, out)
+            b.start()
+            rc, out, err = kcat("-b", b.bootstrap, "-Q", "-t", "dr1:0:-2")
+            self.assertIn("offset 42", out)
+            # -1 deletes up to the high watermark.
+            c = Conn(b.port)
+            self.assertEqual(parse_delete_records_v1(c.call(delete_records_v1("dr1", 0, -1))),
+                             (100, 0))
+            c.close()
+        finally:
+            b.close()
 
     # ---- kafka-python (its own codec, older API versions) ----
 

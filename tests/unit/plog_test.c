@@ -558,6 +558,50 @@ static void test_plog_fsync_error_fails_log(void **state)
     close_log(f, log);
 }
 
+static void on_done(void *arg, int status)
+{
+    ack_t *a = arg;
+    a->fired++;
+    a->status = status;
+}
+
+static void test_plog_delete_records_moves_start_and_persists(void **state)
+{
+    fx_t *f = *state;
+    plog_config_t cfg;
+    plog_config_default(&cfg);
+    cfg.segment_bytes = 1000;
+    plog_t *log = open_log(f, &cfg);
+    for (int i = 0; i < 10; i++)
+        append(log, 2, 200, (uint64_t)i, 1); /* 5 segments of 4 offsets */
+    ack_t a = {0};
+    assert_int_equal(plog_delete_records(log, 21, on_done, &a), ST_E_RANGE);
+    assert_int_equal(plog_delete_records(log, 9, on_done, &a), 0);
+    assert_int_equal(plog_start_offset(log), 9);
+    while (!a.fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(plog_segment_count(log), 3); /* [8,12) keeps offset 9 */
+    plog_slice_t s;
+    assert_int_equal(plog_read(log, 8, 100, &s), ST_E_RANGE);
+    assert_int_equal(plog_read(log, 9, 100, &s), 0);
+    assert_int_equal(s.first_offset, 8); /* whole batches: the one holding 9 */
+    plog_slice_release(&s);
+    int64_t off, ts;
+    assert_int_equal(plog_offset_for_time(log, 0, &off, &ts), 0);
+    assert_int_equal(off, 9);
+    /* Not above the start: answered at once, nothing changes. */
+    ack_t b = {0};
+    assert_int_equal(plog_delete_records(log, 3, on_done, &b), 0);
+    assert_int_equal(b.fired, 1);
+    assert_int_equal(plog_start_offset(log), 9);
+    close_log(f, log);
+    log = open_log(f, &cfg);
+    assert_int_equal(plog_start_offset(log), 9); /* persisted */
+    assert_int_equal(plog_end_offset(log), 20);
+    close_log(f, log);
+}
+
 static void test_plog_parse_dir_name(void **state)
 {
     (void)state;
@@ -590,6 +634,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plog_enospc_keeps_acked_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_durable_ack_and_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_fsync_error_fails_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_delete_records_moves_start_and_persists, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("plog", tests, NULL, NULL);
 }
