@@ -55,8 +55,11 @@ install() {
     local tmp
     tmp=$(mktemp -d "$CACHE.tmp.XXXXXX")
     echo "s3server.sh: installing $PKG@$VERSION into $CACHE" >&2
+    # No --prefix: it would also move npm's global config (and its CA file)
+    # to $tmp/etc/npmrc. A package.json makes npm install into $tmp itself.
+    echo '{"private": true}' >"$tmp/package.json"
     (cd "$tmp" && npm install --no-audit --no-fund --no-save --loglevel=error \
-        --prefix "$tmp" "$PKG@$VERSION" >&2) || { rm -rf "$tmp"; die "npm install failed"; }
+        "$PKG@$VERSION" >&2) || { rm -rf "$tmp"; die "npm install failed"; }
     if [ "$PKG" != s3rver ]; then
         echo "require('$PKG/lib/cli').parseAsync(process.argv); // written by s3server.sh" >"$tmp/s3rver.js"
     fi
