@@ -8,3 +8,5 @@ BUILD=${1:-build}
 DIR=$(mktemp -d "${BENCH_DIR:-$PWD}/.bench.XXXXXX")
 trap 'rm -rf "$DIR"' EXIT
 "$BUILD/bench/log_append" --dir "$DIR" --seconds "${BENCH_SECONDS:-5}"
+# Kafka produce/consume/latency against a real stratad (ratios to disk and loopback).
+bench/kafka.sh "$BUILD"

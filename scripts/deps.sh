@@ -2,6 +2,7 @@
 # deps.sh - install what Strata needs from Debian's packages (and npm for tests).
 # Usage: scripts/deps.sh build   # compiler, CMake and the libraries stratad links
 #        scripts/deps.sh test    # build deps + cmocka, Kafka clients, Node.js, clang (fuzz)
+#        scripts/deps.sh bench   # build deps + benchmark tools (fio: the disk limit probe; python3)
 # Installs only what is missing; uses sudo when not root. Safe to run repeatedly.
 set -euo pipefail
 
@@ -9,12 +10,15 @@ BUILD_PKGS="gcc make cmake pkg-config libuv1-dev libcurl4-openssl-dev libssl-dev
 libsqlite3-dev libyaml-dev librdkafka-dev"
 TEST_PKGS="libcmocka-dev kcat python3 python3-confluent-kafka python3-kafka zstd curl clang
 libclang-rt-14-dev procps"
+# Benchmarks only (bench/kafka.sh), never needed by tests: fio probes fdatasync'd writes.
+BENCH_PKGS="fio python3"
 
 want="$BUILD_PKGS"
 case "${1:-build}" in
 build) ;;
 test) want="$BUILD_PKGS $TEST_PKGS" ;;
-*) echo "usage: $0 build|test" >&2; exit 2 ;;
+bench) want="$BUILD_PKGS $BENCH_PKGS" ;;
+*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 
 missing=""

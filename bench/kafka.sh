@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# kafka.sh - Kafka benchmarks against a real stratad, as ratios to this machine's limits
+# measured in the same run (never part of `make test`; nothing asserts on the numbers).
+#
+# Limits (same filesystem as the broker's data directory):
+#   disk      fdatasync'd sequential writes of the size the broker sees (one producer
+#             batch, --batch-bytes): fio if installed, else build/bench/log_append's raw
+#             probe. Also the latency of one such write+fdatasync.
+#   disk@sync the same probe with one write per fdatasync of the size the broker actually
+#             syncs (bytes / fdatasync counted with perf on stratad; fio and perf only):
+#             the disk's bandwidth at the broker's group-commit granularity.
+#   loopback  TCP bandwidth over 127.0.0.1: iperf3 if installed, else `kbench loopback`.
+# Scenarios (bench/kbench on librdkafka, 1 KiB records):
+#   1. produce acks=all at max rate, 1 and 8 partitions: MB/s / disk (target >= 0.8);
+#   2. hot consume of what 1. wrote (page cache): MB/s / loopback;
+#   3. produce acks=all at 50% of 1.'s 1-partition max: p50/p99/p999 latency,
+#      p99 / one write+fdatasync (target <= 3).
+# Prints a table and appends one JSON line per scenario to bench/results/kafka-<UTC>.jsonl.
+# Usage: bench/kafka.sh [BUILD_DIR]   env: KBENCH_SECONDS (10), KBENCH_BATCH_BYTES (65536),
+#        BENCH_DIR (where the temp data dir goes; default the repo, i.e. its filesystem)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+SECS=${KBENCH_SECONDS:-10}
+RECORD=1024
+BATCH=${KBENCH_BATCH_BYTES:-65536}
+LINGER=5
+LAT_LINGER=1
+KB=$BUILD/bench/kbench
+STRATAD=$BUILD/tools/stratad
+for f in "$KB" "$STRATAD"; do
+    [ -x "$f" ] || { echo "kafka.sh: $f not built (cmake --build $BUILD)" >&2; exit 1; }
+done
+
+DIR=$(mktemp -d "${BENCH_DIR:-$PWD}/.bench.XXXXXX")
+SPID=""
+IPID=""
+cleanup() {
+    [ -z "$IPID" ] || kill "$IPID" 2>/dev/null || true
+    if [ -n "$SPID" ]; then
+        kill -TERM "$SPID" 2>/dev/null || true
+        wait "$SPID" 2>/dev/null || true
+    fi
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+jget() { # FILE KEY: a top-level value of a one-line JSON object
+    python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
+}
+log() { echo "kafka.sh: $*" >&2; }
+
+HAVE_PERF=0
+if command -v perf >/dev/null 2>&1 &&
+    perf stat -e syscalls:sys_enter_fdatasync -x, -o /dev/null true >/dev/null 2>&1; then
+    HAVE_PERF=1
+fi
+
+# ---- Limit: fdatasync'd sequential writes ----
+
+# fio_probe BYTES SECONDS OUT.json: one job, write(BYTES) + fdatasync, repeated.
+fio_probe() {
+    fio --name=seqsync --directory="$DIR" --rw=write --bs="$1" --size=4g --fdatasync=1 \
+        --ioengine=sync --runtime="$2" --time_based --output-format=json >"$3.fio" 2>/dev/null
+    python3 - "$3.fio" "$1" >"$3" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+w, s = j["write"], j["sync"]["lat_ns"]
+print(json.dumps({"tool": "fio", "write_bytes": int(sys.argv[2]),
+                  "mb_per_s": w["bw_bytes"] / 1e6,
+                  "write_sync_lat_ms": (w["clat_ns"]["mean"] + s["mean"]) / 1e6,
+                  "sync_p50_ms": s["percentile"]["50.000000"] / 1e6,
+                  "sync_p99_ms": s["percentile"]["99.000000"] / 1e6}))
+EOF
+    rm -f "$DIR"/seqsync.* "$3.fio"
+}
+
+# Fallback: log_append's raw probe (it also runs its own plog scenarios).
+raw_probe() {
+    local out
+    out=$("$BUILD/bench/log_append" --dir "$DIR" --seconds "$2" --records $(($1 / RECORD)) \
+        --record-bytes "$RECORD")
+    echo "$out" >&2
+    python3 - "$out" >"$3" <<'EOF'
+import json, re, sys
+m = re.search(r"raw write\+fdatasync of (\d+) B\s+([\d.]+) MB/s", sys.argv[1])
+n, mbps = int(m.group(1)), float(m.group(2))
+print(json.dumps({"tool": "log_append", "write_bytes": n, "mb_per_s": mbps,
+                  "write_sync_lat_ms": n / (mbps * 1e6) * 1e3}))
+EOF
+}
+
+# ---- Start the broker ----
+
+PORT=$(free_port)
+BROKERS=127.0.0.1:$PORT
+"$STRATAD" --log-dir "$DIR/data" --smp 2 --listeners "$BROKERS" \
+    --admin-listener "127.0.0.1:$(free_port)" >"$DIR/stratad.log" 2>&1 &
+SPID=$!
+for _ in $(seq 300); do
+    grep -q started "$DIR/stratad.log" && break
+    kill -0 "$SPID" 2>/dev/null || { cat "$DIR/stratad.log" >&2; exit 1; }
+    sleep 0.1
+done
+grep -q started "$DIR/stratad.log" || { log "stratad did not start"; exit 1; }
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+log "limits: disk (write+fdatasync of $BATCH B) ..."
+if command -v fio >/dev/null 2>&1; then
+    fio_probe "$BATCH" 5 "$DIR/disk.json"
+else
+    raw_probe "$BATCH" 5 "$DIR/disk.json"
+fi
+log "limits: loopback TCP ..."
+if command -v iperf3 >/dev/null 2>&1; then
+    ip=$(free_port)
+    iperf3 -s -1 -p "$ip" >/dev/null 2>&1 &
+    IPID=$!
+    sleep 0.5
+    iperf3 -c 127.0.0.1 -p "$ip" -t 3 -J >"$DIR/iperf.json"
+    wait "$IPID" 2>/dev/null || true
+    IPID=""
+    python3 -c 'import json, sys; j = json.load(open(sys.argv[1]))
+print(json.dumps({"tool": "iperf3", "mb_per_s": j["end"]["sum_received"]["bits_per_second"] / 8e6}))' \
+        "$DIR/iperf.json" >"$DIR/loop.json"
+else
+    "$KB" loopback --seconds 3 | python3 -c 'import json, sys; j = json.loads(sys.stdin.read())
+j["tool"] = "kbench loopback"; print(json.dumps(j))' >"$DIR/loop.json"
+fi
+
+# ---- 1. produce acks=all at max rate; fdatasyncs counted on stratad ----
+
+for np in 1 8; do
+    log "produce acks=all, $np partition(s), ${SECS}s ..."
+    PERF_PID=""
+    if [ "$HAVE_PERF" = 1 ]; then
+        perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_pwrite64 \
+            -p "$SPID" -o "$DIR/perf-p$np.csv" &
+        PERF_PID=$!
+        sleep 0.2
+    fi
+    "$KB" produce --brokers "$BROKERS" --topic "bench-p$np" --partitions "$np" --acks all \
+        --record-bytes "$RECORD" --linger-ms "$LINGER" --batch-bytes "$BATCH" \
+        --compression none --rate 0 --seconds "$SECS" >"$DIR/produce-p$np.json"
+    syncs=0
+    if [ -n "$PERF_PID" ]; then
+        kill -INT "$PERF_PID"
+        wait "$PERF_PID" || true
+        syncs=$(awk -F, '/sys_enter_fdatasync/ {print $1}' "$DIR/perf-p$np.csv")
+    fi
+    echo "{\"fdatasyncs\": ${syncs:-0}}" >"$DIR/syncs-p$np.json"
+    # The disk at the broker's sync size: one write of bytes-per-fdatasync, then fdatasync.
+    if [ "${syncs:-0}" -gt 0 ] && command -v fio >/dev/null 2>&1; then
+        bytes=$(python3 -c 'import sys; r = int(sys.argv[1]) * int(sys.argv[2]); s = int(sys.argv[3])
+print(min(max(r // s // 4096 * 4096, 4096), 64 << 20))' \
+            "$(jget "$DIR/produce-p$np.json" records)" "$RECORD" "$syncs")
+        log "limits: disk at the broker's sync size ($bytes B per fdatasync) ..."
+        fio_probe "$bytes" 3 "$DIR/disksync-p$np.json"
+    fi
+done
+
+# ---- 2. hot consume (page cache) ----
+
+for np in 1 8; do
+    log "consume bench-p$np (hot) ..."
+    "$KB" consume --brokers "$BROKERS" --topic "bench-p$np" --seconds 60 >"$DIR/consume-p$np.json"
+done
+
+# ---- 3. produce latency at 50% of the 1-partition max ----
+
+RATE=$(python3 -c 'import sys; print(int(float(sys.argv[1]) / 2))' \
+    "$(jget "$DIR/produce-p1.json" records_per_s)")
+log "produce latency at $RATE records/s (50% of max), 1 partition, ${SECS}s ..."
+"$KB" produce --brokers "$BROKERS" --topic bench-lat --partitions 1 --acks all \
+    --record-bytes "$RECORD" --linger-ms "$LAT_LINGER" --batch-bytes "$BATCH" \
+    --compression none --rate "$RATE" --seconds "$SECS" >"$DIR/latency.json"
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+kill -TERM "$SPID"
+wait "$SPID" || log "stratad exited with $?"
+SPID=""
+
+# ---- Report ----
+
+mkdir -p bench/results
+OUT=bench/results/kafka-$(date -u +%Y%m%dT%H%M%SZ).jsonl
+python3 - "$DIR" "$OUT" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    "$LOAD_BEFORE" "$LOAD_AFTER" <<'EOF'
+import datetime, json, os, sys
+d, out, rev, load0, load1 = sys.argv[1:6]
+def rd(name):
+    p = os.path.join(d, name)
+    return json.loads(open(p).read().strip().splitlines()[-1]) if os.path.exists(p) else None
+disk, loop = rd("disk.json"), rd("loop.json")
+common = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+          "git": rev, "nproc": os.cpu_count(), "loadavg_before": load0, "loadavg_after": load1}
+rows, lines = [], []
+def emit(scenario, result, limit, ratio, target, met, extra=None):
+    rec = dict(common, scenario=scenario, result=result, limit=limit, ratio=ratio,
+               target=target, met=met, **(extra or {}))
+    lines.append(json.dumps(rec, sort_keys=True))
+for np in (1, 8):
+    r, s, ds = rd("produce-p%d.json" % np), rd("syncs-p%d.json" % np), rd("disksync-p%d.json" % np)
+    ratio = r["mb_per_s"] / disk["mb_per_s"]
+    extra = {"fdatasyncs": s["fdatasyncs"]}
+    if s["fdatasyncs"]:
+        extra["bytes_per_fdatasync"] = r["records"] * r["record_bytes"] // s["fdatasyncs"]
+    if ds:
+        extra["disk_at_sync_size"] = ds
+        extra["ratio_to_disk_at_sync_size"] = r["mb_per_s"] / ds["mb_per_s"]
+    emit("produce_acks_all_p%d" % np, r, dict(disk, name="fdatasync_seq_write"), ratio,
+         ">= 0.8", ratio >= 0.8, extra)
+    rows.append(("1. produce acks=all, %d partition%s" % (np, "s" if np > 1 else ""),
+                 "%.1f MB/s" % r["mb_per_s"], "disk %.1f MB/s" % disk["mb_per_s"],
+                 "%.2f" % ratio, ">= 0.8", "yes" if ratio >= 0.8 else "NO"))
+    if ds:
+        rows.append(("   same, vs disk at its sync size (%d KiB)" % (ds["write_bytes"] // 1024),
+                     "", "disk %.1f MB/s" % ds["mb_per_s"],
+                     "%.2f" % (r["mb_per_s"] / ds["mb_per_s"]), "", ""))
+for np in (1, 8):
+    r = rd("consume-p%d.json" % np)
+    ratio = r["mb_per_s"] / loop["mb_per_s"]
+    emit("consume_hot_p%d" % np, r, dict(loop, name="loopback_tcp"), ratio, None, None)
+    rows.append(("2. hot consume, %d partition%s" % (np, "s" if np > 1 else ""),
+                 "%.1f MB/s" % r["mb_per_s"], "loopback %.1f MB/s" % loop["mb_per_s"],
+                 "%.2f" % ratio, "", ""))
+r = rd("latency.json")
+ref = disk["write_sync_lat_ms"]
+ratio = r["p99_ms"] / ref
+emit("produce_latency_50pct", r, dict(disk, name="write_fdatasync_latency"), ratio, "<= 3",
+     ratio <= 3)
+rows.append(("3. latency @%d rec/s: p50 %.2f p99 %.2f p999 %.2f ms" %
+             (r["rate"], r["p50_ms"], r["p99_ms"], r["p999_ms"]), "p99 %.2f ms" % r["p99_ms"],
+             "write+fdatasync %.2f ms" % ref, "%.1f" % ratio, "<= 3",
+             "yes" if ratio <= 3 else "NO"))
+with open(out, "a") as f:
+    f.write("\n".join(lines) + "\n")
+w = [max(len(x[i]) for x in rows) for i in range(6)]
+hdr = ("scenario", "measured", "limit (same run)", "ratio", "target", "met")
+w = [max(w[i], len(hdr[i])) for i in range(6)]
+fmt = "  ".join("%%-%ds" % n for n in w)
+print("Kafka benchmarks (git %s, %s cores, loadavg %s -> %s; limits measured in this run)"
+      % (rev, os.cpu_count(), load0, load1))
+print("disk probe: %s, %d B writes each followed by fdatasync; loopback probe: %s"
+      % (disk["tool"], disk["write_bytes"], loop["tool"]))
+print(fmt % hdr)
+print(fmt % tuple("-" * n for n in w))
+for row in rows:
+    print(fmt % row)
+print("results: %s" % out)
+EOF
