@@ -6,8 +6,10 @@
  *
  * Shard lifecycle:
  *   NEW --rt_start--> RUNNING --rt_stop (stop flag + wake)--> STOPPING
- *   STOPPING: on_stop runs, the async handle closes, posts get ST_E_CLOSED;
- *   the loop returns when the app closed its handles --> thread exits. */
+ *   STOPPING: on_stop runs; messages are still delivered (so work spread
+ *   over shards can finish) until the app calls rt_shard_done()
+ *   --> DONE: the queue closes (posts get ST_E_CLOSED), the async handle
+ *   closes, and the loop returns when the app closed its handles --> exit. */
 #include "core/rt.h"
 #include "core/st_assert.h"
 #include "core/st_log.h"
@@ -36,6 +38,7 @@ struct rt_shard {
     msg_t *ring; /* owned: capacity entries */
     int head, count;
     bool stop_requested; /* guarded by mu */
+    bool stop_called;    /* loop only: on_stop ran */
     bool closed;         /* guarded by mu: no more posts */
 };
 
@@ -103,21 +106,32 @@ static void drain(rt_shard_t *sh)
     }
 }
 
+void rt_shard_done(rt_shard_t *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    bool was_closed = sh->closed;
+    sh->closed = true;
+    pthread_mutex_unlock(&sh->mu);
+    if (was_closed)
+        return;
+    drain(sh); /* messages that raced with the close */
+    uv_close((uv_handle_t *)&sh->wake, NULL);
+}
+
 static void on_wake(uv_async_t *h)
 {
     rt_shard_t *sh = h->data;
     drain(sh);
     pthread_mutex_lock(&sh->mu);
-    bool stop = sh->stop_requested && !sh->closed;
-    if (stop)
-        sh->closed = true;
+    bool stop = sh->stop_requested && !sh->stop_called && !sh->closed;
     pthread_mutex_unlock(&sh->mu);
     if (stop) {
         ST_DEBUG("rt", "shard stopping");
+        sh->stop_called = true;
         if (sh->rt->hooks->on_stop)
             sh->rt->hooks->on_stop(sh, sh->rt->hooks->arg);
-        drain(sh); /* messages that raced with the stop */
-        uv_close((uv_handle_t *)&sh->wake, NULL);
+        else
+            rt_shard_done(sh);
     }
 }
 

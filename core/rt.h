@@ -25,9 +25,10 @@ typedef void (*rt_fn)(rt_shard_t *sh, void *arg);
 typedef struct {
     /* Runs on each shard's loop when it starts. */
     rt_fn on_start;
-    /* Runs on each shard's loop at rt_stop(): close every handle the app
-     * opened on this loop (listeners, timers, logs); the shard's thread exits
-     * once the loop has no open handles left. */
+    /* Runs on each shard's loop at rt_stop(): the app winds down (messages
+     * are still delivered meanwhile), closes every handle it opened on this
+     * loop and then calls rt_shard_done(); the shard's thread exits once the
+     * loop has no open handles left. NULL: rt_shard_done() right away. */
     rt_fn on_stop;
     void *arg; /* borrowed: passed to both */
 } rt_hooks_t;
@@ -43,6 +44,9 @@ ST_MUST_CHECK int rt_start(rt_t *rt, const rt_hooks_t *hooks);
 ST_MUST_CHECK int rt_post(rt_t *rt, int to, rt_fn fn, void *arg);
 /** Ask every shard to stop (runs on_stop on each loop). @thread any */
 void rt_stop(rt_t *rt);
+/** The app finished stopping shard sh: its queue closes (later posts get
+ * ST_E_CLOSED). @thread sh's loop */
+void rt_shard_done(rt_shard_t *sh);
 /** Wait for every shard thread to exit, then free the runtime. */
 void rt_join_free(rt_t *rt);
 

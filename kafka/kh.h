@@ -7,6 +7,7 @@
 #ifndef KH_H
 #define KH_H
 
+#include "core/goffs.h"
 #include "core/meta.h"
 #include "core/part.h"
 #include "core/plog.h"
@@ -22,12 +23,20 @@ typedef struct kh_ctx {
     int listen_port;
     char adv_host[256]; /* advertised in Metadata */
     int adv_port;
-    int64_t request_max_bytes;  /* socket.request.max.bytes */
-    int64_t message_max_bytes;  /* message.max.bytes */
-    int64_t idle_ms;            /* connections.max.idle.ms, -1 = never */
-    int32_t num_partitions;     /* num.partitions for auto-created topics */
-    bool auto_create;           /* auto.create.topics.enable */
-    plog_config_t log_defaults; /* cluster defaults of topic configs */
+    int64_t request_max_bytes;      /* socket.request.max.bytes */
+    int64_t message_max_bytes;      /* message.max.bytes */
+    int64_t idle_ms;                /* connections.max.idle.ms, -1 = never */
+    int32_t num_partitions;         /* num.partitions for auto-created topics */
+    bool auto_create;               /* auto.create.topics.enable */
+    plog_config_t log_defaults;     /* cluster defaults of topic configs */
+    goffs_t *goffs;                 /* borrowed: committed group offsets */
+    int64_t offsets_retention_ms;   /* offsets.retention.minutes */
+    int32_t group_min_session_ms;   /* group.min.session.timeout.ms */
+    int32_t group_max_session_ms;   /* group.max.session.timeout.ms */
+    int32_t group_initial_delay_ms; /* group.initial.rebalance.delay.ms */
+    /* borrowed: the broker configuration, described by DescribeConfigs; NULL
+     * describes every key at its default */
+    const struct cfg *cfg;
 } kh_ctx_t;
 
 typedef struct kh_shard kh_shard_t;
@@ -43,9 +52,14 @@ ST_MUST_CHECK int kh_shard_new(rt_shard_t *sh,
                                size_t errbuf_len);
 
 typedef void (*kh_closed_cb)(void *arg);
-/** Stop accepting, close every connection (in-flight requests are answered
- * first when their partitions finish), then cb. @thread sh's loop */
+/** Stop accepting and reading; answer the requests already read (long polls
+ * at once), closing each connection when its queue is empty (at most 5 s),
+ * then cb. Partition work for other shards is still served meanwhile.
+ * @thread sh's loop */
 void kh_shard_close(kh_shard_t *ks, kh_closed_cb cb, void *arg);
+/** Called just before the shard's partition registry closes: from then on
+ * partition operations posted here are refused. */
+void kh_shard_parts_closing(kh_shard_t *ks);
 
 /** Plog config of a topic: cluster defaults + the topic's overrides (t may
  * be NULL for the defaults). @thread any */

@@ -62,7 +62,7 @@ void kh_topic_log_config(const kh_ctx_t *ctx, const meta_topic_t *t, plog_config
 
 plog_t *kh_local_log(kh_shard_t *ks, const meta_snap_t *snap, const char *topic, int32_t partition)
 {
-    if (ks->closing)
+    if (ks->parts_closed)
         return NULL; /* the registry is being closed: touch no partition */
     plog_t *log = part_get(ks->ps, topic, partition);
     const meta_topic_t *t = meta_snap_find(snap, topic, strlen(topic));

@@ -29,6 +29,7 @@
 
 #define KH_MAX_INFLIGHT 128
 #define KH_ARENA_CAP    (64u << 20)
+#define KH_DRAIN_MS     5000 /* shutdown: longest wait for in-flight requests */
 
 struct kh_conn {
     uv_tcp_t tcp;
@@ -41,6 +42,7 @@ struct kh_conn {
     kh_req_t *head, *tail; /* requests in arrival order */
     int n_reqs;
     bool reading;
+    bool draining; /* shutdown: answer what was read, then close */
     bool closing;
     bool closed; /* close callback ran */
     uint64_t last_active_ms;
@@ -66,6 +68,21 @@ static const struct {
     {KP_API_INIT_PRODUCER_ID, kh_init_producer_id},
     {KP_API_OFFSET_FOR_LEADER_EPOCH, kh_offset_for_leader_epoch},
     {KP_API_DESCRIBE_CLUSTER, kh_describe_cluster},
+    {KP_API_FIND_COORDINATOR, kh_find_coordinator},
+    {KP_API_JOIN_GROUP, kh_join_group},
+    {KP_API_SYNC_GROUP, kh_sync_group},
+    {KP_API_HEARTBEAT, kh_heartbeat},
+    {KP_API_LEAVE_GROUP, kh_leave_group},
+    {KP_API_OFFSET_COMMIT, kh_offset_commit},
+    {KP_API_OFFSET_FETCH, kh_offset_fetch},
+    {KP_API_LIST_GROUPS, kh_list_groups},
+    {KP_API_DESCRIBE_GROUPS, kh_describe_groups},
+    {KP_API_DELETE_GROUPS, kh_delete_groups},
+    {KP_API_OFFSET_DELETE, kh_offset_delete},
+    {KP_API_CREATE_PARTITIONS, kh_create_partitions},
+    {KP_API_DESCRIBE_CONFIGS, kh_describe_configs},
+    {KP_API_ALTER_CONFIGS, kh_alter_configs},
+    {KP_API_INCREMENTAL_ALTER_CONFIGS, kh_incremental_alter_configs},
     {KP_API_DELETE_RECORDS, kh_delete_records},
 };
 
@@ -105,6 +122,7 @@ static void req_free(kh_req_t *req)
 }
 
 static void conn_maybe_free(kh_conn_t *c);
+static void close_if_drained(kh_shard_t *ks);
 static void conn_close(kh_conn_t *c, const char *why);
 static void conn_resume(kh_conn_t *c);
 
@@ -143,8 +161,10 @@ static void flush(kh_conn_t *c)
         }
         req_free(req);
     }
-    if (!c->closing && !c->reading && c->n_reqs < KH_MAX_INFLIGHT / 2)
+    if (!c->closing && !c->draining && !c->reading && c->n_reqs < KH_MAX_INFLIGHT / 2)
         conn_resume(c);
+    if (c->draining && c->n_reqs == 0)
+        conn_close(c, "broker shutting down");
     conn_maybe_free(c);
 }
 
@@ -408,6 +428,7 @@ static void conn_close(kh_conn_t *c, const char *why)
     c->head = c->tail = NULL;
     c->n_reqs = 0;
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    close_if_drained(ks);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -569,6 +590,7 @@ int kh_shard_new(rt_shard_t *sh,
     uv_timer_start(&ks->idle_timer, on_idle_check, 1000, 1000);
     uv_timer_init(loop, &ks->retry_timer);
     ks->retry_timer.data = ks;
+    kh_group_shard_start(ks);
     *out = ks; /* also on error: the caller closes it */
     return rc;
 }
@@ -584,16 +606,51 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
+/* Shutdown: the timers close once every connection is gone. */
+static void close_if_drained(kh_shard_t *ks)
+{
+    if (!ks->closing || ks->n_conns > 0 || ks->timers_closed)
+        return;
+    ks->timers_closed = true;
+    uv_close((uv_handle_t *)&ks->idle_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&ks->retry_timer, on_handle_closed);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    kh_shard_t *ks = t->data;
+    ST_WARN("kafka", "closing %d connections with requests still in flight", ks->n_conns);
+    for (kh_conn_t *c = ks->conns, *next; c; c = next) {
+        next = c->next;
+        conn_close(c, "shutdown drain timed out");
+    }
+}
+
 void kh_shard_close(kh_shard_t *ks, kh_closed_cb cb, void *arg)
 {
     ks->closing = true;
     ks->closed_cb = cb;
     ks->closed_arg = arg;
+    kh_group_shard_close(ks);
+    uv_close((uv_handle_t *)&ks->listener, on_handle_closed); /* stop accepting */
+    kh_fetch_wake_all(ks);                                    /* long polls answer now */
+    /* Finish what was read: each connection closes when its queue is empty. */
     for (kh_conn_t *c = ks->conns, *next; c; c = next) {
         next = c->next;
-        conn_close(c, "broker shutting down");
+        c->draining = true;
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = false;
+        }
+        if (c->n_reqs == 0)
+            conn_close(c, "broker shutting down");
     }
-    uv_close((uv_handle_t *)&ks->listener, on_handle_closed);
-    uv_close((uv_handle_t *)&ks->idle_timer, on_handle_closed);
-    uv_close((uv_handle_t *)&ks->retry_timer, on_handle_closed);
+    uv_timer_stop(&ks->idle_timer);
+    uv_timer_start(&ks->idle_timer, on_drain_timeout, KH_DRAIN_MS, 0);
+    close_if_drained(ks);
+}
+
+void kh_shard_parts_closing(kh_shard_t *ks)
+{
+    ks->parts_closed = true;
 }

@@ -236,6 +236,12 @@ static void on_notify(rt_shard_t *sh, void *arg)
     free(n);
 }
 
+void kh_fetch_wake_all(kh_shard_t *ks)
+{
+    while (ks->waiting)
+        wake(ks->waiting, true);
+}
+
 static void on_wait_timeout(uv_timer_t *t)
 {
     wake(t->data, true);

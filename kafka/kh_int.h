@@ -28,7 +28,9 @@ struct kh_shard {
     struct kh_watch *watches;
     /* Idempotent producer state of partitions owned here (kh_idem.c). */
     struct kh_idem_part *idem_parts;
-    bool closing;
+    bool closing;       /* kh_shard_close() was called: draining */
+    bool timers_closed; /* every connection is gone */
+    bool parts_closed;  /* the partition registry is closing: no partition work */
     kh_closed_cb closed_cb;
     void *closed_arg;
     int n_handles_open;
@@ -101,6 +103,35 @@ void kh_offset_for_leader_epoch(kh_req_t *req);
 void kh_create_topics(kh_req_t *req);
 void kh_delete_topics(kh_req_t *req);
 void kh_delete_records(kh_req_t *req);
+void kh_create_partitions(kh_req_t *req);
+void kh_describe_configs(kh_req_t *req);
+void kh_alter_configs(kh_req_t *req);
+void kh_incremental_alter_configs(kh_req_t *req);
+
+/* ---- Topic configs (kh_config.c) ---- */
+/** Validate the configs of a CreateTopics topic against the topic config
+ * table (Kafka's names, types and ranges).
+ * @param kvs_out  Out: arena copies for meta_create_topic (NULL when none).
+ * @param msg_out  Out: on error, the reason naming the key and the rule
+ *                 (static or arena, valid while req lives).
+ * @return KP_ERR_NONE, or KP_ERR_INVALID_CONFIG (unknown key, bad value,
+ *         duplicate key). @thread connection's shard  @blocking no */
+int16_t kh_config_check_create(kh_req_t *req,
+                               const kp_create_topics_request_creatable_topic_t *qt,
+                               meta_kv_t **kvs_out,
+                               int *n_out,
+                               const char **msg_out);
+/** Fill a CreateTopics v5+ result's config list (every topic config with
+ * its value and source) for a topic whose overrides are kvs (borrowed for
+ * the call; values are copied into req's arena). No-op below v5. */
+void kh_config_fill_created(kh_req_t *req,
+                            const meta_kv_t *kvs,
+                            int n,
+                            kp_create_topics_response_creatable_topic_result_t *res);
+/** Make every shard apply topic's config from the newest metadata snapshot
+ * to the partitions it has open (after a meta_set_configs). topic is
+ * borrowed for the call. @thread ks's loop */
+void kh_config_apply_live(kh_shard_t *ks, const char *topic);
 
 /* ---- Idempotent producers (kh_idem.c), on the partition's owner ---- */
 /** KP_ERR_NONE to append; KP_ERR_DUPLICATE_SEQUENCE_NUMBER when the batch is
@@ -122,10 +153,32 @@ void kh_idem_record(kh_shard_t *ks,
 /** Drop the state of a partition that is closed for good. */
 void kh_idem_forget(kh_shard_t *ks, plog_t *log);
 
+/* ---- kh_group.c: group coordinator APIs (kafka/grp.h) ---- */
+void kh_find_coordinator(kh_req_t *req);
+void kh_join_group(kh_req_t *req);
+void kh_sync_group(kh_req_t *req);
+void kh_heartbeat(kh_req_t *req);
+void kh_leave_group(kh_req_t *req);
+void kh_offset_commit(kh_req_t *req);
+void kh_offset_fetch(kh_req_t *req);
+void kh_list_groups(kh_req_t *req);
+void kh_describe_groups(kh_req_t *req);
+void kh_delete_groups(kh_req_t *req);
+void kh_offset_delete(kh_req_t *req);
+/** Start / stop the shard's group coordinator (loads its committed offsets).
+ * @thread ks's loop */
+void kh_group_shard_start(kh_shard_t *ks);
+void kh_group_shard_close(kh_shard_t *ks);
+/** A topic was deleted: forget (in memory and on disk) every group's offsets of it.
+ * Called on every shard. @thread ks's loop */
+void kh_group_topic_deleted(kh_shard_t *ks, const char *topic);
+
 /* Produce -> Fetch long-poll wake-up (kh_fetch.c): called on the owner shard
  * after data was appended to log. */
 void kh_notify_append(kh_shard_t *ks, plog_t *log);
 /* Called by the connection layer when a waiting request's connection closes. */
 void kh_fetch_cancel(kh_req_t *req);
+/* Shutdown: answer every long-polling fetch of the shard now. */
+void kh_fetch_wake_all(kh_shard_t *ks);
 
 #endif

@@ -103,9 +103,17 @@ static void shard_start(rt_shard_t *sh, void *arg)
         uv_async_send(&b->fatal); /* wakes main to print the started line */
 }
 
+static void on_parts_closed(void *arg)
+{
+    rt_shard_done(arg); /* the shard's queue closes; its loop ends */
+}
+
 static void on_kafka_closed(void *arg)
 {
-    part_shard_close(arg, NULL, NULL); /* final fdatasync of every log */
+    rt_shard_t *sh = arg;
+    kh_shard_t *ks = kh_shard_of(sh);
+    kh_shard_parts_closing(ks);
+    part_shard_close(kh_shard_parts(ks), on_parts_closed, sh); /* final fdatasync */
 }
 
 static void shard_stop(rt_shard_t *sh, void *arg)
@@ -113,7 +121,9 @@ static void shard_stop(rt_shard_t *sh, void *arg)
     (void)arg;
     kh_shard_t *ks = kh_shard_of(sh);
     if (ks)
-        kh_shard_close(ks, on_kafka_closed, kh_shard_parts(ks));
+        kh_shard_close(ks, on_kafka_closed, sh);
+    else
+        rt_shard_done(sh);
 }
 
 static const rt_hooks_t k_hooks = {shard_start, shard_stop, &g_b};
@@ -245,6 +255,7 @@ static int kafka_context(broker_t *b, const char *dir)
 {
     kh_ctx_t *k = &b->kctx;
     k->meta = b->meta;
+    k->cfg = b->cfg;
     k->node_id = (int32_t)cfg_int(b->cfg, CFG_NODE_ID);
     if (cluster_id(dir, k->cluster_id, sizeof(k->cluster_id)) != 0) {
         fprintf(stderr, "stratad: cannot create %s/cluster.id: %s\n", dir, strerror(errno));
@@ -265,6 +276,10 @@ static int kafka_context(broker_t *b, const char *dir)
     k->idle_ms = cfg_int(b->cfg, CFG_IDLE_MS);
     k->num_partitions = (int32_t)cfg_int(b->cfg, CFG_NUM_PARTITIONS);
     k->auto_create = cfg_bool(b->cfg, CFG_AUTO_CREATE);
+    k->offsets_retention_ms = cfg_int(b->cfg, CFG_OFFSETS_RETENTION_MIN) * 60000;
+    k->group_min_session_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_MIN_SESSION_MS);
+    k->group_max_session_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_MAX_SESSION_MS);
+    k->group_initial_delay_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_INITIAL_DELAY_MS);
     return 0;
 }
 
@@ -422,6 +437,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "stratad: %s\n", err);
         return 1;
     }
+    if ((rc = goffs_open(dir, &b->kctx.goffs, err, sizeof(err))) != 0) {
+        fprintf(stderr, "stratad: %s\n", err);
+        return 1;
+    }
     if ((rc = kafka_context(b, dir)) != 0)
         return rc;
     plog_config_default(&b->popts.log_cfg);
@@ -465,6 +484,7 @@ int main(int argc, char **argv)
     plog_env_free(b->env); /* drains pending deletions */
     uv_loop_close(b->main_loop);
     meta_close(b->meta);
+    goffs_close(b->kctx.goffs);
     ST_INFO("stratad", "stopped %s", b->exit_code ? "after a start-up failure" : "cleanly");
     cfg_free(b->cfg);
     close(lock_fd);

@@ -50,6 +50,14 @@ class Proc:
         self.proc = None
         return rc, "".join(self.lines)
 
+    def wait_exit(self, timeout=60):
+        """Wait for the process to end by itself (after a signal sent earlier)."""
+        out, _ = self.proc.communicate(timeout=timeout)
+        self.lines.append(out or "")
+        rc = self.proc.returncode
+        self.proc = None
+        return rc, "".join(self.lines)
+
     def kill9(self):
         self.proc.kill()
         self.proc.wait()

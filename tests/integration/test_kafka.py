@@ -184,6 +184,35 @@ class KafkaApiTest(unittest.TestCase):
         finally:
             b.close()
 
+    def test_sigterm_with_busy_clients_loses_no_acked_record(self):
+        b = Broker()
+        try:
+            follower = subprocess.Popen(["kcat", "-b", b.bootstrap, "-C", "-t", "busy",
+                                         "-o", "beginning", "-q"], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)  # long-polls throughout
+            acked = []
+            p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 1,
+                          "message.timeout.ms": 5000, "retries": 0})
+            for i in range(20000):
+                p.produce("busy", b"v%d" % i, b"k%d" % i,
+                          on_delivery=lambda e, m: acked.append(m.value()) if not e else None)
+                p.poll(0)
+                if i == 3000:
+                    b.proc.send_signal(15)  # SIGTERM while records are in flight
+            p.flush(30)
+            rc, out = b.wait_exit()
+            self.assertEqual(rc, 0, out)
+            self.assertIn("stopped cleanly", out)
+            follower.kill()
+            follower.wait()
+            self.assertGreater(len(acked), 0)
+            b.start()
+            msgs = consume_all(b.bootstrap, "busy", [0], len(acked))
+            got = set(m.value() for m in msgs)
+            self.assertEqual([v for v in acked if v not in got], [])
+        finally:
+            b.close()
+
     def test_idempotent_producer_is_accepted(self):
         p = Producer({"bootstrap.servers": self.b.bootstrap, "enable.idempotence": True})
         for i in range(100):

@@ -84,6 +84,7 @@ static void ping_stop(rt_shard_t *sh, void *arg)
     p->stops++;
     if (rt_shard_id(sh) == 0)
         uv_close((uv_handle_t *)&p->pump, NULL);
+    rt_shard_done(sh);
 }
 
 static void test_rt_messages_cross_shards_in_order(void **state)
