@@ -25,6 +25,8 @@ static void admin_done(astate_t *st)
 typedef struct {
     astate_t *st;
     kp_create_topics_response_creatable_topic_result_t *res;
+    meta_kv_t *kvs; /* arena: the validated config overrides */
+    int n_kvs;
 } create_op_t;
 
 static void on_created(void *arg, int status, const char *msg)
@@ -42,6 +44,7 @@ static void on_created(void *arg, int status, const char *msg)
         if (t)
             memcpy(op->res->topic_id.b, t->id, 16);
         meta_snap_put(snap);
+        kh_config_fill_created(op->st->req, op->kvs, op->n_kvs, op->res);
         ST_INFO("kafka", "created topic=%.*s partitions=%d", op->res->name.len, op->res->name.ptr,
                 op->res->num_partitions);
     }
@@ -92,6 +95,10 @@ void kh_create_topics(kh_req_t *req)
         bool dup = false;
         for (int k = 0; k < i; k++)
             dup |= kp_str_eq(q->topics[k].name, qt->name);
+        meta_kv_t *kvs = NULL;
+        int n_kvs = 0;
+        int16_t code;
+        const char *why = NULL;
         if (bad) {
             set_err(req, res, KP_ERR_INVALID_TOPIC_EXCEPTION, bad);
         } else if (dup) {
@@ -109,11 +116,11 @@ void kh_create_topics(kh_req_t *req)
         } else if (qt->replication_factor != -1 && qt->replication_factor != 1) {
             set_err(req, res, KP_ERR_INVALID_REPLICATION_FACTOR,
                     "Replication factor must be 1 (or -1): this cluster has 1 broker.");
-        } else if (qt->n_configs > 0) {
-            /* Topic configs arrive with the configs work (DescribeConfigs etc.). */
-            set_err(req, res, KP_ERR_INVALID_CONFIG,
-                    "topic configs at creation are not supported yet");
-        } else if (!q->validate_only) {
+        } else if ((code = kh_config_check_create(req, qt, &kvs, &n_kvs, &why)) != 0) {
+            set_err(req, res, code, why);
+        } else if (q->validate_only) {
+            kh_config_fill_created(req, kvs, n_kvs, res);
+        } else {
             create_op_t *op = kp_arena_alloc(&req->arena, sizeof(*op));
             if (!op) {
                 set_err(req, res, KP_ERR_UNKNOWN_SERVER_ERROR, "out of memory");
@@ -121,7 +128,9 @@ void kh_create_topics(kh_req_t *req)
             }
             op->st = st;
             op->res = res;
-            meta_topic_spec_t spec = {kh_cstr(req, qt->name), np, NULL, 0};
+            op->kvs = kvs;
+            op->n_kvs = n_kvs;
+            meta_topic_spec_t spec = {kh_cstr(req, qt->name), np, kvs, n_kvs};
             st->pending++;
             meta_create_topic(ctx->meta, rt_shard_loop(req->ks->sh), &spec, on_created, op);
         }

@@ -1,0 +1,406 @@
+#!/usr/bin/python3
+"""Topic and broker configuration over the Kafka API against a real stratad:
+DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, CreateTopics with
+configs, CreatePartitions. Clients: confluent-kafka's AdminClient, kcat, and
+raw frames where confluent-kafka 1.7 has no call (IncrementalAlterConfigs,
+DescribeConfigs v3 documentation)."""
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from broker import Broker  # noqa: E402
+
+import confluent_kafka  # noqa: E402
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import (AdminClient, ConfigResource, ConfigSource,  # noqa: E402
+                                   NewPartitions, NewTopic)
+
+INVALID_CONFIG = 40
+INVALID_REQUEST = 42
+
+
+def kcat(*args, input=None, timeout=60):
+    p = subprocess.run(["kcat", *args], input=input, capture_output=True, text=True,
+                       timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+# ---- Raw frames (request header v1, non-flexible versions) ----
+
+def s16(s):
+    if s is None:
+        return struct.pack(">h", -1)
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+class Rd:
+    def __init__(self, b):
+        self.b, self.o = b, 0
+
+    def take(self, fmt):
+        v = struct.unpack_from(fmt, self.b, self.o)
+        self.o += struct.calcsize(fmt)
+        return v[0]
+
+    def str(self):
+        n = self.take(">h")
+        if n < 0:
+            return None
+        v = self.b[self.o:self.o + n].decode()
+        self.o += n
+        return v
+
+
+def call(port, api, ver, body, corr=7):
+    hdr = struct.pack(">hhi", api, ver, corr) + s16("it-raw")
+    frame = struct.pack(">i", len(hdr) + len(body)) + hdr + body
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(frame)
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise AssertionError("connection closed")
+            data += chunk
+    r = Rd(data[4:])
+    assert r.take(">i") == corr
+    return r
+
+
+def incremental_alter(port, resources, validate_only=False):
+    """resources: [(type, name, [(key, op, value)])] -> [(code, message, name)]"""
+    body = struct.pack(">i", len(resources))
+    for rtype, name, ops in resources:
+        body += struct.pack(">b", rtype) + s16(name) + struct.pack(">i", len(ops))
+        for key, op, value in ops:
+            body += s16(key) + struct.pack(">b", op) + s16(value)
+    body += struct.pack(">?", validate_only)
+    r = call(port, 44, 0, body)
+    r.take(">i")  # throttle
+    out = []
+    for _ in range(r.take(">i")):
+        code = r.take(">h")
+        msg = r.str()
+        r.take(">b")
+        out.append((code, msg, r.str()))
+    return out
+
+
+def describe_v3(port, rtype, name, keys=None, synonyms=True, docs=True):
+    """DescribeConfigs v3 -> (error, {name: (value, source, read_only, type, doc, synonyms)})"""
+    body = struct.pack(">i", 1) + struct.pack(">b", rtype) + s16(name)
+    if keys is None:
+        body += struct.pack(">i", -1)
+    else:
+        body += struct.pack(">i", len(keys)) + b"".join(s16(k) for k in keys)
+    body += struct.pack(">??", synonyms, docs)
+    r = call(port, 32, 3, body)
+    r.take(">i")
+    assert r.take(">i") == 1
+    code, msg = r.take(">h"), r.str()
+    r.take(">b")
+    r.str()
+    out = {}
+    for _ in range(r.take(">i")):
+        key, value = r.str(), r.str()
+        ro, src, _sens = r.take(">?"), r.take(">b"), r.take(">?")
+        syns = []
+        for _ in range(r.take(">i")):
+            syns.append((r.str(), r.str(), r.take(">b")))
+        ctype, doc = r.take(">b"), r.str()
+        out[key] = (value, src, ro, ctype, doc, syns)
+    return (code, msg), out
+
+
+class ConfigsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # Retention is checked often so a live change shows quickly; a broker
+        # key set away from its default shows as a static broker config.
+        cls.b = Broker("--set", "log.retention.check.interval.ms=200",
+                       "--set", "log.retention.ms=86400000")
+        cls.a = AdminClient({"bootstrap.servers": cls.b.bootstrap})
+
+    @classmethod
+    def tearDownClass(cls):
+        rc, out = cls.b.stop()
+        cls.b.close()
+        assert rc == 0, out
+
+    def create(self, name, partitions=1, **config):
+        self.a.create_topics([NewTopic(name, partitions, 1, config=config)])[name].result(30)
+
+    def describe(self, rtype, name):
+        res = ConfigResource(rtype, name)
+        return self.a.describe_configs([res])[res].result(30)
+
+    def assert_refused(self, fut, code, *needles):
+        with self.assertRaises(confluent_kafka.KafkaException) as cm:
+            fut.result(30)
+        err = cm.exception.args[0]
+        self.assertEqual(err.code(), code, err)
+        for n in needles:
+            self.assertIn(n, err.str())
+
+    # ---- DescribeConfigs ----
+
+    def test_describe_topic_values_sources_synonyms(self):
+        self.create("dc1", 1, **{"retention.bytes": "1048576"})
+        d = self.describe("topic", "dc1")
+        for key in ("cleanup.policy", "compression.type", "retention.ms", "retention.bytes",
+                    "segment.bytes", "segment.ms", "segment.index.bytes",
+                    "index.interval.bytes", "max.message.bytes", "message.timestamp.type",
+                    "min.insync.replicas", "file.delete.delay.ms", "flush.messages",
+                    "flush.ms", "unclean.leader.election.enable",
+                    "message.downconversion.enable", "remote.storage.enable",
+                    "local.retention.ms", "local.retention.bytes", "write.caching"):
+            self.assertIn(key, d)
+        # Topic override.
+        e = d["retention.bytes"]
+        self.assertEqual(e.value, "1048576")
+        self.assertEqual(e.source, ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+        self.assertFalse(e.is_default)
+        self.assertIn("log.retention.bytes", e.synonyms)
+        # Broker value set away from the default: the topic inherits it.
+        e = d["retention.ms"]
+        self.assertEqual(e.value, "86400000")
+        self.assertEqual(e.source, ConfigSource.STATIC_BROKER_CONFIG.value)
+        self.assertIn("log.retention.ms", e.synonyms)
+        # Plain defaults.
+        e = d["segment.bytes"]
+        self.assertEqual(e.value, "1073741824")
+        self.assertEqual(e.source, ConfigSource.DEFAULT_CONFIG.value)
+        self.assertTrue(e.is_default)
+        self.assertEqual(d["cleanup.policy"].value, "delete")
+        self.assertEqual(d["max.message.bytes"].synonyms["message.max.bytes"].value, "1048588")
+        # Unknown topic.
+        res = ConfigResource("topic", "no-such-topic")
+        self.assert_refused(self.a.describe_configs([res])[res],
+                            confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART)
+
+    def test_describe_broker(self):
+        d = self.describe("broker", "0")
+        self.assertEqual(d["log.retention.ms"].value, "86400000")
+        self.assertEqual(d["log.retention.ms"].source, ConfigSource.STATIC_BROKER_CONFIG.value)
+        self.assertEqual(d["log.segment.bytes"].value, "1073741824")
+        self.assertEqual(d["log.segment.bytes"].source, ConfigSource.DEFAULT_CONFIG.value)
+        self.assertEqual(d["num.partitions"].value, "1")
+        self.assertTrue(d["node.id"].is_read_only)
+        # librdkafka sends a broker resource to that broker: use a raw frame.
+        (code, msg), _ = describe_v3(self.b.port, 4, "7")
+        self.assertEqual(code, INVALID_REQUEST)
+        self.assertIn("Unexpected broker id", msg)
+
+    def test_describe_v3_types_documentation_key_filter(self):
+        self.create("dc3", 1, **{"segment.ms": "3600000"})
+        (code, _), d = describe_v3(self.b.port, 2, "dc3", keys=["segment.ms", "write.caching",
+                                                                "no.such.key"])
+        self.assertEqual(code, 0)
+        self.assertEqual(sorted(d), ["segment.ms", "write.caching"])
+        value, src, ro, ctype, doc, syns = d["segment.ms"]
+        self.assertEqual((value, src, ro, ctype), ("3600000", 1, False, 5))  # LONG
+        self.assertIn("Roll", doc)
+        self.assertEqual(syns[0], ("segment.ms", "3600000", 1))
+        self.assertEqual(syns[-1], ("log.roll.ms", "604800000", 5))
+        self.assertEqual(d["write.caching"][3], 1)  # BOOLEAN
+        # Without documentation requested, none is sent.
+        _, d = describe_v3(self.b.port, 2, "dc3", keys=["segment.ms"], synonyms=False,
+                           docs=False)
+        self.assertIsNone(d["segment.ms"][4])
+        self.assertEqual(d["segment.ms"][5], [])
+        (code, _), d = describe_v3(self.b.port, 4, "", keys=["message.max.bytes"])
+        self.assertEqual(code, 0)
+        self.assertEqual(d["message.max.bytes"][0], "1048588")
+
+    # ---- CreateTopics with configs ----
+
+    def test_create_topics_with_configs_validated(self):
+        self.create("ct1", 2, **{"cleanup.policy": "delete", "retention.ms": "-1",
+                                 "write.caching": "TRUE", "compression.type": "zstd"})
+        d = self.describe("topic", "ct1")
+        self.assertEqual(d["retention.ms"].value, "-1")
+        self.assertEqual(d["write.caching"].value, "true")
+        self.assertEqual(d["compression.type"].value, "zstd")
+        cases = [
+            ({"cleanup.policy": "compact"}, "compact is not supported"),
+            ({"cleanup.policy": "delete,compact"}, "compact is not supported"),
+            ({"segment.bytes": "5"}, "segment.bytes: Value must be at least 14"),
+            ({"segment.bytes": "4294967296"}, "segment.bytes: Value must be no more than"),
+            ({"retention.ms": "soon"}, "retention.ms: Not a number"),
+            ({"write.caching": "maybe"}, "either true or false"),
+            ({"compression.type": "brotli"}, "String must be one of"),
+            ({"message.timestamp.type": "Now"}, "message.timestamp.type"),
+            ({"no.such.config": "1"}, "Unknown topic config name: no.such.config"),
+        ]
+        for i, (cfg, needle) in enumerate(cases):
+            name = "ct-bad-%d" % i
+            fs = self.a.create_topics([NewTopic(name, 1, 1, config=cfg)])
+            self.assert_refused(fs[name], confluent_kafka.KafkaError.INVALID_CONFIG, needle)
+        self.assertFalse(any(t.startswith("ct-bad") for t in self.a.list_topics(timeout=30).topics))
+        # validate_only checks the configs too and creates nothing.
+        fs = self.a.create_topics([NewTopic("ct-vo", 1, 1, config={"retention.bytes": "x"})],
+                                  validate_only=True)
+        self.assert_refused(fs["ct-vo"], confluent_kafka.KafkaError.INVALID_CONFIG)
+        self.a.create_topics([NewTopic("ct-vo", 1, 1, config={"retention.bytes": "10"})],
+                             validate_only=True)["ct-vo"].result(30)
+        self.assertNotIn("ct-vo", self.a.list_topics(timeout=30).topics)
+
+    # ---- AlterConfigs / IncrementalAlterConfigs ----
+
+    def test_alter_configs_replaces_the_override_set(self):
+        self.create("ac1", 1, **{"retention.bytes": "100000", "segment.ms": "60000"})
+        res = ConfigResource("topic", "ac1", set_config={"retention.ms": "120000"})
+        self.a.alter_configs([res])[res].result(30)
+        d = self.describe("topic", "ac1")
+        self.assertEqual(d["retention.ms"].value, "120000")
+        self.assertEqual(d["retention.ms"].source, ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+        # AlterConfigs replaces: the earlier overrides are gone.
+        self.assertEqual(d["retention.bytes"].source, ConfigSource.DEFAULT_CONFIG.value)
+        self.assertEqual(d["segment.ms"].value, "604800000")
+        # Invalid: nothing changes.
+        res = ConfigResource("topic", "ac1", set_config={"retention.ms": "1", "segment.ms": "0"})
+        self.assert_refused(self.a.alter_configs([res])[res],
+                            confluent_kafka.KafkaError.INVALID_CONFIG, "segment.ms")
+        self.assertEqual(self.describe("topic", "ac1")["retention.ms"].value, "120000")
+        # validate_only changes nothing.
+        res = ConfigResource("topic", "ac1", set_config={"retention.ms": "777"})
+        self.a.alter_configs([res], validate_only=True)[res].result(30)
+        self.assertEqual(self.describe("topic", "ac1")["retention.ms"].value, "120000")
+        # Unknown topic, broker resource.
+        res = ConfigResource("topic", "no-such", set_config={"retention.ms": "1"})
+        self.assert_refused(self.a.alter_configs([res])[res],
+                            confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART)
+        res = ConfigResource("broker", "0", set_config={"log.retention.ms": "1"})
+        self.assert_refused(self.a.alter_configs([res])[res],
+                            confluent_kafka.KafkaError.INVALID_REQUEST, "dynamically")
+
+    def test_incremental_alter_configs(self):
+        self.create("ia1", 1, **{"retention.bytes": "100000", "segment.ms": "60000"})
+        port = self.b.port
+        out = incremental_alter(port, [(2, "ia1", [("retention.ms", 0, "90000"),
+                                                   ("segment.ms", 1, None)])])
+        self.assertEqual(out, [(0, None, "ia1")])
+        d = self.describe("topic", "ia1")
+        self.assertEqual(d["retention.ms"].value, "90000")
+        self.assertEqual(d["retention.bytes"].value, "100000")  # untouched
+        self.assertEqual(d["segment.ms"].source, ConfigSource.DEFAULT_CONFIG.value)
+        # APPEND/SUBTRACT on a list: delete stays the only policy.
+        out = incremental_alter(port, [(2, "ia1", [("cleanup.policy", 2, "delete")])])
+        self.assertEqual(out[0][0], 0, out)
+        self.assertEqual(self.describe("topic", "ia1")["cleanup.policy"].value, "delete")
+        out = incremental_alter(port, [(2, "ia1", [("cleanup.policy", 2, "compact")])])
+        self.assertEqual(out[0][0], INVALID_CONFIG)
+        self.assertIn("compact is not supported", out[0][1])
+        out = incremental_alter(port, [(2, "ia1", [("cleanup.policy", 3, "delete")])])
+        self.assertEqual(out[0][0], INVALID_CONFIG)
+        self.assertIn("empty", out[0][1])
+        # APPEND on a non-list key, unknown keys, duplicates, bad values.
+        out = incremental_alter(port, [(2, "ia1", [("retention.ms", 2, "5")])])
+        self.assertEqual(out[0][0], INVALID_CONFIG)
+        self.assertIn("append is not allowed", out[0][1])
+        out = incremental_alter(port, [(2, "ia1", [("bogus.key", 0, "5")])])
+        self.assertEqual(out[0][:2], (INVALID_CONFIG, "Unknown topic config name: bogus.key"))
+        out = incremental_alter(port, [(2, "ia1", [("retention.ms", 0, "5"),
+                                                   ("retention.ms", 0, "6")])])
+        self.assertEqual(out[0][0], INVALID_REQUEST)
+        out = incremental_alter(port, [(2, "ia1", [("retention.ms", 0, "1"),
+                                                   ("min.insync.replicas", 0, "0")])])
+        self.assertEqual(out[0][0], INVALID_CONFIG)
+        self.assertIn("min.insync.replicas: Value must be at least 1", out[0][1])
+        self.assertEqual(self.describe("topic", "ia1")["retention.ms"].value, "90000")
+        # validate_only.
+        out = incremental_alter(port, [(2, "ia1", [("retention.ms", 0, "1")])],
+                                validate_only=True)
+        self.assertEqual(out[0][0], 0)
+        self.assertEqual(self.describe("topic", "ia1")["retention.ms"].value, "90000")
+        # Broker: no dynamic config, clearly refused; unknown resource type.
+        out = incremental_alter(port, [(4, "0", [("log.retention.ms", 0, "1")]),
+                                       (8, "0", [("root", 0, "DEBUG")])])
+        self.assertEqual(out[0][0], INVALID_REQUEST)
+        self.assertIn("dynamically", out[0][1])
+        self.assertEqual(out[1][0], INVALID_REQUEST)
+
+    def test_retention_bytes_change_applies_live(self):
+        self.create("live1", 1, **{"segment.bytes": "1024"})
+        p = Producer({"bootstrap.servers": self.b.bootstrap, "linger.ms": 0})
+        for i in range(40):
+            p.produce("live1", value=b"%04d" % i + b"x" * 300, partition=0)
+            p.flush(30)  # one batch per message: several segments
+        c = Consumer({"bootstrap.servers": self.b.bootstrap, "group.id": "it-cfg"})
+        tp = TopicPartition("live1", 0)
+        lo, hi = c.get_watermark_offsets(tp, timeout=30, cached=False)
+        self.assertEqual((lo, hi), (0, 40))
+        out = incremental_alter(self.b.port, [(2, "live1", [("retention.bytes", 0, "2000")])])
+        self.assertEqual(out[0][0], 0, out)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            lo, hi = c.get_watermark_offsets(tp, timeout=30, cached=False)
+            if lo > 0:
+                break
+            time.sleep(0.2)
+        c.close()
+        self.assertGreater(lo, 0, "log start offset never moved after retention.bytes=2000")
+        self.assertEqual(hi, 40)
+
+    # ---- CreatePartitions ----
+
+    def test_create_partitions(self):
+        self.create("cp1", 2)
+        self.a.create_partitions([NewPartitions("cp1", 4)])["cp1"].result(30)
+        self.assertEqual(len(self.a.list_topics("cp1", timeout=30).topics["cp1"].partitions), 4)
+        # The new partition works at once.
+        rc, _, err = kcat("-b", self.b.bootstrap, "-P", "-t", "cp1", "-p", "3", input="a\nb\n")
+        self.assertEqual(rc, 0, err)
+        rc, out, err = kcat("-b", self.b.bootstrap, "-C", "-t", "cp1", "-p", "3",
+                            "-o", "beginning", "-e", "-f", "%s\n")
+        self.assertEqual(out.splitlines(), ["a", "b"], err)
+        fs = self.a.create_partitions([NewPartitions("cp1", 3)])
+        self.assert_refused(fs["cp1"], confluent_kafka.KafkaError.INVALID_PARTITIONS,
+                            "Topic currently has 4 partitions, which is higher than the "
+                            "requested 3.")
+        fs = self.a.create_partitions([NewPartitions("cp1", 4)])
+        self.assert_refused(fs["cp1"], confluent_kafka.KafkaError.INVALID_PARTITIONS)
+        self.a.create_partitions([NewPartitions("cp1", 9)], validate_only=True)["cp1"].result(30)
+        self.assertEqual(len(self.a.list_topics("cp1", timeout=30).topics["cp1"].partitions), 4)
+        fs = self.a.create_partitions([NewPartitions("cp1", 6, [[0], [5]])])
+        self.assert_refused(fs["cp1"], confluent_kafka.KafkaError.INVALID_REPLICA_ASSIGNMENT,
+                            "one broker")
+        self.a.create_partitions([NewPartitions("cp1", 5, [[0]])])["cp1"].result(30)
+        self.assertEqual(len(self.a.list_topics("cp1", timeout=30).topics["cp1"].partitions), 5)
+        fs = self.a.create_partitions([NewPartitions("no-such-cp", 5)])
+        self.assert_refused(fs["no-such-cp"], confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART)
+
+
+class RestartTest(unittest.TestCase):
+    def test_configs_and_partitions_survive_restart(self):
+        b = Broker()
+        try:
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            a.create_topics([NewTopic("rs1", 1, 1, config={"retention.ms": "3600000"})])["rs1"] \
+                .result(30)
+            res = ConfigResource("topic", "rs1", set_config={"retention.ms": "3600000",
+                                                             "segment.bytes": "1048576"})
+            a.alter_configs([res])[res].result(30)
+            a.create_partitions([NewPartitions("rs1", 3)])["rs1"].result(30)
+            rc, out = b.stop()
+            self.assertEqual(rc, 0, out)
+            b.start()
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            res = ConfigResource("topic", "rs1")
+            d = a.describe_configs([res])[res].result(30)
+            self.assertEqual(d["retention.ms"].value, "3600000")
+            self.assertEqual(d["segment.bytes"].value, "1048576")
+            self.assertEqual(d["segment.bytes"].source, ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+            self.assertEqual(len(a.list_topics("rs1", timeout=30).topics["rs1"].partitions), 3)
+        finally:
+            b.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
