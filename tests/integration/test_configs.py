@@ -73,6 +73,94 @@ def call(port, api, ver, body, corr=7):
     return r
 
 
+def uvarint(n):
+    out = b""
+    while True:
+        b = n & 0x7f
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def cstr(s):
+    if s is None:
+        return uvarint(0)
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+class CRd(Rd):
+    """Reader of flexible (compact) versions."""
+
+    def uvarint(self):
+        n = shift = 0
+        while True:
+            b = self.b[self.o]
+            self.o += 1
+            n |= (b & 0x7f) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+
+    def cstr(self):
+        n = self.uvarint() - 1
+        if n < 0:
+            return None
+        v = self.b[self.o:self.o + n].decode()
+        self.o += n
+        return v
+
+    def tags(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.o += self.uvarint()
+
+
+def call_flexible(port, api, ver, body, corr=9):
+    hdr = struct.pack(">hhi", api, ver, corr) + s16("it-raw") + uvarint(0)
+    frame = struct.pack(">i", len(hdr) + len(body)) + hdr + body
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(frame)
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise AssertionError("connection closed")
+            data += chunk
+    r = CRd(data[4:])
+    assert r.take(">i") == corr
+    r.tags()
+    return r
+
+
+def create_topic_v5(port, name, configs, validate_only=False):
+    """CreateTopics v5 (flexible) -> (error, message, {config: (value, source)} or None)"""
+    body = uvarint(2) + cstr(name) + struct.pack(">ih", 1, -1) + uvarint(1)
+    body += uvarint(len(configs) + 1)
+    for k, v in configs.items():
+        body += cstr(k) + cstr(v) + uvarint(0)
+    body += uvarint(0) + struct.pack(">i?", 30000, validate_only) + uvarint(0)
+    r = call_flexible(port, 19, 5, body)
+    r.take(">i")
+    assert r.uvarint() == 2
+    r.cstr()
+    code, msg = r.take(">h"), r.cstr()
+    r.take(">i")
+    r.take(">h")
+    n = r.uvarint() - 1
+    out = None
+    if n >= 0:
+        out = {}
+        for _ in range(n):
+            k, v = r.cstr(), r.cstr()
+            _ro, src, _sens = r.take(">?"), r.take(">b"), r.take(">?")
+            r.tags()
+            out[k] = (v, src)
+    return code, msg, out
+
+
 def incremental_alter(port, resources, validate_only=False):
     """resources: [(type, name, [(key, op, value)])] -> [(code, message, name)]"""
     body = struct.pack(">i", len(resources))
@@ -250,6 +338,37 @@ class ConfigsTest(unittest.TestCase):
         self.a.create_topics([NewTopic("ct-vo", 1, 1, config={"retention.bytes": "10"})],
                              validate_only=True)["ct-vo"].result(30)
         self.assertNotIn("ct-vo", self.a.list_topics(timeout=30).topics)
+
+    def test_create_topics_v5_returns_configs_with_sources(self):
+        code, msg, cfg = create_topic_v5(self.b.port, "ct5", {"segment.bytes": "1048576"})
+        self.assertEqual(code, 0, msg)
+        self.assertEqual(cfg["segment.bytes"], ("1048576", 1))
+        self.assertEqual(cfg["retention.ms"], ("86400000", 4))
+        self.assertEqual(cfg["cleanup.policy"], ("delete", 5))
+        code, msg, cfg = create_topic_v5(self.b.port, "ct5-vo", {"retention.bytes": "5"},
+                                         validate_only=True)
+        self.assertEqual(code, 0)
+        self.assertEqual(cfg["retention.bytes"], ("5", 1))
+        code, msg, cfg = create_topic_v5(self.b.port, "ct5-bad", {"segment.ms": "0"})
+        self.assertEqual(code, INVALID_CONFIG)
+        self.assertIn("segment.ms: Value must be at least 1", msg)
+
+    def test_describe_v0_is_default(self):
+        self.create("dv0", 1, **{"retention.bytes": "4096"})
+        body = struct.pack(">i", 1) + struct.pack(">b", 2) + s16("dv0") + struct.pack(">i", 2)
+        body += s16("retention.bytes") + s16("segment.bytes")
+        r = call(self.b.port, 32, 0, body)
+        r.take(">i")
+        self.assertEqual(r.take(">i"), 1)
+        self.assertEqual(r.take(">h"), 0)
+        r.str(), r.take(">b"), r.str()
+        got = {}
+        for _ in range(r.take(">i")):
+            k, v = r.str(), r.str()
+            _ro, is_default, _sens = r.take(">?"), r.take(">?"), r.take(">?")
+            got[k] = (v, is_default)
+        self.assertEqual(got, {"retention.bytes": ("4096", False),
+                               "segment.bytes": ("1073741824", True)})
 
     # ---- AlterConfigs / IncrementalAlterConfigs ----
 
