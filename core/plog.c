@@ -42,6 +42,9 @@ void plog_config_default(plog_config_t *cfg)
     cfg->retention_bytes = -1;
     cfg->retention_ms = 604800000;
     cfg->index_interval_bytes = 4096;
+    cfg->remote_enabled = false;
+    cfg->local_retention_bytes = -2;
+    cfg->local_retention_ms = -2;
 }
 
 static void errf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -80,7 +83,7 @@ static uint64_t get_be64(const uint8_t *p)
 }
 
 static void log_unref(plog_t *log);
-static int delete_oldest(plog_t *log, const char *reason);
+static int delete_oldest(plog_t *log, const char *reason, bool move_start);
 
 /* ---- Segments ---- */
 
@@ -121,6 +124,7 @@ static int seg_open(plog_t *log, int64_t base, bool create, plog_seg_t **out)
     s->max_ts_offset = base;
     s->first_append_ms = -1;
     snprintf(s->path, sizeof(s->path), "%s/%020" PRId64, log->dir, base);
+    snprintf(s->log_path, sizeof(s->log_path), "%s.log", s->path);
     int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0);
     char f[4200];
     seg_file(s, "log", f, sizeof(f));
@@ -549,7 +553,7 @@ int plog_delete_records(plog_t *log, int64_t offset, plog_done_cb cb, void *arg)
     if (log->rd_seg && log->rd_offset < offset)
         log->rd_seg = NULL;
     while (log->n_segs > 1 && log->segs[1]->base_offset <= offset)
-        if (delete_oldest(log, "DeleteRecords") != 0)
+        if (delete_oldest(log, "DeleteRecords", true) != 0)
             break;
     c->log = log;
     c->offset = offset;
@@ -680,6 +684,9 @@ static int roll(plog_t *log, int64_t now_ms)
     }
     (void)now_ms;
     plog__mark_dirty(log, NULL, log->end_offset, true);
+    plog_seg_t *sealed = log->segs[log->n_segs - 2];
+    if (log->sh->on_sealed)
+        log->sh->on_sealed(log->sh->on_sealed_arg, log, sealed->base_offset, sealed->next_offset);
     ST_DEBUG("plog", "rolled dir=%s base=%" PRId64, log->dir, s->base_offset);
     return 0;
 }
@@ -884,6 +891,8 @@ int plog_read(plog_t *log, int64_t offset, int64_t max_bytes, plog_slice_t *out)
     out->fd = -1;
     if (offset < log->start_offset || offset > log->end_offset)
         return ST_E_RANGE;
+    if (offset < log->segs[0]->base_offset)
+        return ST_E_OFFLOADED; /* below local data: tiering serves it */
     out->first_offset = out->next_offset = offset;
     if (offset == log->end_offset)
         return 0;
@@ -1057,7 +1066,7 @@ static void unlink_job(void *arg)
     plog__seg_unref(s); /* readers may still hold refs; the fd closes with the last */
 }
 
-static int delete_oldest(plog_t *log, const char *reason)
+static int delete_oldest(plog_t *log, const char *reason, bool move_start)
 {
     plog_seg_t *s = log->segs[0];
     /* Rename first so a crash before the unlink cannot resurrect the segment. */
@@ -1071,7 +1080,7 @@ static int delete_oldest(plog_t *log, const char *reason)
     }
     memmove(log->segs, log->segs + 1, (size_t)(log->n_segs - 1) * sizeof(*log->segs));
     log->n_segs--;
-    if (log->segs[0]->base_offset > log->start_offset)
+    if (move_start && log->segs[0]->base_offset > log->start_offset)
         log->start_offset = log->segs[0]->base_offset;
     if (log->rd_seg == s)
         log->rd_seg = NULL;
@@ -1094,25 +1103,96 @@ int plog_tick(plog_t *log, int64_t now_ms)
             return rc;
     }
     int deleted = 0;
+    /* Total retention by time: expired data goes everywhere. */
     while (log->n_segs > 1 && log->cfg.retention_ms >= 0 &&
            now_ms - log->segs[0]->max_ts > log->cfg.retention_ms) {
-        if (delete_oldest(log, "retention.ms") != 0)
+        if (delete_oldest(log, "retention.ms", true) != 0)
             return deleted;
         deleted++;
     }
-    if (log->cfg.retention_bytes >= 0) {
-        int64_t total = plog_size_bytes(log);
-        while (log->n_segs > 1 && total - log->segs[0]->size >= log->cfg.retention_bytes) {
-            total -= log->segs[0]->size;
-            if (delete_oldest(log, "retention.bytes") != 0)
-                return deleted;
-            deleted++;
+    if (!log->cfg.remote_enabled) {
+        if (log->cfg.retention_bytes >= 0) {
+            int64_t total = plog_size_bytes(log);
+            while (log->n_segs > 1 && total - log->segs[0]->size >= log->cfg.retention_bytes) {
+                total -= log->segs[0]->size;
+                if (delete_oldest(log, "retention.bytes", true) != 0)
+                    return deleted;
+                deleted++;
+            }
         }
+        return deleted;
+    }
+    /* Local retention: only segments already uploaded; the start stays. */
+    int64_t lbytes = log->cfg.local_retention_bytes == -2 ? log->cfg.retention_bytes
+                                                          : log->cfg.local_retention_bytes;
+    int64_t lms =
+        log->cfg.local_retention_ms == -2 ? log->cfg.retention_ms : log->cfg.local_retention_ms;
+    int64_t total = plog_size_bytes(log);
+    while (log->n_segs > 1 && log->segs[0]->next_offset <= log->uploaded_end) {
+        bool by_bytes = lbytes >= 0 && total - log->segs[0]->size >= lbytes;
+        bool by_time = lms >= 0 && now_ms - log->segs[0]->max_ts > lms;
+        if (!by_bytes && !by_time)
+            break;
+        total -= log->segs[0]->size;
+        if (delete_oldest(log, by_bytes ? "local.retention.bytes" : "local.retention.ms", false) !=
+            0)
+            break;
+        deleted++;
     }
     return deleted;
 }
 
 /* ---- Accessors ---- */
+
+void plog_shard_on_sealed(plog_shard_t *sh, plog_sealed_fn fn, void *arg)
+{
+    sh->on_sealed = fn;
+    sh->on_sealed_arg = arg;
+}
+
+void plog_set_uploaded(plog_t *log, int64_t end_offset)
+{
+    if (end_offset > log->uploaded_end)
+        log->uploaded_end = end_offset < log->end_offset ? end_offset : log->end_offset;
+}
+
+int64_t plog_uploaded_offset(const plog_t *log)
+{
+    return log->uploaded_end;
+}
+
+void plog_set_remote_start(plog_t *log, int64_t offset)
+{
+    if (log->cfg.remote_enabled && offset >= 0 && offset < log->start_offset)
+        log->start_offset = offset;
+}
+
+int64_t plog_local_start_offset(const plog_t *log)
+{
+    int64_t b = log->segs[0]->base_offset;
+    return b > log->start_offset ? b : log->start_offset;
+}
+
+int plog_sealed_get(plog_t *log, int64_t from_offset, plog_seg_info_t *out)
+{
+    for (int i = 0; i + 1 < log->n_segs; i++) {
+        plog_seg_t *s = log->segs[i];
+        if (s->next_offset <= from_offset || s->size == 0)
+            continue;
+        plog__seg_ref(s);
+        *out = (plog_seg_info_t){s,       s->fd,     s->base_offset, s->next_offset,
+                                 s->size, s->max_ts, s->log_path};
+        return 0;
+    }
+    return ST_E_NOTFOUND;
+}
+
+void plog_seg_info_release(plog_seg_info_t *info)
+{
+    plog__seg_unref(info->seg);
+    info->seg = NULL;
+    info->fd = -1;
+}
 
 int64_t plog_start_offset(const plog_t *log)
 {

@@ -97,6 +97,11 @@ void plog_env_free(plog_env_t *env);
 /** Per-loop completion channel (owns a uv_async_t on loop).
  * @thread loop's thread */
 ST_MUST_CHECK int plog_shard_new(plog_env_t *env, uv_loop_t *loop, plog_shard_t **out);
+
+/** Called on the loop when a segment of log is sealed (rolled): it holds
+ * offsets [base_offset, next_offset). Tiering registers it to upload. */
+typedef void (*plog_sealed_fn)(void *arg, plog_t *log, int64_t base_offset, int64_t next_offset);
+void plog_shard_on_sealed(plog_shard_t *sh, plog_sealed_fn fn, void *arg);
 /** Close the channel; frees itself in the close callback. All its logs must be
  * closed (plog_close callbacks fired) first. */
 void plog_shard_free(plog_shard_t *sh);
@@ -109,9 +114,17 @@ typedef struct {
     int64_t retention_bytes;      /* retention.bytes, -1 = unlimited */
     int64_t retention_ms;         /* retention.ms, -1 = unlimited */
     int32_t index_interval_bytes; /* index.interval.bytes */
+    /* Tiered storage (KIP-405 names). With remote_enabled, local segments are
+     * deleted by local.retention.* only once uploaded (plog_set_uploaded),
+     * without moving the log start offset; retention.bytes is then enforced
+     * by tiering over remote + local data. -2 = same as retention.*. */
+    bool remote_enabled;           /* remote.storage.enable */
+    int64_t local_retention_bytes; /* local.retention.bytes */
+    int64_t local_retention_ms;    /* local.retention.ms */
 } plog_config_t;
 
-/** Kafka's defaults (1 GiB segments, 7 days, unlimited size, 4 KiB index interval). */
+/** Kafka's defaults (1 GiB segments, 7 days, unlimited size, 4 KiB index
+ * interval, remote storage off, local retention = total retention). */
 void plog_config_default(plog_config_t *cfg);
 
 /** Open (creating if needed) the log in dir and recover it: scan the active
@@ -229,6 +242,36 @@ int plog_tick(plog_t *log, int64_t now_ms);
 
 /** Roll now (seal the active segment, start a new one) if it holds data. */
 ST_MUST_CHECK int plog_roll(plog_t *log, int64_t now_ms);
+
+/* ---- Tiered storage ---- */
+
+/** Every offset below end_offset is uploaded and indexed remotely: local
+ * retention may now delete those segments. @thread owning loop */
+void plog_set_uploaded(plog_t *log, int64_t end_offset);
+int64_t plog_uploaded_offset(const plog_t *log);
+/** Lower the log start offset to what remote storage still holds (after a
+ * restart, from the remote index). Ignored unless remote storage is enabled
+ * and offset is below the current start. */
+void plog_set_remote_start(plog_t *log, int64_t offset);
+/** First offset still on local disk (>= the log start offset). Reads below it
+ * answer ST_E_OFFLOADED. */
+int64_t plog_local_start_offset(const plog_t *log);
+
+/* A sealed segment handed to the uploader. */
+typedef struct {
+    plog_seg_t *seg; /* owned ref: release with plog_seg_info_release */
+    int fd;          /* borrowed: valid while seg is held */
+    int64_t base_offset;
+    int64_t next_offset; /* last offset + 1 */
+    int64_t size;
+    int64_t max_timestamp;
+    const char *path; /* borrowed: DIR/<base>.log, valid while seg is held */
+} plog_seg_info_t;
+
+/** The oldest sealed segment holding offsets at or after from_offset.
+ * @return 0, or ST_E_NOTFOUND when every such offset is in the active one. */
+ST_MUST_CHECK int plog_sealed_get(plog_t *log, int64_t from_offset, plog_seg_info_t *out);
+void plog_seg_info_release(plog_seg_info_t *info);
 
 int64_t plog_start_offset(const plog_t *log);
 int64_t plog_end_offset(const plog_t *log);

@@ -35,8 +35,9 @@ struct plog_seg {
     int n_idx, cap_idx;
     plog__tidx_t *tidx; /* owned */
     int n_tidx, cap_tidx;
-    bool is_deleted; /* removed from the log; files unlinked by the flusher */
-    char path[4096]; /* DIR/<base> without extension */
+    bool is_deleted;     /* removed from the log; files unlinked by the flusher */
+    char path[4096];     /* DIR/<base> without extension */
+    char log_path[4100]; /* DIR/<base>.log */
 };
 
 /* Per-loop completion channel: the flusher appends finished syncs here. */
@@ -45,7 +46,9 @@ struct plog_shard {
     uv_loop_t *loop; /* borrowed */
     uv_async_t async;
     pthread_mutex_t mu;
-    struct plog__done *done; /* owned list, guarded by mu */
+    struct plog__done *done;  /* owned list, guarded by mu */
+    plog_sealed_fn on_sealed; /* loop only */
+    void *on_sealed_arg;
 };
 
 typedef struct plog__done {
@@ -62,10 +65,11 @@ struct plog {
     plog_config_t cfg;
     plog_seg_t **segs; /* owned refs, oldest first; the last is active */
     int n_segs, cap_segs;
-    int64_t start_offset;
+    int64_t start_offset; /* logical: may be below segs[0] when data is remote */
     int64_t end_offset;
-    int64_t durable_end; /* every offset below is on stable storage */
-    int failed;          /* sticky error after a failed fsync */
+    int64_t uploaded_end; /* offsets below are safely in remote storage */
+    int64_t durable_end;  /* every offset below is on stable storage */
+    int failed;           /* sticky error after a failed fsync */
     plog_waiter_t *waiters, *waiters_tail;
     int refs; /* loop-only: 1 for the owner + 1 per pending flusher round */
     bool closing;

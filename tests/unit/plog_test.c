@@ -602,6 +602,76 @@ static void test_plog_delete_records_moves_start_and_persists(void **state)
     close_log(f, log);
 }
 
+typedef struct {
+    int n;
+    int64_t base[16], next[16];
+} sealed_t;
+
+static void on_sealed(void *arg, plog_t *log, int64_t base, int64_t next)
+{
+    sealed_t *s = arg;
+    (void)log;
+    s->base[s->n] = base;
+    s->next[s->n++] = next;
+}
+
+static void test_plog_local_retention_waits_for_upload(void **state)
+{
+    fx_t *f = *state;
+    sealed_t sealed = {0};
+    plog_shard_on_sealed(f->sh, on_sealed, &sealed);
+    plog_config_t cfg;
+    plog_config_default(&cfg);
+    cfg.segment_bytes = 1000;
+    cfg.retention_ms = -1;
+    cfg.remote_enabled = true;
+    cfg.local_retention_bytes = 1000; /* about one segment stays local */
+    plog_t *log = open_log(f, &cfg);
+    for (int i = 0; i < 10; i++)
+        append(log, 2, 200, (uint64_t)i, 1000 * i); /* 5 segments of 4 offsets */
+    /* Four rolls were announced, each with its offsets. */
+    assert_int_equal(sealed.n, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(sealed.base[i], 4 * i);
+        assert_int_equal(sealed.next[i], 4 * i + 4);
+    }
+    /* The uploader walks the sealed segments in order. */
+    plog_seg_info_t info;
+    assert_int_equal(plog_sealed_get(log, 0, &info), 0);
+    assert_int_equal(info.base_offset, 0);
+    assert_int_equal(info.next_offset, 4);
+    assert_true(info.size > 0 && info.fd >= 0);
+    assert_non_null(strstr(info.path, "00000000000000000000.log"));
+    plog_seg_info_release(&info);
+    assert_int_equal(plog_sealed_get(log, 5, &info), 0);
+    assert_int_equal(info.base_offset, 4);
+    plog_seg_info_release(&info);
+    assert_int_equal(plog_sealed_get(log, 16, &info), ST_E_NOTFOUND); /* the active one */
+    /* Nothing uploaded: local retention deletes nothing. */
+    assert_int_equal(plog_tick(log, 1000), 0);
+    assert_int_equal(plog_segment_count(log), 5);
+    /* Two segments uploaded: only those may go; the log start stays at 0. */
+    plog_set_uploaded(log, 8);
+    assert_int_equal(plog_tick(log, 1000), 2);
+    assert_int_equal(plog_start_offset(log), 0);
+    assert_int_equal(plog_local_start_offset(log), 8);
+    plog_slice_t s;
+    assert_int_equal(plog_read(log, 3, 100, &s), ST_E_OFFLOADED);
+    assert_int_equal(plog_read(log, 8, 100, &s), 0);
+    plog_slice_release(&s);
+    /* Everything sealed uploaded: local retention keeps ~1000 bytes. */
+    plog_set_uploaded(log, 16);
+    assert_int_equal(plog_tick(log, 1000), 1);
+    assert_int_equal(plog_local_start_offset(log), 12);
+    close_log(f, log);
+    /* After a restart, tiering lowers the start to what remote storage holds. */
+    log = open_log(f, &cfg);
+    assert_int_equal(plog_start_offset(log), 12);
+    plog_set_remote_start(log, 0);
+    assert_int_equal(plog_start_offset(log), 0);
+    close_log(f, log);
+}
+
 static void test_plog_parse_dir_name(void **state)
 {
     (void)state;
@@ -635,6 +705,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plog_durable_ack_and_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_fsync_error_fails_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_delete_records_moves_start_and_persists, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_plog_local_retention_waits_for_upload, setup,
                                         teardown),
     };
     return cmocka_run_group_tests_name("plog", tests, NULL, NULL);
