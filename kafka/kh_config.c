@@ -301,6 +301,33 @@ static int check_value(const tkey_t *k, char *value, char *err, size_t err_len)
     return 0;
 }
 
+int16_t kh_topic_config_check(const char *name, char *value, char *errbuf, size_t errbuf_len)
+{
+    char err[512];
+    const tkey_t *k = topic_key(name);
+    int rc = -1;
+    if (!k) {
+        snprintf(err, sizeof(err), "Unknown topic config name: %s", name);
+    } else if (!value) {
+        snprintf(err, sizeof(err), "Null value not supported for topic config: %s", name);
+    } else {
+        char *p = value;
+        while (isspace((unsigned char)*p))
+            p++;
+        size_t n = strlen(p);
+        while (n && isspace((unsigned char)p[n - 1]))
+            n--;
+        memmove(value, p, n);
+        value[n] = 0;
+        rc = check_value(k, value, err, sizeof(err));
+    }
+    if (rc == 0)
+        return KP_ERR_NONE;
+    if (errbuf && errbuf_len)
+        snprintf(errbuf, errbuf_len, "%s", err);
+    return KP_ERR_INVALID_CONFIG;
+}
+
 /* Validate one (name, value) for a topic and fill kv with arena copies.
  * @return KP_ERR_NONE, or INVALID_CONFIG with *msg (arena). */
 static int16_t
@@ -308,23 +335,19 @@ check_kv(kh_req_t *req, kp_str_t name, kp_str_t value, meta_kv_t *kv, const char
 {
     char err[512];
     char *key = kh_cstr(req, name);
-    char *v = trimmed(req, value);
-    const tkey_t *k = key ? topic_key(key) : NULL;
+    char *v = value.len >= 0 ? kh_cstr(req, value) : NULL;
     if (!key || (value.len >= 0 && !v)) {
         *msg = "out of memory";
         return KP_ERR_UNKNOWN_SERVER_ERROR;
     }
-    if (!k) {
-        snprintf(err, sizeof(err), "Unknown topic config name: %s", key);
-    } else if (!v) {
-        snprintf(err, sizeof(err), "Null value not supported for topic config: %s", key);
-    } else if (check_value(k, v, err, sizeof(err)) == 0) {
+    int16_t code = kh_topic_config_check(key, v, err, sizeof(err));
+    if (code == KP_ERR_NONE) {
         kv->key = key;
         kv->value = v;
-        return KP_ERR_NONE;
+    } else {
+        *msg = adup(req, err);
     }
-    *msg = adup(req, err);
-    return KP_ERR_INVALID_CONFIG;
+    return code;
 }
 
 /* ---- Effective values ---- */

@@ -109,6 +109,14 @@ void kh_alter_configs(kh_req_t *req);
 void kh_incremental_alter_configs(kh_req_t *req);
 
 /* ---- Topic configs (kh_config.c) ---- */
+/** Check value against the rule of topic config name (Kafka's types and
+ * ranges; cleanup.policy=compact is refused as not supported yet).
+ * @param value   NUL-terminated, modified in place: surrounding blanks are
+ *                removed and booleans lowercased (the form that is stored);
+ *                NULL is refused.
+ * @return KP_ERR_NONE, or KP_ERR_INVALID_CONFIG with a reason naming the key
+ *         and the rule in errbuf (NULL/0 allowed). @thread any @blocking no */
+int16_t kh_topic_config_check(const char *name, char *value, char *errbuf, size_t errbuf_len);
 /** Validate the configs of a CreateTopics topic against the topic config
  * table (Kafka's names, types and ranges).
  * @param kvs_out  Out: arena copies for meta_create_topic (NULL when none).
