@@ -329,5 +329,28 @@ class KafkaApiTest(unittest.TestCase):
         self.assertEqual(out, "a@0\nb@1\n")
 
 
+class ConnectionLimitsTest(unittest.TestCase):
+    def test_request_size_limit_and_idle_connections(self):
+        b = Broker("-X", "socket.request.max.bytes=1000", "-X", "connections.max.idle.ms=300")
+        try:
+            # A frame over socket.request.max.bytes closes the connection at once.
+            s = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+            s.sendall(struct.pack(">i", 1001) + b"\x00" * 1001)
+            self.assertEqual(s.recv(100), b"")
+            s.close()
+            # An idle connection is closed after connections.max.idle.ms; the
+            # wait below is only an upper bound.
+            s = socket.create_connection(("127.0.0.1", b.port), timeout=30)
+            self.assertEqual(s.recv(100), b"")
+            s.close()
+            # A client within the limits works.
+            c = Conn(b.port)
+            data = c.call(frame(18, 0, 5))
+            self.assertEqual(struct.unpack(">ih", data[4:10]), (5, 0))
+            c.close()
+        finally:
+            b.close()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
