@@ -40,7 +40,15 @@
     X(NUM_PARTITIONS, "num.partitions", CFG_INT, "1", 1, 1000000, 1,                               \
       "Partitions of an automatically created topic.")                                             \
     X(AUTO_CREATE, "auto.create.topics.enable", CFG_BOOL, "true", 0, 1, 1,                         \
-      "Create a topic when a client produces to or asks for an unknown one.")
+      "Create a topic when a client produces to or asks for an unknown one.")                      \
+    X(OFFSETS_RETENTION_MIN, "offsets.retention.minutes", CFG_INT, "10080", 1, INT32_MAX, 0,       \
+      "Committed offsets of a group expire this long after the group became empty.")              \
+    X(GROUP_MIN_SESSION_MS, "group.min.session.timeout.ms", CFG_INT, "6000", 1, INT32_MAX, 0,      \
+      "Smallest session timeout a group member may ask for.")                                      \
+    X(GROUP_MAX_SESSION_MS, "group.max.session.timeout.ms", CFG_INT, "1800000", 1, INT32_MAX, 0,   \
+      "Largest session timeout a group member may ask for.")                                       \
+    X(GROUP_INITIAL_DELAY_MS, "group.initial.rebalance.delay.ms", CFG_INT, "3000", 0, INT32_MAX, 0, \
+      "How long the first rebalance of an empty group waits for more members to join.")
 
 /* Kafka keys that exist upstream but have no meaning here: accepted with one
  * warning, so an existing server.properties still starts. */
@@ -49,4 +57,4 @@
         "socket.receive.buffer.bytes", "zookeeper.connect", "zookeeper.connection.timeout.ms",     \
         "log.flush.interval.messages", "log.flush.interval.ms", "num.recovery.threads.per.data.dir", \
         "offsets.topic.replication.factor", "transaction.state.log.replication.factor",            \
-        "transaction.state.log.min.isr", "group.initial.rebalance.delay.ms", "log.dirs"
+        "transaction.state.log.min.isr", "log.dirs"

@@ -159,6 +159,7 @@ static void drop_on_shard(rt_shard_t *sh, void *arg)
     drop_msg_t *m = arg;
     kh_shard_t *ks = kh_shard_of(sh);
     part_drop_topic(ks->ps, m->topic, forget_log, ks);
+    kh_group_topic_deleted(ks, m->topic);
     free(m->topic);
     free(m);
 }

@@ -1,0 +1,283 @@
+/* grp.h - the group coordinator of one shard: classic consumer groups (rebalance state
+ * machine, membership, generations) and their committed offsets in memory.
+ * Data path: kh_group.c decodes JoinGroup/SyncGroup/Heartbeat/LeaveGroup/OffsetCommit/...
+ * on the connection's shard -> posts the work to the shard owning the group
+ * (rt_shard_for(group_id, 0, n)) -> calls grp_* there -> results come back through
+ * callbacks (Join and Sync wait for the rest of the group) -> posted back and answered.
+ * Durability is the caller's: OffsetCommit is written to core/goffs first and
+ * grp_offset_put() runs when SQLite committed.
+ * Threads: one coordinator per shard; every function runs on that shard's loop and never
+ * blocks. Time comes from the config's clocks (injectable for tests); the caller runs
+ * grp_coord_tick() at grp_coord_next_deadline() (kh_group.c drives a uv timer).
+ * Callbacks run synchronously inside grp_* calls or grp_coord_tick(); they must not call
+ * back into the coordinator, and their result structs are borrowed for the call. */
+#ifndef GRP_H
+#define GRP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Group states (Kafka's classic protocol), with the function behind each transition:
+ *
+ *              grp_join (first member)          all members rejoined, or rebalance
+ *    +-------+ ------------------------> +------------------+ timeout (complete_join)
+ *    | EMPTY |                           |PREPARING_REBALANCE|----------------------+
+ *    +-------+ <------------------------ +------------------+                       |
+ *      |   ^     complete_join with no        ^        ^                             v
+ *      |   |     member left (gen++)          |        |                 +----------------------+
+ *      |   |                                  |        +---------------- |COMPLETING_REBALANCE  |
+ *      |   |    join of a new/changed member, |  join/leave/expiry/sync  +----------------------+
+ *      |   |    leave, session expiry         |  timeout (prepare_rebal.)          |
+ *      |   |    (prepare_rebalance)           |                        leader's grp_sync
+ *      |   |                             +--------+                                |
+ *      |   |                             | STABLE | <------------------------------+
+ *      |   |                             +--------+
+ *      |   +-- (Empty groups only) grp_delete_begin / offsets.retention.minutes expiry
+ *      v
+ *    +------+  removed by grp_delete_end once its offsets are deleted from disk.
+ *    | DEAD |
+ *    +------+
+ */
+typedef enum {
+    GRP_EMPTY,
+    GRP_PREPARING_REBALANCE,
+    GRP_COMPLETING_REBALANCE,
+    GRP_STABLE,
+    GRP_DEAD,
+} grp_state_t;
+
+/** Kafka's name of a state ("PreparingRebalance", ...). */
+const char *grp_state_name(grp_state_t s);
+
+typedef struct grp_config {
+    /* group.min.session.timeout.ms / group.max.session.timeout.ms */
+    int32_t min_session_timeout_ms;
+    int32_t max_session_timeout_ms;
+    /* group.initial.rebalance.delay.ms: wait for more members when an empty group fills */
+    int32_t initial_rebalance_delay_ms;
+    /* offsets.retention.minutes in ms: an empty group's offsets expire after this */
+    int64_t offsets_retention_ms;
+    /* cap on the protocol metadata of one JoinGroup (sum over protocols) */
+    int32_t max_metadata_bytes;
+    /* monotonic clock in ms, for timers */
+    int64_t (*now_ms)(void *clock_arg);
+    /* wall clock in ms since the epoch, for retention (survives restarts) */
+    int64_t (*wall_ms)(void *clock_arg);
+    /* borrowed: passed to both clocks */
+    void *clock_arg;
+    /* an empty group's retention expired: it is DEAD now; the callee deletes its offsets
+     * from disk, then calls grp_delete_end(). May be NULL (then it is removed at once). */
+    void (*on_expire)(void *arg, const char *group_id);
+    /* borrowed: passed to on_expire */
+    void *expire_arg;
+} grp_config_t;
+
+typedef struct grp_coord grp_coord_t;
+typedef struct grp grp_t;
+
+/** A coordinator with no groups. @param cfg Copied. @return NULL when out of memory. */
+grp_coord_t *grp_coord_new(const grp_config_t *cfg);
+/** Answer every waiting Join/Sync with COORDINATOR_NOT_AVAILABLE and free everything.
+ * grp_coord_free(NULL) is a no-op. */
+void grp_coord_free(grp_coord_t *c);
+/** Run every expired timer: join/sync deadlines, session timeouts, offset retention. */
+void grp_coord_tick(grp_coord_t *c);
+/** The earliest monotonic time at which grp_coord_tick() has work, or -1 for none.
+ * Retention is checked at most once per minute of the monotonic clock. */
+int64_t grp_coord_next_deadline(const grp_coord_t *c);
+
+/* ---- JoinGroup ---- */
+
+typedef struct grp_protocol {
+    /* borrowed for the call (copied) */
+    const char *name;
+    /* borrowed for the call (copied) */
+    const uint8_t *metadata;
+    int32_t metadata_len;
+} grp_protocol_t;
+
+typedef struct grp_join_req {
+    /* every string is borrowed for the call; NUL-terminated */
+    const char *group_id;
+    /* "" for a new member */
+    const char *member_id;
+    /* NULL unless static membership (group.instance.id) */
+    const char *instance_id;
+    const char *client_id;
+    const char *client_host;
+    const char *protocol_type;
+    int32_t session_timeout_ms;
+    int32_t rebalance_timeout_ms;
+    const grp_protocol_t *protocols;
+    int n_protocols;
+    /* JoinGroup v4+: a new dynamic member first gets MEMBER_ID_REQUIRED */
+    bool require_known_member_id;
+    /* JoinGroup v9+: a static leader rejoining a stable group may skip the assignment */
+    bool supports_skip_assignment;
+} grp_join_req_t;
+
+typedef struct grp_member_info {
+    const char *member_id;
+    /* NULL for dynamic members */
+    const char *instance_id;
+    /* metadata of the selected protocol */
+    const uint8_t *metadata;
+    int32_t metadata_len;
+} grp_member_info_t;
+
+typedef struct grp_join_result {
+    int16_t error_code;
+    int32_t generation_id;
+    /* NULL when not decided */
+    const char *protocol_type;
+    const char *protocol_name;
+    const char *leader_id;
+    const char *member_id;
+    /* every member, for the leader only */
+    const grp_member_info_t *members;
+    int n_members;
+    bool skip_assignment;
+} grp_join_result_t;
+
+/** Result pointers are borrowed for the call. */
+typedef void (*grp_join_cb)(void *arg, const grp_join_result_t *res);
+
+/** Handle a JoinGroup: cb runs now (errors, MEMBER_ID_REQUIRED, unchanged members) or when
+ * the rebalance completes. */
+void grp_join(grp_coord_t *c, const grp_join_req_t *q, grp_join_cb cb, void *arg);
+
+/* ---- SyncGroup ---- */
+
+typedef struct grp_assignment {
+    const char *member_id;
+    const uint8_t *assignment;
+    int32_t assignment_len;
+} grp_assignment_t;
+
+typedef struct grp_sync_req {
+    const char *group_id;
+    int32_t generation_id;
+    const char *member_id;
+    /* NULL unless static */
+    const char *instance_id;
+    /* NULL when the request carries none (SyncGroup < v5) */
+    const char *protocol_type;
+    const char *protocol_name;
+    /* the leader's assignments (ignored from followers) */
+    const grp_assignment_t *assignments;
+    int n_assignments;
+} grp_sync_req_t;
+
+typedef struct grp_sync_result {
+    int16_t error_code;
+    const char *protocol_type;
+    const char *protocol_name;
+    const uint8_t *assignment;
+    int32_t assignment_len;
+} grp_sync_result_t;
+
+typedef void (*grp_sync_cb)(void *arg, const grp_sync_result_t *res);
+
+/** Handle a SyncGroup: cb runs now or when the leader's assignment arrives. */
+void grp_sync(grp_coord_t *c, const grp_sync_req_t *q, grp_sync_cb cb, void *arg);
+
+/* ---- Heartbeat, LeaveGroup ---- */
+
+/** @return a Kafka error code (NONE, REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION, ...). */
+int16_t grp_heartbeat(grp_coord_t *c,
+                      const char *group_id,
+                      int32_t generation_id,
+                      const char *member_id,
+                      const char *instance_id);
+/** Remove one member (by member id, or by instance id for static members).
+ * @return a Kafka error code. */
+int16_t
+grp_leave(grp_coord_t *c, const char *group_id, const char *member_id, const char *instance_id);
+
+/* ---- Offsets ---- */
+
+typedef struct grp_offset {
+    /* owned by the group */
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    int32_t leader_epoch;
+    /* owned by the group; NULL for null */
+    char *metadata;
+    int64_t commit_ms;
+} grp_offset_t;
+
+/** May (generation, member, instance) commit offsets now? A commit with generation < 0 to an
+ * unknown group creates it (Empty, no protocol). Refreshes the member's session.
+ * @param incarnation  Out: the group's incarnation, for grp_offset_put().
+ * @return a Kafka error code. */
+int16_t grp_commit_check(grp_coord_t *c,
+                         const char *group_id,
+                         int32_t generation_id,
+                         const char *member_id,
+                         const char *instance_id,
+                         uint64_t *incarnation);
+/** Store a committed offset (after it is durable). Ignored when the group was deleted since
+ * grp_commit_check() returned incarnation. Strings are copied. @return 0 or ST_E_NOMEM. */
+int grp_offset_put(grp_coord_t *c,
+                   const char *group_id,
+                   uint64_t incarnation,
+                   const char *topic,
+                   int32_t partition,
+                   int64_t offset,
+                   int32_t leader_epoch,
+                   const char *metadata,
+                   int64_t commit_ms);
+/** The committed offset of (group, topic, partition), borrowed until the next mutation, or NULL. */
+const grp_offset_t *
+grp_offset_get(const grp_coord_t *c, const char *group_id, const char *topic, int32_t partition);
+/** Every committed offset of g, sorted by (topic, partition); borrowed until the next mutation. */
+const grp_offset_t *grp_offsets(const grp_t *g, int *n);
+/** Forget offsets: topic NULL = every topic, partition -1 = every partition. */
+void grp_offsets_delete(grp_coord_t *c, const char *group_id, const char *topic, int32_t partition);
+/** Forget the offsets of a deleted topic in every group. */
+void grp_offsets_delete_topic(grp_coord_t *c, const char *topic);
+
+/* ---- Groups: lookup, listing, deletion ---- */
+
+grp_t *grp_find(const grp_coord_t *c, const char *group_id);
+/** Iterate every group (in no particular order); NULL ends. */
+grp_t *grp_first(const grp_coord_t *c);
+grp_t *grp_next(const grp_coord_t *c, const grp_t *g);
+
+const char *grp_id(const grp_t *g);
+grp_state_t grp_state(const grp_t *g);
+int32_t grp_generation(const grp_t *g);
+/** "" for groups that only commit offsets. */
+const char *grp_protocol_type(const grp_t *g);
+/** NULL until a protocol was selected. */
+const char *grp_protocol_name(const grp_t *g);
+/** NULL when there is no leader. */
+const char *grp_leader(const grp_t *g);
+int grp_n_members(const grp_t *g);
+
+typedef struct grp_member_desc {
+    const char *member_id;
+    const char *instance_id;
+    const char *client_id;
+    const char *client_host;
+    /* the selected protocol's metadata (NULL before one is selected) */
+    const uint8_t *metadata;
+    int32_t metadata_len;
+    const uint8_t *assignment;
+    int32_t assignment_len;
+} grp_member_desc_t;
+
+/** Member i (0 <= i < grp_n_members) of g; pointers borrowed until the next mutation. */
+void grp_member_desc(const grp_t *g, int i, grp_member_desc_t *out);
+
+/** Does any member's consumer subscription name topic? (OffsetDelete) */
+bool grp_subscribed(const grp_t *g, const char *topic);
+
+/** Start deleting a group (DeleteGroups): only Empty groups can go; it becomes DEAD.
+ * @return NONE, GROUP_ID_NOT_FOUND or NON_EMPTY_GROUP. */
+int16_t grp_delete_begin(grp_coord_t *c, const char *group_id);
+/** Free a DEAD group once its offsets are gone from disk (no-op otherwise). */
+void grp_delete_end(grp_coord_t *c, const char *group_id);
+
+#endif
