@@ -1,0 +1,4 @@
+# Unit tests of tiering/ building blocks: the remote object format (seg) and
+# the SQLite catalog of remote data (index/idx).
+st_unit_test(seg_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/seg_test.c
+             LIBS strata_tiering strata_tsupport)

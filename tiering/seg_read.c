@@ -1,0 +1,251 @@
+/* seg_read.c - read the remote object format: seek table, chunk lookup, frame
+ * decoding.
+ * Data path: hydration fetches an object's tail (recovery) or a chunk's byte
+ * range (fetch below the local log start) -> here the bytes, which are
+ * untrusted, are bounds-checked, checksummed and inflated under a hard output
+ * cap back to the exact record batches the segment held.
+ * Invariants: 1. nothing is allocated from a count in the input before the
+ *                bytes that count describes are known to be present;
+ *             2. every error is a return code, never an assert: the input comes
+ *                from the object store. */
+#include "tiering/seg.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "core/plog.h"
+#include "core/st_crc32c.h"
+
+static uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* ---- Seek table ---- */
+
+int tier_seg_table_size(const uint8_t *tail, size_t tail_len, uint64_t *table_size)
+{
+    if (tail_len < TIER_SEG_FOOTER_SIZE)
+        return ST_E_MALFORMED;
+    const uint8_t *f = tail + tail_len - TIER_SEG_FOOTER_SIZE;
+    if (get_le32(f + 5) != TIER_SEG_SEEKABLE_MAGIC || (f[4] & TIER_SEG_DESC_RESERVED) != 0)
+        return ST_E_MALFORMED;
+    uint32_t n = get_le32(f);
+    if (n > TIER_SEG_MAX_FRAMES)
+        return ST_E_MALFORMED;
+    uint64_t entry = (f[4] & TIER_SEG_DESC_CHECKSUM) ? 12 : 8;
+    *table_size = TIER_SEG_SKIP_HDR_SIZE + (uint64_t)n * entry + TIER_SEG_FOOTER_SIZE;
+    return 0;
+}
+
+void tier_seg_table_fini(tier_seg_table_t *t)
+{
+    if (!t)
+        return;
+    free(t->frames);
+    t->frames = NULL;
+    t->n_frames = 0;
+}
+
+int tier_seg_table_parse(const uint8_t *tail,
+                         size_t tail_len,
+                         uint64_t obj_size,
+                         tier_seg_table_t *out)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t tsize;
+    if (tail_len > obj_size)
+        return ST_E_INVAL;
+    int rc = tier_seg_table_size(tail, tail_len, &tsize);
+    if (rc != 0)
+        return rc;
+    if (tsize > obj_size)
+        return ST_E_MALFORMED;
+    out->table_size = tsize;
+    if (tsize > tail_len)
+        return ST_E_AGAIN;
+    const uint8_t *t = tail + tail_len - tsize;
+    if (get_le32(t) != TIER_SEG_SKIPPABLE_MAGIC ||
+        get_le32(t + 4) != tsize - TIER_SEG_SKIP_HDR_SIZE)
+        return ST_E_MALFORMED;
+    const uint8_t *f = tail + tail_len - TIER_SEG_FOOTER_SIZE;
+    uint32_t n = get_le32(f);
+    bool has_ck = (f[4] & TIER_SEG_DESC_CHECKSUM) != 0;
+    size_t entry = has_ck ? 12 : 8;
+    tier_seg_frame_t *fr = NULL;
+    if (n > 0 && !(fr = calloc(n, sizeof *fr)))
+        return ST_E_NOMEM; /* n * entry <= tail_len bounds this allocation */
+    uint64_t pos = 0, raw = 0;
+    const uint8_t *e = t + TIER_SEG_SKIP_HDR_SIZE;
+    for (uint32_t i = 0; i < n; i++, e += entry) {
+        fr[i].obj_pos = pos;
+        fr[i].raw_pos = raw;
+        fr[i].obj_len = get_le32(e);
+        fr[i].raw_len = get_le32(e + 4);
+        fr[i].xxh32 = has_ck ? get_le32(e + 8) : 0;
+        if (fr[i].obj_len == 0 || fr[i].raw_len > TIER_SEG_MAX_FRAME_RAW) {
+            free(fr);
+            return ST_E_MALFORMED;
+        }
+        pos += fr[i].obj_len; /* < 2^32 * 2^27: no overflow */
+        raw += fr[i].raw_len;
+    }
+    if (pos != obj_size - tsize) {
+        free(fr);
+        return ST_E_MALFORMED;
+    }
+    out->frames = fr;
+    out->n_frames = n;
+    out->has_checksums = has_ck;
+    out->data_size = pos;
+    out->raw_size = raw;
+    return 0;
+}
+
+/* ---- Chunks ---- */
+
+int tier_seg_chunk_find(const tier_seg_chunk_t *chunks, size_t n, int64_t offset)
+{
+    if (n == 0 || offset < chunks[0].first_offset || offset > chunks[n - 1].last_offset)
+        return ST_E_RANGE;
+    /* Last chunk whose first_offset <= offset. */
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (chunks[mid].first_offset <= offset)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    if (offset > chunks[lo].last_offset)
+        lo++; /* in a gap: the next chunk holds the next offset present */
+    return (int)lo;
+}
+
+int tier_seg_chunk_describe(const uint8_t *raw, size_t raw_len, tier_seg_chunk_t *c)
+{
+    if (raw_len == 0 || raw_len > TIER_SEG_MAX_FRAME_RAW)
+        return ST_E_MALFORMED;
+    tier_seg_chunk_t d = {0};
+    int64_t next = INT64_MIN;
+    size_t pos = 0;
+    while (pos < raw_len) {
+        size_t avail = raw_len - pos;
+        plog_batch_hdr_t h;
+        if (plog_batch_parse_hdr(raw + pos, avail, &h) != 0 || h.magic != 2 ||
+            h.batch_length < PLOG_BATCH_HDR_SIZE - PLOG_BATCH_LOG_OVERHEAD ||
+            (size_t)h.batch_length > avail - PLOG_BATCH_LOG_OVERHEAD || h.base_offset < next ||
+            h.base_offset < 0 || h.last_offset_delta < 0 ||
+            h.base_offset > INT64_MAX - h.last_offset_delta - 1)
+            return ST_E_MALFORMED;
+        if (d.n_batches == 0) {
+            d.first_offset = h.base_offset;
+            d.first_ts = h.base_timestamp;
+            d.max_ts = h.max_timestamp;
+        }
+        if (h.max_timestamp > d.max_ts)
+            d.max_ts = h.max_timestamp;
+        d.last_offset = h.base_offset + h.last_offset_delta;
+        next = d.last_offset + 1;
+        d.n_batches++;
+        pos += (size_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+    }
+    c->first_offset = d.first_offset;
+    c->last_offset = d.last_offset;
+    c->first_ts = d.first_ts;
+    c->max_ts = d.max_ts;
+    c->n_batches = d.n_batches;
+    c->raw_len = (uint32_t)raw_len;
+    return 0;
+}
+
+/* ---- Frames ---- */
+
+/* Inflate exactly one zstd frame of raw_len bytes (<= max_raw). When
+ * has_xxh, the frame's content checksum must equal xxh32. */
+static int decode_frame(const uint8_t *frame,
+                        size_t frame_len,
+                        uint64_t raw_len,
+                        bool has_xxh,
+                        uint32_t xxh32,
+                        size_t max_raw,
+                        uint8_t **out,
+                        size_t *out_len)
+{
+    if (frame_len < 4 || get_le32(frame) != ZSTD_MAGICNUMBER)
+        return ST_E_MALFORMED;
+    size_t csize = ZSTD_findFrameCompressedSize(frame, frame_len);
+    if (ZSTD_isError(csize) || csize != frame_len)
+        return ST_E_MALFORMED; /* truncated, or trailing bytes */
+    /* Frame_Header_Descriptor bit 2: Content_Checksum_flag (RFC 8878 3.1.1.1.1). */
+    if (frame_len < 5 || (frame[4] & 0x04) == 0)
+        return ST_E_MALFORMED;
+    unsigned long long fcs = ZSTD_getFrameContentSize(frame, frame_len);
+    if (fcs == ZSTD_CONTENTSIZE_ERROR || fcs == ZSTD_CONTENTSIZE_UNKNOWN)
+        return ST_E_MALFORMED;
+    if (fcs != raw_len)
+        return ST_E_CORRUPT;
+    if (raw_len > max_raw || raw_len > TIER_SEG_MAX_FRAME_RAW)
+        return ST_E_TOO_LARGE;
+    if (has_xxh && get_le32(frame + frame_len - 4) != xxh32)
+        return ST_E_CORRUPT;
+    uint8_t *buf = malloc(raw_len ? (size_t)raw_len : 1);
+    if (!buf)
+        return ST_E_NOMEM;
+    /* The destination has exactly raw_len bytes: zstd cannot write past it,
+     * and verifies the content checksum before returning success. */
+    size_t got = ZSTD_decompress(buf, (size_t)raw_len, frame, frame_len);
+    if (ZSTD_isError(got) || got != raw_len) {
+        free(buf);
+        return ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation ? ST_E_NOMEM : ST_E_CORRUPT;
+    }
+    *out = buf;
+    *out_len = (size_t)raw_len;
+    return 0;
+}
+
+int tier_seg_frame_decode(const uint8_t *frame,
+                          size_t frame_len,
+                          const tier_seg_frame_t *f,
+                          bool has_checksums,
+                          size_t max_raw,
+                          uint8_t **out,
+                          size_t *out_len)
+{
+    if (frame_len != f->obj_len)
+        return ST_E_MALFORMED;
+    return decode_frame(frame, frame_len, f->raw_len, has_checksums, f->xxh32, max_raw, out,
+                        out_len);
+}
+
+int tier_seg_chunk_decode(const uint8_t *frame,
+                          size_t frame_len,
+                          const tier_seg_chunk_t *chunk,
+                          size_t max_raw,
+                          uint8_t **out,
+                          size_t *out_len)
+{
+    if (frame_len != chunk->obj_len)
+        return ST_E_MALFORMED;
+    if (st_crc32c(0, frame, frame_len) != chunk->crc32c)
+        return ST_E_CORRUPT;
+    uint8_t *buf;
+    size_t len;
+    int rc = decode_frame(frame, frame_len, chunk->raw_len, false, 0, max_raw, &buf, &len);
+    if (rc != 0)
+        return rc;
+    tier_seg_chunk_t d;
+    rc = tier_seg_chunk_describe(buf, len, &d);
+    if (rc == 0 && (d.first_offset != chunk->first_offset || d.last_offset != chunk->last_offset ||
+                    (chunk->n_batches != 0 && d.n_batches != chunk->n_batches)))
+        rc = ST_E_CORRUPT;
+    if (rc != 0) {
+        free(buf);
+        return rc == ST_E_MALFORMED ? ST_E_CORRUPT : rc;
+    }
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
