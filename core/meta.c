@@ -233,8 +233,10 @@ static int load(meta_t *m, meta_snap_t *s, char *errbuf, size_t errbuf_len)
     }
     sqlite3_finalize(st);
     for (int i = 0; i < s->n_topics; i++)
-        qsort(s->topics[i].configs, (size_t)s->topics[i].n_configs, sizeof(meta_kv_t), cmp_kv);
-    qsort(s->topics, (size_t)s->n_topics, sizeof(meta_topic_t), cmp_topic);
+        if (s->topics[i].n_configs > 1)
+            qsort(s->topics[i].configs, (size_t)s->topics[i].n_configs, sizeof(meta_kv_t), cmp_kv);
+    if (s->n_topics > 1) /* qsort must not see the NULL of an empty array */
+        qsort(s->topics, (size_t)s->n_topics, sizeof(meta_topic_t), cmp_topic);
     if (sqlite3_prepare_v2(m->db, "SELECT value FROM kv WHERE key='producer_id_next'", -1, &st,
                            NULL) != SQLITE_OK)
         goto fail;
@@ -418,7 +420,8 @@ static int apply_configs(meta_topic_t *t, const op_t *op)
         free(t->configs[j].value);
         t->configs[j].value = strdup(op->kvs[i].value);
     }
-    qsort(t->configs, (size_t)t->n_configs, sizeof(meta_kv_t), cmp_kv);
+    if (t->n_configs > 1)
+        qsort(t->configs, (size_t)t->n_configs, sizeof(meta_kv_t), cmp_kv);
     return 0;
 }
 

@@ -57,6 +57,9 @@ typedef void (*kh_closed_cb)(void *arg);
  * then cb. Partition work for other shards is still served meanwhile.
  * @thread sh's loop */
 void kh_shard_close(kh_shard_t *ks, kh_closed_cb cb, void *arg);
+/** Free the server state once the shard's queue is closed (rt_shard_done):
+ * no message can reach it any more. */
+void kh_shard_free(kh_shard_t *ks);
 /** Called just before the shard's partition registry closes: from then on
  * partition operations posted here are refused. */
 void kh_shard_parts_closing(kh_shard_t *ks);

@@ -650,6 +650,15 @@ void kh_shard_close(kh_shard_t *ks, kh_closed_cb cb, void *arg)
     close_if_drained(ks);
 }
 
+void kh_shard_free(kh_shard_t *ks)
+{
+    if (!ks)
+        return;
+    kh_idem_free_all(ks);
+    kh_fetch_free_watches(ks);
+    free(ks);
+}
+
 void kh_shard_parts_closing(kh_shard_t *ks)
 {
     ks->parts_closed = true;

@@ -236,6 +236,11 @@ static void on_notify(rt_shard_t *sh, void *arg)
     free(n);
 }
 
+void kh_fetch_free_watches(kh_shard_t *ks)
+{
+    prune_watches(ks, INT64_MAX);
+}
+
 void kh_fetch_wake_all(kh_shard_t *ks)
 {
     while (ks->waiting)

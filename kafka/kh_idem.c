@@ -188,3 +188,9 @@ void kh_idem_forget(kh_shard_t *ks, plog_t *log)
         return;
     }
 }
+
+void kh_idem_free_all(kh_shard_t *ks)
+{
+    while (ks->idem_parts)
+        kh_idem_forget(ks, ks->idem_parts->log);
+}

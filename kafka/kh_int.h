@@ -160,6 +160,8 @@ void kh_idem_record(kh_shard_t *ks,
                     int64_t last_offset);
 /** Drop the state of a partition that is closed for good. */
 void kh_idem_forget(kh_shard_t *ks, plog_t *log);
+/** Drop every partition's state (shard shutdown). */
+void kh_idem_free_all(kh_shard_t *ks);
 
 /* ---- kh_group.c: group coordinator APIs (kafka/grp.h) ---- */
 void kh_find_coordinator(kh_req_t *req);
@@ -188,5 +190,7 @@ void kh_notify_append(kh_shard_t *ks, plog_t *log);
 void kh_fetch_cancel(kh_req_t *req);
 /* Shutdown: answer every long-polling fetch of the shard now. */
 void kh_fetch_wake_all(kh_shard_t *ks);
+/* Shutdown: free the watches registered on this shard. */
+void kh_fetch_free_watches(kh_shard_t *ks);
 
 #endif

@@ -105,7 +105,11 @@ static void shard_start(rt_shard_t *sh, void *arg)
 
 static void on_parts_closed(void *arg)
 {
-    rt_shard_done(arg); /* the shard's queue closes; its loop ends */
+    rt_shard_t *sh = arg;
+    kh_shard_t *ks = kh_shard_of(sh);
+    rt_shard_done(sh); /* the shard's queue closes; its loop ends */
+    rt_shard_set_data(sh, NULL);
+    kh_shard_free(ks); /* no message can reach it any more */
 }
 
 static void on_kafka_closed(void *arg)

@@ -193,12 +193,19 @@ class KafkaApiTest(unittest.TestCase):
             acked = []
             p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 1,
                           "message.timeout.ms": 5000, "retries": 0})
-            for i in range(20000):
+            signalled = False
+            for i in range(200000):
                 p.produce("busy", b"v%d" % i, b"k%d" % i,
                           on_delivery=lambda e, m: acked.append(m.value()) if not e else None)
                 p.poll(0)
-                if i == 3000:
+                if not signalled and len(acked) >= 1000:
                     b.proc.send_signal(15)  # SIGTERM while records are in flight
+                    signalled = True
+                if signalled and b.proc.poll() is not None:
+                    break
+                if len(p) > 50000:
+                    p.poll(0.05)  # let acks arrive before queueing more
+            self.assertTrue(signalled)
             p.flush(30)
             rc, out = b.wait_exit()
             self.assertEqual(rc, 0, out)
