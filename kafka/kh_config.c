@@ -38,6 +38,7 @@ enum { /* ConfigType */
        KH_CT_STRING = 2,
        KH_CT_INT = 3,
        KH_CT_LONG = 5,
+       KH_CT_DOUBLE = 6,
        KH_CT_LIST = 7
 };
 
@@ -112,6 +113,22 @@ enum { /* IncrementalAlterConfigs ConfigOperation */
     X("max.compaction.lag.ms", LONG, "9223372036854775807", 1, INT64_MAX, NULL,                    \
       "log.cleaner.max.compaction.lag.ms",                                                         \
       "Maximum time a message stays ineligible for compaction.")                                   \
+    X("min.cleanable.dirty.ratio", DOUBLE, "0.5", 0, 1, NULL, "log.cleaner.min.cleanable.ratio",   \
+      "Dirty share of a log above which compaction would run.")                                    \
+    X("segment.jitter.ms", LONG, "0", 0, INT64_MAX, NULL, "log.roll.jitter.ms",                    \
+      "Random jitter subtracted from segment.ms.")                                                 \
+    X("message.timestamp.before.max.ms", LONG, "9223372036854775807", 0, INT64_MAX, NULL,          \
+      "log.message.timestamp.before.max.ms",                                                       \
+      "Largest accepted age of a record timestamp relative to the broker's clock.")                \
+    X("message.timestamp.after.max.ms", LONG, "9223372036854775807", 0, INT64_MAX, NULL,           \
+      "log.message.timestamp.after.max.ms",                                                        \
+      "Largest accepted lead of a record timestamp over the broker's clock.")                      \
+    X("leader.replication.throttled.replicas", LIST, "", 0, 0, NULL, NULL,                         \
+      "Replicas throttled on the leader side: * or partition:broker pairs (no effect on one "      \
+      "broker).")                                                                                  \
+    X("follower.replication.throttled.replicas", LIST, "", 0, 0, NULL, NULL,                       \
+      "Replicas throttled on the follower side: * or partition:broker pairs (no effect on one "    \
+      "broker).")                                                                                  \
     X("preallocate", BOOLEAN, "false", 0, 0, NULL, "log.preallocate",                              \
       "Preallocate segment files when they are created.")                                          \
     X("remote.storage.enable", BOOLEAN, "false", 0, 0, NULL, NULL,                                 \
@@ -214,6 +231,18 @@ static bool in_choices(const char *choices, const char *item, size_t len)
 
 /* ---- Validation ---- */
 
+/* An element of a replica list: "*" or "partition:broker". */
+static bool replica_item_ok(const char *s, size_t len)
+{
+    if (len == 1 && *s == '*')
+        return true;
+    const char *colon = memchr(s, ':', len);
+    if (!colon)
+        return false;
+    size_t a = (size_t)(colon - s), b = len - a - 1;
+    return a > 0 && b > 0 && strspn(s, "0123456789") == a && strspn(colon + 1, "0123456789") >= b;
+}
+
 /* Check value against k's rule; value is trimmed, booleans are lowercased in
  * place. @return 0, or -1 with a Kafka-style reason in err. */
 static int check_value(const tkey_t *k, char *value, char *err, size_t err_len)
@@ -240,6 +269,25 @@ static int check_value(const tkey_t *k, char *value, char *err, size_t err_len)
             snprintf(err, err_len,
                      "Invalid value %s for configuration %s: Value must be no more than %" PRId64,
                      value, k->name, k->max);
+            return -1;
+        }
+        return 0;
+    }
+    case KH_CT_DOUBLE: {
+        char *end;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (!*value || *end || errno || v != v) {
+            snprintf(err, err_len,
+                     "Invalid value %s for configuration %s: Not a number of type DOUBLE", value,
+                     k->name);
+            return -1;
+        }
+        if (v < (double)k->min || v > (double)k->max) {
+            snprintf(err, err_len,
+                     "Invalid value %s for configuration %s: Value must be between %" PRId64
+                     " and %" PRId64,
+                     value, k->name, k->min, k->max);
             return -1;
         }
         return 0;
@@ -280,7 +328,15 @@ static int check_value(const tkey_t *k, char *value, char *err, size_t err_len)
                          value);
                 return -1;
             }
-            if (!in_choices(k->choices, s, len)) {
+            if (!k->choices) {
+                if (!replica_item_ok(s, len)) {
+                    snprintf(err, err_len,
+                             "Invalid value %s for configuration %s: must be * or a list of "
+                             "partition:broker pairs",
+                             value, k->name);
+                    return -1;
+                }
+            } else if (!in_choices(k->choices, s, len)) {
                 snprintf(err, err_len,
                          "Invalid value %s for configuration %s: every element must be one of: %s",
                          value, k->name, k->choices);
@@ -289,7 +345,7 @@ static int check_value(const tkey_t *k, char *value, char *err, size_t err_len)
             n++;
             c = e ? e + 1 : c + strlen(c);
         }
-        if (n == 0) {
+        if (n == 0 && k->choices) {
             snprintf(err, err_len,
                      "Invalid value for configuration %s: the list is empty; use one of: %s",
                      k->name, k->choices);

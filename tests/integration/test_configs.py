@@ -496,6 +496,36 @@ class ConfigsTest(unittest.TestCase):
         self.assert_refused(fs["no-such-cp"], confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
+    # ---- kafka-python (its own codec negotiates older versions) ----
+
+    def test_kafka_python_admin(self):
+        from kafka.admin import (ConfigResource as KConfigResource, ConfigResourceType,
+                                 KafkaAdminClient, NewPartitions as KNewPartitions,
+                                 NewTopic as KNewTopic)
+        a = KafkaAdminClient(bootstrap_servers=self.b.bootstrap)
+        try:
+            a.create_topics([KNewTopic("kpy1", 1, 1, topic_configs={"retention.ms": "1000"})])
+            r = a.describe_configs([KConfigResource(ConfigResourceType.TOPIC, "kpy1",
+                                                    configs={"retention.ms": None,
+                                                             "segment.bytes": None})])
+            entries = {e[0]: e for e in r[0].resources[0][4]}
+            self.assertEqual(entries["retention.ms"][1], "1000")
+            self.assertEqual(entries["segment.bytes"][1], "1073741824")
+            r = a.alter_configs([KConfigResource(ConfigResourceType.TOPIC, "kpy1",
+                                                 configs={"retention.ms": "2000"})])
+            self.assertEqual(r.resources[0][0], 0)
+            self.assertEqual(self.describe("topic", "kpy1")["retention.ms"].value, "2000")
+            r = a.alter_configs([KConfigResource(ConfigResourceType.TOPIC, "kpy1",
+                                                 configs={"retention.ms": "-7"})])
+            self.assertEqual(r.resources[0][0], INVALID_CONFIG)
+            r = a.create_partitions({"kpy1": KNewPartitions(3)})
+            self.assertEqual(r.topic_errors[0][1], 0)
+            self.assertEqual(len(self.a.list_topics("kpy1", timeout=30).topics["kpy1"]
+                                 .partitions), 3)
+        finally:
+            a.close()
+
+
 class RestartTest(unittest.TestCase):
     def test_configs_and_partitions_survive_restart(self):
         b = Broker()

@@ -86,6 +86,28 @@ static void test_kh_topic_config_check_refuses_bad_enums_and_lists(void **state)
     assert_non_null(strstr(err, "empty"));
 }
 
+static void test_kh_topic_config_check_doubles_and_replica_lists(void **state)
+{
+    (void)state;
+    char err[512];
+    assert_int_equal(check("min.cleanable.dirty.ratio", "0.25", NULL, err), KP_ERR_NONE);
+    assert_int_equal(check("min.cleanable.dirty.ratio", "1.5", NULL, err), KP_ERR_INVALID_CONFIG);
+    assert_non_null(strstr(err, "between 0 and 1"));
+    assert_int_equal(check("min.cleanable.dirty.ratio", "half", NULL, err), KP_ERR_INVALID_CONFIG);
+    assert_non_null(strstr(err, "DOUBLE"));
+    assert_int_equal(check("leader.replication.throttled.replicas", "", NULL, err), KP_ERR_NONE);
+    assert_int_equal(check("leader.replication.throttled.replicas", "*", NULL, err), KP_ERR_NONE);
+    assert_int_equal(check("follower.replication.throttled.replicas", "0:0, 1:0", NULL, err),
+                     KP_ERR_NONE);
+    assert_int_equal(check("follower.replication.throttled.replicas", "0:x", NULL, err),
+                     KP_ERR_INVALID_CONFIG);
+    assert_int_equal(check("follower.replication.throttled.replicas", "0:", NULL, err),
+                     KP_ERR_INVALID_CONFIG);
+    assert_int_equal(check("follower.replication.throttled.replicas", "0:1,,", NULL, err),
+                     KP_ERR_INVALID_CONFIG);
+    assert_non_null(strstr(err, "partition:broker"));
+}
+
 static void test_kh_topic_config_check_unknown_and_null(void **state)
 {
     (void)state;
@@ -105,6 +127,7 @@ int main(void)
         cmocka_unit_test(test_kh_topic_config_check_normalises_stored_form),
         cmocka_unit_test(test_kh_topic_config_check_ranges_name_key_and_rule),
         cmocka_unit_test(test_kh_topic_config_check_refuses_bad_enums_and_lists),
+        cmocka_unit_test(test_kh_topic_config_check_doubles_and_replica_lists),
         cmocka_unit_test(test_kh_topic_config_check_unknown_and_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
