@@ -13,11 +13,15 @@
 # Scenarios (bench/kbench on librdkafka, 1 KiB records):
 #   1. produce acks=all at max rate, 1 and 8 partitions: MB/s / disk (target >= 0.8);
 #   2. hot consume of what 1. wrote (page cache): MB/s / loopback;
-#   3. produce acks=all at 50% of 1.'s 1-partition max: p50/p99/p999 latency,
-#      p99 / one write+fdatasync (target <= 3).
+#   3. produce acks=all, 1 partition, at 50% of the lower of 1.'s maxima: p50/p99/p999
+#      latency, p99 / one write+fdatasync (target <= 3); repeated, the median run counts,
+#      and a run that could not keep the rate is flagged "overloaded". The same load with
+#      acks=1 runs after each, as the latency floor without fdatasync.
 # Prints a table and appends one JSON line per scenario to bench/results/kafka-<UTC>.jsonl.
 # Usage: bench/kafka.sh [BUILD_DIR]   env: KBENCH_SECONDS (10), KBENCH_BATCH_BYTES (65536),
-#        BENCH_DIR (where the temp data dir goes; default the repo, i.e. its filesystem)
+#        KBENCH_LATENCY_RUNS (3: scenario 3 is repeated, the run with the median p99 counts),
+#        BENCH_DIR (where the temp data dir goes; default the repo, i.e. its filesystem),
+#        KBENCH_NO_FIO=1 (use log_append's raw probe even when fio is installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -25,7 +29,8 @@ SECS=${KBENCH_SECONDS:-10}
 RECORD=1024
 BATCH=${KBENCH_BATCH_BYTES:-65536}
 LINGER=5
-LAT_LINGER=1
+LAT_LINGER=0 # latency runs: no artificial client delay
+LAT_RUNS=${KBENCH_LATENCY_RUNS:-3}
 KB=$BUILD/bench/kbench
 STRATAD=$BUILD/tools/stratad
 for f in "$KB" "$STRATAD"; do
@@ -52,6 +57,8 @@ jget() { # FILE KEY: a top-level value of a one-line JSON object
 }
 log() { echo "kafka.sh: $*" >&2; }
 
+HAVE_FIO=0
+[ -n "${KBENCH_NO_FIO:-}" ] || ! command -v fio >/dev/null 2>&1 || HAVE_FIO=1
 HAVE_PERF=0
 if command -v perf >/dev/null 2>&1 &&
     perf stat -e syscalls:sys_enter_fdatasync -x, -o /dev/null true >/dev/null 2>&1; then
@@ -108,7 +115,7 @@ grep -q started "$DIR/stratad.log" || { log "stratad did not start"; exit 1; }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "limits: disk (write+fdatasync of $BATCH B) ..."
-if command -v fio >/dev/null 2>&1; then
+if [ "$HAVE_FIO" = 1 ]; then
     fio_probe "$BATCH" 5 "$DIR/disk.json"
 else
     raw_probe "$BATCH" 5 "$DIR/disk.json"
@@ -152,7 +159,7 @@ for np in 1 8; do
     fi
     echo "{\"fdatasyncs\": ${syncs:-0}}" >"$DIR/syncs-p$np.json"
     # The disk at the broker's sync size: one write of bytes-per-fdatasync, then fdatasync.
-    if [ "${syncs:-0}" -gt 0 ] && command -v fio >/dev/null 2>&1; then
+    if [ "${syncs:-0}" -gt 0 ] && [ "$HAVE_FIO" = 1 ]; then
         bytes=$(python3 -c 'import sys; r = int(sys.argv[1]) * int(sys.argv[2]); s = int(sys.argv[3])
 print(min(max(r // s // 4096 * 4096, 4096), 64 << 20))' \
             "$(jget "$DIR/produce-p$np.json" records)" "$RECORD" "$syncs")
@@ -170,12 +177,22 @@ done
 
 # ---- 3. produce latency at 50% of the 1-partition max ----
 
-RATE=$(python3 -c 'import sys; print(int(float(sys.argv[1]) / 2))' \
-    "$(jget "$DIR/produce-p1.json" records_per_s)")
-log "produce latency at $RATE records/s (50% of max), 1 partition, ${SECS}s ..."
-"$KB" produce --brokers "$BROKERS" --topic bench-lat --partitions 1 --acks all \
-    --record-bytes "$RECORD" --linger-ms "$LAT_LINGER" --batch-bytes "$BATCH" \
-    --compression none --rate "$RATE" --seconds "$SECS" >"$DIR/latency.json"
+# 50% of the lower of the two maxima: one max on this shared machine can be a lucky window,
+# and a rate above what the broker sustains measures queueing, not latency.
+RATE=$(python3 -c 'import sys; print(int(min(map(float, sys.argv[1:])) / 2))' \
+    "$(jget "$DIR/produce-p1.json" records_per_s)" "$(jget "$DIR/produce-p8.json" records_per_s)")
+# Repeated: one run's p99 on a shared 2-core VM is mostly noise; the median run is reported.
+# Each acks=all run is followed by the same load with acks=1 (no fdatasync wait): the floor
+# of client + network + broker without durability, under the same noise.
+for i in $(seq "$LAT_RUNS"); do
+    for acks in all 1; do
+        log "produce latency acks=$acks at $RATE records/s (50% of max), 1 partition, ${SECS}s, run $i/$LAT_RUNS ..."
+        "$KB" produce --brokers "$BROKERS" --topic "bench-lat-$acks-$i" --partitions 1 \
+            --acks "$acks" --record-bytes "$RECORD" --linger-ms "$LAT_LINGER" \
+            --batch-bytes "$BATCH" --compression none --rate "$RATE" --seconds "$SECS" \
+            >"$DIR/latency-$acks-$i.json"
+    done
+done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 kill -TERM "$SPID"
@@ -226,15 +243,41 @@ for np in (1, 8):
     rows.append(("2. hot consume, %d partition%s" % (np, "s" if np > 1 else ""),
                  "%.1f MB/s" % r["mb_per_s"], "loopback %.1f MB/s" % loop["mb_per_s"],
                  "%.2f" % ratio, "", ""))
-r = rd("latency.json")
+def latency_runs(acks):
+    out, i = [], 1
+    while rd("latency-%s-%d.json" % (acks, i)):
+        out.append(rd("latency-%s-%d.json" % (acks, i)))
+        i += 1
+    return out
+def median(runs):
+    return sorted(runs, key=lambda x: x["p99_ms"])[len(runs) // 2]
+runs, floor_runs = latency_runs("all"), latency_runs("1")
+r, fl = median(runs), median(floor_runs)
 ref = disk["write_sync_lat_ms"]
 ratio = r["p99_ms"] / ref
+over = lambda x: x["records_per_s"] < 0.95 * x["rate"]
 emit("produce_latency_50pct", r, dict(disk, name="write_fdatasync_latency"), ratio, "<= 3",
-     ratio <= 3)
-rows.append(("3. latency @%d rec/s: p50 %.2f p99 %.2f p999 %.2f ms" %
-             (r["rate"], r["p50_ms"], r["p99_ms"], r["p999_ms"]), "p99 %.2f ms" % r["p99_ms"],
-             "write+fdatasync %.2f ms" % ref, "%.1f" % ratio, "<= 3",
-             "yes" if ratio <= 3 else "NO"))
+     ratio <= 3, {"runs": [dict({k: x[k] for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms",
+                                                    "records_per_s")}, overloaded=over(x))
+                           for x in runs], "reported": "median p99 of the runs",
+                  "overloaded": over(r), "acks1_floor": fl,
+                  "acks1_runs": [{k: x[k] for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms")}
+                                 for x in floor_runs]})
+rows.append(("3. latency @%d rec/s (median of %d runs)%s" % (r["rate"], len(runs),
+             " OVERLOADED" if over(r) else ""),
+             "p99 %.2f ms" % r["p99_ms"], "write+fdatasync %.2f ms" % ref, "%.1f" % ratio,
+             "<= 3", "yes" if ratio <= 3 else "NO"))
+rows.append(("   p50 %.2f  p99 %.2f  p999 %.2f ms" % (r["p50_ms"], r["p99_ms"], r["p999_ms"]),
+             "p50 %.2f ms" % r["p50_ms"],
+             "fdatasync p99 %.2f ms" % disk["sync_p99_ms"] if "sync_p99_ms" in disk else "",
+             "", "", ""))
+rows.append(("   p99 of each run: " + " ".join("%.1f" % x["p99_ms"] for x in runs) + " ms",
+             "", "", "", "", ""))
+rows.append(("   floor, same load acks=1 (no fdatasync)", "p99 %.2f ms" % fl["p99_ms"],
+             "write+fdatasync %.2f ms" % ref, "%.1f" % (fl["p99_ms"] / ref), "", ""))
+rows.append(("   p50 %.2f  p99 %.2f  p999 %.2f ms; p99 runs: %s" % (
+    fl["p50_ms"], fl["p99_ms"], fl["p999_ms"], " ".join("%.1f" % x["p99_ms"] for x in floor_runs)),
+    "", "", "", "", ""))
 with open(out, "a") as f:
     f.write("\n".join(lines) + "\n")
 w = [max(len(x[i]) for x in rows) for i in range(6)]

@@ -299,6 +299,7 @@ static int cmd_produce(const opts_t *o)
     conf_seti(conf, "queue.buffering.max.kbytes", o->queue_kbytes);
     conf_set(conf, "queue.buffering.max.messages", "1000000");
     conf_set(conf, "statistics.interval.ms", "1000");
+    conf_set(conf, "socket.nagle.disable", "true"); /* as the Java client does */
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_stats_cb(conf, on_stats);
     rd_kafka_conf_set_opaque(conf, st);
@@ -316,13 +317,19 @@ static int cmd_produce(const opts_t *o)
     int64_t now;
     while ((now = now_ns()) < end) {
         if (o->rate > 0) {
-            /* Pace: the n-th record is due at t0 + n / rate. */
+            /* Pace: the n-th record is due at t0 + n / rate. Sleep rather than spin (the
+             * broker shares this machine's cores); records that fell due meanwhile go out
+             * as a burst, as from an application with a fixed average rate. */
             int64_t due = t0 + (int64_t)((double)sent * 1e9 / o->rate);
             if (now < due) {
-                rd_kafka_poll(rk, 0);
-                int64_t wait_us = (due - now) / 1000;
-                if (wait_us > 50)
-                    usleep((useconds_t)(wait_us > 1000 ? 1000 : wait_us));
+                if (due - now >= 1000000) {
+                    rd_kafka_poll(rk, 1); /* serves delivery reports as they come */
+                } else {
+                    rd_kafka_poll(rk, 0);
+                    int64_t wait_ns = due - now < 100000 ? 100000 : due - now;
+                    struct timespec ts = {0, (long)wait_ns};
+                    nanosleep(&ts, NULL);
+                }
                 continue;
             }
         }
