@@ -2,3 +2,4 @@
 # the SQLite catalog of remote data (index/idx).
 st_unit_test(seg_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/seg_test.c
              LIBS strata_tiering strata_tsupport)
+st_unit_test(idx_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/idx_test.c LIBS strata_index)

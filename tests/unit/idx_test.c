@@ -1,0 +1,801 @@
+/* idx_test.c - the remote index (index/idx): every operation through the
+ * submit/callback API on a real loop, lookups at and between chunk and
+ * segment boundaries, timestamps that go backwards, paging, deletes, many
+ * segments with query plans that search indexes (never scan), persistence
+ * across reopen, concurrent clients on two loops, and clear errors for a
+ * corrupt or foreign database file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/st_assert.h"
+#include "index/idx_int.h"
+
+/* ---- Fixture ---- */
+
+typedef struct {
+    char dir[64];
+    char path[96];
+    idx_t *idx;
+    uv_loop_t loop;
+    idx_client_t *cl;
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/idx_test.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/index.db", f->dir);
+    char err[256];
+    assert_int_equal(idx_open(f->path, &f->idx, err, sizeof err), 0);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(idx_client_new(f->idx, &f->loop, &f->cl), 0);
+    *state = f;
+    return 0;
+}
+
+static void closed(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+static void close_client(uv_loop_t *loop, idx_client_t *cl)
+{
+    bool is_closed = false;
+    idx_client_close(cl, closed, &is_closed);
+    while (!is_closed)
+        uv_run(loop, UV_RUN_ONCE);
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    if (f->cl)
+        close_client(&f->loop, f->cl);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    idx_close(f->idx);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* ---- Synchronous wrappers: submit, run the loop until the callback ---- */
+
+typedef struct {
+    bool is_done;
+    int status;
+    idx_loc_t loc;
+    char topic[256], key[1100];
+    int64_t off;
+    idx_segment_t segs[64];
+    size_t n;
+    char **keys;
+    char next_key[1100];
+    bool has_next;
+    uv_thread_t cb_thread;
+} res_t;
+
+static void on_done(void *arg, int status)
+{
+    res_t *r = arg;
+    r->status = status;
+    r->cb_thread = uv_thread_self();
+    r->is_done = true;
+}
+
+static void on_loc(void *arg, int status, const idx_loc_t *loc)
+{
+    res_t *r = arg;
+    r->status = status;
+    r->cb_thread = uv_thread_self();
+    if (status == 0) {
+        r->loc = *loc;
+        snprintf(r->topic, sizeof r->topic, "%s", loc->seg.topic);
+        snprintf(r->key, sizeof r->key, "%s", loc->seg.object_key);
+        r->loc.seg.topic = r->topic;
+        r->loc.seg.object_key = r->key;
+    } else {
+        assert_null(loc);
+    }
+    r->is_done = true;
+}
+
+static void on_off(void *arg, int status, int64_t off)
+{
+    res_t *r = arg;
+    r->status = status;
+    r->off = off;
+    r->is_done = true;
+}
+
+static void on_segs(void *arg, int status, const idx_segment_t *segs, size_t n, int64_t next)
+{
+    res_t *r = arg;
+    r->status = status;
+    assert_true(n <= 64);
+    if (n > 0)
+        memcpy(r->segs, segs, n * sizeof *segs);
+    for (size_t i = 0; i < n; i++) { /* keep only the fields we compare */
+        r->segs[i].topic = NULL;
+        r->segs[i].object_key = NULL;
+    }
+    r->n = n;
+    r->off = next;
+    r->is_done = true;
+}
+
+static void on_keys(void *arg, int status, const char *const *keys, size_t n, const char *next)
+{
+    res_t *r = arg;
+    r->status = status;
+    r->keys = calloc(n + 1, sizeof *r->keys);
+    for (size_t i = 0; i < n; i++)
+        r->keys[i] = strdup(keys[i]);
+    r->n = n;
+    r->has_next = next != NULL;
+    if (next)
+        snprintf(r->next_key, sizeof r->next_key, "%s", next);
+    r->is_done = true;
+}
+
+static void free_keys(res_t *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->keys[i]);
+    free(r->keys);
+    r->keys = NULL;
+}
+
+static void wait_for(uv_loop_t *loop, res_t *r)
+{
+    while (!r->is_done)
+        uv_run(loop, UV_RUN_ONCE);
+}
+
+/* Segment [base, base + n_chunks * per - 1] of n_chunks chunks of per offsets;
+ * chunk i has max_ts from ts[i] (or base + offset when ts is NULL). */
+static int add_seg_on(uv_loop_t *loop,
+                      idx_client_t *cl,
+                      const char *topic,
+                      int32_t part,
+                      int64_t base,
+                      int n_chunks,
+                      int64_t per,
+                      const int64_t *ts)
+{
+    idx_chunk_t ch[64];
+    assert_true(n_chunks <= 64);
+    for (int i = 0; i < n_chunks; i++) {
+        ch[i] = (idx_chunk_t){
+            .first_offset = base + i * per,
+            .last_offset = base + (i + 1) * per - 1,
+            .first_ts = ts ? ts[i] - 1 : base + i * per,
+            .max_ts = ts ? ts[i] : base + (i + 1) * per - 1,
+            .obj_pos = i * 1000,
+            .obj_len = 1000,
+            .raw_len = 4000,
+            .checksum = (uint32_t)(base * 31 + i),
+        };
+    }
+    char key[256];
+    snprintf(key, sizeof key, "pfx/%s/%d/%020lld-%020lld-1.seg.zst", topic, part, (long long)base,
+             (long long)(base + n_chunks * per - 1));
+    idx_segment_t s = {
+        .topic = topic,
+        .partition = part,
+        .base_offset = base,
+        .last_offset = base + n_chunks * per - 1,
+        .base_ts = ch[0].first_ts,
+        .max_ts = ch[n_chunks - 1].max_ts,
+        .size = n_chunks * 1000 + 17,
+        .object_key = key,
+        .checksum = 0xabcdef01u,
+        .term = 1,
+    };
+    res_t r = {0};
+    int rc = idx_segment_add(cl, &s, ch, (size_t)n_chunks, on_done, &r);
+    if (rc != 0)
+        return rc;
+    wait_for(loop, &r);
+    return r.status;
+}
+
+static int add_seg(fx_t *f, const char *topic, int32_t part, int64_t base, int n, int64_t per)
+{
+    return add_seg_on(&f->loop, f->cl, topic, part, base, n, per, NULL);
+}
+
+static int lookup(fx_t *f, const char *topic, int32_t part, int64_t off, res_t *r)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(idx_lookup_offset(f->cl, topic, part, off, on_loc, r), 0);
+    wait_for(&f->loop, r);
+    return r->status;
+}
+
+static int lookup_ts(fx_t *f, const char *topic, int32_t part, int64_t ts, res_t *r)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(idx_lookup_time(f->cl, topic, part, ts, on_loc, r), 0);
+    wait_for(&f->loop, r);
+    return r->status;
+}
+
+static int64_t edge(fx_t *f, const char *topic, int32_t part, bool is_high)
+{
+    res_t r = {0};
+    assert_int_equal(is_high ? idx_high_offset(f->cl, topic, part, on_off, &r)
+                             : idx_low_offset(f->cl, topic, part, on_off, &r),
+                     0);
+    wait_for(&f->loop, &r);
+    assert_int_equal(r.status, 0);
+    return r.off;
+}
+
+/* ---- Tests ---- */
+
+static void test_idx_lookup_offset_boundaries(void **state)
+{
+    fx_t *f = *state;
+    /* Segments [100, 139], [140, 199] (4 and 3 chunks). */
+    assert_int_equal(add_seg(f, "orders", 3, 100, 4, 10), 0);
+    assert_int_equal(add_seg(f, "orders", 3, 140, 3, 20), 0);
+    res_t r;
+    assert_int_equal(lookup(f, "orders", 3, 99, &r), ST_E_RANGE);
+    assert_int_equal(lookup(f, "orders", 3, 200, &r), ST_E_RANGE);
+    assert_int_equal(lookup(f, "orders", 4, 120, &r), ST_E_RANGE); /* other partition */
+    assert_int_equal(lookup(f, "other", 3, 120, &r), ST_E_RANGE);
+    for (int64_t o = 100; o < 200; o++) {
+        assert_int_equal(lookup(f, "orders", 3, o, &r), 0);
+        bool is_first = o < 140;
+        int64_t per = is_first ? 10 : 20, base = is_first ? 100 : 140;
+        int64_t i = (o - base) / per;
+        assert_int_equal(r.loc.chunk.first_offset, base + i * per);
+        assert_int_equal(r.loc.chunk.last_offset, base + (i + 1) * per - 1);
+        assert_int_equal(r.loc.chunk.obj_pos, i * 1000);
+        assert_int_equal(r.loc.chunk.obj_len, 1000);
+        assert_int_equal(r.loc.chunk.raw_len, 4000);
+        assert_int_equal(r.loc.chunk.checksum, (uint32_t)(base * 31 + i));
+        assert_int_equal(r.loc.seg.base_offset, base);
+        assert_int_equal(r.loc.seg.partition, 3);
+        assert_string_equal(r.loc.seg.topic, "orders");
+        assert_int_equal(r.loc.seg.checksum, 0xabcdef01u);
+        assert_int_equal(r.loc.seg.term, 1);
+        assert_int_equal(r.loc.seg.state, IDX_SEG_LIVE);
+        assert_int_equal(r.loc.seg.size, (is_first ? 4 : 3) * 1000 + 17);
+        assert_non_null(strstr(r.loc.seg.object_key, is_first ? "00100-" : "00140-"));
+        assert_true(uv_thread_equal(&r.cb_thread, &(uv_thread_t){uv_thread_self()}));
+    }
+    assert_int_equal(edge(f, "orders", 3, true), 199);
+    assert_int_equal(edge(f, "orders", 3, false), 100);
+    assert_int_equal(edge(f, "orders", 9, true), -1);
+    assert_int_equal(edge(f, "orders", 9, false), -1);
+}
+
+static void test_idx_lookup_offset_gaps(void **state)
+{
+    fx_t *f = *state;
+    /* Chunks with a hole inside a segment, and a hole between segments. */
+    idx_chunk_t ch[2] = {
+        {.first_offset = 0, .last_offset = 9, .obj_pos = 0, .obj_len = 10, .max_ts = 5},
+        {.first_offset = 20, .last_offset = 29, .obj_pos = 10, .obj_len = 10, .max_ts = 6},
+    };
+    idx_segment_t s = {.topic = "t",
+                       .partition = 0,
+                       .base_offset = 0,
+                       .last_offset = 29,
+                       .size = 40,
+                       .object_key = "k0"};
+    res_t r = {0};
+    assert_int_equal(idx_segment_add(f->cl, &s, ch, 2, on_done, &r), 0);
+    wait_for(&f->loop, &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(add_seg(f, "t", 0, 50, 2, 10), 0); /* [50, 69] */
+    assert_int_equal(lookup(f, "t", 0, 9, &r), 0);
+    assert_int_equal(r.loc.chunk.first_offset, 0);
+    for (int64_t o = 10; o < 20; o++) {
+        assert_int_equal(lookup(f, "t", 0, o, &r), 0);
+        assert_int_equal(r.loc.chunk.first_offset, 20);
+        assert_string_equal(r.loc.seg.object_key, "k0");
+    }
+    for (int64_t o = 30; o < 50; o++) {
+        assert_int_equal(lookup(f, "t", 0, o, &r), 0);
+        assert_int_equal(r.loc.chunk.first_offset, 50);
+        assert_int_equal(r.loc.seg.base_offset, 50);
+    }
+    assert_int_equal(lookup(f, "t", 0, 70, &r), ST_E_RANGE);
+}
+
+static void test_idx_lookup_time(void **state)
+{
+    fx_t *f = *state;
+    /* Timestamps go backwards inside and across segments. */
+    const int64_t t0[3] = {100, 300, 200};
+    const int64_t t1[3] = {250, 400, 350};
+    const int64_t t2[2] = {390, 500};
+    assert_int_equal(add_seg_on(&f->loop, f->cl, "t", 1, 0, 3, 10, t0), 0);
+    assert_int_equal(add_seg_on(&f->loop, f->cl, "t", 1, 30, 3, 10, t1), 0);
+    assert_int_equal(add_seg_on(&f->loop, f->cl, "t", 1, 60, 2, 10, t2), 0);
+    const int64_t all[8] = {100, 300, 200, 250, 400, 350, 390, 500};
+    res_t r;
+    for (int64_t ts = 0; ts <= 501; ts++) {
+        int want = -1; /* first chunk whose max_ts >= ts */
+        for (int i = 0; i < 8 && want < 0; i++)
+            if (all[i] >= ts)
+                want = i;
+        int rc = lookup_ts(f, "t", 1, ts, &r);
+        if (want < 0) {
+            assert_int_equal(rc, ST_E_RANGE);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_int_equal(r.loc.chunk.first_offset, want * 10);
+        assert_int_equal(r.loc.chunk.max_ts, all[want]);
+    }
+    assert_int_equal(lookup_ts(f, "t", 2, 0, &r), ST_E_RANGE);
+}
+
+static void test_idx_add_rejects_overlap_and_bad_input(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(add_seg(f, "t", 0, 100, 2, 10), 0); /* [100, 119] */
+    /* The same row again: idempotent. */
+    assert_int_equal(add_seg(f, "t", 0, 100, 2, 10), 0);
+    /* Overlapping or out of order. */
+    assert_int_equal(add_seg(f, "t", 0, 110, 2, 10), ST_E_EXISTS);
+    assert_int_equal(add_seg(f, "t", 0, 100, 1, 10), ST_E_EXISTS); /* same base, other key */
+    assert_int_equal(add_seg(f, "t", 0, 0, 2, 10), ST_E_EXISTS);
+    assert_int_equal(add_seg(f, "t", 0, 120, 2, 10), 0);
+    assert_int_equal(edge(f, "t", 0, true), 139);
+
+    /* The same object key for another partition violates uniqueness. */
+    idx_chunk_t ch = {.first_offset = 500, .last_offset = 509, .obj_len = 10};
+    idx_segment_t s = {.topic = "t",
+                       .partition = 1,
+                       .base_offset = 500,
+                       .last_offset = 509,
+                       .size = 30,
+                       .object_key = "pfx/t/0/00000000000000000100-00000000000000000119-1.seg.zst"};
+    res_t r = {0};
+    assert_int_equal(idx_segment_add(f->cl, &s, &ch, 1, on_done, &r), 0);
+    wait_for(&f->loop, &r);
+    assert_int_equal(r.status, ST_E_EXISTS);
+    assert_int_equal(edge(f, "t", 1, true), -1); /* rolled back */
+
+    /* Inconsistent input is refused before it is queued. */
+    s.object_key = "x";
+    idx_segment_t b = s;
+    idx_chunk_t c2[2] = {ch, ch};
+    assert_int_equal(idx_segment_add(f->cl, &s, &ch, 0, on_done, &r), ST_E_INVAL);
+    b.last_offset = 510; /* chunks do not reach it */
+    assert_int_equal(idx_segment_add(f->cl, &b, &ch, 1, on_done, &r), ST_E_INVAL);
+    b = s;
+    b.size = 5; /* chunk outside the object */
+    assert_int_equal(idx_segment_add(f->cl, &b, &ch, 1, on_done, &r), ST_E_INVAL);
+    assert_int_equal(idx_segment_add(f->cl, &s, c2, 2, on_done, &r), ST_E_INVAL); /* overlap */
+    b = s;
+    b.topic = "";
+    assert_int_equal(idx_segment_add(f->cl, &b, &ch, 1, on_done, &r), ST_E_INVAL);
+    b = s;
+    b.partition = -1;
+    assert_int_equal(idx_segment_add(f->cl, &b, &ch, 1, on_done, &r), ST_E_INVAL);
+    b = s;
+    b.object_key = NULL;
+    assert_int_equal(idx_segment_add(f->cl, &b, &ch, 1, on_done, &r), ST_E_INVAL);
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    assert_int_equal(idx_lookup_offset(f->cl, longname, 0, 0, on_loc, &r), ST_E_INVAL);
+    assert_int_equal(idx_lookup_offset(f->cl, "t", -1, 0, on_loc, &r), ST_E_INVAL);
+    assert_int_equal(idx_list_segments(f->cl, "t", 0, 0, 0, on_segs, &r), ST_E_INVAL);
+    assert_int_equal(idx_list_keys(f->cl, NULL, IDX_MAX_PAGE + 1, on_keys, &r), ST_E_INVAL);
+}
+
+static void test_idx_list_segments_paged(void **state)
+{
+    fx_t *f = *state;
+    for (int i = 0; i < 25; i++)
+        assert_int_equal(add_seg(f, "t", 5, i * 100, 1, 100), 0);
+    assert_int_equal(add_seg(f, "t", 6, 0, 1, 10), 0);
+    int64_t from = 0;
+    int seen = 0, pages = 0;
+    for (;;) {
+        res_t r = {0};
+        assert_int_equal(idx_list_segments(f->cl, "t", 5, from, 10, on_segs, &r), 0);
+        wait_for(&f->loop, &r);
+        assert_int_equal(r.status, 0);
+        for (size_t i = 0; i < r.n; i++, seen++) {
+            assert_int_equal(r.segs[i].base_offset, seen * 100);
+            assert_int_equal(r.segs[i].last_offset, seen * 100 + 99);
+            assert_int_equal(r.segs[i].partition, 5);
+            assert_int_equal(r.segs[i].size, 1017);
+        }
+        pages++;
+        if (r.off < 0)
+            break;
+        assert_int_equal(r.n, 10);
+        from = r.off;
+    }
+    assert_int_equal(seen, 25);
+    assert_int_equal(pages, 3);
+    /* From the middle of a segment: segments starting at or after it. */
+    res_t r = {0};
+    assert_int_equal(idx_list_segments(f->cl, "t", 5, 2350, 64, on_segs, &r), 0);
+    wait_for(&f->loop, &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.segs[0].base_offset, 2400);
+    assert_int_equal(r.off, -1);
+}
+
+static void test_idx_delete_below_and_drop(void **state)
+{
+    fx_t *f = *state;
+    for (int i = 0; i < 5; i++) /* [0,99] [100,199] ... [400,499] */
+        assert_int_equal(add_seg(f, "t", 0, i * 100, 2, 50), 0);
+    assert_int_equal(add_seg(f, "t", 1, 0, 1, 10), 0);
+    assert_int_equal(add_seg(f, "u", 0, 0, 1, 10), 0);
+
+    res_t r = {0};
+    assert_int_equal(idx_delete_below(f->cl, "t", 0, 250, on_keys, &r), 0);
+    wait_for(&f->loop, &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.n, 2); /* [0,99], [100,199]; [200,299] straddles 250 */
+    assert_non_null(strstr(r.keys[0], "/00000000000000000000-"));
+    assert_non_null(strstr(r.keys[1], "/00000000000000000100-"));
+    assert_false(r.has_next);
+    free_keys(&r);
+    res_t l;
+    assert_int_equal(lookup(f, "t", 0, 150, &l), ST_E_RANGE);
+    assert_int_equal(lookup(f, "t", 0, 200, &l), 0);
+    assert_int_equal(edge(f, "t", 0, false), 200);
+
+    /* At exactly a segment's end + 1 it goes; nothing below: no keys. */
+    r = (res_t){0};
+    assert_int_equal(idx_delete_below(f->cl, "t", 0, 300, on_keys, &r), 0);
+    wait_for(&f->loop, &r);
+    assert_int_equal(r.n, 1);
+    free_keys(&r);
+    r = (res_t){0};
+    assert_int_equal(idx_delete_below(f->cl, "t", 0, 300, on_keys, &r), 0);
+    wait_for(&f->loop, &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.n, 0);
+    free_keys(&r);
+
+    /* Keys of everything, paged, in byte order. */
+    char *all[8];
+    size_t n_all = 0;
+    char after[1100] = "";
+    bool has_after = false;
+    for (;;) {
+        r = (res_t){0};
+        assert_int_equal(idx_list_keys(f->cl, has_after ? after : NULL, 2, on_keys, &r), 0);
+        wait_for(&f->loop, &r);
+        assert_int_equal(r.status, 0);
+        for (size_t i = 0; i < r.n; i++)
+            all[n_all++] = strdup(r.keys[i]);
+        free_keys(&r);
+        if (!r.has_next)
+            break;
+        snprintf(after, sizeof after, "%s", r.next_key);
+        has_after = true;
+    }
+    assert_int_equal(n_all, 4); /* t/0: 2 segments, t/1, u/0 */
+    for (size_t i = 1; i < n_all; i++)
+        assert_true(strcmp(all[i - 1], all[i]) < 0);
+    for (size_t i = 0; i < n_all; i++)
+        free(all[i]);
+
+    /* Drop one partition, then a whole topic. */
+    r = (res_t){0};
+    assert_int_equal(idx_drop(f->cl, "t", 1, on_keys, &r), 0);
+    wait_for(&f->loop, &r);
+    assert_int_equal(r.n, 1);
+    free_keys(&r);
+    assert_int_equal(edge(f, "t", 0, true), 499);
+    r = (res_t){0};
+    assert_int_equal(idx_drop(f->cl, "t", -1, on_keys, &r), 0);
+    wait_for(&f->loop, &r);
+    assert_int_equal(r.n, 2);
+    free_keys(&r);
+    assert_int_equal(edge(f, "t", 0, true), -1);
+    assert_int_equal(edge(f, "u", 0, true), 9);
+    /* A dropped partition starts over from any offset. */
+    assert_int_equal(add_seg(f, "t", 0, 0, 1, 10), 0);
+}
+
+/* Every read/write statement searches an index: no full scan, no sort. */
+static void check_plans(const char *path)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    int n_checked = 0;
+    for (const idx__query_t *q = idx__queries; q->name; q++) {
+        char sql[1024];
+        snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", q->sql);
+        sqlite3_stmt *s;
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+        bool is_indexed = false;
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            const char *d = (const char *)sqlite3_column_text(s, 3);
+            if (strncmp(d, "SCAN", 4) == 0 || strstr(d, "TEMP B-TREE"))
+                fail_msg("%s: %s", q->name, d);
+            if (strncmp(d, "SEARCH", 6) == 0 && strstr(d, "USING"))
+                is_indexed = true;
+        }
+        sqlite3_finalize(s);
+        if (strncmp(q->sql, "SELECT", 6) == 0 || strncmp(q->sql, "DELETE", 6) == 0) {
+            if (!is_indexed)
+                fail_msg("%s: no index search", q->name);
+            n_checked++;
+        }
+    }
+    assert_true(n_checked >= 15);
+    sqlite3_close(db);
+}
+
+static void test_idx_many_segments_use_indexes(void **state)
+{
+    fx_t *f = *state;
+    const int n_seg = 300, n_ch = 16, per = 7;
+    for (int s = 0; s < n_seg; s++)
+        assert_int_equal(add_seg(f, "big", 0, (int64_t)s * n_ch * per, n_ch, per), 0);
+    assert_int_equal(add_seg(f, "big", 1, 0, 1, 10), 0);
+    res_t r;
+    int64_t end = (int64_t)n_seg * n_ch * per;
+    for (int64_t o = 0; o < end; o += 13) {
+        assert_int_equal(lookup(f, "big", 0, o, &r), 0);
+        assert_true(r.loc.chunk.first_offset <= o && o <= r.loc.chunk.last_offset);
+        assert_int_equal(r.loc.chunk.first_offset, o - o % per);
+    }
+    /* Timestamps equal offsets here: ts T is in the chunk holding offset T. */
+    for (int64_t t = 0; t < end; t += 101) {
+        assert_int_equal(lookup_ts(f, "big", 0, t, &r), 0);
+        assert_true(r.loc.chunk.first_offset <= t && t <= r.loc.chunk.last_offset);
+    }
+    assert_int_equal(edge(f, "big", 0, true), end - 1);
+    check_plans(f->path);
+}
+
+static void test_idx_persists_across_reopen(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(add_seg(f, "t", 0, 0, 3, 10), 0);
+    assert_int_equal(add_seg(f, "t", 0, 30, 3, 10), 0);
+    close_client(&f->loop, f->cl);
+    idx_close(f->idx);
+    char err[256];
+    assert_int_equal(idx_open(f->path, &f->idx, err, sizeof err), 0);
+    assert_int_equal(idx_client_new(f->idx, &f->loop, &f->cl), 0);
+    res_t r;
+    assert_int_equal(lookup(f, "t", 0, 45, &r), 0);
+    assert_int_equal(r.loc.chunk.first_offset, 40);
+    assert_int_equal(edge(f, "t", 0, true), 59);
+    /* The next add continues the running max of timestamps. */
+    assert_int_equal(add_seg(f, "t", 0, 60, 1, 10), 0);
+    assert_int_equal(lookup_ts(f, "t", 0, 65, &r), 0);
+    assert_int_equal(r.loc.chunk.first_offset, 60);
+    /* WAL mode and the schema version are on disk. */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), IDX_SCHEMA_VERSION);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+/* ---- Two loops submitting at once ---- */
+
+typedef struct {
+    idx_t *idx;
+    int32_t part;
+    int n_ok;
+    bool is_wrong_thread;
+} worker_t;
+
+typedef struct {
+    worker_t *w;
+    uv_thread_t self;
+    int pending;
+} wctx_t;
+
+static void w_done(void *arg, int status)
+{
+    wctx_t *c = arg;
+    uv_thread_t me = uv_thread_self();
+    if (!uv_thread_equal(&me, &c->self))
+        c->w->is_wrong_thread = true;
+    if (status == 0)
+        c->w->n_ok++;
+    c->pending--;
+}
+
+static void w_loc(void *arg, int status, const idx_loc_t *loc)
+{
+    w_done(arg, status);
+}
+
+static void worker_main(void *arg)
+{
+    worker_t *w = arg;
+    uv_loop_t loop;
+    idx_client_t *cl;
+    ST_VERIFY(uv_loop_init(&loop) == 0);
+    ST_VERIFY(idx_client_new(w->idx, &loop, &cl) == 0);
+    wctx_t c = {.w = w, .self = uv_thread_self()};
+    char key[64];
+    /* Submit everything at once (adds and lookups interleaved), then run. */
+    for (int i = 0; i < 100; i++) {
+        idx_chunk_t ch = {.first_offset = i * 10, .last_offset = i * 10 + 9, .obj_len = 10};
+        snprintf(key, sizeof key, "w/%d/%d", w->part, i);
+        idx_segment_t s = {.topic = "conc",
+                           .partition = w->part,
+                           .base_offset = i * 10,
+                           .last_offset = i * 10 + 9,
+                           .size = 10,
+                           .object_key = key};
+        ST_VERIFY(idx_segment_add(cl, &s, &ch, 1, w_done, &c) == 0);
+        ST_VERIFY(idx_lookup_offset(cl, "conc", w->part, i * 10 + 5, w_loc, &c) == 0);
+        c.pending += 2;
+    }
+    while (c.pending > 0)
+        uv_run(&loop, UV_RUN_ONCE);
+    bool is_closed = false;
+    idx_client_close(cl, closed, &is_closed);
+    while (!is_closed)
+        uv_run(&loop, UV_RUN_ONCE);
+    ST_VERIFY(uv_loop_close(&loop) == 0);
+}
+
+static void test_idx_two_loops_submit_concurrently(void **state)
+{
+    fx_t *f = *state;
+    worker_t w[2] = {{.idx = f->idx, .part = 0}, {.idx = f->idx, .part = 1}};
+    uv_thread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(uv_thread_create(&th[i], worker_main, &w[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(uv_thread_join(&th[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        /* Ops run in submission order: each lookup sees the add before it. */
+        assert_int_equal(w[i].n_ok, 200);
+        assert_false(w[i].is_wrong_thread);
+        assert_int_equal(edge(f, "conc", i, true), 999);
+    }
+}
+
+static void test_idx_close_with_pending_ops(void **state)
+{
+    fx_t *f = *state;
+    res_t r[3] = {{0}};
+    assert_int_equal(idx_high_offset(f->cl, "t", 0, on_off, &r[0]), 0);
+    assert_int_equal(idx_lookup_offset(f->cl, "t", 0, 0, on_loc, &r[1]), 0);
+    assert_int_equal(idx_list_keys(f->cl, NULL, 10, on_keys, &r[2]), 0);
+    bool is_closed = false;
+    idx_client_close(f->cl, closed, &is_closed);
+    assert_int_equal(idx_high_offset(f->cl, "t", 0, on_off, &r[0]), ST_E_CLOSED);
+    while (!is_closed)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    f->cl = NULL;
+    assert_true(r[0].is_done && r[1].is_done && r[2].is_done);
+    assert_int_equal(r[0].off, -1);
+    assert_int_equal(r[1].status, ST_E_RANGE);
+    assert_int_equal(r[2].n, 0);
+    free_keys(&r[2]);
+}
+
+/* ---- Bad files ---- */
+
+static void test_idx_open_rejects_bad_files(void **state)
+{
+    fx_t *f = *state;
+    char path[128], err[512];
+    idx_t *idx = NULL;
+
+    /* Not a database at all. */
+    snprintf(path, sizeof path, "%s/garbage.db", f->dir);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    for (int i = 0; i < 8192; i++)
+        fputc((i * 7919) & 0xff, fp);
+    fclose(fp);
+    assert_int_equal(idx_open(path, &idx, err, sizeof err), ST_E_CORRUPT);
+    assert_non_null(strstr(err, "not a database"));
+    assert_non_null(strstr(err, path));
+
+    /* A damaged index: wipe pages after the header of a real one. */
+    snprintf(path, sizeof path, "%s/damaged.db", f->dir);
+    assert_int_equal(idx_open(path, &idx, err, sizeof err), 0);
+    idx_client_t *cl;
+    assert_int_equal(idx_client_new(idx, &f->loop, &cl), 0);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(add_seg_on(&f->loop, cl, "t", 0, i * 100, 8, 10, NULL), 0);
+    close_client(&f->loop, cl);
+    idx_close(idx); /* checkpoints the WAL into the main file */
+    /* Wipe the last pages (chunk rows and index pages), keep the schema. */
+    fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    long size = ftell(fp);
+    assert_true(size >= 4 * 4096);
+    assert_int_equal(fseek(fp, size - 2 * 4096, SEEK_SET), 0);
+    for (int i = 0; i < 2 * 4096; i++)
+        fputc(0x5a, fp);
+    fclose(fp);
+    int rc = idx_open(path, &idx, err, sizeof err);
+    if (rc == 0) { /* the schema survived: queries report the damage */
+        assert_int_equal(idx_client_new(idx, &f->loop, &cl), 0);
+        int n_corrupt = 0;
+        for (int64_t o = 0; o < 2000; o += 10) {
+            res_t r;
+            memset(&r, 0, sizeof r);
+            assert_int_equal(idx_lookup_offset(cl, "t", 0, o, on_loc, &r), 0);
+            wait_for(&f->loop, &r);
+            /* Damage is reported where SQLite notices it; never a crash. */
+            assert_true(r.status == 0 || r.status == ST_E_CORRUPT || r.status == ST_E_RANGE);
+            n_corrupt += r.status == ST_E_CORRUPT;
+        }
+        assert_true(n_corrupt > 0);
+        close_client(&f->loop, cl);
+        idx_close(idx);
+    } else {
+        assert_int_equal(rc, ST_E_CORRUPT);
+        assert_non_null(strstr(err, "rebuild"));
+    }
+
+    /* A schema from a newer build. */
+    snprintf(path, sizeof path, "%s/future.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_version(version INTEGER NOT NULL);"
+                                  "INSERT INTO schema_version VALUES (99);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(idx_open(path, &idx, err, sizeof err), ST_E_INVAL);
+    assert_non_null(strstr(err, "99"));
+
+    /* A directory that does not exist. */
+    snprintf(path, sizeof path, "%s/missing/dir/index.db", f->dir);
+    rc = idx_open(path, &idx, err, sizeof err);
+    assert_true(rc < 0);
+    assert_non_null(strstr(err, "missing"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_idx_lookup_offset_boundaries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idx_lookup_offset_gaps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idx_lookup_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idx_add_rejects_overlap_and_bad_input, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_idx_list_segments_paged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idx_delete_below_and_drop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idx_many_segments_use_indexes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idx_persists_across_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idx_two_loops_submit_concurrently, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idx_close_with_pending_ops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idx_open_rejects_bad_files, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
