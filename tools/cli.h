@@ -1,0 +1,144 @@
+/* cli.h - shared pieces of the `strata` command-line tool.
+ * Data path: none of the broker's. `strata` is a separate process that talks to brokers
+ * through librdkafka (Kafka API) and to the admin HTTP API through libcurl; this header
+ * holds the global options, client construction, output helpers and the per-family
+ * command entry points (cli_topic.c, cli_io.c, cli_cluster.c, cli_group.c).
+ * Invariants: 1. every command returns a process exit code (CLI_EXIT_*), never exits itself
+ *                except through cli_die paths in main;
+ *             2. every failure prints one clear line starting with "strata: " on stderr. */
+#ifndef CLI_H
+#define CLI_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit codes: 0 success, 1 an operation failed, 2 bad usage or not available. */
+#define CLI_EXIT_OK    0
+#define CLI_EXIT_FAIL  1
+#define CLI_EXIT_USAGE 2
+
+#define CLI_MAX_X 64
+
+/* Global options, parsed once by main before the command runs. */
+typedef struct {
+    const char *brokers;           /* borrowed: argv, env or cli_profile storage */
+    const char *admin_url;         /* borrowed: argv, env or cli_profile storage */
+    bool is_json;                  /* --format json */
+    bool is_verbose;               /* -v: librdkafka logs go to stderr */
+    int timeout_ms;                /* bound on reaching the cluster and on each admin request */
+    const char *x_keys[CLI_MAX_X]; /* borrowed: -X key=value pairs, split in place */
+    const char *x_vals[CLI_MAX_X];
+    int n_x;
+} cli_opts_t;
+
+extern cli_opts_t cli_opts;
+
+/* A command: name, entry point, one-line summary. */
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} cli_cmd_t;
+
+/* ---- Errors and output (cli_common.c) ---- */
+
+/** Print "strata: <message>" on stderr. @return CLI_EXIT_FAIL for `return cli_err(...)`. */
+int cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/** Same, for usage errors. @return CLI_EXIT_USAGE. */
+int cli_usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/** Write `s` (len bytes, NULL prints null) as a JSON string literal. */
+void cli_json_str(FILE *f, const char *s, size_t len);
+/** Write a NUL-terminated string as JSON (NULL prints null). */
+void cli_json_cstr(FILE *f, const char *s);
+
+/** Dispatch argv[0] among cmds, or print the family help.
+ * @return the command's exit code. */
+int cli_dispatch(
+    const char *family, const cli_cmd_t *cmds, int argc, char **argv, const char *help);
+
+/** True if argv holds -h or --help before any "--". */
+bool cli_wants_help(int argc, char **argv);
+
+/* ---- Parsing helpers ---- */
+
+/** Parse a decimal integer in [lo, hi]. @return 0 or -1 (bad value). */
+int cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
+/** Parse "1000", "500ms", "10s", "2m", "1h" into milliseconds. @return 0 or -1. */
+int cli_parse_duration_ms(const char *s, int64_t *out);
+/** Split "key=value" in place. @return 0 or -1 when there is no '=' or the key is empty. */
+int cli_split_kv(char *s, char **key, char **val);
+/** Parse a comma list of partitions "0,1,5" into out (max n). @return count or -1. */
+int cli_parse_partitions(const char *s, int32_t *out, int n);
+/** Decode \n \t \r \\ \0 escapes of a format string in place. */
+void cli_unescape(char *s);
+
+/* ---- librdkafka clients ---- */
+
+/** Build a client configuration: bootstrap.servers, timeouts, quiet logging, then the
+ * extra key/value pairs (NULL-terminated list of pairs), then -X settings.
+ * @return an owned conf, or NULL after printing which setting is bad. */
+rd_kafka_conf_t *cli_conf_new(const char *const *extra);
+/** Create a client from conf_owned (always consumed). @return it or NULL after printing. */
+rd_kafka_t *cli_client_from_conf(rd_kafka_type_t type, rd_kafka_conf_t *conf_owned);
+
+/** Create a client of `type` with bootstrap.servers, -X settings and quiet logging; extra
+ * key/value pairs (NULL-terminated list of pairs) are applied before -X.
+ * @return the handle or NULL after printing why. */
+rd_kafka_t *cli_client_new(rd_kafka_type_t type, const char *const *extra);
+
+/** Fetch full metadata, bounded by cli_opts.timeout_ms; prints the unreachable-broker
+ * message on failure. @return metadata (free with rd_kafka_metadata_destroy) or NULL. */
+const rd_kafka_metadata_t *cli_metadata(rd_kafka_t *rk);
+
+/** Find a topic in metadata. @return it or NULL. */
+const rd_kafka_metadata_topic_t *cli_md_topic(const rd_kafka_metadata_t *md, const char *name);
+
+/** Admin options bounded by the global timeout, for `api`. */
+rd_kafka_AdminOptions_t *cli_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t api);
+
+/** Wait for the admin result event of type `ev_type` on q. Prints errors.
+ * @return the event (destroy it) or NULL. */
+rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t ev_type);
+
+/** Describe one config resource. @return the event (destroy) or NULL after printing. */
+rd_kafka_event_t *cli_describe_configs(rd_kafka_t *rk,
+                                       rd_kafka_ResourceType_t type,
+                                       const char *name,
+                                       const rd_kafka_ConfigResource_t **res_out);
+
+/** Name of a config source for output ("DYNAMIC_TOPIC_CONFIG" -> "dynamic-topic"). */
+const char *cli_config_source_name(rd_kafka_ConfigSource_t src);
+
+/** Resolve a per-partition offset spec (start, end, +N, -N, @ts, N) for a list of
+ * partitions of `topic`, using watermarks and ListOffsets by time.
+ * @return 0 or CLI_EXIT_* after printing. */
+int cli_resolve_offsets(rd_kafka_t *rk,
+                        const char *topic,
+                        const int32_t *parts,
+                        int n_parts,
+                        const char *spec,
+                        int64_t *out);
+
+/** Validate an offset spec without a broker. @return 0 or -1. */
+int cli_check_offset_spec(const char *spec);
+
+/* ---- Admin HTTP (cli_cluster.c) ---- */
+
+/** GET admin_url + path with a short timeout. @return HTTP status (>0) with *body owned
+ * (free), or -1 after printing that the admin API is unreachable. */
+long cli_http_get(const char *path, char **body);
+
+/* ---- Command families ---- */
+int cli_topic_main(int argc, char **argv);
+int cli_cluster_main(int argc, char **argv);
+int cli_group_main(int argc, char **argv);
+int cli_produce(int argc, char **argv);
+int cli_consume(int argc, char **argv);
+int cli_storage_main(int argc, char **argv);
+int cli_archive_main(int argc, char **argv);
+
+#endif

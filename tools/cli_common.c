@@ -1,0 +1,514 @@
+/* cli_common.c - errors, JSON output, argument parsing and librdkafka plumbing shared by
+ * every `strata` command.
+ * Data path: none of the broker's; commands build one librdkafka client here
+ * (cli_client_new), check the cluster is reachable within cli_opts.timeout_ms
+ * (cli_metadata) and wait for admin results on a private queue (cli_admin_wait).
+ * Invariants: 1. librdkafka never logs to the terminal unless -v is given; its last error
+ *                is kept and shown when the cluster cannot be reached;
+ *             2. every blocking call is bounded by cli_opts.timeout_ms. */
+#include "tools/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+cli_opts_t cli_opts;
+
+static char cli_last_error[512];
+
+/* ---- Errors and output ---- */
+
+static void vreport(const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    fputs("strata: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+int cli_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fmt, ap);
+    va_end(ap);
+    return CLI_EXIT_FAIL;
+}
+
+int cli_usage_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fmt, ap);
+    va_end(ap);
+    fputs("Run with --help for usage.\n", stderr);
+    return CLI_EXIT_USAGE;
+}
+
+void cli_json_str(FILE *f, const char *s, size_t len)
+{
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        case '\r':
+            fputs("\\r", f);
+            break;
+        case '\t':
+            fputs("\\t", f);
+            break;
+        default:
+            if (c < 0x20 || c == 0x7f)
+                fprintf(f, "\\u%04x", c);
+            else
+                fputc(c, f);
+        }
+    }
+    fputc('"', f);
+}
+
+void cli_json_cstr(FILE *f, const char *s)
+{
+    cli_json_str(f, s, s ? strlen(s) : 0);
+}
+
+bool cli_wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            return false;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+            return true;
+    }
+    return false;
+}
+
+int cli_dispatch(const char *family, const cli_cmd_t *cmds, int argc, char **argv, const char *help)
+{
+    if (argc < 1 || !strcmp(argv[0], "-h") || !strcmp(argv[0], "--help") ||
+        !strcmp(argv[0], "help")) {
+        fputs(help, stdout);
+        fputs("\nCommands:\n", stdout);
+        for (const cli_cmd_t *c = cmds; c->name; c++)
+            printf("  %-16s %s\n", c->name, c->summary);
+        printf("\nRun 'strata %s COMMAND --help' for a command's flags and examples.\n", family);
+        return argc < 1 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    for (const cli_cmd_t *c = cmds; c->name; c++)
+        if (!strcmp(argv[0], c->name)) {
+            optind = 0; /* glibc: full reinitialisation for the command's getopt */
+            return c->run(argc, argv);
+        }
+    return cli_usage_err("unknown command 'strata %s %s'", family, argv[0]);
+}
+
+/* ---- Parsing helpers ---- */
+
+int cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_duration_ms(const char *s, int64_t *out)
+{
+    if (!s || !isdigit((unsigned char)*s))
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || v < 0)
+        return -1;
+    int64_t mul;
+    if (!*end || !strcmp(end, "ms"))
+        mul = 1;
+    else if (!strcmp(end, "s"))
+        mul = 1000;
+    else if (!strcmp(end, "m"))
+        mul = 60000;
+    else if (!strcmp(end, "h"))
+        mul = 3600000;
+    else
+        return -1;
+    if (v > INT64_MAX / mul)
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+int cli_split_kv(char *s, char **key, char **val)
+{
+    char *eq = strchr(s, '=');
+    if (!eq || eq == s)
+        return -1;
+    *eq = '\0';
+    *key = s;
+    *val = eq + 1;
+    return 0;
+}
+
+int cli_parse_partitions(const char *s, int32_t *out, int n)
+{
+    int count = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > INT32_MAX || (*end && *end != ','))
+            return -1;
+        if (count == n)
+            return -1;
+        out[count++] = (int32_t)v;
+        p = *end ? end + 1 : end;
+        if (*end == ',' && !*p)
+            return -1;
+    }
+    return count ? count : -1;
+}
+
+void cli_unescape(char *s)
+{
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        if (*r != '\\' || !r[1]) {
+            *w++ = *r;
+            continue;
+        }
+        r++;
+        switch (*r) {
+        case 'n':
+            *w++ = '\n';
+            break;
+        case 't':
+            *w++ = '\t';
+            break;
+        case 'r':
+            *w++ = '\r';
+            break;
+        case '\\':
+            *w++ = '\\';
+            break;
+        default:
+            *w++ = '\\';
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+}
+
+/* ---- librdkafka clients ---- */
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    if (cli_opts.is_verbose)
+        fprintf(stderr, "rdkafka %d %s: %s\n", level, fac, buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    snprintf(cli_last_error, sizeof(cli_last_error), "%s", reason);
+    if (cli_opts.is_verbose)
+        fprintf(stderr, "rdkafka error: %s\n", reason);
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val)
+{
+    char errstr[256];
+    if (rd_kafka_conf_set(conf, key, val, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+        cli_err("bad client setting %s=%s: %s", key, val, errstr);
+        return -1;
+    }
+    return 0;
+}
+
+rd_kafka_conf_t *cli_conf_new(const char *const *extra)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char tmo[32];
+    snprintf(tmo, sizeof(tmo), "%d", cli_opts.timeout_ms);
+    if (conf_set(conf, "bootstrap.servers", cli_opts.brokers) ||
+        conf_set(conf, "client.id", "strata-cli") || conf_set(conf, "socket.timeout.ms", tmo))
+        goto fail;
+    for (int i = 0; extra && extra[i]; i += 2)
+        if (conf_set(conf, extra[i], extra[i + 1]))
+            goto fail;
+    for (int i = 0; i < cli_opts.n_x; i++)
+        if (conf_set(conf, cli_opts.x_keys[i], cli_opts.x_vals[i]))
+            goto fail;
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+rd_kafka_t *cli_client_from_conf(rd_kafka_type_t type, rd_kafka_conf_t *conf_owned)
+{
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf_owned, errstr, sizeof(errstr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf_owned);
+        cli_err("cannot create Kafka client: %s", errstr);
+        return NULL;
+    }
+    return rk;
+}
+
+rd_kafka_t *cli_client_new(rd_kafka_type_t type, const char *const *extra)
+{
+    rd_kafka_conf_t *conf = cli_conf_new(extra);
+    return conf ? cli_client_from_conf(type, conf) : NULL;
+}
+
+const rd_kafka_metadata_t *cli_metadata(rd_kafka_t *rk)
+{
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, cli_opts.timeout_ms);
+    if (err) {
+        cli_err("cannot reach the cluster at %s within %d ms: %s%s%s", cli_opts.brokers,
+                cli_opts.timeout_ms, rd_kafka_err2str(err), cli_last_error[0] ? " - " : "",
+                cli_last_error);
+        return NULL;
+    }
+    return md;
+}
+
+const rd_kafka_metadata_topic_t *cli_md_topic(const rd_kafka_metadata_t *md, const char *name)
+{
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (!strcmp(md->topics[i].topic, name))
+            return md->topics[i].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? NULL
+                                                                                : &md->topics[i];
+    return NULL;
+}
+
+rd_kafka_AdminOptions_t *cli_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t api)
+{
+    rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, api);
+    char errstr[256];
+    rd_kafka_AdminOptions_set_request_timeout(o, cli_opts.timeout_ms, errstr, sizeof(errstr));
+    if (api == RD_KAFKA_ADMIN_OP_CREATETOPICS || api == RD_KAFKA_ADMIN_OP_DELETETOPICS ||
+        api == RD_KAFKA_ADMIN_OP_CREATEPARTITIONS || api == RD_KAFKA_ADMIN_OP_DELETERECORDS)
+        rd_kafka_AdminOptions_set_operation_timeout(o, cli_opts.timeout_ms, errstr, sizeof(errstr));
+    return o;
+}
+
+rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t ev_type)
+{
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, cli_opts.timeout_ms + 2000);
+    if (!ev) {
+        cli_err("no answer from the cluster at %s within %d ms", cli_opts.brokers,
+                cli_opts.timeout_ms);
+        return NULL;
+    }
+    if (rd_kafka_event_type(ev) != ev_type || rd_kafka_event_error(ev)) {
+        const char *why =
+            rd_kafka_event_error(ev) ? rd_kafka_event_error_string(ev) : rd_kafka_event_name(ev);
+        if (rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR__TIMED_OUT)
+            cli_err("cannot reach the cluster at %s within %d ms: %s", cli_opts.brokers,
+                    cli_opts.timeout_ms, why);
+        else
+            cli_err("request failed: %s", why);
+        rd_kafka_event_destroy(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+rd_kafka_event_t *cli_describe_configs(rd_kafka_t *rk,
+                                       rd_kafka_ResourceType_t type,
+                                       const char *name,
+                                       const rd_kafka_ConfigResource_t **res_out)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(type, name);
+    rd_kafka_AdminOptions_t *o = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_DescribeConfigs(rk, &res, 1, o, q);
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_event_t *ev = cli_admin_wait(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT);
+    rd_kafka_queue_destroy(q);
+    if (!ev)
+        return NULL;
+    size_t n;
+    const rd_kafka_ConfigResource_t **rs =
+        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
+    if (n != 1 || rd_kafka_ConfigResource_error(rs[0])) {
+        cli_err("cannot describe configs of %s: %s", name,
+                n == 1 ? rd_kafka_ConfigResource_error_string(rs[0]) : "empty answer");
+        rd_kafka_event_destroy(ev);
+        return NULL;
+    }
+    *res_out = rs[0];
+    return ev;
+}
+
+const char *cli_config_source_name(rd_kafka_ConfigSource_t src)
+{
+    switch (src) {
+    case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG:
+        return "dynamic-topic";
+    case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_BROKER_CONFIG:
+        return "dynamic-broker";
+    case RD_KAFKA_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG:
+        return "dynamic-default-broker";
+    case RD_KAFKA_CONFIG_SOURCE_STATIC_BROKER_CONFIG:
+        return "static-broker";
+    case RD_KAFKA_CONFIG_SOURCE_DEFAULT_CONFIG:
+        return "default";
+    default:
+        return "unknown";
+    }
+}
+
+/* ---- Offset specs: start, end, +N, -N, @timestamp, N ---- */
+
+/* Parse "@1700000000000", "@2024-01-31", "@2024-01-31T12:00:00" (UTC) or "@-10m"
+ * (relative to now) into epoch milliseconds. */
+static int parse_timestamp_ms(const char *s, int64_t *out)
+{
+    int64_t v;
+    if (!cli_parse_i64(s, 0, INT64_MAX, &v)) {
+        *out = v;
+        return 0;
+    }
+    if (s[0] == '-' && !cli_parse_duration_ms(s + 1, &v)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        *out = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - v;
+        return 0;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end || *end) {
+        memset(&tm, 0, sizeof(tm));
+        end = strptime(s, "%Y-%m-%d", &tm);
+        if (!end || *end)
+            return -1;
+    }
+    *out = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}
+
+int cli_check_offset_spec(const char *spec)
+{
+    int64_t v;
+    if (!strcmp(spec, "start") || !strcmp(spec, "oldest") || !strcmp(spec, "end") ||
+        !strcmp(spec, "newest"))
+        return 0;
+    if (spec[0] == '@')
+        return parse_timestamp_ms(spec + 1, &v);
+    if (spec[0] == '+' || spec[0] == '-')
+        return cli_parse_i64(spec + 1, 0, INT64_MAX, &v);
+    return cli_parse_i64(spec, 0, INT64_MAX, &v);
+}
+
+static int resolve_times(rd_kafka_t *rk,
+                         const char *topic,
+                         const int32_t *parts,
+                         int n_parts,
+                         int64_t ts_ms,
+                         const int64_t *high,
+                         int64_t *out)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n_parts);
+    for (int i = 0; i < n_parts; i++)
+        rd_kafka_topic_partition_list_add(l, topic, parts[i])->offset = ts_ms;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, l, cli_opts.timeout_ms);
+    if (err) {
+        rd_kafka_topic_partition_list_destroy(l);
+        return cli_err("cannot look up offsets by time in %s: %s", topic, rd_kafka_err2str(err));
+    }
+    int rc = 0;
+    for (int i = 0; i < n_parts; i++) {
+        rd_kafka_topic_partition_t *p = &l->elems[i];
+        if (p->err) {
+            rc = cli_err("cannot look up offset by time in %s/%d: %s", topic, (int)parts[i],
+                         rd_kafka_err2str(p->err));
+            break;
+        }
+        /* No record at or after the time: start at the end. */
+        out[i] = p->offset < 0 ? high[i] : p->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return rc;
+}
+
+int cli_resolve_offsets(rd_kafka_t *rk,
+                        const char *topic,
+                        const int32_t *parts,
+                        int n_parts,
+                        const char *spec,
+                        int64_t *out)
+{
+    if (cli_check_offset_spec(spec))
+        return cli_usage_err("bad offset '%s': use start, end, +N, -N, @TIMESTAMP or an offset",
+                             spec);
+    int64_t *low = calloc((size_t)n_parts * 2, sizeof(*low));
+    if (!low)
+        return cli_err("out of memory");
+    int64_t *high = low + n_parts;
+    int rc = 0;
+    for (int i = 0; i < n_parts; i++) {
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, parts[i], &low[i],
+                                                                   &high[i], cli_opts.timeout_ms);
+        if (err) {
+            rc = cli_err("cannot read offsets of %s/%d: %s", topic, (int)parts[i],
+                         rd_kafka_err2str(err));
+            goto out;
+        }
+    }
+    int64_t v = 0;
+    if (spec[0] == '@') {
+        parse_timestamp_ms(spec + 1, &v);
+        rc = resolve_times(rk, topic, parts, n_parts, v, high, out);
+        goto out;
+    }
+    for (int i = 0; i < n_parts; i++) {
+        if (!strcmp(spec, "start") || !strcmp(spec, "oldest")) {
+            out[i] = low[i];
+        } else if (!strcmp(spec, "end") || !strcmp(spec, "newest")) {
+            out[i] = high[i];
+        } else if (spec[0] == '+') {
+            cli_parse_i64(spec + 1, 0, INT64_MAX, &v);
+            out[i] = v > high[i] - low[i] ? high[i] : low[i] + v;
+        } else if (spec[0] == '-') {
+            cli_parse_i64(spec + 1, 0, INT64_MAX, &v);
+            out[i] = v > high[i] - low[i] ? low[i] : high[i] - v;
+        } else {
+            cli_parse_i64(spec, 0, INT64_MAX, &v);
+            out[i] = v;
+        }
+    }
+out:
+    free(low);
+    return rc;
+}

@@ -1,0 +1,763 @@
+/* cli_io.c - `strata topic produce` and `strata topic consume`.
+ * Data path: produce reads stdin, cuts it into records with the -f format (default one
+ * record per line), and sends them with a librdkafka producer, printing each delivery
+ * report; consume assigns partitions at offsets resolved from -o (or joins a group with -g)
+ * and prints each record as JSON or with a -f format.
+ * Invariants: 1. produce exits 0 only if every record was acknowledged;
+ *             2. consume without -g never commits offsets; with -o X:end it stops at the
+ *                high watermarks read when it started. */
+#include "tools/cli.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CLI_MAX_HEADERS 64
+#define CLI_MAX_PARTS   4096
+
+static volatile sig_atomic_t cli_stop;
+
+static void on_signal(int sig)
+{
+    cli_stop = 1;
+}
+
+/* ---- Produce formats: literals and %k %v %p %t fields ---- */
+
+typedef struct {
+    char field; /* 0 for a literal, else 'k', 'v', 'p', 't' */
+    const char *lit;
+    size_t lit_len;
+} fmt_item_t;
+
+typedef struct {
+    fmt_item_t items[64];
+    int n;
+    const char *delim; /* record delimiter: the trailing literal */
+    size_t delim_len;
+} fmt_t;
+
+/* Compile a format (already unescaped) into literals and fields. Used by both commands;
+ * `fields` lists the accepted field letters. @return 0 or -1 after printing. */
+static int fmt_compile(char *s, const char *fields, fmt_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    char *w = s, *lit_start = s;
+    for (char *r = s; *r; r++) {
+        if (*r != '%') {
+            *w++ = *r;
+            continue;
+        }
+        if (r[1] == '%') {
+            *w++ = '%';
+            r++;
+            continue;
+        }
+        if (!r[1] || !strchr(fields, r[1]))
+            return cli_usage_err("bad format field '%%%c': use %s", r[1] ? r[1] : ' ', fields), -1;
+        if (f->n + 2 > 64)
+            return cli_usage_err("format too long"), -1;
+        if (w > lit_start)
+            f->items[f->n++] = (fmt_item_t){0, lit_start, (size_t)(w - lit_start)};
+        f->items[f->n++] = (fmt_item_t){r[1], NULL, 0};
+        r++;
+        lit_start = w;
+    }
+    if (w > lit_start)
+        f->items[f->n++] = (fmt_item_t){0, lit_start, (size_t)(w - lit_start)};
+    return 0;
+}
+
+/* ---- produce ---- */
+
+static const char produce_help[] =
+    "Usage: strata topic produce TOPIC [flags] < input\n"
+    "Produce records read from stdin, one per line by default.\n\n"
+    "Flags:\n"
+    "  -k, --key KEY          key of every record\n"
+    "  -H, --header K=V       header on every record (repeatable)\n"
+    "  -p, --partition N      partition (default: by key hash, or sticky)\n"
+    "  -z, --compression C    none, gzip, snappy, lz4 or zstd (default none)\n"
+    "      --acks A           all (-1), 1 or 0 (default all)\n"
+    "  -f, --format FMT       how to cut stdin into records (default '%v\\n'): %k key,\n"
+    "                         %v value, %p partition, %t timestamp ms; \\n \\t escapes\n"
+    "  -q, --quiet            do not print a line per record\n\n"
+    "Output: one line per record: partition and offset (JSON with --format json).\n\n"
+    "Examples:\n"
+    "  echo hello | strata topic produce orders\n"
+    "  printf 'k1 v1\\nk2 v2\\n' | strata topic produce orders -f '%k %v\\n'\n"
+    "  strata topic produce orders -k user-7 -H source=cli -z zstd < records.txt\n";
+
+typedef struct {
+    int64_t n_ok;
+    int64_t n_failed;
+    bool is_quiet;
+} produce_state_t;
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    produce_state_t *st = opaque;
+    if (m->err) {
+        st->n_failed++;
+        cli_err("record not produced to %s: %s", rd_kafka_topic_name(m->rkt),
+                rd_kafka_err2str(m->err));
+        return;
+    }
+    st->n_ok++;
+    if (st->is_quiet)
+        return;
+    if (cli_opts.is_json) {
+        fputs("{\"topic\":", stdout);
+        cli_json_cstr(stdout, rd_kafka_topic_name(m->rkt));
+        printf(",\"partition\":%d,\"offset\":%" PRId64 "}\n", (int)m->partition, m->offset);
+    } else {
+        printf("Produced to partition %d at offset %" PRId64 "\n", (int)m->partition, m->offset);
+    }
+}
+
+typedef struct {
+    const char *key;
+    size_t key_len;
+    const char *val;
+    size_t val_len;
+    int32_t partition;
+    int64_t ts_ms;
+} rec_t;
+
+/* Parse one record (without its delimiter) with the compiled format. @return 0 or -1. */
+static int fmt_parse(const fmt_t *f, const char *p, size_t len, rec_t *r)
+{
+    const char *end = p + len;
+    int n = f->n;
+    if (n && !f->items[n - 1].field && f->delim)
+        n--; /* the delimiter was cut off already */
+    for (int i = 0; i < n; i++) {
+        const fmt_item_t *it = &f->items[i];
+        if (!it->field) {
+            if ((size_t)(end - p) < it->lit_len || memcmp(p, it->lit, it->lit_len))
+                return -1;
+            p += it->lit_len;
+            continue;
+        }
+        const char *stop = end;
+        if (i + 1 < n) {
+            const fmt_item_t *nx = &f->items[i + 1];
+            stop = memmem(p, (size_t)(end - p), nx->lit, nx->lit_len);
+            if (!stop)
+                return -1;
+        }
+        size_t fl = (size_t)(stop - p);
+        char num[32];
+        int64_t v;
+        switch (it->field) {
+        case 'k':
+            r->key = p;
+            r->key_len = fl;
+            break;
+        case 'v':
+            r->val = p;
+            r->val_len = fl;
+            break;
+        case 'p':
+        case 't':
+            if (fl == 0 || fl >= sizeof(num))
+                return -1;
+            memcpy(num, p, fl);
+            num[fl] = '\0';
+            if (cli_parse_i64(num, 0, it->field == 'p' ? INT32_MAX : INT64_MAX, &v))
+                return -1;
+            if (it->field == 'p')
+                r->partition = (int32_t)v;
+            else
+                r->ts_ms = v;
+            break;
+        }
+        p = stop;
+    }
+    return p == end ? 0 : -1;
+}
+
+typedef struct {
+    const char *topic;
+    const char *key;
+    int32_t partition;
+    char *hk[CLI_MAX_HEADERS];
+    char *hv[CLI_MAX_HEADERS];
+    int n_headers;
+} produce_opts_t;
+
+static int produce_one(rd_kafka_t *rk, const produce_opts_t *o, const rec_t *r)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (o->n_headers) {
+        hdrs = rd_kafka_headers_new((size_t)o->n_headers);
+        for (int i = 0; i < o->n_headers; i++)
+            rd_kafka_header_add(hdrs, o->hk[i], -1, o->hv[i], -1);
+    }
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(r->key, r->key_len), RD_KAFKA_V_VALUE((void *)r->val, r->val_len),
+            RD_KAFKA_V_PARTITION(r->partition), RD_KAFKA_V_TIMESTAMP(r->ts_ms),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(rk, 100);
+            continue;
+        }
+        if (err) {
+            if (hdrs)
+                rd_kafka_headers_destroy(hdrs);
+            return cli_err("cannot produce to %s: %s", o->topic, rd_kafka_err2str(err));
+        }
+        break;
+    }
+    rd_kafka_poll(rk, 0);
+    return 0;
+}
+
+/* Read stdin and produce each record cut by the format. @return 0 or CLI_EXIT_*. */
+static int produce_stdin(rd_kafka_t *rk, const produce_opts_t *o, const fmt_t *f)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return cli_err("out of memory");
+    bool eof = false;
+    int rc = 0;
+    while (!rc && !cli_stop) {
+        size_t start = 0;
+        for (;;) {
+            const char *cut = NULL;
+            if (f->delim_len)
+                cut = memmem(buf + start, len - start, f->delim, f->delim_len);
+            size_t rec_len;
+            if (cut)
+                rec_len = (size_t)(cut - (buf + start));
+            else if (eof && len > start)
+                rec_len = len - start;
+            else
+                break;
+            rec_t r = {
+                .key = o->key, .key_len = o->key ? strlen(o->key) : 0, .partition = o->partition};
+            if (fmt_parse(f, buf + start, rec_len, &r)) {
+                rc = cli_err("input does not match the format: '%.*s'", (int)rec_len, buf + start);
+                break;
+            }
+            if ((rc = produce_one(rk, o, &r)))
+                break;
+            start += rec_len + (cut ? f->delim_len : 0);
+        }
+        memmove(buf, buf + start, len - start);
+        len -= start;
+        if (eof || rc)
+            break;
+        if (len == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                rc = cli_err("out of memory: record larger than %zu bytes", cap);
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = read(STDIN_FILENO, buf + len, cap - len);
+        if (n < 0) {
+            if (cli_stop)
+                break;
+            rc = cli_err("cannot read stdin");
+        } else if (n == 0) {
+            eof = true;
+        } else {
+            len += (size_t)n;
+        }
+        rd_kafka_poll(rk, 0);
+    }
+    free(buf);
+    return rc;
+}
+
+int cli_produce(int argc, char **argv)
+{
+    static const struct option longs[] = {{"key", required_argument, NULL, 'k'},
+                                          {"header", required_argument, NULL, 'H'},
+                                          {"partition", required_argument, NULL, 'p'},
+                                          {"compression", required_argument, NULL, 'z'},
+                                          {"acks", required_argument, NULL, 'a'},
+                                          {"format", required_argument, NULL, 'f'},
+                                          {"quiet", no_argument, NULL, 'q'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    produce_opts_t o = {.partition = RD_KAFKA_PARTITION_UA};
+    const char *codec = "none", *acks = "all";
+    char *format = NULL;
+    produce_state_t st = {0};
+    int64_t v;
+    int c;
+    while ((c = getopt_long(argc, argv, "k:H:p:z:f:qh", longs, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            o.key = optarg;
+            break;
+        case 'H':
+            if (o.n_headers == CLI_MAX_HEADERS ||
+                cli_split_kv(optarg, &o.hk[o.n_headers], &o.hv[o.n_headers]))
+                return cli_usage_err("bad --header '%s': use KEY=VALUE", optarg);
+            o.n_headers++;
+            break;
+        case 'p':
+            if (cli_parse_i64(optarg, 0, INT32_MAX, &v))
+                return cli_usage_err("bad --partition '%s': use a partition number", optarg);
+            o.partition = (int32_t)v;
+            break;
+        case 'z':
+            if (strcmp(optarg, "none") && strcmp(optarg, "gzip") && strcmp(optarg, "snappy") &&
+                strcmp(optarg, "lz4") && strcmp(optarg, "zstd"))
+                return cli_usage_err("bad --compression '%s': use none, gzip, snappy, lz4 or "
+                                     "zstd",
+                                     optarg);
+            codec = optarg;
+            break;
+        case 'a':
+            if (!strcmp(optarg, "all"))
+                optarg = "-1";
+            if (strcmp(optarg, "-1") && strcmp(optarg, "0") && strcmp(optarg, "1"))
+                return cli_usage_err("bad --acks '%s': use all, -1, 0 or 1", optarg);
+            acks = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'q':
+            st.is_quiet = true;
+            break;
+        case 'h':
+            fputs(produce_help, stdout);
+            return CLI_EXIT_OK;
+        default:
+            return cli_usage_err("bad flag for 'strata topic produce'");
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_err("topic produce needs exactly one TOPIC");
+    o.topic = argv[optind];
+    char deffmt[] = "%v\\n";
+    char *fs = format ? format : deffmt;
+    cli_unescape(fs);
+    fmt_t f;
+    if (fmt_compile(fs, "kvpt", &f))
+        return CLI_EXIT_USAGE;
+    if (!f.n || f.items[f.n - 1].field)
+        return cli_usage_err("bad --format: it must end with a delimiter such as \\n");
+    f.delim = f.items[f.n - 1].lit;
+    f.delim_len = f.items[f.n - 1].lit_len;
+    for (int i = 0; i + 1 < f.n; i++)
+        if (f.items[i].field && f.items[i + 1].field)
+            return cli_usage_err("bad --format: two fields need text between them");
+
+    char ackbuf[8];
+    snprintf(ackbuf, sizeof(ackbuf), "%s", acks);
+    const char *extra[] = {"compression.codec",        codec,  "acks", ackbuf, "linger.ms", "5",
+                           "allow.auto.create.topics", "true", NULL};
+    rd_kafka_conf_t *conf = cli_conf_new(extra);
+    if (!conf)
+        return CLI_EXIT_USAGE;
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_opaque(conf, &st);
+    rd_kafka_t *rk = cli_client_from_conf(RD_KAFKA_PRODUCER, conf);
+    if (!rk)
+        return CLI_EXIT_FAIL;
+
+    /* Fail fast and clearly when the cluster cannot be reached. */
+    const rd_kafka_metadata_t *md = cli_metadata(rk);
+    if (!md) {
+        rd_kafka_destroy(rk);
+        return CLI_EXIT_FAIL;
+    }
+    rd_kafka_metadata_destroy(md);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    int rc = produce_stdin(rk, &o, &f);
+    rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, cli_opts.timeout_ms + 30000);
+    if (ferr && !rc)
+        rc = cli_err("records still not delivered after the timeout: %s", rd_kafka_err2str(ferr));
+    rd_kafka_destroy(rk);
+    if (!rc && st.n_failed)
+        rc = CLI_EXIT_FAIL;
+    return rc;
+}
+
+/* ---- consume ---- */
+
+static const char consume_help[] =
+    "Usage: strata topic consume TOPIC... [flags]\n"
+    "Consume records and print them, one JSON object per record by default.\n\n"
+    "Flags:\n"
+    "  -o, --offset SPEC      where to start: start, end, +N (N after the start), -N (N\n"
+    "                         before the end), @TIME (epoch ms, 2024-01-31, 2024-01-31T12:00:00\n"
+    "                         UTC, or @-10m relative), or an exact offset (default start).\n"
+    "                         Append :end to stop at the current end (e.g. start:end, -5:end)\n"
+    "  -n, --num N            stop after N records\n"
+    "  -p, --partitions LIST  comma-separated partitions (default: all)\n"
+    "  -g, --group GROUP      consume as a member of GROUP, committing offsets; -o may only\n"
+    "                         be start or end (used when the group has no offset)\n"
+    "  -f, --format FMT       print each record with FMT instead of JSON: %t topic, %k key,\n"
+    "                         %v value, %o offset, %p partition, %d or %T timestamp ms,\n"
+    "                         %h headers (k=v,...), %K key length, %V value length,\n"
+    "                         %% percent; \\n \\t escapes\n\n"
+    "Examples:\n"
+    "  strata topic consume orders -n 10\n"
+    "  strata topic consume orders -o -3:end -f '%k => %v\\n'\n"
+    "  strata topic consume orders -o @2024-01-31 -p 0\n"
+    "  strata topic consume orders -g billing -o start\n";
+
+static void print_headers_text(const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *h = NULL;
+    if (rd_kafka_message_headers(m, &h) || !h)
+        return;
+    const char *name;
+    const void *val;
+    size_t size;
+    for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &val, &size); i++)
+        printf("%s%s=%.*s", i ? "," : "", name, (int)size, val ? (const char *)val : "");
+}
+
+static void print_record_json(const rd_kafka_message_t *m)
+{
+    fputs("{\"topic\":", stdout);
+    cli_json_cstr(stdout, rd_kafka_topic_name(m->rkt));
+    fputs(",\"key\":", stdout);
+    cli_json_str(stdout, m->key, m->key_len);
+    fputs(",\"value\":", stdout);
+    cli_json_str(stdout, m->payload, m->len);
+    fputs(",\"headers\":[", stdout);
+    rd_kafka_headers_t *h = NULL;
+    if (!rd_kafka_message_headers(m, &h) && h) {
+        const char *name;
+        const void *val;
+        size_t size;
+        for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &val, &size); i++) {
+            printf("%s{\"key\":", i ? "," : "");
+            cli_json_cstr(stdout, name);
+            fputs(",\"value\":", stdout);
+            cli_json_str(stdout, val, size);
+            putchar('}');
+        }
+    }
+    rd_kafka_timestamp_type_t tt;
+    int64_t ts = rd_kafka_message_timestamp(m, &tt);
+    printf("],\"timestamp\":%" PRId64 ",\"partition\":%d,\"offset\":%" PRId64 "}\n", ts,
+           (int)m->partition, m->offset);
+}
+
+static void print_record_fmt(const fmt_t *f, const rd_kafka_message_t *m)
+{
+    rd_kafka_timestamp_type_t tt;
+    for (int i = 0; i < f->n; i++) {
+        const fmt_item_t *it = &f->items[i];
+        switch (it->field) {
+        case 0:
+            fwrite(it->lit, 1, it->lit_len, stdout);
+            break;
+        case 't':
+            fputs(rd_kafka_topic_name(m->rkt), stdout);
+            break;
+        case 'k':
+            if (m->key)
+                fwrite(m->key, 1, m->key_len, stdout);
+            break;
+        case 'v':
+            if (m->payload)
+                fwrite(m->payload, 1, m->len, stdout);
+            break;
+        case 'o':
+            printf("%" PRId64, m->offset);
+            break;
+        case 'p':
+            printf("%d", (int)m->partition);
+            break;
+        case 'd':
+        case 'T':
+            printf("%" PRId64, rd_kafka_message_timestamp(m, &tt));
+            break;
+        case 'h':
+            print_headers_text(m);
+            break;
+        case 'K':
+            printf("%zu", m->key ? m->key_len : (size_t)0);
+            break;
+        case 'V':
+            printf("%zu", m->payload ? m->len : (size_t)0);
+            break;
+        }
+    }
+}
+
+typedef struct {
+    const char *spec; /* start offset spec */
+    bool to_end;      /* stop at the high watermarks read at start */
+    int64_t num;      /* records to print, 0 = no limit */
+    const char *group;
+    int32_t parts[CLI_MAX_PARTS];
+    int n_parts;
+    fmt_t fmt;
+    bool has_fmt;
+} consume_opts_t;
+
+/* Build the assignment: every selected partition of every topic at its resolved offset;
+ * with to_end, only partitions with records before their high watermark, whose
+ * watermarks go to `stop_at`. @return 0 or CLI_EXIT_*. */
+static int build_assignment(rd_kafka_t *rk,
+                            const rd_kafka_metadata_t *md,
+                            char **topics,
+                            int n_topics,
+                            const consume_opts_t *o,
+                            rd_kafka_topic_partition_list_t *assign,
+                            rd_kafka_topic_partition_list_t *stop_at)
+{
+    int32_t *parts = malloc(sizeof(int32_t) * CLI_MAX_PARTS);
+    int64_t *offs = malloc(sizeof(int64_t) * CLI_MAX_PARTS);
+    int rc = parts && offs ? 0 : cli_err("out of memory");
+    for (int ti = 0; !rc && ti < n_topics; ti++) {
+        const rd_kafka_metadata_topic_t *t = cli_md_topic(md, topics[ti]);
+        if (!t) {
+            rc = cli_err("unknown topic '%s'", topics[ti]);
+            break;
+        }
+        int n = 0;
+        if (o->n_parts) {
+            for (int i = 0; i < o->n_parts; i++) {
+                if (o->parts[i] >= t->partition_cnt) {
+                    rc = cli_err("unknown partition %s/%d (the topic has %d)", t->topic,
+                                 (int)o->parts[i], t->partition_cnt);
+                    break;
+                }
+                parts[n++] = o->parts[i];
+            }
+        } else {
+            for (int i = 0; i < t->partition_cnt && n < CLI_MAX_PARTS; i++)
+                parts[n++] = t->partitions[i].id;
+        }
+        if (rc || (rc = cli_resolve_offsets(rk, t->topic, parts, n, o->spec, offs)))
+            break;
+        for (int i = 0; i < n; i++) {
+            int64_t low, high = 0;
+            if (o->to_end) {
+                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+                    rk, t->topic, parts[i], &low, &high, cli_opts.timeout_ms);
+                if (err) {
+                    rc = cli_err("cannot read offsets of %s/%d: %s", t->topic, (int)parts[i],
+                                 rd_kafka_err2str(err));
+                    break;
+                }
+                if (offs[i] >= high)
+                    continue;
+                rd_kafka_topic_partition_list_add(stop_at, t->topic, parts[i])->offset = high;
+            }
+            rd_kafka_topic_partition_list_add(assign, t->topic, parts[i])->offset = offs[i];
+        }
+    }
+    free(parts);
+    free(offs);
+    return rc;
+}
+
+/* Mark a partition done once its message reaches the stop offset. @return partitions left. */
+static int note_progress(rd_kafka_topic_partition_list_t *stop_at, const rd_kafka_message_t *m)
+{
+    int left = 0;
+    for (int i = 0; i < stop_at->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &stop_at->elems[i];
+        if (p->partition == m->partition && !strcmp(p->topic, rd_kafka_topic_name(m->rkt)) &&
+            m->offset + 1 >= p->offset)
+            p->offset = -1;
+        if (p->offset >= 0)
+            left++;
+    }
+    return left;
+}
+
+static int
+consume_loop(rd_kafka_t *rk, const consume_opts_t *o, rd_kafka_topic_partition_list_t *stop)
+{
+    int64_t n = 0;
+    int rc = 0;
+    if (o->to_end && stop->cnt == 0)
+        return 0;
+    while (!cli_stop && (!o->num || n < o->num)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m)
+            continue;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                const char *what = rd_kafka_message_errstr(m);
+                if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                    m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+                    m->err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+                    m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+                    rc = cli_err("consume failed: %s", what);
+                    rd_kafka_message_destroy(m);
+                    break;
+                }
+                if (cli_opts.is_verbose)
+                    fprintf(stderr, "strata: %s\n", what);
+            }
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (o->has_fmt)
+            print_record_fmt(&o->fmt, m);
+        else
+            print_record_json(m);
+        fflush(stdout);
+        n++;
+        int left = o->to_end ? note_progress(stop, m) : 1;
+        rd_kafka_message_destroy(m);
+        if (!left)
+            break;
+    }
+    return rc;
+}
+
+static int consume_parse(int argc, char **argv, consume_opts_t *o)
+{
+    static const struct option longs[] = {{"offset", required_argument, NULL, 'o'},
+                                          {"num", required_argument, NULL, 'n'},
+                                          {"partitions", required_argument, NULL, 'p'},
+                                          {"group", required_argument, NULL, 'g'},
+                                          {"format", required_argument, NULL, 'f'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "o:n:p:g:f:h", longs, NULL)) != -1) {
+        switch (c) {
+        case 'o': {
+            size_t len = strlen(optarg);
+            if (len >= 4 && !strcmp(optarg + len - 4, ":end")) {
+                o->to_end = true;
+                optarg[len - 4] = '\0';
+                if (!*optarg)
+                    optarg = "start";
+            }
+            o->spec = optarg;
+            if (cli_check_offset_spec(o->spec))
+                return cli_usage_err("bad --offset '%s': use start, end, +N, -N, @TIME or an "
+                                     "offset, optionally followed by :end",
+                                     o->spec);
+            break;
+        }
+        case 'n':
+            if (cli_parse_i64(optarg, 1, INT64_MAX, &o->num))
+                return cli_usage_err("bad --num '%s': use a positive number", optarg);
+            break;
+        case 'p':
+            if ((o->n_parts = cli_parse_partitions(optarg, o->parts, CLI_MAX_PARTS)) < 0)
+                return cli_usage_err("bad --partitions '%s': use e.g. 0,1,2", optarg);
+            break;
+        case 'g':
+            o->group = optarg;
+            break;
+        case 'f':
+            cli_unescape(optarg);
+            if (fmt_compile(optarg, "tkvopdThKV", &o->fmt))
+                return CLI_EXIT_USAGE;
+            o->has_fmt = true;
+            break;
+        case 'h':
+            fputs(consume_help, stdout);
+            return -1;
+        default:
+            return cli_usage_err("bad flag for 'strata topic consume'");
+        }
+    }
+    if (argc - optind < 1)
+        return cli_usage_err("topic consume needs at least one TOPIC");
+    if (o->group && (o->to_end || o->n_parts ||
+                     (strcmp(o->spec, "start") && strcmp(o->spec, "end") &&
+                      strcmp(o->spec, "oldest") && strcmp(o->spec, "newest"))))
+        return cli_usage_err("with --group, --offset may only be start or end and "
+                             "--partitions is not allowed (use 'strata group seek')");
+    return 0;
+}
+
+int cli_consume(int argc, char **argv)
+{
+    consume_opts_t *o = calloc(1, sizeof(*o));
+    if (!o)
+        return cli_err("out of memory");
+    o->spec = "start";
+    int rc = consume_parse(argc, argv, o);
+    if (rc) {
+        free(o);
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    }
+    char **topics = argv + optind;
+    int n_topics = argc - optind;
+    bool from_start = !strcmp(o->spec, "start") || !strcmp(o->spec, "oldest");
+    const char *extra_group[] = {"group.id",
+                                 o->group,
+                                 "auto.offset.reset",
+                                 from_start ? "earliest" : "latest",
+                                 "enable.auto.commit",
+                                 "true",
+                                 NULL};
+    /* librdkafka's assign() needs a group.id; nothing is ever committed for it. */
+    const char *extra_plain[] = {
+        "group.id", "strata-cli", "enable.auto.commit", "false", "enable.auto.offset.store",
+        "false",    NULL};
+    rd_kafka_t *rk = cli_client_new(RD_KAFKA_CONSUMER, o->group ? extra_group : extra_plain);
+    if (!rk) {
+        free(o);
+        return CLI_EXIT_FAIL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *assign = rd_kafka_topic_partition_list_new(16);
+    rd_kafka_topic_partition_list_t *stop = rd_kafka_topic_partition_list_new(16);
+    rc = CLI_EXIT_FAIL;
+    const rd_kafka_metadata_t *md = cli_metadata(rk);
+    if (!md)
+        goto out;
+    if (o->group) {
+        for (int i = 0; i < n_topics; i++) {
+            if (!cli_md_topic(md, topics[i])) {
+                rc = cli_err("unknown topic '%s'", topics[i]);
+                goto out;
+            }
+            rd_kafka_topic_partition_list_add(assign, topics[i], RD_KAFKA_PARTITION_UA);
+        }
+        rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, assign);
+        if (err) {
+            rc = cli_err("cannot join group '%s': %s", o->group, rd_kafka_err2str(err));
+            goto out;
+        }
+    } else {
+        if ((rc = build_assignment(rk, md, topics, n_topics, o, assign, stop)))
+            goto out;
+        rd_kafka_resp_err_t err = rd_kafka_assign(rk, assign);
+        if (err) {
+            rc = cli_err("cannot assign partitions: %s", rd_kafka_err2str(err));
+            goto out;
+        }
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    rc = consume_loop(rk, o, stop);
+    if (o->group && !rc) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            rc =
+                cli_err("cannot commit offsets of group '%s': %s", o->group, rd_kafka_err2str(err));
+    }
+out:
+    rd_kafka_consumer_close(rk);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_partition_list_destroy(assign);
+    rd_kafka_topic_partition_list_destroy(stop);
+    rd_kafka_destroy(rk);
+    free(o);
+    return rc;
+}

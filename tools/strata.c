@@ -1,0 +1,489 @@
+/* strata.c - entry point of the `strata` CLI: global flags, profile, help, dispatch,
+ * and the small commands (version, start, completion).
+ * Data path: none of the broker's. main() takes the global flags out of argv wherever
+ * they appear, fills cli_opts (flag > STRATA_* environment > profile file > default),
+ * then hands the rest to a command family (cli_topic.c, cli_io.c, cli_cluster.c,
+ * cli_group.c).
+ * Invariants: 1. global flags never reach a command's getopt;
+ *             2. `strata start` replaces this process with stratad (exec), so signals
+ *                and the exit code are the broker's own. */
+#include "tools/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef STRATA_VERSION
+#define STRATA_VERSION "unknown"
+#endif
+
+#define CLI_DEFAULT_BROKERS   "127.0.0.1:9092"
+#define CLI_DEFAULT_ADMIN_URL "http://127.0.0.1:9644"
+#define CLI_DEFAULT_TIMEOUT   10000
+
+static const char cli_main_help[] =
+    "strata - manage a Strata cluster: topics, records, groups, the cluster itself.\n"
+    "\n"
+    "Usage: strata [global flags] COMMAND [SUBCOMMAND] [flags] [args]\n"
+    "\n"
+    "Commands:\n"
+    "  start        start a broker in the foreground (dev defaults)\n"
+    "  version      print the CLI and librdkafka versions\n"
+    "  topic        create, list, describe, delete, alter topics; produce and consume\n"
+    "  group        list, describe, seek, delete consumer groups\n"
+    "  cluster      cluster info, health, status and broker configuration\n"
+    "  storage      tiered storage status (not available yet)\n"
+    "  archive      read archived data without a broker (not available yet)\n"
+    "  completion   print a shell completion script (bash)\n"
+    "\n"
+    "Global flags (accepted anywhere on the line):\n"
+    "  --brokers LIST       Kafka bootstrap servers (default: $STRATA_BROKERS, then\n"
+    "                       'brokers' in ~/.config/strata/strata.yaml, then " CLI_DEFAULT_BROKERS
+    ")\n"
+    "  --admin-url URL      admin HTTP API (default: $STRATA_ADMIN_URL, then 'admin_url'\n"
+    "                       in the profile, then " CLI_DEFAULT_ADMIN_URL ")\n"
+    "  -X KEY=VALUE         any librdkafka client setting (repeatable)\n"
+    "  --format text|json   output format (default text: human tables)\n"
+    "  --timeout DURATION   bound on reaching the cluster and on each request (default 10s)\n"
+    "  -v, --verbose        show librdkafka logs on stderr\n"
+    "  -h, --help           help for any command\n"
+    "\n"
+    "Exit codes: 0 success, 1 an operation failed, 2 bad usage or not available.\n"
+    "\n"
+    "Examples:\n"
+    "  strata start\n"
+    "  strata topic create orders -p 3\n"
+    "  echo hello | strata topic produce orders\n"
+    "  strata topic consume orders -n 1\n"
+    "  strata --brokers 10.0.0.5:9092 cluster info --format json\n";
+
+/* ---- Profile file ---- */
+
+static char profile_brokers[1024];
+static char profile_admin_url[1024];
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    if (n >= 2 && (s[0] == '"' || s[0] == '\'') && s[n - 1] == s[0]) {
+        s[n - 1] = '\0';
+        s++;
+    }
+    return s;
+}
+
+/* Append a list item to a comma-separated value. */
+static void append_item(char *dst, size_t cap, const char *item)
+{
+    size_t n = strlen(dst);
+    snprintf(dst + n, cap - n, "%s%s", n ? "," : "", item);
+}
+
+/* Read ~/.config/strata/strata.yaml: top-level "brokers:" (a scalar "h:p,h:p" or a list of
+ * "- h:p" items) and "admin_url:". Other keys are ignored. */
+static void load_profile(void)
+{
+    const char *home = getenv("HOME");
+    if (!home)
+        return;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/.config/strata/strata.yaml", home);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[1024];
+    char *list = NULL;
+    while (fgets(line, sizeof(line), f)) {
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *s = trim(line);
+        if (!*s)
+            continue;
+        if (s[0] == '-' && list) {
+            append_item(list, sizeof(profile_brokers), trim(s + 1));
+            continue;
+        }
+        list = NULL;
+        if (line[0] == ' ' || line[0] == '\t')
+            continue;
+        char *colon = strchr(s, ':');
+        if (!colon)
+            continue;
+        *colon = '\0';
+        char *key = trim(s), *val = trim(colon + 1);
+        if (!strcmp(key, "brokers")) {
+            if (*val == '[') {
+                val++;
+                char *rb = strchr(val, ']');
+                if (rb)
+                    *rb = '\0';
+                for (char *tok = strtok(val, ","); tok; tok = strtok(NULL, ","))
+                    append_item(profile_brokers, sizeof(profile_brokers), trim(tok));
+            } else if (*val) {
+                snprintf(profile_brokers, sizeof(profile_brokers), "%s", val);
+            } else {
+                profile_brokers[0] = '\0';
+                list = profile_brokers;
+            }
+        } else if (!strcmp(key, "admin_url") || !strcmp(key, "admin-url")) {
+            snprintf(profile_admin_url, sizeof(profile_admin_url), "%s", val);
+        }
+    }
+    fclose(f);
+}
+
+/* ---- Global flags ---- */
+
+/* Take a global flag at argv[*i] (with its value) out of argv. @return 1 if taken, 0 if
+ * not a global flag, or -1 after a usage error. */
+static int take_global(int *argc, char **argv, int i)
+{
+    static const char *const with_value[] = {"--brokers", "--admin-url", "--format",
+                                             "--timeout", "-X",          NULL};
+    const char *a = argv[i];
+    const char *name = NULL, *val = NULL;
+    int used = 1;
+    if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+        cli_opts.is_verbose = true;
+        name = a;
+    }
+    for (int k = 0; !name && with_value[k]; k++) {
+        size_t n = strlen(with_value[k]);
+        if (strncmp(a, with_value[k], n))
+            continue;
+        if (a[n] == '=') {
+            name = with_value[k];
+            val = a + n + 1;
+        } else if (!a[n]) {
+            name = with_value[k];
+            if (i + 1 >= *argc) {
+                cli_usage_err("flag %s needs a value", name);
+                return -1;
+            }
+            val = argv[i + 1];
+            used = 2;
+        } else if (!strcmp(with_value[k], "-X")) {
+            name = "-X"; /* -Xkey=value */
+            val = a + 2;
+        }
+    }
+    if (!name)
+        return 0;
+    if (!strcmp(name, "--brokers")) {
+        cli_opts.brokers = val;
+    } else if (!strcmp(name, "--admin-url")) {
+        cli_opts.admin_url = val;
+    } else if (!strcmp(name, "--format")) {
+        if (strcmp(val, "json") && strcmp(val, "text")) {
+            cli_usage_err("bad --format '%s': use text or json", val);
+            return -1;
+        }
+        cli_opts.is_json = !strcmp(val, "json");
+    } else if (!strcmp(name, "--timeout")) {
+        int64_t ms;
+        if (cli_parse_duration_ms(val, &ms) || ms < 1 || ms > 3600000) {
+            cli_usage_err("bad --timeout '%s': use a duration such as 500ms, 10s or 1m", val);
+            return -1;
+        }
+        cli_opts.timeout_ms = (int)ms;
+    } else if (!strcmp(name, "-X")) {
+        char *k, *v;
+        if (cli_opts.n_x == CLI_MAX_X || cli_split_kv((char *)val, &k, &v)) {
+            cli_usage_err("bad -X '%s': use -X key=value (librdkafka setting)", val);
+            return -1;
+        }
+        cli_opts.x_keys[cli_opts.n_x] = k;
+        cli_opts.x_vals[cli_opts.n_x++] = v;
+    }
+    memmove(&argv[i], &argv[i + used], (size_t)(*argc - i - used + 1) * sizeof(*argv));
+    *argc -= used;
+    return 1;
+}
+
+static int parse_globals(int *argc, char **argv)
+{
+    cli_opts.timeout_ms = CLI_DEFAULT_TIMEOUT;
+    for (int i = 1; i < *argc;) {
+        if (!strcmp(argv[i], "--"))
+            break;
+        int r = take_global(argc, argv, i);
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            i++;
+    }
+    load_profile();
+    if (!cli_opts.brokers)
+        cli_opts.brokers = getenv("STRATA_BROKERS");
+    if (!cli_opts.brokers || !*cli_opts.brokers)
+        cli_opts.brokers = profile_brokers[0] ? profile_brokers : CLI_DEFAULT_BROKERS;
+    if (!cli_opts.admin_url)
+        cli_opts.admin_url = getenv("STRATA_ADMIN_URL");
+    if (!cli_opts.admin_url || !*cli_opts.admin_url)
+        cli_opts.admin_url = profile_admin_url[0] ? profile_admin_url : CLI_DEFAULT_ADMIN_URL;
+    return 0;
+}
+
+/* ---- version ---- */
+
+static int cmd_version(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs("Usage: strata version\nPrint the versions of strata and librdkafka.\n\n"
+              "Examples:\n  strata version\n  strata version --format json\n",
+              stdout);
+        return CLI_EXIT_OK;
+    }
+    if (argc > 1)
+        return cli_usage_err("version takes no arguments");
+    if (cli_opts.is_json)
+        printf("{\"version\":\"%s\",\"librdkafka\":\"%s\"}\n", STRATA_VERSION,
+               rd_kafka_version_str());
+    else
+        printf("strata %s (librdkafka %s)\n", STRATA_VERSION, rd_kafka_version_str());
+    return CLI_EXIT_OK;
+}
+
+/* ---- start ---- */
+
+static const char start_help[] =
+    "Usage: strata start [--config FILE] [--data-dir DIR] [--smp N] [-- STRATAD-FLAGS...]\n"
+    "Start a broker in the foreground. Without --config it uses dev defaults: data in\n"
+    "./strata-data, one shard, Kafka on 127.0.0.1:9092, admin API on 127.0.0.1:9644.\n"
+    "stratad is looked up as $STRATAD, next to the strata binary, then on PATH.\n"
+    "Flags after -- go to stratad unchanged.\n"
+    "\n"
+    "Flags:\n"
+    "  -c, --config FILE   broker YAML configuration (no dev defaults are added)\n"
+    "  -d, --data-dir DIR  data directory (default ./strata-data)\n"
+    "      --smp N         number of shards (default 1)\n"
+    "\n"
+    "Examples:\n"
+    "  strata start\n"
+    "  strata start --config /etc/strata/strata.yaml\n"
+    "  strata start -- --listeners 127.0.0.1:19092 -X log.segment.bytes=8MiB\n";
+
+/* Find stratad: $STRATAD, the directory of this executable, then PATH. */
+static int find_stratad(char *out, size_t cap)
+{
+    const char *env = getenv("STRATAD");
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+        return access(out, X_OK) ? -1 : 0;
+    }
+    char self[PATH_MAX - 16];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(out, cap, "%s/stratad", self);
+            if (!access(out, X_OK))
+                return 0;
+        }
+    }
+    const char *path = getenv("PATH");
+    if (!path)
+        return -1;
+    char *copy = strdup(path);
+    if (!copy)
+        return -1;
+    int rc = -1;
+    for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir;
+         dir = strtok_r(NULL, ":", &save)) {
+        int len = snprintf(out, cap, "%s/stratad", *dir ? dir : ".");
+        if (len > 0 && (size_t)len < cap && !access(out, X_OK)) {
+            rc = 0;
+            break;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+static int cmd_start(int argc, char **argv)
+{
+    static const struct option longs[] = {{"config", required_argument, NULL, 'c'},
+                                          {"data-dir", required_argument, NULL, 'd'},
+                                          {"smp", required_argument, NULL, 's'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    const char *config = NULL, *data_dir = "./strata-data", *smp = "1";
+    int c;
+    while ((c = getopt_long(argc, argv, "+c:d:h", longs, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'd':
+            data_dir = optarg;
+            break;
+        case 's': {
+            int64_t v;
+            if (cli_parse_i64(optarg, 1, 1024, &v))
+                return cli_usage_err("bad --smp '%s': use a number from 1 to 1024", optarg);
+            smp = optarg;
+            break;
+        }
+        case 'h':
+            fputs(start_help, stdout);
+            return CLI_EXIT_OK;
+        default:
+            return cli_usage_err("bad flag for 'strata start'");
+        }
+    }
+    if (optind < argc && strcmp(argv[optind - 1], "--"))
+        return cli_usage_err("unexpected argument '%s' (stratad flags go after --)", argv[optind]);
+    char bin[PATH_MAX];
+    if (find_stratad(bin, sizeof(bin)))
+        return cli_err("cannot find stratad: set $STRATAD, install it next to strata or put "
+                       "it on PATH");
+    char **args = calloc((size_t)argc + 8, sizeof(*args));
+    if (!args)
+        return cli_err("out of memory");
+    int n = 0;
+    args[n++] = bin;
+    if (config) {
+        args[n++] = "--config";
+        args[n++] = (char *)config;
+    } else {
+        args[n++] = "--log-dir";
+        args[n++] = (char *)data_dir;
+        args[n++] = "--smp";
+        args[n++] = (char *)smp;
+    }
+    for (int i = optind; i < argc; i++)
+        args[n++] = argv[i];
+    fflush(stdout);
+    execv(bin, args);
+    int err = errno;
+    free(args);
+    return cli_err("cannot start %s: %s", bin, strerror(err));
+}
+
+/* ---- completion ---- */
+
+static const char completion_bash[] =
+    "# bash completion for strata: source <(strata completion bash)\n"
+    "_strata()\n"
+    "{\n"
+    "    local cur prev words cword\n"
+    "    cur=\"${COMP_WORDS[COMP_CWORD]}\"\n"
+    "    prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n"
+    "    local globals=\"--brokers --admin-url -X --format --timeout --verbose --help\"\n"
+    "    case \"$prev\" in\n"
+    "        --format) COMPREPLY=($(compgen -W \"text json\" -- \"$cur\")); return;;\n"
+    "        -z|--compression) COMPREPLY=($(compgen -W \"none gzip snappy lz4 zstd\" -- "
+    "\"$cur\")); return;;\n"
+    "        --acks) COMPREPLY=($(compgen -W \"all 0 1 -1\" -- \"$cur\")); return;;\n"
+    "        -o|--offset|--to) COMPREPLY=($(compgen -W \"start end\" -- \"$cur\")); return;;\n"
+    "    esac\n"
+    "    local i cmd=\"\" sub=\"\"\n"
+    "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
+    "        case \"${COMP_WORDS[i]}\" in\n"
+    "            -*) ;;\n"
+    "            *) if [ -z \"$cmd\" ]; then cmd=\"${COMP_WORDS[i]}\";\n"
+    "               elif [ -z \"$sub\" ]; then sub=\"${COMP_WORDS[i]}\"; fi;;\n"
+    "        esac\n"
+    "    done\n"
+    "    local words_now\n"
+    "    case \"$cmd\" in\n"
+    "        \"\") words_now=\"start version topic group cluster storage archive "
+    "completion\";;\n"
+    "        topic) words_now=\"create list describe delete add-partitions alter-config "
+    "trim-prefix produce consume\";;\n"
+    "        group) words_now=\"list describe seek delete offset-delete\";;\n"
+    "        cluster) if [ \"$sub\" = config ]; then words_now=\"get set list\";\n"
+    "                 else words_now=\"info health status config\"; fi;;\n"
+    "        storage) words_now=\"status\";;\n"
+    "        archive) words_now=\"ls cat verify\";;\n"
+    "        completion) words_now=\"bash\";;\n"
+    "    esac\n"
+    "    if [ -n \"$sub\" ] && [ \"$cmd\" != cluster ]; then words_now=\"\"; fi\n"
+    "    if [[ \"$cur\" == -* ]]; then words_now=\"$globals\"; fi\n"
+    "    COMPREPLY=($(compgen -W \"$words_now\" -- \"$cur\"))\n"
+    "}\n"
+    "complete -F _strata strata\n";
+
+static int cmd_completion(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv) || argc < 2) {
+        fputs("Usage: strata completion bash\nPrint a bash completion script.\n\n"
+              "Examples:\n  source <(strata completion bash)\n"
+              "  strata completion bash > /etc/bash_completion.d/strata\n",
+              stdout);
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    if (strcmp(argv[1], "bash"))
+        return cli_usage_err("unsupported shell '%s': only bash", argv[1]);
+    fputs(completion_bash, stdout);
+    return CLI_EXIT_OK;
+}
+
+/* ---- Tiered storage: not built yet ---- */
+
+static int not_available(const char *what, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        printf("Usage: strata %s ...\nNot available yet: tiered storage is not built in "
+               "this version of Strata.\n",
+               what);
+        return CLI_EXIT_OK;
+    }
+    fprintf(stderr,
+            "strata: '%s' is not available yet: tiered storage is not built in this "
+            "version of Strata\n",
+            what);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_storage_main(int argc, char **argv)
+{
+    return not_available("storage", argc, argv);
+}
+
+int cli_archive_main(int argc, char **argv)
+{
+    return not_available("archive", argc, argv);
+}
+
+/* ---- main ---- */
+
+static const cli_cmd_t cli_top[] = {
+    {"version", cmd_version, "print the CLI and librdkafka versions"},
+    {"start", cmd_start, "start a broker in the foreground"},
+    {"topic", cli_topic_main, "manage topics, produce and consume"},
+    {"group", cli_group_main, "manage consumer groups"},
+    {"cluster", cli_cluster_main, "cluster info, health, status and configuration"},
+    {"storage", cli_storage_main, "tiered storage status (not available yet)"},
+    {"archive", cli_archive_main, "archived data (not available yet)"},
+    {"completion", cmd_completion, "print a shell completion script"},
+    {NULL, NULL, NULL}};
+
+int main(int argc, char **argv)
+{
+    if (parse_globals(&argc, argv))
+        return CLI_EXIT_USAGE;
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "help")) {
+        fputs(cli_main_help, stdout);
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))
+        return cmd_version(1, argv + 1);
+    for (const cli_cmd_t *c = cli_top; c->name; c++)
+        if (!strcmp(argv[1], c->name)) {
+            optind = 0;
+            return c->run(argc - 1, argv + 1);
+        }
+    return cli_usage_err("unknown command '%s'", argv[1]);
+}
