@@ -31,7 +31,8 @@ static const char *const k_ignored[] = {CFG_IGNORED_KAFKA_KEYS};
 
 struct cfg {
     int64_t ints[CFG__COUNT];
-    char *strs[CFG__COUNT]; /* owned */
+    char *strs[CFG__COUNT];    /* owned */
+    char *origins[CFG__COUNT]; /* owned: where each value came from */
 };
 
 static int fail(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -97,12 +98,12 @@ static int parse_int(const char *s, int64_t *out)
     return 0;
 }
 
-int cfg_set(cfg_t *c,
-            const char *key,
-            const char *value,
-            const char *origin,
-            char *errbuf,
-            size_t errbuf_len)
+static int set_value(cfg_t *c,
+                     const char *key,
+                     const char *value,
+                     const char *origin,
+                     char *errbuf,
+                     size_t errbuf_len)
 {
     cfg_key_t k;
     if (cfg_lookup(key, &k) != 0) {
@@ -167,6 +168,50 @@ int cfg_set(cfg_t *c,
     return 0;
 }
 
+int cfg_set(cfg_t *c,
+            const char *key,
+            const char *value,
+            const char *origin,
+            char *errbuf,
+            size_t errbuf_len)
+{
+    int rc = set_value(c, key, value, origin, errbuf, errbuf_len);
+    cfg_key_t k;
+    if (rc == 0 && cfg_lookup(key, &k) == 0) {
+        char *dup = strdup(origin);
+        if (!dup)
+            return ST_E_NOMEM;
+        free(c->origins[k]);
+        c->origins[k] = dup;
+    }
+    return rc;
+}
+
+const char *cfg_origin(const cfg_t *c, cfg_key_t k)
+{
+    return c->origins[k] ? c->origins[k] : "default";
+}
+
+bool cfg_reloadable(cfg_key_t k)
+{
+    return k_defs[k].reloadable;
+}
+
+cfg_type_t cfg_type(cfg_key_t k)
+{
+    return k_defs[k].type;
+}
+
+const char *cfg_default(cfg_key_t k)
+{
+    return k_defs[k].def;
+}
+
+const char *cfg_doc(cfg_key_t k)
+{
+    return k_defs[k].doc;
+}
+
 int cfg_new(cfg_t **out)
 {
     cfg_t *c = calloc(1, sizeof(*c));
@@ -189,8 +234,10 @@ void cfg_free(cfg_t *c)
 {
     if (!c)
         return;
-    for (int i = 0; i < CFG__COUNT; i++)
+    for (int i = 0; i < CFG__COUNT; i++) {
         free(c->strs[i]);
+        free(c->origins[i]);
+    }
     free(c);
 }
 

@@ -48,6 +48,16 @@ const char *cfg_str(const cfg_t *c, cfg_key_t k);
 /** Key id by name. @return 0 or ST_E_NOTFOUND. */
 ST_MUST_CHECK int cfg_lookup(const char *name, cfg_key_t *out);
 const char *cfg_name(cfg_key_t k);
+/** Where the current value of k came from: the origin given to cfg_set
+ * ("default", "FILE:LINE", "STRATA_<KEY>", "command line", ...). Borrowed:
+ * valid until k is set again. */
+const char *cfg_origin(const cfg_t *c, cfg_key_t k);
+/** Whether k may change while the broker runs (the table's reloadable flag). */
+bool cfg_reloadable(cfg_key_t k);
+cfg_type_t cfg_type(cfg_key_t k);
+/** The default value as text, and the one-line description (static). */
+const char *cfg_default(cfg_key_t k);
+const char *cfg_doc(cfg_key_t k);
 
 /** Parse "HOST:PORT" or "PLAINTEXT://HOST:PORT". @return 0 or ST_E_INVAL. */
 ST_MUST_CHECK int cfg_parse_hostport(const char *s, char *host, size_t host_len, int *port);

@@ -12,6 +12,7 @@
 #include "core/plog_int.h"
 #include "core/st_assert.h"
 #include "core/st_log.h"
+#include "core/st_metrics.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -61,6 +62,7 @@ static void sync_log(plog_t *log)
     pthread_mutex_unlock(&log->sync_mu);
 
     int err = 0;
+    uint64_t t0_ns = uv_hrtime();
     for (int i = 0; i < n; i++) {
         if (!err && plog__sys->fdatasync(dirty[i]->fd) != 0) {
             err = -errno;
@@ -74,6 +76,8 @@ static void sync_log(plog_t *log)
         err = -errno;
         ST_ERROR("plog", "fsync of directory failed dir=%s err=%s", log->dir, st_strerror(err));
     }
+    if (n > 0 || dir_dirty)
+        st_metric_observe_ns(ST_H_FSYNC_LATENCY, 0, uv_hrtime() - t0_ns);
     post_done(log, end, err);
 }
 

@@ -172,6 +172,8 @@ static void finish(kh_req_t *req)
 {
     ST_ASSERT(!req->done);
     req->done = true;
+    st_metric_observe_ns(ST_H_REQUEST_LATENCY, req->api ? req->api->api_key : -1,
+                         uv_hrtime() - req->t0_ns);
     kh_conn_t *c = req->conn;
     if (!c) {
         req_free(req); /* the connection is gone: nobody to answer */
@@ -237,6 +239,7 @@ static void dispatch(kh_conn_t *c, uint8_t *frame, size_t len)
         return;
     }
     req->conn = c;
+    req->t0_ns = uv_hrtime();
     req->ks = c->ks;
     req->id = ++c->ks->next_req_id;
     req->frame = frame;
@@ -414,6 +417,7 @@ static void conn_close(kh_conn_t *c, const char *why)
     if (c->next)
         c->next->prev = c->prev;
     ks->n_conns--;
+    st_metric_add(ST_M_KAFKA_CONNECTIONS, -1);
     /* Requests still working elsewhere free themselves when they finish
      * (conn == NULL); finished ones and waiting fetches are dropped now. */
     for (kh_req_t *r = c->head, *next; r; r = next) {
@@ -465,6 +469,8 @@ static void on_connection(uv_stream_t *server, int status)
         ks->conns->prev = c;
     ks->conns = c;
     ks->n_conns++;
+    st_metric_add(ST_M_KAFKA_CONNECTIONS, 1);
+    st_metric_add(ST_M_KAFKA_CONNECTIONS_ACCEPTED, 1);
     conn_resume(c);
 }
 

@@ -358,6 +358,7 @@ static void fetch_answer(kh_req_t *req)
             } else {
                 rp->records = (kp_bytes_t){(const uint8_t *)"", 0};
             }
+            st_metric_topic(ST_T_FETCH_REQUESTS, op->topic, (uint64_t)rp->records.len);
         }
     }
     kh_respond(req, r);

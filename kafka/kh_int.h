@@ -2,6 +2,7 @@
 #ifndef KH_INT_H
 #define KH_INT_H
 
+#include "core/st_metrics.h"
 #include "kafka/kh.h"
 #include "kafka/kp.h"
 
@@ -43,6 +44,7 @@ struct kh_req {
     kh_conn_t *conn; /* borrowed; NULL once the connection closed */
     kh_shard_t *ks;  /* the connection's shard */
     uint64_t id;     /* unique within the shard */
+    uint64_t t0_ns;  /* when it was framed (uv_hrtime): request latency metric */
     uint8_t *frame;  /* owned: the request bytes (without the size prefix) */
     size_t frame_len;
     kp_request_header_t hdr;

@@ -100,6 +100,7 @@ static void op_append(rt_shard_t *sh, void *arg)
     op->resp->base_offset = info.base_offset;
     op->resp->log_start_offset = info.log_start_offset;
     kh_idem_record(ks, log, op->records, op->len, info.base_offset, info.last_offset);
+    st_metric_topic(ST_T_PRODUCE_REQUESTS, op->topic, op->len);
     kh_notify_append(ks, log);
     if (op->acks == -1)
         plog_wait_durable(log, &op->waiter, info.end_offset, on_durable, op);

@@ -6,12 +6,14 @@
  * recovering the partitions it owns -> "started" line.
  * Shutdown (SIGTERM/SIGINT): every shard closes its partitions (final
  * fdatasync of each log), the flusher drains, the lock is released. */
+#include "admin/adm.h"
 #include "core/cfg.h"
 #include "core/meta.h"
 #include "core/part.h"
 #include "core/plog.h"
 #include "core/rt.h"
 #include "core/st_log.h"
+#include "core/st_metrics.h"
 #include "kafka/kh.h"
 
 #include <errno.h>
@@ -35,6 +37,7 @@ typedef struct {
     rt_t *rt;
     meta_t *meta;
     kh_ctx_t kctx;
+    adm_server_t *adm; /* admin HTTP API, on main_loop */
     part_opts_t popts;
     uv_loop_t *main_loop;
     uv_async_t fatal; /* a shard failed to start: stop everything */
@@ -98,6 +101,8 @@ static void shard_start(rt_shard_t *sh, void *arg)
         uv_async_send(&b->fatal);
         return;
     }
+    if (st_metrics_lag_start(rt_shard_loop(sh)) != 0)
+        ST_WARN("stratad", "cannot start the loop lag timer");
     b->n_partitions += part_count(ps);
     if (++b->n_ready == rt_shard_count(b->rt))
         uv_async_send(&b->fatal); /* wakes main to print the started line */
@@ -123,6 +128,7 @@ static void on_kafka_closed(void *arg)
 static void shard_stop(rt_shard_t *sh, void *arg)
 {
     (void)arg;
+    st_metrics_lag_stop();
     kh_shard_t *ks = kh_shard_of(sh);
     if (ks)
         kh_shard_close(ks, on_kafka_closed, sh);
@@ -136,6 +142,7 @@ static const rt_hooks_t k_hooks = {shard_start, shard_stop, &g_b};
 
 static void stop_all(broker_t *b)
 {
+    adm_server_close(b->adm);
     uv_signal_stop(&b->sigint);
     uv_signal_stop(&b->sigterm);
     uv_close((uv_handle_t *)&b->sigint, NULL);
@@ -161,6 +168,7 @@ static void on_fatal(uv_async_t *a)
     }
     if (b->n_ready == rt_shard_count(b->rt)) {
         b->n_ready = -1000000; /* report once */
+        adm_server_set_ready(b->adm, true);
         ST_INFO("stratad",
                 "started version=%s node.id=%lld shards=%d partitions=%d log.dir=%s "
                 "listeners=%s archive=%s",
@@ -408,6 +416,11 @@ int main(int argc, char **argv)
     int rc = load_config(argc, argv, b->cfg, &check_only);
     if (rc != 0)
         return rc;
+    char aerr[512]; /* overrides persisted by the admin API (PUT /v1/cluster/config) */
+    if (adm_config_load(b->cfg, cfg_str(b->cfg, CFG_LOG_DIR), aerr, sizeof(aerr)) != 0) {
+        fprintf(stderr, "stratad: %s\n", aerr);
+        return 2;
+    }
     st_log_level_t level;
     if (st_log_parse_level(cfg_str(b->cfg, CFG_LOG_LEVEL), &level) == 0)
         st_log_set_level(level);
@@ -470,7 +483,16 @@ int main(int argc, char **argv)
         return 1;
     }
     b->kctx.rt = b->rt;
+    if ((rc = st_metrics_init(smp)) != 0) {
+        fprintf(stderr, "stratad: cannot start: %s\n", st_strerror(rc));
+        return 1;
+    }
     b->main_loop = uv_default_loop();
+    adm_opts_t aopts = {b->main_loop, b->rt, b->meta, b->cfg, &b->kctx};
+    if ((rc = adm_server_new(&aopts, &b->adm, aerr, sizeof(aerr))) != 0) {
+        fprintf(stderr, "stratad: %s\n", aerr);
+        return 1;
+    }
     uv_async_init(b->main_loop, &b->fatal, on_fatal);
     b->fatal.data = b;
     uv_signal_init(b->main_loop, &b->sigint);
@@ -485,11 +507,13 @@ int main(int argc, char **argv)
     }
     uv_run(b->main_loop, UV_RUN_DEFAULT);
     rt_join_free(b->rt);
-    plog_env_free(b->env); /* drains pending deletions */
+    adm_server_free(b->adm); /* after the shards: they may still have answered it */
+    plog_env_free(b->env);   /* drains pending deletions */
     uv_loop_close(b->main_loop);
     meta_close(b->meta);
     goffs_close(b->kctx.goffs);
     ST_INFO("stratad", "stopped %s", b->exit_code ? "after a start-up failure" : "cleanly");
+    st_metrics_fini();
     cfg_free(b->cfg);
     close(lock_fd);
     return b->exit_code;

@@ -1,0 +1,119 @@
+/* st_metrics.h - the process's metrics registry: counters, gauges and
+ * fixed-bucket histograms, updated lock-free from any thread and rendered in
+ * the Prometheus text format by the admin API's GET /metrics.
+ * Data path: handlers call one-line st_metric_*() functions on the hot path
+ * (an atomic add into the calling shard's own slot: no lock, no sharing of a
+ * cache line between shards); a scrape sums the slots. Nothing here blocks.
+ * Slots: slot 0 is for threads that are not shards (flusher, main); slot
+ * i + 1 belongs to shard i (rt_current()).
+ * Before st_metrics_init() (unit tests of other modules) every update is a
+ * no-op, so instrumented code needs no set-up. */
+#ifndef ST_METRICS_H
+#define ST_METRICS_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/st_err.h"
+
+/* Counters and gauges without labels. X(id, name, type, help) */
+#define ST_METRICS(X)                                                                              \
+    X(KAFKA_CONNECTIONS, "strata_kafka_connections", "gauge", "Open Kafka connections.")           \
+    X(KAFKA_CONNECTIONS_ACCEPTED, "strata_kafka_connections_accepted_total", "counter",            \
+      "Kafka connections accepted since start.")                                                   \
+    X(ADMIN_REQUESTS, "strata_admin_http_requests_total", "counter",                               \
+      "Admin HTTP requests answered (any status).")
+
+typedef enum {
+#define ST_METRIC_ENUM(id, name, type, help) ST_M_##id,
+    ST_METRICS(ST_METRIC_ENUM)
+#undef ST_METRIC_ENUM
+        ST_M__COUNT
+} st_metric_t;
+
+/* Counters labelled by topic. X(id, name, help) */
+#define ST_TOPIC_METRICS(X)                                                                        \
+    X(PRODUCE_REQUESTS, "strata_kafka_produce_requests_total",                                     \
+      "Partition produce requests appended (one per partition of a Produce request).")             \
+    X(PRODUCE_BYTES, "strata_kafka_produce_bytes_total",                                           \
+      "Record batch bytes appended by Produce.")                                                   \
+    X(FETCH_REQUESTS, "strata_kafka_fetch_requests_total",                                         \
+      "Partition fetches answered (one per partition of a Fetch request).")                        \
+    X(FETCH_BYTES, "strata_kafka_fetch_bytes_total", "Record batch bytes returned by Fetch.")
+
+typedef enum {
+#define ST_TMETRIC_ENUM(id, name, help) ST_T_##id,
+    ST_TOPIC_METRICS(ST_TMETRIC_ENUM)
+#undef ST_TMETRIC_ENUM
+        ST_T__COUNT
+} st_topic_metric_t;
+
+/* Histograms of durations with fixed buckets (seconds, see st_metrics.c).
+ * X(id, name, label name or NULL, labels, per-slot, help)
+ * Request latency is labelled by Kafka API key, loop lag by shard. */
+#define ST_HISTOGRAMS(X)                                                                           \
+    X(REQUEST_LATENCY, "strata_kafka_request_latency_seconds", "api", 128, true,                   \
+      "Kafka request latency from framing to the response being queued, by API.")                  \
+    X(FSYNC_LATENCY, "strata_log_fsync_latency_seconds", NULL, 1, false,                           \
+      "Latency of one group-commit fdatasync of a partition log.")                                 \
+    X(LOOP_LAG, "strata_shard_loop_lag_seconds", "shard", 1024, false,                             \
+      "How late a shard's 100 ms timer fires: time its loop was busy elsewhere.")
+
+typedef enum {
+#define ST_HIST_ENUM(id, name, label, n_labels, per_slot, help) ST_H_##id,
+    ST_HISTOGRAMS(ST_HIST_ENUM)
+#undef ST_HIST_ENUM
+        ST_H__COUNT
+} st_hist_t;
+
+/** Allocate the registry for n_shards shards (call once, before the shards
+ * start). @return 0, ST_E_INVAL, ST_E_NOMEM.  @thread main, before others */
+ST_MUST_CHECK int st_metrics_init(int n_shards);
+/** Free the registry. @thread main, after every other thread stopped */
+void st_metrics_fini(void);
+
+/** Add v to a counter, or to a gauge (v may be negative). @thread any
+ * @blocking no */
+void st_metric_add(st_metric_t m, int64_t v);
+/** Add one request and `bytes` bytes for topic (NUL-terminated, borrowed for
+ * the call): m is the *_REQUESTS metric, m + 1 its *_BYTES twin.
+ * @thread any; the first use of a topic takes a mutex once.  @blocking no */
+void st_metric_topic(st_topic_metric_t m, const char *topic, uint64_t bytes);
+/** Record a duration in nanoseconds under label (ignored when out of range).
+ * @thread any  @blocking no */
+void st_metric_observe_ns(st_hist_t h, int label, uint64_t ns);
+
+/** Measure the lag of the calling shard's loop with a 100 ms timer (a
+ * histogram sample per tick). Close with st_metrics_lag_stop() on the same
+ * loop before it ends. @return 0 or an error. @thread the shard's loop */
+ST_MUST_CHECK int st_metrics_lag_start(uv_loop_t *loop);
+/** Close the calling shard's lag timer (no-op when none). */
+void st_metrics_lag_stop(void);
+
+/* ---- Rendering (Prometheus text format 0.0.4) ---- */
+
+/* A growable text buffer; `is_oom` is sticky. */
+typedef struct {
+    char *p; /* owned, NUL-terminated when len > 0 */
+    size_t len, cap;
+    bool is_oom;
+} st_mtext_t;
+
+void st_mtext_printf(st_mtext_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void st_mtext_free(st_mtext_t *t);
+/** Append a label value escaped per the text format (\\, \", \n). */
+void st_mtext_label(st_mtext_t *t, const char *value);
+
+/** Append every metric of the registry (sums of all slots).
+ * @param label_name  Names a label index of a labelled histogram (API names);
+ *                    NULL or a NULL return prints the number.
+ * @thread any  @blocking no (reads atomics; takes the topic mutex never) */
+void st_metrics_render(st_mtext_t *t, const char *(*label_name)(st_hist_t h, int label));
+
+/** Value of an unlabelled counter or gauge (sum of slots), for tests. */
+int64_t st_metric_value(st_metric_t m);
+
+#endif
