@@ -1,7 +1,432 @@
-/* cli_cluster.c - `strata cluster ...` (being built). */
+/* cli_cluster.c - `strata cluster info|health|status|config get|set|list`.
+ * Data path: info and config speak the Kafka API (Metadata, DescribeConfigs,
+ * AlterConfigs on the broker resource) through librdkafka; health and status GET the
+ * admin HTTP API (/v1/status/live, /v1/status/ready, /v1/cluster) with libcurl and a
+ * short timeout.
+ * Invariants: 1. an unreachable admin API is one clear error and exit 1, never a hang;
+ *             2. config set keeps the broker's other dynamic configs (librdkafka 2.0 has no
+ *                IncrementalAlterConfigs, so the dynamic set is read, merged and resent). */
 #include "tools/cli.h"
+
+#include <curl/curl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Admin HTTP ---- */
+
+typedef struct {
+    char *p;
+    size_t len;
+} http_buf_t;
+
+static size_t on_body(char *data, size_t size, size_t n, void *opaque)
+{
+    http_buf_t *b = opaque;
+    size_t add = size * n;
+    if (b->len + add > (16u << 20))
+        return 0; /* refuse absurd answers */
+    char *np = realloc(b->p, b->len + add + 1);
+    if (!np)
+        return 0;
+    memcpy(np + b->len, data, add);
+    b->p = np;
+    b->len += add;
+    b->p[b->len] = '\0';
+    return add;
+}
+
+long cli_http_get(const char *path, char **body)
+{
+    *body = NULL;
+    CURL *c = curl_easy_init();
+    if (!c)
+        return cli_err("cannot initialise libcurl"), -1;
+    char url[2048];
+    size_t base = strlen(cli_opts.admin_url);
+    while (base && cli_opts.admin_url[base - 1] == '/')
+        base--;
+    snprintf(url, sizeof(url), "%.*s%s", (int)base, cli_opts.admin_url, path);
+    http_buf_t b = {0};
+    struct curl_slist *hdrs = NULL;
+    const char *token = getenv("STRATA_ADMIN_TOKEN");
+    if (token && *token) {
+        char h[1024];
+        snprintf(h, sizeof(h), "Authorization: Bearer %s", token);
+        hdrs = curl_slist_append(hdrs, h);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    }
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cli_opts.timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)cli_opts.timeout_ms);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    CURLcode rc = curl_easy_perform(c);
+    long status = -1;
+    if (rc != CURLE_OK) {
+        cli_err("cannot reach the admin API at %s: %s", url,
+                errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        free(b.p);
+    } else {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        *body = b.p ? b.p : strdup("");
+    }
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+/* ---- health ---- */
+
+static const char health_help[] =
+    "Usage: strata cluster health\n"
+    "Ask the admin API whether the broker is live and ready (exit 1 if not).\n\n"
+    "Examples:\n"
+    "  strata cluster health\n"
+    "  strata cluster health --admin-url http://10.0.0.5:9644 --format json\n";
+
+static int cmd_health(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(health_help, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (argc > 1)
+        return cli_usage_err("unexpected argument '%s'", argv[1]);
+    char *body = NULL;
+    long live = cli_http_get("/v1/status/live", &body);
+    free(body);
+    if (live < 0)
+        return CLI_EXIT_FAIL;
+    long ready = cli_http_get("/v1/status/ready", &body);
+    free(body);
+    if (ready < 0)
+        return CLI_EXIT_FAIL;
+    if (live == 404 && ready == 404)
+        return cli_err("the admin API at %s has no health endpoints (/v1/status/*)",
+                       cli_opts.admin_url);
+    bool is_live = live == 200, is_ready = ready == 200;
+    if (cli_opts.is_json)
+        printf("{\"healthy\":%s,\"live\":%s,\"ready\":%s}\n",
+               is_live && is_ready ? "true" : "false", is_live ? "true" : "false",
+               is_ready ? "true" : "false");
+    else
+        printf("Healthy:  %s\nLive:     %s\nReady:    %s\n", is_live && is_ready ? "true" : "false",
+               is_live ? "true" : "false", is_ready ? "true" : "false");
+    return is_live && is_ready ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+/* ---- status ---- */
+
+static const char status_help[] =
+    "Usage: strata cluster status\n"
+    "Show the broker's state from the admin API (GET /v1/cluster): node id, version,\n"
+    "listeners, shards, uptime.\n\n"
+    "Examples:\n"
+    "  strata cluster status\n"
+    "  strata cluster status --format json\n";
+
+static void print_json_text(const char *prefix, json_t *v)
+{
+    const char *key;
+    json_t *item;
+    if (json_is_object(v)) {
+        json_object_foreach(v, key, item)
+        {
+            char name[256];
+            snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." : "", key);
+            if (json_is_object(item)) {
+                print_json_text(name, item);
+                continue;
+            }
+            char *s =
+                json_is_string(item) ? NULL : json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY);
+            printf("%-28s %s\n", name, s ? s : json_string_value(item));
+            free(s);
+        }
+    } else {
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        printf("%s\n", s ? s : "");
+        free(s);
+    }
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(status_help, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (argc > 1)
+        return cli_usage_err("unexpected argument '%s'", argv[1]);
+    char *body = NULL;
+    long st = cli_http_get("/v1/cluster", &body);
+    if (st < 0)
+        return CLI_EXIT_FAIL;
+    int rc = CLI_EXIT_OK;
+    json_error_t jerr;
+    json_t *j = json_loads(body, 0, &jerr);
+    if (st != 200) {
+        json_t *e = j ? json_object_get(j, "error") : NULL;
+        rc = cli_err("admin API answered %ld for /v1/cluster%s%s", st, e ? ": " : "",
+                     e && json_is_string(e) ? json_string_value(e) : "");
+    } else if (!j) {
+        rc = cli_err("admin API sent invalid JSON for /v1/cluster: %s", jerr.text);
+    } else if (cli_opts.is_json) {
+        char *s = json_dumps(j, JSON_COMPACT);
+        puts(s ? s : "{}");
+        free(s);
+    } else {
+        print_json_text("", j);
+    }
+    json_decref(j);
+    free(body);
+    return rc;
+}
+
+/* ---- info ---- */
+
+static const char info_help[] = "Usage: strata cluster info\n"
+                                "Show the cluster id, controller, brokers and topic count.\n\n"
+                                "Examples:\n"
+                                "  strata cluster info\n"
+                                "  strata --brokers 127.0.0.1:9092 cluster info --format json\n";
+
+static int cmd_info(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(info_help, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (argc > 1)
+        return cli_usage_err("unexpected argument '%s'", argv[1]);
+    rd_kafka_t *rk = cli_client_new(RD_KAFKA_PRODUCER, NULL);
+    if (!rk)
+        return CLI_EXIT_FAIL;
+    const rd_kafka_metadata_t *md = cli_metadata(rk);
+    if (!md) {
+        rd_kafka_destroy(rk);
+        return CLI_EXIT_FAIL;
+    }
+    char *cid = rd_kafka_clusterid(rk, cli_opts.timeout_ms);
+    int32_t ctrl = rd_kafka_controllerid(rk, cli_opts.timeout_ms);
+    int n_user = 0;
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strncmp(md->topics[i].topic, "__", 2))
+            n_user++;
+    if (cli_opts.is_json) {
+        fputs("{\"cluster_id\":", stdout);
+        cli_json_cstr(stdout, cid);
+        printf(",\"controller_id\":%d,\"brokers\":[", (int)ctrl);
+        for (int i = 0; i < md->broker_cnt; i++) {
+            printf("%s{\"id\":%d,\"host\":", i ? "," : "", (int)md->brokers[i].id);
+            cli_json_cstr(stdout, md->brokers[i].host);
+            printf(",\"port\":%d}", md->brokers[i].port);
+        }
+        printf("],\"topics\":%d}\n", n_user);
+    } else {
+        printf("CLUSTER\n%-12s %s\n%-12s %d\n%-12s %d\n\nBROKERS\n%-6s %-30s %s\n", "ID",
+               cid ? cid : "-", "CONTROLLER", (int)ctrl, "TOPICS", n_user, "ID", "HOST", "PORT");
+        for (int i = 0; i < md->broker_cnt; i++) {
+            char id[16];
+            snprintf(id, sizeof(id), "%d%s", (int)md->brokers[i].id,
+                     md->brokers[i].id == ctrl ? "*" : "");
+            printf("%-6s %-30s %d\n", id, md->brokers[i].host, md->brokers[i].port);
+        }
+    }
+    free(cid);
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+    return CLI_EXIT_OK;
+}
+
+/* ---- config get|set|list ---- */
+
+static const char config_help[] =
+    "Usage: strata cluster config get KEY | set KEY VALUE | list [--node ID]\n"
+    "Read or change broker configuration over the Kafka API (DescribeConfigs and\n"
+    "AlterConfigs on the broker resource).\n\n"
+    "Flags:\n"
+    "  --node ID   broker to ask (default: the first broker in metadata)\n\n"
+    "Examples:\n"
+    "  strata cluster config list\n"
+    "  strata cluster config get log.retention.ms\n"
+    "  strata cluster config set log.retention.ms 86400000\n";
+
+/* Broker resource name: --node or the first broker of metadata. @return 0 or CLI_EXIT_*. */
+static int broker_name(rd_kafka_t *rk, int64_t node, char *out, size_t cap)
+{
+    if (node >= 0) {
+        snprintf(out, cap, "%" PRId64, node);
+        return 0;
+    }
+    const rd_kafka_metadata_t *md = cli_metadata(rk);
+    if (!md)
+        return CLI_EXIT_FAIL;
+    int rc = 0;
+    if (md->broker_cnt < 1)
+        rc = cli_err("the cluster reported no brokers");
+    else
+        snprintf(out, cap, "%d", (int)md->brokers[0].id);
+    rd_kafka_metadata_destroy(md);
+    return rc;
+}
+
+static void print_entry(const rd_kafka_ConfigEntry_t *e, bool first)
+{
+    const char *val =
+        rd_kafka_ConfigEntry_is_sensitive(e) ? "(sensitive)" : rd_kafka_ConfigEntry_value(e);
+    const char *src = cli_config_source_name(rd_kafka_ConfigEntry_source(e));
+    if (cli_opts.is_json) {
+        printf("%s{\"key\":", first ? "" : ",");
+        cli_json_cstr(stdout, rd_kafka_ConfigEntry_name(e));
+        fputs(",\"value\":", stdout);
+        cli_json_cstr(stdout, val);
+        printf(",\"source\":\"%s\",\"read_only\":%s}", src,
+               rd_kafka_ConfigEntry_is_read_only(e) ? "true" : "false");
+    } else {
+        printf("%-44s %-30s %s\n", rd_kafka_ConfigEntry_name(e), val ? val : "-", src);
+    }
+}
+
+static int config_set(rd_kafka_t *rk,
+                      const char *name,
+                      const rd_kafka_ConfigResource_t *cur,
+                      const char *key,
+                      const char *val)
+{
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_BROKER, name);
+    size_t n;
+    const rd_kafka_ConfigEntry_t **es = rd_kafka_ConfigResource_configs(cur, &n);
+    for (size_t i = 0; i < n; i++)
+        if (rd_kafka_ConfigEntry_source(es[i]) == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_BROKER_CONFIG &&
+            strcmp(rd_kafka_ConfigEntry_name(es[i]), key))
+            rd_kafka_ConfigResource_set_config(res, rd_kafka_ConfigEntry_name(es[i]),
+                                               rd_kafka_ConfigEntry_value(es[i]));
+    rd_kafka_ConfigResource_set_config(res, key, val);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *o = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
+    rd_kafka_AlterConfigs(rk, &res, 1, o, q);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_event_t *ev = cli_admin_wait(q, RD_KAFKA_EVENT_ALTERCONFIGS_RESULT);
+    rd_kafka_queue_destroy(q);
+    if (!ev)
+        return CLI_EXIT_FAIL;
+    int rc = CLI_EXIT_OK;
+    const rd_kafka_ConfigResource_t **rs =
+        rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n);
+    if (n != 1) {
+        rc = cli_err("cannot set %s: empty answer", key);
+    } else if (rd_kafka_ConfigResource_error(rs[0])) {
+        const char *s = rd_kafka_ConfigResource_error_string(rs[0]);
+        rc = cli_err("cannot set %s on broker %s: %s", key, name,
+                     s && *s ? s : rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])));
+    } else if (cli_opts.is_json) {
+        fputs("{\"key\":", stdout);
+        cli_json_cstr(stdout, key);
+        fputs(",\"value\":", stdout);
+        cli_json_cstr(stdout, val);
+        puts(",\"error\":null}");
+    } else {
+        printf("Set %s=%s on broker %s\n", key, val, name);
+    }
+    rd_kafka_event_destroy(ev);
+    return rc;
+}
+
+static int cmd_config(int argc, char **argv)
+{
+    static const struct option longs[] = {{"node", required_argument, NULL, 'n'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    int64_t node = -1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+        if (c == 'n') {
+            if (cli_parse_i64(optarg, 0, INT32_MAX, &node))
+                return cli_usage_err("bad --node '%s': use a broker id", optarg);
+        } else if (c == 'h') {
+            fputs(config_help, stdout);
+            return CLI_EXIT_OK;
+        } else {
+            return cli_usage_err("bad flag for 'strata cluster config'");
+        }
+    }
+    int n = argc - optind;
+    const char *verb = n ? argv[optind] : "";
+    if (!(!strcmp(verb, "list") && n == 1) && !(!strcmp(verb, "get") && n == 2) &&
+        !(!strcmp(verb, "set") && n == 3))
+        return cli_usage_err("use 'strata cluster config get KEY', 'set KEY VALUE' or 'list'");
+    rd_kafka_t *rk = cli_client_new(RD_KAFKA_PRODUCER, NULL);
+    if (!rk)
+        return CLI_EXIT_FAIL;
+    char name[32];
+    int rc = broker_name(rk, node, name, sizeof(name));
+    const rd_kafka_ConfigResource_t *cur = NULL;
+    rd_kafka_event_t *ev = NULL;
+    if (rc || !(ev = cli_describe_configs(rk, RD_KAFKA_RESOURCE_BROKER, name, &cur))) {
+        rd_kafka_destroy(rk);
+        return CLI_EXIT_FAIL;
+    }
+    size_t cnt;
+    const rd_kafka_ConfigEntry_t **es = rd_kafka_ConfigResource_configs(cur, &cnt);
+    if (!strcmp(verb, "list")) {
+        if (cli_opts.is_json)
+            putchar('[');
+        else
+            printf("%-44s %-30s %s\n", "KEY", "VALUE", "SOURCE");
+        for (size_t i = 0; i < cnt; i++)
+            print_entry(es[i], i == 0);
+        if (cli_opts.is_json)
+            puts("]");
+    } else if (!strcmp(verb, "get")) {
+        const rd_kafka_ConfigEntry_t *e = NULL;
+        for (size_t i = 0; i < cnt && !e; i++)
+            if (!strcmp(rd_kafka_ConfigEntry_name(es[i]), argv[optind + 1]))
+                e = es[i];
+        if (!e) {
+            rc = cli_err("unknown broker config '%s'", argv[optind + 1]);
+        } else if (cli_opts.is_json) {
+            print_entry(e, true);
+            putchar('\n');
+        } else {
+            const char *v = rd_kafka_ConfigEntry_value(e);
+            puts(rd_kafka_ConfigEntry_is_sensitive(e) ? "(sensitive)" : (v ? v : ""));
+        }
+    } else {
+        rc = config_set(rk, name, cur, argv[optind + 1], argv[optind + 2]);
+    }
+    rd_kafka_event_destroy(ev);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* ---- Family ---- */
+
+static const char cluster_help[] = "Usage: strata cluster COMMAND [flags]\n"
+                                   "Inspect and configure the cluster.\n\n"
+                                   "Examples:\n"
+                                   "  strata cluster info\n"
+                                   "  strata cluster health\n"
+                                   "  strata cluster config get log.retention.ms\n";
+
+static const cli_cmd_t cluster_cmds[] = {
+    {"info", cmd_info, "cluster id, controller, brokers (Kafka API)"},
+    {"health", cmd_health, "is the broker live and ready (admin API)"},
+    {"status", cmd_status, "broker state: version, listeners, shards, uptime (admin API)"},
+    {"config", cmd_config, "get, set or list broker configuration (Kafka API)"},
+    {NULL, NULL, NULL}};
 
 int cli_cluster_main(int argc, char **argv)
 {
-    return cli_err("'strata cluster' is not available yet in this build"), CLI_EXIT_USAGE;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = cli_dispatch("cluster", cluster_cmds, argc - 1, argv + 1, cluster_help);
+    curl_global_cleanup();
+    return rc;
 }
