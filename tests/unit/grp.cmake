@@ -1,0 +1,4 @@
+# Group coordinator state machine (kafka/grp.c), driven with injected clocks.
+st_unit_test(grp_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/grp_test.c
+    LIBS strata_kafka)
