@@ -32,8 +32,9 @@
 
 #define ADM_MAX_CONNS    256
 #define ADM_IDLE_MS      60000
+#define ADM_DRAIN_MS     2000 /* lingering close after a refused request */
 #define ADM_RBUF_CAP     (ADM_HTTP_MAX_HEAD + ADM_HTTP_MAX_BODY + 4096)
-#define ADM_IDLE_TICK_MS 5000
+#define ADM_IDLE_TICK_MS 1000
 
 struct adm_conn {
     uv_tcp_t tcp;
@@ -45,6 +46,8 @@ struct adm_conn {
     bool is_reading;
     bool is_closing;
     bool close_after_write;
+    bool is_draining; /* response sent and write side shut: discard input until EOF */
+    uv_shutdown_t shut;
     uint64_t last_active_ms;
 };
 
@@ -56,6 +59,12 @@ typedef struct {
 
 static void conn_close(adm_conn_t *c);
 static void conn_process(adm_conn_t *c);
+static void conn_resume(adm_conn_t *c);
+
+static uint64_t now_ms(adm_server_t *s)
+{
+    return uv_now(s->o.loop);
+}
 
 /* ---- Replies ---- */
 
@@ -76,8 +85,20 @@ static void on_written(uv_write_t *w, int status)
     free(wr);
     if (c->is_closing)
         return;
-    if (status != 0 || c->close_after_write) {
+    if (status != 0) {
         conn_close(c);
+        return;
+    }
+    if (c->close_after_write) {
+        /* Lingering close: shut our side, then read (and drop) what the
+         * client still sends, so that closing with unread bytes does not
+         * reset the connection before the client read our answer. */
+        c->is_draining = true;
+        c->last_active_ms = now_ms(c->s);
+        if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, NULL) != 0)
+            conn_close(c);
+        else
+            conn_resume(c);
         return;
     }
     conn_process(c); /* a pipelined request may be waiting */
@@ -99,9 +120,9 @@ void adm_reply_raw(adm_call_t *call,
     c->call = NULL;
     bool keep = call->is_keep_alive && !c->s->is_closed;
     st_mtext_t t = {0};
-    adm_http_format(&t, status, content_type, extra_headers,
-                    strcmp(call->method, "HEAD") ? body : NULL,
-                    strcmp(call->method, "HEAD") ? len : 0, keep);
+    adm_http_format(&t, status, content_type, extra_headers, body, len, keep);
+    if (!strcmp(call->method, "HEAD") && !t.is_oom)
+        t.len -= len; /* the headers of GET, without its body */
     call_free(call);
     adm_wreq_t *wr = t.is_oom ? NULL : calloc(1, sizeof(*wr));
     if (!wr) {
@@ -302,11 +323,6 @@ void adm_gather_one(adm_call_t *call,
 
 /* ---- Connections ---- */
 
-static uint64_t now_ms(adm_server_t *s)
-{
-    return uv_now(s->o.loop);
-}
-
 static void on_conn_closed(uv_handle_t *h)
 {
     adm_conn_t *c = h->data;
@@ -337,6 +353,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     adm_conn_t *c = h->data;
     (void)suggested;
+    if (c->is_draining)
+        c->rlen = 0;
     *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)(ADM_RBUF_CAP - c->rlen));
 }
 
@@ -350,6 +368,8 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     }
     if (n == 0)
         return;
+    if (c->is_draining)
+        return; /* the buffer is reused: nothing is kept */
     c->rlen += (size_t)n;
     c->last_active_ms = now_ms(c->s);
     conn_process(c);
@@ -497,7 +517,7 @@ static void on_idle_tick(uv_timer_t *t)
     uint64_t now = now_ms(s);
     for (adm_conn_t *c = s->conns, *next; c; c = next) {
         next = c->next;
-        if (!c->call && now - c->last_active_ms > ADM_IDLE_MS)
+        if (!c->call && now - c->last_active_ms > (c->is_draining ? ADM_DRAIN_MS : ADM_IDLE_MS))
             conn_close(c);
     }
 }

@@ -76,9 +76,10 @@ class Broker(Proc):
             data = self.tmp.name
         self.data = data
         self.port = port or free_port()
+        self.admin_port = free_port()
         self.args = ["--log-dir", data, "--smp", str(smp),
                      "--listeners", "127.0.0.1:%d" % self.port,
-                     "--admin-listener", "127.0.0.1:%d" % free_port(), *args]
+                     "--admin-listener", "127.0.0.1:%d" % self.admin_port, *args]
         self.env = env
         self.cwd = cwd
         self.proc = None

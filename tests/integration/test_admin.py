@@ -1,0 +1,430 @@
+#!/usr/bin/python3
+"""Admin HTTP API integration tests: real HTTP (urllib and raw sockets) against a
+real stratad: every endpoint, malformed and oversized requests, config
+validation and persistence, bearer token, and metrics that follow produce and
+consume (checked by promtool when Debian's prometheus package provides it)."""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from broker import Broker  # noqa: E402
+
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+
+def http(port, method, path, body=None, headers=None, timeout=10):
+    """(status, headers, parsed JSON or text) of one request."""
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=data,
+                                 method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, hdrs, raw = r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        status, hdrs, raw = e.code, e.headers, e.read()
+    text = raw.decode()
+    if text and hdrs.get("Content-Type", "").startswith("application/json"):
+        return status, hdrs, json.loads(text)
+    return status, hdrs, text
+
+
+def raw(port, data, timeout=10):
+    """Send raw bytes; return everything the server sends until it closes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+    finally:
+        s.close()
+
+
+def status_of(response):
+    m = re.match(rb"HTTP/1\.1 (\d{3}) ", response)
+    return int(m.group(1)) if m else None
+
+
+def body_of(response):
+    return json.loads(response.split(b"\r\n\r\n", 1)[1])
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels)): value} of a Prometheus text exposition."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
+        assert m, "bad metrics line: %r" % line
+        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+def metric(ms, name, **labels):
+    return ms.get((name, frozenset(labels.items())), 0.0)
+
+
+class AdminApiTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.b = Broker()
+        cls.port = cls.b.admin_port
+
+    @classmethod
+    def tearDownClass(cls):
+        rc, out = cls.b.stop()
+        cls.b.close()
+        assert rc == 0, out
+
+    def get(self, path, **kw):
+        return http(self.port, "GET", path, **kw)
+
+    def create_topic(self, name, partitions):
+        a = AdminClient({"bootstrap.servers": self.b.bootstrap})
+        for f in a.create_topics([NewTopic(name, partitions, 1)]).values():
+            f.result(30)
+
+    def produce(self, topic, partition, n, size=100):
+        p = Producer({"bootstrap.servers": self.b.bootstrap, "linger.ms": 5})
+        for i in range(n):
+            p.produce(topic, b"v%05d" % i + b"x" * size, partition=partition)
+        self.assertEqual(p.flush(30), 0)
+
+    def consume(self, topic, partitions, n):
+        c = Consumer({"bootstrap.servers": self.b.bootstrap, "group.id": "adm-nogroup",
+                      "enable.auto.commit": False})
+        c.assign([TopicPartition(topic, p, 0) for p in partitions])
+        got = 0
+        deadline = time.monotonic() + 30
+        while got < n and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got += 1
+        c.close()
+        self.assertEqual(got, n)
+
+    # ---- health and cluster ----
+
+    def test_status_live_and_ready(self):
+        st, _, body = self.get("/v1/status/live")
+        self.assertEqual((st, body), (200, {"status": "live"}))
+        st, _, body = self.get("/v1/status/ready")
+        self.assertEqual(st, 200)
+        self.assertEqual(body, {"status": "ready", "shards": 2})
+        st, hdrs, body = http(self.port, "HEAD", "/v1/status/live")
+        self.assertEqual((st, body, hdrs["Content-Length"]), (200, "", "18"))
+
+    def test_cluster(self):
+        st, _, c = self.get("/v1/cluster")
+        self.assertEqual(st, 200)
+        self.assertEqual(c["node_id"], 0)
+        self.assertEqual(len(c["cluster_id"]), 22)
+        self.assertRegex(c["version"], r"^\d+\.\d+\.\d+$")
+        self.assertEqual(c["listeners"]["kafka"], self.b.bootstrap)
+        self.assertEqual(c["listeners"]["admin"], "127.0.0.1:%d" % self.port)
+        self.assertEqual(c["shards"], 2)
+        self.assertGreaterEqual(c["uptime_seconds"], 0)
+        self.assertIsInstance(c["topics"], int)
+
+    # ---- config ----
+
+    def config(self):
+        st, _, doc = self.get("/v1/cluster/config")
+        self.assertEqual(st, 200)
+        return {e["name"]: e for e in doc["config"]}
+
+    def test_config_get_values_and_sources(self):
+        cfg = self.config()
+        self.assertEqual(cfg["log.dir"]["value"], self.b.data)
+        self.assertEqual(cfg["log.dir"]["source"], "command line")
+        self.assertEqual(cfg["strata.smp"]["value"], 2)
+        self.assertEqual(cfg["log.segment.bytes"]["source"], "default")
+        self.assertEqual(cfg["log.segment.bytes"]["type"], "int")
+        self.assertTrue(cfg["log.segment.bytes"]["reloadable"])
+        self.assertFalse(cfg["log.dir"]["reloadable"])
+        self.assertEqual(cfg["auto.create.topics.enable"]["value"], True)
+        self.assertEqual(cfg["strata.admin.token"]["value"], "")
+
+    def put_config(self, body):
+        return http(self.port, "PUT", "/v1/cluster/config", body=body,
+                    headers={"Content-Type": "application/json"})
+
+    def test_config_put_validation_errors(self):
+        cases = [
+            ('{"upsert": {"no.such.key": 1}}', "invalid_config", "no.such.key"),
+            ('{"upsert": {"log.dir": "/elsewhere"}}', "invalid_config", "log.dir"),
+            ('{"upsert": {"log.segment.bytes": "lots"}}', "invalid_config", "log.segment.bytes"),
+            ('{"upsert": {"log.segment.bytes": 1}}', "invalid_config", "log.segment.bytes"),
+            ('{"upsert": {"auto.create.topics.enable": [1]}}', "invalid_config",
+             "auto.create.topics.enable"),
+            ('{"remove": ["listeners"]}', "invalid_config", "listeners"),
+            ('{"upsert": {}, "extra": 1}', "invalid_request", None),
+            ('[1, 2]', "invalid_request", None),
+            ('{"upsert": ', "invalid_json", None),
+            ('', "invalid_json", None),
+        ]
+        for body, code, key in cases:
+            st, _, doc = self.put_config(body)
+            self.assertEqual(st, 400, body)
+            self.assertEqual(doc["error"], code, body)
+            self.assertEqual(doc.get("key"), key, body)
+            self.assertIn("message", doc)
+        # Nothing was persisted by the refused requests.
+        self.assertFalse(os.path.exists(os.path.join(self.b.data, "cluster_config.yaml")))
+        self.assertFalse(any("pending" in e for e in self.config().values()))
+
+    def test_config_put_persists_and_is_read_at_start(self):
+        b = Broker(smp=1)
+        try:
+            st, _, doc = http(b.admin_port, "PUT", "/v1/cluster/config",
+                              body='{"upsert": {"log.segment.bytes": "8MiB", '
+                                   '"strata.log.level": "info", "num.partitions": 3}}')
+            self.assertEqual(st, 200, doc)
+            self.assertEqual(doc["applied"], ["strata.log.level"])
+            self.assertEqual(sorted(doc["restart_required"]), ["log.segment.bytes",
+                                                               "num.partitions"])
+            path = os.path.join(b.data, "cluster_config.yaml")
+            self.assertEqual(doc["persisted_file"], path)
+            self.assertIn('"log.segment.bytes": "8MiB"', open(path).read())
+            st, _, doc = http(b.admin_port, "PUT", "/v1/cluster/config",
+                              body='{"remove": ["num.partitions"]}')
+            self.assertEqual(st, 200, doc)
+            self.assertNotIn("num.partitions", open(path).read())
+            st, _, doc = http(b.admin_port, "GET", "/v1/cluster/config")
+            seg = [e for e in doc["config"] if e["name"] == "log.segment.bytes"][0]
+            self.assertEqual(seg["pending"], "8MiB")
+            self.assertEqual(seg["value"], 1 << 30)  # the running value, until restart
+            rc, out = b.stop()
+            self.assertEqual(rc, 0, out)
+            b.start()
+            st, _, doc = http(b.admin_port, "GET", "/v1/cluster/config")
+            seg = [e for e in doc["config"] if e["name"] == "log.segment.bytes"][0]
+            self.assertEqual(seg["value"], 8 << 20)
+            self.assertTrue(seg["source"].startswith(path), seg)
+            npart = [e for e in doc["config"] if e["name"] == "num.partitions"][0]
+            self.assertEqual((npart["value"], npart["source"]), (1, "default"))
+        finally:
+            b.stop()
+            b.close()
+
+    # ---- partitions and storage ----
+
+    def test_partition_state(self):
+        self.create_topic("adm-part", 3)
+        self.produce("adm-part", 1, 40)
+        st, _, p = self.get("/v1/topics/adm-part/partitions/1")
+        self.assertEqual(st, 200, p)
+        self.assertEqual((p["topic"], p["partition"]), ("adm-part", 1))
+        self.assertEqual(p["end_offset"], 40)
+        self.assertEqual(p["high_watermark"], 40)
+        self.assertEqual(p["log_start_offset"], 0)
+        self.assertEqual(p["local_start_offset"], 0)
+        self.assertGreater(p["size_bytes"], 40 * 100)
+        self.assertGreaterEqual(p["segments"], 1)
+        self.assertIn(p["shard"], (0, 1))
+        st, _, p0 = self.get("/v1/topics/adm-part/partitions/0")
+        self.assertEqual((st, p0["end_offset"]), (200, 0))
+        for path, code, err in [("/v1/topics/nope/partitions/0", 404, "unknown_topic"),
+                                ("/v1/topics/adm-part/partitions/3", 404, "unknown_partition"),
+                                ("/v1/topics/adm-part/partitions/-1", 400, "bad_request"),
+                                ("/v1/topics/adm-part/partitions/x", 400, "bad_request")]:
+            st, _, doc = self.get(path)
+            self.assertEqual((st, doc["error"]), (code, err), path)
+
+    def test_storage(self):
+        self.create_topic("adm-store", 2)
+        self.produce("adm-store", 0, 10)
+        st, _, doc = self.get("/v1/storage")
+        self.assertEqual(st, 200)
+        self.assertFalse(doc["remote"]["enabled"])
+        self.assertIsNone(doc["remote"]["uploaded_bytes"])
+        t = [x for x in doc["topics"] if x["topic"] == "adm-store"][0]
+        self.assertEqual(t["partitions"], 2)
+        self.assertGreater(t["local_bytes"], 0)
+        self.assertIsNone(t["uploaded_offset"])
+        self.assertGreaterEqual(doc["local"]["bytes"], t["local_bytes"])
+        st, _, doc = self.get("/v1/storage/topics/adm-store")
+        self.assertEqual(st, 200)
+        self.assertEqual([p["partition"] for p in doc["partitions"]], [0, 1])
+        p0 = doc["partitions"][0]
+        self.assertEqual(p0["end_offset"], 10)
+        self.assertGreater(p0["local_bytes"], 0)
+        self.assertIsNone(p0["upload_lag_bytes"])
+        self.assertEqual(doc["local_bytes"], p0["local_bytes"] + doc["partitions"][1]["local_bytes"])
+        st, _, doc = self.get("/v1/storage/topics/nope")
+        self.assertEqual((st, doc["error"]), (404, "unknown_topic"))
+
+    def test_storage_recover_not_implemented(self):
+        st, _, doc = http(self.port, "POST", "/v1/storage/recover", body="{}")
+        self.assertEqual((st, doc["error"]), (501, "not_implemented"))
+        st, hdrs, doc = self.get("/v1/storage/recover")
+        self.assertEqual((st, doc["error"]), (405, "method_not_allowed"))
+        self.assertEqual(hdrs["Allow"], "POST")
+
+    # ---- metrics ----
+
+    def scrape(self):
+        st, hdrs, text = self.get("/metrics")
+        self.assertEqual(st, 200)
+        self.assertTrue(hdrs["Content-Type"].startswith("text/plain; version=0.0.4"))
+        return text, parse_metrics(text)
+
+    def test_metrics_follow_produce_and_consume(self):
+        self.create_topic("adm-metrics", 1)
+        _, before = self.scrape()
+        self.produce("adm-metrics", 0, 50)
+        self.consume("adm-metrics", [0], 50)
+        text, m = self.scrape()
+        t = "adm-metrics"
+        produced = metric(m, "strata_kafka_produce_bytes_total", topic=t)
+        size = metric(m, "strata_log_size_bytes", topic=t, partition="0")
+        self.assertGreater(produced, 50 * 100)
+        self.assertEqual(produced, size)  # every appended byte is in the log, nothing else
+        self.assertGreaterEqual(metric(m, "strata_kafka_produce_requests_total", topic=t), 1)
+        self.assertGreaterEqual(metric(m, "strata_kafka_fetch_bytes_total", topic=t), produced)
+        self.assertGreaterEqual(metric(m, "strata_kafka_fetch_requests_total", topic=t), 1)
+        self.assertEqual(metric(m, "strata_log_end_offset", topic=t, partition="0"), 50)
+        self.assertGreaterEqual(metric(m, "strata_log_segments", topic=t, partition="0"), 1)
+        for api in ("Produce", "Fetch", "Metadata"):
+            name = "strata_kafka_request_latency_seconds_count"
+            self.assertGreater(metric(m, name, api=api), metric(before, name, api=api), api)
+            self.assertEqual(metric(m, name, api=api),
+                             metric(m, "strata_kafka_request_latency_seconds_bucket", api=api,
+                                    le="+Inf"))
+        acc = "strata_kafka_connections_accepted_total"
+        self.assertGreaterEqual(metric(m, acc) - metric(before, acc), 2)
+        self.assertGreaterEqual(metric(m, "strata_kafka_connections"), 0)
+        fs = "strata_log_fsync_latency_seconds_count"
+        self.assertGreater(metric(m, fs), metric(before, fs))  # acks=all waits for fdatasync
+        # Each shard's 100 ms lag timer has ticked (wait for it on a fresh broker).
+        lag = "strata_shard_loop_lag_seconds_count"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(
+                metric(self.scrape()[1], lag, shard=s) > 0 for s in ("0", "1")):
+            time.sleep(0.1)
+        _, lm = self.scrape()
+        for shard in ("0", "1"):
+            self.assertGreater(metric(lm, lag, shard=shard), 0)
+        self.assertEqual(metric(m, "strata_shards"), 2)
+        self.assertEqual(
+            metric(m, "strata_admin_http_requests_total") - metric(before,
+                                                                   "strata_admin_http_requests_total"),
+            1)  # the first scrape is counted once it was answered
+        # Connections close: the gauge goes back down.
+        deadline = time.monotonic() + 10
+        while metric(m, "strata_kafka_connections") > 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            _, m = self.scrape()
+        self.assertEqual(metric(m, "strata_kafka_connections"), 0)
+        promtool = shutil.which("promtool")
+        if promtool:
+            p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                               text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        else:
+            print("promtool not found: checked with this test's own parser only")
+        for line in text.splitlines():  # format: TYPE lines name known types
+            if line.startswith("# TYPE "):
+                self.assertIn(line.split()[3], ("counter", "gauge", "histogram"))
+
+    # ---- protocol errors ----
+
+    def test_unknown_paths_and_methods(self):
+        for path in ("/", "/v1", "/v2/cluster", "/v1/cluster/nope", "/metrics/x",
+                     "/v1/topics/t/partitions", "/" + "a/" * 20):
+            st, _, doc = self.get(path)
+            self.assertEqual((st, doc["error"]), (404, "not_found"), path)
+        st, hdrs, doc = http(self.port, "POST", "/v1/cluster", body="{}")
+        self.assertEqual((st, doc["error"], hdrs["Allow"]), (405, "method_not_allowed", "GET"))
+        st, hdrs, doc = http(self.port, "DELETE", "/v1/cluster/config")
+        self.assertEqual((st, hdrs["Allow"]), (405, "GET, PUT"))
+
+    def test_malformed_requests(self):
+        cases = [
+            (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + b"\x00" * 64, 400),
+            (b"hello there\r\n\r\n", 400),
+            (b"GET /v1/cluster HTTP/2.0\r\n\r\n", 505),
+            (b"GET v1/cluster HTTP/1.1\r\n\r\n", 400),
+            (b"GET /v1/cluster HTTP/1.1\r\nBad Header\r\n\r\n", 400),
+            (b"GET /v1/cluster HTTP/1.1\r\nContent-Length: nope\r\n\r\n", 400),
+            (b"PUT /v1/cluster/config HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+             501),
+            (b"PUT /v1/cluster/config HTTP/1.1\r\nContent-Length: 10000000\r\n\r\n", 413),
+            (b"GET /v1/cluster HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n", 431),
+            (b"GET /v1/cluster HTTP/1.1\r\n" + b"X-A: b\r\n" * 100 + b"\r\n", 431),
+        ]
+        for data, code in cases:
+            resp = raw(self.port, data)  # returns once the server closed the connection
+            self.assertEqual(status_of(resp), code, data[:60])
+            self.assertIn(b"Connection: close\r\n", resp)
+            self.assertEqual(body_of(resp)["status"], code)
+        # Oversized body sent in full, through urllib.
+        st, _, doc = self.put_config("x" * 100000)
+        self.assertEqual((st, doc["error"]), (413, "payload_too_large"))
+        # A client that sends half a request and goes away, and random bytes.
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.sendall(b"GET /v1/clu")
+        s.close()
+        raw(self.port, os.urandom(4096) + b"\r\n\r\n")
+        st, _, _ = self.get("/v1/status/live")
+        self.assertEqual(st, 200)
+
+    def test_keep_alive_and_pipelining(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        s.sendall(b"GET /v1/status/live HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /v1/cluster HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /v1/storage HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        s.close()
+        self.assertEqual(out.count(b"HTTP/1.1 200 OK\r\n"), 3)
+        self.assertEqual(out.count(b"Connection: close\r\n"), 1)
+        self.assertLess(out.index(b'"status":"live"'), out.index(b'"cluster_id"'))
+        self.assertLess(out.index(b'"cluster_id"'), out.index(b'"remote"'))
+
+
+class AdminTokenTest(unittest.TestCase):
+    def test_bearer_token(self):
+        b = Broker("-X", "strata.admin.token=s3cret", smp=1)
+        try:
+            port = b.admin_port
+            st, hdrs, doc = http(port, "GET", "/v1/cluster")
+            self.assertEqual((st, doc["error"]), (401, "unauthorized"))
+            self.assertIn("Bearer", hdrs["WWW-Authenticate"])
+            st, _, _ = http(port, "GET", "/metrics", headers={"Authorization": "Bearer nope"})
+            self.assertEqual(st, 401)
+            st, _, doc = http(port, "GET", "/v1/cluster/config",
+                              headers={"Authorization": "Bearer s3cret"})
+            self.assertEqual(st, 200)
+            tok = [e for e in doc["config"] if e["name"] == "strata.admin.token"][0]
+            self.assertEqual(tok["value"], "(set)")  # never the secret itself
+            self.assertNotIn("s3cret", json.dumps(doc))
+            st, _, _ = http(port, "GET", "/v1/status/ready")  # probes need no token
+            self.assertEqual(st, 200)
+        finally:
+            rc, out = b.stop()
+            b.close()
+            self.assertEqual(rc, 0, out)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
