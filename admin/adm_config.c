@@ -22,11 +22,6 @@
 
 #define ADM_CFG_FILE "cluster_config.yaml"
 
-static bool is_secret(cfg_key_t k)
-{
-    return k == CFG_ADMIN_TOKEN;
-}
-
 static json_t *value_json(const cfg_t *c, cfg_key_t k)
 {
     switch (cfg_type(k)) {
@@ -37,8 +32,6 @@ static json_t *value_json(const cfg_t *c, cfg_key_t k)
     case CFG_STR:
         break;
     }
-    if (is_secret(k))
-        return json_string(*cfg_str(c, k) ? "(set)" : "");
     return json_string(cfg_str(c, k));
 }
 

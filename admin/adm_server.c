@@ -399,7 +399,7 @@ static char *dup_str(adm_str_t s)
     return p;
 }
 
-/* Token auth: "Authorization: Bearer <token>" when strata.admin.token is set. */
+/* Token auth: "Authorization: Bearer <token>" when strata.admin.token.file is set. */
 static bool is_authorized(adm_server_t *s, const adm_http_req_t *r, adm_str_t path)
 {
     const char *token = s->token;
@@ -471,9 +471,9 @@ static void conn_process(adm_conn_t *c)
         adm_reply_raw(call, 401, "application/json",
                       "WWW-Authenticate: Bearer realm=\"strata\"\r\n",
                       "{\"error\":\"unauthorized\",\"message\":\"missing or wrong bearer "
-                      "token (strata.admin.token)\",\"status\":401}\n",
+                      "token (strata.admin.token.file)\",\"status\":401}\n",
                       strlen("{\"error\":\"unauthorized\",\"message\":\"missing or wrong bearer "
-                             "token (strata.admin.token)\",\"status\":401}\n"));
+                             "token (strata.admin.token.file)\",\"status\":401}\n"));
         return;
     }
     adm_route(call);
@@ -524,8 +524,45 @@ static void on_idle_tick(uv_timer_t *t)
 
 /* ---- Server lifecycle ---- */
 
+/* The bearer token: the first line of path, without surrounding blanks. The
+ * secret stays out of the configuration, so neither this API nor Kafka's
+ * DescribeConfigs nor `ps` can show it. */
+static int read_token(const char *path, char **out, char *errbuf, size_t errbuf_len)
+{
+    *out = strdup("");
+    if (!*out)
+        return ST_E_NOMEM;
+    if (!*path)
+        return 0;
+    FILE *f = fopen(path, "r");
+    char line[1024] = "";
+    if (!f || !fgets(line, sizeof(line), f)) {
+        int err = f ? ST_E_CONFIG : -errno;
+        snprintf(errbuf, errbuf_len, "strata.admin.token.file: cannot read %s: %s", path,
+                 f ? "empty file" : strerror(errno));
+        if (f)
+            fclose(f);
+        return err;
+    }
+    fclose(f);
+    char *p = line, *e = line + strlen(line);
+    while (*p == ' ' || *p == '\t')
+        p++;
+    while (e > p && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+        *--e = 0;
+    if (!*p) {
+        snprintf(errbuf, errbuf_len, "strata.admin.token.file: %s holds no token", path);
+        return ST_E_CONFIG;
+    }
+    free(*out);
+    *out = strdup(p);
+    memset(line, 0, sizeof(line));
+    return *out ? 0 : ST_E_NOMEM;
+}
+
 int adm_server_new(const adm_opts_t *o, adm_server_t **out, char *errbuf, size_t errbuf_len)
 {
+    int rc;
     adm_server_t *s = calloc(1, sizeof(*s));
     if (!s)
         return ST_E_NOMEM;
@@ -535,13 +572,19 @@ int adm_server_new(const adm_opts_t *o, adm_server_t **out, char *errbuf, size_t
     clock_gettime(CLOCK_REALTIME, &ts);
     s->start_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     pthread_mutex_init(&s->mu, NULL);
-    s->token = strdup(cfg_str(o->cfg, CFG_ADMIN_TOKEN));
+    rc = read_token(cfg_str(o->cfg, CFG_ADMIN_TOKEN_FILE), &s->token, errbuf, errbuf_len);
+    if (rc != 0) {
+        free(s->token);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return rc;
+    }
     s->pending_cfg = json_object();
     char host[256];
     int port;
     const char *addr = cfg_str(o->cfg, CFG_ADMIN_LISTENER);
     snprintf(s->listen_addr, sizeof(s->listen_addr), "%s", addr);
-    int rc = cfg_parse_hostport(addr, host, sizeof(host), &port);
+    rc = cfg_parse_hostport(addr, host, sizeof(host), &port);
     struct sockaddr_storage sa;
     if (rc == 0 && uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 &&
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0)

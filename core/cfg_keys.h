@@ -13,8 +13,8 @@
       "Address given to clients in metadata (default: listeners).")                                \
     X(ADMIN_LISTENER, "strata.admin.listener", CFG_STR, "127.0.0.1:9644", 0, 0, 0,                 \
       "Admin HTTP listener HOST:PORT.")                                                            \
-    X(ADMIN_TOKEN, "strata.admin.token", CFG_STR, "", 0, 0, 0,                                     \
-      "Bearer token the admin HTTP API requires (Authorization: Bearer ...); empty = none.")       \
+    X(ADMIN_TOKEN_FILE, "strata.admin.token.file", CFG_STR, "", 0, 0, 0,                           \
+      "File holding the bearer token the admin HTTP API requires; empty = no authentication.")     \
     X(SMP, "strata.smp", CFG_INT, "0", 0, 1024, 0, "Shards (threads with one event loop each); 0 = one per core.") \
     X(QUEUE_CAPACITY, "strata.shard.queue.capacity", CFG_INT, "4096", 16, 1048576, 0,              \
       "Messages a shard's cross-shard queue holds before senders see back-pressure.")              \

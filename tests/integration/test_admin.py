@@ -158,7 +158,7 @@ class AdminApiTest(unittest.TestCase):
         self.assertTrue(cfg["log.segment.bytes"]["reloadable"])
         self.assertFalse(cfg["log.dir"]["reloadable"])
         self.assertEqual(cfg["auto.create.topics.enable"]["value"], True)
-        self.assertEqual(cfg["strata.admin.token"]["value"], "")
+        self.assertEqual(cfg["strata.admin.token.file"]["value"], "")
 
     def put_config(self, body):
         return http(self.port, "PUT", "/v1/cluster/config", body=body,
@@ -402,9 +402,49 @@ class AdminApiTest(unittest.TestCase):
         self.assertLess(out.index(b'"cluster_id"'), out.index(b'"remote"'))
 
 
+class AdminShutdownTest(unittest.TestCase):
+    def test_sigterm_while_scraping(self):
+        """Requests in flight on the shards when the broker stops: a clean exit."""
+        import threading
+        b = Broker(smp=2)
+        stop = threading.Event()
+        errors = []
+
+        def scrape():
+            while not stop.is_set():
+                try:
+                    s = socket.create_connection(("127.0.0.1", b.admin_port), timeout=5)
+                    s.sendall(b"GET /metrics HTTP/1.1\r\n\r\nGET /v1/storage HTTP/1.1\r\n\r\n")
+                    s.recv(65536)
+                    s.close()
+                except OSError:
+                    pass  # refused or reset once the broker stops
+                except Exception as e:  # noqa: BLE001
+                    errors.append(e)
+
+        threads = [threading.Thread(target=scrape) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        try:
+            rc, out = b.stop()
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+            b.close()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("stopped cleanly", out)
+        self.assertEqual(errors, [])
+
+
 class AdminTokenTest(unittest.TestCase):
     def test_bearer_token(self):
-        b = Broker("-X", "strata.admin.token=s3cret", smp=1)
+        import tempfile
+        tok = tempfile.NamedTemporaryFile("w", suffix=".token", delete=False)
+        tok.write("  s3cret \n")
+        tok.close()
+        b = Broker("-X", "strata.admin.token.file=" + tok.name, smp=1)
         try:
             port = b.admin_port
             st, hdrs, doc = http(port, "GET", "/v1/cluster")
@@ -415,15 +455,28 @@ class AdminTokenTest(unittest.TestCase):
             st, _, doc = http(port, "GET", "/v1/cluster/config",
                               headers={"Authorization": "Bearer s3cret"})
             self.assertEqual(st, 200)
-            tok = [e for e in doc["config"] if e["name"] == "strata.admin.token"][0]
-            self.assertEqual(tok["value"], "(set)")  # never the secret itself
+            entry = [e for e in doc["config"] if e["name"] == "strata.admin.token.file"][0]
+            self.assertEqual(entry["value"], tok.name)  # the path, never the secret
             self.assertNotIn("s3cret", json.dumps(doc))
             st, _, _ = http(port, "GET", "/v1/status/ready")  # probes need no token
             self.assertEqual(st, 200)
         finally:
             rc, out = b.stop()
             b.close()
+            os.unlink(tok.name)
             self.assertEqual(rc, 0, out)
+            self.assertNotIn("s3cret", out)
+
+    def test_unreadable_token_file_stops_start_up(self):
+        b = Broker("-X", "strata.admin.token.file=/nonexistent/token", smp=1, start=False)
+        try:
+            p = subprocess.run([os.environ.get("STRATAD", "build/tools/stratad"), *b.args],
+                               capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("strata.admin.token.file: cannot read /nonexistent/token",
+                          p.stdout + p.stderr)
+        finally:
+            b.close()
 
 
 if __name__ == "__main__":
