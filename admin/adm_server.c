@@ -32,7 +32,8 @@
 
 #define ADM_MAX_CONNS    256
 #define ADM_IDLE_MS      60000
-#define ADM_DRAIN_MS     2000 /* lingering close after a refused request */
+#define ADM_DRAIN_MS     2000  /* lingering close after a refused request */
+#define ADM_REQUEST_MS   10000 /* a started request must be complete by then (slow clients) */
 #define ADM_RBUF_CAP     (ADM_HTTP_MAX_HEAD + ADM_HTTP_MAX_BODY + 4096)
 #define ADM_IDLE_TICK_MS 1000
 
@@ -49,6 +50,7 @@ struct adm_conn {
     bool is_draining; /* response sent and write side shut: discard input until EOF */
     uv_shutdown_t shut;
     uint64_t last_active_ms;
+    uint64_t partial_since_ms; /* when the incomplete request in rbuf began, or 0 */
 };
 
 typedef struct {
@@ -431,10 +433,13 @@ static void conn_process(adm_conn_t *c)
             conn_close(c);
             return;
         }
+        if (c->rlen > 0 && !c->partial_since_ms)
+            c->partial_since_ms = now_ms(c->s);
         conn_resume(c);
         return;
     }
     conn_pause(c);
+    c->partial_since_ms = 0;
     adm_call_t *call = calloc(1, sizeof(*call));
     if (!call) {
         conn_close(c);
@@ -511,6 +516,24 @@ static void on_connection(uv_stream_t *server, int status)
     conn_resume(c);
 }
 
+/* A request that started long ago is still incomplete: answer 408, close. */
+static void request_timeout(adm_conn_t *c)
+{
+    conn_pause(c);
+    c->partial_since_ms = 0;
+    adm_call_t *call = calloc(1, sizeof(*call));
+    if (!call) {
+        conn_close(c);
+        return;
+    }
+    call->s = c->s;
+    call->conn = c;
+    c->call = call;
+    snprintf(call->method, sizeof(call->method), "GET");
+    adm_reply_error(call, 408, "request_timeout", "the request was not complete within %d s",
+                    ADM_REQUEST_MS / 1000);
+}
+
 static void on_idle_tick(uv_timer_t *t)
 {
     adm_server_t *s = t->data;
@@ -519,6 +542,9 @@ static void on_idle_tick(uv_timer_t *t)
         next = c->next;
         if (!c->call && now - c->last_active_ms > (c->is_draining ? ADM_DRAIN_MS : ADM_IDLE_MS))
             conn_close(c);
+        else if (!c->call && !c->is_draining && c->partial_since_ms &&
+                 now - c->partial_since_ms > ADM_REQUEST_MS)
+            request_timeout(c);
     }
 }
 

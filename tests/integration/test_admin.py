@@ -384,6 +384,13 @@ class AdminApiTest(unittest.TestCase):
         st, _, _ = self.get("/v1/status/live")
         self.assertEqual(st, 200)
 
+    def test_incomplete_request_times_out(self):
+        t0 = time.monotonic()
+        resp = raw(self.port, b"GET /v1/cluster HTTP/1.1\r\nHost: x\r\n", timeout=30)
+        self.assertEqual(status_of(resp), 408)
+        self.assertEqual(body_of(resp)["error"], "request_timeout")
+        self.assertLess(time.monotonic() - t0, 20)
+
     def test_keep_alive_and_pipelining(self):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
         s.sendall(b"GET /v1/status/live HTTP/1.1\r\nHost: x\r\n\r\n"
