@@ -20,6 +20,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def STRATAD_PATH():
+    return os.environ.get("STRATAD", "build/tools/stratad")
 WAIT = 60  # upper bound for anything to happen
 
 
@@ -364,6 +368,17 @@ class GroupsTest(unittest.TestCase):
             return got[0].offset == -1001
         wait_until(gone, what="offsets of the deleted topic gone")
         c.close()
+
+    # ---- Every advertised version (generated codec, incl. the flexible ones of Java 3.x) ----
+
+    def test_every_version_of_every_group_api(self):
+        create_topic(self.b.bootstrap, "vtop", 2)
+        exe = os.environ.get("GRP_VERSIONS", os.path.join(os.path.dirname(STRATAD_PATH()),
+                                                          "../tests/grp_versions"))
+        p = subprocess.run([exe, str(self.b.port), "vtop"], capture_output=True, text=True,
+                           timeout=WAIT * 2)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(p.stdout.count(": ok"), 10, p.stdout)
 
     # ---- Bad input ----
 
