@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int parse(const char *s, adm_http_req_t *r)
 {
@@ -226,6 +227,49 @@ static void test_st_metrics_render_values(void **state)
     st_metric_topic(ST_T_PRODUCE_REQUESTS, "orders", 1); /* after fini: ignored */
 }
 
+/* ---- Persisted config overrides ---- */
+
+static void test_adm_config_load_precedence(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/admin_test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    cfg_t *c;
+    assert_int_equal(cfg_new(&c), 0);
+    char err[512];
+    assert_int_equal(adm_config_load(c, dir, err, sizeof(err)), 0); /* no file: nothing */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/cluster_config.yaml", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("\"log.segment.bytes\": \"8MiB\"\n\"num.partitions\": \"4\"\n"
+          "\"log.retention.ms\": \"1000\"\n",
+          f);
+    fclose(f);
+    assert_int_equal(cfg_set(c, "num.partitions", "2", "command line", err, sizeof(err)), 0);
+    assert_int_equal(
+        cfg_set(c, "log.retention.ms", "5", "STRATA_LOG_RETENTION_MS", err, sizeof(err)), 0);
+    assert_int_equal(adm_config_load(c, dir, err, sizeof(err)), 0);
+    cfg_key_t k;
+    assert_int_equal(cfg_lookup("log.segment.bytes", &k), 0);
+    assert_int_equal(cfg_int(c, k), 8 << 20);
+    assert_non_null(strstr(cfg_origin(c, k), "cluster_config.yaml:1"));
+    assert_int_equal(cfg_lookup("num.partitions", &k), 0);
+    assert_int_equal(cfg_int(c, k), 2); /* flags win */
+    assert_int_equal(cfg_lookup("log.retention.ms", &k), 0);
+    assert_int_equal(cfg_int(c, k), 5); /* environment wins */
+    /* A bad file is an error naming it. */
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("\"log.segment.bytes\": \"lots\"\n", f);
+    fclose(f);
+    assert_int_equal(adm_config_load(c, dir, err, sizeof(err)), ST_E_CONFIG);
+    assert_non_null(strstr(err, "cluster_config.yaml"));
+    cfg_free(c);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_adm_http_parse_limits),
         cmocka_unit_test(test_adm_http_format_response),
         cmocka_unit_test(test_st_metrics_render_values),
+        cmocka_unit_test(test_adm_config_load_precedence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
