@@ -1,11 +1,12 @@
-/* cli_cluster.c - `strata cluster info|health|status|config get|set|list`.
- * Data path: info and config speak the Kafka API (Metadata, DescribeConfigs,
- * AlterConfigs on the broker resource) through librdkafka; health and status GET the
- * admin HTTP API (/v1/status/live, /v1/status/ready, /v1/cluster) with libcurl and a
- * short timeout.
+/* cli_cluster.c - `strata cluster info|health|status|config get|list|set|delete`, and the
+ * admin HTTP client shared with cli_storage.c.
+ * Data path: info, config get and config list speak the Kafka API (Metadata,
+ * DescribeConfigs on the broker resource) through librdkafka; health, status and config
+ * set/delete use the admin HTTP API (/v1/status/live, /v1/status/ready, /v1/cluster,
+ * PUT /v1/cluster/config) with libcurl and a bounded timeout.
  * Invariants: 1. an unreachable admin API is one clear error and exit 1, never a hang;
- *             2. config set keeps the broker's other dynamic configs (librdkafka 2.0 has no
- *                IncrementalAlterConfigs, so the dynamic set is read, merged and resent). */
+ *             2. config set/delete change one key: the broker validates and persists it
+ *                (Strata has no dynamic broker configs over Kafka's AlterConfigs). */
 #include "tools/cli.h"
 
 #include <curl/curl.h>
@@ -38,7 +39,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *opaque)
     return add;
 }
 
-long cli_http_get(const char *path, char **body)
+long cli_http(const char *method, const char *path, const char *req_body, char **body)
 {
     *body = NULL;
     CURL *c = curl_easy_init();
@@ -56,9 +57,15 @@ long cli_http_get(const char *path, char **body)
         char h[1024];
         snprintf(h, sizeof(h), "Authorization: Bearer %s", token);
         hdrs = curl_slist_append(hdrs, h);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     }
+    if (req_body) {
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req_body);
+    }
+    if (hdrs)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
@@ -75,10 +82,41 @@ long cli_http_get(const char *path, char **body)
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         *body = b.p ? b.p : strdup("");
+        if (status == 401)
+            cli_err("the admin API at %s refused the request (401): set STRATA_ADMIN_TOKEN to "
+                    "its bearer token",
+                    cli_opts.admin_url);
     }
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(c);
     return status;
+}
+
+long cli_http_get(const char *path, char **body)
+{
+    return cli_http("GET", path, NULL, body);
+}
+
+int cli_http_error(long status, const char *what, const char *body)
+{
+    if (status == 401)
+        return CLI_EXIT_FAIL; /* already explained */
+    json_error_t jerr;
+    json_t *j = body ? json_loads(body, 0, &jerr) : NULL;
+    json_t *e = j ? json_object_get(j, "error") : NULL;
+    json_t *m = j ? json_object_get(j, "message") : NULL;
+    json_t *k = j ? json_object_get(j, "key") : NULL;
+    if (json_is_object(e)) { /* {"error": {"code", "message", "key"}} */
+        m = json_object_get(e, "message");
+        k = json_object_get(e, "key");
+        e = json_object_get(e, "code");
+    }
+    cli_err("%s: admin API answered %ld%s%s%s%s%s%s", what, status, json_is_string(e) ? " " : "",
+            json_is_string(e) ? json_string_value(e) : "", json_is_string(m) ? ": " : "",
+            json_is_string(m) ? json_string_value(m) : "", json_is_string(k) ? " key=" : "",
+            json_is_string(k) ? json_string_value(k) : "");
+    json_decref(j);
+    return status == 501 ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
 }
 
 /* ---- health ---- */
@@ -145,12 +183,14 @@ static void print_json_text(const char *prefix, json_t *v)
                 continue;
             }
             char *s =
-                json_is_string(item) ? NULL : json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY);
+                json_is_string(item)
+                    ? NULL
+                    : json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9));
             printf("%-28s %s\n", name, s ? s : json_string_value(item));
             free(s);
         }
     } else {
-        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9));
         printf("%s\n", s ? s : "");
         free(s);
     }
@@ -172,13 +212,11 @@ static int cmd_status(int argc, char **argv)
     json_error_t jerr;
     json_t *j = json_loads(body, 0, &jerr);
     if (st != 200) {
-        json_t *e = j ? json_object_get(j, "error") : NULL;
-        rc = cli_err("admin API answered %ld for /v1/cluster%s%s", st, e ? ": " : "",
-                     e && json_is_string(e) ? json_string_value(e) : "");
+        rc = cli_http_error(st, "cannot read /v1/cluster", body);
     } else if (!j) {
         rc = cli_err("admin API sent invalid JSON for /v1/cluster: %s", jerr.text);
     } else if (cli_opts.is_json) {
-        char *s = json_dumps(j, JSON_COMPACT);
+        char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
         puts(s ? s : "{}");
         free(s);
     } else {
@@ -248,15 +286,18 @@ static int cmd_info(int argc, char **argv)
 /* ---- config get|set|list ---- */
 
 static const char config_help[] =
-    "Usage: strata cluster config get KEY | set KEY VALUE | list [--node ID]\n"
-    "Read or change broker configuration over the Kafka API (DescribeConfigs and\n"
-    "AlterConfigs on the broker resource).\n\n"
+    "Usage: strata cluster config get KEY | list [--node ID] | set KEY VALUE | delete KEY\n"
+    "get and list read the running broker configuration over the Kafka API\n"
+    "(DescribeConfigs on the broker resource). set and delete go through the admin API\n"
+    "(PUT /v1/cluster/config): the broker validates the value and persists it; most keys\n"
+    "take effect at the next broker start, and the answer says which.\n\n"
     "Flags:\n"
     "  --node ID   broker to ask (default: the first broker in metadata)\n\n"
     "Examples:\n"
     "  strata cluster config list\n"
     "  strata cluster config get log.retention.ms\n"
-    "  strata cluster config set log.retention.ms 86400000\n";
+    "  strata cluster config set log.retention.ms 86400000\n"
+    "  strata cluster config delete log.retention.ms\n";
 
 /* Broker resource name: --node or the first broker of metadata. @return 0 or CLI_EXIT_*. */
 static int broker_name(rd_kafka_t *rk, int64_t node, char *out, size_t cap)
@@ -294,49 +335,53 @@ static void print_entry(const rd_kafka_ConfigEntry_t *e, bool first)
     }
 }
 
-static int config_set(rd_kafka_t *rk,
-                      const char *name,
-                      const rd_kafka_ConfigResource_t *cur,
-                      const char *key,
-                      const char *val)
+/* Set or remove one key through PUT /v1/cluster/config (validated and persisted by the
+ * broker). The Kafka API cannot do it: Strata has no dynamic broker configs. */
+static int config_put(const char *key, const char *val)
 {
-    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_BROKER, name);
-    size_t n;
-    const rd_kafka_ConfigEntry_t **es = rd_kafka_ConfigResource_configs(cur, &n);
-    for (size_t i = 0; i < n; i++)
-        if (rd_kafka_ConfigEntry_source(es[i]) == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_BROKER_CONFIG &&
-            strcmp(rd_kafka_ConfigEntry_name(es[i]), key))
-            rd_kafka_ConfigResource_set_config(res, rd_kafka_ConfigEntry_name(es[i]),
-                                               rd_kafka_ConfigEntry_value(es[i]));
-    rd_kafka_ConfigResource_set_config(res, key, val);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *o = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
-    rd_kafka_AlterConfigs(rk, &res, 1, o, q);
-    rd_kafka_AdminOptions_destroy(o);
-    rd_kafka_ConfigResource_destroy(res);
-    rd_kafka_event_t *ev = cli_admin_wait(q, RD_KAFKA_EVENT_ALTERCONFIGS_RESULT);
-    rd_kafka_queue_destroy(q);
-    if (!ev)
+    json_t *req =
+        val ? json_pack("{s:{s:s}}", "upsert", key, val) : json_pack("{s:[s]}", "remove", key);
+    char *req_s = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    if (!req_s)
+        return cli_err("out of memory");
+    char *body = NULL;
+    long st = cli_http("PUT", "/v1/cluster/config", req_s, &body);
+    free(req_s);
+    if (st < 0)
         return CLI_EXIT_FAIL;
     int rc = CLI_EXIT_OK;
-    const rd_kafka_ConfigResource_t **rs =
-        rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n);
-    if (n != 1) {
-        rc = cli_err("cannot set %s: empty answer", key);
-    } else if (rd_kafka_ConfigResource_error(rs[0])) {
-        const char *s = rd_kafka_ConfigResource_error_string(rs[0]);
-        rc = cli_err("cannot set %s on broker %s: %s", key, name,
-                     s && *s ? s : rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])));
-    } else if (cli_opts.is_json) {
-        fputs("{\"key\":", stdout);
-        cli_json_cstr(stdout, key);
-        fputs(",\"value\":", stdout);
-        cli_json_cstr(stdout, val);
-        puts(",\"error\":null}");
+    char what[300];
+    snprintf(what, sizeof(what), "cannot %s %s", val ? "set" : "remove", key);
+    json_error_t jerr;
+    json_t *j = json_loads(body, 0, &jerr);
+    if (st != 200) {
+        rc = cli_http_error(st, what, body);
+    } else if (!j) {
+        rc = cli_err("%s: admin API sent invalid JSON: %s", what, jerr.text);
     } else {
-        printf("Set %s=%s on broker %s\n", key, val, name);
+        bool now = false;
+        size_t i;
+        json_t *it;
+        json_array_foreach(json_object_get(j, "applied"), i, it) now =
+            now || (json_is_string(it) && !strcmp(json_string_value(it), key));
+        if (cli_opts.is_json) {
+            fputs("{\"key\":", stdout);
+            cli_json_cstr(stdout, key);
+            fputs(",\"value\":", stdout);
+            cli_json_cstr(stdout, val);
+            printf(",\"applied\":%s,\"restart_required\":%s}\n", now ? "true" : "false",
+                   now ? "false" : "true");
+        } else if (val) {
+            printf("Set %s=%s: %s\n", key, val,
+                   now ? "in effect now" : "persisted, takes effect when the broker restarts");
+        } else {
+            printf("Removed %s: %s\n", key,
+                   now ? "in effect now" : "persisted, takes effect when the broker restarts");
+        }
     }
-    rd_kafka_event_destroy(ev);
+    json_decref(j);
+    free(body);
     return rc;
 }
 
@@ -361,8 +406,11 @@ static int cmd_config(int argc, char **argv)
     int n = argc - optind;
     const char *verb = n ? argv[optind] : "";
     if (!(!strcmp(verb, "list") && n == 1) && !(!strcmp(verb, "get") && n == 2) &&
-        !(!strcmp(verb, "set") && n == 3))
-        return cli_usage_err("use 'strata cluster config get KEY', 'set KEY VALUE' or 'list'");
+        !(!strcmp(verb, "set") && n == 3) && !(!strcmp(verb, "delete") && n == 2))
+        return cli_usage_err("use 'strata cluster config get KEY', 'set KEY VALUE', "
+                             "'delete KEY' or 'list'");
+    if (!strcmp(verb, "set") || !strcmp(verb, "delete"))
+        return config_put(argv[optind + 1], n == 3 ? argv[optind + 2] : NULL);
     rd_kafka_t *rk = cli_client_new(RD_KAFKA_PRODUCER, NULL);
     if (!rk)
         return CLI_EXIT_FAIL;
@@ -399,8 +447,6 @@ static int cmd_config(int argc, char **argv)
             const char *v = rd_kafka_ConfigEntry_value(e);
             puts(rd_kafka_ConfigEntry_is_sensitive(e) ? "(sensitive)" : (v ? v : ""));
         }
-    } else {
-        rc = config_set(rk, name, cur, argv[optind + 1], argv[optind + 2]);
     }
     rd_kafka_event_destroy(ev);
     rd_kafka_destroy(rk);

@@ -35,7 +35,7 @@ static const char cli_main_help[] =
     "  topic        create, list, describe, delete, alter topics; produce and consume\n"
     "  group        list, describe, seek, delete consumer groups\n"
     "  cluster      cluster info, health, status and broker configuration\n"
-    "  storage      tiered storage status (not available yet)\n"
+    "  storage      local vs remote storage status (admin API)\n"
     "  archive      read archived data without a broker (not available yet)\n"
     "  completion   print a shell completion script (bash)\n"
     "\n"
@@ -402,9 +402,9 @@ static const char completion_bash[] =
     "        topic) words_now=\"create list describe delete add-partitions alter-config "
     "trim-prefix produce consume\";;\n"
     "        group) words_now=\"list describe seek delete offset-delete\";;\n"
-    "        cluster) if [ \"$sub\" = config ]; then words_now=\"get set list\";\n"
+    "        cluster) if [ \"$sub\" = config ]; then words_now=\"get list set delete\";\n"
     "                 else words_now=\"info health status config\"; fi;;\n"
-    "        storage) words_now=\"status\";;\n"
+    "        storage) words_now=\"status recover\";;\n"
     "        archive) words_now=\"ls cat verify\";;\n"
     "        completion) words_now=\"bash\";;\n"
     "    esac\n"
@@ -429,31 +429,22 @@ static int cmd_completion(int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-/* ---- Tiered storage: not built yet ---- */
-
-static int not_available(const char *what, int argc, char **argv)
-{
-    if (cli_wants_help(argc, argv)) {
-        printf("Usage: strata %s ...\nNot available yet: tiered storage is not built in "
-               "this version of Strata.\n",
-               what);
-        return CLI_EXIT_OK;
-    }
-    fprintf(stderr,
-            "strata: '%s' is not available yet: tiered storage is not built in this "
-            "version of Strata\n",
-            what);
-    return CLI_EXIT_USAGE;
-}
-
-int cli_storage_main(int argc, char **argv)
-{
-    return not_available("storage", argc, argv);
-}
+/* ---- Archive (offline reads of the bucket): not built yet ---- */
 
 int cli_archive_main(int argc, char **argv)
 {
-    return not_available("archive", argc, argv);
+    if (cli_wants_help(argc, argv)) {
+        fputs("Usage: strata archive ls|cat|verify ...\n"
+              "Read a bucket or file:// archive without a broker. Not available yet: the\n"
+              "offline archive reader is not built in this version of Strata.\n\n"
+              "Examples:\n  strata archive ls   # exits 2 until it exists\n",
+              stdout);
+        return CLI_EXIT_OK;
+    }
+    fputs("strata: 'archive' is not available yet: the offline archive reader (ls, cat, "
+          "verify) is not built in this version of Strata\n",
+          stderr);
+    return CLI_EXIT_USAGE;
 }
 
 /* ---- main ---- */
@@ -464,7 +455,7 @@ static const cli_cmd_t cli_top[] = {
     {"topic", cli_topic_main, "manage topics, produce and consume"},
     {"group", cli_group_main, "manage consumer groups"},
     {"cluster", cli_cluster_main, "cluster info, health, status and configuration"},
-    {"storage", cli_storage_main, "tiered storage status (not available yet)"},
+    {"storage", cli_storage_main, "local vs remote storage status (admin API)"},
     {"archive", cli_archive_main, "archived data (not available yet)"},
     {"completion", cmd_completion, "print a shell completion script"},
     {NULL, NULL, NULL}};

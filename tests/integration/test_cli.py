@@ -83,7 +83,8 @@ class CliTest(unittest.TestCase):
                 ["topic", "trim-prefix"], ["topic", "produce"], ["topic", "consume"],
                 ["group", "list"], ["group", "describe"], ["group", "seek"], ["group", "delete"],
                 ["group", "offset-delete"], ["cluster", "info"], ["cluster", "health"],
-                ["cluster", "status"], ["cluster", "config"]]
+                ["cluster", "status"], ["cluster", "config"], ["storage"], ["storage", "status"],
+                ["storage", "recover"], ["archive"]]
         for c in cmds:
             out = self.ok(*c, "--help", brokers=False)
             self.assertIn("Usage: strata", out, c)
@@ -104,9 +105,9 @@ class CliTest(unittest.TestCase):
         self.assertEqual(p.stdout.strip(), "create")
         self.fails(2, "unsupported shell", "completion", "fish", brokers=False)
 
-    def test_storage_archive_not_available(self):
-        self.fails(2, "not available yet", "storage", "status")
+    def test_archive_not_available(self):
         self.fails(2, "not available yet", "archive", "ls", brokers=False)
+        self.fails(2, "not available yet", "archive", "cat", "t", "0", brokers=False)
 
     # ---- bad flags and unreachable broker ----
 
@@ -361,27 +362,56 @@ class CliTest(unittest.TestCase):
         self.assertEqual(v, cfg["log.retention.ms"]["value"])
         self.fails(1, "unknown broker config", "cluster", "config", "get", "no.such.key")
         self.fails(2, "use 'strata cluster config", "cluster", "config", "get")
-        rc, out, err = self.run_cli("cluster", "config", "set", "log.retention.ms", "86400000")
-        if rc == 0:
-            self.assertEqual(self.ok("cluster", "config", "get", "log.retention.ms").strip(),
-                             "86400000")
-        else:  # the broker refuses dynamic broker configs: a clear message
-            self.assertEqual(rc, 1)
-            self.assertIn("cannot set log.retention.ms", err)
+        self.fails(2, "use 'strata cluster config", "cluster", "config", "set", "k")
+
+    def admin_url(self):
+        return "http://" + self.broker.args[self.broker.args.index("--admin-listener") + 1]
 
     def test_cluster_health_status(self):
-        admin = self.broker.args[self.broker.args.index("--admin-listener") + 1]
-        url = "http://" + admin
-        rc, out, err = self.run_cli("--admin-url", url, "--format", "json", "cluster", "health")
-        if "cannot reach the admin API" in err or "no health endpoints" in err:
-            self.assertEqual(rc, 1)  # admin HTTP API not built into this stratad yet
-            return
-        self.assertEqual(rc, 0, err)
-        self.assertEqual(json.loads(out), {"healthy": True, "live": True, "ready": True})
-        self.assertIn("Healthy:  true", self.ok("--admin-url", url, "cluster", "health"))
-        rc, out, err = self.run_cli("--admin-url", url, "--format", "json", "cluster", "status")
-        self.assertEqual(rc, 0, err)
-        self.assertIsInstance(json.loads(out), dict)
+        a = ["--admin-url", self.admin_url()]
+        self.assertEqual(self.json(*a, "cluster", "health"),
+                         {"healthy": True, "live": True, "ready": True})
+        self.assertIn("Healthy:  true", self.ok(*a, "cluster", "health"))
+        st = self.json(*a, "cluster", "status")
+        self.assertEqual(st["listeners"]["kafka"], self.broker.bootstrap)
+        self.assertEqual(st["shards"], 2)
+        out = self.ok(*a, "cluster", "status")
+        self.assertRegex(out, r"listeners\.kafka +%s" % self.broker.bootstrap)
+        # the admin URL also comes from the environment
+        self.ok("cluster", "health", env={"STRATA_ADMIN_URL": self.admin_url()})
+
+    def test_cluster_config_set_via_admin_api(self):
+        a = ["--admin-url", self.admin_url()]
+        r = self.json(*a, "cluster", "config", "set", "log.retention.ms", "86400000")
+        self.assertEqual(r["key"], "log.retention.ms")
+        self.assertIn("persisted", self.ok(*a, "cluster", "config", "set",
+                                           "log.retention.ms", "90000000"))
+        self.fails(1, "invalid_config", *a, "cluster", "config", "set", "log.retention.ms",
+                   "abc")
+        self.fails(1, "no.such.key", *a, "cluster", "config", "set", "no.such.key", "1")
+        self.assertIn("Removed", self.ok(*a, "cluster", "config", "delete", "log.retention.ms"))
+        self.fails(1, "cannot reach the admin API", "--admin-url", "http://" + dead_addr(),
+                   "--timeout", "2s", "cluster", "config", "set", "log.retention.ms", "1")
+
+    def test_storage_status(self):
+        a = ["--admin-url", self.admin_url()]
+        self.ok("topic", "create", "stor", "-p", "2")
+        self.ok("topic", "produce", "stor", "-p", "1", "-q", input="a\nb\n")
+        j = self.json(*a, "storage", "status")
+        self.assertIn("stor", [t["topic"] for t in j["topics"]])
+        out = self.ok(*a, "storage", "status")
+        for word in ("LOCAL", "REMOTE", "UPLOAD-LAG-BYTES", "stor"):
+            self.assertIn(word, out)
+        t = self.json(*a, "storage", "status", "stor")
+        self.assertEqual([p["end_offset"] for p in t["partitions"]], [0, 2])
+        self.assertIn("LOCAL-START-OFFSET", self.ok(*a, "storage", "status", "stor"))
+        self.fails(1, "unknown topic 'nope-2'", *a, "storage", "status", "nope-2")
+        rc, out, err = self.run_cli(*a, "storage", "recover")
+        self.assertIn(rc, (0, 2), err)  # 2: the broker says recovery is not built yet
+        if rc == 2:
+            self.assertIn("not_implemented", err)
+        self.fails(1, "cannot reach the admin API", "--admin-url", "http://" + dead_addr(),
+                   "--timeout", "2s", "storage", "status")
 
     # ---- configuration sources ----
 

@@ -1,0 +1,201 @@
+/* cli_storage.c - `strata storage status [TOPIC]` and `strata storage recover`.
+ * Data path: GET /v1/storage, GET /v1/storage/topics/{topic} and POST /v1/storage/recover of
+ * the admin HTTP API (cli_http in cli_cluster.c); the broker gathers local and remote state
+ * from its shards and the tiering module. Nothing here touches data.
+ * Invariants: 1. fields the broker reports as null (tiering not running) print as "-";
+ *             2. a 501 answer (not built yet) exits 2 with the broker's own explanation. */
+#include "tools/cli.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Text of a JSON scalar for tables: numbers, strings, booleans; null and absent are "-". */
+static const char *cell(json_t *obj, const char *key, char *buf, size_t cap)
+{
+    json_t *v = json_object_get(obj, key);
+    if (json_is_integer(v))
+        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(buf, cap, "%.3g", json_real_value(v));
+    else if (json_is_string(v))
+        snprintf(buf, cap, "%s", json_string_value(v));
+    else if (json_is_boolean(v))
+        snprintf(buf, cap, "%s", json_is_true(v) ? "true" : "false");
+    else
+        snprintf(buf, cap, "-");
+    return buf;
+}
+
+/* Print one table cell padded to width (0: last cell, ends the line). */
+static void pc(json_t *obj, const char *key, int width)
+{
+    char buf[256];
+    cell(obj, key, buf, sizeof(buf));
+    if (width)
+        printf("%-*s ", width, buf);
+    else
+        printf("%s\n", buf);
+}
+
+/* Print "name  value" lines for keys of obj. */
+static void print_kv(json_t *obj, const char *const *keys, const char *const *names)
+{
+    for (int i = 0; keys[i]; i++) {
+        printf("%-22s ", names[i]);
+        pc(obj, keys[i], 0);
+    }
+}
+
+static void print_overview(json_t *j)
+{
+    static const char *const lk[] = {"bytes", "segments", "partitions", NULL};
+    static const char *const rk[] = {"enabled",           "archive_url",      "uploaded_bytes",
+                                     "uploaded_segments", "upload_lag_bytes", "cache_bytes",
+                                     "cache_hit_rate",    "last_error",       NULL};
+    static const char *const rn[] = {"enabled",           "archive",          "uploaded bytes",
+                                     "uploaded segments", "upload lag bytes", "cache bytes",
+                                     "cache hit rate",    "last error",       NULL};
+    puts("LOCAL");
+    print_kv(json_object_get(j, "local"), lk, lk);
+    puts("\nREMOTE");
+    print_kv(json_object_get(j, "remote"), rk, rn);
+    printf("\n%-30s %-10s %-12s %-9s %-15s %-16s %s\n", "TOPIC", "PARTITIONS", "LOCAL-BYTES",
+           "SEGMENTS", "UPLOADED-OFFSET", "UPLOAD-LAG-BYTES", "REMOTE-BYTES");
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(j, "topics"), i, t)
+    {
+        pc(t, "topic", 30);
+        pc(t, "partitions", 10);
+        pc(t, "local_bytes", 12);
+        pc(t, "local_segments", 9);
+        pc(t, "uploaded_offset", 15);
+        pc(t, "upload_lag_bytes", 16);
+        pc(t, "remote_bytes", 0);
+    }
+}
+
+static void print_topic(json_t *j)
+{
+    printf("TOPIC ");
+    pc(j, "topic", 0);
+    printf("\n%-9s %-5s %-12s %-8s %-16s %-18s %-10s %-15s %-16s %s\n", "PARTITION", "SHARD",
+           "LOCAL-BYTES", "SEGMENTS", "LOG-START-OFFSET", "LOCAL-START-OFFSET", "END-OFFSET",
+           "UPLOADED-OFFSET", "UPLOAD-LAG-BYTES", "REMOTE-BYTES");
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(j, "partitions"), i, p)
+    {
+        pc(p, "partition", 9);
+        pc(p, "shard", 5);
+        pc(p, "local_bytes", 12);
+        pc(p, "local_segments", 8);
+        pc(p, "log_start_offset", 16);
+        pc(p, "local_start_offset", 18);
+        pc(p, "end_offset", 10);
+        pc(p, "uploaded_offset", 15);
+        pc(p, "upload_lag_bytes", 16);
+        pc(p, "remote_bytes", 0);
+    }
+}
+
+static const char status_help[] =
+    "Usage: strata storage status [TOPIC]\n"
+    "Local and remote (tiered) storage from the admin API: bytes and segments on disk,\n"
+    "uploaded offsets, upload lag, remote bytes, cache use. With TOPIC, one row per\n"
+    "partition. Remote fields show '-' until tiered storage is running.\n\n"
+    "Examples:\n"
+    "  strata storage status\n"
+    "  strata storage status orders --format json\n";
+
+static int cmd_status(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(status_help, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (argc > 2)
+        return cli_usage_err("storage status takes at most one TOPIC");
+    char path[1024] = "/v1/storage";
+    if (argc == 2) {
+        char *esc = curl_easy_escape(NULL, argv[1], 0);
+        if (!esc)
+            return cli_err("out of memory");
+        snprintf(path, sizeof(path), "/v1/storage/topics/%s", esc);
+        curl_free(esc);
+    }
+    char *body = NULL;
+    long st = cli_http_get(path, &body);
+    if (st < 0)
+        return CLI_EXIT_FAIL;
+    int rc = CLI_EXIT_OK;
+    json_error_t jerr;
+    json_t *j = json_loads(body, 0, &jerr);
+    if (st == 404 && argc == 2) {
+        rc = cli_err("unknown topic '%s'", argv[1]);
+    } else if (st != 200) {
+        rc = cli_http_error(st, "cannot read storage status", body);
+    } else if (!j) {
+        rc = cli_err("admin API sent invalid JSON for %s: %s", path, jerr.text);
+    } else if (cli_opts.is_json) {
+        char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+        puts(s ? s : "{}");
+        free(s);
+    } else if (argc == 2) {
+        print_topic(j);
+    } else {
+        print_overview(j);
+    }
+    json_decref(j);
+    free(body);
+    return rc;
+}
+
+static const char recover_help[] =
+    "Usage: strata storage recover\n"
+    "Ask the broker to rebuild its local state from the object store\n"
+    "(POST /v1/storage/recover). Exits 2 while the broker does not support it yet.\n\n"
+    "Examples:\n"
+    "  strata storage recover\n";
+
+static int cmd_recover(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(recover_help, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (argc > 1)
+        return cli_usage_err("unexpected argument '%s'", argv[1]);
+    char *body = NULL;
+    long st = cli_http("POST", "/v1/storage/recover", "{}", &body);
+    if (st < 0)
+        return CLI_EXIT_FAIL;
+    int rc = CLI_EXIT_OK;
+    if (st < 200 || st > 299)
+        rc = cli_http_error(st, "cannot start recovery", body);
+    else
+        puts(cli_opts.is_json ? body : "Recovery started");
+    free(body);
+    return rc;
+}
+
+static const char storage_help[] = "Usage: strata storage COMMAND\n"
+                                   "Tiered storage state of the broker (admin API).\n\n"
+                                   "Examples:\n"
+                                   "  strata storage status\n"
+                                   "  strata storage status orders\n";
+
+static const cli_cmd_t storage_cmds[] = {
+    {"status", cmd_status, "local vs remote bytes and offsets, upload lag, cache"},
+    {"recover", cmd_recover, "rebuild local state from the object store"},
+    {NULL, NULL, NULL}};
+
+int cli_storage_main(int argc, char **argv)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = cli_dispatch("storage", storage_cmds, argc - 1, argv + 1, storage_help);
+    curl_global_cleanup();
+    return rc;
+}
