@@ -617,11 +617,10 @@ static grp_member_t *member_add(grp_coord_t *c, grp_t *g, const grp_join_req_t *
         pp = &(*pp)->next;
     *pp = m;
     g->n_members++;
-    if (!g->protocol_type[0]) {
+    char *pt = g->n_members == 1 ? strdup(q->protocol_type) : NULL;
+    if (pt) { /* the first member sets the group's protocol type */
         free(g->protocol_type);
-        g->protocol_type = strdup(q->protocol_type);
-        if (!g->protocol_type)
-            g->protocol_type = strdup("");
+        g->protocol_type = pt;
     }
     return m;
 }

@@ -1,6 +1,6 @@
 /* kh_group.c - consumer group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
- * LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups,
- * OffsetDelete; and each shard's group coordinator (kafka/grp.h) with its offset writer.
+ * LeaveGroup, ListGroups, DescribeGroups, DeleteGroups (offsets: kh_offsets.c); and each
+ * shard's group coordinator (kafka/grp.h) with its offset writer.
  * Data path: the connection's shard decodes and validates -> one op per group is posted to
  * the group's owning shard (rt_shard_for(group_id, 0, n)) -> the op runs grp_* there;
  * JoinGroup/SyncGroup may wait for the rest of the group -> OffsetCommit/DeleteGroups/
@@ -14,44 +14,22 @@
  *             3. an OffsetCommit is acknowledged only after its rows are committed to SQLite;
  *             4. memory follows disk: writer ops apply to the coordinator in the order they
  *                were written. */
-#include "core/goffs.h"
 #include "core/st_log.h"
-#include "kafka/grp.h"
-#include "kafka/kh_int.h"
+#include "kafka/kh_group_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define KH_GROUP_OP_ARENA      (64u << 20)
-#define KH_OFFSET_METADATA_MAX 4096 /* offset.metadata.max.bytes */
 
 /* ---- Per-shard coordinator and offset writer ---- */
 
-typedef struct wop wop_t;
-typedef void (*wop_done_fn)(wop_t *w, int status);
-
-/* A durable change of offsets: rows for SQLite, then done() on the shard's loop. */
-struct wop {
-    wop_t *next;
-    goffs_row_t *rows; /* owned, with owned strings */
-    int n_rows;
-    wop_done_fn done;
-    void *arg;
-};
-
-typedef struct gshard {
-    kh_shard_t *ks;      /* borrowed */
-    grp_coord_t *coord;  /* owned */
-    uv_timer_t timer;    /* drives grp_coord_tick */
-    wop_t *queue, *tail; /* waiting for the next transaction */
-    wop_t *inflight;     /* in the transaction running now */
-    goffs_row_t *batch;  /* owned: rows of the running transaction (shallow copies) */
-    bool closing;
-    bool timer_closed;
-} gshard_t;
-
 static _Thread_local gshard_t *t_gs;
+
+gshard_t *kh_group__shard(void)
+{
+    return t_gs;
+}
 
 static int64_t clock_mono(void *arg)
 {
@@ -67,7 +45,7 @@ static int64_t clock_wall(void *arg)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void rows_free(goffs_row_t *rows, int n)
+void kh_group__rows_free(goffs_row_t *rows, int n)
 {
     for (int i = 0; i < n; i++) {
         free(rows[i].group);
@@ -99,7 +77,7 @@ static void on_written(void *arg, int status)
     while (w) {
         wop_t *next = w->next;
         w->done(w, status);
-        rows_free(w->rows, w->n_rows);
+        kh_group__rows_free(w->rows, w->n_rows);
         free(w);
         w = next;
     }
@@ -131,7 +109,7 @@ static void writer_flush(gshard_t *gs)
 }
 
 /* Queue w (owned) for the next transaction. */
-static void writer_submit(gshard_t *gs, wop_t *w)
+void kh_group__write(gshard_t *gs, wop_t *w)
 {
     w->next = NULL;
     if (gs->tail)
@@ -142,7 +120,7 @@ static void writer_submit(gshard_t *gs, wop_t *w)
     writer_flush(gs);
 }
 
-static wop_t *wop_new(int n_rows, wop_done_fn done, void *arg)
+wop_t *kh_group__wop_new(int n_rows, wop_done_fn done, void *arg)
 {
     wop_t *w = calloc(1, sizeof(*w));
     if (!w || !(w->rows = calloc((size_t)(n_rows ? n_rows : 1), sizeof(*w->rows)))) {
@@ -189,10 +167,10 @@ static void expired_done(wop_t *w, int status)
 static void on_expire(void *arg, const char *group_id)
 {
     gshard_t *gs = arg;
-    wop_t *w = wop_new(1, expired_done, gs);
+    wop_t *w = kh_group__wop_new(1, expired_done, gs);
     if (!w || !(w->rows[0].group = strdup(group_id))) {
         if (w)
-            rows_free(w->rows, 1);
+            kh_group__rows_free(w->rows, 1);
         free(w);
         grp_delete_end(gs->coord, group_id);
         return;
@@ -200,7 +178,7 @@ static void on_expire(void *arg, const char *group_id)
     w->n_rows = 1;
     w->rows[0].kind = GOFFS_DEL;
     w->rows[0].partition = -1;
-    writer_submit(gs, w);
+    kh_group__write(gs, w);
 }
 
 static void topic_deleted_done(wop_t *w, int status)
@@ -218,10 +196,10 @@ void kh_group_topic_deleted(kh_shard_t *ks, const char *topic)
     gshard_t *gs = t_gs;
     if (!gs || gs->closing)
         return;
-    wop_t *w = wop_new(1, topic_deleted_done, gs);
+    wop_t *w = kh_group__wop_new(1, topic_deleted_done, gs);
     if (!w || !(w->rows[0].topic = strdup(topic))) {
         if (w)
-            rows_free(w->rows, 1);
+            kh_group__rows_free(w->rows, 1);
         free(w);
         grp_offsets_delete_topic(gs->coord, topic);
         return;
@@ -229,7 +207,7 @@ void kh_group_topic_deleted(kh_shard_t *ks, const char *topic)
     w->n_rows = 1;
     w->rows[0].kind = GOFFS_DEL;
     w->rows[0].partition = -1;
-    writer_submit(gs, w);
+    kh_group__write(gs, w);
 }
 
 /* ---- Shard start / stop ---- */
@@ -298,28 +276,6 @@ void kh_group_shard_close(kh_shard_t *ks)
 
 /* ---- Ops: one per group, run on the owning shard ---- */
 
-typedef struct gop gop_t;
-typedef void (*gop_fn)(gop_t *op, gshard_t *gs);
-
-struct gop {
-    kh_post_t post;
-    kh_req_t *req;
-    gop_t *next_in_req; /* for state_free */
-    int origin;
-    char *group; /* request arena, NUL-terminated */
-    int index;   /* element of a batched request */
-    gop_fn run;
-    kp_arena_t arena; /* allocations made on the owning shard */
-    void *resp;       /* the part of the response this op fills (request arena) */
-    void *extra;      /* per-API state */
-    uint64_t incarnation;
-};
-
-typedef struct {
-    void *resp;
-    gop_t *ops;
-} gstate_t;
-
 static void gstate_free(kh_req_t *req)
 {
     gstate_t *st = req->state;
@@ -328,7 +284,7 @@ static void gstate_free(kh_req_t *req)
 }
 
 /* Start a request: the response struct and the hold on req->pending. */
-static gstate_t *gstart(kh_req_t *req, size_t resp_size)
+gstate_t *kh_group__start(kh_req_t *req, size_t resp_size)
 {
     gstate_t *st = kp_arena_alloc(&req->arena, sizeof(*st));
     if (!st || !(st->resp = kp_arena_alloc(&req->arena, resp_size)))
@@ -350,14 +306,14 @@ static void gop_back(rt_shard_t *sh, void *arg)
     kh_respond(req, st->resp);
 }
 
-/* Drop the hold taken by gstart (the response goes out when every op is back). */
-static void grelease(kh_req_t *req)
+/* Drop the hold taken by kh_group__start (the response goes out when every op is back). */
+void kh_group__release(kh_req_t *req)
 {
     gop_t done = {.req = req};
     gop_back(req->ks->sh, &done);
 }
 
-static void gop_done(gop_t *op, gshard_t *gs)
+void kh_group__done(gop_t *op, gshard_t *gs)
 {
     gshard_rearm(gs);
     kh_post(gs->ks, &op->post, op->origin, gop_back, op);
@@ -377,9 +333,9 @@ static void gop_run(rt_shard_t *sh, void *arg)
 }
 
 /* Post a new op for group (a request-arena string) to the group's shard. The op's run must
- * end with gop_done (or, when called with gs == NULL, only fill a
+ * end with kh_group__done (or, when called with gs == NULL, only fill a
  * COORDINATOR_NOT_AVAILABLE answer). */
-static gop_t *gop_send(kh_req_t *req, const char *group, int index, gop_fn run, void *resp)
+gop_t *kh_group__send(kh_req_t *req, const char *group, int index, gop_fn run, void *resp)
 {
     gstate_t *st = req->state;
     gop_t *op = kp_arena_alloc(&req->arena, sizeof(*op));
@@ -400,7 +356,7 @@ static gop_t *gop_send(kh_req_t *req, const char *group, int index, gop_fn run, 
     return op;
 }
 
-static char *opt_cstr(kh_req_t *req, kp_str_t s)
+char *kh_group__opt_cstr(kh_req_t *req, kp_str_t s)
 {
     return s.len < 0 ? NULL : kh_cstr(req, s);
 }
@@ -416,12 +372,12 @@ static char *arena_strdup(kp_arena_t *a, const char *s)
     return p;
 }
 
-static kp_str_t arena_str(kp_arena_t *a, const char *s)
+kp_str_t kh_group__arena_str(kp_arena_t *a, const char *s)
 {
     return kp_str_from_cstr(arena_strdup(a, s));
 }
 
-static kp_bytes_t arena_bytes(kp_arena_t *a, const uint8_t *p, int32_t len)
+kp_bytes_t kh_group__arena_bytes(kp_arena_t *a, const uint8_t *p, int32_t len)
 {
     if (!p || len <= 0)
         return (kp_bytes_t){(const uint8_t *)"", 0};
@@ -488,11 +444,11 @@ static void join_cb(void *arg, const grp_join_result_t *res)
     r->error_code = res->error_code;
     r->generation_id = res->generation_id;
     if (v >= 7)
-        r->protocol_type = arena_str(a, res->protocol_type);
-    r->protocol_name = res->protocol_name ? arena_str(a, res->protocol_name)
+        r->protocol_type = kh_group__arena_str(a, res->protocol_type);
+    r->protocol_name = res->protocol_name ? kh_group__arena_str(a, res->protocol_name)
                                           : (v >= 7 ? KP_STR_NULL : KP_STR_LIT(""));
-    r->leader = res->leader_id ? arena_str(a, res->leader_id) : KP_STR_LIT("");
-    r->member_id = res->member_id ? arena_str(a, res->member_id) : KP_STR_LIT("");
+    r->leader = res->leader_id ? kh_group__arena_str(a, res->leader_id) : KP_STR_LIT("");
+    r->member_id = res->member_id ? kh_group__arena_str(a, res->member_id) : KP_STR_LIT("");
     if (v >= 9)
         r->skip_assignment = res->skip_assignment;
     r->n_members = 0;
@@ -501,14 +457,15 @@ static void join_cb(void *arg, const grp_join_result_t *res)
         for (int i = 0; r->members && i < res->n_members; i++) {
             kp_join_group_response_member_t *m = &r->members[i];
             kp_join_group_response_member_init(m);
-            m->member_id = arena_str(a, res->members[i].member_id);
+            m->member_id = kh_group__arena_str(a, res->members[i].member_id);
             if (v >= 5 && res->members[i].instance_id)
-                m->group_instance_id = arena_str(a, res->members[i].instance_id);
-            m->metadata = arena_bytes(a, res->members[i].metadata, res->members[i].metadata_len);
+                m->group_instance_id = kh_group__arena_str(a, res->members[i].instance_id);
+            m->metadata =
+                kh_group__arena_bytes(a, res->members[i].metadata, res->members[i].metadata_len);
             r->n_members++;
         }
     }
-    gop_done(op, t_gs);
+    kh_group__done(op, t_gs);
 }
 
 static void join_run(gop_t *op, gshard_t *gs)
@@ -529,7 +486,7 @@ void kh_join_group(kh_req_t *req)
 {
     kp_join_group_request_t *q = req->msg;
     int16_t v = req->hdr.request_api_version;
-    gstate_t *st = gstart(req, sizeof(kp_join_group_response_t));
+    gstate_t *st = kh_group__start(req, sizeof(kp_join_group_response_t));
     if (!st)
         goto oom;
     kp_join_group_response_t *r = st->resp;
@@ -552,7 +509,7 @@ void kh_join_group(kh_req_t *req)
     *jq = (grp_join_req_t){
         .group_id = kh_cstr(req, q->group_id),
         .member_id = kh_cstr(req, q->member_id),
-        .instance_id = v >= 5 ? opt_cstr(req, q->group_instance_id) : NULL,
+        .instance_id = v >= 5 ? kh_group__opt_cstr(req, q->group_instance_id) : NULL,
         .client_id = kh_cstr(req, req->hdr.client_id),
         .client_host = "",
         .protocol_type = kh_cstr(req, q->protocol_type),
@@ -568,12 +525,12 @@ void kh_join_group(kh_req_t *req)
     if (!jq->group_id[0]) {
         r->error_code = KP_ERR_INVALID_GROUP_ID;
     } else {
-        gop_t *op = gop_send(req, jq->group_id, 0, join_run, r);
+        gop_t *op = kh_group__send(req, jq->group_id, 0, join_run, r);
         if (!op)
             goto oom;
         op->extra = jq;
     }
-    grelease(req);
+    kh_group__release(req);
     return;
 oom:
     kh_fail_conn(req, "out of memory");
@@ -588,11 +545,11 @@ static void sync_cb(void *arg, const grp_sync_result_t *res)
     int16_t v = op->req->hdr.request_api_version;
     r->error_code = res->error_code;
     if (v >= 5 && !res->error_code) {
-        r->protocol_type = arena_str(&op->arena, res->protocol_type);
-        r->protocol_name = arena_str(&op->arena, res->protocol_name);
+        r->protocol_type = kh_group__arena_str(&op->arena, res->protocol_type);
+        r->protocol_name = kh_group__arena_str(&op->arena, res->protocol_name);
     }
-    r->assignment = arena_bytes(&op->arena, res->assignment, res->assignment_len);
-    gop_done(op, t_gs);
+    r->assignment = kh_group__arena_bytes(&op->arena, res->assignment, res->assignment_len);
+    kh_group__done(op, t_gs);
 }
 
 static void sync_run(gop_t *op, gshard_t *gs)
@@ -609,7 +566,7 @@ void kh_sync_group(kh_req_t *req)
 {
     kp_sync_group_request_t *q = req->msg;
     int16_t v = req->hdr.request_api_version;
-    gstate_t *st = gstart(req, sizeof(kp_sync_group_response_t));
+    gstate_t *st = kh_group__start(req, sizeof(kp_sync_group_response_t));
     if (!st)
         goto oom;
     kp_sync_group_response_t *r = st->resp;
@@ -631,9 +588,9 @@ void kh_sync_group(kh_req_t *req)
         .group_id = kh_cstr(req, q->group_id),
         .generation_id = q->generation_id,
         .member_id = kh_cstr(req, q->member_id),
-        .instance_id = v >= 3 ? opt_cstr(req, q->group_instance_id) : NULL,
-        .protocol_type = v >= 5 ? opt_cstr(req, q->protocol_type) : NULL,
-        .protocol_name = v >= 5 ? opt_cstr(req, q->protocol_name) : NULL,
+        .instance_id = v >= 3 ? kh_group__opt_cstr(req, q->group_instance_id) : NULL,
+        .protocol_type = v >= 5 ? kh_group__opt_cstr(req, q->protocol_type) : NULL,
+        .protocol_name = v >= 5 ? kh_group__opt_cstr(req, q->protocol_name) : NULL,
         .assignments = as,
         .n_assignments = n,
     };
@@ -642,12 +599,12 @@ void kh_sync_group(kh_req_t *req)
     if (!sq->group_id[0]) {
         r->error_code = KP_ERR_INVALID_GROUP_ID;
     } else {
-        gop_t *op = gop_send(req, sq->group_id, 0, sync_run, r);
+        gop_t *op = kh_group__send(req, sq->group_id, 0, sync_run, r);
         if (!op)
             goto oom;
         op->extra = sq;
     }
-    grelease(req);
+    kh_group__release(req);
     return;
 oom:
     kh_fail_conn(req, "out of memory");
@@ -665,30 +622,30 @@ static void heartbeat_run(gop_t *op, gshard_t *gs)
     }
     r->error_code = grp_heartbeat(gs->coord, op->group, q->generation_id, ((char **)op->extra)[0],
                                   ((char **)op->extra)[1]);
-    gop_done(op, gs);
+    kh_group__done(op, gs);
 }
 
 void kh_heartbeat(kh_req_t *req)
 {
     kp_heartbeat_request_t *q = req->msg;
     int16_t v = req->hdr.request_api_version;
-    gstate_t *st = gstart(req, sizeof(kp_heartbeat_response_t));
+    gstate_t *st = kh_group__start(req, sizeof(kp_heartbeat_response_t));
     char **ids = kp_arena_calloc(&req->arena, 2, sizeof(char *));
     char *group = kh_cstr(req, q->group_id);
     if (!st || !ids || !group || !(ids[0] = kh_cstr(req, q->member_id)))
         goto oom;
-    ids[1] = v >= 3 ? opt_cstr(req, q->group_instance_id) : NULL;
+    ids[1] = v >= 3 ? kh_group__opt_cstr(req, q->group_instance_id) : NULL;
     kp_heartbeat_response_t *r = st->resp;
     kp_heartbeat_response_init(r);
     if (!group[0]) {
         r->error_code = KP_ERR_INVALID_GROUP_ID;
     } else {
-        gop_t *op = gop_send(req, group, 0, heartbeat_run, r);
+        gop_t *op = kh_group__send(req, group, 0, heartbeat_run, r);
         if (!op)
             goto oom;
         op->extra = ids;
     }
-    grelease(req);
+    kh_group__release(req);
     return;
 oom:
     kh_fail_conn(req, "out of memory");
@@ -716,14 +673,14 @@ static void leave_run(gop_t *op, gshard_t *gs)
             r->error_code = err;
     }
     if (gs)
-        gop_done(op, gs);
+        kh_group__done(op, gs);
 }
 
 void kh_leave_group(kh_req_t *req)
 {
     kp_leave_group_request_t *q = req->msg;
     int16_t v = req->hdr.request_api_version;
-    gstate_t *st = gstart(req, sizeof(kp_leave_group_response_t));
+    gstate_t *st = kh_group__start(req, sizeof(kp_leave_group_response_t));
     leave_x_t *x = kp_arena_alloc(&req->arena, sizeof(*x));
     char *group = kh_cstr(req, q->group_id);
     if (!st || !x || !group)
@@ -746,7 +703,7 @@ void kh_leave_group(kh_req_t *req)
             r->members[i].member_id = mi->member_id;
             r->members[i].group_instance_id = mi->group_instance_id;
             x->member_ids[i] = kh_cstr(req, mi->member_id);
-            x->instance_ids[i] = opt_cstr(req, mi->group_instance_id);
+            x->instance_ids[i] = kh_group__opt_cstr(req, mi->group_instance_id);
             if (!x->member_ids[i])
                 goto oom;
         }
@@ -756,400 +713,12 @@ void kh_leave_group(kh_req_t *req)
     if (!group[0]) {
         r->error_code = KP_ERR_INVALID_GROUP_ID;
     } else {
-        gop_t *op = gop_send(req, group, 0, leave_run, r);
+        gop_t *op = kh_group__send(req, group, 0, leave_run, r);
         if (!op)
             goto oom;
         op->extra = x;
     }
-    grelease(req);
-    return;
-oom:
-    kh_fail_conn(req, "out of memory");
-}
-
-/* ---- OffsetCommit ---- */
-
-typedef struct {
-    char *member_id;
-    char *instance_id;
-    wop_t *w;
-} commit_x_t;
-
-static void commit_set_all(kp_offset_commit_response_t *r, int16_t err)
-{
-    for (int i = 0; i < r->n_topics; i++)
-        for (int j = 0; j < r->topics[i].n_partitions; j++)
-            if (!r->topics[i].partitions[j].error_code)
-                r->topics[i].partitions[j].error_code = err;
-}
-
-static void commit_done(wop_t *w, int status)
-{
-    gop_t *op = w->arg;
-    gshard_t *gs = t_gs;
-    kp_offset_commit_response_t *r = op->resp;
-    if (status != 0) {
-        ST_WARN("grp", "offset commit of group=%s failed: %s", op->group, st_strerror(status));
-        commit_set_all(r, KP_ERR_COORDINATOR_NOT_AVAILABLE);
-    } else {
-        for (int i = 0; i < w->n_rows; i++) {
-            goffs_row_t *row = &w->rows[i];
-            if (grp_offset_put(gs->coord, op->group, op->incarnation, row->topic, row->partition,
-                               row->offset, row->leader_epoch, row->metadata, row->commit_ms) != 0)
-                ST_ERROR("grp", "out of memory storing offsets of group=%s", op->group);
-        }
-    }
-    gop_done(op, gs);
-}
-
-static void commit_run(gop_t *op, gshard_t *gs)
-{
-    kp_offset_commit_response_t *r = op->resp;
-    commit_x_t *x = op->extra;
-    kp_offset_commit_request_t *q = op->req->msg;
-    if (!gs || !x->w) {
-        commit_set_all(r, KP_ERR_COORDINATOR_NOT_AVAILABLE);
-        if (x->w) {
-            rows_free(x->w->rows, x->w->n_rows);
-            free(x->w);
-            x->w = NULL;
-        }
-        return;
-    }
-    int16_t err = grp_commit_check(gs->coord, op->group, q->generation_id_or_member_epoch,
-                                   x->member_id, x->instance_id, &op->incarnation);
-    wop_t *w = x->w;
-    x->w = NULL;
-    if (err) {
-        rows_free(w->rows, w->n_rows);
-        free(w);
-        commit_set_all(r, err);
-        gop_done(op, gs);
-        return;
-    }
-    w->arg = op;
-    writer_submit(gs, w);
-}
-
-void kh_offset_commit(kh_req_t *req)
-{
-    kp_offset_commit_request_t *q = req->msg;
-    int16_t v = req->hdr.request_api_version;
-    gstate_t *st = gstart(req, sizeof(kp_offset_commit_response_t));
-    commit_x_t *x = kp_arena_alloc(&req->arena, sizeof(*x));
-    char *group = kh_cstr(req, q->group_id);
-    if (!st || !x || !group)
-        goto oom;
-    kp_offset_commit_response_t *r = st->resp;
-    kp_offset_commit_response_init(r);
-    int nt = q->n_topics > 0 ? q->n_topics : 0, n_rows = 0;
-    r->topics = kp_arena_calloc(&req->arena, (size_t)(nt ? nt : 1), sizeof(*r->topics));
-    if (!r->topics)
-        goto oom;
-    r->n_topics = nt;
-    for (int i = 0; i < nt; i++)
-        n_rows += q->topics[i].n_partitions > 0 ? q->topics[i].n_partitions : 0;
-    x->member_id = v >= 1 ? kh_cstr(req, q->member_id) : NULL;
-    x->instance_id = v >= 7 ? opt_cstr(req, q->group_instance_id) : NULL;
-    x->w = wop_new(n_rows, commit_done, NULL);
-    if (!x->w)
-        goto oom;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
-    bool ok = true;
-    for (int i = 0; i < nt && ok; i++) {
-        kp_offset_commit_request_topic_t *qt = &q->topics[i];
-        kp_offset_commit_response_topic_t *rt = &r->topics[i];
-        kp_offset_commit_response_topic_init(rt);
-        rt->name = qt->name;
-        int np = qt->n_partitions > 0 ? qt->n_partitions : 0;
-        rt->partitions =
-            kp_arena_calloc(&req->arena, (size_t)(np ? np : 1), sizeof(*rt->partitions));
-        if (!rt->partitions) {
-            ok = false;
-            break;
-        }
-        rt->n_partitions = np;
-        const meta_topic_t *t =
-            qt->name.len > 0 ? meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len) : NULL;
-        for (int j = 0; j < np; j++) {
-            kp_offset_commit_request_partition_t *qp = &qt->partitions[j];
-            kp_offset_commit_response_partition_t *rp = &rt->partitions[j];
-            kp_offset_commit_response_partition_init(rp);
-            rp->partition_index = qp->partition_index;
-            if (!t || qp->partition_index < 0 || qp->partition_index >= t->n_partitions) {
-                rp->error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-                continue;
-            }
-            if (qp->committed_metadata.len > KH_OFFSET_METADATA_MAX) {
-                rp->error_code = KP_ERR_OFFSET_METADATA_TOO_LARGE;
-                continue;
-            }
-            goffs_row_t *row = &x->w->rows[x->w->n_rows++];
-            row->kind = GOFFS_PUT;
-            row->group = strdup(group);
-            row->topic = strndup(qt->name.ptr, (size_t)qt->name.len);
-            row->metadata =
-                qp->committed_metadata.len >= 0
-                    ? strndup(qp->committed_metadata.ptr ? qp->committed_metadata.ptr : "",
-                              (size_t)qp->committed_metadata.len)
-                    : NULL;
-            row->partition = qp->partition_index;
-            row->offset = qp->committed_offset;
-            row->leader_epoch = v >= 6 ? qp->committed_leader_epoch : -1;
-            row->commit_ms = now;
-            if (!row->group || !row->topic || (qp->committed_metadata.len >= 0 && !row->metadata))
-                ok = false;
-        }
-    }
-    meta_snap_put(snap);
-    if (!ok) {
-        rows_free(x->w->rows, x->w->n_rows);
-        free(x->w);
-        goto oom;
-    }
-    if (!group[0]) {
-        commit_set_all(r, KP_ERR_INVALID_GROUP_ID);
-    } else if (x->w->n_rows > 0) {
-        gop_t *op = gop_send(req, group, 0, commit_run, r);
-        if (!op) {
-            rows_free(x->w->rows, x->w->n_rows);
-            free(x->w);
-            goto oom;
-        }
-        op->extra = x;
-        x = NULL;
-    }
-    if (x) {
-        rows_free(x->w->rows, x->w->n_rows);
-        free(x->w);
-    }
-    grelease(req);
-    return;
-oom:
-    kh_fail_conn(req, "out of memory");
-}
-
-/* ---- OffsetFetch ---- */
-
-/* One requested topic, from either request layout (v0-7 or v8+). */
-typedef struct {
-    kp_str_t name;
-    const int32_t *parts;
-    int32_t n_parts;
-} of_topic_t;
-
-typedef struct {
-    of_topic_t *topics; /* request arena; NULL = every committed offset */
-    int n_topics;
-} of_x_t;
-
-typedef struct {
-    int32_t partition;
-    int64_t offset;
-    int32_t leader_epoch;
-    kp_str_t metadata;
-} of_part_t;
-
-typedef struct {
-    kp_str_t name;
-    of_part_t *parts;
-    int n_parts;
-} of_res_t;
-
-/* The answer for one group, in op->arena. @return topics, or NULL when out of memory. */
-static of_res_t *offsets_collect(gop_t *op, gshard_t *gs, const of_x_t *x, int *n_out)
-{
-    kp_arena_t *a = &op->arena;
-    of_res_t *res;
-    *n_out = 0;
-    if (x->topics) {
-        res = kp_arena_calloc(a, (size_t)(x->n_topics ? x->n_topics : 1), sizeof(*res));
-        for (int i = 0; res && i < x->n_topics; i++) {
-            const of_topic_t *t = &x->topics[i];
-            char *name = kp_arena_alloc(a, (size_t)(t->name.len > 0 ? t->name.len : 0) + 1);
-            int np = t->n_parts > 0 ? t->n_parts : 0;
-            res[i].name = t->name;
-            res[i].parts = kp_arena_calloc(a, (size_t)(np ? np : 1), sizeof(of_part_t));
-            if (!name || !res[i].parts)
-                return NULL;
-            if (t->name.len > 0)
-                memcpy(name, t->name.ptr, (size_t)t->name.len);
-            res[i].n_parts = np;
-            for (int j = 0; j < np; j++) {
-                const grp_offset_t *o =
-                    gs ? grp_offset_get(gs->coord, op->group, name, t->parts[j]) : NULL;
-                res[i].parts[j] =
-                    (of_part_t){t->parts[j], o ? o->offset : -1, o ? o->leader_epoch : -1,
-                                o ? arena_str(a, o->metadata) : KP_STR_LIT("")};
-                if (o && !o->metadata)
-                    res[i].parts[j].metadata = KP_STR_LIT("");
-            }
-        }
-        *n_out = x->n_topics;
-        return res;
-    }
-    grp_t *g = gs ? grp_find(gs->coord, op->group) : NULL;
-    int n = 0;
-    const grp_offset_t *os = g && grp_state(g) != GRP_DEAD ? grp_offsets(g, &n) : NULL;
-    int nt = 0;
-    for (int i = 0; i < n; i++)
-        nt += i == 0 || strcmp(os[i].topic, os[i - 1].topic) != 0;
-    res = kp_arena_calloc(a, (size_t)(nt ? nt : 1), sizeof(*res));
-    if (!res)
-        return NULL;
-    for (int i = 0, t = -1; i < n; i++) {
-        if (i == 0 || strcmp(os[i].topic, os[i - 1].topic) != 0) {
-            int k = i;
-            while (k < n && !strcmp(os[k].topic, os[i].topic))
-                k++;
-            t++;
-            res[t].name = arena_str(a, os[i].topic);
-            res[t].parts = kp_arena_calloc(a, (size_t)(k - i), sizeof(of_part_t));
-            if (!res[t].parts)
-                return NULL;
-        }
-        res[t].parts[res[t].n_parts++] =
-            (of_part_t){os[i].partition, os[i].offset, os[i].leader_epoch,
-                        os[i].metadata ? arena_str(a, os[i].metadata) : KP_STR_LIT("")};
-    }
-    *n_out = nt;
-    return res;
-}
-
-static void offset_fetch_run(gop_t *op, gshard_t *gs)
-{
-    kp_offset_fetch_response_t *r = op->resp;
-    int16_t v = op->req->hdr.request_api_version;
-    kp_arena_t *a = &op->arena;
-    int nt = 0;
-    of_res_t *res = offsets_collect(op, gs, op->extra, &nt);
-    int16_t err = !gs ? KP_ERR_COORDINATOR_NOT_AVAILABLE : !res ? KP_ERR_UNKNOWN_SERVER_ERROR : 0;
-    if (v >= 8) {
-        kp_offset_fetch_response_group_t *rg = &r->groups[op->index];
-        rg->error_code = err;
-        rg->topics = err ? NULL : kp_arena_calloc(a, (size_t)(nt ? nt : 1), sizeof(*rg->topics));
-        for (int i = 0; rg->topics && i < nt; i++) {
-            kp_offset_fetch_response_topics_t *t = &rg->topics[i];
-            kp_offset_fetch_response_topics_init(t);
-            t->name = res[i].name;
-            t->partitions = kp_arena_calloc(a, (size_t)(res[i].n_parts ? res[i].n_parts : 1),
-                                            sizeof(*t->partitions));
-            if (!t->partitions) {
-                rg->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
-                break;
-            }
-            for (int j = 0; j < res[i].n_parts; j++) {
-                kp_offset_fetch_response_partitions_t *p = &t->partitions[j];
-                kp_offset_fetch_response_partitions_init(p);
-                p->partition_index = res[i].parts[j].partition;
-                p->committed_offset = res[i].parts[j].offset;
-                p->committed_leader_epoch = res[i].parts[j].leader_epoch;
-                p->metadata = res[i].parts[j].metadata;
-            }
-            t->n_partitions = res[i].n_parts;
-            rg->n_topics++;
-        }
-    } else {
-        if (v >= 2)
-            r->error_code = err;
-        r->topics = res ? kp_arena_calloc(a, (size_t)(nt ? nt : 1), sizeof(*r->topics)) : NULL;
-        for (int i = 0; r->topics && i < nt; i++) {
-            kp_offset_fetch_response_topic_t *t = &r->topics[i];
-            kp_offset_fetch_response_topic_init(t);
-            t->name = res[i].name;
-            t->partitions = kp_arena_calloc(a, (size_t)(res[i].n_parts ? res[i].n_parts : 1),
-                                            sizeof(*t->partitions));
-            if (!t->partitions)
-                break;
-            for (int j = 0; j < res[i].n_parts; j++) {
-                kp_offset_fetch_response_partition_t *p = &t->partitions[j];
-                kp_offset_fetch_response_partition_init(p);
-                p->partition_index = res[i].parts[j].partition;
-                p->committed_offset = res[i].parts[j].offset;
-                if (v >= 5)
-                    p->committed_leader_epoch = res[i].parts[j].leader_epoch;
-                p->metadata = res[i].parts[j].metadata;
-                p->error_code = v < 2 ? err : 0;
-            }
-            t->n_partitions = res[i].n_parts;
-            r->n_topics++;
-        }
-    }
-    if (gs)
-        gop_done(op, gs);
-}
-
-void kh_offset_fetch(kh_req_t *req)
-{
-    kp_offset_fetch_request_t *q = req->msg;
-    int16_t v = req->hdr.request_api_version;
-    gstate_t *st = gstart(req, sizeof(kp_offset_fetch_response_t));
-    if (!st)
-        goto oom;
-    kp_offset_fetch_response_t *r = st->resp;
-    kp_offset_fetch_response_init(r);
-    if (v < 8) {
-        of_x_t *x = kp_arena_alloc(&req->arena, sizeof(*x));
-        char *group = kh_cstr(req, q->group_id);
-        if (!x || !group)
-            goto oom;
-        if (q->n_topics >= 0) {
-            x->n_topics = q->n_topics;
-            x->topics = kp_arena_calloc(&req->arena, (size_t)x->n_topics + 1, sizeof(*x->topics));
-            if (!x->topics)
-                goto oom;
-            for (int i = 0; i < x->n_topics; i++)
-                x->topics[i] = (of_topic_t){q->topics[i].name, q->topics[i].partition_indexes,
-                                            q->topics[i].n_partition_indexes};
-        }
-        if (!group[0]) {
-            if (v >= 2)
-                r->error_code = KP_ERR_INVALID_GROUP_ID;
-        } else {
-            gop_t *op = gop_send(req, group, 0, offset_fetch_run, r);
-            if (!op)
-                goto oom;
-            op->extra = x;
-        }
-    } else {
-        int ng = q->n_groups > 0 ? q->n_groups : 0;
-        r->groups = kp_arena_calloc(&req->arena, (size_t)(ng ? ng : 1), sizeof(*r->groups));
-        if (!r->groups)
-            goto oom;
-        r->n_groups = ng;
-        for (int g = 0; g < ng; g++) {
-            kp_offset_fetch_request_group_t *qg = &q->groups[g];
-            kp_offset_fetch_response_group_t *rg = &r->groups[g];
-            kp_offset_fetch_response_group_init(rg);
-            rg->group_id = qg->group_id;
-            of_x_t *x = kp_arena_alloc(&req->arena, sizeof(*x));
-            char *group = kh_cstr(req, qg->group_id);
-            if (!x || !group)
-                goto oom;
-            if (qg->n_topics >= 0) {
-                x->n_topics = qg->n_topics;
-                x->topics =
-                    kp_arena_calloc(&req->arena, (size_t)x->n_topics + 1, sizeof(*x->topics));
-                if (!x->topics)
-                    goto oom;
-                for (int i = 0; i < x->n_topics; i++)
-                    x->topics[i] = (of_topic_t){qg->topics[i].name, qg->topics[i].partition_indexes,
-                                                qg->topics[i].n_partition_indexes};
-            }
-            if (!group[0]) {
-                rg->error_code = KP_ERR_INVALID_GROUP_ID;
-                continue;
-            }
-            gop_t *op = gop_send(req, group, g, offset_fetch_run, r);
-            if (!op)
-                goto oom;
-            op->extra = x;
-        }
-    }
-    grelease(req);
+    kh_group__release(req);
     return;
 oom:
     kh_fail_conn(req, "out of memory");
@@ -1204,8 +773,8 @@ static void list_run(gop_t *op, gshard_t *gs)
             continue;
         kp_list_groups_response_listed_group_t *lg = &x->groups[x->n++];
         kp_list_groups_response_listed_group_init(lg);
-        lg->group_id = arena_str(&op->arena, grp_id(g));
-        lg->protocol_type = arena_str(&op->arena, grp_protocol_type(g));
+        lg->group_id = kh_group__arena_str(&op->arena, grp_id(g));
+        lg->protocol_type = kh_group__arena_str(&op->arena, grp_protocol_type(g));
         if (v >= 4)
             lg->group_state = kp_str_from_cstr(grp_state_name(grp_state(g)));
         if (v >= 5)
@@ -1248,7 +817,7 @@ static void list_on_shard(rt_shard_t *sh, void *arg)
 
 void kh_list_groups(kh_req_t *req)
 {
-    gstate_t *st = gstart(req, sizeof(kp_list_groups_response_t));
+    gstate_t *st = kh_group__start(req, sizeof(kp_list_groups_response_t));
     if (!st)
         goto oom;
     kp_list_groups_response_t *r = st->resp;
@@ -1287,19 +856,19 @@ static void describe_run(gop_t *op, gshard_t *gs)
     if (!g || grp_state(g) == GRP_DEAD) {
         d->group_state = KP_STR_LIT("Dead");
         if (gs)
-            gop_done(op, gs);
+            kh_group__done(op, gs);
         return;
     }
     bool stable = grp_state(g) == GRP_STABLE;
     d->group_state = kp_str_from_cstr(grp_state_name(grp_state(g)));
-    d->protocol_type = arena_str(a, grp_protocol_type(g));
-    d->protocol_data =
-        stable && grp_protocol_name(g) ? arena_str(a, grp_protocol_name(g)) : KP_STR_LIT("");
+    d->protocol_type = kh_group__arena_str(a, grp_protocol_type(g));
+    d->protocol_data = stable && grp_protocol_name(g) ? kh_group__arena_str(a, grp_protocol_name(g))
+                                                      : KP_STR_LIT("");
     int n = grp_n_members(g);
     d->members = kp_arena_calloc(a, (size_t)(n ? n : 1), sizeof(*d->members));
     if (!d->members) {
         d->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
-        gop_done(op, gs);
+        kh_group__done(op, gs);
         return;
     }
     int16_t v = op->req->hdr.request_api_version;
@@ -1308,24 +877,24 @@ static void describe_run(gop_t *op, gshard_t *gs)
         grp_member_desc(g, i, &md);
         kp_describe_groups_response_described_group_member_t *m = &d->members[i];
         kp_describe_groups_response_described_group_member_init(m);
-        m->member_id = arena_str(a, md.member_id);
+        m->member_id = kh_group__arena_str(a, md.member_id);
         if (v >= 4 && md.instance_id)
-            m->group_instance_id = arena_str(a, md.instance_id);
-        m->client_id = arena_str(a, md.client_id);
-        m->client_host = arena_str(a, md.client_host);
-        m->member_metadata = stable ? arena_bytes(a, md.metadata, md.metadata_len)
+            m->group_instance_id = kh_group__arena_str(a, md.instance_id);
+        m->client_id = kh_group__arena_str(a, md.client_id);
+        m->client_host = kh_group__arena_str(a, md.client_host);
+        m->member_metadata = stable ? kh_group__arena_bytes(a, md.metadata, md.metadata_len)
                                     : (kp_bytes_t){(const uint8_t *)"", 0};
-        m->member_assignment = stable ? arena_bytes(a, md.assignment, md.assignment_len)
+        m->member_assignment = stable ? kh_group__arena_bytes(a, md.assignment, md.assignment_len)
                                       : (kp_bytes_t){(const uint8_t *)"", 0};
     }
     d->n_members = n;
-    gop_done(op, gs);
+    kh_group__done(op, gs);
 }
 
 void kh_describe_groups(kh_req_t *req)
 {
     kp_describe_groups_request_t *q = req->msg;
-    gstate_t *st = gstart(req, sizeof(kp_describe_groups_response_t));
+    gstate_t *st = kh_group__start(req, sizeof(kp_describe_groups_response_t));
     if (!st)
         goto oom;
     kp_describe_groups_response_t *r = st->resp;
@@ -1349,10 +918,10 @@ void kh_describe_groups(kh_req_t *req)
             d->error_code = KP_ERR_INVALID_GROUP_ID;
             continue;
         }
-        if (!gop_send(req, group, i, describe_run, r))
+        if (!kh_group__send(req, group, i, describe_run, r))
             goto oom;
     }
-    grelease(req);
+    kh_group__release(req);
     return;
 oom:
     kh_fail_conn(req, "out of memory");
@@ -1372,7 +941,7 @@ static void delete_done(wop_t *w, int status)
         ST_INFO("grp", "deleted group=%s", op->group);
     }
     grp_delete_end(gs->coord, op->group);
-    gop_done(op, gs);
+    kh_group__done(op, gs);
 }
 
 static void delete_run(gop_t *op, gshard_t *gs)
@@ -1384,9 +953,9 @@ static void delete_run(gop_t *op, gshard_t *gs)
         return;
     }
     res->error_code = grp_delete_begin(gs->coord, op->group);
-    wop_t *w = res->error_code ? NULL : wop_new(1, delete_done, op);
+    wop_t *w = res->error_code ? NULL : kh_group__wop_new(1, delete_done, op);
     if (w && !(w->rows[0].group = strdup(op->group))) {
-        rows_free(w->rows, 1);
+        kh_group__rows_free(w->rows, 1);
         free(w);
         w = NULL;
     }
@@ -1395,19 +964,19 @@ static void delete_run(gop_t *op, gshard_t *gs)
             res->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
             grp_delete_end(gs->coord, op->group);
         }
-        gop_done(op, gs);
+        kh_group__done(op, gs);
         return;
     }
     w->n_rows = 1;
     w->rows[0].kind = GOFFS_DEL;
     w->rows[0].partition = -1;
-    writer_submit(gs, w);
+    kh_group__write(gs, w);
 }
 
 void kh_delete_groups(kh_req_t *req)
 {
     kp_delete_groups_request_t *q = req->msg;
-    gstate_t *st = gstart(req, sizeof(kp_delete_groups_response_t));
+    gstate_t *st = kh_group__start(req, sizeof(kp_delete_groups_response_t));
     if (!st)
         goto oom;
     kp_delete_groups_response_t *r = st->resp;
@@ -1431,136 +1000,10 @@ void kh_delete_groups(kh_req_t *req)
             res->error_code = !group[0] ? KP_ERR_INVALID_GROUP_ID : KP_ERR_GROUP_ID_NOT_FOUND;
             continue;
         }
-        if (!gop_send(req, group, i, delete_run, r))
+        if (!kh_group__send(req, group, i, delete_run, r))
             goto oom;
     }
-    grelease(req);
-    return;
-oom:
-    kh_fail_conn(req, "out of memory");
-}
-
-/* ---- OffsetDelete ---- */
-
-static void odel_done(wop_t *w, int status)
-{
-    gop_t *op = w->arg;
-    gshard_t *gs = t_gs;
-    kp_offset_delete_response_t *r = op->resp;
-    if (status != 0) {
-        r->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
-    } else {
-        for (int i = 0; i < w->n_rows; i++)
-            grp_offsets_delete(gs->coord, op->group, w->rows[i].topic, w->rows[i].partition);
-    }
-    gop_done(op, gs);
-}
-
-static void odel_run(gop_t *op, gshard_t *gs)
-{
-    kp_offset_delete_request_t *q = op->req->msg;
-    kp_offset_delete_response_t *r = op->resp;
-    if (!gs) {
-        r->error_code = KP_ERR_COORDINATOR_NOT_AVAILABLE;
-        return;
-    }
-    grp_t *g = grp_find(gs->coord, op->group);
-    if (!g || grp_state(g) == GRP_DEAD) {
-        r->error_code = KP_ERR_GROUP_ID_NOT_FOUND;
-        gop_done(op, gs);
-        return;
-    }
-    bool empty = grp_state(g) == GRP_EMPTY;
-    if (!empty && strcmp(grp_protocol_type(g), "consumer") != 0) {
-        r->error_code = KP_ERR_NON_EMPTY_GROUP;
-        gop_done(op, gs);
-        return;
-    }
-    int n = 0;
-    for (int i = 0; i < r->n_topics; i++)
-        n += r->topics[i].n_partitions;
-    wop_t *w = wop_new(n, odel_done, op);
-    if (!w) {
-        r->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
-        gop_done(op, gs);
-        return;
-    }
-    for (int i = 0; i < r->n_topics; i++) {
-        kp_offset_delete_response_topic_t *t = &r->topics[i];
-        char *topic =
-            strndup(t->name.ptr ? t->name.ptr : "", (size_t)(t->name.len > 0 ? t->name.len : 0));
-        bool busy = topic && !empty && grp_subscribed(g, topic);
-        for (int j = 0; j < t->n_partitions; j++) {
-            kp_offset_delete_response_partition_t *p = &t->partitions[j];
-            if (p->error_code)
-                continue;
-            if (!topic) {
-                p->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
-            } else if (busy) {
-                p->error_code = KP_ERR_GROUP_SUBSCRIBED_TO_TOPIC;
-            } else {
-                goffs_row_t *row = &w->rows[w->n_rows++];
-                row->kind = GOFFS_DEL;
-                row->group = strdup(op->group);
-                row->topic = strdup(topic);
-                row->partition = p->partition_index;
-            }
-        }
-        free(topic);
-    }
-    (void)q;
-    if (w->n_rows == 0) {
-        rows_free(w->rows, 0);
-        free(w);
-        gop_done(op, gs);
-        return;
-    }
-    writer_submit(gs, w);
-}
-
-void kh_offset_delete(kh_req_t *req)
-{
-    kp_offset_delete_request_t *q = req->msg;
-    gstate_t *st = gstart(req, sizeof(kp_offset_delete_response_t));
-    char *group = kh_cstr(req, q->group_id);
-    if (!st || !group)
-        goto oom;
-    kp_offset_delete_response_t *r = st->resp;
-    kp_offset_delete_response_init(r);
-    int nt = q->n_topics > 0 ? q->n_topics : 0;
-    r->topics = kp_arena_calloc(&req->arena, (size_t)(nt ? nt : 1), sizeof(*r->topics));
-    if (!r->topics)
-        goto oom;
-    r->n_topics = nt;
-    meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
-    for (int i = 0; i < nt; i++) {
-        kp_offset_delete_request_topic_t *qt = &q->topics[i];
-        kp_offset_delete_response_topic_t *t = &r->topics[i];
-        kp_offset_delete_response_topic_init(t);
-        t->name = qt->name;
-        int np = qt->n_partitions > 0 ? qt->n_partitions : 0;
-        t->partitions = kp_arena_calloc(&req->arena, (size_t)(np ? np : 1), sizeof(*t->partitions));
-        if (!t->partitions) {
-            meta_snap_put(snap);
-            goto oom;
-        }
-        t->n_partitions = np;
-        const meta_topic_t *mt =
-            qt->name.len > 0 ? meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len) : NULL;
-        for (int j = 0; j < np; j++) {
-            kp_offset_delete_response_partition_init(&t->partitions[j]);
-            t->partitions[j].partition_index = qt->partitions[j].partition_index;
-            if (!mt || qt->partitions[j].partition_index < 0 ||
-                qt->partitions[j].partition_index >= mt->n_partitions)
-                t->partitions[j].error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-        }
-    }
-    meta_snap_put(snap);
-    if (!group[0])
-        r->error_code = KP_ERR_INVALID_GROUP_ID;
-    else if (!gop_send(req, group, 0, odel_run, r))
-        goto oom;
-    grelease(req);
+    kh_group__release(req);
     return;
 oom:
     kh_fail_conn(req, "out of memory");

@@ -490,6 +490,15 @@ static void test_grp_delete_only_empty_groups(void **state)
     assert_int_equal(grp_leave(c, "g", a.member, NULL), KP_ERR_NONE);
     assert_int_equal(grp_leave(c, "g", a.member, NULL), KP_ERR_UNKNOWN_MEMBER_ID);
     assert_int_equal(grp_state(grp_find(c, "g")), GRP_EMPTY);
+    /* An empty group takes the protocol type of its next first member. */
+    grp_join_req_t other = jreq("", k_range, 1);
+    other.protocol_type = "connect";
+    other.require_known_member_id = false;
+    join_rec_t o = {0};
+    grp_join(c, &other, join_done, &o);
+    assert_int_equal(o.err, 0);
+    assert_string_equal(grp_protocol_type(grp_find(c, "g")), "connect");
+    assert_int_equal(grp_leave(c, "g", o.member, NULL), KP_ERR_NONE);
     assert_int_equal(grp_delete_begin(c, "g"), KP_ERR_NONE);
     join_rec_t j = {0};
     grp_join_req_t q = jreq("", k_range, 1);
