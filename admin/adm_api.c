@@ -80,27 +80,50 @@ static void tp_free(void *arg)
     }
 }
 
-/* The local state of one partition, on its shard. */
-static json_t *partition_json(const char *topic, int32_t p, plog_t *log, int shard)
+/* The local state of one partition, read on its shard. topic is borrowed
+ * from the gather's argument (which outlives the rows). */
+typedef struct {
+    const char *topic;
+    int32_t partition;
+    int shard;
+    bool is_open;
+    int64_t log_start, local_start, end, durable, size_bytes;
+    int segments;
+} prow_t;
+
+/* A shard's answer: n rows. */
+typedef struct {
+    size_t n;
+    prow_t rows[];
+} prows_t;
+
+static void prow_fill(prow_t *r, const char *topic, int32_t p, plog_t *log, int shard)
 {
+    memset(r, 0, sizeof(*r));
+    r->topic = topic;
+    r->partition = p;
+    r->shard = shard;
     if (!log)
-        return json_pack("{s:s,s:i,s:i,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:i}", "topic", topic,
-                         "partition", (int)p, "shard", shard, "open", 0, "log_start_offset",
-                         (json_int_t)0, "local_start_offset", (json_int_t)0, "high_watermark",
-                         (json_int_t)0, "end_offset", (json_int_t)0, "durable_offset",
-                         (json_int_t)0, "size_bytes", (json_int_t)0, "segments", 0);
-    int64_t start = plog_start_offset(log);
-    int n_segs = plog_segment_count(log);
-    int64_t local_start = n_segs > 0 ? plog_segment_base(log, 0) : start;
-    if (local_start < start)
-        local_start = start;
-    int64_t end = plog_end_offset(log);
-    return json_pack("{s:s,s:i,s:i,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:i}", "topic", topic, "partition",
-                     (int)p, "shard", shard, "open", 1, "log_start_offset", (json_int_t)start,
-                     "local_start_offset", (json_int_t)local_start, "high_watermark",
-                     (json_int_t)end, "end_offset", (json_int_t)end, "durable_offset",
-                     (json_int_t)plog_durable_offset(log), "size_bytes",
-                     (json_int_t)plog_size_bytes(log), "segments", n_segs);
+        return;
+    r->is_open = true;
+    r->log_start = plog_start_offset(log);
+    r->segments = plog_segment_count(log);
+    r->local_start = r->segments > 0 ? plog_segment_base(log, 0) : r->log_start;
+    if (r->local_start < r->log_start)
+        r->local_start = r->log_start;
+    r->end = plog_end_offset(log);
+    r->durable = plog_durable_offset(log);
+    r->size_bytes = plog_size_bytes(log);
+}
+
+static json_t *partition_json(const prow_t *r)
+{
+    return json_pack("{s:s,s:i,s:i,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:i}", "topic", r->topic,
+                     "partition", (int)r->partition, "shard", r->shard, "open", r->is_open,
+                     "log_start_offset", (json_int_t)r->log_start, "local_start_offset",
+                     (json_int_t)r->local_start, "high_watermark", (json_int_t)r->end, "end_offset",
+                     (json_int_t)r->end, "durable_offset", (json_int_t)r->durable, "size_bytes",
+                     (json_int_t)r->size_bytes, "segments", r->segments);
 }
 
 static void on_shard_partition(rt_shard_t *sh, adm_gather_t *g, int slot)
@@ -108,16 +131,23 @@ static void on_shard_partition(rt_shard_t *sh, adm_gather_t *g, int slot)
     tp_arg_t *a = g->arg;
     part_shard_t *ps = adm_shard_parts(sh);
     plog_t *log = ps ? part_get(ps, a->topic, a->partition) : NULL;
-    g->result[slot] = partition_json(a->topic, a->partition, log, rt_shard_id(sh));
+    prows_t *rs = malloc(sizeof(*rs) + sizeof(prow_t));
+    if (rs) {
+        rs->n = 1;
+        prow_fill(&rs->rows[0], a->topic, a->partition, log, rt_shard_id(sh));
+    }
+    g->result[slot] = rs; /* NULL (out of memory) answers 500 */
 }
 
 static void partition_done(adm_gather_t *g)
 {
     adm_call_t *call = g->call;
     g->call = NULL;
-    json_t *r = g->result[0];
-    g->result[0] = NULL;
-    adm_reply_json(call, 200, r);
+    prows_t *rs = g->result[0];
+    if (!rs || rs->n != 1)
+        adm_reply_error(call, 500, "internal", "out of memory");
+    else
+        adm_reply_json(call, 200, partition_json(&rs->rows[0]));
 }
 
 /* Parse a decimal partition id. @return 0 or -1. */
@@ -189,14 +219,22 @@ static void scan_free(void *arg)
     free(a);
 }
 
-/* On each shard: the partitions it owns, as a JSON array. */
+/* On each shard: the partitions it owns. Topic names are borrowed from the
+ * snapshot the gather's argument references. */
 static void on_shard_scan(rt_shard_t *sh, adm_gather_t *g, int slot)
 {
     scan_arg_t *a = g->arg;
     part_shard_t *ps = adm_shard_parts(sh);
     int me = rt_shard_id(sh), n = rt_shard_count(rt_shard_rt(sh));
-    json_t *arr = json_array();
-    for (int i = 0; arr && i < a->snap->n_topics; i++) {
+    size_t cap = 0;
+    for (int i = 0; i < a->snap->n_topics; i++)
+        if (!a->topic || !strcmp(a->topic, a->snap->topics[i].name))
+            cap += (size_t)a->snap->topics[i].n_partitions;
+    prows_t *rs = malloc(sizeof(*rs) + (cap ? cap : 1) * sizeof(prow_t));
+    if (!rs)
+        return; /* NULL: answered 500 */
+    rs->n = 0;
+    for (int i = 0; i < a->snap->n_topics; i++) {
         const meta_topic_t *t = &a->snap->topics[i];
         if (a->topic && strcmp(a->topic, t->name) != 0)
             continue;
@@ -204,37 +242,43 @@ static void on_shard_scan(rt_shard_t *sh, adm_gather_t *g, int slot)
             if (rt_shard_for(t->name, p, n) != me)
                 continue;
             plog_t *log = ps ? part_get(ps, t->name, p) : NULL;
-            json_array_append_new(arr, partition_json(t->name, p, log, me));
+            prow_fill(&rs->rows[rs->n++], t->name, p, log, me);
         }
     }
-    g->result[slot] = arr;
+    g->result[slot] = rs;
 }
 
 /* Every partition answered by the shards, sorted by (topic, partition). */
-static int cmp_part(const void *x, const void *y)
+static int cmp_row(const void *x, const void *y)
 {
-    json_t *a = *(json_t *const *)x, *b = *(json_t *const *)y;
-    int c = strcmp(json_string_value(json_object_get(a, "topic")),
-                   json_string_value(json_object_get(b, "topic")));
+    const prow_t *a = *(const prow_t *const *)x, *b = *(const prow_t *const *)y;
+    int c = strcmp(a->topic, b->topic);
     if (c)
         return c;
-    return (int)(json_integer_value(json_object_get(a, "partition")) -
-                 json_integer_value(json_object_get(b, "partition")));
+    return a->partition < b->partition ? -1 : a->partition > b->partition;
 }
 
-static json_t **collect(adm_gather_t *g, size_t *n_out)
+/* @return the rows (an owned array of borrowed pointers), or NULL when a
+ * shard could not answer or memory ran out. */
+static const prow_t **collect(adm_gather_t *g, size_t *n_out)
 {
     size_t n = 0;
-    for (int i = 0; i < g->n; i++)
-        n += json_array_size(g->result[i]);
-    json_t **v = calloc(n ? n : 1, sizeof(*v));
+    for (int i = 0; i < g->n; i++) {
+        const prows_t *rs = g->result[i];
+        if (!rs)
+            return NULL;
+        n += rs->n;
+    }
+    const prow_t **v = calloc(n ? n : 1, sizeof(*v));
     if (!v)
         return NULL;
     size_t k = 0;
-    for (int i = 0; i < g->n; i++)
-        for (size_t j = 0; j < json_array_size(g->result[i]); j++)
-            v[k++] = json_array_get(g->result[i], j);
-    qsort(v, n, sizeof(*v), cmp_part);
+    for (int i = 0; i < g->n; i++) {
+        const prows_t *rs = g->result[i];
+        for (size_t j = 0; j < rs->n; j++)
+            v[k++] = &rs->rows[j];
+    }
+    qsort(v, n, sizeof(*v), cmp_row);
     *n_out = n;
     return v;
 }
@@ -257,13 +301,20 @@ static json_t *remote_summary(const adm_server_t *s)
                      "cache_bytes", "cache_hit_rate", "last_error", "upload_lag_bytes");
 }
 
+static json_t *topic_summary(const char *topic, int n_parts, int64_t bytes, int64_t segs)
+{
+    return upload_fields(json_pack("{s:s,s:i,s:I,s:I}", "topic", topic, "partitions", n_parts,
+                                   "local_bytes", (json_int_t)bytes, "local_segments",
+                                   (json_int_t)segs));
+}
+
 static void storage_done(adm_gather_t *g)
 {
     scan_arg_t *a = g->arg;
     adm_call_t *call = g->call;
     g->call = NULL;
     size_t n = 0;
-    json_t **v = collect(g, &n);
+    const prow_t **v = collect(g, &n);
     if (!v) {
         adm_reply_error(call, 500, "internal", "out of memory");
         return;
@@ -271,39 +322,27 @@ static void storage_done(adm_gather_t *g)
     json_t *doc = json_object();
     json_t *parts = json_array();
     json_t *topics = json_array();
-    int64_t bytes = 0, segs = 0;
-    json_t *cur = NULL;
-    const char *cur_name = NULL;
+    int64_t bytes = 0, segs = 0;     /* all partitions */
+    int64_t t_bytes = 0, t_segs = 0; /* the current topic's */
+    int t_parts = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *tn = json_string_value(json_object_get(v[i], "topic"));
-        int64_t b = json_integer_value(json_object_get(v[i], "size_bytes"));
-        int64_t sg = json_integer_value(json_object_get(v[i], "segments"));
-        bytes += b;
-        segs += sg;
-        if (!cur_name || strcmp(cur_name, tn) != 0) {
-            cur = json_pack("{s:s,s:i,s:I,s:I}", "topic", tn, "partitions", 0, "local_bytes",
-                            (json_int_t)0, "local_segments", (json_int_t)0);
-            json_array_append_new(topics, upload_fields(cur));
-            cur_name = tn;
+        const prow_t *r = v[i];
+        bytes += r->size_bytes;
+        segs += r->segments;
+        t_bytes += r->size_bytes;
+        t_segs += r->segments;
+        t_parts++;
+        if (i + 1 == n || strcmp(v[i + 1]->topic, r->topic) != 0) {
+            json_array_append_new(topics, topic_summary(r->topic, t_parts, t_bytes, t_segs));
+            t_bytes = t_segs = t_parts = 0;
         }
-        json_object_set_new(
-            cur, "partitions",
-            json_integer(json_integer_value(json_object_get(cur, "partitions")) + 1));
-        json_object_set_new(
-            cur, "local_bytes",
-            json_integer(json_integer_value(json_object_get(cur, "local_bytes")) + b));
-        json_object_set_new(
-            cur, "local_segments",
-            json_integer(json_integer_value(json_object_get(cur, "local_segments")) + sg));
-        json_t *pj = json_pack("{s:i,s:i,s:O,s:O,s:O,s:O,s:O}", "partition",
-                               (int)json_integer_value(json_object_get(v[i], "partition")), "shard",
-                               (int)json_integer_value(json_object_get(v[i], "shard")),
-                               "local_bytes", json_object_get(v[i], "size_bytes"), "local_segments",
-                               json_object_get(v[i], "segments"), "log_start_offset",
-                               json_object_get(v[i], "log_start_offset"), "local_start_offset",
-                               json_object_get(v[i], "local_start_offset"), "end_offset",
-                               json_object_get(v[i], "end_offset"));
-        json_array_append_new(parts, upload_fields(pj));
+        json_array_append_new(
+            parts,
+            upload_fields(json_pack("{s:i,s:i,s:I,s:i,s:I,s:I,s:I}", "partition", (int)r->partition,
+                                    "shard", r->shard, "local_bytes", (json_int_t)r->size_bytes,
+                                    "local_segments", r->segments, "log_start_offset",
+                                    (json_int_t)r->log_start, "local_start_offset",
+                                    (json_int_t)r->local_start, "end_offset", (json_int_t)r->end)));
     }
     free(v);
     if (a->topic) {
@@ -373,7 +412,7 @@ static void metrics_done(adm_gather_t *g)
     adm_server_t *s = call->s;
     g->call = NULL;
     size_t n = 0;
-    json_t **v = collect(g, &n);
+    const prow_t **v = collect(g, &n); /* NULL: no partition gauges this time */
     st_mtext_t t = {0};
     st_metrics_render(&t, label_name);
     st_mtext_printf(&t,
@@ -384,23 +423,24 @@ static void metrics_done(adm_gather_t *g)
                     "# HELP strata_shards Shards (threads with one event loop each).\n"
                     "# TYPE strata_shards gauge\nstrata_shards %d\n",
                     STRATA_VERSION, uptime_s(s), rt_shard_count(s->o.rt));
-    static const struct {
-        const char *name, *field, *help;
-    } k_gauges[] = {
-        {"strata_log_size_bytes", "size_bytes", "Bytes of a partition's local log on disk."},
-        {"strata_log_segments", "segments", "Segments of a partition's local log."},
-        {"strata_log_start_offset", "log_start_offset", "Log start offset of a partition."},
-        {"strata_log_end_offset", "end_offset", "Log end offset (next offset) of a partition."},
+    static const char *const k_gauges[][2] = {
+        {"strata_log_size_bytes", "Bytes of a partition's local log on disk."},
+        {"strata_log_segments", "Segments of a partition's local log."},
+        {"strata_log_start_offset", "Log start offset of a partition."},
+        {"strata_log_end_offset", "Log end offset (next offset) of a partition."},
     };
     for (size_t m = 0; m < sizeof(k_gauges) / sizeof(k_gauges[0]); m++) {
-        st_mtext_printf(&t, "# HELP %s %s\n# TYPE %s gauge\n", k_gauges[m].name, k_gauges[m].help,
-                        k_gauges[m].name);
+        st_mtext_printf(&t, "# HELP %s %s\n# TYPE %s gauge\n", k_gauges[m][0], k_gauges[m][1],
+                        k_gauges[m][0]);
         for (size_t i = 0; v && i < n; i++) {
-            st_mtext_printf(&t, "%s{topic=\"", k_gauges[m].name);
-            st_mtext_label(&t, json_string_value(json_object_get(v[i], "topic")));
-            st_mtext_printf(&t, "\",partition=\"%" PRId64 "\"} %" PRId64 "\n",
-                            (int64_t)json_integer_value(json_object_get(v[i], "partition")),
-                            (int64_t)json_integer_value(json_object_get(v[i], k_gauges[m].field)));
+            const prow_t *r = v[i];
+            int64_t val = m == 0   ? r->size_bytes
+                          : m == 1 ? r->segments
+                          : m == 2 ? r->log_start
+                                   : r->end;
+            st_mtext_printf(&t, "%s{topic=\"", k_gauges[m][0]);
+            st_mtext_label(&t, r->topic);
+            st_mtext_printf(&t, "\",partition=\"%d\"} %" PRId64 "\n", (int)r->partition, val);
         }
     }
     free(v);

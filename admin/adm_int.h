@@ -91,8 +91,10 @@ struct adm_gather {
     int n;       /* shards asked */
     int pending; /* answers still out (admin loop only) */
     int n_failed;
-    json_t **result; /* owned: [shard], set by fn on the shard (or NULL) */
-    void *arg;       /* owned by the endpoint: freed by free_arg */
+    /* owned: [slot], set by fn on the shard (plain data: shards build no
+     * JSON, so their part of a scrape stays cheap); freed with free() */
+    void **result;
+    void *arg; /* owned by the endpoint: freed by free_arg */
     void (*free_arg)(void *arg);
     struct adm_gpost *posts; /* owned: one message per shard asked */
 };

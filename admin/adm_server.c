@@ -185,7 +185,7 @@ part_shard_t *adm_shard_parts(rt_shard_t *sh)
 static void gather_free(adm_gather_t *g)
 {
     for (int i = 0; i < g->n; i++)
-        json_decref(g->result[i]);
+        free(g->result[i]);
     if (g->free_arg)
         g->free_arg(g->arg);
     call_free(g->call);
