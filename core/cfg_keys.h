@@ -18,6 +18,8 @@
     X(SMP, "strata.smp", CFG_INT, "0", 0, 1024, 0, "Shards (threads with one event loop each); 0 = one per core.") \
     X(QUEUE_CAPACITY, "strata.shard.queue.capacity", CFG_INT, "4096", 16, 1048576, 0,              \
       "Messages a shard's cross-shard queue holds before senders see back-pressure.")              \
+    X(REMOTE_SYSTEM_ENABLE, "remote.log.storage.system.enable", CFG_BOOL, "false", 0, 1, 0,       \
+      "Upload sealed segments of topics without their own remote.storage.enable.")                \
     X(ARCHIVE_URL, "strata.archive.url", CFG_STR, "", 0, 0, 0,                                     \
       "Object store for sealed segments: file://DIR or s3://BUCKET/PREFIX (default file://<log.dir>/archive).") \
     X(LOG_LEVEL, "strata.log.level", CFG_STR, "info", 0, 0, 1, "error, warn, info, debug or trace.") \

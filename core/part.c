@@ -63,6 +63,20 @@ int part_count(const part_shard_t *ps)
     return ps->n;
 }
 
+void part_foreach(part_shard_t *ps,
+                  void (*fn)(void *arg, const char *topic, int32_t partition, plog_t *log),
+                  void *arg)
+{
+    for (int i = 0; i < ps->n_buckets; i++)
+        for (entry_t *e = ps->buckets[i]; e; e = e->next)
+            fn(arg, e->topic, e->partition, e->log);
+}
+
+plog_shard_t *part_plog_shard(part_shard_t *ps)
+{
+    return ps->psh;
+}
+
 static int grow(part_shard_t *ps)
 {
     int nb = ps->n_buckets * 2;

@@ -57,6 +57,14 @@ void part_set_topic_config(part_shard_t *ps, const char *topic, const plog_confi
 
 int part_count(const part_shard_t *ps);
 
+/** Call fn for every open partition of this shard. @thread the shard's loop */
+void part_foreach(part_shard_t *ps,
+                  void (*fn)(void *arg, const char *topic, int32_t partition, plog_t *log),
+                  void *arg);
+
+/** The shard's log completion channel (to register plog_shard_on_sealed). */
+plog_shard_t *part_plog_shard(part_shard_t *ps);
+
 typedef void (*part_closed_cb)(void *arg);
 /** Stop the tick timer, close every log (final fdatasync), free the registry;
  * cb fires on the loop when all is closed. */

@@ -14,7 +14,9 @@
 #include "core/rt.h"
 #include "core/st_log.h"
 #include "core/st_metrics.h"
+#include "index/idx.h"
 #include "kafka/kh.h"
+#include "tiering/tier.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +38,8 @@ typedef struct {
     plog_env_t *env;
     rt_t *rt;
     meta_t *meta;
+    idx_t *idx;           /* the remote index (log.dir/remote-index.db) */
+    tier_shard_t **tiers; /* per shard: the uploader */
     kh_ctx_t kctx;
     adm_server_t *adm; /* admin HTTP API, on main_loop */
     part_opts_t popts;
@@ -83,6 +87,21 @@ static void topic_config(void *arg, const char *topic, plog_config_t *out)
     meta_snap_put(snap);
 }
 
+/* Is remote storage on for a topic? Its remote.storage.enable, else the
+ * broker's remote.log.storage.system.enable. */
+static bool topic_is_remote(void *arg, const char *topic)
+{
+    broker_t *b = arg;
+    bool on = cfg_bool(b->cfg, CFG_REMOTE_SYSTEM_ENABLE);
+    meta_snap_t *snap = meta_snap_get(b->meta);
+    const meta_topic_t *t = meta_snap_find(snap, topic, strlen(topic));
+    const char *v = t ? meta_topic_config(t, "remote.storage.enable") : NULL;
+    if (v)
+        on = !strcmp(v, "true");
+    meta_snap_put(snap);
+    return on;
+}
+
 static void shard_start(rt_shard_t *sh, void *arg)
 {
     broker_t *b = arg;
@@ -90,6 +109,11 @@ static void shard_start(rt_shard_t *sh, void *arg)
     kh_shard_t *ks = NULL;
     char err[512] = "";
     int rc = part_shard_new(sh, b->env, &b->popts, &ps, err, sizeof(err));
+    if (rc == 0) {
+        tier_opts_t to = {cfg_str(b->cfg, CFG_ARCHIVE_URL), b->idx, 2, topic_is_remote, b};
+        rc = tier_shard_new(rt_shard_loop(sh), ps, &to, &b->tiers[rt_shard_id(sh)], err,
+                            sizeof(err));
+    }
     if (rc == 0)
         rc = kh_shard_new(sh, &b->kctx, ps, &ks, err, sizeof(err));
     rt_shard_set_data(sh, ks);
@@ -117,12 +141,23 @@ static void on_parts_closed(void *arg)
     kh_shard_free(ks); /* no message can reach it any more */
 }
 
-static void on_kafka_closed(void *arg)
+static void on_tier_closed(void *arg)
 {
     rt_shard_t *sh = arg;
     kh_shard_t *ks = kh_shard_of(sh);
     kh_shard_parts_closing(ks);
     part_shard_close(kh_shard_parts(ks), on_parts_closed, sh); /* final fdatasync */
+}
+
+static void on_kafka_closed(void *arg)
+{
+    rt_shard_t *sh = arg;
+    tier_shard_t *ts = g_b.tiers[rt_shard_id(sh)];
+    g_b.tiers[rt_shard_id(sh)] = NULL;
+    if (ts)
+        tier_shard_close(ts, on_tier_closed, sh); /* uploads stop before the logs close */
+    else
+        on_tier_closed(sh);
 }
 
 static void shard_stop(rt_shard_t *sh, void *arg)
@@ -460,6 +495,12 @@ int main(int argc, char **argv)
     }
     if ((rc = kafka_context(b, dir)) != 0)
         return rc;
+    char idx_path[PATH_MAX];
+    snprintf(idx_path, sizeof(idx_path), "%s/remote-index.db", dir);
+    if ((rc = idx_open(idx_path, &b->idx, err, sizeof(err))) != 0) {
+        fprintf(stderr, "stratad: %s\n", err);
+        return 1;
+    }
     plog_config_default(&b->popts.log_cfg);
     b->popts.data_dir = dir;
     b->popts.log_cfg.segment_bytes = cfg_int(b->cfg, CFG_SEGMENT_BYTES);
@@ -483,6 +524,9 @@ int main(int argc, char **argv)
         return 1;
     }
     b->kctx.rt = b->rt;
+    b->tiers = calloc((size_t)smp, sizeof(*b->tiers));
+    if (!b->tiers)
+        return 1;
     if ((rc = st_metrics_init(smp)) != 0) {
         fprintf(stderr, "stratad: cannot start: %s\n", st_strerror(rc));
         return 1;
@@ -510,6 +554,8 @@ int main(int argc, char **argv)
     adm_server_free(b->adm); /* after the shards: they may still have answered it */
     plog_env_free(b->env);   /* drains pending deletions */
     uv_loop_close(b->main_loop);
+    idx_close(b->idx);
+    free(b->tiers);
     meta_close(b->meta);
     goffs_close(b->kctx.goffs);
     ST_INFO("stratad", "stopped %s", b->exit_code ? "after a start-up failure" : "cleanly");

@@ -1,11 +1,13 @@
 """Start and stop a real stratad for integration tests (imported by test_*.py).
 Each Broker gets its own data directory and free loopback ports."""
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 STRATAD = os.environ.get("STRATAD", "build/tools/stratad")
@@ -20,19 +22,58 @@ def free_port():
 
 
 class Proc:
-    """A stratad process started with exactly `args` (no defaults added)."""
+    """A stratad process started with exactly `args` (no defaults added).
+    A reader thread collects its output lines, so waiting for a line never
+    blocks past its timeout."""
 
     def __init__(self, *args, cwd=None, env=None):
-        self.proc = subprocess.Popen([STRATAD, *args], cwd=cwd, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = []
+        self._spawn([STRATAD, *args], cwd, env)
 
-    def wait_for(self, pattern, timeout=30):
-        deadline = time.monotonic() + timeout
+    def _spawn(self, argv, cwd, env):
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self._queue = queue.Queue()
+        self._reader = threading.Thread(target=self._read, args=(self.proc.stdout, self._queue),
+                                        daemon=True)
+        self._reader.start()
+
+    @staticmethod
+    def _read(stream, q):
+        for line in stream:
+            q.put(line)
+        q.put(None)  # end of output
+        stream.close()
+
+    def _drain(self):
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if line is not None:
+                self.lines.append(line)
+
+    def wait_for(self, pattern, timeout=30, seen=False):
+        """Wait for a log line matching pattern (with seen=True, lines already
+        read count too). The timeout is only an upper bound."""
         rx = re.compile(pattern)
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
+        if seen:
+            for line in self.lines:
+                m = rx.search(line)
+                if m:
+                    return m
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                self._queue.put(None)
                 break
             self.lines.append(line)
             m = rx.search(line)
@@ -40,29 +81,27 @@ class Proc:
                 return m
         raise AssertionError("no line matching %r in:\n%s" % (pattern, "".join(self.lines)))
 
+    def _finish(self, timeout=60):
+        self.proc.wait(timeout=timeout)
+        self._reader.join(timeout)
+        self._drain()
+        rc = self.proc.returncode
+        self.proc = None
+        return rc, "".join(self.lines)
+
     def stop(self, sig=signal.SIGTERM):
         if not self.proc:
             return 0, ""
         self.proc.send_signal(sig)
-        out, _ = self.proc.communicate(timeout=60)
-        self.lines.append(out or "")
-        rc = self.proc.returncode
-        self.proc = None
-        return rc, "".join(self.lines)
+        return self._finish()
 
     def wait_exit(self, timeout=60):
         """Wait for the process to end by itself (after a signal sent earlier)."""
-        out, _ = self.proc.communicate(timeout=timeout)
-        self.lines.append(out or "")
-        rc = self.proc.returncode
-        self.proc = None
-        return rc, "".join(self.lines)
+        return self._finish(timeout)
 
     def kill9(self):
         self.proc.kill()
-        self.proc.wait()
-        self.proc.stdout.close()
-        self.proc = None
+        self._finish()
 
 
 class Broker(Proc):
@@ -93,8 +132,7 @@ class Broker(Proc):
 
     def start(self, timeout=30):
         self.lines = []
-        self.proc = subprocess.Popen([STRATAD, *self.args], env=self.env, cwd=self.cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self._spawn([STRATAD, *self.args], self.cwd, self.env)
         self.wait_for("started", timeout)
         return self
 

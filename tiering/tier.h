@@ -1,0 +1,75 @@
+/* tier.h - tiered storage on a shard: the uploader of sealed segments.
+ * Data path: core/plog seals a segment (roll) -> tier_on_sealed() queues its
+ * partition -> the segment file is compressed into the zstd seekable object
+ * format (tiering/seg.h) on the thread pool -> obj_put() stores it under
+ * <8 hex hash>/<topic>/<partition>/<base>-<last>-<term>.seg.zst -> only then
+ * idx_segment_add() commits its row (index/idx.h) -> plog_set_uploaded()
+ * tells the log that those offsets are safely in the bucket.
+ * Invariants: 1. a partition uploads one segment at a time, in offset order;
+ *             2. a failed step is retried from the PUT with backoff, forever,
+ *                while the log keeps its data (nothing local is deleted for
+ *                a segment that is not indexed);
+ *             3. after a restart uploads resume after the highest indexed
+ *                offset, so nothing already indexed is uploaded again.
+ * Threads: everything runs on the shard's loop except the compression. */
+#ifndef TIER_H
+#define TIER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/part.h"
+#include "core/st_err.h"
+#include "index/idx.h"
+
+typedef struct tier_shard tier_shard_t;
+
+typedef struct {
+    const char *archive_url; /* borrowed: strata.archive.url (file://DIR or s3://BUCKET/PREFIX) */
+    idx_t *idx;              /* borrowed: the broker's remote index */
+    unsigned max_uploads;    /* partitions uploading at once on this shard (0 = 2) */
+    /* Is remote storage enabled for this topic (remote.storage.enable)? */
+    bool (*is_remote)(void *arg, const char *topic);
+    void *is_remote_arg;
+} tier_opts_t;
+
+/** Start the uploader of a shard: open the object store and an index client
+ * on loop, and resume every partition of ps whose topic is remote-enabled.
+ * @return 0 or an error (errbuf says why). @thread loop's thread */
+ST_MUST_CHECK int tier_shard_new(uv_loop_t *loop,
+                                 part_shard_t *ps,
+                                 const tier_opts_t *opts,
+                                 tier_shard_t **out,
+                                 char *errbuf,
+                                 size_t errbuf_len);
+
+/** plog_sealed_fn: a segment of log was sealed. arg is the tier_shard_t. */
+void tier_on_sealed(void *arg, plog_t *log, int64_t base_offset, int64_t next_offset);
+
+/** Upload whatever is sealed and not yet indexed for (topic, partition). */
+void tier_kick(tier_shard_t *ts, const char *topic, int32_t partition);
+
+typedef struct {
+    int64_t uploaded_segments; /* since start */
+    int64_t uploaded_bytes;    /* object bytes */
+    int64_t errors;            /* failed attempts (retried) */
+    int active;                /* partitions uploading now */
+} tier_stats_t;
+void tier_stats(const tier_shard_t *ts, tier_stats_t *out);
+
+typedef void (*tier_closed_cb)(void *arg);
+/** Stop uploading (an upload in flight is abandoned: its object may remain
+ * as an orphan, its row is not written), close the store and the client. */
+void tier_shard_close(tier_shard_t *ts, tier_closed_cb cb, void *arg);
+
+/** The object key of a segment: "<8 hex>/<topic>/<partition>/<base>-<last>-<term>.seg.zst". */
+void tier_object_key(const char *topic,
+                     int32_t partition,
+                     int64_t base,
+                     int64_t last,
+                     int32_t term,
+                     char *out,
+                     size_t out_len);
+
+#endif

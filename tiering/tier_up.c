@@ -1,0 +1,459 @@
+/* tier_up.c - the uploader of sealed segments (see tier.h for the data path
+ * and invariants).
+ *
+ * Partition upload states:
+ *   IDLE --kick/sealed--> COMPRESS (thread pool: segment -> seekable object)
+ *   COMPRESS --ok--> PUT (obj_put) --ok--> INDEX (idx_segment_add)
+ *   INDEX --ok--> plog_set_uploaded, next segment (COMPRESS) or IDLE
+ *   any step --error--> BACKOFF (timer, 1 s doubling to 60 s) --> COMPRESS
+ *   RESUME (at start: idx_high_offset) --> COMPRESS or IDLE
+ * The partition is looked up again in the shard's registry after every
+ * asynchronous step, so a log deleted meanwhile is simply dropped. */
+#include "core/st_log.h"
+#include "tiering/obj.h"
+#include "tiering/seg.h"
+#include "tiering/tier.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 60000
+
+typedef enum { UP_IDLE, UP_RESUME, UP_COMPRESS, UP_PUT, UP_INDEX, UP_BACKOFF } up_state_t;
+
+typedef struct up_part {
+    struct up_part *next;
+    tier_shard_t *ts;
+    char *topic; /* owned */
+    int32_t partition;
+    up_state_t state;
+    bool again; /* a segment was sealed while busy */
+    bool gone;  /* the partition was deleted or the shard is closing */
+    uint64_t backoff_ms;
+    uv_timer_t timer;
+    bool timer_init;
+    /* the segment in flight */
+    plog_seg_info_t seg;
+    bool has_seg;
+    uv_work_t work;
+    int work_err;
+    uint8_t *obj; /* owned: the object bytes */
+    size_t obj_len, obj_cap;
+    tier_seg_info_t info;
+    char key[1024];
+} up_part_t;
+
+struct tier_shard {
+    uv_loop_t *loop;
+    part_shard_t *ps;
+    tier_opts_t opts;
+    obj_store_t *store; /* owned */
+    idx_client_t *idx;  /* owned */
+    up_part_t *parts;   /* owned list */
+    int active;
+    bool closing;
+    tier_stats_t stats;
+    tier_closed_cb closed_cb;
+    void *closed_arg;
+    int closing_steps;
+};
+
+static void step(up_part_t *p);
+
+void tier_object_key(const char *topic,
+                     int32_t partition,
+                     int64_t base,
+                     int64_t last,
+                     int32_t term,
+                     char *out,
+                     size_t out_len)
+{
+    /* FNV-1a of "topic/partition": spreads keys over S3 partitions. */
+    char tp[300];
+    snprintf(tp, sizeof(tp), "%s/%d", topic, partition);
+    uint32_t h = 2166136261u;
+    for (const char *c = tp; *c; c++)
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    snprintf(out, out_len, "%08x/%s/%d/%020" PRId64 "-%020" PRId64 "-%d.seg.zst", h, topic,
+             partition, base, last, term);
+}
+
+static plog_t *part_log(up_part_t *p)
+{
+    return p->gone ? NULL : part_get(p->ts->ps, p->topic, p->partition);
+}
+
+static up_part_t *find_part(tier_shard_t *ts, const char *topic, int32_t partition, bool create)
+{
+    for (up_part_t *p = ts->parts; p; p = p->next)
+        if (p->partition == partition && !strcmp(p->topic, topic))
+            return p;
+    if (!create)
+        return NULL;
+    up_part_t *p = calloc(1, sizeof(*p));
+    if (!p || !(p->topic = strdup(topic))) {
+        free(p);
+        return NULL;
+    }
+    p->ts = ts;
+    p->partition = partition;
+    p->state = UP_IDLE;
+    p->backoff_ms = BACKOFF_MIN_MS;
+    uv_timer_init(ts->loop, &p->timer);
+    p->timer.data = p;
+    p->timer_init = true;
+    p->next = ts->parts;
+    ts->parts = p;
+    return p;
+}
+
+static void release_seg(up_part_t *p)
+{
+    if (p->has_seg)
+        plog_seg_info_release(&p->seg);
+    p->has_seg = false;
+    free(p->obj);
+    p->obj = NULL;
+    p->obj_len = p->obj_cap = 0;
+    tier_seg_info_fini(&p->info);
+    memset(&p->info, 0, sizeof(p->info));
+}
+
+static void set_idle(up_part_t *p)
+{
+    if (p->state != UP_IDLE && p->state != UP_BACKOFF)
+        p->ts->active--;
+    p->state = UP_IDLE;
+}
+
+static void on_backoff(uv_timer_t *t)
+{
+    up_part_t *p = t->data;
+    p->state = UP_IDLE;
+    step(p);
+}
+
+static void fail(up_part_t *p, const char *what, int err, const char *msg)
+{
+    p->ts->stats.errors++;
+    ST_WARN("tier", "upload %s failed tp=%s-%d err=%s %s; retrying in %" PRIu64 " ms", what,
+            p->topic, p->partition, st_strerror(err), msg ? msg : "", p->backoff_ms);
+    release_seg(p);
+    set_idle(p);
+    if (p->gone || p->ts->closing)
+        return;
+    p->state = UP_BACKOFF;
+    p->ts->active++; /* a backing-off partition still holds its slot */
+    uv_timer_start(&p->timer, on_backoff, p->backoff_ms, 0);
+    p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
+}
+
+/* ---- INDEX ---- */
+
+static void on_indexed(void *arg, int status)
+{
+    up_part_t *p = arg;
+    if (status != 0) {
+        fail(p, "index", status, NULL);
+        return;
+    }
+    plog_t *log = part_log(p);
+    if (log)
+        plog_set_uploaded(log, p->seg.next_offset);
+    p->ts->stats.uploaded_segments++;
+    p->ts->stats.uploaded_bytes += (int64_t)p->obj_len;
+    ST_INFO("tier", "uploaded tp=%s-%d offsets=%" PRId64 "-%" PRId64 " bytes=%zu key=%s", p->topic,
+            p->partition, p->seg.base_offset, p->seg.next_offset - 1, p->obj_len, p->key);
+    p->backoff_ms = BACKOFF_MIN_MS;
+    release_seg(p);
+    set_idle(p);
+    step(p); /* the next sealed segment, if any */
+}
+
+/* ---- PUT ---- */
+
+static void on_put(obj_req_t *req, obj_result_t *res, void *arg)
+{
+    up_part_t *p = arg;
+    (void)req;
+    if (res->status != 0) {
+        fail(p, "PUT", res->status, res->errmsg);
+        return;
+    }
+    if (p->gone || p->ts->closing) {
+        release_seg(p);
+        set_idle(p);
+        return;
+    }
+    p->state = UP_INDEX;
+    idx_chunk_t *chunks = calloc(p->info.n_chunks, sizeof(*chunks));
+    if (!chunks) {
+        fail(p, "index", ST_E_NOMEM, NULL);
+        return;
+    }
+    for (size_t i = 0; i < p->info.n_chunks; i++) {
+        const tier_seg_chunk_t *c = &p->info.chunks[i];
+        chunks[i] = (idx_chunk_t){c->first_offset,     c->last_offset, c->first_ts, c->max_ts,
+                                  (int64_t)c->obj_pos, c->obj_len,     c->raw_len,  c->crc32c};
+    }
+    idx_segment_t row = {.topic = p->topic,
+                         .partition = p->partition,
+                         .base_offset = p->info.base_offset,
+                         .last_offset = p->info.last_offset,
+                         .base_ts = p->info.base_ts,
+                         .max_ts = p->info.max_ts,
+                         .size = (int64_t)p->info.obj_size,
+                         .object_key = p->key,
+                         .checksum = p->info.obj_crc32c,
+                         .term = 0,
+                         .state = IDX_SEG_LIVE};
+    int rc = idx_segment_add(p->ts->idx, &row, chunks, p->info.n_chunks, on_indexed, p);
+    free(chunks);
+    if (rc != 0)
+        fail(p, "index", rc, NULL);
+}
+
+/* ---- COMPRESS (thread pool) ---- */
+
+static int sink(void *arg, const void *data, size_t len)
+{
+    up_part_t *p = arg;
+    if (p->obj_len + len > p->obj_cap) {
+        size_t cap = p->obj_cap ? p->obj_cap : (size_t)1 << 20;
+        while (cap < p->obj_len + len)
+            cap *= 2;
+        uint8_t *n = realloc(p->obj, cap);
+        if (!n)
+            return ST_E_NOMEM;
+        p->obj = n;
+        p->obj_cap = cap;
+    }
+    memcpy(p->obj + p->obj_len, data, len);
+    p->obj_len += len;
+    return 0;
+}
+
+static void compress_work(uv_work_t *w)
+{
+    up_part_t *p = w->data;
+    tier_seg_opts_t opts = {0};
+    opts.is_crc_trusted = true; /* every batch was validated when appended */
+    p->work_err = tier_seg_write_fd(p->seg.fd, 0, (off_t)p->seg.size, &opts, sink, p, &p->info);
+}
+
+static void compress_done(uv_work_t *w, int status)
+{
+    up_part_t *p = w->data;
+    int err = status ? status : p->work_err;
+    if (err != 0) {
+        fail(p, "compression", err, p->seg.path);
+        return;
+    }
+    if (p->gone || p->ts->closing) {
+        release_seg(p);
+        set_idle(p);
+        return;
+    }
+    tier_object_key(p->topic, p->partition, p->info.base_offset, p->info.last_offset, 0, p->key,
+                    sizeof(p->key));
+    p->state = UP_PUT;
+    int rc = obj_put(p->ts->store, p->key, p->obj, p->obj_len, on_put, p, NULL);
+    if (rc != 0)
+        fail(p, "PUT", rc, NULL);
+}
+
+/* ---- Scheduling ---- */
+
+static void step(up_part_t *p)
+{
+    tier_shard_t *ts = p->ts;
+    if (p->state != UP_IDLE || ts->closing || p->gone)
+        return;
+    if (ts->active >= (int)ts->opts.max_uploads) {
+        p->again = true; /* picked up when a slot frees */
+        return;
+    }
+    plog_t *log = part_log(p);
+    if (!log)
+        return;
+    if (plog_sealed_get(log, plog_uploaded_offset(log), &p->seg) != 0)
+        return; /* everything sealed is uploaded */
+    p->has_seg = true;
+    p->again = false;
+    p->state = UP_COMPRESS;
+    ts->active++;
+    p->work.data = p;
+    p->work_err = 0;
+    int rc = uv_queue_work(ts->loop, &p->work, compress_work, compress_done);
+    if (rc != 0)
+        fail(p, "compression", rc, NULL);
+}
+
+/* A slot freed: start a partition that was waiting for one. */
+static void schedule(tier_shard_t *ts)
+{
+    for (up_part_t *p = ts->parts; p && ts->active < (int)ts->opts.max_uploads; p = p->next)
+        if (p->again && p->state == UP_IDLE)
+            step(p);
+}
+
+void tier_kick(tier_shard_t *ts, const char *topic, int32_t partition)
+{
+    if (ts->closing || !ts->opts.is_remote(ts->opts.is_remote_arg, topic))
+        return;
+    up_part_t *p = find_part(ts, topic, partition, true);
+    if (!p)
+        return;
+    p->gone = false;
+    if (p->state == UP_IDLE)
+        step(p);
+    else
+        p->again = true;
+    schedule(ts);
+}
+
+void tier_on_sealed(void *arg, plog_t *log, int64_t base_offset, int64_t next_offset)
+{
+    tier_shard_t *ts = arg;
+    char topic[256];
+    int32_t partition;
+    (void)base_offset;
+    (void)next_offset;
+    const char *dir = plog_dir(log), *slash = strrchr(dir, '/');
+    if (plog_parse_dir_name(slash ? slash + 1 : dir, topic, sizeof(topic), &partition) == 0)
+        tier_kick(ts, topic, partition);
+}
+
+/* ---- Resume at start ---- */
+
+typedef struct {
+    up_part_t *p;
+} resume_t;
+
+static void on_high(void *arg, int status, int64_t offset)
+{
+    up_part_t *p = arg;
+    p->state = UP_IDLE;
+    plog_t *log = part_log(p);
+    if (status == 0 && offset >= 0 && log) {
+        plog_set_uploaded(log, offset + 1);
+        ST_INFO("tier", "resuming uploads tp=%s-%d after offset=%" PRId64, p->topic, p->partition,
+                offset);
+    } else if (status != 0 && status != ST_E_NOTFOUND) {
+        ST_WARN("tier", "cannot read the remote index tp=%s-%d: %s", p->topic, p->partition,
+                st_strerror(status));
+    }
+    step(p);
+}
+
+static void resume_one(void *arg, const char *topic, int32_t partition, plog_t *log)
+{
+    tier_shard_t *ts = arg;
+    (void)log;
+    if (!ts->opts.is_remote(ts->opts.is_remote_arg, topic))
+        return;
+    up_part_t *p = find_part(ts, topic, partition, true);
+    if (!p)
+        return;
+    p->state = UP_RESUME;
+    if (idx_high_offset(ts->idx, topic, partition, on_high, p) != 0)
+        p->state = UP_IDLE;
+}
+
+int tier_shard_new(uv_loop_t *loop,
+                   part_shard_t *ps,
+                   const tier_opts_t *opts,
+                   tier_shard_t **out,
+                   char *errbuf,
+                   size_t errbuf_len)
+{
+    tier_shard_t *ts = calloc(1, sizeof(*ts));
+    if (!ts)
+        return ST_E_NOMEM;
+    ts->loop = loop;
+    ts->ps = ps;
+    ts->opts = *opts;
+    if (!ts->opts.max_uploads)
+        ts->opts.max_uploads = 2;
+    obj_config_t oc;
+    memset(&oc, 0, sizeof(oc)); /* zero = the documented defaults */
+    oc.url = opts->archive_url;
+    int rc = obj_store_new(loop, &oc, &ts->store, errbuf, errbuf_len);
+    if (rc == 0 && (rc = idx_client_new(opts->idx, loop, &ts->idx)) != 0)
+        snprintf(errbuf, errbuf_len, "cannot open a remote index client: %s", st_strerror(rc));
+    if (rc != 0) {
+        obj_store_close(ts->store, NULL, NULL);
+        free(ts);
+        return rc;
+    }
+    plog_shard_on_sealed(part_plog_shard(ps), tier_on_sealed, ts);
+    part_foreach(ps, resume_one, ts);
+    *out = ts;
+    return 0;
+}
+
+void tier_stats(const tier_shard_t *ts, tier_stats_t *out)
+{
+    *out = ts->stats;
+    out->active = ts->active;
+}
+
+/* ---- Close ---- */
+
+static void close_step_done(void *arg)
+{
+    tier_shard_t *ts = arg;
+    if (--ts->closing_steps > 0)
+        return;
+    tier_closed_cb cb = ts->closed_cb;
+    void *cb_arg = ts->closed_arg;
+    free(ts);
+    if (cb)
+        cb(cb_arg);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    up_part_t *p = h->data;
+    tier_shard_t *ts = p->ts;
+    release_seg(p);
+    free(p->topic);
+    free(p);
+    close_step_done(ts);
+}
+
+static void close_parts(void *arg)
+{
+    tier_shard_t *ts = arg;
+    /* Every callback has run (the store and the client are closed). */
+    for (up_part_t *p = ts->parts, *next; p; p = next) {
+        next = p->next;
+        ts->closing_steps++;
+        uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+    }
+    ts->parts = NULL;
+    close_step_done(ts);
+}
+
+static void on_store_closed(void *arg)
+{
+    tier_shard_t *ts = arg;
+    idx_client_close(ts->idx, close_parts, ts);
+}
+
+void tier_shard_close(tier_shard_t *ts, tier_closed_cb cb, void *arg)
+{
+    ts->closing = true;
+    ts->closed_cb = cb;
+    ts->closed_arg = arg;
+    ts->closing_steps = 1;
+    plog_shard_on_sealed(part_plog_shard(ts->ps), NULL, NULL);
+    for (up_part_t *p = ts->parts; p; p = p->next) {
+        p->gone = true;
+        uv_timer_stop(&p->timer);
+    }
+    obj_store_close(ts->store, on_store_closed, ts);
+}
