@@ -40,6 +40,7 @@ typedef struct kh_ctx {
 } kh_ctx_t;
 
 typedef struct kh_shard kh_shard_t;
+struct tier_shard;
 
 /** Start serving on shard sh: bind the Kafka listener (SO_REUSEPORT).
  * @param ps  Borrowed: the shard's partition registry, outlives the server.
@@ -57,6 +58,8 @@ typedef void (*kh_closed_cb)(void *arg);
  * then cb. Partition work for other shards is still served meanwhile.
  * @thread sh's loop */
 void kh_shard_close(kh_shard_t *ks, kh_closed_cb cb, void *arg);
+/** Serve reads below the local log start from this shard's archive reader. */
+void kh_shard_set_tier(kh_shard_t *ks, struct tier_shard *ts);
 /** Free the server state once the shard's queue is closed (rt_shard_done):
  * no message can reach it any more. */
 void kh_shard_free(kh_shard_t *ks);

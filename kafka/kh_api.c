@@ -58,6 +58,13 @@ void kh_topic_log_config(const kh_ctx_t *ctx, const meta_topic_t *t, plog_config
     const char *v = t ? meta_topic_config(t, "index.interval.bytes") : NULL;
     if (v)
         out->index_interval_bytes = (int32_t)strtol(v, NULL, 10);
+    /* Tiered storage: the topic's setting, else the broker default. */
+    if ((v = t ? meta_topic_config(t, "remote.storage.enable") : NULL))
+        out->remote_enabled = !strcmp(v, "true");
+    if ((v = t ? meta_topic_config(t, "local.retention.ms") : NULL))
+        out->local_retention_ms = strtoll(v, NULL, 10);
+    if ((v = t ? meta_topic_config(t, "local.retention.bytes") : NULL))
+        out->local_retention_bytes = strtoll(v, NULL, 10);
 }
 
 plog_t *kh_local_log(kh_shard_t *ks, const meta_snap_t *snap, const char *topic, int32_t partition)

@@ -656,6 +656,11 @@ void kh_shard_close(kh_shard_t *ks, kh_closed_cb cb, void *arg)
     close_if_drained(ks);
 }
 
+void kh_shard_set_tier(kh_shard_t *ks, struct tier_shard *ts)
+{
+    ks->tier = ts;
+}
+
 void kh_shard_free(kh_shard_t *ks)
 {
     if (!ks)

@@ -15,6 +15,7 @@
  * is looked up, never a pointer. */
 #include "core/st_log.h"
 #include "kafka/kh_int.h"
+#include "tiering/tier.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -80,19 +81,43 @@ static void send_back(kh_shard_t *ks, rop_t *op)
     kh_post(ks, &op->post, op->origin, op->back, op);
 }
 
-static void read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
+static void send_back(kh_shard_t *ks, rop_t *op);
+
+/* The archive answered a read below the local log (tier_read). */
+static void on_remote_read(void *arg, int status, uint8_t *data, size_t len)
+{
+    rop_t *op = arg;
+    kh_shard_t *ks = kh_shard_of(rt_current());
+    if (status != 0) {
+        op->err = status == ST_E_RANGE ? KP_ERR_OFFSET_OUT_OF_RANGE : KP_ERR_KAFKA_STORAGE_ERROR;
+        free(data);
+    } else {
+        op->data = data;
+        op->data_len = (int64_t)len;
+    }
+    send_back(ks, op);
+}
+
+/* @return true when the answer comes later (from the archive). */
+static bool read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
 {
     op->hw = plog_end_offset(log);
     op->log_start = plog_start_offset(log);
     switch (op->kind) {
     case OP_FETCH: {
         if (op->max_bytes <= 0 || op->offset == op->hw)
-            return;
+            return false;
         plog_slice_t s;
         int rc = plog_read(log, op->offset, op->max_bytes, &s);
+        if (rc == ST_E_OFFLOADED && ks->tier) {
+            rc = tier_read(ks->tier, op->topic, op->partition, op->offset, op->max_bytes,
+                           on_remote_read, op);
+            if (rc == 0)
+                return true;
+        }
         if (rc != 0) {
             op->err = kh_errcode_from_st(rc);
-            return;
+            return false;
         }
         if (s.len > 0 && (op->data = malloc((size_t)s.len)) != NULL) {
             if (plog_slice_pread(&s, op->data) == 0) {
@@ -104,7 +129,7 @@ static void read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
             }
         }
         plog_slice_release(&s);
-        return;
+        return false;
     }
     case OP_LIST:
         op->res_ts = -1;
@@ -119,14 +144,14 @@ static void read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
             op->res_offset = -1;
             op->res_ts = -1;
         }
-        return;
+        return false;
     case OP_EPOCH:
         op->res_offset = op->hw;
-        return;
+        return false;
     case OP_WATCH:
         break;
     }
-    (void)ks;
+    return false;
 }
 
 static void prune_watches(kh_shard_t *ks, int64_t now)
@@ -164,8 +189,8 @@ static void op_run(rt_shard_t *sh, void *arg)
     }
     if (!log)
         op->err = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-    else
-        read_partition(ks, log, op);
+    else if (read_partition(ks, log, op))
+        return; /* answered by on_remote_read */
     send_back(ks, op);
 }
 

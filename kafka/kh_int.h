@@ -27,6 +27,8 @@ struct kh_shard {
     kh_req_t *waiting;
     /* Watchers of partitions owned here: notified on append. */
     struct kh_watch *watches;
+    /* Tiered storage of this shard (reads below the local log); may be NULL. */
+    struct tier_shard *tier;
     /* Idempotent producer state of partitions owned here (kh_idem.c). */
     struct kh_idem_part *idem_parts;
     bool closing;       /* kh_shard_close() was called: draining */

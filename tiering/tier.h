@@ -50,6 +50,24 @@ void tier_on_sealed(void *arg, plog_t *log, int64_t base_offset, int64_t next_of
 /** Upload whatever is sealed and not yet indexed for (topic, partition). */
 void tier_kick(tier_shard_t *ts, const char *topic, int32_t partition);
 
+/* ---- Reading offloaded data (tier_rd.c) ---- */
+
+/** Called on the shard's loop with the batches starting with the one that
+ * holds the offset (data malloc'd, the callee frees it), or an error:
+ * ST_E_RANGE when the archive does not have the offset. */
+typedef void (*tier_read_cb)(void *arg, int status, uint8_t *data, size_t len);
+
+/** Read whole batches of (topic, partition) from the archive, starting with
+ * the one holding offset, up to max_bytes (at least one batch).
+ * @return 0 (cb will run), or an error (cb will not). @thread loop */
+ST_MUST_CHECK int tier_read(tier_shard_t *ts,
+                            const char *topic,
+                            int32_t partition,
+                            int64_t offset,
+                            int64_t max_bytes,
+                            tier_read_cb cb,
+                            void *arg);
+
 typedef struct {
     int64_t uploaded_segments; /* since start */
     int64_t uploaded_bytes;    /* object bytes */

@@ -13,6 +13,7 @@
 #include "tiering/obj.h"
 #include "tiering/seg.h"
 #include "tiering/tier.h"
+#include "tiering/tier_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -46,20 +47,6 @@ typedef struct up_part {
     char key[1024];
 } up_part_t;
 
-struct tier_shard {
-    uv_loop_t *loop;
-    part_shard_t *ps;
-    tier_opts_t opts;
-    obj_store_t *store; /* owned */
-    idx_client_t *idx;  /* owned */
-    up_part_t *parts;   /* owned list */
-    int active;
-    bool closing;
-    tier_stats_t stats;
-    tier_closed_cb closed_cb;
-    void *closed_arg;
-    int closing_steps;
-};
 
 static void step(up_part_t *p);
 
@@ -333,10 +320,19 @@ typedef struct {
     up_part_t *p;
 } resume_t;
 
+static void on_low(void *arg, int status, int64_t offset)
+{
+    up_part_t *p = arg;
+    plog_t *log = part_log(p);
+    if (status == 0 && offset >= 0 && log)
+        plog_set_remote_start(log, offset); /* the archive still holds from here */
+    p->state = UP_IDLE;
+    step(p);
+}
+
 static void on_high(void *arg, int status, int64_t offset)
 {
     up_part_t *p = arg;
-    p->state = UP_IDLE;
     plog_t *log = part_log(p);
     if (status == 0 && offset >= 0 && log) {
         plog_set_uploaded(log, offset + 1);
@@ -346,7 +342,10 @@ static void on_high(void *arg, int status, int64_t offset)
         ST_WARN("tier", "cannot read the remote index tp=%s-%d: %s", p->topic, p->partition,
                 st_strerror(status));
     }
-    step(p);
+    if (idx_low_offset(p->ts->idx, p->topic, p->partition, on_low, p) != 0) {
+        p->state = UP_IDLE;
+        step(p);
+    }
 }
 
 static void resume_one(void *arg, const char *topic, int32_t partition, plog_t *log)

@@ -116,6 +116,8 @@ static void shard_start(rt_shard_t *sh, void *arg)
     }
     if (rc == 0)
         rc = kh_shard_new(sh, &b->kctx, ps, &ks, err, sizeof(err));
+    if (rc == 0)
+        kh_shard_set_tier(ks, b->tiers[rt_shard_id(sh)]);
     rt_shard_set_data(sh, ks);
     if (!ks && ps)
         part_shard_close(ps, NULL, NULL); /* nothing else refers to it yet */
@@ -154,6 +156,7 @@ static void on_kafka_closed(void *arg)
     rt_shard_t *sh = arg;
     tier_shard_t *ts = g_b.tiers[rt_shard_id(sh)];
     g_b.tiers[rt_shard_id(sh)] = NULL;
+    kh_shard_set_tier(kh_shard_of(sh), NULL); /* late fetches answer without it */
     if (ts)
         tier_shard_close(ts, on_tier_closed, sh); /* uploads stop before the logs close */
     else
@@ -512,6 +515,7 @@ int main(int argc, char **argv)
     b->popts.tick_interval_ms = tick < 5000 ? tick : 5000; /* segment.ms rolls of idle logs */
     b->popts.topic_config = topic_config;
     b->popts.topic_config_arg = b;
+    b->popts.log_cfg.remote_enabled = cfg_bool(b->cfg, CFG_REMOTE_SYSTEM_ENABLE);
     b->kctx.log_defaults = b->popts.log_cfg;
 
     int smp = (int)cfg_int(b->cfg, CFG_SMP);
