@@ -629,8 +629,12 @@ int plog_open(plog_shard_t *sh,
     }
     free(bases);
     if (rc == 0 && log->n_segs == 0) {
+        /* A new log starts at 0, or at its checkpointed start when tiering
+         * recreated it after recovery from the archive (the archived offsets
+         * stay below it). */
+        int64_t first = read_start_checkpoint(log);
         plog_seg_t *s;
-        rc = seg_open(log, 0, true, &s);
+        rc = seg_open(log, first > 0 ? first : 0, true, &s);
         if (rc == 0 && (rc = segs_push(log, s)) != 0)
             plog__seg_unref(s);
         if (rc != 0)

@@ -90,4 +90,59 @@ void tier_object_key(const char *topic,
                      char *out,
                      size_t out_len);
 
+/* ---- Recovery from the bucket (tier_recover.c) ---- */
+
+/* A partition found in the archive. */
+typedef struct {
+    char topic[256];
+    int32_t partition;
+    int64_t low_offset;  /* first archived offset */
+    int64_t high_offset; /* last archived offset */
+} tier_recover_part_t;
+
+typedef struct {
+    int64_t objects;            /* segment objects indexed */
+    int64_t skipped;            /* not segment objects, or overlapping indexed data */
+    int64_t failed;             /* unreadable or corrupt objects (left in the bucket) */
+    int64_t bytes;              /* object bytes indexed */
+    bool was_not_empty;         /* only_if_empty and the index had rows: nothing done */
+    tier_recover_part_t *parts; /* owned by the callee of the result: free() */
+    size_t n_parts;
+} tier_recover_result_t;
+
+/** res is borrowed, except res->parts which the callback owns (free it). */
+typedef void (*tier_recover_cb)(void *arg, int status, const tier_recover_result_t *res);
+
+struct obj_store_s;
+/** Rebuild the remote index from the objects of store: list, read each
+ * segment object, parse its seek table and frames, add its rows in offset
+ * order. With only_if_empty, do nothing when the index has any row.
+ * @param store, idx  Borrowed until cb; both on loop.
+ * @return 0 (cb will run on loop) or an error. @thread loop @blocking no */
+ST_MUST_CHECK int tier_recover(uv_loop_t *loop,
+                               struct obj_store_s *store,
+                               idx_client_t *idx,
+                               bool only_if_empty,
+                               tier_recover_cb cb,
+                               void *arg);
+
+/** tier_recover() on a private loop with its own store and index client.
+ * @param out  Out: the result; out->parts owned by the caller (free()).
+ * @thread any except a shard loop @blocking yes: start-up or the admin thread */
+ST_MUST_CHECK int tier_recover_blocking(const char *archive_url,
+                                        idx_t *idx,
+                                        bool only_if_empty,
+                                        tier_recover_result_t *out,
+                                        char *errbuf,
+                                        size_t errbuf_len);
+
+/** Parse a segment object key (see tier_object_key).
+ * @return 0, or ST_E_INVAL when key is not a segment object's. */
+ST_MUST_CHECK int tier_parse_object_key(const char *key,
+                                        char *topic,
+                                        size_t topic_len,
+                                        int32_t *partition,
+                                        int64_t *base,
+                                        int64_t *last);
+
 #endif

@@ -221,5 +221,117 @@ class UploadS3Test(unittest.TestCase):
             b.close()
 
 
+# ---- Recovery, GC, outage (issue 7) ----
+
+def s3_env(url):
+    return dict(os.environ, AWS_ACCESS_KEY_ID="S3RVER", AWS_SECRET_ACCESS_KEY="S3RVER",
+                AWS_REGION="us-east-1", AWS_ENDPOINT_URL=url)
+
+
+def start_s3(port, d):
+    p = subprocess.run([os.path.join(ROOT, "scripts/s3server.sh"), "start", str(port), d,
+                        "strata"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def stop_s3(d):
+    subprocess.run([os.path.join(ROOT, "scripts/s3server.sh"), "stop", d], timeout=60)
+
+
+def produce_values(b, topic, n, start=0, flush_every=500):
+    import hashlib
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 2,
+                  "message.timeout.ms": 600000})
+    values, errors = [], []
+
+    def dr(err, msg):
+        if err:
+            errors.append(err)
+    for i in range(start, start + n):
+        v = b"%06d-" % i
+        v += hashlib.sha256(v).hexdigest().encode()
+        values.append(v)
+        p.produce(topic, v, partition=0, on_delivery=dr)
+        if i % flush_every == 0:
+            p.flush(120)
+    assert p.flush(300) == 0
+    assert not errors, errors
+    return values
+
+
+def wait_high(b, topic, high, timeout=120):
+    """Wait (upper bound) until the index holds offsets up to high."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = index_rows(b, topic)
+        if rows and rows[-1][1] >= high:
+            return rows
+        time.sleep(0.2)
+    raise AssertionError("not indexed up to %d: %s" % (high, index_rows(b, topic)[-3:]))
+
+
+class RecoverTest(unittest.TestCase):
+    """The data directory is lost: a broker started on an empty one with the
+    same archive rebuilds the index from the bucket, recreates the topic and
+    serves every archived offset again; new records continue after them."""
+
+    def run_recovery(self, url, env=None):
+        arch_args = ["-X", "remote.log.storage.system.enable=true", "-X",
+                     "strata.archive.url=" + url, "-X", "log.retention.check.interval.ms=200",
+                     *SEG]
+        from confluent_kafka.admin import AdminClient, NewTopic
+        b = Broker(*arch_args, env=env)
+        try:
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            a.create_topics([NewTopic("rec", 1, 1, config={
+                "local.retention.bytes": "32768", "segment.ms": "1000"})])["rec"].result(30)
+            values = produce_values(b, "rec", 4000)
+            rows = wait_high(b, "rec", 3999)
+            assert_contiguous(self, rows)
+            b.kill9()
+        finally:
+            b.close()
+        b2 = Broker(*arch_args, env=env)  # a fresh, empty data directory
+        try:
+            b2.wait_for(r"recovered from the archive: objects=%d partitions=1" % len(rows),
+                        seen=True)
+            self.assertEqual(index_rows(b2, "rec"), rows)
+            got, lo, hi = consume_from(b2.bootstrap, "rec", 0, 4000)
+            self.assertEqual((lo, hi), (0, 4000))
+            self.assertEqual([o for o, _ in got], list(range(4000)))
+            self.assertEqual([v for _, v in got], values)
+            # New records continue after the archived offsets, and a restart
+            # does not recover again.
+            more = produce_values(b2, "rec", 100, 4000)
+            got, lo, hi = consume_from(b2.bootstrap, "rec", 3990, 110)
+            self.assertEqual(hi, 4100)
+            self.assertEqual([v for _, v in got], values[3990:] + more)
+            rc, out = b2.stop()
+            self.assertEqual(rc, 0, out)
+            b2.start()
+            self.assertIsNone(re.search(r"recovered from the archive", "\n".join(b2.lines)))
+            got, lo, hi = consume_from(b2.bootstrap, "rec", 0, 4100)
+            self.assertEqual([v for _, v in got], values + more)
+        finally:
+            b2.close()
+
+    def test_recover_from_file_archive(self):
+        with tempfile.TemporaryDirectory(prefix="strata-arch-") as d:
+            self.run_recovery("file://" + d)
+
+    def test_recover_from_s3(self):
+        url, own = os.environ.get("STRATA_TEST_S3_URL"), None
+        if not url:
+            own = tempfile.mkdtemp(prefix="strata-s3-")
+            url = start_s3(free_port(), own)
+        try:
+            self.run_recovery("s3://strata/rec-%d" % os.getpid(), env=s3_env(url))
+        finally:
+            if own:
+                stop_s3(own)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

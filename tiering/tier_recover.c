@@ -1,0 +1,471 @@
+/* tier_recover.c - rebuild the remote index from the bucket alone.
+ * Data path: not on the produce/fetch path. When the data directory (and with
+ * it remote-index.db) is lost, stratad calls tier_recover_blocking() before
+ * the shards start (or an operator asks for it): obj_list() pages through the
+ * archive -> each segment object is read whole with obj_get() (verified
+ * against its stored SHA-256) -> on the thread pool its seek table is parsed
+ * (tier_seg_table_size/tier_seg_table_parse) and every frame is decoded and
+ * described (tier_seg_frame_decode + tier_seg_chunk_describe) to get the
+ * chunk offsets and timestamps the table does not carry -> idx_segment_add()
+ * re-adds the row exactly as the uploader wrote it.
+ *
+ * Recovery states (one object at a time, on the caller's loop):
+ *   LIST --page--> GET (obj_get) --> DESCRIBE (thread pool) --> ADD (idx)
+ *   ADD --> GET next key of the page, or LIST next page, or DONE
+ *   a failed GET/DESCRIBE/ADD counts the object as failed and goes on.
+ *
+ * Invariants: 1. keys are listed in byte order, and a partition's keys share
+ *                the prefix "<hash>/<topic>/<partition>/" followed by the
+ *                20-digit base offset, so each partition's objects arrive in
+ *                offset order, as idx_segment_add() requires;
+ *             2. an object that overlaps what is already indexed (an orphan
+ *                re-uploaded with the same offsets is the same key; anything
+ *                else is skipped) never replaces a row (ST_E_EXISTS);
+ *             3. nothing here deletes from the bucket. */
+#include "core/st_crc32c.h"
+#include "core/st_log.h"
+#include "tiering/seg.h"
+#include "tiering/tier.h"
+#include "tiering/tier_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RECOVER_PAGE 1000
+
+typedef struct {
+    uv_loop_t *loop;
+    obj_store_t *store; /* borrowed */
+    idx_client_t *idx;  /* borrowed */
+    bool only_if_empty;
+    tier_recover_cb cb;
+    void *cb_arg;
+    tier_recover_result_t res;
+    /* the current page */
+    char **keys; /* owned */
+    size_t n_keys, next_key;
+    char *token; /* owned: next page, NULL at the end */
+    bool has_more;
+    /* the object in flight */
+    char topic[256];
+    int32_t partition;
+    uint8_t *obj; /* owned */
+    size_t obj_len;
+    uv_work_t work;
+    int work_err;
+    tier_seg_info_t info;
+    char key[1024];
+} rec_t;
+
+static void next_object(rec_t *r);
+static void list_page(rec_t *r);
+
+int tier_parse_object_key(const char *key,
+                          char *topic,
+                          size_t topic_len,
+                          int32_t *partition,
+                          int64_t *base,
+                          int64_t *last)
+{
+    /* <8 hex>/<topic>/<partition>/<20 digits>-<20 digits>-<term>.seg.zst */
+    const char *p = key;
+    for (int i = 0; i < 8; i++, p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return ST_E_INVAL;
+    if (*p++ != '/')
+        return ST_E_INVAL;
+    const char *slash = strchr(p, '/');
+    if (!slash || slash == p || (size_t)(slash - p) >= topic_len)
+        return ST_E_INVAL;
+    memcpy(topic, p, (size_t)(slash - p));
+    topic[slash - p] = 0;
+    char *end;
+    long long part = strtoll(slash + 1, &end, 10);
+    if (end == slash + 1 || *end != '/' || part < 0 || part > INT32_MAX)
+        return ST_E_INVAL;
+    p = end + 1;
+    long long b = strtoll(p, &end, 10);
+    if (end - p != 20 || *end != '-')
+        return ST_E_INVAL;
+    p = end + 1;
+    long long l = strtoll(p, &end, 10);
+    if (end - p != 20 || *end != '-' || l < b)
+        return ST_E_INVAL;
+    p = end + 1;
+    (void)strtoll(p, &end, 10);
+    if (end == p || strcmp(end, ".seg.zst") != 0)
+        return ST_E_INVAL;
+    *partition = (int32_t)part;
+    *base = b;
+    *last = l;
+    return 0;
+}
+
+static void free_page(rec_t *r)
+{
+    for (size_t i = 0; i < r->n_keys; i++)
+        free(r->keys[i]);
+    free(r->keys);
+    r->keys = NULL;
+    r->n_keys = r->next_key = 0;
+}
+
+static void finish(rec_t *r, int status)
+{
+    free_page(r);
+    free(r->token);
+    ST_INFO("tier",
+            "recovery from the archive done status=%s objects=%" PRId64 " skipped=%" PRId64
+            " failed=%" PRId64 " partitions=%zu",
+            st_strerror(status), r->res.objects, r->res.skipped, r->res.failed, r->res.n_parts);
+    tier_recover_cb cb = r->cb;
+    void *arg = r->cb_arg;
+    tier_recover_result_t res = r->res;
+    free(r);
+    cb(arg, status, &res); /* the callee owns res.parts */
+}
+
+/* Remember (topic, partition) and its offset range for the caller. */
+static int note_part(rec_t *r, int64_t base, int64_t last)
+{
+    tier_recover_part_t *p = NULL;
+    if (r->res.n_parts > 0) {
+        tier_recover_part_t *q = &r->res.parts[r->res.n_parts - 1];
+        if (q->partition == r->partition && !strcmp(q->topic, r->topic))
+            p = q;
+    }
+    if (!p) {
+        tier_recover_part_t *n = realloc(r->res.parts, (r->res.n_parts + 1) * sizeof(*n));
+        if (!n)
+            return ST_E_NOMEM;
+        r->res.parts = n;
+        p = &n[r->res.n_parts++];
+        memset(p, 0, sizeof(*p));
+        snprintf(p->topic, sizeof(p->topic), "%s", r->topic);
+        p->partition = r->partition;
+        p->low_offset = base;
+        p->high_offset = last;
+    }
+    if (base < p->low_offset)
+        p->low_offset = base;
+    if (last > p->high_offset)
+        p->high_offset = last;
+    return 0;
+}
+
+/* ---- ADD ---- */
+
+static void on_added(void *arg, int status)
+{
+    rec_t *r = arg;
+    if (status == 0) {
+        r->res.objects++;
+        r->res.bytes += (int64_t)r->obj_len;
+        if (note_part(r, r->info.base_offset, r->info.last_offset) != 0)
+            r->res.failed++;
+    } else if (status == ST_E_EXISTS) {
+        r->res.skipped++;
+        ST_WARN("tier", "recovery: object overlaps indexed data, skipped key=%s", r->key);
+    } else {
+        r->res.failed++;
+        ST_WARN("tier", "recovery: cannot index key=%s: %s", r->key, st_strerror(status));
+    }
+    free(r->obj);
+    r->obj = NULL;
+    tier_seg_info_fini(&r->info);
+    memset(&r->info, 0, sizeof(r->info));
+    next_object(r);
+}
+
+/* ---- DESCRIBE (thread pool) ---- */
+
+static int describe(rec_t *r)
+{
+    tier_seg_table_t t;
+    memset(&t, 0, sizeof(t));
+    int rc = tier_seg_table_parse(r->obj, r->obj_len, r->obj_len, &t);
+    if (rc != 0)
+        return rc;
+    tier_seg_info_t *info = &r->info;
+    info->chunks = calloc(t.n_frames ? t.n_frames : 1, sizeof(*info->chunks));
+    if (!info->chunks) {
+        tier_seg_table_fini(&t);
+        return ST_E_NOMEM;
+    }
+    info->base_offset = info->last_offset = info->base_ts = info->max_ts = -1;
+    for (uint32_t i = 0; rc == 0 && i < t.n_frames; i++) {
+        const tier_seg_frame_t *f = &t.frames[i];
+        uint8_t *raw = NULL;
+        size_t raw_len = 0;
+        rc = tier_seg_frame_decode(r->obj + f->obj_pos, f->obj_len, f, t.has_checksums,
+                                   TIER_SEG_MAX_FRAME_RAW, &raw, &raw_len);
+        tier_seg_chunk_t *c = &info->chunks[i];
+        if (rc == 0)
+            rc = tier_seg_chunk_describe(raw, raw_len, c);
+        free(raw);
+        if (rc != 0)
+            break;
+        c->obj_pos = f->obj_pos;
+        c->obj_len = f->obj_len;
+        c->crc32c = st_crc32c(0, r->obj + f->obj_pos, f->obj_len);
+        if (i > 0 && c->first_offset <= info->chunks[i - 1].last_offset)
+            rc = ST_E_MALFORMED;
+        if (info->base_offset < 0) {
+            info->base_offset = c->first_offset;
+            info->base_ts = c->first_ts;
+        }
+        info->last_offset = c->last_offset;
+        if (c->max_ts > info->max_ts)
+            info->max_ts = c->max_ts;
+        info->raw_size += c->raw_len;
+        info->n_chunks++;
+    }
+    tier_seg_table_fini(&t);
+    if (rc == 0 && info->n_chunks == 0)
+        rc = ST_E_MALFORMED;
+    info->obj_size = r->obj_len;
+    info->obj_crc32c = st_crc32c(0, r->obj, r->obj_len);
+    return rc;
+}
+
+static void describe_work(uv_work_t *w)
+{
+    rec_t *r = w->data;
+    r->work_err = describe(r);
+}
+
+static void describe_done(uv_work_t *w, int status)
+{
+    rec_t *r = w->data;
+    int err = status ? status : r->work_err;
+    if (err != 0) {
+        r->res.failed++;
+        ST_WARN("tier", "recovery: cannot read the seek table or frames of key=%s: %s", r->key,
+                st_strerror(err));
+        free(r->obj);
+        r->obj = NULL;
+        tier_seg_info_fini(&r->info);
+        memset(&r->info, 0, sizeof(r->info));
+        next_object(r);
+        return;
+    }
+    idx_chunk_t *chunks = calloc(r->info.n_chunks, sizeof(*chunks));
+    int rc = ST_E_NOMEM;
+    if (chunks) {
+        for (size_t i = 0; i < r->info.n_chunks; i++) {
+            const tier_seg_chunk_t *c = &r->info.chunks[i];
+            chunks[i] = (idx_chunk_t){c->first_offset,     c->last_offset, c->first_ts, c->max_ts,
+                                      (int64_t)c->obj_pos, c->obj_len,     c->raw_len,  c->crc32c};
+        }
+        idx_segment_t row = {.topic = r->topic,
+                             .partition = r->partition,
+                             .base_offset = r->info.base_offset,
+                             .last_offset = r->info.last_offset,
+                             .base_ts = r->info.base_ts,
+                             .max_ts = r->info.max_ts,
+                             .size = (int64_t)r->info.obj_size,
+                             .object_key = r->key,
+                             .checksum = r->info.obj_crc32c,
+                             .term = 0,
+                             .state = IDX_SEG_LIVE};
+        rc = idx_segment_add(r->idx, &row, chunks, r->info.n_chunks, on_added, r);
+        free(chunks);
+    }
+    if (rc != 0)
+        on_added(r, rc);
+}
+
+/* ---- GET ---- */
+
+static void on_get(obj_req_t *req, obj_result_t *res, void *arg)
+{
+    rec_t *r = arg;
+    (void)req;
+    if (res->status != 0) {
+        r->res.failed++;
+        ST_WARN("tier", "recovery: cannot read key=%s: %s %s", r->key, st_strerror(res->status),
+                res->errmsg);
+        next_object(r);
+        return;
+    }
+    r->obj_len = res->data_len;
+    r->obj = obj_result_take_data(res);
+    r->work.data = r;
+    r->work_err = 0;
+    int rc = uv_queue_work(r->loop, &r->work, describe_work, describe_done);
+    if (rc != 0) {
+        r->work_err = rc;
+        describe_done(&r->work, 0);
+    }
+}
+
+static void next_object(rec_t *r)
+{
+    while (r->next_key < r->n_keys) {
+        const char *key = r->keys[r->next_key++];
+        int64_t base, last;
+        if (tier_parse_object_key(key, r->topic, sizeof(r->topic), &r->partition, &base, &last) !=
+            0) {
+            r->res.skipped++; /* not a segment object (e.g. an index snapshot) */
+            continue;
+        }
+        snprintf(r->key, sizeof(r->key), "%s", key);
+        int rc = obj_get(r->store, r->key, on_get, r, NULL);
+        if (rc == 0)
+            return;
+        finish(r, rc);
+        return;
+    }
+    free_page(r);
+    if (r->has_more) {
+        list_page(r);
+        return;
+    }
+    finish(r, 0);
+}
+
+/* ---- LIST ---- */
+
+static void on_list(obj_req_t *req, obj_result_t *res, void *arg)
+{
+    rec_t *r = arg;
+    (void)req;
+    if (res->status != 0) {
+        ST_WARN("tier", "recovery: cannot list the archive: %s %s", st_strerror(res->status),
+                res->errmsg);
+        finish(r, res->status);
+        return;
+    }
+    free(r->token);
+    r->token = res->next_token ? strdup(res->next_token) : NULL;
+    r->has_more = res->next_token != NULL;
+    r->keys = calloc(res->n_entries ? res->n_entries : 1, sizeof(*r->keys));
+    if (!r->keys || (res->next_token && !r->token)) {
+        finish(r, ST_E_NOMEM);
+        return;
+    }
+    for (size_t i = 0; i < res->n_entries; i++)
+        if ((r->keys[r->n_keys] = strdup(res->entries[i].key)) != NULL)
+            r->n_keys++;
+    next_object(r);
+}
+
+static void list_page(rec_t *r)
+{
+    int rc = obj_list(r->store, "", r->token, RECOVER_PAGE, on_list, r, NULL);
+    if (rc != 0)
+        finish(r, rc);
+}
+
+static void
+on_index_probe(void *arg, int status, const char *const *keys, size_t n, const char *next_after)
+{
+    rec_t *r = arg;
+    (void)keys;
+    (void)next_after;
+    if (status != 0) {
+        finish(r, status);
+        return;
+    }
+    if (n > 0) {
+        r->res.was_not_empty = true;
+        finish(r, 0);
+        return;
+    }
+    list_page(r);
+}
+
+int tier_recover(uv_loop_t *loop,
+                 obj_store_t *store,
+                 idx_client_t *idx,
+                 bool only_if_empty,
+                 tier_recover_cb cb,
+                 void *arg)
+{
+    rec_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return ST_E_NOMEM;
+    r->loop = loop;
+    r->store = store;
+    r->idx = idx;
+    r->only_if_empty = only_if_empty;
+    r->cb = cb;
+    r->cb_arg = arg;
+    int rc;
+    if (only_if_empty)
+        rc = idx_list_keys(idx, NULL, 1, on_index_probe, r);
+    else
+        rc = obj_list(store, "", NULL, RECOVER_PAGE, on_list, r, NULL);
+    if (rc != 0)
+        free(r);
+    else
+        ST_INFO("tier", "recovery: %s the remote index from %s",
+                only_if_empty ? "checking" : "rebuilding", obj_store_name(store));
+    return rc;
+}
+
+/* ---- Blocking wrapper for start-up ---- */
+
+typedef struct {
+    bool done;
+    int status;
+    tier_recover_result_t res;
+} sync_t;
+
+static void on_sync_done(void *arg, int status, const tier_recover_result_t *res)
+{
+    sync_t *s = arg;
+    s->done = true;
+    s->status = status;
+    s->res = *res;
+}
+
+static void on_closed(void *arg)
+{
+    (void)arg;
+}
+
+int tier_recover_blocking(const char *archive_url,
+                          idx_t *idx,
+                          bool only_if_empty,
+                          tier_recover_result_t *out,
+                          char *errbuf,
+                          size_t errbuf_len)
+{
+    memset(out, 0, sizeof(*out));
+    uv_loop_t loop;
+    int rc = uv_loop_init(&loop);
+    if (rc != 0)
+        return rc;
+    obj_config_t oc;
+    memset(&oc, 0, sizeof(oc));
+    oc.url = archive_url;
+    obj_store_t *store = NULL;
+    idx_client_t *c = NULL;
+    sync_t s = {0};
+    rc = obj_store_new(&loop, &oc, &store, errbuf, errbuf_len);
+    if (rc == 0 && (rc = idx_client_new(idx, &loop, &c)) != 0)
+        snprintf(errbuf, errbuf_len, "cannot open a remote index client: %s", st_strerror(rc));
+    if (rc == 0 && (rc = tier_recover(&loop, store, c, only_if_empty, on_sync_done, &s)) != 0)
+        snprintf(errbuf, errbuf_len, "cannot start recovery: %s", st_strerror(rc));
+    while (rc == 0 && !s.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    if (rc == 0 && s.status != 0) {
+        rc = s.status;
+        snprintf(errbuf, errbuf_len, "recovery from %s failed: %s", archive_url, st_strerror(rc));
+    }
+    if (rc == 0)
+        *out = s.res;
+    else
+        free(s.res.parts);
+    if (c)
+        idx_client_close(c, on_closed, NULL);
+    if (store)
+        obj_store_close(store, on_closed, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0)
+        ST_WARN("tier", "recovery: a handle of the temporary loop is still open");
+    return rc;
+}
