@@ -13,14 +13,15 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 pass=0
 fail=0
 failed=""
-run_ctest() { # dir label
-    local log
+run_ctest() { # dir label [extra ctest args]
+    local log dir=$1 label=$2
+    shift 2
     log=$(mktemp)
-    ctest --test-dir "$1" -L "$2" --output-on-failure -j2 2>&1 | tee "$log"
+    ctest --test-dir "$dir" -L "$label" --output-on-failure -j2 "$@" 2>&1 | tee "$log"
     local p t
     p=$(sed -n 's/.* \([0-9]\+\) tests failed out of \([0-9]\+\).*/\1 \2/p' "$log" | tail -1)
     if [ -z "$p" ]; then
-        fail=$((fail + 1)); failed="$failed ctest($1,$2)"
+        fail=$((fail + 1)); failed="$failed ctest($dir,$label)"
     else
         set -- $p
         t=$2
@@ -50,6 +51,10 @@ else
     fail=$((fail + 1)); failed="$failed s3server"
 fi
 run_ctest "$REL" integration
+# The broker-level integration tests again against the ASan+UBSan stratad:
+# memory and undefined-behaviour errors in the server fail them.
+echo "== integration tests under ASan+UBSan (build: $ASAN)"
+run_ctest "$ASAN" integration -R '^(crash_kill9|stratad_process|kafka_clients|kafka_idempotence|tiering_upload)$'
 
 echo
 [ -z "$failed" ] || echo "failed:$failed"
