@@ -6,9 +6,14 @@
  * a correct CRC-32C, a known codec, and (uncompressed) exactly recordsCount
  * well-framed records. All reads are bounds-checked: input is untrusted. */
 #include "core/plog.h"
+#include "core/st_codec.h"
 #include "core/st_crc32c.h"
 
+#include <stdlib.h>
+
 #include <string.h>
+
+#define PLOG_DECOMPRESS_MAX (64u << 20) /* bound on a decompressed batch */
 
 static inline uint16_t be16(const uint8_t *p)
 {
@@ -220,16 +225,30 @@ int64_t plog_batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts)
     plog_batch_hdr_t h;
     if (plog_batch_parse_hdr(p, len, &h) != 0 || h.max_timestamp < ts)
         return -1;
-    if ((h.attributes & 7) != 0 || (h.attributes & 0x8)) /* compressed, or LogAppendTime */
+    if (h.attributes & 0x8) /* LogAppendTime: every record has maxTimestamp */
         return h.base_offset;
-    rd_t r = {p + PLOG_BATCH_HDR_SIZE, p + len, 0};
+    const uint8_t *recs = p + PLOG_BATCH_HDR_SIZE;
+    size_t recs_len = len - PLOG_BATCH_HDR_SIZE;
+    uint8_t *raw = NULL;
+    int codec = h.attributes & 7;
+    if (codec != ST_CODEC_NONE) {
+        /* Kafka answers with the exact record: look inside the batch. */
+        if (st_decompress(codec, recs, recs_len, PLOG_DECOMPRESS_MAX, &raw, &recs_len) != 0)
+            return h.base_offset;
+        recs = raw;
+    }
+    int64_t found = h.base_offset;
+    rd_t r = {recs, recs + recs_len, 0};
     for (int32_t i = 0; i < h.records_count; i++) {
         int64_t tsd;
         int32_t od;
         if (parse_record(&r, &tsd, &od) != 0)
             break;
-        if (h.base_timestamp + tsd >= ts)
-            return h.base_offset + od;
+        if (h.base_timestamp + tsd >= ts) {
+            found = h.base_offset + od;
+            break;
+        }
     }
-    return h.base_offset;
+    free(raw);
+    return found;
 }

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 BUILD_PKGS="gcc make cmake pkg-config libuv1-dev libcurl4-openssl-dev libssl-dev libzstd-dev
-libsqlite3-dev libyaml-dev librdkafka-dev libjansson-dev"
+libsqlite3-dev libyaml-dev librdkafka-dev zlib1g-dev liblz4-dev libsnappy-dev libjansson-dev"
 TEST_PKGS="libcmocka-dev kcat python3 python3-confluent-kafka python3-kafka zstd curl clang
 libclang-rt-14-dev procps"
 # Benchmarks only (bench/kafka.sh), never needed by tests: fio probes fdatasync'd writes.

@@ -87,6 +87,25 @@ class KafkaApiTest(unittest.TestCase):
             self.assertEqual(rc, 0, err)
             self.assertEqual(out, lines, codec)
 
+    def test_offsets_for_times_inside_compressed_batches(self):
+        # Kafka answers with the exact record, even inside a compressed batch.
+        for codec in ("gzip", "snappy", "lz4", "zstd"):
+            topic = "tscodec-" + codec
+            p = Producer({"bootstrap.servers": self.b.bootstrap, "compression.type": codec,
+                          "linger.ms": 200, "batch.num.messages": 1000})
+            for i in range(100):
+                p.produce(topic, b"v%d" % i * 10, partition=0, timestamp=1600000000000 + 10 * i)
+            self.assertEqual(p.flush(60), 0)
+            c = Consumer({"bootstrap.servers": self.b.bootstrap, "group.id": "x"})
+            for want in (0, 1, 57, 99):
+                got = c.offsets_for_times([TopicPartition(topic, 0, 1600000000000 + 10 * want)],
+                                          30)
+                self.assertEqual(got[0].offset, want, (codec, want))
+                got = c.offsets_for_times(
+                    [TopicPartition(topic, 0, 1600000000000 + 10 * want - 5)], 30)
+                self.assertEqual(got[0].offset, want, (codec, want, "between"))
+            c.close()
+
     # ---- confluent-kafka ----
 
     def test_admin_create_describe_partitions_delete(self):

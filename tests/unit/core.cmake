@@ -2,3 +2,4 @@
 st_unit_test(plog_test SOURCES unit/plog_test.c LIBS strata_core strata_tsupport)
 st_unit_test(rt_test SOURCES unit/rt_test.c LIBS strata_core)
 st_unit_test(cfg_test SOURCES unit/cfg_test.c LIBS strata_core)
+st_unit_test(codec_test SOURCES unit/codec_test.c LIBS strata_core)
