@@ -3,3 +3,6 @@
 st_unit_test(seg_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/seg_test.c
              LIBS strata_tiering strata_tsupport)
 st_unit_test(idx_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/idx_test.c LIBS strata_index)
+# The hydration chunk cache (tiering/cache.h): LRU order, bound, restart, corruption.
+st_unit_test(tier_cache_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/tier_cache_test.c
+             LIBS strata_tiering)
