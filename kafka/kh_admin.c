@@ -4,6 +4,7 @@
  * to close and remove its partitions of the topic -> respond. */
 #include "core/st_log.h"
 #include "kafka/kh_int.h"
+#include "tiering/tier.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,7 @@ static void drop_on_shard(rt_shard_t *sh, void *arg)
     drop_msg_t *m = arg;
     kh_shard_t *ks = kh_shard_of(sh);
     part_drop_topic(ks->ps, m->topic, forget_log, ks);
+    tier_topic_deleted(ks->tier, m->topic); /* its index rows and archived objects */
     kh_group_topic_deleted(ks, m->topic);
     free(m->topic);
     free(m);

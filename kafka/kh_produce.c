@@ -9,6 +9,7 @@
  * which lives until the request is freed, i.e. after every op came back. */
 #include "core/st_log.h"
 #include "kafka/kh_int.h"
+#include "tiering/tier.h"
 
 #include <string.h>
 
@@ -236,6 +237,7 @@ static void del_run(rt_shard_t *sh, void *arg)
         int64_t to = op->offset == -1 ? plog_end_offset(log) : op->offset;
         rc = plog_delete_records(log, to, del_persisted, op);
         if (rc == 0) {
+            tier_gc_kick(ks->tier); /* delete archived objects below the new start */
             op->res->low_watermark = plog_start_offset(log);
             return; /* answered by del_persisted */
         }

@@ -32,6 +32,12 @@ typedef struct {
     /* Is remote storage enabled for this topic (remote.storage.enable)? */
     bool (*is_remote)(void *arg, const char *topic);
     void *is_remote_arg;
+    /* Total retention and orphan GC (tier_gc.c). */
+    int64_t gc_interval_ms; /* period of the retention pass (0 = 300000) */
+    bool is_orphan_scanner; /* this shard also removes orphans (one per broker) */
+    /* The topic's log config (retention.ms, retention.bytes); NULL = no total retention. */
+    void (*topic_config)(void *arg, const char *topic, plog_config_t *out);
+    void *topic_config_arg;
 } tier_opts_t;
 
 /** Start the uploader of a shard: open the object store and an index client
@@ -89,6 +95,32 @@ void tier_object_key(const char *topic,
                      int32_t term,
                      char *out,
                      size_t out_len);
+
+/* ---- Total retention and GC (tier_gc.c) ----
+ * Every gc_interval_ms each shard, for the remote-enabled partitions it owns:
+ * retention.ms (archived segments whose max_ts is older) and retention.bytes
+ * (archived-only bytes + local bytes above the limit) move the log start up
+ * (plog_delete_records); then the index rows and the objects wholly below the
+ * log start (whatever moved it: retention, DeleteRecords) are deleted
+ * (idx_delete_below, then obj_delete_many). The orphan scanner shard also
+ * merges a bucket listing with idx_list_keys() and deletes segment objects
+ * without a row once they stayed orphans for a grace period (2 passes, at
+ * least 2 s; 10 times that for objects above the partition's indexed
+ * offsets, which may be an upload between its PUT and its index commit). */
+
+/** Run a retention pass soon (after DeleteRecords). @thread loop */
+void tier_gc_kick(tier_shard_t *ts);
+
+/** DeleteTopics: forget the topic's index rows and delete its objects.
+ * @thread loop */
+void tier_topic_deleted(tier_shard_t *ts, const char *topic);
+
+typedef struct {
+    int64_t deleted_objects; /* by retention, DeleteRecords, DeleteTopics */
+    int64_t deleted_orphans;
+    int64_t errors;
+} tier_gc_stats_t;
+void tier_gc_stats(const tier_shard_t *ts, tier_gc_stats_t *out);
 
 /* ---- Recovery from the bucket (tier_recover.c) ---- */
 

@@ -6,6 +6,7 @@
 #include "tiering/tier.h"
 
 struct up_part;
+struct tier_gc;
 
 struct tier_shard {
     uv_loop_t *loop;
@@ -21,6 +22,16 @@ struct tier_shard {
     tier_closed_cb closed_cb;
     void *closed_arg;
     int closing_steps;
+    struct tier_gc *gc; /* owned: total retention and orphan GC (tier_gc.c) */
 };
+
+/* tier_up.c: may GC trust the log start of (topic, partition)? True once the
+ * uploader resumed it from the index; otherwise starts that resume. */
+bool tier__part_ready(tier_shard_t *ts, const char *topic, int32_t partition);
+
+/* tier_gc.c: start the periodic GC of a new shard; stop it (done(arg) runs
+ * once nothing of it is pending). */
+int tier__gc_start(tier_shard_t *ts);
+void tier__gc_close(tier_shard_t *ts, void (*done)(void *), void *arg);
 
 #endif

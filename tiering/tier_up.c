@@ -31,8 +31,9 @@ typedef struct up_part {
     char *topic; /* owned */
     int32_t partition;
     up_state_t state;
-    bool again; /* a segment was sealed while busy */
-    bool gone;  /* the partition was deleted or the shard is closing */
+    bool again;   /* a segment was sealed while busy */
+    bool gone;    /* the partition was deleted or the shard is closing */
+    bool resumed; /* the log start was lowered to the archive's (GC may trust it) */
     uint64_t backoff_ms;
     uv_timer_t timer;
     bool timer_init;
@@ -126,8 +127,15 @@ static void on_backoff(uv_timer_t *t)
 static void fail(up_part_t *p, const char *what, int err, const char *msg)
 {
     p->ts->stats.errors++;
-    ST_WARN("tier", "upload %s failed tp=%s-%d err=%s %s; retrying in %" PRIu64 " ms", what,
-            p->topic, p->partition, st_strerror(err), msg ? msg : "", p->backoff_ms);
+    plog_t *log = part_log(p);
+    int64_t lag = log ? plog_end_offset(log) - plog_uploaded_offset(log) : 0;
+    /* The lag tells an operator how much local disk the outage holds: local
+     * retention keeps every offset that is not archived. */
+    ST_WARN("tier",
+            "upload %s failed tp=%s-%d err=%s %s; retrying in %" PRIu64
+            " ms; not archived yet: offsets=%" PRId64 " local_bytes=%" PRId64,
+            what, p->topic, p->partition, st_strerror(err), msg ? msg : "", p->backoff_ms, lag,
+            log ? plog_size_bytes(log) : 0);
     release_seg(p);
     set_idle(p);
     if (p->gone || p->ts->closing)
@@ -170,8 +178,8 @@ static void on_put(obj_req_t *req, obj_result_t *res, void *arg)
         fail(p, "PUT", res->status, res->errmsg);
         return;
     }
-    if (p->gone || p->ts->closing) {
-        release_seg(p);
+    if (p->gone || p->ts->closing || !part_log(p)) {
+        release_seg(p); /* deleted meanwhile: the object is an orphan (tier_gc.c) */
         set_idle(p);
         return;
     }
@@ -326,6 +334,7 @@ static void on_low(void *arg, int status, int64_t offset)
     plog_t *log = part_log(p);
     if (status == 0 && offset >= 0 && log)
         plog_set_remote_start(log, offset); /* the archive still holds from here */
+    p->resumed = status == 0 || status == ST_E_NOTFOUND;
     p->state = UP_IDLE;
     step(p);
 }
@@ -390,8 +399,25 @@ int tier_shard_new(uv_loop_t *loop,
     }
     plog_shard_on_sealed(part_plog_shard(ps), tier_on_sealed, ts);
     part_foreach(ps, resume_one, ts);
+    if ((rc = tier__gc_start(ts)) != 0)
+        ST_WARN("tier", "cannot start remote retention: %s", st_strerror(rc));
     *out = ts;
     return 0;
+}
+
+bool tier__part_ready(tier_shard_t *ts, const char *topic, int32_t partition)
+{
+    up_part_t *p = find_part(ts, topic, partition, true);
+    if (!p || p->resumed)
+        return p != NULL;
+    if (p->state == UP_IDLE && !ts->closing) {
+        /* Created by a seal after start (or remote storage turned on live):
+         * learn what the archive holds before anything trusts the start. */
+        p->state = UP_RESUME;
+        if (idx_high_offset(ts->idx, topic, partition, on_high, p) != 0)
+            p->state = UP_IDLE;
+    }
+    return false;
 }
 
 void tier_stats(const tier_shard_t *ts, tier_stats_t *out)
@@ -434,6 +460,8 @@ static void close_parts(void *arg)
         uv_close((uv_handle_t *)&p->timer, on_timer_closed);
     }
     ts->parts = NULL;
+    ts->closing_steps++;
+    tier__gc_close(ts, close_step_done, ts);
     close_step_done(ts);
 }
 

@@ -110,7 +110,15 @@ static void shard_start(rt_shard_t *sh, void *arg)
     char err[512] = "";
     int rc = part_shard_new(sh, b->env, &b->popts, &ps, err, sizeof(err));
     if (rc == 0) {
-        tier_opts_t to = {cfg_str(b->cfg, CFG_ARCHIVE_URL), b->idx, 2, topic_is_remote, b};
+        tier_opts_t to = {.archive_url = cfg_str(b->cfg, CFG_ARCHIVE_URL),
+                          .idx = b->idx,
+                          .max_uploads = 2,
+                          .is_remote = topic_is_remote,
+                          .is_remote_arg = b,
+                          .gc_interval_ms = cfg_int(b->cfg, CFG_RETENTION_CHECK_MS),
+                          .is_orphan_scanner = rt_shard_id(sh) == 0,
+                          .topic_config = topic_config,
+                          .topic_config_arg = b};
         rc = tier_shard_new(rt_shard_loop(sh), ps, &to, &b->tiers[rt_shard_id(sh)], err,
                             sizeof(err));
     }

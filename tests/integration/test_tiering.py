@@ -333,5 +333,233 @@ class RecoverTest(unittest.TestCase):
                 stop_s3(own)
 
 
+def archive_keys(root, topic):
+    """Segment object keys of topic in a file:// archive directory."""
+    out = []
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            if f.endswith(".seg.zst"):
+                key = os.path.relpath(os.path.join(dirpath, f), root)
+                if key.split("/")[1] == topic:
+                    out.append(key)
+    return sorted(out)
+
+
+def earliest(bootstrap, topic):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "tier-gc"})
+    lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), 30)
+    c.close()
+    return lo, hi
+
+
+def wait_until(fn, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for " + what)
+
+
+GC_ARGS = ["-X", "remote.log.storage.system.enable=true",
+           "-X", "log.retention.check.interval.ms=200", *SEG]
+
+
+class GcTest(unittest.TestCase):
+    """Total retention over the archive, DeleteTopics and orphans."""
+
+    def test_retention_ms_deletes_archived_objects_and_moves_earliest(self):
+        from confluent_kafka import Producer
+        from confluent_kafka.admin import AdminClient, NewTopic
+        b = Broker(*GC_ARGS)
+        try:
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            a.create_topics([NewTopic("gcms", 1, 1, config={
+                "local.retention.bytes": "32768", "retention.ms": "3600000",
+                "segment.ms": "1000"})])["gcms"].result(30)
+            p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 2})
+            old = int(time.time() * 1000) - 4 * 3600 * 1000
+            for i in range(3000):
+                ts = old + i if i < 2000 else int(time.time() * 1000)
+                p.produce("gcms", b"%06d-%s" % (i, b"v" * 40), partition=0, timestamp=ts)
+                if i % 500 == 0:
+                    p.flush(30)
+            self.assertEqual(p.flush(60), 0)
+            arch = os.path.join(b.data, "archive")
+            lo = wait_until(lambda: earliest(b.bootstrap, "gcms")[0] or None, 60,
+                            "the earliest offset to move")
+            self.assertLessEqual(lo, 2000)
+            # Archived objects wholly below it leave the bucket and the index.
+            wait_until(lambda: all(int(k.split("/")[3][21:41]) >= lo
+                                   for k in archive_keys(arch, "gcms")), 30, "objects deleted")
+            rows = index_rows(b, "gcms")
+            self.assertTrue(rows and rows[0][0] >= lo - 0 and rows[0][1] >= lo, rows)
+            self.assertEqual(sorted(r[2] for r in rows), archive_keys(arch, "gcms"))
+            got, lo2, hi = consume_from(b.bootstrap, "gcms", lo, 3000 - lo)
+            self.assertEqual([o for o, _ in got], list(range(lo, 3000)))
+            # The new start survives a restart.
+            rc, out = b.stop()
+            self.assertEqual(rc, 0, out)
+            b.start()
+            self.assertGreaterEqual(earliest(b.bootstrap, "gcms")[0], rows[0][0])
+        finally:
+            b.close()
+
+    def test_retention_bytes_trims_the_archive(self):
+        from confluent_kafka.admin import AdminClient, NewTopic
+        b = Broker(*GC_ARGS)
+        try:
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            a.create_topics([NewTopic("gcb", 1, 1, config={
+                "local.retention.bytes": "32768", "retention.bytes": "100000",
+                "segment.ms": "1000"})])["gcb"].result(30)
+            produce_values(b, "gcb", 6000)
+            arch = os.path.join(b.data, "archive")
+            lo = wait_until(lambda: earliest(b.bootstrap, "gcb")[0] or None, 60,
+                            "the earliest offset to move")
+
+            def archived_bytes():
+                db = sqlite3.connect(os.path.join(b.data, "remote-index.db"))
+                try:
+                    return db.execute("SELECT COALESCE(SUM(size), 0) FROM segments "
+                                      "WHERE topic='gcb'").fetchone()[0]
+                finally:
+                    db.close()
+            wait_until(lambda: archived_bytes() <= 100000 + 65536, 60, "the archive to shrink")
+            lo = earliest(b.bootstrap, "gcb")[0]
+            rows = index_rows(b, "gcb")
+            self.assertGreaterEqual(rows[0][0], lo - 16384)
+            wait_until(lambda: sorted(r[2] for r in index_rows(b, "gcb")) ==
+                       archive_keys(arch, "gcb"), 30, "bucket = index")
+            lo = earliest(b.bootstrap, "gcb")[0]
+            got, _, hi = consume_from(b.bootstrap, "gcb", lo, 6000 - lo)
+            self.assertEqual([o for o, _ in got], list(range(lo, 6000)))
+        finally:
+            b.close()
+
+    def test_delete_records_and_delete_topics_remove_objects(self):
+        from confluent_kafka.admin import AdminClient, NewTopic
+        b = Broker(*GC_ARGS)
+        try:
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            a.create_topics([NewTopic(t, 1, 1, config={"segment.ms": "1000"})
+                             for t in ("gcdr", "gcdt")])["gcdr"].result(30)
+            produce_values(b, "gcdr", 3000)
+            produce_values(b, "gcdt", 3000)
+            wait_high(b, "gcdr", 2999)
+            wait_high(b, "gcdt", 2999)
+            arch = os.path.join(b.data, "archive")
+            self.assertTrue(archive_keys(arch, "gcdt"))
+            # DeleteRecords: objects wholly below the new start go.
+            from kwire import Conn, delete_records_v1, parse_delete_records_v1
+            c = Conn(b.port)
+            self.assertEqual(parse_delete_records_v1(c.call(delete_records_v1("gcdr", 0, 1500))),
+                             (1500, 0))
+            c.close()
+            wait_until(lambda: all(int(k.split("/")[3][21:41]) >= 1500
+                                   for k in archive_keys(arch, "gcdr")), 30, "DeleteRecords GC")
+            self.assertEqual(earliest(b.bootstrap, "gcdr")[0], 1500)
+            got, _, _ = consume_from(b.bootstrap, "gcdr", 1500, 1500)
+            self.assertEqual([o for o, _ in got], list(range(1500, 3000)))
+            # DeleteTopics: every object and row of the topic goes.
+            a.delete_topics(["gcdt"])["gcdt"].result(30)
+            wait_until(lambda: archive_keys(arch, "gcdt") == [], 30, "DeleteTopics GC")
+            self.assertEqual(index_rows(b, "gcdt"), [])
+            self.assertTrue(archive_keys(arch, "gcdr"))
+        finally:
+            b.close()
+
+    def test_orphans_are_removed_after_a_grace_period(self):
+        import shutil
+        b = Broker(*GC_ARGS)
+        try:
+            produce(b, "gco", 3000)
+            rows = wait_indexed(b, "gco")
+            self.assertGreaterEqual(len(rows), 3)
+            arch = os.path.join(b.data, "archive")
+            base, last, key = rows[0]
+            stale = key.replace("-0.seg.zst", "-7.seg.zst")  # below the indexed high
+            shutil.copy(os.path.join(arch, key), os.path.join(arch, stale))
+            above = "%s/%020d-%020d-0.seg.zst" % (key.rsplit("/", 1)[0], 10 ** 9, 10 ** 9 + 5)
+            shutil.copy(os.path.join(arch, key), os.path.join(arch, above))
+            # A foreign object is never touched.
+            with open(os.path.join(arch, "README.txt"), "w") as f:
+                f.write("not ours\n")
+            b.wait_for(r"deleted orphaned objects n=1 first=%s" % re.escape(stale), timeout=30)
+            self.assertTrue(os.path.exists(os.path.join(arch, above)))  # may be in flight
+            wait_until(lambda: not os.path.exists(os.path.join(arch, above)), 60,
+                       "the in-flight-looking orphan")
+            self.assertTrue(os.path.exists(os.path.join(arch, "README.txt")))
+            self.assertEqual([r for r in index_rows(b, "gco")][:len(rows)], rows)
+            for _, _, k in index_rows(b, "gco"):
+                self.assertTrue(os.path.exists(os.path.join(arch, k)), k)
+        finally:
+            b.close()
+
+
+class KillAndOutageTest(unittest.TestCase):
+    def test_kill9_during_uploads_then_restart(self):
+        from confluent_kafka.admin import AdminClient, NewTopic
+        b = Broker(*GC_ARGS)
+        try:
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            a.create_topics([NewTopic("k9", 1, 1, config={
+                "local.retention.bytes": "32768", "segment.ms": "1000"})])["k9"].result(30)
+            values = produce_values(b, "k9", 3000)
+            b.kill9()  # uploads are still running
+            b.start()
+            values += produce_values(b, "k9", 2000, 3000)
+            rows = wait_high(b, "k9", 4999)
+            assert_contiguous(self, rows)
+            self.assertEqual(rows[0][0], 0)
+            self.assertEqual(len(set(r[0] for r in rows)), len(rows))  # no duplicates
+            arch = os.path.join(b.data, "archive")
+            # Nothing in the bucket without a row (orphans removed).
+            wait_until(lambda: archive_keys(arch, "k9") == sorted(r[2] for r in rows), 60,
+                       "no orphans")
+            got, lo, hi = consume_from(b.bootstrap, "k9", 0, 5000)
+            self.assertEqual((lo, hi), (0, 5000))
+            self.assertEqual([v for _, v in got], values)
+        finally:
+            b.close()
+
+    def test_s3_outage_during_produce(self):
+        from confluent_kafka.admin import AdminClient, NewTopic
+        own = tempfile.mkdtemp(prefix="strata-s3o-")
+        port = free_port()
+        url = start_s3(port, own)
+        b = None
+        try:
+            b = Broker("-X", "strata.archive.url=s3://strata/outage-%d" % os.getpid(), *GC_ARGS,
+                       env=s3_env(url))
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            a.create_topics([NewTopic("out", 1, 1, config={
+                "local.retention.bytes": "32768", "segment.ms": "1000"})])["out"].result(30)
+            values = produce_values(b, "out", 2000)
+            wait_high(b, "out", 1999)
+            stop_s3(own)
+            # Production never fails while the store is down.
+            values += produce_values(b, "out", 3000, 2000)
+            b.wait_for(r"upload PUT failed tp=out-0 .*not archived yet: offsets=[1-9]",
+                       timeout=120, seen=True)
+            # Local retention keeps what is not archived.
+            first_local = int(os.path.basename(local_segments(b, "out")[0])[:20])
+            self.assertLessEqual(first_local, 2000)
+            time.sleep(2)
+            start_s3(port, own)
+            rows = wait_high(b, "out", 4999, timeout=300)
+            assert_contiguous(self, rows)
+            self.assertEqual(rows[0][0], 0)
+            got, lo, hi = consume_from(b.bootstrap, "out", 0, 5000)
+            self.assertEqual((lo, hi), (0, 5000))
+            self.assertEqual([v for _, v in got], values)
+        finally:
+            if b:
+                b.close()
+            stop_s3(own)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
