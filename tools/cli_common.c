@@ -292,9 +292,9 @@ const rd_kafka_metadata_t *cli_metadata(rd_kafka_t *rk)
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, cli_opts.timeout_ms);
     if (err) {
-        cli_err("cannot reach the cluster at %s within %d ms: %s%s%s", cli_opts.brokers,
-                cli_opts.timeout_ms, rd_kafka_err2str(err), cli_last_error[0] ? " - " : "",
-                cli_last_error);
+        cli_err("cannot reach the cluster at %s: %s%s%s (timeout %d ms)", cli_opts.brokers,
+                rd_kafka_err2str(err), cli_last_error[0] ? ": " : "", cli_last_error,
+                cli_opts.timeout_ms);
         return NULL;
     }
     return md;
@@ -332,8 +332,8 @@ rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t ev_t
         const char *why =
             rd_kafka_event_error(ev) ? rd_kafka_event_error_string(ev) : rd_kafka_event_name(ev);
         if (rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR__TIMED_OUT)
-            cli_err("cannot reach the cluster at %s within %d ms: %s", cli_opts.brokers,
-                    cli_opts.timeout_ms, why);
+            cli_err("cannot reach the cluster at %s: %s (timeout %d ms)", cli_opts.brokers, why,
+                    cli_opts.timeout_ms);
         else
             cli_err("request failed: %s", why);
         rd_kafka_event_destroy(ev);

@@ -188,6 +188,15 @@ static int cmp_tp(const void *a, const void *b, void *opaque)
     return c ? c : (x->partition > y->partition) - (x->partition < y->partition);
 }
 
+/* A JSON integer, or null for a negative value (no commit, unknown). */
+static void json_i64_or_null(int64_t v)
+{
+    if (v < 0)
+        fputs("null", stdout);
+    else
+        printf("%" PRId64, v);
+}
+
 static int describe_one(rd_kafka_t *rk, const rd_kafka_ConsumerGroupDescription_t *d, bool first)
 {
     const char *id = rd_kafka_ConsumerGroupDescription_group_id(d);
@@ -200,6 +209,15 @@ static int describe_one(rd_kafka_t *rk, const rd_kafka_ConsumerGroupDescription_
     rd_kafka_topic_partition_list_t *offs = committed(rk, id);
     if (!offs)
         return CLI_EXIT_FAIL;
+    /* Assigned partitions without a commit yet show too, with no current offset. */
+    for (size_t i = 0; i < n_members; i++) {
+        const rd_kafka_topic_partition_list_t *a = rd_kafka_MemberAssignment_partitions(
+            rd_kafka_MemberDescription_assignment(rd_kafka_ConsumerGroupDescription_member(d, i)));
+        for (int k = 0; a && k < a->cnt; k++)
+            if (!rd_kafka_topic_partition_list_find(offs, a->elems[k].topic, a->elems[k].partition))
+                rd_kafka_topic_partition_list_add(offs, a->elems[k].topic, a->elems[k].partition)
+                    ->offset = RD_KAFKA_OFFSET_INVALID;
+    }
     rd_kafka_topic_partition_list_sort(offs, cmp_tp, NULL);
     int coord_id = coord ? rd_kafka_Node_id(coord) : -1;
     if (cli_opts.is_json) {
@@ -231,9 +249,13 @@ static int describe_one(rd_kafka_t *rk, const rd_kafka_ConsumerGroupDescription_
         if (cli_opts.is_json) {
             printf("%s{\"topic\":", i ? "," : "");
             cli_json_cstr(stdout, p->topic);
-            printf(",\"partition\":%d,\"current_offset\":%" PRId64 ",\"log_end_offset\":%" PRId64
-                   ",\"lag\":%" PRId64 ",\"member_id\":",
-                   (int)p->partition, p->offset, high, lag);
+            printf(",\"partition\":%d,\"current_offset\":", (int)p->partition);
+            json_i64_or_null(p->offset);
+            fputs(",\"log_end_offset\":", stdout);
+            json_i64_or_null(high);
+            fputs(",\"lag\":", stdout);
+            json_i64_or_null(lag);
+            fputs(",\"member_id\":", stdout);
             cli_json_cstr(stdout, mid);
             fputs(",\"client_id\":", stdout);
             cli_json_cstr(stdout, cid);

@@ -18,6 +18,11 @@ from broker import Broker, free_port  # noqa: E402
 STRATA = os.environ.get("STRATA", "build/tools/strata")
 
 
+# The broker may hold a JoinGroup that follows MEMBER_ID_REQUIRED for up to the session
+# timeout (seen with --smp 2); a short one keeps group tests fast.
+FAST_JOIN = ["-X", "session.timeout.ms=6000"]
+
+
 def dead_addr():
     """A loopback address where nothing listens."""
     return "127.0.0.1:%d" % free_port()
@@ -306,8 +311,8 @@ class CliTest(unittest.TestCase):
         self.ok("topic", "create", "gt", "-p", "2")
         self.ok("topic", "produce", "gt", "-p", "0", "-q", input="a\nb\nc\nd\n")
         self.ok("topic", "produce", "gt", "-p", "1", "-q", input="e\nf\n")
-        out = self.ok("topic", "consume", "gt", "-g", "cli-g", "-n", "3", "-f", "%p:%o\\n",
-                      timeout=120)
+        out = self.ok(*FAST_JOIN, "topic", "consume", "gt", "-g", "cli-g", "-n", "3", "-f",
+                      "%p:%o\\n", timeout=120)
         self.assertEqual(len(out.split()), 3)
         groups = {g["group"]: g for g in self.json("group", "list")}
         self.assertIn("cli-g", groups)
@@ -322,8 +327,8 @@ class CliTest(unittest.TestCase):
                          sum(p["log_end_offset"] for p in d["partitions"]))
         self.assertIn("LAG", self.ok("group", "describe", "cli-g"))
         # a second run continues where the group stopped
-        out = self.ok("topic", "consume", "gt", "-g", "cli-g", "-n", "3", "-f", "%v\\n",
-                      timeout=120)
+        out = self.ok(*FAST_JOIN, "topic", "consume", "gt", "-g", "cli-g", "-n", "3", "-f",
+                      "%v\\n", timeout=120)
         self.assertEqual(len(out.split()), 3)
         # seek back to the start of both partitions
         r = self.json("group", "seek", "cli-g", "--to", "start", "--topics", "gt")
@@ -347,6 +352,37 @@ class CliTest(unittest.TestCase):
         rc, out, err = self.run_cli("group", "delete", "cli-g")
         self.assertEqual(rc, 1, (out, err))
         self.fails(1, "no committed offsets", "group", "seek", "never-g", "--to", "start")
+
+    def test_group_describe_live_member(self):
+        self.ok("topic", "create", "live", "-p", "2")
+        self.ok("topic", "produce", "live", "-p", "0", "-q", input="a\nb\n")
+        cons = subprocess.Popen([STRATA, "--brokers", self.broker.bootstrap, *FAST_JOIN, "topic",
+                                 "consume", "live", "-g", "live-g", "-f", "%v\\n"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            got = [cons.stdout.readline(), cons.stdout.readline()]
+            self.assertEqual(got, ["a\n", "b\n"])
+            deadline = time.monotonic() + 60
+            d = None
+            while time.monotonic() < deadline:
+                d = self.json("group", "describe", "live-g")[0]
+                if d["state"] == "Stable" and len(d["partitions"]) == 2 and \
+                        d["partitions"][0]["member_id"]:
+                    break
+                time.sleep(0.5)
+            self.assertEqual(d["members"], 1, d)
+            self.assertEqual([p["partition"] for p in d["partitions"]], [0, 1])
+            self.assertTrue(all(p["client_id"] == "strata-cli" for p in d["partitions"]))
+            self.assertEqual(d["partitions"][0]["log_end_offset"], 2)
+            self.assertIn("strata-cli", self.ok("group", "describe", "live-g"))
+        finally:
+            cons.send_signal(signal.SIGTERM)
+            out, err = cons.communicate(timeout=60)
+        self.assertEqual(cons.returncode, 0, err)
+        self.assertEqual(out, "")
+        # SIGTERM commits what was consumed
+        d = self.json("group", "describe", "live-g")[0]
+        self.assertEqual({p["partition"]: p["current_offset"] for p in d["partitions"]}, {0: 2})
 
     # ---- cluster ----
 
