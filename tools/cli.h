@@ -50,7 +50,8 @@ int cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /** Same, for usage errors. @return CLI_EXIT_USAGE. */
 int cli_usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/** Write `s` (len bytes, NULL prints null) as a JSON string literal. */
+/** Write `s` (len bytes, NULL prints null) as a JSON string literal. Valid UTF-8 passes
+ * through; each byte of invalid UTF-8 becomes \u00XX so the output stays valid JSON. */
 void cli_json_str(FILE *f, const char *s, size_t len);
 /** Write a NUL-terminated string as JSON (NULL prints null). */
 void cli_json_cstr(FILE *f, const char *s);

@@ -50,6 +50,37 @@ int cli_usage_err(const char *fmt, ...)
     return CLI_EXIT_USAGE;
 }
 
+/* Length of the valid UTF-8 sequence at s (0 if invalid or truncated). */
+static size_t utf8_len(const char *s, size_t avail)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n;
+    uint32_t cp;
+    if (u[0] >= 0xc2 && u[0] <= 0xdf) {
+        n = 2;
+        cp = u[0] & 0x1fu;
+    } else if (u[0] >= 0xe0 && u[0] <= 0xef) {
+        n = 3;
+        cp = u[0] & 0x0fu;
+    } else if (u[0] >= 0xf0 && u[0] <= 0xf4) {
+        n = 4;
+        cp = u[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    if (avail < n)
+        return 0;
+    for (size_t k = 1; k < n; k++) {
+        if ((u[k] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (u[k] & 0x3fu);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n;
+}
+
 void cli_json_str(FILE *f, const char *s, size_t len)
 {
     if (!s) {
@@ -76,10 +107,19 @@ void cli_json_str(FILE *f, const char *s, size_t len)
             fputs("\\t", f);
             break;
         default:
-            if (c < 0x20 || c == 0x7f)
+            if (c < 0x20 || c == 0x7f) {
                 fprintf(f, "\\u%04x", c);
-            else
+            } else if (c < 0x80) {
                 fputc(c, f);
+            } else {
+                size_t n = utf8_len(s + i, len - i);
+                if (n) { /* a valid sequence goes out as is */
+                    fwrite(s + i, 1, n, f);
+                    i += n - 1;
+                } else { /* a stray byte becomes the code point of the same value */
+                    fprintf(f, "\\u%04x", c);
+                }
+            }
         }
     }
     fputc('"', f);

@@ -279,10 +279,20 @@ class CliTest(unittest.TestCase):
         cons = subprocess.Popen([STRATA, "--brokers", self.broker.bootstrap, "topic", "consume",
                                  "pc", "-p", "1", "-o", "end", "-n", "1", "-f", "%v\\n"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)
-        self.ok("topic", "produce", "pc", "-p", "1", input="four\n")
+        deadline = time.monotonic() + 60
+        while cons.poll() is None and time.monotonic() < deadline:
+            # keep producing until the consumer (which starts at the end) has seen one
+            self.ok("topic", "produce", "pc", "-p", "1", "-q", input="four\n")
+            time.sleep(0.5)
         out, err = cons.communicate(timeout=30)
         self.assertEqual((cons.returncode, out), (0, "four\n"), err)
+        # binary values stay valid JSON
+        r = subprocess.run([STRATA, "--brokers", self.broker.bootstrap, "topic", "produce", "pc",
+                            "-p", "0", "-q"], input=b"caf\xc3\xa9 \xff\x01\n",
+                           capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rec = self.jsonl(self.ok("topic", "consume", "pc", "-p", "0", "-o", "-1:end"))[0]
+        self.assertEqual(rec["value"], "caf\u00e9 \u00ff\u0001")
 
     def test_trim_prefix(self):
         self.ok("topic", "create", "trim", "-p", "2")
