@@ -341,6 +341,10 @@ static int cmd_start(int argc, char **argv)
             return cli_usage_err("bad flag for 'strata start'");
         }
     }
+    if (cli_opts.n_x)
+        return cli_usage_err("-X before -- sets librdkafka options of strata itself; pass "
+                             "broker settings after --, e.g. strata start -- -X %s=%s",
+                             cli_opts.x_keys[0], cli_opts.x_vals[0]);
     if (optind < argc && strcmp(argv[optind - 1], "--"))
         return cli_usage_err("unexpected argument '%s' (stratad flags go after --)", argv[optind]);
     char bin[PATH_MAX];

@@ -138,6 +138,7 @@ class CliTest(unittest.TestCase):
         self.fails(2, "needs", "topic", "describe")
         self.fails(2, "bad flag", "topic", "list", "--bogus")
         self.fails(2, "--smp", "start", "--smp", "zero", brokers=False)
+        self.fails(2, "after --", "start", "-X", "log.segment.bytes=1MiB", brokers=False)
 
     def test_unreachable_broker(self):
         dead = dead_addr()
