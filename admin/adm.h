@@ -17,6 +17,7 @@
 #include "core/meta.h"
 #include "core/rt.h"
 #include "core/st_err.h"
+#include "index/idx.h"
 #include "kafka/kh.h"
 
 typedef struct adm_server adm_server_t;
@@ -27,6 +28,7 @@ typedef struct {
     meta_t *meta;         /* borrowed: topics */
     const cfg_t *cfg;     /* borrowed: the running configuration (read only) */
     const kh_ctx_t *kctx; /* borrowed: node id, cluster id, listeners */
+    idx_t *idx;           /* borrowed: the remote index (POST /v1/storage/recover); NULL = 501 */
 } adm_opts_t;
 
 /** Bind strata.admin.listener and start serving on opts->loop. Every

@@ -11,6 +11,7 @@
 #include "core/part.h"
 #include "core/plog.h"
 #include "kafka/kp.h"
+#include "tiering/tier.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -389,11 +390,31 @@ static void get_storage(adm_call_t *call, const char *topic, size_t tlen)
     adm_gather(call, on_shard_scan, storage_done, a, scan_free);
 }
 
+/* Rebuild the remote index from the archive and restore the topics and
+ * partitions known only from it (tier_recover_start): 202 once started, the
+ * outcome goes to the log ("recovery from the archive done ..."). */
 static void post_recover(adm_call_t *call)
 {
-    adm_reply_error(call, 501, "not_implemented",
-                    "recovery from the object store needs tiered storage (segment upload and the "
-                    "remote index), which this build does not have yet");
+    adm_server_t *s = call->s;
+    if (!s->o.idx) {
+        adm_reply_error(call, 501, "not_implemented", "this broker has no remote index");
+        return;
+    }
+    char err[512] = "";
+    int rc = tier_recover_start(s->o.loop, cfg_str(s->o.cfg, CFG_ARCHIVE_URL), s->o.idx, s->o.meta,
+                                cfg_str(s->o.cfg, CFG_LOG_DIR), err, sizeof(err));
+    if (rc == ST_E_AGAIN) {
+        adm_reply_error(call, 409, "busy", "%s", err);
+        return;
+    }
+    if (rc != 0) {
+        adm_reply_error(call, 500, "internal", "%s (%s)", err, st_strerror(rc));
+        return;
+    }
+    json_t *doc = json_object();
+    json_object_set_new(doc, "status", json_string("started"));
+    json_object_set_new(doc, "archive", json_string(cfg_str(s->o.cfg, CFG_ARCHIVE_URL)));
+    adm_reply_json(call, 202, doc);
 }
 
 /* ---- GET /metrics ---- */

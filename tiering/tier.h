@@ -168,6 +168,38 @@ ST_MUST_CHECK int tier_recover_blocking(const char *archive_url,
                                         char *errbuf,
                                         size_t errbuf_len);
 
+/** Called when tier_recover_restore() is done: 0, or an error (logged). */
+typedef void (*tier_restore_cb)(void *arg, int status);
+
+struct meta;
+/** After tier_recover(): each partition of res without a directory in
+ * data_dir gets one whose log starts after its archived offsets (so new
+ * records never reuse them), then every topic of res that meta does not know
+ * is created (partition count = highest archived partition + 1, remote
+ * storage on). Call before the shards open those partitions (start-up) or
+ * while no shard has them (their topic unknown).
+ * @param meta, data_dir  meta borrowed until cb; res and data_dir copied.
+ * @return 0 (cb will run on loop) or an error. @thread loop @blocking no */
+ST_MUST_CHECK int tier_recover_restore(uv_loop_t *loop,
+                                       struct meta *meta,
+                                       const char *data_dir,
+                                       const tier_recover_result_t *res,
+                                       tier_restore_cb cb,
+                                       void *arg);
+
+/** POST /v1/storage/recover: on loop, with its own store and index client,
+ * rebuild the index from the archive (tier_recover without only_if_empty:
+ * rows already there stay), then tier_recover_restore(); progress and the
+ * outcome are logged. @return 0 (started), ST_E_AGAIN (one is running), or
+ * an error (errbuf says why). @thread loop (not a shard's) @blocking no */
+ST_MUST_CHECK int tier_recover_start(uv_loop_t *loop,
+                                     const char *archive_url,
+                                     idx_t *idx,
+                                     struct meta *meta,
+                                     const char *data_dir,
+                                     char *errbuf,
+                                     size_t errbuf_len);
+
 /** Parse a segment object key (see tier_object_key).
  * @return 0, or ST_E_INVAL when key is not a segment object's. */
 ST_MUST_CHECK int tier_parse_object_key(const char *key,

@@ -22,16 +22,21 @@
  *                re-uploaded with the same offsets is the same key; anything
  *                else is skipped) never replaces a row (ST_E_EXISTS);
  *             3. nothing here deletes from the bucket. */
+#include "core/meta.h"
 #include "core/st_crc32c.h"
 #include "core/st_log.h"
 #include "tiering/seg.h"
 #include "tiering/tier.h"
 #include "tiering/tier_int.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define RECOVER_PAGE 1000
 
@@ -468,4 +473,220 @@ int tier_recover_blocking(const char *archive_url,
     if (uv_loop_close(&loop) != 0)
         ST_WARN("tier", "recovery: a handle of the temporary loop is still open");
     return rc;
+}
+
+/* ---- Restoring topics and partition starts ---- */
+
+typedef struct {
+    uv_work_t work;
+    uv_loop_t *loop;
+    meta_t *meta;               /* borrowed */
+    char *data_dir;             /* owned */
+    tier_recover_part_t *parts; /* owned copy */
+    size_t n_parts;
+    int pending; /* meta_create_topic callbacks */
+    int failed;
+    tier_restore_cb cb;
+    void *arg;
+} restore_t;
+
+/* Thread pool: a partition with no directory starts after its archived
+ * offsets (plog_open creates a new log at its log-start-offset checkpoint). */
+static void restore_dirs(uv_work_t *w)
+{
+    restore_t *r = w->data;
+    for (size_t i = 0; i < r->n_parts; i++) {
+        const tier_recover_part_t *p = &r->parts[i];
+        char path[PATH_MAX], ckpt[PATH_MAX + 32];
+        snprintf(path, sizeof(path), "%s/%s-%d", r->data_dir, p->topic, p->partition);
+        if (mkdir(path, 0755) != 0)
+            continue; /* exists: the log has its own offsets */
+        snprintf(ckpt, sizeof(ckpt), "%s/log-start-offset", path);
+        FILE *f = fopen(ckpt, "w");
+        if (!f || fprintf(f, "%lld\n", (long long)p->high_offset + 1) < 0 || fflush(f) != 0 ||
+            fsync(fileno(f)) != 0) {
+            ST_WARN("tier", "recovery: cannot write %s: %s", ckpt, strerror(errno));
+            r->failed++;
+        }
+        if (f)
+            fclose(f);
+    }
+}
+
+static void restore_finish(restore_t *r)
+{
+    int status = r->failed ? ST_E_IO : 0;
+    tier_restore_cb cb = r->cb;
+    void *arg = r->arg;
+    free(r->parts);
+    free(r->data_dir);
+    free(r);
+    cb(arg, status);
+}
+
+static void on_topic_created(void *arg, int status, const char *msg)
+{
+    restore_t *r = arg;
+    if (status != 0 && status != ST_E_EXISTS) {
+        r->failed++;
+        ST_WARN("tier", "recovery: cannot recreate a topic: %s", msg ? msg : st_strerror(status));
+    }
+    if (--r->pending == 0)
+        restore_finish(r);
+}
+
+static void restore_topics(uv_work_t *w, int status)
+{
+    restore_t *r = w->data;
+    static const meta_kv_t remote_on = {"remote.storage.enable", "true"};
+    if (status != 0)
+        r->failed++;
+    r->pending = 1; /* held until every topic was submitted */
+    for (size_t i = 0; i < r->n_parts; i++) {
+        const char *topic = r->parts[i].topic;
+        bool seen = false; /* keys are ordered by hash: a topic's partitions are spread */
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = !strcmp(r->parts[j].topic, topic);
+        meta_snap_t *snap = meta_snap_get(r->meta);
+        bool known = meta_snap_find(snap, topic, strlen(topic)) != NULL;
+        meta_snap_put(snap);
+        if (seen || known)
+            continue;
+        int32_t n = 0;
+        for (size_t j = 0; j < r->n_parts; j++)
+            if (!strcmp(r->parts[j].topic, topic) && r->parts[j].partition + 1 > n)
+                n = r->parts[j].partition + 1;
+        ST_INFO("tier", "recovery: recreating topic %s with %d partitions from the archive", topic,
+                (int)n);
+        meta_topic_spec_t spec = {topic, n, &remote_on, 1};
+        r->pending++;
+        meta_create_topic(r->meta, r->loop, &spec, on_topic_created, r);
+    }
+    if (--r->pending == 0)
+        restore_finish(r);
+}
+
+int tier_recover_restore(uv_loop_t *loop,
+                         struct meta *meta,
+                         const char *data_dir,
+                         const tier_recover_result_t *res,
+                         tier_restore_cb cb,
+                         void *arg)
+{
+    restore_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return ST_E_NOMEM;
+    r->loop = loop;
+    r->meta = meta;
+    r->cb = cb;
+    r->arg = arg;
+    r->n_parts = res->n_parts;
+    r->data_dir = strdup(data_dir);
+    r->parts = malloc((res->n_parts ? res->n_parts : 1) * sizeof(*r->parts));
+    if (!r->data_dir || !r->parts) {
+        free(r->data_dir);
+        free(r->parts);
+        free(r);
+        return ST_E_NOMEM;
+    }
+    if (res->n_parts)
+        memcpy(r->parts, res->parts, res->n_parts * sizeof(*r->parts));
+    r->work.data = r;
+    int rc = uv_queue_work(loop, &r->work, restore_dirs, restore_topics);
+    if (rc != 0) {
+        free(r->data_dir);
+        free(r->parts);
+        free(r);
+    }
+    return rc;
+}
+
+/* ---- Rebuild on demand (POST /v1/storage/recover) ---- */
+
+typedef struct {
+    uv_loop_t *loop;
+    obj_store_t *store; /* owned */
+    idx_client_t *idx;  /* owned */
+    meta_t *meta;       /* borrowed */
+    char *data_dir;     /* owned */
+    int closing;
+} ondemand_t;
+
+static bool g_recovering; /* one rebuild at a time per process (its loop only) */
+
+static void ondemand_step_closed(void *arg)
+{
+    ondemand_t *o = arg;
+    if (--o->closing > 0)
+        return;
+    free(o->data_dir);
+    free(o);
+    g_recovering = false;
+}
+
+static void ondemand_finish(ondemand_t *o)
+{
+    o->closing = 2;
+    idx_client_close(o->idx, ondemand_step_closed, o);
+    obj_store_close(o->store, ondemand_step_closed, o);
+}
+
+static void ondemand_restored(void *arg, int status)
+{
+    ondemand_t *o = arg;
+    if (status != 0)
+        ST_WARN("tier", "recovery: restoring topics failed: %s", st_strerror(status));
+    ondemand_finish(o);
+}
+
+static void ondemand_recovered(void *arg, int status, const tier_recover_result_t *res)
+{
+    ondemand_t *o = arg;
+    int rc = status;
+    if (status == 0 && res->n_parts > 0)
+        rc = tier_recover_restore(o->loop, o->meta, o->data_dir, res, ondemand_restored, o);
+    free(res->parts);
+    if (status != 0 || res->n_parts == 0 || rc != 0)
+        ondemand_finish(o);
+}
+
+int tier_recover_start(uv_loop_t *loop,
+                       const char *archive_url,
+                       idx_t *idx,
+                       struct meta *meta,
+                       const char *data_dir,
+                       char *errbuf,
+                       size_t errbuf_len)
+{
+    if (g_recovering) {
+        snprintf(errbuf, errbuf_len, "a recovery is already running");
+        return ST_E_AGAIN;
+    }
+    ondemand_t *o = calloc(1, sizeof(*o));
+    if (!o || !(o->data_dir = strdup(data_dir))) {
+        free(o);
+        return ST_E_NOMEM;
+    }
+    o->loop = loop;
+    o->meta = meta;
+    obj_config_t oc;
+    memset(&oc, 0, sizeof(oc));
+    oc.url = archive_url;
+    int rc = obj_store_new(loop, &oc, &o->store, errbuf, errbuf_len);
+    if (rc == 0 && (rc = idx_client_new(idx, loop, &o->idx)) != 0) {
+        snprintf(errbuf, errbuf_len, "cannot open a remote index client: %s", st_strerror(rc));
+        obj_store_close(o->store, NULL, NULL);
+    }
+    if (rc == 0 && (rc = tier_recover(loop, o->store, o->idx, false, ondemand_recovered, o)) != 0) {
+        snprintf(errbuf, errbuf_len, "cannot start recovery: %s", st_strerror(rc));
+        ondemand_finish(o);
+        return rc;
+    }
+    if (rc != 0) {
+        free(o->data_dir);
+        free(o);
+        return rc;
+    }
+    g_recovering = true;
+    return 0;
 }

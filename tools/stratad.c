@@ -343,26 +343,16 @@ static int kafka_context(broker_t *b, const char *dir)
 
 /* ---- Recovery from the archive ---- */
 
-typedef struct {
-    int pending;
-    int failed;
-} topics_wait_t;
-
-static void on_topic_restored(void *arg, int status, const char *msg)
+static void on_restored(void *arg, int status)
 {
-    topics_wait_t *w = arg;
-    w->pending--;
-    if (status != 0 && status != ST_E_EXISTS) {
-        w->failed++;
-        ST_WARN("stratad", "cannot recreate a topic found in the archive: %s", msg ? msg : "");
-    }
+    int *done = arg;
+    *done = status == 0 ? 1 : -1;
 }
 
 /* The data directory lost its remote index (new or wiped): if the archive
  * holds segment objects, rebuild the index from them, recreate the topics
- * (partition count = highest archived partition + 1) and make each missing
- * partition log start after its last archived offset, so new records never
- * reuse archived offsets. Runs before the shards start. */
+ * and make each missing partition log start after its last archived offset
+ * (tier_recover_restore). Runs before the shards start. */
 static void restore_from_archive(broker_t *b, const char *dir)
 {
     tier_recover_result_t res;
@@ -373,58 +363,22 @@ static void restore_from_archive(broker_t *b, const char *dir)
         ST_WARN("stratad", "cannot check the archive for recovery: %s", err);
         return;
     }
-    if (res.was_not_empty || res.n_parts == 0) {
-        free(res.parts);
-        return;
-    }
     uv_loop_t loop;
-    if (uv_loop_init(&loop) != 0) {
+    if (res.was_not_empty || res.n_parts == 0 || uv_loop_init(&loop) != 0) {
         free(res.parts);
         return;
     }
-    topics_wait_t w = {0, 0};
-    static const meta_kv_t remote_on = {"remote.storage.enable", "true"};
-    for (size_t i = 0; i < res.n_parts; i++) {
-        const tier_recover_part_t *p = &res.parts[i];
-        char path[PATH_MAX], ckpt[PATH_MAX + 32];
-        snprintf(path, sizeof(path), "%s/%s-%d", dir, p->topic, p->partition);
-        struct stat st;
-        if (stat(path, &st) != 0 && mkdir(path, 0755) == 0) {
-            snprintf(ckpt, sizeof(ckpt), "%s/log-start-offset", path);
-            FILE *f = fopen(ckpt, "w");
-            if (!f || fprintf(f, "%lld\n", (long long)p->high_offset + 1) < 0 || fflush(f) != 0 ||
-                fsync(fileno(f)) != 0)
-                ST_WARN("stratad", "cannot write %s: %s", ckpt, strerror(errno));
-            if (f)
-                fclose(f);
-        }
-        bool seen = false; /* keys are ordered by hash: a topic's partitions are spread */
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = !strcmp(res.parts[j].topic, p->topic);
-        if (seen)
-            continue;
-        int32_t n = 0;
-        for (size_t j = 0; j < res.n_parts; j++)
-            if (!strcmp(res.parts[j].topic, p->topic) && res.parts[j].partition + 1 > n)
-                n = res.parts[j].partition + 1;
-        meta_snap_t *snap = meta_snap_get(b->meta);
-        bool known = meta_snap_find(snap, p->topic, strlen(p->topic)) != NULL;
-        meta_snap_put(snap);
-        if (known)
-            continue;
-        meta_topic_spec_t spec = {p->topic, n, &remote_on, 1};
-        w.pending++;
-        meta_create_topic(b->meta, &loop, &spec, on_topic_restored, &w);
-        ST_INFO("stratad", "recreating topic %s with %d partitions from the archive", p->topic,
-                (int)n);
-    }
-    while (w.pending > 0)
+    int done = 0;
+    if (tier_recover_restore(&loop, b->meta, dir, &res, on_restored, &done) != 0)
+        done = -1;
+    while (done == 0)
         uv_run(&loop, UV_RUN_ONCE);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0)
         ST_WARN("stratad", "recovery: a handle of the temporary loop is still open");
-    ST_INFO("stratad", "recovered from the archive: objects=%lld partitions=%zu failed=%lld",
-            (long long)res.objects, res.n_parts, (long long)res.failed);
+    ST_INFO("stratad",
+            "recovered from the archive: objects=%lld partitions=%zu failed=%lld restore=%s",
+            (long long)res.objects, res.n_parts, (long long)res.failed, done > 0 ? "ok" : "failed");
     free(res.parts);
 }
 
@@ -632,7 +586,7 @@ int main(int argc, char **argv)
         return 1;
     }
     b->main_loop = uv_default_loop();
-    adm_opts_t aopts = {b->main_loop, b->rt, b->meta, b->cfg, &b->kctx};
+    adm_opts_t aopts = {b->main_loop, b->rt, b->meta, b->cfg, &b->kctx, b->idx};
     if ((rc = adm_server_new(&aopts, &b->adm, aerr, sizeof(aerr))) != 0) {
         fprintf(stderr, "stratad: %s\n", aerr);
         return 1;

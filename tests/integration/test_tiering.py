@@ -561,5 +561,48 @@ class KillAndOutageTest(unittest.TestCase):
             stop_s3(own)
 
 
+class RecoverEndpointTest(unittest.TestCase):
+    def test_post_storage_recover_restores_a_topic_from_the_bucket(self):
+        import shutil
+        import urllib.request
+        from confluent_kafka.admin import AdminClient, NewTopic
+        with tempfile.TemporaryDirectory(prefix="strata-arch-") as d1, \
+                tempfile.TemporaryDirectory(prefix="strata-arch-") as d2:
+            b = Broker("-X", "strata.archive.url=file://" + d1, *GC_ARGS)
+            try:
+                a = AdminClient({"bootstrap.servers": b.bootstrap})
+                a.create_topics([NewTopic("rep", 1, 1, config={
+                    "segment.ms": "1000"})])["rep"].result(30)
+                values = produce_values(b, "rep", 3000)
+                rows = wait_high(b, "rep", 2999)
+            finally:
+                b.close()
+            b2 = Broker("-X", "strata.archive.url=file://" + d2, *GC_ARGS)
+            try:
+                # Objects appear in the archive of a running broker (copied
+                # from another one): the operator asks for a rebuild.
+                shutil.copytree(d1, d2, dirs_exist_ok=True)
+                req = urllib.request.Request("http://127.0.0.1:%d/v1/storage/recover"
+                                             % b2.admin_port, data=b"{}", method="POST")
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    self.assertEqual(r.status, 202)
+                b2.wait_for(r"recovery from the archive done status=\S+ objects=%d" % len(rows),
+                            timeout=60)
+                self.assertEqual(index_rows(b2, "rep"), rows)
+                def offsets():
+                    try:
+                        return earliest(b2.bootstrap, "rep") == (0, 3000)
+                    except Exception:  # the topic is being created
+                        return False
+                wait_until(offsets, 30, "the archived offsets")
+                got, lo, hi = consume_from(b2.bootstrap, "rep", 0, 3000)
+                self.assertEqual([v for _, v in got], values)
+                more = produce_values(b2, "rep", 10, 3000)
+                got, lo, hi = consume_from(b2.bootstrap, "rep", 2995, 15)
+                self.assertEqual([v for _, v in got], values[2995:] + more)
+            finally:
+                b2.close()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
