@@ -183,6 +183,8 @@ static int fmt_parse(const fmt_t *f, const char *p, size_t len, rec_t *r)
 typedef struct {
     const char *topic;
     const char *key;
+    const char *codec; /* compression.codec */
+    const char *acks;  /* "-1", "0" or "1" */
     int32_t partition;
     char *hk[CLI_MAX_HEADERS];
     char *hv[CLI_MAX_HEADERS];
@@ -279,6 +281,56 @@ static int produce_stdin(rd_kafka_t *rk, const produce_opts_t *o, const fmt_t *f
     return rc;
 }
 
+/* Compile and check a produce format (NULL: one record per line). @return 0 or CLI_EXIT_USAGE. */
+static int produce_format(char *format, fmt_t *f)
+{
+    static char deffmt[] = "%v\\n"; /* static: f points into it after we return */
+    char *fs = format ? format : deffmt;
+    cli_unescape(fs);
+    if (fmt_compile(fs, "kvpt", f))
+        return CLI_EXIT_USAGE;
+    if (!f->n || f->items[f->n - 1].field)
+        return cli_usage_err("bad --format: it must end with a delimiter such as \\n");
+    f->delim = f->items[f->n - 1].lit;
+    f->delim_len = f->items[f->n - 1].lit_len;
+    for (int i = 0; i + 1 < f->n; i++)
+        if (f->items[i].field && f->items[i + 1].field)
+            return cli_usage_err("bad --format: two fields need text between them");
+    return 0;
+}
+
+/* Create the producer, check the cluster, produce stdin, flush. @return exit code. */
+static int produce_run(const produce_opts_t *o, const fmt_t *f, produce_state_t *st)
+{
+    const char *extra[] = {"compression.codec",        o->codec, "acks", o->acks, "linger.ms", "5",
+                           "allow.auto.create.topics", "true",   NULL};
+    rd_kafka_conf_t *conf = cli_conf_new(extra);
+    if (!conf)
+        return CLI_EXIT_FAIL;
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_opaque(conf, st);
+    rd_kafka_t *rk = cli_client_from_conf(RD_KAFKA_PRODUCER, conf);
+    if (!rk)
+        return CLI_EXIT_FAIL;
+    /* Fail fast and clearly when the cluster cannot be reached. */
+    const rd_kafka_metadata_t *md = cli_metadata(rk);
+    if (!md) {
+        rd_kafka_destroy(rk);
+        return CLI_EXIT_FAIL;
+    }
+    rd_kafka_metadata_destroy(md);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    int rc = produce_stdin(rk, o, f);
+    rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, cli_opts.timeout_ms + 30000);
+    if (ferr && !rc)
+        rc = cli_err("records still not delivered after the timeout: %s", rd_kafka_err2str(ferr));
+    rd_kafka_destroy(rk);
+    if (!rc && st->n_failed)
+        rc = CLI_EXIT_FAIL;
+    return rc;
+}
+
 int cli_produce(int argc, char **argv)
 {
     static const struct option longs[] = {{"key", required_argument, NULL, 'k'},
@@ -290,8 +342,7 @@ int cli_produce(int argc, char **argv)
                                           {"quiet", no_argument, NULL, 'q'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
-    produce_opts_t o = {.partition = RD_KAFKA_PARTITION_UA};
-    const char *codec = "none", *acks = "all";
+    produce_opts_t o = {.partition = RD_KAFKA_PARTITION_UA, .codec = "none", .acks = "-1"};
     char *format = NULL;
     produce_state_t st = {0};
     int64_t v;
@@ -318,14 +369,13 @@ int cli_produce(int argc, char **argv)
                 return cli_usage_err("bad --compression '%s': use none, gzip, snappy, lz4 or "
                                      "zstd",
                                      optarg);
-            codec = optarg;
+            o.codec = optarg;
             break;
         case 'a':
-            if (!strcmp(optarg, "all"))
-                optarg = "-1";
-            if (strcmp(optarg, "-1") && strcmp(optarg, "0") && strcmp(optarg, "1"))
+            if (strcmp(optarg, "all") && strcmp(optarg, "-1") && strcmp(optarg, "0") &&
+                strcmp(optarg, "1"))
                 return cli_usage_err("bad --acks '%s': use all, -1, 0 or 1", optarg);
-            acks = optarg;
+            o.acks = strcmp(optarg, "all") ? optarg : "-1";
             break;
         case 'f':
             format = optarg;
@@ -343,50 +393,9 @@ int cli_produce(int argc, char **argv)
     if (argc - optind != 1)
         return cli_usage_err("topic produce needs exactly one TOPIC");
     o.topic = argv[optind];
-    char deffmt[] = "%v\\n";
-    char *fs = format ? format : deffmt;
-    cli_unescape(fs);
     fmt_t f;
-    if (fmt_compile(fs, "kvpt", &f))
-        return CLI_EXIT_USAGE;
-    if (!f.n || f.items[f.n - 1].field)
-        return cli_usage_err("bad --format: it must end with a delimiter such as \\n");
-    f.delim = f.items[f.n - 1].lit;
-    f.delim_len = f.items[f.n - 1].lit_len;
-    for (int i = 0; i + 1 < f.n; i++)
-        if (f.items[i].field && f.items[i + 1].field)
-            return cli_usage_err("bad --format: two fields need text between them");
-
-    char ackbuf[8];
-    snprintf(ackbuf, sizeof(ackbuf), "%s", acks);
-    const char *extra[] = {"compression.codec",        codec,  "acks", ackbuf, "linger.ms", "5",
-                           "allow.auto.create.topics", "true", NULL};
-    rd_kafka_conf_t *conf = cli_conf_new(extra);
-    if (!conf)
-        return CLI_EXIT_USAGE;
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-    rd_kafka_conf_set_opaque(conf, &st);
-    rd_kafka_t *rk = cli_client_from_conf(RD_KAFKA_PRODUCER, conf);
-    if (!rk)
-        return CLI_EXIT_FAIL;
-
-    /* Fail fast and clearly when the cluster cannot be reached. */
-    const rd_kafka_metadata_t *md = cli_metadata(rk);
-    if (!md) {
-        rd_kafka_destroy(rk);
-        return CLI_EXIT_FAIL;
-    }
-    rd_kafka_metadata_destroy(md);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    int rc = produce_stdin(rk, &o, &f);
-    rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, cli_opts.timeout_ms + 30000);
-    if (ferr && !rc)
-        rc = cli_err("records still not delivered after the timeout: %s", rd_kafka_err2str(ferr));
-    rd_kafka_destroy(rk);
-    if (!rc && st.n_failed)
-        rc = CLI_EXIT_FAIL;
-    return rc;
+    int rc = produce_format(format, &f);
+    return rc ? rc : produce_run(&o, &f, &st);
 }
 
 /* ---- consume ---- */

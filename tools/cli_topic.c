@@ -658,6 +658,35 @@ static const char trim_help[] =
     "  strata topic trim-prefix orders -o 1000 -p 0\n"
     "  strata topic trim-prefix orders -o end\n";
 
+/* Print DeleteRecords results. @return CLI_EXIT_FAIL if any partition failed. */
+static int print_trim_results(const char *topic, const rd_kafka_topic_partition_list_t *r)
+{
+    int rc = CLI_EXIT_OK;
+    if (cli_opts.is_json)
+        putchar('[');
+    else
+        printf("%-10s %-18s %s\n", "PARTITION", "NEW-START-OFFSET", "ERROR");
+    for (int i = 0; i < r->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &r->elems[i];
+        if (p->err)
+            rc = CLI_EXIT_FAIL;
+        if (cli_opts.is_json) {
+            printf("%s{\"topic\":", i ? "," : "");
+            cli_json_cstr(stdout, topic);
+            printf(",\"partition\":%d,\"new_start_offset\":%" PRId64 ",\"error\":", p->partition,
+                   p->err ? (int64_t)-1 : p->offset);
+            cli_json_cstr(stdout, p->err ? rd_kafka_err2str(p->err) : NULL);
+            putchar('}');
+        } else {
+            printf("%-10d %-18" PRId64 " %s\n", p->partition, p->err ? (int64_t)-1 : p->offset,
+                   p->err ? rd_kafka_err2str(p->err) : "-");
+        }
+    }
+    if (cli_opts.is_json)
+        puts("]");
+    return rc;
+}
+
 static int cmd_trim_prefix(int argc, char **argv)
 {
     static const struct option longs[] = {{"offset", required_argument, NULL, 'o'},
@@ -723,31 +752,8 @@ static int cmd_trim_prefix(int argc, char **argv)
     rd_kafka_event_t *ev = cli_admin_wait(q, RD_KAFKA_EVENT_DELETERECORDS_RESULT);
     if (!ev)
         goto out;
-    const rd_kafka_topic_partition_list_t *r =
-        rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
-    rc = CLI_EXIT_OK;
-    if (cli_opts.is_json)
-        putchar('[');
-    else
-        printf("%-10s %-18s %s\n", "PARTITION", "NEW-START-OFFSET", "ERROR");
-    for (int i = 0; i < r->cnt; i++) {
-        const rd_kafka_topic_partition_t *p = &r->elems[i];
-        if (p->err)
-            rc = CLI_EXIT_FAIL;
-        if (cli_opts.is_json) {
-            printf("%s{\"topic\":", i ? "," : "");
-            cli_json_cstr(stdout, topic);
-            printf(",\"partition\":%d,\"new_start_offset\":%" PRId64 ",\"error\":", p->partition,
-                   p->err ? (int64_t)-1 : p->offset);
-            cli_json_cstr(stdout, p->err ? rd_kafka_err2str(p->err) : NULL);
-            putchar('}');
-        } else {
-            printf("%-10d %-18" PRId64 " %s\n", p->partition, p->err ? (int64_t)-1 : p->offset,
-                   p->err ? rd_kafka_err2str(p->err) : "-");
-        }
-    }
-    if (cli_opts.is_json)
-        puts("]");
+    rc = print_trim_results(
+        topic, rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev)));
     rd_kafka_event_destroy(ev);
 out:
     if (q)
