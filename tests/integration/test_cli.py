@@ -295,6 +295,13 @@ class CliTest(unittest.TestCase):
         rec = self.jsonl(self.ok("topic", "consume", "pc", "-p", "0", "-o", "-1:end"))[0]
         self.assertEqual(rec["value"], "caf\u00e9 \u00ff\u0001")
 
+    def test_produce_every_codec(self):
+        codecs = ["none", "gzip", "snappy", "lz4", "zstd"]
+        for z in codecs:
+            self.ok("topic", "produce", "codecs", "-p", "0", "-q", "-z", z, input="v-%s\n" % z)
+        out = self.ok("topic", "consume", "codecs", "-o", "start:end", "-f", "%v\\n")
+        self.assertEqual(out.split(), ["v-" + z for z in codecs])
+
     def test_trim_prefix(self):
         self.ok("topic", "create", "trim", "-p", "2")
         self.ok("topic", "produce", "trim", "-p", "0", "-q", input="".join("r%d\n" % i
