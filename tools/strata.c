@@ -367,6 +367,10 @@ static int cmd_start(int argc, char **argv)
     }
     for (int i = optind; i < argc; i++)
         args[n++] = argv[i];
+    if (config)
+        fprintf(stderr, "strata: starting %s --config %s\n", bin, config);
+    else
+        fprintf(stderr, "strata: starting %s with data in %s (Ctrl-C stops it)\n", bin, data_dir);
     fflush(stdout);
     execv(bin, args);
     int err = errno;
