@@ -335,7 +335,8 @@ static void gop_run(rt_shard_t *sh, void *arg)
 /* Post a new op for group (a request-arena string) to the group's shard. The op's run must
  * end with kh_group__done (or, when called with gs == NULL, only fill a
  * COORDINATOR_NOT_AVAILABLE answer). */
-gop_t *kh_group__send(kh_req_t *req, const char *group, int index, gop_fn run, void *resp)
+gop_t *
+kh_group__send(kh_req_t *req, const char *group, int index, gop_fn run, void *resp, void *extra)
 {
     gstate_t *st = req->state;
     gop_t *op = kp_arena_alloc(&req->arena, sizeof(*op));
@@ -347,6 +348,7 @@ gop_t *kh_group__send(kh_req_t *req, const char *group, int index, gop_fn run, v
     op->index = index;
     op->run = run;
     op->resp = resp;
+    op->extra = extra; /* set before posting: the op may run on the other shard at once */
     kp_arena_init(&op->arena, KH_GROUP_OP_ARENA);
     op->next_in_req = st->ops;
     st->ops = op;
@@ -525,10 +527,8 @@ void kh_join_group(kh_req_t *req)
     if (!jq->group_id[0]) {
         r->error_code = KP_ERR_INVALID_GROUP_ID;
     } else {
-        gop_t *op = kh_group__send(req, jq->group_id, 0, join_run, r);
-        if (!op)
+        if (!kh_group__send(req, jq->group_id, 0, join_run, r, jq))
             goto oom;
-        op->extra = jq;
     }
     kh_group__release(req);
     return;
@@ -599,10 +599,8 @@ void kh_sync_group(kh_req_t *req)
     if (!sq->group_id[0]) {
         r->error_code = KP_ERR_INVALID_GROUP_ID;
     } else {
-        gop_t *op = kh_group__send(req, sq->group_id, 0, sync_run, r);
-        if (!op)
+        if (!kh_group__send(req, sq->group_id, 0, sync_run, r, sq))
             goto oom;
-        op->extra = sq;
     }
     kh_group__release(req);
     return;
@@ -640,10 +638,8 @@ void kh_heartbeat(kh_req_t *req)
     if (!group[0]) {
         r->error_code = KP_ERR_INVALID_GROUP_ID;
     } else {
-        gop_t *op = kh_group__send(req, group, 0, heartbeat_run, r);
-        if (!op)
+        if (!kh_group__send(req, group, 0, heartbeat_run, r, ids))
             goto oom;
-        op->extra = ids;
     }
     kh_group__release(req);
     return;
@@ -713,10 +709,8 @@ void kh_leave_group(kh_req_t *req)
     if (!group[0]) {
         r->error_code = KP_ERR_INVALID_GROUP_ID;
     } else {
-        gop_t *op = kh_group__send(req, group, 0, leave_run, r);
-        if (!op)
+        if (!kh_group__send(req, group, 0, leave_run, r, x))
             goto oom;
-        op->extra = x;
     }
     kh_group__release(req);
     return;
@@ -918,7 +912,7 @@ void kh_describe_groups(kh_req_t *req)
             d->error_code = KP_ERR_INVALID_GROUP_ID;
             continue;
         }
-        if (!kh_group__send(req, group, i, describe_run, r))
+        if (!kh_group__send(req, group, i, describe_run, r, NULL))
             goto oom;
     }
     kh_group__release(req);
@@ -1000,7 +994,7 @@ void kh_delete_groups(kh_req_t *req)
             res->error_code = !group[0] ? KP_ERR_INVALID_GROUP_ID : KP_ERR_GROUP_ID_NOT_FOUND;
             continue;
         }
-        if (!kh_group__send(req, group, i, delete_run, r))
+        if (!kh_group__send(req, group, i, delete_run, r, NULL))
             goto oom;
     }
     kh_group__release(req);

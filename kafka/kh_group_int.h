@@ -75,8 +75,11 @@ gstate_t *kh_group__start(kh_req_t *req, size_t resp_size);
 void kh_group__release(kh_req_t *req);
 /** Post an op for group (a request-arena string) to the group's shard, where run(op, gs)
  * runs; run ends with kh_group__done, or with gs == NULL (coordinator gone) only fills a
- * COORDINATOR_NOT_AVAILABLE answer. @return the op, or NULL when out of memory. */
-gop_t *kh_group__send(kh_req_t *req, const char *group, int index, gop_fn run, void *resp);
+ * COORDINATOR_NOT_AVAILABLE answer. Everything the op needs (resp, extra) is given here:
+ * the op may run on the other shard before this returns, so the caller must not touch it.
+ * @return the op (not to be dereferenced), or NULL when out of memory. */
+gop_t *
+kh_group__send(kh_req_t *req, const char *group, int index, gop_fn run, void *resp, void *extra);
 /** The op's work on the group's shard is over: post it back to its request. */
 void kh_group__done(gop_t *op, gshard_t *gs);
 

@@ -161,14 +161,12 @@ void kh_offset_commit(kh_req_t *req)
     if (!group[0]) {
         commit_set_all(r, KP_ERR_INVALID_GROUP_ID);
     } else if (x->w->n_rows > 0) {
-        gop_t *op = kh_group__send(req, group, 0, commit_run, r);
-        if (!op) {
+        if (!kh_group__send(req, group, 0, commit_run, r, x)) {
             kh_group__rows_free(x->w->rows, x->w->n_rows);
             free(x->w);
             goto oom;
         }
-        op->extra = x;
-        x = NULL;
+        x = NULL; /* the op owns it now, and may already be running on another shard */
     }
     if (x) {
         kh_group__rows_free(x->w->rows, x->w->n_rows);
@@ -357,10 +355,8 @@ void kh_offset_fetch(kh_req_t *req)
             if (v >= 2)
                 r->error_code = KP_ERR_INVALID_GROUP_ID;
         } else {
-            gop_t *op = kh_group__send(req, group, 0, offset_fetch_run, r);
-            if (!op)
+            if (!kh_group__send(req, group, 0, offset_fetch_run, r, x))
                 goto oom;
-            op->extra = x;
         }
     } else {
         int ng = q->n_groups > 0 ? q->n_groups : 0;
@@ -391,10 +387,8 @@ void kh_offset_fetch(kh_req_t *req)
                 rg->error_code = KP_ERR_INVALID_GROUP_ID;
                 continue;
             }
-            gop_t *op = kh_group__send(req, group, g, offset_fetch_run, r);
-            if (!op)
+            if (!kh_group__send(req, group, g, offset_fetch_run, r, x))
                 goto oom;
-            op->extra = x;
         }
     }
     kh_group__release(req);
@@ -521,7 +515,7 @@ void kh_offset_delete(kh_req_t *req)
     meta_snap_put(snap);
     if (!group[0])
         r->error_code = KP_ERR_INVALID_GROUP_ID;
-    else if (!kh_group__send(req, group, 0, odel_run, r))
+    else if (!kh_group__send(req, group, 0, odel_run, r, NULL))
         goto oom;
     kh_group__release(req);
     return;
