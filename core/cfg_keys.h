@@ -22,6 +22,8 @@
       "Upload sealed segments of topics without their own remote.storage.enable.")                \
     X(ARCHIVE_URL, "strata.archive.url", CFG_STR, "", 0, 0, 0,                                     \
       "Object store for sealed segments: file://DIR or s3://BUCKET/PREFIX (default file://<log.dir>/archive).") \
+    X(CACHE_BYTES, "strata.cache.bytes", CFG_INT, "1073741824", 0, INT64_MAX, 0,                  \
+      "Bytes of archived chunks kept under <log.dir>/cache/ for replays (LRU, split between shards; 0 = none).") \
     X(LOG_LEVEL, "strata.log.level", CFG_STR, "info", 0, 0, 1, "error, warn, info, debug or trace.") \
     X(SEGMENT_BYTES, "log.segment.bytes", CFG_INT, "1073741824", 14, INT32_MAX, 1,                 \
       "Roll the active segment when it would exceed this size.")                                   \

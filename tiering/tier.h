@@ -56,7 +56,24 @@ void tier_on_sealed(void *arg, plog_t *log, int64_t base_offset, int64_t next_of
 /** Upload whatever is sealed and not yet indexed for (topic, partition). */
 void tier_kick(tier_shard_t *ts, const char *topic, int32_t partition);
 
-/* ---- Reading offloaded data (tier_rd.c) ---- */
+/* ---- Reading offloaded data (tier_rd.c) ----
+ * Call tier_read_open() after tier_shard_new() (starts the chunk cache) and
+ * tier_read_close() before tier_shard_close() (ends downloads and cache I/O). */
+
+typedef struct {
+    const char *cache_dir;    /* borrowed for the call: this shard's chunk cache, NULL = none */
+    uint64_t cache_bytes;     /* its bound (strata.cache.bytes / shards) */
+    unsigned max_downloads;   /* ranged GETs of archived chunks at once on this shard (0 = 4) */
+    uint64_t readahead_bytes; /* object bytes per read-ahead GET (0 = 16 MiB) */
+} tier_read_opts_t;
+
+/** Open the chunk cache and rebuild its LRU from the files on the thread
+ * pool. Without this call reads work with no cache and default limits.
+ * @param opts  Borrowed for the call.
+ * @return 0 or an error (errbuf says why; reads still work without a cache).
+ * @thread ts's loop  @blocking mkdir only */
+ST_MUST_CHECK int
+tier_read_open(tier_shard_t *ts, const tier_read_opts_t *opts, char *errbuf, size_t errbuf_len);
 
 /** Called on the shard's loop with the batches starting with the one that
  * holds the offset (data malloc'd, the callee frees it), or an error:
@@ -74,11 +91,42 @@ ST_MUST_CHECK int tier_read(tier_shard_t *ts,
                             tier_read_cb cb,
                             void *arg);
 
+/** tier_read() answering by deadline_ms (part_now_ms() clock): when the chunk
+ * is not downloaded by then, cb runs with status 0 and no data (the download
+ * goes on and fills the cache, so the next fetch finds it). tier_read() uses
+ * now + TIER_READ_WAIT_MS (Kafka's default fetch.max.wait.ms).
+ * @thread loop @blocking no */
+#define TIER_READ_WAIT_MS 500
+ST_MUST_CHECK int tier_read_until(tier_shard_t *ts,
+                                  const char *topic,
+                                  int32_t partition,
+                                  int64_t offset,
+                                  int64_t max_bytes,
+                                  int64_t deadline_ms,
+                                  tier_read_cb cb,
+                                  void *arg);
+
+typedef void (*tier_read_closed_cb)(tier_shard_t *ts, void *arg);
+/** Stop hydration: queued and running downloads are canceled (their readers
+ * get an error), thread pool work finishes, the cache closes; then cb(ts, arg)
+ * runs on the loop, and ts is ready for tier_shard_close(). @thread ts's loop */
+void tier_read_close(tier_shard_t *ts, tier_read_closed_cb cb, void *arg);
+
 typedef struct {
     int64_t uploaded_segments; /* since start */
     int64_t uploaded_bytes;    /* object bytes */
     int64_t errors;            /* failed attempts (retried) */
     int active;                /* partitions uploading now */
+    /* Hydration (tier_rd.c), since start: */
+    int64_t cache_hits;          /* chunks read from the chunk cache */
+    int64_t cache_misses;        /* chunks not cached when a reader wanted them */
+    int64_t cache_evictions;     /* chunk files evicted to stay under strata.cache.bytes */
+    int64_t cache_corrupt;       /* cached chunks that failed verification (refetched) */
+    int64_t downloads;           /* ranged GETs of archived chunks */
+    int64_t readahead_downloads; /* of which read-ahead */
+    int64_t downloaded_bytes;    /* object bytes fetched by those GETs */
+    int64_t hydrated_bytes;      /* batch bytes returned to readers */
+    int64_t shared_waits;        /* reads that joined a download already running */
 } tier_stats_t;
 void tier_stats(const tier_shard_t *ts, tier_stats_t *out);
 

@@ -14,6 +14,7 @@ struct tier_shard {
     tier_opts_t opts;
     obj_store_t *store;    /* owned */
     idx_client_t *idx;     /* owned */
+    struct tier_hyd *hyd;  /* owned by tier_rd.c: downloads, read-ahead, chunk cache */
     struct up_part *parts; /* owned list */
     int active;
     bool closing;

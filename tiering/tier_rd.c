@@ -1,55 +1,208 @@
-/* tier_rd.c - reading offloaded data back (hydration, first version).
+/* tier_rd.c - reading offloaded data back: hydration with a chunk cache,
+ * shared downloads and read-ahead.
  * Data path: a Fetch below the log's first local offset (plog_read answers
  * ST_E_OFFLOADED) -> tier_read(): the index locates the chunk (one zstd frame
- * of whole batches) holding the offset -> one ranged GET of exactly that
- * frame -> the frame is verified (CRC-32C, zstd checksum, offsets) and
- * decompressed on the thread pool -> the batches from the one holding the
- * offset, up to max_bytes (at least one batch), go back to the caller.
- * Not yet: the on-disk chunk cache, shared downloads and read-ahead that
- * ARCHITECTURE.md describes; every read is one GET of one chunk. */
+ * of whole batches) holding the offset -> the chunk comes from, in order:
+ *   1. a download already queued or running that covers it (the read waits
+ *      with the others: one GET per chunk however many readers want it),
+ *   2. the on-disk chunk cache (tier_cache.c, verified by CRC-32C),
+ *   3. a new ranged GET: for a sequential reader a read-ahead window of
+ *      consecutive chunks of one object (up to readahead_bytes), else just
+ *      the chunk;
+ * -> each downloaded chunk is checked against the index's CRC-32C and written
+ * to the cache on the thread pool -> the frame is decoded (zstd checksum,
+ * offsets) on the thread pool -> the batches from the one holding the offset,
+ * up to max_bytes (at least one batch), go back to the caller.
+ *
+ * Read-ahead: a partition read again at or just after where its last read
+ * ended is sequential. Its reader state keeps up to RA_DEPTH windows
+ * downloading or downloaded ahead of the chunk being read; a window is found
+ * by walking the index chunk by chunk from the read-ahead frontier
+ * (idx_lookup_offset of the next offset), skipping chunks already cached or
+ * in flight, and ends at readahead_bytes or at the end of the object, since
+ * one ranged GET covers [first.obj_pos, last.obj_pos + last.obj_len) of one
+ * object. So a replay keeps the store busy and runs at its throughput.
+ *
+ * Read states (rd_t):
+ *   LOOKUP --idx answer--> serve(): a download covers it --> WAIT
+ *                                   cached --> CACHE_GET --hit--> DECODE
+ *                                                        --miss/corrupt--> serve() (no cache)
+ *                                   sequential, frontier not past it --> PARKED
+ *                                   else new demand download --> WAIT
+ *   PARKED --read-ahead window created--> serve() (no parking)
+ *   WAIT --download verified--> DECODE --> answered (freed)
+ *   WAIT/PARKED --deadline--> answered with no data (the download goes on)
+ *   any --error / closing--> answered with the error
+ * Download states (dl_t): QUEUED --slot free (max_downloads)--> GET
+ *   --bytes--> SPLIT (thread pool: CRC-32C per chunk, cache files) --> done,
+ *   waiters decode from its buffer; GET error / cancel --> waiters get it.
+ *
+ * Invariants: 1. at most max_downloads GETs of this shard run at once; demand
+ *                downloads start before queued read-ahead;
+ *             2. a chunk key (object key, obj_pos) is covered by at most one
+ *                queued or running download;
+ *             3. no read waits past its deadline: a slow download never holds
+ *                a fetch longer than its max.wait.ms;
+ *             4. everything runs on the shard's loop except the split and
+ *                decode work and the cache's file I/O (thread pool). */
+#include "core/part.h"
 #include "core/plog.h"
+#include "core/st_crc32c.h"
 #include "core/st_log.h"
+#include "tiering/cache.h"
 #include "tiering/obj.h"
 #include "tiering/seg.h"
 #include "tiering/tier.h"
 #include "tiering/tier_int.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    tier_shard_t *ts;
+#define RD_MAX_DOWNLOADS   4
+#define RD_READAHEAD_BYTES (16u << 20)
+#define RD_DEPTH           2  /* read-ahead windows ahead of the reader */
+#define RD_MAX_WINDOWS     8  /* remembered windows per partition */
+#define RD_MAX_SKIPS       64 /* lookups of cached chunks per read-ahead walk */
+#define RD_SWEEP_MS        10
+
+typedef struct tier_hyd hyd_t;
+typedef struct dl dl_t;
+typedef struct rp rp_t;
+typedef struct rd rd_t;
+
+typedef enum { RD_LOOKUP, RD_PARKED, RD_WAIT, RD_CACHE_GET, RD_DECODE } rd_state_t;
+
+struct rd {
+    rd_t *next; /* in dl->waiters or rp->parked */
+    hyd_t *h;
+    rp_t *rp;
+    rd_state_t state;
     tier_read_cb cb;
     void *arg;
     int64_t offset;
     int64_t max_bytes;
-    char key[1024];
+    int64_t deadline_ms;
+    bool is_sequential;
+    char key[IDX_MAX_KEY_LEN + 1]; /* object key */
     tier_seg_chunk_t chunk;
+    dl_t *dl; /* DECODE from a download: holds a reference */
     uv_work_t work;
-    uint8_t *frame; /* owned: the compressed frame */
+    const uint8_t *frame; /* borrowed from dl->data, or owned_frame */
     size_t frame_len;
-    uint8_t *raw; /* owned: decoded batches */
+    uint8_t *owned_frame; /* owned: from the cache */
+    uint8_t *raw;         /* owned: decoded batches */
     size_t raw_len;
     size_t from, len; /* the part of raw to return */
     int err;
-} rd_t;
+};
 
-static void finish(rd_t *r, int status)
+struct dl {
+    dl_t *next; /* h->dls, queued and running, in creation order */
+    hyd_t *h;
+    char key[IDX_MAX_KEY_LEN + 1];
+    tier_seg_chunk_t *chunks; /* owned: contiguous in the object */
+    size_t n;
+    uint64_t pos, len; /* the range [pos, pos + len) */
+    bool is_readahead;
+    bool is_running;
+    bool is_listed; /* in h->dls */
+    obj_req_t *req; /* while the GET runs */
+    rd_t *waiters;
+    uint8_t *data; /* owned: the range */
+    size_t data_len;
+    int *chunk_err;          /* owned: per chunk, after SPLIT */
+    hyd_cache_file_t *files; /* owned: per chunk, after SPLIT */
+    uv_work_t work;
+    int refs; /* 1 while listed + one per decode reading data */
+};
+
+/* Reader state of one partition on this shard. */
+struct rp {
+    rp_t *next;
+    hyd_t *h;
+    char topic[IDX_MAX_TOPIC_LEN + 1];
+    int32_t partition;
+    bool has_last;
+    int64_t last_offset;     /* offset of the last read */
+    int64_t last_chunk_last; /* last offset of its chunk */
+    /* read-ahead */
+    int64_t ra_next;                  /* first offset no window covers; -1 = not started */
+    bool ra_busy;                     /* a walk of the index is running */
+    bool ra_end;                      /* the walk reached the end of the archive at ra_next */
+    int64_t win_last[RD_MAX_WINDOWS]; /* last offsets of the windows created */
+    int n_win;
+    int skips;
+    char wkey[IDX_MAX_KEY_LEN + 1]; /* the window being built */
+    tier_seg_chunk_t *wchunks;      /* owned */
+    size_t wn, wcap;
+    uint64_t wbytes;
+    rd_t *parked;
+};
+
+struct tier_hyd {
+    tier_shard_t *ts;
+    hyd_cache_t *cache; /* owned; NULL = no cache */
+    unsigned max_downloads;
+    uint64_t ra_bytes;
+    dl_t *dls;
+    int running;
+    rp_t *rps; /* owned list */
+    uv_timer_t sweep;
+    bool is_sweeping;
+    int pending; /* lookups, thread pool work, running GETs */
+    bool closing;
+    bool cache_closed;
+    tier_read_closed_cb closed_cb;
+    void *closed_arg;
+};
+
+static void serve(rd_t *r, bool may_park, bool may_cache);
+static void ra_walk(rp_t *rp);
+static void check_closed(hyd_t *h);
+static void pump(hyd_t *h);
+static void unpark(rp_t *rp);
+
+static void chunk_key(const char *key, uint64_t pos, char *out, size_t len)
 {
-    if (status != 0) {
+    snprintf(out, len, "%s@%" PRIu64, key, pos);
+}
+
+static void sync_cache_stats(hyd_t *h)
+{
+    if (!h->cache)
+        return;
+    hyd_cache_stats_t cs;
+    hyd_cache_stats(h->cache, &cs);
+    h->ts->stats.cache_evictions = cs.evictions;
+    h->ts->stats.cache_corrupt = cs.corrupt;
+}
+
+/* ---- Answering ---- */
+
+static void answer(rd_t *r, int status)
+{
+    hyd_t *h = r->h;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (status == 0 && r->raw) {
+        if (r->from > 0)
+            memmove(r->raw, r->raw + r->from, r->len);
+        data = r->raw;
+        len = r->len;
+        h->ts->stats.hydrated_bytes += (int64_t)len;
+        h->ts->stats_hydrated_bytes += (int64_t)len;
+    } else {
         free(r->raw);
-        r->raw = NULL;
-        r->len = 0;
-    } else if (r->from > 0) {
-        memmove(r->raw, r->raw + r->from, r->len);
     }
-    free(r->frame);
-    r->cb(r->arg, status, r->raw, r->len);
+    free(r->owned_frame);
+    r->cb(r->arg, status, data, len);
     free(r);
 }
 
-/* Thread pool: verify and decompress, then pick the batches to return. */
+/* ---- Decode (thread pool) ---- */
+
 static void decode_work(uv_work_t *w)
 {
     rd_t *r = w->data;
@@ -58,13 +211,13 @@ static void decode_work(uv_work_t *w)
     if (r->err)
         return;
     size_t pos = 0;
-    plog_batch_hdr_t h;
+    plog_batch_hdr_t hd;
     r->from = SIZE_MAX;
-    while (pos < r->raw_len && plog_batch_parse_hdr(r->raw + pos, r->raw_len - pos, &h) == 0) {
-        size_t blen = (size_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+    while (pos < r->raw_len && plog_batch_parse_hdr(r->raw + pos, r->raw_len - pos, &hd) == 0) {
+        size_t blen = (size_t)hd.batch_length + PLOG_BATCH_LOG_OVERHEAD;
         if (blen > r->raw_len - pos)
             break;
-        if (r->from == SIZE_MAX && h.base_offset + h.last_offset_delta >= r->offset)
+        if (r->from == SIZE_MAX && hd.base_offset + hd.last_offset_delta >= r->offset)
             r->from = pos;
         if (r->from != SIZE_MAX) {
             if (pos > r->from && (int64_t)(pos + blen - r->from) > r->max_bytes)
@@ -73,45 +226,553 @@ static void decode_work(uv_work_t *w)
         }
         pos += blen;
     }
-    if (r->from == SIZE_MAX)
+    if (r->from == SIZE_MAX) {
         r->err = ST_E_RANGE;
+        r->from = 0;
+    }
 }
+
+static void dl_unref(dl_t *d);
 
 static void decode_done(uv_work_t *w, int status)
 {
     rd_t *r = w->data;
+    hyd_t *h = r->h;
     int err = status ? status : r->err;
     if (err)
         ST_WARN("tier", "cannot read remote chunk key=%s offset=%" PRId64 ": %s", r->key, r->offset,
                 st_strerror(err));
-    r->ts->stats_hydrated_bytes += err ? 0 : (int64_t)r->len;
-    finish(r, err);
+    if (r->dl)
+        dl_unref(r->dl);
+    r->dl = NULL;
+    answer(r, err);
+    h->pending--;
+    check_closed(h);
 }
 
-static void on_chunk(obj_req_t *req, obj_result_t *res, void *arg)
+static void decode(rd_t *r, const uint8_t *frame, size_t len)
 {
-    rd_t *r = arg;
-    (void)req;
-    if (res->status != 0) {
-        ST_WARN("tier", "ranged GET failed key=%s: %s %s", r->key, st_strerror(res->status),
-                res->errmsg);
-        finish(r, res->status);
+    r->state = RD_DECODE;
+    r->frame = frame;
+    r->frame_len = len;
+    r->work.data = r;
+    int rc = uv_queue_work(r->h->ts->loop, &r->work, decode_work, decode_done);
+    if (rc != 0) {
+        if (r->dl)
+            dl_unref(r->dl);
+        r->dl = NULL;
+        answer(r, rc);
         return;
     }
-    r->frame = res->data;
-    r->frame_len = res->data_len;
-    res->data = NULL; /* taken */
-    r->work.data = r;
-    int rc = uv_queue_work(r->ts->loop, &r->work, decode_work, decode_done);
-    if (rc != 0)
-        finish(r, rc);
+    r->h->pending++;
 }
+
+/* ---- Deadlines ---- */
+
+/* Answer (with no data) every waiting read whose deadline passed. */
+static int expire(rd_t **list, int64_t now)
+{
+    int left = 0;
+    for (rd_t **p = list; *p;) {
+        rd_t *r = *p;
+        if (r->deadline_ms <= now) {
+            *p = r->next;
+            answer(r, 0);
+        } else {
+            left++;
+            p = &r->next;
+        }
+    }
+    return left;
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    hyd_t *h = t->data;
+    int64_t now = part_now_ms();
+    int left = 0;
+    for (dl_t *d = h->dls; d; d = d->next)
+        left += expire(&d->waiters, now);
+    for (rp_t *rp = h->rps; rp; rp = rp->next)
+        left += expire(&rp->parked, now);
+    if (!left) {
+        uv_timer_stop(&h->sweep);
+        h->is_sweeping = false;
+    }
+}
+
+static void sweep_on(hyd_t *h)
+{
+    if (!h->is_sweeping && !h->closing) {
+        h->is_sweeping = true;
+        uv_timer_start(&h->sweep, on_sweep, RD_SWEEP_MS, RD_SWEEP_MS);
+    }
+}
+
+/* ---- Downloads ---- */
+
+static void dl_free(dl_t *d)
+{
+    for (size_t i = 0; d->files && i < d->n; i++)
+        hyd_cache_file_fini(&d->files[i]);
+    free(d->files);
+    free(d->chunk_err);
+    free(d->chunks);
+    free(d->data);
+    free(d);
+}
+
+static void dl_unref(dl_t *d)
+{
+    if (--d->refs == 0)
+        dl_free(d);
+}
+
+static void dl_unlist(dl_t *d)
+{
+    hyd_t *h = d->h;
+    for (dl_t **p = &h->dls; *p; p = &(*p)->next) {
+        if (*p == d) {
+            *p = d->next;
+            break;
+        }
+    }
+    d->is_listed = false;
+}
+
+/* The download is over: answer its waiters with err, drop it from the list. */
+static void dl_fail(dl_t *d, int err)
+{
+    hyd_t *h = d->h;
+    if (err == ST_E_CANCELED)
+        err = ST_E_CLOSED;
+    dl_unlist(d);
+    for (rd_t *r = d->waiters, *next; r; r = next) {
+        next = r->next;
+        answer(r, err);
+    }
+    d->waiters = NULL;
+    h->ts->stats.errors++;
+    dl_unref(d);
+}
+
+static dl_t *dl_find(hyd_t *h, const char *key, uint64_t pos)
+{
+    for (dl_t *d = h->dls; d; d = d->next) {
+        if (pos < d->pos || pos >= d->pos + d->len || strcmp(d->key, key) != 0)
+            continue;
+        for (size_t i = 0; i < d->n; i++)
+            if (d->chunks[i].obj_pos == pos)
+                return d;
+    }
+    return NULL;
+}
+
+/* Thread pool: check each chunk against the index's CRC-32C, cache it. */
+static void split_work(uv_work_t *w)
+{
+    dl_t *d = w->data;
+    char ck[HYD_CACHE_MAX_KEY + 32];
+    for (size_t i = 0; i < d->n; i++) {
+        const tier_seg_chunk_t *c = &d->chunks[i];
+        uint64_t at = c->obj_pos - d->pos;
+        if (at + c->obj_len > d->data_len) {
+            d->chunk_err[i] = ST_E_RANGE; /* the object is shorter than indexed */
+            continue;
+        }
+        if (st_crc32c(0, d->data + at, c->obj_len) != c->crc32c) {
+            d->chunk_err[i] = ST_E_CORRUPT;
+            continue;
+        }
+        if (d->h->cache) {
+            chunk_key(d->key, c->obj_pos, ck, sizeof(ck));
+            int rc = hyd_cache_write(d->h->cache, ck, d->data + at, c->obj_len, &d->files[i]);
+            if (rc != 0 && rc != ST_E_AGAIN && rc != ST_E_TOO_LARGE)
+                ST_WARN("tier", "cache: cannot write chunk %s: %s", ck, st_strerror(rc));
+        }
+    }
+}
+
+static void split_done(uv_work_t *w, int status)
+{
+    dl_t *d = w->data;
+    hyd_t *h = d->h;
+    h->pending--;
+    if (status != 0) {
+        dl_fail(d, status);
+        pump(h);
+        check_closed(h);
+        return;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->chunk_err[i])
+            ST_WARN("tier", "archived chunk failed verification key=%s pos=%" PRIu64 ": %s", d->key,
+                    d->chunks[i].obj_pos, st_strerror(d->chunk_err[i]));
+        if (h->cache && d->files[i].key && !h->closing)
+            hyd_cache_add(h->cache, &d->files[i]);
+        else if (h->cache && d->files[i].key)
+            hyd_cache_discard(h->cache, &d->files[i]);
+    }
+    sync_cache_stats(h);
+    dl_unlist(d);
+    rd_t *ws = d->waiters;
+    d->waiters = NULL;
+    for (rd_t *r = ws, *next; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        size_t i = 0;
+        while (i < d->n && d->chunks[i].obj_pos != r->chunk.obj_pos)
+            i++;
+        if (i == d->n || d->chunk_err[i]) {
+            answer(r, i == d->n ? ST_E_RANGE : d->chunk_err[i]);
+            continue;
+        }
+        d->refs++;
+        r->dl = d;
+        decode(r, d->data + (d->chunks[i].obj_pos - d->pos), d->chunks[i].obj_len);
+    }
+    dl_unref(d); /* the list's reference */
+    pump(h);
+    check_closed(h);
+}
+
+static void on_got(obj_req_t *req, obj_result_t *res, void *arg)
+{
+    dl_t *d = arg;
+    hyd_t *h = d->h;
+    (void)req;
+    d->req = NULL;
+    d->is_running = false;
+    h->running--;
+    h->pending--;
+    if (res->status != 0 || h->closing) {
+        if (res->status != ST_E_CANCELED)
+            ST_WARN("tier", "ranged GET failed key=%s range=%" PRIu64 "+%" PRIu64 ": %s %s", d->key,
+                    d->pos, d->len, st_strerror(res->status), res->errmsg);
+        dl_fail(d, res->status ? res->status : ST_E_CLOSED);
+        pump(h);
+        check_closed(h);
+        return;
+    }
+    d->data_len = res->data_len;
+    d->data = obj_result_take_data(res);
+    h->ts->stats.downloaded_bytes += (int64_t)d->data_len;
+    d->chunk_err = calloc(d->n, sizeof(*d->chunk_err));
+    d->files = calloc(d->n, sizeof(*d->files));
+    d->work.data = d;
+    int rc = !d->chunk_err || !d->files
+                 ? ST_E_NOMEM
+                 : uv_queue_work(h->ts->loop, &d->work, split_work, split_done);
+    if (rc != 0) {
+        dl_fail(d, rc);
+        pump(h);
+        check_closed(h);
+        return;
+    }
+    h->pending++;
+    pump(h);
+}
+
+/* Start queued downloads while slots are free: demand before read-ahead. */
+static void pump(hyd_t *h)
+{
+    while (!h->closing && h->running < (int)h->max_downloads) {
+        dl_t *pick = NULL;
+        for (dl_t *d = h->dls; d; d = d->next) {
+            if (d->is_running || d->data)
+                continue;
+            if (!d->is_readahead) {
+                pick = d;
+                break;
+            }
+            if (!pick)
+                pick = d;
+        }
+        if (!pick)
+            return;
+        pick->is_running = true;
+        int rc =
+            obj_get_range(h->ts->store, pick->key, pick->pos, pick->len, on_got, pick, &pick->req);
+        if (rc != 0) {
+            pick->is_running = false;
+            dl_fail(pick, rc);
+            continue;
+        }
+        h->running++;
+        h->pending++;
+        h->ts->stats.downloads++;
+        if (pick->is_readahead)
+            h->ts->stats.readahead_downloads++;
+    }
+}
+
+/* Queue a download of n contiguous chunks (copied) of object key. */
+static dl_t *
+dl_new(hyd_t *h, const char *key, const tier_seg_chunk_t *chunks, size_t n, bool is_readahead)
+{
+    dl_t *d = calloc(1, sizeof(*d));
+    if (!d || !(d->chunks = malloc(n * sizeof(*chunks)))) {
+        free(d);
+        return NULL;
+    }
+    memcpy(d->chunks, chunks, n * sizeof(*chunks));
+    d->h = h;
+    d->n = n;
+    snprintf(d->key, sizeof(d->key), "%s", key);
+    d->pos = chunks[0].obj_pos;
+    d->len = chunks[n - 1].obj_pos + chunks[n - 1].obj_len - d->pos;
+    d->is_readahead = is_readahead;
+    d->refs = 1;
+    d->is_listed = true;
+    dl_t **p = &h->dls;
+    while (*p)
+        p = &(*p)->next;
+    *p = d;
+    return d;
+}
+
+/* ---- Serving one read ---- */
+
+static void on_cache_get(void *arg, int status, uint8_t *data, size_t len)
+{
+    rd_t *r = arg;
+    hyd_t *h = r->h;
+    h->pending--;
+    sync_cache_stats(h);
+    if (h->closing) {
+        free(data);
+        answer(r, ST_E_CLOSED);
+    } else if (status == 0) {
+        h->ts->stats.cache_hits++;
+        r->owned_frame = data;
+        decode(r, data, len);
+    } else {
+        free(data);
+        serve(r, false, false); /* missing or corrupt: download it again */
+    }
+    check_closed(h);
+}
+
+static void wait_on(rd_t *r, dl_t *d)
+{
+    r->state = RD_WAIT;
+    r->next = d->waiters;
+    d->waiters = r;
+    sweep_on(r->h);
+}
+
+static void serve(rd_t *r, bool may_park, bool may_cache)
+{
+    hyd_t *h = r->h;
+    rp_t *rp = r->rp;
+    if (h->closing) {
+        answer(r, ST_E_CLOSED);
+        return;
+    }
+    dl_t *d = dl_find(h, r->key, r->chunk.obj_pos);
+    if (d) {
+        if (d->is_running || d->data)
+            h->ts->stats.shared_waits++;
+        wait_on(r, d);
+        return;
+    }
+    char ck[HYD_CACHE_MAX_KEY + 32];
+    chunk_key(r->key, r->chunk.obj_pos, ck, sizeof(ck));
+    if (may_cache && h->cache && hyd_cache_contains(h->cache, ck)) {
+        r->state = RD_CACHE_GET;
+        if (hyd_cache_get(h->cache, ck, r->chunk.crc32c, on_cache_get, r) == 0) {
+            h->pending++;
+            return;
+        }
+    }
+    if (may_park)
+        h->ts->stats.cache_misses++; /* counted once per read */
+    if (may_park && r->is_sequential && rp &&
+        (rp->ra_busy || rp->ra_next < 0 || rp->ra_next <= r->chunk.first_offset)) {
+        /* The read-ahead walk will put this chunk in its next window. */
+        if (!rp->ra_busy && (rp->ra_next < 0 || rp->ra_next < r->chunk.first_offset)) {
+            rp->ra_next = r->chunk.first_offset;
+            rp->ra_end = false;
+        }
+        r->state = RD_PARKED;
+        r->next = rp->parked;
+        rp->parked = r;
+        sweep_on(h);
+        ra_walk(rp);
+        return;
+    }
+    d = dl_new(h, r->key, &r->chunk, 1, false);
+    if (!d) {
+        answer(r, ST_E_NOMEM);
+        return;
+    }
+    wait_on(r, d);
+    pump(h);
+}
+
+/* ---- Read-ahead ---- */
+
+static void unpark(rp_t *rp)
+{
+    rd_t *list = rp->parked;
+    rp->parked = NULL;
+    for (rd_t *r = list, *next; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        if (rp->h->closing)
+            answer(r, ST_E_CLOSED);
+        else
+            serve(r, false, true);
+    }
+}
+
+static int windows_ahead(rp_t *rp)
+{
+    int n = 0;
+    for (int i = 0; i < rp->n_win; i++)
+        n += rp->win_last[i] > rp->last_chunk_last;
+    return n;
+}
+
+static void window_finish(rp_t *rp)
+{
+    hyd_t *h = rp->h;
+    if (rp->wn == 0)
+        return;
+    if (dl_new(h, rp->wkey, rp->wchunks, rp->wn, true)) {
+        if (rp->n_win == RD_MAX_WINDOWS) {
+            memmove(rp->win_last, rp->win_last + 1, sizeof(rp->win_last[0]) * (RD_MAX_WINDOWS - 1));
+            rp->n_win--;
+        }
+        rp->win_last[rp->n_win++] = rp->wchunks[rp->wn - 1].last_offset;
+    }
+    rp->wn = 0;
+    rp->wbytes = 0;
+    pump(h);
+    unpark(rp); /* parked reads join the window just queued */
+}
+
+static void on_ra_loc(void *arg, int status, const idx_loc_t *loc)
+{
+    rp_t *rp = arg;
+    hyd_t *h = rp->h;
+    h->pending--;
+    rp->ra_busy = false;
+    if (h->closing) {
+        rp->wn = 0;
+        unpark(rp);
+        check_closed(h);
+        return;
+    }
+    bool more = status == 0;
+    if (status != 0) {
+        rp->ra_end = status == ST_E_RANGE;
+        window_finish(rp);
+    } else {
+        const idx_chunk_t *c = &loc->chunk;
+        tier_seg_chunk_t sc = {.first_offset = c->first_offset,
+                               .last_offset = c->last_offset,
+                               .first_ts = c->first_ts,
+                               .max_ts = c->max_ts,
+                               .obj_pos = (uint64_t)c->obj_pos,
+                               .obj_len = (uint32_t)c->obj_len,
+                               .raw_len = (uint32_t)c->raw_len,
+                               .crc32c = c->checksum,
+                               .n_batches = 0};
+        char ck[HYD_CACHE_MAX_KEY + 32];
+        chunk_key(loc->seg.object_key, sc.obj_pos, ck, sizeof(ck));
+        bool have = dl_find(h, loc->seg.object_key, sc.obj_pos) ||
+                    (h->cache && hyd_cache_contains(h->cache, ck));
+        bool contiguous =
+            rp->wn > 0 && !strcmp(rp->wkey, loc->seg.object_key) &&
+            rp->wchunks[rp->wn - 1].obj_pos + rp->wchunks[rp->wn - 1].obj_len == sc.obj_pos;
+        if (rp->wn > 0 && (have || !contiguous))
+            window_finish(rp); /* a window is one range of one object */
+        if (have) {
+            rp->skips++;
+        } else {
+            if (rp->wn == rp->wcap) {
+                size_t nc = rp->wcap ? rp->wcap * 2 : 32;
+                tier_seg_chunk_t *n = realloc(rp->wchunks, nc * sizeof(*n));
+                if (!n) {
+                    more = false;
+                    goto out;
+                }
+                rp->wchunks = n;
+                rp->wcap = nc;
+            }
+            if (rp->wn == 0)
+                snprintf(rp->wkey, sizeof(rp->wkey), "%s", loc->seg.object_key);
+            rp->wchunks[rp->wn++] = sc;
+            rp->wbytes += sc.obj_len;
+            if (rp->wbytes >= h->ra_bytes)
+                window_finish(rp);
+        }
+        rp->ra_next = sc.last_offset + 1;
+    }
+out:
+    if (more && (windows_ahead(rp) < RD_DEPTH || rp->wn > 0) && rp->skips < RD_MAX_SKIPS) {
+        ra_walk(rp);
+    } else {
+        window_finish(rp);
+        unpark(rp);
+    }
+    check_closed(h);
+}
+
+/* Walk the index from the frontier while fewer than RD_DEPTH windows are ahead. */
+static void ra_walk(rp_t *rp)
+{
+    hyd_t *h = rp->h;
+    if (rp->ra_busy || rp->ra_end || h->closing || rp->ra_next < 0)
+        return;
+    if (windows_ahead(rp) >= RD_DEPTH && rp->wn == 0 && !rp->parked)
+        return;
+    rp->ra_busy = true;
+    if (idx_lookup_offset(h->ts->idx, rp->topic, rp->partition, rp->ra_next, on_ra_loc, rp) != 0) {
+        rp->ra_busy = false;
+        window_finish(rp);
+        unpark(rp);
+        return;
+    }
+    h->pending++;
+}
+
+static rp_t *rp_get(hyd_t *h, const char *topic, int32_t partition)
+{
+    for (rp_t *rp = h->rps; rp; rp = rp->next)
+        if (rp->partition == partition && !strcmp(rp->topic, topic))
+            return rp;
+    rp_t *rp = calloc(1, sizeof(*rp));
+    if (!rp)
+        return NULL;
+    rp->h = h;
+    snprintf(rp->topic, sizeof(rp->topic), "%s", topic);
+    rp->partition = partition;
+    rp->ra_next = -1;
+    rp->next = h->rps;
+    h->rps = rp;
+    return rp;
+}
+
+/* ---- Entry points ---- */
+
+typedef struct {
+    rd_t *r;
+    char topic[IDX_MAX_TOPIC_LEN + 1];
+    int32_t partition;
+} lookup_t;
 
 static void on_loc(void *arg, int status, const idx_loc_t *loc)
 {
-    rd_t *r = arg;
-    if (status != 0) {
-        finish(r, status == ST_E_RANGE ? ST_E_RANGE : status);
+    lookup_t *lk = arg;
+    rd_t *r = lk->r;
+    hyd_t *h = r->h;
+    h->pending--;
+    if (h->closing || status != 0) {
+        answer(r, h->closing ? ST_E_CLOSED : status);
+        free(lk);
+        check_closed(h);
         return;
     }
     snprintf(r->key, sizeof(r->key), "%s", loc->seg.object_key);
@@ -124,10 +785,107 @@ static void on_loc(void *arg, int status, const idx_loc_t *loc)
                                   .raw_len = (uint32_t)loc->chunk.raw_len,
                                   .crc32c = loc->chunk.checksum,
                                   .n_batches = 0};
-    int rc =
-        obj_get_range(r->ts->store, r->key, r->chunk.obj_pos, r->chunk.obj_len, on_chunk, r, NULL);
+    rp_t *rp = rp_get(h, lk->topic, lk->partition);
+    free(lk);
+    r->rp = rp;
+    if (rp) {
+        r->is_sequential =
+            rp->has_last && r->offset >= rp->last_offset && r->offset <= rp->last_chunk_last + 1;
+        if (!r->is_sequential) { /* a new position: forget the old read-ahead */
+            rp->ra_next = -1;
+            rp->ra_end = false;
+            rp->n_win = 0;
+            rp->skips = 0;
+        }
+        rp->has_last = true;
+        rp->last_offset = r->offset;
+        rp->last_chunk_last = r->chunk.last_offset;
+        rp->skips = 0;
+    }
+    serve(r, true, true);
+    if (rp && r->is_sequential) {
+        if (rp->ra_next >= 0 && rp->ra_next <= r->chunk.last_offset && !rp->ra_busy)
+            rp->ra_next = r->chunk.last_offset + 1;
+        if (rp->ra_next < 0)
+            rp->ra_next = r->chunk.last_offset + 1;
+        ra_walk(rp);
+    }
+    check_closed(h);
+}
+
+static hyd_t *hyd_get(tier_shard_t *ts)
+{
+    if (ts->hyd)
+        return ts->hyd;
+    hyd_t *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->ts = ts;
+    h->max_downloads = RD_MAX_DOWNLOADS;
+    h->ra_bytes = RD_READAHEAD_BYTES;
+    uv_timer_init(ts->loop, &h->sweep);
+    h->sweep.data = h;
+    ts->hyd = h;
+    return h;
+}
+
+int tier_read_open(tier_shard_t *ts, const tier_read_opts_t *opts, char *errbuf, size_t errbuf_len)
+{
+    hyd_t *h = hyd_get(ts);
+    if (!h)
+        return ST_E_NOMEM;
+    if (opts->max_downloads)
+        h->max_downloads = opts->max_downloads;
+    if (opts->readahead_bytes)
+        h->ra_bytes = opts->readahead_bytes;
+    if (!opts->cache_dir || !opts->cache_bytes || h->cache)
+        return 0;
+    int rc = hyd_cache_open(ts->loop, opts->cache_dir, opts->cache_bytes, NULL, NULL, &h->cache);
     if (rc != 0)
-        finish(r, rc);
+        snprintf(errbuf, errbuf_len, "cannot open the chunk cache %s: %s", opts->cache_dir,
+                 st_strerror(rc));
+    return rc;
+}
+
+int tier_read_until(tier_shard_t *ts,
+                    const char *topic,
+                    int32_t partition,
+                    int64_t offset,
+                    int64_t max_bytes,
+                    int64_t deadline_ms,
+                    tier_read_cb cb,
+                    void *arg)
+{
+    hyd_t *h = hyd_get(ts);
+    if (!h)
+        return ST_E_NOMEM;
+    if (ts->closing || h->closing)
+        return ST_E_CLOSED;
+    rd_t *r = calloc(1, sizeof(*r));
+    lookup_t *lk = calloc(1, sizeof(*lk));
+    if (!r || !lk) {
+        free(r);
+        free(lk);
+        return ST_E_NOMEM;
+    }
+    r->h = h;
+    r->cb = cb;
+    r->arg = arg;
+    r->offset = offset;
+    r->max_bytes = max_bytes > 0 ? max_bytes : 1;
+    r->deadline_ms = deadline_ms;
+    r->state = RD_LOOKUP;
+    lk->r = r;
+    snprintf(lk->topic, sizeof(lk->topic), "%s", topic);
+    lk->partition = partition;
+    int rc = idx_lookup_offset(ts->idx, topic, partition, offset, on_loc, lk);
+    if (rc != 0) {
+        free(r);
+        free(lk);
+        return rc;
+    }
+    h->pending++;
+    return 0;
 }
 
 int tier_read(tier_shard_t *ts,
@@ -138,18 +896,78 @@ int tier_read(tier_shard_t *ts,
               tier_read_cb cb,
               void *arg)
 {
-    if (ts->closing)
-        return ST_E_CLOSED;
-    rd_t *r = calloc(1, sizeof(*r));
-    if (!r)
-        return ST_E_NOMEM;
-    r->ts = ts;
-    r->cb = cb;
-    r->arg = arg;
-    r->offset = offset;
-    r->max_bytes = max_bytes > 0 ? max_bytes : 1;
-    int rc = idx_lookup_offset(ts->idx, topic, partition, offset, on_loc, r);
-    if (rc != 0)
-        free(r);
-    return rc;
+    return tier_read_until(ts, topic, partition, offset, max_bytes,
+                           part_now_ms() + TIER_READ_WAIT_MS, cb, arg);
+}
+
+/* ---- Close ---- */
+
+static void finish_close(hyd_t *h)
+{
+    tier_shard_t *ts = h->ts;
+    for (rp_t *rp = h->rps, *next; rp; rp = next) {
+        next = rp->next;
+        free(rp->wchunks);
+        free(rp);
+    }
+    tier_read_closed_cb cb = h->closed_cb;
+    void *arg = h->closed_arg;
+    ts->hyd = NULL;
+    free(h);
+    if (cb)
+        cb(ts, arg);
+}
+
+static void on_sweep_closed(uv_handle_t *hd)
+{
+    finish_close(hd->data);
+}
+
+static void on_cache_closed(void *arg)
+{
+    hyd_t *h = arg;
+    h->cache = NULL;
+    uv_close((uv_handle_t *)&h->sweep, on_sweep_closed);
+}
+
+static void check_closed(hyd_t *h)
+{
+    if (!h->closing || h->pending > 0 || h->dls || h->cache_closed)
+        return;
+    h->cache_closed = true;
+    tier_stats_t *s = &h->ts->stats;
+    ST_INFO("tier",
+            "hydration stats cache_hits=%" PRId64 " cache_misses=%" PRId64
+            " cache_evictions=%" PRId64 " cache_corrupt=%" PRId64 " downloads=%" PRId64
+            " readahead_downloads=%" PRId64 " downloaded_bytes=%" PRId64 " hydrated_bytes=%" PRId64
+            " shared_waits=%" PRId64,
+            s->cache_hits, s->cache_misses, s->cache_evictions, s->cache_corrupt, s->downloads,
+            s->readahead_downloads, s->downloaded_bytes, s->hydrated_bytes, s->shared_waits);
+    if (h->cache)
+        hyd_cache_close(h->cache, on_cache_closed, h);
+    else
+        on_cache_closed(h);
+}
+
+void tier_read_close(tier_shard_t *ts, tier_read_closed_cb cb, void *arg)
+{
+    hyd_t *h = ts->hyd;
+    if (!h) {
+        cb(ts, arg);
+        return;
+    }
+    h->closing = true;
+    h->closed_cb = cb;
+    h->closed_arg = arg;
+    uv_timer_stop(&h->sweep);
+    for (rp_t *rp = h->rps; rp; rp = rp->next)
+        unpark(rp);
+    for (dl_t *d = h->dls, *next; d; d = next) {
+        next = d->next;
+        if (d->req)
+            obj_cancel(d->req); /* on_got fails it */
+        else if (!d->is_running && !d->data)
+            dl_fail(d, ST_E_CLOSED); /* queued */
+    }
+    check_closed(h);
 }

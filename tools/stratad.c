@@ -122,6 +122,15 @@ static void shard_start(rt_shard_t *sh, void *arg)
         rc = tier_shard_new(rt_shard_loop(sh), ps, &to, &b->tiers[rt_shard_id(sh)], err,
                             sizeof(err));
     }
+    if (rc == 0) { /* hydration: each shard caches the chunks of the partitions it owns */
+        char cdir[PATH_MAX];
+        snprintf(cdir, sizeof(cdir), "%s/cache/%d", cfg_str(b->cfg, CFG_LOG_DIR), rt_shard_id(sh));
+        tier_read_opts_t ro = {
+            cdir, (uint64_t)cfg_int(b->cfg, CFG_CACHE_BYTES) / (uint64_t)rt_shard_count(b->rt), 0,
+            0};
+        if (tier_read_open(b->tiers[rt_shard_id(sh)], &ro, err, sizeof(err)) != 0)
+            ST_WARN("stratad", "no chunk cache: %s", err);
+    }
     if (rc == 0)
         rc = kh_shard_new(sh, &b->kctx, ps, &ks, err, sizeof(err));
     if (rc == 0)
@@ -159,6 +168,11 @@ static void on_tier_closed(void *arg)
     part_shard_close(kh_shard_parts(ks), on_parts_closed, sh); /* final fdatasync */
 }
 
+static void close_tier(tier_shard_t *ts, void *arg)
+{
+    tier_shard_close(ts, on_tier_closed, arg); /* uploads stop before the logs close */
+}
+
 static void on_kafka_closed(void *arg)
 {
     rt_shard_t *sh = arg;
@@ -166,7 +180,7 @@ static void on_kafka_closed(void *arg)
     g_b.tiers[rt_shard_id(sh)] = NULL;
     kh_shard_set_tier(kh_shard_of(sh), NULL); /* late fetches answer without it */
     if (ts)
-        tier_shard_close(ts, on_tier_closed, sh); /* uploads stop before the logs close */
+        tier_read_close(ts, close_tier, sh); /* downloads end, then the uploader */
     else
         on_tier_closed(sh);
 }
