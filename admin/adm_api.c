@@ -279,7 +279,8 @@ static const prow_t **collect(adm_gather_t *g, size_t *n_out)
         for (size_t j = 0; j < rs->n; j++)
             v[k++] = &rs->rows[j];
     }
-    qsort(v, n, sizeof(*v), cmp_row);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_row);
     *n_out = n;
     return v;
 }

@@ -200,8 +200,10 @@ static bool same_partition(const char *a, const char *b)
 
 static void merge_orphans(struct tier_gc *gc)
 {
-    qsort(gc->bucket.v, gc->bucket.n, sizeof(char *), cmp_str);
-    qsort(gc->indexed.v, gc->indexed.n, sizeof(char *), cmp_str);
+    if (gc->bucket.n > 1) /* qsort must not see the NULL of an empty list */
+        qsort(gc->bucket.v, gc->bucket.n, sizeof(char *), cmp_str);
+    if (gc->indexed.n > 1)
+        qsort(gc->indexed.v, gc->indexed.n, sizeof(char *), cmp_str);
     uint64_t now = uv_now(gc->ts->loop);
     uint64_t grace = gc->interval_ms * 2 > GC_MIN_GRACE_MS ? gc->interval_ms * 2 : GC_MIN_GRACE_MS;
     gc_cand_t *next = calloc(gc->bucket.n ? gc->bucket.n : 1, sizeof(*next));

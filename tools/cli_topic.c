@@ -246,7 +246,8 @@ static int cmd_list(int argc, char **argv)
     for (int i = 0; ts && i < md->topic_cnt; i++)
         if (internal || strncmp(md->topics[i].topic, "__", 2))
             ts[n++] = &md->topics[i];
-    qsort(ts, (size_t)n, sizeof(*ts), cmp_topic);
+    if (n > 1)
+        qsort(ts, (size_t)n, sizeof(*ts), cmp_topic);
     if (!cli_opts.is_json)
         printf("%-40s %10s %8s\n", "NAME", "PARTITIONS", "REPLICAS");
     else
@@ -391,7 +392,8 @@ static int cmd_describe(int argc, char **argv)
         rc = cli_err("unknown topic '%s'", name);
         goto out;
     }
-    qsort(t->partitions, (size_t)t->partition_cnt, sizeof(*t->partitions), cmp_part);
+    if (t->partition_cnt > 1)
+        qsort(t->partitions, (size_t)t->partition_cnt, sizeof(*t->partitions), cmp_part);
     const rd_kafka_ConfigResource_t *res = NULL;
     if (cf && !(ev = cli_describe_configs(rk, RD_KAFKA_RESOURCE_TOPIC, name, &res)))
         goto out;
