@@ -218,7 +218,7 @@ static void sweep(int16_t jv, const char *topic, kp_arena_t *a)
     kp_offset_fetch_request_init(&oq);
     kp_offset_fetch_request_topic_t ot;
     kp_offset_fetch_request_topics_t ots;
-    kp_offset_fetch_request_group_t og;
+    kp_offset_fetch_request_group_t og[2];
     if (ov < 8) {
         kp_offset_fetch_request_topic_init(&ot);
         ot.name = tname;
@@ -232,12 +232,14 @@ static void sweep(int16_t jv, const char *topic, kp_arena_t *a)
         ots.name = tname;
         ots.partition_indexes = parts;
         ots.n_partition_indexes = 2;
-        kp_offset_fetch_request_group_init(&og);
-        og.group_id = cq.group_id;
-        og.topics = &ots;
-        og.n_topics = 1;
-        oq.groups = &og;
-        oq.n_groups = 1;
+        for (int i = 0; i < 2; i++) { /* the multi-group form: ours and an unknown one */
+            kp_offset_fetch_request_group_init(&og[i]);
+            og[i].group_id = i == 0 ? cq.group_id : KP_STR_LIT("vg-none");
+            og[i].topics = &ots;
+            og[i].n_topics = 1;
+        }
+        oq.groups = og;
+        oq.n_groups = 2;
     }
     kp_offset_fetch_response_t *orr = call(KP_API_OFFSET_FETCH, ov, &oq, a);
     if (ov < 8) {
@@ -248,8 +250,11 @@ static void sweep(int16_t jv, const char *topic, kp_arena_t *a)
         if (ov >= 5 && cv >= 6)
             CHECK(orr->topics[0].partitions[0].committed_leader_epoch == 3, "epoch v%d", ov);
     } else {
-        CHECK(orr->n_groups == 1 && orr->groups[0].error_code == 0 &&
-                  orr->groups[0].n_topics == 1 &&
+        CHECK(orr->n_groups == 2 && orr->groups[1].error_code == 0 &&
+                  orr->groups[1].topics[0].partitions[1].committed_offset == -1 &&
+                  str_is(orr->groups[1].group_id, "vg-none"),
+              "OffsetFetch v%d unknown group", ov);
+        CHECK(orr->groups[0].error_code == 0 && orr->groups[0].n_topics == 1 &&
                   orr->groups[0].topics[0].partitions[1].committed_offset == 100 * jv + 2 &&
                   orr->groups[0].topics[0].partitions[0].committed_leader_epoch == 3,
               "OffsetFetch v%d", ov);
@@ -290,18 +295,22 @@ static void sweep(int16_t jv, const char *topic, kp_arena_t *a)
     int16_t gv = min16(jv, 5);
     kp_leave_group_request_t gq;
     kp_leave_group_request_init(&gq);
-    kp_leave_group_request_member_identity_t mi;
-    kp_leave_group_request_member_identity_init(&mi);
+    kp_leave_group_request_member_identity_t mi[2];
+    kp_leave_group_request_member_identity_init(&mi[0]);
+    kp_leave_group_request_member_identity_init(&mi[1]);
     gq.group_id = group;
     if (gv < 3) {
         gq.member_id = member;
-    } else {
-        mi.member_id = member;
-        gq.members = &mi;
-        gq.n_members = 1;
+    } else { /* batched: one member, one stranger */
+        mi[0].member_id = member;
+        mi[1].member_id = KP_STR_LIT("ghost");
+        gq.members = mi;
+        gq.n_members = 2;
     }
     kp_leave_group_response_t *gr = call(KP_API_LEAVE_GROUP, gv, &gq, a);
-    CHECK(gr->error_code == 0 && (gv < 3 || (gr->n_members == 1 && gr->members[0].error_code == 0)),
+    CHECK(gr->error_code == 0 &&
+              (gv < 3 || (gr->n_members == 2 && gr->members[0].error_code == 0 &&
+                          gr->members[1].error_code == KP_ERR_UNKNOWN_MEMBER_ID)),
           "LeaveGroup v%d", gv);
 
     /* OffsetDelete v0 of partition 1 (the group is empty now) */
