@@ -17,6 +17,7 @@
 #include "kafka/kh_int.h"
 #include "tiering/tier.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,12 @@ typedef struct {
     int64_t data_len;
     int64_t res_offset, res_ts;
 } rop_t;
+
+/* A watch request travelling to a partition's owner (malloc'd, freed there). */
+typedef struct {
+    rop_t op; /* first: op_run frees the message through it */
+    char topic[256];
+} watch_msg_t;
 
 typedef struct kh_watch {
     struct kh_watch *next;
@@ -185,7 +192,8 @@ static void op_run(rt_shard_t *sh, void *arg)
             if (plog_end_offset(log) > op->offset)
                 kh_notify_append(ks, log);
         }
-        return; /* watch ops are not answered: the arena keeps them */
+        free(op); /* a watch_msg_t: watches are not answered */
+        return;
     }
     if (!log)
         op->err = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -329,14 +337,21 @@ static void fetch_op_back(rt_shard_t *sh, void *arg)
     }
     uv_timer_start(req->wait_timer, on_wait_timeout, (uint64_t)(st->deadline_ms - now), 0);
     for (int i = 0; i < st->n_ops; i++) {
-        rop_t *w = kp_arena_alloc(&req->arena, sizeof(*w));
-        if (!w || st->ops[i].err)
+        if (!st->ops[i].topic || st->ops[i].err)
             continue;
-        *w = st->ops[i];
+        /* Watch messages are owned by themselves, not by the request: the
+         * request may be gone (connection closed) before the owner runs them. */
+        watch_msg_t *m = malloc(sizeof(*m));
+        if (!m)
+            continue;
+        m->op = st->ops[i];
+        snprintf(m->topic, sizeof(m->topic), "%s", st->ops[i].topic);
+        rop_t *w = &m->op;
+        w->topic = m->topic;
+        w->req = NULL;
         w->kind = OP_WATCH;
         w->req_id = req->id;
         w->deadline_ms = st->deadline_ms;
-        w->offset = st->ops[i].offset;
         w->data = NULL;
         kh_post(req->ks, &w->post, kh_owner(req->ks, w->topic, w->partition), op_run, w);
     }
