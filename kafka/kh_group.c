@@ -330,6 +330,9 @@ static void gop_run(rt_shard_t *sh, void *arg)
         return;
     }
     op->run(op, gs);
+    /* The op may have moved a deadline (a JoinGroup that waits starts the
+     * rebalance delay) without answering yet: re-arm for the new one. */
+    gshard_rearm(gs);
 }
 
 /* Post a new op for group (a request-arena string) to the group's shard. The op's run must
