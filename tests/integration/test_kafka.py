@@ -355,6 +355,29 @@ class KafkaApiTest(unittest.TestCase):
         self.assertEqual(out, "a@0\nb@1\n")
 
 
+class GroupJoinTest(unittest.TestCase):
+    def test_join_does_not_wait_for_the_session_timeout(self):
+        # A group forms once its members rejoined after MEMBER_ID_REQUIRED; it
+        # must not wait for the (here: 5 minute) session timeout to expire.
+        b = Broker("-X", "group.initial.rebalance.delay.ms=0")
+        try:
+            p = Producer({"bootstrap.servers": b.bootstrap})
+            p.produce("gj", b"hello")
+            self.assertEqual(p.flush(30), 0)
+            c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "gj",
+                          "auto.offset.reset": "earliest", "session.timeout.ms": 300000})
+            c.subscribe(["gj"])
+            m = None
+            deadline = time.monotonic() + 120  # an upper bound, far below 300 s
+            while m is None and time.monotonic() < deadline:
+                m = c.poll(0.5)
+            c.close()
+            self.assertIsNotNone(m)
+            self.assertEqual(m.value(), b"hello")
+        finally:
+            b.close()
+
+
 class ConnectionLimitsTest(unittest.TestCase):
     def test_request_size_limit_and_idle_connections(self):
         b = Broker("-X", "socket.request.max.bytes=1000", "-X", "connections.max.idle.ms=300")
