@@ -258,6 +258,28 @@ class GroupsTest(unittest.TestCase):
         finally:
             b.close()
 
+    def test_group_forms_after_the_initial_delay_not_the_session_timeout(self):
+        # Default group.initial.rebalance.delay.ms (3 s): the first join waits for it, and the
+        # shard's timer must fire then, not at the 5-minute session timeout.
+        b = Broker()
+        try:
+            create_topic(b.bootstrap, "delay1", 1)
+            produce(b.bootstrap, "delay1", 1, 1)
+            c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-delay",
+                          "auto.offset.reset": "earliest", "session.timeout.ms": 300000})
+            c.subscribe(["delay1"])
+            m = None
+            # An upper bound, ten times the delay and below both the session timeout and the
+            # coordinator's once-a-minute retention tick (which would mask a missed timer).
+            deadline = time.monotonic() + 30
+            while (m is None or m.error()) and time.monotonic() < deadline:
+                m = c.poll(0.5)
+            c.close()
+            self.assertIsNotNone(m)
+            self.assertEqual(m.value(), b"0-0")
+        finally:
+            b.close()
+
     # ---- Static membership ----
 
     def test_static_member_rejoins_without_rebalance(self):
