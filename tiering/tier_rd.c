@@ -7,7 +7,7 @@
  *      with the others: one GET per chunk however many readers want it),
  *   2. the on-disk chunk cache (tier_cache.c, verified by CRC-32C),
  *   3. a new ranged GET: for a sequential reader a read-ahead window of
- *      consecutive chunks of one object (up to readahead_bytes), else just
+ *      consecutive chunks of one object (2 MiB, doubling up to readahead_bytes), else
  *      the chunk;
  * -> each downloaded chunk is checked against the index's CRC-32C and written
  * to the cache on the thread pool -> the frame is decoded (zstd checksum,
@@ -62,9 +62,10 @@
 
 #define RD_MAX_DOWNLOADS   4
 #define RD_READAHEAD_BYTES (16u << 20)
-#define RD_DEPTH           2  /* read-ahead windows ahead of the reader */
-#define RD_MAX_WINDOWS     8  /* remembered windows per partition */
-#define RD_MAX_SKIPS       64 /* lookups of cached chunks per read-ahead walk */
+#define RD_FIRST_WINDOW    (2u << 20) /* windows start small and double up to ra_bytes */
+#define RD_DEPTH           2          /* read-ahead windows ahead of the reader */
+#define RD_MAX_WINDOWS     8          /* remembered windows per partition */
+#define RD_MAX_SKIPS       64         /* lookups of cached chunks per read-ahead walk */
 #define RD_SWEEP_MS        10
 
 typedef struct tier_hyd hyd_t;
@@ -138,6 +139,7 @@ struct rp {
     tier_seg_chunk_t *wchunks;      /* owned */
     size_t wn, wcap;
     uint64_t wbytes;
+    uint64_t wtarget; /* bytes of the window being built (grows from RD_FIRST_WINDOW) */
     rd_t *parked;
 };
 
@@ -648,6 +650,7 @@ static void window_finish(rp_t *rp)
     }
     rp->wn = 0;
     rp->wbytes = 0;
+    rp->wtarget = rp->wtarget * 2 < h->ra_bytes ? rp->wtarget * 2 : h->ra_bytes;
     pump(h);
     unpark(rp); /* parked reads join the window just queued */
 }
@@ -705,7 +708,7 @@ static void on_ra_loc(void *arg, int status, const idx_loc_t *loc)
                 snprintf(rp->wkey, sizeof(rp->wkey), "%s", loc->seg.object_key);
             rp->wchunks[rp->wn++] = sc;
             rp->wbytes += sc.obj_len;
-            if (rp->wbytes >= h->ra_bytes)
+            if (rp->wbytes >= rp->wtarget)
                 window_finish(rp);
         }
         rp->ra_next = sc.last_offset + 1;
@@ -796,6 +799,7 @@ static void on_loc(void *arg, int status, const idx_loc_t *loc)
             rp->ra_end = false;
             rp->n_win = 0;
             rp->skips = 0;
+            rp->wtarget = RD_FIRST_WINDOW < h->ra_bytes ? RD_FIRST_WINDOW : h->ra_bytes;
         }
         rp->has_last = true;
         rp->last_offset = r->offset;

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# replay.sh - replay of archived data (hydration) against a local S3 server, as
+# ratios to limits measured in the same run (never part of `make test`; nothing
+# asserts on the numbers).
+#
+# Setup: scripts/s3server.sh on loopback; stratad with the s3:// archive, 16 MiB
+# segments; topic "arch" (local.retention.bytes 32 MiB: all but the tail is only
+# in the bucket) and topic "hot" (remote storage off, all local), both filled
+# with the same incompressible records (REPLAY_MB MiB of 4 KiB random values,
+# so object bytes ~ record bytes).
+# Limit:     raw   sequential ranged GETs (16 MiB, signed, one connection, curl)
+#                  over the same objects, in offset order: MB/s of object bytes.
+# Scenarios: cold  the broker restarted with <log.dir>/cache deleted, `kbench
+#                  consume` of "arch" from offset 0: record MB/s / raw (target
+#                  >= 0.8); also object MB/s from the broker's hydration counters;
+#            warm  restarted with the cache kept: record MB/s of "arch" vs hot;
+#            hot   `kbench consume` of "hot" (local log, page cache).
+# Usage: bench/replay.sh [BUILD_DIR]   env: REPLAY_MB (256), BENCH_DIR (tmp dir
+#        parent, default /tmp). Appends one JSON line to bench/results/replay-<UTC>.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+MB=${REPLAY_MB:-256}
+KB=$BUILD/bench/kbench
+STRATAD=$BUILD/tools/stratad
+for f in "$KB" "$STRATAD"; do
+    [ -x "$f" ] || { echo "replay.sh: $f not built (cmake --build $BUILD)" >&2; exit 1; }
+done
+command -v curl >/dev/null || { echo "replay.sh: curl is required" >&2; exit 1; }
+
+DIR=$(mktemp -d "${BENCH_DIR:-/tmp}/strata-replay.XXXXXX")
+BPID=
+cleanup() {
+    [ -n "$BPID" ] && kill "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null || true
+    scripts/s3server.sh stop "$DIR/s3" >/dev/null 2>&1 || true
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+mkdir -p "$DIR/s3"
+URL=$(scripts/s3server.sh start "$(free_port)" "$DIR/s3" strata)
+export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL=$URL
+KPORT=$(free_port)
+APORT=$(free_port)
+BOOT=127.0.0.1:$KPORT
+
+start_broker() {
+    : >"$DIR/broker.log"
+    "$STRATAD" --log-dir "$DIR/data" --smp 2 --listeners "$BOOT" --admin-listener "127.0.0.1:$APORT" \
+        -X remote.log.storage.system.enable=true -X strata.archive.url=s3://strata/bench \
+        -X log.segment.bytes=16777216 -X log.retention.check.interval.ms=500 \
+        >>"$DIR/broker.log" 2>&1 &
+    BPID=$!
+    for _ in $(seq 300); do
+        grep -q "stratad: started" "$DIR/broker.log" && return 0
+        sleep 0.1
+    done
+    echo "replay.sh: broker did not start" >&2; cat "$DIR/broker.log" >&2; exit 1
+}
+stop_broker() { # appends the broker log of this run to $1
+    kill "$BPID"; wait "$BPID" || true; BPID=
+    cp "$DIR/broker.log" "$1"
+}
+stat_sum() { # key logfile: sum of key= over the shards' "hydration stats" lines
+    grep "hydration stats" "$2" | grep -o " $1=[0-9]*" | cut -d= -f2 | awk '{s+=$1} END {print s+0}'
+}
+
+echo "== fill: $MB MiB of 4 KiB random records into arch (archived) and hot (local)"
+start_broker
+/usr/bin/python3 - "$BOOT" "$MB" <<'EOF'
+import os, sys
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+boot, mb = sys.argv[1], int(sys.argv[2])
+a = AdminClient({"bootstrap.servers": boot})
+fs = a.create_topics([NewTopic("arch", 1, 1, config={"local.retention.bytes": "33554432"}),
+                      NewTopic("hot", 1, 1, config={"remote.storage.enable": "false"})])
+for f in fs.values():
+    f.result(30)
+p = Producer({"bootstrap.servers": boot, "acks": "all", "linger.ms": 5,
+              "batch.size": 1000000, "queue.buffering.max.kbytes": 262144})
+for i in range(mb * 256):
+    v = os.urandom(4096)
+    for t in ("arch", "hot"):
+        while True:
+            try:
+                p.produce(t, v, partition=0)
+                break
+            except BufferError:
+                p.poll(0.1)
+    p.poll(0)
+assert p.flush(120) == 0
+EOF
+# Wait until the archive holds all but the local tail and local retention dropped the head.
+for _ in $(seq 600); do
+    ok=$(/usr/bin/python3 - "$DIR/data" <<'EOF'
+import glob, os, sqlite3, sys
+d = sys.argv[1]
+segs = sorted(glob.glob(os.path.join(d, "arch-0", "*.log")))
+db = sqlite3.connect(os.path.join(d, "remote-index.db"))
+hi = db.execute("SELECT max(last_offset) FROM segments WHERE topic='arch'").fetchone()[0]
+first = int(os.path.basename(segs[0])[:20]) if segs else 0
+print(1 if hi is not None and first > 0 and first <= hi + 1 and len(segs) <= 4 else 0)
+EOF
+)
+    [ "$ok" = 1 ] && break
+    sleep 0.5
+done
+[ "$ok" = 1 ] || { echo "replay.sh: uploads did not drain" >&2; exit 1; }
+stop_broker "$DIR/fill.log"
+
+echo "== raw: sequential 16 MiB ranged GETs of the same objects (curl)"
+/usr/bin/python3 - "$DIR/data/remote-index.db" >"$DIR/objects" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for k, s in db.execute("SELECT object_key, size FROM segments WHERE topic='arch' ORDER BY base_offset"):
+    print(k, s)
+EOF
+t0=$(date +%s.%N)
+raw_bytes=0
+while read -r key size; do
+    pos=0
+    while [ "$pos" -lt "$size" ]; do
+        end=$((pos + 16777216 - 1))
+        [ "$end" -ge "$size" ] && end=$((size - 1))
+        n=$(curl -sS --fail --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
+            -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -H "Range: bytes=$pos-$end" \
+            -o /dev/null -w '%{size_download}' "$URL/strata/bench/$key")
+        raw_bytes=$((raw_bytes + n))
+        pos=$((end + 1))
+    done
+done <"$DIR/objects"
+t1=$(date +%s.%N)
+raw_mbps=$(awk -v b="$raw_bytes" -v a="$t0" -v z="$t1" 'BEGIN {printf "%.1f", b / (z - a) / 1e6}')
+echo "  raw: $raw_bytes bytes of $(wc -l <"$DIR/objects") objects, $raw_mbps MB/s"
+
+consume() { # topic -> JSON of kbench consume
+    "$KB" consume --brokers "$BOOT" --topic "$1" --seconds 600 2>"$DIR/kb.err" || {
+        cat "$DIR/kb.err" >&2; exit 1; }
+    cat "$DIR/kb.err" >&2
+}
+jget() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
+
+echo "== cold: cache deleted, replay arch from offset 0"
+rm -rf "$DIR/data/cache"
+start_broker
+cold=$(consume arch)
+stop_broker "$DIR/cold.log"
+cold_dl=$(stat_sum downloaded_bytes "$DIR/cold.log")
+cold_ra=$(stat_sum readahead_downloads "$DIR/cold.log")
+cold_gets=$(stat_sum downloads "$DIR/cold.log")
+
+echo "== warm: restarted, cache kept"
+start_broker
+warm=$(consume arch)
+hot=$(consume hot)
+stop_broker "$DIR/warm.log"
+warm_gets=$(stat_sum downloads "$DIR/warm.log")
+warm_hits=$(stat_sum cache_hits "$DIR/warm.log")
+
+/usr/bin/python3 - "$cold" "$warm" "$hot" "$raw_mbps" "$raw_bytes" "$cold_dl" "$cold_gets" \
+    "$cold_ra" "$warm_gets" "$warm_hits" "$MB" <<'EOF' | tee -a "bench/results/replay-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+import json, sys
+cold, warm, hot = (json.loads(x) for x in sys.argv[1:4])
+raw, raw_bytes, cold_dl, cold_gets, cold_ra, warm_gets, warm_hits, mb = sys.argv[4:]
+raw = float(raw)
+cold_obj = int(cold_dl) / cold["seconds"] / 1e6
+r = {"bench": "replay", "mb": int(mb), "raw_get_mb_per_s": raw,
+     "cold_mb_per_s": cold["mb_per_s"], "cold_ratio_to_raw": round(cold["mb_per_s"] / raw, 3),
+     "cold_object_mb_per_s": round(cold_obj, 1),
+     "cold_object_ratio_to_raw": round(cold_obj / raw, 3),
+     "cold_gets": int(cold_gets), "cold_readahead_gets": int(cold_ra),
+     "cold_complete": cold["complete"], "warm_mb_per_s": warm["mb_per_s"],
+     "warm_gets": int(warm_gets), "warm_cache_hits": int(warm_hits),
+     "hot_mb_per_s": hot["mb_per_s"], "warm_ratio_to_hot": round(warm["mb_per_s"] / hot["mb_per_s"], 3)}
+print(json.dumps(r))
+print("cold replay %.1f MB/s (objects %.1f MB/s) / raw GET %.1f MB/s = %.2f (target >= 0.8); "
+      "warm %.1f MB/s / hot %.1f MB/s = %.2f" % (cold["mb_per_s"], cold_obj, raw,
+      r["cold_ratio_to_raw"], warm["mb_per_s"], hot["mb_per_s"], r["warm_ratio_to_hot"]),
+      file=sys.stderr)
+EOF
