@@ -39,6 +39,10 @@
 #include <unistd.h>
 
 #define RECOVER_PAGE 1000
+/* A listing fails fast (the store is down: say so at start-up); a GET of a
+ * whole segment object (up to segment.bytes) may take long on a slow link. */
+#define RECOVER_LIST_TIMEOUT_MS 60000
+#define RECOVER_GET_TIMEOUT_MS  600000
 
 typedef struct {
     uv_loop_t *loop;
@@ -317,9 +321,12 @@ static void next_object(rec_t *r)
             continue;
         }
         snprintf(r->key, sizeof(r->key), "%s", key);
-        int rc = obj_get(r->store, r->key, on_get, r, NULL);
-        if (rc == 0)
+        obj_req_t *req;
+        int rc = obj_get(r->store, r->key, on_get, r, &req);
+        if (rc == 0) {
+            obj_req_set_timeout(req, RECOVER_GET_TIMEOUT_MS);
             return;
+        }
         finish(r, rc);
         return;
     }
@@ -359,9 +366,12 @@ static void on_list(obj_req_t *req, obj_result_t *res, void *arg)
 
 static void list_page(rec_t *r)
 {
-    int rc = obj_list(r->store, "", r->token, RECOVER_PAGE, on_list, r, NULL);
+    obj_req_t *req;
+    int rc = obj_list(r->store, "", r->token, RECOVER_PAGE, on_list, r, &req);
     if (rc != 0)
         finish(r, rc);
+    else
+        obj_req_set_timeout(req, RECOVER_LIST_TIMEOUT_MS);
 }
 
 static void
@@ -399,10 +409,11 @@ int tier_recover(uv_loop_t *loop,
     r->cb = cb;
     r->cb_arg = arg;
     int rc;
+    obj_req_t *req;
     if (only_if_empty)
         rc = idx_list_keys(idx, NULL, 1, on_index_probe, r);
-    else
-        rc = obj_list(store, "", NULL, RECOVER_PAGE, on_list, r, NULL);
+    else if ((rc = obj_list(store, "", NULL, RECOVER_PAGE, on_list, r, &req)) == 0)
+        obj_req_set_timeout(req, RECOVER_LIST_TIMEOUT_MS);
     if (rc != 0)
         free(r);
     else

@@ -366,21 +366,28 @@ static void on_restored(void *arg, int status)
 /* The data directory lost its remote index (new or wiped): if the archive
  * holds segment objects, rebuild the index from them, recreate the topics
  * and make each missing partition log start after its last archived offset
- * (tier_recover_restore). Runs before the shards start. */
-static void restore_from_archive(broker_t *b, const char *dir)
+ * (tier_recover_restore). Runs before the shards start. An archive that
+ * cannot be listed stops the start: new records would otherwise reuse
+ * archived offsets and overwrite their objects.
+ * @return 0, or 1 (the reason is printed). */
+static int restore_from_archive(broker_t *b, const char *dir)
 {
     tier_recover_result_t res;
     char err[512] = "";
-    int rc = tier_recover_blocking(cfg_str(b->cfg, CFG_ARCHIVE_URL), b->idx, true, &res, err,
-                                   sizeof(err));
+    const char *url = cfg_str(b->cfg, CFG_ARCHIVE_URL);
+    int rc = tier_recover_blocking(url, b->idx, true, &res, err, sizeof(err));
     if (rc != 0) {
-        ST_WARN("stratad", "cannot check the archive for recovery: %s", err);
-        return;
+        fprintf(stderr,
+                "stratad: the remote index is empty and the archive %s cannot be checked for "
+                "data to recover: %s. Not starting, so that new records cannot overwrite "
+                "archived ones; fix the object store (endpoint, credentials) and start again.\n",
+                url, err);
+        return 1;
     }
     uv_loop_t loop;
     if (res.was_not_empty || res.n_parts == 0 || uv_loop_init(&loop) != 0) {
         free(res.parts);
-        return;
+        return 0;
     }
     int done = 0;
     if (tier_recover_restore(&loop, b->meta, dir, &res, on_restored, &done) != 0)
@@ -394,6 +401,7 @@ static void restore_from_archive(broker_t *b, const char *dir)
             "recovered from the archive: objects=%lld partitions=%zu failed=%lld restore=%s",
             (long long)res.objects, res.n_parts, (long long)res.failed, done > 0 ? "ok" : "failed");
     free(res.parts);
+    return 0;
 }
 
 /* ---- Configuration ---- */
@@ -567,7 +575,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "stratad: %s\n", err);
         return 1;
     }
-    restore_from_archive(b, dir);
+    if (restore_from_archive(b, dir) != 0)
+        return 1;
     plog_config_default(&b->popts.log_cfg);
     b->popts.data_dir = dir;
     b->popts.log_cfg.segment_bytes = cfg_int(b->cfg, CFG_SEGMENT_BYTES);

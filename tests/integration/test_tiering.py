@@ -317,6 +317,18 @@ class RecoverTest(unittest.TestCase):
         finally:
             b2.close()
 
+    def test_unreachable_archive_with_an_empty_index_stops_the_start(self):
+        from broker import STRATAD
+        with tempfile.TemporaryDirectory(prefix="strata-it-") as d:
+            env = s3_env("http://127.0.0.1:%d" % free_port())  # nobody listens there
+            p = subprocess.run([STRATAD, "--log-dir", d, "--smp", "1",
+                                "--listeners", "127.0.0.1:%d" % free_port(),
+                                "--admin-listener", "127.0.0.1:%d" % free_port(),
+                                "-X", "strata.archive.url=s3://strata/x"],
+                               env=env, capture_output=True, text=True, timeout=180)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("cannot be checked for data to recover", p.stderr)
+
     def test_recover_from_file_archive(self):
         with tempfile.TemporaryDirectory(prefix="strata-arch-") as d:
             self.run_recovery("file://" + d)

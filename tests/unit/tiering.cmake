@@ -6,3 +6,6 @@ st_unit_test(idx_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/idx_test.c LIBS strata_i
 # The hydration chunk cache (tiering/cache.h): LRU order, bound, restart, corruption.
 st_unit_test(tier_cache_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/tier_cache_test.c
              LIBS strata_tiering)
+# Recovery of the remote index from a bucket alone (tiering/tier_recover.c), file:// store.
+st_unit_test(tier_recover_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/tier_recover_test.c
+             LIBS strata_tiering strata_tsupport)

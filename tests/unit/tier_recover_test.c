@@ -1,0 +1,239 @@
+/* tier_recover_test.c - rebuilding the remote index from a bucket alone
+ * (tiering/tier_recover.c) over the file:// store: rows equal what the
+ * uploader wrote, foreign and corrupt objects are skipped, the object key
+ * parser. No network, no sleeps. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "index/idx.h"
+#include "tests/support/tbatch.h"
+#include "tiering/obj.h"
+#include "tiering/seg.h"
+#include "tiering/tier.h"
+
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+} mbuf_t;
+
+static int sink(void *arg, const void *data, size_t n)
+{
+    mbuf_t *b = arg;
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+/* A segment of n_batches batches of 20 records from base, as an object. */
+static void make_object(int64_t base, int n_batches, mbuf_t *obj, tier_seg_info_t *info)
+{
+    tier_seg_opts_t o = {.frame_target_bytes = 16384};
+    tier_seg_writer_t *w;
+    assert_int_equal(tier_seg_writer_new(&o, sink, obj, &w), 0);
+    for (int k = 0; k < n_batches; k++) {
+        size_t len;
+        uint8_t *b = tbatch_build(20, 300, (uint64_t)k, 1700000000000 + k * 100, &len);
+        int64_t off = base + k * 20;
+        for (int i = 0; i < 8; i++)
+            b[i] = (uint8_t)((uint64_t)off >> (56 - 8 * i)); /* baseOffset, outside the CRC */
+        assert_int_equal(tier_seg_writer_write(w, b, len), 0);
+        free(b);
+    }
+    assert_int_equal(tier_seg_writer_finish(w, info), 0);
+    tier_seg_writer_free(w);
+}
+
+typedef struct {
+    bool done;
+    int status;
+} wait_t;
+
+static void on_put(obj_req_t *req, obj_result_t *res, void *arg)
+{
+    (void)req;
+    wait_t *w = arg;
+    w->done = true;
+    w->status = res->status;
+}
+
+static void put(uv_loop_t *loop, obj_store_t *st, const char *key, const void *p, size_t n)
+{
+    wait_t w = {false, 0};
+    assert_int_equal(obj_put(st, key, p, n, on_put, &w, NULL), 0);
+    while (!w.done)
+        uv_run(loop, UV_RUN_ONCE);
+    assert_int_equal(w.status, 0);
+}
+
+typedef struct {
+    bool done;
+    int status;
+    idx_loc_t loc;
+    char key[1024];
+} loc_wait_t;
+
+static void on_loc(void *arg, int status, const idx_loc_t *loc)
+{
+    loc_wait_t *w = arg;
+    w->done = true;
+    w->status = status;
+    if (status == 0) {
+        w->loc = *loc;
+        snprintf(w->key, sizeof(w->key), "%s", loc->seg.object_key);
+    }
+}
+
+static void noop(void *arg)
+{
+    (void)arg;
+}
+
+static void test_tier_recover_rebuilds_rows_as_uploaded(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/strata-rec-XXXXXX", url[256], idx_path[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(url, sizeof(url), "file://%s/arch", dir);
+    snprintf(idx_path, sizeof(idx_path), "%s/idx.db", dir);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    obj_config_t oc = {.url = url};
+    obj_store_t *st;
+    char err[256];
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "mkdir -p %s/arch", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(obj_store_new(&loop, &oc, &st, err, sizeof(err)), 0);
+
+    /* t-3: two segments; u-0: one; plus a foreign object and a corrupt one. */
+    mbuf_t o1 = {0}, o2 = {0}, o3 = {0};
+    tier_seg_info_t i1, i2, i3;
+    make_object(0, 30, &o1, &i1);
+    make_object(600, 10, &o2, &i2);
+    make_object(0, 5, &o3, &i3);
+    assert_true(i1.n_chunks > 2);
+    char k1[512], k2[512], k3[512], kbad[512];
+    tier_object_key("t", 3, 0, 599, 0, k1, sizeof(k1));
+    tier_object_key("t", 3, 600, 799, 0, k2, sizeof(k2));
+    tier_object_key("u", 0, 0, 99, 0, k3, sizeof(k3));
+    tier_object_key("u", 0, 100, 199, 0, kbad, sizeof(kbad));
+    put(&loop, st, k1, o1.p, o1.len);
+    put(&loop, st, k2, o2.p, o2.len);
+    put(&loop, st, k3, o3.p, o3.len);
+    put(&loop, st, kbad, "not a seekable object", 21);
+    put(&loop, st, "README.txt", "hello", 5);
+    obj_store_close(st, noop, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    idx_t *idx;
+    assert_int_equal(idx_open(idx_path, &idx, err, sizeof(err)), 0);
+    tier_recover_result_t res;
+    assert_int_equal(tier_recover_blocking(url, idx, true, &res, err, sizeof(err)), 0);
+    assert_int_equal(res.objects, 3);
+    assert_int_equal(res.failed, 1);  /* the corrupt one stays out of the index */
+    assert_int_equal(res.skipped, 1); /* README.txt */
+    assert_int_equal(res.n_parts, 2);
+    for (size_t i = 0; i < res.n_parts; i++) {
+        const tier_recover_part_t *p = &res.parts[i];
+        if (!strcmp(p->topic, "t")) {
+            assert_int_equal(p->partition, 3);
+            assert_int_equal(p->low_offset, 0);
+            assert_int_equal(p->high_offset, 799);
+        } else {
+            assert_string_equal(p->topic, "u");
+            assert_int_equal(p->high_offset, 99);
+        }
+    }
+    free(res.parts);
+
+    /* Every chunk of t-3's first object is found exactly as the writer described it. */
+    idx_client_t *c;
+    assert_int_equal(idx_client_new(idx, &loop, &c), 0);
+    for (size_t i = 0; i < i1.n_chunks; i++) {
+        loc_wait_t w = {0};
+        assert_int_equal(idx_lookup_offset(c, "t", 3, i1.chunks[i].first_offset, on_loc, &w), 0);
+        while (!w.done)
+            uv_run(&loop, UV_RUN_ONCE);
+        assert_int_equal(w.status, 0);
+        assert_string_equal(w.key, k1);
+        assert_int_equal(w.loc.chunk.first_offset, i1.chunks[i].first_offset);
+        assert_int_equal(w.loc.chunk.last_offset, i1.chunks[i].last_offset);
+        assert_int_equal(w.loc.chunk.obj_pos, (int64_t)i1.chunks[i].obj_pos);
+        assert_int_equal(w.loc.chunk.obj_len, i1.chunks[i].obj_len);
+        assert_int_equal(w.loc.chunk.raw_len, i1.chunks[i].raw_len);
+        assert_int_equal(w.loc.chunk.checksum, i1.chunks[i].crc32c);
+        assert_int_equal(w.loc.chunk.max_ts, i1.chunks[i].max_ts);
+        assert_int_equal(w.loc.seg.checksum, i1.obj_crc32c);
+        assert_int_equal(w.loc.seg.size, (int64_t)i1.obj_size);
+        assert_int_equal(w.loc.seg.max_ts, i1.max_ts);
+    }
+    idx_client_close(c, noop, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    /* With rows in the index, start-up recovery does nothing. */
+    assert_int_equal(tier_recover_blocking(url, idx, true, &res, err, sizeof(err)), 0);
+    assert_true(res.was_not_empty);
+    assert_int_equal(res.objects, 0);
+    free(res.parts);
+    idx_close(idx);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    tier_seg_info_fini(&i1);
+    tier_seg_info_fini(&i2);
+    tier_seg_info_fini(&i3);
+    free(o1.p);
+    free(o2.p);
+    free(o3.p);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_tier_parse_object_key_accepts_only_segment_keys(void **state)
+{
+    (void)state;
+    char key[512], topic[256];
+    int32_t p;
+    int64_t base, last;
+    tier_object_key("orders.v1", 12, 100, 199, 3, key, sizeof(key));
+    assert_int_equal(tier_parse_object_key(key, topic, sizeof(topic), &p, &base, &last), 0);
+    assert_string_equal(topic, "orders.v1");
+    assert_int_equal(p, 12);
+    assert_int_equal(base, 100);
+    assert_int_equal(last, 199);
+    static const char *bad[] = {
+        "README.txt",
+        "0123abcd/t/0/00000000000000000000-00000000000000000009-0.seg",
+        "0123abcX/t/0/00000000000000000000-00000000000000000009-0.seg.zst",
+        "0123abcd//0/00000000000000000000-00000000000000000009-0.seg.zst",
+        "0123abcd/t/x/00000000000000000000-00000000000000000009-0.seg.zst",
+        "0123abcd/t/0/0-9-0.seg.zst",
+        "0123abcd/t/0/00000000000000000010-00000000000000000009-0.seg.zst",
+        "0123abcd/t/0/00000000000000000000-00000000000000000009-.seg.zst",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(tier_parse_object_key(bad[i], topic, sizeof(topic), &p, &base, &last),
+                         ST_E_INVAL);
+    /* A topic longer than the buffer is refused, not truncated. */
+    assert_int_equal(tier_parse_object_key(key, topic, 4, &p, &base, &last), ST_E_INVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tier_recover_rebuilds_rows_as_uploaded),
+        cmocka_unit_test(test_tier_parse_object_key_accepts_only_segment_keys),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
