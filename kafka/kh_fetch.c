@@ -117,8 +117,10 @@ static bool read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
         plog_slice_t s;
         int rc = plog_read(log, op->offset, op->max_bytes, &s);
         if (rc == ST_E_OFFLOADED && ks->tier) {
-            rc = tier_read(ks->tier, op->topic, op->partition, op->offset, op->max_bytes,
-                           on_remote_read, op);
+            /* Answer by the fetch's own max.wait.ms; a slower download
+             * goes on and fills the cache for the next fetch. */
+            rc = tier_read_until(ks->tier, op->topic, op->partition, op->offset, op->max_bytes,
+                                 op->deadline_ms, on_remote_read, op);
             if (rc == 0)
                 return true;
         }
@@ -464,6 +466,7 @@ void kh_fetch(kh_req_t *req)
             op->origin = rt_shard_id(req->ks->sh);
             op->kind = OP_FETCH;
             op->back = fetch_op_back;
+            op->deadline_ms = st->deadline_ms;
             op->topic = topic;
             op->partition = qp->partition;
             op->offset = qp->fetch_offset;
