@@ -298,6 +298,9 @@ class RecoverTest(unittest.TestCase):
             b2.wait_for(r"recovered from the archive: objects=%d partitions=1" % len(rows),
                         seen=True)
             self.assertEqual(index_rows(b2, "rec"), rows)
+            # The log start comes down to the archive's once the uploader
+            # resumed from the index (asynchronously, just after start).
+            wait_until(lambda: earliest(b2.bootstrap, "rec") == (0, 4000), 30, "the archive")
             got, lo, hi = consume_from(b2.bootstrap, "rec", 0, 4000)
             self.assertEqual((lo, hi), (0, 4000))
             self.assertEqual([o for o, _ in got], list(range(4000)))
@@ -312,6 +315,7 @@ class RecoverTest(unittest.TestCase):
             self.assertEqual(rc, 0, out)
             b2.start()
             self.assertIsNone(re.search(r"recovered from the archive", "\n".join(b2.lines)))
+            wait_until(lambda: earliest(b2.bootstrap, "rec")[0] == 0, 30, "the archive")
             got, lo, hi = consume_from(b2.bootstrap, "rec", 0, 4100)
             self.assertEqual([v for _, v in got], values + more)
         finally:
