@@ -23,6 +23,9 @@
 
 typedef enum { OP_FETCH, OP_LIST, OP_EPOCH, OP_WATCH } op_kind_t;
 
+/* How long ListOffsets waits for an archived chunk (it has no max.wait.ms). */
+#define KH_REMOTE_LIST_WAIT_MS 30000
+
 typedef struct {
     kh_post_t post;
     kh_req_t *req;
@@ -105,6 +108,26 @@ static void on_remote_read(void *arg, int status, uint8_t *data, size_t len)
     send_back(ks, op);
 }
 
+/* The archive answered a ListOffsets by timestamp; when it has no such
+ * record, the local log is asked (the record may be newer). */
+static void on_remote_time(void *arg, int status, int64_t offset, int64_t timestamp)
+{
+    rop_t *op = arg;
+    kh_shard_t *ks = kh_shard_of(rt_current());
+    op->res_offset = op->res_ts = -1;
+    if (status == 0) {
+        op->res_offset = offset < op->log_start ? op->log_start : offset;
+        op->res_ts = timestamp;
+    } else if (status == ST_E_NOTFOUND) {
+        plog_t *log = part_get(ks->ps, op->topic, op->partition);
+        if (!log || plog_offset_for_time(log, op->offset, &op->res_offset, &op->res_ts) != 0)
+            op->res_offset = op->res_ts = -1;
+    } else {
+        op->err = KP_ERR_KAFKA_STORAGE_ERROR; /* the archive did not answer in time */
+    }
+    send_back(ks, op);
+}
+
 /* @return true when the answer comes later (from the archive). */
 static bool read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
 {
@@ -149,6 +172,11 @@ static bool read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
         } else if (op->offset == -3) { /* MAX_TIMESTAMP */
             if (plog_max_timestamp(log, &op->res_ts, &op->res_offset) != 0)
                 op->res_offset = -1;
+        } else if (ks->tier && op->log_start < plog_local_start_offset(log) &&
+                   tier_offset_for_time(ks->tier, op->topic, op->partition, op->offset,
+                                        part_now_ms() + KH_REMOTE_LIST_WAIT_MS, on_remote_time,
+                                        op) == 0) {
+            return true; /* the archive may hold it: answered by on_remote_time */
         } else if (plog_offset_for_time(log, op->offset, &op->res_offset, &op->res_ts) != 0) {
             op->res_offset = -1;
             op->res_ts = -1;

@@ -106,6 +106,20 @@ ST_MUST_CHECK int tier_read_until(tier_shard_t *ts,
                                   tier_read_cb cb,
                                   void *arg);
 
+/** ListOffsets by timestamp over the archive: cb(arg, 0, offset, batch max
+ * timestamp) for the first archived record with timestamp >= target;
+ * ST_E_NOTFOUND when the archive holds none (ask the local log);
+ * ST_E_TIMEOUT when its chunk did not arrive by deadline_ms.
+ * @thread loop */
+typedef void (*tier_time_cb)(void *arg, int status, int64_t offset, int64_t timestamp);
+ST_MUST_CHECK int tier_offset_for_time(tier_shard_t *ts,
+                                       const char *topic,
+                                       int32_t partition,
+                                       int64_t target,
+                                       int64_t deadline_ms,
+                                       tier_time_cb cb,
+                                       void *arg);
+
 typedef void (*tier_read_closed_cb)(tier_shard_t *ts, void *arg);
 /** Stop hydration: queued and running downloads are canceled (their readers
  * get an error), thread pool work finishes, the cache closes; then cb(ts, arg)

@@ -15,3 +15,6 @@ set_tests_properties(kafka_idempotence PROPERTIES LABELS integration TIMEOUT 300
 # docs/config.md is generated from the key table; fail when it is stale.
 add_test(NAME config_docs_fresh COMMAND sh -c "$<TARGET_FILE:stratad> --help-config | diff -u ${CMAKE_SOURCE_DIR}/docs/config.md - && echo docs/config.md is up to date")
 set_tests_properties(config_docs_fresh PROPERTIES LABELS integration)
+add_test(NAME tiering_timestamps COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_tiering_time.py)
+set_tests_properties(tiering_timestamps PROPERTIES LABELS integration TIMEOUT 600
+    ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
