@@ -50,6 +50,12 @@ ST_MUST_CHECK int tier_shard_new(uv_loop_t *loop,
                                  char *errbuf,
                                  size_t errbuf_len);
 
+/** Call cb(arg) on the loop once every remote-enabled partition open at start
+ * has learned from the index what the archive holds (its log start lowered
+ * to the archive's): at once when there is none. Serve clients only after,
+ * or reads of archived offsets would be answered as out of range. */
+void tier_when_resumed(tier_shard_t *ts, void (*cb)(void *arg), void *arg);
+
 /** plog_sealed_fn: a segment of log was sealed. arg is the tier_shard_t. */
 void tier_on_sealed(void *arg, plog_t *log, int64_t base_offset, int64_t next_offset);
 

@@ -23,6 +23,9 @@ struct tier_shard {
     tier_closed_cb closed_cb;
     void *closed_arg;
     int closing_steps;
+    int resume_pending;            /* partitions open at start still asking the index */
+    void (*on_resumed)(void *arg); /* tier_when_resumed() */
+    void *on_resumed_arg;
     struct tier_gc *gc; /* owned: total retention and orphan GC (tier_gc.c) */
 };
 

@@ -34,6 +34,7 @@ typedef struct up_part {
     bool again;   /* a segment was sealed while busy */
     bool gone;    /* the partition was deleted or the shard is closing */
     bool resumed; /* the log start was lowered to the archive's (GC may trust it) */
+    bool counted; /* one of the start-up resumes tier_when_resumed() waits for */
     uint64_t backoff_ms;
     uv_timer_t timer;
     bool timer_init;
@@ -328,6 +329,30 @@ typedef struct {
     up_part_t *p;
 } resume_t;
 
+/* A start-up resume finished (either way): maybe every one has. */
+static void resume_done(up_part_t *p)
+{
+    tier_shard_t *ts = p->ts;
+    if (!p->counted)
+        return;
+    p->counted = false;
+    if (--ts->resume_pending == 0 && ts->on_resumed && !ts->closing) {
+        void (*cb)(void *) = ts->on_resumed;
+        ts->on_resumed = NULL;
+        cb(ts->on_resumed_arg);
+    }
+}
+
+void tier_when_resumed(tier_shard_t *ts, void (*cb)(void *arg), void *arg)
+{
+    if (ts->resume_pending == 0) {
+        cb(arg);
+        return;
+    }
+    ts->on_resumed = cb;
+    ts->on_resumed_arg = arg;
+}
+
 static void on_low(void *arg, int status, int64_t offset)
 {
     up_part_t *p = arg;
@@ -336,6 +361,7 @@ static void on_low(void *arg, int status, int64_t offset)
         plog_set_remote_start(log, offset); /* the archive still holds from here */
     p->resumed = status == 0 || status == ST_E_NOTFOUND;
     p->state = UP_IDLE;
+    resume_done(p);
     step(p);
 }
 
@@ -353,6 +379,7 @@ static void on_high(void *arg, int status, int64_t offset)
     }
     if (idx_low_offset(p->ts->idx, p->topic, p->partition, on_low, p) != 0) {
         p->state = UP_IDLE;
+        resume_done(p);
         step(p);
     }
 }
@@ -367,8 +394,12 @@ static void resume_one(void *arg, const char *topic, int32_t partition, plog_t *
     if (!p)
         return;
     p->state = UP_RESUME;
-    if (idx_high_offset(ts->idx, topic, partition, on_high, p) != 0)
+    p->counted = true;
+    ts->resume_pending++;
+    if (idx_high_offset(ts->idx, topic, partition, on_high, p) != 0) {
         p->state = UP_IDLE;
+        resume_done(p);
+    }
 }
 
 int tier_shard_new(uv_loop_t *loop,

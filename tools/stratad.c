@@ -40,6 +40,7 @@ typedef struct {
     meta_t *meta;
     idx_t *idx;           /* the remote index (log.dir/remote-index.db) */
     tier_shard_t **tiers; /* per shard: the uploader */
+    part_shard_t **parts; /* per shard: its partitions (set at start, cleared at close) */
     kh_ctx_t kctx;
     adm_server_t *adm; /* admin HTTP API, on main_loop */
     part_opts_t popts;
@@ -102,11 +103,19 @@ static bool topic_is_remote(void *arg, const char *topic)
     return on;
 }
 
+static void shard_serve(void *arg);
+
+static void shard_failed(broker_t *b, const char *err, int rc)
+{
+    ST_ERROR("stratad", "shard cannot start: %s (%s)", err, st_strerror(rc));
+    b->n_failed++;
+    uv_async_send(&b->fatal);
+}
+
 static void shard_start(rt_shard_t *sh, void *arg)
 {
     broker_t *b = arg;
     part_shard_t *ps = NULL;
-    kh_shard_t *ks = NULL;
     char err[512] = "";
     int rc = part_shard_new(sh, b->env, &b->popts, &ps, err, sizeof(err));
     if (rc == 0) {
@@ -131,17 +140,33 @@ static void shard_start(rt_shard_t *sh, void *arg)
         if (tier_read_open(b->tiers[rt_shard_id(sh)], &ro, err, sizeof(err)) != 0)
             ST_WARN("stratad", "no chunk cache: %s", err);
     }
-    if (rc == 0)
-        rc = kh_shard_new(sh, &b->kctx, ps, &ks, err, sizeof(err));
+    if (rc != 0) {
+        if (ps && !b->tiers[rt_shard_id(sh)])
+            part_shard_close(ps, NULL, NULL); /* nothing else refers to it yet */
+        shard_failed(b, err, rc);
+        return;
+    }
+    b->parts[rt_shard_id(sh)] = ps;
+    /* Serve Kafka only once the archive's offsets are known, or a read of an
+     * archived offset right after a restart would look out of range. */
+    tier_when_resumed(b->tiers[rt_shard_id(sh)], shard_serve, sh);
+}
+
+static void shard_serve(void *arg)
+{
+    rt_shard_t *sh = arg;
+    broker_t *b = &g_b;
+    part_shard_t *ps = b->parts[rt_shard_id(sh)];
+    kh_shard_t *ks = NULL;
+    char err[512] = "";
+    if (!ps)
+        return; /* stopped before it could serve */
+    int rc = kh_shard_new(sh, &b->kctx, ps, &ks, err, sizeof(err));
     if (rc == 0)
         kh_shard_set_tier(ks, b->tiers[rt_shard_id(sh)]);
     rt_shard_set_data(sh, ks);
-    if (!ks && ps)
-        part_shard_close(ps, NULL, NULL); /* nothing else refers to it yet */
     if (rc != 0) {
-        ST_ERROR("stratad", "shard cannot start: %s (%s)", err, st_strerror(rc));
-        b->n_failed++;
-        uv_async_send(&b->fatal);
+        shard_failed(b, err, rc);
         return;
     }
     if (st_metrics_lag_start(rt_shard_loop(sh)) != 0)
@@ -164,8 +189,14 @@ static void on_tier_closed(void *arg)
 {
     rt_shard_t *sh = arg;
     kh_shard_t *ks = kh_shard_of(sh);
-    kh_shard_parts_closing(ks);
-    part_shard_close(kh_shard_parts(ks), on_parts_closed, sh); /* final fdatasync */
+    part_shard_t *ps = g_b.parts[rt_shard_id(sh)];
+    g_b.parts[rt_shard_id(sh)] = NULL;
+    if (ks)
+        kh_shard_parts_closing(ks);
+    if (ps)
+        part_shard_close(ps, on_parts_closed, sh); /* final fdatasync */
+    else
+        on_parts_closed(sh);
 }
 
 static void close_tier(tier_shard_t *ts, void *arg)
@@ -178,7 +209,8 @@ static void on_kafka_closed(void *arg)
     rt_shard_t *sh = arg;
     tier_shard_t *ts = g_b.tiers[rt_shard_id(sh)];
     g_b.tiers[rt_shard_id(sh)] = NULL;
-    kh_shard_set_tier(kh_shard_of(sh), NULL); /* late fetches answer without it */
+    if (kh_shard_of(sh))
+        kh_shard_set_tier(kh_shard_of(sh), NULL); /* late fetches answer without it */
     if (ts)
         tier_read_close(ts, close_tier, sh); /* downloads end, then the uploader */
     else
@@ -193,7 +225,7 @@ static void shard_stop(rt_shard_t *sh, void *arg)
     if (ks)
         kh_shard_close(ks, on_kafka_closed, sh);
     else
-        rt_shard_done(sh);
+        on_kafka_closed(sh); /* not serving yet (or failed): close what is open */
 }
 
 static const rt_hooks_t k_hooks = {shard_start, shard_stop, &g_b};
@@ -602,7 +634,8 @@ int main(int argc, char **argv)
     }
     b->kctx.rt = b->rt;
     b->tiers = calloc((size_t)smp, sizeof(*b->tiers));
-    if (!b->tiers)
+    b->parts = calloc((size_t)smp, sizeof(*b->parts));
+    if (!b->tiers || !b->parts)
         return 1;
     if ((rc = st_metrics_init(smp)) != 0) {
         fprintf(stderr, "stratad: cannot start: %s\n", st_strerror(rc));
@@ -633,6 +666,7 @@ int main(int argc, char **argv)
     uv_loop_close(b->main_loop);
     idx_close(b->idx);
     free(b->tiers);
+    free(b->parts);
     meta_close(b->meta);
     goffs_close(b->kctx.goffs);
     ST_INFO("stratad", "stopped %s", b->exit_code ? "after a start-up failure" : "cleanly");
