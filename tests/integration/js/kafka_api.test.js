@@ -238,11 +238,9 @@ test('producer acks=-1 GZIP to several partitions; kcat reads every field back; 
 })
 
 // Kafka answers a timestamp inside a compressed batch with the exact record's offset (it
-// decompresses the batch); Strata's plog_batch_offset_for_time() answers the batch's base
-// offset for compressed batches. Marked todo (reported, does not fail the run) until fixed.
+// decompresses the batch); so does Strata (core/st_codec + plog_batch_offset_for_time).
 test('ListOffsets by timestamp inside a GZIP batch answers the exact record', {
-  timeout: 60000,
-  todo: 'core/plog_batch.c answers the base offset of a compressed batch'
+  timeout: 60000
 }, async () => {
   const topic = 'js-ts-gzip'
   const admin = kafka.admin()
@@ -268,9 +266,8 @@ test('ListOffsets by timestamp inside a GZIP batch answers the exact record', {
 })
 
 // kafkajs has no group-less consumer: kafka.consumer() always joins a consumer group
-// (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, OffsetFetch/Commit). Strata does not
-// implement consumer groups yet, so the read-back above uses kcat; un-skip this once groups land.
-test.skip('kafkajs consumer reads every field back (needs consumer groups, not implemented yet)',
+// (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, OffsetFetch/Commit).
+test('kafkajs consumer reads every field back',
   async () => {
     const topic = 'js-consume'
     const admin = kafka.admin()
