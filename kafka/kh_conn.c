@@ -228,6 +228,20 @@ char *kh_cstr(kh_req_t *req, kp_str_t s)
     return p;
 }
 
+void *kh_array(kh_req_t *req, int32_t n, size_t size)
+{
+    return kp_arena_calloc(&req->arena, n > 0 ? (size_t)n : 1, size);
+}
+
+const meta_topic_t *
+kh_topic_find(kh_req_t *req, const meta_snap_t *snap, kp_str_t name, char **cname)
+{
+    const meta_topic_t *t = name.len >= 0 ? meta_snap_find(snap, name.ptr, (size_t)name.len) : NULL;
+    if (cname)
+        *cname = t ? kh_cstr(req, name) : NULL;
+    return t;
+}
+
 /* ---- Framing and dispatch ---- */
 
 static void dispatch(kh_conn_t *c, uint8_t *frame, size_t len)

@@ -455,8 +455,8 @@ void kh_fetch(kh_req_t *req)
     int nt = q->n_topics > 0 ? q->n_topics : 0, n_ops = 0;
     for (int i = 0; i < nt; i++)
         n_ops += q->topics[i].n_partitions > 0 ? q->topics[i].n_partitions : 0;
-    r->responses = kp_arena_calloc(&req->arena, (size_t)(nt ? nt : 1), sizeof(*r->responses));
-    st->ops = kp_arena_calloc(&req->arena, (size_t)(n_ops ? n_ops : 1), sizeof(*st->ops));
+    r->responses = kh_array(req, nt, sizeof(*r->responses));
+    st->ops = kh_array(req, n_ops, sizeof(*st->ops));
     if (!r->responses || !st->ops)
         goto oom;
     meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
@@ -470,8 +470,7 @@ void kh_fetch(kh_req_t *req)
                                     ? meta_snap_find(snap, qt->topic.ptr, (size_t)qt->topic.len)
                                     : NULL;
         int np = qt->n_partitions > 0 ? qt->n_partitions : 0;
-        rt->partitions =
-            kp_arena_calloc(&req->arena, (size_t)(np ? np : 1), sizeof(*rt->partitions));
+        rt->partitions = kh_array(req, np, sizeof(*rt->partitions));
         if (!rt->partitions) {
             meta_snap_put(snap);
             goto oom;
@@ -599,8 +598,8 @@ void kh_list_offsets(kh_req_t *req)
     kp_list_offsets_response_init(r);
     st->resp = r;
     req->state = st;
-    st->ops = kp_arena_calloc(&req->arena, (size_t)(n ? n : 1), sizeof(*st->ops));
-    r->topics = kp_arena_calloc(&req->arena, (size_t)(nt ? nt : 1), sizeof(*r->topics));
+    st->ops = kh_array(req, n, sizeof(*st->ops));
+    r->topics = kh_array(req, nt, sizeof(*r->topics));
     if (!st->ops || !r->topics)
         goto oom;
     meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
@@ -608,17 +607,15 @@ void kh_list_offsets(kh_req_t *req)
         kp_list_offsets_request_topic_t *qt = &q->topics[i];
         kp_list_offsets_response_topic_response_t *rt = &r->topics[r->n_topics++];
         rt->name = qt->name;
-        const meta_topic_t *t =
-            qt->name.len >= 0 ? meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len) : NULL;
+        char *topic;
+        const meta_topic_t *t = kh_topic_find(req, snap, qt->name, &topic);
         int np = qt->n_partitions > 0 ? qt->n_partitions : 0;
-        rt->partitions =
-            kp_arena_calloc(&req->arena, (size_t)(np ? np : 1), sizeof(*rt->partitions));
+        rt->partitions = kh_array(req, np, sizeof(*rt->partitions));
         if (!rt->partitions) {
             meta_snap_put(snap);
             goto oom;
         }
         rt->n_partitions = np;
-        char *topic = t ? kh_cstr(req, qt->name) : NULL;
         for (int j = 0; j < np; j++) {
             kp_list_offsets_response_partition_response_t *rp = &rt->partitions[j];
             kp_list_offsets_response_partition_response_init(rp);
@@ -654,8 +651,8 @@ void kh_offset_for_leader_epoch(kh_req_t *req)
     kp_offset_for_leader_epoch_response_init(r);
     st->resp = r;
     req->state = st;
-    st->ops = kp_arena_calloc(&req->arena, (size_t)(n ? n : 1), sizeof(*st->ops));
-    r->topics = kp_arena_calloc(&req->arena, (size_t)(nt ? nt : 1), sizeof(*r->topics));
+    st->ops = kh_array(req, n, sizeof(*st->ops));
+    r->topics = kh_array(req, nt, sizeof(*r->topics));
     if (!st->ops || !r->topics)
         goto oom;
     meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
@@ -664,17 +661,15 @@ void kh_offset_for_leader_epoch(kh_req_t *req)
         kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_t *rt =
             &r->topics[r->n_topics++];
         rt->topic = qt->topic;
-        const meta_topic_t *t =
-            qt->topic.len >= 0 ? meta_snap_find(snap, qt->topic.ptr, (size_t)qt->topic.len) : NULL;
+        char *topic;
+        const meta_topic_t *t = kh_topic_find(req, snap, qt->topic, &topic);
         int np = qt->n_partitions > 0 ? qt->n_partitions : 0;
-        rt->partitions =
-            kp_arena_calloc(&req->arena, (size_t)(np ? np : 1), sizeof(*rt->partitions));
+        rt->partitions = kh_array(req, np, sizeof(*rt->partitions));
         if (!rt->partitions) {
             meta_snap_put(snap);
             goto oom;
         }
         rt->n_partitions = np;
-        char *topic = t ? kh_cstr(req, qt->topic) : NULL;
         for (int j = 0; j < np; j++) {
             kp_offset_for_leader_epoch_response_epoch_end_offset_t *rp = &rt->partitions[j];
             kp_offset_for_leader_epoch_response_epoch_end_offset_init(rp);

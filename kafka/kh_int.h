@@ -89,6 +89,13 @@ int kh_owner(const kh_shard_t *ks, const char *topic, int32_t partition);
 plog_t *kh_local_log(kh_shard_t *ks, const meta_snap_t *snap, const char *topic, int32_t partition);
 /** A NUL-terminated arena copy of a wire string. */
 char *kh_cstr(kh_req_t *req, kp_str_t s);
+/** n (<= 0: none) zeroed elements of size bytes from the request arena; not
+ * NULL for n == 0, so that only an allocation failure returns NULL. */
+void *kh_array(kh_req_t *req, int32_t n, size_t size);
+/** The requested topic in snap (NULL for an unknown or null name); when it
+ * exists and cname is set, *cname gets an arena copy of its name. */
+const meta_topic_t *
+kh_topic_find(kh_req_t *req, const meta_snap_t *snap, kp_str_t name, char **cname);
 /** Map an internal error to a Kafka error code. */
 int16_t kh_errcode_from_st(int err);
 

@@ -119,8 +119,7 @@ void kh_produce(kh_req_t *req)
     kp_produce_response_init(r);
     req->state = r;
     int n_topics = q->n_topic_data > 0 ? q->n_topic_data : 0;
-    r->responses =
-        kp_arena_calloc(&req->arena, (size_t)(n_topics ? n_topics : 1), sizeof(*r->responses));
+    r->responses = kh_array(req, n_topics, sizeof(*r->responses));
     if (!r->responses)
         goto oom;
     r->n_responses = n_topics;
@@ -133,16 +132,14 @@ void kh_produce(kh_req_t *req)
         kp_produce_response_topic_produce_response_t *rt = &r->responses[i];
         rt->name = qt->name;
         int np = qt->n_partition_data > 0 ? qt->n_partition_data : 0;
-        rt->partition_responses =
-            kp_arena_calloc(&req->arena, (size_t)(np ? np : 1), sizeof(*rt->partition_responses));
+        rt->partition_responses = kh_array(req, np, sizeof(*rt->partition_responses));
         if (!rt->partition_responses) {
             meta_snap_put(snap);
             goto oom;
         }
         rt->n_partition_responses = np;
-        const meta_topic_t *t =
-            qt->name.len >= 0 ? meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len) : NULL;
-        char *topic = kh_cstr(req, qt->name);
+        char *topic;
+        const meta_topic_t *t = kh_topic_find(req, snap, qt->name, &topic);
         for (int j = 0; j < np; j++) {
             kp_produce_request_partition_produce_data_t *qp = &qt->partition_data[j];
             kp_produce_response_partition_produce_response_t *rp = &rt->partition_responses[j];
@@ -255,7 +252,7 @@ void kh_delete_records(kh_req_t *req)
         goto oom;
     kp_delete_records_response_init(r);
     req->state = r;
-    r->topics = kp_arena_calloc(&req->arena, (size_t)(nt ? nt : 1), sizeof(*r->topics));
+    r->topics = kh_array(req, nt, sizeof(*r->topics));
     if (!r->topics)
         goto oom;
     r->n_topics = nt;
@@ -265,17 +262,15 @@ void kh_delete_records(kh_req_t *req)
         kp_delete_records_request_topic_t *qt = &q->topics[i];
         kp_delete_records_response_topic_result_t *rt = &r->topics[i];
         rt->name = qt->name;
-        const meta_topic_t *t =
-            qt->name.len >= 0 ? meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len) : NULL;
+        char *topic;
+        const meta_topic_t *t = kh_topic_find(req, snap, qt->name, &topic);
         int np = qt->n_partitions > 0 ? qt->n_partitions : 0;
-        rt->partitions =
-            kp_arena_calloc(&req->arena, (size_t)(np ? np : 1), sizeof(*rt->partitions));
+        rt->partitions = kh_array(req, np, sizeof(*rt->partitions));
         if (!rt->partitions) {
             meta_snap_put(snap);
             goto oom;
         }
         rt->n_partitions = np;
-        char *topic = t ? kh_cstr(req, qt->name) : NULL;
         for (int j = 0; j < np; j++) {
             kp_delete_records_request_partition_t *qp = &qt->partitions[j];
             kp_delete_records_response_partition_result_t *rp = &rt->partitions[j];
