@@ -243,4 +243,28 @@ ST_MUST_CHECK int tier_seg_frame_decode(const uint8_t *frame,
 ST_MUST_CHECK int
 tier_seg_chunk_describe(const uint8_t *raw, size_t raw_len, tier_seg_chunk_t *chunk);
 
+/* ---- Reader: whole objects ---- */
+
+/** Called by tier_seg_object_describe() for each frame, in order, with its
+ * described chunk and decoded batch bytes (both borrowed for the call).
+ * @return 0 to go on, or a negative st_err that stops the walk and is returned. */
+typedef int (*tier_seg_frame_fn)(
+    void *arg, uint32_t index, const tier_seg_chunk_t *chunk, const uint8_t *raw, size_t raw_len);
+
+/** Describe a whole object (recovery from a bucket, `strata archive verify`):
+ * parse its seek table, decode every frame (zstd content checksums against the
+ * table), describe its batches, and check that chunks follow in offset order.
+ * @param obj   Borrowed: the whole object (untrusted).
+ * @param fn    Optional (NULL): sees every frame's batches, e.g. to check CRCs.
+ * @param info  Out: always initialised; the caller releases it with
+ *              tier_seg_info_fini() whatever the result. On error,
+ *              info->n_chunks is the index of the frame that failed.
+ * @return 0, ST_E_MALFORMED, ST_E_CORRUPT, ST_E_NOMEM, or fn's error.
+ * @thread any (thread pool)  @blocking CPU */
+ST_MUST_CHECK int tier_seg_object_describe(const uint8_t *obj,
+                                           size_t obj_len,
+                                           tier_seg_frame_fn fn,
+                                           void *arg,
+                                           tier_seg_info_t *info);
+
 #endif

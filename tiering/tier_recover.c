@@ -192,51 +192,7 @@ static void on_added(void *arg, int status)
 
 static int describe(rec_t *r)
 {
-    tier_seg_table_t t;
-    memset(&t, 0, sizeof(t));
-    int rc = tier_seg_table_parse(r->obj, r->obj_len, r->obj_len, &t);
-    if (rc != 0)
-        return rc;
-    tier_seg_info_t *info = &r->info;
-    info->chunks = calloc(t.n_frames ? t.n_frames : 1, sizeof(*info->chunks));
-    if (!info->chunks) {
-        tier_seg_table_fini(&t);
-        return ST_E_NOMEM;
-    }
-    info->base_offset = info->last_offset = info->base_ts = info->max_ts = -1;
-    for (uint32_t i = 0; rc == 0 && i < t.n_frames; i++) {
-        const tier_seg_frame_t *f = &t.frames[i];
-        uint8_t *raw = NULL;
-        size_t raw_len = 0;
-        rc = tier_seg_frame_decode(r->obj + f->obj_pos, f->obj_len, f, t.has_checksums,
-                                   TIER_SEG_MAX_FRAME_RAW, &raw, &raw_len);
-        tier_seg_chunk_t *c = &info->chunks[i];
-        if (rc == 0)
-            rc = tier_seg_chunk_describe(raw, raw_len, c);
-        free(raw);
-        if (rc != 0)
-            break;
-        c->obj_pos = f->obj_pos;
-        c->obj_len = f->obj_len;
-        c->crc32c = st_crc32c(0, r->obj + f->obj_pos, f->obj_len);
-        if (i > 0 && c->first_offset <= info->chunks[i - 1].last_offset)
-            rc = ST_E_MALFORMED;
-        if (info->base_offset < 0) {
-            info->base_offset = c->first_offset;
-            info->base_ts = c->first_ts;
-        }
-        info->last_offset = c->last_offset;
-        if (c->max_ts > info->max_ts)
-            info->max_ts = c->max_ts;
-        info->raw_size += c->raw_len;
-        info->n_chunks++;
-    }
-    tier_seg_table_fini(&t);
-    if (rc == 0 && info->n_chunks == 0)
-        rc = ST_E_MALFORMED;
-    info->obj_size = r->obj_len;
-    info->obj_crc32c = st_crc32c(0, r->obj, r->obj_len);
-    return rc;
+    return tier_seg_object_describe(r->obj, r->obj_len, NULL, NULL, &r->info);
 }
 
 static void describe_work(uv_work_t *w)
