@@ -71,6 +71,44 @@ plog_records_validate(const uint8_t *p, size_t len, int *n_batches, const char *
  * @return the offset, or -1 when no record qualifies. */
 int64_t plog_batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts);
 
+/* One record of a batch (plog_batch_records). Views into the batch or its
+ * decompressed records, borrowed for the callback. */
+typedef struct {
+    int64_t offset;         /* absolute offset */
+    int64_t timestamp;      /* absolute (LogAppendTime batches: maxTimestamp) */
+    const uint8_t *key;     /* NULL for a null key */
+    int32_t key_len;        /* -1 for a null key */
+    const uint8_t *value;   /* NULL for a null value */
+    int32_t value_len;      /* -1 for a null value */
+    int32_t n_headers;      /* read them with plog_record_headers() */
+    const uint8_t *headers; /* the encoded headers */
+    size_t headers_len;
+} plog_record_t;
+
+/* One record header: views like plog_record_t's. */
+typedef struct {
+    const uint8_t *key;
+    int32_t key_len;
+    const uint8_t *value; /* NULL for a null value */
+    int32_t value_len;    /* -1 for a null value */
+} plog_header_t;
+
+/** Called for each record in offset order. @return 0 to go on, or a negative
+ * st_err that stops the walk and is returned by plog_batch_records(). */
+typedef int (*plog_record_fn)(void *arg, const plog_batch_hdr_t *h, const plog_record_t *rec);
+
+/** Decode every record of one batch of exactly len bytes (untrusted; the CRC
+ * is not checked here: plog_batch_validate does), decompressing compressed
+ * batches under max_raw bytes.
+ * @return 0, ST_E_MALFORMED, ST_E_TOO_LARGE, ST_E_INVAL (unknown codec), or
+ *         fn's error.  @thread any  @blocking CPU (decompression) */
+ST_MUST_CHECK int
+plog_batch_records(const uint8_t *p, size_t len, size_t max_raw, plog_record_fn fn, void *arg);
+
+/** Decode up to cap headers of rec into out. @return how many (fewer than
+ * rec->n_headers only when cap is smaller). */
+int32_t plog_record_headers(const plog_record_t *rec, plog_header_t *out, int32_t cap);
+
 /* ---- Environment: one per data directory ---- */
 
 typedef struct plog_env plog_env_t;

@@ -103,9 +103,18 @@ static void rd_skip_bytes(rd_t *r, int64_t n, int nullable)
     r->p += n;
 }
 
+/* rd_skip_bytes that returns where the skipped bytes start (NULL for a null one). */
+static const uint8_t *rd_bytes(rd_t *r, int32_t n, int nullable)
+{
+    const uint8_t *at = r->p;
+    rd_skip_bytes(r, n, nullable);
+    return n < 0 || r->err ? NULL : at;
+}
+
 /* One record: length varint, then attributes, timestampDelta, offsetDelta,
- * key, value, headers. Returns the timestamp delta through *ts_delta. */
-static int parse_record(rd_t *r, int64_t *ts_delta, int32_t *offset_delta)
+ * key, value, headers. Fills rec with the deltas and views of its fields
+ * (rec->offset and rec->timestamp hold the deltas). */
+static int parse_record(rd_t *r, plog_record_t *rec)
 {
     int32_t rec_len = rd_varint(r);
     if (r->err || rec_len < 0 || rec_len > r->end - r->p)
@@ -115,19 +124,24 @@ static int parse_record(rd_t *r, int64_t *ts_delta, int32_t *offset_delta)
     if (in.p >= in.end)
         return -1;
     in.p++; /* attributes (unused) */
-    *ts_delta = rd_varlong(&in);
-    *offset_delta = rd_varint(&in);
-    rd_skip_bytes(&in, rd_varint(&in), 1); /* key */
-    rd_skip_bytes(&in, rd_varint(&in), 1); /* value */
+    rec->timestamp = rd_varlong(&in);
+    rec->offset = rd_varint(&in);
+    rec->key_len = rd_varint(&in);
+    rec->key = rd_bytes(&in, rec->key_len, 1);
+    rec->value_len = rd_varint(&in);
+    rec->value = rd_bytes(&in, rec->value_len, 1);
     int32_t n_headers = rd_varint(&in);
     if (in.err || n_headers < 0 || n_headers > in.end - in.p)
         return -1;
+    rec->n_headers = n_headers;
+    rec->headers = in.p;
     for (int32_t i = 0; i < n_headers && !in.err; i++) {
         rd_skip_bytes(&in, rd_varint(&in), 0); /* header key */
         rd_skip_bytes(&in, rd_varint(&in), 1); /* header value */
     }
     if (in.err || in.p != in.end)
         return -1;
+    rec->headers_len = (size_t)(in.p - rec->headers);
     return 0;
 }
 
@@ -135,9 +149,8 @@ static int validate_records(const uint8_t *p, size_t len, int32_t count, const c
 {
     rd_t r = {p, p + len, 0};
     for (int32_t i = 0; i < count; i++) {
-        int64_t tsd;
-        int32_t od;
-        if (parse_record(&r, &tsd, &od) != 0) {
+        plog_record_t rec;
+        if (parse_record(&r, &rec) != 0) {
             *why = "malformed record";
             return ST_E_MALFORMED;
         }
@@ -240,15 +253,68 @@ int64_t plog_batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts)
     int64_t found = h.base_offset;
     rd_t r = {recs, recs + recs_len, 0};
     for (int32_t i = 0; i < h.records_count; i++) {
-        int64_t tsd;
-        int32_t od;
-        if (parse_record(&r, &tsd, &od) != 0)
+        plog_record_t rec;
+        if (parse_record(&r, &rec) != 0)
             break;
-        if (h.base_timestamp + tsd >= ts) {
-            found = h.base_offset + od;
+        if (h.base_timestamp + rec.timestamp >= ts) {
+            found = h.base_offset + rec.offset;
             break;
         }
     }
     free(raw);
     return found;
+}
+
+/* ---- Records of a batch (offline readers: `strata archive cat`) ---- */
+
+int plog_batch_records(
+    const uint8_t *p, size_t len, size_t max_raw, plog_record_fn fn, void *arg)
+{
+    plog_batch_hdr_t h;
+    if (plog_batch_parse_hdr(p, len, &h) != 0 || h.magic != 2 ||
+        h.batch_length < PLOG_BATCH_HDR_SIZE - PLOG_BATCH_LOG_OVERHEAD ||
+        (size_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD != len || h.records_count < 0)
+        return ST_E_MALFORMED;
+    const uint8_t *recs = p + PLOG_BATCH_HDR_SIZE;
+    size_t recs_len = len - PLOG_BATCH_HDR_SIZE;
+    uint8_t *raw = NULL;
+    int codec = h.attributes & 7;
+    if (codec != ST_CODEC_NONE) {
+        int rc = st_decompress(codec, recs, recs_len, max_raw, &raw, &recs_len);
+        if (rc != 0)
+            return rc;
+        recs = raw;
+    }
+    int rc = 0;
+    rd_t r = {recs, recs + recs_len, 0};
+    for (int32_t i = 0; rc == 0 && i < h.records_count; i++) {
+        plog_record_t rec;
+        if (parse_record(&r, &rec) != 0) {
+            rc = ST_E_MALFORMED;
+            break;
+        }
+        rec.offset += h.base_offset;
+        rec.timestamp = (h.attributes & 0x8) ? h.max_timestamp : h.base_timestamp + rec.timestamp;
+        rc = fn(arg, &h, &rec);
+    }
+    if (rc == 0 && r.p != r.end)
+        rc = ST_E_MALFORMED;
+    free(raw);
+    return rc;
+}
+
+int32_t plog_record_headers(const plog_record_t *rec, plog_header_t *out, int32_t cap)
+{
+    rd_t r = {rec->headers, rec->headers + rec->headers_len, 0};
+    int32_t n = 0;
+    for (int32_t i = 0; i < rec->n_headers && n < cap && !r.err; i++) {
+        plog_header_t *hd = &out[n];
+        hd->key_len = rd_varint(&r);
+        hd->key = rd_bytes(&r, hd->key_len, 0);
+        hd->value_len = rd_varint(&r);
+        hd->value = rd_bytes(&r, hd->value_len, 1);
+        if (!r.err)
+            n++;
+    }
+    return n;
 }

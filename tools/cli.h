@@ -77,6 +77,54 @@ int cli_parse_partitions(const char *s, int32_t *out, int n);
 /** Decode \n \t \r \\ \0 escapes of a format string in place. */
 void cli_unescape(char *s);
 
+/* ---- Record formats (cli_io.c): produce input, consume and archive cat output ---- */
+
+typedef struct {
+    char field;      /* 0 for a literal, else the field letter ('k', 'v', 'o', ...) */
+    const char *lit; /* borrowed: points into the compiled format string */
+    size_t lit_len;
+} cli_fmt_item_t;
+
+typedef struct {
+    cli_fmt_item_t items[64];
+    int n;
+    const char *delim; /* record delimiter: the trailing literal (produce) */
+    size_t delim_len;
+} cli_fmt_t;
+
+/** Compile a format (already unescaped, kept alive: items point into it) into
+ * literals and %X fields; `fields` lists the accepted letters.
+ * @return 0 or -1 after printing a usage error. */
+int cli_fmt_compile(char *s, const char *fields, cli_fmt_t *f);
+
+/* One record header; strings are not NUL-terminated, value NULL means null. */
+typedef struct {
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+} cli_header_t;
+
+/* A record to print, from a consumer or from the archive. Everything borrowed. */
+typedef struct {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp; /* epoch ms */
+    const char *key;   /* NULL: null key */
+    size_t key_len;
+    const char *value; /* NULL: null value */
+    size_t value_len;
+    const cli_header_t *headers;
+    size_t n_headers;
+} cli_record_t;
+
+/** Print a record as one JSON object line: topic, key, value, headers, timestamp,
+ * partition, offset. */
+void cli_record_print_json(const cli_record_t *r);
+/** Print a record with a compiled consume format (%t %k %v %o %p %d %T %h %K %V). */
+void cli_record_print_fmt(const cli_fmt_t *f, const cli_record_t *r);
+
 /* ---- librdkafka clients ---- */
 
 /** Build a client configuration: bootstrap.servers, timeouts, quiet logging, then the

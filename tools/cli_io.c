@@ -2,7 +2,8 @@
  * Data path: produce reads stdin, cuts it into records with the -f format (default one
  * record per line), and sends them with a librdkafka producer, printing each delivery
  * report; consume assigns partitions at offsets resolved from -o (or joins a group with -g)
- * and prints each record as JSON or with a -f format.
+ * and prints each record as JSON or with a -f format (cli_record_print_*, which
+ * `strata archive cat` shares).
  * Invariants: 1. produce exits 0 only if every record was acknowledged;
  *             2. consume without -g never commits offsets; with -o X:end it stops at the
  *                high watermarks read when it started. */
@@ -25,24 +26,11 @@ static void on_signal(int sig)
     cli_stop = 1;
 }
 
-/* ---- Produce formats: literals and %k %v %p %t fields ---- */
-
-typedef struct {
-    char field; /* 0 for a literal, else 'k', 'v', 'p', 't' */
-    const char *lit;
-    size_t lit_len;
-} fmt_item_t;
-
-typedef struct {
-    fmt_item_t items[64];
-    int n;
-    const char *delim; /* record delimiter: the trailing literal */
-    size_t delim_len;
-} fmt_t;
+/* ---- Formats: literals and %k %v %p %t ... fields ---- */
 
 /* Compile a format (already unescaped) into literals and fields. Used by both commands;
  * `fields` lists the accepted field letters. @return 0 or -1 after printing. */
-static int fmt_compile(char *s, const char *fields, fmt_t *f)
+int cli_fmt_compile(char *s, const char *fields, cli_fmt_t *f)
 {
     memset(f, 0, sizeof(*f));
     char *w = s, *lit_start = s;
@@ -61,13 +49,13 @@ static int fmt_compile(char *s, const char *fields, fmt_t *f)
         if (f->n + 2 > 64)
             return cli_usage_err("format too long"), -1;
         if (w > lit_start)
-            f->items[f->n++] = (fmt_item_t){0, lit_start, (size_t)(w - lit_start)};
-        f->items[f->n++] = (fmt_item_t){r[1], NULL, 0};
+            f->items[f->n++] = (cli_fmt_item_t){0, lit_start, (size_t)(w - lit_start)};
+        f->items[f->n++] = (cli_fmt_item_t){r[1], NULL, 0};
         r++;
         lit_start = w;
     }
     if (w > lit_start)
-        f->items[f->n++] = (fmt_item_t){0, lit_start, (size_t)(w - lit_start)};
+        f->items[f->n++] = (cli_fmt_item_t){0, lit_start, (size_t)(w - lit_start)};
     return 0;
 }
 
@@ -128,14 +116,14 @@ typedef struct {
 } rec_t;
 
 /* Parse one record (without its delimiter) with the compiled format. @return 0 or -1. */
-static int fmt_parse(const fmt_t *f, const char *p, size_t len, rec_t *r)
+static int fmt_parse(const cli_fmt_t *f, const char *p, size_t len, rec_t *r)
 {
     const char *end = p + len;
     int n = f->n;
     if (n && !f->items[n - 1].field && f->delim)
         n--; /* the delimiter was cut off already */
     for (int i = 0; i < n; i++) {
-        const fmt_item_t *it = &f->items[i];
+        const cli_fmt_item_t *it = &f->items[i];
         if (!it->field) {
             if ((size_t)(end - p) < it->lit_len || memcmp(p, it->lit, it->lit_len))
                 return -1;
@@ -144,7 +132,7 @@ static int fmt_parse(const fmt_t *f, const char *p, size_t len, rec_t *r)
         }
         const char *stop = end;
         if (i + 1 < n) {
-            const fmt_item_t *nx = &f->items[i + 1];
+            const cli_fmt_item_t *nx = &f->items[i + 1];
             stop = memmem(p, (size_t)(end - p), nx->lit, nx->lit_len);
             if (!stop)
                 return -1;
@@ -221,7 +209,7 @@ static int produce_one(rd_kafka_t *rk, const produce_opts_t *o, const rec_t *r)
 }
 
 /* Read stdin and produce each record cut by the format. @return 0 or CLI_EXIT_*. */
-static int produce_stdin(rd_kafka_t *rk, const produce_opts_t *o, const fmt_t *f)
+static int produce_stdin(rd_kafka_t *rk, const produce_opts_t *o, const cli_fmt_t *f)
 {
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap);
@@ -282,12 +270,12 @@ static int produce_stdin(rd_kafka_t *rk, const produce_opts_t *o, const fmt_t *f
 }
 
 /* Compile and check a produce format (NULL: one record per line). @return 0 or CLI_EXIT_USAGE. */
-static int produce_format(char *format, fmt_t *f)
+static int produce_format(char *format, cli_fmt_t *f)
 {
     static char deffmt[] = "%v\\n"; /* static: f points into it after we return */
     char *fs = format ? format : deffmt;
     cli_unescape(fs);
-    if (fmt_compile(fs, "kvpt", f))
+    if (cli_fmt_compile(fs, "kvpt", f))
         return CLI_EXIT_USAGE;
     if (!f->n || f->items[f->n - 1].field)
         return cli_usage_err("bad --format: it must end with a delimiter such as \\n");
@@ -300,7 +288,7 @@ static int produce_format(char *format, fmt_t *f)
 }
 
 /* Create the producer, check the cluster, produce stdin, flush. @return exit code. */
-static int produce_run(const produce_opts_t *o, const fmt_t *f, produce_state_t *st)
+static int produce_run(const produce_opts_t *o, const cli_fmt_t *f, produce_state_t *st)
 {
     const char *extra[] = {"compression.codec",        o->codec, "acks", o->acks, "linger.ms", "5",
                            "allow.auto.create.topics", "true",   NULL};
@@ -393,7 +381,7 @@ int cli_produce(int argc, char **argv)
     if (argc - optind != 1)
         return cli_usage_err("topic produce needs exactly one TOPIC");
     o.topic = argv[optind];
-    fmt_t f;
+    cli_fmt_t f;
     int rc = produce_format(format, &f);
     return rc ? rc : produce_run(&o, &f, &st);
 }
@@ -422,87 +410,108 @@ static const char consume_help[] =
     "  strata topic consume orders -o @2024-01-31 -p 0\n"
     "  strata topic consume orders -g billing -o start\n";
 
-static void print_headers_text(const rd_kafka_message_t *m)
+static void print_headers_text(const cli_record_t *r)
 {
-    rd_kafka_headers_t *h = NULL;
-    if (rd_kafka_message_headers(m, &h) || !h)
-        return;
-    const char *name;
-    const void *val;
-    size_t size;
-    for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &val, &size); i++)
-        printf("%s%s=%.*s", i ? "," : "", name, (int)size, val ? (const char *)val : "");
+    for (size_t i = 0; i < r->n_headers; i++) {
+        const cli_header_t *h = &r->headers[i];
+        printf("%s%.*s=%.*s", i ? "," : "", (int)h->key_len, h->key, (int)h->value_len,
+               h->value ? h->value : "");
+    }
 }
 
-static void print_record_json(const rd_kafka_message_t *m)
+void cli_record_print_json(const cli_record_t *r)
 {
     fputs("{\"topic\":", stdout);
-    cli_json_cstr(stdout, rd_kafka_topic_name(m->rkt));
+    cli_json_cstr(stdout, r->topic);
     fputs(",\"key\":", stdout);
-    cli_json_str(stdout, m->key, m->key_len);
+    cli_json_str(stdout, r->key, r->key_len);
     fputs(",\"value\":", stdout);
-    cli_json_str(stdout, m->payload, m->len);
+    cli_json_str(stdout, r->value, r->value_len);
     fputs(",\"headers\":[", stdout);
-    rd_kafka_headers_t *h = NULL;
-    if (!rd_kafka_message_headers(m, &h) && h) {
-        const char *name;
-        const void *val;
-        size_t size;
-        for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &val, &size); i++) {
-            printf("%s{\"key\":", i ? "," : "");
-            cli_json_cstr(stdout, name);
-            fputs(",\"value\":", stdout);
-            cli_json_str(stdout, val, size);
-            putchar('}');
-        }
+    for (size_t i = 0; i < r->n_headers; i++) {
+        printf("%s{\"key\":", i ? "," : "");
+        cli_json_str(stdout, r->headers[i].key, r->headers[i].key_len);
+        fputs(",\"value\":", stdout);
+        cli_json_str(stdout, r->headers[i].value, r->headers[i].value_len);
+        putchar('}');
     }
-    rd_kafka_timestamp_type_t tt;
-    int64_t ts = rd_kafka_message_timestamp(m, &tt);
-    printf("],\"timestamp\":%" PRId64 ",\"partition\":%d,\"offset\":%" PRId64 "}\n", ts,
-           (int)m->partition, m->offset);
+    printf("],\"timestamp\":%" PRId64 ",\"partition\":%d,\"offset\":%" PRId64 "}\n",
+           r->timestamp, (int)r->partition, r->offset);
 }
 
-static void print_record_fmt(const fmt_t *f, const rd_kafka_message_t *m)
+void cli_record_print_fmt(const cli_fmt_t *f, const cli_record_t *r)
 {
-    rd_kafka_timestamp_type_t tt;
     for (int i = 0; i < f->n; i++) {
-        const fmt_item_t *it = &f->items[i];
+        const cli_fmt_item_t *it = &f->items[i];
         switch (it->field) {
         case 0:
             fwrite(it->lit, 1, it->lit_len, stdout);
             break;
         case 't':
-            fputs(rd_kafka_topic_name(m->rkt), stdout);
+            fputs(r->topic, stdout);
             break;
         case 'k':
-            if (m->key)
-                fwrite(m->key, 1, m->key_len, stdout);
+            if (r->key)
+                fwrite(r->key, 1, r->key_len, stdout);
             break;
         case 'v':
-            if (m->payload)
-                fwrite(m->payload, 1, m->len, stdout);
+            if (r->value)
+                fwrite(r->value, 1, r->value_len, stdout);
             break;
         case 'o':
-            printf("%" PRId64, m->offset);
+            printf("%" PRId64, r->offset);
             break;
         case 'p':
-            printf("%d", (int)m->partition);
+            printf("%d", (int)r->partition);
             break;
         case 'd':
         case 'T':
-            printf("%" PRId64, rd_kafka_message_timestamp(m, &tt));
+            printf("%" PRId64, r->timestamp);
             break;
         case 'h':
-            print_headers_text(m);
+            print_headers_text(r);
             break;
         case 'K':
-            printf("%zu", m->key ? m->key_len : (size_t)0);
+            printf("%zu", r->key ? r->key_len : (size_t)0);
             break;
         case 'V':
-            printf("%zu", m->payload ? m->len : (size_t)0);
+            printf("%zu", r->value ? r->value_len : (size_t)0);
             break;
         }
     }
+}
+
+/* Print a consumed message as JSON or with the format f (NULL: JSON). */
+static void print_message(const cli_fmt_t *f, const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *hs = NULL;
+    const char *name;
+    const void *val;
+    size_t size, n = 0;
+    if (!rd_kafka_message_headers(m, &hs) && hs)
+        while (!rd_kafka_header_get_all(hs, n, &name, &val, &size))
+            n++;
+    cli_header_t *h = n ? calloc(n, sizeof(*h)) : NULL;
+    if (!h)
+        n = 0; /* out of memory: print the record without its headers */
+    for (size_t i = 0; i < n && !rd_kafka_header_get_all(hs, i, &name, &val, &size); i++)
+        h[i] = (cli_header_t){name, strlen(name), val, size};
+    rd_kafka_timestamp_type_t tt;
+    cli_record_t r = {.topic = rd_kafka_topic_name(m->rkt),
+                      .partition = m->partition,
+                      .offset = m->offset,
+                      .timestamp = rd_kafka_message_timestamp(m, &tt),
+                      .key = m->key,
+                      .key_len = m->key_len,
+                      .value = m->payload,
+                      .value_len = m->len,
+                      .headers = h,
+                      .n_headers = n};
+    if (f)
+        cli_record_print_fmt(f, &r);
+    else
+        cli_record_print_json(&r);
+    free(h);
 }
 
 typedef struct {
@@ -512,7 +521,7 @@ typedef struct {
     const char *group;
     int32_t parts[CLI_MAX_PARTS];
     int n_parts;
-    fmt_t fmt;
+    cli_fmt_t fmt;
     bool has_fmt;
 } consume_opts_t;
 
@@ -617,10 +626,7 @@ consume_loop(rd_kafka_t *rk, const consume_opts_t *o, rd_kafka_topic_partition_l
             rd_kafka_message_destroy(m);
             continue;
         }
-        if (o->has_fmt)
-            print_record_fmt(&o->fmt, m);
-        else
-            print_record_json(m);
+        print_message(o->has_fmt ? &o->fmt : NULL, m);
         fflush(stdout);
         n++;
         int left = o->to_end ? note_progress(stop, m) : 1;
@@ -671,7 +677,7 @@ static int consume_parse(int argc, char **argv, consume_opts_t *o)
             break;
         case 'f':
             cli_unescape(optarg);
-            if (fmt_compile(optarg, "tkvopdThKV", &o->fmt))
+            if (cli_fmt_compile(optarg, "tkvopdThKV", &o->fmt))
                 return CLI_EXIT_USAGE;
             o->has_fmt = true;
             break;
