@@ -44,12 +44,28 @@ static const struct {
 #undef T_DEF
 };
 
+const char *const st_obj_op_names[ST_OBJ__COUNT] = {
+#define OP_NAME(id, value) value,
+    ST_OBJ_OPS(OP_NAME)
+#undef OP_NAME
+};
+
+static const struct {
+    const char *name, *help;
+} k_ometrics[ST_O__COUNT] = {
+#define O_DEF(id, name, help) {name, help},
+    ST_OP_METRICS(O_DEF)
+#undef O_DEF
+};
+
 static const struct {
     const char *name, *label, *help;
     int n_labels;
+    const char *const *values;
     bool per_slot;
 } k_hists[ST_H__COUNT] = {
-#define H_DEF(id, name, label, n_labels, per_slot, help) {name, label, help, n_labels, per_slot},
+#define H_DEF(id, name, label, n_labels, values, per_slot, help)                                   \
+    {name, label, help, n_labels, values, per_slot},
     ST_HISTOGRAMS(H_DEF)
 #undef H_DEF
 };
@@ -73,6 +89,8 @@ static struct {
     int n_slots;
     size_t stride; /* cells per slot of the plain metrics, cache-line rounded */
     st_cell_t *plain;
+    size_t op_stride; /* cells per slot of the per-operation counters, cache-line rounded */
+    st_cell_t *ops;   /* [slot][ST_O__COUNT][ST_OBJ__COUNT] */
     st_cell_t *hist[ST_H__COUNT]; /* [slot or 0][label][N_CELLS] */
     topic_ent_t *_Atomic topics[TOPIC_BUCKETS];
     pthread_mutex_t t_mu;
@@ -93,8 +111,10 @@ int st_metrics_init(int n_shards)
     g_m.n_slots = n_shards + 1;
     g_m.stride = (ST_M__COUNT + 7) / 8 * 8; /* 8 cells = 64 bytes */
     g_m.plain = calloc((size_t)g_m.n_slots * g_m.stride, sizeof(st_cell_t));
+    g_m.op_stride = (ST_O__COUNT * ST_OBJ__COUNT + 7) / 8 * 8;
+    g_m.ops = calloc((size_t)g_m.n_slots * g_m.op_stride, sizeof(st_cell_t));
     g_m.lags = calloc((size_t)n_shards, sizeof(*g_m.lags));
-    if (!g_m.plain || !g_m.lags)
+    if (!g_m.plain || !g_m.ops || !g_m.lags)
         goto fail;
     for (int h = 0; h < ST_H__COUNT; h++) {
         size_t n = (size_t)(k_hists[h].per_slot ? g_m.n_slots : 1) * (size_t)k_hists[h].n_labels;
@@ -131,8 +151,10 @@ void st_metrics_fini(void)
         g_m.hist[h] = NULL;
     }
     free(g_m.plain);
+    free(g_m.ops);
     free(g_m.lags);
     g_m.plain = NULL;
+    g_m.ops = NULL;
     g_m.lags = NULL;
 }
 
@@ -155,6 +177,13 @@ void st_metric_add(st_metric_t m, int64_t v)
     /* Gauges go below zero in one slot and above in another (a connection
      * closed on another thread): unsigned wrap-around sums correctly. */
     cell_add(&g_m.plain[(size_t)slot() * g_m.stride + m], (uint64_t)v);
+}
+
+void st_metric_op(st_op_metric_t m, st_obj_op_t op, uint64_t v)
+{
+    if (!g_m.is_init || (unsigned)m >= ST_O__COUNT || (unsigned)op >= ST_OBJ__COUNT)
+        return;
+    cell_add(&g_m.ops[(size_t)slot() * g_m.op_stride + (size_t)m * ST_OBJ__COUNT + op], v);
 }
 
 static uint32_t hash_name(const char *s)
@@ -374,7 +403,9 @@ static void render_hist(st_mtext_t *t, st_hist_t h, const char *(*label_name)(st
             continue; /* a labelled series appears with its first sample */
         char lbl[128] = "";
         if (k_hists[h].label) {
-            const char *ln = label_name ? label_name(h, l) : NULL;
+            const char *ln = k_hists[h].values ? k_hists[h].values[l]
+                             : label_name      ? label_name(h, l)
+                                               : NULL;
             if (ln)
                 snprintf(lbl, sizeof(lbl), "%s=\"%s\",", k_hists[h].label, ln);
             else
@@ -401,6 +432,22 @@ static void render_hist(st_mtext_t *t, st_hist_t h, const char *(*label_name)(st
     }
 }
 
+static void render_ops(st_mtext_t *t)
+{
+    for (int m = 0; m < ST_O__COUNT; m++) {
+        st_mtext_printf(t, "# HELP %s %s\n# TYPE %s counter\n", k_ometrics[m].name,
+                        k_ometrics[m].help, k_ometrics[m].name);
+        for (int op = 0; op < ST_OBJ__COUNT; op++) {
+            uint64_t sum = 0;
+            for (int s = 0; s < g_m.n_slots; s++)
+                sum += cell_get(
+                    &g_m.ops[(size_t)s * g_m.op_stride + (size_t)m * ST_OBJ__COUNT + (size_t)op]);
+            st_mtext_printf(t, "%s{op=\"%s\"} %" PRIu64 "\n", k_ometrics[m].name,
+                            st_obj_op_names[op], sum);
+        }
+    }
+}
+
 void st_metrics_render(st_mtext_t *t, const char *(*label_name)(st_hist_t h, int label))
 {
     if (!g_m.is_init)
@@ -411,6 +458,7 @@ void st_metrics_render(st_mtext_t *t, const char *(*label_name)(st_hist_t h, int
                         st_metric_value((st_metric_t)m));
     }
     render_topics(t);
+    render_ops(t);
     for (int h = 0; h < ST_H__COUNT; h++)
         render_hist(t, (st_hist_t)h, label_name);
 }

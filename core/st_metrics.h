@@ -51,19 +51,54 @@ typedef enum {
         ST_T__COUNT
 } st_topic_metric_t;
 
-/* Histograms of durations with fixed buckets (seconds, see st_metrics.c).
- * X(id, name, label name or NULL, labels, per-slot, help)
- * Request latency is labelled by Kafka API key, loop lag by shard. */
-#define ST_HISTOGRAMS(X)                                                                           \
-    X(REQUEST_LATENCY, "strata_kafka_request_latency_seconds", "api", 128, true,                   \
-      "Kafka request latency from framing to the response being queued, by API.")                  \
-    X(FSYNC_LATENCY, "strata_log_fsync_latency_seconds", NULL, 1, false,                           \
-      "Latency of one group-commit fdatasync of a partition log.")                                 \
-    X(LOOP_LAG, "strata_shard_loop_lag_seconds", "shard", 1024, false,                             \
-      "How late a shard's 100 ms timer fires: time its loop was busy elsewhere.")
+/* Object-store operations: the values of the `op` label. X(id, value) */
+#define ST_OBJ_OPS(X)                                                                              \
+    X(PUT, "put") X(GET, "get") X(HEAD, "head") X(LIST, "list") X(DELETE, "delete")
 
 typedef enum {
-#define ST_HIST_ENUM(id, name, label, n_labels, per_slot, help) ST_H_##id,
+#define ST_OBJ_OP_ENUM(id, value) ST_OBJ_##id,
+    ST_OBJ_OPS(ST_OBJ_OP_ENUM)
+#undef ST_OBJ_OP_ENUM
+        ST_OBJ__COUNT
+} st_obj_op_t;
+
+/* Label values by index for the labels that have a fixed set of them. */
+extern const char *const st_obj_op_names[ST_OBJ__COUNT];
+
+/* Counters labelled by object-store operation. X(id, name, help) */
+#define ST_OP_METRICS(X)                                                                           \
+    X(OBJ_REQUESTS, "strata_object_store_requests_total",                                          \
+      "Object-store requests completed (retries inside one request not counted), by operation.")   \
+    X(OBJ_ERRORS, "strata_object_store_errors_total",                                              \
+      "Object-store requests that failed (not found and canceled excluded), by operation.")
+
+typedef enum {
+#define ST_OMETRIC_ENUM(id, name, help) ST_O_##id,
+    ST_OP_METRICS(ST_OMETRIC_ENUM)
+#undef ST_OMETRIC_ENUM
+        ST_O__COUNT
+} st_op_metric_t;
+
+/* Histograms of durations with fixed buckets (seconds, see st_metrics.c).
+ * X(id, name, label name or NULL, labels, label values or NULL, per-slot, help)
+ * Request latency is labelled by Kafka API key, loop lag by shard, object
+ * store latency by operation (st_obj_op_names). */
+#define ST_HISTOGRAMS(X)                                                                           \
+    X(REQUEST_LATENCY, "strata_kafka_request_latency_seconds", "api", 128, NULL, true,             \
+      "Kafka request latency from framing to the response being queued, by API.")                  \
+    X(FSYNC_LATENCY, "strata_log_fsync_latency_seconds", NULL, 1, NULL, false,                     \
+      "Latency of one group-commit fdatasync of a partition log.")                                 \
+    X(LOOP_LAG, "strata_shard_loop_lag_seconds", "shard", 1024, NULL, false,                       \
+      "How late a shard's 100 ms timer fires: time its loop was busy elsewhere.")                  \
+    X(OBJ_LATENCY, "strata_object_store_request_latency_seconds", "op", ST_OBJ__COUNT,             \
+      st_obj_op_names, true,                                                                       \
+      "Object-store request latency from submission (queueing and retries included) to "           \
+      "completion.")                                                                               \
+    X(HYDRATION_LATENCY, "strata_tier_hydration_latency_seconds", NULL, 1, NULL, true,             \
+      "Time from a read of archived data asking for a chunk to the chunk's bytes being ready.")
+
+typedef enum {
+#define ST_HIST_ENUM(id, name, label, n_labels, values, per_slot, help) ST_H_##id,
     ST_HISTOGRAMS(ST_HIST_ENUM)
 #undef ST_HIST_ENUM
         ST_H__COUNT
@@ -82,6 +117,8 @@ void st_metric_add(st_metric_t m, int64_t v);
  * the call): m is the *_REQUESTS metric, m + 1 its *_BYTES twin.
  * @thread any; the first use of a topic takes a mutex once.  @blocking no */
 void st_metric_topic(st_topic_metric_t m, const char *topic, uint64_t bytes);
+/** Add v to counter m of object-store operation op. @thread any @blocking no */
+void st_metric_op(st_op_metric_t m, st_obj_op_t op, uint64_t v);
 /** Record a duration in nanoseconds under label (ignored when out of range).
  * @thread any  @blocking no */
 void st_metric_observe_ns(st_hist_t h, int label, uint64_t ns);

@@ -142,6 +142,11 @@ void obj_store_close(obj_store_t *st, obj_close_cb cb, void *arg);
 /** A short description such as "s3://bucket/prefix" (borrowed, lives with the store). */
 const char *obj_store_name(const obj_store_t *st);
 
+/** The reason of the last request that failed (not found and canceled
+ * excluded), "" when none has: borrowed, valid until the next request
+ * completes. @thread the store's loop */
+const char *obj_store_last_error(const obj_store_t *st);
+
 /* ---- Requests ----
  * Each returns 0 and sets *req_out (may be NULL) to a handle valid until the
  * callback returns, or a negative st_err (ST_E_INVAL, ST_E_CLOSED) and then no

@@ -80,6 +80,8 @@ struct obj_req_s {
     /* links: the store's list of live requests and its FIFO of queued ones */
     obj_req_t *all_prev, *all_next;
     obj_req_t *q_next;
+    /* uv_hrtime() at submission: the request latency metric */
+    uint64_t start_ns;
 };
 
 struct obj_store_s {
@@ -119,6 +121,8 @@ struct obj_store_s {
     bool is_closing;
     obj_close_cb close_cb;
     void *close_arg;
+    /* the last failed request's reason ("" = none yet), for operators */
+    char last_error[512];
 };
 
 /* ---- obj_store.c ---- */

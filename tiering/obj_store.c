@@ -11,6 +11,7 @@
 
 #include "core/st_assert.h"
 #include "core/st_log.h"
+#include "core/st_metrics.h"
 #include "tiering/obj_int.h"
 
 /* ---- Small helpers ---- */
@@ -170,6 +171,11 @@ const char *obj_store_name(const obj_store_t *st)
     return st->name;
 }
 
+const char *obj_store_last_error(const obj_store_t *st)
+{
+    return st->last_error;
+}
+
 void obj__handle_closed(obj_store_t *st)
 {
     ST_ASSERT(st->n_open_handles > 0);
@@ -258,6 +264,25 @@ static void pump_later(obj_store_t *st)
         uv_timer_start(&st->pump_timer, pump_cb, 0, 0);
 }
 
+/* Metrics of a completed request: count, latency, errors by operation. A
+ * missing object answers a question (head, get) and a cancel is the caller's
+ * choice: neither is an error of the store. */
+static void count_done(obj_req_t *req, int status)
+{
+    static const st_obj_op_t k_op[] = {
+        [OBJ__OP_PUT] = ST_OBJ_PUT,       [OBJ__OP_GET] = ST_OBJ_GET,
+        [OBJ__OP_HEAD] = ST_OBJ_HEAD,     [OBJ__OP_LIST] = ST_OBJ_LIST,
+        [OBJ__OP_DELETE] = ST_OBJ_DELETE, [OBJ__OP_DELETE_MANY] = ST_OBJ_DELETE,
+    };
+    st_obj_op_t op = k_op[req->op];
+    st_metric_op(ST_O_OBJ_REQUESTS, op, 1);
+    st_metric_observe_ns(ST_H_OBJ_LATENCY, (int)op, uv_hrtime() - req->start_ns);
+    if (status != 0 && status != ST_E_NOTFOUND && status != ST_E_CANCELED) {
+        st_metric_op(ST_O_OBJ_ERRORS, op, 1);
+        snprintf(req->st->last_error, sizeof req->st->last_error, "%s", req->errmsg);
+    }
+}
+
 void obj__finish(obj_req_t *req, int status)
 {
     obj_store_t *st = req->st;
@@ -289,6 +314,7 @@ void obj__finish(obj_req_t *req, int status)
     else if (!req->errmsg[0])
         obj__set_err(req, "%s: %s", req->key ? req->key : st->name, st_strerror(status));
     req->res.errmsg = req->errmsg;
+    count_done(req, status);
     req->cb(req, &req->res, req->arg);
     result_free(&req->res);
     free(req->key);
@@ -377,6 +403,7 @@ req_new(obj_store_t *st, obj__op_t op, const char *key, obj_cb cb, void *arg, ob
 static int req_submit(obj_req_t *req, obj_req_t **req_out)
 {
     obj_store_t *st = req->st;
+    req->start_ns = uv_hrtime();
     uv_timer_init(st->loop, &req->deadline_timer);
     uv_timer_init(st->loop, &req->retry_timer);
     req->deadline_timer.data = req;

@@ -135,9 +135,11 @@ void tier_read_close(tier_shard_t *ts, tier_read_closed_cb cb, void *arg);
 typedef struct {
     int64_t uploaded_segments; /* since start */
     int64_t uploaded_bytes;    /* object bytes */
-    int64_t errors;            /* failed attempts (retried) */
+    int64_t errors;            /* failed upload attempts (retried) */
     int active;                /* partitions uploading now */
     /* Hydration (tier_rd.c), since start: */
+    int64_t reads;               /* tier_read*() calls: reads of archived data */
+    int64_t download_errors;     /* ranged GETs that failed (their readers got the error) */
     int64_t cache_hits;          /* chunks read from the chunk cache */
     int64_t cache_misses;        /* chunks not cached when a reader wanted them */
     int64_t cache_evictions;     /* chunk files evicted to stay under strata.cache.bytes */
@@ -147,8 +149,15 @@ typedef struct {
     int64_t downloaded_bytes;    /* object bytes fetched by those GETs */
     int64_t hydrated_bytes;      /* batch bytes returned to readers */
     int64_t shared_waits;        /* reads that joined a download already running */
+    /* Filled by tier_read_stats() only: */
+    int64_t cache_bytes;   /* file bytes in the chunk cache now */
+    int64_t cache_entries; /* chunks in the chunk cache now */
+    char last_error[512];  /* the object store's last failure, "" = none */
 } tier_stats_t;
 void tier_stats(const tier_shard_t *ts, tier_stats_t *out);
+/** tier_stats() with the chunk cache's counters and occupancy read now and
+ * the object store's last error. @thread ts's loop */
+void tier_read_stats(const tier_shard_t *ts, tier_stats_t *out);
 
 typedef void (*tier_closed_cb)(void *arg);
 /** Stop uploading (an upload in flight is abandoned: its object may remain

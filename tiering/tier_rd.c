@@ -49,6 +49,7 @@
 #include "core/plog.h"
 #include "core/st_crc32c.h"
 #include "core/st_log.h"
+#include "core/st_metrics.h"
 #include "tiering/cache.h"
 #include "tiering/obj.h"
 #include "tiering/seg.h"
@@ -85,6 +86,7 @@ struct rd {
     int64_t offset;
     int64_t max_bytes;
     int64_t deadline_ms;
+    uint64_t start_ns; /* uv_hrtime() of the request: the hydration latency metric */
     bool is_sequential;
     char key[IDX_MAX_KEY_LEN + 1]; /* object key */
     tier_seg_chunk_t chunk;
@@ -254,6 +256,7 @@ static void decode_done(uv_work_t *w, int status)
 
 static void decode(rd_t *r, const uint8_t *frame, size_t len)
 {
+    st_metric_observe_ns(ST_H_HYDRATION_LATENCY, 0, uv_hrtime() - r->start_ns);
     r->state = RD_DECODE;
     r->frame = frame;
     r->frame_len = len;
@@ -354,7 +357,8 @@ static void dl_fail(dl_t *d, int err)
         answer(r, err);
     }
     d->waiters = NULL;
-    h->ts->stats.errors++;
+    if (err != ST_E_CLOSED)
+        h->ts->stats.download_errors++;
     dl_unref(d);
 }
 
@@ -878,6 +882,7 @@ int tier_read_until(tier_shard_t *ts,
     r->offset = offset;
     r->max_bytes = max_bytes > 0 ? max_bytes : 1;
     r->deadline_ms = deadline_ms;
+    r->start_ns = uv_hrtime();
     r->state = RD_LOOKUP;
     lk->r = r;
     snprintf(lk->topic, sizeof(lk->topic), "%s", topic);
@@ -889,7 +894,24 @@ int tier_read_until(tier_shard_t *ts,
         return rc;
     }
     h->pending++;
+    ts->stats.reads++;
     return 0;
+}
+
+void tier_read_stats(const tier_shard_t *ts, tier_stats_t *out)
+{
+    tier_stats(ts, out);
+    const hyd_t *h = ts->hyd;
+    if (h && h->cache) {
+        hyd_cache_stats_t cs;
+        hyd_cache_stats(h->cache, &cs);
+        out->cache_evictions = cs.evictions;
+        out->cache_corrupt = cs.corrupt;
+        out->cache_bytes = cs.bytes_used;
+        out->cache_entries = cs.entries;
+    }
+    snprintf(out->last_error, sizeof(out->last_error), "%s",
+             ts->store ? obj_store_last_error(ts->store) : "");
 }
 
 int tier_read(tier_shard_t *ts,
