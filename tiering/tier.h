@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/meta.h"
 #include "core/part.h"
 #include "core/st_err.h"
 #include "index/idx.h"
@@ -38,6 +39,9 @@ typedef struct {
     /* The topic's log config (retention.ms, retention.bytes); NULL = no total retention. */
     void (*topic_config)(void *arg, const char *topic, plog_config_t *out);
     void *topic_config_arg;
+    /* The topic table: the orphan scanner shard keeps a manifest of every
+     * remote-enabled topic in the archive (tier_topics.c). NULL = none. */
+    meta_t *meta;
 } tier_opts_t;
 
 /** Start the uploader of a shard: open the object store and an index client
@@ -209,17 +213,31 @@ typedef struct {
     int64_t high_offset; /* last archived offset */
 } tier_recover_part_t;
 
+/* A topic manifest found in the archive (tier_topics.c writes them). */
+typedef struct {
+    char *name; /* owned */
+    int32_t n_partitions;
+    meta_kv_t *configs; /* owned: the topic's config overrides */
+    int n_configs;
+} tier_recover_topic_t;
+
 typedef struct {
     int64_t objects;            /* segment objects indexed */
     int64_t skipped;            /* not segment objects, or overlapping indexed data */
     int64_t failed;             /* unreadable or corrupt objects (left in the bucket) */
     int64_t bytes;              /* object bytes indexed */
     bool was_not_empty;         /* only_if_empty and the index had rows: nothing done */
-    tier_recover_part_t *parts; /* owned by the callee of the result: free() */
+    tier_recover_part_t *parts; /* owned by the callee of the result */
     size_t n_parts;
+    tier_recover_topic_t *topics; /* owned by the callee: manifests of the archive */
+    size_t n_topics;
 } tier_recover_result_t;
 
-/** res is borrowed, except res->parts which the callback owns (free it). */
+/** Free what a result owns (parts, topics); res may be zeroed. @thread any */
+void tier_recover_result_fini(tier_recover_result_t *res);
+
+/** res is borrowed, except what it owns, which the callback owns
+ * (tier_recover_result_fini). */
 typedef void (*tier_recover_cb)(void *arg, int status, const tier_recover_result_t *res);
 
 struct obj_store_s;
@@ -251,16 +269,18 @@ typedef void (*tier_restore_cb)(void *arg, int status);
 struct meta;
 /** After tier_recover(): each partition of res without a directory in
  * data_dir gets one whose log starts after its archived offsets (so new
- * records never reuse them), then every topic of res that meta does not know
- * is created (partition count = highest archived partition + 1, remote
- * storage on). Call before the shards open those partitions (start-up) or
- * while no shard has them (their topic unknown).
- * @param meta, data_dir  meta borrowed until cb; res and data_dir copied.
+ * records never reuse them), then every topic of res (manifest or objects)
+ * that meta does not know is created with its manifest's configs (remote
+ * storage on) and partition count (at least the highest archived partition
+ * + 1). Call before the shards open those partitions (start-up) or while no
+ * shard has them (their topic unknown).
+ * @param meta, data_dir  meta borrowed until cb; data_dir copied; on success
+ *        what res owns moves to the restore (res is zeroed).
  * @return 0 (cb will run on loop) or an error. @thread loop @blocking no */
 ST_MUST_CHECK int tier_recover_restore(uv_loop_t *loop,
                                        struct meta *meta,
                                        const char *data_dir,
-                                       const tier_recover_result_t *res,
+                                       tier_recover_result_t *res,
                                        tier_restore_cb cb,
                                        void *arg);
 
@@ -276,6 +296,31 @@ ST_MUST_CHECK int tier_recover_start(uv_loop_t *loop,
                                      const char *data_dir,
                                      char *errbuf,
                                      size_t errbuf_len);
+
+/* ---- Topic manifests (tier_topics.c) ----
+ * The archive describes its topics: next to the segment objects the orphan
+ * scanner shard keeps one object "_strata/topics/<topic>.json" per
+ * remote-enabled topic, {"topic": name, "partitions": n, "configs": {key:
+ * value}} (its config overrides), rewritten when the topic table changes
+ * (checked every TIER_TOPICS_CHECK_MS against the snapshot version) and
+ * deleted with the topic. Recovery recreates topics from them, configs
+ * included; `strata archive ls` shows them. */
+#define TIER_TOPICS_PREFIX   "_strata/topics/"
+#define TIER_TOPICS_CHECK_MS 1000
+#define TIER_TOPICS_MAX_JSON (1 << 20)
+
+/** The manifest object key of topic. @return 0, ST_E_INVAL (too long). */
+ST_MUST_CHECK int tier_topic_manifest_key(const char *topic, char *out, size_t out_len);
+/** Topic name of a manifest key, or ST_E_INVAL when key is not one. */
+ST_MUST_CHECK int tier_topic_manifest_name(const char *key, char *topic, size_t topic_len);
+/** A topic's manifest (malloc'd JSON text, NULL on ENOMEM). @thread any */
+char *tier_topic_manifest_json(const meta_topic_t *t);
+/** Parse an (untrusted) manifest into out (release with
+ * tier_recover_result_fini semantics: tier_recover_topic_fini).
+ * @return 0, ST_E_CORRUPT (not a valid manifest), ST_E_NOMEM. */
+ST_MUST_CHECK int
+tier_topic_manifest_parse(const char *json, size_t len, tier_recover_topic_t *out);
+void tier_recover_topic_fini(tier_recover_topic_t *t);
 
 /** Parse a segment object key (see tier_object_key).
  * @return 0, or ST_E_INVAL when key is not a segment object's. */

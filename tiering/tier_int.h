@@ -26,7 +26,8 @@ struct tier_shard {
     int resume_pending;            /* partitions open at start still asking the index */
     void (*on_resumed)(void *arg); /* tier_when_resumed() */
     void *on_resumed_arg;
-    struct tier_gc *gc; /* owned: total retention and orphan GC (tier_gc.c) */
+    struct tier_gc *gc;         /* owned: total retention and orphan GC (tier_gc.c) */
+    struct tier_topics *topics; /* owned: topic manifests (tier_topics.c), orphan scanner only */
 };
 
 /* tier_up.c: may GC trust the log start of (topic, partition)? True once the
@@ -37,5 +38,10 @@ bool tier__part_ready(tier_shard_t *ts, const char *topic, int32_t partition);
  * once nothing of it is pending). */
 int tier__gc_start(tier_shard_t *ts);
 void tier__gc_close(tier_shard_t *ts, void (*done)(void *), void *arg);
+
+/* tier_topics.c: keep the archive's topic manifests (orphan scanner shard);
+ * close once the store is closed (done(arg) runs when nothing is left). */
+int tier__topics_start(tier_shard_t *ts);
+void tier__topics_close(tier_shard_t *ts, void (*done)(void *), void *arg);
 
 #endif

@@ -266,14 +266,53 @@ static void on_get(obj_req_t *req, obj_result_t *res, void *arg)
     }
 }
 
+/* A topic manifest: remember its partition count and configs. */
+static void on_manifest(obj_req_t *req, obj_result_t *res, void *arg)
+{
+    rec_t *r = arg;
+    (void)req;
+    tier_recover_topic_t t;
+    int rc = res->status;
+    if (rc == 0)
+        rc = tier_topic_manifest_parse((const char *)res->data, res->data_len, &t);
+    if (rc == 0) {
+        tier_recover_topic_t *n = realloc(r->res.topics, (r->res.n_topics + 1) * sizeof(*n));
+        if (n) {
+            r->res.topics = n;
+            n[r->res.n_topics++] = t;
+        } else {
+            tier_recover_topic_fini(&t);
+            rc = ST_E_NOMEM;
+        }
+    }
+    if (rc != 0)
+        ST_WARN("tier",
+                "recovery: cannot read the topic manifest key=%s: %s %s (the topic "
+                "gets default configs)",
+                r->key, st_strerror(rc), res->status ? res->errmsg : "");
+    next_object(r);
+}
+
 static void next_object(rec_t *r)
 {
     while (r->next_key < r->n_keys) {
         const char *key = r->keys[r->next_key++];
         int64_t base, last;
+        char name[META_TOPIC_MAX + 1];
+        if (tier_topic_manifest_name(key, name, sizeof(name)) == 0) {
+            snprintf(r->key, sizeof(r->key), "%s", key);
+            obj_req_t *req;
+            int rc = obj_get(r->store, r->key, on_manifest, r, &req);
+            if (rc != 0) {
+                finish(r, rc);
+                return;
+            }
+            obj_req_set_timeout(req, RECOVER_LIST_TIMEOUT_MS);
+            return;
+        }
         if (tier_parse_object_key(key, r->topic, sizeof(r->topic), &r->partition, &base, &last) !=
             0) {
-            r->res.skipped++; /* not a segment object (e.g. an index snapshot) */
+            r->res.skipped++; /* not a segment object */
             continue;
         }
         snprintf(r->key, sizeof(r->key), "%s", key);
@@ -431,7 +470,7 @@ int tier_recover_blocking(const char *archive_url,
     if (rc == 0)
         *out = s.res;
     else
-        free(s.res.parts);
+        tier_recover_result_fini(&s.res);
     if (c)
         idx_client_close(c, on_closed, NULL);
     if (store)
@@ -449,8 +488,10 @@ typedef struct {
     uv_loop_t *loop;
     meta_t *meta;               /* borrowed */
     char *data_dir;             /* owned */
-    tier_recover_part_t *parts; /* owned copy */
+    tier_recover_part_t *parts; /* owned */
     size_t n_parts;
+    tier_recover_topic_t *topics; /* owned: manifests */
+    size_t n_topics;
     int pending; /* meta_create_topic callbacks */
     int failed;
     tier_restore_cb cb;
@@ -485,7 +526,9 @@ static void restore_finish(restore_t *r)
     int status = r->failed ? ST_E_IO : 0;
     tier_restore_cb cb = r->cb;
     void *arg = r->arg;
-    free(r->parts);
+    tier_recover_result_t res = {
+        .parts = r->parts, .n_parts = r->n_parts, .topics = r->topics, .n_topics = r->n_topics};
+    tier_recover_result_fini(&res);
     free(r->data_dir);
     free(r);
     cb(arg, status);
@@ -502,70 +545,107 @@ static void on_topic_created(void *arg, int status, const char *msg)
         restore_finish(r);
 }
 
+/* Create topic unless meta knows it: partition count = the larger of its
+ * manifest's and its highest archived partition + 1; configs from the
+ * manifest, with remote storage on (its data is in the archive). */
+static void restore_topic(restore_t *r, const char *topic, const tier_recover_topic_t *m)
+{
+    meta_snap_t *snap = meta_snap_get(r->meta);
+    bool known = meta_snap_find(snap, topic, strlen(topic)) != NULL;
+    meta_snap_put(snap);
+    if (known)
+        return;
+    int32_t n = m ? m->n_partitions : 0;
+    for (size_t j = 0; j < r->n_parts; j++)
+        if (!strcmp(r->parts[j].topic, topic) && r->parts[j].partition + 1 > n)
+            n = r->parts[j].partition + 1;
+    int n_cfg = m ? m->n_configs : 0;
+    meta_kv_t *cfg = calloc((size_t)n_cfg + 1, sizeof(*cfg));
+    if (!cfg) {
+        r->failed++;
+        return;
+    }
+    bool has_remote = false;
+    for (int i = 0; i < n_cfg; i++) {
+        cfg[i] = m->configs[i];
+        has_remote |= !strcmp(cfg[i].key, "remote.storage.enable");
+    }
+    if (!has_remote)
+        cfg[n_cfg++] = (meta_kv_t){"remote.storage.enable", "true"};
+    ST_INFO("tier",
+            "recovery: recreating topic %s with %d partitions and %d configs from the "
+            "archive%s",
+            topic, (int)n, n_cfg, m ? "" : " (no manifest: default configs)");
+    meta_topic_spec_t spec = {topic, n, cfg, n_cfg};
+    r->pending++;
+    meta_create_topic(r->meta, r->loop, &spec, on_topic_created, r); /* copies spec */
+    free(cfg);
+}
+
 static void restore_topics(uv_work_t *w, int status)
 {
     restore_t *r = w->data;
-    static const meta_kv_t remote_on = {"remote.storage.enable", "true"};
     if (status != 0)
         r->failed++;
     r->pending = 1; /* held until every topic was submitted */
+    for (size_t i = 0; i < r->n_topics; i++)
+        restore_topic(r, r->topics[i].name, &r->topics[i]);
     for (size_t i = 0; i < r->n_parts; i++) {
         const char *topic = r->parts[i].topic;
         bool seen = false; /* keys are ordered by hash: a topic's partitions are spread */
         for (size_t j = 0; j < i && !seen; j++)
             seen = !strcmp(r->parts[j].topic, topic);
-        meta_snap_t *snap = meta_snap_get(r->meta);
-        bool known = meta_snap_find(snap, topic, strlen(topic)) != NULL;
-        meta_snap_put(snap);
-        if (seen || known)
-            continue;
-        int32_t n = 0;
-        for (size_t j = 0; j < r->n_parts; j++)
-            if (!strcmp(r->parts[j].topic, topic) && r->parts[j].partition + 1 > n)
-                n = r->parts[j].partition + 1;
-        ST_INFO("tier", "recovery: recreating topic %s with %d partitions from the archive", topic,
-                (int)n);
-        meta_topic_spec_t spec = {topic, n, &remote_on, 1};
-        r->pending++;
-        meta_create_topic(r->meta, r->loop, &spec, on_topic_created, r);
+        for (size_t j = 0; j < r->n_topics && !seen; j++)
+            seen = !strcmp(r->topics[j].name, topic);
+        if (!seen)
+            restore_topic(r, topic, NULL);
     }
     if (--r->pending == 0)
         restore_finish(r);
 }
 
+void tier_recover_result_fini(tier_recover_result_t *res)
+{
+    if (!res)
+        return;
+    for (size_t i = 0; i < res->n_topics; i++)
+        tier_recover_topic_fini(&res->topics[i]);
+    free(res->topics);
+    free(res->parts);
+    res->topics = NULL;
+    res->parts = NULL;
+    res->n_topics = res->n_parts = 0;
+}
+
 int tier_recover_restore(uv_loop_t *loop,
                          struct meta *meta,
                          const char *data_dir,
-                         const tier_recover_result_t *res,
+                         tier_recover_result_t *res,
                          tier_restore_cb cb,
                          void *arg)
 {
     restore_t *r = calloc(1, sizeof(*r));
-    if (!r)
+    if (!r || !(r->data_dir = strdup(data_dir))) {
+        free(r);
         return ST_E_NOMEM;
+    }
     r->loop = loop;
     r->meta = meta;
     r->cb = cb;
     r->arg = arg;
-    r->n_parts = res->n_parts;
-    r->data_dir = strdup(data_dir);
-    r->parts = malloc((res->n_parts ? res->n_parts : 1) * sizeof(*r->parts));
-    if (!r->data_dir || !r->parts) {
-        free(r->data_dir);
-        free(r->parts);
-        free(r);
-        return ST_E_NOMEM;
-    }
-    if (res->n_parts)
-        memcpy(r->parts, res->parts, res->n_parts * sizeof(*r->parts));
     r->work.data = r;
     int rc = uv_queue_work(loop, &r->work, restore_dirs, restore_topics);
     if (rc != 0) {
         free(r->data_dir);
-        free(r->parts);
         free(r);
+        return rc;
     }
-    return rc;
+    r->parts = res->parts; /* moved */
+    r->n_parts = res->n_parts;
+    r->topics = res->topics;
+    r->n_topics = res->n_topics;
+    memset(res, 0, sizeof(*res));
+    return 0;
 }
 
 /* ---- Rebuild on demand (POST /v1/storage/recover) ---- */
@@ -609,11 +689,13 @@ static void ondemand_restored(void *arg, int status)
 static void ondemand_recovered(void *arg, int status, const tier_recover_result_t *res)
 {
     ondemand_t *o = arg;
+    tier_recover_result_t own = *res;
+    bool any = own.n_parts > 0 || own.n_topics > 0;
     int rc = status;
-    if (status == 0 && res->n_parts > 0)
-        rc = tier_recover_restore(o->loop, o->meta, o->data_dir, res, ondemand_restored, o);
-    free(res->parts);
-    if (status != 0 || res->n_parts == 0 || rc != 0)
+    if (status == 0 && any)
+        rc = tier_recover_restore(o->loop, o->meta, o->data_dir, &own, ondemand_restored, o);
+    tier_recover_result_fini(&own); /* nothing left when restore took it */
+    if (status != 0 || !any || rc != 0)
         ondemand_finish(o);
 }
 

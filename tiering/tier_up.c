@@ -432,6 +432,8 @@ int tier_shard_new(uv_loop_t *loop,
     part_foreach(ps, resume_one, ts);
     if ((rc = tier__gc_start(ts)) != 0)
         ST_WARN("tier", "cannot start remote retention: %s", st_strerror(rc));
+    if (opts->is_orphan_scanner && opts->meta && (rc = tier__topics_start(ts)) != 0)
+        ST_WARN("tier", "cannot keep topic manifests in the archive: %s", st_strerror(rc));
     *out = ts;
     return 0;
 }
@@ -491,8 +493,9 @@ static void close_parts(void *arg)
         uv_close((uv_handle_t *)&p->timer, on_timer_closed);
     }
     ts->parts = NULL;
-    ts->closing_steps++;
+    ts->closing_steps += 2;
     tier__gc_close(ts, close_step_done, ts);
+    tier__topics_close(ts, close_step_done, ts);
     close_step_done(ts);
 }
 

@@ -127,7 +127,8 @@ static void shard_start(rt_shard_t *sh, void *arg)
                           .gc_interval_ms = cfg_int(b->cfg, CFG_RETENTION_CHECK_MS),
                           .is_orphan_scanner = rt_shard_id(sh) == 0,
                           .topic_config = topic_config,
-                          .topic_config_arg = b};
+                          .topic_config_arg = b,
+                          .meta = b->meta};
         rc = tier_shard_new(rt_shard_loop(sh), ps, &to, &b->tiers[rt_shard_id(sh)], err,
                             sizeof(err));
     }
@@ -417,10 +418,12 @@ static int restore_from_archive(broker_t *b, const char *dir)
         return 1;
     }
     uv_loop_t loop;
-    if (res.was_not_empty || res.n_parts == 0 || uv_loop_init(&loop) != 0) {
-        free(res.parts);
+    if (res.was_not_empty || (res.n_parts == 0 && res.n_topics == 0) || uv_loop_init(&loop) != 0) {
+        tier_recover_result_fini(&res);
         return 0;
     }
+    int64_t objects = res.objects, failed = res.failed;
+    size_t n_parts = res.n_parts, n_topics = res.n_topics;
     int done = 0;
     if (tier_recover_restore(&loop, b->meta, dir, &res, on_restored, &done) != 0)
         done = -1;
@@ -430,9 +433,10 @@ static int restore_from_archive(broker_t *b, const char *dir)
     if (uv_loop_close(&loop) != 0)
         ST_WARN("stratad", "recovery: a handle of the temporary loop is still open");
     ST_INFO("stratad",
-            "recovered from the archive: objects=%lld partitions=%zu failed=%lld restore=%s",
-            (long long)res.objects, res.n_parts, (long long)res.failed, done > 0 ? "ok" : "failed");
-    free(res.parts);
+            "recovered from the archive: objects=%lld partitions=%zu topics=%zu failed=%lld "
+            "restore=%s",
+            (long long)objects, n_parts, n_topics, (long long)failed, done > 0 ? "ok" : "failed");
+    tier_recover_result_fini(&res);
     return 0;
 }
 

@@ -2,3 +2,8 @@
 add_test(NAME tiering_upload COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_tiering.py)
 set_tests_properties(tiering_upload PROPERTIES LABELS integration TIMEOUT 600
     ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
+# The issue's sizes: 1 GiB through 8 MiB segments with 32 MiB kept locally,
+# replayed from file:// and from the S3 server, then recovered from the bucket.
+add_test(NAME tiering_replay_gib COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_replay_gib.py)
+set_tests_properties(tiering_replay_gib PROPERTIES LABELS integration TIMEOUT 2400
+    ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")

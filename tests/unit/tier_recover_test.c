@@ -135,6 +135,17 @@ static void test_tier_recover_rebuilds_rows_as_uploaded(void **state)
     put(&loop, st, k3, o3.p, o3.len);
     put(&loop, st, kbad, "not a seekable object", 21);
     put(&loop, st, "README.txt", "hello", 5);
+    /* t's manifest (as tier_topics.c writes it) and a damaged one for v. */
+    meta_kv_t kv[] = {{"local.retention.bytes", "32768"}, {"segment.bytes", "8388608"}};
+    meta_topic_t mt = {.name = "t", .n_partitions = 6, .configs = kv, .n_configs = 2};
+    char *mj = tier_topic_manifest_json(&mt);
+    assert_non_null(mj);
+    char mk[512];
+    assert_int_equal(tier_topic_manifest_key("t", mk, sizeof(mk)), 0);
+    assert_string_equal(mk, "_strata/topics/t.json");
+    put(&loop, st, mk, mj, strlen(mj));
+    free(mj);
+    put(&loop, st, "_strata/topics/v.json", "{\"topic\": 3}", 12);
     obj_store_close(st, noop, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
 
@@ -146,6 +157,12 @@ static void test_tier_recover_rebuilds_rows_as_uploaded(void **state)
     assert_int_equal(res.failed, 1);  /* the corrupt one stays out of the index */
     assert_int_equal(res.skipped, 1); /* README.txt */
     assert_int_equal(res.n_parts, 2);
+    assert_int_equal(res.n_topics, 1); /* v's manifest is unreadable: v gets defaults */
+    assert_string_equal(res.topics[0].name, "t");
+    assert_int_equal(res.topics[0].n_partitions, 6);
+    assert_int_equal(res.topics[0].n_configs, 2);
+    assert_string_equal(res.topics[0].configs[1].key, "segment.bytes");
+    assert_string_equal(res.topics[0].configs[1].value, "8388608");
     for (size_t i = 0; i < res.n_parts; i++) {
         const tier_recover_part_t *p = &res.parts[i];
         if (!strcmp(p->topic, "t")) {
@@ -157,7 +174,7 @@ static void test_tier_recover_rebuilds_rows_as_uploaded(void **state)
             assert_int_equal(p->high_offset, 99);
         }
     }
-    free(res.parts);
+    tier_recover_result_fini(&res);
 
     /* Every chunk of t-3's first object is found exactly as the writer described it. */
     idx_client_t *c;
@@ -187,7 +204,7 @@ static void test_tier_recover_rebuilds_rows_as_uploaded(void **state)
     assert_int_equal(tier_recover_blocking(url, idx, true, &res, err, sizeof(err)), 0);
     assert_true(res.was_not_empty);
     assert_int_equal(res.objects, 0);
-    free(res.parts);
+    tier_recover_result_fini(&res);
     idx_close(idx);
     assert_int_equal(uv_loop_close(&loop), 0);
     tier_seg_info_fini(&i1);
@@ -229,11 +246,53 @@ static void test_tier_parse_object_key_accepts_only_segment_keys(void **state)
     assert_int_equal(tier_parse_object_key(key, topic, 4, &p, &base, &last), ST_E_INVAL);
 }
 
+/* Manifests round-trip; anything else from the bucket is refused. */
+static void test_tier_topic_manifest_parse(void **state)
+{
+    (void)state;
+    meta_kv_t kv[] = {{"retention.ms", "-1"}, {"x\"y", "a\nb"}};
+    meta_topic_t mt = {.name = "a.b-c_d", .n_partitions = 3, .configs = kv, .n_configs = 2};
+    char *j = tier_topic_manifest_json(&mt);
+    assert_non_null(j);
+    tier_recover_topic_t t;
+    assert_int_equal(tier_topic_manifest_parse(j, strlen(j), &t), 0);
+    assert_string_equal(t.name, "a.b-c_d");
+    assert_int_equal(t.n_partitions, 3);
+    assert_int_equal(t.n_configs, 2);
+    assert_string_equal(t.configs[1].key, "x\"y");
+    assert_string_equal(t.configs[1].value, "a\nb");
+    tier_recover_topic_fini(&t);
+    free(j);
+    static const char *bad[] = {
+        "",
+        "[]",
+        "{\"topic\":\"t\",\"partitions\":1}",
+        "{\"topic\":\"t\",\"partitions\":0,\"configs\":{}}",
+        "{\"topic\":\"t\",\"partitions\":2000000,\"configs\":{}}",
+        "{\"topic\":\"a/b\",\"partitions\":1,\"configs\":{}}",
+        "{\"topic\":\"t\",\"partitions\":1,\"configs\":{\"k\":1}}",
+        "{\"topic\":\"t\",\"topic\":\"u\",\"partitions\":1,\"configs\":{}}",
+        "{\"topic\":\"t\",\"partitions\":1,\"configs\":{}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(tier_topic_manifest_parse(bad[i], strlen(bad[i]), &t), ST_E_CORRUPT);
+    char name[256];
+    assert_int_equal(tier_topic_manifest_name("_strata/topics/t1.json", name, sizeof(name)), 0);
+    assert_string_equal(name, "t1");
+    assert_int_equal(tier_topic_manifest_name("_strata/topics/.json", name, sizeof(name)),
+                     ST_E_INVAL);
+    assert_int_equal(tier_topic_manifest_name("_strata/topics/a/b.json", name, sizeof(name)),
+                     ST_E_INVAL);
+    assert_int_equal(tier_topic_manifest_name("_strata/topics/t1.jso", name, sizeof(name)),
+                     ST_E_INVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tier_recover_rebuilds_rows_as_uploaded),
         cmocka_unit_test(test_tier_parse_object_key_accepts_only_segment_keys),
+        cmocka_unit_test(test_tier_topic_manifest_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
