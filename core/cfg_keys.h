@@ -24,6 +24,10 @@
       "Object store for sealed segments: file://DIR or s3://BUCKET/PREFIX (default file://<log.dir>/archive).") \
     X(CACHE_BYTES, "strata.cache.bytes", CFG_INT, "1073741824", 0, INT64_MAX, 0,                  \
       "Bytes of archived chunks kept under <log.dir>/cache/ for replays (LRU, split between shards; 0 = none).") \
+    X(DISK_ALERT_BYTES, "strata.disk.alert.free.bytes", CFG_INT, "0", 0, INT64_MAX, 0,             \
+      "Warn (log and strata_disk_space_low) when the data directory's filesystem has fewer free bytes (0 = off).") \
+    X(DISK_ALERT_PERCENT, "strata.disk.alert.free.percent", CFG_INT, "5", 0, 100, 0,              \
+      "Warn when free space falls under this percent of the filesystem (0 = off); the larger threshold wins.") \
     X(LOG_LEVEL, "strata.log.level", CFG_STR, "info", 0, 0, 1, "error, warn, info, debug or trace.") \
     X(SEGMENT_BYTES, "log.segment.bytes", CFG_INT, "1073741824", 14, INT32_MAX, 1,                 \
       "Roll the active segment when it would exceed this size.")                                   \

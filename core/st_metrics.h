@@ -25,7 +25,13 @@
     X(KAFKA_CONNECTIONS_ACCEPTED, "strata_kafka_connections_accepted_total", "counter",            \
       "Kafka connections accepted since start.")                                                   \
     X(ADMIN_REQUESTS, "strata_admin_http_requests_total", "counter",                               \
-      "Admin HTTP requests answered (any status).")
+      "Admin HTTP requests answered (any status).")                                                \
+    X(DISK_FREE_BYTES, "strata_disk_free_bytes", "gauge",                                          \
+      "Bytes available to stratad on the data directory's filesystem.")                            \
+    X(DISK_TOTAL_BYTES, "strata_disk_total_bytes", "gauge",                                        \
+      "Size of the data directory's filesystem in bytes.")                                         \
+    X(DISK_SPACE_LOW, "strata_disk_space_low", "gauge",                                            \
+      "1 while free space is under strata.disk.alert.free.bytes/percent, else 0.")
 
 typedef enum {
 #define ST_METRIC_ENUM(id, name, type, help) ST_M_##id,

@@ -13,6 +13,7 @@
 #include "core/plog.h"
 #include "core/rt.h"
 #include "core/st_log.h"
+#include "core/st_disk.h"
 #include "core/st_metrics.h"
 #include "index/idx.h"
 #include "kafka/kh.h"
@@ -43,6 +44,7 @@ typedef struct {
     part_shard_t **parts; /* per shard: its partitions (set at start, cleared at close) */
     kh_ctx_t kctx;
     adm_server_t *adm; /* admin HTTP API, on main_loop */
+    st_disk_t *disk;   /* free-space watch of log.dir, on main_loop */
     part_opts_t popts;
     uv_loop_t *main_loop;
     uv_async_t fatal; /* a shard failed to start: stop everything */
@@ -236,6 +238,8 @@ static const rt_hooks_t k_hooks = {shard_start, shard_stop, &g_b};
 static void stop_all(broker_t *b)
 {
     adm_server_close(b->adm);
+    st_disk_close(b->disk);
+    b->disk = NULL;
     uv_signal_stop(&b->sigint);
     uv_signal_stop(&b->sigterm);
     uv_close((uv_handle_t *)&b->sigint, NULL);
@@ -651,6 +655,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "stratad: %s\n", aerr);
         return 1;
     }
+    st_disk_opts_t dopts = {dir, cfg_int(b->cfg, CFG_DISK_ALERT_BYTES),
+                            cfg_int(b->cfg, CFG_DISK_ALERT_PERCENT), 0};
+    if ((rc = st_disk_watch(b->main_loop, &dopts, &b->disk)) != 0)
+        ST_WARN("stratad", "cannot watch the free disk space: %s", st_strerror(rc));
     uv_async_init(b->main_loop, &b->fatal, on_fatal);
     b->fatal.data = b;
     uv_signal_init(b->main_loop, &b->sigint);

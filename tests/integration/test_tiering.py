@@ -577,6 +577,48 @@ class KillAndOutageTest(unittest.TestCase):
             stop_s3(own)
 
 
+def metric(b, name):
+    import urllib.request
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % b.admin_port,
+                                  timeout=30).read().decode()
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    assert m, "%s not in /metrics" % name
+    return float(m.group(1))
+
+
+class DiskAlertTest(unittest.TestCase):
+    """Local retention keeps what is not archived, so an object store that
+    stays down fills the disk: free space is a metric, and under the alert
+    threshold a warning says so."""
+
+    def test_low_free_space_warns_and_sets_the_metric(self):
+        b = Broker("-X", "strata.disk.alert.free.percent=100")  # always under 100 %
+        try:
+            b.wait_for(r"free disk space is low on .*: \d+ of \d+ bytes free.*object store",
+                       seen=True)
+            wait_until(lambda: metric(b, "strata_disk_space_low") == 1, 30, "the low gauge")
+            st = os.statvfs(b.data)
+            total = metric(b, "strata_disk_total_bytes")
+            self.assertAlmostEqual(total, st.f_blocks * st.f_frsize, delta=total * 0.01)
+            free = metric(b, "strata_disk_free_bytes")
+            self.assertGreater(free, 0)
+            self.assertLessEqual(free, total)
+        finally:
+            b.close()
+
+    def test_enough_free_space_is_quiet(self):
+        b = Broker("-X", "strata.disk.alert.free.percent=0", "-X",
+                   "strata.disk.alert.free.bytes=1")
+        try:
+            wait_until(lambda: metric(b, "strata_disk_free_bytes") > 0, 30, "the free gauge")
+            self.assertEqual(metric(b, "strata_disk_space_low"), 0)
+            rc, out = b.stop()
+            self.assertEqual(rc, 0, out)
+            self.assertNotIn("free disk space is low", out)
+        finally:
+            b.close()
+
+
 class RecoverEndpointTest(unittest.TestCase):
     def test_post_storage_recover_restores_a_topic_from_the_bucket(self):
         import shutil
