@@ -2,7 +2,8 @@
  * Data path: none of the broker's. `strata` is a separate process that talks to brokers
  * through librdkafka (Kafka API) and to the admin HTTP API through libcurl; this header
  * holds the global options, client construction, output helpers and the per-family
- * command entry points (cli_topic.c, cli_io.c, cli_cluster.c, cli_group.c).
+ * command entry points (cli_topic.c, cli_io.c, cli_cluster.c, cli_group.c, cli_storage.c,
+ * cli_archive.c). `strata archive` alone reads an object store (tiering/) instead.
  * Invariants: 1. every command returns a process exit code (CLI_EXIT_*), never exits itself
  *                except through cli_die paths in main;
  *             2. every failure prints one clear line starting with "strata: " on stderr. */
@@ -26,6 +27,7 @@
 typedef struct {
     const char *brokers;           /* borrowed: argv, env or cli_profile storage */
     const char *admin_url;         /* borrowed: argv, env or cli_profile storage */
+    const char *archive_url;       /* borrowed: 'archive_url' of the profile, or NULL */
     bool is_json;                  /* --format json */
     bool is_verbose;               /* -v: librdkafka logs go to stderr */
     int timeout_ms;                /* bound on reaching the cluster and on each admin request */
@@ -70,6 +72,9 @@ bool cli_wants_help(int argc, char **argv);
 int cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
 /** Parse "1000", "500ms", "10s", "2m", "1h" into milliseconds. @return 0 or -1. */
 int cli_parse_duration_ms(const char *s, int64_t *out);
+/** Parse a time after '@': "1700000000000" (epoch ms), "2024-01-31", "2024-01-31T12:00:00"
+ * (UTC) or "-10m" (relative to now) into epoch milliseconds. @return 0 or -1. */
+int cli_parse_timestamp_ms(const char *s, int64_t *out);
 /** Split "key=value" in place. @return 0 or -1 when there is no '=' or the key is empty. */
 int cli_split_kv(char *s, char **key, char **val);
 /** Parse a comma list of partitions "0,1,5" into out (max n). @return count or -1. */

@@ -430,9 +430,7 @@ const char *cli_config_source_name(rd_kafka_ConfigSource_t src)
 
 /* ---- Offset specs: start, end, +N, -N, @timestamp, N ---- */
 
-/* Parse "@1700000000000", "@2024-01-31", "@2024-01-31T12:00:00" (UTC) or "@-10m"
- * (relative to now) into epoch milliseconds. */
-static int parse_timestamp_ms(const char *s, int64_t *out)
+int cli_parse_timestamp_ms(const char *s, int64_t *out)
 {
     int64_t v;
     if (!cli_parse_i64(s, 0, INT64_MAX, &v)) {
@@ -465,7 +463,7 @@ int cli_check_offset_spec(const char *spec)
         !strcmp(spec, "newest"))
         return 0;
     if (spec[0] == '@')
-        return parse_timestamp_ms(spec + 1, &v);
+        return cli_parse_timestamp_ms(spec + 1, &v);
     if (spec[0] == '+' || spec[0] == '-')
         return cli_parse_i64(spec + 1, 0, INT64_MAX, &v);
     return cli_parse_i64(spec, 0, INT64_MAX, &v);
@@ -528,7 +526,7 @@ int cli_resolve_offsets(rd_kafka_t *rk,
     }
     int64_t v = 0;
     if (spec[0] == '@') {
-        parse_timestamp_ms(spec + 1, &v);
+        cli_parse_timestamp_ms(spec + 1, &v);
         rc = resolve_times(rk, topic, parts, n_parts, v, high, out);
         goto out;
     }

@@ -3,7 +3,7 @@
  * Data path: none of the broker's. main() takes the global flags out of argv wherever
  * they appear, fills cli_opts (flag > STRATA_* environment > profile file > default),
  * then hands the rest to a command family (cli_topic.c, cli_io.c, cli_cluster.c,
- * cli_group.c).
+ * cli_group.c, cli_storage.c, cli_archive.c).
  * Invariants: 1. global flags never reach a command's getopt;
  *             2. `strata start` replaces this process with stratad (exec), so signals
  *                and the exit code are the broker's own. */
@@ -36,7 +36,7 @@ static const char cli_main_help[] =
     "  group        list, describe, seek, delete consumer groups\n"
     "  cluster      cluster info, health, status and broker configuration\n"
     "  storage      local vs remote storage status (admin API)\n"
-    "  archive      read archived data without a broker (not available yet)\n"
+    "  archive      read an archive (bucket or file://) without a broker: ls, cat, verify\n"
     "  completion   print a shell completion script (bash)\n"
     "\n"
     "Global flags (accepted anywhere on the line):\n"
@@ -64,6 +64,7 @@ static const char cli_main_help[] =
 
 static char profile_brokers[1024];
 static char profile_admin_url[1024];
+static char profile_archive_url[1024];
 
 static char *trim(char *s)
 {
@@ -87,7 +88,7 @@ static void append_item(char *dst, size_t cap, const char *item)
 }
 
 /* Read ~/.config/strata/strata.yaml: top-level "brokers:" (a scalar "h:p,h:p" or a list of
- * "- h:p" items) and "admin_url:". Other keys are ignored. */
+ * "- h:p" items), "admin_url:" and "archive_url:". Other keys are ignored. */
 static void load_profile(void)
 {
     const char *home = getenv("HOME");
@@ -135,6 +136,8 @@ static void load_profile(void)
             }
         } else if (!strcmp(key, "admin_url") || !strcmp(key, "admin-url")) {
             snprintf(profile_admin_url, sizeof(profile_admin_url), "%s", val);
+        } else if (!strcmp(key, "archive_url") || !strcmp(key, "archive-url")) {
+            snprintf(profile_archive_url, sizeof(profile_archive_url), "%s", val);
         }
     }
     fclose(f);
@@ -229,6 +232,7 @@ static int parse_globals(int *argc, char **argv)
         cli_opts.admin_url = getenv("STRATA_ADMIN_URL");
     if (!cli_opts.admin_url || !*cli_opts.admin_url)
         cli_opts.admin_url = profile_admin_url[0] ? profile_admin_url : CLI_DEFAULT_ADMIN_URL;
+    cli_opts.archive_url = profile_archive_url[0] ? profile_archive_url : NULL;
     return 0;
 }
 
@@ -394,6 +398,8 @@ static const char completion_bash[] =
     "\"$cur\")); return;;\n"
     "        --acks) COMPREPLY=($(compgen -W \"all 0 1 -1\" -- \"$cur\")); return;;\n"
     "        -o|--offset|--to) COMPREPLY=($(compgen -W \"start end\" -- \"$cur\")); return;;\n"
+    "        -F|--from) COMPREPLY=($(compgen -W \"start\" -- \"$cur\")); return;;\n"
+    "        -i|--index) COMPREPLY=($(compgen -f -- \"$cur\")); return;;\n"
     "    esac\n"
     "    local i cmd=\"\" sub=\"\"\n"
     "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
@@ -417,7 +423,13 @@ static const char completion_bash[] =
     "        completion) words_now=\"bash\";;\n"
     "    esac\n"
     "    if [ -n \"$sub\" ] && [ \"$cmd\" != cluster ]; then words_now=\"\"; fi\n"
-    "    if [[ \"$cur\" == -* ]]; then words_now=\"$globals\"; fi\n"
+    "    if [[ \"$cur\" == -* ]]; then words_now=\"$globals\";\n"
+    "        if [ \"$cmd\" = archive ]; then case \"$sub\" in\n"
+    "            ls) words_now=\"$globals --archive\";;\n"
+    "            cat) words_now=\"$globals --archive --from --num\";;\n"
+    "            verify) words_now=\"$globals --archive --index\";;\n"
+    "        esac; fi\n"
+    "    fi\n"
     "    COMPREPLY=($(compgen -W \"$words_now\" -- \"$cur\"))\n"
     "}\n"
     "complete -F _strata strata\n";
@@ -437,24 +449,6 @@ static int cmd_completion(int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-/* ---- Archive (offline reads of the bucket): not built yet ---- */
-
-int cli_archive_main(int argc, char **argv)
-{
-    if (cli_wants_help(argc, argv)) {
-        fputs("Usage: strata archive ls|cat|verify ...\n"
-              "Read a bucket or file:// archive without a broker. Not available yet: the\n"
-              "offline archive reader is not built in this version of Strata.\n\n"
-              "Examples:\n  strata archive ls   # exits 2 until it exists\n",
-              stdout);
-        return CLI_EXIT_OK;
-    }
-    fputs("strata: 'archive' is not available yet: the offline archive reader (ls, cat, "
-          "verify) is not built in this version of Strata\n",
-          stderr);
-    return CLI_EXIT_USAGE;
-}
-
 /* ---- main ---- */
 
 static const cli_cmd_t cli_top[] = {
@@ -464,7 +458,7 @@ static const cli_cmd_t cli_top[] = {
     {"group", cli_group_main, "manage consumer groups"},
     {"cluster", cli_cluster_main, "cluster info, health, status and configuration"},
     {"storage", cli_storage_main, "local vs remote storage status (admin API)"},
-    {"archive", cli_archive_main, "archived data (not available yet)"},
+    {"archive", cli_archive_main, "read an archive without a broker"},
     {"completion", cmd_completion, "print a shell completion script"},
     {NULL, NULL, NULL}};
 

@@ -4,6 +4,7 @@ output and its exit codes, including the failures (unreachable broker, unknown t
 flag values). STRATA is the CLI binary, STRATAD the broker."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -89,7 +90,8 @@ class CliTest(unittest.TestCase):
                 ["group", "list"], ["group", "describe"], ["group", "seek"], ["group", "delete"],
                 ["group", "offset-delete"], ["cluster", "info"], ["cluster", "health"],
                 ["cluster", "status"], ["cluster", "config"], ["storage"], ["storage", "status"],
-                ["storage", "recover"], ["archive"]]
+                ["storage", "recover"], ["archive"], ["archive", "ls"], ["archive", "cat"],
+                ["archive", "verify"]]
         for c in cmds:
             out = self.ok(*c, "--help", brokers=False)
             self.assertIn("Usage: strata", out, c)
@@ -110,9 +112,16 @@ class CliTest(unittest.TestCase):
         self.assertEqual(p.stdout.strip(), "create")
         self.fails(2, "unsupported shell", "completion", "fish", brokers=False)
 
-    def test_archive_not_available(self):
-        self.fails(2, "not available yet", "archive", "ls", brokers=False)
-        self.fails(2, "not available yet", "archive", "cat", "t", "0", brokers=False)
+    def test_completion_archive_flags(self):
+        out = self.ok("completion", "bash", brokers=False)
+        p = subprocess.run(["bash", "-c", out + "\nCOMP_WORDS=(strata archive cat --f); "
+                            "COMP_CWORD=3; _strata; echo ${COMPREPLY[@]}"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.stdout.split(), ["--format", "--from"])
+        p = subprocess.run(["bash", "-c", out + "\nCOMP_WORDS=(strata archive ve); "
+                            "COMP_CWORD=2; _strata; echo ${COMPREPLY[@]}"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.stdout.strip(), "verify")
 
     # ---- bad flags and unreachable broker ----
 
@@ -495,6 +504,381 @@ class CliTest(unittest.TestCase):
     def test_x_settings(self):
         self.ok("-X", "client.id=cli-x-test", "-X", "socket.keepalive.enable=true", "topic",
                 "list")
+
+
+# ---- strata archive: ls, cat, verify against archives a real stratad wrote ----
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ARCH_ARGS = ["-X", "remote.log.storage.system.enable=true", "-X", "log.segment.bytes=16384"]
+T0 = 1700000000000  # record timestamps: T0 + partition * 1000000 + i
+
+
+def arch_records(part, n):
+    """(key, value, timestamp, headers) of record i of a partition: every third key is null,
+    every fifth record has a header; values are hard to compress so segments fill up."""
+    import hashlib
+    out = []
+    for i in range(n):
+        key = None if i % 3 == 0 else b"k%d-%d" % (part, i)
+        value = b"v%d-%06d-%s" % (part, i, hashlib.sha256(b"%d/%d" % (part, i)).hexdigest()
+                                  .encode())
+        hdrs = [("h", b"%d" % i)] if i % 5 == 0 else []
+        out.append((key, value, T0 + part * 1000000 + i, hdrs))
+    return out
+
+
+def produce_records(bootstrap, topic, part, recs, codec):
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "compression.type": codec, "linger.ms": 5,
+                  "batch.num.messages": 100, "acks": "all"})
+    for k, v, ts, h in recs:
+        p.produce(topic, v, key=k, partition=part, timestamp=ts, headers=h or None)
+    assert p.flush(60) == 0
+
+
+def archived_rows(data, topic):
+    import sqlite3
+    db = sqlite3.connect(os.path.join(data, "remote-index.db"))
+    try:
+        return db.execute("SELECT partition, base_offset, last_offset, size, object_key "
+                          "FROM segments WHERE topic=? ORDER BY partition, base_offset",
+                          (topic,)).fetchall()
+    finally:
+        db.close()
+
+
+def write_archive(data, topic, counts, codecs, url=None, env=None):
+    """Start stratad on data, write counts[p] records to partition p of topic, wait (upper
+    bound) until all are uploaded, stop it. @return {partition: records}."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    extra = ["-X", "strata.archive.url=" + url] if url else []
+    b = Broker(*ARCH_ARGS, *extra, data=data, env=env, smp=1)
+    try:
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        a.create_topics([NewTopic(topic, len(counts), 1, config={"segment.ms": "1000"})]
+                        )[topic].result(30)
+        recs = {}
+        for part, n in enumerate(counts):
+            recs[part] = arch_records(part, n)
+            produce_records(b.bootstrap, topic, part, recs[part], codecs[part])
+        deadline = time.monotonic() + 120
+        while True:
+            rows = archived_rows(data, topic)
+            last = {}
+            for r in rows:
+                last[r[0]] = r[2]
+            if all(last.get(p) == n - 1 for p, n in enumerate(counts)):
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError("not uploaded: %s" % rows)
+            time.sleep(0.2)
+        rc, out = b.stop()
+        assert rc == 0, out
+    finally:
+        if b.proc:
+            b.stop()
+    return recs
+
+
+def s3_env(url):
+    return {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER",
+            "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": url}
+
+
+class ArchiveTest(unittest.TestCase):
+    """`strata archive` reads what a stopped broker archived: a file:// archive (two
+    partitions, zstd and snappy batches) and an S3 bucket."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="strata-cli-arch-")
+        cls.home = tempfile.TemporaryDirectory(prefix="strata-cli-home-")
+        cls.data = os.path.join(cls.tmp.name, "data")
+        cls.arch = os.path.join(cls.data, "archive")
+        cls.url = "file://" + cls.arch
+        cls.recs = write_archive(cls.data, "arch", [2000, 600], ["zstd", "snappy"])
+        cls.rows = archived_rows(cls.data, "arch")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+        cls.home.cleanup()
+
+    def cli(self, *args, env=None, cwd="/", archive=True):
+        e = dict(os.environ)
+        e.pop("STRATA_ARCHIVE_URL", None)
+        e["HOME"] = self.home.name
+        e.update(env or {})
+        cmd = [STRATA, "archive", *args] + (["--archive", self.url] if archive is True else [])
+        p = subprocess.run(cmd, capture_output=True, text=True, env=e, cwd=cwd, timeout=300)
+        return p.returncode, p.stdout, p.stderr
+
+    def ok(self, *args, **kw):
+        rc, out, err = self.cli(*args, **kw)
+        self.assertEqual(rc, 0, "strata archive %s: %s%s" % (" ".join(args), out, err))
+        return out
+
+    def fails(self, rc_expected, needle, *args, **kw):
+        rc, out, err = self.cli(*args, **kw)
+        self.assertEqual(rc, rc_expected, "strata archive %s: rc %d out %r err %r" %
+                         (" ".join(args), rc, out, err))
+        self.assertIn("strata: ", err)
+        self.assertIn(needle, err)
+        return err
+
+    def expect_line(self, part, i):
+        k, v, ts, h = self.recs[part][i]
+        return "%d|%d|%s|%s|%s" % (i, ts, (k or b"").decode(), v.decode(),
+                                   ",".join("%s=%s" % (hk, hv.decode()) for hk, hv in h))
+
+    def expect_json(self, topic, part, i, recs=None):
+        k, v, ts, h = (recs or self.recs)[part][i]
+        return {"topic": topic, "key": k.decode() if k is not None else None,
+                "value": v.decode(), "headers": [{"key": hk, "value": hv.decode()}
+                                                 for hk, hv in h],
+                "timestamp": ts, "partition": part, "offset": i}
+
+    # ---- ls ----
+
+    def test_ls(self):
+        self.assertGreaterEqual(len([r for r in self.rows if r[0] == 0]), 3)
+        j = json.loads(self.ok("ls", "--format", "json"))
+        self.assertEqual(j["archive"], self.url)
+        want = []
+        for part, n in ((0, 2000), (1, 600)):
+            rows = [r for r in self.rows if r[0] == part]
+            want.append({"topic": "arch", "partition": part, "first_offset": 0,
+                         "last_offset": n - 1, "first_timestamp": T0 + part * 1000000,
+                         "last_timestamp": T0 + part * 1000000 + n - 1,
+                         "objects": len(rows), "bytes": sum(r[3] for r in rows)})
+        self.assertEqual(j["partitions"], want)
+        out = self.ok("ls", "arch")
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split(), ["TOPIC", "PARTITION", "FIRST-OFFSET", "LAST-OFFSET",
+                                            "FIRST-TIMESTAMP", "LAST-TIMESTAMP", "OBJECTS",
+                                            "BYTES"])
+        self.assertEqual(lines[1].split(), ["arch", "0", "0", "1999", "2023-11-14T22:13:20.000Z",
+                                            "2023-11-14T22:13:21.999Z", str(want[0]["objects"]),
+                                            str(want[0]["bytes"])])
+        self.assertEqual(len(lines), 3)
+        self.fails(1, "unknown topic 'nope'", "ls", "nope")
+
+    def test_default_archive_env_and_profile(self):
+        # No --archive: ./data/archive (stratad's default for log.dir ./data) from the cwd.
+        j = json.loads(self.ok("ls", "--format", "json", archive=False, cwd=self.tmp.name))
+        self.assertEqual(j["archive"], "file://./data/archive")
+        self.assertEqual(len(j["partitions"]), 2)
+        self.fails(1, "no archive found", "ls", archive=False, cwd=self.home.name)
+        j = json.loads(self.ok("ls", "--format", "json", archive=False,
+                               env={"STRATA_ARCHIVE_URL": self.url}))
+        self.assertEqual(j["archive"], self.url)
+        prof = os.path.join(self.home.name, ".config", "strata")
+        os.makedirs(prof, exist_ok=True)
+        with open(os.path.join(prof, "strata.yaml"), "w") as f:
+            f.write("archive_url: %s\n" % self.url)
+        try:
+            j = json.loads(self.ok("ls", "--format", "json", archive=False))
+            self.assertEqual(j["archive"], self.url)
+        finally:
+            os.unlink(os.path.join(prof, "strata.yaml"))
+
+    # ---- cat ----
+
+    def test_cat_offsets_and_formats(self):
+        out = self.ok("cat", "arch", "0", "--from", "10", "-n", "3", "-f", "%o|%T|%k|%v|%h\\n")
+        self.assertEqual(out.splitlines(), [self.expect_line(0, i) for i in (10, 11, 12)])
+        # Every record of a partition, across all its objects, values by default.
+        out = self.ok("cat", "arch", "0")
+        self.assertEqual(out.splitlines(), [r[1].decode() for r in self.recs[0]])
+        # From an offset inside a later object to the end, as JSON.
+        start = [r for r in self.rows if r[0] == 0][2][1] + 7
+        out = self.ok("cat", "arch", "0", "--from", str(start), "--format", "json")
+        self.assertEqual([json.loads(x) for x in out.splitlines()],
+                         [self.expect_json("arch", 0, i) for i in range(start, 2000)])
+        # Snappy batches of partition 1, global flags anywhere on the line.
+        out = self.ok("--format", "json", "cat", "-n", "2", "arch", "1", "--from", "598")
+        self.assertEqual([json.loads(x) for x in out.splitlines()],
+                         [self.expect_json("arch", 1, i) for i in (598, 599)])
+
+    def test_cat_from_time(self):
+        out = self.ok("cat", "arch", "1", "--from", "@%d" % (T0 + 1000000 + 250), "-n", "4",
+                      "--format", "json")
+        self.assertEqual([json.loads(x) for x in out.splitlines()],
+                         [self.expect_json("arch", 1, i) for i in range(250, 254)])
+        out = self.ok("cat", "arch", "0", "--from", "@2023-11-14T22:13:21", "-n", "1",
+                      "-f", "%o %T\\n")
+        self.assertEqual(out, "1000 %d\n" % (T0 + 1000))
+        self.fails(1, "no archived record of arch/1 has a timestamp at or after",
+                   "cat", "arch", "1", "--from", "@%d" % (T0 + 2000000))
+
+    def test_cat_errors(self):
+        self.fails(1, "offset 2000 is above the archive of arch/0: its last archived offset "
+                   "is 1999", "cat", "arch", "0", "--from", "2000")
+        self.fails(1, "unknown topic 'nope'", "cat", "nope", "0")
+        self.fails(1, "unknown partition arch/5", "cat", "arch", "5")
+        self.fails(2, "bad --from 'soon'", "cat", "arch", "0", "--from", "soon")
+        self.fails(2, "bad --from '@yesterday'", "cat", "arch", "0", "--from", "@yesterday")
+        self.fails(2, "bad --num", "cat", "arch", "0", "-n", "0")
+        self.fails(2, "bad PARTITION 'x'", "cat", "arch", "x")
+        self.fails(2, "needs TOPIC and PARTITION", "cat", "arch")
+        self.fails(2, "bad format field", "cat", "arch", "0", "-f", "%q")
+        self.fails(2, "either -f FMT or --format json", "cat", "arch", "0", "-f", "%v",
+                   "--format", "json")
+
+    def test_missing_archive_and_bad_flags(self):
+        self.fails(1, "no archive at file:///nonexistent/arch: no such directory", "ls",
+                   "--archive", "file:///nonexistent/arch", archive=False)
+        self.fails(1, "no archive at", "cat", "arch", "0", "--archive",
+                   "file:///nonexistent/arch", archive=False)
+        self.fails(2, "bad archive URL 'http://x'", "verify", "--archive", "http://x",
+                   archive=False)
+        self.fails(2, "bad flag", "ls", "--bogus")
+        self.fails(2, "unexpected argument", "verify", "extra")
+        self.fails(2, "unknown command 'strata archive nosuch'", "nosuch")
+        self.fails(1, "cannot read the index /nonexistent.db", "verify", "--index",
+                   "/nonexistent.db")
+
+    # ---- verify ----
+
+    def test_verify_ok(self):
+        out = self.ok("verify")
+        n = len(self.rows)
+        self.assertIn("%d objects" % n, out)
+        self.assertIn("no index in the archive: checked objects only", out)
+        self.assertEqual(out.splitlines()[-1], "OK")
+        out = self.ok("verify", "--index", os.path.join(self.data, "remote-index.db"))
+        self.assertIn("%d rows matched, 0 orphans, 0 rows without objects" % n, out)
+        j = json.loads(self.ok("verify", "--format", "json", "--index",
+                               os.path.join(self.data, "remote-index.db")))
+        self.assertEqual((j["ok"], j["objects"], j["index_rows"], j["problems"]), (True, n, n, []))
+        self.assertEqual(j["bytes"], sum(r[3] for r in self.rows))
+
+    def copy(self):
+        import shutil
+        d = tempfile.mkdtemp(prefix="strata-cli-arch-copy-", dir=self.tmp.name)
+        shutil.copytree(self.arch, os.path.join(d, "a"))
+        return os.path.join(d, "a")
+
+    def test_verify_finds_a_corrupt_byte(self):
+        d = self.copy()
+        key = [r for r in self.rows if r[0] == 0][1][4]
+        path = os.path.join(d, key)
+        with open(path, "r+b") as f:
+            f.seek(100)
+            b = f.read(1)
+            f.seek(100)
+            f.write(bytes([b[0] ^ 0x40]))
+        rc, out, err = self.cli("verify", "--archive", "file://" + d, archive=False)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("strata: %s: cannot read: SHA-256 of the object does not match" % key, err)
+        self.assertIn("FAILED: 1 problems", out)
+        self.assertEqual(len(err.splitlines()), 1, err)
+        # Without the file backend's checksum trailer the frame's zstd checksum catches it.
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) - 56)
+        rc, out, err = self.cli("verify", "--archive", "file://" + d, archive=False)
+        self.assertEqual(rc, 1, out + err)
+        self.assertRegex(err, r"strata: %s: frame 0: " % re.escape(key))
+        # cat stops with an error naming the object.
+        rc, out, err = self.cli("cat", "arch", "0", "--archive", "file://" + d, archive=False)
+        self.assertEqual(rc, 1)
+        self.assertIn("cannot read %s: frame 0" % key, err)
+
+    def test_verify_against_the_index(self):
+        import shutil
+        d = self.copy()
+        p0 = [r for r in self.rows if r[0] == 0]
+        gone = p0[-1][4]
+        os.unlink(os.path.join(d, gone))
+        first = p0[0][4]
+        orphan = first.replace("/arch/0/", "/arch/7/")
+        os.makedirs(os.path.dirname(os.path.join(d, orphan)))
+        shutil.copy(os.path.join(d, first), os.path.join(d, orphan))
+        idx = os.path.join(self.data, "remote-index.db")
+        rc, out, err = self.cli("verify", "--archive", "file://" + d, "--index", idx,
+                                archive=False)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("strata: %s: indexed but not in the archive" % gone, err)
+        self.assertIn("strata: %s: orphan: no index row for this object" % orphan, err)
+        self.assertIn("1 orphans, 1 rows without objects", out)
+        # The same through an index snapshot uploaded into the archive.
+        os.makedirs(os.path.join(d, "_strata"), exist_ok=True)
+        shutil.copy(idx, os.path.join(d, "_strata", "remote-index.db"))
+        rc, out2, err2 = self.cli("verify", "--archive", "file://" + d, archive=False)
+        self.assertEqual(rc, 1, out2 + err2)
+        self.assertIn("index _strata/remote-index.db: %d rows matched, 1 orphans, 1 rows "
+                      "without objects" % (len(self.rows) - 1), out2)
+        self.assertIn("%s: indexed but not in the archive" % gone, err2)
+        # An archive whose head is gone: offsets below it.
+        os.unlink(os.path.join(d, first))
+        self.fails(1, "offset 0 is below the archive of arch/0: its first archived offset "
+                   "is %d" % p0[1][1], "cat", "arch", "0", "--from", "0",
+                   "--archive", "file://" + d, archive=False)
+
+
+class ArchiveS3Test(unittest.TestCase):
+    """The same commands on an S3 bucket (scripts/s3server.sh), with AWS_* settings."""
+
+    def setUp(self):
+        self.s3 = os.environ.get("STRATA_TEST_S3_URL")
+        self.own = None
+        if not self.s3:
+            self.own = tempfile.mkdtemp(prefix="strata-s3-")
+            p = subprocess.run([os.path.join(ROOT, "scripts/s3server.sh"), "start",
+                                str(free_port()), self.own, "strata"],
+                               capture_output=True, text=True, timeout=300)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.s3 = p.stdout.strip()
+        self.tmp = tempfile.TemporaryDirectory(prefix="strata-cli-s3arch-")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+        if self.own:
+            subprocess.run([os.path.join(ROOT, "scripts/s3server.sh"), "stop", self.own],
+                           timeout=60)
+
+    def cli(self, *args, env):
+        e = dict(os.environ)
+        e.pop("STRATA_ARCHIVE_URL", None)
+        e.update(env)
+        p = subprocess.run([STRATA, "archive", *args], capture_output=True, text=True, env=e,
+                           timeout=300)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_ls_cat_verify_on_s3(self):
+        url = "s3://strata/cli-arch-%d" % os.getpid()
+        env = s3_env(self.s3)
+        data = os.path.join(self.tmp.name, "data")
+        recs = write_archive(data, "s3arch", [900], ["lz4"], url=url,
+                             env=dict(os.environ, **env))
+        rows = archived_rows(data, "s3arch")
+        rc, out, err = self.cli("ls", "--archive", url, "--format", "json", env=env)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["partitions"], [{
+            "topic": "s3arch", "partition": 0, "first_offset": 0, "last_offset": 899,
+            "first_timestamp": T0, "last_timestamp": T0 + 899, "objects": len(rows),
+            "bytes": sum(r[3] for r in rows)}])
+        rc, out, err = self.cli("cat", "s3arch", "0", "--archive", url, "--from", "450", "-n",
+                                "3", "-f", "%o %T %k %v\\n", env=env)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.splitlines(), ["%d %d %s %s" % (i, T0 + i, (recs[0][i][0] or b"")
+                                                            .decode(), recs[0][i][1].decode())
+                                            for i in (450, 451, 452)])
+        rc, out, err = self.cli("verify", "--archive", url, env=env)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("no index in the archive: checked objects only", out)
+        rc, out, err = self.cli("verify", "--archive", url, "--index",
+                                os.path.join(data, "remote-index.db"), env=env)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("%d rows matched, 0 orphans" % len(rows), out)
+        rc, out, err = self.cli("cat", "nope", "0", "--archive", url, env=env)
+        self.assertEqual(rc, 1)
+        self.assertIn("unknown topic 'nope' in the archive %s" % url, err)
+        # Nobody listens at the endpoint: a clear error, bounded by --timeout.
+        rc, out, err = self.cli("--timeout", "3s", "ls", "--archive", url,
+                                env=s3_env("http://127.0.0.1:%d" % free_port()))
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("strata: cannot list the archive %s" % url, err)
 
 
 class StartTest(unittest.TestCase):
