@@ -252,6 +252,15 @@ static int arc_list(arc_t *a, const char *prefix, arc_list_t *l)
     return 0;
 }
 
+/* arc_open, then arc_list of prefix. @return 0 (close a later) or CLI_EXIT_* after printing. */
+static int arc_open_list(arc_t *a, const char *url, const char *prefix, arc_list_t *l)
+{
+    int rc = arc_open(a, url);
+    if (rc == 0 && (rc = arc_list(a, prefix, l)) != 0)
+        arc_close(a);
+    return rc;
+}
+
 /* GET a byte range (or the whole object when len is 0). @return 0 or an st_err; *why set. */
 static int arc_get(arc_t *a,
                    const char *key,
@@ -508,14 +517,10 @@ static int cmd_ls(int argc, char **argv)
         return cli_usage_err("archive ls takes at most one TOPIC");
     const char *topic = optind < argc ? argv[optind] : NULL;
     arc_t a;
-    int rc = arc_open(&a, url);
+    arc_list_t l;
+    int rc = arc_open_list(&a, url, "", &l);
     if (rc)
         return rc;
-    arc_list_t l;
-    if ((rc = arc_list(&a, "", &l)) != 0) {
-        arc_close(&a);
-        return rc;
-    }
     ls_part_t *parts = calloc(l.n ? l.n : 1, sizeof(*parts));
     size_t n = 0;
     if (!parts)
@@ -786,9 +791,6 @@ static int cmd_cat(int argc, char **argv)
     int rc = cat_parse(argc, argv, &c, &url, &from);
     if (rc)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    arc_t a;
-    if ((rc = arc_open(&a, url)) != 0)
-        return rc;
     /* A partition's keys share "<hash>/<topic>/<partition>/". */
     char prefix[IDX_MAX_KEY_LEN + 64];
     tier_object_key(c.topic, c.partition, 0, 0, 0, prefix, sizeof(prefix));
@@ -797,11 +799,10 @@ static int cmd_cat(int argc, char **argv)
     slash = slash ? strchr(slash + 1, '/') : NULL;
     if (slash)
         slash[1] = '\0';
+    arc_t a;
     arc_list_t l;
-    if ((rc = arc_list(&a, prefix, &l)) != 0) {
-        arc_close(&a);
+    if ((rc = arc_open_list(&a, url, prefix, &l)) != 0)
         return rc;
-    }
     if (l.n == 0) {
         rc = cat_unknown(&a, c.topic, c.partition);
     } else {
@@ -984,7 +985,8 @@ static void ver_chunks(ver_t *v, const arc_obj_t *o, const tier_seg_info_t *info
     }
 }
 
-/* The object's index row: present, same size, CRC-32C and offsets; then its chunks. */
+/* The object's index row: present; when the object was read (info not NULL), with the
+ * same size, CRC-32C and offsets; when it also decoded (is_ok), with the same chunks. */
 static void ver_index_row(ver_t *v, const arc_obj_t *o, const tier_seg_info_t *info, bool is_ok)
 {
     iw_t w = {0};
@@ -999,11 +1001,13 @@ static void ver_index_row(ver_t *v, const arc_obj_t *o, const tier_seg_info_t *i
         return;
     }
     v->rows++;
-    if (w.seg.size != (int64_t)o->size || w.seg.checksum != info->obj_crc32c)
+    if (!info)
+        return;
+    if (w.seg.size != (int64_t)info->obj_size || w.seg.checksum != info->obj_crc32c)
         problem(v,
                 "%s: differs from its index row: index size %" PRId64 " crc32c %08x, object "
                 "size %" PRIu64 " crc32c %08x",
-                o->key, w.seg.size, w.seg.checksum, o->size, info->obj_crc32c);
+                o->key, w.seg.size, w.seg.checksum, info->obj_size, info->obj_crc32c);
     if (w.seg.last_offset != o->last)
         problem(v, "%s: its index row ends at offset %" PRId64 ", the key at %" PRId64, o->key,
                 w.seg.last_offset, o->last);
@@ -1022,7 +1026,7 @@ static void ver_object(ver_t *v, const arc_obj_t *o)
     if (arc_get(v->a, o->key, 0, 0, &obj, &len, why, sizeof(why)) != 0) {
         problem(v, "%s: cannot read: %s", o->key, why);
         if (v->idx)
-            ver_index_row(v, o, &(tier_seg_info_t){0}, false);
+            ver_index_row(v, o, NULL, false);
         return;
     }
     v->bytes += (int64_t)len;
@@ -1248,14 +1252,10 @@ static int cmd_verify(int argc, char **argv)
     if (optind < argc)
         return cli_usage_err("unexpected argument '%s'", argv[optind]);
     arc_t a;
-    int rc = arc_open(&a, url);
+    arc_list_t l;
+    int rc = arc_open_list(&a, url, "", &l);
     if (rc)
         return rc;
-    arc_list_t l;
-    if ((rc = arc_list(&a, "", &l)) != 0) {
-        arc_close(&a);
-        return rc;
-    }
     ver_t v = {.a = &a, .is_tty = isatty(STDERR_FILENO) == 1};
     rc = ver_open_index(&v, index, &l);
     for (size_t i = 0; !rc && i < l.n;) {

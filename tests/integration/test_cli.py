@@ -15,6 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker, free_port  # noqa: E402
+from test_tiering import s3_env, start_s3, stop_s3  # noqa: E402
 
 STRATA = os.environ.get("STRATA", "build/tools/strata")
 
@@ -508,7 +509,6 @@ class CliTest(unittest.TestCase):
 
 # ---- strata archive: ls, cat, verify against archives a real stratad wrote ----
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARCH_ARGS = ["-X", "remote.log.storage.system.enable=true", "-X", "log.segment.bytes=16384"]
 T0 = 1700000000000  # record timestamps: T0 + partition * 1000000 + i
 
@@ -578,11 +578,6 @@ def write_archive(data, topic, counts, codecs, url=None, env=None):
         if b.proc:
             b.stop()
     return recs
-
-
-def s3_env(url):
-    return {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER",
-            "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": url}
 
 
 class ArchiveTest(unittest.TestCase):
@@ -824,18 +819,13 @@ class ArchiveS3Test(unittest.TestCase):
         self.own = None
         if not self.s3:
             self.own = tempfile.mkdtemp(prefix="strata-s3-")
-            p = subprocess.run([os.path.join(ROOT, "scripts/s3server.sh"), "start",
-                                str(free_port()), self.own, "strata"],
-                               capture_output=True, text=True, timeout=300)
-            self.assertEqual(p.returncode, 0, p.stderr)
-            self.s3 = p.stdout.strip()
+            self.s3 = start_s3(free_port(), self.own)
         self.tmp = tempfile.TemporaryDirectory(prefix="strata-cli-s3arch-")
 
     def tearDown(self):
         self.tmp.cleanup()
         if self.own:
-            subprocess.run([os.path.join(ROOT, "scripts/s3server.sh"), "stop", self.own],
-                           timeout=60)
+            stop_s3(self.own)
 
     def cli(self, *args, env):
         e = dict(os.environ)
@@ -849,8 +839,7 @@ class ArchiveS3Test(unittest.TestCase):
         url = "s3://strata/cli-arch-%d" % os.getpid()
         env = s3_env(self.s3)
         data = os.path.join(self.tmp.name, "data")
-        recs = write_archive(data, "s3arch", [900], ["lz4"], url=url,
-                             env=dict(os.environ, **env))
+        recs = write_archive(data, "s3arch", [900], ["lz4"], url=url, env=env)
         rows = archived_rows(data, "s3arch")
         rc, out, err = self.cli("ls", "--archive", url, "--format", "json", env=env)
         self.assertEqual(rc, 0, err)

@@ -604,6 +604,63 @@ static void test_seg_chunk_find_gaps(void **state)
     assert_int_equal(tier_seg_chunk_find(c, 1, 15), 0);
 }
 
+typedef struct {
+    uint32_t n_frames;
+    size_t raw_bytes;
+    uint32_t fail_at; /* frame index whose callback fails, UINT32_MAX = none */
+} frames_seen_t;
+
+static int on_frame(
+    void *arg, uint32_t index, const tier_seg_chunk_t *chunk, const uint8_t *raw, size_t raw_len)
+{
+    frames_seen_t *s = arg;
+    assert_int_equal(index, s->n_frames);
+    assert_int_equal(chunk->raw_len, raw_len);
+    assert_non_null(raw);
+    if (index == s->fail_at)
+        return ST_E_CANCELED;
+    s->n_frames++;
+    s->raw_bytes += raw_len;
+    return 0;
+}
+
+/* Describing a whole object (recovery, strata archive verify) gives the writer's info back,
+ * shows every frame's batches to the callback, and stops at the callback's error. */
+static void test_seg_object_describe_matches_writer(void **state)
+{
+    (void)state;
+    mbuf_t seg = {0}, obj = {0};
+    seg_build(&seg, 500, 40, 10, 200);
+    tier_seg_info_t w, d;
+    assert_int_equal(encode(&seg, 8192, 0, &obj, &w), 0);
+    assert_true(w.n_chunks > 3);
+    frames_seen_t seen = {0, 0, UINT32_MAX};
+    assert_int_equal(tier_seg_object_describe(obj.p, obj.len, on_frame, &seen, &d), 0);
+    assert_int_equal(seen.n_frames, w.n_chunks);
+    assert_int_equal(seen.raw_bytes, seg.len);
+    assert_int_equal(d.n_chunks, w.n_chunks);
+    assert_int_equal(d.base_offset, 500);
+    assert_int_equal(d.last_offset, w.last_offset);
+    assert_int_equal(d.obj_crc32c, w.obj_crc32c);
+    for (size_t i = 0; i < w.n_chunks; i++) {
+        assert_int_equal(d.chunks[i].obj_pos, w.chunks[i].obj_pos);
+        assert_int_equal(d.chunks[i].first_offset, w.chunks[i].first_offset);
+        assert_int_equal(d.chunks[i].crc32c, w.chunks[i].crc32c);
+    }
+    tier_seg_info_fini(&d);
+    seen = (frames_seen_t){0, 0, 2};
+    assert_int_equal(tier_seg_object_describe(obj.p, obj.len, on_frame, &seen, &d),
+                     ST_E_CANCELED);
+    assert_int_equal(d.n_chunks, 2); /* the index of the frame that failed */
+    tier_seg_info_fini(&d);
+    obj.p[obj.len - 1] ^= 1; /* seekable magic */
+    assert_int_equal(tier_seg_object_describe(obj.p, obj.len, NULL, NULL, &d), ST_E_MALFORMED);
+    tier_seg_info_fini(&d);
+    tier_seg_info_fini(&w);
+    free(seg.p);
+    free(obj.p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -617,6 +674,7 @@ int main(void)
         cmocka_unit_test(test_seg_chunk_decode_rejects_corruption),
         cmocka_unit_test(test_seg_chunk_describe_rejects_torn_batches),
         cmocka_unit_test(test_seg_chunk_find_gaps),
+        cmocka_unit_test(test_seg_object_describe_matches_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
