@@ -267,8 +267,7 @@ int64_t plog_batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts)
 
 /* ---- Records of a batch (offline readers: `strata archive cat`) ---- */
 
-int plog_batch_records(
-    const uint8_t *p, size_t len, size_t max_raw, plog_record_fn fn, void *arg)
+int plog_batch_records(const uint8_t *p, size_t len, size_t max_raw, plog_record_fn fn, void *arg)
 {
     plog_batch_hdr_t h;
     if (plog_batch_parse_hdr(p, len, &h) != 0 || h.magic != 2 ||

@@ -261,10 +261,7 @@ typedef int (*tier_seg_frame_fn)(
  *              info->n_chunks is the index of the frame that failed.
  * @return 0, ST_E_MALFORMED, ST_E_CORRUPT, ST_E_NOMEM, or fn's error.
  * @thread any (thread pool)  @blocking CPU */
-ST_MUST_CHECK int tier_seg_object_describe(const uint8_t *obj,
-                                           size_t obj_len,
-                                           tier_seg_frame_fn fn,
-                                           void *arg,
-                                           tier_seg_info_t *info);
+ST_MUST_CHECK int tier_seg_object_describe(
+    const uint8_t *obj, size_t obj_len, tier_seg_frame_fn fn, void *arg, tier_seg_info_t *info);
 
 #endif

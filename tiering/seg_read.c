@@ -252,11 +252,8 @@ int tier_seg_chunk_decode(const uint8_t *frame,
 
 /* ---- Whole objects ---- */
 
-int tier_seg_object_describe(const uint8_t *obj,
-                             size_t obj_len,
-                             tier_seg_frame_fn fn,
-                             void *arg,
-                             tier_seg_info_t *info)
+int tier_seg_object_describe(
+    const uint8_t *obj, size_t obj_len, tier_seg_frame_fn fn, void *arg, tier_seg_info_t *info)
 {
     memset(info, 0, sizeof(*info));
     tier_seg_table_t t;

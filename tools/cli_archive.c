@@ -22,9 +22,9 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -100,8 +100,8 @@ static void on_obj(obj_req_t *req, obj_result_t *res, void *arg)
     for (size_t i = 0; l && w->status == 0 && i < res->n_entries; i++) {
         const char *key = res->entries[i].key;
         arc_obj_t o = {.size = res->entries[i].size_bytes};
-        if (tier_parse_object_key(key, o.topic, sizeof(o.topic), &o.partition, &o.base,
-                                  &o.last) != 0) {
+        if (tier_parse_object_key(key, o.topic, sizeof(o.topic), &o.partition, &o.base, &o.last) !=
+            0) {
             l->n_other++;
             l->has_index_snapshot |= !strcmp(key, ARC_INDEX_KEY);
             continue;
@@ -177,10 +177,10 @@ static int arc_open(arc_t *a, const char *flag_url)
 {
     memset(a, 0, sizeof(*a));
     const char *env = getenv("STRATA_ARCHIVE_URL");
-    a->url = flag_url ? flag_url
-             : env && *env ? env
+    a->url = flag_url                                        ? flag_url
+             : env && *env                                   ? env
              : cli_opts.archive_url && *cli_opts.archive_url ? cli_opts.archive_url
-                                                              : default_archive();
+                                                             : default_archive();
     if (!a->url)
         return cli_err("no archive found at ./strata-data/archive or ./data/archive: name one "
                        "with --archive file://DIR or s3://BUCKET/PREFIX");
@@ -281,9 +281,10 @@ static int arc_get(arc_t *a,
         rc = ST_E_MALFORMED; /* shorter than the listing or the seek table said */
     if (rc != 0) {
         free(w.data);
-        snprintf(why, why_len, "%s", rc == ST_E_MALFORMED ? "object shorter than expected"
-                                     : rc == ST_E_CORRUPT ? "SHA-256 of the object does not match"
-                                                          : wait_why(&w));
+        snprintf(why, why_len, "%s",
+                 rc == ST_E_MALFORMED ? "object shorter than expected"
+                 : rc == ST_E_CORRUPT ? "SHA-256 of the object does not match"
+                                      : wait_why(&w));
         return rc;
     }
     *data = w.data;
@@ -295,7 +296,8 @@ static int arc_get(arc_t *a,
 static size_t part_end(const arc_list_t *l, size_t i)
 {
     size_t j = i + 1;
-    while (j < l->n && l->v[j].partition == l->v[i].partition && !strcmp(l->v[j].topic, l->v[i].topic))
+    while (j < l->n && l->v[j].partition == l->v[i].partition &&
+           !strcmp(l->v[j].topic, l->v[i].topic))
         j++;
     return j;
 }
@@ -358,8 +360,8 @@ typedef int (*batch_fn)(void *arg, const plog_batch_hdr_t *h, const uint8_t *p, 
 
 /* Walk the batches of decoded frame bytes, validating each (lengths, magic, CRC-32C).
  * @return 0, the first st_err (why names the batch), or fn's error. */
-static int walk_batches(const uint8_t *raw, size_t raw_len, batch_fn fn, void *arg, char *why,
-                        size_t why_len)
+static int
+walk_batches(const uint8_t *raw, size_t raw_len, batch_fn fn, void *arg, char *why, size_t why_len)
 {
     size_t pos = 0;
     while (pos < raw_len) {
@@ -367,8 +369,8 @@ static int walk_batches(const uint8_t *raw, size_t raw_len, batch_fn fn, void *a
         const char *what = "truncated batch";
         size_t avail = raw_len - pos;
         int rc = plog_batch_parse_hdr(raw + pos, avail, &h);
-        if (rc == 0 && (h.batch_length < 0 ||
-                        (size_t)h.batch_length > avail - PLOG_BATCH_LOG_OVERHEAD))
+        if (rc == 0 &&
+            (h.batch_length < 0 || (size_t)h.batch_length > avail - PLOG_BATCH_LOG_OVERHEAD))
             rc = ST_E_MALFORMED;
         size_t blen = rc == 0 ? (size_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD : 0;
         if (rc == 0)
@@ -402,12 +404,10 @@ static const char *fmt_ts(int64_t ms, char *buf, size_t cap)
 }
 
 /* Flags of the archive commands (each accepts the ones its help lists). */
-static const struct option arc_longs[] = {{"archive", required_argument, NULL, 'a'},
-                                          {"from", required_argument, NULL, 'F'},
-                                          {"num", required_argument, NULL, 'n'},
-                                          {"index", required_argument, NULL, 'i'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
+static const struct option arc_longs[] = {
+    {"archive", required_argument, NULL, 'a'}, {"from", required_argument, NULL, 'F'},
+    {"num", required_argument, NULL, 'n'},     {"index", required_argument, NULL, 'i'},
+    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
 
 /* ---- ls ---- */
 
@@ -810,7 +810,8 @@ static int cmd_cat(int argc, char **argv)
         rc = first < 0 ? CLI_EXIT_FAIL : 0;
         for (size_t i = first < 0 ? l.n : (size_t)first; rc == 0 && i < l.n; i++) {
             if (i > 0 && l.v[i].base > l.v[i - 1].last + 1 && c.has_started)
-                fprintf(stderr, "strata: warning: offsets %" PRId64 "-%" PRId64
+                fprintf(stderr,
+                        "strata: warning: offsets %" PRId64 "-%" PRId64
                         " of %s/%d are in no archived object\n",
                         l.v[i - 1].last + 1, l.v[i].base - 1, c.topic, (int)c.partition);
             int r = cat_object(&a, &l.v[i], &c);
@@ -965,7 +966,8 @@ static void ver_chunks(ver_t *v, const arc_obj_t *o, const tier_seg_info_t *info
     for (size_t j = 0; j < info->n_chunks; j++) {
         const tier_seg_chunk_t *c = &info->chunks[j];
         iw_t w = {0};
-        iw_run(v, &w, idx_lookup_offset(v->ic, o->topic, o->partition, c->first_offset, on_loc, &w));
+        iw_run(v, &w,
+               idx_lookup_offset(v->ic, o->topic, o->partition, c->first_offset, on_loc, &w));
         if (w.status != 0 || strcmp(w.key, o->key)) {
             problem(v, "%s: chunk %zu (offset %" PRId64 ") has no index row: %s", o->key, j,
                     c->first_offset, w.status ? st_strerror(w.status) : w.key);
@@ -1046,8 +1048,7 @@ static void ver_object(ver_t *v, const arc_obj_t *o)
                     v->why[0] ? v->why : st_strerror(rc));
         else if (info.base_offset != o->base || info.last_offset != o->last)
             problem(v,
-                    "%s: holds offsets %" PRId64 "-%" PRId64 ", its key names %" PRId64
-                    "-%" PRId64,
+                    "%s: holds offsets %" PRId64 "-%" PRId64 ", its key names %" PRId64 "-%" PRId64,
                     o->key, info.base_offset, info.last_offset, o->base, o->last);
     }
     info.obj_size = len;
@@ -1128,8 +1129,7 @@ static int ver_open_index(ver_t *v, const char *path, const arc_list_t *l)
             if (fd >= 0)
                 unlink(v->tmp);
             v->tmp[0] = '\0';
-            return cli_err("cannot write the index snapshot to a temporary file: %s",
-                           strerror(e));
+            return cli_err("cannot write the index snapshot to a temporary file: %s", strerror(e));
         }
         path = v->tmp;
     }
@@ -1168,10 +1168,11 @@ static void ver_partition(ver_t *v, const arc_list_t *l, size_t first, size_t en
     for (size_t i = first + 1; i < end; i++) {
         const arc_obj_t *p = &l->v[i - 1], *o = &l->v[i];
         if (o->base <= p->last)
-            problem(v, "%s: overlaps %s (offsets %" PRId64 "-%" PRId64 ")", o->key, p->key,
-                    o->base, p->last);
+            problem(v, "%s: overlaps %s (offsets %" PRId64 "-%" PRId64 ")", o->key, p->key, o->base,
+                    p->last);
         else if (o->base > p->last + 1)
-            problem(v, "%s/%d: offsets %" PRId64 "-%" PRId64 " are in no object (between %s and %s)",
+            problem(v,
+                    "%s/%d: offsets %" PRId64 "-%" PRId64 " are in no object (between %s and %s)",
                     o->topic, (int)o->partition, p->last + 1, o->base - 1, p->key, o->key);
     }
 }

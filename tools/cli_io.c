@@ -435,8 +435,8 @@ void cli_record_print_json(const cli_record_t *r)
         cli_json_str(stdout, r->headers[i].value, r->headers[i].value_len);
         putchar('}');
     }
-    printf("],\"timestamp\":%" PRId64 ",\"partition\":%d,\"offset\":%" PRId64 "}\n",
-           r->timestamp, (int)r->partition, r->offset);
+    printf("],\"timestamp\":%" PRId64 ",\"partition\":%d,\"offset\":%" PRId64 "}\n", r->timestamp,
+           (int)r->partition, r->offset);
 }
 
 void cli_record_print_fmt(const cli_fmt_t *f, const cli_record_t *r)

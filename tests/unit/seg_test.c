@@ -649,8 +649,7 @@ static void test_seg_object_describe_matches_writer(void **state)
     }
     tier_seg_info_fini(&d);
     seen = (frames_seen_t){0, 0, 2};
-    assert_int_equal(tier_seg_object_describe(obj.p, obj.len, on_frame, &seen, &d),
-                     ST_E_CANCELED);
+    assert_int_equal(tier_seg_object_describe(obj.p, obj.len, on_frame, &seen, &d), ST_E_CANCELED);
     assert_int_equal(d.n_chunks, 2); /* the index of the frame that failed */
     tier_seg_info_fini(&d);
     obj.p[obj.len - 1] ^= 1; /* seekable magic */
