@@ -62,6 +62,8 @@ typedef struct {
     size_t n, cap;
     size_t n_other;          /* objects that are not segments */
     bool has_index_snapshot; /* ARC_INDEX_KEY is there */
+    arc_obj_t *manifests;    /* owned: topic manifests (_strata/topics/), key and size only */
+    size_t n_manifests;
 } arc_list_t;
 
 typedef struct {
@@ -80,6 +82,19 @@ typedef struct {
     arc_list_t *list; /* borrowed: list appends here */
     char *token;      /* owned: list's next page */
 } arc_wait_t;
+
+/* Remember a topic manifest's key (o has its topic and size). @return 0 or ST_E_NOMEM. */
+static int arc_note_manifest(arc_list_t *l, arc_obj_t *o, const char *key)
+{
+    arc_obj_t *v = realloc(l->manifests, (l->n_manifests + 1) * sizeof(*v));
+    if (!v)
+        return ST_E_NOMEM;
+    l->manifests = v;
+    if (!(o->key = strdup(key)))
+        return ST_E_NOMEM;
+    v[l->n_manifests++] = *o;
+    return 0;
+}
 
 static void on_obj(obj_req_t *req, obj_result_t *res, void *arg)
 {
@@ -104,6 +119,9 @@ static void on_obj(obj_req_t *req, obj_result_t *res, void *arg)
             0) {
             l->n_other++;
             l->has_index_snapshot |= !strcmp(key, ARC_INDEX_KEY);
+            if (tier_topic_manifest_name(key, o.topic, sizeof(o.topic)) == 0 &&
+                arc_note_manifest(l, &o, key) != 0)
+                w->status = ST_E_NOMEM;
             continue;
         }
         if (l->n == l->cap) {
@@ -224,6 +242,9 @@ static void arc_list_fini(arc_list_t *l)
     for (size_t i = 0; i < l->n; i++)
         free(l->v[i].key);
     free(l->v);
+    for (size_t i = 0; i < l->n_manifests; i++)
+        free(l->manifests[i].key);
+    free(l->manifests);
     memset(l, 0, sizeof(*l));
 }
 
@@ -439,6 +460,80 @@ typedef struct {
     int64_t last_ts;  /* largest maxTimestamp of the last chunk, -1 when unreadable */
 } ls_part_t;
 
+/* Topic manifests of the archive (tier_topics.c), for ls. */
+typedef struct {
+    tier_recover_topic_t *v; /* owned: parsed manifests */
+    size_t n;
+} ls_topics_t;
+
+static void ls_topics_fini(ls_topics_t *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        tier_recover_topic_fini(&t->v[i]);
+    free(t->v);
+}
+
+/* Read and parse the manifests of topic (NULL: all). @return 0 or CLI_EXIT_FAIL after
+ * printing (unreadable manifests are reported and skipped). */
+static int ls_read_topics(arc_t *a, const arc_list_t *l, const char *topic, ls_topics_t *t)
+{
+    int rc = 0;
+    memset(t, 0, sizeof(*t));
+    if (l->n_manifests && !(t->v = calloc(l->n_manifests, sizeof(*t->v))))
+        return cli_err("out of memory");
+    for (size_t i = 0; i < l->n_manifests; i++) {
+        const arc_obj_t *m = &l->manifests[i];
+        if (topic && strcmp(topic, m->topic))
+            continue;
+        uint8_t *json = NULL;
+        size_t len = 0;
+        char why[512];
+        int r = m->size > TIER_TOPICS_MAX_JSON
+                    ? ST_E_TOO_LARGE
+                    : arc_get(a, m->key, 0, 0, &json, &len, why, sizeof(why));
+        if (r == 0)
+            r = tier_topic_manifest_parse((const char *)json, len, &t->v[t->n]);
+        free(json);
+        if (r == 0)
+            t->n++;
+        else
+            rc = cli_err("cannot read the topic manifest %s: %s", m->key,
+                         r == ST_E_CORRUPT ? "not a valid manifest" : st_strerror(r));
+    }
+    return rc;
+}
+
+static void ls_print_topics_text(const ls_topics_t *t)
+{
+    if (!t->n)
+        return;
+    printf("\n%-*s %-10s %s\n", 30, "TOPIC", "PARTITIONS", "CONFIGS");
+    for (size_t i = 0; i < t->n; i++) {
+        printf("%-30s %-10d ", t->v[i].name, (int)t->v[i].n_partitions);
+        for (int k = 0; k < t->v[i].n_configs; k++)
+            printf("%s%s=%s", k ? "," : "", t->v[i].configs[k].key, t->v[i].configs[k].value);
+        puts(t->v[i].n_configs ? "" : "-");
+    }
+}
+
+static void ls_print_topics_json(const ls_topics_t *t)
+{
+    fputs(",\"topics\":[", stdout);
+    for (size_t i = 0; i < t->n; i++) {
+        printf("%s{\"topic\":", i ? "," : "");
+        cli_json_cstr(stdout, t->v[i].name);
+        printf(",\"partitions\":%d,\"configs\":{", (int)t->v[i].n_partitions);
+        for (int k = 0; k < t->v[i].n_configs; k++) {
+            fputs(k ? "," : "", stdout);
+            cli_json_cstr(stdout, t->v[i].configs[k].key);
+            putchar(':');
+            cli_json_cstr(stdout, t->v[i].configs[k].value);
+        }
+        fputs("}}", stdout);
+    }
+    putchar(']');
+}
+
 static void ls_print_text(const arc_list_t *l, const ls_part_t *p, size_t n)
 {
     int w = 5;
@@ -457,7 +552,8 @@ static void ls_print_text(const arc_list_t *l, const ls_part_t *p, size_t n)
     }
 }
 
-static void ls_print_json(const arc_t *a, const arc_list_t *l, const ls_part_t *p, size_t n)
+static void ls_print_json(
+    const arc_t *a, const arc_list_t *l, const ls_part_t *p, size_t n, const ls_topics_t *t)
 {
     fputs("{\"archive\":", stdout);
     cli_json_cstr(stdout, a->url);
@@ -478,14 +574,17 @@ static void ls_print_json(const arc_t *a, const arc_list_t *l, const ls_part_t *
             fputs(",\"last_timestamp\":null", stdout);
         printf(",\"objects\":%zu,\"bytes\":%" PRIu64 "}", p[i].end - p[i].first, p[i].bytes);
     }
-    printf("],\"other_objects\":%zu}\n", l->n_other);
+    putchar(']');
+    ls_print_topics_json(t);
+    printf(",\"other_objects\":%zu}\n", l->n_other);
 }
 
 static const char ls_help[] =
     "Usage: strata archive ls [--archive URL] [TOPIC]\n"
     "List what an archive holds, without a broker: one row per partition with its first\n"
     "and last archived offsets, the timestamps of its first record batch and of its last\n"
-    "chunk (largest batch maxTimestamp there), its objects and their bytes.\n\n"
+    "chunk (largest batch maxTimestamp there), its objects and their bytes; then the topic\n"
+    "manifests the broker keeps in the archive (partition count and config overrides).\n\n"
     "Flags:\n"
     "  -a, --archive URL   file://DIR or s3://BUCKET/PREFIX (default: $STRATA_ARCHIVE_URL,\n"
     "                      then 'archive_url' in ~/.config/strata/strata.yaml, then\n"
@@ -545,12 +644,18 @@ static int cmd_ls(int argc, char **argv)
         }
         i = end;
     }
-    if (topic && n == 0 && parts)
+    ls_topics_t t;
+    if (ls_read_topics(&a, &l, topic, &t) != 0)
+        rc = CLI_EXIT_FAIL;
+    if (topic && n == 0 && t.n == 0 && parts) {
         rc = cli_err("unknown topic '%s' in the archive %s", topic, a.url);
-    else if (parts && cli_opts.is_json)
-        ls_print_json(&a, &l, parts, n);
-    else if (parts)
+    } else if (parts && cli_opts.is_json) {
+        ls_print_json(&a, &l, parts, n, &t);
+    } else if (parts) {
         ls_print_text(&l, parts, n);
+        ls_print_topics_text(&t);
+    }
+    ls_topics_fini(&t);
     free(parts);
     arc_list_fini(&l);
     arc_close(&a);

@@ -647,6 +647,9 @@ class ArchiveTest(unittest.TestCase):
                          "last_timestamp": T0 + part * 1000000 + n - 1,
                          "objects": len(rows), "bytes": sum(r[3] for r in rows)})
         self.assertEqual(j["partitions"], want)
+        # The topic manifest the broker keeps in the archive.
+        self.assertEqual(j["topics"], [{"topic": "arch", "partitions": 2,
+                                        "configs": {"segment.ms": "1000"}}])
         out = self.ok("ls", "arch")
         lines = out.splitlines()
         self.assertEqual(lines[0].split(), ["TOPIC", "PARTITION", "FIRST-OFFSET", "LAST-OFFSET",
@@ -655,7 +658,8 @@ class ArchiveTest(unittest.TestCase):
         self.assertEqual(lines[1].split(), ["arch", "0", "0", "1999", "2023-11-14T22:13:20.000Z",
                                             "2023-11-14T22:13:21.999Z", str(want[0]["objects"]),
                                             str(want[0]["bytes"])])
-        self.assertEqual(len(lines), 3)
+        self.assertEqual(lines[3:], ["", "TOPIC" + " " * 26 + "PARTITIONS CONFIGS",
+                                     "arch" + " " * 27 + "2          segment.ms=1000"])
         self.fails(1, "unknown topic 'nope'", "ls", "nope")
 
     def test_default_archive_env_and_profile(self):
