@@ -199,5 +199,6 @@ int cli_produce(int argc, char **argv);
 int cli_consume(int argc, char **argv);
 int cli_storage_main(int argc, char **argv);
 int cli_archive_main(int argc, char **argv);
+int cli_bench_main(int argc, char **argv);
 
 #endif

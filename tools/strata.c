@@ -37,6 +37,7 @@ static const char cli_main_help[] =
     "  cluster      cluster info, health, status and broker configuration\n"
     "  storage      local vs remote storage status (admin API)\n"
     "  archive      read an archive (bucket or file://) without a broker: ls, cat, verify\n"
+    "  bench        load driver: produce/consume throughput and latency, mock cluster\n"
     "  completion   print a shell completion script (bash)\n"
     "\n"
     "Global flags (accepted anywhere on the line):\n"
@@ -411,7 +412,7 @@ static const char completion_bash[] =
     "    done\n"
     "    local words_now\n"
     "    case \"$cmd\" in\n"
-    "        \"\") words_now=\"start version topic group cluster storage archive "
+    "        \"\") words_now=\"start version topic group cluster storage archive bench "
     "completion\";;\n"
     "        topic) words_now=\"create list describe delete add-partitions alter-config "
     "trim-prefix produce consume\";;\n"
@@ -420,6 +421,7 @@ static const char completion_bash[] =
     "                 else words_now=\"info health status config\"; fi;;\n"
     "        storage) words_now=\"status recover\";;\n"
     "        archive) words_now=\"ls cat verify\";;\n"
+    "        bench) words_now=\"produce consume metadata loopback mock\";;\n"
     "        completion) words_now=\"bash\";;\n"
     "    esac\n"
     "    if [ -n \"$sub\" ] && [ \"$cmd\" != cluster ]; then words_now=\"\"; fi\n"
@@ -459,6 +461,7 @@ static const cli_cmd_t cli_top[] = {
     {"cluster", cli_cluster_main, "cluster info, health, status and configuration"},
     {"storage", cli_storage_main, "local vs remote storage status (admin API)"},
     {"archive", cli_archive_main, "read an archive without a broker"},
+    {"bench", cli_bench_main, "load driver for benchmarks"},
     {"completion", cmd_completion, "print a shell completion script"},
     {NULL, NULL, NULL}};
 

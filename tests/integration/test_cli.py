@@ -506,6 +506,47 @@ class CliTest(unittest.TestCase):
         self.ok("-X", "client.id=cli-x-test", "-X", "socket.keepalive.enable=true", "topic",
                 "list")
 
+    # ---- bench (the benchmarks' load driver; no timing asserts) ----
+
+    def test_bench(self):
+        for c in ([], ["produce"], ["consume"], ["metadata"], ["loopback"], ["mock"]):
+            out = self.ok("bench", *c, "--help", brokers=False)
+            self.assertIn("Usage: strata bench", out, c)
+            self.assertIn("Examples", out, c)
+        self.fails(2, "--acks", "bench", "produce", "--acks", "2", brokers=False)
+        p = self.json("bench", "produce", "-t", "benchcli", "-p", "3", "-d", "1s", "--rate", "500",
+                      "-s", "100")
+        self.assertEqual((p["mode"], p["partitions"], p["failed"]), ("produce", 3, 0))
+        self.assertGreater(p["records"], 0)
+        self.assertLessEqual(p["p50_ms"], p["p99_ms"])
+        c = self.json("bench", "consume", "-t", "benchcli")
+        self.assertEqual((c["records"], c["bytes"], c["complete"]), (p["records"], p["records"] * 100,
+                                                                     True))
+        m = self.json("bench", "metadata", "-n", "3")
+        self.assertEqual(m["requests"], 3)
+        self.assertGreaterEqual(m["partitions"], 3)
+        self.fails(1, "no such topic", "bench", "consume", "-t", "benchcli-none")
+
+    def test_bench_mock_cluster(self):
+        mock = subprocess.Popen([STRATA, "bench", "mock", "--mock-topic", "m:2", "-d", "60s"],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            boot = mock.stdout.readline().strip()
+            self.assertRegex(boot, r"^127\.0\.0\.1:\d+")
+            b = ["--brokers", boot, "--format", "json"]
+            r = subprocess.run([STRATA, *b, "bench", "produce", "-t", "m", "-p", "2", "-d", "1s",
+                                "--rate", "200"], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertGreater(json.loads(r.stdout)["records"], 0)
+            r = subprocess.run([STRATA, *b, "bench", "consume", "-t", "m", "-n", "2"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(json.loads(r.stdout)["complete"])
+        finally:
+            mock.send_signal(signal.SIGTERM)
+            mock.communicate(timeout=30)
+        self.assertEqual(mock.returncode, 0)
+
 
 # ---- strata archive: ls, cat, verify against archives a real stratad wrote ----
 
