@@ -23,12 +23,22 @@
 typedef struct adm_server adm_server_t;
 
 typedef struct {
-    uv_loop_t *loop;      /* borrowed: the loop the server runs on (not a shard's) */
-    rt_t *rt;             /* borrowed: the shards, to ask about partitions */
-    meta_t *meta;         /* borrowed: topics */
-    const cfg_t *cfg;     /* borrowed: the running configuration (read only) */
-    const kh_ctx_t *kctx; /* borrowed: node id, cluster id, listeners */
-    idx_t *idx;           /* borrowed: the remote index (POST /v1/storage/recover); NULL = 501 */
+    uv_loop_t *loop;  /* borrowed: the loop the server runs on (not a shard's) */
+    rt_t *rt;         /* borrowed: the shards, to ask about partitions */
+    meta_t *meta;     /* borrowed: topics */
+    const cfg_t *cfg; /* borrowed: the running configuration (read only) */
+    /* borrowed: node id, cluster id, listeners; its _Atomic fields (message.max.bytes,
+     * num.partitions, auto.create.topics.enable, log defaults) change live on PUT
+     * /v1/cluster/config */
+    kh_ctx_t *kctx;
+    idx_t
+        *idx; /* borrowed: the remote index (POST /v1/storage/recover, remote bytes); NULL = none */
+    /* borrowed: [shard] the shard's tiered storage or NULL, read only on that shard's
+     * loop (upload and hydration state); NULL = no tiering */
+    struct tier_shard *const *tiers;
+    /* Is remote storage on for a topic? Called on shards. NULL = never. */
+    bool (*is_remote)(void *arg, const char *topic);
+    void *is_remote_arg;
 } adm_opts_t;
 
 /** Bind strata.admin.listener and start serving on opts->loop. Every

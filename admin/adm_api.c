@@ -90,22 +90,50 @@ typedef struct {
     bool is_open;
     int64_t log_start, local_start, end, durable, size_bytes;
     int segments;
+    /* Tiered storage, when is_remote (remote.storage.enable on for the topic): */
+    bool is_remote;
+    int64_t uploaded_offset; /* every offset below is archived and indexed */
+    int64_t lag_bytes;       /* sealed local segments at or above it: bytes */
+    int64_t lag_segments;    /* and how many (the active segment is not uploadable yet) */
+    /* From the remote index on the admin loop (storage answers only); -1 = unknown */
+    int64_t remote_bytes, remote_segments;
 } prow_t;
 
-/* A shard's answer: n rows. */
+/* A shard's answer: its tiered storage counters and n rows. */
 typedef struct {
+    bool has_tier; /* the shard runs tiered storage: tier, gc are set */
+    tier_stats_t tier;
+    tier_gc_stats_t gc;
     size_t n;
     prow_t rows[];
 } prows_t;
 
-static void prow_fill(prow_t *r, const char *topic, int32_t p, plog_t *log, int shard)
+/* Upload lag of a remote-enabled log: the sealed segments not yet uploaded. */
+static void upload_lag(prow_t *r, plog_t *log)
+{
+    r->uploaded_offset = plog_uploaded_offset(log);
+    plog_seg_info_t si;
+    for (int64_t from = r->uploaded_offset; plog_sealed_get(log, from, &si) == 0;) {
+        r->lag_bytes += si.size;
+        r->lag_segments++;
+        from = si.next_offset;
+        plog_seg_info_release(&si);
+    }
+}
+
+static void
+prow_fill(prow_t *r, const char *topic, int32_t p, plog_t *log, int shard, bool is_remote)
 {
     memset(r, 0, sizeof(*r));
     r->topic = topic;
     r->partition = p;
     r->shard = shard;
+    r->is_remote = is_remote;
+    r->remote_bytes = r->remote_segments = -1;
     if (!log)
         return;
+    if (is_remote)
+        upload_lag(r, log);
     r->is_open = true;
     r->log_start = plog_start_offset(log);
     r->segments = plog_segment_count(log);
@@ -127,15 +155,37 @@ static json_t *partition_json(const prow_t *r)
                      (json_int_t)r->size_bytes, "segments", r->segments);
 }
 
+static bool topic_is_remote(const adm_server_t *s, const char *topic)
+{
+    return s->o.is_remote && s->o.is_remote(s->o.is_remote_arg, topic);
+}
+
+/* A shard's answer with room for n rows, its tiered storage counters read. */
+static prows_t *prows_new(const adm_server_t *s, rt_shard_t *sh, size_t n)
+{
+    prows_t *rs = malloc(sizeof(*rs) + (n ? n : 1) * sizeof(prow_t));
+    if (!rs)
+        return NULL;
+    rs->n = 0;
+    struct tier_shard *ts = s->o.tiers ? s->o.tiers[rt_shard_id(sh)] : NULL;
+    rs->has_tier = ts != NULL;
+    if (ts) {
+        tier_read_stats(ts, &rs->tier);
+        tier_gc_stats(ts, &rs->gc);
+    }
+    return rs;
+}
+
 static void on_shard_partition(rt_shard_t *sh, adm_gather_t *g, int slot)
 {
     tp_arg_t *a = g->arg;
     part_shard_t *ps = adm_shard_parts(sh);
     plog_t *log = ps ? part_get(ps, a->topic, a->partition) : NULL;
-    prows_t *rs = malloc(sizeof(*rs) + sizeof(prow_t));
+    prows_t *rs = prows_new(g->s, sh, 1);
     if (rs) {
         rs->n = 1;
-        prow_fill(&rs->rows[0], a->topic, a->partition, log, rt_shard_id(sh));
+        prow_fill(&rs->rows[0], a->topic, a->partition, log, rt_shard_id(sh),
+                  topic_is_remote(g->s, a->topic));
     }
     g->result[slot] = rs; /* NULL (out of memory) answers 500 */
 }
@@ -231,19 +281,19 @@ static void on_shard_scan(rt_shard_t *sh, adm_gather_t *g, int slot)
     for (int i = 0; i < a->snap->n_topics; i++)
         if (!a->topic || !strcmp(a->topic, a->snap->topics[i].name))
             cap += (size_t)a->snap->topics[i].n_partitions;
-    prows_t *rs = malloc(sizeof(*rs) + (cap ? cap : 1) * sizeof(prow_t));
+    prows_t *rs = prows_new(g->s, sh, cap);
     if (!rs)
         return; /* NULL: answered 500 */
-    rs->n = 0;
     for (int i = 0; i < a->snap->n_topics; i++) {
         const meta_topic_t *t = &a->snap->topics[i];
         if (a->topic && strcmp(a->topic, t->name) != 0)
             continue;
+        bool is_remote = topic_is_remote(g->s, t->name);
         for (int32_t p = 0; p < t->n_partitions; p++) {
             if (rt_shard_for(t->name, p, n) != me)
                 continue;
             plog_t *log = ps ? part_get(ps, t->name, p) : NULL;
-            prow_fill(&rs->rows[rs->n++], t->name, p, log, me);
+            prow_fill(&rs->rows[rs->n++], t->name, p, log, me, is_remote);
         }
     }
     g->result[slot] = rs;
@@ -285,48 +335,156 @@ static const prow_t **collect(adm_gather_t *g, size_t *n_out)
     return v;
 }
 
-static json_t *upload_fields(json_t *o)
+/* ---- Storage answers ---- */
+
+/* Totals of the tiered storage fields over some partitions. */
+typedef struct {
+    bool has_remote; /* a partition is remote-enabled or has archived data */
+    bool is_remote_known;
+    int64_t lag_bytes, lag_segments, remote_bytes, remote_segments;
+} tsum_t;
+
+static void tsum_add(tsum_t *t, const prow_t *r)
 {
-    /* Tiered storage is not built yet: its fields exist, as null. */
-    json_object_set_new(o, "uploaded_offset", json_null());
-    json_object_set_new(o, "upload_lag_bytes", json_null());
-    json_object_set_new(o, "upload_lag_segments", json_null());
-    json_object_set_new(o, "remote_bytes", json_null());
-    json_object_set_new(o, "remote_segments", json_null());
+    if (!r->is_remote && r->remote_segments <= 0)
+        return;
+    if (!t->has_remote)
+        t->is_remote_known = true;
+    t->has_remote = true;
+    t->lag_bytes += r->lag_bytes;
+    t->lag_segments += r->lag_segments;
+    if (r->remote_bytes < 0)
+        t->is_remote_known = false;
+    else {
+        t->remote_bytes += r->remote_bytes;
+        t->remote_segments += r->remote_segments;
+    }
+}
+
+static json_t *int_or_null(bool is_known, int64_t v)
+{
+    return is_known ? json_integer(v) : json_null();
+}
+
+/* The upload fields of a topic (uploaded_offset only per partition) or a
+ * partition (r != NULL); null where remote storage is off. */
+static json_t *upload_fields(json_t *o, const tsum_t *t, const prow_t *r)
+{
+    bool on = t->has_remote;
+    json_object_set_new(o, "uploaded_offset",
+                        int_or_null(r && r->is_remote, r ? r->uploaded_offset : 0));
+    json_object_set_new(o, "upload_lag_bytes", int_or_null(on, t->lag_bytes));
+    json_object_set_new(o, "upload_lag_segments", int_or_null(on, t->lag_segments));
+    json_object_set_new(o, "remote_bytes", int_or_null(on && t->is_remote_known, t->remote_bytes));
+    json_object_set_new(o, "remote_segments",
+                        int_or_null(on && t->is_remote_known, t->remote_segments));
     return o;
 }
 
-static json_t *remote_summary(const adm_server_t *s)
+/* Tiered storage counters of every shard, summed. */
+typedef struct {
+    bool has_tier;
+    tier_stats_t t;
+    tier_gc_stats_t gc;
+    const char *last_error; /* borrowed from a shard's answer; NULL = none */
+} tier_sum_t;
+
+static void tier_sum(adm_gather_t *g, tier_sum_t *out)
 {
-    return json_pack("{s:b,s:s,s:n,s:n,s:n,s:n,s:n,s:n}", "enabled", 0, "archive_url",
-                     cfg_str(s->o.cfg, CFG_ARCHIVE_URL), "uploaded_bytes", "uploaded_segments",
-                     "cache_bytes", "cache_hit_rate", "last_error", "upload_lag_bytes");
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < g->n; i++) {
+        const prows_t *rs = g->result[i];
+        if (!rs || !rs->has_tier)
+            continue;
+        out->has_tier = true;
+        const tier_stats_t *t = &rs->tier;
+        out->t.uploaded_segments += t->uploaded_segments;
+        out->t.uploaded_bytes += t->uploaded_bytes;
+        out->t.errors += t->errors;
+        out->t.active += t->active;
+        out->t.reads += t->reads;
+        out->t.download_errors += t->download_errors;
+        out->t.cache_hits += t->cache_hits;
+        out->t.cache_misses += t->cache_misses;
+        out->t.cache_evictions += t->cache_evictions;
+        out->t.cache_corrupt += t->cache_corrupt;
+        out->t.downloads += t->downloads;
+        out->t.readahead_downloads += t->readahead_downloads;
+        out->t.downloaded_bytes += t->downloaded_bytes;
+        out->t.hydrated_bytes += t->hydrated_bytes;
+        out->t.shared_waits += t->shared_waits;
+        out->t.cache_bytes += t->cache_bytes;
+        out->t.cache_entries += t->cache_entries;
+        out->gc.deleted_objects += rs->gc.deleted_objects;
+        out->gc.deleted_orphans += rs->gc.deleted_orphans;
+        out->gc.errors += rs->gc.errors;
+        if (!out->last_error && t->last_error[0])
+            out->last_error = t->last_error;
+    }
 }
 
-static json_t *topic_summary(const char *topic, int n_parts, int64_t bytes, int64_t segs)
+static json_t *remote_summary(const adm_server_t *s, const tier_sum_t *ts, const tsum_t *all)
+{
+    bool on = ts->has_tier;
+    const tier_stats_t *t = &ts->t;
+    int64_t lookups = t->cache_hits + t->cache_misses;
+    json_t *o = json_pack("{s:b,s:s}", "enabled",
+                          all->has_remote || cfg_bool(s->o.cfg, CFG_REMOTE_SYSTEM_ENABLE),
+                          "archive_url", cfg_str(s->o.cfg, CFG_ARCHIVE_URL));
+    json_object_set_new(o, "uploaded_bytes", int_or_null(on, t->uploaded_bytes));
+    json_object_set_new(o, "uploaded_segments", int_or_null(on, t->uploaded_segments));
+    json_object_set_new(o, "upload_errors", int_or_null(on, t->errors));
+    json_object_set_new(o, "cache_bytes", int_or_null(on, t->cache_bytes));
+    json_object_set_new(o, "cache_max_bytes", json_integer(cfg_int(s->o.cfg, CFG_CACHE_BYTES)));
+    json_object_set_new(o, "cache_entries", int_or_null(on, t->cache_entries));
+    json_object_set_new(o, "cache_hits", int_or_null(on, t->cache_hits));
+    json_object_set_new(o, "cache_misses", int_or_null(on, t->cache_misses));
+    json_object_set_new(o, "cache_hit_rate",
+                        on && lookups > 0 ? json_real((double)t->cache_hits / (double)lookups)
+                                          : json_null());
+    json_object_set_new(o, "last_error",
+                        ts->last_error ? json_string(ts->last_error) : json_null());
+    json_object_set_new(o, "upload_lag_bytes", int_or_null(all->has_remote, all->lag_bytes));
+    json_object_set_new(o, "upload_lag_segments", int_or_null(all->has_remote, all->lag_segments));
+    json_object_set_new(o, "remote_bytes",
+                        int_or_null(all->has_remote && all->is_remote_known, all->remote_bytes));
+    json_object_set_new(o, "remote_segments",
+                        int_or_null(all->has_remote && all->is_remote_known, all->remote_segments));
+    return o;
+}
+
+static json_t *
+topic_summary(const char *topic, int n_parts, int64_t bytes, int64_t segs, const tsum_t *t)
 {
     return upload_fields(json_pack("{s:s,s:i,s:I,s:I}", "topic", topic, "partitions", n_parts,
                                    "local_bytes", (json_int_t)bytes, "local_segments",
-                                   (json_int_t)segs));
+                                   (json_int_t)segs),
+                         t, NULL);
 }
 
-static void storage_done(adm_gather_t *g)
+static json_t *partition_storage_json(const prow_t *r)
+{
+    tsum_t t = {0};
+    tsum_add(&t, r);
+    return upload_fields(json_pack("{s:i,s:i,s:I,s:i,s:I,s:I,s:I}", "partition", (int)r->partition,
+                                   "shard", r->shard, "local_bytes", (json_int_t)r->size_bytes,
+                                   "local_segments", r->segments, "log_start_offset",
+                                   (json_int_t)r->log_start, "local_start_offset",
+                                   (json_int_t)r->local_start, "end_offset", (json_int_t)r->end),
+                         &t, r);
+}
+
+/* The answer of GET /v1/storage[/topics/T] from sorted rows. */
+static json_t *storage_json(adm_gather_t *g, const prow_t **v, size_t n)
 {
     scan_arg_t *a = g->arg;
-    adm_call_t *call = g->call;
-    g->call = NULL;
-    size_t n = 0;
-    const prow_t **v = collect(g, &n);
-    if (!v) {
-        adm_reply_error(call, 500, "internal", "out of memory");
-        return;
-    }
     json_t *doc = json_object();
     json_t *parts = json_array();
     json_t *topics = json_array();
     int64_t bytes = 0, segs = 0;     /* all partitions */
     int64_t t_bytes = 0, t_segs = 0; /* the current topic's */
     int t_parts = 0;
+    tsum_t all = {0}, tt = {0};
     for (size_t i = 0; i < n; i++) {
         const prow_t *r = v[i];
         bytes += r->size_bytes;
@@ -334,35 +492,126 @@ static void storage_done(adm_gather_t *g)
         t_bytes += r->size_bytes;
         t_segs += r->segments;
         t_parts++;
+        tsum_add(&all, r);
+        tsum_add(&tt, r);
         if (i + 1 == n || strcmp(v[i + 1]->topic, r->topic) != 0) {
-            json_array_append_new(topics, topic_summary(r->topic, t_parts, t_bytes, t_segs));
+            json_array_append_new(topics, topic_summary(r->topic, t_parts, t_bytes, t_segs, &tt));
             t_bytes = t_segs = t_parts = 0;
+            memset(&tt, 0, sizeof(tt));
         }
-        json_array_append_new(
-            parts,
-            upload_fields(json_pack("{s:i,s:i,s:I,s:i,s:I,s:I,s:I}", "partition", (int)r->partition,
-                                    "shard", r->shard, "local_bytes", (json_int_t)r->size_bytes,
-                                    "local_segments", r->segments, "log_start_offset",
-                                    (json_int_t)r->log_start, "local_start_offset",
-                                    (json_int_t)r->local_start, "end_offset", (json_int_t)r->end)));
+        json_array_append_new(parts, partition_storage_json(r));
     }
-    free(v);
     if (a->topic) {
         json_object_set_new(doc, "topic", json_string(a->topic));
         json_object_set_new(doc, "local_bytes", json_integer(bytes));
         json_object_set_new(doc, "local_segments", json_integer(segs));
-        upload_fields(doc);
+        upload_fields(doc, &all, NULL);
         json_object_set_new(doc, "partitions", parts);
         json_decref(topics);
     } else {
+        tier_sum_t ts;
+        tier_sum(g, &ts);
         json_object_set_new(doc, "local",
                             json_pack("{s:I,s:I,s:I}", "bytes", (json_int_t)bytes, "segments",
                                       (json_int_t)segs, "partitions", (json_int_t)n));
-        json_object_set_new(doc, "remote", remote_summary(call->s));
+        json_object_set_new(doc, "remote", remote_summary(g->s, &ts, &all));
         json_object_set_new(doc, "topics", topics);
         json_decref(parts);
     }
-    adm_reply_json(call, 200, doc);
+    return doc;
+}
+
+/* Remote bytes and segments of each partition, from the remote index (on
+ * this loop, paged), then the answer. Owns the gather's results meanwhile. */
+typedef struct stor_job stor_job_t;
+typedef struct {
+    stor_job_t *job;
+    prow_t *row; /* borrowed from job->g */
+} stor_q_t;
+
+struct stor_job {
+    adm_gather_t g; /* a copy: result and arg taken from the finished gather */
+    adm_call_t *call;
+    const prow_t **v; /* owned: sorted rows */
+    size_t n;
+    stor_q_t *qs; /* owned: one per row */
+    int pending;
+};
+
+static void stor_job_finish(stor_job_t *j)
+{
+    json_t *doc = storage_json(&j->g, j->v, j->n);
+    adm_reply_json(j->call, 200, doc);
+    for (int i = 0; i < j->g.n; i++)
+        free(j->g.result[i]);
+    free(j->g.result);
+    j->g.free_arg(j->g.arg);
+    free(j->v);
+    free(j->qs);
+    free(j);
+}
+
+static void
+on_remote_segs(void *arg, int status, const idx_segment_t *segs, size_t n, int64_t next_base_offset)
+{
+    stor_q_t *q = arg;
+    prow_t *r = q->row;
+    stor_job_t *j = q->job;
+    if (status == 0) {
+        if (r->remote_bytes < 0)
+            r->remote_bytes = r->remote_segments = 0;
+        for (size_t i = 0; i < n; i++)
+            r->remote_bytes += segs[i].size;
+        r->remote_segments += (int64_t)n;
+        adm_server_t *s = j->call->s;
+        if (next_base_offset >= 0 && s->idx &&
+            idx_list_segments(s->idx, r->topic, r->partition, next_base_offset, IDX_MAX_PAGE,
+                              on_remote_segs, q) == 0)
+            return; /* the next page */
+        if (next_base_offset >= 0)
+            r->remote_bytes = r->remote_segments = -1; /* closing: unknown */
+    } else {
+        r->remote_bytes = r->remote_segments = -1;
+    }
+    if (--j->pending == 0)
+        stor_job_finish(j);
+}
+
+static void storage_done(adm_gather_t *g)
+{
+    adm_server_t *s = g->s;
+    size_t n = 0;
+    const prow_t **v = collect(g, &n);
+    stor_job_t *j = v ? calloc(1, sizeof(*j)) : NULL;
+    if (j)
+        j->qs = calloc(n ? n : 1, sizeof(*j->qs));
+    if (!j || !j->qs) {
+        if (j)
+            free(j);
+        free(v);
+        adm_reply_error(g->call, 500, "internal", "out of memory");
+        g->call = NULL;
+        return;
+    }
+    /* Take the call, the results and the argument from the gather. */
+    j->g = *g;
+    j->call = g->call;
+    g->call = NULL;
+    g->result = NULL;
+    g->arg = NULL;
+    j->v = v;
+    j->n = n;
+    j->pending = 1; /* held while submitting */
+    for (size_t i = 0; s->idx && i < n; i++) {
+        stor_q_t *q = &j->qs[i];
+        q->job = j;
+        q->row = (prow_t *)v[i];
+        if (idx_list_segments(s->idx, v[i]->topic, v[i]->partition, 0, IDX_MAX_PAGE, on_remote_segs,
+                              q) == 0)
+            j->pending++;
+    }
+    if (--j->pending == 0)
+        stor_job_finish(j);
 }
 
 static void get_storage(adm_call_t *call, const char *topic, size_t tlen)
@@ -428,6 +677,99 @@ static const char *label_name(st_hist_t h, int label)
     return api ? api->name : NULL;
 }
 
+/* Value of gauge m of a partition, or false when it has none. */
+typedef bool (*part_value_fn)(const prow_t *r, size_t m, int64_t *out);
+
+static bool log_value(const prow_t *r, size_t m, int64_t *out)
+{
+    *out = m == 0 ? r->size_bytes : m == 1 ? r->segments : m == 2 ? r->log_start : r->end;
+    return true;
+}
+
+static bool lag_value(const prow_t *r, size_t m, int64_t *out)
+{
+    *out = m == 0 ? r->uploaded_offset : m == 1 ? r->lag_bytes : r->lag_segments;
+    return r->is_remote;
+}
+
+/* Gauges labelled by topic and partition: names[m] = {name, help}. */
+static void render_part_gauges(st_mtext_t *t,
+                               const char *const (*names)[2],
+                               size_t n_names,
+                               const prow_t **v,
+                               size_t n,
+                               part_value_fn value)
+{
+    for (size_t m = 0; m < n_names; m++) {
+        st_mtext_printf(t, "# HELP %s %s\n# TYPE %s gauge\n", names[m][0], names[m][1],
+                        names[m][0]);
+        for (size_t i = 0; v && i < n; i++) {
+            int64_t val;
+            if (!value(v[i], m, &val))
+                continue;
+            st_mtext_printf(t, "%s{topic=\"", names[m][0]);
+            st_mtext_label(t, v[i]->topic);
+            st_mtext_printf(t, "\",partition=\"%d\"} %" PRId64 "\n", (int)v[i]->partition, val);
+        }
+    }
+}
+
+/* Tiered storage metrics: the shards' counters summed, and the upload
+ * state of each remote-enabled partition. */
+static void render_tier(st_mtext_t *t, adm_gather_t *g, const prow_t **v, size_t n)
+{
+    tier_sum_t ts;
+    tier_sum(g, &ts);
+    const tier_stats_t *x = &ts.t;
+    const struct {
+        const char *name, *type, *help;
+        int64_t value;
+    } k_tier[] = {
+        {"strata_tier_uploaded_segments_total", "counter",
+         "Segment objects uploaded to the archive and indexed.", x->uploaded_segments},
+        {"strata_tier_uploaded_bytes_total", "counter", "Object bytes uploaded (indexed ones).",
+         x->uploaded_bytes},
+        {"strata_tier_upload_errors_total", "counter", "Failed upload attempts (retried).",
+         x->errors},
+        {"strata_tier_uploads_active", "gauge", "Partitions uploading a segment now.", x->active},
+        {"strata_tier_hydration_requests_total", "counter",
+         "Reads of archived data (fetches and timestamp lookups below the local log).", x->reads},
+        {"strata_tier_hydration_bytes_total", "counter",
+         "Record batch bytes returned to readers from the archive.", x->hydrated_bytes},
+        {"strata_tier_hydration_downloads_total", "counter",
+         "Ranged GETs of archived chunks (read-ahead included).", x->downloads},
+        {"strata_tier_hydration_downloaded_bytes_total", "counter",
+         "Object bytes downloaded by those GETs.", x->downloaded_bytes},
+        {"strata_tier_hydration_errors_total", "counter",
+         "Ranged GETs of archived chunks that failed.", x->download_errors},
+        {"strata_tier_cache_hits_total", "counter", "Chunks read from the chunk cache.",
+         x->cache_hits},
+        {"strata_tier_cache_misses_total", "counter",
+         "Chunks a read wanted that the cache did not hold.", x->cache_misses},
+        {"strata_tier_cache_evictions_total", "counter",
+         "Chunk files evicted to stay under strata.cache.bytes.", x->cache_evictions},
+        {"strata_tier_cache_bytes", "gauge", "Bytes in the chunk cache now.", x->cache_bytes},
+        {"strata_tier_cache_entries", "gauge", "Chunks in the chunk cache now.", x->cache_entries},
+        {"strata_tier_gc_deleted_objects_total", "counter",
+         "Archived objects deleted by retention, DeleteRecords, DeleteTopics and orphan GC.",
+         ts.gc.deleted_objects + ts.gc.deleted_orphans},
+        {"strata_tier_gc_errors_total", "counter", "Failed retention or GC steps.", ts.gc.errors},
+    };
+    for (size_t m = 0; m < sizeof(k_tier) / sizeof(k_tier[0]); m++)
+        st_mtext_printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %" PRId64 "\n", k_tier[m].name,
+                        k_tier[m].help, k_tier[m].name, k_tier[m].type, k_tier[m].name,
+                        k_tier[m].value);
+    static const char *const k_lag[][2] = {
+        {"strata_tier_uploaded_offset",
+         "Offsets below it are archived and indexed (remote-enabled partitions)."},
+        {"strata_tier_upload_lag_bytes",
+         "Bytes of sealed local segments not yet uploaded (remote-enabled partitions)."},
+        {"strata_tier_upload_lag_segments",
+         "Sealed local segments not yet uploaded (remote-enabled partitions)."},
+    };
+    render_part_gauges(t, k_lag, sizeof(k_lag) / sizeof(k_lag[0]), v, n, lag_value);
+}
+
 static void metrics_done(adm_gather_t *g)
 {
     adm_call_t *call = g->call;
@@ -451,20 +793,8 @@ static void metrics_done(adm_gather_t *g)
         {"strata_log_start_offset", "Log start offset of a partition."},
         {"strata_log_end_offset", "Log end offset (next offset) of a partition."},
     };
-    for (size_t m = 0; m < sizeof(k_gauges) / sizeof(k_gauges[0]); m++) {
-        st_mtext_printf(&t, "# HELP %s %s\n# TYPE %s gauge\n", k_gauges[m][0], k_gauges[m][1],
-                        k_gauges[m][0]);
-        for (size_t i = 0; v && i < n; i++) {
-            const prow_t *r = v[i];
-            int64_t val = m == 0   ? r->size_bytes
-                          : m == 1 ? r->segments
-                          : m == 2 ? r->log_start
-                                   : r->end;
-            st_mtext_printf(&t, "%s{topic=\"", k_gauges[m][0]);
-            st_mtext_label(&t, r->topic);
-            st_mtext_printf(&t, "\",partition=\"%d\"} %" PRId64 "\n", (int)r->partition, val);
-        }
-    }
+    render_part_gauges(&t, k_gauges, sizeof(k_gauges) / sizeof(k_gauges[0]), v, n, log_value);
+    render_tier(&t, g, v, n);
     free(v);
     if (t.is_oom) {
         st_mtext_free(&t);

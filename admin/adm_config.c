@@ -1,15 +1,22 @@
 /* adm_config.c - GET and PUT /v1/cluster/config: the broker's configuration
- * with each value's source, and validated, persisted changes.
+ * with each value's source, and validated, persisted changes applied live.
  * Data path: an operator PUTs {"upsert": {...}, "remove": [...]} -> every key
  * is checked against the key table (known, reloadable, valid value) -> the
  * overrides are written to log.dir/cluster_config.yaml (atomically: temp
- * file, fsync, rename) -> stratad applies that file at its next start
- * (adm_config_load), and strata.log.level takes effect at once.
+ * file, fsync, rename), which stratad applies at its next start
+ * (adm_config_load) -> each reloadable key is applied to the running broker
+ * (apply_live): the log level, the _Atomic limits of the Kafka context, or a
+ * new version of the log defaults, which every shard then applies to the
+ * partitions it has open (adm_gather + kh_shard_apply_defaults) before the
+ * answer goes out, so the change is in effect when the client reads it.
  * Invariants: 1. the running cfg_t is never modified here (shards read it
- *                without a lock); changes live in s->pending_cfg;
- *             2. a PUT is all or nothing: one bad key refuses all of it.
+ *                without a lock); live values are kept in s->live;
+ *             2. a PUT is all or nothing: one bad key refuses all of it;
+ *             3. a published log-defaults version is never changed or freed
+ *                while shards run (adm_config_fini frees them at exit).
  * The file is small and written on the admin loop, never on a shard's. */
 #include "admin/adm_int.h"
+#include "core/part.h"
 #include "core/st_log.h"
 
 #include <errno.h>
@@ -20,7 +27,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ADM_CFG_FILE "cluster_config.yaml"
+#define ADM_CFG_FILE   "cluster_config.yaml"
+#define ADM_CFG_ORIGIN "admin API"
+
+/* One published version of the log defaults (kh_ctx_t.log_defaults). */
+typedef struct adm_defaults {
+    struct adm_defaults *next;
+    plog_config_t cfg;
+} adm_defaults_t;
 
 static json_t *value_json(const cfg_t *c, cfg_key_t k)
 {
@@ -48,18 +62,35 @@ static const char *type_name(cfg_key_t k)
     return "string";
 }
 
+/* Whether the value k started with came from the persisted file. */
+static bool from_file(const adm_server_t *s, cfg_key_t k)
+{
+    const char *o = cfg_origin(s->o.cfg, k);
+    size_t n = s->cfg_path ? strlen(s->cfg_path) : 0;
+    return n && !strncmp(o, s->cfg_path, n) && o[n] == ':';
+}
+
+/* Set by the environment or a flag: those win over the persisted file, now
+ * and at the next start, so a PUT of such a key changes nothing running. */
+static bool is_shadowed(const adm_server_t *s, cfg_key_t k)
+{
+    const char *o = cfg_origin(s->o.cfg, k);
+    return !strncmp(o, "STRATA_", 7) || !strcmp(o, "command line");
+}
+
 void adm_config_get(adm_call_t *call)
 {
     adm_server_t *s = call->s;
     json_t *arr = json_array();
     for (int i = 0; arr && i < CFG__COUNT; i++) {
         cfg_key_t k = (cfg_key_t)i;
+        const cfg_t *c = s->is_live[k] ? s->live : s->o.cfg;
         json_t *e = json_pack("{s:s,s:o,s:s,s:s,s:b,s:s,s:s}", "name", cfg_name(k), "value",
-                              value_json(s->o.cfg, k), "type", type_name(k), "source",
-                              cfg_origin(s->o.cfg, k), "reloadable", cfg_reloadable(k), "default",
-                              cfg_default(k), "doc", cfg_doc(k));
+                              value_json(c, k), "type", type_name(k), "source", cfg_origin(c, k),
+                              "reloadable", cfg_reloadable(k), "default", cfg_default(k), "doc",
+                              cfg_doc(k));
         json_t *pending = json_object_get(s->pending_cfg, cfg_name(k));
-        if (e && pending)
+        if (e && pending && !s->is_live[k] && !from_file(s, k))
             json_object_set(e, "pending", pending);
         json_array_append_new(arr, e);
     }
@@ -122,8 +153,12 @@ static void
 put_fail(adm_call_t *call, int status, const char *code, const char *key, const char *msg)
 {
     json_t *doc = json_pack("{s:s,s:s,s:i}", "error", code, "message", msg, "status", status);
-    if (doc && key)
+    cfg_key_t k;
+    if (doc && key) {
         json_object_set_new(doc, "key", json_string(key));
+        if (cfg_lookup(key, &k) == 0 && !cfg_reloadable(k))
+            json_object_set_new(doc, "restart_required", json_true());
+    }
     adm_reply_json(call, status, doc);
 }
 
@@ -159,6 +194,152 @@ check_key(const char *key, json_t *v, char *text, size_t text_len, char *msg, si
             return -1;
     }
     return 0;
+}
+
+/* ---- Live application ---- */
+
+typedef enum {
+    LIVE_NO,         /* applied at the next start */
+    LIVE_DONE,       /* in effect */
+    LIVE_PARTITIONS, /* in effect once the shards re-applied their partitions' configs */
+} live_t;
+
+/* Apply key k with the value it has in v to the running broker. */
+static live_t apply_key(adm_server_t *s, cfg_key_t k, const cfg_t *v)
+{
+    kh_ctx_t *kc = s->o.kctx;
+    st_log_level_t lv;
+    switch (k) {
+    case CFG_LOG_LEVEL:
+        if (st_log_parse_level(cfg_str(v, k), &lv) != 0)
+            return LIVE_NO;
+        st_log_set_level(lv);
+        return LIVE_DONE;
+    case CFG_MESSAGE_MAX_BYTES:
+        atomic_store(&kc->message_max_bytes, cfg_int(v, k));
+        return LIVE_DONE;
+    case CFG_NUM_PARTITIONS:
+        atomic_store(&kc->num_partitions, (int32_t)cfg_int(v, k));
+        return LIVE_DONE;
+    case CFG_AUTO_CREATE:
+        atomic_store(&kc->auto_create, cfg_bool(v, k));
+        return LIVE_DONE;
+    case CFG_SEGMENT_BYTES:
+    case CFG_ROLL_MS:
+    case CFG_RETENTION_MS:
+    case CFG_RETENTION_BYTES:
+    case CFG_INDEX_INTERVAL:
+        break;
+    default:
+        return LIVE_NO;
+    }
+    adm_defaults_t *d = malloc(sizeof(*d));
+    if (!d)
+        return LIVE_NO;
+    d->cfg = *atomic_load(&kc->log_defaults);
+    int64_t x = cfg_int(v, k);
+    if (k == CFG_SEGMENT_BYTES)
+        d->cfg.segment_bytes = x;
+    else if (k == CFG_ROLL_MS)
+        d->cfg.segment_ms = x;
+    else if (k == CFG_RETENTION_MS)
+        d->cfg.retention_ms = x;
+    else if (k == CFG_RETENTION_BYTES)
+        d->cfg.retention_bytes = x;
+    else
+        d->cfg.index_interval_bytes = (int32_t)x;
+    d->next = s->defaults;
+    s->defaults = d;
+    kh_ctx_set_log_defaults(kc, &d->cfg);
+    return LIVE_PARTITIONS;
+}
+
+/* Text of k's value in c, as cfg_set parses it. */
+static void value_text(const cfg_t *c, cfg_key_t k, char *out, size_t len)
+{
+    if (cfg_type(k) == CFG_STR)
+        snprintf(out, len, "%s", cfg_str(c, k));
+    else if (cfg_type(k) == CFG_BOOL)
+        snprintf(out, len, "%s", cfg_bool(c, k) ? "true" : "false");
+    else
+        snprintf(out, len, "%lld", (long long)cfg_int(c, k));
+}
+
+/* Apply one key of a PUT: set (text) or removed (text NULL). Appends the key
+ * to the list of the answer it belongs in. @return whether shards must
+ * re-apply their partitions' configs. */
+static bool apply_one(adm_server_t *s, const char *key, const char *text, json_t *doc)
+{
+    cfg_key_t k;
+    if (cfg_lookup(key, &k) != 0 || !s->live)
+        return false; /* checked already; out of memory at start */
+    const char *list = "restart_required";
+    live_t how = LIVE_NO;
+    char start[1024];
+    if (is_shadowed(s, k)) {
+        list = "shadowed";
+    } else if (text) { /* validated: cannot fail */
+        if (cfg_set(s->live, key, text, ADM_CFG_ORIGIN, NULL, 0) == 0 &&
+            (how = apply_key(s, k, s->live)) != LIVE_NO)
+            s->is_live[k] = true;
+    } else if (!from_file(s, k)) {
+        /* Removed: back to the value the broker started with, which the
+         * persisted file did not set. */
+        value_text(s->o.cfg, k, start, sizeof(start));
+        if (cfg_set(s->live, key, start, ADM_CFG_ORIGIN, NULL, 0) == 0 &&
+            (how = apply_key(s, k, s->live)) != LIVE_NO)
+            s->is_live[k] = false;
+    }
+    if (how != LIVE_NO)
+        list = "applied";
+    json_array_append_new(json_object_get(doc, list), json_string(key));
+    return how == LIVE_PARTITIONS;
+}
+
+static void on_shard_reapply(rt_shard_t *sh, adm_gather_t *g, int slot)
+{
+    kh_shard_t *ks = kh_shard_of(sh);
+    if (ks)
+        kh_shard_apply_defaults(ks);
+    g->result[slot] = malloc(1); /* answered */
+}
+
+static void reapply_done(adm_gather_t *g)
+{
+    adm_call_t *call = g->call;
+    g->call = NULL;
+    adm_reply_json(call, 200, json_incref(g->arg));
+}
+
+static void doc_free(void *doc)
+{
+    json_decref(doc);
+}
+
+/* Apply every key of a validated, persisted PUT and answer it. */
+static void apply_all(adm_call_t *call, json_t *upsert, json_t *remove)
+{
+    adm_server_t *s = call->s;
+    json_t *doc = json_pack("{s:[],s:[],s:[],s:O,s:s}", "applied", "restart_required", "shadowed",
+                            "pending", s->pending_cfg, "persisted_file", s->cfg_path);
+    if (!doc) {
+        adm_reply_error(call, 500, "internal", "out of memory");
+        return;
+    }
+    bool reapply = false;
+    const char *key;
+    json_t *v;
+    json_object_foreach(upsert, key, v)
+    {
+        const char *text = json_string_value(json_object_get(s->pending_cfg, key));
+        reapply |= apply_one(s, key, text ? text : "", doc);
+    }
+    size_t i;
+    json_array_foreach(remove, i, v) reapply |= apply_one(s, json_string_value(v), NULL, doc);
+    if (reapply) /* answered once every shard re-applied its partitions' configs */
+        adm_gather(call, on_shard_reapply, reapply_done, doc, doc_free);
+    else
+        adm_reply_json(call, 200, doc);
 }
 
 void adm_config_put(adm_call_t *call)
@@ -216,26 +397,9 @@ void adm_config_put(adm_call_t *call)
     json_decref(s->pending_cfg);
     s->pending_cfg = next;
     next = NULL;
-    /* Applied now: the log level (a process-wide atomic). Everything else at
-     * the next start, which reads the file back. */
-    json_t *live = json_array(), *restart = json_array();
-    json_object_foreach(upsert, key, v)
-    {
-        st_log_level_t lv;
-        const char *val = json_string_value(json_object_get(s->pending_cfg, key));
-        if (!strcmp(key, "strata.log.level") && val && st_log_parse_level(val, &lv) == 0) {
-            st_log_set_level(lv);
-            json_array_append_new(live, json_string(key));
-        } else {
-            json_array_append_new(restart, json_string(key));
-        }
-    }
-    json_array_foreach(remove, i, v) json_array_append(restart, v);
     ST_INFO("admin", "configuration changed: %zu set, %zu removed, persisted to %s",
             json_object_size(upsert), json_array_size(remove), s->cfg_path);
-    adm_reply_json(call, 200,
-                   json_pack("{s:o,s:o,s:O,s:s}", "applied", live, "restart_required", restart,
-                             "pending", s->pending_cfg, "persisted_file", s->cfg_path));
+    apply_all(call, upsert, remove);
 out:
     json_decref(next);
     json_decref(doc);
@@ -278,8 +442,21 @@ int adm_config_load(cfg_t *cfg, const char *dir, char *errbuf, size_t errbuf_len
     return rc;
 }
 
+void adm_config_fini(adm_server_t *s)
+{
+    while (s->defaults) {
+        adm_defaults_t *d = s->defaults;
+        s->defaults = d->next;
+        free(d);
+    }
+    cfg_free(s->live);
+    s->live = NULL;
+}
+
 void adm_config_init(adm_server_t *s)
 {
+    if (cfg_new(&s->live) != 0)
+        s->live = NULL; /* PUT then only persists */
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", cfg_str(s->o.cfg, CFG_LOG_DIR), ADM_CFG_FILE);
     s->cfg_path = strdup(path);

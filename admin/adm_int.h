@@ -92,7 +92,8 @@ struct adm_gather {
     int pending; /* answers still out (admin loop only) */
     int n_failed;
     /* owned: [slot], set by fn on the shard (plain data: shards build no
-     * JSON, so their part of a scrape stays cheap); freed with free() */
+     * JSON, so their part of a scrape stays cheap); freed with free(). done
+     * may take them all (then it sets result and arg to NULL). */
     void **result;
     void *arg; /* owned by the endpoint: freed by free_arg */
     void (*free_arg)(void *arg);
@@ -125,6 +126,11 @@ struct adm_server {
     /* Overrides persisted by PUT /v1/cluster/config (key -> string value). */
     json_t *pending_cfg; /* owned */
     char *cfg_path;      /* owned: DIR/cluster_config.yaml */
+    /* Values PUT applied to the running broker (adm_config.c). */
+    cfg_t *live;                   /* owned: their values; NULL = out of memory at start */
+    bool is_live[CFG__COUNT];      /* the running value of a key is live's */
+    struct adm_defaults *defaults; /* owned: log defaults published, kept until free */
+    idx_client_t *idx;             /* owned: the remote index on this loop; NULL = none */
 };
 
 /** Answer call with a JSON document (takes ownership of doc) and free call. */
@@ -167,5 +173,7 @@ void adm_config_get(adm_call_t *call);
 void adm_config_put(adm_call_t *call);
 /** Load the persisted overrides (if any) into s->pending_cfg. */
 void adm_config_init(adm_server_t *s);
+/** Free what adm_config_init() and PUTs allocated. After every shard stopped. */
+void adm_config_fini(adm_server_t *s);
 
 #endif

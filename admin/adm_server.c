@@ -184,7 +184,7 @@ part_shard_t *adm_shard_parts(rt_shard_t *sh)
 
 static void gather_free(adm_gather_t *g)
 {
-    for (int i = 0; i < g->n; i++)
+    for (int i = 0; g->result && i < g->n; i++) /* NULL: taken by the endpoint */
         free(g->result[i]);
     if (g->free_arg)
         g->free_arg(g->arg);
@@ -640,6 +640,10 @@ int adm_server_new(const adm_opts_t *o, adm_server_t **out, char *errbuf, size_t
         return rc;
     }
     adm_config_init(s);
+    if (o->idx && idx_client_new(o->idx, o->loop, &s->idx) != 0) {
+        ST_WARN("admin", "no remote index client: remote bytes are not reported");
+        s->idx = NULL;
+    }
     uv_timer_start(&s->idle_timer, on_idle_tick, ADM_IDLE_TICK_MS, ADM_IDLE_TICK_MS);
     ST_INFO("admin", "listening on http://%s", addr);
     *out = s;
@@ -668,6 +672,9 @@ void adm_server_close(adm_server_t *s)
     uv_close((uv_handle_t *)&s->listener, NULL);
     uv_close((uv_handle_t *)&s->idle_timer, NULL);
     uv_close((uv_handle_t *)&s->done_async, NULL);
+    if (s->idx) /* lookups already submitted still call back */
+        idx_client_close(s->idx, NULL, NULL);
+    s->idx = NULL;
 }
 
 void adm_server_free(adm_server_t *s)
@@ -678,6 +685,7 @@ void adm_server_free(adm_server_t *s)
     free(s->token);
     free(s->cfg_path);
     json_decref(s->pending_cfg);
+    adm_config_fini(s);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

@@ -13,7 +13,10 @@
 #include "core/plog.h"
 #include "core/rt.h"
 
-/* Shared by every shard; read-only once the shards start. */
+#include <stdatomic.h>
+
+/* Shared by every shard; read-only once the shards start, except the
+ * _Atomic fields, which the admin API changes live (PUT /v1/cluster/config). */
 typedef struct kh_ctx {
     rt_t *rt;     /* borrowed */
     meta_t *meta; /* borrowed */
@@ -23,12 +26,15 @@ typedef struct kh_ctx {
     int listen_port;
     char adv_host[256]; /* advertised in Metadata */
     int adv_port;
-    int64_t request_max_bytes;      /* socket.request.max.bytes */
-    int64_t message_max_bytes;      /* message.max.bytes */
-    int64_t idle_ms;                /* connections.max.idle.ms, -1 = never */
-    int32_t num_partitions;         /* num.partitions for auto-created topics */
-    bool auto_create;               /* auto.create.topics.enable */
-    plog_config_t log_defaults;     /* cluster defaults of topic configs */
+    int64_t request_max_bytes;         /* socket.request.max.bytes */
+    _Atomic int64_t message_max_bytes; /* message.max.bytes */
+    int64_t idle_ms;                   /* connections.max.idle.ms, -1 = never */
+    _Atomic int32_t num_partitions;    /* num.partitions for auto-created topics */
+    _Atomic bool auto_create;          /* auto.create.topics.enable */
+    /* borrowed: the cluster defaults of topic configs. Replaced, never
+     * modified: a new version is published with a release store and every
+     * version stays valid until the broker exits. */
+    const plog_config_t *_Atomic log_defaults;
     goffs_t *goffs;                 /* borrowed: committed group offsets */
     int64_t offsets_retention_ms;   /* offsets.retention.minutes */
     int32_t group_min_session_ms;   /* group.min.session.timeout.ms */
@@ -71,9 +77,19 @@ void kh_shard_parts_closing(kh_shard_t *ks);
  * be NULL for the defaults). @thread any */
 void kh_topic_log_config(const kh_ctx_t *ctx, const meta_topic_t *t, plog_config_t *out);
 
+/** Publish new cluster defaults of topic configs (see kh_ctx_t.log_defaults).
+ * @param cfg  Borrowed: must stay valid until the broker exits.
+ * Partitions already open keep theirs until kh_shard_apply_defaults().
+ * @thread any */
+void kh_ctx_set_log_defaults(kh_ctx_t *ctx, const plog_config_t *cfg);
+/** Apply the current config (defaults + topic overrides) to every partition
+ * this shard has open. @thread the shard's loop */
+void kh_shard_apply_defaults(kh_shard_t *ks);
+
 /** The shard's kafka server state, set by stratad as the shard's data. */
 kh_shard_t *kh_shard_of(rt_shard_t *sh);
-/** The partition registry the server was started with. */
+/** The partition registry the server was started with; NULL once it is
+ * closing (kh_shard_parts_closing). */
 part_shard_t *kh_shard_parts(kh_shard_t *ks);
 
 #endif

@@ -38,9 +38,14 @@ int16_t kh_errcode_from_st(int err)
     }
 }
 
+void kh_ctx_set_log_defaults(kh_ctx_t *ctx, const plog_config_t *cfg)
+{
+    atomic_store_explicit(&ctx->log_defaults, cfg, memory_order_release);
+}
+
 void kh_topic_log_config(const kh_ctx_t *ctx, const meta_topic_t *t, plog_config_t *out)
 {
-    *out = ctx->log_defaults;
+    *out = *atomic_load_explicit(&ctx->log_defaults, memory_order_acquire);
     static const struct {
         const char *key;
         size_t off;

@@ -693,6 +693,19 @@ static void apply_on_shard(rt_shard_t *sh, void *arg)
     free(m);
 }
 
+void kh_shard_apply_defaults(kh_shard_t *ks)
+{
+    if (ks->closing || ks->parts_closed)
+        return;
+    meta_snap_t *snap = meta_snap_get(ks->ctx->meta);
+    for (int i = 0; i < snap->n_topics; i++) {
+        plog_config_t cfg;
+        kh_topic_log_config(ks->ctx, &snap->topics[i], &cfg);
+        part_set_topic_config(ks->ps, snap->topics[i].name, &cfg);
+    }
+    meta_snap_put(snap);
+}
+
 void kh_config_apply_live(kh_shard_t *ks, const char *topic)
 {
     int n = rt_shard_count(ks->ctx->rt);

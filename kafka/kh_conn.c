@@ -101,7 +101,7 @@ kh_shard_t *kh_shard_of(rt_shard_t *sh)
 
 part_shard_t *kh_shard_parts(kh_shard_t *ks)
 {
-    return ks->ps;
+    return ks->parts_closed ? NULL : ks->ps;
 }
 
 static uint64_t now_ms(uv_loop_t *loop)

@@ -629,7 +629,7 @@ int main(int argc, char **argv)
     b->popts.topic_config = topic_config;
     b->popts.topic_config_arg = b;
     b->popts.log_cfg.remote_enabled = cfg_bool(b->cfg, CFG_REMOTE_SYSTEM_ENABLE);
-    b->kctx.log_defaults = b->popts.log_cfg;
+    kh_ctx_set_log_defaults(&b->kctx, &b->popts.log_cfg); /* PUT /v1/cluster/config swaps it */
 
     int smp = (int)cfg_int(b->cfg, CFG_SMP);
     if (smp == 0)
@@ -650,7 +650,15 @@ int main(int argc, char **argv)
         return 1;
     }
     b->main_loop = uv_default_loop();
-    adm_opts_t aopts = {b->main_loop, b->rt, b->meta, b->cfg, &b->kctx, b->idx};
+    adm_opts_t aopts = {.loop = b->main_loop,
+                        .rt = b->rt,
+                        .meta = b->meta,
+                        .cfg = b->cfg,
+                        .kctx = &b->kctx,
+                        .idx = b->idx,
+                        .tiers = b->tiers,
+                        .is_remote = topic_is_remote,
+                        .is_remote_arg = b};
     if ((rc = adm_server_new(&aopts, &b->adm, aerr, sizeof(aerr))) != 0) {
         fprintf(stderr, "stratad: %s\n", aerr);
         return 1;

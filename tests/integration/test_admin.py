@@ -3,6 +3,7 @@
 real stratad: every endpoint, malformed and oversized requests, config
 validation and persistence, bearer token, and metrics that follow produce and
 consume (checked by promtool when Debian's prometheus package provides it)."""
+import glob
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker  # noqa: E402
 
-from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 
@@ -79,10 +80,43 @@ def metric(ms, name, **labels):
     return ms.get((name, frozenset(labels.items())), 0.0)
 
 
-class AdminApiTest(unittest.TestCase):
+def check_format(test, text):
+    """promtool check metrics (scripts/deps.sh test installs Debian's prometheus),
+    plus our own checks: every sample parses, TYPE lines name known types, each
+    metric has HELP and TYPE once, histograms are cumulative and end at _count."""
+    promtool = shutil.which("promtool")
+    if promtool:
+        p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=60)
+        test.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+    else:
+        print("promtool not found: checked with this test's own checks only")
+    ms = parse_metrics(text)
+    types = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, typ = line.split()
+            test.assertNotIn(name, types)
+            test.assertIn(typ, ("counter", "gauge", "histogram"))
+            test.assertIn("# HELP %s " % name, text)
+            types[name] = typ
+    for (name, labels), v in ms.items():
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        test.assertIn(name if name in types else base, types, name)
+        if name.endswith("_bucket"):
+            rest = frozenset(kv for kv in labels if kv[0] != "le")
+            test.assertLessEqual(v, ms[(base + "_count", rest)], (name, labels))
+            if dict(labels)["le"] == "+Inf":
+                test.assertEqual(v, ms[(base + "_count", rest)], (name, labels))
+
+
+class BrokerTestCase(unittest.TestCase):
+    """One broker (started with broker_args) for every test of the class."""
+    broker_args = ()
+
     @classmethod
     def setUpClass(cls):
-        cls.b = Broker()
+        cls.b = Broker(*cls.broker_args)
         cls.port = cls.b.admin_port
 
     @classmethod
@@ -90,6 +124,9 @@ class AdminApiTest(unittest.TestCase):
         rc, out = cls.b.stop()
         cls.b.close()
         assert rc == 0, out
+
+
+class AdminApiTest(BrokerTestCase):
 
     def get(self, path, **kw):
         return http(self.port, "GET", path, **kw)
@@ -184,6 +221,9 @@ class AdminApiTest(unittest.TestCase):
             self.assertEqual(doc["error"], code, body)
             self.assertEqual(doc.get("key"), key, body)
             self.assertIn("message", doc)
+            # Keys that are not reloadable say that they need a restart.
+            self.assertEqual(doc.get("restart_required", False),
+                             key in ("log.dir", "listeners"), body)
         # Nothing was persisted by the refused requests.
         self.assertFalse(os.path.exists(os.path.join(self.b.data, "cluster_config.yaml")))
         self.assertFalse(any("pending" in e for e in self.config().values()))
@@ -195,20 +235,24 @@ class AdminApiTest(unittest.TestCase):
                               body='{"upsert": {"log.segment.bytes": "8MiB", '
                                    '"strata.log.level": "info", "num.partitions": 3}}')
             self.assertEqual(st, 200, doc)
-            self.assertEqual(doc["applied"], ["strata.log.level"])
-            self.assertEqual(sorted(doc["restart_required"]), ["log.segment.bytes",
-                                                               "num.partitions"])
+            self.assertEqual(sorted(doc["applied"]), ["log.segment.bytes", "num.partitions",
+                                                      "strata.log.level"])
+            self.assertEqual((doc["restart_required"], doc["shadowed"]), ([], []))
             path = os.path.join(b.data, "cluster_config.yaml")
             self.assertEqual(doc["persisted_file"], path)
             self.assertIn('"log.segment.bytes": "8MiB"', open(path).read())
             st, _, doc = http(b.admin_port, "PUT", "/v1/cluster/config",
                               body='{"remove": ["num.partitions"]}')
             self.assertEqual(st, 200, doc)
+            self.assertEqual(doc["applied"], ["num.partitions"])  # back to its start value
             self.assertNotIn("num.partitions", open(path).read())
             st, _, doc = http(b.admin_port, "GET", "/v1/cluster/config")
-            seg = [e for e in doc["config"] if e["name"] == "log.segment.bytes"][0]
-            self.assertEqual(seg["pending"], "8MiB")
-            self.assertEqual(seg["value"], 1 << 30)  # the running value, until restart
+            cfg = {e["name"]: e for e in doc["config"]}
+            seg = cfg["log.segment.bytes"]
+            self.assertEqual((seg["value"], seg["source"]), (8 << 20, "admin API"))  # live
+            self.assertNotIn("pending", seg)
+            npart = cfg["num.partitions"]
+            self.assertEqual((npart["value"], npart["source"]), (1, "default"))
             rc, out = b.stop()
             self.assertEqual(rc, 0, out)
             b.start()
@@ -218,6 +262,13 @@ class AdminApiTest(unittest.TestCase):
             self.assertTrue(seg["source"].startswith(path), seg)
             npart = [e for e in doc["config"] if e["name"] == "num.partitions"][0]
             self.assertEqual((npart["value"], npart["source"]), (1, "default"))
+            # Removing a key the broker started with from the file: in effect until restart.
+            st, _, doc = http(b.admin_port, "PUT", "/v1/cluster/config",
+                              body='{"remove": ["log.segment.bytes"]}')
+            self.assertEqual((st, doc["restart_required"]), (200, ["log.segment.bytes"]), doc)
+            st, _, doc = http(b.admin_port, "GET", "/v1/cluster/config")
+            seg = [e for e in doc["config"] if e["name"] == "log.segment.bytes"][0]
+            self.assertEqual(seg["value"], 8 << 20)
         finally:
             b.stop()
             b.close()
@@ -252,7 +303,9 @@ class AdminApiTest(unittest.TestCase):
         st, _, doc = self.get("/v1/storage")
         self.assertEqual(st, 200)
         self.assertFalse(doc["remote"]["enabled"])
-        self.assertIsNone(doc["remote"]["uploaded_bytes"])
+        self.assertEqual(doc["remote"]["uploaded_bytes"], 0)  # since start
+        self.assertIsNone(doc["remote"]["last_error"])
+        self.assertIsNone(doc["remote"]["upload_lag_bytes"])  # no remote-enabled partition
         t = [x for x in doc["topics"] if x["topic"] == "adm-store"][0]
         self.assertEqual(t["partitions"], 2)
         self.assertGreater(t["local_bytes"], 0)
@@ -331,16 +384,7 @@ class AdminApiTest(unittest.TestCase):
             time.sleep(0.2)
             _, m = self.scrape()
         self.assertEqual(metric(m, "strata_kafka_connections"), 0)
-        promtool = shutil.which("promtool")
-        if promtool:
-            p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
-                               text=True, timeout=60)
-            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        else:
-            print("promtool not found: checked with this test's own parser only")
-        for line in text.splitlines():  # format: TYPE lines name known types
-            if line.startswith("# TYPE "):
-                self.assertIn(line.split()[3], ("counter", "gauge", "histogram"))
+        check_format(self, text)
 
     # ---- protocol errors ----
 
@@ -407,6 +451,232 @@ class AdminApiTest(unittest.TestCase):
         self.assertEqual(out.count(b"Connection: close\r\n"), 1)
         self.assertLess(out.index(b'"status":"live"'), out.index(b'"cluster_id"'))
         self.assertLess(out.index(b'"cluster_id"'), out.index(b'"remote"'))
+
+
+def partition_state(port, topic, p=0):
+    st, _, doc = http(port, "GET", "/v1/topics/%s/partitions/%d" % (topic, p))
+    assert st == 200, doc
+    return doc
+
+
+def wait_until(what, cond, timeout=60):
+    """Poll cond() (upper bound only) until it returns a true value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.1)
+
+
+class AdminLiveConfigTest(BrokerTestCase):
+    """PUT /v1/cluster/config changes the running broker, no restart: each
+    reloadable key changes behaviour that a client observes right after the
+    answer."""
+    broker_args = ("-X", "log.retention.check.interval.ms=200",
+                   "-X", "log.index.interval.bytes=8192")
+
+    def put(self, body, applied):
+        st, _, doc = http(self.port, "PUT", "/v1/cluster/config", body=json.dumps(body))
+        self.assertEqual(st, 200, doc)
+        self.assertEqual(sorted(doc["applied"]), sorted(applied), doc)
+        return doc
+
+    def produce(self, topic, n, size=100, **conf):
+        errors = []
+        # Small batches: a segment rolls only between batches.
+        p = Producer({"bootstrap.servers": self.b.bootstrap, "linger.ms": 5,
+                      "batch.num.messages": 50, **conf})
+        for i in range(n):
+            p.produce(topic, b"x" * size, partition=0,
+                      on_delivery=lambda err, msg: err and errors.append(err))
+        p.flush(30)
+        return errors
+
+    def test_broker_limits_apply_live(self):
+        # num.partitions: the next auto-created topic has 3 partitions.
+        self.put({"upsert": {"num.partitions": 3}}, ["num.partitions"])
+        self.assertEqual(self.produce("live-auto3", 1), [])
+        st, _, doc = http(self.port, "GET", "/v1/storage/topics/live-auto3")
+        self.assertEqual((st, len(doc["partitions"])), (200, 3))
+        # auto.create.topics.enable=false: producing to an unknown topic creates nothing.
+        self.put({"upsert": {"auto.create.topics.enable": False}}, ["auto.create.topics.enable"])
+        errs = self.produce("live-noauto", 1, **{"message.timeout.ms": 2000})
+        self.assertEqual(len(errs), 1)
+        st, _, doc = http(self.port, "GET", "/v1/storage/topics/live-noauto")
+        self.assertEqual((st, doc["error"]), (404, "unknown_topic"))
+        self.put({"remove": ["auto.create.topics.enable", "num.partitions"]},
+                 ["auto.create.topics.enable", "num.partitions"])
+        self.assertEqual(self.produce("live-auto1", 1), [])
+        st, _, doc = http(self.port, "GET", "/v1/storage/topics/live-auto1")
+        self.assertEqual((st, len(doc["partitions"])), (200, 1))
+        # message.max.bytes: a batch above the new limit is refused, then accepted again.
+        self.put({"upsert": {"message.max.bytes": 1000}}, ["message.max.bytes"])
+        errs = self.produce("live-auto1", 1, size=3000)
+        self.assertEqual([e.code() for e in errs], [KafkaError.MSG_SIZE_TOO_LARGE])
+        self.put({"remove": ["message.max.bytes"]}, ["message.max.bytes"])
+        self.assertEqual(self.produce("live-auto1", 1, size=3000), [])
+        # A key set by a flag: persisted, but the flag wins now and at restart.
+        st, _, doc = http(self.port, "PUT", "/v1/cluster/config",
+                          body='{"upsert": {"log.index.interval.bytes": 1024}}')
+        self.assertEqual((st, doc["shadowed"], doc["applied"]),
+                         (200, ["log.index.interval.bytes"], []))
+        st, _, doc = http(self.port, "GET", "/v1/cluster/config")
+        idx = [e for e in doc["config"] if e["name"] == "log.index.interval.bytes"][0]
+        self.assertEqual((idx["value"], idx["source"], idx["pending"]),
+                         (8192, "command line", "1024"))
+
+    def test_log_defaults_apply_to_open_partitions(self):
+        a = AdminClient({"bootstrap.servers": self.b.bootstrap})
+        fs = a.create_topics([NewTopic("live-seg", 1, 1), NewTopic("live-roll", 1, 1),
+                              NewTopic("live-keep", 1, 1, config={"retention.bytes": "-1"})])
+        for f in fs.values():
+            f.result(30)
+        for t in ("live-seg", "live-roll", "live-keep"):
+            self.assertEqual(self.produce(t, 50), [])
+            self.assertEqual(partition_state(self.port, t)["segments"], 1)
+        # log.roll.ms: the open partitions' active segments roll on the next check.
+        self.put({"upsert": {"log.roll.ms": 1}}, ["log.roll.ms"])
+        wait_until("a roll by log.roll.ms",
+                   lambda: partition_state(self.port, "live-roll")["segments"] >= 2, 30)
+        self.put({"remove": ["log.roll.ms"]}, ["log.roll.ms"])
+        # log.segment.bytes: the open partition rolls at the new size.
+        self.put({"upsert": {"log.segment.bytes": "16KiB"}}, ["log.segment.bytes"])
+        before = partition_state(self.port, "live-seg")["segments"]
+        self.assertEqual(self.produce("live-seg", 400), [])
+        self.assertGreaterEqual(partition_state(self.port, "live-seg")["segments"], before + 2)
+        # log.retention.bytes: old segments go; a topic's own retention.bytes wins.
+        self.assertEqual(self.produce("live-keep", 400), [])
+        self.put({"upsert": {"log.retention.bytes": 20000}}, ["log.retention.bytes"])
+        wait_until("retention by log.retention.bytes",
+                   lambda: partition_state(self.port, "live-seg")["log_start_offset"] > 0, 30)
+        self.assertLessEqual(partition_state(self.port, "live-seg")["size_bytes"], 20000 + 16384)
+        self.assertEqual(partition_state(self.port, "live-keep")["log_start_offset"], 0)
+        # log.retention.ms: everything older than 1 ms goes except the active segment.
+        self.put({"remove": ["log.retention.bytes"], "upsert": {"log.retention.ms": 1}},
+                 ["log.retention.bytes", "log.retention.ms"])
+        wait_until("retention by log.retention.ms",
+                   lambda: partition_state(self.port, "live-keep")["segments"] == 1, 30)
+        self.assertGreater(partition_state(self.port, "live-keep")["log_start_offset"], 0)
+        self.put({"remove": ["log.retention.ms", "log.segment.bytes"]},
+                 ["log.retention.ms", "log.segment.bytes"])
+
+
+class AdminTieringMetricsTest(unittest.TestCase):
+    """Upload, hydration, cache and object-store metrics and the storage
+    answers follow what the broker does with a remote-enabled topic."""
+
+    def test_upload_hydration_and_object_store(self):
+        b = Broker("-X", "log.retention.check.interval.ms=200", "-X", "log.segment.bytes=16384")
+        port = b.admin_port
+        try:
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            a.create_topics([NewTopic("tm", 1, 1, config={
+                "remote.storage.enable": "true", "local.retention.bytes": "32768"})])["tm"].result(30)
+            p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5,
+                          "batch.num.messages": 50})
+            for i in range(3000):
+                p.produce("tm", b"%06d-" % i + b"y" * 60, partition=0)
+            self.assertEqual(p.flush(60), 0)
+
+            def storage_tm():
+                return http(port, "GET", "/v1/storage/topics/tm")[2]["partitions"][0]
+
+            wait_until("uploads and local retention", lambda: (
+                storage_tm()["upload_lag_segments"] == 0
+                and storage_tm()["local_start_offset"] > 0), 120)
+            m = parse_metrics(http(port, "GET", "/metrics")[2])
+            segs = metric(m, "strata_tier_uploaded_segments_total")
+            self.assertGreaterEqual(segs, 2)
+            self.assertGreater(metric(m, "strata_tier_uploaded_bytes_total"), 0)
+            puts = metric(m, "strata_object_store_requests_total", op="put")
+            self.assertGreaterEqual(puts, segs)
+            self.assertEqual(metric(m, "strata_object_store_request_latency_seconds_count",
+                                    op="put"), puts)
+            self.assertEqual(metric(m, "strata_object_store_errors_total", op="put"), 0)
+            self.assertEqual(metric(m, "strata_tier_upload_lag_segments", topic="tm",
+                                    partition="0"), 0)
+            part = storage_tm()
+            self.assertEqual(metric(m, "strata_tier_uploaded_offset", topic="tm", partition="0"),
+                             part["uploaded_offset"])
+            self.assertGreater(part["uploaded_offset"], 0)
+            self.assertEqual(part["remote_segments"], segs)
+            self.assertEqual(part["remote_bytes"], metric(m, "strata_tier_uploaded_bytes_total"))
+            st, _, doc = http(port, "GET", "/v1/storage")
+            self.assertTrue(doc["remote"]["enabled"])
+            self.assertEqual(doc["remote"]["uploaded_segments"], segs)
+            self.assertIsNone(doc["remote"]["last_error"])
+            self.assertIsNone(doc["remote"]["cache_hit_rate"])  # nothing read back yet
+            t = [x for x in doc["topics"] if x["topic"] == "tm"][0]
+            self.assertEqual((t["remote_segments"], t["upload_lag_segments"]), (segs, 0))
+            self.assertIsNone(t["uploaded_offset"])  # per partition only
+
+            # A replay from offset 0 reads the archive: hydration, misses, GETs.
+            c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "tm",
+                          "enable.auto.commit": False})
+            for round_ in (1, 2):
+                c.assign([TopicPartition("tm", 0, 0)])
+                got = 0
+                deadline = time.monotonic() + 60
+                while got < 3000 and time.monotonic() < deadline:
+                    msg = c.poll(0.5)
+                    if msg is not None and not msg.error():
+                        got += 1
+                self.assertEqual(got, 3000)
+                if round_ == 1:
+                    m1 = parse_metrics(http(port, "GET", "/metrics")[2])
+            c.close()
+            text = http(port, "GET", "/metrics")[2]
+            check_format(self, text)
+            m2 = parse_metrics(text)
+            self.assertGreater(metric(m1, "strata_tier_hydration_requests_total"), 0)
+            self.assertGreater(metric(m1, "strata_tier_hydration_bytes_total"), 0)
+            self.assertGreater(metric(m1, "strata_tier_hydration_downloads_total"), 0)
+            self.assertGreater(metric(m1, "strata_tier_hydration_downloaded_bytes_total"), 0)
+            self.assertGreater(metric(m1, "strata_tier_cache_misses_total"), 0)
+            self.assertGreater(metric(m1, "strata_tier_cache_bytes"), 0)
+            self.assertGreater(metric(m1, "strata_tier_hydration_latency_seconds_count"), 0)
+            self.assertGreaterEqual(metric(m1, "strata_object_store_requests_total", op="get"),
+                                    metric(m1, "strata_tier_hydration_downloads_total"))
+            self.assertGreater(metric(m1, "strata_object_store_request_latency_seconds_count",
+                                      op="get"), 0)
+            # The second replay finds the chunks in the cache.
+            self.assertGreater(metric(m2, "strata_tier_cache_hits_total"),
+                               metric(m1, "strata_tier_cache_hits_total"))
+            self.assertGreater(metric(m2, "strata_tier_hydration_requests_total"),
+                               metric(m1, "strata_tier_hydration_requests_total"))
+            self.assertGreater(http(port, "GET", "/v1/storage")[2]["remote"]["cache_hit_rate"], 0)
+
+            # The archive refuses writes (a file where the partition's folder was):
+            # failed puts, upload errors, a lag, and the store's last error.
+            pdir = glob.glob(os.path.join(b.data, "archive", "*", "tm", "0"))[0]
+            os.rename(pdir, pdir + ".away")
+            open(pdir, "w").close()
+            for i in range(400):
+                p.produce("tm", b"z" * 60, partition=0)
+            self.assertEqual(p.flush(60), 0)
+            m3 = wait_until("a failed put", lambda: (lambda mm: mm if metric(
+                mm, "strata_object_store_errors_total", op="put") > 0 else None)(
+                parse_metrics(http(port, "GET", "/metrics")[2])), 60)
+            self.assertGreater(metric(m3, "strata_tier_upload_errors_total"), 0)
+            self.assertGreater(metric(m3, "strata_tier_upload_lag_segments", topic="tm",
+                                      partition="0"), 0)
+            self.assertGreater(metric(m3, "strata_tier_upload_lag_bytes", topic="tm",
+                                      partition="0"), 0)
+            remote = http(port, "GET", "/v1/storage")[2]["remote"]
+            self.assertIn("tm", remote["last_error"])
+            self.assertGreater(remote["upload_lag_segments"], 0)
+            # Repaired: the retries upload everything.
+            os.unlink(pdir)
+            os.rename(pdir + ".away", pdir)
+            wait_until("uploads after the repair",
+                       lambda: storage_tm()["upload_lag_segments"] == 0, 120)
+            rc, out = b.stop()
+            self.assertEqual(rc, 0, out)
+        finally:
+            b.close()
 
 
 class AdminShutdownTest(unittest.TestCase):
