@@ -9,15 +9,23 @@
 #   disk@sync the same probe with one write per fdatasync of the size the broker actually
 #             syncs (bytes / fdatasync counted with perf on stratad; fio and perf only):
 #             the disk's bandwidth at the broker's group-commit granularity.
-#   loopback  TCP bandwidth over 127.0.0.1: iperf3 if installed, else `kbench loopback`.
-# Scenarios (bench/kbench on librdkafka, 1 KiB records):
+#   loopback  TCP bandwidth over 127.0.0.1: iperf3 if installed, else `strata bench loopback`.
+# Scenarios (`strata bench` on librdkafka, 1 KiB records):
 #   1. produce acks=all at max rate, 1 and 8 partitions: MB/s / disk (target >= 0.8);
 #   2. hot consume of what 1. wrote (page cache): MB/s / loopback;
 #   3. produce acks=all, 1 partition, at 50% of the lower of 1.'s maxima: p50/p99/p999
 #      latency, p99 / one write+fdatasync (target <= 3); repeated, the median run counts,
 #      and a run that could not keep the rate is flagged "overloaded". The same load with
 #      acks=1 runs after each, as the latency floor without fdatasync.
-# Prints a table and appends one JSON line per scenario to bench/results/kafka-<UTC>.jsonl.
+#   7. CPU of stratad during 1. (1 partition): cycles per produced byte, from `perf stat -e
+#      cycles` where the PMU is exposed, else CPU time (/proc/PID/stat) x the CPU clock.
+# Peer baseline: librdkafka's in-memory mock cluster (`strata bench mock`) runs 1., 2. and 3.'s
+# acks=all load with the same client settings in the same run.
+# Profiles: perf record of stratad during the first acks=all latency run, on-CPU (cpu-clock)
+# and off-CPU (sched:sched_switch with kernel stacks: where the shard threads block); the
+# summaries go to $BENCH_PERF_DIR when set.
+# Prints a table and appends one JSON line per scenario to $BENCH_OUT (default
+# bench/results/kafka-<UTC>.jsonl).
 # Usage: bench/kafka.sh [BUILD_DIR]   env: KBENCH_SECONDS (10), KBENCH_BATCH_BYTES (65536),
 #        KBENCH_LATENCY_RUNS (3: scenario 3 is repeated, the run with the median p99 counts),
 #        BENCH_DIR (where the temp data dir goes; default the repo, i.e. its filesystem),
@@ -31,7 +39,7 @@ BATCH=${KBENCH_BATCH_BYTES:-65536}
 LINGER=5
 LAT_LINGER=0 # latency runs: no artificial client delay
 LAT_RUNS=${KBENCH_LATENCY_RUNS:-3}
-KB=$BUILD/bench/kbench
+KB=$BUILD/tools/strata
 STRATAD=$BUILD/tools/stratad
 for f in "$KB" "$STRATAD"; do
     [ -x "$f" ] || { echo "kafka.sh: $f not built (cmake --build $BUILD)" >&2; exit 1; }
@@ -40,8 +48,10 @@ done
 DIR=$(mktemp -d "${BENCH_DIR:-$PWD}/.bench.XXXXXX")
 SPID=""
 IPID=""
+MPID=""
 cleanup() {
     [ -z "$IPID" ] || kill "$IPID" 2>/dev/null || true
+    [ -z "$MPID" ] || kill "$MPID" 2>/dev/null || true
     if [ -n "$SPID" ]; then
         kill -TERM "$SPID" 2>/dev/null || true
         wait "$SPID" 2>/dev/null || true
@@ -133,31 +143,55 @@ if command -v iperf3 >/dev/null 2>&1; then
 print(json.dumps({"tool": "iperf3", "mb_per_s": j["end"]["sum_received"]["bits_per_second"] / 8e6}))' \
         "$DIR/iperf.json" >"$DIR/loop.json"
 else
-    "$KB" loopback --seconds 3 | python3 -c 'import json, sys; j = json.loads(sys.stdin.read())
-j["tool"] = "kbench loopback"; print(json.dumps(j))' >"$DIR/loop.json"
+    "$KB" --format json bench loopback -d 3s | python3 -c 'import json, sys; j = json.loads(sys.stdin.read())
+j["tool"] = "strata bench loopback"; print(json.dumps(j))' >"$DIR/loop.json"
 fi
 
-# ---- 1. produce acks=all at max rate; fdatasyncs counted on stratad ----
+# ---- Load driver helpers (`strata bench`) ----
+
+# kb_produce BROKERS TOPIC PARTITIONS ACKS LINGER_MS RATE OUT.json
+kb_produce() {
+    "$KB" --brokers "$1" --format json bench produce --topic "$2" --partitions "$3" --acks "$4" \
+        --record-size "$RECORD" --linger-ms "$5" --batch-bytes "$BATCH" --compression none \
+        --rate "$6" --duration "${SECS}s" >"$7"
+}
+# kb_consume BROKERS TOPIC PASSES OUT.json
+kb_consume() {
+    "$KB" --brokers "$1" --format json bench consume --topic "$2" --count "$3" --duration 60s >"$4"
+}
+# CPU seconds (user + system) used so far by process $1.
+cpu_s() {
+    awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
+}
+CPU_MHZ=$(awk -F: '/^cpu MHz/ {print $2 + 0; exit}' /proc/cpuinfo)
+HAVE_CYCLES=0
+perf stat -e cycles -x, true 2>&1 >/dev/null | grep -q '^[0-9]' && HAVE_CYCLES=1
+
+# ---- 1. produce acks=all at max rate; fdatasyncs counted on stratad; 7. its CPU ----
 
 for np in 1 8; do
     log "produce acks=all, $np partition(s), ${SECS}s ..."
     PERF_PID=""
     if [ "$HAVE_PERF" = 1 ]; then
-        perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_pwrite64 \
-            -p "$SPID" -o "$DIR/perf-p$np.csv" &
+        ev=syscalls:sys_enter_fdatasync,syscalls:sys_enter_pwrite64,task-clock
+        [ "$HAVE_CYCLES" = 0 ] || ev=$ev,cycles
+        perf stat -x, -e "$ev" -p "$SPID" -o "$DIR/perf-p$np.csv" &
         PERF_PID=$!
         sleep 0.2
     fi
-    "$KB" produce --brokers "$BROKERS" --topic "bench-p$np" --partitions "$np" --acks all \
-        --record-bytes "$RECORD" --linger-ms "$LINGER" --batch-bytes "$BATCH" \
-        --compression none --rate 0 --seconds "$SECS" >"$DIR/produce-p$np.json"
+    c0=$(cpu_s "$SPID")
+    kb_produce "$BROKERS" "bench-p$np" "$np" all "$LINGER" 0 "$DIR/produce-p$np.json"
+    c1=$(cpu_s "$SPID")
     syncs=0
+    cycles=0
     if [ -n "$PERF_PID" ]; then
         kill -INT "$PERF_PID"
         wait "$PERF_PID" || true
         syncs=$(awk -F, '/sys_enter_fdatasync/ {print $1}' "$DIR/perf-p$np.csv")
+        cycles=$(awk -F, '$3 == "cycles" && $1 ~ /^[0-9]+$/ {print $1}' "$DIR/perf-p$np.csv")
     fi
-    echo "{\"fdatasyncs\": ${syncs:-0}}" >"$DIR/syncs-p$np.json"
+    echo "{\"fdatasyncs\": ${syncs:-0}, \"cpu_s\": $(awk -v a="$c0" -v b="$c1" 'BEGIN {print b - a}'),\
+ \"cpu_mhz\": ${CPU_MHZ:-0}, \"perf_cycles\": ${cycles:-0}}" >"$DIR/syncs-p$np.json"
     # The disk at the broker's sync size: one write of bytes-per-fdatasync, then fdatasync.
     if [ "${syncs:-0}" -gt 0 ] && [ "$HAVE_FIO" = 1 ]; then
         bytes=$(python3 -c 'import sys; r = int(sys.argv[1]) * int(sys.argv[2]); s = int(sys.argv[3])
@@ -172,7 +206,7 @@ done
 
 for np in 1 8; do
     log "consume bench-p$np (hot) ..."
-    "$KB" consume --brokers "$BROKERS" --topic "bench-p$np" --seconds 60 >"$DIR/consume-p$np.json"
+    kb_consume "$BROKERS" "bench-p$np" 1 "$DIR/consume-p$np.json"
 done
 
 # ---- 3. produce latency at 50% of the 1-partition max ----
@@ -181,18 +215,53 @@ done
 # and a rate above what the broker sustains measures queueing, not latency.
 RATE=$(python3 -c 'import sys; print(int(min(map(float, sys.argv[1:])) / 2))' \
     "$(jget "$DIR/produce-p1.json" records_per_s)" "$(jget "$DIR/produce-p8.json" records_per_s)")
+# perf record of stratad during the first acks=all run: on-CPU samples and off-CPU switches.
+perf_profile() { # SECONDS
+    [ "$HAVE_PERF" = 1 ] || return 0
+    perf record -q -g -F 499 -p "$SPID" -o "$DIR/perf-cpu.data" -- sleep "$1" >/dev/null 2>&1 &
+    # System-wide: a thread's switch back in is recorded in the context of whoever ran before.
+    perf record -q -g -a -e sched:sched_switch -o "$DIR/perf-off.data" -- sleep "$1" \
+        >/dev/null 2>&1 &
+}
+perf_summaries() {
+    [ "$HAVE_PERF" = 1 ] && [ -n "${BENCH_PERF_DIR:-}" ] || return 0
+    mkdir -p "$BENCH_PERF_DIR"
+    perf report -i "$DIR/perf-cpu.data" --stdio --no-children --sort dso,sym --percent-limit 1.5 \
+        -g none 2>/dev/null | grep -v '^$' | head -60 >"$BENCH_PERF_DIR/latency-oncpu.txt" || true
+    perf script -i "$DIR/perf-off.data" -F comm,tid,time,trace,ip,sym 2>/dev/null |
+        /usr/bin/python3 bench/offcpu.py "$SPID" >"$BENCH_PERF_DIR/latency-offcpu.txt" || true
+}
 # Repeated: one run's p99 on a shared 2-core VM is mostly noise; the median run is reported.
 # Each acks=all run is followed by the same load with acks=1 (no fdatasync wait): the floor
 # of client + network + broker without durability, under the same noise.
 for i in $(seq "$LAT_RUNS"); do
     for acks in all 1; do
         log "produce latency acks=$acks at $RATE records/s (50% of max), 1 partition, ${SECS}s, run $i/$LAT_RUNS ..."
-        "$KB" produce --brokers "$BROKERS" --topic "bench-lat-$acks-$i" --partitions 1 \
-            --acks "$acks" --record-bytes "$RECORD" --linger-ms "$LAT_LINGER" \
-            --batch-bytes "$BATCH" --compression none --rate "$RATE" --seconds "$SECS" \
-            >"$DIR/latency-$acks-$i.json"
+        [ "$i$acks" != 1all ] || perf_profile "$SECS"
+        kb_produce "$BROKERS" "bench-lat-$acks-$i" 1 "$acks" "$LAT_LINGER" "$RATE" \
+            "$DIR/latency-$acks-$i.json"
+        [ "$i$acks" != 1all ] || sleep 1 # the profiles end
     done
 done
+perf_summaries
+
+# ---- Peer baseline: librdkafka's mock cluster, same load ----
+
+log "mock cluster baseline: produce p1/p8, consume, latency at $RATE records/s ..."
+"$KB" bench mock --mock-topic bench-p1:1 --mock-topic bench-p8:8 --mock-topic bench-lat:1 \
+    >"$DIR/mock.addr" &
+MPID=$!
+for _ in $(seq 100); do [ -s "$DIR/mock.addr" ] && break; sleep 0.1; done
+MOCK=$(cat "$DIR/mock.addr")
+for np in 1 8; do
+    kb_produce "$MOCK" "bench-p$np" "$np" all "$LINGER" 0 "$DIR/mock-produce-p$np.json"
+    # The mock keeps ~5 MB per partition: read it several times over.
+    kb_consume "$MOCK" "bench-p$np" $((40 / np)) "$DIR/mock-consume-p$np.json"
+done
+kb_produce "$MOCK" bench-lat 1 all "$LAT_LINGER" "$RATE" "$DIR/mock-latency.json"
+kill "$MPID"
+wait "$MPID" || true
+MPID=""
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 kill -TERM "$SPID"
@@ -202,7 +271,7 @@ SPID=""
 # ---- Report ----
 
 mkdir -p bench/results
-OUT=bench/results/kafka-$(date -u +%Y%m%dT%H%M%SZ).jsonl
+OUT=${BENCH_OUT:-bench/results/kafka-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
 python3 - "$DIR" "$OUT" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
     "$LOAD_BEFORE" "$LOAD_AFTER" <<'EOF'
 import datetime, json, os, sys
@@ -253,6 +322,7 @@ def median(runs):
     return sorted(runs, key=lambda x: x["p99_ms"])[len(runs) // 2]
 runs, floor_runs = latency_runs("all"), latency_runs("1")
 r, fl = median(runs), median(floor_runs)
+r_lat = r
 ref = disk["write_sync_lat_ms"]
 ratio = r["p99_ms"] / ref
 over = lambda x: x["records_per_s"] < 0.95 * x["rate"]
@@ -278,6 +348,37 @@ rows.append(("   floor, same load acks=1 (no fdatasync)", "p99 %.2f ms" % fl["p9
 rows.append(("   p50 %.2f  p99 %.2f  p999 %.2f ms; p99 runs: %s" % (
     fl["p50_ms"], fl["p99_ms"], fl["p999_ms"], " ".join("%.1f" % x["p99_ms"] for x in floor_runs)),
     "", "", "", "", ""))
+# 7. CPU of stratad during 1.: cycles per produced byte.
+for np in (1, 8):
+    r, s = rd("produce-p%d.json" % np), rd("syncs-p%d.json" % np)
+    nbytes = r["records"] * r["record_bytes"]
+    if s.get("perf_cycles"):
+        cycles, how = s["perf_cycles"], "perf stat -e cycles"
+    else:
+        cycles, how = s["cpu_s"] * s["cpu_mhz"] * 1e6, "CPU time x %.0f MHz" % s["cpu_mhz"]
+    cpb = cycles / nbytes if nbytes else None
+    emit("cpu_produce_p%d" % np, dict(r, cpu_s=s["cpu_s"], cycles=cycles, method=how),
+         None, cpb, None, None, {"cycles_per_byte": cpb, "cpu_s": s["cpu_s"]})
+    rows.append(("7. stratad CPU, produce %d partition%s" % (np, "s" if np > 1 else ""),
+                 "%.2f cycles/B" % cpb, how, "", "", ""))
+# Peer baseline: the librdkafka mock cluster under the same load.
+for np in (1, 8):
+    for kind, own, lim in (("produce", "produce-p%d.json", disk), ("consume", "consume-p%d.json", loop)):
+        m = rd("mock-%s-p%d.json" % (kind, np))
+        if not m:
+            continue
+        o = rd(own % np)
+        emit("mock_%s_p%d" % (kind, np), m, None, o["mb_per_s"] / m["mb_per_s"], None, None,
+             {"strata_mb_per_s": o["mb_per_s"], "mock_ratio_to_limit": m["mb_per_s"] / lim["mb_per_s"]})
+        rows.append(("mock cluster %s, %d partition%s" % (kind, np, "s" if np > 1 else ""),
+                     "%.1f MB/s" % m["mb_per_s"], "strata %.1f MB/s" % o["mb_per_s"],
+                     "%.2f" % (o["mb_per_s"] / m["mb_per_s"]), "(strata/mock)", ""))
+m = rd("mock-latency.json")
+if m:
+    emit("mock_latency_50pct", m, None, r_lat["p99_ms"] / m["p99_ms"] if m["p99_ms"] else None,
+         None, None, {"strata_p99_ms": r_lat["p99_ms"]})
+    rows.append(("mock cluster latency @%d rec/s" % m["rate"], "p99 %.2f ms" % m["p99_ms"],
+                 "strata p99 %.2f ms" % r_lat["p99_ms"], "", "", ""))
 with open(out, "a") as f:
     f.write("\n".join(lines) + "\n")
 w = [max(len(x[i]) for x in rows) for i in range(6)]

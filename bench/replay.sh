@@ -10,18 +10,19 @@
 # so object bytes ~ record bytes).
 # Limit:     raw   sequential ranged GETs (16 MiB, signed, one connection, curl)
 #                  over the same objects, in offset order: MB/s of object bytes.
-# Scenarios: cold  the broker restarted with <log.dir>/cache deleted, `kbench
-#                  consume` of "arch" from offset 0: record MB/s / raw (target
+# Scenarios: cold  the broker restarted with <log.dir>/cache deleted, `strata
+#                  bench consume` of "arch" from offset 0: record MB/s / raw (target
 #                  >= 0.8); also object MB/s from the broker's hydration counters;
 #            warm  restarted with the cache kept: record MB/s of "arch" vs hot;
-#            hot   `kbench consume` of "hot" (local log, page cache).
+#            hot   `strata bench consume` of "hot" (local log, page cache).
 # Usage: bench/replay.sh [BUILD_DIR]   env: REPLAY_MB (256), BENCH_DIR (tmp dir
-#        parent, default /tmp). Appends one JSON line to bench/results/replay-<UTC>.jsonl.
+#        parent, default /tmp). Appends one JSON line to $BENCH_OUT (default
+#        bench/results/replay-<UTC>.jsonl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 MB=${REPLAY_MB:-256}
-KB=$BUILD/bench/kbench
+KB=$BUILD/tools/strata
 STRATAD=$BUILD/tools/stratad
 for f in "$KB" "$STRATAD"; do
     [ -x "$f" ] || { echo "replay.sh: $f not built (cmake --build $BUILD)" >&2; exit 1; }
@@ -136,9 +137,9 @@ t1=$(date +%s.%N)
 raw_mbps=$(awk -v b="$raw_bytes" -v a="$t0" -v z="$t1" 'BEGIN {printf "%.1f", b / (z - a) / 1e6}')
 echo "  raw: $raw_bytes bytes of $(wc -l <"$DIR/objects") objects, $raw_mbps MB/s"
 
-consume() { # topic -> JSON of kbench consume
-    "$KB" consume --brokers "$BOOT" --topic "$1" --seconds 600 2>"$DIR/kb.err" || {
-        cat "$DIR/kb.err" >&2; exit 1; }
+consume() { # topic -> JSON of strata bench consume
+    "$KB" --brokers "$BOOT" --format json bench consume --topic "$1" --duration 600s \
+        2>"$DIR/kb.err" || { cat "$DIR/kb.err" >&2; exit 1; }
     cat "$DIR/kb.err" >&2
 }
 jget() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
@@ -161,7 +162,7 @@ warm_gets=$(stat_sum downloads "$DIR/warm.log")
 warm_hits=$(stat_sum cache_hits "$DIR/warm.log")
 
 /usr/bin/python3 - "$cold" "$warm" "$hot" "$raw_mbps" "$raw_bytes" "$cold_dl" "$cold_gets" \
-    "$cold_ra" "$warm_gets" "$warm_hits" "$MB" <<'EOF' | tee -a "bench/results/replay-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+    "$cold_ra" "$warm_gets" "$warm_hits" "$MB" <<'EOF' | tee -a "${BENCH_OUT:-bench/results/replay-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
 import json, sys
 cold, warm, hot = (json.loads(x) for x in sys.argv[1:4])
 raw, raw_bytes, cold_dl, cold_gets, cold_ra, warm_gets, warm_hits, mb = sys.argv[4:]

@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""offcpu.py - where stratad's threads wait, from a system-wide sched:sched_switch recording.
+
+Reads `perf script -F comm,tid,time,trace,ip,sym` on stdin (perf record -g -a -e
+sched:sched_switch). A thread switches out in its own context (with its stack) and back in in
+the context of whatever ran before it, so the off-CPU time of each switch-out is exact. Prints,
+for the threads of process PID, the total off-CPU time per thread and per blocking stack (the
+kernel path below the scheduler plus the first user frames), and the blocks of >= 5 ms.
+Voluntary sleeps in epoll_wait (an idle event loop) and futex waits of idle workers are
+listed but are not what a latency hunt looks for; blocks in write/fdatasync are.
+Usage: perf script ... | bench/offcpu.py PID
+"""
+import collections
+import os
+import re
+import sys
+
+SKIP = ("__schedule", "schedule", "schedule_timeout", "io_schedule", "schedule_hrtimeout_range",
+        "schedule_hrtimeout_range_clock", "schedule_preempt_disabled", "preempt_schedule_common",
+        "__cond_resched", "_cond_resched", "[unknown]")
+
+
+def threads_of(pid):
+    try:
+        return {int(t) for t in os.listdir("/proc/%s/task" % pid)}
+    except OSError:
+        return set()
+
+
+def events(lines):
+    """Yield (tid, time, fields dict, stack list) for each sample."""
+    head, stack = None, []
+    hdr = re.compile(r"^\s*(\S.*?)\s+(\d+)\s+(\d+\.\d+):\s+(.*)$")
+    for line in lines:
+        line = line.rstrip("\n")
+        if not line.strip():
+            if head:
+                yield head + (stack,)
+            head, stack = None, []
+            continue
+        m = hdr.match(line) if not line.startswith(("\t", " " * 8)) else None
+        if m:
+            if head:
+                yield head + (stack,)
+            fields = dict(kv.split("=", 1) for kv in re.findall(r"(\w+=\S+)", m.group(4)))
+            head, stack = (int(m.group(2)), float(m.group(3)), fields), []
+        elif head:
+            parts = line.split(None, 1)
+            stack.append(parts[1].split("+")[0] if len(parts) > 1 else parts[0])
+    if head:
+        yield head + (stack,)
+
+
+def signature(stack):
+    frames = [f for f in stack if f not in SKIP]
+    return " <- ".join(frames[:7])
+
+
+def main():
+    pid = sys.argv[1] if len(sys.argv) > 1 else None
+    tids = threads_of(pid) if pid else set()
+    out_at = {}  # tid -> (time, stack, state)
+    per_thread = collections.Counter()
+    per_sig = collections.Counter()
+    per_sig_n = collections.Counter()
+    long_blocks = []
+    t_first = t_last = None
+    for tid, t, f, stack in events(sys.stdin):
+        t_first = t if t_first is None else t_first
+        t_last = t
+        prev, nxt = int(f.get("prev_pid", -1)), int(f.get("next_pid", -1))
+        if prev in tids or (not tids and f.get("prev_comm") == "stratad"):
+            out_at[prev] = (t, stack, f.get("prev_state", "?"))
+        if nxt in out_at:
+            t0, st, state = out_at.pop(nxt)
+            ms = (t - t0) * 1e3
+            sig = signature(st)
+            per_thread[nxt] += ms
+            per_sig[(nxt, state, sig)] += ms
+            per_sig_n[(nxt, state, sig)] += 1
+            if ms >= 5:
+                long_blocks.append((ms, nxt, state, sig))
+    span = (t_last - t_first) if t_first is not None else 0
+    print("off-CPU time of stratad (pid %s) threads over %.1f s of sched_switch events" % (pid, span))
+    print("(state S = sleeping, D = uninterruptible, i.e. waiting on I/O or a page/inode lock)")
+    print()
+    print("per thread (ms off CPU):")
+    for tid, ms in per_thread.most_common():
+        print("  tid %-8d %9.1f ms" % (tid, ms))
+    print()
+    print("top blocking stacks (tid, state, total ms, count, stack below the scheduler):")
+    for (tid, state, sig), ms in per_sig.most_common(25):
+        print("  %-7d %s %9.1f ms %6d x  %s" % (tid, state, ms, per_sig_n[(tid, state, sig)], sig))
+    print()
+    long_blocks.sort(reverse=True)
+    io = [b for b in long_blocks if "epoll_wait" not in b[3] and "futex" not in b[3]]
+    print("blocks >= 5 ms outside epoll_wait/futex (%d; longest 25):" % len(io))
+    for ms, tid, state, sig in io[:25]:
+        print("  %7.1f ms tid %-7d %s  %s" % (ms, tid, state, sig))
+
+
+if __name__ == "__main__":
+    main()
