@@ -26,10 +26,25 @@
  *                          u32 0x8F92EAB1 (seekable magic) }
  *
  * `zstd -dc object > file.log` therefore yields the original segment byte for
- * byte (plain zstd skips the skippable frame). The seek table has no offsets:
- * the writer returns them per chunk (tier_seg_chunk_t) for the index, and
- * tier_seg_chunk_describe() recomputes them from a decoded frame (recovery
- * from a bucket).
+ * byte (plain zstd skips the skippable frames). The seek table has no
+ * offsets: the writer returns them per chunk (tier_seg_chunk_t) for the
+ * index, and also writes them into the object as a Strata chunk table, a
+ * second skippable frame just before the seek table (the seek table's
+ * entries cover the data frames only; seekable readers locate frames by
+ * those sizes and never look between the last frame and the table):
+ *
+ *   chunk table  u32 0x184D2A5D (skippable magic, variant D)   u32 frame_size
+ *                u32 tag "STCT"   u32 version (1)   u32 n_chunks (= n_frames)
+ *                u32 data_crc32c (CRC-32C of the object bytes before this frame)
+ *                n entries { i64 first_offset, i64 last_offset, i64 first_ts,
+ *                            i64 max_ts, u32 crc32c (compressed frame),
+ *                            u32 n_batches }
+ *                u32 CRC-32C of the frame after its 8-byte header, this excluded
+ *
+ * so recovery from a bucket rebuilds an object's index rows from its tail
+ * alone (tier_seg_tail_describe: one or two ranged GETs, not the object);
+ * objects without it are described by decoding every frame
+ * (tier_seg_object_describe).
  *
  * Threads: every function here is CPU-only and reentrant on distinct objects;
  * compression of a segment and decoding of a frame are heavy (milliseconds
@@ -164,7 +179,8 @@ typedef struct {
     uint32_t n_frames;
     bool has_checksums;
     uint64_t table_size; /* bytes of the seek table frame, header included */
-    uint64_t data_size;  /* bytes of all frames = object size - table_size */
+    uint64_t ct_size;    /* bytes of the chunk table frame before it, 0 = none */
+    uint64_t data_size;  /* bytes of all frames = object size - ct_size - table_size */
     uint64_t raw_size;   /* decompressed size of the whole segment */
 } tier_seg_table_t;
 
@@ -179,7 +195,8 @@ ST_MUST_CHECK int tier_seg_table_size(const uint8_t *tail, size_t tail_len, uint
 /** Parse and check the seek table at the end of an object of obj_size bytes.
  * Checks: footer, skippable header and its frame size, entry sizes (each
  * compressed size > 0, each raw size <= TIER_SEG_MAX_FRAME_RAW), and that the
- * frames exactly fill the object before the table.
+ * frames exactly fill the object before the table, or before a chunk table
+ * of the size n frames need (its bytes are checked by tier_seg_tail_describe).
  * @param tail   Borrowed: the last tail_len bytes of the object (untrusted);
  *               must cover the whole table (else ST_E_AGAIN with
  *               out->table_size set so the caller can fetch more).
@@ -192,6 +209,26 @@ ST_MUST_CHECK int tier_seg_table_parse(const uint8_t *tail,
 
 /** Release a parsed table; t may be zeroed or NULL. */
 void tier_seg_table_fini(tier_seg_table_t *t);
+
+#define TIER_SEG_CT_MAGIC 0x184D2A5Du
+#define TIER_SEG_CT_TAG   0x54435453u /* "STCT" little-endian */
+#define TIER_SEG_CT_ENTRY 40u
+/** Bytes of the chunk table frame of an object with n chunks. */
+#define TIER_SEG_CT_SIZE(n) (TIER_SEG_SKIP_HDR_SIZE + 16u + (uint64_t)(n)*TIER_SEG_CT_ENTRY + 4u)
+
+/** Describe an object from its tail: seek table + chunk table, both checked
+ * (magics, sizes, the chunk table's own CRC-32C, entries in offset order and
+ * agreeing with the seek table), into info exactly as the writer returned it
+ * (obj_crc32c included: the table carries the CRC of the bytes before it).
+ * @param tail      Borrowed: the last tail_len bytes of the object (untrusted).
+ * @param obj_size  Size of the whole object.
+ * @param need      Out on ST_E_AGAIN: how many tail bytes are needed.
+ * @param info      Out: owned by the caller on success (tier_seg_info_fini).
+ * @return 0; ST_E_AGAIN (tail too short, see *need); ST_E_NOTFOUND (the
+ *         object has no chunk table: decode it whole); ST_E_MALFORMED,
+ *         ST_E_CORRUPT, ST_E_NOMEM.  @thread any  @blocking no */
+ST_MUST_CHECK int tier_seg_tail_describe(
+    const uint8_t *tail, size_t tail_len, uint64_t obj_size, uint64_t *need, tier_seg_info_t *info);
 
 /* ---- Reader: chunks ---- */
 

@@ -23,6 +23,11 @@ static uint32_t get_le32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+static int64_t get_le64(const uint8_t *p)
+{
+    return (int64_t)((uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32);
+}
+
 /* ---- Seek table ---- */
 
 int tier_seg_table_size(const uint8_t *tail, size_t tail_len, uint64_t *table_size)
@@ -92,16 +97,102 @@ int tier_seg_table_parse(const uint8_t *tail,
         pos += fr[i].obj_len; /* < 2^32 * 2^27: no overflow */
         raw += fr[i].raw_len;
     }
-    if (pos != obj_size - tsize) {
+    /* The frames fill the object up to the seek table, or up to a chunk
+     * table of the size n entries need. */
+    if (pos != obj_size - tsize &&
+        (obj_size - tsize < TIER_SEG_CT_SIZE(n) || pos != obj_size - tsize - TIER_SEG_CT_SIZE(n))) {
         free(fr);
         return ST_E_MALFORMED;
     }
+    out->ct_size = obj_size - tsize - pos;
     out->frames = fr;
     out->n_frames = n;
     out->has_checksums = has_ck;
     out->data_size = pos;
     out->raw_size = raw;
     return 0;
+}
+
+/* ---- Chunk table ---- */
+
+/* Check the chunk table ct (t->ct_size bytes, untrusted) against the seek
+ * table t and fill info's chunks and summary from both. */
+static int parse_chunk_table(const uint8_t *ct, const tier_seg_table_t *t, tier_seg_info_t *info)
+{
+    uint64_t size = t->ct_size;
+    uint32_t n = t->n_frames;
+    if (n == 0 || size != TIER_SEG_CT_SIZE(n) || get_le32(ct) != TIER_SEG_CT_MAGIC ||
+        get_le32(ct + 4) != size - TIER_SEG_SKIP_HDR_SIZE)
+        return ST_E_MALFORMED;
+    const uint8_t *p = ct + TIER_SEG_SKIP_HDR_SIZE;
+    if (get_le32(p) != TIER_SEG_CT_TAG || get_le32(p + 4) != 1 || get_le32(p + 8) != n)
+        return ST_E_MALFORMED;
+    if (st_crc32c(0, p, size - TIER_SEG_SKIP_HDR_SIZE - 4) != get_le32(ct + size - 4))
+        return ST_E_CORRUPT;
+    info->chunks = calloc(n, sizeof(*info->chunks));
+    if (!info->chunks)
+        return ST_E_NOMEM;
+    info->obj_crc32c = get_le32(p + 12); /* of the data frames: extended by the caller */
+    const uint8_t *e = p + 16;
+    for (uint32_t i = 0; i < n; i++, e += TIER_SEG_CT_ENTRY) {
+        tier_seg_chunk_t *c = &info->chunks[i];
+        c->first_offset = get_le64(e);
+        c->last_offset = get_le64(e + 8);
+        c->first_ts = get_le64(e + 16);
+        c->max_ts = get_le64(e + 24);
+        c->crc32c = get_le32(e + 32);
+        c->n_batches = get_le32(e + 36);
+        c->obj_pos = t->frames[i].obj_pos;
+        c->obj_len = t->frames[i].obj_len;
+        c->raw_len = t->frames[i].raw_len;
+        if (c->first_offset < 0 || c->last_offset < c->first_offset || c->n_batches == 0 ||
+            c->raw_len == 0 || (i > 0 && c->first_offset <= info->chunks[i - 1].last_offset))
+            return ST_E_MALFORMED;
+        if (c->max_ts > info->max_ts || i == 0)
+            info->max_ts = c->max_ts;
+        info->raw_size += c->raw_len;
+        info->n_chunks++;
+    }
+    info->base_offset = info->chunks[0].first_offset;
+    info->base_ts = info->chunks[0].first_ts;
+    info->last_offset = info->chunks[n - 1].last_offset;
+    return 0;
+}
+
+int tier_seg_tail_describe(
+    const uint8_t *tail, size_t tail_len, uint64_t obj_size, uint64_t *need, tier_seg_info_t *info)
+{
+    memset(info, 0, sizeof(*info));
+    tier_seg_table_t t;
+    int rc = tier_seg_table_parse(tail, tail_len, obj_size, &t);
+    if (rc == ST_E_AGAIN) {
+        /* The table's size is known; the chunk table may follow: ask for
+         * both at once (bounded by the object). */
+        uint64_t n = (t.table_size - TIER_SEG_SKIP_HDR_SIZE - TIER_SEG_FOOTER_SIZE) / 8;
+        uint64_t want = t.table_size + TIER_SEG_CT_SIZE(n);
+        *need = want < obj_size ? want : obj_size;
+        return ST_E_AGAIN;
+    }
+    if (rc != 0)
+        return rc;
+    uint64_t back = t.table_size + t.ct_size;
+    if (t.ct_size == 0) {
+        rc = ST_E_NOTFOUND;
+    } else if (back > tail_len) {
+        *need = back;
+        rc = ST_E_AGAIN;
+    } else {
+        const uint8_t *ct = tail + tail_len - back;
+        rc = parse_chunk_table(ct, &t, info);
+        if (rc == 0) {
+            info->obj_size = obj_size;
+            info->obj_crc32c = st_crc32c(info->obj_crc32c, ct, (size_t)back);
+        }
+    }
+    tier_seg_table_fini(&t);
+    if (rc != 0)
+        tier_seg_info_fini(info);
+    return rc;
 }
 
 /* ---- Chunks ---- */
@@ -296,6 +387,15 @@ int tier_seg_object_describe(
             info->max_ts = c->max_ts;
         info->raw_size += c->raw_len;
         info->n_chunks++;
+    }
+    if (rc == 0 && t.ct_size > 0) {
+        /* The chunk table must say what the frames hold. */
+        tier_seg_info_t ct = {0};
+        rc = parse_chunk_table(obj + t.data_size, &t, &ct);
+        for (size_t i = 0; rc == 0 && i < ct.n_chunks; i++)
+            if (memcmp(&ct.chunks[i], &info->chunks[i], sizeof(ct.chunks[i])) != 0)
+                rc = ST_E_CORRUPT;
+        tier_seg_info_fini(&ct);
     }
     tier_seg_table_fini(&t);
     if (rc == 0 && info->n_chunks == 0)

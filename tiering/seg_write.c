@@ -272,7 +272,42 @@ int tier_seg_writer_write(tier_seg_writer_t *w, const void *data, size_t len)
     return 0;
 }
 
-/* ---- Seek table ---- */
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    put_le32(p, (uint32_t)v);
+    put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* ---- Chunk table and seek table ---- */
+
+static int write_chunk_table(tier_seg_writer_t *w)
+{
+    size_t n = w->n_chunks, size = (size_t)TIER_SEG_CT_SIZE(n);
+    uint8_t *t = malloc(size);
+    if (!t)
+        return ST_E_NOMEM;
+    put_le32(t, TIER_SEG_CT_MAGIC);
+    put_le32(t + 4, (uint32_t)(size - TIER_SEG_SKIP_HDR_SIZE));
+    uint8_t *p = t + TIER_SEG_SKIP_HDR_SIZE;
+    put_le32(p, TIER_SEG_CT_TAG);
+    put_le32(p + 4, 1);
+    put_le32(p + 8, (uint32_t)n);
+    put_le32(p + 12, w->info.obj_crc32c); /* the data frames so far */
+    p += 16;
+    for (size_t i = 0; i < n; i++, p += TIER_SEG_CT_ENTRY) {
+        const tier_seg_chunk_t *c = &w->chunks[i];
+        put_le64(p, (uint64_t)c->first_offset);
+        put_le64(p + 8, (uint64_t)c->last_offset);
+        put_le64(p + 16, (uint64_t)c->first_ts);
+        put_le64(p + 24, (uint64_t)c->max_ts);
+        put_le32(p + 32, c->crc32c);
+        put_le32(p + 36, c->n_batches);
+    }
+    put_le32(p, st_crc32c(0, t + TIER_SEG_SKIP_HDR_SIZE, size - TIER_SEG_SKIP_HDR_SIZE - 4));
+    int rc = emit(w, t, size);
+    free(t);
+    return rc;
+}
 
 static int write_table(tier_seg_writer_t *w)
 {
@@ -304,7 +339,7 @@ int tier_seg_writer_finish(tier_seg_writer_t *w, tier_seg_info_t *info)
     int rc;
     if (w->parsed != w->raw_len)
         rc = ST_E_MALFORMED; /* stream ends inside a batch */
-    else if ((rc = close_chunk(w)) == 0)
+    else if ((rc = close_chunk(w)) == 0 && (w->n_chunks == 0 || (rc = write_chunk_table(w)) == 0))
         rc = write_table(w);
     if (rc != 0)
         return w->err = rc;

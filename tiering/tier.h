@@ -226,6 +226,7 @@ typedef struct {
     int64_t skipped;            /* not segment objects, or overlapping indexed data */
     int64_t failed;             /* unreadable or corrupt objects (left in the bucket) */
     int64_t bytes;              /* object bytes indexed */
+    int64_t tail_only;          /* of the objects: described from their tail alone */
     bool was_not_empty;         /* only_if_empty and the index had rows: nothing done */
     tier_recover_part_t *parts; /* owned by the callee of the result */
     size_t n_parts;

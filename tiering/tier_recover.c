@@ -2,17 +2,21 @@
  * Data path: not on the produce/fetch path. When the data directory (and with
  * it remote-index.db) is lost, stratad calls tier_recover_blocking() before
  * the shards start (or an operator asks for it): obj_list() pages through the
- * archive -> each segment object is read whole with obj_get() (verified
- * against its stored SHA-256) -> on the thread pool its seek table is parsed
- * (tier_seg_table_size/tier_seg_table_parse) and every frame is decoded and
- * described (tier_seg_frame_decode + tier_seg_chunk_describe) to get the
- * chunk offsets and timestamps the table does not carry -> idx_segment_add()
- * re-adds the row exactly as the uploader wrote it.
+ * archive -> for each segment object one ranged GET of its last 64 KiB (a
+ * second one when its tables are larger) -> tier_seg_tail_describe() checks
+ * the seek table and the Strata chunk table before it and yields the chunk
+ * offsets, timestamps, byte ranges and checksums -> idx_segment_add() re-adds
+ * the row exactly as the uploader wrote it. An object without a chunk table
+ * (or with a damaged one) is read whole with obj_get() (verified against its
+ * stored SHA-256) and described on the thread pool by decoding every frame
+ * (tier_seg_object_describe). Topic manifests (_strata/topics/) are read
+ * into the result for tier_recover_restore().
  *
  * Recovery states (one object at a time, on the caller's loop):
- *   LIST --page--> GET (obj_get) --> DESCRIBE (thread pool) --> ADD (idx)
- *   ADD --> GET next key of the page, or LIST next page, or DONE
- *   a failed GET/DESCRIBE/ADD counts the object as failed and goes on.
+ *   LIST --page--> TAIL (obj_get_range, x1-3) --> ADD (idx)
+ *   TAIL --no usable tables--> GET (obj_get) --> DESCRIBE (thread pool) --> ADD
+ *   ADD --> TAIL of the next key of the page, or LIST next page, or DONE
+ *   a failed TAIL/GET/DESCRIBE/ADD counts the object as failed and goes on.
  *
  * Invariants: 1. keys are listed in byte order, and a partition's keys share
  *                the prefix "<hash>/<topic>/<partition>/" followed by the
@@ -43,6 +47,9 @@
  * whole segment object (up to segment.bytes) may take long on a slow link. */
 #define RECOVER_LIST_TIMEOUT_MS 60000
 #define RECOVER_GET_TIMEOUT_MS  600000
+/* First tail read: the seek and chunk tables of a segment of up to ~1000
+ * frames (52 bytes a frame); larger ones take a second ranged GET. */
+#define RECOVER_TAIL_BYTES 65536
 
 typedef struct {
     uv_loop_t *loop;
@@ -53,7 +60,8 @@ typedef struct {
     void *cb_arg;
     tier_recover_result_t res;
     /* the current page */
-    char **keys; /* owned */
+    char **keys;     /* owned */
+    uint64_t *sizes; /* owned: object sizes of keys */
     size_t n_keys, next_key;
     char *token; /* owned: next page, NULL at the end */
     bool has_more;
@@ -62,6 +70,8 @@ typedef struct {
     int32_t partition;
     uint8_t *obj; /* owned */
     size_t obj_len;
+    uint64_t obj_size; /* from the listing */
+    int tail_tries;
     uv_work_t work;
     int work_err;
     tier_seg_info_t info;
@@ -117,7 +127,9 @@ static void free_page(rec_t *r)
     for (size_t i = 0; i < r->n_keys; i++)
         free(r->keys[i]);
     free(r->keys);
+    free(r->sizes);
     r->keys = NULL;
+    r->sizes = NULL;
     r->n_keys = r->next_key = 0;
 }
 
@@ -126,9 +138,10 @@ static void finish(rec_t *r, int status)
     free_page(r);
     free(r->token);
     ST_INFO("tier",
-            "recovery from the archive done status=%s objects=%" PRId64 " skipped=%" PRId64
-            " failed=%" PRId64 " partitions=%zu",
-            st_strerror(status), r->res.objects, r->res.skipped, r->res.failed, r->res.n_parts);
+            "recovery from the archive done status=%s objects=%" PRId64 " (from their tables "
+            "alone: %" PRId64 ") skipped=%" PRId64 " failed=%" PRId64 " partitions=%zu topics=%zu",
+            st_strerror(status), r->res.objects, r->res.tail_only, r->res.skipped, r->res.failed,
+            r->res.n_parts, r->res.n_topics);
     tier_recover_cb cb = r->cb;
     void *arg = r->cb_arg;
     tier_recover_result_t res = r->res;
@@ -190,6 +203,8 @@ static void on_added(void *arg, int status)
 
 /* ---- DESCRIBE (thread pool) ---- */
 
+static void add_row(rec_t *r);
+
 static int describe(rec_t *r)
 {
     return tier_seg_object_describe(r->obj, r->obj_len, NULL, NULL, &r->info);
@@ -216,6 +231,12 @@ static void describe_done(uv_work_t *w, int status)
         next_object(r);
         return;
     }
+    add_row(r);
+}
+
+/* Add the row of the described object r->info under r->key. */
+static void add_row(rec_t *r)
+{
     idx_chunk_t *chunks = calloc(r->info.n_chunks, sizeof(*chunks));
     int rc = ST_E_NOMEM;
     if (chunks) {
@@ -293,6 +314,68 @@ static void on_manifest(obj_req_t *req, obj_result_t *res, void *arg)
     next_object(r);
 }
 
+/* ---- TAIL: the seek and chunk tables only ---- */
+
+static void get_whole(rec_t *r)
+{
+    obj_req_t *req;
+    int rc = obj_get(r->store, r->key, on_get, r, &req);
+    if (rc != 0) {
+        finish(r, rc);
+        return;
+    }
+    obj_req_set_timeout(req, RECOVER_GET_TIMEOUT_MS);
+}
+
+static void get_tail(rec_t *r, uint64_t want);
+
+static void on_tail(obj_req_t *req, obj_result_t *res, void *arg)
+{
+    rec_t *r = arg;
+    (void)req;
+    if (res->status != 0) {
+        r->res.failed++;
+        ST_WARN("tier", "recovery: cannot read the tail of key=%s: %s %s", r->key,
+                st_strerror(res->status), res->errmsg);
+        next_object(r);
+        return;
+    }
+    uint64_t need = 0;
+    int rc = tier_seg_tail_describe(res->data, res->data_len, r->obj_size, &need, &r->info);
+    if (rc == 0) {
+        r->obj_len = r->obj_size;
+        r->res.tail_only++;
+        add_row(r);
+    } else if (rc == ST_E_AGAIN && r->tail_tries < 3 && need > res->data_len) {
+        get_tail(r, need);
+    } else {
+        /* No chunk table (another writer) or a damaged tail: decoding the
+         * whole object decides. */
+        if (rc != ST_E_NOTFOUND)
+            ST_WARN("tier",
+                    "recovery: the tables at the end of key=%s are unusable (%s); "
+                    "reading the whole object",
+                    r->key, st_strerror(rc));
+        get_whole(r);
+    }
+}
+
+static void get_tail(rec_t *r, uint64_t want)
+{
+    if (want > r->obj_size)
+        want = r->obj_size;
+    r->tail_tries++;
+    obj_req_t *req;
+    int rc = want == 0
+                 ? ST_E_INVAL
+                 : obj_get_range(r->store, r->key, r->obj_size - want, want, on_tail, r, &req);
+    if (rc != 0) {
+        finish(r, rc);
+        return;
+    }
+    obj_req_set_timeout(req, RECOVER_LIST_TIMEOUT_MS);
+}
+
 static void next_object(rec_t *r)
 {
     while (r->next_key < r->n_keys) {
@@ -316,13 +399,9 @@ static void next_object(rec_t *r)
             continue;
         }
         snprintf(r->key, sizeof(r->key), "%s", key);
-        obj_req_t *req;
-        int rc = obj_get(r->store, r->key, on_get, r, &req);
-        if (rc == 0) {
-            obj_req_set_timeout(req, RECOVER_GET_TIMEOUT_MS);
-            return;
-        }
-        finish(r, rc);
+        r->obj_size = r->sizes[r->next_key - 1];
+        r->tail_tries = 0;
+        get_tail(r, r->obj_size < RECOVER_TAIL_BYTES ? r->obj_size : RECOVER_TAIL_BYTES);
         return;
     }
     free_page(r);
@@ -349,13 +428,14 @@ static void on_list(obj_req_t *req, obj_result_t *res, void *arg)
     r->token = res->next_token ? strdup(res->next_token) : NULL;
     r->has_more = res->next_token != NULL;
     r->keys = calloc(res->n_entries ? res->n_entries : 1, sizeof(*r->keys));
-    if (!r->keys || (res->next_token && !r->token)) {
+    r->sizes = calloc(res->n_entries ? res->n_entries : 1, sizeof(*r->sizes));
+    if (!r->keys || !r->sizes || (res->next_token && !r->token)) {
         finish(r, ST_E_NOMEM);
         return;
     }
     for (size_t i = 0; i < res->n_entries; i++)
         if ((r->keys[r->n_keys] = strdup(res->entries[i].key)) != NULL)
-            r->n_keys++;
+            r->sizes[r->n_keys++] = res->entries[i].size_bytes;
     next_object(r);
 }
 
@@ -634,17 +714,19 @@ int tier_recover_restore(uv_loop_t *loop,
     r->cb = cb;
     r->arg = arg;
     r->work.data = r;
+    r->parts = res->parts; /* moved before the work starts: it reads them */
+    r->n_parts = res->n_parts;
+    r->topics = res->topics;
+    r->n_topics = res->n_topics;
     int rc = uv_queue_work(loop, &r->work, restore_dirs, restore_topics);
     if (rc != 0) {
         free(r->data_dir);
         free(r);
-        return rc;
+        return rc; /* res still owns them */
     }
-    r->parts = res->parts; /* moved */
-    r->n_parts = res->n_parts;
-    r->topics = res->topics;
-    r->n_topics = res->n_topics;
-    memset(res, 0, sizeof(*res));
+    res->parts = NULL;
+    res->topics = NULL;
+    res->n_parts = res->n_topics = 0;
     return 0;
 }
 

@@ -131,7 +131,10 @@ class ReplayGiBTest(unittest.TestCase):
             shutil.rmtree(b.data)
             os.mkdir(b.data)
             b.start(timeout=600)
-            b.wait_for(r"recovered from the archive: objects=%d partitions=1" % len(rows),
+            b.wait_for(r"recovered from the archive: objects=%d partitions=1 topics=1 failed=0"
+                       % len(rows), seen=True)
+            # Rebuilt from the objects' seek and chunk tables: no object read whole.
+            b.wait_for(r"objects=%d \(from their tables alone: %d\)" % (len(rows), len(rows)),
                        seen=True)
             self.assertEqual(index_rows(b, TOPIC), rows)
             wait_until(lambda: earliest(b.bootstrap, TOPIC) == (0, N), 60, "the archive")

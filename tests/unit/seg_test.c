@@ -129,6 +129,36 @@ static void check_zstd_cli(const mbuf_t *obj, const mbuf_t *seg)
     assert_int_equal(system(cmd), 0);
 }
 
+/* From the object's tail alone (recovery), with one retry when the guessed
+ * tail was too short, the writer's description comes back exactly. */
+static void check_tail_describe(const mbuf_t *obj, const tier_seg_info_t *info)
+{
+    tier_seg_info_t d;
+    uint64_t need = 0;
+    size_t small = obj->len < 32 ? obj->len : 32;
+    int rc = tier_seg_tail_describe(obj->p + obj->len - small, small, obj->len, &need, &d);
+    if (info->n_chunks == 0) {
+        assert_true(rc == ST_E_NOTFOUND || rc == ST_E_AGAIN);
+        return;
+    }
+    assert_int_equal(rc, ST_E_AGAIN);
+    assert_true(need > small && need <= obj->len);
+    rc = tier_seg_tail_describe(obj->p + obj->len - need, need, obj->len, &need, &d);
+    if (rc == ST_E_AGAIN) /* the first guess covered the seek table, not the chunk table */
+        rc = tier_seg_tail_describe(obj->p + obj->len - need, need, obj->len, &need, &d);
+    assert_int_equal(rc, 0);
+    assert_int_equal(d.n_chunks, info->n_chunks);
+    assert_memory_equal(d.chunks, info->chunks, info->n_chunks * sizeof(*d.chunks));
+    assert_int_equal(d.base_offset, info->base_offset);
+    assert_int_equal(d.last_offset, info->last_offset);
+    assert_int_equal(d.base_ts, info->base_ts);
+    assert_int_equal(d.max_ts, info->max_ts);
+    assert_int_equal(d.raw_size, info->raw_size);
+    assert_int_equal(d.obj_size, info->obj_size);
+    assert_int_equal(d.obj_crc32c, info->obj_crc32c);
+    tier_seg_info_fini(&d);
+}
+
 /* Parse the table from a small tail first (as a reader with one ranged GET
  * of a guessed size would), then decode every chunk and compare. */
 static void check_roundtrip(const mbuf_t *seg, const mbuf_t *obj, const tier_seg_info_t *info)
@@ -183,6 +213,7 @@ static void check_roundtrip(const mbuf_t *seg, const mbuf_t *obj, const tier_seg
     }
     assert_int_equal(raw_pos, seg->len);
     tier_seg_table_fini(&t);
+    check_tail_describe(obj, info);
     check_zstd_cli(obj, seg);
 }
 
@@ -494,6 +525,49 @@ static void test_seg_table_rejects_corruption(void **state)
     free(obj.p);
 }
 
+/* The chunk table: damage is caught, an object without one says so, and a
+ * whole-object describe checks it against the frames. */
+static void test_seg_chunk_table(void **state)
+{
+    (void)state;
+    mbuf_t seg = {0}, obj = {0};
+    tier_seg_info_t info, d;
+    small_object(&seg, &obj, &info);
+    uint64_t need, tsize = 8 + info.n_chunks * 12 + 9, csize = TIER_SEG_CT_SIZE(info.n_chunks);
+    size_t ct_pos = obj.len - tsize - csize;
+    /* Any flipped byte of the chunk table is caught (magic, size, tag, CRC). */
+    for (size_t i = ct_pos; i < obj.len - tsize; i++) {
+        obj.p[i] ^= 0x40;
+        int rc = tier_seg_tail_describe(obj.p, obj.len, obj.len, &need, &d);
+        assert_true(rc == ST_E_CORRUPT || rc == ST_E_MALFORMED);
+        obj.p[i] ^= 0x40;
+    }
+    /* A consistent but false entry (CRC recomputed) fails the whole-object
+     * describe, which decodes the frames. */
+    uint8_t *e = obj.p + ct_pos + 8 + 16; /* first entry: first_offset */
+    e[8] ^= 1;                            /* its last_offset */
+    uint32_t crc = st_crc32c(0, obj.p + ct_pos + 8, csize - 12);
+    le_put32(obj.p + ct_pos + csize - 4, crc);
+    assert_int_equal(tier_seg_object_describe(obj.p, obj.len, NULL, NULL, &d), ST_E_CORRUPT);
+    tier_seg_info_fini(&d);
+    e[8] ^= 1;
+    le_put32(obj.p + ct_pos + csize - 4, st_crc32c(0, obj.p + ct_pos + 8, csize - 12));
+    assert_int_equal(tier_seg_object_describe(obj.p, obj.len, NULL, NULL, &d), 0);
+    tier_seg_info_fini(&d);
+    /* Without a chunk table (frames then seek table): decode it whole. */
+    mbuf_t old = {0};
+    mbuf_put(&old, obj.p, ct_pos);
+    mbuf_put(&old, obj.p + obj.len - tsize, tsize);
+    assert_int_equal(tier_seg_tail_describe(old.p, old.len, old.len, &need, &d), ST_E_NOTFOUND);
+    assert_int_equal(tier_seg_object_describe(old.p, old.len, NULL, NULL, &d), 0);
+    assert_int_equal(d.n_chunks, info.n_chunks);
+    tier_seg_info_fini(&d);
+    free(old.p);
+    free(seg.p);
+    free(obj.p);
+    tier_seg_info_fini(&info);
+}
+
 static void test_seg_chunk_decode_rejects_corruption(void **state)
 {
     mbuf_t seg = {0}, obj = {0};
@@ -670,6 +744,7 @@ int main(void)
         cmocka_unit_test(test_seg_roundtrip_default_target_from_fd),
         cmocka_unit_test(test_seg_writer_rejects_bad_segments),
         cmocka_unit_test(test_seg_table_rejects_corruption),
+        cmocka_unit_test(test_seg_chunk_table),
         cmocka_unit_test(test_seg_chunk_decode_rejects_corruption),
         cmocka_unit_test(test_seg_chunk_describe_rejects_torn_batches),
         cmocka_unit_test(test_seg_chunk_find_gaps),
