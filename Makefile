@@ -1,12 +1,15 @@
 # Strata - the two set-up commands of the README, plus helpers.
 #   make run    install build deps, Release build, start stratad with embedded defaults
 #   make test   install test deps, Release + ASan builds, every unit and integration test
+#   make bench  install bench deps, Release build, the benchmark suite (bench/run.sh, ~15 min):
+#               bench/results/<date>.json, .md and PNGs. `make bench BUILD=build-bench`
+#               builds into and runs from another build directory.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all run test build asan deps test-deps bench format format-check clean
+.PHONY: all run test build asan deps test-deps bench-deps bench format format-check clean
 
 all: build
 
@@ -32,7 +35,10 @@ test: test-deps
 	@$(MAKE) --no-print-directory asan CMAKE_FLAGS="-DSTRATA_WERROR=ON"
 	@scripts/test.sh $(BUILD) $(ASAN_BUILD)
 
-bench: build
+bench-deps:
+	@scripts/deps.sh bench
+
+bench: bench-deps build
 	@bench/run.sh $(BUILD)
 
 format:

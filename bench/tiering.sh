@@ -8,9 +8,9 @@
 # Load: `strata bench produce` acks=1 at TIER_MBPS MB/s (1 KiB records) for TIER_SECONDS.
 # Sampled every 0.5 s, during the load and while the backlog drains (up to TIER_DRAIN s):
 #   upload lag = bytes (and count) of sealed local segments not yet in the remote index,
-#   read from the data directory and remote-index.db (the Kafka RemoteCopyLagBytes notion;
-#   the admin API's upload_lag_bytes is recorded too once it is a number, see
-#   docs/admin-api.md). Bounded: the lag of the second half of the load is not above the
+#   read from the data directory and remote-index.db (the Kafka RemoteCopyLagBytes notion),
+#   and the broker's own figure, upload_lag_bytes of the admin API's GET /v1/storage
+#   (docs/admin-api.md), recorded beside it. Bounded: the lag of the second half of the load is not above the
 #   first half's by more than two segments per partition, and it drains to 0 after the load.
 # Writes TIER_OUT.json (summary) and TIER_OUT.csv (t_s, lag_bytes, lag_segments, admin_lag).
 # Usage: bench/tiering.sh BUILD_DIR OUT_PREFIX   env: TIER_MBPS (40), TIER_SECONDS (60),
@@ -127,7 +127,9 @@ print(json.dumps({"seconds": secs, "segment_bytes": seg, "samples": len(samples)
                   "mean_lag_bytes": sum(s[1] for s in during) / max(len(during), 1),
                   "drained": drained,
                   "drain_s": max(0.0, round(samples[-1][0] - load_end, 1)) if drained else None,
-                  "bounded": bounded, "uploaded_segments": n_up[0], "csv": os.path.basename(outp + ".csv")}))
+                  "bounded": bounded, "uploaded_segments": n_up[0],
+                  "admin_max_lag_bytes": max((s[3] for s in samples if s[3] is not None),
+                                             default=None), "csv": os.path.basename(outp + ".csv")}))
 EOF
 wait "$PPID_" || echo "tiering.sh: producer failed" >&2
 PPID_=

@@ -2,7 +2,8 @@
 # deps.sh - install what Strata needs from Debian's packages (and npm for tests).
 # Usage: scripts/deps.sh build   # compiler, CMake and the libraries stratad links
 #        scripts/deps.sh test    # build deps + cmocka, Kafka clients, Node.js, clang (fuzz)
-#        scripts/deps.sh bench   # build deps + benchmark tools (fio: the disk limit probe; python3)
+#        scripts/deps.sh bench   # build deps + benchmark tools (fio, iperf3, gnuplot, perf, the
+#                                # S3 test server's node + npm, python3, curl)
 # Installs only what is missing; uses sudo when not root. Safe to run repeatedly.
 set -euo pipefail
 
@@ -10,8 +11,11 @@ BUILD_PKGS="gcc make cmake pkg-config libuv1-dev libcurl4-openssl-dev libssl-dev
 libsqlite3-dev libyaml-dev librdkafka-dev zlib1g-dev liblz4-dev libsnappy-dev libjansson-dev"
 TEST_PKGS="libcmocka-dev kcat python3 python3-confluent-kafka python3-kafka zstd curl clang
 libclang-rt-14-dev procps"
-# Benchmarks only (bench/kafka.sh), never needed by tests: fio probes fdatasync'd writes.
-BENCH_PKGS="fio python3"
+# Benchmarks only (bench/run.sh), never needed by tests: fio probes fdatasync'd writes, iperf3
+# loopback TCP, gnuplot-nox draws the report's PNGs, linux-perf profiles stratad; the replay
+# and tiering scenarios use the S3 test server (node + npm) and curl; python3-confluent-kafka
+# fills the replay topics.
+BENCH_PKGS="fio iperf3 gnuplot-nox linux-perf python3 python3-confluent-kafka curl"
 
 want="$BUILD_PKGS"
 case "${1:-build}" in
@@ -28,7 +32,7 @@ for p in $want; do
     fi
 done
 # Node.js may come from another source than Debian; only install it when absent.
-if [ "${1:-build}" = test ]; then
+if [ "${1:-build}" = test ] || [ "${1:-build}" = bench ]; then
     command -v node >/dev/null 2>&1 || missing="$missing nodejs"
     command -v npm >/dev/null 2>&1 || missing="$missing npm"
 fi
