@@ -205,9 +205,11 @@ static int arc_open(arc_t *a, const char *flag_url)
     if (strncmp(a->url, "file://", 7) && strncmp(a->url, "s3://", 5))
         return cli_usage_err("bad archive URL '%s': use file://DIR or s3://BUCKET/PREFIX", a->url);
     struct stat st;
-    if (!strncmp(a->url, "file://", 7) && (stat(a->url + 7, &st) != 0 || !S_ISDIR(st.st_mode)))
+    if (!strncmp(a->url, "file://", 7) && stat(a->url + 7, &st) != 0)
         return cli_err("no archive at %s: %s", a->url,
-                       errno == 0 || errno == ENOENT ? "no such directory" : strerror(errno));
+                       errno == ENOENT ? "no such directory" : strerror(errno));
+    if (!strncmp(a->url, "file://", 7) && !S_ISDIR(st.st_mode))
+        return cli_err("no archive at %s: not a directory", a->url);
     st_log_set_level(cli_opts.is_verbose ? ST_LOG_INFO : ST_LOG_ERROR);
     int rc = uv_loop_init(&a->loop);
     if (rc != 0)
