@@ -468,6 +468,12 @@ class GcTest(unittest.TestCase):
             wait_high(b, "gcdt", 2999)
             arch = os.path.join(b.data, "archive")
             self.assertTrue(archive_keys(arch, "gcdt"))
+            # Each topic has its manifest in the archive (partitions, configs).
+            import json
+            man = os.path.join(arch, "_strata", "topics", "gcdt.json")
+            wait_until(lambda: os.path.exists(man), 30, "the topic manifest")
+            with open(man, "rb") as f:  # the body, then file://'s 56-byte checksum trailer
+                self.assertEqual(json.loads(f.read()[:-56])["configs"]["segment.ms"], "1000")
             # DeleteRecords: objects wholly below the new start go.
             from kwire import Conn, delete_records_v1, parse_delete_records_v1
             c = Conn(b.port)
@@ -483,6 +489,8 @@ class GcTest(unittest.TestCase):
             a.delete_topics(["gcdt"])["gcdt"].result(30)
             wait_until(lambda: archive_keys(arch, "gcdt") == [], 30, "DeleteTopics GC")
             self.assertEqual(index_rows(b, "gcdt"), [])
+            wait_until(lambda: not os.path.exists(man), 30, "the manifest deleted")
+            self.assertTrue(os.path.exists(os.path.join(arch, "_strata", "topics", "gcdr.json")))
             self.assertTrue(archive_keys(arch, "gcdr"))
         finally:
             b.close()
