@@ -187,6 +187,12 @@ static void test_st_metrics_render_values(void **state)
     st_metric_observe_ns(ST_H_REQUEST_LATENCY, 0, 20000000000); /* 20 s: +Inf only */
     st_metric_observe_ns(ST_H_REQUEST_LATENCY, 999, 1);         /* no such label: ignored */
     st_metric_observe_ns(ST_H_FSYNC_LATENCY, 0, 2000000);
+    st_metric_op(ST_O_OBJ_REQUESTS, ST_OBJ_PUT, 1);
+    st_metric_op(ST_O_OBJ_REQUESTS, ST_OBJ_PUT, 1);
+    st_metric_op(ST_O_OBJ_ERRORS, ST_OBJ_DELETE, 1);
+    st_metric_op(ST_O_OBJ_ERRORS, ST_OBJ__COUNT, 1);              /* no such operation: ignored */
+    st_metric_observe_ns(ST_H_OBJ_LATENCY, ST_OBJ_GET, 40000000); /* 40 ms */
+    st_metric_observe_ns(ST_H_HYDRATION_LATENCY, 0, 1000);
     assert_int_equal(st_metric_value(ST_M_KAFKA_CONNECTIONS), 2);
     st_mtext_t t = {0};
     st_metrics_render(&t, names);
@@ -211,6 +217,18 @@ static void test_st_metrics_render_values(void **state)
     assert_true(has_line(t.p, "strata_log_fsync_latency_seconds_bucket{le=\"0.0025\"} 1"));
     assert_true(has_line(t.p, "strata_log_fsync_latency_seconds_count 1"));
     assert_null(strstr(t.p, "api=\"999\""));
+    /* Per-operation counters show every operation, histograms those with samples,
+     * labelled by name. */
+    assert_true(has_line(t.p, "strata_object_store_requests_total{op=\"put\"} 2"));
+    assert_true(has_line(t.p, "strata_object_store_requests_total{op=\"list\"} 0"));
+    assert_true(has_line(t.p, "strata_object_store_errors_total{op=\"delete\"} 1"));
+    assert_true(has_line(t.p, "strata_object_store_request_latency_seconds_bucket{op=\"get\","
+                              "le=\"0.025\"} 0"));
+    assert_true(has_line(t.p, "strata_object_store_request_latency_seconds_bucket{op=\"get\","
+                              "le=\"0.05\"} 1"));
+    assert_true(has_line(t.p, "strata_object_store_request_latency_seconds_count{op=\"get\"} 1"));
+    assert_null(strstr(t.p, "strata_object_store_request_latency_seconds_count{op=\"put\"}"));
+    assert_true(has_line(t.p, "strata_tier_hydration_latency_seconds_count 1"));
     /* Format: every line is a comment or "name{labels} value", no blank lines. */
     for (char *line = t.p, *nl; *line; line = nl + 1) {
         nl = strchr(line, '\n');
