@@ -424,6 +424,42 @@ typedef struct {
     int n_syn;
 } centry_t;
 
+/* The running value of a key that PUT /v1/cluster/config changes live (the
+ * context's _Atomic fields): false for the other keys, read from the cfg. */
+static bool live_value(const kh_ctx_t *ctx, cfg_key_t k, int64_t *out)
+{
+    const plog_config_t *d = atomic_load(&ctx->log_defaults);
+    switch (k) {
+    case CFG_MESSAGE_MAX_BYTES:
+        *out = ctx->message_max_bytes;
+        return true;
+    case CFG_NUM_PARTITIONS:
+        *out = ctx->num_partitions;
+        return true;
+    case CFG_AUTO_CREATE:
+        *out = ctx->auto_create;
+        return true;
+    case CFG_SEGMENT_BYTES:
+        *out = d ? d->segment_bytes : 0;
+        break;
+    case CFG_ROLL_MS:
+        *out = d ? d->segment_ms : 0;
+        break;
+    case CFG_RETENTION_MS:
+        *out = d ? d->retention_ms : 0;
+        break;
+    case CFG_RETENTION_BYTES:
+        *out = d ? d->retention_bytes : 0;
+        break;
+    case CFG_INDEX_INTERVAL:
+        *out = d ? d->index_interval_bytes : 0;
+        break;
+    default:
+        return false;
+    }
+    return d != NULL;
+}
+
 /* The broker's value of key k (arena text) and whether it was set away from
  * its default. */
 static const char *broker_value(kh_req_t *req, cfg_key_t k, bool *is_set)
@@ -437,16 +473,20 @@ static const char *broker_value(kh_req_t *req, cfg_key_t k, bool *is_set)
         return b->def;
     switch (b->type) {
     case CFG_INT: {
-        int64_t x = cfg_int(cfg, k);
+        int64_t x;
+        if (!live_value(req->ks->ctx, k, &x))
+            x = cfg_int(cfg, k);
         snprintf(buf, sizeof(buf), "%" PRId64, x);
         *is_set = x != strtoll(b->def, NULL, 10);
         v = buf;
         break;
     }
-    case CFG_BOOL:
-        v = cfg_bool(cfg, k) ? "true" : "false";
+    case CFG_BOOL: {
+        int64_t x;
+        v = (live_value(req->ks->ctx, k, &x) ? x != 0 : cfg_bool(cfg, k)) ? "true" : "false";
         *is_set = strcmp(v, b->def) != 0;
         break;
+    }
     case CFG_STR:
         v = cfg_str(cfg, k);
         *is_set = strcmp(v, b->def) != 0;

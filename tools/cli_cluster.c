@@ -5,8 +5,8 @@
  * set/delete use the admin HTTP API (/v1/status/live, /v1/status/ready, /v1/cluster,
  * PUT /v1/cluster/config) with libcurl and a bounded timeout.
  * Invariants: 1. an unreachable admin API is one clear error and exit 1, never a hang;
- *             2. config set/delete change one key: the broker validates and persists it
- *                (Strata has no dynamic broker configs over Kafka's AlterConfigs). */
+ *             2. config set/delete change one key: the broker validates, persists and
+ *                applies it (Strata has no dynamic broker configs over Kafka's AlterConfigs). */
 #include "tools/cli.h"
 
 #include <curl/curl.h>
@@ -289,8 +289,8 @@ static const char config_help[] =
     "Usage: strata cluster config get KEY | list [--node ID] | set KEY VALUE | delete KEY\n"
     "get and list read the running broker configuration over the Kafka API\n"
     "(DescribeConfigs on the broker resource). set and delete go through the admin API\n"
-    "(PUT /v1/cluster/config): the broker validates the value and persists it; most keys\n"
-    "take effect at the next broker start, and the answer says which.\n\n"
+    "(PUT /v1/cluster/config): the broker validates the value, persists it and applies it\n"
+    "at once (keys that are not reloadable are refused: set them in the config file).\n\n"
     "Flags:\n"
     "  --node ID   broker to ask (default: the first broker in metadata)\n\n"
     "Examples:\n"
@@ -335,6 +335,19 @@ static void print_entry(const rd_kafka_ConfigEntry_t *e, bool first)
     }
 }
 
+/* Whether the array member `list` of j holds the string key. */
+static bool lists_key(json_t *j, const char *list, const char *key)
+{
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(j, list), i, it)
+    {
+        if (json_is_string(it) && !strcmp(json_string_value(it), key))
+            return true;
+    }
+    return false;
+}
+
 /* Set or remove one key through PUT /v1/cluster/config (validated and persisted by the
  * broker). The Kafka API cannot do it: Strata has no dynamic broker configs. */
 static int config_put(const char *key, const char *val)
@@ -360,24 +373,23 @@ static int config_put(const char *key, const char *val)
     } else if (!j) {
         rc = cli_err("%s: admin API sent invalid JSON: %s", what, jerr.text);
     } else {
-        bool now = false;
-        size_t i;
-        json_t *it;
-        json_array_foreach(json_object_get(j, "applied"), i, it) now =
-            now || (json_is_string(it) && !strcmp(json_string_value(it), key));
+        bool now = lists_key(j, "applied", key), shadowed = lists_key(j, "shadowed", key);
+        const char *how = now        ? "persisted and in effect now"
+                          : shadowed ? "persisted, but the environment or a flag sets it and "
+                                       "wins (now and after a restart)"
+                                     : "persisted, takes effect when the broker restarts";
         if (cli_opts.is_json) {
             fputs("{\"key\":", stdout);
             cli_json_cstr(stdout, key);
             fputs(",\"value\":", stdout);
             cli_json_cstr(stdout, val);
-            printf(",\"applied\":%s,\"restart_required\":%s}\n", now ? "true" : "false",
-                   now ? "false" : "true");
+            printf(",\"applied\":%s,\"restart_required\":%s,\"shadowed\":%s}\n",
+                   now ? "true" : "false", now || shadowed ? "false" : "true",
+                   shadowed ? "true" : "false");
         } else if (val) {
-            printf("Set %s=%s: %s\n", key, val,
-                   now ? "in effect now" : "persisted, takes effect when the broker restarts");
+            printf("Set %s=%s: %s\n", key, val, how);
         } else {
-            printf("Removed %s: %s\n", key,
-                   now ? "in effect now" : "persisted, takes effect when the broker restarts");
+            printf("Removed %s: %s\n", key, how);
         }
     }
     json_decref(j);

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker  # noqa: E402
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
 
 
 def http(port, method, path, body=None, headers=None, timeout=10):
@@ -514,6 +514,11 @@ class AdminLiveConfigTest(BrokerTestCase):
         self.assertEqual((st, len(doc["partitions"])), (200, 1))
         # message.max.bytes: a batch above the new limit is refused, then accepted again.
         self.put({"upsert": {"message.max.bytes": 1000}}, ["message.max.bytes"])
+        # Kafka's DescribeConfigs of the broker shows the running value too.
+        res = ConfigResource(ConfigResource.Type.BROKER, "0")
+        admin = AdminClient({"bootstrap.servers": self.b.bootstrap})
+        desc = admin.describe_configs([res])[res].result(30)
+        self.assertEqual(desc["message.max.bytes"].value, "1000")
         errs = self.produce("live-auto1", 1, size=3000)
         self.assertEqual([e.code() for e in errs], [KafkaError.MSG_SIZE_TOO_LARGE])
         self.put({"remove": ["message.max.bytes"]}, ["message.max.bytes"])
