@@ -471,6 +471,14 @@ def wait_until(what, cond, timeout=60):
         time.sleep(0.1)
 
 
+def wait_metric(port, name, timeout, **labels):
+    """Scrape until metric name{labels} is above 0 (upper bound only); the scrape."""
+    def scrape():
+        m = parse_metrics(http(port, "GET", "/metrics")[2])
+        return m if metric(m, name, **labels) > 0 else None
+    return wait_until(name, scrape, timeout)
+
+
 class AdminLiveConfigTest(BrokerTestCase):
     """PUT /v1/cluster/config changes the running broker, no restart: each
     reloadable key changes behaviour that a client observes right after the
@@ -573,25 +581,62 @@ class AdminTieringMetricsTest(unittest.TestCase):
     """Upload, hydration, cache and object-store metrics and the storage
     answers follow what the broker does with a remote-enabled topic."""
 
-    def test_upload_hydration_and_object_store(self):
-        b = Broker("-X", "log.retention.check.interval.ms=200", "-X", "log.segment.bytes=16384")
-        port = b.admin_port
+    def remote_topic(self, *args):
+        """A broker with topic tm (remote storage on, small segments and local
+        retention) holding 3000 records, all sealed segments uploaded and the
+        head gone from local disk. @return (broker, producer)."""
+        b = Broker("-X", "log.retention.check.interval.ms=200", "-X", "log.segment.bytes=16384",
+                   *args)
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        a.create_topics([NewTopic("tm", 1, 1, config={
+            "remote.storage.enable": "true", "local.retention.bytes": "32768"})])["tm"].result(30)
+        p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5, "batch.num.messages": 50})
+        for i in range(3000):
+            p.produce("tm", b"%06d-" % i + os.urandom(60), partition=0)  # incompressible
+        self.assertEqual(p.flush(60), 0)
+        wait_until("uploads and local retention", lambda: (
+            self.storage_tm(b)["upload_lag_segments"] == 0
+            and self.storage_tm(b)["local_start_offset"] > 0), 120)
+        return b, p
+
+    @staticmethod
+    def storage_tm(b):
+        return http(b.admin_port, "GET", "/v1/storage/topics/tm")[2]["partitions"][0]
+
+    def replay(self, b, consumer):
+        consumer.assign([TopicPartition("tm", 0, 0)])
+        got = 0
+        deadline = time.monotonic() + 60
+        while got < 3000 and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                got += 1
+        self.assertEqual(got, 3000)
+
+    def test_cache_evictions(self):
+        b, _ = self.remote_topic("-X", "strata.cache.bytes=65536")  # 32 KiB per shard
         try:
-            a = AdminClient({"bootstrap.servers": b.bootstrap})
-            a.create_topics([NewTopic("tm", 1, 1, config={
-                "remote.storage.enable": "true", "local.retention.bytes": "32768"})])["tm"].result(30)
-            p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5,
-                          "batch.num.messages": 50})
-            for i in range(3000):
-                p.produce("tm", b"%06d-" % i + b"y" * 60, partition=0)
-            self.assertEqual(p.flush(60), 0)
+            c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "tm",
+                          "enable.auto.commit": False})
+            self.replay(b, c)
+            c.close()
+            # Chunks are written to the cache off the loop: wait (bounded) for the evictions.
+            m = wait_metric(b.admin_port, "strata_tier_cache_evictions_total", 30)
+            self.assertLessEqual(metric(m, "strata_tier_cache_bytes"), 65536)
+            remote = http(b.admin_port, "GET", "/v1/storage")[2]["remote"]
+            self.assertEqual(remote["cache_max_bytes"], 65536)
+            self.assertLessEqual(remote["cache_bytes"], 65536)
+        finally:
+            b.close()
 
-            def storage_tm():
-                return http(port, "GET", "/v1/storage/topics/tm")[2]["partitions"][0]
+    def test_upload_hydration_and_object_store(self):
+        b, p = self.remote_topic()
+        port = b.admin_port
 
-            wait_until("uploads and local retention", lambda: (
-                storage_tm()["upload_lag_segments"] == 0
-                and storage_tm()["local_start_offset"] > 0), 120)
+        def storage_tm():
+            return self.storage_tm(b)
+
+        try:
             m = parse_metrics(http(port, "GET", "/metrics")[2])
             segs = metric(m, "strata_tier_uploaded_segments_total")
             self.assertGreaterEqual(segs, 2)
@@ -621,17 +666,9 @@ class AdminTieringMetricsTest(unittest.TestCase):
             # A replay from offset 0 reads the archive: hydration, misses, GETs.
             c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "tm",
                           "enable.auto.commit": False})
-            for round_ in (1, 2):
-                c.assign([TopicPartition("tm", 0, 0)])
-                got = 0
-                deadline = time.monotonic() + 60
-                while got < 3000 and time.monotonic() < deadline:
-                    msg = c.poll(0.5)
-                    if msg is not None and not msg.error():
-                        got += 1
-                self.assertEqual(got, 3000)
-                if round_ == 1:
-                    m1 = parse_metrics(http(port, "GET", "/metrics")[2])
+            self.replay(b, c)
+            m1 = parse_metrics(http(port, "GET", "/metrics")[2])
+            self.replay(b, c)
             c.close()
             text = http(port, "GET", "/metrics")[2]
             check_format(self, text)
@@ -662,9 +699,7 @@ class AdminTieringMetricsTest(unittest.TestCase):
             for i in range(400):
                 p.produce("tm", b"z" * 60, partition=0)
             self.assertEqual(p.flush(60), 0)
-            m3 = wait_until("a failed put", lambda: (lambda mm: mm if metric(
-                mm, "strata_object_store_errors_total", op="put") > 0 else None)(
-                parse_metrics(http(port, "GET", "/metrics")[2])), 60)
+            m3 = wait_metric(port, "strata_object_store_errors_total", 60, op="put")
             self.assertGreater(metric(m3, "strata_tier_upload_errors_total"), 0)
             self.assertGreater(metric(m3, "strata_tier_upload_lag_segments", topic="tm",
                                       partition="0"), 0)
