@@ -8,8 +8,13 @@ for the threads of process PID, the total off-CPU time per thread and per blocki
 kernel path below the scheduler plus the first user frames), and the blocks of >= 5 ms.
 Voluntary sleeps in epoll_wait (an idle event loop) and futex waits of idle workers are
 listed but are not what a latency hunt looks for; blocks in write/fdatasync are.
-Usage: perf script ... | bench/offcpu.py PID
+With a second argument, also writes a JSON summary there: each thread's role (flusher: it
+blocks in fdatasync; shard: it blocks in write/pwrite; loop: only in epoll_wait), its off-CPU
+milliseconds by state, the milliseconds it waited inside write()/pwrite() or fdatasync (D
+state), and its longest single block in those paths.
+Usage: perf script ... | bench/offcpu.py PID [SUMMARY.json]
 """
+import json
 import collections
 import os
 import re
@@ -63,6 +68,7 @@ def main():
     per_thread = collections.Counter()
     per_sig = collections.Counter()
     per_sig_n = collections.Counter()
+    per_sig_max = collections.defaultdict(float)
     long_blocks = []
     t_first = t_last = None
     for tid, t, f, stack in events(sys.stdin):
@@ -78,6 +84,7 @@ def main():
             per_thread[nxt] += ms
             per_sig[(nxt, state, sig)] += ms
             per_sig_n[(nxt, state, sig)] += 1
+            per_sig_max[(nxt, state, sig)] = max(per_sig_max[(nxt, state, sig)], ms)
             if ms >= 5:
                 long_blocks.append((ms, nxt, state, sig))
     span = (t_last - t_first) if t_first is not None else 0
@@ -93,10 +100,59 @@ def main():
         print("  %-7d %s %9.1f ms %6d x  %s" % (tid, state, ms, per_sig_n[(tid, state, sig)], sig))
     print()
     long_blocks.sort(reverse=True)
+    if len(sys.argv) > 2:
+        write_summary(sys.argv[2], span, per_thread, per_sig, per_sig_max)
     io = [b for b in long_blocks if "epoll_wait" not in b[3] and "futex" not in b[3]]
     print("blocks >= 5 ms outside epoll_wait/futex (%d; longest 25):" % len(io))
     for ms, tid, state, sig in io[:25]:
         print("  %7.1f ms tid %-7d %s  %s" % (ms, tid, state, sig))
+
+
+def in_path(sig, names):
+    return any(n in sig for n in names)
+
+
+WRITE = ("sys_pwrite64", "sys_write", "sys_pwritev", "sys_writev", "generic_perform_write")
+SYNC = ("sys_fdatasync", "sys_fsync", "ext4_sync_file", "file_write_and_wait_range")
+
+
+def write_summary(path, span, per_thread, per_sig, per_sig_max):
+    threads = {}
+    for (tid, state, sig), ms in per_sig.items():
+        t = threads.setdefault(tid, {"tid": tid, "off_cpu_ms": round(per_thread[tid], 1),
+                                     "by_state_ms": collections.Counter(), "write_d_ms": 0.0,
+                                     "sync_d_ms": 0.0, "runnable_ms": 0.0, "max_write_block_ms": 0.0,
+                                     "max_sync_block_ms": 0.0, "top": []})
+        t["by_state_ms"][state] += ms
+        if state.startswith("R"):
+            t["runnable_ms"] += ms  # preempted: waiting for a CPU
+        elif in_path(sig, SYNC):
+            t["sync_d_ms"] += ms if state.startswith("D") else 0
+        elif in_path(sig, WRITE):
+            t["write_d_ms"] += ms if state.startswith("D") else 0
+    for (tid, state, sig), ms in per_sig_max.items():
+        t = threads[tid]
+        if state.startswith("R"):
+            continue
+        if in_path(sig, SYNC):
+            t["max_sync_block_ms"] = max(t["max_sync_block_ms"], ms)
+        elif in_path(sig, WRITE):
+            t["max_write_block_ms"] = max(t["max_write_block_ms"], ms)
+    for (tid, state, sig), ms in per_sig.most_common():
+        if len(threads[tid]["top"]) < 5 and "epoll_wait" not in sig:
+            threads[tid]["top"].append({"state": state, "ms": round(ms, 1), "stack": sig})
+    for t in threads.values():
+        sigs = [sig for (tid, _, sig) in per_sig if tid == t["tid"]]
+        t["role"] = ("flusher" if any(in_path(x, SYNC) for x in sigs) else
+                     "shard" if any(in_path(x, WRITE) for x in sigs) else "loop")
+        t["by_state_ms"] = {k: round(v, 1) for k, v in t["by_state_ms"].items()}
+        for k in ("write_d_ms", "sync_d_ms", "runnable_ms", "max_write_block_ms",
+                  "max_sync_block_ms"):
+            t[k] = round(t[k], 1)
+    with open(path, "w") as f:
+        json.dump({"span_s": round(span, 2), "threads": sorted(threads.values(),
+                                                              key=lambda x: -x["off_cpu_ms"])}, f,
+                  indent=1)
 
 
 if __name__ == "__main__":

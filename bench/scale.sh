@@ -25,8 +25,8 @@ cleanup() {
 trap cleanup EXIT
 free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
-# A partition log keeps its .log, .index and .timeindex open: 10,000 partitions need more than
-# 30,000 descriptors. Raise the limit where allowed (here the hard limit is 20,000: stratad
+# A partition keeps its directory, .log, .index and .timeindex open: 10,000 partitions need
+# 40,000 descriptors. Raise the limit where allowed (here the hard limit is 20,000: stratad
 # then stops at start-up with EMFILE, and that is what gets reported).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 BOOT=127.0.0.1:$(free_port)
