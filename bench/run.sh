@@ -26,7 +26,9 @@ RES=bench/results
 mkdir -p "$RES"
 W=$(mktemp -d "${BENCH_DIR:-$PWD}/.bench-run.XXXXXX")
 trap 'rm -rf "$W"' EXIT
-export BENCH_DIR=${BENCH_DIR:-$PWD}
+export BENCH_DIR=$W # every script's temp data under one hidden, removed directory
+git rev-parse --short HEAD >"$W/git" 2>/dev/null || echo unknown >"$W/git"
+git status --porcelain --untracked-files=no | wc -l >"$W/git_dirty"
 if [ -n "${BENCH_QUICK:-}" ]; then
     export KBENCH_SECONDS=3 KBENCH_LATENCY_RUNS=1 REPLAY_MB=64 TIER_SECONDS=15 TIER_DRAIN=20
     export SCALE_PARTITIONS=${SCALE_PARTITIONS:-1000}
@@ -51,8 +53,6 @@ step "scenario 6: partition scale: bench/scale.sh"
 bench/scale.sh "$BUILD" "$W/scale.jsonl" >&2
 cut -d' ' -f1-3 /proc/loadavg >"$W/load_end"
 echo $(($(date +%s) - T0)) >"$W/elapsed_s"
-git rev-parse --short HEAD >"$W/git" 2>/dev/null || echo unknown >"$W/git"
-git status --porcelain --untracked-files=no | wc -l >"$W/git_dirty"
 step "report"
 /usr/bin/python3 bench/report.py "$W" "$RES" "$STAMP"
 echo "bench: $RES/$STAMP.md, $RES/$STAMP.json ($(($(date +%s) - T0)) s)" >&2
