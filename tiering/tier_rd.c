@@ -3,6 +3,8 @@
  * Data path: a Fetch below the log's first local offset (plog_read answers
  * ST_E_OFFLOADED) -> tier_read(): the index locates the chunk (one zstd frame
  * of whole batches) holding the offset -> the chunk comes from, in order:
+ *   0. a download finished moments ago, still in memory (the last
+ *      RD_KEEP_FACTOR read-ahead windows' worth per shard),
  *   1. a download already queued or running that covers it (the read waits
  *      with the others: one GET per chunk however many readers want it),
  *   2. the on-disk chunk cache (tier_cache.c, verified by CRC-32C),
@@ -12,7 +14,10 @@
  * -> each downloaded chunk is checked against the index's CRC-32C and written
  * to the cache on the thread pool -> the frame is decoded (zstd checksum,
  * offsets) on the thread pool -> the batches from the one holding the offset,
- * up to max_bytes (at least one batch), go back to the caller.
+ * up to max_bytes (at least one batch), go back to the caller; when the
+ * chunk came from a download in memory, the following chunks of that
+ * download are decoded too while they fit in max_bytes (a replay moves
+ * several chunks per fetch).
  *
  * Read-ahead: a partition read again at or just after where its last read
  * ended is sequential. Its reader state keeps up to RA_DEPTH windows
@@ -21,7 +26,12 @@
  * (idx_lookup_offset of the next offset), skipping chunks already cached or
  * in flight, and ends at readahead_bytes or at the end of the object, since
  * one ranged GET covers [first.obj_pos, last.obj_pos + last.obj_len) of one
- * object. So a replay keeps the store busy and runs at its throughput.
+ * object. So a replay keeps the store busy and runs at its throughput. The
+ * walk stops once RD_DEPTH windows are ahead (also when a window ended at an
+ * object's end: the next object's first chunk waits for a later walk) unless
+ * a parked read waits beyond the frontier: a walk that ran ahead of the
+ * reader would fill the cache with chunks evicted before they are read, and
+ * download them again.
  *
  * Read states (rd_t):
  *   LOOKUP --idx answer--> serve(): a download covers it --> WAIT
@@ -68,6 +78,7 @@
 #define RD_MAX_WINDOWS     8          /* remembered windows per partition */
 #define RD_MAX_SKIPS       64         /* lookups of cached chunks per read-ahead walk */
 #define RD_SWEEP_MS        10
+#define RD_KEEP_FACTOR     (RD_DEPTH + 1) /* finished downloads kept in memory, in ra_bytes */
 
 typedef struct tier_hyd hyd_t;
 typedef struct dl dl_t;
@@ -90,7 +101,9 @@ struct rd {
     bool is_sequential;
     char key[IDX_MAX_KEY_LEN + 1]; /* object key */
     tier_seg_chunk_t chunk;
-    dl_t *dl; /* DECODE from a download: holds a reference */
+    dl_t *dl;            /* DECODE from a download: holds a reference */
+    size_t dl_index;     /* the chunk's index in dl->chunks */
+    int64_t served_last; /* last offset answered (later chunks of dl may follow) */
     uv_work_t work;
     const uint8_t *frame; /* borrowed from dl->data, or owned_frame */
     size_t frame_len;
@@ -155,6 +168,9 @@ struct tier_hyd {
     rp_t *rps; /* owned list */
     uv_timer_t sweep;
     bool is_sweeping;
+    dl_t **recent; /* owned refs: finished downloads kept in memory, oldest first */
+    size_t n_recent, cap_recent;
+    uint64_t recent_bytes;
     int pending; /* lookups, thread pool work, running GETs */
     bool closing;
     bool cache_closed;
@@ -207,6 +223,43 @@ static void answer(rd_t *r, int status)
 
 /* ---- Decode (thread pool) ---- */
 
+/* After the chunk r asked for, append whole batches of the following chunks
+ * of the same download (already in memory and verified) while they fit in
+ * max_bytes: a replay then moves several chunks per fetch, not one. */
+static void decode_more(rd_t *r)
+{
+    const dl_t *d = r->dl;
+    for (size_t i = r->dl_index + 1; i < d->n && (int64_t)r->len < r->max_bytes; i++) {
+        const tier_seg_chunk_t *c = &d->chunks[i];
+        if (d->chunk_err[i] || c->first_offset != r->served_last + 1)
+            return;
+        uint8_t *raw;
+        size_t raw_len, take = 0;
+        if (tier_seg_chunk_decode(d->data + (c->obj_pos - d->pos), c->obj_len, c,
+                                  TIER_SEG_MAX_FRAME_RAW, &raw, &raw_len) != 0)
+            return;
+        plog_batch_hdr_t hd;
+        int64_t last = r->served_last;
+        while (take < raw_len && plog_batch_parse_hdr(raw + take, raw_len - take, &hd) == 0) {
+            size_t blen = (size_t)hd.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+            if (blen > raw_len - take || (int64_t)(r->len + take + blen) > r->max_bytes)
+                break;
+            take += blen;
+            last = hd.base_offset + hd.last_offset_delta;
+        }
+        uint8_t *n = take ? realloc(r->raw, r->from + r->len + take) : NULL;
+        if (n) {
+            memcpy(n + r->from + r->len, raw, take);
+            r->raw = n;
+            r->len += take;
+            r->served_last = last;
+        }
+        free(raw);
+        if (!n || take < raw_len)
+            return;
+    }
+}
+
 static void decode_work(uv_work_t *w)
 {
     rd_t *r = w->data;
@@ -233,7 +286,11 @@ static void decode_work(uv_work_t *w)
     if (r->from == SIZE_MAX) {
         r->err = ST_E_RANGE;
         r->from = 0;
+        return;
     }
+    r->served_last = r->chunk.last_offset;
+    if (r->dl && pos == r->raw_len)
+        decode_more(r);
 }
 
 static void dl_unref(dl_t *d);
@@ -249,6 +306,8 @@ static void decode_done(uv_work_t *w, int status)
     if (r->dl)
         dl_unref(r->dl);
     r->dl = NULL;
+    if (!err && r->rp && r->served_last > r->rp->last_chunk_last)
+        r->rp->last_chunk_last = r->served_last; /* the next read follows on: sequential */
     answer(r, err);
     h->pending--;
     check_closed(h);
@@ -374,6 +433,61 @@ static dl_t *dl_find(hyd_t *h, const char *key, uint64_t pos)
     return NULL;
 }
 
+/* A finished download of this shard still in memory that holds the chunk at
+ * pos of key (its index in *ci), or NULL. */
+static dl_t *recent_find(hyd_t *h, const char *key, uint64_t pos, size_t *ci)
+{
+    for (size_t k = h->n_recent; k-- > 0;) {
+        dl_t *d = h->recent[k];
+        if (pos < d->pos || pos >= d->pos + d->len || strcmp(d->key, key) != 0)
+            continue;
+        for (size_t i = 0; i < d->n; i++)
+            if (d->chunks[i].obj_pos == pos) {
+                *ci = i;
+                return d;
+            }
+    }
+    return NULL;
+}
+
+/* Keep d (its list reference moves here) for the reads that follow; the
+ * oldest go once more than RD_KEEP_FACTOR read-ahead windows are kept. */
+static void recent_add(hyd_t *h, dl_t *d)
+{
+    if (h->closing || h->ra_bytes == 0) {
+        dl_unref(d);
+        return;
+    }
+    if (h->n_recent == h->cap_recent) {
+        size_t cap = h->cap_recent ? h->cap_recent * 2 : 8;
+        dl_t **n = realloc(h->recent, cap * sizeof(*n));
+        if (!n) {
+            dl_unref(d);
+            return;
+        }
+        h->recent = n;
+        h->cap_recent = cap;
+    }
+    h->recent[h->n_recent++] = d;
+    h->recent_bytes += d->data_len;
+    while (h->n_recent > 1 && h->recent_bytes > RD_KEEP_FACTOR * h->ra_bytes) {
+        dl_t *old = h->recent[0];
+        h->recent_bytes -= old->data_len;
+        memmove(h->recent, h->recent + 1, --h->n_recent * sizeof(*h->recent));
+        dl_unref(old);
+    }
+}
+
+static void recent_clear(hyd_t *h)
+{
+    for (size_t i = 0; i < h->n_recent; i++)
+        dl_unref(h->recent[i]);
+    free(h->recent);
+    h->recent = NULL;
+    h->n_recent = h->cap_recent = 0;
+    h->recent_bytes = 0;
+}
+
 /* Thread pool: check each chunk against the index's CRC-32C, cache it. */
 static void split_work(uv_work_t *w)
 {
@@ -435,9 +549,10 @@ static void split_done(uv_work_t *w, int status)
         }
         d->refs++;
         r->dl = d;
+        r->dl_index = i;
         decode(r, d->data + (d->chunks[i].obj_pos - d->pos), d->chunks[i].obj_len);
     }
-    dl_unref(d); /* the list's reference */
+    recent_add(h, d); /* the list's reference */
     pump(h);
     check_closed(h);
 }
@@ -575,7 +690,17 @@ static void serve(rd_t *r, bool may_park, bool may_cache)
         answer(r, ST_E_CLOSED);
         return;
     }
-    dl_t *d = dl_find(h, r->key, r->chunk.obj_pos);
+    size_t ci;
+    dl_t *d = recent_find(h, r->key, r->chunk.obj_pos, &ci);
+    if (d && !d->chunk_err[ci]) { /* downloaded moments ago: still in memory */
+        h->ts->stats.cache_hits++;
+        d->refs++;
+        r->dl = d;
+        r->dl_index = ci;
+        decode(r, d->data + (d->chunks[ci].obj_pos - d->pos), d->chunks[ci].obj_len);
+        return;
+    }
+    d = dl_find(h, r->key, r->chunk.obj_pos);
     if (d) {
         if (d->is_running || d->data)
             h->ts->stats.shared_waits++;
@@ -594,8 +719,10 @@ static void serve(rd_t *r, bool may_park, bool may_cache)
     if (may_park)
         h->ts->stats.cache_misses++; /* counted once per read */
     if (may_park && r->is_sequential && rp &&
-        (rp->ra_busy || rp->ra_next < 0 || rp->ra_next <= r->chunk.first_offset)) {
-        /* The read-ahead walk will put this chunk in its next window. */
+        (rp->ra_next < 0 || rp->ra_next <= r->chunk.first_offset)) {
+        /* The read-ahead walk has not reached the chunk yet and will put it
+         * in a window (had it passed it, the chunk would be in a window or
+         * the cache: it was evicted, and is downloaded alone below). */
         if (!rp->ra_busy && (rp->ra_next < 0 || rp->ra_next < r->chunk.first_offset)) {
             rp->ra_next = r->chunk.first_offset;
             rp->ra_end = false;
@@ -632,6 +759,38 @@ static void unpark(rp_t *rp)
     }
 }
 
+/* Is a parked read waiting for a chunk the walk has not reached? */
+static bool parked_beyond(const rp_t *rp, int64_t offset)
+{
+    for (const rd_t *r = rp->parked; r; r = r->next)
+        if (r->chunk.first_offset > offset)
+            return true;
+    return false;
+}
+
+/* A window up to offset covered was queued: the parked reads up to it are
+ * served (from that window, another, or the cache); the others stay parked
+ * for the next window (a reader ahead of the frontier would otherwise
+ * download its chunk alone, and again in the window). */
+static void unpark_upto(rp_t *rp, int64_t covered)
+{
+    rd_t *keep = NULL, *list = rp->parked;
+    rp->parked = NULL;
+    for (rd_t *r = list, *next; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        if (!rp->h->closing && r->chunk.first_offset > covered) {
+            r->next = keep;
+            keep = r;
+        } else if (rp->h->closing) {
+            answer(r, ST_E_CLOSED);
+        } else {
+            serve(r, false, true);
+        }
+    }
+    rp->parked = keep;
+}
+
 static int windows_ahead(rp_t *rp)
 {
     int n = 0;
@@ -645,6 +804,7 @@ static void window_finish(rp_t *rp)
     hyd_t *h = rp->h;
     if (rp->wn == 0)
         return;
+    int64_t covered = rp->wchunks[rp->wn - 1].last_offset;
     if (dl_new(h, rp->wkey, rp->wchunks, rp->wn, true)) {
         if (rp->n_win == RD_MAX_WINDOWS) {
             memmove(rp->win_last, rp->win_last + 1, sizeof(rp->win_last[0]) * (RD_MAX_WINDOWS - 1));
@@ -656,7 +816,7 @@ static void window_finish(rp_t *rp)
     rp->wbytes = 0;
     rp->wtarget = rp->wtarget * 2 < h->ra_bytes ? rp->wtarget * 2 : h->ra_bytes;
     pump(h);
-    unpark(rp); /* parked reads join the window just queued */
+    unpark_upto(rp, covered); /* parked reads join the window just queued */
 }
 
 static void on_ra_loc(void *arg, int status, const idx_loc_t *loc)
@@ -688,13 +848,22 @@ static void on_ra_loc(void *arg, int status, const idx_loc_t *loc)
                                .n_batches = 0};
         char ck[HYD_CACHE_MAX_KEY + 32];
         chunk_key(loc->seg.object_key, sc.obj_pos, ck, sizeof(ck));
+        size_t ci;
         bool have = dl_find(h, loc->seg.object_key, sc.obj_pos) ||
+                    recent_find(h, loc->seg.object_key, sc.obj_pos, &ci) ||
                     (h->cache && hyd_cache_contains(h->cache, ck));
         bool contiguous =
             rp->wn > 0 && !strcmp(rp->wkey, loc->seg.object_key) &&
             rp->wchunks[rp->wn - 1].obj_pos + rp->wchunks[rp->wn - 1].obj_len == sc.obj_pos;
         if (rp->wn > 0 && (have || !contiguous))
             window_finish(rp); /* a window is one range of one object */
+        if (!have && rp->wn == 0 && windows_ahead(rp) >= RD_DEPTH &&
+            !parked_beyond(rp, sc.first_offset - 1)) {
+            /* Enough is ahead of the reader: this chunk starts the next
+             * window, on a later walk (ra_next stays on it). */
+            more = false;
+            goto out;
+        }
         if (have) {
             rp->skips++;
         } else {
@@ -718,7 +887,9 @@ static void on_ra_loc(void *arg, int status, const idx_loc_t *loc)
         rp->ra_next = sc.last_offset + 1;
     }
 out:
-    if (more && (windows_ahead(rp) < RD_DEPTH || rp->wn > 0) && rp->skips < RD_MAX_SKIPS) {
+    if (more &&
+        (windows_ahead(rp) < RD_DEPTH || rp->wn > 0 || parked_beyond(rp, rp->ra_next - 1)) &&
+        rp->skips < RD_MAX_SKIPS) {
         ra_walk(rp);
     } else {
         window_finish(rp);
@@ -733,7 +904,7 @@ static void ra_walk(rp_t *rp)
     hyd_t *h = rp->h;
     if (rp->ra_busy || rp->ra_end || h->closing || rp->ra_next < 0)
         return;
-    if (windows_ahead(rp) >= RD_DEPTH && rp->wn == 0 && !rp->parked)
+    if (windows_ahead(rp) >= RD_DEPTH && rp->wn == 0 && !parked_beyond(rp, rp->ra_next - 1))
         return;
     rp->ra_busy = true;
     if (idx_lookup_offset(h->ts->idx, rp->topic, rp->partition, rp->ra_next, on_ra_loc, rp) != 0) {
@@ -986,6 +1157,7 @@ void tier_read_close(tier_shard_t *ts, tier_read_closed_cb cb, void *arg)
     h->closed_cb = cb;
     h->closed_arg = arg;
     uv_timer_stop(&h->sweep);
+    recent_clear(h);
     for (rp_t *rp = h->rps; rp; rp = rp->next)
         unpark(rp);
     for (dl_t *d = h->dls, *next; d; d = next) {

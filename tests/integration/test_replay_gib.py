@@ -19,7 +19,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker  # noqa: E402
 from test_tiering import (earliest, free_port, index_rows, local_segments,  # noqa: E402
-                          s3_env, start_s3, stop_s3, wait_until)
+                          metric, s3_env, start_s3, stop_s3, wait_until)
 
 TOTAL = int(os.environ.get("STRATA_REPLAY_BYTES", str(1 << 30)))
 VALUE = 4096
@@ -87,6 +87,15 @@ def replay(bootstrap, group):
     return secs
 
 
+def archived_bytes(b):
+    import sqlite3
+    db = sqlite3.connect(os.path.join(b.data, "remote-index.db"))
+    try:
+        return db.execute("SELECT sum(size) FROM segments WHERE topic=?", (TOPIC,)).fetchone()[0]
+    finally:
+        db.close()
+
+
 def local_bytes(b):
     return sum(os.path.getsize(s) for s in local_segments(b, TOPIC))
 
@@ -99,7 +108,7 @@ class ReplayGiBTest(unittest.TestCase):
     def run_scenario(self, url, env=None):
         from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
         args = ["-X", "remote.log.storage.system.enable=true", "-X", "strata.archive.url=" + url,
-                "-X", "log.retention.check.interval.ms=500"]
+                "-X", "log.retention.check.interval.ms=500", "-X", "strata.cache.bytes=64MiB"]
         b = Broker(*args, env=env)
         try:
             a = AdminClient({"bootstrap.servers": b.bootstrap})
@@ -125,6 +134,14 @@ class ReplayGiBTest(unittest.TestCase):
             secs = replay(b.bootstrap, "replay-1")
             print("%s: replayed %d records from offset 0 in %.1f s = %.0f MB/s (local from %d)"
                   % (url.split(":")[0], N, secs, mb_s(secs), first_local), file=sys.stderr)
+            # Read-ahead kept pace without running away: every archived chunk
+            # was downloaded once (the archive is larger than the chunk cache
+            # of the partition's shard, so chunks fetched too early would be
+            # evicted unread and downloaded again).
+            obj_bytes = archived_bytes(b)
+            got = metric(b, "strata_tier_hydration_downloaded_bytes_total")
+            self.assertGreater(got, 0.5 * obj_bytes)
+            self.assertLessEqual(got, obj_bytes)
             # The data directory is lost: recover from the bucket alone.
             rc, out = b.stop()
             self.assertEqual(rc, 0, out)
