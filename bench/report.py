@@ -36,12 +36,10 @@ fdatasync."""
 
 SCALE_FIX = """Each partition keeps 4 descriptors open (its directory, the active segment, and
 the segment's .index and .timeindex), all opened at start-up, so 10,000 partitions need
-about 40,000, twice
-this machine's hard limit of 20,000 (`ulimit -Hn`; the container cannot raise it). What
-would fix it: open inactive partitions lazily (on first produce or fetch) and keep
-descriptors of idle sealed segments in a bounded LRU cache; mmap the index files and
-close their descriptors. The start-up error of one shard also came with an empty
-message ("shard cannot start:  (too many open files)")."""
+about 40,000, twice this machine's hard limit of 20,000 (`ulimit -Hn`; the container
+cannot raise it). What would fix it: open inactive partitions lazily (on first produce or
+fetch) and keep descriptors of idle sealed segments in a bounded LRU cache; mmap the
+index files and close their descriptors."""
 
 
 def load_lines(path):
@@ -106,7 +104,7 @@ class Report:
         dat = os.path.join(self.w, name + ".dat")
         with open(dat, "w") as f:
             f.write(data)
-        full = ('set terminal pngcairo size 900,480 font "DejaVu Sans,10"\n'
+        full = ('set terminal pngcairo noenhanced size 900,520 font "DejaVu Sans,10"\n'
                 'set output "%s"\n' % os.path.join(self.res, png)) + script.replace("DAT", dat)
         try:
             subprocess.run(["gnuplot"], input=full.encode(), check=True, timeout=60,
@@ -137,7 +135,7 @@ class Report:
         return self.gnuplot("throughput", BARS + """
 set title "Throughput (MB/s): Strata, librdkafka mock cluster, and this machine's limit"
 set ylabel "MB/s"
-set key top right
+set key below
 set xtics rotate by -20
 plot "DAT" using 2:xtic(1) title "Strata", "" using 3 title "mock cluster (peer)", \\
      "" using 4 title "limit (disk / loopback / raw GET / hot)"
@@ -159,8 +157,9 @@ set y2label "lag (segments)"
 set ytics nomirror
 set y2tics
 set grid
+set key below
 set arrow from %s, graph 0 to %s, graph 1 nohead dt 2
-set label "load ends" at %s, graph 0.95
+set label "load ends " at %s, graph 0.5 right
 set datafile missing "NaN"
 plot "DAT" using 1:2 with steps lw 2 title "lag MiB (data dir vs remote index)", \\
      "" using 1:4 with steps lw 1 title "lag MiB (admin API upload_lag_bytes)", \\
@@ -212,6 +211,7 @@ set ytics nomirror
 set y2tics
 set grid
 set datafile missing "NaN"
+set key top left
 plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)", \\
      "" using 1:4 with linespoints lw 2 pt 5 title "metadata p99, live (ms)", \\
      "" using 1:3 axes x1y2 with linespoints lw 2 pt 9 title "RSS live (MiB)", \\
@@ -440,15 +440,27 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
         self.p("### Produce latency (scenario 5)")
         self.p()
         sp99 = ref.get("sync_p99_ms")
-        self.p("p99 %.2f ms is %.1fx the mean write+fdatasync of one batch (%.3f ms)%s. With "
-               "acks=1 the same load has p99 %.2f ms, and the librdkafka mock cluster %s ms: the "
-               "tail comes from waiting for durability, not from the client or the network."
+        fl = lat.get("acks1_floor")
+        mock = self.kafka.get("mock_latency_50pct")
+        self.p("p99 %.2f ms is %.1fx the mean write+fdatasync of one batch (%.3f ms)%s. The same "
+               "load has p99 %s ms with acks=1 (no fdatasync wait) and %s ms against the "
+               "librdkafka mock cluster (same client, same machine)."
                % (r["p99_ms"], lat["ratio"], ref["write_sync_lat_ms"],
                   "; against the disk's own fdatasync p99 (%.2f ms) it is %.1fx" %
                   (sp99, r["p99_ms"] / sp99) if sp99 else "",
-                  lat["acks1_floor"]["p99_ms"] if lat.get("acks1_floor") else float("nan"),
-                  fmt(self.kafka["mock_latency_50pct"]["result"]["p99_ms"])
-                  if "mock_latency_50pct" in self.kafka else "n/a"))
+                  fmt(fl["p99_ms"]) if fl else "n/a",
+                  fmt(mock["result"]["p99_ms"]) if mock else "n/a"))
+        if fl:
+            share = fl["p99_ms"] / r["p99_ms"]
+            if share < 0.5:
+                self.p("The acks=1 tail is %.0f%% of the acks=all one: most of the tail is the wait "
+                       "for durability." % (100 * share))
+            else:
+                self.p("The acks=1 tail is %.0f%% of the acks=all one: much of the tail is not "
+                       "fdatasync but the broker not getting a CPU or its loop stalling (see the "
+                       "shard thread below), on a machine whose load average went from %s to %s "
+                       "on 2 cores." % (100 * share, text(os.path.join(self.w, "load_start")),
+                                        text(os.path.join(self.w, "load_end"))))
         self.p()
         pr = lat.get("profiled_run")
         summ = os.path.join(perf, "latency-offcpu.json")
@@ -469,6 +481,13 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
                     t["tid"], t["role"], t["off_cpu_ms"], t["write_d_ms"], t["max_write_block_ms"],
                     t["sync_d_ms"], t["max_sync_block_ms"], t["runnable_ms"]))
             self.p()
+            for t in js["threads"]:
+                if t["role"] == "shard" and t["runnable_ms"] > 0.1 * js["span_s"] * 1000:
+                    self.p("The shard thread was runnable but had no CPU for %.0f ms of %.0f s "
+                           "(%.0f%%): the client, the flusher and other processes share 2 cores."
+                           % (t["runnable_ms"], js["span_s"],
+                              100 * t["runnable_ms"] / (js["span_s"] * 1000)))
+                    self.p()
             for t in js["threads"]:
                 if t["role"] in ("flusher", "shard"):
                     self.p("- %s thread %d, top waits: %s" % (t["role"], t["tid"], "; ".join(
@@ -510,6 +529,9 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
                                            x["start_error"].split("stratad: ", 1)[-1]))
         self.p()
         self.p(SCALE_FIX)
+        if any(":  (" in x["start_error"] for x in failed):
+            self.p("One start-up error came with an empty message (`shard cannot start:  (too "
+                   "many open files)`): the path that failed is not named.")
         self.p()
 
     def write(self):

@@ -14,7 +14,8 @@
 # Writes bench/results/<UTC date>.json (every figure), <date>.md (the report) and
 # <date>-*.png (gnuplot), plus the perf summaries of the latency run (<date>-perf-*.txt).
 # Usage: bench/run.sh [BUILD_DIR]   env: BENCH_QUICK=1 (short runs, to try the suite),
-#        BENCH_DIR (temp data parent; default the repo, i.e. its filesystem)
+#        BENCH_DIR (temp data parent; default the repo, i.e. its filesystem), BENCH_KEEP=1
+#        (keep the work directory: raw results, to rerun bench/report.py on them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -25,7 +26,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RES=bench/results
 mkdir -p "$RES"
 W=$(mktemp -d "${BENCH_DIR:-$PWD}/.bench-run.XXXXXX")
-trap 'rm -rf "$W"' EXIT
+[ -n "${BENCH_KEEP:-}" ] || trap 'rm -rf "$W"' EXIT
 export BENCH_DIR=$W # every script's temp data under one hidden, removed directory
 git rev-parse --short HEAD >"$W/git" 2>/dev/null || echo unknown >"$W/git"
 git status --porcelain --untracked-files=no | wc -l >"$W/git_dirty"

@@ -84,7 +84,9 @@ for n in 0 ${SCALE_PARTITIONS:-1000 4000 10000}; do
         t0=$(now)
         "$CLI" --brokers "$BOOT" --timeout 120s topic create scale -p "$n" >/dev/null
         # Records round-robin over every partition, so each gets a log on disk.
-        "$CLI" --brokers "$BOOT" --timeout 120s --format json bench produce --topic scale \
+        # Deliveries that cannot succeed (a broker out of descriptors) give up after 15 s.
+        "$CLI" --brokers "$BOOT" --timeout 120s --format json -X message.timeout.ms=15000 \
+            bench produce --topic scale \
             --partitions "$n" --acks 1 --record-size 100 --rate "$((2 * n))" --duration 1s \
             >"$DIR/fill.json" || echo "scale.sh: filling $n partitions failed" >&2
         t1=$(now)
