@@ -225,23 +225,31 @@ done
 # and a rate above what the broker sustains measures queueing, not latency.
 RATE=$(python3 -c 'import sys; print(int(min(map(float, sys.argv[1:])) / 2))' \
     "$(jget "$DIR/produce-p1.json" records_per_s)" "$(jget "$DIR/produce-p8.json" records_per_s)")
-# Profiles of stratad during an extra acks=all run (not one of the measured ones): on-CPU
-# samples, off-CPU switches, and the duration of every write/fdatasync system call per thread
-# (perf trace: a summary, plus each call of 5 ms or more).
+# Profiles of stratad during two extra acks=all runs (not measured ones): first on-CPU samples
+# and off-CPU switches, then the duration of every write/fdatasync system call per thread
+# (perf trace: a summary, plus each call of 5 ms or more; its tracing cost would swamp the
+# on-CPU profile if both ran at once).
 perf_profile() { # SECONDS
     [ "$HAVE_PERF" = 1 ] || return 0
     perf record -q -g -F 499 -p "$SPID" -o "$DIR/perf-cpu.data" -- sleep "$1" >/dev/null 2>&1 &
     # System-wide: a thread's switch back in is recorded in the context of whoever ran before.
     perf record -q -g -a -e sched:sched_switch -o "$DIR/perf-off.data" -- sleep "$1" \
         >/dev/null 2>&1 &
+}
+perf_syscalls() { # SECONDS
+    [ "$HAVE_PERF" = 1 ] || return 0
     perf trace -s --duration 5 -p "$SPID" -e pwrite64,pwritev,write,writev,fdatasync,fsync \
         -o "$DIR/perf-trace.txt" -- sleep "$1" >/dev/null 2>&1 &
 }
 perf_summaries() {
     [ "$HAVE_PERF" = 1 ] && [ -n "${BENCH_PERF_DIR:-}" ] || return 0
     mkdir -p "$BENCH_PERF_DIR"
-    perf report -i "$DIR/perf-cpu.data" --stdio --no-children --sort dso,sym --percent-limit 1.5 \
-        -g none 2>/dev/null | grep -v '^$' | head -60 >"$BENCH_PERF_DIR/latency-oncpu.txt" || true
+    {
+        perf report -i "$DIR/perf-cpu.data" --stdio --no-children --sort tid -g none 2>/dev/null |
+            grep -v '^$' | grep -v '^# *$' | head -20
+        perf report -i "$DIR/perf-cpu.data" --stdio --no-children --sort dso,sym \
+            --percent-limit 1.5 -g none 2>/dev/null | grep -v '^$' | grep -v '^# *$' | head -60
+    } >"$BENCH_PERF_DIR/latency-oncpu.txt" || true
     perf script -i "$DIR/perf-off.data" -F comm,tid,time,trace,ip,sym 2>/dev/null |
         /usr/bin/python3 bench/offcpu.py "$SPID" "$BENCH_PERF_DIR/latency-offcpu.json" \
             >"$BENCH_PERF_DIR/latency-offcpu.txt" || true
@@ -262,6 +270,10 @@ if [ "$HAVE_PERF" = 1 ]; then
     perf_profile "$SECS"
     kb_produce "$BROKERS" bench-lat-profiled 1 all "$LAT_LINGER" "$RATE" "$DIR/latency-profiled.json"
     sleep 2 # the profiles end
+    log "produce latency acks=all at $RATE records/s, perf trace of write/fdatasync ..."
+    perf_syscalls "$SECS"
+    kb_produce "$BROKERS" bench-lat-traced 1 all "$LAT_LINGER" "$RATE" "$DIR/latency-traced.json"
+    sleep 2
     perf_summaries
 fi
 
@@ -361,6 +373,7 @@ emit("produce_latency_50pct", r, dict(disk, name="write_fdatasync_latency"), rat
                            for x in runs], "reported": "median p99 of the runs",
                   "overloaded": over(r), "acks1_floor": fl,
                   "profiled_run": rd("latency-profiled.json"),
+                  "traced_run": rd("latency-traced.json"),
                   "acks1_runs": [{k: x[k] for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms")}
                                  for x in floor_runs]})
 rows.append(("3. latency @%d rec/s (median of %d runs)%s" % (r["rate"], len(runs),

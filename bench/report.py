@@ -466,7 +466,7 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
         summ = os.path.join(perf, "latency-offcpu.json")
         if os.path.exists(summ):
             js = json.load(open(summ))
-            self.p("An extra acks=all run at the same rate under perf (p99 %s ms; profiling "
+            self.p("An extra acks=all run at the same rate under perf record (p99 %s ms; profiling "
                    "costs CPU) shows, over %.1f s of scheduler events (off-CPU time per stratad "
                    "thread; D = uninterruptible wait, R = runnable but preempted):"
                    % (fmt(pr["p99_ms"]) if pr else "n/a", js["span_s"]))
@@ -502,8 +502,10 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
             shutil.copy(trace, os.path.join(self.res, dst))
             lines = open(trace).read().splitlines()
             summary = [l for l in lines if l.strip() and not l.lstrip()[:1].isdigit()]
-            self.p("perf trace of the same run, write/fdatasync system calls per thread "
-                   "(every call of 5 ms or more is listed in [%s](%s)):" % (dst, dst))
+            tr = lat.get("traced_run")
+            self.p("perf trace of a second extra run (p99 %s ms), write/fdatasync system calls per "
+                   "thread (every call of 5 ms or more is listed in [%s](%s)):"
+                   % (fmt(tr["p99_ms"]) if tr else "n/a", dst, dst))
             self.p()
             self.p("```")
             self.p("\n".join(summary[-40:]))

@@ -56,7 +56,7 @@ start() {
     wait "$BPID" || true
     BPID=
     START_S=null
-    START_ERR=$(grep ERROR "$DIR/broker.log" | tail -1 | cut -c1-300)
+    START_ERR=$(grep ERROR "$DIR/broker.log" | tail -1 | cut -c1-800)
     echo "scale.sh: broker did not start: $START_ERR" >&2
     return 1
 }
