@@ -245,7 +245,7 @@ perf_summaries() {
     [ "$HAVE_PERF" = 1 ] && [ -n "${BENCH_PERF_DIR:-}" ] || return 0
     mkdir -p "$BENCH_PERF_DIR"
     {
-        perf report -i "$DIR/perf-cpu.data" --stdio --no-children --sort tid -g none 2>/dev/null |
+        perf report -i "$DIR/perf-cpu.data" --stdio --no-children --sort pid -g none 2>/dev/null |
             grep -v '^$' | grep -v '^# *$' | head -20
         perf report -i "$DIR/perf-cpu.data" --stdio --no-children --sort dso,sym \
             --percent-limit 1.5 -g none 2>/dev/null | grep -v '^$' | grep -v '^# *$' | head -60

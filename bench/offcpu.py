@@ -8,8 +8,9 @@ for the threads of process PID, the total off-CPU time per thread and per blocki
 kernel path below the scheduler plus the first user frames), and the blocks of >= 5 ms.
 Voluntary sleeps in epoll_wait (an idle event loop) and futex waits of idle workers are
 listed but are not what a latency hunt looks for; blocks in write/fdatasync are.
-With a second argument, also writes a JSON summary there: each thread's role (flusher: it
-blocks in fdatasync; shard: it blocks in write/pwrite; loop: only in epoll_wait), its off-CPU
+With a second argument, also writes a JSON summary there: each thread's role (fsync: it
+blocks in fdatasync, the flusher; writer: in write/pwrite, e.g. a shard appending to its
+segment; other), its off-CPU
 milliseconds by state, the milliseconds it waited inside write()/pwrite() or fdatasync (D
 state), and its longest single block in those paths.
 Usage: perf script ... | bench/offcpu.py PID [SUMMARY.json]
@@ -143,8 +144,8 @@ def write_summary(path, span, per_thread, per_sig, per_sig_max):
             threads[tid]["top"].append({"state": state, "ms": round(ms, 1), "stack": sig})
     for t in threads.values():
         sigs = [sig for (tid, _, sig) in per_sig if tid == t["tid"]]
-        t["role"] = ("flusher" if any(in_path(x, SYNC) for x in sigs) else
-                     "shard" if any(in_path(x, WRITE) for x in sigs) else "loop")
+        t["role"] = ("fsync" if any(in_path(x, SYNC) for x in sigs) else
+                     "writer" if any(in_path(x, WRITE) for x in sigs) else "other")
         t["by_state_ms"] = {k: round(v, 1) for k, v in t["by_state_ms"].items()}
         for k in ("write_d_ms", "sync_d_ms", "runnable_ms", "max_write_block_ms",
                   "max_sync_block_ms"):

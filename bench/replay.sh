@@ -15,6 +15,9 @@
 #                  >= 0.8); also object MB/s from the broker's hydration counters;
 #            warm  restarted with the cache kept: record MB/s of "arch" vs hot;
 #            hot   `strata bench consume` of "hot" (local log, page cache).
+# CPU: seconds used by the S3 server, stratad and the whole machine during the raw GETs and
+# the cold replay (2 cores are shared by the server, the broker and the consumer); with
+# BENCH_PERF_DIR set, perf profiles of stratad during the cold replay go there.
 # Usage: bench/replay.sh [BUILD_DIR]   env: REPLAY_MB (256), BENCH_DIR (tmp dir
 #        parent, default /tmp). Appends one JSON line to $BENCH_OUT (default
 #        bench/results/replay-<UTC>.jsonl).
@@ -119,6 +122,23 @@ db = sqlite3.connect(sys.argv[1])
 for k, s in db.execute("SELECT object_key, size FROM segments WHERE topic='arch' ORDER BY base_offset"):
     print(k, s)
 EOF
+S3PID=$(cat "$DIR/s3/s3rver.pid")
+# CPU seconds (user + system) of a process, and busy seconds of the whole machine: who used
+# the 2 cores during the raw GETs and during the cold replay.
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {print ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat; }
+cpu_snap() { # time, machine busy, S3 server, stratad (0 while no broker runs)
+    echo "$(date +%s.%N) $(busy) $(cpu_of "$S3PID") $([ -n "$BPID" ] && cpu_of "$BPID" || echo 0)"
+}
+# cpu_json START END: what the snapshots say, as JSON.
+cpu_json() {
+    /usr/bin/python3 -c 'import json, sys
+a, b = [list(map(float, x.split())) for x in sys.argv[1:3]]
+d = [y - x for x, y in zip(a, b)]
+print(json.dumps({"seconds": round(d[0], 3), "machine_busy_s": round(d[1], 3),
+                  "s3server_cpu_s": round(d[2], 3), "stratad_cpu_s": round(d[3], 3)}))' "$1" "$2"
+}
+c0=$(cpu_snap)
 t0=$(date +%s.%N)
 raw_bytes=0
 while read -r key size; do
@@ -134,6 +154,7 @@ while read -r key size; do
     done
 done <"$DIR/objects"
 t1=$(date +%s.%N)
+raw_cpu=$(cpu_json "$c0" "$(cpu_snap)")
 raw_mbps=$(awk -v b="$raw_bytes" -v a="$t0" -v z="$t1" 'BEGIN {printf "%.1f", b / (z - a) / 1e6}')
 echo "  raw: $raw_bytes bytes of $(wc -l <"$DIR/objects") objects, $raw_mbps MB/s"
 
@@ -147,7 +168,33 @@ jget() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2
 echo "== cold: cache deleted, replay arch from offset 0"
 rm -rf "$DIR/data/cache"
 start_broker
+# Profiles of the broker during the cold replay (perf record on-CPU, system-wide
+# sched_switch for off-CPU time) when BENCH_PERF_DIR is set.
+PERF_PIDS=()
+if [ -n "${BENCH_PERF_DIR:-}" ] && command -v perf >/dev/null; then
+    perf record -q -g -F 999 -p "$BPID" -o "$DIR/cold-cpu.data" >/dev/null 2>&1 &
+    PERF_PIDS+=($!)
+    perf record -q -g -a -e sched:sched_switch -o "$DIR/cold-off.data" >/dev/null 2>&1 &
+    PERF_PIDS+=($!)
+    sleep 0.5
+fi
+c0=$(cpu_snap)
 cold=$(consume arch)
+cold_cpu=$(cpu_json "$c0" "$(cpu_snap)")
+if [ ${#PERF_PIDS[@]} -gt 0 ]; then
+    mkdir -p "$BENCH_PERF_DIR"
+    kill -INT "${PERF_PIDS[@]}"
+    wait "${PERF_PIDS[@]}" || true
+    {
+        perf report -i "$DIR/cold-cpu.data" --stdio --no-children --sort pid -g none 2>/dev/null |
+            grep -v '^$' | grep -v '^# *$' | head -20
+        perf report -i "$DIR/cold-cpu.data" --stdio --no-children --sort pid,dso,sym \
+            --percent-limit 1 -g none 2>/dev/null | grep -v '^$' | grep -v '^# *$' | head -60
+    } >"$BENCH_PERF_DIR/cold-oncpu.txt" || true
+    perf script -i "$DIR/cold-off.data" -F comm,tid,time,trace,ip,sym 2>/dev/null |
+        /usr/bin/python3 bench/offcpu.py "$BPID" "$BENCH_PERF_DIR/cold-offcpu.json" \
+            >"$BENCH_PERF_DIR/cold-offcpu.txt" || true
+fi
 stop_broker "$DIR/cold.log"
 cold_dl=$(stat_sum downloaded_bytes "$DIR/cold.log")
 cold_ra=$(stat_sum readahead_downloads "$DIR/cold.log")
@@ -162,10 +209,11 @@ warm_gets=$(stat_sum downloads "$DIR/warm.log")
 warm_hits=$(stat_sum cache_hits "$DIR/warm.log")
 
 /usr/bin/python3 - "$cold" "$warm" "$hot" "$raw_mbps" "$raw_bytes" "$cold_dl" "$cold_gets" \
-    "$cold_ra" "$warm_gets" "$warm_hits" "$MB" <<'EOF' | tee -a "${BENCH_OUT:-bench/results/replay-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
+    "$cold_ra" "$warm_gets" "$warm_hits" "$MB" "$raw_cpu" "$cold_cpu" <<'EOF' | tee -a "${BENCH_OUT:-bench/results/replay-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
 import json, sys
 cold, warm, hot = (json.loads(x) for x in sys.argv[1:4])
-raw, raw_bytes, cold_dl, cold_gets, cold_ra, warm_gets, warm_hits, mb = sys.argv[4:]
+raw, raw_bytes, cold_dl, cold_gets, cold_ra, warm_gets, warm_hits, mb = sys.argv[4:12]
+raw_cpu, cold_cpu = json.loads(sys.argv[12]), json.loads(sys.argv[13])
 raw = float(raw)
 cold_obj = int(cold_dl) / cold["seconds"] / 1e6
 r = {"bench": "replay", "mb": int(mb), "raw_get_mb_per_s": raw,
@@ -175,7 +223,8 @@ r = {"bench": "replay", "mb": int(mb), "raw_get_mb_per_s": raw,
      "cold_gets": int(cold_gets), "cold_readahead_gets": int(cold_ra),
      "cold_complete": cold["complete"], "warm_mb_per_s": warm["mb_per_s"],
      "warm_gets": int(warm_gets), "warm_cache_hits": int(warm_hits),
-     "hot_mb_per_s": hot["mb_per_s"], "warm_ratio_to_hot": round(warm["mb_per_s"] / hot["mb_per_s"], 3)}
+     "hot_mb_per_s": hot["mb_per_s"], "warm_ratio_to_hot": round(warm["mb_per_s"] / hot["mb_per_s"], 3),
+     "raw_cpu": raw_cpu, "cold_cpu": cold_cpu}
 print(json.dumps(r))
 print("cold replay %.1f MB/s (objects %.1f MB/s) / raw GET %.1f MB/s = %.2f (target >= 0.8); "
       "warm %.1f MB/s / hot %.1f MB/s = %.2f" % (cold["mb_per_s"], cold_obj, raw,

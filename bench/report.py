@@ -34,6 +34,15 @@ ext4 and a write queues behind a sync instead of stalling the loop. Preallocatin
 segment files (Kafka's log.preallocate) would take the inode size update out of each
 fdatasync."""
 
+COLD_FIX = """What would fix it: keep the object store busy across objects. tier_rd.c keeps
+RD_DEPTH (2) read-ahead windows ahead of a sequential reader, but its walk stops when a window
+ends at an object's end ("the next object's first chunk waits for a later walk"), and a
+window grows to 16 MiB, the segment size here: so each object is about one GET, and the GET
+for the next object starts only when the reader reaches it. Letting the walk continue into
+the next object (two windows in flight whatever the object boundaries) would overlap each
+GET with the decoding and serving of the previous one, and the replay would run at the
+server's throughput (here one Node.js core) instead of at GET latency plus decode time."""
+
 SCALE_FIX = """Each partition keeps 4 descriptors open (its directory, the active segment, and
 the segment's .index and .timeindex), all opened at start-up, so 10,000 partitions need
 about 40,000, twice this machine's hard limit of 20,000 (`ulimit -Hn`; the container
@@ -422,14 +431,7 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
         if lat and not lat["met"]:
             self.latency_md(lat)
         if self.replay and self.replay["cold_ratio_to_raw"] < 0.8:
-            self.p("### Cold replay")
-            self.p()
-            self.p("Below 0.8 of the raw ranged-GET rate. Not profiled by this suite; the "
-                   "read-ahead window (%d read-ahead GETs of %d) and the hydration pipeline "
-                   "(download, zstd decode, chunk-cache write, then Fetch) are the candidates: "
-                   "decoding while the next range downloads would overlap the two."
-                   % (self.replay["cold_readahead_gets"], self.replay["cold_gets"]))
-            self.p()
+            self.cold_md(self.replay)
         failed = [x for x in self.scale if x.get("start_error")]
         if failed:
             self.scale_md(failed)
@@ -475,22 +477,23 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
                    "| D in fdatasync ms | longest fdatasync block ms | runnable (preempted) ms |")
             self.p("|---|---|---|---|---|---|---|---|")
             for t in js["threads"]:
-                if t["role"] == "loop" and t["off_cpu_ms"] < 1:
+                if t["role"] == "other" and t["off_cpu_ms"] < 1:
                     continue
                 self.p("| %d | %s | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f |" % (
                     t["tid"], t["role"], t["off_cpu_ms"], t["write_d_ms"], t["max_write_block_ms"],
                     t["sync_d_ms"], t["max_sync_block_ms"], t["runnable_ms"]))
             self.p()
             for t in js["threads"]:
-                if t["role"] == "shard" and t["runnable_ms"] > 0.1 * js["span_s"] * 1000:
+                if t["role"] == "writer" and t["runnable_ms"] > 0.1 * js["span_s"] * 1000:
                     self.p("The shard thread was runnable but had no CPU for %.0f ms of %.0f s "
                            "(%.0f%%): the client, the flusher and other processes share 2 cores."
                            % (t["runnable_ms"], js["span_s"],
                               100 * t["runnable_ms"] / (js["span_s"] * 1000)))
                     self.p()
+            names = {"fsync": "flusher (fdatasync)", "writer": "shard loop (segment writes)"}
             for t in js["threads"]:
-                if t["role"] in ("flusher", "shard"):
-                    self.p("- %s thread %d, top waits: %s" % (t["role"], t["tid"], "; ".join(
+                if t["role"] in ("fsync", "writer"):
+                    self.p("- %s thread %d, top waits: %s" % (names[t["role"]], t["tid"], "; ".join(
                         "%s %.0f ms in `%s`" % (x["state"], x["ms"], x["stack"].split(" <- ")[0]
                                                  + " <- " + " <- ".join(
                                                      x["stack"].split(" <- ")[1:4]))
@@ -520,6 +523,44 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
                 self.p("- %s: [%s](%s)" % (title, dst, dst))
         self.p()
         self.p(LATENCY_FIX)
+        self.p()
+
+    def cold_md(self, r):
+        self.p("### Cold replay (scenario 3)")
+        self.p()
+        raw, cold = r.get("raw_cpu"), r.get("cold_cpu")
+        if raw and cold:
+            def busy(c, k):
+                return 100 * c[k] / c["seconds"] if c["seconds"] else 0
+            self.p("Who used the 2 cores (CPU seconds over the phase; 100% = one core busy):")
+            self.p()
+            self.p("| phase | seconds | S3 server | stratad | whole machine |")
+            self.p("|---|---|---|---|---|")
+            for name, c in (("raw ranged GETs (curl)", raw), ("cold replay", cold)):
+                self.p("| %s | %.2f | %.2f s (%.0f%%) | %.2f s (%.0f%%) | %.2f s (%.0f%% of 200%%) |"
+                       % (name, c["seconds"], c["s3server_cpu_s"], busy(c, "s3server_cpu_s"),
+                          c["stratad_cpu_s"], busy(c, "stratad_cpu_s"), c["machine_busy_s"],
+                          busy(c, "machine_busy_s")))
+            self.p()
+            self.p("The S3 test server is one Node.js process: during the raw GETs it is the "
+                   "bottleneck at about one core (%.0f%%). During the cold replay it does the same "
+                   "work but is busy only %.0f%% of the time, and the machine is far from "
+                   "saturated: the replay waits, it does not compute. The broker leaves the "
+                   "server idle between ranged GETs (%d GETs, %d of them read-ahead), so the "
+                   "replay runs at the GETs' latency, not at the server's throughput."
+                   % (busy(raw, "s3server_cpu_s"), busy(cold, "s3server_cpu_s"), r["cold_gets"],
+                      r["cold_readahead_gets"]))
+            self.p()
+        perf = os.path.join(self.w, "perf")
+        for name, title in (("cold-oncpu.txt", "on-CPU samples per thread and symbol"),
+                            ("cold-offcpu.txt", "off-CPU stacks")):
+            src = os.path.join(perf, name)
+            if os.path.exists(src):
+                dst = "%s-perf-%s" % (self.stamp, name)
+                shutil.copy(src, os.path.join(self.res, dst))
+                self.p("- perf of stratad during the cold replay, %s: [%s](%s)" % (title, dst, dst))
+        self.p()
+        self.p(COLD_FIX)
         self.p()
 
     def scale_md(self, failed):

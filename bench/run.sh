@@ -30,6 +30,7 @@ W=$(mktemp -d "${BENCH_DIR:-$PWD}/.bench-run.XXXXXX")
 export BENCH_DIR=$W # every script's temp data under one hidden, removed directory
 git rev-parse --short HEAD >"$W/git" 2>/dev/null || echo unknown >"$W/git"
 git status --porcelain --untracked-files=no | wc -l >"$W/git_dirty"
+export REPLAY_MB=${REPLAY_MB:-1024} # a cold replay of a few seconds, not under one
 if [ -n "${BENCH_QUICK:-}" ]; then
     export KBENCH_SECONDS=3 KBENCH_LATENCY_RUNS=1 REPLAY_MB=64 TIER_SECONDS=15 TIER_DRAIN=20
     export SCALE_PARTITIONS=${SCALE_PARTITIONS:-1000}
@@ -47,7 +48,7 @@ rm -rf "$W/la"
 step "limits + scenarios 1, 2, 5, 7 + mock baseline: bench/kafka.sh"
 BENCH_OUT=$W/kafka.jsonl BENCH_PERF_DIR=$W/perf bench/kafka.sh "$BUILD" | tee "$W/kafka.txt" >&2
 step "scenario 3: cold/warm replay vs raw ranged GET: bench/replay.sh"
-BENCH_OUT=$W/replay.jsonl bench/replay.sh "$BUILD" >&2
+BENCH_OUT=$W/replay.jsonl BENCH_PERF_DIR=$W/perf bench/replay.sh "$BUILD" >&2
 step "scenario 4: upload lag with tiering on: bench/tiering.sh"
 bench/tiering.sh "$BUILD" "$W/tiering" >&2
 step "scenario 6: partition scale: bench/scale.sh"
