@@ -4,7 +4,8 @@
 # asserts on the numbers).
 #
 # Setup: scripts/s3server.sh on loopback; stratad with the s3:// archive, 16 MiB
-# segments; topic "arch" (local.retention.bytes 32 MiB: all but the tail is only
+# segments, a chunk cache of 4 x REPLAY_MB (split between 2 shards: the warm replay
+# must find everything cached); topic "arch" (local.retention.bytes 32 MiB: all but the tail is only
 # in the bucket) and topic "hot" (remote storage off, all local), both filled
 # with the same incompressible records (REPLAY_MB MiB of 4 KiB random values,
 # so object bytes ~ record bytes).
@@ -55,6 +56,7 @@ start_broker() {
     "$STRATAD" --log-dir "$DIR/data" --smp 2 --listeners "$BOOT" --admin-listener "127.0.0.1:$APORT" \
         -X remote.log.storage.system.enable=true -X strata.archive.url=s3://strata/bench \
         -X log.segment.bytes=16777216 -X log.retention.check.interval.ms=500 \
+        -X strata.cache.bytes=$((4 * MB * 1048576)) \
         >>"$DIR/broker.log" 2>&1 &
     BPID=$!
     for _ in $(seq 300); do

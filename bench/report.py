@@ -542,16 +542,33 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
                           c["stratad_cpu_s"], busy(c, "stratad_cpu_s"), c["machine_busy_s"],
                           busy(c, "machine_busy_s")))
             self.p()
+            mach = busy(cold, "machine_busy_s")
             self.p("The S3 test server is one Node.js process: during the raw GETs it is the "
                    "bottleneck at about one core (%.0f%%). During the cold replay it does the same "
-                   "work but is busy only %.0f%% of the time, and the machine is far from "
-                   "saturated: the replay waits, it does not compute. The broker leaves the "
-                   "server idle between ranged GETs (%d GETs, %d of them read-ahead), so the "
-                   "replay runs at the GETs' latency, not at the server's throughput."
+                   "work but is busy only %.0f%% of the time: the broker leaves it idle between "
+                   "ranged GETs (%d GETs, %d of them read-ahead). %s"
                    % (busy(raw, "s3server_cpu_s"), busy(cold, "s3server_cpu_s"), r["cold_gets"],
-                      r["cold_readahead_gets"]))
+                      r["cold_readahead_gets"],
+                      "The machine is far from saturated (%.0f%% of 200%%): the replay waits on "
+                      "GETs, it does not compute." % mach if mach < 110 else
+                      "The machine is busy too (%.0f%% of 200%%): the server, the broker (%.0f%%) "
+                      "and the consumer share 2 cores, so idle gaps and CPU both cost."
+                      % (mach, busy(cold, "stratad_cpu_s"))))
             self.p()
         perf = os.path.join(self.w, "perf")
+        oncpu = os.path.join(perf, "cold-oncpu.txt")
+        if os.path.exists(oncpu):
+            rows = [l for l in open(oncpu).read().splitlines() if "%" in l and ":" in l
+                    and not l.startswith("#")]
+            per_sym = [l for l in rows if "[" in l][:10]
+            if per_sym:
+                self.p("Where stratad's CPU goes during the cold replay (perf, on-CPU samples: "
+                       "thread, object, symbol):")
+                self.p()
+                self.p("```")
+                self.p("\n".join(per_sym))
+                self.p("```")
+                self.p()
         for name, title in (("cold-oncpu.txt", "on-CPU samples per thread and symbol"),
                             ("cold-offcpu.txt", "off-CPU stacks")):
             src = os.path.join(perf, name)
