@@ -12,8 +12,8 @@
 #include "core/part.h"
 #include "core/plog.h"
 #include "core/rt.h"
-#include "core/st_log.h"
 #include "core/st_disk.h"
+#include "core/st_log.h"
 #include "core/st_metrics.h"
 #include "index/idx.h"
 #include "kafka/kh.h"
@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,7 +110,17 @@ static void shard_serve(void *arg);
 
 static void shard_failed(broker_t *b, const char *err, int rc)
 {
-    ST_ERROR("stratad", "shard cannot start: %s (%s)", err, st_strerror(rc));
+    struct rlimit rl;
+    if ((rc == -EMFILE || rc == UV_EMFILE || rc == -ENFILE) && getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        ST_ERROR("stratad",
+                 "shard cannot start: %s (%s): every partition keeps about 4 files open (its "
+                 "directory, active segment and its two indexes); the limit is %llu "
+                 "(ulimit -n): raise it, or the system's hard limit",
+                 err[0] ? err : "opening partitions", st_strerror(rc),
+                 (unsigned long long)rl.rlim_cur);
+    else
+        ST_ERROR("stratad", "shard cannot start: %s (%s)", err[0] ? err : "start-up failed",
+                 st_strerror(rc));
     b->n_failed++;
     uv_async_send(&b->fatal);
 }
@@ -555,10 +566,25 @@ static int load_config(int argc, char **argv, cfg_t *c, bool *check_only)
     return 0;
 }
 
+/* Partitions keep files open (about 4 each): take the whole hard limit of
+ * descriptors, as Kafka's and Redpanda's installs do with their ulimits. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t want = rl.rlim_max;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        ST_WARN("stratad", "cannot raise the open files limit to %llu: %s",
+                (unsigned long long)want, strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
     broker_t *b = &g_b;
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
     if (cfg_new(&b->cfg) != 0)
         return 1;
     bool check_only = false;
