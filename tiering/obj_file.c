@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/st_fs.h"
 #include "core/st_log.h"
 #include "tiering/obj_int.h"
 
@@ -56,22 +57,6 @@ static char *key_path(const obj_store_t *st, const char *key)
     if (p)
         snprintf(p, n, "%s/%s", st->dir, key);
     return p;
-}
-
-static int mkdir_p(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        int rc = mkdir(path, 0755);
-        *p = '/';
-        if (rc && errno != EEXIST)
-            return -errno;
-    }
-    if (mkdir(path, 0755) && errno != EEXIST)
-        return -errno;
-    return 0;
 }
 
 static int write_all(int fd, const uint8_t *p, size_t n)
@@ -174,7 +159,7 @@ static int do_put(obj_req_t *req, const char *path)
     }
     /* a concurrent delete may remove an emptied directory: retry */
     for (int tries = 0; tries < 5; tries++) {
-        rc = mkdir_p(dir);
+        rc = st_mkdirs(dir);
         if (rc)
             goto out;
         snprintf(tmp, tn, "%s/" TMP_PREFIX "%s.XXXXXX", dir, base);

@@ -9,6 +9,7 @@
  * table. The entries' files never change after the rename that creates them.
  */
 #include "core/st_crc32c.h"
+#include "core/st_fs.h"
 #include "core/st_log.h"
 #include "tiering/cache.h"
 
@@ -716,23 +717,6 @@ static void scan_done(uv_work_t *w, int status)
     work_finished(c);
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -errno;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 int hyd_cache_open(uv_loop_t *loop,
                    const char *dir,
                    uint64_t max_bytes,
@@ -740,7 +724,7 @@ int hyd_cache_open(uv_loop_t *loop,
                    void *ready_arg,
                    hyd_cache_t **out)
 {
-    int rc = mkdirs(dir);
+    int rc = st_mkdirs(dir);
     if (rc != 0)
         return rc;
     hyd_cache_t *c = calloc(1, sizeof(*c));

@@ -13,6 +13,7 @@
 #include "core/plog.h"
 #include "core/rt.h"
 #include "core/st_disk.h"
+#include "core/st_fs.h"
 #include "core/st_log.h"
 #include "core/st_metrics.h"
 #include "index/idx.h"
@@ -287,23 +288,6 @@ static void on_fatal(uv_async_t *a)
 }
 
 /* ---- Data directory ---- */
-
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -errno;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
 
 /* Exclusive lock held for the process lifetime (released by the kernel on
  * exit, even after kill -9). */
@@ -610,7 +594,7 @@ int main(int argc, char **argv)
         printf("stratad: configuration is valid\n");
         return 0;
     }
-    if ((rc = mkdirs(dir)) != 0) {
+    if ((rc = st_mkdirs(dir)) != 0) {
         fprintf(stderr, "stratad: cannot create data directory %s: %s\n", dir, strerror(-rc));
         return 1;
     }
@@ -618,7 +602,7 @@ int main(int argc, char **argv)
     if (lock_fd < 0)
         return 1;
     const char *url = cfg_str(b->cfg, CFG_ARCHIVE_URL);
-    if (!strncmp(url, "file://", 7) && (rc = mkdirs(url + 7)) != 0) {
+    if (!strncmp(url, "file://", 7) && (rc = st_mkdirs(url + 7)) != 0) {
         fprintf(stderr, "stratad: cannot create archive directory %s: %s\n", url + 7,
                 strerror(-rc));
         return 1;
