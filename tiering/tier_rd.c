@@ -421,15 +421,22 @@ static void dl_fail(dl_t *d, int err)
     dl_unref(d);
 }
 
+/* Index in d->chunks of the chunk at pos of object key, or d->n. */
+static size_t dl_chunk(const dl_t *d, const char *key, uint64_t pos)
+{
+    if (pos < d->pos || pos >= d->pos + d->len || strcmp(d->key, key) != 0)
+        return d->n;
+    size_t i = 0;
+    while (i < d->n && d->chunks[i].obj_pos != pos)
+        i++;
+    return i;
+}
+
 static dl_t *dl_find(hyd_t *h, const char *key, uint64_t pos)
 {
-    for (dl_t *d = h->dls; d; d = d->next) {
-        if (pos < d->pos || pos >= d->pos + d->len || strcmp(d->key, key) != 0)
-            continue;
-        for (size_t i = 0; i < d->n; i++)
-            if (d->chunks[i].obj_pos == pos)
-                return d;
-    }
+    for (dl_t *d = h->dls; d; d = d->next)
+        if (dl_chunk(d, key, pos) < d->n)
+            return d;
     return NULL;
 }
 
@@ -437,16 +444,9 @@ static dl_t *dl_find(hyd_t *h, const char *key, uint64_t pos)
  * pos of key (its index in *ci), or NULL. */
 static dl_t *recent_find(hyd_t *h, const char *key, uint64_t pos, size_t *ci)
 {
-    for (size_t k = h->n_recent; k-- > 0;) {
-        dl_t *d = h->recent[k];
-        if (pos < d->pos || pos >= d->pos + d->len || strcmp(d->key, key) != 0)
-            continue;
-        for (size_t i = 0; i < d->n; i++)
-            if (d->chunks[i].obj_pos == pos) {
-                *ci = i;
-                return d;
-            }
-    }
+    for (size_t k = h->n_recent; k-- > 0;)
+        if ((*ci = dl_chunk(h->recent[k], key, pos)) < h->recent[k]->n)
+            return h->recent[k];
     return NULL;
 }
 
@@ -540,9 +540,7 @@ static void split_done(uv_work_t *w, int status)
     for (rd_t *r = ws, *next; r; r = next) {
         next = r->next;
         r->next = NULL;
-        size_t i = 0;
-        while (i < d->n && d->chunks[i].obj_pos != r->chunk.obj_pos)
-            i++;
+        size_t i = dl_chunk(d, r->key, r->chunk.obj_pos);
         if (i == d->n || d->chunk_err[i]) {
             answer(r, i == d->n ? ST_E_RANGE : d->chunk_err[i]);
             continue;
