@@ -115,6 +115,21 @@ int tier_seg_table_parse(const uint8_t *tail,
 
 /* ---- Chunk table ---- */
 
+/* Count chunk c (the next one, in offset order) into info's summary. */
+static void info_add_chunk(tier_seg_info_t *info, const tier_seg_chunk_t *c)
+{
+    if (info->n_chunks == 0) {
+        info->base_offset = c->first_offset;
+        info->base_ts = c->first_ts;
+        info->max_ts = c->max_ts;
+    }
+    info->last_offset = c->last_offset;
+    if (c->max_ts > info->max_ts)
+        info->max_ts = c->max_ts;
+    info->raw_size += c->raw_len;
+    info->n_chunks++;
+}
+
 /* Check the chunk table ct (t->ct_size bytes, untrusted) against the seek
  * table t and fill info's chunks and summary from both. */
 static int parse_chunk_table(const uint8_t *ct, const tier_seg_table_t *t, tier_seg_info_t *info)
@@ -148,14 +163,8 @@ static int parse_chunk_table(const uint8_t *ct, const tier_seg_table_t *t, tier_
         if (c->first_offset < 0 || c->last_offset < c->first_offset || c->n_batches == 0 ||
             c->raw_len == 0 || (i > 0 && c->first_offset <= info->chunks[i - 1].last_offset))
             return ST_E_MALFORMED;
-        if (c->max_ts > info->max_ts || i == 0)
-            info->max_ts = c->max_ts;
-        info->raw_size += c->raw_len;
-        info->n_chunks++;
+        info_add_chunk(info, c);
     }
-    info->base_offset = info->chunks[0].first_offset;
-    info->base_ts = info->chunks[0].first_ts;
-    info->last_offset = info->chunks[n - 1].last_offset;
     return 0;
 }
 
@@ -378,15 +387,7 @@ int tier_seg_object_describe(
         free(raw);
         if (rc != 0)
             break;
-        if (info->base_offset < 0) {
-            info->base_offset = c->first_offset;
-            info->base_ts = c->first_ts;
-        }
-        info->last_offset = c->last_offset;
-        if (c->max_ts > info->max_ts)
-            info->max_ts = c->max_ts;
-        info->raw_size += c->raw_len;
-        info->n_chunks++;
+        info_add_chunk(info, c);
     }
     if (rc == 0 && t.ct_size > 0) {
         /* The chunk table must say what the frames hold. */
