@@ -116,10 +116,11 @@ class UploadFileTest(unittest.TestCase):
             b.close()
 
 
-def consume_from(bootstrap, topic, offset, n, timeout=120):
+def consume_from(bootstrap, topic, offset, n, timeout=120, group="tier-replay", extra=None):
+    """Read n records of partition 0 from offset: ([(offset, value)], low, high)."""
     from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "tier-replay",
-                  "enable.auto.commit": False})
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False, **(extra or {})})
     c.assign([TopicPartition(topic, 0, offset)])
     out = []
     deadline = time.monotonic() + timeout
@@ -689,22 +690,7 @@ def replay(bootstrap, topic, n, timeout=120):
     """Read n records of partition 0 from offset 0. fetch.wait.max.ms=0: no
     fetch is parked when the consumer closes (closing a connection while its
     fetch waits on another shard is a known kh_fetch race under ASan)."""
-    from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "tier-hyd",
-                  "enable.auto.commit": False, "fetch.wait.max.ms": 0})
-    c.assign([TopicPartition(topic, 0, 0)])
-    out = []
-    deadline = time.monotonic() + timeout
-    while len(out) < n and time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is None:
-            continue
-        if m.error():
-            raise AssertionError("consume error: %s" % m.error())
-        out.append((m.offset(), m.value()))
-    lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), 30)
-    c.close()
-    return out, lo, hi
+    return consume_from(bootstrap, topic, 0, n, timeout, "tier-hyd", {"fetch.wait.max.ms": 0})
 
 
 class HydrationCacheTest(unittest.TestCase):
