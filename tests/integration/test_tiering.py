@@ -587,12 +587,11 @@ class KillAndOutageTest(unittest.TestCase):
 
 
 def metric(b, name):
-    import urllib.request
-    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % b.admin_port,
-                                  timeout=30).read().decode()
-    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
-    assert m, "%s not in /metrics" % name
-    return float(m.group(1))
+    """The value of an unlabelled metric of b's GET /metrics (it must be there)."""
+    from test_admin import http, parse_metrics
+    ms = parse_metrics(http(b.admin_port, "GET", "/metrics", timeout=30)[2])
+    assert (name, frozenset()) in ms, "%s not in /metrics" % name
+    return ms[(name, frozenset())]
 
 
 class DiskAlertTest(unittest.TestCase):
