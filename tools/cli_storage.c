@@ -3,7 +3,7 @@
  * the admin HTTP API (cli_http in cli_cluster.c); the broker gathers local and remote state
  * from its shards and the tiering module. Nothing here touches data.
  * Invariants: 1. fields the broker reports as null (tiering not running) print as "-";
- *             2. a 501 answer (not built yet) exits 2 with the broker's own explanation. */
+ *             2. an error answer exits non-zero with the broker's own explanation. */
 #include "tools/cli.h"
 
 #include <curl/curl.h>
@@ -155,8 +155,10 @@ static int cmd_status(int argc, char **argv)
 
 static const char recover_help[] =
     "Usage: strata storage recover\n"
-    "Ask the broker to rebuild its local state from the object store\n"
-    "(POST /v1/storage/recover). Exits 2 while the broker does not support it yet.\n\n"
+    "Ask the broker to rebuild its remote index from the object store and recreate\n"
+    "the archived topics it does not know, with the partition counts and configs\n"
+    "kept in the bucket (POST /v1/storage/recover). Runs in the background; the\n"
+    "broker logs its progress and outcome.\n\n"
     "Examples:\n"
     "  strata storage recover\n";
 
@@ -189,7 +191,7 @@ static const char storage_help[] = "Usage: strata storage COMMAND\n"
 
 static const cli_cmd_t storage_cmds[] = {
     {"status", cmd_status, "local vs remote bytes and offsets, upload lag, cache"},
-    {"recover", cmd_recover, "rebuild local state from the object store"},
+    {"recover", cmd_recover, "rebuild the remote index and topics from the object store"},
     {NULL, NULL, NULL}};
 
 int cli_storage_main(int argc, char **argv)
