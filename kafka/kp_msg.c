@@ -4963,6 +4963,581 @@ erased_encode_offset_for_leader_epoch_request(kp_writer_t *w, int16_t version, c
     return kp_offset_for_leader_epoch_request_encode(w, version, m);
 }
 
+/* ---- DescribeAclsRequest ---- */
+
+static void dec_kp_describe_acls_request(kp_reader_t *r,
+                                         int16_t version,
+                                         kp_describe_acls_request_t *s,
+                                         kp_arena_t *a);
+static void
+enc_kp_describe_acls_request(kp_writer_t *w, int16_t version, const kp_describe_acls_request_t *s);
+
+static void dec_kp_describe_acls_request(kp_reader_t *r,
+                                         int16_t version,
+                                         kp_describe_acls_request_t *s,
+                                         kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeAclsRequest.ResourceTypeFilter";
+        s->resource_type_filter = kp_read_i8(r);
+    }
+    {
+        r->field = "DescribeAclsRequest.ResourceNameFilter";
+        s->resource_name_filter = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+    }
+    if (version >= 1) {
+        r->field = "DescribeAclsRequest.PatternTypeFilter";
+        s->pattern_type_filter = kp_read_i8(r);
+    }
+    {
+        r->field = "DescribeAclsRequest.PrincipalFilter";
+        s->principal_filter = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+    }
+    {
+        r->field = "DescribeAclsRequest.HostFilter";
+        s->host_filter = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+    }
+    {
+        r->field = "DescribeAclsRequest.Operation";
+        s->operation = kp_read_i8(r);
+    }
+    {
+        r->field = "DescribeAclsRequest.PermissionType";
+        s->permission_type = kp_read_i8(r);
+    }
+    if (version >= 2) {
+        r->field = "DescribeAclsRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void
+enc_kp_describe_acls_request(kp_writer_t *w, int16_t version, const kp_describe_acls_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i8(w, s->resource_type_filter);
+    }
+    {
+        if (version >= 2)
+            kp_write_compact_str(w, s->resource_name_filter);
+        else
+            kp_write_str(w, s->resource_name_filter);
+    }
+    if (!(version >= 1) && s->pattern_type_filter != 3)
+        kp_writer_fail_at(w, ST_E_INVAL, "DescribeAclsRequest.PatternTypeFilter");
+    if (version >= 1) {
+        kp_write_i8(w, s->pattern_type_filter);
+    }
+    {
+        if (version >= 2)
+            kp_write_compact_str(w, s->principal_filter);
+        else
+            kp_write_str(w, s->principal_filter);
+    }
+    {
+        if (version >= 2)
+            kp_write_compact_str(w, s->host_filter);
+        else
+            kp_write_str(w, s->host_filter);
+    }
+    {
+        kp_write_i8(w, s->operation);
+    }
+    {
+        kp_write_i8(w, s->permission_type);
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_acls_request_init(kp_describe_acls_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->resource_name_filter = KP_STR_LIT("");
+    s->pattern_type_filter = 3;
+    s->principal_filter = KP_STR_LIT("");
+    s->host_filter = KP_STR_LIT("");
+}
+
+int kp_describe_acls_request_decode(kp_reader_t *r,
+                                    int16_t version,
+                                    kp_describe_acls_request_t *m,
+                                    kp_arena_t *a)
+{
+    kp_describe_acls_request_init(m);
+    r->field = "DescribeAclsRequest";
+    if (version < 0 || version > 3)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_describe_acls_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_describe_acls_request_encode(kp_writer_t *w,
+                                    int16_t version,
+                                    const kp_describe_acls_request_t *m)
+{
+    if (version < 0 || version > 3)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_describe_acls_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_describe_acls_request(void *m)
+{
+    kp_describe_acls_request_init(m);
+}
+
+static int
+erased_decode_describe_acls_request(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_describe_acls_request_decode(r, version, m, a);
+}
+
+static int erased_encode_describe_acls_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_describe_acls_request_encode(w, version, m);
+}
+
+/* ---- CreateAclsRequest ---- */
+
+static void dec_kp_create_acls_request_acl_creation(kp_reader_t *r,
+                                                    int16_t version,
+                                                    kp_create_acls_request_acl_creation_t *s,
+                                                    kp_arena_t *a);
+static void enc_kp_create_acls_request_acl_creation(kp_writer_t *w,
+                                                    int16_t version,
+                                                    const kp_create_acls_request_acl_creation_t *s);
+static void dec_kp_create_acls_request(kp_reader_t *r,
+                                       int16_t version,
+                                       kp_create_acls_request_t *s,
+                                       kp_arena_t *a);
+static void
+enc_kp_create_acls_request(kp_writer_t *w, int16_t version, const kp_create_acls_request_t *s);
+
+void kp_create_acls_request_acl_creation_init(kp_create_acls_request_acl_creation_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->resource_name = KP_STR_LIT("");
+    s->resource_pattern_type = 3;
+    s->principal = KP_STR_LIT("");
+    s->host = KP_STR_LIT("");
+}
+
+static void dec_kp_create_acls_request_acl_creation(kp_reader_t *r,
+                                                    int16_t version,
+                                                    kp_create_acls_request_acl_creation_t *s,
+                                                    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "AclCreation.ResourceType";
+        s->resource_type = kp_read_i8(r);
+    }
+    {
+        r->field = "AclCreation.ResourceName";
+        s->resource_name = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->resource_name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    if (version >= 1) {
+        r->field = "AclCreation.ResourcePatternType";
+        s->resource_pattern_type = kp_read_i8(r);
+    }
+    {
+        r->field = "AclCreation.Principal";
+        s->principal = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->principal.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "AclCreation.Host";
+        s->host = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->host.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "AclCreation.Operation";
+        s->operation = kp_read_i8(r);
+    }
+    {
+        r->field = "AclCreation.PermissionType";
+        s->permission_type = kp_read_i8(r);
+    }
+    if (version >= 2) {
+        r->field = "AclCreation._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_create_acls_request_acl_creation(kp_writer_t *w,
+                                                    int16_t version,
+                                                    const kp_create_acls_request_acl_creation_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i8(w, s->resource_type);
+    }
+    {
+        if (s->resource_name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AclCreation.ResourceName");
+        if (version >= 2)
+            kp_write_compact_str(w, s->resource_name);
+        else
+            kp_write_str(w, s->resource_name);
+    }
+    if (!(version >= 1) && s->resource_pattern_type != 3)
+        kp_writer_fail_at(w, ST_E_INVAL, "AclCreation.ResourcePatternType");
+    if (version >= 1) {
+        kp_write_i8(w, s->resource_pattern_type);
+    }
+    {
+        if (s->principal.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AclCreation.Principal");
+        if (version >= 2)
+            kp_write_compact_str(w, s->principal);
+        else
+            kp_write_str(w, s->principal);
+    }
+    {
+        if (s->host.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AclCreation.Host");
+        if (version >= 2)
+            kp_write_compact_str(w, s->host);
+        else
+            kp_write_str(w, s->host);
+    }
+    {
+        kp_write_i8(w, s->operation);
+    }
+    {
+        kp_write_i8(w, s->permission_type);
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_create_acls_request(kp_reader_t *r,
+                                       int16_t version,
+                                       kp_create_acls_request_t *s,
+                                       kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "CreateAclsRequest.Creations";
+        {
+            int32_t n = (version >= 2) ? kp_read_compact_array_len(r, 8, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 8, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_creations = kp_reader_ok(r) ? n : 0;
+            s->creations = NULL;
+            if (s->n_creations > 0) {
+                s->creations = kp_arena_calloc(a, (size_t)s->n_creations, sizeof(*s->creations));
+                if (s->creations == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_creations = 0;
+                }
+                for (int32_t i = 0; i < s->n_creations && kp_reader_ok(r); i++) {
+                    kp_create_acls_request_acl_creation_init(&s->creations[i]);
+                    dec_kp_create_acls_request_acl_creation(r, version, &s->creations[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 2) {
+        r->field = "CreateAclsRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void
+enc_kp_create_acls_request(kp_writer_t *w, int16_t version, const kp_create_acls_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->n_creations < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "CreateAclsRequest.Creations");
+        if (version >= 2)
+            kp_write_compact_array_len(w, s->n_creations);
+        else
+            kp_write_array_len(w, s->n_creations);
+        for (int32_t i = 0; i < s->n_creations; i++) {
+            enc_kp_create_acls_request_acl_creation(w, version, &s->creations[i]);
+        }
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_create_acls_request_init(kp_create_acls_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_create_acls_request_decode(kp_reader_t *r,
+                                  int16_t version,
+                                  kp_create_acls_request_t *m,
+                                  kp_arena_t *a)
+{
+    kp_create_acls_request_init(m);
+    r->field = "CreateAclsRequest";
+    if (version < 0 || version > 3)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_create_acls_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_create_acls_request_encode(kp_writer_t *w,
+                                  int16_t version,
+                                  const kp_create_acls_request_t *m)
+{
+    if (version < 0 || version > 3)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_create_acls_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_create_acls_request(void *m)
+{
+    kp_create_acls_request_init(m);
+}
+
+static int
+erased_decode_create_acls_request(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_create_acls_request_decode(r, version, m, a);
+}
+
+static int erased_encode_create_acls_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_create_acls_request_encode(w, version, m);
+}
+
+/* ---- DeleteAclsRequest ---- */
+
+static void dec_kp_delete_acls_request_filter(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_delete_acls_request_filter_t *s,
+                                              kp_arena_t *a);
+static void enc_kp_delete_acls_request_filter(kp_writer_t *w,
+                                              int16_t version,
+                                              const kp_delete_acls_request_filter_t *s);
+static void dec_kp_delete_acls_request(kp_reader_t *r,
+                                       int16_t version,
+                                       kp_delete_acls_request_t *s,
+                                       kp_arena_t *a);
+static void
+enc_kp_delete_acls_request(kp_writer_t *w, int16_t version, const kp_delete_acls_request_t *s);
+
+void kp_delete_acls_request_filter_init(kp_delete_acls_request_filter_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->resource_name_filter = KP_STR_LIT("");
+    s->pattern_type_filter = 3;
+    s->principal_filter = KP_STR_LIT("");
+    s->host_filter = KP_STR_LIT("");
+}
+
+static void dec_kp_delete_acls_request_filter(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_delete_acls_request_filter_t *s,
+                                              kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DeleteAclsFilter.ResourceTypeFilter";
+        s->resource_type_filter = kp_read_i8(r);
+    }
+    {
+        r->field = "DeleteAclsFilter.ResourceNameFilter";
+        s->resource_name_filter = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+    }
+    if (version >= 1) {
+        r->field = "DeleteAclsFilter.PatternTypeFilter";
+        s->pattern_type_filter = kp_read_i8(r);
+    }
+    {
+        r->field = "DeleteAclsFilter.PrincipalFilter";
+        s->principal_filter = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+    }
+    {
+        r->field = "DeleteAclsFilter.HostFilter";
+        s->host_filter = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+    }
+    {
+        r->field = "DeleteAclsFilter.Operation";
+        s->operation = kp_read_i8(r);
+    }
+    {
+        r->field = "DeleteAclsFilter.PermissionType";
+        s->permission_type = kp_read_i8(r);
+    }
+    if (version >= 2) {
+        r->field = "DeleteAclsFilter._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_delete_acls_request_filter(kp_writer_t *w,
+                                              int16_t version,
+                                              const kp_delete_acls_request_filter_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i8(w, s->resource_type_filter);
+    }
+    {
+        if (version >= 2)
+            kp_write_compact_str(w, s->resource_name_filter);
+        else
+            kp_write_str(w, s->resource_name_filter);
+    }
+    if (!(version >= 1) && s->pattern_type_filter != 3)
+        kp_writer_fail_at(w, ST_E_INVAL, "DeleteAclsFilter.PatternTypeFilter");
+    if (version >= 1) {
+        kp_write_i8(w, s->pattern_type_filter);
+    }
+    {
+        if (version >= 2)
+            kp_write_compact_str(w, s->principal_filter);
+        else
+            kp_write_str(w, s->principal_filter);
+    }
+    {
+        if (version >= 2)
+            kp_write_compact_str(w, s->host_filter);
+        else
+            kp_write_str(w, s->host_filter);
+    }
+    {
+        kp_write_i8(w, s->operation);
+    }
+    {
+        kp_write_i8(w, s->permission_type);
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_delete_acls_request(kp_reader_t *r,
+                                       int16_t version,
+                                       kp_delete_acls_request_t *s,
+                                       kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DeleteAclsRequest.Filters";
+        {
+            int32_t n = (version >= 2) ? kp_read_compact_array_len(r, 8, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 8, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_filters = kp_reader_ok(r) ? n : 0;
+            s->filters = NULL;
+            if (s->n_filters > 0) {
+                s->filters = kp_arena_calloc(a, (size_t)s->n_filters, sizeof(*s->filters));
+                if (s->filters == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_filters = 0;
+                }
+                for (int32_t i = 0; i < s->n_filters && kp_reader_ok(r); i++) {
+                    kp_delete_acls_request_filter_init(&s->filters[i]);
+                    dec_kp_delete_acls_request_filter(r, version, &s->filters[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 2) {
+        r->field = "DeleteAclsRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void
+enc_kp_delete_acls_request(kp_writer_t *w, int16_t version, const kp_delete_acls_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->n_filters < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteAclsRequest.Filters");
+        if (version >= 2)
+            kp_write_compact_array_len(w, s->n_filters);
+        else
+            kp_write_array_len(w, s->n_filters);
+        for (int32_t i = 0; i < s->n_filters; i++) {
+            enc_kp_delete_acls_request_filter(w, version, &s->filters[i]);
+        }
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_delete_acls_request_init(kp_delete_acls_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_delete_acls_request_decode(kp_reader_t *r,
+                                  int16_t version,
+                                  kp_delete_acls_request_t *m,
+                                  kp_arena_t *a)
+{
+    kp_delete_acls_request_init(m);
+    r->field = "DeleteAclsRequest";
+    if (version < 0 || version > 3)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_delete_acls_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_delete_acls_request_encode(kp_writer_t *w,
+                                  int16_t version,
+                                  const kp_delete_acls_request_t *m)
+{
+    if (version < 0 || version > 3)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_delete_acls_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_delete_acls_request(void *m)
+{
+    kp_delete_acls_request_init(m);
+}
+
+static int
+erased_decode_delete_acls_request(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_delete_acls_request_decode(r, version, m, a);
+}
+
+static int erased_encode_delete_acls_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_delete_acls_request_encode(w, version, m);
+}
+
 /* ---- DescribeConfigsRequest ---- */
 
 static void dec_kp_describe_configs_request_resource(kp_reader_t *r,
@@ -5451,6 +6026,99 @@ erased_decode_alter_configs_request(kp_reader_t *r, int16_t version, void *m, kp
 static int erased_encode_alter_configs_request(kp_writer_t *w, int16_t version, const void *m)
 {
     return kp_alter_configs_request_encode(w, version, m);
+}
+
+/* ---- SaslAuthenticateRequest ---- */
+
+static void dec_kp_sasl_authenticate_request(kp_reader_t *r,
+                                             int16_t version,
+                                             kp_sasl_authenticate_request_t *s,
+                                             kp_arena_t *a);
+static void enc_kp_sasl_authenticate_request(kp_writer_t *w,
+                                             int16_t version,
+                                             const kp_sasl_authenticate_request_t *s);
+
+static void dec_kp_sasl_authenticate_request(kp_reader_t *r,
+                                             int16_t version,
+                                             kp_sasl_authenticate_request_t *s,
+                                             kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "SaslAuthenticateRequest.AuthBytes";
+        s->auth_bytes = (version >= 2) ? kp_read_compact_bytes(r) : kp_read_bytes(r);
+        if (s->auth_bytes.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    if (version >= 2) {
+        r->field = "SaslAuthenticateRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_sasl_authenticate_request(kp_writer_t *w,
+                                             int16_t version,
+                                             const kp_sasl_authenticate_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->auth_bytes.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "SaslAuthenticateRequest.AuthBytes");
+        if (version >= 2)
+            kp_write_compact_bytes(w, s->auth_bytes);
+        else
+            kp_write_bytes(w, s->auth_bytes);
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_sasl_authenticate_request_init(kp_sasl_authenticate_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_sasl_authenticate_request_decode(kp_reader_t *r,
+                                        int16_t version,
+                                        kp_sasl_authenticate_request_t *m,
+                                        kp_arena_t *a)
+{
+    kp_sasl_authenticate_request_init(m);
+    r->field = "SaslAuthenticateRequest";
+    if (version < 0 || version > 2)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_sasl_authenticate_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_sasl_authenticate_request_encode(kp_writer_t *w,
+                                        int16_t version,
+                                        const kp_sasl_authenticate_request_t *m)
+{
+    if (version < 0 || version > 2)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_sasl_authenticate_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_sasl_authenticate_request(void *m)
+{
+    kp_sasl_authenticate_request_init(m);
+}
+
+static int
+erased_decode_sasl_authenticate_request(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_sasl_authenticate_request_decode(r, version, m, a);
+}
+
+static int erased_encode_sasl_authenticate_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_sasl_authenticate_request_encode(w, version, m);
 }
 
 /* ---- CreatePartitionsRequest ---- */
@@ -6361,6 +7029,454 @@ erased_decode_offset_delete_request(kp_reader_t *r, int16_t version, void *m, kp
 static int erased_encode_offset_delete_request(kp_writer_t *w, int16_t version, const void *m)
 {
     return kp_offset_delete_request_encode(w, version, m);
+}
+
+/* ---- DescribeUserScramCredentialsRequest ---- */
+
+static void dec_kp_describe_user_scram_credentials_request_user_name(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_user_scram_credentials_request_user_name_t *s,
+    kp_arena_t *a);
+static void enc_kp_describe_user_scram_credentials_request_user_name(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_describe_user_scram_credentials_request_user_name_t *s);
+static void
+dec_kp_describe_user_scram_credentials_request(kp_reader_t *r,
+                                               int16_t version,
+                                               kp_describe_user_scram_credentials_request_t *s,
+                                               kp_arena_t *a);
+static void enc_kp_describe_user_scram_credentials_request(
+    kp_writer_t *w, int16_t version, const kp_describe_user_scram_credentials_request_t *s);
+
+void kp_describe_user_scram_credentials_request_user_name_init(
+    kp_describe_user_scram_credentials_request_user_name_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->name = KP_STR_LIT("");
+}
+
+static void dec_kp_describe_user_scram_credentials_request_user_name(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_user_scram_credentials_request_user_name_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "UserName.Name";
+        s->name = kp_read_compact_str(r);
+        if (s->name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    if (1) {
+        r->field = "UserName._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_user_scram_credentials_request_user_name(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_describe_user_scram_credentials_request_user_name_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "UserName.Name");
+        kp_write_compact_str(w, s->name);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_describe_user_scram_credentials_request(
+    kp_reader_t *r, int16_t version, kp_describe_user_scram_credentials_request_t *s, kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeUserScramCredentialsRequest.Users";
+        {
+            int32_t n = kp_read_compact_array_len(r, 2, KP_MAX_ARRAY_LEN);
+            s->n_users = kp_reader_ok(r) ? n : 0;
+            s->users = NULL;
+            if (s->n_users > 0) {
+                s->users = kp_arena_calloc(a, (size_t)s->n_users, sizeof(*s->users));
+                if (s->users == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_users = 0;
+                }
+                for (int32_t i = 0; i < s->n_users && kp_reader_ok(r); i++) {
+                    kp_describe_user_scram_credentials_request_user_name_init(&s->users[i]);
+                    dec_kp_describe_user_scram_credentials_request_user_name(r, version,
+                                                                             &s->users[i], a);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "DescribeUserScramCredentialsRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_user_scram_credentials_request(
+    kp_writer_t *w, int16_t version, const kp_describe_user_scram_credentials_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_compact_array_len(w, s->n_users);
+        for (int32_t i = 0; i < s->n_users; i++) {
+            enc_kp_describe_user_scram_credentials_request_user_name(w, version, &s->users[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_user_scram_credentials_request_init(
+    kp_describe_user_scram_credentials_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_describe_user_scram_credentials_request_decode(
+    kp_reader_t *r, int16_t version, kp_describe_user_scram_credentials_request_t *m, kp_arena_t *a)
+{
+    kp_describe_user_scram_credentials_request_init(m);
+    r->field = "DescribeUserScramCredentialsRequest";
+    if (version < 0 || version > 0)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_describe_user_scram_credentials_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_describe_user_scram_credentials_request_encode(
+    kp_writer_t *w, int16_t version, const kp_describe_user_scram_credentials_request_t *m)
+{
+    if (version < 0 || version > 0)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_describe_user_scram_credentials_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_describe_user_scram_credentials_request(void *m)
+{
+    kp_describe_user_scram_credentials_request_init(m);
+}
+
+static int erased_decode_describe_user_scram_credentials_request(kp_reader_t *r,
+                                                                 int16_t version,
+                                                                 void *m,
+                                                                 kp_arena_t *a)
+{
+    return kp_describe_user_scram_credentials_request_decode(r, version, m, a);
+}
+
+static int erased_encode_describe_user_scram_credentials_request(kp_writer_t *w,
+                                                                 int16_t version,
+                                                                 const void *m)
+{
+    return kp_describe_user_scram_credentials_request_encode(w, version, m);
+}
+
+/* ---- AlterUserScramCredentialsRequest ---- */
+
+static void dec_kp_alter_user_scram_credentials_request_scram_credential_deletion(
+    kp_reader_t *r,
+    int16_t version,
+    kp_alter_user_scram_credentials_request_scram_credential_deletion_t *s,
+    kp_arena_t *a);
+static void enc_kp_alter_user_scram_credentials_request_scram_credential_deletion(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_alter_user_scram_credentials_request_scram_credential_deletion_t *s);
+static void dec_kp_alter_user_scram_credentials_request_scram_credential_upsertion(
+    kp_reader_t *r,
+    int16_t version,
+    kp_alter_user_scram_credentials_request_scram_credential_upsertion_t *s,
+    kp_arena_t *a);
+static void enc_kp_alter_user_scram_credentials_request_scram_credential_upsertion(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_alter_user_scram_credentials_request_scram_credential_upsertion_t *s);
+static void dec_kp_alter_user_scram_credentials_request(
+    kp_reader_t *r, int16_t version, kp_alter_user_scram_credentials_request_t *s, kp_arena_t *a);
+static void enc_kp_alter_user_scram_credentials_request(
+    kp_writer_t *w, int16_t version, const kp_alter_user_scram_credentials_request_t *s);
+
+void kp_alter_user_scram_credentials_request_scram_credential_deletion_init(
+    kp_alter_user_scram_credentials_request_scram_credential_deletion_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->name = KP_STR_LIT("");
+}
+
+static void dec_kp_alter_user_scram_credentials_request_scram_credential_deletion(
+    kp_reader_t *r,
+    int16_t version,
+    kp_alter_user_scram_credentials_request_scram_credential_deletion_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "ScramCredentialDeletion.Name";
+        s->name = kp_read_compact_str(r);
+        if (s->name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "ScramCredentialDeletion.Mechanism";
+        s->mechanism = kp_read_i8(r);
+    }
+    if (1) {
+        r->field = "ScramCredentialDeletion._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_alter_user_scram_credentials_request_scram_credential_deletion(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_alter_user_scram_credentials_request_scram_credential_deletion_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "ScramCredentialDeletion.Name");
+        kp_write_compact_str(w, s->name);
+    }
+    {
+        kp_write_i8(w, s->mechanism);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_alter_user_scram_credentials_request_scram_credential_upsertion_init(
+    kp_alter_user_scram_credentials_request_scram_credential_upsertion_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->name = KP_STR_LIT("");
+}
+
+static void dec_kp_alter_user_scram_credentials_request_scram_credential_upsertion(
+    kp_reader_t *r,
+    int16_t version,
+    kp_alter_user_scram_credentials_request_scram_credential_upsertion_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "ScramCredentialUpsertion.Name";
+        s->name = kp_read_compact_str(r);
+        if (s->name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "ScramCredentialUpsertion.Mechanism";
+        s->mechanism = kp_read_i8(r);
+    }
+    {
+        r->field = "ScramCredentialUpsertion.Iterations";
+        s->iterations = kp_read_i32(r);
+    }
+    {
+        r->field = "ScramCredentialUpsertion.Salt";
+        s->salt = kp_read_compact_bytes(r);
+        if (s->salt.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "ScramCredentialUpsertion.SaltedPassword";
+        s->salted_password = kp_read_compact_bytes(r);
+        if (s->salted_password.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    if (1) {
+        r->field = "ScramCredentialUpsertion._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_alter_user_scram_credentials_request_scram_credential_upsertion(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_alter_user_scram_credentials_request_scram_credential_upsertion_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "ScramCredentialUpsertion.Name");
+        kp_write_compact_str(w, s->name);
+    }
+    {
+        kp_write_i8(w, s->mechanism);
+    }
+    {
+        kp_write_i32(w, s->iterations);
+    }
+    {
+        if (s->salt.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "ScramCredentialUpsertion.Salt");
+        kp_write_compact_bytes(w, s->salt);
+    }
+    {
+        if (s->salted_password.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "ScramCredentialUpsertion.SaltedPassword");
+        kp_write_compact_bytes(w, s->salted_password);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_alter_user_scram_credentials_request(
+    kp_reader_t *r, int16_t version, kp_alter_user_scram_credentials_request_t *s, kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "AlterUserScramCredentialsRequest.Deletions";
+        {
+            int32_t n = kp_read_compact_array_len(r, 3, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_deletions = kp_reader_ok(r) ? n : 0;
+            s->deletions = NULL;
+            if (s->n_deletions > 0) {
+                s->deletions = kp_arena_calloc(a, (size_t)s->n_deletions, sizeof(*s->deletions));
+                if (s->deletions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_deletions = 0;
+                }
+                for (int32_t i = 0; i < s->n_deletions && kp_reader_ok(r); i++) {
+                    kp_alter_user_scram_credentials_request_scram_credential_deletion_init(
+                        &s->deletions[i]);
+                    dec_kp_alter_user_scram_credentials_request_scram_credential_deletion(
+                        r, version, &s->deletions[i], a);
+                }
+            }
+        }
+    }
+    {
+        r->field = "AlterUserScramCredentialsRequest.Upsertions";
+        {
+            int32_t n = kp_read_compact_array_len(r, 9, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_upsertions = kp_reader_ok(r) ? n : 0;
+            s->upsertions = NULL;
+            if (s->n_upsertions > 0) {
+                s->upsertions = kp_arena_calloc(a, (size_t)s->n_upsertions, sizeof(*s->upsertions));
+                if (s->upsertions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_upsertions = 0;
+                }
+                for (int32_t i = 0; i < s->n_upsertions && kp_reader_ok(r); i++) {
+                    kp_alter_user_scram_credentials_request_scram_credential_upsertion_init(
+                        &s->upsertions[i]);
+                    dec_kp_alter_user_scram_credentials_request_scram_credential_upsertion(
+                        r, version, &s->upsertions[i], a);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "AlterUserScramCredentialsRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_alter_user_scram_credentials_request(
+    kp_writer_t *w, int16_t version, const kp_alter_user_scram_credentials_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->n_deletions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AlterUserScramCredentialsRequest.Deletions");
+        kp_write_compact_array_len(w, s->n_deletions);
+        for (int32_t i = 0; i < s->n_deletions; i++) {
+            enc_kp_alter_user_scram_credentials_request_scram_credential_deletion(w, version,
+                                                                                  &s->deletions[i]);
+        }
+    }
+    {
+        if (s->n_upsertions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AlterUserScramCredentialsRequest.Upsertions");
+        kp_write_compact_array_len(w, s->n_upsertions);
+        for (int32_t i = 0; i < s->n_upsertions; i++) {
+            enc_kp_alter_user_scram_credentials_request_scram_credential_upsertion(
+                w, version, &s->upsertions[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_alter_user_scram_credentials_request_init(kp_alter_user_scram_credentials_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_alter_user_scram_credentials_request_decode(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_alter_user_scram_credentials_request_t *m,
+                                                   kp_arena_t *a)
+{
+    kp_alter_user_scram_credentials_request_init(m);
+    r->field = "AlterUserScramCredentialsRequest";
+    if (version < 0 || version > 0)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_alter_user_scram_credentials_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_alter_user_scram_credentials_request_encode(
+    kp_writer_t *w, int16_t version, const kp_alter_user_scram_credentials_request_t *m)
+{
+    if (version < 0 || version > 0)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_alter_user_scram_credentials_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_alter_user_scram_credentials_request(void *m)
+{
+    kp_alter_user_scram_credentials_request_init(m);
+}
+
+static int erased_decode_alter_user_scram_credentials_request(kp_reader_t *r,
+                                                              int16_t version,
+                                                              void *m,
+                                                              kp_arena_t *a)
+{
+    return kp_alter_user_scram_credentials_request_decode(r, version, m, a);
+}
+
+static int
+erased_encode_alter_user_scram_credentials_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_alter_user_scram_credentials_request_encode(w, version, m);
 }
 
 /* ---- DescribeClusterRequest ---- */
@@ -12723,6 +13839,826 @@ erased_encode_offset_for_leader_epoch_response(kp_writer_t *w, int16_t version, 
     return kp_offset_for_leader_epoch_response_encode(w, version, m);
 }
 
+/* ---- DescribeAclsResponse ---- */
+
+static void dec_kp_describe_acls_response_acl_description(
+    kp_reader_t *r, int16_t version, kp_describe_acls_response_acl_description_t *s, kp_arena_t *a);
+static void enc_kp_describe_acls_response_acl_description(
+    kp_writer_t *w, int16_t version, const kp_describe_acls_response_acl_description_t *s);
+static void dec_kp_describe_acls_response_resource(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_describe_acls_response_resource_t *s,
+                                                   kp_arena_t *a);
+static void enc_kp_describe_acls_response_resource(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_describe_acls_response_resource_t *s);
+static void dec_kp_describe_acls_response(kp_reader_t *r,
+                                          int16_t version,
+                                          kp_describe_acls_response_t *s,
+                                          kp_arena_t *a);
+static void enc_kp_describe_acls_response(kp_writer_t *w,
+                                          int16_t version,
+                                          const kp_describe_acls_response_t *s);
+
+void kp_describe_acls_response_acl_description_init(kp_describe_acls_response_acl_description_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->principal = KP_STR_LIT("");
+    s->host = KP_STR_LIT("");
+}
+
+static void dec_kp_describe_acls_response_acl_description(
+    kp_reader_t *r, int16_t version, kp_describe_acls_response_acl_description_t *s, kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "AclDescription.Principal";
+        s->principal = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->principal.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "AclDescription.Host";
+        s->host = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->host.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "AclDescription.Operation";
+        s->operation = kp_read_i8(r);
+    }
+    {
+        r->field = "AclDescription.PermissionType";
+        s->permission_type = kp_read_i8(r);
+    }
+    if (version >= 2) {
+        r->field = "AclDescription._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_acls_response_acl_description(
+    kp_writer_t *w, int16_t version, const kp_describe_acls_response_acl_description_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->principal.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AclDescription.Principal");
+        if (version >= 2)
+            kp_write_compact_str(w, s->principal);
+        else
+            kp_write_str(w, s->principal);
+    }
+    {
+        if (s->host.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AclDescription.Host");
+        if (version >= 2)
+            kp_write_compact_str(w, s->host);
+        else
+            kp_write_str(w, s->host);
+    }
+    {
+        kp_write_i8(w, s->operation);
+    }
+    {
+        kp_write_i8(w, s->permission_type);
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_acls_response_resource_init(kp_describe_acls_response_resource_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->resource_name = KP_STR_LIT("");
+    s->pattern_type = 3;
+}
+
+static void dec_kp_describe_acls_response_resource(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_describe_acls_response_resource_t *s,
+                                                   kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeAclsResource.ResourceType";
+        s->resource_type = kp_read_i8(r);
+    }
+    {
+        r->field = "DescribeAclsResource.ResourceName";
+        s->resource_name = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->resource_name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    if (version >= 1) {
+        r->field = "DescribeAclsResource.PatternType";
+        s->pattern_type = kp_read_i8(r);
+    }
+    {
+        r->field = "DescribeAclsResource.Acls";
+        {
+            int32_t n = (version >= 2) ? kp_read_compact_array_len(r, 5, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 5, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_acls = kp_reader_ok(r) ? n : 0;
+            s->acls = NULL;
+            if (s->n_acls > 0) {
+                s->acls = kp_arena_calloc(a, (size_t)s->n_acls, sizeof(*s->acls));
+                if (s->acls == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_acls = 0;
+                }
+                for (int32_t i = 0; i < s->n_acls && kp_reader_ok(r); i++) {
+                    kp_describe_acls_response_acl_description_init(&s->acls[i]);
+                    dec_kp_describe_acls_response_acl_description(r, version, &s->acls[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 2) {
+        r->field = "DescribeAclsResource._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_acls_response_resource(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_describe_acls_response_resource_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i8(w, s->resource_type);
+    }
+    {
+        if (s->resource_name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeAclsResource.ResourceName");
+        if (version >= 2)
+            kp_write_compact_str(w, s->resource_name);
+        else
+            kp_write_str(w, s->resource_name);
+    }
+    if (!(version >= 1) && s->pattern_type != 3)
+        kp_writer_fail_at(w, ST_E_INVAL, "DescribeAclsResource.PatternType");
+    if (version >= 1) {
+        kp_write_i8(w, s->pattern_type);
+    }
+    {
+        if (s->n_acls < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeAclsResource.Acls");
+        if (version >= 2)
+            kp_write_compact_array_len(w, s->n_acls);
+        else
+            kp_write_array_len(w, s->n_acls);
+        for (int32_t i = 0; i < s->n_acls; i++) {
+            enc_kp_describe_acls_response_acl_description(w, version, &s->acls[i]);
+        }
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_describe_acls_response(kp_reader_t *r,
+                                          int16_t version,
+                                          kp_describe_acls_response_t *s,
+                                          kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeAclsResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "DescribeAclsResponse.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "DescribeAclsResponse.ErrorMessage";
+        s->error_message = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+    }
+    {
+        r->field = "DescribeAclsResponse.Resources";
+        {
+            int32_t n = (version >= 2) ? kp_read_compact_array_len(r, 5, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 5, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_resources = kp_reader_ok(r) ? n : 0;
+            s->resources = NULL;
+            if (s->n_resources > 0) {
+                s->resources = kp_arena_calloc(a, (size_t)s->n_resources, sizeof(*s->resources));
+                if (s->resources == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_resources = 0;
+                }
+                for (int32_t i = 0; i < s->n_resources && kp_reader_ok(r); i++) {
+                    kp_describe_acls_response_resource_init(&s->resources[i]);
+                    dec_kp_describe_acls_response_resource(r, version, &s->resources[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 2) {
+        r->field = "DescribeAclsResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void
+enc_kp_describe_acls_response(kp_writer_t *w, int16_t version, const kp_describe_acls_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        if (version >= 2)
+            kp_write_compact_str(w, s->error_message);
+        else
+            kp_write_str(w, s->error_message);
+    }
+    {
+        if (s->n_resources < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeAclsResponse.Resources");
+        if (version >= 2)
+            kp_write_compact_array_len(w, s->n_resources);
+        else
+            kp_write_array_len(w, s->n_resources);
+        for (int32_t i = 0; i < s->n_resources; i++) {
+            enc_kp_describe_acls_response_resource(w, version, &s->resources[i]);
+        }
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_acls_response_init(kp_describe_acls_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->error_message = KP_STR_LIT("");
+}
+
+int kp_describe_acls_response_decode(kp_reader_t *r,
+                                     int16_t version,
+                                     kp_describe_acls_response_t *m,
+                                     kp_arena_t *a)
+{
+    kp_describe_acls_response_init(m);
+    r->field = "DescribeAclsResponse";
+    if (version < 0 || version > 3)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_describe_acls_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_describe_acls_response_encode(kp_writer_t *w,
+                                     int16_t version,
+                                     const kp_describe_acls_response_t *m)
+{
+    if (version < 0 || version > 3)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_describe_acls_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_describe_acls_response(void *m)
+{
+    kp_describe_acls_response_init(m);
+}
+
+static int
+erased_decode_describe_acls_response(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_describe_acls_response_decode(r, version, m, a);
+}
+
+static int erased_encode_describe_acls_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_describe_acls_response_encode(w, version, m);
+}
+
+/* ---- CreateAclsResponse ---- */
+
+static void
+dec_kp_create_acls_response_acl_creation_result(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_create_acls_response_acl_creation_result_t *s,
+                                                kp_arena_t *a);
+static void enc_kp_create_acls_response_acl_creation_result(
+    kp_writer_t *w, int16_t version, const kp_create_acls_response_acl_creation_result_t *s);
+static void dec_kp_create_acls_response(kp_reader_t *r,
+                                        int16_t version,
+                                        kp_create_acls_response_t *s,
+                                        kp_arena_t *a);
+static void
+enc_kp_create_acls_response(kp_writer_t *w, int16_t version, const kp_create_acls_response_t *s);
+
+void kp_create_acls_response_acl_creation_result_init(
+    kp_create_acls_response_acl_creation_result_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->error_message = KP_STR_LIT("");
+}
+
+static void
+dec_kp_create_acls_response_acl_creation_result(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_create_acls_response_acl_creation_result_t *s,
+                                                kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "AclCreationResult.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "AclCreationResult.ErrorMessage";
+        s->error_message = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+    }
+    if (version >= 2) {
+        r->field = "AclCreationResult._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_create_acls_response_acl_creation_result(
+    kp_writer_t *w, int16_t version, const kp_create_acls_response_acl_creation_result_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        if (version >= 2)
+            kp_write_compact_str(w, s->error_message);
+        else
+            kp_write_str(w, s->error_message);
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_create_acls_response(kp_reader_t *r,
+                                        int16_t version,
+                                        kp_create_acls_response_t *s,
+                                        kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "CreateAclsResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "CreateAclsResponse.Results";
+        {
+            int32_t n = (version >= 2) ? kp_read_compact_array_len(r, 4, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 4, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_results = kp_reader_ok(r) ? n : 0;
+            s->results = NULL;
+            if (s->n_results > 0) {
+                s->results = kp_arena_calloc(a, (size_t)s->n_results, sizeof(*s->results));
+                if (s->results == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_results = 0;
+                }
+                for (int32_t i = 0; i < s->n_results && kp_reader_ok(r); i++) {
+                    kp_create_acls_response_acl_creation_result_init(&s->results[i]);
+                    dec_kp_create_acls_response_acl_creation_result(r, version, &s->results[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 2) {
+        r->field = "CreateAclsResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void
+enc_kp_create_acls_response(kp_writer_t *w, int16_t version, const kp_create_acls_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    {
+        if (s->n_results < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "CreateAclsResponse.Results");
+        if (version >= 2)
+            kp_write_compact_array_len(w, s->n_results);
+        else
+            kp_write_array_len(w, s->n_results);
+        for (int32_t i = 0; i < s->n_results; i++) {
+            enc_kp_create_acls_response_acl_creation_result(w, version, &s->results[i]);
+        }
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_create_acls_response_init(kp_create_acls_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_create_acls_response_decode(kp_reader_t *r,
+                                   int16_t version,
+                                   kp_create_acls_response_t *m,
+                                   kp_arena_t *a)
+{
+    kp_create_acls_response_init(m);
+    r->field = "CreateAclsResponse";
+    if (version < 0 || version > 3)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_create_acls_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_create_acls_response_encode(kp_writer_t *w,
+                                   int16_t version,
+                                   const kp_create_acls_response_t *m)
+{
+    if (version < 0 || version > 3)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_create_acls_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_create_acls_response(void *m)
+{
+    kp_create_acls_response_init(m);
+}
+
+static int
+erased_decode_create_acls_response(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_create_acls_response_decode(r, version, m, a);
+}
+
+static int erased_encode_create_acls_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_create_acls_response_encode(w, version, m);
+}
+
+/* ---- DeleteAclsResponse ---- */
+
+static void dec_kp_delete_acls_response_matching_acl(kp_reader_t *r,
+                                                     int16_t version,
+                                                     kp_delete_acls_response_matching_acl_t *s,
+                                                     kp_arena_t *a);
+static void enc_kp_delete_acls_response_matching_acl(
+    kp_writer_t *w, int16_t version, const kp_delete_acls_response_matching_acl_t *s);
+static void dec_kp_delete_acls_response_filter_result(kp_reader_t *r,
+                                                      int16_t version,
+                                                      kp_delete_acls_response_filter_result_t *s,
+                                                      kp_arena_t *a);
+static void enc_kp_delete_acls_response_filter_result(
+    kp_writer_t *w, int16_t version, const kp_delete_acls_response_filter_result_t *s);
+static void dec_kp_delete_acls_response(kp_reader_t *r,
+                                        int16_t version,
+                                        kp_delete_acls_response_t *s,
+                                        kp_arena_t *a);
+static void
+enc_kp_delete_acls_response(kp_writer_t *w, int16_t version, const kp_delete_acls_response_t *s);
+
+void kp_delete_acls_response_matching_acl_init(kp_delete_acls_response_matching_acl_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->error_message = KP_STR_LIT("");
+    s->resource_name = KP_STR_LIT("");
+    s->pattern_type = 3;
+    s->principal = KP_STR_LIT("");
+    s->host = KP_STR_LIT("");
+}
+
+static void dec_kp_delete_acls_response_matching_acl(kp_reader_t *r,
+                                                     int16_t version,
+                                                     kp_delete_acls_response_matching_acl_t *s,
+                                                     kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DeleteAclsMatchingAcl.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "DeleteAclsMatchingAcl.ErrorMessage";
+        s->error_message = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+    }
+    {
+        r->field = "DeleteAclsMatchingAcl.ResourceType";
+        s->resource_type = kp_read_i8(r);
+    }
+    {
+        r->field = "DeleteAclsMatchingAcl.ResourceName";
+        s->resource_name = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->resource_name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    if (version >= 1) {
+        r->field = "DeleteAclsMatchingAcl.PatternType";
+        s->pattern_type = kp_read_i8(r);
+    }
+    {
+        r->field = "DeleteAclsMatchingAcl.Principal";
+        s->principal = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->principal.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "DeleteAclsMatchingAcl.Host";
+        s->host = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->host.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "DeleteAclsMatchingAcl.Operation";
+        s->operation = kp_read_i8(r);
+    }
+    {
+        r->field = "DeleteAclsMatchingAcl.PermissionType";
+        s->permission_type = kp_read_i8(r);
+    }
+    if (version >= 2) {
+        r->field = "DeleteAclsMatchingAcl._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_delete_acls_response_matching_acl(
+    kp_writer_t *w, int16_t version, const kp_delete_acls_response_matching_acl_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        if (version >= 2)
+            kp_write_compact_str(w, s->error_message);
+        else
+            kp_write_str(w, s->error_message);
+    }
+    {
+        kp_write_i8(w, s->resource_type);
+    }
+    {
+        if (s->resource_name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteAclsMatchingAcl.ResourceName");
+        if (version >= 2)
+            kp_write_compact_str(w, s->resource_name);
+        else
+            kp_write_str(w, s->resource_name);
+    }
+    if (!(version >= 1) && s->pattern_type != 3)
+        kp_writer_fail_at(w, ST_E_INVAL, "DeleteAclsMatchingAcl.PatternType");
+    if (version >= 1) {
+        kp_write_i8(w, s->pattern_type);
+    }
+    {
+        if (s->principal.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteAclsMatchingAcl.Principal");
+        if (version >= 2)
+            kp_write_compact_str(w, s->principal);
+        else
+            kp_write_str(w, s->principal);
+    }
+    {
+        if (s->host.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteAclsMatchingAcl.Host");
+        if (version >= 2)
+            kp_write_compact_str(w, s->host);
+        else
+            kp_write_str(w, s->host);
+    }
+    {
+        kp_write_i8(w, s->operation);
+    }
+    {
+        kp_write_i8(w, s->permission_type);
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_delete_acls_response_filter_result_init(kp_delete_acls_response_filter_result_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->error_message = KP_STR_LIT("");
+}
+
+static void dec_kp_delete_acls_response_filter_result(kp_reader_t *r,
+                                                      int16_t version,
+                                                      kp_delete_acls_response_filter_result_t *s,
+                                                      kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DeleteAclsFilterResult.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "DeleteAclsFilterResult.ErrorMessage";
+        s->error_message = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+    }
+    {
+        r->field = "DeleteAclsFilterResult.MatchingAcls";
+        {
+            int32_t n = (version >= 2) ? kp_read_compact_array_len(r, 11, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 11, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_matching_acls = kp_reader_ok(r) ? n : 0;
+            s->matching_acls = NULL;
+            if (s->n_matching_acls > 0) {
+                s->matching_acls =
+                    kp_arena_calloc(a, (size_t)s->n_matching_acls, sizeof(*s->matching_acls));
+                if (s->matching_acls == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_matching_acls = 0;
+                }
+                for (int32_t i = 0; i < s->n_matching_acls && kp_reader_ok(r); i++) {
+                    kp_delete_acls_response_matching_acl_init(&s->matching_acls[i]);
+                    dec_kp_delete_acls_response_matching_acl(r, version, &s->matching_acls[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 2) {
+        r->field = "DeleteAclsFilterResult._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_delete_acls_response_filter_result(
+    kp_writer_t *w, int16_t version, const kp_delete_acls_response_filter_result_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        if (version >= 2)
+            kp_write_compact_str(w, s->error_message);
+        else
+            kp_write_str(w, s->error_message);
+    }
+    {
+        if (s->n_matching_acls < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteAclsFilterResult.MatchingAcls");
+        if (version >= 2)
+            kp_write_compact_array_len(w, s->n_matching_acls);
+        else
+            kp_write_array_len(w, s->n_matching_acls);
+        for (int32_t i = 0; i < s->n_matching_acls; i++) {
+            enc_kp_delete_acls_response_matching_acl(w, version, &s->matching_acls[i]);
+        }
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_delete_acls_response(kp_reader_t *r,
+                                        int16_t version,
+                                        kp_delete_acls_response_t *s,
+                                        kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DeleteAclsResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "DeleteAclsResponse.FilterResults";
+        {
+            int32_t n = (version >= 2) ? kp_read_compact_array_len(r, 5, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 5, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_filter_results = kp_reader_ok(r) ? n : 0;
+            s->filter_results = NULL;
+            if (s->n_filter_results > 0) {
+                s->filter_results =
+                    kp_arena_calloc(a, (size_t)s->n_filter_results, sizeof(*s->filter_results));
+                if (s->filter_results == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_filter_results = 0;
+                }
+                for (int32_t i = 0; i < s->n_filter_results && kp_reader_ok(r); i++) {
+                    kp_delete_acls_response_filter_result_init(&s->filter_results[i]);
+                    dec_kp_delete_acls_response_filter_result(r, version, &s->filter_results[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 2) {
+        r->field = "DeleteAclsResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void
+enc_kp_delete_acls_response(kp_writer_t *w, int16_t version, const kp_delete_acls_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    {
+        if (s->n_filter_results < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DeleteAclsResponse.FilterResults");
+        if (version >= 2)
+            kp_write_compact_array_len(w, s->n_filter_results);
+        else
+            kp_write_array_len(w, s->n_filter_results);
+        for (int32_t i = 0; i < s->n_filter_results; i++) {
+            enc_kp_delete_acls_response_filter_result(w, version, &s->filter_results[i]);
+        }
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_delete_acls_response_init(kp_delete_acls_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_delete_acls_response_decode(kp_reader_t *r,
+                                   int16_t version,
+                                   kp_delete_acls_response_t *m,
+                                   kp_arena_t *a)
+{
+    kp_delete_acls_response_init(m);
+    r->field = "DeleteAclsResponse";
+    if (version < 0 || version > 3)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_delete_acls_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_delete_acls_response_encode(kp_writer_t *w,
+                                   int16_t version,
+                                   const kp_delete_acls_response_t *m)
+{
+    if (version < 0 || version > 3)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_delete_acls_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_delete_acls_response(void *m)
+{
+    kp_delete_acls_response_init(m);
+}
+
+static int
+erased_decode_delete_acls_response(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_delete_acls_response_decode(r, version, m, a);
+}
+
+static int erased_encode_delete_acls_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_delete_acls_response_encode(w, version, m);
+}
+
 /* ---- DescribeConfigsResponse ---- */
 
 static void dec_kp_describe_configs_response_synonym(kp_reader_t *r,
@@ -13361,6 +15297,125 @@ erased_decode_alter_configs_response(kp_reader_t *r, int16_t version, void *m, k
 static int erased_encode_alter_configs_response(kp_writer_t *w, int16_t version, const void *m)
 {
     return kp_alter_configs_response_encode(w, version, m);
+}
+
+/* ---- SaslAuthenticateResponse ---- */
+
+static void dec_kp_sasl_authenticate_response(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_sasl_authenticate_response_t *s,
+                                              kp_arena_t *a);
+static void enc_kp_sasl_authenticate_response(kp_writer_t *w,
+                                              int16_t version,
+                                              const kp_sasl_authenticate_response_t *s);
+
+static void dec_kp_sasl_authenticate_response(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_sasl_authenticate_response_t *s,
+                                              kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "SaslAuthenticateResponse.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "SaslAuthenticateResponse.ErrorMessage";
+        s->error_message = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+    }
+    {
+        r->field = "SaslAuthenticateResponse.AuthBytes";
+        s->auth_bytes = (version >= 2) ? kp_read_compact_bytes(r) : kp_read_bytes(r);
+        if (s->auth_bytes.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    if (version >= 1) {
+        r->field = "SaslAuthenticateResponse.SessionLifetimeMs";
+        s->session_lifetime_ms = kp_read_i64(r);
+    }
+    if (version >= 2) {
+        r->field = "SaslAuthenticateResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_sasl_authenticate_response(kp_writer_t *w,
+                                              int16_t version,
+                                              const kp_sasl_authenticate_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        if (version >= 2)
+            kp_write_compact_str(w, s->error_message);
+        else
+            kp_write_str(w, s->error_message);
+    }
+    {
+        if (s->auth_bytes.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "SaslAuthenticateResponse.AuthBytes");
+        if (version >= 2)
+            kp_write_compact_bytes(w, s->auth_bytes);
+        else
+            kp_write_bytes(w, s->auth_bytes);
+    }
+    if (version >= 1) {
+        kp_write_i64(w, s->session_lifetime_ms);
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_sasl_authenticate_response_init(kp_sasl_authenticate_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->error_message = KP_STR_LIT("");
+    s->session_lifetime_ms = INT64_C(0);
+}
+
+int kp_sasl_authenticate_response_decode(kp_reader_t *r,
+                                         int16_t version,
+                                         kp_sasl_authenticate_response_t *m,
+                                         kp_arena_t *a)
+{
+    kp_sasl_authenticate_response_init(m);
+    r->field = "SaslAuthenticateResponse";
+    if (version < 0 || version > 2)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_sasl_authenticate_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_sasl_authenticate_response_encode(kp_writer_t *w,
+                                         int16_t version,
+                                         const kp_sasl_authenticate_response_t *m)
+{
+    if (version < 0 || version > 2)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_sasl_authenticate_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_sasl_authenticate_response(void *m)
+{
+    kp_sasl_authenticate_response_init(m);
+}
+
+static int
+erased_decode_sasl_authenticate_response(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_sasl_authenticate_response_decode(r, version, m, a);
+}
+
+static int erased_encode_sasl_authenticate_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_sasl_authenticate_response_encode(w, version, m);
 }
 
 /* ---- CreatePartitionsResponse ---- */
@@ -14163,6 +16218,473 @@ static int erased_encode_offset_delete_response(kp_writer_t *w, int16_t version,
     return kp_offset_delete_response_encode(w, version, m);
 }
 
+/* ---- DescribeUserScramCredentialsResponse ---- */
+
+static void dec_kp_describe_user_scram_credentials_response_credential_info(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_user_scram_credentials_response_credential_info_t *s,
+    kp_arena_t *a);
+static void enc_kp_describe_user_scram_credentials_response_credential_info(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_describe_user_scram_credentials_response_credential_info_t *s);
+static void dec_kp_describe_user_scram_credentials_response_result(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_user_scram_credentials_response_result_t *s,
+    kp_arena_t *a);
+static void enc_kp_describe_user_scram_credentials_response_result(
+    kp_writer_t *w, int16_t version, const kp_describe_user_scram_credentials_response_result_t *s);
+static void
+dec_kp_describe_user_scram_credentials_response(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_describe_user_scram_credentials_response_t *s,
+                                                kp_arena_t *a);
+static void enc_kp_describe_user_scram_credentials_response(
+    kp_writer_t *w, int16_t version, const kp_describe_user_scram_credentials_response_t *s);
+
+void kp_describe_user_scram_credentials_response_credential_info_init(
+    kp_describe_user_scram_credentials_response_credential_info_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+static void dec_kp_describe_user_scram_credentials_response_credential_info(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_user_scram_credentials_response_credential_info_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "CredentialInfo.Mechanism";
+        s->mechanism = kp_read_i8(r);
+    }
+    {
+        r->field = "CredentialInfo.Iterations";
+        s->iterations = kp_read_i32(r);
+    }
+    if (1) {
+        r->field = "CredentialInfo._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_user_scram_credentials_response_credential_info(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_describe_user_scram_credentials_response_credential_info_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i8(w, s->mechanism);
+    }
+    {
+        kp_write_i32(w, s->iterations);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_user_scram_credentials_response_result_init(
+    kp_describe_user_scram_credentials_response_result_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->user = KP_STR_LIT("");
+    s->error_message = KP_STR_LIT("");
+}
+
+static void dec_kp_describe_user_scram_credentials_response_result(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_user_scram_credentials_response_result_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeUserScramCredentialsResult.User";
+        s->user = kp_read_compact_str(r);
+        if (s->user.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "DescribeUserScramCredentialsResult.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "DescribeUserScramCredentialsResult.ErrorMessage";
+        s->error_message = kp_read_compact_str(r);
+    }
+    {
+        r->field = "DescribeUserScramCredentialsResult.CredentialInfos";
+        {
+            int32_t n = kp_read_compact_array_len(r, 6, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_credential_infos = kp_reader_ok(r) ? n : 0;
+            s->credential_infos = NULL;
+            if (s->n_credential_infos > 0) {
+                s->credential_infos =
+                    kp_arena_calloc(a, (size_t)s->n_credential_infos, sizeof(*s->credential_infos));
+                if (s->credential_infos == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_credential_infos = 0;
+                }
+                for (int32_t i = 0; i < s->n_credential_infos && kp_reader_ok(r); i++) {
+                    kp_describe_user_scram_credentials_response_credential_info_init(
+                        &s->credential_infos[i]);
+                    dec_kp_describe_user_scram_credentials_response_credential_info(
+                        r, version, &s->credential_infos[i], a);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "DescribeUserScramCredentialsResult._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_user_scram_credentials_response_result(
+    kp_writer_t *w, int16_t version, const kp_describe_user_scram_credentials_response_result_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->user.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeUserScramCredentialsResult.User");
+        kp_write_compact_str(w, s->user);
+    }
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        kp_write_compact_str(w, s->error_message);
+    }
+    {
+        if (s->n_credential_infos < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeUserScramCredentialsResult.CredentialInfos");
+        kp_write_compact_array_len(w, s->n_credential_infos);
+        for (int32_t i = 0; i < s->n_credential_infos; i++) {
+            enc_kp_describe_user_scram_credentials_response_credential_info(
+                w, version, &s->credential_infos[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void
+dec_kp_describe_user_scram_credentials_response(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_describe_user_scram_credentials_response_t *s,
+                                                kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeUserScramCredentialsResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "DescribeUserScramCredentialsResponse.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "DescribeUserScramCredentialsResponse.ErrorMessage";
+        s->error_message = kp_read_compact_str(r);
+    }
+    {
+        r->field = "DescribeUserScramCredentialsResponse.Results";
+        {
+            int32_t n = kp_read_compact_array_len(r, 6, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_results = kp_reader_ok(r) ? n : 0;
+            s->results = NULL;
+            if (s->n_results > 0) {
+                s->results = kp_arena_calloc(a, (size_t)s->n_results, sizeof(*s->results));
+                if (s->results == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_results = 0;
+                }
+                for (int32_t i = 0; i < s->n_results && kp_reader_ok(r); i++) {
+                    kp_describe_user_scram_credentials_response_result_init(&s->results[i]);
+                    dec_kp_describe_user_scram_credentials_response_result(r, version,
+                                                                           &s->results[i], a);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "DescribeUserScramCredentialsResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_user_scram_credentials_response(
+    kp_writer_t *w, int16_t version, const kp_describe_user_scram_credentials_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        kp_write_compact_str(w, s->error_message);
+    }
+    {
+        if (s->n_results < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeUserScramCredentialsResponse.Results");
+        kp_write_compact_array_len(w, s->n_results);
+        for (int32_t i = 0; i < s->n_results; i++) {
+            enc_kp_describe_user_scram_credentials_response_result(w, version, &s->results[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_user_scram_credentials_response_init(
+    kp_describe_user_scram_credentials_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->error_message = KP_STR_LIT("");
+}
+
+int kp_describe_user_scram_credentials_response_decode(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_user_scram_credentials_response_t *m,
+    kp_arena_t *a)
+{
+    kp_describe_user_scram_credentials_response_init(m);
+    r->field = "DescribeUserScramCredentialsResponse";
+    if (version < 0 || version > 0)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_describe_user_scram_credentials_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_describe_user_scram_credentials_response_encode(
+    kp_writer_t *w, int16_t version, const kp_describe_user_scram_credentials_response_t *m)
+{
+    if (version < 0 || version > 0)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_describe_user_scram_credentials_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_describe_user_scram_credentials_response(void *m)
+{
+    kp_describe_user_scram_credentials_response_init(m);
+}
+
+static int erased_decode_describe_user_scram_credentials_response(kp_reader_t *r,
+                                                                  int16_t version,
+                                                                  void *m,
+                                                                  kp_arena_t *a)
+{
+    return kp_describe_user_scram_credentials_response_decode(r, version, m, a);
+}
+
+static int erased_encode_describe_user_scram_credentials_response(kp_writer_t *w,
+                                                                  int16_t version,
+                                                                  const void *m)
+{
+    return kp_describe_user_scram_credentials_response_encode(w, version, m);
+}
+
+/* ---- AlterUserScramCredentialsResponse ---- */
+
+static void dec_kp_alter_user_scram_credentials_response_result(
+    kp_reader_t *r,
+    int16_t version,
+    kp_alter_user_scram_credentials_response_result_t *s,
+    kp_arena_t *a);
+static void enc_kp_alter_user_scram_credentials_response_result(
+    kp_writer_t *w, int16_t version, const kp_alter_user_scram_credentials_response_result_t *s);
+static void dec_kp_alter_user_scram_credentials_response(
+    kp_reader_t *r, int16_t version, kp_alter_user_scram_credentials_response_t *s, kp_arena_t *a);
+static void enc_kp_alter_user_scram_credentials_response(
+    kp_writer_t *w, int16_t version, const kp_alter_user_scram_credentials_response_t *s);
+
+void kp_alter_user_scram_credentials_response_result_init(
+    kp_alter_user_scram_credentials_response_result_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->user = KP_STR_LIT("");
+    s->error_message = KP_STR_LIT("");
+}
+
+static void dec_kp_alter_user_scram_credentials_response_result(
+    kp_reader_t *r,
+    int16_t version,
+    kp_alter_user_scram_credentials_response_result_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "AlterUserScramCredentialsResult.User";
+        s->user = kp_read_compact_str(r);
+        if (s->user.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "AlterUserScramCredentialsResult.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "AlterUserScramCredentialsResult.ErrorMessage";
+        s->error_message = kp_read_compact_str(r);
+    }
+    if (1) {
+        r->field = "AlterUserScramCredentialsResult._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_alter_user_scram_credentials_response_result(
+    kp_writer_t *w, int16_t version, const kp_alter_user_scram_credentials_response_result_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->user.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AlterUserScramCredentialsResult.User");
+        kp_write_compact_str(w, s->user);
+    }
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        kp_write_compact_str(w, s->error_message);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_alter_user_scram_credentials_response(
+    kp_reader_t *r, int16_t version, kp_alter_user_scram_credentials_response_t *s, kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "AlterUserScramCredentialsResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "AlterUserScramCredentialsResponse.Results";
+        {
+            int32_t n = kp_read_compact_array_len(r, 5, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_results = kp_reader_ok(r) ? n : 0;
+            s->results = NULL;
+            if (s->n_results > 0) {
+                s->results = kp_arena_calloc(a, (size_t)s->n_results, sizeof(*s->results));
+                if (s->results == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_results = 0;
+                }
+                for (int32_t i = 0; i < s->n_results && kp_reader_ok(r); i++) {
+                    kp_alter_user_scram_credentials_response_result_init(&s->results[i]);
+                    dec_kp_alter_user_scram_credentials_response_result(r, version, &s->results[i],
+                                                                        a);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "AlterUserScramCredentialsResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_alter_user_scram_credentials_response(
+    kp_writer_t *w, int16_t version, const kp_alter_user_scram_credentials_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    {
+        if (s->n_results < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AlterUserScramCredentialsResponse.Results");
+        kp_write_compact_array_len(w, s->n_results);
+        for (int32_t i = 0; i < s->n_results; i++) {
+            enc_kp_alter_user_scram_credentials_response_result(w, version, &s->results[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_alter_user_scram_credentials_response_init(kp_alter_user_scram_credentials_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_alter_user_scram_credentials_response_decode(kp_reader_t *r,
+                                                    int16_t version,
+                                                    kp_alter_user_scram_credentials_response_t *m,
+                                                    kp_arena_t *a)
+{
+    kp_alter_user_scram_credentials_response_init(m);
+    r->field = "AlterUserScramCredentialsResponse";
+    if (version < 0 || version > 0)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_alter_user_scram_credentials_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_alter_user_scram_credentials_response_encode(
+    kp_writer_t *w, int16_t version, const kp_alter_user_scram_credentials_response_t *m)
+{
+    if (version < 0 || version > 0)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_alter_user_scram_credentials_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_alter_user_scram_credentials_response(void *m)
+{
+    kp_alter_user_scram_credentials_response_init(m);
+}
+
+static int erased_decode_alter_user_scram_credentials_response(kp_reader_t *r,
+                                                               int16_t version,
+                                                               void *m,
+                                                               kp_arena_t *a)
+{
+    return kp_alter_user_scram_credentials_response_decode(r, version, m, a);
+}
+
+static int
+erased_encode_alter_user_scram_credentials_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_alter_user_scram_credentials_response_encode(w, version, m);
+}
+
 /* ---- DescribeClusterResponse ---- */
 
 static void dec_kp_describe_cluster_response_broker(kp_reader_t *r,
@@ -14885,12 +17407,24 @@ const kp_msg_desc_t kp_msg_descs[] = {
     {"OffsetForLeaderEpochRequest", KP_MSG_REQUEST, 23, 0, 4, 4,
      sizeof(kp_offset_for_leader_epoch_request_t), erased_init_offset_for_leader_epoch_request,
      erased_decode_offset_for_leader_epoch_request, erased_encode_offset_for_leader_epoch_request},
+    {"DescribeAclsRequest", KP_MSG_REQUEST, 29, 0, 3, 2, sizeof(kp_describe_acls_request_t),
+     erased_init_describe_acls_request, erased_decode_describe_acls_request,
+     erased_encode_describe_acls_request},
+    {"CreateAclsRequest", KP_MSG_REQUEST, 30, 0, 3, 2, sizeof(kp_create_acls_request_t),
+     erased_init_create_acls_request, erased_decode_create_acls_request,
+     erased_encode_create_acls_request},
+    {"DeleteAclsRequest", KP_MSG_REQUEST, 31, 0, 3, 2, sizeof(kp_delete_acls_request_t),
+     erased_init_delete_acls_request, erased_decode_delete_acls_request,
+     erased_encode_delete_acls_request},
     {"DescribeConfigsRequest", KP_MSG_REQUEST, 32, 0, 4, 4, sizeof(kp_describe_configs_request_t),
      erased_init_describe_configs_request, erased_decode_describe_configs_request,
      erased_encode_describe_configs_request},
     {"AlterConfigsRequest", KP_MSG_REQUEST, 33, 0, 2, 2, sizeof(kp_alter_configs_request_t),
      erased_init_alter_configs_request, erased_decode_alter_configs_request,
      erased_encode_alter_configs_request},
+    {"SaslAuthenticateRequest", KP_MSG_REQUEST, 36, 0, 2, 2, sizeof(kp_sasl_authenticate_request_t),
+     erased_init_sasl_authenticate_request, erased_decode_sasl_authenticate_request,
+     erased_encode_sasl_authenticate_request},
     {"CreatePartitionsRequest", KP_MSG_REQUEST, 37, 0, 3, 2, sizeof(kp_create_partitions_request_t),
      erased_init_create_partitions_request, erased_decode_create_partitions_request,
      erased_encode_create_partitions_request},
@@ -14904,6 +17438,16 @@ const kp_msg_desc_t kp_msg_descs[] = {
     {"OffsetDeleteRequest", KP_MSG_REQUEST, 47, 0, 0, -1, sizeof(kp_offset_delete_request_t),
      erased_init_offset_delete_request, erased_decode_offset_delete_request,
      erased_encode_offset_delete_request},
+    {"DescribeUserScramCredentialsRequest", KP_MSG_REQUEST, 50, 0, 0, 0,
+     sizeof(kp_describe_user_scram_credentials_request_t),
+     erased_init_describe_user_scram_credentials_request,
+     erased_decode_describe_user_scram_credentials_request,
+     erased_encode_describe_user_scram_credentials_request},
+    {"AlterUserScramCredentialsRequest", KP_MSG_REQUEST, 51, 0, 0, 0,
+     sizeof(kp_alter_user_scram_credentials_request_t),
+     erased_init_alter_user_scram_credentials_request,
+     erased_decode_alter_user_scram_credentials_request,
+     erased_encode_alter_user_scram_credentials_request},
     {"DescribeClusterRequest", KP_MSG_REQUEST, 60, 0, 1, 0, sizeof(kp_describe_cluster_request_t),
      erased_init_describe_cluster_request, erased_decode_describe_cluster_request,
      erased_encode_describe_cluster_request},
@@ -14966,12 +17510,24 @@ const kp_msg_desc_t kp_msg_descs[] = {
      sizeof(kp_offset_for_leader_epoch_response_t), erased_init_offset_for_leader_epoch_response,
      erased_decode_offset_for_leader_epoch_response,
      erased_encode_offset_for_leader_epoch_response},
+    {"DescribeAclsResponse", KP_MSG_RESPONSE, 29, 0, 3, 2, sizeof(kp_describe_acls_response_t),
+     erased_init_describe_acls_response, erased_decode_describe_acls_response,
+     erased_encode_describe_acls_response},
+    {"CreateAclsResponse", KP_MSG_RESPONSE, 30, 0, 3, 2, sizeof(kp_create_acls_response_t),
+     erased_init_create_acls_response, erased_decode_create_acls_response,
+     erased_encode_create_acls_response},
+    {"DeleteAclsResponse", KP_MSG_RESPONSE, 31, 0, 3, 2, sizeof(kp_delete_acls_response_t),
+     erased_init_delete_acls_response, erased_decode_delete_acls_response,
+     erased_encode_delete_acls_response},
     {"DescribeConfigsResponse", KP_MSG_RESPONSE, 32, 0, 4, 4,
      sizeof(kp_describe_configs_response_t), erased_init_describe_configs_response,
      erased_decode_describe_configs_response, erased_encode_describe_configs_response},
     {"AlterConfigsResponse", KP_MSG_RESPONSE, 33, 0, 2, 2, sizeof(kp_alter_configs_response_t),
      erased_init_alter_configs_response, erased_decode_alter_configs_response,
      erased_encode_alter_configs_response},
+    {"SaslAuthenticateResponse", KP_MSG_RESPONSE, 36, 0, 2, 2,
+     sizeof(kp_sasl_authenticate_response_t), erased_init_sasl_authenticate_response,
+     erased_decode_sasl_authenticate_response, erased_encode_sasl_authenticate_response},
     {"CreatePartitionsResponse", KP_MSG_RESPONSE, 37, 0, 3, 2,
      sizeof(kp_create_partitions_response_t), erased_init_create_partitions_response,
      erased_decode_create_partitions_response, erased_encode_create_partitions_response},
@@ -14986,6 +17542,16 @@ const kp_msg_desc_t kp_msg_descs[] = {
     {"OffsetDeleteResponse", KP_MSG_RESPONSE, 47, 0, 0, -1, sizeof(kp_offset_delete_response_t),
      erased_init_offset_delete_response, erased_decode_offset_delete_response,
      erased_encode_offset_delete_response},
+    {"DescribeUserScramCredentialsResponse", KP_MSG_RESPONSE, 50, 0, 0, 0,
+     sizeof(kp_describe_user_scram_credentials_response_t),
+     erased_init_describe_user_scram_credentials_response,
+     erased_decode_describe_user_scram_credentials_response,
+     erased_encode_describe_user_scram_credentials_response},
+    {"AlterUserScramCredentialsResponse", KP_MSG_RESPONSE, 51, 0, 0, 0,
+     sizeof(kp_alter_user_scram_credentials_response_t),
+     erased_init_alter_user_scram_credentials_response,
+     erased_decode_alter_user_scram_credentials_response,
+     erased_encode_alter_user_scram_credentials_response},
     {"DescribeClusterResponse", KP_MSG_RESPONSE, 60, 0, 1, 0,
      sizeof(kp_describe_cluster_response_t), erased_init_describe_cluster_response,
      erased_decode_describe_cluster_response, erased_encode_describe_cluster_response},
@@ -14999,33 +17565,39 @@ const kp_msg_desc_t kp_msg_descs[] = {
 const size_t kp_n_msg_descs = sizeof(kp_msg_descs) / sizeof(kp_msg_descs[0]);
 
 const kp_api_t kp_apis[] = {
-    {0, "Produce", 0, 11, 11, 9, &kp_msg_descs[2], &kp_msg_descs[29]},
-    {1, "Fetch", 0, 17, 17, 12, &kp_msg_descs[3], &kp_msg_descs[30]},
-    {2, "ListOffsets", 0, 10, 10, 6, &kp_msg_descs[4], &kp_msg_descs[31]},
-    {3, "Metadata", 0, 12, 12, 9, &kp_msg_descs[5], &kp_msg_descs[32]},
-    {8, "OffsetCommit", 0, 9, 9, 8, &kp_msg_descs[6], &kp_msg_descs[33]},
-    {9, "OffsetFetch", 0, 9, 9, 6, &kp_msg_descs[7], &kp_msg_descs[34]},
-    {10, "FindCoordinator", 0, 6, 6, 3, &kp_msg_descs[8], &kp_msg_descs[35]},
-    {11, "JoinGroup", 0, 9, 9, 6, &kp_msg_descs[9], &kp_msg_descs[36]},
-    {12, "Heartbeat", 0, 4, 4, 4, &kp_msg_descs[10], &kp_msg_descs[37]},
-    {13, "LeaveGroup", 0, 5, 5, 4, &kp_msg_descs[11], &kp_msg_descs[38]},
-    {14, "SyncGroup", 0, 5, 5, 4, &kp_msg_descs[12], &kp_msg_descs[39]},
-    {15, "DescribeGroups", 0, 5, 5, 5, &kp_msg_descs[13], &kp_msg_descs[40]},
-    {16, "ListGroups", 0, 5, 5, 3, &kp_msg_descs[14], &kp_msg_descs[41]},
-    {17, "SaslHandshake", 0, 1, 1, -1, &kp_msg_descs[15], &kp_msg_descs[42]},
-    {18, "ApiVersions", 0, 4, 4, 3, &kp_msg_descs[16], &kp_msg_descs[43]},
-    {19, "CreateTopics", 0, 7, 7, 5, &kp_msg_descs[17], &kp_msg_descs[44]},
-    {20, "DeleteTopics", 0, 6, 6, 4, &kp_msg_descs[18], &kp_msg_descs[45]},
-    {21, "DeleteRecords", 0, 2, 2, 2, &kp_msg_descs[19], &kp_msg_descs[46]},
-    {22, "InitProducerId", 0, 5, 5, 2, &kp_msg_descs[20], &kp_msg_descs[47]},
-    {23, "OffsetForLeaderEpoch", 0, 4, 4, 4, &kp_msg_descs[21], &kp_msg_descs[48]},
-    {32, "DescribeConfigs", 0, 4, 4, 4, &kp_msg_descs[22], &kp_msg_descs[49]},
-    {33, "AlterConfigs", 0, 2, 2, 2, &kp_msg_descs[23], &kp_msg_descs[50]},
-    {37, "CreatePartitions", 0, 3, 3, 2, &kp_msg_descs[24], &kp_msg_descs[51]},
-    {42, "DeleteGroups", 0, 2, 2, 2, &kp_msg_descs[25], &kp_msg_descs[52]},
-    {44, "IncrementalAlterConfigs", 0, 1, 1, 1, &kp_msg_descs[26], &kp_msg_descs[53]},
-    {47, "OffsetDelete", 0, 0, 0, -1, &kp_msg_descs[27], &kp_msg_descs[54]},
-    {60, "DescribeCluster", 0, 1, 1, 0, &kp_msg_descs[28], &kp_msg_descs[55]},
+    {0, "Produce", 0, 11, 11, 9, &kp_msg_descs[2], &kp_msg_descs[35]},
+    {1, "Fetch", 0, 17, 17, 12, &kp_msg_descs[3], &kp_msg_descs[36]},
+    {2, "ListOffsets", 0, 10, 10, 6, &kp_msg_descs[4], &kp_msg_descs[37]},
+    {3, "Metadata", 0, 12, 12, 9, &kp_msg_descs[5], &kp_msg_descs[38]},
+    {8, "OffsetCommit", 0, 9, 9, 8, &kp_msg_descs[6], &kp_msg_descs[39]},
+    {9, "OffsetFetch", 0, 9, 9, 6, &kp_msg_descs[7], &kp_msg_descs[40]},
+    {10, "FindCoordinator", 0, 6, 6, 3, &kp_msg_descs[8], &kp_msg_descs[41]},
+    {11, "JoinGroup", 0, 9, 9, 6, &kp_msg_descs[9], &kp_msg_descs[42]},
+    {12, "Heartbeat", 0, 4, 4, 4, &kp_msg_descs[10], &kp_msg_descs[43]},
+    {13, "LeaveGroup", 0, 5, 5, 4, &kp_msg_descs[11], &kp_msg_descs[44]},
+    {14, "SyncGroup", 0, 5, 5, 4, &kp_msg_descs[12], &kp_msg_descs[45]},
+    {15, "DescribeGroups", 0, 5, 5, 5, &kp_msg_descs[13], &kp_msg_descs[46]},
+    {16, "ListGroups", 0, 5, 5, 3, &kp_msg_descs[14], &kp_msg_descs[47]},
+    {17, "SaslHandshake", 0, 1, 1, -1, &kp_msg_descs[15], &kp_msg_descs[48]},
+    {18, "ApiVersions", 0, 4, 4, 3, &kp_msg_descs[16], &kp_msg_descs[49]},
+    {19, "CreateTopics", 0, 7, 7, 5, &kp_msg_descs[17], &kp_msg_descs[50]},
+    {20, "DeleteTopics", 0, 6, 6, 4, &kp_msg_descs[18], &kp_msg_descs[51]},
+    {21, "DeleteRecords", 0, 2, 2, 2, &kp_msg_descs[19], &kp_msg_descs[52]},
+    {22, "InitProducerId", 0, 5, 5, 2, &kp_msg_descs[20], &kp_msg_descs[53]},
+    {23, "OffsetForLeaderEpoch", 0, 4, 4, 4, &kp_msg_descs[21], &kp_msg_descs[54]},
+    {29, "DescribeAcls", 0, 3, 3, 2, &kp_msg_descs[22], &kp_msg_descs[55]},
+    {30, "CreateAcls", 0, 3, 3, 2, &kp_msg_descs[23], &kp_msg_descs[56]},
+    {31, "DeleteAcls", 0, 3, 3, 2, &kp_msg_descs[24], &kp_msg_descs[57]},
+    {32, "DescribeConfigs", 0, 4, 4, 4, &kp_msg_descs[25], &kp_msg_descs[58]},
+    {33, "AlterConfigs", 0, 2, 2, 2, &kp_msg_descs[26], &kp_msg_descs[59]},
+    {36, "SaslAuthenticate", 0, 2, 2, 2, &kp_msg_descs[27], &kp_msg_descs[60]},
+    {37, "CreatePartitions", 0, 3, 3, 2, &kp_msg_descs[28], &kp_msg_descs[61]},
+    {42, "DeleteGroups", 0, 2, 2, 2, &kp_msg_descs[29], &kp_msg_descs[62]},
+    {44, "IncrementalAlterConfigs", 0, 1, 1, 1, &kp_msg_descs[30], &kp_msg_descs[63]},
+    {47, "OffsetDelete", 0, 0, 0, -1, &kp_msg_descs[31], &kp_msg_descs[64]},
+    {50, "DescribeUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[32], &kp_msg_descs[65]},
+    {51, "AlterUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[33], &kp_msg_descs[66]},
+    {60, "DescribeCluster", 0, 1, 1, 0, &kp_msg_descs[34], &kp_msg_descs[67]},
 };
 const size_t kp_n_apis = sizeof(kp_apis) / sizeof(kp_apis[0]);
 

@@ -108,12 +108,18 @@ enum {
     KP_API_DELETE_RECORDS = 21,
     KP_API_INIT_PRODUCER_ID = 22,
     KP_API_OFFSET_FOR_LEADER_EPOCH = 23,
+    KP_API_DESCRIBE_ACLS = 29,
+    KP_API_CREATE_ACLS = 30,
+    KP_API_DELETE_ACLS = 31,
     KP_API_DESCRIBE_CONFIGS = 32,
     KP_API_ALTER_CONFIGS = 33,
+    KP_API_SASL_AUTHENTICATE = 36,
     KP_API_CREATE_PARTITIONS = 37,
     KP_API_DELETE_GROUPS = 42,
     KP_API_INCREMENTAL_ALTER_CONFIGS = 44,
     KP_API_OFFSET_DELETE = 47,
+    KP_API_DESCRIBE_USER_SCRAM_CREDENTIALS = 50,
+    KP_API_ALTER_USER_SCRAM_CREDENTIALS = 51,
     KP_API_DESCRIBE_CLUSTER = 60,
 };
 
@@ -1061,6 +1067,119 @@ ST_MUST_CHECK int kp_offset_for_leader_epoch_request_decode(kp_reader_t *r,
 ST_MUST_CHECK int kp_offset_for_leader_epoch_request_encode(
     kp_writer_t *w, int16_t version, const kp_offset_for_leader_epoch_request_t *m);
 
+/* ---- DescribeAclsRequest ---- */
+
+/** DescribeAclsRequest (versions 0-3) */
+typedef struct kp_describe_acls_request {
+    /* ResourceTypeFilter int8, versions 0+. The resource type. */
+    int8_t resource_type_filter;
+    /* ResourceNameFilter string, versions 0+, nullable 0+. The resource name, or null to match any
+     * resource name. Decoded: borrowed from the input buffer. */
+    kp_str_t resource_name_filter;
+    /* PatternTypeFilter int8, versions 1+, default 3. The resource pattern to match. */
+    int8_t pattern_type_filter;
+    /* PrincipalFilter string, versions 0+, nullable 0+. The principal to match, or null to match
+     * any principal. Decoded: borrowed from the input buffer. */
+    kp_str_t principal_filter;
+    /* HostFilter string, versions 0+, nullable 0+. The host to match, or null to match any host.
+     * Decoded: borrowed from the input buffer. */
+    kp_str_t host_filter;
+    /* Operation int8, versions 0+. The operation to match. */
+    int8_t operation;
+    /* PermissionType int8, versions 0+. The permission type to match. */
+    int8_t permission_type;
+} kp_describe_acls_request_t;
+
+void kp_describe_acls_request_init(kp_describe_acls_request_t *m);
+ST_MUST_CHECK int kp_describe_acls_request_decode(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_describe_acls_request_t *m,
+                                                  kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_acls_request_encode(kp_writer_t *w,
+                                                  int16_t version,
+                                                  const kp_describe_acls_request_t *m);
+
+/* ---- CreateAclsRequest ---- */
+
+/** AclCreation */
+typedef struct kp_create_acls_request_acl_creation {
+    /* ResourceType int8, versions 0+. The type of the resource. */
+    int8_t resource_type;
+    /* ResourceName string, versions 0+. The resource name for the ACL. Decoded: borrowed from the
+     * input buffer. */
+    kp_str_t resource_name;
+    /* ResourcePatternType int8, versions 1+, default 3. The pattern type for the ACL. */
+    int8_t resource_pattern_type;
+    /* Principal string, versions 0+. The principal for the ACL. Decoded: borrowed from the input
+     * buffer. */
+    kp_str_t principal;
+    /* Host string, versions 0+. The host for the ACL. Decoded: borrowed from the input buffer. */
+    kp_str_t host;
+    /* Operation int8, versions 0+. The operation type for the ACL (read, write, etc.). */
+    int8_t operation;
+    /* PermissionType int8, versions 0+. The permission type for the ACL (allow, deny, etc.). */
+    int8_t permission_type;
+} kp_create_acls_request_acl_creation_t;
+
+/** CreateAclsRequest (versions 0-3) */
+typedef struct kp_create_acls_request {
+    /* Creations []AclCreation, versions 0+. The ACLs that we want to create. Decoded: borrowed from
+     * the arena. */
+    kp_create_acls_request_acl_creation_t *creations;
+    /* element count of creations, -1 = null */
+    int32_t n_creations;
+} kp_create_acls_request_t;
+
+void kp_create_acls_request_acl_creation_init(kp_create_acls_request_acl_creation_t *s);
+void kp_create_acls_request_init(kp_create_acls_request_t *m);
+ST_MUST_CHECK int kp_create_acls_request_decode(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_create_acls_request_t *m,
+                                                kp_arena_t *a);
+ST_MUST_CHECK int
+kp_create_acls_request_encode(kp_writer_t *w, int16_t version, const kp_create_acls_request_t *m);
+
+/* ---- DeleteAclsRequest ---- */
+
+/** DeleteAclsFilter */
+typedef struct kp_delete_acls_request_filter {
+    /* ResourceTypeFilter int8, versions 0+. The resource type. */
+    int8_t resource_type_filter;
+    /* ResourceNameFilter string, versions 0+, nullable 0+. The resource name. Decoded: borrowed
+     * from the input buffer. */
+    kp_str_t resource_name_filter;
+    /* PatternTypeFilter int8, versions 1+, default 3. The pattern type. */
+    int8_t pattern_type_filter;
+    /* PrincipalFilter string, versions 0+, nullable 0+. The principal filter, or null to accept all
+     * principals. Decoded: borrowed from the input buffer. */
+    kp_str_t principal_filter;
+    /* HostFilter string, versions 0+, nullable 0+. The host filter, or null to accept all hosts.
+     * Decoded: borrowed from the input buffer. */
+    kp_str_t host_filter;
+    /* Operation int8, versions 0+. The ACL operation. */
+    int8_t operation;
+    /* PermissionType int8, versions 0+. The permission type. */
+    int8_t permission_type;
+} kp_delete_acls_request_filter_t;
+
+/** DeleteAclsRequest (versions 0-3) */
+typedef struct kp_delete_acls_request {
+    /* Filters []DeleteAclsFilter, versions 0+. The filters to use when deleting ACLs. Decoded:
+     * borrowed from the arena. */
+    kp_delete_acls_request_filter_t *filters;
+    /* element count of filters, -1 = null */
+    int32_t n_filters;
+} kp_delete_acls_request_t;
+
+void kp_delete_acls_request_filter_init(kp_delete_acls_request_filter_t *s);
+void kp_delete_acls_request_init(kp_delete_acls_request_t *m);
+ST_MUST_CHECK int kp_delete_acls_request_decode(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_delete_acls_request_t *m,
+                                                kp_arena_t *a);
+ST_MUST_CHECK int
+kp_delete_acls_request_encode(kp_writer_t *w, int16_t version, const kp_delete_acls_request_t *m);
+
 /* ---- DescribeConfigsRequest ---- */
 
 /** DescribeConfigsResource */
@@ -1149,6 +1268,24 @@ ST_MUST_CHECK int kp_alter_configs_request_decode(kp_reader_t *r,
 ST_MUST_CHECK int kp_alter_configs_request_encode(kp_writer_t *w,
                                                   int16_t version,
                                                   const kp_alter_configs_request_t *m);
+
+/* ---- SaslAuthenticateRequest ---- */
+
+/** SaslAuthenticateRequest (versions 0-2) */
+typedef struct kp_sasl_authenticate_request {
+    /* AuthBytes bytes, versions 0+. The SASL authentication bytes from the client, as defined by
+     * the SASL mechanism. Decoded: borrowed from the input buffer. */
+    kp_bytes_t auth_bytes;
+} kp_sasl_authenticate_request_t;
+
+void kp_sasl_authenticate_request_init(kp_sasl_authenticate_request_t *m);
+ST_MUST_CHECK int kp_sasl_authenticate_request_decode(kp_reader_t *r,
+                                                      int16_t version,
+                                                      kp_sasl_authenticate_request_t *m,
+                                                      kp_arena_t *a);
+ST_MUST_CHECK int kp_sasl_authenticate_request_encode(kp_writer_t *w,
+                                                      int16_t version,
+                                                      const kp_sasl_authenticate_request_t *m);
 
 /* ---- CreatePartitionsRequest ---- */
 
@@ -1309,6 +1446,85 @@ ST_MUST_CHECK int kp_offset_delete_request_decode(kp_reader_t *r,
 ST_MUST_CHECK int kp_offset_delete_request_encode(kp_writer_t *w,
                                                   int16_t version,
                                                   const kp_offset_delete_request_t *m);
+
+/* ---- DescribeUserScramCredentialsRequest ---- */
+
+/** UserName */
+typedef struct kp_describe_user_scram_credentials_request_user_name {
+    /* Name string, versions 0+. The user name. Decoded: borrowed from the input buffer. */
+    kp_str_t name;
+} kp_describe_user_scram_credentials_request_user_name_t;
+
+/** DescribeUserScramCredentialsRequest (versions 0) */
+typedef struct kp_describe_user_scram_credentials_request {
+    /* Users []UserName, versions 0+, nullable 0+. The users to describe, or null/empty to describe
+     * all users. Decoded: borrowed from the arena. */
+    kp_describe_user_scram_credentials_request_user_name_t *users;
+    /* element count of users, -1 = null */
+    int32_t n_users;
+} kp_describe_user_scram_credentials_request_t;
+
+void kp_describe_user_scram_credentials_request_user_name_init(
+    kp_describe_user_scram_credentials_request_user_name_t *s);
+void kp_describe_user_scram_credentials_request_init(
+    kp_describe_user_scram_credentials_request_t *m);
+ST_MUST_CHECK int
+kp_describe_user_scram_credentials_request_decode(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_describe_user_scram_credentials_request_t *m,
+                                                  kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_user_scram_credentials_request_encode(
+    kp_writer_t *w, int16_t version, const kp_describe_user_scram_credentials_request_t *m);
+
+/* ---- AlterUserScramCredentialsRequest ---- */
+
+/** ScramCredentialDeletion */
+typedef struct kp_alter_user_scram_credentials_request_scram_credential_deletion {
+    /* Name string, versions 0+. The user name. Decoded: borrowed from the input buffer. */
+    kp_str_t name;
+    /* Mechanism int8, versions 0+. The SCRAM mechanism. */
+    int8_t mechanism;
+} kp_alter_user_scram_credentials_request_scram_credential_deletion_t;
+
+/** ScramCredentialUpsertion */
+typedef struct kp_alter_user_scram_credentials_request_scram_credential_upsertion {
+    /* Name string, versions 0+. The user name. Decoded: borrowed from the input buffer. */
+    kp_str_t name;
+    /* Mechanism int8, versions 0+. The SCRAM mechanism. */
+    int8_t mechanism;
+    /* Iterations int32, versions 0+. The number of iterations. */
+    int32_t iterations;
+    /* Salt bytes, versions 0+. A random salt generated by the client. Decoded: borrowed from the
+     * input buffer. */
+    kp_bytes_t salt;
+    /* SaltedPassword bytes, versions 0+. The salted password. Decoded: borrowed from the input
+     * buffer. */
+    kp_bytes_t salted_password;
+} kp_alter_user_scram_credentials_request_scram_credential_upsertion_t;
+
+/** AlterUserScramCredentialsRequest (versions 0) */
+typedef struct kp_alter_user_scram_credentials_request {
+    /* Deletions []ScramCredentialDeletion, versions 0+. The SCRAM credentials to remove. Decoded:
+     * borrowed from the arena. */
+    kp_alter_user_scram_credentials_request_scram_credential_deletion_t *deletions;
+    /* element count of deletions, -1 = null */
+    int32_t n_deletions;
+    /* Upsertions []ScramCredentialUpsertion, versions 0+. The SCRAM credentials to update/insert.
+     * Decoded: borrowed from the arena. */
+    kp_alter_user_scram_credentials_request_scram_credential_upsertion_t *upsertions;
+    /* element count of upsertions, -1 = null */
+    int32_t n_upsertions;
+} kp_alter_user_scram_credentials_request_t;
+
+void kp_alter_user_scram_credentials_request_scram_credential_deletion_init(
+    kp_alter_user_scram_credentials_request_scram_credential_deletion_t *s);
+void kp_alter_user_scram_credentials_request_scram_credential_upsertion_init(
+    kp_alter_user_scram_credentials_request_scram_credential_upsertion_t *s);
+void kp_alter_user_scram_credentials_request_init(kp_alter_user_scram_credentials_request_t *m);
+ST_MUST_CHECK int kp_alter_user_scram_credentials_request_decode(
+    kp_reader_t *r, int16_t version, kp_alter_user_scram_credentials_request_t *m, kp_arena_t *a);
+ST_MUST_CHECK int kp_alter_user_scram_credentials_request_encode(
+    kp_writer_t *w, int16_t version, const kp_alter_user_scram_credentials_request_t *m);
 
 /* ---- DescribeClusterRequest ---- */
 
@@ -2532,6 +2748,158 @@ ST_MUST_CHECK int kp_offset_for_leader_epoch_response_decode(
 ST_MUST_CHECK int kp_offset_for_leader_epoch_response_encode(
     kp_writer_t *w, int16_t version, const kp_offset_for_leader_epoch_response_t *m);
 
+/* ---- DescribeAclsResponse ---- */
+
+/** AclDescription */
+typedef struct kp_describe_acls_response_acl_description {
+    /* Principal string, versions 0+. The ACL principal. Decoded: borrowed from the input buffer. */
+    kp_str_t principal;
+    /* Host string, versions 0+. The ACL host. Decoded: borrowed from the input buffer. */
+    kp_str_t host;
+    /* Operation int8, versions 0+. The ACL operation. */
+    int8_t operation;
+    /* PermissionType int8, versions 0+. The ACL permission type. */
+    int8_t permission_type;
+} kp_describe_acls_response_acl_description_t;
+
+/** DescribeAclsResource */
+typedef struct kp_describe_acls_response_resource {
+    /* ResourceType int8, versions 0+. The resource type. */
+    int8_t resource_type;
+    /* ResourceName string, versions 0+. The resource name. Decoded: borrowed from the input buffer.
+     */
+    kp_str_t resource_name;
+    /* PatternType int8, versions 1+, default 3. The resource pattern type. */
+    int8_t pattern_type;
+    /* Acls []AclDescription, versions 0+. The ACLs. Decoded: borrowed from the arena. */
+    kp_describe_acls_response_acl_description_t *acls;
+    /* element count of acls, -1 = null */
+    int32_t n_acls;
+} kp_describe_acls_response_resource_t;
+
+/** DescribeAclsResponse (versions 0-3) */
+typedef struct kp_describe_acls_response {
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
+    int32_t throttle_time_ms;
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
+    int16_t error_code;
+    /* ErrorMessage string, versions 0+, nullable 0+. The error message, or null if there was no
+     * error. Decoded: borrowed from the input buffer. */
+    kp_str_t error_message;
+    /* Resources []DescribeAclsResource, versions 0+. Each Resource that is referenced in an ACL.
+     * Decoded: borrowed from the arena. */
+    kp_describe_acls_response_resource_t *resources;
+    /* element count of resources, -1 = null */
+    int32_t n_resources;
+} kp_describe_acls_response_t;
+
+void kp_describe_acls_response_acl_description_init(kp_describe_acls_response_acl_description_t *s);
+void kp_describe_acls_response_resource_init(kp_describe_acls_response_resource_t *s);
+void kp_describe_acls_response_init(kp_describe_acls_response_t *m);
+ST_MUST_CHECK int kp_describe_acls_response_decode(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_describe_acls_response_t *m,
+                                                   kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_acls_response_encode(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_describe_acls_response_t *m);
+
+/* ---- CreateAclsResponse ---- */
+
+/** AclCreationResult */
+typedef struct kp_create_acls_response_acl_creation_result {
+    /* ErrorCode int16, versions 0+. The result error, or zero if there was no error. */
+    int16_t error_code;
+    /* ErrorMessage string, versions 0+, nullable 0+. The result message, or null if there was no
+     * error. Decoded: borrowed from the input buffer. */
+    kp_str_t error_message;
+} kp_create_acls_response_acl_creation_result_t;
+
+/** CreateAclsResponse (versions 0-3) */
+typedef struct kp_create_acls_response {
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
+    int32_t throttle_time_ms;
+    /* Results []AclCreationResult, versions 0+. The results for each ACL creation. Decoded:
+     * borrowed from the arena. */
+    kp_create_acls_response_acl_creation_result_t *results;
+    /* element count of results, -1 = null */
+    int32_t n_results;
+} kp_create_acls_response_t;
+
+void kp_create_acls_response_acl_creation_result_init(
+    kp_create_acls_response_acl_creation_result_t *s);
+void kp_create_acls_response_init(kp_create_acls_response_t *m);
+ST_MUST_CHECK int kp_create_acls_response_decode(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_create_acls_response_t *m,
+                                                 kp_arena_t *a);
+ST_MUST_CHECK int
+kp_create_acls_response_encode(kp_writer_t *w, int16_t version, const kp_create_acls_response_t *m);
+
+/* ---- DeleteAclsResponse ---- */
+
+/** DeleteAclsMatchingAcl */
+typedef struct kp_delete_acls_response_matching_acl {
+    /* ErrorCode int16, versions 0+. The deletion error code, or 0 if the deletion succeeded. */
+    int16_t error_code;
+    /* ErrorMessage string, versions 0+, nullable 0+. The deletion error message, or null if the
+     * deletion succeeded. Decoded: borrowed from the input buffer. */
+    kp_str_t error_message;
+    /* ResourceType int8, versions 0+. The ACL resource type. */
+    int8_t resource_type;
+    /* ResourceName string, versions 0+. The ACL resource name. Decoded: borrowed from the input
+     * buffer. */
+    kp_str_t resource_name;
+    /* PatternType int8, versions 1+, default 3. The ACL resource pattern type. */
+    int8_t pattern_type;
+    /* Principal string, versions 0+. The ACL principal. Decoded: borrowed from the input buffer. */
+    kp_str_t principal;
+    /* Host string, versions 0+. The ACL host. Decoded: borrowed from the input buffer. */
+    kp_str_t host;
+    /* Operation int8, versions 0+. The ACL operation. */
+    int8_t operation;
+    /* PermissionType int8, versions 0+. The ACL permission type. */
+    int8_t permission_type;
+} kp_delete_acls_response_matching_acl_t;
+
+/** DeleteAclsFilterResult */
+typedef struct kp_delete_acls_response_filter_result {
+    /* ErrorCode int16, versions 0+. The error code, or 0 if the filter succeeded. */
+    int16_t error_code;
+    /* ErrorMessage string, versions 0+, nullable 0+. The error message, or null if the filter
+     * succeeded. Decoded: borrowed from the input buffer. */
+    kp_str_t error_message;
+    /* MatchingAcls []DeleteAclsMatchingAcl, versions 0+. The ACLs which matched this filter.
+     * Decoded: borrowed from the arena. */
+    kp_delete_acls_response_matching_acl_t *matching_acls;
+    /* element count of matching_acls, -1 = null */
+    int32_t n_matching_acls;
+} kp_delete_acls_response_filter_result_t;
+
+/** DeleteAclsResponse (versions 0-3) */
+typedef struct kp_delete_acls_response {
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
+    int32_t throttle_time_ms;
+    /* FilterResults []DeleteAclsFilterResult, versions 0+. The results for each filter. Decoded:
+     * borrowed from the arena. */
+    kp_delete_acls_response_filter_result_t *filter_results;
+    /* element count of filter_results, -1 = null */
+    int32_t n_filter_results;
+} kp_delete_acls_response_t;
+
+void kp_delete_acls_response_matching_acl_init(kp_delete_acls_response_matching_acl_t *s);
+void kp_delete_acls_response_filter_result_init(kp_delete_acls_response_filter_result_t *s);
+void kp_delete_acls_response_init(kp_delete_acls_response_t *m);
+ST_MUST_CHECK int kp_delete_acls_response_decode(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_delete_acls_response_t *m,
+                                                 kp_arena_t *a);
+ST_MUST_CHECK int
+kp_delete_acls_response_encode(kp_writer_t *w, int16_t version, const kp_delete_acls_response_t *m);
+
 /* ---- DescribeConfigsResponse ---- */
 
 /** DescribeConfigsSynonym */
@@ -2657,6 +3025,33 @@ ST_MUST_CHECK int kp_alter_configs_response_decode(kp_reader_t *r,
 ST_MUST_CHECK int kp_alter_configs_response_encode(kp_writer_t *w,
                                                    int16_t version,
                                                    const kp_alter_configs_response_t *m);
+
+/* ---- SaslAuthenticateResponse ---- */
+
+/** SaslAuthenticateResponse (versions 0-2) */
+typedef struct kp_sasl_authenticate_response {
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
+    int16_t error_code;
+    /* ErrorMessage string, versions 0+, nullable 0+. The error message, or null if there was no
+     * error. Decoded: borrowed from the input buffer. */
+    kp_str_t error_message;
+    /* AuthBytes bytes, versions 0+. The SASL authentication bytes from the server, as defined by
+     * the SASL mechanism. Decoded: borrowed from the input buffer. */
+    kp_bytes_t auth_bytes;
+    /* SessionLifetimeMs int64, versions 1+, default 0, ignorable. Number of milliseconds after
+     * which only re-authentication over the existing connection to create a new session can occur.
+     */
+    int64_t session_lifetime_ms;
+} kp_sasl_authenticate_response_t;
+
+void kp_sasl_authenticate_response_init(kp_sasl_authenticate_response_t *m);
+ST_MUST_CHECK int kp_sasl_authenticate_response_decode(kp_reader_t *r,
+                                                       int16_t version,
+                                                       kp_sasl_authenticate_response_t *m,
+                                                       kp_arena_t *a);
+ST_MUST_CHECK int kp_sasl_authenticate_response_encode(kp_writer_t *w,
+                                                       int16_t version,
+                                                       const kp_sasl_authenticate_response_t *m);
 
 /* ---- CreatePartitionsResponse ---- */
 
@@ -2809,6 +3204,97 @@ ST_MUST_CHECK int kp_offset_delete_response_decode(kp_reader_t *r,
 ST_MUST_CHECK int kp_offset_delete_response_encode(kp_writer_t *w,
                                                    int16_t version,
                                                    const kp_offset_delete_response_t *m);
+
+/* ---- DescribeUserScramCredentialsResponse ---- */
+
+/** CredentialInfo */
+typedef struct kp_describe_user_scram_credentials_response_credential_info {
+    /* Mechanism int8, versions 0+. The SCRAM mechanism. */
+    int8_t mechanism;
+    /* Iterations int32, versions 0+. The number of iterations used in the SCRAM credential. */
+    int32_t iterations;
+} kp_describe_user_scram_credentials_response_credential_info_t;
+
+/** DescribeUserScramCredentialsResult */
+typedef struct kp_describe_user_scram_credentials_response_result {
+    /* User string, versions 0+. The user name. Decoded: borrowed from the input buffer. */
+    kp_str_t user;
+    /* ErrorCode int16, versions 0+. The user-level error code. */
+    int16_t error_code;
+    /* ErrorMessage string, versions 0+, nullable 0+. The user-level error message, if any. Decoded:
+     * borrowed from the input buffer. */
+    kp_str_t error_message;
+    /* CredentialInfos []CredentialInfo, versions 0+. The mechanism and related information
+     * associated with the user's SCRAM credentials. Decoded: borrowed from the arena. */
+    kp_describe_user_scram_credentials_response_credential_info_t *credential_infos;
+    /* element count of credential_infos, -1 = null */
+    int32_t n_credential_infos;
+} kp_describe_user_scram_credentials_response_result_t;
+
+/** DescribeUserScramCredentialsResponse (versions 0) */
+typedef struct kp_describe_user_scram_credentials_response {
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
+    int32_t throttle_time_ms;
+    /* ErrorCode int16, versions 0+. The message-level error code, 0 except for user authorization
+     * or infrastructure issues. */
+    int16_t error_code;
+    /* ErrorMessage string, versions 0+, nullable 0+. The message-level error message, if any.
+     * Decoded: borrowed from the input buffer. */
+    kp_str_t error_message;
+    /* Results []DescribeUserScramCredentialsResult, versions 0+. The results for descriptions, one
+     * per user. Decoded: borrowed from the arena. */
+    kp_describe_user_scram_credentials_response_result_t *results;
+    /* element count of results, -1 = null */
+    int32_t n_results;
+} kp_describe_user_scram_credentials_response_t;
+
+void kp_describe_user_scram_credentials_response_credential_info_init(
+    kp_describe_user_scram_credentials_response_credential_info_t *s);
+void kp_describe_user_scram_credentials_response_result_init(
+    kp_describe_user_scram_credentials_response_result_t *s);
+void kp_describe_user_scram_credentials_response_init(
+    kp_describe_user_scram_credentials_response_t *m);
+ST_MUST_CHECK int
+kp_describe_user_scram_credentials_response_decode(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_describe_user_scram_credentials_response_t *m,
+                                                   kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_user_scram_credentials_response_encode(
+    kp_writer_t *w, int16_t version, const kp_describe_user_scram_credentials_response_t *m);
+
+/* ---- AlterUserScramCredentialsResponse ---- */
+
+/** AlterUserScramCredentialsResult */
+typedef struct kp_alter_user_scram_credentials_response_result {
+    /* User string, versions 0+. The user name. Decoded: borrowed from the input buffer. */
+    kp_str_t user;
+    /* ErrorCode int16, versions 0+. The error code. */
+    int16_t error_code;
+    /* ErrorMessage string, versions 0+, nullable 0+. The error message, if any. Decoded: borrowed
+     * from the input buffer. */
+    kp_str_t error_message;
+} kp_alter_user_scram_credentials_response_result_t;
+
+/** AlterUserScramCredentialsResponse (versions 0) */
+typedef struct kp_alter_user_scram_credentials_response {
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
+    int32_t throttle_time_ms;
+    /* Results []AlterUserScramCredentialsResult, versions 0+. The results for deletions and
+     * alterations, one per affected user. Decoded: borrowed from the arena. */
+    kp_alter_user_scram_credentials_response_result_t *results;
+    /* element count of results, -1 = null */
+    int32_t n_results;
+} kp_alter_user_scram_credentials_response_t;
+
+void kp_alter_user_scram_credentials_response_result_init(
+    kp_alter_user_scram_credentials_response_result_t *s);
+void kp_alter_user_scram_credentials_response_init(kp_alter_user_scram_credentials_response_t *m);
+ST_MUST_CHECK int kp_alter_user_scram_credentials_response_decode(
+    kp_reader_t *r, int16_t version, kp_alter_user_scram_credentials_response_t *m, kp_arena_t *a);
+ST_MUST_CHECK int kp_alter_user_scram_credentials_response_encode(
+    kp_writer_t *w, int16_t version, const kp_alter_user_scram_credentials_response_t *m);
 
 /* ---- DescribeClusterResponse ---- */
 

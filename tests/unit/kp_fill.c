@@ -1594,6 +1594,171 @@ static void fill_kp_offset_for_leader_epoch_request(kp_offset_for_leader_epoch_r
     }
 }
 
+/* ---- DescribeAclsRequest ---- */
+
+static void fill_kp_describe_acls_request(
+    kp_describe_acls_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void fill_kp_describe_acls_request(
+    kp_describe_acls_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->resource_type_filter = (int8_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->resource_name_filter = kp_fill_str(a, seq, variant, 1);
+    }
+    if (version >= 1) {
+        s->pattern_type_filter = (int8_t)kp_fill_int(seq, 3);
+    }
+    {
+        s->principal_filter = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        s->host_filter = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        s->operation = (int8_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->permission_type = (int8_t)kp_fill_int(seq, 0);
+    }
+}
+
+/* ---- CreateAclsRequest ---- */
+
+static void fill_kp_create_acls_request_acl_creation(kp_create_acls_request_acl_creation_t *s,
+                                                     int16_t version,
+                                                     kp_arena_t *a,
+                                                     int variant,
+                                                     uint32_t *seq);
+static void fill_kp_create_acls_request(
+    kp_create_acls_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void fill_kp_create_acls_request_acl_creation(kp_create_acls_request_acl_creation_t *s,
+                                                     int16_t version,
+                                                     kp_arena_t *a,
+                                                     int variant,
+                                                     uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->resource_type = (int8_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->resource_name = kp_fill_str(a, seq, variant, 0);
+    }
+    if (version >= 1) {
+        s->resource_pattern_type = (int8_t)kp_fill_int(seq, 3);
+    }
+    {
+        s->principal = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->host = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->operation = (int8_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->permission_type = (int8_t)kp_fill_int(seq, 0);
+    }
+}
+
+static void fill_kp_create_acls_request(
+    kp_create_acls_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        if (variant == 1) {
+            s->n_creations = 0;
+            s->creations = NULL;
+        } else {
+            s->n_creations = 2;
+            s->creations = kp_arena_calloc(a, 2, sizeof(*s->creations));
+            for (int32_t i = 0; s->creations != NULL && i < 2; i++) {
+                kp_create_acls_request_acl_creation_init(&s->creations[i]);
+                fill_kp_create_acls_request_acl_creation(&s->creations[i], version, a, variant,
+                                                         seq);
+            }
+        }
+    }
+}
+
+/* ---- DeleteAclsRequest ---- */
+
+static void fill_kp_delete_acls_request_filter(
+    kp_delete_acls_request_filter_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+static void fill_kp_delete_acls_request(
+    kp_delete_acls_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void fill_kp_delete_acls_request_filter(
+    kp_delete_acls_request_filter_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->resource_type_filter = (int8_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->resource_name_filter = kp_fill_str(a, seq, variant, 1);
+    }
+    if (version >= 1) {
+        s->pattern_type_filter = (int8_t)kp_fill_int(seq, 3);
+    }
+    {
+        s->principal_filter = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        s->host_filter = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        s->operation = (int8_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->permission_type = (int8_t)kp_fill_int(seq, 0);
+    }
+}
+
+static void fill_kp_delete_acls_request(
+    kp_delete_acls_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        if (variant == 1) {
+            s->n_filters = 0;
+            s->filters = NULL;
+        } else {
+            s->n_filters = 2;
+            s->filters = kp_arena_calloc(a, 2, sizeof(*s->filters));
+            for (int32_t i = 0; s->filters != NULL && i < 2; i++) {
+                kp_delete_acls_request_filter_init(&s->filters[i]);
+                fill_kp_delete_acls_request_filter(&s->filters[i], version, a, variant, seq);
+            }
+        }
+    }
+}
+
 /* ---- DescribeConfigsRequest ---- */
 
 static void fill_kp_describe_configs_request_resource(kp_describe_configs_request_resource_t *s,
@@ -1757,6 +1922,24 @@ static void fill_kp_alter_configs_request(
     }
     {
         s->validate_only = !false;
+    }
+}
+
+/* ---- SaslAuthenticateRequest ---- */
+
+static void fill_kp_sasl_authenticate_request(
+    kp_sasl_authenticate_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void fill_kp_sasl_authenticate_request(
+    kp_sasl_authenticate_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->auth_bytes = kp_fill_bytes(a, seq, variant, 0);
     }
 }
 
@@ -2077,6 +2260,180 @@ static void fill_kp_offset_delete_request(
             for (int32_t i = 0; s->topics != NULL && i < 2; i++) {
                 kp_offset_delete_request_topic_init(&s->topics[i]);
                 fill_kp_offset_delete_request_topic(&s->topics[i], version, a, variant, seq);
+            }
+        }
+    }
+}
+
+/* ---- DescribeUserScramCredentialsRequest ---- */
+
+static void fill_kp_describe_user_scram_credentials_request_user_name(
+    kp_describe_user_scram_credentials_request_user_name_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void
+fill_kp_describe_user_scram_credentials_request(kp_describe_user_scram_credentials_request_t *s,
+                                                int16_t version,
+                                                kp_arena_t *a,
+                                                int variant,
+                                                uint32_t *seq);
+
+static void fill_kp_describe_user_scram_credentials_request_user_name(
+    kp_describe_user_scram_credentials_request_user_name_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->name = kp_fill_str(a, seq, variant, 0);
+    }
+}
+
+static void
+fill_kp_describe_user_scram_credentials_request(kp_describe_user_scram_credentials_request_t *s,
+                                                int16_t version,
+                                                kp_arena_t *a,
+                                                int variant,
+                                                uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        if (variant == 1) {
+            s->n_users = -1;
+            s->users = NULL;
+        } else {
+            s->n_users = 2;
+            s->users = kp_arena_calloc(a, 2, sizeof(*s->users));
+            for (int32_t i = 0; s->users != NULL && i < 2; i++) {
+                kp_describe_user_scram_credentials_request_user_name_init(&s->users[i]);
+                fill_kp_describe_user_scram_credentials_request_user_name(&s->users[i], version, a,
+                                                                          variant, seq);
+            }
+        }
+    }
+}
+
+/* ---- AlterUserScramCredentialsRequest ---- */
+
+static void fill_kp_alter_user_scram_credentials_request_scram_credential_deletion(
+    kp_alter_user_scram_credentials_request_scram_credential_deletion_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void fill_kp_alter_user_scram_credentials_request_scram_credential_upsertion(
+    kp_alter_user_scram_credentials_request_scram_credential_upsertion_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void
+fill_kp_alter_user_scram_credentials_request(kp_alter_user_scram_credentials_request_t *s,
+                                             int16_t version,
+                                             kp_arena_t *a,
+                                             int variant,
+                                             uint32_t *seq);
+
+static void fill_kp_alter_user_scram_credentials_request_scram_credential_deletion(
+    kp_alter_user_scram_credentials_request_scram_credential_deletion_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->name = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->mechanism = (int8_t)kp_fill_int(seq, 0);
+    }
+}
+
+static void fill_kp_alter_user_scram_credentials_request_scram_credential_upsertion(
+    kp_alter_user_scram_credentials_request_scram_credential_upsertion_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->name = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->mechanism = (int8_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->iterations = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->salt = kp_fill_bytes(a, seq, variant, 0);
+    }
+    {
+        s->salted_password = kp_fill_bytes(a, seq, variant, 0);
+    }
+}
+
+static void
+fill_kp_alter_user_scram_credentials_request(kp_alter_user_scram_credentials_request_t *s,
+                                             int16_t version,
+                                             kp_arena_t *a,
+                                             int variant,
+                                             uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        if (variant == 1) {
+            s->n_deletions = 0;
+            s->deletions = NULL;
+        } else {
+            s->n_deletions = 2;
+            s->deletions = kp_arena_calloc(a, 2, sizeof(*s->deletions));
+            for (int32_t i = 0; s->deletions != NULL && i < 2; i++) {
+                kp_alter_user_scram_credentials_request_scram_credential_deletion_init(
+                    &s->deletions[i]);
+                fill_kp_alter_user_scram_credentials_request_scram_credential_deletion(
+                    &s->deletions[i], version, a, variant, seq);
+            }
+        }
+    }
+    {
+        if (variant == 1) {
+            s->n_upsertions = 0;
+            s->upsertions = NULL;
+        } else {
+            s->n_upsertions = 2;
+            s->upsertions = kp_arena_calloc(a, 2, sizeof(*s->upsertions));
+            for (int32_t i = 0; s->upsertions != NULL && i < 2; i++) {
+                kp_alter_user_scram_credentials_request_scram_credential_upsertion_init(
+                    &s->upsertions[i]);
+                fill_kp_alter_user_scram_credentials_request_scram_credential_upsertion(
+                    &s->upsertions[i], version, a, variant, seq);
             }
         }
     }
@@ -4262,6 +4619,289 @@ static void fill_kp_offset_for_leader_epoch_response(kp_offset_for_leader_epoch_
     }
 }
 
+/* ---- DescribeAclsResponse ---- */
+
+static void
+fill_kp_describe_acls_response_acl_description(kp_describe_acls_response_acl_description_t *s,
+                                               int16_t version,
+                                               kp_arena_t *a,
+                                               int variant,
+                                               uint32_t *seq);
+static void fill_kp_describe_acls_response_resource(kp_describe_acls_response_resource_t *s,
+                                                    int16_t version,
+                                                    kp_arena_t *a,
+                                                    int variant,
+                                                    uint32_t *seq);
+static void fill_kp_describe_acls_response(
+    kp_describe_acls_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void
+fill_kp_describe_acls_response_acl_description(kp_describe_acls_response_acl_description_t *s,
+                                               int16_t version,
+                                               kp_arena_t *a,
+                                               int variant,
+                                               uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->principal = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->host = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->operation = (int8_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->permission_type = (int8_t)kp_fill_int(seq, 0);
+    }
+}
+
+static void fill_kp_describe_acls_response_resource(kp_describe_acls_response_resource_t *s,
+                                                    int16_t version,
+                                                    kp_arena_t *a,
+                                                    int variant,
+                                                    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->resource_type = (int8_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->resource_name = kp_fill_str(a, seq, variant, 0);
+    }
+    if (version >= 1) {
+        s->pattern_type = (int8_t)kp_fill_int(seq, 3);
+    }
+    {
+        if (variant == 1) {
+            s->n_acls = 0;
+            s->acls = NULL;
+        } else {
+            s->n_acls = 2;
+            s->acls = kp_arena_calloc(a, 2, sizeof(*s->acls));
+            for (int32_t i = 0; s->acls != NULL && i < 2; i++) {
+                kp_describe_acls_response_acl_description_init(&s->acls[i]);
+                fill_kp_describe_acls_response_acl_description(&s->acls[i], version, a, variant,
+                                                               seq);
+            }
+        }
+    }
+}
+
+static void fill_kp_describe_acls_response(
+    kp_describe_acls_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_message = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        if (variant == 1) {
+            s->n_resources = 0;
+            s->resources = NULL;
+        } else {
+            s->n_resources = 2;
+            s->resources = kp_arena_calloc(a, 2, sizeof(*s->resources));
+            for (int32_t i = 0; s->resources != NULL && i < 2; i++) {
+                kp_describe_acls_response_resource_init(&s->resources[i]);
+                fill_kp_describe_acls_response_resource(&s->resources[i], version, a, variant, seq);
+            }
+        }
+    }
+}
+
+/* ---- CreateAclsResponse ---- */
+
+static void
+fill_kp_create_acls_response_acl_creation_result(kp_create_acls_response_acl_creation_result_t *s,
+                                                 int16_t version,
+                                                 kp_arena_t *a,
+                                                 int variant,
+                                                 uint32_t *seq);
+static void fill_kp_create_acls_response(
+    kp_create_acls_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void
+fill_kp_create_acls_response_acl_creation_result(kp_create_acls_response_acl_creation_result_t *s,
+                                                 int16_t version,
+                                                 kp_arena_t *a,
+                                                 int variant,
+                                                 uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_message = kp_fill_str(a, seq, variant, 1);
+    }
+}
+
+static void fill_kp_create_acls_response(
+    kp_create_acls_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_results = 0;
+            s->results = NULL;
+        } else {
+            s->n_results = 2;
+            s->results = kp_arena_calloc(a, 2, sizeof(*s->results));
+            for (int32_t i = 0; s->results != NULL && i < 2; i++) {
+                kp_create_acls_response_acl_creation_result_init(&s->results[i]);
+                fill_kp_create_acls_response_acl_creation_result(&s->results[i], version, a,
+                                                                 variant, seq);
+            }
+        }
+    }
+}
+
+/* ---- DeleteAclsResponse ---- */
+
+static void fill_kp_delete_acls_response_matching_acl(kp_delete_acls_response_matching_acl_t *s,
+                                                      int16_t version,
+                                                      kp_arena_t *a,
+                                                      int variant,
+                                                      uint32_t *seq);
+static void fill_kp_delete_acls_response_filter_result(kp_delete_acls_response_filter_result_t *s,
+                                                       int16_t version,
+                                                       kp_arena_t *a,
+                                                       int variant,
+                                                       uint32_t *seq);
+static void fill_kp_delete_acls_response(
+    kp_delete_acls_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void fill_kp_delete_acls_response_matching_acl(kp_delete_acls_response_matching_acl_t *s,
+                                                      int16_t version,
+                                                      kp_arena_t *a,
+                                                      int variant,
+                                                      uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_message = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        s->resource_type = (int8_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->resource_name = kp_fill_str(a, seq, variant, 0);
+    }
+    if (version >= 1) {
+        s->pattern_type = (int8_t)kp_fill_int(seq, 3);
+    }
+    {
+        s->principal = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->host = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->operation = (int8_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->permission_type = (int8_t)kp_fill_int(seq, 0);
+    }
+}
+
+static void fill_kp_delete_acls_response_filter_result(kp_delete_acls_response_filter_result_t *s,
+                                                       int16_t version,
+                                                       kp_arena_t *a,
+                                                       int variant,
+                                                       uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_message = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        if (variant == 1) {
+            s->n_matching_acls = 0;
+            s->matching_acls = NULL;
+        } else {
+            s->n_matching_acls = 2;
+            s->matching_acls = kp_arena_calloc(a, 2, sizeof(*s->matching_acls));
+            for (int32_t i = 0; s->matching_acls != NULL && i < 2; i++) {
+                kp_delete_acls_response_matching_acl_init(&s->matching_acls[i]);
+                fill_kp_delete_acls_response_matching_acl(&s->matching_acls[i], version, a, variant,
+                                                          seq);
+            }
+        }
+    }
+}
+
+static void fill_kp_delete_acls_response(
+    kp_delete_acls_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_filter_results = 0;
+            s->filter_results = NULL;
+        } else {
+            s->n_filter_results = 2;
+            s->filter_results = kp_arena_calloc(a, 2, sizeof(*s->filter_results));
+            for (int32_t i = 0; s->filter_results != NULL && i < 2; i++) {
+                kp_delete_acls_response_filter_result_init(&s->filter_results[i]);
+                fill_kp_delete_acls_response_filter_result(&s->filter_results[i], version, a,
+                                                           variant, seq);
+            }
+        }
+    }
+}
+
 /* ---- DescribeConfigsResponse ---- */
 
 static void fill_kp_describe_configs_response_synonym(kp_describe_configs_response_synonym_t *s,
@@ -4483,6 +5123,33 @@ static void fill_kp_alter_configs_response(
                                                                  variant, seq);
             }
         }
+    }
+}
+
+/* ---- SaslAuthenticateResponse ---- */
+
+static void fill_kp_sasl_authenticate_response(
+    kp_sasl_authenticate_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void fill_kp_sasl_authenticate_response(
+    kp_sasl_authenticate_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_message = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        s->auth_bytes = kp_fill_bytes(a, seq, variant, 0);
+    }
+    if (version >= 1) {
+        s->session_lifetime_ms = (int64_t)kp_fill_int(seq, INT64_C(0));
     }
 }
 
@@ -4764,6 +5431,191 @@ static void fill_kp_offset_delete_response(
             for (int32_t i = 0; s->topics != NULL && i < 2; i++) {
                 kp_offset_delete_response_topic_init(&s->topics[i]);
                 fill_kp_offset_delete_response_topic(&s->topics[i], version, a, variant, seq);
+            }
+        }
+    }
+}
+
+/* ---- DescribeUserScramCredentialsResponse ---- */
+
+static void fill_kp_describe_user_scram_credentials_response_credential_info(
+    kp_describe_user_scram_credentials_response_credential_info_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void fill_kp_describe_user_scram_credentials_response_result(
+    kp_describe_user_scram_credentials_response_result_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void
+fill_kp_describe_user_scram_credentials_response(kp_describe_user_scram_credentials_response_t *s,
+                                                 int16_t version,
+                                                 kp_arena_t *a,
+                                                 int variant,
+                                                 uint32_t *seq);
+
+static void fill_kp_describe_user_scram_credentials_response_credential_info(
+    kp_describe_user_scram_credentials_response_credential_info_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->mechanism = (int8_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->iterations = (int32_t)kp_fill_int(seq, 0);
+    }
+}
+
+static void fill_kp_describe_user_scram_credentials_response_result(
+    kp_describe_user_scram_credentials_response_result_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->user = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_message = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        if (variant == 1) {
+            s->n_credential_infos = 0;
+            s->credential_infos = NULL;
+        } else {
+            s->n_credential_infos = 2;
+            s->credential_infos = kp_arena_calloc(a, 2, sizeof(*s->credential_infos));
+            for (int32_t i = 0; s->credential_infos != NULL && i < 2; i++) {
+                kp_describe_user_scram_credentials_response_credential_info_init(
+                    &s->credential_infos[i]);
+                fill_kp_describe_user_scram_credentials_response_credential_info(
+                    &s->credential_infos[i], version, a, variant, seq);
+            }
+        }
+    }
+}
+
+static void
+fill_kp_describe_user_scram_credentials_response(kp_describe_user_scram_credentials_response_t *s,
+                                                 int16_t version,
+                                                 kp_arena_t *a,
+                                                 int variant,
+                                                 uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_message = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        if (variant == 1) {
+            s->n_results = 0;
+            s->results = NULL;
+        } else {
+            s->n_results = 2;
+            s->results = kp_arena_calloc(a, 2, sizeof(*s->results));
+            for (int32_t i = 0; s->results != NULL && i < 2; i++) {
+                kp_describe_user_scram_credentials_response_result_init(&s->results[i]);
+                fill_kp_describe_user_scram_credentials_response_result(&s->results[i], version, a,
+                                                                        variant, seq);
+            }
+        }
+    }
+}
+
+/* ---- AlterUserScramCredentialsResponse ---- */
+
+static void fill_kp_alter_user_scram_credentials_response_result(
+    kp_alter_user_scram_credentials_response_result_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void
+fill_kp_alter_user_scram_credentials_response(kp_alter_user_scram_credentials_response_t *s,
+                                              int16_t version,
+                                              kp_arena_t *a,
+                                              int variant,
+                                              uint32_t *seq);
+
+static void fill_kp_alter_user_scram_credentials_response_result(
+    kp_alter_user_scram_credentials_response_result_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->user = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_message = kp_fill_str(a, seq, variant, 1);
+    }
+}
+
+static void
+fill_kp_alter_user_scram_credentials_response(kp_alter_user_scram_credentials_response_t *s,
+                                              int16_t version,
+                                              kp_arena_t *a,
+                                              int variant,
+                                              uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_results = 0;
+            s->results = NULL;
+        } else {
+            s->n_results = 2;
+            s->results = kp_arena_calloc(a, 2, sizeof(*s->results));
+            for (int32_t i = 0; s->results != NULL && i < 2; i++) {
+                kp_alter_user_scram_credentials_response_result_init(&s->results[i]);
+                fill_kp_alter_user_scram_credentials_response_result(&s->results[i], version, a,
+                                                                     variant, seq);
             }
         }
     }
@@ -5106,146 +5958,194 @@ void kp_fill_msg(const kp_msg_desc_t *d, void *m, int16_t version, kp_arena_t *a
         return;
     }
     if (d == &kp_msg_descs[22]) {
-        fill_kp_describe_configs_request(m, version, a, variant, &seq);
+        fill_kp_describe_acls_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[23]) {
-        fill_kp_alter_configs_request(m, version, a, variant, &seq);
+        fill_kp_create_acls_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[24]) {
-        fill_kp_create_partitions_request(m, version, a, variant, &seq);
+        fill_kp_delete_acls_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[25]) {
-        fill_kp_delete_groups_request(m, version, a, variant, &seq);
+        fill_kp_describe_configs_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[26]) {
-        fill_kp_incremental_alter_configs_request(m, version, a, variant, &seq);
+        fill_kp_alter_configs_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[27]) {
-        fill_kp_offset_delete_request(m, version, a, variant, &seq);
+        fill_kp_sasl_authenticate_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[28]) {
-        fill_kp_describe_cluster_request(m, version, a, variant, &seq);
+        fill_kp_create_partitions_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[29]) {
-        fill_kp_produce_response(m, version, a, variant, &seq);
+        fill_kp_delete_groups_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[30]) {
-        fill_kp_fetch_response(m, version, a, variant, &seq);
+        fill_kp_incremental_alter_configs_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[31]) {
-        fill_kp_list_offsets_response(m, version, a, variant, &seq);
+        fill_kp_offset_delete_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[32]) {
-        fill_kp_metadata_response(m, version, a, variant, &seq);
+        fill_kp_describe_user_scram_credentials_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[33]) {
-        fill_kp_offset_commit_response(m, version, a, variant, &seq);
+        fill_kp_alter_user_scram_credentials_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[34]) {
-        fill_kp_offset_fetch_response(m, version, a, variant, &seq);
+        fill_kp_describe_cluster_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[35]) {
-        fill_kp_find_coordinator_response(m, version, a, variant, &seq);
+        fill_kp_produce_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[36]) {
-        fill_kp_join_group_response(m, version, a, variant, &seq);
+        fill_kp_fetch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[37]) {
-        fill_kp_heartbeat_response(m, version, a, variant, &seq);
+        fill_kp_list_offsets_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[38]) {
-        fill_kp_leave_group_response(m, version, a, variant, &seq);
+        fill_kp_metadata_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[39]) {
-        fill_kp_sync_group_response(m, version, a, variant, &seq);
+        fill_kp_offset_commit_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[40]) {
-        fill_kp_describe_groups_response(m, version, a, variant, &seq);
+        fill_kp_offset_fetch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[41]) {
-        fill_kp_list_groups_response(m, version, a, variant, &seq);
+        fill_kp_find_coordinator_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[42]) {
-        fill_kp_sasl_handshake_response(m, version, a, variant, &seq);
+        fill_kp_join_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[43]) {
-        fill_kp_api_versions_response(m, version, a, variant, &seq);
+        fill_kp_heartbeat_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[44]) {
-        fill_kp_create_topics_response(m, version, a, variant, &seq);
+        fill_kp_leave_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[45]) {
-        fill_kp_delete_topics_response(m, version, a, variant, &seq);
+        fill_kp_sync_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[46]) {
-        fill_kp_delete_records_response(m, version, a, variant, &seq);
+        fill_kp_describe_groups_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[47]) {
-        fill_kp_init_producer_id_response(m, version, a, variant, &seq);
+        fill_kp_list_groups_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[48]) {
-        fill_kp_offset_for_leader_epoch_response(m, version, a, variant, &seq);
+        fill_kp_sasl_handshake_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[49]) {
-        fill_kp_describe_configs_response(m, version, a, variant, &seq);
+        fill_kp_api_versions_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[50]) {
-        fill_kp_alter_configs_response(m, version, a, variant, &seq);
+        fill_kp_create_topics_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[51]) {
-        fill_kp_create_partitions_response(m, version, a, variant, &seq);
+        fill_kp_delete_topics_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[52]) {
-        fill_kp_delete_groups_response(m, version, a, variant, &seq);
+        fill_kp_delete_records_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[53]) {
-        fill_kp_incremental_alter_configs_response(m, version, a, variant, &seq);
+        fill_kp_init_producer_id_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[54]) {
-        fill_kp_offset_delete_response(m, version, a, variant, &seq);
+        fill_kp_offset_for_leader_epoch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[55]) {
-        fill_kp_describe_cluster_response(m, version, a, variant, &seq);
+        fill_kp_describe_acls_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[56]) {
-        fill_kp_consumer_protocol_assignment(m, version, a, variant, &seq);
+        fill_kp_create_acls_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[57]) {
+        fill_kp_delete_acls_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[58]) {
+        fill_kp_describe_configs_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[59]) {
+        fill_kp_alter_configs_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[60]) {
+        fill_kp_sasl_authenticate_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[61]) {
+        fill_kp_create_partitions_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[62]) {
+        fill_kp_delete_groups_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[63]) {
+        fill_kp_incremental_alter_configs_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[64]) {
+        fill_kp_offset_delete_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[65]) {
+        fill_kp_describe_user_scram_credentials_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[66]) {
+        fill_kp_alter_user_scram_credentials_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[67]) {
+        fill_kp_describe_cluster_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[68]) {
+        fill_kp_consumer_protocol_assignment(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[69]) {
         fill_kp_consumer_protocol_subscription(m, version, a, variant, &seq);
         return;
     }
