@@ -1185,10 +1185,113 @@ int plog_sealed_get(plog_t *log, int64_t from_offset, plog_seg_info_t *out)
             continue;
         plog__seg_ref(s);
         *out = (plog_seg_info_t){s,       s->fd,     s->base_offset, s->next_offset,
-                                 s->size, s->max_ts, s->log_path};
+                                 s->size, s->max_ts, s->log_path,    0,
+                                 true,    s->first_append_ms};
         return 0;
     }
     return ST_E_NOTFOUND;
+}
+
+/* File position and base offset of the batch of s holding offset; the end of
+ * s for an offset at or past it. */
+static int seg_batch_at(const plog_seg_t *s, int64_t offset, int64_t *pos, int64_t *base)
+{
+    *pos = 0;
+    *base = s->base_offset;
+    if (offset <= s->base_offset)
+        return 0;
+    *pos = s->size;
+    *base = s->next_offset;
+    if (offset >= s->next_offset)
+        return 0;
+    hdr_rd_t *r = malloc(sizeof(*r));
+    if (!r)
+        return ST_E_NOMEM;
+    *r = (hdr_rd_t){.fd = s->fd, .size = s->size};
+    int64_t p = idx_lookup(s, offset);
+    plog_batch_hdr_t h;
+    int rc;
+    while ((rc = hdr_at(r, p, &h)) == 0 && h.base_offset + h.last_offset_delta < offset)
+        p += (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+    free(r);
+    if (rc != 0)
+        return rc;
+    *pos = p;
+    *base = h.base_offset;
+    return 0;
+}
+
+int plog_archive_get(plog_t *log, int64_t from_offset, bool with_active, plog_seg_info_t *out)
+{
+    for (int i = 0; i < log->n_segs; i++) {
+        plog_seg_t *s = log->segs[i];
+        bool sealed = i + 1 < log->n_segs;
+        if (s->next_offset <= from_offset || s->size == 0)
+            continue;
+        if ((sealed && s->next_offset > log->durable_end) || (!sealed && !with_active))
+            return ST_E_NOTFOUND; /* in order: nothing after it either */
+        int64_t end = s->next_offset < log->durable_end ? s->next_offset : log->durable_end;
+        int64_t pos, base, end_pos, end_base;
+        int rc = seg_batch_at(s, from_offset, &pos, &base);
+        if (rc == 0)
+            rc = seg_batch_at(s, end, &end_pos, &end_base);
+        if (rc != 0)
+            return rc;
+        if (end_pos <= pos)
+            return ST_E_NOTFOUND; /* the active segment's durable part is archived */
+        plog__seg_ref(s);
+        *out = (plog_seg_info_t){s,        s->fd,     base,        end_base,
+                                 end_pos - pos, s->max_ts, s->log_path, pos,
+                                 sealed,   s->first_append_ms};
+        return 0;
+    }
+    return ST_E_NOTFOUND;
+}
+
+int plog_reset(plog_t *log, int64_t offset)
+{
+    if (offset <= log->end_offset || log->waiters || log->closing || log->failed)
+        return ST_E_INVAL;
+    /* Old segments go first (renamed, the rename synced), then the new one
+     * is created: a crash in between leaves no log or the new one, never a
+     * gap between old and new that a read could fall into. */
+    int rc = 0;
+    for (int i = 0; i < log->n_segs && rc == 0; i++) {
+        char from[4200], to[4300];
+        seg_file(log->segs[i], "log", from, sizeof(from));
+        snprintf(to, sizeof(to), "%s.deleted", from);
+        if (rename(from, to) != 0)
+            rc = -errno;
+    }
+    if (rc == 0 && fsync(log->dir_fd) != 0)
+        rc = -errno;
+    plog_seg_t *s = NULL;
+    if (rc == 0)
+        rc = seg_open(log, offset, true, &s);
+    if (rc == 0 && fsync(log->dir_fd) != 0)
+        rc = -errno;
+    if (rc != 0) {
+        plog__seg_unref(s);
+        log->failed = ST_E_IO; /* old segments may be half renamed: refuse appends */
+        ST_ERROR("plog", "cannot reset the log dir=%s offset=%" PRId64 " err=%s", log->dir, offset,
+                 st_strerror(rc));
+        return rc;
+    }
+    for (int i = 0; i < log->n_segs; i++) {
+        plog_seg_t *old = log->segs[i];
+        old->is_deleted = true;
+        if (plog__env_job(log->sh->env, unlink_job, old) != 0)
+            plog__seg_unref(old);
+    }
+    log->segs[0] = s;
+    log->n_segs = 1;
+    log->rd_seg = NULL;
+    log->start_offset = log->end_offset = log->durable_end = log->uploaded_end = offset;
+    pthread_mutex_lock(&log->sync_mu);
+    log->written_end = offset;
+    pthread_mutex_unlock(&log->sync_mu);
+    ST_WARN("plog", "log reset dir=%s: continues empty at offset=%" PRId64, log->dir, offset);
+    return 0;
 }
 
 void plog_seg_info_release(plog_seg_info_t *info)

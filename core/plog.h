@@ -304,12 +304,37 @@ typedef struct {
     int64_t size;
     int64_t max_timestamp;
     const char *path; /* borrowed: DIR/<base>.log, valid while seg is held */
+    /* Set by plog_archive_get() (plog_sealed_get: 0, true, first append): */
+    int64_t pos;             /* file position of base_offset's batch */
+    bool is_sealed;          /* false: a durable prefix-range of the active segment */
+    int64_t first_append_ms; /* when the segment got its first record (-1: empty) */
 } plog_seg_info_t;
 
 /** The oldest sealed segment holding offsets at or after from_offset.
  * @return 0, or ST_E_NOTFOUND when every such offset is in the active one. */
 ST_MUST_CHECK int plog_sealed_get(plog_t *log, int64_t from_offset, plog_seg_info_t *out);
+
+/** The next durable data to archive after from_offset (a batch boundary, as
+ * plog_uploaded_offset() is): the whole batches of one segment from the batch
+ * holding from_offset up to the segment's end, bytes [pos, pos + size) of
+ * its file. A sealed segment is returned only once all of it is durable;
+ * with with_active, the active segment's batches below the durable end too.
+ * @return 0, or ST_E_NOTFOUND when nothing durable is left to archive (or
+ *         the oldest such sealed segment is not durable yet).
+ * @thread owning loop  @blocking small header reads (page cache) */
+ST_MUST_CHECK int
+plog_archive_get(plog_t *log, int64_t from_offset, bool with_active, plog_seg_info_t *out);
 void plog_seg_info_release(plog_seg_info_t *info);
+
+/** Drop every local segment and continue the log empty at offset (the
+ * archive holds more than the local log after a power cut: it wins, and new
+ * records must not reuse its offsets). The log start, end, durable and
+ * uploaded offsets all become offset (plog_set_remote_start() lowers the
+ * start to the archive's). The new segment and the directory are synced
+ * before it returns. Only while nothing waits on the log (at start, before
+ * appends): @return 0, ST_E_INVAL (offset not above the end, or waiters),
+ * or an I/O error. @thread owning loop @blocking yes: renames, create, fsync */
+ST_MUST_CHECK int plog_reset(plog_t *log, int64_t offset);
 
 int64_t plog_start_offset(const plog_t *log);
 int64_t plog_end_offset(const plog_t *log);

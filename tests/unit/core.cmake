@@ -1,5 +1,6 @@
 # Unit tests of core/ (runtime, config, partition log).
 st_unit_test(plog_test SOURCES unit/plog_test.c LIBS strata_core strata_tsupport)
+st_unit_test(plog_archive_test SOURCES unit/plog_archive_test.c LIBS strata_core strata_tsupport)
 st_unit_test(rt_test SOURCES unit/rt_test.c LIBS strata_core)
 st_unit_test(cfg_test SOURCES unit/cfg_test.c LIBS strata_core)
 st_unit_test(codec_test SOURCES unit/codec_test.c LIBS strata_core)
