@@ -54,8 +54,9 @@ static void get_cluster(adm_call_t *call)
         n_parts += snap->topics[i].n_partitions;
     meta_snap_put(snap);
     char kafka[300], adv[300];
-    snprintf(kafka, sizeof(kafka), "%s:%d", k->listen_host, k->listen_port);
-    snprintf(adv, sizeof(adv), "%s:%d", k->adv_host, k->adv_port);
+    const kh_listener_t *l0 = &k->listeners[0];
+    snprintf(kafka, sizeof(kafka), "%s:%d", l0->host, l0->port);
+    snprintf(adv, sizeof(adv), "%s:%d", l0->adv_host, l0->adv_port);
     json_t *doc = json_pack(
         "{s:i,s:s,s:s,s:{s:s,s:s,s:s},s:i,s:f,s:I,s:i,s:I,s:s}", "node_id", (int)k->node_id,
         "cluster_id", k->cluster_id, "version", STRATA_VERSION, "listeners", "kafka", kafka,

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -98,6 +99,102 @@ static int parse_int(const char *s, int64_t *out)
     return 0;
 }
 
+int cfg_parse_listener(
+    const char *s, size_t len, char *name, size_t name_len, char *host, size_t host_len, int *port)
+{
+    while (len > 0 && isspace((unsigned char)*s)) {
+        s++;
+        len--;
+    }
+    while (len > 0 && isspace((unsigned char)s[len - 1]))
+        len--;
+    const char *sep = NULL;
+    for (size_t i = 0; i + 2 < len; i++) {
+        if (s[i] == ':' && s[i + 1] == '/' && s[i + 2] == '/') {
+            sep = s + i;
+            break;
+        }
+    }
+    size_t nl = sep ? (size_t)(sep - s) : 9;
+    if (nl == 0 || nl >= name_len)
+        return ST_E_INVAL;
+    for (size_t i = 0; sep && i < nl; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+            return ST_E_INVAL;
+    const char *src = sep ? s : "PLAINTEXT";
+    for (size_t i = 0; i < nl; i++)
+        name[i] = (char)toupper((unsigned char)src[i]);
+    name[nl] = 0;
+    if (sep) {
+        len -= nl + 3;
+        s = sep + 3;
+    }
+    char buf[300];
+    if (len == 0 || len >= sizeof(buf))
+        return ST_E_INVAL;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    if (sep && buf[0] == ':') { /* NAME://:PORT: every interface */
+        char *end;
+        long p = strtol(buf + 1, &end, 10);
+        if (*end || end == buf + 1 || p < 0 || p > 65535 || host_len == 0)
+            return ST_E_INVAL;
+        host[0] = 0;
+        *port = (int)p;
+        return 0;
+    }
+    return cfg_parse_hostport(buf, host, host_len, port);
+}
+
+/* A comma-separated list of listeners with distinct names. */
+static int check_listeners(const char *v)
+{
+    char names[16][64];
+    int n = 0;
+    for (const char *p = v;; p++) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char host[256];
+        int port;
+        if (n == 16 ||
+            cfg_parse_listener(p, len, names[n], sizeof(names[n]), host, sizeof(host), &port) != 0)
+            return -1;
+        for (int i = 0; i < n; i++)
+            if (!strcmp(names[i], names[n]))
+                return -1;
+        n++;
+        if (!e)
+            return 0;
+        p = e;
+    }
+}
+
+static bool is_protocol(const char *s, size_t len)
+{
+    static const char *const k[] = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"};
+    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
+        if (strlen(k[i]) == len && !strncasecmp(k[i], s, len))
+            return true;
+    return false;
+}
+
+/* NAME:PROTOCOL[,NAME:PROTOCOL...] (may be empty). */
+static int check_protocol_map(const char *v)
+{
+    if (!*v)
+        return 0;
+    for (const char *p = v;; p++) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        const char *colon = memchr(p, ':', len);
+        if (!colon || colon == p || !is_protocol(colon + 1, len - (size_t)(colon - p) - 1))
+            return -1;
+        if (!e)
+            return 0;
+        p = e;
+    }
+}
+
 static int set_value(cfg_t *c,
                      const char *key,
                      const char *value,
@@ -147,12 +244,21 @@ static int set_value(cfg_t *c,
             return fail(errbuf, errbuf_len,
                         "%s: %s: '%s' is not one of error, warn, info, debug, trace", origin, key,
                         value);
-    } else if (k == CFG_LISTENERS || k == CFG_ADMIN_LISTENER ||
-               (k == CFG_ADVERTISED_LISTENERS && *value)) {
+    } else if (k == CFG_ADMIN_LISTENER) {
         char host[256];
         int port;
         if (cfg_parse_hostport(value, host, sizeof(host), &port) != 0)
             return fail(errbuf, errbuf_len, "%s: %s: '%s' is not HOST:PORT", origin, key, value);
+    } else if (k == CFG_LISTENERS || (k == CFG_ADVERTISED_LISTENERS && *value)) {
+        if (check_listeners(value) != 0)
+            return fail(errbuf, errbuf_len,
+                        "%s: %s: '%s' is not HOST:PORT or a list of NAME://HOST:PORT", origin, key,
+                        value);
+    } else if (k == CFG_LISTENER_PROTOCOL_MAP && check_protocol_map(value) != 0) {
+        return fail(errbuf, errbuf_len,
+                    "%s: %s: '%s' is not a list of NAME:PROTOCOL (PLAINTEXT, SSL, "
+                    "SASL_PLAINTEXT, SASL_SSL)",
+                    origin, key, value);
     } else if (k == CFG_LOG_DIR && !*value) {
         return fail(errbuf, errbuf_len, "%s: %s: must not be empty", origin, key);
     } else if (k == CFG_ARCHIVE_URL && *value && strncmp(value, "file://", 7) != 0 &&

@@ -62,6 +62,13 @@ const char *cfg_doc(cfg_key_t k);
 /** Parse "HOST:PORT" or "PLAINTEXT://HOST:PORT". @return 0 or ST_E_INVAL. */
 ST_MUST_CHECK int cfg_parse_hostport(const char *s, char *host, size_t host_len, int *port);
 
+/** Parse one listener of a `listeners` list: "NAME://HOST:PORT" or "HOST:PORT"
+ * (name PLAINTEXT). s is not NUL-terminated: len bytes. An empty HOST
+ * ("SSL://:9093") gives host "". NAME is returned upper-cased.
+ * @return 0 or ST_E_INVAL. @thread any */
+ST_MUST_CHECK int cfg_parse_listener(
+    const char *s, size_t len, char *name, size_t name_len, char *host, size_t host_len, int *port);
+
 /** Write the key table as Markdown (docs) to fd. */
 void cfg_write_docs(int fd);
 

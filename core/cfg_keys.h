@@ -8,9 +8,12 @@
     X(LOG_DIR, "log.dir", CFG_STR, "./data", 0, 0, 0,                                              \
       "Data directory: partition logs, metadata, the default archive.")                            \
     X(LISTENERS, "listeners", CFG_STR, "PLAINTEXT://127.0.0.1:9092", 0, 0, 0,                      \
-      "Kafka listener, PLAINTEXT://HOST:PORT or HOST:PORT.")                                        \
+      "Kafka listeners, NAME://HOST:PORT[,NAME://HOST:PORT...] (NAME is a security protocol or a name of listener.security.protocol.map; empty HOST = every interface), or HOST:PORT (PLAINTEXT).") \
+    X(LISTENER_PROTOCOL_MAP, "listener.security.protocol.map", CFG_STR,                            \
+      "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", 0, 0, 0,       \
+      "NAME:PROTOCOL pairs giving the security protocol of each listener name (a name that is itself a protocol needs no entry).") \
     X(ADVERTISED_LISTENERS, "advertised.listeners", CFG_STR, "", 0, 0, 0,                          \
-      "Address given to clients in metadata (default: listeners).")                                \
+      "NAME://HOST:PORT per listener: the address Metadata gives clients connected to that listener (default: the listener's own; a bare HOST:PORT applies to the first listener).") \
     X(ADMIN_LISTENER, "strata.admin.listener", CFG_STR, "127.0.0.1:9644", 0, 0, 0,                 \
       "Admin HTTP listener HOST:PORT.")                                                            \
     X(ADMIN_TOKEN_FILE, "strata.admin.token.file", CFG_STR, "", 0, 0, 0,                           \

@@ -15,6 +15,49 @@
 
 #include <stdatomic.h>
 
+/* ---- Listeners ----
+ * `listeners` names each Kafka listener with a security protocol, as Kafka
+ * does (PLAINTEXT://127.0.0.1:9092,SASL_SSL://0.0.0.0:9093); custom names get
+ * theirs from listener.security.protocol.map, and advertised.listeners gives
+ * the address Metadata returns to clients of that listener. */
+typedef enum {
+    KH_SEC_PLAINTEXT,
+    KH_SEC_SSL,
+    KH_SEC_SASL_PLAINTEXT,
+    KH_SEC_SASL_SSL,
+} kh_sec_proto_t;
+
+#define KH_MAX_LISTENERS 8
+
+struct kh_tls;
+struct cfg;
+
+typedef struct kh_listener {
+    char name[64];        /* upper case, as in `listeners` (PLAINTEXT, SSL, INTERNAL, ...) */
+    kh_sec_proto_t proto; /* from the name or listener.security.protocol.map */
+    char host[256];       /* bind address ("0.0.0.0" for an empty host) */
+    int port;
+    char adv_host[256]; /* what Metadata, FindCoordinator, DescribeCluster return */
+    int adv_port;
+    /* SSL and SASL_SSL: the server TLS context (kafka/kh_tls.h), owned by
+     * stratad; NULL for the other protocols. */
+    struct kh_tls *tls;
+} kh_listener_t;
+
+/** Protocol name ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"). */
+const char *kh_sec_proto_name(kh_sec_proto_t p);
+/** Whether the protocol runs TLS (SSL, SASL_SSL) / needs SASL (SASL_*). */
+bool kh_sec_proto_is_tls(kh_sec_proto_t p);
+bool kh_sec_proto_is_sasl(kh_sec_proto_t p);
+
+/** Build the listeners from `listeners`, `listener.security.protocol.map`
+ * and `advertised.listeners` (TLS contexts are not made here: tls = NULL).
+ * @param cfg   Borrowed for the call.
+ * @param out   Caller storage for KH_MAX_LISTENERS entries.
+ * @return 0, or ST_E_CONFIG with the reason in errbuf. @thread any @blocking no */
+ST_MUST_CHECK int kh_listeners_from_cfg(
+    const struct cfg *cfg, kh_listener_t *out, int *n_out, char *errbuf, size_t errbuf_len);
+
 /* Shared by every shard; read-only once the shards start, except the
  * _Atomic fields, which the admin API changes live (PUT /v1/cluster/config). */
 typedef struct kh_ctx {
@@ -22,10 +65,10 @@ typedef struct kh_ctx {
     meta_t *meta; /* borrowed */
     int32_t node_id;
     char cluster_id[64];
-    char listen_host[256];
-    int listen_port;
-    char adv_host[256]; /* advertised in Metadata */
-    int adv_port;
+    /* The Kafka listeners; listeners[0] is the one reported as "the" Kafka
+     * address (admin API, logs). */
+    kh_listener_t listeners[KH_MAX_LISTENERS];
+    int n_listeners;
     int64_t request_max_bytes;         /* socket.request.max.bytes */
     _Atomic int64_t message_max_bytes; /* message.max.bytes */
     int64_t idle_ms;                   /* connections.max.idle.ms, -1 = never */

@@ -150,8 +150,8 @@ static void md_answer(kh_req_t *req)
         goto oom;
     *node = ctx->node_id;
     r->n_brokers = 1;
-    r->brokers[0] = (kp_metadata_response_broker_t){ctx->node_id, kp_str_from_cstr(ctx->adv_host),
-                                                    ctx->adv_port, KP_STR_NULL};
+    r->brokers[0] = (kp_metadata_response_broker_t){
+        ctx->node_id, kp_str_from_cstr(req->lis->adv_host), req->lis->adv_port, KP_STR_NULL};
     r->cluster_id = kp_str_from_cstr(ctx->cluster_id);
     r->controller_id = ctx->node_id;
     for (int i = 0; i < n; i++) {
@@ -257,8 +257,8 @@ void kh_describe_cluster(kh_req_t *req)
         return;
     }
     kp_describe_cluster_response_init(r);
-    *b = (kp_describe_cluster_response_broker_t){ctx->node_id, kp_str_from_cstr(ctx->adv_host),
-                                                 ctx->adv_port, KP_STR_NULL};
+    *b = (kp_describe_cluster_response_broker_t){ctx->node_id, kp_str_from_cstr(req->lis->adv_host),
+                                                 req->lis->adv_port, KP_STR_NULL};
     r->cluster_id = kp_str_from_cstr(ctx->cluster_id);
     r->controller_id = ctx->node_id;
     r->brokers = b;

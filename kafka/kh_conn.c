@@ -46,6 +46,7 @@ struct kh_conn {
     bool closing;
     bool closed; /* close callback ran */
     uint64_t last_active_ms;
+    kh_sec_t sec; /* listener, TLS session, principal */
 };
 
 typedef struct {
@@ -97,6 +98,11 @@ kh_handler_fn kh_handler_for(int16_t key)
 kh_shard_t *kh_shard_of(rt_shard_t *sh)
 {
     return rt_shard_data(sh);
+}
+
+kh_sec_t *kh_conn_sec(kh_conn_t *c)
+{
+    return &c->sec;
 }
 
 part_shard_t *kh_shard_parts(kh_shard_t *ks)
@@ -255,6 +261,7 @@ static void dispatch(kh_conn_t *c, uint8_t *frame, size_t len)
     req->conn = c;
     req->t0_ns = uv_hrtime();
     req->ks = c->ks;
+    req->lis = c->sec.lis;
     req->id = ++c->ks->next_req_id;
     req->frame = frame;
     req->frame_len = len;
@@ -451,7 +458,8 @@ static void conn_close(kh_conn_t *c, const char *why)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    kh_shard_t *ks = server->data;
+    kh_lsock_t *ls = server->data;
+    kh_shard_t *ks = ls->ks;
     if (status != 0)
         return;
     kh_conn_t *c = calloc(1, sizeof(*c));
@@ -465,6 +473,8 @@ static void on_connection(uv_stream_t *server, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     c->ks = ks;
+    c->sec.lis = ls->lis;
+    snprintf(c->sec.principal, sizeof(c->sec.principal), "User:ANONYMOUS");
     c->id = ++ks->next_conn_id * 1024 + (uint64_t)rt_shard_id(ks->sh);
     c->last_active_ms = now_ms(server->loop);
     struct sockaddr_storage sa;
@@ -589,22 +599,27 @@ int kh_shard_new(rt_shard_t *sh,
     ks->ctx = ctx;
     ks->ps = ps;
     uv_loop_t *loop = rt_shard_loop(sh);
-    int fd = -1;
-    int rc = bind_reuseport(ctx->listen_host, ctx->listen_port, &fd, errbuf, errbuf_len);
-    if (rc != 0) {
-        free(ks);
-        return rc;
+    int rc = 0;
+    ks->n_handles_open = 2; /* the timers; then one per bound listener */
+    for (int i = 0; i < ctx->n_listeners && rc == 0; i++) {
+        const kh_listener_t *l = &ctx->listeners[i];
+        int fd = -1;
+        rc = bind_reuseport(l->host, l->port, &fd, errbuf, errbuf_len);
+        if (rc != 0)
+            break;
+        kh_lsock_t *ls = &ks->lsocks[ks->n_lsocks++];
+        ks->n_handles_open++;
+        uv_tcp_init(loop, &ls->tcp);
+        ls->tcp.data = ls;
+        ls->ks = ks;
+        ls->lis = l;
+        rc = uv_tcp_open(&ls->tcp, fd);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&ls->tcp, 1024, on_connection);
+        if (rc != 0)
+            snprintf(errbuf, errbuf_len, "cannot listen on %s %s:%d: %s", l->name, l->host, l->port,
+                     uv_strerror(rc));
     }
-    uv_tcp_init(loop, &ks->listener);
-    ks->listener.data = ks;
-    ks->n_handles_open = 3;
-    rc = uv_tcp_open(&ks->listener, fd);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&ks->listener, 1024, on_connection);
-    if (rc != 0)
-        snprintf(errbuf, errbuf_len, "cannot listen on %s:%d: %s", ctx->listen_host,
-                 ctx->listen_port, uv_strerror(rc));
-    ks->listening = rc == 0;
     uv_timer_init(loop, &ks->idle_timer);
     ks->idle_timer.data = ks;
     uv_timer_start(&ks->idle_timer, on_idle_check, 1000, 1000);
@@ -615,15 +630,24 @@ int kh_shard_new(rt_shard_t *sh,
     return rc;
 }
 
-static void on_handle_closed(uv_handle_t *h)
+static void handle_closed(kh_shard_t *ks)
 {
-    kh_shard_t *ks = h->data;
     ks->n_handles_open--;
     if (ks->n_handles_open == 0 && ks->n_conns == 0 && ks->closed_cb) {
         kh_closed_cb cb = ks->closed_cb;
         ks->closed_cb = NULL;
         cb(ks->closed_arg);
     }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+static void on_lsock_closed(uv_handle_t *h)
+{
+    handle_closed(((kh_lsock_t *)h->data)->ks);
 }
 
 /* Shutdown: the timers close once every connection is gone. */
@@ -652,8 +676,9 @@ void kh_shard_close(kh_shard_t *ks, kh_closed_cb cb, void *arg)
     ks->closed_cb = cb;
     ks->closed_arg = arg;
     kh_group_shard_close(ks);
-    uv_close((uv_handle_t *)&ks->listener, on_handle_closed); /* stop accepting */
-    kh_fetch_wake_all(ks);                                    /* long polls answer now */
+    for (int i = 0; i < ks->n_lsocks; i++) /* stop accepting */
+        uv_close((uv_handle_t *)&ks->lsocks[i].tcp, on_lsock_closed);
+    kh_fetch_wake_all(ks); /* long polls answer now */
     /* Finish what was read: each connection closes when its queue is empty. */
     for (kh_conn_t *c = ks->conns, *next; c; c = next) {
         next = c->next;

@@ -404,13 +404,13 @@ void kh_find_coordinator(kh_req_t *req)
     if (!r)
         goto oom;
     kp_find_coordinator_response_init(r);
-    kp_str_t host = kp_str_from_cstr(ctx->adv_host);
+    kp_str_t host = kp_str_from_cstr(req->lis->adv_host);
     int16_t err = q->key_type == 0 || q->key_type == 1 ? KP_ERR_NONE : KP_ERR_INVALID_REQUEST;
     if (v < 4) {
         r->error_code = err;
         r->node_id = err ? -1 : ctx->node_id;
         r->host = err ? KP_STR_LIT("") : host;
-        r->port = err ? -1 : ctx->adv_port;
+        r->port = err ? -1 : req->lis->adv_port;
         if (err && v >= 1)
             r->error_message = KP_STR_LIT("unsupported coordinator key type");
     } else {
@@ -427,7 +427,7 @@ void kh_find_coordinator(kh_req_t *req)
             co->error_code = err;
             co->node_id = err ? -1 : ctx->node_id;
             co->host = err ? KP_STR_LIT("") : host;
-            co->port = err ? -1 : ctx->adv_port;
+            co->port = err ? -1 : req->lis->adv_port;
             if (err)
                 co->error_message = KP_STR_LIT("unsupported coordinator key type");
         }

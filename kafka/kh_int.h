@@ -9,13 +9,34 @@
 typedef struct kh_conn kh_conn_t;
 typedef struct kh_req kh_req_t;
 
+/* One bound listener of a shard (every shard binds every listener with
+ * SO_REUSEPORT). */
+typedef struct kh_lsock {
+    uv_tcp_t tcp;
+    kh_shard_t *ks;
+    const kh_listener_t *lis; /* borrowed from ks->ctx */
+} kh_lsock_t;
+
+/* The security state of a connection (kh_conn_sec()). Read and written on
+ * the connection's shard only. */
+typedef struct kh_sec {
+    const kh_listener_t *lis; /* the listener the client connected to */
+    struct kh_tls_conn *tls;  /* SSL / SASL_SSL: the TLS session (kh_tls.c); else NULL */
+    /* "User:ANONYMOUS" until authenticated: set from the client certificate
+     * subject on SSL listeners with ssl.client.auth (as Kafka's
+     * DefaultKafkaPrincipalBuilder: "User:CN=alice,OU=...,O=..."), or by
+     * SASL (kh_sasl.c) on SASL_* listeners. */
+    char principal[512];
+    bool authenticated; /* SASL_*: a SaslAuthenticate succeeded (kh_sasl.c sets it) */
+} kh_sec_t;
+
 struct kh_shard {
-    rt_shard_t *sh;      /* borrowed */
-    const kh_ctx_t *ctx; /* borrowed */
-    part_shard_t *ps;    /* borrowed */
-    uv_tcp_t listener;
-    bool listening;
-    kh_conn_t *conns; /* doubly linked list of open connections */
+    rt_shard_t *sh;                      /* borrowed */
+    const kh_ctx_t *ctx;                 /* borrowed */
+    part_shard_t *ps;                    /* borrowed */
+    kh_lsock_t lsocks[KH_MAX_LISTENERS]; /* one per ctx->listeners entry */
+    int n_lsocks;                        /* bound (listening) ones */
+    kh_conn_t *conns;                    /* doubly linked list of open connections */
     int n_conns;
     uint64_t next_conn_id;
     uint64_t next_req_id;
@@ -42,12 +63,13 @@ struct kh_shard {
 /* A request's lifetime: framed -> handler (may fan out to shards) ->
  * kh_respond() or kh_no_response() -> written in order -> freed. */
 struct kh_req {
-    kh_req_t *next;  /* in the connection's in-order queue */
-    kh_conn_t *conn; /* borrowed; NULL once the connection closed */
-    kh_shard_t *ks;  /* the connection's shard */
-    uint64_t id;     /* unique within the shard */
-    uint64_t t0_ns;  /* when it was framed (uv_hrtime): request latency metric */
-    uint8_t *frame;  /* owned: the request bytes (without the size prefix) */
+    kh_req_t *next;           /* in the connection's in-order queue */
+    kh_conn_t *conn;          /* borrowed; NULL once the connection closed */
+    kh_shard_t *ks;           /* the connection's shard */
+    const kh_listener_t *lis; /* the connection's listener (outlives the request) */
+    uint64_t id;              /* unique within the shard */
+    uint64_t t0_ns;           /* when it was framed (uv_hrtime): request latency metric */
+    uint8_t *frame;           /* owned: the request bytes (without the size prefix) */
     size_t frame_len;
     kp_request_header_t hdr;
     const kp_api_t *api;
@@ -70,6 +92,9 @@ void kh_respond(kh_req_t *req, const void *resp);
 void kh_no_response(kh_req_t *req);
 /** Close the connection of req after a protocol violation (logged at DEBUG). */
 void kh_fail_conn(kh_req_t *req, const char *why);
+/** The security state of c (listener, TLS session, principal). Borrowed:
+ * valid while c is open. @thread c's shard */
+kh_sec_t *kh_conn_sec(kh_conn_t *c);
 
 /* ---- Cross-shard work ---- */
 typedef struct kh_post {

@@ -65,7 +65,8 @@ static void usage(FILE *f)
                "  -c, --config FILE        YAML configuration file\n"
                "      --smp N              number of shards (default: one per core)\n"
                "      --log-dir DIR        data directory (log.dir, default ./data)\n"
-               "      --listeners ADDR     Kafka listener HOST:PORT (default 127.0.0.1:9092)\n"
+               "      --listeners LIST     Kafka listeners NAME://HOST:PORT,... or HOST:PORT\n"
+               "                           (default PLAINTEXT://127.0.0.1:9092)\n"
                "      --admin-listener ADDR  admin HTTP listener (default 127.0.0.1:9644)\n"
                "      --log-level LEVEL    error, warn, info, debug, trace\n"
                "  -X, --set KEY=VALUE      set any configuration key (repeatable)\n"
@@ -365,16 +366,6 @@ static int kafka_context(broker_t *b, const char *dir)
         fprintf(stderr, "stratad: cannot create %s/cluster.id: %s\n", dir, strerror(errno));
         return 1;
     }
-    if (cfg_parse_hostport(cfg_str(b->cfg, CFG_LISTENERS), k->listen_host, sizeof(k->listen_host),
-                           &k->listen_port) != 0)
-        return 2; /* validated already */
-    const char *adv = cfg_str(b->cfg, CFG_ADVERTISED_LISTENERS);
-    if (!*adv || cfg_parse_hostport(adv, k->adv_host, sizeof(k->adv_host), &k->adv_port) != 0) {
-        snprintf(k->adv_host, sizeof(k->adv_host), "%s", k->listen_host);
-        k->adv_port = k->listen_port;
-        if (!strcmp(k->adv_host, "0.0.0.0") || !strcmp(k->adv_host, "::"))
-            gethostname(k->adv_host, sizeof(k->adv_host));
-    }
     k->request_max_bytes = cfg_int(b->cfg, CFG_REQUEST_MAX_BYTES);
     k->message_max_bytes = cfg_int(b->cfg, CFG_MESSAGE_MAX_BYTES);
     k->idle_ms = cfg_int(b->cfg, CFG_IDLE_MS);
@@ -589,6 +580,11 @@ int main(int argc, char **argv)
         snprintf(url, sizeof(url), "file://%s/archive", dir);
         if (cfg_set(b->cfg, "strata.archive.url", url, "default", NULL, 0) != 0)
             return 1;
+    }
+    if (kh_listeners_from_cfg(b->cfg, b->kctx.listeners, &b->kctx.n_listeners, aerr,
+                              sizeof(aerr)) != 0) {
+        fprintf(stderr, "stratad: %s\n", aerr);
+        return 2;
     }
     if (check_only) {
         printf("stratad: configuration is valid\n");

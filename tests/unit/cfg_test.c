@@ -94,6 +94,48 @@ static void test_cfg_parse_hostport(void **state)
     assert_int_equal(cfg_parse_hostport("host:12x", h, sizeof(h), &p), ST_E_INVAL);
 }
 
+static void test_cfg_parse_listener(void **state)
+{
+    (void)state;
+    char n[64], h[64];
+    int p = 0;
+    const char *s = "sasl_ssl://0.0.0.0:9093";
+    assert_int_equal(cfg_parse_listener(s, strlen(s), n, sizeof(n), h, sizeof(h), &p), 0);
+    assert_string_equal(n, "SASL_SSL");
+    assert_string_equal(h, "0.0.0.0");
+    assert_int_equal(p, 9093);
+    s = "127.0.0.1:9092,x"; /* only the first 14 bytes count */
+    assert_int_equal(cfg_parse_listener(s, 14, n, sizeof(n), h, sizeof(h), &p), 0);
+    assert_string_equal(n, "PLAINTEXT");
+    assert_int_equal(p, 9092);
+    s = "INTERNAL://:9094";
+    assert_int_equal(cfg_parse_listener(s, strlen(s), n, sizeof(n), h, sizeof(h), &p), 0);
+    assert_string_equal(n, "INTERNAL");
+    assert_string_equal(h, "");
+    s = "BAD NAME://h:1";
+    assert_int_equal(cfg_parse_listener(s, strlen(s), n, sizeof(n), h, sizeof(h), &p), ST_E_INVAL);
+    s = "SSL://h";
+    assert_int_equal(cfg_parse_listener(s, strlen(s), n, sizeof(n), h, sizeof(h), &p), ST_E_INVAL);
+
+    cfg_t *c;
+    char err[256];
+    assert_int_equal(cfg_new(&c), 0);
+    assert_int_equal(
+        cfg_set(c, "listeners", "PLAINTEXT://127.0.0.1:9092,SSL://:9093", "x", err, sizeof(err)),
+        0);
+    assert_int_equal(cfg_set(c, "listeners", "SSL://a:1,ssl://b:2", "x", err, sizeof(err)),
+                     ST_E_CONFIG); /* duplicate name */
+    assert_int_equal(cfg_set(c, "listeners", "SSL://a:1,", "x", err, sizeof(err)), ST_E_CONFIG);
+    assert_int_equal(cfg_set(c, "listener.security.protocol.map", "INTERNAL:SASL_SSL,EXT:ssl", "x",
+                             err, sizeof(err)),
+                     0);
+    assert_int_equal(
+        cfg_set(c, "listener.security.protocol.map", "INTERNAL:TLS", "x", err, sizeof(err)),
+        ST_E_CONFIG);
+    assert_non_null(strstr(err, "listener.security.protocol.map"));
+    cfg_free(c);
+}
+
 static void test_cfg_yaml_flat_and_nested(void **state)
 {
     (void)state;
@@ -155,6 +197,7 @@ int main(void)
         cmocka_unit_test(test_cfg_defaults),
         cmocka_unit_test(test_cfg_set_validates_with_clear_messages),
         cmocka_unit_test(test_cfg_parse_hostport),
+        cmocka_unit_test(test_cfg_parse_listener),
         cmocka_unit_test(test_cfg_yaml_flat_and_nested),
         cmocka_unit_test(test_cfg_env_overrides),
     };
