@@ -51,6 +51,7 @@ typedef struct up_part {
 
 
 static void step(up_part_t *p);
+static void schedule(tier_shard_t *ts);
 
 void tier_object_key(const char *topic,
                      int32_t partition,
@@ -118,11 +119,17 @@ static void set_idle(up_part_t *p)
     p->state = UP_IDLE;
 }
 
+/* The backoff ends: give back the slot it held (step() takes one again), or
+ * another partition waiting for a slot may take it. Without this, every
+ * failed attempt leaked a slot and after max_uploads failures the shard never
+ * uploaded again. */
 static void on_backoff(uv_timer_t *t)
 {
     up_part_t *p = t->data;
+    p->ts->active--;
     p->state = UP_IDLE;
     step(p);
+    schedule(p->ts);
 }
 
 static void fail(up_part_t *p, const char *what, int err, const char *msg)

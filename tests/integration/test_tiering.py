@@ -569,6 +569,14 @@ class KillAndOutageTest(unittest.TestCase):
             values += produce_values(b, "out", 3000, 2000)
             b.wait_for(r"upload PUT failed tp=out-0 .*not archived yet: offsets=[1-9]",
                        timeout=120, seen=True)
+            # The outage outlasts several upload attempts (each one is an
+            # object-store call with its own retries, then the uploader backs
+            # off): a backing-off partition once leaked its upload slot at
+            # every failure, so after max_uploads (2) failures nothing was
+            # uploaded again, whenever the store came back.
+            for n in range(2, 4):
+                b.wait_for(r"upload PUT failed tp=out-0 .*retrying in %d ms" % (1000 << (n - 1)),
+                           timeout=120, seen=True)
             # Local retention keeps what is not archived.
             first_local = int(os.path.basename(local_segments(b, "out")[0])[:20])
             self.assertLessEqual(first_local, 2000)
