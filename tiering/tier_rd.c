@@ -171,9 +171,14 @@ struct tier_hyd {
     dl_t **recent; /* owned refs: finished downloads kept in memory, oldest first */
     size_t n_recent, cap_recent;
     uint64_t recent_bytes;
-    int pending; /* lookups, thread pool work, running GETs */
+    int pending; /* lookups, thread pool work, running GETs, reads waiting for the cache */
     bool closing;
     bool cache_closed;
+    /* The cache's LRU is rebuilt from its files on the thread pool at start;
+     * until then reads wait here, so that a warm cache is not bypassed by
+     * the first fetches after a restart (owned list, newest first). */
+    bool cache_ready;
+    struct lookup *cache_waiters;
     tier_read_closed_cb closed_cb;
     void *closed_arg;
 };
@@ -933,10 +938,11 @@ static rp_t *rp_get(hyd_t *h, const char *topic, int32_t partition)
 
 /* ---- Entry points ---- */
 
-typedef struct {
+typedef struct lookup {
     rd_t *r;
     char topic[IDX_MAX_TOPIC_LEN + 1];
     int32_t partition;
+    struct lookup *next; /* in cache_waiters */
 } lookup_t;
 
 static void on_loc(void *arg, int status, const idx_loc_t *loc)
@@ -990,6 +996,42 @@ static void on_loc(void *arg, int status, const idx_loc_t *loc)
     check_closed(h);
 }
 
+/* Release the reads that waited for the cache's rebuild, oldest first:
+ * start their index lookups (status ST_E_CLOSED: answer them). */
+static void release_cache_waiters(hyd_t *h, int status)
+{
+    lookup_t *rev = NULL;
+    for (lookup_t *lk = h->cache_waiters, *next; lk; lk = next) {
+        next = lk->next;
+        lk->next = rev;
+        rev = lk;
+    }
+    h->cache_waiters = NULL;
+    for (lookup_t *lk = rev, *next; lk; lk = next) {
+        next = lk->next;
+        rd_t *r = lk->r;
+        h->pending--;
+        int rc = status;
+        if (rc == 0)
+            rc = idx_lookup_offset(h->ts->idx, lk->topic, lk->partition, r->offset, on_loc, lk);
+        if (rc == 0) {
+            h->pending++;
+            continue;
+        }
+        answer(r, rc);
+        free(lk);
+    }
+}
+
+static void on_cache_ready(void *arg, int status)
+{
+    hyd_t *h = arg;
+    (void)status; /* a failed scan leaves an empty cache, still usable */
+    h->cache_ready = true;
+    release_cache_waiters(h, h->closing ? ST_E_CLOSED : 0);
+    check_closed(h);
+}
+
 static hyd_t *hyd_get(tier_shard_t *ts)
 {
     if (ts->hyd)
@@ -1017,7 +1059,8 @@ int tier_read_open(tier_shard_t *ts, const tier_read_opts_t *opts, char *errbuf,
         h->ra_bytes = opts->readahead_bytes;
     if (!opts->cache_dir || !opts->cache_bytes || h->cache)
         return 0;
-    int rc = hyd_cache_open(ts->loop, opts->cache_dir, opts->cache_bytes, NULL, NULL, &h->cache);
+    int rc = hyd_cache_open(ts->loop, opts->cache_dir, opts->cache_bytes, on_cache_ready, h,
+                            &h->cache);
     if (rc != 0)
         snprintf(errbuf, errbuf_len, "cannot open the chunk cache %s: %s", opts->cache_dir,
                  st_strerror(rc));
@@ -1056,6 +1099,13 @@ int tier_read_until(tier_shard_t *ts,
     lk->r = r;
     snprintf(lk->topic, sizeof(lk->topic), "%s", topic);
     lk->partition = partition;
+    if (h->cache && !h->cache_ready) {
+        lk->next = h->cache_waiters;
+        h->cache_waiters = lk;
+        h->pending++;
+        ts->stats.reads++;
+        return 0;
+    }
     int rc = idx_lookup_offset(ts->idx, topic, partition, offset, on_loc, lk);
     if (rc != 0) {
         free(r);
@@ -1156,6 +1206,7 @@ void tier_read_close(tier_shard_t *ts, tier_read_closed_cb cb, void *arg)
     h->closed_arg = arg;
     uv_timer_stop(&h->sweep);
     recent_clear(h);
+    release_cache_waiters(h, ST_E_CLOSED);
     for (rp_t *rp = h->rps; rp; rp = rp->next)
         unpark(rp);
     for (dl_t *d = h->dls, *next; d; d = next) {
