@@ -21,6 +21,27 @@ def free_port():
     return port
 
 
+def reserved_port():
+    """A free port below the kernel's ephemeral range, for a server a test
+    stops and starts again on the same port: while it is down, no port 0
+    bind (free_port of a parallel test, an outgoing connection) can take it."""
+    import random
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(1000):
+        port = rng.randrange(max(1024, low - 12000), low)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise AssertionError("no free port below %d" % low)
+
+
 class Proc:
     """A stratad process started with exactly `args` (no defaults added).
     A reader thread collects its output lines, so waiting for a line never
@@ -114,8 +135,8 @@ class Broker(Proc):
             self.tmp = tempfile.TemporaryDirectory(prefix="strata-it-")
             data = self.tmp.name
         self.data = data
-        self.port = port or free_port()
-        self.admin_port = free_port()
+        self.port = port or reserved_port()  # restarts reuse it
+        self.admin_port = reserved_port()
         self.args = ["--log-dir", data, "--smp", str(smp),
                      "--listeners", "127.0.0.1:%d" % self.port,
                      "--admin-listener", "127.0.0.1:%d" % self.admin_port, *args]

@@ -15,7 +15,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from broker import Broker, free_port  # noqa: E402
+from broker import Broker, free_port, reserved_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEG = ["-X", "log.segment.bytes=16384"]
@@ -553,7 +553,7 @@ class KillAndOutageTest(unittest.TestCase):
     def test_s3_outage_during_produce(self):
         from confluent_kafka.admin import AdminClient, NewTopic
         own = tempfile.mkdtemp(prefix="strata-s3o-")
-        port = free_port()
+        port = reserved_port()  # the server is down a while: nobody may take its port
         url = start_s3(port, own)
         b = None
         try:
