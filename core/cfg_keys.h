@@ -46,6 +46,8 @@
       "How often retention and segment.ms rolls are checked.")                                     \
     X(MESSAGE_MAX_BYTES, "message.max.bytes", CFG_INT, "1048588", 0, INT32_MAX, 1,                 \
       "Largest record batch accepted.")                                                            \
+    X(FETCH_MAX_BYTES, "fetch.max.bytes", CFG_INT, "57671680", 1024, INT32_MAX, 0,                 \
+      "Largest Fetch response: caps a request's max_bytes (the first batch is returned whole).")   \
     X(REQUEST_MAX_BYTES, "socket.request.max.bytes", CFG_INT, "104857600", 1, INT32_MAX, 0,        \
       "Largest request frame accepted.")                                                           \
     X(IDLE_MS, "connections.max.idle.ms", CFG_INT, "600000", -1, INT64_MAX, 0,                     \

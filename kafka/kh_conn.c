@@ -47,6 +47,7 @@ struct kh_conn {
     bool closed; /* close callback ran */
     uint64_t last_active_ms;
     kh_sec_t sec; /* listener, TLS session, principal */
+    uint64_t fetch_cursor; /* kh_fetch's rotation: the partition last served */
 };
 
 typedef struct {
@@ -223,6 +224,11 @@ void kh_fail_conn(kh_req_t *req, const char *why)
     if (req->conn)
         conn_close(req->conn, why);
     kh_no_response(req);
+}
+
+uint64_t *kh_conn_fetch_cursor(kh_conn_t *c)
+{
+    return &c->fetch_cursor;
 }
 
 char *kh_cstr(kh_req_t *req, kp_str_t s)

@@ -6,6 +6,12 @@
  * otherwise the request waits: a watch is registered on each owner, an append
  * there (kh_notify_append) or the max_wait timer re-runs the read round.
  *
+ * Budget (Kafka's KIP-74, see "Origin side: Fetch"): a response holds at most
+ * min(max_bytes, fetch.max.bytes) bytes, except the first batch of the first
+ * non-empty partition, spent while reading: a read is posted with its share
+ * (grant), never with the client's partition_max_bytes alone. A partition
+ * named twice is read once; the serving order rotates per connection.
+ *
  * Fetch request states:
  *   READING --all ops back, >= min_bytes or deadline--> ANSWERED
  *   READING --all ops back, < min_bytes--> WAITING (watches + timer)
@@ -23,6 +29,9 @@
 
 typedef enum { OP_FETCH, OP_LIST, OP_EPOCH, OP_WATCH } op_kind_t;
 
+/* A Fetch partition read within one round: IDLE --posted--> POSTED --back--> BACK. */
+enum { FOP_IDLE, FOP_POSTED, FOP_BACK };
+
 /* How long ListOffsets waits for an archived chunk (it has no max.wait.ms). */
 #define KH_REMOTE_LIST_WAIT_MS 30000
 
@@ -35,7 +44,14 @@ typedef struct {
     int32_t partition;
     int64_t offset;    /* fetch offset, or ListOffsets timestamp */
     int32_t max_bytes; /* partition_max_bytes */
-    uint64_t req_id;   /* OP_WATCH */
+    int64_t grant;     /* OP_FETCH: bytes this read may return (its share of the budget) */
+    bool min_one;      /* OP_FETCH: return the first batch even when larger than grant */
+    bool too_big;      /* OP_FETCH: only a batch larger than grant was found (none returned) */
+    bool stale;        /* OP_FETCH: posted before a rollback: its answer is dropped */
+    uint8_t fstate;    /* OP_FETCH: FOP_* */
+    uint64_t key;      /* OP_FETCH: hash of (topic, partition), the rotation cursor */
+    kp_fetch_response_partition_data_t *rp; /* OP_FETCH: its response entry (arena) */
+    uint64_t req_id;                        /* OP_WATCH */
     int64_t deadline_ms;
     rt_fn back; /* runs on the origin when the op returns */
     /* results, filled on the owner */
@@ -61,8 +77,19 @@ typedef struct kh_watch {
 } watch_t;
 
 typedef struct {
-    rop_t *ops; /* arena */
+    rop_t *ops; /* arena: one per distinct partition, in response order */
     int n_ops;
+    int *order; /* arena: serving order of the ops with a topic (rotated) */
+    int n_order;
+    int next;       /* order[next] is the next read to post this round */
+    int settled;    /* order[0, settled) are final this round */
+    int64_t budget; /* min(max_bytes, fetch.max.bytes) */
+    int64_t min_bytes;
+    int64_t used;     /* bytes returned by the reads back this round */
+    int64_t reserved; /* grants of the reads out */
+    bool has_data;    /* a settled read returned data: no more first-batch exception */
+    bool may_exceed;  /* v3+: the first batch of the first non-empty partition is whole */
+    int32_t max_wait_ms;
     int64_t deadline_ms;
     bool waiting;
     bool last_round;
@@ -135,14 +162,17 @@ static bool read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
     op->log_start = plog_start_offset(log);
     switch (op->kind) {
     case OP_FETCH: {
-        if (op->max_bytes <= 0 || op->offset == op->hw)
+        if ((op->grant <= 0 && !op->min_one) || op->offset == op->hw)
             return false;
+        /* At least one byte: plog_read and tier_read return the first batch
+         * whole, which min_one keeps and fetch_op_back otherwise drops. */
+        int64_t limit = op->grant > 0 ? op->grant : 1;
         plog_slice_t s;
-        int rc = plog_read(log, op->offset, op->max_bytes, &s);
+        int rc = plog_read(log, op->offset, limit, &s);
         if (rc == ST_E_OFFLOADED && ks->tier) {
             /* Answer by the fetch's own max.wait.ms; a slower download
              * goes on and fills the cache for the next fetch. */
-            rc = tier_read_until(ks->tier, op->topic, op->partition, op->offset, op->max_bytes,
+            rc = tier_read_until(ks->tier, op->topic, op->partition, op->offset, limit,
                                  op->deadline_ms, on_remote_read, op);
             if (rc == 0)
                 return true;
@@ -151,7 +181,9 @@ static bool read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
             op->err = kh_errcode_from_st(rc);
             return false;
         }
-        if (s.len > 0 && (op->data = malloc((size_t)s.len)) != NULL) {
+        if (s.len > op->grant && !op->min_one) {
+            op->too_big = true; /* not read: the origin would drop it */
+        } else if (s.len > 0 && (op->data = malloc((size_t)s.len)) != NULL) {
             if (plog_slice_pread(&s, op->data) == 0) {
                 op->data_len = s.len;
             } else {
@@ -257,10 +289,22 @@ void kh_notify_append(kh_shard_t *ks, plog_t *log)
     }
 }
 
-/* ---- Origin side: Fetch ---- */
+/* ---- Origin side: Fetch ----
+ * The budget (Kafka's KIP-74): partitions are served in order, each may
+ * return min(partition_max_bytes, what the earlier ones left of max_bytes),
+ * and only the first non-empty partition may exceed that with its first batch
+ * (v3+). Reads run in parallel while the budget left after every read still
+ * out covers a partition's whole partition_max_bytes (its limit cannot depend
+ * on the reads before it); otherwise the partition waits for them. A read
+ * that found only a batch larger than its limit returns nothing; if every
+ * partition before it turns out empty, it is read again with the first-batch
+ * exception and the reads after it, made under a wrong assumption, are
+ * dropped and made again. So a request holds at most its budget plus one
+ * batch, whatever partition_max_bytes says. */
 
 static void fetch_round(kh_req_t *req);
 static void fetch_answer(kh_req_t *req);
+static void fetch_pump(kh_req_t *req);
 
 static void waiting_remove(kh_shard_t *ks, kh_req_t *req)
 {
@@ -327,32 +371,125 @@ void kh_fetch_cancel(kh_req_t *req)
     kh_no_response(req); /* conn is NULL: this frees the request */
 }
 
+static void op_drop_data(rop_t *op)
+{
+    free(op->data);
+    op->data = NULL;
+    op->data_len = 0;
+}
+
 static void fetch_op_back(rt_shard_t *sh, void *arg)
 {
     rop_t *op = arg;
     kh_req_t *req = op->req;
-    (void)sh;
-    if (--req->pending > 0)
-        return;
     fstate_t *st = req->state;
-    kp_fetch_request_t *q = req->msg;
-    int64_t total = 0;
-    bool err = false;
-    for (int i = 0; i < st->n_ops; i++) {
-        total += st->ops[i].data_len;
-        err |= st->ops[i].err != 0;
+    (void)sh;
+    req->pending--;
+    st->reserved -= op->grant;
+    op->fstate = FOP_BACK;
+    if (op->stale) { /* made before a rollback: made again later */
+        op_drop_data(op);
+        op->stale = false;
+        op->fstate = FOP_IDLE;
+    } else {
+        if (op->data_len > op->grant && !op->min_one) {
+            op_drop_data(op); /* only a batch larger than its limit */
+            op->too_big = true;
+        }
+        st->used += op->data_len;
     }
+    fetch_pump(req);
+}
+
+/* The first partition that returned data was read without the first-batch
+ * exception: read it again with it, and drop what was read after it. */
+static void fetch_rollback(fstate_t *st, int pos)
+{
+    for (int i = pos + 1; i < st->next; i++) {
+        rop_t *op = &st->ops[st->order[i]];
+        if (op->fstate == FOP_POSTED) {
+            op->stale = true;
+        } else {
+            st->used -= op->data_len;
+            op_drop_data(op);
+            op->too_big = false;
+            op->fstate = FOP_IDLE;
+        }
+    }
+    rop_t *op = &st->ops[st->order[pos]];
+    op->too_big = false;
+    op->fstate = FOP_IDLE;
+    st->next = pos;
+}
+
+/* Post the read of op with its share of the budget. */
+static void fetch_post(kh_req_t *req, rop_t *op, int64_t grant, bool min_one)
+{
+    fstate_t *st = req->state;
+    op->grant = grant;
+    op->min_one = min_one;
+    op->fstate = FOP_POSTED;
+    st->reserved += grant;
+    req->pending++;
+    kh_post(req->ks, &op->post, kh_owner(req->ks, op->topic, op->partition), op_run, op);
+}
+
+static void fetch_round_done(kh_req_t *req);
+
+static void fetch_pump(kh_req_t *req)
+{
+    fstate_t *st = req->state;
+    if (!req->conn) { /* nobody to answer: wait for the reads out, then free */
+        if (req->pending == 0)
+            fetch_answer(req);
+        return;
+    }
+    while (st->settled < st->next) {
+        rop_t *op = &st->ops[st->order[st->settled]];
+        if (op->fstate != FOP_BACK)
+            break;
+        if (op->too_big && !st->has_data && st->may_exceed) {
+            fetch_rollback(st, st->settled);
+            break;
+        }
+        st->has_data |= op->data_len > 0;
+        st->settled++;
+    }
+    while (st->next < st->n_order) {
+        rop_t *op = &st->ops[st->order[st->next]];
+        if (op->fstate == FOP_POSTED)
+            break; /* its dropped read is still out */
+        int64_t pmax = op->max_bytes > 0 ? op->max_bytes : 0;
+        if (st->settled == st->next) { /* every partition before it is final */
+            int64_t left = st->budget - st->used;
+            fetch_post(req, op, left < pmax ? (left > 0 ? left : 0) : pmax,
+                       st->may_exceed && !st->has_data);
+        } else if (st->budget - st->used - st->reserved >= pmax) {
+            fetch_post(req, op, pmax, false);
+        } else {
+            break;
+        }
+        st->next++;
+    }
+    if (st->settled == st->n_order && req->pending == 0)
+        fetch_round_done(req);
+}
+
+static void fetch_round_done(kh_req_t *req)
+{
+    fstate_t *st = req->state;
+    bool err = false;
+    for (int i = 0; i < st->n_ops; i++)
+        err |= st->ops[i].err != 0;
     int64_t now = part_now_ms();
-    if (!req->conn || total >= q->min_bytes || err || st->last_round || q->max_wait_ms <= 0 ||
+    if (st->used >= st->min_bytes || err || st->last_round || st->max_wait_ms <= 0 ||
         now >= st->deadline_ms) {
         fetch_answer(req);
         return;
     }
     /* Long poll: wait for an append on any partition, or the deadline. */
-    for (int i = 0; i < st->n_ops; i++) {
-        free(st->ops[i].data);
-        st->ops[i].data = NULL;
-    }
+    for (int i = 0; i < st->n_ops; i++)
+        op_drop_data(&st->ops[i]);
     st->waiting = true;
     req->next_waiting = req->ks->waiting;
     req->ks->waiting = req;
@@ -390,117 +527,278 @@ static void fetch_op_back(rt_shard_t *sh, void *arg)
 static void fetch_round(kh_req_t *req)
 {
     fstate_t *st = req->state;
-    req->pending = 1;
     for (int i = 0; i < st->n_ops; i++) {
         rop_t *op = &st->ops[i];
         op->err = 0;
         op->data_len = 0;
-        if (!op->topic) /* unknown topic, answered from the snapshot */
-            continue;
-        req->pending++;
-        kh_post(req->ks, &op->post, kh_owner(req->ks, op->topic, op->partition), op_run, op);
+        op->grant = 0;
+        op->too_big = op->stale = false;
+        op->fstate = FOP_IDLE;
     }
-    rop_t hold = {.req = req};
-    fetch_op_back(req->ks->sh, &hold);
+    st->next = st->settled = 0;
+    st->used = st->reserved = 0;
+    st->has_data = false;
+    fetch_pump(req);
 }
 
 static void fetch_answer(kh_req_t *req)
 {
     fstate_t *st = req->state;
-    kp_fetch_request_t *q = req->msg;
-    kp_fetch_response_t *r = st->resp;
-    int64_t budget = q->max_bytes > 0 ? q->max_bytes : INT32_MAX;
-    int64_t used = 0;
-    int k = 0;
-    for (int i = 0; i < r->n_responses; i++) {
-        kp_fetch_response_fetchable_topic_response_t *rt = &r->responses[i];
-        for (int j = 0; j < rt->n_partitions; j++, k++) {
-            kp_fetch_response_partition_data_t *rp = &rt->partitions[j];
-            rop_t *op = &st->ops[k];
-            if (!op->topic)
-                continue; /* error already set */
-            rp->error_code = op->err;
-            rp->high_watermark = rp->last_stable_offset = op->hw;
-            rp->log_start_offset = op->log_start;
-            if (op->data_len > 0 && (used == 0 || used + op->data_len <= budget)) {
-                rp->records = (kp_bytes_t){op->data, (int32_t)op->data_len};
-                used += op->data_len;
-            } else {
-                rp->records = (kp_bytes_t){(const uint8_t *)"", 0};
-            }
-            st_metric_topic(ST_T_FETCH_REQUESTS, op->topic, (uint64_t)rp->records.len);
+    for (int i = 0; i < st->n_ops; i++) {
+        rop_t *op = &st->ops[i];
+        kp_fetch_response_partition_data_t *rp = op->rp;
+        if (!op->topic)
+            continue; /* error already set */
+        rp->error_code = op->err;
+        rp->high_watermark = rp->last_stable_offset = op->hw;
+        rp->log_start_offset = op->log_start;
+        if (op->data_len > 0)
+            rp->records = (kp_bytes_t){op->data, (int32_t)op->data_len};
+        st_metric_topic(ST_T_FETCH_REQUESTS, op->topic, (uint64_t)rp->records.len);
+    }
+    /* The next fetch on this connection starts after the last partition
+     * served with data, so a budget smaller than the data starves nobody. */
+    for (int i = st->n_order - 1; req->conn && i >= 0; i--) {
+        if (st->ops[st->order[i]].data_len > 0) {
+            *kh_conn_fetch_cursor(req->conn) = st->ops[st->order[i]].key;
+            break;
         }
     }
-    kh_respond(req, r);
+    kh_respond(req, st->resp);
+}
+
+/* ---- Fetch request: duplicates, response layout, serving order ---- */
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+#define HASH_SEED 0xcbf29ce484222325ull
+
+/* The name (v0-12) or id (v13+) of request topic i, hashed. */
+static uint64_t topic_hash(const kp_fetch_request_topic_t *qt, bool by_id)
+{
+    if (by_id)
+        return hash_bytes(HASH_SEED, qt->topic_id.b, sizeof(qt->topic_id.b));
+    return hash_bytes(HASH_SEED, qt->topic.ptr, qt->topic.len > 0 ? (size_t)qt->topic.len : 0);
+}
+
+static bool
+topic_same(const kp_fetch_request_topic_t *a, const kp_fetch_request_topic_t *b, bool by_id)
+{
+    if (by_id)
+        return !memcmp(a->topic_id.b, b->topic_id.b, sizeof(a->topic_id.b));
+    return kp_str_eq(a->topic, b->topic);
+}
+
+/* An open-addressing table of n_slots (a power of two) int slots, all -1. */
+static int *slots_new(kh_req_t *req, int n_items, uint32_t *mask)
+{
+    uint32_t n = 16;
+    while (n < 2u * (uint32_t)n_items)
+        n *= 2;
+    int *t = kh_array(req, (int32_t)n, sizeof(int));
+    if (t)
+        memset(t, 0xff, n * sizeof(int));
+    *mask = n - 1;
+    return t;
+}
+
+/* Map each request topic to the first request topic naming the same topic. */
+static int *canon_topics(kh_req_t *req, const kp_fetch_request_t *q, int nt, bool by_id)
+{
+    uint32_t mask;
+    int *slots = slots_new(req, nt, &mask);
+    int *canon = kh_array(req, nt, sizeof(int));
+    if (!slots || !canon)
+        return NULL;
+    for (int i = 0; i < nt; i++) {
+        uint32_t h = (uint32_t)topic_hash(&q->topics[i], by_id) & mask;
+        while (slots[h] >= 0 && !topic_same(&q->topics[slots[h]], &q->topics[i], by_id))
+            h = (h + 1) & mask;
+        if (slots[h] < 0)
+            slots[h] = i;
+        canon[i] = slots[h];
+    }
+    return canon;
+}
+
+/* One op per distinct (topic, partition), in order of first appearance; a
+ * repeated partition takes the later entry's offset and limit (Kafka keeps
+ * a request's partitions in a map). tcanon[k]: the op's canonical topic. */
+static int dedup_partitions(
+    kh_req_t *req, const kp_fetch_request_t *q, int nt, const int *canon, fstate_t *st, int *tcanon)
+{
+    uint32_t mask;
+    int *slots = slots_new(req, st->n_ops, &mask);
+    if (!slots)
+        return -1;
+    int n = 0;
+    for (int i = 0; i < nt; i++) {
+        const kp_fetch_request_topic_t *qt = &q->topics[i];
+        for (int j = 0; j < qt->n_partitions; j++) {
+            const kp_fetch_request_partition_t *qp = &qt->partitions[j];
+            uint64_t key = ((uint64_t)(uint32_t)canon[i] << 32) | (uint32_t)qp->partition;
+            uint32_t h = (uint32_t)hash_bytes(HASH_SEED, &key, sizeof(key)) & mask;
+            while (slots[h] >= 0 &&
+                   (tcanon[slots[h]] != canon[i] || st->ops[slots[h]].partition != qp->partition))
+                h = (h + 1) & mask;
+            if (slots[h] < 0) {
+                slots[h] = n;
+                tcanon[n] = canon[i];
+                st->ops[n++].partition = qp->partition;
+            }
+            rop_t *op = &st->ops[slots[h]];
+            op->offset = qp->fetch_offset;
+            op->max_bytes = qp->partition_max_bytes;
+        }
+    }
+    st->n_ops = n;
+    return 0;
+}
+
+/* Response topics: one per run of ops of the same topic (as Kafka groups). */
+static int fetch_layout(kh_req_t *req, const kp_fetch_request_t *q, fstate_t *st, const int *tcanon)
+{
+    kp_fetch_response_t *r = st->resp;
+    int runs = 0;
+    for (int k = 0; k < st->n_ops; k++)
+        runs += k == 0 || tcanon[k] != tcanon[k - 1];
+    r->responses = kh_array(req, runs, sizeof(*r->responses));
+    if (!r->responses)
+        return -1;
+    for (int k = 0; k < st->n_ops;) {
+        int e = k + 1;
+        while (e < st->n_ops && tcanon[e] == tcanon[k])
+            e++;
+        kp_fetch_response_fetchable_topic_response_t *rt = &r->responses[r->n_responses++];
+        rt->topic = q->topics[tcanon[k]].topic;
+        rt->topic_id = q->topics[tcanon[k]].topic_id;
+        rt->partitions = kh_array(req, e - k, sizeof(*rt->partitions));
+        if (!rt->partitions)
+            return -1;
+        for (; k < e; k++) {
+            kp_fetch_response_partition_data_t *rp = &rt->partitions[rt->n_partitions++];
+            kp_fetch_response_partition_data_init(rp);
+            rp->partition_index = st->ops[k].partition;
+            rp->records = (kp_bytes_t){(const uint8_t *)"", 0};
+            st->ops[k].rp = rp;
+        }
+    }
+    return 0;
+}
+
+/* Serving order: the known partitions in request order, starting after the
+ * one that last returned data on this connection. */
+static int fetch_order(kh_req_t *req, fstate_t *st)
+{
+    st->order = kh_array(req, st->n_ops, sizeof(int));
+    if (!st->order)
+        return -1;
+    int start = 0;
+    uint64_t cursor = req->conn ? *kh_conn_fetch_cursor(req->conn) : 0;
+    for (int k = 0; k < st->n_ops; k++) {
+        if (!st->ops[k].topic)
+            continue;
+        if (cursor && st->ops[k].key == cursor)
+            start = st->n_order + 1;
+        st->order[st->n_order++] = k;
+    }
+    if (st->n_order > 0 && start % st->n_order) {
+        int *rot = kh_array(req, st->n_order, sizeof(int));
+        if (!rot)
+            return -1;
+        for (int i = 0; i < st->n_order; i++)
+            rot[i] = st->order[(start + i) % st->n_order];
+        st->order = rot;
+    }
+    return 0;
 }
 
 void kh_fetch(kh_req_t *req)
 {
     kp_fetch_request_t *q = req->msg;
     int16_t v = req->hdr.request_api_version;
+    bool by_id = v >= 13;
     fstate_t *st = kp_arena_alloc(&req->arena, sizeof(*st));
     kp_fetch_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
     if (!st || !r)
         goto oom;
+    memset(st, 0, sizeof(*st));
     req->state = st;
     req->state_free = fetch_state_free;
     kp_fetch_response_init(r);
     st->resp = r;
+    st->max_wait_ms = q->max_wait_ms;
     st->deadline_ms = part_now_ms() + (q->max_wait_ms > 0 ? q->max_wait_ms : 0);
+    /* Kafka: min(max_bytes, fetch.max.bytes); v0-2 have no max_bytes and no
+     * first-batch exception. */
+    int64_t cap = req->ks->ctx->fetch_max_bytes > 0 ? req->ks->ctx->fetch_max_bytes : INT32_MAX;
+    st->budget = v >= 3 && q->max_bytes < cap ? q->max_bytes : cap;
+    if (st->budget < 0)
+        st->budget = 0;
+    st->min_bytes = q->min_bytes < st->budget ? q->min_bytes : st->budget;
+    st->may_exceed = v >= 3;
     if (q->session_id != 0) {
         r->error_code = KP_ERR_FETCH_SESSION_ID_NOT_FOUND;
         kh_respond(req, r);
         return;
     }
     int nt = q->n_topics > 0 ? q->n_topics : 0, n_ops = 0;
-    for (int i = 0; i < nt; i++)
-        n_ops += q->topics[i].n_partitions > 0 ? q->topics[i].n_partitions : 0;
-    r->responses = kh_array(req, nt, sizeof(*r->responses));
+    for (int i = 0; i < nt; i++) {
+        if (q->topics[i].n_partitions < 0)
+            q->topics[i].n_partitions = 0;
+        n_ops += q->topics[i].n_partitions;
+    }
+    st->n_ops = n_ops;
     st->ops = kh_array(req, n_ops, sizeof(*st->ops));
-    if (!r->responses || !st->ops)
+    int *tcanon = kh_array(req, n_ops, sizeof(int));
+    int *canon = canon_topics(req, q, nt, by_id);
+    if (!st->ops || !tcanon || !canon || dedup_partitions(req, q, nt, canon, st, tcanon) != 0 ||
+        fetch_layout(req, q, st, tcanon) != 0)
+        goto oom;
+    /* Resolve each distinct topic once. */
+    const meta_topic_t **tops = kh_array(req, nt, sizeof(*tops));
+    char **names = kh_array(req, nt, sizeof(*names));
+    if (!tops || !names)
         goto oom;
     meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
     for (int i = 0; i < nt; i++) {
-        kp_fetch_request_topic_t *qt = &q->topics[i];
-        kp_fetch_response_fetchable_topic_response_t *rt = &r->responses[r->n_responses++];
-        rt->topic = qt->topic;
-        rt->topic_id = qt->topic_id;
-        const meta_topic_t *t = v >= 13 ? meta_snap_find_id(snap, qt->topic_id.b)
-                                : qt->topic.len >= 0
-                                    ? meta_snap_find(snap, qt->topic.ptr, (size_t)qt->topic.len)
-                                    : NULL;
-        int np = qt->n_partitions > 0 ? qt->n_partitions : 0;
-        rt->partitions = kh_array(req, np, sizeof(*rt->partitions));
-        if (!rt->partitions) {
+        if (canon[i] != i)
+            continue;
+        const kp_fetch_request_topic_t *qt = &q->topics[i];
+        tops[i] = by_id                ? meta_snap_find_id(snap, qt->topic_id.b)
+                  : qt->topic.len >= 0 ? meta_snap_find(snap, qt->topic.ptr, (size_t)qt->topic.len)
+                                       : NULL;
+        if (tops[i] && !(names[i] = kh_cstr(req, kp_str_from_cstr(tops[i]->name)))) {
             meta_snap_put(snap);
             goto oom;
         }
-        rt->n_partitions = np;
-        char *topic = t ? kh_cstr(req, kp_str_from_cstr(t->name)) : NULL;
-        for (int j = 0; j < np; j++) {
-            kp_fetch_request_partition_t *qp = &qt->partitions[j];
-            kp_fetch_response_partition_data_t *rp = &rt->partitions[j];
-            kp_fetch_response_partition_data_init(rp);
-            rp->partition_index = qp->partition;
-            rp->records = (kp_bytes_t){(const uint8_t *)"", 0};
-            rop_t *op = &st->ops[st->n_ops++];
-            if (!t || qp->partition < 0 || qp->partition >= t->n_partitions) {
-                rp->error_code =
-                    v >= 13 && !t ? KP_ERR_UNKNOWN_TOPIC_ID : KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-                continue;
-            }
-            op->req = req;
-            op->origin = rt_shard_id(req->ks->sh);
-            op->kind = OP_FETCH;
-            op->back = fetch_op_back;
-            op->deadline_ms = st->deadline_ms;
-            op->topic = topic;
-            op->partition = qp->partition;
-            op->offset = qp->fetch_offset;
-            op->max_bytes = qp->partition_max_bytes;
+    }
+    for (int k = 0; k < st->n_ops; k++) {
+        rop_t *op = &st->ops[k];
+        const meta_topic_t *t = tops[tcanon[k]];
+        if (!t || op->partition < 0 || op->partition >= t->n_partitions) {
+            op->rp->error_code =
+                by_id && !t ? KP_ERR_UNKNOWN_TOPIC_ID : KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+            continue;
         }
+        op->req = req;
+        op->origin = rt_shard_id(req->ks->sh);
+        op->kind = OP_FETCH;
+        op->back = fetch_op_back;
+        op->deadline_ms = st->deadline_ms;
+        op->topic = names[tcanon[k]];
+        uint64_t key = hash_bytes(HASH_SEED, op->topic, strlen(op->topic));
+        op->key = hash_bytes(key, &op->partition, sizeof(op->partition)) | 1;
     }
     meta_snap_put(snap);
+    if (fetch_order(req, st) != 0)
+        goto oom;
     fetch_round(req);
     return;
 oom:

@@ -90,6 +90,9 @@ struct kh_req {
 void kh_respond(kh_req_t *req, const void *resp);
 /** Finish a request that gets no response (Produce acks=0). */
 void kh_no_response(kh_req_t *req);
+/** Per-connection state of kh_fetch's partition rotation (a hash of the
+ * partition that last returned data). @thread the connection's shard */
+uint64_t *kh_conn_fetch_cursor(kh_conn_t *c);
 /** Close the connection of req after a protocol violation (logged at DEBUG). */
 void kh_fail_conn(kh_req_t *req, const char *why);
 /** The security state of c (listener, TLS session, principal). Borrowed:

@@ -216,6 +216,13 @@ static void answer(rd_t *r, int status)
             memmove(r->raw, r->raw + r->from, r->len);
         data = r->raw;
         len = r->len;
+        /* The fetch holds this until its response is sent: keep only the
+         * part it asked for, not the whole decoded chunk. */
+        if (len < r->raw_len || r->from > 0) {
+            uint8_t *shrunk = realloc(data, len ? len : 1);
+            if (shrunk)
+                data = shrunk;
+        }
         h->ts->stats.hydrated_bytes += (int64_t)len;
         h->ts->stats_hydrated_bytes += (int64_t)len;
     } else {

@@ -368,6 +368,7 @@ static int kafka_context(broker_t *b, const char *dir)
     }
     k->request_max_bytes = cfg_int(b->cfg, CFG_REQUEST_MAX_BYTES);
     k->message_max_bytes = cfg_int(b->cfg, CFG_MESSAGE_MAX_BYTES);
+    k->fetch_max_bytes = cfg_int(b->cfg, CFG_FETCH_MAX_BYTES);
     k->idle_ms = cfg_int(b->cfg, CFG_IDLE_MS);
     k->num_partitions = (int32_t)cfg_int(b->cfg, CFG_NUM_PARTITIONS);
     k->auto_create = cfg_bool(b->cfg, CFG_AUTO_CREATE);

@@ -1,0 +1,6 @@
+# Fetch budget (KIP-74 semantics, fetch.max.bytes, duplicates, rotation,
+# archived reads) and the hostile many-duplicates Fetch's peak RSS, against a
+# real stratad.
+add_test(NAME kafka_fetch_budget COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_fetch_budget.py)
+set_tests_properties(kafka_fetch_budget PROPERTIES LABELS integration TIMEOUT 300
+    ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
