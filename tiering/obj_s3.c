@@ -658,6 +658,9 @@ static int call_send(obj__s3op_t *op)
     long stall_s = (long)(st->cfg.attempt_timeout_ms / 1000);
     curl_easy_setopt(e, CURLOPT_PRIVATE, op);
     curl_easy_setopt(e, CURLOPT_URL, op->url.p);
+    /* Send the path exactly as signed: curl would otherwise squash "." and
+     * ".." segments, which are plain characters of an S3 key. */
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, op->hdrs);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, op->curl_err);

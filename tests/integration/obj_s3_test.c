@@ -188,6 +188,31 @@ static void test_s3_keys_with_spaces_unicode_equals(void **state)
     t_out_free(&o);
 }
 
+/* Dot segments are part of an S3 key: the path curl sends must be the path
+ * that was signed (CURLOPT_PATH_AS_IS), or the server refuses the signature
+ * (or, on a server that normalizes too, another key is written). */
+static void test_s3_dot_segments_are_sent_as_signed(void **state)
+{
+    fx_t *f = *state;
+    const char *keys[] = {"a/../b", "./c/./d", "e/f/..", "g/%2e%2e/h"};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(put_sync(f, keys[i], keys[i], strlen(keys[i])), 0);
+    for (size_t i = 0; i < 4; i++) {
+        t_out_t o = {0};
+        assert_int_equal(obj_get(f->st, keys[i], t_done_cb, &o, NULL), 0);
+        t_wait(&f->loop, &o);
+        assert_int_equal(o.status, 0);
+        assert_int_equal(o.len, strlen(keys[i]));
+        assert_memory_equal(o.data, keys[i], o.len);
+        t_out_free(&o);
+    }
+    t_out_t o = {0};
+    assert_int_equal(obj_delete_many(f->st, keys, 4, t_done_cb, &o, NULL), 0);
+    t_wait(&f->loop, &o);
+    assert_int_equal(o.status, 0);
+    t_out_free(&o);
+}
+
 typedef struct {
     int n_done;
     int n_failed;
@@ -408,6 +433,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_s3_put_get_head_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_s3_keys_with_spaces_unicode_equals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_s3_dot_segments_are_sent_as_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_s3_list_paging_1100_keys_and_delete_many, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_s3_multipart_upload, setup, teardown),
