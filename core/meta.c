@@ -68,12 +68,15 @@ static void publish(meta_t *m, meta_snap_t *s)
     meta_snap_put(old);
 }
 
+/* Order a stored name (NUL-terminated) against a wire name of blen bytes, which may hold
+ * NUL bytes (strncmp would stop at one and the length test then read past a). */
 static int cmp_name(const char *a, const char *b, size_t blen)
 {
-    int c = strncmp(a, b, blen);
+    size_t alen = strlen(a);
+    int c = memcmp(a, b, alen < blen ? alen : blen);
     if (c != 0)
         return c;
-    return a[blen] != 0; /* a is longer */
+    return alen < blen ? -1 : alen > blen;
 }
 
 const meta_topic_t *meta_snap_find(const meta_snap_t *s, const char *name, size_t len)

@@ -38,6 +38,14 @@ struct kh_idem_part {
 
 typedef struct kh_idem_part idem_part_t;
 
+/* The sequence of the last record of a batch: first + last_offset_delta, wrapping past
+ * INT32_MAX to 0 as Kafka does (DefaultRecordBatch.incrementSequence). Both come from the
+ * client: the sum is taken in 64 bits so hostile values cannot overflow. */
+static int32_t seq_last(int32_t first, int32_t delta)
+{
+    return (int32_t)(((int64_t)first + delta) & INT32_MAX);
+}
+
 static idem_pid_t *pid_find(idem_part_t *p, int64_t pid, bool create)
 {
     for (idem_pid_t *e = p->pids; e; e = e->next)
@@ -77,8 +85,9 @@ static int rebuild_one(void *arg, const plog_batch_hdr_t *h)
         return 0;
     idem_pid_t *e = pid_find(p, h->producer_id, true);
     if (e && h->producer_epoch >= e->epoch)
-        pid_push(e, h->producer_epoch, h->base_sequence, h->base_sequence + h->last_offset_delta,
-                 h->base_offset, h->base_offset + h->last_offset_delta);
+        pid_push(e, h->producer_epoch, h->base_sequence,
+                 seq_last(h->base_sequence, h->last_offset_delta), h->base_offset,
+                 h->base_offset + h->last_offset_delta);
     return 0;
 }
 
@@ -114,7 +123,7 @@ set_ids(const uint8_t *rec, size_t len, int64_t *pid, int16_t *epoch, int32_t *f
     *pid = h.producer_id;
     *epoch = h.producer_epoch;
     *first = h.base_sequence;
-    *last = t.base_sequence + t.last_offset_delta;
+    *last = seq_last(t.base_sequence, t.last_offset_delta);
     return true;
 }
 
