@@ -1,4 +1,9 @@
 #!/bin/sh
+# run.sh live SECONDS [live_fuzz options...] - fuzz a live ASan+UBSan stratad for SECONDS
+# (tests/fuzz/live.sh with <repo>/build-asan/tools/stratad and the live_fuzz of <repo>/build,
+# or STRATAD / LIVE_FUZZ): every served API and version, 32 connections, a fresh seed unless
+# --seed S is given. It prints the seed; a failure keeps the broker's log. Build both first
+# (make build asan).
 # run.sh SECONDS [OUTDIR] - build the Kafka decoder fuzz target with clang + libFuzzer
 # (-fsanitize=fuzzer,address,undefined) into OUTDIR (default: <repo>/build-fuzz) and run it
 # for SECONDS over the committed seed corpus (tests/fuzz/corpus/kp, read-only) plus a working
@@ -6,8 +11,17 @@
 # Exit status: libFuzzer's (0 = no crash), or 77 when clang cannot build libFuzzer targets
 # (ctest reports that as skipped). CLANG overrides the compiler.
 set -eu
-SECS=${1:-60}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+if [ "${1:-}" = live ]; then
+    shift
+    SECS=${1:-60}
+    [ $# -gt 0 ] && shift
+    STRATAD=${STRATAD:-$ROOT/build-asan/tools/stratad}
+    LIVE_FUZZ=${LIVE_FUZZ:-$ROOT/build/tests/live_fuzz}
+    exec "$ROOT/tests/fuzz/live.sh" "$STRATAD" "$LIVE_FUZZ" --seconds "$SECS" \
+        --requests 1000000000 --conns 32 --regress "$ROOT/tests/fuzz/live_regress.txt" "$@"
+fi
+SECS=${1:-60}
 OUT=${2:-$ROOT/build-fuzz}
 CLANG=${CLANG:-clang}
 mkdir -p "$OUT/corpus-kp"

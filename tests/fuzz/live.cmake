@@ -1,0 +1,13 @@
+# Live fuzzing of stratad (tests/fuzz/live_fuzz.c, driven by tests/fuzz/live.sh): requests of
+# every served API and version from the generated codec, shaped and mutated, over many
+# connections at once. live_fuzz runs a bounded seeded run (label integration); scripts/test.sh
+# runs it again against the ASan+UBSan stratad. tests/fuzz/run.sh live SECONDS runs it longer.
+add_executable(live_fuzz ${CMAKE_CURRENT_LIST_DIR}/live_fuzz.c ${CMAKE_SOURCE_DIR}/tests/unit/kp_fill.c)
+target_link_libraries(live_fuzz PRIVATE strata_kafka strata_tsupport PkgConfig::ZLIB PkgConfig::ZSTD)
+add_test(NAME live_fuzz
+    COMMAND ${CMAKE_CURRENT_LIST_DIR}/live.sh $<TARGET_FILE:stratad> $<TARGET_FILE:live_fuzz>
+        --requests 100000 --seconds 30 --conns 16
+        --regress ${CMAKE_CURRENT_LIST_DIR}/live_regress.txt)
+# LIVE_ALLOW_LEAKS: see live.sh (a shutdown leak of orphaned requests, not yet fixed).
+set_tests_properties(live_fuzz PROPERTIES LABELS integration TIMEOUT 300
+    ENVIRONMENT LIVE_ALLOW_LEAKS=1)
