@@ -63,7 +63,13 @@
     X(GROUP_MAX_SESSION_MS, "group.max.session.timeout.ms", CFG_INT, "1800000", 1, INT32_MAX, 0,   \
       "Largest session timeout a group member may ask for.")                                       \
     X(GROUP_INITIAL_DELAY_MS, "group.initial.rebalance.delay.ms", CFG_INT, "3000", 0, INT32_MAX, 0, \
-      "How long the first rebalance of an empty group waits for more members to join.")
+      "How long the first rebalance of an empty group waits for more members to join.")      \
+    X(AUTHORIZER, "authorizer.class.name", CFG_STR, "", 0, 0, 0,                                   \
+      "Any non-empty value turns ACL authorization on (Kafka's StandardAuthorizer semantics; empty: no authorization).") \
+    X(SUPER_USERS, "super.users", CFG_STR, "", 0, 0, 0,                                            \
+      "Principals allowed every operation, separated by ';' (User:admin;User:ops).")              \
+    X(ALLOW_NO_ACL, "allow.everyone.if.no.acl.found", CFG_BOOL, "false", 0, 1, 0,                 \
+      "With authorization on: allow a resource that no ACL names (false: deny it, as Kafka).")
 
 /* Kafka keys that exist upstream but have no meaning here: accepted with one
  * warning, so an existing server.properties still starts. */

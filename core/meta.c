@@ -5,6 +5,7 @@
  * the transaction; build and publish the next snapshot; unlock} -> after()
  * on the caller's loop runs the callback. */
 #include "core/meta.h"
+#include "core/acl.h"
 #include "core/st_log.h"
 
 #include <errno.h>
@@ -25,6 +26,7 @@ struct meta {
     pthread_mutex_t snap_mu;
     meta_snap_t *snap; /* owned ref: the current snapshot */
     int64_t pid_next, pid_block_end;
+    acl_set_t *acls; /* owned ref, swapped under snap_mu: the current ACLs */
 };
 
 /* ---- Snapshots ---- */
@@ -190,6 +192,8 @@ static int exec(meta_t *m, const char *sql, char *errbuf, size_t errbuf_len)
     return 0;
 }
 
+static int acls_open(meta_t *m, char *errbuf, size_t errbuf_len);
+
 static int load(meta_t *m, meta_snap_t *s, char *errbuf, size_t errbuf_len)
 {
     sqlite3_stmt *st;
@@ -291,6 +295,12 @@ int meta_open(const char *dir, meta_t **out, char *errbuf, size_t errbuf_len)
         free(m);
         return rc;
     }
+    if ((rc = acls_open(m, errbuf, errbuf_len)) != 0) {
+        meta_snap_put(s);
+        sqlite3_close(m->db);
+        free(m);
+        return rc;
+    }
     publish(m, s);
     *out = m;
     return 0;
@@ -301,6 +311,7 @@ void meta_close(meta_t *m)
     if (!m)
         return;
     meta_snap_put(m->snap);
+    acl_set_put(m->acls);
     sqlite3_close(m->db);
     pthread_mutex_destroy(&m->db_mu);
     pthread_mutex_destroy(&m->snap_mu);
@@ -614,4 +625,185 @@ void meta_set_configs(meta_t *m,
                       void *arg)
 {
     submit(m, loop, OP_CONFIGS, name, 0, kvs, n, replace_all, cb, arg);
+}
+
+/* ---- ACLs (core/acl.h) ----
+ * One row per binding; the whole table is read back into a new acl_set_t
+ * after each change (ACL changes are rare, decisions are not). */
+
+static int acls_load(meta_t *m, acl_set_t **out)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(m->db,
+                           "SELECT res_type, pattern, name, principal, host, op, perm FROM acls",
+                           -1, &st, NULL) != SQLITE_OK)
+        return ST_E_IO;
+    acl_entry_t *e = NULL;
+    int n = 0, cap = 0, rc = 0;
+    while (rc == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = 0;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            acl_entry_t *ne = realloc(e, (size_t)cap * sizeof(*e));
+            if (!ne) {
+                rc = ST_E_NOMEM;
+                break;
+            }
+            e = ne;
+        }
+        /* The strings stay valid until the next step: acl_set_new copies them
+         * all at once, so keep our own copies meanwhile. */
+        e[n] = (acl_entry_t){(int8_t)sqlite3_column_int(st, 0),
+                             (int8_t)sqlite3_column_int(st, 1),
+                             (int8_t)sqlite3_column_int(st, 5),
+                             (int8_t)sqlite3_column_int(st, 6),
+                             strdup((const char *)sqlite3_column_text(st, 2)),
+                             strdup((const char *)sqlite3_column_text(st, 3)),
+                             strdup((const char *)sqlite3_column_text(st, 4))};
+        n++;
+        if (!e[n - 1].name || !e[n - 1].principal || !e[n - 1].host)
+            rc = ST_E_NOMEM;
+    }
+    if (rc == SQLITE_DONE)
+        rc = 0;
+    else if (rc > 0)
+        rc = ST_E_IO;
+    sqlite3_finalize(st);
+    acl_set_t *set = rc == 0 ? acl_set_new(e, n) : NULL;
+    for (int i = 0; i < n; i++) {
+        free((char *)e[i].name);
+        free((char *)e[i].principal);
+        free((char *)e[i].host);
+    }
+    free(e);
+    if (rc == 0 && !set)
+        rc = ST_E_NOMEM;
+    *out = set;
+    return rc;
+}
+
+static int acls_open(meta_t *m, char *errbuf, size_t errbuf_len)
+{
+    int rc = exec(m,
+                  "CREATE TABLE IF NOT EXISTS acls(res_type INTEGER NOT NULL,"
+                  " pattern INTEGER NOT NULL, name TEXT NOT NULL, principal TEXT NOT NULL,"
+                  " host TEXT NOT NULL, op INTEGER NOT NULL, perm INTEGER NOT NULL,"
+                  " PRIMARY KEY(res_type, pattern, name, principal, host, op, perm));",
+                  errbuf, errbuf_len);
+    if (rc == 0 && (rc = acls_load(m, &m->acls)) != 0)
+        snprintf(errbuf, errbuf_len, "metadata store: cannot load ACLs: %s", st_strerror(rc));
+    return rc;
+}
+
+acl_set_t *meta_acls_get(meta_t *m)
+{
+    pthread_mutex_lock(&m->snap_mu);
+    acl_set_t *s = acl_set_ref(m->acls);
+    pthread_mutex_unlock(&m->snap_mu);
+    return s;
+}
+
+typedef struct {
+    uv_work_t req;
+    meta_t *m;
+    acl_set_t *add, *del; /* owned copies */
+    meta_done_cb cb;
+    void *arg;
+    int status;
+} acl_op_t;
+
+static int acl_row(meta_t *m, const char *sql, const acl_entry_t *e)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return ST_E_IO;
+    sqlite3_bind_int(st, 1, e->res_type);
+    sqlite3_bind_int(st, 2, e->pattern);
+    sqlite3_bind_text(st, 3, e->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, e->principal, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, e->host, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, e->op);
+    sqlite3_bind_int(st, 7, e->perm);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : ST_E_IO;
+}
+
+static void acl_work(uv_work_t *w)
+{
+    acl_op_t *op = w->data;
+    meta_t *m = op->m;
+    char err[256];
+    pthread_mutex_lock(&m->db_mu);
+    int rc = exec(m, "BEGIN IMMEDIATE", err, sizeof(err));
+    int n;
+    const acl_entry_t *e = acl_set_entries(op->add, &n);
+    for (int i = 0; rc == 0 && i < n; i++)
+        rc = acl_row(m, "INSERT OR IGNORE INTO acls VALUES(?, ?, ?, ?, ?, ?, ?)", &e[i]);
+    e = acl_set_entries(op->del, &n);
+    for (int i = 0; rc == 0 && i < n; i++)
+        rc = acl_row(m,
+                     "DELETE FROM acls WHERE res_type=? AND pattern=? AND name=? AND principal=?"
+                     " AND host=? AND op=? AND perm=?",
+                     &e[i]);
+    acl_set_t *set = NULL;
+    if (rc == 0)
+        rc = acls_load(m, &set);
+    if (rc == 0)
+        rc = exec(m, "COMMIT", err, sizeof(err));
+    if (rc != 0) {
+        ST_ERROR("meta", "cannot change ACLs: %s", sqlite3_errmsg(m->db));
+        (void)exec(m, "ROLLBACK", err, sizeof(err));
+        acl_set_put(set);
+    } else {
+        pthread_mutex_lock(&m->snap_mu);
+        acl_set_t *old = m->acls;
+        m->acls = set;
+        pthread_mutex_unlock(&m->snap_mu);
+        acl_set_put(old);
+    }
+    pthread_mutex_unlock(&m->db_mu);
+    op->status = rc;
+}
+
+static void acl_after(uv_work_t *w, int status)
+{
+    acl_op_t *op = w->data;
+    if (status != 0 && op->status == 0)
+        op->status = status;
+    op->cb(op->arg, op->status, op->status ? "cannot write the ACLs to the metadata store" : NULL);
+    acl_set_put(op->add);
+    acl_set_put(op->del);
+    free(op);
+}
+
+void meta_acls_change(meta_t *m,
+                      uv_loop_t *loop,
+                      const acl_entry_t *add,
+                      int n_add,
+                      const acl_entry_t *del,
+                      int n_del,
+                      meta_done_cb cb,
+                      void *arg)
+{
+    acl_op_t *op = calloc(1, sizeof(*op));
+    if (!op || !(op->add = acl_set_new(add, n_add)) || !(op->del = acl_set_new(del, n_del))) {
+        if (op) {
+            acl_set_put(op->add);
+            free(op);
+        }
+        cb(arg, ST_E_NOMEM, "out of memory");
+        return;
+    }
+    op->m = m;
+    op->cb = cb;
+    op->arg = arg;
+    op->req.data = op;
+    int rc = uv_queue_work(loop, &op->req, acl_work, acl_after);
+    if (rc != 0) {
+        cb(arg, rc, "cannot queue metadata work");
+        acl_set_put(op->add);
+        acl_set_put(op->del);
+        free(op);
+    }
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/acl.h"
 #include "core/st_err.h"
 
 #define META_TOPIC_MAX 249 /* Kafka's limit on topic name length */
@@ -87,6 +88,23 @@ void meta_set_configs(meta_t *m,
                       const meta_kv_t *kvs,
                       int n,
                       bool replace_all,
+                      meta_done_cb cb,
+                      void *arg);
+
+/* ---- ACLs: stored here, published as immutable sets (core/acl.h) ---- */
+/** The current ACL set, referenced (never NULL once open); release with
+ * acl_set_put. @thread any  @blocking no */
+acl_set_t *meta_acls_get(meta_t *m);
+/** Add and remove ACL bindings in one SQLite transaction on the thread pool
+ * (adding a present binding or removing an absent one is no error), publish
+ * the new set, then cb(arg, 0 | error, message) on loop. Bindings are copied.
+ * @thread loop's thread */
+void meta_acls_change(meta_t *m,
+                      uv_loop_t *loop,
+                      const acl_entry_t *add,
+                      int n_add,
+                      const acl_entry_t *del,
+                      int n_del,
                       meta_done_cb cb,
                       void *arg);
 

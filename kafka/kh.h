@@ -7,6 +7,7 @@
 #ifndef KH_H
 #define KH_H
 
+#include "core/acl.h"
 #include "core/goffs.h"
 #include "core/meta.h"
 #include "core/part.h"
@@ -87,6 +88,9 @@ typedef struct kh_ctx {
     /* borrowed: the broker configuration, described by DescribeConfigs; NULL
      * describes every key at its default */
     const struct cfg *cfg;
+    /* borrowed: how ACLs decide (super.users, allow.everyone.if.no.acl.found);
+     * NULL = authorization off (see docs/ARCHITECTURE.md, "Authorization") */
+    const acl_conf_t *acl;
 } kh_ctx_t;
 
 typedef struct kh_shard kh_shard_t;

@@ -86,6 +86,9 @@ static const struct {
     {KP_API_ALTER_CONFIGS, kh_alter_configs},
     {KP_API_INCREMENTAL_ALTER_CONFIGS, kh_incremental_alter_configs},
     {KP_API_DELETE_RECORDS, kh_delete_records},
+    {KP_API_DESCRIBE_ACLS, kh_describe_acls},
+    {KP_API_CREATE_ACLS, kh_create_acls},
+    {KP_API_DELETE_ACLS, kh_delete_acls},
 };
 
 kh_handler_fn kh_handler_for(int16_t key)
@@ -104,6 +107,16 @@ kh_shard_t *kh_shard_of(rt_shard_t *sh)
 kh_sec_t *kh_conn_sec(kh_conn_t *c)
 {
     return &c->sec;
+}
+
+const char *kh_req_principal(const kh_req_t *req)
+{
+    return req->conn ? req->conn->sec.principal : ACL_ANONYMOUS;
+}
+
+const char *kh_req_peer(const kh_req_t *req)
+{
+    return req->conn ? req->conn->peer : "";
 }
 
 part_shard_t *kh_shard_parts(kh_shard_t *ks)
@@ -191,6 +204,7 @@ static void finish(kh_req_t *req)
 
 void kh_respond(kh_req_t *req, const void *resp)
 {
+    kh_acl_respond(req, (void *)resp);
     kp_writer_t *w = &req->out;
     size_t size_at = kp_writer_reserve(w, 4);
     kp_response_header_t h;
@@ -321,7 +335,8 @@ static void dispatch(kh_conn_t *c, uint8_t *frame, size_t len)
         kh_fail_conn(req, "malformed request");
         return;
     }
-    fn(req);
+    if (kh_acl_check(req))
+        fn(req);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)

@@ -80,6 +80,7 @@ struct kh_req {
     int pending;      /* outstanding partition operations */
     void *state;      /* handler state (arena or owned by the handler) */
     void (*state_free)(kh_req_t *req);
+    struct kh_acl_req *acl; /* arena: authorization state (kh_acl.c); NULL when off */
     /* long-poll bookkeeping */
     kh_req_t *next_waiting;
     uv_timer_t *wait_timer; /* owned when set */
@@ -98,6 +99,26 @@ void kh_fail_conn(kh_req_t *req, const char *why);
 /** The security state of c (listener, TLS session, principal). Borrowed:
  * valid while c is open. @thread c's shard */
 kh_sec_t *kh_conn_sec(kh_conn_t *c);
+
+/** The principal of req's connection ("User:ANONYMOUS" until authenticated),
+ * and its peer "IP:port". Borrowed: valid during the handler's synchronous
+ * part (the connection is alive at dispatch). */
+const char *kh_req_principal(const kh_req_t *req);
+const char *kh_req_peer(const kh_req_t *req);
+
+/* ---- Authorization (kh_acl.c) ---- */
+/** Authorize req before its handler runs: answer a request refused as a
+ * whole with its precise error (GROUP_AUTHORIZATION_FAILED, ...) and return
+ * false; else remove from the decoded request the entries the principal may
+ * not touch (answered later by kh_acl_respond) and return true.
+ * No-op (true) when ctx->acl is NULL. @thread connection's shard */
+bool kh_acl_check(kh_req_t *req);
+/** Called by kh_respond() before encoding resp: add the removed entries with
+ * their error, drop what the principal may not describe from listings. */
+void kh_acl_respond(kh_req_t *req, void *resp);
+void kh_create_acls(kh_req_t *req);
+void kh_describe_acls(kh_req_t *req);
+void kh_delete_acls(kh_req_t *req);
 
 /* ---- Cross-shard work ---- */
 typedef struct kh_post {

@@ -45,6 +45,7 @@ typedef struct {
     tier_shard_t **tiers; /* per shard: the uploader */
     part_shard_t **parts; /* per shard: its partitions (set at start, cleared at close) */
     kh_ctx_t kctx;
+    acl_conf_t acl;    /* authorization settings; kctx.acl points here when on */
     adm_server_t *adm; /* admin HTTP API, on main_loop */
     st_disk_t *disk;   /* free-space watch of log.dir, on main_loop */
     part_opts_t popts;
@@ -376,6 +377,18 @@ static int kafka_context(broker_t *b, const char *dir)
     k->group_min_session_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_MIN_SESSION_MS);
     k->group_max_session_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_MAX_SESSION_MS);
     k->group_initial_delay_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_INITIAL_DELAY_MS);
+    /* Authorization is on when asked for (Kafka's authorizer.class.name);
+     * the default single PLAINTEXT listener has no authenticated principal,
+     * so ACLs there would only deny User:ANONYMOUS (docs/ARCHITECTURE.md). */
+    if (*cfg_str(b->cfg, CFG_AUTHORIZER)) {
+        if (acl_conf_init(&b->acl, cfg_str(b->cfg, CFG_SUPER_USERS),
+                          cfg_bool(b->cfg, CFG_ALLOW_NO_ACL)) != 0)
+            return 1;
+        k->acl = &b->acl;
+        ST_INFO("stratad",
+                "ACL authorization on: %d super users, allow.everyone.if.no.acl.found=%s",
+                b->acl.n_super_users, b->acl.allow_if_no_acl ? "true" : "false");
+    }
     return 0;
 }
 
@@ -695,6 +708,7 @@ int main(int argc, char **argv)
     free(b->tiers);
     free(b->parts);
     meta_close(b->meta);
+    acl_conf_fini(&b->acl);
     goffs_close(b->kctx.goffs);
     ST_INFO("stratad", "stopped %s", b->exit_code ? "after a start-up failure" : "cleanly");
     st_metrics_fini();

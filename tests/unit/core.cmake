@@ -4,3 +4,4 @@ st_unit_test(plog_archive_test SOURCES unit/plog_archive_test.c LIBS strata_core
 st_unit_test(rt_test SOURCES unit/rt_test.c LIBS strata_core)
 st_unit_test(cfg_test SOURCES unit/cfg_test.c LIBS strata_core)
 st_unit_test(codec_test SOURCES unit/codec_test.c LIBS strata_core)
+st_unit_test(acl_test SOURCES unit/acl_test.c LIBS strata_core)
