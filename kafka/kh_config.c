@@ -16,6 +16,7 @@
  *                message carried, so concurrent alters cannot apply out of
  *                order. */
 #include "core/cfg.h"
+#include "core/st_crc32c.h"
 #include "core/st_log.h"
 #include "kafka/kh_int.h"
 
@@ -61,9 +62,15 @@ enum { /* IncrementalAlterConfigs ConfigOperation */
  * write.caching. choices: the allowed values of a STRING or of each element
  * of a LIST, comma-separated. The broker synonym is Kafka's broker-level key;
  * when it is in core/cfg_keys.h, the broker's value is the topic default.
- * Only segment.bytes, segment.ms, retention.bytes, retention.ms and
- * index.interval.bytes change the partition log today (kh_topic_log_config);
- * the others are validated, stored and described. */
+ * segment.bytes, segment.ms, retention.bytes, retention.ms,
+ * index.interval.bytes and the remote/local retention keys change the
+ * partition log (kh_topic_log_config); max.message.bytes, segment.bytes and
+ * message.timestamp.type=LogAppendTime are applied on the produce path (below).
+ * Values Strata could not honour are refused (check_supported). The rest
+ * have no effect on one broker without compaction, as in Kafka
+ * (unclean.leader.election.enable, *.replication.throttled.replicas, the
+ * compaction keys), or are not applied yet: segment.index.bytes,
+ * file.delete.delay.ms, message.downconversion.enable (see the docs). */
 #define KH_TOPIC_CONFIGS(X)                                                                        \
     X("cleanup.policy", LIST, "delete", 0, 0, "delete,compact", "log.cleanup.policy",              \
       "Retention policies of old segments, comma-separated: delete removes them by retention.ms "  \
@@ -71,7 +78,7 @@ enum { /* IncrementalAlterConfigs ConfigOperation */
     X("compression.type", STRING, "producer", 0, 0, "uncompressed,zstd,lz4,snappy,gzip,producer",  \
       "compression.type",                                                                          \
       "Final compression of the topic's batches. Strata stores batches exactly as the producer "   \
-      "compressed them.")                                                                          \
+      "compressed them: only producer is accepted.")                                               \
     X("retention.ms", LONG, "604800000", -1, INT64_MAX, NULL, "log.retention.ms",                  \
       "Delete a segment once its newest record is older than this (-1: keep forever).")            \
     X("retention.bytes", LONG, "-1", -1, INT64_MAX, NULL, "log.retention.bytes",                   \
@@ -93,7 +100,7 @@ enum { /* IncrementalAlterConfigs ConfigOperation */
       "log.message.timestamp.difference.max.ms",                                                   \
       "Largest accepted difference between a record's timestamp and the broker's clock.")          \
     X("min.insync.replicas", INT, "1", 1, INT32_MAX, NULL, "min.insync.replicas",                  \
-      "Replicas that must acknowledge an acks=all write (one broker: 1).")                         \
+      "Replicas that must acknowledge an acks=all write (one broker: only 1 is accepted).")        \
     X("file.delete.delay.ms", LONG, "60000", 0, INT64_MAX, NULL, "log.segment.delete.delay.ms",    \
       "Delay before a deleted segment's file is removed.")                                         \
     X("flush.messages", LONG, "9223372036854775807", 1, INT64_MAX, NULL,                           \
@@ -357,6 +364,46 @@ static int check_value(const tkey_t *k, char *value, char *err, size_t err_len)
     return 0;
 }
 
+/* Values Strata validates but could not honour: refused rather than stored
+ * and ignored, so that no setting silently does nothing. value is valid for
+ * k's type. @return 0, or -1 with the reason in err. */
+static int check_supported(const tkey_t *k, const char *value, char *err, size_t err_len)
+{
+    static const struct {
+        const char *name;
+        const char *allowed; /* the only value accepted */
+        const char *why;
+    } k_limits[] = {
+        {"compression.type", "producer",
+         "Strata stores batches as the producer compressed them and does not recompress; "
+         "only producer is supported"},
+        {"message.timestamp.difference.max.ms", "9223372036854775807",
+         "record timestamps are not checked against the broker's clock yet"},
+        {"message.timestamp.before.max.ms", "9223372036854775807",
+         "record timestamps are not checked against the broker's clock yet"},
+        {"message.timestamp.after.max.ms", "9223372036854775807",
+         "record timestamps are not checked against the broker's clock yet"},
+        {"segment.jitter.ms", "0", "segments roll at segment.ms exactly, with no jitter"},
+        {"preallocate", "false", "segment files are not preallocated"},
+    };
+    if (!strcmp(k->name, "min.insync.replicas") && strtoll(value, NULL, 10) > 1) {
+        snprintf(err, err_len,
+                 "Invalid value %s for configuration min.insync.replicas: Strata is one broker, "
+                 "so at most 1 replica can be in sync (acks=all would always fail with "
+                 "NOT_ENOUGH_REPLICAS)",
+                 value);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(k_limits) / sizeof(k_limits[0]); i++) {
+        if (!strcmp(k->name, k_limits[i].name) && strcmp(value, k_limits[i].allowed) != 0) {
+            snprintf(err, err_len, "Invalid value %s for configuration %s: %s", value, k->name,
+                     k_limits[i].why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int16_t kh_topic_config_check(const char *name, char *value, char *errbuf, size_t errbuf_len)
 {
     char err[512];
@@ -376,6 +423,8 @@ int16_t kh_topic_config_check(const char *name, char *value, char *errbuf, size_
         memmove(value, p, n);
         value[n] = 0;
         rc = check_value(k, value, err, sizeof(err));
+        if (rc == 0)
+            rc = check_supported(k, value, err, sizeof(err));
     }
     if (rc == 0)
         return KP_ERR_NONE;
@@ -404,6 +453,92 @@ check_kv(kh_req_t *req, kp_str_t name, kp_str_t value, meta_kv_t *kv, const char
         *msg = adup(req, err);
     }
     return code;
+}
+
+/* ---- Configs applied on the produce path ---- */
+
+static int64_t topic_int(const meta_topic_t *t, const char *key, int64_t dflt)
+{
+    const char *v = t ? meta_topic_config(t, key) : NULL;
+    return v ? strtoll(v, NULL, 10) : dflt;
+}
+
+int16_t kh_check_batch_sizes(kh_req_t *req,
+                             const meta_topic_t *t,
+                             kp_bytes_t records,
+                             const char *topic,
+                             int32_t partition,
+                             kp_str_t *msg_out)
+{
+    const kh_ctx_t *ctx = req->ks->ctx;
+    int64_t max_batch = topic_int(t, "max.message.bytes", ctx->message_max_bytes);
+    const plog_config_t *d = atomic_load(&ctx->log_defaults);
+    int64_t seg_bytes = topic_int(t, "segment.bytes", d ? d->segment_bytes : INT32_MAX);
+    const uint8_t *p = records.ptr;
+    size_t len = records.len > 0 ? (size_t)records.len : 0;
+    for (size_t pos = 0; len - pos >= PLOG_BATCH_LOG_OVERHEAD;) {
+        const uint8_t *b = p + pos + 8;
+        int64_t size =
+            (int64_t)(((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]) &
+                      0x7fffffff) +
+            PLOG_BATCH_LOG_OVERHEAD;
+        if (size > (int64_t)(len - pos))
+            break; /* not a whole batch: plog_append's validation answers */
+        int16_t code = KP_ERR_NONE;
+        const char *what = NULL;
+        int64_t limit = 0;
+        if (size > max_batch) {
+            code = KP_ERR_MESSAGE_TOO_LARGE;
+            what = "max.message.bytes";
+            limit = max_batch;
+        } else if (size > seg_bytes) {
+            code = KP_ERR_RECORD_LIST_TOO_LARGE;
+            what = "segment.bytes";
+            limit = seg_bytes;
+        }
+        if (code) {
+            char m[320];
+            snprintf(m, sizeof(m),
+                     "The record batch size in the append to %s-%" PRId32 " is %" PRId64
+                     " bytes which exceeds the maximum configured value of %" PRId64 " (%s).",
+                     topic, partition, size, limit, what);
+            *msg_out = astr(req, m);
+            return code;
+        }
+        pos += (size_t)size;
+    }
+    return KP_ERR_NONE;
+}
+
+bool kh_topic_log_append_time(const meta_topic_t *t)
+{
+    const char *v = t ? meta_topic_config(t, "message.timestamp.type") : NULL;
+    return v && !strcmp(v, "LogAppendTime");
+}
+
+int kh_stamp_log_append_time(uint8_t *records, size_t len, int64_t now_ms, const char **why)
+{
+    int n;
+    int rc = plog_records_validate(records, len, &n, why);
+    if (rc != 0)
+        return rc;
+    for (size_t pos = 0; pos < len;) {
+        uint8_t *b = records + pos;
+        plog_batch_hdr_t h;
+        if (plog_batch_parse_hdr(b, len - pos, &h) != 0)
+            return ST_E_MALFORMED; /* validated above: cannot happen */
+        size_t size = (size_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+        uint16_t attributes = (uint16_t)h.attributes | 0x08; /* timestamp type: LogAppendTime */
+        b[21] = (uint8_t)(attributes >> 8);
+        b[22] = (uint8_t)attributes;
+        for (int i = 0; i < 8; i++)
+            b[35 + i] = (uint8_t)((uint64_t)now_ms >> (56 - 8 * i));
+        uint32_t crc = st_crc32c(0, b + PLOG_BATCH_CRC_START, size - PLOG_BATCH_CRC_START);
+        for (int i = 0; i < 4; i++)
+            b[17 + i] = (uint8_t)(crc >> (24 - 8 * i));
+        pos += size;
+    }
+    return 0;
 }
 
 /* ---- Effective values ---- */

@@ -169,6 +169,29 @@ void kh_alter_configs(kh_req_t *req);
 void kh_incremental_alter_configs(kh_req_t *req);
 
 /* ---- Topic configs (kh_config.c) ---- */
+/** Produce: check each whole batch of a partition's record set against the
+ * topic's max.message.bytes (else the broker's message.max.bytes) and its
+ * segment.bytes, as Kafka does (a malformed tail is left to plog_append).
+ * @param t        The topic (borrowed for the call).
+ * @param msg_out  Out: on error, the reason (arena of req).
+ * @return KP_ERR_NONE, MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE.
+ * @thread connection's shard */
+int16_t kh_check_batch_sizes(kh_req_t *req,
+                             const meta_topic_t *t,
+                             kp_bytes_t records,
+                             const char *topic,
+                             int32_t partition,
+                             kp_str_t *msg_out);
+/** True when the topic's message.timestamp.type is LogAppendTime. */
+bool kh_topic_log_append_time(const meta_topic_t *t);
+/** LogAppendTime: after validating every batch (CRC first: corruption is
+ * never re-checksummed), set each batch's timestamp type bit and
+ * maxTimestamp to now_ms and recompute its CRC-32C, as Kafka's broker does.
+ * @param records  Modified in place; nothing is modified on error.
+ * @return 0, or ST_E_MALFORMED / ST_E_CORRUPT with *why. @thread any */
+ST_MUST_CHECK int
+kh_stamp_log_append_time(uint8_t *records, size_t len, int64_t now_ms, const char **why);
+
 /** Check value against the rule of topic config name (Kafka's types and
  * ranges; cleanup.policy=compact is refused as not supported yet).
  * @param value   NUL-terminated, modified in place: surrounding blanks are

@@ -7,10 +7,14 @@
  * response is encoded (acks=0: none is sent).
  * Invariant: the record bytes are appended straight from the request frame,
  * which lives until the request is freed, i.e. after every op came back. */
+#include "core/st_crc32c.h"
 #include "core/st_log.h"
 #include "kafka/kh_int.h"
 #include "tiering/tier.h"
 
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -22,6 +26,7 @@ typedef struct {
     uint8_t *records; /* view into req->frame */
     size_t len;
     int16_t acks;
+    bool log_append_time; /* the topic's message.timestamp.type is LogAppendTime */
     plog_waiter_t waiter;
     kp_produce_response_partition_produce_response_t *resp; /* arena */
 } prod_op_t;
@@ -88,7 +93,10 @@ static void op_append(rt_shard_t *sh, void *arg)
     }
     plog_append_info_t info;
     const char *why = NULL;
-    int rc = plog_append(log, op->records, op->len, 0, part_now_ms(), &info, &why);
+    int64_t now = part_now_ms();
+    int rc = op->log_append_time ? kh_stamp_log_append_time(op->records, op->len, now, &why) : 0;
+    if (rc == 0)
+        rc = plog_append(log, op->records, op->len, 0, now, &info, &why);
     if (rc != 0) {
         op->resp->error_code = kh_errcode_from_st(rc);
         op->resp->error_message = kp_str_from_cstr(why);
@@ -100,6 +108,8 @@ static void op_append(rt_shard_t *sh, void *arg)
     }
     op->resp->base_offset = info.base_offset;
     op->resp->log_start_offset = info.log_start_offset;
+    if (op->log_append_time)
+        op->resp->log_append_time_ms = now;
     kh_idem_record(ks, log, op->records, op->len, info.base_offset, info.last_offset);
     st_metric_topic(ST_T_PRODUCE_REQUESTS, op->topic, op->len);
     kh_notify_append(ks, log);
@@ -163,11 +173,9 @@ void kh_produce(kh_req_t *req)
                 rp->error_message = KP_STR_LIT("empty record set");
                 continue;
             }
-            if (qp->records.len > ctx->message_max_bytes) {
-                rp->error_code = KP_ERR_MESSAGE_TOO_LARGE;
-                rp->error_message = KP_STR_LIT("record set larger than message.max.bytes");
+            if ((rp->error_code = kh_check_batch_sizes(req, t, qp->records, topic, qp->index,
+                                                       &rp->error_message)) != 0)
                 continue;
-            }
             prod_op_t *op = kp_arena_alloc(&req->arena, sizeof(*op));
             if (!op) {
                 rp->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
@@ -181,6 +189,7 @@ void kh_produce(kh_req_t *req)
             op->records = (uint8_t *)qp->records.ptr;
             op->len = (size_t)qp->records.len;
             op->acks = q->acks;
+            op->log_append_time = kh_topic_log_append_time(t);
             op->resp = rp;
             req->pending++;
             kh_post(req->ks, &op->post, kh_owner(req->ks, topic, qp->index), op_append, op);

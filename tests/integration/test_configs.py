@@ -14,6 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker  # noqa: E402
+import kwire  # noqa: E402
 
 import confluent_kafka  # noqa: E402
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
@@ -310,11 +311,11 @@ class ConfigsTest(unittest.TestCase):
 
     def test_create_topics_with_configs_validated(self):
         self.create("ct1", 2, **{"cleanup.policy": "delete", "retention.ms": "-1",
-                                 "write.caching": "TRUE", "compression.type": "zstd"})
+                                 "write.caching": "TRUE", "compression.type": "producer"})
         d = self.describe("topic", "ct1")
         self.assertEqual(d["retention.ms"].value, "-1")
         self.assertEqual(d["write.caching"].value, "true")
-        self.assertEqual(d["compression.type"].value, "zstd")
+        self.assertEqual(d["compression.type"].value, "producer")
         cases = [
             ({"cleanup.policy": "compact"}, "compact is not supported"),
             ({"cleanup.policy": "delete,compact"}, "compact is not supported"),
@@ -324,6 +325,12 @@ class ConfigsTest(unittest.TestCase):
             ({"write.caching": "maybe"}, "either true or false"),
             ({"compression.type": "brotli"}, "String must be one of"),
             ({"message.timestamp.type": "Now"}, "message.timestamp.type"),
+            # Valid in Kafka, but Strata could not honour them: refused.
+            ({"compression.type": "zstd"}, "only producer is supported"),
+            ({"min.insync.replicas": "2"}, "min.insync.replicas: Strata is one broker"),
+            ({"message.timestamp.before.max.ms": "60000"}, "not checked"),
+            ({"segment.jitter.ms": "100"}, "no jitter"),
+            ({"preallocate": "true"}, "not preallocated"),
             ({"no.such.config": "1"}, "Unknown topic config name: no.such.config"),
         ]
         for i, (cfg, needle) in enumerate(cases):
@@ -444,6 +451,82 @@ class ConfigsTest(unittest.TestCase):
         self.assertEqual(out[0][0], INVALID_REQUEST)
         self.assertIn("dynamically", out[0][1])
         self.assertEqual(out[1][0], INVALID_REQUEST)
+
+    # ---- Configs applied on the produce path ----
+
+    def produce_raw(self, topic, value, ts=1700000000000):
+        """(error_code, base_offset, log_append_time) of a Produce v3 of one batch."""
+        c = kwire.Conn(self.b.port)
+        try:
+            data = c.call(kwire.produce_v3(topic, 0, kwire.record_batch([value], ts=ts)))
+        finally:
+            c.close()
+        err, base = kwire.parse_produce_v3(data)
+        (lat,) = struct.unpack(">q", data[-12:-4])  # log_append_time, then throttle
+        return err, base, lat
+
+    def test_max_message_bytes_and_segment_bytes_limit_each_batch(self):
+        self.create("mmb", **{"max.message.bytes": "2000"})
+        n = next(n for n in range(2000) if len(kwire.record_batch([b"x" * n])) == 2000)
+        err, _, _ = self.produce_raw("mmb", b"x" * n)
+        self.assertEqual(err, 0)  # exactly max.message.bytes
+        err, _, _ = self.produce_raw("mmb", b"x" * (n + 1))
+        self.assertEqual(err, 10)  # MESSAGE_TOO_LARGE
+        # A real client gets the same error.
+        p = Producer({"bootstrap.servers": self.b.bootstrap, "message.max.bytes": 100000,
+                      "linger.ms": 0})
+        errs = []
+        p.produce("mmb", b"y" * 3000, on_delivery=lambda e, m: errs.append(e))
+        p.flush(30)
+        self.assertEqual(errs[0].code(), confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE, errs)
+        # A live change applies to the next produce.
+        out = incremental_alter(self.b.port, [(2, "mmb", [("max.message.bytes", 0, "5000")])])
+        self.assertEqual(out[0][0], 0, out)
+        err, _, _ = self.produce_raw("mmb", b"x" * 3000)
+        self.assertEqual(err, 0)
+        # A batch larger than segment.bytes: RECORD_LIST_TOO_LARGE.
+        self.create("segb", **{"segment.bytes": "16384"})
+        err, _, _ = self.produce_raw("segb", b"x" * 20000)
+        self.assertEqual(err, 18)
+        err, _, _ = self.produce_raw("segb", b"x" * 10000)
+        self.assertEqual(err, 0)
+
+    def test_log_append_time_is_stamped_by_the_broker(self):
+        self.create("lat", **{"message.timestamp.type": "LogAppendTime"})
+        self.create("ct")
+        before = int(time.time() * 1000)
+        err, base, lat = self.produce_raw("lat", b"v1", ts=1700000000000)
+        after = int(time.time() * 1000)
+        self.assertEqual((err, base), (0, 0))
+        self.assertTrue(before <= lat <= after, (before, lat, after))
+        err, _, ct_lat = self.produce_raw("ct", b"v1", ts=1700000000000)
+        self.assertEqual((err, ct_lat), (0, -1))
+        # Consumers (which check the CRC) see the broker's time and type.
+        c = Consumer({"bootstrap.servers": self.b.bootstrap, "group.id": "lat",
+                      "check.crcs": True, "enable.auto.commit": False})
+        try:
+            got = {}
+            for topic in ("lat", "ct"):
+                c.assign([TopicPartition(topic, 0, 0)])
+                deadline = time.monotonic() + 30
+                while topic not in got and time.monotonic() < deadline:
+                    m = c.poll(1)
+                    if m is not None and not m.error():
+                        got[topic] = m.timestamp()
+            self.assertEqual(got["lat"], (confluent_kafka.TIMESTAMP_LOG_APPEND_TIME, lat))
+            self.assertEqual(got["ct"], (confluent_kafka.TIMESTAMP_CREATE_TIME, 1700000000000))
+        finally:
+            c.close()
+        from kafka import KafkaConsumer, TopicPartition as KTP
+        k = KafkaConsumer(bootstrap_servers=self.b.bootstrap, check_crcs=True,
+                          enable_auto_commit=False, consumer_timeout_ms=5000)
+        try:
+            k.assign([KTP("lat", 0)])
+            k.seek(KTP("lat", 0), 0)
+            m = next(iter(k))
+            self.assertEqual((m.timestamp_type, m.timestamp, m.value), (1, lat, b"v1"))
+        finally:
+            k.close()
 
     def test_retention_bytes_change_applies_live(self):
         self.create("live1", 1, **{"segment.bytes": "1024"})

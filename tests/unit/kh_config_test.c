@@ -35,7 +35,8 @@ static void test_kh_topic_config_check_accepts_valid_values(void **state)
     assert_int_equal(check("segment.bytes", "14", out, err), KP_ERR_NONE);
     assert_int_equal(check("segment.bytes", "2147483647", out, err), KP_ERR_NONE);
     assert_int_equal(check("local.retention.bytes", "-2", out, err), KP_ERR_NONE);
-    assert_int_equal(check("compression.type", "zstd", out, err), KP_ERR_NONE);
+    assert_int_equal(check("compression.type", "producer", out, err), KP_ERR_NONE);
+    assert_int_equal(check("min.insync.replicas", "1", out, err), KP_ERR_NONE);
     assert_int_equal(check("message.timestamp.type", "LogAppendTime", out, err), KP_ERR_NONE);
     assert_int_equal(check("cleanup.policy", "delete", out, err), KP_ERR_NONE);
     assert_int_equal(check("remote.storage.enable", "true", out, err), KP_ERR_NONE);
@@ -67,6 +68,27 @@ static void test_kh_topic_config_check_ranges_name_key_and_rule(void **state)
     assert_int_equal(check("segment.ms", "10s", NULL, err), KP_ERR_INVALID_CONFIG);
     assert_int_equal(check("segment.ms", "", NULL, err), KP_ERR_INVALID_CONFIG);
     assert_int_equal(check("min.insync.replicas", "0", NULL, err), KP_ERR_INVALID_CONFIG);
+}
+
+/* Values that pass their type's rule but that Strata could not honour. */
+static void test_kh_topic_config_check_refuses_what_would_do_nothing(void **state)
+{
+    (void)state;
+    char err[512];
+    assert_int_equal(check("min.insync.replicas", "2", NULL, err), KP_ERR_INVALID_CONFIG);
+    assert_non_null(strstr(err, "min.insync.replicas: Strata is one broker"));
+    assert_int_equal(check("compression.type", "zstd", NULL, err), KP_ERR_INVALID_CONFIG);
+    assert_non_null(strstr(err, "only producer is supported"));
+    assert_int_equal(check("message.timestamp.before.max.ms", "3600000", NULL, err),
+                     KP_ERR_INVALID_CONFIG);
+    assert_int_equal(check("message.timestamp.after.max.ms", "3600000", NULL, err),
+                     KP_ERR_INVALID_CONFIG);
+    assert_int_equal(check("message.timestamp.difference.max.ms", "3600000", NULL, err),
+                     KP_ERR_INVALID_CONFIG);
+    assert_int_equal(check("segment.jitter.ms", "5", NULL, err), KP_ERR_INVALID_CONFIG);
+    assert_int_equal(check("preallocate", "true", NULL, err), KP_ERR_INVALID_CONFIG);
+    assert_int_equal(check("preallocate", "false", NULL, err), KP_ERR_NONE);
+    assert_int_equal(check("segment.jitter.ms", "0", NULL, err), KP_ERR_NONE);
 }
 
 static void test_kh_topic_config_check_refuses_bad_enums_and_lists(void **state)
@@ -126,6 +148,7 @@ int main(void)
         cmocka_unit_test(test_kh_topic_config_check_accepts_valid_values),
         cmocka_unit_test(test_kh_topic_config_check_normalises_stored_form),
         cmocka_unit_test(test_kh_topic_config_check_ranges_name_key_and_rule),
+        cmocka_unit_test(test_kh_topic_config_check_refuses_what_would_do_nothing),
         cmocka_unit_test(test_kh_topic_config_check_refuses_bad_enums_and_lists),
         cmocka_unit_test(test_kh_topic_config_check_doubles_and_replica_lists),
         cmocka_unit_test(test_kh_topic_config_check_unknown_and_null),
