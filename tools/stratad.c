@@ -377,17 +377,23 @@ static int kafka_context(broker_t *b, const char *dir)
     k->group_min_session_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_MIN_SESSION_MS);
     k->group_max_session_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_MAX_SESSION_MS);
     k->group_initial_delay_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_INITIAL_DELAY_MS);
-    /* Authorization is on when asked for (Kafka's authorizer.class.name);
-     * the default single PLAINTEXT listener has no authenticated principal,
-     * so ACLs there would only deny User:ANONYMOUS (docs/ARCHITECTURE.md). */
-    if (*cfg_str(b->cfg, CFG_AUTHORIZER)) {
+    /* Authorization is on when asked for (Kafka's authorizer.class.name) or
+     * when a listener authenticates its clients; the default single PLAINTEXT
+     * listener has no authenticated principal, so ACLs there could only deny
+     * User:ANONYMOUS (docs/ARCHITECTURE.md, "Authorization"). */
+    const char *why = *cfg_str(b->cfg, CFG_AUTHORIZER) ? "authorizer.class.name is set" : NULL;
+    for (int i = 0; !why && i < k->n_listeners; i++)
+        if (k->listeners[i].proto == KH_SEC_SASL_PLAINTEXT ||
+            k->listeners[i].proto == KH_SEC_SASL_SSL)
+            why = "a listener authenticates with SASL";
+    if (why) {
         if (acl_conf_init(&b->acl, cfg_str(b->cfg, CFG_SUPER_USERS),
                           cfg_bool(b->cfg, CFG_ALLOW_NO_ACL)) != 0)
             return 1;
         k->acl = &b->acl;
         ST_INFO("stratad",
-                "ACL authorization on: %d super users, allow.everyone.if.no.acl.found=%s",
-                b->acl.n_super_users, b->acl.allow_if_no_acl ? "true" : "false");
+                "ACL authorization on (%s): %d super users, allow.everyone.if.no.acl.found=%s",
+                why, b->acl.n_super_users, b->acl.allow_if_no_acl ? "true" : "false");
     }
     return 0;
 }

@@ -16,7 +16,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from broker import Broker  # noqa: E402
+from broker import Broker, free_port  # noqa: E402
 from kwire import Conn, delete_records_v1, frame, parse_delete_records_v1  # noqa: E402
 
 from confluent_kafka import Consumer, KafkaError, Producer  # noqa: E402
@@ -322,6 +322,19 @@ class SuperUserTest(unittest.TestCase):
             self.assertIn("SecurityDisabled", r["failed"][0][1].__name__)
             k.close()
             self.assertIsNone(produce(b.bootstrap, "open"))  # no authorization
+        finally:
+            b.close()
+
+    def test_sasl_listener_turns_authorization_on(self):
+        b = Broker(start=False)
+        sasl_port = free_port()
+        b.args += ["--listeners", "PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d"
+                   % (b.port, sasl_port)]
+        try:
+            b.start()
+            b.wait_for(r"ACL authorization on \(a listener authenticates with SASL\)", seen=True)
+            # The PLAINTEXT listener is authorized too: User:ANONYMOUS has no ACL.
+            self.assertEqual(produce(b.bootstrap, "open"), TOPIC_AUTH)
         finally:
             b.close()
 
