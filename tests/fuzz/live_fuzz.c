@@ -19,7 +19,7 @@
  *                  [--inflight K] [--max-parts N] [--regress FILE] [--replay C:A-B]
  *                  [--dump C:I] [--no-setup] [--check-only] [-v]
  * Exit status: 0 clean; 1 the broker stopped answering (or died); 2 usage or setup failure;
- * 3 a response to a well-formed request did not decode. */
+ * 3 a response to a well-formed request did not decode, or none came while later ones did. */
 #include "core/st_crc32c.h"
 #include "kafka/kp.h"
 #include "tests/support/tbatch.h"
@@ -237,11 +237,16 @@ static int32_t pick_count(rng_t *r)
     return range32(r, 1, 3);
 }
 
+/* The index (0-3) of the last group pick_group() chose, -1 for an odd name. */
+static int g_last_group = -1;
+
 static kp_str_t pick_group(rng_t *r, kp_arena_t *a)
 {
+    g_last_group = -1;
     if (chance(r, 90)) {
         char b[16];
-        snprintf(b, sizeof(b), "fzg%u", below(r, 4));
+        g_last_group = (int)below(r, 4);
+        snprintf(b, sizeof(b), "fzg%d", g_last_group);
         return astr(a, b);
     }
     if (chance(r, 50))
@@ -497,7 +502,25 @@ typedef struct gen {
     uint64_t idx;
     uint8_t *prev; /* the previous frame, for splicing */
     size_t prev_len;
+    /* Learnt from responses (they change values, never what the generator draws): the member
+     * id and generation of this connection in each group fzg0-3, and a fetch session. */
+    char member[4][128];
+    int32_t generation[4];
+    int32_t fetch_session, fetch_epoch;
+    int group; /* the group of the frame being generated, -1 when none */
 } gen_t;
+
+/* The member id this connection holds in the group last picked, or "" (learnt, see gen_t). */
+static kp_str_t my_member(gen_t *g, kp_arena_t *a)
+{
+    g->group = g_last_group;
+    return g_last_group >= 0 ? astr(a, g->member[g_last_group]) : KP_STR_LIT("");
+}
+
+static int32_t my_generation(gen_t *g)
+{
+    return g_last_group >= 0 && g->member[g_last_group][0] ? g->generation[g_last_group] : -1;
+}
 
 #define ALLOC(a, n, T) ((T *)kp_arena_calloc((a), (size_t)((n) > 0 ? (n) : 1), sizeof(T)))
 
@@ -559,8 +582,17 @@ static void shape_fetch(gen_t *g, void *mv, int16_t v, bool *expect)
     if (v >= 4)
         m->isolation_level = (int8_t)(chance(r, 90) ? (int)below(r, 2) : (int)(int8_t)rnd(r));
     if (v >= 7) {
-        m->session_id = chance(r, 80) ? 0 : pick_i32(r);
-        m->session_epoch = chance(r, 70) ? -1 : chance(r, 50) ? 0 : pick_i32(r);
+        uint32_t k = below(r, 10);
+        if (k < 4 && g->fetch_session != 0) { /* continue the session (incremental fetch) */
+            m->session_id = g->fetch_session;
+            m->session_epoch = ++g->fetch_epoch;
+        } else if (k < 7) { /* open a new session, or none */
+            m->session_id = 0;
+            m->session_epoch = chance(r, 50) ? 0 : -1;
+        } else {
+            m->session_id = chance(r, 50) ? g->fetch_session : pick_i32(r);
+            m->session_epoch = chance(r, 50) ? g->fetch_epoch : pick_i32(r);
+        }
     }
     int nt = chance(r, 70) ? 1 : range32(r, 0, 4);
     m->topics = alist(a, nt, sizeof(*m->topics), &m->n_topics);
@@ -594,9 +626,8 @@ static void shape_fetch(gen_t *g, void *mv, int16_t v, bool *expect)
                 p->current_leader_epoch = chance(r, 80) ? -1 : pick_i32(r);
             if (v >= 12)
                 p->last_fetched_epoch = chance(r, 80) ? -1 : pick_i32(r);
-            static const int32_t pmb[] = {0, 1, 1000, 1 << 20, 65536, -1};
-            p->partition_max_bytes =
-                chance(r, 97) ? pmb[below(r, NELEM(pmb))] : (dup ? 1 << 20 : INT32_MAX);
+            static const int32_t pmb[] = {0, 1, 1000, 1 << 20, 65536, -1, 200 << 20, INT32_MAX};
+            p->partition_max_bytes = pmb[below(r, NELEM(pmb))];
         }
     }
     if (v >= 7 && chance(r, 10)) {
@@ -684,9 +715,11 @@ static void shape_offset_commit(gen_t *g, void *mv, int16_t v, bool *expect)
     rng_t *r = &g->rng;
     kp_arena_t *a = &g->arena;
     m->group_id = pick_group(r, a);
+    kp_str_t me = my_member(g, a);
     if (v >= 1) {
-        m->generation_id_or_member_epoch = chance(r, 80) ? -1 : pick_i32(r);
-        m->member_id = chance(r, 80) ? KP_STR_LIT("") : fill_str(r, a, below(r, 40), 'm');
+        uint32_t k = below(r, 10);
+        m->generation_id_or_member_epoch = k < 4 ? my_generation(g) : k < 8 ? -1 : pick_i32(r);
+        m->member_id = k < 4 ? me : k < 8 ? KP_STR_LIT("") : fill_str(r, a, below(r, 40), 'm');
     }
     if (v >= 7)
         m->group_instance_id = KP_STR_NULL;
@@ -1047,10 +1080,12 @@ static void shape_group(gen_t *g, int16_t key, void *m, int16_t v)
     case KP_API_JOIN_GROUP: {
         kp_join_group_request_t *j = m;
         j->group_id = pick_group(r, a);
+        kp_str_t me = my_member(g, a);
         j->session_timeout_ms = chance(r, 80) ? range32(r, 6000, 10000) : pick_i32(r);
         if (v >= 1)
             j->rebalance_timeout_ms = chance(r, 90) ? range32(r, 0, 1000) : range32(r, 0, 3000);
-        j->member_id = chance(r, 60) ? KP_STR_LIT("") : fill_str(r, a, below(r, 40), 'm');
+        uint32_t k = below(r, 10);
+        j->member_id = k < 4 ? me : k < 8 ? KP_STR_LIT("") : fill_str(r, a, below(r, 40), 'm');
         if (v >= 5)
             j->group_instance_id = chance(r, 80) ? KP_STR_NULL : KP_STR_LIT("fz-static");
         j->protocol_type = chance(r, 80) ? KP_STR_LIT("consumer") : fill_str(r, a, 5, 'p');
@@ -1059,18 +1094,37 @@ static void shape_group(gen_t *g, int16_t key, void *m, int16_t v)
     case KP_API_SYNC_GROUP: {
         kp_sync_group_request_t *s = m;
         s->group_id = pick_group(r, a);
-        s->generation_id = range32(r, -1, 3);
+        kp_str_t me = my_member(g, a);
+        bool mine = chance(r, 70);
+        if (mine) {
+            s->member_id = me;
+            s->generation_id = my_generation(g);
+        } else {
+            s->generation_id = range32(r, -1, 3);
+        }
+        /* As the leader: an assignment for ourselves (and the filler's odd members). */
+        if (s->n_assignments > 0 && chance(r, 80))
+            s->assignments[0].member_id = me;
         break;
     }
     case KP_API_HEARTBEAT: {
         kp_heartbeat_request_t *h = m;
         h->group_id = pick_group(r, a);
-        h->generation_id = range32(r, -1, 3);
+        kp_str_t me = my_member(g, a);
+        bool mine = chance(r, 80);
+        h->generation_id = mine ? my_generation(g) : range32(r, -1, 3);
+        if (mine)
+            h->member_id = me;
         break;
     }
     case KP_API_LEAVE_GROUP: {
         kp_leave_group_request_t *l = m;
         l->group_id = pick_group(r, a);
+        kp_str_t me = my_member(g, a);
+        if (v <= 2)
+            l->member_id = me;
+        else if (l->n_members > 0)
+            l->members[0].member_id = me;
         break;
     }
     case KP_API_DESCRIBE_GROUPS: {
@@ -1153,8 +1207,9 @@ typedef struct frame {
     size_t len;
     int16_t key, ver;
     int32_t corr;
-    bool valid;  /* well-formed request of a served version: its response must decode */
-    bool expect; /* a response is expected (not Produce acks=0) */
+    bool valid;   /* well-formed request of a served version: its response must decode */
+    bool expect;  /* a response is expected (not Produce acks=0) */
+    int8_t group; /* the group fzg0-3 it names, -1 when none (see gen_t) */
     uint64_t idx;
 } frame_t;
 
@@ -1282,6 +1337,7 @@ static void gen_frame(gen_t *g, frame_t *f)
     f->idx = g->idx++;
     f->corr = ++g->corr;
     f->expect = true;
+    g->group = -1;
     size_t at = kp_writer_reserve(&w, 4);
     uint32_t roll = below(r, 100);
     if ((int)roll < 1 + g->mutate_pct / 12) { /* an unknown api key, a bad version, or junk */
@@ -1320,6 +1376,8 @@ static void gen_frame(gen_t *g, frame_t *f)
         bool expect = true;
         if (chance(r, 85))
             shape(g, key, m, ev, &expect);
+        if (key == KP_API_PRODUCE && ((kp_produce_request_t *)m)->acks == 0)
+            expect = false; /* acks=0: no response */
         kp_request_header_t h;
         kp_request_header_init(&h);
         h.request_api_key = key;
@@ -1349,6 +1407,7 @@ static void gen_frame(gen_t *g, frame_t *f)
         }
         f->key = key;
         f->ver = ver;
+        f->group = (int8_t)g->group;
         f->valid = in_range && hdr_ok;
         f->expect = expect;
         if (chance(r, g->mutate_pct)) {
@@ -1656,6 +1715,34 @@ static void conn_close(conn_t *c)
     c->cur.buf = NULL;
 }
 
+/* Remember what a response taught: group membership and the fetch session. */
+static void learn(gen_t *g, const frame_t *f, const void *resp)
+{
+    if (f->key == KP_API_JOIN_GROUP && f->group >= 0) {
+        const kp_join_group_response_t *j = resp;
+        if ((j->error_code == 0 || j->error_code == KP_ERR_MEMBER_ID_REQUIRED) &&
+            j->member_id.len > 0 && j->member_id.len < (int32_t)sizeof(g->member[0])) {
+            memcpy(g->member[f->group], j->member_id.ptr, (size_t)j->member_id.len);
+            g->member[f->group][j->member_id.len] = 0;
+            g->generation[f->group] = j->generation_id;
+        }
+    } else if ((f->key == KP_API_HEARTBEAT || f->key == KP_API_SYNC_GROUP) && f->group >= 0) {
+        int16_t err = f->key == KP_API_HEARTBEAT
+                          ? ((const kp_heartbeat_response_t *)resp)->error_code
+                          : ((const kp_sync_group_response_t *)resp)->error_code;
+        if (err == KP_ERR_UNKNOWN_MEMBER_ID)
+            g->member[f->group][0] = 0;
+    } else if (f->key == KP_API_FETCH && f->ver >= 7) {
+        const kp_fetch_response_t *fr = resp;
+        if (fr->error_code == 0 && fr->session_id != 0 && fr->session_id != g->fetch_session) {
+            g->fetch_session = fr->session_id;
+            g->fetch_epoch = 0;
+        } else if (fr->error_code != 0) {
+            g->fetch_session = 0;
+        }
+    }
+}
+
 static void check_response(conn_t *c, const frame_t *f, const uint8_t *p, size_t n)
 {
     const kp_api_t *api = kp_api_get(f->key);
@@ -1670,6 +1757,8 @@ static void check_response(conn_t *c, const frame_t *f, const uint8_t *p, size_t
     void *resp = kp_arena_alloc(&a, api->response->struct_size);
     if (rc == 0 && resp)
         rc = api->response->decode(&r, f->ver, resp, &a);
+    if (rc == 0)
+        learn(&c->gen, f, resp);
     if (rc != 0 || kp_reader_remaining(&r) != 0) {
         g_bad_responses++;
         fprintf(stderr,
@@ -1698,8 +1787,14 @@ static void parse_responses(conn_t *c)
             k++;
         if (k < c->n_fly) {
             for (int j = 0; j < k; j++)
-                if (c->fly[j].valid && c->fly[j].expect && !c->tainted)
+                if (c->fly[j].valid && c->fly[j].expect && !c->tainted) {
                     g_missing_responses++;
+                    if (opt.verbose)
+                        fprintf(stderr,
+                                "live_fuzz: no response to api %d v%d (conn %d frame %" PRIu64
+                                ")\n",
+                                c->fly[j].key, c->fly[j].ver, c->idx, c->fly[j].idx);
+                }
             if (c->fly[k].valid && !c->tainted)
                 check_response(c, &c->fly[k], p + 4, n);
             memmove(c->fly, c->fly + k + 1, (size_t)(c->n_fly - k - 1) * sizeof(frame_t));
@@ -2110,7 +2205,7 @@ int main(int argc, char **argv)
                 opt.seed);
         return 1;
     }
-    if (rc == 0 && g_bad_responses > 0)
+    if (rc == 0 && (g_bad_responses > 0 || g_missing_responses > 0))
         rc = 3;
     fprintf(stderr, "live_fuzz: broker still answers; exit %d\n", rc);
     return rc;
