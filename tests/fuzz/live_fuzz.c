@@ -1696,6 +1696,8 @@ typedef struct conn {
     size_t rlen, rcap;
     int64_t last_io;
     uint64_t reconnects;
+    frame_t last[8]; /* the last frames written (buf freed), kept across reconnects */
+    uint64_t n_last;
 } conn_t;
 
 static struct {
@@ -1819,18 +1821,21 @@ static bool conn_open(conn_t *c)
 
 static void print_suspects(conn_t *cs, int n)
 {
-    fprintf(stderr, "live_fuzz: frames in flight when the broker went away (seed %" PRIu64 "):\n",
+    fprintf(stderr, "live_fuzz: the last frames each connection wrote (seed %" PRIu64 "):\n",
             opt.seed);
     for (int i = 0; i < n; i++) {
         conn_t *c = &cs[i];
-        for (int k = 0; k < c->n_fly; k++)
-            fprintf(stderr, "  conn %d frame %" PRIu64 " api %d v%d%s\n", i, c->fly[k].idx,
-                    c->fly[k].key, c->fly[k].ver, c->fly[k].valid ? "" : " (mutated)");
-        if (c->cur.buf)
-            fprintf(stderr, "  conn %d frame %" PRIu64 " api %d v%d (being written)\n", i,
-                    c->cur.idx, c->cur.key, c->cur.ver);
+        uint64_t from = c->n_last > NELEM(c->last) ? c->n_last - NELEM(c->last) : 0;
+        for (uint64_t k = from; k < c->n_last; k++) {
+            const frame_t *f = &c->last[k % NELEM(c->last)];
+            fprintf(stderr, "  conn %d frame %" PRIu64 " api %d v%d%s\n", i, f->idx, f->key, f->ver,
+                    f->valid ? "" : " (mutated)");
+        }
     }
-    fprintf(stderr, "  reproduce one with: --seed %" PRIu64 " --replay CONN:FROM-TO\n", opt.seed);
+    fprintf(stderr,
+            "  replay one connection's frames alone: --seed %" PRIu64
+            " --replay CONN:FROM-TO; print one: --dump CONN:FRAME\n",
+            opt.seed);
 }
 
 static int fuzz_loop(void)
@@ -1909,6 +1914,7 @@ static int fuzz_loop(void)
                             c->tainted = true;
                         free(c->cur.buf);
                         c->cur.buf = NULL;
+                        c->last[c->n_last++ % NELEM(c->last)] = c->cur;
                         if (c->cur.expect || !c->cur.valid)
                             c->fly[c->n_fly++] = c->cur;
                     }
