@@ -18,6 +18,14 @@
       "Admin HTTP listener HOST:PORT.")                                                            \
     X(ADMIN_TOKEN_FILE, "strata.admin.token.file", CFG_STR, "", 0, 0, 0,                           \
       "File holding the bearer token the admin HTTP API requires; empty = no authentication.")     \
+    X(ADMIN_REQUIRE_AUTH, "strata.admin.require.auth", CFG_BOOL, "false", 0, 1, 0,                 \
+      "Admin HTTP API requires HTTP Basic credentials of a SCRAM user (or the bearer token).")     \
+    X(ADMIN_METRICS_OPEN, "strata.admin.metrics.open", CFG_BOOL, "false", 0, 1, 0,                 \
+      "GET /metrics needs no authentication even when the admin API requires it.")                \
+    X(SASL_MECHANISMS, "sasl.enabled.mechanisms", CFG_STR, "SCRAM-SHA-256,SCRAM-SHA-512", 0, 0, 0, \
+      "SASL mechanisms offered on SASL_* listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.")         \
+    X(REAUTH_MS, "connections.max.reauth.ms", CFG_INT, "0", 0, INT64_MAX, 0,                       \
+      "SASL session lifetime: a connection must re-authenticate within it or is closed (0: never).") \
     X(SMP, "strata.smp", CFG_INT, "0", 0, 1024, 0, "Shards (threads with one event loop each); 0 = one per core.") \
     X(QUEUE_CAPACITY, "strata.shard.queue.capacity", CFG_INT, "4096", 16, 1048576, 0,              \
       "Messages a shard's cross-shard queue holds before senders see back-pressure.")              \

@@ -6,6 +6,7 @@
  * on the caller's loop runs the callback. */
 #include "core/meta.h"
 #include "core/acl.h"
+#include "core/meta_int.h"
 #include "core/st_log.h"
 
 #include <errno.h>
@@ -19,15 +20,6 @@
 #include <time.h>
 
 #define PID_BLOCK 1000
-
-struct meta {
-    sqlite3 *db;           /* owned; used with db_mu held */
-    pthread_mutex_t db_mu; /* serialises mutations */
-    pthread_mutex_t snap_mu;
-    meta_snap_t *snap; /* owned ref: the current snapshot */
-    int64_t pid_next, pid_block_end;
-    acl_set_t *acls; /* owned ref, swapped under snap_mu: the current ACLs */
-};
 
 /* ---- Snapshots ---- */
 
@@ -181,7 +173,7 @@ static int cmp_topic(const void *a, const void *b)
 
 /* ---- SQLite ---- */
 
-static int exec(meta_t *m, const char *sql, char *errbuf, size_t errbuf_len)
+int meta__exec(meta_t *m, const char *sql, char *errbuf, size_t errbuf_len)
 {
     char *err = NULL;
     if (sqlite3_exec(m->db, sql, NULL, NULL, &err) != SQLITE_OK) {
@@ -274,7 +266,7 @@ int meta_open(const char *dir, meta_t **out, char *errbuf, size_t errbuf_len)
         rc = ST_E_IO;
     }
     if (rc == 0)
-        rc = exec(m,
+        rc = meta__exec(m,
                   "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                   "CREATE TABLE IF NOT EXISTS topics(name TEXT PRIMARY KEY, id BLOB NOT NULL,"
                   " partitions INTEGER NOT NULL, created_ms INTEGER NOT NULL);"
@@ -289,14 +281,18 @@ int meta_open(const char *dir, meta_t **out, char *errbuf, size_t errbuf_len)
         atomic_init(&s->refs, 1);
     if (rc == 0)
         rc = load(m, s, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = meta__users_open(m, errbuf, errbuf_len);
     if (rc != 0) {
         meta_snap_put(s);
+        meta__users_close(m);
         sqlite3_close(m->db);
         free(m);
         return rc;
     }
     if ((rc = acls_open(m, errbuf, errbuf_len)) != 0) {
         meta_snap_put(s);
+        meta__users_close(m);
         sqlite3_close(m->db);
         free(m);
         return rc;
@@ -312,6 +308,7 @@ void meta_close(meta_t *m)
         return;
     meta_snap_put(m->snap);
     acl_set_put(m->acls);
+    meta__users_close(m);
     sqlite3_close(m->db);
     pthread_mutex_destroy(&m->db_mu);
     pthread_mutex_destroy(&m->snap_mu);
@@ -328,7 +325,7 @@ int64_t meta_next_producer_id(meta_t *m)
                  "INSERT OR REPLACE INTO kv(key, value) VALUES('producer_id_next', %lld)",
                  (long long)end);
         char err[256];
-        if (exec(m, sql, err, sizeof(err)) != 0) {
+        if (meta__exec(m, sql, err, sizeof(err)) != 0) {
             ST_ERROR("meta", "cannot reserve producer ids: %s", err);
             pthread_mutex_unlock(&m->db_mu);
             return -1;
@@ -475,7 +472,7 @@ static void work(uv_work_t *req)
     if (rc == 0 && !(n = snap_clone(cur, op->kind == OP_DELETE ? idx : -1)))
         rc = ST_E_NOMEM;
     if (rc == 0)
-        rc = exec(m, "BEGIN IMMEDIATE", op->msg, sizeof(op->msg));
+        rc = meta__exec(m, "BEGIN IMMEDIATE", op->msg, sizeof(op->msg));
     if (rc == 0) {
         meta_topic_t *nt = NULL;
         for (int i = 0; i < n->n_topics; i++)
@@ -533,12 +530,12 @@ static void work(uv_work_t *req)
             break;
         }
         if (rc == 0)
-            rc = exec(m, "COMMIT", op->msg, sizeof(op->msg));
+            rc = meta__exec(m, "COMMIT", op->msg, sizeof(op->msg));
         if (rc != 0) {
             if (!op->msg[0])
                 snprintf(op->msg, sizeof(op->msg), "metadata store: %s", sqlite3_errmsg(m->db));
             char ignore[64];
-            (void)exec(m, "ROLLBACK", ignore, sizeof(ignore));
+            (void)meta__exec(m, "ROLLBACK", ignore, sizeof(ignore));
         }
     }
     if (rc == 0) {
@@ -684,7 +681,7 @@ static int acls_load(meta_t *m, acl_set_t **out)
 
 static int acls_open(meta_t *m, char *errbuf, size_t errbuf_len)
 {
-    int rc = exec(m,
+    int rc = meta__exec(m,
                   "CREATE TABLE IF NOT EXISTS acls(res_type INTEGER NOT NULL,"
                   " pattern INTEGER NOT NULL, name TEXT NOT NULL, principal TEXT NOT NULL,"
                   " host TEXT NOT NULL, op INTEGER NOT NULL, perm INTEGER NOT NULL,"
@@ -735,7 +732,7 @@ static void acl_work(uv_work_t *w)
     meta_t *m = op->m;
     char err[256];
     pthread_mutex_lock(&m->db_mu);
-    int rc = exec(m, "BEGIN IMMEDIATE", err, sizeof(err));
+    int rc = meta__exec(m, "BEGIN IMMEDIATE", err, sizeof(err));
     int n;
     const acl_entry_t *e = acl_set_entries(op->add, &n);
     for (int i = 0; rc == 0 && i < n; i++)
@@ -750,10 +747,10 @@ static void acl_work(uv_work_t *w)
     if (rc == 0)
         rc = acls_load(m, &set);
     if (rc == 0)
-        rc = exec(m, "COMMIT", err, sizeof(err));
+        rc = meta__exec(m, "COMMIT", err, sizeof(err));
     if (rc != 0) {
         ST_ERROR("meta", "cannot change ACLs: %s", sqlite3_errmsg(m->db));
-        (void)exec(m, "ROLLBACK", err, sizeof(err));
+        (void)meta__exec(m, "ROLLBACK", err, sizeof(err));
         acl_set_put(set);
     } else {
         pthread_mutex_lock(&m->snap_mu);

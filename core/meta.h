@@ -112,4 +112,64 @@ void meta_acls_change(meta_t *m,
  * @blocking rarely (one SQLite write per 1000 ids) — call from the pool or at start. */
 int64_t meta_next_producer_id(meta_t *m);
 
+/* ---- SCRAM users (meta_users.c) ----
+ * Credentials of SASL/SCRAM users, one per (user, mechanism), as RFC 5802
+ * stores them: salt, iterations, StoredKey, ServerKey; never a password.
+ * Published like topics, as an immutable snapshot shards read without I/O
+ * (SaslAuthenticate); changed on the thread pool (AlterUserScramCredentials,
+ * the admin API's /v1/security/users). */
+
+#define META_SCRAM_SALT_MAX 64
+#define META_SCRAM_KEY_MAX  64
+
+typedef struct {
+    char *name; /* owned (in a snapshot); borrowed in a meta_scram_change_t */
+    int8_t mechanism; /* ST_SCRAM_SHA_256 / ST_SCRAM_SHA_512 (core/st_scram.h) */
+    int32_t iterations;
+    uint8_t salt[META_SCRAM_SALT_MAX];
+    int salt_len;
+    uint8_t stored_key[META_SCRAM_KEY_MAX]; /* the mechanism's hash length is used */
+    uint8_t server_key[META_SCRAM_KEY_MAX];
+} meta_scram_cred_t;
+
+typedef struct meta_users {
+    _Atomic int refs;
+    int64_t version;
+    meta_scram_cred_t *creds; /* owned: sorted by (name, mechanism) */
+    int n_creds;
+} meta_users_t;
+
+/** The current users snapshot, referenced; release with meta_users_put. @thread any */
+meta_users_t *meta_users_get(meta_t *m);
+void meta_users_put(meta_users_t *u);
+/** The credential of (name, mechanism), or NULL. name is len bytes. */
+const meta_scram_cred_t *
+meta_users_find(const meta_users_t *u, const char *name, size_t len, int mechanism);
+
+/* One change of meta_users_alter. */
+typedef struct {
+    bool is_delete;
+    meta_scram_cred_t cred; /* deletion: only name and mechanism */
+    int status; /* out: 0, ST_E_NOTFOUND (deleting an absent credential), other errors */
+} meta_scram_change_t;
+
+/** Apply changes in one SQLite transaction on the thread pool, publish the
+ * next users snapshot, then cb(arg, status, msg) on loop. A change whose
+ * status is already non-zero is skipped (the caller refused it).
+ * @param changes  Borrowed until cb runs; each status is set before cb.
+ * @thread loop's thread */
+void meta_users_alter(
+    meta_t *m, uv_loop_t *loop, meta_scram_change_t *changes, int n, meta_done_cb cb, void *arg);
+/** meta_users_alter, blocking (start-up: the bootstrap user).
+ * @return 0 or the transaction's error. @blocking yes */
+int meta_users_alter_now(meta_t *m, meta_scram_change_t *changes, int n);
+/** A new credential for password: random salt (24 bytes), iterations (at
+ * least 4096), StoredKey and ServerKey. out->name is not set.
+ * @return 0 or ST_E_INVAL. @blocking CPU (PBKDF2): call off the loops */
+ST_MUST_CHECK int meta_scram_cred_make(int mechanism,
+                                       const char *password,
+                                       size_t password_len,
+                                       int32_t iterations,
+                                       meta_scram_cred_t *out);
+
 #endif

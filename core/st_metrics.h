@@ -26,6 +26,12 @@
       "Kafka connections accepted since start.")                                                   \
     X(ADMIN_REQUESTS, "strata_admin_http_requests_total", "counter",                               \
       "Admin HTTP requests answered (any status).")                                                \
+    X(SASL_AUTH_SUCCESSES, "strata_kafka_sasl_authentications_total", "counter",                   \
+      "Successful SASL authentications and re-authentications of Kafka connections.")              \
+    X(SASL_AUTH_FAILURES, "strata_kafka_sasl_authentication_failures_total", "counter",            \
+      "Failed SASL authentications (wrong password, unknown user, malformed exchange).")           \
+    X(ADMIN_AUTH_FAILURES, "strata_admin_authentication_failures_total", "counter",                \
+      "Admin HTTP requests refused with 401 (missing or wrong credentials).")                      \
     X(DISK_FREE_BYTES, "strata_disk_free_bytes", "gauge",                                          \
       "Bytes available to stratad on the data directory's filesystem.")                            \
     X(DISK_TOTAL_BYTES, "strata_disk_total_bytes", "gauge",                                        \

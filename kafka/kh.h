@@ -91,7 +91,22 @@ typedef struct kh_ctx {
     /* borrowed: how ACLs decide (super.users, allow.everyone.if.no.acl.found);
      * NULL = authorization off (see docs/ARCHITECTURE.md, "Authorization") */
     const acl_conf_t *acl;
+    /* SASL (connections of SASL_* listeners): enabled mechanisms as
+     * 1 << KH_SASL_*; connections.max.reauth.ms (0 = sessions never expire). */
+    unsigned sasl_mechs;
+    int64_t reauth_ms;
 } kh_ctx_t;
+
+/* SASL mechanisms (bits of kh_ctx_t.sasl_mechs); the SCRAM ones equal
+ * Kafka's ScramMechanism ids (core/st_scram.h). */
+#define KH_SASL_SCRAM_SHA_256 1
+#define KH_SASL_SCRAM_SHA_512 2
+#define KH_SASL_PLAIN         3
+
+/** Parse sasl.enabled.mechanisms ("PLAIN,SCRAM-SHA-256") into a mask of
+ * 1 << KH_SASL_* bits. @return 0 or ST_E_CONFIG (errbuf names the bad one). */
+ST_MUST_CHECK int
+kh_sasl_parse_mechanisms(const char *list, unsigned *mask, char *errbuf, size_t errbuf_len);
 
 typedef struct kh_shard kh_shard_t;
 struct tier_shard;

@@ -45,15 +45,22 @@ struct kh_conn {
     bool draining; /* shutdown: answer what was read, then close */
     bool closing;
     bool closed; /* close callback ran */
+    bool is_closing_after_write; /* a final response is being written: read nothing more */
     uint64_t last_active_ms;
     kh_sec_t sec; /* listener, TLS session, principal */
     uint64_t fetch_cursor; /* kh_fetch's rotation: the partition last served */
+    kh_sasl_t *sasl; /* owned: SASL state on a SASL_* listener, NULL on PLAINTEXT */
 };
 
 typedef struct {
     uv_write_t w;
     uint8_t *buf; /* owned */
 } wreq_t;
+
+typedef struct {
+    uv_shutdown_t sh;
+    kh_conn_t *c;
+} shutdown_t;
 
 /* Every API we serve; ApiVersions advertises exactly these. */
 static const struct {
@@ -89,6 +96,10 @@ static const struct {
     {KP_API_DESCRIBE_ACLS, kh_describe_acls},
     {KP_API_CREATE_ACLS, kh_create_acls},
     {KP_API_DELETE_ACLS, kh_delete_acls},
+    {KP_API_SASL_HANDSHAKE, kh_sasl_handshake},
+    {KP_API_SASL_AUTHENTICATE, kh_sasl_authenticate},
+    {KP_API_DESCRIBE_USER_SCRAM_CREDENTIALS, kh_describe_user_scram_credentials},
+    {KP_API_ALTER_USER_SCRAM_CREDENTIALS, kh_alter_user_scram_credentials},
 };
 
 kh_handler_fn kh_handler_for(int16_t key)
@@ -146,6 +157,35 @@ static void close_if_drained(kh_shard_t *ks);
 static void conn_close(kh_conn_t *c, const char *why);
 static void conn_resume(kh_conn_t *c);
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    shutdown_t *sd = (shutdown_t *)req;
+    (void)status;
+    kh_conn_t *c = sd->c;
+    free(sd);
+    conn_close(c, "final response written");
+    conn_maybe_free(c);
+}
+
+/* The response just queued is the connection's last (failed authentication):
+ * read nothing more, and close once libuv has written it. */
+static void close_after_write(kh_conn_t *c)
+{
+    c->is_closing_after_write = true;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    shutdown_t *sd = malloc(sizeof(*sd));
+    if (!sd || uv_shutdown(&sd->sh, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(sd);
+        conn_close(c, "final response written");
+        return;
+    }
+    sd->c = c;
+    c->n_reqs++; /* keeps the struct alive until on_shutdown */
+}
+
 static void on_written(uv_write_t *w, int status)
 {
     wreq_t *wr = (wreq_t *)w;
@@ -174,6 +214,10 @@ static void flush(kh_conn_t *c)
                     free(wr->buf);
                     free(wr);
                     conn_close(c, "write failed");
+                } else if (req->close_after) {
+                    req_free(req);
+                    close_after_write(c);
+                    return;
                 }
             } else {
                 conn_close(c, "out of memory");
@@ -181,7 +225,8 @@ static void flush(kh_conn_t *c)
         }
         req_free(req);
     }
-    if (!c->closing && !c->draining && !c->reading && c->n_reqs < KH_MAX_INFLIGHT / 2)
+    if (!c->closing && !c->draining && !c->reading && !c->is_closing_after_write &&
+        c->n_reqs < KH_MAX_INFLIGHT / 2)
         conn_resume(c);
     if (c->draining && c->n_reqs == 0)
         conn_close(c, "broker shutting down");
@@ -231,6 +276,39 @@ void kh_no_response(kh_req_t *req)
 {
     kp_writer_reset(&req->out);
     finish(req);
+}
+
+void kh_respond_raw(kh_req_t *req, const uint8_t *bytes, size_t len)
+{
+    kp_writer_t *w = &req->out;
+    kp_write_i32(w, (int32_t)len);
+    kp_write_raw(w, bytes, len);
+    if (!kp_writer_ok(w)) {
+        kp_writer_reset(w);
+        if (req->conn)
+            conn_close(req->conn, "out of memory");
+    }
+    finish(req);
+}
+
+kh_sasl_t *kh_conn_sasl(kh_conn_t *c)
+{
+    return c ? c->sasl : NULL;
+}
+
+void kh_conn_set_principal(kh_conn_t *c, const char *principal)
+{
+    snprintf(c->sec.principal, sizeof(c->sec.principal), "%s", principal);
+}
+
+uint64_t kh_conn_id(const kh_conn_t *c)
+{
+    return c->id;
+}
+
+const char *kh_conn_peer(const kh_conn_t *c)
+{
+    return c->peer;
 }
 
 void kh_fail_conn(kh_req_t *req, const char *why)
@@ -295,6 +373,14 @@ static void dispatch(kh_conn_t *c, uint8_t *frame, size_t len)
     c->tail = req;
     c->n_reqs++;
 
+    if (c->is_closing_after_write) {
+        kh_no_response(req); /* read before the failed login's response went out */
+        return;
+    }
+    if (c->sasl && kh_sasl_expects_raw(c->sasl)) {
+        kh_sasl_raw_token(req); /* SaslHandshake v0: an unframed token, no header */
+        return;
+    }
     int16_t key = (int16_t)((frame[0] << 8) | frame[1]);
     int16_t ver = (int16_t)((frame[2] << 8) | frame[3]);
     kp_reader_t r;
@@ -311,6 +397,12 @@ static void dispatch(kh_conn_t *c, uint8_t *frame, size_t len)
                  (unsigned long long)c->id, req->hdr.client_id.len > 0 ? req->hdr.client_id.len : 0,
                  req->hdr.client_id.ptr ? req->hdr.client_id.ptr : "");
         kh_fail_conn(req, "unsupported API key");
+        return;
+    }
+    if (c->sasl && !kh_sasl_allows(c->sasl, key, now_ms(c->tcp.loop))) {
+        ST_DEBUG("kafka", "%s before SASL authentication conn=%llu peer=%s", req->api->name,
+                 (unsigned long long)c->id, c->peer);
+        kh_fail_conn(req, "request before SASL authentication (or after the session expired)");
         return;
     }
     if (ver < req->api->min_version || ver > req->api->max_stable_version) {
@@ -375,12 +467,18 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         const uint8_t *p = c->rbuf + pos;
         int32_t size = (int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
                                  ((uint32_t)p[2] << 8) | p[3]);
-        if (size < 8 || size > c->ks->ctx->request_max_bytes) {
+        int32_t min = 8;
+        int64_t max = c->ks->ctx->request_max_bytes;
+        if (c->sasl && !kh_sasl_is_authenticated(c->sasl)) {
+            max = max < KH_SASL_MAX_RECEIVE ? max : KH_SASL_MAX_RECEIVE;
+            if (kh_sasl_expects_raw(c->sasl))
+                min = 1;
+        }
+        if (size < min || size > max) {
             ST_INFO("kafka",
-                    "closing conn=%llu peer=%s: frame size %d outside [8, %lld] "
-                    "(socket.request.max.bytes)",
-                    (unsigned long long)c->id, c->peer, size,
-                    (long long)c->ks->ctx->request_max_bytes);
+                    "closing conn=%llu peer=%s: frame size %d outside [%d, %lld] "
+                    "(socket.request.max.bytes, or 512 KiB before SASL authentication)",
+                    (unsigned long long)c->id, c->peer, size, min, (long long)max);
             conn_close(c, "bad frame size");
             return;
         }
@@ -429,6 +527,7 @@ static void conn_maybe_free(kh_conn_t *c)
     if (!c->closed || c->n_reqs > 0)
         return;
     kh_shard_t *ks = c->ks;
+    kh_sasl_free(c->sasl);
     free(c->rbuf);
     free(c);
     if (ks->closing && ks->n_conns == 0 && ks->n_handles_open == 0 && ks->closed_cb) {
@@ -498,6 +597,10 @@ static void on_connection(uv_stream_t *server, int status)
     snprintf(c->sec.principal, sizeof(c->sec.principal), "User:ANONYMOUS");
     c->id = ++ks->next_conn_id * 1024 + (uint64_t)rt_shard_id(ks->sh);
     c->last_active_ms = now_ms(server->loop);
+    if (kh_sec_proto_is_sasl(ls->lis->proto) && !(c->sasl = kh_sasl_new(ks->ctx))) {
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        return;
+    }
     struct sockaddr_storage sa;
     int len = sizeof(sa);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {

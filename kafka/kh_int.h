@@ -8,6 +8,12 @@
 
 typedef struct kh_conn kh_conn_t;
 typedef struct kh_req kh_req_t;
+typedef struct kh_sasl kh_sasl_t;
+
+/* Bytes of a principal string ("User:" + a SCRAM user name, or an mTLS subject). */
+#define KH_PRINCIPAL_MAX 512
+/* Largest frame read before SASL authentication (Kafka's sasl.server.max.receive.size). */
+#define KH_SASL_MAX_RECEIVE 524288
 
 /* One bound listener of a shard (every shard binds every listener with
  * SO_REUSEPORT). */
@@ -26,7 +32,7 @@ typedef struct kh_sec {
      * subject on SSL listeners with ssl.client.auth (as Kafka's
      * DefaultKafkaPrincipalBuilder: "User:CN=alice,OU=...,O=..."), or by
      * SASL (kh_sasl.c) on SASL_* listeners. */
-    char principal[512];
+    char principal[KH_PRINCIPAL_MAX];
     bool authenticated; /* SASL_*: a SaslAuthenticate succeeded (kh_sasl.c sets it) */
 } kh_sec_t;
 
@@ -79,6 +85,7 @@ struct kh_req {
     bool done;        /* response ready (or none is due) */
     int pending;      /* outstanding partition operations */
     void *state;      /* handler state (arena or owned by the handler) */
+    bool close_after;      /* close the connection once this response is written */
     void (*state_free)(kh_req_t *req);
     struct kh_acl_req *acl; /* arena: authorization state (kh_acl.c); NULL when off */
     /* long-poll bookkeeping */
@@ -99,6 +106,38 @@ void kh_fail_conn(kh_req_t *req, const char *why);
 /** The security state of c (listener, TLS session, principal). Borrowed:
  * valid while c is open. @thread c's shard */
 kh_sec_t *kh_conn_sec(kh_conn_t *c);
+/** Answer req with an unframed SASL token: int32 length + bytes (SaslHandshake
+ * v0's raw exchange). bytes are copied. */
+void kh_respond_raw(kh_req_t *req, const uint8_t *bytes, size_t len);
+
+/* ---- Principal and connection (for kh_sasl.c, kh_acl.c, kh_tls.c) ---- */
+/** Set the principal of the connection's next requests (copied, truncated to
+ * KH_PRINCIPAL_MAX - 1 bytes). @thread the connection's shard */
+void kh_conn_set_principal(kh_conn_t *c, const char *principal);
+/** The connection's SASL state, NULL on a non-SASL listener or for NULL c. */
+kh_sasl_t *kh_conn_sasl(kh_conn_t *c);
+uint64_t kh_conn_id(const kh_conn_t *c);
+const char *kh_conn_peer(const kh_conn_t *c);
+
+/* ---- SASL (kh_sasl.c) ---- */
+/** Per-connection SASL state for a SASL_* listener. NULL when out of memory. */
+kh_sasl_t *kh_sasl_new(const kh_ctx_t *ctx);
+void kh_sasl_free(kh_sasl_t *s);
+/** Whether a request of api key may run now: before authentication only
+ * ApiVersions, SaslHandshake and SaslAuthenticate; after the session's
+ * lifetime (connections.max.reauth.ms) only a re-authentication. */
+bool kh_sasl_allows(const kh_sasl_t *s, int16_t key, uint64_t now_ms);
+bool kh_sasl_is_authenticated(const kh_sasl_t *s);
+/** SaslHandshake v0 was accepted: the next frames are bare SASL tokens. */
+bool kh_sasl_expects_raw(const kh_sasl_t *s);
+/** Handle one bare token (req has no header nor decoded message). */
+void kh_sasl_raw_token(kh_req_t *req);
+void kh_sasl_handshake(kh_req_t *req);
+void kh_sasl_authenticate(kh_req_t *req);
+
+/* ---- SCRAM users over the Kafka API (kh_users.c) ---- */
+void kh_describe_user_scram_credentials(kh_req_t *req);
+void kh_alter_user_scram_credentials(kh_req_t *req);
 
 /** The principal of req's connection ("User:ANONYMOUS" until authenticated),
  * and its peer "IP:port". Borrowed: valid during the handler's synchronous

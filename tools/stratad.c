@@ -16,6 +16,7 @@
 #include "core/st_fs.h"
 #include "core/st_log.h"
 #include "core/st_metrics.h"
+#include "core/st_scram.h"
 #include "index/idx.h"
 #include "kafka/kh.h"
 #include "tiering/tier.h"
@@ -395,7 +396,63 @@ static int kafka_context(broker_t *b, const char *dir)
                 "ACL authorization on (%s): %d super users, allow.everyone.if.no.acl.found=%s",
                 why, b->acl.n_super_users, b->acl.allow_if_no_acl ? "true" : "false");
     }
+    k->reauth_ms = cfg_int(b->cfg, CFG_REAUTH_MS);
+    char err[256];
+    if (kh_sasl_parse_mechanisms(cfg_str(b->cfg, CFG_SASL_MECHANISMS), &k->sasl_mechs, err,
+                                 sizeof(err)) != 0) {
+        fprintf(stderr, "stratad: %s\n", err);
+        return 2;
+    }
     return 0;
+}
+
+/* STRATA_BOOTSTRAP_USER=NAME:PASSWORD[:MECHANISM] creates the first SCRAM
+ * user (both mechanisms unless one is named) when it has no credential yet,
+ * so a broker with SASL listeners and an authenticated admin API can be
+ * reached at all. An environment variable, not a config key: the password
+ * never shows in /v1/cluster/config, DescribeConfigs or the log. */
+static int bootstrap_user(broker_t *b)
+{
+    const char *v = getenv("STRATA_BOOTSTRAP_USER");
+    if (!v || !*v)
+        return 0;
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", v);
+    char *pw = strchr(buf, ':');
+    if (!pw || pw == buf || !pw[1]) {
+        fprintf(stderr, "stratad: STRATA_BOOTSTRAP_USER must be NAME:PASSWORD[:MECHANISM]\n");
+        return 1;
+    }
+    *pw++ = 0;
+    char *mech_name = strrchr(pw, ':');
+    int only = 0;
+    if (mech_name && (only = st_scram_mech_of(mech_name + 1, strlen(mech_name + 1))) != 0)
+        *mech_name = 0;
+    meta_users_t *u = meta_users_get(b->meta);
+    bool exists = meta_users_find(u, buf, strlen(buf), ST_SCRAM_SHA_256) ||
+                  meta_users_find(u, buf, strlen(buf), ST_SCRAM_SHA_512);
+    meta_users_put(u);
+    int rc = 0;
+    if (!exists) {
+        meta_scram_change_t ch[2];
+        int n = 0;
+        for (int m = ST_SCRAM_SHA_256; m <= ST_SCRAM_SHA_512 && rc == 0; m++) {
+            if (only && m != only)
+                continue;
+            memset(&ch[n], 0, sizeof(ch[n]));
+            rc = meta_scram_cred_make(m, pw, strlen(pw), ST_SCRAM_MIN_ITERATIONS, &ch[n].cred);
+            ch[n++].cred.name = buf;
+        }
+        if (rc == 0)
+            rc = meta_users_alter_now(b->meta, ch, n);
+        memset(ch, 0, sizeof(ch));
+        if (rc == 0)
+            ST_INFO("stratad", "created the bootstrap SCRAM user '%s'", buf);
+    }
+    memset(buf, 0, sizeof(buf));
+    if (rc != 0)
+        fprintf(stderr, "stratad: cannot create the bootstrap user: %s\n", st_strerror(rc));
+    return rc != 0;
 }
 
 /* ---- Recovery from the archive ---- */
@@ -635,6 +692,8 @@ int main(int argc, char **argv)
     }
     if ((rc = kafka_context(b, dir)) != 0)
         return rc;
+    if (bootstrap_user(b) != 0)
+        return 1;
     char idx_path[PATH_MAX];
     snprintf(idx_path, sizeof(idx_path), "%s/remote-index.db", dir);
     if ((rc = idx_open(idx_path, &b->idx, err, sizeof(err))) != 0) {
