@@ -919,6 +919,10 @@ void adm_route(adm_call_t *call)
             get_partition(call, seg[2], len[2], seg[4], len[4]);
         return;
     }
+    if (seg_is(seg[1], len[1], "security") && n >= 3 && n <= 4 && seg_is(seg[2], len[2], "users")) {
+        adm_users_route(call, n == 4 ? seg[3] : NULL, n == 4 ? len[3] : 0);
+        return;
+    }
     if (seg_is(seg[1], len[1], "storage")) {
         if (n == 2) {
             if (allow(call, "GET"))

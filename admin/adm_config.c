@@ -38,6 +38,8 @@ typedef struct adm_defaults {
 
 static json_t *value_json(const cfg_t *c, cfg_key_t k)
 {
+    if (cfg_sensitive(k))
+        return json_null(); /* a secret is never shown */
     switch (cfg_type(k)) {
     case CFG_INT:
         return json_integer(cfg_int(c, k));
@@ -91,7 +93,7 @@ void adm_config_get(adm_call_t *call)
                               cfg_doc(k));
         json_t *pending = json_object_get(s->pending_cfg, cfg_name(k));
         if (e && pending && !s->is_live[k] && !from_file(s, k))
-            json_object_set(e, "pending", pending);
+            json_object_set_new(e, "pending", cfg_sensitive(k) ? json_null() : json_incref(pending));
         json_array_append_new(arr, e);
     }
     adm_reply_json(

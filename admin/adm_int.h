@@ -163,6 +163,20 @@ void adm_gather_one(adm_call_t *call,
 /** The part registry of a shard, or NULL if it did not start. @thread sh */
 part_shard_t *adm_shard_parts(rt_shard_t *sh);
 
+/* ---- Authentication (adm_auth.c) ---- */
+
+/** Whether r may be served: probes always; otherwise the bearer token
+ * (strata.admin.token.file) or, with strata.admin.require.auth, HTTP Basic
+ * credentials of a SCRAM user; /metrics is open with strata.admin.metrics.open.
+ * Counts refusals. @thread the server's loop @blocking CPU: PBKDF2 for Basic */
+bool adm_auth_check(adm_server_t *s, const adm_http_req_t *r);
+/** Answer 401 with the challenge of the configured scheme (frees call). */
+void adm_auth_refuse(adm_call_t *call);
+
+/* ---- SCRAM users (adm_users.c): /v1/security/users ---- */
+/** Route /v1/security/users[/NAME] (name NULL for the collection). */
+void adm_users_route(adm_call_t *call, const char *name, size_t name_len);
+
 /* ---- Endpoints (adm_api.c) ---- */
 
 /** Route and answer one request (takes ownership of call). */

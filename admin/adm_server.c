@@ -401,26 +401,6 @@ static char *dup_str(adm_str_t s)
     return p;
 }
 
-/* Token auth: "Authorization: Bearer <token>" when strata.admin.token.file is set. */
-static bool is_authorized(adm_server_t *s, const adm_http_req_t *r, adm_str_t path)
-{
-    const char *token = s->token;
-    if (!token || !*token)
-        return true;
-    if (adm_str_eq(path, "/v1/status/live") || adm_str_eq(path, "/v1/status/ready"))
-        return true; /* probes carry no secrets and answer nothing sensitive */
-    adm_str_t a = r->authorization;
-    if (a.len < 7 || strncasecmp(a.p, "Bearer ", 7) != 0)
-        return false;
-    size_t n = strlen(token);
-    if (a.len - 7 != n)
-        return false;
-    unsigned char diff = 0; /* constant time */
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)(a.p[7 + i] ^ token[i]);
-    return diff == 0;
-}
-
 /* Parse and answer the next request in the buffer, if one is complete. */
 static void conn_process(adm_conn_t *c)
 {
@@ -465,7 +445,7 @@ static void conn_process(adm_conn_t *c)
     call->body = dup_str((adm_str_t){r.body, r.body_len});
     call->body_len = r.body_len;
     call->is_keep_alive = r.is_keep_alive;
-    bool authorized = is_authorized(c->s, &r, r.path);
+    bool authorized = adm_auth_check(c->s, &r);
     memmove(c->rbuf, c->rbuf + r.total_len, c->rlen - r.total_len);
     c->rlen -= r.total_len;
     if (!call->path || !call->body) {
@@ -473,12 +453,7 @@ static void conn_process(adm_conn_t *c)
         return;
     }
     if (!authorized) {
-        adm_reply_raw(call, 401, "application/json",
-                      "WWW-Authenticate: Bearer realm=\"strata\"\r\n",
-                      "{\"error\":\"unauthorized\",\"message\":\"missing or wrong bearer "
-                      "token (strata.admin.token.file)\",\"status\":401}\n",
-                      strlen("{\"error\":\"unauthorized\",\"message\":\"missing or wrong bearer "
-                             "token (strata.admin.token.file)\",\"status\":401}\n"));
+        adm_auth_refuse(call);
         return;
     }
     adm_route(call);

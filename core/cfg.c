@@ -298,6 +298,19 @@ const char *cfg_origin(const cfg_t *c, cfg_key_t k)
     return c->origins[k] ? c->origins[k] : "default";
 }
 
+bool cfg_sensitive(cfg_key_t k)
+{
+    static const char *const names[] = {CFG_SENSITIVE_KEYS};
+    const char *n = cfg_name(k);
+    size_t len = strlen(n);
+    if (len >= 9 && !strcmp(n + len - 9, ".password"))
+        return true;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (!strcmp(n, names[i]))
+            return true;
+    return false;
+}
+
 bool cfg_reloadable(cfg_key_t k)
 {
     return k_defs[k].reloadable;

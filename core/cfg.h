@@ -52,6 +52,9 @@ const char *cfg_name(cfg_key_t k);
  * ("default", "FILE:LINE", "STRATA_<KEY>", "command line", ...). Borrowed:
  * valid until k is set again. */
 const char *cfg_origin(const cfg_t *c, cfg_key_t k);
+/** Whether k's value is a secret (CFG_SENSITIVE_KEYS, or a name ending in
+ * ".password"): never shown nor logged. */
+bool cfg_sensitive(cfg_key_t k);
 /** Whether k may change while the broker runs (the table's reloadable flag). */
 bool cfg_reloadable(cfg_key_t k);
 cfg_type_t cfg_type(cfg_key_t k);

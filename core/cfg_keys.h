@@ -79,6 +79,11 @@
     X(ALLOW_NO_ACL, "allow.everyone.if.no.acl.found", CFG_BOOL, "false", 0, 1, 0,                 \
       "With authorization on: allow a resource that no ACL names (false: deny it, as Kafka).")
 
+/* Keys whose values are secrets (besides every key ending in ".password"):
+ * DescribeConfigs reports them as sensitive with a null value, as Kafka does,
+ * and /v1/cluster/config shows null; they are never logged. */
+#define CFG_SENSITIVE_KEYS "sasl.jaas.config", "strata.archive.secret.key"
+
 /* Kafka keys that exist upstream but have no meaning here: accepted with one
  * warning, so an existing server.properties still starts. */
 #define CFG_IGNORED_KAFKA_KEYS                                                                     \

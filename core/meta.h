@@ -160,6 +160,17 @@ typedef struct {
  * @thread loop's thread */
 void meta_users_alter(
     meta_t *m, uv_loop_t *loop, meta_scram_change_t *changes, int n, meta_done_cb cb, void *arg);
+/** Check a password against user's SCRAM credential (SHA-512 first, else
+ * SHA-256): derive StoredKey with its salt and iterations and compare in
+ * constant time. An unknown user costs the same derivation (with a fake
+ * credential), so timing does not tell whether it exists. user is user_len
+ * bytes. @thread any @blocking CPU (PBKDF2): call off the shard loops */
+bool meta_users_check_password(
+    meta_t *m, const char *user, size_t user_len, const char *password, size_t password_len);
+/** The credential shown for a user that does not exist: a salt derived from
+ * a process secret and user (the same for every attempt, like a real one's),
+ * the minimum iterations, and random keys nobody can match. */
+void meta_scram_cred_fake(const char *user, size_t user_len, int mechanism, meta_scram_cred_t *out);
 /** meta_users_alter, blocking (start-up: the bootstrap user).
  * @return 0 or the transaction's error. @blocking yes */
 int meta_users_alter_now(meta_t *m, meta_scram_change_t *changes, int n);

@@ -12,7 +12,9 @@
 #include "core/st_log.h"
 #include "core/st_scram.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,4 +332,56 @@ int meta_scram_cred_make(int mechanism,
         return ST_E_INVAL;
     return st_scram_derive(mechanism, password, password_len, out->salt, (size_t)out->salt_len,
                            iterations, out->stored_key, out->server_key);
+}
+
+/* ---- Password checks (PLAIN, HTTP Basic) ---- */
+
+#define FAKE_SALT_BYTES 24 /* the salt length meta_scram_cred_make gives real users */
+
+static uint8_t g_secret[32];
+static pthread_once_t g_secret_once = PTHREAD_ONCE_INIT;
+
+static void secret_init(void)
+{
+    if (RAND_bytes(g_secret, sizeof(g_secret)) != 1)
+        ST_WARN("meta", "RAND_bytes failed: unknown SCRAM users get a predictable salt");
+}
+
+void meta_scram_cred_fake(const char *user, size_t user_len, int mechanism, meta_scram_cred_t *out)
+{
+    pthread_once(&g_secret_once, secret_init);
+    uint8_t h[ST_SCRAM_HASH_MAX];
+    memset(out, 0, sizeof(*out));
+    out->mechanism = (int8_t)mechanism;
+    out->iterations = ST_SCRAM_MIN_ITERATIONS;
+    if (st_scram_hmac(ST_SCRAM_SHA_256, g_secret, sizeof(g_secret), user, user_len, h) != 0)
+        memset(h, 0, sizeof(h));
+    memcpy(out->salt, h, FAKE_SALT_BYTES);
+    out->salt_len = FAKE_SALT_BYTES;
+    if (RAND_bytes(out->stored_key, sizeof(out->stored_key)) != 1)
+        memset(out->stored_key, 0xa5, sizeof(out->stored_key));
+    memcpy(out->server_key, out->stored_key, sizeof(out->server_key));
+}
+
+bool meta_users_check_password(
+    meta_t *m, const char *user, size_t user_len, const char *password, size_t password_len)
+{
+    meta_users_t *u = meta_users_get(m);
+    const meta_scram_cred_t *c = meta_users_find(u, user, user_len, ST_SCRAM_SHA_512);
+    if (!c)
+        c = meta_users_find(u, user, user_len, ST_SCRAM_SHA_256);
+    meta_scram_cred_t fake;
+    bool is_known = c != NULL;
+    if (!c) {
+        meta_scram_cred_fake(user, user_len, ST_SCRAM_SHA_512, &fake);
+        c = &fake;
+    }
+    uint8_t stored[ST_SCRAM_HASH_MAX], server[ST_SCRAM_HASH_MAX];
+    bool ok = st_scram_derive(c->mechanism, password, password_len, c->salt, (size_t)c->salt_len,
+                              c->iterations, stored, server) == 0 &&
+              st_scram_ct_eq(stored, c->stored_key, st_scram_hash_len(c->mechanism)) && is_known;
+    OPENSSL_cleanse(stored, sizeof(stored));
+    OPENSSL_cleanse(server, sizeof(server));
+    meta_users_put(u);
+    return ok;
 }

@@ -557,6 +557,7 @@ typedef struct {
     const char *doc;
     syn_t syn[3]; /* most to least specific */
     int n_syn;
+    bool is_sensitive; /* a secret: described with a null value (cfg_sensitive) */
 } centry_t;
 
 /* The running value of a key that PUT /v1/cluster/config changes live (the
@@ -672,6 +673,7 @@ static void broker_entry(kh_req_t *req, cfg_key_t k, centry_t *e)
                                     : KH_CT_LONG;
     e->read_only = true; /* no dynamic broker configuration */
     e->doc = b->doc;
+    e->is_sensitive = cfg_sensitive(k);
     const char *v = broker_value(req, k, &is_set);
     if (is_set)
         add_syn(e, b->name, v, KH_SRC_STATIC_BROKER);
@@ -688,7 +690,8 @@ static int emit_entry(kh_req_t *req,
     int16_t v = req->hdr.request_api_version;
     kp_describe_configs_response_resource_result_init(out);
     out->name = kp_str_from_cstr(e->name);
-    out->value = kp_str_from_cstr(e->syn[0].value);
+    out->value = e->is_sensitive ? KP_STR_NULL : kp_str_from_cstr(e->syn[0].value);
+    out->is_sensitive = e->is_sensitive;
     out->read_only = e->read_only;
     out->config_source = e->syn[0].source;
     if (v == 0)
@@ -701,7 +704,7 @@ static int emit_entry(kh_req_t *req,
             kp_describe_configs_response_synonym_t *s = &out->synonyms[i];
             kp_describe_configs_response_synonym_init(s);
             s->name = kp_str_from_cstr(e->syn[i].name);
-            s->value = kp_str_from_cstr(e->syn[i].value);
+            s->value = e->is_sensitive ? KP_STR_NULL : kp_str_from_cstr(e->syn[i].value);
             s->source = e->syn[i].source;
         }
         out->n_synonyms = e->n_syn;

@@ -42,13 +42,11 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NONCE_BYTES      24 /* server nonce: 32 base64 characters */
-#define FAKE_SALT_BYTES  24 /* salt length the broker itself generates */
 #define AUTH_MSG_MAX     2048
 
 typedef enum {
@@ -306,59 +304,12 @@ typedef struct {
     bool ok;
 } plain_job_t;
 
-/* A process secret for unknown users' salts: stable, so a user that does
- * not exist always gets the same salt, like one that does. */
-static uint8_t g_secret[32];
-static pthread_once_t g_secret_once = PTHREAD_ONCE_INIT;
-
-static void secret_init(void)
-{
-    if (RAND_bytes(g_secret, sizeof(g_secret)) != 1)
-        ST_WARN("kafka", "RAND_bytes failed: unknown SCRAM users get a predictable salt");
-}
-
-static void fake_cred(const char *user, int mech, meta_scram_cred_t *out)
-{
-    pthread_once(&g_secret_once, secret_init);
-    uint8_t h[ST_SCRAM_HASH_MAX];
-    memset(out, 0, sizeof(*out));
-    out->mechanism = (int8_t)mech;
-    out->iterations = ST_SCRAM_MIN_ITERATIONS;
-    if (st_scram_hmac(ST_SCRAM_SHA_256, g_secret, sizeof(g_secret), user, strlen(user), h) != 0)
-        memset(h, 0, sizeof(h));
-    memcpy(out->salt, h, FAKE_SALT_BYTES);
-    out->salt_len = FAKE_SALT_BYTES;
-    /* A key nobody can match: fresh random bytes. */
-    if (RAND_bytes(out->stored_key, sizeof(out->stored_key)) != 1)
-        memset(out->stored_key, 0xa5, sizeof(out->stored_key));
-    memcpy(out->server_key, out->stored_key, sizeof(out->server_key));
-}
-
-/* PLAIN checks the password against the user's SCRAM credential (SHA-512
- * first, else SHA-256): derive the stored key with its salt and iterations
- * and compare. An unknown user costs the same derivation. */
+/* PLAIN checks the password against the user's SCRAM credential
+ * (meta_users_check_password: an unknown user costs the same derivation). */
 static void plain_work(uv_work_t *w)
 {
     plain_job_t *j = w->data;
-    meta_users_t *u = meta_users_get(j->m);
-    size_t ul = strlen(j->user);
-    const meta_scram_cred_t *c = meta_users_find(u, j->user, ul, ST_SCRAM_SHA_512);
-    if (!c)
-        c = meta_users_find(u, j->user, ul, ST_SCRAM_SHA_256);
-    meta_scram_cred_t fake;
-    bool is_known = c != NULL;
-    if (!c) {
-        fake_cred(j->user, ST_SCRAM_SHA_512, &fake);
-        c = &fake;
-    }
-    uint8_t stored[ST_SCRAM_HASH_MAX], server[ST_SCRAM_HASH_MAX];
-    size_t hl = st_scram_hash_len(c->mechanism);
-    j->ok = st_scram_derive(c->mechanism, j->password, j->password_len, c->salt,
-                            (size_t)c->salt_len, c->iterations, stored, server) == 0 &&
-            st_scram_ct_eq(stored, c->stored_key, hl) && is_known;
-    OPENSSL_cleanse(stored, sizeof(stored));
-    OPENSSL_cleanse(server, sizeof(server));
-    meta_users_put(u);
+    j->ok = meta_users_check_password(j->m, j->user, strlen(j->user), j->password, j->password_len);
 }
 
 static void plain_after(uv_work_t *w, int status)
@@ -442,7 +393,7 @@ static void scram_first(kh_req_t *req, kh_sasl_t *s, const uint8_t *tok, size_t 
     if (c)
         cred = *c;
     else
-        fake_cred(cf.user, s->mech, &cred);
+        meta_scram_cred_fake(cf.user, cf.user_len, s->mech, &cred);
     meta_users_put(u);
     cred.name = NULL; /* borrowed from the snapshot, released above */
 
