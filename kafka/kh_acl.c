@@ -1050,6 +1050,11 @@ static int16_t acl_api_allowed(kh_req_t *req, int op)
     return ok ? KP_ERR_NONE : KP_ERR_CLUSTER_AUTHORIZATION_FAILED;
 }
 
+int16_t kh_acl_cluster(kh_req_t *req, int op)
+{
+    return req->ks->ctx->acl ? acl_api_allowed(req, op) : KP_ERR_NONE;
+}
+
 static const char *str_or_null(kh_req_t *req, kp_str_t s)
 {
     return s.len < 0 ? NULL : kh_cstr(req, s);

@@ -152,6 +152,10 @@ const char *kh_req_peer(const kh_req_t *req);
  * not touch (answered later by kh_acl_respond) and return true.
  * No-op (true) when ctx->acl is NULL. @thread connection's shard */
 bool kh_acl_check(kh_req_t *req);
+/** KP_ERR_NONE when req's principal may do op (ACL_OP_*) on the cluster, or
+ * authorization is off; else CLUSTER_AUTHORIZATION_FAILED (handlers that
+ * answer it themselves: the SCRAM credential APIs). @thread connection's shard */
+int16_t kh_acl_cluster(kh_req_t *req, int op);
 /** Called by kh_respond() before encoding resp: add the removed entries with
  * their error, drop what the principal may not describe from listings. */
 void kh_acl_respond(kh_req_t *req, void *resp);

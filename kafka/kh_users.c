@@ -10,6 +10,7 @@
  * credential), DUPLICATE_RESOURCE (a user twice), UNSUPPORTED_SASL_MECHANISM,
  * UNACCEPTABLE_CREDENTIAL (empty name, iterations outside [4096, 16384],
  * empty or oversized salt or salted password). */
+#include "core/acl.h"
 #include "core/st_log.h"
 #include "core/st_scram.h"
 #include "kafka/kh_int.h"
@@ -51,6 +52,11 @@ void kh_describe_user_scram_credentials(kh_req_t *req)
     const kp_describe_user_scram_credentials_request_t *q = req->msg;
     kp_describe_user_scram_credentials_response_t resp;
     kp_describe_user_scram_credentials_response_init(&resp);
+    resp.error_code = kh_acl_cluster(req, ACL_OP_DESCRIBE); /* Kafka: DESCRIBE on the cluster */
+    if (resp.error_code != KP_ERR_NONE) {
+        kh_respond(req, &resp);
+        return;
+    }
     meta_users_t *u = meta_users_get(req->ks->ctx->meta);
     if (q->n_users <= 0) { /* null or empty: every user */
         resp.results = kh_array(req, u->n_creds, sizeof(*resp.results));
@@ -185,6 +191,7 @@ void kh_alter_user_scram_credentials(kh_req_t *req)
         return;
     }
     req->state = a;
+    int16_t denied = kh_acl_cluster(req, ACL_OP_ALTER); /* Kafka: ALTER on the cluster */
     for (int32_t i = 0; i < nd; i++)
         add_change(req, a, q->deletions[i].name, q->deletions[i].mechanism, true);
     for (int32_t i = 0; i < nu; i++) {
@@ -214,6 +221,11 @@ void kh_alter_user_scram_credentials(kh_req_t *req)
         if (a->results[r].error_code != KP_ERR_NONE)
             ch->status = 1;
     }
+    if (denied != KP_ERR_NONE)
+        for (int r = 0; r < a->n_results; r++) {
+            a->results[r].error_code = denied;
+            a->results[r].error_message = KP_STR_NULL;
+        }
     /* A user with any refused change keeps all its credentials unchanged. */
     for (int k = 0; k < a->n; k++)
         if (a->results[a->result_of[k]].error_code != KP_ERR_NONE)
