@@ -12,12 +12,12 @@
 
 typedef struct {
     kh_req_t *req;
-    int pending;
 } astate_t;
 
+/* A metadata store call is back (or the handler drops its hold). */
 static void admin_done(astate_t *st)
 {
-    if (--st->pending == 0)
+    if (kh_req_op_back(st->req))
         kh_respond(st->req, st->req->state);
 }
 
@@ -68,6 +68,7 @@ void kh_create_topics(kh_req_t *req)
 {
     kp_create_topics_request_t *q = req->msg;
     const kh_ctx_t *ctx = req->ks->ctx;
+    kh_req_op_out(req); /* the hold: every failure below is kh_fail_held */
     kp_create_topics_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
     astate_t *st = kp_arena_alloc(&req->arena, sizeof(*st));
     int n = q->n_topics > 0 ? q->n_topics : 0;
@@ -76,7 +77,6 @@ void kh_create_topics(kh_req_t *req)
     kp_create_topics_response_init(r);
     req->state = r;
     st->req = req;
-    st->pending = 1;
     r->topics = kp_arena_calloc(&req->arena, (size_t)(n ? n : 1), sizeof(*r->topics));
     if (!r->topics)
         goto oom;
@@ -132,7 +132,11 @@ void kh_create_topics(kh_req_t *req)
             op->kvs = kvs;
             op->n_kvs = n_kvs;
             meta_topic_spec_t spec = {kh_cstr(req, qt->name), np, kvs, n_kvs};
-            st->pending++;
+            if (!spec.name) {
+                set_err(req, res, KP_ERR_UNKNOWN_SERVER_ERROR, "out of memory");
+                continue;
+            }
+            kh_req_op_out(req);
             meta_create_topic(ctx->meta, rt_shard_loop(req->ks->sh), &spec, on_created, op);
         }
     }
@@ -140,7 +144,7 @@ void kh_create_topics(kh_req_t *req)
     admin_done(st);
     return;
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_held(req, "out of memory");
 }
 
 /* ---- DeleteTopics ---- */
@@ -199,6 +203,7 @@ void kh_delete_topics(kh_req_t *req)
 {
     kp_delete_topics_request_t *q = req->msg;
     const kh_ctx_t *ctx = req->ks->ctx;
+    kh_req_op_out(req); /* the hold: every failure below is kh_fail_held */
     kp_delete_topics_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
     astate_t *st = kp_arena_alloc(&req->arena, sizeof(*st));
     /* v0-5 name topics in topic_names, v6+ in topics (by name or id). */
@@ -210,7 +215,6 @@ void kh_delete_topics(kh_req_t *req)
     kp_delete_topics_response_init(r);
     req->state = r;
     st->req = req;
-    st->pending = 1;
     r->responses = kp_arena_calloc(&req->arena, (size_t)(n ? n : 1), sizeof(*r->responses));
     if (!r->responses)
         goto oom;
@@ -249,12 +253,16 @@ void kh_delete_topics(kh_req_t *req)
         op->st = st;
         op->res = res;
         op->name = kh_cstr(req, res->name);
-        st->pending++;
+        if (!op->name) {
+            res->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
+            continue;
+        }
+        kh_req_op_out(req);
         meta_delete_topic(ctx->meta, rt_shard_loop(req->ks->sh), op->name, on_deleted, op);
     }
     meta_snap_put(snap);
     admin_done(st);
     return;
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_held(req, "out of memory");
 }

@@ -126,10 +126,6 @@ void kh_api_versions(kh_req_t *req)
 
 /* ---- Metadata ---- */
 
-typedef struct {
-    kh_req_t *req;
-    int pending_creates;
-} md_state_t;
 
 static void md_answer(kh_req_t *req)
 {
@@ -206,13 +202,14 @@ oom:
     kh_fail_conn(req, "out of memory");
 }
 
+/* An auto-creation is back (or kh_metadata drops its hold). */
 static void md_created(void *arg, int status, const char *msg)
 {
-    md_state_t *st = arg;
+    kh_req_t *req = arg;
     if (status != 0 && status != ST_E_EXISTS)
         ST_WARN("kafka", "auto-create failed: %s", msg ? msg : st_strerror(status));
-    if (--st->pending_creates == 0)
-        md_answer(st->req);
+    if (kh_req_op_back(req))
+        md_answer(req);
 }
 
 void kh_metadata(kh_req_t *req)
@@ -221,13 +218,7 @@ void kh_metadata(kh_req_t *req)
     kp_metadata_request_t *q = req->msg;
     bool auto_create =
         ctx->auto_create && (req->hdr.request_api_version < 4 || q->allow_auto_topic_creation);
-    md_state_t *st = kp_arena_alloc(&req->arena, sizeof(*st));
-    if (!st) {
-        kh_fail_conn(req, "out of memory");
-        return;
-    }
-    st->req = req;
-    st->pending_creates = 1;
+    kh_req_op_out(req); /* the hold */
     if (auto_create && q->n_topics > 0) {
         meta_snap_t *snap = meta_snap_get(ctx->meta);
         for (int i = 0; i < q->n_topics; i++) {
@@ -236,13 +227,15 @@ void kh_metadata(kh_req_t *req)
                 meta_topic_name_invalid(name.ptr, (size_t)name.len))
                 continue;
             meta_topic_spec_t spec = {kh_cstr(req, name), ctx->num_partitions, NULL, 0};
-            st->pending_creates++;
+            if (!spec.name)
+                break; /* out of memory: the rest is answered as unknown */
+            kh_req_op_out(req);
             ST_INFO("kafka", "auto-creating topic=%s partitions=%d", spec.name, spec.n_partitions);
-            meta_create_topic(ctx->meta, rt_shard_loop(req->ks->sh), &spec, md_created, st);
+            meta_create_topic(ctx->meta, rt_shard_loop(req->ks->sh), &spec, md_created, req);
         }
         meta_snap_put(snap);
     }
-    md_created(st, 0, NULL);
+    md_created(req, 0, NULL);
 }
 
 /* ---- DescribeCluster ---- */
@@ -285,6 +278,8 @@ static void pid_done(uv_work_t *w, int status)
 {
     pid_work_t *pw = w->data;
     kh_req_t *req = pw->req;
+    if (!kh_req_op_back(req))
+        return;
     kp_init_producer_id_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
     if (!r) {
         kh_fail_conn(req, "out of memory");
@@ -322,6 +317,7 @@ void kh_init_producer_id(kh_req_t *req)
     }
     pw->req = req;
     pw->work.data = pw;
+    kh_req_op_out(req);
     if (uv_queue_work(rt_shard_loop(req->ks->sh), &pw->work, pid_alloc, pid_done) != 0)
-        kh_fail_conn(req, "cannot queue work");
+        kh_fail_held(req, "cannot queue work");
 }

@@ -904,7 +904,6 @@ void kh_config_apply_live(kh_shard_t *ks, const char *topic)
 typedef struct {
     kh_req_t *req;
     void *resp; /* the response struct (arena) */
-    int pending;
 } alter_state_t;
 
 /* Where one resource's outcome goes: both responses have these fields. */
@@ -915,9 +914,10 @@ typedef struct {
     const char *topic; /* arena */
 } alter_op_t;
 
+/* A metadata store call is back (or the handler drops its hold). */
 static void alter_done(alter_state_t *st)
 {
-    if (--st->pending == 0)
+    if (kh_req_op_back(st->req))
         kh_respond(st->req, st->resp);
 }
 
@@ -957,7 +957,7 @@ submit_topic(alter_op_t *op, const meta_kv_t *kvs, int n, bool replace_all, bool
         return;
     }
     *heap = *op;
-    op->st->pending++;
+    kh_req_op_out(req);
     meta_set_configs(req->ks->ctx->meta, rt_shard_loop(req->ks->sh), op->topic, kvs, n, replace_all,
                      on_configs_set, heap);
 }
@@ -1020,6 +1020,7 @@ static bool dup_key(kp_str_t name, const kp_str_t *names, int n)
 void kh_alter_configs(kh_req_t *req)
 {
     kp_alter_configs_request_t *q = req->msg;
+    kh_req_op_out(req); /* the hold: every failure below is kh_fail_held */
     kp_alter_configs_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
     alter_state_t *st = kp_arena_alloc(&req->arena, sizeof(*st));
     int n = q->n_resources > 0 ? q->n_resources : 0;
@@ -1030,7 +1031,7 @@ void kh_alter_configs(kh_req_t *req)
     if (!r->responses)
         goto oom;
     r->n_responses = n;
-    *st = (alter_state_t){req, r, 1};
+    *st = (alter_state_t){req, r};
     meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
     for (int i = 0; i < n; i++) {
         kp_alter_configs_request_resource_t *rq = &q->resources[i];
@@ -1074,7 +1075,7 @@ void kh_alter_configs(kh_req_t *req)
 oom_snap:
     meta_snap_put(snap);
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_held(req, "out of memory");
 }
 
 /* The new value of list key k after APPEND or SUBTRACT of the elements of
@@ -1169,6 +1170,7 @@ static int16_t incr_kv(kh_req_t *req,
 void kh_incremental_alter_configs(kh_req_t *req)
 {
     kp_incremental_alter_configs_request_t *q = req->msg;
+    kh_req_op_out(req); /* the hold: every failure below is kh_fail_held */
     kp_incremental_alter_configs_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
     alter_state_t *st = kp_arena_alloc(&req->arena, sizeof(*st));
     int n = q->n_resources > 0 ? q->n_resources : 0;
@@ -1179,7 +1181,7 @@ void kh_incremental_alter_configs(kh_req_t *req)
     if (!r->responses)
         goto oom;
     r->n_responses = n;
-    *st = (alter_state_t){req, r, 1};
+    *st = (alter_state_t){req, r};
     meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
     for (int i = 0; i < n; i++) {
         kp_incremental_alter_configs_request_alter_configs_resource_t *rq = &q->resources[i];
@@ -1226,7 +1228,7 @@ void kh_incremental_alter_configs(kh_req_t *req)
 oom_snap:
     meta_snap_put(snap);
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_held(req, "out of memory");
 }
 
 /* ---- CreateTopics support ---- */

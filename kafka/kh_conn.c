@@ -14,7 +14,8 @@
  * Invariants: 1. at most KH_MAX_INFLIGHT requests per connection are queued;
  *                reading pauses above it (back-pressure on the client);
  *             2. a request is freed only after its response was handed to
- *                uv_write (or the connection is gone). */
+ *                uv_write (or the connection is gone) and no op that refers
+ *                to it is out (kh_req_op_out / kh_req_op_back). */
 #include "core/st_assert.h"
 #include "core/st_log.h"
 #include "kafka/kh_int.h"
@@ -152,6 +153,37 @@ static void req_free(kh_req_t *req)
     free(req);
 }
 
+/* A finished request leaves its connection (written, or nobody to answer):
+ * freed now, or by its last op back when some are still out. */
+static void req_drop(kh_req_t *req)
+{
+    req->conn = NULL;
+    req->next = NULL;
+    if (req->pending > 0) {
+        req->is_dropped = true;
+        return;
+    }
+    req_free(req);
+}
+
+void kh_req_op_out(kh_req_t *req)
+{
+    ST_ASSERT(!req->is_dropped);
+    req->pending++;
+}
+
+bool kh_req_op_back(kh_req_t *req)
+{
+    ST_ASSERT(req->pending > 0);
+    if (--req->pending > 0)
+        return false;
+    if (!req->done)
+        return true;
+    if (req->is_dropped)
+        req_free(req);
+    return false;
+}
+
 static void conn_maybe_free(kh_conn_t *c);
 static void close_if_drained(kh_shard_t *ks);
 static void conn_close(kh_conn_t *c, const char *why);
@@ -223,7 +255,7 @@ static void flush(kh_conn_t *c)
                 conn_close(c, "out of memory");
             }
         }
-        req_free(req);
+        req_drop(req);
     }
     if (!c->closing && !c->draining && !c->reading && !c->is_closing_after_write &&
         c->n_reqs < KH_MAX_INFLIGHT / 2)
@@ -241,7 +273,7 @@ static void finish(kh_req_t *req)
                          uv_hrtime() - req->t0_ns);
     kh_conn_t *c = req->conn;
     if (!c) {
-        req_free(req); /* the connection is gone: nobody to answer */
+        req_drop(req); /* the connection is gone: nobody to answer */
         return;
     }
     flush(c);
@@ -249,6 +281,10 @@ static void finish(kh_req_t *req)
 
 void kh_respond(kh_req_t *req, const void *resp)
 {
+    if (!req->conn) { /* nobody to answer */
+        finish(req);
+        return;
+    }
     kh_acl_respond(req, (void *)resp);
     kp_writer_t *w = &req->out;
     size_t size_at = kp_writer_reserve(w, 4);
@@ -321,6 +357,12 @@ void kh_fail_conn(kh_req_t *req, const char *why)
 uint64_t *kh_conn_fetch_cursor(kh_conn_t *c)
 {
     return &c->fetch_cursor;
+}
+
+void kh_fail_held(kh_req_t *req, const char *why)
+{
+    kh_fail_conn(req, why);
+    (void)kh_req_op_back(req);
 }
 
 char *kh_cstr(kh_req_t *req, kp_str_t s)
@@ -566,7 +608,7 @@ static void conn_close(kh_conn_t *c, const char *why)
         r->next = NULL;
         r->conn = NULL;
         if (r->done)
-            req_free(r);
+            req_drop(r);
         else
             kh_fetch_cancel(r);
     }

@@ -384,7 +384,8 @@ static void fetch_op_back(rt_shard_t *sh, void *arg)
     kh_req_t *req = op->req;
     fstate_t *st = req->state;
     (void)sh;
-    req->pending--;
+    /* A fetch finishes only once no read is out (fetch_pump): req is live. */
+    (void)kh_req_op_back(req);
     st->reserved -= op->grant;
     op->fstate = FOP_BACK;
     if (op->stale) { /* made before a rollback: made again later */
@@ -430,7 +431,7 @@ static void fetch_post(kh_req_t *req, rop_t *op, int64_t grant, bool min_one)
     op->min_one = min_one;
     op->fstate = FOP_POSTED;
     st->reserved += grant;
-    req->pending++;
+    kh_req_op_out(req);
     kh_post(req->ks, &op->post, kh_owner(req->ks, op->topic, op->partition), op_run, op);
 }
 
@@ -818,7 +819,7 @@ static void list_back(rt_shard_t *sh, void *arg)
     rop_t *op = arg;
     kh_req_t *req = op->req;
     (void)sh;
-    if (--req->pending > 0)
+    if (!kh_req_op_back(req))
         return;
     lstate_t *st = req->state;
     if (req->api->api_key == KP_API_LIST_OFFSETS) {
@@ -868,7 +869,7 @@ static void list_back(rt_shard_t *sh, void *arg)
 static void list_round(kh_req_t *req)
 {
     lstate_t *st = req->state;
-    req->pending = 1;
+    kh_req_op_out(req); /* the hold */
     for (int i = 0; i < st->n_ops; i++) {
         rop_t *op = &st->ops[i];
         if (!op->topic)
@@ -876,7 +877,7 @@ static void list_round(kh_req_t *req)
         op->req = req;
         op->origin = rt_shard_id(req->ks->sh);
         op->back = list_back;
-        req->pending++;
+        kh_req_op_out(req);
         kh_post(req->ks, &op->post, kh_owner(req->ks, op->topic, op->partition), op_run, op);
     }
     rop_t hold = {.req = req};

@@ -283,15 +283,16 @@ static void gstate_free(kh_req_t *req)
         kp_arena_fini(&op->arena);
 }
 
-/* Start a request: the response struct and the hold on req->pending. */
+/* Start a request: the hold (taken even when out of memory, so that every
+ * failure path of a handler is kh_fail_held) and the response struct. */
 gstate_t *kh_group__start(kh_req_t *req, size_t resp_size)
 {
+    kh_req_op_out(req);
     gstate_t *st = kp_arena_alloc(&req->arena, sizeof(*st));
     if (!st || !(st->resp = kp_arena_alloc(&req->arena, resp_size)))
         return NULL;
     req->state = st;
     req->state_free = gstate_free;
-    req->pending = 1;
     return st;
 }
 
@@ -300,7 +301,7 @@ static void gop_back(rt_shard_t *sh, void *arg)
     gop_t *op = arg;
     kh_req_t *req = op->req;
     (void)sh;
-    if (--req->pending > 0)
+    if (!kh_req_op_back(req))
         return;
     gstate_t *st = req->state;
     kh_respond(req, st->resp);
@@ -355,7 +356,7 @@ kh_group__send(kh_req_t *req, const char *group, int index, gop_fn run, void *re
     kp_arena_init(&op->arena, KH_GROUP_OP_ARENA);
     op->next_in_req = st->ops;
     st->ops = op;
-    req->pending++;
+    kh_req_op_out(req);
     kh_post(req->ks, &op->post, rt_shard_for(group, 0, rt_shard_count(req->ks->ctx->rt)), gop_run,
             op);
     return op;
@@ -536,7 +537,7 @@ void kh_join_group(kh_req_t *req)
     kh_group__release(req);
     return;
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_held(req, "out of memory");
 }
 
 /* ---- SyncGroup ---- */
@@ -608,7 +609,7 @@ void kh_sync_group(kh_req_t *req)
     kh_group__release(req);
     return;
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_held(req, "out of memory");
 }
 
 /* ---- Heartbeat ---- */
@@ -647,7 +648,7 @@ void kh_heartbeat(kh_req_t *req)
     kh_group__release(req);
     return;
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_held(req, "out of memory");
 }
 
 /* ---- LeaveGroup ---- */
@@ -718,7 +719,7 @@ void kh_leave_group(kh_req_t *req)
     kh_group__release(req);
     return;
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_held(req, "out of memory");
 }
 
 /* ---- ListGroups ---- */
@@ -784,7 +785,7 @@ static void list_back(rt_shard_t *sh, void *arg)
     gop_t *op = arg;
     kh_req_t *req = op->req;
     (void)sh;
-    if (--req->pending > 0)
+    if (!kh_req_op_back(req))
         return;
     gstate_t *st = req->state;
     kp_list_groups_response_t *r = st->resp;
@@ -832,13 +833,14 @@ void kh_list_groups(kh_req_t *req)
         kp_arena_init(&op->arena, KH_GROUP_OP_ARENA);
         op->next_in_req = st->ops;
         st->ops = op;
-        req->pending++;
+        kh_req_op_out(req);
         kh_post(req->ks, &op->post, s, list_on_shard, op);
     }
-    req->pending--; /* the hold: list_back answers when the last shard is back */
+    gop_t hold = {.req = req}; /* drop the hold: list_back answers when the last shard is back */
+    list_back(req->ks->sh, &hold);
     return;
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_held(req, "out of memory");
 }
 
 /* ---- DescribeGroups ---- */
@@ -921,7 +923,7 @@ void kh_describe_groups(kh_req_t *req)
     kh_group__release(req);
     return;
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_held(req, "out of memory");
 }
 
 /* ---- DeleteGroups ---- */
@@ -1003,5 +1005,5 @@ void kh_delete_groups(kh_req_t *req)
     kh_group__release(req);
     return;
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_held(req, "out of memory");
 }

@@ -68,8 +68,9 @@ wop_t *kh_group__wop_new(int n_rows, wop_done_fn done, void *arg);
  * loop once it committed or failed, in submission order, then w is freed. */
 void kh_group__write(gshard_t *gs, wop_t *w);
 
-/** Start a group request: req->state becomes the gstate_t (with a zeroed response struct of
- * resp_size bytes) and a hold is taken on req->pending. @return NULL when out of memory. */
+/** Start a group request: a hold is taken (kh_req_op_out), always, and req->state becomes
+ * the gstate_t (with a zeroed response struct of resp_size bytes).
+ * @return NULL when out of memory. Every failure after it is kh_fail_held(). */
 gstate_t *kh_group__start(kh_req_t *req, size_t resp_size);
 /** Drop the hold of kh_group__start: the response goes out when every op is back. */
 void kh_group__release(kh_req_t *req);

@@ -67,7 +67,13 @@ struct kh_shard {
 };
 
 /* A request's lifetime: framed -> handler (may fan out to shards) ->
- * kh_respond() or kh_no_response() -> written in order -> freed. */
+ * kh_respond() or kh_no_response() -> written in order -> freed once no op
+ * that refers to it is out (pending == 0).
+ * Ownership: ops (posted to other shards, queued to the metadata thread or
+ * the thread pool) point into the request's arena and frame. The request is
+ * freed only when its last op is back, even when it failed (kh_fail_conn) or
+ * its connection closed while they were out: such a request is "dropped"
+ * (finished, out of every queue) and the last kh_req_op_back() frees it. */
 struct kh_req {
     kh_req_t *next;           /* in the connection's in-order queue */
     kh_conn_t *conn;          /* borrowed; NULL once the connection closed */
@@ -83,9 +89,12 @@ struct kh_req {
     void *msg;        /* decoded request (arena) */
     kp_writer_t out;  /* the encoded response with its size prefix */
     bool done;        /* response ready (or none is due) */
-    int pending;      /* outstanding partition operations */
+    /* ops out that refer to this request, plus the handler's hold while it
+     * posts them: changed only by kh_req_op_out / kh_req_op_back */
+    int pending;
+    bool is_dropped;  /* finished and out of its connection's queue: the last op back frees it */
     void *state;      /* handler state (arena or owned by the handler) */
-    bool close_after;      /* close the connection once this response is written */
+    bool close_after; /* close the connection once this response is written */
     void (*state_free)(kh_req_t *req);
     struct kh_acl_req *acl; /* arena: authorization state (kh_acl.c); NULL when off */
     /* long-poll bookkeeping */
@@ -101,8 +110,26 @@ void kh_no_response(kh_req_t *req);
 /** Per-connection state of kh_fetch's partition rotation (a hash of the
  * partition that last returned data). @thread the connection's shard */
 uint64_t *kh_conn_fetch_cursor(kh_conn_t *c);
-/** Close the connection of req after a protocol violation (logged at DEBUG). */
+/** Close the connection of req after a protocol violation or an allocation
+ * failure (logged at DEBUG) and finish req without a response. Safe with ops
+ * out: req's memory stays until the last one is back. */
 void kh_fail_conn(kh_req_t *req, const char *why);
+/** One op that refers to req goes out (a post to a shard, a metadata store or
+ * thread-pool call whose callback uses req): req's memory lives until it is
+ * back. A handler also takes one as its hold while it posts ops, so that none
+ * coming back can answer before the last is posted. @thread req's shard */
+void kh_req_op_out(kh_req_t *req);
+/** One op of req is back (or the handler drops its hold).
+ * @return true when it was the last one and req still waits for its answer:
+ *         the caller answers now (kh_respond / kh_no_response / a new round).
+ *         false otherwise: the caller stops. When req had already finished
+ *         (failed while ops were out) and this was its last op, req is freed
+ *         here, so after false neither req nor its arena may be touched.
+ * @thread req's shard */
+bool kh_req_op_back(kh_req_t *req);
+/** kh_fail_conn() from a handler that holds req (kh_req_op_out): also drops
+ * the hold; req is freed when its last op is back. */
+void kh_fail_held(kh_req_t *req, const char *why);
 /** The security state of c (listener, TLS session, principal). Borrowed:
  * valid while c is open. @thread c's shard */
 kh_sec_t *kh_conn_sec(kh_conn_t *c);

@@ -175,7 +175,7 @@ void kh_offset_commit(kh_req_t *req)
     kh_group__release(req);
     return;
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_held(req, "out of memory");
 }
 
 /* ---- OffsetFetch ---- */
@@ -394,7 +394,7 @@ void kh_offset_fetch(kh_req_t *req)
     kh_group__release(req);
     return;
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_held(req, "out of memory");
 }
 
 /* ---- OffsetDelete ---- */
@@ -520,5 +520,5 @@ void kh_offset_delete(kh_req_t *req)
     kh_group__release(req);
     return;
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_held(req, "out of memory");
 }

@@ -20,7 +20,6 @@
 typedef struct {
     kh_req_t *req;
     kp_create_partitions_response_t *resp;
-    int pending;
 } cp_state_t;
 
 typedef struct {
@@ -30,9 +29,10 @@ typedef struct {
     int32_t count;
 } cp_op_t;
 
+/* A metadata store call is back (or the handler drops its hold). */
 static void cp_done(cp_state_t *st)
 {
-    if (--st->pending == 0)
+    if (kh_req_op_back(st->req))
         kh_respond(st->req, st->resp);
 }
 
@@ -106,7 +106,8 @@ void kh_create_partitions(kh_req_t *req)
     if (!r->results)
         goto oom;
     r->n_results = n;
-    *st = (cp_state_t){req, r, 1};
+    *st = (cp_state_t){req, r};
+    kh_req_op_out(req); /* the hold */
     meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
     for (int i = 0; i < n; i++) {
         kp_create_partitions_request_topic_t *qt = &q->topics[i];
@@ -151,7 +152,7 @@ void kh_create_partitions(kh_req_t *req)
                 continue;
             }
             *op = (cp_op_t){st, res, topic, qt->count};
-            st->pending++;
+            kh_req_op_out(req);
             meta_set_partitions(req->ks->ctx->meta, rt_shard_loop(req->ks->sh), op->topic,
                                 qt->count, on_partitions_set, op);
         }

@@ -5,8 +5,11 @@
  * the page cache), wakes long-polling fetches, and for acks=all waits for the
  * group-committed fdatasync -> op posted back -> when the last op is back the
  * response is encoded (acks=0: none is sent).
- * Invariant: the record bytes are appended straight from the request frame,
- * which lives until the request is freed, i.e. after every op came back. */
+ * Invariants: 1. the record bytes are appended straight from the request
+ *                frame, which lives until the request is freed, i.e. after
+ *                every op came back (kh_req_op_out / kh_req_op_back);
+ *             2. ops are posted only once the whole response is built, so an
+ *                allocation failure never leaves a partition appended. */
 #include "core/st_crc32c.h"
 #include "core/st_log.h"
 #include "kafka/kh_int.h"
@@ -17,9 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
+typedef struct prod_op {
     kh_post_t post;
     kh_req_t *req;
+    struct prod_op *next; /* the request's ops, posted once all are built */
     int origin;
     char *topic; /* arena */
     int32_t partition;
@@ -31,18 +35,21 @@ typedef struct {
     kp_produce_response_partition_produce_response_t *resp; /* arena */
 } prod_op_t;
 
-static void op_back(rt_shard_t *sh, void *arg)
+static void produce_answer(kh_req_t *req)
 {
-    prod_op_t *op = arg;
-    kh_req_t *req = op->req;
-    (void)sh;
-    if (--req->pending > 0)
-        return;
     kp_produce_request_t *q = req->msg;
     if (q->acks == 0)
         kh_no_response(req);
     else
         kh_respond(req, req->state);
+}
+
+static void op_back(rt_shard_t *sh, void *arg)
+{
+    prod_op_t *op = arg;
+    (void)sh;
+    if (kh_req_op_back(op->req))
+        produce_answer(op->req);
 }
 
 static void send_back(kh_shard_t *owner, prod_op_t *op)
@@ -119,6 +126,22 @@ static void op_append(rt_shard_t *sh, void *arg)
         send_back(ks, op);
 }
 
+/* Post every op built by kh_produce, under a hold so that none answers early. */
+static void produce_post(kh_req_t *req, prod_op_t *ops)
+{
+    kh_req_op_out(req); /* the hold */
+    for (prod_op_t *op = ops, *next; op; op = next) {
+        next = op->next; /* op may run (and come back) at once */
+        kh_req_op_out(req);
+        kh_post(req->ks, &op->post, kh_owner(req->ks, op->topic, op->partition), op_append, op);
+    }
+    if (kh_req_op_back(req))
+        produce_answer(req);
+}
+
+/* Phase 1 builds the whole response and every op; only phase 2 posts, so an
+ * allocation failure (a hostile partition count exhausting the arena) closes
+ * the connection before anything was appended or any op refers to req. */
 void kh_produce(kh_req_t *req)
 {
     kp_produce_request_t *q = req->msg;
@@ -135,8 +158,8 @@ void kh_produce(kh_req_t *req)
     r->n_responses = n_topics;
     bool bad_acks = q->acks != 0 && q->acks != 1 && q->acks != -1;
     bool txn = q->transactional_id.len >= 0;
+    prod_op_t *ops = NULL, **tail = &ops;
     meta_snap_t *snap = meta_snap_get(ctx->meta);
-    req->pending = 1; /* held until every op is posted */
     for (int i = 0; i < n_topics; i++) {
         kp_produce_request_topic_produce_data_t *qt = &q->topic_data[i];
         kp_produce_response_topic_produce_response_t *rt = &r->responses[i];
@@ -150,6 +173,10 @@ void kh_produce(kh_req_t *req)
         rt->n_partition_responses = np;
         char *topic;
         const meta_topic_t *t = kh_topic_find(req, snap, qt->name, &topic);
+        if (t && !topic) {
+            meta_snap_put(snap);
+            goto oom;
+        }
         for (int j = 0; j < np; j++) {
             kp_produce_request_partition_produce_data_t *qp = &qt->partition_data[j];
             kp_produce_response_partition_produce_response_t *rp = &rt->partition_responses[j];
@@ -164,7 +191,7 @@ void kh_produce(kh_req_t *req)
                 rp->error_code = KP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
                 continue;
             }
-            if (!t || qp->index < 0 || qp->index >= t->n_partitions || !topic) {
+            if (!t || qp->index < 0 || qp->index >= t->n_partitions) {
                 rp->error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
@@ -178,8 +205,8 @@ void kh_produce(kh_req_t *req)
                 continue;
             prod_op_t *op = kp_arena_alloc(&req->arena, sizeof(*op));
             if (!op) {
-                rp->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
-                continue;
+                meta_snap_put(snap);
+                goto oom;
             }
             op->req = req;
             op->origin = rt_shard_id(req->ks->sh);
@@ -191,23 +218,23 @@ void kh_produce(kh_req_t *req)
             op->acks = q->acks;
             op->log_append_time = kh_topic_log_append_time(t);
             op->resp = rp;
-            req->pending++;
-            kh_post(req->ks, &op->post, kh_owner(req->ks, topic, qp->index), op_append, op);
+            *tail = op;
+            tail = &op->next;
         }
     }
     meta_snap_put(snap);
-    prod_op_t done = {.req = req};
-    op_back(req->ks->sh, &done); /* drop the hold */
+    produce_post(req, ops);
     return;
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_conn(req, "out of memory"); /* nothing was posted */
 }
 
 /* ---- DeleteRecords: move log start offsets on the owners ---- */
 
-typedef struct {
+typedef struct del_op {
     kh_post_t post;
     kh_req_t *req;
+    struct del_op *next; /* the request's ops, posted once all are built */
     int origin;
     char *topic; /* arena */
     int32_t partition;
@@ -219,7 +246,7 @@ static void del_back(rt_shard_t *sh, void *arg)
 {
     del_op_t *op = arg;
     (void)sh;
-    if (--op->req->pending == 0)
+    if (kh_req_op_back(op->req))
         kh_respond(op->req, op->req->state);
 }
 
@@ -265,8 +292,8 @@ void kh_delete_records(kh_req_t *req)
     if (!r->topics)
         goto oom;
     r->n_topics = nt;
+    del_op_t *ops = NULL, **tail = &ops;
     meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
-    req->pending = 1;
     for (int i = 0; i < nt; i++) {
         kp_delete_records_request_topic_t *qt = &q->topics[i];
         kp_delete_records_response_topic_result_t *rt = &r->topics[i];
@@ -295,9 +322,9 @@ void kh_delete_records(kh_req_t *req)
                 continue;
             }
             del_op_t *op = kp_arena_alloc(&req->arena, sizeof(*op));
-            if (!op) {
-                rp->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
-                continue;
+            if (!op || !topic) {
+                meta_snap_put(snap);
+                goto oom;
             }
             *op = (del_op_t){.req = req,
                              .origin = rt_shard_id(req->ks->sh),
@@ -305,14 +332,21 @@ void kh_delete_records(kh_req_t *req)
                              .partition = qp->partition_index,
                              .offset = qp->offset,
                              .res = rp};
-            req->pending++;
-            kh_post(req->ks, &op->post, kh_owner(req->ks, topic, qp->partition_index), del_run, op);
+            *tail = op;
+            tail = &op->next;
         }
     }
     meta_snap_put(snap);
-    del_op_t hold = {.req = req};
-    del_back(req->ks->sh, &hold);
+    /* Only now, with the whole response built, do ops go out (as Produce). */
+    kh_req_op_out(req); /* the hold */
+    for (del_op_t *op = ops, *next; op; op = next) {
+        next = op->next;
+        kh_req_op_out(req);
+        kh_post(req->ks, &op->post, kh_owner(req->ks, op->topic, op->partition), del_run, op);
+    }
+    if (kh_req_op_back(req))
+        kh_respond(req, r);
     return;
 oom:
-    kh_fail_conn(req, "out of memory");
+    kh_fail_conn(req, "out of memory"); /* nothing was posted */
 }

@@ -101,3 +101,45 @@ def parse_delete_records_v1(data):
     off += 2 + nlen + 4
     _, low, err = struct.unpack(">iqh", data[off:off + 14])
     return low, err
+
+
+def kstr(s):
+    """A Kafka STRING (int16 length) from str or bytes."""
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack(">h", len(b)) + b
+
+
+def produce_v7(topics, acks=-1, corr=1):
+    """A Produce v7 frame. topics: [(name, [(partition, records bytes or None)])],
+    or (name, count, blob) for a pre-encoded partition array of count entries."""
+    body = [struct.pack(">hhi", -1, acks, 10000) + struct.pack(">i", len(topics))]
+    for t in topics:
+        if len(t) == 3:
+            name, count, blob = t
+        else:
+            name, parts = t
+            count = len(parts)
+            blob = b"".join(struct.pack(">i", p) + (struct.pack(">i", -1) if r is None else
+                                                    struct.pack(">i", len(r)) + r)
+                            for p, r in parts)
+        body.append(kstr(name) + struct.pack(">i", count) + blob)
+    return frame(0, 7, corr, b"".join(body))
+
+
+def delete_records_v1_many(topics, corr=1):
+    """A DeleteRecords v1 frame. topics: [(name, count, blob of (int32 partition, int64 offset))]."""
+    body = [struct.pack(">i", len(topics))]
+    for name, count, blob in topics:
+        body.append(kstr(name) + struct.pack(">i", count) + blob)
+    return frame(21, 1, corr, b"".join(body) + struct.pack(">i", 10000))
+
+
+def read_frame(sock):
+    """One response frame (with its size prefix), or b"" when the broker closed."""
+    data = b""
+    while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    return data

@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""Hostile clients: crafted raw requests over TCP must neither crash stratad nor
+balloon its memory, and the broker must keep serving a normal client afterwards.
+
+Run against the ASan+UBSan stratad by scripts/test.sh (ASan aborts the process
+on a memory error, so "still alive and no sanitizer line in its output" is the
+check). Memory is bounded, not time: for each crafted request the peak RSS
+growth (VmHWM after the request minus VmRSS before it, the peak being reset
+through /proc/PID/clear_refs) must stay under the bound stated next to it.
+Set HOSTILE_REPORT=1 to print the measured peaks."""
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from broker import Broker  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from kwire import (delete_records_v1_many, frame, kstr, produce_v7, read_frame,  # noqa: E402
+                   record_batch)
+
+MIB = 1 << 20
+SANITIZER_LINES = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error")
+REPORT = {}
+
+
+def proc_kib(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def part_blob(n, entry):
+    """n partition entries packed by entry(i) (bytes)."""
+    return b"".join(entry(i) for i in range(n))
+
+
+class HostileRequestsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.b = Broker()
+        a = AdminClient({"bootstrap.servers": cls.b.bootstrap})
+        a.create_topics([NewTopic("real", 4, 1)])["real"].result(30)
+        cls.normal_client()  # warm up: first-use allocations are not counted against a test
+
+    @classmethod
+    def tearDownClass(cls):
+        rc, out = cls.b.stop()
+        cls.b.close()
+        if os.environ.get("HOSTILE_REPORT"):
+            for name, (kib, bound, secs) in sorted(REPORT.items()):
+                print("%-40s peak growth %7.1f MiB (bound %d MiB) %5.1f s"
+                      % (name, kib / 1024, bound, secs), file=sys.stderr)
+        for s in SANITIZER_LINES:
+            assert s not in out, out[-20000:]
+        assert rc == 0, out[-5000:]
+
+    @classmethod
+    def normal_client(cls):
+        p = Producer({"bootstrap.servers": cls.b.bootstrap})
+        p.produce("real", b"normal", partition=0)
+        assert p.flush(30) == 0, "a normal producer was not served"
+
+    def setUp(self):
+        self.pid = self.b.proc.pid
+        with open("/proc/%d/clear_refs" % self.pid, "w") as f:
+            f.write("5")  # reset VmHWM to the current RSS
+        self.rss0 = proc_kib(self.pid, "VmRSS")
+        self.t0 = time.monotonic()
+
+    def check(self, name, bound_mib):
+        """The broker survived, serves a normal client, and grew by less than bound_mib."""
+        self.assertIsNone(self.b.proc.poll(), "stratad died:\n" + "".join(self.b.lines[-200:]))
+        self.normal_client()
+        grown = proc_kib(self.pid, "VmHWM") - self.rss0
+        REPORT[name] = (grown, bound_mib, time.monotonic() - self.t0)
+        self.b._drain()
+        out = "".join(self.b.lines)
+        for s in SANITIZER_LINES:
+            self.assertNotIn(s, out)
+        self.assertLess(grown, bound_mib * 1024, "%s: peak RSS grew by %d KiB" % (name, grown))
+
+    def connect(self):
+        return socket.create_connection(("127.0.0.1", self.b.port), timeout=60)
+
+    def send_expect_close(self, payload):
+        """Send payload; the broker must close the connection without answering."""
+        s = self.connect()
+        try:
+            s.sendall(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            data = read_frame(s)
+        except ConnectionResetError:
+            data = b""
+        s.close()
+        return data
+
+    # ---- Requests whose ops were in flight when the arena ran out ----
+
+    def test_produce_800k_partitions_after_a_real_one(self):
+        # The first topic's partition is appended on its shard while the second
+        # topic's 800,000 entries exhaust the request's arena.
+        batch = record_batch([b"v"])
+        blob = part_blob(800000, lambda i: struct.pack(">ii", i, -1))
+        req = produce_v7([("real", [(0, batch)]), ("real", 800000, blob)])
+        self.assertGreater(len(req), 6 * MIB)
+        for acks in (-1, 1):
+            req = produce_v7([("real", [(0, batch)]), ("real", 800000, blob)], acks=acks)
+            self.assertEqual(self.send_expect_close(req), b"")
+        self.check("produce 800k partitions", 200)
+
+    def test_delete_records_2m_partitions_after_a_real_one(self):
+        # Its results are smaller than Produce's: 2,000,000 entries exhaust the arena.
+        blob = part_blob(2000000, lambda i: struct.pack(">iq", i, 0))
+        req = delete_records_v1_many([("real", 1, struct.pack(">iq", 1, 0)),
+                                      ("real", 2000000, blob)])
+        self.assertEqual(self.send_expect_close(req), b"")
+        self.check("delete records 2M partitions", 250)
+
+    def test_describe_groups_arena_exhausted_after_ops_posted(self):
+        # Group APIs post one op per group, then copy the next name: 400,000
+        # names fit the decoded request and the response, not their ops too.
+        n = 400000
+        body = struct.pack(">i", n) + b"".join(kstr("g%07d" % i) for i in range(n))
+        self.assertEqual(self.send_expect_close(frame(15, 0, 1, body)), b"")
+        self.check("describe groups 400k groups", 250)
+
+    # ---- Counts and sizes ----
+
+    def test_many_topics(self):
+        # 300,000 distinct unknown topics of one partition each: one error each.
+        n = 300000
+        topics = [("t%06d" % i, 1, struct.pack(">ii", 0, -1)) for i in range(n)]
+        s = self.connect()
+        s.sendall(produce_v7(topics, corr=9))
+        data = read_frame(s)
+        s.close()
+        if data:  # answered (UNKNOWN_TOPIC_OR_PARTITION each) or closed: both fine
+            self.assertEqual(struct.unpack(">i", data[4:8])[0], 9)
+        self.check("produce 300k topics", 250)
+
+    def test_huge_counts_with_tiny_bodies(self):
+        cases = [
+            produce_v7([], corr=1)[:-4] + struct.pack(">i", 0x7FFFFFFF),  # topics
+            produce_v7([("real", 0x7FFFFFFF, b"")]),  # partitions
+            frame(3, 1, 1, struct.pack(">i", 0x7FFFFFFF)),  # metadata topics
+            frame(15, 0, 1, struct.pack(">i", 0x7FFFFFFF) + kstr("g")),  # describe groups
+            frame(21, 1, 1, struct.pack(">i", 0x7FFFFFFF)),  # delete records topics
+            frame(1, 4, 1, struct.pack(">iiiib", -1, 500, 1, 0x7FFFFFFF, 0)
+                  + struct.pack(">i", 0x7FFFFFFF)),  # fetch topics
+        ]
+        for payload in cases:
+            self.assertEqual(self.send_expect_close(payload), b"")
+        self.check("huge counts, tiny bodies", 64)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
