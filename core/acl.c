@@ -1,12 +1,15 @@
 /* acl.c - ACL sets and Kafka's authorization decision (see acl.h).
  * Data path: called on the connection's shard for every request that names
- * a resource, so a decision is a few binary searches in an immutable sorted
- * array: the literal name, the literal "*", and one search per distinct
- * length of the PREFIXED patterns of that resource type (usually few).
+ * a resource, so a decision is a few hash probes into an immutable sorted
+ * array: the literal name, the literal "*", and one probe per distinct
+ * length of the PREFIXED patterns of that resource type (the name's prefixes
+ * are hashed on the way), then a binary search for the principal (and
+ * User:*) inside each resource's run of entries.
  * Invariants: 1. entries are sorted by (type, pattern, name, principal,
  *                host, op, perm) and unique;
  *             2. prefix_lens[t] holds each distinct length of a PREFIXED
- *                name of type t once, ascending. */
+ *                name of type t once, ascending;
+ *             3. slots maps each distinct (type, pattern, name) to its run. */
 #include "core/acl.h"
 
 #include <ctype.h>
@@ -21,7 +24,31 @@ struct acl_set {
     int n;
     size_t *prefix_lens[N_RES]; /* owned */
     int n_prefix_lens[N_RES];
+    /* owned: open-addressing table from (type, pattern, name) to the run of
+     * entries [lo, hi) with that resource; n_slots is a power of two. */
+    struct slot {
+        uint64_t h;
+        int lo, hi; /* hi == 0: empty slot */
+    } * slots;
+    size_t n_slots;
 };
+
+/* FNV-1a over the resource key, fed a byte at a time so that a name's
+ * prefixes are hashed on the way (res_hash_end after each length). */
+static uint64_t res_hash_start(int t, int p)
+{
+    return (14695981039346656037ull ^ (uint64_t)(t * 8 + p)) * 1099511628211ull;
+}
+static uint64_t res_hash_byte(uint64_t h, char c)
+{
+    return (h ^ (uint8_t)c) * 1099511628211ull;
+}
+static uint64_t res_hash_end(uint64_t h, size_t len)
+{
+    h ^= len;
+    h ^= h >> 29;
+    return h ? h : 1;
+}
 
 /* ---- Building ---- */
 
@@ -64,6 +91,7 @@ void acl_set_put(acl_set_t *s)
     free(s->e);
     for (int t = 0; t < N_RES; t++)
         free(s->prefix_lens[t]);
+    free(s->slots);
     free(s);
 }
 
@@ -99,6 +127,38 @@ static int index_prefixes(acl_set_t *s)
     return 0;
 }
 
+static uint64_t entry_hash(const acl_entry_t *e)
+{
+    uint64_t h = res_hash_start(e->res_type, e->pattern);
+    size_t len = 0;
+    for (; e->name[len]; len++)
+        h = res_hash_byte(h, e->name[len]);
+    return res_hash_end(h, len);
+}
+
+/* One slot per distinct resource, at most half the slots used. */
+static int index_resources(acl_set_t *s)
+{
+    s->n_slots = 16;
+    while (s->n_slots < (size_t)s->n * 2)
+        s->n_slots *= 2;
+    if (!(s->slots = calloc(s->n_slots, sizeof(*s->slots))))
+        return ST_E_NOMEM;
+    for (int lo = 0, hi; lo < s->n; lo = hi) {
+        const acl_entry_t *e = &s->e[lo];
+        for (hi = lo + 1; hi < s->n && s->e[hi].res_type == e->res_type &&
+                          s->e[hi].pattern == e->pattern && !strcmp(s->e[hi].name, e->name);
+             hi++)
+            ;
+        uint64_t h = entry_hash(e);
+        size_t i = h & (s->n_slots - 1);
+        while (s->slots[i].hi)
+            i = (i + 1) & (s->n_slots - 1);
+        s->slots[i] = (struct slot){h, lo, hi};
+    }
+    return 0;
+}
+
 acl_set_t *acl_set_new(const acl_entry_t *entries, int n)
 {
     acl_set_t *s = calloc(1, sizeof(*s));
@@ -130,7 +190,7 @@ acl_set_t *acl_set_new(const acl_entry_t *entries, int n)
         }
         s->n = w;
     }
-    if (index_prefixes(s) != 0)
+    if (index_prefixes(s) != 0 || index_resources(s) != 0)
         goto fail;
     return s;
 fail:
@@ -157,25 +217,6 @@ static int cmp_key(const acl_entry_t *e, int t, int p, const char *name, size_t 
     if (c != 0)
         return c;
     return e->name[len] != 0; /* e's name is longer */
-}
-
-/* The range [*lo, *hi) of entries with key (t, p, name). */
-static void
-find_range(const acl_set_t *s, int t, int p, const char *name, size_t len, int *lo, int *hi)
-{
-    int a = 0, b = s->n;
-    while (a < b) { /* first entry >= key */
-        int mid = a + (b - a) / 2;
-        if (cmp_key(&s->e[mid], t, p, name, len) < 0)
-            a = mid + 1;
-        else
-            b = mid;
-    }
-    int end = a;
-    while (end < s->n && cmp_key(&s->e[end], t, p, name, len) == 0)
-        end++;
-    *lo = a;
-    *hi = end;
 }
 
 bool acl_is_super(const acl_conf_t *conf, const char *principal)
@@ -211,23 +252,50 @@ typedef struct {
     bool allow; /* an ALLOW applies */
 } verdict_t;
 
-static void eval_range(const acl_set_t *s,
-                       int lo,
-                       int hi,
-                       const char *principal,
-                       const char *host,
-                       int op,
-                       verdict_t *v)
+/* Fold the entries of resource (t, p, name) that apply to principal (or to
+ * User:*) from host into v: two binary searches, then only those entries. */
+static void eval_key(const acl_set_t *s,
+                     int t,
+                     int p,
+                     const char *name,
+                     size_t len,
+                     uint64_t h,
+                     const char *principal,
+                     const char *host,
+                     int op,
+                     verdict_t *v)
 {
-    v->any |= hi > lo;
-    for (int i = lo; i < hi; i++) {
-        const acl_entry_t *e = &s->e[i];
-        if (!entry_applies(e, principal, host))
-            continue;
-        if (e->perm == ACL_PERM_DENY && (e->op == op || e->op == ACL_OP_ALL))
-            v->deny = true;
-        else if (e->perm == ACL_PERM_ALLOW && op_grants(e->op, op))
-            v->allow = true;
+    int lo = -1, hi = 0;
+    for (size_t i = h & (s->n_slots - 1); s->slots[i].hi; i = (i + 1) & (s->n_slots - 1))
+        if (s->slots[i].h == h && cmp_key(&s->e[s->slots[i].lo], t, p, name, len) == 0) {
+            lo = s->slots[i].lo;
+            hi = s->slots[i].hi;
+            break;
+        }
+    if (lo < 0)
+        return; /* no ACL names this resource */
+    v->any = true;
+    const char *who[2] = {principal, ACL_ANY_USER};
+    for (int k = 0; k < 2; k++) {
+        if (k == 1 && !strcmp(principal, ACL_ANY_USER))
+            break;
+        int a = lo, b = hi; /* the run is sorted by principal: find who[k]'s */
+        while (a < b) {
+            int mid = a + (b - a) / 2;
+            if (strcmp(s->e[mid].principal, who[k]) < 0)
+                a = mid + 1;
+            else
+                b = mid;
+        }
+        for (int i = a; i < hi && !strcmp(s->e[i].principal, who[k]); i++) {
+            const acl_entry_t *e = &s->e[i];
+            if (strcmp(e->host, ACL_WILDCARD) != 0 && !(host && !strcmp(e->host, host)))
+                continue;
+            if (e->perm == ACL_PERM_DENY && (e->op == op || e->op == ACL_OP_ALL))
+                v->deny = true;
+            else if (e->perm == ACL_PERM_ALLOW && op_grants(e->op, op))
+                v->allow = true;
+        }
     }
 }
 
@@ -244,19 +312,25 @@ bool acl_authorize(const acl_set_t *s,
         return true;
     verdict_t v = {false, false, false};
     if (s && res_type >= 0 && res_type < N_RES) {
-        int lo, hi;
-        find_range(s, res_type, ACL_PAT_LITERAL, name, len, &lo, &hi);
-        eval_range(s, lo, hi, principal, host, op, &v);
+        uint64_t h = res_hash_start(res_type, ACL_PAT_LITERAL);
+        for (size_t i = 0; i < len; i++)
+            h = res_hash_byte(h, name[i]);
+        eval_key(s, res_type, ACL_PAT_LITERAL, name, len, res_hash_end(h, len), principal, host, op,
+                 &v);
         if (!(len == 1 && name[0] == '*')) {
-            find_range(s, res_type, ACL_PAT_LITERAL, ACL_WILDCARD, 1, &lo, &hi);
-            eval_range(s, lo, hi, principal, host, op, &v);
+            h = res_hash_end(res_hash_byte(res_hash_start(res_type, ACL_PAT_LITERAL), '*'), 1);
+            eval_key(s, res_type, ACL_PAT_LITERAL, ACL_WILDCARD, 1, h, principal, host, op, &v);
         }
+        h = res_hash_start(res_type, ACL_PAT_PREFIXED);
+        size_t done = 0; /* bytes of name hashed into h */
         for (int k = 0; k < s->n_prefix_lens[res_type]; k++) {
             size_t pl = s->prefix_lens[res_type][k];
             if (pl > len)
                 break;
-            find_range(s, res_type, ACL_PAT_PREFIXED, name, pl, &lo, &hi);
-            eval_range(s, lo, hi, principal, host, op, &v);
+            for (; done < pl; done++)
+                h = res_hash_byte(h, name[done]);
+            eval_key(s, res_type, ACL_PAT_PREFIXED, name, pl, res_hash_end(h, pl), principal, host,
+                     op, &v);
         }
     }
     if (!v.any)

@@ -165,6 +165,38 @@ static void test_many_acls(void **state)
     acl_set_put(s);
 }
 
+/* Many principals on one resource: the principal's entries are found inside
+ * the resource's run, and User:* entries apply to everyone. */
+static void test_one_resource_many_principals(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    static acl_entry_t e[N + 2];
+    static char princ[N][32];
+    for (int i = 0; i < N; i++) {
+        snprintf(princ[i], sizeof(princ[i]), "User:p%03d", i);
+        e[i] = (acl_entry_t){ACL_RES_TOPIC,
+                             ACL_PAT_LITERAL,
+                             i % 2 ? ACL_OP_READ : ACL_OP_WRITE,
+                             ACL_PERM_ALLOW,
+                             "shared",
+                             princ[i],
+                             "*"};
+    }
+    e[N] = E(TOPIC, LITERAL, "shared", "User:*", "*", DELETE, DENY);
+    e[N + 1] = E(TOPIC, PREFIXED, "sha", "User:*", "*", ALTER, ALLOW);
+    acl_set_t *s = acl_set_new(e, N + 2);
+    assert_true(ok(s, "User:p000", ACL_OP_WRITE, ACL_RES_TOPIC, "shared"));
+    assert_false(ok(s, "User:p000", ACL_OP_READ, ACL_RES_TOPIC, "shared"));
+    assert_true(ok(s, "User:p151", ACL_OP_READ, ACL_RES_TOPIC, "shared"));
+    assert_true(ok(s, "User:p299", ACL_OP_DESCRIBE, ACL_RES_TOPIC, "shared"));
+    assert_false(ok(s, "User:p300", ACL_OP_READ, ACL_RES_TOPIC, "shared"));
+    assert_true(ok(s, "User:nobody", ACL_OP_ALTER, ACL_RES_TOPIC, "shared")); /* User:* */
+    assert_false(ok(s, "User:p001", ACL_OP_DELETE, ACL_RES_TOPIC, "shared"));
+    assert_false(ok(s, "User:p001", ACL_OP_READ, ACL_RES_TOPIC, "shar")); /* no prefix of it */
+    acl_set_put(s);
+}
+
 static void test_filters(void **state)
 {
     (void)state;
@@ -235,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_super_and_no_acl),
         cmocka_unit_test(test_authorize_any),
         cmocka_unit_test(test_many_acls),
+        cmocka_unit_test(test_one_resource_many_principals),
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_validation_and_names),
     };
