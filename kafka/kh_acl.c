@@ -1073,6 +1073,8 @@ typedef struct {
 static void on_acls_created(void *arg, int status, const char *msg)
 {
     acl_wait_t *w = arg;
+    if (!kh_req_op_back(w->req))
+        return; /* the request was dropped (its connection failed) and is freed */
     kp_create_acls_response_t *r = w->resp;
     for (int32_t i = 0; status != 0 && i < r->n_results; i++)
         if (r->results[i].error_code == KP_ERR_NONE) {
@@ -1130,6 +1132,7 @@ void kh_create_acls(kh_req_t *req)
     w->req = req;
     w->resp = r;
     ST_INFO("kafka", "principal=%s creates %d ACLs", req->acl->principal, n_add);
+    kh_req_op_out(req); /* back in on_acls_created */
     meta_acls_change(req->ks->ctx->meta, rt_shard_loop(req->ks->sh), add, n_add, NULL, 0,
                      on_acls_created, w);
     return;
@@ -1219,6 +1222,8 @@ oom:
 static void on_acls_deleted(void *arg, int status, const char *msg)
 {
     acl_wait_t *w = arg;
+    if (!kh_req_op_back(w->req))
+        return; /* the request was dropped (its connection failed) and is freed */
     kp_delete_acls_response_t *r = w->resp;
     for (int32_t i = 0; status != 0 && i < r->n_filter_results; i++)
         if (r->filter_results[i].error_code == KP_ERR_NONE) {
@@ -1304,6 +1309,7 @@ void kh_delete_acls(kh_req_t *req)
     w->req = req;
     w->resp = r;
     ST_INFO("kafka", "principal=%s deletes %d ACLs", req->acl->principal, n_del);
+    kh_req_op_out(req); /* back in on_acls_deleted */
     meta_acls_change(req->ks->ctx->meta, rt_shard_loop(req->ks->sh), NULL, 0, del, n_del,
                      on_acls_deleted, w);
     return;
