@@ -64,7 +64,7 @@ enum { /* IncrementalAlterConfigs ConfigOperation */
  * when it is in core/cfg_keys.h, the broker's value is the topic default.
  * segment.bytes, segment.ms, retention.bytes, retention.ms,
  * index.interval.bytes and the remote/local retention keys change the
- * partition log (kh_topic_log_config); max.message.bytes, segment.bytes and
+ * partition log (kh_topic_log_config); max.message.bytes and
  * message.timestamp.type=LogAppendTime are applied on the produce path (below).
  * Values Strata could not honour are refused (check_supported). The rest
  * have no effect on one broker without compaction, as in Kafka
@@ -470,10 +470,7 @@ int16_t kh_check_batch_sizes(kh_req_t *req,
                              int32_t partition,
                              kp_str_t *msg_out)
 {
-    const kh_ctx_t *ctx = req->ks->ctx;
-    int64_t max_batch = topic_int(t, "max.message.bytes", ctx->message_max_bytes);
-    const plog_config_t *d = atomic_load(&ctx->log_defaults);
-    int64_t seg_bytes = topic_int(t, "segment.bytes", d ? d->segment_bytes : INT32_MAX);
+    int64_t max_batch = topic_int(t, "max.message.bytes", req->ks->ctx->message_max_bytes);
     const uint8_t *p = records.ptr;
     size_t len = records.len > 0 ? (size_t)records.len : 0;
     for (size_t pos = 0; len - pos >= PLOG_BATCH_LOG_OVERHEAD;) {
@@ -484,26 +481,14 @@ int16_t kh_check_batch_sizes(kh_req_t *req,
             PLOG_BATCH_LOG_OVERHEAD;
         if (size > (int64_t)(len - pos))
             break; /* not a whole batch: plog_append's validation answers */
-        int16_t code = KP_ERR_NONE;
-        const char *what = NULL;
-        int64_t limit = 0;
         if (size > max_batch) {
-            code = KP_ERR_MESSAGE_TOO_LARGE;
-            what = "max.message.bytes";
-            limit = max_batch;
-        } else if (size > seg_bytes) {
-            code = KP_ERR_RECORD_LIST_TOO_LARGE;
-            what = "segment.bytes";
-            limit = seg_bytes;
-        }
-        if (code) {
             char m[320];
             snprintf(m, sizeof(m),
                      "The record batch size in the append to %s-%" PRId32 " is %" PRId64
-                     " bytes which exceeds the maximum configured value of %" PRId64 " (%s).",
-                     topic, partition, size, limit, what);
+                     " bytes which exceeds the maximum configured value of %" PRId64 ".",
+                     topic, partition, size, max_batch);
             *msg_out = astr(req, m);
-            return code;
+            return KP_ERR_MESSAGE_TOO_LARGE;
         }
         pos += (size_t)size;
     }

@@ -240,12 +240,11 @@ void kh_incremental_alter_configs(kh_req_t *req);
 
 /* ---- Topic configs (kh_config.c) ---- */
 /** Produce: check each whole batch of a partition's record set against the
- * topic's max.message.bytes (else the broker's message.max.bytes) and its
- * segment.bytes, as Kafka does (a malformed tail is left to plog_append).
+ * topic's max.message.bytes (else the broker's message.max.bytes), as Kafka
+ * does (a malformed tail is left to plog_append).
  * @param t        The topic (borrowed for the call).
- * @param msg_out  Out: on error, the reason (arena of req).
- * @return KP_ERR_NONE, MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE.
- * @thread connection's shard */
+ * @param msg_out  Out: on error, Kafka's reason (arena of req).
+ * @return KP_ERR_NONE or MESSAGE_TOO_LARGE. @thread connection's shard */
 int16_t kh_check_batch_sizes(kh_req_t *req,
                              const meta_topic_t *t,
                              kp_bytes_t records,

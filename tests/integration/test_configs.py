@@ -465,7 +465,7 @@ class ConfigsTest(unittest.TestCase):
         (lat,) = struct.unpack(">q", data[-12:-4])  # log_append_time, then throttle
         return err, base, lat
 
-    def test_max_message_bytes_and_segment_bytes_limit_each_batch(self):
+    def test_max_message_bytes_limits_each_batch(self):
         self.create("mmb", **{"max.message.bytes": "2000"})
         n = next(n for n in range(2000) if len(kwire.record_batch([b"x" * n])) == 2000)
         err, _, _ = self.produce_raw("mmb", b"x" * n)
@@ -483,12 +483,6 @@ class ConfigsTest(unittest.TestCase):
         out = incremental_alter(self.b.port, [(2, "mmb", [("max.message.bytes", 0, "5000")])])
         self.assertEqual(out[0][0], 0, out)
         err, _, _ = self.produce_raw("mmb", b"x" * 3000)
-        self.assertEqual(err, 0)
-        # A batch larger than segment.bytes: RECORD_LIST_TOO_LARGE.
-        self.create("segb", **{"segment.bytes": "16384"})
-        err, _, _ = self.produce_raw("segb", b"x" * 20000)
-        self.assertEqual(err, 18)
-        err, _, _ = self.produce_raw("segb", b"x" * 10000)
         self.assertEqual(err, 0)
 
     def test_log_append_time_is_stamped_by_the_broker(self):
