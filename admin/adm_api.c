@@ -402,6 +402,7 @@ static void tier_sum(adm_gather_t *g, tier_sum_t *out)
         out->t.uploaded_segments += t->uploaded_segments;
         out->t.uploaded_bytes += t->uploaded_bytes;
         out->t.errors += t->errors;
+        out->t.corrupt_segments += t->corrupt_segments;
         out->t.active += t->active;
         out->t.reads += t->reads;
         out->t.download_errors += t->download_errors;
@@ -732,6 +733,9 @@ static void render_tier(st_mtext_t *t, adm_gather_t *g, const prow_t **v, size_t
          x->uploaded_bytes},
         {"strata_tier_upload_errors_total", "counter", "Failed upload attempts (retried).",
          x->errors},
+        {"strata_tier_upload_corrupt_segments_total", "counter",
+         "Upload attempts that found a local batch failing its CRC-32C (not archived).",
+         x->corrupt_segments},
         {"strata_tier_uploads_active", "gauge", "Partitions uploading a segment now.", x->active},
         {"strata_tier_hydration_requests_total", "counter",
          "Reads of archived data (fetches and timestamp lookups below the local log).", x->reads},

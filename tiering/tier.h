@@ -140,6 +140,7 @@ typedef struct {
     int64_t uploaded_segments; /* since start */
     int64_t uploaded_bytes;    /* object bytes */
     int64_t errors;            /* failed upload attempts (retried) */
+    int64_t corrupt_segments;  /* attempts that found a local batch failing its CRC-32C */
     int active;                /* partitions uploading now */
     /* Hydration (tier_rd.c), since start: */
     int64_t reads;               /* tier_read*() calls: reads of archived data */

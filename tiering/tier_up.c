@@ -243,7 +243,10 @@ static void compress_work(uv_work_t *w)
 {
     up_part_t *p = w->data;
     tier_seg_opts_t opts = {0};
-    opts.is_crc_trusted = true; /* every batch was validated when appended */
+    /* Every batch was validated when appended, but the disk may have rotted
+     * it since: the chunk checksums would certify bad bytes, so each batch's
+     * CRC-32C is checked again before anything is archived. */
+    opts.is_crc_trusted = false;
     p->work_err = tier_seg_write_fd(p->seg.fd, 0, (off_t)p->seg.size, &opts, sink, p, &p->info);
 }
 
@@ -251,6 +254,15 @@ static void compress_done(uv_work_t *w, int status)
 {
     up_part_t *p = w->data;
     int err = status ? status : p->work_err;
+    if (err == ST_E_CORRUPT) {
+        /* Not archived (the segment stays local; later ones wait behind it):
+         * an operator must restore or remove it. */
+        p->ts->stats.corrupt_segments++;
+        ST_ERROR("tier",
+                 "local segment is corrupt (a batch fails its CRC-32C): not archived tp=%s-%d "
+                 "base_offset=%" PRId64 " path=%s",
+                 p->topic, p->partition, p->seg.base_offset, p->seg.path);
+    }
     if (err != 0) {
         fail(p, "compression", err, p->seg.path);
         return;
