@@ -47,6 +47,7 @@ fail=0
 if ! kill -0 "$PID" 2>/dev/null; then
     echo "live.sh: stratad died"; fail=1
 else
+    echo "live.sh: stratad peak RSS $(grep VmHWM /proc/$PID/status | tr -s ' \t' ' ')"
     kill -TERM "$PID"
     wait "$PID"
     src=$?

@@ -1853,7 +1853,22 @@ static int fuzz_loop(void)
     int64_t down_since = 0;
     int rc = 0;
     uint64_t next_report = 5000;
+    int64_t next_probe = t0 + 5000;
     while (st.sent < opt.requests && mono_ms() < deadline) {
+        /* Every 5 s a plain client must still get ApiVersions and Metadata (which also
+         * refreshes the topic ids of recreated topics). */
+        if (mono_ms() >= next_probe) {
+            if (!broker_answers(false)) {
+                fprintf(stderr,
+                        "live_fuzz: a plain client got no ApiVersions/Metadata after %" PRIu64
+                        " requests\n",
+                        st.sent);
+                print_suspects(cs, opt.conns);
+                rc = 1;
+                break;
+            }
+            next_probe = mono_ms() + 5000;
+        }
         int64_t now = mono_ms();
         bool any_open = false;
         for (int i = 0; i < opt.conns; i++) {
