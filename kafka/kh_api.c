@@ -216,6 +216,14 @@ void kh_metadata(kh_req_t *req)
 {
     const kh_ctx_t *ctx = req->ks->ctx;
     kp_metadata_request_t *q = req->msg;
+    /* Topic ids (a null name) only from v12, where a response topic may have a null name:
+     * refused as Kafka's MetadataRequest does (UnsupportedVersionException). */
+    for (int i = 0; req->hdr.request_api_version < 12 && i < q->n_topics; i++) {
+        if (q->topics[i].name.len < 0) {
+            kh_fail_conn(req, "Metadata before v12 with a null topic name");
+            return;
+        }
+    }
     bool auto_create =
         ctx->auto_create && (req->hdr.request_api_version < 4 || q->allow_auto_topic_creation);
     kh_req_op_out(req); /* the hold */

@@ -4,7 +4,8 @@
 # (tests/fuzz/live_fuzz.c: creates topics, produces, then fuzzes every served API and version
 # over many connections), and fail when the fuzzer fails, when stratad died, when its output
 # holds a sanitizer report (AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer,
-# "runtime error:"), or when it does not stop cleanly on SIGTERM. The fuzzer prints its seed;
+# "runtime error:") or a response it could not encode, or when it does not stop cleanly on
+# SIGTERM. The fuzzer prints its seed;
 # pass --seed S to reproduce a run. LIVE_KEEP=1 keeps the data directory and log.
 # LIVE_ALLOW_LEAKS=1 prints a LeakSanitizer report at exit without failing (make test sets it
 # while requests orphaned by a closed connection can outlive their shard at shutdown: their
@@ -58,6 +59,12 @@ fi
 trap - EXIT
 if grep -q -E 'ERROR: AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$LOG"; then
     echo "live.sh: sanitizer report in the stratad log"; fail=1
+fi
+# A response the broker built but could not encode is a handler bug, whatever the request.
+if grep -a -E 'cannot encode .* response' "$LOG" | head -5 | grep -q .; then
+    echo "live.sh: stratad could not encode a response:"
+    grep -a -E 'cannot encode .* response' "$LOG" | sort | uniq -c | head -5
+    fail=1
 fi
 if grep -q -E 'LeakSanitizer' "$LOG"; then
     grep -E 'SUMMARY: AddressSanitizer: .* leaked' "$LOG"

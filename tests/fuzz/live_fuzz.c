@@ -1223,10 +1223,72 @@ static void wr_insert(kp_writer_t *w, size_t at, const uint8_t *p, size_t n)
 }
 
 /* Structure-blind but protocol-minded mutations of the frame body (after the size). */
-static void mutate(gen_t *g, kp_writer_t *w, size_t hdr_end)
+/* Where the decoder of d at v starts each read in b[0, n): decoding every truncation of b, the
+ * failing read begins at the field that straddles the cut (kp_reader_t err_offset). Fills
+ * at[] with increasing offsets; returns how many. */
+static int
+field_starts(const kp_msg_desc_t *d, int16_t v, const uint8_t *b, size_t n, uint32_t *at, int max)
+{
+    kp_arena_t a;
+    kp_arena_init(&a, (size_t)64 << 20);
+    void *m = malloc(d->struct_size);
+    int k = 0;
+    for (size_t len = 0; len < n && k < max; len++) {
+        kp_reader_t r;
+        kp_reader_init(&r, b, len);
+        if (d->decode(&r, v, m, &a) != 0 && r.err_offset < n &&
+            (k == 0 || r.err_offset > at[k - 1]))
+            at[k++] = (uint32_t)r.err_offset;
+        kp_arena_reset(&a);
+    }
+    free(m);
+    kp_arena_fini(&a);
+    return k;
+}
+
+/* Overwrite the field at b[0, size) with a value hostile for its width: a count, a length
+ * (int16 string, int32 bytes or array, uvarint compact), an int64, or a huge varint. */
+static void mutate_field(rng_t *r, uint8_t *b, size_t size)
+{
+    static const uint64_t v64[] = {0,
+                                   1,
+                                   0x7fffffffffffffffull,
+                                   0x8000000000000000ull,
+                                   0xffffffffffffffffull,
+                                   0x00000000ffffffffull};
+    static const uint32_t v32[] = {0xffffffffu, 0x7fffffffu, 0x80000000u, 0xfffffffeu,
+                                   0x00010000u, 0x00100000u, 0u,          1u};
+    static const uint16_t v16[] = {0xffff, 0xfffe, 0x7fff, 0x8000, 0x0100, 0, 1};
+    size_t w = size >= 8 && chance(r, 30) ? 8 : size >= 4 && chance(r, 60) ? 4 : size >= 2 ? 2 : 1;
+    if (w == 1 || chance(r, 15)) { /* a uvarint count/length of a flexible version */
+        const uint8_t *hv = k_huge_varints[below(r, NELEM(k_huge_varints))];
+        for (size_t j = 0; j < size && j < 10; j++)
+            b[j] = hv[j];
+        return;
+    }
+    uint64_t x = w == 8   ? v64[below(r, NELEM(v64))]
+                 : w == 4 ? v32[below(r, NELEM(v32))]
+                          : v16[below(r, NELEM(v16))];
+    for (size_t j = 0; j < w; j++)
+        b[j] = (uint8_t)(x >> (8 * (w - 1 - j)));
+}
+
+static void mutate(gen_t *g, kp_writer_t *w, size_t hdr_end, const kp_msg_desc_t *d, int16_t dv)
 {
     rng_t *r = &g->rng;
     int ops = 1 + (int)below(r, 4);
+    /* Structure-aware first: a count, length or value at a real field boundary. */
+    if (chance(r, 50) && d && w->len > hdr_end && w->len - hdr_end <= 4096) {
+        uint32_t at[4096];
+        int n = field_starts(d, dv, w->buf + hdr_end, w->len - hdr_end, at, (int)NELEM(at));
+        int times = 1 + (int)below(r, 2);
+        for (int t = 0; t < times && n > 0; t++) {
+            int i = (int)below(r, (uint32_t)n);
+            size_t end = i + 1 < n ? at[i + 1] : w->len - hdr_end;
+            mutate_field(r, w->buf + hdr_end + at[i], end - at[i]);
+        }
+        ops--;
+    }
     for (int i = 0; i < ops && w->len > 4; i++) {
         /* Mostly inside the body; sometimes in the header too. */
         size_t lo = chance(r, 90) && hdr_end < w->len ? hdr_end : 4;
@@ -1326,9 +1388,13 @@ static int16_t pick_served(rng_t *r, int *si)
     }
 }
 
-/* Generate the next frame of g (deterministic in g's state). */
+/* Generate the next frame of g (deterministic in g's state). Each frame draws from its own
+ * stream seeded by one draw of the connection's: what a frame learnt from responses changes
+ * (member ids, sessions) may change how many numbers that frame draws, never the next frame. */
 static void gen_frame(gen_t *g, frame_t *f)
 {
+    rng_t next = g->rng;
+    g->rng.s = rnd(&next);
     rng_t *r = &g->rng;
     kp_arena_reset(&g->arena);
     kp_writer_t w;
@@ -1411,7 +1477,7 @@ static void gen_frame(gen_t *g, frame_t *f)
         f->valid = in_range && hdr_ok;
         f->expect = expect;
         if (chance(r, g->mutate_pct)) {
-            mutate(g, &w, hdr_end);
+            mutate(g, &w, hdr_end, api->request, ev);
             f->valid = false;
         }
     }
@@ -1435,6 +1501,7 @@ static void gen_frame(gen_t *g, frame_t *f)
         f->valid = false;
     }
     kp_writer_patch_i32(&w, at, size);
+    g->rng = next;
     f->buf = w.buf;
     f->len = w.len;
     free(g->prev);
