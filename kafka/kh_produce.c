@@ -268,12 +268,16 @@ static void del_run(rt_shard_t *sh, void *arg)
     int rc = ST_E_NOTFOUND;
     if (log) {
         int64_t to = op->offset == -1 ? plog_end_offset(log) : op->offset;
+        int64_t start = plog_start_offset(log);
+        /* Set before the call: when the start is already past `to` the callback runs at
+         * once and posts the op back, after which it belongs to the origin shard. */
+        op->res->low_watermark = to > start ? to : start;
         rc = plog_delete_records(log, to, del_persisted, op);
         if (rc == 0) {
             tier_gc_kick(ks->tier); /* delete archived objects below the new start */
-            op->res->low_watermark = plog_start_offset(log);
-            return; /* answered by del_persisted */
+            return;                 /* answered by del_persisted */
         }
+        op->res->low_watermark = -1;
     }
     op->res->error_code = kh_errcode_from_st(rc);
     kh_post(ks, &op->post, op->origin, del_back, op);
