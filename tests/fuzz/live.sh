@@ -80,5 +80,5 @@ if [ "$fail" -ne 0 ]; then
     echo "live.sh: FAILED (log kept in $DIR)"
     exit 1
 fi
-rm -rf "$DIR"
+[ "${LIVE_KEEP:-0}" = 1 ] && echo "live.sh: kept $DIR" || rm -rf "$DIR"
 echo "live.sh: passed"

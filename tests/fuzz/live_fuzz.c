@@ -2095,20 +2095,36 @@ static void hex_print(const uint8_t *p, size_t n)
     printf("\n");
 }
 
-/* Send one frame alone on a fresh connection; wait for an answer or a close (bounded). */
-static void send_alone(const uint8_t *p, size_t n)
+/* Send a frame `times` times on a fresh connection (pipelined); wait for as many answers or
+ * a close (each read bounded by 2 s). */
+static int send_alone(const uint8_t *p, size_t n, int times)
 {
     int fd = tcp_connect(false);
     if (fd < 0)
-        return;
+        return 0;
     struct timeval tv = {2, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (io_all(fd, p, n, true)) {
+    uint8_t *all = malloc(n * (size_t)times);
+    for (int i = 0; i < times; i++)
+        memcpy(all + n * (size_t)i, p, n);
+    bool ok = io_all(fd, all, n * (size_t)times, true);
+    free(all);
+    int got = 0;
+    for (; ok && got < times; got++) {
+        uint8_t sz[4];
+        if (!io_all(fd, sz, 4, false))
+            break;
+        uint32_t len =
+            ((uint32_t)sz[0] << 24) | ((uint32_t)sz[1] << 16) | ((uint32_t)sz[2] << 8) | sz[3];
         uint8_t buf[65536];
-        while (recv(fd, buf, sizeof(buf), 0) > 0) {
+        while (ok && len > 0) {
+            ssize_t k = recv(fd, buf, len < sizeof(buf) ? len : sizeof(buf), 0);
+            ok = k > 0;
+            len -= ok ? (uint32_t)k : 0;
         }
     }
     close(fd);
+    return got;
 }
 
 static int run_replay(void)
@@ -2184,15 +2200,27 @@ static int run_regress(const char *path)
         line[l] = 0;
         if (l == 0 || line[0] == '#')
             continue;
+        int times = 1;
+        char *hex = line;
+        if (strchr(line, '*')) { /* N*HEX: the frame N times on one connection */
+            times = atoi(line);
+            hex = strchr(line, '*') + 1;
+            if (times < 1 || times > 100000)
+                die(2, "%s:%d: bad repeat count", path, lineno);
+        }
+        l = strlen(hex);
         uint8_t *b = malloc(l / 2 + 1);
         size_t bl = 0;
         for (size_t i = 0; i + 1 < l; i += 2) {
             unsigned x;
-            if (sscanf(line + i, "%2x", &x) != 1)
+            if (sscanf(hex + i, "%2x", &x) != 1)
                 die(2, "%s:%d: not hex", path, lineno);
             b[bl++] = (uint8_t)x;
         }
-        send_alone(b, bl);
+        int got = send_alone(b, bl, times);
+        if (opt.verbose)
+            fprintf(stderr, "live_fuzz: %s:%d: %d answers to %d frames\n", path, lineno, got,
+                    times);
         free(b);
         n++;
         if (!broker_answers(false)) {
