@@ -6,14 +6,19 @@ kafka-python's admin client, raw frames where no client has the call):
 produce, consume, topics, groups, configs, DeleteRecords, InitProducerId,
 Metadata and ListGroups filtering, auto-create, DENY wins, prefixed patterns,
 the wildcard principal, super users, durability across a restart.
-Until SASL lands every connection is User:ANONYMOUS: the test gives that
+AclTest runs every check as User:ANONYMOUS (a PLAINTEXT client): it gives that
 principal ALTER on the cluster (to manage ACLs) from a first run where it is a
-super user, then restarts without super users."""
+super user, then restarts without super users. SaslAclTest authenticates as
+different SCRAM users (created over the admin API) on a SASL_PLAINTEXT listener:
+per-principal grants, the wildcard principal, DENY for one user, Metadata per
+user, super users, the PLAINTEXT listener as User:ANONYMOUS."""
+import json
 import os
 import struct
 import sys
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker, free_port  # noqa: E402
@@ -293,6 +298,107 @@ class AclTest(unittest.TestCase):
         self.assertEqual(self.k.delete_consumer_groups(["lg-a"])[0][1].errno, GROUP_AUTH)
         self.grant(acl("DELETE", "GROUP", "lg-a"))
         self.assertEqual(self.k.delete_consumer_groups(["lg-a"])[0][1].errno, 0)
+
+
+def sasl_conf(user, pw=None):
+    return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SCRAM-SHA-256",
+            "sasl.username": user, "sasl.password": pw or user + "-secret"}
+
+
+class SaslAclTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.b = Broker(start=False, env=dict(os.environ, STRATA_BOOTSTRAP_USER="admin:admin-secret"))
+        cls.sasl = "127.0.0.1:%d" % free_port()
+        cls.b.args += ["--listeners", "PLAINTEXT://%s,SASL_PLAINTEXT://%s" % (cls.b.bootstrap,
+                                                                              cls.sasl),
+                       "-X", "super.users=User:admin"]
+        cls.b.start()
+        for u in ("alice", "bob"):
+            req = urllib.request.Request(
+                "http://127.0.0.1:%d/v1/security/users" % cls.b.admin_port, method="POST",
+                data=json.dumps({"username": u, "password": u + "-secret"}).encode(),
+                headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                assert r.status == 201, r.status
+        cls.k = KafkaAdminClient(bootstrap_servers=cls.sasl, security_protocol="SASL_PLAINTEXT",
+                                 sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="admin",
+                                 sasl_plain_password="admin-secret")
+        a = AdminClient({"bootstrap.servers": cls.sasl, **sasl_conf("admin")})
+        for f in a.create_topics([NewTopic(t, 1, 1) for t in
+                                  ("orders", "a.one", "a.two", "b.one")]).values():
+            f.result(30)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.k.close()
+        cls.b.close()
+
+    def setUp(self):
+        self.k.delete_acls([any_filter()])
+
+    def grant(self, *acls):
+        self.assertEqual(self.k.create_acls(list(acls))["failed"], [])
+
+    def test_per_user_grants_and_deny(self):
+        self.grant(acl("WRITE", "TOPIC", "orders", principal="User:alice"))
+        self.assertIsNone(produce(self.sasl, "orders", **sasl_conf("alice")))
+        self.assertEqual(produce(self.sasl, "orders", **sasl_conf("bob")), TOPIC_AUTH)
+        self.assertIsNone(produce(self.sasl, "orders", **sasl_conf("admin")))  # super user
+        # Everyone may read orders with group g; bob is denied the topic.
+        self.grant(acl("READ", "TOPIC", "orders", principal="User:*"),
+                   acl("READ", "GROUP", "g", principal="User:*"),
+                   acl("READ", "TOPIC", "orders", perm="DENY", principal="User:bob"))
+        c = Consumer({"bootstrap.servers": self.sasl, "group.id": "g",
+                      "auto.offset.reset": "earliest", **sasl_conf("alice")})
+        c.subscribe(["orders"])
+        got = None
+        deadline = time.monotonic() + 30
+        while got is None and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got = m.value()
+        c.close()
+        self.assertEqual(got, b"v")
+        c = Consumer({"bootstrap.servers": self.sasl, "group.id": "g",
+                      "auto.offset.reset": "earliest", **sasl_conf("bob")})
+        c.subscribe(["orders"])
+        err = None
+        deadline = time.monotonic() + 30
+        while err is None and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error():
+                err = m.error().code()
+        c.close()
+        self.assertEqual(err, TOPIC_AUTH)
+
+    def test_metadata_per_user_and_anonymous_plaintext(self):
+        self.grant(acl("DESCRIBE", "TOPIC", "a.", "PREFIXED", principal="User:alice"),
+                   acl("DESCRIBE", "TOPIC", "b.", "PREFIXED", principal="User:bob"))
+
+        def topics(bootstrap, **conf):
+            a = AdminClient({"bootstrap.servers": bootstrap, **conf})
+            return sorted(a.list_topics(timeout=10).topics)
+        self.assertEqual(topics(self.sasl, **sasl_conf("alice")), ["a.one", "a.two"])
+        self.assertEqual(topics(self.sasl, **sasl_conf("bob")), ["b.one"])
+        self.assertEqual(topics(self.sasl, **sasl_conf("admin")),
+                         ["a.one", "a.two", "b.one", "orders"])
+        # The PLAINTEXT listener is authorized too, as User:ANONYMOUS.
+        self.assertEqual(topics(self.b.bootstrap), [])
+        self.grant(acl("DESCRIBE", "TOPIC", "orders"))
+        self.assertEqual(topics(self.b.bootstrap), ["orders"])
+
+    def test_acl_apis_need_alter_on_cluster(self):
+        k = KafkaAdminClient(bootstrap_servers=self.sasl, security_protocol="SASL_PLAINTEXT",
+                             sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="alice",
+                             sasl_plain_password="alice-secret")
+        try:
+            r = k.create_acls([acl("READ", principal="User:alice")])
+            self.assertEqual(r["failed"][0][1].__name__, "ClusterAuthorizationFailedError")
+            self.grant(acl("ALTER", "CLUSTER", "kafka-cluster", principal="User:alice"))
+            self.assertEqual(k.create_acls([acl("READ", principal="User:alice")])["failed"], [])
+        finally:
+            k.close()
 
 
 class SuperUserTest(unittest.TestCase):
