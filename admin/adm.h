@@ -39,6 +39,9 @@ typedef struct {
     /* Is remote storage on for a topic? Called on shards. NULL = never. */
     bool (*is_remote)(void *arg, const char *topic);
     void *is_remote_arg;
+    /* borrowed: strata.admin.tls.enabled: serve https with this context
+     * (kafka/kh_tls.h, reloaded by stratad); NULL = plain http */
+    struct kh_tls *tls;
 } adm_opts_t;
 
 /** Bind strata.admin.listener and start serving on opts->loop. Every

@@ -19,6 +19,7 @@
  *                (under mu); everything else runs on the server's loop. */
 #include "admin/adm_int.h"
 #include "core/st_log.h"
+#include "kafka/kh_tls.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -41,9 +42,10 @@ struct adm_conn {
     uv_tcp_t tcp;
     adm_server_t *s;
     adm_conn_t *prev, *next;
-    char *rbuf; /* owned: ADM_RBUF_CAP bytes */
-    size_t rlen;
-    adm_call_t *call; /* the request being answered, or NULL */
+    char *rbuf; /* owned: rcap bytes (ADM_RBUF_CAP; TLS may add a record) */
+    size_t rlen, rcap;
+    kh_tls_conn_t *tls; /* owned: https (strata.admin.tls.enabled); else NULL */
+    adm_call_t *call;   /* the request being answered, or NULL */
     bool is_reading;
     bool is_closing;
     bool close_after_write;
@@ -56,7 +58,8 @@ struct adm_conn {
 typedef struct {
     uv_write_t w;
     adm_conn_t *conn;
-    char *buf; /* owned */
+    char *buf;          /* owned */
+    bool is_tls_output; /* TLS handshake bytes, not a reply */
 } adm_wreq_t;
 
 static void conn_close(adm_conn_t *c);
@@ -83,6 +86,7 @@ static void on_written(uv_write_t *w, int status)
 {
     adm_wreq_t *wr = (adm_wreq_t *)w;
     adm_conn_t *c = wr->conn;
+    bool is_tls_output = wr->is_tls_output;
     free(wr->buf);
     free(wr);
     if (c->is_closing)
@@ -91,6 +95,8 @@ static void on_written(uv_write_t *w, int status)
         conn_close(c);
         return;
     }
+    if (is_tls_output)
+        return;
     if (c->close_after_write) {
         /* Lingering close: shut our side, then read (and drop) what the
          * client still sends, so that closing with unread bytes does not
@@ -104,6 +110,56 @@ static void on_written(uv_write_t *w, int status)
         return;
     }
     conn_process(c); /* a pipelined request may be waiting */
+}
+
+/* ---- https: TLS over memory BIOs (kafka/kh_tls.c) ---- */
+
+/* Write the TLS session's pending output (handshake, alerts). */
+static int tls_flush(adm_conn_t *c)
+{
+    uint8_t *out;
+    size_t n;
+    if (kh_tls_conn_output(c->tls, &out, &n) != 0) {
+        conn_close(c);
+        return -1;
+    }
+    if (!out)
+        return 0;
+    adm_wreq_t *wr = calloc(1, sizeof(*wr));
+    uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
+    if (!wr || (wr->conn = c, wr->buf = (char *)out, wr->is_tls_output = true,
+                uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0)) {
+        free(out);
+        free(wr);
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Write wr's plaintext reply (len bytes) as TLS records instead; on an
+ * error wr is freed and the connection closed. */
+static void tls_seal(adm_conn_t *c, adm_wreq_t *wr, size_t len)
+{
+    uint8_t *out = NULL;
+    size_t n = 0;
+    int rc = kh_tls_conn_write(c->tls, (const uint8_t *)wr->buf, len);
+    if (rc == 0)
+        rc = kh_tls_conn_output(c->tls, &out, &n);
+    free(wr->buf);
+    wr->buf = (char *)out;
+    if (rc != 0 || !out) {
+        free(out);
+        free(wr);
+        conn_close(c);
+        return;
+    }
+    uv_buf_t b = uv_buf_init(wr->buf, (unsigned)n);
+    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
+        free(wr->buf);
+        free(wr);
+        conn_close(c);
+    }
 }
 
 void adm_reply_raw(adm_call_t *call,
@@ -135,7 +191,11 @@ void adm_reply_raw(adm_call_t *call,
     wr->conn = c;
     wr->buf = t.p;
     c->close_after_write = !keep;
-    uv_buf_t b = uv_buf_init(t.p, (unsigned)t.len);
+    if (c->tls) {
+        tls_seal(c, wr, t.len);
+        return;
+    }
+    uv_buf_t b = uv_buf_init(wr->buf, (unsigned)t.len);
     if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
         free(wr->buf);
         free(wr);
@@ -328,6 +388,7 @@ void adm_gather_one(adm_call_t *call,
 static void on_conn_closed(uv_handle_t *h)
 {
     adm_conn_t *c = h->data;
+    kh_tls_conn_free(c->tls);
     free(c->rbuf);
     free(c);
 }
@@ -357,7 +418,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     if (c->is_draining)
         c->rlen = 0;
-    *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)(ADM_RBUF_CAP - c->rlen));
+    *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
@@ -371,7 +432,19 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     if (n == 0)
         return;
     if (c->is_draining)
-        return; /* the buffer is reused: nothing is kept */
+        return;   /* the buffer is reused: nothing is kept */
+    if (c->tls) { /* the n bytes at rbuf + rlen are ciphertext: decrypt in place */
+        uint8_t *b = (uint8_t *)c->rbuf;
+        n = kh_tls_conn_read(c->tls, b + c->rlen, (size_t)n, &b, c->rlen, &c->rcap);
+        c->rbuf = (char *)b;
+        if (tls_flush(c) != 0)
+            return;
+        if (n < 0) {
+            ST_DEBUG("admin", "closing a connection: %s", kh_tls_conn_error(c->tls));
+            conn_close(c);
+            return;
+        }
+    }
     c->rlen += (size_t)n;
     c->last_active_ms = now_ms(c->s);
     conn_process(c);
@@ -409,7 +482,7 @@ static void conn_process(adm_conn_t *c)
     adm_http_req_t r;
     int rc = adm_http_parse(c->rbuf, c->rlen, &r);
     if (rc == ST_E_AGAIN) {
-        if (c->rlen >= ADM_RBUF_CAP) { /* cannot happen with the parser's limits */
+        if (c->rlen >= ADM_RBUF_CAP) { /* the parser's limits make it a TLS surplus */
             conn_close(c);
             return;
         }
@@ -482,6 +555,11 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    c->rcap = ADM_RBUF_CAP;
+    if (s->o.tls && !(c->tls = kh_tls_conn_new(s->o.tls))) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
     c->last_active_ms = now_ms(s);
     c->next = s->conns;
     if (s->conns)
@@ -620,7 +698,7 @@ int adm_server_new(const adm_opts_t *o, adm_server_t **out, char *errbuf, size_t
         s->idx = NULL;
     }
     uv_timer_start(&s->idle_timer, on_idle_tick, ADM_IDLE_TICK_MS, ADM_IDLE_TICK_MS);
-    ST_INFO("admin", "listening on http://%s", addr);
+    ST_INFO("admin", "listening on %s://%s", o->tls ? "https" : "http", addr);
     *out = s;
     return 0;
 }

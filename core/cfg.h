@@ -45,6 +45,10 @@ ST_MUST_CHECK int cfg_load_env(cfg_t *c, char *const *envp, char *errbuf, size_t
 int64_t cfg_int(const cfg_t *c, cfg_key_t k);
 bool cfg_bool(const cfg_t *c, cfg_key_t k);
 const char *cfg_str(const cfg_t *c, cfg_key_t k);
+/** The value of string key k for Kafka listener `listener`: its
+ * listener.name.<listener>.<key> override (name matched without case) when
+ * set, else cfg_str(c, k). Borrowed: valid until the key is set again. */
+const char *cfg_listener_str(const cfg_t *c, const char *listener, cfg_key_t k);
 /** Key id by name. @return 0 or ST_E_NOTFOUND. */
 ST_MUST_CHECK int cfg_lookup(const char *name, cfg_key_t *out);
 const char *cfg_name(cfg_key_t k);

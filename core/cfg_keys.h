@@ -16,6 +16,46 @@
       "NAME://HOST:PORT per listener: the address Metadata gives clients connected to that listener (default: the listener's own; a bare HOST:PORT applies to the first listener).") \
     X(ADMIN_LISTENER, "strata.admin.listener", CFG_STR, "127.0.0.1:9644", 0, 0, 0,                 \
       "Admin HTTP listener HOST:PORT.")                                                            \
+    X(SSL_KEYSTORE_TYPE, "ssl.keystore.type", CFG_STR, "PEM", 0, 0, 0,                             \
+      "SSL/SASL_SSL listeners: format of the keystore, PEM or PKCS12.")                             \
+    X(SSL_KEYSTORE_LOCATION, "ssl.keystore.location", CFG_STR, "", 0, 0, 0,                        \
+      "File with the private key and the certificate chain of the TLS listeners (PEM: both in one file).") \
+    X(SSL_KEYSTORE_PASSWORD, "ssl.keystore.password", CFG_STR, "", 0, 0, 0,                        \
+      "Password of a PKCS12 keystore.")                                                            \
+    X(SSL_KEYSTORE_CHAIN, "ssl.keystore.certificate.chain", CFG_STR, "", 0, 0, 0,                  \
+      "The certificate chain as inline PEM (instead of ssl.keystore.location).")                   \
+    X(SSL_KEYSTORE_KEY, "ssl.keystore.key", CFG_STR, "", 0, 0, 0,                                  \
+      "The private key as inline PEM (with ssl.keystore.certificate.chain).")                      \
+    X(SSL_KEY_PASSWORD, "ssl.key.password", CFG_STR, "", 0, 0, 0,                                  \
+      "Password of an encrypted PEM private key.")                                                 \
+    X(SSL_TRUSTSTORE_TYPE, "ssl.truststore.type", CFG_STR, "PEM", 0, 0, 0,                         \
+      "Format of the truststore, PEM or PKCS12.")                                                  \
+    X(SSL_TRUSTSTORE_LOCATION, "ssl.truststore.location", CFG_STR, "", 0, 0, 0,                    \
+      "File with the CA certificates that client certificates must chain to (mTLS).")              \
+    X(SSL_TRUSTSTORE_PASSWORD, "ssl.truststore.password", CFG_STR, "", 0, 0, 0,                    \
+      "Password of a PKCS12 truststore.")                                                          \
+    X(SSL_TRUSTSTORE_CERTS, "ssl.truststore.certificates", CFG_STR, "", 0, 0, 0,                   \
+      "The CA certificates as inline PEM (instead of ssl.truststore.location).")                   \
+    X(SSL_CLIENT_AUTH, "ssl.client.auth", CFG_STR, "none", 0, 0, 0,                                \
+      "Client certificates: none, requested (verified when sent) or required (mTLS); the principal is User:<certificate subject>.") \
+    X(SSL_CIPHER_SUITES, "ssl.cipher.suites", CFG_STR, "", 0, 0, 0,                                \
+      "Allowed cipher suites, IANA (Kafka) or OpenSSL names; empty = OpenSSL's defaults.")         \
+    X(SSL_ENABLED_PROTOCOLS, "ssl.enabled.protocols", CFG_STR, "TLSv1.2,TLSv1.3", 0, 0, 0,         \
+      "TLS versions accepted (TLSv1.2, TLSv1.3).")                                                 \
+    X(SSL_HANDSHAKE_TIMEOUT_MS, "strata.ssl.handshake.timeout.ms", CFG_INT, "10000", 100, INT32_MAX, 0, \
+      "Close a TLS connection whose handshake has not finished after this long.")                  \
+    X(SSL_RELOAD_INTERVAL_MS, "strata.ssl.reload.interval.ms", CFG_INT, "30000", 0, INT32_MAX, 0,  \
+      "How often the certificate files are checked for changes and reloaded (0 = on SIGHUP only).") \
+    X(ADMIN_TLS_ENABLED, "strata.admin.tls.enabled", CFG_BOOL, "false", 0, 1, 0,                   \
+      "Serve the admin HTTP API over TLS (https) with the strata.admin.tls.* files.")              \
+    X(ADMIN_TLS_CERT_FILE, "strata.admin.tls.cert.file", CFG_STR, "", 0, 0, 0,                     \
+      "PEM certificate chain of the admin API (empty: the Kafka listeners' ssl.keystore.*).")      \
+    X(ADMIN_TLS_KEY_FILE, "strata.admin.tls.key.file", CFG_STR, "", 0, 0, 0,                       \
+      "PEM private key of strata.admin.tls.cert.file (encrypted: ssl.key.password).")              \
+    X(ADMIN_TLS_TRUSTSTORE_FILE, "strata.admin.tls.truststore.file", CFG_STR, "", 0, 0, 0,         \
+      "PEM CA certificates that admin clients' certificates must chain to.")                      \
+    X(ADMIN_TLS_CLIENT_AUTH, "strata.admin.tls.client.auth", CFG_STR, "none", 0, 0, 0,             \
+      "Admin API client certificates: none, requested or required.")                               \
     X(ADMIN_TOKEN_FILE, "strata.admin.token.file", CFG_STR, "", 0, 0, 0,                           \
       "File holding the bearer token the admin HTTP API requires; empty = no authentication.")     \
     X(ADMIN_REQUIRE_AUTH, "strata.admin.require.auth", CFG_BOOL, "false", 0, 1, 0,                 \

@@ -74,6 +74,7 @@ typedef struct kh_ctx {
     _Atomic int64_t message_max_bytes; /* message.max.bytes */
     int64_t fetch_max_bytes;           /* fetch.max.bytes: cap of a Fetch's max_bytes */
     int64_t idle_ms;                   /* connections.max.idle.ms, -1 = never */
+    int64_t ssl_handshake_timeout_ms;  /* strata.ssl.handshake.timeout.ms */
     _Atomic int32_t num_partitions;    /* num.partitions for auto-created topics */
     _Atomic bool auto_create;          /* auto.create.topics.enable */
     /* borrowed: the cluster defaults of topic configs. Replaced, never

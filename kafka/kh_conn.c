@@ -19,6 +19,7 @@
 #include "core/st_assert.h"
 #include "core/st_log.h"
 #include "kafka/kh_int.h"
+#include "kafka/kh_tls.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -45,12 +46,14 @@ struct kh_conn {
     bool reading;
     bool draining; /* shutdown: answer what was read, then close */
     bool closing;
-    bool closed; /* close callback ran */
+    bool closed;                 /* close callback ran */
     bool is_closing_after_write; /* a final response is being written: read nothing more */
     uint64_t last_active_ms;
-    kh_sec_t sec; /* listener, TLS session, principal */
+    kh_sec_t sec;          /* listener, TLS session, principal */
     uint64_t fetch_cursor; /* kh_fetch's rotation: the partition last served */
-    kh_sasl_t *sasl; /* owned: SASL state on a SASL_* listener, NULL on PLAINTEXT */
+    kh_sasl_t *sasl;       /* owned: SASL state on a SASL_* listener, NULL on PLAINTEXT */
+    uint64_t accepted_ms;
+    bool tls_principal_taken; /* the client certificate's principal was looked at */
 };
 
 typedef struct {
@@ -226,6 +229,100 @@ static void on_written(uv_write_t *w, int status)
     free(wr);
 }
 
+/* Hand buf (owned) to the socket. @return false when the connection closed. */
+static bool conn_send(kh_conn_t *c, uint8_t *buf, size_t len)
+{
+    wreq_t *wr = malloc(sizeof(*wr));
+    if (!wr) {
+        free(buf);
+        conn_close(c, "out of memory");
+        return false;
+    }
+    wr->buf = buf;
+    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
+        free(wr->buf);
+        free(wr);
+        conn_close(c, "write failed");
+        return false;
+    }
+    return true;
+}
+
+/* ---- TLS hooks (kafka/kh_tls.c does the work) ---- */
+
+/* Send what the TLS session has to say (handshake, records, alerts). */
+static bool tls_out(kh_conn_t *c)
+{
+    uint8_t *out;
+    size_t n;
+    if (kh_tls_conn_output(c->sec.tls, &out, &n) != 0) {
+        conn_close(c, "out of memory");
+        return false;
+    }
+    return !out || conn_send(c, out, n);
+}
+
+/* Encrypt a response (borrowed) in slices, so that the ciphertext of a big
+ * fetch is not held twice. */
+static void tls_send(kh_conn_t *c, const uint8_t *buf, size_t len)
+{
+    for (size_t off = 0; off < len && !c->closing;) {
+        size_t n = len - off < (256u << 10) ? len - off : (256u << 10);
+        if (kh_tls_conn_write(c->sec.tls, buf + off, n) != 0) {
+            conn_close(c, kh_tls_conn_error(c->sec.tls));
+            return;
+        }
+        off += n;
+        tls_out(c);
+    }
+}
+
+/* Close a connection refused for what its client sent (not TLS, not Kafka,
+ * a failed handshake): one INFO line per shard per second at most, so that
+ * a scanner cannot flood the log. */
+static void conn_refuse(kh_conn_t *c, const char *why)
+{
+    kh_shard_t *ks = c->ks;
+    uint64_t now = now_ms(c->tcp.loop);
+    if (ks->refused_log_ms == 0 || now - ks->refused_log_ms >= 1000) {
+        ST_INFO("kafka", "closing conn=%llu peer=%s listener=%s (%s): %s%s",
+                (unsigned long long)c->id, c->peer, c->sec.lis->name,
+                kh_sec_proto_name(c->sec.lis->proto), why,
+                ks->refused_quiet ? "; more refused connections were not logged" : "");
+        ks->refused_log_ms = now;
+        ks->refused_quiet = 0;
+    } else {
+        ks->refused_quiet++;
+    }
+    conn_close(c, why);
+}
+
+/* The n bytes just read at rbuf + rlen are ciphertext: replace them by the
+ * plaintext they carry. @return plaintext bytes at rbuf + rlen (0: none
+ * yet), or -1 when the connection was closed. */
+static ssize_t tls_in(kh_conn_t *c, size_t n)
+{
+    kh_tls_conn_t *tc = c->sec.tls;
+    ssize_t got = kh_tls_conn_read(tc, c->rbuf + c->rlen, n, &c->rbuf, c->rlen, &c->rcap);
+    if (!tls_out(c))
+        return -1;
+    if (got < 0) {
+        conn_refuse(c, kh_tls_conn_error(tc));
+        return -1;
+    }
+    if (!c->tls_principal_taken && kh_tls_conn_is_ready(tc)) {
+        c->tls_principal_taken = true;
+        const char *p = kh_tls_conn_principal(tc);
+        if (p)
+            snprintf(c->sec.principal, sizeof(c->sec.principal), "%s", p);
+        char d[128];
+        ST_DEBUG("kafka", "TLS conn=%llu peer=%s: %s principal=%s", (unsigned long long)c->id,
+                 c->peer, kh_tls_conn_describe(tc, d, sizeof(d)), c->sec.principal);
+    }
+    return got;
+}
+
 /* Write every finished request at the head of the queue, in order. */
 static void flush(kh_conn_t *c)
 {
@@ -236,23 +333,17 @@ static void flush(kh_conn_t *c)
             c->tail = NULL;
         c->n_reqs--;
         if (!c->closing && req->out.len > 0 && kp_writer_ok(&req->out)) {
-            wreq_t *wr = malloc(sizeof(*wr));
-            if (wr) {
-                wr->buf = req->out.buf; /* hand the buffer over */
-                uv_buf_t b = uv_buf_init((char *)req->out.buf, (unsigned)req->out.len);
+            if (c->sec.tls) {
+                tls_send(c, req->out.buf, req->out.len);
+            } else {
+                conn_send(c, req->out.buf, req->out.len); /* hands the buffer over */
                 req->out.buf = NULL;
                 req->out.len = req->out.cap = 0;
-                if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
-                    free(wr->buf);
-                    free(wr);
-                    conn_close(c, "write failed");
-                } else if (req->close_after) {
-                    req_free(req);
-                    close_after_write(c);
-                    return;
-                }
-            } else {
-                conn_close(c, "out of memory");
+            }
+            if (!c->closing && req->close_after) {
+                req_free(req);
+                close_after_write(c);
+                return;
             }
         }
         req_drop(req);
@@ -503,6 +594,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n == 0)
         return;
     c->last_active_ms = now_ms(s->loop);
+    if (c->sec.tls && (n = tls_in(c, (size_t)n)) <= 0)
+        return;
     c->rlen += (size_t)n;
     size_t pos = 0;
     while (!c->closing && c->rlen - pos >= 4) {
@@ -517,11 +610,15 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
                 min = 1;
         }
         if (size < min || size > max) {
-            ST_INFO("kafka",
-                    "closing conn=%llu peer=%s: frame size %d outside [%d, %lld] "
-                    "(socket.request.max.bytes, or 512 KiB before SASL authentication)",
-                    (unsigned long long)c->id, c->peer, size, min, (long long)max);
-            conn_close(c, "bad frame size");
+            char why[200];
+            if (p[0] == 0x16 && p[1] == 0x03 && !c->sec.tls)
+                snprintf(why, sizeof(why), "a TLS handshake on a listener without TLS");
+            else
+                snprintf(why, sizeof(why),
+                         "frame size %d outside [%d, %lld] (socket.request.max.bytes, or 512 KiB "
+                         "before SASL authentication)",
+                         size, min, (long long)max);
+            conn_refuse(c, why);
             return;
         }
         if (c->rlen - pos - 4 < (size_t)size) {
@@ -570,6 +667,7 @@ static void conn_maybe_free(kh_conn_t *c)
         return;
     kh_shard_t *ks = c->ks;
     kh_sasl_free(c->sasl);
+    kh_tls_conn_free(c->sec.tls);
     free(c->rbuf);
     free(c);
     if (ks->closing && ks->n_conns == 0 && ks->n_handles_open == 0 && ks->closed_cb) {
@@ -638,7 +736,7 @@ static void on_connection(uv_stream_t *server, int status)
     c->sec.lis = ls->lis;
     snprintf(c->sec.principal, sizeof(c->sec.principal), "User:ANONYMOUS");
     c->id = ++ks->next_conn_id * 1024 + (uint64_t)rt_shard_id(ks->sh);
-    c->last_active_ms = now_ms(server->loop);
+    c->last_active_ms = c->accepted_ms = now_ms(server->loop);
     if (kh_sec_proto_is_sasl(ls->lis->proto) && !(c->sasl = kh_sasl_new(ks->ctx))) {
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
@@ -661,19 +759,25 @@ static void on_connection(uv_stream_t *server, int status)
     ks->n_conns++;
     st_metric_add(ST_M_KAFKA_CONNECTIONS, 1);
     st_metric_add(ST_M_KAFKA_CONNECTIONS_ACCEPTED, 1);
+    if (ls->lis->tls && !(c->sec.tls = kh_tls_conn_new(ls->lis->tls))) {
+        conn_close(c, "out of memory");
+        return;
+    }
     conn_resume(c);
 }
 
 static void on_idle_check(uv_timer_t *t)
 {
     kh_shard_t *ks = t->data;
-    if (ks->ctx->idle_ms < 0)
-        return;
     uint64_t now = now_ms(t->loop);
     for (kh_conn_t *c = ks->conns, *next; c; c = next) {
         next = c->next;
-        if (c->n_reqs == 0 && now - c->last_active_ms > (uint64_t)ks->ctx->idle_ms)
+        if (ks->ctx->idle_ms >= 0 && c->n_reqs == 0 &&
+            now - c->last_active_ms > (uint64_t)ks->ctx->idle_ms)
             conn_close(c, "idle longer than connections.max.idle.ms");
+        else if (c->sec.tls && !kh_tls_conn_is_ready(c->sec.tls) &&
+                 now - c->accepted_ms > (uint64_t)ks->ctx->ssl_handshake_timeout_ms)
+            conn_refuse(c, "TLS handshake not finished within strata.ssl.handshake.timeout.ms");
     }
 }
 

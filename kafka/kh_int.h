@@ -42,6 +42,8 @@ struct kh_shard {
     part_shard_t *ps;                    /* borrowed */
     kh_lsock_t lsocks[KH_MAX_LISTENERS]; /* one per ctx->listeners entry */
     int n_lsocks;                        /* bound (listening) ones */
+    uint64_t refused_log_ms;             /* last "refused connection" line (rate limit) */
+    int refused_quiet;                   /* refusals not logged since */
     kh_conn_t *conns;                    /* doubly linked list of open connections */
     int n_conns;
     uint64_t next_conn_id;

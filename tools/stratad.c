@@ -19,6 +19,7 @@
 #include "core/st_scram.h"
 #include "index/idx.h"
 #include "kafka/kh.h"
+#include "kafka/kh_tls.h"
 #include "tiering/tier.h"
 
 #include <errno.h>
@@ -53,6 +54,9 @@ typedef struct {
     uv_loop_t *main_loop;
     uv_async_t fatal; /* a shard failed to start: stop everything */
     uv_signal_t sigint, sigterm;
+    uv_signal_t sighup;   /* reload the TLS certificates */
+    uv_timer_t tls_timer; /* strata.ssl.reload.interval.ms: reload changed files */
+    kh_tls_t *admin_tls;  /* strata.admin.tls.enabled: the admin API's context */
     _Atomic int n_ready, n_failed, n_partitions;
     int exit_code;
 } broker_t;
@@ -259,6 +263,8 @@ static void stop_all(broker_t *b)
     uv_signal_stop(&b->sigterm);
     uv_close((uv_handle_t *)&b->sigint, NULL);
     uv_close((uv_handle_t *)&b->sigterm, NULL);
+    uv_close((uv_handle_t *)&b->sighup, NULL);
+    uv_close((uv_handle_t *)&b->tls_timer, NULL);
     uv_close((uv_handle_t *)&b->fatal, NULL);
     rt_stop(b->rt);
 }
@@ -288,6 +294,87 @@ static void on_fatal(uv_async_t *a)
                 (int)b->n_partitions, cfg_str(b->cfg, CFG_LOG_DIR), cfg_str(b->cfg, CFG_LISTENERS),
                 cfg_str(b->cfg, CFG_ARCHIVE_URL));
     }
+}
+
+/* ---- TLS contexts: made at start, reloaded for certificate rotation ---- */
+
+/* One TLS context per SSL/SASL_SSL listener (its ssl.* settings, with
+ * listener.name.<name>.ssl.* overrides) and one for the admin API.
+ * @return 0, or 2 after printing why. */
+static int tls_setup(broker_t *b)
+{
+    char err[512], what[96];
+    kh_tls_opts_t o;
+    for (int i = 0; i < b->kctx.n_listeners; i++) {
+        kh_listener_t *l = &b->kctx.listeners[i];
+        if (!kh_sec_proto_is_tls(l->proto))
+            continue;
+        kh_tls_opts_from_cfg(b->cfg, l->name, &o, what, sizeof(what));
+        if (kh_tls_new(&o, &l->tls, err, sizeof(err)) != 0) {
+            fprintf(stderr, "stratad: %s\n", err);
+            return 2;
+        }
+    }
+    if (!cfg_bool(b->cfg, CFG_ADMIN_TLS_ENABLED))
+        return 0;
+    /* The admin API has its own files, or shares the listeners' keystore. */
+    kh_tls_opts_from_cfg(b->cfg, "", &o, what, sizeof(what));
+    snprintf(what, sizeof(what), "admin API (strata.admin.tls.*)");
+    o.truststore_location = cfg_str(b->cfg, CFG_ADMIN_TLS_TRUSTSTORE_FILE);
+    o.truststore_certs = NULL;
+    o.client_auth = cfg_str(b->cfg, CFG_ADMIN_TLS_CLIENT_AUTH);
+    if (*cfg_str(b->cfg, CFG_ADMIN_TLS_CERT_FILE)) {
+        o.keystore_type = "PEM";
+        o.keystore_location = o.keystore_chain = o.keystore_key = NULL;
+        o.cert_file = cfg_str(b->cfg, CFG_ADMIN_TLS_CERT_FILE);
+        o.key_file = cfg_str(b->cfg, CFG_ADMIN_TLS_KEY_FILE);
+    }
+    if (kh_tls_new(&o, &b->admin_tls, err, sizeof(err)) != 0) {
+        fprintf(stderr, "stratad: %s\n", err);
+        return 2;
+    }
+    return 0;
+}
+
+static void tls_reload_one(kh_tls_t *t, const char *name, bool only_changed)
+{
+    if (!t || (only_changed && !kh_tls_files_changed(t)))
+        return;
+    char err[512];
+    if (kh_tls_reload(t, err, sizeof(err)) != 0)
+        ST_ERROR("stratad", "TLS reload failed, the previous certificates stay in use: %s", err);
+    else
+        ST_INFO("stratad", "TLS certificates reloaded for %s generation=%d", name,
+                kh_tls_generation(t));
+}
+
+static void tls_reload_all(broker_t *b, bool only_changed)
+{
+    for (int i = 0; i < b->kctx.n_listeners; i++)
+        tls_reload_one(b->kctx.listeners[i].tls, b->kctx.listeners[i].name, only_changed);
+    tls_reload_one(b->admin_tls, "admin API", only_changed);
+}
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    ST_INFO("stratad", "received SIGHUP, reloading the TLS certificates");
+    tls_reload_all(s->data, false);
+}
+
+static void on_tls_tick(uv_timer_t *t)
+{
+    tls_reload_all(t->data, true);
+}
+
+static void tls_free_all(broker_t *b)
+{
+    for (int i = 0; i < b->kctx.n_listeners; i++) {
+        kh_tls_free(b->kctx.listeners[i].tls);
+        b->kctx.listeners[i].tls = NULL;
+    }
+    kh_tls_free(b->admin_tls);
+    b->admin_tls = NULL;
 }
 
 /* ---- Data directory ---- */
@@ -372,6 +459,7 @@ static int kafka_context(broker_t *b, const char *dir)
     k->message_max_bytes = cfg_int(b->cfg, CFG_MESSAGE_MAX_BYTES);
     k->fetch_max_bytes = cfg_int(b->cfg, CFG_FETCH_MAX_BYTES);
     k->idle_ms = cfg_int(b->cfg, CFG_IDLE_MS);
+    k->ssl_handshake_timeout_ms = cfg_int(b->cfg, CFG_SSL_HANDSHAKE_TIMEOUT_MS);
     k->num_partitions = (int32_t)cfg_int(b->cfg, CFG_NUM_PARTITIONS);
     k->auto_create = cfg_bool(b->cfg, CFG_AUTO_CREATE);
     k->offsets_retention_ms = cfg_int(b->cfg, CFG_OFFSETS_RETENTION_MIN) * 60000;
@@ -663,7 +751,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "stratad: %s\n", aerr);
         return 2;
     }
+    if ((rc = tls_setup(b)) != 0)
+        return rc;
     if (check_only) {
+        tls_free_all(b);
         printf("stratad: configuration is valid\n");
         return 0;
     }
@@ -743,7 +834,8 @@ int main(int argc, char **argv)
                         .idx = b->idx,
                         .tiers = b->tiers,
                         .is_remote = topic_is_remote,
-                        .is_remote_arg = b};
+                        .is_remote_arg = b,
+                        .tls = b->admin_tls};
     if ((rc = adm_server_new(&aopts, &b->adm, aerr, sizeof(aerr))) != 0) {
         fprintf(stderr, "stratad: %s\n", aerr);
         return 1;
@@ -759,6 +851,14 @@ int main(int argc, char **argv)
     b->sigint.data = b->sigterm.data = b;
     uv_signal_start(&b->sigint, on_signal, SIGINT);
     uv_signal_start(&b->sigterm, on_signal, SIGTERM);
+    uv_signal_init(b->main_loop, &b->sighup);
+    b->sighup.data = b;
+    uv_signal_start(&b->sighup, on_sighup, SIGHUP);
+    uv_timer_init(b->main_loop, &b->tls_timer);
+    b->tls_timer.data = b;
+    int64_t every = cfg_int(b->cfg, CFG_SSL_RELOAD_INTERVAL_MS);
+    if (every > 0)
+        uv_timer_start(&b->tls_timer, on_tls_tick, (uint64_t)every, (uint64_t)every);
     ST_INFO("stratad", "starting version=%s shards=%d log.dir=%s", STRATA_VERSION, smp, dir);
     if ((rc = rt_start(b->rt, &k_hooks)) != 0) {
         fprintf(stderr, "stratad: cannot start shards: %s\n", st_strerror(rc));
@@ -775,6 +875,7 @@ int main(int argc, char **argv)
     meta_close(b->meta);
     acl_conf_fini(&b->acl);
     goffs_close(b->kctx.goffs);
+    tls_free_all(b);
     ST_INFO("stratad", "stopped %s", b->exit_code ? "after a start-up failure" : "cleanly");
     st_metrics_fini();
     cfg_free(b->cfg);

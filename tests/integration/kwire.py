@@ -68,19 +68,24 @@ def parse_produce_v3(data):
     return err, base
 
 
+def recv_frame(s):
+    """One size-prefixed response from socket s (plain or TLS), with its size."""
+    data = b""
+    while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed by the broker")
+        data += chunk
+    return data
+
+
 class Conn:
     def __init__(self, port):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
 
     def call(self, payload):
         self.s.sendall(payload)
-        data = b""
-        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed by the broker")
-            data += chunk
-        return data
+        return recv_frame(self.s)
 
     def close(self):
         self.s.close()

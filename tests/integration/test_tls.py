@@ -1,16 +1,133 @@
 #!/usr/bin/python3
 """Listeners and TLS: named listeners with security protocols, advertised
-addresses per listener, and (with certificates the tests make with the openssl
-CLI) SSL and mTLS with kcat, confluent-kafka, kafka-python and kafkajs."""
+addresses per listener, and SSL / mTLS with kcat, confluent-kafka,
+kafka-python and kafkajs. The certificates (a CA, a server certificate for
+127.0.0.1/localhost, client certificates for alice, an expired one and one from
+an untrusted CA) are made by the openssl CLI in a temporary directory."""
 import os
+import random
+import signal
+import socket
+import ssl
+import struct
 import subprocess
 import sys
+import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from broker import Broker, free_port  # noqa: E402
+from broker import STRATAD, Broker, free_port  # noqa: E402
+from kwire import frame, recv_frame  # noqa: E402
 
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def openssl(*args):
+    p = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError("openssl %s: %s" % (" ".join(args), p.stderr))
+
+
+class Certs:
+    """Test PKI in directory d. Each certificate NAME has NAME.key, NAME.pem
+    (certificate) and NAME-full.pem (key then certificate, a PEM keystore)."""
+
+    def __init__(self, d):
+        self.d = d
+        self.serial = random.randrange(1 << 32, 1 << 40)
+        self.make_ca("ca", "/CN=Strata Test CA")
+        self.make_ca("other-ca", "/CN=Untrusted Test CA")
+        self.make_server("server")
+        self.make("alice", "/O=Strata Test/CN=alice", "ca", "extendedKeyUsage=clientAuth")
+        self.make("expired", "/O=Strata Test/CN=expired", "ca", "extendedKeyUsage=clientAuth",
+                  days=-1)
+        self.make("mallory", "/O=Strata Test/CN=mallory", "other-ca",
+                  "extendedKeyUsage=clientAuth")
+
+    def path(self, name, kind="pem"):
+        return os.path.join(self.d, "%s.%s" % (name, kind) if kind != "full" else
+                            "%s-full.pem" % name)
+
+    def make_ca(self, name, subj):
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                "-nodes", "-keyout", self.path(name, "key"), "-out", self.path(name), "-days", "2",
+                "-subj", subj)
+
+    def make_server(self, name):
+        """A server certificate for 127.0.0.1 and localhost; returns its serial (hex)."""
+        return self.make(name, "/CN=localhost", "ca",
+                         "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                         "extendedKeyUsage=serverAuth")
+
+    def make(self, name, subj, ca, ext, days=2):
+        self.serial += 1
+        csr, extf = self.path(name, "csr"), self.path(name, "ext")
+        with open(extf, "w") as f:
+            f.write(ext + "\n")
+        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                "-nodes", "-keyout", self.path(name, "key"), "-out", csr, "-subj", subj)
+        openssl("x509", "-req", "-in", csr, "-CA", self.path(ca), "-CAkey", self.path(ca, "key"),
+                "-set_serial", str(self.serial), "-days", str(days), "-extfile", extf,
+                "-out", self.path(name))
+        full = self.path(name, "full")
+        with open(full + ".tmp", "w") as f:  # replaced at once: rotation reads whole files
+            f.write(self.read(name, "key") + self.read(name))
+        os.rename(full + ".tmp", full)
+        return "%X" % self.serial
+
+    def read(self, name, kind="pem"):
+        with open(self.path(name, kind)) as f:
+            return f.read()
+
+
+def tls_context(certs, client=None):
+    ctx = ssl.create_default_context(cafile=certs.path("ca"))
+    if client:
+        ctx.load_cert_chain(certs.path(client), certs.path(client, "key"))
+    return ctx
+
+
+def tls_connect(certs, port, client=None, host="localhost"):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    return tls_context(certs, client).wrap_socket(raw, server_hostname=host)
+
+
+def api_versions(s, corr=7):
+    """One ApiVersions v0 round trip on socket s; returns its error code."""
+    s.sendall(frame(18, 0, corr))
+    data = recv_frame(s)
+    size, got_corr, err = struct.unpack(">iih", data[:10])
+    assert got_corr == corr, data
+    return err
+
+
+def read_until_closed(s):
+    """Bytes the broker sends until it closes s (raises on a socket timeout)."""
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except (ConnectionResetError, ssl.SSLError):
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def log_quiet_period():
+    """Refused connections are logged at most once a second per shard: wait
+    that long so that the next refusal gets its own line."""
+    time.sleep(1.1)
+
+
+def kcat(*args, input=None):
+    p = subprocess.run(["kcat", *args], input=input, capture_output=True, text=True,
+                       timeout=120)
+    return p.returncode, p.stdout, p.stderr
 
 
 def brokers_seen(bootstrap, **conf):
@@ -35,6 +152,12 @@ class ListenersTest(unittest.TestCase):
             b.close()
         self.assertEqual(rc, 0, out)
 
+    def check_config(self, *args):
+        b = Broker(*args, "--check-config", start=False)
+        p = subprocess.run([STRATAD, *b.args], capture_output=True, text=True, timeout=60)
+        b.close()
+        return p.returncode, p.stdout + p.stderr
+
     def test_bad_listener_configs_are_refused_with_the_reason(self):
         for args, msg in [
             (["--listeners", "CUSTOM://127.0.0.1:%d" % free_port()],
@@ -42,15 +165,320 @@ class ListenersTest(unittest.TestCase):
             (["--listeners", "PLAINTEXT://127.0.0.1:1,SSL://127.0.0.1:1"], "same port"),
             (["--listeners", "PLAINTEXT://127.0.0.1:%d" % free_port(),
               "-X", "advertised.listeners=SSL://h:1"], "'SSL' is not the name of a listener"),
+            (["--listeners", "SSL://127.0.0.1:%d" % free_port()],
+             "listener SSL: TLS needs ssl.keystore.location"),
+            (["-X", "listener.name.ssl.log.dir=x"], "unknown configuration key"),
         ]:
-            b = Broker(*args, start=False)
-            b.args.append("--check-config")
-            
-            p = subprocess.run([os.environ.get("STRATAD", "build/tools/stratad"), *b.args],
-                               capture_output=True, text=True, timeout=60)
-            b.close()
-            self.assertNotEqual(p.returncode, 0, p.stdout)
-            self.assertIn(msg, p.stderr)
+            rc, out = self.check_config(*args)
+            self.assertNotEqual(rc, 0, out)
+            self.assertIn(msg, out)
+
+
+class TlsTest(unittest.TestCase):
+    """One broker with a PLAINTEXT, an SSL and an mTLS listener (MTLS mapped to
+    SSL, with listener.name.mtls.* overrides and its key given inline)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="strata-tls-")
+        cls.certs = c = Certs(cls.tmp.name)
+        cls.p_plain, cls.p_ssl, cls.p_mtls = free_port(), free_port(), free_port()
+        cls.b = Broker(
+            "--listeners", "PLAINTEXT://127.0.0.1:%d,SSL://127.0.0.1:%d,MTLS://127.0.0.1:%d"
+            % (cls.p_plain, cls.p_ssl, cls.p_mtls),
+            "-X", "listener.security.protocol.map=MTLS:SSL",
+            "-X", "advertised.listeners=SSL://localhost:%d" % cls.p_ssl,
+            "-X", "ssl.keystore.location=" + c.path("server", "full"),
+            "-X", "listener.name.mtls.ssl.keystore.location=",
+            "-X", "listener.name.mtls.ssl.keystore.certificate.chain=" + c.read("server"),
+            "-X", "listener.name.mtls.ssl.keystore.key=" + c.read("server", "key"),
+            "-X", "listener.name.mtls.ssl.client.auth=required",
+            "-X", "listener.name.mtls.ssl.truststore.location=" + c.path("ca"),
+            "-X", "strata.ssl.handshake.timeout.ms=1000",
+            "-X", "strata.ssl.reload.interval.ms=0",  # rotation here is by SIGHUP only
+            port=cls.p_plain)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc, out = cls.b.stop()
+        cls.b.close()
+        cls.tmp.cleanup()
+        assert rc == 0, out
+
+    def ssl_conf(self, client=None):
+        conf = {"security.protocol": "SSL", "ssl.ca.location": self.certs.path("ca")}
+        if client:
+            conf["ssl.certificate.location"] = self.certs.path(client)
+            conf["ssl.key.location"] = self.certs.path(client, "key")
+        return conf
+
+    def listeners(self):
+        """(name, bootstrap, client certificate) of the SSL and the mTLS listener."""
+        return [("ssl", "127.0.0.1:%d" % self.p_ssl, None),
+                ("mtls", "127.0.0.1:%d" % self.p_mtls, "alice")]
+
+    # ---- Each client over SSL and mTLS ----
+
+    def test_kcat_over_ssl_and_mtls(self):
+        for name, bs, client in self.listeners():
+            x = []
+            for k, v in self.ssl_conf(client).items():
+                x += ["-X", "%s=%s" % (k, v)]
+            topic = "kcat-" + name
+            lines = "".join("v%d\n" % i for i in range(50))
+            rc, _, err = kcat("-b", bs, *x, "-P", "-t", topic, input=lines)
+            self.assertEqual(rc, 0, err)
+            rc, out, err = kcat("-b", bs, *x, "-C", "-t", topic, "-o", "beginning", "-e")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(out.splitlines(), ["v%d" % i for i in range(50)], err)
+
+    def test_confluent_kafka_over_ssl_and_mtls(self):
+        for name, bs, client in self.listeners():
+            topic = "ck-" + name
+            p = Producer({"bootstrap.servers": bs, "acks": "all", **self.ssl_conf(client)})
+            for i in range(100):
+                p.produce(topic, key=b"k%d" % i, value=b"ck-%d" % i)
+            self.assertEqual(p.flush(60), 0)
+            c = Consumer({"bootstrap.servers": bs, "group.id": "g-" + topic,
+                          "auto.offset.reset": "earliest", **self.ssl_conf(client)})
+            c.subscribe([topic])
+            got = []
+            deadline = time.monotonic() + 60
+            while len(got) < 100 and time.monotonic() < deadline:
+                m = c.poll(0.5)
+                if m is None:
+                    continue
+                self.assertIsNone(m.error())
+                got.append(m.value())
+            c.close()
+            self.assertEqual(got, [b"ck-%d" % i for i in range(100)])
+
+    def test_kafka_python_over_ssl_and_mtls(self):
+        import kafka
+        for name, bs, client in self.listeners():
+            conf = {"security_protocol": "SSL", "ssl_cafile": self.certs.path("ca")}
+            if client:
+                conf.update(ssl_certfile=self.certs.path(client),
+                            ssl_keyfile=self.certs.path(client, "key"))
+            topic = "kp-" + name
+            p = kafka.KafkaProducer(bootstrap_servers=bs, acks="all", **conf)
+            for i in range(100):
+                p.send(topic, value=b"kp-%d" % i)
+            p.flush(60)
+            p.close()
+            c = kafka.KafkaConsumer(topic, bootstrap_servers=bs, auto_offset_reset="earliest",
+                                    consumer_timeout_ms=10000, group_id=None, **conf)
+            got = [m.value for m in c]
+            c.close()
+            self.assertEqual(got, [b"kp-%d" % i for i in range(100)])
+
+    def test_kafkajs_over_ssl_and_mtls(self):
+        for name, bs, client in self.listeners():
+            env = dict(os.environ, BOOTSTRAP=bs, TOPIC="js-" + name, CA=self.certs.path("ca"))
+            if client:
+                env.update(CERT=self.certs.path(client), KEY=self.certs.path(client, "key"))
+            p = subprocess.run(["node", os.path.join(HERE, "js", "tls_kafkajs.js")], env=env,
+                               capture_output=True, text=True, timeout=180)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn("ok 20", p.stdout)
+
+    # ---- Refusals ----
+
+    def test_mtls_refuses_missing_expired_and_untrusted_certificates(self):
+        log_quiet_period()
+        for client, alert in [(None, "CERTIFICATE_REQUIRED"), ("expired", "CERTIFICATE_EXPIRED"),
+                              ("mallory", "UNKNOWN_CA")]:
+            with self.assertRaises((ssl.SSLError, ConnectionError)) as cm:
+                s = tls_connect(self.certs, self.p_mtls, client)
+                # TLS 1.3: the client's handshake ends first; the refusal is
+                # the alert that comes instead of the answer.
+                try:
+                    api_versions(s)
+                finally:
+                    s.close()
+            self.assertIn(alert, str(cm.exception).upper().replace(" ", "_"), client)
+        # A real client with the expired certificate gets nothing either.
+        x = []
+        for k, v in self.ssl_conf("expired").items():
+            x += ["-X", "%s=%s" % (k, v)]
+        rc, out, err = kcat("-b", "127.0.0.1:%d" % self.p_mtls, *x, "-m", "10", "-L")
+        self.assertNotEqual(rc, 0, out)
+        self.b.wait_for(r"listener=MTLS \(SSL\): TLS handshake failed: client certificate",
+                        seen=True)
+        # alice still gets in.
+        s = tls_connect(self.certs, self.p_mtls, "alice")
+        self.assertEqual(api_versions(s), 0)
+        s.close()
+
+    def test_plaintext_client_on_tls_port_and_tls_client_on_plaintext_port(self):
+        keep = tls_connect(self.certs, self.p_ssl)  # an unrelated connection stays up
+        self.assertEqual(api_versions(keep), 0)
+        # A Kafka request in clear on the SSL listener: closed, no Kafka answer.
+        log_quiet_period()
+        s = socket.create_connection(("127.0.0.1", self.p_ssl), timeout=30)
+        s.sendall(frame(18, 0, 1))
+        data = read_until_closed(s)
+        s.close()
+        self.assertFalse(data[:1] not in (b"", b"\x15"), data)  # nothing, or a TLS alert
+        self.b.wait_for(r"listener=SSL \(SSL\): TLS handshake failed", seen=True)
+        # A TLS client on the PLAINTEXT listener: its handshake fails.
+        log_quiet_period()
+        raw = socket.create_connection(("127.0.0.1", self.p_plain), timeout=30)
+        with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+            tls_context(self.certs).wrap_socket(raw, server_hostname="localhost")
+        raw.close()
+        self.b.wait_for(r"listener=PLAINTEXT \(PLAINTEXT\): a TLS handshake on a listener "
+                        r"without TLS", seen=True)
+        # librdkafka in clear on the TLS port gets no metadata.
+        rc, out, err = kcat("-b", "127.0.0.1:%d" % self.p_ssl, "-m", "5", "-L")
+        self.assertNotEqual(rc, 0, out)
+        self.assertEqual(api_versions(keep, 8), 0)
+        keep.close()
+
+    def test_garbage_and_half_handshakes_close_only_that_connection(self):
+        keep = tls_connect(self.certs, self.p_ssl)
+        self.assertEqual(api_versions(keep), 0)
+        # Garbage.
+        s = socket.create_connection(("127.0.0.1", self.p_ssl), timeout=30)
+        s.sendall(bytes(random.randrange(256) for _ in range(4096)))
+        read_until_closed(s)
+        s.close()
+        # A real ClientHello, made with memory BIOs, sent in half; then a whole
+        # one and silence. Both wait for a handshake that never ends and are
+        # closed by strata.ssl.handshake.timeout.ms (1 s here).
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = tls_context(self.certs).wrap_bio(inc, out, server_hostname="localhost")
+        with self.assertRaises(ssl.SSLWantReadError):
+            obj.do_handshake()
+        hello = out.read()
+        log_quiet_period()
+        for part in (hello[:len(hello) // 2], hello):
+            s = socket.create_connection(("127.0.0.1", self.p_ssl), timeout=60)
+            s.sendall(part)
+            read_until_closed(s)  # a socket timeout (60 s) fails the test
+            s.close()
+        self.b.wait_for("TLS handshake not finished within strata.ssl.handshake.timeout.ms",
+                        seen=True)
+        self.assertEqual(api_versions(keep, 9), 0)
+        keep.close()
+
+    # ---- Metadata ----
+
+    def test_metadata_gives_the_advertised_address_of_the_listener_used(self):
+        self.assertEqual(brokers_seen("127.0.0.1:%d" % self.p_plain),
+                         [("127.0.0.1", self.p_plain)])
+        self.assertEqual(brokers_seen("127.0.0.1:%d" % self.p_ssl, **self.ssl_conf()),
+                         [("localhost", self.p_ssl)])
+        self.assertEqual(brokers_seen("127.0.0.1:%d" % self.p_mtls, **self.ssl_conf("alice")),
+                         [("127.0.0.1", self.p_mtls)])
+
+    # ---- Rotation ----
+
+    def test_certificate_rotation_on_sighup_keeps_open_connections(self):
+        old = tls_connect(self.certs, self.p_ssl)
+        old_serial = old.getpeercert()["serialNumber"]
+        self.assertEqual(api_versions(old), 0)
+        p = Producer({"bootstrap.servers": "127.0.0.1:%d" % self.p_ssl, **self.ssl_conf()})
+        p.produce("rotate", value=b"before")
+        self.assertEqual(p.flush(60), 0)
+        new_serial = self.certs.make_server("server")  # rewrites server-full.pem
+        self.assertNotEqual(new_serial, old_serial)
+        self.b.proc.send_signal(signal.SIGHUP)
+        self.b.wait_for(r"TLS certificates reloaded for SSL generation=2")
+        # New connections get the new certificate...
+        s = tls_connect(self.certs, self.p_ssl)
+        self.assertEqual(s.getpeercert()["serialNumber"], new_serial)
+        self.assertEqual(api_versions(s), 0)
+        s.close()
+        # ...while the open ones keep working on theirs.
+        self.assertEqual(api_versions(old, 11), 0)
+        old.close()
+        p.produce("rotate", value=b"after")
+        self.assertEqual(p.flush(60), 0)
+        c = Consumer({"bootstrap.servers": "127.0.0.1:%d" % self.p_ssl, "group.id": "rot",
+                      **self.ssl_conf()})
+        c.assign([TopicPartition("rotate", 0, 0)])
+        got = []
+        deadline = time.monotonic() + 60
+        while len(got) < 2 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.value())
+        c.close()
+        self.assertEqual(got, [b"before", b"after"])
+
+
+class AdminTlsTest(unittest.TestCase):
+    def test_admin_api_over_https(self):
+        import http.client
+        with tempfile.TemporaryDirectory(prefix="strata-tls-") as d:
+            c = Certs(d)
+            b = Broker("-X", "strata.admin.tls.enabled=true",
+                       "-X", "strata.admin.tls.cert.file=" + c.path("server"),
+                       "-X", "strata.admin.tls.key.file=" + c.path("server", "key"))
+            try:
+                b.wait_for(r"admin: listening on https://127\.0\.0\.1:%d" % b.admin_port,
+                           seen=True)
+                h = http.client.HTTPSConnection("localhost", b.admin_port, timeout=30,
+                                                context=tls_context(c))
+                for _ in range(2):  # keep-alive: two requests on one TLS session
+                    h.request("GET", "/v1/cluster")
+                    r = h.getresponse()
+                    body = r.read()
+                    self.assertEqual(r.status, 200, body)
+                    self.assertIn(b'"node_id"', body)
+                h.close()
+                # Plain http on the https port gets no answer.
+                h = http.client.HTTPConnection("127.0.0.1", b.admin_port, timeout=30)
+                with self.assertRaises((http.client.HTTPException, ConnectionError)):
+                    h.request("GET", "/v1/status/live")
+                    h.getresponse()
+                h.close()
+                # A client that does not trust the server's CA refuses it.
+                h = http.client.HTTPSConnection("localhost", b.admin_port, timeout=30,
+                                                context=ssl.create_default_context())
+                with self.assertRaises(ssl.SSLError):
+                    h.request("GET", "/v1/status/live")
+                h.close()
+            finally:
+                rc, out = b.stop()
+                b.close()
+            self.assertEqual(rc, 0, out)
+
+
+class TlsReloadAndPrincipalTest(unittest.TestCase):
+    def test_changed_files_reload_and_mtls_principal_is_the_subject(self):
+        with tempfile.TemporaryDirectory(prefix="strata-tls-") as d:
+            c = Certs(d)
+            port = free_port()
+            b = Broker("--listeners", "SSL://127.0.0.1:%d" % port,
+                       "-X", "ssl.keystore.location=" + c.path("server", "full"),
+                       "-X", "ssl.truststore.location=" + c.path("ca"),
+                       "-X", "ssl.client.auth=requested",
+                       "-X", "strata.ssl.reload.interval.ms=200",
+                       "--log-level", "debug", port=port)
+            try:
+                s = tls_connect(c, port, "alice")
+                self.assertEqual(api_versions(s), 0)
+                b.wait_for(r"TLS conn=\d+ peer=\S+: TLSv1.3 \S+ principal=User:CN=alice,"
+                           r"O=Strata Test$", seen=True)
+                # ssl.client.auth=requested: no certificate is anonymous.
+                s2 = tls_connect(c, port)
+                self.assertEqual(api_versions(s2), 0)
+                s2.close()
+                b.wait_for(r"principal=User:ANONYMOUS$", seen=True)
+                # A changed keystore file is picked up without a signal.
+                serial = c.make_server("server")
+                b.wait_for(r"TLS certificates reloaded for SSL generation=2")
+                s3 = tls_connect(c, port)
+                self.assertEqual(s3.getpeercert()["serialNumber"], serial)
+                s3.close()
+                self.assertEqual(api_versions(s, 2), 0)
+                s.close()
+            finally:
+                rc, out = b.stop()
+                b.close()
+            self.assertEqual(rc, 0, out)
 
 
 if __name__ == "__main__":

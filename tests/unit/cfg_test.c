@@ -136,6 +136,31 @@ static void test_cfg_parse_listener(void **state)
     cfg_free(c);
 }
 
+static void test_cfg_listener_overrides(void **state)
+{
+    (void)state;
+    cfg_t *c;
+    char err[256];
+    assert_int_equal(cfg_new(&c), 0);
+    assert_int_equal(cfg_set(c, "ssl.client.auth", "requested", "x", err, sizeof(err)), 0);
+    assert_int_equal(
+        cfg_set(c, "listener.name.internal.ssl.client.auth", "required", "x", err, sizeof(err)), 0);
+    assert_int_equal(
+        cfg_set(c, "listener.name.internal.ssl.client.auth", "none", "x", err, sizeof(err)), 0);
+    assert_string_equal(cfg_listener_str(c, "INTERNAL", CFG_SSL_CLIENT_AUTH), "none");
+    assert_string_equal(cfg_listener_str(c, "SSL", CFG_SSL_CLIENT_AUTH), "requested");
+    assert_string_equal(cfg_listener_str(c, "internal", CFG_SSL_CIPHER_SUITES), "");
+    /* Only ssl.* and sasl.* keys, and only known ones. */
+    assert_int_equal(cfg_set(c, "listener.name.internal.log.dir", "x", "o", err, sizeof(err)),
+                     ST_E_CONFIG);
+    assert_non_null(strstr(err, "unknown configuration key"));
+    assert_int_equal(cfg_set(c, "listener.name.internal.ssl.nope", "x", "o", err, sizeof(err)),
+                     ST_E_CONFIG);
+    assert_int_equal(cfg_set(c, "listener.name.ssl.keystore.type", "x", "o", err, sizeof(err)),
+                     ST_E_CONFIG); /* no listener name */
+    cfg_free(c);
+}
+
 static void test_cfg_yaml_flat_and_nested(void **state)
 {
     (void)state;
@@ -198,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_cfg_set_validates_with_clear_messages),
         cmocka_unit_test(test_cfg_parse_hostport),
         cmocka_unit_test(test_cfg_parse_listener),
+        cmocka_unit_test(test_cfg_listener_overrides),
         cmocka_unit_test(test_cfg_yaml_flat_and_nested),
         cmocka_unit_test(test_cfg_env_overrides),
     };
