@@ -58,7 +58,7 @@ class Certs:
                 "-subj", subj)
 
     def make_server(self, name):
-        """A server certificate for 127.0.0.1 and localhost; returns its serial (hex)."""
+        """A server certificate for 127.0.0.1 and localhost; returns its serial."""
         return self.make(name, "/CN=localhost", "ca",
                          "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
                          "extendedKeyUsage=serverAuth")
@@ -77,7 +77,7 @@ class Certs:
         with open(full + ".tmp", "w") as f:  # replaced at once: rotation reads whole files
             f.write(self.read(name, "key") + self.read(name))
         os.rename(full + ".tmp", full)
-        return "%X" % self.serial
+        return self.serial
 
     def read(self, name, kind="pem"):
         with open(self.path(name, kind)) as f:
@@ -94,6 +94,11 @@ def tls_context(certs, client=None):
 def tls_connect(certs, port, client=None, host="localhost"):
     raw = socket.create_connection(("127.0.0.1", port), timeout=30)
     return tls_context(certs, client).wrap_socket(raw, server_hostname=host)
+
+
+def serial_of(s):
+    """The serial number of the certificate the server of TLS socket s sent."""
+    return int(s.getpeercert()["serialNumber"], 16)
 
 
 def api_versions(s, corr=7):
@@ -376,7 +381,7 @@ class TlsTest(unittest.TestCase):
 
     def test_certificate_rotation_on_sighup_keeps_open_connections(self):
         old = tls_connect(self.certs, self.p_ssl)
-        old_serial = old.getpeercert()["serialNumber"]
+        old_serial = serial_of(old)
         self.assertEqual(api_versions(old), 0)
         p = Producer({"bootstrap.servers": "127.0.0.1:%d" % self.p_ssl, **self.ssl_conf()})
         p.produce("rotate", value=b"before")
@@ -387,7 +392,7 @@ class TlsTest(unittest.TestCase):
         self.b.wait_for(r"TLS certificates reloaded for SSL generation=2")
         # New connections get the new certificate...
         s = tls_connect(self.certs, self.p_ssl)
-        self.assertEqual(s.getpeercert()["serialNumber"], new_serial)
+        self.assertEqual(serial_of(s), new_serial)
         self.assertEqual(api_versions(s), 0)
         s.close()
         # ...while the open ones keep working on theirs.
@@ -471,7 +476,7 @@ class TlsReloadAndPrincipalTest(unittest.TestCase):
                 serial = c.make_server("server")
                 b.wait_for(r"TLS certificates reloaded for SSL generation=2")
                 s3 = tls_connect(c, port)
-                self.assertEqual(s3.getpeercert()["serialNumber"], serial)
+                self.assertEqual(serial_of(s3), serial)
                 s3.close()
                 self.assertEqual(api_versions(s, 2), 0)
                 s.close()
