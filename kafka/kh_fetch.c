@@ -631,11 +631,16 @@ static int *canon_topics(kh_req_t *req, const kp_fetch_request_t *q, int nt, boo
 /* One op per distinct (topic, partition), in order of first appearance; a
  * repeated partition takes the later entry's offset and limit (Kafka keeps
  * a request's partitions in a map). tcanon[k]: the op's canonical topic. */
-static int dedup_partitions(
-    kh_req_t *req, const kp_fetch_request_t *q, int nt, const int *canon, fstate_t *st, int *tcanon)
+static int dedup_partitions(kh_req_t *req,
+                            const kp_fetch_request_t *q,
+                            int nt,
+                            int n_entries,
+                            const int *canon,
+                            fstate_t *st,
+                            int *tcanon)
 {
     uint32_t mask;
-    int *slots = slots_new(req, st->n_ops, &mask);
+    int *slots = slots_new(req, n_entries, &mask);
     if (!slots)
         return -1;
     int n = 0;
@@ -755,11 +760,12 @@ void kh_fetch(kh_req_t *req)
             q->topics[i].n_partitions = 0;
         n_ops += q->topics[i].n_partitions;
     }
-    st->n_ops = n_ops;
+    /* st->n_ops stays 0 until the ops exist: fetch_state_free walks them. */
     st->ops = kh_array(req, n_ops, sizeof(*st->ops));
     int *tcanon = kh_array(req, n_ops, sizeof(int));
     int *canon = canon_topics(req, q, nt, by_id);
-    if (!st->ops || !tcanon || !canon || dedup_partitions(req, q, nt, canon, st, tcanon) != 0 ||
+    if (!st->ops || !tcanon || !canon ||
+        dedup_partitions(req, q, nt, n_ops, canon, st, tcanon) != 0 ||
         fetch_layout(req, q, st, tcanon) != 0)
         goto oom;
     /* Resolve each distinct topic once. */

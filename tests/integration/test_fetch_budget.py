@@ -271,6 +271,39 @@ class HostileFetchTest(unittest.TestCase):
             b.close()
 
 
+class ManyPartitionsTest(unittest.TestCase):
+    def test_a_million_partition_entries_cost_no_more_than_the_request_arena(self):
+        b = Broker()
+        try:
+            create(b, "few", 2)
+            produce(b.port, "few", 0, VALUE, 3)
+            pid = b.proc.pid
+            before = vm_hwm_kib(pid)
+            # 16 MB of partition entries: more ops than a request's arena holds.
+            n = 1000000
+            parts = b"".join(struct.pack(">iqi", i % 4, 0, 200 * MB) for i in range(n))
+            body = struct.pack(">iiiib", -1, 0, 1, 0x7FFFFFFF, 0) + struct.pack(">i", 1)
+            body += s16("few") + struct.pack(">i", n) + parts
+            c = kwire.Conn(b.port)
+            try:
+                try:
+                    data = c.call(kwire.frame(1, 4, 5, body))
+                    resp = parse_fetch_v4(data)  # answered: each partition once
+                    self.assertEqual([p for p, _, _, _ in resp[0][1]], [0, 1, 2, 3])
+                except ConnectionError:
+                    pass  # refused for its size: the broker closed the connection
+            finally:
+                c.close()
+            # The broker still serves, within a bounded peak.
+            got = parse_fetch_v4(call(b.port, fetch_v4([("few", [(0, 0, MB)])])))
+            self.assertEqual(len(batches(got[0][1][0][3])), 3)
+            after = vm_hwm_kib(pid)
+            self.assertLess(after - before, 400 * 1024, "VmHWM %d -> %d KiB" % (before, after))
+            stop(b)
+        finally:
+            b.close()
+
+
 class TieredBudgetTest(unittest.TestCase):
     def test_archived_reads_obey_the_budget(self):
         b = Broker("-X", "remote.log.storage.system.enable=true", "-X",
