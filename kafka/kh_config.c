@@ -69,8 +69,8 @@ enum { /* IncrementalAlterConfigs ConfigOperation */
  * Values Strata could not honour are refused (check_supported). The rest
  * have no effect on one broker without compaction, as in Kafka
  * (unclean.leader.election.enable, *.replication.throttled.replicas, the
- * compaction keys), or are not applied yet: segment.index.bytes,
- * file.delete.delay.ms, message.downconversion.enable (see the docs). */
+ * compaction keys), or are not applied yet: message.downconversion.enable
+ * (Strata never down-converts). */
 #define KH_TOPIC_CONFIGS(X)                                                                        \
     X("cleanup.policy", LIST, "delete", 0, 0, "delete,compact", "log.cleanup.policy",              \
       "Retention policies of old segments, comma-separated: delete removes them by retention.ms "  \
@@ -384,6 +384,11 @@ static int check_supported(const tkey_t *k, const char *value, char *err, size_t
         {"message.timestamp.after.max.ms", "9223372036854775807",
          "record timestamps are not checked against the broker's clock yet"},
         {"segment.jitter.ms", "0", "segments roll at segment.ms exactly, with no jitter"},
+        {"segment.index.bytes", "10485760",
+         "a segment's offset index grows with it (no size limit); segments roll by "
+         "segment.bytes and segment.ms"},
+        {"file.delete.delay.ms", "60000",
+         "a deleted segment's files are removed as soon as no reader holds them"},
         {"preallocate", "false", "segment files are not preallocated"},
     };
     if (!strcmp(k->name, "min.insync.replicas") && strtoll(value, NULL, 10) > 1) {

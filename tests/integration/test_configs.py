@@ -331,6 +331,8 @@ class ConfigsTest(unittest.TestCase):
             ({"message.timestamp.before.max.ms": "60000"}, "not checked"),
             ({"segment.jitter.ms": "100"}, "no jitter"),
             ({"preallocate": "true"}, "not preallocated"),
+            ({"segment.index.bytes": "4096"}, "no size limit"),
+            ({"file.delete.delay.ms": "0"}, "as soon as no reader holds them"),
             ({"no.such.config": "1"}, "Unknown topic config name: no.such.config"),
         ]
         for i, (cfg, needle) in enumerate(cases):

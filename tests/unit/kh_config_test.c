@@ -89,6 +89,9 @@ static void test_kh_topic_config_check_refuses_what_would_do_nothing(void **stat
     assert_int_equal(check("preallocate", "true", NULL, err), KP_ERR_INVALID_CONFIG);
     assert_int_equal(check("preallocate", "false", NULL, err), KP_ERR_NONE);
     assert_int_equal(check("segment.jitter.ms", "0", NULL, err), KP_ERR_NONE);
+    assert_int_equal(check("segment.index.bytes", "4096", NULL, err), KP_ERR_INVALID_CONFIG);
+    assert_int_equal(check("file.delete.delay.ms", "0", NULL, err), KP_ERR_INVALID_CONFIG);
+    assert_int_equal(check("file.delete.delay.ms", "60000", NULL, err), KP_ERR_NONE);
 }
 
 static void test_kh_topic_config_check_refuses_bad_enums_and_lists(void **state)
