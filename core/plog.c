@@ -27,12 +27,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const plog_sys_t k_real_sys = {pwrite, fdatasync, ftruncate};
-const plog_sys_t *plog__sys = &k_real_sys;
+static int real_open(const char *path, int flags, mode_t mode)
+{
+    return open(path, flags, mode);
+}
+
+static const plog_sys_t k_real_sys = {pwrite, fdatasync, ftruncate, real_open,
+                                      fsync,  rename,    unlink};
+static plog_sys_t g_sys = {pwrite, fdatasync, ftruncate, real_open, fsync, rename, unlink};
+const plog_sys_t *plog__sys = &g_sys;
 
 void plog_set_sys(const plog_sys_t *sys)
 {
-    plog__sys = sys ? sys : &k_real_sys;
+    plog_sys_t t = sys ? *sys : k_real_sys;
+    g_sys = (plog_sys_t){
+        t.pwrite ? t.pwrite : k_real_sys.pwrite,       t.fdatasync ? t.fdatasync : k_real_sys.fdatasync,
+        t.ftruncate ? t.ftruncate : k_real_sys.ftruncate, t.open ? t.open : k_real_sys.open,
+        t.fsync ? t.fsync : k_real_sys.fsync,          t.rename ? t.rename : k_real_sys.rename,
+        t.unlink ? t.unlink : k_real_sys.unlink,
+    };
 }
 
 void plog_config_default(plog_config_t *cfg)
@@ -45,6 +58,10 @@ void plog_config_default(plog_config_t *cfg)
     cfg->remote_enabled = false;
     cfg->local_retention_bytes = -2;
     cfg->local_retention_ms = -2;
+    cfg->write_caching = false;
+    cfg->flush_ms = 100;
+    cfg->flush_bytes = 262144;
+    cfg->flush_messages = INT64_MAX;
 }
 
 static void errf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -128,14 +145,16 @@ static int seg_open(plog_t *log, int64_t base, bool create, plog_seg_t **out)
     int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0);
     char f[4200];
     seg_file(s, "log", f, sizeof(f));
-    s->fd = open(f, flags, 0644);
+    s->fd = plog__sys->open(f, flags, 0644);
     int err = s->fd < 0 ? -errno : 0;
     seg_file(s, "index", f, sizeof(f));
     if (!err)
-        s->idx_fd = open(f, O_RDWR | O_CREAT | O_CLOEXEC | (create ? O_TRUNC : 0), 0644);
+        s->idx_fd =
+            plog__sys->open(f, O_RDWR | O_CREAT | O_CLOEXEC | (create ? O_TRUNC : 0), 0644);
     seg_file(s, "timeindex", f, sizeof(f));
     if (!err && s->idx_fd >= 0)
-        s->tidx_fd = open(f, O_RDWR | O_CREAT | O_CLOEXEC | (create ? O_TRUNC : 0), 0644);
+        s->tidx_fd =
+            plog__sys->open(f, O_RDWR | O_CREAT | O_CLOEXEC | (create ? O_TRUNC : 0), 0644);
     if (!err && (s->idx_fd < 0 || s->tidx_fd < 0))
         err = -errno;
     if (err) {
@@ -163,7 +182,7 @@ static void idx_push(plog_seg_t *s, int32_t rel, int32_t pos, bool write_file)
         uint8_t b[8];
         put_be32(b, (uint32_t)rel);
         put_be32(b + 4, (uint32_t)pos);
-        if (pwrite(s->idx_fd, b, 8, (off_t)s->n_idx * 8) != 8)
+        if (plog__sys->pwrite(s->idx_fd, b, 8, (off_t)s->n_idx * 8) != 8)
             ST_WARN("plog", "index write failed path=%s.index (rebuilt at restart)", s->path);
     }
     s->n_idx++;
@@ -184,7 +203,7 @@ static void tidx_push(plog_seg_t *s, int64_t ts, int32_t rel, bool write_file)
         uint8_t b[12];
         put_be64(b, (uint64_t)ts);
         put_be32(b + 8, (uint32_t)rel);
-        if (pwrite(s->tidx_fd, b, 12, (off_t)s->n_tidx * 12) != 12)
+        if (plog__sys->pwrite(s->tidx_fd, b, 12, (off_t)s->n_tidx * 12) != 12)
             ST_WARN("plog", "timeindex write failed path=%s.timeindex", s->path);
     }
     s->n_tidx++;
@@ -283,7 +302,7 @@ static void idx_reset(plog_seg_t *s)
 {
     s->n_idx = s->n_tidx = 0;
     s->bytes_since_index = 0;
-    if (ftruncate(s->idx_fd, 0) != 0 || ftruncate(s->tidx_fd, 0) != 0)
+    if (plog__sys->ftruncate(s->idx_fd, 0) != 0 || plog__sys->ftruncate(s->tidx_fd, 0) != 0)
         ST_WARN("plog", "cannot truncate index files path=%s", s->path);
 }
 
@@ -292,7 +311,7 @@ static void idx_rewrite(plog_seg_t *s)
 {
     int n = s->n_idx, nt = s->n_tidx;
     s->n_idx = s->n_tidx = 0;
-    if (ftruncate(s->idx_fd, 0) != 0 || ftruncate(s->tidx_fd, 0) != 0)
+    if (plog__sys->ftruncate(s->idx_fd, 0) != 0 || plog__sys->ftruncate(s->tidx_fd, 0) != 0)
         ST_WARN("plog", "cannot truncate index files path=%s", s->path);
     for (int i = 0; i < n; i++) {
         s->n_idx = i;
@@ -465,7 +484,9 @@ static int list_bases(plog_t *log, int64_t **bases, int *n, char *errbuf, size_t
             }
             b[cnt++] = strtoll(nm, NULL, 10);
         } else if (digits && (strstr(nm, ".deleted") || strstr(nm, ".tmp"))) {
-            unlinkat(dirfd(d), nm, 0); /* leftovers of an interrupted deletion */
+            char f[4400]; /* leftovers of an interrupted deletion */
+            snprintf(f, sizeof(f), "%s/%s", log->dir, nm);
+            plog__sys->unlink(f);
         }
     }
     closedir(d);
@@ -517,9 +538,9 @@ static void ckpt_write(uv_work_t *w)
     snprintf(path, sizeof(path), "%s/" START_CKPT, log->dir);
     int n = snprintf(buf, sizeof(buf), "%lld\n", (long long)c->offset);
     pthread_mutex_lock(&log->sync_mu); /* orders concurrent checkpoints */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, buf, (size_t)n) != n || fsync(fd) != 0 || rename(tmp, path) != 0 ||
-        fsync(log->dir_fd) != 0)
+    int fd = plog__sys->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || plog__sys->pwrite(fd, buf, (size_t)n, 0) != n || plog__sys->fdatasync(fd) != 0 ||
+        plog__sys->rename(tmp, path) != 0 || plog__sys->fsync(log->dir_fd) != 0)
         c->err = -errno;
     if (fd >= 0)
         close(fd);
@@ -540,7 +561,7 @@ static void ckpt_done(uv_work_t *w, int status)
 
 int plog_delete_records(plog_t *log, int64_t offset, plog_done_cb cb, void *arg)
 {
-    if (offset > log->end_offset || offset < 0)
+    if (offset > plog_high_watermark(log) || offset < 0)
         return ST_E_RANGE;
     if (offset <= log->start_offset) {
         cb(arg, 0);
@@ -574,6 +595,39 @@ int plog_delete_records(plog_t *log, int64_t offset, plog_done_cb cb, void *arg)
 
 /* ---- Open / close ---- */
 
+/* fsync the directory that holds path (after creating path in it). */
+static int sync_parent(const char *path)
+{
+    char parent[4200];
+    snprintf(parent, sizeof(parent), "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (slash == parent)
+        slash[1] = 0;
+    else if (slash)
+        *slash = 0;
+    else
+        snprintf(parent, sizeof(parent), ".");
+    int fd = plog__sys->open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = plog__sys->fsync(fd) != 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* Recovery: fdatasync every segment (data and index files, which recovery may
+ * have rewritten) and the directory, synchronously, before the log serves. */
+static int recover_sync(plog_t *log)
+{
+    for (int i = 0; i < log->n_segs; i++) {
+        plog_seg_t *s = log->segs[i];
+        if (plog__sys->fdatasync(s->fd) != 0 || plog__sys->fdatasync(s->idx_fd) != 0 ||
+            plog__sys->fdatasync(s->tidx_fd) != 0)
+            return -errno;
+    }
+    return plog__sys->fsync(log->dir_fd) != 0 ? -errno : 0;
+}
+
 static void log_free(plog_t *log)
 {
     for (int i = 0; i < log->n_segs; i++)
@@ -597,10 +651,18 @@ int plog_open(plog_shard_t *sh,
               char *errbuf,
               size_t errbuf_len)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    bool created = mkdir(dir, 0755) == 0;
+    if (!created && errno != EEXIST) {
         int err = -errno;
         errf(errbuf, errbuf_len, "cannot create %s: %s", dir, strerror(errno));
         return err;
+    }
+    if (created) {
+        int rc = sync_parent(dir); /* the new directory's entry */
+        if (rc != 0) {
+            errf(errbuf, errbuf_len, "cannot sync the parent of %s: %s", dir, st_strerror(rc));
+            return rc;
+        }
     }
     plog_t *log = calloc(1, sizeof(*log));
     if (!log || !(log->dir = strdup(dir))) {
@@ -610,7 +672,7 @@ int plog_open(plog_shard_t *sh,
     log->sh = sh;
     log->cfg = *cfg;
     log->refs = 1;
-    log->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    log->dir_fd = plog__sys->open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     pthread_mutex_init(&log->sync_mu, NULL);
     int64_t *bases = NULL;
     int n = 0;
@@ -644,11 +706,21 @@ int plog_open(plog_shard_t *sh,
         log_free(log);
         return rc;
     }
+    /* What a killed process wrote may still be only in the page cache: make
+     * the recovered log durable before anything is acknowledged, uploaded or
+     * read (a power cut after this must not lose what we then expose). */
+    if (rc == 0 && (rc = recover_sync(log)) != 0)
+        errf(errbuf, errbuf_len, "cannot sync the recovered log in %s: %s", dir, st_strerror(rc));
+    if (rc != 0) {
+        log_free(log);
+        return rc;
+    }
     plog_seg_t *act = log->segs[log->n_segs - 1];
     if (act->size > 0)
         act->first_append_ms = now_ms;
     log->start_offset = log->segs[0]->base_offset;
     log->end_offset = log->durable_end = log->written_end = act->next_offset;
+    log->sealed_end = act->base_offset; /* sealed ones are known to tiering at start */
     int64_t ckpt = read_start_checkpoint(log);
     if (ckpt > log->start_offset)
         log->start_offset = ckpt < log->end_offset ? ckpt : log->end_offset;
@@ -660,7 +732,10 @@ int plog_open(plog_shard_t *sh,
 
 void plog_set_config(plog_t *log, const plog_config_t *cfg)
 {
+    bool uncache = log->cfg.write_caching && !cfg->write_caching;
     log->cfg = *cfg;
+    if (uncache && !log->closing) /* the high watermark falls back to the durable end: sync now */
+        plog__mark_dirty(log, NULL, log->end_offset, log->appended_bytes, false, 0);
 }
 
 void plog_close(plog_t *log, plog_closed_cb cb, void *arg)
@@ -669,8 +744,12 @@ void plog_close(plog_t *log, plog_closed_cb cb, void *arg)
     log->closing = true;
     log->closed_cb = cb;
     log->closed_arg = arg;
-    plog__mark_dirty(log, NULL, log->end_offset, false); /* a final round */
-    log->refs--;                                         /* the owner's */
+    /* A final round, with the active segment's indexes (a restart after a
+     * clean shutdown then rebuilds none). */
+    plog_seg_t *act = log->segs[log->n_segs - 1];
+    atomic_store(&act->sync_idx, true);
+    plog__mark_dirty(log, act, log->end_offset, log->appended_bytes, false, 0);
+    log->refs--; /* the owner's */
 }
 
 /* ---- Append and roll ---- */
@@ -687,10 +766,12 @@ static int roll(plog_t *log, int64_t now_ms)
         return rc == -ENOSPC ? ST_E_NOSPC : rc;
     }
     (void)now_ms;
-    plog__mark_dirty(log, NULL, log->end_offset, true);
+    /* Sync the sealed segment with its indexes, and the new file's directory
+     * entry, now (even with write caching: rolls are rare). Tiering hears of
+     * the sealed segment once that is done (plog__on_synced). */
     plog_seg_t *sealed = log->segs[log->n_segs - 2];
-    if (log->sh->on_sealed)
-        log->sh->on_sealed(log->sh->on_sealed_arg, log, sealed->base_offset, sealed->next_offset);
+    atomic_store(&sealed->sync_idx, true);
+    plog__mark_dirty(log, sealed, log->end_offset, log->appended_bytes, true, 0);
     ST_DEBUG("plog", "rolled dir=%s base=%" PRId64, log->dir, s->base_offset);
     return 0;
 }
@@ -785,7 +866,12 @@ int plog_append(plog_t *log,
     out->end_offset = next;
     out->max_timestamp = max_ts;
     out->log_start_offset = log->start_offset;
-    plog__mark_dirty(log, act, next, false);
+    log->appended_bytes += (int64_t)len;
+    int64_t delay = -1; /* write caching: flush by flush.ms / .bytes / .messages */
+    if (log->cfg.write_caching && log->appended_bytes - log->durable_bytes < log->cfg.flush_bytes &&
+        next - log->durable_end < log->cfg.flush_messages)
+        delay = log->cfg.flush_ms > 0 ? log->cfg.flush_ms : 0;
+    plog__mark_dirty(log, act, next, log->appended_bytes, false, delay);
     return 0;
 }
 
@@ -814,16 +900,33 @@ static void fire_waiters(plog_t *log)
     }
 }
 
-void plog__on_synced(plog_t *log, int64_t durable_end, int err)
+void plog__on_synced(plog_t *log, int64_t durable_end, int64_t durable_bytes, int err)
 {
     if (err && !log->failed) {
         log->failed = ST_E_FAILED;
         ST_ERROR("plog", "log failed; appends refused until restart dir=%s err=%s", log->dir,
                  st_strerror(err));
     }
-    if (!err && durable_end > log->durable_end)
+    bool moved = false;
+    if (!err && durable_end > log->durable_end) {
         log->durable_end = durable_end;
+        moved = true;
+    }
+    if (!err && durable_bytes > log->durable_bytes)
+        log->durable_bytes = durable_bytes;
     fire_waiters(log);
+    plog_shard_t *sh = log->sh;
+    /* Sealed segments now durable go to the uploader. */
+    for (int i = 0; moved && !log->closing && i + 1 < log->n_segs; i++) {
+        plog_seg_t *s = log->segs[i];
+        if (s->next_offset <= log->sealed_end || s->next_offset > log->durable_end)
+            continue;
+        log->sealed_end = s->next_offset;
+        if (sh->on_sealed)
+            sh->on_sealed(sh->on_sealed_arg, log, s->base_offset, s->next_offset);
+    }
+    if (moved && !log->closing && !log->cfg.write_caching && sh->on_hw)
+        sh->on_hw(sh->on_hw_arg, log);
     log_unref(log);
 }
 
@@ -843,6 +946,19 @@ void plog_wait_durable(
     else
         log->waiters = w;
     log->waiters_tail = w;
+    if (log->cfg.write_caching) /* someone needs it on disk: do not wait for flush.ms */
+        plog__mark_dirty(log, NULL, log->end_offset, log->appended_bytes, false, 0);
+}
+
+void plog_wait_acked(
+    plog_t *log, plog_waiter_t *w, int64_t end_offset, plog_durable_cb cb, void *arg)
+{
+    if (log->cfg.write_caching && !log->failed && end_offset <= log->end_offset) {
+        w->next = NULL;
+        cb(arg, 0);
+        return;
+    }
+    plog_wait_durable(log, w, end_offset, cb, arg);
 }
 
 /* ---- Read ---- */
@@ -898,8 +1014,9 @@ int plog_read(plog_t *log, int64_t offset, int64_t max_bytes, plog_slice_t *out)
     if (offset < log->segs[0]->base_offset)
         return ST_E_OFFLOADED; /* below local data: tiering serves it */
     out->first_offset = out->next_offset = offset;
-    if (offset == log->end_offset)
-        return 0;
+    int64_t hw = plog_high_watermark(log);
+    if (offset >= hw)
+        return 0; /* nothing visible there yet */
     plog_seg_t *s;
     int64_t pos;
     if (log->rd_seg && log->rd_offset == offset && offset < log->rd_seg->next_offset) {
@@ -932,12 +1049,17 @@ int plog_read(plog_t *log, int64_t offset, int64_t max_bytes, plog_slice_t *out)
     out->first_offset = h.base_offset;
     do {
         int64_t blen = (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
-        if (end > start && end - start + blen > max_bytes)
+        if ((end > start && end - start + blen > max_bytes) ||
+            h.base_offset + h.last_offset_delta >= hw)
             break;
         end += blen;
         out->next_offset = h.base_offset + h.last_offset_delta + 1;
     } while (end < s->size && hdr_at(r, end, &h) == 0);
     free(r);
+    if (end == start) {
+        out->first_offset = out->next_offset = offset;
+        return 0;
+    }
     plog__seg_ref(s);
     out->seg = s;
     out->fd = s->fd;
@@ -1064,7 +1186,7 @@ static void unlink_job(void *arg)
     for (int i = 0; i < 3; i++) {
         char f[4200];
         seg_file(s, exts[i], f, sizeof(f));
-        if (unlink(f) != 0 && errno != ENOENT)
+        if (plog__sys->unlink(f) != 0 && errno != ENOENT)
             ST_WARN("plog", "cannot delete %s: %s", f, strerror(errno));
     }
     plog__seg_unref(s); /* readers may still hold refs; the fd closes with the last */
@@ -1077,7 +1199,7 @@ static int delete_oldest(plog_t *log, const char *reason, bool move_start)
     char from[4200], to[4300];
     seg_file(s, "log", from, sizeof(from));
     snprintf(to, sizeof(to), "%s.deleted", from);
-    if (rename(from, to) != 0) {
+    if (plog__sys->rename(from, to) != 0) {
         int err = -errno;
         ST_WARN("plog", "cannot delete segment %s: %s", from, strerror(errno));
         return err;
@@ -1154,6 +1276,12 @@ void plog_shard_on_sealed(plog_shard_t *sh, plog_sealed_fn fn, void *arg)
     sh->on_sealed_arg = arg;
 }
 
+void plog_shard_on_hw(plog_shard_t *sh, plog_hw_fn fn, void *arg)
+{
+    sh->on_hw = fn;
+    sh->on_hw_arg = arg;
+}
+
 void plog_set_uploaded(plog_t *log, int64_t end_offset)
 {
     if (end_offset > log->uploaded_end)
@@ -1183,6 +1311,8 @@ int plog_sealed_get(plog_t *log, int64_t from_offset, plog_seg_info_t *out)
         plog_seg_t *s = log->segs[i];
         if (s->next_offset <= from_offset || s->size == 0)
             continue;
+        if (s->next_offset > log->durable_end)
+            return ST_E_NOTFOUND; /* not synced yet: announced when it is */
         plog__seg_ref(s);
         *out = (plog_seg_info_t){s,       s->fd,     s->base_offset, s->next_offset,
                                  s->size, s->max_ts, s->log_path,    0,
@@ -1314,6 +1444,17 @@ int64_t plog_end_offset(const plog_t *log)
 int64_t plog_durable_offset(const plog_t *log)
 {
     return log->durable_end;
+}
+
+int64_t plog_high_watermark(const plog_t *log)
+{
+    int64_t hw = log->cfg.write_caching ? log->end_offset : log->durable_end;
+    return hw > log->start_offset ? hw : log->start_offset;
+}
+
+int64_t plog_unflushed_bytes(const plog_t *log)
+{
+    return log->appended_bytes - log->durable_bytes;
 }
 
 int64_t plog_size_bytes(const plog_t *log)

@@ -116,15 +116,22 @@ typedef struct plog_shard plog_shard_t;
 typedef struct plog plog_t;
 typedef struct plog_seg plog_seg_t;
 
-/* Syscalls the engine makes on data files; tests replace them to inject
- * ENOSPC, EIO and short writes. */
+/* Syscalls the engine makes on its files and directories (every write, sync,
+ * truncation, creation, rename and unlink of a log goes through here); tests
+ * replace them to inject ENOSPC, EIO and short writes, and to simulate power
+ * cuts (tests/unit/plog_crash_test.c). Reads use pread directly. */
 typedef struct {
     ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
     int (*fdatasync)(int fd);
     int (*ftruncate)(int fd, off_t len);
+    int (*open)(const char *path, int flags, mode_t mode); /* files and directories */
+    int (*fsync)(int fd);                                  /* directories */
+    int (*rename)(const char *from, const char *to);
+    int (*unlink)(const char *path);
 } plog_sys_t;
 
-/** Replace the syscall table (NULL restores the real one). @thread any, before use */
+/** Replace the syscall table (NULL restores the real one; NULL members keep
+ * the real call). @thread any, before use */
 void plog_set_sys(const plog_sys_t *sys);
 
 /** Start the flusher thread. @return 0 or ST_E_NOMEM / negative errno. */
@@ -136,10 +143,15 @@ void plog_env_free(plog_env_t *env);
  * @thread loop's thread */
 ST_MUST_CHECK int plog_shard_new(plog_env_t *env, uv_loop_t *loop, plog_shard_t **out);
 
-/** Called on the loop when a segment of log is sealed (rolled): it holds
- * offsets [base_offset, next_offset). Tiering registers it to upload. */
+/** Called on the loop when a segment of log is sealed (rolled) and durable
+ * (fdatasynced, with its directory entry): it holds offsets [base_offset,
+ * next_offset). Tiering registers it to upload. */
 typedef void (*plog_sealed_fn)(void *arg, plog_t *log, int64_t base_offset, int64_t next_offset);
 void plog_shard_on_sealed(plog_shard_t *sh, plog_sealed_fn fn, void *arg);
+/** Called on the loop when the high watermark of log moved up without an
+ * append on this call path (a sync completed): Fetch wakes its long polls. */
+typedef void (*plog_hw_fn)(void *arg, plog_t *log);
+void plog_shard_on_hw(plog_shard_t *sh, plog_hw_fn fn, void *arg);
 /** Close the channel; frees itself in the close callback. All its logs must be
  * closed (plog_close callbacks fired) first. */
 void plog_shard_free(plog_shard_t *sh);
@@ -159,15 +171,29 @@ typedef struct {
     bool remote_enabled;           /* remote.storage.enable */
     int64_t local_retention_bytes; /* local.retention.bytes */
     int64_t local_retention_ms;    /* local.retention.ms */
+    /* Redpanda's write caching: acks=all is answered once the write is in the
+     * page cache (plog_wait_acked) and the high watermark is the written end;
+     * the data is fdatasynced after flush_ms, or once flush_bytes bytes or
+     * flush_messages records are unsynced, whichever comes first. Without it
+     * every append is synced before it is acknowledged or visible. */
+    bool write_caching;     /* write.caching */
+    int64_t flush_ms;       /* flush.ms */
+    int64_t flush_bytes;    /* flush.bytes */
+    int64_t flush_messages; /* flush.messages */
 } plog_config_t;
 
 /** Kafka's defaults (1 GiB segments, 7 days, unlimited size, 4 KiB index
- * interval, remote storage off, local retention = total retention). */
+ * interval, remote storage off, local retention = total retention), write
+ * caching off (flush.ms 100, flush.bytes 256 KiB, flush.messages unlimited:
+ * Redpanda's defaults for when it is turned on). */
 void plog_config_default(plog_config_t *cfg);
 
 /** Open (creating if needed) the log in dir and recover it: scan the active
  * segment's tail from its last good index entry, truncate at the first torn or
  * CRC-failing batch, rebuild missing or corrupt index files, delete leftovers.
+ * Then the recovered log is made durable (fdatasync of every segment and its
+ * index files, fsync of the directory): what a killed process left in the
+ * page cache is never acknowledged, uploaded or read before it is on disk.
  * @param dir  Borrowed; the partition directory (created if absent).
  * @return 0, or negative errno / ST_E_IO with a reason in errbuf.
  * @thread sh's loop (or a pool thread before the log is used)  @blocking yes: disk reads */
@@ -225,6 +251,10 @@ typedef struct plog_waiter {
  * @param w  Borrowed until cb fires.   @thread owning loop */
 void plog_wait_durable(
     plog_t *log, plog_waiter_t *w, int64_t end_offset, plog_durable_cb cb, void *arg);
+/** acks=all: as plog_wait_durable, but with write caching it fires at once
+ * for written offsets (the data is in the page cache). @thread owning loop */
+void plog_wait_acked(
+    plog_t *log, plog_waiter_t *w, int64_t end_offset, plog_durable_cb cb, void *arg);
 
 /* A read result: whole batches [pos, pos+len) of one segment file. */
 typedef struct {
@@ -237,9 +267,10 @@ typedef struct {
 } plog_slice_t;
 
 /** Find whole batches starting with the one holding offset, up to max_bytes
- * (the first batch is returned whole even if larger, as Kafka does).
+ * (the first batch is returned whole even if larger, as Kafka does), never
+ * past the high watermark (plog_high_watermark).
  * Sequential readers continue from a cached position: no index search.
- * @return 0 (len 0 when offset == end offset), ST_E_RANGE when out of
+ * @return 0 (len 0 when offset >= high watermark), ST_E_RANGE when out of
  *         [log start, end], ST_E_IO.
  * @thread owning loop  @blocking small header reads (page cache) */
 ST_MUST_CHECK int plog_read(plog_t *log, int64_t offset, int64_t max_bytes, plog_slice_t *out);
@@ -266,7 +297,7 @@ int plog_scan_tail(plog_t *log,
                    void *arg);
 
 typedef void (*plog_done_cb)(void *arg, int status);
-/** DeleteRecords: move the log start offset up to offset (<= end offset),
+/** DeleteRecords: move the log start offset up to offset (<= high watermark),
  * delete the segments wholly below it, and persist the new start in
  * DIR/log-start-offset before cb(arg, status) fires on the loop. Offsets
  * below the start answer ST_E_RANGE from then on. Fires at once when offset
@@ -310,8 +341,10 @@ typedef struct {
     int64_t first_append_ms; /* when the segment got its first record (-1: empty) */
 } plog_seg_info_t;
 
-/** The oldest sealed segment holding offsets at or after from_offset.
- * @return 0, or ST_E_NOTFOUND when every such offset is in the active one. */
+/** The oldest sealed and durable segment holding offsets at or after
+ * from_offset (the uploader never sees a segment before it was fdatasynced).
+ * @return 0, or ST_E_NOTFOUND when every such offset is in the active one or
+ *         not durable yet. */
 ST_MUST_CHECK int plog_sealed_get(plog_t *log, int64_t from_offset, plog_seg_info_t *out);
 
 /** The next durable data to archive after from_offset (a batch boundary, as
@@ -339,6 +372,11 @@ ST_MUST_CHECK int plog_reset(plog_t *log, int64_t offset);
 int64_t plog_start_offset(const plog_t *log);
 int64_t plog_end_offset(const plog_t *log);
 int64_t plog_durable_offset(const plog_t *log);
+/** What consumers may see (Fetch, ListOffsets LATEST): the durable end, or
+ * with write caching the written end. Never below the log start offset. */
+int64_t plog_high_watermark(const plog_t *log);
+/** Bytes written but not yet fdatasynced (a metric). */
+int64_t plog_unflushed_bytes(const plog_t *log);
 int64_t plog_size_bytes(const plog_t *log);
 int plog_segment_count(const plog_t *log);
 /** Base offset of segment i (0 = oldest). */

@@ -7,7 +7,9 @@
  * Invariants: 1. durable_end is the written_end read *before* fdatasync, so
  *                every byte below it was written before the sync began;
  *             2. a log is in the queue at most once (its `queued` flag);
- *                appends during a sync queue it for the next round.
+ *                appends during a sync queue it for the next round;
+ *             3. with write caching a log waits in the delayed list (at most
+ *                once, `delayed`) until flush.ms passed, then is synced.
  * Slow jobs (unlinking deleted segments) run on the same thread, in order. */
 #include "core/plog_int.h"
 #include "core/st_assert.h"
@@ -16,6 +18,8 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct job {
@@ -29,17 +33,19 @@ struct plog_env {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     plog_t *queue, *queue_tail; /* logs awaiting a sync, guarded by mu */
+    plog_t *delayed;            /* logs whose sync is due at due_ns, guarded by mu */
     job_t *jobs, *jobs_tail;    /* guarded by mu */
     bool stop;
 };
 
-static void post_done(plog_t *log, int64_t end, int err)
+static void post_done(plog_t *log, int64_t end, int64_t bytes, int err)
 {
     plog_shard_t *sh = log->sh;
     plog__done_t *d = malloc(sizeof(*d));
     ST_VERIFY(d != NULL); /* cannot report durability otherwise */
     d->log = log;
     d->durable_end = end;
+    d->durable_bytes = bytes;
     d->err = err;
     pthread_mutex_lock(&sh->mu);
     d->next = sh->done;
@@ -55,7 +61,7 @@ static void sync_log(plog_t *log)
     int n = log->n_dirty;
     log->dirty = NULL;
     log->n_dirty = log->cap_dirty = 0;
-    int64_t end = log->written_end;
+    int64_t end = log->written_end, bytes = log->written_bytes;
     bool dir_dirty = log->dir_dirty;
     log->dir_dirty = false;
     log->queued = false;
@@ -64,21 +70,57 @@ static void sync_log(plog_t *log)
     int err = 0;
     uint64_t t0_ns = uv_hrtime();
     for (int i = 0; i < n; i++) {
-        if (!err && plog__sys->fdatasync(dirty[i]->fd) != 0) {
+        plog_seg_t *s = dirty[i];
+        if (!err && plog__sys->fdatasync(s->fd) != 0) {
             err = -errno;
-            ST_ERROR("plog", "fdatasync failed path=%s.log err=%s", dirty[i]->path,
-                     st_strerror(err));
+            ST_ERROR("plog", "fdatasync failed path=%s.log err=%s", s->path, st_strerror(err));
         }
-        plog__seg_unref(dirty[i]);
+        /* Sealed (or closing): its indexes too, so a restart loads them. A
+         * failure only costs a rebuild at the next start. */
+        if (!err && atomic_exchange(&s->sync_idx, false) &&
+            (plog__sys->fdatasync(s->idx_fd) != 0 || plog__sys->fdatasync(s->tidx_fd) != 0))
+            ST_WARN("plog", "cannot sync index files path=%s: %s", s->path, strerror(errno));
+        plog__seg_unref(s);
     }
     free(dirty);
-    if (!err && dir_dirty && fsync(log->dir_fd) != 0) {
+    if (!err && dir_dirty && plog__sys->fsync(log->dir_fd) != 0) {
         err = -errno;
         ST_ERROR("plog", "fsync of directory failed dir=%s err=%s", log->dir, st_strerror(err));
     }
     if (n > 0 || dir_dirty)
         st_metric_observe_ns(ST_H_FSYNC_LATENCY, 0, uv_hrtime() - t0_ns);
-    post_done(log, end, err);
+    post_done(log, end, bytes, err);
+}
+
+/* Take the delayed logs whose flush is due (with mu held); set *wait_ns to
+ * the time until the next one, or 0 when none waits. */
+static plog_t *take_due(plog_env_t *env, uint64_t *wait_ns)
+{
+    uint64_t now = uv_hrtime();
+    plog_t *due = NULL;
+    *wait_ns = 0;
+    for (plog_t **p = &env->delayed; *p;) {
+        plog_t *l = *p;
+        if (l->due_ns <= now) {
+            *p = l->next_delayed;
+            l->next_delayed = due;
+            due = l;
+        } else {
+            if (!*wait_ns || l->due_ns - now < *wait_ns)
+                *wait_ns = l->due_ns - now;
+            p = &l->next_delayed;
+        }
+    }
+    return due;
+}
+
+/* A delayed flush is due: sync now (the list held one loop ref). */
+static void sync_delayed(plog_t *log)
+{
+    pthread_mutex_lock(&log->sync_mu);
+    log->delayed = false;
+    pthread_mutex_unlock(&log->sync_mu);
+    sync_log(log);
 }
 
 static void *flusher_main(void *arg)
@@ -86,10 +128,27 @@ static void *flusher_main(void *arg)
     plog_env_t *env = arg;
     pthread_mutex_lock(&env->mu);
     for (;;) {
-        while (!env->queue && !env->jobs && !env->stop)
-            pthread_cond_wait(&env->cond, &env->mu);
-        if (!env->queue && !env->jobs && env->stop)
-            break;
+        uint64_t wait_ns;
+        plog_t *due = take_due(env, &wait_ns);
+        while (!due && !env->queue && !env->jobs && !env->stop) {
+            if (wait_ns) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                uint64_t ns = (uint64_t)ts.tv_nsec + wait_ns;
+                ts.tv_sec += (time_t)(ns / 1000000000u);
+                ts.tv_nsec = (long)(ns % 1000000000u);
+                pthread_cond_timedwait(&env->cond, &env->mu, &ts);
+            } else {
+                pthread_cond_wait(&env->cond, &env->mu);
+            }
+            due = take_due(env, &wait_ns);
+        }
+        if (env->stop && !due && !env->queue && !env->jobs) {
+            if (!env->delayed)
+                break;
+            due = env->delayed; /* stopping: flush what still waits */
+            env->delayed = NULL;
+        }
         plog_t *batch = env->queue;
         env->queue = env->queue_tail = NULL;
         job_t *jobs = env->jobs;
@@ -99,6 +158,11 @@ static void *flusher_main(void *arg)
             plog_t *next = batch->next_queued;
             sync_log(batch);
             batch = next;
+        }
+        while (due) {
+            plog_t *next = due->next_delayed;
+            sync_delayed(due);
+            due = next;
         }
         while (jobs) {
             job_t *next = jobs->next;
@@ -160,7 +224,28 @@ void plog__flush_enqueue_locked(plog_t *log)
     pthread_mutex_unlock(&env->mu);
 }
 
-void plog__mark_dirty(plog_t *log, plog_seg_t *seg, int64_t written_end, bool dir_dirty)
+/* Put the log in the delayed list, due in delay_ms. Called with sync_mu held. */
+static void delay_locked(plog_t *log, int64_t delay_ms)
+{
+    if (log->queued || log->delayed)
+        return; /* a sync is already coming */
+    log->delayed = true;
+    log->refs++; /* dropped by plog__on_synced on the loop */
+    plog_env_t *env = log->sh->env;
+    pthread_mutex_lock(&env->mu);
+    log->due_ns = uv_hrtime() + (uint64_t)delay_ms * 1000000u;
+    log->next_delayed = env->delayed;
+    env->delayed = log;
+    pthread_cond_signal(&env->cond);
+    pthread_mutex_unlock(&env->mu);
+}
+
+void plog__mark_dirty(plog_t *log,
+                      plog_seg_t *seg,
+                      int64_t written_end,
+                      int64_t written_bytes,
+                      bool dir_dirty,
+                      int64_t delay_ms)
 {
     pthread_mutex_lock(&log->sync_mu);
     bool found = false;
@@ -179,8 +264,20 @@ void plog__mark_dirty(plog_t *log, plog_seg_t *seg, int64_t written_end, bool di
     }
     if (written_end > log->written_end)
         log->written_end = written_end;
+    if (written_bytes > log->written_bytes)
+        log->written_bytes = written_bytes;
     log->dir_dirty |= dir_dirty;
-    plog__flush_enqueue_locked(log);
+    if (delay_ms > 0) {
+        delay_locked(log, delay_ms);
+    } else {
+        plog__flush_enqueue_locked(log);
+        if (log->delayed) { /* make the delayed round due now as well */
+            plog_env_t *env = log->sh->env;
+            pthread_mutex_lock(&env->mu);
+            log->due_ns = 0;
+            pthread_mutex_unlock(&env->mu);
+        }
+    }
     pthread_mutex_unlock(&log->sync_mu);
 }
 
@@ -222,7 +319,7 @@ static void on_async(uv_async_t *h)
     }
     while (rev) {
         plog__done_t *n = rev->next;
-        plog__on_synced(rev->log, rev->durable_end, rev->err);
+        plog__on_synced(rev->log, rev->durable_end, rev->durable_bytes, rev->err);
         free(rev);
         rev = n;
     }

@@ -36,6 +36,7 @@ struct plog_seg {
     plog__tidx_t *tidx; /* owned */
     int n_tidx, cap_tidx;
     bool is_deleted;     /* removed from the log; files unlinked by the flusher */
+    _Atomic bool sync_idx; /* the flusher also syncs .index/.timeindex (roll, close) */
     char path[4096];     /* DIR/<base> without extension */
     char log_path[4100]; /* DIR/<base>.log */
 };
@@ -49,12 +50,15 @@ struct plog_shard {
     struct plog__done *done;  /* owned list, guarded by mu */
     plog_sealed_fn on_sealed; /* loop only */
     void *on_sealed_arg;
+    plog_hw_fn on_hw; /* loop only */
+    void *on_hw_arg;
 };
 
 typedef struct plog__done {
     struct plog__done *next;
     plog_t *log;
     int64_t durable_end;
+    int64_t durable_bytes;
     int err;
 } plog__done_t;
 
@@ -69,6 +73,9 @@ struct plog {
     int64_t end_offset;
     int64_t uploaded_end; /* offsets below are safely in remote storage */
     int64_t durable_end;  /* every offset below is on stable storage */
+    int64_t sealed_end;   /* sealed segments below were announced (on_sealed) */
+    int64_t appended_bytes; /* loop: bytes appended since open */
+    int64_t durable_bytes;  /* loop: of which fdatasynced */
     int failed;           /* sticky error after a failed fsync */
     plog_waiter_t *waiters, *waiters_tail;
     int refs; /* loop-only: 1 for the owner + 1 per pending flusher round */
@@ -83,10 +90,14 @@ struct plog {
     pthread_mutex_t sync_mu;
     plog_seg_t **dirty; /* owned refs of segments written since the last sync */
     int n_dirty, cap_dirty;
-    int64_t written_end; /* end offset covered by the written bytes */
-    bool dir_dirty;      /* a segment file was created since the last sync */
-    bool queued;         /* in the flusher's queue */
+    int64_t written_end;   /* end offset covered by the written bytes */
+    int64_t written_bytes; /* appended_bytes matching written_end */
+    bool dir_dirty;        /* a segment file was created since the last sync */
+    bool queued;           /* in the flusher's queue */
+    bool delayed;          /* in the flusher's delayed list (write caching) */
+    uint64_t due_ns;       /* when a delayed flush is due (uv_hrtime) */
     struct plog *next_queued;
+    struct plog *next_delayed;
 };
 
 extern const plog_sys_t *plog__sys;
@@ -97,11 +108,18 @@ void plog__seg_unref(plog_seg_t *s);
 /* Flusher (plog_flush.c). Queue the log for the next group commit; takes a
  * loop-side ref that the completion drops. Called with sync_mu held. */
 void plog__flush_enqueue_locked(plog_t *log);
-/* Mark seg dirty and queue a sync. @thread owning loop */
-void plog__mark_dirty(plog_t *log, plog_seg_t *seg, int64_t written_end, bool dir_dirty);
+/* Mark seg dirty up to written_end / written_bytes and queue a sync: now,
+ * or with delay_ms >= 0 (write caching) no later than that.
+ * @thread owning loop */
+void plog__mark_dirty(plog_t *log,
+                      plog_seg_t *seg,
+                      int64_t written_end,
+                      int64_t written_bytes,
+                      bool dir_dirty,
+                      int64_t delay_ms);
 /* Run fn(arg) on the flusher thread (file deletion and other slow I/O). */
 int plog__env_job(plog_env_t *env, void (*fn)(void *), void *arg);
 /* Completion on the loop (plog.c). */
-void plog__on_synced(plog_t *log, int64_t durable_end, int err);
+void plog__on_synced(plog_t *log, int64_t durable_end, int64_t durable_bytes, int err);
 
 #endif

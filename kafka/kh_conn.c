@@ -896,6 +896,8 @@ int kh_shard_new(rt_shard_t *sh,
     uv_timer_init(loop, &ks->retry_timer);
     ks->retry_timer.data = ks;
     kh_group_shard_start(ks);
+    if (ps) /* a sync moved a high watermark: wake the long polls */
+        plog_shard_on_hw(part_plog_shard(ps), kh_fetch_on_hw, ks);
     *out = ks; /* also on error: the caller closes it */
     return rc;
 }
@@ -982,4 +984,6 @@ void kh_shard_free(kh_shard_t *ks)
 void kh_shard_parts_closing(kh_shard_t *ks)
 {
     ks->parts_closed = true;
+    if (ks->ps)
+        plog_shard_on_hw(part_plog_shard(ks->ps), NULL, NULL);
 }

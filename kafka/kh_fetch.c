@@ -158,7 +158,7 @@ static void on_remote_time(void *arg, int status, int64_t offset, int64_t timest
 /* @return true when the answer comes later (from the archive). */
 static bool read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
 {
-    op->hw = plog_end_offset(log);
+    op->hw = plog_high_watermark(log);
     op->log_start = plog_start_offset(log);
     switch (op->kind) {
     case OP_FETCH: {
@@ -251,7 +251,7 @@ static void op_run(rt_shard_t *sh, void *arg)
         if (w) {
             *w = (watch_t){ks->watches, log, op->origin, op->req_id, op->deadline_ms};
             ks->watches = w;
-            if (plog_end_offset(log) > op->offset)
+            if (plog_high_watermark(log) > op->offset)
                 kh_notify_append(ks, log);
         }
         free(op); /* a watch_msg_t: watches are not answered */
@@ -270,6 +270,11 @@ typedef struct {
 } notify_t;
 
 static void on_notify(rt_shard_t *sh, void *arg);
+
+void kh_fetch_on_hw(void *arg, plog_t *log)
+{
+    kh_notify_append(arg, log);
+}
 
 void kh_notify_append(kh_shard_t *ks, plog_t *log)
 {

@@ -340,6 +340,8 @@ void kh_group_topic_deleted(kh_shard_t *ks, const char *topic);
 /* Produce -> Fetch long-poll wake-up (kh_fetch.c): called on the owner shard
  * after data was appended to log. */
 void kh_notify_append(kh_shard_t *ks, plog_t *log);
+/* plog_hw_fn: a sync moved log's high watermark (arg: the kh_shard_t). */
+void kh_fetch_on_hw(void *arg, plog_t *log);
 /* Called by the connection layer when a waiting request's connection closes. */
 void kh_fetch_cancel(kh_req_t *req);
 /* Shutdown: answer every long-polling fetch of the shard now. */

@@ -87,7 +87,7 @@ static void op_append(rt_shard_t *sh, void *arg)
         op->resp->base_offset = dup_base;
         op->resp->log_start_offset = plog_start_offset(log);
         if (op->acks == -1)
-            plog_wait_durable(log, &op->waiter, dup_last + 1, on_durable, op);
+            plog_wait_acked(log, &op->waiter, dup_last + 1, on_durable, op);
         else
             send_back(ks, op);
         return;
@@ -119,9 +119,10 @@ static void op_append(rt_shard_t *sh, void *arg)
         op->resp->log_append_time_ms = now;
     kh_idem_record(ks, log, op->records, op->len, info.base_offset, info.last_offset);
     st_metric_topic(ST_T_PRODUCE_REQUESTS, op->topic, op->len);
-    kh_notify_append(ks, log);
+    if (plog_high_watermark(log) >= info.end_offset) /* else woken when it is durable */
+        kh_notify_append(ks, log);
     if (op->acks == -1)
-        plog_wait_durable(log, &op->waiter, info.end_offset, on_durable, op);
+        plog_wait_acked(log, &op->waiter, info.end_offset, on_durable, op);
     else
         send_back(ks, op);
 }
@@ -267,7 +268,7 @@ static void del_run(rt_shard_t *sh, void *arg)
     meta_snap_put(snap);
     int rc = ST_E_NOTFOUND;
     if (log) {
-        int64_t to = op->offset == -1 ? plog_end_offset(log) : op->offset;
+        int64_t to = op->offset == -1 ? plog_high_watermark(log) : op->offset;
         int64_t start = plog_start_offset(log);
         /* Set before the call: when the start is already past `to` the callback runs at
          * once and posts the op back, after which it belongs to the origin shard. */
