@@ -93,6 +93,8 @@ typedef struct {
     int segments;
     /* Tiered storage, when is_remote (remote.storage.enable on for the topic): */
     bool is_remote;
+    int64_t hw;              /* high watermark: what consumers see */
+    int64_t unflushed_bytes; /* written, not yet fdatasynced (write caching) */
     int64_t uploaded_offset; /* every offset below is archived and indexed */
     int64_t lag_bytes;       /* sealed local segments at or above it: bytes */
     int64_t lag_segments;    /* and how many (the active segment is not uploadable yet) */
@@ -143,16 +145,19 @@ prow_fill(prow_t *r, const char *topic, int32_t p, plog_t *log, int shard, bool 
         r->local_start = r->log_start;
     r->end = plog_end_offset(log);
     r->durable = plog_durable_offset(log);
+    r->hw = plog_high_watermark(log);
+    r->unflushed_bytes = plog_unflushed_bytes(log);
     r->size_bytes = plog_size_bytes(log);
 }
 
 static json_t *partition_json(const prow_t *r)
 {
-    return json_pack("{s:s,s:i,s:i,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:i}", "topic", r->topic,
+    return json_pack("{s:s,s:i,s:i,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i}", "topic", r->topic,
                      "partition", (int)r->partition, "shard", r->shard, "open", r->is_open,
                      "log_start_offset", (json_int_t)r->log_start, "local_start_offset",
-                     (json_int_t)r->local_start, "high_watermark", (json_int_t)r->end, "end_offset",
-                     (json_int_t)r->end, "durable_offset", (json_int_t)r->durable, "size_bytes",
+                     (json_int_t)r->local_start, "high_watermark", (json_int_t)r->hw, "end_offset",
+                     (json_int_t)r->end, "durable_offset", (json_int_t)r->durable,
+                     "unflushed_bytes", (json_int_t)r->unflushed_bytes, "size_bytes",
                      (json_int_t)r->size_bytes, "segments", r->segments);
 }
 
@@ -684,7 +689,9 @@ typedef bool (*part_value_fn)(const prow_t *r, size_t m, int64_t *out);
 
 static bool log_value(const prow_t *r, size_t m, int64_t *out)
 {
-    *out = m == 0 ? r->size_bytes : m == 1 ? r->segments : m == 2 ? r->log_start : r->end;
+    const int64_t v[] = {r->size_bytes, r->segments, r->log_start,
+                         r->end,        r->hw,       r->unflushed_bytes};
+    *out = v[m];
     return true;
 }
 
@@ -797,6 +804,10 @@ static void metrics_done(adm_gather_t *g)
         {"strata_log_segments", "Segments of a partition's local log."},
         {"strata_log_start_offset", "Log start offset of a partition."},
         {"strata_log_end_offset", "Log end offset (next offset) of a partition."},
+        {"strata_log_high_watermark",
+         "High watermark of a partition: the durable end, or the written end with write.caching."},
+        {"strata_log_unflushed_bytes",
+         "Bytes of a partition written to the page cache but not yet fdatasynced."},
     };
     render_part_gauges(&t, k_gauges, sizeof(k_gauges) / sizeof(k_gauges[0]), v, n, log_value);
     render_tier(&t, g, v, n);

@@ -17,6 +17,7 @@
  * The file is small and written on the admin loop, never on a shard's. */
 #include "admin/adm_int.h"
 #include "core/part.h"
+#include "core/st_fs.h"
 #include "core/st_log.h"
 
 #include <errno.h>
@@ -146,6 +147,8 @@ static int write_yaml(const char *path, json_t *kv, char *err, size_t err_len)
         rc = -errno;
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -errno;
+    if (rc == 0)
+        rc = st_fsync_parent(path); /* the rename */
     if (rc != 0)
         snprintf(err, err_len, "cannot write %.300s: %s", path, strerror(-rc));
     return rc;

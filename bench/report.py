@@ -287,6 +287,16 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
         self.p(text(os.path.join(w, "log_append.txt")))
         self.p("```")
         self.p()
+        self.p("## write.caching=false vs true, acks=all, 1 partition (bench/write_caching.sh)")
+        self.p()
+        self.p("Same broker, alternating runs; the median round of each setting. false: every "
+               "acknowledged batch was fdatasync'd first; true: acknowledged from the page cache, "
+               "synced by flush.ms / flush.bytes (a power cut may lose that window).")
+        self.p()
+        self.p("```")
+        self.p(text(os.path.join(w, "write_caching.txt"), "(not run)"))
+        self.p("```")
+        self.p()
         self.p("## The run's own table (bench/kafka.sh)")
         self.p()
         self.p("```")
@@ -603,7 +613,8 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
                "elapsed_s": int(text(os.path.join(self.w, "elapsed_s"), "0")),
                "targets": self.targets, "kafka": self.kafka, "replay": self.replay,
                "tiering": self.tier, "scale": self.scale, "plots": self.plots,
-               "log_append": text(os.path.join(self.w, "log_append.txt"))}
+               "log_append": text(os.path.join(self.w, "log_append.txt")),
+               "write_caching": load_lines(os.path.join(self.w, "write_caching.jsonl"))}
         with open(os.path.join(self.res, self.stamp + ".json"), "w") as f:
             json.dump(out, f, indent=1, sort_keys=True)
             f.write("\n")

@@ -90,6 +90,15 @@
       "Delete oldest segments while a partition is larger (-1: no limit).")                        \
     X(INDEX_INTERVAL, "log.index.interval.bytes", CFG_INT, "4096", 0, INT32_MAX, 1,                \
       "Bytes between two sparse offset index entries.")                                            \
+    X(WRITE_CACHING, "strata.write.caching.default", CFG_BOOL, "false", 0, 1, 0,                   \
+      "Default of the topic key write.caching: acknowledge acks=all writes from the page cache "   \
+      "and sync them by flush.ms/flush.bytes/flush.messages (Redpanda's write caching).")          \
+    X(FLUSH_MS, "log.flush.interval.ms", CFG_INT, "100", 0, INT64_MAX, 0,                          \
+      "Default of flush.ms: with write caching, longest time written data stays unsynced.")        \
+    X(FLUSH_BYTES, "strata.log.flush.interval.bytes", CFG_INT, "262144", 1, INT64_MAX, 0,          \
+      "Default of flush.bytes: with write caching, sync once this many bytes are unsynced.")       \
+    X(FLUSH_MESSAGES, "log.flush.interval.messages", CFG_INT, "9223372036854775807", 1, INT64_MAX, 0, \
+      "Default of flush.messages: with write caching, sync once this many records are unsynced.") \
     X(RETENTION_CHECK_MS, "log.retention.check.interval.ms", CFG_INT, "300000", 1, INT64_MAX, 0,   \
       "How often retention and segment.ms rolls are checked.")                                     \
     X(MESSAGE_MAX_BYTES, "message.max.bytes", CFG_INT, "1048588", 0, INT32_MAX, 1,                 \
@@ -129,6 +138,6 @@
 #define CFG_IGNORED_KAFKA_KEYS                                                                     \
     "broker.id", "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",              \
         "socket.receive.buffer.bytes", "zookeeper.connect", "zookeeper.connection.timeout.ms",     \
-        "log.flush.interval.messages", "log.flush.interval.ms", "num.recovery.threads.per.data.dir", \
+        "num.recovery.threads.per.data.dir", \
         "offsets.topic.replication.factor", "transaction.state.log.replication.factor",            \
         "transaction.state.log.min.isr", "log.dirs"

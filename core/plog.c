@@ -15,6 +15,7 @@
  * Durability | Read | Time lookup | Retention | Accessors. */
 #include "core/plog_int.h"
 #include "core/st_assert.h"
+#include "core/st_fs.h"
 #include "core/st_log.h"
 
 #include <dirent.h>
@@ -41,9 +42,12 @@ void plog_set_sys(const plog_sys_t *sys)
 {
     plog_sys_t t = sys ? *sys : k_real_sys;
     g_sys = (plog_sys_t){
-        t.pwrite ? t.pwrite : k_real_sys.pwrite,       t.fdatasync ? t.fdatasync : k_real_sys.fdatasync,
-        t.ftruncate ? t.ftruncate : k_real_sys.ftruncate, t.open ? t.open : k_real_sys.open,
-        t.fsync ? t.fsync : k_real_sys.fsync,          t.rename ? t.rename : k_real_sys.rename,
+        t.pwrite ? t.pwrite : k_real_sys.pwrite,
+        t.fdatasync ? t.fdatasync : k_real_sys.fdatasync,
+        t.ftruncate ? t.ftruncate : k_real_sys.ftruncate,
+        t.open ? t.open : k_real_sys.open,
+        t.fsync ? t.fsync : k_real_sys.fsync,
+        t.rename ? t.rename : k_real_sys.rename,
         t.unlink ? t.unlink : k_real_sys.unlink,
     };
 }
@@ -149,8 +153,7 @@ static int seg_open(plog_t *log, int64_t base, bool create, plog_seg_t **out)
     int err = s->fd < 0 ? -errno : 0;
     seg_file(s, "index", f, sizeof(f));
     if (!err)
-        s->idx_fd =
-            plog__sys->open(f, O_RDWR | O_CREAT | O_CLOEXEC | (create ? O_TRUNC : 0), 0644);
+        s->idx_fd = plog__sys->open(f, O_RDWR | O_CREAT | O_CLOEXEC | (create ? O_TRUNC : 0), 0644);
     seg_file(s, "timeindex", f, sizeof(f));
     if (!err && s->idx_fd >= 0)
         s->tidx_fd =
@@ -298,14 +301,6 @@ static bool idx_load(plog_seg_t *s, int64_t file_size)
     return ok;
 }
 
-static void idx_reset(plog_seg_t *s)
-{
-    s->n_idx = s->n_tidx = 0;
-    s->bytes_since_index = 0;
-    if (plog__sys->ftruncate(s->idx_fd, 0) != 0 || plog__sys->ftruncate(s->tidx_fd, 0) != 0)
-        ST_WARN("plog", "cannot truncate index files path=%s", s->path);
-}
-
 /* Rewrite both index files from memory (after a rebuild or a trim). */
 static void idx_rewrite(plog_seg_t *s)
 {
@@ -364,10 +359,13 @@ static int64_t scan_one(plog_seg_t *s,
     return blen;
 }
 
-/* Recover one segment: trust the index up to its last entry when that entry
- * points at a real batch, then scan forward (CRC-verified for the active
- * segment), truncating the file at the first torn or corrupt batch. */
-static int seg_recover(plog_t *log, plog_seg_t *s, bool is_active, int64_t expect_base)
+/* Recover one segment. Offsets below verify_from were synced before the
+ * recovery point was written (data and index files): the index is trusted up
+ * to its last entry below it (when that entry points at the batch it names).
+ * From there the file is scanned, CRC-verifying every batch at or above
+ * verify_from (INT64_MAX: headers only), and truncated at the first torn or
+ * corrupt batch (*truncated set). */
+static int seg_recover(plog_t *log, plog_seg_t *s, int64_t verify_from, bool *truncated)
 {
     struct stat st;
     if (fstat(s->fd, &st) != 0)
@@ -377,12 +375,22 @@ static int seg_recover(plog_t *log, plog_seg_t *s, bool is_active, int64_t expec
     size_t cap = 0;
     plog_batch_hdr_t h;
     int64_t pos = 0;
-    bool rebuilt = false;
+    bool rebuilt = false, verify = verify_from != INT64_MAX;
+    int had_idx = 0, had_tidx = 0;
+    *truncated = false;
 
     if (idx_load(s, file_size) && s->n_idx > 0) {
-        plog__idx_t last = s->idx[s->n_idx - 1];
-        int64_t blen = scan_one(s, last.pos, file_size, false, &h, &buf, &cap);
+        had_idx = s->n_idx;
+        had_tidx = s->n_tidx;
+        int k = s->n_idx - 1;
+        while (k >= 0 && s->base_offset + s->idx[k].rel_offset >= verify_from)
+            k--;
+        plog__idx_t last = k >= 0 ? s->idx[k] : (plog__idx_t){0, 0};
+        int64_t blen = k >= 0 ? scan_one(s, last.pos, file_size, false, &h, &buf, &cap) : -1;
         if (blen > 0 && h.base_offset + h.last_offset_delta == s->base_offset + last.rel_offset) {
+            s->n_idx = k + 1;
+            while (s->n_tidx > 0 && s->tidx[s->n_tidx - 1].rel_offset > last.rel_offset)
+                s->n_tidx--;
             s->max_ts = s->n_tidx ? s->tidx[s->n_tidx - 1].ts : -1;
             s->max_ts_offset =
                 s->n_tidx ? s->base_offset + s->tidx[s->n_tidx - 1].rel_offset : s->base_offset;
@@ -393,16 +401,20 @@ static int seg_recover(plog_t *log, plog_seg_t *s, bool is_active, int64_t expec
         }
     }
     if (pos == 0) { /* no usable index: rebuild it while scanning from the start */
-        idx_reset(s);
+        s->n_idx = s->n_tidx = 0;
+        had_idx = had_tidx = 1; /* the files are rewritten below */
+        s->max_ts = -1;
+        s->max_ts_offset = s->base_offset;
         rebuilt = file_size > 0;
     }
+    int kept_idx = s->n_idx, kept_tidx = s->n_tidx;
     for (;;) {
-        int64_t blen = scan_one(s, pos, file_size, is_active, &h, &buf, &cap);
+        int64_t blen = scan_one(s, pos, file_size, verify, &h, &buf, &cap);
         if (blen == 0)
             break;
         if (blen < 0 || h.base_offset != (pos == 0 ? s->base_offset : s->next_offset)) {
-            if (!is_active)
-                ST_ERROR("plog", "sealed segment corrupt, truncating path=%s.log pos=%" PRId64,
+            if (!verify)
+                ST_ERROR("plog", "synced segment corrupt, truncating path=%s.log pos=%" PRId64,
                          s->path, pos);
             else
                 ST_WARN("plog", "truncating torn tail path=%s.log pos=%" PRId64 " size=%" PRId64,
@@ -411,27 +423,38 @@ static int seg_recover(plog_t *log, plog_seg_t *s, bool is_active, int64_t expec
                 free(buf);
                 return -errno;
             }
+            *truncated = true;
             break;
         }
-        seg_note_batch(s, &h, pos, blen, log->cfg.index_interval_bytes, true);
+        seg_note_batch(s, &h, pos, blen, log->cfg.index_interval_bytes, false);
         pos += blen;
     }
     free(buf);
     s->size = pos;
-    /* Timeindex entries beyond the recovered end are stale. */
-    int keep = s->n_tidx;
-    while (keep > 0 && s->base_offset + s->tidx[keep - 1].rel_offset >= s->next_offset)
-        keep--;
-    if (keep != s->n_tidx) {
-        s->n_tidx = keep;
+    /* Index files: rewrite them from memory when entries were dropped or
+     * added (stale entries past the kept ones must not survive). */
+    if (had_idx != kept_idx || had_tidx != kept_tidx || s->n_idx != kept_idx ||
+        s->n_tidx != kept_tidx)
         idx_rewrite(s);
-    }
     if (rebuilt)
         ST_DEBUG("plog", "rebuilt index path=%s entries=%d", s->path, s->n_idx);
-    if (s->base_offset != expect_base && expect_base >= 0)
-        ST_WARN("plog", "offset gap before segment path=%s expected=%" PRId64, s->path,
-                expect_base);
     return 0;
+}
+
+/* Remove a segment's files found after a torn or missing part of the log:
+ * nothing in them can have been acknowledged (a sync covers every segment
+ * written before it), and offsets must stay contiguous. */
+static void drop_seg_files(plog_t *log, int64_t base)
+{
+    static const char *const exts[] = {"log", "index", "timeindex"};
+    ST_WARN("plog", "dropping segment after a torn or missing part of the log dir=%s base=%" PRId64,
+            log->dir, base);
+    for (int i = 0; i < 3; i++) {
+        char f[4300];
+        snprintf(f, sizeof(f), "%s/%020" PRId64 ".%s", log->dir, base, exts[i]);
+        if (plog__sys->unlink(f) != 0 && errno != ENOENT)
+            ST_WARN("plog", "cannot delete %s: %s", f, strerror(errno));
+    }
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -501,11 +524,14 @@ static int list_bases(plog_t *log, int64_t **bases, int *n, char *errbuf, size_t
 /* ---- Log start checkpoint (DeleteRecords) ---- */
 
 #define START_CKPT "log-start-offset"
+/* Every segment below this offset was synced with its index files (written
+ * after recovery, a roll's sync and a clean close). */
+#define RP_CKPT "recovery-point"
 
-static int64_t read_start_checkpoint(const plog_t *log)
+static int64_t read_ckpt(const plog_t *log, const char *name)
 {
     char path[4200], buf[32] = "";
-    snprintf(path, sizeof(path), "%s/" START_CKPT, log->dir);
+    snprintf(path, sizeof(path), "%s/%s", log->dir, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -516,6 +542,32 @@ static int64_t read_start_checkpoint(const plog_t *log)
     char *end;
     long long v = strtoll(buf, &end, 10);
     return end != buf && *end == '\n' ? v : -1; /* a torn write reads as absent */
+}
+
+static int64_t read_start_checkpoint(const plog_t *log)
+{
+    return read_ckpt(log, START_CKPT);
+}
+
+int plog__write_ckpt(plog_t *log, const char *name, int64_t value, bool sync_dir)
+{
+    char tmp[4200], path[4200], buf[32];
+    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", log->dir, name);
+    snprintf(path, sizeof(path), "%s/%s", log->dir, name);
+    int n = snprintf(buf, sizeof(buf), "%lld\n", (long long)value);
+    int fd = plog__sys->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int err = 0;
+    if (fd < 0 || plog__sys->pwrite(fd, buf, (size_t)n, 0) != n || plog__sys->fdatasync(fd) != 0 ||
+        plog__sys->rename(tmp, path) != 0 || (sync_dir && plog__sys->fsync(log->dir_fd) != 0))
+        err = errno ? -errno : ST_E_IO;
+    if (fd >= 0)
+        close(fd);
+    return err;
+}
+
+int plog__write_rp(plog_t *log, int64_t value, bool sync_dir)
+{
+    return plog__write_ckpt(log, RP_CKPT, value, sync_dir);
 }
 
 typedef struct {
@@ -533,17 +585,8 @@ static void ckpt_write(uv_work_t *w)
 {
     ckpt_t *c = w->data;
     plog_t *log = c->log;
-    char tmp[4200], path[4200], buf[32];
-    snprintf(tmp, sizeof(tmp), "%s/" START_CKPT ".tmp", log->dir);
-    snprintf(path, sizeof(path), "%s/" START_CKPT, log->dir);
-    int n = snprintf(buf, sizeof(buf), "%lld\n", (long long)c->offset);
     pthread_mutex_lock(&log->sync_mu); /* orders concurrent checkpoints */
-    int fd = plog__sys->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || plog__sys->pwrite(fd, buf, (size_t)n, 0) != n || plog__sys->fdatasync(fd) != 0 ||
-        plog__sys->rename(tmp, path) != 0 || plog__sys->fsync(log->dir_fd) != 0)
-        c->err = -errno;
-    if (fd >= 0)
-        close(fd);
+    c->err = plog__write_ckpt(log, START_CKPT, c->offset, true);
     pthread_mutex_unlock(&log->sync_mu);
 }
 
@@ -595,26 +638,6 @@ int plog_delete_records(plog_t *log, int64_t offset, plog_done_cb cb, void *arg)
 
 /* ---- Open / close ---- */
 
-/* fsync the directory that holds path (after creating path in it). */
-static int sync_parent(const char *path)
-{
-    char parent[4200];
-    snprintf(parent, sizeof(parent), "%s", path);
-    char *slash = strrchr(parent, '/');
-    if (slash == parent)
-        slash[1] = 0;
-    else if (slash)
-        *slash = 0;
-    else
-        snprintf(parent, sizeof(parent), ".");
-    int fd = plog__sys->open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int rc = plog__sys->fsync(fd) != 0 ? -errno : 0;
-    close(fd);
-    return rc;
-}
-
 /* Recovery: fdatasync every segment (data and index files, which recovery may
  * have rewritten) and the directory, synchronously, before the log serves. */
 static int recover_sync(plog_t *log)
@@ -625,6 +648,9 @@ static int recover_sync(plog_t *log)
             plog__sys->fdatasync(s->tidx_fd) != 0)
             return -errno;
     }
+    int rc = plog__write_rp(log, log->segs[log->n_segs - 1]->next_offset, false);
+    if (rc != 0)
+        return rc;
     return plog__sys->fsync(log->dir_fd) != 0 ? -errno : 0;
 }
 
@@ -658,7 +684,7 @@ int plog_open(plog_shard_t *sh,
         return err;
     }
     if (created) {
-        int rc = sync_parent(dir); /* the new directory's entry */
+        int rc = st_fsync_parent(dir); /* the new directory's entry */
         if (rc != 0) {
             errf(errbuf, errbuf_len, "cannot sync the parent of %s: %s", dir, st_strerror(rc));
             return rc;
@@ -672,19 +698,30 @@ int plog_open(plog_shard_t *sh,
     log->sh = sh;
     log->cfg = *cfg;
     log->refs = 1;
+    log->rp_pending = -1;
     log->dir_fd = plog__sys->open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     pthread_mutex_init(&log->sync_mu, NULL);
     int64_t *bases = NULL;
     int n = 0;
     int rc = log->dir_fd < 0 ? -errno : list_bases(log, &bases, &n, errbuf, errbuf_len);
+    /* Below the recovery point every segment was synced with its indexes;
+     * from it on, batches are CRC-verified. Without one, all are. */
+    int64_t rp = rc == 0 ? read_ckpt(log, RP_CKPT) : -1;
+    bool torn = false;
     for (int i = 0; rc == 0 && i < n; i++) {
+        if (torn || (i > 0 && bases[i] != log->segs[i - 1]->next_offset)) {
+            torn = true; /* after a torn or missing part: not acknowledged */
+            drop_seg_files(log, bases[i]);
+            continue;
+        }
         plog_seg_t *s;
         rc = seg_open(log, bases[i], false, &s);
         if (rc == 0 && (rc = segs_push(log, s)) != 0)
             plog__seg_unref(s);
-        int64_t expect = i ? log->segs[i - 1]->next_offset : -1;
+        int64_t next_base = i + 1 < n ? bases[i + 1] : INT64_MAX;
+        int64_t verify_from = rp < 0 ? 0 : next_base <= rp ? INT64_MAX : rp;
         if (rc == 0)
-            rc = seg_recover(log, s, i == n - 1, expect);
+            rc = seg_recover(log, s, verify_from, &torn);
         if (rc != 0)
             errf(errbuf, errbuf_len, "cannot recover segment %s/%020" PRId64 ".log: %s", dir,
                  bases[i], st_strerror(rc));
@@ -748,6 +785,8 @@ void plog_close(plog_t *log, plog_closed_cb cb, void *arg)
      * clean shutdown then rebuilds none). */
     plog_seg_t *act = log->segs[log->n_segs - 1];
     atomic_store(&act->sync_idx, true);
+    if (!log->failed)
+        plog__set_rp_pending(log, log->end_offset);
     plog__mark_dirty(log, act, log->end_offset, log->appended_bytes, false, 0);
     log->refs--; /* the owner's */
 }
@@ -771,6 +810,8 @@ static int roll(plog_t *log, int64_t now_ms)
      * the sealed segment once that is done (plog__on_synced). */
     plog_seg_t *sealed = log->segs[log->n_segs - 2];
     atomic_store(&sealed->sync_idx, true);
+    /* Only sealed segments are below it: the active one's index is unsynced. */
+    plog__set_rp_pending(log, sealed->next_offset);
     plog__mark_dirty(log, sealed, log->end_offset, log->appended_bytes, true, 0);
     ST_DEBUG("plog", "rolled dir=%s base=%" PRId64, log->dir, s->base_offset);
     return 0;
@@ -916,11 +957,15 @@ void plog__on_synced(plog_t *log, int64_t durable_end, int64_t durable_bytes, in
         log->durable_bytes = durable_bytes;
     fire_waiters(log);
     plog_shard_t *sh = log->sh;
-    /* Sealed segments now durable go to the uploader. */
-    for (int i = 0; moved && !log->closing && i + 1 < log->n_segs; i++) {
+    /* Sealed segments now durable go to the uploader (also after the roll of
+     * an idle log, when the durable end did not move). */
+    int i = log->n_segs - 1;
+    while (i > 0 && log->segs[i - 1]->next_offset > log->sealed_end)
+        i--;
+    for (; !err && !log->closing && i + 1 < log->n_segs; i++) {
         plog_seg_t *s = log->segs[i];
-        if (s->next_offset <= log->sealed_end || s->next_offset > log->durable_end)
-            continue;
+        if (s->next_offset > log->durable_end)
+            break;
         log->sealed_end = s->next_offset;
         if (sh->on_sealed)
             sh->on_sealed(sh->on_sealed_arg, log, s->base_offset, s->next_offset);
@@ -1229,9 +1274,12 @@ int plog_tick(plog_t *log, int64_t now_ms)
             return rc;
     }
     int deleted = 0;
-    /* Total retention by time: expired data goes everywhere. */
+    /* Total retention by time: expired data goes everywhere. With remote
+     * storage, only once the uploader was offered the segment (after its
+     * sync): it then holds its own reference. */
     while (log->n_segs > 1 && log->cfg.retention_ms >= 0 &&
-           now_ms - log->segs[0]->max_ts > log->cfg.retention_ms) {
+           now_ms - log->segs[0]->max_ts > log->cfg.retention_ms &&
+           (!log->cfg.remote_enabled || log->segs[0]->next_offset <= log->sealed_end)) {
         if (delete_oldest(log, "retention.ms", true) != 0)
             return deleted;
         deleted++;

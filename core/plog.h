@@ -136,6 +136,13 @@ void plog_set_sys(const plog_sys_t *sys);
 
 /** Start the flusher thread. @return 0 or ST_E_NOMEM / negative errno. */
 ST_MUST_CHECK int plog_env_new(plog_env_t **out);
+/** A flusher without a thread, for deterministic tests (crash simulation):
+ * nothing is synced until plog_env_flush_step(). */
+ST_MUST_CHECK int plog_env_new_manual(plog_env_t **out);
+/** Run one round of a manual env's flusher on the calling thread: the queued
+ * syncs, the delayed ones (write caching) and the jobs. The completions fire
+ * on the shards' loops. @return whether there was any work. */
+bool plog_env_flush_step(plog_env_t *env);
 /** Stop the flusher after it drained its queue; all logs must be closed. */
 void plog_env_free(plog_env_t *env);
 

@@ -36,6 +36,7 @@ struct plog_env {
     plog_t *delayed;            /* logs whose sync is due at due_ns, guarded by mu */
     job_t *jobs, *jobs_tail;    /* guarded by mu */
     bool stop;
+    bool manual; /* no thread: plog_env_flush_step() runs the rounds (tests) */
 };
 
 static void post_done(plog_t *log, int64_t end, int64_t bytes, int err)
@@ -61,9 +62,10 @@ static void sync_log(plog_t *log)
     int n = log->n_dirty;
     log->dirty = NULL;
     log->n_dirty = log->cap_dirty = 0;
-    int64_t end = log->written_end, bytes = log->written_bytes;
+    int64_t end = log->written_end, bytes = log->written_bytes, rp = log->rp_pending;
     bool dir_dirty = log->dir_dirty;
     log->dir_dirty = false;
+    log->rp_pending = -1;
     log->queued = false;
     pthread_mutex_unlock(&log->sync_mu);
 
@@ -83,6 +85,16 @@ static void sync_log(plog_t *log)
         plog__seg_unref(s);
     }
     free(dirty);
+    /* A roll or a close synced segments with their indexes: a restart then
+     * verifies only what follows (the file's rename needs the directory). */
+    if (!err && rp >= 0) {
+        int rc = plog__write_rp(log, rp, false);
+        if (rc != 0)
+            ST_WARN("plog", "cannot write the recovery point dir=%s: %s", log->dir,
+                    st_strerror(rc));
+        else
+            dir_dirty = true;
+    }
     if (!err && dir_dirty && plog__sys->fsync(log->dir_fd) != 0) {
         err = -errno;
         ST_ERROR("plog", "fsync of directory failed dir=%s err=%s", log->dir, st_strerror(err));
@@ -123,6 +135,28 @@ static void sync_delayed(plog_t *log)
     sync_log(log);
 }
 
+/* One round: the syncs taken from the queue and the delayed list, then the
+ * jobs. Called without mu. */
+static void run_round(plog_t *batch, plog_t *due, job_t *jobs)
+{
+    while (batch) {
+        plog_t *next = batch->next_queued;
+        sync_log(batch);
+        batch = next;
+    }
+    while (due) {
+        plog_t *next = due->next_delayed;
+        sync_delayed(due);
+        due = next;
+    }
+    while (jobs) {
+        job_t *next = jobs->next;
+        jobs->fn(jobs->arg);
+        free(jobs);
+        jobs = next;
+    }
+}
+
 static void *flusher_main(void *arg)
 {
     plog_env_t *env = arg;
@@ -154,22 +188,7 @@ static void *flusher_main(void *arg)
         job_t *jobs = env->jobs;
         env->jobs = env->jobs_tail = NULL;
         pthread_mutex_unlock(&env->mu);
-        while (batch) {
-            plog_t *next = batch->next_queued;
-            sync_log(batch);
-            batch = next;
-        }
-        while (due) {
-            plog_t *next = due->next_delayed;
-            sync_delayed(due);
-            due = next;
-        }
-        while (jobs) {
-            job_t *next = jobs->next;
-            jobs->fn(jobs->arg);
-            free(jobs);
-            jobs = next;
-        }
+        run_round(batch, due, jobs);
         pthread_mutex_lock(&env->mu);
     }
     pthread_mutex_unlock(&env->mu);
@@ -192,15 +211,44 @@ int plog_env_new(plog_env_t **out)
     return 0;
 }
 
+int plog_env_new_manual(plog_env_t **out)
+{
+    plog_env_t *env = calloc(1, sizeof(*env));
+    if (!env)
+        return ST_E_NOMEM;
+    env->manual = true;
+    pthread_mutex_init(&env->mu, NULL);
+    pthread_cond_init(&env->cond, NULL);
+    *out = env;
+    return 0;
+}
+
+bool plog_env_flush_step(plog_env_t *env)
+{
+    pthread_mutex_lock(&env->mu);
+    plog_t *batch = env->queue, *due = env->delayed; /* delayed ones are due at once */
+    job_t *jobs = env->jobs;
+    env->queue = env->queue_tail = env->delayed = NULL;
+    env->jobs = env->jobs_tail = NULL;
+    pthread_mutex_unlock(&env->mu);
+    run_round(batch, due, jobs);
+    return batch || due || jobs;
+}
+
 void plog_env_free(plog_env_t *env)
 {
     if (!env)
         return;
-    pthread_mutex_lock(&env->mu);
-    env->stop = true;
-    pthread_cond_signal(&env->cond);
-    pthread_mutex_unlock(&env->mu);
-    pthread_join(env->thread, NULL);
+    if (env->manual) {
+        while (plog_env_flush_step(env))
+            ;
+    } else {
+        pthread_mutex_lock(&env->mu);
+        env->stop = true;
+        pthread_cond_signal(&env->cond);
+        pthread_mutex_unlock(&env->mu);
+        pthread_join(env->thread, NULL);
+    }
     pthread_mutex_destroy(&env->mu);
     pthread_cond_destroy(&env->cond);
     free(env);
@@ -278,6 +326,14 @@ void plog__mark_dirty(plog_t *log,
             pthread_mutex_unlock(&env->mu);
         }
     }
+    pthread_mutex_unlock(&log->sync_mu);
+}
+
+void plog__set_rp_pending(plog_t *log, int64_t rp)
+{
+    pthread_mutex_lock(&log->sync_mu);
+    if (rp > log->rp_pending)
+        log->rp_pending = rp;
     pthread_mutex_unlock(&log->sync_mu);
 }
 

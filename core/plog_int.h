@@ -35,10 +35,10 @@ struct plog_seg {
     int n_idx, cap_idx;
     plog__tidx_t *tidx; /* owned */
     int n_tidx, cap_tidx;
-    bool is_deleted;     /* removed from the log; files unlinked by the flusher */
+    bool is_deleted;       /* removed from the log; files unlinked by the flusher */
     _Atomic bool sync_idx; /* the flusher also syncs .index/.timeindex (roll, close) */
-    char path[4096];     /* DIR/<base> without extension */
-    char log_path[4100]; /* DIR/<base>.log */
+    char path[4096];       /* DIR/<base> without extension */
+    char log_path[4100];   /* DIR/<base>.log */
 };
 
 /* Per-loop completion channel: the flusher appends finished syncs here. */
@@ -71,12 +71,12 @@ struct plog {
     int n_segs, cap_segs;
     int64_t start_offset; /* logical: may be below segs[0] when data is remote */
     int64_t end_offset;
-    int64_t uploaded_end; /* offsets below are safely in remote storage */
-    int64_t durable_end;  /* every offset below is on stable storage */
-    int64_t sealed_end;   /* sealed segments below were announced (on_sealed) */
+    int64_t uploaded_end;   /* offsets below are safely in remote storage */
+    int64_t durable_end;    /* every offset below is on stable storage */
+    int64_t sealed_end;     /* sealed segments below were announced (on_sealed) */
     int64_t appended_bytes; /* loop: bytes appended since open */
     int64_t durable_bytes;  /* loop: of which fdatasynced */
-    int failed;           /* sticky error after a failed fsync */
+    int failed;             /* sticky error after a failed fsync */
     plog_waiter_t *waiters, *waiters_tail;
     int refs; /* loop-only: 1 for the owner + 1 per pending flusher round */
     bool closing;
@@ -93,6 +93,7 @@ struct plog {
     int64_t written_end;   /* end offset covered by the written bytes */
     int64_t written_bytes; /* appended_bytes matching written_end */
     bool dir_dirty;        /* a segment file was created since the last sync */
+    int64_t rp_pending;    /* recovery point to persist after this sync, or -1 */
     bool queued;           /* in the flusher's queue */
     bool delayed;          /* in the flusher's delayed list (write caching) */
     uint64_t due_ns;       /* when a delayed flush is due (uv_hrtime) */
@@ -119,6 +120,13 @@ void plog__mark_dirty(plog_t *log,
                       int64_t delay_ms);
 /* Run fn(arg) on the flusher thread (file deletion and other slow I/O). */
 int plog__env_job(plog_env_t *env, void (*fn)(void *), void *arg);
+/* Write DIR/name = value atomically (temp file, fdatasync, rename; fsync of
+ * the directory when sync_dir). @return 0 or a negative errno. @blocking yes */
+int plog__write_ckpt(plog_t *log, const char *name, int64_t value, bool sync_dir);
+/* The recovery point: every segment below value is synced with its indexes. */
+int plog__write_rp(plog_t *log, int64_t value, bool sync_dir);
+/* Persist rp as the recovery point after the next sync. @thread owning loop */
+void plog__set_rp_pending(plog_t *log, int64_t rp);
 /* Completion on the loop (plog.c). */
 void plog__on_synced(plog_t *log, int64_t durable_end, int64_t durable_bytes, int err);
 

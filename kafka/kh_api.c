@@ -54,6 +54,9 @@ void kh_topic_log_config(const kh_ctx_t *ctx, const meta_topic_t *t, plog_config
         {"segment.ms", offsetof(plog_config_t, segment_ms)},
         {"retention.bytes", offsetof(plog_config_t, retention_bytes)},
         {"retention.ms", offsetof(plog_config_t, retention_ms)},
+        {"flush.ms", offsetof(plog_config_t, flush_ms)},
+        {"flush.bytes", offsetof(plog_config_t, flush_bytes)},
+        {"flush.messages", offsetof(plog_config_t, flush_messages)},
     };
     for (size_t i = 0; t && i < sizeof(keys) / sizeof(keys[0]); i++) {
         const char *v = meta_topic_config(t, keys[i].key);
@@ -70,6 +73,8 @@ void kh_topic_log_config(const kh_ctx_t *ctx, const meta_topic_t *t, plog_config
         out->local_retention_ms = strtoll(v, NULL, 10);
     if ((v = t ? meta_topic_config(t, "local.retention.bytes") : NULL))
         out->local_retention_bytes = strtoll(v, NULL, 10);
+    if ((v = t ? meta_topic_config(t, "write.caching") : NULL))
+        out->write_caching = !strcmp(v, "true");
 }
 
 plog_t *kh_local_log(kh_shard_t *ks, const meta_snap_t *snap, const char *topic, int32_t partition)

@@ -63,11 +63,11 @@ enum { /* IncrementalAlterConfigs ConfigOperation */
  * of a LIST, comma-separated. The broker synonym is Kafka's broker-level key;
  * when it is in core/cfg_keys.h, the broker's value is the topic default.
  * segment.bytes, segment.ms, retention.bytes, retention.ms,
- * index.interval.bytes and the remote/local retention keys change the
- * partition log (kh_topic_log_config); max.message.bytes and
- * message.timestamp.type=LogAppendTime are applied on the produce path (below).
- * Values Strata could not honour are refused (check_supported). The rest
- * have no effect on one broker without compaction, as in Kafka
+ * index.interval.bytes, the remote/local retention keys, write.caching and
+ * flush.* change the partition log (kh_topic_log_config); max.message.bytes
+ * and message.timestamp.type=LogAppendTime are applied on the produce path
+ * (below). Values Strata could not honour are refused (check_supported). The
+ * rest have no effect on one broker without compaction, as in Kafka
  * (unclean.leader.election.enable, *.replication.throttled.replicas, the
  * compaction keys), or are not applied yet: message.downconversion.enable
  * (Strata never down-converts). */
@@ -104,9 +104,14 @@ enum { /* IncrementalAlterConfigs ConfigOperation */
     X("file.delete.delay.ms", LONG, "60000", 0, INT64_MAX, NULL, "log.segment.delete.delay.ms",    \
       "Delay before a deleted segment's file is removed.")                                         \
     X("flush.messages", LONG, "9223372036854775807", 1, INT64_MAX, NULL,                           \
-      "log.flush.interval.messages", "Force an fsync after this many messages.")                   \
-    X("flush.ms", LONG, "9223372036854775807", 0, INT64_MAX, NULL, "log.flush.interval.ms",        \
-      "Force an fsync after this long.")                                                           \
+      "log.flush.interval.messages",                                                               \
+      "With write.caching, fsync once this many records are unsynced (without it every write is "  \
+      "synced before it is acknowledged).")                                                        \
+    X("flush.ms", LONG, "100", 0, INT64_MAX, NULL, "log.flush.interval.ms",                        \
+      "With write.caching, longest time written data stays unsynced (Redpanda's default).")        \
+    X("flush.bytes", LONG, "262144", 1, INT64_MAX, NULL, "strata.log.flush.interval.bytes",        \
+      "With write.caching, fsync once this many bytes are unsynced (Redpanda's name and "          \
+      "default).")                                                                                 \
     X("unclean.leader.election.enable", BOOLEAN, "false", 0, 0, NULL,                              \
       "unclean.leader.election.enable",                                                            \
       "Allow an out-of-sync replica to become leader (no effect on one broker).")                  \
@@ -144,8 +149,9 @@ enum { /* IncrementalAlterConfigs ConfigOperation */
       "With remote storage, delete uploaded segments locally after this long (-2: retention.ms).") \
     X("local.retention.bytes", LONG, "-2", -2, INT64_MAX, NULL, "log.local.retention.bytes",       \
       "With remote storage, keep at most this many bytes locally (-2: retention.bytes).")          \
-    X("write.caching", BOOLEAN, "false", 0, 0, NULL, NULL,                                         \
-      "Acknowledge acks=all writes before fsync (Redpanda's write caching).")
+    X("write.caching", BOOLEAN, "false", 0, 0, NULL, "strata.write.caching.default",               \
+      "Acknowledge acks=all writes once in the page cache, before fsync; the high watermark is "   \
+      "then the written end (Redpanda's write caching).")
 
 typedef struct {
     const char *name;

@@ -442,7 +442,7 @@ static int cluster_id(const char *dir, char *out, size_t len)
         return -1;
     }
     fclose(f);
-    return 0;
+    return st_fsync_parent(path) == 0 ? 0 : -1; /* the new file's entry */
 }
 
 static int kafka_context(broker_t *b, const char *dir)
@@ -800,6 +800,10 @@ int main(int argc, char **argv)
     b->popts.log_cfg.retention_ms = cfg_int(b->cfg, CFG_RETENTION_MS);
     b->popts.log_cfg.retention_bytes = cfg_int(b->cfg, CFG_RETENTION_BYTES);
     b->popts.log_cfg.index_interval_bytes = (int32_t)cfg_int(b->cfg, CFG_INDEX_INTERVAL);
+    b->popts.log_cfg.write_caching = cfg_bool(b->cfg, CFG_WRITE_CACHING);
+    b->popts.log_cfg.flush_ms = cfg_int(b->cfg, CFG_FLUSH_MS);
+    b->popts.log_cfg.flush_bytes = cfg_int(b->cfg, CFG_FLUSH_BYTES);
+    b->popts.log_cfg.flush_messages = cfg_int(b->cfg, CFG_FLUSH_MESSAGES);
     int64_t tick = cfg_int(b->cfg, CFG_RETENTION_CHECK_MS);
     b->popts.tick_interval_ms = tick < 5000 ? tick : 5000; /* segment.ms rolls of idle logs */
     b->popts.topic_config = topic_config;

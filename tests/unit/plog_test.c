@@ -34,7 +34,7 @@ static int rm_rf(const char *path)
     return system(cmd);
 }
 
-static uv_loop_t *g_loop; /* the fixture's: append() waits on it */
+static uv_loop_t *g_loop;    /* the fixture's: append() waits on it */
 static bool g_append_nowait; /* append() returns before its data is durable */
 
 static int setup(void **state)
@@ -636,6 +636,27 @@ static void on_sealed(void *arg, plog_t *log, int64_t base, int64_t next)
     s->next[s->n++] = next;
 }
 
+/* A roll of an idle log (segment.ms) still hands the sealed segment to the
+ * uploader, once its sync is done, though the durable end did not move. */
+static void test_plog_idle_roll_is_announced(void **state)
+{
+    fx_t *f = *state;
+    sealed_t sealed = {0};
+    plog_shard_on_sealed(f->sh, on_sealed, &sealed);
+    plog_t *log = open_log(f, NULL);
+    append(log, 2, 200, 1, 1000);
+    assert_int_equal(sealed.n, 0);
+    assert_int_equal(plog_tick(log, 1000 + 604800000), 0); /* segment.ms */
+    while (sealed.n == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(sealed.base[0], 0);
+    assert_int_equal(sealed.next[0], 2);
+    plog_seg_info_t info;
+    assert_int_equal(plog_sealed_get(log, 0, &info), 0);
+    plog_seg_info_release(&info);
+    close_log(f, log);
+}
+
 static void test_plog_local_retention_waits_for_upload(void **state)
 {
     fx_t *f = *state;
@@ -751,6 +772,147 @@ static void test_plog_batch_records_decodes_every_record(void **state)
     free(b);
 }
 
+/* ---- High watermark and write caching ---- */
+
+static int g_hw_calls;
+
+static void on_hw(void *arg, plog_t *log)
+{
+    (void)log;
+    (*(int *)arg)++;
+}
+
+/* Without write caching, consumers see only what is durable: a write in the
+ * page cache is invisible until its sync completed (manual flusher). */
+static void test_plog_hw_is_durable_end(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    plog_env_t *env;
+    plog_shard_t *sh;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(plog_env_new_manual(&env), 0);
+    assert_int_equal(plog_shard_new(env, &loop, &sh), 0);
+    g_hw_calls = 0;
+    plog_shard_on_hw(sh, on_hw, &g_hw_calls);
+    char tmpl[] = "/tmp/plog_hw.XXXXXX", dir[300];
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(dir, sizeof(dir), "%s/hw-0", tmpl);
+    plog_config_t cfg;
+    plog_config_default(&cfg);
+    plog_t *log;
+    char err[256];
+    assert_int_equal(plog_open(sh, dir, &cfg, 1000, &log, err, sizeof(err)), 0);
+    size_t len;
+    uint8_t *b = tbatch_build(3, 20, 1, 1, &len);
+    plog_append_info_t info;
+    assert_int_equal(plog_append(log, b, len, 0, 1000, &info, NULL), 0);
+    free(b);
+    assert_int_equal(plog_end_offset(log), 3);
+    assert_int_equal(plog_high_watermark(log), 0);
+    assert_true(plog_unflushed_bytes(log) > 0);
+    plog_slice_t s;
+    assert_int_equal(plog_read(log, 0, 1 << 20, &s), 0);
+    assert_int_equal(s.len, 0); /* not durable: not visible */
+    ack_t a = {0};
+    plog_waiter_t w;
+    plog_wait_acked(log, &w, 3, on_durable, &a);
+    assert_int_equal(a.fired, 0);
+    /* DeleteRecords cannot pass the high watermark either. */
+    assert_int_equal(plog_delete_records(log, 2, NULL, NULL), ST_E_RANGE);
+    plog_env_flush_step(env);
+    while (!a.fired)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(plog_high_watermark(log), 3);
+    assert_int_equal(plog_unflushed_bytes(log), 0);
+    assert_int_equal(g_hw_calls, 1); /* Fetch long polls are woken */
+    assert_int_equal(plog_read(log, 0, 1 << 20, &s), 0);
+    assert_int_equal(s.next_offset, 3);
+    plog_slice_release(&s);
+    int closed = 0;
+    plog_close(log, on_closed, &closed);
+    while (!closed) {
+        plog_env_flush_step(env);
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    plog_shard_free(sh);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    plog_env_free(env);
+    *strrchr(dir, '/') = 0;
+    rm_rf(dir);
+}
+
+static plog_t *open_caching(fx_t *f, int64_t flush_ms, int64_t flush_bytes, int64_t flush_msgs)
+{
+    plog_config_t cfg;
+    plog_config_default(&cfg);
+    cfg.write_caching = true;
+    cfg.flush_ms = flush_ms;
+    cfg.flush_bytes = flush_bytes;
+    cfg.flush_messages = flush_msgs;
+    return open_log(f, &cfg);
+}
+
+/* write.caching: acknowledged and visible from the page cache; synced by
+ * flush.bytes / flush.messages at once, by flush.ms later, or at once when a
+ * waiter needs durability. (flush.ms is one hour where another trigger is
+ * tested: only that trigger can sync.) */
+static void test_plog_write_caching(void **state)
+{
+    fx_t *f = *state;
+    plog_set_sys(&k_fake);
+    g_append_nowait = true;
+    plog_t *log = open_caching(f, 3600000, 1 << 30, INT64_MAX);
+    g_n_fsync = 0;
+    append(log, 2, 100, 1, 1);
+    ack_t a = {0};
+    plog_waiter_t w;
+    plog_wait_acked(log, &w, plog_end_offset(log), on_durable, &a);
+    assert_int_equal(a.fired, 1); /* from the page cache */
+    assert_int_equal(plog_high_watermark(log), 2);
+    check_read(log, 0, 0, 2, 100, 1, 1);
+    assert_true(plog_unflushed_bytes(log) > 0);
+    assert_true(plog_durable_offset(log) < 2);
+    /* Someone needs it durable (e.g. a close): synced now, not in an hour. */
+    ack_t d = {0};
+    plog_wait_durable(log, &w, 2, on_durable, &d);
+    while (!d.fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(plog_durable_offset(log), 2);
+    assert_int_equal(plog_unflushed_bytes(log), 0);
+    close_log(f, log);
+
+    /* flush.bytes */
+    log = open_caching(f, 3600000, 500, INT64_MAX);
+    append(log, 1, 100, 2, 1);
+    assert_true(plog_durable_offset(log) < plog_end_offset(log));
+    append(log, 1, 600, 3, 1); /* past 500 unsynced bytes */
+    while (plog_durable_offset(log) < plog_end_offset(log))
+        uv_run(&f->loop, UV_RUN_ONCE);
+    close_log(f, log);
+
+    /* flush.messages */
+    log = open_caching(f, 3600000, 1 << 30, 5);
+    append(log, 3, 10, 4, 1);
+    assert_true(plog_durable_offset(log) < plog_end_offset(log));
+    append(log, 3, 10, 5, 1); /* 6 unsynced records */
+    while (plog_durable_offset(log) < plog_end_offset(log))
+        uv_run(&f->loop, UV_RUN_ONCE);
+    close_log(f, log);
+
+    /* flush.ms: nothing else asks, the delayed flush syncs it. */
+    log = open_caching(f, 20, 1 << 30, INT64_MAX);
+    int64_t before = g_n_fsync;
+    append(log, 2, 100, 6, 1);
+    while (plog_durable_offset(log) < plog_end_offset(log))
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_true(g_n_fsync > before);
+    assert_int_equal(plog_unflushed_bytes(log), 0);
+    close_log(f, log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -770,6 +932,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plog_enospc_keeps_acked_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_durable_ack_and_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_fsync_error_fails_log, setup, teardown),
+        cmocka_unit_test(test_plog_hw_is_durable_end),
+        cmocka_unit_test_setup_teardown(test_plog_idle_roll_is_announced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_write_caching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_delete_records_moves_start_and_persists, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_plog_local_retention_waits_for_upload, setup,
