@@ -1191,6 +1191,8 @@ int plog_offset_for_time(plog_t *log, int64_t ts, int64_t *offset, int64_t *time
         free(r);
         if (rc != 0)
             continue;
+        if (h.base_offset >= plog_high_watermark(log))
+            break; /* not visible to consumers yet */
         size_t blen = (size_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
         uint8_t *b = malloc(blen);
         if (!b)

@@ -285,7 +285,8 @@ ST_MUST_CHECK int plog_read(plog_t *log, int64_t offset, int64_t max_bytes, plog
 ST_MUST_CHECK int plog_slice_pread(const plog_slice_t *s, void *buf);
 void plog_slice_release(plog_slice_t *s);
 
-/** Offset of the first record with timestamp >= ts (Kafka ListOffsets).
+/** Offset of the first record with timestamp >= ts (Kafka ListOffsets),
+ * among the batches below the high watermark.
  * @return 0 with *offset (and *timestamp, the batch max), or ST_E_NOTFOUND. */
 ST_MUST_CHECK int
 plog_offset_for_time(plog_t *log, int64_t ts, int64_t *offset, int64_t *timestamp);

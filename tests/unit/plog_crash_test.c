@@ -436,6 +436,20 @@ static void img_apply(uint8_t **img, int64_t *len, const sop_t *o, bool torn, ui
     }
 }
 
+/* Create dir, or delete every file in it (no fork: trials are many). */
+static void empty_dir(const char *dir)
+{
+    if (mkdir(dir, 0755) == 0)
+        return;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            assert_int_equal(unlinkat(dirfd(d), e->d_name, 0), 0);
+    closedir(d);
+}
+
 /* Power cut: rewrite the directory as the disk would hold it. All the log's
  * files must be closed. */
 static void sim_power_cut(uint64_t *rng)
@@ -455,13 +469,7 @@ static void sim_power_cut(uint64_t *rng)
         }
     }
     /* Wipe the real directory, then write what the disk holds. */
-    DIR *dh = opendir(S.dir);
-    assert_non_null(dh);
-    struct dirent *e;
-    while ((e = readdir(dh)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            assert_int_equal(unlinkat(dirfd(dh), e->d_name, 0), 0);
-    closedir(dh);
+    empty_dir(S.dir);
     for (int i = 0; i < ns.n; i++) {
         sfile_t *f = &S.files[ns.e[i].id];
         int mode = (int)rnd_in(rng, 0, 2); /* drop, prefix, prefix + torn write */
@@ -757,20 +765,6 @@ static void retry_unacked(tc_t *tc)
         if (!r->acked)
             plog_wait_acked(tc->log, &r->w, r->end, on_ack, r);
     }
-}
-
-/* Create dir, or delete every file in it (no fork: trials are many). */
-static void empty_dir(const char *dir)
-{
-    if (mkdir(dir, 0755) == 0)
-        return;
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            assert_int_equal(unlinkat(dirfd(d), e->d_name, 0), 0);
-    closedir(d);
 }
 
 static void trial(tc_t *tc, uint64_t seed)
