@@ -1440,15 +1440,15 @@ int plog_reset(plog_t *log, int64_t offset)
         char from[4200], to[4300];
         seg_file(log->segs[i], "log", from, sizeof(from));
         snprintf(to, sizeof(to), "%s.deleted", from);
-        if (rename(from, to) != 0)
+        if (plog__sys->rename(from, to) != 0)
             rc = -errno;
     }
-    if (rc == 0 && fsync(log->dir_fd) != 0)
+    if (rc == 0 && plog__sys->fsync(log->dir_fd) != 0)
         rc = -errno;
     plog_seg_t *s = NULL;
     if (rc == 0)
         rc = seg_open(log, offset, true, &s);
-    if (rc == 0 && fsync(log->dir_fd) != 0)
+    if (rc == 0 && plog__sys->fsync(log->dir_fd) != 0)
         rc = -errno;
     if (rc != 0) {
         plog__seg_unref(s);
@@ -1467,6 +1467,8 @@ int plog_reset(plog_t *log, int64_t offset)
     log->n_segs = 1;
     log->rd_seg = NULL;
     log->start_offset = log->end_offset = log->durable_end = log->uploaded_end = offset;
+    log->sealed_end = offset;
+    log->durable_bytes = log->appended_bytes; /* unsynced bytes went with the old segments */
     pthread_mutex_lock(&log->sync_mu);
     log->written_end = offset;
     pthread_mutex_unlock(&log->sync_mu);
