@@ -97,7 +97,11 @@ typedef struct {
     int64_t unflushed_bytes; /* written, not yet fdatasynced (write caching) */
     int64_t uploaded_offset; /* every offset below is archived and indexed */
     int64_t lag_bytes;       /* sealed local segments at or above it: bytes */
-    int64_t lag_segments;    /* and how many (the active segment is not uploadable yet) */
+    int64_t lag_segments;    /* and how many */
+    /* The unarchived window: what losing the disk now would lose. */
+    int64_t window_offsets; /* offsets at or above uploaded_offset */
+    int64_t window_bytes;   /* durable local bytes at or above it (active segment included) */
+    int64_t window_age_ms;  /* age of its oldest record, -1 = empty or not known */
     /* From the remote index on the admin loop (storage answers only); -1 = unknown */
     int64_t remote_bytes, remote_segments;
 } prow_t;
@@ -111,8 +115,9 @@ typedef struct {
     prow_t rows[];
 } prows_t;
 
-/* Upload lag of a remote-enabled log: the sealed segments not yet uploaded. */
-static void upload_lag(prow_t *r, plog_t *log)
+/* Upload lag of a remote-enabled log: the sealed segments not yet uploaded,
+ * and the unarchived window (ts: the shard's uploader, NULL = none). */
+static void upload_lag(prow_t *r, const char *topic, int32_t p, plog_t *log, struct tier_shard *ts)
 {
     r->uploaded_offset = plog_uploaded_offset(log);
     plog_seg_info_t si;
@@ -122,12 +127,26 @@ static void upload_lag(prow_t *r, plog_t *log)
         from = si.next_offset;
         plog_seg_info_release(&si);
     }
+    r->window_offsets = plog_end_offset(log) - r->uploaded_offset;
+    for (int64_t from = r->uploaded_offset; plog_archive_get(log, from, true, &si) == 0;) {
+        r->window_bytes += si.size;
+        from = si.next_offset;
+        plog_seg_info_release(&si);
+    }
+    int64_t since = ts ? tier_window_since(ts, topic, p) : -1;
+    r->window_age_ms = since >= 0 ? part_now_ms() - since : -1;
 }
 
-static void
-prow_fill(prow_t *r, const char *topic, int32_t p, plog_t *log, int shard, bool is_remote)
+static void prow_fill(prow_t *r,
+                      const char *topic,
+                      int32_t p,
+                      plog_t *log,
+                      int shard,
+                      bool is_remote,
+                      struct tier_shard *ts)
 {
     memset(r, 0, sizeof(*r));
+    r->window_age_ms = -1;
     r->topic = topic;
     r->partition = p;
     r->shard = shard;
@@ -136,7 +155,7 @@ prow_fill(prow_t *r, const char *topic, int32_t p, plog_t *log, int shard, bool 
     if (!log)
         return;
     if (is_remote)
-        upload_lag(r, log);
+        upload_lag(r, topic, p, log, ts);
     r->is_open = true;
     r->log_start = plog_start_offset(log);
     r->segments = plog_segment_count(log);
@@ -166,6 +185,12 @@ static bool topic_is_remote(const adm_server_t *s, const char *topic)
     return s->o.is_remote && s->o.is_remote(s->o.is_remote_arg, topic);
 }
 
+/* The uploader of shard sh, NULL when tiering is not running. */
+static struct tier_shard *shard_tier(const adm_server_t *s, rt_shard_t *sh)
+{
+    return s->o.tiers ? s->o.tiers[rt_shard_id(sh)] : NULL;
+}
+
 /* A shard's answer with room for n rows, its tiered storage counters read. */
 static prows_t *prows_new(const adm_server_t *s, rt_shard_t *sh, size_t n)
 {
@@ -191,7 +216,7 @@ static void on_shard_partition(rt_shard_t *sh, adm_gather_t *g, int slot)
     if (rs) {
         rs->n = 1;
         prow_fill(&rs->rows[0], a->topic, a->partition, log, rt_shard_id(sh),
-                  topic_is_remote(g->s, a->topic));
+                  topic_is_remote(g->s, a->topic), shard_tier(g->s, sh));
     }
     g->result[slot] = rs; /* NULL (out of memory) answers 500 */
 }
@@ -299,7 +324,7 @@ static void on_shard_scan(rt_shard_t *sh, adm_gather_t *g, int slot)
             if (rt_shard_for(t->name, p, n) != me)
                 continue;
             plog_t *log = ps ? part_get(ps, t->name, p) : NULL;
-            prow_fill(&rs->rows[rs->n++], t->name, p, log, me, is_remote);
+            prow_fill(&rs->rows[rs->n++], t->name, p, log, me, is_remote, shard_tier(g->s, sh));
         }
     }
     g->result[slot] = rs;
@@ -348,6 +373,7 @@ typedef struct {
     bool has_remote; /* a partition is remote-enabled or has archived data */
     bool is_remote_known;
     int64_t lag_bytes, lag_segments, remote_bytes, remote_segments;
+    int64_t window_offsets, window_bytes, window_age_ms; /* sums; the oldest age */
 } tsum_t;
 
 static void tsum_add(tsum_t *t, const prow_t *r)
@@ -359,6 +385,10 @@ static void tsum_add(tsum_t *t, const prow_t *r)
     t->has_remote = true;
     t->lag_bytes += r->lag_bytes;
     t->lag_segments += r->lag_segments;
+    t->window_offsets += r->window_offsets;
+    t->window_bytes += r->window_bytes;
+    if (r->window_age_ms > t->window_age_ms)
+        t->window_age_ms = r->window_age_ms;
     if (r->remote_bytes < 0)
         t->is_remote_known = false;
     else {
@@ -381,6 +411,10 @@ static json_t *upload_fields(json_t *o, const tsum_t *t, const prow_t *r)
                         int_or_null(r && r->is_remote, r ? r->uploaded_offset : 0));
     json_object_set_new(o, "upload_lag_bytes", int_or_null(on, t->lag_bytes));
     json_object_set_new(o, "upload_lag_segments", int_or_null(on, t->lag_segments));
+    json_object_set_new(o, "unarchived_offsets", int_or_null(on, t->window_offsets));
+    json_object_set_new(o, "unarchived_bytes", int_or_null(on, t->window_bytes));
+    json_object_set_new(o, "unarchived_age_ms",
+                        int_or_null(on && t->window_age_ms >= 0, t->window_age_ms));
     json_object_set_new(o, "remote_bytes", int_or_null(on && t->is_remote_known, t->remote_bytes));
     json_object_set_new(o, "remote_segments",
                         int_or_null(on && t->is_remote_known, t->remote_segments));
@@ -405,6 +439,8 @@ static void tier_sum(adm_gather_t *g, tier_sum_t *out)
         out->has_tier = true;
         const tier_stats_t *t = &rs->tier;
         out->t.uploaded_segments += t->uploaded_segments;
+        out->t.uploaded_active += t->uploaded_active;
+        out->t.reconciled += t->reconciled;
         out->t.uploaded_bytes += t->uploaded_bytes;
         out->t.errors += t->errors;
         out->t.corrupt_segments += t->corrupt_segments;
@@ -453,6 +489,12 @@ static json_t *remote_summary(const adm_server_t *s, const tier_sum_t *ts, const
                         ts->last_error ? json_string(ts->last_error) : json_null());
     json_object_set_new(o, "upload_lag_bytes", int_or_null(all->has_remote, all->lag_bytes));
     json_object_set_new(o, "upload_lag_segments", int_or_null(all->has_remote, all->lag_segments));
+    json_object_set_new(o, "unarchived_bytes", int_or_null(all->has_remote, all->window_bytes));
+    json_object_set_new(
+        o, "unarchived_age_ms",
+        int_or_null(all->has_remote && all->window_age_ms >= 0, all->window_age_ms));
+    json_object_set_new(o, "uploaded_active_ranges", int_or_null(on, t->uploaded_active));
+    json_object_set_new(o, "reconciled_logs", int_or_null(on, t->reconciled));
     json_object_set_new(o, "remote_bytes",
                         int_or_null(all->has_remote && all->is_remote_known, all->remote_bytes));
     json_object_set_new(o, "remote_segments",
@@ -471,7 +513,7 @@ topic_summary(const char *topic, int n_parts, int64_t bytes, int64_t segs, const
 
 static json_t *partition_storage_json(const prow_t *r)
 {
-    tsum_t t = {0};
+    tsum_t t = {.window_age_ms = -1};
     tsum_add(&t, r);
     return upload_fields(json_pack("{s:i,s:i,s:I,s:i,s:I,s:I,s:I}", "partition", (int)r->partition,
                                    "shard", r->shard, "local_bytes", (json_int_t)r->size_bytes,
@@ -491,7 +533,7 @@ static json_t *storage_json(adm_gather_t *g, const prow_t **v, size_t n)
     int64_t bytes = 0, segs = 0;     /* all partitions */
     int64_t t_bytes = 0, t_segs = 0; /* the current topic's */
     int t_parts = 0;
-    tsum_t all = {0}, tt = {0};
+    tsum_t all = {.window_age_ms = -1}, tt = {.window_age_ms = -1};
     for (size_t i = 0; i < n; i++) {
         const prow_t *r = v[i];
         bytes += r->size_bytes;
@@ -504,7 +546,7 @@ static json_t *storage_json(adm_gather_t *g, const prow_t **v, size_t n)
         if (i + 1 == n || strcmp(v[i + 1]->topic, r->topic) != 0) {
             json_array_append_new(topics, topic_summary(r->topic, t_parts, t_bytes, t_segs, &tt));
             t_bytes = t_segs = t_parts = 0;
-            memset(&tt, 0, sizeof(tt));
+            tt = (tsum_t){.window_age_ms = -1};
         }
         json_array_append_new(parts, partition_storage_json(r));
     }
@@ -697,8 +739,13 @@ static bool log_value(const prow_t *r, size_t m, int64_t *out)
 
 static bool lag_value(const prow_t *r, size_t m, int64_t *out)
 {
-    *out = m == 0 ? r->uploaded_offset : m == 1 ? r->lag_bytes : r->lag_segments;
-    return r->is_remote;
+    static const size_t age = 4;
+    *out = m == 0   ? r->uploaded_offset
+           : m == 1 ? r->lag_bytes
+           : m == 2 ? r->lag_segments
+           : m == 3 ? r->window_bytes
+                    : r->window_age_ms / 1000;
+    return r->is_remote && (m != age || r->window_age_ms >= 0);
 }
 
 /* Gauges labelled by topic and partition: names[m] = {name, help}. */
@@ -736,6 +783,12 @@ static void render_tier(st_mtext_t *t, adm_gather_t *g, const prow_t **v, size_t
     } k_tier[] = {
         {"strata_tier_uploaded_segments_total", "counter",
          "Segment objects uploaded to the archive and indexed.", x->uploaded_segments},
+        {"strata_tier_uploaded_active_total", "counter",
+         "Of those, ranges of an active segment (its unarchived window passed).",
+         x->uploaded_active},
+        {"strata_tier_reconciled_total", "counter",
+         "Logs continued after the archive at start (the archive held more than the local log).",
+         x->reconciled},
         {"strata_tier_uploaded_bytes_total", "counter", "Object bytes uploaded (indexed ones).",
          x->uploaded_bytes},
         {"strata_tier_upload_errors_total", "counter", "Failed upload attempts (retried).",
@@ -778,6 +831,13 @@ static void render_tier(st_mtext_t *t, adm_gather_t *g, const prow_t **v, size_t
          "Bytes of sealed local segments not yet uploaded (remote-enabled partitions)."},
         {"strata_tier_upload_lag_segments",
          "Sealed local segments not yet uploaded (remote-enabled partitions)."},
+        {"strata_tier_unarchived_bytes",
+         "Durable local bytes not archived yet, active segment included: what losing the disk "
+         "would lose."},
+        {"strata_tier_unarchived_age_seconds",
+         "Age in whole seconds of the oldest record not archived yet (absent when none); the "
+         "uploader keeps it "
+         "under strata.archive.max.upload.interval.ms."},
     };
     render_part_gauges(t, k_lag, sizeof(k_lag) / sizeof(k_lag[0]), v, n, lag_value);
 }

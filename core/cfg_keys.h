@@ -73,6 +73,12 @@
       "Upload sealed segments of topics without their own remote.storage.enable.")                \
     X(ARCHIVE_URL, "strata.archive.url", CFG_STR, "", 0, 0, 0,                                     \
       "Object store for sealed segments: file://DIR or s3://BUCKET/PREFIX (default file://<log.dir>/archive).") \
+    X(ARCHIVE_UPLOAD_INTERVAL_MS, "strata.archive.max.upload.interval.ms", CFG_INT, "600000", 0,    \
+      INT64_MAX, 0,                                                                                \
+      "Upload the active segment's durable records once the oldest not archived is this old, "     \
+      "before it rolls: losing the whole disk loses at most this window (0 = sealed segments only). " \
+      "10 min: a short window for the only other copy, at most 6 more objects an hour per busy "   \
+      "partition (Redpanda's 1 h default keeps replicas too).")                                     \
     X(CACHE_BYTES, "strata.cache.bytes", CFG_INT, "1073741824", 0, INT64_MAX, 0,                  \
       "Bytes of archived chunks kept under <log.dir>/cache/ for replays (LRU, split between shards; 0 = none).") \
     X(DISK_ALERT_BYTES, "strata.disk.alert.free.bytes", CFG_INT, "0", 0, INT64_MAX, 0,             \

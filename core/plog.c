@@ -1364,9 +1364,9 @@ int plog_sealed_get(plog_t *log, int64_t from_offset, plog_seg_info_t *out)
         if (s->next_offset > log->durable_end)
             return ST_E_NOTFOUND; /* not synced yet: announced when it is */
         plog__seg_ref(s);
-        *out = (plog_seg_info_t){s,       s->fd,     s->base_offset, s->next_offset,
-                                 s->size, s->max_ts, s->log_path,    0,
-                                 true,    s->first_append_ms};
+        *out = (plog_seg_info_t){
+            s,           s->fd, s->base_offset, s->next_offset,    s->size, s->max_ts,
+            s->log_path, 0,     true,           s->first_append_ms};
         return 0;
     }
     return ST_E_NOTFOUND;
@@ -1420,9 +1420,8 @@ int plog_archive_get(plog_t *log, int64_t from_offset, bool with_active, plog_se
         if (end_pos <= pos)
             return ST_E_NOTFOUND; /* the active segment's durable part is archived */
         plog__seg_ref(s);
-        *out = (plog_seg_info_t){s,        s->fd,     base,        end_base,
-                                 end_pos - pos, s->max_ts, s->log_path, pos,
-                                 sealed,   s->first_append_ms};
+        *out = (plog_seg_info_t){s,         s->fd,       base, end_base, end_pos - pos,
+                                 s->max_ts, s->log_path, pos,  sealed,   s->first_append_ms};
         return 0;
     }
     return ST_E_NOTFOUND;

@@ -5,7 +5,12 @@
  * <8 hex hash>/<topic>/<partition>/<base>-<last>-<term>.seg.zst -> only then
  * idx_segment_add() commits its row (index/idx.h) -> plog_set_uploaded()
  * tells the log that those offsets are safely in the bucket.
- * Invariants: 1. a partition uploads one segment at a time, in offset order;
+ * The active segment is uploaded too, in ranges of its durable records, once
+ * its oldest record not archived is strata.archive.max.upload.interval.ms
+ * old: losing the whole disk loses at most that window.
+ * Invariants: 1. a partition uploads one range at a time, in offset order,
+ *                each starting where the last one ended (a batch boundary);
+ *                only durable records (below plog_durable_offset) go;
  *             2. a failed step is retried from the PUT with backoff, forever,
  *                while the log keeps its data (nothing local is deleted for
  *                a segment that is not indexed);
@@ -30,6 +35,10 @@ typedef struct {
     const char *archive_url; /* borrowed: strata.archive.url (file://DIR or s3://BUCKET/PREFIX) */
     idx_t *idx;              /* borrowed: the broker's remote index */
     unsigned max_uploads;    /* partitions uploading at once on this shard (0 = 2) */
+    /* strata.archive.max.upload.interval.ms: upload the active segment's
+     * durable records once its oldest not archived is this old (0 = only
+     * sealed segments are uploaded). */
+    int64_t max_upload_interval_ms;
     /* Is remote storage enabled for this topic (remote.storage.enable)? */
     bool (*is_remote)(void *arg, const char *topic);
     void *is_remote_arg;
@@ -65,6 +74,12 @@ void tier_on_sealed(void *arg, plog_t *log, int64_t base_offset, int64_t next_of
 
 /** Upload whatever is sealed and not yet indexed for (topic, partition). */
 void tier_kick(tier_shard_t *ts, const char *topic, int32_t partition);
+
+/** The unarchived window of (topic, partition): since when (part_now_ms
+ * clock) its oldest record not archived waits, or -1 when everything
+ * durable is archived or not known yet (sealed segments waiting count from
+ * their segment's first append). @thread loop */
+int64_t tier_window_since(tier_shard_t *ts, const char *topic, int32_t partition);
 
 /* ---- Reading offloaded data (tier_rd.c) ----
  * Call tier_read_open() after tier_shard_new() (starts the chunk cache) and
@@ -137,7 +152,9 @@ typedef void (*tier_read_closed_cb)(tier_shard_t *ts, void *arg);
 void tier_read_close(tier_shard_t *ts, tier_read_closed_cb cb, void *arg);
 
 typedef struct {
-    int64_t uploaded_segments; /* since start */
+    int64_t uploaded_segments; /* objects uploaded since start */
+    int64_t uploaded_active;   /* of which ranges of an active segment (its window passed) */
+    int64_t reconciled;        /* logs continued after the archive at start (it was ahead) */
     int64_t uploaded_bytes;    /* object bytes */
     int64_t errors;            /* failed upload attempts (retried) */
     int64_t corrupt_segments;  /* attempts that found a local batch failing its CRC-32C */

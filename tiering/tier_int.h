@@ -28,6 +28,8 @@ struct tier_shard {
     void *on_resumed_arg;
     struct tier_gc *gc;         /* owned: total retention and orphan GC (tier_gc.c) */
     struct tier_topics *topics; /* owned: topic manifests (tier_topics.c), orphan scanner only */
+    uv_timer_t win_timer;       /* uploads of the active segments' windows (tier_up.c) */
+    bool has_win_timer;
 };
 
 /* tier_up.c: may GC trust the log start of (topic, partition)? True once the

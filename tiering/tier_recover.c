@@ -25,7 +25,10 @@
  *             2. an object that overlaps what is already indexed (an orphan
  *                re-uploaded with the same offsets is the same key; anything
  *                else is skipped) never replaces a row (ST_E_EXISTS);
- *             3. nothing here deletes from the bucket. */
+ *             3. nothing here deletes from the bucket;
+ *             4. of objects starting at the same offset (a range of an active
+ *                segment taken again after a crash lost its index commit),
+ *                only the longest, last in byte order, is indexed. */
 #include "core/meta.h"
 #include "core/st_crc32c.h"
 #include "core/st_log.h"
@@ -376,6 +379,23 @@ static void get_tail(rec_t *r, uint64_t want)
     obj_req_set_timeout(req, RECOVER_LIST_TIMEOUT_MS);
 }
 
+/* Does the next key of the page start at the same offset of the same
+ * partition (r->topic, r->partition)? Ranges of an active segment are cut at
+ * its durable end when they are taken: an upload whose index commit was lost
+ * (a crash) is taken again later, longer, from the same offset. The longer
+ * one (later in byte order) is the indexed one; the shorter is an orphan. */
+static bool is_superseded(rec_t *r, int64_t base)
+{
+    if (r->next_key >= r->n_keys)
+        return false;
+    char topic[256];
+    int32_t partition;
+    int64_t nbase, nlast;
+    return tier_parse_object_key(r->keys[r->next_key], topic, sizeof(topic), &partition, &nbase,
+                                 &nlast) == 0 &&
+           nbase == base && partition == r->partition && !strcmp(topic, r->topic);
+}
+
 static void next_object(rec_t *r)
 {
     while (r->next_key < r->n_keys) {
@@ -396,6 +416,12 @@ static void next_object(rec_t *r)
         if (tier_parse_object_key(key, r->topic, sizeof(r->topic), &r->partition, &base, &last) !=
             0) {
             r->res.skipped++; /* not a segment object */
+            continue;
+        }
+        if (is_superseded(r, base)) {
+            ST_INFO("tier", "recovery: %s is superseded by a longer object from the same offset",
+                    key);
+            r->res.skipped++;
             continue;
         }
         snprintf(r->key, sizeof(r->key), "%s", key);

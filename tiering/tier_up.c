@@ -1,12 +1,19 @@
-/* tier_up.c - the uploader of sealed segments (see tier.h for the data path
- * and invariants).
+/* tier_up.c - the uploader of sealed segments and of the active segment's
+ * durable records (see tier.h for the data path and invariants).
  *
  * Partition upload states:
- *   IDLE --kick/sealed--> COMPRESS (thread pool: segment -> seekable object)
+ *   IDLE --kick/sealed/window due--> COMPRESS (thread pool: range -> seekable object)
  *   COMPRESS --ok--> PUT (obj_put) --ok--> INDEX (idx_segment_add)
- *   INDEX --ok--> plog_set_uploaded, next segment (COMPRESS) or IDLE
+ *   INDEX --ok--> plog_set_uploaded, next range (COMPRESS) or IDLE
  *   any step --error--> BACKOFF (timer, 1 s doubling to 60 s) --> COMPRESS
- *   RESUME (at start: idx_high_offset) --> COMPRESS or IDLE
+ *   RESUME (at start: idx_high_offset; the log is reset after the archive's
+ *   end when the archive is ahead) --> COMPRESS or IDLE
+ * An object holds one range of a segment's whole batches: a sealed segment
+ * from where its last upload ended, or, once the oldest record not archived
+ * is strata.archive.max.upload.interval.ms old (the window timer checks every
+ * WIN_CHECK_MAX_MS at most), the active segment's durable batches from there.
+ * Its key carries the range's first and last offsets, so a partition's
+ * objects follow each other without gaps or overlaps whatever the split.
  * The partition is looked up again in the shard's registry after every
  * asynchronous step, so a log deleted meanwhile is simply dropped. */
 #include "core/st_log.h"
@@ -22,6 +29,10 @@
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 60000
+/* The window timer runs every tenth of the interval, within these bounds: a
+ * record is archived at most interval + WIN_CHECK_MAX_MS after its append. */
+#define WIN_CHECK_MIN_MS 50
+#define WIN_CHECK_MAX_MS 1000
 
 typedef enum { UP_IDLE, UP_RESUME, UP_COMPRESS, UP_PUT, UP_INDEX, UP_BACKOFF } up_state_t;
 
@@ -35,6 +46,12 @@ typedef struct up_part {
     bool gone;    /* the partition was deleted or the shard is closing */
     bool resumed; /* the log start was lowered to the archive's (GC may trust it) */
     bool counted; /* one of the start-up resumes tier_when_resumed() waits for */
+    /* The unarchived window of the active segment: since when its oldest
+     * record not archived waits (-1: not known yet, or none). */
+    int64_t since_ms;
+    int64_t snap_ms;  /* when the range in flight was taken */
+    int64_t done_end; /* end of the last active range archived ... */
+    int64_t done_ms;  /* ... and when it was taken: what follows is younger */
     uint64_t backoff_ms;
     uv_timer_t timer;
     bool timer_init;
@@ -92,6 +109,7 @@ static up_part_t *find_part(tier_shard_t *ts, const char *topic, int32_t partiti
     p->partition = partition;
     p->state = UP_IDLE;
     p->backoff_ms = BACKOFF_MIN_MS;
+    p->since_ms = p->done_end = p->done_ms = -1;
     uv_timer_init(ts->loop, &p->timer);
     p->timer.data = p;
     p->timer_init = true;
@@ -166,10 +184,17 @@ static void on_indexed(void *arg, int status)
     plog_t *log = part_log(p);
     if (log)
         plog_set_uploaded(log, p->seg.next_offset);
+    if (!p->seg.is_sealed) {
+        p->done_end = p->seg.next_offset;
+        p->done_ms = p->snap_ms;
+        p->ts->stats.uploaded_active++;
+    }
+    p->since_ms = -1; /* derived again from what is left */
     p->ts->stats.uploaded_segments++;
     p->ts->stats.uploaded_bytes += (int64_t)p->obj_len;
-    ST_INFO("tier", "uploaded tp=%s-%d offsets=%" PRId64 "-%" PRId64 " bytes=%zu key=%s", p->topic,
-            p->partition, p->seg.base_offset, p->seg.next_offset - 1, p->obj_len, p->key);
+    ST_INFO("tier", "uploaded tp=%s-%d offsets=%" PRId64 "-%" PRId64 " bytes=%zu key=%s%s",
+            p->topic, p->partition, p->seg.base_offset, p->seg.next_offset - 1, p->obj_len, p->key,
+            p->seg.is_sealed ? "" : " (active segment)");
     p->backoff_ms = BACKOFF_MIN_MS;
     release_seg(p);
     set_idle(p);
@@ -247,7 +272,8 @@ static void compress_work(uv_work_t *w)
      * it since: the chunk checksums would certify bad bytes, so each batch's
      * CRC-32C is checked again before anything is archived. */
     opts.is_crc_trusted = false;
-    p->work_err = tier_seg_write_fd(p->seg.fd, 0, (off_t)p->seg.size, &opts, sink, p, &p->info);
+    p->work_err = tier_seg_write_fd(p->seg.fd, (off_t)p->seg.pos, (off_t)p->seg.size, &opts, sink,
+                                    p, &p->info);
 }
 
 static void compress_done(uv_work_t *w, int status)
@@ -282,6 +308,44 @@ static void compress_done(uv_work_t *w, int status)
 
 /* ---- Scheduling ---- */
 
+/* Since when the oldest record of log not archived waits, when it is in the
+ * active segment (-1: nothing there, or sealed segments go first). */
+static int64_t window_since(up_part_t *p, plog_t *log, int64_t now)
+{
+    int64_t up = plog_uploaded_offset(log), end = plog_end_offset(log);
+    int64_t act = plog_segment_base(log, plog_segment_count(log) - 1);
+    if (up >= end || up < act) {
+        p->since_ms = -1;
+        return -1;
+    }
+    if (p->since_ms >= 0)
+        return p->since_ms;
+    if (up > act) {
+        /* After an active range: what follows was acknowledged after the
+         * range was taken (only durable records are archived and acked).
+         * Unknown after a restart: count from now. */
+        p->since_ms = up == p->done_end ? p->done_ms : now;
+    } else {
+        plog_seg_info_t si; /* nothing of the active segment archived yet */
+        if (plog_archive_get(log, up, true, &si) == 0) {
+            p->since_ms = si.first_append_ms >= 0 ? si.first_append_ms : now;
+            plog_seg_info_release(&si);
+        } else {
+            p->since_ms = now; /* not durable yet */
+        }
+    }
+    return p->since_ms;
+}
+
+static bool window_due(up_part_t *p, plog_t *log, int64_t now)
+{
+    int64_t iv = p->ts->opts.max_upload_interval_ms;
+    if (iv <= 0)
+        return false;
+    int64_t since = window_since(p, log, now);
+    return since >= 0 && now - since >= iv;
+}
+
 static void step(up_part_t *p)
 {
     tier_shard_t *ts = p->ts;
@@ -294,8 +358,10 @@ static void step(up_part_t *p)
     plog_t *log = part_log(p);
     if (!log)
         return;
-    if (plog_sealed_get(log, plog_uploaded_offset(log), &p->seg) != 0)
-        return; /* everything sealed is uploaded */
+    int64_t now = part_now_ms();
+    if (plog_archive_get(log, plog_uploaded_offset(log), window_due(p, log, now), &p->seg) != 0)
+        return; /* everything sealed and durable is uploaded (and the window is not due) */
+    p->snap_ms = now;
     p->has_seg = true;
     p->again = false;
     p->state = UP_COMPRESS;
@@ -305,6 +371,49 @@ static void step(up_part_t *p)
     int rc = uv_queue_work(ts->loop, &p->work, compress_work, compress_done);
     if (rc != 0)
         fail(p, "compression", rc, NULL);
+}
+
+/* Window timer: start the uploads that are due, whether of the active
+ * segment (its window passed) or of a sealed segment that was not durable
+ * yet when it was sealed. */
+static void window_one(void *arg, const char *topic, int32_t partition, plog_t *log)
+{
+    tier_shard_t *ts = arg;
+    if (plog_end_offset(log) <= plog_uploaded_offset(log) ||
+        !ts->opts.is_remote(ts->opts.is_remote_arg, topic))
+        return;
+    up_part_t *p = find_part(ts, topic, partition, true);
+    if (!p || p->state != UP_IDLE)
+        return;
+    int64_t act = plog_segment_base(log, plog_segment_count(log) - 1);
+    if (plog_uploaded_offset(log) < act || window_due(p, log, part_now_ms()))
+        step(p);
+}
+
+static void on_window(uv_timer_t *t)
+{
+    tier_shard_t *ts = t->data;
+    if (!ts->closing)
+        part_foreach(ts->ps, window_one, ts);
+}
+
+int64_t tier_window_since(tier_shard_t *ts, const char *topic, int32_t partition)
+{
+    plog_t *log = part_get(ts->ps, topic, partition);
+    if (!log || plog_end_offset(log) <= plog_uploaded_offset(log))
+        return -1;
+    int64_t act = plog_segment_base(log, plog_segment_count(log) - 1);
+    if (plog_uploaded_offset(log) < act) {
+        plog_seg_info_t si; /* a sealed segment waits: from its first append, if known */
+        int64_t since = -1;
+        if (plog_archive_get(log, plog_uploaded_offset(log), false, &si) == 0) {
+            since = si.first_append_ms;
+            plog_seg_info_release(&si);
+        }
+        return since;
+    }
+    up_part_t *p = find_part(ts, topic, partition, true);
+    return p ? window_since(p, log, part_now_ms()) : -1;
 }
 
 /* A slot freed: start a partition that was waiting for one. */
@@ -384,11 +493,43 @@ static void on_low(void *arg, int status, int64_t offset)
     step(p);
 }
 
+/* The archive holds offsets beyond the local log's end: a power cut lost
+ * the local tail after it was uploaded. The archive wins, since consumers
+ * may have read those records: the local log continues empty after the
+ * archive's end (everything below is read from the archive), so new records
+ * never reuse an archived offset and no upload overlaps an indexed object.
+ * Only before the shard serves (a start-up resume): nothing waits on the log
+ * and no producer state was built from it. */
+static void reconcile(up_part_t *p, plog_t *log, int64_t high)
+{
+    int64_t end = plog_end_offset(log);
+    if (high < end)
+        return;
+    if (!p->counted) {
+        ST_ERROR("tier",
+                 "the archive holds offsets up to %" PRId64 " beyond the local end %" PRId64
+                 " of tp=%s-%d; restart the broker to continue the log after the archive",
+                 high, end, p->topic, p->partition);
+        return;
+    }
+    ST_WARN("tier",
+            "the archive holds offsets %" PRId64 "-%" PRId64 " the local log lost tp=%s-%d "
+            "(local end %" PRId64 "): the archive wins; the local log continues at %" PRId64,
+            end, high, p->topic, p->partition, end, high + 1);
+    int rc = plog_reset(log, high + 1);
+    if (rc != 0)
+        ST_ERROR("tier", "cannot continue the log of tp=%s-%d after the archive: %s", p->topic,
+                 p->partition, st_strerror(rc));
+    else
+        p->ts->stats.reconciled++;
+}
+
 static void on_high(void *arg, int status, int64_t offset)
 {
     up_part_t *p = arg;
     plog_t *log = part_log(p);
     if (status == 0 && offset >= 0 && log) {
+        reconcile(p, log, offset);
         plog_set_uploaded(log, offset + 1);
         ST_INFO("tier", "resuming uploads tp=%s-%d after offset=%" PRId64, p->topic, p->partition,
                 offset);
@@ -449,6 +590,16 @@ int tier_shard_new(uv_loop_t *loop,
     }
     plog_shard_on_sealed(part_plog_shard(ps), tier_on_sealed, ts);
     part_foreach(ps, resume_one, ts);
+    if (ts->opts.max_upload_interval_ms > 0) {
+        uint64_t every = (uint64_t)(ts->opts.max_upload_interval_ms / 10);
+        every = every < WIN_CHECK_MIN_MS   ? WIN_CHECK_MIN_MS
+                : every > WIN_CHECK_MAX_MS ? WIN_CHECK_MAX_MS
+                                           : every;
+        uv_timer_init(loop, &ts->win_timer);
+        ts->win_timer.data = ts;
+        ts->has_win_timer = true;
+        uv_timer_start(&ts->win_timer, on_window, every, every);
+    }
     if ((rc = tier__gc_start(ts)) != 0)
         ST_WARN("tier", "cannot start remote retention: %s", st_strerror(rc));
     if (opts->is_orphan_scanner && opts->meta && (rc = tier__topics_start(ts)) != 0)
@@ -502,9 +653,18 @@ static void on_timer_closed(uv_handle_t *h)
     close_step_done(ts);
 }
 
+static void on_win_closed(uv_handle_t *h)
+{
+    close_step_done(h->data);
+}
+
 static void close_parts(void *arg)
 {
     tier_shard_t *ts = arg;
+    if (ts->has_win_timer) {
+        ts->closing_steps++;
+        uv_close((uv_handle_t *)&ts->win_timer, on_win_closed);
+    }
     /* Every callback has run (the store and the client are closed). */
     for (up_part_t *p = ts->parts, *next; p; p = next) {
         next = p->next;
@@ -531,6 +691,8 @@ void tier_shard_close(tier_shard_t *ts, tier_closed_cb cb, void *arg)
     ts->closed_arg = arg;
     ts->closing_steps = 1;
     plog_shard_on_sealed(part_plog_shard(ts->ps), NULL, NULL);
+    if (ts->has_win_timer)
+        uv_timer_stop(&ts->win_timer);
     for (up_part_t *p = ts->parts; p; p = p->next) {
         p->gone = true;
         uv_timer_stop(&p->timer);

@@ -51,12 +51,28 @@ static void print_kv(json_t *obj, const char *const *keys, const char *const *na
 static void print_overview(json_t *j)
 {
     static const char *const lk[] = {"bytes", "segments", "partitions", NULL};
-    static const char *const rk[] = {"enabled",           "archive_url",      "uploaded_bytes",
-                                     "uploaded_segments", "upload_lag_bytes", "cache_bytes",
-                                     "cache_hit_rate",    "last_error",       NULL};
-    static const char *const rn[] = {"enabled",           "archive",          "uploaded bytes",
-                                     "uploaded segments", "upload lag bytes", "cache bytes",
-                                     "cache hit rate",    "last error",       NULL};
+    static const char *const rk[] = {"enabled",
+                                     "archive_url",
+                                     "uploaded_bytes",
+                                     "uploaded_segments",
+                                     "upload_lag_bytes",
+                                     "unarchived_bytes",
+                                     "unarchived_age_ms",
+                                     "cache_bytes",
+                                     "cache_hit_rate",
+                                     "last_error",
+                                     NULL};
+    static const char *const rn[] = {"enabled",
+                                     "archive",
+                                     "uploaded bytes",
+                                     "uploaded segments",
+                                     "upload lag bytes",
+                                     "unarchived bytes",
+                                     "unarchived age ms",
+                                     "cache bytes",
+                                     "cache hit rate",
+                                     "last error",
+                                     NULL};
     puts("LOCAL");
     print_kv(json_object_get(j, "local"), lk, lk);
     puts("\nREMOTE");
@@ -81,9 +97,10 @@ static void print_topic(json_t *j)
 {
     printf("TOPIC ");
     pc(j, "topic", 0);
-    printf("\n%-9s %-5s %-12s %-8s %-16s %-18s %-10s %-15s %-16s %s\n", "PARTITION", "SHARD",
-           "LOCAL-BYTES", "SEGMENTS", "LOG-START-OFFSET", "LOCAL-START-OFFSET", "END-OFFSET",
-           "UPLOADED-OFFSET", "UPLOAD-LAG-BYTES", "REMOTE-BYTES");
+    printf("\n%-9s %-5s %-12s %-8s %-16s %-18s %-10s %-15s %-16s %-16s %-17s %s\n", "PARTITION",
+           "SHARD", "LOCAL-BYTES", "SEGMENTS", "LOG-START-OFFSET", "LOCAL-START-OFFSET",
+           "END-OFFSET", "UPLOADED-OFFSET", "UPLOAD-LAG-BYTES", "UNARCHIVED-BYTES",
+           "UNARCHIVED-AGE-MS", "REMOTE-BYTES");
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(j, "partitions"), i, p)
@@ -97,6 +114,8 @@ static void print_topic(json_t *j)
         pc(p, "end_offset", 10);
         pc(p, "uploaded_offset", 15);
         pc(p, "upload_lag_bytes", 16);
+        pc(p, "unarchived_bytes", 16);
+        pc(p, "unarchived_age_ms", 17);
         pc(p, "remote_bytes", 0);
     }
 }
@@ -105,7 +124,10 @@ static const char status_help[] =
     "Usage: strata storage status [TOPIC]\n"
     "Local and remote (tiered) storage from the admin API: bytes and segments on disk,\n"
     "uploaded offsets, upload lag, remote bytes, cache use. With TOPIC, one row per\n"
-    "partition. Remote fields show '-' until tiered storage is running.\n\n"
+    "partition. UNARCHIVED-BYTES and UNARCHIVED-AGE-MS are the unarchived window: durable\n"
+    "records not in the archive yet (what losing the disk would lose) and the age of the\n"
+    "oldest, kept under strata.archive.max.upload.interval.ms. Remote fields show '-'\n"
+    "until tiered storage is running.\n\n"
     "Examples:\n"
     "  strata storage status\n"
     "  strata storage status orders --format json\n";

@@ -143,6 +143,7 @@ static void shard_start(rt_shard_t *sh, void *arg)
         tier_opts_t to = {.archive_url = cfg_str(b->cfg, CFG_ARCHIVE_URL),
                           .idx = b->idx,
                           .max_uploads = 2,
+                          .max_upload_interval_ms = cfg_int(b->cfg, CFG_ARCHIVE_UPLOAD_INTERVAL_MS),
                           .is_remote = topic_is_remote,
                           .is_remote_arg = b,
                           .gc_interval_ms = cfg_int(b->cfg, CFG_RETENTION_CHECK_MS),

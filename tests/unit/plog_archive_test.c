@@ -160,8 +160,8 @@ static void test_archive_get_ranges(void **state)
     assert_true(a.is_sealed);
     assert_int_equal(a.base_offset, 10);
     assert_int_equal(a.next_offset, sealed_end);
-    assert_int_equal(a.pos + a.size, (int64_t)5 * first_size / 3 + (sealed_end - 10) / 2 *
-                                                                        (first_size / 3));
+    assert_int_equal(a.pos + a.size,
+                     (int64_t)5 * first_size / 3 + (sealed_end - 10) / 2 * (first_size / 3));
     plog_seg_info_release(&a);
     plog_set_uploaded(log, sealed_end);
     assert_int_equal(plog_tick(log, 3000), 1);
