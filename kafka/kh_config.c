@@ -636,6 +636,10 @@ static void add_syn(centry_t *e, const char *name, const char *value, int8_t sou
  * the broker's synonym when set, then the default. */
 static void topic_entry(kh_req_t *req, const tkey_t *k, const char *override, centry_t *e)
 {
+    char why[512];
+    /* A value stored before Strata refused it is not in force: not shown. */
+    if (override && check_supported(k, override, why, sizeof(why)) != 0)
+        override = NULL;
     memset(e, 0, sizeof(*e));
     e->name = k->name;
     e->type = k->type;

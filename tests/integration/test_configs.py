@@ -606,6 +606,31 @@ class ConfigsTest(unittest.TestCase):
 
 
 class RestartTest(unittest.TestCase):
+    def test_values_stored_before_they_were_refused_are_not_described(self):
+        import sqlite3
+        b = Broker()
+        try:
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            a.create_topics([NewTopic("stale", 1, 1)])["stale"].result(30)
+            rc, out = b.stop()
+            self.assertEqual(rc, 0, out)
+            db = sqlite3.connect(os.path.join(b.data, "meta.db"))
+            db.executemany("INSERT INTO topic_configs(topic, key, value) VALUES('stale', ?, ?)",
+                           [("compression.type", "zstd"), ("min.insync.replicas", "2"),
+                            ("retention.ms", "123456")])
+            db.commit()
+            db.close()
+            b.start()
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            res = ConfigResource("topic", "stale")
+            d = a.describe_configs([res])[res].result(30)
+            self.assertEqual((d["compression.type"].value, d["compression.type"].source),
+                             ("producer", ConfigSource.DEFAULT_CONFIG.value))
+            self.assertEqual(d["min.insync.replicas"].value, "1")
+            self.assertEqual(d["retention.ms"].value, "123456")  # in force: shown
+        finally:
+            b.close()
+
     def test_configs_and_partitions_survive_restart(self):
         b = Broker()
         try:
