@@ -161,7 +161,8 @@ bool kh_sasl_allows(const kh_sasl_t *s, int16_t key, uint64_t now_ms)
         return s->state != KH_SASL_FAILED && s->state != KH_SASL_VERIFYING;
     if (key == KP_API_API_VERSIONS)
         return !s->has_session || is_live;
-    return is_live && s->state != KH_SASL_FAILED && s->state != KH_SASL_VERIFYING;
+    /* A live session keeps serving while it re-authenticates. */
+    return is_live && s->state != KH_SASL_FAILED;
 }
 
 /* ---- Answers ---- */
@@ -490,6 +491,10 @@ static void on_token(kh_req_t *req, const uint8_t *tok, size_t len)
             return;
         }
         kh_fail_conn(req, "SASL token in a wrong state");
+        return;
+    }
+    if (!tok || len == 0) {
+        fail(req, NULL, "empty SASL token");
         return;
     }
     if (s->mech == KH_SASL_PLAIN)

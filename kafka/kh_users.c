@@ -28,6 +28,7 @@ static void describe_one(kh_req_t *req,
 {
     kp_describe_user_scram_credentials_response_result_init(r);
     r->user = kp_str_from_cstr(name);
+    r->error_message = KP_STR_NULL;
     r->credential_infos = kh_array(req, 2, sizeof(*r->credential_infos));
     if (!r->credential_infos) {
         r->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
@@ -52,6 +53,7 @@ void kh_describe_user_scram_credentials(kh_req_t *req)
     const kp_describe_user_scram_credentials_request_t *q = req->msg;
     kp_describe_user_scram_credentials_response_t resp;
     kp_describe_user_scram_credentials_response_init(&resp);
+    resp.error_message = KP_STR_NULL;
     resp.error_code = kh_acl_cluster(req, ACL_OP_DESCRIBE); /* Kafka: DESCRIBE on the cluster */
     if (resp.error_code != KP_ERR_NONE) {
         kh_respond(req, &resp);
@@ -113,6 +115,7 @@ static int result_for(alter_t *a, kp_str_t name)
             return i;
     kp_alter_user_scram_credentials_response_result_init(&a->results[a->n_results]);
     a->results[a->n_results].user = name;
+    a->results[a->n_results].error_message = KP_STR_NULL;
     return a->n_results++;
 }
 
