@@ -137,7 +137,7 @@
 /* Keys whose values are secrets (besides every key ending in ".password"):
  * DescribeConfigs reports them as sensitive with a null value, as Kafka does,
  * and /v1/cluster/config shows null; they are never logged. */
-#define CFG_SENSITIVE_KEYS "sasl.jaas.config", "strata.archive.secret.key"
+#define CFG_SENSITIVE_KEYS "ssl.keystore.key", "sasl.jaas.config", "strata.archive.secret.key"
 
 /* Kafka keys that exist upstream but have no meaning here: accepted with one
  * warning, so an existing server.properties still starts. */

@@ -323,6 +323,8 @@ static void plain_after(uv_work_t *w, int status)
     char user[sizeof(j->user)];
     memcpy(user, j->user, sizeof(user));
     free(j);
+    if (!kh_req_op_back(req))
+        return; /* the request was dropped meanwhile and is freed */
     if (!req->conn || !kh_conn_sasl(req->conn)) {
         kh_no_response(req); /* the connection closed meanwhile */
         return;
@@ -363,11 +365,12 @@ static void plain_token(kh_req_t *req, kh_sasl_t *s, const uint8_t *tok, size_t 
     j->m = s->ctx->meta;
     j->w.data = j;
     s->state = KH_SASL_VERIFYING;
+    kh_req_op_out(req); /* back in plain_after */
     if (uv_queue_work(rt_shard_loop(req->ks->sh), &j->w, plain_work, plain_after) != 0) {
         OPENSSL_cleanse(j->password, pwl);
         free(j->password);
         free(j);
-        kh_fail_conn(req, "cannot queue PLAIN verification");
+        kh_fail_held(req, "cannot queue PLAIN verification");
     }
 }
 

@@ -130,6 +130,8 @@ static void set_error(alter_t *a, int r, int16_t code, const char *msg)
 static void on_altered(void *arg, int status, const char *msg)
 {
     kh_req_t *req = arg;
+    if (!kh_req_op_back(req))
+        return; /* the request was dropped meanwhile and is freed */
     alter_t *a = req->state;
     for (int k = 0; k < a->n; k++) {
         int st = a->changes[k].status;
@@ -233,6 +235,7 @@ void kh_alter_user_scram_credentials(kh_req_t *req)
     for (int k = 0; k < a->n; k++)
         if (a->results[a->result_of[k]].error_code != KP_ERR_NONE)
             a->changes[k].status = 1;
+    kh_req_op_out(req); /* back in on_altered */
     meta_users_alter(req->ks->ctx->meta, rt_shard_loop(req->ks->sh), a->changes, a->n, on_altered,
                      req);
 }

@@ -17,6 +17,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -257,13 +258,17 @@ def describe_scram(port, users=None):
 
 # ---- Clients ----
 
-def rdkafka_conf(port, mech, user, password):
-    return {"bootstrap.servers": "127.0.0.1:%d" % port, "security.protocol": "SASL_PLAINTEXT",
+def rdkafka_conf(port, mech, user, password, ca=None):
+    """librdkafka settings; with ca (a CA file) SASL_SSL, else SASL_PLAINTEXT."""
+    conf = {"bootstrap.servers": "127.0.0.1:%d" % port, "security.protocol": "SASL_PLAINTEXT",
             "sasl.mechanisms": mech, "sasl.username": user, "sasl.password": password}
+    if ca:
+        conf.update({"security.protocol": "SASL_SSL", "ssl.ca.location": ca})
+    return conf
 
 
-def confluent_roundtrip(port, mech, user, password, topic, n=5):
-    conf = rdkafka_conf(port, mech, user, password)
+def confluent_roundtrip(port, mech, user, password, topic, n=5, ca=None):
+    conf = rdkafka_conf(port, mech, user, password, ca)
     p = Producer(dict(conf, **{"message.timeout.ms": 20000}))
     errs = []
     for i in range(n):
@@ -282,17 +287,20 @@ def confluent_roundtrip(port, mech, user, password, topic, n=5):
     return got
 
 
-def kcat(port, mech, user, password, *args, input=None):
-    return subprocess.run(["kcat", "-b", "127.0.0.1:%d" % port, "-X", "security.protocol=SASL_PLAINTEXT",
-                           "-X", "sasl.mechanisms=" + mech, "-X", "sasl.username=" + user,
-                           "-X", "sasl.password=" + password, *args],
+def kcat(port, mech, user, password, *args, input=None, ca=None):
+    conf = rdkafka_conf(port, mech, user, password, ca)
+    del conf["bootstrap.servers"]
+    xs = [a for k, v in conf.items() for a in ("-X", "%s=%s" % (k, v))]
+    return subprocess.run(["kcat", "-b", "127.0.0.1:%d" % port, *xs, *args],
                           input=input, capture_output=True, timeout=60)
 
 
-def kafka_python_roundtrip(port, mech, user, password, topic, n=5):
+def kafka_python_roundtrip(port, mech, user, password, topic, n=5, ca=None):
     from kafka import KafkaConsumer, KafkaProducer
     conf = dict(bootstrap_servers="127.0.0.1:%d" % port, security_protocol="SASL_PLAINTEXT",
                 sasl_mechanism=mech, sasl_plain_username=user, sasl_plain_password=password)
+    if ca:
+        conf.update(security_protocol="SASL_SSL", ssl_cafile=ca)
     p = KafkaProducer(**conf)
     for i in range(n):
         p.send(topic, b"kp-%d" % i).get(timeout=30)
@@ -308,9 +316,11 @@ def kafka_python_roundtrip(port, mech, user, password, topic, n=5):
     return got
 
 
-def kafkajs(port, mech, user, password, topic, n=5):
+def kafkajs(port, mech, user, password, topic, n=5, ca=None):
+    env = dict(os.environ, SASL_JS_CA=ca) if ca else None
     out = subprocess.run(["node", "sasl_client.js", "127.0.0.1:%d" % port, mech.lower(), user,
-                          password, topic, str(n)], cwd=JS_DIR, capture_output=True, timeout=120)
+                          password, topic, str(n)], cwd=JS_DIR, capture_output=True, timeout=120,
+                         env=env)
     lines = out.stdout.decode().strip().splitlines()
     assert lines, out.stderr.decode()
     return json.loads(lines[-1])
@@ -634,6 +644,66 @@ class ReauthTest(unittest.TestCase):
         # (its reauthenticationThreshold is 10 s > 1.5 s: before each request),
         # so there are more logins than connections.
         self.assertGreater(auth1 - auth0, conn1 - conn0)
+
+
+class SaslSslTest(unittest.TestCase):
+    """SASL_SSL with SCRAM-SHA-512 for every client; the server's key is given
+    inline (ssl.keystore.key), a secret that no config listing shows."""
+
+    @classmethod
+    def setUpClass(cls):
+        from test_tls import Certs
+        cls.tmp = tempfile.TemporaryDirectory(prefix="strata-sasl-ssl-")
+        cls.certs = c = Certs(cls.tmp.name)
+        cls.ca = c.path("ca")
+        cls.key = c.read("server", "key")
+        port = free_port()
+        cls.b = Broker("--listeners", "SASL_SSL://127.0.0.1:%d" % port,
+                       "-X", "ssl.keystore.certificate.chain=" + c.read("server"),
+                       "-X", "ssl.keystore.key=" + cls.key,
+                       "-X", "sasl.enabled.mechanisms=SCRAM-SHA-512",
+                       "-X", "super.users=User:alice",
+                       port=port, env=dict(os.environ, STRATA_BOOTSTRAP_USER="%s:%s" % ALICE))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.b.close()
+        out = "\n".join(cls.b.lines)
+        cls.tmp.cleanup()
+        assert ALICE[1] not in out
+        assert "PRIVATE KEY" not in out
+
+    def test_every_client_over_sasl_ssl_scram_sha_512(self):
+        port, mech = self.b.port, "SCRAM-SHA-512"
+        r = kcat(port, mech, *ALICE, "-P", "-t", "ssl-kcat", input=b"x\ny\n", ca=self.ca)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = kcat(port, mech, *ALICE, "-C", "-t", "ssl-kcat", "-e", "-o", "beginning", ca=self.ca)
+        self.assertEqual(r.stdout.split(), [b"x", b"y"], r.stderr)
+        self.assertEqual(confluent_roundtrip(port, mech, *ALICE, "ssl-ck", 3, ca=self.ca),
+                         [b"ck-%d" % i for i in range(3)])
+        self.assertEqual(kafka_python_roundtrip(port, mech, *ALICE, "ssl-kp", 3, ca=self.ca),
+                         [b"kp-%d" % i for i in range(3)])
+        res = kafkajs(port, mech, *ALICE, "ssl-js", 3, ca=self.ca)
+        self.assertEqual(res.get("consumed"), ["js-%d" % i for i in range(3)], res)
+        # A wrong password is refused over TLS too.
+        r = kcat(port, mech, ALICE[0], "wrong-password", "-L", ca=self.ca)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(FAILED_MSG % mech, r.stderr.decode())
+
+    def test_inline_key_is_sensitive(self):
+        st, _, doc = http(self.b.admin_port, "GET", "/v1/cluster/config")
+        self.assertEqual(st, 200)
+        entry = [e for e in doc["config"] if e["name"] == "ssl.keystore.key"]
+        self.assertEqual(entry[0]["value"], None)
+        self.assertNotIn("PRIVATE KEY", json.dumps(doc))
+        from confluent_kafka.admin import AdminClient, ConfigResource
+        a = AdminClient(rdkafka_conf(self.b.port, "SCRAM-SHA-512", *ALICE, ca=self.ca))
+        res = ConfigResource(ConfigResource.Type.BROKER, "0")
+        entries = a.describe_configs([res])[res].result(30)
+        e = entries["ssl.keystore.key"]
+        self.assertTrue(e.is_sensitive)
+        self.assertIsNone(e.value)
+        self.assertNotIn("PRIVATE KEY", repr([(x.name, x.value) for x in entries.values()]))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 // JSON line {"produced": n, "consumed": [values...]} or {"error": "..."}.
 // Usage: node sasl_client.js BROKER MECHANISM USER PASSWORD TOPIC COUNT
 // (MECHANISM: plain, scram-sha-256 or scram-sha-512, kafkajs' spelling).
+// With SASL_JS_CA=FILE the connection is SASL_SSL, trusting that CA.
 'use strict'
 
+const fs = require('node:fs')
 const { Kafka, logLevel } = require('kafkajs')
 
 async function main () {
@@ -14,6 +16,7 @@ async function main () {
     clientId: 'strata-sasl-js',
     brokers: [broker],
     sasl: { mechanism, username, password },
+    ssl: process.env.SASL_JS_CA ? { ca: [fs.readFileSync(process.env.SASL_JS_CA)] } : false,
     logLevel: logLevel.NOTHING,
     retry: { retries: 2 }
   })
