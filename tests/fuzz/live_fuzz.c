@@ -1858,7 +1858,7 @@ static void parse_responses(conn_t *c)
             for (int j = 0; j < k; j++)
                 if (c->fly[j].valid && c->fly[j].expect && !c->tainted) {
                     g_missing_responses++;
-                    if (opt.verbose)
+                    if (g_missing_responses <= 20)
                         fprintf(stderr,
                                 "live_fuzz: no response to api %d v%d (conn %d frame %" PRIu64
                                 ")\n",
