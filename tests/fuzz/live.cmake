@@ -3,7 +3,7 @@
 # connections at once. live_fuzz runs a bounded seeded run (label integration); scripts/test.sh
 # runs it again against the ASan+UBSan stratad. tests/fuzz/run.sh live SECONDS runs it longer.
 add_executable(live_fuzz ${CMAKE_CURRENT_LIST_DIR}/live_fuzz.c ${CMAKE_SOURCE_DIR}/tests/unit/kp_fill.c)
-target_link_libraries(live_fuzz PRIVATE strata_kafka strata_tsupport PkgConfig::ZLIB PkgConfig::ZSTD)
+target_link_libraries(live_fuzz PRIVATE strata_kafka strata_tsupport PkgConfig::ZLIB PkgConfig::ZSTD m)
 add_test(NAME live_fuzz
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/live.sh $<TARGET_FILE:stratad> $<TARGET_FILE:live_fuzz>
         --requests 100000 --seconds 30 --conns 16

@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -228,10 +229,16 @@ static int64_t pick_offset(rng_t *r)
     return pick_i64(r);
 }
 
+/* An element count: mostly 1-3, sometimes 0, sometimes 100 to --max-parts spread evenly over
+ * the decades (huge lists with tiny bodies). */
 static int32_t pick_count(rng_t *r)
 {
-    if (chance(r, 3))
-        return range32(r, 100, opt.max_parts);
+    if (chance(r, 3)) {
+        double hi = log10((double)opt.max_parts);
+        double e = 2.0 + (hi - 2.0) * (double)below(r, 1000) / 1000.0;
+        int32_t n = (int32_t)pow(10.0, e);
+        return n < 100 ? 100 : n > opt.max_parts ? opt.max_parts : n;
+    }
     if (chance(r, 10))
         return 0;
     return range32(r, 1, 3);

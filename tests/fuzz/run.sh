@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh live SECONDS [live_fuzz options...] - fuzz a live ASan+UBSan stratad for SECONDS
 # (tests/fuzz/live.sh with <repo>/build-asan/tools/stratad and the live_fuzz of <repo>/build,
-# or STRATAD / LIVE_FUZZ): every served API and version, 32 connections, a fresh seed unless
+# or STRATAD / LIVE_FUZZ): every served API and version, 32 connections, lists of up to
+# 200,000 partitions (make test: 2,000), a fresh seed unless
 # --seed S is given. It prints the seed; a failure keeps the broker's log. Build both first
 # (make build asan).
 # run.sh SECONDS [OUTDIR] - build the Kafka decoder fuzz target with clang + libFuzzer
@@ -19,7 +20,7 @@ if [ "${1:-}" = live ]; then
     STRATAD=${STRATAD:-$ROOT/build-asan/tools/stratad}
     LIVE_FUZZ=${LIVE_FUZZ:-$ROOT/build/tests/live_fuzz}
     exec "$ROOT/tests/fuzz/live.sh" "$STRATAD" "$LIVE_FUZZ" --seconds "$SECS" \
-        --requests 1000000000 --conns 32 --regress "$ROOT/tests/fuzz/live_regress.txt" "$@"
+        --requests 1000000000 --conns 32 --max-parts 200000 --regress "$ROOT/tests/fuzz/live_regress.txt" "$@"
 fi
 SECS=${1:-60}
 OUT=${2:-$ROOT/build-fuzz}
