@@ -20,8 +20,14 @@ DIR=$(mktemp -d "${TMPDIR:-/tmp}/strata-live.XXXXXX")
 LOG=$DIR/stratad.log
 port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 KPORT=$(port)
+SPORT=$(port)
 APORT=$(port)
-"$STRATAD" --log-dir "$DIR/data" --smp 2 --listeners "127.0.0.1:$KPORT" \
+# A PLAINTEXT and a SASL_PLAINTEXT listener (some fuzzer connections log in there as the
+# bootstrap user); authorization is on, open to everyone where no ACL names a resource.
+STRATA_BOOTSTRAP_USER=fzadmin:fzpass "$STRATAD" --log-dir "$DIR/data" --smp 2 \
+    --listeners "PLAINTEXT://127.0.0.1:$KPORT,SASL_PLAINTEXT://127.0.0.1:$SPORT" \
+    -X sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512 \
+    -X allow.everyone.if.no.acl.found=true \
     --admin-listener "127.0.0.1:$APORT" >"$LOG" 2>&1 &
 PID=$!
 cleanup() {
@@ -39,7 +45,7 @@ until grep -q started "$LOG" 2>/dev/null; do
 done
 echo "live.sh: stratad pid $PID on 127.0.0.1:$KPORT ($STRATAD)"
 start=$(date +%s)
-"$FUZZ" --port "$KPORT" "$@"
+"$FUZZ" --port "$KPORT" --sasl-port "$SPORT" "$@"
 frc=$?
 end=$(date +%s)
 echo "live.sh: live_fuzz exit $frc after $((end - start)) s"

@@ -16,7 +16,8 @@
  * --replay and --dump regenerate exactly those frames for minimising a crash.
  *
  * Usage: live_fuzz --port P [--seed S] [--conns N] [--requests M] [--seconds T]
- *                  [--inflight K] [--max-parts N] [--regress FILE] [--replay C:A-B]
+ *                  [--inflight K] [--max-parts N] [--regress FILE] [--sasl-port P]
+ *                  [--replay C:A-B]
  *                  [--dump C:I] [--no-setup] [--check-only] [-v]
  * Exit status: 0 clean; 1 the broker stopped answering (or died); 2 usage or setup failure;
  * 3 a response to a well-formed request did not decode, or none came while later ones did. */
@@ -56,14 +57,23 @@ static struct {
     int inflight;
     int max_parts;
     int stall_ms;
+    int sasl_port; /* a SASL_PLAINTEXT listener where some connections log in, 0 = none */
     const char *regress;
     int replay_conn, replay_from, replay_to; /* replay_conn -1 = off */
     int dump_conn, dump_idx;                 /* dump_conn -1 = off */
     bool setup;
     bool check_only;
     bool verbose;
-} opt = {"127.0.0.1", 0,  0, 16, 20000, 30, 8,    2000,  3000,
-         NULL,        -1, 0, 0,  -1,    0,  true, false, false};
+} opt = {.host = "127.0.0.1",
+         .conns = 16,
+         .requests = 20000,
+         .seconds = 30,
+         .inflight = 8,
+         .max_parts = 2000,
+         .stall_ms = 3000,
+         .replay_conn = -1,
+         .dump_conn = -1,
+         .setup = true};
 
 /* Versions the broker serves (from ApiVersions), intersected with what we generate. */
 static struct {
@@ -1173,6 +1183,169 @@ static void shape_init_pid(gen_t *g, void *mv, int16_t v, bool *expect)
     }
 }
 
+/* One ACL binding or filter: Kafka's resource types (2 topic, 3 group, 4 cluster, 5
+ * transactional id), pattern types (1 any, 2 match, 3 literal, 4 prefixed), operations (0-14)
+ * and permissions (1 any, 2 deny, 3 allow), mostly valid, sometimes not; filters may be null.
+ * Bindings name only fz-tmp-* topics and group fzg3: with allow.everyone.if.no.acl.found the
+ * data topics and the other groups stay open to everyone, so the rest of the run stays deep. */
+static void acl_fields(rng_t *r,
+                       kp_arena_t *a,
+                       bool filter,
+                       int8_t *rtype,
+                       kp_str_t *rname,
+                       int8_t *ptype,
+                       kp_str_t *principal,
+                       kp_str_t *host,
+                       int8_t *op,
+                       int8_t *perm)
+{
+    static const char *const princ[] = {"User:fzu0", "User:fzu1", "User:*",         "User:",
+                                        "Group:x",   "fzu0",      "User:ANONYMOUS", "User:fzadmin"};
+    static const char *const hosts[] = {"*", "127.0.0.1", "", "::1", "host"};
+    static const char *const names[] = {"fz-tmp-0", "fz-tmp-1", "fz-tmp", "fzg3"};
+    uint32_t k = below(r, NELEM(names));
+    *rname = kp_str_from_cstr(names[k]);
+    *rtype = k == 3 ? 3 : 2;
+    *ptype = k == 2 ? 4 : 3;
+    if (chance(r, 10)) { /* odd types, patterns and names */
+        *rtype = (int8_t)(chance(r, 50) ? range32(r, 0, 6) : (int32_t)(int8_t)rnd(r));
+        *ptype = (int8_t)(chance(r, 50) ? range32(r, 0, 5) : (int32_t)(int8_t)rnd(r));
+        if (filter || *rtype != 2)
+            *rname = chance(r, 50) ? KP_STR_LIT("*") : KP_STR_LIT("kafka-cluster");
+    }
+    *principal = kp_str_from_cstr(princ[below(r, NELEM(princ))]);
+    *host = kp_str_from_cstr(hosts[below(r, NELEM(hosts))]);
+    *op = (int8_t)(chance(r, 90) ? range32(r, 0, 14) : (int32_t)(int8_t)rnd(r));
+    *perm = (int8_t)(chance(r, 90) ? range32(r, 0, 3) : (int32_t)(int8_t)rnd(r));
+    if (filter && chance(r, 30))
+        *rname = KP_STR_NULL;
+    if (filter && chance(r, 30))
+        *principal = KP_STR_NULL;
+    if (filter && chance(r, 30))
+        *host = KP_STR_NULL;
+    (void)a;
+}
+
+static void shape_describe_acls(gen_t *g, void *mv, int16_t v, bool *expect)
+{
+    kp_describe_acls_request_t *m = mv;
+    (void)v;
+    (void)expect;
+    acl_fields(&g->rng, &g->arena, true, &m->resource_type_filter, &m->resource_name_filter,
+               &m->pattern_type_filter, &m->principal_filter, &m->host_filter, &m->operation,
+               &m->permission_type);
+}
+
+static void shape_create_acls(gen_t *g, void *mv, int16_t v, bool *expect)
+{
+    kp_create_acls_request_t *m = mv;
+    (void)v;
+    (void)expect;
+    int n = range32(&g->rng, 0, 4);
+    m->creations = alist(&g->arena, n, sizeof(*m->creations), &m->n_creations);
+    for (int i = 0; i < n; i++) {
+        kp_create_acls_request_acl_creation_t *c = &m->creations[i];
+        acl_fields(&g->rng, &g->arena, false, &c->resource_type, &c->resource_name,
+                   &c->resource_pattern_type, &c->principal, &c->host, &c->operation,
+                   &c->permission_type);
+    }
+}
+
+static void shape_delete_acls(gen_t *g, void *mv, int16_t v, bool *expect)
+{
+    kp_delete_acls_request_t *m = mv;
+    (void)v;
+    (void)expect;
+    int n = range32(&g->rng, 0, 3);
+    m->filters = alist(&g->arena, n, sizeof(*m->filters), &m->n_filters);
+    for (int i = 0; i < n; i++) {
+        kp_delete_acls_request_filter_t *f = &m->filters[i];
+        acl_fields(&g->rng, &g->arena, true, &f->resource_type_filter, &f->resource_name_filter,
+                   &f->pattern_type_filter, &f->principal_filter, &f->host_filter, &f->operation,
+                   &f->permission_type);
+    }
+}
+
+static kp_str_t pick_user(rng_t *r, kp_arena_t *a)
+{
+    char b[16];
+    snprintf(b, sizeof(b), "fzu%u", below(r, 3));
+    return chance(r, 90) ? astr(a, b) : chance(r, 50) ? KP_STR_LIT("") : fill_str(r, a, 300, 'u');
+}
+
+static kp_bytes_t pick_blob(rng_t *r, kp_arena_t *a, int32_t typical)
+{
+    int32_t n = chance(r, 80) ? typical : range32(r, 0, 200);
+    kp_str_t s = fill_str(r, a, (size_t)n, 0);
+    return (kp_bytes_t){(const uint8_t *)s.ptr, s.len};
+}
+
+static void shape_alter_scram(gen_t *g, void *mv, int16_t v, bool *expect)
+{
+    kp_alter_user_scram_credentials_request_t *m = mv;
+    (void)v;
+    (void)expect;
+    rng_t *r = &g->rng;
+    kp_arena_t *a = &g->arena;
+    int nd = range32(r, 0, 2), nu = range32(r, 0, 2);
+    m->deletions = alist(a, nd, sizeof(*m->deletions), &m->n_deletions);
+    for (int i = 0; i < nd; i++) {
+        m->deletions[i].name = pick_user(r, a);
+        m->deletions[i].mechanism = (int8_t)range32(r, 0, 3);
+    }
+    m->upsertions = alist(a, nu, sizeof(*m->upsertions), &m->n_upsertions);
+    for (int i = 0; i < nu; i++) {
+        kp_alter_user_scram_credentials_request_scram_credential_upsertion_t *u = &m->upsertions[i];
+        static const int32_t it[] = {4096, 4096, 8192, 1, 0, -1, INT32_MAX, 16384};
+        u->name = pick_user(r, a);
+        u->mechanism = (int8_t)range32(r, 0, 3);
+        u->iterations = it[below(r, NELEM(it))];
+        u->salt = pick_blob(r, a, 24);
+        u->salted_password = pick_blob(r, a, u->mechanism == 2 ? 64 : 32);
+    }
+}
+
+static void shape_describe_scram(gen_t *g, void *mv, int16_t v, bool *expect)
+{
+    kp_describe_user_scram_credentials_request_t *m = mv;
+    (void)v;
+    (void)expect;
+    if (chance(&g->rng, 30)) {
+        m->users = NULL;
+        m->n_users = -1;
+        return;
+    }
+    int n = range32(&g->rng, 0, 3);
+    m->users = alist(&g->arena, n, sizeof(*m->users), &m->n_users);
+    for (int i = 0; i < n; i++)
+        m->users[i].name = pick_user(&g->rng, &g->arena);
+}
+
+static void shape_sasl_handshake(gen_t *g, void *mv, int16_t v, bool *expect)
+{
+    kp_sasl_handshake_request_t *m = mv;
+    (void)v;
+    (void)expect;
+    static const char *const mech[] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI",
+                                       "",      "plain"};
+    m->mechanism = kp_str_from_cstr(mech[below(&g->rng, NELEM(mech))]);
+}
+
+static void shape_sasl_authenticate(gen_t *g, void *mv, int16_t v, bool *expect)
+{
+    kp_sasl_authenticate_request_t *m = mv;
+    (void)v;
+    (void)expect;
+    static const kp_str_t tok[] = {KP_STR_LIT("\0fzu0\0pw"),
+                                   KP_STR_LIT("fzu0\0fzu0\0pw"),
+                                   KP_STR_LIT("n,,n=fzu0,r=fuzznonce"),
+                                   KP_STR_LIT("n,a=fzu1,n=fzu0,r=x"),
+                                   KP_STR_LIT("c=biws,r=x,p=AAAA"),
+                                   KP_STR_LIT("\0\0")};
+    uint32_t k = below(&g->rng, NELEM(tok));
+    m->auth_bytes = (kp_bytes_t){(const uint8_t *)tok[k].ptr, tok[k].len};
+}
+
 /* The shaper of each API with one; the group APIs share shape_group(). */
 static const struct {
     int16_t key;
@@ -1194,6 +1367,13 @@ static const struct {
     {KP_API_DELETE_TOPICS, shape_delete_topics},
     {KP_API_CREATE_PARTITIONS, shape_create_partitions},
     {KP_API_INIT_PRODUCER_ID, shape_init_pid},
+    {KP_API_DESCRIBE_ACLS, shape_describe_acls},
+    {KP_API_CREATE_ACLS, shape_create_acls},
+    {KP_API_DELETE_ACLS, shape_delete_acls},
+    {KP_API_ALTER_USER_SCRAM_CREDENTIALS, shape_alter_scram},
+    {KP_API_DESCRIBE_USER_SCRAM_CREDENTIALS, shape_describe_scram},
+    {KP_API_SASL_HANDSHAKE, shape_sasl_handshake},
+    {KP_API_SASL_AUTHENTICATE, shape_sasl_authenticate},
 };
 
 /* Shape the filled request m of api key at v; *expect is cleared when no response comes. */
@@ -1534,12 +1714,12 @@ static void gen_fini(gen_t *g)
 
 /* ---- Blocking client (setup, checks, replay) ---- */
 
-static int tcp_connect(bool nonblock)
+static int tcp_connect_to(int port, bool nonblock)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, opt.host, &sa.sin_addr);
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         close(fd);
@@ -1555,6 +1735,11 @@ static int tcp_connect(bool nonblock)
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     }
     return fd;
+}
+
+static int tcp_connect(bool nonblock)
+{
+    return tcp_connect_to(opt.port, nonblock);
 }
 
 static bool io_all(int fd, const uint8_t *p, size_t n, bool wr)
@@ -1770,6 +1955,7 @@ typedef struct conn {
     size_t rlen, rcap;
     int64_t last_io;
     uint64_t reconnects;
+    int login;       /* login frames still to send on the SASL listener (see login_frame) */
     frame_t last[8]; /* the last frames written (buf freed), kept across reconnects */
     uint64_t n_last;
 } conn_t;
@@ -1882,15 +2068,62 @@ static void parse_responses(conn_t *c)
     c->rlen -= off;
 }
 
+/* Connection c goes to the SASL_PLAINTEXT listener (when given) and logs in first. */
+static bool conn_sasl(const conn_t *c)
+{
+    return opt.sasl_port > 0 && c->idx % 4 == 1;
+}
+
 static bool conn_open(conn_t *c)
 {
-    c->fd = tcp_connect(true);
+    c->fd = tcp_connect_to(conn_sasl(c) ? opt.sasl_port : opt.port, true);
     c->last_io = mono_ms();
     if (c->fd < 0) {
         st.connect_fail++;
         return false;
     }
+    c->login = conn_sasl(c) ? 2 : 0;
     return true;
+}
+
+/* Step 2 (SaslHandshake v1 PLAIN) or 1 (SaslAuthenticate v2 as the bootstrap user) of a
+ * login on the SASL listener; not drawn from the generator, so the frames stay the same. */
+static void login_frame(frame_t *f, int step)
+{
+    kp_writer_t w;
+    kp_writer_init(&w, 0);
+    size_t at = kp_writer_reserve(&w, 4);
+    kp_request_header_t h;
+    kp_request_header_init(&h);
+    h.request_api_key = step == 2 ? KP_API_SASL_HANDSHAKE : KP_API_SASL_AUTHENTICATE;
+    h.request_api_version = step == 2 ? 1 : 2;
+    h.correlation_id = -1000 - step;
+    h.client_id = KP_STR_LIT("live-fuzz");
+    int rc = kp_request_header_encode(
+        &w, kp_request_header_version(h.request_api_key, h.request_api_version), &h);
+    if (step == 2) {
+        kp_sasl_handshake_request_t q;
+        kp_sasl_handshake_request_init(&q);
+        q.mechanism = KP_STR_LIT("PLAIN");
+        rc = rc ? rc : kp_sasl_handshake_request_encode(&w, 1, &q);
+    } else {
+        kp_sasl_authenticate_request_t q;
+        kp_sasl_authenticate_request_init(&q);
+        static const char tok[] = "\0fzadmin\0fzpass";
+        q.auth_bytes = (kp_bytes_t){(const uint8_t *)tok, (int32_t)sizeof(tok) - 1};
+        rc = rc ? rc : kp_sasl_authenticate_request_encode(&w, 2, &q);
+    }
+    if (rc != 0)
+        die(2, "cannot encode the SASL login");
+    kp_writer_patch_i32(&w, at, (int32_t)(w.len - 4));
+    memset(f, 0, sizeof(*f));
+    f->buf = w.buf;
+    f->len = w.len;
+    f->key = h.request_api_key;
+    f->ver = h.request_api_version;
+    f->corr = h.correlation_id;
+    f->valid = f->expect = true;
+    f->group = -1;
 }
 
 static void print_suspects(conn_t *cs, int n)
@@ -1960,9 +2193,14 @@ static int fuzz_loop(void)
                 pf[i].fd = -1;
                 continue;
             }
+            /* A client waits for its login to finish before it sends anything else. */
+            bool logging_in = conn_sasl(c) && c->login == 0 && c->n_fly > 0 && c->fly[0].corr < 0;
             if (!c->cur.buf && c->n_fly < opt.inflight && c->n_fly < (int)NELEM(c->fly) &&
-                st.sent < opt.requests) {
-                gen_frame(&c->gen, &c->cur);
+                st.sent < opt.requests && !logging_in) {
+                if (c->login > 0)
+                    login_frame(&c->cur, c->login--);
+                else
+                    gen_frame(&c->gen, &c->cur);
                 c->cur_off = 0;
             }
             pf[i].fd = c->fd;
@@ -2246,9 +2484,10 @@ static int run_regress(const char *path)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: live_fuzz --port P [--host H] [--seed S] [--conns N] [--requests M]\n"
-                    "       [--seconds T] [--inflight K] [--max-parts N] [--regress FILE]\n"
-                    "       [--replay C:A-B] [--dump C:I] [--no-setup] [--check-only] [-v]\n");
+    fprintf(stderr,
+            "usage: live_fuzz --port P [--host H] [--seed S] [--conns N] [--requests M]\n"
+            "       [--seconds T] [--inflight K] [--max-parts N] [--regress FILE] [--sasl-port P]\n"
+            "       [--replay C:A-B] [--dump C:I] [--no-setup] [--check-only] [-v]\n");
     exit(2);
 }
 
@@ -2275,6 +2514,8 @@ int main(int argc, char **argv)
             opt.seconds = atoi(v);
         else if (ARG("--inflight"))
             opt.inflight = atoi(v);
+        else if (ARG("--sasl-port"))
+            opt.sasl_port = atoi(v);
         else if (ARG("--max-parts"))
             opt.max_parts = atoi(v);
         else if (ARG("--regress"))
