@@ -25,12 +25,20 @@
 
 /* Global options, parsed once by main before the command runs. */
 typedef struct {
-    const char *brokers;           /* borrowed: argv, env or cli_profile storage */
-    const char *admin_url;         /* borrowed: argv, env or cli_profile storage */
-    const char *archive_url;       /* borrowed: 'archive_url' of the profile, or NULL */
-    bool is_json;                  /* --format json */
-    bool is_verbose;               /* -v: librdkafka logs go to stderr */
-    int timeout_ms;                /* bound on reaching the cluster and on each admin request */
+    const char *brokers;     /* borrowed: argv, env or cli_profile storage */
+    const char *admin_url;   /* borrowed: argv, env or cli_profile storage */
+    const char *archive_url; /* borrowed: 'archive_url' of the profile, or NULL */
+    bool is_json;            /* --format json */
+    bool is_verbose;         /* -v: librdkafka logs go to stderr */
+    int timeout_ms;          /* bound on reaching the cluster and on each admin request */
+    /* How the CLI authenticates (flag > STRATA_* environment > profile); borrowed. */
+    bool is_tls;                   /* --tls-enabled (implied by the other --tls-* flags) */
+    const char *tls_ca;            /* --tls-truststore / --tls-ca: CA file (PEM) */
+    const char *tls_cert;          /* --tls-cert: client certificate (mTLS) */
+    const char *tls_key;           /* --tls-key: its private key */
+    const char *sasl_mechanism;    /* --sasl-mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 */
+    const char *user;              /* --user: SASL user (and admin API HTTP Basic) */
+    const char *password;          /* --password */
     const char *x_keys[CLI_MAX_X]; /* borrowed: -X key=value pairs, split in place */
     const char *x_vals[CLI_MAX_X];
     int n_x;
@@ -132,8 +140,9 @@ void cli_record_print_fmt(const cli_fmt_t *f, const cli_record_t *r);
 
 /* ---- librdkafka clients ---- */
 
-/** Build a client configuration: bootstrap.servers, timeouts, quiet logging, then the
- * extra key/value pairs (NULL-terminated list of pairs), then -X settings.
+/** Build a client configuration: bootstrap.servers, timeouts, quiet logging, the TLS/SASL
+ * settings of cli_opts, then the extra key/value pairs (NULL-terminated list of pairs),
+ * then -X settings.
  * @return an owned conf, or NULL after printing which setting is bad. */
 rd_kafka_conf_t *cli_conf_new(const char *const *extra);
 /** Create a client from conf_owned (always consumed). @return it or NULL after printing. */
@@ -200,5 +209,6 @@ int cli_consume(int argc, char **argv);
 int cli_storage_main(int argc, char **argv);
 int cli_archive_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
+int cli_security_main(int argc, char **argv);
 
 #endif

@@ -64,6 +64,17 @@ long cli_http(const char *method, const char *path, const char *req_body, char *
     }
     if (hdrs)
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    if ((!token || !*token) && cli_opts.user) { /* HTTP Basic against the SCRAM users */
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(c, CURLOPT_USERNAME, cli_opts.user);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, cli_opts.password ? cli_opts.password : "");
+    }
+    if (cli_opts.tls_ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, cli_opts.tls_ca);
+    if (cli_opts.tls_cert)
+        curl_easy_setopt(c, CURLOPT_SSLCERT, cli_opts.tls_cert);
+    if (cli_opts.tls_key)
+        curl_easy_setopt(c, CURLOPT_SSLKEY, cli_opts.tls_key);
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -84,7 +95,7 @@ long cli_http(const char *method, const char *path, const char *req_body, char *
         *body = b.p ? b.p : strdup("");
         if (status == 401)
             cli_err("the admin API at %s refused the request (401): set STRATA_ADMIN_TOKEN to "
-                    "its bearer token",
+                    "its bearer token, or --user/--password of a SCRAM user",
                     cli_opts.admin_url);
     }
     curl_slist_free_all(hdrs);

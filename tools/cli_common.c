@@ -287,13 +287,34 @@ static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val)
     return 0;
 }
 
+/* security.protocol and its settings from cli_opts (-X may still override them). */
+static int security_conf(rd_kafka_conf_t *conf)
+{
+    bool sasl = cli_opts.user || cli_opts.sasl_mechanism;
+    const char *proto =
+        cli_opts.is_tls ? (sasl ? "SASL_SSL" : "SSL") : (sasl ? "SASL_PLAINTEXT" : "PLAINTEXT");
+    if (conf_set(conf, "security.protocol", proto))
+        return -1;
+    if (sasl && (conf_set(conf, "sasl.mechanisms",
+                          cli_opts.sasl_mechanism ? cli_opts.sasl_mechanism : "SCRAM-SHA-256") ||
+                 (cli_opts.user && conf_set(conf, "sasl.username", cli_opts.user)) ||
+                 (cli_opts.password && conf_set(conf, "sasl.password", cli_opts.password))))
+        return -1;
+    if ((cli_opts.tls_ca && conf_set(conf, "ssl.ca.location", cli_opts.tls_ca)) ||
+        (cli_opts.tls_cert && conf_set(conf, "ssl.certificate.location", cli_opts.tls_cert)) ||
+        (cli_opts.tls_key && conf_set(conf, "ssl.key.location", cli_opts.tls_key)))
+        return -1;
+    return 0;
+}
+
 rd_kafka_conf_t *cli_conf_new(const char *const *extra)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char tmo[32];
     snprintf(tmo, sizeof(tmo), "%d", cli_opts.timeout_ms);
     if (conf_set(conf, "bootstrap.servers", cli_opts.brokers) ||
-        conf_set(conf, "client.id", "strata-cli") || conf_set(conf, "socket.timeout.ms", tmo))
+        conf_set(conf, "client.id", "strata-cli") || conf_set(conf, "socket.timeout.ms", tmo) ||
+        security_conf(conf))
         goto fail;
     for (int i = 0; extra && extra[i]; i += 2)
         if (conf_set(conf, extra[i], extra[i + 1]))

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #ifndef STRATA_VERSION
@@ -38,6 +39,7 @@ static const char cli_main_help[] =
     "  storage      local vs remote storage status (admin API)\n"
     "  archive      read an archive (bucket or file://) without a broker: ls, cat, verify\n"
     "  bench        load driver: produce/consume throughput and latency, mock cluster\n"
+    "  security     ACLs (acl create|list|delete) and SCRAM users (user create|...)\n"
     "  completion   print a shell completion script (bash)\n"
     "\n"
     "Global flags (accepted anywhere on the line):\n"
@@ -50,6 +52,16 @@ static const char cli_main_help[] =
     "  --format text|json   output format (default text: human tables)\n"
     "  --timeout DURATION   bound on reaching the cluster and on each request (default 10s)\n"
     "  -v, --verbose        show librdkafka logs on stderr\n"
+    "  --tls-enabled        connect with TLS ($STRATA_TLS_ENABLED=1, profile tls.enabled)\n"
+    "  --tls-truststore FILE, --tls-ca FILE\n"
+    "                       CA certificates, PEM; implies TLS ($STRATA_TLS_CA, tls.ca)\n"
+    "  --tls-cert FILE, --tls-key FILE\n"
+    "                       client certificate and key for mTLS ($STRATA_TLS_CERT/KEY)\n"
+    "  --sasl-mechanism M   PLAIN, SCRAM-SHA-256 (default with --user) or SCRAM-SHA-512\n"
+    "                       ($STRATA_SASL_MECHANISM, profile sasl.mechanism)\n"
+    "  --user NAME          SASL user, also HTTP Basic for the admin API ($STRATA_USER,\n"
+    "                       profile user)\n"
+    "  --password PASSWORD  its password ($STRATA_PASSWORD, profile password)\n"
     "  -h, --help           help for any command\n"
     "\n"
     "Exit codes: 0 success, 1 an operation failed, 2 bad usage or not available.\n"
@@ -59,13 +71,42 @@ static const char cli_main_help[] =
     "  strata topic create orders -p 3\n"
     "  echo hello | strata topic produce orders\n"
     "  strata topic consume orders -n 1\n"
-    "  strata --brokers 10.0.0.5:9092 cluster info --format json\n";
+    "  strata --brokers 10.0.0.5:9092 cluster info --format json\n"
+    "  strata --brokers h:9093 --tls-ca ca.pem --user admin --password s3cret topic list\n";
 
 /* ---- Profile file ---- */
 
 static char profile_brokers[1024];
 static char profile_admin_url[1024];
 static char profile_archive_url[1024];
+/* TLS / SASL of the profile: "tls.ca: FILE" or a "tls:" block with "ca: FILE" under it. */
+static char profile_tls_enabled[16], profile_tls_ca[1024], profile_tls_cert[1024],
+    profile_tls_key[1024], profile_sasl_mechanism[64], profile_user[256], profile_password[256];
+
+/* The storage of a TLS/SASL profile key ("tls.ca", "sasl.mechanism", "user", ...). */
+static char *profile_security_slot(const char *key, size_t *cap)
+{
+    static const struct {
+        const char *key;
+        char *buf;
+        size_t cap;
+    } k[] = {{"tls.enabled", profile_tls_enabled, sizeof(profile_tls_enabled)},
+             {"tls.ca", profile_tls_ca, sizeof(profile_tls_ca)},
+             {"tls.truststore", profile_tls_ca, sizeof(profile_tls_ca)},
+             {"tls.cert", profile_tls_cert, sizeof(profile_tls_cert)},
+             {"tls.key", profile_tls_key, sizeof(profile_tls_key)},
+             {"sasl.mechanism", profile_sasl_mechanism, sizeof(profile_sasl_mechanism)},
+             {"sasl.user", profile_user, sizeof(profile_user)},
+             {"sasl.password", profile_password, sizeof(profile_password)},
+             {"user", profile_user, sizeof(profile_user)},
+             {"password", profile_password, sizeof(profile_password)}};
+    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
+        if (!strcmp(key, k[i].key)) {
+            *cap = k[i].cap;
+            return k[i].buf;
+        }
+    return NULL;
+}
 
 static char *trim(char *s)
 {
@@ -102,6 +143,7 @@ static void load_profile(void)
         return;
     char line[1024];
     char *list = NULL;
+    char section[16] = ""; /* "tls" or "sasl" while reading the lines of such a block */
     while (fgets(line, sizeof(line), f)) {
         char *hash = strchr(line, '#');
         if (hash)
@@ -114,8 +156,20 @@ static void load_profile(void)
             continue;
         }
         list = NULL;
-        if (line[0] == ' ' || line[0] == '\t')
+        if (line[0] == ' ' || line[0] == '\t') {
+            char *colon = section[0] ? strchr(s, ':') : NULL;
+            if (colon) {
+                *colon = '\0';
+                char key[64];
+                snprintf(key, sizeof(key), "%s.%s", section, trim(s));
+                size_t cap;
+                char *slot = profile_security_slot(key, &cap);
+                if (slot)
+                    snprintf(slot, cap, "%s", trim(colon + 1));
+            }
             continue;
+        }
+        section[0] = '\0';
         char *colon = strchr(s, ':');
         if (!colon)
             continue;
@@ -139,6 +193,13 @@ static void load_profile(void)
             snprintf(profile_admin_url, sizeof(profile_admin_url), "%s", val);
         } else if (!strcmp(key, "archive_url") || !strcmp(key, "archive-url")) {
             snprintf(profile_archive_url, sizeof(profile_archive_url), "%s", val);
+        } else if ((!strcmp(key, "tls") || !strcmp(key, "sasl")) && !*val) {
+            snprintf(section, sizeof(section), "%s", key);
+        } else {
+            size_t cap;
+            char *slot = profile_security_slot(key, &cap);
+            if (slot)
+                snprintf(slot, cap, "%s", val);
         }
     }
     fclose(f);
@@ -150,13 +211,18 @@ static void load_profile(void)
  * not a global flag, or -1 after a usage error. */
 static int take_global(int *argc, char **argv, int i)
 {
-    static const char *const with_value[] = {"--brokers", "--admin-url", "--format",
-                                             "--timeout", "-X",          NULL};
+    static const char *const with_value[] = {
+        "--brokers",        "--admin-url", "--format",   "--timeout", "-X",
+        "--tls-truststore", "--tls-ca",    "--tls-cert", "--tls-key", "--sasl-mechanism",
+        "--user",           "--password",  NULL};
     const char *a = argv[i];
     const char *name = NULL, *val = NULL;
     int used = 1;
     if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
         cli_opts.is_verbose = true;
+        name = a;
+    } else if (!strcmp(a, "--tls-enabled")) {
+        cli_opts.is_tls = true;
         name = a;
     }
     for (int k = 0; !name && with_value[k]; k++) {
@@ -198,6 +264,18 @@ static int take_global(int *argc, char **argv, int i)
             return -1;
         }
         cli_opts.timeout_ms = (int)ms;
+    } else if (!strcmp(name, "--tls-truststore") || !strcmp(name, "--tls-ca")) {
+        cli_opts.tls_ca = val;
+    } else if (!strcmp(name, "--tls-cert")) {
+        cli_opts.tls_cert = val;
+    } else if (!strcmp(name, "--tls-key")) {
+        cli_opts.tls_key = val;
+    } else if (!strcmp(name, "--sasl-mechanism")) {
+        cli_opts.sasl_mechanism = val;
+    } else if (!strcmp(name, "--user")) {
+        cli_opts.user = val;
+    } else if (!strcmp(name, "--password")) {
+        cli_opts.password = val;
     } else if (!strcmp(name, "-X")) {
         char *k, *v;
         if (cli_opts.n_x == CLI_MAX_X || cli_split_kv((char *)val, &k, &v)) {
@@ -210,6 +288,35 @@ static int take_global(int *argc, char **argv, int i)
     memmove(&argv[i], &argv[i + used], (size_t)(*argc - i - used + 1) * sizeof(*argv));
     *argc -= used;
     return 1;
+}
+
+/* A setting not given as a flag: $ENV, then the profile's value, else NULL. */
+static const char *env_or_profile(const char *cur, const char *env, const char *profile)
+{
+    const char *v = cur ? cur : getenv(env);
+    if (!v || !*v)
+        v = profile[0] ? profile : NULL;
+    return v;
+}
+
+static bool is_true(const char *v)
+{
+    return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
+}
+
+/* TLS/SASL: flag > STRATA_* environment > profile. Any CA, certificate or key turns TLS on. */
+static void security_defaults(void)
+{
+    cli_opts.tls_ca = env_or_profile(cli_opts.tls_ca, "STRATA_TLS_CA", profile_tls_ca);
+    cli_opts.tls_cert = env_or_profile(cli_opts.tls_cert, "STRATA_TLS_CERT", profile_tls_cert);
+    cli_opts.tls_key = env_or_profile(cli_opts.tls_key, "STRATA_TLS_KEY", profile_tls_key);
+    cli_opts.sasl_mechanism =
+        env_or_profile(cli_opts.sasl_mechanism, "STRATA_SASL_MECHANISM", profile_sasl_mechanism);
+    cli_opts.user = env_or_profile(cli_opts.user, "STRATA_USER", profile_user);
+    cli_opts.password = env_or_profile(cli_opts.password, "STRATA_PASSWORD", profile_password);
+    if (is_true(env_or_profile(NULL, "STRATA_TLS_ENABLED", profile_tls_enabled)) ||
+        cli_opts.tls_ca || cli_opts.tls_cert || cli_opts.tls_key)
+        cli_opts.is_tls = true;
 }
 
 static int parse_globals(int *argc, char **argv)
@@ -234,6 +341,7 @@ static int parse_globals(int *argc, char **argv)
     if (!cli_opts.admin_url || !*cli_opts.admin_url)
         cli_opts.admin_url = profile_admin_url[0] ? profile_admin_url : CLI_DEFAULT_ADMIN_URL;
     cli_opts.archive_url = profile_archive_url[0] ? profile_archive_url : NULL;
+    security_defaults();
     return 0;
 }
 
@@ -392,7 +500,9 @@ static const char completion_bash[] =
     "    local cur prev words cword\n"
     "    cur=\"${COMP_WORDS[COMP_CWORD]}\"\n"
     "    prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n"
-    "    local globals=\"--brokers --admin-url -X --format --timeout --verbose --help\"\n"
+    "    local globals=\"--brokers --admin-url -X --format --timeout --verbose --help "
+    "--tls-enabled --tls-truststore --tls-ca --tls-cert --tls-key --sasl-mechanism --user "
+    "--password\"\n"
     "    case \"$prev\" in\n"
     "        --format) COMPREPLY=($(compgen -W \"text json\" -- \"$cur\")); return;;\n"
     "        -z|--compression) COMPREPLY=($(compgen -W \"none gzip snappy lz4 zstd\" -- "
@@ -400,7 +510,14 @@ static const char completion_bash[] =
     "        --acks) COMPREPLY=($(compgen -W \"all 0 1 -1\" -- \"$cur\")); return;;\n"
     "        -o|--offset|--to) COMPREPLY=($(compgen -W \"start end\" -- \"$cur\")); return;;\n"
     "        -F|--from) COMPREPLY=($(compgen -W \"start\" -- \"$cur\")); return;;\n"
-    "        -i|--index) COMPREPLY=($(compgen -f -- \"$cur\")); return;;\n"
+    "        -i|--index|--tls-truststore|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen "
+    "-f -- \"$cur\")); return;;\n"
+    "        --sasl-mechanism|-m|--mechanism) COMPREPLY=($(compgen -W \"PLAIN SCRAM-SHA-256 "
+    "SCRAM-SHA-512\" -- \"$cur\")); return;;\n"
+    "        --operation) COMPREPLY=($(compgen -W \"all read write create delete alter describe "
+    "cluster_action describe_configs alter_configs idempotent_write\" -- \"$cur\")); return;;\n"
+    "        --resource-pattern-type) COMPREPLY=($(compgen -W \"literal prefixed any match\" -- "
+    "\"$cur\")); return;;\n"
     "    esac\n"
     "    local i cmd=\"\" sub=\"\"\n"
     "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
@@ -413,7 +530,7 @@ static const char completion_bash[] =
     "    local words_now\n"
     "    case \"$cmd\" in\n"
     "        \"\") words_now=\"start version topic group cluster storage archive bench "
-    "completion\";;\n"
+    "security completion\";;\n"
     "        topic) words_now=\"create list describe delete add-partitions alter-config "
     "trim-prefix produce consume\";;\n"
     "        group) words_now=\"list describe seek delete offset-delete\";;\n"
@@ -423,14 +540,27 @@ static const char completion_bash[] =
     "        archive) words_now=\"ls cat verify\";;\n"
     "        bench) words_now=\"produce consume metadata loopback mock\";;\n"
     "        completion) words_now=\"bash\";;\n"
+    "        security) if [ -z \"$sub\" ]; then words_now=\"acl user\";\n"
+    "                  elif [ \"$sub\" = acl ]; then words_now=\"create list delete\";\n"
+    "                  else words_now=\"create delete list update\"; fi;;\n"
     "    esac\n"
-    "    if [ -n \"$sub\" ] && [ \"$cmd\" != cluster ]; then words_now=\"\"; fi\n"
+    "    local third=\"\"\n"
+    "    for ((i = 1; i < COMP_CWORD; i++)); do case \"${COMP_WORDS[i]}\" in -*) ;;\n"
+    "        \"$cmd\"|\"$sub\") ;; *) third=\"${COMP_WORDS[i]}\";; esac; done\n"
+    "    if [ -n \"$sub\" ] && [ \"$cmd\" != cluster ] && [ \"$cmd\" != security ]; then "
+    "words_now=\"\"; fi\n"
+    "    if [ \"$cmd\" = security ] && [ -n \"$third\" ]; then words_now=\"\"; fi\n"
     "    if [[ \"$cur\" == -* ]]; then words_now=\"$globals\";\n"
     "        if [ \"$cmd\" = archive ]; then case \"$sub\" in\n"
     "            ls) words_now=\"$globals --archive\";;\n"
     "            cat) words_now=\"$globals --archive --from --num\";;\n"
     "            verify) words_now=\"$globals --archive --index\";;\n"
     "        esac; fi\n"
+    "        if [ \"$cmd\" = security ] && [ \"$sub\" = acl ]; then words_now=\"$globals "
+    "--allow-principal --deny-principal --allow-host --deny-host --operation --topic --group "
+    "--cluster --transactional-id --resource-pattern-type\"; fi\n"
+    "        if [ \"$cmd\" = security ] && [ \"$sub\" = user ]; then words_now=\"$globals "
+    "--new-password --mechanism\"; fi\n"
     "    fi\n"
     "    COMPREPLY=($(compgen -W \"$words_now\" -- \"$cur\"))\n"
     "}\n"
@@ -462,6 +592,7 @@ static const cli_cmd_t cli_top[] = {
     {"storage", cli_storage_main, "local vs remote storage status (admin API)"},
     {"archive", cli_archive_main, "read an archive without a broker"},
     {"bench", cli_bench_main, "load driver for benchmarks"},
+    {"security", cli_security_main, "ACLs and SCRAM users"},
     {"completion", cmd_completion, "print a shell completion script"},
     {NULL, NULL, NULL}};
 
