@@ -128,7 +128,7 @@
     X(GROUP_INITIAL_DELAY_MS, "group.initial.rebalance.delay.ms", CFG_INT, "3000", 0, INT32_MAX, 0, \
       "How long the first rebalance of an empty group waits for more members to join.")      \
     X(AUTHORIZER, "authorizer.class.name", CFG_STR, "", 0, 0, 0,                                   \
-      "Any non-empty value turns ACL authorization on (Kafka's StandardAuthorizer semantics); also on when a listener is SASL_*.") \
+      "Any non-empty value turns ACL authorization on (Kafka's StandardAuthorizer semantics); also on when a listener is SASL_* or mTLS.") \
     X(SUPER_USERS, "super.users", CFG_STR, "", 0, 0, 0,                                            \
       "Principals allowed every operation, separated by ';' (User:admin;User:ops).")              \
     X(ALLOW_NO_ACL, "allow.everyone.if.no.acl.found", CFG_BOOL, "false", 0, 1, 0,                 \

@@ -472,18 +472,27 @@ static int kafka_context(broker_t *b, const char *dir)
      * listener has no authenticated principal, so ACLs there could only deny
      * User:ANONYMOUS (docs/ARCHITECTURE.md, "Authorization"). */
     const char *why = *cfg_str(b->cfg, CFG_AUTHORIZER) ? "authorizer.class.name is set" : NULL;
-    for (int i = 0; !why && i < k->n_listeners; i++)
-        if (k->listeners[i].proto == KH_SEC_SASL_PLAINTEXT ||
-            k->listeners[i].proto == KH_SEC_SASL_SSL)
+    for (int i = 0; !why && i < k->n_listeners; i++) {
+        const kh_listener_t *l = &k->listeners[i];
+        kh_tls_opts_t o;
+        char what[96];
+        if (l->proto == KH_SEC_SASL_PLAINTEXT || l->proto == KH_SEC_SASL_SSL)
             why = "a listener authenticates with SASL";
+        if (l->proto == KH_SEC_SSL) {
+            kh_tls_opts_from_cfg(b->cfg, l->name, &o, what, sizeof(what));
+            if (o.client_auth &&
+                (!strcmp(o.client_auth, "required") || !strcmp(o.client_auth, "requested")))
+                why = "a listener authenticates with client certificates (mTLS)";
+        }
+    }
     if (why) {
         if (acl_conf_init(&b->acl, cfg_str(b->cfg, CFG_SUPER_USERS),
                           cfg_bool(b->cfg, CFG_ALLOW_NO_ACL)) != 0)
             return 1;
         k->acl = &b->acl;
         ST_INFO("stratad",
-                "ACL authorization on (%s): %d super users, allow.everyone.if.no.acl.found=%s",
-                why, b->acl.n_super_users, b->acl.allow_if_no_acl ? "true" : "false");
+                "ACL authorization on (%s): %d super users, allow.everyone.if.no.acl.found=%s", why,
+                b->acl.n_super_users, b->acl.allow_if_no_acl ? "true" : "false");
     }
     k->reauth_ms = cfg_int(b->cfg, CFG_REAUTH_MS);
     char err[256];

@@ -199,6 +199,9 @@ class TlsTest(unittest.TestCase):
             "-X", "listener.name.mtls.ssl.keystore.key=" + c.read("server", "key"),
             "-X", "listener.name.mtls.ssl.client.auth=required",
             "-X", "listener.name.mtls.ssl.truststore.location=" + c.path("ca"),
+            # An mTLS listener turns ACL authorization on: topics and groups
+            # without ACLs stay open to every principal here.
+            "-X", "allow.everyone.if.no.acl.found=true",
             "-X", "strata.ssl.handshake.timeout.ms=1000",
             "-X", "strata.ssl.reload.interval.ms=0",  # rotation here is by SIGHUP only
             port=cls.p_plain)
