@@ -157,6 +157,10 @@ rd_kafka_t *cli_client_new(rd_kafka_type_t type, const char *const *extra);
  * message on failure. @return metadata (free with rd_kafka_metadata_destroy) or NULL. */
 const rd_kafka_metadata_t *cli_metadata(rd_kafka_t *rk);
 
+/** A client (producer handle, for admin calls) after checking the cluster answers
+ * Metadata, so that an unreachable broker is reported clearly. @return it or NULL. */
+rd_kafka_t *cli_connect_checked(void);
+
 /** Find a topic in metadata. @return it or NULL. */
 const rd_kafka_metadata_topic_t *cli_md_topic(const rd_kafka_metadata_t *md, const char *name);
 

@@ -361,6 +361,20 @@ const rd_kafka_metadata_t *cli_metadata(rd_kafka_t *rk)
     return md;
 }
 
+rd_kafka_t *cli_connect_checked(void)
+{
+    rd_kafka_t *rk = cli_client_new(RD_KAFKA_PRODUCER, NULL);
+    if (!rk)
+        return NULL;
+    const rd_kafka_metadata_t *md = cli_metadata(rk);
+    if (!md) {
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    rd_kafka_metadata_destroy(md);
+    return rk;
+}
+
 const rd_kafka_metadata_topic_t *cli_md_topic(const rd_kafka_metadata_t *md, const char *name)
 {
     for (int i = 0; i < md->topic_cnt; i++)

@@ -36,21 +36,6 @@ run_admin(rd_kafka_t *rk,
     return ev;
 }
 
-/* Check the cluster first so that an unreachable broker is reported clearly. */
-static rd_kafka_t *connect_checked(void)
-{
-    rd_kafka_t *rk = cli_client_new(RD_KAFKA_PRODUCER, NULL);
-    if (!rk)
-        return NULL;
-    const rd_kafka_metadata_t *md = cli_metadata(rk);
-    if (!md) {
-        rd_kafka_destroy(rk);
-        return NULL;
-    }
-    rd_kafka_metadata_destroy(md);
-    return rk;
-}
-
 /* ---- list ---- */
 
 static const char list_help[] = "Usage: strata group list\n"
@@ -72,7 +57,7 @@ static int cmd_list(int argc, char **argv)
     }
     if (argc > 1)
         return cli_usage_err("unexpected argument '%s'", argv[1]);
-    rd_kafka_t *rk = connect_checked();
+    rd_kafka_t *rk = cli_connect_checked();
     if (!rk)
         return CLI_EXIT_FAIL;
     rd_kafka_event_t *ev = run_admin(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS,
@@ -288,7 +273,7 @@ static int cmd_describe(int argc, char **argv)
         return cli_usage_err("group describe needs at least one GROUP");
     if (argc - 1 > CLI_MAX_GROUPS)
         return cli_usage_err("too many groups (max %d)", CLI_MAX_GROUPS);
-    rd_kafka_t *rk = connect_checked();
+    rd_kafka_t *rk = cli_connect_checked();
     if (!rk)
         return CLI_EXIT_FAIL;
     groups_arg_t ga = {(const char **)argv + 1, (size_t)argc - 1};
@@ -380,7 +365,7 @@ static int cmd_delete(int argc, char **argv)
         return cli_usage_err("group delete needs at least one GROUP");
     if (argc - 1 > CLI_MAX_GROUPS)
         return cli_usage_err("too many groups (max %d)", CLI_MAX_GROUPS);
-    rd_kafka_t *rk = connect_checked();
+    rd_kafka_t *rk = cli_connect_checked();
     if (!rk)
         return CLI_EXIT_FAIL;
     groups_arg_t ga = {(const char **)argv + 1, (size_t)argc - 1};
@@ -471,7 +456,7 @@ static int cmd_seek(int argc, char **argv)
     if (cli_check_offset_spec(to))
         return cli_usage_err("bad --to '%s': use start, end, +N, -N, @TIME or an offset", to);
     const char *group = argv[optind];
-    rd_kafka_t *rk = connect_checked();
+    rd_kafka_t *rk = cli_connect_checked();
     if (!rk)
         return CLI_EXIT_FAIL;
     int rc = CLI_EXIT_FAIL;
@@ -566,7 +551,7 @@ static int cmd_offset_delete(int argc, char **argv)
     }
     if (argc - optind != 1 || !n_specs)
         return cli_usage_err("group offset-delete needs one GROUP and --topic");
-    rd_kafka_t *rk = connect_checked();
+    rd_kafka_t *rk = cli_connect_checked();
     if (!rk)
         return CLI_EXIT_FAIL;
     int rc = CLI_EXIT_FAIL;

@@ -65,62 +65,38 @@ static const char acl_flags_help[] =
 
 static int parse_acl_args(int argc, char **argv, acl_args_t *a, const char *help)
 {
-    static const struct option longs[] = {{"allow-principal", required_argument, NULL, 'A'},
-                                          {"deny-principal", required_argument, NULL, 'D'},
-                                          {"allow-host", required_argument, NULL, 'a'},
-                                          {"deny-host", required_argument, NULL, 'd'},
-                                          {"operation", required_argument, NULL, 'o'},
-                                          {"topic", required_argument, NULL, 't'},
-                                          {"group", required_argument, NULL, 'g'},
+    memset(a, 0, sizeof(*a));
+    /* The list flags: their getopt value is their index here. */
+    strs_t *lists[] = {&a->allow, &a->deny,   &a->allow_hosts, &a->deny_hosts,
+                       &a->ops,   &a->topics, &a->groups,      &a->txns};
+    static const struct option longs[] = {{"allow-principal", required_argument, NULL, 0},
+                                          {"deny-principal", required_argument, NULL, 1},
+                                          {"allow-host", required_argument, NULL, 2},
+                                          {"deny-host", required_argument, NULL, 3},
+                                          {"operation", required_argument, NULL, 4},
+                                          {"topic", required_argument, NULL, 5},
+                                          {"group", required_argument, NULL, 6},
+                                          {"transactional-id", required_argument, NULL, 7},
                                           {"cluster", no_argument, NULL, 'c'},
-                                          {"transactional-id", required_argument, NULL, 'x'},
                                           {"resource-pattern-type", required_argument, NULL, 'p'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
-    memset(a, 0, sizeof(*a));
     int c, bad = 0;
     while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
-        strs_t *s = NULL;
-        switch (c) {
-        case 'A':
-            s = &a->allow;
-            break;
-        case 'D':
-            s = &a->deny;
-            break;
-        case 'a':
-            s = &a->allow_hosts;
-            break;
-        case 'd':
-            s = &a->deny_hosts;
-            break;
-        case 'o':
-            s = &a->ops;
-            break;
-        case 't':
-            s = &a->topics;
-            break;
-        case 'g':
-            s = &a->groups;
-            break;
-        case 'x':
-            s = &a->txns;
-            break;
-        case 'c':
+        if (c >= 0 && c < (int)(sizeof(lists) / sizeof(lists[0]))) {
+            if (add_list(lists[c], optarg))
+                return cli_usage_err("too many values for one flag (at most %d)", SEC_MAX), -1;
+        } else if (c == 'c') {
             a->cluster = true;
-            break;
-        case 'p':
+        } else if (c == 'p') {
             a->pattern = optarg;
-            break;
-        case 'h':
+        } else if (c == 'h') {
             fputs(help, stdout);
             fputs(acl_flags_help, stdout);
             return -2;
-        default:
+        } else {
             bad = 1;
         }
-        if (s && add_list(s, optarg))
-            return cli_usage_err("too many values for one flag (at most %d)", SEC_MAX), -1;
     }
     if (bad)
         return cli_usage_err("bad flag for 'strata security acl'"), -1;
@@ -216,7 +192,7 @@ static void print_binding(const rd_kafka_AclBinding_t *b, bool first)
     const char *op = rd_kafka_AclOperation_name(rd_kafka_AclBinding_operation(b));
     const char *perm = rd_kafka_AclPermissionType_name(rd_kafka_AclBinding_permission_type(b));
     if (!cli_opts.is_json) {
-        printf("%-24s %-16s %-10s %-28s %-9s %-17s %s\n", principal, host, type, name, pattern, op,
+        printf("%-24s %-16s %-16s %-28s %-9s %-17s %s\n", principal, host, type, name, pattern, op,
                perm);
         return;
     }
@@ -236,23 +212,8 @@ static void print_header(void)
     if (cli_opts.is_json)
         putchar('[');
     else
-        printf("%-24s %-16s %-10s %-28s %-9s %-17s %s\n", "PRINCIPAL", "HOST", "RESOURCE-TYPE",
+        printf("%-24s %-16s %-16s %-28s %-9s %-17s %s\n", "PRINCIPAL", "HOST", "RESOURCE-TYPE",
                "RESOURCE-NAME", "PATTERN", "OPERATION", "PERMISSION");
-}
-
-/* Connect and check the cluster is reachable first, for a clear error. */
-static rd_kafka_t *connect_admin(void)
-{
-    rd_kafka_t *rk = cli_client_new(RD_KAFKA_PRODUCER, NULL);
-    if (!rk)
-        return NULL;
-    const rd_kafka_metadata_t *md = cli_metadata(rk);
-    if (!md) {
-        rd_kafka_destroy(rk);
-        return NULL;
-    }
-    rd_kafka_metadata_destroy(md);
-    return rk;
 }
 
 /* ---- acl create ---- */
@@ -322,7 +283,7 @@ static int cmd_acl_create(int argc, char **argv)
                             n++;
                     }
     }
-    rd_kafka_t *rk = rc == CLI_EXIT_OK ? connect_admin() : NULL;
+    rd_kafka_t *rk = rc == CLI_EXIT_OK ? cli_connect_checked() : NULL;
     if (rc == CLI_EXIT_OK && !rk)
         rc = CLI_EXIT_FAIL;
     if (rk) {
@@ -440,7 +401,7 @@ static int cmd_acl_list(int argc, char **argv)
     int n = make_filters(&a, f, MAX_FILTERS);
     if (n < 0)
         return CLI_EXIT_USAGE;
-    rd_kafka_t *rk = connect_admin();
+    rd_kafka_t *rk = cli_connect_checked();
     rc = rk ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     bool first = true;
     if (rk)
@@ -494,7 +455,7 @@ static int cmd_acl_delete(int argc, char **argv)
     int n = make_filters(&a, f, MAX_FILTERS);
     if (n < 0)
         return CLI_EXIT_USAGE;
-    rd_kafka_t *rk = connect_admin();
+    rd_kafka_t *rk = cli_connect_checked();
     rc = rk ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     if (rk) {
         rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
