@@ -270,9 +270,12 @@ class PowerCutTest(unittest.TestCase):
             self.trials.append(("upload racing a cut %d" % trial, load.finish(flush=False)))
             self.check("up")
         # The tail the page cache kept after a kill -9 (syncs were failing)
-        # must not reach the archive before it is durable: a cut would leave
-        # the archive ahead of the local log (reconciled at start: the log
-        # continues after the archive).
+        # must not reach the archive before it is durable. A restart the
+        # producer cannot reach (other port) rolls it into a sealed segment
+        # (log.roll.ms) and archives what it believes durable; then the
+        # power goes. Had it archived the unsynced tail, the archive would be
+        # ahead of the local log: reconciled at start (the log continues after
+        # the archive), or every later upload would overlap an indexed object.
         load = Load(self.b.bootstrap, "up", 5)
         wait_until(lambda: load.n_acked() >= 300 or load.errors, 120, "acks")
         self.fs.fail_syncs()
@@ -281,13 +284,21 @@ class PowerCutTest(unittest.TestCase):
         load.t.join(30)
         self.b.kill9()
         self.fs.fail_syncs()
+        other = Broker(*self.extra, "-X", "log.roll.ms=300", data=self.b.data, start=False)
+        try:
+            other.start(timeout=120)
+            _, _, hi = read_all(other.bootstrap, "up")
+            wait_until(lambda: (index_rows(other, "up") or [(0, -1)])[-1][1] >= hi - 1, 60,
+                       "the restarted tail archived")
+        finally:
+            other.kill9()
+        self.fs.cut()
+        self.fs.mount()
         self.b.start(timeout=120)
-        acks = load.finish()
-        _, hi = self.check("up")
-        wait_until(lambda: (index_rows(self.b, "up") or [(0, -1)])[-1][1] >= hi - 1, 60,
-                   "the restarted tail archived")
-        self.cut_and_restart()
-        self.trials.append(("kill -9 with an unsynced tail, uploads, cut", acks))
+        for line in self.b.lines:  # expected only without durable recovery (before issue 15)
+            if "the archive wins" in line:
+                print("\n" + line.strip(), file=sys.stderr)
+        self.trials.append(("kill -9 with an unsynced tail, uploads, cut", load.finish()))
         self.check("up")
         # Uploads go on after the cuts: new records reach the index, no
         # object overlaps another, nothing failed.
