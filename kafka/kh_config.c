@@ -64,10 +64,10 @@ enum { /* IncrementalAlterConfigs ConfigOperation */
  * when it is in core/cfg_keys.h, the broker's value is the topic default.
  * segment.bytes, segment.ms, retention.bytes, retention.ms,
  * index.interval.bytes, the remote/local retention keys, write.caching and
- * flush.* change the partition log (kh_topic_log_config); max.message.bytes
- * and message.timestamp.type=LogAppendTime are applied on the produce path
- * (below). Values Strata could not honour are refused (check_supported). The
- * rest have no effect on one broker without compaction, as in Kafka
+ * flush.* change the partition log (kh_topic_log_config); max.message.bytes,
+ * message.timestamp.type=LogAppendTime and the message.timestamp.*.max.ms
+ * bounds are applied on the produce path (below). Values Strata could not honour are refused
+ * (check_supported). The rest have no effect on one broker without compaction, as in Kafka
  * (unclean.leader.election.enable, *.replication.throttled.replicas, the
  * compaction keys), or are not applied yet: message.downconversion.enable
  * (Strata never down-converts). */
@@ -383,12 +383,6 @@ static int check_supported(const tkey_t *k, const char *value, char *err, size_t
         {"compression.type", "producer",
          "Strata stores batches as the producer compressed them and does not recompress; "
          "only producer is supported"},
-        {"message.timestamp.difference.max.ms", "9223372036854775807",
-         "record timestamps are not checked against the broker's clock yet"},
-        {"message.timestamp.before.max.ms", "9223372036854775807",
-         "record timestamps are not checked against the broker's clock yet"},
-        {"message.timestamp.after.max.ms", "9223372036854775807",
-         "record timestamps are not checked against the broker's clock yet"},
         {"segment.jitter.ms", "0", "segments roll at segment.ms exactly, with no jitter"},
         {"segment.index.bytes", "10485760",
          "a segment's offset index grows with it (no size limit); segments roll by "
@@ -506,23 +500,49 @@ int16_t kh_check_batch_sizes(kh_req_t *req,
     return KP_ERR_NONE;
 }
 
-bool kh_topic_log_append_time(const meta_topic_t *t)
+void kh_topic_append_rules(const meta_topic_t *t, kh_append_rules_t *out)
 {
     const char *v = t ? meta_topic_config(t, "message.timestamp.type") : NULL;
-    return v && !strcmp(v, "LogAppendTime");
+    out->log_append_time = v && !strcmp(v, "LogAppendTime");
+    /* Kafka 3.6+: the deprecated difference.max.ms applies to each bound
+     * left at its default. */
+    int64_t diff = topic_int(t, "message.timestamp.difference.max.ms", INT64_MAX);
+    out->before_ms = topic_int(t, "message.timestamp.before.max.ms", INT64_MAX);
+    out->after_ms = topic_int(t, "message.timestamp.after.max.ms", INT64_MAX);
+    if (out->before_ms == INT64_MAX)
+        out->before_ms = diff;
+    if (out->after_ms == INT64_MAX)
+        out->after_ms = diff;
 }
 
-int kh_stamp_log_append_time(uint8_t *records, size_t len, int64_t now_ms, const char **why)
+/* Decompressed bytes of one batch the timestamp check reads at most (a
+ * guard against decompression bombs; larger batches are refused). */
+#define KH_MAX_BATCH_RAW (64u << 20)
+
+typedef struct {
+    int64_t lo, hi; /* accepted record timestamps */
+    int64_t bad_ts, bad_offset;
+} ts_check_t;
+
+static int ts_in_range(void *arg, const plog_batch_hdr_t *h, const plog_record_t *rec)
 {
-    int n;
-    int rc = plog_records_validate(records, len, &n, why);
-    if (rc != 0)
-        return rc;
+    ts_check_t *c = arg;
+    (void)h;
+    if (rec->timestamp == -1 || (rec->timestamp >= c->lo && rec->timestamp <= c->hi))
+        return 0; /* -1: no timestamp, as Kafka exempts it */
+    c->bad_ts = rec->timestamp;
+    c->bad_offset = rec->offset;
+    return ST_E_RANGE;
+}
+
+/* Stamp every (validated) batch with LogAppendTime = now_ms. */
+static void stamp_log_append_time(uint8_t *records, size_t len, int64_t now_ms)
+{
     for (size_t pos = 0; pos < len;) {
         uint8_t *b = records + pos;
         plog_batch_hdr_t h;
         if (plog_batch_parse_hdr(b, len - pos, &h) != 0)
-            return ST_E_MALFORMED; /* validated above: cannot happen */
+            return; /* validated by the caller: cannot happen */
         size_t size = (size_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
         uint16_t attributes = (uint16_t)h.attributes | 0x08; /* timestamp type: LogAppendTime */
         b[21] = (uint8_t)(attributes >> 8);
@@ -534,7 +554,53 @@ int kh_stamp_log_append_time(uint8_t *records, size_t len, int64_t now_ms, const
             b[17 + i] = (uint8_t)(crc >> (24 - 8 * i));
         pos += size;
     }
-    return 0;
+}
+
+int16_t kh_apply_append_rules(const kh_append_rules_t *rules,
+                              uint8_t *records,
+                              size_t len,
+                              int64_t now_ms,
+                              char *msg,
+                              size_t msg_len)
+{
+    bool bounded = rules->before_ms != INT64_MAX || rules->after_ms != INT64_MAX;
+    if (!rules->log_append_time && !bounded)
+        return KP_ERR_NONE;
+    int n;
+    const char *why = NULL;
+    int rc = plog_records_validate(records, len, &n, &why);
+    if (rc != 0) {
+        snprintf(msg, msg_len, "%s", why ? why : st_strerror(rc));
+        return kh_errcode_from_st(rc);
+    }
+    if (rules->log_append_time) {
+        stamp_log_append_time(records, len, now_ms);
+        return KP_ERR_NONE;
+    }
+    ts_check_t c = {
+        .lo = rules->before_ms > now_ms ? INT64_MIN : now_ms - rules->before_ms,
+        .hi = rules->after_ms > INT64_MAX - now_ms ? INT64_MAX : now_ms + rules->after_ms,
+    };
+    for (size_t pos = 0; pos < len;) {
+        plog_batch_hdr_t h;
+        if (plog_batch_parse_hdr(records + pos, len - pos, &h) != 0)
+            break; /* validated above: cannot happen */
+        size_t size = (size_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+        rc = plog_batch_records(records + pos, size, KH_MAX_BATCH_RAW, ts_in_range, &c);
+        if (rc == ST_E_RANGE) {
+            snprintf(msg, msg_len,
+                     "Timestamp %" PRId64 " of message with offset %" PRId64
+                     " is out of range. The timestamp should be within [%" PRId64 ", %" PRId64 "]",
+                     c.bad_ts, c.bad_offset, c.lo, c.hi);
+            return KP_ERR_INVALID_TIMESTAMP;
+        }
+        if (rc != 0) {
+            snprintf(msg, msg_len, "cannot read the batch's records: %s", st_strerror(rc));
+            return kh_errcode_from_st(rc);
+        }
+        pos += size;
+    }
+    return KP_ERR_NONE;
 }
 
 /* ---- Effective values ---- */

@@ -253,15 +253,30 @@ int16_t kh_check_batch_sizes(kh_req_t *req,
                              const char *topic,
                              int32_t partition,
                              kp_str_t *msg_out);
-/** True when the topic's message.timestamp.type is LogAppendTime. */
-bool kh_topic_log_append_time(const meta_topic_t *t);
-/** LogAppendTime: after validating every batch (CRC first: corruption is
- * never re-checksummed), set each batch's timestamp type bit and
- * maxTimestamp to now_ms and recompute its CRC-32C, as Kafka's broker does.
- * @param records  Modified in place; nothing is modified on error.
- * @return 0, or ST_E_MALFORMED / ST_E_CORRUPT with *why. @thread any */
-ST_MUST_CHECK int
-kh_stamp_log_append_time(uint8_t *records, size_t len, int64_t now_ms, const char **why);
+/* What a topic's configs ask of each append (kh_topic_append_rules). */
+typedef struct {
+    bool log_append_time; /* message.timestamp.type=LogAppendTime */
+    int64_t before_ms;    /* message.timestamp.before.max.ms (or difference.max.ms) */
+    int64_t after_ms;     /* message.timestamp.after.max.ms (or difference.max.ms) */
+} kh_append_rules_t;
+/** The append rules of topic t (borrowed for the call). @thread any */
+void kh_topic_append_rules(const meta_topic_t *t, kh_append_rules_t *out);
+/** Apply rules to a record set just before plog_append, as Kafka's broker
+ * does: CreateTime record timestamps must lie within [now_ms - before_ms,
+ * now_ms + after_ms] (INVALID_TIMESTAMP); LogAppendTime: after validating
+ * every batch (CRC first: corruption is never re-checksummed), set each
+ * batch's timestamp type bit and maxTimestamp to now_ms and recompute its
+ * CRC-32C.
+ * @param records  Modified in place (LogAppendTime); nothing on error.
+ * @param msg      Out: the reason on error (caller storage).
+ * @return KP_ERR_NONE, INVALID_TIMESTAMP or CORRUPT_MESSAGE.
+ * @thread any  @blocking CPU (decompression, only with timestamp bounds) */
+int16_t kh_apply_append_rules(const kh_append_rules_t *rules,
+                              uint8_t *records,
+                              size_t len,
+                              int64_t now_ms,
+                              char *msg,
+                              size_t msg_len);
 
 /** Check value against the rule of topic config name (Kafka's types and
  * ranges; cleanup.policy=compact is refused as not supported yet).

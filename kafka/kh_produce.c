@@ -30,7 +30,8 @@ typedef struct prod_op {
     uint8_t *records; /* view into req->frame */
     size_t len;
     int16_t acks;
-    bool log_append_time; /* the topic's message.timestamp.type is LogAppendTime */
+    kh_append_rules_t rules; /* the topic's LogAppendTime and timestamp bounds */
+    char msg[256];           /* why the rules refused the record set */
     plog_waiter_t waiter;
     kp_produce_response_partition_produce_response_t *resp; /* arena */
 } prod_op_t;
@@ -101,9 +102,16 @@ static void op_append(rt_shard_t *sh, void *arg)
     plog_append_info_t info;
     const char *why = NULL;
     int64_t now = part_now_ms();
-    int rc = op->log_append_time ? kh_stamp_log_append_time(op->records, op->len, now, &why) : 0;
-    if (rc == 0)
-        rc = plog_append(log, op->records, op->len, 0, now, &info, &why);
+    int16_t code =
+        kh_apply_append_rules(&op->rules, op->records, op->len, now, op->msg, sizeof(op->msg));
+    if (code != KP_ERR_NONE) {
+        op->resp->error_code = code;
+        op->resp->error_message = kp_str_from_cstr(op->msg);
+        op->resp->base_offset = -1;
+        send_back(ks, op);
+        return;
+    }
+    int rc = plog_append(log, op->records, op->len, 0, now, &info, &why);
     if (rc != 0) {
         op->resp->error_code = kh_errcode_from_st(rc);
         op->resp->error_message = kp_str_from_cstr(why);
@@ -115,7 +123,7 @@ static void op_append(rt_shard_t *sh, void *arg)
     }
     op->resp->base_offset = info.base_offset;
     op->resp->log_start_offset = info.log_start_offset;
-    if (op->log_append_time)
+    if (op->rules.log_append_time)
         op->resp->log_append_time_ms = now;
     kh_idem_record(ks, log, op->records, op->len, info.base_offset, info.last_offset);
     st_metric_topic(ST_T_PRODUCE_REQUESTS, op->topic, op->len);
@@ -217,7 +225,7 @@ void kh_produce(kh_req_t *req)
             op->records = (uint8_t *)qp->records.ptr;
             op->len = (size_t)qp->records.len;
             op->acks = q->acks;
-            op->log_append_time = kh_topic_log_append_time(t);
+            kh_topic_append_rules(t, &op->rules);
             op->resp = rp;
             *tail = op;
             tail = &op->next;

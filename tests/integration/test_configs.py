@@ -328,7 +328,6 @@ class ConfigsTest(unittest.TestCase):
             # Valid in Kafka, but Strata could not honour them: refused.
             ({"compression.type": "zstd"}, "only producer is supported"),
             ({"min.insync.replicas": "2"}, "min.insync.replicas: Strata is one broker"),
-            ({"message.timestamp.before.max.ms": "60000"}, "not checked"),
             ({"segment.jitter.ms": "100"}, "no jitter"),
             ({"preallocate": "true"}, "not preallocated"),
             ({"segment.index.bytes": "4096"}, "no size limit"),
@@ -486,6 +485,37 @@ class ConfigsTest(unittest.TestCase):
         self.assertEqual(out[0][0], 0, out)
         err, _, _ = self.produce_raw("mmb", b"x" * 3000)
         self.assertEqual(err, 0)
+
+    def test_timestamp_bounds_refuse_records_out_of_range(self):
+        day = 86400000
+        self.create("tsb", **{"message.timestamp.before.max.ms": str(day),
+                              "message.timestamp.after.max.ms": "60000"})
+        self.create("tsd", **{"message.timestamp.difference.max.ms": str(day)})
+        now = int(time.time() * 1000)
+        for topic in ("tsb", "tsd"):
+            self.assertEqual(self.produce_raw(topic, b"ok", ts=now)[0], 0)
+            self.assertEqual(self.produce_raw(topic, b"old", ts=now - 2 * day)[0], 32)
+        self.assertEqual(self.produce_raw("tsb", b"soon", ts=now + 3600000)[0], 32)
+        self.assertEqual(self.produce_raw("tsd", b"soon", ts=now + 3600000)[0], 0)
+        # Records inside a compressed batch are checked too.
+        p = Producer({"bootstrap.servers": self.b.bootstrap, "compression.type": "lz4",
+                      "linger.ms": 50})
+        p.produce("tsb", b"warm-up", timestamp=now)  # metadata known: one batch below
+        self.assertEqual(p.flush(30), 0)
+        errs = {}
+        for i in range(20):
+            p.produce("tsb", b"r%d" % i, timestamp=now - 2 * day if i == 7 else now,
+                      on_delivery=lambda e, m: errs.__setitem__(m.value(), e))
+        p.flush(30)
+        self.assertEqual(len(errs), 20)
+        bad = [e.code() for e in errs.values() if e is not None]
+        self.assertEqual(errs[b"r7"].code(), confluent_kafka.KafkaError.INVALID_TIMESTAMP)
+        self.assertEqual(set(bad), {confluent_kafka.KafkaError.INVALID_TIMESTAMP})
+        self.assertGreater(len(bad), 1)  # the whole compressed batch is refused
+        # LogAppendTime topics are not checked: the broker sets the time.
+        self.create("tsl", **{"message.timestamp.type": "LogAppendTime",
+                              "message.timestamp.before.max.ms": "1000"})
+        self.assertEqual(self.produce_raw("tsl", b"old", ts=now - 2 * day)[0], 0)
 
     def test_log_append_time_is_stamped_by_the_broker(self):
         self.create("lat", **{"message.timestamp.type": "LogAppendTime"})
