@@ -46,12 +46,26 @@ typedef struct {
     void (*r_pinit)(void *);
 } shape_t;
 
+/* Entries removed from one list of a request, to add back to its response. */
+typedef struct {
+    const shape_t *shape; /* where they go back in the response; NULL: none */
+    denied_t *d;          /* arena */
+    int n;
+} dlist_t;
+
+/* OffsetFetch v8+: one group of the request, its refused topics. */
+typedef struct {
+    kp_str_t group_id;
+    dlist_t topics;
+    bool filter_topics; /* all topics asked for: drop undescribable ones */
+} group_acl_t;
+
 struct kh_acl_req {
     const char *principal; /* arena copies: valid while req lives */
     const char *host;
-    const shape_t *shape; /* where denied entries go back in the response */
-    denied_t *denied;     /* arena */
-    int n_denied;
+    dlist_t top;         /* entries refused from the request's main list */
+    group_acl_t *groups; /* arena: OffsetFetch v8+ groups that were allowed */
+    int n_groups;
     bool filter_topics; /* Metadata / OffsetFetch of all topics: drop undescribable */
     bool filter_groups; /* ListGroups without DESCRIBE on the cluster */
 };
@@ -119,23 +133,27 @@ decide_all(kh_req_t *req, const acl_set_t *s, const void *e, kp_str_t name, void
 
 /* Remove the entries decide() refuses from the request's list; remember them.
  * @return 0, or ST_E_NOMEM. */
-static int
-strip(kh_req_t *req, const shape_t *sh, void *msg, const acl_set_t *s, decide_fn decide, void *arg)
+static int strip_into(kh_req_t *req,
+                      dlist_t *a,
+                      const shape_t *sh,
+                      void *msg,
+                      const acl_set_t *s,
+                      decide_fn decide,
+                      void *arg)
 {
-    struct kh_acl_req *a = req->acl;
     char *arr = AT(msg, sh->q_arr, char *);
     int32_t n = AT(msg, sh->q_n, int32_t);
     if (n <= 0)
         return 0;
     meta_snap_t *snap = sh->q_id != NONE ? meta_snap_get(req->ks->ctx->meta) : NULL;
-    denied_t *d = kh_array(req, a->n_denied + n, sizeof(*d));
+    denied_t *d = kh_array(req, a->n + n, sizeof(*d));
     if (!d) {
         meta_snap_put(snap);
         return ST_E_NOMEM;
     }
-    if (a->n_denied)
-        memcpy(d, a->denied, (size_t)a->n_denied * sizeof(*d));
-    a->denied = d;
+    if (a->n)
+        memcpy(d, a->d, (size_t)a->n * sizeof(*d));
+    a->d = d;
     int32_t w = 0;
     for (int32_t i = 0; i < n; i++) {
         char *e = arr + (size_t)i * sh->q_size;
@@ -147,7 +165,7 @@ strip(kh_req_t *req, const shape_t *sh, void *msg, const acl_set_t *s, decide_fn
             w++;
             continue;
         }
-        denied_t *x = &d[a->n_denied++];
+        denied_t *x = &d[a->n++];
         memset(x, 0, sizeof(*x));
         x->name = AT(e, sh->q_name, kp_str_t);
         if (x->name.len < 0 && sh->q_id != NONE)
@@ -176,22 +194,28 @@ strip(kh_req_t *req, const shape_t *sh, void *msg, const acl_set_t *s, decide_fn
     return 0;
 }
 
-/* Append the remembered entries to the response's list. */
-static int patch(kh_req_t *req, void *resp)
+/* strip_into the request's main list. */
+static int
+strip(kh_req_t *req, const shape_t *sh, void *msg, const acl_set_t *s, decide_fn decide, void *arg)
 {
-    struct kh_acl_req *a = req->acl;
+    return strip_into(req, &req->acl->top, sh, msg, s, decide, arg);
+}
+
+/* Append the entries remembered in a to the response's list. */
+static int patch(kh_req_t *req, const dlist_t *a, void *resp)
+{
     const shape_t *sh = a->shape;
-    if (!sh || a->n_denied == 0)
+    if (!sh || a->n == 0)
         return 0;
     int32_t on = AT(resp, sh->r_n, int32_t);
     on = on > 0 ? on : 0;
-    char *arr = kh_array(req, on + a->n_denied, sh->r_size);
+    char *arr = kh_array(req, on + a->n, sh->r_size);
     if (!arr)
         return ST_E_NOMEM;
     if (on)
         memcpy(arr, AT(resp, sh->r_arr, char *), (size_t)on * sh->r_size);
-    for (int k = 0; k < a->n_denied; k++) {
-        const denied_t *x = &a->denied[k];
+    for (int k = 0; k < a->n; k++) {
+        const denied_t *x = &a->d[k];
         char *e = arr + (size_t)(on + k) * sh->r_size;
         sh->r_init(e);
         AT(e, sh->r_name, kp_str_t) = x->name;
@@ -216,7 +240,7 @@ static int patch(kh_req_t *req, void *resp)
         AT(e, sh->r_nparts, int32_t) = x->n_parts;
     }
     AT(resp, sh->r_arr, char *) = arr;
-    AT(resp, sh->r_n, int32_t) = on + a->n_denied;
+    AT(resp, sh->r_n, int32_t) = on + a->n;
     return 0;
 }
 
@@ -242,6 +266,7 @@ INIT(offset_commit_response_topic)
 INIT(offset_commit_response_partition)
 INIT(offset_fetch_response_topic)
 INIT(offset_fetch_response_group)
+INIT(offset_fetch_response_topics)
 INIT(offset_delete_response_topic)
 INIT(offset_delete_response_partition)
 INIT(describe_groups_response_described_group)
@@ -271,6 +296,13 @@ static void init_offset_fetch_response_partition(void *p)
 {
     kp_offset_fetch_response_partition_t *x = p;
     kp_offset_fetch_response_partition_init(x);
+    x->committed_offset = -1;
+}
+
+static void init_offset_fetch_response_partitions(void *p)
+{
+    kp_offset_fetch_response_partitions_t *x = p;
+    kp_offset_fetch_response_partitions_init(x);
     x->committed_offset = -1;
 }
 
@@ -468,6 +500,34 @@ static const shape_t k_offset_fetch = {
     offsetof(kp_offset_fetch_response_partition_t, error_code),
     init_offset_fetch_response_topic,
     init_offset_fetch_response_partition,
+};
+
+/* OffsetFetch v8+: the topics of one group (offsets inside the group structs). */
+static const shape_t k_offset_fetch_group_topics = {
+    offsetof(kp_offset_fetch_request_group_t, topics),
+    offsetof(kp_offset_fetch_request_group_t, n_topics),
+    sizeof(kp_offset_fetch_request_topics_t),
+    offsetof(kp_offset_fetch_request_topics_t, name),
+    NONE,
+    NONE,
+    offsetof(kp_offset_fetch_request_topics_t, partition_indexes),
+    offsetof(kp_offset_fetch_request_topics_t, n_partition_indexes),
+    sizeof(int32_t),
+    0,
+    offsetof(kp_offset_fetch_response_group_t, topics),
+    offsetof(kp_offset_fetch_response_group_t, n_topics),
+    sizeof(kp_offset_fetch_response_topics_t),
+    offsetof(kp_offset_fetch_response_topics_t, name),
+    NONE,
+    NONE,
+    NONE,
+    offsetof(kp_offset_fetch_response_topics_t, partitions),
+    offsetof(kp_offset_fetch_response_topics_t, n_partitions),
+    sizeof(kp_offset_fetch_response_partitions_t),
+    offsetof(kp_offset_fetch_response_partitions_t, partition_index),
+    offsetof(kp_offset_fetch_response_partitions_t, error_code),
+    init_offset_fetch_response_topics,
+    init_offset_fetch_response_partitions,
 };
 
 static const shape_t k_offset_delete = {
@@ -774,6 +834,29 @@ static int check_metadata(kh_req_t *req, const acl_set_t *s)
     return rc;
 }
 
+/* OffsetFetch v8+: in each group left, refuse the undescribable topics (or
+ * hide them when the group asks for all its topics). */
+static int check_offset_fetch_topics(kh_req_t *req, const acl_set_t *s)
+{
+    kp_offset_fetch_request_t *q = req->msg;
+    struct kh_acl_req *a = req->acl;
+    if (q->n_groups <= 0)
+        return 0;
+    if (!(a->groups = kh_array(req, q->n_groups, sizeof(*a->groups))))
+        return ST_E_NOMEM;
+    a->n_groups = q->n_groups;
+    for (int32_t i = 0; i < q->n_groups; i++) {
+        kp_offset_fetch_request_group_t *g = &q->groups[i];
+        a->groups[i].group_id = g->group_id;
+        a->groups[i].filter_topics = g->n_topics < 0;
+        int rc = strip_into(req, &a->groups[i].topics, &k_offset_fetch_group_topics, g, s,
+                            decide_rule, (void *)&R_TOPIC_DESCRIBE);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* @return true when the handler may run. */
 static bool check_api(kh_req_t *req, const acl_set_t *s)
 {
@@ -907,6 +990,8 @@ static bool check_api(kh_req_t *req, const acl_set_t *s)
         kp_offset_fetch_request_t *q = msg;
         if (v >= 8) { /* batched groups: refuse each undescribable group */
             rc = STRIP(k_offset_fetch_groups, R_GROUP_DESCRIBE);
+            if (rc == 0)
+                rc = check_offset_fetch_topics(req, s);
             break;
         }
         if (!allowed(req, s, ACL_OP_DESCRIBE, ACL_RES_GROUP, q->group_id)) {
@@ -1007,6 +1092,27 @@ static void filter_list(
     *n = *n > 0 ? w : *n;
 }
 
+/* OffsetFetch v8+: per group, hide or add back its refused topics. */
+static void respond_offset_fetch_groups(kh_req_t *req, kp_offset_fetch_response_t *r)
+{
+    struct kh_acl_req *a = req->acl;
+    acl_set_t *s = acls_of(req);
+    for (int32_t i = 0; i < r->n_groups; i++) {
+        kp_offset_fetch_response_group_t *rg = &r->groups[i];
+        for (int k = 0; k < a->n_groups; k++) {
+            if (!kp_str_eq(a->groups[k].group_id, rg->group_id))
+                continue;
+            if (a->groups[k].filter_topics)
+                filter_list(req, s, ACL_RES_TOPIC, rg->topics, &rg->n_topics, sizeof(*rg->topics),
+                            offsetof(kp_offset_fetch_response_topics_t, name));
+            if (patch(req, &a->groups[k].topics, rg) != 0)
+                ST_WARN("kafka", "out of memory adding refused topics to an OffsetFetch response");
+            break;
+        }
+    }
+    acl_set_put(s);
+}
+
 void kh_acl_respond(kh_req_t *req, void *resp)
 {
     struct kh_acl_req *a = req->acl;
@@ -1030,7 +1136,9 @@ void kh_acl_respond(kh_req_t *req, void *resp)
         }
         acl_set_put(s);
     }
-    if (patch(req, resp) != 0)
+    if (a->n_groups && req->api->api_key == KP_API_OFFSET_FETCH)
+        respond_offset_fetch_groups(req, resp);
+    if (patch(req, &a->top, resp) != 0)
         ST_WARN("kafka", "out of memory adding refused entries to a %s response", req->api->name);
 }
 

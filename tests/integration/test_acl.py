@@ -22,7 +22,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker, free_port  # noqa: E402
-from kwire import Conn, delete_records_v1, frame, parse_delete_records_v1  # noqa: E402
+from kwire import (Conn, delete_records_v1, frame, parse_delete_records_v1,  # noqa: E402
+                   uvarint)
 
 from confluent_kafka import Consumer, KafkaError, Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
@@ -89,6 +90,75 @@ def init_producer_id(port, txn_id=None):
     finally:
         c.close()
     return struct.unpack(">h", data[12:14])[0]  # size, correlation id, throttle
+
+
+def cstr(s):
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+def offset_fetch_v8(port, groups):
+    """OffsetFetch v8 (flexible, batched groups): groups is [(group, [(topic, [partitions])]
+    or None for all topics)]. Returns {group: (error, {topic: {partition: error}})}."""
+    body = uvarint(len(groups) + 1)
+    for g, topics in groups:
+        body += cstr(g)
+        if topics is None:
+            body += uvarint(0)
+        else:
+            body += uvarint(len(topics) + 1)
+            for t, parts in topics:
+                body += cstr(t) + uvarint(len(parts) + 1)
+                body += b"".join(struct.pack(">i", p) for p in parts) + b"\0"
+        body += b"\0"
+    body += b"\0\0"  # require_stable, tags
+    hdr = struct.pack(">hhih", 9, 8, 11, 3) + b"acl" + b"\0"
+    c = Conn(port)
+    try:
+        data = c.call(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+    finally:
+        c.close()
+    pos = [4 + 4 + 1 + 4]  # size, correlation id, header tags, throttle
+
+    def take(fmt):
+        v = struct.unpack_from(fmt, data, pos[0])[0]
+        pos[0] += struct.calcsize(fmt)
+        return v
+
+    def uv():
+        n, shift = 0, 0
+        while True:
+            b = data[pos[0]]
+            pos[0] += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return n
+
+    def string():
+        n = uv() - 1
+        v = data[pos[0]:pos[0] + n].decode() if n >= 0 else None
+        pos[0] += max(n, 0)
+        return v
+    out = {}
+    for _ in range(uv() - 1):
+        g = string()
+        topics = {}
+        for _ in range(uv() - 1):
+            t = string()
+            parts = {}
+            for _ in range(uv() - 1):
+                p = take(">i")
+                take(">q")
+                take(">i")
+                string()
+                parts[p] = take(">h")
+                uv()
+            topics[t] = parts
+            uv()
+        out[g] = (take(">h"), topics)
+        uv()
+    return out
 
 
 class AclTest(unittest.TestCase):
@@ -277,6 +347,22 @@ class AclTest(unittest.TestCase):
         self.assertIsNone(produce(self.b.bootstrap, "t-prod", **{"enable.idempotence": True}))
 
     # ---- Groups ----
+
+    def test_offset_fetch_v8_per_group_and_topic(self):
+        self.grant(acl("READ", "TOPIC", "t-read"), acl("READ", "TOPIC", "pre.b"),
+                   acl("WRITE", "TOPIC", "pre.b"), acl("READ", "GROUP", "of8"))
+        self.assertIsNone(produce(self.b.bootstrap, "pre.b"))
+        for t in ("t-read", "pre.b"):  # commits an offset of both topics in of8
+            self.assertEqual(consume_one(self.b.bootstrap, t, "of8"), b"v")
+        self.reset()
+        self.grant(acl("READ", "GROUP", "of8"), acl("DESCRIBE", "TOPIC", "t-read"))
+        r = offset_fetch_v8(self.b.port, [("of8", [("t-read", [0]), ("pre.b", [0])]),
+                                          ("of8-other", [("t-read", [0])])])
+        self.assertEqual(r["of8"], (0, {"t-read": {0: 0}, "pre.b": {0: TOPIC_AUTH}}))
+        self.assertEqual(r["of8-other"][0], GROUP_AUTH)
+        # All topics of the group: the undescribable one is not shown.
+        r = offset_fetch_v8(self.b.port, [("of8", None)])
+        self.assertEqual(r["of8"], (0, {"t-read": {0: 0}}))
 
     def test_groups_list_describe_delete(self):
         self.grant(acl("READ", "TOPIC", "t-read"), acl("READ", "GROUP", "lg-", "PREFIXED"))
