@@ -115,6 +115,16 @@
       "Largest request frame accepted.")                                                           \
     X(IDLE_MS, "connections.max.idle.ms", CFG_INT, "600000", -1, INT64_MAX, 0,                     \
       "Close connections idle for longer (-1: never).")                                            \
+    X(REQUEST_READ_TIMEOUT_MS, "strata.request.read.timeout.ms", CFG_INT, "30000", -1, INT64_MAX, 0, \
+      "Close a connection whose request has not arrived whole this long after its first byte "      \
+      "(-1: never). Strata-only: Kafka has no such key, and its idle timer restarts on every byte.") \
+    X(QUEUED_MAX_REQUEST_BYTES, "queued.max.request.bytes", CFG_INT, "536870912", -1, INT64_MAX, 0, \
+      "Bytes held broker-wide for requests read but not yet answered (read buffers, frames, "       \
+      "decoded requests, unwritten responses); reading pauses while full (-1: no limit, Kafka's default).") \
+    X(MAX_CONNECTIONS, "max.connections", CFG_INT, "10000", 1, INT32_MAX, 0,                       \
+      "Open Kafka connections, broker-wide; a new connection beyond it is closed at once.")        \
+    X(MAX_CONNECTIONS_PER_IP, "max.connections.per.ip", CFG_INT, "1000", 1, INT32_MAX, 0,          \
+      "Open Kafka connections from one IP address; a new one beyond it is closed at once.")        \
     X(NUM_PARTITIONS, "num.partitions", CFG_INT, "1", 1, 1000000, 1,                               \
       "Partitions of an automatically created topic.")                                             \
     X(AUTO_CREATE, "auto.create.topics.enable", CFG_BOOL, "true", 0, 1, 1,                         \

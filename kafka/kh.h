@@ -16,6 +16,10 @@
 
 #include <stdatomic.h>
 
+struct sockaddr;
+/** Broker-wide limits shared by every shard (kh_limits.c). */
+typedef struct kh_limits kh_limits_t;
+
 /* ---- Listeners ----
  * `listeners` names each Kafka listener with a security protocol, as Kafka
  * does (PLAINTEXT://127.0.0.1:9092,SASL_SSL://0.0.0.0:9093); custom names get
@@ -75,8 +79,12 @@ typedef struct kh_ctx {
     int64_t fetch_max_bytes;           /* fetch.max.bytes: cap of a Fetch's max_bytes */
     int64_t idle_ms;                   /* connections.max.idle.ms, -1 = never */
     int64_t ssl_handshake_timeout_ms;  /* strata.ssl.handshake.timeout.ms */
-    _Atomic int32_t num_partitions;    /* num.partitions for auto-created topics */
-    _Atomic bool auto_create;          /* auto.create.topics.enable */
+    /* strata.request.read.timeout.ms: a frame must arrive whole this long
+     * after its first byte, -1 = never */
+    int64_t request_read_timeout_ms;
+    kh_limits_t *limits; /* borrowed: connection counts and the queued-request pool; NULL = none */
+    _Atomic int32_t num_partitions; /* num.partitions for auto-created topics */
+    _Atomic bool auto_create;       /* auto.create.topics.enable */
     /* borrowed: the cluster defaults of topic configs. Replaced, never
      * modified: a new version is published with a release store and every
      * version stays valid until the broker exits. */
@@ -110,6 +118,34 @@ ST_MUST_CHECK int
 kh_sasl_parse_mechanisms(const char *list, unsigned *mask, char *errbuf, size_t errbuf_len);
 
 typedef struct kh_shard kh_shard_t;
+
+/* ---- Broker-wide limits (kh_limits.c), thread-safe ---- */
+/** New limits. Each value <= 0 means no limit.
+ * @param max_conns         max.connections: open Kafka connections, broker-wide.
+ * @param max_per_ip        max.connections.per.ip.
+ * @param queued_max_bytes  queued.max.request.bytes: bytes held for requests
+ *                          read but not yet answered (and answers not yet written).
+ * @return owned (kh_limits_free), or NULL when out of memory. */
+kh_limits_t *kh_limits_new(int64_t max_conns, int64_t max_per_ip, int64_t queued_max_bytes);
+void kh_limits_free(kh_limits_t *l);
+typedef enum {
+    KH_ADMIT_OK,
+    KH_ADMIT_MAX_CONNS,  /* max.connections reached */
+    KH_ADMIT_MAX_PER_IP, /* max.connections.per.ip reached for this address */
+    KH_ADMIT_NOMEM,
+} kh_admit_t;
+/** Count a new connection from sa (AF_INET or AF_INET6; IPv4-mapped IPv6
+ * counts as IPv4) unless a limit is reached. l may be NULL (no limits).
+ * Each KH_ADMIT_OK must be matched by one kh_limits_conn_release(). */
+kh_admit_t kh_limits_conn_admit(kh_limits_t *l, const struct sockaddr *sa);
+void kh_limits_conn_release(kh_limits_t *l, const struct sockaddr *sa);
+/** Connections counted: broker-wide (sa NULL) or from sa's address. */
+int64_t kh_limits_conns(kh_limits_t *l, const struct sockaddr *sa);
+/** Add delta (may be negative) bytes to the queued-request pool. */
+void kh_limits_mem_add(kh_limits_t *l, int64_t delta);
+int64_t kh_limits_mem_used(const kh_limits_t *l);
+/** The pool holds queued.max.request.bytes or more: stop reading requests. */
+bool kh_limits_mem_full(const kh_limits_t *l);
 struct tier_shard;
 
 /** Start serving on shard sh: bind the Kafka listener (SO_REUSEPORT).

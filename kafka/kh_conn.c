@@ -6,13 +6,28 @@
  * queue -> a handler answers it, possibly later -> responses are written in
  * request order, as Kafka requires.
  *
+ * Limits (kh_limits.c, broker-wide): max.connections and
+ * max.connections.per.ip are checked at accept (a refused connection is
+ * closed at once, one log line per 10 s); every byte held for a request not
+ * yet answered is counted in the queued.max.request.bytes pool: the read
+ * buffer (it grows with the bytes that arrived, never to a size a header
+ * merely announces, and is freed or shrunk once framed), the frame, its
+ * decoded form (arena) and the response until libuv wrote it.
+ *
+ * Reading: OPEN connections read while all of these hold (conn_pump):
+ *   fewer than KH_MAX_INFLIGHT requests queued (checked per frame, inside one
+ *   read; reading resumes below half of it), the pool is not full (mem_timer
+ *   retries), fewer than KH_UNSENT_MAX response bytes wait in libuv.
+ *
  * Connection states:
- *   OPEN --(read error / EOF / protocol violation / idle)--> CLOSING
+ *   OPEN --(read error / EOF / protocol violation / idle / a frame not whole
+ *          within strata.request.read.timeout.ms of its first byte)--> CLOSING
  *   CLOSING: the socket closes; requests still out on other shards finish,
  *            find conn == NULL and free themselves; the struct is freed when
  *            the close callback ran and no request refers to it.
  * Invariants: 1. at most KH_MAX_INFLIGHT requests per connection are queued;
- *                reading pauses above it (back-pressure on the client);
+ *                reading pauses at it (back-pressure on the client), and
+ *                frames already read wait in the read buffer;
  *             2. a request is freed only after its response was handed to
  *                uv_write (or the connection is gone) and no op that refers
  *                to it is out (kh_req_op_out / kh_req_op_back). */
@@ -29,9 +44,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define KH_MAX_INFLIGHT 128
-#define KH_ARENA_CAP    (64u << 20)
-#define KH_DRAIN_MS     5000 /* shutdown: longest wait for in-flight requests */
+#define KH_MAX_INFLIGHT   128
+#define KH_ARENA_CAP      (64u << 20)
+#define KH_DRAIN_MS       5000         /* shutdown: longest wait for in-flight requests */
+#define KH_READ_CHUNK     65536u       /* free space offered to each read */
+#define KH_FRAME_TAKE     (256u << 10) /* frames this large take the read buffer, no copy */
+#define KH_UNSENT_MAX     (4u << 20)   /* response bytes waiting in libuv before reading pauses */
+#define KH_MEM_RETRY_MS   10           /* how often a full pool is checked again */
+#define KH_REFUSED_LOG_MS 10000        /* one "connection refused" line per shard per 10 s */
 
 struct kh_conn {
     uv_tcp_t tcp;
@@ -39,9 +59,14 @@ struct kh_conn {
     kh_conn_t *prev, *next; /* the shard's list */
     uint64_t id;
     char peer[64];
-    uint8_t *rbuf; /* owned: bytes not yet framed */
+    uint8_t *rbuf; /* owned: bytes not yet framed (NULL when none); rcap is in the pool */
     size_t rlen, rcap;
-    kh_req_t *head, *tail; /* requests in arrival order */
+    uint64_t frame_t0_ms;         /* arrival of the first byte of the frame not yet whole in rbuf */
+    bool is_framing;              /* conn_frame() is running: a nested call returns */
+    bool is_paused_mem;           /* not reading: the queued-request pool is full */
+    bool is_counted;              /* admitted by kh_limits_conn_admit(): released at close */
+    struct sockaddr_storage addr; /* the peer's address */
+    kh_req_t *head, *tail;        /* requests in arrival order */
     int n_reqs;
     bool reading;
     bool draining; /* shutdown: answer what was read, then close */
@@ -59,6 +84,8 @@ struct kh_conn {
 typedef struct {
     uv_write_t w;
     uint8_t *buf; /* owned */
+    size_t len;   /* bytes of buf, counted in the pool until written */
+    kh_shard_t *ks;
 } wreq_t;
 
 typedef struct {
@@ -144,10 +171,29 @@ static uint64_t now_ms(uv_loop_t *loop)
     return uv_now(loop);
 }
 
+/* ---- The queued-request pool (queued.max.request.bytes) ---- */
+
+static void mem_add(kh_shard_t *ks, int64_t delta)
+{
+    kh_limits_mem_add(ks->ctx->limits, delta);
+    st_metric_add(ST_M_KAFKA_QUEUED_REQUEST_BYTES, delta);
+}
+
+/* Count what req holds now: its frame, decoded structs and response. */
+static void req_charge(kh_req_t *req)
+{
+    int64_t now = (int64_t)(req->frame_len + req->arena.used_bytes + req->out.cap);
+    mem_add(req->ks, now - req->charged);
+    req->charged = now;
+}
+
 /* ---- Requests ---- */
 
 static void req_free(kh_req_t *req)
 {
+    if (req->ks->dispatching == req)
+        req->ks->dispatching = NULL;
+    mem_add(req->ks, -req->charged);
     if (req->state_free)
         req->state_free(req);
     kp_writer_fini(&req->out);
@@ -190,7 +236,7 @@ bool kh_req_op_back(kh_req_t *req)
 static void conn_maybe_free(kh_conn_t *c);
 static void close_if_drained(kh_shard_t *ks);
 static void conn_close(kh_conn_t *c, const char *why);
-static void conn_resume(kh_conn_t *c);
+static void conn_pump(kh_conn_t *c);
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
@@ -224,9 +270,13 @@ static void close_after_write(kh_conn_t *c)
 static void on_written(uv_write_t *w, int status)
 {
     wreq_t *wr = (wreq_t *)w;
-    (void)status; /* a failed write shows up as a read error / EOF */
+    kh_conn_t *c = w->handle->data; /* valid: write callbacks run before the close callback */
+    (void)status;                   /* a failed write shows up as a read error / EOF */
+    mem_add(wr->ks, -(int64_t)wr->len);
     free(wr->buf);
     free(wr);
+    if (!c->closing && !c->reading)
+        conn_pump(c); /* reading may have paused for unsent responses */
 }
 
 /* Hand buf (owned) to the socket. @return false when the connection closed. */
@@ -239,8 +289,12 @@ static bool conn_send(kh_conn_t *c, uint8_t *buf, size_t len)
         return false;
     }
     wr->buf = buf;
+    wr->len = len;
+    wr->ks = c->ks;
+    mem_add(c->ks, (int64_t)len); /* counted until written */
     uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
     if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
+        mem_add(c->ks, -(int64_t)len);
         free(wr->buf);
         free(wr);
         conn_close(c, "write failed");
@@ -341,16 +395,14 @@ static void flush(kh_conn_t *c)
                 req->out.len = req->out.cap = 0;
             }
             if (!c->closing && req->close_after) {
-                req_free(req);
+                req_drop(req);
                 close_after_write(c);
                 return;
             }
         }
         req_drop(req);
     }
-    if (!c->closing && !c->draining && !c->reading && !c->is_closing_after_write &&
-        c->n_reqs < KH_MAX_INFLIGHT / 2)
-        conn_resume(c);
+    conn_pump(c);
     if (c->draining && c->n_reqs == 0)
         conn_close(c, "broker shutting down");
     conn_maybe_free(c);
@@ -498,6 +550,7 @@ static void dispatch(kh_conn_t *c, uint8_t *frame, size_t len)
     req->frame_len = len;
     kp_arena_init(&req->arena, KH_ARENA_CAP);
     kp_writer_init(&req->out, 0);
+    req_charge(req);
     /* Append first: even a rejected request keeps the queue's order. */
     if (c->tail)
         c->tail->next = req;
@@ -560,27 +613,160 @@ static void dispatch(kh_conn_t *c, uint8_t *frame, size_t len)
         kh_fail_conn(req, "malformed request");
         return;
     }
-    if (kh_acl_check(req))
-        fn(req);
+    if (!kh_acl_check(req))
+        return;
+    kh_shard_t *ks = c->ks;
+    ks->dispatching = req; /* cleared if req is freed meanwhile */
+    fn(req);
+    if (ks->dispatching == req)
+        req_charge(req); /* what decoding and the handler took from the arena */
+    ks->dispatching = NULL;
 }
 
+/* ---- Reading: buffer, framing, back-pressure ---- */
+
+/* Resize the read buffer to cap bytes (0 frees it), keeping the pool's count. */
+static bool rbuf_resize(kh_conn_t *c, size_t cap)
+{
+    uint8_t *n = NULL;
+    if (cap > 0) {
+        n = realloc(c->rbuf, cap);
+        if (!n)
+            return false;
+    } else {
+        free(c->rbuf);
+    }
+    c->rbuf = n;
+    mem_add(c->ks, (int64_t)cap - (int64_t)c->rcap);
+    c->rcap = cap;
+    return true;
+}
+
+static int32_t frame_size_at(const uint8_t *p)
+{
+    return (int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) |
+                     p[3]);
+}
+
+/* Offer free space to the next read. The buffer grows with the bytes that
+ * arrived (at most doubling), never beyond the frame being read: a bare
+ * header announcing 100 MB costs one chunk until the bytes come. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     kh_conn_t *c = h->data;
     (void)suggested;
-    if (c->rcap - c->rlen < 65536) {
-        size_t cap = c->rcap ? c->rcap * 2 : 131072;
-        while (cap - c->rlen < 65536)
-            cap *= 2;
-        uint8_t *n = realloc(c->rbuf, cap);
-        if (!n) {
-            *buf = uv_buf_init(NULL, 0);
+    size_t want = c->rlen + KH_READ_CHUNK;
+    if (c->rcap < want) {
+        size_t cap = c->rcap * 2 > want ? c->rcap * 2 : want;
+        if (c->rlen >= 4) {
+            int32_t size = frame_size_at(c->rbuf);
+            size_t need = 4 + (size_t)(size > 0 ? size : 0);
+            if (cap > need)
+                cap = need > want ? need : want;
+        }
+        if (!rbuf_resize(c, cap)) {
+            *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS and closes */
             return;
         }
-        c->rbuf = n;
-        c->rcap = cap;
     }
     *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+/* The frame of size bytes at *pos as an owned buffer. A large frame at the
+ * start of the buffer takes the buffer itself (what follows it moves to a
+ * new one), so its bytes are not held twice. NULL when out of memory. */
+static uint8_t *frame_take(kh_conn_t *c, size_t *pos, size_t size)
+{
+    size_t need = 4 + size;
+    if (*pos == 0 && size >= KH_FRAME_TAKE) {
+        size_t rest = c->rlen - need;
+        uint8_t *nb = NULL;
+        if (rest > 0 && !(nb = malloc(rest)))
+            return NULL;
+        if (rest > 0)
+            memcpy(nb, c->rbuf + need, rest);
+        uint8_t *frame = c->rbuf;
+        memmove(frame, frame + 4, size);
+        uint8_t *shrunk = realloc(frame, size);
+        mem_add(c->ks, (int64_t)rest - (int64_t)c->rcap); /* the request counts the frame */
+        c->rbuf = nb;
+        c->rlen = c->rcap = rest;
+        return shrunk ? shrunk : frame;
+    }
+    uint8_t *frame = malloc(size);
+    if (frame) {
+        memcpy(frame, c->rbuf + *pos + 4, size);
+        *pos += need;
+    }
+    return frame;
+}
+
+/* Whether the frame whose size prefix is at p may be read on c; when not,
+ * c is refused (closed, logged with a rate limit). */
+static bool frame_size_ok(kh_conn_t *c, const uint8_t *p)
+{
+    int32_t size = frame_size_at(p);
+    int32_t min = 8;
+    int64_t max = c->ks->ctx->request_max_bytes;
+    if (c->sasl && !kh_sasl_is_authenticated(c->sasl)) {
+        max = max < KH_SASL_MAX_RECEIVE ? max : KH_SASL_MAX_RECEIVE;
+        if (kh_sasl_expects_raw(c->sasl))
+            min = 1;
+    }
+    if (size >= min && size <= max)
+        return true;
+    char why[200];
+    if (p[0] == 0x16 && p[1] == 0x03 && !c->sec.tls)
+        snprintf(why, sizeof(why), "a TLS handshake on a listener without TLS");
+    else
+        snprintf(why, sizeof(why),
+                 "frame size %d outside [%d, %lld] (socket.request.max.bytes, or 512 KiB "
+                 "before SASL authentication)",
+                 size, min, (long long)max);
+    conn_refuse(c, why);
+    return false;
+}
+
+/* Cut the whole frames buffered in rbuf and dispatch them while the
+ * connection may queue more requests (KH_MAX_INFLIGHT, checked per frame):
+ * the rest stays buffered. Then an empty buffer is freed and a large one
+ * shrinks back to what it holds. */
+static void conn_frame(kh_conn_t *c)
+{
+    if (c->is_framing)
+        return; /* a response flushed from inside dispatch() */
+    c->is_framing = true;
+    size_t pos = 0;
+    bool cut = false;
+    while (!c->closing && c->n_reqs < KH_MAX_INFLIGHT && c->rlen - pos >= 4) {
+        if (!frame_size_ok(c, c->rbuf + pos))
+            break;
+        int32_t size = frame_size_at(c->rbuf + pos);
+        if (c->rlen - pos - 4 < (size_t)size)
+            break; /* not whole yet */
+        uint8_t *frame = frame_take(c, &pos, (size_t)size);
+        if (!frame) {
+            conn_close(c, "out of memory");
+            break;
+        }
+        cut = true;
+        dispatch(c, frame, (size_t)size);
+    }
+    c->is_framing = false;
+    if (c->closing)
+        return;
+    if (pos > 0) {
+        memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
+        c->rlen -= pos;
+    }
+    if (c->rlen == 0)
+        c->frame_t0_ms = 0; /* nothing partial: the read timeout does not run */
+    else if (cut)           /* what is left began arriving after the frames before it */
+        c->frame_t0_ms = now_ms(c->tcp.loop);
+    if (c->rlen == 0)
+        (void)rbuf_resize(c, 0); /* idle connections hold no buffer */
+    else if (c->rcap > 2 * KH_READ_CHUNK && c->rlen < c->rcap / 4)
+        (void)rbuf_resize(c, c->rlen > KH_READ_CHUNK ? c->rlen : KH_READ_CHUNK);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -594,69 +780,77 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n == 0)
         return;
     c->last_active_ms = now_ms(s->loop);
-    if (c->sec.tls && (n = tls_in(c, (size_t)n)) <= 0)
-        return;
-    c->rlen += (size_t)n;
-    size_t pos = 0;
-    while (!c->closing && c->rlen - pos >= 4) {
-        const uint8_t *p = c->rbuf + pos;
-        int32_t size = (int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-                                 ((uint32_t)p[2] << 8) | p[3]);
-        int32_t min = 8;
-        int64_t max = c->ks->ctx->request_max_bytes;
-        if (c->sasl && !kh_sasl_is_authenticated(c->sasl)) {
-            max = max < KH_SASL_MAX_RECEIVE ? max : KH_SASL_MAX_RECEIVE;
-            if (kh_sasl_expects_raw(c->sasl))
-                min = 1;
-        }
-        if (size < min || size > max) {
-            char why[200];
-            if (p[0] == 0x16 && p[1] == 0x03 && !c->sec.tls)
-                snprintf(why, sizeof(why), "a TLS handshake on a listener without TLS");
-            else
-                snprintf(why, sizeof(why),
-                         "frame size %d outside [%d, %lld] (socket.request.max.bytes, or 512 KiB "
-                         "before SASL authentication)",
-                         size, min, (long long)max);
-            conn_refuse(c, why);
+    if (c->sec.tls) {
+        size_t cap = c->rcap;
+        n = tls_in(c, (size_t)n); /* may grow rbuf */
+        if (!c->closing)
+            mem_add(c->ks, (int64_t)c->rcap - (int64_t)cap);
+        if (n < 0)
             return;
-        }
-        if (c->rlen - pos - 4 < (size_t)size) {
-            /* Make room for the rest of a large frame in one allocation. */
-            if ((size_t)size + 4 > c->rcap) {
-                uint8_t *nb = realloc(c->rbuf, (size_t)size + 4 + 65536);
-                if (!nb) {
-                    conn_close(c, "out of memory");
-                    return;
-                }
-                c->rbuf = nb;
-                c->rcap = (size_t)size + 4 + 65536;
-            }
-            break;
-        }
-        uint8_t *frame = malloc((size_t)size);
-        if (!frame) {
-            conn_close(c, "out of memory");
+        /* A record not whole yet starts the clock like a partial frame
+         * (during the handshake, strata.ssl.handshake.timeout.ms rules). */
+        if (n == 0 && c->rlen == 0 && c->frame_t0_ms == 0 && kh_tls_conn_is_ready(c->sec.tls))
+            c->frame_t0_ms = c->last_active_ms;
+        if (n == 0)
             return;
-        }
-        memcpy(frame, c->rbuf + pos + 4, (size_t)size);
-        pos += 4 + (size_t)size;
-        dispatch(c, frame, (size_t)size);
-        if (c->n_reqs >= KH_MAX_INFLIGHT && c->reading && !c->closing) {
-            uv_read_stop((uv_stream_t *)&c->tcp);
-            c->reading = false;
-        }
     }
-    if (pos > 0 && !c->closed) {
-        memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
-        c->rlen -= pos;
+    if (c->frame_t0_ms == 0)
+        c->frame_t0_ms = c->last_active_ms; /* the first byte of a frame */
+    c->rlen += (size_t)n;
+    conn_frame(c);
+    conn_pump(c);
+}
+
+static void on_mem_retry(uv_timer_t *t);
+
+static void mem_timer_arm(kh_shard_t *ks)
+{
+    if (!ks->timers_closed && !uv_is_active((uv_handle_t *)&ks->mem_timer))
+        uv_timer_start(&ks->mem_timer, on_mem_retry, KH_MEM_RETRY_MS, KH_MEM_RETRY_MS);
+}
+
+/* Start or stop reading c's socket (see "Reading" at the top of the file).
+ * Frames buffered before a pause are framed first when it ends. */
+static void conn_pump(kh_conn_t *c)
+{
+    if (c->closing || c->draining || c->is_closing_after_write)
+        return; /* reading stopped for good */
+    if (!c->reading) {
+        if (c->n_reqs >= KH_MAX_INFLIGHT / 2)
+            return; /* hysteresis: wait until half of the queue is answered */
+        if (c->frame_t0_ms && !c->is_paused_mem)
+            c->frame_t0_ms = now_ms(c->tcp.loop); /* the pause was ours, not the client's */
+        conn_frame(c);
+        if (c->closing)
+            return;
+    }
+    bool is_full = kh_limits_mem_full(c->ks->ctx->limits);
+    bool is_unsent = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > KH_UNSENT_MAX;
+    bool may = c->n_reqs < KH_MAX_INFLIGHT && !is_full && !is_unsent;
+    c->is_paused_mem = !may && is_full;
+    if (c->is_paused_mem)
+        mem_timer_arm(c->ks);
+    if (may && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+            c->reading = true;
+    } else if (!may && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
     }
 }
 
-static void conn_resume(kh_conn_t *c)
+/* The pool had no room: resume the connections that paused for it. */
+static void on_mem_retry(uv_timer_t *t)
 {
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
-        c->reading = true;
+    kh_shard_t *ks = t->data;
+    if (kh_limits_mem_full(ks->ctx->limits))
+        return;
+    uv_timer_stop(t);
+    for (kh_conn_t *c = ks->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->is_paused_mem)
+            conn_pump(c);
+    }
 }
 
 /* ---- Connection lifecycle ---- */
@@ -668,7 +862,7 @@ static void conn_maybe_free(kh_conn_t *c)
     kh_shard_t *ks = c->ks;
     kh_sasl_free(c->sasl);
     kh_tls_conn_free(c->sec.tls);
-    free(c->rbuf);
+    (void)rbuf_resize(c, 0);
     free(c);
     if (ks->closing && ks->n_conns == 0 && ks->n_handles_open == 0 && ks->closed_cb) {
         kh_closed_cb cb = ks->closed_cb;
@@ -699,6 +893,9 @@ static void conn_close(kh_conn_t *c, const char *why)
         c->next->prev = c->prev;
     ks->n_conns--;
     st_metric_add(ST_M_KAFKA_CONNECTIONS, -1);
+    if (c->is_counted)
+        kh_limits_conn_release(ks->ctx->limits, (struct sockaddr *)&c->addr);
+    c->is_counted = false;
     /* Requests still working elsewhere free themselves when they finish
      * (conn == NULL); finished ones and waiting fetches are dropped now. */
     for (kh_req_t *r = c->head, *next; r; r = next) {
@@ -714,6 +911,33 @@ static void conn_close(kh_conn_t *c, const char *why)
     c->n_reqs = 0;
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     close_if_drained(ks);
+}
+
+/* max.connections and max.connections.per.ip: false refuses c, with one
+ * log line per shard per KH_REFUSED_LOG_MS at most. */
+static bool conn_admit(kh_shard_t *ks, kh_conn_t *c)
+{
+    kh_admit_t a = kh_limits_conn_admit(ks->ctx->limits, (struct sockaddr *)&c->addr);
+    if (a == KH_ADMIT_OK) {
+        c->is_counted = true;
+        return true;
+    }
+    st_metric_add(ST_M_KAFKA_CONNECTIONS_REFUSED, 1);
+    ks->n_limit_refused++;
+    uint64_t now = now_ms(c->tcp.loop);
+    if (ks->limit_log_ms == 0 || now - ks->limit_log_ms >= KH_REFUSED_LOG_MS) {
+        ST_WARN("kafka",
+                "refused a connection from %s: %s (%lld refused by this shard since the last such "
+                "line)",
+                c->peer,
+                a == KH_ADMIT_MAX_CONNS    ? "max.connections reached"
+                : a == KH_ADMIT_MAX_PER_IP ? "max.connections.per.ip reached for this address"
+                                           : "out of memory",
+                (long long)ks->n_limit_refused);
+        ks->limit_log_ms = now;
+        ks->n_limit_refused = 0;
+    }
+    return false;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -737,20 +961,25 @@ static void on_connection(uv_stream_t *server, int status)
     snprintf(c->sec.principal, sizeof(c->sec.principal), "User:ANONYMOUS");
     c->id = ++ks->next_conn_id * 1024 + (uint64_t)rt_shard_id(ks->sh);
     c->last_active_ms = c->accepted_ms = now_ms(server->loop);
-    if (kh_sec_proto_is_sasl(ls->lis->proto) && !(c->sasl = kh_sasl_new(ks->ctx))) {
+    struct sockaddr_storage *sa = &c->addr;
+    int len = sizeof(*sa);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)sa, &len) == 0) {
+        char ip[48] = "?";
+        if (sa->ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)sa, ip, sizeof(ip));
+        else
+            uv_ip6_name((struct sockaddr_in6 *)sa, ip, sizeof(ip));
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", ip,
+                 ntohs(((struct sockaddr_in *)sa)->sin_port));
+    }
+    if (!conn_admit(ks, c)) {
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
     }
-    struct sockaddr_storage sa;
-    int len = sizeof(sa);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
-        char ip[48] = "?";
-        if (sa.ss_family == AF_INET)
-            uv_ip4_name((struct sockaddr_in *)&sa, ip, sizeof(ip));
-        else
-            uv_ip6_name((struct sockaddr_in6 *)&sa, ip, sizeof(ip));
-        snprintf(c->peer, sizeof(c->peer), "%s:%d", ip,
-                 ntohs(((struct sockaddr_in *)&sa)->sin_port));
+    if (kh_sec_proto_is_sasl(ls->lis->proto) && !(c->sasl = kh_sasl_new(ks->ctx))) {
+        kh_limits_conn_release(ks->ctx->limits, (struct sockaddr *)&c->addr);
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        return;
     }
     c->next = ks->conns;
     if (ks->conns)
@@ -763,21 +992,34 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c, "out of memory");
         return;
     }
-    conn_resume(c);
+    conn_pump(c);
 }
 
+/* Every second: close idle connections (connections.max.idle.ms) and those
+ * whose frame did not arrive whole within strata.request.read.timeout.ms of
+ * its first byte (bytes that keep trickling in do not restart that clock). A
+ * connection that does not read because of its own queue is not waiting for
+ * the client; one paused by a full pool is (its buffer may be what fills it). */
 static void on_idle_check(uv_timer_t *t)
 {
     kh_shard_t *ks = t->data;
+    int64_t idle_ms = ks->ctx->idle_ms, rto_ms = ks->ctx->request_read_timeout_ms;
     uint64_t now = now_ms(t->loop);
     for (kh_conn_t *c = ks->conns, *next; c; c = next) {
         next = c->next;
-        if (ks->ctx->idle_ms >= 0 && c->n_reqs == 0 &&
-            now - c->last_active_ms > (uint64_t)ks->ctx->idle_ms)
+        if (rto_ms >= 0 && c->frame_t0_ms && (c->reading || c->is_paused_mem) &&
+            now - c->frame_t0_ms > (uint64_t)rto_ms) {
+            ST_INFO("kafka",
+                    "closing conn=%llu peer=%s: request not received whole within %lld ms "
+                    "(strata.request.read.timeout.ms; %zu bytes of it decoded)",
+                    (unsigned long long)c->id, c->peer, (long long)rto_ms, c->rlen);
+            conn_close(c, "request read timeout");
+        } else if (idle_ms >= 0 && c->n_reqs == 0 && now - c->last_active_ms > (uint64_t)idle_ms) {
             conn_close(c, "idle longer than connections.max.idle.ms");
-        else if (c->sec.tls && !kh_tls_conn_is_ready(c->sec.tls) &&
-                 now - c->accepted_ms > (uint64_t)ks->ctx->ssl_handshake_timeout_ms)
+        } else if (c->sec.tls && !kh_tls_conn_is_ready(c->sec.tls) &&
+                   now - c->accepted_ms > (uint64_t)ks->ctx->ssl_handshake_timeout_ms) {
             conn_refuse(c, "TLS handshake not finished within strata.ssl.handshake.timeout.ms");
+        }
     }
 }
 
@@ -870,7 +1112,7 @@ int kh_shard_new(rt_shard_t *sh,
     ks->ps = ps;
     uv_loop_t *loop = rt_shard_loop(sh);
     int rc = 0;
-    ks->n_handles_open = 2; /* the timers; then one per bound listener */
+    ks->n_handles_open = 3; /* the timers; then one per bound listener */
     for (int i = 0; i < ctx->n_listeners && rc == 0; i++) {
         const kh_listener_t *l = &ctx->listeners[i];
         int fd = -1;
@@ -895,6 +1137,8 @@ int kh_shard_new(rt_shard_t *sh,
     uv_timer_start(&ks->idle_timer, on_idle_check, 1000, 1000);
     uv_timer_init(loop, &ks->retry_timer);
     ks->retry_timer.data = ks;
+    uv_timer_init(loop, &ks->mem_timer);
+    ks->mem_timer.data = ks;
     kh_group_shard_start(ks);
     if (ps) /* a sync moved a high watermark: wake the long polls */
         plog_shard_on_hw(part_plog_shard(ps), kh_fetch_on_hw, ks);
@@ -930,6 +1174,7 @@ static void close_if_drained(kh_shard_t *ks)
     ks->timers_closed = true;
     uv_close((uv_handle_t *)&ks->idle_timer, on_handle_closed);
     uv_close((uv_handle_t *)&ks->retry_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&ks->mem_timer, on_handle_closed);
 }
 
 static void on_drain_timeout(uv_timer_t *t)

@@ -52,6 +52,12 @@ struct kh_shard {
     /* Cross-shard posts refused by a full queue, retried by retry_timer. */
     struct kh_post *retry_head, *retry_tail;
     uv_timer_t retry_timer;
+    /* Connections that stopped reading because queued.max.request.bytes is
+     * reached are resumed by mem_timer once the pool has room again. */
+    uv_timer_t mem_timer;
+    kh_req_t *dispatching;   /* the request whose handler is running (pool accounting) */
+    uint64_t limit_log_ms;   /* last "refused: max.connections..." line (rate limit) */
+    int64_t n_limit_refused; /* refused for a limit since that line */
     /* Fetches waiting for data (long poll), by request id. */
     kh_req_t *waiting;
     /* Watchers of partitions owned here: notified on append. */
@@ -97,6 +103,7 @@ struct kh_req {
     bool is_dropped;  /* finished and out of its connection's queue: the last op back frees it */
     void *state;      /* handler state (arena or owned by the handler) */
     bool close_after; /* close the connection once this response is written */
+    int64_t charged;  /* bytes counted in the queued-request pool (queued.max.request.bytes) */
     void (*state_free)(kh_req_t *req);
     struct kh_acl_req *acl; /* arena: authorization state (kh_acl.c); NULL when off */
     /* long-poll bookkeeping */

@@ -461,6 +461,14 @@ static int kafka_context(broker_t *b, const char *dir)
     k->fetch_max_bytes = cfg_int(b->cfg, CFG_FETCH_MAX_BYTES);
     k->idle_ms = cfg_int(b->cfg, CFG_IDLE_MS);
     k->ssl_handshake_timeout_ms = cfg_int(b->cfg, CFG_SSL_HANDSHAKE_TIMEOUT_MS);
+    k->request_read_timeout_ms = cfg_int(b->cfg, CFG_REQUEST_READ_TIMEOUT_MS);
+    k->limits = kh_limits_new(cfg_int(b->cfg, CFG_MAX_CONNECTIONS),
+                              cfg_int(b->cfg, CFG_MAX_CONNECTIONS_PER_IP),
+                              cfg_int(b->cfg, CFG_QUEUED_MAX_REQUEST_BYTES));
+    if (!k->limits) {
+        fprintf(stderr, "stratad: out of memory\n");
+        return 1;
+    }
     k->num_partitions = (int32_t)cfg_int(b->cfg, CFG_NUM_PARTITIONS);
     k->auto_create = cfg_bool(b->cfg, CFG_AUTO_CREATE);
     k->offsets_retention_ms = cfg_int(b->cfg, CFG_OFFSETS_RETENTION_MIN) * 60000;
@@ -890,6 +898,7 @@ int main(int argc, char **argv)
     acl_conf_fini(&b->acl);
     goffs_close(b->kctx.goffs);
     tls_free_all(b);
+    kh_limits_free(b->kctx.limits);
     ST_INFO("stratad", "stopped %s", b->exit_code ? "after a start-up failure" : "cleanly");
     st_metrics_fini();
     cfg_free(b->cfg);

@@ -140,10 +140,17 @@ def delete_records_v1_many(topics, corr=1):
 
 
 def read_frame(sock):
-    """One response frame (with its size prefix), or b"" when the broker closed."""
+    """One response frame (with its size prefix), or b"" when the broker closed.
+    Reads exactly one frame, so pipelined responses can be read one by one."""
     data = b""
-    while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
-        chunk = sock.recv(65536)
+    while len(data) < 4:
+        chunk = sock.recv(4 - len(data))
+        if not chunk:
+            return b""
+        data += chunk
+    want = 4 + struct.unpack(">i", data[:4])[0]
+    while len(data) < want:
+        chunk = sock.recv(min(65536, want - len(data)))
         if not chunk:
             return b""
         data += chunk

@@ -9,6 +9,7 @@ growth (VmHWM after the request minus VmRSS before it, the peak being reset
 through /proc/PID/clear_refs) must stay under the bound stated next to it.
 Set HOSTILE_REPORT=1 to print the measured peaks."""
 import os
+import select
 import socket
 import struct
 import sys
@@ -22,10 +23,21 @@ from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from kwire import (delete_records_v1_many, frame, kstr, produce_v7, read_frame,  # noqa: E402
                    record_batch)
+from test_admin import http, parse_metrics  # noqa: E402
 
 MIB = 1 << 20
+READ_TIMEOUT_MS = 1500  # strata.request.read.timeout.ms of the shared broker
 SANITIZER_LINES = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error")
 REPORT = {}
+
+
+def asan_env():
+    """The environment with a small ASan quarantine (ignored by the Release
+    build): freed memory then stops counting in VmHWM soon, so the peak
+    measures what the broker holds, not what it allocated over time."""
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=16"
+    return env
 
 
 def proc_kib(pid, key):
@@ -44,7 +56,7 @@ def part_blob(n, entry):
 class HostileRequestsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.b = Broker()
+        cls.b = Broker("-X", "strata.request.read.timeout.ms=%d" % READ_TIMEOUT_MS, env=asan_env())
         a = AdminClient({"bootstrap.servers": cls.b.bootstrap})
         a.create_topics([NewTopic("real", 4, 1)])["real"].result(30)
         cls.normal_client()  # warm up: first-use allocations are not counted against a test
@@ -160,6 +172,139 @@ class HostileRequestsTest(unittest.TestCase):
         for payload in cases:
             self.assertEqual(self.send_expect_close(payload), b"")
         self.check("huge counts, tiny bodies", 64)
+
+    # ---- Buffers, timeouts, back-pressure ----
+
+    def queued_bytes(self):
+        status, _, text = http(self.b.admin_port, "GET", "/metrics")
+        self.assertEqual(status, 200, text)
+        return parse_metrics(text)[("strata_kafka_queued_request_bytes", frozenset())]
+
+    def test_header_then_silence(self):
+        # 20 connections each announce a 100 MB frame and send nothing more:
+        # the broker buffers only what arrived, and closes each connection
+        # once the frame has not arrived whole within the read timeout.
+        before = self.queued_bytes()  # earlier tests' requests may still be draining
+        socks = []
+        for _ in range(20):
+            s = self.connect()
+            s.sendall(struct.pack(">i", 100 * 1000 * 1000))
+            socks.append(s)
+        s = self.connect()  # a request on another connection: all 20 headers were read
+        self.assertEqual(read_frame(s.sendall(frame(18, 0, 3)) or s)[4:8], struct.pack(">i", 3))
+        s.close()
+        self.assertLess(self.queued_bytes() - before, 20 * MIB)
+        for s in socks:  # the socket timeout (60 s) is only an upper bound
+            self.assertEqual(s.recv(100), b"")
+            s.close()
+        self.check("20 headers of 100 MB, then silence", 48)
+
+    def test_trickle_of_one_byte_per_step(self):
+        # A frame of 60 bytes sent one byte at a time: the bytes that keep
+        # coming do not restart the read timeout, so the broker closes the
+        # connection before the frame is whole.
+        payload = frame(18, 0, 4, b"x" * (60 - 14))
+        s = self.connect()
+        closed_at = None
+        for i, byte in enumerate(payload):
+            try:
+                s.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed_at = i
+                break
+            r, _, _ = select.select([s], [], [], READ_TIMEOUT_MS / 1000 / 4)
+            if r:
+                try:
+                    data = s.recv(100)
+                except ConnectionResetError:
+                    data = b""
+                self.assertEqual(data, b"")
+                closed_at = i
+                break
+        s.close()
+        self.assertIsNotNone(closed_at, "the broker waited for a trickled frame to complete")
+        self.assertLess(closed_at, len(payload) - 1)
+        self.check("trickle", 16)
+
+    def test_pipelined_requests_without_reading_answers(self):
+        # 20,000 DescribeConfigs of the broker (~30 bytes each, ~5 KB answers)
+        # sent at once by a client that reads nothing: the broker takes at
+        # most KH_MAX_INFLIGHT of them per connection and stops reading while
+        # 4 MiB of answers wait; once the client reads, every answer comes.
+        n = 20000
+        req = lambda i: frame(32, 0, i, struct.pack(">ib", 1, 4) + kstr("0") +  # noqa: E731
+                              struct.pack(">i", -1))
+        before = self.queued_bytes()
+        s = self.connect()
+        sender = threading.Thread(target=s.sendall, args=(b"".join(req(i) for i in range(n)),))
+        sender.start()
+        time.sleep(1)  # not a threshold: only lets the broker fill what it may
+        self.assertLess(self.queued_bytes() - before, 64 * MIB)
+        for i in range(n):
+            data = read_frame(s)
+            self.assertEqual(struct.unpack(">i", data[4:8])[0], i)
+        sender.join()
+        s.close()
+        self.check("20k pipelined DescribeConfigs, unread", 64)
+
+
+class ConnectionLimitsTest(unittest.TestCase):
+    def test_max_connections_and_per_ip(self):
+        b = Broker("-X", "max.connections=12", "-X", "max.connections.per.ip=8")
+        open_ = []
+
+        def conn(src):
+            s = socket.socket()
+            s.settimeout(30)
+            s.bind((src, 0))
+            s.connect(("127.0.0.1", b.port))
+            return s
+
+        def served(s):
+            try:
+                s.sendall(frame(18, 0, 7))
+                return read_frame(s) != b""
+            except (BrokenPipeError, ConnectionResetError):
+                return False
+
+        try:
+            for _ in range(8):
+                open_.append(conn("127.0.0.1"))
+                self.assertTrue(served(open_[-1]))
+            refused = 0
+            for _ in range(5):  # max.connections.per.ip
+                s = conn("127.0.0.1")
+                self.assertFalse(served(s))
+                s.close()
+                refused += 1
+            for _ in range(4):
+                open_.append(conn("127.0.0.2"))
+                self.assertTrue(served(open_[-1]))
+            s = conn("127.0.0.3")  # max.connections
+            self.assertFalse(served(s))
+            s.close()
+            refused += 1
+            _, _, text = http(b.admin_port, "GET", "/metrics")
+            m = parse_metrics(text)
+            self.assertEqual(m[("strata_kafka_connections_refused_total", frozenset())], refused)
+            b._drain()
+            lines = [x for x in b.lines if "refused a connection" in x]
+            self.assertGreaterEqual(len(lines), 1)
+            self.assertLessEqual(len(lines), 2)  # one per shard per 10 s at most
+            for s in open_:
+                s.close()
+            open_ = []
+            p = Producer({"bootstrap.servers": b.bootstrap})
+            p.produce("limits", b"x")
+            self.assertEqual(p.flush(30), 0)
+        finally:
+            for s in open_:
+                s.close()
+            rc, out = b.stop()
+            b.close()
+        for s in SANITIZER_LINES:
+            self.assertNotIn(s, out)
+        self.assertEqual(rc, 0, out[-3000:])
 
 
 if __name__ == "__main__":
