@@ -176,7 +176,11 @@ class HostileRequestsTest(unittest.TestCase):
     # ---- Buffers, timeouts, back-pressure ----
 
     def queued_bytes(self):
-        status, _, text = http(self.b.admin_port, "GET", "/metrics")
+        for _ in range(300):  # 503 while a shard is still busy with an earlier request
+            status, _, text = http(self.b.admin_port, "GET", "/metrics")
+            if status != 503:
+                break
+            time.sleep(0.1)
         self.assertEqual(status, 200, text)
         return parse_metrics(text)[("strata_kafka_queued_request_bytes", frozenset())]
 
@@ -294,6 +298,11 @@ class ConnectionLimitsTest(unittest.TestCase):
             for s in open_:
                 s.close()
             open_ = []
+            for _ in range(300):  # the broker sees the closes (an upper bound, not a threshold)
+                _, _, text = http(b.admin_port, "GET", "/metrics")
+                if parse_metrics(text)[("strata_kafka_connections", frozenset())] == 0:
+                    break
+                time.sleep(0.1)
             p = Producer({"bootstrap.servers": b.bootstrap})
             p.produce("limits", b"x")
             self.assertEqual(p.flush(30), 0)
