@@ -2,7 +2,8 @@
  * Data path: the connection's loop hands ciphertext to kh_tls_conn_read()
  * -> BIO_write into the session's read BIO -> SSL_do_handshake / SSL_read
  * decrypt into the connection's buffer; responses -> kh_tls_conn_write()
- * -> SSL_write into the write BIO -> kh_tls_conn_output() -> uv_write.
+ * -> SSL_write into the output BIO, which appends the records to a buffer of
+ * the session -> kh_tls_conn_output() hands that buffer over -> uv_write.
  * OpenSSL never blocks and never sees a socket, so a shard loop stays free.
  * Invariants: 1. t->ctx is replaced under t->mu, never modified once
  *                published: a session keeps a reference to the context it was
@@ -46,7 +47,9 @@ struct kh_tls {
 
 struct kh_tls_conn {
     SSL *ssl;
-    BIO *rbio, *wbio; /* owned by ssl */
+    BIO *rbio, *wbio; /* owned by ssl; wbio appends to out */
+    uint8_t *out;     /* owned: TLS records not yet taken by kh_tls_conn_output */
+    size_t out_len, out_cap;
     bool is_ready;
     char *principal; /* owned */
     char err[200];
@@ -513,6 +516,64 @@ void kh_tls_free(kh_tls_t *t)
 
 /* ---- Sessions ---- */
 
+/* The output BIO: records are appended to the session's buffer, which
+ * kh_tls_conn_output() then gives away whole (a memory BIO would copy them
+ * once more on the way out). */
+static int out_write(BIO *b, const char *data, int n)
+{
+    kh_tls_conn_t *tc = BIO_get_data(b);
+    if (n <= 0)
+        return 0;
+    if (tc->out_cap - tc->out_len < (size_t)n) {
+        size_t cap = tc->out_cap ? tc->out_cap * 2 : 4096;
+        while (cap - tc->out_len < (size_t)n)
+            cap *= 2;
+        uint8_t *p = realloc(tc->out, cap);
+        if (!p)
+            return -1;
+        tc->out = p;
+        tc->out_cap = cap;
+    }
+    memcpy(tc->out + tc->out_len, data, (size_t)n);
+    tc->out_len += (size_t)n;
+    return n;
+}
+
+static long out_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    kh_tls_conn_t *tc = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_WPENDING:
+    case BIO_CTRL_PENDING:
+        return (long)tc->out_len;
+    default:
+        return 0;
+    }
+}
+
+static int out_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *g_out_method;
+static pthread_once_t g_out_once = PTHREAD_ONCE_INIT;
+
+static void out_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "strata TLS out");
+    if (m && BIO_meth_set_write(m, out_write) == 1 && BIO_meth_set_ctrl(m, out_ctrl) == 1 &&
+        BIO_meth_set_create(m, out_create) == 1)
+        g_out_method = m; /* lives as long as the process */
+    else
+        BIO_meth_free(m);
+}
+
 kh_tls_conn_t *kh_tls_conn_new(kh_tls_t *t)
 {
     kh_tls_conn_t *tc = calloc(1, sizeof(*tc));
@@ -522,7 +583,10 @@ kh_tls_conn_t *kh_tls_conn_new(kh_tls_t *t)
     tc->ssl = SSL_new(t->ctx); /* takes its own reference on the context */
     pthread_mutex_unlock(&t->mu);
     tc->rbio = BIO_new(BIO_s_mem());
-    tc->wbio = BIO_new(BIO_s_mem());
+    pthread_once(&g_out_once, out_method_init);
+    tc->wbio = g_out_method ? BIO_new(g_out_method) : NULL;
+    if (tc->wbio)
+        BIO_set_data(tc->wbio, tc);
     if (!tc->ssl || !tc->rbio || !tc->wbio) {
         BIO_free(tc->rbio);
         BIO_free(tc->wbio);
@@ -542,6 +606,7 @@ void kh_tls_conn_free(kh_tls_conn_t *tc)
     if (!tc)
         return;
     SSL_free(tc->ssl); /* frees the BIOs */
+    free(tc->out);
     free(tc->principal);
     free(tc);
 }
@@ -630,6 +695,16 @@ ssize_t kh_tls_conn_read(
 
 int kh_tls_conn_write(kh_tls_conn_t *tc, const uint8_t *plain, size_t n)
 {
+    /* Room for the records at once: 16 KiB of plaintext each, plus at most
+     * 5 + 256 + 16 bytes of header, padding and tag. */
+    size_t need = tc->out_len + n + (n / 16384 + 1) * 300;
+    if (need > tc->out_cap) {
+        uint8_t *p = realloc(tc->out, need);
+        if (!p)
+            return ST_E_NOMEM;
+        tc->out = p;
+        tc->out_cap = need;
+    }
     while (n > 0) {
         int chunk = n > (1u << 30) ? 1 << 30 : (int)n;
         int r = SSL_write(tc->ssl, plain, chunk);
@@ -647,19 +722,12 @@ int kh_tls_conn_output(kh_tls_conn_t *tc, uint8_t **out, size_t *out_len)
 {
     *out = NULL;
     *out_len = 0;
-    size_t n = BIO_ctrl_pending(tc->wbio);
-    if (n == 0)
+    if (tc->out_len == 0)
         return 0;
-    uint8_t *b = malloc(n);
-    if (!b)
-        return ST_E_NOMEM;
-    int r = BIO_read(tc->wbio, b, (int)n);
-    if (r != (int)n) {
-        free(b);
-        return ST_E_NOMEM;
-    }
-    *out = b;
-    *out_len = n;
+    *out = tc->out;
+    *out_len = tc->out_len;
+    tc->out = NULL;
+    tc->out_len = tc->out_cap = 0;
     return 0;
 }
 
