@@ -1882,6 +1882,15 @@ static void setup(void)
         ct[i].num_partitions = g_topics[i].parts;
         ct[i].replication_factor = 1;
     }
+    /* fz-four is tiered with tiny segments and little kept locally, so reads of its start go
+     * to the archive (when the broker has remote.log.storage.system.enable; live.sh sets it). */
+    kp_create_topics_request_creatable_topic_config_t tiered[] = {
+        {KP_STR_LIT("remote.storage.enable"), KP_STR_LIT("true")},
+        {KP_STR_LIT("segment.bytes"), KP_STR_LIT("16384")},
+        {KP_STR_LIT("local.retention.bytes"), KP_STR_LIT("32768")},
+    };
+    ct[1].configs = tiered;
+    ct[1].n_configs = (int32_t)NELEM(tiered);
     cq.topics = ct;
     cq.n_topics = N_TOPICS;
     cq.timeout_ms = 10000;
@@ -1891,7 +1900,9 @@ static void setup(void)
         die(2, "setup: CreateTopics failed");
     for (int i = 0; i < cr->n_topics; i++)
         if (cr->topics[i].error_code != 0 && cr->topics[i].error_code != 36)
-            die(2, "setup: CreateTopics error %d", cr->topics[i].error_code);
+            die(2, "setup: CreateTopics error %d (%.*s)", cr->topics[i].error_code,
+                cr->topics[i].error_message.len > 0 ? (int)cr->topics[i].error_message.len : 0,
+                cr->topics[i].error_message.ptr ? cr->topics[i].error_message.ptr : "");
     kp_init_producer_id_request_t iq;
     kp_init_producer_id_request_init(&iq);
     iq.transaction_timeout_ms = 60000;
