@@ -423,7 +423,7 @@ static int seg_recover(plog_t *log, plog_seg_t *s, int64_t verify_from, bool *tr
                 free(buf);
                 return -errno;
             }
-            *truncated = true;
+            *truncated = s->recovered = true;
             break;
         }
         seg_note_batch(s, &h, pos, blen, log->cfg.index_interval_bytes, false);
@@ -434,8 +434,10 @@ static int seg_recover(plog_t *log, plog_seg_t *s, int64_t verify_from, bool *tr
     /* Index files: rewrite them from memory when entries were dropped or
      * added (stale entries past the kept ones must not survive). */
     if (had_idx != kept_idx || had_tidx != kept_tidx || s->n_idx != kept_idx ||
-        s->n_tidx != kept_tidx)
+        s->n_tidx != kept_tidx) {
         idx_rewrite(s);
+        s->recovered = true;
+    }
     if (rebuilt)
         ST_DEBUG("plog", "rebuilt index path=%s entries=%d", s->path, s->n_idx);
     return 0;
@@ -638,17 +640,22 @@ int plog_delete_records(plog_t *log, int64_t offset, plog_done_cb cb, void *arg)
 
 /* ---- Open / close ---- */
 
-/* Recovery: fdatasync every segment (data and index files, which recovery may
- * have rewritten) and the directory, synchronously, before the log serves. */
-static int recover_sync(plog_t *log)
+/* Recovery: fdatasync every segment that may hold unsynced bytes (from the
+ * one holding the recovery point on, and any that recovery changed: data and
+ * index files), move the recovery point to the end, and fsync the directory,
+ * synchronously, before the log serves. */
+static int recover_sync(plog_t *log, int64_t rp)
 {
     for (int i = 0; i < log->n_segs; i++) {
         plog_seg_t *s = log->segs[i];
+        if (rp >= 0 && s->next_offset <= rp && i + 1 < log->n_segs && !s->recovered)
+            continue; /* synced before the recovery point was written */
         if (plog__sys->fdatasync(s->fd) != 0 || plog__sys->fdatasync(s->idx_fd) != 0 ||
             plog__sys->fdatasync(s->tidx_fd) != 0)
             return -errno;
     }
-    int rc = plog__write_rp(log, log->segs[log->n_segs - 1]->next_offset, false);
+    int64_t end = log->segs[log->n_segs - 1]->next_offset;
+    int rc = rp == end ? 0 : plog__write_rp(log, end, false);
     if (rc != 0)
         return rc;
     return plog__sys->fsync(log->dir_fd) != 0 ? -errno : 0;
@@ -746,7 +753,7 @@ int plog_open(plog_shard_t *sh,
     /* What a killed process wrote may still be only in the page cache: make
      * the recovered log durable before anything is acknowledged, uploaded or
      * read (a power cut after this must not lose what we then expose). */
-    if (rc == 0 && (rc = recover_sync(log)) != 0)
+    if (rc == 0 && (rc = recover_sync(log, rp)) != 0)
         errf(errbuf, errbuf_len, "cannot sync the recovered log in %s: %s", dir, st_strerror(rc));
     if (rc != 0) {
         log_free(log);

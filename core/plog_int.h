@@ -37,6 +37,7 @@ struct plog_seg {
     int n_tidx, cap_tidx;
     bool is_deleted;       /* removed from the log; files unlinked by the flusher */
     _Atomic bool sync_idx; /* the flusher also syncs .index/.timeindex (roll, close) */
+    bool recovered;        /* plog_open: recovery changed the files (truncated, index rewritten) */
     char path[4096];       /* DIR/<base> without extension */
     char log_path[4100];   /* DIR/<base>.log */
 };
