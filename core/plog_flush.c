@@ -55,7 +55,9 @@ static void post_done(plog_t *log, int64_t end, int64_t bytes, int err)
     uv_async_send(&sh->async);
 }
 
-static void sync_log(plog_t *log)
+/* One sync of log, taken from the queue or (delayed) from the delayed list:
+ * only that membership ends here (the log may be in both). */
+static void sync_log(plog_t *log, bool delayed)
 {
     pthread_mutex_lock(&log->sync_mu);
     plog_seg_t **dirty = log->dirty;
@@ -66,7 +68,10 @@ static void sync_log(plog_t *log)
     bool dir_dirty = log->dir_dirty;
     log->dir_dirty = false;
     log->rp_pending = -1;
-    log->queued = false;
+    if (delayed)
+        log->delayed = false;
+    else
+        log->queued = false;
     pthread_mutex_unlock(&log->sync_mu);
 
     int err = 0;
@@ -126,14 +131,6 @@ static plog_t *take_due(plog_env_t *env, uint64_t *wait_ns)
     return due;
 }
 
-/* A delayed flush is due: sync now (the list held one loop ref). */
-static void sync_delayed(plog_t *log)
-{
-    pthread_mutex_lock(&log->sync_mu);
-    log->delayed = false;
-    pthread_mutex_unlock(&log->sync_mu);
-    sync_log(log);
-}
 
 /* One round: the syncs taken from the queue and the delayed list, then the
  * jobs. Called without mu. */
@@ -141,12 +138,12 @@ static void run_round(plog_t *batch, plog_t *due, job_t *jobs)
 {
     while (batch) {
         plog_t *next = batch->next_queued;
-        sync_log(batch);
+        sync_log(batch, false);
         batch = next;
     }
     while (due) {
         plog_t *next = due->next_delayed;
-        sync_delayed(due);
+        sync_log(due, true); /* the delayed list held one loop ref */
         due = next;
     }
     while (jobs) {
