@@ -913,6 +913,29 @@ static void test_plog_write_caching(void **state)
     close_log(f, log);
 }
 
+/* write.caching under load: appends race the flusher's delayed and immediate
+ * rounds (a log can be in both); every round must drop exactly its own
+ * reference, or the close never completes or the log is freed early (ASan). */
+static void test_plog_write_caching_races(void **state)
+{
+    fx_t *f = *state;
+    g_append_nowait = true;
+    plog_t *log = open_caching(f, 1, 1024, INT64_MAX);
+    for (int i = 0; i < 3000; i++) {
+        append(log, 1, 100, (uint64_t)i, 1);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        if (i % 97 == 0) {
+            ack_t d = {0};
+            plog_waiter_t w;
+            plog_wait_durable(log, &w, plog_end_offset(log), on_durable, &d);
+            while (!d.fired)
+                uv_run(&f->loop, UV_RUN_ONCE);
+            assert_int_equal(d.status, 0);
+        }
+    }
+    close_log(f, log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -935,6 +958,7 @@ int main(void)
         cmocka_unit_test(test_plog_hw_is_durable_end),
         cmocka_unit_test_setup_teardown(test_plog_idle_roll_is_announced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_write_caching, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_write_caching_races, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_delete_records_moves_start_and_persists, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_plog_local_retention_waits_for_upload, setup,
