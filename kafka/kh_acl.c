@@ -1092,6 +1092,73 @@ static void filter_list(
     *n = *n > 0 ? w : *n;
 }
 
+/* Kafka's authorized-operations bit sets (1 << AclOperation) of a resource. */
+static int32_t ops_mask(kh_req_t *req, const acl_set_t *s, int res, kp_str_t name)
+{
+    static const int8_t topic_ops[] = {ACL_OP_READ,
+                                       ACL_OP_WRITE,
+                                       ACL_OP_CREATE,
+                                       ACL_OP_DELETE,
+                                       ACL_OP_ALTER,
+                                       ACL_OP_DESCRIBE,
+                                       ACL_OP_DESCRIBE_CONFIGS,
+                                       ACL_OP_ALTER_CONFIGS,
+                                       0};
+    static const int8_t group_ops[] = {ACL_OP_READ, ACL_OP_DESCRIBE, ACL_OP_DELETE, 0};
+    static const int8_t cluster_ops[] = {ACL_OP_CREATE,           ACL_OP_CLUSTER_ACTION,
+                                         ACL_OP_DESCRIBE_CONFIGS, ACL_OP_ALTER_CONFIGS,
+                                         ACL_OP_IDEMPOTENT_WRITE, ACL_OP_ALTER,
+                                         ACL_OP_DESCRIBE,         0};
+    const int8_t *ops = res == ACL_RES_TOPIC   ? topic_ops
+                        : res == ACL_RES_GROUP ? group_ops
+                                               : cluster_ops;
+    int32_t mask = 0;
+    for (int i = 0; ops[i]; i++)
+        if (allowed(req, s, ops[i], res, name))
+            mask |= (int32_t)1 << ops[i];
+    return mask;
+}
+
+/* Fill the authorized-operations fields a request asked for (Metadata v8+,
+ * DescribeGroups v3+, DescribeCluster). */
+static void fill_authorized_ops(kh_req_t *req, const acl_set_t *s, void *resp)
+{
+    int16_t v = req->hdr.request_api_version;
+    kp_str_t cluster = KP_STR_LIT(ACL_CLUSTER_NAME);
+    switch (req->api->api_key) {
+    case KP_API_METADATA: {
+        const kp_metadata_request_t *q = req->msg;
+        kp_metadata_response_t *r = resp;
+        for (int32_t i = 0; v >= 8 && q->include_topic_authorized_operations && i < r->n_topics;
+             i++)
+            if (r->topics[i].error_code == KP_ERR_NONE)
+                r->topics[i].topic_authorized_operations =
+                    ops_mask(req, s, ACL_RES_TOPIC, r->topics[i].name);
+        if (v >= 8 && v <= 10 && q->include_cluster_authorized_operations)
+            r->cluster_authorized_operations = ops_mask(req, s, ACL_RES_CLUSTER, cluster);
+        break;
+    }
+    case KP_API_DESCRIBE_GROUPS: {
+        const kp_describe_groups_request_t *q = req->msg;
+        kp_describe_groups_response_t *r = resp;
+        for (int32_t i = 0; v >= 3 && q->include_authorized_operations && i < r->n_groups; i++)
+            if (r->groups[i].error_code == KP_ERR_NONE)
+                r->groups[i].authorized_operations =
+                    ops_mask(req, s, ACL_RES_GROUP, r->groups[i].group_id);
+        break;
+    }
+    case KP_API_DESCRIBE_CLUSTER: {
+        const kp_describe_cluster_request_t *q = req->msg;
+        kp_describe_cluster_response_t *r = resp;
+        if (q->include_cluster_authorized_operations)
+            r->cluster_authorized_operations = ops_mask(req, s, ACL_RES_CLUSTER, cluster);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
 /* OffsetFetch v8+: per group, hide or add back its refused topics. */
 static void respond_offset_fetch_groups(kh_req_t *req, kp_offset_fetch_response_t *r)
 {
@@ -1118,8 +1185,11 @@ void kh_acl_respond(kh_req_t *req, void *resp)
     struct kh_acl_req *a = req->acl;
     if (!a)
         return;
-    if (a->filter_topics || a->filter_groups) {
+    int16_t key = req->api->api_key;
+    if (a->filter_topics || a->filter_groups || key == KP_API_METADATA ||
+        key == KP_API_DESCRIBE_GROUPS || key == KP_API_DESCRIBE_CLUSTER) {
         acl_set_t *s = acls_of(req);
+        fill_authorized_ops(req, s, resp);
         if (a->filter_topics && req->api->api_key == KP_API_METADATA) {
             kp_metadata_response_t *r = resp;
             filter_list(req, s, ACL_RES_TOPIC, r->topics, &r->n_topics, sizeof(*r->topics),

@@ -161,6 +161,45 @@ def offset_fetch_v8(port, groups):
     return out
 
 
+def metadata_v8_ops(port, topic):
+    """Metadata v8 for one topic with include_cluster/topic_authorized_operations:
+    (topic error, topic authorized operations, cluster authorized operations)."""
+    t = topic.encode()
+    body = struct.pack(">ih", 1, len(t)) + t + b"\0\1\1"
+    c = Conn(port)
+    try:
+        data = c.call(frame(3, 8, 13, body))
+    finally:
+        c.close()
+    pos = [8 + 4]  # size, correlation id, throttle
+
+    def take(fmt):
+        v = struct.unpack_from(fmt, data, pos[0])[0]
+        pos[0] += struct.calcsize(fmt)
+        return v
+
+    def string():
+        n = take(">h")
+        pos[0] += max(n, 0)
+    for _ in range(take(">i")):  # brokers
+        take(">i"), string(), take(">i"), string()
+    string(), take(">i")  # cluster id, controller
+    assert take(">i") == 1
+    err = take(">h")
+    string(), take(">b")
+    for _ in range(take(">i")):  # partitions
+        take(">h"), take(">i"), take(">i"), take(">i")
+        for _ in range(3):  # replicas, isr, offline replicas
+            n = take(">i")  # (not "pos[0] += 4 * take()": pos[0] is read first)
+            pos[0] += 4 * n
+    topic_ops = take(">i")
+    return err, topic_ops, take(">i")
+
+
+def bits(*ops):
+    return sum(1 << getattr(ACLOperation, o).value for o in ops)
+
+
 class AclTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -277,6 +316,15 @@ class AclTest(unittest.TestCase):
         self.assertEqual(sorted(md.topics), ["pre.a", "pre.b"])
         md = self.admin().list_topics(topic="t-prod", timeout=10)
         self.assertEqual(md.topics["t-prod"].error.code(), TOPIC_AUTH)
+
+    def test_metadata_authorized_operations(self):
+        self.grant(acl("READ", "TOPIC", "t-read"), acl("ALTER_CONFIGS", "TOPIC", "t-read"),
+                   acl("IDEMPOTENT_WRITE", "CLUSTER", "kafka-cluster"))
+        err, topic_ops, cluster_ops = metadata_v8_ops(self.b.port, "t-read")
+        self.assertEqual(err, 0)
+        self.assertEqual(topic_ops, bits("READ", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"))
+        # ALTER on the cluster (the test's own ACL) implies DESCRIBE there.
+        self.assertEqual(cluster_ops, bits("IDEMPOTENT_WRITE", "ALTER", "DESCRIBE"))
 
     def test_auto_create_needs_create(self):
         self.grant(acl("WRITE", "TOPIC", "auto.", "PREFIXED"))
