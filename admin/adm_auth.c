@@ -5,15 +5,18 @@
  * GET /metrics is open when strata.admin.metrics.open is set; otherwise,
  * when strata.admin.token.file is set the bearer token is accepted, and when
  * strata.admin.require.auth is set HTTP Basic credentials of a SCRAM user
- * (the Kafka SASL users, as Redpanda does) are accepted too. With neither
+ * (the Kafka SASL users, as Redpanda does) are accepted too: when ACL
+ * authorization is on, only super.users (403 for the others). With neither
  * setting the API is open (bind it to loopback).
  * Invariants: 1. secrets are compared in constant time;
  *             2. a wrong password and an unknown user cost the same
  *                derivation and get the same 401. */
 #include "admin/adm_int.h"
+#include "core/acl.h"
 #include "core/st_scram.h"
 
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -57,27 +60,38 @@ static bool basic_ok(const adm_server_t *s, adm_str_t a, char *user, size_t user
     return ok;
 }
 
-bool adm_auth_check(adm_server_t *s, const adm_http_req_t *r)
+int adm_auth_check(adm_server_t *s, const adm_http_req_t *r)
 {
     bool require_basic = cfg_bool(s->o.cfg, CFG_ADMIN_REQUIRE_AUTH);
     bool has_token = s->token && *s->token;
     if (!require_basic && !has_token)
-        return true;
+        return 200;
     if (adm_str_eq(r->path, "/v1/status/live") || adm_str_eq(r->path, "/v1/status/ready"))
-        return true; /* probes carry no secrets and answer nothing sensitive */
+        return 200; /* probes carry no secrets and answer nothing sensitive */
     if (adm_str_eq(r->path, "/metrics") && cfg_bool(s->o.cfg, CFG_ADMIN_METRICS_OPEN))
-        return true;
+        return 200;
     if (has_token && bearer_ok(s, r->authorization))
-        return true;
+        return 200;
     char user[ST_SCRAM_USER_MAX + 1];
-    if (require_basic && basic_ok(s, r->authorization, user, sizeof(user)))
-        return true;
+    if (require_basic && basic_ok(s, r->authorization, user, sizeof(user))) {
+        /* With authorization on, the admin API is the super users' (as
+         * Redpanda's is its superusers'); without it, any user's. */
+        const acl_conf_t *acl = s->o.kctx ? s->o.kctx->acl : NULL;
+        char principal[ST_SCRAM_USER_MAX + 8];
+        snprintf(principal, sizeof(principal), "User:%s", user);
+        return !acl || acl_is_super(acl, principal) ? 200 : 403;
+    }
     st_metric_add(ST_M_ADMIN_AUTH_FAILURES, 1);
-    return false;
+    return 401;
 }
 
-void adm_auth_refuse(adm_call_t *call)
+void adm_auth_refuse(adm_call_t *call, int status)
 {
+    if (status == 403) {
+        adm_reply_error(call, 403, "forbidden",
+                        "authenticated, but only super.users may use the admin API");
+        return;
+    }
     bool basic = cfg_bool(call->s->o.cfg, CFG_ADMIN_REQUIRE_AUTH);
     const char *hdr = basic ? "WWW-Authenticate: Basic realm=\"strata\", charset=\"UTF-8\"\r\n"
                             : "WWW-Authenticate: Bearer realm=\"strata\"\r\n";

@@ -167,11 +167,13 @@ part_shard_t *adm_shard_parts(rt_shard_t *sh);
 
 /** Whether r may be served: probes always; otherwise the bearer token
  * (strata.admin.token.file) or, with strata.admin.require.auth, HTTP Basic
- * credentials of a SCRAM user; /metrics is open with strata.admin.metrics.open.
- * Counts refusals. @thread the server's loop @blocking CPU: PBKDF2 for Basic */
-bool adm_auth_check(adm_server_t *s, const adm_http_req_t *r);
-/** Answer 401 with the challenge of the configured scheme (frees call). */
-void adm_auth_refuse(adm_call_t *call);
+ * credentials of a SCRAM user (a super user when ACL authorization is on);
+ * /metrics is open with strata.admin.metrics.open. Counts 401s.
+ * @return 200 (serve it), 401 (no or wrong credentials) or 403 (not a super
+ * user). @thread the server's loop @blocking CPU: PBKDF2 for Basic */
+int adm_auth_check(adm_server_t *s, const adm_http_req_t *r);
+/** Answer status (401 with the configured scheme's challenge, or 403); frees call. */
+void adm_auth_refuse(adm_call_t *call, int status);
 
 /* ---- SCRAM users (adm_users.c): /v1/security/users ---- */
 /** Route /v1/security/users[/NAME] (name NULL for the collection). */

@@ -518,15 +518,15 @@ static void conn_process(adm_conn_t *c)
     call->body = dup_str((adm_str_t){r.body, r.body_len});
     call->body_len = r.body_len;
     call->is_keep_alive = r.is_keep_alive;
-    bool authorized = adm_auth_check(c->s, &r);
+    int auth_status = adm_auth_check(c->s, &r);
     memmove(c->rbuf, c->rbuf + r.total_len, c->rlen - r.total_len);
     c->rlen -= r.total_len;
     if (!call->path || !call->body) {
         adm_reply_error(call, 500, "internal", "out of memory");
         return;
     }
-    if (!authorized) {
-        adm_auth_refuse(call);
+    if (auth_status != 200) {
+        adm_auth_refuse(call, auth_status);
         return;
     }
     adm_route(call);

@@ -47,6 +47,9 @@ typedef struct kh_listener {
     /* SSL and SASL_SSL: the server TLS context (kafka/kh_tls.h), owned by
      * stratad; NULL for the other protocols. */
     struct kh_tls *tls;
+    /* SASL_* listeners: sasl.enabled.mechanisms (or its listener.name.<name>.
+     * override) as 1 << KH_SASL_* bits, set by stratad; 0 for the others. */
+    unsigned sasl_mechs;
 } kh_listener_t;
 
 /** Protocol name ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"). */
@@ -100,13 +103,11 @@ typedef struct kh_ctx {
     /* borrowed: how ACLs decide (super.users, allow.everyone.if.no.acl.found);
      * NULL = authorization off (see docs/ARCHITECTURE.md, "Authorization") */
     const acl_conf_t *acl;
-    /* SASL (connections of SASL_* listeners): enabled mechanisms as
-     * 1 << KH_SASL_*; connections.max.reauth.ms (0 = sessions never expire). */
-    unsigned sasl_mechs;
+    /* SASL: connections.max.reauth.ms (0 = sessions never expire). */
     int64_t reauth_ms;
 } kh_ctx_t;
 
-/* SASL mechanisms (bits of kh_ctx_t.sasl_mechs); the SCRAM ones equal
+/* SASL mechanisms (bits of kh_listener_t.sasl_mechs); the SCRAM ones equal
  * Kafka's ScramMechanism ids (core/st_scram.h). */
 #define KH_SASL_SCRAM_SHA_256 1
 #define KH_SASL_SCRAM_SHA_512 2

@@ -253,7 +253,7 @@ void kh_sasl_handshake(kh_req_t *req)
     kh_sasl_t *s = kh_conn_sasl(req->conn);
     kp_sasl_handshake_response_t resp;
     kp_sasl_handshake_response_init(&resp);
-    unsigned mask = req->ks->ctx->sasl_mechs;
+    unsigned mask = req->lis ? req->lis->sasl_mechs : 0;
     kp_str_t *names = kh_array(req, 3, sizeof(kp_str_t));
     if (!names) {
         kh_fail_conn(req, "out of memory");

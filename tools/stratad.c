@@ -82,7 +82,9 @@ static void usage(FILE *f)
                "  -h, --help               this help\n\n"
                "Every key can also be set from the environment as STRATA_<KEY> with dots as\n"
                "underscores, e.g. STRATA_LOG_SEGMENT_BYTES=8MiB. Precedence: defaults <\n"
-               "--config < environment < flags.\n\n"
+               "--config < environment < flags.\n"
+               "STRATA_BOOTSTRAP_USER=NAME:PASSWORD[:MECHANISM] creates that SASL/SCRAM user at\n"
+               "start when it has no credential yet (the first user of a secured broker).\n\n"
                "Examples:\n"
                "  stratad                                   # ./data, 127.0.0.1:9092\n"
                "  stratad --log-dir /var/lib/strata --smp 4\n"
@@ -503,11 +505,22 @@ static int kafka_context(broker_t *b, const char *dir)
                 b->acl.n_super_users, b->acl.allow_if_no_acl ? "true" : "false");
     }
     k->reauth_ms = cfg_int(b->cfg, CFG_REAUTH_MS);
-    char err[256];
-    if (kh_sasl_parse_mechanisms(cfg_str(b->cfg, CFG_SASL_MECHANISMS), &k->sasl_mechs, err,
-                                 sizeof(err)) != 0) {
-        fprintf(stderr, "stratad: %s\n", err);
-        return 2;
+    return 0;
+}
+
+/* sasl.enabled.mechanisms of each SASL listener (listener.name.<l>.sasl.enabled.mechanisms
+ * overrides it, as in Kafka). @return 0 or 2 (the reason went to stderr). */
+static int sasl_mechanisms(broker_t *b)
+{
+    for (int i = 0; i < b->kctx.n_listeners; i++) {
+        kh_listener_t *l = &b->kctx.listeners[i];
+        char err[256];
+        const char *v = cfg_listener_str(b->cfg, l->name, CFG_SASL_MECHANISMS);
+        if (kh_sec_proto_is_sasl(l->proto) &&
+            kh_sasl_parse_mechanisms(v, &l->sasl_mechs, err, sizeof(err)) != 0) {
+            fprintf(stderr, "stratad: listener %s: %s\n", l->name, err);
+            return 2;
+        }
     }
     return 0;
 }
@@ -769,6 +782,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "stratad: %s\n", aerr);
         return 2;
     }
+    if ((rc = sasl_mechanisms(b)) != 0)
+        return rc;
     if ((rc = tls_setup(b)) != 0)
         return rc;
     if (check_only) {

@@ -543,7 +543,8 @@ class SaslTest(unittest.TestCase):
         w = Wire(self.b.port)
         self.assertEqual(login(w, "SCRAM-SHA-512", "carol", "carol-Pass-3")[0], 0)
         w.close()
-        self.assertEqual(self.admin("GET", "/v1/cluster", auth=("carol", "carol-Pass-3"))[0], 200)
+        # With authorization on, only super users (alice) may use the admin API.
+        self.assertEqual(self.admin("GET", "/v1/cluster", auth=("carol", "carol-Pass-3"))[0], 403)
         st, _, _ = self.admin("PUT", "/v1/security/users/carol", json.dumps({"password": "carol-Pass-4"}))
         self.assertEqual(st, 200)
         self.assertEqual(self.admin("GET", "/v1/cluster", auth=("carol", "carol-Pass-3"))[0], 401)
@@ -580,7 +581,11 @@ class ReauthTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         port = free_port()
-        cls.b = Broker("--listeners", "SASL_PLAINTEXT://127.0.0.1:%d" % port,
+        cls.scram_port = free_port()
+        cls.b = Broker("--listeners", "SASL_PLAINTEXT://127.0.0.1:%d,SCRAMONLY://127.0.0.1:%d"
+                       % (port, cls.scram_port),
+                       "-X", "listener.security.protocol.map=SCRAMONLY:SASL_PLAINTEXT",
+                       "-X", "listener.name.scramonly.sasl.enabled.mechanisms=SCRAM-SHA-256",
                        "-X", "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512",
                        "-X", "connections.max.reauth.ms=%d" % cls.LIFETIME_MS,
                        "-X", "super.users=User:alice",
@@ -589,6 +594,19 @@ class ReauthTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.b.close()
+
+    def test_mechanisms_per_listener(self):
+        w = Wire(self.scram_port)
+        self.assertEqual(handshake(w, "PLAIN"), (ERR_UNSUPPORTED_SASL_MECHANISM, ["SCRAM-SHA-256"]))
+        w.close()
+        w = Wire(self.scram_port)
+        self.assertEqual(login(w, "SCRAM-SHA-256", *ALICE)[0], 0)
+        self.assertTrue(metadata_ok(w))
+        w.close()
+        w = Wire(self.b.port)
+        self.assertEqual(handshake(w, "SCRAM-SHA-256"),
+                         (ERR_UNSUPPORTED_SASL_MECHANISM, ["SCRAM-SHA-512", "PLAIN"]))
+        w.close()
 
     def test_expired_session_is_closed_on_its_next_request(self):
         w = Wire(self.b.port)
