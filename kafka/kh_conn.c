@@ -782,9 +782,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     c->last_active_ms = now_ms(s->loop);
     if (c->sec.tls) {
         size_t cap = c->rcap;
-        n = tls_in(c, (size_t)n); /* may grow rbuf */
-        if (!c->closing)
-            mem_add(c->ks, (int64_t)c->rcap - (int64_t)cap);
+        n = tls_in(c, (size_t)n); /* may grow rbuf, even when it then closes c */
+        mem_add(c->ks, (int64_t)c->rcap - (int64_t)cap); /* conn_maybe_free takes rcap off */
         if (n < 0)
             return;
         /* A record not whole yet starts the clock like a partial frame

@@ -671,7 +671,9 @@ ssize_t kh_tls_conn_read(
     size_t got = 0;
     for (;;) {
         if (*cap - len - got < 16384) {
-            size_t ncap = *cap * 2 > len + got + 65536 ? *cap * 2 : len + got + 65536;
+            /* Only what the records need: the caller's buffer is in its
+             * memory budget (queued.max.request.bytes). */
+            size_t ncap = len + got + 65536;
             uint8_t *nb = realloc(*buf, ncap);
             if (!nb) {
                 snprintf(tc->err, sizeof(tc->err), "out of memory");

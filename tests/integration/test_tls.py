@@ -96,6 +96,27 @@ def tls_connect(certs, port, client=None, host="localhost"):
     return tls_context(certs, client).wrap_socket(raw, server_hostname=host)
 
 
+def tls_handshake_bio(certs, port):
+    """A TLS session over memory BIOs on a raw socket, handshake done: the
+    test then decides which ciphertext bytes go out, and how they are cut.
+    Returns (socket, SSLObject, outgoing MemoryBIO)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = tls_context(certs).wrap_bio(inc, out, server_hostname="localhost")
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(out.read())
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed during the handshake")
+            inc.write(data)
+    sock.sendall(out.read())  # the client's Finished
+    return sock, obj, out
+
+
 def serial_of(s):
     """The serial number of the certificate the server of TLS socket s sent."""
     return int(s.getpeercert()["serialNumber"], 16)
@@ -369,6 +390,35 @@ class TlsTest(unittest.TestCase):
                         seen=True)
         self.assertEqual(api_versions(keep, 9), 0)
         keep.close()
+
+    def test_buffers_return_to_the_pool_when_tls_connections_close(self):
+        # Each client sends, in one write, 55 KB of a frame (its records fill
+        # the broker's read buffer, which grows while decrypting) and then a
+        # record that does not decrypt: the connection closes in the middle
+        # of that read, and every byte the broker held must go back to the
+        # queued.max.request.bytes pool.
+        from test_admin import http, parse_metrics
+
+        def metric(name):
+            for _ in range(300):  # 503 while a shard is busy (an upper bound)
+                status, _, text = http(self.b.admin_port, "GET", "/metrics")
+                if status == 200:
+                    return parse_metrics(text)[(name, frozenset())]
+                time.sleep(0.1)
+            raise AssertionError(text)
+
+        for _ in range(10):
+            sock, obj, out = tls_handshake_bio(self.certs, self.p_ssl)
+            obj.write(struct.pack(">i", 1 << 20) + b"x" * 55000)
+            sock.sendall(out.read() + b"\x17\x03\x03\x00\x20" + os.urandom(32))
+            read_until_closed(sock)
+            sock.close()
+        for _ in range(300):  # the broker sees the closes (an upper bound, not a threshold)
+            if metric("strata_kafka_connections") == 0:
+                break
+            time.sleep(0.1)
+        self.assertEqual(metric("strata_kafka_connections"), 0)
+        self.assertEqual(metric("strata_kafka_queued_request_bytes"), 0)
 
     # ---- Metadata ----
 
