@@ -69,8 +69,9 @@ enum { /* IncrementalAlterConfigs ConfigOperation */
  * bounds are applied on the produce path (below). Values Strata could not honour are refused
  * (check_supported). The rest have no effect on one broker without compaction, as in Kafka
  * (unclean.leader.election.enable, *.replication.throttled.replicas, the
- * compaction keys), or are not applied yet: message.downconversion.enable
- * (Strata never down-converts). */
+ * compaction keys); message.downconversion.enable=false refuses Fetch v0-3
+ * (kh_fetch), true serves them the stored v2 batches (Strata never
+ * down-converts). */
 #define KH_TOPIC_CONFIGS(X)                                                                        \
     X("cleanup.policy", LIST, "delete", 0, 0, "delete,compact", "log.cleanup.policy",              \
       "Retention policies of old segments, comma-separated: delete removes them by retention.ms "  \
@@ -117,7 +118,8 @@ enum { /* IncrementalAlterConfigs ConfigOperation */
       "Allow an out-of-sync replica to become leader (no effect on one broker).")                  \
     X("message.downconversion.enable", BOOLEAN, "true", 0, 0, NULL,                                \
       "log.message.downconversion.enable",                                                         \
-      "Down-convert batches for consumers of old fetch versions.")                                 \
+      "false: refuse Fetch v0-3 (UNSUPPORTED_VERSION). Strata never down-converts: with true "     \
+      "they get the stored v2 batches.")                                                           \
     X("delete.retention.ms", LONG, "86400000", 0, INT64_MAX, NULL,                                 \
       "log.cleaner.delete.retention.ms", "How long delete tombstones are kept by compaction.")     \
     X("min.compaction.lag.ms", LONG, "0", 0, INT64_MAX, NULL, "log.cleaner.min.compaction.lag.ms", \

@@ -799,6 +799,14 @@ void kh_fetch(kh_req_t *req)
                 by_id && !t ? KP_ERR_UNKNOWN_TOPIC_ID : KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
             continue;
         }
+        /* Batches are stored as v2, which Fetch v0-3 cannot carry: with
+         * message.downconversion.enable=false Kafka refuses such fetches
+         * (Strata never down-converts; with true they get v2 as stored). */
+        const char *dc = v < 4 ? meta_topic_config(t, "message.downconversion.enable") : NULL;
+        if (dc && !strcmp(dc, "false")) {
+            op->rp->error_code = KP_ERR_UNSUPPORTED_VERSION;
+            continue;
+        }
         op->req = req;
         op->origin = rt_shard_id(req->ks->sh);
         op->kind = OP_FETCH;

@@ -517,6 +517,36 @@ class ConfigsTest(unittest.TestCase):
                               "message.timestamp.before.max.ms": "1000"})
         self.assertEqual(self.produce_raw("tsl", b"old", ts=now - 2 * day)[0], 0)
 
+    def test_downconversion_disabled_refuses_old_fetch_versions(self):
+        self.create("nodc", **{"message.downconversion.enable": "false"})
+        self.create("dc")
+        for topic, want in (("nodc", 35), ("dc", 0)):  # 35: UNSUPPORTED_VERSION
+            self.assertEqual(self.produce_raw(topic, b"v")[0], 0)
+            t = topic.encode()
+            body = (struct.pack(">iiii", -1, 0, 1, 1 << 20) + struct.pack(">i", 1)
+                    + struct.pack(">h", len(t)) + t + struct.pack(">i", 1)
+                    + struct.pack(">iqi", 0, 0, 1 << 20))
+            c = kwire.Conn(self.b.port)
+            try:
+                data = c.call(kwire.frame(1, 3, 1, body))  # Fetch v3
+            finally:
+                c.close()
+            o = 8 + 4 + 4  # size, correlation id, throttle, topic count
+            (n,) = struct.unpack_from(">h", data, o)
+            o += 2 + n + 4
+            _, err = struct.unpack_from(">ih", data, o)
+            self.assertEqual(err, want, topic)
+        # Fetch v4+ (v2 batches) is served either way.
+        from kafka import KafkaConsumer, TopicPartition as KTP
+        k = KafkaConsumer(bootstrap_servers=self.b.bootstrap, enable_auto_commit=False,
+                          consumer_timeout_ms=5000)
+        try:
+            k.assign([KTP("nodc", 0)])
+            k.seek(KTP("nodc", 0), 0)
+            self.assertEqual(next(iter(k)).value, b"v")
+        finally:
+            k.close()
+
     def test_log_append_time_is_stamped_by_the_broker(self):
         self.create("lat", **{"message.timestamp.type": "LogAppendTime"})
         self.create("ct")
