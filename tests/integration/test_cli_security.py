@@ -40,6 +40,7 @@ class SecurityCliTest(unittest.TestCase):
         rc, out = cls.b.stop()
         cls.b.close()
         cls.home.cleanup()
+        assert rc == 0 and "Sanitizer" not in out, out[-4000:]
         for secret in (ADMIN[1], "alice-Pass-2", "alice-Pass-3"):
             assert secret not in out, "a password reached the log"
 
@@ -229,8 +230,9 @@ class TlsCliTest(unittest.TestCase):
                               "security", "acl", "list")
                 self.assertEqual(rc, 0, out)
             finally:
-                b.stop()
+                rc, out = b.stop()
                 b.close()
+            self.assertEqual(rc, 0, out[-4000:])
 
 
 if __name__ == "__main__":
