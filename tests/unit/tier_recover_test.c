@@ -156,7 +156,7 @@ static void test_tier_recover_rebuilds_rows_as_uploaded(void **state)
     assert_int_equal(res.objects, 3);
     assert_int_equal(res.tail_only, 3); /* ranged GETs of their tables, not whole objects */
     assert_int_equal(res.failed, 1);    /* the corrupt one stays out of the index */
-    assert_int_equal(res.skipped, 1); /* README.txt */
+    assert_int_equal(res.skipped, 1);   /* README.txt */
     assert_int_equal(res.n_parts, 2);
     assert_int_equal(res.n_topics, 1); /* v's manifest is unreadable: v gets defaults */
     assert_string_equal(res.topics[0].name, "t");
@@ -214,6 +214,66 @@ static void test_tier_recover_rebuilds_rows_as_uploaded(void **state)
     free(o1.p);
     free(o2.p);
     free(o3.p);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A range of an active segment uploaded, its index commit lost (a crash),
+ * then taken again longer from the same offset: the longer object is the
+ * one recovery indexes, or the offsets only it holds would be lost. */
+static void test_tier_recover_prefers_the_longest_object_of_an_offset(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/strata-rec-XXXXXX", url[256], idx_path[256], cmd[600], err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(url, sizeof(url), "file://%s/arch", dir);
+    snprintf(idx_path, sizeof(idx_path), "%s/idx.db", dir);
+    snprintf(cmd, sizeof(cmd), "mkdir -p %s/arch", dir);
+    assert_int_equal(system(cmd), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    obj_config_t oc = {.url = url};
+    obj_store_t *st;
+    assert_int_equal(obj_store_new(&loop, &oc, &st, err, sizeof(err)), 0);
+    static const int64_t base[] = {0, 100, 100, 200}, n[] = {5, 2, 5, 5};
+    mbuf_t o[4] = {{0}};
+    tier_seg_info_t info[4];
+    char k[4][512];
+    for (int i = 0; i < 4; i++) {
+        make_object(base[i], (int)n[i], &o[i], &info[i]);
+        tier_object_key("w", 0, base[i], base[i] + n[i] * 20 - 1, 0, k[i], sizeof(k[i]));
+        put(&loop, st, k[i], o[i].p, o[i].len);
+    }
+    obj_store_close(st, noop, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    idx_t *idx;
+    assert_int_equal(idx_open(idx_path, &idx, err, sizeof(err)), 0);
+    tier_recover_result_t res;
+    assert_int_equal(tier_recover_blocking(url, idx, true, &res, err, sizeof(err)), 0);
+    assert_int_equal(res.objects, 3);
+    assert_int_equal(res.skipped, 1); /* the shorter 100-139 */
+    assert_int_equal(res.failed, 0);
+    assert_int_equal(res.n_parts, 1);
+    assert_int_equal(res.parts[0].high_offset, 299);
+    tier_recover_result_fini(&res);
+    idx_client_t *c;
+    assert_int_equal(idx_client_new(idx, &loop, &c), 0);
+    loc_wait_t w = {0};
+    assert_int_equal(idx_lookup_offset(c, "w", 0, 150, on_loc, &w), 0);
+    while (!w.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(w.status, 0);
+    assert_string_equal(w.key, k[2]);
+    assert_true(w.loc.chunk.first_offset <= 150 && w.loc.chunk.last_offset >= 150);
+    idx_client_close(c, noop, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    idx_close(idx);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    for (int i = 0; i < 4; i++) {
+        tier_seg_info_fini(&info[i]);
+        free(o[i].p);
+    }
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
 }
@@ -292,6 +352,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tier_recover_rebuilds_rows_as_uploaded),
+        cmocka_unit_test(test_tier_recover_prefers_the_longest_object_of_an_offset),
         cmocka_unit_test(test_tier_parse_object_key_accepts_only_segment_keys),
         cmocka_unit_test(test_tier_topic_manifest_parse),
     };
