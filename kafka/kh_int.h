@@ -44,6 +44,8 @@ struct kh_shard {
     int n_lsocks;                        /* bound (listening) ones */
     uint64_t refused_log_ms;             /* last "refused connection" line (rate limit) */
     int refused_quiet;                   /* refusals not logged since */
+    uint64_t sasl_fail_log_ms;           /* last "SASL authentication failed" line (rate limit) */
+    int sasl_fail_quiet;                 /* failed logins not logged since */
     kh_conn_t *conns;                    /* doubly linked list of open connections */
     int n_conns;
     uint64_t next_conn_id;

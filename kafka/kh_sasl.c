@@ -211,11 +211,22 @@ static void fail(kh_req_t *req, const char *user, const char *why)
 {
     kh_sasl_t *s = kh_conn_sasl(req->conn);
     st_metric_add(ST_M_SASL_AUTH_FAILURES, 1);
-    /* The log says why; the client only learns that it failed. */
-    ST_INFO("kafka", "SASL authentication failed conn=%llu peer=%s mechanism=%s user='%s': %s",
-            req->conn ? (unsigned long long)kh_conn_id(req->conn) : 0ULL,
-            req->conn ? kh_conn_peer(req->conn) : "?", s ? mech_name(s->mech) : "?",
-            user ? user : "", why);
+    /* The log says why (at most one line a second per shard, so that a
+     * password guesser cannot flood it); the client only learns that it failed. */
+    kh_shard_t *ks = req->ks;
+    uint64_t now = loop_now(req);
+    if (ks->sasl_fail_log_ms == 0 || now - ks->sasl_fail_log_ms >= 1000) {
+        ST_INFO("kafka",
+                "SASL authentication failed conn=%llu peer=%s mechanism=%s user='%s': %s%s",
+                req->conn ? (unsigned long long)kh_conn_id(req->conn) : 0ULL,
+                req->conn ? kh_conn_peer(req->conn) : "?", s ? mech_name(s->mech) : "?",
+                user ? user : "", why,
+                ks->sasl_fail_quiet ? "; more failed logins were not logged" : "");
+        ks->sasl_fail_log_ms = now;
+        ks->sasl_fail_quiet = 0;
+    } else {
+        ks->sasl_fail_quiet++;
+    }
     char msg[160];
     snprintf(msg, sizeof(msg), k_failed_msg, s ? mech_name(s->mech) : "?");
     answer(req, NULL, 0, KP_ERR_SASL_AUTHENTICATION_FAILED, msg);
