@@ -869,14 +869,22 @@ static bool check_api(kh_req_t *req, const acl_set_t *s)
         if (q->transactional_id.len >= 0 &&
             !allowed(req, s, ACL_OP_WRITE, ACL_RES_TRANSACTIONAL_ID, q->transactional_id)) {
             int16_t err = KP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
-            rc = strip(req, &k_produce, msg, s, decide_all, &err);
-            if (rc == 0 && q->acks != 0) {
+            if (strip(req, &k_produce, msg, s, decide_all, &err) != 0)
+                kh_fail_conn(req, "out of memory");
+            else if (q->acks != 0)
                 refuse(req, err);
-                return false;
-            }
-            break;
+            else /* no response to carry the error: close, as below */
+                kh_fail_conn(req, "acks=0 produce with a transactional id the principal "
+                                  "may not write");
+            return false;
         }
         rc = STRIP(k_produce, R_TOPIC_WRITE);
+        if (rc == 0 && q->acks == 0 && req->acl->top.n > 0) {
+            /* No response carries the error: like Kafka, close the connection so
+             * the client notices (here before appending the authorized rest). */
+            kh_fail_conn(req, "acks=0 produce to a topic the principal may not write");
+            return false;
+        }
         break;
     }
     case KP_API_FETCH: {

@@ -23,7 +23,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker, free_port  # noqa: E402
 from kwire import (Conn, delete_records_v1, frame, parse_delete_records_v1,  # noqa: E402
-                   uvarint)
+                   parse_produce_v3, produce_v3, record_batch, uvarint)
 
 from confluent_kafka import Consumer, KafkaError, Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
@@ -264,7 +264,8 @@ class AclTest(unittest.TestCase):
                           for a in acls], [("x.", ACLResourcePatternType.PREFIXED)])
         # MATCH: the ACLs that apply to topic x.y (the prefix x. does).
         f = ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY,
-                      ResourcePatternFilter(ResourceType.TOPIC, "x.y", ACLResourcePatternType.MATCH))
+                      ResourcePatternFilter(ResourceType.TOPIC, "x.y",
+                                            ACLResourcePatternType.MATCH))
         acls, _ = self.k.describe_acls(f)
         self.assertEqual(len(acls), 1)
         r = self.k.delete_acls([any_filter("GROUP")])
@@ -284,6 +285,25 @@ class AclTest(unittest.TestCase):
         self.assertIsNone(produce(self.b.bootstrap, "t-prod"))
         self.grant(acl("READ", "TOPIC", "pre.a"))  # READ does not give WRITE
         self.assertEqual(produce(self.b.bootstrap, "pre.a"), TOPIC_AUTH)
+        # acks=0 has no response to carry the error: the broker closes the connection.
+        c = Conn(self.b.port)
+        try:
+            r = c.call(produce_v3("t-prod", 0, record_batch([b"a"])))
+            self.assertEqual(parse_produce_v3(r)[0], 0)
+            with self.assertRaises((ConnectionError, OSError)):
+                c.call(produce_v3("pre.a", 0, record_batch([b"b"]), acks=0, corr=2) +
+                       produce_v3("t-prod", 0, record_batch([b"c"]), corr=3))
+        finally:
+            c.close()
+
+    def test_hosts(self):
+        # An ALLOW for another host does not apply; a DENY for this one does.
+        self.grant(acl("WRITE", "TOPIC", "t-prod", host="10.9.9.9"))
+        self.assertEqual(produce(self.b.bootstrap, "t-prod"), TOPIC_AUTH)
+        self.grant(acl("WRITE", "TOPIC", "t-prod", host="127.0.0.1"))
+        self.assertIsNone(produce(self.b.bootstrap, "t-prod"))
+        self.grant(acl("WRITE", "TOPIC", "t-prod", perm="DENY", host="127.0.0.1"))
+        self.assertEqual(produce(self.b.bootstrap, "t-prod"), TOPIC_AUTH)
 
     def test_consume_needs_read_on_topic_and_group(self):
         self.grant(acl("READ", "TOPIC", "t-read"))
@@ -449,7 +469,8 @@ def sasl_conf(user, pw=None):
 class SaslAclTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.b = Broker(start=False, env=dict(os.environ, STRATA_BOOTSTRAP_USER="admin:admin-secret"))
+        cls.b = Broker(start=False,
+                       env=dict(os.environ, STRATA_BOOTSTRAP_USER="admin:admin-secret"))
         cls.sasl = "127.0.0.1:%d" % free_port()
         cls.b.args += ["--listeners", "PLAINTEXT://%s,SASL_PLAINTEXT://%s" % (cls.b.bootstrap,
                                                                               cls.sasl),
