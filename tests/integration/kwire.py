@@ -70,13 +70,13 @@ def parse_produce_v3(data):
 
 def recv_frame(s):
     """One size-prefixed response from socket s (plain or TLS), with its size."""
-    data = b""
+    data = bytearray()  # appends in place: a 50 MB response is not copied per chunk
     while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
         chunk = s.recv(65536)
         if not chunk:
             raise ConnectionError("closed by the broker")
         data += chunk
-    return data
+    return bytes(data)
 
 
 class Conn:
