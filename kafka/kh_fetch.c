@@ -246,12 +246,14 @@ static void op_run(rt_shard_t *sh, void *arg)
     if (op->kind == OP_WATCH) {
         int64_t now = part_now_ms();
         prune_watches(ks, now);
-        /* Data may have arrived since the read: then wake at once. */
+        /* Data may have arrived since the read: then wake at once. Compared with the high
+         * watermark the read saw, not the fetch offset: data already there that could not
+         * make min_bytes would otherwise wake the fetch again and again (a busy loop). */
         watch_t *w = log ? malloc(sizeof(*w)) : NULL;
         if (w) {
             *w = (watch_t){ks->watches, log, op->origin, op->req_id, op->deadline_ms};
             ks->watches = w;
-            if (plog_high_watermark(log) > op->offset)
+            if (plog_high_watermark(log) > op->hw)
                 kh_notify_append(ks, log);
         }
         free(op); /* a watch_msg_t: watches are not answered */
