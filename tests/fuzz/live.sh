@@ -48,7 +48,7 @@ until grep -q started "$LOG" 2>/dev/null; do
 done
 echo "live.sh: stratad pid $PID on 127.0.0.1:$KPORT ($STRATAD)"
 start=$(date +%s)
-"$FUZZ" --port "$KPORT" --sasl-port "$SPORT" "$@"
+"$FUZZ" --port "$KPORT" --sasl-port "$SPORT" --broker-pid "$PID" "$@"
 frc=$?
 end=$(date +%s)
 echo "live.sh: live_fuzz exit $frc after $((end - start)) s"

@@ -57,7 +57,8 @@ static struct {
     int inflight;
     int max_parts;
     int stall_ms;
-    int sasl_port; /* a SASL_PLAINTEXT listener where some connections log in, 0 = none */
+    int sasl_port;  /* a SASL_PLAINTEXT listener where some connections log in, 0 = none */
+    int broker_pid; /* the broker's process id, for its CPU time (hold: regressions) */
     const char *regress;
     int replay_conn, replay_from, replay_to; /* replay_conn -1 = off */
     int dump_conn, dump_idx;                 /* dump_conn -1 = off */
@@ -2440,6 +2441,65 @@ static int run_dump(void)
     return 0;
 }
 
+/* CPU seconds (user + system) the broker process has used, or -1 (no --broker-pid). */
+static double broker_cpu(void)
+{
+    if (opt.broker_pid <= 0)
+        return -1;
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", opt.broker_pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = 0;
+    const char *q = strrchr(buf, ')');
+    unsigned long ut = 0, stt = 0;
+    if (!q || sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &stt) != 2)
+        return -1;
+    return (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Send a request the broker should hold (a long poll) and let it hold it for 2 s with nothing
+ * else to do: the broker must stay idle meanwhile (under 1 s of CPU: a bound on work done,
+ * the held request spinning uses all it gets), and still answer ApiVersions on 8 other
+ * connections (both shards) before the held request. @return 0 or 1. */
+static int hold_check(const uint8_t *p, size_t n)
+{
+    double cpu0 = broker_cpu();
+    int held = tcp_connect(false);
+    if (held < 0 || !io_all(held, p, n, true))
+        return 1;
+    usleep(2000000);
+    double cpu1 = broker_cpu();
+    int rc = 0;
+    if (cpu0 >= 0 && cpu1 >= 0 && cpu1 - cpu0 > 1.0) {
+        fprintf(stderr, "live_fuzz: the broker used %.2f s of CPU in 2 s holding one request\n",
+                cpu1 - cpu0);
+        rc = 1;
+    }
+    for (int i = 0; i < 8 && rc == 0; i++) {
+        int fd = tcp_connect(false);
+        kp_arena_t a;
+        kp_arena_init(&a, 1 << 20);
+        kp_api_versions_request_t q;
+        kp_api_versions_request_init(&q);
+        if (fd < 0 || !call(fd, KP_API_API_VERSIONS, 0, &q, &a))
+            rc = 1;
+        kp_arena_fini(&a);
+        if (fd >= 0)
+            close(fd);
+    }
+    struct pollfd pfd = {held, POLLIN, 0};
+    if (rc == 0 && poll(&pfd, 1, 0) > 0) {
+        fprintf(stderr, "live_fuzz: the held request was answered before the probes\n");
+        rc = 1;
+    }
+    close(held);
+    return rc;
+}
+
 /* Each non-comment line of the file is one frame in hex (its 4-byte size included, which
  * may lie); each goes alone on a new connection and the broker must still answer after it. */
 static int run_regress(const char *path)
@@ -2458,6 +2518,9 @@ static int run_regress(const char *path)
             continue;
         int times = 1;
         char *hex = line;
+        bool hold = !strncmp(line, "hold:", 5);
+        if (hold)
+            hex += 5;
         if (strchr(line, '*')) { /* N*HEX: the frame N times on one connection */
             times = atoi(line);
             hex = strchr(line, '*') + 1;
@@ -2472,6 +2535,18 @@ static int run_regress(const char *path)
             if (sscanf(hex + i, "%2x", &x) != 1)
                 die(2, "%s:%d: not hex", path, lineno);
             b[bl++] = (uint8_t)x;
+        }
+        if (hold) {
+            rc = hold_check(b, bl);
+            free(b);
+            n++;
+            if (rc != 0) {
+                fprintf(stderr,
+                        "live_fuzz: %s:%d: a shard stopped serving while it held a request\n", path,
+                        lineno);
+                break;
+            }
+            continue;
         }
         int got = send_alone(b, bl, times);
         if (opt.verbose)
@@ -2498,6 +2573,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: live_fuzz --port P [--host H] [--seed S] [--conns N] [--requests M]\n"
             "       [--seconds T] [--inflight K] [--max-parts N] [--regress FILE] [--sasl-port P]\n"
+            "       [--broker-pid PID]\n"
             "       [--replay C:A-B] [--dump C:I] [--no-setup] [--check-only] [-v]\n");
     exit(2);
 }
@@ -2525,6 +2601,8 @@ int main(int argc, char **argv)
             opt.seconds = atoi(v);
         else if (ARG("--inflight"))
             opt.inflight = atoi(v);
+        else if (ARG("--broker-pid"))
+            opt.broker_pid = atoi(v);
         else if (ARG("--sasl-port"))
             opt.sasl_port = atoi(v);
         else if (ARG("--max-parts"))
