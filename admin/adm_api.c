@@ -63,6 +63,20 @@ static void get_cluster(adm_call_t *call)
         "kafka_advertised", adv, "admin", s->listen_addr, "shards", rt_shard_count(s->o.rt),
         "uptime_seconds", uptime_s(s), "started_at_ms", (json_int_t)s->start_ms, "topics", n_topics,
         "partitions", (json_int_t)n_parts, "archive_url", cfg_str(s->o.cfg, CFG_ARCHIVE_URL));
+    /* Every Kafka listener: name, security protocol, bind and advertised address. */
+    json_t *ls = json_array();
+    for (int i = 0; ls && i < k->n_listeners; i++) {
+        const kh_listener_t *l = &k->listeners[i];
+        snprintf(kafka, sizeof(kafka), "%s:%d", l->host, l->port);
+        snprintf(adv, sizeof(adv), "%s:%d", l->adv_host, l->adv_port);
+        json_array_append_new(ls, json_pack("{s:s,s:s,s:s,s:s}", "name", l->name, "protocol",
+                                            kh_sec_proto_name(l->proto), "address", kafka,
+                                            "advertised", adv));
+    }
+    if (doc && ls)
+        json_object_set_new(json_object_get(doc, "listeners"), "kafka_listeners", ls);
+    else
+        json_decref(ls);
     adm_reply_json(call, 200, doc);
 }
 

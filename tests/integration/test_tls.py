@@ -4,6 +4,7 @@ addresses per listener, and SSL / mTLS with kcat, confluent-kafka,
 kafka-python and kafkajs. The certificates (a CA, a server certificate for
 127.0.0.1/localhost, client certificates for alice, an expired one and one from
 an untrusted CA) are made by the openssl CLI in a temporary directory."""
+import json
 import os
 import random
 import signal
@@ -429,6 +430,17 @@ class TlsTest(unittest.TestCase):
                          [("localhost", self.p_ssl)])
         self.assertEqual(brokers_seen("127.0.0.1:%d" % self.p_mtls, **self.ssl_conf("alice")),
                          [("127.0.0.1", self.p_mtls)])
+        # The admin API lists the listeners the same way.
+        from test_admin import http
+        status, _, body = http(self.b.admin_port, "GET", "/v1/cluster")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(
+            [(x["name"], x["protocol"], x["address"], x["advertised"])
+             for x in body["listeners"]["kafka_listeners"]],
+            [("PLAINTEXT", "PLAINTEXT", "127.0.0.1:%d" % self.p_plain,
+              "127.0.0.1:%d" % self.p_plain),
+             ("SSL", "SSL", "127.0.0.1:%d" % self.p_ssl, "localhost:%d" % self.p_ssl),
+             ("MTLS", "SSL", "127.0.0.1:%d" % self.p_mtls, "127.0.0.1:%d" % self.p_mtls)])
 
     # ---- Rotation ----
 
@@ -484,7 +496,10 @@ class AdminTlsTest(unittest.TestCase):
                     r = h.getresponse()
                     body = r.read()
                     self.assertEqual(r.status, 200, body)
-                    self.assertIn(b'"node_id"', body)
+                    doc = json.loads(body)
+                    self.assertEqual(doc["listeners"]["kafka_listeners"], [
+                        {"name": "PLAINTEXT", "protocol": "PLAINTEXT", "address": b.bootstrap,
+                         "advertised": b.bootstrap}])
                 h.close()
                 # Plain http on the https port gets no answer.
                 h = http.client.HTTPConnection("127.0.0.1", b.admin_port, timeout=30)
