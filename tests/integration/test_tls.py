@@ -519,6 +519,96 @@ class AdminTlsTest(unittest.TestCase):
             self.assertEqual(rc, 0, out)
 
 
+class TlsSettingsTest(unittest.TestCase):
+    """ssl.enabled.protocols, ssl.cipher.suites (Kafka's IANA names), an
+    encrypted PEM key (ssl.key.password) and a PKCS12 keystore."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="strata-tls-")
+        cls.c = c = Certs(cls.tmp.name)
+        openssl("pkey", "-in", c.path("server", "key"), "-aes256", "-passout", "pass:s3cret",
+                "-out", c.path("server-enc", "key"))
+        openssl("pkcs12", "-export", "-in", c.path("server"), "-inkey", c.path("server", "key"),
+                "-passout", "pass:p12pass", "-out", c.path("server", "p12"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def serve(self, *args):
+        port = free_port()
+        b = Broker("--listeners", "SSL://127.0.0.1:%d" % port, *args, port=port)
+        self.addCleanup(b.close)
+        return port
+
+    def handshake(self, port, **ctx_settings):
+        ctx = tls_context(self.c)
+        for k, v in ctx_settings.items():
+            setattr(ctx, k, v)
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30),
+                            server_hostname="localhost")
+        self.assertEqual(api_versions(s), 0)
+        got = (s.version(), s.cipher()[0])
+        s.close()
+        return got
+
+    def test_protocols_and_cipher_suites(self):
+        key = ["-X", "ssl.keystore.location=" + self.c.path("server", "full")]
+        port = self.serve(*key, "-X", "ssl.enabled.protocols=TLSv1.2",
+                          "-X", "ssl.cipher.suites=TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
+        self.assertEqual(self.handshake(port), ("TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256"))
+        port = self.serve(*key, "-X", "ssl.enabled.protocols=TLSv1.3",
+                          "-X", "ssl.cipher.suites=TLS_CHACHA20_POLY1305_SHA256")
+        self.assertEqual(self.handshake(port), ("TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256"))
+        with self.assertRaises(ssl.SSLError):  # a TLS 1.2 client on a TLS 1.3-only listener
+            self.handshake(port, maximum_version=ssl.TLSVersion.TLSv1_2)
+
+    def test_encrypted_key_and_pkcs12_keystore(self):
+        port = self.serve("-X", "ssl.keystore.certificate.chain=" + self.c.read("server"),
+                          "-X", "ssl.keystore.key=" + self.c.read("server-enc", "key"),
+                          "-X", "ssl.key.password=s3cret")
+        self.assertEqual(self.handshake(port)[0], "TLSv1.3")
+        port = self.serve("-X", "ssl.keystore.type=PKCS12",
+                          "-X", "ssl.keystore.location=" + self.c.path("server", "p12"),
+                          "-X", "ssl.keystore.password=p12pass")
+        self.assertEqual(self.handshake(port)[0], "TLSv1.3")
+
+    def test_bad_tls_settings_stop_the_start_with_the_reason(self):
+        c = self.c
+        for args, msg in [
+            (["-X", "ssl.keystore.certificate.chain=" + c.read("server"),
+              "-X", "ssl.keystore.key=" + c.read("server-enc", "key"),
+              "-X", "ssl.key.password=wrong"], "cannot read the private key in ssl.keystore.key"),
+            (["-X", "ssl.keystore.location=" + c.path("server"),  # a certificate, no key
+              ], "cannot read the private key in " + c.path("server")),
+            (["-X", "ssl.keystore.certificate.chain=" + c.read("server"),
+              "-X", "ssl.keystore.key=" + c.read("alice", "key")],
+             "the private key does not match the certificate"),
+            (["-X", "ssl.keystore.type=PKCS12", "-X", "ssl.keystore.location=" +
+              c.path("server", "p12"), "-X", "ssl.keystore.password=nope"],
+             "cannot read the PKCS12 keystore"),
+            (["-X", "ssl.keystore.location=" + c.path("server", "full"),
+              "-X", "ssl.client.auth=required"],
+             "ssl.client.auth=required needs the CAs of client certificates"),
+            (["-X", "ssl.keystore.location=" + c.path("server", "full"),
+              "-X", "ssl.client.auth=always"],
+             "ssl.client.auth 'always' is not none, requested or required"),
+            (["-X", "ssl.keystore.location=" + c.path("server", "full"),
+              "-X", "ssl.enabled.protocols=TLSv1.1"],
+             "ssl.enabled.protocols: 'TLSv1.1' is not supported"),
+            (["-X", "ssl.keystore.location=" + c.path("server", "full"),
+              "-X", "ssl.cipher.suites=TLS_NOPE"],
+             "ssl.cipher.suites: unknown cipher suite 'TLS_NOPE'"),
+        ]:
+            b = Broker("--listeners", "SSL://127.0.0.1:%d" % free_port(), *args,
+                       "--check-config", start=False)
+            p = subprocess.run([STRATAD, *b.args], capture_output=True, text=True, timeout=60)
+            b.close()
+            self.assertNotEqual(p.returncode, 0, p.stdout)
+            self.assertIn("listener SSL: " + msg, p.stderr)
+
+
 class TlsReloadAndPrincipalTest(unittest.TestCase):
     def test_changed_files_reload_and_mtls_principal_is_the_subject(self):
         with tempfile.TemporaryDirectory(prefix="strata-tls-") as d:
