@@ -857,6 +857,12 @@ static int check_offset_fetch_topics(kh_req_t *req, const acl_set_t *s)
     return 0;
 }
 
+_Static_assert(offsetof(kp_join_group_request_t, group_id) == 0 &&
+                   offsetof(kp_sync_group_request_t, group_id) == 0 &&
+                   offsetof(kp_heartbeat_request_t, group_id) == 0 &&
+                   offsetof(kp_leave_group_request_t, group_id) == 0,
+               "check_api reads group_id at offset 0 of the group membership requests");
+
 /* @return true when the handler may run. */
 static bool check_api(kh_req_t *req, const acl_set_t *s)
 {
@@ -973,8 +979,7 @@ static bool check_api(kh_req_t *req, const acl_set_t *s)
     case KP_API_SYNC_GROUP:
     case KP_API_HEARTBEAT:
     case KP_API_LEAVE_GROUP: {
-        /* group_id is the first field of each of these requests */
-        kp_str_t group = AT(msg, 0, kp_str_t);
+        kp_str_t group = AT(msg, 0, kp_str_t); /* group_id comes first in each */
         if (!allowed(req, s, ACL_OP_READ, ACL_RES_GROUP, group)) {
             refuse(req, KP_ERR_GROUP_AUTHORIZATION_FAILED);
             return false;

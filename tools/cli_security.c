@@ -58,7 +58,8 @@ static const char acl_flags_help[] =
     "      --topic NAME            a topic resource\n"
     "      --group NAME            a consumer group resource\n"
     "      --cluster               the cluster resource\n"
-    "      --transactional-id ID   a transactional id resource (not with librdkafka 2.0)\n"
+    "      --transactional-id ID   a transactional id resource (not with librdkafka 2.0,\n"
+    "                              which also lists such ACLs as RESOURCE-TYPE UNKNOWN)\n"
     "      --resource-pattern-type literal|prefixed (create, default literal);\n"
     "                              any|match|literal|prefixed (list/delete, default any)\n"
     "Each flag is repeatable and takes comma lists.\n";
@@ -175,7 +176,8 @@ static int resources_of(const acl_args_t *a, res_t *out)
     return n;
 }
 
-/* Kafka names the cluster resource CLUSTER; librdkafka calls the same wire value BROKER. */
+/* Kafka names the cluster resource CLUSTER; librdkafka calls the same wire value BROKER.
+ * librdkafka 2.0 reads TRANSACTIONAL_ID (5) as UNKNOWN, the name it prints then. */
 static const char *res_name(rd_kafka_ResourceType_t t)
 {
     return t == RD_KAFKA_RESOURCE_BROKER ? "CLUSTER" : rd_kafka_ResourceType_name(t);

@@ -140,6 +140,26 @@ class SecurityCliTest(unittest.TestCase):
             os.remove(os.path.join(prof, "strata.yaml"))
         self.ok("security", "acl", "delete", "--topic", "env-visible")
 
+    def test_transactional_id_acls_listed_and_deleted(self):
+        from kafka.admin import (ACL, ACLOperation, ACLPermissionType, KafkaAdminClient,
+                                 ResourcePattern, ResourceType)
+        k = KafkaAdminClient(bootstrap_servers=self.sasl, security_protocol="SASL_PLAINTEXT",
+                             sasl_mechanism="SCRAM-SHA-256", sasl_plain_username=ADMIN[0],
+                             sasl_plain_password=ADMIN[1])
+        try:
+            r = k.create_acls([ACL("User:tx", "*", ACLOperation.WRITE, ACLPermissionType.ALLOW,
+                                   ResourcePattern(ResourceType.TRANSACTIONAL_ID, "tx1"))])
+            self.assertEqual(r["failed"], [])
+        finally:
+            k.close()
+        # librdkafka 2.0 reads the resource type TRANSACTIONAL_ID as UNKNOWN.
+        try:
+            self.assertEqual(self.acls("--allow-principal", "tx"), [
+                ("User:tx", "UNKNOWN", "tx1", "LITERAL", "WRITE", "ALLOW")])
+        finally:
+            self.ok("security", "acl", "delete", "--allow-principal", "tx")
+        self.assertEqual(self.acls("--allow-principal", "tx"), [])
+
     def test_usage_errors_and_help(self):
         self.fails(2, "--transactional-id", "security", "acl", "create", "--allow-principal",
                    "a", "--operation", "write", "--transactional-id", "tx")
