@@ -119,8 +119,8 @@
       "Close a connection whose request has not arrived whole this long after its first byte "      \
       "(-1: never). Strata-only: Kafka has no such key, and its idle timer restarts on every byte.") \
     X(QUEUED_MAX_REQUEST_BYTES, "queued.max.request.bytes", CFG_INT, "536870912", -1, INT64_MAX, 0, \
-      "Bytes held broker-wide for requests read but not yet answered (read buffers, frames, "       \
-      "decoded requests, unwritten responses); reading pauses while full (-1: no limit, Kafka's default).") \
+      "Bytes of requests read but not yet answered, broker-wide (frames, decoded requests, their "   \
+      "responses); reading pauses while full (-1: no limit, Kafka's default).")                       \
     X(MAX_CONNECTIONS, "max.connections", CFG_INT, "10000", 1, INT32_MAX, 0,                       \
       "Open Kafka connections, broker-wide; a new connection beyond it is closed at once.")        \
     X(MAX_CONNECTIONS_PER_IP, "max.connections.per.ip", CFG_INT, "1000", 1, INT32_MAX, 0,          \

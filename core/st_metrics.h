@@ -27,7 +27,7 @@
     X(KAFKA_CONNECTIONS_REFUSED, "strata_kafka_connections_refused_total", "counter",              \
       "Kafka connections closed at accept: max.connections or max.connections.per.ip reached.")   \
     X(KAFKA_QUEUED_REQUEST_BYTES, "strata_kafka_queued_request_bytes", "gauge",                    \
-      "Bytes held for Kafka requests not yet answered (the queued.max.request.bytes pool).")       \
+      "Bytes of Kafka requests read but not yet answered (the queued.max.request.bytes pool).")    \
     X(ADMIN_REQUESTS, "strata_admin_http_requests_total", "counter",                               \
       "Admin HTTP requests answered (any status).")                                                \
     X(SASL_AUTH_SUCCESSES, "strata_kafka_sasl_authentications_total", "counter",                   \

@@ -124,8 +124,8 @@ typedef struct kh_shard kh_shard_t;
 /** New limits. Each value <= 0 means no limit.
  * @param max_conns         max.connections: open Kafka connections, broker-wide.
  * @param max_per_ip        max.connections.per.ip.
- * @param queued_max_bytes  queued.max.request.bytes: bytes held for requests
- *                          read but not yet answered (and answers not yet written).
+ * @param queued_max_bytes  queued.max.request.bytes: bytes of requests read
+ *                          but not yet answered (frames, decoded, responses).
  * @return owned (kh_limits_free), or NULL when out of memory. */
 kh_limits_t *kh_limits_new(int64_t max_conns, int64_t max_per_ip, int64_t queued_max_bytes);
 void kh_limits_free(kh_limits_t *l);

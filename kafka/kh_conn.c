@@ -8,16 +8,23 @@
  *
  * Limits (kh_limits.c, broker-wide): max.connections and
  * max.connections.per.ip are checked at accept (a refused connection is
- * closed at once, one log line per 10 s); every byte held for a request not
- * yet answered is counted in the queued.max.request.bytes pool: the read
- * buffer (it grows with the bytes that arrived, never to a size a header
- * merely announces, and is freed or shrunk once framed), the frame, its
- * decoded form (arena) and the response until libuv wrote it.
+ * closed at once, one log line per 10 s); the queued.max.request.bytes pool
+ * counts the requests read but not yet answered: each frame, from when it is
+ * whole, with its decoded form (arena) and encoded response. The frame being
+ * read is bounded per connection instead: the read buffer grows with the
+ * bytes that arrived (never to a size a header merely announces; frees or
+ * shrinks once framed) and the frame must be whole within
+ * strata.request.read.timeout.ms. Answers waiting in libuv are bounded per
+ * connection (KH_UNSENT_MAX), not in the pool: a client that does not read
+ * stalls only itself.
  *
  * Reading: OPEN connections read while all of these hold (conn_pump):
  *   fewer than KH_MAX_INFLIGHT requests queued (checked per frame, inside one
- *   read; reading resumes below half of it), the pool is not full (mem_timer
- *   retries), fewer than KH_UNSENT_MAX response bytes wait in libuv.
+ *   read; reading resumes below half of it), fewer than KH_UNSENT_MAX response
+ *   bytes wait in libuv, and the pool is not full (mem_timer retries) - except
+ *   that a frame begun while the pool had room is read to its end, so the pool
+ *   always drains (Kafka reserves the announced size instead; here a header
+ *   alone reserves nothing).
  *
  * Connection states:
  *   OPEN --(read error / EOF / protocol violation / idle / a frame not whole
@@ -59,12 +66,14 @@ struct kh_conn {
     kh_conn_t *prev, *next; /* the shard's list */
     uint64_t id;
     char peer[64];
-    uint8_t *rbuf; /* owned: bytes not yet framed (NULL when none); rcap is in the pool */
+    uint8_t *rbuf; /* owned: bytes not yet framed (NULL when none) */
     size_t rlen, rcap;
-    uint64_t frame_t0_ms;         /* arrival of the first byte of the frame not yet whole in rbuf */
-    bool is_framing;              /* conn_frame() is running: a nested call returns */
-    bool is_paused_mem;           /* not reading: the queued-request pool is full */
-    bool is_counted;              /* admitted by kh_limits_conn_admit(): released at close */
+    uint64_t
+        frame_t0_ms;    /* arrival of the first byte of the frame not yet whole in rbuf; 0: none */
+    bool is_admitted;   /* that frame began while the pool had room: it may complete */
+    bool is_framing;    /* conn_frame() is running: a nested call returns */
+    bool is_paused_mem; /* not reading: the queued-request pool is full */
+    bool is_counted;    /* admitted by kh_limits_conn_admit(): released at close */
     struct sockaddr_storage addr; /* the peer's address */
     kh_req_t *head, *tail;        /* requests in arrival order */
     int n_reqs;
@@ -84,8 +93,6 @@ struct kh_conn {
 typedef struct {
     uv_write_t w;
     uint8_t *buf; /* owned */
-    size_t len;   /* bytes of buf, counted in the pool until written */
-    kh_shard_t *ks;
 } wreq_t;
 
 typedef struct {
@@ -272,7 +279,6 @@ static void on_written(uv_write_t *w, int status)
     wreq_t *wr = (wreq_t *)w;
     kh_conn_t *c = w->handle->data; /* valid: write callbacks run before the close callback */
     (void)status;                   /* a failed write shows up as a read error / EOF */
-    mem_add(wr->ks, -(int64_t)wr->len);
     free(wr->buf);
     free(wr);
     if (!c->closing && !c->reading)
@@ -289,12 +295,8 @@ static bool conn_send(kh_conn_t *c, uint8_t *buf, size_t len)
         return false;
     }
     wr->buf = buf;
-    wr->len = len;
-    wr->ks = c->ks;
-    mem_add(c->ks, (int64_t)len); /* counted until written */
     uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
     if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
-        mem_add(c->ks, -(int64_t)len);
         free(wr->buf);
         free(wr);
         conn_close(c, "write failed");
@@ -637,7 +639,6 @@ static bool rbuf_resize(kh_conn_t *c, size_t cap)
         free(c->rbuf);
     }
     c->rbuf = n;
-    mem_add(c->ks, (int64_t)cap - (int64_t)c->rcap);
     c->rcap = cap;
     return true;
 }
@@ -688,7 +689,6 @@ static uint8_t *frame_take(kh_conn_t *c, size_t *pos, size_t size)
         uint8_t *frame = c->rbuf;
         memmove(frame, frame + 4, size);
         uint8_t *shrunk = realloc(frame, size);
-        mem_add(c->ks, (int64_t)rest - (int64_t)c->rcap); /* the request counts the frame */
         c->rbuf = nb;
         c->rlen = c->rcap = rest;
         return shrunk ? shrunk : frame;
@@ -727,6 +727,16 @@ static bool frame_size_ok(kh_conn_t *c, const uint8_t *p)
     return false;
 }
 
+/* The first bytes of a frame arrived: start its read timeout. When the pool
+ * has room, the frame is admitted: reading goes on until it is whole even if
+ * the pool fills meanwhile (so partial frames cannot hold the pool forever);
+ * otherwise reading pauses at once, with what arrived buffered. */
+static void frame_begin(kh_conn_t *c)
+{
+    c->frame_t0_ms = now_ms(c->tcp.loop);
+    c->is_admitted = !kh_limits_mem_full(c->ks->ctx->limits);
+}
+
 /* Cut the whole frames buffered in rbuf and dispatch them while the
  * connection may queue more requests (KH_MAX_INFLIGHT, checked per frame):
  * the rest stays buffered. Then an empty buffer is freed and a large one
@@ -762,7 +772,7 @@ static void conn_frame(kh_conn_t *c)
     if (c->rlen == 0)
         c->frame_t0_ms = 0; /* nothing partial: the read timeout does not run */
     else if (cut)           /* what is left began arriving after the frames before it */
-        c->frame_t0_ms = now_ms(c->tcp.loop);
+        frame_begin(c);
     if (c->rlen == 0)
         (void)rbuf_resize(c, 0); /* idle connections hold no buffer */
     else if (c->rcap > 2 * KH_READ_CHUNK && c->rlen < c->rcap / 4)
@@ -781,20 +791,18 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     c->last_active_ms = now_ms(s->loop);
     if (c->sec.tls) {
-        size_t cap = c->rcap;
-        n = tls_in(c, (size_t)n); /* may grow rbuf, even when it then closes c */
-        mem_add(c->ks, (int64_t)c->rcap - (int64_t)cap); /* conn_maybe_free takes rcap off */
+        n = tls_in(c, (size_t)n); /* may grow rbuf */
         if (n < 0)
             return;
         /* A record not whole yet starts the clock like a partial frame
          * (during the handshake, strata.ssl.handshake.timeout.ms rules). */
         if (n == 0 && c->rlen == 0 && c->frame_t0_ms == 0 && kh_tls_conn_is_ready(c->sec.tls))
-            c->frame_t0_ms = c->last_active_ms;
+            frame_begin(c);
         if (n == 0)
             return;
     }
     if (c->frame_t0_ms == 0)
-        c->frame_t0_ms = c->last_active_ms; /* the first byte of a frame */
+        frame_begin(c); /* the first byte of a frame */
     c->rlen += (size_t)n;
     conn_frame(c);
     conn_pump(c);
@@ -825,7 +833,8 @@ static void conn_pump(kh_conn_t *c)
     }
     bool is_full = kh_limits_mem_full(c->ks->ctx->limits);
     bool is_unsent = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > KH_UNSENT_MAX;
-    bool may = c->n_reqs < KH_MAX_INFLIGHT && !is_full && !is_unsent;
+    bool may = c->n_reqs < KH_MAX_INFLIGHT && !is_unsent &&
+               (!is_full || (c->frame_t0_ms && c->is_admitted));
     c->is_paused_mem = !may && is_full;
     if (c->is_paused_mem)
         mem_timer_arm(c->ks);

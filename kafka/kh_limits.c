@@ -3,9 +3,9 @@
  * pool of queued requests (queued.max.request.bytes).
  * Data path: kh_conn's accept asks kh_limits_conn_admit() before a
  * connection is served (refused ones are closed at once) and releases it on
- * close; the connection layer adds to the pool every byte it holds for
- * requests not yet answered (read buffers, request frames and their decoded
- * form, responses not yet written) and stops reading while the pool is full.
+ * close; the connection layer adds to the pool the bytes of each request
+ * read but not yet answered (its frame, decoded form and response) and stops
+ * reading while the pool is full.
  * Invariants: 1. n_conns and every per-IP count equal the connections
  *                admitted and not yet released (the mutex guards both);
  *             2. an IP's entry exists only while its count is > 0;
