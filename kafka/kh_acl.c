@@ -167,9 +167,8 @@ static int strip_into(kh_req_t *req,
         }
         denied_t *x = &d[a->n++];
         memset(x, 0, sizeof(*x));
-        x->name = AT(e, sh->q_name, kp_str_t);
-        if (x->name.len < 0 && sh->q_id != NONE)
-            x->name = name.len >= 0 ? name : KP_STR_LIT("");
+        x->name = AT(e, sh->q_name, kp_str_t); /* asked by id: stays null, as in Kafka
+                                                  the refusal does not disclose the name */
         if (sh->q_id != NONE)
             x->id = AT(e, sh->q_id, kp_uuid_t);
         if (sh->q_type != NONE)

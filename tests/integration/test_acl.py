@@ -161,6 +161,82 @@ def offset_fetch_v8(port, groups):
     return out
 
 
+class FlexReader:
+    """Reads a flexible-version response body (compact types, tagged fields)."""
+
+    def __init__(self, data, pos):
+        self.d, self.p = data, pos
+
+    def take(self, fmt):
+        v = struct.unpack_from(fmt, self.d, self.p)[0]
+        self.p += struct.calcsize(fmt)
+        return v
+
+    def uv(self):
+        n, shift = 0, 0
+        while True:
+            b = self.d[self.p]
+            self.p += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return n
+
+    def str(self):
+        n = self.uv() - 1
+        v = self.d[self.p:self.p + n].decode() if n >= 0 else None
+        self.p += max(n, 0)
+        return v
+
+    def raw(self, n):
+        v = self.d[self.p:self.p + n]
+        self.p += n
+        return v
+
+    def tags(self):
+        for _ in range(self.uv()):
+            self.uv()
+            self.p += self.uv()
+
+
+def flex_call(port, api, ver, body):
+    hdr = struct.pack(">hhih", api, ver, 17, 3) + b"acl" + b"\0"
+    c = Conn(port)
+    try:
+        data = c.call(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+    finally:
+        c.close()
+    r = FlexReader(data, 8)  # size, correlation id
+    r.tags()
+    return r
+
+
+def metadata_v12(port, name=None, topic_id=None):
+    """Metadata v12 of one topic, by name or id: (error, name, topic id)."""
+    body = b"\2" + (topic_id or b"\0" * 16) + (cstr(name) if name else b"\0") + b"\0"
+    r = flex_call(port, 3, 12, body + b"\0\0\0")  # allow_auto, include_topic_ops, tags
+    r.take(">i")
+    for _ in range(r.uv() - 1):  # brokers
+        r.take(">i"), r.str(), r.take(">i"), r.str(), r.tags()
+    r.str(), r.take(">i")
+    assert r.uv() - 1 == 1
+    err, tname, tid = r.take(">h"), r.str(), r.raw(16)
+    return err, tname, tid
+
+
+def fetch_v13(port, topic_id):
+    """Fetch v13 of partition 0 of a topic by id: (topic id echoed, partition error)."""
+    part = struct.pack(">iiqiqi", 0, -1, 0, -1, -1, 1 << 20) + b"\0"
+    body = (struct.pack(">iiiibii", -1, 0, 1, 1 << 20, 0, 0, -1) + b"\2" + topic_id + b"\2"
+            + part + b"\0" + b"\1" + b"\1" + b"\0")  # forgotten [], rack "", tags
+    r = flex_call(port, 1, 13, body)
+    r.take(">i"), r.take(">h"), r.take(">i")
+    assert r.uv() - 1 == 1
+    tid = r.raw(16)
+    assert r.uv() - 1 == 1
+    return tid, (r.take(">i"), r.take(">h"))[1]
+
+
 def metadata_v8_ops(port, topic):
     """Metadata v8 for one topic with include_cluster/topic_authorized_operations:
     (topic error, topic authorized operations, cluster authorized operations)."""
@@ -343,6 +419,18 @@ class AclTest(unittest.TestCase):
         self.assertEqual(sorted(md.topics), ["pre.a", "pre.b"])
         md = self.admin().list_topics(topic="t-prod", timeout=10)
         self.assertEqual(md.topics["t-prod"].error.code(), TOPIC_AUTH)
+
+    def test_topic_ids_metadata_v12_and_fetch_v13(self):
+        self.grant(acl("DESCRIBE", "TOPIC", "t-read"))
+        err, _, tid = metadata_v12(self.b.port, name="t-read")
+        self.assertEqual(err, 0)
+        self.reset()
+        # By id, without DESCRIBE: refused, and the name is not disclosed.
+        self.assertEqual(metadata_v12(self.b.port, topic_id=tid), (TOPIC_AUTH, None, tid))
+        self.assertEqual(fetch_v13(self.b.port, tid), (tid, TOPIC_AUTH))
+        self.grant(acl("READ", "TOPIC", "t-read"))
+        self.assertEqual(metadata_v12(self.b.port, topic_id=tid), (0, "t-read", tid))
+        self.assertEqual(fetch_v13(self.b.port, tid), (tid, 0))
 
     def test_metadata_authorized_operations(self):
         self.grant(acl("READ", "TOPIC", "t-read"), acl("ALTER_CONFIGS", "TOPIC", "t-read"),
