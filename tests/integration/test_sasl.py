@@ -344,8 +344,9 @@ class SaslTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        rc, out = cls.b.stop()
         cls.b.close()
-        out = "\n".join(cls.b.lines)
+        assert rc == 0, out  # a clean exit (under ASan: no sanitizer report)
         # No password ever reaches the log.
         for secret in (ALICE[1], "bob-Pass-2", "wrong-password", "carol-Pass-3"):
             assert secret not in out, secret
@@ -593,7 +594,9 @@ class ReauthTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        rc, out = cls.b.stop()
         cls.b.close()
+        assert rc == 0, out
 
     def test_mechanisms_per_listener(self):
         w = Wire(self.scram_port)
@@ -685,9 +688,10 @@ class SaslSslTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        rc, out = cls.b.stop()
         cls.b.close()
-        out = "\n".join(cls.b.lines)
         cls.tmp.cleanup()
+        assert rc == 0, out
         assert ALICE[1] not in out
         assert "PRIVATE KEY" not in out
 
