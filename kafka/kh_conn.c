@@ -363,6 +363,10 @@ static ssize_t tls_in(kh_conn_t *c, size_t n)
     ssize_t got = kh_tls_conn_read(tc, c->rbuf + c->rlen, n, &c->rbuf, c->rlen, &c->rcap);
     if (!tls_out(c))
         return -1;
+    if (got == ST_E_CLOSED) { /* close_notify: as EOF */
+        conn_close(c, "closed by peer");
+        return -1;
+    }
     if (got < 0) {
         conn_refuse(c, kh_tls_conn_error(tc));
         return -1;

@@ -620,8 +620,6 @@ static ssize_t conn_fail(kh_tls_conn_t *tc, int ssl_err, const char *stage)
     if (vr != X509_V_OK)
         snprintf(tc->err, sizeof(tc->err), "%s: client certificate: %s", stage,
                  X509_verify_cert_error_string(vr));
-    else if (ssl_err == SSL_ERROR_ZERO_RETURN)
-        snprintf(tc->err, sizeof(tc->err), "closed by peer (close_notify)");
     else
         snprintf(tc->err, sizeof(tc->err), "%s: %s", stage,
                  why                            ? why
@@ -691,6 +689,10 @@ ssize_t kh_tls_conn_read(
         int e = SSL_get_error(tc->ssl, r);
         if (e == SSL_ERROR_WANT_READ)
             return (ssize_t)got;
+        if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify: a clean end, like EOF */
+            snprintf(tc->err, sizeof(tc->err), "closed by peer (close_notify)");
+            return got > 0 ? (ssize_t)got : ST_E_CLOSED; /* what came before still counts */
+        }
         return conn_fail(tc, e, "TLS read failed");
     }
 }

@@ -73,8 +73,10 @@ void kh_tls_conn_free(kh_tls_conn_t *tc);
 /** Feed n bytes of ciphertext (in, borrowed) and append the plaintext they
  * yield to *buf (len bytes used, *cap allocated; realloc'd as needed). Runs
  * the handshake; its replies wait in kh_tls_conn_output().
- * @return plaintext bytes appended (>= 0), or ST_E_MALFORMED / ST_E_NOMEM
- *         (the session failed: kh_tls_conn_error() says why; close it). */
+ * @return plaintext bytes appended (>= 0); ST_E_CLOSED when the peer ended
+ *         the session (close_notify: close quietly, as on EOF); or
+ *         ST_E_MALFORMED / ST_E_NOMEM (the session failed:
+ *         kh_tls_conn_error() says why; close it). */
 ssize_t kh_tls_conn_read(
     kh_tls_conn_t *tc, const uint8_t *in, size_t n, uint8_t **buf, size_t len, size_t *cap);
 /** Encrypt n plaintext bytes; the records wait in kh_tls_conn_output().

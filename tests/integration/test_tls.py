@@ -392,6 +392,24 @@ class TlsTest(unittest.TestCase):
         self.assertEqual(api_versions(keep, 9), 0)
         keep.close()
 
+    def test_close_notify_is_a_clean_close(self):
+        log_quiet_period()
+        s = tls_connect(self.certs, self.p_ssl)
+        self.assertEqual(api_versions(s), 0)
+        try:
+            s.unwrap()  # sends close_notify; the broker closes as on EOF
+        except (ssl.SSLError, OSError):
+            pass
+        s.close()
+        # Then a refused connection: its line comes after anything logged
+        # for the first one, and a clean close logs nothing.
+        g = socket.create_connection(("127.0.0.1", self.p_ssl), timeout=30)
+        g.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        read_until_closed(g)
+        g.close()
+        self.b.wait_for(r"listener=SSL \(SSL\): TLS handshake failed")
+        self.assertFalse([x for x in self.b.lines if "close_notify" in x])
+
     def test_buffers_return_to_the_pool_when_tls_connections_close(self):
         # Each client sends, in one write, 55 KB of a frame (its records fill
         # the broker's read buffer, which grows while decrypting) and then a
