@@ -1630,8 +1630,6 @@ static void gen_frame(gen_t *g, frame_t *f)
         bool expect = true;
         if (chance(r, 85))
             shape(g, key, m, ev, &expect);
-        if (key == KP_API_PRODUCE && ((kp_produce_request_t *)m)->acks == 0)
-            expect = false; /* acks=0: no response */
         kp_request_header_t h;
         kp_request_header_init(&h);
         h.request_api_key = key;
@@ -1659,6 +1657,8 @@ static void gen_frame(gen_t *g, frame_t *f)
                 hdr_ok = false;
             }
         }
+        if (key == KP_API_PRODUCE && ((kp_produce_request_t *)m)->acks == 0)
+            expect = false; /* acks=0 (also the defaults sent when the shaped one did not fit) */
         f->key = key;
         f->ver = ver;
         f->group = (int8_t)g->group;
