@@ -1132,7 +1132,8 @@ static int32_t ops_mask(kh_req_t *req, const acl_set_t *s, int res, kp_str_t nam
 }
 
 /* Fill the authorized-operations fields a request asked for (Metadata v8+,
- * DescribeGroups v3+, DescribeCluster). */
+ * DescribeGroups v3+, DescribeCluster); hide the configs of created topics
+ * the principal may not DESCRIBE_CONFIGS (CreateTopics v5+). */
 static void fill_authorized_ops(kh_req_t *req, const acl_set_t *s, void *resp)
 {
     int16_t v = req->hdr.request_api_version;
@@ -1157,6 +1158,20 @@ static void fill_authorized_ops(kh_req_t *req, const acl_set_t *s, void *resp)
             if (r->groups[i].error_code == KP_ERR_NONE)
                 r->groups[i].authorized_operations =
                     ops_mask(req, s, ACL_RES_GROUP, r->groups[i].group_id);
+        break;
+    }
+    case KP_API_CREATE_TOPICS: { /* v5+ configs need DESCRIBE_CONFIGS on the topic */
+        kp_create_topics_response_t *r = resp;
+        for (int32_t i = 0; v >= 5 && i < r->n_topics; i++) {
+            kp_create_topics_response_creatable_topic_result_t *t = &r->topics[i];
+            if (t->error_code != KP_ERR_NONE ||
+                allowed(req, s, ACL_OP_DESCRIBE_CONFIGS, ACL_RES_TOPIC, t->name))
+                continue;
+            t->topic_config_error_code = KP_ERR_TOPIC_AUTHORIZATION_FAILED;
+            t->n_configs = 0;
+            t->num_partitions = -1;
+            t->replication_factor = -1;
+        }
         break;
     }
     case KP_API_DESCRIBE_CLUSTER: {
@@ -1199,7 +1214,8 @@ void kh_acl_respond(kh_req_t *req, void *resp)
         return;
     int16_t key = req->api->api_key;
     if (a->filter_topics || a->filter_groups || key == KP_API_METADATA ||
-        key == KP_API_DESCRIBE_GROUPS || key == KP_API_DESCRIBE_CLUSTER) {
+        key == KP_API_DESCRIBE_GROUPS || key == KP_API_DESCRIBE_CLUSTER ||
+        key == KP_API_CREATE_TOPICS) {
         acl_set_t *s = acls_of(req);
         fill_authorized_ops(req, s, resp);
         if (a->filter_topics && req->api->api_key == KP_API_METADATA) {

@@ -237,6 +237,29 @@ def fetch_v13(port, topic_id):
     return tid, (r.take(">i"), r.take(">h"))[1]
 
 
+def create_topic_v5(port, name):
+    """CreateTopics v5 of one topic: (error, topic config error, partitions, n configs)."""
+    body = (b"\2" + cstr(name) + struct.pack(">ih", 1, 1) + b"\1\1\0"
+            + struct.pack(">i", 10000) + b"\0\0")
+    r = flex_call(port, 19, 5, body)
+    r.take(">i")
+    assert r.uv() - 1 == 1
+    r.str()
+    err = r.take(">h")
+    r.str()
+    parts, n_configs = r.take(">i"), (r.take(">h"), r.uv() - 1)[1]
+    for _ in range(max(n_configs, 0)):
+        r.str(), r.str(), r.take(">b"), r.take(">b"), r.take(">b"), r.tags()
+    cfg_err = 0
+    for _ in range(r.uv()):  # tagged fields: tag 0 is TopicConfigErrorCode
+        tag, size = r.uv(), r.uv()
+        if tag == 0:
+            cfg_err = r.take(">h")
+        else:
+            r.raw(size)
+    return err, cfg_err, parts, n_configs
+
+
 def metadata_v8_ops(port, topic):
     """Metadata v8 for one topic with include_cluster/topic_authorized_operations:
     (topic error, topic authorized operations, cluster authorized operations)."""
@@ -467,6 +490,14 @@ class AclTest(unittest.TestCase):
         self.assertEqual(e.exception.args[0].code(), TOPIC_AUTH)
         self.grant(acl("DELETE", "TOPIC", "new.a"))
         a.delete_topics(["new.a"])["new.a"].result(30)
+
+    def test_create_topics_v5_configs_need_describe_configs(self):
+        self.grant(acl("CREATE", "TOPIC", "v5.", "PREFIXED"))
+        self.assertEqual(create_topic_v5(self.b.port, "v5.a"), (0, TOPIC_AUTH, -1, 0))
+        self.grant(acl("DESCRIBE_CONFIGS", "TOPIC", "v5.", "PREFIXED"))
+        err, cfg_err, parts, n_configs = create_topic_v5(self.b.port, "v5.b")
+        self.assertEqual((err, cfg_err, parts), (0, 0, 1))
+        self.assertGreater(n_configs, 5)
 
     def test_configs(self):
         a = self.admin()
