@@ -84,7 +84,7 @@ struct kh_conn {
     bool is_closing_after_write; /* a final response is being written: read nothing more */
     uint64_t last_active_ms;
     kh_sec_t sec;          /* listener, TLS session, principal */
-    uint64_t fetch_cursor; /* kh_fetch's rotation: the partition last served */
+    kh_fetch_conn_t fetch; /* kh_fetch's rotation and one-Fetch-at-a-time queue */
     kh_sasl_t *sasl;       /* owned: SASL state on a SASL_* listener, NULL on PLAINTEXT */
     uint64_t accepted_ms;
     bool tls_principal_taken; /* the client certificate's principal was looked at */
@@ -503,9 +503,18 @@ void kh_fail_conn(kh_req_t *req, const char *why)
     kh_no_response(req);
 }
 
-uint64_t *kh_conn_fetch_cursor(kh_conn_t *c)
+kh_fetch_conn_t *kh_conn_fetch(kh_conn_t *c)
 {
-    return &c->fetch_cursor;
+    return &c->fetch;
+}
+
+size_t kh_conn_unsent_bytes(kh_conn_t *c)
+{
+    size_t n = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    for (kh_req_t *r = c->head; r; r = r->next)
+        if (r->done)
+            n += r->out.len;
+    return n;
 }
 
 void kh_fail_held(kh_req_t *req, const char *why)

@@ -10,7 +10,9 @@
  * min(max_bytes, fetch.max.bytes) bytes, except the first batch of the first
  * non-empty partition, spent while reading: a read is posted with its share
  * (grant), never with the client's partition_max_bytes alone. A partition
- * named twice is read once; the serving order rotates per connection.
+ * named twice is read once; the serving order rotates per connection. A
+ * connection reads for one Fetch at a time (later ones are parked until it
+ * answered) and the budget leaves out the connection's unsent bytes.
  *
  * Fetch request states:
  *   READING --all ops back, >= min_bytes or deadline--> ANSWERED
@@ -91,6 +93,8 @@ typedef struct {
     bool may_exceed;  /* v3+: the first batch of the first non-empty partition is whole */
     int32_t max_wait_ms;
     int64_t deadline_ms;
+    kh_fetch_conn_t *fc; /* the connection's Fetch state; NULL once it closed */
+    bool parked;         /* queued behind the connection's active Fetch */
     bool waiting;
     bool last_round;
     kp_fetch_response_t *resp;
@@ -312,6 +316,7 @@ void kh_notify_append(kh_shard_t *ks, plog_t *log)
 static void fetch_round(kh_req_t *req);
 static void fetch_answer(kh_req_t *req);
 static void fetch_pump(kh_req_t *req);
+static void fetch_start(kh_req_t *req);
 
 static void waiting_remove(kh_shard_t *ks, kh_req_t *req)
 {
@@ -371,6 +376,22 @@ void kh_fetch_cancel(kh_req_t *req)
     if (!req->api || req->api->api_key != KP_API_FETCH || !req->state)
         return;
     fstate_t *st = req->state;
+    kh_fetch_conn_t *fc = st->fc;
+    st->fc = NULL;    /* the connection is going away */
+    if (st->parked) { /* never started: nothing is out */
+        for (kh_req_t **p = &fc->parked; *p; p = &(*p)->next_waiting) {
+            if (*p == req) {
+                *p = req->next_waiting;
+                break;
+            }
+        }
+        req->next_waiting = NULL;
+        st->parked = false;
+        kh_no_response(req); /* conn is NULL: this frees the request */
+        return;
+    }
+    if (fc && fc->active == req)
+        fc->active = NULL;
     if (!st->waiting)
         return; /* ops are out: the request frees itself when they return */
     st->waiting = false;
@@ -542,6 +563,7 @@ static void fetch_round(kh_req_t *req)
         op->grant = 0;
         op->too_big = op->stale = false;
         op->fstate = FOP_IDLE;
+        op->deadline_ms = st->deadline_ms;
     }
     st->next = st->settled = 0;
     st->used = st->reserved = 0;
@@ -566,13 +588,26 @@ static void fetch_answer(kh_req_t *req)
     }
     /* The next fetch on this connection starts after the last partition
      * served with data, so a budget smaller than the data starves nobody. */
-    for (int i = st->n_order - 1; req->conn && i >= 0; i--) {
+    kh_fetch_conn_t *fc = st->fc;
+    for (int i = st->n_order - 1; fc && i >= 0; i--) {
         if (st->ops[st->order[i]].data_len > 0) {
-            *kh_conn_fetch_cursor(req->conn) = st->ops[st->order[i]].key;
+            fc->cursor = st->ops[st->order[i]].key;
             break;
         }
     }
-    kh_respond(req, st->resp);
+    if (fc && fc->active == req)
+        fc->active = NULL;
+    st->fc = NULL;
+    kh_respond(req, st->resp); /* may free req, or close the connection */
+    /* The connection's next Fetch reads now (a close above cancelled them). */
+    if (fc && !fc->active && fc->parked) {
+        kh_req_t *next = fc->parked;
+        fc->parked = next->next_waiting;
+        next->next_waiting = NULL;
+        ((fstate_t *)next->state)->parked = false;
+        fc->active = next;
+        fetch_start(next);
+    }
 }
 
 /* ---- Fetch request: duplicates, response layout, serving order ---- */
@@ -713,7 +748,7 @@ static int fetch_order(kh_req_t *req, fstate_t *st)
     if (!st->order)
         return -1;
     int start = 0;
-    uint64_t cursor = req->conn ? *kh_conn_fetch_cursor(req->conn) : 0;
+    uint64_t cursor = st->fc ? st->fc->cursor : 0;
     for (int k = 0; k < st->n_ops; k++) {
         if (!st->ops[k].topic)
             continue;
@@ -819,12 +854,48 @@ void kh_fetch(kh_req_t *req)
         op->key = hash_bytes(key, &op->partition, sizeof(op->partition)) | 1;
     }
     meta_snap_put(snap);
-    if (fetch_order(req, st) != 0)
-        goto oom;
-    fetch_round(req);
+    st->fc = req->conn ? kh_conn_fetch(req->conn) : NULL;
+    if (st->fc && st->fc->active) { /* reads when the ones before it answered */
+        kh_req_t **p = &st->fc->parked;
+        while (*p)
+            p = &(*p)->next_waiting;
+        *p = req;
+        st->parked = true;
+        return;
+    }
+    if (st->fc)
+        st->fc->active = req;
+    fetch_start(req);
     return;
 oom:
     kh_fail_conn(req, "out of memory");
+}
+
+/* Start reading: the budget also leaves out what the connection has not sent
+ * yet (a client that does not read gets empty responses, not more memory). */
+static void fetch_start(kh_req_t *req)
+{
+    fstate_t *st = req->state;
+    kp_fetch_request_t *q = req->msg;
+    st->deadline_ms = part_now_ms() + (q->max_wait_ms > 0 ? q->max_wait_ms : 0);
+    st->last_round = req->ks->closing; /* shutting down: no long poll */
+    if (st->fc && req->conn) {
+        int64_t cap = req->ks->ctx->fetch_max_bytes > 0 ? req->ks->ctx->fetch_max_bytes : INT32_MAX;
+        int64_t unsent = (int64_t)kh_conn_unsent_bytes(req->conn);
+        if (unsent >= cap) {
+            st->budget = 0;
+            st->may_exceed = false;
+        } else if (st->budget > cap - unsent) {
+            st->budget = cap - unsent;
+        }
+        if (st->min_bytes > st->budget)
+            st->min_bytes = st->budget;
+    }
+    if (fetch_order(req, st) != 0) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    fetch_round(req);
 }
 
 /* ---- ListOffsets and OffsetForLeaderEpoch: one round, no wait ---- */

@@ -118,9 +118,19 @@ struct kh_req {
 void kh_respond(kh_req_t *req, const void *resp);
 /** Finish a request that gets no response (Produce acks=0). */
 void kh_no_response(kh_req_t *req);
-/** Per-connection state of kh_fetch's partition rotation (a hash of the
- * partition that last returned data). @thread the connection's shard */
-uint64_t *kh_conn_fetch_cursor(kh_conn_t *c);
+/* kh_fetch's per-connection state, kept in the connection. A connection
+ * reads for one Fetch at a time (its responses go out in order anyway), so
+ * pipelined Fetches cannot each hold a budget at once. */
+typedef struct kh_fetch_conn {
+    uint64_t cursor;  /* rotation: hash of the partition last served with data */
+    kh_req_t *active; /* the Fetch reading or long-polling now, or NULL */
+    kh_req_t *parked; /* later Fetches, in arrival order (linked by next_waiting) */
+} kh_fetch_conn_t;
+/** c's Fetch state (zeroed with the connection). @thread the connection's shard */
+kh_fetch_conn_t *kh_conn_fetch(kh_conn_t *c);
+/** Response bytes of c not yet taken by the kernel: libuv's write queue and
+ * answered requests waiting behind earlier ones. @thread the connection's shard */
+size_t kh_conn_unsent_bytes(kh_conn_t *c);
 /** Close the connection of req after a protocol violation or an allocation
  * failure (logged at DEBUG) and finish req without a response. Safe with ops
  * out: req's memory stays until the last one is back. */

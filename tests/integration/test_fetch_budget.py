@@ -271,6 +271,55 @@ class HostileFetchTest(unittest.TestCase):
             b.close()
 
 
+class PipelinedFetchTest(unittest.TestCase):
+    def test_pipelined_fetches_of_a_client_that_does_not_read(self):
+        """A connection reads for one Fetch at a time and a Fetch's budget
+        leaves out what the connection has not sent: 32 hostile Fetches
+        pipelined by a client that reads nothing until the end hold about
+        two budgets, not 32."""
+        cap = 8 * MB
+        big = b"x" * 1000000
+        b = Broker("--set", "fetch.max.bytes=%d" % cap)
+        try:
+            create(b, "big", 1)
+            produce(b.port, "big", 0, big, 24)
+            pid = b.proc.pid
+            before = vm_hwm_kib(pid)
+            import socket
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", b.port))
+            s.settimeout(60)
+            n = 32
+            s.sendall(b"".join(fetch_v4([("big", [(0, 0, 200 * MB)] * 64)], corr=i)
+                               for i in range(n)))
+            def recv_exact(k):
+                buf = bytearray()
+                while len(buf) < k:
+                    chunk = s.recv(min(k - len(buf), 1 << 20))
+                    if not chunk:
+                        raise ConnectionError("closed by the broker")
+                    buf += chunk
+                return bytes(buf)
+
+            total = 0
+            for i in range(n):
+                head = recv_exact(4)
+                resp = parse_fetch_v4(head + recv_exact(struct.unpack(">i", head)[0]))
+                self.assertEqual(len(resp[0][1]), 1)
+                total += len(resp[0][1][0][3])
+            s.close()
+            after = vm_hwm_kib(pid)
+            self.assertGreater(total, cap)  # data flowed as the client read
+            self.assertLess(after - before, 4 * cap // 1024,
+                            "VmHWM %d KiB -> %d KiB" % (before, after))
+            print("pipelined: VmHWM %d KiB -> %d KiB, %d bytes of records"
+                  % (before, after, total), file=sys.stderr)
+            stop(b)
+        finally:
+            b.close()
+
+
 class ManyPartitionsTest(unittest.TestCase):
     def test_a_million_partition_entries_cost_no_more_than_the_request_arena(self):
         b = Broker()
