@@ -464,6 +464,20 @@ class SaslTest(unittest.TestCase):
         self.assertTrue(metadata_ok(w))
         w.close()
 
+    def test_sasl_authenticate_v2_flexible(self):
+        # Java clients send SaslAuthenticate v2 (flexible: compact bytes, tagged fields).
+        w = Wire(self.b.port)
+        self.assertEqual(handshake(w, "PLAIN")[0], 0)
+        token = b"\0alice\0" + ALICE[1].encode()
+        r = w.call(API_SASL_AUTHENTICATE, 2, cbytes(token) + b"\x00", flexible=True)
+        err, msg = r.take(">h"), r.cstr()
+        n = r.uvarint() - 1
+        auth, r.o = r.d[r.o:r.o + n], r.o + n
+        self.assertEqual((err, msg, auth), (0, None, b""))
+        self.assertEqual(r.take(">q"), 0)  # session_lifetime_ms: no connections.max.reauth.ms
+        self.assertTrue(metadata_ok(w))
+        w.close()
+
     def test_handshake_v0_raw_tokens(self):
         w = Wire(self.b.port)
         self.assertEqual(handshake(w, "PLAIN", ver=0)[0], 0)
