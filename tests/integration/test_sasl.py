@@ -464,6 +464,39 @@ class SaslTest(unittest.TestCase):
         self.assertTrue(metadata_ok(w))
         w.close()
 
+    def test_malformed_tokens_are_refused(self):
+        bad_first = [b"", b"p=tls-unique,,n=alice,r=abc", b"n,,n=alice", b"\xff" * 300,
+                     b"n,,n=" + b"a" * 400 + b",r=x", b"n,a=bob,n=alice,r=abc", b"\0" * 16]
+        for tok in bad_first:
+            w = Wire(self.b.port)
+            self.assertEqual(handshake(w, "SCRAM-SHA-256")[0], 0)
+            err, msg, _, _ = authenticate(w, tok)
+            self.assertEqual(err, ERR_SASL_AUTHENTICATION_FAILED, tok)
+            self.assertTrue(w.is_closed(), tok)
+            w.close()
+        sc = ScramClient(ALICE[0], ALICE[1], "SCRAM-SHA-256")
+        bad_final = [b"c=biws,r=wrong,p=AAAA", b"c=eSws,r=%s,p=AAAA", b"c=biws,r=%s",
+                     b"c=biws,r=%s,p=!!!!", b"\xfe" * 100]
+        for tmpl in bad_final:
+            w = Wire(self.b.port)
+            self.assertEqual(handshake(w, "SCRAM-SHA-256")[0], 0)
+            e, _, sf, _ = authenticate(w, sc.first_message().encode())
+            self.assertEqual(e, 0)
+            nonce = dict(kv.split("=", 1) for kv in sf.decode().split(","))["r"].encode()
+            tok = tmpl % nonce if b"%s" in tmpl else tmpl
+            err, _, _, _ = authenticate(w, tok)
+            self.assertEqual(err, ERR_SASL_AUTHENTICATION_FAILED, tok)
+            self.assertTrue(w.is_closed(), tok)
+            w.close()
+        for tok in (b"alice\0pw", b"\0alice\0", b"\0\0pw", b"bob\0alice\0" + ALICE[1].encode()):
+            w = Wire(self.b.port)
+            self.assertEqual(handshake(w, "PLAIN")[0], 0)
+            self.assertEqual(authenticate(w, tok)[0], ERR_SASL_AUTHENTICATION_FAILED, tok)
+            w.close()
+        w = Wire(self.b.port)  # the broker is fine
+        self.assertEqual(login(w, "SCRAM-SHA-256", *ALICE)[0], 0)
+        w.close()
+
     def test_sasl_authenticate_v2_flexible(self):
         # Java clients send SaslAuthenticate v2 (flexible: compact bytes, tagged fields).
         w = Wire(self.b.port)
