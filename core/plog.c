@@ -376,12 +376,11 @@ static int seg_recover(plog_t *log, plog_seg_t *s, int64_t verify_from, bool *tr
     plog_batch_hdr_t h;
     int64_t pos = 0;
     bool rebuilt = false, verify = verify_from != INT64_MAX;
-    int had_idx = 0, had_tidx = 0;
     *truncated = false;
 
-    if (idx_load(s, file_size) && s->n_idx > 0) {
-        had_idx = s->n_idx;
-        had_tidx = s->n_tidx;
+    bool load_ok = idx_load(s, file_size);
+    int file_idx = s->n_idx, file_tidx = s->n_tidx; /* entries the files hold */
+    if (load_ok && s->n_idx > 0) {
         int k = s->n_idx - 1;
         while (k >= 0 && s->base_offset + s->idx[k].rel_offset >= verify_from)
             k--;
@@ -402,12 +401,12 @@ static int seg_recover(plog_t *log, plog_seg_t *s, int64_t verify_from, bool *tr
     }
     if (pos == 0) { /* no usable index: rebuild it while scanning from the start */
         s->n_idx = s->n_tidx = 0;
-        had_idx = had_tidx = 1; /* the files are rewritten below */
         s->max_ts = -1;
         s->max_ts_offset = s->base_offset;
         rebuilt = file_size > 0;
     }
     int kept_idx = s->n_idx, kept_tidx = s->n_tidx;
+    bool kept_all = load_ok && kept_idx == file_idx && kept_tidx == file_tidx;
     for (;;) {
         int64_t blen = scan_one(s, pos, file_size, verify, &h, &buf, &cap);
         if (blen == 0)
@@ -433,8 +432,7 @@ static int seg_recover(plog_t *log, plog_seg_t *s, int64_t verify_from, bool *tr
     s->size = pos;
     /* Index files: rewrite them from memory when entries were dropped or
      * added (stale entries past the kept ones must not survive). */
-    if (had_idx != kept_idx || had_tidx != kept_tidx || s->n_idx != kept_idx ||
-        s->n_tidx != kept_tidx) {
+    if (!kept_all || s->n_idx != kept_idx || s->n_tidx != kept_tidx) {
         idx_rewrite(s);
         s->recovered = true;
     }
@@ -451,6 +449,7 @@ static void drop_seg_files(plog_t *log, int64_t base)
     static const char *const exts[] = {"log", "index", "timeindex"};
     ST_WARN("plog", "dropping segment after a torn or missing part of the log dir=%s base=%" PRId64,
             log->dir, base);
+    log->open_dir_changed = true;
     for (int i = 0; i < 3; i++) {
         char f[4300];
         snprintf(f, sizeof(f), "%s/%020" PRId64 ".%s", log->dir, base, exts[i]);
@@ -512,6 +511,7 @@ static int list_bases(plog_t *log, int64_t **bases, int *n, char *errbuf, size_t
             char f[4400]; /* leftovers of an interrupted deletion */
             snprintf(f, sizeof(f), "%s/%s", log->dir, nm);
             plog__sys->unlink(f);
+            log->open_dir_changed = true;
         }
     }
     closedir(d);
@@ -641,24 +641,28 @@ int plog_delete_records(plog_t *log, int64_t offset, plog_done_cb cb, void *arg)
 /* ---- Open / close ---- */
 
 /* Recovery: fdatasync every segment that may hold unsynced bytes (from the
- * one holding the recovery point on, and any that recovery changed: data and
- * index files), move the recovery point to the end, and fsync the directory,
- * synchronously, before the log serves. */
+ * recovery point on, and any that recovery changed: data and index files),
+ * fsync the directory, then move the recovery point to the end, synchronously,
+ * before the log serves. After a clean close (recovery point = end, nothing
+ * changed) nothing needs a sync. */
 static int recover_sync(plog_t *log, int64_t rp)
 {
+    bool synced = false;
     for (int i = 0; i < log->n_segs; i++) {
         plog_seg_t *s = log->segs[i];
-        if (rp >= 0 && s->next_offset <= rp && i + 1 < log->n_segs && !s->recovered)
-            continue; /* synced before the recovery point was written */
+        if (rp >= 0 && s->next_offset <= rp && !s->recovered)
+            continue; /* synced, with its indexes, before the recovery point was written */
         if (plog__sys->fdatasync(s->fd) != 0 || plog__sys->fdatasync(s->idx_fd) != 0 ||
             plog__sys->fdatasync(s->tidx_fd) != 0)
             return -errno;
+        synced = true;
     }
+    /* The directory before the recovery point: the point may only claim what
+     * is durable, segment names included. */
     int64_t end = log->segs[log->n_segs - 1]->next_offset;
-    int rc = rp == end ? 0 : plog__write_rp(log, end, false);
-    if (rc != 0)
-        return rc;
-    return plog__sys->fsync(log->dir_fd) != 0 ? -errno : 0;
+    if ((synced || rp != end || log->open_dir_changed) && plog__sys->fsync(log->dir_fd) != 0)
+        return -errno;
+    return rp == end ? 0 : plog__write_rp(log, end, true);
 }
 
 static void log_free(plog_t *log)
@@ -740,6 +744,7 @@ int plog_open(plog_shard_t *sh,
          * stay below it). */
         int64_t first = read_start_checkpoint(log);
         plog_seg_t *s;
+        log->open_dir_changed = true;
         rc = seg_open(log, first > 0 ? first : 0, true, &s);
         if (rc == 0 && (rc = segs_push(log, s)) != 0)
             plog__seg_unref(s);
@@ -792,9 +797,9 @@ void plog_close(plog_t *log, plog_closed_cb cb, void *arg)
      * clean shutdown then rebuilds none). */
     plog_seg_t *act = log->segs[log->n_segs - 1];
     atomic_store(&act->sync_idx, true);
-    if (!log->failed)
-        plog__set_rp_pending(log, log->end_offset);
     plog__mark_dirty(log, act, log->end_offset, log->appended_bytes, false, 0);
+    if (!log->failed) /* all of it synced: a restart verifies and syncs nothing */
+        plog__set_rp_pending(log, log->end_offset);
     log->refs--; /* the owner's */
 }
 
@@ -817,9 +822,9 @@ static int roll(plog_t *log, int64_t now_ms)
      * the sealed segment once that is done (plog__on_synced). */
     plog_seg_t *sealed = log->segs[log->n_segs - 2];
     atomic_store(&sealed->sync_idx, true);
+    plog__mark_dirty(log, sealed, log->end_offset, log->appended_bytes, true, 0);
     /* Only sealed segments are below it: the active one's index is unsynced. */
     plog__set_rp_pending(log, sealed->next_offset);
-    plog__mark_dirty(log, sealed, log->end_offset, log->appended_bytes, true, 0);
     ST_DEBUG("plog", "rolled dir=%s base=%" PRId64, log->dir, s->base_offset);
     return 0;
 }

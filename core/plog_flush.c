@@ -64,7 +64,8 @@ static void sync_log(plog_t *log, bool delayed)
     int n = log->n_dirty;
     log->dirty = NULL;
     log->n_dirty = log->cap_dirty = 0;
-    int64_t end = log->written_end, bytes = log->written_bytes, rp = log->rp_pending;
+    int64_t end = log->written_end, bytes = log->written_bytes;
+    int64_t rp = log->sync_failed ? -1 : log->rp_pending;
     bool dir_dirty = log->dir_dirty;
     log->dir_dirty = false;
     log->rp_pending = -1;
@@ -90,19 +91,23 @@ static void sync_log(plog_t *log, bool delayed)
         plog__seg_unref(s);
     }
     free(dirty);
-    /* A roll or a close synced segments with their indexes: a restart then
-     * verifies only what follows (the file's rename needs the directory). */
-    if (!err && rp >= 0) {
-        int rc = plog__write_rp(log, rp, false);
-        if (rc != 0)
-            ST_WARN("plog", "cannot write the recovery point dir=%s: %s", log->dir,
-                    st_strerror(rc));
-        else
-            dir_dirty = true;
-    }
     if (!err && dir_dirty && plog__sys->fsync(log->dir_fd) != 0) {
         err = -errno;
         ST_ERROR("plog", "fsync of directory failed dir=%s err=%s", log->dir, st_strerror(err));
+    }
+    if (err) {
+        pthread_mutex_lock(&log->sync_mu);
+        log->sync_failed = true;
+        pthread_mutex_unlock(&log->sync_mu);
+    }
+    /* A roll or a close synced segments with their indexes and directory
+     * entries: only now may the recovery point say so (a restart then
+     * verifies and syncs only what follows). Its rename syncs the directory. */
+    if (!err && rp >= 0) {
+        int rc = plog__write_rp(log, rp, true);
+        if (rc != 0)
+            ST_WARN("plog", "cannot write the recovery point dir=%s: %s", log->dir,
+                    st_strerror(rc));
     }
     if (n > 0 || dir_dirty)
         st_metric_observe_ns(ST_H_FSYNC_LATENCY, 0, uv_hrtime() - t0_ns);
@@ -331,6 +336,7 @@ void plog__set_rp_pending(plog_t *log, int64_t rp)
     pthread_mutex_lock(&log->sync_mu);
     if (rp > log->rp_pending)
         log->rp_pending = rp;
+    plog__flush_enqueue_locked(log);
     pthread_mutex_unlock(&log->sync_mu);
 }
 

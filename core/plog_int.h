@@ -81,6 +81,7 @@ struct plog {
     plog_waiter_t *waiters, *waiters_tail;
     int refs; /* loop-only: 1 for the owner + 1 per pending flusher round */
     bool closing;
+    bool open_dir_changed; /* plog_open: recovery created, renamed or deleted entries */
     plog_closed_cb closed_cb;
     void *closed_arg;
     /* Sequential read cache: the position of next_offset in seg. */
@@ -95,6 +96,7 @@ struct plog {
     int64_t written_bytes; /* appended_bytes matching written_end */
     bool dir_dirty;        /* a segment file was created since the last sync */
     int64_t rp_pending;    /* recovery point to persist after this sync, or -1 */
+    bool sync_failed;      /* a sync failed once: no recovery point is written again */
     bool queued;           /* in the flusher's queue */
     bool delayed;          /* in the flusher's delayed list (write caching) */
     uint64_t due_ns;       /* when a delayed flush is due (uv_hrtime) */
@@ -126,7 +128,9 @@ int plog__env_job(plog_env_t *env, void (*fn)(void *), void *arg);
 int plog__write_ckpt(plog_t *log, const char *name, int64_t value, bool sync_dir);
 /* The recovery point: every segment below value is synced with its indexes. */
 int plog__write_rp(plog_t *log, int64_t value, bool sync_dir);
-/* Persist rp as the recovery point after the next sync. @thread owning loop */
+/* Persist rp as the recovery point after a sync that starts after this call
+ * (queues one): call it after marking the segments below rp dirty.
+ * @thread owning loop */
 void plog__set_rp_pending(plog_t *log, int64_t rp);
 /* Completion on the loop (plog.c). */
 void plog__on_synced(plog_t *log, int64_t durable_end, int64_t durable_bytes, int err);

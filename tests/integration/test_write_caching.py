@@ -33,11 +33,11 @@ def wait_until(pred, timeout, what):
         time.sleep(0.1)
 
 
-def produce(b, topic, n):
+def produce(b, topic, n, size=8):
     p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 0})
     errs = []
     for i in range(n):
-        p.produce(topic, value=b"v%05d" % i, partition=0,
+        p.produce(topic, value=(b"v%05d" % i).ljust(size, b"."), partition=0,
                   on_delivery=lambda err, msg: errs.append(err) if err else None)
     assert p.flush(60) == 0, "undelivered records"
     assert not errs, errs
@@ -94,8 +94,12 @@ class WriteCachingTest(unittest.TestCase):
             a.create_topics([NewTopic("fb", 1, 1, config={
                 "write.caching": "true", "flush.ms": HOUR_MS, "flush.bytes": "4096"})]
             )["fb"].result(30)
-            produce(b, "fb", 500)  # ~ 40 KiB of batches: flush.bytes syncs as they come
-            self.assertLess(gauge(b, "strata_log_unflushed_bytes", "fb"), 4096 + 1024)
+            produce(b, "fb", 500, 100)  # ~ 55 KiB of batches: flush.bytes syncs as they come
+            self.assertGreater(gauge(b, "strata_log_size_bytes", "fb"), 3 * 4096)
+            # A sync may still be running; once done, less than flush.bytes waits
+            # (flush.ms is an hour: nothing else syncs).
+            wait_until(lambda: gauge(b, "strata_log_unflushed_bytes", "fb") < 4096, 30,
+                       "flush.bytes to bound the unsynced bytes")
         finally:
             b.close()
 

@@ -936,6 +936,40 @@ static void test_plog_write_caching_races(void **state)
     close_log(f, log);
 }
 
+static int64_t read_rp_file(const fx_t *f)
+{
+    char path[400], buf[32] = "";
+    snprintf(path, sizeof(path), "%s/recovery-point", f->dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return -1;
+    int64_t v = fgets(buf, sizeof(buf), fp) ? strtoll(buf, NULL, 10) : -1;
+    fclose(fp);
+    return v;
+}
+
+/* A clean close leaves the recovery point at the end (the next start verifies
+ * and syncs nothing); a roll moves it to the sealed end. */
+static void test_plog_recovery_point(void **state)
+{
+    fx_t *f = *state;
+    plog_config_t cfg;
+    plog_config_default(&cfg);
+    cfg.segment_bytes = 600;
+    plog_t *log = open_log(f, &cfg);
+    assert_int_equal(read_rp_file(f), 0);
+    for (int i = 0; i < 3; i++)
+        append(log, 2, 200, (uint64_t)i, 1); /* segments [0,2) [2,4) [4,6) */
+    assert_int_equal(plog_segment_count(log), 3);
+    assert_int_equal(read_rp_file(f), 4);
+    close_log(f, log);
+    assert_int_equal(read_rp_file(f), 6);
+    log = open_log(f, &cfg);
+    assert_int_equal(plog_end_offset(log), 6);
+    assert_int_equal(read_rp_file(f), 6);
+    close_log(f, log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -956,6 +990,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plog_durable_ack_and_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_fsync_error_fails_log, setup, teardown),
         cmocka_unit_test(test_plog_hw_is_durable_end),
+        cmocka_unit_test_setup_teardown(test_plog_recovery_point, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_idle_roll_is_announced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_write_caching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_write_caching_races, setup, teardown),
