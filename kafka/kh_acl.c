@@ -895,9 +895,10 @@ static bool check_api(kh_req_t *req, const acl_set_t *s)
     case KP_API_FETCH: {
         kp_fetch_request_t *q = msg;
         int32_t replica = v >= 15 ? q->replica_state.replica_id : q->replica_id;
-        if (replica >= 0 && !cluster_ok(req, s, ACL_OP_CLUSTER_ACTION)) {
+        if (replica >= 0) { /* a follower: CLUSTER_ACTION, no per-topic check */
             int16_t err = KP_ERR_TOPIC_AUTHORIZATION_FAILED;
-            rc = strip(req, &k_fetch, msg, s, decide_all, &err);
+            if (!cluster_ok(req, s, ACL_OP_CLUSTER_ACTION))
+                rc = strip(req, &k_fetch, msg, s, decide_all, &err);
             break;
         }
         rc = STRIP(k_fetch, R_TOPIC_READ);
@@ -908,9 +909,10 @@ static bool check_api(kh_req_t *req, const acl_set_t *s)
         break;
     case KP_API_OFFSET_FOR_LEADER_EPOCH: {
         kp_offset_for_leader_epoch_request_t *q = msg;
-        if (v >= 3 && q->replica_id >= 0 && !cluster_ok(req, s, ACL_OP_CLUSTER_ACTION)) {
+        if (v >= 3 && q->replica_id >= 0) { /* a follower: as Fetch */
             int16_t err = KP_ERR_TOPIC_AUTHORIZATION_FAILED;
-            rc = strip(req, &k_ofle, msg, s, decide_all, &err);
+            if (!cluster_ok(req, s, ACL_OP_CLUSTER_ACTION))
+                rc = strip(req, &k_ofle, msg, s, decide_all, &err);
             break;
         }
         rc = STRIP(k_ofle, R_TOPIC_DESCRIBE);

@@ -237,6 +237,21 @@ def fetch_v13(port, topic_id):
     return tid, (r.take(">i"), r.take(">h"))[1]
 
 
+def fetch_v4_error(port, topic, replica_id):
+    """Fetch v4 of partition 0 of topic as replica_id (-1: a consumer): its error code."""
+    t = topic.encode()
+    body = (struct.pack(">iiiibi", replica_id, 0, 1, 1 << 20, 0, 1) + struct.pack(">h", len(t))
+            + t + struct.pack(">iiqi", 1, 0, 0, 1 << 20))
+    c = Conn(port)
+    try:
+        data = c.call(frame(1, 4, 19, body))
+    finally:
+        c.close()
+    off = 8 + 4 + 4  # size, correlation id, throttle, topic count
+    off += 2 + struct.unpack_from(">h", data, off)[0] + 4  # name, partition count
+    return struct.unpack_from(">ih", data, off)[1]
+
+
 def create_topic_v5(port, name):
     """CreateTopics v5 of one topic: (error, topic config error, partitions, n configs)."""
     body = (b"\2" + cstr(name) + struct.pack(">ih", 1, 1) + b"\1\1\0"
@@ -490,6 +505,15 @@ class AclTest(unittest.TestCase):
         self.assertEqual(e.exception.args[0].code(), TOPIC_AUTH)
         self.grant(acl("DELETE", "TOPIC", "new.a"))
         a.delete_topics(["new.a"])["new.a"].result(30)
+
+    def test_replica_fetch_needs_cluster_action(self):
+        self.grant(acl("READ", "TOPIC", "t-read"))
+        self.assertEqual(fetch_v4_error(self.b.port, "t-read", -1), 0)
+        self.assertEqual(fetch_v4_error(self.b.port, "t-read", 1), TOPIC_AUTH)
+        self.reset()  # a follower needs CLUSTER_ACTION, not READ on the topic
+        self.grant(acl("CLUSTER_ACTION", "CLUSTER", "kafka-cluster"))
+        self.assertEqual(fetch_v4_error(self.b.port, "t-read", 1), 0)
+        self.assertEqual(fetch_v4_error(self.b.port, "t-read", -1), TOPIC_AUTH)
 
     def test_create_topics_v5_configs_need_describe_configs(self):
         self.grant(acl("CREATE", "TOPIC", "v5.", "PREFIXED"))
