@@ -81,6 +81,9 @@ void kh_create_topics(kh_req_t *req)
     if (!r->topics)
         goto oom;
     r->n_topics = n;
+    bool *dups = kh_str_dups(req, n ? &q->topics[0].name : NULL, n, sizeof(q->topics[0]));
+    if (!dups)
+        goto oom;
     meta_snap_t *snap = meta_snap_get(ctx->meta);
     for (int i = 0; i < n; i++) {
         kp_create_topics_request_creatable_topic_t *qt = &q->topics[i];
@@ -93,9 +96,7 @@ void kh_create_topics(kh_req_t *req)
         const char *bad = qt->name.len >= 0
                               ? meta_topic_name_invalid(qt->name.ptr, (size_t)qt->name.len)
                               : "topic name is null";
-        bool dup = false;
-        for (int k = 0; k < i; k++)
-            dup |= kp_str_eq(q->topics[k].name, qt->name);
+        bool dup = dups[i];
         meta_kv_t *kvs = NULL;
         int n_kvs = 0;
         int16_t code;

@@ -532,6 +532,35 @@ char *kh_cstr(kh_req_t *req, kp_str_t s)
     return p;
 }
 
+bool *kh_str_dups(kh_req_t *req, const kp_str_t *first, int n, size_t stride)
+{
+    bool *dup = kh_array(req, n, sizeof(bool));
+    uint32_t size = 16;
+    while (size < 2u * (uint32_t)(n > 0 ? n : 0))
+        size *= 2;
+    int32_t *slot = kh_array(req, (int32_t)size, sizeof(int32_t));
+    if (!dup || !slot)
+        return NULL;
+    memset(slot, 0xff, size * sizeof(int32_t)); /* -1: empty */
+#define KH_STR_AT(i) (*(const kp_str_t *)((const char *)first + (size_t)(i)*stride))
+    for (int i = 0; i < n; i++) {
+        kp_str_t s = KH_STR_AT(i);
+        uint32_t h = 2166136261u; /* FNV-1a; null and empty differ by the length mixed in */
+        for (int32_t k = 0; k < s.len; k++)
+            h = (h ^ (uint8_t)s.ptr[k]) * 16777619u;
+        h = (h ^ (uint32_t)s.len) * 16777619u;
+        uint32_t at = h & (size - 1);
+        while (slot[at] >= 0 && !kp_str_eq(KH_STR_AT(slot[at]), s))
+            at = (at + 1) & (size - 1);
+        if (slot[at] >= 0)
+            dup[i] = true;
+        else
+            slot[at] = i;
+    }
+#undef KH_STR_AT
+    return dup;
+}
+
 void *kh_array(kh_req_t *req, int32_t n, size_t size)
 {
     return kp_arena_calloc(&req->arena, n > 0 ? (size_t)n : 1, size);

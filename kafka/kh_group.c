@@ -985,6 +985,9 @@ void kh_delete_groups(kh_req_t *req)
     if (!r->results)
         goto oom;
     r->n_results = n;
+    bool *dups = kh_str_dups(req, q->groups_names, n, sizeof(q->groups_names[0]));
+    if (!dups)
+        goto oom;
     for (int i = 0; i < n; i++) {
         kp_delete_groups_response_deletable_group_result_t *res = &r->results[i];
         kp_delete_groups_response_deletable_group_result_init(res);
@@ -992,10 +995,7 @@ void kh_delete_groups(kh_req_t *req)
         char *group = kh_cstr(req, q->groups_names[i]);
         if (!group)
             goto oom;
-        bool dup = false;
-        for (int k = 0; k < i; k++)
-            dup |= kp_str_eq(q->groups_names[k], q->groups_names[i]);
-        if (!group[0] || dup) {
+        if (!group[0] || dups[i]) {
             res->error_code = !group[0] ? KP_ERR_INVALID_GROUP_ID : KP_ERR_GROUP_ID_NOT_FOUND;
             continue;
         }

@@ -227,6 +227,14 @@ int kh_owner(const kh_shard_t *ks, const char *topic, int32_t partition);
 /** Open (lazily creating the directory) the log of a partition this shard
  * owns, if the topic exists in snap with that partition; else NULL. */
 plog_t *kh_local_log(kh_shard_t *ks, const meta_snap_t *snap, const char *topic, int32_t partition);
+/** Which of n wire strings repeat an earlier one, in O(n) (a hash table in
+ * req's arena): a hostile request naming 1,000,000 entries must not cost
+ * n^2 comparisons on the shard's loop.
+ * @param first   &elems[0].<kp_str_t field> (NULL when n == 0).
+ * @param stride  sizeof(elems[0]).
+ * @return an arena array of n flags (true: equal to an earlier string; null
+ *         strings equal each other), or NULL when out of memory. */
+bool *kh_str_dups(kh_req_t *req, const kp_str_t *first, int n, size_t stride);
 /** A NUL-terminated arena copy of a wire string. */
 char *kh_cstr(kh_req_t *req, kp_str_t s);
 /** n (<= 0: none) zeroed elements of size bytes from the request arena; not

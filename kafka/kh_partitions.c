@@ -106,6 +106,9 @@ void kh_create_partitions(kh_req_t *req)
     if (!r->results)
         goto oom;
     r->n_results = n;
+    bool *dups = kh_str_dups(req, n ? &q->topics[0].name : NULL, n, sizeof(q->topics[0]));
+    if (!dups)
+        goto oom;
     *st = (cp_state_t){req, r};
     kh_req_op_out(req); /* the hold */
     meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
@@ -115,9 +118,7 @@ void kh_create_partitions(kh_req_t *req)
         kp_create_partitions_response_topic_result_init(res);
         res->name = qt->name;
         char err[400];
-        bool dup = false;
-        for (int k = 0; k < i; k++)
-            dup |= kp_str_eq(q->topics[k].name, qt->name);
+        bool dup = dups[i];
         const meta_topic_t *t =
             qt->name.len >= 0 ? meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len) : NULL;
         const char *bad;

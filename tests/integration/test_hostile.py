@@ -147,6 +147,33 @@ class HostileRequestsTest(unittest.TestCase):
 
     # ---- Counts and sizes ----
 
+    def test_many_names_checked_for_duplicates_in_linear_work(self):
+        # DeleteGroups and CreateTopics refuse names given twice: 100,000
+        # names must not cost 5e9 comparisons on a shard's loop (that took
+        # ~10 s of CPU per 50,000 names). Bounded in CPU seconds of the
+        # broker, with a wide margin, not in wall-clock time.
+        def cpu_s():
+            with open("/proc/%d/stat" % self.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        n = 100000
+        cpu0 = cpu_s()
+        names = b"".join(kstr("g%07d" % i) for i in range(n))
+        s = self.connect()
+        s.sendall(frame(42, 0, 1, struct.pack(">i", n) + names))  # DeleteGroups v0
+        self.assertEqual(struct.unpack(">i", read_frame(s)[4:8])[0], 1)
+        # every name twice, and invalid (a space): nothing is created
+        topics = b"".join(kstr("t %07d" % (i % 50000)) + struct.pack(">ihii", 1, 1, 0, 0)
+                          for i in range(n))
+        s.sendall(frame(19, 0, 2, struct.pack(">i", n) + topics + struct.pack(">i", 1)))
+        data = read_frame(s)  # CreateTopics v0, timeout 1 ms
+        s.close()
+        if data:
+            self.assertEqual(struct.unpack(">i", data[4:8])[0], 2)
+        self.assertLess(cpu_s() - cpu0, 20)
+        self.check("100k names, duplicates checked", 250)
+
     def test_many_topics(self):
         # 300,000 distinct unknown topics of one partition each: one error each.
         n = 300000
