@@ -282,20 +282,23 @@ class HostileRequestsTest(unittest.TestCase):
 class QueuedRequestBytesTest(unittest.TestCase):
     def test_small_pool_pauses_reading_and_everything_is_answered(self):
         # queued.max.request.bytes of 1 MiB and 8 connections that each send
-        # 3 pipelined 2 MB Produce requests at once (48 MB in all): reading
-        # pauses while the pool is full, a frame begun with room is read to
-        # its end, every request is answered, and the pool is empty at the end.
+        # 3 pipelined Produce requests of a 900 KB batch with acks=all (each
+        # stays in the pool until its fsync): reading pauses while the pool
+        # is full, a frame begun with room is read to its end, every request
+        # is answered, and the pool is empty at the end.
         b = Broker("-X", "queued.max.request.bytes=1048576", env=asan_env())
         try:
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            a.create_topics([NewTopic("pool", 8, 1)])["pool"].result(30)
+            batch = record_batch([b"x" * 900000])
             pid = b.proc.pid
             with open("/proc/%d/clear_refs" % pid, "w") as f:
                 f.write("5")
             rss0 = proc_kib(pid, "VmRSS")
-            blob = b"\x00" * (2 * MIB)
             socks, senders = [], []
             for k in range(8):
                 s = socket.create_connection(("127.0.0.1", b.port), timeout=60)
-                data = b"".join(produce_v7([("nope", [(0, blob)])], acks=1, corr=10 * k + i)
+                data = b"".join(produce_v7([("pool", [(k, batch)])], acks=-1, corr=10 * k + i)
                                 for i in range(3))
                 t = threading.Thread(target=s.sendall, args=(data,))
                 t.start()
@@ -305,20 +308,21 @@ class QueuedRequestBytesTest(unittest.TestCase):
                 for i in range(3):
                     data = read_frame(s)
                     self.assertEqual(struct.unpack(">i", data[4:8])[0], 10 * k + i)
+                    self.assertEqual(data[-30:-28], b"\x00\x00", data[-40:])  # error_code
             for t in senders:
                 t.join()
             for s in socks:
                 s.close()
             grown = proc_kib(pid, "VmHWM") - rss0
-            REPORT["8 x 3 x 2 MB produce, 1 MiB pool"] = (grown, 96, 0)
+            REPORT["8 x 3 x 900 KB produce, 1 MiB pool"] = (grown, 96, 0)
             self.assertLess(grown, 96 * 1024)
-            for _ in range(300):  # the closes are seen (an upper bound, not a threshold)
+            for _ in range(300):  # the last frees are seen (an upper bound, not a threshold)
                 _, _, text = http(b.admin_port, "GET", "/metrics")
-                m = parse_metrics(text)
-                if m[("strata_kafka_connections", frozenset())] == 0:
+                queued = parse_metrics(text)[("strata_kafka_queued_request_bytes", frozenset())]
+                if queued == 0:
                     break
                 time.sleep(0.1)
-            self.assertEqual(m[("strata_kafka_queued_request_bytes", frozenset())], 0)
+            self.assertEqual(queued, 0)
         finally:
             rc, out = b.stop()
             b.close()
