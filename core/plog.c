@@ -1149,8 +1149,18 @@ void plog_slice_release(plog_slice_t *s)
     s->fd = -1;
 }
 
+/* Was s's file last written at or after since_ms (wall clock)? */
+static bool seg_written_since(const plog_seg_t *s, int64_t since_ms)
+{
+    struct stat st;
+    if (since_ms < 0 || fstat(s->fd, &st) != 0)
+        return false;
+    return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 >= since_ms;
+}
+
 int plog_scan_tail(plog_t *log,
                    int n_segments,
+                   int64_t since_ms,
                    int (*fn)(void *arg, const plog_batch_hdr_t *h),
                    void *arg)
 {
@@ -1158,6 +1168,9 @@ int plog_scan_tail(plog_t *log,
     if (!r)
         return ST_E_NOMEM;
     int first = log->n_segs > n_segments ? log->n_segs - n_segments : 0, rc = 0;
+    /* Segments are written in order: walk back while they are recent. */
+    while (first > 0 && seg_written_since(log->segs[first - 1], since_ms))
+        first--;
     for (int i = first; i < log->n_segs && rc == 0; i++) {
         plog_seg_t *s = log->segs[i];
         *r = (hdr_rd_t){.fd = s->fd, .size = s->size};

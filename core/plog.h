@@ -296,11 +296,15 @@ plog_offset_for_time(plog_t *log, int64_t ts, int64_t *offset, int64_t *timestam
 ST_MUST_CHECK int plog_max_timestamp(const plog_t *log, int64_t *timestamp, int64_t *offset);
 
 /** Call fn(arg, header) for every batch header of the last n_segments
- * segments (oldest first), e.g. to rebuild producer state after a restart.
+ * segments, and of every earlier segment whose file was last written at or
+ * after since_ms (wall clock; -1: none), oldest first: e.g. to rebuild
+ * producer state after a restart from every batch a producer may still
+ * retry, however many segments rolled meanwhile.
  * fn returns non-zero to stop. @return 0 or an I/O error.
  * @thread owning loop  @blocking header reads (page cache) */
 int plog_scan_tail(plog_t *log,
                    int n_segments,
+                   int64_t since_ms,
                    int (*fn)(void *arg, const plog_batch_hdr_t *h),
                    void *arg);
 

@@ -13,9 +13,16 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define IDEM_BATCHES   5 /* batches remembered per producer, as Kafka */
-#define IDEM_SCAN_SEGS 2 /* segments read to rebuild state after a restart */
+#define IDEM_SCAN_SEGS 2 /* segments read to rebuild state after a restart, at least */
+/* ... and every older segment written within this window: a producer retries
+ * a batch for up to its delivery timeout (librdkafka's message.timeout.ms is
+ * 5 min, Java's delivery.timeout.ms 2 min), so its last batches must be known
+ * after a restart however many segments rolled since. Without them a retry
+ * of a producer with no state was appended a second time. */
+#define IDEM_SCAN_WINDOW_MS (15 * 60 * 1000)
 
 typedef struct {
     int32_t first_seq, last_seq;
@@ -100,7 +107,10 @@ static idem_part_t *part_state(kh_shard_t *ks, plog_t *log)
     if (!p)
         return NULL;
     p->log = log;
-    if (plog_scan_tail(log, IDEM_SCAN_SEGS, rebuild_one, p) != 0)
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t since_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - IDEM_SCAN_WINDOW_MS;
+    if (plog_scan_tail(log, IDEM_SCAN_SEGS, since_ms, rebuild_one, p) != 0)
         ST_WARN("kafka", "producer state rebuild incomplete dir=%s", plog_dir(log));
     p->next = ks->idem_parts;
     ks->idem_parts = p;

@@ -56,6 +56,33 @@ class IdempotenceTest(unittest.TestCase):
         finally:
             b.close()
 
+    def test_state_of_a_producer_older_than_two_segments_survives_a_restart(self):
+        # Every batch rolls a segment: the producer's only batch is several
+        # segments back when the broker restarts (kill -9), and its retry
+        # must still be recognised, not appended again.
+        b = Broker("-X", "log.segment.bytes=16384")
+        try:
+            subprocess.run(["kcat", "-b", b.bootstrap, "-P", "-t", "idem2"], input="x\n",
+                           text=True, check=True, timeout=60)
+            c = Conn(b.port)
+            first = record_batch([b"retried"], 777, 0, 0)
+            self.assertEqual(parse_produce_v3(c.call(produce_v3("idem2", 0, first))), (0, 1))
+            for _ in range(4):  # another client's large batches: one segment each
+                self.assertEqual(parse_produce_v3(c.call(produce_v3(
+                    "idem2", 0, record_batch([b"y" * 20000]))))[0], 0)
+            c.close()
+            self.assertGreaterEqual(len([f for f in os.listdir(os.path.join(b.data, "idem2-0"))
+                                         if f.endswith(".log")]), 4)
+            end = end_offset(b, "idem2")
+            b.kill9()
+            b.start()
+            c = Conn(b.port)
+            self.assertEqual(parse_produce_v3(c.call(produce_v3("idem2", 0, first))), (0, 1))
+            self.assertEqual(end_offset(b, "idem2"), end)  # not appended again
+            c.close()
+        finally:
+            b.close()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
