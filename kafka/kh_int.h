@@ -207,6 +207,7 @@ int16_t kh_acl_cluster(kh_req_t *req, int op);
 /** Called by kh_respond() before encoding resp: add the removed entries with
  * their error, drop what the principal may not describe from listings. */
 void kh_acl_respond(kh_req_t *req, void *resp);
+/* kh_acls.c: the ACL APIs (SECURITY_DISABLED when authorization is off). */
 void kh_create_acls(kh_req_t *req);
 void kh_describe_acls(kh_req_t *req);
 void kh_delete_acls(kh_req_t *req);
