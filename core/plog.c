@@ -182,6 +182,7 @@ static void idx_push(plog_seg_t *s, int32_t rel, int32_t pos, bool write_file)
     }
     s->idx[s->n_idx] = (plog__idx_t){rel, pos};
     if (write_file) {
+        atomic_store(&s->idx_unsynced, true);
         uint8_t b[8];
         put_be32(b, (uint32_t)rel);
         put_be32(b + 4, (uint32_t)pos);
@@ -203,6 +204,7 @@ static void tidx_push(plog_seg_t *s, int64_t ts, int32_t rel, bool write_file)
     }
     s->tidx[s->n_tidx] = (plog__tidx_t){ts, rel};
     if (write_file) {
+        atomic_store(&s->idx_unsynced, true);
         uint8_t b[12];
         put_be64(b, (uint64_t)ts);
         put_be32(b + 8, (uint32_t)rel);
@@ -306,6 +308,7 @@ static void idx_rewrite(plog_seg_t *s)
 {
     int n = s->n_idx, nt = s->n_tidx;
     s->n_idx = s->n_tidx = 0;
+    atomic_store(&s->idx_unsynced, true);
     if (plog__sys->ftruncate(s->idx_fd, 0) != 0 || plog__sys->ftruncate(s->tidx_fd, 0) != 0)
         ST_WARN("plog", "cannot truncate index files path=%s", s->path);
     for (int i = 0; i < n; i++) {
@@ -655,6 +658,7 @@ static int recover_sync(plog_t *log, int64_t rp)
         if (plog__sys->fdatasync(s->fd) != 0 || plog__sys->fdatasync(s->idx_fd) != 0 ||
             plog__sys->fdatasync(s->tidx_fd) != 0)
             return -errno;
+        atomic_store(&s->idx_unsynced, false);
         synced = true;
     }
     /* The directory before the recovery point: the point may only claim what
@@ -662,7 +666,9 @@ static int recover_sync(plog_t *log, int64_t rp)
     int64_t end = log->segs[log->n_segs - 1]->next_offset;
     if ((synced || rp != end || log->open_dir_changed) && plog__sys->fsync(log->dir_fd) != 0)
         return -errno;
-    return rp == end ? 0 : plog__write_rp(log, end, true);
+    int rc = rp == end ? 0 : plog__write_rp(log, end, true);
+    log->rp_written = rc == 0 ? end : -1;
+    return rc;
 }
 
 static void log_free(plog_t *log)
@@ -709,7 +715,7 @@ int plog_open(plog_shard_t *sh,
     log->sh = sh;
     log->cfg = *cfg;
     log->refs = 1;
-    log->rp_pending = -1;
+    log->rp_pending = log->rp_written = -1;
     log->dir_fd = plog__sys->open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     pthread_mutex_init(&log->sync_mu, NULL);
     int64_t *bases = NULL;
@@ -796,8 +802,9 @@ void plog_close(plog_t *log, plog_closed_cb cb, void *arg)
     /* A final round, with the active segment's indexes (a restart after a
      * clean shutdown then rebuilds none). */
     plog_seg_t *act = log->segs[log->n_segs - 1];
+    bool unsynced = log->durable_end < log->end_offset || atomic_load(&act->idx_unsynced);
     atomic_store(&act->sync_idx, true);
-    plog__mark_dirty(log, act, log->end_offset, log->appended_bytes, false, 0);
+    plog__mark_dirty(log, unsynced ? act : NULL, log->end_offset, log->appended_bytes, false, 0);
     if (!log->failed) /* all of it synced: a restart verifies and syncs nothing */
         plog__set_rp_pending(log, log->end_offset);
     log->refs--; /* the owner's */

@@ -83,11 +83,16 @@ static void sync_log(plog_t *log, bool delayed)
             err = -errno;
             ST_ERROR("plog", "fdatasync failed path=%s.log err=%s", s->path, st_strerror(err));
         }
-        /* Sealed (or closing): its indexes too, so a restart loads them. A
-         * failure only costs a rebuild at the next start. */
+        /* Sealed (or closing): its indexes too when written since their last
+         * sync, so a restart loads them. A failure costs a rebuild at the next
+         * start (no recovery point claims them). */
         if (!err && atomic_exchange(&s->sync_idx, false) &&
-            (plog__sys->fdatasync(s->idx_fd) != 0 || plog__sys->fdatasync(s->tidx_fd) != 0))
+            atomic_exchange(&s->idx_unsynced, false) &&
+            (plog__sys->fdatasync(s->idx_fd) != 0 || plog__sys->fdatasync(s->tidx_fd) != 0)) {
             ST_WARN("plog", "cannot sync index files path=%s: %s", s->path, strerror(errno));
+            atomic_store(&s->idx_unsynced, true);
+            rp = -1;
+        }
         plog__seg_unref(s);
     }
     free(dirty);
@@ -103,11 +108,12 @@ static void sync_log(plog_t *log, bool delayed)
     /* A roll or a close synced segments with their indexes and directory
      * entries: only now may the recovery point say so (a restart then
      * verifies and syncs only what follows). Its rename syncs the directory. */
-    if (!err && rp >= 0) {
+    if (!err && rp >= 0 && rp != log->rp_written) {
         int rc = plog__write_rp(log, rp, true);
         if (rc != 0)
             ST_WARN("plog", "cannot write the recovery point dir=%s: %s", log->dir,
                     st_strerror(rc));
+        log->rp_written = rc == 0 ? rp : -1;
     }
     if (n > 0 || dir_dirty)
         st_metric_observe_ns(ST_H_FSYNC_LATENCY, 0, uv_hrtime() - t0_ns);

@@ -35,11 +35,12 @@ struct plog_seg {
     int n_idx, cap_idx;
     plog__tidx_t *tidx; /* owned */
     int n_tidx, cap_tidx;
-    bool is_deleted;       /* removed from the log; files unlinked by the flusher */
-    _Atomic bool sync_idx; /* the flusher also syncs .index/.timeindex (roll, close) */
-    bool recovered;        /* plog_open: recovery changed the files (truncated, index rewritten) */
-    char path[4096];       /* DIR/<base> without extension */
-    char log_path[4100];   /* DIR/<base>.log */
+    bool is_deleted;           /* removed from the log; files unlinked by the flusher */
+    _Atomic bool sync_idx;     /* the flusher also syncs .index/.timeindex (roll, close) */
+    _Atomic bool idx_unsynced; /* index entries written since the index files' last sync */
+    bool recovered;      /* plog_open: recovery changed the files (truncated, index rewritten) */
+    char path[4096];     /* DIR/<base> without extension */
+    char log_path[4100]; /* DIR/<base>.log */
 };
 
 /* Per-loop completion channel: the flusher appends finished syncs here. */
@@ -97,6 +98,7 @@ struct plog {
     bool dir_dirty;        /* a segment file was created since the last sync */
     int64_t rp_pending;    /* recovery point to persist after this sync, or -1 */
     bool sync_failed;      /* a sync failed once: no recovery point is written again */
+    int64_t rp_written;    /* flusher (and plog_open): the recovery point on disk, or -1 */
     bool queued;           /* in the flusher's queue */
     bool delayed;          /* in the flusher's delayed list (write caching) */
     uint64_t due_ns;       /* when a delayed flush is due (uv_hrtime) */
