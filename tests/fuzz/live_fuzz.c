@@ -2474,6 +2474,9 @@ static int hold_check(const uint8_t *p, size_t n)
     usleep(2000000);
     double cpu1 = broker_cpu();
     int rc = 0;
+    if (opt.verbose && cpu0 >= 0 && cpu1 >= 0)
+        fprintf(stderr, "live_fuzz: the broker used %.2f s of CPU holding one request 2 s\n",
+                cpu1 - cpu0);
     if (cpu0 >= 0 && cpu1 >= 0 && cpu1 - cpu0 > 1.0) {
         fprintf(stderr, "live_fuzz: the broker used %.2f s of CPU in 2 s holding one request\n",
                 cpu1 - cpu0);
