@@ -1080,10 +1080,14 @@ static void on_retry(uv_timer_t *t)
     kh_shard_t *ks = t->data;
     while (ks->retry_head) {
         kh_post_t *p = ks->retry_head;
+        /* Read before posting: once posted, p belongs to the target, which may run the
+         * message at once on its thread and post p again (ops post themselves back with
+         * the same node) or free it. */
+        kh_post_t *next = p->next;
         int rc = rt_post(ks->ctx->rt, p->to, p->fn, p->arg);
         if (rc == ST_E_AGAIN)
             return; /* still full: the timer fires again */
-        ks->retry_head = p->next;
+        ks->retry_head = next;
         if (!ks->retry_head)
             ks->retry_tail = NULL;
         if (rc != 0)

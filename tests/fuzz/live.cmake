@@ -11,3 +11,7 @@ add_test(NAME live_fuzz
 # LIVE_ALLOW_LEAKS: see live.sh (a shutdown leak of orphaned requests, not yet fixed).
 set_tests_properties(live_fuzz PROPERTIES LABELS integration TIMEOUT 300
     ENVIRONMENT LIVE_ALLOW_LEAKS=1)
+# Cross-shard posts through a full shard queue (on_retry), found by the live fuzzer.
+add_test(NAME retry_queue COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_retry_queue.py)
+set_tests_properties(retry_queue PROPERTIES LABELS integration TIMEOUT 600
+    ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")

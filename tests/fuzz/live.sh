@@ -25,12 +25,14 @@ APORT=$(port)
 # A PLAINTEXT and a SASL_PLAINTEXT listener (some fuzzer connections log in there as the
 # bootstrap user); authorization is on, open to everyone where no ACL names a resource.
 # Tiered storage is on (file:// archive in the data directory): the fuzzer's fz-four topic
-# uploads small segments and keeps little locally.
+# uploads small segments and keeps little locally. Shard queues hold 64 messages
+# (LIVE_QUEUE_CAPACITY; default 4096) so cross-shard posts often wait in the retry queue.
 STRATA_BOOTSTRAP_USER=fzadmin:fzpass "$STRATAD" --log-dir "$DIR/data" --smp 2 \
     --listeners "PLAINTEXT://127.0.0.1:$KPORT,SASL_PLAINTEXT://127.0.0.1:$SPORT" \
     -X sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512 \
     -X allow.everyone.if.no.acl.found=true \
     -X remote.log.storage.system.enable=true -X log.retention.check.interval.ms=2000 \
+    -X strata.shard.queue.capacity="${LIVE_QUEUE_CAPACITY:-64}" \
     --admin-listener "127.0.0.1:$APORT" >"$LOG" 2>&1 &
 PID=$!
 cleanup() {
