@@ -577,6 +577,22 @@ class AdminLiveConfigTest(BrokerTestCase):
                  ["log.retention.ms", "log.segment.bytes"])
 
 
+def settled_metrics(port, names, timeout=60):
+    """GET /metrics until the named (metric, labels) keep their values over
+    two scrapes 0.5 s apart (what is in flight has finished); that scrape.
+    The timeout only bounds the wait."""
+    def values(m):
+        return [metric(m, n, **labels) for n, labels in names]
+    deadline = time.monotonic() + timeout
+    m = parse_metrics(http(port, "GET", "/metrics")[2])
+    while True:
+        time.sleep(0.5)
+        m2 = parse_metrics(http(port, "GET", "/metrics")[2])
+        if values(m2) == values(m) or time.monotonic() > deadline:
+            return m2
+        m = m2
+
+
 class AdminTieringMetricsTest(unittest.TestCase):
     """Upload, hydration, cache and object-store metrics and the storage
     answers follow what the broker does with a remote-enabled topic."""
@@ -667,7 +683,10 @@ class AdminTieringMetricsTest(unittest.TestCase):
             c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "tm",
                           "enable.auto.commit": False})
             self.replay(b, c)
-            m1 = parse_metrics(http(port, "GET", "/metrics")[2])
+            # A download is counted when its GET starts, the GET when it ends:
+            # compare them once the read-ahead that outlives the replay is done.
+            m1 = settled_metrics(port, [("strata_tier_hydration_downloads_total", {}),
+                                        ("strata_object_store_requests_total", {"op": "get"})])
             self.replay(b, c)
             c.close()
             text = http(port, "GET", "/metrics")[2]
