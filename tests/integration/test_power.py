@@ -61,8 +61,13 @@ class HoldFS:
         self.proc.wait(30)
         self.proc.stderr.close()
         self.proc = None
-        if not wait_until_false(self.mounted, 30):  # fusermount3 (auto_unmount) is late
+        # fusermount3 (auto_unmount) unmounts the dead filesystem at once on a
+        # host; in a chroot it may never do it (each cut then waited 30 s):
+        # unmount it ourselves when it is not gone soon.
+        if not wait_until_false(self.mounted, 2):
             subprocess.run(["umount", "-l", self.mnt], check=False)
+            if not wait_until_false(self.mounted, 30):
+                raise AssertionError("holdfs at %s stays mounted after the cut" % self.mnt)
 
     def mounted(self):
         """In the mount table (a dead FUSE mount fails stat, so ismount says no)."""
