@@ -31,6 +31,7 @@
  *                only the longest, last in byte order, is indexed. */
 #include "core/meta.h"
 #include "core/st_crc32c.h"
+#include "core/st_fs.h"
 #include "core/st_log.h"
 #include "tiering/seg.h"
 #include "tiering/tier.h"
@@ -609,6 +610,7 @@ typedef struct {
 static void restore_dirs(uv_work_t *w)
 {
     restore_t *r = w->data;
+    bool created = false;
     for (size_t i = 0; i < r->n_parts; i++) {
         const tier_recover_part_t *p = &r->parts[i];
         char path[PATH_MAX], ckpt[PATH_MAX + 32];
@@ -624,6 +626,19 @@ static void restore_dirs(uv_work_t *w)
         }
         if (f)
             fclose(f);
+        created = true;
+        /* The checkpoint's entry in the new directory, and that directory
+         * in the data directory (below), are durable before the log opens. */
+        int rc = st_fsync_dir(path);
+        if (rc != 0) {
+            ST_WARN("tier", "recovery: cannot sync %s: %s", path, st_strerror(rc));
+            r->failed++;
+        }
+    }
+    int rc = created ? st_fsync_dir(r->data_dir) : 0;
+    if (rc != 0) {
+        ST_WARN("tier", "recovery: cannot sync %s: %s", r->data_dir, st_strerror(rc));
+        r->failed++;
     }
 }
 
