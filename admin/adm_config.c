@@ -226,6 +226,9 @@ static live_t apply_key(adm_server_t *s, cfg_key_t k, const cfg_t *v)
     case CFG_NUM_PARTITIONS:
         atomic_store(&kc->num_partitions, (int32_t)cfg_int(v, k));
         return LIVE_DONE;
+    case CFG_MAX_PARTITIONS:
+        atomic_store(&kc->max_partitions, cfg_int(v, k));
+        return LIVE_DONE;
     case CFG_AUTO_CREATE:
         atomic_store(&kc->auto_create, cfg_bool(v, k));
         return LIVE_DONE;

@@ -127,6 +127,10 @@
       "Open Kafka connections from one IP address; a new one beyond it is closed at once.")        \
     X(NUM_PARTITIONS, "num.partitions", CFG_INT, "1", 1, 1000000, 1,                               \
       "Partitions of an automatically created topic.")                                             \
+    X(MAX_PARTITIONS, "strata.max.partitions", CFG_INT, "100000", 1, INT32_MAX, 1,                 \
+      "Partitions of all topics together; CreateTopics, CreatePartitions and auto-creation "        \
+      "beyond it are refused (POLICY_VIOLATION). Strata-only: every partition costs files and "    \
+      "memory, and one request could otherwise ask for millions.")                                 \
     X(AUTO_CREATE, "auto.create.topics.enable", CFG_BOOL, "true", 0, 1, 1,                         \
       "Create a topic when a client produces to or asks for an unknown one.")                      \
     X(OFFSETS_RETENTION_MIN, "offsets.retention.minutes", CFG_INT, "10080", 1, INT32_MAX, 0,       \

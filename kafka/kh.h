@@ -87,6 +87,7 @@ typedef struct kh_ctx {
     int64_t request_read_timeout_ms;
     kh_limits_t *limits; /* borrowed: connection counts and the queued-request pool; NULL = none */
     _Atomic int32_t num_partitions; /* num.partitions for auto-created topics */
+    _Atomic int64_t max_partitions; /* strata.max.partitions: of all topics together */
     _Atomic bool auto_create;       /* auto.create.topics.enable */
     /* borrowed: the cluster defaults of topic configs. Replaced, never
      * modified: a new version is published with a release store and every

@@ -234,12 +234,20 @@ void kh_metadata(kh_req_t *req)
     kh_req_op_out(req); /* the hold */
     if (auto_create && q->n_topics > 0) {
         meta_snap_t *snap = meta_snap_get(ctx->meta);
+        int64_t added = 0;
+        char room[200];
         for (int i = 0; i < q->n_topics; i++) {
             kp_str_t name = q->topics[i].name;
             if (name.len < 0 || meta_snap_find(snap, name.ptr, (size_t)name.len) ||
                 meta_topic_name_invalid(name.ptr, (size_t)name.len))
                 continue;
-            meta_topic_spec_t spec = {kh_cstr(req, name), ctx->num_partitions, NULL, 0};
+            int32_t np = ctx->num_partitions;
+            if (!kh_partitions_room(ctx, snap, added, np, room, sizeof(room))) {
+                ST_DEBUG("kafka", "not auto-creating topic=%.*s: %s", name.len, name.ptr, room);
+                continue; /* answered as unknown */
+            }
+            added += np;
+            meta_topic_spec_t spec = {kh_cstr(req, name), np, NULL, 0};
             if (!spec.name)
                 break; /* out of memory: the rest is answered as unknown */
             kh_req_op_out(req);

@@ -236,6 +236,18 @@ plog_t *kh_local_log(kh_shard_t *ks, const meta_snap_t *snap, const char *topic,
  * @return an arena array of n flags (true: equal to an earlier string; null
  *         strings equal each other), or NULL when out of memory. */
 bool *kh_str_dups(kh_req_t *req, const kp_str_t *first, int n, size_t stride);
+
+/** May `adding` more partitions be created now, `added` of them already by
+ * this request? strata.max.partitions bounds all topics together (checked
+ * against the current snapshot: requests in flight at once may pass it by
+ * what each adds). On false, why holds Kafka's POLICY_VIOLATION message.
+ * @thread any shard loop  @blocking no */
+bool kh_partitions_room(const kh_ctx_t *ctx,
+                        const meta_snap_t *snap,
+                        int64_t added,
+                        int64_t adding,
+                        char *why,
+                        size_t why_len);
 /** A NUL-terminated arena copy of a wire string. */
 char *kh_cstr(kh_req_t *req, kp_str_t s);
 /** n (<= 0: none) zeroed elements of size bytes from the request arena; not

@@ -472,6 +472,7 @@ static int kafka_context(broker_t *b, const char *dir)
         return 1;
     }
     k->num_partitions = (int32_t)cfg_int(b->cfg, CFG_NUM_PARTITIONS);
+    k->max_partitions = cfg_int(b->cfg, CFG_MAX_PARTITIONS);
     k->auto_create = cfg_bool(b->cfg, CFG_AUTO_CREATE);
     k->offsets_retention_ms = cfg_int(b->cfg, CFG_OFFSETS_RETENTION_MIN) * 60000;
     k->group_min_session_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_MIN_SESSION_MS);

@@ -8,10 +8,12 @@ check). Memory is bounded, not time: for each crafted request the peak RSS
 growth (VmHWM after the request minus VmRSS before it, the peak being reset
 through /proc/PID/clear_refs) must stay under the bound stated next to it.
 Set HOSTILE_REPORT=1 to print the measured peaks."""
+import json
 import os
 import select
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -393,6 +395,46 @@ class ConnectionLimitsTest(unittest.TestCase):
         for s in SANITIZER_LINES:
             self.assertNotIn(s, out)
         self.assertEqual(rc, 0, out[-3000:])
+
+
+class PartitionLimitTest(unittest.TestCase):
+    """strata.max.partitions bounds the partitions of all topics together:
+    one CreatePartitions once asked for 327,679 partitions (a fuzzed count)
+    and the broker ran out of file descriptors."""
+
+    def test_create_topics_partitions_and_auto_create_are_bounded(self):
+        from confluent_kafka import KafkaError, KafkaException
+        from confluent_kafka.admin import NewPartitions
+        b = Broker("-X", "strata.max.partitions=50", env=asan_env())
+        try:
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            a.create_topics([NewTopic("forty", 40, 1)])["forty"].result(30)
+
+            def refused(fut):
+                with self.assertRaises(KafkaException) as e:
+                    fut.result(30)
+                err = e.exception.args[0]
+                self.assertEqual(err.code(), KafkaError.POLICY_VIOLATION, err)
+                self.assertIn("strata.max.partitions=50", err.str())
+            refused(a.create_topics([NewTopic("twenty", 20, 1)])["twenty"])
+            refused(a.create_partitions([NewPartitions("forty", 99999)])["forty"])
+            # Within the bound both still work, up to exactly 50.
+            a.create_topics([NewTopic("five", 5, 1)])["five"].result(30)
+            a.create_partitions([NewPartitions("forty", 45)])["forty"].result(30)
+            refused(a.create_topics([NewTopic("one", 1, 1)])["one"])
+            # Auto-creation stops there too: the topic stays unknown.
+            md = a.list_topics("auto-new", timeout=30)
+            self.assertNotEqual(md.topics["auto-new"].error, None)
+            listed = subprocess.run(["kcat", "-b", b.bootstrap, "-L", "-J"], capture_output=True,
+                                    text=True, timeout=60)
+            self.assertEqual(sorted(t["topic"] for t in json.loads(listed.stdout)["topics"]),
+                             ["five", "forty"])
+            rc, out = b.stop()
+            self.assertEqual(rc, 0, out[-3000:])
+            for line in SANITIZER_LINES:
+                self.assertNotIn(line, out)
+        finally:
+            b.close()
 
 
 if __name__ == "__main__":
