@@ -94,7 +94,8 @@ void adm_config_get(adm_call_t *call)
                               cfg_doc(k));
         json_t *pending = json_object_get(s->pending_cfg, cfg_name(k));
         if (e && pending && !s->is_live[k] && !from_file(s, k))
-            json_object_set_new(e, "pending", cfg_sensitive(k) ? json_null() : json_incref(pending));
+            json_object_set_new(e, "pending",
+                                cfg_sensitive(k) ? json_null() : json_incref(pending));
         json_array_append_new(arr, e);
     }
     adm_reply_json(

@@ -1,15 +1,14 @@
 /* adm_users.c - SCRAM users over the admin HTTP API (as Redpanda's
  * /v1/security/users), for operators and `strata security user`:
- *   GET    /v1/security/users         {"users": [{"name", "credentials": [{"mechanism", "iterations"}]}]}
- *   POST   /v1/security/users         {"username", "password", "algorithm"?, "iterations"?} -> 201 (409 if it exists)
- *   PUT    /v1/security/users/NAME    {"password", "algorithm"?, "iterations"?} -> 200 (404 if absent)
- *   DELETE /v1/security/users/NAME    -> 200 (404 if absent)
- * "algorithm" is SCRAM-SHA-256 or SCRAM-SHA-512; without it both credentials
- * are written, so the user can log in with either mechanism (and PLAIN).
- * Data path: runs on the admin loop; the password is turned into salt +
- * StoredKey + ServerKey here (PBKDF2) and wiped; meta_users_alter() writes
- * them on the thread pool and publishes the snapshot SaslAuthenticate reads.
- * Passwords never reach the log nor any answer. */
+ *   GET    /v1/security/users         {"users": [{"name", "credentials": [{"mechanism",
+ * "iterations"}]}]} POST   /v1/security/users         {"username", "password", "algorithm"?,
+ * "iterations"?} -> 201 (409 if it exists) PUT    /v1/security/users/NAME    {"password",
+ * "algorithm"?, "iterations"?} -> 200 (404 if absent) DELETE /v1/security/users/NAME    -> 200 (404
+ * if absent) "algorithm" is SCRAM-SHA-256 or SCRAM-SHA-512; without it both credentials are
+ * written, so the user can log in with either mechanism (and PLAIN). Data path: runs on the admin
+ * loop; the password is turned into salt + StoredKey + ServerKey here (PBKDF2) and wiped;
+ * meta_users_alter() writes them on the thread pool and publishes the snapshot SaslAuthenticate
+ * reads. Passwords never reach the log nor any answer. */
 #include "admin/adm_int.h"
 #include "core/st_scram.h"
 
@@ -168,8 +167,8 @@ void adm_users_route(adm_call_t *call, const char *name, size_t name_len)
     if (!name) {
         const char *u = json_string_value(json_object_get(body, "username"));
         if (!u || !*u || strlen(u) > ST_SCRAM_USER_MAX) {
-            adm_reply_error(call, 400, "bad_request",
-                            "\"username\" (1 to %d bytes) is required", ST_SCRAM_USER_MAX);
+            adm_reply_error(call, 400, "bad_request", "\"username\" (1 to %d bytes) is required",
+                            ST_SCRAM_USER_MAX);
             goto out;
         }
         snprintf(j->name, sizeof(j->name), "%s", u);

@@ -266,14 +266,15 @@ int meta_open(const char *dir, meta_t **out, char *errbuf, size_t errbuf_len)
         rc = ST_E_IO;
     }
     if (rc == 0)
-        rc = meta__exec(m,
-                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                  "CREATE TABLE IF NOT EXISTS topics(name TEXT PRIMARY KEY, id BLOB NOT NULL,"
-                  " partitions INTEGER NOT NULL, created_ms INTEGER NOT NULL);"
-                  "CREATE TABLE IF NOT EXISTS topic_configs(topic TEXT NOT NULL, key TEXT NOT NULL,"
-                  " value TEXT NOT NULL, PRIMARY KEY(topic, key));"
-                  "CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
-                  errbuf, errbuf_len);
+        rc = meta__exec(
+            m,
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+            "CREATE TABLE IF NOT EXISTS topics(name TEXT PRIMARY KEY, id BLOB NOT NULL,"
+            " partitions INTEGER NOT NULL, created_ms INTEGER NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS topic_configs(topic TEXT NOT NULL, key TEXT NOT NULL,"
+            " value TEXT NOT NULL, PRIMARY KEY(topic, key));"
+            "CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+            errbuf, errbuf_len);
     meta_snap_t *s = calloc(1, sizeof(*s));
     if (!s)
         rc = rc ? rc : ST_E_NOMEM;
@@ -682,11 +683,11 @@ static int acls_load(meta_t *m, acl_set_t **out)
 static int acls_open(meta_t *m, char *errbuf, size_t errbuf_len)
 {
     int rc = meta__exec(m,
-                  "CREATE TABLE IF NOT EXISTS acls(res_type INTEGER NOT NULL,"
-                  " pattern INTEGER NOT NULL, name TEXT NOT NULL, principal TEXT NOT NULL,"
-                  " host TEXT NOT NULL, op INTEGER NOT NULL, perm INTEGER NOT NULL,"
-                  " PRIMARY KEY(res_type, pattern, name, principal, host, op, perm));",
-                  errbuf, errbuf_len);
+                        "CREATE TABLE IF NOT EXISTS acls(res_type INTEGER NOT NULL,"
+                        " pattern INTEGER NOT NULL, name TEXT NOT NULL, principal TEXT NOT NULL,"
+                        " host TEXT NOT NULL, op INTEGER NOT NULL, perm INTEGER NOT NULL,"
+                        " PRIMARY KEY(res_type, pattern, name, principal, host, op, perm));",
+                        errbuf, errbuf_len);
     if (rc == 0 && (rc = acls_load(m, &m->acls)) != 0)
         snprintf(errbuf, errbuf_len, "metadata store: cannot load ACLs: %s", st_strerror(rc));
     return rc;

@@ -123,7 +123,7 @@ int64_t meta_next_producer_id(meta_t *m);
 #define META_SCRAM_KEY_MAX  64
 
 typedef struct {
-    char *name; /* owned (in a snapshot); borrowed in a meta_scram_change_t */
+    char *name;       /* owned (in a snapshot); borrowed in a meta_scram_change_t */
     int8_t mechanism; /* ST_SCRAM_SHA_256 / ST_SCRAM_SHA_512 (core/st_scram.h) */
     int32_t iterations;
     uint8_t salt[META_SCRAM_SALT_MAX];

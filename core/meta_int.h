@@ -10,8 +10,8 @@
 #include <sqlite3.h>
 
 struct meta {
-    sqlite3 *db;           /* owned; used with db_mu held */
-    pthread_mutex_t db_mu; /* serialises mutations */
+    sqlite3 *db;             /* owned; used with db_mu held */
+    pthread_mutex_t db_mu;   /* serialises mutations */
     pthread_mutex_t snap_mu; /* guards the snapshot pointers below */
     meta_snap_t *snap;       /* owned ref: the current topic snapshot */
     meta_users_t *users;     /* owned ref: the current SCRAM users snapshot */

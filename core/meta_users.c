@@ -218,7 +218,8 @@ static meta_users_t *apply(const meta_users_t *cur, uop_t *op)
         const meta_scram_cred_t *c = &cur->creds[i];
         bool is_changed = false;
         for (int k = 0; k < op->n && !is_changed; k++)
-            is_changed = op->changes[k].status == 0 && op->changes[k].cred.mechanism == c->mechanism &&
+            is_changed = op->changes[k].status == 0 &&
+                         op->changes[k].cred.mechanism == c->mechanism &&
                          !strcmp(op->changes[k].cred.name, c->name);
         if (!is_changed && users_add(n, c) != 0)
             goto fail;

@@ -109,8 +109,8 @@ int st_scram_derive(int mech,
                     uint8_t *server_key)
 {
     uint8_t salted[ST_SCRAM_HASH_MAX];
-    int rc = st_scram_salted_password(mech, password, password_len, salt, salt_len, iterations,
-                                      salted);
+    int rc =
+        st_scram_salted_password(mech, password, password_len, salt, salt_len, iterations, salted);
     if (rc == 0)
         rc = st_scram_keys(mech, salted, st_scram_hash_len(mech), stored_key, server_key);
     OPENSSL_cleanse(salted, sizeof(salted));

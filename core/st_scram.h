@@ -23,12 +23,12 @@
 #define ST_SCRAM_SHA_256 1
 #define ST_SCRAM_SHA_512 2
 
-#define ST_SCRAM_HASH_MAX      64    /* bytes of the largest digest (SHA-512) */
-#define ST_SCRAM_SALT_MAX      64    /* bytes of salt accepted and stored */
-#define ST_SCRAM_MIN_ITERATIONS 4096 /* Kafka's minimum (RFC 7677 recommends 4096+) */
+#define ST_SCRAM_HASH_MAX       64    /* bytes of the largest digest (SHA-512) */
+#define ST_SCRAM_SALT_MAX       64    /* bytes of salt accepted and stored */
+#define ST_SCRAM_MIN_ITERATIONS 4096  /* Kafka's minimum (RFC 7677 recommends 4096+) */
 #define ST_SCRAM_MAX_ITERATIONS 16384 /* Kafka's maximum */
-#define ST_SCRAM_USER_MAX      256   /* bytes of a user name */
-#define ST_SCRAM_NONCE_MAX     256   /* bytes of a client nonce accepted */
+#define ST_SCRAM_USER_MAX       256   /* bytes of a user name */
+#define ST_SCRAM_NONCE_MAX      256   /* bytes of a client nonce accepted */
 
 /** The mechanism's SASL name ("SCRAM-SHA-256"), or NULL for an unknown id. */
 const char *st_scram_mech_name(int mech);
@@ -93,11 +93,12 @@ typedef struct {
     size_t bare_len;
     const char *nonce; /* printable, no ',' */
     size_t nonce_len;
-    char user[ST_SCRAM_USER_MAX + 1]; /* decoded saslname (=2C -> ',', =3D -> '='), NUL-terminated */
+    char
+        user[ST_SCRAM_USER_MAX + 1]; /* decoded saslname (=2C -> ',', =3D -> '='), NUL-terminated */
     size_t user_len;
-    bool has_authzid;      /* a= was given (Kafka: must equal the user) */
+    bool has_authzid; /* a= was given (Kafka: must equal the user) */
     char authzid[ST_SCRAM_USER_MAX + 1];
-    bool has_extensions;   /* attributes after r= (tokenauth=...): not supported */
+    bool has_extensions; /* attributes after r= (tokenauth=...): not supported */
 } st_scram_client_first_t;
 
 /* A parsed client-final-message. */
@@ -106,16 +107,18 @@ typedef struct {
     size_t channel_binding_len;
     const char *nonce; /* the r= value: client + server nonce */
     size_t nonce_len;
-    size_t without_proof_len; /* bytes of client-final-message-without-proof */
+    size_t without_proof_len;         /* bytes of client-final-message-without-proof */
     uint8_t proof[ST_SCRAM_HASH_MAX]; /* decoded p= */
     size_t proof_len;
 } st_scram_client_final_t;
 
 /** Parse a client-first-message. Channel binding ("p=") is refused.
  * @return 0 or ST_E_MALFORMED. @thread any */
-ST_MUST_CHECK int st_scram_parse_client_first(const char *msg, size_t len, st_scram_client_first_t *out);
+ST_MUST_CHECK int
+st_scram_parse_client_first(const char *msg, size_t len, st_scram_client_first_t *out);
 /** Parse a client-final-message. @return 0 or ST_E_MALFORMED. */
-ST_MUST_CHECK int st_scram_parse_client_final(const char *msg, size_t len, st_scram_client_final_t *out);
+ST_MUST_CHECK int
+st_scram_parse_client_final(const char *msg, size_t len, st_scram_client_final_t *out);
 
 /** Parse a PLAIN message (RFC 4616: [authzid] NUL authcid NUL passwd).
  * Pointers borrow msg. @return 0 or ST_E_MALFORMED (empty user or password,

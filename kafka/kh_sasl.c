@@ -46,8 +46,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NONCE_BYTES      24 /* server nonce: 32 base64 characters */
-#define AUTH_MSG_MAX     2048
+#define NONCE_BYTES  24 /* server nonce: 32 base64 characters */
+#define AUTH_MSG_MAX 2048
 
 typedef enum {
     KH_SASL_START,
@@ -61,10 +61,10 @@ typedef enum {
 struct kh_sasl {
     const kh_ctx_t *ctx;
     kh_sasl_state_t state;
-    int mech;             /* KH_SASL_* chosen by the handshake */
-    bool raw;             /* SaslHandshake v0: tokens are not SaslAuthenticate requests */
-    bool has_session;     /* authenticated once: the principal stays valid until expiry */
-    uint64_t expiry_ms;   /* loop time the session ends; 0 = never */
+    int mech;           /* KH_SASL_* chosen by the handshake */
+    bool raw;           /* SaslHandshake v0: tokens are not SaslAuthenticate requests */
+    bool has_session;   /* authenticated once: the principal stays valid until expiry */
+    uint64_t expiry_ms; /* loop time the session ends; 0 = never */
     char user[ST_SCRAM_USER_MAX + 1]; /* the authenticated user ("" before) */
     /* SCRAM exchange in progress */
     char scram_user[ST_SCRAM_USER_MAX + 1];
@@ -424,8 +424,8 @@ static void scram_first(kh_req_t *req, kh_sasl_t *s, const uint8_t *tok, size_t 
     memcpy(s->stored_key, cred.stored_key, hl);
     memcpy(s->server_key, cred.server_key, hl);
     snprintf(s->scram_user, sizeof(s->scram_user), "%s", cf.user);
-    s->nonce_len = (size_t)snprintf(s->nonce, sizeof(s->nonce), "%.*s%s", (int)cf.nonce_len,
-                                    cf.nonce, snonce);
+    s->nonce_len =
+        (size_t)snprintf(s->nonce, sizeof(s->nonce), "%.*s%s", (int)cf.nonce_len, cf.nonce, snonce);
     /* The client echoes its gs2 header base64-encoded in c=. */
     st_b64_encode((const uint8_t *)cf.gs2_header, cf.gs2_len, s->cbind);
     char salt[META_SCRAM_SALT_MAX * 2];
@@ -439,8 +439,8 @@ static void scram_first(kh_req_t *req, kh_sasl_t *s, const uint8_t *tok, size_t 
         return;
     }
     int bl = snprintf(s->auth_msg, cap, "%.*s,", (int)cf.bare_len, cf.bare);
-    int sf = snprintf(s->auth_msg + bl, cap - (size_t)bl, "r=%s,s=%s,i=%d", s->nonce, salt,
-                      iterations);
+    int sf =
+        snprintf(s->auth_msg + bl, cap - (size_t)bl, "r=%s,s=%s,i=%d", s->nonce, salt, iterations);
     const char *server_first = kh_cstr(req, (kp_str_t){s->auth_msg + bl, sf});
     s->auth_len = (size_t)(bl + sf);
     s->auth_msg[s->auth_len++] = ',';

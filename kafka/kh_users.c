@@ -72,7 +72,8 @@ void kh_describe_user_scram_credentials(kh_req_t *req)
     } else {
         resp.results = kh_array(req, q->n_users, sizeof(*resp.results));
         for (int32_t i = 0; resp.results && i < q->n_users; i++) {
-            kp_describe_user_scram_credentials_response_result_t *r = &resp.results[resp.n_results++];
+            kp_describe_user_scram_credentials_response_result_t *r =
+                &resp.results[resp.n_results++];
             char *name = kh_cstr(req, q->users[i].name);
             bool is_dup = false;
             for (int32_t k = 0; k < q->n_users && !is_dup; k++)

@@ -1066,8 +1066,8 @@ int tier_read_open(tier_shard_t *ts, const tier_read_opts_t *opts, char *errbuf,
         h->ra_bytes = opts->readahead_bytes;
     if (!opts->cache_dir || !opts->cache_bytes || h->cache)
         return 0;
-    int rc = hyd_cache_open(ts->loop, opts->cache_dir, opts->cache_bytes, on_cache_ready, h,
-                            &h->cache);
+    int rc =
+        hyd_cache_open(ts->loop, opts->cache_dir, opts->cache_bytes, on_cache_ready, h, &h->cache);
     if (rc != 0)
         snprintf(errbuf, errbuf_len, "cannot open the chunk cache %s: %s", opts->cache_dir,
                  st_strerror(rc));

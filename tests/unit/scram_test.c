@@ -31,8 +31,8 @@ typedef struct {
 } vec_t;
 
 static const vec_t k_vecs[] = {
-    {ST_SCRAM_SHA_256, "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-     "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+    {ST_SCRAM_SHA_256,
+     "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=", "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
      "586e5df283e6dceb5c3e791d8b8528ec191e664045ce971792e2e6b5bb13e2a6"},
     {ST_SCRAM_SHA_512,
      "gMGXRcevScNtxZ6/8lQYpGtnsNAc3mGcmNomv+xnoOMw+3R2xNJdMNnzMlTN8PPC6wdp6dybEmDYXYTxwnYPJQ==",
@@ -56,8 +56,8 @@ static void test_rfc_exchange(void **state)
         uint8_t salt[32], stored[64], server[64];
         int sl = st_b64_decode("W22ZaJ0SNY7soEsUEjb6gQ==", 24, salt, sizeof(salt));
         assert_int_equal(sl, 16);
-        assert_int_equal(st_scram_derive(t->mech, "pencil", 6, salt, (size_t)sl, 4096, stored, server),
-                         0);
+        assert_int_equal(
+            st_scram_derive(t->mech, "pencil", 6, salt, (size_t)sl, 4096, stored, server), 0);
         char h[129];
         hex(stored, hl, h);
         assert_string_equal(h, t->stored_hex);
@@ -76,7 +76,8 @@ static void test_rfc_exchange(void **state)
         char auth[512];
         int al = snprintf(auth, sizeof(auth), "%.*s,%s,%.*s", (int)cf.bare_len, cf.bare,
                           SERVER_FIRST, (int)cl.without_proof_len, final);
-        assert_true(st_scram_verify_proof(t->mech, stored, auth, (size_t)al, cl.proof, cl.proof_len));
+        assert_true(
+            st_scram_verify_proof(t->mech, stored, auth, (size_t)al, cl.proof, cl.proof_len));
         uint8_t sig[64];
         char sig_b64[100];
         assert_int_equal(st_scram_hmac(t->mech, server, hl, auth, (size_t)al, sig), 0);
@@ -85,12 +86,14 @@ static void test_rfc_exchange(void **state)
 
         /* A flipped bit of the proof, or another password, fails. */
         cl.proof[0] ^= 1;
-        assert_false(st_scram_verify_proof(t->mech, stored, auth, (size_t)al, cl.proof, cl.proof_len));
+        assert_false(
+            st_scram_verify_proof(t->mech, stored, auth, (size_t)al, cl.proof, cl.proof_len));
         cl.proof[0] ^= 1;
         uint8_t stored2[64], server2[64];
-        assert_int_equal(st_scram_derive(t->mech, "pencil2", 7, salt, (size_t)sl, 4096, stored2, server2),
-                         0);
-        assert_false(st_scram_verify_proof(t->mech, stored2, auth, (size_t)al, cl.proof, cl.proof_len));
+        assert_int_equal(
+            st_scram_derive(t->mech, "pencil2", 7, salt, (size_t)sl, 4096, stored2, server2), 0);
+        assert_false(
+            st_scram_verify_proof(t->mech, stored2, auth, (size_t)al, cl.proof, cl.proof_len));
         /* A proof of the wrong length never verifies. */
         assert_false(st_scram_verify_proof(t->mech, stored, auth, (size_t)al, cl.proof, hl - 1));
     }
@@ -111,10 +114,10 @@ static void test_base64(void **state)
         assert_memory_equal(d, in[i], (size_t)n);
     }
     uint8_t d[4];
-    assert_int_equal(st_b64_decode("Zg=", 3, d, 4), ST_E_MALFORMED);   /* not a multiple of 4 */
-    assert_int_equal(st_b64_decode("Z===", 4, d, 4), ST_E_MALFORMED);  /* too much padding */
+    assert_int_equal(st_b64_decode("Zg=", 3, d, 4), ST_E_MALFORMED);      /* not a multiple of 4 */
+    assert_int_equal(st_b64_decode("Z===", 4, d, 4), ST_E_MALFORMED);     /* too much padding */
     assert_int_equal(st_b64_decode("Zg==Zg==", 8, d, 4), ST_E_MALFORMED); /* data after padding */
-    assert_int_equal(st_b64_decode("Zm 9", 4, d, 4), ST_E_MALFORMED);  /* a blank */
+    assert_int_equal(st_b64_decode("Zm 9", 4, d, 4), ST_E_MALFORMED);     /* a blank */
     assert_int_equal(st_b64_decode("Zm9vYmFy", 8, d, 4), ST_E_TOO_LARGE);
 }
 
@@ -175,9 +178,10 @@ static void test_parse_client_final(void **state)
     assert_int_equal(cl.without_proof_len, strlen("c=biws,r=abc"));
     assert_int_equal(final("c=biws,r=abc,x=1,p=AAAA", &cl), 0);
     assert_int_equal(cl.without_proof_len, strlen("c=biws,r=abc,x=1"));
-    const char *bad[] = {"c=biws,r=abc",         "c=biws,r=abc,p=AAA", "r=abc,c=biws,p=AAAA",
-                         "c=biws,r=abc,p=AAAA,x=1", "c=biws,p=AAAA",   "",
-                         "c=biws,r=abc,p=",      "c=biws,r=abc,p=AAAA,"};
+    const char *bad[] = {"c=biws,r=abc",        "c=biws,r=abc,p=AAA",
+                         "r=abc,c=biws,p=AAAA", "c=biws,r=abc,p=AAAA,x=1",
+                         "c=biws,p=AAAA",       "",
+                         "c=biws,r=abc,p=",     "c=biws,r=abc,p=AAAA,"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(final(bad[i], &cl), ST_E_MALFORMED);
     char big[256] = "c=biws,r=abc,p=";
