@@ -7,6 +7,9 @@
 # "runtime error:") or a response it could not encode, or when it does not stop cleanly on
 # SIGTERM. The fuzzer prints its seed;
 # pass --seed S to reproduce a run. LIVE_KEEP=1 keeps the data directory and log.
+# LIVE_SASL_TLS=1 gives the broker a SASL_SSL listener (certificate made here with the openssl
+# CLI) and sends the fuzzer's SASL connections to it through socat, which wraps each one in
+# TLS: the fuzzed requests and logins then go through the broker's TLS layer too.
 # LIVE_ALLOW_LEAKS=1 prints a LeakSanitizer report at exit without failing (make test sets it
 # while requests orphaned by a closed connection can outlive their shard at shutdown: their
 # group op's answer cannot be posted back and the request leaks).
@@ -22,13 +25,28 @@ port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0
 KPORT=$(port)
 SPORT=$(port)
 APORT=$(port)
+LISTENERS="PLAINTEXT://127.0.0.1:$KPORT,SASL_PLAINTEXT://127.0.0.1:$SPORT"
+FUZZ_SASL_PORT=$SPORT
+TLS_ARGS=""
+SOCAT=""
+if [ "${LIVE_SASL_TLS:-0}" = 1 ]; then
+    TPORT=$(port)
+    XPORT=$(port)
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$DIR/key.pem" -out "$DIR/cert.pem" \
+        -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null ||
+        { echo "live.sh: openssl cannot make a certificate"; exit 1; }
+    cat "$DIR/key.pem" "$DIR/cert.pem" >"$DIR/keystore.pem"
+    LISTENERS="$LISTENERS,SASL_SSL://127.0.0.1:$TPORT"
+    TLS_ARGS="-X ssl.keystore.type=PEM -X ssl.keystore.location=$DIR/keystore.pem"
+    FUZZ_SASL_PORT=$XPORT
+fi
 # A PLAINTEXT and a SASL_PLAINTEXT listener (some fuzzer connections log in there as the
 # bootstrap user); authorization is on, open to everyone where no ACL names a resource.
 # Tiered storage is on (file:// archive in the data directory): the fuzzer's fz-four topic
 # uploads small segments and keeps little locally. Shard queues hold 64 messages
 # (LIVE_QUEUE_CAPACITY; default 4096) so cross-shard posts often wait in the retry queue.
 STRATA_BOOTSTRAP_USER=fzadmin:fzpass "$STRATAD" --log-dir "$DIR/data" --smp 2 \
-    --listeners "PLAINTEXT://127.0.0.1:$KPORT,SASL_PLAINTEXT://127.0.0.1:$SPORT" \
+    --listeners "$LISTENERS" $TLS_ARGS \
     -X sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512 \
     -X allow.everyone.if.no.acl.found=true \
     -X remote.log.storage.system.enable=true -X log.retention.check.interval.ms=2000 \
@@ -37,6 +55,7 @@ STRATA_BOOTSTRAP_USER=fzadmin:fzpass "$STRATAD" --log-dir "$DIR/data" --smp 2 \
 PID=$!
 cleanup() {
     kill "$PID" 2>/dev/null
+    [ -n "$SOCAT" ] && kill "$SOCAT" 2>/dev/null
     [ "${LIVE_KEEP:-0}" = 1 ] && echo "live.sh: kept $DIR" || rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -49,10 +68,23 @@ until grep -q started "$LOG" 2>/dev/null; do
     i=$((i + 1)); sleep 0.1
 done
 echo "live.sh: stratad pid $PID on 127.0.0.1:$KPORT ($STRATAD)"
+if [ "${LIVE_SASL_TLS:-0}" = 1 ]; then
+    command -v socat >/dev/null || { echo "live.sh: socat not found (scripts/deps.sh test)"; exit 1; }
+    socat "TCP-LISTEN:$XPORT,bind=127.0.0.1,fork,reuseaddr" \
+        "OPENSSL:127.0.0.1:$TPORT,verify=0" 2>"$DIR/socat.log" &
+    SOCAT=$!
+    i=0
+    until /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $XPORT), 1).close()" 2>/dev/null; do
+        [ $i -ge 100 ] && { echo "live.sh: socat did not listen"; cat "$DIR/socat.log"; exit 1; }
+        i=$((i + 1)); sleep 0.1
+    done
+    echo "live.sh: SASL connections go through TLS: socat 127.0.0.1:$XPORT -> SASL_SSL 127.0.0.1:$TPORT"
+fi
 start=$(date +%s)
-"$FUZZ" --port "$KPORT" --sasl-port "$SPORT" --broker-pid "$PID" "$@"
+"$FUZZ" --port "$KPORT" --sasl-port "$FUZZ_SASL_PORT" --broker-pid "$PID" "$@"
 frc=$?
 end=$(date +%s)
+[ -n "$SOCAT" ] && kill "$SOCAT" 2>/dev/null && wait "$SOCAT" 2>/dev/null
 echo "live.sh: live_fuzz exit $frc after $((end - start)) s"
 fail=0
 [ "$frc" -eq 0 ] || fail=1
