@@ -85,7 +85,7 @@ void kh_create_topics(kh_req_t *req)
     if (!dups)
         goto oom;
     meta_snap_t *snap = meta_snap_get(ctx->meta);
-    int64_t added = 0; /* partitions this request creates */
+    int64_t used = kh_partitions_total(snap); /* and what this request creates */
     char room[200];
     for (int i = 0; i < n; i++) {
         kp_create_topics_request_creatable_topic_t *qt = &q->topics[i];
@@ -120,11 +120,11 @@ void kh_create_topics(kh_req_t *req)
         } else if (qt->replication_factor != -1 && qt->replication_factor != 1) {
             set_err(req, res, KP_ERR_INVALID_REPLICATION_FACTOR,
                     "Replication factor must be 1 (or -1): this cluster has 1 broker.");
-        } else if (!kh_partitions_room(ctx, snap, added, np, room, sizeof(room))) {
+        } else if (!kh_partitions_room(ctx, used, np, room, sizeof(room))) {
             set_err(req, res, KP_ERR_POLICY_VIOLATION, room);
         } else if ((code = kh_config_check_create(req, qt, &kvs, &n_kvs, &why)) != 0) {
             set_err(req, res, code, why);
-        } else if ((added += np, q->validate_only)) {
+        } else if ((used += np, q->validate_only)) {
             kh_config_fill_created(req, kvs, n_kvs, res);
         } else {
             create_op_t *op = kp_arena_alloc(&req->arena, sizeof(*op));

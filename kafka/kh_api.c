@@ -234,7 +234,7 @@ void kh_metadata(kh_req_t *req)
     kh_req_op_out(req); /* the hold */
     if (auto_create && q->n_topics > 0) {
         meta_snap_t *snap = meta_snap_get(ctx->meta);
-        int64_t added = 0;
+        int64_t used = kh_partitions_total(snap);
         char room[200];
         for (int i = 0; i < q->n_topics; i++) {
             kp_str_t name = q->topics[i].name;
@@ -242,11 +242,11 @@ void kh_metadata(kh_req_t *req)
                 meta_topic_name_invalid(name.ptr, (size_t)name.len))
                 continue;
             int32_t np = ctx->num_partitions;
-            if (!kh_partitions_room(ctx, snap, added, np, room, sizeof(room))) {
+            if (!kh_partitions_room(ctx, used, np, room, sizeof(room))) {
                 ST_DEBUG("kafka", "not auto-creating topic=%.*s: %s", name.len, name.ptr, room);
                 continue; /* answered as unknown */
             }
-            added += np;
+            used += np;
             meta_topic_spec_t spec = {kh_cstr(req, name), np, NULL, 0};
             if (!spec.name)
                 break; /* out of memory: the rest is answered as unknown */

@@ -237,17 +237,17 @@ plog_t *kh_local_log(kh_shard_t *ks, const meta_snap_t *snap, const char *topic,
  *         strings equal each other), or NULL when out of memory. */
 bool *kh_str_dups(kh_req_t *req, const kp_str_t *first, int n, size_t stride);
 
-/** May `adding` more partitions be created now, `added` of them already by
- * this request? strata.max.partitions bounds all topics together (checked
- * against the current snapshot: requests in flight at once may pass it by
- * what each adds). On false, why holds Kafka's POLICY_VIOLATION message.
+/** Partitions of all topics of snap (a request sums them once). */
+int64_t kh_partitions_total(const meta_snap_t *snap);
+
+/** May `adding` more partitions be created now, with `used` existing (the
+ * snapshot's total plus what this request already creates)?
+ * strata.max.partitions bounds all topics together (checked against the
+ * current snapshot: requests in flight at once may pass it by what each
+ * adds). On false, why holds Kafka's POLICY_VIOLATION message.
  * @thread any shard loop  @blocking no */
-bool kh_partitions_room(const kh_ctx_t *ctx,
-                        const meta_snap_t *snap,
-                        int64_t added,
-                        int64_t adding,
-                        char *why,
-                        size_t why_len);
+bool kh_partitions_room(
+    const kh_ctx_t *ctx, int64_t used, int64_t adding, char *why, size_t why_len);
 /** A NUL-terminated arena copy of a wire string. */
 char *kh_cstr(kh_req_t *req, kp_str_t s);
 /** n (<= 0: none) zeroed elements of size bytes from the request arena; not

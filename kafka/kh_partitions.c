@@ -93,16 +93,18 @@ static const char *check_assignments(kh_req_t *req,
     return NULL;
 }
 
-bool kh_partitions_room(const kh_ctx_t *ctx,
-                        const meta_snap_t *snap,
-                        int64_t added,
-                        int64_t adding,
-                        char *why,
-                        size_t why_len)
+int64_t kh_partitions_total(const meta_snap_t *snap)
 {
-    int64_t total = added, max = atomic_load(&((kh_ctx_t *)ctx)->max_partitions);
+    int64_t total = 0;
     for (int i = 0; i < snap->n_topics; i++)
         total += snap->topics[i].n_partitions;
+    return total;
+}
+
+bool kh_partitions_room(
+    const kh_ctx_t *ctx, int64_t used, int64_t adding, char *why, size_t why_len)
+{
+    int64_t total = used, max = atomic_load(&((kh_ctx_t *)ctx)->max_partitions);
     if (total + adding <= max)
         return true;
     snprintf(why, why_len,
@@ -131,7 +133,7 @@ void kh_create_partitions(kh_req_t *req)
     *st = (cp_state_t){req, r};
     kh_req_op_out(req); /* the hold */
     meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
-    int64_t added = 0; /* partitions this request creates */
+    int64_t used = kh_partitions_total(snap); /* and what this request creates */
     for (int i = 0; i < n; i++) {
         kp_create_partitions_request_topic_t *qt = &q->topics[i];
         kp_create_partitions_response_topic_result_t *res = &r->results[i];
@@ -165,10 +167,10 @@ void kh_create_partitions(kh_req_t *req)
         } else if ((bad = check_assignments(req, qt, qt->count - t->n_partitions, err,
                                             sizeof(err)))) {
             set_err(req, res, KP_ERR_INVALID_REPLICA_ASSIGNMENT, bad);
-        } else if (!kh_partitions_room(req->ks->ctx, snap, added, qt->count - t->n_partitions, err,
+        } else if (!kh_partitions_room(req->ks->ctx, used, qt->count - t->n_partitions, err,
                                        sizeof(err))) {
             set_err(req, res, KP_ERR_POLICY_VIOLATION, err);
-        } else if ((added += qt->count - t->n_partitions, !q->validate_only)) {
+        } else if ((used += qt->count - t->n_partitions, !q->validate_only)) {
             cp_op_t *op = kp_arena_alloc(&req->arena, sizeof(*op));
             char *topic = kh_cstr(req, qt->name);
             if (!op || !topic) {
