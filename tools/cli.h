@@ -10,6 +10,7 @@
 #ifndef CLI_H
 #define CLI_H
 
+#include <getopt.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,6 +30,7 @@ typedef struct {
     const char *admin_url;   /* borrowed: argv, env or cli_profile storage */
     const char *archive_url; /* borrowed: 'archive_url' of the profile, or NULL */
     bool is_json;            /* --format json */
+    const char *format;      /* "text" or "json" when given (-f/--format), else NULL */
     bool is_verbose;         /* -v: librdkafka logs go to stderr */
     int timeout_ms;          /* bound on reaching the cluster and on each admin request */
     /* How the CLI authenticates (flag > STRATA_* environment > profile); borrowed. */
@@ -71,8 +73,21 @@ void cli_json_cstr(FILE *f, const char *s);
 int cli_dispatch(
     const char *family, const cli_cmd_t *cmds, int argc, char **argv, const char *help);
 
-/** True if argv holds -h or --help before any "--". */
-bool cli_wants_help(int argc, char **argv);
+/** The command being run, for messages: "strata group describe" (set by cli_dispatch). */
+extern char cli_cmd_path[128];
+
+/** The flag parser of every command: getopt_long over argv (GNU order: flags and
+ * arguments may mix; "--" ends the flags). An unknown flag, a missing value or a value
+ * given to a flag without one prints one usage error naming the flag and the command.
+ * @return the flag's code, -1 at the end (arguments from optind), or '?' after printing
+ * a usage error (the caller returns CLI_EXIT_USAGE). */
+int cli_getopt(int argc, char **argv, const char *shorts, const struct option *longs);
+
+/** Flag parsing of a command whose only flag is -h/--help: prints `help` for it.
+ * @return -1 to go on (arguments from optind), CLI_EXIT_OK after the help, or
+ * CLI_EXIT_USAGE after an unknown flag. */
+int cli_args_only(int argc, char **argv, const char *help);
+
 
 /* ---- Parsing helpers ---- */
 
@@ -109,6 +124,15 @@ typedef struct {
  * literals and %X fields; `fields` lists the accepted letters.
  * @return 0 or -1 after printing a usage error. */
 int cli_fmt_compile(char *s, const char *fields, cli_fmt_t *f);
+
+/** Take -f/--format ARG of a command that prints records (consume, archive cat): "json"
+ * and "text" choose the output format (cli_opts), anything else is a record format
+ * compiled into f (ARG is unescaped in place and must stay alive).
+ * @return 0 or CLI_EXIT_USAGE after printing. */
+int cli_record_format_arg(char *arg, cli_fmt_t *f, bool *has_fmt);
+/** After parsing: the record format to print with, or NULL for JSON lines. Without -f,
+ * `default_json` decides; "text" prints each value on its own line. */
+const cli_fmt_t *cli_record_format(cli_fmt_t *f, bool has_fmt, bool default_json);
 
 /* One record header; strings are not NUL-terminated, value NULL means null. */
 typedef struct {

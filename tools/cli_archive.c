@@ -604,14 +604,14 @@ static int cmd_ls(int argc, char **argv)
 {
     const char *url = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "a:h", arc_longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "a:h", arc_longs)) != -1) {
         if (c == 'a') {
             url = optarg;
         } else if (c == 'h') {
             fputs(ls_help, stdout);
             return CLI_EXIT_OK;
         } else {
-            return cli_usage_err("bad flag for 'strata archive ls'");
+            return CLI_EXIT_USAGE;
         }
     }
     if (argc - optind > 1)
@@ -795,11 +795,12 @@ static const char cat_help[] =
     "                      @TIME: the first record whose timestamp is at or after TIME\n"
     "                      (epoch ms, 2024-01-31, 2024-01-31T12:00:00 UTC, or -10m relative)\n"
     "  -n, --num N         stop after N records\n"
-    "  -f FMT              print each record with FMT: %t topic, %k key, %v value, %o offset,\n"
+    "  -f, --format FMT    text (default), json, or a record format: %t topic, %k key,\n"
+    "                      %v value, %o offset,\n"
     "                      %p partition, %d or %T timestamp ms, %h headers (k=v,...),\n"
     "                      %K key length, %V value length, %% percent; \\n \\t escapes\n"
     "  -a, --archive URL   the archive (default as for 'strata archive ls')\n"
-    "      --format json   JSON lines\n\n"
+    "\n"
     "Exit codes: 1 when the archive, topic or partition is unknown, the offset is outside\n"
     "the archive, or an object is unreadable or corrupt; 2 for bad flags.\n\n"
     "Examples:\n"
@@ -809,11 +810,14 @@ static const char cat_help[] =
 
 static int cat_parse(int argc, char **argv, cat_t *c, const char **url, const char **from)
 {
-    static char text_fmt[] = "%v\n";
     static cli_fmt_t fmt;
     bool has_fmt = false;
     int opt;
-    while ((opt = getopt_long(argc, argv, "a:F:n:f:h", arc_longs, NULL)) != -1) {
+    static const struct option longs[] = {
+        {"archive", required_argument, NULL, 'a'}, {"from", required_argument, NULL, 'F'},
+        {"num", required_argument, NULL, 'n'},     {"format", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    while ((opt = cli_getopt(argc, argv, "a:F:n:f:h", longs)) != -1) {
         switch (opt) {
         case 'a':
             *url = optarg;
@@ -826,23 +830,17 @@ static int cat_parse(int argc, char **argv, cat_t *c, const char **url, const ch
                 return cli_usage_err("bad --num '%s': use a positive number", optarg);
             break;
         case 'f':
-            cli_unescape(optarg);
-            if (cli_fmt_compile(optarg, "tkvopdThKV", &fmt))
+            if (cli_record_format_arg(optarg, &fmt, &has_fmt))
                 return CLI_EXIT_USAGE;
-            has_fmt = true;
             break;
         case 'h':
             fputs(cat_help, stdout);
             return -1;
         default:
-            return cli_usage_err("bad flag for 'strata archive cat'");
+            return CLI_EXIT_USAGE;
         }
     }
-    if (has_fmt && cli_opts.is_json)
-        return cli_usage_err("use either -f FMT or --format json, not both");
-    if (!has_fmt && !cli_opts.is_json && cli_fmt_compile(text_fmt, "v", &fmt))
-        return CLI_EXIT_USAGE;
-    c->fmt = cli_opts.is_json ? NULL : &fmt;
+    c->fmt = cli_record_format(&fmt, has_fmt, false);
     if (argc - optind != 2)
         return cli_usage_err("archive cat needs TOPIC and PARTITION");
     int64_t v;
@@ -1345,7 +1343,7 @@ static int cmd_verify(int argc, char **argv)
 {
     const char *url = NULL, *index = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "a:i:h", arc_longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "a:i:h", arc_longs)) != -1) {
         if (c == 'a') {
             url = optarg;
         } else if (c == 'i') {
@@ -1354,7 +1352,7 @@ static int cmd_verify(int argc, char **argv)
             fputs(verify_help, stdout);
             return CLI_EXIT_OK;
         } else {
-            return cli_usage_err("bad flag for 'strata archive verify'");
+            return CLI_EXIT_USAGE;
         }
     }
     if (optind < argc)

@@ -245,7 +245,7 @@ static int bench_opt(bench_opts_t *o, int c, const char *v)
         rc = parse_int_flag("--mock-brokers", v, 1, 16, &n), o->mock_brokers = (int)n;
         break;
     default:
-        return cli_usage_err("bad flag for 'strata bench' (see strata bench --help)");
+        return CLI_EXIT_USAGE;
     }
     return rc;
 }
@@ -284,11 +284,11 @@ static int bench_parse(int argc, char **argv, bench_opts_t *o, int64_t default_d
                         .count = 100,
                         .mock_brokers = 1};
     int c;
-    while ((c = getopt_long(argc, argv, "t:s:p:z:d:n:h", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "t:s:p:z:d:n:h", longs)) != -1) {
         if (c == 'h')
             return bench_help_out(), -1;
         if (c == '?')
-            return cli_usage_err("bad flag for 'strata bench %s' (see --help)", argv[0]);
+            return CLI_EXIT_USAGE;
         if (c == 'R') {
             o->is_random = true;
             continue;

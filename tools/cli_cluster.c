@@ -141,10 +141,11 @@ static const char health_help[] =
 
 static int cmd_health(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv)) {
-        fputs(health_help, stdout);
-        return CLI_EXIT_OK;
-    }
+    int args_rc = cli_args_only(argc, argv, health_help);
+    if (args_rc >= 0)
+        return args_rc;
+    argc -= optind - 1; /* the arguments follow argv[0] again */
+    argv += optind - 1;
     if (argc > 1)
         return cli_usage_err("unexpected argument '%s'", argv[1]);
     char *body = NULL;
@@ -209,10 +210,11 @@ static void print_json_text(const char *prefix, json_t *v)
 
 static int cmd_status(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv)) {
-        fputs(status_help, stdout);
-        return CLI_EXIT_OK;
-    }
+    int args_rc = cli_args_only(argc, argv, status_help);
+    if (args_rc >= 0)
+        return args_rc;
+    argc -= optind - 1; /* the arguments follow argv[0] again */
+    argv += optind - 1;
     if (argc > 1)
         return cli_usage_err("unexpected argument '%s'", argv[1]);
     char *body = NULL;
@@ -248,10 +250,11 @@ static const char info_help[] = "Usage: strata cluster info\n"
 
 static int cmd_info(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv)) {
-        fputs(info_help, stdout);
-        return CLI_EXIT_OK;
-    }
+    int args_rc = cli_args_only(argc, argv, info_help);
+    if (args_rc >= 0)
+        return args_rc;
+    argc -= optind - 1; /* the arguments follow argv[0] again */
+    argv += optind - 1;
     if (argc > 1)
         return cli_usage_err("unexpected argument '%s'", argv[1]);
     rd_kafka_t *rk = cli_client_new(RD_KAFKA_PRODUCER, NULL);
@@ -415,7 +418,7 @@ static int cmd_config(int argc, char **argv)
                                           {NULL, 0, NULL, 0}};
     int64_t node = -1;
     int c;
-    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "h", longs)) != -1) {
         if (c == 'n') {
             if (cli_parse_i64(optarg, 0, INT32_MAX, &node))
                 return cli_usage_err("bad --node '%s': use a broker id", optarg);
@@ -423,7 +426,7 @@ static int cmd_config(int argc, char **argv)
             fputs(config_help, stdout);
             return CLI_EXIT_OK;
         } else {
-            return cli_usage_err("bad flag for 'strata cluster config'");
+            return CLI_EXIT_USAGE;
         }
     }
     int n = argc - optind;

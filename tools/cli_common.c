@@ -23,19 +23,33 @@ static char cli_last_error[512];
 
 /* ---- Errors and output ---- */
 
-static void vreport(const char *fmt, va_list ap)
+char cli_cmd_path[128] = "strata";
+
+/* One error line on stderr: "strata: message", or with --format json one JSON object
+ * {"error":"message","exit_code":N} so that scripts parse stdout and stderr alike. */
+static void vreport(int code, const char *fmt, va_list ap)
 {
     fflush(stdout);
+    if (cli_opts.is_json) {
+        char msg[2048];
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        fputs("{\"error\":", stderr);
+        cli_json_cstr(stderr, msg);
+        fprintf(stderr, ",\"exit_code\":%d}\n", code);
+        return;
+    }
     fputs("strata: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    if (code == CLI_EXIT_USAGE)
+        fputs("Run with --help for usage.\n", stderr);
 }
 
 int cli_err(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vreport(fmt, ap);
+    vreport(CLI_EXIT_FAIL, fmt, ap);
     va_end(ap);
     return CLI_EXIT_FAIL;
 }
@@ -44,9 +58,8 @@ int cli_usage_err(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vreport(fmt, ap);
+    vreport(CLI_EXIT_USAGE, fmt, ap);
     va_end(ap);
-    fputs("Run with --help for usage.\n", stderr);
     return CLI_EXIT_USAGE;
 }
 
@@ -130,15 +143,68 @@ void cli_json_cstr(FILE *f, const char *s)
     cli_json_str(f, s, s ? strlen(s) : 0);
 }
 
-bool cli_wants_help(int argc, char **argv)
+/* A negative number where a flag was expected: a value that belongs after "--". */
+static bool is_negative_number(const char *a)
 {
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--"))
+    if (a[0] != '-' || !isdigit((unsigned char)a[1]))
+        return false;
+    for (a++; *a; a++)
+        if (!isdigit((unsigned char)*a) && *a != '.')
             return false;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
-            return true;
+    return true;
+}
+
+int cli_getopt(int argc, char **argv, const char *shorts, const struct option *longs)
+{
+    char sh[96];
+    /* ':' first (after GNU's '+'/'-'): a missing value returns ':' instead of '?'. */
+    if (shorts[0] == '+' || shorts[0] == '-')
+        snprintf(sh, sizeof(sh), "%c:%s", shorts[0], shorts + 1);
+    else
+        snprintf(sh, sizeof(sh), ":%s", shorts);
+    opterr = 0;
+    int prev = optind ? optind : 1;
+    int c = getopt_long(argc, argv, sh, longs, NULL);
+    if (c != '?' && c != ':')
+        return c;
+    /* The offending word: the one getopt just stepped over, or the current one while it is
+     * still inside a cluster of short flags. */
+    const char *word = optind > prev && optind - 1 < argc ? argv[optind - 1] : argv[prev];
+    if (isdigit(optopt) && optind < argc && is_negative_number(argv[optind]))
+        word = argv[optind]; /* "-15": getopt stopped inside it */
+    char shortf[3] = {'-', (char)optopt, '\0'};
+    bool is_long = word && word[0] == '-' && word[1] == '-';
+    const char *flag = is_long || !optopt ? word : shortf;
+    if (is_long && !strncmp(word, "--format", 8) && (!word[8] || word[8] == '='))
+        cli_usage_err("bad --format '%s': '%s' prints text or json",
+                      word[8]         ? word + 9
+                      : optind < argc ? argv[optind]
+                                      : "",
+                      cli_cmd_path);
+    else if (c == ':')
+        cli_usage_err("flag %s of '%s' needs a value", flag, cli_cmd_path);
+    else if (!is_long && word && is_negative_number(word))
+        cli_usage_err("'%s' looks like a flag to '%s': put values that start with '-' "
+                      "after --",
+                      word, cli_cmd_path);
+    else if (is_long && optopt)
+        cli_usage_err("flag %s of '%s' takes no value", flag, cli_cmd_path);
+    else
+        cli_usage_err("unknown flag '%s' for '%s'", flag, cli_cmd_path);
+    return '?';
+}
+
+int cli_args_only(int argc, char **argv, const char *help)
+{
+    static const struct option longs[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = cli_getopt(argc, argv, "h", longs)) != -1) {
+        if (c != 'h')
+            return CLI_EXIT_USAGE;
+        fputs(help, stdout);
+        return CLI_EXIT_OK;
     }
-    return false;
+    return -1;
 }
 
 int cli_dispatch(const char *family, const cli_cmd_t *cmds, int argc, char **argv, const char *help)
@@ -155,6 +221,8 @@ int cli_dispatch(const char *family, const cli_cmd_t *cmds, int argc, char **arg
     for (const cli_cmd_t *c = cmds; c->name; c++)
         if (!strcmp(argv[0], c->name)) {
             optind = 0; /* glibc: full reinitialisation for the command's getopt */
+            size_t len = strlen(cli_cmd_path);
+            snprintf(cli_cmd_path + len, sizeof(cli_cmd_path) - len, " %s", c->name);
             return c->run(argc, argv);
         }
     return cli_usage_err("unknown command 'strata %s %s'", family, argv[0]);

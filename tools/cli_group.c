@@ -51,10 +51,11 @@ static void issue_list(rd_kafka_t *rk, rd_kafka_AdminOptions_t *o, rd_kafka_queu
 
 static int cmd_list(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv)) {
-        fputs(list_help, stdout);
-        return CLI_EXIT_OK;
-    }
+    int args_rc = cli_args_only(argc, argv, list_help);
+    if (args_rc >= 0)
+        return args_rc;
+    argc -= optind - 1; /* the arguments follow argv[0] again */
+    argv += optind - 1;
     if (argc > 1)
         return cli_usage_err("unexpected argument '%s'", argv[1]);
     rd_kafka_t *rk = cli_connect_checked();
@@ -265,10 +266,11 @@ static int describe_one(rd_kafka_t *rk, const rd_kafka_ConsumerGroupDescription_
 
 static int cmd_describe(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv)) {
-        fputs(describe_help, stdout);
-        return CLI_EXIT_OK;
-    }
+    int args_rc = cli_args_only(argc, argv, describe_help);
+    if (args_rc >= 0)
+        return args_rc;
+    argc -= optind - 1; /* the arguments follow argv[0] again */
+    argv += optind - 1;
     if (argc < 2)
         return cli_usage_err("group describe needs at least one GROUP");
     if (argc - 1 > CLI_MAX_GROUPS)
@@ -357,10 +359,11 @@ static void issue_delete(rd_kafka_t *rk, rd_kafka_AdminOptions_t *o, rd_kafka_qu
 
 static int cmd_delete(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv)) {
-        fputs(delete_help, stdout);
-        return CLI_EXIT_OK;
-    }
+    int args_rc = cli_args_only(argc, argv, delete_help);
+    if (args_rc >= 0)
+        return args_rc;
+    argc -= optind - 1; /* the arguments follow argv[0] again */
+    argv += optind - 1;
     if (argc < 2)
         return cli_usage_err("group delete needs at least one GROUP");
     if (argc - 1 > CLI_MAX_GROUPS)
@@ -441,7 +444,7 @@ static int cmd_seek(int argc, char **argv)
     const char *to = NULL;
     char *topics = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "h", longs)) != -1) {
         if (c == 't')
             to = optarg;
         else if (c == 'T')
@@ -449,7 +452,7 @@ static int cmd_seek(int argc, char **argv)
         else if (c == 'h')
             return fputs(seek_help, stdout), CLI_EXIT_OK;
         else
-            return cli_usage_err("bad flag for 'strata group seek'");
+            return CLI_EXIT_USAGE;
     }
     if (argc - optind != 1 || !to)
         return cli_usage_err("group seek needs one GROUP and --to");
@@ -541,13 +544,13 @@ static int cmd_offset_delete(int argc, char **argv)
                                           {NULL, 0, NULL, 0}};
     char *specs[CLI_MAX_GROUPS];
     int n_specs = 0, c;
-    while ((c = getopt_long(argc, argv, "t:h", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "t:h", longs)) != -1) {
         if (c == 't' && n_specs < CLI_MAX_GROUPS)
             specs[n_specs++] = optarg;
         else if (c == 'h')
             return fputs(odel_help, stdout), CLI_EXIT_OK;
         else
-            return cli_usage_err("bad flag for 'strata group offset-delete'");
+            return CLI_EXIT_USAGE;
     }
     if (argc - optind != 1 || !n_specs)
         return cli_usage_err("group offset-delete needs one GROUP and --topic");

@@ -59,6 +59,43 @@ int cli_fmt_compile(char *s, const char *fields, cli_fmt_t *f)
     return 0;
 }
 
+int cli_record_format_arg(char *arg, cli_fmt_t *f, bool *has_fmt)
+{
+    if (!strcmp(arg, "json") || !strcmp(arg, "text")) {
+        if (*has_fmt || (cli_opts.format && strcmp(cli_opts.format, arg)))
+            return cli_usage_err("give one -f/--format (text, json or a record format)");
+        cli_opts.format = !strcmp(arg, "json") ? "json" : "text";
+        cli_opts.is_json = !strcmp(arg, "json");
+        return 0;
+    }
+    if (*has_fmt || cli_opts.format)
+        return cli_usage_err("give one -f/--format (text, json or a record format)");
+    cli_unescape(arg);
+    if (cli_fmt_compile(arg, "tkvopdThKV", f))
+        return CLI_EXIT_USAGE;
+    bool has_field = false;
+    for (int i = 0; i < f->n; i++)
+        has_field |= f->items[i].field != 0;
+    if (!has_field)
+        return cli_usage_err("bad --format '%s': use text, json or a record format with %%v, "
+                             "%%k ... fields such as '%%k %%v\\n'",
+                             arg);
+    *has_fmt = true;
+    return 0;
+}
+
+const cli_fmt_t *cli_record_format(cli_fmt_t *f, bool has_fmt, bool default_json)
+{
+    static char text_fmt[] = "%v\n"; /* static: f points into it */
+    if (has_fmt)
+        return f;
+    bool json = cli_opts.format ? cli_opts.is_json : default_json;
+    if (json)
+        return NULL;
+    cli_fmt_compile(text_fmt, "v", f);
+    return f;
+}
+
 /* ---- produce ---- */
 
 static const char produce_help[] =
@@ -71,7 +108,8 @@ static const char produce_help[] =
     "  -z, --compression C    none, gzip, snappy, lz4 or zstd (default none)\n"
     "      --acks A           all (-1), 1 or 0 (default all)\n"
     "  -f, --format FMT       how to cut stdin into records (default '%v\\n'): %k key,\n"
-    "                         %v value, %p partition, %t timestamp ms; \\n \\t escapes\n"
+    "                         %v value, %p partition, %t timestamp ms; \\n \\t escapes.\n"
+    "                         'text' and 'json' choose the output instead (as everywhere)\n"
     "  -q, --quiet            do not print a line per record\n\n"
     "Output: one line per record: partition and offset (JSON with --format json).\n\n"
     "Examples:\n"
@@ -335,7 +373,7 @@ int cli_produce(int argc, char **argv)
     produce_state_t st = {0};
     int64_t v;
     int c;
-    while ((c = getopt_long(argc, argv, "k:H:p:z:f:qh", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "k:H:p:z:f:qh", longs)) != -1) {
         switch (c) {
         case 'k':
             o.key = optarg;
@@ -366,6 +404,13 @@ int cli_produce(int argc, char **argv)
             o.acks = strcmp(optarg, "all") ? optarg : "-1";
             break;
         case 'f':
+            if (!strcmp(optarg, "json") || !strcmp(optarg, "text")) {
+                cli_opts.format = optarg;
+                cli_opts.is_json = !strcmp(optarg, "json");
+                break;
+            }
+            if (format)
+                return cli_usage_err("give one -f/--format record format");
             format = optarg;
             break;
         case 'q':
@@ -375,7 +420,7 @@ int cli_produce(int argc, char **argv)
             fputs(produce_help, stdout);
             return CLI_EXIT_OK;
         default:
-            return cli_usage_err("bad flag for 'strata topic produce'");
+            return CLI_EXIT_USAGE;
         }
     }
     if (argc - optind != 1)
@@ -400,7 +445,8 @@ static const char consume_help[] =
     "  -p, --partitions LIST  comma-separated partitions (default: all)\n"
     "  -g, --group GROUP      consume as a member of GROUP, committing offsets; -o may only\n"
     "                         be start or end (used when the group has no offset)\n"
-    "  -f, --format FMT       print each record with FMT instead of JSON: %t topic, %k key,\n"
+    "  -f, --format FMT       json (default: one JSON object per record), text (each\n"
+    "                         value on its own line) or a record format: %t topic, %k key,\n"
     "                         %v value, %o offset, %p partition, %d or %T timestamp ms,\n"
     "                         %h headers (k=v,...), %K key length, %V value length,\n"
     "                         %% percent; \\n \\t escapes\n\n"
@@ -523,6 +569,7 @@ typedef struct {
     int n_parts;
     cli_fmt_t fmt;
     bool has_fmt;
+    const cli_fmt_t *out; /* &fmt, or NULL for JSON lines */
 } consume_opts_t;
 
 /* Build the assignment: every selected partition of every topic at its resolved offset;
@@ -626,7 +673,7 @@ consume_loop(rd_kafka_t *rk, const consume_opts_t *o, rd_kafka_topic_partition_l
             rd_kafka_message_destroy(m);
             continue;
         }
-        print_message(o->has_fmt ? &o->fmt : NULL, m);
+        print_message(o->out, m);
         fflush(stdout);
         n++;
         int left = o->to_end ? note_progress(stop, m) : 1;
@@ -647,7 +694,7 @@ static int consume_parse(int argc, char **argv, consume_opts_t *o)
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "o:n:p:g:f:h", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "o:n:p:g:f:h", longs)) != -1) {
         switch (c) {
         case 'o': {
             size_t len = strlen(optarg);
@@ -676,20 +723,19 @@ static int consume_parse(int argc, char **argv, consume_opts_t *o)
             o->group = optarg;
             break;
         case 'f':
-            cli_unescape(optarg);
-            if (cli_fmt_compile(optarg, "tkvopdThKV", &o->fmt))
+            if (cli_record_format_arg(optarg, &o->fmt, &o->has_fmt))
                 return CLI_EXIT_USAGE;
-            o->has_fmt = true;
             break;
         case 'h':
             fputs(consume_help, stdout);
             return -1;
         default:
-            return cli_usage_err("bad flag for 'strata topic consume'");
+            return CLI_EXIT_USAGE;
         }
     }
     if (argc - optind < 1)
         return cli_usage_err("topic consume needs at least one TOPIC");
+    o->out = cli_record_format(&o->fmt, o->has_fmt, true);
     if (o->group && (o->to_end || o->n_parts ||
                      (strcmp(o->spec, "start") && strcmp(o->spec, "end") &&
                       strcmp(o->spec, "oldest") && strcmp(o->spec, "newest"))))

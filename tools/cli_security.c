@@ -83,7 +83,7 @@ static int parse_acl_args(int argc, char **argv, acl_args_t *a, const char *help
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     int c, bad = 0;
-    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "h", longs)) != -1) {
         if (c >= 0 && c < (int)(sizeof(lists) / sizeof(lists[0]))) {
             if (add_list(lists[c], optarg))
                 return cli_usage_err("too many values for one flag (at most %d)", SEC_MAX), -1;
@@ -100,7 +100,7 @@ static int parse_acl_args(int argc, char **argv, acl_args_t *a, const char *help
         }
     }
     if (bad)
-        return cli_usage_err("bad flag for 'strata security acl'"), -1;
+        return -1;
     if (optind < argc)
         return cli_usage_err("unexpected argument '%s'", argv[optind]), -1;
     if (a->txns.n)
@@ -528,7 +528,7 @@ static int user_flags(int argc,
                                           {NULL, 0, NULL, 0}};
     int c;
     *password = *mechanism = NULL;
-    while ((c = getopt_long(argc, argv, "p:m:h", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "p:m:h", longs)) != -1) {
         switch (c) {
         case 'p':
             *password = optarg;
@@ -540,7 +540,7 @@ static int user_flags(int argc,
             fputs(help, stdout);
             return -2;
         default:
-            return cli_usage_err("bad flag"), -1;
+            return -1;
         }
     }
     if (optind + 1 != argc)
@@ -671,10 +671,11 @@ static const char user_list_help[] = "Usage: strata security user list\n"
 
 static int cmd_user_list(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv)) {
-        fputs(user_list_help, stdout);
-        return CLI_EXIT_OK;
-    }
+    int args_rc = cli_args_only(argc, argv, user_list_help);
+    if (args_rc >= 0)
+        return args_rc;
+    argc -= optind - 1; /* the arguments follow argv[0] again */
+    argv += optind - 1;
     if (argc > 1)
         return cli_usage_err("unexpected argument '%s'", argv[1]);
     char *body = NULL;

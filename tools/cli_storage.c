@@ -134,10 +134,11 @@ static const char status_help[] =
 
 static int cmd_status(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv)) {
-        fputs(status_help, stdout);
-        return CLI_EXIT_OK;
-    }
+    int args_rc = cli_args_only(argc, argv, status_help);
+    if (args_rc >= 0)
+        return args_rc;
+    argc -= optind - 1; /* the arguments follow argv[0] again */
+    argv += optind - 1;
     if (argc > 2)
         return cli_usage_err("storage status takes at most one TOPIC");
     char path[1024] = "/v1/storage";
@@ -186,10 +187,11 @@ static const char recover_help[] =
 
 static int cmd_recover(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv)) {
-        fputs(recover_help, stdout);
-        return CLI_EXIT_OK;
-    }
+    int args_rc = cli_args_only(argc, argv, recover_help);
+    if (args_rc >= 0)
+        return args_rc;
+    argc -= optind - 1; /* the arguments follow argv[0] again */
+    argv += optind - 1;
     if (argc > 1)
         return cli_usage_err("unexpected argument '%s'", argv[1]);
     char *body = NULL;

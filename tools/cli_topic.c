@@ -93,7 +93,7 @@ static int cmd_create(int argc, char **argv)
     int64_t partitions = 1, replicas = -1;
     char *keys[CLI_MAX_ITEMS], *vals[CLI_MAX_ITEMS];
     int n_cfg = 0, c;
-    while ((c = getopt_long(argc, argv, "p:r:c:h", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "p:r:c:h", longs)) != -1) {
         switch (c) {
         case 'p':
             if (cli_parse_i64(optarg, 1, 100000, &partitions))
@@ -112,7 +112,7 @@ static int cmd_create(int argc, char **argv)
         case 'h':
             return print_help(create_help);
         default:
-            return cli_usage_err("bad flag for 'strata topic create'");
+            return CLI_EXIT_USAGE;
         }
     }
     int n = argc - optind;
@@ -165,16 +165,16 @@ static const char delete_help[] = "Usage: strata topic delete TOPIC...\n"
 
 static int cmd_delete(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv))
-        return print_help(delete_help);
+    int args_rc = cli_args_only(argc, argv, delete_help);
+    if (args_rc >= 0)
+        return args_rc;
+    argc -= optind - 1; /* the arguments follow argv[0] again */
+    argv += optind - 1;
     int n = argc - 1;
     if (n < 1)
         return cli_usage_err("topic delete needs at least one TOPIC");
     if (n > CLI_MAX_ITEMS)
         return cli_usage_err("too many topics (max %d)", CLI_MAX_ITEMS);
-    for (int i = 1; i < argc; i++)
-        if (argv[i][0] == '-')
-            return cli_usage_err("bad flag '%s' for 'strata topic delete'", argv[i]);
     rd_kafka_t *rk = cli_client_new(RD_KAFKA_PRODUCER, NULL);
     if (!rk)
         return CLI_EXIT_FAIL;
@@ -223,13 +223,13 @@ static int cmd_list(int argc, char **argv)
         {"internal", no_argument, NULL, 'i'}, CLI_LONG_HELP, {NULL, 0, NULL, 0}};
     bool internal = false;
     int c;
-    while ((c = getopt_long(argc, argv, "ih", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "ih", longs)) != -1) {
         if (c == 'i')
             internal = true;
         else if (c == 'h')
             return print_help(list_help);
         else
-            return cli_usage_err("bad flag for 'strata topic list'");
+            return CLI_EXIT_USAGE;
     }
     if (optind < argc)
         return cli_usage_err("unexpected argument '%s'", argv[optind]);
@@ -362,7 +362,7 @@ static int cmd_describe(int argc, char **argv)
                                           {NULL, 0, NULL, 0}};
     bool s = false, cf = false, p = false;
     int c;
-    while ((c = getopt_long(argc, argv, "scph", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "scph", longs)) != -1) {
         if (c == 's')
             s = true;
         else if (c == 'c')
@@ -372,7 +372,7 @@ static int cmd_describe(int argc, char **argv)
         else if (c == 'h')
             return print_help(describe_help);
         else
-            return cli_usage_err("bad flag for 'strata topic describe'");
+            return CLI_EXIT_USAGE;
     }
     if (!s && !cf && !p)
         s = cf = p = true;
@@ -449,14 +449,14 @@ static int cmd_add_partitions(int argc, char **argv)
         {"num", required_argument, NULL, 'n'}, CLI_LONG_HELP, {NULL, 0, NULL, 0}};
     int64_t num = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "n:h", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "n:h", longs)) != -1) {
         if (c == 'n') {
             if (cli_parse_i64(optarg, 1, 100000, &num))
                 return cli_usage_err("bad --num '%s': use a number from 1 to 100000", optarg);
         } else if (c == 'h') {
             return print_help(addp_help);
         } else {
-            return cli_usage_err("bad flag for 'strata topic add-partitions'");
+            return CLI_EXIT_USAGE;
         }
     }
     int n = argc - optind;
@@ -604,7 +604,7 @@ static int cmd_alter_config(int argc, char **argv)
                                           {NULL, 0, NULL, 0}};
     char *keys[CLI_MAX_ITEMS], *vals[CLI_MAX_ITEMS], *dels[CLI_MAX_ITEMS];
     int n_set = 0, n_del = 0, c;
-    while ((c = getopt_long(argc, argv, "s:d:h", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "s:d:h", longs)) != -1) {
         if (c == 's') {
             if (n_set == CLI_MAX_ITEMS || cli_split_kv(optarg, &keys[n_set], &vals[n_set]))
                 return cli_usage_err("bad --set '%s': use KEY=VALUE", optarg);
@@ -616,7 +616,7 @@ static int cmd_alter_config(int argc, char **argv)
         } else if (c == 'h') {
             return print_help(alter_help);
         } else {
-            return cli_usage_err("bad flag for 'strata topic alter-config'");
+            return CLI_EXIT_USAGE;
         }
     }
     if (argc - optind < 1 || (!n_set && !n_del))
@@ -698,7 +698,7 @@ static int cmd_trim_prefix(int argc, char **argv)
     int64_t offset = -2;
     int32_t parts[CLI_MAX_ITEMS];
     int n_parts = 0, c;
-    while ((c = getopt_long(argc, argv, "o:p:h", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "o:p:h", longs)) != -1) {
         if (c == 'o') {
             if (!strcmp(optarg, "end"))
                 offset = RD_KAFKA_OFFSET_END;
@@ -710,7 +710,7 @@ static int cmd_trim_prefix(int argc, char **argv)
         } else if (c == 'h') {
             return print_help(trim_help);
         } else {
-            return cli_usage_err("bad flag for 'strata topic trim-prefix'");
+            return CLI_EXIT_USAGE;
         }
     }
     if (argc - optind != 1 || offset == -2)

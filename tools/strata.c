@@ -208,7 +208,8 @@ static void load_profile(void)
 /* ---- Global flags ---- */
 
 /* Take a global flag at argv[*i] (with its value) out of argv. @return 1 if taken, 0 if
- * not a global flag, or -1 after a usage error. */
+ * not a global flag, 2 if it is a command's flag with its value (both stay), or -1 after
+ * a usage error. */
 static int take_global(int *argc, char **argv, int i)
 {
     static const char *const with_value[] = {
@@ -247,15 +248,16 @@ static int take_global(int *argc, char **argv, int i)
     }
     if (!name)
         return 0;
+    /* --format FMT (not text/json) is the record format of produce, consume and archive
+     * cat: it stays for the command, which says so if it takes none. */
+    if (!strcmp(name, "--format") && strcmp(val, "json") && strcmp(val, "text"))
+        return used == 2 ? 2 : 0;
     if (!strcmp(name, "--brokers")) {
         cli_opts.brokers = val;
     } else if (!strcmp(name, "--admin-url")) {
         cli_opts.admin_url = val;
     } else if (!strcmp(name, "--format")) {
-        if (strcmp(val, "json") && strcmp(val, "text")) {
-            cli_usage_err("bad --format '%s': use text or json", val);
-            return -1;
-        }
+        cli_opts.format = !strcmp(val, "json") ? "json" : "text";
         cli_opts.is_json = !strcmp(val, "json");
     } else if (!strcmp(name, "--timeout")) {
         int64_t ms;
@@ -330,6 +332,8 @@ static int parse_globals(int *argc, char **argv)
             return -1;
         if (r == 0)
             i++;
+        else if (r == 2)
+            i += 2;
     }
     load_profile();
     if (!cli_opts.brokers)
@@ -349,13 +353,13 @@ static int parse_globals(int *argc, char **argv)
 
 static int cmd_version(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv)) {
-        fputs("Usage: strata version\nPrint the versions of strata and librdkafka.\n\n"
-              "Examples:\n  strata version\n  strata version --format json\n",
-              stdout);
-        return CLI_EXIT_OK;
-    }
-    if (argc > 1)
+    int args_rc = cli_args_only(argc, argv,
+                                "Usage: strata version\nPrint the versions of strata and "
+                                "librdkafka.\n\nExamples:\n  strata version\n  strata "
+                                "version --format json\n");
+    if (args_rc >= 0)
+        return args_rc;
+    if (optind < argc)
         return cli_usage_err("version takes no arguments");
     if (cli_opts.is_json)
         printf("{\"version\":\"%s\",\"librdkafka\":\"%s\"}\n", STRATA_VERSION,
@@ -432,7 +436,7 @@ static int cmd_start(int argc, char **argv)
                                           {NULL, 0, NULL, 0}};
     const char *config = NULL, *data_dir = "./strata-data", *smp = "1";
     int c;
-    while ((c = getopt_long(argc, argv, "+c:d:h", longs, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "+c:d:h", longs)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
@@ -451,7 +455,7 @@ static int cmd_start(int argc, char **argv)
             fputs(start_help, stdout);
             return CLI_EXIT_OK;
         default:
-            return cli_usage_err("bad flag for 'strata start'");
+            return CLI_EXIT_USAGE;
         }
     }
     if (cli_opts.n_x)
@@ -568,15 +572,18 @@ static const char completion_bash[] =
 
 static int cmd_completion(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv) || argc < 2) {
-        fputs("Usage: strata completion bash\nPrint a bash completion script.\n\n"
-              "Examples:\n  source <(strata completion bash)\n"
-              "  strata completion bash > /etc/bash_completion.d/strata\n",
-              stdout);
-        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    static const char help[] = "Usage: strata completion bash\nPrint a bash completion "
+                               "script.\n\nExamples:\n  source <(strata completion bash)\n"
+                               "  strata completion bash > /etc/bash_completion.d/strata\n";
+    int args_rc = cli_args_only(argc, argv, help);
+    if (args_rc >= 0)
+        return args_rc;
+    if (optind >= argc) {
+        fputs(help, stdout);
+        return CLI_EXIT_USAGE;
     }
-    if (strcmp(argv[1], "bash"))
-        return cli_usage_err("unsupported shell '%s': only bash", argv[1]);
+    if (strcmp(argv[optind], "bash") || optind + 1 < argc)
+        return cli_usage_err("unsupported shell '%s': only bash", argv[optind]);
     fputs(completion_bash, stdout);
     return CLI_EXIT_OK;
 }
@@ -605,11 +612,14 @@ int main(int argc, char **argv)
         fputs(cli_main_help, stdout);
         return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
-    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        optind = 0;
         return cmd_version(1, argv + 1);
+    }
     for (const cli_cmd_t *c = cli_top; c->name; c++)
         if (!strcmp(argv[1], c->name)) {
             optind = 0;
+            snprintf(cli_cmd_path, sizeof(cli_cmd_path), "strata %s", c->name);
             return c->run(argc - 1, argv + 1);
         }
     return cli_usage_err("unknown command '%s'", argv[1]);

@@ -146,7 +146,7 @@ class CliTest(unittest.TestCase):
         self.fails(2, "--to", "group", "seek", "g", "--to", "later")
         self.fails(2, "--group", "topic", "consume", "x", "-g", "g", "-o", "+3")
         self.fails(2, "needs", "topic", "describe")
-        self.fails(2, "bad flag", "topic", "list", "--bogus")
+        self.fails(2, "unknown flag '--bogus'", "topic", "list", "--bogus")
         self.fails(2, "--smp", "start", "--smp", "zero", brokers=False)
         self.fails(2, "after --", "start", "-X", "log.segment.bytes=1MiB", brokers=False)
 
@@ -234,6 +234,66 @@ class CliTest(unittest.TestCase):
         self.assertIn("unknown topic", out)
         self.fails(1, "unknown topic", "group", "seek", "g", "--to", "start", "--topics",
                    "nope-1")
+
+    # ---- issue 21: one grammar for flags ----
+
+    def test_format_flag_one_meaning(self):
+        """-f/--format: text and json choose the output everywhere; anything else is the
+        record format of produce, consume and archive cat (it used to collide with the
+        global --format text|json)."""
+        self.ok("topic", "create", "fmt21")
+        self.ok("topic", "produce", "fmt21", "-k", "k1", "-q", input="v1\nv2\n")
+        out = self.ok("topic", "consume", "fmt21", "-o", "start:end", "--format", "%k=%v\\n")
+        self.assertEqual(out, "k1=v1\nk1=v2\n")
+        out = self.ok("topic", "consume", "fmt21", "-o", "start:end", "--format=%v\\n")
+        self.assertEqual(out, "v1\nv2\n")
+        recs = self.jsonl(self.ok("topic", "consume", "fmt21", "-o", "start:end", "-f", "json"))
+        self.assertEqual([r["value"] for r in recs], ["v1", "v2"])
+        for where in (["topic", "consume", "fmt21", "-o", "start:end", "--format", "text"],
+                      ["--format", "text", "topic", "consume", "fmt21", "-o", "start:end"],
+                      ["topic", "consume", "fmt21", "-o", "start:end", "-f", "text"]):
+            self.assertEqual(self.ok(*where), "v1\nv2\n", where)
+        r = self.jsonl(self.ok("topic", "produce", "fmt21", "-f", "json", input="v3\n"))
+        self.assertEqual(r[0]["offset"], 2)
+        r = self.jsonl(self.ok("topic", "produce", "fmt21", "-f", "%k %v\\n", "--format",
+                               "json", input="k4 v4\n"))
+        self.assertEqual(r[0]["offset"], 3)
+        self.fails(2, "use text, json or a record format", "topic", "consume", "fmt21",
+                   "-f", "plain")
+        self.fails(2, "give one -f/--format", "topic", "consume", "fmt21", "-f", "%v",
+                   "-f", "json")
+        self.fails(2, "bad --format 'xml'", "topic", "list", "--format", "xml")
+        self.fails(2, "bad --format '%v'", "group", "list", "--format", "%v")
+
+    def test_unknown_flags_are_usage_errors(self):
+        """Every command rejects an unknown flag with exit 2 before doing anything (a
+        flag used to be taken as a group or topic name)."""
+        for args in (["group", "describe", "billing", "--lag"], ["group", "delete", "--bogus"],
+                     ["group", "list", "--bogus"], ["storage", "status", "--bogus"],
+                     ["storage", "recover", "--bogus"], ["topic", "delete", "x", "--bogus"],
+                     ["cluster", "info", "--bogus"], ["cluster", "health", "--bogus"],
+                     ["cluster", "status", "--bogus"], ["security", "user", "list", "--bogus"],
+                     ["version", "--bogus"], ["completion", "--bogus"],
+                     ["topic", "describe", "x", "--bogus"], ["bench", "produce", "--bogus"]):
+            err = self.fails(2, "unknown flag '--bogus'" if args[-1] == "--bogus" else
+                             "unknown flag '--lag'", *args, brokers=False,
+                             env={"STRATA_BROKERS": dead_addr()})
+            self.assertIn("'strata %s'" % " ".join(a for a in args if not a.startswith("-")
+                                                   and a not in ("billing", "x")), err)
+        self.fails(2, "flag -n of 'strata topic consume' needs a value", "topic", "consume",
+                   "x", "-n")
+        self.fails(2, "takes no value", "topic", "list", "--internal=yes")
+        self.fails(2, "after --", "cluster", "config", "set", "log.retention.ms", "-1")
+
+    def test_json_errors(self):
+        """With --format json an error is one JSON object on stderr."""
+        rc, out, err = self.run_cli("topic", "describe", "no-such-21", "--format", "json")
+        self.assertEqual((rc, out), (1, ""))
+        e = json.loads(err)
+        self.assertEqual(e["exit_code"], 1)
+        self.assertIn("no-such-21", e["error"])
+        rc, out, err = self.run_cli("--format", "json", "topic", "create")
+        self.assertEqual(json.loads(err)["exit_code"], 2)
 
     # ---- produce and consume ----
 
@@ -759,8 +819,12 @@ class ArchiveTest(unittest.TestCase):
         self.fails(2, "bad PARTITION 'x'", "cat", "arch", "x")
         self.fails(2, "needs TOPIC and PARTITION", "cat", "arch")
         self.fails(2, "bad format field", "cat", "arch", "0", "-f", "%q")
-        self.fails(2, "either -f FMT or --format json", "cat", "arch", "0", "-f", "%v",
-                   "--format", "json")
+        self.fails(2, "give one -f/--format", "cat", "arch", "0", "-f", "%v", "-f", "json")
+        # with --format json the error is one JSON object on stderr
+        rc, out, err = self.cli("cat", "arch", "0", "-f", "%v", "--format", "json")
+        self.assertEqual((rc, out), (2, ""))
+        self.assertEqual(json.loads(err), {"error": "give one -f/--format (text, json or a "
+                                           "record format)", "exit_code": 2})
 
     def test_missing_archive_and_bad_flags(self):
         self.fails(1, "no archive at file:///nonexistent/arch: no such directory", "ls",
@@ -769,7 +833,7 @@ class ArchiveTest(unittest.TestCase):
                    "file:///nonexistent/arch", archive=False)
         self.fails(2, "bad archive URL 'http://x'", "verify", "--archive", "http://x",
                    archive=False)
-        self.fails(2, "bad flag", "ls", "--bogus")
+        self.fails(2, "unknown flag '--bogus' for 'strata archive ls'", "ls", "--bogus")
         self.fails(2, "unexpected argument", "verify", "extra")
         self.fails(2, "unknown command 'strata archive nosuch'", "nosuch")
         self.fails(1, "cannot read the index /nonexistent.db", "verify", "--index",
