@@ -3,6 +3,7 @@
 #define ADM_INT_H
 
 #include "admin/adm.h"
+#include "core/st_listen.h"
 #include "core/st_metrics.h"
 
 #include <jansson.h>
@@ -110,7 +111,7 @@ typedef struct adm_gpost {
 
 struct adm_server {
     adm_opts_t o;
-    uv_tcp_t listener;
+    st_listen_t listener; /* pauses while the process is out of file descriptors */
     uv_timer_t idle_timer;
     uv_async_t done_async; /* shards' answers are ready */
     pthread_mutex_t mu;    /* guards done_list and is_closed against shards */

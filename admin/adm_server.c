@@ -532,11 +532,9 @@ static void conn_process(adm_conn_t *c)
     adm_route(call);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_connection(st_listen_t *l, uv_stream_t *server)
 {
-    adm_server_t *s = server->data;
-    if (status != 0)
-        return;
+    adm_server_t *s = l->data;
     adm_conn_t *c = calloc(1, sizeof(*c));
     if (c)
         c->rbuf = malloc(ADM_RBUF_CAP);
@@ -678,16 +676,14 @@ int adm_server_new(const adm_opts_t *o, adm_server_t **out, char *errbuf, size_t
         free(s);
         return rc;
     }
-    uv_tcp_init(o->loop, &s->listener);
     uv_timer_init(o->loop, &s->idle_timer);
     uv_async_init(o->loop, &s->done_async, on_done_async);
-    s->listener.data = s->idle_timer.data = s->done_async.data = s;
-    rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&sa, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+    s->idle_timer.data = s->done_async.data = s;
+    char what[300];
+    snprintf(what, sizeof(what), "admin listener %s", addr);
+    rc = st_listen_open(&s->listener, o->loop, (struct sockaddr *)&sa, false, 128, what,
+                        on_connection, s, errbuf, errbuf_len);
     if (rc != 0) {
-        snprintf(errbuf, errbuf_len, "cannot listen on admin listener %s: %s", addr,
-                 uv_strerror(rc));
         *out = s;
         adm_server_close(s); /* the caller frees it after the loop closed the handles */
         return rc;
@@ -722,7 +718,7 @@ void adm_server_close(adm_server_t *s)
     s->is_ready = false;
     while (s->conns)
         conn_close(s->conns);
-    uv_close((uv_handle_t *)&s->listener, NULL);
+    st_listen_close(&s->listener, NULL);
     uv_close((uv_handle_t *)&s->idle_timer, NULL);
     uv_close((uv_handle_t *)&s->done_async, NULL);
     if (s->idx) /* lookups already submitted still call back */

@@ -25,7 +25,9 @@
     X(KAFKA_CONNECTIONS_ACCEPTED, "strata_kafka_connections_accepted_total", "counter",            \
       "Kafka connections accepted since start.")                                                   \
     X(KAFKA_CONNECTIONS_REFUSED, "strata_kafka_connections_refused_total", "counter",              \
-      "Kafka connections closed at accept: max.connections or max.connections.per.ip reached.")   \
+      "Kafka connections closed at accept: max.connections or max.connections.per.ip reached.")    \
+    X(LISTENER_PAUSED, "strata_listener_paused_total", "counter",                                  \
+      "Times a listener stopped accepting for a second: out of file descriptors (EMFILE/ENFILE).") \
     X(KAFKA_QUEUED_REQUEST_BYTES, "strata_kafka_queued_request_bytes", "gauge",                    \
       "Bytes of Kafka requests read but not yet answered (the queued.max.request.bytes pool).")    \
     X(ADMIN_REQUESTS, "strata_admin_http_requests_total", "counter",                               \

@@ -990,12 +990,11 @@ static bool conn_admit(kh_shard_t *ks, kh_conn_t *c)
     return false;
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* A connection to accept on a listener (errors are st_listen.c's). */
+static void on_connection(st_listen_t *sock, uv_stream_t *server)
 {
-    kh_lsock_t *ls = server->data;
+    kh_lsock_t *ls = sock->data;
     kh_shard_t *ks = ls->ks;
-    if (status != 0)
-        return;
     kh_conn_t *c = calloc(1, sizeof(*c));
     if (!c)
         return;
@@ -1126,28 +1125,11 @@ int kh_owner(const kh_shard_t *ks, const char *topic, int32_t partition)
 
 /* ---- Shard start / stop ---- */
 
-static int bind_reuseport(const char *host, int port, int *fd_out, char *errbuf, size_t len)
+static int parse_addr(const char *host, int port, struct sockaddr_storage *sa)
 {
-    struct sockaddr_storage sa;
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 &&
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0) {
-        snprintf(errbuf, len, "listeners: '%s' is not an IP address", host);
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)sa) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)sa) != 0)
         return ST_E_CONFIG;
-    }
-    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-        bind(fd, (struct sockaddr *)&sa,
-             sa.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) !=
-            0) {
-        int err = -errno;
-        snprintf(errbuf, len, "cannot listen on %s:%d: %s", host, port, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return err;
-    }
-    *fd_out = fd;
     return 0;
 }
 
@@ -1166,25 +1148,23 @@ int kh_shard_new(rt_shard_t *sh,
     ks->ps = ps;
     uv_loop_t *loop = rt_shard_loop(sh);
     int rc = 0;
-    ks->n_handles_open = 3; /* the timers; then one per bound listener */
+    ks->n_handles_open = 3; /* the timers; then one per listener */
     for (int i = 0; i < ctx->n_listeners && rc == 0; i++) {
         const kh_listener_t *l = &ctx->listeners[i];
-        int fd = -1;
-        rc = bind_reuseport(l->host, l->port, &fd, errbuf, errbuf_len);
-        if (rc != 0)
+        struct sockaddr_storage sa;
+        if (parse_addr(l->host, l->port, &sa) != 0) {
+            snprintf(errbuf, errbuf_len, "listeners: '%s' is not an IP address", l->host);
+            rc = ST_E_CONFIG;
             break;
+        }
         kh_lsock_t *ls = &ks->lsocks[ks->n_lsocks++];
         ks->n_handles_open++;
-        uv_tcp_init(loop, &ls->tcp);
-        ls->tcp.data = ls;
         ls->ks = ks;
         ls->lis = l;
-        rc = uv_tcp_open(&ls->tcp, fd);
-        if (rc == 0)
-            rc = uv_listen((uv_stream_t *)&ls->tcp, 1024, on_connection);
-        if (rc != 0)
-            snprintf(errbuf, errbuf_len, "cannot listen on %s %s:%d: %s", l->name, l->host, l->port,
-                     uv_strerror(rc));
+        char what[96];
+        snprintf(what, sizeof(what), "Kafka listener %s %s:%d", l->name, l->host, l->port);
+        rc = st_listen_open(&ls->sock, loop, (struct sockaddr *)&sa, true, 1024, what,
+                            on_connection, ls, errbuf, errbuf_len);
     }
     uv_timer_init(loop, &ks->idle_timer);
     ks->idle_timer.data = ks;
@@ -1215,9 +1195,9 @@ static void on_handle_closed(uv_handle_t *h)
     handle_closed(h->data);
 }
 
-static void on_lsock_closed(uv_handle_t *h)
+static void on_lsock_closed(st_listen_t *sock)
 {
-    handle_closed(((kh_lsock_t *)h->data)->ks);
+    handle_closed(((kh_lsock_t *)sock->data)->ks);
 }
 
 /* Shutdown: the timers close once every connection is gone. */
@@ -1248,7 +1228,7 @@ void kh_shard_close(kh_shard_t *ks, kh_closed_cb cb, void *arg)
     ks->closed_arg = arg;
     kh_group_shard_close(ks);
     for (int i = 0; i < ks->n_lsocks; i++) /* stop accepting */
-        uv_close((uv_handle_t *)&ks->lsocks[i].tcp, on_lsock_closed);
+        st_listen_close(&ks->lsocks[i].sock, on_lsock_closed);
     kh_fetch_wake_all(ks); /* long polls answer now */
     /* Finish what was read: each connection closes when its queue is empty. */
     for (kh_conn_t *c = ks->conns, *next; c; c = next) {

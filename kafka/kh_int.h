@@ -2,6 +2,7 @@
 #ifndef KH_INT_H
 #define KH_INT_H
 
+#include "core/st_listen.h"
 #include "core/st_metrics.h"
 #include "kafka/kh.h"
 #include "kafka/kp.h"
@@ -18,7 +19,7 @@ typedef struct kh_sasl kh_sasl_t;
 /* One bound listener of a shard (every shard binds every listener with
  * SO_REUSEPORT). */
 typedef struct kh_lsock {
-    uv_tcp_t tcp;
+    st_listen_t sock; /* pauses while the process is out of file descriptors */
     kh_shard_t *ks;
     const kh_listener_t *lis; /* borrowed from ks->ctx */
 } kh_lsock_t;

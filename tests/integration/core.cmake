@@ -12,6 +12,9 @@ set_tests_properties(kafka_clients PROPERTIES LABELS integration TIMEOUT 900
 add_test(NAME kafka_hostile COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_hostile.py)
 set_tests_properties(kafka_hostile PROPERTIES LABELS integration TIMEOUT 600
     ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
+add_test(NAME fd_limits COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_fd_limits.py)
+set_tests_properties(fd_limits PROPERTIES LABELS integration TIMEOUT 300
+    ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
 add_test(NAME kafka_idempotence COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_idempotence.py)
 set_tests_properties(kafka_idempotence PROPERTIES LABELS integration TIMEOUT 300
     ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
