@@ -181,6 +181,11 @@ rd_kafka_t *cli_client_new(rd_kafka_type_t type, const char *const *extra);
  * message on failure. @return metadata (free with rd_kafka_metadata_destroy) or NULL. */
 const rd_kafka_metadata_t *cli_metadata(rd_kafka_t *rk);
 
+/** Whether every bootstrap broker has failed to connect (refused, unresolvable, TLS or
+ * SASL failure); then prints "cannot reach the cluster at ...: CAUSE". Waits for the
+ * cluster poll this so that they fail at once instead of at the timeout. */
+bool cli_unreachable(void);
+
 /** A client (producer handle, for admin calls) after checking the cluster answers
  * Metadata, so that an unreachable broker is reported clearly. @return it or NULL. */
 rd_kafka_t *cli_connect_checked(void);

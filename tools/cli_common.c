@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 cli_opts_t cli_opts;
 
 static char cli_last_error[512];
+
+#define CLI_SLICE_MS 100 /* how often a wait checks that the cluster is reachable at all */
 
 /* ---- Errors and output ---- */
 
@@ -332,10 +335,67 @@ void cli_unescape(char *s)
 
 /* ---- librdkafka clients ---- */
 
+/* Connection failures of the bootstrap brokers, seen by log_cb on librdkafka's threads:
+ * once every bootstrap broker has failed to connect (refused, unresolvable, TLS or SASL
+ * failure) the CLI stops waiting and shows the cause instead of timing out. */
+#define CLI_MAX_BOOT 16
+static pthread_mutex_t boot_mu = PTHREAD_MUTEX_INITIALIZER;
+static char boot_failed[CLI_MAX_BOOT][128];
+static int n_boot_failed;
+static char boot_cause[512];
+
+static void note_connect_failure(const char *buf)
+{
+    const char *sep = strstr(buf, "/bootstrap: ");
+    if (!sep)
+        return;
+    const char *name = strstr(buf, "]: ");
+    name = name && name < sep ? name + 3 : buf;
+    const char *cause = sep + strlen("/bootstrap: ");
+    if (!strncmp(cause, "Disconnected", 12))
+        return; /* an idle or closed connection that had worked */
+    size_t name_len = (size_t)(sep - name), cause_len = strlen(cause);
+    const char *after = strstr(cause, " (after ");
+    if (after)
+        cause_len = (size_t)(after - cause);
+    pthread_mutex_lock(&boot_mu);
+    snprintf(boot_cause, sizeof(boot_cause), "%.*s", (int)cause_len, cause);
+    bool seen = false;
+    for (int i = 0; i < n_boot_failed && !seen; i++)
+        seen = strlen(boot_failed[i]) == name_len && !strncmp(boot_failed[i], name, name_len);
+    if (!seen && n_boot_failed < CLI_MAX_BOOT)
+        snprintf(boot_failed[n_boot_failed++], sizeof(boot_failed[0]), "%.*s", (int)name_len, name);
+    pthread_mutex_unlock(&boot_mu);
+}
+
+/* Whether every bootstrap broker failed to connect; its cause is copied to `why`. */
+static bool all_bootstrap_failed(char *why, size_t cap)
+{
+    int n_boot = 1;
+    for (const char *p = cli_opts.brokers; *p; p++)
+        n_boot += *p == ',';
+    pthread_mutex_lock(&boot_mu);
+    bool all = n_boot_failed >= n_boot || n_boot_failed == CLI_MAX_BOOT;
+    snprintf(why, cap, "%s", boot_cause);
+    pthread_mutex_unlock(&boot_mu);
+    return all;
+}
+
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
+    if (level <= 4 && !strcmp(fac, "FAIL"))
+        note_connect_failure(buf);
     if (cli_opts.is_verbose)
         fprintf(stderr, "rdkafka %d %s: %s\n", level, fac, buf);
+}
+
+bool cli_unreachable(void)
+{
+    char why[512];
+    if (!all_bootstrap_failed(why, sizeof(why)))
+        return false;
+    cli_err("cannot reach the cluster at %s: %s", cli_opts.brokers, why);
+    return true;
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -379,7 +439,7 @@ rd_kafka_conf_t *cli_conf_new(const char *const *extra)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char tmo[32];
-    snprintf(tmo, sizeof(tmo), "%d", cli_opts.timeout_ms);
+    snprintf(tmo, sizeof(tmo), "%d", cli_opts.timeout_ms < 300000 ? cli_opts.timeout_ms : 300000);
     if (conf_set(conf, "bootstrap.servers", cli_opts.brokers) ||
         conf_set(conf, "client.id", "strata-cli") || conf_set(conf, "socket.timeout.ms", tmo) ||
         security_conf(conf))
@@ -419,7 +479,17 @@ rd_kafka_t *cli_client_new(rd_kafka_type_t type, const char *const *extra)
 const rd_kafka_metadata_t *cli_metadata(rd_kafka_t *rk)
 {
     const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, cli_opts.timeout_ms);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    /* Short slices, so that a refused or unresolvable broker fails at once. */
+    for (int waited = 0; waited < cli_opts.timeout_ms; waited += CLI_SLICE_MS) {
+        int slice = cli_opts.timeout_ms - waited < CLI_SLICE_MS ? cli_opts.timeout_ms - waited
+                                                                : CLI_SLICE_MS;
+        err = rd_kafka_metadata(rk, 1, NULL, &md, slice);
+        if (!err)
+            return md;
+        if (cli_unreachable())
+            return NULL;
+    }
     if (err) {
         cli_err("cannot reach the cluster at %s: %s%s%s (timeout %d ms)", cli_opts.brokers,
                 rd_kafka_err2str(err), cli_last_error[0] ? ": " : "", cli_last_error,
@@ -465,7 +535,12 @@ rd_kafka_AdminOptions_t *cli_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t a
 
 rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t ev_type)
 {
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, cli_opts.timeout_ms + 2000);
+    rd_kafka_event_t *ev = NULL;
+    for (int waited = 0; !ev && waited < cli_opts.timeout_ms + 2000; waited += CLI_SLICE_MS) {
+        ev = rd_kafka_queue_poll(q, CLI_SLICE_MS);
+        if (!ev && cli_unreachable())
+            return NULL;
+    }
     if (!ev) {
         cli_err("no answer from the cluster at %s within %d ms", cli_opts.brokers,
                 cli_opts.timeout_ms);

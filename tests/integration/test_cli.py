@@ -167,6 +167,25 @@ class CliTest(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("cannot reach the cluster", err)
 
+    def test_unreachable_broker_fails_fast(self):
+        """A refused connection or an unknown host is reported at once with its cause, not
+        after --timeout (10 minutes here: a wait would hit the 60 s subprocess bound)."""
+        dead = dead_addr()
+        for brokers, cause in ((dead, "Connection refused"),
+                               ("%s,%s" % (dead, dead_addr()), "Connection refused"),
+                               ("no-such-host.invalid:9092", "Failed to resolve")):
+            for args in (["topic", "list"], ["topic", "delete", "x"], ["group", "list"],
+                         ["topic", "consume", "x"], ["cluster", "config", "list"]):
+                rc, out, err = self.run_cli("--brokers", brokers, "--timeout", "10m", *args,
+                                            brokers=False, timeout=60)
+                self.assertEqual(rc, 1, (args, out, err))
+                self.assertIn("cannot reach the cluster at %s: " % brokers, err)
+                self.assertIn(cause, err)
+            rc, out, err = self.run_cli("--brokers", brokers, "--timeout", "10m", "topic",
+                                        "produce", "x", input="a\n", brokers=False, timeout=60)
+            self.assertEqual(rc, 1)
+            self.assertIn(cause, err)
+
     def test_unreachable_admin_api(self):
         url = "http://" + dead_addr()
         for sub in ("health", "status"):
