@@ -1,7 +1,8 @@
 # Strata - the two set-up commands of the README, plus helpers.
 #   make run    install build deps, Release build, start stratad with embedded defaults
 #   make test   install test deps, Release + ASan builds, every unit and integration test
-#   make bench  install bench deps, Release build, the benchmark suite (bench/run.sh, ~6 min):
+#   make bench  install bench deps (+ Apache Kafka jars, bench/peers/kafka.sh), Release build, the
+#               benchmark suite (bench/run.sh, ~11 min):
 #               bench/results/<date>.json, .md and PNGs. `make bench BUILD=build-bench`
 #               builds into and runs from another build directory.
 BUILD      ?= build
@@ -37,6 +38,7 @@ test: test-deps
 
 bench-deps:
 	@scripts/deps.sh bench
+	@bench/peers/kafka.sh install >/dev/null
 
 bench: bench-deps build
 	@bench/run.sh $(BUILD)

@@ -297,6 +297,18 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
         self.p(text(os.path.join(w, "write_caching.txt"), "(not run)"))
         self.p("```")
         self.p()
+        self.p("## Strata vs Apache Kafka and the mock cluster (bench/peers.sh)")
+        self.p()
+        self.p("One broker at a time, the same scenarios with two load drivers (`strata bench`, "
+               "and Kafka's kafka-producer-perf-test / kafka-consumer-perf-test). kafka-flush: "
+               "log.flush.interval.messages=1 (every batch fsynced before its ack, Strata's "
+               "promise); kafka-default: page cache only. Ratios are Strata / peer: above 1 "
+               "Strata is faster for MB/s, below 1 it is faster for latencies.")
+        self.p()
+        self.p("```")
+        self.p(text(os.path.join(w, "peers.txt"), "(not run)"))
+        self.p("```")
+        self.p()
         self.p("## The run's own table (bench/kafka.sh)")
         self.p()
         self.p("```")
@@ -614,7 +626,8 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
                "targets": self.targets, "kafka": self.kafka, "replay": self.replay,
                "tiering": self.tier, "scale": self.scale, "plots": self.plots,
                "log_append": text(os.path.join(self.w, "log_append.txt")),
-               "write_caching": load_lines(os.path.join(self.w, "write_caching.jsonl"))}
+               "write_caching": load_lines(os.path.join(self.w, "write_caching.jsonl")),
+               "peers": load_lines(os.path.join(self.w, "peers.jsonl"))}
         with open(os.path.join(self.res, self.stamp + ".json"), "w") as f:
             json.dump(out, f, indent=1, sort_keys=True)
             f.write("\n")

@@ -12,6 +12,8 @@
 #   6            1,000 and 10,000 partitions: start time, RSS, metadata      bench/scale.sh
 #   engine       durable appends through plog vs raw write+fdatasync         bench/log_append
 #   caching      produce acks=all, write.caching=false vs true, same run     bench/write_caching.sh
+#   peers        the same produce/consume/latency scenarios against Apache Kafka (flush per
+#                batch, and default) and the mock, two load drivers     bench/peers.sh
 # Writes bench/results/<UTC date>.json (every figure), <date>.md (the report) and
 # <date>-*.png (gnuplot), plus the perf summaries of the latency run (<date>-perf-*.txt).
 # Usage: bench/run.sh [BUILD_DIR]   env: BENCH_QUICK=1 (short runs, to try the suite),
@@ -33,7 +35,7 @@ git rev-parse --short HEAD >"$W/git" 2>/dev/null || echo unknown >"$W/git"
 git status --porcelain --untracked-files=no | wc -l >"$W/git_dirty"
 export REPLAY_MB=${REPLAY_MB:-1024} # a cold replay of a few seconds, not under one
 if [ -n "${BENCH_QUICK:-}" ]; then
-    export WC_SECONDS=3 WC_ROUNDS=1 KBENCH_SECONDS=3 KBENCH_LATENCY_RUNS=1 REPLAY_MB=64 TIER_SECONDS=15 TIER_DRAIN=20
+    export WC_SECONDS=3 WC_ROUNDS=1 KBENCH_SECONDS=3 PEERS_SECONDS=3 PEERS_JAVA_RECORDS=100000 KBENCH_LATENCY_RUNS=1 REPLAY_MB=64 TIER_SECONDS=15 TIER_DRAIN=20
     export SCALE_PARTITIONS=${SCALE_PARTITIONS:-1000}
 fi
 T0=$(date +%s)
@@ -51,6 +53,9 @@ BENCH_OUT=$W/kafka.jsonl BENCH_PERF_DIR=$W/perf bench/kafka.sh "$BUILD" | tee "$
 step "write.caching=false vs true: bench/write_caching.sh"
 bench/write_caching.sh "$BUILD" "$W/write_caching.jsonl" >"$W/write_caching.txt" 2>&1 ||
     echo "write_caching.sh failed" >>"$W/write_caching.txt"
+step "peers: Apache Kafka (flush=1, default) and the mock, two drivers: bench/peers.sh"
+BENCH_OUT=$W/peers.jsonl bench/peers.sh "$BUILD" >"$W/peers.txt" 2>"$W/peers.err" ||
+    { echo "peers.sh failed:"; tail -20 "$W/peers.err"; } >>"$W/peers.txt"
 step "scenario 3: cold/warm replay vs raw ranged GET: bench/replay.sh"
 BENCH_OUT=$W/replay.jsonl BENCH_PERF_DIR=$W/perf bench/replay.sh "$BUILD" >&2
 step "scenario 4: upload lag with tiering on: bench/tiering.sh"
