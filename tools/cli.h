@@ -59,7 +59,10 @@ typedef struct {
 
 /** Print "strata: <message>" on stderr. @return CLI_EXIT_FAIL for `return cli_err(...)`. */
 int cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/** Same, for usage errors. @return CLI_EXIT_USAGE. */
+/** Print a notice that is not an error ("strata: <message>", or {"warning":...} with
+ * --format json) on stderr. */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/** Same as cli_err, for usage errors. @return CLI_EXIT_USAGE. */
 int cli_usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /** Write `s` (len bytes, NULL prints null) as a JSON string literal. Valid UTF-8 passes

@@ -57,6 +57,25 @@ int cli_err(const char *fmt, ...)
     return CLI_EXIT_FAIL;
 }
 
+void cli_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fflush(stdout);
+    if (cli_opts.is_json) {
+        char msg[2048];
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        fputs("{\"warning\":", stderr);
+        cli_json_cstr(stderr, msg);
+        fputs("}\n", stderr);
+    } else {
+        fputs("strata: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    }
+    va_end(ap);
+}
+
 int cli_usage_err(const char *fmt, ...)
 {
     va_list ap;
@@ -720,8 +739,21 @@ int cli_resolve_offsets(rd_kafka_t *rk,
             cli_parse_i64(spec + 1, 0, INT64_MAX, &v);
             out[i] = v > high[i] - low[i] ? low[i] : high[i] - v;
         } else {
+            /* An exact offset outside the log: say where reading starts instead of letting
+             * the client reset it silently (and wait without a word past the end). */
             cli_parse_i64(spec, 0, INT64_MAX, &v);
             out[i] = v;
+            if (v > high[i]) {
+                cli_warn("offset %" PRId64 " is past the end of %s/%d (next offset %" PRId64
+                         "): reading from the end",
+                         v, topic, (int)parts[i], high[i]);
+                out[i] = high[i];
+            } else if (v < low[i]) {
+                cli_warn("offset %" PRId64 " is before the start of %s/%d (first offset %" PRId64
+                         "): starting at %" PRId64,
+                         v, topic, (int)parts[i], low[i], low[i]);
+                out[i] = low[i];
+            }
         }
     }
 out:

@@ -794,6 +794,13 @@ int cli_consume(int argc, char **argv)
             rc = cli_err("cannot join group '%s': %s", o->group, rd_kafka_err2str(err));
             goto out;
         }
+        /* Progress on a terminal only: the first join of a new group may wait for
+         * group.initial.rebalance.delay.ms (3 s by default) before any record comes. */
+        if (isatty(STDERR_FILENO) && !cli_opts.is_json)
+            fprintf(stderr,
+                    "strata: joining group '%s' (a new group waits up to "
+                    "group.initial.rebalance.delay.ms for more members)...\n",
+                    o->group);
     } else {
         if ((rc = build_assignment(rk, md, topics, n_topics, o, assign, stop)))
             goto out;

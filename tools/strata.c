@@ -374,7 +374,8 @@ static int cmd_version(int argc, char **argv)
 static const char start_help[] =
     "Usage: strata start [--config FILE] [--data-dir DIR] [--smp N] [-- STRATAD-FLAGS...]\n"
     "Start a broker in the foreground. Without --config it uses dev defaults: data in\n"
-    "./strata-data, one shard, Kafka on 127.0.0.1:9092, admin API on 127.0.0.1:9644.\n"
+    "./strata-data, one shard, Kafka on 127.0.0.1:9092, admin API on 127.0.0.1:9644,\n"
+    "group.initial.rebalance.delay.ms=0 (a first group consumer starts at once).\n"
     "stratad is looked up as $STRATAD, next to the strata binary, then on PATH.\n"
     "Flags after -- go to stratad unchanged.\n"
     "\n"
@@ -468,7 +469,7 @@ static int cmd_start(int argc, char **argv)
     if (find_stratad(bin, sizeof(bin)))
         return cli_err("cannot find stratad: set $STRATAD, install it next to strata or put "
                        "it on PATH");
-    char **args = calloc((size_t)argc + 8, sizeof(*args));
+    char **args = calloc((size_t)argc + 10, sizeof(*args));
     if (!args)
         return cli_err("out of memory");
     int n = 0;
@@ -481,6 +482,10 @@ static int cmd_start(int argc, char **argv)
         args[n++] = (char *)data_dir;
         args[n++] = "--smp";
         args[n++] = (char *)smp;
+        /* Dev default: a first group consumer gets its partitions at once (Kafka's 3 s
+         * wait for more members matters only with several consumers starting together). */
+        args[n++] = "-X";
+        args[n++] = "group.initial.rebalance.delay.ms=0";
     }
     for (int i = optind; i < argc; i++)
         args[n++] = argv[i];

@@ -4,7 +4,9 @@ output and its exit codes, including the failures (unreachable broker, unknown t
 flag values). STRATA is the CLI binary, STRATAD the broker."""
 import json
 import os
+import pty
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -313,6 +315,69 @@ class CliTest(unittest.TestCase):
         self.assertIn("no-such-21", e["error"])
         rc, out, err = self.run_cli("--format", "json", "topic", "create")
         self.assertEqual(json.loads(err)["exit_code"], 2)
+
+    def test_group_consume_says_joining_on_a_terminal(self):
+        """On a terminal, a group consume says it is joining (the first join may wait
+        group.initial.rebalance.delay.ms); in a pipe it stays quiet."""
+        self.ok("topic", "create", "join21")
+        self.ok("topic", "produce", "join21", "-q", input="a\n")
+        args = [STRATA, "--brokers", self.broker.bootstrap, *FAST_JOIN, "topic", "consume",
+                "join21", "-g", "g-join21", "-n", "1", "-f", "%v\\n"]
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.run(args, stdout=subprocess.PIPE, stderr=slave, text=True,
+                               timeout=120)
+            os.close(slave)
+            slave = -1
+            said = b""
+            while select.select([master], [], [], 0)[0]:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                said += chunk
+        finally:
+            if slave >= 0:
+                os.close(slave)
+            os.close(master)
+        self.assertEqual((p.returncode, p.stdout), (0, "a\n"))
+        self.assertIn(b"joining group 'g-join21'", said)
+        rc, out, err = self.run_cli(*FAST_JOIN, "topic", "consume", "join21", "-g", "g-join21b",
+                                    "-n", "1", "-f", "%v\\n")
+        self.assertEqual((rc, out, err), (0, "a\n", ""))
+
+    def test_consume_past_the_end_says_so(self):
+        """An exact offset past the end (or before the start) is reported on stderr and
+        reading starts at the end: consume used to wait there without a word."""
+        self.ok("topic", "create", "past21")
+        self.ok("topic", "produce", "past21", "-q", input="a\nb\n")
+        rc, out, err = self.run_cli("topic", "consume", "past21", "-o", "100:end")
+        self.assertEqual((rc, out), (0, ""), err)
+        self.assertIn("offset 100 is past the end of past21/0 (next offset 2)", err)
+        self.ok("topic", "trim-prefix", "past21", "-o", "1")
+        rc, out, err = self.run_cli("topic", "consume", "past21", "-o", "0:end", "-f", "%v\\n")
+        self.assertEqual((rc, out), (0, "b\n"), err)
+        self.assertIn("offset 0 is before the start of past21/0 (first offset 1)", err)
+        # without :end it says so at once, then waits at the end for new records
+        cons = subprocess.Popen([STRATA, "--brokers", self.broker.bootstrap, "topic", "consume",
+                                 "past21", "-o", "100", "-n", "1", "-f", "%v\\n"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            ready, _, _ = select.select([cons.stderr], [], [], 60)
+            self.assertTrue(ready, "consume said nothing about the offset past the end")
+            self.assertIn("past the end", cons.stderr.readline())
+            deadline = time.monotonic() + 60
+            while cons.poll() is None and time.monotonic() < deadline:
+                self.ok("topic", "produce", "past21", "-q", input="c\n")
+                time.sleep(0.5)
+            out, _ = cons.communicate(timeout=30)
+            self.assertEqual((cons.returncode, out), (0, "c\n"))
+        finally:
+            if cons.poll() is None:
+                cons.kill()
+                cons.communicate()
 
     # ---- produce and consume ----
 
@@ -1029,6 +1094,11 @@ class StartTest(unittest.TestCase):
                                     "%v\\n"], capture_output=True, text=True, timeout=60)
                 self.assertEqual(r.stdout, "hi\n", r.stderr)
                 self.assertTrue(os.path.isdir(os.path.join(d, "data")))
+                # dev default: a first group consumer is not held 3 s (issue 21 item 6)
+                r = subprocess.run([STRATA, *b, "cluster", "config", "get",
+                                    "group.initial.rebalance.delay.ms"],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual((r.returncode, r.stdout), (0, "0\n"), r.stderr)
             finally:
                 p.send_signal(signal.SIGTERM)
                 p.communicate(timeout=60)
