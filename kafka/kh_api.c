@@ -164,23 +164,25 @@ static void md_answer(kh_req_t *req)
             rt->name = kp_str_from_cstr(kh_cstr(req, kp_str_from_cstr(t->name)));
         } else {
             kp_metadata_request_topic_t *qt = &q->topics[i];
-            rt->name = qt->name;
-            if (qt->name.len >= 0)
+            /* A topic id names the topic whatever the name says: the Java client sends
+             * name "" (not null) with an id, and Kafka looks up every non-zero id. */
+            bool by_id = qt->name.len < 0 || !kp_uuid_is_zero(&qt->topic_id);
+            rt->name = by_id && v >= 12 ? KP_STR_NULL : qt->name; /* nullable from v12 */
+            if (!by_id)
                 t = meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len);
             else
                 t = meta_snap_find_id(snap, qt->topic_id.b);
-            if (!t && qt->name.len >= 0 &&
-                meta_topic_name_invalid(qt->name.ptr, (size_t)qt->name.len)) {
+            if (!t && !by_id && meta_topic_name_invalid(qt->name.ptr, (size_t)qt->name.len)) {
                 rt->error_code = KP_ERR_INVALID_TOPIC_EXCEPTION;
                 continue;
             }
             if (!t) {
                 rt->error_code =
-                    qt->name.len >= 0 ? KP_ERR_UNKNOWN_TOPIC_OR_PARTITION : KP_ERR_UNKNOWN_TOPIC_ID;
+                    by_id ? KP_ERR_UNKNOWN_TOPIC_ID : KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
                 rt->topic_id = qt->topic_id;
                 continue;
             }
-            if (qt->name.len < 0)
+            if (by_id)
                 rt->name = kp_str_from_cstr(kh_cstr(req, kp_str_from_cstr(t->name)));
         }
         memcpy(rt->topic_id.b, t->id, 16);
@@ -238,7 +240,8 @@ void kh_metadata(kh_req_t *req)
         char room[200];
         for (int i = 0; i < q->n_topics; i++) {
             kp_str_t name = q->topics[i].name;
-            if (name.len < 0 || meta_snap_find(snap, name.ptr, (size_t)name.len) ||
+            if (name.len < 0 || !kp_uuid_is_zero(&q->topics[i].topic_id) ||
+                meta_snap_find(snap, name.ptr, (size_t)name.len) ||
                 meta_topic_name_invalid(name.ptr, (size_t)name.len))
                 continue;
             int32_t np = ctx->num_partitions;
