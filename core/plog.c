@@ -1229,18 +1229,18 @@ int plog_offset_for_time(plog_t *log, int64_t ts, int64_t *offset, int64_t *time
         uint8_t *b = malloc(blen);
         if (!b)
             return ST_E_NOMEM;
-        int64_t off = h.base_offset;
+        int64_t off = h.base_offset, rec_ts = h.max_timestamp;
         if (pread(s->fd, b, blen, pos) == (ssize_t)blen)
-            off = plog_batch_offset_for_time(b, blen, ts);
+            off = plog_batch_offset_for_time(b, blen, ts, &rec_ts);
         free(b);
         *offset = off < log->start_offset ? log->start_offset : off;
-        *timestamp = h.max_timestamp;
+        *timestamp = rec_ts;
         return 0;
     }
     return ST_E_NOTFOUND;
 }
 
-int plog_max_timestamp(const plog_t *log, int64_t *timestamp, int64_t *offset)
+int plog_max_timestamp(plog_t *log, int64_t *timestamp, int64_t *offset)
 {
     int64_t ts = -1, off = -1;
     for (int i = 0; i < log->n_segs; i++) {
@@ -1251,6 +1251,11 @@ int plog_max_timestamp(const plog_t *log, int64_t *timestamp, int64_t *offset)
     }
     if (off < 0)
         return ST_E_NOTFOUND;
+    /* The segment knows the batch; the first record at or after the largest
+     * timestamp is the record that has it. */
+    int64_t exact, exact_ts;
+    if (plog_offset_for_time(log, ts, &exact, &exact_ts) == 0 && exact_ts == ts)
+        off = exact;
     *timestamp = ts;
     *offset = off;
     return 0;

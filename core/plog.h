@@ -66,10 +66,12 @@ plog_batch_validate(const uint8_t *p, size_t len, plog_batch_hdr_t *out, const c
 ST_MUST_CHECK int
 plog_records_validate(const uint8_t *p, size_t len, int *n_batches, const char **why);
 
-/** First offset in the batch at p whose record timestamp is >= ts, reading the
- * records of an uncompressed batch; for a compressed batch, its base offset.
+/** First offset in the batch at p whose record timestamp is >= ts, reading its
+ * records (decompressed when the batch is; a batch that does not decompress
+ * answers its base offset). *rec_ts (may be NULL) gets that record's timestamp
+ * (the batch's maxTimestamp for LogAppendTime, as Kafka reports it).
  * @return the offset, or -1 when no record qualifies. */
-int64_t plog_batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts);
+int64_t plog_batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts, int64_t *rec_ts);
 
 /* One record of a batch (plog_batch_records). Views into the batch or its
  * decompressed records, borrowed for the callback. */
@@ -287,13 +289,14 @@ void plog_slice_release(plog_slice_t *s);
 
 /** Offset of the first record with timestamp >= ts (Kafka ListOffsets),
  * among the batches below the high watermark.
- * @return 0 with *offset (and *timestamp, the batch max), or ST_E_NOTFOUND. */
+ * @return 0 with *offset and *timestamp (that record's), or ST_E_NOTFOUND. */
 ST_MUST_CHECK int
 plog_offset_for_time(plog_t *log, int64_t ts, int64_t *offset, int64_t *timestamp);
 
-/** The largest timestamp in the log and the offset of the batch that holds
- * it (ListOffsets MAX_TIMESTAMP). @return 0 or ST_E_NOTFOUND when empty. */
-ST_MUST_CHECK int plog_max_timestamp(const plog_t *log, int64_t *timestamp, int64_t *offset);
+/** The largest timestamp in the log and the offset of the first record that
+ * has it (ListOffsets MAX_TIMESTAMP, as Kafka since 3.8: the exact record, not
+ * its batch). @return 0 or ST_E_NOTFOUND when empty. @blocking header reads */
+ST_MUST_CHECK int plog_max_timestamp(plog_t *log, int64_t *timestamp, int64_t *offset);
 
 /** Call fn(arg, header) for every batch header of the last n_segments
  * segments, and of every earlier segment whose file was last written at or

@@ -233,11 +233,13 @@ int plog_records_validate(const uint8_t *p, size_t len, int *n_batches, const ch
     return 0;
 }
 
-int64_t plog_batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts)
+int64_t plog_batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts, int64_t *rec_ts)
 {
     plog_batch_hdr_t h;
     if (plog_batch_parse_hdr(p, len, &h) != 0 || h.max_timestamp < ts)
         return -1;
+    if (rec_ts)
+        *rec_ts = h.max_timestamp;
     if (h.attributes & 0x8) /* LogAppendTime: every record has maxTimestamp */
         return h.base_offset;
     const uint8_t *recs = p + PLOG_BATCH_HDR_SIZE;
@@ -258,6 +260,8 @@ int64_t plog_batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts)
             break;
         if (h.base_timestamp + rec.timestamp >= ts) {
             found = h.base_offset + rec.offset;
+            if (rec_ts)
+                *rec_ts = h.base_timestamp + rec.timestamp;
             break;
         }
     }

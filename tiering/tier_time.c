@@ -39,8 +39,7 @@ static void on_batches(void *arg, int status, uint8_t *data, size_t len)
         if (h.batch_length < 0 || blen > len - pos)
             break;
         if (h.max_timestamp >= q->target) {
-            offset = plog_batch_offset_for_time(data + pos, blen, q->target);
-            ts = h.max_timestamp;
+            offset = plog_batch_offset_for_time(data + pos, blen, q->target, &ts);
             break;
         }
         pos += blen;

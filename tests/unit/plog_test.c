@@ -236,6 +236,7 @@ static void test_plog_offset_for_time(void **state)
             int64_t off, ts;
             assert_int_equal(plog_offset_for_time(log, 1000 * i + k, &off, &ts), 0);
             assert_int_equal(off, 4 * i + k);
+            assert_int_equal(ts, 1000 * i + k); /* the record's, not its batch's max */
         }
         int64_t off, ts;
         /* Between batches: the first record of the next batch. */
