@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh - install what Strata needs from Debian's packages (and npm for tests).
 # Usage: scripts/deps.sh build   # compiler, CMake and the libraries stratad links
-#        scripts/deps.sh test    # build deps + cmocka, Kafka clients, Node.js, clang (fuzz)
+#        scripts/deps.sh test    # build deps + cmocka, Kafka clients, Node.js, clang (fuzz),
+#                                # Java 17 + Maven (the Java client tests)
 #        scripts/deps.sh bench   # build deps + benchmark tools (fio, iperf3, gnuplot, perf, the
 #                                # S3 test server's node + npm, python3, curl, and Java 17 +
 #                                # Maven for the Apache Kafka peer of bench/peers/kafka.sh)
@@ -39,10 +40,11 @@ if [ "${1:-build}" = test ] || [ "${1:-build}" = bench ]; then
     command -v node >/dev/null 2>&1 || missing="$missing nodejs"
     command -v npm >/dev/null 2>&1 || missing="$missing npm"
 fi
-# The Apache Kafka peer (bench/peers/kafka.sh): a JDK and Maven, only when absent (they may
-# come from another source than Debian).
-if [ "${1:-build}" = bench ]; then
-    command -v java >/dev/null 2>&1 || missing="$missing openjdk-17-jdk-headless"
+# Java 17 and Maven: the Java client tests (tests/integration/java) and the Apache Kafka peer
+# of the benchmarks (bench/peers/kafka.sh); only when absent (they may come from another
+# source than Debian).
+if [ "${1:-build}" = test ] || [ "${1:-build}" = bench ]; then
+    { command -v java && command -v javac; } >/dev/null 2>&1 || missing="$missing openjdk-17-jdk-headless"
     command -v mvn >/dev/null 2>&1 || missing="$missing maven"
 fi
 
