@@ -227,9 +227,14 @@ static live_t apply_key(adm_server_t *s, cfg_key_t k, const cfg_t *v)
     case CFG_NUM_PARTITIONS:
         atomic_store(&kc->num_partitions, (int32_t)cfg_int(v, k));
         return LIVE_DONE;
-    case CFG_MAX_PARTITIONS:
-        atomic_store(&kc->max_partitions, cfg_int(v, k));
+    case CFG_MAX_PARTITIONS: {
+        int64_t n = cfg_int(v, k);
+        uint64_t nofile;
+        if (n == 0) /* derived, as at start */
+            n = kh_max_partitions_derived(&nofile);
+        atomic_store(&kc->max_partitions, n);
         return LIVE_DONE;
+    }
     case CFG_AUTO_CREATE:
         atomic_store(&kc->auto_create, cfg_bool(v, k));
         return LIVE_DONE;

@@ -58,6 +58,13 @@ const char *kh_sec_proto_name(kh_sec_proto_t p);
 bool kh_sec_proto_is_tls(kh_sec_proto_t p);
 bool kh_sec_proto_is_sasl(kh_sec_proto_t p);
 
+/** strata.max.partitions when it is 0 (the default): what the open file
+ * limit N (soft RLIMIT_NOFILE now; stored in *nofile) allows,
+ * min(100000, max(1, (N - max(256, N / 4)) / 4)): about 4 descriptors per
+ * partition, a quarter (at least 256) left for connections, the databases
+ * and the archive. */
+int64_t kh_max_partitions_derived(uint64_t *nofile);
+
 /** Build the listeners from `listeners`, `listener.security.protocol.map`
  * and `advertised.listeners` (TLS contexts are not made here: tls = NULL).
  * @param cfg   Borrowed for the call.

@@ -639,6 +639,9 @@ static bool live_value(const kh_ctx_t *ctx, cfg_key_t k, int64_t *out)
     case CFG_AUTO_CREATE:
         *out = ctx->auto_create;
         return true;
+    case CFG_MAX_PARTITIONS:
+        *out = ctx->max_partitions;
+        return true;
     case CFG_SEGMENT_BYTES:
         *out = d ? d->segment_bytes : 0;
         break;

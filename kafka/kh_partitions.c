@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define KH_MAX_PARTITIONS 1000000 /* as CreateTopics */
 
@@ -101,6 +102,18 @@ int64_t kh_partitions_total(const meta_snap_t *snap)
     return total;
 }
 
+int64_t kh_max_partitions_derived(uint64_t *nofile_out)
+{
+    struct rlimit rl;
+    uint64_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                          ? (uint64_t)rl.rlim_cur
+                          : 1048576;
+    *nofile_out = nofile;
+    uint64_t headroom = nofile / 4 > 256 ? nofile / 4 : 256;
+    uint64_t n = nofile > headroom ? (nofile - headroom) / 4 : 0;
+    return n < 1 ? 1 : n > 100000 ? 100000 : (int64_t)n;
+}
+
 bool kh_partitions_room(
     const kh_ctx_t *ctx, int64_t used, int64_t adding, char *why, size_t why_len)
 {
@@ -109,7 +122,9 @@ bool kh_partitions_room(
         return true;
     snprintf(why, why_len,
              "%" PRId64 " more partitions would make %" PRId64
-             ", over strata.max.partitions=%" PRId64,
+             ", over strata.max.partitions=%" PRId64
+             " (by default derived from the open file limit: each partition keeps about 4 "
+             "files open)",
              adding, total + adding, max);
     return false;
 }

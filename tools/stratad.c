@@ -752,6 +752,25 @@ static void raise_nofile(void)
                 (unsigned long long)want, strerror(errno));
 }
 
+/* strata.max.partitions 0 (its default): what the open file limit allows,
+ * set with origin "default" (so the admin API's remove comes back to it). */
+static int derive_max_partitions(cfg_t *cfg)
+{
+    if (cfg_int(cfg, CFG_MAX_PARTITIONS) != 0)
+        return 0;
+    uint64_t nofile;
+    int64_t n = kh_max_partitions_derived(&nofile);
+    char text[32];
+    snprintf(text, sizeof(text), "%lld", (long long)n);
+    if (cfg_set(cfg, "strata.max.partitions", text, "default", NULL, 0) != 0)
+        return 1;
+    ST_INFO("stratad",
+            "strata.max.partitions=%lld, derived from the open file limit %llu (about 4 files per "
+            "partition; set strata.max.partitions or raise ulimit -n to change it)",
+            (long long)n, (unsigned long long)nofile);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     broker_t *b = &g_b;
@@ -771,6 +790,8 @@ int main(int argc, char **argv)
     st_log_level_t level;
     if (st_log_parse_level(cfg_str(b->cfg, CFG_LOG_LEVEL), &level) == 0)
         st_log_set_level(level);
+    if ((rc = derive_max_partitions(b->cfg)) != 0)
+        return rc;
     const char *dir = cfg_str(b->cfg, CFG_LOG_DIR);
     if (!*cfg_str(b->cfg, CFG_ARCHIVE_URL)) {
         char url[PATH_MAX + 16];

@@ -129,8 +129,10 @@ class Broker(Proc):
     """A stratad on its own data directory and free loopback ports.
     `args` are extra flags; `data` a directory to reuse."""
 
-    def __init__(self, *args, data=None, port=None, smp=2, env=None, cwd=None, start=True):
+    def __init__(self, *args, data=None, port=None, smp=2, env=None, cwd=None, start=True,
+                 wrap=()):
         self.tmp = None
+        self.wrap = list(wrap)  # a command that execs stratad: ["prlimit", "--nofile=512"]
         if data is None:
             self.tmp = tempfile.TemporaryDirectory(prefix="strata-it-")
             data = self.tmp.name
@@ -153,7 +155,7 @@ class Broker(Proc):
 
     def start(self, timeout=30):
         self.lines = []
-        self._spawn([STRATAD, *self.args], self.cwd, self.env)
+        self._spawn([*self.wrap, STRATAD, *self.args], self.cwd, self.env)
         self.wait_for("started", timeout)
         return self
 

@@ -10,6 +10,10 @@ accept at once, forever, and the shard serves nobody. The test builds that
 state deterministically: it lowers the running broker's soft RLIMIT_NOFILE
 (prlimit --pid) to the lowest descriptor number among the spares, so that
 every descriptor below the limit is in use, then connects more clients.
+
+strata.max.partitions defaults to what the open file limit allows (about 4
+descriptors per partition): MaxPartitionsDefaultTest starts stratad under
+prlimit with a small hard limit.
 Run against the ASan+UBSan stratad too (scripts/test.sh)."""
 import os
 import re
@@ -23,7 +27,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from confluent_kafka import KafkaError, KafkaException  # noqa: E402
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
 from kwire import frame, kstr, produce_v7, read_frame, record_batch  # noqa: E402
 from test_admin import http, parse_metrics  # noqa: E402
 
@@ -182,6 +187,51 @@ class FdExhaustionTest(unittest.TestCase):
         self.assertIn("stopped cleanly", out)
         for bad in SANITIZER_LINES:
             self.assertNotIn(bad, out)
+
+
+class MaxPartitionsDefaultTest(unittest.TestCase):
+    """Under `prlimit --nofile=300:512` stratad raises its soft limit to 512 and
+    derives strata.max.partitions = min(100000, max(1, (512 - max(256, 512 / 4)) / 4))
+    = 64; an explicit value wins."""
+
+    def start(self, *args):
+        b = Broker(*args, wrap=["prlimit", "--nofile=300:512"])
+        self.addCleanup(b.close)
+        return b
+
+    def max_partitions(self, b):
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        res = ConfigResource("broker", "0")
+        kafka = a.describe_configs([res])[res].result(30)["strata.max.partitions"].value
+        status, _, doc = http(b.admin_port, "GET", "/v1/cluster/config")
+        self.assertEqual(status, 200)
+        admin = {e["name"]: e for e in doc["config"]}["strata.max.partitions"]
+        self.assertEqual(str(admin["value"]), kafka)
+        return int(kafka), admin["source"]
+
+    def test_derived_from_the_open_file_limit(self):
+        b = self.start()
+        self.assertEqual(nofile(b.proc.pid), (512, 512))  # soft raised to the hard limit
+        b.wait_for(r"strata\.max\.partitions=64, derived from the open file limit 512", seen=True)
+        self.assertEqual(self.max_partitions(b), (64, "default"))
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        a.create_topics([NewTopic("sixty", 60, 1)])["sixty"].result(60)
+        with self.assertRaises(KafkaException) as e:
+            a.create_topics([NewTopic("ten", 10, 1)])["ten"].result(30)
+        err = e.exception.args[0]
+        self.assertEqual(err.code(), KafkaError.POLICY_VIOLATION, err)
+        self.assertIn("over strata.max.partitions=64 (by default derived from the open file "
+                      "limit", err.str())
+        a.create_topics([NewTopic("four", 4, 1)])["four"].result(30)  # exactly 64
+        rc, out = b.stop()
+        self.assertEqual(rc, 0, out[-3000:])
+        for bad in SANITIZER_LINES:
+            self.assertNotIn(bad, out)
+
+    def test_an_explicit_value_wins(self):
+        b = self.start("-X", "strata.max.partitions=100")
+        self.assertEqual(self.max_partitions(b), (100, "command line"))
+        self.assertNotIn("derived from the open file limit", "".join(b.lines))
 
 
 if __name__ == "__main__":
