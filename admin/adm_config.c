@@ -304,8 +304,15 @@ static bool apply_one(adm_server_t *s, const char *key, const char *text, json_t
             (how = apply_key(s, k, s->live)) != LIVE_NO)
             s->is_live[k] = false;
     }
-    if (how != LIVE_NO)
+    if (how != LIVE_NO) {
         list = "applied";
+        kh_ctx_t *kc = s->o.kctx;
+        uint64_t bit = UINT64_C(1) << (k % 64);
+        if (text)
+            atomic_fetch_or(&kc->cfg_dynamic[k / 64], bit);
+        else
+            atomic_fetch_and(&kc->cfg_dynamic[k / 64], ~bit);
+    }
     json_array_append_new(json_object_get(doc, list), json_string(key));
     return how == LIVE_PARTITIONS;
 }
@@ -484,6 +491,9 @@ void adm_config_init(adm_server_t *s)
             char text[1024];
             if (!strcmp(cfg_origin(scratch, k), "default"))
                 continue;
+            /* In force from the persisted file (not shadowed): a dynamic config. */
+            if (s->o.kctx && strstr(cfg_origin(s->o.cfg, k), ADM_CFG_FILE))
+                atomic_fetch_or(&s->o.kctx->cfg_dynamic[k / 64], UINT64_C(1) << (k % 64));
             if (cfg_type(k) == CFG_STR)
                 snprintf(text, sizeof(text), "%s", cfg_str(scratch, k));
             else if (cfg_type(k) == CFG_BOOL)

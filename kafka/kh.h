@@ -96,6 +96,10 @@ typedef struct kh_ctx {
     _Atomic int32_t num_partitions; /* num.partitions for auto-created topics */
     _Atomic int64_t max_partitions; /* strata.max.partitions: of all topics together */
     _Atomic bool auto_create;       /* auto.create.topics.enable */
+    /* Bit k (cfg_key_t) set: the admin API (PUT /v1/cluster/config, or its persisted file
+     * at start) set the value in force, which DescribeConfigs reports as a dynamic broker
+     * config. 256 bits: room for every key. */
+    _Atomic uint64_t cfg_dynamic[4];
     /* borrowed: the cluster defaults of topic configs. Replaced, never
      * modified: a new version is published with a release store and every
      * version stays valid until the broker exits. */

@@ -45,6 +45,7 @@ enum { /* ConfigType */
 
 enum { /* ConfigSource */
        KH_SRC_TOPIC = 1,
+       KH_SRC_DYNAMIC_DEFAULT_BROKER = 3, /* cluster-wide, set through the admin API */
        KH_SRC_STATIC_BROKER = 4,
        KH_SRC_DEFAULT = 5
 };
@@ -692,10 +693,22 @@ static const char *broker_value(kh_req_t *req, cfg_key_t k, bool *is_set)
     }
     case CFG_STR:
         v = cfg_str(cfg, k);
+        if (k == CFG_LOG_LEVEL) { /* the admin API changes it live */
+            static const char *const names[] = {"error", "warn", "info", "debug", "trace"};
+            st_log_level_t lv = st_log_get_level();
+            if ((unsigned)lv < sizeof(names) / sizeof(names[0]))
+                v = names[lv];
+        }
         *is_set = strcmp(v, b->def) != 0;
         break;
     }
     return adup(req, v);
+}
+
+/* Whether the admin API set the value of k that is in force (kh_ctx_t.cfg_dynamic). */
+static bool is_dynamic(const kh_ctx_t *ctx, cfg_key_t k)
+{
+    return (atomic_load(&ctx->cfg_dynamic[k / 64]) >> (k % 64)) & 1;
 }
 
 static void add_syn(centry_t *e, const char *name, const char *value, int8_t source)
@@ -728,7 +741,9 @@ static void topic_entry(kh_req_t *req, const tkey_t *k, const char *override, ce
     if (override)
         add_syn(e, k->name, adup(req, override), KH_SRC_TOPIC);
     if (bval)
-        add_syn(e, k->broker_key, bval, KH_SRC_STATIC_BROKER);
+        add_syn(e, k->broker_key, bval,
+                is_dynamic(req->ks->ctx, ck) ? KH_SRC_DYNAMIC_DEFAULT_BROKER
+                                             : KH_SRC_STATIC_BROKER);
     add_syn(e, k->broker_key ? k->broker_key : k->name, def, KH_SRC_DEFAULT);
 }
 
@@ -742,11 +757,13 @@ static void broker_entry(kh_req_t *req, cfg_key_t k, centry_t *e)
               : b->type == CFG_STR  ? KH_CT_STRING
               : b->max <= INT32_MAX ? KH_CT_INT
                                     : KH_CT_LONG;
-    e->read_only = true; /* no dynamic broker configuration */
+    e->read_only = !cfg_reloadable(k); /* the others: PUT /v1/cluster/config */
     e->doc = b->doc;
     e->is_sensitive = cfg_sensitive(k);
     const char *v = broker_value(req, k, &is_set);
-    if (is_set)
+    if (is_dynamic(req->ks->ctx, k))
+        add_syn(e, b->name, v, KH_SRC_DYNAMIC_DEFAULT_BROKER);
+    else if (is_set)
         add_syn(e, b->name, v, KH_SRC_STATIC_BROKER);
     add_syn(e, b->name, b->def, KH_SRC_DEFAULT);
 }

@@ -348,6 +348,44 @@ class CliTest(unittest.TestCase):
                                     "-n", "1", "-f", "%v\\n")
         self.assertEqual((rc, out, err), (0, "a\n", ""))
 
+    def test_main_help_names_real_commands(self):
+        """Every command and topic verb the top-level help names exists (it promised
+        'alter topics' while there is only alter-config)."""
+        out = self.ok("--help", brokers=False)
+        cmds = re.findall(r"^  ([a-z]+) {2,}", out.split("Global flags")[0], re.M)
+        self.assertIn("topic", cmds)
+        for c in cmds:
+            self.ok(c, "--help", brokers=False)
+        block = out.split("  topic ")[1].split("\n  group")[0]
+        verbs = re.findall(r"[a-z][a-z-]+", block.split(";")[0])
+        self.assertIn("alter-config", verbs)
+        for v in verbs:
+            if v != "topics":
+                self.ok("topic", v, "--help", brokers=False)
+
+    def test_cluster_config_source_read_only_live_values(self):
+        """cluster config get: read_only is false for the keys 'set' changes, the source of
+        a value set through the admin API is dynamic, and a live log level shows."""
+        adm = ["--admin-url", "http://127.0.0.1:%d" % self.broker.admin_port]
+        g = self.json(*adm, "cluster", "config", "get", "log.retention.ms")
+        self.assertEqual((g["read_only"], g["source"]), (False, "default"))
+        self.assertTrue(self.json("cluster", "config", "get", "log.dir")["read_only"])
+        self.ok(*adm, "cluster", "config", "set", "log.retention.ms", "86400001")
+        try:
+            g = self.json(*adm, "cluster", "config", "get", "log.retention.ms")
+            self.assertEqual((g["value"], g["source"]), ("86400001", "dynamic-default-broker"))
+        finally:
+            self.ok(*adm, "cluster", "config", "delete", "log.retention.ms")
+        g = self.json(*adm, "cluster", "config", "get", "log.retention.ms")
+        self.assertEqual((g["value"], g["source"]), ("604800000", "default"))
+        self.ok(*adm, "cluster", "config", "set", "strata.log.level", "warn")
+        try:
+            g = self.json(*adm, "cluster", "config", "get", "strata.log.level")
+            self.assertEqual((g["value"], g["source"]), ("warn", "dynamic-default-broker"))
+        finally:
+            self.ok(*adm, "cluster", "config", "delete", "strata.log.level")
+        self.assertNotEqual(self.ok("cluster", "config", "get", "strata.log.level"), "warn\n")
+
     def test_consume_past_the_end_says_so(self):
         """An exact offset past the end (or before the start) is reported on stderr and
         reading starts at the end: consume used to wait there without a word."""
