@@ -145,6 +145,11 @@
       "Largest session timeout a group member may ask for.")                                       \
     X(GROUP_INITIAL_DELAY_MS, "group.initial.rebalance.delay.ms", CFG_INT, "3000", 0, INT32_MAX, 0, \
       "How long the first rebalance of an empty group waits for more members to join.")      \
+    X(TXN_MAX_TIMEOUT_MS, "transaction.max.timeout.ms", CFG_INT, "900000", 1, INT32_MAX, 0,       \
+      "Largest transaction.timeout.ms a transactional producer may ask for (INVALID_TRANSACTION_TIMEOUT beyond it).") \
+    X(TXN_CHECK_INTERVAL_MS, "transaction.abort.timed.out.transaction.cleanup.interval.ms",        \
+      CFG_INT, "10000", 1, INT32_MAX, 0,                                                           \
+      "How often the transaction coordinator aborts transactions open past their timeout, and retries unfinished commits and aborts.") \
     X(AUTHORIZER, "authorizer.class.name", CFG_STR, "", 0, 0, 0,                                   \
       "Any non-empty value turns ACL authorization on (Kafka's StandardAuthorizer semantics); also on when a listener is SASL_* or mTLS.") \
     X(SUPER_USERS, "super.users", CFG_STR, "", 0, 0, 0,                                            \

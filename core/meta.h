@@ -112,6 +112,21 @@ void meta_acls_change(meta_t *m,
  * @blocking rarely (one SQLite write per 1000 ids) — call from the pool or at start. */
 int64_t meta_next_producer_id(meta_t *m);
 
+/* ---- Transaction coordinator state (meta_txn.c) ----
+ * One row per transactional id; the state bytes are the coordinator's own
+ * encoding (kafka/kh_txn.c). */
+
+/** Called by meta_txn_load for each row; state is borrowed for the call.
+ * @return 0 to go on, or a negative st_err that stops the load. */
+typedef int (*meta_txn_row_fn)(void *arg, const char *id, const void *state, size_t len);
+/** Read every stored transaction (creating the table when missing).
+ * @return 0, ST_E_IO (errbuf says why) or fn's error. @blocking yes: start-up or pool */
+ST_MUST_CHECK int
+meta_txn_load(meta_t *m, meta_txn_row_fn fn, void *arg, char *errbuf, size_t errbuf_len);
+/** Store (state != NULL) or delete (state NULL) the row of id, durably.
+ * @return 0 or ST_E_IO. @blocking yes: call from the thread pool */
+ST_MUST_CHECK int meta_txn_put(meta_t *m, const char *id, const void *state, size_t len);
+
 /* ---- SCRAM users (meta_users.c) ----
  * Credentials of SASL/SCRAM users, one per (user, mechanism), as RFC 5802
  * stores them: salt, iterations, StoredKey, ServerKey; never a password.

@@ -1071,6 +1071,11 @@ static int hdr_at(hdr_rd_t *r, int64_t pos, plog_batch_hdr_t *h)
 
 int plog_read(plog_t *log, int64_t offset, int64_t max_bytes, plog_slice_t *out)
 {
+    return plog_read_upto(log, offset, max_bytes, INT64_MAX, out);
+}
+
+int plog_read_upto(plog_t *log, int64_t offset, int64_t max_bytes, int64_t limit, plog_slice_t *out)
+{
     memset(out, 0, sizeof(*out));
     out->fd = -1;
     if (offset < log->start_offset || offset > log->end_offset)
@@ -1079,6 +1084,8 @@ int plog_read(plog_t *log, int64_t offset, int64_t max_bytes, plog_slice_t *out)
         return ST_E_OFFLOADED; /* below local data: tiering serves it */
     out->first_offset = out->next_offset = offset;
     int64_t hw = plog_high_watermark(log);
+    if (limit < hw)
+        hw = limit; /* read_committed: the last stable offset */
     if (offset >= hw)
         return 0; /* nothing visible there yet */
     plog_seg_t *s;

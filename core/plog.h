@@ -283,6 +283,10 @@ typedef struct {
  *         [log start, end], ST_E_IO.
  * @thread owning loop  @blocking small header reads (page cache) */
 ST_MUST_CHECK int plog_read(plog_t *log, int64_t offset, int64_t max_bytes, plog_slice_t *out);
+/** plog_read, also never past limit (a batch boundary: read_committed
+ * fetches pass the last stable offset). */
+ST_MUST_CHECK int
+plog_read_upto(plog_t *log, int64_t offset, int64_t max_bytes, int64_t limit, plog_slice_t *out);
 /** Read a slice's bytes into buf (len bytes). @blocking yes  @thread any */
 ST_MUST_CHECK int plog_slice_pread(const plog_slice_t *s, void *buf);
 void plog_slice_release(plog_slice_t *s);

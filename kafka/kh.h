@@ -109,6 +109,9 @@ typedef struct kh_ctx {
     int32_t group_min_session_ms;   /* group.min.session.timeout.ms */
     int32_t group_max_session_ms;   /* group.max.session.timeout.ms */
     int32_t group_initial_delay_ms; /* group.initial.rebalance.delay.ms */
+    int32_t txn_max_timeout_ms;     /* transaction.max.timeout.ms */
+    /* transaction.abort.timed.out.transaction.cleanup.interval.ms */
+    int32_t txn_check_interval_ms;
     /* borrowed: the broker configuration, described by DescribeConfigs; NULL
      * describes every key at its default */
     const struct cfg *cfg;

@@ -162,6 +162,7 @@ typedef struct {
 static void forget_log(void *arg, plog_t *log)
 {
     kh_idem_forget(arg, log);
+    kh_txn_part_forget(arg, log);
 }
 
 static void drop_on_shard(rt_shard_t *sh, void *arg)

@@ -323,15 +323,7 @@ void kh_init_producer_id(kh_req_t *req)
 {
     kp_init_producer_id_request_t *q = req->msg;
     if (q->transactional_id.len >= 0) {
-        /* Transactions are not served yet: say so in a way clients report. */
-        kp_init_producer_id_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
-        if (!r) {
-            kh_fail_conn(req, "out of memory");
-            return;
-        }
-        kp_init_producer_id_response_init(r);
-        r->error_code = KP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
-        kh_respond(req, r);
+        kh_txn_init_producer_id(req); /* the transaction coordinator (kh_txn.c) */
         return;
     }
     pid_work_t *pw = kp_arena_alloc(&req->arena, sizeof(*pw));

@@ -138,6 +138,10 @@ static const struct {
     {KP_API_SASL_AUTHENTICATE, kh_sasl_authenticate},
     {KP_API_DESCRIBE_USER_SCRAM_CREDENTIALS, kh_describe_user_scram_credentials},
     {KP_API_ALTER_USER_SCRAM_CREDENTIALS, kh_alter_user_scram_credentials},
+    {KP_API_ADD_PARTITIONS_TO_TXN, kh_txn_add_partitions},
+    {KP_API_ADD_OFFSETS_TO_TXN, kh_txn_add_offsets},
+    {KP_API_END_TXN, kh_txn_end},
+    {KP_API_TXN_OFFSET_COMMIT, kh_txn_offset_commit},
 };
 
 kh_handler_fn kh_handler_for(int16_t key)
@@ -1174,6 +1178,7 @@ int kh_shard_new(rt_shard_t *sh,
     uv_timer_init(loop, &ks->mem_timer);
     ks->mem_timer.data = ks;
     kh_group_shard_start(ks);
+    kh_txn_shard_start(ks);
     if (ps) /* a sync moved a high watermark: wake the long polls */
         plog_shard_on_hw(part_plog_shard(ps), kh_fetch_on_hw, ks);
     *out = ks; /* also on error: the caller closes it */
@@ -1227,6 +1232,7 @@ void kh_shard_close(kh_shard_t *ks, kh_closed_cb cb, void *arg)
     ks->closed_cb = cb;
     ks->closed_arg = arg;
     kh_group_shard_close(ks);
+    kh_txn_shard_close(ks);
     for (int i = 0; i < ks->n_lsocks; i++) /* stop accepting */
         st_listen_close(&ks->lsocks[i].sock, on_lsock_closed);
     kh_fetch_wake_all(ks); /* long polls answer now */
@@ -1256,6 +1262,7 @@ void kh_shard_free(kh_shard_t *ks)
     if (!ks)
         return;
     kh_idem_free_all(ks);
+    kh_txn_part_free_all(ks);
     kh_fetch_free_watches(ks);
     free(ks);
 }

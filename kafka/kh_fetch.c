@@ -48,6 +48,7 @@ typedef struct {
     int32_t max_bytes; /* partition_max_bytes */
     int64_t grant;     /* OP_FETCH: bytes this read may return (its share of the budget) */
     bool min_one;      /* OP_FETCH: return the first batch even when larger than grant */
+    bool committed;    /* OP_FETCH, OP_LIST: isolation_level=READ_COMMITTED */
     bool too_big;      /* OP_FETCH: only a batch larger than grant was found (none returned) */
     bool stale;        /* OP_FETCH: posted before a rollback: its answer is dropped */
     uint8_t fstate;    /* OP_FETCH: FOP_* */
@@ -59,6 +60,9 @@ typedef struct {
     /* results, filled on the owner */
     int16_t err;
     int64_t hw, log_start;
+    int64_t lso;                                      /* OP_FETCH: last stable offset */
+    kp_fetch_response_aborted_transaction_t *aborted; /* owned (malloc): read_committed */
+    int n_aborted;
     uint8_t *data; /* owned (malloc), freed by the request */
     int64_t data_len;
     int64_t res_offset, res_ts;
@@ -106,6 +110,8 @@ static void fetch_state_free(kh_req_t *req)
     for (int i = 0; st && i < st->n_ops; i++) {
         free(st->ops[i].data);
         st->ops[i].data = NULL;
+        free(st->ops[i].aborted);
+        st->ops[i].aborted = NULL;
     }
     if (req->wait_timer) {
         uv_close((uv_handle_t *)req->wait_timer, (uv_close_cb)free);
@@ -166,13 +172,19 @@ static bool read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
     op->log_start = plog_start_offset(log);
     switch (op->kind) {
     case OP_FETCH: {
-        if ((op->grant <= 0 && !op->min_one) || op->offset == op->hw)
+        /* read_committed: nothing at or past the last stable offset. */
+        op->lso = op->committed ? kh_txn_lso(ks, log) : op->hw;
+        if ((op->grant <= 0 && !op->min_one) || op->offset == op->lso)
             return false;
         /* At least one byte: plog_read and tier_read return the first batch
          * whole, which min_one keeps and fetch_op_back otherwise drops. */
         int64_t limit = op->grant > 0 ? op->grant : 1;
         plog_slice_t s;
-        int rc = plog_read(log, op->offset, limit, &s);
+        int rc = plog_read_upto(log, op->offset, limit, op->lso, &s);
+        if (op->committed && (rc == 0 || rc == ST_E_OFFLOADED) &&
+            kh_txn_aborted(ks, log, op->offset, rc == 0 ? s.next_offset : op->lso, &op->aborted,
+                           &op->n_aborted) != 0)
+            op->err = KP_ERR_UNKNOWN_SERVER_ERROR;
         if (rc == ST_E_OFFLOADED && ks->tier) {
             /* Answer by the fetch's own max.wait.ms; a slower download
              * goes on and fills the cache for the next fetch. */
@@ -201,8 +213,8 @@ static bool read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
     }
     case OP_LIST:
         op->res_ts = -1;
-        if (op->offset == -1) { /* LATEST */
-            op->res_offset = op->hw;
+        if (op->offset == -1) { /* LATEST (read_committed: the last stable offset) */
+            op->res_offset = op->committed ? kh_txn_lso(ks, log) : op->hw;
         } else if (op->offset == -2) { /* EARLIEST */
             op->res_offset = op->log_start;
         } else if (op->offset == -3) { /* MAX_TIMESTAMP */
@@ -404,6 +416,9 @@ static void op_drop_data(rop_t *op)
     free(op->data);
     op->data = NULL;
     op->data_len = 0;
+    free(op->aborted);
+    op->aborted = NULL;
+    op->n_aborted = 0;
 }
 
 static void fetch_op_back(rt_shard_t *sh, void *arg)
@@ -580,10 +595,15 @@ static void fetch_answer(kh_req_t *req)
         if (!op->topic)
             continue; /* error already set */
         rp->error_code = op->err;
-        rp->high_watermark = rp->last_stable_offset = op->hw;
+        rp->high_watermark = op->hw;
+        rp->last_stable_offset = op->err ? op->hw : op->lso;
         rp->log_start_offset = op->log_start;
         if (op->data_len > 0)
             rp->records = (kp_bytes_t){op->data, (int32_t)op->data_len};
+        if (op->committed && op->n_aborted > 0) {
+            rp->aborted_transactions = op->aborted;
+            rp->n_aborted_transactions = op->n_aborted;
+        }
         st_metric_topic(ST_T_FETCH_REQUESTS, op->topic, (uint64_t)rp->records.len);
     }
     /* The next fetch on this connection starts after the last partition
@@ -703,6 +723,7 @@ static int dedup_partitions(kh_req_t *req,
             rop_t *op = &st->ops[slots[h]];
             op->offset = qp->fetch_offset;
             op->max_bytes = qp->partition_max_bytes;
+            op->committed = q->isolation_level == 1;
         }
     }
     st->n_ops = n;
@@ -1017,6 +1038,7 @@ void kh_list_offsets(kh_req_t *req)
                 continue;
             }
             op->kind = OP_LIST;
+            op->committed = q->isolation_level == 1;
             op->topic = topic;
             op->partition = rp->partition_index;
             op->offset = qt->partitions[j].timestamp;

@@ -69,6 +69,8 @@ struct kh_shard {
     struct tier_shard *tier;
     /* Idempotent producer state of partitions owned here (kh_idem.c). */
     struct kh_idem_part *idem_parts;
+    /* Transaction state of partitions owned here (kh_txn_part.c). */
+    struct kh_txn_part *txn_parts;
     bool closing;       /* kh_shard_close() was called: draining */
     bool timers_closed; /* every connection is gone */
     bool parts_closed;  /* the partition registry is closing: no partition work */
@@ -372,6 +374,50 @@ void kh_idem_record(kh_shard_t *ks,
 void kh_idem_forget(kh_shard_t *ks, plog_t *log);
 /** Drop every partition's state (shard shutdown). */
 void kh_idem_free_all(kh_shard_t *ks);
+
+/* ---- Transactions (kh_txn.c: coordinator; kh_txn_part.c: partitions) ---- */
+/** InitProducerId with a transactional.id (kh_init_producer_id hands it over). */
+void kh_txn_init_producer_id(kh_req_t *req);
+void kh_txn_add_partitions(kh_req_t *req);
+void kh_txn_add_offsets(kh_req_t *req);
+void kh_txn_offset_commit(kh_req_t *req);
+void kh_txn_end(kh_req_t *req);
+/** Start / stop the shard's transaction coordinator: start loads the ids it
+ * owns from meta.db (blocking: start-up only) and finishes interrupted
+ * commits and aborts. @thread ks's loop */
+void kh_txn_shard_start(kh_shard_t *ks);
+void kh_txn_shard_close(kh_shard_t *ks);
+/* On the partition's owner (log borrowed for the call): */
+/** Produce: KP_ERR_NONE for a non-transactional batch or one of a producer
+ * whose transaction holds this partition; INVALID_TXN_STATE when it was not
+ * added; INVALID_PRODUCER_EPOCH for a fenced epoch. */
+int16_t kh_txn_produce_check(kh_shard_t *ks, plog_t *log, const uint8_t *rec, size_t len);
+/** Produce: a record set was appended at base_offset. */
+void kh_txn_produce_appended(
+    kh_shard_t *ks, plog_t *log, const uint8_t *rec, size_t len, int64_t base_offset);
+/** The coordinator added this partition to pid's transaction. */
+int16_t kh_txn_part_begin(kh_shard_t *ks, plog_t *log, int64_t pid, int16_t epoch);
+/** Append a commit or abort marker of pid. @return 0 (offset in *offset_out) or an st_err. */
+int kh_txn_part_marker(
+    kh_shard_t *ks, plog_t *log, int64_t pid, int16_t epoch, bool commit, int64_t *offset_out);
+/** The marker at offset is durable: the transaction is over here. */
+void kh_txn_part_marker_durable(
+    kh_shard_t *ks, plog_t *log, int64_t pid, int16_t epoch, bool commit, int64_t offset);
+/** The last stable offset (<= high watermark). */
+int64_t kh_txn_lso(kh_shard_t *ks, plog_t *log);
+/** Aborted transactions a read_committed Fetch of [from, to) needs (marker at
+ * or after from, first offset below to).
+ * @param out  Out: malloc'd array (NULL when none), owned by the caller.
+ * @return 0 or ST_E_NOMEM. */
+int kh_txn_aborted(kh_shard_t *ks,
+                   plog_t *log,
+                   int64_t from,
+                   int64_t to,
+                   kp_fetch_response_aborted_transaction_t **out,
+                   int *n_out);
+/** Drop a partition's transaction state (closed for good / shard shutdown). */
+void kh_txn_part_forget(kh_shard_t *ks, plog_t *log);
+void kh_txn_part_free_all(kh_shard_t *ks);
 
 /* ---- kh_group.c: group coordinator APIs (kafka/grp.h) ---- */
 void kh_find_coordinator(kh_req_t *req);

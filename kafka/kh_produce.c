@@ -93,6 +93,8 @@ static void op_append(rt_shard_t *sh, void *arg)
             send_back(ks, op);
         return;
     }
+    if (ierr == KP_ERR_NONE) /* transactional: only to a partition of its transaction */
+        ierr = kh_txn_produce_check(ks, log, op->records, op->len);
     if (ierr != KP_ERR_NONE) {
         op->resp->error_code = ierr;
         op->resp->base_offset = -1;
@@ -126,6 +128,7 @@ static void op_append(rt_shard_t *sh, void *arg)
     if (op->rules.log_append_time)
         op->resp->log_append_time_ms = now;
     kh_idem_record(ks, log, op->records, op->len, info.base_offset, info.last_offset);
+    kh_txn_produce_appended(ks, log, op->records, op->len, info.base_offset);
     st_metric_topic(ST_T_PRODUCE_REQUESTS, op->topic, op->len);
     if (plog_high_watermark(log) >= info.end_offset) /* else woken when it is durable */
         kh_notify_append(ks, log);
@@ -166,7 +169,6 @@ void kh_produce(kh_req_t *req)
         goto oom;
     r->n_responses = n_topics;
     bool bad_acks = q->acks != 0 && q->acks != 1 && q->acks != -1;
-    bool txn = q->transactional_id.len >= 0;
     prod_op_t *ops = NULL, **tail = &ops;
     meta_snap_t *snap = meta_snap_get(ctx->meta);
     for (int i = 0; i < n_topics; i++) {
@@ -194,10 +196,6 @@ void kh_produce(kh_req_t *req)
             rp->base_offset = -1;
             if (bad_acks) {
                 rp->error_code = KP_ERR_INVALID_REQUIRED_ACKS;
-                continue;
-            }
-            if (txn) {
-                rp->error_code = KP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
                 continue;
             }
             if (!t || qp->index < 0 || qp->index >= t->n_partitions) {

@@ -4963,6 +4963,949 @@ erased_encode_offset_for_leader_epoch_request(kp_writer_t *w, int16_t version, c
     return kp_offset_for_leader_epoch_request_encode(w, version, m);
 }
 
+/* ---- AddPartitionsToTxnRequest ---- */
+
+static void dec_kp_add_partitions_to_txn_request_topic(kp_reader_t *r,
+                                                       int16_t version,
+                                                       kp_add_partitions_to_txn_request_topic_t *s,
+                                                       kp_arena_t *a);
+static void enc_kp_add_partitions_to_txn_request_topic(
+    kp_writer_t *w, int16_t version, const kp_add_partitions_to_txn_request_topic_t *s);
+static void
+dec_kp_add_partitions_to_txn_request_transaction(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_add_partitions_to_txn_request_transaction_t *s,
+                                                 kp_arena_t *a);
+static void enc_kp_add_partitions_to_txn_request_transaction(
+    kp_writer_t *w, int16_t version, const kp_add_partitions_to_txn_request_transaction_t *s);
+static void dec_kp_add_partitions_to_txn_request(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_add_partitions_to_txn_request_t *s,
+                                                 kp_arena_t *a);
+static void enc_kp_add_partitions_to_txn_request(kp_writer_t *w,
+                                                 int16_t version,
+                                                 const kp_add_partitions_to_txn_request_t *s);
+
+void kp_add_partitions_to_txn_request_topic_init(kp_add_partitions_to_txn_request_topic_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->name = KP_STR_LIT("");
+}
+
+static void dec_kp_add_partitions_to_txn_request_topic(kp_reader_t *r,
+                                                       int16_t version,
+                                                       kp_add_partitions_to_txn_request_topic_t *s,
+                                                       kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "AddPartitionsToTxnTopic.Name";
+        s->name = (version >= 3) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "AddPartitionsToTxnTopic.Partitions";
+        {
+            int32_t n = (version >= 3) ? kp_read_compact_array_len(r, 4, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 4, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_partitions = kp_reader_ok(r) ? n : 0;
+            s->partitions = NULL;
+            if (s->n_partitions > 0) {
+                s->partitions = kp_arena_calloc(a, (size_t)s->n_partitions, sizeof(*s->partitions));
+                if (s->partitions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_partitions = 0;
+                }
+                for (int32_t i = 0; i < s->n_partitions && kp_reader_ok(r); i++) {
+                    s->partitions[i] = kp_read_i32(r);
+                }
+            }
+        }
+    }
+    if (version >= 3) {
+        r->field = "AddPartitionsToTxnTopic._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_add_partitions_to_txn_request_topic(
+    kp_writer_t *w, int16_t version, const kp_add_partitions_to_txn_request_topic_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnTopic.Name");
+        if (version >= 3)
+            kp_write_compact_str(w, s->name);
+        else
+            kp_write_str(w, s->name);
+    }
+    {
+        if (s->n_partitions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnTopic.Partitions");
+        if (version >= 3)
+            kp_write_compact_array_len(w, s->n_partitions);
+        else
+            kp_write_array_len(w, s->n_partitions);
+        for (int32_t i = 0; i < s->n_partitions; i++) {
+            kp_write_i32(w, s->partitions[i]);
+        }
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_add_partitions_to_txn_request_transaction_init(
+    kp_add_partitions_to_txn_request_transaction_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->transactional_id = KP_STR_LIT("");
+    s->producer_id = INT64_C(0);
+}
+
+static void
+dec_kp_add_partitions_to_txn_request_transaction(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_add_partitions_to_txn_request_transaction_t *s,
+                                                 kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "AddPartitionsToTxnTransaction.TransactionalId";
+        s->transactional_id = kp_read_compact_str(r);
+        if (s->transactional_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "AddPartitionsToTxnTransaction.ProducerId";
+        s->producer_id = kp_read_i64(r);
+    }
+    {
+        r->field = "AddPartitionsToTxnTransaction.ProducerEpoch";
+        s->producer_epoch = kp_read_i16(r);
+    }
+    {
+        r->field = "AddPartitionsToTxnTransaction.VerifyOnly";
+        s->verify_only = kp_read_bool(r);
+    }
+    {
+        r->field = "AddPartitionsToTxnTransaction.Topics";
+        {
+            int32_t n = kp_read_compact_array_len(r, 3, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_topics = kp_reader_ok(r) ? n : 0;
+            s->topics = NULL;
+            if (s->n_topics > 0) {
+                s->topics = kp_arena_calloc(a, (size_t)s->n_topics, sizeof(*s->topics));
+                if (s->topics == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_topics = 0;
+                }
+                for (int32_t i = 0; i < s->n_topics && kp_reader_ok(r); i++) {
+                    kp_add_partitions_to_txn_request_topic_init(&s->topics[i]);
+                    dec_kp_add_partitions_to_txn_request_topic(r, version, &s->topics[i], a);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "AddPartitionsToTxnTransaction._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_add_partitions_to_txn_request_transaction(
+    kp_writer_t *w, int16_t version, const kp_add_partitions_to_txn_request_transaction_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->transactional_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnTransaction.TransactionalId");
+        kp_write_compact_str(w, s->transactional_id);
+    }
+    {
+        kp_write_i64(w, s->producer_id);
+    }
+    {
+        kp_write_i16(w, s->producer_epoch);
+    }
+    {
+        kp_write_bool(w, s->verify_only);
+    }
+    {
+        if (s->n_topics < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnTransaction.Topics");
+        kp_write_compact_array_len(w, s->n_topics);
+        for (int32_t i = 0; i < s->n_topics; i++) {
+            enc_kp_add_partitions_to_txn_request_topic(w, version, &s->topics[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_add_partitions_to_txn_request(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_add_partitions_to_txn_request_t *s,
+                                                 kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    if (version >= 4) {
+        r->field = "AddPartitionsToTxnRequest.Transactions";
+        {
+            int32_t n = kp_read_compact_array_len(r, 14, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_transactions = kp_reader_ok(r) ? n : 0;
+            s->transactions = NULL;
+            if (s->n_transactions > 0) {
+                s->transactions =
+                    kp_arena_calloc(a, (size_t)s->n_transactions, sizeof(*s->transactions));
+                if (s->transactions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_transactions = 0;
+                }
+                for (int32_t i = 0; i < s->n_transactions && kp_reader_ok(r); i++) {
+                    kp_add_partitions_to_txn_request_transaction_init(&s->transactions[i]);
+                    dec_kp_add_partitions_to_txn_request_transaction(r, version,
+                                                                     &s->transactions[i], a);
+                }
+            }
+        }
+    }
+    if (version <= 3) {
+        r->field = "AddPartitionsToTxnRequest.V3AndBelowTransactionalId";
+        s->v3_and_below_transactional_id = (version >= 3) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->v3_and_below_transactional_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    if (version <= 3) {
+        r->field = "AddPartitionsToTxnRequest.V3AndBelowProducerId";
+        s->v3_and_below_producer_id = kp_read_i64(r);
+    }
+    if (version <= 3) {
+        r->field = "AddPartitionsToTxnRequest.V3AndBelowProducerEpoch";
+        s->v3_and_below_producer_epoch = kp_read_i16(r);
+    }
+    if (version <= 3) {
+        r->field = "AddPartitionsToTxnRequest.V3AndBelowTopics";
+        {
+            int32_t n = (version >= 3) ? kp_read_compact_array_len(r, 3, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 3, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_v3_and_below_topics = kp_reader_ok(r) ? n : 0;
+            s->v3_and_below_topics = NULL;
+            if (s->n_v3_and_below_topics > 0) {
+                s->v3_and_below_topics = kp_arena_calloc(a, (size_t)s->n_v3_and_below_topics,
+                                                         sizeof(*s->v3_and_below_topics));
+                if (s->v3_and_below_topics == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_v3_and_below_topics = 0;
+                }
+                for (int32_t i = 0; i < s->n_v3_and_below_topics && kp_reader_ok(r); i++) {
+                    kp_add_partitions_to_txn_request_topic_init(&s->v3_and_below_topics[i]);
+                    dec_kp_add_partitions_to_txn_request_topic(r, version,
+                                                               &s->v3_and_below_topics[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 3) {
+        r->field = "AddPartitionsToTxnRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_add_partitions_to_txn_request(kp_writer_t *w,
+                                                 int16_t version,
+                                                 const kp_add_partitions_to_txn_request_t *s)
+{
+    (void)version;
+    (void)s;
+    if (!(version >= 4) && s->n_transactions != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnRequest.Transactions");
+    if (version >= 4) {
+        if (s->n_transactions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnRequest.Transactions");
+        kp_write_compact_array_len(w, s->n_transactions);
+        for (int32_t i = 0; i < s->n_transactions; i++) {
+            enc_kp_add_partitions_to_txn_request_transaction(w, version, &s->transactions[i]);
+        }
+    }
+    if (!(version <= 3) && !kp_str_eq(s->v3_and_below_transactional_id, KP_STR_LIT("")))
+        kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnRequest.V3AndBelowTransactionalId");
+    if (version <= 3) {
+        if (s->v3_and_below_transactional_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnRequest.V3AndBelowTransactionalId");
+        if (version >= 3)
+            kp_write_compact_str(w, s->v3_and_below_transactional_id);
+        else
+            kp_write_str(w, s->v3_and_below_transactional_id);
+    }
+    if (!(version <= 3) && s->v3_and_below_producer_id != INT64_C(0))
+        kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnRequest.V3AndBelowProducerId");
+    if (version <= 3) {
+        kp_write_i64(w, s->v3_and_below_producer_id);
+    }
+    if (!(version <= 3) && s->v3_and_below_producer_epoch != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnRequest.V3AndBelowProducerEpoch");
+    if (version <= 3) {
+        kp_write_i16(w, s->v3_and_below_producer_epoch);
+    }
+    if (!(version <= 3) && s->n_v3_and_below_topics != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnRequest.V3AndBelowTopics");
+    if (version <= 3) {
+        if (s->n_v3_and_below_topics < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnRequest.V3AndBelowTopics");
+        if (version >= 3)
+            kp_write_compact_array_len(w, s->n_v3_and_below_topics);
+        else
+            kp_write_array_len(w, s->n_v3_and_below_topics);
+        for (int32_t i = 0; i < s->n_v3_and_below_topics; i++) {
+            enc_kp_add_partitions_to_txn_request_topic(w, version, &s->v3_and_below_topics[i]);
+        }
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_add_partitions_to_txn_request_init(kp_add_partitions_to_txn_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->v3_and_below_transactional_id = KP_STR_LIT("");
+    s->v3_and_below_producer_id = INT64_C(0);
+}
+
+int kp_add_partitions_to_txn_request_decode(kp_reader_t *r,
+                                            int16_t version,
+                                            kp_add_partitions_to_txn_request_t *m,
+                                            kp_arena_t *a)
+{
+    kp_add_partitions_to_txn_request_init(m);
+    r->field = "AddPartitionsToTxnRequest";
+    if (version < 0 || version > 5)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_add_partitions_to_txn_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_add_partitions_to_txn_request_encode(kp_writer_t *w,
+                                            int16_t version,
+                                            const kp_add_partitions_to_txn_request_t *m)
+{
+    if (version < 0 || version > 5)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_add_partitions_to_txn_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_add_partitions_to_txn_request(void *m)
+{
+    kp_add_partitions_to_txn_request_init(m);
+}
+
+static int
+erased_decode_add_partitions_to_txn_request(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_add_partitions_to_txn_request_decode(r, version, m, a);
+}
+
+static int
+erased_encode_add_partitions_to_txn_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_add_partitions_to_txn_request_encode(w, version, m);
+}
+
+/* ---- AddOffsetsToTxnRequest ---- */
+
+static void dec_kp_add_offsets_to_txn_request(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_add_offsets_to_txn_request_t *s,
+                                              kp_arena_t *a);
+static void enc_kp_add_offsets_to_txn_request(kp_writer_t *w,
+                                              int16_t version,
+                                              const kp_add_offsets_to_txn_request_t *s);
+
+static void dec_kp_add_offsets_to_txn_request(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_add_offsets_to_txn_request_t *s,
+                                              kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "AddOffsetsToTxnRequest.TransactionalId";
+        s->transactional_id = (version >= 3) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->transactional_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "AddOffsetsToTxnRequest.ProducerId";
+        s->producer_id = kp_read_i64(r);
+    }
+    {
+        r->field = "AddOffsetsToTxnRequest.ProducerEpoch";
+        s->producer_epoch = kp_read_i16(r);
+    }
+    {
+        r->field = "AddOffsetsToTxnRequest.GroupId";
+        s->group_id = (version >= 3) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->group_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    if (version >= 3) {
+        r->field = "AddOffsetsToTxnRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_add_offsets_to_txn_request(kp_writer_t *w,
+                                              int16_t version,
+                                              const kp_add_offsets_to_txn_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->transactional_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddOffsetsToTxnRequest.TransactionalId");
+        if (version >= 3)
+            kp_write_compact_str(w, s->transactional_id);
+        else
+            kp_write_str(w, s->transactional_id);
+    }
+    {
+        kp_write_i64(w, s->producer_id);
+    }
+    {
+        kp_write_i16(w, s->producer_epoch);
+    }
+    {
+        if (s->group_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddOffsetsToTxnRequest.GroupId");
+        if (version >= 3)
+            kp_write_compact_str(w, s->group_id);
+        else
+            kp_write_str(w, s->group_id);
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_add_offsets_to_txn_request_init(kp_add_offsets_to_txn_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->transactional_id = KP_STR_LIT("");
+    s->producer_id = INT64_C(0);
+    s->group_id = KP_STR_LIT("");
+}
+
+int kp_add_offsets_to_txn_request_decode(kp_reader_t *r,
+                                         int16_t version,
+                                         kp_add_offsets_to_txn_request_t *m,
+                                         kp_arena_t *a)
+{
+    kp_add_offsets_to_txn_request_init(m);
+    r->field = "AddOffsetsToTxnRequest";
+    if (version < 0 || version > 4)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_add_offsets_to_txn_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_add_offsets_to_txn_request_encode(kp_writer_t *w,
+                                         int16_t version,
+                                         const kp_add_offsets_to_txn_request_t *m)
+{
+    if (version < 0 || version > 4)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_add_offsets_to_txn_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_add_offsets_to_txn_request(void *m)
+{
+    kp_add_offsets_to_txn_request_init(m);
+}
+
+static int
+erased_decode_add_offsets_to_txn_request(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_add_offsets_to_txn_request_decode(r, version, m, a);
+}
+
+static int erased_encode_add_offsets_to_txn_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_add_offsets_to_txn_request_encode(w, version, m);
+}
+
+/* ---- EndTxnRequest ---- */
+
+static void
+dec_kp_end_txn_request(kp_reader_t *r, int16_t version, kp_end_txn_request_t *s, kp_arena_t *a);
+static void enc_kp_end_txn_request(kp_writer_t *w, int16_t version, const kp_end_txn_request_t *s);
+
+static void
+dec_kp_end_txn_request(kp_reader_t *r, int16_t version, kp_end_txn_request_t *s, kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "EndTxnRequest.TransactionalId";
+        s->transactional_id = (version >= 3) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->transactional_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "EndTxnRequest.ProducerId";
+        s->producer_id = kp_read_i64(r);
+    }
+    {
+        r->field = "EndTxnRequest.ProducerEpoch";
+        s->producer_epoch = kp_read_i16(r);
+    }
+    {
+        r->field = "EndTxnRequest.Committed";
+        s->committed = kp_read_bool(r);
+    }
+    if (version >= 3) {
+        r->field = "EndTxnRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_end_txn_request(kp_writer_t *w, int16_t version, const kp_end_txn_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->transactional_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "EndTxnRequest.TransactionalId");
+        if (version >= 3)
+            kp_write_compact_str(w, s->transactional_id);
+        else
+            kp_write_str(w, s->transactional_id);
+    }
+    {
+        kp_write_i64(w, s->producer_id);
+    }
+    {
+        kp_write_i16(w, s->producer_epoch);
+    }
+    {
+        kp_write_bool(w, s->committed);
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_end_txn_request_init(kp_end_txn_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->transactional_id = KP_STR_LIT("");
+    s->producer_id = INT64_C(0);
+}
+
+int kp_end_txn_request_decode(kp_reader_t *r,
+                              int16_t version,
+                              kp_end_txn_request_t *m,
+                              kp_arena_t *a)
+{
+    kp_end_txn_request_init(m);
+    r->field = "EndTxnRequest";
+    if (version < 0 || version > 5)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_end_txn_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_end_txn_request_encode(kp_writer_t *w, int16_t version, const kp_end_txn_request_t *m)
+{
+    if (version < 0 || version > 5)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_end_txn_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_end_txn_request(void *m)
+{
+    kp_end_txn_request_init(m);
+}
+
+static int erased_decode_end_txn_request(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_end_txn_request_decode(r, version, m, a);
+}
+
+static int erased_encode_end_txn_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_end_txn_request_encode(w, version, m);
+}
+
+/* ---- TxnOffsetCommitRequest ---- */
+
+static void dec_kp_txn_offset_commit_request_partition(kp_reader_t *r,
+                                                       int16_t version,
+                                                       kp_txn_offset_commit_request_partition_t *s,
+                                                       kp_arena_t *a);
+static void enc_kp_txn_offset_commit_request_partition(
+    kp_writer_t *w, int16_t version, const kp_txn_offset_commit_request_partition_t *s);
+static void dec_kp_txn_offset_commit_request_topic(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_txn_offset_commit_request_topic_t *s,
+                                                   kp_arena_t *a);
+static void enc_kp_txn_offset_commit_request_topic(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_txn_offset_commit_request_topic_t *s);
+static void dec_kp_txn_offset_commit_request(kp_reader_t *r,
+                                             int16_t version,
+                                             kp_txn_offset_commit_request_t *s,
+                                             kp_arena_t *a);
+static void enc_kp_txn_offset_commit_request(kp_writer_t *w,
+                                             int16_t version,
+                                             const kp_txn_offset_commit_request_t *s);
+
+void kp_txn_offset_commit_request_partition_init(kp_txn_offset_commit_request_partition_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->committed_offset = INT64_C(0);
+    s->committed_leader_epoch = -1;
+    s->committed_metadata = KP_STR_LIT("");
+}
+
+static void dec_kp_txn_offset_commit_request_partition(kp_reader_t *r,
+                                                       int16_t version,
+                                                       kp_txn_offset_commit_request_partition_t *s,
+                                                       kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "TxnOffsetCommitRequestPartition.PartitionIndex";
+        s->partition_index = kp_read_i32(r);
+    }
+    {
+        r->field = "TxnOffsetCommitRequestPartition.CommittedOffset";
+        s->committed_offset = kp_read_i64(r);
+    }
+    if (version >= 2) {
+        r->field = "TxnOffsetCommitRequestPartition.CommittedLeaderEpoch";
+        s->committed_leader_epoch = kp_read_i32(r);
+    }
+    {
+        r->field = "TxnOffsetCommitRequestPartition.CommittedMetadata";
+        s->committed_metadata = (version >= 3) ? kp_read_compact_str(r) : kp_read_str(r);
+    }
+    if (version >= 3) {
+        r->field = "TxnOffsetCommitRequestPartition._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_txn_offset_commit_request_partition(
+    kp_writer_t *w, int16_t version, const kp_txn_offset_commit_request_partition_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->partition_index);
+    }
+    {
+        kp_write_i64(w, s->committed_offset);
+    }
+    if (version >= 2) {
+        kp_write_i32(w, s->committed_leader_epoch);
+    }
+    {
+        if (version >= 3)
+            kp_write_compact_str(w, s->committed_metadata);
+        else
+            kp_write_str(w, s->committed_metadata);
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_txn_offset_commit_request_topic_init(kp_txn_offset_commit_request_topic_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->name = KP_STR_LIT("");
+}
+
+static void dec_kp_txn_offset_commit_request_topic(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_txn_offset_commit_request_topic_t *s,
+                                                   kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "TxnOffsetCommitRequestTopic.Name";
+        s->name = (version >= 3) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "TxnOffsetCommitRequestTopic.Partitions";
+        {
+            int32_t n = (version >= 3) ? kp_read_compact_array_len(r, 14, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 14, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_partitions = kp_reader_ok(r) ? n : 0;
+            s->partitions = NULL;
+            if (s->n_partitions > 0) {
+                s->partitions = kp_arena_calloc(a, (size_t)s->n_partitions, sizeof(*s->partitions));
+                if (s->partitions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_partitions = 0;
+                }
+                for (int32_t i = 0; i < s->n_partitions && kp_reader_ok(r); i++) {
+                    kp_txn_offset_commit_request_partition_init(&s->partitions[i]);
+                    dec_kp_txn_offset_commit_request_partition(r, version, &s->partitions[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 3) {
+        r->field = "TxnOffsetCommitRequestTopic._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_txn_offset_commit_request_topic(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_txn_offset_commit_request_topic_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TxnOffsetCommitRequestTopic.Name");
+        if (version >= 3)
+            kp_write_compact_str(w, s->name);
+        else
+            kp_write_str(w, s->name);
+    }
+    {
+        if (s->n_partitions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TxnOffsetCommitRequestTopic.Partitions");
+        if (version >= 3)
+            kp_write_compact_array_len(w, s->n_partitions);
+        else
+            kp_write_array_len(w, s->n_partitions);
+        for (int32_t i = 0; i < s->n_partitions; i++) {
+            enc_kp_txn_offset_commit_request_partition(w, version, &s->partitions[i]);
+        }
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_txn_offset_commit_request(kp_reader_t *r,
+                                             int16_t version,
+                                             kp_txn_offset_commit_request_t *s,
+                                             kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "TxnOffsetCommitRequest.TransactionalId";
+        s->transactional_id = (version >= 3) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->transactional_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "TxnOffsetCommitRequest.GroupId";
+        s->group_id = (version >= 3) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->group_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "TxnOffsetCommitRequest.ProducerId";
+        s->producer_id = kp_read_i64(r);
+    }
+    {
+        r->field = "TxnOffsetCommitRequest.ProducerEpoch";
+        s->producer_epoch = kp_read_i16(r);
+    }
+    if (version >= 3) {
+        r->field = "TxnOffsetCommitRequest.GenerationId";
+        s->generation_id = kp_read_i32(r);
+    }
+    if (version >= 3) {
+        r->field = "TxnOffsetCommitRequest.MemberId";
+        s->member_id = kp_read_compact_str(r);
+        if (s->member_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    if (version >= 3) {
+        r->field = "TxnOffsetCommitRequest.GroupInstanceId";
+        s->group_instance_id = kp_read_compact_str(r);
+    }
+    {
+        r->field = "TxnOffsetCommitRequest.Topics";
+        {
+            int32_t n = (version >= 3) ? kp_read_compact_array_len(r, 3, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 3, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_topics = kp_reader_ok(r) ? n : 0;
+            s->topics = NULL;
+            if (s->n_topics > 0) {
+                s->topics = kp_arena_calloc(a, (size_t)s->n_topics, sizeof(*s->topics));
+                if (s->topics == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_topics = 0;
+                }
+                for (int32_t i = 0; i < s->n_topics && kp_reader_ok(r); i++) {
+                    kp_txn_offset_commit_request_topic_init(&s->topics[i]);
+                    dec_kp_txn_offset_commit_request_topic(r, version, &s->topics[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 3) {
+        r->field = "TxnOffsetCommitRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_txn_offset_commit_request(kp_writer_t *w,
+                                             int16_t version,
+                                             const kp_txn_offset_commit_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->transactional_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TxnOffsetCommitRequest.TransactionalId");
+        if (version >= 3)
+            kp_write_compact_str(w, s->transactional_id);
+        else
+            kp_write_str(w, s->transactional_id);
+    }
+    {
+        if (s->group_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TxnOffsetCommitRequest.GroupId");
+        if (version >= 3)
+            kp_write_compact_str(w, s->group_id);
+        else
+            kp_write_str(w, s->group_id);
+    }
+    {
+        kp_write_i64(w, s->producer_id);
+    }
+    {
+        kp_write_i16(w, s->producer_epoch);
+    }
+    if (!(version >= 3) && s->generation_id != -1)
+        kp_writer_fail_at(w, ST_E_INVAL, "TxnOffsetCommitRequest.GenerationId");
+    if (version >= 3) {
+        kp_write_i32(w, s->generation_id);
+    }
+    if (!(version >= 3) && !kp_str_eq(s->member_id, KP_STR_LIT("")))
+        kp_writer_fail_at(w, ST_E_INVAL, "TxnOffsetCommitRequest.MemberId");
+    if (version >= 3) {
+        if (s->member_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TxnOffsetCommitRequest.MemberId");
+        kp_write_compact_str(w, s->member_id);
+    }
+    if (!(version >= 3) && !kp_str_eq(s->group_instance_id, KP_STR_NULL))
+        kp_writer_fail_at(w, ST_E_INVAL, "TxnOffsetCommitRequest.GroupInstanceId");
+    if (version >= 3) {
+        kp_write_compact_str(w, s->group_instance_id);
+    }
+    {
+        if (s->n_topics < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TxnOffsetCommitRequest.Topics");
+        if (version >= 3)
+            kp_write_compact_array_len(w, s->n_topics);
+        else
+            kp_write_array_len(w, s->n_topics);
+        for (int32_t i = 0; i < s->n_topics; i++) {
+            enc_kp_txn_offset_commit_request_topic(w, version, &s->topics[i]);
+        }
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_txn_offset_commit_request_init(kp_txn_offset_commit_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->transactional_id = KP_STR_LIT("");
+    s->group_id = KP_STR_LIT("");
+    s->producer_id = INT64_C(0);
+    s->generation_id = -1;
+    s->member_id = KP_STR_LIT("");
+    s->group_instance_id = KP_STR_NULL;
+}
+
+int kp_txn_offset_commit_request_decode(kp_reader_t *r,
+                                        int16_t version,
+                                        kp_txn_offset_commit_request_t *m,
+                                        kp_arena_t *a)
+{
+    kp_txn_offset_commit_request_init(m);
+    r->field = "TxnOffsetCommitRequest";
+    if (version < 0 || version > 4)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_txn_offset_commit_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_txn_offset_commit_request_encode(kp_writer_t *w,
+                                        int16_t version,
+                                        const kp_txn_offset_commit_request_t *m)
+{
+    if (version < 0 || version > 4)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_txn_offset_commit_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_txn_offset_commit_request(void *m)
+{
+    kp_txn_offset_commit_request_init(m);
+}
+
+static int
+erased_decode_txn_offset_commit_request(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_txn_offset_commit_request_decode(r, version, m, a);
+}
+
+static int erased_encode_txn_offset_commit_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_txn_offset_commit_request_encode(w, version, m);
+}
+
 /* ---- DescribeAclsRequest ---- */
 
 static void dec_kp_describe_acls_request(kp_reader_t *r,
@@ -7573,6 +8516,270 @@ erased_decode_describe_cluster_request(kp_reader_t *r, int16_t version, void *m,
 static int erased_encode_describe_cluster_request(kp_writer_t *w, int16_t version, const void *m)
 {
     return kp_describe_cluster_request_encode(w, version, m);
+}
+
+/* ---- DescribeTransactionsRequest ---- */
+
+static void dec_kp_describe_transactions_request(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_describe_transactions_request_t *s,
+                                                 kp_arena_t *a);
+static void enc_kp_describe_transactions_request(kp_writer_t *w,
+                                                 int16_t version,
+                                                 const kp_describe_transactions_request_t *s);
+
+static void dec_kp_describe_transactions_request(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_describe_transactions_request_t *s,
+                                                 kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeTransactionsRequest.TransactionalIds";
+        {
+            int32_t n = kp_read_compact_array_len(r, 1, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_transactional_ids = kp_reader_ok(r) ? n : 0;
+            s->transactional_ids = NULL;
+            if (s->n_transactional_ids > 0) {
+                s->transactional_ids = kp_arena_calloc(a, (size_t)s->n_transactional_ids,
+                                                       sizeof(*s->transactional_ids));
+                if (s->transactional_ids == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_transactional_ids = 0;
+                }
+                for (int32_t i = 0; i < s->n_transactional_ids && kp_reader_ok(r); i++) {
+                    s->transactional_ids[i] = kp_read_compact_str(r);
+                    if (s->transactional_ids[i].len < 0)
+                        kp_reader_fail(r, ST_E_MALFORMED);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "DescribeTransactionsRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_transactions_request(kp_writer_t *w,
+                                                 int16_t version,
+                                                 const kp_describe_transactions_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->n_transactional_ids < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeTransactionsRequest.TransactionalIds");
+        kp_write_compact_array_len(w, s->n_transactional_ids);
+        for (int32_t i = 0; i < s->n_transactional_ids; i++) {
+            if (s->transactional_ids[i].len < 0)
+                kp_writer_fail_at(w, ST_E_INVAL, "DescribeTransactionsRequest.TransactionalIds");
+            kp_write_compact_str(w, s->transactional_ids[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_transactions_request_init(kp_describe_transactions_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_describe_transactions_request_decode(kp_reader_t *r,
+                                            int16_t version,
+                                            kp_describe_transactions_request_t *m,
+                                            kp_arena_t *a)
+{
+    kp_describe_transactions_request_init(m);
+    r->field = "DescribeTransactionsRequest";
+    if (version < 0 || version > 0)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_describe_transactions_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_describe_transactions_request_encode(kp_writer_t *w,
+                                            int16_t version,
+                                            const kp_describe_transactions_request_t *m)
+{
+    if (version < 0 || version > 0)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_describe_transactions_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_describe_transactions_request(void *m)
+{
+    kp_describe_transactions_request_init(m);
+}
+
+static int
+erased_decode_describe_transactions_request(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_describe_transactions_request_decode(r, version, m, a);
+}
+
+static int
+erased_encode_describe_transactions_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_describe_transactions_request_encode(w, version, m);
+}
+
+/* ---- ListTransactionsRequest ---- */
+
+static void dec_kp_list_transactions_request(kp_reader_t *r,
+                                             int16_t version,
+                                             kp_list_transactions_request_t *s,
+                                             kp_arena_t *a);
+static void enc_kp_list_transactions_request(kp_writer_t *w,
+                                             int16_t version,
+                                             const kp_list_transactions_request_t *s);
+
+static void dec_kp_list_transactions_request(kp_reader_t *r,
+                                             int16_t version,
+                                             kp_list_transactions_request_t *s,
+                                             kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "ListTransactionsRequest.StateFilters";
+        {
+            int32_t n = kp_read_compact_array_len(r, 1, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_state_filters = kp_reader_ok(r) ? n : 0;
+            s->state_filters = NULL;
+            if (s->n_state_filters > 0) {
+                s->state_filters =
+                    kp_arena_calloc(a, (size_t)s->n_state_filters, sizeof(*s->state_filters));
+                if (s->state_filters == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_state_filters = 0;
+                }
+                for (int32_t i = 0; i < s->n_state_filters && kp_reader_ok(r); i++) {
+                    s->state_filters[i] = kp_read_compact_str(r);
+                    if (s->state_filters[i].len < 0)
+                        kp_reader_fail(r, ST_E_MALFORMED);
+                }
+            }
+        }
+    }
+    {
+        r->field = "ListTransactionsRequest.ProducerIdFilters";
+        {
+            int32_t n = kp_read_compact_array_len(r, 8, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_producer_id_filters = kp_reader_ok(r) ? n : 0;
+            s->producer_id_filters = NULL;
+            if (s->n_producer_id_filters > 0) {
+                s->producer_id_filters = kp_arena_calloc(a, (size_t)s->n_producer_id_filters,
+                                                         sizeof(*s->producer_id_filters));
+                if (s->producer_id_filters == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_producer_id_filters = 0;
+                }
+                for (int32_t i = 0; i < s->n_producer_id_filters && kp_reader_ok(r); i++) {
+                    s->producer_id_filters[i] = kp_read_i64(r);
+                }
+            }
+        }
+    }
+    if (version >= 1) {
+        r->field = "ListTransactionsRequest.DurationFilter";
+        s->duration_filter = kp_read_i64(r);
+    }
+    if (1) {
+        r->field = "ListTransactionsRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_list_transactions_request(kp_writer_t *w,
+                                             int16_t version,
+                                             const kp_list_transactions_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->n_state_filters < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "ListTransactionsRequest.StateFilters");
+        kp_write_compact_array_len(w, s->n_state_filters);
+        for (int32_t i = 0; i < s->n_state_filters; i++) {
+            if (s->state_filters[i].len < 0)
+                kp_writer_fail_at(w, ST_E_INVAL, "ListTransactionsRequest.StateFilters");
+            kp_write_compact_str(w, s->state_filters[i]);
+        }
+    }
+    {
+        if (s->n_producer_id_filters < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "ListTransactionsRequest.ProducerIdFilters");
+        kp_write_compact_array_len(w, s->n_producer_id_filters);
+        for (int32_t i = 0; i < s->n_producer_id_filters; i++) {
+            kp_write_i64(w, s->producer_id_filters[i]);
+        }
+    }
+    if (!(version >= 1) && s->duration_filter != INT64_C(-1))
+        kp_writer_fail_at(w, ST_E_INVAL, "ListTransactionsRequest.DurationFilter");
+    if (version >= 1) {
+        kp_write_i64(w, s->duration_filter);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_list_transactions_request_init(kp_list_transactions_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->duration_filter = INT64_C(-1);
+}
+
+int kp_list_transactions_request_decode(kp_reader_t *r,
+                                        int16_t version,
+                                        kp_list_transactions_request_t *m,
+                                        kp_arena_t *a)
+{
+    kp_list_transactions_request_init(m);
+    r->field = "ListTransactionsRequest";
+    if (version < 0 || version > 1)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_list_transactions_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_list_transactions_request_encode(kp_writer_t *w,
+                                        int16_t version,
+                                        const kp_list_transactions_request_t *m)
+{
+    if (version < 0 || version > 1)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_list_transactions_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_list_transactions_request(void *m)
+{
+    kp_list_transactions_request_init(m);
+}
+
+static int
+erased_decode_list_transactions_request(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_list_transactions_request_decode(r, version, m, a);
+}
+
+static int erased_encode_list_transactions_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_list_transactions_request_encode(w, version, m);
 }
 
 /* ---- ProduceResponse ---- */
@@ -13839,6 +15046,833 @@ erased_encode_offset_for_leader_epoch_response(kp_writer_t *w, int16_t version, 
     return kp_offset_for_leader_epoch_response_encode(w, version, m);
 }
 
+/* ---- AddPartitionsToTxnResponse ---- */
+
+static void dec_kp_add_partitions_to_txn_response_partition_result(
+    kp_reader_t *r,
+    int16_t version,
+    kp_add_partitions_to_txn_response_partition_result_t *s,
+    kp_arena_t *a);
+static void enc_kp_add_partitions_to_txn_response_partition_result(
+    kp_writer_t *w, int16_t version, const kp_add_partitions_to_txn_response_partition_result_t *s);
+static void dec_kp_add_partitions_to_txn_response_topic_result(
+    kp_reader_t *r,
+    int16_t version,
+    kp_add_partitions_to_txn_response_topic_result_t *s,
+    kp_arena_t *a);
+static void enc_kp_add_partitions_to_txn_response_topic_result(
+    kp_writer_t *w, int16_t version, const kp_add_partitions_to_txn_response_topic_result_t *s);
+static void dec_kp_add_partitions_to_txn_response_result(
+    kp_reader_t *r, int16_t version, kp_add_partitions_to_txn_response_result_t *s, kp_arena_t *a);
+static void enc_kp_add_partitions_to_txn_response_result(
+    kp_writer_t *w, int16_t version, const kp_add_partitions_to_txn_response_result_t *s);
+static void dec_kp_add_partitions_to_txn_response(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_add_partitions_to_txn_response_t *s,
+                                                  kp_arena_t *a);
+static void enc_kp_add_partitions_to_txn_response(kp_writer_t *w,
+                                                  int16_t version,
+                                                  const kp_add_partitions_to_txn_response_t *s);
+
+void kp_add_partitions_to_txn_response_partition_result_init(
+    kp_add_partitions_to_txn_response_partition_result_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+static void dec_kp_add_partitions_to_txn_response_partition_result(
+    kp_reader_t *r,
+    int16_t version,
+    kp_add_partitions_to_txn_response_partition_result_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "AddPartitionsToTxnPartitionResult.PartitionIndex";
+        s->partition_index = kp_read_i32(r);
+    }
+    {
+        r->field = "AddPartitionsToTxnPartitionResult.PartitionErrorCode";
+        s->partition_error_code = kp_read_i16(r);
+    }
+    if (version >= 3) {
+        r->field = "AddPartitionsToTxnPartitionResult._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_add_partitions_to_txn_response_partition_result(
+    kp_writer_t *w, int16_t version, const kp_add_partitions_to_txn_response_partition_result_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->partition_index);
+    }
+    {
+        kp_write_i16(w, s->partition_error_code);
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_add_partitions_to_txn_response_topic_result_init(
+    kp_add_partitions_to_txn_response_topic_result_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->name = KP_STR_LIT("");
+}
+
+static void dec_kp_add_partitions_to_txn_response_topic_result(
+    kp_reader_t *r,
+    int16_t version,
+    kp_add_partitions_to_txn_response_topic_result_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "AddPartitionsToTxnTopicResult.Name";
+        s->name = (version >= 3) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "AddPartitionsToTxnTopicResult.ResultsByPartition";
+        {
+            int32_t n = (version >= 3) ? kp_read_compact_array_len(r, 6, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 6, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_results_by_partition = kp_reader_ok(r) ? n : 0;
+            s->results_by_partition = NULL;
+            if (s->n_results_by_partition > 0) {
+                s->results_by_partition = kp_arena_calloc(a, (size_t)s->n_results_by_partition,
+                                                          sizeof(*s->results_by_partition));
+                if (s->results_by_partition == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_results_by_partition = 0;
+                }
+                for (int32_t i = 0; i < s->n_results_by_partition && kp_reader_ok(r); i++) {
+                    kp_add_partitions_to_txn_response_partition_result_init(
+                        &s->results_by_partition[i]);
+                    dec_kp_add_partitions_to_txn_response_partition_result(
+                        r, version, &s->results_by_partition[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 3) {
+        r->field = "AddPartitionsToTxnTopicResult._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_add_partitions_to_txn_response_topic_result(
+    kp_writer_t *w, int16_t version, const kp_add_partitions_to_txn_response_topic_result_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnTopicResult.Name");
+        if (version >= 3)
+            kp_write_compact_str(w, s->name);
+        else
+            kp_write_str(w, s->name);
+    }
+    {
+        if (s->n_results_by_partition < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnTopicResult.ResultsByPartition");
+        if (version >= 3)
+            kp_write_compact_array_len(w, s->n_results_by_partition);
+        else
+            kp_write_array_len(w, s->n_results_by_partition);
+        for (int32_t i = 0; i < s->n_results_by_partition; i++) {
+            enc_kp_add_partitions_to_txn_response_partition_result(w, version,
+                                                                   &s->results_by_partition[i]);
+        }
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_add_partitions_to_txn_response_result_init(kp_add_partitions_to_txn_response_result_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->transactional_id = KP_STR_LIT("");
+}
+
+static void dec_kp_add_partitions_to_txn_response_result(
+    kp_reader_t *r, int16_t version, kp_add_partitions_to_txn_response_result_t *s, kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "AddPartitionsToTxnResult.TransactionalId";
+        s->transactional_id = kp_read_compact_str(r);
+        if (s->transactional_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "AddPartitionsToTxnResult.TopicResults";
+        {
+            int32_t n = kp_read_compact_array_len(r, 3, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_topic_results = kp_reader_ok(r) ? n : 0;
+            s->topic_results = NULL;
+            if (s->n_topic_results > 0) {
+                s->topic_results =
+                    kp_arena_calloc(a, (size_t)s->n_topic_results, sizeof(*s->topic_results));
+                if (s->topic_results == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_topic_results = 0;
+                }
+                for (int32_t i = 0; i < s->n_topic_results && kp_reader_ok(r); i++) {
+                    kp_add_partitions_to_txn_response_topic_result_init(&s->topic_results[i]);
+                    dec_kp_add_partitions_to_txn_response_topic_result(r, version,
+                                                                       &s->topic_results[i], a);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "AddPartitionsToTxnResult._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_add_partitions_to_txn_response_result(
+    kp_writer_t *w, int16_t version, const kp_add_partitions_to_txn_response_result_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->transactional_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnResult.TransactionalId");
+        kp_write_compact_str(w, s->transactional_id);
+    }
+    {
+        if (s->n_topic_results < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnResult.TopicResults");
+        kp_write_compact_array_len(w, s->n_topic_results);
+        for (int32_t i = 0; i < s->n_topic_results; i++) {
+            enc_kp_add_partitions_to_txn_response_topic_result(w, version, &s->topic_results[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_add_partitions_to_txn_response(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_add_partitions_to_txn_response_t *s,
+                                                  kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "AddPartitionsToTxnResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    if (version >= 4) {
+        r->field = "AddPartitionsToTxnResponse.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    if (version >= 4) {
+        r->field = "AddPartitionsToTxnResponse.ResultsByTransaction";
+        {
+            int32_t n = kp_read_compact_array_len(r, 3, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_results_by_transaction = kp_reader_ok(r) ? n : 0;
+            s->results_by_transaction = NULL;
+            if (s->n_results_by_transaction > 0) {
+                s->results_by_transaction = kp_arena_calloc(a, (size_t)s->n_results_by_transaction,
+                                                            sizeof(*s->results_by_transaction));
+                if (s->results_by_transaction == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_results_by_transaction = 0;
+                }
+                for (int32_t i = 0; i < s->n_results_by_transaction && kp_reader_ok(r); i++) {
+                    kp_add_partitions_to_txn_response_result_init(&s->results_by_transaction[i]);
+                    dec_kp_add_partitions_to_txn_response_result(r, version,
+                                                                 &s->results_by_transaction[i], a);
+                }
+            }
+        }
+    }
+    if (version <= 3) {
+        r->field = "AddPartitionsToTxnResponse.ResultsByTopicV3AndBelow";
+        {
+            int32_t n = (version >= 3) ? kp_read_compact_array_len(r, 3, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 3, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_results_by_topic_v3_and_below = kp_reader_ok(r) ? n : 0;
+            s->results_by_topic_v3_and_below = NULL;
+            if (s->n_results_by_topic_v3_and_below > 0) {
+                s->results_by_topic_v3_and_below =
+                    kp_arena_calloc(a, (size_t)s->n_results_by_topic_v3_and_below,
+                                    sizeof(*s->results_by_topic_v3_and_below));
+                if (s->results_by_topic_v3_and_below == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_results_by_topic_v3_and_below = 0;
+                }
+                for (int32_t i = 0; i < s->n_results_by_topic_v3_and_below && kp_reader_ok(r);
+                     i++) {
+                    kp_add_partitions_to_txn_response_topic_result_init(
+                        &s->results_by_topic_v3_and_below[i]);
+                    dec_kp_add_partitions_to_txn_response_topic_result(
+                        r, version, &s->results_by_topic_v3_and_below[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 3) {
+        r->field = "AddPartitionsToTxnResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_add_partitions_to_txn_response(kp_writer_t *w,
+                                                  int16_t version,
+                                                  const kp_add_partitions_to_txn_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    if (version >= 4) {
+        kp_write_i16(w, s->error_code);
+    }
+    if (!(version >= 4) && s->n_results_by_transaction != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnResponse.ResultsByTransaction");
+    if (version >= 4) {
+        if (s->n_results_by_transaction < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnResponse.ResultsByTransaction");
+        kp_write_compact_array_len(w, s->n_results_by_transaction);
+        for (int32_t i = 0; i < s->n_results_by_transaction; i++) {
+            enc_kp_add_partitions_to_txn_response_result(w, version, &s->results_by_transaction[i]);
+        }
+    }
+    if (!(version <= 3) && s->n_results_by_topic_v3_and_below != 0)
+        kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnResponse.ResultsByTopicV3AndBelow");
+    if (version <= 3) {
+        if (s->n_results_by_topic_v3_and_below < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "AddPartitionsToTxnResponse.ResultsByTopicV3AndBelow");
+        if (version >= 3)
+            kp_write_compact_array_len(w, s->n_results_by_topic_v3_and_below);
+        else
+            kp_write_array_len(w, s->n_results_by_topic_v3_and_below);
+        for (int32_t i = 0; i < s->n_results_by_topic_v3_and_below; i++) {
+            enc_kp_add_partitions_to_txn_response_topic_result(
+                w, version, &s->results_by_topic_v3_and_below[i]);
+        }
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_add_partitions_to_txn_response_init(kp_add_partitions_to_txn_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_add_partitions_to_txn_response_decode(kp_reader_t *r,
+                                             int16_t version,
+                                             kp_add_partitions_to_txn_response_t *m,
+                                             kp_arena_t *a)
+{
+    kp_add_partitions_to_txn_response_init(m);
+    r->field = "AddPartitionsToTxnResponse";
+    if (version < 0 || version > 5)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_add_partitions_to_txn_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_add_partitions_to_txn_response_encode(kp_writer_t *w,
+                                             int16_t version,
+                                             const kp_add_partitions_to_txn_response_t *m)
+{
+    if (version < 0 || version > 5)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_add_partitions_to_txn_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_add_partitions_to_txn_response(void *m)
+{
+    kp_add_partitions_to_txn_response_init(m);
+}
+
+static int erased_decode_add_partitions_to_txn_response(kp_reader_t *r,
+                                                        int16_t version,
+                                                        void *m,
+                                                        kp_arena_t *a)
+{
+    return kp_add_partitions_to_txn_response_decode(r, version, m, a);
+}
+
+static int
+erased_encode_add_partitions_to_txn_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_add_partitions_to_txn_response_encode(w, version, m);
+}
+
+/* ---- AddOffsetsToTxnResponse ---- */
+
+static void dec_kp_add_offsets_to_txn_response(kp_reader_t *r,
+                                               int16_t version,
+                                               kp_add_offsets_to_txn_response_t *s,
+                                               kp_arena_t *a);
+static void enc_kp_add_offsets_to_txn_response(kp_writer_t *w,
+                                               int16_t version,
+                                               const kp_add_offsets_to_txn_response_t *s);
+
+static void dec_kp_add_offsets_to_txn_response(kp_reader_t *r,
+                                               int16_t version,
+                                               kp_add_offsets_to_txn_response_t *s,
+                                               kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "AddOffsetsToTxnResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "AddOffsetsToTxnResponse.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    if (version >= 3) {
+        r->field = "AddOffsetsToTxnResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_add_offsets_to_txn_response(kp_writer_t *w,
+                                               int16_t version,
+                                               const kp_add_offsets_to_txn_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_add_offsets_to_txn_response_init(kp_add_offsets_to_txn_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_add_offsets_to_txn_response_decode(kp_reader_t *r,
+                                          int16_t version,
+                                          kp_add_offsets_to_txn_response_t *m,
+                                          kp_arena_t *a)
+{
+    kp_add_offsets_to_txn_response_init(m);
+    r->field = "AddOffsetsToTxnResponse";
+    if (version < 0 || version > 4)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_add_offsets_to_txn_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_add_offsets_to_txn_response_encode(kp_writer_t *w,
+                                          int16_t version,
+                                          const kp_add_offsets_to_txn_response_t *m)
+{
+    if (version < 0 || version > 4)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_add_offsets_to_txn_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_add_offsets_to_txn_response(void *m)
+{
+    kp_add_offsets_to_txn_response_init(m);
+}
+
+static int
+erased_decode_add_offsets_to_txn_response(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_add_offsets_to_txn_response_decode(r, version, m, a);
+}
+
+static int erased_encode_add_offsets_to_txn_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_add_offsets_to_txn_response_encode(w, version, m);
+}
+
+/* ---- EndTxnResponse ---- */
+
+static void
+dec_kp_end_txn_response(kp_reader_t *r, int16_t version, kp_end_txn_response_t *s, kp_arena_t *a);
+static void
+enc_kp_end_txn_response(kp_writer_t *w, int16_t version, const kp_end_txn_response_t *s);
+
+static void
+dec_kp_end_txn_response(kp_reader_t *r, int16_t version, kp_end_txn_response_t *s, kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "EndTxnResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "EndTxnResponse.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    if (version >= 5) {
+        r->field = "EndTxnResponse.ProducerId";
+        s->producer_id = kp_read_i64(r);
+    }
+    if (version >= 5) {
+        r->field = "EndTxnResponse.ProducerEpoch";
+        s->producer_epoch = kp_read_i16(r);
+    }
+    if (version >= 3) {
+        r->field = "EndTxnResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_end_txn_response(kp_writer_t *w, int16_t version, const kp_end_txn_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    if (version >= 5) {
+        kp_write_i64(w, s->producer_id);
+    }
+    if (version >= 5) {
+        kp_write_i16(w, s->producer_epoch);
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_end_txn_response_init(kp_end_txn_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->producer_id = INT64_C(-1);
+    s->producer_epoch = -1;
+}
+
+int kp_end_txn_response_decode(kp_reader_t *r,
+                               int16_t version,
+                               kp_end_txn_response_t *m,
+                               kp_arena_t *a)
+{
+    kp_end_txn_response_init(m);
+    r->field = "EndTxnResponse";
+    if (version < 0 || version > 5)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_end_txn_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_end_txn_response_encode(kp_writer_t *w, int16_t version, const kp_end_txn_response_t *m)
+{
+    if (version < 0 || version > 5)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_end_txn_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_end_txn_response(void *m)
+{
+    kp_end_txn_response_init(m);
+}
+
+static int erased_decode_end_txn_response(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_end_txn_response_decode(r, version, m, a);
+}
+
+static int erased_encode_end_txn_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_end_txn_response_encode(w, version, m);
+}
+
+/* ---- TxnOffsetCommitResponse ---- */
+
+static void dec_kp_txn_offset_commit_response_partition(
+    kp_reader_t *r, int16_t version, kp_txn_offset_commit_response_partition_t *s, kp_arena_t *a);
+static void enc_kp_txn_offset_commit_response_partition(
+    kp_writer_t *w, int16_t version, const kp_txn_offset_commit_response_partition_t *s);
+static void dec_kp_txn_offset_commit_response_topic(kp_reader_t *r,
+                                                    int16_t version,
+                                                    kp_txn_offset_commit_response_topic_t *s,
+                                                    kp_arena_t *a);
+static void enc_kp_txn_offset_commit_response_topic(kp_writer_t *w,
+                                                    int16_t version,
+                                                    const kp_txn_offset_commit_response_topic_t *s);
+static void dec_kp_txn_offset_commit_response(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_txn_offset_commit_response_t *s,
+                                              kp_arena_t *a);
+static void enc_kp_txn_offset_commit_response(kp_writer_t *w,
+                                              int16_t version,
+                                              const kp_txn_offset_commit_response_t *s);
+
+void kp_txn_offset_commit_response_partition_init(kp_txn_offset_commit_response_partition_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+static void dec_kp_txn_offset_commit_response_partition(
+    kp_reader_t *r, int16_t version, kp_txn_offset_commit_response_partition_t *s, kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "TxnOffsetCommitResponsePartition.PartitionIndex";
+        s->partition_index = kp_read_i32(r);
+    }
+    {
+        r->field = "TxnOffsetCommitResponsePartition.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    if (version >= 3) {
+        r->field = "TxnOffsetCommitResponsePartition._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_txn_offset_commit_response_partition(
+    kp_writer_t *w, int16_t version, const kp_txn_offset_commit_response_partition_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->partition_index);
+    }
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_txn_offset_commit_response_topic_init(kp_txn_offset_commit_response_topic_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->name = KP_STR_LIT("");
+}
+
+static void dec_kp_txn_offset_commit_response_topic(kp_reader_t *r,
+                                                    int16_t version,
+                                                    kp_txn_offset_commit_response_topic_t *s,
+                                                    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "TxnOffsetCommitResponseTopic.Name";
+        s->name = (version >= 3) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "TxnOffsetCommitResponseTopic.Partitions";
+        {
+            int32_t n = (version >= 3) ? kp_read_compact_array_len(r, 6, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 6, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_partitions = kp_reader_ok(r) ? n : 0;
+            s->partitions = NULL;
+            if (s->n_partitions > 0) {
+                s->partitions = kp_arena_calloc(a, (size_t)s->n_partitions, sizeof(*s->partitions));
+                if (s->partitions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_partitions = 0;
+                }
+                for (int32_t i = 0; i < s->n_partitions && kp_reader_ok(r); i++) {
+                    kp_txn_offset_commit_response_partition_init(&s->partitions[i]);
+                    dec_kp_txn_offset_commit_response_partition(r, version, &s->partitions[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 3) {
+        r->field = "TxnOffsetCommitResponseTopic._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_txn_offset_commit_response_topic(kp_writer_t *w,
+                                                    int16_t version,
+                                                    const kp_txn_offset_commit_response_topic_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TxnOffsetCommitResponseTopic.Name");
+        if (version >= 3)
+            kp_write_compact_str(w, s->name);
+        else
+            kp_write_str(w, s->name);
+    }
+    {
+        if (s->n_partitions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TxnOffsetCommitResponseTopic.Partitions");
+        if (version >= 3)
+            kp_write_compact_array_len(w, s->n_partitions);
+        else
+            kp_write_array_len(w, s->n_partitions);
+        for (int32_t i = 0; i < s->n_partitions; i++) {
+            enc_kp_txn_offset_commit_response_partition(w, version, &s->partitions[i]);
+        }
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_txn_offset_commit_response(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_txn_offset_commit_response_t *s,
+                                              kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "TxnOffsetCommitResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "TxnOffsetCommitResponse.Topics";
+        {
+            int32_t n = (version >= 3) ? kp_read_compact_array_len(r, 3, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 3, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_topics = kp_reader_ok(r) ? n : 0;
+            s->topics = NULL;
+            if (s->n_topics > 0) {
+                s->topics = kp_arena_calloc(a, (size_t)s->n_topics, sizeof(*s->topics));
+                if (s->topics == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_topics = 0;
+                }
+                for (int32_t i = 0; i < s->n_topics && kp_reader_ok(r); i++) {
+                    kp_txn_offset_commit_response_topic_init(&s->topics[i]);
+                    dec_kp_txn_offset_commit_response_topic(r, version, &s->topics[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 3) {
+        r->field = "TxnOffsetCommitResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_txn_offset_commit_response(kp_writer_t *w,
+                                              int16_t version,
+                                              const kp_txn_offset_commit_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    {
+        if (s->n_topics < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TxnOffsetCommitResponse.Topics");
+        if (version >= 3)
+            kp_write_compact_array_len(w, s->n_topics);
+        else
+            kp_write_array_len(w, s->n_topics);
+        for (int32_t i = 0; i < s->n_topics; i++) {
+            enc_kp_txn_offset_commit_response_topic(w, version, &s->topics[i]);
+        }
+    }
+    if (version >= 3) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_txn_offset_commit_response_init(kp_txn_offset_commit_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_txn_offset_commit_response_decode(kp_reader_t *r,
+                                         int16_t version,
+                                         kp_txn_offset_commit_response_t *m,
+                                         kp_arena_t *a)
+{
+    kp_txn_offset_commit_response_init(m);
+    r->field = "TxnOffsetCommitResponse";
+    if (version < 0 || version > 4)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_txn_offset_commit_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_txn_offset_commit_response_encode(kp_writer_t *w,
+                                         int16_t version,
+                                         const kp_txn_offset_commit_response_t *m)
+{
+    if (version < 0 || version > 4)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_txn_offset_commit_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_txn_offset_commit_response(void *m)
+{
+    kp_txn_offset_commit_response_init(m);
+}
+
+static int
+erased_decode_txn_offset_commit_response(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_txn_offset_commit_response_decode(r, version, m, a);
+}
+
+static int erased_encode_txn_offset_commit_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_txn_offset_commit_response_encode(w, version, m);
+}
+
 /* ---- DescribeAclsResponse ---- */
 
 static void dec_kp_describe_acls_response_acl_description(
@@ -16924,6 +18958,564 @@ static int erased_encode_describe_cluster_response(kp_writer_t *w, int16_t versi
     return kp_describe_cluster_response_encode(w, version, m);
 }
 
+/* ---- DescribeTransactionsResponse ---- */
+
+static void
+dec_kp_describe_transactions_response_topic_data(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_describe_transactions_response_topic_data_t *s,
+                                                 kp_arena_t *a);
+static void enc_kp_describe_transactions_response_topic_data(
+    kp_writer_t *w, int16_t version, const kp_describe_transactions_response_topic_data_t *s);
+static void dec_kp_describe_transactions_response_transaction_state(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_transactions_response_transaction_state_t *s,
+    kp_arena_t *a);
+static void enc_kp_describe_transactions_response_transaction_state(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_describe_transactions_response_transaction_state_t *s);
+static void dec_kp_describe_transactions_response(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_describe_transactions_response_t *s,
+                                                  kp_arena_t *a);
+static void enc_kp_describe_transactions_response(kp_writer_t *w,
+                                                  int16_t version,
+                                                  const kp_describe_transactions_response_t *s);
+
+void kp_describe_transactions_response_topic_data_init(
+    kp_describe_transactions_response_topic_data_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->topic = KP_STR_LIT("");
+}
+
+static void
+dec_kp_describe_transactions_response_topic_data(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_describe_transactions_response_topic_data_t *s,
+                                                 kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "TopicData.Topic";
+        s->topic = kp_read_compact_str(r);
+        if (s->topic.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "TopicData.Partitions";
+        {
+            int32_t n = kp_read_compact_array_len(r, 4, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_partitions = kp_reader_ok(r) ? n : 0;
+            s->partitions = NULL;
+            if (s->n_partitions > 0) {
+                s->partitions = kp_arena_calloc(a, (size_t)s->n_partitions, sizeof(*s->partitions));
+                if (s->partitions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_partitions = 0;
+                }
+                for (int32_t i = 0; i < s->n_partitions && kp_reader_ok(r); i++) {
+                    s->partitions[i] = kp_read_i32(r);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "TopicData._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_transactions_response_topic_data(
+    kp_writer_t *w, int16_t version, const kp_describe_transactions_response_topic_data_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->topic.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicData.Topic");
+        kp_write_compact_str(w, s->topic);
+    }
+    {
+        if (s->n_partitions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicData.Partitions");
+        kp_write_compact_array_len(w, s->n_partitions);
+        for (int32_t i = 0; i < s->n_partitions; i++) {
+            kp_write_i32(w, s->partitions[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_transactions_response_transaction_state_init(
+    kp_describe_transactions_response_transaction_state_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->transactional_id = KP_STR_LIT("");
+    s->transaction_state = KP_STR_LIT("");
+    s->transaction_start_time_ms = INT64_C(0);
+    s->producer_id = INT64_C(0);
+}
+
+static void dec_kp_describe_transactions_response_transaction_state(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_transactions_response_transaction_state_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "TransactionState.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "TransactionState.TransactionalId";
+        s->transactional_id = kp_read_compact_str(r);
+        if (s->transactional_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "TransactionState.TransactionState";
+        s->transaction_state = kp_read_compact_str(r);
+        if (s->transaction_state.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "TransactionState.TransactionTimeoutMs";
+        s->transaction_timeout_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "TransactionState.TransactionStartTimeMs";
+        s->transaction_start_time_ms = kp_read_i64(r);
+    }
+    {
+        r->field = "TransactionState.ProducerId";
+        s->producer_id = kp_read_i64(r);
+    }
+    {
+        r->field = "TransactionState.ProducerEpoch";
+        s->producer_epoch = kp_read_i16(r);
+    }
+    {
+        r->field = "TransactionState.Topics";
+        {
+            int32_t n = kp_read_compact_array_len(r, 3, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_topics = kp_reader_ok(r) ? n : 0;
+            s->topics = NULL;
+            if (s->n_topics > 0) {
+                s->topics = kp_arena_calloc(a, (size_t)s->n_topics, sizeof(*s->topics));
+                if (s->topics == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_topics = 0;
+                }
+                for (int32_t i = 0; i < s->n_topics && kp_reader_ok(r); i++) {
+                    kp_describe_transactions_response_topic_data_init(&s->topics[i]);
+                    dec_kp_describe_transactions_response_topic_data(r, version, &s->topics[i], a);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "TransactionState._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_transactions_response_transaction_state(
+    kp_writer_t *w, int16_t version, const kp_describe_transactions_response_transaction_state_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        if (s->transactional_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TransactionState.TransactionalId");
+        kp_write_compact_str(w, s->transactional_id);
+    }
+    {
+        if (s->transaction_state.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TransactionState.TransactionState");
+        kp_write_compact_str(w, s->transaction_state);
+    }
+    {
+        kp_write_i32(w, s->transaction_timeout_ms);
+    }
+    {
+        kp_write_i64(w, s->transaction_start_time_ms);
+    }
+    {
+        kp_write_i64(w, s->producer_id);
+    }
+    {
+        kp_write_i16(w, s->producer_epoch);
+    }
+    {
+        if (s->n_topics < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TransactionState.Topics");
+        kp_write_compact_array_len(w, s->n_topics);
+        for (int32_t i = 0; i < s->n_topics; i++) {
+            enc_kp_describe_transactions_response_topic_data(w, version, &s->topics[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_describe_transactions_response(kp_reader_t *r,
+                                                  int16_t version,
+                                                  kp_describe_transactions_response_t *s,
+                                                  kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeTransactionsResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "DescribeTransactionsResponse.TransactionStates";
+        {
+            int32_t n = kp_read_compact_array_len(r, 28, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_transaction_states = kp_reader_ok(r) ? n : 0;
+            s->transaction_states = NULL;
+            if (s->n_transaction_states > 0) {
+                s->transaction_states = kp_arena_calloc(a, (size_t)s->n_transaction_states,
+                                                        sizeof(*s->transaction_states));
+                if (s->transaction_states == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_transaction_states = 0;
+                }
+                for (int32_t i = 0; i < s->n_transaction_states && kp_reader_ok(r); i++) {
+                    kp_describe_transactions_response_transaction_state_init(
+                        &s->transaction_states[i]);
+                    dec_kp_describe_transactions_response_transaction_state(
+                        r, version, &s->transaction_states[i], a);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "DescribeTransactionsResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_transactions_response(kp_writer_t *w,
+                                                  int16_t version,
+                                                  const kp_describe_transactions_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    {
+        if (s->n_transaction_states < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeTransactionsResponse.TransactionStates");
+        kp_write_compact_array_len(w, s->n_transaction_states);
+        for (int32_t i = 0; i < s->n_transaction_states; i++) {
+            enc_kp_describe_transactions_response_transaction_state(w, version,
+                                                                    &s->transaction_states[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_transactions_response_init(kp_describe_transactions_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_describe_transactions_response_decode(kp_reader_t *r,
+                                             int16_t version,
+                                             kp_describe_transactions_response_t *m,
+                                             kp_arena_t *a)
+{
+    kp_describe_transactions_response_init(m);
+    r->field = "DescribeTransactionsResponse";
+    if (version < 0 || version > 0)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_describe_transactions_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_describe_transactions_response_encode(kp_writer_t *w,
+                                             int16_t version,
+                                             const kp_describe_transactions_response_t *m)
+{
+    if (version < 0 || version > 0)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_describe_transactions_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_describe_transactions_response(void *m)
+{
+    kp_describe_transactions_response_init(m);
+}
+
+static int erased_decode_describe_transactions_response(kp_reader_t *r,
+                                                        int16_t version,
+                                                        void *m,
+                                                        kp_arena_t *a)
+{
+    return kp_describe_transactions_response_decode(r, version, m, a);
+}
+
+static int
+erased_encode_describe_transactions_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_describe_transactions_response_encode(w, version, m);
+}
+
+/* ---- ListTransactionsResponse ---- */
+
+static void dec_kp_list_transactions_response_transaction_state(
+    kp_reader_t *r,
+    int16_t version,
+    kp_list_transactions_response_transaction_state_t *s,
+    kp_arena_t *a);
+static void enc_kp_list_transactions_response_transaction_state(
+    kp_writer_t *w, int16_t version, const kp_list_transactions_response_transaction_state_t *s);
+static void dec_kp_list_transactions_response(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_list_transactions_response_t *s,
+                                              kp_arena_t *a);
+static void enc_kp_list_transactions_response(kp_writer_t *w,
+                                              int16_t version,
+                                              const kp_list_transactions_response_t *s);
+
+void kp_list_transactions_response_transaction_state_init(
+    kp_list_transactions_response_transaction_state_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->transactional_id = KP_STR_LIT("");
+    s->producer_id = INT64_C(0);
+    s->transaction_state = KP_STR_LIT("");
+}
+
+static void dec_kp_list_transactions_response_transaction_state(
+    kp_reader_t *r,
+    int16_t version,
+    kp_list_transactions_response_transaction_state_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "TransactionState.TransactionalId";
+        s->transactional_id = kp_read_compact_str(r);
+        if (s->transactional_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "TransactionState.ProducerId";
+        s->producer_id = kp_read_i64(r);
+    }
+    {
+        r->field = "TransactionState.TransactionState";
+        s->transaction_state = kp_read_compact_str(r);
+        if (s->transaction_state.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    if (1) {
+        r->field = "TransactionState._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_list_transactions_response_transaction_state(
+    kp_writer_t *w, int16_t version, const kp_list_transactions_response_transaction_state_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->transactional_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TransactionState.TransactionalId");
+        kp_write_compact_str(w, s->transactional_id);
+    }
+    {
+        kp_write_i64(w, s->producer_id);
+    }
+    {
+        if (s->transaction_state.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TransactionState.TransactionState");
+        kp_write_compact_str(w, s->transaction_state);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_list_transactions_response(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_list_transactions_response_t *s,
+                                              kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "ListTransactionsResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "ListTransactionsResponse.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "ListTransactionsResponse.UnknownStateFilters";
+        {
+            int32_t n = kp_read_compact_array_len(r, 1, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_unknown_state_filters = kp_reader_ok(r) ? n : 0;
+            s->unknown_state_filters = NULL;
+            if (s->n_unknown_state_filters > 0) {
+                s->unknown_state_filters = kp_arena_calloc(a, (size_t)s->n_unknown_state_filters,
+                                                           sizeof(*s->unknown_state_filters));
+                if (s->unknown_state_filters == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_unknown_state_filters = 0;
+                }
+                for (int32_t i = 0; i < s->n_unknown_state_filters && kp_reader_ok(r); i++) {
+                    s->unknown_state_filters[i] = kp_read_compact_str(r);
+                    if (s->unknown_state_filters[i].len < 0)
+                        kp_reader_fail(r, ST_E_MALFORMED);
+                }
+            }
+        }
+    }
+    {
+        r->field = "ListTransactionsResponse.TransactionStates";
+        {
+            int32_t n = kp_read_compact_array_len(r, 11, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_transaction_states = kp_reader_ok(r) ? n : 0;
+            s->transaction_states = NULL;
+            if (s->n_transaction_states > 0) {
+                s->transaction_states = kp_arena_calloc(a, (size_t)s->n_transaction_states,
+                                                        sizeof(*s->transaction_states));
+                if (s->transaction_states == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_transaction_states = 0;
+                }
+                for (int32_t i = 0; i < s->n_transaction_states && kp_reader_ok(r); i++) {
+                    kp_list_transactions_response_transaction_state_init(&s->transaction_states[i]);
+                    dec_kp_list_transactions_response_transaction_state(
+                        r, version, &s->transaction_states[i], a);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "ListTransactionsResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_list_transactions_response(kp_writer_t *w,
+                                              int16_t version,
+                                              const kp_list_transactions_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        if (s->n_unknown_state_filters < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "ListTransactionsResponse.UnknownStateFilters");
+        kp_write_compact_array_len(w, s->n_unknown_state_filters);
+        for (int32_t i = 0; i < s->n_unknown_state_filters; i++) {
+            if (s->unknown_state_filters[i].len < 0)
+                kp_writer_fail_at(w, ST_E_INVAL, "ListTransactionsResponse.UnknownStateFilters");
+            kp_write_compact_str(w, s->unknown_state_filters[i]);
+        }
+    }
+    {
+        if (s->n_transaction_states < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "ListTransactionsResponse.TransactionStates");
+        kp_write_compact_array_len(w, s->n_transaction_states);
+        for (int32_t i = 0; i < s->n_transaction_states; i++) {
+            enc_kp_list_transactions_response_transaction_state(w, version,
+                                                                &s->transaction_states[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_list_transactions_response_init(kp_list_transactions_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_list_transactions_response_decode(kp_reader_t *r,
+                                         int16_t version,
+                                         kp_list_transactions_response_t *m,
+                                         kp_arena_t *a)
+{
+    kp_list_transactions_response_init(m);
+    r->field = "ListTransactionsResponse";
+    if (version < 0 || version > 1)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_list_transactions_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_list_transactions_response_encode(kp_writer_t *w,
+                                         int16_t version,
+                                         const kp_list_transactions_response_t *m)
+{
+    if (version < 0 || version > 1)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_list_transactions_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_list_transactions_response(void *m)
+{
+    kp_list_transactions_response_init(m);
+}
+
+static int
+erased_decode_list_transactions_response(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_list_transactions_response_decode(r, version, m, a);
+}
+
+static int erased_encode_list_transactions_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_list_transactions_response_encode(w, version, m);
+}
+
 /* ---- ConsumerProtocolAssignment ---- */
 
 static void dec_kp_consumer_protocol_assignment_topic_partition(
@@ -17407,6 +19999,17 @@ const kp_msg_desc_t kp_msg_descs[] = {
     {"OffsetForLeaderEpochRequest", KP_MSG_REQUEST, 23, 0, 4, 4,
      sizeof(kp_offset_for_leader_epoch_request_t), erased_init_offset_for_leader_epoch_request,
      erased_decode_offset_for_leader_epoch_request, erased_encode_offset_for_leader_epoch_request},
+    {"AddPartitionsToTxnRequest", KP_MSG_REQUEST, 24, 0, 5, 3,
+     sizeof(kp_add_partitions_to_txn_request_t), erased_init_add_partitions_to_txn_request,
+     erased_decode_add_partitions_to_txn_request, erased_encode_add_partitions_to_txn_request},
+    {"AddOffsetsToTxnRequest", KP_MSG_REQUEST, 25, 0, 4, 3, sizeof(kp_add_offsets_to_txn_request_t),
+     erased_init_add_offsets_to_txn_request, erased_decode_add_offsets_to_txn_request,
+     erased_encode_add_offsets_to_txn_request},
+    {"EndTxnRequest", KP_MSG_REQUEST, 26, 0, 5, 3, sizeof(kp_end_txn_request_t),
+     erased_init_end_txn_request, erased_decode_end_txn_request, erased_encode_end_txn_request},
+    {"TxnOffsetCommitRequest", KP_MSG_REQUEST, 28, 0, 4, 3, sizeof(kp_txn_offset_commit_request_t),
+     erased_init_txn_offset_commit_request, erased_decode_txn_offset_commit_request,
+     erased_encode_txn_offset_commit_request},
     {"DescribeAclsRequest", KP_MSG_REQUEST, 29, 0, 3, 2, sizeof(kp_describe_acls_request_t),
      erased_init_describe_acls_request, erased_decode_describe_acls_request,
      erased_encode_describe_acls_request},
@@ -17451,6 +20054,12 @@ const kp_msg_desc_t kp_msg_descs[] = {
     {"DescribeClusterRequest", KP_MSG_REQUEST, 60, 0, 1, 0, sizeof(kp_describe_cluster_request_t),
      erased_init_describe_cluster_request, erased_decode_describe_cluster_request,
      erased_encode_describe_cluster_request},
+    {"DescribeTransactionsRequest", KP_MSG_REQUEST, 65, 0, 0, 0,
+     sizeof(kp_describe_transactions_request_t), erased_init_describe_transactions_request,
+     erased_decode_describe_transactions_request, erased_encode_describe_transactions_request},
+    {"ListTransactionsRequest", KP_MSG_REQUEST, 66, 0, 1, 0, sizeof(kp_list_transactions_request_t),
+     erased_init_list_transactions_request, erased_decode_list_transactions_request,
+     erased_encode_list_transactions_request},
     {"ProduceResponse", KP_MSG_RESPONSE, 0, 0, 11, 9, sizeof(kp_produce_response_t),
      erased_init_produce_response, erased_decode_produce_response, erased_encode_produce_response},
     {"FetchResponse", KP_MSG_RESPONSE, 1, 0, 17, 12, sizeof(kp_fetch_response_t),
@@ -17510,6 +20119,17 @@ const kp_msg_desc_t kp_msg_descs[] = {
      sizeof(kp_offset_for_leader_epoch_response_t), erased_init_offset_for_leader_epoch_response,
      erased_decode_offset_for_leader_epoch_response,
      erased_encode_offset_for_leader_epoch_response},
+    {"AddPartitionsToTxnResponse", KP_MSG_RESPONSE, 24, 0, 5, 3,
+     sizeof(kp_add_partitions_to_txn_response_t), erased_init_add_partitions_to_txn_response,
+     erased_decode_add_partitions_to_txn_response, erased_encode_add_partitions_to_txn_response},
+    {"AddOffsetsToTxnResponse", KP_MSG_RESPONSE, 25, 0, 4, 3,
+     sizeof(kp_add_offsets_to_txn_response_t), erased_init_add_offsets_to_txn_response,
+     erased_decode_add_offsets_to_txn_response, erased_encode_add_offsets_to_txn_response},
+    {"EndTxnResponse", KP_MSG_RESPONSE, 26, 0, 5, 3, sizeof(kp_end_txn_response_t),
+     erased_init_end_txn_response, erased_decode_end_txn_response, erased_encode_end_txn_response},
+    {"TxnOffsetCommitResponse", KP_MSG_RESPONSE, 28, 0, 4, 3,
+     sizeof(kp_txn_offset_commit_response_t), erased_init_txn_offset_commit_response,
+     erased_decode_txn_offset_commit_response, erased_encode_txn_offset_commit_response},
     {"DescribeAclsResponse", KP_MSG_RESPONSE, 29, 0, 3, 2, sizeof(kp_describe_acls_response_t),
      erased_init_describe_acls_response, erased_decode_describe_acls_response,
      erased_encode_describe_acls_response},
@@ -17555,6 +20175,12 @@ const kp_msg_desc_t kp_msg_descs[] = {
     {"DescribeClusterResponse", KP_MSG_RESPONSE, 60, 0, 1, 0,
      sizeof(kp_describe_cluster_response_t), erased_init_describe_cluster_response,
      erased_decode_describe_cluster_response, erased_encode_describe_cluster_response},
+    {"DescribeTransactionsResponse", KP_MSG_RESPONSE, 65, 0, 0, 0,
+     sizeof(kp_describe_transactions_response_t), erased_init_describe_transactions_response,
+     erased_decode_describe_transactions_response, erased_encode_describe_transactions_response},
+    {"ListTransactionsResponse", KP_MSG_RESPONSE, 66, 0, 1, 0,
+     sizeof(kp_list_transactions_response_t), erased_init_list_transactions_response,
+     erased_decode_list_transactions_response, erased_encode_list_transactions_response},
     {"ConsumerProtocolAssignment", KP_MSG_DATA, -1, 0, 3, -1,
      sizeof(kp_consumer_protocol_assignment_t), erased_init_consumer_protocol_assignment,
      erased_decode_consumer_protocol_assignment, erased_encode_consumer_protocol_assignment},
@@ -17565,39 +20191,45 @@ const kp_msg_desc_t kp_msg_descs[] = {
 const size_t kp_n_msg_descs = sizeof(kp_msg_descs) / sizeof(kp_msg_descs[0]);
 
 const kp_api_t kp_apis[] = {
-    {0, "Produce", 0, 11, 11, 9, &kp_msg_descs[2], &kp_msg_descs[35]},
-    {1, "Fetch", 0, 17, 17, 12, &kp_msg_descs[3], &kp_msg_descs[36]},
-    {2, "ListOffsets", 0, 10, 10, 6, &kp_msg_descs[4], &kp_msg_descs[37]},
-    {3, "Metadata", 0, 12, 12, 9, &kp_msg_descs[5], &kp_msg_descs[38]},
-    {8, "OffsetCommit", 0, 9, 9, 8, &kp_msg_descs[6], &kp_msg_descs[39]},
-    {9, "OffsetFetch", 0, 9, 9, 6, &kp_msg_descs[7], &kp_msg_descs[40]},
-    {10, "FindCoordinator", 0, 6, 6, 3, &kp_msg_descs[8], &kp_msg_descs[41]},
-    {11, "JoinGroup", 0, 9, 9, 6, &kp_msg_descs[9], &kp_msg_descs[42]},
-    {12, "Heartbeat", 0, 4, 4, 4, &kp_msg_descs[10], &kp_msg_descs[43]},
-    {13, "LeaveGroup", 0, 5, 5, 4, &kp_msg_descs[11], &kp_msg_descs[44]},
-    {14, "SyncGroup", 0, 5, 5, 4, &kp_msg_descs[12], &kp_msg_descs[45]},
-    {15, "DescribeGroups", 0, 5, 5, 5, &kp_msg_descs[13], &kp_msg_descs[46]},
-    {16, "ListGroups", 0, 5, 5, 3, &kp_msg_descs[14], &kp_msg_descs[47]},
-    {17, "SaslHandshake", 0, 1, 1, -1, &kp_msg_descs[15], &kp_msg_descs[48]},
-    {18, "ApiVersions", 0, 4, 4, 3, &kp_msg_descs[16], &kp_msg_descs[49]},
-    {19, "CreateTopics", 0, 7, 7, 5, &kp_msg_descs[17], &kp_msg_descs[50]},
-    {20, "DeleteTopics", 0, 6, 6, 4, &kp_msg_descs[18], &kp_msg_descs[51]},
-    {21, "DeleteRecords", 0, 2, 2, 2, &kp_msg_descs[19], &kp_msg_descs[52]},
-    {22, "InitProducerId", 0, 5, 5, 2, &kp_msg_descs[20], &kp_msg_descs[53]},
-    {23, "OffsetForLeaderEpoch", 0, 4, 4, 4, &kp_msg_descs[21], &kp_msg_descs[54]},
-    {29, "DescribeAcls", 0, 3, 3, 2, &kp_msg_descs[22], &kp_msg_descs[55]},
-    {30, "CreateAcls", 0, 3, 3, 2, &kp_msg_descs[23], &kp_msg_descs[56]},
-    {31, "DeleteAcls", 0, 3, 3, 2, &kp_msg_descs[24], &kp_msg_descs[57]},
-    {32, "DescribeConfigs", 0, 4, 4, 4, &kp_msg_descs[25], &kp_msg_descs[58]},
-    {33, "AlterConfigs", 0, 2, 2, 2, &kp_msg_descs[26], &kp_msg_descs[59]},
-    {36, "SaslAuthenticate", 0, 2, 2, 2, &kp_msg_descs[27], &kp_msg_descs[60]},
-    {37, "CreatePartitions", 0, 3, 3, 2, &kp_msg_descs[28], &kp_msg_descs[61]},
-    {42, "DeleteGroups", 0, 2, 2, 2, &kp_msg_descs[29], &kp_msg_descs[62]},
-    {44, "IncrementalAlterConfigs", 0, 1, 1, 1, &kp_msg_descs[30], &kp_msg_descs[63]},
-    {47, "OffsetDelete", 0, 0, 0, -1, &kp_msg_descs[31], &kp_msg_descs[64]},
-    {50, "DescribeUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[32], &kp_msg_descs[65]},
-    {51, "AlterUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[33], &kp_msg_descs[66]},
-    {60, "DescribeCluster", 0, 1, 1, 0, &kp_msg_descs[34], &kp_msg_descs[67]},
+    {0, "Produce", 0, 11, 11, 9, &kp_msg_descs[2], &kp_msg_descs[41]},
+    {1, "Fetch", 0, 17, 17, 12, &kp_msg_descs[3], &kp_msg_descs[42]},
+    {2, "ListOffsets", 0, 10, 10, 6, &kp_msg_descs[4], &kp_msg_descs[43]},
+    {3, "Metadata", 0, 12, 12, 9, &kp_msg_descs[5], &kp_msg_descs[44]},
+    {8, "OffsetCommit", 0, 9, 9, 8, &kp_msg_descs[6], &kp_msg_descs[45]},
+    {9, "OffsetFetch", 0, 9, 9, 6, &kp_msg_descs[7], &kp_msg_descs[46]},
+    {10, "FindCoordinator", 0, 6, 6, 3, &kp_msg_descs[8], &kp_msg_descs[47]},
+    {11, "JoinGroup", 0, 9, 9, 6, &kp_msg_descs[9], &kp_msg_descs[48]},
+    {12, "Heartbeat", 0, 4, 4, 4, &kp_msg_descs[10], &kp_msg_descs[49]},
+    {13, "LeaveGroup", 0, 5, 5, 4, &kp_msg_descs[11], &kp_msg_descs[50]},
+    {14, "SyncGroup", 0, 5, 5, 4, &kp_msg_descs[12], &kp_msg_descs[51]},
+    {15, "DescribeGroups", 0, 5, 5, 5, &kp_msg_descs[13], &kp_msg_descs[52]},
+    {16, "ListGroups", 0, 5, 5, 3, &kp_msg_descs[14], &kp_msg_descs[53]},
+    {17, "SaslHandshake", 0, 1, 1, -1, &kp_msg_descs[15], &kp_msg_descs[54]},
+    {18, "ApiVersions", 0, 4, 4, 3, &kp_msg_descs[16], &kp_msg_descs[55]},
+    {19, "CreateTopics", 0, 7, 7, 5, &kp_msg_descs[17], &kp_msg_descs[56]},
+    {20, "DeleteTopics", 0, 6, 6, 4, &kp_msg_descs[18], &kp_msg_descs[57]},
+    {21, "DeleteRecords", 0, 2, 2, 2, &kp_msg_descs[19], &kp_msg_descs[58]},
+    {22, "InitProducerId", 0, 5, 5, 2, &kp_msg_descs[20], &kp_msg_descs[59]},
+    {23, "OffsetForLeaderEpoch", 0, 4, 4, 4, &kp_msg_descs[21], &kp_msg_descs[60]},
+    {24, "AddPartitionsToTxn", 0, 5, 5, 3, &kp_msg_descs[22], &kp_msg_descs[61]},
+    {25, "AddOffsetsToTxn", 0, 4, 4, 3, &kp_msg_descs[23], &kp_msg_descs[62]},
+    {26, "EndTxn", 0, 5, 4, 3, &kp_msg_descs[24], &kp_msg_descs[63]},
+    {28, "TxnOffsetCommit", 0, 4, 4, 3, &kp_msg_descs[25], &kp_msg_descs[64]},
+    {29, "DescribeAcls", 0, 3, 3, 2, &kp_msg_descs[26], &kp_msg_descs[65]},
+    {30, "CreateAcls", 0, 3, 3, 2, &kp_msg_descs[27], &kp_msg_descs[66]},
+    {31, "DeleteAcls", 0, 3, 3, 2, &kp_msg_descs[28], &kp_msg_descs[67]},
+    {32, "DescribeConfigs", 0, 4, 4, 4, &kp_msg_descs[29], &kp_msg_descs[68]},
+    {33, "AlterConfigs", 0, 2, 2, 2, &kp_msg_descs[30], &kp_msg_descs[69]},
+    {36, "SaslAuthenticate", 0, 2, 2, 2, &kp_msg_descs[31], &kp_msg_descs[70]},
+    {37, "CreatePartitions", 0, 3, 3, 2, &kp_msg_descs[32], &kp_msg_descs[71]},
+    {42, "DeleteGroups", 0, 2, 2, 2, &kp_msg_descs[33], &kp_msg_descs[72]},
+    {44, "IncrementalAlterConfigs", 0, 1, 1, 1, &kp_msg_descs[34], &kp_msg_descs[73]},
+    {47, "OffsetDelete", 0, 0, 0, -1, &kp_msg_descs[35], &kp_msg_descs[74]},
+    {50, "DescribeUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[36], &kp_msg_descs[75]},
+    {51, "AlterUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[37], &kp_msg_descs[76]},
+    {60, "DescribeCluster", 0, 1, 1, 0, &kp_msg_descs[38], &kp_msg_descs[77]},
+    {65, "DescribeTransactions", 0, 0, 0, 0, &kp_msg_descs[39], &kp_msg_descs[78]},
+    {66, "ListTransactions", 0, 1, 1, 0, &kp_msg_descs[40], &kp_msg_descs[79]},
 };
 const size_t kp_n_apis = sizeof(kp_apis) / sizeof(kp_apis[0]);
 

@@ -108,6 +108,10 @@ enum {
     KP_API_DELETE_RECORDS = 21,
     KP_API_INIT_PRODUCER_ID = 22,
     KP_API_OFFSET_FOR_LEADER_EPOCH = 23,
+    KP_API_ADD_PARTITIONS_TO_TXN = 24,
+    KP_API_ADD_OFFSETS_TO_TXN = 25,
+    KP_API_END_TXN = 26,
+    KP_API_TXN_OFFSET_COMMIT = 28,
     KP_API_DESCRIBE_ACLS = 29,
     KP_API_CREATE_ACLS = 30,
     KP_API_DELETE_ACLS = 31,
@@ -121,6 +125,8 @@ enum {
     KP_API_DESCRIBE_USER_SCRAM_CREDENTIALS = 50,
     KP_API_ALTER_USER_SCRAM_CREDENTIALS = 51,
     KP_API_DESCRIBE_CLUSTER = 60,
+    KP_API_DESCRIBE_TRANSACTIONS = 65,
+    KP_API_LIST_TRANSACTIONS = 66,
 };
 
 /* ---- RequestHeader ---- */
@@ -1067,6 +1073,183 @@ ST_MUST_CHECK int kp_offset_for_leader_epoch_request_decode(kp_reader_t *r,
 ST_MUST_CHECK int kp_offset_for_leader_epoch_request_encode(
     kp_writer_t *w, int16_t version, const kp_offset_for_leader_epoch_request_t *m);
 
+/* ---- AddPartitionsToTxnRequest ---- */
+
+/** AddPartitionsToTxnTopic */
+typedef struct kp_add_partitions_to_txn_request_topic {
+    /* Name string, versions 0+. The name of the topic. Decoded: borrowed from the input buffer. */
+    kp_str_t name;
+    /* Partitions []int32, versions 0+. The partition indexes to add to the transaction. Decoded:
+     * borrowed from the arena. */
+    int32_t *partitions;
+    /* element count of partitions, -1 = null */
+    int32_t n_partitions;
+} kp_add_partitions_to_txn_request_topic_t;
+
+/** AddPartitionsToTxnTransaction */
+typedef struct kp_add_partitions_to_txn_request_transaction {
+    /* TransactionalId string, versions 4+. The transactional id corresponding to the transaction.
+     * Decoded: borrowed from the input buffer. */
+    kp_str_t transactional_id;
+    /* ProducerId int64, versions 4+. Current producer id in use by the transactional id. */
+    int64_t producer_id;
+    /* ProducerEpoch int16, versions 4+. Current epoch associated with the producer id. */
+    int16_t producer_epoch;
+    /* VerifyOnly bool, versions 4+, default False. Boolean to signify if we want to check if the
+     * partition is in the transaction rather than add it. */
+    bool verify_only;
+    /* Topics []AddPartitionsToTxnTopic, versions 4+. The partitions to add to the transaction.
+     * Decoded: borrowed from the arena. */
+    kp_add_partitions_to_txn_request_topic_t *topics;
+    /* element count of topics, -1 = null */
+    int32_t n_topics;
+} kp_add_partitions_to_txn_request_transaction_t;
+
+/** AddPartitionsToTxnRequest (versions 0-5) */
+typedef struct kp_add_partitions_to_txn_request {
+    /* Transactions []AddPartitionsToTxnTransaction, versions 4+. List of transactions to add
+     * partitions to. Decoded: borrowed from the arena. */
+    kp_add_partitions_to_txn_request_transaction_t *transactions;
+    /* element count of transactions, -1 = null */
+    int32_t n_transactions;
+    /* V3AndBelowTransactionalId string, versions 0-3. The transactional id corresponding to the
+     * transaction. Decoded: borrowed from the input buffer. */
+    kp_str_t v3_and_below_transactional_id;
+    /* V3AndBelowProducerId int64, versions 0-3. Current producer id in use by the transactional id.
+     */
+    int64_t v3_and_below_producer_id;
+    /* V3AndBelowProducerEpoch int16, versions 0-3. Current epoch associated with the producer id.
+     */
+    int16_t v3_and_below_producer_epoch;
+    /* V3AndBelowTopics []AddPartitionsToTxnTopic, versions 0-3. The partitions to add to the
+     * transaction. Decoded: borrowed from the arena. */
+    kp_add_partitions_to_txn_request_topic_t *v3_and_below_topics;
+    /* element count of v3_and_below_topics, -1 = null */
+    int32_t n_v3_and_below_topics;
+} kp_add_partitions_to_txn_request_t;
+
+void kp_add_partitions_to_txn_request_topic_init(kp_add_partitions_to_txn_request_topic_t *s);
+void kp_add_partitions_to_txn_request_transaction_init(
+    kp_add_partitions_to_txn_request_transaction_t *s);
+void kp_add_partitions_to_txn_request_init(kp_add_partitions_to_txn_request_t *m);
+ST_MUST_CHECK int kp_add_partitions_to_txn_request_decode(kp_reader_t *r,
+                                                          int16_t version,
+                                                          kp_add_partitions_to_txn_request_t *m,
+                                                          kp_arena_t *a);
+ST_MUST_CHECK int kp_add_partitions_to_txn_request_encode(
+    kp_writer_t *w, int16_t version, const kp_add_partitions_to_txn_request_t *m);
+
+/* ---- AddOffsetsToTxnRequest ---- */
+
+/** AddOffsetsToTxnRequest (versions 0-4) */
+typedef struct kp_add_offsets_to_txn_request {
+    /* TransactionalId string, versions 0+. The transactional id corresponding to the transaction.
+     * Decoded: borrowed from the input buffer. */
+    kp_str_t transactional_id;
+    /* ProducerId int64, versions 0+. Current producer id in use by the transactional id. */
+    int64_t producer_id;
+    /* ProducerEpoch int16, versions 0+. Current epoch associated with the producer id. */
+    int16_t producer_epoch;
+    /* GroupId string, versions 0+. The unique group identifier. Decoded: borrowed from the input
+     * buffer. */
+    kp_str_t group_id;
+} kp_add_offsets_to_txn_request_t;
+
+void kp_add_offsets_to_txn_request_init(kp_add_offsets_to_txn_request_t *m);
+ST_MUST_CHECK int kp_add_offsets_to_txn_request_decode(kp_reader_t *r,
+                                                       int16_t version,
+                                                       kp_add_offsets_to_txn_request_t *m,
+                                                       kp_arena_t *a);
+ST_MUST_CHECK int kp_add_offsets_to_txn_request_encode(kp_writer_t *w,
+                                                       int16_t version,
+                                                       const kp_add_offsets_to_txn_request_t *m);
+
+/* ---- EndTxnRequest ---- */
+
+/** EndTxnRequest (versions 0-5) */
+typedef struct kp_end_txn_request {
+    /* TransactionalId string, versions 0+. The ID of the transaction to end. Decoded: borrowed from
+     * the input buffer. */
+    kp_str_t transactional_id;
+    /* ProducerId int64, versions 0+. The producer ID. */
+    int64_t producer_id;
+    /* ProducerEpoch int16, versions 0+. The current epoch associated with the producer. */
+    int16_t producer_epoch;
+    /* Committed bool, versions 0+. True if the transaction was committed, false if it was aborted.
+     */
+    bool committed;
+} kp_end_txn_request_t;
+
+void kp_end_txn_request_init(kp_end_txn_request_t *m);
+ST_MUST_CHECK int
+kp_end_txn_request_decode(kp_reader_t *r, int16_t version, kp_end_txn_request_t *m, kp_arena_t *a);
+ST_MUST_CHECK int
+kp_end_txn_request_encode(kp_writer_t *w, int16_t version, const kp_end_txn_request_t *m);
+
+/* ---- TxnOffsetCommitRequest ---- */
+
+/** TxnOffsetCommitRequestPartition */
+typedef struct kp_txn_offset_commit_request_partition {
+    /* PartitionIndex int32, versions 0+. The index of the partition within the topic. */
+    int32_t partition_index;
+    /* CommittedOffset int64, versions 0+. The message offset to be committed. */
+    int64_t committed_offset;
+    /* CommittedLeaderEpoch int32, versions 2+, default -1, ignorable. The leader epoch of the last
+     * consumed record. */
+    int32_t committed_leader_epoch;
+    /* CommittedMetadata string, versions 0+, nullable 0+. Any associated metadata the client wants
+     * to keep. Decoded: borrowed from the input buffer. */
+    kp_str_t committed_metadata;
+} kp_txn_offset_commit_request_partition_t;
+
+/** TxnOffsetCommitRequestTopic */
+typedef struct kp_txn_offset_commit_request_topic {
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
+    kp_str_t name;
+    /* Partitions []TxnOffsetCommitRequestPartition, versions 0+. The partitions inside the topic
+     * that we want to commit offsets for. Decoded: borrowed from the arena. */
+    kp_txn_offset_commit_request_partition_t *partitions;
+    /* element count of partitions, -1 = null */
+    int32_t n_partitions;
+} kp_txn_offset_commit_request_topic_t;
+
+/** TxnOffsetCommitRequest (versions 0-4) */
+typedef struct kp_txn_offset_commit_request {
+    /* TransactionalId string, versions 0+. The ID of the transaction. Decoded: borrowed from the
+     * input buffer. */
+    kp_str_t transactional_id;
+    /* GroupId string, versions 0+. The ID of the group. Decoded: borrowed from the input buffer. */
+    kp_str_t group_id;
+    /* ProducerId int64, versions 0+. The current producer ID in use by the transactional ID. */
+    int64_t producer_id;
+    /* ProducerEpoch int16, versions 0+. The current epoch associated with the producer ID. */
+    int16_t producer_epoch;
+    /* GenerationId int32, versions 3+, default -1. The generation of the consumer. */
+    int32_t generation_id;
+    /* MemberId string, versions 3+, default . The member ID assigned by the group coordinator.
+     * Decoded: borrowed from the input buffer. */
+    kp_str_t member_id;
+    /* GroupInstanceId string, versions 3+, nullable 3+, default null. The unique identifier of the
+     * consumer instance provided by end user. Decoded: borrowed from the input buffer. */
+    kp_str_t group_instance_id;
+    /* Topics []TxnOffsetCommitRequestTopic, versions 0+. Each topic that we want to commit offsets
+     * for. Decoded: borrowed from the arena. */
+    kp_txn_offset_commit_request_topic_t *topics;
+    /* element count of topics, -1 = null */
+    int32_t n_topics;
+} kp_txn_offset_commit_request_t;
+
+void kp_txn_offset_commit_request_partition_init(kp_txn_offset_commit_request_partition_t *s);
+void kp_txn_offset_commit_request_topic_init(kp_txn_offset_commit_request_topic_t *s);
+void kp_txn_offset_commit_request_init(kp_txn_offset_commit_request_t *m);
+ST_MUST_CHECK int kp_txn_offset_commit_request_decode(kp_reader_t *r,
+                                                      int16_t version,
+                                                      kp_txn_offset_commit_request_t *m,
+                                                      kp_arena_t *a);
+ST_MUST_CHECK int kp_txn_offset_commit_request_encode(kp_writer_t *w,
+                                                      int16_t version,
+                                                      const kp_txn_offset_commit_request_t *m);
+
 /* ---- DescribeAclsRequest ---- */
 
 /** DescribeAclsRequest (versions 0-3) */
@@ -1546,6 +1729,56 @@ ST_MUST_CHECK int kp_describe_cluster_request_decode(kp_reader_t *r,
 ST_MUST_CHECK int kp_describe_cluster_request_encode(kp_writer_t *w,
                                                      int16_t version,
                                                      const kp_describe_cluster_request_t *m);
+
+/* ---- DescribeTransactionsRequest ---- */
+
+/** DescribeTransactionsRequest (versions 0) */
+typedef struct kp_describe_transactions_request {
+    /* TransactionalIds []string, versions 0+. Array of transactionalIds to include in describe
+     * results. If empty, then no results will be returned. Decoded: borrowed from the arena. */
+    kp_str_t *transactional_ids;
+    /* element count of transactional_ids, -1 = null */
+    int32_t n_transactional_ids;
+} kp_describe_transactions_request_t;
+
+void kp_describe_transactions_request_init(kp_describe_transactions_request_t *m);
+ST_MUST_CHECK int kp_describe_transactions_request_decode(kp_reader_t *r,
+                                                          int16_t version,
+                                                          kp_describe_transactions_request_t *m,
+                                                          kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_transactions_request_encode(
+    kp_writer_t *w, int16_t version, const kp_describe_transactions_request_t *m);
+
+/* ---- ListTransactionsRequest ---- */
+
+/** ListTransactionsRequest (versions 0-1) */
+typedef struct kp_list_transactions_request {
+    /* StateFilters []string, versions 0+. The transaction states to filter by: if empty, all
+     * transactions are returned; if non-empty, then only transactions matching one of the filtered
+     * states will be returned. Decoded: borrowed from the arena. */
+    kp_str_t *state_filters;
+    /* element count of state_filters, -1 = null */
+    int32_t n_state_filters;
+    /* ProducerIdFilters []int64, versions 0+. The producerIds to filter by: if empty, all
+     * transactions will be returned; if non-empty, only transactions which match one of the
+     * filtered producerIds will be returned. Decoded: borrowed from the arena. */
+    int64_t *producer_id_filters;
+    /* element count of producer_id_filters, -1 = null */
+    int32_t n_producer_id_filters;
+    /* DurationFilter int64, versions 1+, default -1. Duration (in millis) to filter by: if < 0, all
+     * transactions will be returned; otherwise, only transactions running longer than this duration
+     * will be returned. */
+    int64_t duration_filter;
+} kp_list_transactions_request_t;
+
+void kp_list_transactions_request_init(kp_list_transactions_request_t *m);
+ST_MUST_CHECK int kp_list_transactions_request_decode(kp_reader_t *r,
+                                                      int16_t version,
+                                                      kp_list_transactions_request_t *m,
+                                                      kp_arena_t *a);
+ST_MUST_CHECK int kp_list_transactions_request_encode(kp_writer_t *w,
+                                                      int16_t version,
+                                                      const kp_list_transactions_request_t *m);
 
 /* ---- ProduceResponse ---- */
 
@@ -2748,6 +2981,159 @@ ST_MUST_CHECK int kp_offset_for_leader_epoch_response_decode(
 ST_MUST_CHECK int kp_offset_for_leader_epoch_response_encode(
     kp_writer_t *w, int16_t version, const kp_offset_for_leader_epoch_response_t *m);
 
+/* ---- AddPartitionsToTxnResponse ---- */
+
+/** AddPartitionsToTxnPartitionResult */
+typedef struct kp_add_partitions_to_txn_response_partition_result {
+    /* PartitionIndex int32, versions 0+. The partition indexes. */
+    int32_t partition_index;
+    /* PartitionErrorCode int16, versions 0+. The response error code. */
+    int16_t partition_error_code;
+} kp_add_partitions_to_txn_response_partition_result_t;
+
+/** AddPartitionsToTxnTopicResult */
+typedef struct kp_add_partitions_to_txn_response_topic_result {
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
+    kp_str_t name;
+    /* ResultsByPartition []AddPartitionsToTxnPartitionResult, versions 0+. The results for each
+     * partition. Decoded: borrowed from the arena. */
+    kp_add_partitions_to_txn_response_partition_result_t *results_by_partition;
+    /* element count of results_by_partition, -1 = null */
+    int32_t n_results_by_partition;
+} kp_add_partitions_to_txn_response_topic_result_t;
+
+/** AddPartitionsToTxnResult */
+typedef struct kp_add_partitions_to_txn_response_result {
+    /* TransactionalId string, versions 4+. The transactional id corresponding to the transaction.
+     * Decoded: borrowed from the input buffer. */
+    kp_str_t transactional_id;
+    /* TopicResults []AddPartitionsToTxnTopicResult, versions 4+. The results for each topic.
+     * Decoded: borrowed from the arena. */
+    kp_add_partitions_to_txn_response_topic_result_t *topic_results;
+    /* element count of topic_results, -1 = null */
+    int32_t n_topic_results;
+} kp_add_partitions_to_txn_response_result_t;
+
+/** AddPartitionsToTxnResponse (versions 0-5) */
+typedef struct kp_add_partitions_to_txn_response {
+    /* ThrottleTimeMs int32, versions 0+. Duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
+    int32_t throttle_time_ms;
+    /* ErrorCode int16, versions 4+, ignorable. The response top level error code. */
+    int16_t error_code;
+    /* ResultsByTransaction []AddPartitionsToTxnResult, versions 4+. Results categorized by
+     * transactional ID. Decoded: borrowed from the arena. */
+    kp_add_partitions_to_txn_response_result_t *results_by_transaction;
+    /* element count of results_by_transaction, -1 = null */
+    int32_t n_results_by_transaction;
+    /* ResultsByTopicV3AndBelow []AddPartitionsToTxnTopicResult, versions 0-3. The results for each
+     * topic. Decoded: borrowed from the arena. */
+    kp_add_partitions_to_txn_response_topic_result_t *results_by_topic_v3_and_below;
+    /* element count of results_by_topic_v3_and_below, -1 = null */
+    int32_t n_results_by_topic_v3_and_below;
+} kp_add_partitions_to_txn_response_t;
+
+void kp_add_partitions_to_txn_response_partition_result_init(
+    kp_add_partitions_to_txn_response_partition_result_t *s);
+void kp_add_partitions_to_txn_response_topic_result_init(
+    kp_add_partitions_to_txn_response_topic_result_t *s);
+void kp_add_partitions_to_txn_response_result_init(kp_add_partitions_to_txn_response_result_t *s);
+void kp_add_partitions_to_txn_response_init(kp_add_partitions_to_txn_response_t *m);
+ST_MUST_CHECK int kp_add_partitions_to_txn_response_decode(kp_reader_t *r,
+                                                           int16_t version,
+                                                           kp_add_partitions_to_txn_response_t *m,
+                                                           kp_arena_t *a);
+ST_MUST_CHECK int kp_add_partitions_to_txn_response_encode(
+    kp_writer_t *w, int16_t version, const kp_add_partitions_to_txn_response_t *m);
+
+/* ---- AddOffsetsToTxnResponse ---- */
+
+/** AddOffsetsToTxnResponse (versions 0-4) */
+typedef struct kp_add_offsets_to_txn_response {
+    /* ThrottleTimeMs int32, versions 0+. Duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
+    int32_t throttle_time_ms;
+    /* ErrorCode int16, versions 0+. The response error code, or 0 if there was no error. */
+    int16_t error_code;
+} kp_add_offsets_to_txn_response_t;
+
+void kp_add_offsets_to_txn_response_init(kp_add_offsets_to_txn_response_t *m);
+ST_MUST_CHECK int kp_add_offsets_to_txn_response_decode(kp_reader_t *r,
+                                                        int16_t version,
+                                                        kp_add_offsets_to_txn_response_t *m,
+                                                        kp_arena_t *a);
+ST_MUST_CHECK int kp_add_offsets_to_txn_response_encode(kp_writer_t *w,
+                                                        int16_t version,
+                                                        const kp_add_offsets_to_txn_response_t *m);
+
+/* ---- EndTxnResponse ---- */
+
+/** EndTxnResponse (versions 0-5) */
+typedef struct kp_end_txn_response {
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
+    int32_t throttle_time_ms;
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
+    int16_t error_code;
+    /* ProducerId int64, versions 5+, default -1, ignorable. The producer ID. */
+    int64_t producer_id;
+    /* ProducerEpoch int16, versions 5+, default -1, ignorable. The current epoch associated with
+     * the producer. */
+    int16_t producer_epoch;
+} kp_end_txn_response_t;
+
+void kp_end_txn_response_init(kp_end_txn_response_t *m);
+ST_MUST_CHECK int kp_end_txn_response_decode(kp_reader_t *r,
+                                             int16_t version,
+                                             kp_end_txn_response_t *m,
+                                             kp_arena_t *a);
+ST_MUST_CHECK int
+kp_end_txn_response_encode(kp_writer_t *w, int16_t version, const kp_end_txn_response_t *m);
+
+/* ---- TxnOffsetCommitResponse ---- */
+
+/** TxnOffsetCommitResponsePartition */
+typedef struct kp_txn_offset_commit_response_partition {
+    /* PartitionIndex int32, versions 0+. The partition index. */
+    int32_t partition_index;
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
+    int16_t error_code;
+} kp_txn_offset_commit_response_partition_t;
+
+/** TxnOffsetCommitResponseTopic */
+typedef struct kp_txn_offset_commit_response_topic {
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
+    kp_str_t name;
+    /* Partitions []TxnOffsetCommitResponsePartition, versions 0+. The responses for each partition
+     * in the topic. Decoded: borrowed from the arena. */
+    kp_txn_offset_commit_response_partition_t *partitions;
+    /* element count of partitions, -1 = null */
+    int32_t n_partitions;
+} kp_txn_offset_commit_response_topic_t;
+
+/** TxnOffsetCommitResponse (versions 0-4) */
+typedef struct kp_txn_offset_commit_response {
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
+    int32_t throttle_time_ms;
+    /* Topics []TxnOffsetCommitResponseTopic, versions 0+. The responses for each topic. Decoded:
+     * borrowed from the arena. */
+    kp_txn_offset_commit_response_topic_t *topics;
+    /* element count of topics, -1 = null */
+    int32_t n_topics;
+} kp_txn_offset_commit_response_t;
+
+void kp_txn_offset_commit_response_partition_init(kp_txn_offset_commit_response_partition_t *s);
+void kp_txn_offset_commit_response_topic_init(kp_txn_offset_commit_response_topic_t *s);
+void kp_txn_offset_commit_response_init(kp_txn_offset_commit_response_t *m);
+ST_MUST_CHECK int kp_txn_offset_commit_response_decode(kp_reader_t *r,
+                                                       int16_t version,
+                                                       kp_txn_offset_commit_response_t *m,
+                                                       kp_arena_t *a);
+ST_MUST_CHECK int kp_txn_offset_commit_response_encode(kp_writer_t *w,
+                                                       int16_t version,
+                                                       const kp_txn_offset_commit_response_t *m);
+
 /* ---- DescribeAclsResponse ---- */
 
 /** AclDescription */
@@ -3348,6 +3734,107 @@ ST_MUST_CHECK int kp_describe_cluster_response_decode(kp_reader_t *r,
 ST_MUST_CHECK int kp_describe_cluster_response_encode(kp_writer_t *w,
                                                       int16_t version,
                                                       const kp_describe_cluster_response_t *m);
+
+/* ---- DescribeTransactionsResponse ---- */
+
+/** TopicData */
+typedef struct kp_describe_transactions_response_topic_data {
+    /* Topic string, versions 0+ Decoded: borrowed from the input buffer. */
+    kp_str_t topic;
+    /* Partitions []int32, versions 0+ Decoded: borrowed from the arena. */
+    int32_t *partitions;
+    /* element count of partitions, -1 = null */
+    int32_t n_partitions;
+} kp_describe_transactions_response_topic_data_t;
+
+/** TransactionState */
+typedef struct kp_describe_transactions_response_transaction_state {
+    /* ErrorCode int16, versions 0+ */
+    int16_t error_code;
+    /* TransactionalId string, versions 0+ Decoded: borrowed from the input buffer. */
+    kp_str_t transactional_id;
+    /* TransactionState string, versions 0+ Decoded: borrowed from the input buffer. */
+    kp_str_t transaction_state;
+    /* TransactionTimeoutMs int32, versions 0+ */
+    int32_t transaction_timeout_ms;
+    /* TransactionStartTimeMs int64, versions 0+ */
+    int64_t transaction_start_time_ms;
+    /* ProducerId int64, versions 0+ */
+    int64_t producer_id;
+    /* ProducerEpoch int16, versions 0+ */
+    int16_t producer_epoch;
+    /* Topics []TopicData, versions 0+. The set of partitions included in the current transaction
+     * (if active). When a transaction is preparing to commit or abort, this will include only
+     * partitions which do not have markers. Decoded: borrowed from the arena. */
+    kp_describe_transactions_response_topic_data_t *topics;
+    /* element count of topics, -1 = null */
+    int32_t n_topics;
+} kp_describe_transactions_response_transaction_state_t;
+
+/** DescribeTransactionsResponse (versions 0) */
+typedef struct kp_describe_transactions_response {
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
+    int32_t throttle_time_ms;
+    /* TransactionStates []TransactionState, versions 0+ Decoded: borrowed from the arena. */
+    kp_describe_transactions_response_transaction_state_t *transaction_states;
+    /* element count of transaction_states, -1 = null */
+    int32_t n_transaction_states;
+} kp_describe_transactions_response_t;
+
+void kp_describe_transactions_response_topic_data_init(
+    kp_describe_transactions_response_topic_data_t *s);
+void kp_describe_transactions_response_transaction_state_init(
+    kp_describe_transactions_response_transaction_state_t *s);
+void kp_describe_transactions_response_init(kp_describe_transactions_response_t *m);
+ST_MUST_CHECK int kp_describe_transactions_response_decode(kp_reader_t *r,
+                                                           int16_t version,
+                                                           kp_describe_transactions_response_t *m,
+                                                           kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_transactions_response_encode(
+    kp_writer_t *w, int16_t version, const kp_describe_transactions_response_t *m);
+
+/* ---- ListTransactionsResponse ---- */
+
+/** TransactionState */
+typedef struct kp_list_transactions_response_transaction_state {
+    /* TransactionalId string, versions 0+ Decoded: borrowed from the input buffer. */
+    kp_str_t transactional_id;
+    /* ProducerId int64, versions 0+ */
+    int64_t producer_id;
+    /* TransactionState string, versions 0+. The current transaction state of the producer. Decoded:
+     * borrowed from the input buffer. */
+    kp_str_t transaction_state;
+} kp_list_transactions_response_transaction_state_t;
+
+/** ListTransactionsResponse (versions 0-1) */
+typedef struct kp_list_transactions_response {
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
+    int32_t throttle_time_ms;
+    /* ErrorCode int16, versions 0+ */
+    int16_t error_code;
+    /* UnknownStateFilters []string, versions 0+. Set of state filters provided in the request which
+     * were unknown to the transaction coordinator. Decoded: borrowed from the arena. */
+    kp_str_t *unknown_state_filters;
+    /* element count of unknown_state_filters, -1 = null */
+    int32_t n_unknown_state_filters;
+    /* TransactionStates []TransactionState, versions 0+ Decoded: borrowed from the arena. */
+    kp_list_transactions_response_transaction_state_t *transaction_states;
+    /* element count of transaction_states, -1 = null */
+    int32_t n_transaction_states;
+} kp_list_transactions_response_t;
+
+void kp_list_transactions_response_transaction_state_init(
+    kp_list_transactions_response_transaction_state_t *s);
+void kp_list_transactions_response_init(kp_list_transactions_response_t *m);
+ST_MUST_CHECK int kp_list_transactions_response_decode(kp_reader_t *r,
+                                                       int16_t version,
+                                                       kp_list_transactions_response_t *m,
+                                                       kp_arena_t *a);
+ST_MUST_CHECK int kp_list_transactions_response_encode(kp_writer_t *w,
+                                                       int16_t version,
+                                                       const kp_list_transactions_response_t *m);
 
 /* ---- ConsumerProtocolAssignment ---- */
 

@@ -27,3 +27,6 @@ set_tests_properties(tiering_timestamps PROPERTIES LABELS integration TIMEOUT 60
 add_test(NAME write_caching COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_write_caching.py)
 set_tests_properties(write_caching PROPERTIES LABELS integration TIMEOUT 300
     ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
+add_test(NAME kafka_txn COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_txn.py)
+set_tests_properties(kafka_txn PROPERTIES LABELS integration TIMEOUT 600
+    ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")

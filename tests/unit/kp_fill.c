@@ -1594,6 +1594,311 @@ static void fill_kp_offset_for_leader_epoch_request(kp_offset_for_leader_epoch_r
     }
 }
 
+/* ---- AddPartitionsToTxnRequest ---- */
+
+static void fill_kp_add_partitions_to_txn_request_topic(kp_add_partitions_to_txn_request_topic_t *s,
+                                                        int16_t version,
+                                                        kp_arena_t *a,
+                                                        int variant,
+                                                        uint32_t *seq);
+static void
+fill_kp_add_partitions_to_txn_request_transaction(kp_add_partitions_to_txn_request_transaction_t *s,
+                                                  int16_t version,
+                                                  kp_arena_t *a,
+                                                  int variant,
+                                                  uint32_t *seq);
+static void fill_kp_add_partitions_to_txn_request(kp_add_partitions_to_txn_request_t *s,
+                                                  int16_t version,
+                                                  kp_arena_t *a,
+                                                  int variant,
+                                                  uint32_t *seq);
+
+static void fill_kp_add_partitions_to_txn_request_topic(kp_add_partitions_to_txn_request_topic_t *s,
+                                                        int16_t version,
+                                                        kp_arena_t *a,
+                                                        int variant,
+                                                        uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->name = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_partitions = 0;
+            s->partitions = NULL;
+        } else {
+            s->n_partitions = 2;
+            s->partitions = kp_arena_calloc(a, 2, sizeof(*s->partitions));
+            for (int32_t i = 0; s->partitions != NULL && i < 2; i++) {
+                s->partitions[i] = (int32_t)kp_fill_int(seq, 0);
+            }
+        }
+    }
+}
+
+static void
+fill_kp_add_partitions_to_txn_request_transaction(kp_add_partitions_to_txn_request_transaction_t *s,
+                                                  int16_t version,
+                                                  kp_arena_t *a,
+                                                  int variant,
+                                                  uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->transactional_id = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->producer_id = (int64_t)kp_fill_int(seq, INT64_C(0));
+    }
+    {
+        s->producer_epoch = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->verify_only = !false;
+    }
+    {
+        if (variant == 1) {
+            s->n_topics = 0;
+            s->topics = NULL;
+        } else {
+            s->n_topics = 2;
+            s->topics = kp_arena_calloc(a, 2, sizeof(*s->topics));
+            for (int32_t i = 0; s->topics != NULL && i < 2; i++) {
+                kp_add_partitions_to_txn_request_topic_init(&s->topics[i]);
+                fill_kp_add_partitions_to_txn_request_topic(&s->topics[i], version, a, variant,
+                                                            seq);
+            }
+        }
+    }
+}
+
+static void fill_kp_add_partitions_to_txn_request(kp_add_partitions_to_txn_request_t *s,
+                                                  int16_t version,
+                                                  kp_arena_t *a,
+                                                  int variant,
+                                                  uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    if (version >= 4) {
+        if (variant == 1) {
+            s->n_transactions = 0;
+            s->transactions = NULL;
+        } else {
+            s->n_transactions = 2;
+            s->transactions = kp_arena_calloc(a, 2, sizeof(*s->transactions));
+            for (int32_t i = 0; s->transactions != NULL && i < 2; i++) {
+                kp_add_partitions_to_txn_request_transaction_init(&s->transactions[i]);
+                fill_kp_add_partitions_to_txn_request_transaction(&s->transactions[i], version, a,
+                                                                  variant, seq);
+            }
+        }
+    }
+    if (version <= 3) {
+        s->v3_and_below_transactional_id = kp_fill_str(a, seq, variant, 0);
+    }
+    if (version <= 3) {
+        s->v3_and_below_producer_id = (int64_t)kp_fill_int(seq, INT64_C(0));
+    }
+    if (version <= 3) {
+        s->v3_and_below_producer_epoch = (int16_t)kp_fill_int(seq, 0);
+    }
+    if (version <= 3) {
+        if (variant == 1) {
+            s->n_v3_and_below_topics = 0;
+            s->v3_and_below_topics = NULL;
+        } else {
+            s->n_v3_and_below_topics = 2;
+            s->v3_and_below_topics = kp_arena_calloc(a, 2, sizeof(*s->v3_and_below_topics));
+            for (int32_t i = 0; s->v3_and_below_topics != NULL && i < 2; i++) {
+                kp_add_partitions_to_txn_request_topic_init(&s->v3_and_below_topics[i]);
+                fill_kp_add_partitions_to_txn_request_topic(&s->v3_and_below_topics[i], version, a,
+                                                            variant, seq);
+            }
+        }
+    }
+}
+
+/* ---- AddOffsetsToTxnRequest ---- */
+
+static void fill_kp_add_offsets_to_txn_request(
+    kp_add_offsets_to_txn_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void fill_kp_add_offsets_to_txn_request(
+    kp_add_offsets_to_txn_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->transactional_id = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->producer_id = (int64_t)kp_fill_int(seq, INT64_C(0));
+    }
+    {
+        s->producer_epoch = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->group_id = kp_fill_str(a, seq, variant, 0);
+    }
+}
+
+/* ---- EndTxnRequest ---- */
+
+static void fill_kp_end_txn_request(
+    kp_end_txn_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void fill_kp_end_txn_request(
+    kp_end_txn_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->transactional_id = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->producer_id = (int64_t)kp_fill_int(seq, INT64_C(0));
+    }
+    {
+        s->producer_epoch = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->committed = !false;
+    }
+}
+
+/* ---- TxnOffsetCommitRequest ---- */
+
+static void fill_kp_txn_offset_commit_request_partition(kp_txn_offset_commit_request_partition_t *s,
+                                                        int16_t version,
+                                                        kp_arena_t *a,
+                                                        int variant,
+                                                        uint32_t *seq);
+static void fill_kp_txn_offset_commit_request_topic(kp_txn_offset_commit_request_topic_t *s,
+                                                    int16_t version,
+                                                    kp_arena_t *a,
+                                                    int variant,
+                                                    uint32_t *seq);
+static void fill_kp_txn_offset_commit_request(
+    kp_txn_offset_commit_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void fill_kp_txn_offset_commit_request_partition(kp_txn_offset_commit_request_partition_t *s,
+                                                        int16_t version,
+                                                        kp_arena_t *a,
+                                                        int variant,
+                                                        uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->partition_index = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->committed_offset = (int64_t)kp_fill_int(seq, INT64_C(0));
+    }
+    if (version >= 2) {
+        s->committed_leader_epoch = (int32_t)kp_fill_int(seq, -1);
+    }
+    {
+        s->committed_metadata = kp_fill_str(a, seq, variant, 1);
+    }
+}
+
+static void fill_kp_txn_offset_commit_request_topic(kp_txn_offset_commit_request_topic_t *s,
+                                                    int16_t version,
+                                                    kp_arena_t *a,
+                                                    int variant,
+                                                    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->name = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_partitions = 0;
+            s->partitions = NULL;
+        } else {
+            s->n_partitions = 2;
+            s->partitions = kp_arena_calloc(a, 2, sizeof(*s->partitions));
+            for (int32_t i = 0; s->partitions != NULL && i < 2; i++) {
+                kp_txn_offset_commit_request_partition_init(&s->partitions[i]);
+                fill_kp_txn_offset_commit_request_partition(&s->partitions[i], version, a, variant,
+                                                            seq);
+            }
+        }
+    }
+}
+
+static void fill_kp_txn_offset_commit_request(
+    kp_txn_offset_commit_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->transactional_id = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->group_id = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->producer_id = (int64_t)kp_fill_int(seq, INT64_C(0));
+    }
+    {
+        s->producer_epoch = (int16_t)kp_fill_int(seq, 0);
+    }
+    if (version >= 3) {
+        s->generation_id = (int32_t)kp_fill_int(seq, -1);
+    }
+    if (version >= 3) {
+        s->member_id = kp_fill_str(a, seq, variant, 0);
+    }
+    if (version >= 3) {
+        s->group_instance_id = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        if (variant == 1) {
+            s->n_topics = 0;
+            s->topics = NULL;
+        } else {
+            s->n_topics = 2;
+            s->topics = kp_arena_calloc(a, 2, sizeof(*s->topics));
+            for (int32_t i = 0; s->topics != NULL && i < 2; i++) {
+                kp_txn_offset_commit_request_topic_init(&s->topics[i]);
+                fill_kp_txn_offset_commit_request_topic(&s->topics[i], version, a, variant, seq);
+            }
+        }
+    }
+}
+
 /* ---- DescribeAclsRequest ---- */
 
 static void fill_kp_describe_acls_request(
@@ -2457,6 +2762,81 @@ static void fill_kp_describe_cluster_request(
     }
     if (version >= 1) {
         s->endpoint_type = (int8_t)kp_fill_int(seq, 1);
+    }
+}
+
+/* ---- DescribeTransactionsRequest ---- */
+
+static void fill_kp_describe_transactions_request(kp_describe_transactions_request_t *s,
+                                                  int16_t version,
+                                                  kp_arena_t *a,
+                                                  int variant,
+                                                  uint32_t *seq);
+
+static void fill_kp_describe_transactions_request(kp_describe_transactions_request_t *s,
+                                                  int16_t version,
+                                                  kp_arena_t *a,
+                                                  int variant,
+                                                  uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        if (variant == 1) {
+            s->n_transactional_ids = 0;
+            s->transactional_ids = NULL;
+        } else {
+            s->n_transactional_ids = 2;
+            s->transactional_ids = kp_arena_calloc(a, 2, sizeof(*s->transactional_ids));
+            for (int32_t i = 0; s->transactional_ids != NULL && i < 2; i++) {
+                s->transactional_ids[i] = kp_fill_str(a, seq, variant, 0);
+            }
+        }
+    }
+}
+
+/* ---- ListTransactionsRequest ---- */
+
+static void fill_kp_list_transactions_request(
+    kp_list_transactions_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void fill_kp_list_transactions_request(
+    kp_list_transactions_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        if (variant == 1) {
+            s->n_state_filters = 0;
+            s->state_filters = NULL;
+        } else {
+            s->n_state_filters = 2;
+            s->state_filters = kp_arena_calloc(a, 2, sizeof(*s->state_filters));
+            for (int32_t i = 0; s->state_filters != NULL && i < 2; i++) {
+                s->state_filters[i] = kp_fill_str(a, seq, variant, 0);
+            }
+        }
+    }
+    {
+        if (variant == 1) {
+            s->n_producer_id_filters = 0;
+            s->producer_id_filters = NULL;
+        } else {
+            s->n_producer_id_filters = 2;
+            s->producer_id_filters = kp_arena_calloc(a, 2, sizeof(*s->producer_id_filters));
+            for (int32_t i = 0; s->producer_id_filters != NULL && i < 2; i++) {
+                s->producer_id_filters[i] = (int64_t)kp_fill_int(seq, 0);
+            }
+        }
+    }
+    if (version >= 1) {
+        s->duration_filter = (int64_t)kp_fill_int(seq, INT64_C(-1));
     }
 }
 
@@ -4619,6 +4999,307 @@ static void fill_kp_offset_for_leader_epoch_response(kp_offset_for_leader_epoch_
     }
 }
 
+/* ---- AddPartitionsToTxnResponse ---- */
+
+static void fill_kp_add_partitions_to_txn_response_partition_result(
+    kp_add_partitions_to_txn_response_partition_result_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void fill_kp_add_partitions_to_txn_response_topic_result(
+    kp_add_partitions_to_txn_response_topic_result_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void
+fill_kp_add_partitions_to_txn_response_result(kp_add_partitions_to_txn_response_result_t *s,
+                                              int16_t version,
+                                              kp_arena_t *a,
+                                              int variant,
+                                              uint32_t *seq);
+static void fill_kp_add_partitions_to_txn_response(kp_add_partitions_to_txn_response_t *s,
+                                                   int16_t version,
+                                                   kp_arena_t *a,
+                                                   int variant,
+                                                   uint32_t *seq);
+
+static void fill_kp_add_partitions_to_txn_response_partition_result(
+    kp_add_partitions_to_txn_response_partition_result_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->partition_index = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->partition_error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+}
+
+static void fill_kp_add_partitions_to_txn_response_topic_result(
+    kp_add_partitions_to_txn_response_topic_result_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->name = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_results_by_partition = 0;
+            s->results_by_partition = NULL;
+        } else {
+            s->n_results_by_partition = 2;
+            s->results_by_partition = kp_arena_calloc(a, 2, sizeof(*s->results_by_partition));
+            for (int32_t i = 0; s->results_by_partition != NULL && i < 2; i++) {
+                kp_add_partitions_to_txn_response_partition_result_init(
+                    &s->results_by_partition[i]);
+                fill_kp_add_partitions_to_txn_response_partition_result(&s->results_by_partition[i],
+                                                                        version, a, variant, seq);
+            }
+        }
+    }
+}
+
+static void
+fill_kp_add_partitions_to_txn_response_result(kp_add_partitions_to_txn_response_result_t *s,
+                                              int16_t version,
+                                              kp_arena_t *a,
+                                              int variant,
+                                              uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->transactional_id = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_topic_results = 0;
+            s->topic_results = NULL;
+        } else {
+            s->n_topic_results = 2;
+            s->topic_results = kp_arena_calloc(a, 2, sizeof(*s->topic_results));
+            for (int32_t i = 0; s->topic_results != NULL && i < 2; i++) {
+                kp_add_partitions_to_txn_response_topic_result_init(&s->topic_results[i]);
+                fill_kp_add_partitions_to_txn_response_topic_result(&s->topic_results[i], version,
+                                                                    a, variant, seq);
+            }
+        }
+    }
+}
+
+static void fill_kp_add_partitions_to_txn_response(kp_add_partitions_to_txn_response_t *s,
+                                                   int16_t version,
+                                                   kp_arena_t *a,
+                                                   int variant,
+                                                   uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    if (version >= 4) {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    if (version >= 4) {
+        if (variant == 1) {
+            s->n_results_by_transaction = 0;
+            s->results_by_transaction = NULL;
+        } else {
+            s->n_results_by_transaction = 2;
+            s->results_by_transaction = kp_arena_calloc(a, 2, sizeof(*s->results_by_transaction));
+            for (int32_t i = 0; s->results_by_transaction != NULL && i < 2; i++) {
+                kp_add_partitions_to_txn_response_result_init(&s->results_by_transaction[i]);
+                fill_kp_add_partitions_to_txn_response_result(&s->results_by_transaction[i],
+                                                              version, a, variant, seq);
+            }
+        }
+    }
+    if (version <= 3) {
+        if (variant == 1) {
+            s->n_results_by_topic_v3_and_below = 0;
+            s->results_by_topic_v3_and_below = NULL;
+        } else {
+            s->n_results_by_topic_v3_and_below = 2;
+            s->results_by_topic_v3_and_below =
+                kp_arena_calloc(a, 2, sizeof(*s->results_by_topic_v3_and_below));
+            for (int32_t i = 0; s->results_by_topic_v3_and_below != NULL && i < 2; i++) {
+                kp_add_partitions_to_txn_response_topic_result_init(
+                    &s->results_by_topic_v3_and_below[i]);
+                fill_kp_add_partitions_to_txn_response_topic_result(
+                    &s->results_by_topic_v3_and_below[i], version, a, variant, seq);
+            }
+        }
+    }
+}
+
+/* ---- AddOffsetsToTxnResponse ---- */
+
+static void fill_kp_add_offsets_to_txn_response(kp_add_offsets_to_txn_response_t *s,
+                                                int16_t version,
+                                                kp_arena_t *a,
+                                                int variant,
+                                                uint32_t *seq);
+
+static void fill_kp_add_offsets_to_txn_response(
+    kp_add_offsets_to_txn_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+}
+
+/* ---- EndTxnResponse ---- */
+
+static void fill_kp_end_txn_response(
+    kp_end_txn_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void fill_kp_end_txn_response(
+    kp_end_txn_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    if (version >= 5) {
+        s->producer_id = (int64_t)kp_fill_int(seq, INT64_C(-1));
+    }
+    if (version >= 5) {
+        s->producer_epoch = (int16_t)kp_fill_int(seq, -1);
+    }
+}
+
+/* ---- TxnOffsetCommitResponse ---- */
+
+static void
+fill_kp_txn_offset_commit_response_partition(kp_txn_offset_commit_response_partition_t *s,
+                                             int16_t version,
+                                             kp_arena_t *a,
+                                             int variant,
+                                             uint32_t *seq);
+static void fill_kp_txn_offset_commit_response_topic(kp_txn_offset_commit_response_topic_t *s,
+                                                     int16_t version,
+                                                     kp_arena_t *a,
+                                                     int variant,
+                                                     uint32_t *seq);
+static void fill_kp_txn_offset_commit_response(
+    kp_txn_offset_commit_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void
+fill_kp_txn_offset_commit_response_partition(kp_txn_offset_commit_response_partition_t *s,
+                                             int16_t version,
+                                             kp_arena_t *a,
+                                             int variant,
+                                             uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->partition_index = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+}
+
+static void fill_kp_txn_offset_commit_response_topic(kp_txn_offset_commit_response_topic_t *s,
+                                                     int16_t version,
+                                                     kp_arena_t *a,
+                                                     int variant,
+                                                     uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->name = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_partitions = 0;
+            s->partitions = NULL;
+        } else {
+            s->n_partitions = 2;
+            s->partitions = kp_arena_calloc(a, 2, sizeof(*s->partitions));
+            for (int32_t i = 0; s->partitions != NULL && i < 2; i++) {
+                kp_txn_offset_commit_response_partition_init(&s->partitions[i]);
+                fill_kp_txn_offset_commit_response_partition(&s->partitions[i], version, a, variant,
+                                                             seq);
+            }
+        }
+    }
+}
+
+static void fill_kp_txn_offset_commit_response(
+    kp_txn_offset_commit_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_topics = 0;
+            s->topics = NULL;
+        } else {
+            s->n_topics = 2;
+            s->topics = kp_arena_calloc(a, 2, sizeof(*s->topics));
+            for (int32_t i = 0; s->topics != NULL && i < 2; i++) {
+                kp_txn_offset_commit_response_topic_init(&s->topics[i]);
+                fill_kp_txn_offset_commit_response_topic(&s->topics[i], version, a, variant, seq);
+            }
+        }
+    }
+}
+
 /* ---- DescribeAclsResponse ---- */
 
 static void
@@ -5700,6 +6381,210 @@ static void fill_kp_describe_cluster_response(
     }
 }
 
+/* ---- DescribeTransactionsResponse ---- */
+
+static void
+fill_kp_describe_transactions_response_topic_data(kp_describe_transactions_response_topic_data_t *s,
+                                                  int16_t version,
+                                                  kp_arena_t *a,
+                                                  int variant,
+                                                  uint32_t *seq);
+static void fill_kp_describe_transactions_response_transaction_state(
+    kp_describe_transactions_response_transaction_state_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void fill_kp_describe_transactions_response(kp_describe_transactions_response_t *s,
+                                                   int16_t version,
+                                                   kp_arena_t *a,
+                                                   int variant,
+                                                   uint32_t *seq);
+
+static void
+fill_kp_describe_transactions_response_topic_data(kp_describe_transactions_response_topic_data_t *s,
+                                                  int16_t version,
+                                                  kp_arena_t *a,
+                                                  int variant,
+                                                  uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->topic = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_partitions = 0;
+            s->partitions = NULL;
+        } else {
+            s->n_partitions = 2;
+            s->partitions = kp_arena_calloc(a, 2, sizeof(*s->partitions));
+            for (int32_t i = 0; s->partitions != NULL && i < 2; i++) {
+                s->partitions[i] = (int32_t)kp_fill_int(seq, 0);
+            }
+        }
+    }
+}
+
+static void fill_kp_describe_transactions_response_transaction_state(
+    kp_describe_transactions_response_transaction_state_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->transactional_id = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->transaction_state = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->transaction_timeout_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->transaction_start_time_ms = (int64_t)kp_fill_int(seq, INT64_C(0));
+    }
+    {
+        s->producer_id = (int64_t)kp_fill_int(seq, INT64_C(0));
+    }
+    {
+        s->producer_epoch = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_topics = 0;
+            s->topics = NULL;
+        } else {
+            s->n_topics = 2;
+            s->topics = kp_arena_calloc(a, 2, sizeof(*s->topics));
+            for (int32_t i = 0; s->topics != NULL && i < 2; i++) {
+                kp_describe_transactions_response_topic_data_init(&s->topics[i]);
+                fill_kp_describe_transactions_response_topic_data(&s->topics[i], version, a,
+                                                                  variant, seq);
+            }
+        }
+    }
+}
+
+static void fill_kp_describe_transactions_response(kp_describe_transactions_response_t *s,
+                                                   int16_t version,
+                                                   kp_arena_t *a,
+                                                   int variant,
+                                                   uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_transaction_states = 0;
+            s->transaction_states = NULL;
+        } else {
+            s->n_transaction_states = 2;
+            s->transaction_states = kp_arena_calloc(a, 2, sizeof(*s->transaction_states));
+            for (int32_t i = 0; s->transaction_states != NULL && i < 2; i++) {
+                kp_describe_transactions_response_transaction_state_init(&s->transaction_states[i]);
+                fill_kp_describe_transactions_response_transaction_state(&s->transaction_states[i],
+                                                                         version, a, variant, seq);
+            }
+        }
+    }
+}
+
+/* ---- ListTransactionsResponse ---- */
+
+static void fill_kp_list_transactions_response_transaction_state(
+    kp_list_transactions_response_transaction_state_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void fill_kp_list_transactions_response(
+    kp_list_transactions_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void fill_kp_list_transactions_response_transaction_state(
+    kp_list_transactions_response_transaction_state_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->transactional_id = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->producer_id = (int64_t)kp_fill_int(seq, INT64_C(0));
+    }
+    {
+        s->transaction_state = kp_fill_str(a, seq, variant, 0);
+    }
+}
+
+static void fill_kp_list_transactions_response(
+    kp_list_transactions_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_unknown_state_filters = 0;
+            s->unknown_state_filters = NULL;
+        } else {
+            s->n_unknown_state_filters = 2;
+            s->unknown_state_filters = kp_arena_calloc(a, 2, sizeof(*s->unknown_state_filters));
+            for (int32_t i = 0; s->unknown_state_filters != NULL && i < 2; i++) {
+                s->unknown_state_filters[i] = kp_fill_str(a, seq, variant, 0);
+            }
+        }
+    }
+    {
+        if (variant == 1) {
+            s->n_transaction_states = 0;
+            s->transaction_states = NULL;
+        } else {
+            s->n_transaction_states = 2;
+            s->transaction_states = kp_arena_calloc(a, 2, sizeof(*s->transaction_states));
+            for (int32_t i = 0; s->transaction_states != NULL && i < 2; i++) {
+                kp_list_transactions_response_transaction_state_init(&s->transaction_states[i]);
+                fill_kp_list_transactions_response_transaction_state(&s->transaction_states[i],
+                                                                     version, a, variant, seq);
+            }
+        }
+    }
+}
+
 /* ---- ConsumerProtocolAssignment ---- */
 
 static void fill_kp_consumer_protocol_assignment_topic_partition(
@@ -5958,194 +6843,242 @@ void kp_fill_msg(const kp_msg_desc_t *d, void *m, int16_t version, kp_arena_t *a
         return;
     }
     if (d == &kp_msg_descs[22]) {
-        fill_kp_describe_acls_request(m, version, a, variant, &seq);
+        fill_kp_add_partitions_to_txn_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[23]) {
-        fill_kp_create_acls_request(m, version, a, variant, &seq);
+        fill_kp_add_offsets_to_txn_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[24]) {
-        fill_kp_delete_acls_request(m, version, a, variant, &seq);
+        fill_kp_end_txn_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[25]) {
-        fill_kp_describe_configs_request(m, version, a, variant, &seq);
+        fill_kp_txn_offset_commit_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[26]) {
-        fill_kp_alter_configs_request(m, version, a, variant, &seq);
+        fill_kp_describe_acls_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[27]) {
-        fill_kp_sasl_authenticate_request(m, version, a, variant, &seq);
+        fill_kp_create_acls_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[28]) {
-        fill_kp_create_partitions_request(m, version, a, variant, &seq);
+        fill_kp_delete_acls_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[29]) {
-        fill_kp_delete_groups_request(m, version, a, variant, &seq);
+        fill_kp_describe_configs_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[30]) {
-        fill_kp_incremental_alter_configs_request(m, version, a, variant, &seq);
+        fill_kp_alter_configs_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[31]) {
-        fill_kp_offset_delete_request(m, version, a, variant, &seq);
+        fill_kp_sasl_authenticate_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[32]) {
-        fill_kp_describe_user_scram_credentials_request(m, version, a, variant, &seq);
+        fill_kp_create_partitions_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[33]) {
-        fill_kp_alter_user_scram_credentials_request(m, version, a, variant, &seq);
+        fill_kp_delete_groups_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[34]) {
-        fill_kp_describe_cluster_request(m, version, a, variant, &seq);
+        fill_kp_incremental_alter_configs_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[35]) {
-        fill_kp_produce_response(m, version, a, variant, &seq);
+        fill_kp_offset_delete_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[36]) {
-        fill_kp_fetch_response(m, version, a, variant, &seq);
+        fill_kp_describe_user_scram_credentials_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[37]) {
-        fill_kp_list_offsets_response(m, version, a, variant, &seq);
+        fill_kp_alter_user_scram_credentials_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[38]) {
-        fill_kp_metadata_response(m, version, a, variant, &seq);
+        fill_kp_describe_cluster_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[39]) {
-        fill_kp_offset_commit_response(m, version, a, variant, &seq);
+        fill_kp_describe_transactions_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[40]) {
-        fill_kp_offset_fetch_response(m, version, a, variant, &seq);
+        fill_kp_list_transactions_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[41]) {
-        fill_kp_find_coordinator_response(m, version, a, variant, &seq);
+        fill_kp_produce_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[42]) {
-        fill_kp_join_group_response(m, version, a, variant, &seq);
+        fill_kp_fetch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[43]) {
-        fill_kp_heartbeat_response(m, version, a, variant, &seq);
+        fill_kp_list_offsets_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[44]) {
-        fill_kp_leave_group_response(m, version, a, variant, &seq);
+        fill_kp_metadata_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[45]) {
-        fill_kp_sync_group_response(m, version, a, variant, &seq);
+        fill_kp_offset_commit_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[46]) {
-        fill_kp_describe_groups_response(m, version, a, variant, &seq);
+        fill_kp_offset_fetch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[47]) {
-        fill_kp_list_groups_response(m, version, a, variant, &seq);
+        fill_kp_find_coordinator_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[48]) {
-        fill_kp_sasl_handshake_response(m, version, a, variant, &seq);
+        fill_kp_join_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[49]) {
-        fill_kp_api_versions_response(m, version, a, variant, &seq);
+        fill_kp_heartbeat_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[50]) {
-        fill_kp_create_topics_response(m, version, a, variant, &seq);
+        fill_kp_leave_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[51]) {
-        fill_kp_delete_topics_response(m, version, a, variant, &seq);
+        fill_kp_sync_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[52]) {
-        fill_kp_delete_records_response(m, version, a, variant, &seq);
+        fill_kp_describe_groups_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[53]) {
-        fill_kp_init_producer_id_response(m, version, a, variant, &seq);
+        fill_kp_list_groups_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[54]) {
-        fill_kp_offset_for_leader_epoch_response(m, version, a, variant, &seq);
+        fill_kp_sasl_handshake_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[55]) {
-        fill_kp_describe_acls_response(m, version, a, variant, &seq);
+        fill_kp_api_versions_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[56]) {
-        fill_kp_create_acls_response(m, version, a, variant, &seq);
+        fill_kp_create_topics_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[57]) {
-        fill_kp_delete_acls_response(m, version, a, variant, &seq);
+        fill_kp_delete_topics_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[58]) {
-        fill_kp_describe_configs_response(m, version, a, variant, &seq);
+        fill_kp_delete_records_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[59]) {
-        fill_kp_alter_configs_response(m, version, a, variant, &seq);
+        fill_kp_init_producer_id_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[60]) {
-        fill_kp_sasl_authenticate_response(m, version, a, variant, &seq);
+        fill_kp_offset_for_leader_epoch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[61]) {
-        fill_kp_create_partitions_response(m, version, a, variant, &seq);
+        fill_kp_add_partitions_to_txn_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[62]) {
-        fill_kp_delete_groups_response(m, version, a, variant, &seq);
+        fill_kp_add_offsets_to_txn_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[63]) {
-        fill_kp_incremental_alter_configs_response(m, version, a, variant, &seq);
+        fill_kp_end_txn_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[64]) {
-        fill_kp_offset_delete_response(m, version, a, variant, &seq);
+        fill_kp_txn_offset_commit_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[65]) {
-        fill_kp_describe_user_scram_credentials_response(m, version, a, variant, &seq);
+        fill_kp_describe_acls_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[66]) {
-        fill_kp_alter_user_scram_credentials_response(m, version, a, variant, &seq);
+        fill_kp_create_acls_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[67]) {
-        fill_kp_describe_cluster_response(m, version, a, variant, &seq);
+        fill_kp_delete_acls_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[68]) {
-        fill_kp_consumer_protocol_assignment(m, version, a, variant, &seq);
+        fill_kp_describe_configs_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[69]) {
+        fill_kp_alter_configs_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[70]) {
+        fill_kp_sasl_authenticate_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[71]) {
+        fill_kp_create_partitions_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[72]) {
+        fill_kp_delete_groups_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[73]) {
+        fill_kp_incremental_alter_configs_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[74]) {
+        fill_kp_offset_delete_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[75]) {
+        fill_kp_describe_user_scram_credentials_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[76]) {
+        fill_kp_alter_user_scram_credentials_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[77]) {
+        fill_kp_describe_cluster_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[78]) {
+        fill_kp_describe_transactions_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[79]) {
+        fill_kp_list_transactions_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[80]) {
+        fill_kp_consumer_protocol_assignment(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[81]) {
         fill_kp_consumer_protocol_subscription(m, version, a, variant, &seq);
         return;
     }

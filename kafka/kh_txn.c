@@ -1,0 +1,1718 @@
+/* kh_txn.c - the transaction coordinator: InitProducerId with a
+ * transactional.id, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit,
+ * EndTxn; transaction timeouts; recovery at start.
+ * Data path: the connection's shard validates a request against the topic
+ * snapshot -> one op per transactional id is posted to the id's shard
+ * (rt_shard_for(id, 0, n), like groups) -> the coordinator there checks the
+ * producer id and epoch, makes the next state durable in meta.db on the
+ * thread pool (meta_txn_put) and only then changes memory -> AddPartitionsToTxn
+ * registers the producer on each new partition's owner (kh_txn_part_begin)
+ * before it answers -> EndTxn writes PrepareCommit/PrepareAbort, appends a
+ * marker to every partition of the transaction and waits until each is
+ * durable, commits the pending TxnOffsetCommit offsets through the groups'
+ * offset writers (commit only), then writes CompleteCommit/CompleteAbort and
+ * answers.
+ *
+ * States (Kafka's names, DescribeTransactions):
+ *   Empty/Complete* --AddPartitions/AddOffsets--> Ongoing
+ *   Ongoing --EndTxn(commit)--> PrepareCommit --markers+offsets--> CompleteCommit
+ *   Ongoing --EndTxn(abort) / timeout / InitProducerId--> PrepareAbort --markers--> CompleteAbort
+ *   Empty/Complete* --InitProducerId--> Empty (epoch + 1)
+ * Invariants: 1. a transaction is touched only on its shard's loop;
+ *             2. memory changes only after the row holding the change is
+ *                durable; at most one change or marker round per transaction
+ *                is in flight (busy): others get CONCURRENT_TRANSACTIONS;
+ *             3. markers are written only after the Prepare* row, and the
+ *                Complete* row only after every marker is durable, so a
+ *                restart finds Prepare* and writes the markers again (a
+ *                second marker for a closed transaction changes nothing);
+ *             4. a transaction timed out, or abandoned by a new
+ *                InitProducerId, is aborted with the epoch bumped, which
+ *                fences its producer. */
+#include "core/st_log.h"
+#include "kafka/kh_group_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef enum {
+    TS_EMPTY,
+    TS_ONGOING,
+    TS_PREPARE_COMMIT,
+    TS_PREPARE_ABORT,
+    TS_COMPLETE_COMMIT,
+    TS_COMPLETE_ABORT,
+    TS_N
+} tstate_t;
+
+static const char *const k_state_names[TS_N] = {"Empty",        "Ongoing",        "PrepareCommit",
+                                                "PrepareAbort", "CompleteCommit", "CompleteAbort"};
+
+#define TXN_BLOB_VERSION 1
+#define TXN_EPOCH_MAX    32766 /* past it a new producer id is given (Kafka: Short.MAX - 1) */
+
+typedef struct {
+    char *topic; /* owned */
+    int32_t partition;
+} ttp_t;
+
+typedef struct {
+    char *group; /* owned */
+    char *topic; /* owned */
+    int32_t partition;
+    int64_t offset;
+    int32_t leader_epoch;
+    char *metadata; /* owned, NULL for null */
+} toff_t;
+
+/* The durable part of a transaction (one meta.db row). */
+typedef struct {
+    int64_t pid; /* -1 until one is allocated */
+    int16_t epoch;
+    int16_t last_epoch; /* the epoch before a bump by the coordinator (timeout), or -1 */
+    int32_t timeout_ms;
+    tstate_t state;
+    int64_t start_ms; /* wall clock: when the ongoing transaction began */
+    ttp_t *tps;
+    int n_tps;
+    char **groups; /* owned strings */
+    int n_groups;
+    toff_t *offs; /* pending TxnOffsetCommit offsets */
+    int n_offs;
+} tdata_t;
+
+typedef struct top top_t;
+
+typedef struct txn {
+    struct txn *next;
+    char *id; /* owned */
+    tdata_t d;
+    bool busy;     /* a durable change or a marker round is in flight */
+    int out;       /* marker and offset ops of the round out */
+    int round_err; /* first failure of the round */
+    top_t *waiter; /* the EndTxn answered when the round is over, or NULL */
+} txn_t;
+
+typedef struct kh_txn_coord {
+    kh_shard_t *ks; /* borrowed */
+    txn_t *txns;
+    uv_timer_t timer; /* timeouts, and Prepare* rounds to finish again */
+    int n_out;        /* thread-pool works and posts out that point at txns */
+    bool closing;
+    bool timer_closed;
+} coord_t;
+
+static _Thread_local coord_t *t_coord;
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- State: copies, encoding ---- */
+
+static void tdata_fini(tdata_t *d)
+{
+    for (int i = 0; i < d->n_tps; i++)
+        free(d->tps[i].topic);
+    free(d->tps);
+    for (int i = 0; i < d->n_groups; i++)
+        free(d->groups[i]);
+    free(d->groups);
+    for (int i = 0; i < d->n_offs; i++) {
+        free(d->offs[i].group);
+        free(d->offs[i].topic);
+        free(d->offs[i].metadata);
+    }
+    free(d->offs);
+    memset(d, 0, sizeof(*d));
+}
+
+static char *dup_or_null(const char *s, bool *ok)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *ok = false;
+    return d;
+}
+
+/* A deep copy with room for extra_tps / extra_groups / extra_offs more entries. */
+static int
+tdata_copy(tdata_t *out, const tdata_t *in, int extra_tps, int extra_groups, int extra_offs)
+{
+    *out = *in;
+    out->tps = calloc((size_t)(in->n_tps + extra_tps) + 1, sizeof(*out->tps));
+    out->groups = calloc((size_t)(in->n_groups + extra_groups) + 1, sizeof(*out->groups));
+    out->offs = calloc((size_t)(in->n_offs + extra_offs) + 1, sizeof(*out->offs));
+    out->n_tps = out->n_groups = out->n_offs = 0;
+    bool ok = out->tps && out->groups && out->offs;
+    for (int i = 0; ok && i < in->n_tps; i++, out->n_tps++)
+        out->tps[i] = (ttp_t){dup_or_null(in->tps[i].topic, &ok), in->tps[i].partition};
+    for (int i = 0; ok && i < in->n_groups; i++, out->n_groups++)
+        out->groups[i] = dup_or_null(in->groups[i], &ok);
+    for (int i = 0; ok && i < in->n_offs; i++, out->n_offs++) {
+        const toff_t *o = &in->offs[i];
+        out->offs[i] = (toff_t){dup_or_null(o->group, &ok),
+                                dup_or_null(o->topic, &ok),
+                                o->partition,
+                                o->offset,
+                                o->leader_epoch,
+                                dup_or_null(o->metadata, &ok)};
+    }
+    if (!ok) {
+        tdata_fini(out);
+        return ST_E_NOMEM;
+    }
+    return 0;
+}
+
+/* A copy with no partitions, groups nor offsets (a transaction that ended). */
+static void tdata_bare(tdata_t *out, const tdata_t *in)
+{
+    *out = *in;
+    out->tps = NULL;
+    out->groups = NULL;
+    out->offs = NULL;
+    out->n_tps = out->n_groups = out->n_offs = 0;
+}
+
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+    bool oom;
+} wbuf_t;
+
+static void w_bytes(wbuf_t *b, const void *p, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        uint8_t *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+static void w_int(wbuf_t *b, int64_t v, int n)
+{
+    uint8_t x[8];
+    for (int i = 0; i < n; i++)
+        x[i] = (uint8_t)((uint64_t)v >> (8 * (n - 1 - i)));
+    w_bytes(b, x, (size_t)n);
+}
+
+static void w_str(wbuf_t *b, const char *s)
+{
+    int32_t n = s ? (int32_t)strlen(s) : -1;
+    w_int(b, n, 4);
+    if (s)
+        w_bytes(b, s, (size_t)n);
+}
+
+static uint8_t *tdata_encode(const tdata_t *d, size_t *len)
+{
+    wbuf_t b = {0};
+    w_int(&b, TXN_BLOB_VERSION, 1);
+    w_int(&b, d->pid, 8);
+    w_int(&b, d->epoch, 2);
+    w_int(&b, d->last_epoch, 2);
+    w_int(&b, d->timeout_ms, 4);
+    w_int(&b, d->state, 1);
+    w_int(&b, d->start_ms, 8);
+    w_int(&b, d->n_tps, 4);
+    for (int i = 0; i < d->n_tps; i++) {
+        w_str(&b, d->tps[i].topic);
+        w_int(&b, d->tps[i].partition, 4);
+    }
+    w_int(&b, d->n_groups, 4);
+    for (int i = 0; i < d->n_groups; i++)
+        w_str(&b, d->groups[i]);
+    w_int(&b, d->n_offs, 4);
+    for (int i = 0; i < d->n_offs; i++) {
+        const toff_t *o = &d->offs[i];
+        w_str(&b, o->group);
+        w_str(&b, o->topic);
+        w_int(&b, o->partition, 4);
+        w_int(&b, o->offset, 8);
+        w_int(&b, o->leader_epoch, 4);
+        w_str(&b, o->metadata);
+    }
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    *len = b.len;
+    return b.p;
+}
+
+typedef struct {
+    const uint8_t *p, *end;
+    bool bad;
+} rbuf_t;
+
+static int64_t r_int(rbuf_t *r, int n)
+{
+    if (r->bad || r->end - r->p < n) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | *r->p++;
+    if (n < 8 && (v >> (8 * n - 1)) & 1) /* sign-extend */
+        v |= ~(uint64_t)0 << (8 * n);
+    return (int64_t)v;
+}
+
+static char *r_str(rbuf_t *r)
+{
+    int32_t n = (int32_t)r_int(r, 4);
+    if (r->bad || n < 0)
+        return NULL;
+    if (r->end - r->p < n) {
+        r->bad = true;
+        return NULL;
+    }
+    char *s = strndup((const char *)r->p, (size_t)n);
+    if (!s)
+        r->bad = true;
+    r->p += n;
+    return s;
+}
+
+static int32_t r_count(rbuf_t *r, size_t min_elem)
+{
+    int32_t n = (int32_t)r_int(r, 4);
+    if (n < 0 || (size_t)n > (size_t)(r->end - r->p) / min_elem)
+        r->bad = true;
+    return r->bad ? 0 : n;
+}
+
+static int tdata_decode(tdata_t *d, const void *blob, size_t len)
+{
+    rbuf_t r = {blob, (const uint8_t *)blob + len, false};
+    memset(d, 0, sizeof(*d));
+    if (r_int(&r, 1) != TXN_BLOB_VERSION)
+        return ST_E_CORRUPT;
+    d->pid = r_int(&r, 8);
+    d->epoch = (int16_t)r_int(&r, 2);
+    d->last_epoch = (int16_t)r_int(&r, 2);
+    d->timeout_ms = (int32_t)r_int(&r, 4);
+    int st = (int)r_int(&r, 1);
+    d->state = st >= 0 && st < TS_N ? (tstate_t)st : TS_EMPTY;
+    d->start_ms = r_int(&r, 8);
+    int32_t n = r_count(&r, 8);
+    d->tps = calloc((size_t)n + 1, sizeof(*d->tps));
+    for (int i = 0; d->tps && !r.bad && i < n; i++, d->n_tps++)
+        d->tps[i] = (ttp_t){r_str(&r), (int32_t)r_int(&r, 4)};
+    n = r_count(&r, 4);
+    d->groups = calloc((size_t)n + 1, sizeof(*d->groups));
+    for (int i = 0; d->groups && !r.bad && i < n; i++, d->n_groups++)
+        d->groups[i] = r_str(&r);
+    n = r_count(&r, 32);
+    d->offs = calloc((size_t)n + 1, sizeof(*d->offs));
+    for (int i = 0; d->offs && !r.bad && i < n; i++, d->n_offs++) {
+        toff_t *o = &d->offs[i];
+        o->group = r_str(&r);
+        o->topic = r_str(&r);
+        o->partition = (int32_t)r_int(&r, 4);
+        o->offset = r_int(&r, 8);
+        o->leader_epoch = (int32_t)r_int(&r, 4);
+        o->metadata = r_str(&r);
+    }
+    if (r.bad || !d->tps || !d->groups || !d->offs) {
+        tdata_fini(d);
+        return ST_E_CORRUPT;
+    }
+    for (int i = 0; i < d->n_tps; i++)
+        if (!d->tps[i].topic)
+            goto bad;
+    for (int i = 0; i < d->n_offs; i++)
+        if (!d->offs[i].group || !d->offs[i].topic)
+            goto bad;
+    return 0;
+bad:
+    tdata_fini(d);
+    return ST_E_CORRUPT;
+}
+
+/* ---- Transactions of this shard ---- */
+
+static txn_t *txn_find(coord_t *c, const char *id)
+{
+    for (txn_t *t = c->txns; t; t = t->next)
+        if (!strcmp(t->id, id))
+            return t;
+    return NULL;
+}
+
+static txn_t *txn_new(coord_t *c, const char *id)
+{
+    txn_t *t = calloc(1, sizeof(*t));
+    if (!t || !(t->id = strdup(id))) {
+        free(t);
+        return NULL;
+    }
+    t->d.pid = -1;
+    t->d.last_epoch = -1;
+    t->next = c->txns;
+    c->txns = t;
+    return t;
+}
+
+static void coord_maybe_free(coord_t *c)
+{
+    if (!c->closing || c->n_out > 0 || !c->timer_closed)
+        return;
+    for (txn_t *t = c->txns, *n; t; t = n) {
+        n = t->next;
+        tdata_fini(&t->d);
+        free(t->id);
+        free(t);
+    }
+    if (t_coord == c)
+        t_coord = NULL;
+    free(c);
+}
+
+/* ---- Durable changes (thread pool) ---- */
+
+typedef void (*persist_fn)(coord_t *c, txn_t *t, int status, void *arg);
+
+typedef struct {
+    uv_work_t work;
+    coord_t *c;
+    txn_t *t;
+    tdata_t next; /* owned until applied */
+    uint8_t *blob;
+    size_t len;
+    int rc;
+    persist_fn done;
+    void *arg;
+} pwork_t;
+
+static void persist_work(uv_work_t *w)
+{
+    pwork_t *pw = w->data;
+    pw->rc = meta_txn_put(pw->c->ks->ctx->meta, pw->t->id, pw->blob, pw->len);
+}
+
+static void persist_after(uv_work_t *w, int status)
+{
+    pwork_t *pw = w->data;
+    coord_t *c = pw->c;
+    txn_t *t = pw->t;
+    int rc = status != 0 ? ST_E_IO : pw->rc;
+    if (rc == 0) {
+        tdata_fini(&t->d);
+        t->d = pw->next; /* memory follows disk */
+    } else {
+        tdata_fini(&pw->next);
+    }
+    free(pw->blob);
+    persist_fn done = pw->done;
+    void *arg = pw->arg;
+    free(pw);
+    c->n_out--;
+    done(c, t, rc, arg);
+    coord_maybe_free(c);
+}
+
+/* Make next (taken) the durable state of t, then done(c, t, status, arg) on
+ * the loop; t is busy meanwhile (the caller set it). */
+static void persist(coord_t *c, txn_t *t, tdata_t *next, persist_fn done, void *arg)
+{
+    pwork_t *pw = calloc(1, sizeof(*pw));
+    if (pw)
+        pw->blob = tdata_encode(next, &pw->len);
+    if (!pw || !pw->blob) {
+        free(pw);
+        tdata_fini(next);
+        done(c, t, ST_E_NOMEM, arg);
+        return;
+    }
+    pw->c = c;
+    pw->t = t;
+    pw->next = *next;
+    pw->done = done;
+    pw->arg = arg;
+    pw->work.data = pw;
+    c->n_out++;
+    if (uv_queue_work(rt_shard_loop(c->ks->sh), &pw->work, persist_work, persist_after) != 0) {
+        c->n_out--;
+        tdata_fini(&pw->next);
+        free(pw->blob);
+        free(pw);
+        done(c, t, ST_E_IO, arg);
+    }
+}
+
+/* ---- Request ops ---- */
+
+typedef enum { K_INIT, K_ADD_PARTS, K_ADD_OFFS, K_TXN_OFFS, K_END } kind_t;
+
+struct top {
+    kh_post_t post;
+    kh_req_t *req;
+    int origin;
+    kind_t kind;
+    const char *txn_id; /* request arena */
+    int64_t pid;
+    int16_t epoch;
+    int16_t v; /* the request's version */
+    int32_t timeout_ms;
+    /* K_ADD_PARTS: topics of one transaction and their results (request arena) */
+    const kp_add_partitions_to_txn_request_topic_t *topics;
+    int n_topics;
+    bool verify_only;
+    kp_add_partitions_to_txn_response_topic_result_t *results;
+    int regs_out; /* registrations out */
+    /* K_ADD_OFFS, K_TXN_OFFS */
+    const char *group;
+    kp_txn_offset_commit_response_t *toc; /* K_TXN_OFFS: its response */
+    bool commit;                          /* K_END */
+    /* results */
+    int16_t err;
+    int64_t res_pid;
+    int16_t res_epoch;
+};
+
+static void op_back(rt_shard_t *sh, void *arg);
+
+static void op_answer(coord_t *c, top_t *op)
+{
+    kh_post(c->ks, &op->post, op->origin, op_back, op);
+}
+
+/* PRODUCER_FENCED, or INVALID_PRODUCER_EPOCH for versions that predate it (KIP-588). */
+static int16_t fenced(const top_t *op)
+{
+    bool old = (op->kind == K_INIT && op->v < 4) || (op->kind == K_TXN_OFFS) ||
+               (op->kind != K_INIT && op->v < 2);
+    return old ? KP_ERR_INVALID_PRODUCER_EPOCH : KP_ERR_PRODUCER_FENCED;
+}
+
+/* The producer of op against t: KP_ERR_NONE when it is t's current one. */
+static int16_t check_producer(const top_t *op, const txn_t *t)
+{
+    if (!t || t->d.pid < 0 || t->d.pid != op->pid)
+        return KP_ERR_INVALID_PRODUCER_ID_MAPPING;
+    if (op->epoch != t->d.epoch)
+        return fenced(op);
+    if (t->busy || t->d.state == TS_PREPARE_COMMIT || t->d.state == TS_PREPARE_ABORT)
+        return KP_ERR_CONCURRENT_TRANSACTIONS;
+    return KP_ERR_NONE;
+}
+
+/* ---- Completing a transaction: markers and offsets ---- */
+
+typedef struct {
+    kh_post_t post;
+    int coord;  /* the coordinator's shard */
+    coord_t *c; /* valid on the coordinator's shard only */
+    txn_t *t;
+    char *topic; /* owned */
+    int32_t partition;
+    int64_t pid;
+    int16_t epoch;
+    bool commit;
+    int rc;
+    int64_t offset;
+    plog_t *log;
+    plog_waiter_t waiter;
+} mark_t;
+
+typedef struct {
+    kh_post_t post;
+    int coord;
+    coord_t *c;
+    txn_t *t;
+    const char *group; /* borrowed from t->d (stable while t is busy) */
+    int rc;
+} goff_t;
+
+static void round_done(coord_t *c, txn_t *t);
+
+static void round_one_back(coord_t *c, txn_t *t, int rc)
+{
+    c->n_out--;
+    if (rc != 0 && !t->round_err)
+        t->round_err = rc;
+    if (--t->out == 0)
+        round_done(c, t);
+    coord_maybe_free(c);
+}
+
+static void mark_back(rt_shard_t *sh, void *arg)
+{
+    mark_t *m = arg;
+    (void)sh;
+    coord_t *c = m->c;
+    txn_t *t = m->t;
+    int rc = m->rc;
+    free(m->topic);
+    free(m);
+    round_one_back(c, t, rc);
+}
+
+static void mark_durable(void *arg, int status)
+{
+    mark_t *m = arg;
+    kh_shard_t *ks = kh_shard_of(rt_current());
+    m->rc = status;
+    if (status == 0)
+        kh_txn_part_marker_durable(ks, m->log, m->pid, m->epoch, m->commit, m->offset);
+    kh_post(ks, &m->post, m->coord, mark_back, m);
+}
+
+static void mark_run(rt_shard_t *sh, void *arg)
+{
+    mark_t *m = arg;
+    kh_shard_t *ks = kh_shard_of(sh);
+    meta_snap_t *snap = meta_snap_get(ks->ctx->meta);
+    plog_t *log = kh_local_log(ks, snap, m->topic, m->partition);
+    meta_snap_put(snap);
+    m->rc = 0; /* a partition deleted since needs no marker */
+    if (log &&
+        (m->rc = kh_txn_part_marker(ks, log, m->pid, m->epoch, m->commit, &m->offset)) == 0) {
+        m->log = log;
+        plog_wait_durable(log, &m->waiter, m->offset + 1, mark_durable, m);
+        return;
+    }
+    kh_post(ks, &m->post, m->coord, mark_back, m);
+}
+
+static void goff_back(rt_shard_t *sh, void *arg)
+{
+    goff_t *g = arg;
+    (void)sh;
+    coord_t *c = g->c;
+    txn_t *t = g->t;
+    int rc = g->rc;
+    free(g);
+    round_one_back(c, t, rc);
+}
+
+typedef struct {
+    goff_t *g;
+    uint64_t incarnation;
+} goff_w_t;
+
+static void goff_written(wop_t *w, int status)
+{
+    goff_w_t *x = w->arg;
+    goff_t *g = x->g;
+    gshard_t *gs = kh_group__shard();
+    g->rc = status;
+    for (int i = 0; status == 0 && gs && i < w->n_rows; i++) {
+        goffs_row_t *r = &w->rows[i];
+        if (grp_offset_put(gs->coord, r->group, x->incarnation, r->topic, r->partition, r->offset,
+                           r->leader_epoch, r->metadata, r->commit_ms) != 0)
+            ST_ERROR("txn", "out of memory storing offsets of group=%s", r->group);
+    }
+    free(x);
+    kh_shard_t *ks = kh_shard_of(rt_current());
+    kh_post(ks, &g->post, g->coord, goff_back, g);
+}
+
+/* On the group's shard: the transaction's offsets of one group become its
+ * committed offsets, through the shard's offset writer. */
+static void goff_run(rt_shard_t *sh, void *arg)
+{
+    goff_t *g = arg;
+    kh_shard_t *ks = kh_shard_of(sh);
+    gshard_t *gs = kh_group__shard();
+    const tdata_t *d = &g->t->d; /* read-only: the coordinator leaves it alone while busy */
+    int n = 0;
+    for (int i = 0; i < d->n_offs; i++)
+        n += !strcmp(d->offs[i].group, g->group);
+    goff_w_t *x = malloc(sizeof(*x));
+    wop_t *w = x && gs ? kh_group__wop_new(n, goff_written, x) : NULL;
+    if (!w) {
+        free(x);
+        g->rc = gs ? ST_E_NOMEM : ST_E_FAILED;
+        kh_post(ks, &g->post, g->coord, goff_back, g);
+        return;
+    }
+    x->g = g;
+    /* A simple (unmanaged) commit: creates the group when unknown; the
+     * incarnation keeps a group deleted meanwhile from getting them back. */
+    (void)grp_commit_check(gs->coord, g->group, -1, NULL, NULL, &x->incarnation);
+    int64_t now = wall_ms();
+    bool ok = true;
+    for (int i = 0; i < d->n_offs; i++) {
+        const toff_t *o = &d->offs[i];
+        if (strcmp(o->group, g->group) != 0)
+            continue;
+        goffs_row_t *r = &w->rows[w->n_rows++];
+        r->kind = GOFFS_PUT;
+        r->group = strdup(o->group);
+        r->topic = strdup(o->topic);
+        r->metadata = o->metadata ? strdup(o->metadata) : NULL;
+        r->partition = o->partition;
+        r->offset = o->offset;
+        r->leader_epoch = o->leader_epoch;
+        r->commit_ms = now;
+        ok &= r->group && r->topic && (!o->metadata || r->metadata);
+    }
+    if (!ok) {
+        kh_group__rows_free(w->rows, w->n_rows);
+        free(w);
+        free(x);
+        g->rc = ST_E_NOMEM;
+        kh_post(ks, &g->post, g->coord, goff_back, g);
+        return;
+    }
+    kh_group__write(gs, w);
+}
+
+/* Start the marker round of t (busy, in a Prepare* state). */
+static void round_start(coord_t *c, txn_t *t)
+{
+    bool commit = t->d.state == TS_PREPARE_COMMIT;
+    int me = rt_shard_id(c->ks->sh), n_shards = rt_shard_count(c->ks->ctx->rt);
+    t->round_err = 0;
+    t->out = 1; /* the round's own hold */
+    c->n_out++;
+    for (int i = 0; i < t->d.n_tps; i++) {
+        mark_t *m = calloc(1, sizeof(*m));
+        if (m && !(m->topic = strdup(t->d.tps[i].topic))) {
+            free(m);
+            m = NULL;
+        }
+        if (!m) {
+            t->round_err = ST_E_NOMEM;
+            break;
+        }
+        m->coord = me;
+        m->c = c;
+        m->t = t;
+        m->partition = t->d.tps[i].partition;
+        m->pid = t->d.pid;
+        m->epoch = t->d.epoch;
+        m->commit = commit;
+        t->out++;
+        c->n_out++;
+        kh_post(c->ks, &m->post, kh_owner(c->ks, m->topic, m->partition), mark_run, m);
+    }
+    for (int i = 0; commit && !t->round_err && i < t->d.n_groups; i++) {
+        bool any = false;
+        for (int j = 0; j < t->d.n_offs && !any; j++)
+            any = !strcmp(t->d.offs[j].group, t->d.groups[i]);
+        if (!any)
+            continue;
+        goff_t *g = calloc(1, sizeof(*g));
+        if (!g) {
+            t->round_err = ST_E_NOMEM;
+            break;
+        }
+        *g = (goff_t){.coord = me, .c = c, .t = t, .group = t->d.groups[i]};
+        t->out++;
+        c->n_out++;
+        kh_post(c->ks, &g->post, rt_shard_for(g->group, 0, n_shards), goff_run, g);
+    }
+    round_one_back(c, t, 0); /* drop the hold */
+}
+
+static void completed(coord_t *c, txn_t *t, int status, void *arg)
+{
+    (void)arg;
+    t->busy = false;
+    top_t *op = t->waiter;
+    t->waiter = NULL;
+    if (status != 0)
+        ST_WARN("txn", "cannot complete transaction id=%s: %s", t->id, st_strerror(status));
+    else
+        ST_DEBUG("txn", "transaction id=%s %s", t->id, k_state_names[t->d.state]);
+    if (op) {
+        op->err = status ? KP_ERR_COORDINATOR_NOT_AVAILABLE : KP_ERR_NONE;
+        op_answer(c, op);
+    }
+}
+
+static void round_done(coord_t *c, txn_t *t)
+{
+    if (t->round_err) {
+        /* Stay in Prepare*: the timer runs the round again. */
+        ST_WARN("txn", "transaction id=%s: markers not all written (%s), will retry", t->id,
+                st_strerror(t->round_err));
+        completed(c, t, t->round_err, NULL);
+        return;
+    }
+    tdata_t next;
+    tdata_bare(&next, &t->d);
+    next.state = t->d.state == TS_PREPARE_COMMIT ? TS_COMPLETE_COMMIT : TS_COMPLETE_ABORT;
+    persist(c, t, &next, completed, NULL);
+}
+
+static void prepared(coord_t *c, txn_t *t, int status, void *arg)
+{
+    (void)arg;
+    if (status != 0) {
+        completed(c, t, status, NULL);
+        return;
+    }
+    round_start(c, t);
+}
+
+/* Abort t (not busy, Ongoing) with its epoch bumped: fences its producer. */
+static void abort_bumped(coord_t *c, txn_t *t, const char *why)
+{
+    tdata_t next;
+    if (tdata_copy(&next, &t->d, 0, 0, 0) != 0)
+        return;
+    ST_INFO("txn", "aborting transaction id=%s pid=%lld epoch=%d: %s", t->id, (long long)t->d.pid,
+            t->d.epoch, why);
+    next.state = TS_PREPARE_ABORT;
+    if (next.epoch < TXN_EPOCH_MAX) {
+        next.last_epoch = next.epoch;
+        next.epoch++;
+    }
+    t->busy = true;
+    persist(c, t, &next, prepared, NULL);
+}
+
+/* ---- Timer: timeouts, unfinished rounds ---- */
+
+static void on_tick(uv_timer_t *h)
+{
+    coord_t *c = h->data;
+    int64_t now = wall_ms();
+    for (txn_t *t = c->txns; t && !c->closing; t = t->next) {
+        if (t->busy)
+            continue;
+        if (t->d.state == TS_ONGOING && now - t->d.start_ms > t->d.timeout_ms) {
+            abort_bumped(c, t, "transaction.timeout.ms passed");
+        } else if (t->d.state == TS_PREPARE_COMMIT || t->d.state == TS_PREPARE_ABORT) {
+            t->busy = true;
+            round_start(c, t);
+        }
+    }
+}
+
+/* ---- Partition registrations (AddPartitionsToTxn, recovery) ---- */
+
+typedef struct {
+    kh_post_t post;
+    int coord;
+    top_t *op;   /* NULL at recovery */
+    char *topic; /* owned */
+    int32_t partition;
+    int64_t pid;
+    int16_t epoch;
+    int16_t *err; /* the partition's response slot, or NULL */
+    int16_t res;
+} reg_t;
+
+static void add_parts_answer(coord_t *c, top_t *op);
+
+static void reg_back(rt_shard_t *sh, void *arg)
+{
+    reg_t *r = arg;
+    (void)sh;
+    coord_t *c = t_coord;
+    top_t *op = r->op;
+    if (r->err)
+        *r->err = r->res;
+    free(r->topic);
+    free(r);
+    if (c)
+        c->n_out--;
+    if (op && --op->regs_out == 0 && c)
+        add_parts_answer(c, op);
+    if (c)
+        coord_maybe_free(c);
+}
+
+static void reg_run(rt_shard_t *sh, void *arg)
+{
+    reg_t *r = arg;
+    kh_shard_t *ks = kh_shard_of(sh);
+    meta_snap_t *snap = meta_snap_get(ks->ctx->meta);
+    plog_t *log = kh_local_log(ks, snap, r->topic, r->partition);
+    meta_snap_put(snap);
+    r->res = log ? kh_txn_part_begin(ks, log, r->pid, r->epoch) : KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+    kh_post(ks, &r->post, r->coord, reg_back, r);
+}
+
+static bool
+reg_post(coord_t *c, top_t *op, const char *topic, int32_t p, const txn_t *t, int16_t *err)
+{
+    reg_t *r = calloc(1, sizeof(*r));
+    if (r && !(r->topic = strdup(topic))) {
+        free(r);
+        r = NULL;
+    }
+    if (!r)
+        return false;
+    r->coord = rt_shard_id(c->ks->sh);
+    r->op = op;
+    r->partition = p;
+    r->pid = t->d.pid;
+    r->epoch = t->d.epoch;
+    r->err = err;
+    c->n_out++;
+    if (op)
+        op->regs_out++;
+    kh_post(c->ks, &r->post, kh_owner(c->ks, topic, p), reg_run, r);
+    return true;
+}
+
+/* ---- InitProducerId ---- */
+
+typedef struct {
+    uv_work_t work;
+    coord_t *c;
+    txn_t *t;
+    top_t *op;
+    int64_t pid;
+} pid_work_t;
+
+static void init_persisted(coord_t *c, txn_t *t, int status, void *arg)
+{
+    top_t *op = arg;
+    t->busy = false;
+    if (status != 0) {
+        op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+    } else {
+        op->res_pid = t->d.pid;
+        op->res_epoch = t->d.epoch;
+        ST_DEBUG("txn", "transactional id=%s pid=%lld epoch=%d", t->id, (long long)t->d.pid,
+                 t->d.epoch);
+    }
+    op_answer(c, op);
+}
+
+/* The new state after InitProducerId: pid (a new one) or the epoch bumped. */
+static void init_store(coord_t *c, txn_t *t, top_t *op, int64_t new_pid)
+{
+    tdata_t next;
+    tdata_bare(&next, &t->d);
+    if (new_pid >= 0) {
+        next.pid = new_pid;
+        next.epoch = 0;
+    } else {
+        next.epoch++;
+    }
+    next.last_epoch = -1;
+    next.timeout_ms = op->timeout_ms;
+    next.state = TS_EMPTY;
+    next.start_ms = 0;
+    persist(c, t, &next, init_persisted, op);
+}
+
+static void pid_alloc(uv_work_t *w)
+{
+    pid_work_t *pw = w->data;
+    pw->pid = meta_next_producer_id(pw->c->ks->ctx->meta);
+}
+
+static void pid_done(uv_work_t *w, int status)
+{
+    pid_work_t *pw = w->data;
+    coord_t *c = pw->c;
+    txn_t *t = pw->t;
+    top_t *op = pw->op;
+    int64_t pid = status == 0 ? pw->pid : -1;
+    free(pw);
+    c->n_out--;
+    if (pid < 0) {
+        t->busy = false;
+        op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+        op_answer(c, op);
+    } else {
+        init_store(c, t, op, pid);
+    }
+    coord_maybe_free(c);
+}
+
+static void init_run(coord_t *c, top_t *op)
+{
+    txn_t *t = txn_find(c, op->txn_id);
+    if (!t && !(t = txn_new(c, op->txn_id))) {
+        op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+        op_answer(c, op);
+        return;
+    }
+    if (t->busy || t->d.state == TS_PREPARE_COMMIT || t->d.state == TS_PREPARE_ABORT) {
+        op->err = KP_ERR_CONCURRENT_TRANSACTIONS;
+        op_answer(c, op);
+        return;
+    }
+    /* KIP-360: a producer that names its id and epoch must be the current one
+     * (or the one whose transaction the coordinator aborted with a bump). */
+    if (op->pid >= 0 && t->d.pid >= 0 &&
+        (op->pid != t->d.pid || (op->epoch != t->d.epoch && op->epoch != t->d.last_epoch))) {
+        op->err = fenced(op);
+        op_answer(c, op);
+        return;
+    }
+    if (t->d.state == TS_ONGOING) {
+        /* Abort what the previous producer left open; the client retries. */
+        abort_bumped(c, t, "a new producer initialised the transactional id");
+        op->err = KP_ERR_CONCURRENT_TRANSACTIONS;
+        op_answer(c, op);
+        return;
+    }
+    t->busy = true;
+    if (t->d.pid >= 0 && t->d.epoch < TXN_EPOCH_MAX) {
+        init_store(c, t, op, -1);
+        return;
+    }
+    pid_work_t *pw = calloc(1, sizeof(*pw));
+    if (!pw) {
+        t->busy = false;
+        op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+        op_answer(c, op);
+        return;
+    }
+    *pw = (pid_work_t){.c = c, .t = t, .op = op};
+    pw->work.data = pw;
+    c->n_out++;
+    if (uv_queue_work(rt_shard_loop(c->ks->sh), &pw->work, pid_alloc, pid_done) != 0) {
+        c->n_out--;
+        free(pw);
+        t->busy = false;
+        op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+        op_answer(c, op);
+    }
+}
+
+/* ---- AddPartitionsToTxn ---- */
+
+static bool has_tp(const tdata_t *d, const char *topic, int32_t p)
+{
+    for (int i = 0; i < d->n_tps; i++)
+        if (d->tps[i].partition == p && !strcmp(d->tps[i].topic, topic))
+            return true;
+    return false;
+}
+
+static void set_all(top_t *op, int16_t err)
+{
+    for (int i = 0; i < op->n_topics; i++)
+        for (int j = 0; j < op->results[i].n_results_by_partition; j++)
+            if (!op->results[i].results_by_partition[j].partition_error_code)
+                op->results[i].results_by_partition[j].partition_error_code = err;
+}
+
+static void add_parts_answer(coord_t *c, top_t *op)
+{
+    txn_t *t = txn_find(c, op->txn_id);
+    if (t)
+        t->busy = false;
+    op_answer(c, op);
+}
+
+static void add_parts_persisted(coord_t *c, txn_t *t, int status, void *arg)
+{
+    top_t *op = arg;
+    if (status != 0) {
+        t->busy = false;
+        set_all(op, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+        op_answer(c, op);
+        return;
+    }
+    /* Register the producer on every partition of the request before the
+     * answer: its Produce may follow at once. Already registered ones are
+     * registered again (harmless), which also covers a restart. */
+    op->regs_out = 1; /* hold */
+    for (int i = 0; i < op->n_topics; i++) {
+        const kp_add_partitions_to_txn_request_topic_t *qt = &op->topics[i];
+        kp_add_partitions_to_txn_response_topic_result_t *rt = &op->results[i];
+        char topic[256];
+        snprintf(topic, sizeof(topic), "%.*s", qt->name.len, qt->name.ptr);
+        for (int j = 0; j < rt->n_results_by_partition; j++) {
+            kp_add_partitions_to_txn_response_partition_result_t *rp = &rt->results_by_partition[j];
+            if (!reg_post(c, op, topic, rp->partition_index, t, &rp->partition_error_code))
+                rp->partition_error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
+        }
+    }
+    if (--op->regs_out == 0)
+        add_parts_answer(c, op);
+}
+
+static void add_parts_run(coord_t *c, top_t *op)
+{
+    txn_t *t = txn_find(c, op->txn_id);
+    int16_t err = check_producer(op, t);
+    if (err) {
+        set_all(op, err);
+        op_answer(c, op);
+        return;
+    }
+    int n_new = 0;
+    for (int i = 0; i < op->n_topics; i++) {
+        const kp_add_partitions_to_txn_request_topic_t *qt = &op->topics[i];
+        char topic[256];
+        snprintf(topic, sizeof(topic), "%.*s", qt->name.len, qt->name.ptr);
+        kp_add_partitions_to_txn_response_topic_result_t *rt = &op->results[i];
+        for (int j = 0; j < rt->n_results_by_partition; j++) {
+            kp_add_partitions_to_txn_response_partition_result_t *rp = &rt->results_by_partition[j];
+            bool in = has_tp(&t->d, topic, rp->partition_index);
+            if (op->verify_only)
+                rp->partition_error_code =
+                    in && t->d.state == TS_ONGOING ? KP_ERR_NONE : KP_ERR_INVALID_TXN_STATE;
+            n_new += !in;
+        }
+    }
+    if (op->verify_only) {
+        op_answer(c, op);
+        return;
+    }
+    tdata_t next;
+    if (tdata_copy(&next, &t->d, n_new, 0, 0) != 0) {
+        set_all(op, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+        op_answer(c, op);
+        return;
+    }
+    for (int i = 0; i < op->n_topics; i++) {
+        const kp_add_partitions_to_txn_request_topic_t *qt = &op->topics[i];
+        char topic[256];
+        snprintf(topic, sizeof(topic), "%.*s", qt->name.len, qt->name.ptr);
+        kp_add_partitions_to_txn_response_topic_result_t *rt = &op->results[i];
+        for (int j = 0; j < rt->n_results_by_partition; j++) {
+            int32_t p = rt->results_by_partition[j].partition_index;
+            if (has_tp(&next, topic, p))
+                continue;
+            char *s = strdup(topic);
+            if (!s) {
+                tdata_fini(&next);
+                set_all(op, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+                op_answer(c, op);
+                return;
+            }
+            next.tps[next.n_tps++] = (ttp_t){s, p};
+        }
+    }
+    if (next.state != TS_ONGOING) {
+        next.state = TS_ONGOING;
+        next.start_ms = wall_ms();
+    }
+    t->busy = true;
+    persist(c, t, &next, add_parts_persisted, op);
+}
+
+/* ---- AddOffsetsToTxn, TxnOffsetCommit ---- */
+
+static void simple_persisted(coord_t *c, txn_t *t, int status, void *arg)
+{
+    top_t *op = arg;
+    t->busy = false;
+    op->err = status ? KP_ERR_COORDINATOR_NOT_AVAILABLE : KP_ERR_NONE;
+    op_answer(c, op);
+}
+
+static void add_offs_run(coord_t *c, top_t *op)
+{
+    txn_t *t = txn_find(c, op->txn_id);
+    int16_t err = check_producer(op, t);
+    if (err) {
+        op->err = err;
+        op_answer(c, op);
+        return;
+    }
+    bool in = false;
+    for (int i = 0; i < t->d.n_groups && !in; i++)
+        in = !strcmp(t->d.groups[i], op->group);
+    if (in && t->d.state == TS_ONGOING) {
+        op_answer(c, op);
+        return;
+    }
+    tdata_t next;
+    if (tdata_copy(&next, &t->d, 0, 1, 0) != 0) {
+        op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+        op_answer(c, op);
+        return;
+    }
+    if (!in && !(next.groups[next.n_groups++] = strdup(op->group))) {
+        tdata_fini(&next);
+        op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+        op_answer(c, op);
+        return;
+    }
+    if (next.state != TS_ONGOING) {
+        next.state = TS_ONGOING;
+        next.start_ms = wall_ms();
+    }
+    t->busy = true;
+    persist(c, t, &next, simple_persisted, op);
+}
+
+static void toc_set_all(kp_txn_offset_commit_response_t *r, int16_t err)
+{
+    for (int i = 0; i < r->n_topics; i++)
+        for (int j = 0; j < r->topics[i].n_partitions; j++)
+            if (!r->topics[i].partitions[j].error_code)
+                r->topics[i].partitions[j].error_code = err;
+}
+
+static void toc_persisted(coord_t *c, txn_t *t, int status, void *arg)
+{
+    top_t *op = arg;
+    t->busy = false;
+    if (status)
+        toc_set_all(op->toc, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+    op_answer(c, op);
+}
+
+static void txn_offs_run(coord_t *c, top_t *op)
+{
+    txn_t *t = txn_find(c, op->txn_id);
+    kp_txn_offset_commit_request_t *q = op->req->msg;
+    kp_txn_offset_commit_response_t *r = op->toc;
+    int16_t err = check_producer(op, t);
+    bool in = false;
+    for (int i = 0; !err && i < t->d.n_groups && !in; i++)
+        in = !strcmp(t->d.groups[i], op->group);
+    if (!err && (!in || t->d.state != TS_ONGOING))
+        err = KP_ERR_INVALID_TXN_STATE; /* AddOffsetsToTxn first */
+    int n = 0;
+    for (int i = 0; i < r->n_topics; i++)
+        n += r->topics[i].n_partitions;
+    tdata_t next;
+    if (!err && tdata_copy(&next, &t->d, 0, 0, n) != 0)
+        err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (err) {
+        toc_set_all(r, err);
+        op_answer(c, op);
+        return;
+    }
+    bool ok = true;
+    for (int i = 0; i < r->n_topics; i++) {
+        kp_txn_offset_commit_request_topic_t *qt = &q->topics[i];
+        for (int j = 0; j < r->topics[i].n_partitions; j++) {
+            if (r->topics[i].partitions[j].error_code)
+                continue;
+            kp_txn_offset_commit_request_partition_t *qp = &qt->partitions[j];
+            char *topic = strndup(qt->name.ptr, (size_t)qt->name.len);
+            toff_t *o = NULL;
+            for (int k = 0; topic && k < next.n_offs && !o; k++)
+                if (next.offs[k].partition == qp->partition_index &&
+                    !strcmp(next.offs[k].topic, topic) && !strcmp(next.offs[k].group, op->group))
+                    o = &next.offs[k];
+            if (o) {
+                free(topic);
+                free(o->metadata);
+            } else {
+                o = &next.offs[next.n_offs++];
+                *o = (toff_t){.group = strdup(op->group), .topic = topic};
+                ok &= o->group && o->topic;
+            }
+            o->partition = qp->partition_index;
+            o->offset = qp->committed_offset;
+            o->leader_epoch = op->v >= 2 ? qp->committed_leader_epoch : -1;
+            o->metadata =
+                qp->committed_metadata.len >= 0
+                    ? strndup(qp->committed_metadata.ptr ? qp->committed_metadata.ptr : "",
+                              (size_t)qp->committed_metadata.len)
+                    : NULL;
+            ok &= qp->committed_metadata.len < 0 || o->metadata;
+        }
+    }
+    if (!ok) {
+        tdata_fini(&next);
+        toc_set_all(r, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+        op_answer(c, op);
+        return;
+    }
+    t->busy = true;
+    persist(c, t, &next, toc_persisted, op);
+}
+
+/* ---- EndTxn ---- */
+
+static void end_run(coord_t *c, top_t *op)
+{
+    txn_t *t = txn_find(c, op->txn_id);
+    int16_t err = check_producer(op, t);
+    if (!err) {
+        tstate_t s = t->d.state;
+        if (s == TS_COMPLETE_COMMIT || s == TS_COMPLETE_ABORT) /* a retry, or a mismatch */
+            err = (s == TS_COMPLETE_COMMIT) == op->commit ? KP_ERR_NONE : KP_ERR_INVALID_TXN_STATE;
+        else if (s != TS_ONGOING)
+            err = KP_ERR_INVALID_TXN_STATE;
+        else
+            goto end;
+    }
+    op->err = err;
+    op_answer(c, op);
+    return;
+end:;
+    tdata_t next;
+    if (tdata_copy(&next, &t->d, 0, 0, 0) != 0) {
+        op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+        op_answer(c, op);
+        return;
+    }
+    next.state = op->commit ? TS_PREPARE_COMMIT : TS_PREPARE_ABORT;
+    t->busy = true;
+    t->waiter = op;
+    persist(c, t, &next, prepared, NULL);
+}
+
+/* ---- Origin side: posting ops, answers ---- */
+
+static void op_run(rt_shard_t *sh, void *arg)
+{
+    top_t *op = arg;
+    (void)sh;
+    coord_t *c = t_coord;
+    if (!c || c->closing) {
+        op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+        if (op->kind == K_ADD_PARTS)
+            set_all(op, op->err);
+        if (op->kind == K_TXN_OFFS)
+            toc_set_all(op->toc, op->err);
+        kh_post(kh_shard_of(sh), &op->post, op->origin, op_back, op);
+        return;
+    }
+    switch (op->kind) {
+    case K_INIT:
+        init_run(c, op);
+        break;
+    case K_ADD_PARTS:
+        add_parts_run(c, op);
+        break;
+    case K_ADD_OFFS:
+        add_offs_run(c, op);
+        break;
+    case K_TXN_OFFS:
+        txn_offs_run(c, op);
+        break;
+    case K_END:
+        end_run(c, op);
+        break;
+    }
+}
+
+static void respond(kh_req_t *req);
+
+static void op_back(rt_shard_t *sh, void *arg)
+{
+    top_t *op = arg;
+    (void)sh;
+    if (kh_req_op_back(op->req))
+        respond(op->req);
+}
+
+/* A new op of req for transactional id (an arena string), or NULL. */
+static top_t *op_new(kh_req_t *req, kind_t kind, const char *txn_id)
+{
+    top_t *op = kp_arena_alloc(&req->arena, sizeof(*op));
+    if (!op)
+        return NULL;
+    memset(op, 0, sizeof(*op));
+    op->req = req;
+    op->origin = rt_shard_id(req->ks->sh);
+    op->kind = kind;
+    op->txn_id = txn_id;
+    op->v = req->hdr.request_api_version;
+    op->res_pid = -1;
+    op->res_epoch = -1;
+    return op;
+}
+
+static void op_send(kh_req_t *req, top_t *op)
+{
+    kh_req_op_out(req);
+    int to = rt_shard_for(op->txn_id, 0, rt_shard_count(req->ks->ctx->rt));
+    kh_post(req->ks, &op->post, to, op_run, op);
+}
+
+/* Answers: req->state is the response; the ops filled it, except the
+ * top-level fields of single-op APIs, copied from the op here. */
+typedef struct {
+    void *resp;
+    top_t *op; /* single-op APIs */
+} tstate_req_t;
+
+static void respond(kh_req_t *req)
+{
+    tstate_req_t *st = req->state;
+    top_t *op = st->op;
+    switch (req->api->api_key) {
+    case KP_API_INIT_PRODUCER_ID: {
+        kp_init_producer_id_response_t *r = st->resp;
+        r->error_code = op->err;
+        r->producer_id = op->err ? -1 : op->res_pid;
+        r->producer_epoch = op->err ? -1 : op->res_epoch;
+        break;
+    }
+    case KP_API_ADD_OFFSETS_TO_TXN:
+        ((kp_add_offsets_to_txn_response_t *)st->resp)->error_code = op->err;
+        break;
+    case KP_API_END_TXN: {
+        kp_end_txn_response_t *r = st->resp;
+        r->error_code = op->err;
+        r->producer_id = -1;
+        r->producer_epoch = -1;
+        break;
+    }
+    default:
+        break;
+    }
+    kh_respond(req, st->resp);
+}
+
+static tstate_req_t *start(kh_req_t *req, size_t resp_size)
+{
+    tstate_req_t *st = kp_arena_alloc(&req->arena, sizeof(*st));
+    if (!st || !(st->resp = kp_arena_alloc(&req->arena, resp_size)))
+        return NULL;
+    memset(st->resp, 0, resp_size);
+    st->op = NULL;
+    req->state = st;
+    kh_req_op_out(req); /* the hold */
+    return st;
+}
+
+static void release(kh_req_t *req)
+{
+    if (kh_req_op_back(req))
+        respond(req);
+}
+
+/* An id the coordinator can work with: a NUL-terminated copy, or NULL. */
+static const char *id_cstr(kh_req_t *req, kp_str_t s)
+{
+    return s.len > 0 ? kh_cstr(req, s) : NULL;
+}
+
+void kh_txn_init_producer_id(kh_req_t *req)
+{
+    kp_init_producer_id_request_t *q = req->msg;
+    const kh_ctx_t *ctx = req->ks->ctx;
+    tstate_req_t *st = start(req, sizeof(kp_init_producer_id_response_t));
+    if (!st) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    kp_init_producer_id_response_init(st->resp);
+    const char *id = kh_cstr(req, q->transactional_id);
+    top_t *op = op_new(req, K_INIT, id ? id : "");
+    if (!id || !op) {
+        kh_fail_held(req, "out of memory");
+        return;
+    }
+    st->op = op;
+    op->timeout_ms = q->transaction_timeout_ms;
+    op->pid = req->hdr.request_api_version >= 3 ? q->producer_id : -1;
+    op->epoch = req->hdr.request_api_version >= 3 ? q->producer_epoch : -1;
+    if (!id[0])
+        op->err = KP_ERR_INVALID_REQUEST; /* Kafka: an empty id is no transactional id */
+    else if (q->transaction_timeout_ms <= 0 || q->transaction_timeout_ms > ctx->txn_max_timeout_ms)
+        op->err = KP_ERR_INVALID_TRANSACTION_TIMEOUT;
+    else
+        op_send(req, op);
+    release(req);
+}
+
+/* One AddPartitionsToTxn transaction: results laid out, unknown partitions
+ * answered here (the rest OPERATION_NOT_ATTEMPTED, as Kafka), else an op. */
+static int add_parts_one(kh_req_t *req,
+                         const meta_snap_t *snap,
+                         kp_str_t txn_id,
+                         int64_t pid,
+                         int16_t epoch,
+                         bool verify_only,
+                         const kp_add_partitions_to_txn_request_topic_t *topics,
+                         int n_topics,
+                         kp_add_partitions_to_txn_response_topic_result_t **out,
+                         int32_t *n_out)
+{
+    int nt = n_topics > 0 ? n_topics : 0;
+    kp_add_partitions_to_txn_response_topic_result_t *res = kh_array(req, nt, sizeof(*res));
+    if (!res)
+        return ST_E_NOMEM;
+    *out = res;
+    *n_out = nt;
+    bool bad = false;
+    for (int i = 0; i < nt; i++) {
+        const kp_add_partitions_to_txn_request_topic_t *qt = &topics[i];
+        int np = qt->n_partitions > 0 ? qt->n_partitions : 0;
+        res[i].name = qt->name;
+        res[i].results_by_partition = kh_array(req, np, sizeof(*res[i].results_by_partition));
+        if (!res[i].results_by_partition)
+            return ST_E_NOMEM;
+        res[i].n_results_by_partition = np;
+        const meta_topic_t *t = qt->name.len > 0 && qt->name.len < 250
+                                    ? meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len)
+                                    : NULL;
+        for (int j = 0; j < np; j++) {
+            int32_t p = qt->partitions[j];
+            res[i].results_by_partition[j].partition_index = p;
+            if (!t || p < 0 || p >= t->n_partitions) {
+                res[i].results_by_partition[j].partition_error_code =
+                    KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                bad = true;
+            }
+        }
+    }
+    const char *id = id_cstr(req, txn_id);
+    top_t *op = op_new(req, K_ADD_PARTS, id ? id : "");
+    if (!op || (txn_id.len > 0 && !id))
+        return ST_E_NOMEM;
+    op->topics = topics;
+    op->n_topics = nt;
+    op->results = res;
+    if (bad || !id) {
+        set_all(op, id ? KP_ERR_OPERATION_NOT_ATTEMPTED : KP_ERR_INVALID_REQUEST);
+        return 0;
+    }
+    op->pid = pid;
+    op->epoch = epoch;
+    op->verify_only = verify_only;
+    op_send(req, op);
+    return 0;
+}
+
+void kh_txn_add_partitions(kh_req_t *req)
+{
+    kp_add_partitions_to_txn_request_t *q = req->msg;
+    int16_t v = req->hdr.request_api_version;
+    tstate_req_t *st = start(req, sizeof(kp_add_partitions_to_txn_response_t));
+    if (!st) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    kp_add_partitions_to_txn_response_t *r = st->resp;
+    kp_add_partitions_to_txn_response_init(r);
+    meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
+    int rc = 0;
+    if (v <= 3) {
+        rc = add_parts_one(req, snap, q->v3_and_below_transactional_id, q->v3_and_below_producer_id,
+                           q->v3_and_below_producer_epoch, false, q->v3_and_below_topics,
+                           q->n_v3_and_below_topics, &r->results_by_topic_v3_and_below,
+                           &r->n_results_by_topic_v3_and_below);
+    } else {
+        int n = q->n_transactions > 0 ? q->n_transactions : 0;
+        r->results_by_transaction = kh_array(req, n, sizeof(*r->results_by_transaction));
+        rc = r->results_by_transaction ? 0 : ST_E_NOMEM;
+        r->n_results_by_transaction = rc ? 0 : n;
+        for (int i = 0; rc == 0 && i < n; i++) {
+            kp_add_partitions_to_txn_request_transaction_t *qx = &q->transactions[i];
+            kp_add_partitions_to_txn_response_result_t *rx = &r->results_by_transaction[i];
+            rx->transactional_id = qx->transactional_id;
+            rc = add_parts_one(req, snap, qx->transactional_id, qx->producer_id, qx->producer_epoch,
+                               qx->verify_only, qx->topics, qx->n_topics, &rx->topic_results,
+                               &rx->n_topic_results);
+        }
+    }
+    meta_snap_put(snap);
+    if (rc != 0) {
+        kh_fail_held(req, "out of memory");
+        return;
+    }
+    release(req);
+}
+
+void kh_txn_add_offsets(kh_req_t *req)
+{
+    kp_add_offsets_to_txn_request_t *q = req->msg;
+    tstate_req_t *st = start(req, sizeof(kp_add_offsets_to_txn_response_t));
+    if (!st) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    kp_add_offsets_to_txn_response_init(st->resp);
+    const char *id = id_cstr(req, q->transactional_id);
+    const char *group = id_cstr(req, q->group_id);
+    top_t *op = op_new(req, K_ADD_OFFS, id ? id : "");
+    if (!op || (q->transactional_id.len > 0 && !id) || (q->group_id.len > 0 && !group)) {
+        kh_fail_held(req, "out of memory");
+        return;
+    }
+    st->op = op;
+    op->pid = q->producer_id;
+    op->epoch = q->producer_epoch;
+    op->group = group;
+    if (!id)
+        op->err = KP_ERR_INVALID_REQUEST;
+    else if (!group)
+        op->err = KP_ERR_INVALID_GROUP_ID;
+    else
+        op_send(req, op);
+    release(req);
+}
+
+#define TXN_OFFSET_METADATA_MAX 4096 /* offset.metadata.max.bytes, as OffsetCommit */
+
+void kh_txn_offset_commit(kh_req_t *req)
+{
+    kp_txn_offset_commit_request_t *q = req->msg;
+    tstate_req_t *st = start(req, sizeof(kp_txn_offset_commit_response_t));
+    if (!st) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    kp_txn_offset_commit_response_t *r = st->resp;
+    kp_txn_offset_commit_response_init(r);
+    int nt = q->n_topics > 0 ? q->n_topics : 0;
+    r->topics = kh_array(req, nt, sizeof(*r->topics));
+    const char *id = id_cstr(req, q->transactional_id);
+    const char *group = id_cstr(req, q->group_id);
+    top_t *op = op_new(req, K_TXN_OFFS, id ? id : "");
+    if (!r->topics || !op || (q->transactional_id.len > 0 && !id) ||
+        (q->group_id.len > 0 && !group)) {
+        kh_fail_held(req, "out of memory");
+        return;
+    }
+    r->n_topics = nt;
+    meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
+    for (int i = 0; i < nt; i++) {
+        kp_txn_offset_commit_request_topic_t *qt = &q->topics[i];
+        int np = qt->n_partitions > 0 ? qt->n_partitions : 0;
+        r->topics[i].name = qt->name;
+        r->topics[i].partitions = kh_array(req, np, sizeof(*r->topics[i].partitions));
+        if (!r->topics[i].partitions) {
+            meta_snap_put(snap);
+            kh_fail_held(req, "out of memory");
+            return;
+        }
+        r->topics[i].n_partitions = np;
+        const meta_topic_t *t =
+            qt->name.len > 0 ? meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len) : NULL;
+        for (int j = 0; j < np; j++) {
+            kp_txn_offset_commit_request_partition_t *qp = &qt->partitions[j];
+            kp_txn_offset_commit_response_partition_t *rp = &r->topics[i].partitions[j];
+            rp->partition_index = qp->partition_index;
+            if (!t || qp->partition_index < 0 || qp->partition_index >= t->n_partitions)
+                rp->error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+            else if (qp->committed_metadata.len > TXN_OFFSET_METADATA_MAX)
+                rp->error_code = KP_ERR_OFFSET_METADATA_TOO_LARGE;
+        }
+    }
+    meta_snap_put(snap);
+    op->toc = r;
+    op->pid = q->producer_id;
+    op->epoch = q->producer_epoch;
+    op->group = group;
+    if (!id || !group)
+        toc_set_all(r, id ? KP_ERR_INVALID_GROUP_ID : KP_ERR_INVALID_REQUEST);
+    else
+        op_send(req, op);
+    release(req);
+}
+
+void kh_txn_end(kh_req_t *req)
+{
+    kp_end_txn_request_t *q = req->msg;
+    tstate_req_t *st = start(req, sizeof(kp_end_txn_response_t));
+    if (!st) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    kp_end_txn_response_init(st->resp);
+    const char *id = id_cstr(req, q->transactional_id);
+    top_t *op = op_new(req, K_END, id ? id : "");
+    if (!op || (q->transactional_id.len > 0 && !id)) {
+        kh_fail_held(req, "out of memory");
+        return;
+    }
+    st->op = op;
+    op->pid = q->producer_id;
+    op->epoch = q->producer_epoch;
+    op->commit = q->committed;
+    if (!id)
+        op->err = KP_ERR_INVALID_REQUEST;
+    else
+        op_send(req, op);
+    release(req);
+}
+
+/* ---- Shard start / stop ---- */
+
+typedef struct {
+    coord_t *c;
+    int me, n;
+    int loaded;
+} load_t;
+
+static int load_row(void *arg, const char *id, const void *blob, size_t len)
+{
+    load_t *l = arg;
+    if (rt_shard_for(id, 0, l->n) != l->me)
+        return 0;
+    tdata_t d;
+    if (tdata_decode(&d, blob, len) != 0) {
+        ST_ERROR("txn", "stored transaction id=%s is unreadable: ignored", id);
+        return 0;
+    }
+    txn_t *t = txn_new(l->c, id);
+    if (!t) {
+        tdata_fini(&d);
+        return ST_E_NOMEM;
+    }
+    t->d = d;
+    l->loaded++;
+    return 0;
+}
+
+void kh_txn_shard_start(kh_shard_t *ks)
+{
+    const kh_ctx_t *ctx = ks->ctx;
+    coord_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        ST_ERROR("txn", "out of memory starting the transaction coordinator");
+        return;
+    }
+    c->ks = ks;
+    t_coord = c;
+    load_t l = {c, rt_shard_id(ks->sh), rt_shard_count(ctx->rt), 0};
+    char err[256] = "";
+    if (meta_txn_load(ctx->meta, load_row, &l, err, sizeof(err)) != 0)
+        ST_ERROR("txn", "cannot load transactions: %s", err[0] ? err : "out of memory");
+    /* Recovery: open transactions get their partitions registered again
+     * (Produce may continue them); Prepare* ones get their markers written
+     * by the first tick. */
+    int n_open = 0, n_prep = 0;
+    for (txn_t *t = c->txns; t; t = t->next) {
+        if (t->d.state == TS_ONGOING) {
+            n_open++;
+            for (int i = 0; i < t->d.n_tps; i++)
+                if (!reg_post(c, NULL, t->d.tps[i].topic, t->d.tps[i].partition, t, NULL))
+                    ST_ERROR("txn", "out of memory re-registering transaction id=%s", t->id);
+        }
+        n_prep += t->d.state == TS_PREPARE_COMMIT || t->d.state == TS_PREPARE_ABORT;
+    }
+    if (l.loaded)
+        ST_INFO("txn", "shard=%d loaded %d transactional ids (%d open, %d to complete)", l.me,
+                l.loaded, n_open, n_prep);
+    uv_timer_init(rt_shard_loop(ks->sh), &c->timer);
+    c->timer.data = c;
+    int64_t every = ctx->txn_check_interval_ms > 0 ? ctx->txn_check_interval_ms : 10000;
+    uv_timer_start(&c->timer, on_tick, n_prep ? 0 : (uint64_t)every, (uint64_t)every);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    coord_t *c = h->data;
+    c->timer_closed = true;
+    coord_maybe_free(c);
+}
+
+void kh_txn_shard_close(kh_shard_t *ks)
+{
+    (void)ks;
+    coord_t *c = t_coord;
+    if (!c || c->closing)
+        return;
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
