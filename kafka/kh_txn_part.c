@@ -34,6 +34,7 @@ typedef struct tpid {
     int64_t pid;
     int16_t epoch;        /* the newest epoch seen (batches, registrations, markers) */
     bool open;            /* registered by the coordinator, or data without a marker */
+    bool ending;          /* its marker is written, not yet durable: no more batches */
     int64_t first_offset; /* open: offset of its first batch here, -1 before any */
 } tpid_t;
 
@@ -95,6 +96,7 @@ static void end_txn(tpart_t *p, int64_t pid, int16_t epoch, bool commit, int64_t
         ST_ERROR("kafka", "out of memory recording an aborted transaction pid=%lld",
                  (long long)pid);
     e->open = false;
+    e->ending = false;
     e->first_offset = -1;
     if (epoch > e->epoch)
         e->epoch = epoch;
@@ -224,7 +226,7 @@ int16_t kh_txn_produce_check(kh_shard_t *ks, plog_t *log, const uint8_t *rec, si
         return KP_ERR_UNKNOWN_SERVER_ERROR;
     if (e && h.producer_epoch < e->epoch)
         return KP_ERR_INVALID_PRODUCER_EPOCH; /* a zombie of a fenced producer */
-    if (!e || !e->open || h.producer_epoch != e->epoch)
+    if (!e || !e->open || e->ending || h.producer_epoch != e->epoch)
         return KP_ERR_INVALID_TXN_STATE; /* the partition was not added to its transaction */
     return KP_ERR_NONE;
 }
@@ -256,6 +258,7 @@ int16_t kh_txn_part_begin(kh_shard_t *ks, plog_t *log, int64_t pid, int16_t epoc
         e->open = true;
         e->first_offset = -1;
     }
+    e->ending = false;
     return KP_ERR_NONE;
 }
 
@@ -309,7 +312,9 @@ marker_build(uint8_t b[MARKER_BYTES], int64_t pid, int16_t epoch, bool commit, i
 int kh_txn_part_marker(
     kh_shard_t *ks, plog_t *log, int64_t pid, int16_t epoch, bool commit, int64_t *offset_out)
 {
-    if (!part_state(ks, log))
+    tpart_t *p = part_state(ks, log);
+    tpid_t *e = p ? pid_get(p, pid, true) : NULL;
+    if (!e)
         return ST_E_NOMEM;
     uint8_t b[MARKER_BYTES];
     int64_t now = part_now_ms();
@@ -323,6 +328,11 @@ int kh_txn_part_marker(
         return rc;
     }
     *offset_out = info.base_offset;
+    /* Batches still in flight from the producer must not follow the marker:
+     * they would belong to no transaction. */
+    e->ending = e->open;
+    if (epoch > e->epoch)
+        e->epoch = epoch;
     return 0;
 }
 

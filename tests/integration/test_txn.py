@@ -75,7 +75,11 @@ class TxnTest(unittest.TestCase):
         self.b = Broker("-X", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")
 
     def tearDown(self):
-        self.b.close()
+        try:
+            rc, out = self.b.stop()  # a clean exit: no leak, no sanitizer report
+            self.assertEqual(rc, 0, out)
+        finally:
+            self.b.close()
 
     def test_commit_abort_and_isolation_levels(self):
         b = self.b
@@ -112,6 +116,136 @@ class TxnTest(unittest.TestCase):
         b.start()
         self.assertEqual(sorted(read_all(b, "t1", "read_committed", 2)),
                          sorted("c%d" % i for i in range(11)))
+
+    def test_consume_transform_produce_exactly_once(self):
+        b = self.b
+        create(b, "in", 2)
+        create(b, "out", 2)
+        src = Producer({"bootstrap.servers": b.bootstrap})
+        for i in range(40):
+            src.produce("in", value="v%d" % i, partition=i % 2)
+        src.flush(30)
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "ctp",
+                      "enable.auto.commit": False, "isolation.level": "read_committed",
+                      "auto.offset.reset": "earliest"})
+        c.subscribe(["in"])
+        p = txn_producer(b, "ctp-1")
+        done, rounds, aborted = set(), 0, False
+        deadline = time.monotonic() + 60
+        while len(done) < 40 and time.monotonic() < deadline:
+            msgs = c.consume(8, 1.0)
+            msgs = [m for m in msgs if not m.error()]
+            if not msgs:
+                continue
+            rounds += 1
+            p.begin_transaction()
+            for m in msgs:
+                p.produce("out", value=m.value().decode().upper(), partition=m.partition())
+            p.send_offsets_to_transaction(c.position(c.assignment()),
+                                          c.consumer_group_metadata(), 30)
+            if rounds == 2 and not aborted:
+                # A failure after the outputs reached the broker (flush): they and the
+                # offsets are aborted, the input is read again.
+                p.flush(30)
+                p.abort_transaction(30)
+                aborted = True
+                committed = c.committed(c.assignment(), timeout=20)
+                for tp in committed:
+                    c.seek(TopicPartition(tp.topic, tp.partition,
+                                          tp.offset if tp.offset >= 0 else 0))
+                continue
+            p.commit_transaction(30)
+            done.update(m.value().decode() for m in msgs)
+        self.assertTrue(aborted)
+        self.assertEqual(len(done), 40)
+        committed = c.committed([TopicPartition("in", 0), TopicPartition("in", 1)], timeout=20)
+        self.assertEqual(sorted(tp.offset for tp in committed), [20, 20])
+        c.close()
+        out = read_all(b, "out", "read_committed", 2)
+        self.assertEqual(sorted(out), sorted("V%d" % i for i in range(40)))  # each exactly once
+        self.assertGreater(len(read_all(b, "out", "read_uncommitted", 2)), 40)
+
+    def test_zombie_producer_is_fenced(self):
+        b = self.b
+        create(b, "z")
+        p1 = txn_producer(b, "zombie")
+        p1.begin_transaction()
+        p1.produce("z", value="old")
+        p1.flush(30)
+        p2 = txn_producer(b, "zombie")  # aborts p1's transaction, bumps the epoch
+        p1.produce("z", value="old2")
+        with self.assertRaises(KafkaException) as e:
+            p1.commit_transaction(30)
+        self.assertTrue(e.exception.args[0].fatal() or e.exception.args[0].txn_requires_abort(),
+                        e.exception.args[0])
+        p2.begin_transaction()
+        p2.produce("z", value="new")
+        p2.commit_transaction(30)
+        self.assertEqual(read_all(b, "z", "read_committed"), ["new"])
+
+    def test_coordinator_aborts_a_transaction_past_its_timeout(self):
+        b = self.b
+        create(b, "to")
+        p = txn_producer(b, "slow", **{"transaction.timeout.ms": 2000,
+                                       "message.timeout.ms": 2000})
+        p.begin_transaction()
+        p.produce("to", value="late")
+        p.flush(30)
+        # The coordinator aborts it: the abort marker makes the partition stable again.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if end_offsets(b, "to", "read_committed") == 2:
+                break
+            time.sleep(0.2)
+        self.assertEqual(end_offsets(b, "to", "read_committed"), 2)  # the record and the marker
+        with self.assertRaises(KafkaException):
+            p.commit_transaction(30)
+        self.assertEqual(read_all(b, "to", "read_committed"), [])
+        self.assertEqual(read_all(b, "to", "read_uncommitted"), ["late"])
+        p2 = txn_producer(b, "slow")
+        p2.begin_transaction()
+        p2.produce("to", value="ok")
+        p2.commit_transaction(30)
+        self.assertEqual(read_all(b, "to", "read_committed"), ["ok"])
+
+    def restart_mid_transaction(self, kill):
+        b = self.b
+        create(b, "rs", 2)
+        p = txn_producer(b, "restart", **{"message.timeout.ms": 60000})
+        p.begin_transaction()
+        for i in range(6):
+            p.produce("rs", value="a%d" % i, partition=i % 2)
+        p.flush(30)
+        if kill:
+            b.kill9()
+        else:
+            rc, out = b.stop()
+            self.assertEqual(rc, 0, out)
+        b.start()
+        # Still open after the restart: read_committed sees nothing of it.
+        self.assertEqual(read_all(b, "rs", "read_committed", 2), [])
+        for i in range(6, 8):
+            p.produce("rs", value="a%d" % i, partition=i % 2)
+        p.commit_transaction(60)
+        self.assertEqual(sorted(read_all(b, "rs", "read_committed", 2)),
+                         sorted("a%d" % i for i in range(8)))
+        p.begin_transaction()
+        p.produce("rs", value="gone", partition=0)
+        p.flush(30)
+        b.kill9()
+        b.start()
+        p.abort_transaction(60)
+        p.begin_transaction()
+        p.produce("rs", value="a8", partition=1)
+        p.commit_transaction(60)
+        self.assertEqual(sorted(read_all(b, "rs", "read_committed", 2)),
+                         sorted("a%d" % i for i in range(9)))
+
+    def test_clean_restart_mid_transaction(self):
+        self.restart_mid_transaction(kill=False)
+
+    def test_kill9_mid_transaction(self):
+        self.restart_mid_transaction(kill=True)
 
 
 if __name__ == "__main__":
