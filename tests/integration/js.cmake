@@ -9,3 +9,8 @@ add_test(NAME kafkajs_client COMMAND ${ST_NODE} --test
     WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR}/js)
 set_tests_properties(kafkajs_client PROPERTIES LABELS integration TIMEOUT 300
     ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
+# Transactions with kafkajs' own transaction manager (js/txn_kafkajs.js).
+add_test(NAME txn_kafkajs COMMAND ${ST_NODE} --test txn_kafkajs.js
+    WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR}/js)
+set_tests_properties(txn_kafkajs PROPERTIES LABELS integration TIMEOUT 300
+    ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
