@@ -30,79 +30,14 @@
  *                InitProducerId, is aborted with the epoch bumped, which
  *                fences its producer. */
 #include "core/st_log.h"
-#include "kafka/kh_group_int.h"
+#include "kafka/kh_txn_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-typedef enum {
-    TS_EMPTY,
-    TS_ONGOING,
-    TS_PREPARE_COMMIT,
-    TS_PREPARE_ABORT,
-    TS_COMPLETE_COMMIT,
-    TS_COMPLETE_ABORT,
-    TS_N
-} tstate_t;
-
-static const char *const k_state_names[TS_N] = {"Empty",        "Ongoing",        "PrepareCommit",
-                                                "PrepareAbort", "CompleteCommit", "CompleteAbort"};
-
-#define TXN_BLOB_VERSION 1
-#define TXN_EPOCH_MAX    32766 /* past it a new producer id is given (Kafka: Short.MAX - 1) */
-
-typedef struct {
-    char *topic; /* owned */
-    int32_t partition;
-} ttp_t;
-
-typedef struct {
-    char *group; /* owned */
-    char *topic; /* owned */
-    int32_t partition;
-    int64_t offset;
-    int32_t leader_epoch;
-    char *metadata; /* owned, NULL for null */
-} toff_t;
-
-/* The durable part of a transaction (one meta.db row). */
-typedef struct {
-    int64_t pid; /* -1 until one is allocated */
-    int16_t epoch;
-    int16_t last_epoch; /* the epoch before a bump by the coordinator (timeout), or -1 */
-    int32_t timeout_ms;
-    tstate_t state;
-    int64_t start_ms; /* wall clock: when the ongoing transaction began */
-    ttp_t *tps;
-    int n_tps;
-    char **groups; /* owned strings */
-    int n_groups;
-    toff_t *offs; /* pending TxnOffsetCommit offsets */
-    int n_offs;
-} tdata_t;
-
-typedef struct top top_t;
-
-typedef struct txn {
-    struct txn *next;
-    char *id; /* owned */
-    tdata_t d;
-    bool busy;     /* a durable change or a marker round is in flight */
-    int out;       /* marker and offset ops of the round out */
-    int round_err; /* first failure of the round */
-    top_t *waiter; /* the EndTxn answered when the round is over, or NULL */
-} txn_t;
-
-typedef struct kh_txn_coord {
-    kh_shard_t *ks; /* borrowed */
-    txn_t *txns;
-    uv_timer_t timer; /* timeouts, and Prepare* rounds to finish again */
-    int n_out;        /* thread-pool works and posts out that point at txns */
-    bool closing;
-    bool timer_closed;
-} coord_t;
+#define TXN_EPOCH_MAX 32766 /* past it a new producer id is given (Kafka: Short.MAX - 1) */
 
 static _Thread_local coord_t *t_coord;
 
@@ -111,244 +46,6 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- State: copies, encoding ---- */
-
-static void tdata_fini(tdata_t *d)
-{
-    for (int i = 0; i < d->n_tps; i++)
-        free(d->tps[i].topic);
-    free(d->tps);
-    for (int i = 0; i < d->n_groups; i++)
-        free(d->groups[i]);
-    free(d->groups);
-    for (int i = 0; i < d->n_offs; i++) {
-        free(d->offs[i].group);
-        free(d->offs[i].topic);
-        free(d->offs[i].metadata);
-    }
-    free(d->offs);
-    memset(d, 0, sizeof(*d));
-}
-
-static char *dup_or_null(const char *s, bool *ok)
-{
-    if (!s)
-        return NULL;
-    char *d = strdup(s);
-    if (!d)
-        *ok = false;
-    return d;
-}
-
-/* A deep copy with room for extra_tps / extra_groups / extra_offs more entries. */
-static int
-tdata_copy(tdata_t *out, const tdata_t *in, int extra_tps, int extra_groups, int extra_offs)
-{
-    *out = *in;
-    out->tps = calloc((size_t)(in->n_tps + extra_tps) + 1, sizeof(*out->tps));
-    out->groups = calloc((size_t)(in->n_groups + extra_groups) + 1, sizeof(*out->groups));
-    out->offs = calloc((size_t)(in->n_offs + extra_offs) + 1, sizeof(*out->offs));
-    out->n_tps = out->n_groups = out->n_offs = 0;
-    bool ok = out->tps && out->groups && out->offs;
-    for (int i = 0; ok && i < in->n_tps; i++, out->n_tps++)
-        out->tps[i] = (ttp_t){dup_or_null(in->tps[i].topic, &ok), in->tps[i].partition};
-    for (int i = 0; ok && i < in->n_groups; i++, out->n_groups++)
-        out->groups[i] = dup_or_null(in->groups[i], &ok);
-    for (int i = 0; ok && i < in->n_offs; i++, out->n_offs++) {
-        const toff_t *o = &in->offs[i];
-        out->offs[i] = (toff_t){dup_or_null(o->group, &ok),
-                                dup_or_null(o->topic, &ok),
-                                o->partition,
-                                o->offset,
-                                o->leader_epoch,
-                                dup_or_null(o->metadata, &ok)};
-    }
-    if (!ok) {
-        tdata_fini(out);
-        return ST_E_NOMEM;
-    }
-    return 0;
-}
-
-/* A copy with no partitions, groups nor offsets (a transaction that ended). */
-static void tdata_bare(tdata_t *out, const tdata_t *in)
-{
-    *out = *in;
-    out->tps = NULL;
-    out->groups = NULL;
-    out->offs = NULL;
-    out->n_tps = out->n_groups = out->n_offs = 0;
-}
-
-typedef struct {
-    uint8_t *p;
-    size_t len, cap;
-    bool oom;
-} wbuf_t;
-
-static void w_bytes(wbuf_t *b, const void *p, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-}
-
-static void w_int(wbuf_t *b, int64_t v, int n)
-{
-    uint8_t x[8];
-    for (int i = 0; i < n; i++)
-        x[i] = (uint8_t)((uint64_t)v >> (8 * (n - 1 - i)));
-    w_bytes(b, x, (size_t)n);
-}
-
-static void w_str(wbuf_t *b, const char *s)
-{
-    int32_t n = s ? (int32_t)strlen(s) : -1;
-    w_int(b, n, 4);
-    if (s)
-        w_bytes(b, s, (size_t)n);
-}
-
-static uint8_t *tdata_encode(const tdata_t *d, size_t *len)
-{
-    wbuf_t b = {0};
-    w_int(&b, TXN_BLOB_VERSION, 1);
-    w_int(&b, d->pid, 8);
-    w_int(&b, d->epoch, 2);
-    w_int(&b, d->last_epoch, 2);
-    w_int(&b, d->timeout_ms, 4);
-    w_int(&b, d->state, 1);
-    w_int(&b, d->start_ms, 8);
-    w_int(&b, d->n_tps, 4);
-    for (int i = 0; i < d->n_tps; i++) {
-        w_str(&b, d->tps[i].topic);
-        w_int(&b, d->tps[i].partition, 4);
-    }
-    w_int(&b, d->n_groups, 4);
-    for (int i = 0; i < d->n_groups; i++)
-        w_str(&b, d->groups[i]);
-    w_int(&b, d->n_offs, 4);
-    for (int i = 0; i < d->n_offs; i++) {
-        const toff_t *o = &d->offs[i];
-        w_str(&b, o->group);
-        w_str(&b, o->topic);
-        w_int(&b, o->partition, 4);
-        w_int(&b, o->offset, 8);
-        w_int(&b, o->leader_epoch, 4);
-        w_str(&b, o->metadata);
-    }
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    *len = b.len;
-    return b.p;
-}
-
-typedef struct {
-    const uint8_t *p, *end;
-    bool bad;
-} rbuf_t;
-
-static int64_t r_int(rbuf_t *r, int n)
-{
-    if (r->bad || r->end - r->p < n) {
-        r->bad = true;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = v << 8 | *r->p++;
-    if (n < 8 && (v >> (8 * n - 1)) & 1) /* sign-extend */
-        v |= ~(uint64_t)0 << (8 * n);
-    return (int64_t)v;
-}
-
-static char *r_str(rbuf_t *r)
-{
-    int32_t n = (int32_t)r_int(r, 4);
-    if (r->bad || n < 0)
-        return NULL;
-    if (r->end - r->p < n) {
-        r->bad = true;
-        return NULL;
-    }
-    char *s = strndup((const char *)r->p, (size_t)n);
-    if (!s)
-        r->bad = true;
-    r->p += n;
-    return s;
-}
-
-static int32_t r_count(rbuf_t *r, size_t min_elem)
-{
-    int32_t n = (int32_t)r_int(r, 4);
-    if (n < 0 || (size_t)n > (size_t)(r->end - r->p) / min_elem)
-        r->bad = true;
-    return r->bad ? 0 : n;
-}
-
-static int tdata_decode(tdata_t *d, const void *blob, size_t len)
-{
-    rbuf_t r = {blob, (const uint8_t *)blob + len, false};
-    memset(d, 0, sizeof(*d));
-    if (r_int(&r, 1) != TXN_BLOB_VERSION)
-        return ST_E_CORRUPT;
-    d->pid = r_int(&r, 8);
-    d->epoch = (int16_t)r_int(&r, 2);
-    d->last_epoch = (int16_t)r_int(&r, 2);
-    d->timeout_ms = (int32_t)r_int(&r, 4);
-    int st = (int)r_int(&r, 1);
-    d->state = st >= 0 && st < TS_N ? (tstate_t)st : TS_EMPTY;
-    d->start_ms = r_int(&r, 8);
-    int32_t n = r_count(&r, 8);
-    d->tps = calloc((size_t)n + 1, sizeof(*d->tps));
-    for (int i = 0; d->tps && !r.bad && i < n; i++, d->n_tps++)
-        d->tps[i] = (ttp_t){r_str(&r), (int32_t)r_int(&r, 4)};
-    n = r_count(&r, 4);
-    d->groups = calloc((size_t)n + 1, sizeof(*d->groups));
-    for (int i = 0; d->groups && !r.bad && i < n; i++, d->n_groups++)
-        d->groups[i] = r_str(&r);
-    n = r_count(&r, 32);
-    d->offs = calloc((size_t)n + 1, sizeof(*d->offs));
-    for (int i = 0; d->offs && !r.bad && i < n; i++, d->n_offs++) {
-        toff_t *o = &d->offs[i];
-        o->group = r_str(&r);
-        o->topic = r_str(&r);
-        o->partition = (int32_t)r_int(&r, 4);
-        o->offset = r_int(&r, 8);
-        o->leader_epoch = (int32_t)r_int(&r, 4);
-        o->metadata = r_str(&r);
-    }
-    if (r.bad || !d->tps || !d->groups || !d->offs) {
-        tdata_fini(d);
-        return ST_E_CORRUPT;
-    }
-    for (int i = 0; i < d->n_tps; i++)
-        if (!d->tps[i].topic)
-            goto bad;
-    for (int i = 0; i < d->n_offs; i++)
-        if (!d->offs[i].group || !d->offs[i].topic)
-            goto bad;
-    return 0;
-bad:
-    tdata_fini(d);
-    return ST_E_CORRUPT;
 }
 
 /* ---- Transactions of this shard ---- */
@@ -381,7 +78,7 @@ static void coord_maybe_free(coord_t *c)
         return;
     for (txn_t *t = c->txns, *n; t; t = n) {
         n = t->next;
-        tdata_fini(&t->d);
+        kh_txn__fini(&t->d);
         free(t->id);
         free(t);
     }
@@ -419,10 +116,10 @@ static void persist_after(uv_work_t *w, int status)
     txn_t *t = pw->t;
     int rc = status != 0 ? ST_E_IO : pw->rc;
     if (rc == 0) {
-        tdata_fini(&t->d);
+        kh_txn__fini(&t->d);
         t->d = pw->next; /* memory follows disk */
     } else {
-        tdata_fini(&pw->next);
+        kh_txn__fini(&pw->next);
     }
     free(pw->blob);
     persist_fn done = pw->done;
@@ -439,10 +136,10 @@ static void persist(coord_t *c, txn_t *t, tdata_t *next, persist_fn done, void *
 {
     pwork_t *pw = calloc(1, sizeof(*pw));
     if (pw)
-        pw->blob = tdata_encode(next, &pw->len);
+        pw->blob = kh_txn__encode(next, &pw->len);
     if (!pw || !pw->blob) {
         free(pw);
-        tdata_fini(next);
+        kh_txn__fini(next);
         done(c, t, ST_E_NOMEM, arg);
         return;
     }
@@ -455,48 +152,17 @@ static void persist(coord_t *c, txn_t *t, tdata_t *next, persist_fn done, void *
     c->n_out++;
     if (uv_queue_work(rt_shard_loop(c->ks->sh), &pw->work, persist_work, persist_after) != 0) {
         c->n_out--;
-        tdata_fini(&pw->next);
+        kh_txn__fini(&pw->next);
         free(pw->blob);
         free(pw);
         done(c, t, ST_E_IO, arg);
     }
 }
 
-/* ---- Request ops ---- */
-
-typedef enum { K_INIT, K_ADD_PARTS, K_ADD_OFFS, K_TXN_OFFS, K_END } kind_t;
-
-struct top {
-    kh_post_t post;
-    kh_req_t *req;
-    int origin;
-    kind_t kind;
-    const char *txn_id; /* request arena */
-    int64_t pid;
-    int16_t epoch;
-    int16_t v; /* the request's version */
-    int32_t timeout_ms;
-    /* K_ADD_PARTS: topics of one transaction and their results (request arena) */
-    const kp_add_partitions_to_txn_request_topic_t *topics;
-    int n_topics;
-    bool verify_only;
-    kp_add_partitions_to_txn_response_topic_result_t *results;
-    int regs_out; /* registrations out */
-    /* K_ADD_OFFS, K_TXN_OFFS */
-    const char *group;
-    kp_txn_offset_commit_response_t *toc; /* K_TXN_OFFS: its response */
-    bool commit;                          /* K_END */
-    /* results */
-    int16_t err;
-    int64_t res_pid;
-    int16_t res_epoch;
-};
-
-static void op_back(rt_shard_t *sh, void *arg);
 
 static void op_answer(coord_t *c, top_t *op)
 {
-    kh_post(c->ks, &op->post, op->origin, op_back, op);
+    kh_post(c->ks, &op->post, op->origin, kh_txn__op_back, op);
 }
 
 /* PRODUCER_FENCED, or INVALID_PRODUCER_EPOCH for versions that predate it (KIP-588). */
@@ -738,7 +404,7 @@ static void completed(coord_t *c, txn_t *t, int status, void *arg)
     if (status != 0)
         ST_WARN("txn", "cannot complete transaction id=%s: %s", t->id, st_strerror(status));
     else
-        ST_DEBUG("txn", "transaction id=%s %s", t->id, k_state_names[t->d.state]);
+        ST_DEBUG("txn", "transaction id=%s %s", t->id, kh_txn__state_names[t->d.state]);
     if (op) {
         op->err = status ? KP_ERR_COORDINATOR_NOT_AVAILABLE : KP_ERR_NONE;
         op_answer(c, op);
@@ -755,7 +421,7 @@ static void round_done(coord_t *c, txn_t *t)
         return;
     }
     tdata_t next;
-    tdata_bare(&next, &t->d);
+    kh_txn__bare(&next, &t->d);
     next.state = t->d.state == TS_PREPARE_COMMIT ? TS_COMPLETE_COMMIT : TS_COMPLETE_ABORT;
     persist(c, t, &next, completed, NULL);
 }
@@ -774,7 +440,7 @@ static void prepared(coord_t *c, txn_t *t, int status, void *arg)
 static void abort_bumped(coord_t *c, txn_t *t, const char *why)
 {
     tdata_t next;
-    if (tdata_copy(&next, &t->d, 0, 0, 0) != 0)
+    if (kh_txn__copy(&next, &t->d, 0, 0, 0) != 0)
         return;
     ST_INFO("txn", "aborting transaction id=%s pid=%lld epoch=%d: %s", t->id, (long long)t->d.pid,
             t->d.epoch, why);
@@ -902,7 +568,7 @@ static void init_persisted(coord_t *c, txn_t *t, int status, void *arg)
 static void init_store(coord_t *c, txn_t *t, top_t *op, int64_t new_pid)
 {
     tdata_t next;
-    tdata_bare(&next, &t->d);
+    kh_txn__bare(&next, &t->d);
     if (new_pid >= 0) {
         next.pid = new_pid;
         next.epoch = 0;
@@ -1003,7 +669,7 @@ static bool has_tp(const tdata_t *d, const char *topic, int32_t p)
     return false;
 }
 
-static void set_all(top_t *op, int16_t err)
+void kh_txn__set_all(top_t *op, int16_t err)
 {
     for (int i = 0; i < op->n_topics; i++)
         for (int j = 0; j < op->results[i].n_results_by_partition; j++)
@@ -1024,7 +690,7 @@ static void add_parts_persisted(coord_t *c, txn_t *t, int status, void *arg)
     top_t *op = arg;
     if (status != 0) {
         t->busy = false;
-        set_all(op, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+        kh_txn__set_all(op, KP_ERR_COORDINATOR_NOT_AVAILABLE);
         op_answer(c, op);
         return;
     }
@@ -1052,7 +718,7 @@ static void add_parts_run(coord_t *c, top_t *op)
     txn_t *t = txn_find(c, op->txn_id);
     int16_t err = check_producer(op, t);
     if (err) {
-        set_all(op, err);
+        kh_txn__set_all(op, err);
         op_answer(c, op);
         return;
     }
@@ -1076,8 +742,8 @@ static void add_parts_run(coord_t *c, top_t *op)
         return;
     }
     tdata_t next;
-    if (tdata_copy(&next, &t->d, n_new, 0, 0) != 0) {
-        set_all(op, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+    if (kh_txn__copy(&next, &t->d, n_new, 0, 0) != 0) {
+        kh_txn__set_all(op, KP_ERR_COORDINATOR_NOT_AVAILABLE);
         op_answer(c, op);
         return;
     }
@@ -1092,8 +758,8 @@ static void add_parts_run(coord_t *c, top_t *op)
                 continue;
             char *s = strdup(topic);
             if (!s) {
-                tdata_fini(&next);
-                set_all(op, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+                kh_txn__fini(&next);
+                kh_txn__set_all(op, KP_ERR_COORDINATOR_NOT_AVAILABLE);
                 op_answer(c, op);
                 return;
             }
@@ -1135,13 +801,13 @@ static void add_offs_run(coord_t *c, top_t *op)
         return;
     }
     tdata_t next;
-    if (tdata_copy(&next, &t->d, 0, 1, 0) != 0) {
+    if (kh_txn__copy(&next, &t->d, 0, 1, 0) != 0) {
         op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
         op_answer(c, op);
         return;
     }
     if (!in && !(next.groups[next.n_groups++] = strdup(op->group))) {
-        tdata_fini(&next);
+        kh_txn__fini(&next);
         op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
         op_answer(c, op);
         return;
@@ -1154,7 +820,7 @@ static void add_offs_run(coord_t *c, top_t *op)
     persist(c, t, &next, simple_persisted, op);
 }
 
-static void toc_set_all(kp_txn_offset_commit_response_t *r, int16_t err)
+void kh_txn__toc_set_all(kp_txn_offset_commit_response_t *r, int16_t err)
 {
     for (int i = 0; i < r->n_topics; i++)
         for (int j = 0; j < r->topics[i].n_partitions; j++)
@@ -1167,7 +833,7 @@ static void toc_persisted(coord_t *c, txn_t *t, int status, void *arg)
     top_t *op = arg;
     t->busy = false;
     if (status)
-        toc_set_all(op->toc, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+        kh_txn__toc_set_all(op->toc, KP_ERR_COORDINATOR_NOT_AVAILABLE);
     op_answer(c, op);
 }
 
@@ -1186,10 +852,10 @@ static void txn_offs_run(coord_t *c, top_t *op)
     for (int i = 0; i < r->n_topics; i++)
         n += r->topics[i].n_partitions;
     tdata_t next;
-    if (!err && tdata_copy(&next, &t->d, 0, 0, n) != 0)
+    if (!err && kh_txn__copy(&next, &t->d, 0, 0, n) != 0)
         err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
     if (err) {
-        toc_set_all(r, err);
+        kh_txn__toc_set_all(r, err);
         op_answer(c, op);
         return;
     }
@@ -1226,8 +892,8 @@ static void txn_offs_run(coord_t *c, top_t *op)
         }
     }
     if (!ok) {
-        tdata_fini(&next);
-        toc_set_all(r, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+        kh_txn__fini(&next);
+        kh_txn__toc_set_all(r, KP_ERR_COORDINATOR_NOT_AVAILABLE);
         op_answer(c, op);
         return;
     }
@@ -1255,7 +921,7 @@ static void end_run(coord_t *c, top_t *op)
     return;
 end:;
     tdata_t next;
-    if (tdata_copy(&next, &t->d, 0, 0, 0) != 0) {
+    if (kh_txn__copy(&next, &t->d, 0, 0, 0) != 0) {
         op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
         op_answer(c, op);
         return;
@@ -1266,9 +932,9 @@ end:;
     persist(c, t, &next, prepared, NULL);
 }
 
-/* ---- Origin side: posting ops, answers ---- */
+/* ---- Running an op ---- */
 
-static void op_run(rt_shard_t *sh, void *arg)
+void kh_txn__op_run(rt_shard_t *sh, void *arg)
 {
     top_t *op = arg;
     (void)sh;
@@ -1276,10 +942,10 @@ static void op_run(rt_shard_t *sh, void *arg)
     if (!c || c->closing) {
         op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
         if (op->kind == K_ADD_PARTS)
-            set_all(op, op->err);
+            kh_txn__set_all(op, op->err);
         if (op->kind == K_TXN_OFFS)
-            toc_set_all(op->toc, op->err);
-        kh_post(kh_shard_of(sh), &op->post, op->origin, op_back, op);
+            kh_txn__toc_set_all(op->toc, op->err);
+        kh_post(kh_shard_of(sh), &op->post, op->origin, kh_txn__op_back, op);
         return;
     }
     switch (op->kind) {
@@ -1301,341 +967,6 @@ static void op_run(rt_shard_t *sh, void *arg)
     }
 }
 
-static void respond(kh_req_t *req);
-
-static void op_back(rt_shard_t *sh, void *arg)
-{
-    top_t *op = arg;
-    (void)sh;
-    if (kh_req_op_back(op->req))
-        respond(op->req);
-}
-
-/* A new op of req for transactional id (an arena string), or NULL. */
-static top_t *op_new(kh_req_t *req, kind_t kind, const char *txn_id)
-{
-    top_t *op = kp_arena_alloc(&req->arena, sizeof(*op));
-    if (!op)
-        return NULL;
-    memset(op, 0, sizeof(*op));
-    op->req = req;
-    op->origin = rt_shard_id(req->ks->sh);
-    op->kind = kind;
-    op->txn_id = txn_id;
-    op->v = req->hdr.request_api_version;
-    op->res_pid = -1;
-    op->res_epoch = -1;
-    return op;
-}
-
-static void op_send(kh_req_t *req, top_t *op)
-{
-    kh_req_op_out(req);
-    int to = rt_shard_for(op->txn_id, 0, rt_shard_count(req->ks->ctx->rt));
-    kh_post(req->ks, &op->post, to, op_run, op);
-}
-
-/* Answers: req->state is the response; the ops filled it, except the
- * top-level fields of single-op APIs, copied from the op here. */
-typedef struct {
-    void *resp;
-    top_t *op; /* single-op APIs */
-} tstate_req_t;
-
-static void respond(kh_req_t *req)
-{
-    tstate_req_t *st = req->state;
-    top_t *op = st->op;
-    switch (req->api->api_key) {
-    case KP_API_INIT_PRODUCER_ID: {
-        kp_init_producer_id_response_t *r = st->resp;
-        r->error_code = op->err;
-        r->producer_id = op->err ? -1 : op->res_pid;
-        r->producer_epoch = op->err ? -1 : op->res_epoch;
-        break;
-    }
-    case KP_API_ADD_OFFSETS_TO_TXN:
-        ((kp_add_offsets_to_txn_response_t *)st->resp)->error_code = op->err;
-        break;
-    case KP_API_END_TXN: {
-        kp_end_txn_response_t *r = st->resp;
-        r->error_code = op->err;
-        r->producer_id = -1;
-        r->producer_epoch = -1;
-        break;
-    }
-    default:
-        break;
-    }
-    kh_respond(req, st->resp);
-}
-
-static tstate_req_t *start(kh_req_t *req, size_t resp_size)
-{
-    tstate_req_t *st = kp_arena_alloc(&req->arena, sizeof(*st));
-    if (!st || !(st->resp = kp_arena_alloc(&req->arena, resp_size)))
-        return NULL;
-    memset(st->resp, 0, resp_size);
-    st->op = NULL;
-    req->state = st;
-    kh_req_op_out(req); /* the hold */
-    return st;
-}
-
-static void release(kh_req_t *req)
-{
-    if (kh_req_op_back(req))
-        respond(req);
-}
-
-/* An id the coordinator can work with: a NUL-terminated copy, or NULL. */
-static const char *id_cstr(kh_req_t *req, kp_str_t s)
-{
-    return s.len > 0 ? kh_cstr(req, s) : NULL;
-}
-
-void kh_txn_init_producer_id(kh_req_t *req)
-{
-    kp_init_producer_id_request_t *q = req->msg;
-    const kh_ctx_t *ctx = req->ks->ctx;
-    tstate_req_t *st = start(req, sizeof(kp_init_producer_id_response_t));
-    if (!st) {
-        kh_fail_conn(req, "out of memory");
-        return;
-    }
-    kp_init_producer_id_response_init(st->resp);
-    const char *id = kh_cstr(req, q->transactional_id);
-    top_t *op = op_new(req, K_INIT, id ? id : "");
-    if (!id || !op) {
-        kh_fail_held(req, "out of memory");
-        return;
-    }
-    st->op = op;
-    op->timeout_ms = q->transaction_timeout_ms;
-    op->pid = req->hdr.request_api_version >= 3 ? q->producer_id : -1;
-    op->epoch = req->hdr.request_api_version >= 3 ? q->producer_epoch : -1;
-    if (!id[0])
-        op->err = KP_ERR_INVALID_REQUEST; /* Kafka: an empty id is no transactional id */
-    else if (q->transaction_timeout_ms <= 0 || q->transaction_timeout_ms > ctx->txn_max_timeout_ms)
-        op->err = KP_ERR_INVALID_TRANSACTION_TIMEOUT;
-    else
-        op_send(req, op);
-    release(req);
-}
-
-/* One AddPartitionsToTxn transaction: results laid out, unknown partitions
- * answered here (the rest OPERATION_NOT_ATTEMPTED, as Kafka), else an op. */
-static int add_parts_one(kh_req_t *req,
-                         const meta_snap_t *snap,
-                         kp_str_t txn_id,
-                         int64_t pid,
-                         int16_t epoch,
-                         bool verify_only,
-                         const kp_add_partitions_to_txn_request_topic_t *topics,
-                         int n_topics,
-                         kp_add_partitions_to_txn_response_topic_result_t **out,
-                         int32_t *n_out)
-{
-    int nt = n_topics > 0 ? n_topics : 0;
-    kp_add_partitions_to_txn_response_topic_result_t *res = kh_array(req, nt, sizeof(*res));
-    if (!res)
-        return ST_E_NOMEM;
-    *out = res;
-    *n_out = nt;
-    bool bad = false;
-    for (int i = 0; i < nt; i++) {
-        const kp_add_partitions_to_txn_request_topic_t *qt = &topics[i];
-        int np = qt->n_partitions > 0 ? qt->n_partitions : 0;
-        res[i].name = qt->name;
-        res[i].results_by_partition = kh_array(req, np, sizeof(*res[i].results_by_partition));
-        if (!res[i].results_by_partition)
-            return ST_E_NOMEM;
-        res[i].n_results_by_partition = np;
-        const meta_topic_t *t = qt->name.len > 0 && qt->name.len < 250
-                                    ? meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len)
-                                    : NULL;
-        for (int j = 0; j < np; j++) {
-            int32_t p = qt->partitions[j];
-            res[i].results_by_partition[j].partition_index = p;
-            if (!t || p < 0 || p >= t->n_partitions) {
-                res[i].results_by_partition[j].partition_error_code =
-                    KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-                bad = true;
-            }
-        }
-    }
-    const char *id = id_cstr(req, txn_id);
-    top_t *op = op_new(req, K_ADD_PARTS, id ? id : "");
-    if (!op || (txn_id.len > 0 && !id))
-        return ST_E_NOMEM;
-    op->topics = topics;
-    op->n_topics = nt;
-    op->results = res;
-    if (bad || !id) {
-        set_all(op, id ? KP_ERR_OPERATION_NOT_ATTEMPTED : KP_ERR_INVALID_REQUEST);
-        return 0;
-    }
-    op->pid = pid;
-    op->epoch = epoch;
-    op->verify_only = verify_only;
-    op_send(req, op);
-    return 0;
-}
-
-void kh_txn_add_partitions(kh_req_t *req)
-{
-    kp_add_partitions_to_txn_request_t *q = req->msg;
-    int16_t v = req->hdr.request_api_version;
-    tstate_req_t *st = start(req, sizeof(kp_add_partitions_to_txn_response_t));
-    if (!st) {
-        kh_fail_conn(req, "out of memory");
-        return;
-    }
-    kp_add_partitions_to_txn_response_t *r = st->resp;
-    kp_add_partitions_to_txn_response_init(r);
-    meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
-    int rc = 0;
-    if (v <= 3) {
-        rc = add_parts_one(req, snap, q->v3_and_below_transactional_id, q->v3_and_below_producer_id,
-                           q->v3_and_below_producer_epoch, false, q->v3_and_below_topics,
-                           q->n_v3_and_below_topics, &r->results_by_topic_v3_and_below,
-                           &r->n_results_by_topic_v3_and_below);
-    } else {
-        int n = q->n_transactions > 0 ? q->n_transactions : 0;
-        r->results_by_transaction = kh_array(req, n, sizeof(*r->results_by_transaction));
-        rc = r->results_by_transaction ? 0 : ST_E_NOMEM;
-        r->n_results_by_transaction = rc ? 0 : n;
-        for (int i = 0; rc == 0 && i < n; i++) {
-            kp_add_partitions_to_txn_request_transaction_t *qx = &q->transactions[i];
-            kp_add_partitions_to_txn_response_result_t *rx = &r->results_by_transaction[i];
-            rx->transactional_id = qx->transactional_id;
-            rc = add_parts_one(req, snap, qx->transactional_id, qx->producer_id, qx->producer_epoch,
-                               qx->verify_only, qx->topics, qx->n_topics, &rx->topic_results,
-                               &rx->n_topic_results);
-        }
-    }
-    meta_snap_put(snap);
-    if (rc != 0) {
-        kh_fail_held(req, "out of memory");
-        return;
-    }
-    release(req);
-}
-
-void kh_txn_add_offsets(kh_req_t *req)
-{
-    kp_add_offsets_to_txn_request_t *q = req->msg;
-    tstate_req_t *st = start(req, sizeof(kp_add_offsets_to_txn_response_t));
-    if (!st) {
-        kh_fail_conn(req, "out of memory");
-        return;
-    }
-    kp_add_offsets_to_txn_response_init(st->resp);
-    const char *id = id_cstr(req, q->transactional_id);
-    const char *group = id_cstr(req, q->group_id);
-    top_t *op = op_new(req, K_ADD_OFFS, id ? id : "");
-    if (!op || (q->transactional_id.len > 0 && !id) || (q->group_id.len > 0 && !group)) {
-        kh_fail_held(req, "out of memory");
-        return;
-    }
-    st->op = op;
-    op->pid = q->producer_id;
-    op->epoch = q->producer_epoch;
-    op->group = group;
-    if (!id)
-        op->err = KP_ERR_INVALID_REQUEST;
-    else if (!group)
-        op->err = KP_ERR_INVALID_GROUP_ID;
-    else
-        op_send(req, op);
-    release(req);
-}
-
-#define TXN_OFFSET_METADATA_MAX 4096 /* offset.metadata.max.bytes, as OffsetCommit */
-
-void kh_txn_offset_commit(kh_req_t *req)
-{
-    kp_txn_offset_commit_request_t *q = req->msg;
-    tstate_req_t *st = start(req, sizeof(kp_txn_offset_commit_response_t));
-    if (!st) {
-        kh_fail_conn(req, "out of memory");
-        return;
-    }
-    kp_txn_offset_commit_response_t *r = st->resp;
-    kp_txn_offset_commit_response_init(r);
-    int nt = q->n_topics > 0 ? q->n_topics : 0;
-    r->topics = kh_array(req, nt, sizeof(*r->topics));
-    const char *id = id_cstr(req, q->transactional_id);
-    const char *group = id_cstr(req, q->group_id);
-    top_t *op = op_new(req, K_TXN_OFFS, id ? id : "");
-    if (!r->topics || !op || (q->transactional_id.len > 0 && !id) ||
-        (q->group_id.len > 0 && !group)) {
-        kh_fail_held(req, "out of memory");
-        return;
-    }
-    r->n_topics = nt;
-    meta_snap_t *snap = meta_snap_get(req->ks->ctx->meta);
-    for (int i = 0; i < nt; i++) {
-        kp_txn_offset_commit_request_topic_t *qt = &q->topics[i];
-        int np = qt->n_partitions > 0 ? qt->n_partitions : 0;
-        r->topics[i].name = qt->name;
-        r->topics[i].partitions = kh_array(req, np, sizeof(*r->topics[i].partitions));
-        if (!r->topics[i].partitions) {
-            meta_snap_put(snap);
-            kh_fail_held(req, "out of memory");
-            return;
-        }
-        r->topics[i].n_partitions = np;
-        const meta_topic_t *t =
-            qt->name.len > 0 ? meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len) : NULL;
-        for (int j = 0; j < np; j++) {
-            kp_txn_offset_commit_request_partition_t *qp = &qt->partitions[j];
-            kp_txn_offset_commit_response_partition_t *rp = &r->topics[i].partitions[j];
-            rp->partition_index = qp->partition_index;
-            if (!t || qp->partition_index < 0 || qp->partition_index >= t->n_partitions)
-                rp->error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-            else if (qp->committed_metadata.len > TXN_OFFSET_METADATA_MAX)
-                rp->error_code = KP_ERR_OFFSET_METADATA_TOO_LARGE;
-        }
-    }
-    meta_snap_put(snap);
-    op->toc = r;
-    op->pid = q->producer_id;
-    op->epoch = q->producer_epoch;
-    op->group = group;
-    if (!id || !group)
-        toc_set_all(r, id ? KP_ERR_INVALID_GROUP_ID : KP_ERR_INVALID_REQUEST);
-    else
-        op_send(req, op);
-    release(req);
-}
-
-void kh_txn_end(kh_req_t *req)
-{
-    kp_end_txn_request_t *q = req->msg;
-    tstate_req_t *st = start(req, sizeof(kp_end_txn_response_t));
-    if (!st) {
-        kh_fail_conn(req, "out of memory");
-        return;
-    }
-    kp_end_txn_response_init(st->resp);
-    const char *id = id_cstr(req, q->transactional_id);
-    top_t *op = op_new(req, K_END, id ? id : "");
-    if (!op || (q->transactional_id.len > 0 && !id)) {
-        kh_fail_held(req, "out of memory");
-        return;
-    }
-    st->op = op;
-    op->pid = q->producer_id;
-    op->epoch = q->producer_epoch;
-    op->commit = q->committed;
-    if (!id)
-        op->err = KP_ERR_INVALID_REQUEST;
-    else
-        op_send(req, op);
-    release(req);
-}
-
 /* ---- Shard start / stop ---- */
 
 typedef struct {
@@ -1650,13 +981,13 @@ static int load_row(void *arg, const char *id, const void *blob, size_t len)
     if (rt_shard_for(id, 0, l->n) != l->me)
         return 0;
     tdata_t d;
-    if (tdata_decode(&d, blob, len) != 0) {
+    if (kh_txn__decode(&d, blob, len) != 0) {
         ST_ERROR("txn", "stored transaction id=%s is unreadable: ignored", id);
         return 0;
     }
     txn_t *t = txn_new(l->c, id);
     if (!t) {
-        tdata_fini(&d);
+        kh_txn__fini(&d);
         return ST_E_NOMEM;
     }
     t->d = d;
