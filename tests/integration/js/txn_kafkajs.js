@@ -2,61 +2,26 @@
 // transaction manager) against a real stratad: a committed and an aborted transaction,
 // read back by a kafkajs consumer (read_committed, kafkajs' default) and by kcat in
 // read_uncommitted; sendOffsets commits a group's offsets only with the transaction.
-// Registered by tests/integration/core.cmake (`node --test` on this file).
+// Registered by tests/integration/js.cmake (`node --test` on this file).
 // Time limits are upper bounds for waiting only.
 'use strict'
 
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { spawn, spawnSync } = require('node:child_process')
-const fs = require('node:fs')
-const net = require('node:net')
-const os = require('node:os')
-const path = require('node:path')
+const { spawnSync } = require('node:child_process')
 const { Kafka, logLevel } = require('kafkajs')
+const { startBroker } = require('./strata_broker')
 
-const STRATAD = process.env.STRATAD || path.resolve(__dirname, '../../../build/tools/stratad')
-
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-let data, proc, exited, output, bootstrap, kafka
+let broker, bootstrap, kafka
 
 before(async () => {
-  data = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-js-txn-'))
-  bootstrap = `127.0.0.1:${await freePort()}`
-  output = ''
-  proc = spawn(STRATAD, ['--log-dir', data, '--smp', '2', '--listeners', bootstrap,
-    '--admin-listener', `127.0.0.1:${await freePort()}`,
-    '-X', 'group.initial.rebalance.delay.ms=0'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  exited = new Promise(resolve => proc.once('exit', (code, signal) => resolve({ code, signal })))
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no start:\n${output}`)), 30000)
-    const onData = chunk => {
-      output += chunk
-      if (/started/.test(output)) {
-        clearTimeout(timer)
-        resolve()
-      }
-    }
-    proc.stdout.on('data', onData)
-    proc.stderr.on('data', onData)
-  })
+  broker = await startBroker(['-X', 'group.initial.rebalance.delay.ms=0'])
+  bootstrap = broker.bootstrap
   kafka = new Kafka({ clientId: 'strata-js-txn', brokers: [bootstrap], logLevel: logLevel.NOTHING })
 })
 
 after(async () => {
-  proc.kill('SIGTERM')
-  const { code, signal } = await exited
-  fs.rmSync(data, { recursive: true, force: true })
+  const { code, signal, output } = await broker.stop()
   assert.equal(code, 0, `stratad exit ${code} ${signal}:\n${output}`)
 })
 
