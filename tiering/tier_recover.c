@@ -141,11 +141,15 @@ static void finish(rec_t *r, int status)
 {
     free_page(r);
     free(r->token);
-    ST_INFO("tier",
-            "recovery from the archive done status=%s objects=%" PRId64 " (from their tables "
-            "alone: %" PRId64 ") skipped=%" PRId64 " failed=%" PRId64 " partitions=%zu topics=%zu",
-            st_strerror(status), r->res.objects, r->res.tail_only, r->res.skipped, r->res.failed,
-            r->res.n_parts, r->res.n_topics);
+    if (r->res.was_not_empty)
+        ST_INFO("tier", "recovery from the archive not needed: the remote index has objects");
+    else
+        ST_INFO("tier",
+                "recovery from the archive done status=%s objects=%" PRId64 " (from their tables "
+                "alone: %" PRId64 ") skipped=%" PRId64 " failed=%" PRId64
+                " partitions=%zu topics=%zu",
+                st_strerror(status), r->res.objects, r->res.tail_only, r->res.skipped,
+                r->res.failed, r->res.n_parts, r->res.n_topics);
     tier_recover_cb cb = r->cb;
     void *arg = r->cb_arg;
     tier_recover_result_t res = r->res;

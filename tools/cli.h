@@ -230,7 +230,10 @@ int cli_check_offset_spec(const char *spec);
 /** GET admin_url + path with a short timeout. @return HTTP status (>0) with *body owned
  * (free), or -1 after printing that the admin API is unreachable. */
 long cli_http_get(const char *path, char **body);
-/** Same with any method and an optional JSON request body (borrowed). */
+/** GET without a word when the admin API cannot be reached (-1), bounded by timeout_ms:
+ * to look for a running broker. */
+long cli_http_probe(const char *path, int timeout_ms, char **body);
+/** Same as cli_http_get with any method and an optional JSON request body (borrowed). */
 long cli_http(const char *method, const char *path, const char *req_body, char **body);
 /** Print a clear error for a non-2xx admin answer (its JSON error body when present).
  * @return CLI_EXIT_USAGE for 501 (not available yet), else CLI_EXIT_FAIL. */

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -175,18 +176,52 @@ static void arc_close(arc_t *a)
     a->store = NULL;
 }
 
-/* Default archive: what `strata start` (./strata-data) or stratad (log.dir ./data) use. */
+/* The archive of the broker whose admin API answers (GET /v1/cluster), when this host can
+ * read it: s3://, or a file:// directory that exists from here. NULL: none. */
+static const char *running_broker_archive(void)
+{
+    static char url[PATH_MAX + 8];
+    char *body = NULL;
+    int tmo = cli_opts.timeout_ms < 2000 ? cli_opts.timeout_ms : 2000;
+    long st = cli_http_probe("/v1/cluster", tmo, &body);
+    json_t *j = st == 200 && body ? json_loads(body, 0, NULL) : NULL;
+    free(body);
+    const char *u = json_string_value(json_object_get(j, "archive_url"));
+    struct stat sb;
+    bool ok = u && (!strncmp(u, "s3://", 5) ||
+                    (!strncmp(u, "file://", 7) && stat(u + 7, &sb) == 0 && S_ISDIR(sb.st_mode)));
+    if (ok)
+        snprintf(url, sizeof(url), "%s", u);
+    json_decref(j);
+    return ok ? url : NULL;
+}
+
+/* Default archive: the running broker's (admin API), else what `strata start`
+ * (./strata-data) or stratad (log.dir ./data) use here. Says which one it picked. */
 static const char *default_archive(void)
 {
     static const char *const dirs[] = {"./strata-data/archive", "./data/archive", NULL};
     static char url[PATH_MAX + 8];
+    const char *u = running_broker_archive();
+    if (u) {
+        cli_warn("reading the archive %s of the broker at %s (--archive names another)", u,
+                 cli_opts.admin_url);
+        return u;
+    }
     struct stat st;
+    int found = -1, n_found = 0;
     for (int i = 0; dirs[i]; i++)
-        if (stat(dirs[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-            snprintf(url, sizeof(url), "file://%s", dirs[i]);
-            return url;
-        }
-    return NULL;
+        if (stat(dirs[i], &st) == 0 && S_ISDIR(st.st_mode) && n_found++ == 0)
+            found = i;
+    if (found < 0)
+        return NULL;
+    snprintf(url, sizeof(url), "file://%s", dirs[found]);
+    if (n_found > 1)
+        cli_warn("reading the archive %s; %s exists too (--archive names it)", url,
+                 dirs[found == 0 ? 1 : 0]);
+    else
+        cli_warn("reading the archive %s (--archive names another)", url);
+    return url;
 }
 
 /* Open the archive named by --archive, $STRATA_ARCHIVE_URL, the profile or the default.
@@ -590,8 +625,10 @@ static const char ls_help[] =
     "Flags:\n"
     "  -a, --archive URL   file://DIR or s3://BUCKET/PREFIX (default: $STRATA_ARCHIVE_URL,\n"
     "                      then 'archive_url' in ~/.config/strata/strata.yaml, then\n"
-    "                      ./strata-data/archive (strata start) or ./data/archive (stratad),\n"
-    "                      whichever exists). s3:// uses AWS_ENDPOINT_URL, AWS_REGION,\n"
+    "                      the archive of the broker whose admin API answers (--admin-url),\n"
+    "                      then ./strata-data/archive (strata start) or ./data/archive\n"
+    "                      (stratad), whichever exists; stderr says which one is read).\n"
+    "                      s3:// uses AWS_ENDPOINT_URL, AWS_REGION,\n"
     "                      AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY like stratad.\n"
     "      --format json   one JSON document (timestamps in epoch ms)\n\n"
     "Examples:\n"

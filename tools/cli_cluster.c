@@ -39,7 +39,9 @@ static size_t on_body(char *data, size_t size, size_t n, void *opaque)
     return add;
 }
 
-long cli_http(const char *method, const char *path, const char *req_body, char **body)
+/* One admin API request; `quiet`: no message when it cannot be reached. */
+static long http_do(
+    const char *method, const char *path, const char *req_body, char **body, int tmo, bool quiet)
 {
     *body = NULL;
     CURL *c = curl_easy_init();
@@ -80,20 +82,21 @@ long cli_http(const char *method, const char *path, const char *req_body, char *
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cli_opts.timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)cli_opts.timeout_ms);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)tmo);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)tmo);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     CURLcode rc = curl_easy_perform(c);
     long status = -1;
     if (rc != CURLE_OK) {
-        cli_err("cannot reach the admin API at %s: %s", url,
-                errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        if (!quiet)
+            cli_err("cannot reach the admin API at %s: %s", url,
+                    errbuf[0] ? errbuf : curl_easy_strerror(rc));
         free(b.p);
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         *body = b.p ? b.p : strdup("");
-        if (status == 401)
+        if (status == 401 && !quiet)
             cli_err("the admin API at %s refused the request (401): set STRATA_ADMIN_TOKEN to "
                     "its bearer token, or --user/--password of a SCRAM user",
                     cli_opts.admin_url);
@@ -101,6 +104,16 @@ long cli_http(const char *method, const char *path, const char *req_body, char *
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(c);
     return status;
+}
+
+long cli_http(const char *method, const char *path, const char *req_body, char **body)
+{
+    return http_do(method, path, req_body, body, cli_opts.timeout_ms, false);
+}
+
+long cli_http_probe(const char *path, int timeout_ms, char **body)
+{
+    return http_do("GET", path, NULL, body, timeout_ms, true);
 }
 
 long cli_http_get(const char *path, char **body)

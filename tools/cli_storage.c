@@ -77,8 +77,8 @@ static void print_overview(json_t *j)
     print_kv(json_object_get(j, "local"), lk, lk);
     puts("\nREMOTE");
     print_kv(json_object_get(j, "remote"), rk, rn);
-    printf("\n%-30s %-10s %-12s %-9s %-15s %-16s %s\n", "TOPIC", "PARTITIONS", "LOCAL-BYTES",
-           "SEGMENTS", "UPLOADED-OFFSET", "UPLOAD-LAG-BYTES", "REMOTE-BYTES");
+    printf("\n%-30s %-10s %-12s %-9s %-18s %-16s %s\n", "TOPIC", "PARTITIONS", "LOCAL-BYTES",
+           "SEGMENTS", "UNARCHIVED-OFFSETS", "UPLOAD-LAG-BYTES", "REMOTE-BYTES");
     size_t i;
     json_t *t;
     json_array_foreach(json_object_get(j, "topics"), i, t)
@@ -87,7 +87,7 @@ static void print_overview(json_t *j)
         pc(t, "partitions", 10);
         pc(t, "local_bytes", 12);
         pc(t, "local_segments", 9);
-        pc(t, "uploaded_offset", 15);
+        pc(t, "unarchived_offsets", 18); /* uploaded_offset is per partition */
         pc(t, "upload_lag_bytes", 16);
         pc(t, "remote_bytes", 0);
     }

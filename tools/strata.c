@@ -9,12 +9,17 @@
  *                and the exit code are the broker's own. */
 #include "tools/cli.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #ifndef STRATA_VERSION
@@ -131,7 +136,8 @@ static void append_item(char *dst, size_t cap, const char *item)
 }
 
 /* Read ~/.config/strata/strata.yaml: top-level "brokers:" (a scalar "h:p,h:p" or a list of
- * "- h:p" items), "admin_url:" and "archive_url:". Other keys are ignored. */
+ * "- h:p" items), "admin_url:", "archive_url:" and the TLS/SASL keys. Other keys are
+ * ignored with a warning (a typo must not pass silently). */
 static void load_profile(void)
 {
     const char *home = getenv("HOME");
@@ -145,7 +151,9 @@ static void load_profile(void)
     char line[1024];
     char *list = NULL;
     char section[16] = ""; /* "tls" or "sasl" while reading the lines of such a block */
+    int lineno = 0;
     while (fgets(line, sizeof(line), f)) {
+        lineno++;
         char *hash = strchr(line, '#');
         if (hash)
             *hash = '\0';
@@ -167,6 +175,8 @@ static void load_profile(void)
                 char *slot = profile_security_slot(key, &cap);
                 if (slot)
                     snprintf(slot, cap, "%s", trim(colon + 1));
+                else
+                    cli_warn("%s:%d: unknown key '%s' ignored", path, lineno, key);
             }
             continue;
         }
@@ -201,6 +211,10 @@ static void load_profile(void)
             char *slot = profile_security_slot(key, &cap);
             if (slot)
                 snprintf(slot, cap, "%s", val);
+            else
+                cli_warn("%s:%d: unknown key '%s' ignored (known: brokers, admin_url, "
+                         "archive_url, tls, sasl, user, password)",
+                         path, lineno, key);
         }
     }
     fclose(f);
@@ -429,6 +443,66 @@ static int find_stratad(char *out, size_t cap)
     return rc;
 }
 
+/* Whether the stratad flags (after --) or the environment set listener `flag`/`key`. */
+static bool sets_listener(int argc, char **argv, int from, const char *flag, const char *key)
+{
+    char env[64], x[80];
+    snprintf(x, sizeof(x), "%s=", key);
+    snprintf(env, sizeof(env), "STRATA_%s", key);
+    for (char *p = env; *p; p++)
+        *p = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+    if (getenv(env))
+        return true;
+    for (int i = from; i < argc; i++)
+        if (!strncmp(argv[i], flag, strlen(flag)) || strstr(argv[i], x))
+            return true;
+    return false;
+}
+
+/* Refuse early, with the flags of `strata start`, what stratad would refuse: a data
+ * directory another broker holds, or a default port in use. @return 0 or CLI_EXIT_FAIL. */
+static int start_precheck(const char *data_dir, int argc, char **argv, int from)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/.lock", data_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+            char pid[32] = "?";
+            ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+            pid[n > 0 ? n : 1] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+            close(fd);
+            return cli_err("data directory %s is in use by another broker (pid %s): stop it, or "
+                           "start another one with --data-dir DIR and other ports",
+                           data_dir, pid);
+        }
+        close(fd); /* releases the lock taken */
+    }
+    static const struct {
+        const char *flag, *key;
+        int port;
+    } ls[] = {{"--listeners", "listeners", 9092},
+              {"--admin-listener", "strata.admin.listener", 9644}};
+    for (size_t i = 0; i < sizeof(ls) / sizeof(ls[0]); i++) {
+        if (sets_listener(argc, argv, from, ls[i].flag, ls[i].key))
+            continue;
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ls[i].port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int busy = s >= 0 && !setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) &&
+                   bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 && errno == EADDRINUSE;
+        if (s >= 0)
+            close(s);
+        if (busy)
+            return cli_err("127.0.0.1:%d is in use (another broker?): stop it, or choose free "
+                           "ports, e.g. strata start -- --listeners 127.0.0.1:19092 "
+                           "--admin-listener 127.0.0.1:19644",
+                           ls[i].port);
+    }
+    return 0;
+}
+
 static int cmd_start(int argc, char **argv)
 {
     static const struct option longs[] = {{"config", required_argument, NULL, 'c'},
@@ -466,6 +540,8 @@ static int cmd_start(int argc, char **argv)
                              cli_opts.x_keys[0], cli_opts.x_vals[0]);
     if (optind < argc && strcmp(argv[optind - 1], "--"))
         return cli_usage_err("unexpected argument '%s' (stratad flags go after --)", argv[optind]);
+    if (!config && start_precheck(data_dir, argc, argv, optind))
+        return CLI_EXIT_FAIL;
     char bin[PATH_MAX];
     if (find_stratad(bin, sizeof(bin)))
         return cli_err("cannot find stratad: set $STRATAD, install it next to strata or put "

@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -305,6 +306,19 @@ class CliTest(unittest.TestCase):
                    "x", "-n")
         self.fails(2, "takes no value", "topic", "list", "--internal=yes")
         self.fails(2, "after --", "cluster", "config", "set", "log.retention.ms", "-1")
+
+    def test_profile_typo_is_reported(self):
+        """An unknown key in ~/.config/strata/strata.yaml is reported, not ignored."""
+        with tempfile.TemporaryDirectory(prefix="strata-cli-prof-") as home:
+            os.makedirs(os.path.join(home, ".config", "strata"))
+            with open(os.path.join(home, ".config", "strata", "strata.yaml"), "w") as f:
+                f.write("brokerz: %s\ntls:\n  caa: x.pem\n" % self.broker.bootstrap)
+            rc, out, err = self.run_cli("version", env={"HOME": home})
+            self.assertEqual(rc, 0, err)
+            self.assertIn("strata.yaml:1: unknown key 'brokerz' ignored", err)
+            self.assertIn("strata.yaml:3: unknown key 'tls.caa' ignored", err)
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", ".gitignore")) as f:
+            self.assertIn("/strata-data/", f.read().split())  # strata start's data
 
     def test_json_errors(self):
         """With --format json an error is one JSON object on stderr."""
@@ -823,6 +837,7 @@ class ArchiveTest(unittest.TestCase):
         e = dict(os.environ)
         e.pop("STRATA_ARCHIVE_URL", None)
         e["HOME"] = self.home.name
+        e["STRATA_ADMIN_URL"] = "http://" + dead_addr()  # no broker's archive by default
         e.update(env or {})
         cmd = [STRATA, "archive", *args] + (["--archive", self.url] if archive is True else [])
         p = subprocess.run(cmd, capture_output=True, text=True, env=e, cwd=cwd, timeout=300)
@@ -881,6 +896,51 @@ class ArchiveTest(unittest.TestCase):
         self.assertEqual(lines[3:], ["", "TOPIC" + " " * 26 + "PARTITIONS CONFIGS",
                                      "arch" + " " * 27 + "2          segment.ms=1000"])
         self.fails(1, "unknown topic 'nope'", "ls", "nope")
+
+    def test_default_archive_says_which(self):
+        """Without --archive, stderr says which archive is read; with both ./strata-data
+        and ./data it names the other one too (issue 21 item 4)."""
+        rc, out, err = self.cli("ls", archive=False, cwd=self.tmp.name)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("reading the archive file://./data/archive", err)
+        with tempfile.TemporaryDirectory(prefix="strata-cli-both-") as d:
+            os.makedirs(os.path.join(d, "strata-data", "archive"))
+            os.symlink(self.data, os.path.join(d, "data"))
+            rc, out, err = self.cli("ls", archive=False, cwd=d)
+            self.assertEqual(rc, 0, err)
+            self.assertIn("reading the archive file://./strata-data/archive; ./data/archive "
+                          "exists too", err)
+
+    def test_running_broker_archive_recovery_log_storage_status(self):
+        """A broker restarted on an archived data directory: its log does not claim an
+        empty recovery, storage status has a real per-topic column, and `archive ls`
+        without --archive reads that broker's archive (admin API) and says so."""
+        with tempfile.TemporaryDirectory(prefix="strata-cli-rerun-") as d:
+            data = os.path.join(d, "data")
+            shutil.copytree(self.data, data)
+            os.remove(os.path.join(data, ".lock"))
+            b = Broker(*ARCH_ARGS, data=data, smp=1)
+            try:
+                b.wait_for("recovery from the archive", seen=True)
+                log = "".join(b.lines)
+                self.assertIn("recovery from the archive not needed", log)
+                self.assertNotIn("objects=0", log)
+                admin = "http://127.0.0.1:%d" % b.admin_port
+                p = subprocess.run([STRATA, "--admin-url", admin, "storage", "status"],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                rows = [line.split() for line in p.stdout.splitlines()]
+                hdr = next(r for r in rows if r and r[0] == "TOPIC")
+                row = next(r for r in rows if r and r[0] == "arch")
+                self.assertNotEqual(row[hdr.index("UNARCHIVED-OFFSETS")], "-", p.stdout)
+                rc, out, err = self.cli("ls", "--format", "json", archive=False, cwd=d,
+                                        env={"STRATA_ADMIN_URL": admin})
+                self.assertEqual(rc, 0, err)
+                self.assertEqual(json.loads(out)["archive"], "file://%s/archive" % data)
+                self.assertIn("of the broker at " + admin, err)
+            finally:
+                b.stop()
+                b.close()
 
     def test_default_archive_env_and_profile(self):
         # No --archive: ./data/archive (stratad's default for log.dir ./data) from the cwd.
@@ -1141,6 +1201,38 @@ class StartTest(unittest.TestCase):
                 p.send_signal(signal.SIGTERM)
                 p.communicate(timeout=60)
             self.assertEqual(p.returncode, 0)
+
+    def test_start_refuses_a_busy_data_dir_and_port_with_its_own_flags(self):
+        """A data directory in use, or a default port in use: strata start says so with
+        its own flags (--data-dir, listener flags after --), not stratad's --log-dir."""
+        b = Broker(smp=1)
+        try:
+            p = subprocess.run([STRATA, "start", "--data-dir", b.data], capture_output=True,
+                               text=True, timeout=60)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("is in use by another broker", p.stderr)
+            self.assertIn("--data-dir", p.stderr)
+            self.assertNotIn("--log-dir", p.stderr)
+        finally:
+            b.stop()
+            b.close()
+        # the default Kafka port 9092 held here (or by someone else: busy either way)
+        hold = socket.socket()
+        try:
+            try:
+                hold.bind(("127.0.0.1", 9092))
+                hold.listen(1)
+            except OSError:
+                pass
+            with tempfile.TemporaryDirectory(prefix="strata-cli-port-") as d:
+                p = subprocess.run([STRATA, "start", "-d", d, "--", "--admin-listener",
+                                    "127.0.0.1:%d" % free_port()],
+                                   capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("127.0.0.1:9092 is in use", p.stderr)
+            self.assertIn("--listeners", p.stderr)
+        finally:
+            hold.close()
 
     def test_start_without_stratad(self):
         env = dict(os.environ, STRATAD="/nonexistent/stratad")
