@@ -2,8 +2,9 @@
  * Data path: plog_append() writes into the page cache and queues its log here
  * -> this thread takes every queued log, snapshots how far each was written,
  * fdatasyncs the dirty segments (and the directory after a segment was
- * created) -> posts {log, durable_end} to the log's shard, whose uv_async
- * callback fires the durability waiters (plog__on_synced).
+ * created) -> posts {log, durable_end} to the log's shard, whose wake-up
+ * (st_wake_t: an eventfd, no spinning) fires the durability waiters
+ * (plog__on_synced).
  * Invariants: 1. durable_end is the written_end read *before* fdatasync, so
  *                every byte below it was written before the sync began;
  *             2. a log is in the queue at most once (its `queued` flag);
@@ -51,8 +52,8 @@ static void post_done(plog_t *log, int64_t end, int64_t bytes, int err)
     pthread_mutex_lock(&sh->mu);
     d->next = sh->done;
     sh->done = d;
+    st_wake_send(&sh->wake); /* under mu: the loop cannot free the shard meanwhile */
     pthread_mutex_unlock(&sh->mu);
-    uv_async_send(&sh->async);
 }
 
 /* One sync of log, taken from the queue or (delayed) from the delayed list:
@@ -367,7 +368,7 @@ int plog__env_job(plog_env_t *env, void (*fn)(void *), void *arg)
 
 /* ---- Per-loop completion channel ---- */
 
-static void on_async(uv_async_t *h)
+static void on_wake(st_wake_t *h)
 {
     plog_shard_t *sh = h->data;
     pthread_mutex_lock(&sh->mu);
@@ -398,19 +399,20 @@ int plog_shard_new(plog_env_t *env, uv_loop_t *loop, plog_shard_t **out)
     sh->env = env;
     sh->loop = loop;
     pthread_mutex_init(&sh->mu, NULL);
-    int rc = uv_async_init(loop, &sh->async, on_async);
+    int rc = st_wake_init(loop, &sh->wake, on_wake);
     if (rc != 0) {
+        pthread_mutex_destroy(&sh->mu);
         free(sh);
         return rc;
     }
-    sh->async.data = sh;
+    sh->wake.data = sh;
     *out = sh;
     return 0;
 }
 
 static void on_shard_closed(uv_handle_t *h)
 {
-    plog_shard_t *sh = h->data;
+    plog_shard_t *sh = ((st_wake_t *)h)->data;
     pthread_mutex_destroy(&sh->mu);
     free(sh);
 }
@@ -419,5 +421,5 @@ void plog_shard_free(plog_shard_t *sh)
 {
     if (!sh)
         return;
-    uv_close((uv_handle_t *)&sh->async, on_shard_closed);
+    st_wake_close(&sh->wake, on_shard_closed);
 }

@@ -3,6 +3,7 @@
 #define PLOG_INT_H
 
 #include "core/plog.h"
+#include "core/st_wake.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -47,7 +48,7 @@ struct plog_seg {
 struct plog_shard {
     plog_env_t *env; /* borrowed */
     uv_loop_t *loop; /* borrowed */
-    uv_async_t async;
+    st_wake_t wake;
     pthread_mutex_t mu;
     struct plog__done *done;  /* owned list, guarded by mu */
     plog_sealed_fn on_sealed; /* loop only */

@@ -1,18 +1,19 @@
 /* rt.c - shards and their message queues (see rt.h).
- * Each shard: a thread, a uv_loop_t, a uv_async_t and a ring of messages
- * guarded by a mutex. rt_post() pushes under the mutex and wakes the loop;
- * the async callback swaps the ring's contents out in one critical section
- * and runs them in FIFO order.
+ * Each shard: a thread, a uv_loop_t, a wake-up (st_wake_t: an eventfd, no
+ * spinning) and a ring of messages guarded by a mutex. rt_post() pushes and
+ * wakes the loop under the mutex; the wake callback swaps the ring's contents
+ * out in one critical section and runs them in FIFO order.
  *
  * Shard lifecycle:
  *   NEW --rt_start--> RUNNING --rt_stop (stop flag + wake)--> STOPPING
  *   STOPPING: on_stop runs; messages are still delivered (so work spread
  *   over shards can finish) until the app calls rt_shard_done()
- *   --> DONE: the queue closes (posts get ST_E_CLOSED), the async handle
+ *   --> DONE: the queue closes (posts get ST_E_CLOSED), the wake handle
  *   closes, and the loop returns when the app closed its handles --> exit. */
 #include "core/rt.h"
 #include "core/st_assert.h"
 #include "core/st_log.h"
+#include "core/st_wake.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -32,7 +33,7 @@ struct rt_shard {
     pthread_t thread;
     bool started;
     uv_loop_t loop;
-    uv_async_t wake;
+    st_wake_t wake;
     void *data;
     pthread_mutex_t mu;
     msg_t *ring; /* owned: capacity entries */
@@ -115,10 +116,10 @@ void rt_shard_done(rt_shard_t *sh)
     if (was_closed)
         return;
     drain(sh); /* messages that raced with the close */
-    uv_close((uv_handle_t *)&sh->wake, NULL);
+    st_wake_close(&sh->wake, NULL);
 }
 
-static void on_wake(uv_async_t *h)
+static void on_wake(st_wake_t *h)
 {
     rt_shard_t *sh = h->data;
     drain(sh);
@@ -157,7 +158,7 @@ int rt_start(rt_t *rt, const rt_hooks_t *hooks)
     for (int i = 0; i < rt->n; i++) {
         rt_shard_t *sh = &rt->shards[i];
         /* Safe here: the loop does not run until its thread starts. */
-        int rc = uv_async_init(&sh->loop, &sh->wake, on_wake);
+        int rc = st_wake_init(&sh->loop, &sh->wake, on_wake);
         if (rc != 0)
             return rc;
         sh->wake.data = sh;
@@ -186,10 +187,10 @@ int rt_post(rt_t *rt, int to, rt_fn fn, void *arg)
     else {
         sh->ring[(sh->head + sh->count) % rt->capacity] = (msg_t){fn, arg};
         sh->count++;
+        if (started) /* under mu: rt_shard_done cannot close the wake meanwhile */
+            st_wake_send(&sh->wake);
     }
     pthread_mutex_unlock(&sh->mu);
-    if (rc == 0 && started)
-        uv_async_send(&sh->wake);
     return rc;
 }
 
@@ -198,11 +199,10 @@ void rt_stop(rt_t *rt)
     for (int i = 0; i < rt->n; i++) {
         rt_shard_t *sh = &rt->shards[i];
         pthread_mutex_lock(&sh->mu);
-        bool send = !sh->stop_requested && !sh->closed && sh->started;
+        if (!sh->stop_requested && !sh->closed && sh->started)
+            st_wake_send(&sh->wake);
         sh->stop_requested = true;
         pthread_mutex_unlock(&sh->mu);
-        if (send)
-            uv_async_send(&sh->wake);
     }
 }
 
