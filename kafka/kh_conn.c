@@ -142,6 +142,8 @@ static const struct {
     {KP_API_ADD_OFFSETS_TO_TXN, kh_txn_add_offsets},
     {KP_API_END_TXN, kh_txn_end},
     {KP_API_TXN_OFFSET_COMMIT, kh_txn_offset_commit},
+    {KP_API_DESCRIBE_TRANSACTIONS, kh_txn_describe},
+    {KP_API_LIST_TRANSACTIONS, kh_txn_list},
 };
 
 kh_handler_fn kh_handler_for(int16_t key)

@@ -382,6 +382,8 @@ void kh_txn_add_partitions(kh_req_t *req);
 void kh_txn_add_offsets(kh_req_t *req);
 void kh_txn_offset_commit(kh_req_t *req);
 void kh_txn_end(kh_req_t *req);
+void kh_txn_describe(kh_req_t *req);
+void kh_txn_list(kh_req_t *req);
 /** Start / stop the shard's transaction coordinator: start loads the ids it
  * owns from meta.db (blocking: start-up only) and finishes interrupted
  * commits and aborts. @thread ks's loop */

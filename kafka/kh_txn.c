@@ -932,6 +932,104 @@ end:;
     persist(c, t, &next, prepared, NULL);
 }
 
+/* ---- DescribeTransactions, ListTransactions ---- */
+
+static kp_str_t arena_str(kp_arena_t *a, const char *s)
+{
+    size_t n = strlen(s);
+    char *p = kp_arena_alloc(a, n + 1);
+    if (!p)
+        return KP_STR_LIT("");
+    memcpy(p, s, n + 1);
+    return (kp_str_t){p, (int32_t)n};
+}
+
+static void describe_run(coord_t *c, top_t *op)
+{
+    kp_describe_transactions_response_transaction_state_t *r = op->desc;
+    txn_t *t = txn_find(c, op->txn_id);
+    if (!t || t->d.pid < 0) {
+        r->error_code = KP_ERR_TRANSACTIONAL_ID_NOT_FOUND;
+        op_answer(c, op);
+        return;
+    }
+    const tdata_t *d = &t->d;
+    r->transaction_state = kp_str_from_cstr(kh_txn__state_names[d->state]);
+    r->transaction_timeout_ms = d->timeout_ms;
+    r->transaction_start_time_ms = d->state == TS_EMPTY ? -1 : d->start_ms;
+    r->producer_id = d->pid;
+    r->producer_epoch = d->epoch;
+    /* Partitions by topic, in the order they were added. */
+    r->topics = kp_arena_calloc(&op->arena, (size_t)d->n_tps + 1, sizeof(*r->topics));
+    int32_t *parts = kp_arena_calloc(&op->arena, (size_t)d->n_tps + 1, sizeof(*parts));
+    if (!r->topics || !parts) {
+        r->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
+        r->topics = NULL;
+        op_answer(c, op);
+        return;
+    }
+    for (int i = 0, used = 0; i < d->n_tps; i++) {
+        int k = 0;
+        while (k < r->n_topics && strcmp(r->topics[k].topic.ptr, d->tps[i].topic) != 0)
+            k++;
+        if (k < r->n_topics)
+            continue; /* that topic was listed with its first partition */
+        kp_describe_transactions_response_topic_data_t *td = &r->topics[r->n_topics++];
+        td->topic = arena_str(&op->arena, d->tps[i].topic);
+        td->partitions = parts + used;
+        for (int j = i; j < d->n_tps; j++)
+            if (!strcmp(d->tps[j].topic, d->tps[i].topic))
+                td->partitions[td->n_partitions++] = d->tps[j].partition;
+        used += td->n_partitions;
+    }
+    op_answer(c, op);
+}
+
+static bool list_match(const top_t *op, const txn_t *t, int64_t now)
+{
+    const kp_list_transactions_request_t *q = op->req->msg;
+    const char *name = kh_txn__state_names[t->d.state];
+    bool ok = q->n_state_filters <= 0;
+    for (int i = 0; !ok && i < q->n_state_filters; i++)
+        ok = q->state_filters[i].len == (int32_t)strlen(name) &&
+             !memcmp(q->state_filters[i].ptr, name, (size_t)q->state_filters[i].len);
+    bool pid_ok = q->n_producer_id_filters <= 0;
+    for (int i = 0; !pid_ok && i < q->n_producer_id_filters; i++)
+        pid_ok = q->producer_id_filters[i] == t->d.pid;
+    /* v1 (KIP-994): only transactions open for longer than duration_filter ms. */
+    bool dur_ok = op->v < 1 || q->duration_filter < 0 ||
+                  (t->d.state == TS_ONGOING && now - t->d.start_ms > q->duration_filter);
+    return ok && pid_ok && dur_ok && t->d.pid >= 0;
+}
+
+static void list_run(coord_t *c, top_t *op)
+{
+    int64_t now = wall_ms();
+    int n = 0;
+    for (txn_t *t = c->txns; t; t = t->next)
+        n += list_match(op, t, now);
+    op->list = kp_arena_calloc(&op->arena, (size_t)n + 1, sizeof(*op->list));
+    for (txn_t *t = c->txns; op->list && t; t = t->next) {
+        if (!list_match(op, t, now))
+            continue;
+        op->list[op->n_list++] = (kp_list_transactions_response_transaction_state_t){
+            arena_str(&op->arena, t->id), t->d.pid,
+            kp_str_from_cstr(kh_txn__state_names[t->d.state])};
+    }
+    if (!op->list)
+        op->err = KP_ERR_UNKNOWN_SERVER_ERROR;
+    op_answer(c, op);
+}
+
+bool kh_txn__state_known(kp_str_t s)
+{
+    for (int i = 0; i < TS_N; i++)
+        if (s.len == (int32_t)strlen(kh_txn__state_names[i]) &&
+            !memcmp(s.ptr, kh_txn__state_names[i], (size_t)s.len))
+            return true;
+    return false;
+}
+
 /* ---- Running an op ---- */
 
 void kh_txn__op_run(rt_shard_t *sh, void *arg)
@@ -945,6 +1043,8 @@ void kh_txn__op_run(rt_shard_t *sh, void *arg)
             kh_txn__set_all(op, op->err);
         if (op->kind == K_TXN_OFFS)
             kh_txn__toc_set_all(op->toc, op->err);
+        if (op->kind == K_DESCRIBE)
+            op->desc->error_code = op->err;
         kh_post(kh_shard_of(sh), &op->post, op->origin, kh_txn__op_back, op);
         return;
     }
@@ -963,6 +1063,12 @@ void kh_txn__op_run(rt_shard_t *sh, void *arg)
         break;
     case K_END:
         end_run(c, op);
+        break;
+    case K_DESCRIBE:
+        describe_run(c, op);
+        break;
+    case K_LIST:
+        list_run(c, op);
         break;
     }
 }

@@ -1,6 +1,8 @@
 /* kh_txn_api.c - the transaction APIs on the connection's shard:
  * InitProducerId (with a transactional.id), AddPartitionsToTxn (v0-3, and the
- * batched v4+ form), AddOffsetsToTxn, TxnOffsetCommit, EndTxn.
+ * batched v4+ form), AddOffsetsToTxn, TxnOffsetCommit, EndTxn; and for
+ * operators DescribeTransactions (one op per id) and ListTransactions (one op
+ * per shard, the lists concatenated here).
  * Data path: decoded request -> checked against the topic snapshot (unknown
  * partitions, oversized metadata are answered here) -> one op per
  * transactional id posted to its coordinator shard (kh_txn.c) -> op back ->
@@ -41,19 +43,65 @@ static top_t *op_new(kh_req_t *req, kind_t kind, const char *txn_id)
     return op;
 }
 
-static void op_send(kh_req_t *req, top_t *op)
+static void op_send_to(kh_req_t *req, top_t *op, int to)
 {
     kh_req_op_out(req);
-    int to = rt_shard_for(op->txn_id, 0, rt_shard_count(req->ks->ctx->rt));
     kh_post(req->ks, &op->post, to, kh_txn__op_run, op);
+}
+
+static void op_send(kh_req_t *req, top_t *op)
+{
+    op_send_to(req, op, rt_shard_for(op->txn_id, 0, rt_shard_count(req->ks->ctx->rt)));
 }
 
 /* Answers: req->state is the response; the ops filled it, except the
  * top-level fields of single-op APIs, copied from the op here. */
 typedef struct {
     void *resp;
-    top_t *op; /* single-op APIs */
+    top_t *op;     /* single-op APIs */
+    top_t *arenas; /* ops with their own arena (Describe/ListTransactions) */
 } tstate_req_t;
+
+static void state_free(kh_req_t *req)
+{
+    tstate_req_t *st = req->state;
+    for (top_t *op = st ? st->arenas : NULL; op; op = op->next_in_req)
+        kp_arena_fini(&op->arena);
+}
+
+/* An op whose coordinator allocates (its answer lives in op->arena). */
+static top_t *op_new_arena(kh_req_t *req, kind_t kind, const char *txn_id)
+{
+    tstate_req_t *st = req->state;
+    top_t *op = op_new(req, kind, txn_id);
+    if (!op)
+        return NULL;
+    kp_arena_init(&op->arena, 64u << 20);
+    op->next_in_req = st->arenas;
+    st->arenas = op;
+    req->state_free = state_free;
+    return op;
+}
+
+/* ListTransactions: the shards' lists, one after the other. */
+static void list_concat(kh_req_t *req, tstate_req_t *st)
+{
+    kp_list_transactions_response_t *r = st->resp;
+    int n = 0;
+    for (top_t *op = st->arenas; op; op = op->next_in_req) {
+        n += op->n_list;
+        if (op->err)
+            r->error_code = op->err;
+    }
+    r->transaction_states = kh_array(req, n, sizeof(*r->transaction_states));
+    if (!r->transaction_states) {
+        r->error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
+        return;
+    }
+    for (top_t *op = st->arenas; op; op = op->next_in_req)
+        for (int i = 0; i < op->n_list; i++)
+            r->transaction_states[r->n_transaction_states++] = op->list[i];
+}
 
 static void respond(kh_req_t *req)
 {
@@ -77,6 +125,9 @@ static void respond(kh_req_t *req)
         r->producer_epoch = -1;
         break;
     }
+    case KP_API_LIST_TRANSACTIONS:
+        list_concat(req, st);
+        break;
     default:
         break;
     }
@@ -90,6 +141,7 @@ static tstate_req_t *start(kh_req_t *req, size_t resp_size)
         return NULL;
     memset(st->resp, 0, resp_size);
     st->op = NULL;
+    st->arenas = NULL;
     req->state = st;
     kh_req_op_out(req); /* the hold */
     return st;
@@ -346,5 +398,78 @@ void kh_txn_end(kh_req_t *req)
         op->err = KP_ERR_INVALID_REQUEST;
     else
         op_send(req, op);
+    release(req);
+}
+
+void kh_txn_describe(kh_req_t *req)
+{
+    kp_describe_transactions_request_t *q = req->msg;
+    tstate_req_t *st = start(req, sizeof(kp_describe_transactions_response_t));
+    if (!st) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    kp_describe_transactions_response_t *r = st->resp;
+    kp_describe_transactions_response_init(r);
+    int n = q->n_transactional_ids > 0 ? q->n_transactional_ids : 0;
+    r->transaction_states = kh_array(req, n, sizeof(*r->transaction_states));
+    if (!r->transaction_states) {
+        kh_fail_held(req, "out of memory");
+        return;
+    }
+    r->n_transaction_states = n;
+    for (int i = 0; i < n; i++) {
+        kp_describe_transactions_response_transaction_state_t *rs = &r->transaction_states[i];
+        kp_describe_transactions_response_transaction_state_init(rs);
+        rs->transactional_id = q->transactional_ids[i];
+        rs->transaction_state = KP_STR_LIT("");
+        rs->producer_id = -1;
+        rs->producer_epoch = -1;
+        rs->transaction_start_time_ms = -1;
+        const char *id = id_cstr(req, q->transactional_ids[i]);
+        top_t *op = id ? op_new_arena(req, K_DESCRIBE, id) : NULL;
+        if (!op) {
+            if (q->transactional_ids[i].len > 0) {
+                kh_fail_held(req, "out of memory");
+                return;
+            }
+            rs->error_code = KP_ERR_TRANSACTIONAL_ID_NOT_FOUND;
+            continue;
+        }
+        op->desc = rs;
+        op_send(req, op);
+    }
+    release(req);
+}
+
+void kh_txn_list(kh_req_t *req)
+{
+    kp_list_transactions_request_t *q = req->msg;
+    tstate_req_t *st = start(req, sizeof(kp_list_transactions_response_t));
+    if (!st) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    kp_list_transactions_response_t *r = st->resp;
+    kp_list_transactions_response_init(r);
+    int nf = q->n_state_filters > 0 ? q->n_state_filters : 0;
+    r->unknown_state_filters = kh_array(req, nf, sizeof(*r->unknown_state_filters));
+    if (!r->unknown_state_filters) {
+        kh_fail_held(req, "out of memory");
+        return;
+    }
+    for (int i = 0; i < nf; i++)
+        if (!kh_txn__state_known(q->state_filters[i]))
+            r->unknown_state_filters[r->n_unknown_state_filters++] = q->state_filters[i];
+    int n = rt_shard_count(req->ks->ctx->rt);
+    for (int i = 0; i < n; i++) {
+        top_t *op = op_new_arena(req, K_LIST, "");
+        if (!op) {
+            kh_fail_held(req, "out of memory");
+            return;
+        }
+        op->to = i;
+        op_send_to(req, op, i);
+    }
     release(req);
 }

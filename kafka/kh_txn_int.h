@@ -75,7 +75,7 @@ typedef struct kh_txn_coord {
 
 /* ---- Request ops ---- */
 
-typedef enum { K_INIT, K_ADD_PARTS, K_ADD_OFFS, K_TXN_OFFS, K_END } kind_t;
+typedef enum { K_INIT, K_ADD_PARTS, K_ADD_OFFS, K_TXN_OFFS, K_END, K_DESCRIBE, K_LIST } kind_t;
 
 struct top {
     kh_post_t post;
@@ -97,6 +97,16 @@ struct top {
     const char *group;
     kp_txn_offset_commit_response_t *toc; /* K_TXN_OFFS: its response */
     bool commit;                          /* K_END */
+    /* K_DESCRIBE: its response entry (request arena; lists from op->arena) */
+    kp_describe_transactions_response_transaction_state_t *desc;
+    /* K_LIST: the shard asked, and its transactions (op->arena) */
+    int to;
+    kp_list_transactions_response_transaction_state_t *list;
+    int n_list;
+    /* K_DESCRIBE, K_LIST: allocations made on the coordinator's shard, freed
+     * with the request (kh_txn_api.c's state_free) */
+    kp_arena_t arena;
+    top_t *next_in_req;
     /* results */
     int16_t err;
     int64_t res_pid;
@@ -122,6 +132,8 @@ void kh_txn__op_run(rt_shard_t *sh, void *arg);
 /** Set every partition of an AddPartitionsToTxn op still without an error to err. */
 void kh_txn__set_all(top_t *op, int16_t err);
 /** Set every partition of a TxnOffsetCommit response still without an error to err. */
+/** The state name s (a ListTransactions filter) is one of ours. */
+bool kh_txn__state_known(kp_str_t s);
 void kh_txn__toc_set_all(kp_txn_offset_commit_response_t *r, int16_t err);
 
 /* ---- kh_txn_api.c (connection shard) ---- */

@@ -5,7 +5,7 @@ transform-produce with send_offsets_to_transaction, zombie fencing, the
 coordinator aborting a transaction past its timeout, and restarts (clean and
 kill -9) in the middle of a transaction."""
 import os
-import subprocess
+import struct
 import sys
 import time
 import unittest
@@ -13,6 +13,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker  # noqa: E402
+from kwire import Conn, crc32c, parse_produce_v3, produce_v3, record_batch  # noqa: E402
 
 from confluent_kafka import (Consumer, KafkaError, KafkaException, Producer,  # noqa: E402
                              TopicPartition)
@@ -68,6 +69,101 @@ def end_offsets(b, topic, isolation, partition=0):
     lo, hi = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=20)
     c.close()
     return hi
+
+
+# ---- Raw wire: flexible (compact) encodings for the operator APIs ----
+
+def uvarint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([(n & 0x7F) | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def cstr(s):
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+def flex_frame(api, ver, body, corr=7):
+    hdr = struct.pack(">hhih", api, ver, corr, 3) + b"raw" + b"\x00"
+    return struct.pack(">i", len(hdr) + len(body)) + hdr + body
+
+
+class Reader:
+    def __init__(self, data):
+        self.d, self.o = data, 4 + 4 + 1  # size, correlation id, header tags
+
+    def take(self, fmt):
+        v = struct.unpack_from(fmt, self.d, self.o)
+        self.o += struct.calcsize(fmt)
+        return v[0]
+
+    def uvarint(self):
+        n = shift = 0
+        while True:
+            b = self.d[self.o]
+            self.o += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+
+    def cstr(self):
+        n = self.uvarint() - 1
+        s = self.d[self.o:self.o + n].decode()
+        self.o += n
+        return s
+
+    def array(self, fn):
+        return [fn() for _ in range(self.uvarint() - 1)]
+
+
+def describe_txns(port, ids):
+    c = Conn(port)
+    body = uvarint(len(ids) + 1) + b"".join(cstr(i) for i in ids) + b"\x00"
+    r = Reader(c.call(flex_frame(65, 0, body)))
+    c.close()
+    r.take(">i")
+
+    def state():
+        st = {"error": r.take(">h"), "id": r.cstr(), "state": r.cstr(), "timeout": r.take(">i"),
+              "start": r.take(">q"), "pid": r.take(">q"), "epoch": r.take(">h")}
+
+        def topic():
+            t = (r.cstr(), r.array(lambda: r.take(">i")))
+            r.uvarint()
+            return t
+        st["topics"] = dict(r.array(topic))
+        r.uvarint()
+        return st
+    return r.array(state)
+
+
+def list_txns(port, states=()):
+    c = Conn(port)
+    body = uvarint(len(states) + 1) + b"".join(cstr(s) for s in states) + uvarint(1) + b"\x00"
+    r = Reader(c.call(flex_frame(66, 0, body)))
+    c.close()
+    r.take(">i")
+    err = r.take(">h")
+    unknown = r.array(r.cstr)
+
+    def state():
+        t = (r.cstr(), r.take(">q"), r.cstr())
+        r.uvarint()
+        return t
+    return err, unknown, r.array(state)
+
+
+def transactional(batch):
+    """Set the transactional bit of a record batch from kwire.record_batch."""
+    b = bytearray(batch)
+    attrs = struct.unpack_from(">h", b, 21)[0] | 0x10
+    struct.pack_into(">h", b, 21, attrs)
+    struct.pack_into(">I", b, 17, crc32c(bytes(b[21:])))
+    return bytes(b)
 
 
 class TxnTest(unittest.TestCase):
@@ -246,6 +342,42 @@ class TxnTest(unittest.TestCase):
 
     def test_kill9_mid_transaction(self):
         self.restart_mid_transaction(kill=True)
+
+    def test_describe_and_list_transactions_and_produce_checks(self):
+        b = self.b
+        create(b, "d", 2)
+        p = txn_producer(b, "ops-tx")
+        p.begin_transaction()
+        p.produce("d", value="x", partition=0)
+        p.produce("d", value="y", partition=1)
+        p.flush(30)
+        (st,) = describe_txns(b.port, ["ops-tx"])
+        self.assertEqual((st["error"], st["id"], st["state"], st["timeout"]),
+                         (0, "ops-tx", "Ongoing", 60000))
+        self.assertEqual(sorted(st["topics"]["d"]), [0, 1])
+        self.assertGreater(st["start"], 0)
+        (missing,) = describe_txns(b.port, ["nope"])
+        self.assertEqual(missing["error"], 105)  # TRANSACTIONAL_ID_NOT_FOUND
+        err, unknown, txns = list_txns(b.port, ["Ongoing", "Bogus"])
+        self.assertEqual((err, unknown), (0, ["Bogus"]))
+        self.assertEqual([(t[0], t[2]) for t in txns], [("ops-tx", "Ongoing")])
+        self.assertEqual(st["pid"], txns[0][1])
+        # A transactional batch of a producer whose transaction does not hold the
+        # partition is refused (INVALID_TXN_STATE), as is a fenced epoch.
+        c = Conn(b.port)
+        err, _ = parse_produce_v3(c.call(produce_v3(
+            "d", 0, transactional(record_batch([b"stray"], 999999, 0, 0)))))
+        self.assertEqual(err, 48)
+        err, _ = parse_produce_v3(c.call(produce_v3(
+            "d", 0, transactional(record_batch([b"zombie"], st["pid"], st["epoch"] - 1
+                                               if st["epoch"] > 0 else 0, 5)))))
+        self.assertIn(err, (47, 48) if st["epoch"] > 0 else (45, 48))
+        c.close()
+        p.commit_transaction(30)
+        (st,) = describe_txns(b.port, ["ops-tx"])
+        self.assertEqual((st["state"], st["topics"]), ("CompleteCommit", {}))
+        self.assertEqual(list_txns(b.port, ["Ongoing"])[2], [])
+        self.assertEqual(sorted(read_all(b, "d", "read_committed", 2)), ["x", "y"])
 
 
 if __name__ == "__main__":
