@@ -43,7 +43,15 @@
     X(DISK_TOTAL_BYTES, "strata_disk_total_bytes", "gauge",                                        \
       "Size of the data directory's filesystem in bytes.")                                         \
     X(DISK_SPACE_LOW, "strata_disk_space_low", "gauge",                                            \
-      "1 while free space is under strata.disk.alert.free.bytes/percent, else 0.")
+      "1 while free space is under strata.disk.alert.free.bytes/percent, else 0.")                 \
+    X(TXN_OPEN, "strata_kafka_transactions_open", "gauge",                                         \
+      "Transactions begun and not yet complete (Ongoing, PrepareCommit, PrepareAbort).")           \
+    X(TXN_COMMITS, "strata_kafka_transaction_commits_total", "counter",                            \
+      "Transactions committed (markers written to every partition).")                             \
+    X(TXN_ABORTS, "strata_kafka_transaction_aborts_total", "counter",                              \
+      "Transactions aborted (by the producer, a timeout or a new producer of the same id).")       \
+    X(TXN_TIMEOUTS, "strata_kafka_transaction_timeouts_total", "counter",                          \
+      "Transactions the coordinator aborted because transaction.timeout.ms passed.")
 
 typedef enum {
 #define ST_METRIC_ENUM(id, name, type, help) ST_M_##id,

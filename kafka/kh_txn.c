@@ -89,6 +89,12 @@ static void coord_maybe_free(coord_t *c)
 
 /* ---- Durable changes (thread pool) ---- */
 
+/* Begun and not complete (the strata_kafka_transactions_open gauge). */
+static bool is_open(tstate_t s)
+{
+    return s == TS_ONGOING || s == TS_PREPARE_COMMIT || s == TS_PREPARE_ABORT;
+}
+
 typedef void (*persist_fn)(coord_t *c, txn_t *t, int status, void *arg);
 
 typedef struct {
@@ -116,6 +122,13 @@ static void persist_after(uv_work_t *w, int status)
     txn_t *t = pw->t;
     int rc = status != 0 ? ST_E_IO : pw->rc;
     if (rc == 0) {
+        bool was_open = is_open(t->d.state), now_open = is_open(pw->next.state);
+        if (was_open != now_open)
+            st_metric_add(ST_M_TXN_OPEN, now_open ? 1 : -1);
+        if (t->d.state != pw->next.state && pw->next.state == TS_COMPLETE_COMMIT)
+            st_metric_add(ST_M_TXN_COMMITS, 1);
+        if (t->d.state != pw->next.state && pw->next.state == TS_COMPLETE_ABORT)
+            st_metric_add(ST_M_TXN_ABORTS, 1);
         kh_txn__fini(&t->d);
         t->d = pw->next; /* memory follows disk */
     } else {
@@ -463,6 +476,7 @@ static void on_tick(uv_timer_t *h)
         if (t->busy)
             continue;
         if (t->d.state == TS_ONGOING && now - t->d.start_ms > t->d.timeout_ms) {
+            st_metric_add(ST_M_TXN_TIMEOUTS, 1);
             abort_bumped(c, t, "transaction.timeout.ms passed");
         } else if (t->d.state == TS_PREPARE_COMMIT || t->d.state == TS_PREPARE_ABORT) {
             t->busy = true;
@@ -1097,6 +1111,8 @@ static int load_row(void *arg, const char *id, const void *blob, size_t len)
         return ST_E_NOMEM;
     }
     t->d = d;
+    if (is_open(d.state))
+        st_metric_add(ST_M_TXN_OPEN, 1);
     l->loaded++;
     return 0;
 }

@@ -9,6 +9,7 @@ import struct
 import sys
 import time
 import unittest
+import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -69,6 +70,14 @@ def end_offsets(b, topic, isolation, partition=0):
     lo, hi = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=20)
     c.close()
     return hi
+
+
+def metric(b, name):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % b.admin_port, timeout=20) as r:
+        for line in r.read().decode().splitlines():
+            if line.split(" ")[0] == name:
+                return float(line.split(" ")[1])
+    return None
 
 
 # ---- Raw wire: flexible (compact) encodings for the operator APIs ----
@@ -201,6 +210,9 @@ class TxnTest(unittest.TestCase):
         p.commit_transaction(30)
         got = read_all(b, "t1", "read_committed", 2)
         self.assertEqual(sorted(got), sorted("c%d" % i for i in range(11)))
+        self.assertEqual(metric(b, "strata_kafka_transaction_commits_total"), 2)
+        self.assertEqual(metric(b, "strata_kafka_transaction_aborts_total"), 1)
+        self.assertEqual(metric(b, "strata_kafka_transactions_open"), 0)
         # read_uncommitted sees the aborted records too (markers are not records).
         self.assertEqual(len(read_all(b, "t1", "read_uncommitted", 2)), 16)
         # Both ends past the markers once nothing is open.
@@ -294,6 +306,7 @@ class TxnTest(unittest.TestCase):
                 break
             time.sleep(0.2)
         self.assertEqual(end_offsets(b, "to", "read_committed"), 2)  # the record and the marker
+        self.assertEqual(metric(b, "strata_kafka_transaction_timeouts_total"), 1)
         with self.assertRaises(KafkaException):
             p.commit_transaction(30)
         self.assertEqual(read_all(b, "to", "read_committed"), [])
