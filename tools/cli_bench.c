@@ -140,9 +140,10 @@ static const char bench_flags_help[] =
     "  -d, --duration DURATION   produce: run time (default 10s); consume: upper bound (60s);\n"
     "                            loopback: run time (3s); mock: lifetime (default: until killed)\n"
     "      --queue-kbytes N      librdkafka queue.buffering.max.kbytes (default 32768)\n"
-    "  -n, --count N             metadata: requests to time (default 100); consume: read\n"
-    "                            the topic N times (default 1; for small logs such as the\n"
-    "                            mock cluster's, which keeps ~5 MB per partition)\n"
+    "  -n, --count N             produce: records to send (then --duration is only an\n"
+    "                            upper bound, default none); metadata: requests to time\n"
+    "                            (default 100); consume: read the topic N times (default 1;\n"
+    "                            for small logs such as the mock cluster's, ~5 MB/partition)\n"
     "      --write-bytes BYTES   loopback: bytes per write (default 65536)\n"
     "      --mock-brokers N      mock: brokers of the mock cluster (default 1)\n"
     "      --mock-topic NAME:N   mock: create a topic with N partitions (repeatable)\n";
@@ -156,7 +157,8 @@ static const char bench_help[] =
     "  metadata  time full Metadata requests (all topics); p50/p99 latency\n"
     "  loopback  TCP bandwidth over 127.0.0.1 (the limit consume is compared with)\n"
     "  mock      serve librdkafka's in-memory mock cluster; prints its bootstrap servers\n"
-    "Results go to stdout, as one JSON object per run with --format json.\n"
+    "Results go to stdout, as one JSON object per run with --format json. On a terminal,\n"
+    "produce and consume show their progress on stderr once a second.\n"
     "\n";
 
 static const char bench_examples[] =
@@ -493,6 +495,42 @@ produce_report(const bench_opts_t *o, const prod_state_t *st, double secs, uint6
            hist_ms(h, 0.999), max_ms, st->avg_batch, queue_full);
 }
 
+static bool bench_has_count(int argc, char **argv);
+
+/* True if argv sets -d/--duration. */
+static bool bench_has_duration(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strncmp(argv[i], "-d", 2) || !strncmp(argv[i], "--duration", 10))
+            return true;
+    return false;
+}
+
+/* Progress on a terminal only (stderr, once a second, one line rewritten in place): pipes
+ * and --format json stay quiet. */
+static bool progress_on(void)
+{
+    return isatty(STDERR_FILENO) && !cli_opts.is_json;
+}
+
+static void
+progress(int64_t *next_ns, const char *what, uint64_t records, uint64_t bytes, int64_t t0)
+{
+    int64_t now = now_ns();
+    if (now < *next_ns)
+        return;
+    *next_ns = now + 1000000000;
+    double secs = (double)(now - t0) / 1e9;
+    fprintf(stderr, "\rstrata: %s %" PRIu64 " records, %.1f MB in %.0f s (%.1f MB/s)   ", what,
+            records, (double)bytes / 1e6, secs, secs > 0 ? (double)bytes / secs / 1e6 : 0.0);
+}
+
+static void progress_end(bool shown)
+{
+    if (shown)
+        fputs("\r\033[K", stderr);
+}
+
 static int cmd_produce(int argc, char **argv)
 {
     bench_opts_t o;
@@ -522,8 +560,15 @@ static int cmd_produce(int argc, char **argv)
         payload[i] = (char)(seed >> 24);
     }
     uint64_t sent = 0, queue_full = 0;
-    int64_t t0 = now_ns(), end = t0 + o.duration_ms * 1000000, now;
-    while ((now = now_ns()) < end && !bench_stop) {
+    /* -n N: N records; --duration then bounds the run only when given. */
+    uint64_t limit = bench_has_count(argc, argv) ? (uint64_t)o.count : 0;
+    bool show = progress_on();
+    int64_t t0 = now_ns(), now, next_progress = t0;
+    int64_t end =
+        limit && !bench_has_duration(argc, argv) ? INT64_MAX : t0 + o.duration_ms * 1000000;
+    while ((now = now_ns()) < end && !bench_stop && (!limit || sent < limit)) {
+        if (show)
+            progress(&next_progress, "produced", st->delivered, st->bytes, t0);
         if (!pace(rk, &o, t0, sent, now))
             continue;
         int32_t part = (int32_t)(sent % (uint64_t)o.partitions);
@@ -542,8 +587,13 @@ static int cmd_produce(int argc, char **argv)
         if ((++sent & 255) == 0)
             rd_kafka_poll(rk, 0);
     }
-    while (rd_kafka_outq_len(rk) > 0 && now_ns() - end < 60 * (int64_t)1000000000)
+    int64_t drain_from = now_ns();
+    while (rd_kafka_outq_len(rk) > 0 && now_ns() - drain_from < 60 * (int64_t)1000000000) {
         rd_kafka_poll(rk, 10);
+        if (show)
+            progress(&next_progress, "produced", st->delivered, st->bytes, t0);
+    }
+    progress_end(show);
     produce_report(&o, st, (double)(now_ns() - t0) / 1e9, queue_full);
     if (st->failed)
         fprintf(stderr, "strata: %" PRIu64 " records failed, first: %s\n", st->failed,
@@ -572,6 +622,8 @@ static int consume_loop(
     rd_kafka_topic_t *rkt, rd_kafka_queue_t *q, int np, int passes, int64_t end, cons_state_t *cs)
 {
     rd_kafka_message_t *batch[1024];
+    bool show = progress_on();
+    int64_t t0 = now_ns(), next_progress = t0;
     for (int pass = 0; pass < passes; pass++) {
         for (int p = 0; p < np; p++) {
             if (pass)
@@ -583,6 +635,8 @@ static int consume_loop(
         cs->eofs = 0;
         while (cs->eofs < np && now_ns() < end && !bench_stop) {
             ssize_t n = rd_kafka_consume_batch_queue(q, 100, batch, 1024);
+            if (show)
+                progress(&next_progress, "consumed", cs->records, cs->bytes, t0);
             for (ssize_t i = 0; i < n; i++) {
                 rd_kafka_message_t *m = batch[i];
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -605,6 +659,7 @@ static int consume_loop(
             break;
         }
     }
+    progress_end(show);
     return 0;
 }
 

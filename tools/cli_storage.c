@@ -199,10 +199,18 @@ static int cmd_recover(int argc, char **argv)
     if (st < 0)
         return CLI_EXIT_FAIL;
     int rc = CLI_EXIT_OK;
+    json_t *j = st >= 200 && st <= 299 ? json_loads(body, 0, NULL) : NULL;
+    const char *arch = json_string_value(json_object_get(j, "archive"));
     if (st < 200 || st > 299)
         rc = cli_http_error(st, "cannot start recovery", body);
+    else if (cli_opts.is_json)
+        puts(body);
     else
-        puts(cli_opts.is_json ? body : "Recovery started");
+        printf("Recovery started from %s. It runs in the broker: its log says "
+               "'recovery from the archive done' with the objects, partitions and topics "
+               "restored; 'strata storage status' shows them.\n",
+               arch ? arch : "the archive");
+    json_decref(j);
     free(body);
     return rc;
 }

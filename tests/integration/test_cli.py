@@ -335,28 +335,9 @@ class CliTest(unittest.TestCase):
         group.initial.rebalance.delay.ms); in a pipe it stays quiet."""
         self.ok("topic", "create", "join21")
         self.ok("topic", "produce", "join21", "-q", input="a\n")
-        args = [STRATA, "--brokers", self.broker.bootstrap, *FAST_JOIN, "topic", "consume",
-                "join21", "-g", "g-join21", "-n", "1", "-f", "%v\\n"]
-        master, slave = pty.openpty()
-        try:
-            p = subprocess.run(args, stdout=subprocess.PIPE, stderr=slave, text=True,
-                               timeout=120)
-            os.close(slave)
-            slave = -1
-            said = b""
-            while select.select([master], [], [], 0)[0]:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                said += chunk
-        finally:
-            if slave >= 0:
-                os.close(slave)
-            os.close(master)
-        self.assertEqual((p.returncode, p.stdout), (0, "a\n"))
+        rc, out, said = self.run_on_pty(*FAST_JOIN, "topic", "consume", "join21", "-g",
+                                        "g-join21", "-n", "1", "-f", "%v\\n")
+        self.assertEqual((rc, out), (0, "a\n"))
         self.assertIn(b"joining group 'g-join21'", said)
         rc, out, err = self.run_cli(*FAST_JOIN, "topic", "consume", "join21", "-g", "g-join21b",
                                     "-n", "1", "-f", "%v\\n")
@@ -399,6 +380,45 @@ class CliTest(unittest.TestCase):
         finally:
             self.ok(*adm, "cluster", "config", "delete", "strata.log.level")
         self.assertNotEqual(self.ok("cluster", "config", "get", "strata.log.level"), "warn\n")
+
+    def run_on_pty(self, *args):
+        """Run strata with stderr on a terminal. @return (rc, stdout, stderr bytes)."""
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.run([STRATA, "--brokers", self.broker.bootstrap, *args],
+                               stdout=subprocess.PIPE, stderr=slave, text=True, timeout=120)
+            os.close(slave)
+            slave = -1
+            said = b""
+            while select.select([master], [], [], 0)[0]:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                said += chunk
+        finally:
+            if slave >= 0:
+                os.close(slave)
+            os.close(master)
+        return p.returncode, p.stdout, said
+
+    def test_bench_produce_count_and_progress(self):
+        """bench produce -n N sends exactly N records; progress shows on a terminal only."""
+        r = self.json("bench", "produce", "-t", "bench-n21", "-n", "37", "-s", "10")
+        self.assertEqual((r["records"], r["failed"]), (37, 0))
+        out = self.ok("topic", "consume", "bench-n21", "-o", "start:end", "-f", "%o\\n")
+        self.assertEqual(len(out.split()), 37)
+        rc, out, said = self.run_on_pty("bench", "produce", "-t", "bench-n21", "-n", "5")
+        self.assertEqual(rc, 0, said)
+        self.assertIn(b"strata: produced ", said)
+        self.assertIn("delivered=5 ", out)
+        rc, out, said = self.run_on_pty("bench", "consume", "-t", "bench-n21")
+        self.assertEqual(rc, 0, said)
+        self.assertIn(b"strata: consumed ", said)
+        rc, out, err = self.run_cli("bench", "produce", "-t", "bench-n21", "-n", "5")
+        self.assertEqual((rc, err), (0, ""))
 
     def test_consume_past_the_end_says_so(self):
         """An exact offset past the end (or before the start) is reported on stderr and
@@ -666,7 +686,9 @@ class CliTest(unittest.TestCase):
         self.assertEqual([p["end_offset"] for p in t["partitions"]], [0, 2])
         self.assertIn("LOCAL-START-OFFSET", self.ok(*a, "storage", "status", "stor"))
         self.fails(1, "unknown topic 'nope-2'", *a, "storage", "status", "nope-2")
-        self.assertIn("Recovery started", self.ok(*a, "storage", "recover"))
+        out = self.ok(*a, "storage", "recover")
+        self.assertIn("Recovery started from file://", out)  # says from where, and what next
+        self.assertIn("strata storage status", out)
         self.fails(1, "cannot reach the admin API", "--admin-url", "http://" + dead_addr(),
                    "--timeout", "2s", "storage", "status")
 
