@@ -177,13 +177,18 @@ ST_MUST_CHECK int kh_shard_new(rt_shard_t *sh,
 typedef void (*kh_closed_cb)(void *arg);
 /** Stop accepting and reading; answer the requests already read (long polls
  * at once), closing each connection when its queue is empty (at most 5 s),
- * then cb. Partition work for other shards is still served meanwhile.
+ * then wait until every request of the shard was freed (those of closed
+ * connections wait for their ops on other shards; 30 s at most, then they
+ * are left unfreed with a warning), then cb. Partition work for other shards
+ * is still served meanwhile, and answers to them still posted.
  * @thread sh's loop */
 void kh_shard_close(kh_shard_t *ks, kh_closed_cb cb, void *arg);
 /** Serve reads below the local log start from this shard's archive reader. */
 void kh_shard_set_tier(kh_shard_t *ks, struct tier_shard *ts);
 /** Free the server state once the shard's queue is closed (rt_shard_done):
- * no message can reach it any more. */
+ * no message can reach it any more. The free completes on the loop once the
+ * posts still waiting in the retry list went out (answers to other shards'
+ * requests) or were refused by a closed shard; it is the shard's last handle. */
 void kh_shard_free(kh_shard_t *ks);
 /** Called just before the shard's partition registry closes: from then on
  * partition operations posted here are refused. */

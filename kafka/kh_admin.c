@@ -176,6 +176,15 @@ static void drop_on_shard(rt_shard_t *sh, void *arg)
     free(m);
 }
 
+/* That shard closed for good (shutdown): nothing of it is left to drop. */
+static void drop_closed(rt_shard_t *sh, void *arg)
+{
+    drop_msg_t *m = arg;
+    (void)sh;
+    free(m->topic);
+    free(m);
+}
+
 typedef struct {
     astate_t *st;
     kp_delete_topics_response_deletable_topic_result_t *res;
@@ -199,7 +208,7 @@ static void on_deleted(void *arg, int status, const char *msg)
                 free(m);
                 continue;
             }
-            kh_post(req->ks, &m->post, s, drop_on_shard, m);
+            kh_post(req->ks, &m->post, s, drop_on_shard, drop_closed, m);
         }
     }
     admin_done(op->st);

@@ -959,6 +959,15 @@ static void apply_on_shard(rt_shard_t *sh, void *arg)
     free(m);
 }
 
+/* That shard closed for good (shutdown): it has no partition to configure. */
+static void apply_closed(rt_shard_t *sh, void *arg)
+{
+    apply_msg_t *m = arg;
+    (void)sh;
+    free(m->topic);
+    free(m);
+}
+
 void kh_shard_apply_defaults(kh_shard_t *ks)
 {
     if (ks->closing || ks->parts_closed)
@@ -983,7 +992,7 @@ void kh_config_apply_live(kh_shard_t *ks, const char *topic)
                      topic, s);
             continue;
         }
-        kh_post(ks, &m->post, s, apply_on_shard, m);
+        kh_post(ks, &m->post, s, apply_on_shard, apply_closed, m);
     }
 }
 

@@ -32,6 +32,15 @@
  *   CLOSING: the socket closes; requests still out on other shards finish,
  *            find conn == NULL and free themselves; the struct is freed when
  *            the close callback ran and no request refers to it.
+ *
+ * Shard shutdown (kh_shard_close): stop accepting, answer what was read
+ * (KH_DRAIN_MS at most, then the connections close), then wait until every
+ * request of the shard was freed, orphans included (their ops on other
+ * shards come back, or complete locally as errors when that shard closed:
+ * kh_post's `closed`), and only then report the kafka layer closed. So a
+ * shard's queue, which closes after that, never refuses an answer to one of
+ * its requests. The retry list outlives it all: kh_shard_free waits for it to
+ * drain before freeing the shard.
  * Invariants: 1. at most KH_MAX_INFLIGHT requests per connection are queued;
  *                reading pauses at it (back-pressure on the client), and
  *                frames already read wait in the read buffer;
@@ -54,6 +63,7 @@
 #define KH_MAX_INFLIGHT   128
 #define KH_ARENA_CAP      (64u << 20)
 #define KH_DRAIN_MS       5000         /* shutdown: longest wait for in-flight requests */
+#define KH_ORPHAN_MS      30000        /* then: longest wait for their ops on other shards */
 #define KH_READ_CHUNK     65536u       /* free space offered to each read */
 #define KH_FRAME_TAKE     (256u << 10) /* frames this large take the read buffer, no copy */
 #define KH_UNSENT_MAX     (4u << 20)   /* response bytes waiting in libuv before reading pauses */
@@ -202,17 +212,22 @@ static void req_charge(kh_req_t *req)
 
 /* ---- Requests ---- */
 
+static void close_if_drained(kh_shard_t *ks);
+
 static void req_free(kh_req_t *req)
 {
-    if (req->ks->dispatching == req)
-        req->ks->dispatching = NULL;
-    mem_add(req->ks, -req->charged);
+    kh_shard_t *ks = req->ks;
+    if (ks->dispatching == req)
+        ks->dispatching = NULL;
+    mem_add(ks, -req->charged);
     if (req->state_free)
         req->state_free(req);
     kp_writer_fini(&req->out);
     kp_arena_fini(&req->arena);
     free(req->frame);
     free(req);
+    if (--ks->n_reqs_live == 0)
+        close_if_drained(ks); /* shutdown may have waited for this one */
 }
 
 /* A finished request leaves its connection (written, or nobody to answer):
@@ -247,7 +262,6 @@ bool kh_req_op_back(kh_req_t *req)
 }
 
 static void conn_maybe_free(kh_conn_t *c);
-static void close_if_drained(kh_shard_t *ks);
 static void conn_close(kh_conn_t *c, const char *why);
 static void conn_pump(kh_conn_t *c);
 
@@ -594,6 +608,7 @@ static void dispatch(kh_conn_t *c, uint8_t *frame, size_t len)
     req->conn = c;
     req->t0_ns = uv_hrtime();
     req->ks = c->ks;
+    c->ks->n_reqs_live++;
     req->lis = c->sec.lis;
     req->id = ++c->ks->next_req_id;
     req->frame = frame;
@@ -1080,6 +1095,24 @@ static void on_idle_check(uv_timer_t *t)
 
 /* ---- Cross-shard posts ---- */
 
+static void on_retry_closed(uv_handle_t *h)
+{
+    kh_shard_t *ks = h->data;
+    kh_idem_free_all(ks);
+    kh_txn_part_free_all(ks);
+    kh_fetch_free_watches(ks);
+    free(ks);
+}
+
+/* kh_shard_free was called and the retry list is empty: the last handle closes. */
+static void retry_maybe_close(kh_shard_t *ks)
+{
+    if (!ks->is_freeing || ks->retry_head || ks->is_retry_closed)
+        return;
+    ks->is_retry_closed = true;
+    uv_close((uv_handle_t *)&ks->retry_timer, on_retry_closed);
+}
+
 static void on_retry(uv_timer_t *t)
 {
     kh_shard_t *ks = t->data;
@@ -1095,26 +1128,32 @@ static void on_retry(uv_timer_t *t)
         ks->retry_head = next;
         if (!ks->retry_head)
             ks->retry_tail = NULL;
-        if (rc != 0)
+        if (rc == ST_E_CLOSED && p->closed)
+            p->closed(ks->sh, p->arg); /* may post again: the loop reads the list anew */
+        else if (rc != 0)
             ST_ERROR("kafka", "cannot post to shard %d: %s", p->to, st_strerror(rc));
     }
     uv_timer_stop(t);
+    retry_maybe_close(ks);
 }
 
-void kh_post(kh_shard_t *ks, kh_post_t *p, int to, rt_fn fn, void *arg)
+void kh_post(kh_shard_t *ks, kh_post_t *p, int to, rt_fn fn, rt_fn closed, void *arg)
 {
     p->to = to;
     p->fn = fn;
+    p->closed = closed;
     p->arg = arg;
     p->next = NULL;
     /* Keep order behind anything already waiting. */
     int rc = ks->retry_head ? ST_E_AGAIN : rt_post(ks->ctx->rt, to, fn, arg);
     if (rc == 0)
         return;
-    if (rc != ST_E_AGAIN) {
+    if (rc != ST_E_AGAIN && !(rc == ST_E_CLOSED && closed)) {
         ST_ERROR("kafka", "cannot post to shard %d: %s", to, st_strerror(rc));
         return;
     }
+    /* A full queue, or a closed one: p->closed runs from the timer, not
+     * within the caller (which may be iterating its own ops). */
     if (ks->retry_tail)
         ks->retry_tail->next = p;
     else
@@ -1154,7 +1193,8 @@ int kh_shard_new(rt_shard_t *sh,
     ks->ps = ps;
     uv_loop_t *loop = rt_shard_loop(sh);
     int rc = 0;
-    ks->n_handles_open = 3; /* the timers; then one per listener */
+    ks->n_handles_open = 2; /* idle_timer, mem_timer; then one per listener (the retry
+                             * timer outlives them: kh_shard_free) */
     for (int i = 0; i < ctx->n_listeners && rc == 0; i++) {
         const kh_listener_t *l = &ctx->listeners[i];
         struct sockaddr_storage sa;
@@ -1207,25 +1247,50 @@ static void on_lsock_closed(st_listen_t *sock)
     handle_closed(((kh_lsock_t *)sock->data)->ks);
 }
 
-/* Shutdown: the timers close once every connection is gone. */
+/* Shutdown: the idle and pool timers close (and with the last handle the
+ * kafka layer reports closed) once every connection is gone and every request
+ * of the shard was freed. */
 static void close_if_drained(kh_shard_t *ks)
 {
     if (!ks->closing || ks->n_conns > 0 || ks->timers_closed)
         return;
+    if ((ks->n_reqs_live > 0 || !kh_txn_shard_is_closed(ks)) && !ks->is_orphans_abandoned)
+        return; /* orphans (and the transaction coordinator) wait for their ops: the drain
+                 * timer bounds it */
     ks->timers_closed = true;
     uv_close((uv_handle_t *)&ks->idle_timer, on_handle_closed);
-    uv_close((uv_handle_t *)&ks->retry_timer, on_handle_closed);
     uv_close((uv_handle_t *)&ks->mem_timer, on_handle_closed);
+}
+
+void kh_shard_drained(kh_shard_t *ks)
+{
+    close_if_drained(ks);
+}
+
+/* A request whose op never came back (a bug elsewhere) must not hang the
+ * stop: give up on it. Its memory is not freed (an answer may still come
+ * while this shard's queue is open), and what refuses to post it later logs. */
+static void on_orphan_timeout(uv_timer_t *t)
+{
+    kh_shard_t *ks = t->data;
+    ST_WARN("kafka",
+            "stopping with %d requests whose ops did not come back within %d s (not freed)",
+            ks->n_reqs_live, KH_ORPHAN_MS / 1000);
+    ks->is_orphans_abandoned = true;
+    close_if_drained(ks);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
 {
     kh_shard_t *ks = t->data;
-    ST_WARN("kafka", "closing %d connections with requests still in flight", ks->n_conns);
+    if (ks->n_conns > 0)
+        ST_WARN("kafka", "closing %d connections with requests still in flight", ks->n_conns);
     for (kh_conn_t *c = ks->conns, *next; c; c = next) {
         next = c->next;
         conn_close(c, "shutdown drain timed out");
     }
+    if (!ks->timers_closed) /* orphans still wait for ops on other shards */
+        uv_timer_start(&ks->idle_timer, on_orphan_timeout, KH_ORPHAN_MS, 0);
 }
 
 void kh_shard_close(kh_shard_t *ks, kh_closed_cb cb, void *arg)
@@ -1263,10 +1328,10 @@ void kh_shard_free(kh_shard_t *ks)
 {
     if (!ks)
         return;
-    kh_idem_free_all(ks);
-    kh_txn_part_free_all(ks);
-    kh_fetch_free_watches(ks);
-    free(ks);
+    ks->is_freeing = true;
+    if (!uv_is_active((uv_handle_t *)&ks->retry_timer) && ks->retry_head)
+        uv_timer_start(&ks->retry_timer, on_retry, 1, 1);
+    retry_maybe_close(ks); /* or on_retry, once the list is empty */
 }
 
 void kh_shard_parts_closing(kh_shard_t *ks)

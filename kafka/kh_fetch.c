@@ -125,7 +125,20 @@ static void op_run(rt_shard_t *sh, void *arg);
 
 static void send_back(kh_shard_t *ks, rop_t *op)
 {
-    kh_post(ks, &op->post, op->origin, op->back, op);
+    kh_post(ks, &op->post, op->origin, op->back, NULL, op);
+}
+
+/* The owner shard closed for good before op_run ran there (shutdown): a
+ * read answers on the origin as an error, a watch message frees itself. */
+static void op_closed(rt_shard_t *sh, void *arg)
+{
+    rop_t *op = arg;
+    if (op->kind == OP_WATCH) {
+        free(op); /* a watch_msg_t */
+        return;
+    }
+    op->err = KP_ERR_NOT_LEADER_OR_FOLLOWER;
+    op->back(sh, op);
 }
 
 static void send_back(kh_shard_t *ks, rop_t *op);
@@ -289,6 +302,13 @@ typedef struct {
 
 static void on_notify(rt_shard_t *sh, void *arg);
 
+/* The watcher's shard closed for good (shutdown): nobody waits any more. */
+static void notify_closed(rt_shard_t *sh, void *arg)
+{
+    (void)sh;
+    free(arg);
+}
+
 void kh_fetch_on_hw(void *arg, plog_t *log)
 {
     kh_notify_append(arg, log);
@@ -306,7 +326,7 @@ void kh_notify_append(kh_shard_t *ks, plog_t *log)
         notify_t *n = malloc(sizeof(*n));
         if (n) {
             n->req_id = w->req_id;
-            kh_post(ks, &n->post, w->origin, on_notify, n);
+            kh_post(ks, &n->post, w->origin, on_notify, notify_closed, n);
         }
         free(w);
     }
@@ -475,7 +495,7 @@ static void fetch_post(kh_req_t *req, rop_t *op, int64_t grant, bool min_one)
     op->fstate = FOP_POSTED;
     st->reserved += grant;
     kh_req_op_out(req);
-    kh_post(req->ks, &op->post, kh_owner(req->ks, op->topic, op->partition), op_run, op);
+    kh_post(req->ks, &op->post, kh_owner(req->ks, op->topic, op->partition), op_run, op_closed, op);
 }
 
 static void fetch_round_done(kh_req_t *req);
@@ -564,7 +584,7 @@ static void fetch_round_done(kh_req_t *req)
         w->req_id = req->id;
         w->deadline_ms = st->deadline_ms;
         w->data = NULL;
-        kh_post(req->ks, &w->post, kh_owner(req->ks, w->topic, w->partition), op_run, w);
+        kh_post(req->ks, &w->post, kh_owner(req->ks, w->topic, w->partition), op_run, op_closed, w);
     }
 }
 
@@ -991,7 +1011,8 @@ static void list_round(kh_req_t *req)
         op->origin = rt_shard_id(req->ks->sh);
         op->back = list_back;
         kh_req_op_out(req);
-        kh_post(req->ks, &op->post, kh_owner(req->ks, op->topic, op->partition), op_run, op);
+        kh_post(req->ks, &op->post, kh_owner(req->ks, op->topic, op->partition), op_run, op_closed,
+                op);
     }
     rop_t hold = {.req = req};
     list_back(req->ks->sh, &hold);

@@ -317,7 +317,7 @@ void kh_group__release(kh_req_t *req)
 void kh_group__done(gop_t *op, gshard_t *gs)
 {
     gshard_rearm(gs);
-    kh_post(gs->ks, &op->post, op->origin, gop_back, op);
+    kh_post(gs->ks, &op->post, op->origin, gop_back, NULL, op);
 }
 
 static void gop_run(rt_shard_t *sh, void *arg)
@@ -327,13 +327,22 @@ static void gop_run(rt_shard_t *sh, void *arg)
     gshard_t *gs = t_gs;
     if (!gs || gs->closing) {
         op->run(op, NULL);
-        kh_post(kh_shard_of(sh), &op->post, op->origin, gop_back, op);
+        kh_post(kh_shard_of(sh), &op->post, op->origin, gop_back, NULL, op);
         return;
     }
     op->run(op, gs);
     /* The op may have moved a deadline (a JoinGroup that waits starts the
      * rebalance delay) without answering yet: re-arm for the new one. */
     gshard_rearm(gs);
+}
+
+/* The group's shard closed for good before the op ran (shutdown): answer
+ * COORDINATOR_NOT_AVAILABLE on the origin. */
+static void gop_closed(rt_shard_t *sh, void *arg)
+{
+    gop_t *op = arg;
+    op->run(op, NULL);
+    gop_back(sh, op);
 }
 
 /* Post a new op for group (a request-arena string) to the group's shard. The op's run must
@@ -358,7 +367,7 @@ kh_group__send(kh_req_t *req, const char *group, int index, gop_fn run, void *re
     st->ops = op;
     kh_req_op_out(req);
     kh_post(req->ks, &op->post, rt_shard_for(group, 0, rt_shard_count(req->ks->ctx->rt)), gop_run,
-            op);
+            gop_closed, op);
     return op;
 }
 
@@ -810,7 +819,14 @@ static void list_on_shard(rt_shard_t *sh, void *arg)
     gop_t *op = arg;
     gshard_t *gs = t_gs;
     list_run(op, gs && !gs->closing ? gs : NULL);
-    kh_post(kh_shard_of(sh), &op->post, op->origin, list_back, op);
+    kh_post(kh_shard_of(sh), &op->post, op->origin, list_back, NULL, op);
+}
+
+static void list_closed(rt_shard_t *sh, void *arg)
+{
+    gop_t *op = arg;
+    list_run(op, NULL);
+    list_back(sh, op);
 }
 
 void kh_list_groups(kh_req_t *req)
@@ -834,7 +850,7 @@ void kh_list_groups(kh_req_t *req)
         op->next_in_req = st->ops;
         st->ops = op;
         kh_req_op_out(req);
-        kh_post(req->ks, &op->post, s, list_on_shard, op);
+        kh_post(req->ks, &op->post, s, list_on_shard, list_closed, op);
     }
     gop_t hold = {.req = req}; /* drop the hold: list_back answers when the last shard is back */
     list_back(req->ks->sh, &hold);

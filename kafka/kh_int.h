@@ -72,8 +72,15 @@ struct kh_shard {
     /* Transaction state of partitions owned here (kh_txn_part.c). */
     struct kh_txn_part *txn_parts;
     bool closing;       /* kh_shard_close() was called: draining */
-    bool timers_closed; /* every connection is gone */
-    bool parts_closed;  /* the partition registry is closing: no partition work */
+    bool timers_closed; /* every connection and request is gone (or abandoned) */
+    /* Requests of this shard not yet freed (kh_req_t allocated by dispatch),
+     * orphans whose connection closed included: the kafka layer closes only
+     * once it is 0, so every op another shard answers finds its origin open. */
+    int n_reqs_live;
+    bool is_orphans_abandoned; /* shutdown gave up waiting for them (a stuck op) */
+    bool is_freeing;           /* kh_shard_free() was called: the retry list drains, then free */
+    bool is_retry_closed;      /* retry_timer was handed to uv_close */
+    bool parts_closed;         /* the partition registry is closing: no partition work */
     kh_closed_cb closed_cb;
     void *closed_arg;
     int n_handles_open;
@@ -220,11 +227,24 @@ typedef struct kh_post {
     struct kh_post *next;
     int to;
     rt_fn fn;
+    rt_fn closed;
     void *arg;
 } kh_post_t;
 /** rt_post that never fails for a full queue: refused posts wait in the
- * shard's retry list (p is caller storage, borrowed until the post runs). */
-void kh_post(kh_shard_t *ks, kh_post_t *p, int to, rt_fn fn, void *arg);
+ * shard's retry list (p is caller storage, borrowed until the post runs).
+ * A shard's queue closes for good at shutdown (after its kafka layer, tier
+ * and partitions closed), but never while a request of its own is alive, so:
+ * @param fn      Runs on shard `to` with arg.
+ * @param closed  Runs instead of fn, on ks's loop, from the retry timer (never
+ *                within this call), when shard `to` closed for good: an op of
+ *                one of ks's requests completes there as an error (so the
+ *                request's op count drops and it is freed), a message that
+ *                owns itself frees itself. NULL for an answer posted back to
+ *                a request's origin shard: that shard is open while the
+ *                request lives (kh_shard_close waits for its requests), so a
+ *                failure there is a bug (logged).
+ * @thread ks's loop */
+void kh_post(kh_shard_t *ks, kh_post_t *p, int to, rt_fn fn, rt_fn closed, void *arg);
 
 /** The owning shard of (topic, partition). */
 int kh_owner(const kh_shard_t *ks, const char *topic, int32_t partition);
@@ -389,6 +409,15 @@ void kh_txn_list(kh_req_t *req);
  * commits and aborts. @thread ks's loop */
 void kh_txn_shard_start(kh_shard_t *ks);
 void kh_txn_shard_close(kh_shard_t *ks);
+/** The coordinator closed and was freed (none was started counts): every op
+ * it posted to other shards is back, so the shard's queue may close. The
+ * kafka layer's shutdown waits for it (kh_shard_drained is called then).
+ * @thread ks's loop */
+bool kh_txn_shard_is_closed(kh_shard_t *ks);
+/** Something the kafka layer's shutdown waits for (the transaction
+ * coordinator) just finished: check whether it may report closed now.
+ * @thread ks's loop */
+void kh_shard_drained(kh_shard_t *ks);
 /* On the partition's owner (log borrowed for the call): */
 /** Produce: KP_ERR_NONE for a non-transactional batch or one of a producer
  * whose transaction holds this partition; INVALID_TXN_STATE when it was not

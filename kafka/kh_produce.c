@@ -55,7 +55,16 @@ static void op_back(rt_shard_t *sh, void *arg)
 
 static void send_back(kh_shard_t *owner, prod_op_t *op)
 {
-    kh_post(owner, &op->post, op->origin, op_back, op);
+    kh_post(owner, &op->post, op->origin, op_back, NULL, op);
+}
+
+/* The owner shard closed for good before the op ran (shutdown). */
+static void op_closed(rt_shard_t *sh, void *arg)
+{
+    prod_op_t *op = arg;
+    op->resp->error_code = KP_ERR_NOT_LEADER_OR_FOLLOWER;
+    op->resp->base_offset = -1;
+    op_back(sh, op);
 }
 
 static void on_durable(void *arg, int status)
@@ -145,7 +154,8 @@ static void produce_post(kh_req_t *req, prod_op_t *ops)
     for (prod_op_t *op = ops, *next; op; op = next) {
         next = op->next; /* op may run (and come back) at once */
         kh_req_op_out(req);
-        kh_post(req->ks, &op->post, kh_owner(req->ks, op->topic, op->partition), op_append, op);
+        kh_post(req->ks, &op->post, kh_owner(req->ks, op->topic, op->partition), op_append,
+                op_closed, op);
     }
     if (kh_req_op_back(req))
         produce_answer(req);
@@ -262,7 +272,16 @@ static void del_persisted(void *arg, int status)
     del_op_t *op = arg;
     if (status != 0)
         op->res->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
-    kh_post(kh_shard_of(rt_current()), &op->post, op->origin, del_back, op);
+    kh_post(kh_shard_of(rt_current()), &op->post, op->origin, del_back, NULL, op);
+}
+
+/* The owner shard closed for good before the op ran (shutdown). */
+static void del_closed(rt_shard_t *sh, void *arg)
+{
+    del_op_t *op = arg;
+    op->res->error_code = KP_ERR_NOT_LEADER_OR_FOLLOWER;
+    op->res->low_watermark = -1;
+    del_back(sh, op);
 }
 
 static void del_run(rt_shard_t *sh, void *arg)
@@ -287,7 +306,7 @@ static void del_run(rt_shard_t *sh, void *arg)
         op->res->low_watermark = -1;
     }
     op->res->error_code = kh_errcode_from_st(rc);
-    kh_post(ks, &op->post, op->origin, del_back, op);
+    kh_post(ks, &op->post, op->origin, del_back, NULL, op);
 }
 
 void kh_delete_records(kh_req_t *req)
@@ -353,7 +372,8 @@ void kh_delete_records(kh_req_t *req)
     for (del_op_t *op = ops, *next; op; op = next) {
         next = op->next;
         kh_req_op_out(req);
-        kh_post(req->ks, &op->post, kh_owner(req->ks, op->topic, op->partition), del_run, op);
+        kh_post(req->ks, &op->post, kh_owner(req->ks, op->topic, op->partition), del_run,
+                del_closed, op);
     }
     if (kh_req_op_back(req))
         kh_respond(req, r);

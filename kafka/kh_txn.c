@@ -76,6 +76,7 @@ static void coord_maybe_free(coord_t *c)
 {
     if (!c->closing || c->n_out > 0 || !c->timer_closed)
         return;
+    kh_shard_t *ks = c->ks;
     for (txn_t *t = c->txns, *n; t; t = n) {
         n = t->next;
         kh_txn__fini(&t->d);
@@ -85,6 +86,7 @@ static void coord_maybe_free(coord_t *c)
     if (t_coord == c)
         t_coord = NULL;
     free(c);
+    kh_shard_drained(ks); /* the kafka layer's shutdown waited for its ops */
 }
 
 /* ---- Durable changes (thread pool) ---- */
@@ -175,7 +177,7 @@ static void persist(coord_t *c, txn_t *t, tdata_t *next, persist_fn done, void *
 
 static void op_answer(coord_t *c, top_t *op)
 {
-    kh_post(c->ks, &op->post, op->origin, kh_txn__op_back, op);
+    kh_post(c->ks, &op->post, op->origin, kh_txn__op_back, NULL, op);
 }
 
 /* PRODUCER_FENCED, or INVALID_PRODUCER_EPOCH for versions that predate it (KIP-588). */
@@ -256,7 +258,7 @@ static void mark_durable(void *arg, int status)
     m->rc = status;
     if (status == 0)
         kh_txn_part_marker_durable(ks, m->log, m->pid, m->epoch, m->commit, m->offset);
-    kh_post(ks, &m->post, m->coord, mark_back, m);
+    kh_post(ks, &m->post, m->coord, mark_back, NULL, m);
 }
 
 static void mark_run(rt_shard_t *sh, void *arg)
@@ -273,7 +275,16 @@ static void mark_run(rt_shard_t *sh, void *arg)
         plog_wait_durable(log, &m->waiter, m->offset + 1, mark_durable, m);
         return;
     }
-    kh_post(ks, &m->post, m->coord, mark_back, m);
+    kh_post(ks, &m->post, m->coord, mark_back, NULL, m);
+}
+
+/* The partition's shard closed for good (shutdown) before the marker was
+ * written: the round fails; a restart finds Prepare* and writes it. */
+static void mark_closed(rt_shard_t *sh, void *arg)
+{
+    mark_t *m = arg;
+    m->rc = ST_E_CLOSED;
+    mark_back(sh, m);
 }
 
 static void goff_back(rt_shard_t *sh, void *arg)
@@ -306,7 +317,7 @@ static void goff_written(wop_t *w, int status)
     }
     free(x);
     kh_shard_t *ks = kh_shard_of(rt_current());
-    kh_post(ks, &g->post, g->coord, goff_back, g);
+    kh_post(ks, &g->post, g->coord, goff_back, NULL, g);
 }
 
 /* On the group's shard: the transaction's offsets of one group become its
@@ -325,7 +336,7 @@ static void goff_run(rt_shard_t *sh, void *arg)
     if (!w) {
         free(x);
         g->rc = gs ? ST_E_NOMEM : ST_E_FAILED;
-        kh_post(ks, &g->post, g->coord, goff_back, g);
+        kh_post(ks, &g->post, g->coord, goff_back, NULL, g);
         return;
     }
     x->g = g;
@@ -354,10 +365,18 @@ static void goff_run(rt_shard_t *sh, void *arg)
         free(w);
         free(x);
         g->rc = ST_E_NOMEM;
-        kh_post(ks, &g->post, g->coord, goff_back, g);
+        kh_post(ks, &g->post, g->coord, goff_back, NULL, g);
         return;
     }
     kh_group__write(gs, w);
+}
+
+/* The group's shard closed for good (shutdown): the round fails. */
+static void goff_closed(rt_shard_t *sh, void *arg)
+{
+    goff_t *g = arg;
+    g->rc = ST_E_CLOSED;
+    goff_back(sh, g);
 }
 
 /* Start the marker round of t (busy, in a Prepare* state). */
@@ -387,7 +406,7 @@ static void round_start(coord_t *c, txn_t *t)
         m->commit = commit;
         t->out++;
         c->n_out++;
-        kh_post(c->ks, &m->post, kh_owner(c->ks, m->topic, m->partition), mark_run, m);
+        kh_post(c->ks, &m->post, kh_owner(c->ks, m->topic, m->partition), mark_run, mark_closed, m);
     }
     for (int i = 0; commit && !t->round_err && i < t->d.n_groups; i++) {
         bool any = false;
@@ -403,7 +422,7 @@ static void round_start(coord_t *c, txn_t *t)
         *g = (goff_t){.coord = me, .c = c, .t = t, .group = t->d.groups[i]};
         t->out++;
         c->n_out++;
-        kh_post(c->ks, &g->post, rt_shard_for(g->group, 0, n_shards), goff_run, g);
+        kh_post(c->ks, &g->post, rt_shard_for(g->group, 0, n_shards), goff_run, goff_closed, g);
     }
     round_one_back(c, t, 0); /* drop the hold */
 }
@@ -527,7 +546,15 @@ static void reg_run(rt_shard_t *sh, void *arg)
     plog_t *log = kh_local_log(ks, snap, r->topic, r->partition);
     meta_snap_put(snap);
     r->res = log ? kh_txn_part_begin(ks, log, r->pid, r->epoch) : KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-    kh_post(ks, &r->post, r->coord, reg_back, r);
+    kh_post(ks, &r->post, r->coord, reg_back, NULL, r);
+}
+
+/* The partition's shard closed for good (shutdown) before the registration. */
+static void reg_closed(rt_shard_t *sh, void *arg)
+{
+    reg_t *r = arg;
+    r->res = KP_ERR_NOT_LEADER_OR_FOLLOWER;
+    reg_back(sh, r);
 }
 
 static bool
@@ -549,7 +576,7 @@ reg_post(coord_t *c, top_t *op, const char *topic, int32_t p, const txn_t *t, in
     c->n_out++;
     if (op)
         op->regs_out++;
-    kh_post(c->ks, &r->post, kh_owner(c->ks, topic, p), reg_run, r);
+    kh_post(c->ks, &r->post, kh_owner(c->ks, topic, p), reg_run, reg_closed, r);
     return true;
 }
 
@@ -1046,20 +1073,32 @@ bool kh_txn__state_known(kp_str_t s)
 
 /* ---- Running an op ---- */
 
+/* No coordinator to run op (closing, or its shard closed): the answer. */
+static void op_unavailable(top_t *op)
+{
+    op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (op->kind == K_ADD_PARTS)
+        kh_txn__set_all(op, op->err);
+    if (op->kind == K_TXN_OFFS)
+        kh_txn__toc_set_all(op->toc, op->err);
+    if (op->kind == K_DESCRIBE)
+        op->desc->error_code = op->err;
+}
+
+void kh_txn__op_closed(rt_shard_t *sh, void *arg)
+{
+    op_unavailable(arg);
+    kh_txn__op_back(sh, arg);
+}
+
 void kh_txn__op_run(rt_shard_t *sh, void *arg)
 {
     top_t *op = arg;
     (void)sh;
     coord_t *c = t_coord;
     if (!c || c->closing) {
-        op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
-        if (op->kind == K_ADD_PARTS)
-            kh_txn__set_all(op, op->err);
-        if (op->kind == K_TXN_OFFS)
-            kh_txn__toc_set_all(op->toc, op->err);
-        if (op->kind == K_DESCRIBE)
-            op->desc->error_code = op->err;
-        kh_post(kh_shard_of(sh), &op->post, op->origin, kh_txn__op_back, op);
+        op_unavailable(op);
+        kh_post(kh_shard_of(sh), &op->post, op->origin, kh_txn__op_back, NULL, op);
         return;
     }
     switch (op->kind) {
@@ -1158,6 +1197,12 @@ static void on_timer_closed(uv_handle_t *h)
     coord_t *c = h->data;
     c->timer_closed = true;
     coord_maybe_free(c);
+}
+
+bool kh_txn_shard_is_closed(kh_shard_t *ks)
+{
+    (void)ks;
+    return t_coord == NULL;
 }
 
 void kh_txn_shard_close(kh_shard_t *ks)

@@ -46,7 +46,7 @@ static top_t *op_new(kh_req_t *req, kind_t kind, const char *txn_id)
 static void op_send_to(kh_req_t *req, top_t *op, int to)
 {
     kh_req_op_out(req);
-    kh_post(req->ks, &op->post, to, kh_txn__op_run, op);
+    kh_post(req->ks, &op->post, to, kh_txn__op_run, kh_txn__op_closed, op);
 }
 
 static void op_send(kh_req_t *req, top_t *op)

@@ -129,6 +129,9 @@ int kh_txn__decode(tdata_t *d, const void *blob, size_t len);
 /* ---- kh_txn.c (coordinator shard) ---- */
 /** rt_fn: run op on the transactional id's shard; it is posted back with kh_txn__op_back. */
 void kh_txn__op_run(rt_shard_t *sh, void *arg);
+/** rt_fn: the coordinator's shard closed for good (shutdown) before op ran:
+ * COORDINATOR_NOT_AVAILABLE, answered here (on the request's shard). */
+void kh_txn__op_closed(rt_shard_t *sh, void *arg);
 /** Set every partition of an AddPartitionsToTxn op still without an error to err. */
 void kh_txn__set_all(top_t *op, int16_t err);
 /** Set every partition of a TxnOffsetCommit response still without an error to err. */

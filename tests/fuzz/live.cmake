@@ -8,16 +8,14 @@ add_test(NAME live_fuzz
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/live.sh $<TARGET_FILE:stratad> $<TARGET_FILE:live_fuzz>
         --requests 100000 --seconds 30 --conns 16
         --regress ${CMAKE_CURRENT_LIST_DIR}/live_regress.txt)
-# LIVE_ALLOW_LEAKS: see live.sh (a shutdown leak of orphaned requests, not yet fixed).
-set_tests_properties(live_fuzz PROPERTIES LABELS integration TIMEOUT 300
-    ENVIRONMENT LIVE_ALLOW_LEAKS=1)
+set_tests_properties(live_fuzz PROPERTIES LABELS integration TIMEOUT 300)
 # The same with the SASL connections over TLS to a SASL_SSL listener (through socat).
 add_test(NAME live_fuzz_tls
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/live.sh $<TARGET_FILE:stratad> $<TARGET_FILE:live_fuzz>
         --requests 50000 --seconds 15 --conns 16
         --regress ${CMAKE_CURRENT_LIST_DIR}/live_regress.txt)
 set_tests_properties(live_fuzz_tls PROPERTIES LABELS integration TIMEOUT 300
-    ENVIRONMENT "LIVE_ALLOW_LEAKS=1;LIVE_SASL_TLS=1")
+    ENVIRONMENT LIVE_SASL_TLS=1)
 # Cross-shard posts through a full shard queue (on_retry), found by the live fuzzer.
 add_test(NAME retry_queue COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_retry_queue.py)
 set_tests_properties(retry_queue PROPERTIES LABELS integration TIMEOUT 600
