@@ -12,6 +12,7 @@
 
 #include <getopt.h>
 #include <inttypes.h>
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,12 +56,18 @@ static void end_results(bool first)
         puts(first ? "[]" : "]");
 }
 
-static int topic_results(const rd_kafka_topic_result_t **res, size_t n)
+/* Print per-topic results; `ok_err` (e.g. TOPIC_ALREADY_EXISTS for --if-not-exists) is
+ * shown but is not a failure. */
+static int topic_results(const rd_kafka_topic_result_t **res, size_t n, rd_kafka_resp_err_t ok_err)
 {
     bool first = true;
     int rc = CLI_EXIT_OK;
     for (size_t i = 0; i < n; i++) {
         rd_kafka_resp_err_t err = rd_kafka_topic_result_error(res[i]);
+        if (err && err == ok_err) {
+            print_result(rd_kafka_topic_result_name(res[i]), 0, NULL, &first);
+            continue;
+        }
         print_result(rd_kafka_topic_result_name(res[i]), err,
                      rd_kafka_topic_result_error_string(res[i]), &first);
         if (err)
@@ -68,6 +75,71 @@ static int topic_results(const rd_kafka_topic_result_t **res, size_t n)
     }
     end_results(first);
     return rc;
+}
+
+/* ---- Selecting topics: names, or regular expressions (-r) ---- */
+
+static int cmp_topic(const void *a, const void *b)
+{
+    const rd_kafka_metadata_topic_t *x = *(const rd_kafka_metadata_topic_t *const *)a;
+    const rd_kafka_metadata_topic_t *y = *(const rd_kafka_metadata_topic_t *const *)b;
+    return strcmp(x->topic, y->topic);
+}
+
+/* The topics of md that `pats` select, sorted by name, each once: with is_regex, the
+ * topics one of the POSIX extended expressions matches whole (internal __* topics only
+ * with `internal`, or when an expression starts with "__"); else the named topics, an
+ * unknown name being an error. No pattern: every topic. @return the count (out owned,
+ * free it) or -1 after printing. */
+static int select_topics(const rd_kafka_metadata_t *md,
+                         char **pats,
+                         int n_pats,
+                         bool is_regex,
+                         bool internal,
+                         const rd_kafka_metadata_topic_t ***out)
+{
+    const rd_kafka_metadata_topic_t **ts = calloc((size_t)md->topic_cnt + 1, sizeof(*ts));
+    regex_t *rx = calloc((size_t)n_pats + 1, sizeof(*rx));
+    int n = 0, n_rx = 0, rc = 0;
+    if (!ts || !rx)
+        rc = cli_err("out of memory");
+    for (int i = 0; !rc && is_regex && i < n_pats; i++, n_rx++) {
+        char anchored[1024];
+        snprintf(anchored, sizeof(anchored), "^(%s)$", pats[i]);
+        int e = regcomp(&rx[i], anchored, REG_EXTENDED | REG_NOSUB);
+        if (e) {
+            char why[256];
+            regerror(e, &rx[i], why, sizeof(why));
+            rc = cli_usage_err("bad regular expression '%s': %s", pats[i], why);
+        }
+    }
+    for (int i = 0; !rc && !is_regex && i < n_pats; i++)
+        if (!cli_md_topic(md, pats[i]))
+            rc = cli_err("unknown topic '%s'", pats[i]);
+    for (int i = 0; !rc && i < md->topic_cnt; i++) {
+        const rd_kafka_metadata_topic_t *t = &md->topics[i];
+        if (t->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+            continue;
+        bool hit = n_pats == 0 && (internal || strncmp(t->topic, "__", 2));
+        for (int k = 0; !hit && k < n_pats; k++)
+            hit = is_regex
+                      ? !regexec(&rx[k], t->topic, 0, NULL, 0) &&
+                            (internal || strncmp(t->topic, "__", 2) || !strncmp(pats[k], "__", 2))
+                      : !strcmp(pats[k], t->topic);
+        if (hit)
+            ts[n++] = t;
+    }
+    for (int i = 0; i < n_rx; i++)
+        regfree(&rx[i]);
+    free(rx);
+    if (rc) {
+        free(ts);
+        return -1;
+    }
+    if (n > 1)
+        qsort(ts, (size_t)n, sizeof(*ts), cmp_topic);
+    *out = ts;
+    return n;
 }
 
 /* ---- create ---- */
@@ -78,9 +150,12 @@ static const char create_help[] =
     "Flags:\n"
     "  -p, --partitions N   partitions per topic (default 1)\n"
     "  -r, --replicas N     replication factor (default: broker default)\n"
-    "  -c, --topic-config K=V  topic config, repeatable (e.g. retention.ms=3600000)\n\n"
+    "  -c, --topic-config K=V  topic config, repeatable (e.g. retention.ms=3600000)\n"
+    "      --if-not-exists  a topic that exists already is not an error (its settings\n"
+    "                       are left as they are)\n\n"
     "Examples:\n"
     "  strata topic create orders\n"
+    "  strata topic create orders --if-not-exists\n"
     "  strata topic create orders payments -p 6 -c retention.ms=86400000\n";
 
 static int cmd_create(int argc, char **argv)
@@ -88,9 +163,11 @@ static int cmd_create(int argc, char **argv)
     static const struct option longs[] = {{"partitions", required_argument, NULL, 'p'},
                                           {"replicas", required_argument, NULL, 'r'},
                                           {"topic-config", required_argument, NULL, 'c'},
+                                          {"if-not-exists", no_argument, NULL, 'E'},
                                           CLI_LONG_HELP,
                                           {NULL, 0, NULL, 0}};
     int64_t partitions = 1, replicas = -1;
+    rd_kafka_resp_err_t ok_err = 0;
     char *keys[CLI_MAX_ITEMS], *vals[CLI_MAX_ITEMS];
     int n_cfg = 0, c;
     while ((c = cli_getopt(argc, argv, "p:r:c:h", longs)) != -1) {
@@ -108,6 +185,9 @@ static int cmd_create(int argc, char **argv)
             if (n_cfg == CLI_MAX_ITEMS || cli_split_kv(optarg, &keys[n_cfg], &vals[n_cfg]))
                 return cli_usage_err("bad --topic-config '%s': use KEY=VALUE", optarg);
             n_cfg++;
+            break;
+        case 'E':
+            ok_err = RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS;
             break;
         case 'h':
             return print_help(create_help);
@@ -147,7 +227,7 @@ static int cmd_create(int argc, char **argv)
         size_t cnt;
         const rd_kafka_topic_result_t **res =
             rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
-        rc = topic_results(res, cnt);
+        rc = topic_results(res, cnt, ok_err);
         rd_kafka_event_destroy(ev);
     }
     rd_kafka_queue_destroy(q);
@@ -157,20 +237,33 @@ static int cmd_create(int argc, char **argv)
 
 /* ---- delete ---- */
 
-static const char delete_help[] = "Usage: strata topic delete TOPIC...\n"
-                                  "Delete topics and all their records.\n\n"
-                                  "Examples:\n"
-                                  "  strata topic delete orders\n"
-                                  "  strata topic delete a b c --format json\n";
+static const char delete_help[] =
+    "Usage: strata topic delete TOPIC... [-r]\n"
+    "Delete topics and all their records.\n\n"
+    "Flags:\n"
+    "  -r, --regex   the arguments are regular expressions (POSIX extended, matching whole\n"
+    "                names; internal __* topics only when the expression starts with __):\n"
+    "                delete every topic one matches, an error when none does\n\n"
+    "Examples:\n"
+    "  strata topic delete orders\n"
+    "  strata topic delete a b c --format json\n"
+    "  strata topic delete -r 'tmp-.*'\n";
 
 static int cmd_delete(int argc, char **argv)
 {
-    int args_rc = cli_args_only(argc, argv, delete_help);
-    if (args_rc >= 0)
-        return args_rc;
-    argc -= optind - 1; /* the arguments follow argv[0] again */
-    argv += optind - 1;
-    int n = argc - 1;
+    static const struct option longs[] = {
+        {"regex", no_argument, NULL, 'r'}, CLI_LONG_HELP, {NULL, 0, NULL, 0}};
+    bool is_regex = false;
+    int c;
+    while ((c = cli_getopt(argc, argv, "rh", longs)) != -1) {
+        if (c == 'r')
+            is_regex = true;
+        else if (c == 'h')
+            return print_help(delete_help);
+        else
+            return CLI_EXIT_USAGE;
+    }
+    int n = argc - optind;
     if (n < 1)
         return cli_usage_err("topic delete needs at least one TOPIC");
     if (n > CLI_MAX_ITEMS)
@@ -178,9 +271,36 @@ static int cmd_delete(int argc, char **argv)
     rd_kafka_t *rk = cli_client_new(RD_KAFKA_PRODUCER, NULL);
     if (!rk)
         return CLI_EXIT_FAIL;
+    const char *names[CLI_MAX_ITEMS];
+    const rd_kafka_metadata_topic_t **sel = NULL;
+    const rd_kafka_metadata_t *md = NULL;
+    if (is_regex) {
+        if (!(md = cli_metadata(rk)) ||
+            (n = select_topics(md, argv + optind, n, true, false, &sel)) < 0) {
+            if (md)
+                rd_kafka_metadata_destroy(md);
+            rd_kafka_destroy(rk);
+            return n < 0 && md ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+        }
+        if (n == 0 || n > CLI_MAX_ITEMS) {
+            free(sel);
+            rd_kafka_metadata_destroy(md);
+            rd_kafka_destroy(rk);
+            return n ? cli_err("%d topics match: delete at most %d at once", n, CLI_MAX_ITEMS)
+                     : cli_err("no topic matches");
+        }
+        for (int i = 0; i < n; i++)
+            names[i] = sel[i]->topic;
+    } else {
+        for (int i = 0; i < n; i++)
+            names[i] = argv[optind + i];
+    }
     rd_kafka_DeleteTopic_t *dt[CLI_MAX_ITEMS];
     for (int i = 0; i < n; i++)
-        dt[i] = rd_kafka_DeleteTopic_new(argv[1 + i]);
+        dt[i] = rd_kafka_DeleteTopic_new(names[i]);
+    free(sel);
+    if (md)
+        rd_kafka_metadata_destroy(md);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *o = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS);
     rd_kafka_DeleteTopics(rk, dt, (size_t)n, o, q);
@@ -192,7 +312,7 @@ static int cmd_delete(int argc, char **argv)
         size_t cnt;
         const rd_kafka_topic_result_t **res =
             rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &cnt);
-        rc = topic_results(res, cnt);
+        rc = topic_results(res, cnt, 0);
         rd_kafka_event_destroy(ev);
     }
     rd_kafka_queue_destroy(q);
@@ -202,37 +322,34 @@ static int cmd_delete(int argc, char **argv)
 
 /* ---- list ---- */
 
-static const char list_help[] = "Usage: strata topic list [-i]\n"
-                                "List topics with their partition and replica counts.\n\n"
-                                "Flags:\n"
-                                "  -i, --internal   also list internal topics (__*)\n\n"
-                                "Examples:\n"
-                                "  strata topic list\n"
-                                "  strata topic list --format json\n";
-
-static int cmp_topic(const void *a, const void *b)
-{
-    const rd_kafka_metadata_topic_t *x = *(const rd_kafka_metadata_topic_t *const *)a;
-    const rd_kafka_metadata_topic_t *y = *(const rd_kafka_metadata_topic_t *const *)b;
-    return strcmp(x->topic, y->topic);
-}
+static const char list_help[] =
+    "Usage: strata topic list [REGEX...] [-i]\n"
+    "List topics with their partition and replica counts; with REGEX arguments only the\n"
+    "topics one of them matches (POSIX extended, matching whole names).\n\n"
+    "Flags:\n"
+    "  -i, --internal   also list internal topics (__*)\n"
+    "  -r, --regex      accepted for rpk habits: the arguments of list are always regexes\n\n"
+    "Examples:\n"
+    "  strata topic list\n"
+    "  strata topic list 'ord.*' payments\n"
+    "  strata topic list --format json\n";
 
 static int cmd_list(int argc, char **argv)
 {
-    static const struct option longs[] = {
-        {"internal", no_argument, NULL, 'i'}, CLI_LONG_HELP, {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"internal", no_argument, NULL, 'i'},
+                                          {"regex", no_argument, NULL, 'r'},
+                                          CLI_LONG_HELP,
+                                          {NULL, 0, NULL, 0}};
     bool internal = false;
     int c;
-    while ((c = cli_getopt(argc, argv, "ih", longs)) != -1) {
+    while ((c = cli_getopt(argc, argv, "irh", longs)) != -1) {
         if (c == 'i')
             internal = true;
         else if (c == 'h')
             return print_help(list_help);
-        else
+        else if (c != 'r')
             return CLI_EXIT_USAGE;
     }
-    if (optind < argc)
-        return cli_usage_err("unexpected argument '%s'", argv[optind]);
     rd_kafka_t *rk = cli_client_new(RD_KAFKA_PRODUCER, NULL);
     if (!rk)
         return CLI_EXIT_FAIL;
@@ -241,13 +358,13 @@ static int cmd_list(int argc, char **argv)
         rd_kafka_destroy(rk);
         return CLI_EXIT_FAIL;
     }
-    const rd_kafka_metadata_topic_t **ts = calloc((size_t)md->topic_cnt + 1, sizeof(*ts));
-    int n = 0;
-    for (int i = 0; ts && i < md->topic_cnt; i++)
-        if (internal || strncmp(md->topics[i].topic, "__", 2))
-            ts[n++] = &md->topics[i];
-    if (n > 1)
-        qsort(ts, (size_t)n, sizeof(*ts), cmp_topic);
+    const rd_kafka_metadata_topic_t **ts = NULL;
+    int n = select_topics(md, argv + optind, argc - optind, true, internal, &ts);
+    if (n < 0) {
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_destroy(rk);
+        return CLI_EXIT_USAGE;
+    }
     if (!cli_opts.is_json)
         printf("%-40s %10s %8s\n", "NAME", "PARTITIONS", "REPLICAS");
     else
@@ -273,15 +390,19 @@ static int cmd_list(int argc, char **argv)
 /* ---- describe ---- */
 
 static const char describe_help[] =
-    "Usage: strata topic describe TOPIC [-s] [-c] [-p]\n"
-    "Describe a topic: summary, configs and partitions (all three by default).\n\n"
+    "Usage: strata topic describe TOPIC... [-r] [-s] [-c] [-p]\n"
+    "Describe topics: summary, configs and partitions (all three by default). With\n"
+    "--format json: one object for one TOPIC, an array for several or with -r.\n\n"
     "Flags:\n"
     "  -s, --summary      print the summary section\n"
     "  -c, --configs      print the configs section\n"
-    "  -p, --partitions   print the partitions section (leader, replicas, offsets)\n\n"
+    "  -p, --partitions   print the partitions section (leader, replicas, offsets)\n"
+    "  -r, --regex        the arguments are regular expressions (POSIX extended, matching\n"
+    "                     whole names): describe every topic one matches\n\n"
     "Examples:\n"
     "  strata topic describe orders\n"
-    "  strata topic describe orders -p --format json\n";
+    "  strata topic describe orders -p --format json\n"
+    "  strata topic describe -r 'ord.*' -s\n";
 
 static void describe_configs_out(const rd_kafka_ConfigResource_t *res, bool json)
 {
@@ -353,50 +474,17 @@ static int cmp_part(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
-static int cmd_describe(int argc, char **argv)
+/* Describe one topic (sections s, cf, p). @return 0 or CLI_EXIT_FAIL after printing. */
+static int describe_one(rd_kafka_t *rk, rd_kafka_metadata_topic_t *t, bool s, bool cf, bool p)
 {
-    static const struct option longs[] = {{"summary", no_argument, NULL, 's'},
-                                          {"configs", no_argument, NULL, 'c'},
-                                          {"partitions", no_argument, NULL, 'p'},
-                                          CLI_LONG_HELP,
-                                          {NULL, 0, NULL, 0}};
-    bool s = false, cf = false, p = false;
-    int c;
-    while ((c = cli_getopt(argc, argv, "scph", longs)) != -1) {
-        if (c == 's')
-            s = true;
-        else if (c == 'c')
-            cf = true;
-        else if (c == 'p')
-            p = true;
-        else if (c == 'h')
-            return print_help(describe_help);
-        else
-            return CLI_EXIT_USAGE;
-    }
-    if (!s && !cf && !p)
-        s = cf = p = true;
-    if (argc - optind != 1)
-        return cli_usage_err("topic describe needs exactly one TOPIC");
-    const char *name = argv[optind];
-    rd_kafka_t *rk = cli_client_new(RD_KAFKA_CONSUMER, NULL);
-    if (!rk)
-        return CLI_EXIT_FAIL;
-    int rc = CLI_EXIT_FAIL;
-    rd_kafka_event_t *ev = NULL;
-    const rd_kafka_metadata_t *md = cli_metadata(rk);
-    if (!md)
-        goto out;
-    const rd_kafka_metadata_topic_t *t = cli_md_topic(md, name);
-    if (!t) {
-        rc = cli_err("unknown topic '%s'", name);
-        goto out;
-    }
+    const char *name = t->topic;
     if (t->partition_cnt > 1)
         qsort(t->partitions, (size_t)t->partition_cnt, sizeof(*t->partitions), cmp_part);
     const rd_kafka_ConfigResource_t *res = NULL;
+    rd_kafka_event_t *ev = NULL;
     if (cf && !(ev = cli_describe_configs(rk, RD_KAFKA_RESOURCE_TOPIC, name, &res)))
-        goto out;
+        return CLI_EXIT_FAIL;
+    int rc = CLI_EXIT_FAIL;
     int replicas = t->partition_cnt ? t->partitions[0].replica_cnt : 0;
     if (cli_opts.is_json) {
         fputs("{\"name\":", stdout);
@@ -411,7 +499,7 @@ static int cmd_describe(int argc, char **argv)
             if (describe_partitions_out(rk, t, true))
                 goto out;
         }
-        puts("}");
+        putchar('}');
     } else {
         if (s)
             printf("SUMMARY\nNAME        %s\nPARTITIONS  %d\nREPLICAS    %d\n%s", name,
@@ -428,6 +516,64 @@ static int cmd_describe(int argc, char **argv)
 out:
     if (ev)
         rd_kafka_event_destroy(ev);
+    return rc;
+}
+
+static int cmd_describe(int argc, char **argv)
+{
+    static const struct option longs[] = {{"summary", no_argument, NULL, 's'},
+                                          {"configs", no_argument, NULL, 'c'},
+                                          {"partitions", no_argument, NULL, 'p'},
+                                          {"regex", no_argument, NULL, 'r'},
+                                          CLI_LONG_HELP,
+                                          {NULL, 0, NULL, 0}};
+    bool s = false, cf = false, p = false, is_regex = false;
+    int c;
+    while ((c = cli_getopt(argc, argv, "scprh", longs)) != -1) {
+        if (c == 's')
+            s = true;
+        else if (c == 'c')
+            cf = true;
+        else if (c == 'p')
+            p = true;
+        else if (c == 'r')
+            is_regex = true;
+        else if (c == 'h')
+            return print_help(describe_help);
+        else
+            return CLI_EXIT_USAGE;
+    }
+    if (!s && !cf && !p)
+        s = cf = p = true;
+    if (argc - optind < 1)
+        return cli_usage_err("topic describe needs at least one TOPIC");
+    rd_kafka_t *rk = cli_client_new(RD_KAFKA_CONSUMER, NULL);
+    if (!rk)
+        return CLI_EXIT_FAIL;
+    int rc = CLI_EXIT_FAIL;
+    const rd_kafka_metadata_topic_t **ts = NULL;
+    const rd_kafka_metadata_t *md = cli_metadata(rk);
+    int n = md ? select_topics(md, argv + optind, argc - optind, is_regex, false, &ts) : -1;
+    if (n < 0)
+        goto out;
+    if (n == 0) {
+        rc = cli_err("no topic matches");
+        goto out;
+    }
+    /* One object for one named topic (as before), an array otherwise. */
+    bool array = is_regex || argc - optind > 1;
+    if (cli_opts.is_json && array)
+        putchar('[');
+    rc = CLI_EXIT_OK;
+    for (int i = 0; i < n && !rc; i++) {
+        if (i)
+            fputs(cli_opts.is_json ? "," : "\n", stdout);
+        rc = describe_one(rk, (rd_kafka_metadata_topic_t *)ts[i], s, cf, p);
+    }
+    if (cli_opts.is_json)
+        puts(array ? "]" : "");
+out:
+    free(ts);
     if (md)
         rd_kafka_metadata_destroy(md);
     rd_kafka_destroy(rk);

@@ -451,6 +451,39 @@ class CliTest(unittest.TestCase):
                 cons.kill()
                 cons.communicate()
 
+    # ---- rpk parity ----
+
+    def test_topic_regex_several_names_if_not_exists(self):
+        self.ok("topic", "create", "rx-ord-1", "rx-ord-2", "rx-pay")
+        names = [t["name"] for t in self.json("topic", "list", "rx-ord.*")]
+        self.assertEqual(names, ["rx-ord-1", "rx-ord-2"])
+        names = [t["name"] for t in self.json("topic", "list", "-r", "rx-o.*-2", "rx-pay")]
+        self.assertEqual(names, ["rx-ord-2", "rx-pay"])
+        self.assertEqual(self.json("topic", "list", "rx-nomatch.*"), [])
+        self.fails(2, "bad regular expression", "topic", "list", "rx-(")
+        d = self.json("topic", "describe", "rx-ord-1", "rx-pay", "-s")
+        self.assertEqual([t["name"] for t in d], ["rx-ord-1", "rx-pay"])
+        d = self.json("topic", "describe", "-r", "rx-ord.*", "-s")
+        self.assertEqual([t["name"] for t in d], ["rx-ord-1", "rx-ord-2"])
+        self.assertEqual(self.json("topic", "describe", "rx-pay", "-s")["name"], "rx-pay")
+        out = self.ok("topic", "describe", "rx-ord-1", "rx-ord-2", "-s")
+        self.assertEqual(out.count("SUMMARY"), 2)
+        self.fails(1, "unknown topic 'rx-none'", "topic", "describe", "rx-pay", "rx-none")
+        self.fails(1, "no topic matches", "topic", "describe", "-r", "rx-none.*")
+        # --if-not-exists: an existing topic is fine, a new one is created
+        rc, out, err = self.run_cli("topic", "create", "rx-pay")
+        self.assertEqual(rc, 1)
+        self.assertIn("already exists", out)
+        r = self.json("topic", "create", "rx-pay", "rx-new", "--if-not-exists")
+        self.assertEqual(r, [{"topic": "rx-pay", "error": None}, {"topic": "rx-new",
+                                                                  "error": None}])
+        # delete by regex: only the matches
+        r = self.json("topic", "delete", "-r", "rx-ord-.*")
+        self.assertEqual(sorted(x["topic"] for x in r), ["rx-ord-1", "rx-ord-2"])
+        names = [t["name"] for t in self.json("topic", "list", "rx-.*")]
+        self.assertEqual(names, ["rx-new", "rx-pay"])
+        self.fails(1, "no topic matches", "topic", "delete", "-r", "rx-ord-.*")
+
     # ---- produce and consume ----
 
     def test_produce_consume(self):
