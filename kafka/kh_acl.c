@@ -257,6 +257,7 @@ INIT(list_offsets_response_partition_response)
 INIT(offset_for_leader_epoch_response_offset_for_leader_topic_result)
 INIT(offset_for_leader_epoch_response_epoch_end_offset)
 INIT(metadata_response_topic)
+INIT(describe_topic_partitions_response_topic)
 INIT(create_topics_response_creatable_topic_result)
 INIT(delete_topics_response_deletable_topic_result)
 INIT(delete_records_response_topic_result)
@@ -576,6 +577,19 @@ static const shape_t k_metadata = NAMES(kp_metadata_request_t,
                                         offsetof(kp_metadata_response_topic_t, topic_id),
                                         error_code,
                                         init_metadata_response_topic);
+static const shape_t k_describe_topic_partitions =
+    NAMES(kp_describe_topic_partitions_request_t,
+          kp_describe_topic_partitions_request_topic_request_t,
+          topics,
+          offsetof(kp_describe_topic_partitions_request_topic_request_t, name),
+          NONE,
+          kp_describe_topic_partitions_response_t,
+          kp_describe_topic_partitions_response_topic_t,
+          topics,
+          name,
+          NONE,
+          error_code,
+          init_describe_topic_partitions_response_topic);
 static const shape_t k_create_topics =
     NAMES(kp_create_topics_request_t,
           kp_create_topics_request_creatable_topic_t,
@@ -921,6 +935,17 @@ static bool check_api(kh_req_t *req, const acl_set_t *s)
     case KP_API_METADATA:
         rc = check_metadata(req, s);
         break;
+    case KP_API_DESCRIBE_TOPIC_PARTITIONS: { /* as Metadata: all topics hides, names refuse */
+        kp_describe_topic_partitions_request_t *q = msg;
+        if (q->n_topics == 0) {
+            req->acl->filter_topics = true;
+            break;
+        }
+        rc = STRIP(k_describe_topic_partitions, R_TOPIC_DESCRIBE);
+        if (rc == 0 && q->n_topics == 0)
+            q->n_topics = -1; /* every named topic was refused: answer none, not all */
+        break;
+    }
     case KP_API_CREATE_TOPICS:
         rc = STRIP(k_create_topics, R_TOPIC_CREATE);
         break;
@@ -1224,6 +1249,10 @@ void kh_acl_respond(kh_req_t *req, void *resp)
             kp_metadata_response_t *r = resp;
             filter_list(req, s, ACL_RES_TOPIC, r->topics, &r->n_topics, sizeof(*r->topics),
                         offsetof(kp_metadata_response_topic_t, name));
+        } else if (a->filter_topics && req->api->api_key == KP_API_DESCRIBE_TOPIC_PARTITIONS) {
+            kp_describe_topic_partitions_response_t *r = resp;
+            filter_list(req, s, ACL_RES_TOPIC, r->topics, &r->n_topics, sizeof(*r->topics),
+                        offsetof(kp_describe_topic_partitions_response_topic_t, name));
         } else if (a->filter_topics && req->api->api_key == KP_API_OFFSET_FETCH) {
             kp_offset_fetch_response_t *r = resp;
             filter_list(req, s, ACL_RES_TOPIC, r->topics, &r->n_topics, sizeof(*r->topics),

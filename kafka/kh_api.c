@@ -1,9 +1,8 @@
 /* kh_api.c - cluster-level handlers: ApiVersions, Metadata (with topic
- * auto-creation), DescribeCluster, InitProducerId; and helpers shared by the
- * partition handlers (owner lookup, lazy partition open, error mapping).
- * Data path: these answer from the metadata snapshot on the connection's
- * shard; only auto-creation and producer-id allocation touch SQLite, on the
- * thread pool. */
+ * auto-creation), DescribeTopicPartitions, DescribeCluster, InitProducerId; and helpers shared by
+ * the partition handlers (owner lookup, lazy partition open, error mapping). Data path: these
+ * answer from the metadata snapshot on the connection's shard; only auto-creation and producer-id
+ * allocation touch SQLite, on the thread pool. */
 #include "core/st_log.h"
 #include "kafka/kh_int.h"
 
@@ -164,9 +163,10 @@ static void md_answer(kh_req_t *req)
             rt->name = kp_str_from_cstr(kh_cstr(req, kp_str_from_cstr(t->name)));
         } else {
             kp_metadata_request_topic_t *qt = &q->topics[i];
-            /* A topic id names the topic whatever the name says: the Java client sends
-             * name "" (not null) with an id, and Kafka looks up every non-zero id. */
-            bool by_id = qt->name.len < 0 || !kp_uuid_is_zero(&qt->topic_id);
+            /* By id when the name is null, or empty with an id (as the Java client sends
+             * it): the same choice as the authorizer's (kh_acl.c entry_name), which must
+             * check the topic answered. */
+            bool by_id = qt->name.len < 0 || (qt->name.len == 0 && !kp_uuid_is_zero(&qt->topic_id));
             rt->name = by_id && v >= 12 ? KP_STR_NULL : qt->name; /* nullable from v12 */
             if (!by_id)
                 t = meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len);
@@ -240,8 +240,7 @@ void kh_metadata(kh_req_t *req)
         char room[200];
         for (int i = 0; i < q->n_topics; i++) {
             kp_str_t name = q->topics[i].name;
-            if (name.len < 0 || !kp_uuid_is_zero(&q->topics[i].topic_id) ||
-                meta_snap_find(snap, name.ptr, (size_t)name.len) ||
+            if (name.len < 0 || meta_snap_find(snap, name.ptr, (size_t)name.len) ||
                 meta_topic_name_invalid(name.ptr, (size_t)name.len))
                 continue;
             int32_t np = ctx->num_partitions;
@@ -260,6 +259,108 @@ void kh_metadata(kh_req_t *req)
         meta_snap_put(snap);
     }
     md_created(req, 0, NULL);
+}
+
+/* ---- DescribeTopicPartitions (KIP-966) ---- */
+
+/* Kafka's max.request.partition.size.limit default: the most partitions one answer holds. */
+#define KH_DTP_MAX_PARTITIONS 2000
+
+static int cmp_str(const void *a, const void *b)
+{
+    const kp_str_t *x = a, *y = b;
+    int32_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->ptr, y->ptr, (size_t)n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Topics by name (every topic when the request names none), sorted, from the cursor on, with
+ * at most response_partition_limit partitions; next_cursor says where the next page starts. */
+void kh_describe_topic_partitions(kh_req_t *req)
+{
+    const kh_ctx_t *ctx = req->ks->ctx;
+    kp_describe_topic_partitions_request_t *q = req->msg;
+    kp_describe_topic_partitions_response_t *r = kp_arena_alloc(&req->arena, sizeof(*r));
+    meta_snap_t *snap = meta_snap_get(ctx->meta);
+    bool all = q->n_topics == 0; /* -1: the authorizer refused every named topic */
+    int n = all ? snap->n_topics : q->n_topics > 0 ? q->n_topics : 0;
+    kp_str_t *names = kp_arena_calloc(&req->arena, (size_t)(n > 0 ? n : 1), sizeof(*names));
+    int32_t *node = kp_arena_alloc(&req->arena, sizeof(int32_t));
+    if (!r || !names || !node)
+        goto oom;
+    kp_describe_topic_partitions_response_init(r);
+    *node = ctx->node_id;
+    for (int i = 0; i < n; i++)
+        names[i] = all ? kp_str_from_cstr(snap->topics[i].name) : q->topics[i].name;
+    qsort(names, (size_t)n, sizeof(*names), cmp_str);
+    r->topics = kp_arena_calloc(&req->arena, (size_t)(n > 0 ? n : 1), sizeof(*r->topics));
+    if (!r->topics)
+        goto oom;
+    int32_t budget = q->response_partition_limit;
+    if (budget <= 0 || budget > KH_DTP_MAX_PARTITIONS)
+        budget = KH_DTP_MAX_PARTITIONS;
+    const kp_describe_topic_partitions_request_cursor_t *cur = q->cursor;
+    for (int i = 0; i < n; i++) {
+        if ((i > 0 && cmp_str(&names[i - 1], &names[i]) == 0) ||
+            (cur && cmp_str(&names[i], &cur->topic_name) < 0))
+            continue; /* a duplicate, or before the cursor */
+        int32_t from = cur && cmp_str(&names[i], &cur->topic_name) == 0 ? cur->partition_index : 0;
+        if (budget == 0) { /* the page is full: the next one starts here */
+            r->next_cursor = kp_arena_alloc(&req->arena, sizeof(*r->next_cursor));
+            if (!r->next_cursor)
+                goto oom;
+            *r->next_cursor = (kp_describe_topic_partitions_response_cursor_t){
+                kp_str_from_cstr(kh_cstr(req, names[i])), from}; /* names may be the snapshot's */
+            if (!r->next_cursor->topic_name.ptr)
+                goto oom;
+            break;
+        }
+        kp_describe_topic_partitions_response_topic_t *rt = &r->topics[r->n_topics++];
+        kp_describe_topic_partitions_response_topic_init(rt);
+        const meta_topic_t *t = meta_snap_find(snap, names[i].ptr, (size_t)names[i].len);
+        rt->name = kp_str_from_cstr(kh_cstr(req, names[i]));
+        if (!rt->name.ptr)
+            goto oom;
+        if (!t) {
+            rt->error_code = meta_topic_name_invalid(names[i].ptr, (size_t)names[i].len)
+                                 ? KP_ERR_INVALID_TOPIC_EXCEPTION
+                                 : KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+            continue;
+        }
+        memcpy(rt->topic_id.b, t->id, 16);
+        if (from < 0 || from > t->n_partitions)
+            from = t->n_partitions;
+        int32_t np = t->n_partitions - from < budget ? t->n_partitions - from : budget;
+        rt->partitions =
+            kp_arena_calloc(&req->arena, (size_t)(np > 0 ? np : 1), sizeof(*rt->partitions));
+        if (!rt->partitions)
+            goto oom;
+        for (int32_t p = 0; p < np; p++) {
+            kp_describe_topic_partitions_response_partition_t *rp =
+                &rt->partitions[rt->n_partitions++];
+            kp_describe_topic_partitions_response_partition_init(rp);
+            rp->partition_index = from + p;
+            rp->leader_id = ctx->node_id;
+            rp->leader_epoch = 0;
+            rp->replica_nodes = rp->isr_nodes = node;
+            rp->n_replica_nodes = rp->n_isr_nodes = 1;
+            rp->n_eligible_leader_replicas = rp->n_last_known_elr = 0; /* empty, as Kafka */
+        }
+        budget -= np;
+        if (from + np < t->n_partitions) { /* stopped inside this topic */
+            r->next_cursor = kp_arena_alloc(&req->arena, sizeof(*r->next_cursor));
+            if (!r->next_cursor)
+                goto oom;
+            *r->next_cursor = (kp_describe_topic_partitions_response_cursor_t){rt->name, from + np};
+            break;
+        }
+    }
+    meta_snap_put(snap);
+    kh_respond(req, r);
+    return;
+oom:
+    meta_snap_put(snap);
+    kh_fail_conn(req, "out of memory");
 }
 
 /* ---- DescribeCluster ---- */

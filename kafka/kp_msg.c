@@ -8782,6 +8782,250 @@ static int erased_encode_list_transactions_request(kp_writer_t *w, int16_t versi
     return kp_list_transactions_request_encode(w, version, m);
 }
 
+/* ---- DescribeTopicPartitionsRequest ---- */
+
+static void dec_kp_describe_topic_partitions_request_topic_request(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_topic_partitions_request_topic_request_t *s,
+    kp_arena_t *a);
+static void enc_kp_describe_topic_partitions_request_topic_request(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_request_topic_request_t *s);
+static void
+dec_kp_describe_topic_partitions_request_cursor(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_describe_topic_partitions_request_cursor_t *s,
+                                                kp_arena_t *a);
+static void enc_kp_describe_topic_partitions_request_cursor(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_request_cursor_t *s);
+static void dec_kp_describe_topic_partitions_request(kp_reader_t *r,
+                                                     int16_t version,
+                                                     kp_describe_topic_partitions_request_t *s,
+                                                     kp_arena_t *a);
+static void enc_kp_describe_topic_partitions_request(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_request_t *s);
+
+void kp_describe_topic_partitions_request_topic_request_init(
+    kp_describe_topic_partitions_request_topic_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->name = KP_STR_LIT("");
+}
+
+static void dec_kp_describe_topic_partitions_request_topic_request(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_topic_partitions_request_topic_request_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "TopicRequest.Name";
+        s->name = kp_read_compact_str(r);
+        if (s->name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    if (1) {
+        r->field = "TopicRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_topic_partitions_request_topic_request(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_request_topic_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicRequest.Name");
+        kp_write_compact_str(w, s->name);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_topic_partitions_request_cursor_init(
+    kp_describe_topic_partitions_request_cursor_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->topic_name = KP_STR_LIT("");
+}
+
+static void
+dec_kp_describe_topic_partitions_request_cursor(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_describe_topic_partitions_request_cursor_t *s,
+                                                kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "Cursor.TopicName";
+        s->topic_name = kp_read_compact_str(r);
+        if (s->topic_name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "Cursor.PartitionIndex";
+        s->partition_index = kp_read_i32(r);
+    }
+    if (1) {
+        r->field = "Cursor._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_topic_partitions_request_cursor(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_request_cursor_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->topic_name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "Cursor.TopicName");
+        kp_write_compact_str(w, s->topic_name);
+    }
+    {
+        kp_write_i32(w, s->partition_index);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_describe_topic_partitions_request(kp_reader_t *r,
+                                                     int16_t version,
+                                                     kp_describe_topic_partitions_request_t *s,
+                                                     kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeTopicPartitionsRequest.Topics";
+        {
+            int32_t n = kp_read_compact_array_len(r, 2, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_topics = kp_reader_ok(r) ? n : 0;
+            s->topics = NULL;
+            if (s->n_topics > 0) {
+                s->topics = kp_arena_calloc(a, (size_t)s->n_topics, sizeof(*s->topics));
+                if (s->topics == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_topics = 0;
+                }
+                for (int32_t i = 0; i < s->n_topics && kp_reader_ok(r); i++) {
+                    kp_describe_topic_partitions_request_topic_request_init(&s->topics[i]);
+                    dec_kp_describe_topic_partitions_request_topic_request(r, version,
+                                                                           &s->topics[i], a);
+                }
+            }
+        }
+    }
+    {
+        r->field = "DescribeTopicPartitionsRequest.ResponsePartitionLimit";
+        s->response_partition_limit = kp_read_i32(r);
+    }
+    {
+        r->field = "DescribeTopicPartitionsRequest.Cursor";
+        s->cursor = NULL;
+        if (kp_read_i8(r) < 0) {
+        } else if (kp_reader_ok(r)) {
+            s->cursor = kp_arena_alloc(a, sizeof(*s->cursor));
+            if (s->cursor == NULL) {
+                kp_reader_fail(r, ST_E_NOMEM);
+            } else {
+                kp_describe_topic_partitions_request_cursor_init(s->cursor);
+                dec_kp_describe_topic_partitions_request_cursor(r, version, s->cursor, a);
+            }
+        }
+    }
+    if (1) {
+        r->field = "DescribeTopicPartitionsRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_topic_partitions_request(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->n_topics < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeTopicPartitionsRequest.Topics");
+        kp_write_compact_array_len(w, s->n_topics);
+        for (int32_t i = 0; i < s->n_topics; i++) {
+            enc_kp_describe_topic_partitions_request_topic_request(w, version, &s->topics[i]);
+        }
+    }
+    {
+        kp_write_i32(w, s->response_partition_limit);
+    }
+    {
+        kp_write_i8(w, s->cursor == NULL ? -1 : 1);
+        if (s->cursor != NULL)
+            enc_kp_describe_topic_partitions_request_cursor(w, version, s->cursor);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_topic_partitions_request_init(kp_describe_topic_partitions_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->response_partition_limit = 2000;
+}
+
+int kp_describe_topic_partitions_request_decode(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_describe_topic_partitions_request_t *m,
+                                                kp_arena_t *a)
+{
+    kp_describe_topic_partitions_request_init(m);
+    r->field = "DescribeTopicPartitionsRequest";
+    if (version < 0 || version > 0)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_describe_topic_partitions_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_describe_topic_partitions_request_encode(kp_writer_t *w,
+                                                int16_t version,
+                                                const kp_describe_topic_partitions_request_t *m)
+{
+    if (version < 0 || version > 0)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_describe_topic_partitions_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_describe_topic_partitions_request(void *m)
+{
+    kp_describe_topic_partitions_request_init(m);
+}
+
+static int erased_decode_describe_topic_partitions_request(kp_reader_t *r,
+                                                           int16_t version,
+                                                           void *m,
+                                                           kp_arena_t *a)
+{
+    return kp_describe_topic_partitions_request_decode(r, version, m, a);
+}
+
+static int
+erased_encode_describe_topic_partitions_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_describe_topic_partitions_request_encode(w, version, m);
+}
+
 /* ---- ProduceResponse ---- */
 
 static void dec_kp_produce_response_batch_index_and_error_message(
@@ -19516,6 +19760,510 @@ static int erased_encode_list_transactions_response(kp_writer_t *w, int16_t vers
     return kp_list_transactions_response_encode(w, version, m);
 }
 
+/* ---- DescribeTopicPartitionsResponse ---- */
+
+static void dec_kp_describe_topic_partitions_response_partition(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_topic_partitions_response_partition_t *s,
+    kp_arena_t *a);
+static void enc_kp_describe_topic_partitions_response_partition(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_response_partition_t *s);
+static void
+dec_kp_describe_topic_partitions_response_topic(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_describe_topic_partitions_response_topic_t *s,
+                                                kp_arena_t *a);
+static void enc_kp_describe_topic_partitions_response_topic(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_response_topic_t *s);
+static void
+dec_kp_describe_topic_partitions_response_cursor(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_describe_topic_partitions_response_cursor_t *s,
+                                                 kp_arena_t *a);
+static void enc_kp_describe_topic_partitions_response_cursor(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_response_cursor_t *s);
+static void dec_kp_describe_topic_partitions_response(kp_reader_t *r,
+                                                      int16_t version,
+                                                      kp_describe_topic_partitions_response_t *s,
+                                                      kp_arena_t *a);
+static void enc_kp_describe_topic_partitions_response(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_response_t *s);
+
+void kp_describe_topic_partitions_response_partition_init(
+    kp_describe_topic_partitions_response_partition_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->leader_epoch = -1;
+    s->n_eligible_leader_replicas = -1;
+    s->n_last_known_elr = -1;
+}
+
+static void dec_kp_describe_topic_partitions_response_partition(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_topic_partitions_response_partition_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeTopicPartitionsResponsePartition.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponsePartition.PartitionIndex";
+        s->partition_index = kp_read_i32(r);
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponsePartition.LeaderId";
+        s->leader_id = kp_read_i32(r);
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponsePartition.LeaderEpoch";
+        s->leader_epoch = kp_read_i32(r);
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponsePartition.ReplicaNodes";
+        {
+            int32_t n = kp_read_compact_array_len(r, 4, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_replica_nodes = kp_reader_ok(r) ? n : 0;
+            s->replica_nodes = NULL;
+            if (s->n_replica_nodes > 0) {
+                s->replica_nodes =
+                    kp_arena_calloc(a, (size_t)s->n_replica_nodes, sizeof(*s->replica_nodes));
+                if (s->replica_nodes == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_replica_nodes = 0;
+                }
+                for (int32_t i = 0; i < s->n_replica_nodes && kp_reader_ok(r); i++) {
+                    s->replica_nodes[i] = kp_read_i32(r);
+                }
+            }
+        }
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponsePartition.IsrNodes";
+        {
+            int32_t n = kp_read_compact_array_len(r, 4, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_isr_nodes = kp_reader_ok(r) ? n : 0;
+            s->isr_nodes = NULL;
+            if (s->n_isr_nodes > 0) {
+                s->isr_nodes = kp_arena_calloc(a, (size_t)s->n_isr_nodes, sizeof(*s->isr_nodes));
+                if (s->isr_nodes == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_isr_nodes = 0;
+                }
+                for (int32_t i = 0; i < s->n_isr_nodes && kp_reader_ok(r); i++) {
+                    s->isr_nodes[i] = kp_read_i32(r);
+                }
+            }
+        }
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponsePartition.EligibleLeaderReplicas";
+        {
+            int32_t n = kp_read_compact_array_len(r, 4, KP_MAX_ARRAY_LEN);
+            s->n_eligible_leader_replicas = kp_reader_ok(r) ? n : 0;
+            s->eligible_leader_replicas = NULL;
+            if (s->n_eligible_leader_replicas > 0) {
+                s->eligible_leader_replicas = kp_arena_calloc(
+                    a, (size_t)s->n_eligible_leader_replicas, sizeof(*s->eligible_leader_replicas));
+                if (s->eligible_leader_replicas == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_eligible_leader_replicas = 0;
+                }
+                for (int32_t i = 0; i < s->n_eligible_leader_replicas && kp_reader_ok(r); i++) {
+                    s->eligible_leader_replicas[i] = kp_read_i32(r);
+                }
+            }
+        }
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponsePartition.LastKnownElr";
+        {
+            int32_t n = kp_read_compact_array_len(r, 4, KP_MAX_ARRAY_LEN);
+            s->n_last_known_elr = kp_reader_ok(r) ? n : 0;
+            s->last_known_elr = NULL;
+            if (s->n_last_known_elr > 0) {
+                s->last_known_elr =
+                    kp_arena_calloc(a, (size_t)s->n_last_known_elr, sizeof(*s->last_known_elr));
+                if (s->last_known_elr == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_last_known_elr = 0;
+                }
+                for (int32_t i = 0; i < s->n_last_known_elr && kp_reader_ok(r); i++) {
+                    s->last_known_elr[i] = kp_read_i32(r);
+                }
+            }
+        }
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponsePartition.OfflineReplicas";
+        {
+            int32_t n = kp_read_compact_array_len(r, 4, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_offline_replicas = kp_reader_ok(r) ? n : 0;
+            s->offline_replicas = NULL;
+            if (s->n_offline_replicas > 0) {
+                s->offline_replicas =
+                    kp_arena_calloc(a, (size_t)s->n_offline_replicas, sizeof(*s->offline_replicas));
+                if (s->offline_replicas == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_offline_replicas = 0;
+                }
+                for (int32_t i = 0; i < s->n_offline_replicas && kp_reader_ok(r); i++) {
+                    s->offline_replicas[i] = kp_read_i32(r);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "DescribeTopicPartitionsResponsePartition._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_topic_partitions_response_partition(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_response_partition_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        kp_write_i32(w, s->partition_index);
+    }
+    {
+        kp_write_i32(w, s->leader_id);
+    }
+    {
+        kp_write_i32(w, s->leader_epoch);
+    }
+    {
+        if (s->n_replica_nodes < 0)
+            kp_writer_fail_at(w, ST_E_INVAL,
+                              "DescribeTopicPartitionsResponsePartition.ReplicaNodes");
+        kp_write_compact_array_len(w, s->n_replica_nodes);
+        for (int32_t i = 0; i < s->n_replica_nodes; i++) {
+            kp_write_i32(w, s->replica_nodes[i]);
+        }
+    }
+    {
+        if (s->n_isr_nodes < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeTopicPartitionsResponsePartition.IsrNodes");
+        kp_write_compact_array_len(w, s->n_isr_nodes);
+        for (int32_t i = 0; i < s->n_isr_nodes; i++) {
+            kp_write_i32(w, s->isr_nodes[i]);
+        }
+    }
+    {
+        kp_write_compact_array_len(w, s->n_eligible_leader_replicas);
+        for (int32_t i = 0; i < s->n_eligible_leader_replicas; i++) {
+            kp_write_i32(w, s->eligible_leader_replicas[i]);
+        }
+    }
+    {
+        kp_write_compact_array_len(w, s->n_last_known_elr);
+        for (int32_t i = 0; i < s->n_last_known_elr; i++) {
+            kp_write_i32(w, s->last_known_elr[i]);
+        }
+    }
+    {
+        if (s->n_offline_replicas < 0)
+            kp_writer_fail_at(w, ST_E_INVAL,
+                              "DescribeTopicPartitionsResponsePartition.OfflineReplicas");
+        kp_write_compact_array_len(w, s->n_offline_replicas);
+        for (int32_t i = 0; i < s->n_offline_replicas; i++) {
+            kp_write_i32(w, s->offline_replicas[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_topic_partitions_response_topic_init(
+    kp_describe_topic_partitions_response_topic_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->name = KP_STR_LIT("");
+    s->topic_authorized_operations = INT32_MIN;
+}
+
+static void
+dec_kp_describe_topic_partitions_response_topic(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_describe_topic_partitions_response_topic_t *s,
+                                                kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeTopicPartitionsResponseTopic.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponseTopic.Name";
+        s->name = kp_read_compact_str(r);
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponseTopic.TopicId";
+        s->topic_id = kp_read_uuid(r);
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponseTopic.IsInternal";
+        s->is_internal = kp_read_bool(r);
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponseTopic.Partitions";
+        {
+            int32_t n = kp_read_compact_array_len(r, 20, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_partitions = kp_reader_ok(r) ? n : 0;
+            s->partitions = NULL;
+            if (s->n_partitions > 0) {
+                s->partitions = kp_arena_calloc(a, (size_t)s->n_partitions, sizeof(*s->partitions));
+                if (s->partitions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_partitions = 0;
+                }
+                for (int32_t i = 0; i < s->n_partitions && kp_reader_ok(r); i++) {
+                    kp_describe_topic_partitions_response_partition_init(&s->partitions[i]);
+                    dec_kp_describe_topic_partitions_response_partition(r, version,
+                                                                        &s->partitions[i], a);
+                }
+            }
+        }
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponseTopic.TopicAuthorizedOperations";
+        s->topic_authorized_operations = kp_read_i32(r);
+    }
+    if (1) {
+        r->field = "DescribeTopicPartitionsResponseTopic._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_topic_partitions_response_topic(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_response_topic_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        kp_write_compact_str(w, s->name);
+    }
+    {
+        kp_write_uuid(w, &s->topic_id);
+    }
+    {
+        kp_write_bool(w, s->is_internal);
+    }
+    {
+        if (s->n_partitions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeTopicPartitionsResponseTopic.Partitions");
+        kp_write_compact_array_len(w, s->n_partitions);
+        for (int32_t i = 0; i < s->n_partitions; i++) {
+            enc_kp_describe_topic_partitions_response_partition(w, version, &s->partitions[i]);
+        }
+    }
+    {
+        kp_write_i32(w, s->topic_authorized_operations);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_topic_partitions_response_cursor_init(
+    kp_describe_topic_partitions_response_cursor_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->topic_name = KP_STR_LIT("");
+}
+
+static void
+dec_kp_describe_topic_partitions_response_cursor(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_describe_topic_partitions_response_cursor_t *s,
+                                                 kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "Cursor.TopicName";
+        s->topic_name = kp_read_compact_str(r);
+        if (s->topic_name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "Cursor.PartitionIndex";
+        s->partition_index = kp_read_i32(r);
+    }
+    if (1) {
+        r->field = "Cursor._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_topic_partitions_response_cursor(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_response_cursor_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->topic_name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "Cursor.TopicName");
+        kp_write_compact_str(w, s->topic_name);
+    }
+    {
+        kp_write_i32(w, s->partition_index);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_describe_topic_partitions_response(kp_reader_t *r,
+                                                      int16_t version,
+                                                      kp_describe_topic_partitions_response_t *s,
+                                                      kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeTopicPartitionsResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponse.Topics";
+        {
+            int32_t n = kp_read_compact_array_len(r, 26, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_topics = kp_reader_ok(r) ? n : 0;
+            s->topics = NULL;
+            if (s->n_topics > 0) {
+                s->topics = kp_arena_calloc(a, (size_t)s->n_topics, sizeof(*s->topics));
+                if (s->topics == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_topics = 0;
+                }
+                for (int32_t i = 0; i < s->n_topics && kp_reader_ok(r); i++) {
+                    kp_describe_topic_partitions_response_topic_init(&s->topics[i]);
+                    dec_kp_describe_topic_partitions_response_topic(r, version, &s->topics[i], a);
+                }
+            }
+        }
+    }
+    {
+        r->field = "DescribeTopicPartitionsResponse.NextCursor";
+        s->next_cursor = NULL;
+        if (kp_read_i8(r) < 0) {
+        } else if (kp_reader_ok(r)) {
+            s->next_cursor = kp_arena_alloc(a, sizeof(*s->next_cursor));
+            if (s->next_cursor == NULL) {
+                kp_reader_fail(r, ST_E_NOMEM);
+            } else {
+                kp_describe_topic_partitions_response_cursor_init(s->next_cursor);
+                dec_kp_describe_topic_partitions_response_cursor(r, version, s->next_cursor, a);
+            }
+        }
+    }
+    if (1) {
+        r->field = "DescribeTopicPartitionsResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_topic_partitions_response(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    {
+        if (s->n_topics < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeTopicPartitionsResponse.Topics");
+        kp_write_compact_array_len(w, s->n_topics);
+        for (int32_t i = 0; i < s->n_topics; i++) {
+            enc_kp_describe_topic_partitions_response_topic(w, version, &s->topics[i]);
+        }
+    }
+    {
+        kp_write_i8(w, s->next_cursor == NULL ? -1 : 1);
+        if (s->next_cursor != NULL)
+            enc_kp_describe_topic_partitions_response_cursor(w, version, s->next_cursor);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_topic_partitions_response_init(kp_describe_topic_partitions_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_describe_topic_partitions_response_decode(kp_reader_t *r,
+                                                 int16_t version,
+                                                 kp_describe_topic_partitions_response_t *m,
+                                                 kp_arena_t *a)
+{
+    kp_describe_topic_partitions_response_init(m);
+    r->field = "DescribeTopicPartitionsResponse";
+    if (version < 0 || version > 0)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_describe_topic_partitions_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_describe_topic_partitions_response_encode(kp_writer_t *w,
+                                                 int16_t version,
+                                                 const kp_describe_topic_partitions_response_t *m)
+{
+    if (version < 0 || version > 0)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_describe_topic_partitions_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_describe_topic_partitions_response(void *m)
+{
+    kp_describe_topic_partitions_response_init(m);
+}
+
+static int erased_decode_describe_topic_partitions_response(kp_reader_t *r,
+                                                            int16_t version,
+                                                            void *m,
+                                                            kp_arena_t *a)
+{
+    return kp_describe_topic_partitions_response_decode(r, version, m, a);
+}
+
+static int
+erased_encode_describe_topic_partitions_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_describe_topic_partitions_response_encode(w, version, m);
+}
+
 /* ---- ConsumerProtocolAssignment ---- */
 
 static void dec_kp_consumer_protocol_assignment_topic_partition(
@@ -20060,6 +20808,10 @@ const kp_msg_desc_t kp_msg_descs[] = {
     {"ListTransactionsRequest", KP_MSG_REQUEST, 66, 0, 1, 0, sizeof(kp_list_transactions_request_t),
      erased_init_list_transactions_request, erased_decode_list_transactions_request,
      erased_encode_list_transactions_request},
+    {"DescribeTopicPartitionsRequest", KP_MSG_REQUEST, 75, 0, 0, 0,
+     sizeof(kp_describe_topic_partitions_request_t), erased_init_describe_topic_partitions_request,
+     erased_decode_describe_topic_partitions_request,
+     erased_encode_describe_topic_partitions_request},
     {"ProduceResponse", KP_MSG_RESPONSE, 0, 0, 11, 9, sizeof(kp_produce_response_t),
      erased_init_produce_response, erased_decode_produce_response, erased_encode_produce_response},
     {"FetchResponse", KP_MSG_RESPONSE, 1, 0, 17, 12, sizeof(kp_fetch_response_t),
@@ -20181,6 +20933,11 @@ const kp_msg_desc_t kp_msg_descs[] = {
     {"ListTransactionsResponse", KP_MSG_RESPONSE, 66, 0, 1, 0,
      sizeof(kp_list_transactions_response_t), erased_init_list_transactions_response,
      erased_decode_list_transactions_response, erased_encode_list_transactions_response},
+    {"DescribeTopicPartitionsResponse", KP_MSG_RESPONSE, 75, 0, 0, 0,
+     sizeof(kp_describe_topic_partitions_response_t),
+     erased_init_describe_topic_partitions_response,
+     erased_decode_describe_topic_partitions_response,
+     erased_encode_describe_topic_partitions_response},
     {"ConsumerProtocolAssignment", KP_MSG_DATA, -1, 0, 3, -1,
      sizeof(kp_consumer_protocol_assignment_t), erased_init_consumer_protocol_assignment,
      erased_decode_consumer_protocol_assignment, erased_encode_consumer_protocol_assignment},
@@ -20191,45 +20948,46 @@ const kp_msg_desc_t kp_msg_descs[] = {
 const size_t kp_n_msg_descs = sizeof(kp_msg_descs) / sizeof(kp_msg_descs[0]);
 
 const kp_api_t kp_apis[] = {
-    {0, "Produce", 0, 11, 11, 9, &kp_msg_descs[2], &kp_msg_descs[41]},
-    {1, "Fetch", 0, 17, 17, 12, &kp_msg_descs[3], &kp_msg_descs[42]},
-    {2, "ListOffsets", 0, 10, 10, 6, &kp_msg_descs[4], &kp_msg_descs[43]},
-    {3, "Metadata", 0, 12, 12, 9, &kp_msg_descs[5], &kp_msg_descs[44]},
-    {8, "OffsetCommit", 0, 9, 9, 8, &kp_msg_descs[6], &kp_msg_descs[45]},
-    {9, "OffsetFetch", 0, 9, 9, 6, &kp_msg_descs[7], &kp_msg_descs[46]},
-    {10, "FindCoordinator", 0, 6, 6, 3, &kp_msg_descs[8], &kp_msg_descs[47]},
-    {11, "JoinGroup", 0, 9, 9, 6, &kp_msg_descs[9], &kp_msg_descs[48]},
-    {12, "Heartbeat", 0, 4, 4, 4, &kp_msg_descs[10], &kp_msg_descs[49]},
-    {13, "LeaveGroup", 0, 5, 5, 4, &kp_msg_descs[11], &kp_msg_descs[50]},
-    {14, "SyncGroup", 0, 5, 5, 4, &kp_msg_descs[12], &kp_msg_descs[51]},
-    {15, "DescribeGroups", 0, 5, 5, 5, &kp_msg_descs[13], &kp_msg_descs[52]},
-    {16, "ListGroups", 0, 5, 5, 3, &kp_msg_descs[14], &kp_msg_descs[53]},
-    {17, "SaslHandshake", 0, 1, 1, -1, &kp_msg_descs[15], &kp_msg_descs[54]},
-    {18, "ApiVersions", 0, 4, 4, 3, &kp_msg_descs[16], &kp_msg_descs[55]},
-    {19, "CreateTopics", 0, 7, 7, 5, &kp_msg_descs[17], &kp_msg_descs[56]},
-    {20, "DeleteTopics", 0, 6, 6, 4, &kp_msg_descs[18], &kp_msg_descs[57]},
-    {21, "DeleteRecords", 0, 2, 2, 2, &kp_msg_descs[19], &kp_msg_descs[58]},
-    {22, "InitProducerId", 0, 5, 5, 2, &kp_msg_descs[20], &kp_msg_descs[59]},
-    {23, "OffsetForLeaderEpoch", 0, 4, 4, 4, &kp_msg_descs[21], &kp_msg_descs[60]},
-    {24, "AddPartitionsToTxn", 0, 5, 5, 3, &kp_msg_descs[22], &kp_msg_descs[61]},
-    {25, "AddOffsetsToTxn", 0, 4, 4, 3, &kp_msg_descs[23], &kp_msg_descs[62]},
-    {26, "EndTxn", 0, 5, 4, 3, &kp_msg_descs[24], &kp_msg_descs[63]},
-    {28, "TxnOffsetCommit", 0, 4, 4, 3, &kp_msg_descs[25], &kp_msg_descs[64]},
-    {29, "DescribeAcls", 0, 3, 3, 2, &kp_msg_descs[26], &kp_msg_descs[65]},
-    {30, "CreateAcls", 0, 3, 3, 2, &kp_msg_descs[27], &kp_msg_descs[66]},
-    {31, "DeleteAcls", 0, 3, 3, 2, &kp_msg_descs[28], &kp_msg_descs[67]},
-    {32, "DescribeConfigs", 0, 4, 4, 4, &kp_msg_descs[29], &kp_msg_descs[68]},
-    {33, "AlterConfigs", 0, 2, 2, 2, &kp_msg_descs[30], &kp_msg_descs[69]},
-    {36, "SaslAuthenticate", 0, 2, 2, 2, &kp_msg_descs[31], &kp_msg_descs[70]},
-    {37, "CreatePartitions", 0, 3, 3, 2, &kp_msg_descs[32], &kp_msg_descs[71]},
-    {42, "DeleteGroups", 0, 2, 2, 2, &kp_msg_descs[33], &kp_msg_descs[72]},
-    {44, "IncrementalAlterConfigs", 0, 1, 1, 1, &kp_msg_descs[34], &kp_msg_descs[73]},
-    {47, "OffsetDelete", 0, 0, 0, -1, &kp_msg_descs[35], &kp_msg_descs[74]},
-    {50, "DescribeUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[36], &kp_msg_descs[75]},
-    {51, "AlterUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[37], &kp_msg_descs[76]},
-    {60, "DescribeCluster", 0, 1, 1, 0, &kp_msg_descs[38], &kp_msg_descs[77]},
-    {65, "DescribeTransactions", 0, 0, 0, 0, &kp_msg_descs[39], &kp_msg_descs[78]},
-    {66, "ListTransactions", 0, 1, 1, 0, &kp_msg_descs[40], &kp_msg_descs[79]},
+    {0, "Produce", 0, 11, 11, 9, &kp_msg_descs[2], &kp_msg_descs[42]},
+    {1, "Fetch", 0, 17, 17, 12, &kp_msg_descs[3], &kp_msg_descs[43]},
+    {2, "ListOffsets", 0, 10, 10, 6, &kp_msg_descs[4], &kp_msg_descs[44]},
+    {3, "Metadata", 0, 12, 12, 9, &kp_msg_descs[5], &kp_msg_descs[45]},
+    {8, "OffsetCommit", 0, 9, 9, 8, &kp_msg_descs[6], &kp_msg_descs[46]},
+    {9, "OffsetFetch", 0, 9, 9, 6, &kp_msg_descs[7], &kp_msg_descs[47]},
+    {10, "FindCoordinator", 0, 6, 6, 3, &kp_msg_descs[8], &kp_msg_descs[48]},
+    {11, "JoinGroup", 0, 9, 9, 6, &kp_msg_descs[9], &kp_msg_descs[49]},
+    {12, "Heartbeat", 0, 4, 4, 4, &kp_msg_descs[10], &kp_msg_descs[50]},
+    {13, "LeaveGroup", 0, 5, 5, 4, &kp_msg_descs[11], &kp_msg_descs[51]},
+    {14, "SyncGroup", 0, 5, 5, 4, &kp_msg_descs[12], &kp_msg_descs[52]},
+    {15, "DescribeGroups", 0, 5, 5, 5, &kp_msg_descs[13], &kp_msg_descs[53]},
+    {16, "ListGroups", 0, 5, 5, 3, &kp_msg_descs[14], &kp_msg_descs[54]},
+    {17, "SaslHandshake", 0, 1, 1, -1, &kp_msg_descs[15], &kp_msg_descs[55]},
+    {18, "ApiVersions", 0, 4, 4, 3, &kp_msg_descs[16], &kp_msg_descs[56]},
+    {19, "CreateTopics", 0, 7, 7, 5, &kp_msg_descs[17], &kp_msg_descs[57]},
+    {20, "DeleteTopics", 0, 6, 6, 4, &kp_msg_descs[18], &kp_msg_descs[58]},
+    {21, "DeleteRecords", 0, 2, 2, 2, &kp_msg_descs[19], &kp_msg_descs[59]},
+    {22, "InitProducerId", 0, 5, 5, 2, &kp_msg_descs[20], &kp_msg_descs[60]},
+    {23, "OffsetForLeaderEpoch", 0, 4, 4, 4, &kp_msg_descs[21], &kp_msg_descs[61]},
+    {24, "AddPartitionsToTxn", 0, 5, 5, 3, &kp_msg_descs[22], &kp_msg_descs[62]},
+    {25, "AddOffsetsToTxn", 0, 4, 4, 3, &kp_msg_descs[23], &kp_msg_descs[63]},
+    {26, "EndTxn", 0, 5, 4, 3, &kp_msg_descs[24], &kp_msg_descs[64]},
+    {28, "TxnOffsetCommit", 0, 4, 4, 3, &kp_msg_descs[25], &kp_msg_descs[65]},
+    {29, "DescribeAcls", 0, 3, 3, 2, &kp_msg_descs[26], &kp_msg_descs[66]},
+    {30, "CreateAcls", 0, 3, 3, 2, &kp_msg_descs[27], &kp_msg_descs[67]},
+    {31, "DeleteAcls", 0, 3, 3, 2, &kp_msg_descs[28], &kp_msg_descs[68]},
+    {32, "DescribeConfigs", 0, 4, 4, 4, &kp_msg_descs[29], &kp_msg_descs[69]},
+    {33, "AlterConfigs", 0, 2, 2, 2, &kp_msg_descs[30], &kp_msg_descs[70]},
+    {36, "SaslAuthenticate", 0, 2, 2, 2, &kp_msg_descs[31], &kp_msg_descs[71]},
+    {37, "CreatePartitions", 0, 3, 3, 2, &kp_msg_descs[32], &kp_msg_descs[72]},
+    {42, "DeleteGroups", 0, 2, 2, 2, &kp_msg_descs[33], &kp_msg_descs[73]},
+    {44, "IncrementalAlterConfigs", 0, 1, 1, 1, &kp_msg_descs[34], &kp_msg_descs[74]},
+    {47, "OffsetDelete", 0, 0, 0, -1, &kp_msg_descs[35], &kp_msg_descs[75]},
+    {50, "DescribeUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[36], &kp_msg_descs[76]},
+    {51, "AlterUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[37], &kp_msg_descs[77]},
+    {60, "DescribeCluster", 0, 1, 1, 0, &kp_msg_descs[38], &kp_msg_descs[78]},
+    {65, "DescribeTransactions", 0, 0, 0, 0, &kp_msg_descs[39], &kp_msg_descs[79]},
+    {66, "ListTransactions", 0, 1, 1, 0, &kp_msg_descs[40], &kp_msg_descs[80]},
+    {75, "DescribeTopicPartitions", 0, 0, 0, 0, &kp_msg_descs[41], &kp_msg_descs[81]},
 };
 const size_t kp_n_apis = sizeof(kp_apis) / sizeof(kp_apis[0]);
 

@@ -127,6 +127,7 @@ enum {
     KP_API_DESCRIBE_CLUSTER = 60,
     KP_API_DESCRIBE_TRANSACTIONS = 65,
     KP_API_LIST_TRANSACTIONS = 66,
+    KP_API_DESCRIBE_TOPIC_PARTITIONS = 75,
 };
 
 /* ---- RequestHeader ---- */
@@ -1779,6 +1780,48 @@ ST_MUST_CHECK int kp_list_transactions_request_decode(kp_reader_t *r,
 ST_MUST_CHECK int kp_list_transactions_request_encode(kp_writer_t *w,
                                                       int16_t version,
                                                       const kp_list_transactions_request_t *m);
+
+/* ---- DescribeTopicPartitionsRequest ---- */
+
+/** TopicRequest */
+typedef struct kp_describe_topic_partitions_request_topic_request {
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
+    kp_str_t name;
+} kp_describe_topic_partitions_request_topic_request_t;
+
+/** Cursor */
+typedef struct kp_describe_topic_partitions_request_cursor {
+    /* TopicName string, versions 0+. The name for the first topic to process. Decoded: borrowed
+     * from the input buffer. */
+    kp_str_t topic_name;
+    /* PartitionIndex int32, versions 0+. The partition index to start with. */
+    int32_t partition_index;
+} kp_describe_topic_partitions_request_cursor_t;
+
+/** DescribeTopicPartitionsRequest (versions 0) */
+typedef struct kp_describe_topic_partitions_request {
+    /* Topics []TopicRequest, versions 0+. The topics to fetch details for. Decoded: borrowed from
+     * the arena. */
+    kp_describe_topic_partitions_request_topic_request_t *topics;
+    /* element count of topics, -1 = null */
+    int32_t n_topics;
+    /* ResponsePartitionLimit int32, versions 0+, default 2000. The maximum number of partitions
+     * included in the response. */
+    int32_t response_partition_limit;
+    /* Cursor Cursor, versions 0+, nullable 0+, default null. The first topic and partition index to
+     * fetch details for. NULL = null. Decoded: borrowed from the arena. */
+    kp_describe_topic_partitions_request_cursor_t *cursor;
+} kp_describe_topic_partitions_request_t;
+
+void kp_describe_topic_partitions_request_topic_request_init(
+    kp_describe_topic_partitions_request_topic_request_t *s);
+void kp_describe_topic_partitions_request_cursor_init(
+    kp_describe_topic_partitions_request_cursor_t *s);
+void kp_describe_topic_partitions_request_init(kp_describe_topic_partitions_request_t *m);
+ST_MUST_CHECK int kp_describe_topic_partitions_request_decode(
+    kp_reader_t *r, int16_t version, kp_describe_topic_partitions_request_t *m, kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_topic_partitions_request_encode(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_request_t *m);
 
 /* ---- ProduceResponse ---- */
 
@@ -3835,6 +3878,103 @@ ST_MUST_CHECK int kp_list_transactions_response_decode(kp_reader_t *r,
 ST_MUST_CHECK int kp_list_transactions_response_encode(kp_writer_t *w,
                                                        int16_t version,
                                                        const kp_list_transactions_response_t *m);
+
+/* ---- DescribeTopicPartitionsResponse ---- */
+
+/** DescribeTopicPartitionsResponsePartition */
+typedef struct kp_describe_topic_partitions_response_partition {
+    /* ErrorCode int16, versions 0+. The partition error, or 0 if there was no error. */
+    int16_t error_code;
+    /* PartitionIndex int32, versions 0+. The partition index. */
+    int32_t partition_index;
+    /* LeaderId int32, versions 0+. The ID of the leader broker. */
+    int32_t leader_id;
+    /* LeaderEpoch int32, versions 0+, default -1, ignorable. The leader epoch of this partition. */
+    int32_t leader_epoch;
+    /* ReplicaNodes []int32, versions 0+. The set of all nodes that host this partition. Decoded:
+     * borrowed from the arena. */
+    int32_t *replica_nodes;
+    /* element count of replica_nodes, -1 = null */
+    int32_t n_replica_nodes;
+    /* IsrNodes []int32, versions 0+. The set of nodes that are in sync with the leader for this
+     * partition. Decoded: borrowed from the arena. */
+    int32_t *isr_nodes;
+    /* element count of isr_nodes, -1 = null */
+    int32_t n_isr_nodes;
+    /* EligibleLeaderReplicas []int32, versions 0+, nullable 0+, default null. The new eligible
+     * leader replicas otherwise. Decoded: borrowed from the arena. */
+    int32_t *eligible_leader_replicas;
+    /* element count of eligible_leader_replicas, -1 = null */
+    int32_t n_eligible_leader_replicas;
+    /* LastKnownElr []int32, versions 0+, nullable 0+, default null. The last known ELR. Decoded:
+     * borrowed from the arena. */
+    int32_t *last_known_elr;
+    /* element count of last_known_elr, -1 = null */
+    int32_t n_last_known_elr;
+    /* OfflineReplicas []int32, versions 0+, ignorable. The set of offline replicas of this
+     * partition. Decoded: borrowed from the arena. */
+    int32_t *offline_replicas;
+    /* element count of offline_replicas, -1 = null */
+    int32_t n_offline_replicas;
+} kp_describe_topic_partitions_response_partition_t;
+
+/** DescribeTopicPartitionsResponseTopic */
+typedef struct kp_describe_topic_partitions_response_topic {
+    /* ErrorCode int16, versions 0+. The topic error, or 0 if there was no error. */
+    int16_t error_code;
+    /* Name string, versions 0+, nullable 0+. The topic name. Decoded: borrowed from the input
+     * buffer. */
+    kp_str_t name;
+    /* TopicId uuid, versions 0+, ignorable. The topic id. */
+    kp_uuid_t topic_id;
+    /* IsInternal bool, versions 0+, default false, ignorable. True if the topic is internal. */
+    bool is_internal;
+    /* Partitions []DescribeTopicPartitionsResponsePartition, versions 0+. Each partition in the
+     * topic. Decoded: borrowed from the arena. */
+    kp_describe_topic_partitions_response_partition_t *partitions;
+    /* element count of partitions, -1 = null */
+    int32_t n_partitions;
+    /* TopicAuthorizedOperations int32, versions 0+, default -2147483648. 32-bit bitfield to
+     * represent authorized operations for this topic. */
+    int32_t topic_authorized_operations;
+} kp_describe_topic_partitions_response_topic_t;
+
+/** Cursor */
+typedef struct kp_describe_topic_partitions_response_cursor {
+    /* TopicName string, versions 0+. The name for the first topic to process. Decoded: borrowed
+     * from the input buffer. */
+    kp_str_t topic_name;
+    /* PartitionIndex int32, versions 0+. The partition index to start with. */
+    int32_t partition_index;
+} kp_describe_topic_partitions_response_cursor_t;
+
+/** DescribeTopicPartitionsResponse (versions 0) */
+typedef struct kp_describe_topic_partitions_response {
+    /* ThrottleTimeMs int32, versions 0+, ignorable. The duration in milliseconds for which the
+     * request was throttled due to a quota violation, or zero if the request did not violate any
+     * quota. */
+    int32_t throttle_time_ms;
+    /* Topics []DescribeTopicPartitionsResponseTopic, versions 0+. Each topic in the response.
+     * Decoded: borrowed from the arena. */
+    kp_describe_topic_partitions_response_topic_t *topics;
+    /* element count of topics, -1 = null */
+    int32_t n_topics;
+    /* NextCursor Cursor, versions 0+, nullable 0+, default null. The next topic and partition index
+     * to fetch details for. NULL = null. Decoded: borrowed from the arena. */
+    kp_describe_topic_partitions_response_cursor_t *next_cursor;
+} kp_describe_topic_partitions_response_t;
+
+void kp_describe_topic_partitions_response_partition_init(
+    kp_describe_topic_partitions_response_partition_t *s);
+void kp_describe_topic_partitions_response_topic_init(
+    kp_describe_topic_partitions_response_topic_t *s);
+void kp_describe_topic_partitions_response_cursor_init(
+    kp_describe_topic_partitions_response_cursor_t *s);
+void kp_describe_topic_partitions_response_init(kp_describe_topic_partitions_response_t *m);
+ST_MUST_CHECK int kp_describe_topic_partitions_response_decode(
+    kp_reader_t *r, int16_t version, kp_describe_topic_partitions_response_t *m, kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_topic_partitions_response_encode(
+    kp_writer_t *w, int16_t version, const kp_describe_topic_partitions_response_t *m);
 
 /* ---- ConsumerProtocolAssignment ---- */
 

@@ -159,8 +159,11 @@ class Field:
         self.struct = None  # Struct for struct-typed fields and arrays of structs
         if self.elem not in PRIMS and self.elem not in VIEWS:
             self.struct = msg.struct_for(self.elem, d, self)
-        if self.struct is not None and not self.is_array and not self.nullable.empty():
-            die("%s.%s: nullable struct fields are not supported" % (msg.name, self.name))
+        # A nullable struct field is a pointer, NULL for null; on the wire an int8 marker
+        # (-1 null, 1 present) precedes the struct. Only null defaults are supported.
+        self.ptr = self.struct is not None and not self.is_array and not self.nullable.empty()
+        if self.ptr and (self.default != "null" or self.tag is not None):
+            die("%s.%s: a nullable struct must default to null and not be tagged" % (msg.name, self.name))
 
     def ctype(self):
         if self.struct is not None:
@@ -253,6 +256,8 @@ def min_size(f, v):
     flex = f.flex.contains(v)
     if f.is_array:
         return 1 if flex else 4
+    if f.ptr:
+        return 1
     if f.struct is not None:
         return struct_min_size(f.struct, v)
     if f.elem in PRIMS:
@@ -335,6 +340,8 @@ def not_default_cond(f, ref):
     """C condition: field at ref (e.g. 's->x') differs from its default."""
     if f.is_array:
         return "%s >= 0" % count_ref(f, ref) if f.default == "null" else "%s != 0" % count_ref(f, ref)
+    if f.ptr:
+        return "%s != NULL" % ref
     if f.struct is not None:
         f.struct.needs_is_default = True
         return "!is_default_%s(&%s)" % (f.struct.cbase, ref)
@@ -448,6 +455,24 @@ def read_field(f, R, ref, ctx, o):
         o("}")
         o("}")
         o("}")
+    elif f.ptr:
+        nc = f.nullable.cond(ctx)
+        o("%s = NULL;" % ref)
+        o("if (kp_read_i8(%s) < 0) {" % R)
+        if nc != "1":
+            o("if (!(%s))" % nc if nc != "0" else "{")
+            o("    kp_reader_fail(%s, ST_E_MALFORMED);" % R)
+            if nc == "0":
+                o("}")
+        o("} else if (kp_reader_ok(%s)) {" % R)
+        o("%s = kp_arena_alloc(a, sizeof(*%s));" % (ref, ref))
+        o("if (%s == NULL) {" % ref)
+        o("kp_reader_fail(%s, ST_E_NOMEM);" % R)
+        o("} else {")
+        o("%s_init(%s);" % (f.struct.cbase, ref))
+        o("dec_%s(%s, version, %s, a);" % (f.struct.cbase, R, ref))
+        o("}")
+        o("}")
     elif f.struct is not None:
         o("%s_init(&%s);" % (f.struct.cbase, ref))
         o("dec_%s(%s, version, &%s, a);" % (f.struct.cbase, R, ref))
@@ -478,6 +503,15 @@ def write_field(f, W, ref, ctx, o):
         else:
             write_scalar(f, W, el, ctx, o, elem=True)
         o("}")
+    elif f.ptr:
+        nc = f.nullable.cond(ctx)
+        if nc != "1":
+            neg = "" if nc == "0" else " && !(%s)" % nc
+            o("if (%s == NULL%s)" % (ref, neg))
+            o("    kp_writer_fail_at(%s, ST_E_INVAL, %s);" % (W, c_string("%s.%s" % (f.owner.name, f.name))))
+        o("kp_write_i8(%s, %s == NULL ? -1 : 1);" % (W, ref))
+        o("if (%s != NULL)" % ref)
+        o("    enc_%s(%s, version, %s);" % (f.struct.cbase, W, ref))
     elif f.struct is not None:
         o("enc_%s(%s, version, &%s);" % (f.struct.cbase, W, ref))
     else:
@@ -504,6 +538,9 @@ def gen_typedef(s, o):
             o("    %s *%s;" % (f.ctype(), f.c))
             o("    /* element count of %s, -1 = null */" % f.c)
             o("    int32_t n_%s;" % f.c)
+        elif f.ptr:
+            o("    /* %s NULL = null. Decoded: borrowed from the arena. */" % desc)
+            o("    %s *%s;" % (f.ctype(), f.c))
         else:
             if f.elem in VIEWS:
                 desc += " Decoded: borrowed from the input buffer."
@@ -535,6 +572,8 @@ def gen_init(s, o, static):
         if f.is_array:
             if f.default == "null":
                 o("%s = -1;" % count_ref(f, ref))
+        elif f.ptr:
+            pass  # NULL (memset)
         elif f.struct is not None:
             o("%s_init(&%s);" % (f.struct.cbase, ref))
         else:
@@ -697,6 +736,13 @@ def gen_fill(s, o):
             o("for (int32_t i = 0; %s != NULL && i < 2; i++) {" % ref)
             fill_value(f, "%s[i]" % ref, fctx, o)
             o("}")
+            o("}")
+        elif f.ptr:
+            null = "variant == 1" if nc == "1" else ("0" if nc == "0" else "variant == 1 && (%s)" % nc)
+            o("%s = (%s) ? NULL : kp_arena_alloc(a, sizeof(*%s));" % (ref, null, ref))
+            o("if (%s != NULL) {" % ref)
+            o("%s_init(%s);" % (f.struct.cbase, ref))
+            o("fill_%s(%s, version, a, variant, seq);" % (f.struct.cbase, ref))
             o("}")
         else:
             fill_value(f, ref, fctx, o, nc)

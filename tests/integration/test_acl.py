@@ -213,7 +213,7 @@ def flex_call(port, api, ver, body):
 
 def metadata_v12(port, name=None, topic_id=None):
     """Metadata v12 of one topic, by name or id: (error, name, topic id)."""
-    body = b"\2" + (topic_id or b"\0" * 16) + (cstr(name) if name else b"\0") + b"\0"
+    body = b"\2" + (topic_id or b"\0" * 16) + (cstr(name) if name is not None else b"\0") + b"\0"
     r = flex_call(port, 3, 12, body + b"\0\0\0")  # allow_auto, include_topic_ops, tags
     r.take(">i")
     for _ in range(r.uv() - 1):  # brokers
@@ -222,6 +222,31 @@ def metadata_v12(port, name=None, topic_id=None):
     assert r.uv() - 1 == 1
     err, tname, tid = r.take(">h"), r.str(), r.raw(16)
     return err, tname, tid
+
+
+def describe_topic_partitions(port, names):
+    """DescribeTopicPartitions v0 (no names: every topic): [(topic error, name, partitions)]."""
+    body = struct.pack(">B", len(names) + 1) + b"".join(cstr(n) + b"\0" for n in names)
+    r = flex_call(port, 75, 0, body + struct.pack(">i", 2000) + b"\xff\0")  # no cursor, tags
+    r.take(">i")
+    out = []
+    for _ in range(r.uv() - 1):
+        err, name = r.take(">h"), r.str()
+        r.raw(16), r.take(">b")  # topic id, is internal
+        parts = []
+        for _ in range(r.uv() - 1):
+            perr, idx = r.take(">h"), r.take(">i")
+            r.take(">i"), r.take(">i")  # leader id, epoch
+            for _ in range(4):  # replicas, isr, elr, last known elr
+                for _ in range(max(r.uv() - 1, 0)):
+                    r.take(">i")
+            for _ in range(r.uv() - 1):  # offline replicas
+                r.take(">i")
+            r.tags()
+            parts.append((perr, idx))
+        r.take(">i"), r.tags()
+        out.append((err, name, parts))
+    return out
 
 
 def fetch_v13(port, topic_id):
@@ -457,6 +482,32 @@ class AclTest(unittest.TestCase):
         self.assertEqual(sorted(md.topics), ["pre.a", "pre.b"])
         md = self.admin().list_topics(topic="t-prod", timeout=10)
         self.assertEqual(md.topics["t-prod"].error.code(), TOPIC_AUTH)
+
+    def test_describe_topic_partitions_like_metadata(self):
+        self.grant(acl("DESCRIBE", "TOPIC", "pre.", "PREFIXED"))
+        # every topic: only the describable ones
+        self.assertEqual([t[1] for t in describe_topic_partitions(self.b.port, [])], ["pre.a", "pre.b"])
+        # by name: refused topics say so and show nothing
+        got = describe_topic_partitions(self.b.port, ["t-prod", "pre.a"])
+        self.assertEqual(sorted(got), [(0, "pre.a", [(0, 0)]), (TOPIC_AUTH, "t-prod", [])])
+        # only refused names: not read as "every topic"
+        self.assertEqual(describe_topic_partitions(self.b.port, ["t-prod"]), [(TOPIC_AUTH, "t-prod", [])])
+
+    def test_metadata_by_id_with_an_empty_name_is_authorized_by_id(self):
+        # the Java client asks by id with name "" (not null): the topic the id names is checked
+        self.grant(acl("DESCRIBE", "TOPIC", "t-read"))
+        _, _, tid = metadata_v12(self.b.port, name="t-read")
+        self.reset()
+        self.grant(acl("DESCRIBE", "TOPIC", "*"), acl("DESCRIBE", "TOPIC", "t-read", perm="DENY"))
+        # refused, and the name is not disclosed (the request's "" comes back)
+        self.assertEqual(metadata_v12(self.b.port, name="", topic_id=tid), (TOPIC_AUTH, "", tid))
+        # a describable name with the refused topic's id: answered for the name, never the id
+        err, name, got = metadata_v12(self.b.port, name="t-prod", topic_id=tid)
+        self.assertEqual((err, name), (0, "t-prod"))
+        self.assertNotEqual(got, tid)
+        self.reset()
+        self.grant(acl("DESCRIBE", "TOPIC", "t-read"))
+        self.assertEqual(metadata_v12(self.b.port, name="", topic_id=tid), (0, "t-read", tid))
 
     def test_topic_ids_metadata_v12_and_fetch_v13(self):
         self.grant(acl("DESCRIBE", "TOPIC", "t-read"))

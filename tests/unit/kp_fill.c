@@ -2840,6 +2840,100 @@ static void fill_kp_list_transactions_request(
     }
 }
 
+/* ---- DescribeTopicPartitionsRequest ---- */
+
+static void fill_kp_describe_topic_partitions_request_topic_request(
+    kp_describe_topic_partitions_request_topic_request_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void
+fill_kp_describe_topic_partitions_request_cursor(kp_describe_topic_partitions_request_cursor_t *s,
+                                                 int16_t version,
+                                                 kp_arena_t *a,
+                                                 int variant,
+                                                 uint32_t *seq);
+static void fill_kp_describe_topic_partitions_request(kp_describe_topic_partitions_request_t *s,
+                                                      int16_t version,
+                                                      kp_arena_t *a,
+                                                      int variant,
+                                                      uint32_t *seq);
+
+static void fill_kp_describe_topic_partitions_request_topic_request(
+    kp_describe_topic_partitions_request_topic_request_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->name = kp_fill_str(a, seq, variant, 0);
+    }
+}
+
+static void
+fill_kp_describe_topic_partitions_request_cursor(kp_describe_topic_partitions_request_cursor_t *s,
+                                                 int16_t version,
+                                                 kp_arena_t *a,
+                                                 int variant,
+                                                 uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->topic_name = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->partition_index = (int32_t)kp_fill_int(seq, 0);
+    }
+}
+
+static void fill_kp_describe_topic_partitions_request(kp_describe_topic_partitions_request_t *s,
+                                                      int16_t version,
+                                                      kp_arena_t *a,
+                                                      int variant,
+                                                      uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        if (variant == 1) {
+            s->n_topics = 0;
+            s->topics = NULL;
+        } else {
+            s->n_topics = 2;
+            s->topics = kp_arena_calloc(a, 2, sizeof(*s->topics));
+            for (int32_t i = 0; s->topics != NULL && i < 2; i++) {
+                kp_describe_topic_partitions_request_topic_request_init(&s->topics[i]);
+                fill_kp_describe_topic_partitions_request_topic_request(&s->topics[i], version, a,
+                                                                        variant, seq);
+            }
+        }
+    }
+    {
+        s->response_partition_limit = (int32_t)kp_fill_int(seq, 2000);
+    }
+    {
+        s->cursor = (variant == 1) ? NULL : kp_arena_alloc(a, sizeof(*s->cursor));
+        if (s->cursor != NULL) {
+            kp_describe_topic_partitions_request_cursor_init(s->cursor);
+            fill_kp_describe_topic_partitions_request_cursor(s->cursor, version, a, variant, seq);
+        }
+    }
+}
+
 /* ---- ProduceResponse ---- */
 
 static void fill_kp_produce_response_batch_index_and_error_message(
@@ -6585,6 +6679,220 @@ static void fill_kp_list_transactions_response(
     }
 }
 
+/* ---- DescribeTopicPartitionsResponse ---- */
+
+static void fill_kp_describe_topic_partitions_response_partition(
+    kp_describe_topic_partitions_response_partition_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void
+fill_kp_describe_topic_partitions_response_topic(kp_describe_topic_partitions_response_topic_t *s,
+                                                 int16_t version,
+                                                 kp_arena_t *a,
+                                                 int variant,
+                                                 uint32_t *seq);
+static void
+fill_kp_describe_topic_partitions_response_cursor(kp_describe_topic_partitions_response_cursor_t *s,
+                                                  int16_t version,
+                                                  kp_arena_t *a,
+                                                  int variant,
+                                                  uint32_t *seq);
+static void fill_kp_describe_topic_partitions_response(kp_describe_topic_partitions_response_t *s,
+                                                       int16_t version,
+                                                       kp_arena_t *a,
+                                                       int variant,
+                                                       uint32_t *seq);
+
+static void fill_kp_describe_topic_partitions_response_partition(
+    kp_describe_topic_partitions_response_partition_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->partition_index = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->leader_id = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->leader_epoch = (int32_t)kp_fill_int(seq, -1);
+    }
+    {
+        if (variant == 1) {
+            s->n_replica_nodes = 0;
+            s->replica_nodes = NULL;
+        } else {
+            s->n_replica_nodes = 2;
+            s->replica_nodes = kp_arena_calloc(a, 2, sizeof(*s->replica_nodes));
+            for (int32_t i = 0; s->replica_nodes != NULL && i < 2; i++) {
+                s->replica_nodes[i] = (int32_t)kp_fill_int(seq, 0);
+            }
+        }
+    }
+    {
+        if (variant == 1) {
+            s->n_isr_nodes = 0;
+            s->isr_nodes = NULL;
+        } else {
+            s->n_isr_nodes = 2;
+            s->isr_nodes = kp_arena_calloc(a, 2, sizeof(*s->isr_nodes));
+            for (int32_t i = 0; s->isr_nodes != NULL && i < 2; i++) {
+                s->isr_nodes[i] = (int32_t)kp_fill_int(seq, 0);
+            }
+        }
+    }
+    {
+        if (variant == 1) {
+            s->n_eligible_leader_replicas = -1;
+            s->eligible_leader_replicas = NULL;
+        } else {
+            s->n_eligible_leader_replicas = 2;
+            s->eligible_leader_replicas =
+                kp_arena_calloc(a, 2, sizeof(*s->eligible_leader_replicas));
+            for (int32_t i = 0; s->eligible_leader_replicas != NULL && i < 2; i++) {
+                s->eligible_leader_replicas[i] = (int32_t)kp_fill_int(seq, 0);
+            }
+        }
+    }
+    {
+        if (variant == 1) {
+            s->n_last_known_elr = -1;
+            s->last_known_elr = NULL;
+        } else {
+            s->n_last_known_elr = 2;
+            s->last_known_elr = kp_arena_calloc(a, 2, sizeof(*s->last_known_elr));
+            for (int32_t i = 0; s->last_known_elr != NULL && i < 2; i++) {
+                s->last_known_elr[i] = (int32_t)kp_fill_int(seq, 0);
+            }
+        }
+    }
+    {
+        if (variant == 1) {
+            s->n_offline_replicas = 0;
+            s->offline_replicas = NULL;
+        } else {
+            s->n_offline_replicas = 2;
+            s->offline_replicas = kp_arena_calloc(a, 2, sizeof(*s->offline_replicas));
+            for (int32_t i = 0; s->offline_replicas != NULL && i < 2; i++) {
+                s->offline_replicas[i] = (int32_t)kp_fill_int(seq, 0);
+            }
+        }
+    }
+}
+
+static void
+fill_kp_describe_topic_partitions_response_topic(kp_describe_topic_partitions_response_topic_t *s,
+                                                 int16_t version,
+                                                 kp_arena_t *a,
+                                                 int variant,
+                                                 uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->name = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        kp_fill_uuid(&s->topic_id, seq);
+    }
+    {
+        s->is_internal = !false;
+    }
+    {
+        if (variant == 1) {
+            s->n_partitions = 0;
+            s->partitions = NULL;
+        } else {
+            s->n_partitions = 2;
+            s->partitions = kp_arena_calloc(a, 2, sizeof(*s->partitions));
+            for (int32_t i = 0; s->partitions != NULL && i < 2; i++) {
+                kp_describe_topic_partitions_response_partition_init(&s->partitions[i]);
+                fill_kp_describe_topic_partitions_response_partition(&s->partitions[i], version, a,
+                                                                     variant, seq);
+            }
+        }
+    }
+    {
+        s->topic_authorized_operations = (int32_t)kp_fill_int(seq, INT32_MIN);
+    }
+}
+
+static void
+fill_kp_describe_topic_partitions_response_cursor(kp_describe_topic_partitions_response_cursor_t *s,
+                                                  int16_t version,
+                                                  kp_arena_t *a,
+                                                  int variant,
+                                                  uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->topic_name = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->partition_index = (int32_t)kp_fill_int(seq, 0);
+    }
+}
+
+static void fill_kp_describe_topic_partitions_response(kp_describe_topic_partitions_response_t *s,
+                                                       int16_t version,
+                                                       kp_arena_t *a,
+                                                       int variant,
+                                                       uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_topics = 0;
+            s->topics = NULL;
+        } else {
+            s->n_topics = 2;
+            s->topics = kp_arena_calloc(a, 2, sizeof(*s->topics));
+            for (int32_t i = 0; s->topics != NULL && i < 2; i++) {
+                kp_describe_topic_partitions_response_topic_init(&s->topics[i]);
+                fill_kp_describe_topic_partitions_response_topic(&s->topics[i], version, a, variant,
+                                                                 seq);
+            }
+        }
+    }
+    {
+        s->next_cursor = (variant == 1) ? NULL : kp_arena_alloc(a, sizeof(*s->next_cursor));
+        if (s->next_cursor != NULL) {
+            kp_describe_topic_partitions_response_cursor_init(s->next_cursor);
+            fill_kp_describe_topic_partitions_response_cursor(s->next_cursor, version, a, variant,
+                                                              seq);
+        }
+    }
+}
+
 /* ---- ConsumerProtocolAssignment ---- */
 
 static void fill_kp_consumer_protocol_assignment_topic_partition(
@@ -6919,166 +7227,174 @@ void kp_fill_msg(const kp_msg_desc_t *d, void *m, int16_t version, kp_arena_t *a
         return;
     }
     if (d == &kp_msg_descs[41]) {
-        fill_kp_produce_response(m, version, a, variant, &seq);
+        fill_kp_describe_topic_partitions_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[42]) {
-        fill_kp_fetch_response(m, version, a, variant, &seq);
+        fill_kp_produce_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[43]) {
-        fill_kp_list_offsets_response(m, version, a, variant, &seq);
+        fill_kp_fetch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[44]) {
-        fill_kp_metadata_response(m, version, a, variant, &seq);
+        fill_kp_list_offsets_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[45]) {
-        fill_kp_offset_commit_response(m, version, a, variant, &seq);
+        fill_kp_metadata_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[46]) {
-        fill_kp_offset_fetch_response(m, version, a, variant, &seq);
+        fill_kp_offset_commit_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[47]) {
-        fill_kp_find_coordinator_response(m, version, a, variant, &seq);
+        fill_kp_offset_fetch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[48]) {
-        fill_kp_join_group_response(m, version, a, variant, &seq);
+        fill_kp_find_coordinator_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[49]) {
-        fill_kp_heartbeat_response(m, version, a, variant, &seq);
+        fill_kp_join_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[50]) {
-        fill_kp_leave_group_response(m, version, a, variant, &seq);
+        fill_kp_heartbeat_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[51]) {
-        fill_kp_sync_group_response(m, version, a, variant, &seq);
+        fill_kp_leave_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[52]) {
-        fill_kp_describe_groups_response(m, version, a, variant, &seq);
+        fill_kp_sync_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[53]) {
-        fill_kp_list_groups_response(m, version, a, variant, &seq);
+        fill_kp_describe_groups_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[54]) {
-        fill_kp_sasl_handshake_response(m, version, a, variant, &seq);
+        fill_kp_list_groups_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[55]) {
-        fill_kp_api_versions_response(m, version, a, variant, &seq);
+        fill_kp_sasl_handshake_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[56]) {
-        fill_kp_create_topics_response(m, version, a, variant, &seq);
+        fill_kp_api_versions_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[57]) {
-        fill_kp_delete_topics_response(m, version, a, variant, &seq);
+        fill_kp_create_topics_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[58]) {
-        fill_kp_delete_records_response(m, version, a, variant, &seq);
+        fill_kp_delete_topics_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[59]) {
-        fill_kp_init_producer_id_response(m, version, a, variant, &seq);
+        fill_kp_delete_records_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[60]) {
-        fill_kp_offset_for_leader_epoch_response(m, version, a, variant, &seq);
+        fill_kp_init_producer_id_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[61]) {
-        fill_kp_add_partitions_to_txn_response(m, version, a, variant, &seq);
+        fill_kp_offset_for_leader_epoch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[62]) {
-        fill_kp_add_offsets_to_txn_response(m, version, a, variant, &seq);
+        fill_kp_add_partitions_to_txn_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[63]) {
-        fill_kp_end_txn_response(m, version, a, variant, &seq);
+        fill_kp_add_offsets_to_txn_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[64]) {
-        fill_kp_txn_offset_commit_response(m, version, a, variant, &seq);
+        fill_kp_end_txn_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[65]) {
-        fill_kp_describe_acls_response(m, version, a, variant, &seq);
+        fill_kp_txn_offset_commit_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[66]) {
-        fill_kp_create_acls_response(m, version, a, variant, &seq);
+        fill_kp_describe_acls_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[67]) {
-        fill_kp_delete_acls_response(m, version, a, variant, &seq);
+        fill_kp_create_acls_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[68]) {
-        fill_kp_describe_configs_response(m, version, a, variant, &seq);
+        fill_kp_delete_acls_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[69]) {
-        fill_kp_alter_configs_response(m, version, a, variant, &seq);
+        fill_kp_describe_configs_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[70]) {
-        fill_kp_sasl_authenticate_response(m, version, a, variant, &seq);
+        fill_kp_alter_configs_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[71]) {
-        fill_kp_create_partitions_response(m, version, a, variant, &seq);
+        fill_kp_sasl_authenticate_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[72]) {
-        fill_kp_delete_groups_response(m, version, a, variant, &seq);
+        fill_kp_create_partitions_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[73]) {
-        fill_kp_incremental_alter_configs_response(m, version, a, variant, &seq);
+        fill_kp_delete_groups_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[74]) {
-        fill_kp_offset_delete_response(m, version, a, variant, &seq);
+        fill_kp_incremental_alter_configs_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[75]) {
-        fill_kp_describe_user_scram_credentials_response(m, version, a, variant, &seq);
+        fill_kp_offset_delete_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[76]) {
-        fill_kp_alter_user_scram_credentials_response(m, version, a, variant, &seq);
+        fill_kp_describe_user_scram_credentials_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[77]) {
-        fill_kp_describe_cluster_response(m, version, a, variant, &seq);
+        fill_kp_alter_user_scram_credentials_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[78]) {
-        fill_kp_describe_transactions_response(m, version, a, variant, &seq);
+        fill_kp_describe_cluster_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[79]) {
-        fill_kp_list_transactions_response(m, version, a, variant, &seq);
+        fill_kp_describe_transactions_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[80]) {
-        fill_kp_consumer_protocol_assignment(m, version, a, variant, &seq);
+        fill_kp_list_transactions_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[81]) {
+        fill_kp_describe_topic_partitions_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[82]) {
+        fill_kp_consumer_protocol_assignment(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[83]) {
         fill_kp_consumer_protocol_subscription(m, version, a, variant, &seq);
         return;
     }

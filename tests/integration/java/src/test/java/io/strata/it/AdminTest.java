@@ -26,6 +26,7 @@ import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.DescribeTopicsOptions;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.ListOffsetsResult;
 import org.apache.kafka.clients.admin.NewPartitions;
@@ -46,6 +47,11 @@ import org.apache.kafka.common.errors.GroupIdNotFoundException;
 import org.apache.kafka.common.errors.InvalidPartitionsException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+import org.apache.kafka.common.message.DescribeTopicPartitionsRequestData;
+import org.apache.kafka.common.message.DescribeTopicPartitionsResponseData;
+import org.apache.kafka.common.protocol.Errors;
+import org.apache.kafka.common.requests.DescribeTopicPartitionsRequest;
+import org.apache.kafka.common.requests.DescribeTopicPartitionsResponse;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -238,5 +244,55 @@ class AdminTest {
         get(admin.deleteConsumerGroups(List.of(g)).all());
         assertInstanceOf(GroupIdNotFoundException.class, cause(admin.deleteConsumerGroups(List.of(g)).all()));
         assertTrue(get(admin.listGroups().all()).stream().noneMatch(x -> x.groupId().equals(g)));
+    }
+
+    /** DescribeTopicPartitions v0 (KIP-966), which Admin.describeTopics uses first: names
+     * sorted, pages of response_partition_limit partitions joined by the cursor, unknown
+     * topics answered with UNKNOWN_TOPIC_OR_PARTITION. */
+    @Test
+    void describeTopicPartitions() throws Exception {
+        String a = Strata.unique("jdtp-a"), b = a.replace("jdtp-a", "jdtp-b");
+        Strata.createTopic(admin, a, 2, null);
+        Strata.createTopic(admin, b, 5, null);
+        String missing = a.replace("jdtp-a", "jdtp-c");
+        DescribeTopicPartitionsRequestData q = new DescribeTopicPartitionsRequestData().setResponsePartitionLimit(3);
+        for (String t : List.of(missing, b, a))
+            q.topics().add(new DescribeTopicPartitionsRequestData.TopicRequest().setName(t));
+        DescribeTopicPartitionsResponseData r = ((DescribeTopicPartitionsResponse) Wire.roundTrip(
+                new DescribeTopicPartitionsRequest.Builder(q), (short) 0)).data();
+        /* page 1: a 0-1, b 0; the next page starts at b 1 */
+        assertEquals(List.of(a, b), r.topics().stream().map(t -> t.name()).collect(Collectors.toList()));
+        assertEquals(List.of(0, 1), r.topics().find(a).partitions().stream().map(p -> p.partitionIndex())
+                .collect(Collectors.toList()));
+        assertEquals(List.of(0), r.topics().find(b).partitions().stream().map(p -> p.partitionIndex())
+                .collect(Collectors.toList()));
+        var p0 = r.topics().find(a).partitions().get(0);
+        assertEquals(List.of(p0.leaderId()), p0.replicaNodes());
+        assertEquals(List.of(p0.leaderId()), p0.isrNodes());
+        assertNotNull(r.topics().find(a).topicId());
+        assertEquals(b, r.nextCursor().topicName());
+        assertEquals(1, r.nextCursor().partitionIndex());
+        /* page 2: b 1-3 */
+        q.setCursor(new DescribeTopicPartitionsRequestData.Cursor().setTopicName(b).setPartitionIndex(1));
+        r = ((DescribeTopicPartitionsResponse) Wire.roundTrip(new DescribeTopicPartitionsRequest.Builder(q),
+                (short) 0)).data();
+        assertEquals(List.of(b), r.topics().stream().map(t -> t.name()).collect(Collectors.toList()));
+        assertEquals(List.of(1, 2, 3), r.topics().find(b).partitions().stream().map(p -> p.partitionIndex())
+                .collect(Collectors.toList()));
+        assertEquals(4, r.nextCursor().partitionIndex());
+        /* page 3: b 4, then the unknown topic; no next page */
+        q.setCursor(new DescribeTopicPartitionsRequestData.Cursor().setTopicName(b).setPartitionIndex(4));
+        r = ((DescribeTopicPartitionsResponse) Wire.roundTrip(new DescribeTopicPartitionsRequest.Builder(q),
+                (short) 0)).data();
+        assertEquals(List.of(b, missing), r.topics().stream().map(t -> t.name()).collect(Collectors.toList()));
+        assertEquals(Errors.UNKNOWN_TOPIC_OR_PARTITION.code(), r.topics().find(missing).errorCode());
+        assertEquals(null, r.nextCursor());
+
+        /* and through the Admin client, one partition per response */
+        Map<String, TopicDescription> d = get(admin.describeTopics(List.of(a, b),
+                new DescribeTopicsOptions().partitionSizeLimitPerResponse(1)).allTopicNames());
+        assertEquals(2, d.get(a).partitions().size());
+        assertEquals(5, d.get(b).partitions().size());
+        assertEquals(4, d.get(b).partitions().get(4).partition());
     }
 }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
@@ -22,6 +23,8 @@ import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.MemberDescription;
+import org.apache.kafka.clients.admin.MemberToRemove;
+import org.apache.kafka.clients.admin.RemoveMembersFromConsumerGroupOptions;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -32,7 +35,9 @@ import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
 import org.apache.kafka.clients.consumer.RangeAssignor;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.GroupState;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.junit.jupiter.api.Test;
 
 class ConsumerTest {
@@ -211,6 +216,18 @@ class ConsumerTest {
                 assertEquals(2, m.assignment().topicPartitions().size());
             }
         }
+        /* a static member does not leave when it closes: the group keeps it until an admin
+         * removes it (LeaveGroup v3+ by instance id), as Streams does on close */
+        try (Admin adm = Strata.admin()) {
+            ConsumerGroupDescription d = adm.describeConsumerGroups(List.of(group)).describedGroups()
+                    .get(group).get(30, TimeUnit.SECONDS);
+            assertEquals(1, d.members().size());
+            adm.removeMembersFromConsumerGroup(group, new RemoveMembersFromConsumerGroupOptions(
+                    List.of(new MemberToRemove("member-1")))).all().get(30, TimeUnit.SECONDS);
+            d = adm.describeConsumerGroups(List.of(group)).describedGroups().get(group).get(30, TimeUnit.SECONDS);
+            assertEquals(0, d.members().size());
+            assertEquals(GroupState.EMPTY, d.groupState());
+        }
         fill(topic, 2, 1); /* one more record each */
         try (KafkaConsumer<String, String> c = Strata.consumer(group, cfg)) {
             c.subscribe(List.of(topic));
@@ -219,6 +236,25 @@ class ConsumerTest {
             assertEquals(Set.of("0:0", "1:0"), more.keySet()); /* fill() restarts i at 0 */
             assertEquals(2, c.assignment().size());
             assertNotNull(c.committed(c.assignment()));
+        }
+    }
+
+    /** group.protocol=consumer (KIP-848) is not served yet: Strata does not advertise
+     * ConsumerGroupHeartbeat, and the Java client says so with its precise error instead of
+     * hanging. (When KIP-848 lands, this becomes a test of it.) */
+    @Test
+    void consumerGroupProtocolIsRefusedPrecisely() throws Exception {
+        String topic = Strata.unique("jcons-848");
+        Strata.createTopic(topic, 1);
+        try (KafkaConsumer<String, String> c = Strata.consumer(Strata.unique("jgrp-848"),
+                Map.of(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer"))) {
+            c.subscribe(List.of(topic));
+            UnsupportedVersionException e = assertThrows(UnsupportedVersionException.class, () -> {
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                while (System.nanoTime() < deadline)
+                    c.poll(Duration.ofMillis(200));
+            });
+            assertTrue(e.getMessage().contains("CONSUMER group protocol"), e.getMessage());
         }
     }
 }
