@@ -5,8 +5,10 @@ transform-produce with send_offsets_to_transaction, zombie fencing, the
 coordinator aborting a transaction past its timeout, and restarts (clean and
 kill -9) in the middle of a transaction."""
 import os
+import random
 import struct
 import sys
+import threading
 import time
 import unittest
 import urllib.request
@@ -391,6 +393,85 @@ class TxnTest(unittest.TestCase):
         self.assertEqual((st["state"], st["topics"]), ("CompleteCommit", {}))
         self.assertEqual(list_txns(b.port, ["Ongoing"])[2], [])
         self.assertEqual(sorted(read_all(b, "d", "read_committed", 2)), ["x", "y"])
+
+    def test_consume_transform_produce_survives_kill9(self):
+        """The broker is killed (-9) at random moments under a consume-transform-
+        produce loop; afterwards every input has exactly one committed output."""
+        b = self.b
+        create(b, "cin", 2)
+        create(b, "cout", 2)
+        n = 300
+        src = Producer({"bootstrap.servers": b.bootstrap})
+        for i in range(n):
+            src.produce("cin", value="v%d" % i, partition=i % 2)
+        src.flush(30)
+        rng = random.Random(int(os.environ.get("TXN_CRASH_SEED", "20")))
+        tps = [TopicPartition("cin", 0), TopicPartition("cin", 1)]
+        stop, kills = threading.Event(), []
+
+        def killer():
+            while not stop.wait(rng.uniform(0.5, 2.0)) and len(kills) < 4:
+                b.kill9()
+                kills.append(time.monotonic())
+                b.start()
+
+        def new_producer():
+            return txn_producer(b, "crash-ctp", **{"message.timeout.ms": 60000,
+                                                   "transaction.timeout.ms": 60000})
+
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "crash",
+                      "enable.auto.commit": False, "isolation.level": "read_committed",
+                      "auto.offset.reset": "earliest"})
+
+        def rewind():
+            committed = c.committed(tps, timeout=30)
+            c.assign([TopicPartition("cin", tp.partition, tp.offset if tp.offset >= 0 else 0)
+                      for tp in committed])
+
+        p = new_producer()
+        rewind()
+        t = threading.Thread(target=killer)
+        t.start()
+        deadline = time.monotonic() + 240
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    pos = c.committed(tps, timeout=30)
+                    if sum(max(tp.offset, 0) for tp in pos) >= n and len(kills) >= 4:
+                        break
+                    msgs = [m for m in c.consume(10, 0.5) if not m.error()]
+                    if not msgs:
+                        continue
+                    p.begin_transaction()
+                    for m in msgs:
+                        p.produce("cout", value=m.value().decode().upper(),
+                                  partition=m.partition())
+                    p.send_offsets_to_transaction(c.position(tps), c.consumer_group_metadata(),
+                                                  60)
+                    while True:
+                        try:
+                            p.commit_transaction(60)
+                            break
+                        except KafkaException as e:
+                            if not e.args[0].retriable():
+                                raise
+                except KafkaException as e:
+                    err = e.args[0]
+                    if err.txn_requires_abort():
+                        try:
+                            p.abort_transaction(60)
+                        except KafkaException:
+                            p = new_producer()
+                    else:
+                        p = new_producer()  # fatal (fenced): a new producer of the same id
+                    rewind()
+        finally:
+            stop.set()
+            t.join()
+        c.close()
+        self.assertEqual(len(kills), 4)
+        out = read_all(b, "cout", "read_committed", 2, timeout=60)
+        self.assertEqual(sorted(out), sorted("V%d" % i for i in range(n)))
 
 
 if __name__ == "__main__":
