@@ -1273,6 +1273,18 @@ void kh_acl_respond(kh_req_t *req, void *resp)
 
 /* ---- Cluster checks of handlers that answer them themselves ---- */
 
+bool kh_acl_allows(kh_req_t *req, int op, int res, kp_str_t name)
+{
+    if (!req->ks->ctx->acl)
+        return true;
+    if (!acl_state(req))
+        return false;
+    acl_set_t *s = acls_of(req);
+    bool ok = allowed(req, s, op, res, name);
+    acl_set_put(s);
+    return ok;
+}
+
 int16_t kh_acl_cluster(kh_req_t *req, int op)
 {
     if (!req->ks->ctx->acl)

@@ -214,6 +214,10 @@ bool kh_acl_check(kh_req_t *req);
  * authorization is off; else CLUSTER_AUTHORIZATION_FAILED (handlers that
  * answer it themselves: the SCRAM credential APIs). @thread connection's shard */
 int16_t kh_acl_cluster(kh_req_t *req, int op);
+/** Whether req's principal may do op (ACL_OP_*) on resource (ACL_RES_*,
+ * name); true when authorization is off. For handlers that check their own
+ * entries (the transaction APIs). @thread connection's shard */
+bool kh_acl_allows(kh_req_t *req, int op, int res, kp_str_t name);
 /** Called by kh_respond() before encoding resp: add the removed entries with
  * their error, drop what the principal may not describe from listings. */
 void kh_acl_respond(kh_req_t *req, void *resp);

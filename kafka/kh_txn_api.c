@@ -9,6 +9,7 @@
  * when the last one is back the response is encoded.
  * Invariant: the coordinator writes only into response entries allocated
  * here before the op was posted (it allocates nothing from the request). */
+#include "core/acl.h"
 #include "core/st_log.h"
 #include "kafka/kh_txn_int.h"
 
@@ -100,7 +101,9 @@ static void list_concat(kh_req_t *req, tstate_req_t *st)
     }
     for (top_t *op = st->arenas; op; op = op->next_in_req)
         for (int i = 0; i < op->n_list; i++)
-            r->transaction_states[r->n_transaction_states++] = op->list[i];
+            if (kh_acl_allows(req, ACL_OP_DESCRIBE, ACL_RES_TRANSACTIONAL_ID,
+                              op->list[i].transactional_id))
+                r->transaction_states[r->n_transaction_states++] = op->list[i];
 }
 
 static void respond(kh_req_t *req)
@@ -208,6 +211,7 @@ static int add_parts_one(kh_req_t *req,
     *out = res;
     *n_out = nt;
     bool bad = false;
+    bool txn_ok = kh_acl_allows(req, ACL_OP_WRITE, ACL_RES_TRANSACTIONAL_ID, txn_id);
     for (int i = 0; i < nt; i++) {
         const kp_add_partitions_to_txn_request_topic_t *qt = &topics[i];
         int np = qt->n_partitions > 0 ? qt->n_partitions : 0;
@@ -219,14 +223,19 @@ static int add_parts_one(kh_req_t *req,
         const meta_topic_t *t = qt->name.len > 0 && qt->name.len < 250
                                     ? meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len)
                                     : NULL;
+        bool may_write = kh_acl_allows(req, ACL_OP_WRITE, ACL_RES_TOPIC, qt->name);
         for (int j = 0; j < np; j++) {
+            kp_add_partitions_to_txn_response_partition_result_t *rp =
+                &res[i].results_by_partition[j];
             int32_t p = qt->partitions[j];
-            res[i].results_by_partition[j].partition_index = p;
-            if (!t || p < 0 || p >= t->n_partitions) {
-                res[i].results_by_partition[j].partition_error_code =
-                    KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-                bad = true;
-            }
+            rp->partition_index = p;
+            if (!txn_ok)
+                rp->partition_error_code = KP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+            else if (!may_write)
+                rp->partition_error_code = KP_ERR_TOPIC_AUTHORIZATION_FAILED;
+            else if (!t || p < 0 || p >= t->n_partitions)
+                rp->partition_error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+            bad |= rp->partition_error_code != KP_ERR_NONE;
         }
     }
     const char *id = id_cstr(req, txn_id);
@@ -265,7 +274,8 @@ void kh_txn_add_partitions(kh_req_t *req)
                            q->v3_and_below_producer_epoch, false, q->v3_and_below_topics,
                            q->n_v3_and_below_topics, &r->results_by_topic_v3_and_below,
                            &r->n_results_by_topic_v3_and_below);
-    } else {
+    } else if ((r->error_code = kh_acl_cluster(req, ACL_OP_CLUSTER_ACTION)) == KP_ERR_NONE) {
+        /* v4+: the batched form brokers send (Kafka: CLUSTER_ACTION). */
         int n = q->n_transactions > 0 ? q->n_transactions : 0;
         r->results_by_transaction = kh_array(req, n, sizeof(*r->results_by_transaction));
         rc = r->results_by_transaction ? 0 : ST_E_NOMEM;
@@ -311,6 +321,10 @@ void kh_txn_add_offsets(kh_req_t *req)
         op->err = KP_ERR_INVALID_REQUEST;
     else if (!group)
         op->err = KP_ERR_INVALID_GROUP_ID;
+    else if (!kh_acl_allows(req, ACL_OP_WRITE, ACL_RES_TRANSACTIONAL_ID, q->transactional_id))
+        op->err = KP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    else if (!kh_acl_allows(req, ACL_OP_READ, ACL_RES_GROUP, q->group_id))
+        op->err = KP_ERR_GROUP_AUTHORIZATION_FAILED;
     else
         op_send(req, op);
     release(req);
@@ -353,11 +367,14 @@ void kh_txn_offset_commit(kh_req_t *req)
         r->topics[i].n_partitions = np;
         const meta_topic_t *t =
             qt->name.len > 0 ? meta_snap_find(snap, qt->name.ptr, (size_t)qt->name.len) : NULL;
+        bool may_read = kh_acl_allows(req, ACL_OP_READ, ACL_RES_TOPIC, qt->name);
         for (int j = 0; j < np; j++) {
             kp_txn_offset_commit_request_partition_t *qp = &qt->partitions[j];
             kp_txn_offset_commit_response_partition_t *rp = &r->topics[i].partitions[j];
             rp->partition_index = qp->partition_index;
-            if (!t || qp->partition_index < 0 || qp->partition_index >= t->n_partitions)
+            if (!may_read)
+                rp->error_code = KP_ERR_TOPIC_AUTHORIZATION_FAILED;
+            else if (!t || qp->partition_index < 0 || qp->partition_index >= t->n_partitions)
                 rp->error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
             else if (qp->committed_metadata.len > TXN_OFFSET_METADATA_MAX)
                 rp->error_code = KP_ERR_OFFSET_METADATA_TOO_LARGE;
@@ -370,6 +387,10 @@ void kh_txn_offset_commit(kh_req_t *req)
     op->group = group;
     if (!id || !group)
         kh_txn__toc_set_all(r, id ? KP_ERR_INVALID_GROUP_ID : KP_ERR_INVALID_REQUEST);
+    else if (!kh_acl_allows(req, ACL_OP_WRITE, ACL_RES_TRANSACTIONAL_ID, q->transactional_id))
+        kh_txn__toc_set_all(r, KP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    else if (!kh_acl_allows(req, ACL_OP_READ, ACL_RES_GROUP, q->group_id))
+        kh_txn__toc_set_all(r, KP_ERR_GROUP_AUTHORIZATION_FAILED);
     else
         op_send(req, op);
     release(req);
@@ -396,6 +417,8 @@ void kh_txn_end(kh_req_t *req)
     op->commit = q->committed;
     if (!id)
         op->err = KP_ERR_INVALID_REQUEST;
+    else if (!kh_acl_allows(req, ACL_OP_WRITE, ACL_RES_TRANSACTIONAL_ID, q->transactional_id))
+        op->err = KP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
     else
         op_send(req, op);
     release(req);
@@ -426,6 +449,11 @@ void kh_txn_describe(kh_req_t *req)
         rs->producer_id = -1;
         rs->producer_epoch = -1;
         rs->transaction_start_time_ms = -1;
+        if (!kh_acl_allows(req, ACL_OP_DESCRIBE, ACL_RES_TRANSACTIONAL_ID,
+                           q->transactional_ids[i])) {
+            rs->error_code = KP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+            continue;
+        }
         const char *id = id_cstr(req, q->transactional_ids[i]);
         top_t *op = id ? op_new_arena(req, K_DESCRIBE, id) : NULL;
         if (!op) {

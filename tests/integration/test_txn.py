@@ -474,5 +474,60 @@ class TxnTest(unittest.TestCase):
         self.assertEqual(sorted(out), sorted("V%d" % i for i in range(n)))
 
 
+class TxnAclTest(unittest.TestCase):
+    def test_transaction_apis_are_authorized(self):
+        from kafka.admin import (ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                                 KafkaAdminClient, ResourcePattern, ResourceType)
+        b = Broker("-X", "authorizer.class.name=strata", "-X",
+                   "allow.everyone.if.no.acl.found=true")
+        try:
+            create(b, "open")
+            create(b, "ro")
+
+            def deny(op, rtype, name):
+                return ACL("User:ANONYMOUS", "*", getattr(ACLOperation, op),
+                           ACLPermissionType.DENY,
+                           ResourcePattern(getattr(ResourceType, rtype), name,
+                                           ACLResourcePatternType.LITERAL))
+            h = txn_producer(b, "hidden")  # DESCRIBE is denied below, after it ran
+            h.begin_transaction()
+            h.produce("open", value="h")
+            h.commit_transaction(30)
+            a = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+            res = a.create_acls([deny("WRITE", "TOPIC", "ro"), deny("READ", "GROUP", "nogroup"),
+                                 deny("DESCRIBE", "TRANSACTIONAL_ID", "hidden")])
+            self.assertEqual(res["failed"], [])
+            a.close()
+            p = txn_producer(b, "acl-tx")
+            # A topic the producer may not write: AddPartitionsToTxn refuses it.
+            p.begin_transaction()
+            errs = []
+            p.produce("ro", value="no", on_delivery=lambda err, msg: errs.append(err))
+            with self.assertRaises(KafkaException):
+                p.commit_transaction(30)
+            self.assertEqual([e.code() for e in errs], [KafkaError.TOPIC_AUTHORIZATION_FAILED])
+            p = txn_producer(b, "acl-tx2")
+            p.begin_transaction()
+            p.produce("open", value="ok")
+            p.flush(30)
+            # A group the producer may not read: AddOffsetsToTxn refuses it.
+            with self.assertRaises(KafkaException) as e:
+                p.send_offsets_to_transaction([TopicPartition("open", 0, 1)],
+                                              Consumer({"bootstrap.servers": b.bootstrap,
+                                                        "group.id": "nogroup"})
+                                              .consumer_group_metadata(), 30)
+            self.assertIn("GROUP_AUTHORIZATION_FAILED", str(e.exception))
+            p.abort_transaction(30)
+            self.assertEqual(describe_txns(b.port, ["hidden"])[0]["error"], 53)
+            self.assertEqual(describe_txns(b.port, ["acl-tx2"])[0]["state"], "CompleteAbort")
+            names = [t[0] for t in list_txns(b.port)[2]]
+            self.assertNotIn("hidden", names)
+            self.assertIn("acl-tx2", names)
+            rc, out = b.stop()
+            self.assertEqual(rc, 0, out)
+        finally:
+            b.close()
+
+
 if __name__ == "__main__":
     unittest.main()
