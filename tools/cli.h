@@ -222,6 +222,16 @@ int cli_resolve_offsets(rd_kafka_t *rk,
                         const char *spec,
                         int64_t *out);
 
+/** Same for where reading stops (exclusive): "end" is the current end, an exact offset is
+ * kept even past the end (reading waits for it), @TIME is the first offset at or after it
+ * (the current end when none). @return 0 or CLI_EXIT_* after printing. */
+int cli_resolve_stop_offsets(rd_kafka_t *rk,
+                             const char *topic,
+                             const int32_t *parts,
+                             int n_parts,
+                             const char *spec,
+                             int64_t *out);
+
 /** Validate an offset spec without a broker. @return 0 or -1. */
 int cli_check_offset_spec(const char *spec);
 

@@ -697,12 +697,41 @@ static int resolve_times(rd_kafka_t *rk,
     return rc;
 }
 
+static int resolve_offsets(rd_kafka_t *rk,
+                           const char *topic,
+                           const int32_t *parts,
+                           int n_parts,
+                           const char *spec,
+                           bool is_stop,
+                           int64_t *out);
+
 int cli_resolve_offsets(rd_kafka_t *rk,
                         const char *topic,
                         const int32_t *parts,
                         int n_parts,
                         const char *spec,
                         int64_t *out)
+{
+    return resolve_offsets(rk, topic, parts, n_parts, spec, false, out);
+}
+
+int cli_resolve_stop_offsets(rd_kafka_t *rk,
+                             const char *topic,
+                             const int32_t *parts,
+                             int n_parts,
+                             const char *spec,
+                             int64_t *out)
+{
+    return resolve_offsets(rk, topic, parts, n_parts, spec, true, out);
+}
+
+static int resolve_offsets(rd_kafka_t *rk,
+                           const char *topic,
+                           const int32_t *parts,
+                           int n_parts,
+                           const char *spec,
+                           bool is_stop,
+                           int64_t *out)
 {
     if (cli_check_offset_spec(spec))
         return cli_usage_err("bad offset '%s': use start, end, +N, -N, @TIMESTAMP or an offset",
@@ -743,7 +772,9 @@ int cli_resolve_offsets(rd_kafka_t *rk,
              * the client reset it silently (and wait without a word past the end). */
             cli_parse_i64(spec, 0, INT64_MAX, &v);
             out[i] = v;
-            if (v > high[i]) {
+            if (is_stop) {
+                /* a stop past the end waits for it */
+            } else if (v > high[i]) {
                 cli_warn("offset %" PRId64 " is past the end of %s/%d (next offset %" PRId64
                          "): reading from the end",
                          v, topic, (int)parts[i], high[i]);

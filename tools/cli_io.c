@@ -110,12 +110,15 @@ static const char produce_help[] =
     "  -f, --format FMT       how to cut stdin into records (default '%v\\n'): %k key,\n"
     "                         %v value, %p partition, %t timestamp ms; \\n \\t escapes.\n"
     "                         'text' and 'json' choose the output instead (as everywhere)\n"
+    "  -Z, --tombstone        produce an empty value as null (a tombstone: compaction\n"
+    "                         removes the key)\n"
     "  -q, --quiet            do not print a line per record\n\n"
     "Output: one line per record: partition and offset (JSON with --format json).\n\n"
     "Examples:\n"
     "  echo hello | strata topic produce orders\n"
     "  printf 'k1 v1\\nk2 v2\\n' | strata topic produce orders -f '%k %v\\n'\n"
-    "  strata topic produce orders -k user-7 -H source=cli -z zstd < records.txt\n";
+    "  strata topic produce orders -k user-7 -H source=cli -z zstd < records.txt\n"
+    "  echo 'user-7 ' | strata topic produce users -f '%k %v\\n' -Z   # delete user-7\n";
 
 typedef struct {
     int64_t n_ok;
@@ -212,6 +215,7 @@ typedef struct {
     const char *codec; /* compression.codec */
     const char *acks;  /* "-1", "0" or "1" */
     int32_t partition;
+    bool is_tombstone; /* -Z: an empty value goes out as null */
     char *hk[CLI_MAX_HEADERS];
     char *hv[CLI_MAX_HEADERS];
     int n_headers;
@@ -228,7 +232,8 @@ static int produce_one(rd_kafka_t *rk, const produce_opts_t *o, const rec_t *r)
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(r->key, r->key_len), RD_KAFKA_V_VALUE((void *)r->val, r->val_len),
+            RD_KAFKA_V_KEY(r->key, r->key_len),
+            RD_KAFKA_V_VALUE(o->is_tombstone && !r->val_len ? NULL : (void *)r->val, r->val_len),
             RD_KAFKA_V_PARTITION(r->partition), RD_KAFKA_V_TIMESTAMP(r->ts_ms),
             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -366,6 +371,7 @@ int cli_produce(int argc, char **argv)
                                           {"acks", required_argument, NULL, 'a'},
                                           {"format", required_argument, NULL, 'f'},
                                           {"quiet", no_argument, NULL, 'q'},
+                                          {"tombstone", no_argument, NULL, 'Z'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     produce_opts_t o = {.partition = RD_KAFKA_PARTITION_UA, .codec = "none", .acks = "-1"};
@@ -373,7 +379,7 @@ int cli_produce(int argc, char **argv)
     produce_state_t st = {0};
     int64_t v;
     int c;
-    while ((c = cli_getopt(argc, argv, "k:H:p:z:f:qh", longs)) != -1) {
+    while ((c = cli_getopt(argc, argv, "k:H:p:z:f:qZh", longs)) != -1) {
         switch (c) {
         case 'k':
             o.key = optarg;
@@ -416,6 +422,9 @@ int cli_produce(int argc, char **argv)
         case 'q':
             st.is_quiet = true;
             break;
+        case 'Z':
+            o.is_tombstone = true;
+            break;
         case 'h':
             fputs(produce_help, stdout);
             return CLI_EXIT_OK;
@@ -440,7 +449,9 @@ static const char consume_help[] =
     "  -o, --offset SPEC      where to start: start, end, +N (N after the start), -N (N\n"
     "                         before the end), @TIME (epoch ms, 2024-01-31, 2024-01-31T12:00:00\n"
     "                         UTC, or @-10m relative), or an exact offset (default start).\n"
-    "                         Append :end to stop at the current end (e.g. start:end, -5:end)\n"
+    "                         START:STOP stops before STOP in each partition: :end (the\n"
+    "                         current end), an offset (10:20), or a time (@T1:T2, @:T2);\n"
+    "                         START: is START alone, :STOP starts at start (rpk's grammar)\n"
     "  -n, --num N            stop after N records\n"
     "  -p, --partitions LIST  comma-separated partitions (default: all)\n"
     "  -g, --group GROUP      consume as a member of GROUP, committing offsets; -o may only\n"
@@ -561,9 +572,11 @@ static void print_message(const cli_fmt_t *f, const rd_kafka_message_t *m)
 }
 
 typedef struct {
-    const char *spec; /* start offset spec */
-    bool to_end;      /* stop at the high watermarks read at start */
-    int64_t num;      /* records to print, 0 = no limit */
+    const char *spec;      /* start offset spec */
+    bool to_end;           /* stop at `stop_spec`, resolved per partition when starting */
+    const char *stop_spec; /* "end" (the current end), an offset, or @TIME (exclusive) */
+    char spec_buf[2][128]; /* storage of rewritten start/stop specs */
+    int64_t num;           /* records to print, 0 = no limit */
     const char *group;
     int32_t parts[CLI_MAX_PARTS];
     int n_parts;
@@ -608,26 +621,41 @@ static int build_assignment(rd_kafka_t *rk,
         }
         if (rc || (rc = cli_resolve_offsets(rk, t->topic, parts, n, o->spec, offs)))
             break;
-        for (int i = 0; i < n; i++) {
-            int64_t low, high = 0;
+        int64_t *stops = NULL;
+        if (o->to_end) {
+            stops = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+            if (!stops) {
+                rc = cli_err("out of memory");
+                break;
+            }
+            rc = cli_resolve_stop_offsets(rk, t->topic, parts, n, o->stop_spec, stops);
+        }
+        for (int i = 0; !rc && i < n; i++) {
             if (o->to_end) {
-                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-                    rk, t->topic, parts[i], &low, &high, cli_opts.timeout_ms);
-                if (err) {
-                    rc = cli_err("cannot read offsets of %s/%d: %s", t->topic, (int)parts[i],
-                                 rd_kafka_err2str(err));
-                    break;
-                }
-                if (offs[i] >= high)
+                if (offs[i] >= stops[i])
                     continue;
-                rd_kafka_topic_partition_list_add(stop_at, t->topic, parts[i])->offset = high;
+                rd_kafka_topic_partition_list_add(stop_at, t->topic, parts[i])->offset = stops[i];
             }
             rd_kafka_topic_partition_list_add(assign, t->topic, parts[i])->offset = offs[i];
         }
+        free(stops);
+        if (rc)
+            break;
     }
     free(parts);
     free(offs);
     return rc;
+}
+
+/* Whether m is at or after its partition's stop offset (or the partition is done). */
+static bool past_stop(const rd_kafka_topic_partition_list_t *stop_at, const rd_kafka_message_t *m)
+{
+    for (int i = 0; i < stop_at->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &stop_at->elems[i];
+        if (p->partition == m->partition && !strcmp(p->topic, rd_kafka_topic_name(m->rkt)))
+            return p->offset < 0 || m->offset >= p->offset;
+    }
+    return true; /* not assigned with a stop: skipped at the start */
 }
 
 /* Mark a partition done once its message reaches the stop offset. @return partitions left. */
@@ -673,6 +701,14 @@ consume_loop(rd_kafka_t *rk, const consume_opts_t *o, rd_kafka_topic_partition_l
             rd_kafka_message_destroy(m);
             continue;
         }
+        if (o->to_end && past_stop(stop, m)) {
+            /* a partition done, or a record at/after its stop (the stop was in a gap) */
+            int left = note_progress(stop, m);
+            rd_kafka_message_destroy(m);
+            if (!left)
+                break;
+            continue;
+        }
         print_message(o->out, m);
         fflush(stdout);
         n++;
@@ -682,6 +718,53 @@ consume_loop(rd_kafka_t *rk, const consume_opts_t *o, rd_kafka_topic_partition_l
             break;
     }
     return rc;
+}
+
+/* Whether s is a stop: "end", an offset or a time (after '@' when `at`). */
+static bool is_stop_spec(const char *s, bool at)
+{
+    int64_t v;
+    if (at)
+        return !cli_parse_timestamp_ms(s, &v) || !strcmp(s, "end");
+    return !strcmp(s, "end") || !cli_parse_i64(s, 0, INT64_MAX, &v) ||
+           (s[0] == '@' && !cli_parse_timestamp_ms(s + 1, &v));
+}
+
+/* -o: START, START:, :STOP, START:STOP, @T1:T2, @T1:, @:T2 (STOP exclusive). A time may
+ * hold ':' itself (2024-01-31T12:00:00): the split is the one whose halves both parse.
+ * @return 0 (o->spec, o->to_end, o->stop_spec set) or -1. */
+static int split_offset_spec(char *arg, consume_opts_t *o)
+{
+    o->to_end = false;
+    o->stop_spec = NULL;
+    if (!cli_check_offset_spec(arg)) {
+        o->spec = arg;
+        return 0;
+    }
+    bool at = arg[0] == '@';
+    char *body = at ? arg + 1 : arg;
+    for (char *colon = strchr(body, ':'); colon; colon = strchr(colon + 1, ':')) {
+        size_t left_len = (size_t)(colon - body);
+        const char *right = colon + 1;
+        char left[128];
+        if (left_len >= sizeof(left) - 2 || strlen(right) >= sizeof(o->spec_buf[1]) - 2)
+            return -1;
+        snprintf(left, sizeof(left), "%s%.*s", at ? "@" : "", (int)left_len, body);
+        bool left_ok = left_len == 0 || !cli_check_offset_spec(left);
+        bool right_ok = !*right || is_stop_spec(right, at);
+        if (!left_ok || !right_ok)
+            continue;
+        snprintf(o->spec_buf[0], sizeof(o->spec_buf[0]), "%s", left_len ? left : "start");
+        o->spec = o->spec_buf[0];
+        if (*right) {
+            snprintf(o->spec_buf[1], sizeof(o->spec_buf[1]), "%s%s",
+                     at && strcmp(right, "end") ? "@" : "", right);
+            o->stop_spec = o->spec_buf[1];
+            o->to_end = true;
+        }
+        return 0;
+    }
+    return -1;
 }
 
 static int consume_parse(int argc, char **argv, consume_opts_t *o)
@@ -696,21 +779,13 @@ static int consume_parse(int argc, char **argv, consume_opts_t *o)
     int c;
     while ((c = cli_getopt(argc, argv, "o:n:p:g:f:h", longs)) != -1) {
         switch (c) {
-        case 'o': {
-            size_t len = strlen(optarg);
-            if (len >= 4 && !strcmp(optarg + len - 4, ":end")) {
-                o->to_end = true;
-                optarg[len - 4] = '\0';
-                if (!*optarg)
-                    optarg = "start";
-            }
-            o->spec = optarg;
-            if (cli_check_offset_spec(o->spec))
-                return cli_usage_err("bad --offset '%s': use start, end, +N, -N, @TIME or an "
-                                     "offset, optionally followed by :end",
-                                     o->spec);
+        case 'o':
+            if (split_offset_spec(optarg, o))
+                return cli_usage_err("bad --offset '%s': use START, START:STOP, :STOP, @T1:T2 "
+                                     "or @:T2 with START start, end, +N, -N, @TIME or an "
+                                     "offset, and STOP end, an offset or a time",
+                                     optarg);
             break;
-        }
         case 'n':
             if (cli_parse_i64(optarg, 1, INT64_MAX, &o->num))
                 return cli_usage_err("bad --num '%s': use a positive number", optarg);

@@ -484,6 +484,40 @@ class CliTest(unittest.TestCase):
         self.assertEqual(names, ["rx-new", "rx-pay"])
         self.fails(1, "no topic matches", "topic", "delete", "-r", "rx-ord-.*")
 
+    def test_produce_tombstones(self):
+        """-Z: an empty value is produced as null; without it, as an empty string."""
+        self.ok("topic", "create", "tomb21")
+        self.ok("topic", "produce", "tomb21", "-q", "-Z", "-f", "%k %v\\n",
+                input="k1 v1\nk1 \n")
+        self.ok("topic", "produce", "tomb21", "-q", "-f", "%k %v\\n", input="k2 \n")
+        recs = self.jsonl(self.ok("topic", "consume", "tomb21", "-o", "start:end"))
+        self.assertEqual([(r["key"], r["value"]) for r in recs],
+                         [("k1", "v1"), ("k1", None), ("k2", "")])
+
+    def test_offset_grammar(self):
+        """-o: START:STOP with an offset or a time as STOP (exclusive), START:, :STOP, @:T."""
+        self.ok("topic", "create", "og21")
+        self.ok("topic", "produce", "og21", "-q", "-f", "%t %v\\n",
+                input="".join("%d v%d\n" % (T0 + i * 1000, i) for i in range(10)))
+        f = ["-f", "%v\\n"]
+        c = lambda spec: self.ok("topic", "consume", "og21", "-o", spec, *f).split()  # noqa
+        self.assertEqual(c("3:6"), ["v3", "v4", "v5"])
+        self.assertEqual(c(":2"), ["v0", "v1"])
+        self.assertEqual(c("+8:end"), ["v8", "v9"])
+        self.assertEqual(c("-2:end"), ["v8", "v9"])
+        self.assertEqual(c("7:@%d" % (T0 + 9000)), ["v7", "v8"])
+        self.assertEqual(c("@%d:%d" % (T0 + 2000, T0 + 4000)), ["v2", "v3"])
+        self.assertEqual(c("@:%d" % (T0 + 1000)), ["v0"])
+        self.assertEqual(c("@%d:end" % (T0 + 8500)), ["v9"])
+        self.assertEqual(c("5:5"), [])
+        self.assertEqual(self.ok("topic", "consume", "og21", "-o", "8:", "-n", "2", *f).split(),
+                         ["v8", "v9"])
+        iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((T0 + 6000) / 1000))
+        self.assertEqual(c("@%s:end" % iso), ["v6", "v7", "v8", "v9"])
+        self.assertEqual(c("@:%s" % iso), ["v0", "v1", "v2", "v3", "v4", "v5"])
+        self.fails(2, "bad --offset", "topic", "consume", "og21", "-o", "3:x")
+        self.fails(2, "bad --offset", "topic", "consume", "og21", "-o", "@x:y")
+
     # ---- produce and consume ----
 
     def test_produce_consume(self):
