@@ -118,10 +118,6 @@ void plog__seg_unref(plog_seg_t *s)
     if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     close(s->fd);
-    if (s->idx_fd >= 0)
-        close(s->idx_fd);
-    if (s->tidx_fd >= 0)
-        close(s->tidx_fd);
     free(s->idx);
     free(s->tidx);
     free(s);
@@ -132,14 +128,29 @@ static void seg_file(const plog_seg_t *s, const char *ext, char *out, size_t len
     snprintf(out, len, "%s.%s", s->path, ext);
 }
 
-/* Open or create the three files of the segment starting at base. */
+int plog__fsync_dir(const plog_t *log)
+{
+    int fd = plog__sys->open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = plog__sys->fsync(fd) != 0 ? (errno ? -errno : ST_E_IO) : 0;
+    close(fd);
+    return rc;
+}
+
+/* Open (or create) the segment starting at base: only its .log stays open.
+ * Its index lives in memory; the .index and .timeindex files are read at open
+ * and written from memory when the segment is sealed or closed, and by
+ * recovery (plog__idx_save), so appends cost one write and a partition one
+ * descriptor per segment. Creating a segment creates both index files empty
+ * (their directory entries are synced with the new .log's). */
 static int seg_open(plog_t *log, int64_t base, bool create, plog_seg_t **out)
 {
     plog_seg_t *s = calloc(1, sizeof(*s));
     if (!s)
         return ST_E_NOMEM;
     atomic_init(&s->refs, 1);
-    s->fd = s->idx_fd = s->tidx_fd = -1;
+    s->fd = -1;
     s->base_offset = s->next_offset = base;
     s->max_ts = -1;
     s->max_ts_offset = base;
@@ -151,15 +162,14 @@ static int seg_open(plog_t *log, int64_t base, bool create, plog_seg_t **out)
     seg_file(s, "log", f, sizeof(f));
     s->fd = plog__sys->open(f, flags, 0644);
     int err = s->fd < 0 ? -errno : 0;
-    seg_file(s, "index", f, sizeof(f));
-    if (!err)
-        s->idx_fd = plog__sys->open(f, O_RDWR | O_CREAT | O_CLOEXEC | (create ? O_TRUNC : 0), 0644);
-    seg_file(s, "timeindex", f, sizeof(f));
-    if (!err && s->idx_fd >= 0)
-        s->tidx_fd =
-            plog__sys->open(f, O_RDWR | O_CREAT | O_CLOEXEC | (create ? O_TRUNC : 0), 0644);
-    if (!err && (s->idx_fd < 0 || s->tidx_fd < 0))
-        err = -errno;
+    for (int i = 0; create && !err && i < 2; i++) {
+        seg_file(s, i ? "timeindex" : "index", f, sizeof(f));
+        int fd = plog__sys->open(f, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+            err = -errno;
+        else
+            close(fd);
+    }
     if (err) {
         plog__seg_unref(s);
         return err;
@@ -170,7 +180,8 @@ static int seg_open(plog_t *log, int64_t base, bool create, plog_seg_t **out)
 
 /* ---- Indexes ---- */
 
-static void idx_push(plog_seg_t *s, int32_t rel, int32_t pos, bool write_file)
+/* Add an index entry in memory; unsaved: the files do not hold it yet. */
+static void idx_push(plog_seg_t *s, int32_t rel, int32_t pos, bool unsaved)
 {
     if (s->n_idx == s->cap_idx) {
         int cap = s->cap_idx ? s->cap_idx * 2 : 64;
@@ -181,18 +192,12 @@ static void idx_push(plog_seg_t *s, int32_t rel, int32_t pos, bool write_file)
         s->cap_idx = cap;
     }
     s->idx[s->n_idx] = (plog__idx_t){rel, pos};
-    if (write_file) {
+    if (unsaved)
         atomic_store(&s->idx_unsynced, true);
-        uint8_t b[8];
-        put_be32(b, (uint32_t)rel);
-        put_be32(b + 4, (uint32_t)pos);
-        if (plog__sys->pwrite(s->idx_fd, b, 8, (off_t)s->n_idx * 8) != 8)
-            ST_WARN("plog", "index write failed path=%s.index (rebuilt at restart)", s->path);
-    }
     s->n_idx++;
 }
 
-static void tidx_push(plog_seg_t *s, int64_t ts, int32_t rel, bool write_file)
+static void tidx_push(plog_seg_t *s, int64_t ts, int32_t rel, bool unsaved)
 {
     if (s->n_tidx == s->cap_tidx) {
         int cap = s->cap_tidx ? s->cap_tidx * 2 : 64;
@@ -203,14 +208,8 @@ static void tidx_push(plog_seg_t *s, int64_t ts, int32_t rel, bool write_file)
         s->cap_tidx = cap;
     }
     s->tidx[s->n_tidx] = (plog__tidx_t){ts, rel};
-    if (write_file) {
+    if (unsaved)
         atomic_store(&s->idx_unsynced, true);
-        uint8_t b[12];
-        put_be64(b, (uint64_t)ts);
-        put_be32(b + 8, (uint32_t)rel);
-        if (plog__sys->pwrite(s->tidx_fd, b, 12, (off_t)s->n_tidx * 12) != 12)
-            ST_WARN("plog", "timeindex write failed path=%s.timeindex", s->path);
-    }
     s->n_tidx++;
 }
 
@@ -257,18 +256,39 @@ static int64_t idx_lookup(const plog_seg_t *s, int64_t offset)
     return pos;
 }
 
+/* The whole content of the segment's file ext, its length a multiple of
+ * unit: malloc'd into *buf (NULL when empty). @return false when missing,
+ * unreadable or not whole entries. */
+static bool read_whole(const plog_seg_t *s, const char *ext, int unit, uint8_t **buf, int *n)
+{
+    char f[4200];
+    seg_file(s, ext, f, sizeof(f));
+    *buf = NULL;
+    *n = 0;
+    int fd = open(f, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    bool ok = fd >= 0 && fstat(fd, &st) == 0 && st.st_size % unit == 0 && st.st_size < INT32_MAX;
+    if (ok && st.st_size > 0) {
+        *buf = malloc((size_t)st.st_size);
+        ok = *buf && pread(fd, *buf, (size_t)st.st_size, 0) == st.st_size;
+        *n = (int)(st.st_size / unit);
+    }
+    if (fd >= 0)
+        close(fd);
+    if (!ok) {
+        free(*buf);
+        *buf = NULL;
+    }
+    return ok;
+}
+
 /* Load .index and .timeindex; drop them wholesale if they are not sane. */
 static bool idx_load(plog_seg_t *s, int64_t file_size)
 {
-    struct stat st;
-    if (fstat(s->idx_fd, &st) != 0 || st.st_size % 8 != 0)
+    uint8_t *buf;
+    int n;
+    if (!read_whole(s, "index", 8, &buf, &n))
         return false;
-    int n = (int)(st.st_size / 8);
-    uint8_t *buf = n ? malloc((size_t)st.st_size) : NULL;
-    if (n && (!buf || pread(s->idx_fd, buf, (size_t)st.st_size, 0) != st.st_size)) {
-        free(buf);
-        return false;
-    }
     bool ok = true;
     for (int i = 0; i < n && ok; i++) {
         int32_t rel = (int32_t)get_be32(buf + i * 8), pos = (int32_t)get_be32(buf + i * 8 + 4);
@@ -280,16 +300,8 @@ static bool idx_load(plog_seg_t *s, int64_t file_size)
         ok = ok && s->n_idx == i + 1;
     }
     free(buf);
-    if (!ok)
+    if (!ok || !read_whole(s, "timeindex", 12, &buf, &n))
         return false;
-    if (fstat(s->tidx_fd, &st) != 0 || st.st_size % 12 != 0)
-        return false;
-    n = (int)(st.st_size / 12);
-    buf = n ? malloc((size_t)st.st_size) : NULL;
-    if (n && (!buf || pread(s->tidx_fd, buf, (size_t)st.st_size, 0) != st.st_size)) {
-        free(buf);
-        return false;
-    }
     for (int i = 0; i < n && ok; i++) {
         int64_t ts = (int64_t)get_be64(buf + i * 12);
         int32_t rel = (int32_t)get_be32(buf + i * 12 + 8);
@@ -303,24 +315,48 @@ static bool idx_load(plog_seg_t *s, int64_t file_size)
     return ok;
 }
 
-/* Rewrite both index files from memory (after a rebuild or a trim). */
-static void idx_rewrite(plog_seg_t *s)
+/* Make the segment's file ext hold exactly buf, synced. Written in place
+ * and then cut, not truncated first: the entries only grow between saves (a
+ * recovery that drops some rewrites them), so a crash midway leaves a file of
+ * valid entries. @blocking yes */
+static int save_file(const plog_seg_t *s, const char *ext, const uint8_t *buf, size_t len)
 {
-    int n = s->n_idx, nt = s->n_tidx;
-    s->n_idx = s->n_tidx = 0;
-    atomic_store(&s->idx_unsynced, true);
-    if (plog__sys->ftruncate(s->idx_fd, 0) != 0 || plog__sys->ftruncate(s->tidx_fd, 0) != 0)
-        ST_WARN("plog", "cannot truncate index files path=%s", s->path);
-    for (int i = 0; i < n; i++) {
-        s->n_idx = i;
-        idx_push(s, s->idx[i].rel_offset, s->idx[i].pos, true);
+    char f[4200];
+    seg_file(s, ext, f, sizeof(f));
+    int fd = plog__sys->open(f, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    int err = 0;
+    errno = 0;
+    if ((len > 0 && plog__sys->pwrite(fd, buf, len, 0) != (ssize_t)len) ||
+        plog__sys->ftruncate(fd, (off_t)len) != 0 || plog__sys->fdatasync(fd) != 0)
+        err = errno ? -errno : ST_E_IO;
+    close(fd);
+    return err;
+}
+
+int plog__idx_save(plog_seg_t *s)
+{
+    size_t len = (size_t)s->n_idx * 8, tlen = (size_t)s->n_tidx * 12;
+    uint8_t *b = malloc(len + tlen + 1);
+    if (!b)
+        return ST_E_NOMEM;
+    for (int i = 0; i < s->n_idx; i++) {
+        put_be32(b + i * 8, (uint32_t)s->idx[i].rel_offset);
+        put_be32(b + i * 8 + 4, (uint32_t)s->idx[i].pos);
     }
-    s->n_idx = n;
-    for (int i = 0; i < nt; i++) {
-        s->n_tidx = i;
-        tidx_push(s, s->tidx[i].ts, s->tidx[i].rel_offset, true);
+    uint8_t *t = b + len;
+    for (int i = 0; i < s->n_tidx; i++) {
+        put_be64(t + i * 12, (uint64_t)s->tidx[i].ts);
+        put_be32(t + i * 12 + 8, (uint32_t)s->tidx[i].rel_offset);
     }
-    s->n_tidx = nt;
+    int err = save_file(s, "index", b, len);
+    if (err == 0)
+        err = save_file(s, "timeindex", t, tlen);
+    free(b);
+    if (err == 0)
+        atomic_store(&s->idx_unsynced, false);
+    return err;
 }
 
 /* ---- Recovery ---- */
@@ -436,7 +472,7 @@ static int seg_recover(plog_t *log, plog_seg_t *s, int64_t verify_from, bool *tr
     /* Index files: rewrite them from memory when entries were dropped or
      * added (stale entries past the kept ones must not survive). */
     if (!kept_all || s->n_idx != kept_idx || s->n_tidx != kept_tidx) {
-        idx_rewrite(s);
+        atomic_store(&s->idx_unsynced, true); /* saved by recover_sync */
         s->recovered = true;
     }
     if (rebuilt)
@@ -563,8 +599,10 @@ int plog__write_ckpt(plog_t *log, const char *name, int64_t value, bool sync_dir
     int fd = plog__sys->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int err = 0;
     if (fd < 0 || plog__sys->pwrite(fd, buf, (size_t)n, 0) != n || plog__sys->fdatasync(fd) != 0 ||
-        plog__sys->rename(tmp, path) != 0 || (sync_dir && plog__sys->fsync(log->dir_fd) != 0))
+        plog__sys->rename(tmp, path) != 0)
         err = errno ? -errno : ST_E_IO;
+    if (err == 0 && sync_dir)
+        err = plog__fsync_dir(log);
     if (fd >= 0)
         close(fd);
     return err;
@@ -655,18 +693,22 @@ static int recover_sync(plog_t *log, int64_t rp)
         plog_seg_t *s = log->segs[i];
         if (rp >= 0 && s->next_offset <= rp && !s->recovered)
             continue; /* synced, with its indexes, before the recovery point was written */
-        if (plog__sys->fdatasync(s->fd) != 0 || plog__sys->fdatasync(s->idx_fd) != 0 ||
-            plog__sys->fdatasync(s->tidx_fd) != 0)
+        if (plog__sys->fdatasync(s->fd) != 0)
             return -errno;
-        atomic_store(&s->idx_unsynced, false);
+        /* The index files as in memory, synced (what a crash left of a save
+         * may be unsynced, and recovery may have rebuilt or trimmed them). */
+        int rc = plog__idx_save(s);
+        if (rc != 0)
+            return rc;
         synced = true;
     }
     /* The directory before the recovery point: the point may only claim what
      * is durable, segment names included. */
     int64_t end = log->segs[log->n_segs - 1]->next_offset;
-    if ((synced || rp != end || log->open_dir_changed) && plog__sys->fsync(log->dir_fd) != 0)
-        return -errno;
-    int rc = rp == end ? 0 : plog__write_rp(log, end, true);
+    int rc;
+    if ((synced || rp != end || log->open_dir_changed) && (rc = plog__fsync_dir(log)) != 0)
+        return rc;
+    rc = rp == end ? 0 : plog__write_rp(log, end, true);
     log->rp_written = rc == 0 ? end : -1;
     return rc;
 }
@@ -679,8 +721,6 @@ static void log_free(plog_t *log)
         plog__seg_unref(log->dirty[i]);
     free(log->dirty);
     free(log->segs);
-    if (log->dir_fd >= 0)
-        close(log->dir_fd);
     pthread_mutex_destroy(&log->sync_mu);
     free(log->dir);
     free(log);
@@ -716,11 +756,10 @@ int plog_open(plog_shard_t *sh,
     log->cfg = *cfg;
     log->refs = 1;
     log->rp_pending = log->rp_written = -1;
-    log->dir_fd = plog__sys->open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     pthread_mutex_init(&log->sync_mu, NULL);
     int64_t *bases = NULL;
     int n = 0;
-    int rc = log->dir_fd < 0 ? -errno : list_bases(log, &bases, &n, errbuf, errbuf_len);
+    int rc = list_bases(log, &bases, &n, errbuf, errbuf_len);
     /* Below the recovery point every segment was synced with its indexes;
      * from it on, batches are CRC-verified. Without one, all are. */
     int64_t rp = rc == 0 ? read_ckpt(log, RP_CKPT) : -1;
@@ -1486,13 +1525,13 @@ int plog_reset(plog_t *log, int64_t offset)
         if (plog__sys->rename(from, to) != 0)
             rc = -errno;
     }
-    if (rc == 0 && plog__sys->fsync(log->dir_fd) != 0)
-        rc = -errno;
+    if (rc == 0)
+        rc = plog__fsync_dir(log);
     plog_seg_t *s = NULL;
     if (rc == 0)
         rc = seg_open(log, offset, true, &s);
-    if (rc == 0 && plog__sys->fsync(log->dir_fd) != 0)
-        rc = -errno;
+    if (rc == 0)
+        rc = plog__fsync_dir(log);
     if (rc != 0) {
         plog__seg_unref(s);
         log->failed = ST_E_IO; /* old segments may be half renamed: refuse appends */

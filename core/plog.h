@@ -11,7 +11,10 @@
  *
  * Layout: DIR/<20-digit base offset>.log, .index (8-byte entries: relative
  * offset of a batch's last record, file position of the batch, big-endian) and
- * .timeindex (12-byte entries: max timestamp so far, relative offset).
+ * .timeindex (12-byte entries: max timestamp so far, relative offset). The
+ * index is kept in memory; its files are loaded at open and saved from memory
+ * (written, fdatasynced) when a segment is sealed or closed and by recovery,
+ * so an append writes only the .log and a segment keeps one descriptor open.
  *
  * Threads: a plog_t belongs to one loop (its shard). Only plog_env's flusher
  * thread touches it elsewhere, under the log's sync mutex.
@@ -148,7 +151,7 @@ bool plog_env_flush_step(plog_env_t *env);
 /** Stop the flusher after it drained its queue; all logs must be closed. */
 void plog_env_free(plog_env_t *env);
 
-/** Per-loop completion channel (owns a uv_async_t on loop).
+/** Per-loop completion channel (owns an st_wake_t, an eventfd, on loop).
  * @thread loop's thread */
 ST_MUST_CHECK int plog_shard_new(plog_env_t *env, uv_loop_t *loop, plog_shard_t **out);
 

@@ -84,21 +84,19 @@ static void sync_log(plog_t *log, bool delayed)
             err = -errno;
             ST_ERROR("plog", "fdatasync failed path=%s.log err=%s", s->path, st_strerror(err));
         }
-        /* Sealed (or closing): its indexes too when written since their last
-         * sync, so a restart loads them. A failure costs a rebuild at the next
-         * start (no recovery point claims them). */
-        if (!err && atomic_exchange(&s->sync_idx, false) &&
-            atomic_exchange(&s->idx_unsynced, false) &&
-            (plog__sys->fdatasync(s->idx_fd) != 0 || plog__sys->fdatasync(s->tidx_fd) != 0)) {
-            ST_WARN("plog", "cannot sync index files path=%s: %s", s->path, strerror(errno));
-            atomic_store(&s->idx_unsynced, true);
+        /* Sealed (or closing): its index is saved from memory and synced,
+         * after the data it points into, so a restart loads it. A failure costs
+         * a rebuild at the next start (no recovery point claims it). */
+        int irc;
+        if (!err && atomic_exchange(&s->sync_idx, false) && atomic_load(&s->idx_unsynced) &&
+            (irc = plog__idx_save(s)) != 0) {
+            ST_WARN("plog", "cannot save index files path=%s: %s", s->path, st_strerror(irc));
             rp = -1;
         }
         plog__seg_unref(s);
     }
     free(dirty);
-    if (!err && dir_dirty && plog__sys->fsync(log->dir_fd) != 0) {
-        err = -errno;
+    if (!err && dir_dirty && (err = plog__fsync_dir(log)) != 0) {
         ST_ERROR("plog", "fsync of directory failed dir=%s err=%s", log->dir, st_strerror(err));
     }
     if (err) {

@@ -22,9 +22,7 @@ typedef struct {
 
 struct plog_seg {
     _Atomic int refs;
-    int fd;      /* owned: the .log file */
-    int idx_fd;  /* owned: the .index file */
-    int tidx_fd; /* owned: the .timeindex file */
+    int fd; /* owned: the .log file (the index files are opened only to load or save) */
     int64_t base_offset;
     int64_t next_offset; /* last offset + 1 (base_offset when empty) */
     int64_t size;        /* bytes of whole batches */
@@ -37,8 +35,8 @@ struct plog_seg {
     plog__tidx_t *tidx; /* owned */
     int n_tidx, cap_tidx;
     bool is_deleted;           /* removed from the log; files unlinked by the flusher */
-    _Atomic bool sync_idx;     /* the flusher also syncs .index/.timeindex (roll, close) */
-    _Atomic bool idx_unsynced; /* index entries written since the index files' last sync */
+    _Atomic bool sync_idx;     /* the flusher also saves .index/.timeindex (roll, close) */
+    _Atomic bool idx_unsynced; /* index entries in memory that the files do not hold synced */
     bool recovered;      /* plog_open: recovery changed the files (truncated, index rewritten) */
     char path[4096];     /* DIR/<base> without extension */
     char log_path[4100]; /* DIR/<base>.log */
@@ -67,8 +65,7 @@ typedef struct plog__done {
 
 struct plog {
     plog_shard_t *sh; /* borrowed */
-    char *dir;        /* owned */
-    int dir_fd;       /* owned: fsynced after a segment file is created */
+    char *dir;        /* owned; fsynced (plog__fsync_dir) after entries change */
     plog_config_t cfg;
     plog_seg_t **segs; /* owned refs, oldest first; the last is active */
     int n_segs, cap_segs;
@@ -110,6 +107,12 @@ struct plog {
 extern const plog_sys_t *plog__sys;
 
 void plog__seg_ref(plog_seg_t *s);
+/* Write both index files from memory and fdatasync them: a sealed or closing
+ * segment's (its entries no longer change) or at open. @return 0 or a
+ * negative errno.  @blocking yes */
+int plog__idx_save(plog_seg_t *s);
+/* fsync the log's directory (opened for it). @return 0 or -errno. @blocking yes */
+int plog__fsync_dir(const plog_t *log);
 void plog__seg_unref(plog_seg_t *s);
 
 /* Flusher (plog_flush.c). Queue the log for the next group commit; takes a

@@ -219,6 +219,48 @@ static void test_plog_index_lookup_at_and_between_entries(void **state)
     close_log(f, log);
 }
 
+/* Open descriptors of this process. */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* A log keeps one descriptor per segment (its .log): the index lives in
+ * memory and its files are opened only to load or save them, the directory
+ * only to fsync it. 10,000 one-segment partitions then fit in 10,000
+ * descriptors, not 40,000. */
+static void test_plog_one_descriptor_per_segment(void **state)
+{
+    fx_t *f = *state;
+    plog_config_t cfg;
+    plog_config_default(&cfg);
+    cfg.index_interval_bytes = 100;
+    cfg.segment_bytes = 2000;
+    int before = count_fds();
+    plog_t *log = open_log(f, &cfg);
+    assert_int_equal(count_fds() - before, 1);
+    for (int i = 0; i < 30; i++)
+        append(log, 4, 40, (uint64_t)i, 1000 * i); /* durable: its flusher round ended */
+    int segs = plog_segment_count(log);
+    assert_true(segs >= 3);
+    assert_int_equal(count_fds() - before, segs);
+    close_log(f, log);
+    assert_int_equal(count_fds(), before);
+    /* The index files were saved from memory at roll and close: a reopen loads
+     * them (reads stay exact), still one descriptor per segment. */
+    log = open_log(f, &cfg);
+    assert_int_equal(count_fds() - before, segs);
+    for (int i = 0; i < 30; i++)
+        check_read(log, 4 * i + 1, 4 * i, 4, 40, (uint64_t)i, 1000 * i);
+    close_log(f, log);
+}
+
 static void test_plog_offset_for_time(void **state)
 {
     fx_t *f = *state;
@@ -978,6 +1020,7 @@ int main(void)
         cmocka_unit_test(test_plog_parse_dir_name),
         cmocka_unit_test(test_plog_batch_records_decodes_every_record),
         cmocka_unit_test_setup_teardown(test_plog_append_read_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_one_descriptor_per_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_index_lookup_at_and_between_entries, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_plog_offset_for_time, setup, teardown),
