@@ -21,7 +21,9 @@
  * Reading: OPEN connections read while all of these hold (conn_pump):
  *   fewer than KH_MAX_INFLIGHT requests queued (checked per frame, inside one
  *   read; reading resumes below half of it), fewer than KH_UNSENT_MAX response
- *   bytes wait in libuv, and the pool is not full (mem_timer retries) - except
+ *   bytes wait in libuv, no SASL login is being verified off the loop (frames
+ *   pipelined behind it wait, framed after its answer: kh_sasl_holds_frames),
+ *   and the pool is not full (mem_timer retries) - except
  *   that a frame begun while the pool had room is read to its end, so the pool
  *   always drains (Kafka reserves the announced size instead; here a header
  *   alone reserves nothing).
@@ -812,7 +814,8 @@ static void conn_frame(kh_conn_t *c)
     c->is_framing = true;
     size_t pos = 0;
     bool cut = false;
-    while (!c->closing && c->n_reqs < KH_MAX_INFLIGHT && c->rlen - pos >= 4) {
+    while (!c->closing && c->n_reqs < KH_MAX_INFLIGHT && c->rlen - pos >= 4 &&
+           !(c->sasl && kh_sasl_holds_frames(c->sasl))) { /* a login verified off the loop */
         if (!frame_size_ok(c, c->rbuf + pos))
             break;
         int32_t size = frame_size_at(c->rbuf + pos);
@@ -897,7 +900,8 @@ static void conn_pump(kh_conn_t *c)
     }
     bool is_full = kh_limits_mem_full(c->ks->ctx->limits);
     bool is_unsent = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > KH_UNSENT_MAX;
-    bool may = c->n_reqs < KH_MAX_INFLIGHT && !is_unsent &&
+    bool is_held = c->sasl && kh_sasl_holds_frames(c->sasl); /* resumed by the login's answer */
+    bool may = c->n_reqs < KH_MAX_INFLIGHT && !is_unsent && !is_held &&
                (!is_full || (c->frame_t0_ms && c->is_admitted));
     c->is_paused_mem = !may && is_full;
     if (c->is_paused_mem)

@@ -186,6 +186,10 @@ void kh_sasl_free(kh_sasl_t *s);
  * lifetime (connections.max.reauth.ms) only a re-authentication. */
 bool kh_sasl_allows(const kh_sasl_t *s, int16_t key, uint64_t now_ms);
 bool kh_sasl_is_authenticated(const kh_sasl_t *s);
+/** A login is being verified off the loop (PLAIN's derivation on the thread
+ * pool): the connection must neither read nor dispatch its next frames until
+ * the answer is queued (then kh_conn.c's flush resumes it). */
+bool kh_sasl_holds_frames(const kh_sasl_t *s);
 /** SaslHandshake v0 was accepted: the next frames are bare SASL tokens. */
 bool kh_sasl_expects_raw(const kh_sasl_t *s);
 /** Handle one bare token (req has no header nor decoded message). */

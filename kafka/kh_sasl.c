@@ -6,7 +6,12 @@
  * ApiVersions / SaslHandshake / SaslAuthenticate run until the connection is
  * authenticated, and anything else closes it (Kafka's rule). The verified
  * user becomes the connection's principal ("User:alice"), which every later
- * request carries (kh_req_principal) for the authorizer.
+ * request carries (kh_req_principal) for the authorizer. While a login is
+ * verified off the loop (VERIFYING), the connection reads and dispatches
+ * nothing more (kh_sasl_holds_frames): frames a client pipelined behind its
+ * SaslAuthenticate wait and run as the principal the login gives, or never
+ * when it fails (the connection closes after the answer), as Kafka, which
+ * reads no further request until authentication completes.
  * SCRAM costs a few HMACs and runs on the shard loop; PLAIN derives the
  * stored key from the password (PBKDF2, thousands of HMACs), so it runs on
  * the thread pool. Credentials come from the users snapshot (meta_users_get:
@@ -147,6 +152,11 @@ void kh_sasl_free(kh_sasl_t *s)
 bool kh_sasl_is_authenticated(const kh_sasl_t *s)
 {
     return s->has_session;
+}
+
+bool kh_sasl_holds_frames(const kh_sasl_t *s)
+{
+    return s->state == KH_SASL_VERIFYING;
 }
 
 bool kh_sasl_expects_raw(const kh_sasl_t *s)

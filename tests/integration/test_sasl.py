@@ -122,18 +122,21 @@ class Wire:
     def __init__(self, port):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=15)
         self.corr = 0
+        self.buf = b""  # bytes of the next responses (pipelined requests)
 
     def send(self, data):
         self.s.sendall(data)
 
     def recv_frame(self):
-        data = b""
+        data = self.buf
         while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
             chunk = self.s.recv(65536)
             if not chunk:
                 raise ConnectionError("closed by the broker")
             data += chunk
-        return data[4:]
+        end = 4 + struct.unpack(">i", data[:4])[0]
+        self.buf = data[end:]
+        return data[4:end]
 
     def call(self, api, ver, body=b"", flexible=False):
         self.corr += 1
@@ -463,6 +466,71 @@ class SaslTest(unittest.TestCase):
         self.assertEqual(login(w, "SCRAM-SHA-512", *ALICE)[0], 0)
         self.assertTrue(metadata_ok(w))
         w.close()
+
+    def test_requests_pipelined_behind_a_login(self):
+        """A client may send its next requests right behind SaslAuthenticate: they wait
+        for the login (PLAIN is verified on the thread pool) and run as its principal.
+        DescribeUserScramCredentials needs DESCRIBE on the cluster, which only the super
+        user alice has: its answer proves the principal, not just that the connection
+        stayed open. A failed login closes the connection without running them."""
+
+        def check_rest(w, corr_meta):
+            r = Reader(w.recv_frame())
+            self.assertEqual(r.take(">i"), corr_meta)
+            self.assertGreaterEqual(r.take(">i"), 1)  # Metadata v1: the brokers
+            r = Reader(w.recv_frame())
+            self.assertEqual(r.take(">i"), corr_meta + 1)
+            r.tags()
+            r.take(">i")  # throttle
+            self.assertEqual(r.take(">h"), 0)  # not CLUSTER_AUTHORIZATION_FAILED
+
+        def check_auth(w, corr, ok=True):
+            r = Reader(w.recv_frame())
+            self.assertEqual(r.take(">i"), corr)
+            err = r.take(">h")
+            self.assertEqual(err, 0 if ok else ERR_SASL_AUTHENTICATION_FAILED, r.str16())
+
+        metadata = request(API_METADATA, 1, 3, struct.pack(">i", -1))
+        describe = request(API_DESCRIBE_SCRAM, 0, 4, uvarint(0) + b"\x00", flexible=True)
+        plain = b"\0alice\0" + ALICE[1].encode()
+        for _ in range(3):  # the verification is a race with the next frames: try it again
+            # PLAIN: SaslHandshake + SaslAuthenticate + Metadata + Describe... in one write.
+            w = Wire(self.b.port)
+            w.send(request(API_SASL_HANDSHAKE, 1, 1, s16("PLAIN")) +
+                   request(API_SASL_AUTHENTICATE, 1, 2, b32(plain)) + metadata + describe)
+            self.assertEqual(Reader(w.recv_frame()).take(">i"), 1)
+            check_auth(w, 2)
+            check_rest(w, 3)
+            w.close()
+            # SaslHandshake v0: the raw PLAIN token, then the framed requests.
+            w = Wire(self.b.port)
+            w.send(request(API_SASL_HANDSHAKE, 0, 1, s16("PLAIN")) +
+                   struct.pack(">i", len(plain)) + plain + metadata + describe)
+            self.assertEqual(Reader(w.recv_frame()).take(">i"), 1)
+            self.assertEqual(w.recv_frame(), b"")  # the raw answer: an empty token
+            check_rest(w, 3)
+            w.close()
+            # SCRAM: the final message and the requests in one write.
+            w = Wire(self.b.port)
+            sc = ScramClient(ALICE[0], ALICE[1], "SCRAM-SHA-512")
+            self.assertEqual(handshake(w, "SCRAM-SHA-512")[0], 0)
+            e, _, server_first, _ = authenticate(w, sc.first_message().encode())
+            self.assertEqual(e, 0)
+            sc.process_server_first_message(server_first.decode())
+            w.send(request(API_SASL_AUTHENTICATE, 1, 2, b32(sc.final_message().encode())) +
+                   metadata + describe)
+            check_auth(w, 2)
+            check_rest(w, 3)
+            w.close()
+            # A wrong password: the answer, then the connection closes; nothing else runs.
+            w = Wire(self.b.port)
+            w.send(request(API_SASL_HANDSHAKE, 1, 1, s16("PLAIN")) +
+                   request(API_SASL_AUTHENTICATE, 1, 2, b32(b"\0alice\0wrong-password")) +
+                   metadata + describe)
+            self.assertEqual(Reader(w.recv_frame()).take(">i"), 1)
+            check_auth(w, 2, ok=False)
+            self.assertTrue(w.is_closed())
+            w.close()
 
     def test_malformed_tokens_are_refused(self):
         bad_first = [b"", b"p=tls-unique,,n=alice,r=abc", b"n,,n=alice", b"\xff" * 300,
