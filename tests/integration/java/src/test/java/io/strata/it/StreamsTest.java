@@ -1,7 +1,8 @@
-/* StreamsTest.java - a Kafka Streams word count (processing.guarantee=at_least_once) against
- * stratad: the repartition and changelog topics Streams creates, repartition purging with
- * DeleteRecords, and a restart with an empty state directory that restores the counts from
- * the changelog; the output is exact.
+/* StreamsTest.java - a Kafka Streams word count against stratad, with processing.guarantee
+ * at_least_once and exactly_once_v2 (transactional output, read read_committed): the
+ * repartition and changelog topics Streams creates, repartition purging with DeleteRecords,
+ * and a restart with an empty state directory that restores the counts from the changelog;
+ * the output is exact.
  * Strata refuses cleanup.policy=compact until log compaction lands, so the internal topics
  * are created with topic.cleanup.policy=delete (their retention is unlimited, which keeps
  * every changelog record: the restore reads more, the result is the same). */
@@ -44,12 +45,13 @@ import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class StreamsTest {
     static final String[] WORDS = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta"};
 
-    static KafkaStreams start(String app, String in, String out, Path state) {
+    static KafkaStreams start(String app, String in, String out, Path state, String guarantee) {
         StreamsBuilder b = new StreamsBuilder();
         b.<String, String>stream(in)
                 .flatMapValues(v -> Arrays.asList(v.split(" ")))
@@ -60,7 +62,7 @@ class StreamsTest {
         Properties p = new Properties();
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, app);
         p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, Strata.bootstrap());
-        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
+        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
         p.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
         p.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
         p.put(StreamsConfig.STATE_DIR_CONFIG, state.toString());
@@ -110,8 +112,9 @@ class StreamsTest {
         }
     }
 
-    @Test
-    void wordCountRestartedRestoresFromChangelog() throws Exception {
+    @ParameterizedTest
+    @ValueSource(strings = {StreamsConfig.AT_LEAST_ONCE, StreamsConfig.EXACTLY_ONCE_V2})
+    void wordCountRestartedRestoresFromChangelog(String guarantee) throws Exception {
         String app = Strata.unique("jwc");
         String in = app + "-in", out = app + "-out";
         try (Admin a = Strata.admin()) {
@@ -122,12 +125,13 @@ class StreamsTest {
         Map<String, Long> want = new HashMap<>();
         Properties cp = Strata.consumerProps(null);
         cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, LongDeserializer.class.getName());
+        cp.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed"); /* exactly_once_v2 writes in transactions */
         try (KafkaConsumer<String, Long> c = new KafkaConsumer<>(cp)) {
             c.assign(Strata.partitions(out, 2));
             c.seekToBeginning(c.assignment());
 
             produce(in, 0, 200, want);
-            KafkaStreams s = start(app, in, out, state);
+            KafkaStreams s = start(app, in, out, state, guarantee);
             try {
                 awaitCounts(c, want);
             } finally {
@@ -139,7 +143,7 @@ class StreamsTest {
             s.cleanUp();
             rmrf(state);
             produce(in, 200, 350, want);
-            s = start(app, in, out, state);
+            s = start(app, in, out, state, guarantee);
             try {
                 awaitCounts(c, want);
             } finally {
