@@ -483,6 +483,19 @@ static void join_cb(void *arg, const grp_join_result_t *res)
     kh_group__done(op, t_gs);
 }
 
+/* The member's host as Kafka reports it: "/" and the peer's IP (no port); "" when out of
+ * memory or unknown. Arena memory of req. */
+static const char *client_host(kh_req_t *req)
+{
+    const char *peer = kh_req_peer(req);
+    const char *colon = strrchr(peer, ':');
+    size_t len = colon ? (size_t)(colon - peer) : strlen(peer);
+    char buf[72];
+    snprintf(buf, sizeof(buf), "/%.*s", (int)len, peer);
+    const char *h = len ? kh_cstr(req, kp_str_from_cstr(buf)) : NULL;
+    return h ? h : "";
+}
+
 static void join_run(gop_t *op, gshard_t *gs)
 {
     kh_req_t *req = op->req;
@@ -526,7 +539,7 @@ void kh_join_group(kh_req_t *req)
         .member_id = kh_cstr(req, q->member_id),
         .instance_id = v >= 5 ? kh_group__opt_cstr(req, q->group_instance_id) : NULL,
         .client_id = kh_cstr(req, req->hdr.client_id),
-        .client_host = "",
+        .client_host = client_host(req),
         .protocol_type = kh_cstr(req, q->protocol_type),
         .session_timeout_ms = q->session_timeout_ms,
         .rebalance_timeout_ms = v >= 1 ? q->rebalance_timeout_ms : q->session_timeout_ms,

@@ -103,8 +103,9 @@ static int cmd_list(int argc, char **argv)
 
 static const char describe_help[] =
     "Usage: strata group describe GROUP...\n"
-    "Describe groups: state, coordinator, members, and per partition the committed\n"
-    "offset, log end offset and lag.\n\n"
+    "Describe groups: state, coordinator, members, total lag, and per partition the\n"
+    "committed offset, log start and end offsets, lag, and the member, client id and host\n"
+    "that own it. An unknown group is an error (exit 1).\n\n"
     "Examples:\n"
     "  strata group describe billing\n"
     "  strata group describe billing --format json\n";
@@ -183,7 +184,9 @@ static void json_i64_or_null(int64_t v)
         printf("%" PRId64, v);
 }
 
-static int describe_one(rd_kafka_t *rk, const rd_kafka_ConsumerGroupDescription_t *d, bool first)
+/* Describe one group; `first` is cleared once something is printed. An unknown group
+ * (Dead, no member, no offset) is an error. @return CLI_EXIT_*. */
+static int describe_one(rd_kafka_t *rk, const rd_kafka_ConsumerGroupDescription_t *d, bool *first)
 {
     const char *id = rd_kafka_ConsumerGroupDescription_group_id(d);
     const rd_kafka_error_t *err = rd_kafka_ConsumerGroupDescription_error(d);
@@ -206,37 +209,60 @@ static int describe_one(rd_kafka_t *rk, const rd_kafka_ConsumerGroupDescription_
     }
     rd_kafka_topic_partition_list_sort(offs, cmp_tp, NULL);
     int coord_id = coord ? rd_kafka_Node_id(coord) : -1;
+    if (rd_kafka_ConsumerGroupDescription_state(d) == RD_KAFKA_CONSUMER_GROUP_STATE_DEAD &&
+        n_members == 0 && offs->cnt == 0) { /* what the coordinator says of an unknown id */
+        rd_kafka_topic_partition_list_destroy(offs);
+        return cli_err("unknown group '%s'", id);
+    }
+    /* Watermarks first: the header shows the total lag. */
+    int64_t *lows = calloc((size_t)offs->cnt + 1, 2 * sizeof(int64_t)), *highs;
+    if (!lows) {
+        rd_kafka_topic_partition_list_destroy(offs);
+        return cli_err("out of memory");
+    }
+    highs = lows + offs->cnt;
+    int64_t total_lag = 0;
+    for (int i = 0; i < offs->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &offs->elems[i];
+        if (rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lows[i], &highs[i],
+                                             cli_opts.timeout_ms))
+            lows[i] = highs[i] = -1;
+        if (p->offset >= 0 && highs[i] > p->offset)
+            total_lag += highs[i] - p->offset;
+    }
     if (cli_opts.is_json) {
-        printf("%s{\"group\":", first ? "" : ",");
+        printf("%s{\"group\":", *first ? "" : ",");
         cli_json_cstr(stdout, id);
         fputs(",\"state\":", stdout);
         cli_json_cstr(stdout, st);
-        printf(",\"coordinator\":%d,\"members\":%zu,\"partitions\":[", coord_id, n_members);
+        printf(",\"coordinator\":%d,\"members\":%zu,\"total_lag\":%" PRId64 ",\"partitions\":[",
+               coord_id, n_members, total_lag);
     } else {
-        printf("%sGROUP        %s\nCOORDINATOR  %d\nSTATE        %s\nMEMBERS      %zu\n\n"
-               "%-30s %-9s %-14s %-14s %-6s %-20s %s\n",
-               first ? "" : "\n", id, coord_id, st, n_members, "TOPIC", "PARTITION",
-               "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "MEMBER-ID", "CLIENT-ID");
+        printf("%sGROUP        %s\nCOORDINATOR  %d\nSTATE        %s\nMEMBERS      %zu\n"
+               "TOTAL-LAG    %" PRId64 "\n\n%-30s %-9s %-14s %-16s %-14s %-6s %-20s %-20s %s\n",
+               *first ? "" : "\n", id, coord_id, st, n_members, total_lag, "TOPIC", "PARTITION",
+               "CURRENT-OFFSET", "LOG-START-OFFSET", "LOG-END-OFFSET", "LAG", "MEMBER-ID",
+               "CLIENT-ID", "HOST");
     }
+    *first = false;
     int rc = CLI_EXIT_OK;
     for (int i = 0; i < offs->cnt; i++) {
         const rd_kafka_topic_partition_t *p = &offs->elems[i];
-        int64_t low = -1, high = -1;
-        rd_kafka_resp_err_t werr = rd_kafka_query_watermark_offsets(
-            rk, p->topic, p->partition, &low, &high, cli_opts.timeout_ms);
-        if (werr)
-            high = -1;
+        int64_t low = lows[i], high = highs[i];
         int64_t lag = p->offset >= 0 && high >= 0 ? high - p->offset : -1;
         if (lag < 0 && p->offset >= 0 && high >= 0)
             lag = 0;
         const rd_kafka_MemberDescription_t *m = owner(d, p->topic, p->partition);
         const char *mid = m ? rd_kafka_MemberDescription_consumer_id(m) : NULL;
         const char *cid = m ? rd_kafka_MemberDescription_client_id(m) : NULL;
+        const char *host = m ? rd_kafka_MemberDescription_host(m) : NULL;
         if (cli_opts.is_json) {
             printf("%s{\"topic\":", i ? "," : "");
             cli_json_cstr(stdout, p->topic);
             printf(",\"partition\":%d,\"current_offset\":", (int)p->partition);
             json_i64_or_null(p->offset);
+            fputs(",\"log_start_offset\":", stdout);
+            json_i64_or_null(low);
             fputs(",\"log_end_offset\":", stdout);
             json_i64_or_null(high);
             fputs(",\"lag\":", stdout);
@@ -245,19 +271,25 @@ static int describe_one(rd_kafka_t *rk, const rd_kafka_ConsumerGroupDescription_
             cli_json_cstr(stdout, mid);
             fputs(",\"client_id\":", stdout);
             cli_json_cstr(stdout, cid);
+            fputs(",\"host\":", stdout);
+            cli_json_cstr(stdout, host);
             putchar('}');
         } else {
-            char cur[24] = "-", end[24] = "-", lg[24] = "-";
+            char cur[24] = "-", start[24] = "-", end[24] = "-", lg[24] = "-";
             if (p->offset >= 0)
                 snprintf(cur, sizeof(cur), "%" PRId64, p->offset);
+            if (low >= 0)
+                snprintf(start, sizeof(start), "%" PRId64, low);
             if (high >= 0)
                 snprintf(end, sizeof(end), "%" PRId64, high);
             if (lag >= 0)
                 snprintf(lg, sizeof(lg), "%" PRId64, lag);
-            printf("%-30s %-9d %-14s %-14s %-6s %-20s %s\n", p->topic, (int)p->partition, cur, end,
-                   lg, mid ? mid : "-", cid ? cid : "-");
+            printf("%-30s %-9d %-14s %-16s %-14s %-6s %-20s %-20s %s\n", p->topic,
+                   (int)p->partition, cur, start, end, lg, mid ? mid : "-", cid ? cid : "-",
+                   host ? host : "-");
         }
     }
+    free(lows);
     if (cli_opts.is_json)
         fputs("]}", stdout);
     rd_kafka_topic_partition_list_destroy(offs);
@@ -291,8 +323,9 @@ static int cmd_describe(int argc, char **argv)
         rc = CLI_EXIT_OK;
         if (cli_opts.is_json)
             putchar('[');
+        bool first = true;
         for (size_t i = 0; i < n; i++)
-            if (describe_one(rk, ds[i], i == 0))
+            if (describe_one(rk, ds[i], &first))
                 rc = CLI_EXIT_FAIL;
         if (cli_opts.is_json)
             puts("]");

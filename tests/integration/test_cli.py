@@ -636,7 +636,11 @@ class CliTest(unittest.TestCase):
         self.assertEqual(committed, 3)
         self.assertEqual(committed + total_lag,
                          sum(p["log_end_offset"] for p in d["partitions"]))
-        self.assertIn("LAG", self.ok("group", "describe", "cli-g"))
+        self.assertEqual(d["total_lag"], total_lag)  # rpk's columns (issue 21)
+        self.assertEqual(sorted(p["log_start_offset"] for p in d["partitions"]), [0, 0])
+        out = self.ok("group", "describe", "cli-g")
+        for col in ("TOTAL-LAG    %d" % total_lag, "LOG-START-OFFSET", "CLIENT-ID", "HOST"):
+            self.assertIn(col, out)
         # a second run continues where the group stopped
         out = self.ok(*FAST_JOIN, "topic", "consume", "gt", "-g", "cli-g", "-n", "3", "-f",
                       "%v\\n", timeout=120)
@@ -662,6 +666,11 @@ class CliTest(unittest.TestCase):
         self.assertNotIn("cli-g", [g["group"] for g in self.json("group", "list")])
         rc, out, err = self.run_cli("group", "delete", "cli-g")
         self.assertEqual(rc, 1, (out, err))
+        # a missing group is an error, not a Dead group with exit 0
+        self.fails(1, "unknown group 'cli-g'", "group", "describe", "cli-g")
+        rc, out, err = self.run_cli("group", "describe", "never-g2", "--format", "json")
+        self.assertEqual((rc, json.loads(out)), (1, []))
+        self.assertIn("unknown group 'never-g2'", json.loads(err)["error"])
         self.fails(1, "no committed offsets", "group", "seek", "never-g", "--to", "start")
 
     def test_group_describe_live_member(self):
@@ -684,6 +693,7 @@ class CliTest(unittest.TestCase):
             self.assertEqual(d["members"], 1, d)
             self.assertEqual([p["partition"] for p in d["partitions"]], [0, 1])
             self.assertTrue(all(p["client_id"] == "strata-cli" for p in d["partitions"]))
+            self.assertTrue(all(p["host"] for p in d["partitions"]), d)
             self.assertEqual(d["partitions"][0]["log_end_offset"], 2)
             self.assertIn("strata-cli", self.ok("group", "describe", "live-g"))
         finally:
