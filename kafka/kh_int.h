@@ -418,6 +418,10 @@ void kh_txn_list(kh_req_t *req);
  * commits and aborts. @thread ks's loop */
 void kh_txn_shard_start(kh_shard_t *ks);
 void kh_txn_shard_close(kh_shard_t *ks);
+/** On the group's shard: an open transaction holds an offset of (group,
+ * topic, partition) not committed yet (OffsetFetch's require_stable answers
+ * UNSTABLE_OFFSET_COMMIT). @thread the group's shard */
+bool kh_txn_offsets_pending(const char *group, const char *topic, int32_t partition);
 /** The coordinator closed and was freed (none was started counts): every op
  * it posted to other shards is back, so the shard's queue may close. The
  * kafka layer's shutdown waits for it (kh_shard_drained is called then).

@@ -197,6 +197,7 @@ typedef struct {
     int64_t offset;
     int32_t leader_epoch;
     kp_str_t metadata;
+    int16_t error_code; /* UNSTABLE_OFFSET_COMMIT: a transaction will change it */
 } of_part_t;
 
 typedef struct {
@@ -211,6 +212,9 @@ static of_res_t *offsets_collect(gop_t *op, gshard_t *gs, const of_x_t *x, int *
     kp_arena_t *a = &op->arena;
     of_res_t *res;
     *n_out = 0;
+    /* v7+: a consumer that asks for stable offsets waits for open transactions. */
+    const kp_offset_fetch_request_t *q = op->req->msg;
+    bool stable = op->req->hdr.request_api_version >= 7 && q->require_stable;
     if (x->topics) {
         res = kp_arena_calloc(a, (size_t)(x->n_topics ? x->n_topics : 1), sizeof(*res));
         for (int i = 0; res && i < x->n_topics; i++) {
@@ -227,9 +231,11 @@ static of_res_t *offsets_collect(gop_t *op, gshard_t *gs, const of_x_t *x, int *
             for (int j = 0; j < np; j++) {
                 const grp_offset_t *o =
                     gs ? grp_offset_get(gs->coord, op->group, name, t->parts[j]) : NULL;
+                bool pending = stable && kh_txn_offsets_pending(op->group, name, t->parts[j]);
                 res[i].parts[j] =
                     (of_part_t){t->parts[j], o ? o->offset : -1, o ? o->leader_epoch : -1,
-                                o ? kh_group__arena_str(a, o->metadata) : KP_STR_LIT("")};
+                                o ? kh_group__arena_str(a, o->metadata) : KP_STR_LIT(""),
+                                pending ? KP_ERR_UNSTABLE_OFFSET_COMMIT : KP_ERR_NONE};
                 if (o && !o->metadata)
                     res[i].parts[j].metadata = KP_STR_LIT("");
             }
@@ -259,7 +265,10 @@ static of_res_t *offsets_collect(gop_t *op, gshard_t *gs, const of_x_t *x, int *
         }
         res[t].parts[res[t].n_parts++] =
             (of_part_t){os[i].partition, os[i].offset, os[i].leader_epoch,
-                        os[i].metadata ? kh_group__arena_str(a, os[i].metadata) : KP_STR_LIT("")};
+                        os[i].metadata ? kh_group__arena_str(a, os[i].metadata) : KP_STR_LIT(""),
+                        stable && kh_txn_offsets_pending(op->group, os[i].topic, os[i].partition)
+                            ? KP_ERR_UNSTABLE_OFFSET_COMMIT
+                            : KP_ERR_NONE};
     }
     *n_out = nt;
     return res;
@@ -294,6 +303,7 @@ static void offset_fetch_run(gop_t *op, gshard_t *gs)
                 p->committed_offset = res[i].parts[j].offset;
                 p->committed_leader_epoch = res[i].parts[j].leader_epoch;
                 p->metadata = res[i].parts[j].metadata;
+                p->error_code = res[i].parts[j].error_code;
             }
             t->n_partitions = res[i].n_parts;
             rg->n_topics++;
@@ -318,7 +328,7 @@ static void offset_fetch_run(gop_t *op, gshard_t *gs)
                 if (v >= 5)
                     p->committed_leader_epoch = res[i].parts[j].leader_epoch;
                 p->metadata = res[i].parts[j].metadata;
-                p->error_code = v < 2 ? err : 0;
+                p->error_code = v < 2 ? err : res[i].parts[j].error_code;
             }
             t->n_partitions = res[i].n_parts;
             r->n_topics++;

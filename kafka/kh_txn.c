@@ -40,6 +40,11 @@
 #define TXN_EPOCH_MAX 32766 /* past it a new producer id is given (Kafka: Short.MAX - 1) */
 
 static _Thread_local coord_t *t_coord;
+/* Pending offsets of the groups this shard owns (see "Pending offsets"):
+ * independent of the coordinator's start, as another shard's recovery may post
+ * here first; freed (and closed to new entries) with the coordinator. */
+static _Thread_local pend_t *t_pend;
+static _Thread_local bool t_pend_closed;
 
 static int64_t wall_ms(void)
 {
@@ -83,10 +88,114 @@ static void coord_maybe_free(coord_t *c)
         free(t->id);
         free(t);
     }
+    t_pend_closed = true;
+    while (t_pend) {
+        pend_t *p = t_pend;
+        t_pend = p->next;
+        free(p->txn);
+        free(p->group);
+        free(p->topic);
+        free(p);
+    }
     if (t_coord == c)
         t_coord = NULL;
     free(c);
     kh_shard_drained(ks); /* the kafka layer's shutdown waited for its ops */
+}
+
+/* ---- Pending offsets, kept on the groups' shards ---- */
+
+
+typedef struct {
+    kh_post_t post;
+    pend_t p; /* owned strings (moved into the list) */
+} pmsg_t;
+
+static void pmsg_free(pmsg_t *m)
+{
+    free(m->p.txn);
+    free(m->p.group);
+    free(m->p.topic);
+    free(m);
+}
+
+static void pmsg_closed(rt_shard_t *sh, void *arg)
+{
+    (void)sh;
+    pmsg_free(arg);
+}
+
+/* On the group's shard: txn's offsets of group are committed or dropped. */
+static void pend_forget(const char *txn, const char *group)
+{
+    for (pend_t **pp = &t_pend; *pp;) {
+        pend_t *p = *pp;
+        if (!strcmp(p->txn, txn) && !strcmp(p->group, group)) {
+            *pp = p->next;
+            free(p->txn);
+            free(p->group);
+            free(p->topic);
+            free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+}
+
+static void pmsg_run(rt_shard_t *sh, void *arg)
+{
+    pmsg_t *m = arg;
+    (void)sh;
+    if (t_pend_closed) {
+        pmsg_free(m);
+        return;
+    }
+    for (pend_t *p = t_pend; p; p = p->next)
+        if (p->partition == m->p.partition && !strcmp(p->txn, m->p.txn) &&
+            !strcmp(p->group, m->p.group) && !strcmp(p->topic, m->p.topic)) {
+            pmsg_free(m);
+            return;
+        }
+    pend_t *p = malloc(sizeof(*p));
+    if (!p) {
+        ST_ERROR("txn", "out of memory tracking pending offsets of group=%s", m->p.group);
+        pmsg_free(m);
+        return;
+    }
+    *p = m->p;
+    p->next = t_pend;
+    t_pend = p;
+    free(m);
+}
+
+/* Tell the group's shard that t will commit o (forgotten there when the
+ * transaction's round commits or drops the group's offsets: goff_run). */
+static void pend_post(coord_t *c, const txn_t *t, const char *group, const toff_t *o)
+{
+    pmsg_t *m = calloc(1, sizeof(*m));
+    if (!m)
+        goto oom;
+    m->p.txn = strdup(t->id);
+    m->p.group = strdup(group);
+    m->p.topic = strdup(o->topic);
+    m->p.partition = o->partition;
+    if (!m->p.txn || !m->p.group || !m->p.topic) {
+        pmsg_free(m);
+        goto oom;
+    }
+    kh_post(c->ks, &m->post, rt_shard_for(group, 0, rt_shard_count(c->ks->ctx->rt)), pmsg_run,
+            pmsg_closed, m);
+    return;
+oom:
+    ST_ERROR("txn", "out of memory tracking pending offsets of transaction id=%s", t->id);
+}
+
+bool kh_txn_offsets_pending(const char *group, const char *topic, int32_t partition)
+{
+    for (const pend_t *p = t_pend; p; p = p->next)
+        if (p->partition == partition && !strcmp(p->group, group) && !strcmp(p->topic, topic))
+            return true;
+    return false;
 }
 
 /* ---- Durable changes (thread pool) ---- */
@@ -224,6 +333,7 @@ typedef struct {
     coord_t *c;
     txn_t *t;
     const char *group; /* borrowed from t->d (stable while t is busy) */
+    bool drop;         /* abort: only forget the pending offsets */
     int rc;
 } goff_t;
 
@@ -315,6 +425,8 @@ static void goff_written(wop_t *w, int status)
                            r->leader_epoch, r->metadata, r->commit_ms) != 0)
             ST_ERROR("txn", "out of memory storing offsets of group=%s", r->group);
     }
+    if (status == 0) /* visible now: OffsetFetch(require_stable) may answer them */
+        pend_forget(g->t->id, g->group);
     free(x);
     kh_shard_t *ks = kh_shard_of(rt_current());
     kh_post(ks, &g->post, g->coord, goff_back, NULL, g);
@@ -328,6 +440,12 @@ static void goff_run(rt_shard_t *sh, void *arg)
     kh_shard_t *ks = kh_shard_of(sh);
     gshard_t *gs = kh_group__shard();
     const tdata_t *d = &g->t->d; /* read-only: the coordinator leaves it alone while busy */
+    if (g->drop) {
+        pend_forget(g->t->id, g->group);
+        g->rc = 0;
+        kh_post(ks, &g->post, g->coord, goff_back, NULL, g);
+        return;
+    }
     int n = 0;
     for (int i = 0; i < d->n_offs; i++)
         n += !strcmp(d->offs[i].group, g->group);
@@ -408,7 +526,7 @@ static void round_start(coord_t *c, txn_t *t)
         c->n_out++;
         kh_post(c->ks, &m->post, kh_owner(c->ks, m->topic, m->partition), mark_run, mark_closed, m);
     }
-    for (int i = 0; commit && !t->round_err && i < t->d.n_groups; i++) {
+    for (int i = 0; !t->round_err && i < t->d.n_groups; i++) {
         bool any = false;
         for (int j = 0; j < t->d.n_offs && !any; j++)
             any = !strcmp(t->d.offs[j].group, t->d.groups[i]);
@@ -419,7 +537,9 @@ static void round_start(coord_t *c, txn_t *t)
             t->round_err = ST_E_NOMEM;
             break;
         }
-        *g = (goff_t){.coord = me, .c = c, .t = t, .group = t->d.groups[i]};
+        /* Commit: the offsets become the group's (and stop being pending)
+         * on its shard at once; abort: they are only forgotten there. */
+        *g = (goff_t){.coord = me, .c = c, .t = t, .group = t->d.groups[i], .drop = !commit};
         t->out++;
         c->n_out++;
         kh_post(c->ks, &g->post, rt_shard_for(g->group, 0, n_shards), goff_run, goff_closed, g);
@@ -875,6 +995,8 @@ static void toc_persisted(coord_t *c, txn_t *t, int status, void *arg)
     t->busy = false;
     if (status)
         kh_txn__toc_set_all(op->toc, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+    for (int i = 0; !status && i < t->d.n_offs; i++)
+        pend_post(c, t, t->d.offs[i].group, &t->d.offs[i]);
     op_answer(c, op);
 }
 
@@ -1175,6 +1297,8 @@ void kh_txn_shard_start(kh_shard_t *ks)
      * by the first tick. */
     int n_open = 0, n_prep = 0;
     for (txn_t *t = c->txns; t; t = t->next) {
+        for (int i = 0; i < t->d.n_offs; i++) /* consumers wait for them (require_stable) */
+            pend_post(c, t, t->d.offs[i].group, &t->d.offs[i]);
         if (t->d.state == TS_ONGOING) {
             n_open++;
             for (int i = 0; i < t->d.n_tps; i++)

@@ -63,6 +63,16 @@ typedef struct txn {
     top_t *waiter; /* the EndTxn answered when the round is over, or NULL */
 } txn_t;
 
+/* A group's offset that an open transaction will commit (on the group's
+ * shard): OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT. */
+typedef struct pend {
+    struct pend *next;
+    char *txn;   /* owned: the transactional id */
+    char *group; /* owned */
+    char *topic; /* owned */
+    int32_t partition;
+} pend_t;
+
 typedef struct kh_txn_coord {
     kh_shard_t *ks; /* borrowed */
     txn_t *txns;

@@ -168,6 +168,29 @@ def list_txns(port, states=()):
     return err, unknown, r.array(state)
 
 
+def offset_fetch_stable(port, group, topic, partition):
+    """OffsetFetch v7 with require_stable: (error_code, committed_offset)."""
+    c = Conn(port)
+    body = (cstr(group) + uvarint(2) + cstr(topic) + uvarint(2) + struct.pack(">i", partition)
+            + b"\x00" + b"\x01" + b"\x00")
+    r = Reader(c.call(flex_frame(9, 7, body)))
+    c.close()
+    r.take(">i")
+    out = []
+
+    def part():
+        p, off, _, _ = r.take(">i"), r.take(">q"), r.take(">i"), r.cstr()
+        out.append((r.take(">h"), off))
+        r.uvarint()
+
+    def top():
+        r.cstr()
+        r.array(part)
+        r.uvarint()
+    r.array(top)
+    return out[0]
+
+
 def transactional(batch):
     """Set the transactional bit of a record batch from kwire.record_batch."""
     b = bytearray(batch)
@@ -472,6 +495,31 @@ class TxnTest(unittest.TestCase):
         self.assertEqual(len(kills), 4)
         out = read_all(b, "cout", "read_committed", 2, timeout=60)
         self.assertEqual(sorted(out), sorted("V%d" % i for i in range(n)))
+
+    def test_offsets_of_an_open_transaction_are_unstable(self):
+        b = self.b
+        create(b, "u")
+        p = txn_producer(b, "unstable-tx")
+        meta = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-pend"})
+        p.begin_transaction()
+        p.produce("u", value="x")
+        p.send_offsets_to_transaction([TopicPartition("u", 0, 5)], meta.consumer_group_metadata(),
+                                      30)
+        self.assertEqual(offset_fetch_stable(b.port, "g-pend", "u", 0), (88, -1))
+        p.commit_transaction(30)
+        self.assertEqual(offset_fetch_stable(b.port, "g-pend", "u", 0), (0, 5))
+        p.begin_transaction()
+        p.send_offsets_to_transaction([TopicPartition("u", 0, 7)], meta.consumer_group_metadata(),
+                                      30)
+        self.assertEqual(offset_fetch_stable(b.port, "g-pend", "u", 0), (88, 5))
+        # Still pending after a restart (the coordinator's state is durable).
+        rc, out = b.stop()
+        self.assertEqual(rc, 0, out)
+        b.start()
+        self.assertEqual(offset_fetch_stable(b.port, "g-pend", "u", 0), (88, 5))
+        p.abort_transaction(60)
+        self.assertEqual(offset_fetch_stable(b.port, "g-pend", "u", 0), (0, 5))
+        meta.close()
 
 
 class TxnAclTest(unittest.TestCase):
