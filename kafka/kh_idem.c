@@ -4,7 +4,10 @@
  * kh_idem_check() before plog_append(): a retried batch already in the log
  * is acknowledged with its original offset and not appended again; a gap in
  * sequence numbers gets OUT_OF_ORDER_SEQUENCE_NUMBER; an old epoch gets
- * INVALID_PRODUCER_EPOCH. After the append, kh_idem_record() remembers it.
+ * INVALID_PRODUCER_EPOCH. Those answers are given only to a record set that
+ * is valid (kh_produce validates it first, as Kafka: a corrupt batch with a
+ * retried sequence is CORRUPT_MESSAGE, never a duplicate); the check itself
+ * reads only batch headers. After the append, kh_idem_record() remembers it.
  * The state of a partition is rebuilt from its log (batch headers of the
  * last segments) the first time the partition sees an idempotent batch after
  * a restart. State lives only on the owning shard: no locks. */

@@ -1,8 +1,10 @@
 /* kh_produce.c - Produce: fan a request out to the partitions' owning shards,
  * append there, acknowledge per acks.
  * Data path: connection shard decodes -> one op per partition, posted to the
- * owner (rt_post) -> owner: plog_append() (validates, assigns offsets, writes
- * the page cache), wakes long-polling fetches, and for acks=all waits for the
+ * owner (rt_post) -> owner: the producer's state (kh_idem, kh_txn: a set it
+ * refuses or dedupes is validated first, as Kafka, so a corrupt batch is never
+ * acknowledged as a duplicate) -> plog_append() (validates, assigns offsets,
+ * writes the page cache), wakes long-polling fetches, and for acks=all waits for the
  * group-committed fdatasync -> op posted back -> when the last op is back the
  * response is encoded (acks=0: none is sent).
  * Invariants: 1. the record bytes are appended straight from the request
@@ -78,6 +80,25 @@ static void on_durable(void *arg, int status)
     send_back(kh_shard_of(rt_current()), op);
 }
 
+/* Kafka validates a record set before it looks at its producer's state: a
+ * corrupt batch is refused as such whatever its sequence (a retried one must
+ * not be acknowledged as a duplicate, an out-of-order one is not an ordering
+ * error). Checked only when the producer state refuses or dedupes the set:
+ * a set that goes on to plog_append is validated there.
+ * @return true when op->records is valid; else op's answer holds the error. */
+static bool records_valid(prod_op_t *op)
+{
+    int n;
+    const char *why = NULL;
+    int rc = plog_records_validate(op->records, op->len, &n, &why);
+    if (rc == 0)
+        return true;
+    op->resp->error_code = kh_errcode_from_st(rc);
+    op->resp->error_message = kp_str_from_cstr(why);
+    op->resp->base_offset = -1;
+    return false;
+}
+
 static void op_append(rt_shard_t *sh, void *arg)
 {
     prod_op_t *op = arg;
@@ -92,6 +113,12 @@ static void op_append(rt_shard_t *sh, void *arg)
     }
     int64_t dup_base = -1, dup_last = -1;
     int16_t ierr = kh_idem_check(ks, log, op->records, op->len, &dup_base, &dup_last);
+    if (ierr == KP_ERR_NONE) /* transactional: only to a partition of its transaction */
+        ierr = kh_txn_produce_check(ks, log, op->records, op->len);
+    if (ierr != KP_ERR_NONE && !records_valid(op)) {
+        send_back(ks, op);
+        return;
+    }
     if (ierr == KP_ERR_DUPLICATE_SEQUENCE_NUMBER) {
         /* A retry of a batch we have: answer as the first time, once durable. */
         op->resp->base_offset = dup_base;
@@ -102,8 +129,6 @@ static void op_append(rt_shard_t *sh, void *arg)
             send_back(ks, op);
         return;
     }
-    if (ierr == KP_ERR_NONE) /* transactional: only to a partition of its transaction */
-        ierr = kh_txn_produce_check(ks, log, op->records, op->len);
     if (ierr != KP_ERR_NONE) {
         op->resp->error_code = ierr;
         op->resp->base_offset = -1;

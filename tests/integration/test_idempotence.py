@@ -1,17 +1,20 @@
 #!/usr/bin/python3
 """Idempotent producer: duplicates of recent batches are acknowledged with
 their first offset and not appended again, gaps are refused, old epochs are
-fenced, and the state is rebuilt from the log after a restart."""
+fenced, and the state is rebuilt from the log after a restart. A record set is
+validated before its producer state is looked at: a corrupt batch is refused as
+such whatever its sequence (never acknowledged as a duplicate)."""
 import os
+import struct
 import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker  # noqa: E402
-from kwire import Conn, parse_produce_v3, produce_v3, record_batch  # noqa: E402
+from kwire import Conn, crc32c, parse_produce_v3, produce_v3, record_batch  # noqa: E402
 
-OUT_OF_ORDER, INVALID_EPOCH = 45, 47
+CORRUPT_MESSAGE, OUT_OF_ORDER, INVALID_EPOCH = 2, 45, 47
 
 
 def end_offset(b, topic):
@@ -52,6 +55,45 @@ class IdempotenceTest(unittest.TestCase):
             self.assertEqual(send(3, epoch=1)[0], OUT_OF_ORDER)
             self.assertEqual(send(2, epoch=1), (0, 7))
             self.assertEqual(end_offset(b, "idem"), 9)
+            c.close()
+        finally:
+            b.close()
+
+    def test_corrupt_batch_is_refused_whatever_its_sequence(self):
+        b = Broker()
+        try:
+            subprocess.run(["kcat", "-b", b.bootstrap, "-P", "-t", "idemc"], input="x\n",
+                           text=True, check=True, timeout=60)
+            c = Conn(b.port)
+            pid = 5151
+            batch = record_batch([b"v1", b"v2"], pid, 0, 0)
+            produce = lambda rec: parse_produce_v3(c.call(produce_v3("idemc", 0, rec)))  # noqa
+            self.assertEqual(produce(batch), (0, 1))
+            self.assertEqual(produce(batch), (0, 1))  # the retry: a duplicate, acknowledged
+
+            def bad_crc(rec):  # crc at 17: baseOffset 8, batchLength 4, leaderEpoch 4, magic 1
+                return rec[:17] + bytes([rec[17] ^ 0xFF]) + rec[18:]
+
+            def resigned(rec):  # the CRC-32C of the bytes after it made right again
+                return rec[:17] + struct.pack(">I", crc32c(rec[21:])) + rec[21:]
+
+            # The same pid/epoch/sequence with a corrupted CRC: refused, not a duplicate.
+            self.assertEqual(produce(bad_crc(batch))[0], CORRUPT_MESSAGE)
+            # A record byte flipped (value "v1" -> "w1") under the old CRC.
+            flipped = batch.replace(b"v1", b"w1")
+            self.assertEqual(produce(flipped)[0], CORRUPT_MESSAGE)
+            # A valid CRC over a record count that lies (3 records announced, 2 there).
+            lying = resigned(batch[:57] + struct.pack(">i", 3) + batch[61:])
+            self.assertEqual(produce(lying)[0], CORRUPT_MESSAGE)
+            # Corrupt with an out-of-order sequence, and with a fenced epoch: still corrupt.
+            self.assertEqual(produce(bad_crc(record_batch([b"z"], pid, 0, 7)))[0],
+                             CORRUPT_MESSAGE)
+            self.assertEqual(produce(record_batch([b"z"], pid, 0, 7))[0], OUT_OF_ORDER)
+            self.assertEqual(produce(record_batch([b"e"], pid, 1, 0)), (0, 3))
+            self.assertEqual(produce(bad_crc(record_batch([b"f"], pid, 0, 2)))[0],
+                             CORRUPT_MESSAGE)
+            self.assertEqual(produce(record_batch([b"f"], pid, 0, 2))[0], INVALID_EPOCH)
+            self.assertEqual(end_offset(b, "idemc"), 4)  # x, v1, v2, e: nothing else appended
             c.close()
         finally:
             b.close()
