@@ -132,18 +132,13 @@ static const char status_help[] =
     "  strata storage status\n"
     "  strata storage status orders --format json\n";
 
-static int cmd_status(int argc, char **argv)
+/* GET the storage document of the broker (topic NULL) or of one topic, and print it with
+ * `print` (JSON as is with --format json). @return CLI_EXIT_*. */
+static int storage_get(const char *topic, void (*print)(json_t *))
 {
-    int args_rc = cli_args_only(argc, argv, status_help);
-    if (args_rc >= 0)
-        return args_rc;
-    argc -= optind - 1; /* the arguments follow argv[0] again */
-    argv += optind - 1;
-    if (argc > 2)
-        return cli_usage_err("storage status takes at most one TOPIC");
     char path[1024] = "/v1/storage";
-    if (argc == 2) {
-        char *esc = curl_easy_escape(NULL, argv[1], 0);
+    if (topic) {
+        char *esc = curl_easy_escape(NULL, topic, 0);
         if (!esc)
             return cli_err("out of memory");
         snprintf(path, sizeof(path), "/v1/storage/topics/%s", esc);
@@ -156,8 +151,8 @@ static int cmd_status(int argc, char **argv)
     int rc = CLI_EXIT_OK;
     json_error_t jerr;
     json_t *j = json_loads(body, 0, &jerr);
-    if (st == 404 && argc == 2) {
-        rc = cli_err("unknown topic '%s'", argv[1]);
+    if (st == 404 && topic) {
+        rc = cli_err("unknown topic '%s'", topic);
     } else if (st != 200) {
         rc = cli_http_error(st, "cannot read storage status", body);
     } else if (!j) {
@@ -166,13 +161,84 @@ static int cmd_status(int argc, char **argv)
         char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
         puts(s ? s : "{}");
         free(s);
-    } else if (argc == 2) {
-        print_topic(j);
     } else {
-        print_overview(j);
+        print(j);
     }
     json_decref(j);
     free(body);
+    return rc;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    int args_rc = cli_args_only(argc, argv, status_help);
+    if (args_rc >= 0)
+        return args_rc;
+    if (argc - optind > 1)
+        return cli_usage_err("storage status takes at most one TOPIC");
+    return optind < argc ? storage_get(argv[optind], print_topic)
+                         : storage_get(NULL, print_overview);
+}
+
+/* ---- topic describe-storage: one topic, rpk's layout ---- */
+
+static const char describe_storage_help[] =
+    "Usage: strata topic describe-storage TOPIC\n"
+    "Tiered storage of one topic (like rpk topic describe-storage): a summary of local,\n"
+    "archived and not yet archived data, then per partition the offsets where the log\n"
+    "starts (archive included), where the local copy starts, how far it is archived and\n"
+    "where it ends, with local and remote bytes. Same data as 'strata storage status\n"
+    "TOPIC' (admin API); fields print '-' while tiered storage is off for the topic.\n\n"
+    "Examples:\n"
+    "  strata topic describe-storage orders\n"
+    "  strata topic describe-storage orders --format json\n";
+
+static void print_describe_storage(json_t *j)
+{
+    static const char *const keys[] = {"topic",
+                                       "local_bytes",
+                                       "remote_bytes",
+                                       "remote_segments",
+                                       "unarchived_offsets",
+                                       "unarchived_bytes",
+                                       "upload_lag_bytes",
+                                       NULL};
+    static const char *const names[] = {"NAME",
+                                        "LOCAL-BYTES",
+                                        "REMOTE-BYTES",
+                                        "REMOTE-SEGMENTS",
+                                        "UNARCHIVED-OFFSETS",
+                                        "UNARCHIVED-BYTES",
+                                        "UPLOAD-LAG-BYTES",
+                                        NULL};
+    puts("SUMMARY");
+    print_kv(j, keys, names);
+    printf("\nOFFSETS\n%-10s %-17s %-19s %-16s %-11s %-12s %s\n", "PARTITION", "LOG-START-OFFSET",
+           "LOCAL-START-OFFSET", "UPLOADED-OFFSET", "END-OFFSET", "LOCAL-BYTES", "REMOTE-BYTES");
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(j, "partitions"), i, p)
+    {
+        pc(p, "partition", 10);
+        pc(p, "log_start_offset", 17);
+        pc(p, "local_start_offset", 19);
+        pc(p, "uploaded_offset", 16);
+        pc(p, "end_offset", 11);
+        pc(p, "local_bytes", 12);
+        pc(p, "remote_bytes", 0);
+    }
+}
+
+int cli_topic_describe_storage(int argc, char **argv)
+{
+    int args_rc = cli_args_only(argc, argv, describe_storage_help);
+    if (args_rc >= 0)
+        return args_rc;
+    if (argc - optind != 1)
+        return cli_usage_err("topic describe-storage needs exactly one TOPIC");
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = storage_get(argv[optind], print_describe_storage);
+    curl_global_cleanup();
     return rc;
 }
 

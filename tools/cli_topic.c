@@ -925,7 +925,8 @@ static const char topic_help[] = "Usage: strata topic COMMAND [flags]\n"
 static const cli_cmd_t topic_cmds[] = {
     {"create", cmd_create, "create topics"},
     {"list", cmd_list, "list topics"},
-    {"describe", cmd_describe, "describe a topic: configs, partitions, offsets"},
+    {"describe", cmd_describe, "describe topics: configs, partitions, offsets"},
+    {"describe-storage", cli_topic_describe_storage, "tiered storage of a topic (admin API)"},
     {"delete", cmd_delete, "delete topics"},
     {"add-partitions", cmd_add_partitions, "add partitions to topics"},
     {"alter-config", cmd_alter_config, "set or delete topic configs"},

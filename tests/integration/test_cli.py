@@ -91,6 +91,7 @@ class CliTest(unittest.TestCase):
                 ["topic", "create"], ["topic", "list"], ["topic", "describe"],
                 ["topic", "delete"], ["topic", "add-partitions"], ["topic", "alter-config"],
                 ["topic", "trim-prefix"], ["topic", "produce"], ["topic", "consume"],
+                ["topic", "describe-storage"],
                 ["group", "list"], ["group", "describe"], ["group", "seek"], ["group", "delete"],
                 ["group", "offset-delete"], ["cluster", "info"], ["cluster", "health"],
                 ["cluster", "status"], ["cluster", "config"], ["storage"], ["storage", "status"],
@@ -763,6 +764,18 @@ class CliTest(unittest.TestCase):
         self.assertEqual([p["end_offset"] for p in t["partitions"]], [0, 2])
         self.assertIn("LOCAL-START-OFFSET", self.ok(*a, "storage", "status", "stor"))
         self.fails(1, "unknown topic 'nope-2'", *a, "storage", "status", "nope-2")
+        # topic describe-storage: rpk's per-topic tiered view (issue 21)
+        d = self.json(*a, "topic", "describe-storage", "stor")
+        self.assertEqual([p["end_offset"] for p in d["partitions"]], [0, 2])
+        out = self.ok(*a, "topic", "describe-storage", "stor")
+        self.assertIn("SUMMARY", out)
+        row = [ln.split() for ln in out.split("\nOFFSETS\n")[1].splitlines() if ln.strip()]
+        self.assertEqual(row[0][:5], ["PARTITION", "LOG-START-OFFSET", "LOCAL-START-OFFSET",
+                                      "UPLOADED-OFFSET", "END-OFFSET"])
+        self.assertEqual([r[0] for r in row[1:]], ["0", "1"])
+        self.assertEqual(row[2][4], "2")
+        self.fails(1, "unknown topic 'nope-2'", *a, "topic", "describe-storage", "nope-2")
+        self.fails(2, "exactly one TOPIC", *a, "topic", "describe-storage")
         out = self.ok(*a, "storage", "recover")
         self.assertIn("Recovery started from file://", out)  # says from where, and what next
         self.assertIn("strata storage status", out)
