@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -358,10 +359,45 @@ void cli_unescape(char *s)
  * once every bootstrap broker has failed to connect (refused, unresolvable, TLS or SASL
  * failure) the CLI stops waiting and shows the cause instead of timing out. */
 #define CLI_MAX_BOOT 16
+#define CLI_MAX_ADDRS 8
+struct boot_fail {
+    char name[128];
+    int n_addrs;                          /* addresses the name resolves to */
+    int n_failed;                         /* distinct addresses refused */
+    char failed[CLI_MAX_ADDRS][64];
+    bool is_hard;                         /* unresolvable, TLS or SASL: no address helps */
+};
 static pthread_mutex_t boot_mu = PTHREAD_MUTEX_INITIALIZER;
-static char boot_failed[CLI_MAX_BOOT][128];
+static struct boot_fail boot_failed[CLI_MAX_BOOT];
 static int n_boot_failed;
 static char boot_cause[512];
+
+/* How many addresses `name` ("[proto://]host:port") resolves to: librdkafka tries each in
+ * turn, so a name has failed only when all of them refused ("localhost" is ::1 and
+ * 127.0.0.1 on many machines). */
+static int name_addrs(const char *name)
+{
+    const char *hp = strstr(name, "://");
+    hp = hp ? hp + 3 : name;
+    char host[128];
+    snprintf(host, sizeof(host), "%s", hp);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    char *h = host;
+    if (*h == '[') {
+        h++;
+        h[strcspn(h, "]")] = '\0';
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(h, NULL, &hints, &res) != 0)
+        return 1;
+    int n = 0;
+    for (struct addrinfo *a = res; a; a = a->ai_next)
+        n++;
+    freeaddrinfo(res);
+    return n < 1 ? 1 : n > CLI_MAX_ADDRS ? CLI_MAX_ADDRS : n;
+}
 
 static void note_connect_failure(const char *buf)
 {
@@ -377,24 +413,50 @@ static void note_connect_failure(const char *buf)
     const char *after = strstr(cause, " (after ");
     if (after)
         cause_len = (size_t)(after - cause);
+    /* "Connect to ipv6#[::1]:9092 failed: ..." names one address of the broker. */
+    char addr[64] = "";
+    if (!strncmp(cause, "Connect to ", 11)) {
+        const char *end = strstr(cause + 11, " failed");
+        if (end && (size_t)(end - cause - 11) < sizeof(addr))
+            snprintf(addr, sizeof(addr), "%.*s", (int)(end - cause - 11), cause + 11);
+    }
+    char nm[128];
+    snprintf(nm, sizeof(nm), "%.*s", (int)name_len, name);
+    int n_addrs = addr[0] ? name_addrs(nm) : 1;
     pthread_mutex_lock(&boot_mu);
     snprintf(boot_cause, sizeof(boot_cause), "%.*s", (int)cause_len, cause);
-    bool seen = false;
-    for (int i = 0; i < n_boot_failed && !seen; i++)
-        seen = strlen(boot_failed[i]) == name_len && !strncmp(boot_failed[i], name, name_len);
-    if (!seen && n_boot_failed < CLI_MAX_BOOT)
-        snprintf(boot_failed[n_boot_failed++], sizeof(boot_failed[0]), "%.*s", (int)name_len, name);
+    struct boot_fail *bf = NULL;
+    for (int i = 0; i < n_boot_failed && !bf; i++)
+        if (!strcmp(boot_failed[i].name, nm))
+            bf = &boot_failed[i];
+    if (!bf && n_boot_failed < CLI_MAX_BOOT) {
+        bf = &boot_failed[n_boot_failed++];
+        snprintf(bf->name, sizeof(bf->name), "%s", nm);
+        bf->n_addrs = n_addrs;
+    }
+    if (bf && !addr[0]) {
+        bf->is_hard = true;
+    } else if (bf) {
+        bool seen = false;
+        for (int i = 0; i < bf->n_failed && !seen; i++)
+            seen = !strcmp(bf->failed[i], addr);
+        if (!seen && bf->n_failed < CLI_MAX_ADDRS)
+            snprintf(bf->failed[bf->n_failed++], sizeof(bf->failed[0]), "%s", addr);
+    }
     pthread_mutex_unlock(&boot_mu);
 }
 
-/* Whether every bootstrap broker failed to connect; its cause is copied to `why`. */
+/* Whether every bootstrap broker failed on all its addresses; the cause is copied to `why`. */
 static bool all_bootstrap_failed(char *why, size_t cap)
 {
     int n_boot = 1;
     for (const char *p = cli_opts.brokers; *p; p++)
         n_boot += *p == ',';
     pthread_mutex_lock(&boot_mu);
-    bool all = n_boot_failed >= n_boot || n_boot_failed == CLI_MAX_BOOT;
+    int n_dead = 0;
+    for (int i = 0; i < n_boot_failed; i++)
+        n_dead += boot_failed[i].is_hard || boot_failed[i].n_failed >= boot_failed[i].n_addrs;
+    bool all = n_dead >= n_boot || n_dead == CLI_MAX_BOOT;
     snprintf(why, cap, "%s", boot_cause);
     pthread_mutex_unlock(&boot_mu);
     return all;

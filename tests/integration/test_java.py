@@ -59,8 +59,11 @@ def resolve():
 def resolved():
     """Sorted 'group:artifact:type:version:scope sha256' of every resolved jar."""
     listing = os.path.join(TARGET, "deps.txt")
-    rc, out = run(["-q", "dependency:list", "-DincludeScope=test", "-DoutputAbsoluteArtifactFilename=true",
-                   "-DoutputFile=" + listing, "-DexcludeTransitive=false"])
+    args = ["-q", "dependency:list", "-DincludeScope=test", "-DoutputAbsoluteArtifactFilename=true",
+            "-DoutputFile=" + listing, "-DexcludeTransitive=false"]
+    rc, out = run(args)
+    if rc != 0:  # a fresh ~/.m2 lacks maven-dependency-plugin until it is fetched once
+        rc, out = run(args, offline=False)
     if rc != 0:
         fail("mvn dependency:list failed", out)
     rows = []
