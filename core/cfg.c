@@ -1,5 +1,6 @@
 /* cfg.c - configuration table, validation and sources (see cfg.h). */
 #include "core/cfg.h"
+#include "core/plog.h"
 #include "core/st_log.h"
 
 #include <ctype.h>
@@ -319,6 +320,12 @@ static int set_value(cfg_t *c,
                     "%s: %s: '%s' is not a list of NAME:PROTOCOL (PLAINTEXT, SSL, "
                     "SASL_PLAINTEXT, SASL_SSL)",
                     origin, key, value);
+    } else if (k == CFG_CLEANUP_POLICY && plog_cleanup_policy_parse(value, NULL, NULL) != 0) {
+        return fail(errbuf, errbuf_len, "%s: %s: '%s' is not delete, compact or compact,delete",
+                    origin, key, value);
+    } else if (k == CFG_CLEANER_MIN_RATIO && plog_ratio_parse(value, NULL) != 0) {
+        return fail(errbuf, errbuf_len, "%s: %s: '%s' is not a number between 0 and 1", origin, key,
+                    value);
     } else if (k == CFG_LOG_DIR && !*value) {
         return fail(errbuf, errbuf_len, "%s: %s: must not be empty", origin, key);
     } else if (k == CFG_ARCHIVE_URL && *value && strncmp(value, "file://", 7) != 0 &&

@@ -107,6 +107,22 @@
       "Default of flush.messages: with write caching, sync once this many records are unsynced.") \
     X(RETENTION_CHECK_MS, "log.retention.check.interval.ms", CFG_INT, "300000", 1, INT64_MAX, 0,   \
       "How often retention and segment.ms rolls are checked.")                                     \
+    X(CLEANUP_POLICY, "log.cleanup.policy", CFG_STR, "delete", 0, 0, 0,                           \
+      "Default of cleanup.policy: delete, compact or compact,delete.")                              \
+    X(CLEANER_MIN_RATIO, "log.cleaner.min.cleanable.ratio", CFG_STR, "0.5", 0, 0, 0,               \
+      "Default of min.cleanable.dirty.ratio: dirty share of a compacted log (0..1) above which the cleaner runs.") \
+    X(CLEANER_MIN_LAG_MS, "log.cleaner.min.compaction.lag.ms", CFG_INT, "0", 0, INT64_MAX, 0,      \
+      "Default of min.compaction.lag.ms: records younger than this are never compacted.")          \
+    X(CLEANER_MAX_LAG_MS, "log.cleaner.max.compaction.lag.ms", CFG_INT, "9223372036854775807", 1, INT64_MAX, 0, \
+      "Default of max.compaction.lag.ms: a log is cleaned whatever its dirty ratio once a dirty record is older.") \
+    X(CLEANER_DELETE_RETENTION_MS, "log.cleaner.delete.retention.ms", CFG_INT, "86400000", 0, INT64_MAX, 0, \
+      "Default of delete.retention.ms: how long a tombstone (null value) survives compaction, by its timestamp.") \
+    X(CLEANER_DEDUPE_BUFFER, "log.cleaner.dedupe.buffer.size", CFG_INT, "134217728", 65536, INT64_MAX, 0, \
+      "Memory of the cleaners' offset maps, shared by the shards (each has a cleaner thread): 24 bytes per distinct key of a pass; a log with more dirty keys is cleaned in several passes.") \
+    X(CLEANER_IO_MAX_BPS, "log.cleaner.io.max.bytes.per.second", CFG_INT, "9223372036854775807", 1, INT64_MAX, 0, \
+      "Bytes per second each shard's cleaner reads plus writes, at most.")                        \
+    X(CLEANER_BACKOFF_MS, "log.cleaner.backoff.ms", CFG_INT, "15000", 0, INT64_MAX, 0,             \
+      "How often each shard looks for a compacted log to clean when none was dirty enough.")       \
     X(MESSAGE_MAX_BYTES, "message.max.bytes", CFG_INT, "1048588", 0, INT32_MAX, 1,                 \
       "Largest record batch accepted.")                                                            \
     X(FETCH_MAX_BYTES, "fetch.max.bytes", CFG_INT, "57671680", 1024, INT32_MAX, 0,                 \

@@ -29,6 +29,9 @@ struct part_shard {
     entry_t **buckets; /* owned */
     int n_buckets, n;
     uv_timer_t tick;
+    plog_cleaner_t *cleaner; /* owned: compacts this shard's compacted logs */
+    uv_timer_t clean_timer;  /* log.cleaner.backoff.ms */
+    int clean_cursor;        /* bucket where the next search for a dirty log starts */
     int closing_logs;
     part_closed_cb closed_cb;
     void *closed_arg;
@@ -154,6 +157,38 @@ static void on_tick(uv_timer_t *t)
                 ST_WARN("part", "tick failed tp=%s-%d", e->topic, e->partition);
 }
 
+/* Hand the cleaner the next compacted log that is dirty enough, round
+ * robin over the registry (each pass ends in on_clean_done: look again). */
+static void try_clean(part_shard_t *ps)
+{
+    if (!ps->cleaner || plog_cleaner_is_busy(ps->cleaner) || ps->closing_logs > 0)
+        return;
+    int64_t now = part_now_ms();
+    for (int k = 0; k < ps->n_buckets; k++) {
+        int b = (ps->clean_cursor + k) % ps->n_buckets;
+        for (entry_t *e = ps->buckets[b]; e; e = e->next) {
+            int rc = plog_cleaner_offer(ps->cleaner, e->log, now);
+            if (rc < 0)
+                ST_WARN("part", "cannot start the cleaner tp=%s-%d: %s", e->topic, e->partition,
+                        st_strerror(rc));
+            if (rc == 1) {
+                ps->clean_cursor = (b + 1) % ps->n_buckets;
+                return;
+            }
+        }
+    }
+}
+
+static void on_clean_timer(uv_timer_t *t)
+{
+    try_clean(t->data);
+}
+
+static void on_clean_done(void *arg)
+{
+    try_clean(arg);
+}
+
 static int open_existing(part_shard_t *ps, char *errbuf, size_t errbuf_len)
 {
     DIR *d = opendir(ps->data_dir);
@@ -222,6 +257,19 @@ int part_shard_new(rt_shard_t *sh,
     ps->tick.data = ps;
     uv_timer_start(&ps->tick, on_tick, (uint64_t)opts->tick_interval_ms,
                    (uint64_t)opts->tick_interval_ms);
+    uv_timer_init(rt_shard_loop(sh), &ps->clean_timer);
+    ps->clean_timer.data = ps;
+    int64_t backoff = opts->cleaner_backoff_ms > 0 ? opts->cleaner_backoff_ms : 15000;
+    size_t map_bytes =
+        opts->cleaner_buffer_bytes > 0 ? (size_t)opts->cleaner_buffer_bytes : (size_t)128 << 20;
+    if (plog_cleaner_new(rt_shard_loop(sh), map_bytes, opts->cleaner_io_bytes_per_sec,
+                         &ps->cleaner) == 0) {
+        plog_cleaner_on_done(ps->cleaner, on_clean_done, ps);
+        uv_timer_start(&ps->clean_timer, on_clean_timer, (uint64_t)backoff, (uint64_t)backoff);
+    } else {
+        ps->cleaner = NULL;
+        ST_ERROR("part", "cannot start the log cleaner: compacted topics are not cleaned");
+    }
     *out = ps;
     return open_existing(ps, errbuf, errbuf_len); /* on error the caller closes ps */
 }
@@ -236,12 +284,20 @@ static void on_timer_closed(uv_handle_t *h)
         cb(arg);
 }
 
+static void on_clean_timer_closed(uv_handle_t *h)
+{
+    part_shard_t *ps = h->data;
+    uv_close((uv_handle_t *)&ps->tick, on_timer_closed);
+}
+
 static void maybe_finish(part_shard_t *ps)
 {
     if (ps->closing_logs > 0)
         return;
+    plog_cleaner_free(ps->cleaner); /* idle: every log it held is closed */
+    ps->cleaner = NULL;
     plog_shard_free(ps->psh);
-    uv_close((uv_handle_t *)&ps->tick, on_timer_closed);
+    uv_close((uv_handle_t *)&ps->clean_timer, on_clean_timer_closed);
 }
 
 static void on_log_closed(void *arg)
@@ -256,7 +312,10 @@ void part_shard_close(part_shard_t *ps, part_closed_cb cb, void *arg)
     ps->closed_cb = cb;
     ps->closed_arg = arg;
     uv_timer_stop(&ps->tick);
-    ps->closing_logs = 1; /* held until every close is issued */
+    uv_timer_stop(&ps->clean_timer);
+    if (ps->cleaner)
+        plog_cleaner_cancel(ps->cleaner); /* a running pass stops at its next batch */
+    ps->closing_logs = 1;                 /* held until every close is issued */
     for (int i = 0; i < ps->n_buckets; i++) {
         for (entry_t *e = ps->buckets[i], *next; e; e = next) {
             next = e->next;

@@ -15,6 +15,10 @@ typedef struct {
     const char *data_dir;     /* borrowed: log.dir */
     plog_config_t log_cfg;    /* defaults for every partition */
     int64_t tick_interval_ms; /* retention / segment.ms check period */
+    /* The shard's log cleaner (compacted topics; 0: Kafka's defaults). */
+    int64_t cleaner_buffer_bytes;     /* log.cleaner.dedupe.buffer.size */
+    int64_t cleaner_io_bytes_per_sec; /* log.cleaner.io.max.bytes.per.second */
+    int64_t cleaner_backoff_ms;       /* log.cleaner.backoff.ms */
     /* Optional: the config of a topic's logs (cluster defaults + topic
      * overrides); log_cfg is used when NULL. Called on the shard's loop. */
     void (*topic_config)(void *arg, const char *topic, plog_config_t *out);

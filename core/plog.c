@@ -4,8 +4,12 @@
  *
  * Invariants:
  *  1. offsets strictly increase through segs[0..n) and within each segment;
- *     segs[i]->next_offset == segs[i+1]->base_offset (no gaps);
- *  2. only the last (active) segment is written; sealed ones are immutable;
+ *     segs[i]->next_offset == segs[i+1]->base_offset (no gaps between
+ *     segments); inside a sealed segment the cleaner (plog_compact.c) leaves
+ *     gaps between batches, never after the last one (it keeps it, empty if
+ *     need be);
+ *  2. only the last (active) segment is written; sealed ones are immutable
+ *     (the cleaner replaces one whole, by rename, never in place);
  *  3. start_offset <= durable_end <= end_offset, end_offset == active->next_offset;
  *  4. every index entry points at the first byte of a whole batch whose last
  *     offset is base_offset + rel_offset;
@@ -66,6 +70,12 @@ void plog_config_default(plog_config_t *cfg)
     cfg->flush_ms = 100;
     cfg->flush_bytes = 262144;
     cfg->flush_messages = INT64_MAX;
+    cfg->cleanup_delete = true;
+    cfg->cleanup_compact = false;
+    cfg->min_cleanable_ratio = 0.5;
+    cfg->min_compaction_lag_ms = 0;
+    cfg->max_compaction_lag_ms = INT64_MAX;
+    cfg->delete_retention_ms = 86400000;
 }
 
 static void errf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -138,6 +148,9 @@ int plog__fsync_dir(const plog_t *log)
     return rc;
 }
 
+static int
+seg_open_in(const char *dir, int64_t base, bool create, const char *suffix, plog_seg_t **out);
+
 /* Open (or create) the segment starting at base: only its .log stays open.
  * Its index lives in memory; the .index and .timeindex files are read at open
  * and written from memory when the segment is sealed or closed, and by
@@ -145,6 +158,20 @@ int plog__fsync_dir(const plog_t *log)
  * descriptor per segment. Creating a segment creates both index files empty
  * (their directory entries are synced with the new .log's). */
 static int seg_open(plog_t *log, int64_t base, bool create, plog_seg_t **out)
+{
+    return seg_open_in(log->dir, base, create, "", out);
+}
+
+int plog__seg_create(const char *dir, int64_t base, const char *suffix, plog_seg_t **out)
+{
+    return seg_open_in(dir, base, true, suffix, out);
+}
+
+/* seg_open, with suffix appended to the file names (the cleaner's
+ * ".cleaned" files: only the .log is created, its index is saved with
+ * plog__idx_save_as); path and log_path name the final files. */
+static int
+seg_open_in(const char *dir, int64_t base, bool create, const char *suffix, plog_seg_t **out)
 {
     plog_seg_t *s = calloc(1, sizeof(*s));
     if (!s)
@@ -155,14 +182,14 @@ static int seg_open(plog_t *log, int64_t base, bool create, plog_seg_t **out)
     s->max_ts = -1;
     s->max_ts_offset = base;
     s->first_append_ms = -1;
-    snprintf(s->path, sizeof(s->path), "%s/%020" PRId64, log->dir, base);
+    snprintf(s->path, sizeof(s->path), "%s/%020" PRId64, dir, base);
     snprintf(s->log_path, sizeof(s->log_path), "%s.log", s->path);
     int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0);
-    char f[4200];
-    seg_file(s, "log", f, sizeof(f));
+    char f[4300];
+    snprintf(f, sizeof(f), "%s.log%s", s->path, suffix);
     s->fd = plog__sys->open(f, flags, 0644);
     int err = s->fd < 0 ? -errno : 0;
-    for (int i = 0; create && !err && i < 2; i++) {
+    for (int i = 0; create && !*suffix && !err && i < 2; i++) {
         seg_file(s, i ? "timeindex" : "index", f, sizeof(f));
         int fd = plog__sys->open(f, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0)
@@ -215,12 +242,12 @@ static void tidx_push(plog_seg_t *s, int64_t ts, int32_t rel, bool unsaved)
 
 /* Account one batch appended at pos: extend offsets/timestamps and add sparse
  * index entries every index_interval_bytes, as Kafka's LogSegment.append. */
-static void seg_note_batch(plog_seg_t *s,
-                           const plog_batch_hdr_t *h,
-                           int64_t pos,
-                           int64_t blen,
-                           int32_t interval,
-                           bool write_file)
+void plog__seg_note_batch(plog_seg_t *s,
+                          const plog_batch_hdr_t *h,
+                          int64_t pos,
+                          int64_t blen,
+                          int32_t interval,
+                          bool write_file)
 {
     int64_t last = h->base_offset + h->last_offset_delta;
     if (h->max_timestamp > s->max_ts) {
@@ -319,10 +346,11 @@ static bool idx_load(plog_seg_t *s, int64_t file_size)
  * and then cut, not truncated first: the entries only grow between saves (a
  * recovery that drops some rewrites them), so a crash midway leaves a file of
  * valid entries. @blocking yes */
-static int save_file(const plog_seg_t *s, const char *ext, const uint8_t *buf, size_t len)
+static int
+save_file(const plog_seg_t *s, const char *ext, const char *suffix, const uint8_t *buf, size_t len)
 {
-    char f[4200];
-    seg_file(s, ext, f, sizeof(f));
+    char f[4300];
+    snprintf(f, sizeof(f), "%s.%s%s", s->path, ext, suffix);
     int fd = plog__sys->open(f, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
@@ -337,6 +365,11 @@ static int save_file(const plog_seg_t *s, const char *ext, const uint8_t *buf, s
 
 int plog__idx_save(plog_seg_t *s)
 {
+    return plog__idx_save_as(s, "");
+}
+
+int plog__idx_save_as(plog_seg_t *s, const char *suffix)
+{
     size_t len = (size_t)s->n_idx * 8, tlen = (size_t)s->n_tidx * 12;
     uint8_t *b = malloc(len + tlen + 1);
     if (!b)
@@ -350,9 +383,9 @@ int plog__idx_save(plog_seg_t *s)
         put_be64(t + i * 12, (uint64_t)s->tidx[i].ts);
         put_be32(t + i * 12 + 8, (uint32_t)s->tidx[i].rel_offset);
     }
-    int err = save_file(s, "index", b, len);
+    int err = save_file(s, "index", suffix, b, len);
     if (err == 0)
-        err = save_file(s, "timeindex", t, tlen);
+        err = save_file(s, "timeindex", suffix, t, tlen);
     free(b);
     if (err == 0)
         atomic_store(&s->idx_unsynced, false);
@@ -392,7 +425,7 @@ static int64_t scan_one(plog_seg_t *s,
             *buf_cap = (size_t)blen;
         }
         if (pread(s->fd, *buf, (size_t)blen, pos) != blen ||
-            plog_batch_validate(*buf, (size_t)blen, h, NULL) != 0)
+            plog_batch_validate_stored(*buf, (size_t)blen, h, NULL) != 0)
             return -1;
     }
     return blen;
@@ -433,7 +466,7 @@ static int seg_recover(plog_t *log, plog_seg_t *s, int64_t verify_from, bool *tr
             s->max_ts_offset =
                 s->n_tidx ? s->base_offset + s->tidx[s->n_tidx - 1].rel_offset : s->base_offset;
             /* Re-account the indexed batch without adding a second entry. */
-            seg_note_batch(s, &h, last.pos, blen, INT32_MAX, false);
+            plog__seg_note_batch(s, &h, last.pos, blen, INT32_MAX, false);
             s->bytes_since_index = blen;
             pos = last.pos + blen;
         }
@@ -450,7 +483,10 @@ static int seg_recover(plog_t *log, plog_seg_t *s, int64_t verify_from, bool *tr
         int64_t blen = scan_one(s, pos, file_size, verify, &h, &buf, &cap);
         if (blen == 0)
             break;
-        if (blen < 0 || h.base_offset != (pos == 0 ? s->base_offset : s->next_offset)) {
+        /* Offsets increase; gaps are the cleaner's (plog_compact.c), which
+         * rewrites only synced, sealed segments: a torn tail is cut by the
+         * CRC and length checks. */
+        if (blen < 0 || h.base_offset < (pos == 0 ? s->base_offset : s->next_offset)) {
             if (!verify)
                 ST_ERROR("plog", "synced segment corrupt, truncating path=%s.log pos=%" PRId64,
                          s->path, pos);
@@ -464,7 +500,7 @@ static int seg_recover(plog_t *log, plog_seg_t *s, int64_t verify_from, bool *tr
             *truncated = s->recovered = true;
             break;
         }
-        seg_note_batch(s, &h, pos, blen, log->cfg.index_interval_bytes, false);
+        plog__seg_note_batch(s, &h, pos, blen, log->cfg.index_interval_bytes, false);
         pos += blen;
     }
     free(buf);
@@ -756,10 +792,18 @@ int plog_open(plog_shard_t *sh,
     log->cfg = *cfg;
     log->refs = 1;
     log->rp_pending = log->rp_written = -1;
+    log->cleaning_end = -1;
+    log->cstats.last_clean_ms = -1;
     pthread_mutex_init(&log->sync_mu, NULL);
     int64_t *bases = NULL;
     int n = 0;
-    int rc = list_bases(log, &bases, &n, errbuf, errbuf_len);
+    /* A cleaner pass cut short: finish its committed swaps, drop the rest. */
+    int rc = plog__compact_recover(log);
+    if (rc != 0)
+        errf(errbuf, errbuf_len, "cannot finish the cleaner's swaps in %s: %s", dir,
+             st_strerror(rc));
+    else
+        rc = list_bases(log, &bases, &n, errbuf, errbuf_len);
     /* Below the recovery point every segment was synced with its indexes;
      * from it on, batches are CRC-verified. Without one, all are. */
     int64_t rp = rc == 0 ? read_ckpt(log, RP_CKPT) : -1;
@@ -818,6 +862,7 @@ int plog_open(plog_shard_t *sh,
     int64_t ckpt = read_start_checkpoint(log);
     if (ckpt > log->start_offset)
         log->start_offset = ckpt < log->end_offset ? ckpt : log->end_offset;
+    log->clean_end = read_ckpt(log, PLOG_CLEAN_CKPT);
     ST_DEBUG("plog", "opened dir=%s segments=%d start=%" PRId64 " end=%" PRId64, dir, log->n_segs,
              log->start_offset, log->end_offset);
     *out = log;
@@ -953,7 +998,8 @@ int plog_append(plog_t *log,
         plog_batch_hdr_t h;
         size_t blen = (size_t)get_be32(batches + pos + 8) + PLOG_BATCH_LOG_OVERHEAD;
         ST_VERIFY(plog_batch_parse_hdr(batches + pos, blen, &h) == 0);
-        seg_note_batch(act, &h, act->size, (int64_t)blen, log->cfg.index_interval_bytes, true);
+        plog__seg_note_batch(act, &h, act->size, (int64_t)blen, log->cfg.index_interval_bytes,
+                             true);
         pos += blen;
     }
     if (act->first_append_ms < 0)
@@ -986,6 +1032,16 @@ static void log_unref(plog_t *log)
         if (cb)
             cb(arg);
     }
+}
+
+void plog__log_ref(plog_t *log)
+{
+    log->refs++;
+}
+
+void plog__log_unref(plog_t *log)
+{
+    log_unref(log);
 }
 
 static void fire_waiters(plog_t *log)
@@ -1325,6 +1381,8 @@ static void unlink_job(void *arg)
 static int delete_oldest(plog_t *log, const char *reason, bool move_start)
 {
     plog_seg_t *s = log->segs[0];
+    if (log->cleaning_end > s->base_offset)
+        return ST_E_AGAIN; /* the cleaner is rewriting it: the next tick deletes it */
     /* Rename first so a crash before the unlink cannot resurrect the segment. */
     char from[4200], to[4300];
     seg_file(s, "log", from, sizeof(from));
@@ -1359,10 +1417,19 @@ int plog_tick(plog_t *log, int64_t now_ms)
             return rc;
     }
     int deleted = 0;
+    /* Segments wholly below the log start (DeleteRecords while the cleaner
+     * held them). */
+    while (!log->cfg.remote_enabled && log->n_segs > 1 &&
+           log->segs[1]->base_offset <= log->start_offset) {
+        if (delete_oldest(log, "DeleteRecords", true) != 0)
+            return deleted;
+        deleted++;
+    }
     /* Total retention by time: expired data goes everywhere. With remote
      * storage, only once the uploader was offered the segment (after its
-     * sync): it then holds its own reference. */
-    while (log->n_segs > 1 && log->cfg.retention_ms >= 0 &&
+     * sync): it then holds its own reference. cleanup.policy=compact alone
+     * keeps every segment (the cleaner shrinks them instead). */
+    while (log->n_segs > 1 && log->cfg.cleanup_delete && log->cfg.retention_ms >= 0 &&
            now_ms - log->segs[0]->max_ts > log->cfg.retention_ms &&
            (!log->cfg.remote_enabled || log->segs[0]->next_offset <= log->sealed_end)) {
         if (delete_oldest(log, "retention.ms", true) != 0)
@@ -1370,7 +1437,7 @@ int plog_tick(plog_t *log, int64_t now_ms)
         deleted++;
     }
     if (!log->cfg.remote_enabled) {
-        if (log->cfg.retention_bytes >= 0) {
+        if (log->cfg.cleanup_delete && log->cfg.retention_bytes >= 0) {
             int64_t total = plog_size_bytes(log);
             while (log->n_segs > 1 && total - log->segs[0]->size >= log->cfg.retention_bytes) {
                 total -= log->segs[0]->size;

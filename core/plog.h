@@ -64,6 +64,13 @@ ST_MUST_CHECK int plog_batch_parse_hdr(const uint8_t *p, size_t len, plog_batch_
 ST_MUST_CHECK int
 plog_batch_validate(const uint8_t *p, size_t len, plog_batch_hdr_t *out, const char **why);
 
+/** As plog_batch_validate, for a batch read back from a log or an object:
+ * it may hold fewer records than lastOffsetDelta + 1 (the cleaner removed
+ * some: offsets keep their gaps) or none (an empty batch that keeps the
+ * offsets of a segment's end). Recovery and `strata archive verify` use it. */
+ST_MUST_CHECK int
+plog_batch_validate_stored(const uint8_t *p, size_t len, plog_batch_hdr_t *out, const char **why);
+
 /** Validate a record set (batches back to back) as plog_append() will.
  * @param n_batches  Out: number of batches.  @return as plog_batch_validate. */
 ST_MUST_CHECK int
@@ -88,6 +95,8 @@ typedef struct {
     int32_t n_headers;      /* read them with plog_record_headers() */
     const uint8_t *headers; /* the encoded headers */
     size_t headers_len;
+    const uint8_t *raw; /* the whole encoded record, its length prefix included */
+    size_t raw_len;
 } plog_record_t;
 
 /* One record header: views like plog_record_t's. */
@@ -192,7 +201,21 @@ typedef struct {
     int64_t flush_ms;       /* flush.ms */
     int64_t flush_bytes;    /* flush.bytes */
     int64_t flush_messages; /* flush.messages */
+    /* Log compaction (Kafka's names; core/plog_compact.c). */
+    bool cleanup_delete;           /* cleanup.policy has delete: retention.* delete segments */
+    bool cleanup_compact;          /* cleanup.policy has compact: the shard's cleaner runs */
+    double min_cleanable_ratio;    /* min.cleanable.dirty.ratio */
+    int64_t min_compaction_lag_ms; /* min.compaction.lag.ms */
+    int64_t max_compaction_lag_ms; /* max.compaction.lag.ms */
+    int64_t delete_retention_ms;   /* delete.retention.ms: tombstone lifetime */
 } plog_config_t;
+
+/** Parse a cleanup.policy value: "delete", "compact", or both comma-separated
+ * (blanks allowed). @param is_delete, is_compact  Out (may be NULL).
+ * @return 0 or ST_E_INVAL. */
+ST_MUST_CHECK int plog_cleanup_policy_parse(const char *s, bool *is_delete, bool *is_compact);
+/** Parse a ratio in [0, 1] (min.cleanable.dirty.ratio). @return 0 or ST_E_INVAL. */
+ST_MUST_CHECK int plog_ratio_parse(const char *s, double *out);
 
 /** Kafka's defaults (1 GiB segments, 7 days, unlimited size, 4 KiB index
  * interval, remote storage off, local retention = total retention), write
@@ -390,6 +413,60 @@ void plog_seg_info_release(plog_seg_info_t *info);
  * appends): @return 0, ST_E_INVAL (offset not above the end, or waiters),
  * or an I/O error. @thread owning loop @blocking yes: renames, create, fsync */
 ST_MUST_CHECK int plog_reset(plog_t *log, int64_t offset);
+
+/* ---- Compaction (core/plog_compact.c) ----
+ * A cleaner per shard: a thread that rewrites the sealed segments of
+ * compacted logs (cleanup.policy=compact) keeping the latest record of each
+ * key (core/compact.h). The loop only plans a pass and swaps the rewritten
+ * segments in; reading, hashing, writing, fdatasync and renames run on the
+ * thread. A rewritten segment replaces the old one atomically:
+ * DIR/<base>.{log,index,timeindex}.cleaned are written and synced, renamed to
+ * .swap (the .log rename commits), then to their final names, the directory
+ * synced after each step; plog_open finishes committed swaps and deletes the
+ * rest, so a kill at any moment leaves the old segment or the new one.
+ * Only segments that are sealed, durable, below the recovery point, older
+ * than min.compaction.lag.ms and (with remote storage) uploaded are cleaned. */
+
+typedef struct plog_cleaner plog_cleaner_t;
+
+/* Per-log cleaner figures (metrics, `strata storage status`). */
+typedef struct {
+    int64_t runs;            /* passes finished */
+    int64_t bytes_read;      /* segment bytes read by passes */
+    int64_t bytes_written;   /* segment bytes written (rewritten segments) */
+    int64_t records_removed; /* records dropped (older values, expired tombstones) */
+    int64_t last_clean_ms;   /* wall clock of the last finished pass, -1: none */
+    int64_t clean_end;       /* offsets below were cleaned, -1: none */
+    double dirty_ratio;      /* of the cleanable part, at the last planning */
+} plog_compact_stats_t;
+
+/** Start the cleaner thread of a shard.
+ * @param buffer_bytes       log.cleaner.dedupe.buffer.size: the offset map's memory.
+ * @param io_bytes_per_sec   log.cleaner.io.max.bytes.per.second (read + written).
+ * @return 0, ST_E_NOMEM or a negative errno. @thread loop's thread */
+ST_MUST_CHECK int plog_cleaner_new(uv_loop_t *loop,
+                                   size_t buffer_bytes,
+                                   int64_t io_bytes_per_sec,
+                                   plog_cleaner_t **out);
+/** Called on the loop when a pass ends (to offer the next log at once). */
+void plog_cleaner_on_done(plog_cleaner_t *c, void (*fn)(void *arg), void *arg);
+/** Plan a pass over log: when the cleaner is idle, the log compacted, and
+ * its cleanable part dirty enough (min.cleanable.dirty.ratio) or a dirty
+ * segment older than max.compaction.lag.ms, hand it to the thread; the
+ * rewritten segments are swapped in on the loop when it is done.
+ * @return 1 when a pass started, 0 when not, or a negative error.
+ * @thread the loop of c and log */
+int plog_cleaner_offer(plog_cleaner_t *c, plog_t *log, int64_t now_ms);
+bool plog_cleaner_is_busy(const plog_cleaner_t *c);
+/** Ask a running pass to stop at its next batch (shutdown); what it already
+ * swapped stays. */
+void plog_cleaner_cancel(plog_cleaner_t *c);
+/** Stop the thread (after the running pass ended: every log closed) and
+ * free c once its handle closed. @thread loop's thread */
+void plog_cleaner_free(plog_cleaner_t *c);
+
+/** The cleaner figures of log. @thread owning loop */
+void plog_compact_stats(const plog_t *log, plog_compact_stats_t *out);
 
 int64_t plog_start_offset(const plog_t *log);
 int64_t plog_end_offset(const plog_t *log);

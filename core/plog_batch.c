@@ -9,8 +9,8 @@
 #include "core/st_codec.h"
 #include "core/st_crc32c.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
-
 #include <string.h>
 
 #define PLOG_DECOMPRESS_MAX (64u << 20) /* bound on a decompressed batch */
@@ -116,6 +116,7 @@ static const uint8_t *rd_bytes(rd_t *r, int32_t n, int nullable)
  * (rec->offset and rec->timestamp hold the deltas). */
 static int parse_record(rd_t *r, plog_record_t *rec)
 {
+    rec->raw = r->p;
     int32_t rec_len = rd_varint(r);
     if (r->err || rec_len < 0 || rec_len > r->end - r->p)
         return -1;
@@ -142,6 +143,7 @@ static int parse_record(rd_t *r, plog_record_t *rec)
     if (in.err || in.p != in.end)
         return -1;
     rec->headers_len = (size_t)(in.p - rec->headers);
+    rec->raw_len = (size_t)(in.p - rec->raw);
     return 0;
 }
 
@@ -162,7 +164,10 @@ static int validate_records(const uint8_t *p, size_t len, int32_t count, const c
     return 0;
 }
 
-int plog_batch_validate(const uint8_t *p, size_t len, plog_batch_hdr_t *h, const char **why)
+/* stored: a batch the cleaner rewrote may hold fewer records than its
+ * offsets span (gaps), or none (an empty batch keeps a segment's end). */
+static int
+validate(const uint8_t *p, size_t len, plog_batch_hdr_t *h, const char **why, bool stored)
 {
     const char *dummy;
     if (!why)
@@ -189,7 +194,10 @@ int plog_batch_validate(const uint8_t *p, size_t len, plog_batch_hdr_t *h, const
         *why = "unknown compression codec";
         return ST_E_MALFORMED;
     }
-    if (h->records_count <= 0 || h->last_offset_delta != h->records_count - 1) {
+    bool counts_ok = stored ? h->records_count >= 0 && h->last_offset_delta >= 0 &&
+                                  h->records_count - 1 <= h->last_offset_delta
+                            : h->records_count > 0 && h->last_offset_delta == h->records_count - 1;
+    if (!counts_ok) {
         *why = "recordsCount / lastOffsetDelta mismatch";
         return ST_E_MALFORMED;
     }
@@ -197,6 +205,16 @@ int plog_batch_validate(const uint8_t *p, size_t len, plog_batch_hdr_t *h, const
         return validate_records(p + PLOG_BATCH_HDR_SIZE, len - PLOG_BATCH_HDR_SIZE,
                                 h->records_count, why);
     return 0;
+}
+
+int plog_batch_validate(const uint8_t *p, size_t len, plog_batch_hdr_t *h, const char **why)
+{
+    return validate(p, len, h, why, false);
+}
+
+int plog_batch_validate_stored(const uint8_t *p, size_t len, plog_batch_hdr_t *h, const char **why)
+{
+    return validate(p, len, h, why, true);
 }
 
 int plog_records_validate(const uint8_t *p, size_t len, int *n_batches, const char **why)

@@ -83,6 +83,10 @@ struct plog {
     bool open_dir_changed; /* plog_open: recovery created, renamed or deleted entries */
     plog_closed_cb closed_cb;
     void *closed_arg;
+    /* Compaction (plog_compact.c), loop only. */
+    int64_t clean_end;    /* offsets below were cleaned by a finished pass (checkpoint), or -1 */
+    int64_t cleaning_end; /* a pass rewrites the segments below: deletion waits; -1: none */
+    plog_compact_stats_t cstats;
     /* Sequential read cache: the position of next_offset in seg. */
     plog_seg_t *rd_seg; /* borrowed: valid while in segs */
     int64_t rd_offset, rd_pos;
@@ -106,11 +110,34 @@ struct plog {
 
 extern const plog_sys_t *plog__sys;
 
+/* The cleaner's checkpoint: every offset below it was cleaned once. */
+#define PLOG_CLEAN_CKPT "cleaner-offset-checkpoint"
+
+/* Create the three files DIR/<base>.{log,index,timeindex}<suffix> (truncated)
+ * as a segment whose path/log_path name the files without suffix. */
+int plog__seg_create(const char *dir, int64_t base, const char *suffix, plog_seg_t **out);
+/* Account one batch written at pos of s (offsets, timestamps, sparse index
+ * entries every interval bytes, written to the index files with write_file). */
+void plog__seg_note_batch(plog_seg_t *s,
+                          const plog_batch_hdr_t *h,
+                          int64_t pos,
+                          int64_t blen,
+                          int32_t interval,
+                          bool write_file);
+/* Loop-side references of a log (a pending cleaner pass holds one). */
+void plog__log_ref(plog_t *log);
+void plog__log_unref(plog_t *log);
+/* plog_open, before listing segments: finish the swaps a cleaner pass
+ * committed (DIR/<base>.log.swap), delete its uncommitted files. @blocking yes */
+int plog__compact_recover(plog_t *log);
+
 void plog__seg_ref(plog_seg_t *s);
 /* Write both index files from memory and fdatasync them: a sealed or closing
  * segment's (its entries no longer change) or at open. @return 0 or a
  * negative errno.  @blocking yes */
 int plog__idx_save(plog_seg_t *s);
+/* plog__idx_save into DIR/<base>.{index,timeindex}<suffix> (the cleaner's). */
+int plog__idx_save_as(plog_seg_t *s, const char *suffix);
 /* fsync the log's directory (opened for it). @return 0 or -errno. @blocking yes */
 int plog__fsync_dir(const plog_t *log);
 void plog__seg_unref(plog_seg_t *s);

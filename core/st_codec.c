@@ -193,3 +193,103 @@ int st_decompress(
     *out_len = b.len;
     return 0;
 }
+
+/* ---- Compression (the cleaner re-compresses the batches it rewrites) ---- */
+
+static int gzip_all(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return ST_E_NOMEM;
+    size_t cap = deflateBound(&z, (uLong)len) + 32;
+    uint8_t *p = malloc(cap);
+    int rc = p ? 0 : ST_E_NOMEM;
+    if (p) {
+        z.next_in = (Bytef *)in;
+        z.avail_in = (uInt)len;
+        z.next_out = p;
+        z.avail_out = (uInt)cap;
+        if (deflate(&z, Z_FINISH) != Z_STREAM_END)
+            rc = ST_E_IO;
+    }
+    *out_len = cap - z.avail_out;
+    deflateEnd(&z);
+    if (rc)
+        free(p);
+    else
+        *out = p;
+    return rc;
+}
+
+/* Xerial framing, as Java producers write it: every client reads it. */
+static int snappy_all(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len)
+{
+    static const uint8_t hdr[16] = {0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1};
+    const size_t block = 32768;
+    size_t n_blocks = len / block + 1;
+    size_t cap = 16 + n_blocks * (4 + snappy_max_compressed_length(block));
+    uint8_t *p = malloc(cap);
+    if (!p)
+        return ST_E_NOMEM;
+    memcpy(p, hdr, 16);
+    size_t pos = 16;
+    for (size_t off = 0; off < len || off == 0; off += block) {
+        size_t chunk = len - off < block ? len - off : block;
+        size_t n = cap - pos - 4;
+        if (snappy_compress((const char *)in + off, chunk, (char *)p + pos + 4, &n) != SNAPPY_OK) {
+            free(p);
+            return ST_E_IO;
+        }
+        p[pos] = (uint8_t)(n >> 24);
+        p[pos + 1] = (uint8_t)(n >> 16);
+        p[pos + 2] = (uint8_t)(n >> 8);
+        p[pos + 3] = (uint8_t)n;
+        pos += 4 + n;
+        if (chunk == 0)
+            break;
+    }
+    *out = p;
+    *out_len = pos;
+    return 0;
+}
+
+int st_compress(int codec, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+{
+    size_t cap, n;
+    uint8_t *p;
+    switch (codec) {
+    case ST_CODEC_GZIP:
+        return gzip_all(in, in_len, out, out_len);
+    case ST_CODEC_SNAPPY:
+        return snappy_all(in, in_len, out, out_len);
+    case ST_CODEC_LZ4: {
+        LZ4F_preferences_t prefs;
+        memset(&prefs, 0, sizeof(prefs));
+        cap = LZ4F_compressFrameBound(in_len, &prefs);
+        if (!(p = malloc(cap)))
+            return ST_E_NOMEM;
+        n = LZ4F_compressFrame(p, cap, in, in_len, &prefs);
+        if (LZ4F_isError(n)) {
+            free(p);
+            return ST_E_IO;
+        }
+        break;
+    }
+    case ST_CODEC_ZSTD:
+        cap = ZSTD_compressBound(in_len);
+        if (!(p = malloc(cap)))
+            return ST_E_NOMEM;
+        n = ZSTD_compress(p, cap, in, in_len, 3);
+        if (ZSTD_isError(n)) {
+            free(p);
+            return ST_E_IO;
+        }
+        break;
+    default:
+        return ST_E_INVAL;
+    }
+    *out = p;
+    *out_len = n;
+    return 0;
+}

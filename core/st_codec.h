@@ -1,5 +1,5 @@
 /* st_codec.h - decompression of Kafka record payloads (gzip, snappy, lz4,
- * zstd), with a hard cap on the output.
+ * zstd), with a hard cap on the output, and compression for the cleaner.
  * Data path: the log stores compressed batches exactly as produced; only
  * code that must look at individual records of a compressed batch (the
  * exact offset of a timestamp for ListOffsets) decompresses, on the loop
@@ -28,5 +28,14 @@ enum {
  *         input, ST_E_TOO_LARGE over max_out, ST_E_INVAL for an unknown codec. */
 ST_MUST_CHECK int st_decompress(
     int codec, const uint8_t *in, size_t in_len, size_t max_out, uint8_t **out, size_t *out_len);
+
+/** Compress `in` with codec (gzip; snappy in the xerial framing Java clients
+ * write; an LZ4 frame; zstd level 3) into a malloc'd buffer: the log
+ * cleaner re-compresses the batches it rewrites with their own codec.
+ * @return 0 with *out (caller frees) and *out_len; ST_E_INVAL for an unknown
+ *         codec, ST_E_NOMEM, ST_E_IO when the library fails.
+ * @thread any  @blocking CPU */
+ST_MUST_CHECK int
+st_compress(int codec, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len);
 
 #endif

@@ -74,6 +74,19 @@ void kh_topic_log_config(const kh_ctx_t *ctx, const meta_topic_t *t, plog_config
         out->local_retention_bytes = strtoll(v, NULL, 10);
     if ((v = t ? meta_topic_config(t, "write.caching") : NULL))
         out->write_caching = !strcmp(v, "true");
+    /* Compaction (validated when stored: a bad value cannot be here). */
+    if ((v = t ? meta_topic_config(t, "cleanup.policy") : NULL) &&
+        plog_cleanup_policy_parse(v, &out->cleanup_delete, &out->cleanup_compact) != 0)
+        out->cleanup_delete = true, out->cleanup_compact = false;
+    if ((v = t ? meta_topic_config(t, "min.cleanable.dirty.ratio") : NULL) &&
+        plog_ratio_parse(v, &out->min_cleanable_ratio) != 0)
+        out->min_cleanable_ratio = 0.5;
+    if ((v = t ? meta_topic_config(t, "min.compaction.lag.ms") : NULL))
+        out->min_compaction_lag_ms = strtoll(v, NULL, 10);
+    if ((v = t ? meta_topic_config(t, "max.compaction.lag.ms") : NULL))
+        out->max_compaction_lag_ms = strtoll(v, NULL, 10);
+    if ((v = t ? meta_topic_config(t, "delete.retention.ms") : NULL))
+        out->delete_retention_ms = strtoll(v, NULL, 10);
 }
 
 plog_t *kh_local_log(kh_shard_t *ks, const meta_snap_t *snap, const char *topic, int32_t partition)

@@ -67,16 +67,19 @@ enum { /* IncrementalAlterConfigs ConfigOperation */
  * index.interval.bytes, the remote/local retention keys, write.caching and
  * flush.* change the partition log (kh_topic_log_config); max.message.bytes,
  * message.timestamp.type=LogAppendTime and the message.timestamp.*.max.ms
- * bounds are applied on the produce path (below). Values Strata could not honour are refused
- * (check_supported). The rest have no effect on one broker without compaction, as in Kafka
- * (unclean.leader.election.enable, *.replication.throttled.replicas, the
- * compaction keys); message.downconversion.enable=false refuses Fetch v0-3
+ * bounds are applied on the produce path (below), as is the refusal of keyless records on
+ * compacted topics. cleanup.policy and the compaction keys (min.cleanable.dirty.ratio,
+ * *.compaction.lag.ms, delete.retention.ms) drive the shard's cleaner (core/plog_compact.c).
+ * Values Strata could not honour are refused (check_supported). The rest have no effect on one
+ * broker, as in Kafka (unclean.leader.election.enable, *.replication.throttled.replicas);
+ * message.downconversion.enable=false refuses Fetch v0-3
  * (kh_fetch), true serves them the stored v2 batches (Strata never
  * down-converts). */
 #define KH_TOPIC_CONFIGS(X)                                                                        \
     X("cleanup.policy", LIST, "delete", 0, 0, "delete,compact", "log.cleanup.policy",              \
       "Retention policies of old segments, comma-separated: delete removes them by retention.ms "  \
-      "and retention.bytes. compact is not supported yet.")                                        \
+      "and retention.bytes; compact keeps only the latest record of each key (the shard's "        \
+      "cleaner rewrites sealed segments; records without a key are refused).")                     \
     X("compression.type", STRING, "producer", 0, 0, "uncompressed,zstd,lz4,snappy,gzip,producer",  \
       "compression.type",                                                                          \
       "Final compression of the topic's batches. Strata stores batches exactly as the producer "   \
@@ -122,14 +125,15 @@ enum { /* IncrementalAlterConfigs ConfigOperation */
       "false: refuse Fetch v0-3 (UNSUPPORTED_VERSION). Strata never down-converts: with true "     \
       "they get the stored v2 batches.")                                                           \
     X("delete.retention.ms", LONG, "86400000", 0, INT64_MAX, NULL,                                 \
-      "log.cleaner.delete.retention.ms", "How long delete tombstones are kept by compaction.")     \
+      "log.cleaner.delete.retention.ms",                                                           \
+      "How long a tombstone (null value) survives compaction, by its batch timestamp.")            \
     X("min.compaction.lag.ms", LONG, "0", 0, INT64_MAX, NULL, "log.cleaner.min.compaction.lag.ms", \
-      "Minimum time a message stays uncompacted.")                                                 \
+      "Minimum time a record stays uncompacted (by its segment's newest timestamp).")              \
     X("max.compaction.lag.ms", LONG, "9223372036854775807", 1, INT64_MAX, NULL,                    \
       "log.cleaner.max.compaction.lag.ms",                                                         \
-      "Maximum time a message stays ineligible for compaction.")                                   \
+      "Clean a log whatever its dirty ratio once a dirty segment's newest record is older.")       \
     X("min.cleanable.dirty.ratio", DOUBLE, "0.5", 0, 1, NULL, "log.cleaner.min.cleanable.ratio",   \
-      "Dirty share of a log above which compaction would run.")                                    \
+      "Dirty share of a compacted log above which the cleaner runs.")                              \
     X("segment.jitter.ms", LONG, "0", 0, INT64_MAX, NULL, "log.roll.jitter.ms",                    \
       "Random jitter subtracted from segment.ms.")                                                 \
     X("message.timestamp.before.max.ms", LONG, "9223372036854775807", 0, INT64_MAX, NULL,          \
@@ -337,13 +341,6 @@ static int check_value(const tkey_t *k, char *value, char *err, size_t err_len)
                 s++, len--;
             while (len && isspace((unsigned char)s[len - 1]))
                 len--;
-            if (!strcmp(k->name, "cleanup.policy") && len == 7 && !memcmp(s, "compact", 7)) {
-                snprintf(err, err_len,
-                         "Invalid value %s for configuration cleanup.policy: compact is not "
-                         "supported yet (Strata has no log compaction); use delete",
-                         value);
-                return -1;
-            }
             if (!k->choices) {
                 if (!replica_item_ok(s, len)) {
                     snprintf(err, err_len,
@@ -503,8 +500,11 @@ int16_t kh_check_batch_sizes(kh_req_t *req,
     return KP_ERR_NONE;
 }
 
-void kh_topic_append_rules(const meta_topic_t *t, kh_append_rules_t *out)
+void kh_topic_append_rules(const kh_ctx_t *ctx, const meta_topic_t *t, kh_append_rules_t *out)
 {
+    plog_config_t lc;
+    kh_topic_log_config(ctx, t, &lc);
+    out->is_compacted = lc.cleanup_compact;
     const char *v = t ? meta_topic_config(t, "message.timestamp.type") : NULL;
     out->log_append_time = v && !strcmp(v, "LogAppendTime");
     /* Kafka 3.6+: the deprecated difference.max.ms applies to each bound
@@ -538,6 +538,35 @@ static int ts_in_range(void *arg, const plog_batch_hdr_t *h, const plog_record_t
     return ST_E_RANGE;
 }
 
+static int has_key(void *arg, const plog_batch_hdr_t *h, const plog_record_t *rec)
+{
+    (void)arg;
+    (void)h;
+    return rec->key ? 0 : ST_E_RANGE;
+}
+
+/* Compacted topics: every record needs a key (Kafka's INVALID_RECORD). */
+static int16_t check_keys(const uint8_t *records, size_t len, char *msg, size_t msg_len)
+{
+    for (size_t pos = 0; pos < len;) {
+        plog_batch_hdr_t h;
+        if (plog_batch_parse_hdr(records + pos, len - pos, &h) != 0)
+            break; /* validated by the caller: cannot happen */
+        size_t size = (size_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+        int rc = plog_batch_records(records + pos, size, KH_MAX_BATCH_RAW, has_key, NULL);
+        if (rc == ST_E_RANGE) {
+            snprintf(msg, msg_len, "Compacted topic cannot accept message without key.");
+            return KP_ERR_INVALID_RECORD;
+        }
+        if (rc != 0) {
+            snprintf(msg, msg_len, "cannot read the batch's records: %s", st_strerror(rc));
+            return kh_errcode_from_st(rc);
+        }
+        pos += size;
+    }
+    return KP_ERR_NONE;
+}
+
 /* Stamp every (validated) batch with LogAppendTime = now_ms. */
 static void stamp_log_append_time(uint8_t *records, size_t len, int64_t now_ms)
 {
@@ -567,7 +596,7 @@ int16_t kh_apply_append_rules(const kh_append_rules_t *rules,
                               size_t msg_len)
 {
     bool bounded = rules->before_ms != INT64_MAX || rules->after_ms != INT64_MAX;
-    if (!rules->log_append_time && !bounded)
+    if (!rules->log_append_time && !bounded && !rules->is_compacted)
         return KP_ERR_NONE;
     int n;
     const char *why = NULL;
@@ -575,6 +604,11 @@ int16_t kh_apply_append_rules(const kh_append_rules_t *rules,
     if (rc != 0) {
         snprintf(msg, msg_len, "%s", why ? why : st_strerror(rc));
         return kh_errcode_from_st(rc);
+    }
+    if (rules->is_compacted) {
+        int16_t code = check_keys(records, len, msg, msg_len);
+        if (code != KP_ERR_NONE || (!rules->log_append_time && !bounded))
+            return code;
     }
     if (rules->log_append_time) {
         stamp_log_append_time(records, len, now_ms);

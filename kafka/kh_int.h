@@ -330,19 +330,22 @@ typedef struct {
     bool log_append_time; /* message.timestamp.type=LogAppendTime */
     int64_t before_ms;    /* message.timestamp.before.max.ms (or difference.max.ms) */
     int64_t after_ms;     /* message.timestamp.after.max.ms (or difference.max.ms) */
+    bool is_compacted;    /* cleanup.policy has compact: every record needs a key */
 } kh_append_rules_t;
-/** The append rules of topic t (borrowed for the call). @thread any */
-void kh_topic_append_rules(const meta_topic_t *t, kh_append_rules_t *out);
+/** The append rules of topic t (borrowed for the call), with the broker's
+ * defaults from ctx. @thread any */
+void kh_topic_append_rules(const kh_ctx_t *ctx, const meta_topic_t *t, kh_append_rules_t *out);
 /** Apply rules to a record set just before plog_append, as Kafka's broker
  * does: CreateTime record timestamps must lie within [now_ms - before_ms,
  * now_ms + after_ms] (INVALID_TIMESTAMP); LogAppendTime: after validating
  * every batch (CRC first: corruption is never re-checksummed), set each
  * batch's timestamp type bit and maxTimestamp to now_ms and recompute its
- * CRC-32C.
+ * CRC-32C. Compacted topics: every record must have a key (INVALID_RECORD).
  * @param records  Modified in place (LogAppendTime); nothing on error.
  * @param msg      Out: the reason on error (caller storage).
- * @return KP_ERR_NONE, INVALID_TIMESTAMP or CORRUPT_MESSAGE.
- * @thread any  @blocking CPU (decompression, only with timestamp bounds) */
+ * @return KP_ERR_NONE, INVALID_TIMESTAMP, INVALID_RECORD or CORRUPT_MESSAGE.
+ * @thread any  @blocking CPU (decompression, only with timestamp bounds or
+ *          on compacted topics) */
 int16_t kh_apply_append_rules(const kh_append_rules_t *rules,
                               uint8_t *records,
                               size_t len,
@@ -351,7 +354,7 @@ int16_t kh_apply_append_rules(const kh_append_rules_t *rules,
                               size_t msg_len);
 
 /** Check value against the rule of topic config name (Kafka's types and
- * ranges; cleanup.policy=compact is refused as not supported yet).
+ * ranges).
  * @param value   NUL-terminated, modified in place: surrounding blanks are
  *                removed and booleans lowercased (the form that is stored);
  *                NULL is refused.

@@ -258,7 +258,7 @@ void kh_produce(kh_req_t *req)
             op->records = (uint8_t *)qp->records.ptr;
             op->len = (size_t)qp->records.len;
             op->acks = q->acks;
-            kh_topic_append_rules(t, &op->rules);
+            kh_topic_append_rules(req->ks->ctx, t, &op->rules);
             op->resp = rp;
             *tail = op;
             tail = &op->next;

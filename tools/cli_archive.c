@@ -432,7 +432,7 @@ walk_batches(const uint8_t *raw, size_t raw_len, batch_fn fn, void *arg, char *w
             rc = ST_E_MALFORMED;
         size_t blen = rc == 0 ? (size_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD : 0;
         if (rc == 0)
-            rc = plog_batch_validate(raw + pos, blen, &h, &what);
+            rc = plog_batch_validate_stored(raw + pos, blen, &h, &what);
         if (rc != 0) {
             snprintf(why, why_len, "batch at byte %zu of its frame: %s", pos, what);
             return rc;

@@ -861,6 +861,18 @@ int main(int argc, char **argv)
     b->popts.log_cfg.flush_ms = cfg_int(b->cfg, CFG_FLUSH_MS);
     b->popts.log_cfg.flush_bytes = cfg_int(b->cfg, CFG_FLUSH_BYTES);
     b->popts.log_cfg.flush_messages = cfg_int(b->cfg, CFG_FLUSH_MESSAGES);
+    if (plog_cleanup_policy_parse(cfg_str(b->cfg, CFG_CLEANUP_POLICY),
+                                  &b->popts.log_cfg.cleanup_delete,
+                                  &b->popts.log_cfg.cleanup_compact) != 0 ||
+        plog_ratio_parse(cfg_str(b->cfg, CFG_CLEANER_MIN_RATIO),
+                         &b->popts.log_cfg.min_cleanable_ratio) != 0)
+        return 1; /* validated by cfg_set: cannot happen */
+    b->popts.log_cfg.min_compaction_lag_ms = cfg_int(b->cfg, CFG_CLEANER_MIN_LAG_MS);
+    b->popts.log_cfg.max_compaction_lag_ms = cfg_int(b->cfg, CFG_CLEANER_MAX_LAG_MS);
+    b->popts.log_cfg.delete_retention_ms = cfg_int(b->cfg, CFG_CLEANER_DELETE_RETENTION_MS);
+    b->popts.cleaner_buffer_bytes = cfg_int(b->cfg, CFG_CLEANER_DEDUPE_BUFFER);
+    b->popts.cleaner_io_bytes_per_sec = cfg_int(b->cfg, CFG_CLEANER_IO_MAX_BPS);
+    b->popts.cleaner_backoff_ms = cfg_int(b->cfg, CFG_CLEANER_BACKOFF_MS);
     int64_t tick = cfg_int(b->cfg, CFG_RETENTION_CHECK_MS);
     b->popts.tick_interval_ms = tick < 5000 ? tick : 5000; /* segment.ms rolls of idle logs */
     b->popts.topic_config = topic_config;
@@ -871,6 +883,8 @@ int main(int argc, char **argv)
     int smp = (int)cfg_int(b->cfg, CFG_SMP);
     if (smp == 0)
         smp = rt_cpu_count();
+    /* Kafka's dedupe buffer is the total of every cleaner thread: one per shard. */
+    b->popts.cleaner_buffer_bytes /= smp > 0 ? smp : 1;
     if ((rc = plog_env_new(&b->env)) != 0 ||
         (rc = rt_new(smp, (int)cfg_int(b->cfg, CFG_QUEUE_CAPACITY), &b->rt)) != 0) {
         b->kctx.rt = NULL;

@@ -317,8 +317,7 @@ class ConfigsTest(unittest.TestCase):
         self.assertEqual(d["write.caching"].value, "true")
         self.assertEqual(d["compression.type"].value, "producer")
         cases = [
-            ({"cleanup.policy": "compact"}, "compact is not supported"),
-            ({"cleanup.policy": "delete,compact"}, "compact is not supported"),
+            ({"cleanup.policy": "delete,shred"}, "every element must be one of"),
             ({"segment.bytes": "5"}, "segment.bytes: Value must be at least 14"),
             ({"segment.bytes": "4294967296"}, "segment.bytes: Value must be no more than"),
             ({"retention.ms": "soon"}, "retention.ms: Not a number"),
@@ -417,14 +416,17 @@ class ConfigsTest(unittest.TestCase):
         self.assertEqual(d["retention.ms"].value, "90000")
         self.assertEqual(d["retention.bytes"].value, "100000")  # untouched
         self.assertEqual(d["segment.ms"].source, ConfigSource.DEFAULT_CONFIG.value)
-        # APPEND/SUBTRACT on a list: delete stays the only policy.
+        # APPEND/SUBTRACT on a list.
         out = incremental_alter(port, [(2, "ia1", [("cleanup.policy", 2, "delete")])])
         self.assertEqual(out[0][0], 0, out)
         self.assertEqual(self.describe("topic", "ia1")["cleanup.policy"].value, "delete")
         out = incremental_alter(port, [(2, "ia1", [("cleanup.policy", 2, "compact")])])
-        self.assertEqual(out[0][0], INVALID_CONFIG)
-        self.assertIn("compact is not supported", out[0][1])
+        self.assertEqual(out[0][0], 0, out)
+        self.assertEqual(self.describe("topic", "ia1")["cleanup.policy"].value, "delete,compact")
         out = incremental_alter(port, [(2, "ia1", [("cleanup.policy", 3, "delete")])])
+        self.assertEqual(out[0][0], 0, out)
+        self.assertEqual(self.describe("topic", "ia1")["cleanup.policy"].value, "compact")
+        out = incremental_alter(port, [(2, "ia1", [("cleanup.policy", 3, "compact")])])
         self.assertEqual(out[0][0], INVALID_CONFIG)
         self.assertIn("empty", out[0][1])
         # APPEND on a non-list key, unknown keys, duplicates, bad values.

@@ -99,9 +99,9 @@ static void test_kh_topic_config_check_refuses_bad_enums_and_lists(void **state)
     assert_non_null(strstr(err, "either true or false"));
     assert_int_equal(check("compression.type", "ZSTD", NULL, err), KP_ERR_INVALID_CONFIG);
     assert_non_null(strstr(err, "String must be one of"));
-    assert_int_equal(check("cleanup.policy", "compact", NULL, err), KP_ERR_INVALID_CONFIG);
-    assert_non_null(strstr(err, "compact is not supported yet"));
-    assert_int_equal(check("cleanup.policy", "delete, compact", NULL, err), KP_ERR_INVALID_CONFIG);
+    assert_int_equal(check("cleanup.policy", "compact", NULL, err), KP_ERR_NONE);
+    assert_int_equal(check("cleanup.policy", "delete, compact", NULL, err), KP_ERR_NONE);
+    assert_int_equal(check("cleanup.policy", "compact,delete", NULL, err), KP_ERR_NONE);
     assert_int_equal(check("cleanup.policy", "delete,shred", NULL, err), KP_ERR_INVALID_CONFIG);
     assert_int_equal(check("cleanup.policy", "", NULL, err), KP_ERR_INVALID_CONFIG);
     assert_non_null(strstr(err, "empty"));
