@@ -1178,7 +1178,7 @@ int plog_read_upto(plog_t *log, int64_t offset, int64_t max_bytes, int64_t limit
     if (offset < log->segs[0]->base_offset)
         return ST_E_OFFLOADED; /* below local data: tiering serves it */
     out->first_offset = out->next_offset = offset;
-    int64_t hw = plog_high_watermark(log);
+    int64_t hw = plog_high_watermark(log), asked = offset;
     if (limit < hw)
         hw = limit; /* read_committed: the last stable offset */
     if (offset >= hw)
@@ -1204,8 +1204,23 @@ int plog_read_upto(plog_t *log, int64_t offset, int64_t max_bytes, int64_t limit
     plog_batch_hdr_t h;
     int rc;
     /* Skip batches that end before offset. */
-    while ((rc = hdr_at(r, pos, &h)) == 0 && h.base_offset + h.last_offset_delta < offset)
-        pos += (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+    for (;;) {
+        while ((rc = hdr_at(r, pos, &h)) == 0 && h.base_offset + h.last_offset_delta < offset)
+            pos += (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+        /* An empty batch (the cleaner's, keeping a segment's end) is served
+         * only when nothing follows it below the high watermark: a response
+         * of no record at all crashes some clients (kafka-python 2.0). */
+        if (rc != 0 || h.records_count != 0 || s->next_offset >= hw ||
+            pos + (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD != s->size)
+            break;
+        int i = find_seg(log, s->base_offset);
+        if (i + 1 >= log->n_segs || log->segs[i] != s)
+            break;
+        s = log->segs[i + 1];
+        *r = (hdr_rd_t){.fd = s->fd, .size = s->size};
+        offset = s->base_offset;
+        pos = 0;
+    }
     if (rc != 0) {
         free(r);
         ST_ERROR("plog", "read found no batch for offset=%" PRId64 " dir=%s", offset, log->dir);
@@ -1223,7 +1238,7 @@ int plog_read_upto(plog_t *log, int64_t offset, int64_t max_bytes, int64_t limit
     } while (end < s->size && hdr_at(r, end, &h) == 0);
     free(r);
     if (end == start) {
-        out->first_offset = out->next_offset = offset;
+        out->first_offset = out->next_offset = asked;
         return 0;
     }
     plog__seg_ref(s);

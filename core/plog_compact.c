@@ -434,9 +434,9 @@ static void run_pass(plog_cleaner_t *c, job_t *j)
         rc = rewrite_seg(c, j, &j->segs[i], dir_fd, &in);
     j->complete = rc == 0;
     if (rc == 0) {
-        pthread_mutex_lock(&j->log->sync_mu); /* orders checkpoint writes */
+        /* One pass per log at a time: no lock (sync_mu would stall appends
+         * behind this fsync). */
         rc = plog__write_ckpt(j->log, PLOG_CLEAN_CKPT, j->map_end, true);
-        pthread_mutex_unlock(&j->log->sync_mu);
         j->complete = rc == 0;
     }
     if (dir_fd >= 0)
@@ -611,6 +611,7 @@ int plog_cleaner_offer(plog_cleaner_t *c, plog_t *log, int64_t now_ms)
             now_ms - s->max_ts < log->cfg.min_compaction_lag_ms)
             break;
     }
+
     if (k == 0)
         return 0;
     int64_t first_uncleanable = log->segs[k - 1]->next_offset;

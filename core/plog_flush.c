@@ -112,7 +112,9 @@ static void sync_log(plog_t *log, bool delayed)
         if (rc != 0)
             ST_WARN("plog", "cannot write the recovery point dir=%s: %s", log->dir,
                     st_strerror(rc));
+        pthread_mutex_lock(&log->sync_mu); /* the cleaner's planning reads it on the loop */
         log->rp_written = rc == 0 ? rp : -1;
+        pthread_mutex_unlock(&log->sync_mu);
     }
     if (n > 0 || dir_dirty)
         st_metric_observe_ns(ST_H_FSYNC_LATENCY, 0, uv_hrtime() - t0_ns);

@@ -100,7 +100,8 @@ struct plog {
     bool dir_dirty;        /* a segment file was created since the last sync */
     int64_t rp_pending;    /* recovery point to persist after this sync, or -1 */
     bool sync_failed;      /* a sync failed once: no recovery point is written again */
-    int64_t rp_written;    /* flusher (and plog_open): the recovery point on disk, or -1 */
+    int64_t rp_written;    /* flusher (and plog_open): the recovery point on disk, or -1;
+                              written under sync_mu, read by the flusher without it */
     bool queued;           /* in the flusher's queue */
     bool delayed;          /* in the flusher's delayed list (write caching) */
     uint64_t due_ns;       /* when a delayed flush is due (uv_hrtime) */

@@ -1,0 +1,6 @@
+# Log compaction (issue 19): a compacted topic cleaned by the shard's cleaner,
+# read back by confluent-kafka, kafka-python, kcat and kafkajs (integration/js,
+# installed by scripts/test.sh), and kill -9 while a throttled cleaner runs.
+add_test(NAME log_compaction COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_compact.py)
+set_tests_properties(log_compaction PROPERTIES LABELS integration TIMEOUT 600
+    ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
