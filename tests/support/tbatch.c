@@ -17,7 +17,7 @@ static size_t put_uvarint(uint8_t *p, uint64_t v)
     return n;
 }
 
-static size_t put_varlong(uint8_t *p, int64_t v)
+size_t tbatch_put_varlong(uint8_t *p, int64_t v)
 {
     return put_uvarint(p, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
@@ -45,17 +45,17 @@ uint8_t *tbatch_build(int n, size_t value_len, uint64_t seed, int64_t base_ts, s
         char key[48];
         int klen = snprintf(key, sizeof(key), "k%llu-%d", (unsigned long long)seed, i);
         size_t r = 0;
-        rec[r++] = 0;                    /* attributes */
-        r += put_varlong(rec + r, i);    /* timestampDelta */
-        r += put_varlong(rec + r, i);    /* offsetDelta */
-        r += put_varlong(rec + r, klen); /* key */
+        rec[r++] = 0;                           /* attributes */
+        r += tbatch_put_varlong(rec + r, i);    /* timestampDelta */
+        r += tbatch_put_varlong(rec + r, i);    /* offsetDelta */
+        r += tbatch_put_varlong(rec + r, klen); /* key */
         memcpy(rec + r, key, (size_t)klen);
         r += (size_t)klen;
-        r += put_varlong(rec + r, (int64_t)value_len);
+        r += tbatch_put_varlong(rec + r, (int64_t)value_len);
         for (size_t j = 0; j < value_len; j++)
             rec[r++] = tbatch_value_byte(seed, i, j);
-        r += put_varlong(rec + r, 0); /* headers */
-        pos += put_varlong(b + pos, (int64_t)r);
+        r += tbatch_put_varlong(rec + r, 0); /* headers */
+        pos += tbatch_put_varlong(b + pos, (int64_t)r);
         memcpy(b + pos, rec, r);
         pos += r;
     }

@@ -14,4 +14,7 @@ uint8_t *tbatch_build(int n, size_t value_len, uint64_t seed, int64_t base_ts, s
 /** Deterministic value byte j of record i of batch seed (what tbatch_build wrote). */
 uint8_t tbatch_value_byte(uint64_t seed, int i, size_t j);
 
+/** Write v as a zigzag varint (Kafka's varint/varlong) at p. @return bytes. */
+size_t tbatch_put_varlong(uint8_t *p, int64_t v);
+
 #endif

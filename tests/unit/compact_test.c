@@ -13,6 +13,7 @@
 #include "core/plog.h"
 #include "core/st_codec.h"
 #include "core/st_crc32c.h"
+#include "tests/support/tbatch.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -30,20 +31,9 @@ typedef struct {
     int version; /* value "v<key>-<version>"; -1: null value (tombstone) */
 } trec_t;
 
-static size_t put_uvarint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
 static size_t put_varint(uint8_t *p, int64_t v)
 {
-    return put_uvarint(p, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+    return tbatch_put_varlong(p, v);
 }
 
 static void be32(uint8_t *p, uint32_t v)
