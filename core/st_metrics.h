@@ -28,6 +28,8 @@
       "Kafka connections closed at accept: max.connections or max.connections.per.ip reached.")    \
     X(LISTENER_PAUSED, "strata_listener_paused_total", "counter",                                  \
       "Times a listener stopped accepting for a second: out of file descriptors (EMFILE/ENFILE).") \
+    X(ARCHIVE_MANIFEST_ERRORS, "strata_archive_manifest_errors_total", "counter",                  \
+      "Failed writes or deletes of topic manifests in the archive (each is retried).")             \
     X(KAFKA_QUEUED_REQUEST_BYTES, "strata_kafka_queued_request_bytes", "gauge",                    \
       "Bytes of Kafka requests read but not yet answered (the queued.max.request.bytes pool).")    \
     X(ADMIN_REQUESTS, "strata_admin_http_requests_total", "counter",                               \

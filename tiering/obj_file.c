@@ -10,7 +10,10 @@
  *
  * Invariants: 1. a put is atomic: temp file in the target directory, fsync,
  *                rename, fsync of the directory; readers see old or new bytes;
- *             2. temp files start with ".strata-tmp." and are never listed;
+ *             2. temp files are named ".strata-tmp.XXXXXX" (not after their
+ *                key: a key's last segment may use all 255 bytes a file name
+ *                has, e.g. the manifest of a 249-character topic) and are
+ *                never listed;
  *             3. worker functions touch only their own request. */
 #include <dirent.h>
 #include <errno.h>
@@ -29,6 +32,7 @@
 #define SKIP_MAGIC    0x184D2A5Eu
 #define TRAILER_MAGIC "STRATAS1"
 #define TMP_PREFIX    ".strata-tmp."
+#define OBJ_FILE_WARN_MS 60000
 
 /* ---- Paths ---- */
 
@@ -147,10 +151,8 @@ static int do_put(obj_req_t *req, const char *path)
     char *dir = strdup(path);
     if (!dir)
         return ST_E_NOMEM;
-    char *slash = strrchr(dir, '/');
-    *slash = '\0';
-    const char *base = slash + 1;
-    size_t tn = strlen(dir) + strlen(base) + sizeof(TMP_PREFIX) + 16;
+    *strrchr(dir, '/') = '\0';
+    size_t tn = strlen(dir) + sizeof(TMP_PREFIX) + 16;
     char *tmp = malloc(tn);
     int fd = -1, rc = 0;
     if (!tmp) {
@@ -162,7 +164,7 @@ static int do_put(obj_req_t *req, const char *path)
         rc = st_mkdirs(dir);
         if (rc)
             goto out;
-        snprintf(tmp, tn, "%s/" TMP_PREFIX "%s.XXXXXX", dir, base);
+        snprintf(tmp, tn, "%s/" TMP_PREFIX "XXXXXX", dir);
         fd = mkstemp(tmp);
         if (fd >= 0 || errno != ENOENT)
             break;
@@ -461,10 +463,23 @@ static void after_work_cb(uv_work_t *w, int status)
         rc = ST_E_TIMEOUT;
     else if (status == UV_ECANCELED)
         rc = ST_E_CANCELED;
+    obj_store_t *st = req->st;
     if (rc && rc != ST_E_NOTFOUND && rc != ST_E_CANCELED && rc != ST_E_TIMEOUT &&
-        rc != ST_E_INVAL && rc != ST_E_RANGE)
-        ST_WARN(OBJ__MOD, "file op failed store=%s key=%s err=%s", req->st->name,
-                req->key ? req->key : "-", st_strerror(rc));
+        rc != ST_E_INVAL && rc != ST_E_RANGE) {
+        /* Callers retry (uploads, manifests): one line per store per
+         * OBJ_FILE_WARN_MS, with the failures not logged in between
+         * (strata_object_store_errors_total counts each). */
+        uint64_t now = uv_now(st->loop);
+        st->n_warn_quiet++;
+        if (st->warn_ms == 0 || now - st->warn_ms >= OBJ_FILE_WARN_MS) {
+            ST_WARN(OBJ__MOD,
+                    "file op failed store=%s key=%s err=%s (%u failures since the last "
+                    "such line)",
+                    st->name, req->key ? req->key : "-", st_strerror(rc), st->n_warn_quiet);
+            st->warn_ms = now;
+            st->n_warn_quiet = 0;
+        }
+    }
     if (rc == ST_E_CORRUPT)
         obj__set_err(req, "%s: %s: checksum mismatch (stored sha256 %s)", req->st->name, req->key,
                      req->res.sha256_hex);

@@ -121,6 +121,10 @@ struct obj_store_s {
     bool is_closing;
     obj_close_cb close_cb;
     void *close_arg;
+    /* file backend: the last "file op failed" line (rate limit) and the
+     * failures since */
+    uint64_t warn_ms;
+    unsigned n_warn_quiet;
     /* the last failed request's reason ("" = none yet), for operators */
     char last_error[512];
 };

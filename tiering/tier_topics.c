@@ -6,7 +6,10 @@
  * (one per remote-enabled topic) with those it wrote, then PUTs the changed
  * ones and DELETEs those of deleted topics, one request at a time:
  *   IDLE --version changed--> DIFF --> PUT/DELETE ... --> IDLE (synced)
- *   a failed request: IDLE, retried at the next tick (nothing synced).
+ *   a failed request: the pass goes on with the next change, then ends
+ *   unsynced, so the whole pass is retried at the next tick; a warning at
+ *   most every TOPICS_FAIL_LOG_MS says what still fails, and
+ *   strata_archive_manifest_errors_total counts each failure.
  * Recovery (tier_recover.c) reads the manifests back, so a topic rebuilt
  * from the bucket gets its partition count and configs, not defaults.
  * Invariants: 1. a manifest only ever describes a topic that existed with
@@ -14,6 +17,7 @@
  *             2. the loop never waits: JSON is built in memory (a topic's
  *                manifest is a few hundred bytes), requests are asynchronous. */
 #include "core/st_log.h"
+#include "core/st_metrics.h"
 #include "tiering/obj.h"
 #include "tiering/tier.h"
 #include "tiering/tier_int.h"
@@ -27,6 +31,7 @@
 #define TOPICS_MAX_CONFIGS   1000
 #define TOPICS_MAX_PARTITION 1000000
 #define TOPICS_REQ_TIMEOUT   30000
+#define TOPICS_FAIL_LOG_MS   300000
 
 typedef struct {
     char *name; /* owned */
@@ -44,6 +49,9 @@ struct tier_topics {
     size_t n_todo, next_todo;
     int64_t todo_version;
     bool busy, failing;
+    bool pass_failed;     /* a change of the current pass failed */
+    uint64_t fail_log_ms; /* the last "cannot write the manifest" line */
+    int64_t n_failures;   /* since the manifests were last all written */
     void (*done)(void *);
     void *done_arg;
 };
@@ -208,12 +216,15 @@ static void end_pass(struct tier_topics *tt, bool ok)
     entries_free(tt->todo, tt->n_todo);
     tt->todo = NULL;
     tt->n_todo = tt->next_todo = 0;
+    tt->pass_failed = false;
     if (ok) {
         tt->synced_version = tt->todo_version;
         tt->synced_ms = uv_now(tt->ts->loop);
         if (tt->failing)
-            ST_INFO("tier", "topic manifests written to the archive again");
+            ST_INFO("tier", "topic manifests written to the archive again (after %lld failures)",
+                    (long long)tt->n_failures);
         tt->failing = false;
+        tt->n_failures = 0;
     }
 }
 
@@ -224,12 +235,21 @@ static void on_done(obj_req_t *req, obj_result_t *res, void *arg)
     tt->busy = false;
     tt_entry_t *e = &tt->todo[tt->next_todo];
     if (res->status != 0 || note_written(tt, e) != 0) {
-        if (!tt->failing && !tt->ts->closing)
-            ST_WARN("tier", "cannot %s the manifest of topic %s in the archive (retried): %s %s",
-                    e->json ? "write" : "delete", e->name, st_strerror(res->status), res->errmsg);
+        /* Retried by the next pass; the others of this pass still go. */
+        st_metric_add(ST_M_ARCHIVE_MANIFEST_ERRORS, 1);
+        tt->n_failures++;
+        uint64_t now = uv_now(tt->ts->loop);
+        if (!tt->ts->closing && (!tt->failing || now - tt->fail_log_ms >= TOPICS_FAIL_LOG_MS)) {
+            ST_WARN("tier",
+                    "cannot %s the manifest of topic %s in the archive: %s %s (%lld failures so "
+                    "far, retried every %d ms; until it is written, a recovery from the archive "
+                    "gives this topic default configs)",
+                    e->json ? "write" : "delete", e->name, st_strerror(res->status), res->errmsg,
+                    (long long)tt->n_failures, TIER_TOPICS_CHECK_MS);
+            tt->fail_log_ms = now;
+        }
         tt->failing = true;
-        end_pass(tt, false);
-        return;
+        tt->pass_failed = true;
     }
     tt->next_todo++;
     if (!tt->ts->closing)
@@ -240,7 +260,7 @@ static void on_done(obj_req_t *req, obj_result_t *res, void *arg)
 static void next_change(struct tier_topics *tt)
 {
     if (tt->next_todo == tt->n_todo) {
-        end_pass(tt, true);
+        end_pass(tt, !tt->pass_failed);
         return;
     }
     tt_entry_t *e = &tt->todo[tt->next_todo];

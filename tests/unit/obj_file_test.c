@@ -166,6 +166,32 @@ static void test_obj_file_put_get_roundtrip(void **state)
     free(buf);
 }
 
+/* A key whose segments use all 255 bytes a file name has (the manifest of a
+ * 249-character topic is "_strata/topics/<topic>.json"): the temp file of the
+ * put must not be named after it. */
+static void test_obj_file_longest_names(void **state)
+{
+    fx_t *f = *state;
+    char key[600];
+    int n = snprintf(key, sizeof key, "%0255d/", 7);
+    memset(key + n, 'n', 250);
+    snprintf(key + n + 250, sizeof key - (size_t)n - 250, ".json");
+    assert_int_equal(put_sync(f, key, "manifest", 8), 0);
+    out_t o = {0};
+    assert_int_equal(obj_get(f->st, key, done_cb, &o, NULL), 0);
+    wait_for(f, &o);
+    assert_int_equal(o.status, 0);
+    assert_int_equal(o.len, 8);
+    assert_memory_equal(o.data, "manifest", 8);
+    out_free(&o);
+    assert_int_equal(obj_list(f->st, "", NULL, 10, done_cb, &o, NULL), 0);
+    wait_for(f, &o);
+    assert_int_equal(o.status, 0);
+    assert_int_equal(o.n_keys, 1);
+    assert_string_equal(o.keys[0], key);
+    out_free(&o);
+}
+
 static void test_obj_file_get_range(void **state)
 {
     fx_t *f = *state;
@@ -446,6 +472,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_obj_file_put_get_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_obj_file_longest_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_obj_file_get_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_obj_file_missing_and_invalid_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_obj_file_corruption_detected, setup, teardown),
