@@ -638,7 +638,8 @@ class CliTest(unittest.TestCase):
         self.assertEqual(committed + total_lag,
                          sum(p["log_end_offset"] for p in d["partitions"]))
         self.assertEqual(d["total_lag"], total_lag)  # rpk's columns (issue 21)
-        self.assertEqual(sorted(p["log_start_offset"] for p in d["partitions"]), [0, 0])
+        self.assertTrue(d["partitions"])  # one or both partitions have a commit
+        self.assertEqual({p["log_start_offset"] for p in d["partitions"]}, {0})
         out = self.ok("group", "describe", "cli-g")
         for col in ("TOTAL-LAG    %d" % total_lag, "LOG-START-OFFSET", "CLIENT-ID", "HOST"):
             self.assertIn(col, out)
