@@ -87,11 +87,25 @@ class RetryQueueTest(unittest.TestCase):
             create_topic(s)
             body = list_offsets_body()
             s.sendall(b"".join(kwire.frame(2, 1, 10 + k, body) for k in range(4)))
+            # And JoinGroups waiting for the initial rebalance delay on both shards'
+            # coordinators (8 groups), their connections closed too.
+            joins = []
+            for g in range(8):
+                j = socket.create_connection(("127.0.0.1", b.port))
+                name = b"orphan-%d" % g
+                jb = (struct.pack(">h", len(name)) + name + struct.pack(">i", 30000) +
+                      struct.pack(">h", 0) + struct.pack(">h", 8) + b"consumer" +
+                      struct.pack(">i", 1) + struct.pack(">h", 5) + b"range" +
+                      struct.pack(">i", 0))
+                j.sendall(kwire.frame(11, 0, 1, jb))
+                joins.append(j)
             # Let the broker read them and post ops: 320,000 of them through queues of 64
             # take seconds, so most still wait when the stop comes (were they all answered
             # already, the test would pass without testing the stop; it cannot fail for it).
             time.sleep(0.5)
             s.close()
+            for j in joins:
+                j.close()
         finally:
             self.check_clean_stop(b)
 
