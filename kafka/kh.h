@@ -65,6 +65,9 @@ bool kh_sec_proto_is_sasl(kh_sec_proto_t p);
  * and the archive. */
 int64_t kh_max_partitions_derived(uint64_t *nofile);
 
+/** Partitions of all topics of snap (a request sums them once). */
+int64_t kh_partitions_total(const meta_snap_t *snap);
+
 /** Build the listeners from `listeners`, `listener.security.protocol.map`
  * and `advertised.listeners` (TLS contexts are not made here: tls = NULL).
  * @param cfg   Borrowed for the call.

@@ -268,9 +268,6 @@ plog_t *kh_local_log(kh_shard_t *ks, const meta_snap_t *snap, const char *topic,
  *         strings equal each other), or NULL when out of memory. */
 bool *kh_str_dups(kh_req_t *req, const kp_str_t *first, int n, size_t stride);
 
-/** Partitions of all topics of snap (a request sums them once). */
-int64_t kh_partitions_total(const meta_snap_t *snap);
-
 /** May `adding` more partitions be created now, with `used` existing (the
  * snapshot's total plus what this request already creates)?
  * strata.max.partitions bounds all topics together (checked against the

@@ -296,6 +296,15 @@ static void on_fatal(uv_async_t *a)
                 STRATA_VERSION, (long long)cfg_int(b->cfg, CFG_NODE_ID), rt_shard_count(b->rt),
                 (int)b->n_partitions, cfg_str(b->cfg, CFG_LOG_DIR), cfg_str(b->cfg, CFG_LISTENERS),
                 cfg_str(b->cfg, CFG_ARCHIVE_URL));
+        meta_snap_t *snap = meta_snap_get(b->meta);
+        int64_t n = kh_partitions_total(snap), max = atomic_load(&b->kctx.max_partitions);
+        meta_snap_put(snap);
+        if (n > max)
+            ST_WARN("stratad",
+                    "the topics have %lld partitions, more than strata.max.partitions=%lld: new "
+                    "topics and partitions are refused, and the open file limit may be too small "
+                    "for them (about 4 files each; raise ulimit -n)",
+                    (long long)n, (long long)max);
     }
 }
 

@@ -227,6 +227,13 @@ class MaxPartitionsDefaultTest(unittest.TestCase):
         self.assertEqual(rc, 0, out[-3000:])
         for bad in SANITIZER_LINES:
             self.assertNotIn(bad, out)
+        # Restarted with a smaller explicit bound than the partitions it has: it says so.
+        b.args += ["-X", "strata.max.partitions=10"]
+        b.start()
+        b.wait_for(r"the topics have 64 partitions, more than strata\.max\.partitions=10",
+                   seen=True)
+        rc, out = b.stop()
+        self.assertEqual(rc, 0, out[-3000:])
 
     def test_an_explicit_value_wins(self):
         b = self.start("-X", "strata.max.partitions=100")
