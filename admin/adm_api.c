@@ -118,6 +118,7 @@ typedef struct {
     int64_t window_age_ms;  /* age of its oldest record, -1 = empty or not known */
     /* From the remote index on the admin loop (storage answers only); -1 = unknown */
     int64_t remote_bytes, remote_segments;
+    plog_compact_stats_t compact; /* the cleaner's figures (compacted topics) */
 } prow_t;
 
 /* A shard's answer: its tiered storage counters and n rows. */
@@ -181,6 +182,21 @@ static void prow_fill(prow_t *r,
     r->hw = plog_high_watermark(log);
     r->unflushed_bytes = plog_unflushed_bytes(log);
     r->size_bytes = plog_size_bytes(log);
+    plog_compact_stats(log, &r->compact);
+}
+
+/* The cleaner's figures of a compacted partition, or null. */
+static json_t *compaction_json(const prow_t *r)
+{
+    const plog_compact_stats_t *c = &r->compact;
+    if (!r->is_open || !c->is_compacted)
+        return json_null();
+    return json_pack(
+        "{s:f,s:I,s:I,s:I,s:I,s:o,s:o}", "dirty_ratio", c->dirty_ratio, "runs", (json_int_t)c->runs,
+        "bytes_read", (json_int_t)c->bytes_read, "bytes_written", (json_int_t)c->bytes_written,
+        "records_removed", (json_int_t)c->records_removed, "last_clean_ms",
+        c->last_clean_ms >= 0 ? json_integer(c->last_clean_ms) : json_null(), "clean_end_offset",
+        c->clean_end >= 0 ? json_integer(c->clean_end) : json_null());
 }
 
 static json_t *partition_json(const prow_t *r)
@@ -529,12 +545,14 @@ static json_t *partition_storage_json(const prow_t *r)
 {
     tsum_t t = {.window_age_ms = -1};
     tsum_add(&t, r);
-    return upload_fields(json_pack("{s:i,s:i,s:I,s:i,s:I,s:I,s:I}", "partition", (int)r->partition,
-                                   "shard", r->shard, "local_bytes", (json_int_t)r->size_bytes,
-                                   "local_segments", r->segments, "log_start_offset",
-                                   (json_int_t)r->log_start, "local_start_offset",
-                                   (json_int_t)r->local_start, "end_offset", (json_int_t)r->end),
-                         &t, r);
+    json_t *o = upload_fields(
+        json_pack("{s:i,s:i,s:I,s:i,s:I,s:I,s:I}", "partition", (int)r->partition, "shard",
+                  r->shard, "local_bytes", (json_int_t)r->size_bytes, "local_segments", r->segments,
+                  "log_start_offset", (json_int_t)r->log_start, "local_start_offset",
+                  (json_int_t)r->local_start, "end_offset", (json_int_t)r->end),
+        &t, r);
+    json_object_set_new(o, "compaction", compaction_json(r));
+    return o;
 }
 
 /* The answer of GET /v1/storage[/topics/T] from sorted rows. */

@@ -431,6 +431,7 @@ typedef struct plog_cleaner plog_cleaner_t;
 
 /* Per-log cleaner figures (metrics, `strata storage status`). */
 typedef struct {
+    bool is_compacted;       /* cleanup.policy has compact */
     int64_t runs;            /* passes finished */
     int64_t bytes_read;      /* segment bytes read by passes */
     int64_t bytes_written;   /* segment bytes written (rewritten segments) */

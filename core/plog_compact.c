@@ -668,5 +668,6 @@ int plog_cleaner_offer(plog_cleaner_t *c, plog_t *log, int64_t now_ms)
 void plog_compact_stats(const plog_t *log, plog_compact_stats_t *out)
 {
     *out = log->cstats;
+    out->is_compacted = log->cfg.cleanup_compact;
     out->clean_end = log->clean_end;
 }

@@ -20,14 +20,16 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from broker import Broker  # noqa: E402
+from broker import Broker, STRATAD  # noqa: E402
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
 
 SEED = int(os.environ.get("COMPACT_SEED", random.randrange(1 << 30)))
+STRATA = os.path.join(os.path.dirname(STRATAD), "strata")
 JS_DIR = os.path.join(os.path.dirname(__file__), "js")
 CLEANER = ["-X", "log.cleaner.backoff.ms=200", "-X", "log.retention.check.interval.ms=200"]
 TOPIC_CFG = {"cleanup.policy": "compact", "segment.bytes": "16384", "segment.ms": "800",
@@ -206,6 +208,19 @@ class CompactTest(unittest.TestCase):
         self.check("kafka-python", read_kafka_python(b, topic, n - 1), model)
         self.check("kcat", read_kcat(b, topic), model)
         self.check("kafkajs", read_kafkajs(b, topic, n - 1), model)
+        # The cleaner's figures: admin API and `strata storage status TOPIC`.
+        doc = json.loads(urllib.request.urlopen(
+            "http://127.0.0.1:%d/v1/storage/topics/%s" % (b.admin_port, topic), timeout=30).read())
+        c = doc["partitions"][0]["compaction"]
+        self.assertGreaterEqual(c["runs"], 1, c)
+        self.assertEqual(c["clean_end_offset"], n, c)
+        self.assertGreater(c["records_removed"], 0, c)
+        self.assertGreater(c["bytes_read"], c["bytes_written"], c)
+        out = subprocess.run([STRATA, "--admin-url", "http://127.0.0.1:%d" % b.admin_port,
+                              "storage", "status", topic], capture_output=True, text=True,
+                             timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("CLEANER-RUNS", out.stdout)
         print("compact: seed=%d records=%d log bytes %d -> %d" % (SEED, n, before, after))
 
     def test_kill9_while_cleaning(self):
