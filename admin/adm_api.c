@@ -1030,6 +1030,11 @@ void adm_route(adm_call_t *call)
         adm_users_route(call, n == 4 ? seg[3] : NULL, n == 4 ? len[3] : 0);
         return;
     }
+    if (seg_is(seg[1], len[1], "transactions") && n <= 3) {
+        if (allow(call, "GET"))
+            adm_txn_get(call, n == 3 ? seg[2] : NULL, n == 3 ? len[2] : 0);
+        return;
+    }
     if (seg_is(seg[1], len[1], "storage")) {
         if (n == 2) {
             if (allow(call, "GET"))

@@ -163,6 +163,13 @@ void adm_gather_one(adm_call_t *call,
                     void (*free_arg)(void *));
 /** The part registry of a shard, or NULL if it did not start. @thread sh */
 part_shard_t *adm_shard_parts(rt_shard_t *sh);
+/** Percent-decode a path segment (n bytes) into out (cap bytes, NUL-terminated).
+ * @return false if invalid, empty, holding a NUL or too long (adm_users.c). */
+bool adm_decode_segment(const char *p, size_t n, char *out, size_t cap);
+
+/* ---- Transactions (adm_txn.c) ---- */
+/** GET /v1/transactions (id NULL) or /v1/transactions/{id} (raw path segment). */
+void adm_txn_get(adm_call_t *call, const char *id, size_t id_len);
 
 /* ---- Authentication (adm_auth.c) ---- */
 

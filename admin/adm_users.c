@@ -71,8 +71,7 @@ static void on_altered(void *arg, int status, const char *msg)
     free(j);
 }
 
-/* Percent-decode a path segment into out. @return false if invalid. */
-static bool decode_name(const char *p, size_t n, char *out, size_t cap)
+bool adm_decode_segment(const char *p, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
@@ -172,7 +171,7 @@ void adm_users_route(adm_call_t *call, const char *name, size_t name_len)
             goto out;
         }
         snprintf(j->name, sizeof(j->name), "%s", u);
-    } else if (!decode_name(name, name_len, j->name, sizeof(j->name))) {
+    } else if (!adm_decode_segment(name, name_len, j->name, sizeof(j->name))) {
         adm_reply_error(call, 400, "bad_request", "invalid user name in the path");
         goto out;
     }

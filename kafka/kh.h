@@ -193,6 +193,26 @@ void kh_shard_set_tier(kh_shard_t *ks, struct tier_shard *ts);
  * posts still waiting in the retry list went out (answers to other shards'
  * requests) or were refused by a closed shard; it is the shard's last handle. */
 void kh_shard_free(kh_shard_t *ks);
+
+/* ---- Transactions, for the admin API (kh_txn.c) ---- */
+/* One transactional id of a shard's coordinator, as DescribeTransactions tells it. */
+typedef struct {
+    char *id; /* owned */
+    int64_t producer_id;
+    int16_t producer_epoch;
+    const char *state; /* static: Kafka's name (Empty, Ongoing, PrepareCommit, ...) */
+    int32_t timeout_ms;
+    int64_t start_ms; /* wall clock ms of the open transaction's start, -1 when none */
+    int n_partitions;
+    char **topics;       /* owned: [n_partitions] owned strings */
+    int32_t *partitions; /* owned: [n_partitions] */
+    int n_groups;        /* consumer groups whose offsets it commits */
+} kh_txn_info_t;
+/** The transactional ids owned by the calling shard's coordinator.
+ * @return a malloc'd array of *n (free with kh_txn_info_free), or NULL with
+ *         *n = 0 when there is none or memory ran out. @thread a shard's loop */
+kh_txn_info_t *kh_txn_snapshot(int *n);
+void kh_txn_info_free(kh_txn_info_t *v, int n);
 /** Called just before the shard's partition registry closes: from then on
  * partition operations posted here are refused. */
 void kh_shard_parts_closing(kh_shard_t *ks);

@@ -1184,6 +1184,58 @@ static void list_run(coord_t *c, top_t *op)
     op_answer(c, op);
 }
 
+kh_txn_info_t *kh_txn_snapshot(int *n_out)
+{
+    coord_t *c = t_coord;
+    int n = 0;
+    *n_out = 0;
+    for (txn_t *t = c ? c->txns : NULL; t; t = t->next)
+        n += t->d.pid >= 0;
+    kh_txn_info_t *v = n ? calloc((size_t)n, sizeof(*v)) : NULL;
+    if (!v)
+        return NULL;
+    int k = 0;
+    for (txn_t *t = c->txns; t; t = t->next) {
+        if (t->d.pid < 0)
+            continue;
+        kh_txn_info_t *x = &v[k++];
+        const tdata_t *d = &t->d;
+        *x = (kh_txn_info_t){strdup(t->id),
+                             d->pid,
+                             d->epoch,
+                             kh_txn__state_names[d->state],
+                             d->timeout_ms,
+                             is_open(d->state) ? d->start_ms : -1,
+                             0,
+                             calloc((size_t)d->n_tps + 1, sizeof(char *)),
+                             calloc((size_t)d->n_tps + 1, sizeof(int32_t)),
+                             d->n_groups};
+        bool ok = x->id && x->topics && x->partitions;
+        for (int i = 0; ok && i < d->n_tps; i++, x->n_partitions++) {
+            ok = (x->topics[i] = strdup(d->tps[i].topic)) != NULL;
+            x->partitions[i] = d->tps[i].partition;
+        }
+        if (!ok) {
+            kh_txn_info_free(v, k);
+            return NULL;
+        }
+    }
+    *n_out = k;
+    return v;
+}
+
+void kh_txn_info_free(kh_txn_info_t *v, int n)
+{
+    for (int i = 0; v && i < n; i++) {
+        for (int j = 0; j < v[i].n_partitions; j++)
+            free(v[i].topics[j]);
+        free(v[i].topics);
+        free(v[i].partitions);
+        free(v[i].id);
+    }
+    free(v);
+}
+
 bool kh_txn__state_known(kp_str_t s)
 {
     for (int i = 0; i < TS_N; i++)

@@ -257,6 +257,7 @@ int cli_produce(int argc, char **argv);
 int cli_consume(int argc, char **argv);
 int cli_storage_main(int argc, char **argv);
 int cli_topic_describe_storage(int argc, char **argv); /* cli_storage.c: admin API */
+int cli_txn_main(int argc, char **argv);
 int cli_archive_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
 int cli_security_main(int argc, char **argv);

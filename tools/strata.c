@@ -43,6 +43,7 @@ static const char cli_main_help[] =
     "  group        list, describe, seek, delete consumer groups\n"
     "  cluster      cluster info, health, status and broker configuration\n"
     "  storage      local vs remote storage status (admin API)\n"
+    "  transaction  list and describe transactions (admin API)\n"
     "  archive      read an archive (bucket or file://) without a broker: ls, cat, verify\n"
     "  bench        load driver: produce/consume throughput and latency, mock cluster\n"
     "  security     ACLs (acl create|list|delete) and SCRAM users (user create|...)\n"
@@ -615,14 +616,15 @@ static const char completion_bash[] =
     "    done\n"
     "    local words_now\n"
     "    case \"$cmd\" in\n"
-    "        \"\") words_now=\"start version topic group cluster storage archive bench "
-    "security completion\";;\n"
+    "        \"\") words_now=\"start version topic group cluster storage transaction "
+    "archive bench security completion\";;\n"
     "        topic) words_now=\"create list describe delete add-partitions alter-config "
     "trim-prefix produce consume\";;\n"
     "        group) words_now=\"list describe seek delete offset-delete\";;\n"
     "        cluster) if [ \"$sub\" = config ]; then words_now=\"get list set delete\";\n"
     "                 else words_now=\"info health status config\"; fi;;\n"
     "        storage) words_now=\"status recover\";;\n"
+    "        transaction) words_now=\"list describe\";;\n"
     "        archive) words_now=\"ls cat verify\";;\n"
     "        bench) words_now=\"produce consume metadata loopback mock\";;\n"
     "        completion) words_now=\"bash\";;\n"
@@ -679,6 +681,7 @@ static const cli_cmd_t cli_top[] = {
     {"group", cli_group_main, "manage consumer groups"},
     {"cluster", cli_cluster_main, "cluster info, health, status and configuration"},
     {"storage", cli_storage_main, "local vs remote storage status (admin API)"},
+    {"transaction", cli_txn_main, "list and describe transactions (admin API)"},
     {"archive", cli_archive_main, "read an archive without a broker"},
     {"bench", cli_bench_main, "load driver for benchmarks"},
     {"security", cli_security_main, "ACLs and SCRAM users"},

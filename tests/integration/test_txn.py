@@ -4,9 +4,11 @@ producer): commit, abort, read_committed vs read_uncommitted, consume-
 transform-produce with send_offsets_to_transaction, zombie fencing, the
 coordinator aborting a transaction past its timeout, and restarts (clean and
 kill -9) in the middle of a transaction."""
+import json
 import os
 import random
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -72,6 +74,17 @@ def end_offsets(b, topic, isolation, partition=0):
     lo, hi = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=20)
     c.close()
     return hi
+
+STRATA = os.environ.get("STRATA", os.path.join(os.path.dirname(os.environ.get(
+    "STRATAD", "build/tools/stratad")), "strata"))
+
+
+def strata(b, *args):
+    """Run the strata CLI against b's admin API: (exit code, stdout)."""
+    p = subprocess.run([STRATA, "--brokers", b.bootstrap, "--admin-url",
+                        "http://127.0.0.1:%d" % b.admin_port, *args],
+                       capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout + p.stderr
 
 
 def metric(b, name):
@@ -400,6 +413,21 @@ class TxnTest(unittest.TestCase):
         self.assertEqual((err, unknown), (0, ["Bogus"]))
         self.assertEqual([(t[0], t[2]) for t in txns], [("ops-tx", "Ongoing")])
         self.assertEqual(st["pid"], txns[0][1])
+        # The CLI (admin API) tells the same.
+        rc, out = strata(b, "--format", "json", "transaction", "describe", "ops-tx")
+        self.assertEqual(rc, 0, out)
+        d = json.loads(out)
+        self.assertEqual((d["state"], d["producer_id"], d["timeout_ms"]),
+                         ("Ongoing", st["pid"], 60000))
+        self.assertEqual(sorted((x["topic"], x["partition"]) for x in d["partitions"]),
+                         [("d", 0), ("d", 1)])
+        rc, out = strata(b, "transaction", "list")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("ops-tx", out)
+        self.assertIn("Ongoing", out)
+        rc, out = strata(b, "transaction", "describe", "nope")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("not known", out)
         # A transactional batch of a producer whose transaction does not hold the
         # partition is refused (INVALID_TXN_STATE), as is a fenced epoch.
         c = Conn(b.port)
