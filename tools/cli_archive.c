@@ -1018,9 +1018,10 @@ static int ver_batch(void *arg, const plog_batch_hdr_t *h, const uint8_t *p, siz
     ver_t *v = arg;
     (void)p;
     (void)len;
-    if (v->next >= 0 && h->base_offset != v->next) {
+    /* Gaps are allowed: compaction removes records and keeps offsets. */
+    if (v->next >= 0 && h->base_offset < v->next) {
         snprintf(v->why, sizeof(v->why),
-                 "offsets not contiguous: a batch starts at %" PRId64 ", expected %" PRId64,
+                 "offsets overlap: a batch starts at %" PRId64 ", expected %" PRId64 " or later",
                  h->base_offset, v->next);
         return ST_E_MALFORMED;
     }
