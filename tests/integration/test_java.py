@@ -41,9 +41,15 @@ def fail(msg, out=""):
     sys.exit(1)
 
 
+LISTING = os.path.join(TARGET, "deps.txt")
+
+
 def resolve():
-    """Dependencies, plugins and Surefire's JUnit provider in ~/.m2, the tests compiled."""
-    dry = ["-q", "test", "-Dtest=NoSuchTest", "-Dsurefire.failIfNoSpecifiedTests=false"]
+    """Dependencies, plugins and Surefire's JUnit provider in ~/.m2, the tests compiled, and
+    what was resolved listed in LISTING (one Maven run: each costs a JVM start)."""
+    dry = ["-q", "dependency:list", "-DincludeScope=test", "-DoutputAbsoluteArtifactFilename=true",
+           "-DoutputFile=" + LISTING, "test", "-Dtest=NoSuchTest",
+           "-Dsurefire.failIfNoSpecifiedTests=false"]
     rc, out = run(dry)
     if rc == 0:
         return
@@ -57,17 +63,9 @@ def resolve():
 
 
 def resolved():
-    """Sorted 'group:artifact:type:version:scope sha256' of every resolved jar."""
-    listing = os.path.join(TARGET, "deps.txt")
-    args = ["-q", "dependency:list", "-DincludeScope=test", "-DoutputAbsoluteArtifactFilename=true",
-            "-DoutputFile=" + listing, "-DexcludeTransitive=false"]
-    rc, out = run(args)
-    if rc != 0:  # a fresh ~/.m2 lacks maven-dependency-plugin until it is fetched once
-        rc, out = run(args, offline=False)
-    if rc != 0:
-        fail("mvn dependency:list failed", out)
+    """Sorted 'group:artifact:type:version:scope sha256' of every jar resolve() listed."""
     rows = []
-    with open(listing) as f:
+    with open(LISTING) as f:
         for line in f:
             line = line.strip()
             if line.count(":") < 5 or line.startswith("The following"):

@@ -15,6 +15,8 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.ListOffsetsOptions;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -23,6 +25,7 @@ import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.IsolationLevel;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.ProducerFencedException;
 import org.junit.jupiter.api.Test;
@@ -104,6 +107,44 @@ class TxnTest {
             Map<TopicPartition, OffsetAndMetadata> off = a.listConsumerGroupOffsets(group)
                     .partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
             assertEquals(7L, off.get(tp).offset());
+        }
+    }
+
+    /** While a transaction is open, ListOffsets LATEST with read_committed answers the last
+     * stable offset (its first record), read_uncommitted the high watermark; a read_committed
+     * consumer's endOffsets and lag agree. */
+    @Test
+    void lastStableOffset() throws Exception {
+        String topic = Strata.unique("jtxn-lso");
+        Strata.createTopic(topic, 1);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaProducer<String, String> plain = Strata.producer(Map.of())) {
+            for (int i = 0; i < 4; i++)
+                plain.send(new ProducerRecord<>(topic, 0, "k", "p" + i));
+            plain.flush();
+        }
+        try (KafkaProducer<String, String> p = Strata.producer(Map.of(ProducerConfig.TRANSACTIONAL_ID_CONFIG,
+                Strata.unique("jtxn-lso-id")));
+             Admin a = Strata.admin()) {
+            p.initTransactions();
+            p.beginTransaction();
+            for (int i = 0; i < 3; i++)
+                p.send(new ProducerRecord<>(topic, 0, "k", "t" + i));
+            p.flush();
+            long committed = a.listOffsets(Map.of(tp, OffsetSpec.latest()),
+                    new ListOffsetsOptions(IsolationLevel.READ_COMMITTED)).all().get(30, TimeUnit.SECONDS).get(tp).offset();
+            long uncommitted = a.listOffsets(Map.of(tp, OffsetSpec.latest()),
+                    new ListOffsetsOptions(IsolationLevel.READ_UNCOMMITTED)).all().get(30, TimeUnit.SECONDS).get(tp).offset();
+            assertEquals(4L, committed, "LSO: the open transaction's first offset");
+            assertEquals(7L, uncommitted, "high watermark");
+            try (KafkaConsumer<String, String> c = Strata.consumer(null,
+                    Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed"))) {
+                assertEquals(4L, c.endOffsets(List.of(tp)).get(tp));
+            }
+            p.commitTransaction();
+            committed = a.listOffsets(Map.of(tp, OffsetSpec.latest()),
+                    new ListOffsetsOptions(IsolationLevel.READ_COMMITTED)).all().get(30, TimeUnit.SECONDS).get(tp).offset();
+            assertEquals(8L, committed, "after the commit marker");
         }
     }
 }
