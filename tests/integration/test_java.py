@@ -47,19 +47,21 @@ LISTING = os.path.join(TARGET, "deps.txt")
 def resolve():
     """Dependencies, plugins and Surefire's JUnit provider in ~/.m2, the tests compiled, and
     what was resolved listed in LISTING (one Maven run: each costs a JVM start)."""
-    dry = ["-q", "dependency:list", "-DincludeScope=test", "-DoutputAbsoluteArtifactFilename=true",
-           "-DoutputFile=" + LISTING, "test", "-Dtest=NoSuchTest",
-           "-Dsurefire.failIfNoSpecifiedTests=false"]
+    # The plugin by its full name: offline, a fresh ~/.m2 cannot map the prefix "dependency:".
+    dry = ["-q", "org.apache.maven.plugins:maven-dependency-plugin:list", "-DincludeScope=test",
+           "-DoutputAbsoluteArtifactFilename=true", "-DoutputFile=" + LISTING,
+           "test", "-Dtest=NoSuchTest", "-Dsurefire.failIfNoSpecifiedTests=false"]
     rc, out = run(dry)
     if rc == 0:
         return
-    if "offline mode" not in out and "has not been downloaded" not in out:
-        fail("the Java tests do not build (mvn -o test-compile):", out)
-    print("test_java: fetching the pinned Maven dependencies into ~/.m2", flush=True)
+    print("test_java: offline build failed; fetching the pinned Maven dependencies into ~/.m2",
+          flush=True)
     rc, out = run(dry, offline=False)
     if rc != 0:
-        fail("Maven could not resolve the Java test dependencies: Maven Central is unreachable "
-             "and ~/.m2 does not hold them (run this test once with network access)", out)
+        offline = "Could not transfer" in out or "Unknown host" in out or "resolve" in out
+        fail("Maven could not resolve the Java test dependencies: Maven Central is unreachable and "
+             "~/.m2 does not hold them (run this test once with network access)" if offline else
+             "the Java tests do not build (mvn test-compile)", out)
 
 
 def resolved():
