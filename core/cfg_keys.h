@@ -166,6 +166,8 @@
     X(TXN_CHECK_INTERVAL_MS, "transaction.abort.timed.out.transaction.cleanup.interval.ms",        \
       CFG_INT, "10000", 1, INT32_MAX, 0,                                                           \
       "How often the transaction coordinator aborts transactions open past their timeout, and retries unfinished commits and aborts.") \
+    X(TXN_ID_EXPIRATION_MS, "transactional.id.expiration.ms", CFG_INT, "604800000", 1, INT32_MAX, \
+      0, "A transactional id with no open transaction is forgotten (its producer id and epoch with it) when it saw no change for this long.") \
     X(AUTHORIZER, "authorizer.class.name", CFG_STR, "", 0, 0, 0,                                   \
       "Any non-empty value turns ACL authorization on (Kafka's StandardAuthorizer semantics); also on when a listener is SASL_* or mTLS.") \
     X(SUPER_USERS, "super.users", CFG_STR, "", 0, 0, 0,                                            \

@@ -115,6 +115,7 @@ typedef struct kh_ctx {
     int32_t txn_max_timeout_ms;     /* transaction.max.timeout.ms */
     /* transaction.abort.timed.out.transaction.cleanup.interval.ms */
     int32_t txn_check_interval_ms;
+    int64_t txn_id_expiration_ms; /* transactional.id.expiration.ms */
     /* borrowed: the broker configuration, described by DescribeConfigs; NULL
      * describes every key at its default */
     const struct cfg *cfg;

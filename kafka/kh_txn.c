@@ -72,6 +72,7 @@ static txn_t *txn_new(coord_t *c, const char *id)
     }
     t->d.pid = -1;
     t->d.last_epoch = -1;
+    t->touched_ms = wall_ms();
     t->next = c->txns;
     c->txns = t;
     return t;
@@ -242,6 +243,7 @@ static void persist_after(uv_work_t *w, int status)
             st_metric_add(ST_M_TXN_ABORTS, 1);
         kh_txn__fini(&t->d);
         t->d = pw->next; /* memory follows disk */
+        t->touched_ms = wall_ms();
     } else {
         kh_txn__fini(&pw->next);
     }
@@ -607,6 +609,61 @@ static void abort_bumped(coord_t *c, txn_t *t, const char *why)
 
 /* ---- Timer: timeouts, unfinished rounds ---- */
 
+/* ---- Expiry of idle transactional ids (transactional.id.expiration.ms) ---- */
+
+typedef struct {
+    uv_work_t work;
+    coord_t *c;
+    txn_t *t;
+    int rc;
+} xwork_t;
+
+static void expire_work(uv_work_t *w)
+{
+    xwork_t *x = w->data;
+    x->rc = meta_txn_put(x->c->ks->ctx->meta, x->t->id, NULL, 0);
+}
+
+static void expire_after(uv_work_t *w, int status)
+{
+    xwork_t *x = w->data;
+    coord_t *c = x->c;
+    txn_t *t = x->t;
+    bool gone = status == 0 && x->rc == 0;
+    free(x);
+    c->n_out--;
+    t->busy = false;
+    if (gone) {
+        ST_INFO("txn", "transactional id=%s expired (transactional.id.expiration.ms)", t->id);
+        for (txn_t **pp = &c->txns; *pp; pp = &(*pp)->next)
+            if (*pp == t) {
+                *pp = t->next;
+                break;
+            }
+        kh_txn__fini(&t->d);
+        free(t->id);
+        free(t);
+    }
+    coord_maybe_free(c);
+}
+
+/* Forget t (not busy, no open transaction): its row first, then memory. */
+static void expire(coord_t *c, txn_t *t)
+{
+    xwork_t *x = calloc(1, sizeof(*x));
+    if (!x)
+        return;
+    *x = (xwork_t){.c = c, .t = t};
+    x->work.data = x;
+    t->busy = true;
+    c->n_out++;
+    if (uv_queue_work(rt_shard_loop(c->ks->sh), &x->work, expire_work, expire_after) != 0) {
+        c->n_out--;
+        t->busy = false;
+        free(x);
+    }
+}
+
 static void on_tick(uv_timer_t *h)
 {
     coord_t *c = h->data;
@@ -620,6 +677,9 @@ static void on_tick(uv_timer_t *h)
         } else if (t->d.state == TS_PREPARE_COMMIT || t->d.state == TS_PREPARE_ABORT) {
             t->busy = true;
             round_start(c, t);
+        } else if (t->d.state != TS_ONGOING &&
+                   now - t->touched_ms > c->ks->ctx->txn_id_expiration_ms) {
+            expire(c, t);
         }
     }
 }

@@ -61,6 +61,9 @@ typedef struct txn {
     int out;       /* marker and offset ops of the round out */
     int round_err; /* first failure of the round */
     top_t *waiter; /* the EndTxn answered when the round is over, or NULL */
+    /* wall clock of its last change (or of the start that loaded it): an
+     * idle id expires transactional.id.expiration.ms later */
+    int64_t touched_ms;
 } txn_t;
 
 /* A group's offset that an open transaction will commit (on the group's

@@ -549,6 +549,38 @@ class TxnTest(unittest.TestCase):
         self.assertEqual(offset_fetch_stable(b.port, "g-pend", "u", 0), (0, 5))
         meta.close()
 
+    def test_idle_transactional_ids_expire(self):
+        self.b.close()
+        self.b = b = Broker("-X", "transaction.abort.timed.out.transaction.cleanup.interval.ms=200",
+                            "-X", "transactional.id.expiration.ms=1500")
+        create(b, "e")
+        p = txn_producer(b, "exp-tx")
+        p.begin_transaction()
+        p.produce("e", value="1")
+        p.commit_transaction(30)
+        pid = describe_txns(b.port, ["exp-tx"])[0]["pid"]
+        o = txn_producer(b, "open-tx")
+        o.begin_transaction()
+        o.produce("e", value="2")
+        o.flush(30)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and describe_txns(b.port, ["exp-tx"])[0]["error"] == 0:
+            time.sleep(0.2)
+        self.assertEqual(describe_txns(b.port, ["exp-tx"])[0]["error"], 105)  # NOT_FOUND
+        # An open transaction does not expire, however long it is idle.
+        self.assertEqual(describe_txns(b.port, ["open-tx"])[0]["state"], "Ongoing")
+        o.commit_transaction(30)
+        rc, out = b.stop()  # gone from meta.db too
+        self.assertEqual(rc, 0, out)
+        b.start()
+        self.assertEqual(describe_txns(b.port, ["exp-tx"])[0]["error"], 105)
+        p2 = txn_producer(b, "exp-tx")  # a new producer id
+        self.assertNotEqual(describe_txns(b.port, ["exp-tx"])[0]["pid"], pid)
+        p2.begin_transaction()
+        p2.produce("e", value="3")
+        p2.commit_transaction(30)
+        self.assertEqual(sorted(read_all(b, "e", "read_committed")), ["1", "2", "3"])
+
 
 class TxnAclTest(unittest.TestCase):
     def test_transaction_apis_are_authorized(self):
