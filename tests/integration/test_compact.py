@@ -16,6 +16,7 @@ import json
 import os
 import random
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -262,6 +263,51 @@ class CompactTest(unittest.TestCase):
         self.check("after kill -9", read_confluent(b, topic, n - 1), model)
         print("compact kill9: seed=%d records=%d kills inside a pass's files: %d of 6"
               % (SEED, n, hits))
+
+
+class CompactRemoteTest(unittest.TestCase):
+    """remote.storage.enable on a compacted topic: the cleaner rewrites only
+    local segments already archived and indexed (the archive keeps the bytes
+    it indexed: archived objects are not compacted yet), uploads go on, and a
+    replay from 0 (archive, then local) ends with every key's latest value."""
+
+    def test_only_archived_segments_are_cleaned(self):
+        b = Broker(*CLEANER, "-X", "remote.log.storage.system.enable=true")
+        try:
+            topic = "cmpr"
+            create(b, topic, **{"remote.storage.enable": "true"})
+            rng = random.Random(SEED)
+            model, n = {}, 0
+            for rnd in range(6):
+                items = [("k%d" % k, "r%d-%d-%s" % (rnd, k, rng.randbytes(40).hex()))
+                         for k in range(100)]
+                n += produce_confluent(b, topic, items)
+                model.update(items)
+            wait_cleaned(b, topic, 1)  # a pass ran
+            rows = []
+            db = sqlite3.connect(os.path.join(b.data, "remote-index.db"))
+            try:
+                rows = db.execute("SELECT base_offset, last_offset FROM segments WHERE topic=? "
+                                  "AND partition=0 ORDER BY base_offset", (topic,)).fetchall()
+            finally:
+                db.close()
+            self.assertTrue(rows)
+            archived_end = rows[-1][1] + 1
+            ups = [int(m.group(1)) for m in
+                   map(re.compile(r"cleaned dir=\S*/%s-0 up_to=(\d+)" % topic).search, b.lines)
+                   if m]
+            self.assertTrue(ups and max(ups) <= archived_end, (ups, rows))
+            # The archive holds every offset it indexed, contiguously.
+            self.assertEqual([r[0] for r in rows[1:]], [r[1] + 1 for r in rows[:-1]], rows)
+            got = read_confluent(b, topic, n - 1)
+            offs = [o for o, _, _ in got]
+            self.assertEqual(offs, sorted(set(offs)))
+            final = {}
+            for _, k, v in got:
+                final[k] = v
+            self.assertEqual(final, model)
+        finally:
+            b.close()
 
 
 if __name__ == "__main__":
