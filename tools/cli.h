@@ -29,6 +29,7 @@ typedef struct {
     const char *brokers;     /* borrowed: argv, env or cli_profile storage */
     const char *admin_url;   /* borrowed: argv, env or cli_profile storage */
     const char *archive_url; /* borrowed: 'archive_url' of the profile, or NULL */
+    const char *profile;     /* --profile NAME, or NULL ($STRATA_PROFILE, 'profile use') */
     bool is_json;            /* --format json */
     const char *format;      /* "text" or "json" when given (-f/--format), else NULL */
     bool is_verbose;         /* -v: librdkafka logs go to stderr */
@@ -261,5 +262,14 @@ int cli_txn_main(int argc, char **argv);
 int cli_archive_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
 int cli_security_main(int argc, char **argv);
+int cli_profile_main(int argc, char **argv);
+
+/* ---- Profiles (cli_profile.c) ---- */
+
+/** The settings file to read: ~/.config/strata/profiles/NAME.yaml for the profile in use
+ * (--profile, $STRATA_PROFILE, then the one 'strata profile use' chose), else
+ * ~/.config/strata/strata.yaml; "" without $HOME. @return 0, or -1 after printing that
+ * the profile named does not exist. */
+int cli_profile_path(char *out, size_t cap);
 
 #endif

@@ -47,6 +47,7 @@ static const char cli_main_help[] =
     "  archive      read an archive (bucket or file://) without a broker: ls, cat, verify\n"
     "  bench        load driver: produce/consume throughput and latency, mock cluster\n"
     "  security     ACLs (acl create|list|delete) and SCRAM users (user create|...)\n"
+    "  profile      named connection settings: create, use, list, show, delete\n"
     "  completion   print a shell completion script (bash)\n"
     "\n"
     "Global flags (accepted anywhere on the line):\n"
@@ -55,6 +56,8 @@ static const char cli_main_help[] =
     ")\n"
     "  --admin-url URL      admin HTTP API (default: $STRATA_ADMIN_URL, then 'admin_url'\n"
     "                       in the profile, then " CLI_DEFAULT_ADMIN_URL ")\n"
+    "  --profile NAME       read ~/.config/strata/profiles/NAME.yaml instead of\n"
+    "                       strata.yaml (default: $STRATA_PROFILE, then 'strata profile use')\n"
     "  -X KEY=VALUE         any librdkafka client setting (repeatable)\n"
     "  --format text|json   output format (default text: human tables)\n"
     "  --timeout DURATION   bound on reaching the cluster and on each request (default 10s)\n"
@@ -139,16 +142,16 @@ static void append_item(char *dst, size_t cap, const char *item)
 /* Read ~/.config/strata/strata.yaml: top-level "brokers:" (a scalar "h:p,h:p" or a list of
  * "- h:p" items), "admin_url:", "archive_url:" and the TLS/SASL keys. Other keys are
  * ignored with a warning (a typo must not pass silently). */
-static void load_profile(void)
+static int load_profile(void)
 {
-    const char *home = getenv("HOME");
-    if (!home)
-        return;
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/.config/strata/strata.yaml", home);
+    if (cli_profile_path(path, sizeof(path)))
+        return -1;
+    if (!path[0])
+        return 0;
     FILE *f = fopen(path, "r");
     if (!f)
-        return;
+        return 0;
     char line[1024];
     char *list = NULL;
     char section[16] = ""; /* "tls" or "sasl" while reading the lines of such a block */
@@ -219,6 +222,7 @@ static void load_profile(void)
         }
     }
     fclose(f);
+    return 0;
 }
 
 /* ---- Global flags ---- */
@@ -229,9 +233,9 @@ static void load_profile(void)
 static int take_global(int *argc, char **argv, int i)
 {
     static const char *const with_value[] = {
-        "--brokers",        "--admin-url", "--format",   "--timeout", "-X",
-        "--tls-truststore", "--tls-ca",    "--tls-cert", "--tls-key", "--sasl-mechanism",
-        "--user",           "--password",  NULL};
+        "--brokers",        "--admin-url",      "--format",   "--timeout",  "-X",
+        "--profile",        "--tls-truststore", "--tls-ca",   "--tls-cert", "--tls-key",
+        "--sasl-mechanism", "--user",           "--password", NULL};
     const char *a = argv[i];
     const char *name = NULL, *val = NULL;
     int used = 1;
@@ -268,7 +272,9 @@ static int take_global(int *argc, char **argv, int i)
      * cat: it stays for the command, which says so if it takes none. */
     if (!strcmp(name, "--format") && strcmp(val, "json") && strcmp(val, "text"))
         return used == 2 ? 2 : 0;
-    if (!strcmp(name, "--brokers")) {
+    if (!strcmp(name, "--profile")) {
+        cli_opts.profile = val;
+    } else if (!strcmp(name, "--brokers")) {
         cli_opts.brokers = val;
     } else if (!strcmp(name, "--admin-url")) {
         cli_opts.admin_url = val;
@@ -351,7 +357,11 @@ static int parse_globals(int *argc, char **argv)
         else if (r == 2)
             i += 2;
     }
-    load_profile();
+    /* `strata profile ...` works on the profiles themselves: none is read (create saves
+     * the flags and environment of its own line only). */
+    bool is_profile_cmd = *argc > 1 && !strcmp(argv[1], "profile");
+    if (!is_profile_cmd && load_profile())
+        return -1;
     if (!cli_opts.brokers)
         cli_opts.brokers = getenv("STRATA_BROKERS");
     if (!cli_opts.brokers || !*cli_opts.brokers)
@@ -685,6 +695,7 @@ static const cli_cmd_t cli_top[] = {
     {"archive", cli_archive_main, "read an archive without a broker"},
     {"bench", cli_bench_main, "load driver for benchmarks"},
     {"security", cli_security_main, "ACLs and SCRAM users"},
+    {"profile", cli_profile_main, "named connection settings"},
     {"completion", cmd_completion, "print a shell completion script"},
     {NULL, NULL, NULL}};
 

@@ -91,7 +91,9 @@ class CliTest(unittest.TestCase):
                 ["topic", "create"], ["topic", "list"], ["topic", "describe"],
                 ["topic", "delete"], ["topic", "add-partitions"], ["topic", "alter-config"],
                 ["topic", "trim-prefix"], ["topic", "produce"], ["topic", "consume"],
-                ["topic", "describe-storage"],
+                ["topic", "describe-storage"], ["profile"], ["profile", "create"],
+                ["profile", "use"], ["profile", "list"], ["profile", "show"],
+                ["profile", "delete"],
                 ["group", "list"], ["group", "describe"], ["group", "seek"], ["group", "delete"],
                 ["group", "offset-delete"], ["cluster", "info"], ["cluster", "health"],
                 ["cluster", "status"], ["cluster", "config"], ["storage"], ["storage", "status"],
@@ -320,6 +322,47 @@ class CliTest(unittest.TestCase):
             self.assertIn("strata.yaml:3: unknown key 'tls.caa' ignored", err)
         with open(os.path.join(os.path.dirname(__file__), "..", "..", ".gitignore")) as f:
             self.assertIn("/strata-data/", f.read().split())  # strata start's data
+
+    def test_profiles(self):
+        """strata profile create|use|list|show|delete, --profile and $STRATA_PROFILE."""
+        with tempfile.TemporaryDirectory(prefix="strata-cli-profiles-") as home:
+            env = {"HOME": home}
+            dead = dead_addr()
+            self.ok("profile", "create", "sec", "--user", "u1", "--password", "pw1",
+                    "--sasl-mechanism", "PLAIN", env=env)
+            self.ok("profile", "create", "good", env=env)
+            self.ok("--brokers", dead, "profile", "create", "bad", brokers=False, env=env)
+            rc, out, err = self.run_cli("profile", "create", "bad", env=env)
+            self.assertEqual(rc, 1)
+            self.assertIn("--force", err)
+            path = os.path.join(home, ".config", "strata", "profiles", "good.yaml")
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+            lst = self.json("profile", "list", brokers=False, env=env)
+            self.assertEqual([(p["name"], p["current"], p["brokers"]) for p in lst],
+                             [("bad", True, dead), ("good", False, self.broker.bootstrap),
+                              ("sec", False, self.broker.bootstrap)])
+            # current: bad -> unreachable; --profile / $STRATA_PROFILE pick another
+            self.fails(1, "cannot reach the cluster at " + dead, "topic", "list",
+                       brokers=False, env=env)
+            self.ok("--brokers", self.broker.bootstrap, "profile", "create", "good2",
+                    brokers=False, env=env)  # not sec's SASL settings: no profile is read
+            self.ok("profile", "use", "bad", brokers=False, env=env)
+            show = self.json("profile", "show", "sec", brokers=False, env=env)
+            self.assertEqual((show["brokers"], show["user"], show["password"]),
+                             (self.broker.bootstrap, "u1", "(set)"))
+            self.fails(2, "unknown profile 'nope'", "--profile", "nope", "topic", "list",
+                       brokers=False, env=env)
+            self.fails(2, "unknown profile 'nope'", "topic", "list", brokers=False,
+                       env=dict(env, STRATA_PROFILE="nope"))
+            self.ok("profile", "delete", "good", brokers=False, env=env)
+            self.ok("profile", "use", "good2", brokers=False, env=env)
+            self.ok("topic", "list", brokers=False, env=env)  # good2's brokers
+            self.ok("profile", "delete", "good2", brokers=False, env=env)
+            rc, out, err = self.run_cli("version", brokers=False, env=env)
+            self.assertEqual(rc, 0)
+            self.fails(1, "unknown profile 'good'", "profile", "use", "good", brokers=False,
+                       env=env)
+            self.fails(2, "bad profile name", "profile", "create", "../x", env=env)
 
     def test_json_errors(self):
         """With --format json an error is one JSON object on stderr."""
