@@ -124,13 +124,14 @@ class FdExhaustionTest(unittest.TestCase):
         return answered
 
     def exhaust(self, pid):
-        """Lower the soft limit so that no descriptor can be allocated and the
-        spare descriptors of libuv's loops cannot be reopened."""
+        """Lower the soft limit to the first descriptor number not in use or
+        the lowest spare descriptor of libuv's loops, whichever is lower: no
+        descriptor can be allocated and no spare can be reopened."""
         open_fds = fds(pid)
         spares = [n for n, t in open_fds.items() if n > 2 and t == "/dev/null"]
         self.assertTrue(spares, "no spare descriptor (libuv's emfile_fd) in %r" % open_fds)
-        limit = min(spares)
-        self.assertTrue(all(n in open_fds for n in range(limit)))
+        gap = min(n for n in range(len(open_fds) + 1) if n not in open_fds)
+        limit = min(min(spares), gap)  # every descriptor below it is in use
         soft, hard = nofile(pid)
         set_nofile(pid, limit, hard)
         return soft, hard
