@@ -72,7 +72,7 @@
     X(REMOTE_SYSTEM_ENABLE, "remote.log.storage.system.enable", CFG_BOOL, "false", 0, 1, 0,       \
       "Upload sealed segments of topics without their own remote.storage.enable.")                \
     X(ARCHIVE_URL, "strata.archive.url", CFG_STR, "", 0, 0, 0,                                     \
-      "Object store for sealed segments: file://DIR or s3://BUCKET/PREFIX (default file://<log.dir>/archive).") \
+      "Object store for sealed segments: file://DIR or s3://BUCKET/PREFIX (default file://<log.dir>/archive; PREFIX at most 600 bytes: keys stay within S3's 1024).") \
     X(ARCHIVE_UPLOAD_INTERVAL_MS, "strata.archive.max.upload.interval.ms", CFG_INT, "600000", 0,    \
       INT64_MAX, 0,                                                                                \
       "Upload the active segment's durable records once the oldest not archived is this old, "     \

@@ -16,10 +16,13 @@
  * inside (zstd frames) has its own checks.
  *
  * Keys are byte strings without NUL, at most 1024 bytes, relative to the
- * store's prefix. The file backend additionally rejects keys that start with
+ * store's prefix (an S3 prefix has at most OBJ_S3_MAX_PREFIX bytes, so
+ * prefix + key stays within S3's 1024 for Strata's keys, at most 330). The file backend additionally rejects keys that start with
  * '/' or contain an empty, ".", ".." or ".strata-tmp.*" segment. */
 #ifndef OBJ_H
 #define OBJ_H
+
+#define OBJ_S3_MAX_PREFIX 600
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -235,6 +235,16 @@ int obj__s3_init(obj_store_t *st, char *errbuf, size_t errbuf_len)
     size_t pn = strlen(p);
     while (pn && p[pn - 1] == '/')
         pn--;
+    if (pn > OBJ_S3_MAX_PREFIX) {
+        /* Strata's keys reach 330 bytes (a segment of a 249-character
+         * topic): with a longer prefix they would pass S3's 1024-byte key
+         * limit and their uploads would fail for good. */
+        snprintf(errbuf, errbuf_len,
+                 "S3 key prefix has %zu bytes, more than %d: archive keys (up to 330 bytes "
+                 "after it) would pass S3's 1024-byte key limit: %s",
+                 pn, OBJ_S3_MAX_PREFIX, c->url);
+        return ST_E_CONFIG;
+    }
     st->prefix = malloc(pn + 2);
     if (!st->bucket || !st->prefix)
         return ST_E_NOMEM;

@@ -802,8 +802,6 @@ int main(int argc, char **argv)
     st_log_level_t level;
     if (st_log_parse_level(cfg_str(b->cfg, CFG_LOG_LEVEL), &level) == 0)
         st_log_set_level(level);
-    if ((rc = derive_max_partitions(b->cfg)) != 0)
-        return rc;
     const char *dir = cfg_str(b->cfg, CFG_LOG_DIR);
     if (!*cfg_str(b->cfg, CFG_ARCHIVE_URL)) {
         char url[PATH_MAX + 16];
@@ -825,6 +823,8 @@ int main(int argc, char **argv)
         printf("stratad: configuration is valid\n");
         return 0;
     }
+    if ((rc = derive_max_partitions(b->cfg)) != 0)
+        return rc;
     if ((rc = st_mkdirs(dir)) != 0) {
         fprintf(stderr, "stratad: cannot create data directory %s: %s\n", dir, strerror(-rc));
         return 1;

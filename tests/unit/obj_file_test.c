@@ -419,6 +419,19 @@ static void test_obj_store_config_errors(void **state)
     cfg.secret_key = "b";
     assert_int_equal(obj_store_new(&f->loop, &cfg, &st, err, sizeof err), ST_E_CONFIG);
     cfg.endpoint = "http://127.0.0.1:9000";
+    /* a prefix that would take archive keys past S3's 1024 bytes */
+    char url[700];
+    int n = snprintf(url, sizeof url, "s3://bucket/");
+    memset(url + n, 'p', OBJ_S3_MAX_PREFIX + 1);
+    url[n + OBJ_S3_MAX_PREFIX + 1] = '\0';
+    cfg.url = url;
+    assert_int_equal(obj_store_new(&f->loop, &cfg, &st, err, sizeof err), ST_E_CONFIG);
+    assert_non_null(strstr(err, "1024-byte key limit"));
+    url[n + OBJ_S3_MAX_PREFIX] = '/'; /* a trailing slash is not counted */
+    assert_int_equal(obj_store_new(&f->loop, &cfg, &st, err, sizeof err), 0);
+    obj_store_close(st, NULL, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    cfg.url = "s3://bucket/pre";
     assert_int_equal(obj_store_new(&f->loop, &cfg, &st, err, sizeof err), 0);
     assert_string_equal(obj_store_name(st), "s3://bucket/pre");
     obj_store_close(st, NULL, NULL);
