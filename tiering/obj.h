@@ -17,8 +17,9 @@
  *
  * Keys are byte strings without NUL, at most 1024 bytes, relative to the
  * store's prefix (an S3 prefix has at most OBJ_S3_MAX_PREFIX bytes, so
- * prefix + key stays within S3's 1024 for Strata's keys, at most 330). The file backend additionally rejects keys that start with
- * '/' or contain an empty, ".", ".." or ".strata-tmp.*" segment. */
+ * prefix + key stays within S3's 1024 for Strata's keys, at most 330).
+ * The file backend additionally rejects keys that start with '/' or contain
+ * an empty, ".", ".." or ".strata-tmp.*" segment. */
 #ifndef OBJ_H
 #define OBJ_H
 
