@@ -227,15 +227,18 @@ static int load_profile(void)
 
 /* ---- Global flags ---- */
 
+/* The global flags that take a value (the completion script skips their values). */
+static const char *const cli_global_values[] = {
+    "--brokers",        "--admin-url",      "--format",   "--timeout",  "-X",
+    "--profile",        "--tls-truststore", "--tls-ca",   "--tls-cert", "--tls-key",
+    "--sasl-mechanism", "--user",           "--password", NULL};
+
 /* Take a global flag at argv[*i] (with its value) out of argv. @return 1 if taken, 0 if
  * not a global flag, 2 if it is a command's flag with its value (both stay), or -1 after
  * a usage error. */
 static int take_global(int *argc, char **argv, int i)
 {
-    static const char *const with_value[] = {
-        "--brokers",        "--admin-url",      "--format",   "--timeout",  "-X",
-        "--profile",        "--tls-truststore", "--tls-ca",   "--tls-cert", "--tls-key",
-        "--sasl-mechanism", "--user",           "--password", NULL};
+    const char *const *with_value = cli_global_values;
     const char *a = argv[i];
     const char *name = NULL, *val = NULL;
     int used = 1;
@@ -590,85 +593,128 @@ static int cmd_start(int argc, char **argv)
 
 /* ---- completion ---- */
 
+/* The script: commands, subcommands and flags are read from strata's own --help when
+ * completing (so they stay true to the binary); @BIN@, @GLOBALS@ and @GLOBAL_VALUES@ are
+ * filled in by cmd_completion. */
 static const char completion_bash[] =
     "# bash completion for strata: source <(strata completion bash)\n"
+    "# zsh: autoload -U +X bashcompinit && bashcompinit && source <(strata completion bash)\n"
+    "# Commands, subcommands and flags come from strata's own --help (always true to the\n"
+    "# binary); topic, group and profile names from the cluster and the profiles.\n"
+    "_strata_bin=\"@BIN@\"\n"
+    "[ -x \"$_strata_bin\" ] || _strata_bin=strata\n"
+    "_strata_globals=\"@GLOBALS@\"\n"
+    "_strata_global_values=\" @GLOBAL_VALUES@ \"\n"
+    "\n"
+    "# The first words of the lines after \"Commands:\" in a help text.\n"
+    "_strata_cmds()\n"
+    "{\n"
+    "    \"$_strata_bin\" \"$@\" --help 2>/dev/null |\n"
+    "        awk '/^Commands:/ {on = 1; next} on && /^  [a-z]/ {print $1} on && /^$/ {on = 0}'\n"
+    "}\n"
+    "\n"
+    "# Every -x and --long-flag a help text names.\n"
+    "_strata_flags()\n"
+    "{\n"
+    "    \"$_strata_bin\" \"$@\" --help 2>/dev/null | grep -oE -- '(^|[ ,])--?[A-Za-z][a-z0-9-]*' "
+    "|\n"
+    "        tr -d ' ,'\n"
+    "}\n"
+    "\n"
     "_strata()\n"
     "{\n"
-    "    local cur prev words cword\n"
-    "    cur=\"${COMP_WORDS[COMP_CWORD]}\"\n"
-    "    prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n"
-    "    local globals=\"--brokers --admin-url -X --format --timeout --verbose --help "
-    "--tls-enabled --tls-truststore --tls-ca --tls-cert --tls-key --sasl-mechanism --user "
-    "--password\"\n"
+    "    local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n"
+    "    local i w words=() globals=() skip=0\n"
+    "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
+    "        w=\"${COMP_WORDS[i]}\"\n"
+    "        if [ \"$skip\" = 1 ]; then globals+=(\"$w\"); skip=0; continue; fi\n"
+    "        case \"$_strata_global_values\" in *\" $w \"*) globals+=(\"$w\"); skip=1; continue;; "
+    "esac\n"
+    "        case \"$w\" in -*) ;; *) words+=(\"$w\");; esac\n"
+    "    done\n"
     "    case \"$prev\" in\n"
-    "        --format) COMPREPLY=($(compgen -W \"text json\" -- \"$cur\")); return;;\n"
+    "        --format|-f) COMPREPLY=($(compgen -W \"text json\" -- \"$cur\")); return;;\n"
     "        -z|--compression) COMPREPLY=($(compgen -W \"none gzip snappy lz4 zstd\" -- "
     "\"$cur\")); return;;\n"
     "        --acks) COMPREPLY=($(compgen -W \"all 0 1 -1\" -- \"$cur\")); return;;\n"
-    "        -o|--offset|--to) COMPREPLY=($(compgen -W \"start end\" -- \"$cur\")); return;;\n"
-    "        -F|--from) COMPREPLY=($(compgen -W \"start\" -- \"$cur\")); return;;\n"
-    "        -i|--index|--tls-truststore|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen "
-    "-f -- \"$cur\")); return;;\n"
-    "        --sasl-mechanism|-m|--mechanism) COMPREPLY=($(compgen -W \"PLAIN SCRAM-SHA-256 "
-    "SCRAM-SHA-512\" -- \"$cur\")); return;;\n"
-    "        --operation) COMPREPLY=($(compgen -W \"all read write create delete alter describe "
-    "cluster_action describe_configs alter_configs idempotent_write\" -- \"$cur\")); return;;\n"
-    "        --resource-pattern-type) COMPREPLY=($(compgen -W \"literal prefixed any match\" -- "
-    "\"$cur\")); return;;\n"
+    "        -o|--offset|--to) COMPREPLY=($(compgen -W \"start end start:end\" -- \"$cur\")); "
+    "return;;\n"
+    "        --sasl-mechanism|-m|--mechanism)\n"
+    "            COMPREPLY=($(compgen -W \"PLAIN SCRAM-SHA-256 SCRAM-SHA-512\" -- \"$cur\")); "
+    "return;;\n"
+    "        --profile)\n"
+    "            COMPREPLY=($(compgen -W \"$(\"$_strata_bin\" profile list 2>/dev/null |\n"
+    "                awk 'NR > 1 {print $1}')\" -- \"$cur\")); return;;\n"
+    "        -i|--index|--tls-truststore|--tls-ca|--tls-cert|--tls-key|-c|--config|-d|--data-dir)\n"
+    "            COMPREPLY=($(compgen -f -- \"$cur\")); return;;\n"
     "    esac\n"
-    "    local i cmd=\"\" sub=\"\"\n"
-    "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
-    "        case \"${COMP_WORDS[i]}\" in\n"
-    "            -*) ;;\n"
-    "            *) if [ -z \"$cmd\" ]; then cmd=\"${COMP_WORDS[i]}\";\n"
-    "               elif [ -z \"$sub\" ]; then sub=\"${COMP_WORDS[i]}\"; fi;;\n"
+    "    local n=${#words[@]} list=\"\"\n"
+    "    if [[ \"$cur\" == -* ]]; then\n"
+    "        list=\"$_strata_globals $(_strata_flags \"${words[@]:0:3}\")\"\n"
+    "    elif [ \"$n\" = 0 ]; then\n"
+    "        list=\"$(_strata_cmds)\"\n"
+    "    elif [ \"$n\" = 1 ] || { [ \"$n\" = 2 ] && [ \"${words[0]}\" = security ]; }; then\n"
+    "        list=\"$(_strata_cmds \"${words[@]}\")\"\n"
+    "        [ \"${words[0]}\" = completion ] && list=\"bash zsh\"\n"
+    "    else\n"
+    "        local q=(\"${globals[@]}\" --timeout 3s)\n"
+    "        case \"${words[0]} ${words[1]}\" in\n"
+    "            \"topic create\"|\"topic list\") ;;\n"
+    "            \"topic \"*) list=\"$(\"$_strata_bin\" \"${q[@]}\" topic list 2>/dev/null |\n"
+    "                awk 'NR > 1 {print $1}')\";;\n"
+    "            \"group list\") ;;\n"
+    "            \"group \"*) list=\"$(\"$_strata_bin\" \"${q[@]}\" group list 2>/dev/null |\n"
+    "                awk 'NR > 1 {print $1}')\";;\n"
+    "            \"profile use\"|\"profile show\"|\"profile delete\")\n"
+    "                list=\"$(\"$_strata_bin\" profile list 2>/dev/null | awk 'NR > 1 {print "
+    "$1}')\";;\n"
+    "            \"cluster config\") [ \"$n\" = 2 ] && list=\"get list set delete\";;\n"
     "        esac\n"
-    "    done\n"
-    "    local words_now\n"
-    "    case \"$cmd\" in\n"
-    "        \"\") words_now=\"start version topic group cluster storage transaction "
-    "archive bench security completion\";;\n"
-    "        topic) words_now=\"create list describe delete add-partitions alter-config "
-    "trim-prefix produce consume\";;\n"
-    "        group) words_now=\"list describe seek delete offset-delete\";;\n"
-    "        cluster) if [ \"$sub\" = config ]; then words_now=\"get list set delete\";\n"
-    "                 else words_now=\"info health status config\"; fi;;\n"
-    "        storage) words_now=\"status recover\";;\n"
-    "        transaction) words_now=\"list describe\";;\n"
-    "        archive) words_now=\"ls cat verify\";;\n"
-    "        bench) words_now=\"produce consume metadata loopback mock\";;\n"
-    "        completion) words_now=\"bash\";;\n"
-    "        security) if [ -z \"$sub\" ]; then words_now=\"acl user\";\n"
-    "                  elif [ \"$sub\" = acl ]; then words_now=\"create list delete\";\n"
-    "                  else words_now=\"create delete list update\"; fi;;\n"
-    "    esac\n"
-    "    local third=\"\"\n"
-    "    for ((i = 1; i < COMP_CWORD; i++)); do case \"${COMP_WORDS[i]}\" in -*) ;;\n"
-    "        \"$cmd\"|\"$sub\") ;; *) third=\"${COMP_WORDS[i]}\";; esac; done\n"
-    "    if [ -n \"$sub\" ] && [ \"$cmd\" != cluster ] && [ \"$cmd\" != security ]; then "
-    "words_now=\"\"; fi\n"
-    "    if [ \"$cmd\" = security ] && [ -n \"$third\" ]; then words_now=\"\"; fi\n"
-    "    if [[ \"$cur\" == -* ]]; then words_now=\"$globals\";\n"
-    "        if [ \"$cmd\" = archive ]; then case \"$sub\" in\n"
-    "            ls) words_now=\"$globals --archive\";;\n"
-    "            cat) words_now=\"$globals --archive --from --num\";;\n"
-    "            verify) words_now=\"$globals --archive --index\";;\n"
-    "        esac; fi\n"
-    "        if [ \"$cmd\" = security ] && [ \"$sub\" = acl ]; then words_now=\"$globals "
-    "--allow-principal --deny-principal --allow-host --deny-host --operation --topic --group "
-    "--cluster --transactional-id --resource-pattern-type\"; fi\n"
-    "        if [ \"$cmd\" = security ] && [ \"$sub\" = user ]; then words_now=\"$globals "
-    "--new-password --mechanism\"; fi\n"
     "    fi\n"
-    "    COMPREPLY=($(compgen -W \"$words_now\" -- \"$cur\"))\n"
+    "    COMPREPLY=($(compgen -W \"$(printf '%s\\n' $list | sort -u)\" -- \"$cur\"))\n"
     "}\n"
     "complete -F _strata strata\n";
 
+/* Print the script with its placeholders filled in. */
+static void print_completion(void)
+{
+    char bin[PATH_MAX] = "strata", globals[1024] = "-v --verbose --tls-enabled -h --help",
+         values[1024] = "";
+    ssize_t n = readlink("/proc/self/exe", bin, sizeof(bin) - 1);
+    bin[n > 0 ? n : 6] = '\0';
+    for (int i = 0; cli_global_values[i]; i++) {
+        size_t g = strlen(globals), v = strlen(values);
+        snprintf(globals + g, sizeof(globals) - g, " %s", cli_global_values[i]);
+        snprintf(values + v, sizeof(values) - v, "%s%s", v ? " " : "", cli_global_values[i]);
+    }
+    const struct {
+        const char *mark, *val;
+    } subst[] = {{"@BIN@", bin}, {"@GLOBALS@", globals}, {"@GLOBAL_VALUES@", values}};
+    for (const char *p = completion_bash; *p;) {
+        size_t k = 0;
+        while (k < 3 && strncmp(p, subst[k].mark, strlen(subst[k].mark)))
+            k++;
+        if (k < 3) {
+            fputs(subst[k].val, stdout);
+            p += strlen(subst[k].mark);
+        } else {
+            putchar(*p++);
+        }
+    }
+}
+
 static int cmd_completion(int argc, char **argv)
 {
-    static const char help[] = "Usage: strata completion bash\nPrint a bash completion "
-                               "script.\n\nExamples:\n  source <(strata completion bash)\n"
-                               "  strata completion bash > /etc/bash_completion.d/strata\n";
+    static const char help[] =
+        "Usage: strata completion bash|zsh\n"
+        "Print a shell completion script: commands, subcommands and each command's flags\n"
+        "(read from strata's --help), topic and group names from the cluster (with the\n"
+        "global flags of the line being completed), profile names. zsh runs the bash\n"
+        "script through bashcompinit. fish is not supported.\n\n"
+        "Examples:\n"
+        "  source <(strata completion bash)\n"
+        "  strata completion bash > /etc/bash_completion.d/strata\n"
+        "  source <(strata completion zsh)      # in ~/.zshrc\n";
     int args_rc = cli_args_only(argc, argv, help);
     if (args_rc >= 0)
         return args_rc;
@@ -676,9 +722,14 @@ static int cmd_completion(int argc, char **argv)
         fputs(help, stdout);
         return CLI_EXIT_USAGE;
     }
-    if (strcmp(argv[optind], "bash") || optind + 1 < argc)
-        return cli_usage_err("unsupported shell '%s': only bash", argv[optind]);
-    fputs(completion_bash, stdout);
+    bool zsh = !strcmp(argv[optind], "zsh");
+    if ((!zsh && strcmp(argv[optind], "bash")) || optind + 1 < argc)
+        return cli_usage_err("unsupported shell '%s': use bash or zsh", argv[optind]);
+    if (zsh)
+        fputs("autoload -U +X compinit && compinit\nautoload -U +X bashcompinit && "
+              "bashcompinit\n",
+              stdout);
+    print_completion();
     return CLI_EXIT_OK;
 }
 

@@ -119,6 +119,43 @@ class CliTest(unittest.TestCase):
         self.assertEqual(p.stdout.strip(), "create")
         self.fails(2, "unsupported shell", "completion", "fish", brokers=False)
 
+    def complete(self, *words, home=None):
+        """What the bash script offers for `strata WORDS...` (the last word is completed)."""
+        script = self.ok("completion", "bash", brokers=False)
+        arr = " ".join("'%s'" % w for w in ("strata",) + words)
+        p = subprocess.run(["bash", "-c", script + "\nCOMP_WORDS=(%s); COMP_CWORD=%d; _strata;"
+                            " echo ${COMPREPLY[@]}" % (arr, len(words))],
+                           capture_output=True, text=True, env=dict(os.environ,
+                                                                    HOME=home or self.home.name))
+        return p.stdout.split()
+
+    def test_completion_names_and_flags(self):
+        """Completion offers each command's own flags, topic and group names from the
+        cluster (with the line's --brokers), profile names, and new commands as they come."""
+        self.ok("topic", "create", "compl-a", "compl-b")
+        self.ok("topic", "produce", "compl-a", "-q", input="x\n")
+        self.ok(*FAST_JOIN, "topic", "consume", "compl-a", "-g", "compl-g", "-n", "1")
+        b = ["--brokers", self.broker.bootstrap]
+        self.assertEqual(self.complete(*b, "topic", "describe", "compl-"),
+                         ["compl-a", "compl-b"])
+        self.assertEqual(self.complete(*b, "topic", "consume", "compl-a", "-g", "x", "compl-"),
+                         ["compl-a", "compl-b"])
+        self.assertEqual(self.complete(*b, "group", "describe", "compl-"), ["compl-g"])
+        self.assertEqual(self.complete("topic", "create", "--if"), ["--if-not-exists"])
+        self.assertEqual(self.complete("topic", "produce", "x", "--tomb"), ["--tombstone"])
+        self.assertIn("describe-storage", self.complete("topic", "desc"))
+        self.assertEqual(self.complete("prof"), ["profile"])
+        self.assertEqual(self.complete("cluster", "config", "se"), ["set"])
+        self.assertEqual(self.complete("security", "acl", "cr"), ["create"])
+        self.assertEqual(self.complete("--format", "js"), ["json"])
+        self.assertEqual(self.complete("completion", "z"), ["zsh"])
+        with tempfile.TemporaryDirectory(prefix="strata-cli-compl-") as home:
+            self.ok("profile", "create", "compl-p1", env={"HOME": home})
+            self.assertEqual(self.complete("profile", "use", "compl", home=home), ["compl-p1"])
+            self.assertEqual(self.complete("--profile", "c", home=home), ["compl-p1"])
+        out = self.ok("completion", "zsh", brokers=False)
+        self.assertIn("bashcompinit", out)
+
     def test_completion_archive_flags(self):
         out = self.ok("completion", "bash", brokers=False)
         p = subprocess.run(["bash", "-c", out + "\nCOMP_WORDS=(strata archive cat --f); "
