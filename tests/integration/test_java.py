@@ -108,7 +108,8 @@ def main():
     resolve()
     check_lock("--update-lock" in sys.argv)
     print("test_java: resolve + compile + lock check %.0f s" % (time.monotonic() - t), flush=True)
-    b = Broker("-X", "group.initial.rebalance.delay.ms=0")
+    # a short cleaner backoff: StreamsTest waits for its compacted changelog to be cleaned
+    b = Broker("-X", "group.initial.rebalance.delay.ms=0", "-X", "log.cleaner.backoff.ms=200")
     try:
         args = ["test", "-Dstrata.bootstrap=" + b.bootstrap,
                 "-Dstrata.stratad=" + os.path.abspath(os.environ.get("STRATAD", "build/tools/stratad"))]
