@@ -10,11 +10,14 @@
 #include "tools/cli.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- Admin HTTP ---- */
 
@@ -314,17 +317,25 @@ static int cmd_info(int argc, char **argv)
 
 static const char config_help[] =
     "Usage: strata cluster config get KEY | list [--node ID] | set KEY VALUE | delete KEY\n"
+    "       strata cluster config export [--file FILE] | import --file FILE | edit\n"
     "get and list read the running broker configuration over the Kafka API\n"
     "(DescribeConfigs on the broker resource). set and delete go through the admin API\n"
     "(PUT /v1/cluster/config): the broker validates the value, persists it and applies it\n"
     "at once (keys that are not reloadable are refused: set them in the config file).\n\n"
+    "export writes every config 'set' can change as KEY: VALUE lines (stdout or --file);\n"
+    "import sets the keys of such a file whose value differs, in one request, and returns\n"
+    "to its default every key set through the admin API that the file does not name;\n"
+    "edit exports to a temporary file, opens $EDITOR (vi) and imports what you save.\n\n"
     "Flags:\n"
-    "  --node ID   broker to ask (default: the first broker in metadata)\n\n"
+    "  --node ID     broker to ask (default: the first broker in metadata)\n"
+    "  --file FILE   export: write FILE; import: read FILE (- is stdin)\n\n"
     "Examples:\n"
     "  strata cluster config list\n"
     "  strata cluster config get log.retention.ms\n"
     "  strata cluster config set log.retention.ms 86400000\n"
-    "  strata cluster config delete log.retention.ms\n";
+    "  strata cluster config delete log.retention.ms\n"
+    "  strata cluster config export --file cluster.yaml\n"
+    "  strata cluster config import --file cluster.yaml\n";
 
 /* Broker resource name: --node or the first broker of metadata. @return 0 or CLI_EXIT_*. */
 static int broker_name(rd_kafka_t *rk, int64_t node, char *out, size_t cap)
@@ -424,15 +435,178 @@ static int config_put(const char *key, const char *val)
     return rc;
 }
 
+/* ---- config export | import | edit ---- */
+
+/* A broker config a file may set: the admin API changes it (not read-only), not a secret. */
+static bool is_settable(const rd_kafka_ConfigEntry_t *e)
+{
+    return !rd_kafka_ConfigEntry_is_read_only(e) && !rd_kafka_ConfigEntry_is_sensitive(e);
+}
+
+/* Write "key: value" for every settable config. @return 0 or CLI_EXIT_FAIL. */
+static int config_export(const rd_kafka_ConfigEntry_t **es, size_t n, FILE *f)
+{
+    fputs("# strata cluster config export: the broker configs 'strata cluster config set'\n"
+          "# changes. Edit, then 'strata cluster config import --file FILE' applies the\n"
+          "# changed keys; a key set through the admin API that the file drops goes back\n"
+          "# to its default.\n",
+          f);
+    for (size_t i = 0; i < n; i++)
+        if (is_settable(es[i])) {
+            const char *v = rd_kafka_ConfigEntry_value(es[i]);
+            fprintf(f, "%s: %s\n", rd_kafka_ConfigEntry_name(es[i]), v && *v ? v : "\"\"");
+        }
+    return ferror(f) ? cli_err("cannot write the export: %s", strerror(errno)) : 0;
+}
+
+static char *trim_ws(char *s)
+{
+    s += strspn(s, " \t");
+    size_t n = strlen(s);
+    while (n && strchr(" \t\r\n", s[n - 1]))
+        s[--n] = '\0';
+    if (n >= 2 && (s[0] == '"' || s[0] == '\'') && s[n - 1] == s[0]) {
+        s[n - 1] = '\0';
+        s++;
+    }
+    return s;
+}
+
+/* Apply a "key: value" file: upsert the keys whose value differs, remove the keys set
+ * through the admin API (dynamic) that the file does not name. @return CLI_EXIT_*. */
+static int config_import(const rd_kafka_ConfigEntry_t **es, size_t n, const char *file)
+{
+    FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
+    if (!f)
+        return cli_err("cannot read %s: %s", file, strerror(errno));
+    json_t *upsert = json_object(), *remove = json_array(), *named = json_object();
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (!rc && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *l = trim_ws(line);
+        if (!*l || *l == '#')
+            continue;
+        char *colon = strchr(l, ':');
+        if (!colon) {
+            rc = cli_usage_err("%s:%d: expected KEY: VALUE", file, lineno);
+            break;
+        }
+        *colon = '\0';
+        char *key = trim_ws(l), *val = trim_ws(colon + 1);
+        const rd_kafka_ConfigEntry_t *e = NULL;
+        for (size_t i = 0; i < n && !e; i++)
+            if (!strcmp(rd_kafka_ConfigEntry_name(es[i]), key))
+                e = es[i];
+        if (!e)
+            rc = cli_usage_err("%s:%d: unknown broker config '%s'", file, lineno, key);
+        else if (!is_settable(e))
+            rc = cli_usage_err("%s:%d: %s cannot be set through the admin API (read-only or "
+                               "secret): set it in the broker's config file",
+                               file, lineno, key);
+        if (rc)
+            break;
+        json_object_set_new(named, key, json_true());
+        const char *cur = rd_kafka_ConfigEntry_value(e);
+        if (strcmp(cur ? cur : "", val))
+            json_object_set_new(upsert, key, json_string(val));
+    }
+    if (f != stdin)
+        fclose(f);
+    for (size_t i = 0; !rc && i < n; i++) {
+        const char *k = rd_kafka_ConfigEntry_name(es[i]);
+        if (is_settable(es[i]) && !json_object_get(named, k) &&
+            rd_kafka_ConfigEntry_source(es[i]) ==
+                RD_KAFKA_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG)
+            json_array_append_new(remove, json_string(k));
+    }
+    json_t *req = json_object();
+    if (json_object_size(upsert))
+        json_object_set(req, "upsert", upsert);
+    if (json_array_size(remove))
+        json_object_set(req, "remove", remove);
+    char *body = NULL;
+    if (!rc && !json_object_size(req)) {
+        if (cli_opts.is_json)
+            puts("{\"applied\":[],\"restart_required\":[],\"shadowed\":[],\"removed\":[]}");
+        else
+            puts("No changes");
+    } else if (!rc) {
+        char *req_s = json_dumps(req, JSON_COMPACT);
+        long st = req_s ? cli_http("PUT", "/v1/cluster/config", req_s, &body) : -1;
+        free(req_s);
+        json_t *j = st == 200 ? json_loads(body, 0, NULL) : NULL;
+        if (st < 0) {
+            rc = CLI_EXIT_FAIL;
+        } else if (st != 200) {
+            rc = cli_http_error(st, "cannot import the configs", body);
+        } else if (cli_opts.is_json) {
+            json_object_set(j, "removed", remove);
+            char *out = json_dumps(j, JSON_COMPACT);
+            puts(out ? out : "{}");
+            free(out);
+        } else {
+            const char *key;
+            json_t *v;
+            json_object_foreach(upsert, key, v)
+            {
+                printf("Set %s=%s: %s\n", key, json_string_value(v),
+                       lists_key(j, "applied", key)    ? "in effect now"
+                       : lists_key(j, "shadowed", key) ? "persisted, but the environment or a "
+                                                         "flag sets it and wins"
+                                                       : "persisted, takes effect when the "
+                                                         "broker restarts");
+            }
+            size_t i;
+            json_array_foreach(remove, i, v)
+            {
+                printf("Removed %s (back to its default)\n", json_string_value(v));
+            }
+        }
+        json_decref(j);
+    }
+    free(body);
+    json_decref(req);
+    json_decref(upsert);
+    json_decref(remove);
+    json_decref(named);
+    return rc;
+}
+
+/* export to a temporary file, run $EDITOR (vi) on it, import it. */
+static int config_edit(const rd_kafka_ConfigEntry_t **es, size_t n)
+{
+    char path[] = "/tmp/strata-config-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f)
+        return cli_err("cannot create a temporary file: %s", strerror(errno));
+    int rc = config_export(es, n, f);
+    fclose(f);
+    const char *ed = getenv("EDITOR");
+    char cmd[PATH_MAX + 256];
+    snprintf(cmd, sizeof(cmd), "%s '%s'", ed && *ed ? ed : "vi", path);
+    if (!rc && system(cmd) != 0)
+        rc = cli_err("the editor (%s) failed: nothing imported", ed && *ed ? ed : "vi");
+    if (!rc)
+        rc = config_import(es, n, path);
+    unlink(path);
+    return rc;
+}
+
 static int cmd_config(int argc, char **argv)
 {
     static const struct option longs[] = {{"node", required_argument, NULL, 'n'},
+                                          {"file", required_argument, NULL, 'F'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     int64_t node = -1;
+    const char *file = NULL;
     int c;
     while ((c = cli_getopt(argc, argv, "h", longs)) != -1) {
-        if (c == 'n') {
+        if (c == 'F') {
+            file = optarg;
+        } else if (c == 'n') {
             if (cli_parse_i64(optarg, 0, INT32_MAX, &node))
                 return cli_usage_err("bad --node '%s': use a broker id", optarg);
         } else if (c == 'h') {
@@ -445,9 +619,15 @@ static int cmd_config(int argc, char **argv)
     int n = argc - optind;
     const char *verb = n ? argv[optind] : "";
     if (!(!strcmp(verb, "list") && n == 1) && !(!strcmp(verb, "get") && n == 2) &&
-        !(!strcmp(verb, "set") && n == 3) && !(!strcmp(verb, "delete") && n == 2))
+        !(!strcmp(verb, "set") && n == 3) && !(!strcmp(verb, "delete") && n == 2) &&
+        !(!strcmp(verb, "export") && n == 1) && !(!strcmp(verb, "import") && n == 1) &&
+        !(!strcmp(verb, "edit") && n == 1))
         return cli_usage_err("use 'strata cluster config get KEY', 'set KEY VALUE', "
-                             "'delete KEY' or 'list'");
+                             "'delete KEY', 'list', 'export', 'import --file FILE' or 'edit'");
+    if (file && strcmp(verb, "export") && strcmp(verb, "import"))
+        return cli_usage_err("--file goes with export and import");
+    if (!strcmp(verb, "import") && !file)
+        return cli_usage_err("import needs --file FILE (- reads stdin)");
     if (!strcmp(verb, "set") || !strcmp(verb, "delete"))
         return config_put(argv[optind + 1], n == 3 ? argv[optind + 2] : NULL);
     rd_kafka_t *rk = cli_client_new(RD_KAFKA_PRODUCER, NULL);
@@ -463,7 +643,20 @@ static int cmd_config(int argc, char **argv)
     }
     size_t cnt;
     const rd_kafka_ConfigEntry_t **es = rd_kafka_ConfigResource_configs(cur, &cnt);
-    if (!strcmp(verb, "list")) {
+    if (!strcmp(verb, "export")) {
+        FILE *f = file && strcmp(file, "-") ? fopen(file, "w") : stdout;
+        if (!f) {
+            rc = cli_err("cannot write %s: %s", file, strerror(errno));
+        } else {
+            rc = config_export(es, cnt, f);
+            if (f != stdout && fclose(f) && !rc)
+                rc = cli_err("cannot write %s: %s", file, strerror(errno));
+        }
+    } else if (!strcmp(verb, "import")) {
+        rc = config_import(es, cnt, file);
+    } else if (!strcmp(verb, "edit")) {
+        rc = config_edit(es, cnt);
+    } else if (!strcmp(verb, "list")) {
         if (cli_opts.is_json)
             putchar('[');
         else

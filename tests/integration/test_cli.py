@@ -501,6 +501,44 @@ class CliTest(unittest.TestCase):
         rc, out, err = self.run_cli("bench", "produce", "-t", "bench-n21", "-n", "5")
         self.assertEqual((rc, err), (0, ""))
 
+    def test_cluster_config_export_import_edit(self):
+        """export writes the settable configs, import applies the changed ones and returns
+        dropped dynamic keys to their defaults, edit runs $EDITOR between the two."""
+        adm = ["--admin-url", "http://127.0.0.1:%d" % self.broker.admin_port]
+        with tempfile.TemporaryDirectory(prefix="strata-cli-cfg-") as d:
+            f = os.path.join(d, "c.yaml")
+            self.ok(*adm, "cluster", "config", "export", "--file", f)
+            text = open(f).read()
+            self.assertIn("log.retention.ms: 604800000\n", text)
+            self.assertNotIn("log.dir:", text)  # read-only: not exported
+            with open(f, "w") as out:
+                out.write(text.replace("log.retention.ms: 604800000",
+                                       "log.retention.ms: 7200000"))
+            out = self.ok(*adm, "cluster", "config", "import", "--file", f)
+            self.assertEqual(out, "Set log.retention.ms=7200000: in effect now\n")
+            self.assertEqual(self.ok("cluster", "config", "get", "log.retention.ms"),
+                             "7200000\n")
+            self.assertEqual(self.ok(*adm, "cluster", "config", "import", "--file", f),
+                             "No changes\n")
+            # edit: the editor drops the line: back to the default
+            ed = os.path.join(d, "ed.sh")
+            with open(ed, "w") as out:
+                out.write("#!/bin/sh\nsed -i '/^log.retention.ms:/d' \"$1\"\n")
+            os.chmod(ed, 0o755)
+            out = self.ok(*adm, "cluster", "config", "edit", env={"EDITOR": ed})
+            self.assertIn("Removed log.retention.ms", out)
+            self.assertEqual(self.ok("cluster", "config", "get", "log.retention.ms"),
+                             "604800000\n")
+            with open(f, "w") as out:
+                out.write("log.dir: /x\n")
+            self.fails(2, "log.dir cannot be set", *adm, "cluster", "config", "import",
+                       "--file", f)
+            with open(f, "w") as out:
+                out.write("no.such.key: 1\n")
+            self.fails(2, "unknown broker config 'no.such.key'", *adm, "cluster", "config",
+                       "import", "--file", f)
+            self.fails(2, "import needs --file", "cluster", "config", "import")
+
     def test_consume_past_the_end_says_so(self):
         """An exact offset past the end (or before the start) is reported on stderr and
         reading starts at the end: consume used to wait there without a word."""
