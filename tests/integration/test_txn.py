@@ -3,10 +3,12 @@
 producer): commit, abort, read_committed vs read_uncommitted, consume-
 transform-produce with send_offsets_to_transaction, zombie fencing, the
 coordinator aborting a transaction past its timeout, and restarts (clean and
-kill -9) in the middle of a transaction."""
+kill -9) in the middle of a transaction, and a crash between PrepareCommit/
+PrepareAbort and the markers (the row rewritten while the broker is down)."""
 import json
 import os
 import random
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -580,6 +582,51 @@ class TxnTest(unittest.TestCase):
         p2.produce("e", value="3")
         p2.commit_transaction(30)
         self.assertEqual(sorted(read_all(b, "e", "read_committed")), ["1", "2", "3"])
+
+    def prepared_at_crash(self, state, expect_committed):
+        """kill -9 after the coordinator made Prepare<state> durable and before any
+        marker: its row is set to that state while the broker is down (the byte
+        after version, producer id, epochs and timeout in kh_txn_state.c's
+        encoding); the restart must finish the transaction exactly as prepared."""
+        b = self.b
+        create(b, "pc", 2)
+        p = txn_producer(b, "prep-tx")
+        meta = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-prep"})
+        p.begin_transaction()
+        p.produce("pc", value="p0", partition=0)
+        p.produce("pc", value="p1", partition=1)
+        p.send_offsets_to_transaction([TopicPartition("pc", 0, 42)],
+                                      meta.consumer_group_metadata(), 30)
+        p.flush(30)
+        meta.close()
+        b.kill9()
+        db = sqlite3.connect(os.path.join(b.data, "meta.db"))
+        (blob,) = db.execute("SELECT state FROM txns WHERE id = 'prep-tx'").fetchone()
+        self.assertEqual(blob[17], 1)  # Ongoing
+        blob = blob[:17] + bytes([state]) + blob[18:]
+        db.execute("UPDATE txns SET state = ? WHERE id = 'prep-tx'", (blob,))
+        db.commit()
+        db.close()
+        b.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            st = describe_txns(b.port, ["prep-tx"])[0]["state"]
+            if st.startswith("Complete"):
+                break
+            time.sleep(0.2)
+        self.assertEqual(st, "CompleteCommit" if expect_committed else "CompleteAbort")
+        got = sorted(read_all(b, "pc", "read_committed", 2))
+        self.assertEqual(got, ["p0", "p1"] if expect_committed else [])
+        self.assertEqual(offset_fetch_stable(b.port, "g-prep", "pc", 0),
+                         (0, 42 if expect_committed else -1))
+        # Markers once: each partition holds its record and exactly one marker.
+        self.assertEqual([end_offsets(b, "pc", "read_committed", i) for i in (0, 1)], [2, 2])
+
+    def test_prepare_commit_is_completed_after_a_crash(self):
+        self.prepared_at_crash(2, True)
+
+    def test_prepare_abort_is_completed_after_a_crash(self):
+        self.prepared_at_crash(3, False)
 
 
 class TxnAclTest(unittest.TestCase):
