@@ -194,6 +194,18 @@ bool cli_unreachable(void);
  * Metadata, so that an unreachable broker is reported clearly. @return it or NULL. */
 rd_kafka_t *cli_connect_checked(void);
 
+/** The topics of md that `pats` select (cli_topic.c), sorted by name, each once: with
+ * is_regex, the topics one of the POSIX extended expressions matches whole (internal __*
+ * topics only with `internal`, or when an expression starts with "__"); else the named
+ * topics, an unknown name being an error. No pattern: every topic.
+ * @return the count (out owned, free it) or -1 after printing. */
+int cli_select_topics(const rd_kafka_metadata_t *md,
+                      char **pats,
+                      int n_pats,
+                      bool is_regex,
+                      bool internal,
+                      const rd_kafka_metadata_topic_t ***out);
+
 /** Find a topic in metadata. @return it or NULL. */
 const rd_kafka_metadata_topic_t *cli_md_topic(const rd_kafka_metadata_t *md, const char *name);
 

@@ -313,6 +313,100 @@ static int cmd_info(int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* ---- partitions ---- */
+
+static const char partitions_help[] =
+    "Usage: strata cluster partitions [TOPIC...] [-r] [-i]\n"
+    "List partitions with their leader, replicas and in-sync replicas (Metadata), for\n"
+    "every topic or the ones named (regular expressions with -r).\n\n"
+    "Flags:\n"
+    "  -r, --regex      the arguments are regular expressions matching whole names\n"
+    "  -i, --internal   also internal topics (__*)\n\n"
+    "Examples:\n"
+    "  strata cluster partitions\n"
+    "  strata cluster partitions -r 'ord.*' --format json\n";
+
+static int cmp_md_part(const void *a, const void *b)
+{
+    const rd_kafka_metadata_partition_t *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* "1,2,3" of n broker ids into buf. */
+static const char *ids_text(const int32_t *ids, int n, char *buf, size_t cap, bool json)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && len + 16 < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%d", i ? "," : "", (int)ids[i]);
+    if (!n && !json)
+        snprintf(buf, cap, "-");
+    return buf;
+}
+
+static int cmd_partitions(int argc, char **argv)
+{
+    static const struct option longs[] = {{"regex", no_argument, NULL, 'r'},
+                                          {"internal", no_argument, NULL, 'i'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    bool is_regex = false, internal = false;
+    int c;
+    while ((c = cli_getopt(argc, argv, "rih", longs)) != -1) {
+        if (c == 'r')
+            is_regex = true;
+        else if (c == 'i')
+            internal = true;
+        else if (c == 'h')
+            return fputs(partitions_help, stdout), CLI_EXIT_OK;
+        else
+            return CLI_EXIT_USAGE;
+    }
+    rd_kafka_t *rk = cli_client_new(RD_KAFKA_PRODUCER, NULL);
+    if (!rk)
+        return CLI_EXIT_FAIL;
+    const rd_kafka_metadata_t *md = cli_metadata(rk);
+    const rd_kafka_metadata_topic_t **ts = NULL;
+    int n = md ? cli_select_topics(md, argv + optind, argc - optind, is_regex, internal, &ts) : -1;
+    if (n >= 0) {
+        if (cli_opts.is_json)
+            putchar('[');
+        else
+            printf("%-30s %-9s %-6s %-16s %s\n", "TOPIC", "PARTITION", "LEADER", "REPLICAS",
+                   "IN-SYNC");
+        bool first = true;
+        for (int i = 0; i < n; i++) {
+            rd_kafka_metadata_topic_t *t = (rd_kafka_metadata_topic_t *)ts[i];
+            if (t->partition_cnt > 1)
+                qsort(t->partitions, (size_t)t->partition_cnt, sizeof(*t->partitions), cmp_md_part);
+            for (int k = 0; k < t->partition_cnt; k++) {
+                const rd_kafka_metadata_partition_t *p = &t->partitions[k];
+                char reps[256], isr[256];
+                ids_text(p->replicas, p->replica_cnt, reps, sizeof(reps), cli_opts.is_json);
+                ids_text(p->isrs, p->isr_cnt, isr, sizeof(isr), cli_opts.is_json);
+                if (cli_opts.is_json) {
+                    printf("%s{\"topic\":", first ? "" : ",");
+                    cli_json_cstr(stdout, t->topic);
+                    printf(",\"partition\":%d,\"leader\":%d,\"replicas\":[%s],"
+                           "\"in_sync\":[%s]}",
+                           (int)p->id, (int)p->leader, reps, isr);
+                } else {
+                    printf("%-30s %-9d %-6d %-16s %s\n", t->topic, (int)p->id, (int)p->leader, reps,
+                           isr);
+                }
+                first = false;
+            }
+        }
+        if (cli_opts.is_json)
+            puts("]");
+    }
+    free(ts);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+    return n < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+}
+
 /* ---- config get|set|list ---- */
 
 static const char config_help[] =
@@ -696,6 +790,8 @@ static const char cluster_help[] = "Usage: strata cluster COMMAND [flags]\n"
 
 static const cli_cmd_t cluster_cmds[] = {
     {"info", cmd_info, "cluster id, controller, brokers (Kafka API)"},
+    {"metadata", cmd_info, "the same as info (rpk cluster metadata)"},
+    {"partitions", cmd_partitions, "partitions with leaders, replicas, in-sync replicas"},
     {"health", cmd_health, "is the broker live and ready (admin API)"},
     {"status", cmd_status, "broker state: version, listeners, shards, uptime (admin API)"},
     {"config", cmd_config, "get, set or list broker configuration (Kafka API)"},

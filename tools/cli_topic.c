@@ -86,17 +86,12 @@ static int cmp_topic(const void *a, const void *b)
     return strcmp(x->topic, y->topic);
 }
 
-/* The topics of md that `pats` select, sorted by name, each once: with is_regex, the
- * topics one of the POSIX extended expressions matches whole (internal __* topics only
- * with `internal`, or when an expression starts with "__"); else the named topics, an
- * unknown name being an error. No pattern: every topic. @return the count (out owned,
- * free it) or -1 after printing. */
-static int select_topics(const rd_kafka_metadata_t *md,
-                         char **pats,
-                         int n_pats,
-                         bool is_regex,
-                         bool internal,
-                         const rd_kafka_metadata_topic_t ***out)
+int cli_select_topics(const rd_kafka_metadata_t *md,
+                      char **pats,
+                      int n_pats,
+                      bool is_regex,
+                      bool internal,
+                      const rd_kafka_metadata_topic_t ***out)
 {
     const rd_kafka_metadata_topic_t **ts = calloc((size_t)md->topic_cnt + 1, sizeof(*ts));
     regex_t *rx = calloc((size_t)n_pats + 1, sizeof(*rx));
@@ -276,7 +271,7 @@ static int cmd_delete(int argc, char **argv)
     const rd_kafka_metadata_t *md = NULL;
     if (is_regex) {
         if (!(md = cli_metadata(rk)) ||
-            (n = select_topics(md, argv + optind, n, true, false, &sel)) < 0) {
+            (n = cli_select_topics(md, argv + optind, n, true, false, &sel)) < 0) {
             if (md)
                 rd_kafka_metadata_destroy(md);
             rd_kafka_destroy(rk);
@@ -359,7 +354,7 @@ static int cmd_list(int argc, char **argv)
         return CLI_EXIT_FAIL;
     }
     const rd_kafka_metadata_topic_t **ts = NULL;
-    int n = select_topics(md, argv + optind, argc - optind, true, internal, &ts);
+    int n = cli_select_topics(md, argv + optind, argc - optind, true, internal, &ts);
     if (n < 0) {
         rd_kafka_metadata_destroy(md);
         rd_kafka_destroy(rk);
@@ -553,7 +548,7 @@ static int cmd_describe(int argc, char **argv)
     int rc = CLI_EXIT_FAIL;
     const rd_kafka_metadata_topic_t **ts = NULL;
     const rd_kafka_metadata_t *md = cli_metadata(rk);
-    int n = md ? select_topics(md, argv + optind, argc - optind, is_regex, false, &ts) : -1;
+    int n = md ? cli_select_topics(md, argv + optind, argc - optind, is_regex, false, &ts) : -1;
     if (n < 0)
         goto out;
     if (n == 0) {

@@ -96,7 +96,8 @@ class CliTest(unittest.TestCase):
                 ["profile", "delete"],
                 ["group", "list"], ["group", "describe"], ["group", "seek"], ["group", "delete"],
                 ["group", "offset-delete"], ["cluster", "info"], ["cluster", "health"],
-                ["cluster", "status"], ["cluster", "config"], ["storage"], ["storage", "status"],
+                ["cluster", "status"], ["cluster", "config"], ["cluster", "partitions"],
+                ["cluster", "metadata"], ["storage"], ["storage", "status"],
                 ["storage", "recover"], ["archive"], ["archive", "ls"], ["archive", "cat"],
                 ["archive", "verify"]]
         for c in cmds:
@@ -500,6 +501,20 @@ class CliTest(unittest.TestCase):
         self.assertIn(b"strata: consumed ", said)
         rc, out, err = self.run_cli("bench", "produce", "-t", "bench-n21", "-n", "5")
         self.assertEqual((rc, err), (0, ""))
+
+    def test_cluster_partitions_and_metadata(self):
+        self.ok("topic", "create", "cp21-a", "-p", "3")
+        self.ok("topic", "create", "cp21-b")
+        r = self.json("cluster", "partitions", "-r", "cp21-.*")
+        self.assertEqual([(p["topic"], p["partition"]) for p in r],
+                         [("cp21-a", 0), ("cp21-a", 1), ("cp21-a", 2), ("cp21-b", 0)])
+        self.assertTrue(all(p["leader"] == 0 and p["replicas"] == [0] and p["in_sync"] == [0]
+                            for p in r), r)
+        out = self.ok("cluster", "partitions", "cp21-b")
+        self.assertEqual(out.split("\n")[1].split(), ["cp21-b", "0", "0", "0", "0"])
+        self.fails(1, "unknown topic 'cp21-x'", "cluster", "partitions", "cp21-x")
+        self.assertEqual(self.json("cluster", "metadata")["controller_id"],
+                         self.json("cluster", "info")["controller_id"])
 
     def test_cluster_config_export_import_edit(self):
         """export writes the settable configs, import applies the changed ones and returns
