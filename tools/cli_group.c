@@ -7,8 +7,10 @@
  *             2. lag = log end offset - committed offset, or "-" with no commit. */
 #include "tools/cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -422,15 +424,22 @@ static int cmd_delete(int argc, char **argv)
 /* ---- seek ---- */
 
 static const char seek_help[] =
-    "Usage: strata group seek GROUP --to SPEC [--topics T1,T2]\n"
+    "Usage: strata group seek GROUP --to SPEC|--to-group GROUP2|--to-file FILE\n"
+    "                            [--topics T1,T2]\n"
     "Set the committed offsets of an empty group.\n\n"
     "Flags:\n"
     "  --to SPEC         start, end, +N, -N, @TIME or an exact offset (per partition)\n"
-    "  --topics LIST     topics to seek (default: the topics the group has offsets for)\n\n"
+    "  --to-group GROUP2 the committed offsets of another group (copied)\n"
+    "  --to-file FILE    offsets from FILE: one 'TOPIC PARTITION OFFSET' per line\n"
+    "                    (blank lines and # comments skipped; - is stdin)\n"
+    "  --topics LIST     topics to seek (default: the topics the group has offsets for;\n"
+    "                    with --to-group or --to-file: all of theirs)\n\n"
     "Examples:\n"
     "  strata group seek billing --to start\n"
     "  strata group seek billing --to @2024-01-31 --topics orders\n"
-    "  strata group seek billing --to -100 --topics orders,payments\n";
+    "  strata group seek billing --to -100 --topics orders,payments\n"
+    "  strata group seek billing --to-group billing-old\n"
+    "  strata group seek billing --to-file offsets.txt\n";
 
 typedef struct {
     const char *group;
@@ -468,18 +477,85 @@ static int seek_topic(rd_kafka_t *rk,
     return rc;
 }
 
+/* Whether `topic` is in the comma list `csv` (NULL: every topic is). */
+static bool topic_listed(const char *csv, const char *topic)
+{
+    if (!csv)
+        return true;
+    size_t n = strlen(topic);
+    for (const char *p = csv; (p = strstr(p, topic)); p += n)
+        if ((p == csv || p[-1] == ',') && (p[n] == ',' || !p[n]))
+            return true;
+    return false;
+}
+
+/* Offsets of another group (--to-group). @return 0 or CLI_EXIT_FAIL after printing. */
+static int seek_from_group(rd_kafka_t *rk,
+                           const char *src_group,
+                           const char *topics,
+                           rd_kafka_topic_partition_list_t *out)
+{
+    rd_kafka_topic_partition_list_t *src = committed(rk, src_group);
+    if (!src)
+        return CLI_EXIT_FAIL;
+    for (int i = 0; i < src->cnt; i++)
+        if (src->elems[i].offset >= 0 && topic_listed(topics, src->elems[i].topic))
+            rd_kafka_topic_partition_list_add(out, src->elems[i].topic, src->elems[i].partition)
+                ->offset = src->elems[i].offset;
+    rd_kafka_topic_partition_list_destroy(src);
+    return out->cnt ? 0 : cli_err("group '%s' has no committed offsets to copy", src_group);
+}
+
+/* Offsets from "TOPIC PARTITION OFFSET" lines (--to-file). @return 0 or CLI_EXIT_*. */
+static int seek_from_file(const rd_kafka_metadata_t *md,
+                          const char *file,
+                          const char *topics,
+                          rd_kafka_topic_partition_list_t *out)
+{
+    FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
+    if (!f)
+        return cli_err("cannot read %s: %s", file, strerror(errno));
+    char line[1024];
+    int lineno = 0, rc = 0;
+    while (!rc && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char topic[256], extra[2];
+        long long part, off;
+        char *l = line + strspn(line, " \t");
+        if (!*l || *l == '\n' || *l == '#')
+            continue;
+        int k = sscanf(l, "%255s %lld %lld %1s", topic, &part, &off, extra);
+        const rd_kafka_metadata_topic_t *t = k == 3 ? cli_md_topic(md, topic) : NULL;
+        if (k != 3 || part < 0 || part > INT32_MAX || off < 0)
+            rc = cli_usage_err("%s:%d: expected TOPIC PARTITION OFFSET", file, lineno);
+        else if (!t)
+            rc = cli_err("%s:%d: unknown topic '%s'", file, lineno, topic);
+        else if (part >= t->partition_cnt)
+            rc = cli_err("%s:%d: unknown partition %s/%lld", file, lineno, topic, part);
+        else if (topic_listed(topics, topic))
+            rd_kafka_topic_partition_list_add(out, topic, (int32_t)part)->offset = off;
+    }
+    if (f != stdin)
+        fclose(f);
+    return rc ? rc : out->cnt ? 0 : cli_err("%s names no offsets", file);
+}
+
 static int cmd_seek(int argc, char **argv)
 {
-    static const struct option longs[] = {{"to", required_argument, NULL, 't'},
-                                          {"topics", required_argument, NULL, 'T'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
-    const char *to = NULL;
+    static const struct option longs[] = {
+        {"to", required_argument, NULL, 't'},       {"topics", required_argument, NULL, 'T'},
+        {"to-group", required_argument, NULL, 'G'}, {"to-file", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    const char *to = NULL, *to_group = NULL, *to_file = NULL;
     char *topics = NULL;
     int c;
     while ((c = cli_getopt(argc, argv, "h", longs)) != -1) {
         if (c == 't')
             to = optarg;
+        else if (c == 'G')
+            to_group = optarg;
+        else if (c == 'F')
+            to_file = optarg;
         else if (c == 'T')
             topics = optarg;
         else if (c == 'h')
@@ -487,9 +563,10 @@ static int cmd_seek(int argc, char **argv)
         else
             return CLI_EXIT_USAGE;
     }
-    if (argc - optind != 1 || !to)
-        return cli_usage_err("group seek needs one GROUP and --to");
-    if (cli_check_offset_spec(to))
+    if (argc - optind != 1 || !!to + !!to_group + !!to_file != 1)
+        return cli_usage_err("group seek needs one GROUP and one of --to, --to-group, "
+                             "--to-file");
+    if (to && cli_check_offset_spec(to))
         return cli_usage_err("bad --to '%s': use start, end, +N, -N, @TIME or an offset", to);
     const char *group = argv[optind];
     rd_kafka_t *rk = cli_connect_checked();
@@ -500,7 +577,11 @@ static int cmd_seek(int argc, char **argv)
     const rd_kafka_metadata_t *md = cli_metadata(rk);
     if (!md)
         goto out;
-    if (topics) {
+    if (to_group || to_file) {
+        if ((rc = to_group ? seek_from_group(rk, to_group, topics, out)
+                           : seek_from_file(md, to_file, topics, out)))
+            goto out;
+    } else if (topics) {
         for (char *save = NULL, *tok = strtok_r(topics, ",", &save); tok;
              tok = strtok_r(NULL, ",", &save)) {
             const rd_kafka_metadata_topic_t *t = cli_md_topic(md, tok);

@@ -808,6 +808,33 @@ class CliTest(unittest.TestCase):
         self.assertIn("unknown group 'never-g2'", json.loads(err)["error"])
         self.fails(1, "no committed offsets", "group", "seek", "never-g", "--to", "start")
 
+    def test_group_seek_to_group_and_file(self):
+        self.ok("topic", "create", "gs21", "-p", "2")
+        self.ok("topic", "produce", "gs21", "-p", "0", "-q", input="a\nb\nc\n")
+        self.ok("topic", "produce", "gs21", "-p", "1", "-q", input="d\n")
+        with tempfile.TemporaryDirectory(prefix="strata-cli-seek-") as d:
+            f = os.path.join(d, "offs.txt")
+            with open(f, "w") as out:
+                out.write("# topic partition offset\ngs21 0 2\n\ngs21 1 1\n")
+            r = self.json("group", "seek", "gs21-a", "--to-file", f)
+            self.assertEqual(r, [{"group": "gs21-a", "error": None}])
+            offs = lambda g: {p["partition"]: p["current_offset"]  # noqa: E731
+                              for p in self.json("group", "describe", g)[0]["partitions"]}
+            self.assertEqual(offs("gs21-a"), {0: 2, 1: 1})
+            self.ok("group", "seek", "gs21-b", "--to-group", "gs21-a", "--topics", "gs21")
+            self.assertEqual(offs("gs21-b"), {0: 2, 1: 1})
+            with open(f, "w") as out:
+                out.write("gs21 5 0\n")
+            self.fails(1, "unknown partition gs21/5", "group", "seek", "gs21-c", "--to-file", f)
+            with open(f, "w") as out:
+                out.write("gs21 zero 0\n")
+            self.fails(2, "expected TOPIC PARTITION OFFSET", "group", "seek", "gs21-c",
+                       "--to-file", f)
+        self.fails(1, "no committed offsets to copy", "group", "seek", "gs21-c", "--to-group",
+                   "gs21-none")
+        self.fails(2, "one of --to, --to-group, --to-file", "group", "seek", "gs21-c", "--to",
+                   "start", "--to-group", "gs21-a")
+
     def test_group_describe_live_member(self):
         self.ok("topic", "create", "live", "-p", "2")
         self.ok("topic", "produce", "live", "-p", "0", "-q", input="a\nb\n")
