@@ -454,6 +454,8 @@ static const char consume_help[] =
     "                         START: is START alone, :STOP starts at start (rpk's grammar)\n"
     "  -n, --num N            stop after N records\n"
     "  -p, --partitions LIST  comma-separated partitions (default: all)\n"
+    "      --read-committed   records of committed transactions only (default)\n"
+    "      --read-uncommitted also records of open and aborted transactions\n"
     "  -g, --group GROUP      consume as a member of GROUP, committing offsets; -o may only\n"
     "                         be start or end (used when the group has no offset)\n"
     "  -f, --format FMT       json (default: one JSON object per record), text (each\n"
@@ -582,7 +584,8 @@ typedef struct {
     int n_parts;
     cli_fmt_t fmt;
     bool has_fmt;
-    const cli_fmt_t *out; /* &fmt, or NULL for JSON lines */
+    const cli_fmt_t *out;  /* &fmt, or NULL for JSON lines */
+    const char *isolation; /* isolation.level: read_committed (default) or read_uncommitted */
 } consume_opts_t;
 
 /* Build the assignment: every selected partition of every topic at its resolved offset;
@@ -647,6 +650,22 @@ static int build_assignment(rd_kafka_t *rk,
     return rc;
 }
 
+/* A partition reached its end at offset m->offset: done when that is at or past its stop.
+ * @return partitions left. */
+static int note_eof(rd_kafka_topic_partition_list_t *stop_at, const rd_kafka_message_t *m)
+{
+    int left = 0;
+    for (int i = 0; i < stop_at->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &stop_at->elems[i];
+        if (p->partition == m->partition && !strcmp(p->topic, rd_kafka_topic_name(m->rkt)) &&
+            m->offset >= p->offset)
+            p->offset = -1;
+        if (p->offset >= 0)
+            left++;
+    }
+    return left;
+}
+
 /* Whether m is at or after its partition's stop offset (or the partition is done). */
 static bool past_stop(const rd_kafka_topic_partition_list_t *stop_at, const rd_kafka_message_t *m)
 {
@@ -684,6 +703,15 @@ consume_loop(rd_kafka_t *rk, const consume_opts_t *o, rd_kafka_topic_partition_l
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m)
             continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && o->to_end) {
+            /* The end of what this consumer may read: with a transaction's markers or
+             * aborted records last, no record ever reaches stop - 1. */
+            int left = note_eof(stop, m);
+            rd_kafka_message_destroy(m);
+            if (!left)
+                break;
+            continue;
+        }
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 const char *what = rd_kafka_message_errstr(m);
@@ -774,6 +802,8 @@ static int consume_parse(int argc, char **argv, consume_opts_t *o)
                                           {"partitions", required_argument, NULL, 'p'},
                                           {"group", required_argument, NULL, 'g'},
                                           {"format", required_argument, NULL, 'f'},
+                                          {"read-committed", no_argument, NULL, 'C'},
+                                          {"read-uncommitted", no_argument, NULL, 'U'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     int c;
@@ -796,6 +826,12 @@ static int consume_parse(int argc, char **argv, consume_opts_t *o)
             break;
         case 'g':
             o->group = optarg;
+            break;
+        case 'C':
+            o->isolation = "read_committed";
+            break;
+        case 'U':
+            o->isolation = "read_uncommitted";
             break;
         case 'f':
             if (cli_record_format_arg(optarg, &o->fmt, &o->has_fmt))
@@ -825,6 +861,7 @@ int cli_consume(int argc, char **argv)
     if (!o)
         return cli_err("out of memory");
     o->spec = "start";
+    o->isolation = "read_committed";
     int rc = consume_parse(argc, argv, o);
     if (rc) {
         free(o);
@@ -839,11 +876,22 @@ int cli_consume(int argc, char **argv)
                                  from_start ? "earliest" : "latest",
                                  "enable.auto.commit",
                                  "true",
+                                 "isolation.level",
+                                 o->isolation,
                                  NULL};
-    /* librdkafka's assign() needs a group.id; nothing is ever committed for it. */
-    const char *extra_plain[] = {
-        "group.id", "strata-cli", "enable.auto.commit", "false", "enable.auto.offset.store",
-        "false",    NULL};
+    /* librdkafka's assign() needs a group.id; nothing is ever committed for it. EOF events
+     * end a START:STOP read whose stop no record reaches (transaction markers). */
+    const char *extra_plain[] = {"group.id",
+                                 "strata-cli",
+                                 "enable.auto.commit",
+                                 "false",
+                                 "enable.auto.offset.store",
+                                 "false",
+                                 "enable.partition.eof",
+                                 o->to_end ? "true" : "false",
+                                 "isolation.level",
+                                 o->isolation,
+                                 NULL};
     rd_kafka_t *rk = cli_client_new(RD_KAFKA_CONSUMER, o->group ? extra_group : extra_plain);
     if (!rk) {
         free(o);

@@ -628,6 +628,28 @@ class CliTest(unittest.TestCase):
         self.assertEqual([(r["key"], r["value"]) for r in recs],
                          [("k1", "v1"), ("k1", None), ("k2", "")])
 
+    def test_consume_transactions_to_end_and_isolation(self):
+        """-o start:end ends on a topic whose last offsets are transaction markers or
+        aborted records (it used to wait forever); --read-uncommitted shows aborted ones."""
+        from confluent_kafka import Producer
+        self.ok("topic", "create", "txc21")
+        p = Producer({"bootstrap.servers": self.broker.bootstrap,
+                      "transactional.id": "txc21-%d" % os.getpid()})
+        p.init_transactions(30)
+        p.begin_transaction()
+        p.produce("txc21", b"committed", partition=0)
+        p.commit_transaction(30)
+        p.begin_transaction()
+        p.produce("txc21", b"aborted", partition=0)
+        p.flush(30)
+        p.abort_transaction(30)
+        f = ["-o", "start:end", "-f", "%o %v\\n"]
+        self.assertEqual(self.ok("topic", "consume", "txc21", *f), "0 committed\n")
+        self.assertEqual(self.ok("topic", "consume", "txc21", "--read-committed", *f),
+                         "0 committed\n")
+        self.assertEqual(self.ok("topic", "consume", "txc21", "--read-uncommitted", *f),
+                         "0 committed\n2 aborted\n")
+
     def test_offset_grammar(self):
         """-o: START:STOP with an offset or a time as STOP (exclusive), START:, :STOP, @:T."""
         self.ok("topic", "create", "og21")
