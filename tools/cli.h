@@ -113,6 +113,7 @@ void cli_unescape(char *s);
 
 typedef struct {
     char field;      /* 0 for a literal, else the field letter ('k', 'v', 'o', ...) */
+    char enc;        /* %k and %v output: 0 raw, 'x' {hex}, 'b' {base64} */
     const char *lit; /* borrowed: points into the compiled format string */
     size_t lit_len;
 } cli_fmt_item_t;

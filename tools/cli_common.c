@@ -358,14 +358,14 @@ void cli_unescape(char *s)
 /* Connection failures of the bootstrap brokers, seen by log_cb on librdkafka's threads:
  * once every bootstrap broker has failed to connect (refused, unresolvable, TLS or SASL
  * failure) the CLI stops waiting and shows the cause instead of timing out. */
-#define CLI_MAX_BOOT 16
+#define CLI_MAX_BOOT  16
 #define CLI_MAX_ADDRS 8
 struct boot_fail {
     char name[128];
-    int n_addrs;                          /* addresses the name resolves to */
-    int n_failed;                         /* distinct addresses refused */
+    int n_addrs;  /* addresses the name resolves to */
+    int n_failed; /* distinct addresses refused */
     char failed[CLI_MAX_ADDRS][64];
-    bool is_hard;                         /* unresolvable, TLS or SASL: no address helps */
+    bool is_hard; /* unresolvable, TLS or SASL: no address helps */
 };
 static pthread_mutex_t boot_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct boot_fail boot_failed[CLI_MAX_BOOT];

@@ -49,14 +49,50 @@ int cli_fmt_compile(char *s, const char *fields, cli_fmt_t *f)
         if (f->n + 2 > 64)
             return cli_usage_err("format too long"), -1;
         if (w > lit_start)
-            f->items[f->n++] = (cli_fmt_item_t){0, lit_start, (size_t)(w - lit_start)};
-        f->items[f->n++] = (cli_fmt_item_t){r[1], NULL, 0};
-        r++;
+            f->items[f->n++] = (cli_fmt_item_t){0, 0, lit_start, (size_t)(w - lit_start)};
+        char enc = 0;
+        if ((r[1] == 'k' || r[1] == 'v') && r[2] == '{') { /* %v{hex}, %k{base64} */
+            if (!strncmp(r + 3, "hex}", 4))
+                enc = 'x';
+            else if (!strncmp(r + 3, "base64}", 7))
+                enc = 'b';
+            else if (!strncmp(r + 3, "text}", 5))
+                enc = 't';
+            else
+                return cli_usage_err("bad format encoding '%%%c%.10s': use {text}, {hex} or "
+                                     "{base64}",
+                                     r[1], r + 2),
+                       -1;
+        }
+        f->items[f->n++] = (cli_fmt_item_t){r[1], enc == 't' ? 0 : enc, NULL, 0};
+        r += 1 + (enc == 'x' ? 5 : enc == 'b' ? 8 : enc == 't' ? 6 : 0);
         lit_start = w;
     }
     if (w > lit_start)
-        f->items[f->n++] = (cli_fmt_item_t){0, lit_start, (size_t)(w - lit_start)};
+        f->items[f->n++] = (cli_fmt_item_t){0, 0, lit_start, (size_t)(w - lit_start)};
     return 0;
+}
+
+/* Write bytes raw, as lowercase hex or as base64 (RFC 4648, padded). */
+static void put_encoded(const char *p, size_t len, char enc)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *u = (const unsigned char *)p;
+    if (enc == 'x') {
+        for (size_t i = 0; i < len; i++)
+            printf("%02x", u[i]);
+    } else if (enc == 'b') {
+        for (size_t i = 0; i < len; i += 3) {
+            uint32_t v = (uint32_t)u[i] << 16 | (i + 1 < len ? (uint32_t)u[i + 1] << 8 : 0) |
+                         (i + 2 < len ? u[i + 2] : 0);
+            putchar(b64[v >> 18 & 63]);
+            putchar(b64[v >> 12 & 63]);
+            putchar(i + 1 < len ? b64[v >> 6 & 63] : '=');
+            putchar(i + 2 < len ? b64[v & 63] : '=');
+        }
+    } else {
+        fwrite(p, 1, len, stdout);
+    }
 }
 
 int cli_record_format_arg(char *arg, cli_fmt_t *f, bool *has_fmt)
@@ -320,6 +356,9 @@ static int produce_format(char *format, cli_fmt_t *f)
     cli_unescape(fs);
     if (cli_fmt_compile(fs, "kvpt", f))
         return CLI_EXIT_USAGE;
+    for (int i = 0; i < f->n; i++)
+        if (f->items[i].enc)
+            return cli_usage_err("bad --format: {hex} and {base64} apply to consume output");
     if (!f->n || f->items[f->n - 1].field)
         return cli_usage_err("bad --format: it must end with a delimiter such as \\n");
     f->delim = f->items[f->n - 1].lit;
@@ -462,7 +501,9 @@ static const char consume_help[] =
     "                         value on its own line) or a record format: %t topic, %k key,\n"
     "                         %v value, %o offset, %p partition, %d or %T timestamp ms,\n"
     "                         %h headers (k=v,...), %K key length, %V value length,\n"
-    "                         %% percent; \\n \\t escapes\n\n"
+    "                         %% percent; \\n \\t escapes; %k{hex} %v{base64}: encoded\n"
+    "      --meta-only        print each record without its key and value (JSON: sizes,\n"
+    "                         header count, topic, partition, offset, timestamp)\n\n"
     "Examples:\n"
     "  strata topic consume orders -n 10\n"
     "  strata topic consume orders -o -3:end -f '%k => %v\\n'\n"
@@ -511,11 +552,11 @@ void cli_record_print_fmt(const cli_fmt_t *f, const cli_record_t *r)
             break;
         case 'k':
             if (r->key)
-                fwrite(r->key, 1, r->key_len, stdout);
+                put_encoded(r->key, r->key_len, it->enc);
             break;
         case 'v':
             if (r->value)
-                fwrite(r->value, 1, r->value_len, stdout);
+                put_encoded(r->value, r->value_len, it->enc);
             break;
         case 'o':
             printf("%" PRId64, r->offset);
@@ -538,6 +579,20 @@ void cli_record_print_fmt(const cli_fmt_t *f, const cli_record_t *r)
             break;
         }
     }
+}
+
+/* --meta-only: one JSON object per record without its key and value. */
+static void print_meta(const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *hs = NULL;
+    size_t n_headers = !rd_kafka_message_headers(m, &hs) && hs ? rd_kafka_header_cnt(hs) : 0;
+    rd_kafka_timestamp_type_t tt;
+    fputs("{\"topic\":", stdout);
+    cli_json_cstr(stdout, rd_kafka_topic_name(m->rkt));
+    printf(",\"partition\":%d,\"offset\":%" PRId64 ",\"timestamp\":%" PRId64
+           ",\"key_size\":%zu,\"value_size\":%zu,\"headers\":%zu}\n",
+           (int)m->partition, m->offset, rd_kafka_message_timestamp(m, &tt),
+           m->key ? m->key_len : 0, m->payload ? m->len : 0, n_headers);
 }
 
 /* Print a consumed message as JSON or with the format f (NULL: JSON). */
@@ -586,6 +641,7 @@ typedef struct {
     bool has_fmt;
     const cli_fmt_t *out;  /* &fmt, or NULL for JSON lines */
     const char *isolation; /* isolation.level: read_committed (default) or read_uncommitted */
+    bool is_meta_only;     /* --meta-only: no key nor value */
 } consume_opts_t;
 
 /* Build the assignment: every selected partition of every topic at its resolved offset;
@@ -737,7 +793,10 @@ consume_loop(rd_kafka_t *rk, const consume_opts_t *o, rd_kafka_topic_partition_l
                 break;
             continue;
         }
-        print_message(o->out, m);
+        if (o->is_meta_only)
+            print_meta(m);
+        else
+            print_message(o->out, m);
         fflush(stdout);
         n++;
         int left = o->to_end ? note_progress(stop, m) : 1;
@@ -804,6 +863,7 @@ static int consume_parse(int argc, char **argv, consume_opts_t *o)
                                           {"format", required_argument, NULL, 'f'},
                                           {"read-committed", no_argument, NULL, 'C'},
                                           {"read-uncommitted", no_argument, NULL, 'U'},
+                                          {"meta-only", no_argument, NULL, 'M'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     int c;
@@ -833,6 +893,9 @@ static int consume_parse(int argc, char **argv, consume_opts_t *o)
         case 'U':
             o->isolation = "read_uncommitted";
             break;
+        case 'M':
+            o->is_meta_only = true;
+            break;
         case 'f':
             if (cli_record_format_arg(optarg, &o->fmt, &o->has_fmt))
                 return CLI_EXIT_USAGE;
@@ -847,6 +910,8 @@ static int consume_parse(int argc, char **argv, consume_opts_t *o)
     if (argc - optind < 1)
         return cli_usage_err("topic consume needs at least one TOPIC");
     o->out = cli_record_format(&o->fmt, o->has_fmt, true);
+    if (o->is_meta_only && o->has_fmt)
+        return cli_usage_err("--meta-only prints JSON: no record format with it");
     if (o->group && (o->to_end || o->n_parts ||
                      (strcmp(o->spec, "start") && strcmp(o->spec, "end") &&
                       strcmp(o->spec, "oldest") && strcmp(o->spec, "newest"))))

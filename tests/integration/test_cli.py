@@ -650,6 +650,23 @@ class CliTest(unittest.TestCase):
         self.assertEqual(self.ok("topic", "consume", "txc21", "--read-uncommitted", *f),
                          "0 committed\n2 aborted\n")
 
+    def test_consume_encodings_and_meta_only(self):
+        self.ok("topic", "create", "enc21")
+        self.ok("topic", "produce", "enc21", "-q", "-k", "k\xff", "-H", "h=1",
+                input="hello\n")
+        out = self.ok("topic", "consume", "enc21", "-o", "start:end", "-f",
+                      "%k{hex} %v{base64} %v{hex} %v{text}\\n")
+        self.assertEqual(out, "6bc3bf aGVsbG8= 68656c6c6f hello\n")
+        m = self.jsonl(self.ok("topic", "consume", "enc21", "-o", "start:end", "--meta-only"))
+        self.assertEqual(m, [{"topic": "enc21", "partition": 0, "offset": 0,
+                              "timestamp": m[0]["timestamp"], "key_size": 3, "value_size": 5,
+                              "headers": 1}])
+        self.fails(2, "bad format encoding", "topic", "consume", "enc21", "-f", "%v{rot13}")
+        self.fails(2, "apply to consume output", "topic", "produce", "enc21", "-f",
+                   "%v{hex}\\n")
+        self.fails(2, "--meta-only prints JSON", "topic", "consume", "enc21", "--meta-only",
+                   "-f", "%v")
+
     def test_offset_grammar(self):
         """-o: START:STOP with an offset or a time as STOP (exclusive), START:, :STOP, @:T."""
         self.ok("topic", "create", "og21")
