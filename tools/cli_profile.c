@@ -132,6 +132,33 @@ static void put_kv(FILE *f, const char *key, const char *val)
         fprintf(f, "%s: %s\n", key, val);
 }
 
+/* Start writing `path` whole: a temporary file beside it (mode 0600). @return the stream
+ * (finish with commit_file) or NULL after printing. */
+static FILE *begin_file(const char *path, char *tmp, size_t cap)
+{
+    snprintf(tmp, cap, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
+        cli_err("cannot write %s: %s", tmp, strerror(errno));
+    }
+    return f;
+}
+
+/* Close f and rename its temporary file over `path`. @return 0 or CLI_EXIT_FAIL. */
+static int commit_file(FILE *f, const char *tmp, const char *path)
+{
+    bool bad = ferror(f) != 0;
+    if (fclose(f) || bad || rename(tmp, path)) {
+        int err = errno;
+        unlink(tmp);
+        return cli_err("cannot write %s: %s", path, strerror(err));
+    }
+    return 0;
+}
+
 static int write_profile(const char *name, const char *path)
 {
     char dir[PATH_MAX - 32], tmp[PATH_MAX + 8];
@@ -149,14 +176,9 @@ static int write_profile(const char *name, const char *path)
         if (!c)
             break;
     }
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        if (fd >= 0)
-            close(fd);
-        return cli_err("cannot write %s: %s", tmp, strerror(errno));
-    }
+    FILE *f = begin_file(path, tmp, sizeof(tmp));
+    if (!f)
+        return CLI_EXIT_FAIL;
     fprintf(f, "# strata profile '%s' (strata profile create)\n", name);
     put_kv(f, "brokers", cli_opts.brokers);
     put_kv(f, "admin_url", cli_opts.admin_url);
@@ -169,13 +191,7 @@ static int write_profile(const char *name, const char *path)
     put_kv(f, "sasl.mechanism", cli_opts.sasl_mechanism);
     put_kv(f, "user", cli_opts.user);
     put_kv(f, "password", cli_opts.password);
-    bool bad = ferror(f) != 0;
-    if (fclose(f) || bad || rename(tmp, path)) {
-        int err = errno;
-        unlink(tmp);
-        return cli_err("cannot write %s: %s", path, strerror(err));
-    }
-    return 0;
+    return commit_file(f, tmp, path);
 }
 
 static int set_current(const char *name)
@@ -183,18 +199,11 @@ static int set_current(const char *name)
     char dir[PATH_MAX - 32], path[PATH_MAX], tmp[PATH_MAX + 8];
     config_dir(dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/current-profile", dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    FILE *f = begin_file(path, tmp, sizeof(tmp));
     if (!f)
-        return cli_err("cannot write %s: %s", tmp, strerror(errno));
+        return CLI_EXIT_FAIL;
     fprintf(f, "%s\n", name);
-    bool bad = ferror(f) != 0;
-    if (fclose(f) || bad || rename(tmp, path)) {
-        int err = errno;
-        unlink(tmp);
-        return cli_err("cannot write %s: %s", path, strerror(err));
-    }
-    return 0;
+    return commit_file(f, tmp, path);
 }
 
 /* Parse NAME (one argument) with `flags` ("force" accepted when allow_force). @return -1 to go
@@ -258,15 +267,24 @@ static const char use_help[] = "Usage: strata profile use NAME\n"
                                "Examples:\n"
                                "  strata profile use prod\n";
 
-static int cmd_use(int argc, char **argv)
+/* NAME of use/delete and its file. @return -1 to go on, or an exit code. */
+static int
+named_profile(int argc, char **argv, const char *help, const char **name, char *path, size_t cap)
 {
     bool force = false;
+    int rc = parse_name(argc, argv, help, false, &force, name);
+    if (rc < 0)
+        profile_file(*name, path, cap);
+    return rc;
+}
+
+static int cmd_use(int argc, char **argv)
+{
     const char *name = NULL;
-    int rc = parse_name(argc, argv, use_help, false, &force, &name);
+    char path[PATH_MAX];
+    int rc = named_profile(argc, argv, use_help, &name, path, sizeof(path));
     if (rc >= 0)
         return rc;
-    char path[PATH_MAX];
-    profile_file(name, path, sizeof(path));
     if (!exists(path))
         return cli_err("unknown profile '%s': see strata profile list", name);
     if ((rc = set_current(name)))
@@ -285,13 +303,11 @@ static const char delete_help[] = "Usage: strata profile delete NAME\n"
 
 static int cmd_delete(int argc, char **argv)
 {
-    bool force = false;
     const char *name = NULL;
-    int rc = parse_name(argc, argv, delete_help, false, &force, &name);
+    char path[PATH_MAX], cur[80], dir[PATH_MAX - 32], cpath[PATH_MAX];
+    int rc = named_profile(argc, argv, delete_help, &name, path, sizeof(path));
     if (rc >= 0)
         return rc;
-    char path[PATH_MAX], cur[80], dir[PATH_MAX - 32], cpath[PATH_MAX];
-    profile_file(name, path, sizeof(path));
     if (unlink(path))
         return cli_err(errno == ENOENT ? "unknown profile '%s'" : "cannot delete profile '%s'",
                        name);

@@ -39,6 +39,29 @@ static void pc(json_t *obj, const char *key, int width)
         printf("%s\n", buf);
 }
 
+/* A table column: title, JSON key of each row, width (0: the last column). */
+typedef struct {
+    const char *title, *key;
+    int width;
+} col_t;
+
+/* Print a header line and one line per object of the array `rows`. */
+static void print_table(json_t *rows, const col_t *cols, size_t n_cols)
+{
+    for (size_t c = 0; c < n_cols; c++)
+        if (cols[c].width)
+            printf("%-*s ", cols[c].width, cols[c].title);
+        else
+            printf("%s\n", cols[c].title);
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+    {
+        for (size_t c = 0; c < n_cols; c++)
+            pc(r, cols[c].key, cols[c].width);
+    }
+}
+
 /* Print "name  value" lines for keys of obj. */
 static void print_kv(json_t *obj, const char *const *keys, const char *const *names)
 {
@@ -77,72 +100,36 @@ static void print_overview(json_t *j)
     print_kv(json_object_get(j, "local"), lk, lk);
     puts("\nREMOTE");
     print_kv(json_object_get(j, "remote"), rk, rn);
-    printf("\n%-30s %-10s %-12s %-9s %-18s %-16s %s\n", "TOPIC", "PARTITIONS", "LOCAL-BYTES",
-           "SEGMENTS", "UNARCHIVED-OFFSETS", "UPLOAD-LAG-BYTES", "REMOTE-BYTES");
-    size_t i;
-    json_t *t;
-    json_array_foreach(json_object_get(j, "topics"), i, t)
-    {
-        pc(t, "topic", 30);
-        pc(t, "partitions", 10);
-        pc(t, "local_bytes", 12);
-        pc(t, "local_segments", 9);
-        pc(t, "unarchived_offsets", 18); /* uploaded_offset is per partition */
-        pc(t, "upload_lag_bytes", 16);
-        pc(t, "remote_bytes", 0);
-    }
+    static const col_t cols[] = {{"TOPIC", "topic", 30},
+                                 {"PARTITIONS", "partitions", 10},
+                                 {"LOCAL-BYTES", "local_bytes", 12},
+                                 {"SEGMENTS", "local_segments", 9},
+                                 /* uploaded_offset is per partition */
+                                 {"UNARCHIVED-OFFSETS", "unarchived_offsets", 18},
+                                 {"UPLOAD-LAG-BYTES", "upload_lag_bytes", 16},
+                                 {"REMOTE-BYTES", "remote_bytes", 0}};
+    putchar('\n');
+    print_table(json_object_get(j, "topics"), cols, sizeof(cols) / sizeof(cols[0]));
 }
 
 static void print_topic(json_t *j)
 {
+    static const col_t cols[] = {{"PARTITION", "partition", 9},
+                                 {"SHARD", "shard", 5},
+                                 {"LOCAL-BYTES", "local_bytes", 12},
+                                 {"SEGMENTS", "local_segments", 8},
+                                 {"LOG-START-OFFSET", "log_start_offset", 16},
+                                 {"LOCAL-START-OFFSET", "local_start_offset", 18},
+                                 {"END-OFFSET", "end_offset", 10},
+                                 {"UPLOADED-OFFSET", "uploaded_offset", 15},
+                                 {"UPLOAD-LAG-BYTES", "upload_lag_bytes", 16},
+                                 {"UNARCHIVED-BYTES", "unarchived_bytes", 16},
+                                 {"UNARCHIVED-AGE-MS", "unarchived_age_ms", 17},
+                                 {"REMOTE-BYTES", "remote_bytes", 0}};
     printf("TOPIC ");
     pc(j, "topic", 0);
-    printf("\n%-9s %-5s %-12s %-8s %-16s %-18s %-10s %-15s %-16s %-16s %-17s %s\n", "PARTITION",
-           "SHARD", "LOCAL-BYTES", "SEGMENTS", "LOG-START-OFFSET", "LOCAL-START-OFFSET",
-           "END-OFFSET", "UPLOADED-OFFSET", "UPLOAD-LAG-BYTES", "UNARCHIVED-BYTES",
-           "UNARCHIVED-AGE-MS", "REMOTE-BYTES");
-    size_t i;
-    json_t *p;
-    json_array_foreach(json_object_get(j, "partitions"), i, p)
-    {
-        pc(p, "partition", 9);
-        pc(p, "shard", 5);
-        pc(p, "local_bytes", 12);
-        pc(p, "local_segments", 8);
-        pc(p, "log_start_offset", 16);
-        pc(p, "local_start_offset", 18);
-        pc(p, "end_offset", 10);
-        pc(p, "uploaded_offset", 15);
-        pc(p, "upload_lag_bytes", 16);
-        pc(p, "unarchived_bytes", 16);
-        pc(p, "unarchived_age_ms", 17);
-        pc(p, "remote_bytes", 0);
-    }
-    /* Compacted topics: the cleaner's figures per partition. */
-    bool any = false;
-    json_array_foreach(json_object_get(j, "partitions"), i, p)
-    {
-        any = any || json_is_object(json_object_get(p, "compaction"));
-    }
-    if (!any)
-        return;
-    printf("\n%-9s %-11s %-12s %-12s %-13s %-15s %-16s %s\n", "PARTITION", "DIRTY-RATIO",
-           "CLEANER-RUNS", "BYTES-READ", "BYTES-WRITTEN", "RECORDS-REMOVED", "CLEAN-END-OFFSET",
-           "LAST-CLEAN-MS");
-    json_array_foreach(json_object_get(j, "partitions"), i, p)
-    {
-        json_t *c = json_object_get(p, "compaction");
-        if (!json_is_object(c))
-            continue;
-        pc(p, "partition", 9);
-        printf("%-11.3f ", json_real_value(json_object_get(c, "dirty_ratio")));
-        pc(c, "runs", 12);
-        pc(c, "bytes_read", 12);
-        pc(c, "bytes_written", 13);
-        pc(c, "records_removed", 15);
-        pc(c, "clean_end_offset", 16);
-        pc(c, "last_clean_ms", 0);
-    }
+    putchar('\n');
+    print_table(json_object_get(j, "partitions"), cols, sizeof(cols) / sizeof(cols[0]));
 }
 
 static const char status_help[] =
@@ -240,20 +227,15 @@ static void print_describe_storage(json_t *j)
                                         NULL};
     puts("SUMMARY");
     print_kv(j, keys, names);
-    printf("\nOFFSETS\n%-10s %-17s %-19s %-16s %-11s %-12s %s\n", "PARTITION", "LOG-START-OFFSET",
-           "LOCAL-START-OFFSET", "UPLOADED-OFFSET", "END-OFFSET", "LOCAL-BYTES", "REMOTE-BYTES");
-    size_t i;
-    json_t *p;
-    json_array_foreach(json_object_get(j, "partitions"), i, p)
-    {
-        pc(p, "partition", 10);
-        pc(p, "log_start_offset", 17);
-        pc(p, "local_start_offset", 19);
-        pc(p, "uploaded_offset", 16);
-        pc(p, "end_offset", 11);
-        pc(p, "local_bytes", 12);
-        pc(p, "remote_bytes", 0);
-    }
+    static const col_t cols[] = {{"PARTITION", "partition", 10},
+                                 {"LOG-START-OFFSET", "log_start_offset", 17},
+                                 {"LOCAL-START-OFFSET", "local_start_offset", 19},
+                                 {"UPLOADED-OFFSET", "uploaded_offset", 16},
+                                 {"END-OFFSET", "end_offset", 11},
+                                 {"LOCAL-BYTES", "local_bytes", 12},
+                                 {"REMOTE-BYTES", "remote_bytes", 0}};
+    puts("\nOFFSETS");
+    print_table(json_object_get(j, "partitions"), cols, sizeof(cols) / sizeof(cols[0]));
 }
 
 int cli_topic_describe_storage(int argc, char **argv)
