@@ -161,6 +161,12 @@
       "Largest session timeout a group member may ask for.")                                       \
     X(GROUP_INITIAL_DELAY_MS, "group.initial.rebalance.delay.ms", CFG_INT, "3000", 0, INT32_MAX, 0, \
       "How long the first rebalance of an empty group waits for more members to join.")      \
+    X(GROUP_CONS_SESSION_MS, "group.consumer.session.timeout.ms", CFG_INT, "45000", 1,           \
+      INT32_MAX, 0, "A consumer-protocol (KIP-848) member that sent no heartbeat for this long leaves its group.") \
+    X(GROUP_CONS_HB_MS, "group.consumer.heartbeat.interval.ms", CFG_INT, "5000", 1, INT32_MAX, 0, \
+      "How often consumer-protocol (KIP-848) members heartbeat (sent to them in every heartbeat answer).") \
+    X(GROUP_CONS_ASSIGNORS, "group.consumer.assignors", CFG_STR, "uniform,range", 0, 0, 0,       \
+      "Server-side assignors of consumer-protocol (KIP-848) groups, comma-separated (uniform, range); the first is the default.") \
     X(TXN_MAX_TIMEOUT_MS, "transaction.max.timeout.ms", CFG_INT, "900000", 1, INT32_MAX, 0,       \
       "Largest transaction.timeout.ms a transactional producer may ask for (INVALID_TRANSACTION_TIMEOUT beyond it).") \
     X(TXN_CHECK_INTERVAL_MS, "transaction.abort.timed.out.transaction.cleanup.interval.ms",        \

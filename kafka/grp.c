@@ -9,72 +9,14 @@
  *             4. offsets are sorted by (topic, partition) and unique.
  * The state diagram is beside grp_state_t in grp.h. Division: helpers, rebalance core,
  * Join, Sync, Heartbeat/Leave, timers, offsets, lookup/deletion. */
-#include "kafka/grp.h"
 #include "core/st_log.h"
+#include "kafka/grp_int.h"
 #include "kafka/kp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-
-#define GRP_BUCKETS           1024
-#define GRP_RETENTION_TICK_MS 60000
-
-typedef struct grp_member grp_member_t;
-struct grp_member {
-    grp_member_t *next;  /* in join order */
-    char *member_id;     /* owned */
-    char *instance_id;   /* owned; NULL for dynamic members */
-    char *client_id;     /* owned */
-    char *client_host;   /* owned */
-    char *protocol_type; /* owned */
-    int32_t session_timeout_ms;
-    int32_t rebalance_timeout_ms;
-    grp_protocol_t *protocols; /* owned, with owned names and metadata */
-    int n_protocols;
-    uint8_t *assignment; /* owned */
-    int32_t assignment_len;
-    int64_t hb_deadline; /* monotonic ms */
-    grp_join_cb join_cb; /* set while a JoinGroup waits */
-    void *join_arg;
-    grp_sync_cb sync_cb; /* set while a SyncGroup waits */
-    void *sync_arg;
-    bool is_new; /* joined during the current rebalance */
-};
-
-typedef struct grp_pending {
-    struct grp_pending *next;
-    char *member_id; /* owned: handed out with MEMBER_ID_REQUIRED */
-    int64_t deadline;
-} grp_pending_t;
-
-struct grp {
-    grp_t *next; /* in the hash bucket */
-    char *id;    /* owned */
-    grp_state_t state;
-    uint64_t incarnation; /* distinguishes a re-created group from a deleted one */
-    int32_t generation;
-    char *protocol_type; /* owned, "" until a member joined */
-    char *protocol_name; /* owned, NULL until selected */
-    char *leader_id;     /* owned, NULL without leader */
-    grp_member_t *members;
-    int n_members;
-    grp_pending_t *pending;
-    int64_t deadline;   /* join (Preparing) or sync (Completing) deadline, monotonic */
-    bool initial_delay; /* Preparing from Empty: wait for more members */
-    int64_t rebalance_start;
-    int64_t empty_since_ms; /* wall clock */
-    grp_offset_t *offsets;  /* owned, sorted */
-    int n_offsets, cap_offsets;
-};
-
-struct grp_coord {
-    grp_config_t cfg;
-    grp_t *buckets[GRP_BUCKETS];
-    uint64_t next_incarnation;
-    int64_t next_retention_check;
-};
 
 static const char *const k_state_names[] = {"Empty", "PreparingRebalance", "CompletingRebalance",
                                             "Stable", "Dead"};
@@ -86,14 +28,24 @@ const char *grp_state_name(grp_state_t s)
 
 /* ---- Helpers ---- */
 
-static int64_t now_ms(const grp_coord_t *c)
+int64_t grp__now_ms(const grp_coord_t *c)
 {
     return c->cfg.now_ms(c->cfg.clock_arg);
 }
 
-static int64_t wall_ms(const grp_coord_t *c)
+static int64_t now_ms(const grp_coord_t *c)
+{
+    return grp__now_ms(c);
+}
+
+int64_t grp__wall_ms(const grp_coord_t *c)
 {
     return c->cfg.wall_ms(c->cfg.clock_arg);
+}
+
+static int64_t wall_ms(const grp_coord_t *c)
+{
+    return grp__wall_ms(c);
 }
 
 static uint32_t hash_str(const char *s)
@@ -115,7 +67,7 @@ static bool str_eq(const char *a, const char *b)
 }
 
 /* prefix-<uuid>, as Kafka names members. */
-static char *new_member_id(const char *prefix)
+char *grp__new_member_id(const char *prefix)
 {
     uint8_t r[16];
     if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
@@ -461,7 +413,7 @@ static void remove_member(grp_coord_t *c, grp_t *g, grp_member_t *m, int16_t err
 
 /* ---- Groups ---- */
 
-static grp_t *group_new(grp_coord_t *c, const char *id)
+grp_t *grp__group_new(grp_coord_t *c, const char *id)
 {
     grp_t *g = calloc(1, sizeof(*g));
     if (!g || !(g->id = strdup(id)) || !(g->protocol_type = strdup(""))) {
@@ -500,6 +452,7 @@ static void group_free(grp_t *g)
     free(g->protocol_type);
     free(g->protocol_name);
     free(g->leader_id);
+    grp__cons_free(g->cg);
     free(g);
 }
 
@@ -530,6 +483,15 @@ grp_coord_t *grp_coord_new(const grp_config_t *cfg)
     c->cfg = *cfg;
     if (c->cfg.max_metadata_bytes <= 0)
         c->cfg.max_metadata_bytes = 1 << 20;
+    if (c->cfg.cons_session_timeout_ms <= 0)
+        c->cfg.cons_session_timeout_ms = 45000;
+    if (c->cfg.cons_heartbeat_interval_ms <= 0)
+        c->cfg.cons_heartbeat_interval_ms = 5000;
+    if (c->cfg.n_cons_assignors <= 0) {
+        c->cfg.cons_assignors[0] = GRP_ASSIGNOR_UNIFORM;
+        c->cfg.cons_assignors[1] = GRP_ASSIGNOR_RANGE;
+        c->cfg.n_cons_assignors = 2;
+    }
     c->next_retention_check = now_ms(c) + GRP_RETENTION_TICK_MS;
     return c;
 }
@@ -629,7 +591,7 @@ static grp_member_t *member_add(grp_coord_t *c, grp_t *g, const grp_join_req_t *
 static void join_static_known(
     grp_coord_t *c, grp_t *g, grp_member_t *m, const grp_join_req_t *q, grp_join_cb cb, void *arg)
 {
-    char *new_id = new_member_id(q->instance_id);
+    char *new_id = grp__new_member_id(q->instance_id);
     if (!new_id) {
         join_fail(cb, arg, KP_ERR_UNKNOWN_SERVER_ERROR, "");
         return;
@@ -669,9 +631,9 @@ static void join_new(grp_coord_t *c, grp_t *g, const grp_join_req_t *q, grp_join
             return;
         }
     }
-    char *id =
-        new_member_id(q->instance_id ? q->instance_id
-                                     : (q->client_id && q->client_id[0] ? q->client_id : "member"));
+    char *id = grp__new_member_id(
+        q->instance_id ? q->instance_id
+                       : (q->client_id && q->client_id[0] ? q->client_id : "member"));
     if (!id) {
         join_fail(cb, arg, KP_ERR_UNKNOWN_SERVER_ERROR, "");
         return;
@@ -748,13 +710,21 @@ void grp_join(grp_coord_t *c, const grp_join_req_t *q, grp_join_cb cb, void *arg
         join_fail(cb, arg, KP_ERR_UNKNOWN_MEMBER_ID, q->member_id);
         return;
     }
-    if (!g && !(g = group_new(c, q->group_id))) {
+    if (!g && !(g = grp__group_new(c, q->group_id))) {
         join_fail(cb, arg, KP_ERR_UNKNOWN_SERVER_ERROR, q->member_id);
         return;
     }
     if (g->state == GRP_DEAD) {
         join_fail(cb, arg, KP_ERR_COORDINATOR_NOT_AVAILABLE, q->member_id);
         return;
+    }
+    if (g->cg) { /* a consumer-protocol group: classic members may not join it (no migration) */
+        if (g->state != GRP_EMPTY) {
+            join_fail(cb, arg, KP_ERR_INCONSISTENT_GROUP_PROTOCOL, q->member_id);
+            return;
+        }
+        grp__cons_free(g->cg); /* an empty one becomes classic, as Kafka converts it */
+        g->cg = NULL;
     }
     grp_member_t *self = q->member_id[0] ? member_find(g, q->member_id) : NULL;
     if (g->state != GRP_EMPTY && !supports_protocols(g, q, self)) {
@@ -967,6 +937,8 @@ void grp_coord_tick(grp_coord_t *c)
                 group_tick(c, g, now);
             else if (g->pending)
                 group_tick(c, g, now);
+            if (g->cg && g->state != GRP_DEAD)
+                grp__cons_tick(c, g, now);
             if (retention && g->state == GRP_EMPTY && !g->pending &&
                 wall - g->empty_since_ms >= c->cfg.offsets_retention_ms) {
                 ST_INFO("grp", "group=%s expired (offsets.retention.minutes), %d offsets", g->id,
@@ -990,6 +962,10 @@ int64_t grp_coord_next_deadline(const grp_coord_t *c)
                 d = p->deadline < d ? p->deadline : d;
             if (g->state == GRP_PREPARING_REBALANCE || g->state == GRP_COMPLETING_REBALANCE)
                 d = g->deadline < d ? g->deadline : d;
+            if (g->cg && g->state != GRP_DEAD) {
+                int64_t cd = grp__cons_deadline(g);
+                d = cd >= 0 && cd < d ? cd : d;
+            }
             if (g->state == GRP_DEAD || g->state == GRP_EMPTY)
                 continue;
             for (const grp_member_t *m = g->members; m; m = m->next)
@@ -1015,12 +991,14 @@ int16_t grp_commit_check(grp_coord_t *c,
     if (!g) {
         if (generation_id >= 0)
             return KP_ERR_ILLEGAL_GENERATION;
-        if (!(g = group_new(c, group_id)))
+        if (!(g = grp__group_new(c, group_id)))
             return KP_ERR_UNKNOWN_SERVER_ERROR;
     }
     *incarnation = g->incarnation;
     if (g->state == GRP_DEAD)
         return KP_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (g->cg)
+        return grp__cons_commit_check(g, generation_id, member_id);
     if (instance_id) {
         grp_member_t *owner = member_by_instance(g, instance_id);
         if (owner && strcmp(owner->member_id, member_id ? member_id : "") != 0)
@@ -1088,7 +1066,7 @@ int grp_offset_put(grp_coord_t *c,
                    int64_t commit_ms)
 {
     grp_t *g = grp_find(c, group_id);
-    if (incarnation == 0 && !g && !(g = group_new(c, group_id)))
+    if (incarnation == 0 && !g && !(g = grp__group_new(c, group_id)))
         return ST_E_NOMEM; /* incarnation 0: loading at start-up */
     if (!g || g->state == GRP_DEAD || (incarnation && g->incarnation != incarnation))
         return 0;
@@ -1236,6 +1214,8 @@ void grp_member_desc(const grp_t *g, int i, grp_member_desc_t *out)
 
 bool grp_subscribed(const grp_t *g, const char *topic)
 {
+    if (g->cg)
+        return grp__cons_subscribed(g, topic);
     if (strcmp(g->protocol_type, "consumer") != 0)
         return g->n_members > 0; /* unknown protocol: assume it may read anything */
     for (const grp_member_t *m = g->members; m; m = m->next) {

@@ -70,7 +70,15 @@ typedef struct grp_config {
     void (*on_expire)(void *arg, const char *group_id);
     /* borrowed: passed to on_expire */
     void *expire_arg;
+    /* KIP-848: group.consumer.session.timeout.ms / group.consumer.heartbeat.interval.ms */
+    int32_t cons_session_timeout_ms;
+    int32_t cons_heartbeat_interval_ms;
+    /* group.consumer.assignors: GRP_ASSIGNOR_* in preference order (the first is the default) */
+    int cons_assignors[2];
+    int n_cons_assignors;
 } grp_config_t;
+
+enum { GRP_ASSIGNOR_UNIFORM = 1, GRP_ASSIGNOR_RANGE = 2 };
 
 typedef struct grp_coord grp_coord_t;
 typedef struct grp grp_t;
@@ -279,5 +287,93 @@ bool grp_subscribed(const grp_t *g, const char *topic);
 int16_t grp_delete_begin(grp_coord_t *c, const char *group_id);
 /** Free a DEAD group once its offsets are gone from disk (no-op otherwise). */
 void grp_delete_end(grp_coord_t *c, const char *group_id);
+
+/* ---- KIP-848 consumer groups (grp_cons.c): ConsumerGroupHeartbeat/Describe ---- */
+
+struct meta_snap;
+
+/** One assigned partition: a topic id and a partition. */
+typedef struct grp_tp {
+    uint8_t topic_id[16];
+    int32_t partition;
+} grp_tp_t;
+
+typedef struct grp_chb_req {
+    /* strings borrowed for the call; NUL-terminated */
+    const char *group_id;
+    const char *member_id;
+    /* NULL when unchanged (or not static) */
+    const char *instance_id;
+    const char *rack_id;
+    const char *client_id;
+    const char *client_host;
+    /* 0 joins, -1 leaves, -2 a static member leaves for now */
+    int32_t member_epoch;
+    /* -1 unchanged */
+    int32_t rebalance_timeout_ms;
+    /* n_topics < 0: unchanged */
+    const char *const *topics;
+    int n_topics;
+    /* NULL unchanged, "" none */
+    const char *regex;
+    /* NULL unchanged */
+    const char *assignor;
+    /* n_owned < 0: unchanged; else the partitions the member owns now */
+    const grp_tp_t *owned;
+    int n_owned;
+} grp_chb_req_t;
+
+typedef struct grp_chb_result {
+    int16_t error_code;
+    /* NULL, or a static message */
+    const char *error_message;
+    /* borrowed until the next mutation */
+    const char *member_id;
+    int32_t member_epoch;
+    int32_t heartbeat_interval_ms;
+    /* the assignment is sent (replacing the client's) when has_assignment */
+    bool has_assignment;
+    const grp_tp_t *assignment;
+    int n_assignment;
+} grp_chb_result_t;
+
+/** Handle a ConsumerGroupHeartbeat against the topics of snap (names, ids, partition counts).
+ * Fills out (pointers borrowed until the next call into c). */
+void grp_consumer_heartbeat(grp_coord_t *c,
+                            const struct meta_snap *snap,
+                            const grp_chb_req_t *q,
+                            grp_chb_result_t *out);
+
+/** Is g a consumer-protocol (KIP-848) group? */
+bool grp_is_consumer(const grp_t *g);
+/** Kafka's consumer group state name: Empty, Assigning, Reconciling, Stable (Dead). */
+const char *grp_cons_state(const grp_t *g);
+int32_t grp_cons_group_epoch(const grp_t *g);
+int32_t grp_cons_assignment_epoch(const grp_t *g);
+/** "uniform" or "range". */
+const char *grp_cons_assignor(const grp_t *g);
+int grp_cons_n_members(const grp_t *g);
+/** OffsetFetch v9+ with a member id and epoch (epoch < 0: none) on g: NONE for classic groups,
+ * else UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH as Kafka checks them. */
+int16_t grp_cons_fetch_check(const grp_t *g, const char *member_id, int32_t member_epoch);
+
+typedef struct grp_cmember_desc {
+    const char *member_id;
+    const char *instance_id; /* NULL for dynamic */
+    const char *rack_id;     /* NULL when none */
+    const char *client_id;
+    const char *client_host;
+    int32_t member_epoch;
+    const char *const *topics;
+    int n_topics;
+    const char *regex; /* NULL when none */
+    const grp_tp_t *assigned;
+    int n_assigned;
+    const grp_tp_t *target;
+    int n_target;
+} grp_cmember_desc_t;
+
+/** Member i of a consumer group; pointers borrowed until the next mutation. */
+void grp_cons_member_desc(const grp_t *g, int i, grp_cmember_desc_t *out);
 
 #endif

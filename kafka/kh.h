@@ -112,7 +112,11 @@ typedef struct kh_ctx {
     int32_t group_min_session_ms;   /* group.min.session.timeout.ms */
     int32_t group_max_session_ms;   /* group.max.session.timeout.ms */
     int32_t group_initial_delay_ms; /* group.initial.rebalance.delay.ms */
-    int32_t txn_max_timeout_ms;     /* transaction.max.timeout.ms */
+    int32_t group_cons_session_ms;  /* group.consumer.session.timeout.ms */
+    int32_t group_cons_hb_ms;       /* group.consumer.heartbeat.interval.ms */
+    int group_cons_assignors[2];    /* group.consumer.assignors: GRP_ASSIGNOR_* */
+    int n_group_cons_assignors;
+    int32_t txn_max_timeout_ms; /* transaction.max.timeout.ms */
     /* transaction.abort.timed.out.transaction.cleanup.interval.ms */
     int32_t txn_check_interval_ms;
     int64_t txn_id_expiration_ms; /* transactional.id.expiration.ms */

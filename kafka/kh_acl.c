@@ -270,6 +270,7 @@ INIT(offset_fetch_response_topics)
 INIT(offset_delete_response_topic)
 INIT(offset_delete_response_partition)
 INIT(describe_groups_response_described_group)
+INIT(consumer_group_describe_response_described_group)
 INIT(delete_groups_response_deletable_group_result)
 INIT(find_coordinator_response_coordinator)
 INIT(describe_configs_response_result)
@@ -653,6 +654,19 @@ static const shape_t k_describe_groups = NAMES(kp_describe_groups_request_t,
                                                NONE,
                                                error_code,
                                                init_describe_groups_response_described_group);
+static const shape_t k_consumer_group_describe =
+    NAMES(kp_consumer_group_describe_request_t,
+          kp_str_t,
+          group_ids,
+          0,
+          NONE,
+          kp_consumer_group_describe_response_t,
+          kp_consumer_group_describe_response_described_group_t,
+          groups,
+          group_id,
+          NONE,
+          error_code,
+          init_consumer_group_describe_response_described_group);
 static const shape_t k_delete_groups = NAMES(kp_delete_groups_request_t,
                                              kp_str_t,
                                              groups_names,
@@ -757,6 +771,9 @@ static void refuse(kh_req_t *req, int16_t err)
         break;
     case KP_API_HEARTBEAT:
         ((kp_heartbeat_response_t *)r)->error_code = err;
+        break;
+    case KP_API_CONSUMER_GROUP_HEARTBEAT:
+        ((kp_consumer_group_heartbeat_response_t *)r)->error_code = err;
         break;
     case KP_API_LEAVE_GROUP:
         ((kp_leave_group_response_t *)r)->error_code = err;
@@ -1004,7 +1021,8 @@ static bool check_api(kh_req_t *req, const acl_set_t *s)
     case KP_API_JOIN_GROUP:
     case KP_API_SYNC_GROUP:
     case KP_API_HEARTBEAT:
-    case KP_API_LEAVE_GROUP: {
+    case KP_API_LEAVE_GROUP:
+    case KP_API_CONSUMER_GROUP_HEARTBEAT: {
         kp_str_t group = AT(msg, 0, kp_str_t); /* group_id comes first in each */
         if (!allowed(req, s, ACL_OP_READ, ACL_RES_GROUP, group)) {
             refuse(req, KP_ERR_GROUP_AUTHORIZATION_FAILED);
@@ -1061,6 +1079,9 @@ static bool check_api(kh_req_t *req, const acl_set_t *s)
         break;
     case KP_API_DESCRIBE_GROUPS:
         rc = STRIP(k_describe_groups, R_GROUP_DESCRIBE);
+        break;
+    case KP_API_CONSUMER_GROUP_DESCRIBE:
+        rc = STRIP(k_consumer_group_describe, R_GROUP_DESCRIBE);
         break;
     case KP_API_DELETE_GROUPS:
         rc = STRIP(k_delete_groups, R_GROUP_DELETE);

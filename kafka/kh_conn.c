@@ -138,6 +138,8 @@ static const struct {
     {KP_API_LIST_GROUPS, kh_list_groups},
     {KP_API_DESCRIBE_GROUPS, kh_describe_groups},
     {KP_API_DELETE_GROUPS, kh_delete_groups},
+    {KP_API_CONSUMER_GROUP_HEARTBEAT, kh_consumer_group_heartbeat},
+    {KP_API_CONSUMER_GROUP_DESCRIBE, kh_consumer_group_describe},
     {KP_API_OFFSET_DELETE, kh_offset_delete},
     {KP_API_CREATE_PARTITIONS, kh_create_partitions},
     {KP_API_DESCRIBE_CONFIGS, kh_describe_configs},

@@ -231,6 +231,10 @@ void kh_group_shard_start(kh_shard_t *ks)
         .clock_arg = gs,
         .on_expire = on_expire,
         .expire_arg = gs,
+        .cons_session_timeout_ms = ctx->group_cons_session_ms,
+        .cons_heartbeat_interval_ms = ctx->group_cons_hb_ms,
+        .cons_assignors = {ctx->group_cons_assignors[0], ctx->group_cons_assignors[1]},
+        .n_cons_assignors = ctx->n_group_cons_assignors,
     };
     gs->coord = grp_coord_new(&cfg);
     if (!gs->coord) {
@@ -485,7 +489,7 @@ static void join_cb(void *arg, const grp_join_result_t *res)
 
 /* The member's host as Kafka reports it: "/" and the peer's IP (no port); "" when out of
  * memory or unknown. Arena memory of req. */
-static const char *client_host(kh_req_t *req)
+const char *kh_group__client_host(kh_req_t *req)
 {
     const char *peer = kh_req_peer(req);
     const char *colon = strrchr(peer, ':');
@@ -539,7 +543,7 @@ void kh_join_group(kh_req_t *req)
         .member_id = kh_cstr(req, q->member_id),
         .instance_id = v >= 5 ? kh_group__opt_cstr(req, q->group_instance_id) : NULL,
         .client_id = kh_cstr(req, req->hdr.client_id),
-        .client_host = client_host(req),
+        .client_host = kh_group__client_host(req),
         .protocol_type = kh_cstr(req, q->protocol_type),
         .session_timeout_ms = q->session_timeout_ms,
         .rebalance_timeout_ms = v >= 1 ? q->rebalance_timeout_ms : q->session_timeout_ms,
@@ -756,7 +760,7 @@ static bool list_match(const kp_list_groups_request_t *q, int16_t v, const grp_t
     if (grp_state(g) == GRP_DEAD)
         return false;
     if (v >= 4 && q->n_states_filter > 0) {
-        const char *name = grp_state_name(grp_state(g));
+        const char *name = grp_is_consumer(g) ? grp_cons_state(g) : grp_state_name(grp_state(g));
         bool hit = false;
         for (int i = 0; i < q->n_states_filter && !hit; i++)
             hit = (size_t)q->states_filter[i].len == strlen(name) &&
@@ -766,8 +770,11 @@ static bool list_match(const kp_list_groups_request_t *q, int16_t v, const grp_t
     }
     if (v >= 5 && q->n_types_filter > 0) {
         bool hit = false;
+        const char *type = grp_is_consumer(g) ? "consumer" : "classic";
+        size_t tl = strlen(type);
         for (int i = 0; i < q->n_types_filter && !hit; i++)
-            hit = q->types_filter[i].len == 7 && !strncasecmp(q->types_filter[i].ptr, "classic", 7);
+            hit = (size_t)q->types_filter[i].len == tl &&
+                  !strncasecmp(q->types_filter[i].ptr, type, tl);
         if (!hit)
             return false;
     }
@@ -796,9 +803,10 @@ static void list_run(gop_t *op, gshard_t *gs)
         lg->group_id = kh_group__arena_str(&op->arena, grp_id(g));
         lg->protocol_type = kh_group__arena_str(&op->arena, grp_protocol_type(g));
         if (v >= 4)
-            lg->group_state = kp_str_from_cstr(grp_state_name(grp_state(g)));
+            lg->group_state = kp_str_from_cstr(grp_is_consumer(g) ? grp_cons_state(g)
+                                                                  : grp_state_name(grp_state(g)));
         if (v >= 5)
-            lg->group_type = KP_STR_LIT("classic");
+            lg->group_type = grp_is_consumer(g) ? KP_STR_LIT("consumer") : KP_STR_LIT("classic");
     }
 }
 

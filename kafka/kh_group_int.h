@@ -84,6 +84,8 @@ kh_group__send(kh_req_t *req, const char *group, int index, gop_fn run, void *re
 /** The op's work on the group's shard is over: post it back to its request. */
 void kh_group__done(gop_t *op, gshard_t *gs);
 
+/** The member's host as Kafka reports it ("/IP"); arena memory of req. */
+const char *kh_group__client_host(kh_req_t *req);
 /** NULL for a null wire string, else an arena C string. */
 char *kh_group__opt_cstr(kh_req_t *req, kp_str_t s);
 /** Copies into an op arena (empty on allocation failure, never null). */

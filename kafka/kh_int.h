@@ -473,6 +473,8 @@ void kh_offset_commit(kh_req_t *req);
 void kh_offset_fetch(kh_req_t *req);
 void kh_list_groups(kh_req_t *req);
 void kh_describe_groups(kh_req_t *req);
+void kh_consumer_group_heartbeat(kh_req_t *req);
+void kh_consumer_group_describe(kh_req_t *req);
 void kh_delete_groups(kh_req_t *req);
 void kh_offset_delete(kh_req_t *req);
 /** Start / stop the shard's group coordinator (loads its committed offsets).

@@ -282,6 +282,22 @@ static void offset_fetch_run(gop_t *op, gshard_t *gs)
     int nt = 0;
     of_res_t *res = offsets_collect(op, gs, op->extra, &nt);
     int16_t err = !gs ? KP_ERR_COORDINATOR_NOT_AVAILABLE : !res ? KP_ERR_UNKNOWN_SERVER_ERROR : 0;
+    if (v >= 9 && !err) { /* KIP-848: a consumer-protocol member fetches at its own epoch */
+        const kp_offset_fetch_request_group_t *qg =
+            &((const kp_offset_fetch_request_t *)op->req->msg)->groups[op->index];
+        grp_t *g = grp_find(gs->coord, op->group);
+        size_t len = qg->member_id.len > 0 ? (size_t)qg->member_id.len : 0;
+        char *mid = kp_arena_alloc(a, len + 1);
+        if (mid) {
+            if (len)
+                memcpy(mid, qg->member_id.ptr, len);
+            mid[len] = 0;
+        }
+        if (!mid)
+            err = KP_ERR_UNKNOWN_SERVER_ERROR;
+        else if (g && grp_state(g) != GRP_DEAD)
+            err = grp_cons_fetch_check(g, mid, qg->member_epoch);
+    }
     if (v >= 8) {
         kp_offset_fetch_response_group_t *rg = &r->groups[op->index];
         rg->error_code = err;

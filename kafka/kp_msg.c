@@ -8782,6 +8782,420 @@ static int erased_encode_list_transactions_request(kp_writer_t *w, int16_t versi
     return kp_list_transactions_request_encode(w, version, m);
 }
 
+/* ---- ConsumerGroupHeartbeatRequest ---- */
+
+static void dec_kp_consumer_group_heartbeat_request_topic_partitions(
+    kp_reader_t *r,
+    int16_t version,
+    kp_consumer_group_heartbeat_request_topic_partitions_t *s,
+    kp_arena_t *a);
+static void enc_kp_consumer_group_heartbeat_request_topic_partitions(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_consumer_group_heartbeat_request_topic_partitions_t *s);
+static void dec_kp_consumer_group_heartbeat_request(kp_reader_t *r,
+                                                    int16_t version,
+                                                    kp_consumer_group_heartbeat_request_t *s,
+                                                    kp_arena_t *a);
+static void enc_kp_consumer_group_heartbeat_request(kp_writer_t *w,
+                                                    int16_t version,
+                                                    const kp_consumer_group_heartbeat_request_t *s);
+
+void kp_consumer_group_heartbeat_request_topic_partitions_init(
+    kp_consumer_group_heartbeat_request_topic_partitions_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+static void dec_kp_consumer_group_heartbeat_request_topic_partitions(
+    kp_reader_t *r,
+    int16_t version,
+    kp_consumer_group_heartbeat_request_topic_partitions_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "TopicPartitions.TopicId";
+        s->topic_id = kp_read_uuid(r);
+    }
+    {
+        r->field = "TopicPartitions.Partitions";
+        {
+            int32_t n = kp_read_compact_array_len(r, 4, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_partitions = kp_reader_ok(r) ? n : 0;
+            s->partitions = NULL;
+            if (s->n_partitions > 0) {
+                s->partitions = kp_arena_calloc(a, (size_t)s->n_partitions, sizeof(*s->partitions));
+                if (s->partitions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_partitions = 0;
+                }
+                for (int32_t i = 0; i < s->n_partitions && kp_reader_ok(r); i++) {
+                    s->partitions[i] = kp_read_i32(r);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "TopicPartitions._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_consumer_group_heartbeat_request_topic_partitions(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_consumer_group_heartbeat_request_topic_partitions_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_uuid(w, &s->topic_id);
+    }
+    {
+        if (s->n_partitions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicPartitions.Partitions");
+        kp_write_compact_array_len(w, s->n_partitions);
+        for (int32_t i = 0; i < s->n_partitions; i++) {
+            kp_write_i32(w, s->partitions[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_consumer_group_heartbeat_request(kp_reader_t *r,
+                                                    int16_t version,
+                                                    kp_consumer_group_heartbeat_request_t *s,
+                                                    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "ConsumerGroupHeartbeatRequest.GroupId";
+        s->group_id = kp_read_compact_str(r);
+        if (s->group_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "ConsumerGroupHeartbeatRequest.MemberId";
+        s->member_id = kp_read_compact_str(r);
+        if (s->member_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "ConsumerGroupHeartbeatRequest.MemberEpoch";
+        s->member_epoch = kp_read_i32(r);
+    }
+    {
+        r->field = "ConsumerGroupHeartbeatRequest.InstanceId";
+        s->instance_id = kp_read_compact_str(r);
+    }
+    {
+        r->field = "ConsumerGroupHeartbeatRequest.RackId";
+        s->rack_id = kp_read_compact_str(r);
+    }
+    {
+        r->field = "ConsumerGroupHeartbeatRequest.RebalanceTimeoutMs";
+        s->rebalance_timeout_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "ConsumerGroupHeartbeatRequest.SubscribedTopicNames";
+        {
+            int32_t n = kp_read_compact_array_len(r, 1, KP_MAX_ARRAY_LEN);
+            s->n_subscribed_topic_names = kp_reader_ok(r) ? n : 0;
+            s->subscribed_topic_names = NULL;
+            if (s->n_subscribed_topic_names > 0) {
+                s->subscribed_topic_names = kp_arena_calloc(a, (size_t)s->n_subscribed_topic_names,
+                                                            sizeof(*s->subscribed_topic_names));
+                if (s->subscribed_topic_names == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_subscribed_topic_names = 0;
+                }
+                for (int32_t i = 0; i < s->n_subscribed_topic_names && kp_reader_ok(r); i++) {
+                    s->subscribed_topic_names[i] = kp_read_compact_str(r);
+                    if (s->subscribed_topic_names[i].len < 0)
+                        kp_reader_fail(r, ST_E_MALFORMED);
+                }
+            }
+        }
+    }
+    if (version >= 1) {
+        r->field = "ConsumerGroupHeartbeatRequest.SubscribedTopicRegex";
+        s->subscribed_topic_regex = kp_read_compact_str(r);
+    }
+    {
+        r->field = "ConsumerGroupHeartbeatRequest.ServerAssignor";
+        s->server_assignor = kp_read_compact_str(r);
+    }
+    {
+        r->field = "ConsumerGroupHeartbeatRequest.TopicPartitions";
+        {
+            int32_t n = kp_read_compact_array_len(r, 18, KP_MAX_ARRAY_LEN);
+            s->n_topic_partitions = kp_reader_ok(r) ? n : 0;
+            s->topic_partitions = NULL;
+            if (s->n_topic_partitions > 0) {
+                s->topic_partitions =
+                    kp_arena_calloc(a, (size_t)s->n_topic_partitions, sizeof(*s->topic_partitions));
+                if (s->topic_partitions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_topic_partitions = 0;
+                }
+                for (int32_t i = 0; i < s->n_topic_partitions && kp_reader_ok(r); i++) {
+                    kp_consumer_group_heartbeat_request_topic_partitions_init(
+                        &s->topic_partitions[i]);
+                    dec_kp_consumer_group_heartbeat_request_topic_partitions(
+                        r, version, &s->topic_partitions[i], a);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "ConsumerGroupHeartbeatRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_consumer_group_heartbeat_request(kp_writer_t *w,
+                                                    int16_t version,
+                                                    const kp_consumer_group_heartbeat_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->group_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "ConsumerGroupHeartbeatRequest.GroupId");
+        kp_write_compact_str(w, s->group_id);
+    }
+    {
+        if (s->member_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "ConsumerGroupHeartbeatRequest.MemberId");
+        kp_write_compact_str(w, s->member_id);
+    }
+    {
+        kp_write_i32(w, s->member_epoch);
+    }
+    {
+        kp_write_compact_str(w, s->instance_id);
+    }
+    {
+        kp_write_compact_str(w, s->rack_id);
+    }
+    {
+        kp_write_i32(w, s->rebalance_timeout_ms);
+    }
+    {
+        kp_write_compact_array_len(w, s->n_subscribed_topic_names);
+        for (int32_t i = 0; i < s->n_subscribed_topic_names; i++) {
+            if (s->subscribed_topic_names[i].len < 0)
+                kp_writer_fail_at(w, ST_E_INVAL,
+                                  "ConsumerGroupHeartbeatRequest.SubscribedTopicNames");
+            kp_write_compact_str(w, s->subscribed_topic_names[i]);
+        }
+    }
+    if (!(version >= 1) && !kp_str_eq(s->subscribed_topic_regex, KP_STR_NULL))
+        kp_writer_fail_at(w, ST_E_INVAL, "ConsumerGroupHeartbeatRequest.SubscribedTopicRegex");
+    if (version >= 1) {
+        kp_write_compact_str(w, s->subscribed_topic_regex);
+    }
+    {
+        kp_write_compact_str(w, s->server_assignor);
+    }
+    {
+        kp_write_compact_array_len(w, s->n_topic_partitions);
+        for (int32_t i = 0; i < s->n_topic_partitions; i++) {
+            enc_kp_consumer_group_heartbeat_request_topic_partitions(w, version,
+                                                                     &s->topic_partitions[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_consumer_group_heartbeat_request_init(kp_consumer_group_heartbeat_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->group_id = KP_STR_LIT("");
+    s->member_id = KP_STR_LIT("");
+    s->instance_id = KP_STR_NULL;
+    s->rack_id = KP_STR_NULL;
+    s->rebalance_timeout_ms = -1;
+    s->n_subscribed_topic_names = -1;
+    s->subscribed_topic_regex = KP_STR_NULL;
+    s->server_assignor = KP_STR_NULL;
+    s->n_topic_partitions = -1;
+}
+
+int kp_consumer_group_heartbeat_request_decode(kp_reader_t *r,
+                                               int16_t version,
+                                               kp_consumer_group_heartbeat_request_t *m,
+                                               kp_arena_t *a)
+{
+    kp_consumer_group_heartbeat_request_init(m);
+    r->field = "ConsumerGroupHeartbeatRequest";
+    if (version < 0 || version > 1)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_consumer_group_heartbeat_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_consumer_group_heartbeat_request_encode(kp_writer_t *w,
+                                               int16_t version,
+                                               const kp_consumer_group_heartbeat_request_t *m)
+{
+    if (version < 0 || version > 1)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_consumer_group_heartbeat_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_consumer_group_heartbeat_request(void *m)
+{
+    kp_consumer_group_heartbeat_request_init(m);
+}
+
+static int erased_decode_consumer_group_heartbeat_request(kp_reader_t *r,
+                                                          int16_t version,
+                                                          void *m,
+                                                          kp_arena_t *a)
+{
+    return kp_consumer_group_heartbeat_request_decode(r, version, m, a);
+}
+
+static int
+erased_encode_consumer_group_heartbeat_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_consumer_group_heartbeat_request_encode(w, version, m);
+}
+
+/* ---- ConsumerGroupDescribeRequest ---- */
+
+static void dec_kp_consumer_group_describe_request(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_consumer_group_describe_request_t *s,
+                                                   kp_arena_t *a);
+static void enc_kp_consumer_group_describe_request(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_consumer_group_describe_request_t *s);
+
+static void dec_kp_consumer_group_describe_request(kp_reader_t *r,
+                                                   int16_t version,
+                                                   kp_consumer_group_describe_request_t *s,
+                                                   kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "ConsumerGroupDescribeRequest.GroupIds";
+        {
+            int32_t n = kp_read_compact_array_len(r, 1, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_group_ids = kp_reader_ok(r) ? n : 0;
+            s->group_ids = NULL;
+            if (s->n_group_ids > 0) {
+                s->group_ids = kp_arena_calloc(a, (size_t)s->n_group_ids, sizeof(*s->group_ids));
+                if (s->group_ids == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_group_ids = 0;
+                }
+                for (int32_t i = 0; i < s->n_group_ids && kp_reader_ok(r); i++) {
+                    s->group_ids[i] = kp_read_compact_str(r);
+                    if (s->group_ids[i].len < 0)
+                        kp_reader_fail(r, ST_E_MALFORMED);
+                }
+            }
+        }
+    }
+    {
+        r->field = "ConsumerGroupDescribeRequest.IncludeAuthorizedOperations";
+        s->include_authorized_operations = kp_read_bool(r);
+    }
+    if (1) {
+        r->field = "ConsumerGroupDescribeRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_consumer_group_describe_request(kp_writer_t *w,
+                                                   int16_t version,
+                                                   const kp_consumer_group_describe_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->n_group_ids < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "ConsumerGroupDescribeRequest.GroupIds");
+        kp_write_compact_array_len(w, s->n_group_ids);
+        for (int32_t i = 0; i < s->n_group_ids; i++) {
+            if (s->group_ids[i].len < 0)
+                kp_writer_fail_at(w, ST_E_INVAL, "ConsumerGroupDescribeRequest.GroupIds");
+            kp_write_compact_str(w, s->group_ids[i]);
+        }
+    }
+    {
+        kp_write_bool(w, s->include_authorized_operations);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_consumer_group_describe_request_init(kp_consumer_group_describe_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_consumer_group_describe_request_decode(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_consumer_group_describe_request_t *m,
+                                              kp_arena_t *a)
+{
+    kp_consumer_group_describe_request_init(m);
+    r->field = "ConsumerGroupDescribeRequest";
+    if (version < 0 || version > 0)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_consumer_group_describe_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_consumer_group_describe_request_encode(kp_writer_t *w,
+                                              int16_t version,
+                                              const kp_consumer_group_describe_request_t *m)
+{
+    if (version < 0 || version > 0)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_consumer_group_describe_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_consumer_group_describe_request(void *m)
+{
+    kp_consumer_group_describe_request_init(m);
+}
+
+static int erased_decode_consumer_group_describe_request(kp_reader_t *r,
+                                                         int16_t version,
+                                                         void *m,
+                                                         kp_arena_t *a)
+{
+    return kp_consumer_group_describe_request_decode(r, version, m, a);
+}
+
+static int
+erased_encode_consumer_group_describe_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_consumer_group_describe_request_encode(w, version, m);
+}
+
 /* ---- DescribeTopicPartitionsRequest ---- */
 
 static void dec_kp_describe_topic_partitions_request_topic_request(
@@ -19760,6 +20174,871 @@ static int erased_encode_list_transactions_response(kp_writer_t *w, int16_t vers
     return kp_list_transactions_response_encode(w, version, m);
 }
 
+/* ---- ConsumerGroupHeartbeatResponse ---- */
+
+static void dec_kp_consumer_group_heartbeat_response_topic_partitions(
+    kp_reader_t *r,
+    int16_t version,
+    kp_consumer_group_heartbeat_response_topic_partitions_t *s,
+    kp_arena_t *a);
+static void enc_kp_consumer_group_heartbeat_response_topic_partitions(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_consumer_group_heartbeat_response_topic_partitions_t *s);
+static void dec_kp_consumer_group_heartbeat_response_assignment(
+    kp_reader_t *r,
+    int16_t version,
+    kp_consumer_group_heartbeat_response_assignment_t *s,
+    kp_arena_t *a);
+static void enc_kp_consumer_group_heartbeat_response_assignment(
+    kp_writer_t *w, int16_t version, const kp_consumer_group_heartbeat_response_assignment_t *s);
+static void dec_kp_consumer_group_heartbeat_response(kp_reader_t *r,
+                                                     int16_t version,
+                                                     kp_consumer_group_heartbeat_response_t *s,
+                                                     kp_arena_t *a);
+static void enc_kp_consumer_group_heartbeat_response(
+    kp_writer_t *w, int16_t version, const kp_consumer_group_heartbeat_response_t *s);
+
+void kp_consumer_group_heartbeat_response_topic_partitions_init(
+    kp_consumer_group_heartbeat_response_topic_partitions_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+static void dec_kp_consumer_group_heartbeat_response_topic_partitions(
+    kp_reader_t *r,
+    int16_t version,
+    kp_consumer_group_heartbeat_response_topic_partitions_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "TopicPartitions.TopicId";
+        s->topic_id = kp_read_uuid(r);
+    }
+    {
+        r->field = "TopicPartitions.Partitions";
+        {
+            int32_t n = kp_read_compact_array_len(r, 4, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_partitions = kp_reader_ok(r) ? n : 0;
+            s->partitions = NULL;
+            if (s->n_partitions > 0) {
+                s->partitions = kp_arena_calloc(a, (size_t)s->n_partitions, sizeof(*s->partitions));
+                if (s->partitions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_partitions = 0;
+                }
+                for (int32_t i = 0; i < s->n_partitions && kp_reader_ok(r); i++) {
+                    s->partitions[i] = kp_read_i32(r);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "TopicPartitions._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_consumer_group_heartbeat_response_topic_partitions(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_consumer_group_heartbeat_response_topic_partitions_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_uuid(w, &s->topic_id);
+    }
+    {
+        if (s->n_partitions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicPartitions.Partitions");
+        kp_write_compact_array_len(w, s->n_partitions);
+        for (int32_t i = 0; i < s->n_partitions; i++) {
+            kp_write_i32(w, s->partitions[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_consumer_group_heartbeat_response_assignment_init(
+    kp_consumer_group_heartbeat_response_assignment_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+static void dec_kp_consumer_group_heartbeat_response_assignment(
+    kp_reader_t *r,
+    int16_t version,
+    kp_consumer_group_heartbeat_response_assignment_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "Assignment.TopicPartitions";
+        {
+            int32_t n = kp_read_compact_array_len(r, 18, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_topic_partitions = kp_reader_ok(r) ? n : 0;
+            s->topic_partitions = NULL;
+            if (s->n_topic_partitions > 0) {
+                s->topic_partitions =
+                    kp_arena_calloc(a, (size_t)s->n_topic_partitions, sizeof(*s->topic_partitions));
+                if (s->topic_partitions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_topic_partitions = 0;
+                }
+                for (int32_t i = 0; i < s->n_topic_partitions && kp_reader_ok(r); i++) {
+                    kp_consumer_group_heartbeat_response_topic_partitions_init(
+                        &s->topic_partitions[i]);
+                    dec_kp_consumer_group_heartbeat_response_topic_partitions(
+                        r, version, &s->topic_partitions[i], a);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "Assignment._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_consumer_group_heartbeat_response_assignment(
+    kp_writer_t *w, int16_t version, const kp_consumer_group_heartbeat_response_assignment_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->n_topic_partitions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "Assignment.TopicPartitions");
+        kp_write_compact_array_len(w, s->n_topic_partitions);
+        for (int32_t i = 0; i < s->n_topic_partitions; i++) {
+            enc_kp_consumer_group_heartbeat_response_topic_partitions(w, version,
+                                                                      &s->topic_partitions[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_consumer_group_heartbeat_response(kp_reader_t *r,
+                                                     int16_t version,
+                                                     kp_consumer_group_heartbeat_response_t *s,
+                                                     kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "ConsumerGroupHeartbeatResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "ConsumerGroupHeartbeatResponse.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "ConsumerGroupHeartbeatResponse.ErrorMessage";
+        s->error_message = kp_read_compact_str(r);
+    }
+    {
+        r->field = "ConsumerGroupHeartbeatResponse.MemberId";
+        s->member_id = kp_read_compact_str(r);
+    }
+    {
+        r->field = "ConsumerGroupHeartbeatResponse.MemberEpoch";
+        s->member_epoch = kp_read_i32(r);
+    }
+    {
+        r->field = "ConsumerGroupHeartbeatResponse.HeartbeatIntervalMs";
+        s->heartbeat_interval_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "ConsumerGroupHeartbeatResponse.Assignment";
+        s->assignment = NULL;
+        if (kp_read_i8(r) < 0) {
+        } else if (kp_reader_ok(r)) {
+            s->assignment = kp_arena_alloc(a, sizeof(*s->assignment));
+            if (s->assignment == NULL) {
+                kp_reader_fail(r, ST_E_NOMEM);
+            } else {
+                kp_consumer_group_heartbeat_response_assignment_init(s->assignment);
+                dec_kp_consumer_group_heartbeat_response_assignment(r, version, s->assignment, a);
+            }
+        }
+    }
+    if (1) {
+        r->field = "ConsumerGroupHeartbeatResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_consumer_group_heartbeat_response(
+    kp_writer_t *w, int16_t version, const kp_consumer_group_heartbeat_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        kp_write_compact_str(w, s->error_message);
+    }
+    {
+        kp_write_compact_str(w, s->member_id);
+    }
+    {
+        kp_write_i32(w, s->member_epoch);
+    }
+    {
+        kp_write_i32(w, s->heartbeat_interval_ms);
+    }
+    {
+        kp_write_i8(w, s->assignment == NULL ? -1 : 1);
+        if (s->assignment != NULL)
+            enc_kp_consumer_group_heartbeat_response_assignment(w, version, s->assignment);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_consumer_group_heartbeat_response_init(kp_consumer_group_heartbeat_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->error_message = KP_STR_NULL;
+    s->member_id = KP_STR_NULL;
+}
+
+int kp_consumer_group_heartbeat_response_decode(kp_reader_t *r,
+                                                int16_t version,
+                                                kp_consumer_group_heartbeat_response_t *m,
+                                                kp_arena_t *a)
+{
+    kp_consumer_group_heartbeat_response_init(m);
+    r->field = "ConsumerGroupHeartbeatResponse";
+    if (version < 0 || version > 1)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_consumer_group_heartbeat_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_consumer_group_heartbeat_response_encode(kp_writer_t *w,
+                                                int16_t version,
+                                                const kp_consumer_group_heartbeat_response_t *m)
+{
+    if (version < 0 || version > 1)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_consumer_group_heartbeat_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_consumer_group_heartbeat_response(void *m)
+{
+    kp_consumer_group_heartbeat_response_init(m);
+}
+
+static int erased_decode_consumer_group_heartbeat_response(kp_reader_t *r,
+                                                           int16_t version,
+                                                           void *m,
+                                                           kp_arena_t *a)
+{
+    return kp_consumer_group_heartbeat_response_decode(r, version, m, a);
+}
+
+static int
+erased_encode_consumer_group_heartbeat_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_consumer_group_heartbeat_response_encode(w, version, m);
+}
+
+/* ---- ConsumerGroupDescribeResponse ---- */
+
+static void dec_kp_consumer_group_describe_response_topic_partitions(
+    kp_reader_t *r,
+    int16_t version,
+    kp_consumer_group_describe_response_topic_partitions_t *s,
+    kp_arena_t *a);
+static void enc_kp_consumer_group_describe_response_topic_partitions(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_consumer_group_describe_response_topic_partitions_t *s);
+static void dec_kp_consumer_group_describe_response_assignment(
+    kp_reader_t *r,
+    int16_t version,
+    kp_consumer_group_describe_response_assignment_t *s,
+    kp_arena_t *a);
+static void enc_kp_consumer_group_describe_response_assignment(
+    kp_writer_t *w, int16_t version, const kp_consumer_group_describe_response_assignment_t *s);
+static void
+dec_kp_consumer_group_describe_response_member(kp_reader_t *r,
+                                               int16_t version,
+                                               kp_consumer_group_describe_response_member_t *s,
+                                               kp_arena_t *a);
+static void enc_kp_consumer_group_describe_response_member(
+    kp_writer_t *w, int16_t version, const kp_consumer_group_describe_response_member_t *s);
+static void dec_kp_consumer_group_describe_response_described_group(
+    kp_reader_t *r,
+    int16_t version,
+    kp_consumer_group_describe_response_described_group_t *s,
+    kp_arena_t *a);
+static void enc_kp_consumer_group_describe_response_described_group(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_consumer_group_describe_response_described_group_t *s);
+static void dec_kp_consumer_group_describe_response(kp_reader_t *r,
+                                                    int16_t version,
+                                                    kp_consumer_group_describe_response_t *s,
+                                                    kp_arena_t *a);
+static void enc_kp_consumer_group_describe_response(kp_writer_t *w,
+                                                    int16_t version,
+                                                    const kp_consumer_group_describe_response_t *s);
+
+void kp_consumer_group_describe_response_topic_partitions_init(
+    kp_consumer_group_describe_response_topic_partitions_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->topic_name = KP_STR_LIT("");
+}
+
+static void dec_kp_consumer_group_describe_response_topic_partitions(
+    kp_reader_t *r,
+    int16_t version,
+    kp_consumer_group_describe_response_topic_partitions_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "TopicPartitions.TopicId";
+        s->topic_id = kp_read_uuid(r);
+    }
+    {
+        r->field = "TopicPartitions.TopicName";
+        s->topic_name = kp_read_compact_str(r);
+        if (s->topic_name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "TopicPartitions.Partitions";
+        {
+            int32_t n = kp_read_compact_array_len(r, 4, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_partitions = kp_reader_ok(r) ? n : 0;
+            s->partitions = NULL;
+            if (s->n_partitions > 0) {
+                s->partitions = kp_arena_calloc(a, (size_t)s->n_partitions, sizeof(*s->partitions));
+                if (s->partitions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_partitions = 0;
+                }
+                for (int32_t i = 0; i < s->n_partitions && kp_reader_ok(r); i++) {
+                    s->partitions[i] = kp_read_i32(r);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "TopicPartitions._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_consumer_group_describe_response_topic_partitions(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_consumer_group_describe_response_topic_partitions_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_uuid(w, &s->topic_id);
+    }
+    {
+        if (s->topic_name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicPartitions.TopicName");
+        kp_write_compact_str(w, s->topic_name);
+    }
+    {
+        if (s->n_partitions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "TopicPartitions.Partitions");
+        kp_write_compact_array_len(w, s->n_partitions);
+        for (int32_t i = 0; i < s->n_partitions; i++) {
+            kp_write_i32(w, s->partitions[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_consumer_group_describe_response_assignment_init(
+    kp_consumer_group_describe_response_assignment_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+static void dec_kp_consumer_group_describe_response_assignment(
+    kp_reader_t *r,
+    int16_t version,
+    kp_consumer_group_describe_response_assignment_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "Assignment.TopicPartitions";
+        {
+            int32_t n = kp_read_compact_array_len(r, 19, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_topic_partitions = kp_reader_ok(r) ? n : 0;
+            s->topic_partitions = NULL;
+            if (s->n_topic_partitions > 0) {
+                s->topic_partitions =
+                    kp_arena_calloc(a, (size_t)s->n_topic_partitions, sizeof(*s->topic_partitions));
+                if (s->topic_partitions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_topic_partitions = 0;
+                }
+                for (int32_t i = 0; i < s->n_topic_partitions && kp_reader_ok(r); i++) {
+                    kp_consumer_group_describe_response_topic_partitions_init(
+                        &s->topic_partitions[i]);
+                    dec_kp_consumer_group_describe_response_topic_partitions(
+                        r, version, &s->topic_partitions[i], a);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "Assignment._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_consumer_group_describe_response_assignment(
+    kp_writer_t *w, int16_t version, const kp_consumer_group_describe_response_assignment_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->n_topic_partitions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "Assignment.TopicPartitions");
+        kp_write_compact_array_len(w, s->n_topic_partitions);
+        for (int32_t i = 0; i < s->n_topic_partitions; i++) {
+            enc_kp_consumer_group_describe_response_topic_partitions(w, version,
+                                                                     &s->topic_partitions[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_consumer_group_describe_response_member_init(
+    kp_consumer_group_describe_response_member_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->member_id = KP_STR_LIT("");
+    s->instance_id = KP_STR_NULL;
+    s->rack_id = KP_STR_NULL;
+    s->client_id = KP_STR_LIT("");
+    s->client_host = KP_STR_LIT("");
+    s->subscribed_topic_regex = KP_STR_NULL;
+    kp_consumer_group_describe_response_assignment_init(&s->assignment);
+    kp_consumer_group_describe_response_assignment_init(&s->target_assignment);
+}
+
+static void dec_kp_consumer_group_describe_response_member(
+    kp_reader_t *r, int16_t version, kp_consumer_group_describe_response_member_t *s, kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "Member.MemberId";
+        s->member_id = kp_read_compact_str(r);
+        if (s->member_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "Member.InstanceId";
+        s->instance_id = kp_read_compact_str(r);
+    }
+    {
+        r->field = "Member.RackId";
+        s->rack_id = kp_read_compact_str(r);
+    }
+    {
+        r->field = "Member.MemberEpoch";
+        s->member_epoch = kp_read_i32(r);
+    }
+    {
+        r->field = "Member.ClientId";
+        s->client_id = kp_read_compact_str(r);
+        if (s->client_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "Member.ClientHost";
+        s->client_host = kp_read_compact_str(r);
+        if (s->client_host.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "Member.SubscribedTopicNames";
+        {
+            int32_t n = kp_read_compact_array_len(r, 1, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_subscribed_topic_names = kp_reader_ok(r) ? n : 0;
+            s->subscribed_topic_names = NULL;
+            if (s->n_subscribed_topic_names > 0) {
+                s->subscribed_topic_names = kp_arena_calloc(a, (size_t)s->n_subscribed_topic_names,
+                                                            sizeof(*s->subscribed_topic_names));
+                if (s->subscribed_topic_names == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_subscribed_topic_names = 0;
+                }
+                for (int32_t i = 0; i < s->n_subscribed_topic_names && kp_reader_ok(r); i++) {
+                    s->subscribed_topic_names[i] = kp_read_compact_str(r);
+                    if (s->subscribed_topic_names[i].len < 0)
+                        kp_reader_fail(r, ST_E_MALFORMED);
+                }
+            }
+        }
+    }
+    {
+        r->field = "Member.SubscribedTopicRegex";
+        s->subscribed_topic_regex = kp_read_compact_str(r);
+    }
+    {
+        r->field = "Member.Assignment";
+        kp_consumer_group_describe_response_assignment_init(&s->assignment);
+        dec_kp_consumer_group_describe_response_assignment(r, version, &s->assignment, a);
+    }
+    {
+        r->field = "Member.TargetAssignment";
+        kp_consumer_group_describe_response_assignment_init(&s->target_assignment);
+        dec_kp_consumer_group_describe_response_assignment(r, version, &s->target_assignment, a);
+    }
+    if (1) {
+        r->field = "Member._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_consumer_group_describe_response_member(
+    kp_writer_t *w, int16_t version, const kp_consumer_group_describe_response_member_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->member_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "Member.MemberId");
+        kp_write_compact_str(w, s->member_id);
+    }
+    {
+        kp_write_compact_str(w, s->instance_id);
+    }
+    {
+        kp_write_compact_str(w, s->rack_id);
+    }
+    {
+        kp_write_i32(w, s->member_epoch);
+    }
+    {
+        if (s->client_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "Member.ClientId");
+        kp_write_compact_str(w, s->client_id);
+    }
+    {
+        if (s->client_host.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "Member.ClientHost");
+        kp_write_compact_str(w, s->client_host);
+    }
+    {
+        if (s->n_subscribed_topic_names < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "Member.SubscribedTopicNames");
+        kp_write_compact_array_len(w, s->n_subscribed_topic_names);
+        for (int32_t i = 0; i < s->n_subscribed_topic_names; i++) {
+            if (s->subscribed_topic_names[i].len < 0)
+                kp_writer_fail_at(w, ST_E_INVAL, "Member.SubscribedTopicNames");
+            kp_write_compact_str(w, s->subscribed_topic_names[i]);
+        }
+    }
+    {
+        kp_write_compact_str(w, s->subscribed_topic_regex);
+    }
+    {
+        enc_kp_consumer_group_describe_response_assignment(w, version, &s->assignment);
+    }
+    {
+        enc_kp_consumer_group_describe_response_assignment(w, version, &s->target_assignment);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_consumer_group_describe_response_described_group_init(
+    kp_consumer_group_describe_response_described_group_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->error_message = KP_STR_NULL;
+    s->group_id = KP_STR_LIT("");
+    s->group_state = KP_STR_LIT("");
+    s->assignor_name = KP_STR_LIT("");
+    s->authorized_operations = INT32_MIN;
+}
+
+static void dec_kp_consumer_group_describe_response_described_group(
+    kp_reader_t *r,
+    int16_t version,
+    kp_consumer_group_describe_response_described_group_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribedGroup.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "DescribedGroup.ErrorMessage";
+        s->error_message = kp_read_compact_str(r);
+    }
+    {
+        r->field = "DescribedGroup.GroupId";
+        s->group_id = kp_read_compact_str(r);
+        if (s->group_id.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "DescribedGroup.GroupState";
+        s->group_state = kp_read_compact_str(r);
+        if (s->group_state.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "DescribedGroup.GroupEpoch";
+        s->group_epoch = kp_read_i32(r);
+    }
+    {
+        r->field = "DescribedGroup.AssignmentEpoch";
+        s->assignment_epoch = kp_read_i32(r);
+    }
+    {
+        r->field = "DescribedGroup.AssignorName";
+        s->assignor_name = kp_read_compact_str(r);
+        if (s->assignor_name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "DescribedGroup.Members";
+        {
+            int32_t n = kp_read_compact_array_len(r, 16, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_members = kp_reader_ok(r) ? n : 0;
+            s->members = NULL;
+            if (s->n_members > 0) {
+                s->members = kp_arena_calloc(a, (size_t)s->n_members, sizeof(*s->members));
+                if (s->members == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_members = 0;
+                }
+                for (int32_t i = 0; i < s->n_members && kp_reader_ok(r); i++) {
+                    kp_consumer_group_describe_response_member_init(&s->members[i]);
+                    dec_kp_consumer_group_describe_response_member(r, version, &s->members[i], a);
+                }
+            }
+        }
+    }
+    {
+        r->field = "DescribedGroup.AuthorizedOperations";
+        s->authorized_operations = kp_read_i32(r);
+    }
+    if (1) {
+        r->field = "DescribedGroup._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_consumer_group_describe_response_described_group(
+    kp_writer_t *w, int16_t version, const kp_consumer_group_describe_response_described_group_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        kp_write_compact_str(w, s->error_message);
+    }
+    {
+        if (s->group_id.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroup.GroupId");
+        kp_write_compact_str(w, s->group_id);
+    }
+    {
+        if (s->group_state.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroup.GroupState");
+        kp_write_compact_str(w, s->group_state);
+    }
+    {
+        kp_write_i32(w, s->group_epoch);
+    }
+    {
+        kp_write_i32(w, s->assignment_epoch);
+    }
+    {
+        if (s->assignor_name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroup.AssignorName");
+        kp_write_compact_str(w, s->assignor_name);
+    }
+    {
+        if (s->n_members < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribedGroup.Members");
+        kp_write_compact_array_len(w, s->n_members);
+        for (int32_t i = 0; i < s->n_members; i++) {
+            enc_kp_consumer_group_describe_response_member(w, version, &s->members[i]);
+        }
+    }
+    {
+        kp_write_i32(w, s->authorized_operations);
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_consumer_group_describe_response(kp_reader_t *r,
+                                                    int16_t version,
+                                                    kp_consumer_group_describe_response_t *s,
+                                                    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "ConsumerGroupDescribeResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    {
+        r->field = "ConsumerGroupDescribeResponse.Groups";
+        {
+            int32_t n = kp_read_compact_array_len(r, 20, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_groups = kp_reader_ok(r) ? n : 0;
+            s->groups = NULL;
+            if (s->n_groups > 0) {
+                s->groups = kp_arena_calloc(a, (size_t)s->n_groups, sizeof(*s->groups));
+                if (s->groups == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_groups = 0;
+                }
+                for (int32_t i = 0; i < s->n_groups && kp_reader_ok(r); i++) {
+                    kp_consumer_group_describe_response_described_group_init(&s->groups[i]);
+                    dec_kp_consumer_group_describe_response_described_group(r, version,
+                                                                            &s->groups[i], a);
+                }
+            }
+        }
+    }
+    if (1) {
+        r->field = "ConsumerGroupDescribeResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_consumer_group_describe_response(kp_writer_t *w,
+                                                    int16_t version,
+                                                    const kp_consumer_group_describe_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    {
+        if (s->n_groups < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "ConsumerGroupDescribeResponse.Groups");
+        kp_write_compact_array_len(w, s->n_groups);
+        for (int32_t i = 0; i < s->n_groups; i++) {
+            enc_kp_consumer_group_describe_response_described_group(w, version, &s->groups[i]);
+        }
+    }
+    if (1) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_consumer_group_describe_response_init(kp_consumer_group_describe_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_consumer_group_describe_response_decode(kp_reader_t *r,
+                                               int16_t version,
+                                               kp_consumer_group_describe_response_t *m,
+                                               kp_arena_t *a)
+{
+    kp_consumer_group_describe_response_init(m);
+    r->field = "ConsumerGroupDescribeResponse";
+    if (version < 0 || version > 0)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_consumer_group_describe_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_consumer_group_describe_response_encode(kp_writer_t *w,
+                                               int16_t version,
+                                               const kp_consumer_group_describe_response_t *m)
+{
+    if (version < 0 || version > 0)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_consumer_group_describe_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_consumer_group_describe_response(void *m)
+{
+    kp_consumer_group_describe_response_init(m);
+}
+
+static int erased_decode_consumer_group_describe_response(kp_reader_t *r,
+                                                          int16_t version,
+                                                          void *m,
+                                                          kp_arena_t *a)
+{
+    return kp_consumer_group_describe_response_decode(r, version, m, a);
+}
+
+static int
+erased_encode_consumer_group_describe_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_consumer_group_describe_response_encode(w, version, m);
+}
+
 /* ---- DescribeTopicPartitionsResponse ---- */
 
 static void dec_kp_describe_topic_partitions_response_partition(
@@ -20808,6 +22087,13 @@ const kp_msg_desc_t kp_msg_descs[] = {
     {"ListTransactionsRequest", KP_MSG_REQUEST, 66, 0, 1, 0, sizeof(kp_list_transactions_request_t),
      erased_init_list_transactions_request, erased_decode_list_transactions_request,
      erased_encode_list_transactions_request},
+    {"ConsumerGroupHeartbeatRequest", KP_MSG_REQUEST, 68, 0, 1, 0,
+     sizeof(kp_consumer_group_heartbeat_request_t), erased_init_consumer_group_heartbeat_request,
+     erased_decode_consumer_group_heartbeat_request,
+     erased_encode_consumer_group_heartbeat_request},
+    {"ConsumerGroupDescribeRequest", KP_MSG_REQUEST, 69, 0, 0, 0,
+     sizeof(kp_consumer_group_describe_request_t), erased_init_consumer_group_describe_request,
+     erased_decode_consumer_group_describe_request, erased_encode_consumer_group_describe_request},
     {"DescribeTopicPartitionsRequest", KP_MSG_REQUEST, 75, 0, 0, 0,
      sizeof(kp_describe_topic_partitions_request_t), erased_init_describe_topic_partitions_request,
      erased_decode_describe_topic_partitions_request,
@@ -20933,6 +22219,14 @@ const kp_msg_desc_t kp_msg_descs[] = {
     {"ListTransactionsResponse", KP_MSG_RESPONSE, 66, 0, 1, 0,
      sizeof(kp_list_transactions_response_t), erased_init_list_transactions_response,
      erased_decode_list_transactions_response, erased_encode_list_transactions_response},
+    {"ConsumerGroupHeartbeatResponse", KP_MSG_RESPONSE, 68, 0, 1, 0,
+     sizeof(kp_consumer_group_heartbeat_response_t), erased_init_consumer_group_heartbeat_response,
+     erased_decode_consumer_group_heartbeat_response,
+     erased_encode_consumer_group_heartbeat_response},
+    {"ConsumerGroupDescribeResponse", KP_MSG_RESPONSE, 69, 0, 0, 0,
+     sizeof(kp_consumer_group_describe_response_t), erased_init_consumer_group_describe_response,
+     erased_decode_consumer_group_describe_response,
+     erased_encode_consumer_group_describe_response},
     {"DescribeTopicPartitionsResponse", KP_MSG_RESPONSE, 75, 0, 0, 0,
      sizeof(kp_describe_topic_partitions_response_t),
      erased_init_describe_topic_partitions_response,
@@ -20948,46 +22242,48 @@ const kp_msg_desc_t kp_msg_descs[] = {
 const size_t kp_n_msg_descs = sizeof(kp_msg_descs) / sizeof(kp_msg_descs[0]);
 
 const kp_api_t kp_apis[] = {
-    {0, "Produce", 0, 11, 11, 9, &kp_msg_descs[2], &kp_msg_descs[42]},
-    {1, "Fetch", 0, 17, 17, 12, &kp_msg_descs[3], &kp_msg_descs[43]},
-    {2, "ListOffsets", 0, 10, 10, 6, &kp_msg_descs[4], &kp_msg_descs[44]},
-    {3, "Metadata", 0, 12, 12, 9, &kp_msg_descs[5], &kp_msg_descs[45]},
-    {8, "OffsetCommit", 0, 9, 9, 8, &kp_msg_descs[6], &kp_msg_descs[46]},
-    {9, "OffsetFetch", 0, 9, 9, 6, &kp_msg_descs[7], &kp_msg_descs[47]},
-    {10, "FindCoordinator", 0, 6, 6, 3, &kp_msg_descs[8], &kp_msg_descs[48]},
-    {11, "JoinGroup", 0, 9, 9, 6, &kp_msg_descs[9], &kp_msg_descs[49]},
-    {12, "Heartbeat", 0, 4, 4, 4, &kp_msg_descs[10], &kp_msg_descs[50]},
-    {13, "LeaveGroup", 0, 5, 5, 4, &kp_msg_descs[11], &kp_msg_descs[51]},
-    {14, "SyncGroup", 0, 5, 5, 4, &kp_msg_descs[12], &kp_msg_descs[52]},
-    {15, "DescribeGroups", 0, 5, 5, 5, &kp_msg_descs[13], &kp_msg_descs[53]},
-    {16, "ListGroups", 0, 5, 5, 3, &kp_msg_descs[14], &kp_msg_descs[54]},
-    {17, "SaslHandshake", 0, 1, 1, -1, &kp_msg_descs[15], &kp_msg_descs[55]},
-    {18, "ApiVersions", 0, 4, 4, 3, &kp_msg_descs[16], &kp_msg_descs[56]},
-    {19, "CreateTopics", 0, 7, 7, 5, &kp_msg_descs[17], &kp_msg_descs[57]},
-    {20, "DeleteTopics", 0, 6, 6, 4, &kp_msg_descs[18], &kp_msg_descs[58]},
-    {21, "DeleteRecords", 0, 2, 2, 2, &kp_msg_descs[19], &kp_msg_descs[59]},
-    {22, "InitProducerId", 0, 5, 5, 2, &kp_msg_descs[20], &kp_msg_descs[60]},
-    {23, "OffsetForLeaderEpoch", 0, 4, 4, 4, &kp_msg_descs[21], &kp_msg_descs[61]},
-    {24, "AddPartitionsToTxn", 0, 5, 5, 3, &kp_msg_descs[22], &kp_msg_descs[62]},
-    {25, "AddOffsetsToTxn", 0, 4, 4, 3, &kp_msg_descs[23], &kp_msg_descs[63]},
-    {26, "EndTxn", 0, 5, 4, 3, &kp_msg_descs[24], &kp_msg_descs[64]},
-    {28, "TxnOffsetCommit", 0, 4, 4, 3, &kp_msg_descs[25], &kp_msg_descs[65]},
-    {29, "DescribeAcls", 0, 3, 3, 2, &kp_msg_descs[26], &kp_msg_descs[66]},
-    {30, "CreateAcls", 0, 3, 3, 2, &kp_msg_descs[27], &kp_msg_descs[67]},
-    {31, "DeleteAcls", 0, 3, 3, 2, &kp_msg_descs[28], &kp_msg_descs[68]},
-    {32, "DescribeConfigs", 0, 4, 4, 4, &kp_msg_descs[29], &kp_msg_descs[69]},
-    {33, "AlterConfigs", 0, 2, 2, 2, &kp_msg_descs[30], &kp_msg_descs[70]},
-    {36, "SaslAuthenticate", 0, 2, 2, 2, &kp_msg_descs[31], &kp_msg_descs[71]},
-    {37, "CreatePartitions", 0, 3, 3, 2, &kp_msg_descs[32], &kp_msg_descs[72]},
-    {42, "DeleteGroups", 0, 2, 2, 2, &kp_msg_descs[33], &kp_msg_descs[73]},
-    {44, "IncrementalAlterConfigs", 0, 1, 1, 1, &kp_msg_descs[34], &kp_msg_descs[74]},
-    {47, "OffsetDelete", 0, 0, 0, -1, &kp_msg_descs[35], &kp_msg_descs[75]},
-    {50, "DescribeUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[36], &kp_msg_descs[76]},
-    {51, "AlterUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[37], &kp_msg_descs[77]},
-    {60, "DescribeCluster", 0, 1, 1, 0, &kp_msg_descs[38], &kp_msg_descs[78]},
-    {65, "DescribeTransactions", 0, 0, 0, 0, &kp_msg_descs[39], &kp_msg_descs[79]},
-    {66, "ListTransactions", 0, 1, 1, 0, &kp_msg_descs[40], &kp_msg_descs[80]},
-    {75, "DescribeTopicPartitions", 0, 0, 0, 0, &kp_msg_descs[41], &kp_msg_descs[81]},
+    {0, "Produce", 0, 11, 11, 9, &kp_msg_descs[2], &kp_msg_descs[44]},
+    {1, "Fetch", 0, 17, 17, 12, &kp_msg_descs[3], &kp_msg_descs[45]},
+    {2, "ListOffsets", 0, 10, 10, 6, &kp_msg_descs[4], &kp_msg_descs[46]},
+    {3, "Metadata", 0, 12, 12, 9, &kp_msg_descs[5], &kp_msg_descs[47]},
+    {8, "OffsetCommit", 0, 9, 9, 8, &kp_msg_descs[6], &kp_msg_descs[48]},
+    {9, "OffsetFetch", 0, 9, 9, 6, &kp_msg_descs[7], &kp_msg_descs[49]},
+    {10, "FindCoordinator", 0, 6, 6, 3, &kp_msg_descs[8], &kp_msg_descs[50]},
+    {11, "JoinGroup", 0, 9, 9, 6, &kp_msg_descs[9], &kp_msg_descs[51]},
+    {12, "Heartbeat", 0, 4, 4, 4, &kp_msg_descs[10], &kp_msg_descs[52]},
+    {13, "LeaveGroup", 0, 5, 5, 4, &kp_msg_descs[11], &kp_msg_descs[53]},
+    {14, "SyncGroup", 0, 5, 5, 4, &kp_msg_descs[12], &kp_msg_descs[54]},
+    {15, "DescribeGroups", 0, 5, 5, 5, &kp_msg_descs[13], &kp_msg_descs[55]},
+    {16, "ListGroups", 0, 5, 5, 3, &kp_msg_descs[14], &kp_msg_descs[56]},
+    {17, "SaslHandshake", 0, 1, 1, -1, &kp_msg_descs[15], &kp_msg_descs[57]},
+    {18, "ApiVersions", 0, 4, 4, 3, &kp_msg_descs[16], &kp_msg_descs[58]},
+    {19, "CreateTopics", 0, 7, 7, 5, &kp_msg_descs[17], &kp_msg_descs[59]},
+    {20, "DeleteTopics", 0, 6, 6, 4, &kp_msg_descs[18], &kp_msg_descs[60]},
+    {21, "DeleteRecords", 0, 2, 2, 2, &kp_msg_descs[19], &kp_msg_descs[61]},
+    {22, "InitProducerId", 0, 5, 5, 2, &kp_msg_descs[20], &kp_msg_descs[62]},
+    {23, "OffsetForLeaderEpoch", 0, 4, 4, 4, &kp_msg_descs[21], &kp_msg_descs[63]},
+    {24, "AddPartitionsToTxn", 0, 5, 5, 3, &kp_msg_descs[22], &kp_msg_descs[64]},
+    {25, "AddOffsetsToTxn", 0, 4, 4, 3, &kp_msg_descs[23], &kp_msg_descs[65]},
+    {26, "EndTxn", 0, 5, 4, 3, &kp_msg_descs[24], &kp_msg_descs[66]},
+    {28, "TxnOffsetCommit", 0, 4, 4, 3, &kp_msg_descs[25], &kp_msg_descs[67]},
+    {29, "DescribeAcls", 0, 3, 3, 2, &kp_msg_descs[26], &kp_msg_descs[68]},
+    {30, "CreateAcls", 0, 3, 3, 2, &kp_msg_descs[27], &kp_msg_descs[69]},
+    {31, "DeleteAcls", 0, 3, 3, 2, &kp_msg_descs[28], &kp_msg_descs[70]},
+    {32, "DescribeConfigs", 0, 4, 4, 4, &kp_msg_descs[29], &kp_msg_descs[71]},
+    {33, "AlterConfigs", 0, 2, 2, 2, &kp_msg_descs[30], &kp_msg_descs[72]},
+    {36, "SaslAuthenticate", 0, 2, 2, 2, &kp_msg_descs[31], &kp_msg_descs[73]},
+    {37, "CreatePartitions", 0, 3, 3, 2, &kp_msg_descs[32], &kp_msg_descs[74]},
+    {42, "DeleteGroups", 0, 2, 2, 2, &kp_msg_descs[33], &kp_msg_descs[75]},
+    {44, "IncrementalAlterConfigs", 0, 1, 1, 1, &kp_msg_descs[34], &kp_msg_descs[76]},
+    {47, "OffsetDelete", 0, 0, 0, -1, &kp_msg_descs[35], &kp_msg_descs[77]},
+    {50, "DescribeUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[36], &kp_msg_descs[78]},
+    {51, "AlterUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[37], &kp_msg_descs[79]},
+    {60, "DescribeCluster", 0, 1, 1, 0, &kp_msg_descs[38], &kp_msg_descs[80]},
+    {65, "DescribeTransactions", 0, 0, 0, 0, &kp_msg_descs[39], &kp_msg_descs[81]},
+    {66, "ListTransactions", 0, 1, 1, 0, &kp_msg_descs[40], &kp_msg_descs[82]},
+    {68, "ConsumerGroupHeartbeat", 0, 1, 1, 0, &kp_msg_descs[41], &kp_msg_descs[83]},
+    {69, "ConsumerGroupDescribe", 0, 0, 0, 0, &kp_msg_descs[42], &kp_msg_descs[84]},
+    {75, "DescribeTopicPartitions", 0, 0, 0, 0, &kp_msg_descs[43], &kp_msg_descs[85]},
 };
 const size_t kp_n_apis = sizeof(kp_apis) / sizeof(kp_apis[0]);
 

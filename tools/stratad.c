@@ -18,6 +18,7 @@
 #include "core/st_metrics.h"
 #include "core/st_scram.h"
 #include "index/idx.h"
+#include "kafka/grp.h"
 #include "kafka/kh.h"
 #include "kafka/kh_tls.h"
 #include "tiering/tier.h"
@@ -487,6 +488,36 @@ static int kafka_context(broker_t *b, const char *dir)
     k->group_min_session_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_MIN_SESSION_MS);
     k->group_max_session_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_MAX_SESSION_MS);
     k->group_initial_delay_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_INITIAL_DELAY_MS);
+    k->group_cons_session_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_CONS_SESSION_MS);
+    k->group_cons_hb_ms = (int32_t)cfg_int(b->cfg, CFG_GROUP_CONS_HB_MS);
+    {
+        /* group.consumer.assignors: uniform and/or range, comma-separated, first = default */
+        char buf[256];
+        snprintf(buf, sizeof(buf), "%s", cfg_str(b->cfg, CFG_GROUP_CONS_ASSIGNORS));
+        char *save = NULL;
+        for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+            int a = !strcmp(t, "uniform") ? GRP_ASSIGNOR_UNIFORM
+                    : !strcmp(t, "range") ? GRP_ASSIGNOR_RANGE
+                                          : 0;
+            bool dup = false;
+            for (int i = 0; i < k->n_group_cons_assignors; i++)
+                dup |= k->group_cons_assignors[i] == a;
+            if (!a) {
+                fprintf(stderr,
+                        "stratad: group.consumer.assignors: unknown assignor '%s' "
+                        "(uniform, range)\n",
+                        t);
+                return 1;
+            }
+            if (!dup)
+                k->group_cons_assignors[k->n_group_cons_assignors++] = a;
+        }
+        if (k->group_cons_session_ms <= k->group_cons_hb_ms) {
+            fprintf(stderr, "stratad: group.consumer.heartbeat.interval.ms must be below "
+                            "group.consumer.session.timeout.ms\n");
+            return 1;
+        }
+    }
     k->txn_max_timeout_ms = (int32_t)cfg_int(b->cfg, CFG_TXN_MAX_TIMEOUT_MS);
     k->txn_check_interval_ms = (int32_t)cfg_int(b->cfg, CFG_TXN_CHECK_INTERVAL_MS);
     k->txn_id_expiration_ms = cfg_int(b->cfg, CFG_TXN_ID_EXPIRATION_MS);

@@ -109,7 +109,10 @@ def main():
     check_lock("--update-lock" in sys.argv)
     print("test_java: resolve + compile + lock check %.0f s" % (time.monotonic() - t), flush=True)
     # a short cleaner backoff: StreamsTest waits for its compacted changelog to be cleaned
-    b = Broker("-X", "group.initial.rebalance.delay.ms=0", "-X", "log.cleaner.backoff.ms=200")
+    # KIP-848 (ConsumerProtocolTest): a crashed member expires after 6 s; members heartbeat twice a second
+    b = Broker("-X", "group.initial.rebalance.delay.ms=0", "-X", "log.cleaner.backoff.ms=200",
+               "-X", "group.consumer.session.timeout.ms=6000",
+               "-X", "group.consumer.heartbeat.interval.ms=500")
     try:
         args = ["test", "-Dstrata.bootstrap=" + b.bootstrap,
                 "-Dstrata.stratad=" + os.path.abspath(os.environ.get("STRATAD", "build/tools/stratad"))]

@@ -2840,6 +2840,148 @@ static void fill_kp_list_transactions_request(
     }
 }
 
+/* ---- ConsumerGroupHeartbeatRequest ---- */
+
+static void fill_kp_consumer_group_heartbeat_request_topic_partitions(
+    kp_consumer_group_heartbeat_request_topic_partitions_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void fill_kp_consumer_group_heartbeat_request(kp_consumer_group_heartbeat_request_t *s,
+                                                     int16_t version,
+                                                     kp_arena_t *a,
+                                                     int variant,
+                                                     uint32_t *seq);
+
+static void fill_kp_consumer_group_heartbeat_request_topic_partitions(
+    kp_consumer_group_heartbeat_request_topic_partitions_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        kp_fill_uuid(&s->topic_id, seq);
+    }
+    {
+        if (variant == 1) {
+            s->n_partitions = 0;
+            s->partitions = NULL;
+        } else {
+            s->n_partitions = 2;
+            s->partitions = kp_arena_calloc(a, 2, sizeof(*s->partitions));
+            for (int32_t i = 0; s->partitions != NULL && i < 2; i++) {
+                s->partitions[i] = (int32_t)kp_fill_int(seq, 0);
+            }
+        }
+    }
+}
+
+static void fill_kp_consumer_group_heartbeat_request(kp_consumer_group_heartbeat_request_t *s,
+                                                     int16_t version,
+                                                     kp_arena_t *a,
+                                                     int variant,
+                                                     uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->group_id = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->member_id = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->member_epoch = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->instance_id = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        s->rack_id = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        s->rebalance_timeout_ms = (int32_t)kp_fill_int(seq, -1);
+    }
+    {
+        if (variant == 1) {
+            s->n_subscribed_topic_names = -1;
+            s->subscribed_topic_names = NULL;
+        } else {
+            s->n_subscribed_topic_names = 2;
+            s->subscribed_topic_names = kp_arena_calloc(a, 2, sizeof(*s->subscribed_topic_names));
+            for (int32_t i = 0; s->subscribed_topic_names != NULL && i < 2; i++) {
+                s->subscribed_topic_names[i] = kp_fill_str(a, seq, variant, 0);
+            }
+        }
+    }
+    if (version >= 1) {
+        s->subscribed_topic_regex = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        s->server_assignor = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        if (variant == 1) {
+            s->n_topic_partitions = -1;
+            s->topic_partitions = NULL;
+        } else {
+            s->n_topic_partitions = 2;
+            s->topic_partitions = kp_arena_calloc(a, 2, sizeof(*s->topic_partitions));
+            for (int32_t i = 0; s->topic_partitions != NULL && i < 2; i++) {
+                kp_consumer_group_heartbeat_request_topic_partitions_init(&s->topic_partitions[i]);
+                fill_kp_consumer_group_heartbeat_request_topic_partitions(&s->topic_partitions[i],
+                                                                          version, a, variant, seq);
+            }
+        }
+    }
+}
+
+/* ---- ConsumerGroupDescribeRequest ---- */
+
+static void fill_kp_consumer_group_describe_request(kp_consumer_group_describe_request_t *s,
+                                                    int16_t version,
+                                                    kp_arena_t *a,
+                                                    int variant,
+                                                    uint32_t *seq);
+
+static void fill_kp_consumer_group_describe_request(kp_consumer_group_describe_request_t *s,
+                                                    int16_t version,
+                                                    kp_arena_t *a,
+                                                    int variant,
+                                                    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        if (variant == 1) {
+            s->n_group_ids = 0;
+            s->group_ids = NULL;
+        } else {
+            s->n_group_ids = 2;
+            s->group_ids = kp_arena_calloc(a, 2, sizeof(*s->group_ids));
+            for (int32_t i = 0; s->group_ids != NULL && i < 2; i++) {
+                s->group_ids[i] = kp_fill_str(a, seq, variant, 0);
+            }
+        }
+    }
+    {
+        s->include_authorized_operations = !false;
+    }
+}
+
 /* ---- DescribeTopicPartitionsRequest ---- */
 
 static void fill_kp_describe_topic_partitions_request_topic_request(
@@ -6679,6 +6821,353 @@ static void fill_kp_list_transactions_response(
     }
 }
 
+/* ---- ConsumerGroupHeartbeatResponse ---- */
+
+static void fill_kp_consumer_group_heartbeat_response_topic_partitions(
+    kp_consumer_group_heartbeat_response_topic_partitions_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void fill_kp_consumer_group_heartbeat_response_assignment(
+    kp_consumer_group_heartbeat_response_assignment_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void fill_kp_consumer_group_heartbeat_response(kp_consumer_group_heartbeat_response_t *s,
+                                                      int16_t version,
+                                                      kp_arena_t *a,
+                                                      int variant,
+                                                      uint32_t *seq);
+
+static void fill_kp_consumer_group_heartbeat_response_topic_partitions(
+    kp_consumer_group_heartbeat_response_topic_partitions_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        kp_fill_uuid(&s->topic_id, seq);
+    }
+    {
+        if (variant == 1) {
+            s->n_partitions = 0;
+            s->partitions = NULL;
+        } else {
+            s->n_partitions = 2;
+            s->partitions = kp_arena_calloc(a, 2, sizeof(*s->partitions));
+            for (int32_t i = 0; s->partitions != NULL && i < 2; i++) {
+                s->partitions[i] = (int32_t)kp_fill_int(seq, 0);
+            }
+        }
+    }
+}
+
+static void fill_kp_consumer_group_heartbeat_response_assignment(
+    kp_consumer_group_heartbeat_response_assignment_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        if (variant == 1) {
+            s->n_topic_partitions = 0;
+            s->topic_partitions = NULL;
+        } else {
+            s->n_topic_partitions = 2;
+            s->topic_partitions = kp_arena_calloc(a, 2, sizeof(*s->topic_partitions));
+            for (int32_t i = 0; s->topic_partitions != NULL && i < 2; i++) {
+                kp_consumer_group_heartbeat_response_topic_partitions_init(&s->topic_partitions[i]);
+                fill_kp_consumer_group_heartbeat_response_topic_partitions(
+                    &s->topic_partitions[i], version, a, variant, seq);
+            }
+        }
+    }
+}
+
+static void fill_kp_consumer_group_heartbeat_response(kp_consumer_group_heartbeat_response_t *s,
+                                                      int16_t version,
+                                                      kp_arena_t *a,
+                                                      int variant,
+                                                      uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_message = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        s->member_id = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        s->member_epoch = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->heartbeat_interval_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->assignment = (variant == 1) ? NULL : kp_arena_alloc(a, sizeof(*s->assignment));
+        if (s->assignment != NULL) {
+            kp_consumer_group_heartbeat_response_assignment_init(s->assignment);
+            fill_kp_consumer_group_heartbeat_response_assignment(s->assignment, version, a, variant,
+                                                                 seq);
+        }
+    }
+}
+
+/* ---- ConsumerGroupDescribeResponse ---- */
+
+static void fill_kp_consumer_group_describe_response_topic_partitions(
+    kp_consumer_group_describe_response_topic_partitions_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void fill_kp_consumer_group_describe_response_assignment(
+    kp_consumer_group_describe_response_assignment_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void
+fill_kp_consumer_group_describe_response_member(kp_consumer_group_describe_response_member_t *s,
+                                                int16_t version,
+                                                kp_arena_t *a,
+                                                int variant,
+                                                uint32_t *seq);
+static void fill_kp_consumer_group_describe_response_described_group(
+    kp_consumer_group_describe_response_described_group_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void fill_kp_consumer_group_describe_response(kp_consumer_group_describe_response_t *s,
+                                                     int16_t version,
+                                                     kp_arena_t *a,
+                                                     int variant,
+                                                     uint32_t *seq);
+
+static void fill_kp_consumer_group_describe_response_topic_partitions(
+    kp_consumer_group_describe_response_topic_partitions_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        kp_fill_uuid(&s->topic_id, seq);
+    }
+    {
+        s->topic_name = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_partitions = 0;
+            s->partitions = NULL;
+        } else {
+            s->n_partitions = 2;
+            s->partitions = kp_arena_calloc(a, 2, sizeof(*s->partitions));
+            for (int32_t i = 0; s->partitions != NULL && i < 2; i++) {
+                s->partitions[i] = (int32_t)kp_fill_int(seq, 0);
+            }
+        }
+    }
+}
+
+static void fill_kp_consumer_group_describe_response_assignment(
+    kp_consumer_group_describe_response_assignment_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        if (variant == 1) {
+            s->n_topic_partitions = 0;
+            s->topic_partitions = NULL;
+        } else {
+            s->n_topic_partitions = 2;
+            s->topic_partitions = kp_arena_calloc(a, 2, sizeof(*s->topic_partitions));
+            for (int32_t i = 0; s->topic_partitions != NULL && i < 2; i++) {
+                kp_consumer_group_describe_response_topic_partitions_init(&s->topic_partitions[i]);
+                fill_kp_consumer_group_describe_response_topic_partitions(&s->topic_partitions[i],
+                                                                          version, a, variant, seq);
+            }
+        }
+    }
+}
+
+static void
+fill_kp_consumer_group_describe_response_member(kp_consumer_group_describe_response_member_t *s,
+                                                int16_t version,
+                                                kp_arena_t *a,
+                                                int variant,
+                                                uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->member_id = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->instance_id = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        s->rack_id = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        s->member_epoch = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->client_id = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->client_host = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_subscribed_topic_names = 0;
+            s->subscribed_topic_names = NULL;
+        } else {
+            s->n_subscribed_topic_names = 2;
+            s->subscribed_topic_names = kp_arena_calloc(a, 2, sizeof(*s->subscribed_topic_names));
+            for (int32_t i = 0; s->subscribed_topic_names != NULL && i < 2; i++) {
+                s->subscribed_topic_names[i] = kp_fill_str(a, seq, variant, 0);
+            }
+        }
+    }
+    {
+        s->subscribed_topic_regex = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        kp_consumer_group_describe_response_assignment_init(&s->assignment);
+        fill_kp_consumer_group_describe_response_assignment(&s->assignment, version, a, variant,
+                                                            seq);
+    }
+    {
+        kp_consumer_group_describe_response_assignment_init(&s->target_assignment);
+        fill_kp_consumer_group_describe_response_assignment(&s->target_assignment, version, a,
+                                                            variant, seq);
+    }
+}
+
+static void fill_kp_consumer_group_describe_response_described_group(
+    kp_consumer_group_describe_response_described_group_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->error_message = kp_fill_str(a, seq, variant, 1);
+    }
+    {
+        s->group_id = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->group_state = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        s->group_epoch = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->assignment_epoch = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->assignor_name = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_members = 0;
+            s->members = NULL;
+        } else {
+            s->n_members = 2;
+            s->members = kp_arena_calloc(a, 2, sizeof(*s->members));
+            for (int32_t i = 0; s->members != NULL && i < 2; i++) {
+                kp_consumer_group_describe_response_member_init(&s->members[i]);
+                fill_kp_consumer_group_describe_response_member(&s->members[i], version, a, variant,
+                                                                seq);
+            }
+        }
+    }
+    {
+        s->authorized_operations = (int32_t)kp_fill_int(seq, INT32_MIN);
+    }
+}
+
+static void fill_kp_consumer_group_describe_response(kp_consumer_group_describe_response_t *s,
+                                                     int16_t version,
+                                                     kp_arena_t *a,
+                                                     int variant,
+                                                     uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_groups = 0;
+            s->groups = NULL;
+        } else {
+            s->n_groups = 2;
+            s->groups = kp_arena_calloc(a, 2, sizeof(*s->groups));
+            for (int32_t i = 0; s->groups != NULL && i < 2; i++) {
+                kp_consumer_group_describe_response_described_group_init(&s->groups[i]);
+                fill_kp_consumer_group_describe_response_described_group(&s->groups[i], version, a,
+                                                                         variant, seq);
+            }
+        }
+    }
+}
+
 /* ---- DescribeTopicPartitionsResponse ---- */
 
 static void fill_kp_describe_topic_partitions_response_partition(
@@ -7227,174 +7716,190 @@ void kp_fill_msg(const kp_msg_desc_t *d, void *m, int16_t version, kp_arena_t *a
         return;
     }
     if (d == &kp_msg_descs[41]) {
-        fill_kp_describe_topic_partitions_request(m, version, a, variant, &seq);
+        fill_kp_consumer_group_heartbeat_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[42]) {
-        fill_kp_produce_response(m, version, a, variant, &seq);
+        fill_kp_consumer_group_describe_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[43]) {
-        fill_kp_fetch_response(m, version, a, variant, &seq);
+        fill_kp_describe_topic_partitions_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[44]) {
-        fill_kp_list_offsets_response(m, version, a, variant, &seq);
+        fill_kp_produce_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[45]) {
-        fill_kp_metadata_response(m, version, a, variant, &seq);
+        fill_kp_fetch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[46]) {
-        fill_kp_offset_commit_response(m, version, a, variant, &seq);
+        fill_kp_list_offsets_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[47]) {
-        fill_kp_offset_fetch_response(m, version, a, variant, &seq);
+        fill_kp_metadata_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[48]) {
-        fill_kp_find_coordinator_response(m, version, a, variant, &seq);
+        fill_kp_offset_commit_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[49]) {
-        fill_kp_join_group_response(m, version, a, variant, &seq);
+        fill_kp_offset_fetch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[50]) {
-        fill_kp_heartbeat_response(m, version, a, variant, &seq);
+        fill_kp_find_coordinator_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[51]) {
-        fill_kp_leave_group_response(m, version, a, variant, &seq);
+        fill_kp_join_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[52]) {
-        fill_kp_sync_group_response(m, version, a, variant, &seq);
+        fill_kp_heartbeat_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[53]) {
-        fill_kp_describe_groups_response(m, version, a, variant, &seq);
+        fill_kp_leave_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[54]) {
-        fill_kp_list_groups_response(m, version, a, variant, &seq);
+        fill_kp_sync_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[55]) {
-        fill_kp_sasl_handshake_response(m, version, a, variant, &seq);
+        fill_kp_describe_groups_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[56]) {
-        fill_kp_api_versions_response(m, version, a, variant, &seq);
+        fill_kp_list_groups_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[57]) {
-        fill_kp_create_topics_response(m, version, a, variant, &seq);
+        fill_kp_sasl_handshake_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[58]) {
-        fill_kp_delete_topics_response(m, version, a, variant, &seq);
+        fill_kp_api_versions_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[59]) {
-        fill_kp_delete_records_response(m, version, a, variant, &seq);
+        fill_kp_create_topics_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[60]) {
-        fill_kp_init_producer_id_response(m, version, a, variant, &seq);
+        fill_kp_delete_topics_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[61]) {
-        fill_kp_offset_for_leader_epoch_response(m, version, a, variant, &seq);
+        fill_kp_delete_records_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[62]) {
-        fill_kp_add_partitions_to_txn_response(m, version, a, variant, &seq);
+        fill_kp_init_producer_id_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[63]) {
-        fill_kp_add_offsets_to_txn_response(m, version, a, variant, &seq);
+        fill_kp_offset_for_leader_epoch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[64]) {
-        fill_kp_end_txn_response(m, version, a, variant, &seq);
+        fill_kp_add_partitions_to_txn_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[65]) {
-        fill_kp_txn_offset_commit_response(m, version, a, variant, &seq);
+        fill_kp_add_offsets_to_txn_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[66]) {
-        fill_kp_describe_acls_response(m, version, a, variant, &seq);
+        fill_kp_end_txn_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[67]) {
-        fill_kp_create_acls_response(m, version, a, variant, &seq);
+        fill_kp_txn_offset_commit_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[68]) {
-        fill_kp_delete_acls_response(m, version, a, variant, &seq);
+        fill_kp_describe_acls_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[69]) {
-        fill_kp_describe_configs_response(m, version, a, variant, &seq);
+        fill_kp_create_acls_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[70]) {
-        fill_kp_alter_configs_response(m, version, a, variant, &seq);
+        fill_kp_delete_acls_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[71]) {
-        fill_kp_sasl_authenticate_response(m, version, a, variant, &seq);
+        fill_kp_describe_configs_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[72]) {
-        fill_kp_create_partitions_response(m, version, a, variant, &seq);
+        fill_kp_alter_configs_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[73]) {
-        fill_kp_delete_groups_response(m, version, a, variant, &seq);
+        fill_kp_sasl_authenticate_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[74]) {
-        fill_kp_incremental_alter_configs_response(m, version, a, variant, &seq);
+        fill_kp_create_partitions_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[75]) {
-        fill_kp_offset_delete_response(m, version, a, variant, &seq);
+        fill_kp_delete_groups_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[76]) {
-        fill_kp_describe_user_scram_credentials_response(m, version, a, variant, &seq);
+        fill_kp_incremental_alter_configs_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[77]) {
-        fill_kp_alter_user_scram_credentials_response(m, version, a, variant, &seq);
+        fill_kp_offset_delete_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[78]) {
-        fill_kp_describe_cluster_response(m, version, a, variant, &seq);
+        fill_kp_describe_user_scram_credentials_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[79]) {
-        fill_kp_describe_transactions_response(m, version, a, variant, &seq);
+        fill_kp_alter_user_scram_credentials_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[80]) {
-        fill_kp_list_transactions_response(m, version, a, variant, &seq);
+        fill_kp_describe_cluster_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[81]) {
-        fill_kp_describe_topic_partitions_response(m, version, a, variant, &seq);
+        fill_kp_describe_transactions_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[82]) {
-        fill_kp_consumer_protocol_assignment(m, version, a, variant, &seq);
+        fill_kp_list_transactions_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[83]) {
+        fill_kp_consumer_group_heartbeat_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[84]) {
+        fill_kp_consumer_group_describe_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[85]) {
+        fill_kp_describe_topic_partitions_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[86]) {
+        fill_kp_consumer_protocol_assignment(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[87]) {
         fill_kp_consumer_protocol_subscription(m, version, a, variant, &seq);
         return;
     }

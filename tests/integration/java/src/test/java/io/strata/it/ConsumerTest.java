@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
@@ -37,7 +36,6 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.GroupState;
 import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.junit.jupiter.api.Test;
 
 class ConsumerTest {
@@ -236,25 +234,6 @@ class ConsumerTest {
             assertEquals(Set.of("0:0", "1:0"), more.keySet()); /* fill() restarts i at 0 */
             assertEquals(2, c.assignment().size());
             assertNotNull(c.committed(c.assignment()));
-        }
-    }
-
-    /** group.protocol=consumer (KIP-848) is not served yet: Strata does not advertise
-     * ConsumerGroupHeartbeat, and the Java client says so with its precise error instead of
-     * hanging. (When KIP-848 lands, this becomes a test of it.) */
-    @Test
-    void consumerGroupProtocolIsRefusedPrecisely() throws Exception {
-        String topic = Strata.unique("jcons-848");
-        Strata.createTopic(topic, 1);
-        try (KafkaConsumer<String, String> c = Strata.consumer(Strata.unique("jgrp-848"),
-                Map.of(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer"))) {
-            c.subscribe(List.of(topic));
-            UnsupportedVersionException e = assertThrows(UnsupportedVersionException.class, () -> {
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-                while (System.nanoTime() < deadline)
-                    c.poll(Duration.ofMillis(200));
-            });
-            assertTrue(e.getMessage().contains("CONSUMER group protocol"), e.getMessage());
         }
     }
 }

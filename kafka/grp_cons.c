@@ -1,0 +1,915 @@
+/* grp_cons.c - KIP-848, the consumer group protocol of one shard's coordinator: members with
+ * epochs, server-side target assignment (uniform and range assignors), and reconciliation
+ * without a stop-the-world rebalance, beside the classic protocol of grp.c in the same groups
+ * table. Data path: kh_group.c decodes a ConsumerGroupHeartbeat on the connection's shard and
+ * posts it to the group's shard -> grp_consumer_heartbeat() updates the member, bumps the group
+ * epoch when membership, subscriptions or the subscribed topics' partitions changed, recomputes
+ * the target assignment when the group epoch is ahead of it, and moves the member towards its
+ * target -> the answer carries the member's epoch and (when it changed) its assignment.
+ * Invariants: 1. a partition is owned (assigned or being revoked) by at most one member: a member
+ *                gets a partition of its target only once no other member owns it;
+ *             2. a member's epoch reaches the assignment epoch only after it revoked every
+ *                partition its target no longer has;
+ *             3. group_epoch >= assignment_epoch >= every member's epoch.
+ * Membership is in memory only, like the classic protocol's: a restart loses members, who
+ * rejoin (UNKNOWN_MEMBER_ID) and keep the offsets committed to core/goffs. */
+#include "core/meta.h"
+#include "core/st_log.h"
+#include "kafka/grp_int.h"
+#include "kafka/kp.h"
+
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MS_STABLE, MS_UNREVOKED, MS_UNRELEASED };
+
+typedef struct cmember cmember_t;
+struct cmember {
+    cmember_t *next;
+    char *member_id;   /* owned */
+    char *instance_id; /* owned, NULL for dynamic members */
+    char *rack_id;     /* owned, NULL */
+    char *client_id;   /* owned */
+    char *client_host; /* owned */
+    int32_t epoch;     /* -2: a static member that left for now */
+    int32_t prev_epoch;
+    int state;
+    int32_t rebalance_timeout_ms;
+    char **topics; /* owned */
+    int n_topics;
+    char *regex; /* owned, NULL for none */
+    regex_t re;
+    int assignor;                           /* GRP_ASSIGNOR_*, 0 for none asked */
+    grp_tp_t *assigned, *revoking, *target; /* owned, sorted */
+    int n_assigned, n_revoking, n_target;
+    int64_t session_deadline; /* monotonic ms */
+    int64_t revoke_deadline;  /* while MS_UNREVOKED */
+};
+
+struct grp_cgroup {
+    cmember_t *members;
+    int n_members;
+    int32_t group_epoch, assignment_epoch;
+    int assignor;
+    uint64_t meta_sum; /* of the subscribed topics' (id, partitions) at the last epoch */
+};
+
+/* ---- Partition sets (sorted arrays of grp_tp_t) ---- */
+
+static int tp_cmp(const void *a, const void *b)
+{
+    const grp_tp_t *x = a, *y = b;
+    int c = memcmp(x->topic_id, y->topic_id, 16);
+    return c ? c : (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+static bool tp_has(const grp_tp_t *s, int n, const grp_tp_t *tp)
+{
+    return n > 0 && bsearch(tp, s, (size_t)n, sizeof(*s), tp_cmp) != NULL;
+}
+
+static bool tp_set_eq(const grp_tp_t *a, int na, const grp_tp_t *b, int nb)
+{
+    return na == nb && (na == 0 || !memcmp(a, b, (size_t)na * sizeof(*a)));
+}
+
+/* ---- Members ---- */
+
+static void member_free(cmember_t *m)
+{
+    free(m->member_id);
+    free(m->instance_id);
+    free(m->rack_id);
+    free(m->client_id);
+    free(m->client_host);
+    for (int i = 0; i < m->n_topics; i++)
+        free(m->topics[i]);
+    free(m->topics);
+    if (m->regex) {
+        regfree(&m->re);
+        free(m->regex);
+    }
+    free(m->assigned);
+    free(m->revoking);
+    free(m->target);
+    free(m);
+}
+
+void grp__cons_free(grp_cgroup_t *cg)
+{
+    if (!cg)
+        return;
+    for (cmember_t *m = cg->members, *next; m; m = next) {
+        next = m->next;
+        member_free(m);
+    }
+    free(cg);
+}
+
+static cmember_t *member_find(const grp_cgroup_t *cg, const char *id)
+{
+    for (cmember_t *m = cg->members; m; m = m->next)
+        if (!strcmp(m->member_id, id))
+            return m;
+    return NULL;
+}
+
+static cmember_t *member_by_instance(const grp_cgroup_t *cg, const char *instance_id)
+{
+    for (cmember_t *m = cg->members; instance_id && m; m = m->next)
+        if (m->instance_id && !strcmp(m->instance_id, instance_id))
+            return m;
+    return NULL;
+}
+
+static void group_set_state(grp_coord_t *c, grp_t *g)
+{
+    grp_state_t s = g->cg->n_members ? GRP_STABLE : GRP_EMPTY;
+    if (s == GRP_EMPTY && g->state != GRP_EMPTY)
+        g->empty_since_ms = grp__wall_ms(c);
+    g->state = s;
+}
+
+static void member_remove(grp_coord_t *c, grp_t *g, cmember_t *m, const char *why)
+{
+    grp_cgroup_t *cg = g->cg;
+    for (cmember_t **pp = &cg->members; *pp; pp = &(*pp)->next) {
+        if (*pp == m) {
+            *pp = m->next;
+            break;
+        }
+    }
+    ST_DEBUG("grp", "group=%s consumer member=%s %s", g->id, m->member_id, why);
+    member_free(m);
+    cg->n_members--;
+    cg->group_epoch++;
+    group_set_state(c, g);
+}
+
+/* Does m subscribe to topic t? */
+static bool subscribes(const cmember_t *m, const meta_topic_t *t)
+{
+    for (int i = 0; i < m->n_topics; i++)
+        if (!strcmp(m->topics[i], t->name))
+            return true;
+    return m->regex && !regexec(&m->re, t->name, 0, NULL, 0);
+}
+
+static uint64_t topic_hash(const meta_topic_t *t)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ t->id[i]) * 1099511628211ull;
+    return (h ^ (uint64_t)(uint32_t)t->n_partitions) * 1099511628211ull;
+}
+
+/* A sum over (member, subscribed topic) of the topic's (id, partitions): changes when a
+ * subscribed topic is created, deleted or grows. */
+static uint64_t meta_sum(const grp_cgroup_t *cg, const meta_snap_t *snap)
+{
+    uint64_t sum = 0;
+    for (const cmember_t *m = cg->members; m; m = m->next) {
+        if (m->regex) {
+            for (int i = 0; i < snap->n_topics; i++)
+                if (subscribes(m, &snap->topics[i]))
+                    sum += topic_hash(&snap->topics[i]);
+        } else {
+            for (int i = 0; i < m->n_topics; i++) {
+                const meta_topic_t *t = meta_snap_find(snap, m->topics[i], strlen(m->topics[i]));
+                if (t)
+                    sum += topic_hash(t);
+            }
+        }
+    }
+    return sum;
+}
+
+/* ---- Target assignment ---- */
+
+static int member_id_cmp(const void *a, const void *b)
+{
+    return strcmp((*(cmember_t *const *)a)->member_id, (*(cmember_t *const *)b)->member_id);
+}
+
+typedef struct {
+    cmember_t **ms; /* sorted by member id */
+    int n_ms;
+    const meta_snap_t *snap;
+    bool *sub;  /* sub[mi * n_topics + ti] */
+    int *base;  /* first slot of topic ti in owner[] */
+    int *owner; /* member index per (topic, partition) slot, -1 free */
+    int *count; /* partitions per member */
+    int n_slots;
+} asg_t;
+
+static int slot_of(const asg_t *a, const grp_tp_t *tp)
+{
+    const meta_topic_t *t = meta_snap_find_id(a->snap, tp->topic_id);
+    if (!t || tp->partition < 0 || tp->partition >= t->n_partitions)
+        return -1;
+    return a->base[t - a->snap->topics] + tp->partition;
+}
+
+static void assign_range(asg_t *a)
+{
+    int nt = a->snap->n_topics;
+    for (int ti = 0; ti < nt; ti++) {
+        int n_sub = 0;
+        for (int mi = 0; mi < a->n_ms; mi++)
+            n_sub += a->sub[mi * nt + ti];
+        if (!n_sub)
+            continue;
+        int np = a->snap->topics[ti].n_partitions, per = np / n_sub, extra = np % n_sub, p = 0;
+        for (int mi = 0, k = 0; mi < a->n_ms; mi++) {
+            if (!a->sub[mi * nt + ti])
+                continue;
+            int len = per + (k++ < extra ? 1 : 0);
+            for (int j = 0; j < len; j++, p++) {
+                a->owner[a->base[ti] + p] = mi;
+                a->count[mi]++;
+            }
+        }
+    }
+}
+
+/* Balanced (within one partition for equal subscriptions) and sticky: each member keeps up to
+ * its share of its previous target, the rest goes to the least loaded subscriber. */
+static void assign_uniform(asg_t *a)
+{
+    int nt = a->snap->n_topics, total = 0, n_subscribers = 0;
+    for (int ti = 0; ti < nt; ti++) {
+        bool any = false;
+        for (int mi = 0; mi < a->n_ms && !any; mi++)
+            any = a->sub[mi * nt + ti];
+        if (any)
+            total += a->snap->topics[ti].n_partitions;
+    }
+    for (int mi = 0; mi < a->n_ms; mi++) {
+        bool any = false;
+        for (int ti = 0; ti < nt && !any; ti++)
+            any = a->sub[mi * nt + ti];
+        n_subscribers += any;
+    }
+    if (!n_subscribers)
+        return;
+    int floor_q = total / n_subscribers, ceil_left = total % n_subscribers;
+    for (int mi = 0; mi < a->n_ms; mi++) {
+        cmember_t *m = a->ms[mi];
+        for (int i = 0; i < m->n_target; i++) {
+            int s = slot_of(a, &m->target[i]);
+            if (s < 0 || a->owner[s] >= 0)
+                continue;
+            const meta_topic_t *t = meta_snap_find_id(a->snap, m->target[i].topic_id);
+            if (!a->sub[mi * nt + (int)(t - a->snap->topics)])
+                continue;
+            if (a->count[mi] >= floor_q) {
+                if (a->count[mi] > floor_q || ceil_left == 0)
+                    continue;
+                ceil_left--;
+            }
+            a->owner[s] = mi;
+            a->count[mi]++;
+        }
+    }
+    for (int ti = 0; ti < nt; ti++) {
+        for (int p = 0; p < a->snap->topics[ti].n_partitions; p++) {
+            int s = a->base[ti] + p, best = -1;
+            if (a->owner[s] >= 0)
+                continue;
+            for (int mi = 0; mi < a->n_ms; mi++)
+                if (a->sub[mi * nt + ti] && (best < 0 || a->count[mi] < a->count[best]))
+                    best = mi;
+            if (best >= 0) {
+                a->owner[s] = best;
+                a->count[best]++;
+            }
+        }
+    }
+}
+
+/* Recompute every member's target for the group epoch. @return 0 or ST_E_NOMEM. */
+static int compute_target(grp_cgroup_t *cg, const meta_snap_t *snap)
+{
+    int nt = snap->n_topics, rc = ST_E_NOMEM;
+    asg_t a = {.n_ms = cg->n_members, .snap = snap};
+    a.ms = calloc((size_t)a.n_ms + 1, sizeof(*a.ms));
+    a.sub = calloc((size_t)a.n_ms * (size_t)nt + 1, sizeof(*a.sub));
+    a.base = calloc((size_t)nt + 1, sizeof(*a.base));
+    a.count = calloc((size_t)a.n_ms + 1, sizeof(*a.count));
+    if (!a.ms || !a.sub || !a.base || !a.count)
+        goto out;
+    int k = 0;
+    for (cmember_t *m = cg->members; m; m = m->next)
+        a.ms[k++] = m;
+    qsort(a.ms, (size_t)a.n_ms, sizeof(*a.ms), member_id_cmp);
+    for (int ti = 0; ti < nt; ti++) {
+        a.base[ti] = a.n_slots;
+        a.n_slots += snap->topics[ti].n_partitions;
+        for (int mi = 0; mi < a.n_ms; mi++)
+            a.sub[mi * nt + ti] = subscribes(a.ms[mi], &snap->topics[ti]);
+    }
+    a.owner = malloc(((size_t)a.n_slots + 1) * sizeof(*a.owner));
+    if (!a.owner)
+        goto out;
+    for (int s = 0; s < a.n_slots; s++)
+        a.owner[s] = -1;
+    if (cg->assignor == GRP_ASSIGNOR_RANGE)
+        assign_range(&a);
+    else
+        assign_uniform(&a);
+    grp_tp_t **targets = calloc((size_t)a.n_ms + 1, sizeof(*targets));
+    if (!targets)
+        goto out;
+    for (int mi = 0; mi < a.n_ms; mi++) {
+        if (!(targets[mi] = malloc(((size_t)a.count[mi] + 1) * sizeof(grp_tp_t)))) {
+            for (int j = 0; j < mi; j++)
+                free(targets[j]);
+            free(targets);
+            goto out;
+        }
+        a.count[mi] = 0;
+    }
+    for (int ti = 0; ti < nt; ti++) {
+        for (int p = 0; p < snap->topics[ti].n_partitions; p++) {
+            int mi = a.owner[a.base[ti] + p];
+            if (mi < 0)
+                continue;
+            grp_tp_t *tp = &targets[mi][a.count[mi]++];
+            memcpy(tp->topic_id, snap->topics[ti].id, 16);
+            tp->partition = p;
+        }
+    }
+    for (int mi = 0; mi < a.n_ms; mi++) {
+        free(a.ms[mi]->target);
+        a.ms[mi]->target = targets[mi];
+        a.ms[mi]->n_target = a.count[mi];
+        qsort(targets[mi], (size_t)a.count[mi], sizeof(grp_tp_t), tp_cmp);
+    }
+    free(targets);
+    rc = 0;
+out:
+    free(a.ms);
+    free(a.sub);
+    free(a.base);
+    free(a.count);
+    free(a.owner);
+    return rc;
+}
+
+/* ---- Reconciliation ---- */
+
+static bool owned_by_other(const grp_cgroup_t *cg, const cmember_t *self, const grp_tp_t *tp)
+{
+    for (const cmember_t *m = cg->members; m; m = m->next)
+        if (m != self &&
+            (tp_has(m->assigned, m->n_assigned, tp) || tp_has(m->revoking, m->n_revoking, tp)))
+            return true;
+    return false;
+}
+
+/* Move m towards its target (the state machine of Kafka's CurrentAssignmentBuilder): revoke
+ * first, keeping the epoch; then take the target's partitions that are free, at the
+ * assignment epoch. @return 0 or ST_E_NOMEM. */
+static int reconcile(grp_coord_t *c, grp_cgroup_t *cg, cmember_t *m)
+{
+    if (m->epoch == -2 || (m->state == MS_UNREVOKED && m->n_revoking > 0))
+        return 0;
+    if (m->state == MS_STABLE && m->epoch == cg->assignment_epoch)
+        return 0;
+    size_t cap = (size_t)m->n_assigned + (size_t)m->n_target + 1;
+    grp_tp_t *keep = malloc(cap * sizeof(*keep)), *rev = malloc(cap * sizeof(*rev));
+    if (!keep || !rev) {
+        free(keep);
+        free(rev);
+        return ST_E_NOMEM;
+    }
+    int nk = 0, nr = 0, n_new = 0, n_unreleased = 0;
+    for (int i = 0; i < m->n_assigned; i++) {
+        if (tp_has(m->target, m->n_target, &m->assigned[i]))
+            keep[nk++] = m->assigned[i];
+        else
+            rev[nr++] = m->assigned[i];
+    }
+    if (nr == 0) {
+        for (int i = 0; i < m->n_target; i++) {
+            if (tp_has(m->assigned, m->n_assigned, &m->target[i]))
+                continue;
+            if (owned_by_other(cg, m, &m->target[i])) {
+                n_unreleased++;
+            } else {
+                keep[nk++] = m->target[i];
+                n_new++;
+            }
+        }
+        qsort(keep, (size_t)nk, sizeof(*keep), tp_cmp);
+    }
+    free(m->assigned);
+    m->assigned = keep;
+    m->n_assigned = nk;
+    if (nr) {
+        free(m->revoking);
+        m->revoking = rev;
+        m->n_revoking = nr;
+        m->state = MS_UNREVOKED;
+        m->revoke_deadline = grp__now_ms(c) + m->rebalance_timeout_ms;
+        return 0;
+    }
+    free(rev);
+    if (m->epoch != cg->assignment_epoch) {
+        m->prev_epoch = m->epoch;
+        m->epoch = cg->assignment_epoch;
+    }
+    m->state = n_unreleased ? MS_UNRELEASED : MS_STABLE;
+    (void)n_new;
+    return 0;
+}
+
+/* ---- Heartbeat ---- */
+
+static bool assignor_ok(const grp_coord_t *c, const char *name, int *out)
+{
+    int a = !strcmp(name, "uniform") ? GRP_ASSIGNOR_UNIFORM
+            : !strcmp(name, "range") ? GRP_ASSIGNOR_RANGE
+                                     : 0;
+    for (int i = 0; a && i < c->cfg.n_cons_assignors; i++)
+        if (c->cfg.cons_assignors[i] == a) {
+            *out = a;
+            return true;
+        }
+    return false;
+}
+
+static void fail(grp_chb_result_t *out, int16_t err, const char *msg)
+{
+    out->error_code = err;
+    out->error_message = msg;
+}
+
+static int set_topics(cmember_t *m, const grp_chb_req_t *q, bool *changed)
+{
+    bool same = m->n_topics == q->n_topics;
+    for (int i = 0; same && i < q->n_topics; i++)
+        same = !strcmp(m->topics[i], q->topics[i]);
+    if (same)
+        return 0;
+    char **t = calloc((size_t)q->n_topics + 1, sizeof(*t));
+    if (!t)
+        return ST_E_NOMEM;
+    for (int i = 0; i < q->n_topics; i++) {
+        if (!(t[i] = strdup(q->topics[i]))) {
+            for (int j = 0; j < i; j++)
+                free(t[j]);
+            free(t);
+            return ST_E_NOMEM;
+        }
+    }
+    for (int i = 0; i < m->n_topics; i++)
+        free(m->topics[i]);
+    free(m->topics);
+    m->topics = t;
+    m->n_topics = q->n_topics;
+    *changed = true;
+    return 0;
+}
+
+/* Kafka's topic regexes are full matches (RE2/J); POSIX extended is close for common ones. */
+static int16_t set_regex(cmember_t *m, const char *regex, bool *changed)
+{
+    if ((!m->regex && !regex[0]) || (m->regex && !strcmp(m->regex, regex)))
+        return KP_ERR_NONE;
+    if (m->regex) {
+        regfree(&m->re);
+        free(m->regex);
+        m->regex = NULL;
+    }
+    *changed = true;
+    if (!regex[0])
+        return KP_ERR_NONE;
+    size_t n = strlen(regex) + 5;
+    char *full = malloc(n);
+    if (!full)
+        return KP_ERR_UNKNOWN_SERVER_ERROR;
+    snprintf(full, n, "^(%s)$", regex);
+    int rc = regcomp(&m->re, full, REG_EXTENDED | REG_NOSUB);
+    free(full);
+    if (rc)
+        return KP_ERR_INVALID_REGULAR_EXPRESSION;
+    if (!(m->regex = strdup(regex))) {
+        regfree(&m->re);
+        return KP_ERR_UNKNOWN_SERVER_ERROR;
+    }
+    return KP_ERR_NONE;
+}
+
+static int replace_str(char **dst, const char *src)
+{
+    if (!src || (*dst && !strcmp(*dst, src)))
+        return 0;
+    char *d = strdup(src);
+    if (!d)
+        return ST_E_NOMEM;
+    free(*dst);
+    *dst = d;
+    return 0;
+}
+
+/* The group's assignor: the one most members asked for, else the configured default. */
+static int group_assignor(const grp_coord_t *c, const grp_cgroup_t *cg)
+{
+    int votes[3] = {0, 0, 0};
+    for (const cmember_t *m = cg->members; m; m = m->next)
+        votes[m->assignor]++;
+    if (votes[GRP_ASSIGNOR_UNIFORM] || votes[GRP_ASSIGNOR_RANGE])
+        return votes[GRP_ASSIGNOR_RANGE] > votes[GRP_ASSIGNOR_UNIFORM] ? GRP_ASSIGNOR_RANGE
+                                                                       : GRP_ASSIGNOR_UNIFORM;
+    return c->cfg.n_cons_assignors ? c->cfg.cons_assignors[0] : GRP_ASSIGNOR_UNIFORM;
+}
+
+/* The group for a heartbeat, created or converted from an empty classic group. */
+static grp_t *group_for(grp_coord_t *c, const grp_chb_req_t *q, grp_chb_result_t *out)
+{
+    grp_t *g = grp_find(c, q->group_id);
+    if (g && g->state == GRP_DEAD) {
+        fail(out, KP_ERR_COORDINATOR_NOT_AVAILABLE, NULL);
+        return NULL;
+    }
+    if (g && g->cg)
+        return g;
+    if (q->member_epoch != 0) {
+        fail(out, g ? KP_ERR_GROUP_ID_NOT_FOUND : KP_ERR_UNKNOWN_MEMBER_ID,
+             g ? "the group is not a consumer group" : NULL);
+        return NULL;
+    }
+    if (g && (g->state != GRP_EMPTY || g->pending)) {
+        fail(out, KP_ERR_GROUP_ID_NOT_FOUND, "the group is a classic group with members");
+        return NULL;
+    }
+    if (!g && !(g = grp__group_new(c, q->group_id))) {
+        fail(out, KP_ERR_UNKNOWN_SERVER_ERROR, NULL);
+        return NULL;
+    }
+    char *pt = strdup("consumer");
+    grp_cgroup_t *cg = calloc(1, sizeof(*cg));
+    if (!pt || !cg) {
+        free(pt);
+        free(cg);
+        fail(out, KP_ERR_UNKNOWN_SERVER_ERROR, NULL);
+        return NULL;
+    }
+    free(g->protocol_type);
+    g->protocol_type = pt;
+    free(g->protocol_name);
+    g->protocol_name = NULL;
+    g->cg = cg;
+    return g;
+}
+
+static bool owned_within(const cmember_t *m, const grp_chb_req_t *q)
+{
+    for (int i = 0; i < q->n_owned; i++)
+        if (!tp_has(m->assigned, m->n_assigned, &q->owned[i]))
+            return false;
+    return true;
+}
+
+static cmember_t *member_new(grp_cgroup_t *cg, const grp_chb_req_t *q)
+{
+    cmember_t *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->member_id = q->member_id[0] ? strdup(q->member_id) : grp__new_member_id("consumer");
+    if (!m->member_id || !(m->client_id = strdup("")) || !(m->client_host = strdup(""))) {
+        member_free(m);
+        return NULL;
+    }
+    m->rebalance_timeout_ms = 300000;
+    m->next = cg->members;
+    cg->members = m;
+    cg->n_members++;
+    return m;
+}
+
+/* The member a heartbeat is about: known, joining, or a static member coming back.
+ * *joined is set when the group's membership changed. */
+static cmember_t *member_for(grp_t *g, const grp_chb_req_t *q, grp_chb_result_t *out, bool *joined)
+{
+    grp_cgroup_t *cg = g->cg;
+    cmember_t *m = q->member_id[0] ? member_find(cg, q->member_id) : NULL;
+    if (q->member_epoch != 0) {
+        if (!m) {
+            fail(out, KP_ERR_UNKNOWN_MEMBER_ID, NULL);
+            return NULL;
+        }
+        if (q->member_epoch > m->epoch) {
+            fail(out, KP_ERR_FENCED_MEMBER_EPOCH, "the member epoch is ahead of the group's");
+            return NULL;
+        }
+        if (q->member_epoch < m->epoch &&
+            !(q->member_epoch == m->prev_epoch && q->n_owned >= 0 && owned_within(m, q))) {
+            fail(out, KP_ERR_FENCED_MEMBER_EPOCH, "the member epoch is stale");
+            return NULL;
+        }
+        return m;
+    }
+    /* Joining (epoch 0). */
+    if (q->n_topics < 0 && !q->regex) {
+        fail(out, KP_ERR_INVALID_REQUEST, "SubscribedTopicNames must be set when joining");
+        return NULL;
+    }
+    cmember_t *st = q->instance_id ? member_by_instance(cg, q->instance_id) : NULL;
+    if (st && st != m) {
+        if (st->epoch != -2) {
+            fail(out, KP_ERR_UNRELEASED_INSTANCE_ID, "the static member is still active");
+            return NULL;
+        }
+        /* The static member comes back under a new member id: it keeps its assignment and
+         * its previous epoch. */
+        char *id = q->member_id[0] ? strdup(q->member_id) : grp__new_member_id("consumer");
+        if (!id) {
+            fail(out, KP_ERR_UNKNOWN_SERVER_ERROR, NULL);
+            return NULL;
+        }
+        if (m)
+            member_free(m), cg->n_members--; /* unreachable in practice: ids are unique */
+        free(st->member_id);
+        st->member_id = id;
+        st->epoch = st->prev_epoch;
+        return st;
+    }
+    if (m) { /* rejoining: it gave up what it owned */
+        m->n_assigned = m->n_revoking = 0;
+        m->state = MS_STABLE;
+        m->prev_epoch = m->epoch = 0;
+        return m;
+    }
+    if (!(m = member_new(cg, q))) {
+        fail(out, KP_ERR_UNKNOWN_SERVER_ERROR, NULL);
+        return NULL;
+    }
+    *joined = true;
+    return m;
+}
+
+static int16_t member_update(grp_coord_t *c, cmember_t *m, const grp_chb_req_t *q, bool *changed)
+{
+    int assignor = 0;
+    if (q->assignor && q->assignor[0] && !assignor_ok(c, q->assignor, &assignor))
+        return KP_ERR_UNSUPPORTED_ASSIGNOR;
+    if (q->assignor && assignor != m->assignor) {
+        m->assignor = assignor;
+        *changed = true;
+    }
+    if (q->n_topics >= 0 && set_topics(m, q, changed))
+        return KP_ERR_UNKNOWN_SERVER_ERROR;
+    if (q->regex) {
+        int16_t err = set_regex(m, q->regex, changed);
+        if (err)
+            return err;
+    }
+    if (q->rebalance_timeout_ms > 0)
+        m->rebalance_timeout_ms = q->rebalance_timeout_ms;
+    if (replace_str(&m->instance_id, q->instance_id) || replace_str(&m->rack_id, q->rack_id) ||
+        replace_str(&m->client_id, q->client_id) || replace_str(&m->client_host, q->client_host))
+        return KP_ERR_UNKNOWN_SERVER_ERROR;
+    m->session_deadline = grp__now_ms(c) + c->cfg.cons_session_timeout_ms;
+    if (q->n_owned >= 0 && m->state == MS_UNREVOKED) {
+        bool still = false;
+        for (int i = 0; i < q->n_owned && !still; i++)
+            still = tp_has(m->revoking, m->n_revoking, &q->owned[i]);
+        if (!still)
+            m->n_revoking = 0; /* revoked: the partitions are free for their next owners */
+    }
+    return KP_ERR_NONE;
+}
+
+void grp_consumer_heartbeat(grp_coord_t *c,
+                            const meta_snap_t *snap,
+                            const grp_chb_req_t *q,
+                            grp_chb_result_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->member_id = q->member_id;
+    out->member_epoch = q->member_epoch;
+    out->heartbeat_interval_ms = c->cfg.cons_heartbeat_interval_ms;
+    if (!q->group_id[0]) {
+        fail(out, KP_ERR_INVALID_GROUP_ID, NULL);
+        return;
+    }
+    if (q->member_epoch < -2 || (q->member_epoch != 0 && !q->member_id[0])) {
+        fail(out, KP_ERR_INVALID_REQUEST, "MemberId can't be empty");
+        return;
+    }
+    int dummy;
+    if (q->assignor && q->assignor[0] && !assignor_ok(c, q->assignor, &dummy)) {
+        fail(out, KP_ERR_UNSUPPORTED_ASSIGNOR, "the assignor is not in group.consumer.assignors");
+        return;
+    }
+    grp_t *g = group_for(c, q, out);
+    if (!g)
+        return;
+    grp_cgroup_t *cg = g->cg;
+    if (q->member_epoch < 0) { /* leaving: -1 for good, -2 a static member for now */
+        cmember_t *m = member_find(cg, q->member_id);
+        if (!m) {
+            fail(out, KP_ERR_UNKNOWN_MEMBER_ID, NULL);
+            return;
+        }
+        if (q->member_epoch == -2 && m->instance_id) {
+            if (m->epoch != -2)
+                m->prev_epoch = m->epoch;
+            m->epoch = -2;
+            m->session_deadline = grp__now_ms(c) + c->cfg.cons_session_timeout_ms;
+        } else {
+            member_remove(c, g, m, "left");
+        }
+        return;
+    }
+    bool changed = false;
+    cmember_t *m = member_for(g, q, out, &changed);
+    if (!m) {
+        if (!cg->n_members && g->state == GRP_EMPTY && !g->n_offsets && !cg->group_epoch) {
+            /* a group created for a failed join: leave nothing behind */
+            grp__cons_free(cg);
+            g->cg = NULL;
+        }
+        return;
+    }
+    bool was_join = q->member_epoch == 0;
+    int16_t err = member_update(c, m, q, &changed);
+    if (err) {
+        if (changed && was_join && m->epoch == 0)
+            member_remove(c, g, m, "failed to join");
+        fail(out, err,
+             err == KP_ERR_INVALID_REGULAR_EXPRESSION ? "invalid regular expression" : NULL);
+        return;
+    }
+    int assignor = group_assignor(c, cg);
+    uint64_t sum = meta_sum(cg, snap);
+    if (changed || sum != cg->meta_sum || assignor != cg->assignor) {
+        cg->group_epoch++;
+        cg->meta_sum = sum;
+        cg->assignor = assignor;
+    }
+    group_set_state(c, g);
+    if (cg->group_epoch > cg->assignment_epoch) {
+        if (compute_target(cg, snap)) {
+            fail(out, KP_ERR_UNKNOWN_SERVER_ERROR, NULL);
+            return;
+        }
+        cg->assignment_epoch = cg->group_epoch;
+        ST_DEBUG("grp", "group=%s consumer target assignment at epoch %d", g->id,
+                 cg->assignment_epoch);
+    }
+    /* Members waiting for partitions held by others are moved on their own heartbeats. */
+    grp_tp_t *before = NULL;
+    int n_before = m->n_assigned;
+    if (n_before && !(before = malloc((size_t)n_before * sizeof(*before)))) {
+        fail(out, KP_ERR_UNKNOWN_SERVER_ERROR, NULL);
+        return;
+    }
+    if (n_before)
+        memcpy(before, m->assigned, (size_t)n_before * sizeof(*before));
+    if (reconcile(c, cg, m)) {
+        free(before);
+        fail(out, KP_ERR_UNKNOWN_SERVER_ERROR, NULL);
+        return;
+    }
+    bool moved = !tp_set_eq(before, n_before, m->assigned, m->n_assigned);
+    free(before);
+    out->member_id = m->member_id;
+    out->member_epoch = m->epoch;
+    if (was_join || moved || q->n_owned >= 0) {
+        out->has_assignment = true;
+        out->assignment = m->assigned;
+        out->n_assignment = m->n_assigned;
+    }
+}
+
+/* ---- Timers, offsets ---- */
+
+void grp__cons_tick(grp_coord_t *c, grp_t *g, int64_t now)
+{
+    for (cmember_t *m = g->cg->members, *next; m; m = next) {
+        next = m->next;
+        if (now >= m->session_deadline)
+            member_remove(c, g, m, "session expired (group.consumer.session.timeout.ms)");
+        else if (m->state == MS_UNREVOKED && m->n_revoking && now >= m->revoke_deadline)
+            member_remove(c, g, m, "did not revoke its partitions within its rebalance timeout");
+    }
+}
+
+int64_t grp__cons_deadline(const grp_t *g)
+{
+    int64_t d = -1;
+    for (const cmember_t *m = g->cg->members; m; m = m->next) {
+        int64_t x = m->session_deadline;
+        if (m->state == MS_UNREVOKED && m->n_revoking && m->revoke_deadline < x)
+            x = m->revoke_deadline;
+        d = d < 0 || x < d ? x : d;
+    }
+    return d;
+}
+
+/* OffsetCommit v9+ to a consumer group: the member and its exact epoch (Kafka's rule). */
+int16_t grp__cons_commit_check(grp_t *g, int32_t member_epoch, const char *member_id)
+{
+    if (member_epoch < 0 && (!member_id || !member_id[0]))
+        return g->state == GRP_EMPTY ? KP_ERR_NONE : KP_ERR_UNKNOWN_MEMBER_ID;
+    cmember_t *m = member_id ? member_find(g->cg, member_id) : NULL;
+    if (!m)
+        return KP_ERR_UNKNOWN_MEMBER_ID;
+    if (member_epoch > m->epoch)
+        return KP_ERR_FENCED_MEMBER_EPOCH;
+    if (member_epoch < m->epoch)
+        return KP_ERR_STALE_MEMBER_EPOCH;
+    return KP_ERR_NONE;
+}
+
+int16_t grp_cons_fetch_check(const grp_t *g, const char *member_id, int32_t member_epoch)
+{
+    if (!g->cg || member_epoch < 0)
+        return KP_ERR_NONE;
+    const cmember_t *m = member_id ? member_find(g->cg, member_id) : NULL;
+    if (!m)
+        return KP_ERR_UNKNOWN_MEMBER_ID;
+    return member_epoch != m->epoch ? KP_ERR_STALE_MEMBER_EPOCH : KP_ERR_NONE;
+}
+
+/* ---- Description ---- */
+
+bool grp_is_consumer(const grp_t *g)
+{
+    return g->cg != NULL;
+}
+
+const char *grp_cons_state(const grp_t *g)
+{
+    if (g->state == GRP_DEAD)
+        return "Dead";
+    if (!g->cg || !g->cg->n_members)
+        return "Empty";
+    if (g->cg->assignment_epoch < g->cg->group_epoch)
+        return "Assigning";
+    for (const cmember_t *m = g->cg->members; m; m = m->next)
+        if (m->epoch != -2 && (m->epoch != g->cg->assignment_epoch || m->state != MS_STABLE))
+            return "Reconciling";
+    return "Stable";
+}
+
+int32_t grp_cons_group_epoch(const grp_t *g)
+{
+    return g->cg ? g->cg->group_epoch : 0;
+}
+
+int32_t grp_cons_assignment_epoch(const grp_t *g)
+{
+    return g->cg ? g->cg->assignment_epoch : 0;
+}
+
+const char *grp_cons_assignor(const grp_t *g)
+{
+    return g->cg && g->cg->assignor == GRP_ASSIGNOR_RANGE ? "range" : "uniform";
+}
+
+int grp_cons_n_members(const grp_t *g)
+{
+    return g->cg ? g->cg->n_members : 0;
+}
+
+void grp_cons_member_desc(const grp_t *g, int i, grp_cmember_desc_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    const cmember_t *m = g->cg ? g->cg->members : NULL;
+    while (m && i-- > 0)
+        m = m->next;
+    if (!m)
+        return;
+    *out = (grp_cmember_desc_t){
+        .member_id = m->member_id,
+        .instance_id = m->instance_id,
+        .rack_id = m->rack_id,
+        .client_id = m->client_id,
+        .client_host = m->client_host,
+        .member_epoch = m->epoch,
+        .topics = (const char *const *)m->topics,
+        .n_topics = m->n_topics,
+        .regex = m->regex,
+        .assigned = m->assigned,
+        .n_assigned = m->n_assigned,
+        .target = m->target,
+        .n_target = m->n_target,
+    };
+}
+
+bool grp__cons_subscribed(const grp_t *g, const char *topic)
+{
+    for (const cmember_t *m = g->cg->members; m; m = m->next) {
+        for (int i = 0; i < m->n_topics; i++)
+            if (!strcmp(m->topics[i], topic))
+                return true;
+        if (m->regex && !regexec(&m->re, topic, 0, NULL, 0))
+            return true;
+    }
+    return false;
+}
