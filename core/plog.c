@@ -1207,12 +1207,15 @@ int plog_read_upto(plog_t *log, int64_t offset, int64_t max_bytes, int64_t limit
     for (;;) {
         while ((rc = hdr_at(r, pos, &h)) == 0 && h.base_offset + h.last_offset_delta < offset)
             pos += (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
-        /* An empty batch (the cleaner's, keeping a segment's end) is served
-         * only when nothing follows it below the high watermark: a response
-         * of no record at all crashes some clients (kafka-python 2.0). */
-        if (rc != 0 || h.records_count != 0 || s->next_offset >= hw ||
-            pos + (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD != s->size)
+        /* Empty batches (the cleaner's: a segment's end, a producer's last
+         * batch) are skipped while data follows below the high watermark: a
+         * response of no record at all crashes some clients (kafka-python 2.0). */
+        if (rc != 0 || h.records_count != 0 || h.base_offset + h.last_offset_delta + 1 >= hw)
             break;
+        if (pos + (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD < s->size) {
+            offset = h.base_offset + h.last_offset_delta + 1; /* the next batch of s */
+            continue;
+        }
         int i = find_seg(log, s->base_offset);
         if (i + 1 >= log->n_segs || log->segs[i] != s)
             break;

@@ -305,6 +305,95 @@ static int build_map(plog_cleaner_t *c, job_t *j, compact_buf_t *buf)
     return 0;
 }
 
+/* ---- Producers' last batches ----
+ * Kafka's cleaner keeps the last batch of every producer (empty if all its
+ * records go), so that producer state rebuilt from the log after a restart
+ * (kh_idem) still knows each producer's last sequence: a retry of that batch
+ * is then answered as a duplicate, never appended twice. Producers idle for
+ * longer than Kafka's producer.id.expiration.ms default are forgotten. */
+
+#define PID_EXPIRY_MS (24 * 3600 * 1000)
+#define PID_MAP_MAX   65536 /* entries; beyond, every producer batch is kept */
+
+typedef struct {
+    int64_t pid; /* -1: empty slot */
+    int64_t last_base;
+} pid_slot_t;
+
+typedef struct {
+    pid_slot_t *slots; /* owned */
+    size_t n_slots, n_used;
+    bool overflow;
+} pid_map_t;
+
+static pid_slot_t *pid_find(const pid_map_t *pm, int64_t pid)
+{
+    size_t i = (size_t)((uint64_t)pid * 0x9e3779b97f4a7c15ull % pm->n_slots);
+    while (pm->slots[i].pid >= 0 && pm->slots[i].pid != pid)
+        i = i + 1 == pm->n_slots ? 0 : i + 1;
+    return &pm->slots[i];
+}
+
+static void pid_put(pid_map_t *pm, int64_t pid, int64_t base)
+{
+    if (pm->overflow)
+        return;
+    if (!pm->slots) {
+        pm->n_slots = PID_MAP_MAX * 2;
+        pm->slots = malloc(pm->n_slots * sizeof(*pm->slots));
+        if (!pm->slots) {
+            pm->overflow = true;
+            return;
+        }
+        for (size_t i = 0; i < pm->n_slots; i++)
+            pm->slots[i].pid = -1;
+    }
+    pid_slot_t *sl = pid_find(pm, pid);
+    if (sl->pid < 0) {
+        if (pm->n_used >= PID_MAP_MAX) {
+            pm->overflow = true;
+            return;
+        }
+        sl->pid = pid;
+        pm->n_used++;
+    }
+    sl->last_base = base;
+}
+
+/* Is the batch h the last of its producer (so it stays, empty if need be)? */
+static bool pid_is_last(const pid_map_t *pm, const plog_batch_hdr_t *h, int64_t now_ms)
+{
+    if (h->producer_id < 0 || now_ms - h->max_timestamp > PID_EXPIRY_MS)
+        return false;
+    if (pm->overflow)
+        return true;
+    if (!pm->slots)
+        return false;
+    const pid_slot_t *sl = pid_find(pm, h->producer_id);
+    return sl->pid == h->producer_id && sl->last_base == h->base_offset;
+}
+
+/* The last batch of each recent producer in the segments below map_end
+ * (headers only). */
+static int scan_pids(job_t *j, pid_map_t *pm)
+{
+    for (int i = 0; i < j->n_segs && j->segs[i].old->base_offset < j->map_end; i++) {
+        plog_seg_t *s = j->segs[i].old;
+        uint8_t hb[PLOG_BATCH_HDR_SIZE];
+        plog_batch_hdr_t h;
+        for (int64_t pos = 0; pos < s->size;
+             pos += (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD) {
+            if (s->size - pos < PLOG_BATCH_HDR_SIZE ||
+                pread(s->fd, hb, sizeof(hb), pos) != (ssize_t)sizeof(hb) ||
+                plog_batch_parse_hdr(hb, sizeof(hb), &h) != 0 || h.batch_length < 49)
+                return ST_E_CORRUPT;
+            if (h.producer_id >= 0 && j->now_ms - h.max_timestamp <= PID_EXPIRY_MS)
+                pid_put(pm, h.producer_id, h.base_offset);
+        }
+    }
+    return 0;
+}
+
 static void drop_cleaned(plog_seg_t *n)
 {
     static const char *const exts[] = {"log", "index", "timeindex"};
@@ -347,7 +436,8 @@ static int swap_in(plog_seg_t *n, int dir_fd)
 
 /* Pass 2, one segment: rewrite old into .cleaned files; swap them in when
  * something was removed. */
-static int rewrite_seg(plog_cleaner_t *c, job_t *j, job_seg_t *js, int dir_fd, compact_buf_t *in)
+static int rewrite_seg(
+    plog_cleaner_t *c, job_t *j, job_seg_t *js, int dir_fd, compact_buf_t *in, const pid_map_t *pm)
 {
     plog_seg_t *old = js->old, *n = NULL;
     char dir[4096];
@@ -367,7 +457,8 @@ static int rewrite_seg(plog_cleaner_t *c, job_t *j, job_seg_t *js, int dir_fd, c
             break;
         }
         compact_rules_t r = j->rules;
-        r.keep_empty = pos + blen == old->size; /* the segment keeps its end offset */
+        /* The segment keeps its end offset; a producer keeps its last batch. */
+        r.keep_empty = pos + blen == old->size || pid_is_last(pm, &h, j->now_ms);
         out.len = 0;
         if ((rc = compact_filter_batch(in->p, in->len, &r, &out, &j->st)) != 0)
             break;
@@ -429,9 +520,12 @@ static void run_pass(plog_cleaner_t *c, job_t *j)
     }
     j->rules.map = c->map; /* NULL only with rc set: no segment is rewritten */
     j->rules.map_end = j->map_end;
-    int i = 0;
-    for (; rc == 0 && i < j->n_segs && j->segs[i].old->base_offset < j->map_end; i++)
-        rc = rewrite_seg(c, j, &j->segs[i], dir_fd, &in);
+    pid_map_t pm = {0};
+    if (rc == 0)
+        rc = scan_pids(j, &pm);
+    for (int i = 0; rc == 0 && i < j->n_segs && j->segs[i].old->base_offset < j->map_end; i++)
+        rc = rewrite_seg(c, j, &j->segs[i], dir_fd, &in, &pm);
+    free(pm.slots);
     j->complete = rc == 0;
     if (rc == 0) {
         /* One pass per log at a time: no lock (sync_mu would stall appends

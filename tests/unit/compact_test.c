@@ -50,6 +50,8 @@ static void be64(uint8_t *p, uint64_t v)
     be32(p + 4, (uint32_t)v);
 }
 
+static int64_t g_pid = -1; /* producer id of the batches build() makes (not control/txn) */
+
 /* One batch of n records at base_offset, timestamp ts (all records), codec,
  * attributes extra bits (transactional 0x10, control 0x20). malloc'd. */
 static uint8_t *
@@ -104,7 +106,7 @@ build(const trec_t *recs, int n, int64_t base_offset, int64_t ts, int codec, int
     be32(out + 23, (uint32_t)(n - 1));
     be64(out + 27, (uint64_t)ts);
     be64(out + 35, (uint64_t)ts);
-    be64(out + 43, (uint64_t)(extra ? 77 : -1)); /* producer id */
+    be64(out + 43, (uint64_t)(extra ? 77 : g_pid)); /* producer id */
     out[51] = 0xff, out[52] = 0xff;
     be32(out + 53, 0xffffffffu);
     be32(out + 57, (uint32_t)n);
@@ -654,6 +656,51 @@ static void test_cleaner_swaps_segments_reads_and_recovers(void **state)
     compact_buf_free(&t.log);
 }
 
+static int find_pid(void *arg, const plog_batch_hdr_t *h)
+{
+    int64_t *found = arg; /* [0]: pid wanted, [1]: out records_count, [2]: out base */
+    if (h->producer_id == found[0]) {
+        found[1] = h->records_count;
+        found[2] = h->base_offset;
+    }
+    return 0;
+}
+
+/* A producer's last batch stays (empty) when later records of another
+ * producer supersede all of it: producer state rebuilt after a restart still
+ * knows its last sequence. */
+static void test_cleaner_keeps_each_producers_last_batch(void **state)
+{
+    fx_t *f = *state;
+    plog_config_t cfg;
+    plog_t *log = open_cfg(f, &cfg);
+    trec_t a[3] = {{1, 1}, {2, 1}, {3, 1}};
+    size_t len;
+    g_pid = 4242;
+    uint8_t *b = build(a, 3, 0, 10 * 1000 * 1000, 0, 0, &len); /* ts: recent for now=now_ms */
+    g_pid = -1;
+    append_wait(f, log, b, len);
+    free(b);
+    /* Other producers overwrite keys 1..3 many times, over several segments. */
+    for (int i = 0; i < 200; i++) {
+        trec_t o[3] = {{1, 10 + i}, {2, 10 + i}, {3, 10 + i}};
+        b = build(o, 3, 0, 10 * 1000 * 1000, 0, 0, &len);
+        append_wait(f, log, b, len);
+        free(b);
+    }
+    assert_true(plog_segment_count(log) > 2);
+    plog_cleaner_t *c;
+    assert_int_equal(plog_cleaner_new(&f->loop, 1 << 16, 0, &c), 0);
+    run_cleaner(f, c, log, 10 * 1000 * 1000 + 5000);
+    int64_t found[3] = {4242, -1, -1};
+    int rc = plog_scan_tail(log, 1000, -1, find_pid, found);
+    close_log(f, log); /* before asserting: a failure must not hang the teardown */
+    plog_cleaner_free(c);
+    assert_int_equal(rc, 0);
+    assert_int_equal(found[1], 0); /* its batch, with no record left */
+    assert_int_equal(found[2], 0);
+}
+
 static void touch(const char *dir, int64_t base, const char *ext, const void *data, size_t len)
 {
     char p[512];
@@ -735,6 +782,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cleaner_swaps_segments_reads_and_recovers, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cleaner_recovery_of_interrupted_swaps, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_cleaner_keeps_each_producers_last_batch, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
