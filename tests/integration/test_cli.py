@@ -154,8 +154,17 @@ class CliTest(unittest.TestCase):
             self.ok("profile", "create", "compl-p1", env={"HOME": home})
             self.assertEqual(self.complete("profile", "use", "compl", home=home), ["compl-p1"])
             self.assertEqual(self.complete("--profile", "c", home=home), ["compl-p1"])
-        out = self.ok("completion", "zsh", brokers=False)
-        self.assertIn("bashcompinit", out)
+        # zsh (scripts/deps.sh installs it): the script loads and, the way bashcompinit
+        # calls it (sh emulation), offers the candidates (zsh's compadd filters them)
+        script = self.ok("completion", "zsh", brokers=False)
+        self.assertIn("bashcompinit", script)
+        p = subprocess.run(["zsh", "-f", "-c", script + "\nemulate sh -c 'COMP_WORDS=(strata "
+                            "topic cr); COMP_CWORD=2; _strata; echo ${COMPREPLY[@]}'"],
+                           capture_output=True, text=True, env=dict(os.environ,
+                                                                    HOME=self.home.name))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("create", p.stdout.split())
+        self.assertIn("describe-storage", p.stdout.split())
 
     def test_completion_archive_flags(self):
         out = self.ok("completion", "bash", brokers=False)
