@@ -164,23 +164,34 @@ static uint64_t topic_hash(const meta_topic_t *t)
     return (h ^ (uint64_t)(uint32_t)t->n_partitions) * 1099511628211ull;
 }
 
-/* A sum over (member, subscribed topic) of the topic's (id, partitions): changes when a
+/* A sum over the group's subscribed topics of their (id, partitions): changes when a
  * subscribed topic is created, deleted or grows. */
 static uint64_t meta_sum(const grp_cgroup_t *cg, const meta_snap_t *snap)
 {
     uint64_t sum = 0;
-    for (const cmember_t *m = cg->members; m; m = m->next) {
-        if (m->regex) {
-            for (int i = 0; i < snap->n_topics; i++)
-                if (subscribes(m, &snap->topics[i]))
-                    sum += topic_hash(&snap->topics[i]);
-        } else {
+    bool *mark = calloc((size_t)snap->n_topics + 1, sizeof(*mark));
+    if (mark) { /* names by binary search; only regexes scan every topic */
+        for (const cmember_t *m = cg->members; m; m = m->next) {
             for (int i = 0; i < m->n_topics; i++) {
                 const meta_topic_t *t = meta_snap_find(snap, m->topics[i], strlen(m->topics[i]));
                 if (t)
-                    sum += topic_hash(t);
+                    mark[t - snap->topics] = true;
             }
+            for (int i = 0; m->regex && i < snap->n_topics; i++)
+                mark[i] |= !regexec(&m->re, snap->topics[i].name, 0, NULL, 0);
         }
+        for (int i = 0; i < snap->n_topics; i++)
+            if (mark[i])
+                sum += topic_hash(&snap->topics[i]);
+        free(mark);
+        return sum;
+    }
+    for (int i = 0; i < snap->n_topics; i++) {
+        bool sub = false;
+        for (const cmember_t *m = cg->members; m && !sub; m = m->next)
+            sub = subscribes(m, &snap->topics[i]);
+        if (sub)
+            sum += topic_hash(&snap->topics[i]);
     }
     return sum;
 }
@@ -201,11 +212,19 @@ typedef struct {
     int *owner; /* member index per (topic, partition) slot, -1 free */
     int *count; /* partitions per member */
     int n_slots;
+    const meta_topic_t *last; /* lookup cache: targets are sorted by topic id */
 } asg_t;
 
-static int slot_of(const asg_t *a, const grp_tp_t *tp)
+static const meta_topic_t *topic_of(asg_t *a, const grp_tp_t *tp)
 {
-    const meta_topic_t *t = meta_snap_find_id(a->snap, tp->topic_id);
+    if (!a->last || memcmp(a->last->id, tp->topic_id, 16))
+        a->last = meta_snap_find_id(a->snap, tp->topic_id);
+    return a->last;
+}
+
+static int slot_of(asg_t *a, const grp_tp_t *tp)
+{
+    const meta_topic_t *t = topic_of(a, tp);
     if (!t || tp->partition < 0 || tp->partition >= t->n_partitions)
         return -1;
     return a->base[t - a->snap->topics] + tp->partition;
@@ -260,7 +279,7 @@ static void assign_uniform(asg_t *a)
             int s = slot_of(a, &m->target[i]);
             if (s < 0 || a->owner[s] >= 0)
                 continue;
-            const meta_topic_t *t = meta_snap_find_id(a->snap, m->target[i].topic_id);
+            const meta_topic_t *t = topic_of(a, &m->target[i]);
             if (!a->sub[mi * nt + (int)(t - a->snap->topics)])
                 continue;
             if (a->count[mi] >= floor_q) {

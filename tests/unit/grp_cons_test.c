@@ -1,0 +1,285 @@
+/* grp_cons_test.c - KIP-848 in the group coordinator (kafka/grp_cons.c) with injected clocks
+ * and a hand-built metadata snapshot: revocation before reassignment (no partition owned twice),
+ * member epochs, the uniform and range assignors, topic growth, session and leave, static
+ * members, offset commits at member epochs, Kafka's error codes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core/meta.h"
+#include "kafka/grp.h"
+#include "kafka/kp.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t g_mono;
+
+static int64_t mono_ms(void *arg)
+{
+    (void)arg;
+    return g_mono;
+}
+
+static int64_t wall_ms(void *arg)
+{
+    (void)arg;
+    return 1000000;
+}
+
+static grp_coord_t *coord(void)
+{
+    grp_config_t cfg = {
+        .min_session_timeout_ms = 6000,
+        .max_session_timeout_ms = 300000,
+        .offsets_retention_ms = 86400000,
+        .now_ms = mono_ms,
+        .wall_ms = wall_ms,
+        .cons_session_timeout_ms = 10000,
+        .cons_heartbeat_interval_ms = 1000,
+    };
+    g_mono = 1000;
+    grp_coord_t *c = grp_coord_new(&cfg);
+    assert_non_null(c);
+    return c;
+}
+
+/* One topic "t" (id 1...) with n partitions, one "u" (id 2...) with 2. */
+static meta_topic_t g_topics[2];
+static meta_snap_t g_snap;
+
+static const meta_snap_t *snap(int n)
+{
+    memset(g_topics, 0, sizeof(g_topics));
+    g_topics[0].name = "t";
+    memset(g_topics[0].id, 1, 16);
+    g_topics[0].n_partitions = n;
+    g_topics[1].name = "u";
+    memset(g_topics[1].id, 2, 16);
+    g_topics[1].n_partitions = 2;
+    g_snap.topics = g_topics;
+    g_snap.n_topics = 2;
+    return &g_snap;
+}
+
+typedef struct {
+    int16_t err;
+    int32_t epoch;
+    bool has;
+    grp_tp_t parts[16];
+    int n;
+} hb_t;
+
+static const char *const k_t[] = {"t"};
+
+static hb_t hb(grp_coord_t *c,
+               const meta_snap_t *s,
+               const char *member,
+               int32_t epoch,
+               const grp_tp_t *owned,
+               int n_owned,
+               const char *assignor)
+{
+    grp_chb_req_t q = {
+        .group_id = "g",
+        .member_id = member,
+        .client_id = "cl",
+        .client_host = "/127.0.0.1",
+        .member_epoch = epoch,
+        .rebalance_timeout_ms = epoch == 0 ? 60000 : -1,
+        .topics = epoch == 0 ? k_t : NULL,
+        .n_topics = epoch == 0 ? 1 : -1,
+        .assignor = assignor,
+        .owned = owned,
+        .n_owned = n_owned,
+    };
+    grp_chb_result_t r;
+    grp_consumer_heartbeat(c, s, &q, &r);
+    hb_t h = {.err = r.error_code, .epoch = r.member_epoch, .has = r.has_assignment};
+    for (int i = 0; r.has_assignment && i < r.n_assignment && i < 16; i++)
+        h.parts[h.n++] = r.assignment[i];
+    return h;
+}
+
+/* Every partition of "t" is owned by at most one of the members' last assignments. */
+static void assert_disjoint(const hb_t *const *hs, int n)
+{
+    int owner[16];
+    memset(owner, -1, sizeof(owner));
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < hs[i]->n; j++) {
+            int p = hs[i]->parts[j].partition;
+            assert_int_equal(owner[p], -1);
+            owner[p] = i;
+        }
+}
+
+static void test_cons_revoke_before_reassign(void **state)
+{
+    (void)state;
+    grp_coord_t *c = coord();
+    const meta_snap_t *s = snap(6);
+    hb_t a = hb(c, s, "a", 0, NULL, 0, NULL);
+    assert_int_equal(a.err, KP_ERR_NONE);
+    assert_int_equal(a.epoch, 1);
+    assert_int_equal(a.n, 6);
+    hb_t b = hb(c, s, "b", 0, NULL, 0, NULL);
+    assert_int_equal(b.epoch, 2); /* at the new epoch, waiting for a's partitions */
+    assert_int_equal(b.n, 0);
+    const hb_t *both[] = {&a, &b};
+    /* a learns it must give 3 up: it keeps 3, at its old epoch */
+    hb_t a2 = hb(c, s, "a", 1, NULL, -1, NULL);
+    assert_true(a2.has);
+    assert_int_equal(a2.n, 3);
+    assert_int_equal(a2.epoch, 1);
+    b = hb(c, s, "b", 2, NULL, -1, NULL);
+    assert_int_equal(b.n, 0); /* not yet revoked: still a's */
+    /* a reports it owns only the 3 it kept: revoked, it moves to epoch 2 */
+    a = hb(c, s, "a", 1, a2.parts, a2.n, NULL);
+    assert_int_equal(a.epoch, 2);
+    assert_int_equal(a.n, 3);
+    b = hb(c, s, "b", 2, NULL, -1, NULL);
+    assert_true(b.has);
+    assert_int_equal(b.n, 3);
+    assert_disjoint(both, 2);
+    grp_t *g = grp_find(c, "g");
+    assert_true(grp_is_consumer(g));
+    assert_string_equal(grp_cons_state(g), "Stable");
+    assert_string_equal(grp_cons_assignor(g), "uniform");
+    /* a stale or future epoch is fenced; an unknown member is unknown */
+    assert_int_equal(hb(c, s, "a", 7, NULL, -1, NULL).err, KP_ERR_FENCED_MEMBER_EPOCH);
+    assert_int_equal(hb(c, s, "a", 1, NULL, -1, NULL).err, KP_ERR_FENCED_MEMBER_EPOCH);
+    assert_int_equal(hb(c, s, "zz", 2, NULL, -1, NULL).err, KP_ERR_UNKNOWN_MEMBER_ID);
+    /* commits: the exact epoch only */
+    uint64_t inc;
+    assert_int_equal(grp_commit_check(c, "g", 2, "a", NULL, &inc), KP_ERR_NONE);
+    assert_int_equal(grp_commit_check(c, "g", 1, "a", NULL, &inc), KP_ERR_STALE_MEMBER_EPOCH);
+    assert_int_equal(grp_commit_check(c, "g", 3, "a", NULL, &inc), KP_ERR_FENCED_MEMBER_EPOCH);
+    assert_int_equal(grp_commit_check(c, "g", 2, "zz", NULL, &inc), KP_ERR_UNKNOWN_MEMBER_ID);
+    assert_int_equal(grp_commit_check(c, "g", -1, "", NULL, &inc), KP_ERR_UNKNOWN_MEMBER_ID);
+    assert_int_equal(grp_cons_fetch_check(g, "a", 1), KP_ERR_STALE_MEMBER_EPOCH);
+    assert_int_equal(grp_cons_fetch_check(g, "a", 2), KP_ERR_NONE);
+    /* a leaves: b takes everything at the next epoch */
+    assert_int_equal(hb(c, s, "a", -1, NULL, -1, NULL).err, KP_ERR_NONE);
+    b = hb(c, s, "b", 2, NULL, -1, NULL);
+    assert_int_equal(b.epoch, 3);
+    assert_int_equal(b.n, 6);
+    grp_coord_free(c);
+}
+
+static void test_cons_range_and_growth(void **state)
+{
+    (void)state;
+    grp_coord_t *c = coord();
+    const meta_snap_t *s = snap(5);
+    assert_int_equal(hb(c, s, "m1", 0, NULL, 0, "sticky").err, KP_ERR_UNSUPPORTED_ASSIGNOR);
+    assert_null(grp_find(c, "g")); /* nothing left behind */
+    hb_t x = hb(c, s, "m1", 0, NULL, 0, "range");
+    hb_t y = hb(c, s, "m2", 0, NULL, 0, "range");
+    x = hb(c, s, "m1", x.epoch, NULL, -1, NULL); /* revokes 3, 4 */
+    assert_int_equal(x.n, 3);
+    assert_int_equal(x.parts[0].partition, 0);
+    assert_int_equal(x.parts[2].partition, 2);
+    x = hb(c, s, "m1", x.epoch, x.parts, x.n, NULL);
+    y = hb(c, s, "m2", y.epoch, NULL, -1, NULL);
+    assert_int_equal(y.n, 2);
+    assert_int_equal(y.parts[0].partition, 3);
+    assert_string_equal(grp_cons_assignor(grp_find(c, "g")), "range");
+    /* the topic grows to 8: a new epoch, 4 + 4 */
+    s = snap(8);
+    int32_t before = grp_cons_group_epoch(grp_find(c, "g"));
+    y = hb(c, s, "m2", y.epoch, NULL, -1, NULL);
+    assert_int_equal(grp_cons_group_epoch(grp_find(c, "g")), before + 1);
+    assert_int_equal(y.n, 1); /* m2 revokes 3, keeps 4 */
+    assert_int_equal(y.parts[0].partition, 4);
+    x = hb(c, s, "m1", x.epoch, NULL, -1, NULL);
+    assert_false(x.has); /* 3 is still m2's */
+    y = hb(c, s, "m2", y.epoch, y.parts, y.n, NULL);
+    assert_int_equal(y.n, 4);
+    x = hb(c, s, "m1", x.epoch, NULL, -1, NULL);
+    assert_int_equal(x.n, 4);
+    assert_int_equal(x.parts[3].partition, 3);
+    grp_coord_free(c);
+}
+
+static void join_done(void *arg, const grp_join_result_t *r)
+{
+    *(int16_t *)arg = r->error_code;
+}
+
+static void test_cons_session_static_and_classic(void **state)
+{
+    (void)state;
+    grp_coord_t *c = coord();
+    const meta_snap_t *s = snap(2);
+    grp_chb_req_t q = {
+        .group_id = "g",
+        .member_id = "s1",
+        .instance_id = "inst",
+        .client_id = "cl",
+        .client_host = "h",
+        .member_epoch = 0,
+        .rebalance_timeout_ms = 1000,
+        .topics = k_t,
+        .n_topics = 1,
+        .n_owned = 0,
+    };
+    grp_chb_result_t r;
+    grp_consumer_heartbeat(c, s, &q, &r);
+    assert_int_equal(r.error_code, KP_ERR_NONE);
+    int32_t epoch = r.member_epoch;
+    q.member_id = "s2"; /* the instance is taken */
+    grp_consumer_heartbeat(c, s, &q, &r);
+    assert_int_equal(r.error_code, KP_ERR_UNRELEASED_INSTANCE_ID);
+    grp_chb_req_t leave = {
+        .group_id = "g", .member_id = "s1", .member_epoch = -2, .n_topics = -1, .n_owned = -1};
+    grp_consumer_heartbeat(c, s, &leave, &r);
+    assert_int_equal(r.error_code, KP_ERR_NONE);
+    grp_consumer_heartbeat(c, s, &q, &r); /* s2 takes over s1's epoch and partitions */
+    assert_int_equal(r.error_code, KP_ERR_NONE);
+    assert_int_equal(r.member_epoch, epoch);
+    assert_int_equal(r.n_assignment, 2);
+    /* no heartbeat for the session timeout: gone, the group is empty */
+    assert_true(grp_coord_next_deadline(c) <= g_mono + 10000);
+    g_mono += 10001;
+    grp_coord_tick(c);
+    grp_t *g = grp_find(c, "g");
+    assert_int_equal(grp_cons_n_members(g), 0);
+    assert_int_equal(grp_state(g), GRP_EMPTY);
+    assert_string_equal(grp_cons_state(g), "Empty");
+    /* an empty consumer group accepts a classic member (it converts)... */
+    grp_chb_req_t join2 = q;
+    join2.group_id = "h";
+    join2.instance_id = NULL;
+    grp_consumer_heartbeat(c, s, &join2, &r);
+    assert_int_equal(r.error_code, KP_ERR_NONE);
+    /* ...a consumer group with members does not */
+    grp_protocol_t p = {"range", (const uint8_t *)"x", 1};
+    grp_join_req_t jq = {.group_id = "h",
+                         .member_id = "",
+                         .client_id = "c",
+                         .client_host = "h",
+                         .protocol_type = "consumer",
+                         .session_timeout_ms = 10000,
+                         .rebalance_timeout_ms = 10000,
+                         .protocols = &p,
+                         .n_protocols = 1};
+    int16_t jerr = -1;
+    grp_join(c, &jq, join_done, &jerr);
+    assert_int_equal(jerr, KP_ERR_INCONSISTENT_GROUP_PROTOCOL);
+    grp_coord_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cons_revoke_before_reassign),
+        cmocka_unit_test(test_cons_range_and_growth),
+        cmocka_unit_test(test_cons_session_static_and_classic),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
