@@ -56,3 +56,14 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
+# PyPI confluent-kafka 2.x (librdkafka 2.x, which speaks KIP-848's consumer group protocol) for
+# tests/integration/test_kip848.py, beside Debian's 1.7 that the other tests use: installed with
+# pip into a cache directory (never into the system), the one the test puts first on sys.path.
+if [ "${1:-build}" = test ]; then
+    CK_DIR="${STRATA_PYDEPS:-$HOME/.cache/strata/pydeps}/confluent-kafka-2.16.1"
+    if [ ! -d "$CK_DIR/confluent_kafka" ]; then
+        echo "deps: pip install confluent-kafka==2.16.1 --target $CK_DIR"
+        /usr/bin/python3 -m pip install -q --disable-pip-version-check --no-deps \
+            --only-binary=:all: --target "$CK_DIR" confluent-kafka==2.16.1
+    fi
+fi

@@ -16,3 +16,8 @@ set_tests_properties(groups_kafkajs PROPERTIES LABELS integration TIMEOUT 300
 # (driven by test_groups.py against its broker).
 add_executable(grp_versions integration/grp_versions.c)
 target_link_libraries(grp_versions PRIVATE strata_kafka)
+# KIP-848 consumer group protocol with librdkafka 2.x (PyPI confluent-kafka 2.16.1 in a cache
+# directory, installed by scripts/deps.sh test): share, join, leave, crash, no record twice.
+add_test(NAME groups_kip848 COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_kip848.py)
+set_tests_properties(groups_kip848 PROPERTIES LABELS integration TIMEOUT 300
+    ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
