@@ -505,6 +505,14 @@ static int16_t set_regex(cmember_t *m, const char *regex, bool *changed)
     *changed = true;
     if (!regex[0])
         return KP_ERR_NONE;
+    /* RE2/J has no back-references, and glibc's would make matching exponential on the
+     * shard's loop: refuse them as Kafka refuses what RE2/J cannot compile. */
+    for (const char *p = regex; *p; p++) {
+        if (*p == '\\' && p[1] >= '1' && p[1] <= '9')
+            return KP_ERR_INVALID_REGULAR_EXPRESSION;
+        if (*p == '\\' && p[1])
+            p++;
+    }
     size_t n = strlen(regex) + 5;
     char *full = malloc(n);
     if (!full)
@@ -649,8 +657,10 @@ static cmember_t *member_for(grp_t *g, const grp_chb_req_t *q, grp_chb_result_t 
             fail(out, KP_ERR_UNKNOWN_SERVER_ERROR, NULL);
             return NULL;
         }
-        if (m)
-            member_free(m), cg->n_members--; /* unreachable in practice: ids are unique */
+        if (m) { /* the id is another member's: taking it over would make two of one */
+            fail(out, KP_ERR_INVALID_REQUEST, "the member id belongs to another member");
+            return NULL;
+        }
         free(st->member_id);
         st->member_id = id;
         st->epoch = st->prev_epoch;
@@ -688,8 +698,10 @@ static int16_t member_update(grp_coord_t *c, cmember_t *m, const grp_chb_req_t *
     }
     if (q->rebalance_timeout_ms > 0)
         m->rebalance_timeout_ms = q->rebalance_timeout_ms;
-    if (replace_str(&m->instance_id, q->instance_id) || replace_str(&m->rack_id, q->rack_id) ||
-        replace_str(&m->client_id, q->client_id) || replace_str(&m->client_host, q->client_host))
+    /* the instance id is checked for uniqueness only when joining (member_for) */
+    if ((q->member_epoch == 0 && replace_str(&m->instance_id, q->instance_id)) ||
+        replace_str(&m->rack_id, q->rack_id) || replace_str(&m->client_id, q->client_id) ||
+        replace_str(&m->client_host, q->client_host))
         return KP_ERR_UNKNOWN_SERVER_ERROR;
     m->session_deadline = grp__now_ms(c) + c->cfg.cons_session_timeout_ms;
     if (q->n_owned >= 0 && m->state == MS_UNREVOKED) {

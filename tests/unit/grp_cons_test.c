@@ -268,6 +268,44 @@ static void test_cons_session_static_and_classic(void **state)
                          .rebalance_timeout_ms = 10000,
                          .protocols = &p,
                          .n_protocols = 1};
+    /* a static takeover may not reuse another member's id */
+    grp_chb_req_t st2 = q;
+    st2.group_id = "h";
+    st2.member_id = "d1";
+    st2.instance_id = NULL;
+    grp_consumer_heartbeat(c, s, &st2, &r); /* dynamic d1 */
+    assert_int_equal(r.error_code, KP_ERR_NONE);
+    st2.member_id = "s9";
+    st2.instance_id = "i9";
+    grp_consumer_heartbeat(c, s, &st2, &r); /* static s9 */
+    leave.group_id = "h";
+    leave.member_id = "s9";
+    grp_consumer_heartbeat(c, s, &leave, &r);
+    st2.member_id = "d1";
+    grp_consumer_heartbeat(c, s, &st2, &r);
+    assert_int_equal(r.error_code, KP_ERR_INVALID_REQUEST);
+    assert_int_equal(grp_cons_n_members(grp_find(c, "h")), 3);
+    /* regex subscriptions: full match; back-references refused */
+    grp_chb_req_t rx = {.group_id = "r",
+                        .member_id = "x1",
+                        .client_id = "c",
+                        .client_host = "h",
+                        .member_epoch = 0,
+                        .rebalance_timeout_ms = 1000,
+                        .n_topics = -1,
+                        .regex = "(a)\\1",
+                        .n_owned = 0};
+    grp_consumer_heartbeat(c, s, &rx, &r);
+    assert_int_equal(r.error_code, KP_ERR_INVALID_REGULAR_EXPRESSION);
+    rx.regex = "[tu]";
+    grp_consumer_heartbeat(c, s, &rx, &r);
+    assert_int_equal(r.error_code, KP_ERR_NONE);
+    assert_int_equal(r.n_assignment, 4); /* t: 2, u: 2 */
+    rx.regex = "t.+";
+    rx.member_id = "x2";
+    grp_consumer_heartbeat(c, s, &rx, &r);
+    assert_int_equal(r.error_code, KP_ERR_NONE);
+    assert_int_equal(r.n_assignment, 0); /* matches nothing */
     int16_t jerr = -1;
     grp_join(c, &jq, join_done, &jerr);
     assert_int_equal(jerr, KP_ERR_INCONSISTENT_GROUP_PROTOCOL);
