@@ -652,13 +652,13 @@ static cmember_t *member_for(grp_t *g, const grp_chb_req_t *q, grp_chb_result_t 
         }
         /* The static member comes back under a new member id: it keeps its assignment and
          * its previous epoch. */
+        if (m) { /* the id is another member's: taking it over would make two of one */
+            fail(out, KP_ERR_INVALID_REQUEST, "the member id belongs to another member");
+            return NULL;
+        }
         char *id = q->member_id[0] ? strdup(q->member_id) : grp__new_member_id("consumer");
         if (!id) {
             fail(out, KP_ERR_UNKNOWN_SERVER_ERROR, NULL);
-            return NULL;
-        }
-        if (m) { /* the id is another member's: taking it over would make two of one */
-            fail(out, KP_ERR_INVALID_REQUEST, "the member id belongs to another member");
             return NULL;
         }
         free(st->member_id);
