@@ -191,17 +191,17 @@ class SecurityCliTest(unittest.TestCase):
                                 "COMP_CWORD=%d; _strata; echo ${COMPREPLY[@]}"
                                 % (" ".join(words), len(words))],
                                capture_output=True, text=True)
-            return p.stdout.split()
+            return sorted(p.stdout.split())  # completion order follows --help; only the set matters
         self.assertEqual(complete("sec"), ["security"])
         self.assertEqual(complete("security", "a"), ["acl"])
         self.assertEqual(complete("security", "acl", "cr"), ["create"])
         self.assertEqual(complete("security", "user", "up"), ["update"])
         self.assertEqual(complete("security", "acl", "create", "--allow-"),
-                         ["--allow-principal", "--allow-host"])
+                         ["--allow-host", "--allow-principal"])
         self.assertEqual(complete("security", "acl", "create", "--operation", "idem"),
                          ["idempotent_write"])
-        self.assertEqual(complete("--tls-"), ["--tls-enabled", "--tls-truststore", "--tls-ca",
-                                              "--tls-cert", "--tls-key"])
+        self.assertEqual(complete("--tls-"), sorted(["--tls-enabled", "--tls-truststore", "--tls-ca",
+                                                     "--tls-cert", "--tls-key"]))
 
 
 class TlsCliTest(unittest.TestCase):
