@@ -41,7 +41,25 @@
  *                            u32 n_batches }
  *                u32 CRC-32C of the frame after its 8-byte header, this excluded
  *
- * so recovery from a bucket rebuilds an object's index rows from its tail
+ * and, only when the object holds abort markers, a Strata transaction table
+ * just before the chunk table (Kafka's .txnindex of the object's range:
+ * read_committed readers skip the aborted batches it names):
+ *
+ *   txn table    u32 0x184D2A5C (skippable magic, variant C)   u32 frame_size
+ *                u32 tag "STTX"   u32 version (1)   u32 n_aborted
+ *                n entries { i64 producer_id, i64 first_offset (the aborted
+ *                            transaction's first batch on this partition,
+ *                            possibly in an earlier object), i64 last_offset
+ *                            (its ABORT marker, in this object) }, in
+ *                            marker order
+ *                u32 CRC-32C of the frame after its 8-byte header, this excluded
+ *
+ * Its size is what lies between the data frames and the chunk table, so the
+ * tail still describes the object; objects without it (older ones, or no
+ * aborts) have no aborted transactions. The chunk table's data_crc32c covers
+ * it (it covers every byte before the chunk table).
+ *
+ * So recovery from a bucket rebuilds an object's index rows from its tail
  * alone (tier_seg_tail_describe: one or two ranged GETs, not the object);
  * objects without it are described by decoding every frame
  * (tier_seg_object_describe).
@@ -86,10 +104,20 @@ typedef struct {
     uint32_t n_batches;   /* batches in the chunk */
 } tier_seg_chunk_t;
 
+/* An aborted transaction whose ABORT marker lies in the object (one entry of
+ * the txn table, Kafka's AbortedTxn). */
+typedef struct {
+    int64_t pid;          /* producer id */
+    int64_t first_offset; /* its first batch on the partition (may precede the object) */
+    int64_t last_offset;  /* offset of its ABORT control batch */
+} tier_seg_aborted_t;
+
 /* What the writer produced for one segment. */
 typedef struct {
     tier_seg_chunk_t *chunks; /* owned: n_chunks entries in offset order */
     size_t n_chunks;
+    tier_seg_aborted_t *aborted; /* owned: n_aborted entries in marker order (txn table) */
+    size_t n_aborted;
     int64_t base_offset; /* first offset of the segment, -1 when empty */
     int64_t last_offset; /* last offset of the segment, -1 when empty */
     int64_t base_ts;     /* baseTimestamp of the first batch, -1 when empty */
@@ -99,7 +127,7 @@ typedef struct {
     uint32_t obj_crc32c; /* CRC-32C of the whole object */
 } tier_seg_info_t;
 
-/** Release info->chunks; info may be zeroed or NULL. @thread any */
+/** Release info->chunks and info->aborted; info may be zeroed or NULL. @thread any */
 void tier_seg_info_fini(tier_seg_info_t *info);
 
 /* ---- Writer ---- */
@@ -116,6 +144,14 @@ typedef struct {
     int level;
     /* Skip the CRC-32C check of every batch (the caller validated them). */
     bool is_crc_trusted;
+    /* Aborted transactions the caller knows (borrowed for the writer's life):
+     * an ABORT marker of the segment takes its first_offset from the entry
+     * with the same pid and last_offset; without one, from the producer's
+     * first transactional batch since its previous marker in the segment,
+     * else the segment's first offset (the transaction began in an earlier
+     * object that the caller did not describe). */
+    const tier_seg_aborted_t *known_aborted;
+    size_t n_known_aborted;
 } tier_seg_opts_t;
 
 typedef struct tier_seg_writer tier_seg_writer_t;
@@ -180,6 +216,7 @@ typedef struct {
     bool has_checksums;
     uint64_t table_size; /* bytes of the seek table frame, header included */
     uint64_t ct_size;    /* bytes of the chunk table frame before it, 0 = none */
+    uint64_t tx_size;    /* bytes of the txn table frame before that, 0 = none */
     uint64_t data_size;  /* bytes of all frames = object size - ct_size - table_size */
     uint64_t raw_size;   /* decompressed size of the whole segment */
 } tier_seg_table_t;
@@ -196,7 +233,8 @@ ST_MUST_CHECK int tier_seg_table_size(const uint8_t *tail, size_t tail_len, uint
  * Checks: footer, skippable header and its frame size, entry sizes (each
  * compressed size > 0, each raw size <= TIER_SEG_MAX_FRAME_RAW), and that the
  * frames exactly fill the object before the table, or before a chunk table
- * of the size n frames need (its bytes are checked by tier_seg_tail_describe).
+ * of the size n frames need, or before such a chunk table and a txn table of
+ * some TIER_SEG_TX_SIZE (their bytes are checked by tier_seg_tail_describe).
  * @param tail   Borrowed: the last tail_len bytes of the object (untrusted);
  *               must cover the whole table (else ST_E_AGAIN with
  *               out->table_size set so the caller can fetch more).
@@ -213,10 +251,15 @@ void tier_seg_table_fini(tier_seg_table_t *t);
 #define TIER_SEG_CT_MAGIC 0x184D2A5Du
 #define TIER_SEG_CT_TAG   0x54435453u /* "STCT" little-endian */
 #define TIER_SEG_CT_ENTRY 40u
+#define TIER_SEG_TX_MAGIC 0x184D2A5Cu
+#define TIER_SEG_TX_TAG   0x58545453u /* "STTX" little-endian */
+#define TIER_SEG_TX_ENTRY 24u
+/** Bytes of the txn table frame with n aborted transactions. */
+#define TIER_SEG_TX_SIZE(n) (TIER_SEG_SKIP_HDR_SIZE + 12u + (uint64_t)(n)*TIER_SEG_TX_ENTRY + 4u)
 /** Bytes of the chunk table frame of an object with n chunks. */
 #define TIER_SEG_CT_SIZE(n) (TIER_SEG_SKIP_HDR_SIZE + 16u + (uint64_t)(n)*TIER_SEG_CT_ENTRY + 4u)
 
-/** Describe an object from its tail: seek table + chunk table, both checked
+/** Describe an object from its tail: seek table + chunk table (+ txn table), all checked
  * (magics, sizes, the chunk table's own CRC-32C, entries in offset order and
  * agreeing with the seek table), into info exactly as the writer returned it
  * (obj_crc32c included: the table carries the CRC of the bytes before it).

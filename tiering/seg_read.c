@@ -98,13 +98,17 @@ int tier_seg_table_parse(const uint8_t *tail,
         raw += fr[i].raw_len;
     }
     /* The frames fill the object up to the seek table, or up to a chunk
-     * table of the size n entries need. */
-    if (pos != obj_size - tsize &&
-        (obj_size - tsize < TIER_SEG_CT_SIZE(n) || pos != obj_size - tsize - TIER_SEG_CT_SIZE(n))) {
+     * table of the size n entries need, or up to a txn table before it. */
+    uint64_t gap = pos <= obj_size - tsize ? obj_size - tsize - pos : UINT64_MAX;
+    if (gap != 0 && (gap == UINT64_MAX || gap < TIER_SEG_CT_SIZE(n) ||
+                     (gap != TIER_SEG_CT_SIZE(n) &&
+                      (gap < TIER_SEG_CT_SIZE(n) + TIER_SEG_TX_SIZE(1) ||
+                       (gap - TIER_SEG_CT_SIZE(n) - TIER_SEG_TX_SIZE(0)) % TIER_SEG_TX_ENTRY)))) {
         free(fr);
         return ST_E_MALFORMED;
     }
-    out->ct_size = obj_size - tsize - pos;
+    out->ct_size = gap ? TIER_SEG_CT_SIZE(n) : 0;
+    out->tx_size = gap ? gap - out->ct_size : 0;
     out->frames = fr;
     out->n_frames = n;
     out->has_checksums = has_ck;
@@ -168,6 +172,38 @@ static int parse_chunk_table(const uint8_t *ct, const tier_seg_table_t *t, tier_
     return 0;
 }
 
+/* Check the txn table tx (t->tx_size bytes, untrusted) and fill info's
+ * aborted transactions from it. */
+static int parse_txn_table(const uint8_t *tx, const tier_seg_table_t *t, tier_seg_info_t *info)
+{
+    uint64_t size = t->tx_size;
+    if (size < TIER_SEG_TX_SIZE(1) || get_le32(tx) != TIER_SEG_TX_MAGIC ||
+        get_le32(tx + 4) != size - TIER_SEG_SKIP_HDR_SIZE)
+        return ST_E_MALFORMED;
+    const uint8_t *p = tx + TIER_SEG_SKIP_HDR_SIZE;
+    uint32_t n = get_le32(p + 8);
+    if (get_le32(p) != TIER_SEG_TX_TAG || get_le32(p + 4) != 1 || n == 0 ||
+        size != TIER_SEG_TX_SIZE(n))
+        return ST_E_MALFORMED;
+    if (st_crc32c(0, p, size - TIER_SEG_SKIP_HDR_SIZE - 4) != get_le32(tx + size - 4))
+        return ST_E_CORRUPT;
+    info->aborted = calloc(n, sizeof(*info->aborted));
+    if (!info->aborted)
+        return ST_E_NOMEM;
+    const uint8_t *e = p + 12;
+    for (uint32_t i = 0; i < n; i++, e += TIER_SEG_TX_ENTRY) {
+        tier_seg_aborted_t *a = &info->aborted[i];
+        a->pid = (int64_t)get_le64(e);
+        a->first_offset = (int64_t)get_le64(e + 8);
+        a->last_offset = (int64_t)get_le64(e + 16);
+        if (a->pid < 0 || a->first_offset < 0 || a->last_offset < a->first_offset ||
+            (i > 0 && a->last_offset <= info->aborted[i - 1].last_offset))
+            return ST_E_MALFORMED;
+        info->n_aborted++;
+    }
+    return 0;
+}
+
 int tier_seg_tail_describe(
     const uint8_t *tail, size_t tail_len, uint64_t obj_size, uint64_t *need, tier_seg_info_t *info)
 {
@@ -184,18 +220,22 @@ int tier_seg_tail_describe(
     }
     if (rc != 0)
         return rc;
-    uint64_t back = t.table_size + t.ct_size;
+    uint64_t back = t.table_size + t.ct_size + t.tx_size;
     if (t.ct_size == 0) {
         rc = ST_E_NOTFOUND;
     } else if (back > tail_len) {
         *need = back;
         rc = ST_E_AGAIN;
     } else {
-        const uint8_t *ct = tail + tail_len - back;
+        /* The chunk table's data CRC covers the txn table before it. */
+        const uint8_t *ct = tail + tail_len - t.table_size - t.ct_size;
         rc = parse_chunk_table(ct, &t, info);
+        if (rc == 0 && t.tx_size > 0)
+            rc = parse_txn_table(tail + tail_len - back, &t, info);
         if (rc == 0) {
             info->obj_size = obj_size;
-            info->obj_crc32c = st_crc32c(info->obj_crc32c, ct, (size_t)back);
+            info->obj_crc32c =
+                st_crc32c(info->obj_crc32c, ct, (size_t)(t.table_size + t.ct_size));
         }
     }
     tier_seg_table_fini(&t);
@@ -392,10 +432,16 @@ int tier_seg_object_describe(
     if (rc == 0 && t.ct_size > 0) {
         /* The chunk table must say what the frames hold. */
         tier_seg_info_t ct = {0};
-        rc = parse_chunk_table(obj + t.data_size, &t, &ct);
+        rc = parse_chunk_table(obj + t.data_size + t.tx_size, &t, &ct);
         for (size_t i = 0; rc == 0 && i < ct.n_chunks; i++)
             if (memcmp(&ct.chunks[i], &info->chunks[i], sizeof(ct.chunks[i])) != 0)
                 rc = ST_E_CORRUPT;
+        if (rc == 0 && t.tx_size > 0 && (rc = parse_txn_table(obj + t.data_size, &t, &ct)) == 0) {
+            info->aborted = ct.aborted; /* the aborts are the object's own word */
+            info->n_aborted = ct.n_aborted;
+            ct.aborted = NULL;
+            ct.n_aborted = 0;
+        }
         tier_seg_info_fini(&ct);
     }
     tier_seg_table_fini(&t);

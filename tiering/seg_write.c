@@ -40,7 +40,17 @@ struct tier_seg_writer {
     tier_seg_chunk_t *chunks; /* owned */
     size_t n_chunks, chunks_cap;
     uint32_t *xxh; /* owned: content checksum per frame (seek table) */
-    tier_seg_info_t info;
+    tier_seg_info_t info; /* info.aborted owned, grown as markers come */
+    size_t aborted_cap;
+
+    /* Transactions: the caller's known aborts, and the producers with a
+     * transactional batch since their last marker in this segment. */
+    const tier_seg_aborted_t *known;
+    size_t n_known;
+    struct {
+        int64_t pid, first;
+    } * open;
+    size_t n_open, open_cap;
 };
 
 static void put_le32(uint8_t *p, uint32_t v)
@@ -63,6 +73,9 @@ void tier_seg_info_fini(tier_seg_info_t *info)
     free(info->chunks);
     info->chunks = NULL;
     info->n_chunks = 0;
+    free(info->aborted);
+    info->aborted = NULL;
+    info->n_aborted = 0;
 }
 
 int tier_seg_writer_new(const tier_seg_opts_t *opts,
@@ -84,6 +97,8 @@ int tier_seg_writer_new(const tier_seg_opts_t *opts,
     w->target = opts->frame_target_bytes ? opts->frame_target_bytes : TIER_SEG_FRAME_TARGET;
     w->level = opts->level ? opts->level : 3;
     w->is_crc_trusted = opts->is_crc_trusted;
+    w->known = opts->known_aborted;
+    w->n_known = opts->known_aborted ? opts->n_known_aborted : 0;
     w->next_offset = INT64_MIN;
     w->info.base_offset = w->info.last_offset = -1;
     w->info.base_ts = w->info.max_ts = -1;
@@ -113,6 +128,8 @@ void tier_seg_writer_free(tier_seg_writer_t *w)
     free(w->zbuf);
     free(w->chunks);
     free(w->xxh);
+    free(w->info.aborted);
+    free(w->open);
     free(w);
 }
 
@@ -176,6 +193,76 @@ static int close_chunk(tier_seg_writer_t *w)
     return 0;
 }
 
+/* ---- Transactions ---- */
+
+#define ATTR_TRANSACTIONAL 0x10
+#define ATTR_CONTROL       0x20
+
+/* Skip one varint of b[*i, n). @return false when it does not end in n. */
+static bool skip_varint(const uint8_t *b, size_t n, size_t *i)
+{
+    for (int k = 0; k < 10 && *i < n; k++)
+        if (!(b[(*i)++] & 0x80))
+            return true;
+    return false;
+}
+
+/* Is the control batch p (blen bytes, header checked) an ABORT marker? Its
+ * first record's key is int16 version, int16 type (0 abort, 1 commit). */
+static bool is_abort_marker(const uint8_t *p, size_t blen)
+{
+    size_t i = PLOG_BATCH_HDR_SIZE;
+    if (!skip_varint(p, blen, &i) || ++i > blen || /* length, attributes */
+        !skip_varint(p, blen, &i) || !skip_varint(p, blen, &i) || /* ts, offset deltas */
+        !skip_varint(p, blen, &i) || i + 4 > blen)               /* key length */
+        return false;
+    return ((p[i + 2] << 8) | p[i + 3]) == 0;
+}
+
+/* Note a transactional batch of h: data opens the producer's transaction
+ * here, a marker closes it (and an ABORT joins info.aborted). */
+static int take_txn(tier_seg_writer_t *w, const plog_batch_hdr_t *h, const uint8_t *p, size_t blen)
+{
+    size_t k = 0;
+    while (k < w->n_open && w->open[k].pid != h->producer_id)
+        k++;
+    if (!(h->attributes & ATTR_CONTROL)) {
+        if (k < w->n_open)
+            return 0;
+        if (w->n_open == w->open_cap) {
+            size_t cap = w->open_cap ? w->open_cap * 2 : 8;
+            void *n = realloc(w->open, cap * sizeof(*w->open));
+            if (!n)
+                return ST_E_NOMEM;
+            w->open = n;
+            w->open_cap = cap;
+        }
+        w->open[w->n_open].pid = h->producer_id;
+        w->open[w->n_open++].first = h->base_offset;
+        return 0;
+    }
+    int64_t first = k < w->n_open ? w->open[k].first : w->info.base_offset;
+    if (k < w->n_open)
+        w->open[k] = w->open[--w->n_open];
+    if (!is_abort_marker(p, blen))
+        return 0;
+    for (size_t i = 0; i < w->n_known; i++)
+        if (w->known[i].pid == h->producer_id && w->known[i].last_offset == h->base_offset &&
+            w->known[i].first_offset >= 0 && w->known[i].first_offset <= first)
+            first = w->known[i].first_offset;
+    if (w->info.n_aborted == w->aborted_cap) {
+        size_t cap = w->aborted_cap ? w->aborted_cap * 2 : 8;
+        tier_seg_aborted_t *n = realloc(w->info.aborted, cap * sizeof(*n));
+        if (!n)
+            return ST_E_NOMEM;
+        w->info.aborted = n;
+        w->aborted_cap = cap;
+    }
+    w->info.aborted[w->info.n_aborted++] =
+        (tier_seg_aborted_t){h->producer_id, first, h->base_offset};
+    return 0;
+}
+
 /* Check the batch at raw[parsed] (blen bytes) and add it to the open chunk. */
 static int take_batch(tier_seg_writer_t *w, size_t blen)
 {
@@ -189,6 +276,13 @@ static int take_batch(tier_seg_writer_t *w, size_t blen)
         st_crc32c(0, p + PLOG_BATCH_CRC_START, blen - PLOG_BATCH_CRC_START) != h.crc)
         return ST_E_CORRUPT;
     int64_t last = h.base_offset + h.last_offset_delta;
+    if (w->info.base_offset < 0)
+        w->info.base_offset = h.base_offset; /* take_txn's fallback first offset */
+    if ((h.attributes & ATTR_TRANSACTIONAL) && h.producer_id >= 0) {
+        int rc = take_txn(w, &h, p, blen);
+        if (rc != 0)
+            return rc;
+    }
     if (w->cur.n_batches == 0) {
         w->cur.first_offset = h.base_offset;
         w->cur.first_ts = h.base_timestamp;
@@ -198,8 +292,7 @@ static int take_batch(tier_seg_writer_t *w, size_t blen)
         w->cur.max_ts = h.max_timestamp;
     w->cur.last_offset = last;
     w->cur.n_batches++;
-    if (w->info.base_offset < 0) {
-        w->info.base_offset = h.base_offset;
+    if (w->info.last_offset < 0) { /* the first batch */
         w->info.base_ts = h.base_timestamp;
         w->info.max_ts = h.max_timestamp;
     }
@@ -309,6 +402,30 @@ static int write_chunk_table(tier_seg_writer_t *w)
     return rc;
 }
 
+static int write_txn_table(tier_seg_writer_t *w)
+{
+    size_t n = w->info.n_aborted, size = (size_t)TIER_SEG_TX_SIZE(n);
+    uint8_t *t = malloc(size);
+    if (!t)
+        return ST_E_NOMEM;
+    put_le32(t, TIER_SEG_TX_MAGIC);
+    put_le32(t + 4, (uint32_t)(size - TIER_SEG_SKIP_HDR_SIZE));
+    uint8_t *p = t + TIER_SEG_SKIP_HDR_SIZE;
+    put_le32(p, TIER_SEG_TX_TAG);
+    put_le32(p + 4, 1);
+    put_le32(p + 8, (uint32_t)n);
+    p += 12;
+    for (size_t i = 0; i < n; i++, p += TIER_SEG_TX_ENTRY) {
+        put_le64(p, (uint64_t)w->info.aborted[i].pid);
+        put_le64(p + 8, (uint64_t)w->info.aborted[i].first_offset);
+        put_le64(p + 16, (uint64_t)w->info.aborted[i].last_offset);
+    }
+    put_le32(p, st_crc32c(0, t + TIER_SEG_SKIP_HDR_SIZE, size - TIER_SEG_SKIP_HDR_SIZE - 4));
+    int rc = emit(w, t, size);
+    free(t);
+    return rc;
+}
+
 static int write_table(tier_seg_writer_t *w)
 {
     size_t n = w->n_chunks;
@@ -339,13 +456,17 @@ int tier_seg_writer_finish(tier_seg_writer_t *w, tier_seg_info_t *info)
     int rc;
     if (w->parsed != w->raw_len)
         rc = ST_E_MALFORMED; /* stream ends inside a batch */
-    else if ((rc = close_chunk(w)) == 0 && (w->n_chunks == 0 || (rc = write_chunk_table(w)) == 0))
+    else if ((rc = close_chunk(w)) == 0 &&
+             (w->n_chunks == 0 || w->info.n_aborted == 0 || (rc = write_txn_table(w)) == 0) &&
+             (w->n_chunks == 0 || (rc = write_chunk_table(w)) == 0))
         rc = write_table(w);
     if (rc != 0)
         return w->err = rc;
     *info = w->info;
     info->chunks = w->chunks;
     info->n_chunks = w->n_chunks;
+    w->info.aborted = NULL;
+    w->info.n_aborted = 0;
     w->chunks = NULL;
     w->n_chunks = w->chunks_cap = 0;
     w->err = ST_E_CLOSED;

@@ -568,6 +568,119 @@ static void test_seg_chunk_table(void **state)
     tier_seg_info_fini(&info);
 }
 
+/* A transactional batch of pid (n records), or its control marker (abort or
+ * commit), at offset *next: the header fields patched, the CRC recomputed. */
+static void seg_add_txn(mbuf_t *seg, int64_t *next, int64_t pid, int n, int marker)
+{
+    size_t len;
+    uint8_t *b = tbatch_build(n, 8, (uint64_t)*next, 1000, &len);
+    assert_non_null(b);
+    if (marker >= 0) { /* one record, key = int16 version 0, int16 type */
+        assert_true(len > 61 + 9);
+        uint8_t *r = b + 61;
+        r[0] = 2 * 9; /* record length 9 */
+        r[1] = 0;     /* attributes */
+        r[2] = 0;     /* timestampDelta */
+        r[3] = 0;     /* offsetDelta */
+        r[4] = 8;     /* key length 4 */
+        be_put(r + 5, 0, 2);
+        be_put(r + 7, (uint64_t)marker, 2);
+    }
+    be_put(b, (uint64_t)*next, 8);
+    be_put(b + 21, marker >= 0 ? 0x30 : 0x10, 2); /* transactional (+ control) */
+    be_put(b + 43, (uint64_t)pid, 8);
+    uint32_t crc = st_crc32c(0, b + 21, len - 21);
+    be_put(b + 17, crc, 4);
+    mbuf_put(seg, b, len);
+    free(b);
+    *next += n;
+}
+
+/* The txn table: ABORT markers of the segment and their first offsets (from
+ * the segment, or the caller's known list for a transaction begun earlier)
+ * come back from the writer, from the tail alone, and from the whole object;
+ * commits and plain batches add nothing; an object without aborts has no
+ * table (byte for byte as before); damage to the table is caught. */
+static void test_seg_txn_table(void **state)
+{
+    (void)state;
+    mbuf_t seg = {0}, obj = {0};
+    int64_t next = 100;
+    seg_add_txn(&seg, &next, 7, 3, 0);   /* 100-102: pid 7's marker (abort), begun before */
+    seg_add_batch(&seg, &next, 2, 8, 1); /* 103-104: plain */
+    seg_add_txn(&seg, &next, 5, 2, -1);  /* 105-106: pid 5 data */
+    seg_add_txn(&seg, &next, 6, 2, -1);  /* 107-108: pid 6 data */
+    seg_add_txn(&seg, &next, 5, 2, -1);  /* 109-110: pid 5 data */
+    seg_add_txn(&seg, &next, 6, 1, 1);   /* 111: pid 6 commit */
+    seg_add_txn(&seg, &next, 5, 1, 0);   /* 112: pid 5 abort */
+    seg_add_txn(&seg, &next, 8, 1, 0);   /* 113: pid 8 abort, unknown start */
+    tier_seg_aborted_t known[] = {{7, 40, 100}, {9, 1, 113}};
+    tier_seg_opts_t o = {.frame_target_bytes = 200, .known_aborted = known, .n_known_aborted = 2};
+    tier_seg_writer_t *w;
+    tier_seg_info_t info, d;
+    assert_int_equal(tier_seg_writer_new(&o, sink, &obj, &w), 0);
+    assert_int_equal(tier_seg_writer_write(w, seg.p, seg.len), 0);
+    assert_int_equal(tier_seg_writer_finish(w, &info), 0);
+    tier_seg_writer_free(w);
+    const tier_seg_aborted_t want[] = {{7, 40, 100}, {5, 105, 112}, {8, 100, 113}};
+    assert_int_equal(info.n_aborted, 3);
+    assert_memory_equal(info.aborted, want, sizeof(want));
+    check_zstd_cli(&obj, &seg);
+    check_roundtrip(&seg, &obj, &info);
+    uint64_t need;
+    assert_int_equal(tier_seg_tail_describe(obj.p, obj.len, obj.len, &need, &d), 0);
+    assert_int_equal(d.n_aborted, 3);
+    assert_memory_equal(d.aborted, want, sizeof(want));
+    assert_int_equal(d.obj_crc32c, info.obj_crc32c);
+    assert_int_equal(d.obj_crc32c, st_crc32c(0, obj.p, obj.len));
+    tier_seg_info_fini(&d);
+    /* A short tail first: the reader asks for more and gets there. */
+    size_t got = 32;
+    int rc;
+    while ((rc = tier_seg_tail_describe(obj.p + obj.len - got, got, obj.len, &need, &d)) ==
+           ST_E_AGAIN) {
+        assert_true(need > got && need <= obj.len);
+        got = need;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(d.n_aborted, 3);
+    tier_seg_info_fini(&d);
+    assert_int_equal(tier_seg_object_describe(obj.p, obj.len, NULL, NULL, &d), 0);
+    assert_int_equal(d.n_aborted, 3);
+    assert_memory_equal(d.aborted, want, sizeof(want));
+    assert_int_equal(d.n_chunks, info.n_chunks);
+    tier_seg_info_fini(&d);
+    /* Every flipped byte of the txn table is caught. */
+    uint64_t tsize = 8 + info.n_chunks * 12 + 9, csize = TIER_SEG_CT_SIZE(info.n_chunks);
+    uint64_t xsize = TIER_SEG_TX_SIZE(3);
+    size_t tx_pos = obj.len - tsize - csize - xsize;
+    assert_int_equal(obj.p[tx_pos], 0x5C);
+    for (size_t i = tx_pos; i < tx_pos + xsize; i++) {
+        obj.p[i] ^= 0x40;
+        rc = tier_seg_tail_describe(obj.p, obj.len, obj.len, &need, &d);
+        assert_true(rc == ST_E_CORRUPT || rc == ST_E_MALFORMED);
+        obj.p[i] ^= 0x40;
+    }
+    tier_seg_info_fini(&info);
+    /* Commits only: no txn table, the layout of objects written before it. */
+    mbuf_t seg2 = {0}, obj2 = {0};
+    next = 0;
+    seg_add_txn(&seg2, &next, 5, 2, -1);
+    seg_add_txn(&seg2, &next, 5, 1, 1);
+    assert_int_equal(encode(&seg2, 0, 0, &obj2, &info), 0);
+    assert_int_equal(info.n_aborted, 0);
+    assert_null(info.aborted);
+    assert_int_equal(obj2.len, info.chunks[0].obj_len + TIER_SEG_CT_SIZE(1) + 8 + 12 + 9);
+    assert_int_equal(tier_seg_tail_describe(obj2.p, obj2.len, obj2.len, &need, &d), 0);
+    assert_int_equal(d.n_aborted, 0);
+    tier_seg_info_fini(&d);
+    tier_seg_info_fini(&info);
+    free(seg.p);
+    free(obj.p);
+    free(seg2.p);
+    free(obj2.p);
+}
+
 static void test_seg_chunk_decode_rejects_corruption(void **state)
 {
     mbuf_t seg = {0}, obj = {0};
@@ -745,6 +858,7 @@ int main(void)
         cmocka_unit_test(test_seg_writer_rejects_bad_segments),
         cmocka_unit_test(test_seg_table_rejects_corruption),
         cmocka_unit_test(test_seg_chunk_table),
+        cmocka_unit_test(test_seg_txn_table),
         cmocka_unit_test(test_seg_chunk_decode_rejects_corruption),
         cmocka_unit_test(test_seg_chunk_describe_rejects_torn_batches),
         cmocka_unit_test(test_seg_chunk_find_gaps),
