@@ -163,6 +163,7 @@ static void op_free(idx__op_t *op)
     free(op->after);
     free(op->key);
     free(op->chunks);
+    free(op->aborted);
     free(op->loc_topic);
     free(op->loc_key);
     for (size_t i = 0; i < op->n_segs * 2; i++)
@@ -220,6 +221,10 @@ static void run_cb(idx__op_t *op)
         op->cb.keys(op->arg, op->status, (const char *const *)op->keys, op->n_keys, next);
         break;
     }
+    case IDX__OP_LIST_ABORTED:
+        op->cb.aborted(op->arg, op->status, op->status == 0 ? op->aborted : NULL,
+                       op->status == 0 ? op->n_aborted : 0);
+        break;
     }
 }
 
@@ -313,6 +318,15 @@ static int submit(idx_client_t *c, idx__op_t *op)
 
 static bool segment_valid(const idx_segment_t *s, const idx_chunk_t *ch, size_t n)
 {
+    if (s->n_aborted > 0 && !s->aborted)
+        return false;
+    for (size_t i = 0; i < s->n_aborted; i++)
+        if (s->aborted[i].pid < 0 || s->aborted[i].first_offset < 0 ||
+            s->aborted[i].last_offset < s->aborted[i].first_offset ||
+            s->aborted[i].last_offset < s->base_offset ||
+            s->aborted[i].last_offset > s->last_offset ||
+            (i > 0 && s->aborted[i].last_offset <= s->aborted[i - 1].last_offset))
+            return false;
     if (!s->topic || !s->topic[0] || strlen(s->topic) > IDX_MAX_TOPIC_LEN || s->partition < 0 ||
         !s->object_key || !s->object_key[0] || strlen(s->object_key) > IDX_MAX_KEY_LEN ||
         s->base_offset < 0 || s->last_offset < s->base_offset || s->size <= 0 || n == 0 ||
@@ -354,6 +368,16 @@ int idx_segment_add(idx_client_t *c,
     }
     memcpy(op->chunks, chunks, n_chunks * sizeof *chunks);
     op->n_chunks = n_chunks;
+    op->seg.aborted = NULL;
+    op->seg.n_aborted = 0;
+    if (seg->n_aborted > 0) {
+        if (!(op->aborted = malloc(seg->n_aborted * sizeof(*op->aborted)))) {
+            op_free(op);
+            return ST_E_NOMEM;
+        }
+        memcpy(op->aborted, seg->aborted, seg->n_aborted * sizeof(*op->aborted));
+        op->n_aborted = seg->n_aborted;
+    }
     op->seg.topic = op->topic;
     op->seg.object_key = op->key;
     op->partition = seg->partition;
@@ -481,5 +505,17 @@ int idx_list_keys(idx_client_t *c, const char *after, size_t limit, idx_keys_cb 
     }
     op->cb.keys = cb;
     op->limit = limit;
+    return submit(c, op);
+}
+
+int idx_list_aborted(
+    idx_client_t *c, const char *topic, int32_t partition, idx_aborted_cb cb, void *arg)
+{
+    idx__op_t *op;
+    int rc =
+        cb ? submit_simple(c, IDX__OP_LIST_ABORTED, topic, partition, 0, arg, &op) : ST_E_INVAL;
+    if (rc != 0)
+        return rc;
+    op->cb.aborted = cb;
     return submit(c, op);
 }

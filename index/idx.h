@@ -38,7 +38,7 @@
 
 #include "core/st_err.h"
 
-#define IDX_SCHEMA_VERSION 1
+#define IDX_SCHEMA_VERSION 2
 #define IDX_MAX_KEY_LEN    1024 /* as the object store */
 #define IDX_MAX_TOPIC_LEN  249  /* Kafka's topic name limit */
 #define IDX_MAX_CHUNKS     (1 << 20)
@@ -69,7 +69,20 @@ typedef struct {
     uint32_t checksum; /* CRC-32C of the whole object (tier_seg_info_t.obj_crc32c) */
     int32_t term;      /* leader epoch that wrote it */
     int state;         /* idx_seg_state_t */
+    /* Input of idx_segment_add only (output rows leave them NULL/0): the
+     * aborted transactions whose ABORT marker is in the object (its txn
+     * table, tiering/seg.h), borrowed for the call (copied). */
+    const struct idx_aborted *aborted;
+    size_t n_aborted;
 } idx_segment_t;
+
+/* An aborted transaction of a partition (Kafka's AbortedTxn): its marker
+ * lies in the object of the segment row it belongs to. */
+typedef struct idx_aborted {
+    int64_t pid;
+    int64_t first_offset; /* its first batch (may lie in an earlier object) */
+    int64_t last_offset;  /* its ABORT marker */
+} idx_aborted_t;
 
 /* A chunk row: one zstd frame of the object, whole batches. */
 typedef struct {
@@ -147,6 +160,14 @@ ST_MUST_CHECK int idx_segment_add(idx_client_t *c,
                                   size_t n_chunks,
                                   idx_done_cb cb,
                                   void *arg);
+
+typedef void (*idx_aborted_cb)(void *arg, int status, const idx_aborted_t *v, size_t n);
+
+/** Every aborted transaction recorded for (topic, partition), in marker
+ * order (v borrowed until the callback returns; NULL with n = 0 for none).
+ * Rows go with their segment (retention, drop). */
+ST_MUST_CHECK int idx_list_aborted(
+    idx_client_t *c, const char *topic, int32_t partition, idx_aborted_cb cb, void *arg);
 
 /** The chunk holding offset, or the first chunk after it when offset is in a
  * gap. Status ST_E_RANGE when offset is below the partition's first or above

@@ -4,7 +4,7 @@
  * transaction after the object is stored; lookups map (topic, partition,
  * offset | timestamp) to the object byte range of one chunk.
  *
- * Schema (version 1):
+ * Schema (version 2):
  *   segments(id, topic, partition, base_offset, last_offset, base_ts, max_ts,
  *            cum_max_ts, size, object_key UNIQUE, checksum, term, state)
  *     UNIQUE (topic, partition, base_offset)          offset -> segment
@@ -13,6 +13,8 @@
  *          obj_pos, obj_len, raw_len, checksum)
  *     PRIMARY KEY (segment, first_offset) WITHOUT ROWID  offset -> chunk
  *     INDEX (segment, cum_max_ts, first_offset)           time -> chunk
+ *   aborted(segment, pid, first_offset, last_offset)    (version 2)
+ *     PRIMARY KEY (segment, last_offset) WITHOUT ROWID    the object's txn table
  * Beyond ARCHITECTURE.md's columns: chunks.last_offset (gaps between chunks
  * are answered without reading the next row's bytes), max_ts, and cum_max_ts
  * on both tables: the running maximum of max_ts over the partition up to and
@@ -64,6 +66,13 @@ static const char *const migrations[] = {
     " checksum INTEGER NOT NULL,"
     " PRIMARY KEY (segment, first_offset)) WITHOUT ROWID;"
     "CREATE INDEX chunks_time ON chunks(segment, cum_max_ts, first_offset);",
+    /* 2: the aborted transactions of each object (its txn table). */
+    "CREATE TABLE aborted("
+    " segment INTEGER NOT NULL,"
+    " pid INTEGER NOT NULL,"
+    " first_offset INTEGER NOT NULL,"
+    " last_offset INTEGER NOT NULL,"
+    " PRIMARY KEY (segment, last_offset)) WITHOUT ROWID;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(N_MIGRATIONS == IDX_SCHEMA_VERSION, "one migration per schema version");
@@ -117,7 +126,13 @@ _Static_assert(N_MIGRATIONS == IDX_SCHEMA_VERSION, "one migration per schema ver
     X(CHUNK_INSERT,                                                                                \
       "INSERT INTO chunks(segment, first_offset, last_offset, first_ts, max_ts, cum_max_ts,"       \
       " obj_pos, obj_len, raw_len, checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")    \
-    X(CHUNK_DELETE, "DELETE FROM chunks WHERE segment = ?1")
+    X(CHUNK_DELETE, "DELETE FROM chunks WHERE segment = ?1")                                      \
+    X(ABORTED_INSERT, "INSERT INTO aborted(segment, pid, first_offset, last_offset)"               \
+                      " VALUES (?1, ?2, ?3, ?4)")                                                  \
+    X(ABORTED_DELETE, "DELETE FROM aborted WHERE segment = ?1")                                    \
+    X(ABORTED_LIST, "SELECT a.pid, a.first_offset, a.last_offset FROM segments s"                  \
+                    " JOIN aborted a ON a.segment = s.id WHERE s.topic = ?1 AND s.partition = ?2" \
+                    " ORDER BY s.base_offset")
 
 enum {
 #define STMT_ENUM(name, sql) S_##name,
@@ -483,6 +498,17 @@ static int do_add_locked(idx__db_t *d, idx__op_t *op)
         if ((rc = step_done(s)) != 0)
             return rc;
     }
+    s = d->st[S_ABORTED_INSERT];
+    for (size_t i = 0; i < op->n_aborted; i++) {
+        const idx_aborted_t *a = &op->aborted[i];
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, a->pid);
+        sqlite3_bind_int64(s, 3, a->first_offset);
+        sqlite3_bind_int64(s, 4, a->last_offset);
+        if ((rc = step_done(s)) != 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -613,6 +639,39 @@ static int do_list_keys(idx__db_t *d, idx__op_t *op)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_rc(rc);
 }
 
+static int cmp_aborted(const void *x, const void *y)
+{
+    const idx_aborted_t *a = x, *b = y;
+    return (a->last_offset > b->last_offset) - (a->last_offset < b->last_offset);
+}
+
+static int do_list_aborted(idx__db_t *d, idx__op_t *op)
+{
+    sqlite3_stmt *s = stmt_tp(d, S_ABORTED_LIST, op->topic, op->partition);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (op->n_aborted == op->aborted_cap) {
+            size_t cap = op->aborted_cap ? op->aborted_cap * 2 : 16;
+            idx_aborted_t *n = realloc(op->aborted, cap * sizeof(*n));
+            if (!n) {
+                sqlite3_reset(s);
+                return ST_E_NOMEM;
+            }
+            op->aborted = n;
+            op->aborted_cap = cap;
+        }
+        op->aborted[op->n_aborted++] = (idx_aborted_t){
+            sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2)};
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return map_rc(rc);
+    /* Segments come in offset order; within one, by the primary key. */
+    if (op->n_aborted > 1)
+        qsort(op->aborted, op->n_aborted, sizeof(*op->aborted), cmp_aborted);
+    return 0;
+}
+
 /* ---- Deletes ---- */
 
 /* Collect (id, key) rows of a statement, then delete those segments. */
@@ -643,6 +702,11 @@ static int delete_rows(idx__db_t *d, idx__op_t *op, sqlite3_stmt *s)
         sqlite3_reset(c);
         sqlite3_bind_int64(c, 1, ids[i]);
         if ((err = step_done(c)) != 0)
+            break;
+        sqlite3_stmt *a = d->st[S_ABORTED_DELETE];
+        sqlite3_reset(a);
+        sqlite3_bind_int64(a, 1, ids[i]);
+        if ((err = step_done(a)) != 0)
             break;
         sqlite3_stmt *g = d->st[S_SEG_DELETE];
         sqlite3_reset(g);
@@ -697,6 +761,9 @@ void idx__db_run(idx__db_t *d, idx__op_t *op)
         break;
     case IDX__OP_LIST_KEYS:
         rc = do_list_keys(d, op);
+        break;
+    case IDX__OP_LIST_ABORTED:
+        rc = do_list_aborted(d, op);
         break;
     default:
         rc = ST_E_INVAL;

@@ -17,6 +17,7 @@ typedef enum {
     IDX__OP_DELETE_BELOW,
     IDX__OP_DROP,
     IDX__OP_LIST_KEYS,
+    IDX__OP_LIST_ABORTED,
 } idx__op_kind_t;
 
 /* One submitted operation: inputs copied at submit time, outputs filled on
@@ -37,6 +38,8 @@ typedef struct idx__op {
     char *key;           /* owned (add) */
     idx_chunk_t *chunks; /* owned (add) */
     size_t n_chunks;
+    idx_aborted_t *aborted; /* owned (add: input; list aborted: output) */
+    size_t n_aborted, aborted_cap;
 
     /* Outputs. */
     idx_loc_t loc;
@@ -55,6 +58,7 @@ typedef struct idx__op {
         idx_offset_cb offset;
         idx_segs_cb segs;
         idx_keys_cb keys;
+        idx_aborted_cb aborted;
     } cb;
     void *arg;
 } idx__op_t;

@@ -171,6 +171,7 @@ int64_t kh_limits_mem_used(const kh_limits_t *l);
 /** The pool holds queued.max.request.bytes or more: stop reading requests. */
 bool kh_limits_mem_full(const kh_limits_t *l);
 struct tier_shard;
+struct tier_seg_aborted_s;
 
 /** Start serving on shard sh: bind the Kafka listener (SO_REUSEPORT).
  * @param ps  Borrowed: the shard's partition registry, outlives the server.
@@ -193,6 +194,17 @@ typedef void (*kh_closed_cb)(void *arg);
 void kh_shard_close(kh_shard_t *ks, kh_closed_cb cb, void *arg);
 /** Serve reads below the local log start from this shard's archive reader. */
 void kh_shard_set_tier(kh_shard_t *ks, struct tier_shard *ts);
+
+/** tier_opts_t.aborted: the aborted transactions whose ABORT marker lies in
+ * [from, to) of log, with their first offsets, from the transaction state of
+ * the calling shard (rebuilt from the local log if not yet). arg is unused.
+ * @return 0 (*out malloc'd or NULL) or ST_E_NOMEM. @thread the log's shard */
+int kh_tier_aborted(void *arg,
+                    plog_t *log,
+                    int64_t from,
+                    int64_t to,
+                    struct tier_seg_aborted_s **out,
+                    size_t *n);
 /** Free the server state once the shard's queue is closed (rt_shard_done):
  * no message can reach it any more. The free completes on the loop once the
  * posts still waiting in the retry list went out (answers to other shards'

@@ -195,8 +195,11 @@ static bool read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
         plog_slice_t s;
         int rc = plog_read_upto(log, op->offset, limit, op->lso, &s);
         if (op->committed && (rc == 0 || rc == ST_E_OFFLOADED) &&
-            kh_txn_aborted(ks, log, op->offset, rc == 0 ? s.next_offset : op->lso, &op->aborted,
-                           &op->n_aborted) != 0)
+            (kh_txn_aborted(ks, log, op->offset, rc == 0 ? s.next_offset : op->lso, &op->aborted,
+                            &op->n_aborted) != 0 ||
+             (rc == ST_E_OFFLOADED &&
+              kh_txn_aborted_archive(ks, op->topic, op->partition, op->offset, op->lso,
+                                     &op->aborted, &op->n_aborted) != 0)))
             op->err = KP_ERR_UNKNOWN_SERVER_ERROR;
         if (rc == ST_E_OFFLOADED && ks->tier) {
             /* Answer by the fetch's own max.wait.ms; a slower download

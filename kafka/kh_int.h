@@ -459,6 +459,17 @@ int kh_txn_aborted(kh_shard_t *ks,
                    int64_t to,
                    kp_fetch_response_aborted_transaction_t **out,
                    int *n_out);
+/** Add to *io (n_io entries, malloc'd or NULL) the aborted transactions of
+ * [from, to) recorded in the partition's archived objects, for a fetch
+ * served from the archive (the local state knows only the local log's).
+ * @return 0 or ST_E_NOMEM (*io unchanged). */
+int kh_txn_aborted_archive(kh_shard_t *ks,
+                           const char *topic,
+                           int32_t partition,
+                           int64_t from,
+                           int64_t to,
+                           kp_fetch_response_aborted_transaction_t **io,
+                           int *n_io);
 /** Drop a partition's transaction state (closed for good / shard shutdown). */
 void kh_txn_part_forget(kh_shard_t *ks, plog_t *log);
 void kh_txn_part_free_all(kh_shard_t *ks);

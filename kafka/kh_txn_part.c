@@ -20,6 +20,8 @@
 #include "core/st_crc32c.h"
 #include "core/st_log.h"
 #include "kafka/kh_int.h"
+#include "tiering/seg.h"
+#include "tiering/tier.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -390,6 +392,69 @@ int kh_txn_aborted(kh_shard_t *ks,
     for (int i = lo; i < p->n_ab; i++)
         if (p->ab[i].first_offset < to)
             v[k++] = (kp_fetch_response_aborted_transaction_t){p->ab[i].pid, p->ab[i].first_offset};
+    *out = v;
+    *n_out = k;
+    return 0;
+}
+
+int kh_txn_aborted_archive(kh_shard_t *ks,
+                           const char *topic,
+                           int32_t partition,
+                           int64_t from,
+                           int64_t to,
+                           kp_fetch_response_aborted_transaction_t **io,
+                           int *n_io)
+{
+    tier_seg_aborted_t *a = NULL;
+    size_t n = 0;
+    if (!ks->tier || tier_aborted(ks->tier, topic, partition, from, to, &a, &n) != 0)
+        return ks->tier ? ST_E_NOMEM : 0;
+    if (n == 0)
+        return 0;
+    kp_fetch_response_aborted_transaction_t *v = realloc(*io, (size_t)(*n_io + (int)n) * sizeof(*v));
+    if (!v) {
+        free(a);
+        return ST_E_NOMEM;
+    }
+    /* Markers still in the local log are in both lists: once each (a
+     * duplicate would make the client skip a later transaction of the
+     * producer). */
+    int k = *n_io;
+    for (size_t i = 0; i < n; i++) {
+        bool dup = false;
+        for (int j = 0; j < *n_io && !dup; j++)
+            dup = v[j].producer_id == a[i].pid && v[j].first_offset == a[i].first_offset;
+        if (!dup)
+            v[k++] = (kp_fetch_response_aborted_transaction_t){a[i].pid, a[i].first_offset};
+    }
+    free(a);
+    *io = v;
+    *n_io = k;
+    return 0;
+}
+
+int kh_tier_aborted(
+    void *arg, plog_t *log, int64_t from, int64_t to, tier_seg_aborted_t **out, size_t *n_out)
+{
+    (void)arg;
+    *out = NULL;
+    *n_out = 0;
+    kh_shard_t *ks = kh_shard_of(rt_current());
+    tpart_t *p = ks ? part_state(ks, log) : NULL;
+    if (!p)
+        return ks ? ST_E_NOMEM : 0;
+    int n = 0;
+    for (int i = 0; i < p->n_ab; i++)
+        n += p->ab[i].last_offset >= from && p->ab[i].last_offset < to;
+    if (n == 0)
+        return 0;
+    tier_seg_aborted_t *v = malloc((size_t)n * sizeof(*v));
+    if (!v)
+        return ST_E_NOMEM;
+    size_t k = 0;
+    for (int i = 0; i < p->n_ab; i++)
+        if (p->ab[i].last_offset >= from && p->ab[i].last_offset < to)
+            v[k++] = (tier_seg_aborted_t){p->ab[i].pid, p->ab[i].first_offset, p->ab[i].last_offset};
     *out = v;
     *n_out = k;
     return 0;

@@ -106,7 +106,7 @@ typedef struct {
 
 /* An aborted transaction whose ABORT marker lies in the object (one entry of
  * the txn table, Kafka's AbortedTxn). */
-typedef struct {
+typedef struct tier_seg_aborted_s {
     int64_t pid;          /* producer id */
     int64_t first_offset; /* its first batch on the partition (may precede the object) */
     int64_t last_offset;  /* offset of its ABORT control batch */

@@ -28,6 +28,7 @@
 #include "core/part.h"
 #include "core/st_err.h"
 #include "index/idx.h"
+#include "tiering/seg.h"
 
 typedef struct tier_shard tier_shard_t;
 
@@ -42,6 +43,14 @@ typedef struct {
     /* Is remote storage enabled for this topic (remote.storage.enable)? */
     bool (*is_remote)(void *arg, const char *topic);
     void *is_remote_arg;
+    /* The aborted transactions whose ABORT marker lies in [from, to) of log,
+     * as the broker knows them (their first offsets may precede from): the
+     * uploader gives them to the object writer (tiering/seg.h's txn table).
+     * *out is malloc'd (the uploader frees it), NULL with *n = 0 for none.
+     * Called on the partition's shard loop. NULL = the writer's own view. */
+    int (*aborted)(void *arg, plog_t *log, int64_t from, int64_t to, tier_seg_aborted_t **out,
+                   size_t *n);
+    void *aborted_arg;
     /* Total retention and orphan GC (tier_gc.c). */
     int64_t gc_interval_ms; /* period of the retention pass (0 = 300000) */
     bool is_orphan_scanner; /* this shard also removes orphans (one per broker) */
@@ -71,6 +80,20 @@ void tier_when_resumed(tier_shard_t *ts, void (*cb)(void *arg), void *arg);
 
 /** plog_sealed_fn: a segment of log was sealed. arg is the tier_shard_t. */
 void tier_on_sealed(void *arg, plog_t *log, int64_t base_offset, int64_t next_offset);
+
+/** The aborted transactions recorded in (topic, partition)'s archived
+ * objects (their txn tables, loaded from the index at start, grown by
+ * uploads) that a read_committed fetch of [from, to) needs: marker at or
+ * after from, first offset below to (Kafka's collectAbortedTxns).
+ * @param out  Out: malloc'd (NULL when none), owned by the caller.
+ * @return 0 or ST_E_NOMEM. @thread the shard's loop */
+ST_MUST_CHECK int tier_aborted(tier_shard_t *ts,
+                               const char *topic,
+                               int32_t partition,
+                               int64_t from,
+                               int64_t to,
+                               tier_seg_aborted_t **out,
+                               size_t *n_out);
 
 /** Upload whatever is sealed and not yet indexed for (topic, partition). */
 void tier_kick(tier_shard_t *ts, const char *topic, int32_t partition);

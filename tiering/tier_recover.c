@@ -263,7 +263,10 @@ static void add_row(rec_t *r)
                              .object_key = r->key,
                              .checksum = r->info.obj_crc32c,
                              .term = 0,
-                             .state = IDX_SEG_LIVE};
+                             .state = IDX_SEG_LIVE,
+                             /* the same layout (tier_up.c asserts it) */
+                             .aborted = (const idx_aborted_t *)r->info.aborted,
+                             .n_aborted = r->info.n_aborted};
         rc = idx_segment_add(r->idx, &row, chunks, r->info.n_chunks, on_added, r);
         free(chunks);
     }

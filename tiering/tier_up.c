@@ -24,6 +24,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,13 @@ typedef struct up_part {
     uint8_t *obj; /* owned: the object bytes */
     size_t obj_len, obj_cap;
     tier_seg_info_t info;
+    tier_seg_aborted_t *known; /* owned: the broker's aborts of the range (opts.aborted) */
+    size_t n_known;
+    /* The aborted transactions of the archived objects (their txn tables),
+     * in marker order: loaded from the index at resume, grown by uploads;
+     * what read_committed fetches from the archive need (tier_aborted). */
+    idx_aborted_t *arch_ab; /* owned */
+    size_t n_arch_ab, arch_ab_cap;
     char key[1024];
 } up_part_t;
 
@@ -128,6 +136,9 @@ static void release_seg(up_part_t *p)
     p->obj_len = p->obj_cap = 0;
     tier_seg_info_fini(&p->info);
     memset(&p->info, 0, sizeof(p->info));
+    free(p->known);
+    p->known = NULL;
+    p->n_known = 0;
 }
 
 static void set_idle(up_part_t *p)
@@ -172,6 +183,75 @@ static void fail(up_part_t *p, const char *what, int err, const char *msg)
     p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
 }
 
+/* ---- Aborted transactions of the archive ---- */
+
+_Static_assert(sizeof(idx_aborted_t) == sizeof(tier_seg_aborted_t) &&
+                   offsetof(idx_aborted_t, first_offset) ==
+                       offsetof(tier_seg_aborted_t, first_offset) &&
+                   offsetof(idx_aborted_t, last_offset) == offsetof(tier_seg_aborted_t, last_offset),
+               "an object's txn table entry is its index row");
+
+/* Append entries after the known ones (markers only grow with uploads). */
+static int arch_ab_add(up_part_t *p, const idx_aborted_t *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (p->n_arch_ab + n > p->arch_ab_cap) {
+        size_t cap = p->arch_ab_cap ? p->arch_ab_cap : 16;
+        while (cap < p->n_arch_ab + n)
+            cap *= 2;
+        idx_aborted_t *a = realloc(p->arch_ab, cap * sizeof(*a));
+        if (!a)
+            return ST_E_NOMEM;
+        p->arch_ab = a;
+        p->arch_ab_cap = cap;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (p->n_arch_ab == 0 || v[i].last_offset > p->arch_ab[p->n_arch_ab - 1].last_offset)
+            p->arch_ab[p->n_arch_ab++] = v[i];
+    return 0;
+}
+
+int tier_aborted(tier_shard_t *ts,
+                 const char *topic,
+                 int32_t partition,
+                 int64_t from,
+                 int64_t to,
+                 tier_seg_aborted_t **out,
+                 size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    up_part_t *p = find_part(ts, topic, partition, false);
+    if (!p || p->n_arch_ab == 0)
+        return 0;
+    /* Markers are in offset order: the first at or past from. */
+    size_t lo = 0, hi = p->n_arch_ab;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p->arch_ab[mid].last_offset < from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t n = 0;
+    for (size_t i = lo; i < p->n_arch_ab; i++)
+        n += p->arch_ab[i].first_offset < to;
+    if (n == 0)
+        return 0;
+    tier_seg_aborted_t *v = malloc(n * sizeof(*v));
+    if (!v)
+        return ST_E_NOMEM;
+    size_t k = 0;
+    for (size_t i = lo; i < p->n_arch_ab; i++)
+        if (p->arch_ab[i].first_offset < to)
+            v[k++] = (tier_seg_aborted_t){p->arch_ab[i].pid, p->arch_ab[i].first_offset,
+                                          p->arch_ab[i].last_offset};
+    *out = v;
+    *n_out = k;
+    return 0;
+}
+
 /* ---- INDEX ---- */
 
 static void on_indexed(void *arg, int status)
@@ -181,6 +261,10 @@ static void on_indexed(void *arg, int status)
         fail(p, "index", status, NULL);
         return;
     }
+    if (arch_ab_add(p, (const idx_aborted_t *)p->info.aborted, p->info.n_aborted) != 0)
+        ST_ERROR("tier", "out of memory recording the aborted transactions of tp=%s-%d: "
+                 "read_committed fetches from the archive may return them",
+                 p->topic, p->partition);
     plog_t *log = part_log(p);
     if (log)
         plog_set_uploaded(log, p->seg.next_offset);
@@ -237,7 +321,9 @@ static void on_put(obj_req_t *req, obj_result_t *res, void *arg)
                          .object_key = p->key,
                          .checksum = p->info.obj_crc32c,
                          .term = 0,
-                         .state = IDX_SEG_LIVE};
+                         .state = IDX_SEG_LIVE,
+                         .aborted = (const idx_aborted_t *)p->info.aborted,
+                         .n_aborted = p->info.n_aborted};
     int rc = idx_segment_add(p->ts->idx, &row, chunks, p->info.n_chunks, on_indexed, p);
     free(chunks);
     if (rc != 0)
@@ -272,6 +358,8 @@ static void compress_work(uv_work_t *w)
      * it since: the chunk checksums would certify bad bytes, so each batch's
      * CRC-32C is checked again before anything is archived. */
     opts.is_crc_trusted = false;
+    opts.known_aborted = p->known;
+    opts.n_known_aborted = p->n_known;
     p->work_err = tier_seg_write_fd(p->seg.fd, (off_t)p->seg.pos, (off_t)p->seg.size, &opts, sink,
                                     p, &p->info);
 }
@@ -368,6 +456,14 @@ static void step(up_part_t *p)
     ts->active++;
     p->work.data = p;
     p->work_err = 0;
+    /* The first offsets of transactions begun in earlier objects are known
+     * only here: the writer sees this range alone. */
+    if (ts->opts.aborted &&
+        ts->opts.aborted(ts->opts.aborted_arg, log, p->seg.base_offset, p->seg.next_offset,
+                         &p->known, &p->n_known) != 0) {
+        fail(p, "compression", ST_E_NOMEM, NULL);
+        return;
+    }
     int rc = uv_queue_work(ts->loop, &p->work, compress_work, compress_done);
     if (rc != 0)
         fail(p, "compression", rc, NULL);
@@ -481,6 +577,19 @@ void tier_when_resumed(tier_shard_t *ts, void (*cb)(void *arg), void *arg)
     ts->on_resumed_arg = arg;
 }
 
+static void on_aborted_list(void *arg, int status, const idx_aborted_t *v, size_t n)
+{
+    up_part_t *p = arg;
+    if (status != 0 || arch_ab_add(p, v, n) != 0)
+        ST_WARN("tier",
+                "cannot load the aborted transactions of the archive tp=%s-%d: %s; "
+                "read_committed fetches from the archive may return them",
+                p->topic, p->partition, st_strerror(status ? status : ST_E_NOMEM));
+    p->state = UP_IDLE;
+    resume_done(p);
+    step(p);
+}
+
 static void on_low(void *arg, int status, int64_t offset)
 {
     up_part_t *p = arg;
@@ -488,9 +597,10 @@ static void on_low(void *arg, int status, int64_t offset)
     if (status == 0 && offset >= 0 && log)
         plog_set_remote_start(log, offset); /* the archive still holds from here */
     p->resumed = status == 0 || status == ST_E_NOTFOUND;
-    p->state = UP_IDLE;
-    resume_done(p);
-    step(p);
+    /* Before serving: read_committed fetches from the archive need them. */
+    if (idx_list_aborted(p->ts->idx, p->topic, p->partition, on_aborted_list, p) == 0)
+        return;
+    on_aborted_list(p, ST_E_NOMEM, NULL, 0);
 }
 
 /* The archive holds offsets beyond the local log's end: a power cut lost
@@ -648,6 +758,7 @@ static void on_timer_closed(uv_handle_t *h)
     up_part_t *p = h->data;
     tier_shard_t *ts = p->ts;
     release_seg(p);
+    free(p->arch_ab);
     free(p->topic);
     free(p);
     close_step_done(ts);

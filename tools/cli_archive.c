@@ -715,6 +715,9 @@ typedef struct {
     int64_t printed;
     const cli_fmt_t *fmt; /* NULL: JSON lines */
     char why[256];
+    bool read_committed;    /* skip the records of aborted transactions */
+    tier_seg_aborted_t *ab; /* owned: the objects' txn tables, by producer then offset */
+    size_t n_ab;
 } cat_t;
 
 static int cat_record(void *arg, const plog_batch_hdr_t *h, const plog_record_t *rec)
@@ -761,11 +764,39 @@ static int cat_record(void *arg, const plog_batch_hdr_t *h, const plog_record_t 
     return c->num && c->printed >= c->num ? CAT_DONE : 0;
 }
 
+static int cmp_ab(const void *x, const void *y)
+{
+    const tier_seg_aborted_t *a = x, *b = y;
+    if (a->pid != b->pid)
+        return (a->pid > b->pid) - (a->pid < b->pid);
+    return (a->first_offset > b->first_offset) - (a->first_offset < b->first_offset);
+}
+
+/* Is the transactional batch of pid at offset part of an aborted transaction
+ * (first offset <= offset < its ABORT marker)? A producer's transactions do
+ * not overlap, so the last one starting at or before offset decides. */
+static bool cat_is_aborted(const cat_t *c, int64_t pid, int64_t offset)
+{
+    size_t lo = 0, hi = c->n_ab;
+    while (lo < hi) { /* first entry after (pid, offset) */
+        size_t mid = lo + (hi - lo) / 2;
+        const tier_seg_aborted_t *e = &c->ab[mid];
+        if (e->pid < pid || (e->pid == pid && e->first_offset <= offset))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo > 0 && c->ab[lo - 1].pid == pid && c->ab[lo - 1].last_offset > offset;
+}
+
 static int cat_batch(void *arg, const plog_batch_hdr_t *h, const uint8_t *p, size_t len)
 {
     cat_t *c = arg;
     if (h->attributes & 0x20)
         return 0; /* a control batch (transaction marker): consumers never see it */
+    if (c->read_committed && (h->attributes & 0x10) &&
+        cat_is_aborted(c, h->producer_id, h->base_offset))
+        return 0;
     if (c->by_time ? !c->has_started && h->max_timestamp < c->from
                    : h->base_offset + h->last_offset_delta < c->from)
         return 0;
@@ -800,6 +831,46 @@ static int cat_object(arc_t *a, const arc_obj_t *o, cat_t *c)
     return rc;
 }
 
+/* Add o's aborted transactions (its txn table, read from its tail) to c->ab.
+ * An object without a chunk table predates txn tables: none. */
+static int cat_object_aborted(arc_t *a, const arc_obj_t *o, cat_t *c)
+{
+    char why[512];
+    uint64_t want = o->size < ARC_TAIL_BYTES ? o->size : ARC_TAIL_BYTES;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        uint8_t *tail;
+        size_t len;
+        int rc = arc_get(a, o->key, o->size - want, want, &tail, &len, why, sizeof(why));
+        if (rc != 0)
+            return cli_err("cannot read %s: %s", o->key, why);
+        tier_seg_info_t info;
+        uint64_t need = 0;
+        rc = tier_seg_tail_describe(tail, len, o->size, &need, &info);
+        free(tail);
+        if (rc == ST_E_AGAIN && need > want && need <= o->size) {
+            want = need;
+            continue;
+        }
+        if (rc == ST_E_NOTFOUND)
+            return 0;
+        if (rc != 0)
+            return cli_err("cannot read %s: tables: %s", o->key, st_strerror(rc));
+        tier_seg_aborted_t *v =
+            info.n_aborted ? realloc(c->ab, (c->n_ab + info.n_aborted) * sizeof(*v)) : c->ab;
+        if (info.n_aborted && !v) {
+            tier_seg_info_fini(&info);
+            return cli_err("out of memory");
+        }
+        if (info.n_aborted)
+            memcpy(v + c->n_ab, info.aborted, info.n_aborted * sizeof(*v));
+        c->ab = v;
+        c->n_ab += info.n_aborted;
+        tier_seg_info_fini(&info);
+        return 0;
+    }
+    return cli_err("cannot read %s: tables larger than the object says", o->key);
+}
+
 /* No object of topic/partition: say whether the topic or the partition is unknown. */
 static int cat_unknown(arc_t *a, const char *topic, int32_t partition)
 {
@@ -821,7 +892,7 @@ static int cat_unknown(arc_t *a, const char *topic, int32_t partition)
 
 static const char cat_help[] =
     "Usage: strata archive cat TOPIC PARTITION [--from OFFSET|@TIME|start] [-n N] [-f FMT]\n"
-    "                          [--archive URL]\n"
+    "                          [--read-committed] [--archive URL]\n"
     "Print archived records of one partition without a broker, from the first object\n"
     "holding --from onward, object after object. Every frame's zstd checksum and every\n"
     "batch's CRC-32C are checked; compressed batches (gzip, snappy, lz4, zstd) are decoded.\n"
@@ -837,6 +908,11 @@ static const char cat_help[] =
     "                      %h headers (k=v,...),\n"
     "                      %K key length, %V value length, %% percent; \\n \\t escapes;\n"
     "                      %k{hex}, %v{base64}: encoded key or value\n"
+    "      --read-committed  skip the records of aborted transactions, as a read_committed\n"
+    "                      consumer does, using the objects' txn tables (every object from\n"
+    "                      the first one read to the archive's end is asked for its table);\n"
+    "                      a transaction whose marker is not archived yet prints as committed\n"
+    "                      (default: every record, as read_uncommitted)\n"
     "  -a, --archive URL   the archive (default as for 'strata archive ls')\n"
     "\n"
     "Exit codes: 1 when the archive, topic or partition is unknown, the offset is outside\n"
@@ -854,9 +930,13 @@ static int cat_parse(int argc, char **argv, cat_t *c, const char **url, const ch
     static const struct option longs[] = {
         {"archive", required_argument, NULL, 'a'}, {"from", required_argument, NULL, 'F'},
         {"num", required_argument, NULL, 'n'},     {"format", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},          {"read-committed", no_argument, NULL, 'R'},
+        {NULL, 0, NULL, 0}};
     while ((opt = cli_getopt(argc, argv, "a:F:n:f:h", longs)) != -1) {
         switch (opt) {
+        case 'R':
+            c->read_committed = true;
+            break;
         case 'a':
             *url = optarg;
             break;
@@ -951,6 +1031,12 @@ static int cmd_cat(int argc, char **argv)
     } else {
         long first = c.by_time ? 0 : cat_first_object(&l, &c);
         rc = first < 0 ? CLI_EXIT_FAIL : 0;
+        /* An aborted transaction's marker may lie in any later object. */
+        for (size_t i = first < 0 ? l.n : (size_t)first; rc == 0 && c.read_committed && i < l.n;
+             i++)
+            rc = cat_object_aborted(&a, &l.v[i], &c);
+        if (c.n_ab > 1)
+            qsort(c.ab, c.n_ab, sizeof(*c.ab), cmp_ab);
         for (size_t i = first < 0 ? l.n : (size_t)first; rc == 0 && i < l.n; i++) {
             if (i > 0 && l.v[i].base > l.v[i - 1].last + 1 && c.has_started)
                 fprintf(stderr,
@@ -967,6 +1053,7 @@ static int cmd_cat(int argc, char **argv)
             rc = cli_err("no archived record of %s/%d has a timestamp at or after %s", c.topic,
                          (int)c.partition, fmt_ts(c.from, t, sizeof(t)));
     }
+    free(c.ab);
     arc_list_fini(&l);
     arc_close(&a);
     return rc;
@@ -1369,6 +1456,11 @@ static const char verify_help[] =
     "Each problem prints one line on stderr; the exit code is 1 if there is any.\n"
     "Progress shows on stderr when it is a terminal.\n\n"
     "Flags:\n"
+    "      --read-committed  skip the records of aborted transactions, as a read_committed\n"
+    "                      consumer does, using the objects' txn tables (every object from\n"
+    "                      the first one read to the archive's end is asked for its table);\n"
+    "                      a transaction whose marker is not archived yet prints as committed\n"
+    "                      (default: every record, as read_uncommitted)\n"
     "  -a, --archive URL   the archive (default as for 'strata archive ls')\n"
     "  -i, --index PATH    a broker's remote index (DATA_DIR/remote-index.db; stop the broker\n"
     "                      or copy the file first)\n"

@@ -149,6 +149,7 @@ static void shard_start(rt_shard_t *sh, void *arg)
                           .max_upload_interval_ms = cfg_int(b->cfg, CFG_ARCHIVE_UPLOAD_INTERVAL_MS),
                           .is_remote = topic_is_remote,
                           .is_remote_arg = b,
+                          .aborted = kh_tier_aborted,
                           .gc_interval_ms = cfg_int(b->cfg, CFG_RETENTION_CHECK_MS),
                           .is_orphan_scanner = rt_shard_id(sh) == 0,
                           .topic_config = topic_config,

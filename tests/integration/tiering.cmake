@@ -18,3 +18,9 @@ set_tests_properties(tiering_window PROPERTIES LABELS integration TIMEOUT 600
 add_test(NAME tiering_long_names COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_archive_names.py)
 set_tests_properties(tiering_long_names PROPERTIES LABELS integration TIMEOUT 600
     ENVIRONMENT "STRATA=$<TARGET_FILE:strata>;STRATAD=$<TARGET_FILE:stratad>")
+# Issue 20 (tiered): transactional data with aborts archived to the S3 test server and deleted
+# locally; read_committed replays from the bucket (and `strata archive cat --read-committed`)
+# return exactly the committed records, also after a restart.
+add_test(NAME tiering_txn COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_txn_tier.py)
+set_tests_properties(tiering_txn PROPERTIES LABELS integration TIMEOUT 600
+    ENVIRONMENT "STRATA=$<TARGET_FILE:strata>;STRATAD=$<TARGET_FILE:stratad>")
