@@ -704,6 +704,103 @@ static void test_idx_close_with_pending_ops(void **state)
 
 /* ---- Bad files ---- */
 
+typedef struct {
+    bool is_done;
+    int status;
+    idx_aborted_t v[16];
+    size_t n;
+} ab_res_t;
+
+static void on_aborted(void *arg, int status, const idx_aborted_t *v, size_t n)
+{
+    ab_res_t *r = arg;
+    r->status = status;
+    assert_true(n <= 16);
+    if (n)
+        memcpy(r->v, v, n * sizeof(*v));
+    r->n = n;
+    r->is_done = true;
+}
+
+static size_t list_aborted(fx_t *f, const char *topic, int32_t part, ab_res_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(idx_list_aborted(f->cl, topic, part, on_aborted, r), 0);
+    while (!r->is_done)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(r->status, 0);
+    return r->n;
+}
+
+static int add_seg_ab(fx_t *f, int64_t base, const idx_aborted_t *ab, size_t n_ab)
+{
+    idx_chunk_t ch = {base, base + 9, 1, 2, 0, 100, 400, 7};
+    char key[64];
+    snprintf(key, sizeof key, "k/t/0/%lld.seg.zst", (long long)base);
+    idx_segment_t s = {.topic = "t", .partition = 0, .base_offset = base,
+                       .last_offset = base + 9, .base_ts = 1, .max_ts = 2, .size = 200,
+                       .object_key = key, .aborted = ab, .n_aborted = n_ab};
+    res_t r = {0};
+    int rc = idx_segment_add(f->cl, &s, &ch, 1, on_done, &r);
+    if (rc != 0)
+        return rc;
+    wait_for(&f->loop, &r);
+    return r.status;
+}
+
+/* The aborted transactions of each object: added with its row, listed in
+ * marker order over the partition, checked, deleted with their segment,
+ * and kept across a reopen; a version 1 index migrates to the table. */
+static void test_idx_aborted_rows(void **state)
+{
+    fx_t *f = *state;
+    ab_res_t r;
+    assert_int_equal(list_aborted(f, "t", 0, &r), 0);
+    idx_aborted_t a0[] = {{5, 0, 3}, {6, 2, 8}}, a2[] = {{5, 4, 21}};
+    assert_int_equal(add_seg_ab(f, 0, a0, 2), 0);
+    assert_int_equal(add_seg_ab(f, 10, NULL, 0), 0);
+    /* A marker outside the object, out of order, or before its first offset. */
+    idx_aborted_t bad1[] = {{5, 4, 31}}, bad2[] = {{5, 4, 25}, {6, 4, 22}}, bad3[] = {{5, 26, 25}};
+    assert_int_equal(add_seg_ab(f, 20, bad1, 1), ST_E_INVAL);
+    assert_int_equal(add_seg_ab(f, 20, bad2, 2), ST_E_INVAL);
+    assert_int_equal(add_seg_ab(f, 20, bad3, 1), ST_E_INVAL);
+    assert_int_equal(add_seg_ab(f, 20, a2, 1), 0);
+    assert_int_equal(list_aborted(f, "t", 0, &r), 3);
+    idx_aborted_t want[] = {{5, 0, 3}, {6, 2, 8}, {5, 4, 21}};
+    assert_memory_equal(r.v, want, sizeof(want));
+    assert_int_equal(list_aborted(f, "t", 1, &r), 0);
+    /* Retention takes the first object's rows with it. */
+    res_t k = {0};
+    assert_int_equal(idx_delete_below(f->cl, "t", 0, 10, on_keys, &k), 0);
+    wait_for(&f->loop, &k);
+    assert_int_equal(k.n, 1);
+    free_keys(&k);
+    assert_int_equal(list_aborted(f, "t", 0, &r), 1);
+    assert_int_equal(r.v[0].last_offset, 21);
+    /* A version 1 index (before the table) migrates; rows then persist. */
+    close_client(&f->loop, f->cl);
+    idx_close(f->idx);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE aborted; UPDATE schema_version SET version = 1",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    char err[256];
+    assert_int_equal(idx_open(f->path, &f->idx, err, sizeof err), 0);
+    assert_int_equal(idx_client_new(f->idx, &f->loop, &f->cl), 0);
+    assert_int_equal(list_aborted(f, "t", 0, &r), 0);
+    assert_int_equal(add_seg_ab(f, 30, a2 /* marker 21: outside */, 1), ST_E_INVAL);
+    idx_aborted_t a3[] = {{7, 12, 33}};
+    assert_int_equal(add_seg_ab(f, 30, a3, 1), 0);
+    close_client(&f->loop, f->cl);
+    idx_close(f->idx);
+    assert_int_equal(idx_open(f->path, &f->idx, err, sizeof err), 0);
+    assert_int_equal(idx_client_new(f->idx, &f->loop, &f->cl), 0);
+    assert_int_equal(list_aborted(f, "t", 0, &r), 1);
+    assert_memory_equal(&r.v[0], &a3[0], sizeof(a3[0]));
+}
+
 static void test_idx_open_rejects_bad_files(void **state)
 {
     fx_t *f = *state;
@@ -796,6 +893,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idx_two_loops_submit_concurrently, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idx_close_with_pending_ops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idx_open_rejects_bad_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idx_aborted_rows, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
