@@ -40,11 +40,7 @@ typedef struct tpid {
     int64_t first_offset; /* open: offset of its first batch here, -1 before any */
 } tpid_t;
 
-typedef struct {
-    int64_t pid;
-    int64_t first_offset;
-    int64_t last_offset; /* the abort marker's offset */
-} tab_t;
+typedef tier_seg_aborted_t tab_t; /* last_offset: the abort marker's offset */
 
 struct kh_txn_part {
     struct kh_txn_part *next;
@@ -369,31 +365,20 @@ int kh_txn_aborted(kh_shard_t *ks,
     *out = NULL;
     *n_out = 0;
     tpart_t *p = part_state(ks, log);
-    if (!p || p->n_ab == 0)
-        return 0;
-    /* Markers are in offset order: the first whose marker is at or past from. */
-    int lo = 0, hi = p->n_ab;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (p->ab[mid].last_offset < from)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    int n = 0;
-    for (int i = lo; i < p->n_ab; i++)
-        n += p->ab[i].first_offset < to;
-    if (n == 0)
-        return 0;
-    kp_fetch_response_aborted_transaction_t *v = malloc((size_t)n * sizeof(*v));
-    if (!v)
+    tab_t *a;
+    size_t n;
+    if (!p || tier_seg_aborted_range(p->ab, (size_t)p->n_ab, from, to, &a, &n) != 0)
+        return p ? ST_E_NOMEM : 0;
+    kp_fetch_response_aborted_transaction_t *v = n ? malloc(n * sizeof(*v)) : NULL;
+    if (n && !v) {
+        free(a);
         return ST_E_NOMEM;
-    int k = 0;
-    for (int i = lo; i < p->n_ab; i++)
-        if (p->ab[i].first_offset < to)
-            v[k++] = (kp_fetch_response_aborted_transaction_t){p->ab[i].pid, p->ab[i].first_offset};
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = (kp_fetch_response_aborted_transaction_t){a[i].pid, a[i].first_offset};
+    free(a);
     *out = v;
-    *n_out = k;
+    *n_out = (int)n;
     return 0;
 }
 

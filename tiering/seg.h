@@ -112,6 +112,18 @@ typedef struct tier_seg_aborted_s {
     int64_t last_offset;  /* offset of its ABORT control batch */
 } tier_seg_aborted_t;
 
+/** The entries of v (n, in marker order) that a read_committed fetch of
+ * [from, to) needs: marker at or after from, first offset below to (Kafka's
+ * collectAbortedTxns).
+ * @param out  Out: malloc'd (NULL when none), owned by the caller.
+ * @return 0 or ST_E_NOMEM.  @thread any  @blocking no */
+ST_MUST_CHECK int tier_seg_aborted_range(const tier_seg_aborted_t *v,
+                                         size_t n,
+                                         int64_t from,
+                                         int64_t to,
+                                         tier_seg_aborted_t **out,
+                                         size_t *n_out);
+
 /* What the writer produced for one segment. */
 typedef struct {
     tier_seg_chunk_t *chunks; /* owned: n_chunks entries in offset order */

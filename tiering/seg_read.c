@@ -204,6 +204,36 @@ static int parse_txn_table(const uint8_t *tx, const tier_seg_table_t *t, tier_se
     return 0;
 }
 
+int tier_seg_aborted_range(const tier_seg_aborted_t *v,
+                           size_t n,
+                           int64_t from,
+                           int64_t to,
+                           tier_seg_aborted_t **out,
+                           size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    size_t lo = 0, hi = n; /* the first marker at or past from */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].last_offset < from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t k = 0;
+    for (size_t i = lo; i < n; i++)
+        k += v[i].first_offset < to;
+    if (k == 0)
+        return 0;
+    if (!(*out = malloc(k * sizeof(**out))))
+        return ST_E_NOMEM;
+    for (size_t i = lo; i < n; i++)
+        if (v[i].first_offset < to)
+            (*out)[(*n_out)++] = v[i];
+    return 0;
+}
+
 int tier_seg_tail_describe(
     const uint8_t *tail, size_t tail_len, uint64_t obj_size, uint64_t *need, tier_seg_info_t *info)
 {

@@ -373,20 +373,38 @@ static void put_le64(uint8_t *p, uint64_t v)
 
 /* ---- Chunk table and seek table ---- */
 
+/* Start a Strata table frame of size bytes: skippable header, tag, version
+ * 1, n entries. @return where the frame's fields after n go. */
+static uint8_t *table_begin(uint8_t *t, uint32_t magic, size_t size, uint32_t tag, size_t n)
+{
+    put_le32(t, magic);
+    put_le32(t + 4, (uint32_t)(size - TIER_SEG_SKIP_HDR_SIZE));
+    uint8_t *p = t + TIER_SEG_SKIP_HDR_SIZE;
+    put_le32(p, tag);
+    put_le32(p + 4, 1);
+    put_le32(p + 8, (uint32_t)n);
+    return p + 12;
+}
+
+/* Close the table frame t with its CRC-32C, emit and free it. */
+static int table_end(tier_seg_writer_t *w, uint8_t *t, size_t size)
+{
+    put_le32(t + size - 4,
+             st_crc32c(0, t + TIER_SEG_SKIP_HDR_SIZE, size - TIER_SEG_SKIP_HDR_SIZE - 4));
+    int rc = emit(w, t, size);
+    free(t);
+    return rc;
+}
+
 static int write_chunk_table(tier_seg_writer_t *w)
 {
     size_t n = w->n_chunks, size = (size_t)TIER_SEG_CT_SIZE(n);
     uint8_t *t = malloc(size);
     if (!t)
         return ST_E_NOMEM;
-    put_le32(t, TIER_SEG_CT_MAGIC);
-    put_le32(t + 4, (uint32_t)(size - TIER_SEG_SKIP_HDR_SIZE));
-    uint8_t *p = t + TIER_SEG_SKIP_HDR_SIZE;
-    put_le32(p, TIER_SEG_CT_TAG);
-    put_le32(p + 4, 1);
-    put_le32(p + 8, (uint32_t)n);
-    put_le32(p + 12, w->info.obj_crc32c); /* the data frames so far */
-    p += 16;
+    uint8_t *p = table_begin(t, TIER_SEG_CT_MAGIC, size, TIER_SEG_CT_TAG, n);
+    put_le32(p, w->info.obj_crc32c); /* the data frames so far */
+    p += 4;
     for (size_t i = 0; i < n; i++, p += TIER_SEG_CT_ENTRY) {
         const tier_seg_chunk_t *c = &w->chunks[i];
         put_le64(p, (uint64_t)c->first_offset);
@@ -396,10 +414,7 @@ static int write_chunk_table(tier_seg_writer_t *w)
         put_le32(p + 32, c->crc32c);
         put_le32(p + 36, c->n_batches);
     }
-    put_le32(p, st_crc32c(0, t + TIER_SEG_SKIP_HDR_SIZE, size - TIER_SEG_SKIP_HDR_SIZE - 4));
-    int rc = emit(w, t, size);
-    free(t);
-    return rc;
+    return table_end(w, t, size);
 }
 
 static int write_txn_table(tier_seg_writer_t *w)
@@ -408,22 +423,13 @@ static int write_txn_table(tier_seg_writer_t *w)
     uint8_t *t = malloc(size);
     if (!t)
         return ST_E_NOMEM;
-    put_le32(t, TIER_SEG_TX_MAGIC);
-    put_le32(t + 4, (uint32_t)(size - TIER_SEG_SKIP_HDR_SIZE));
-    uint8_t *p = t + TIER_SEG_SKIP_HDR_SIZE;
-    put_le32(p, TIER_SEG_TX_TAG);
-    put_le32(p + 4, 1);
-    put_le32(p + 8, (uint32_t)n);
-    p += 12;
+    uint8_t *p = table_begin(t, TIER_SEG_TX_MAGIC, size, TIER_SEG_TX_TAG, n);
     for (size_t i = 0; i < n; i++, p += TIER_SEG_TX_ENTRY) {
         put_le64(p, (uint64_t)w->info.aborted[i].pid);
         put_le64(p + 8, (uint64_t)w->info.aborted[i].first_offset);
         put_le64(p + 16, (uint64_t)w->info.aborted[i].last_offset);
     }
-    put_le32(p, st_crc32c(0, t + TIER_SEG_SKIP_HDR_SIZE, size - TIER_SEG_SKIP_HDR_SIZE - 4));
-    int rc = emit(w, t, size);
-    free(t);
-    return rc;
+    return table_end(w, t, size);
 }
 
 static int write_table(tier_seg_writer_t *w)

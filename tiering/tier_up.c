@@ -223,33 +223,10 @@ int tier_aborted(tier_shard_t *ts,
     *out = NULL;
     *n_out = 0;
     up_part_t *p = find_part(ts, topic, partition, false);
-    if (!p || p->n_arch_ab == 0)
+    if (!p)
         return 0;
-    /* Markers are in offset order: the first at or past from. */
-    size_t lo = 0, hi = p->n_arch_ab;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (p->arch_ab[mid].last_offset < from)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    size_t n = 0;
-    for (size_t i = lo; i < p->n_arch_ab; i++)
-        n += p->arch_ab[i].first_offset < to;
-    if (n == 0)
-        return 0;
-    tier_seg_aborted_t *v = malloc(n * sizeof(*v));
-    if (!v)
-        return ST_E_NOMEM;
-    size_t k = 0;
-    for (size_t i = lo; i < p->n_arch_ab; i++)
-        if (p->arch_ab[i].first_offset < to)
-            v[k++] = (tier_seg_aborted_t){p->arch_ab[i].pid, p->arch_ab[i].first_offset,
-                                          p->arch_ab[i].last_offset};
-    *out = v;
-    *n_out = k;
-    return 0;
+    return tier_seg_aborted_range((const tier_seg_aborted_t *)p->arch_ab, p->n_arch_ab, from, to,
+                                  out, n_out);
 }
 
 /* ---- INDEX ---- */
