@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -395,6 +396,42 @@ static void tls_free_all(broker_t *b)
 
 /* Exclusive lock held for the process lifetime (released by the kernel on
  * exit, even after kill -9). */
+/* Each shard binds every Kafka listener with SO_REUSEPORT, which would also
+ * let a second broker of the same user share a port with this one (the kernel
+ * then splits connections between two unrelated brokers). So before any of
+ * ours exists, bind each port once without it: a socket listening there, ours
+ * or another program's, makes that fail. Returns 0, or 1 with a message. */
+static int listeners_free(const kh_ctx_t *k)
+{
+    for (int i = 0; i < k->n_listeners; i++) {
+        const kh_listener_t *l = &k->listeners[i];
+        if (l->port == 0)
+            continue;
+        char port[16];
+        snprintf(port, sizeof(port), "%d", l->port);
+        struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE,
+                                 .ai_socktype = SOCK_STREAM},
+                        *ai = NULL;
+        if (getaddrinfo(*l->host ? l->host : NULL, port, &hints, &ai) != 0 || !ai)
+            continue; /* the listener's own set-up reports a bad address */
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, err = 0;
+        if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+                        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0))
+            err = errno;
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        if (err == EADDRINUSE) {
+            fprintf(stderr,
+                    "stratad: listener %s %s:%d: the address is already in use by another "
+                    "process (another broker?); choose other ports with --listeners\n",
+                    l->name, l->host, l->port);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int lock_data_dir(const char *dir)
 {
     char path[PATH_MAX];
@@ -863,6 +900,8 @@ int main(int argc, char **argv)
     }
     int lock_fd = lock_data_dir(dir);
     if (lock_fd < 0)
+        return 1;
+    if (listeners_free(&b->kctx) != 0)
         return 1;
     const char *url = cfg_str(b->cfg, CFG_ARCHIVE_URL);
     if (!strncmp(url, "file://", 7) && (rc = st_mkdirs(url + 7)) != 0) {

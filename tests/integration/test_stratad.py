@@ -63,6 +63,19 @@ class StratadTest(unittest.TestCase):
         b.wait_for("started")
         self.assertEqual(b.stop()[0], 0)
 
+    def test_second_broker_on_same_port_refuses(self):
+        # Shards share their port with SO_REUSEPORT; another broker must not join them.
+        from broker import free_port
+        port = free_port()
+        b = Broker("--log-dir", self.dir + "/a", "--smp", "2", "--listeners",
+                   "127.0.0.1:%d" % port, "--admin-listener", "127.0.0.1:%d" % free_port())
+        b.wait_for("started")
+        rc, out = run("--log-dir", self.dir + "/b", "--smp", "1", "--listeners",
+                      "127.0.0.1:%d" % port, "--admin-listener", "127.0.0.1:%d" % free_port())
+        self.assertEqual(rc, 1, out)
+        self.assertIn("listener PLAINTEXT 127.0.0.1:%d: the address is already in use" % port, out)
+        self.assertEqual(b.stop()[0], 0)
+
     def test_lock_released_after_kill9(self):
         b = Broker("--log-dir", self.dir, "--smp", "1")
         b.wait_for("started")
