@@ -113,14 +113,18 @@ void cli_unescape(char *s);
 
 typedef struct {
     char field;      /* 0 for a literal, else the field letter ('k', 'v', 'o', ...) */
-    char enc;        /* %k and %v output: 0 raw, 'x' {hex}, 'b' {base64} */
-    const char *lit; /* borrowed: points into the compiled format string */
+    char enc;        /* %k and %v output: 0 raw, 'x' {hex}, 'b' {base64}; %d output: 0
+                      * epoch ms, 's' {unix_sec}, 'u' {unix_micro}, 'n' {unix_nano},
+                      * 'f' {strftime[FMT]} (FMT in lit) */
+    const char *lit; /* borrowed: points into the compiled format string or tbuf */
     size_t lit_len;
 } cli_fmt_item_t;
 
 typedef struct {
     cli_fmt_item_t items[64];
     int n;
+    char tbuf[256]; /* NUL-terminated strftime formats of %d{strftime[...]} items */
+    size_t tbuf_used;
     const char *delim; /* record delimiter: the trailing literal (produce) */
     size_t delim_len;
 } cli_fmt_t;

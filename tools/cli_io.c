@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CLI_MAX_HEADERS 64
@@ -30,6 +31,61 @@ static void on_signal(int sig)
 
 /* Compile a format (already unescaped) into literals and fields. Used by both commands;
  * `fields` lists the accepted field letters. @return 0 or -1 after printing. */
+/* Compile the timestamp field at r ("%d{...}", rpk's modifiers): {unix_sec}, {unix_milli}
+ * (the default), {unix_micro}, {unix_nano} or {strftime[FMT]} (UTC; FMT is copied to
+ * f->tbuf, it may hold '%' and '}'). @return the bytes used from r, or -1 after a usage
+ * error. */
+static int compile_time_field(const char *r, cli_fmt_t *f)
+{
+    static const struct {
+        const char *name;
+        char enc;
+    } units[] = {{"unix_sec}", 's'}, {"unix_milli}", 0}, {"unix_micro}", 'u'}, {"unix_nano}", 'n'}};
+    cli_fmt_item_t *it = &f->items[f->n];
+    *it = (cli_fmt_item_t){'d', 0, NULL, 0};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (!strncmp(r + 3, units[i].name, strlen(units[i].name))) {
+            it->enc = units[i].enc;
+            f->n++;
+            return 3 + (int)strlen(units[i].name);
+        }
+    const char *end = !strncmp(r + 3, "strftime[", 9) ? strstr(r + 12, "]}") : NULL;
+    if (!end)
+        return cli_usage_err("bad timestamp format '%.24s': use %%%c{unix_sec}, {unix_milli}, "
+                             "{unix_micro}, {unix_nano} or {strftime[FMT]}",
+                             r, r[1]),
+               -1;
+    size_t len = (size_t)(end - (r + 12));
+    if (!len || f->tbuf_used + len + 1 > sizeof(f->tbuf))
+        return cli_usage_err("bad timestamp format '%.24s': empty or too long", r), -1;
+    memcpy(f->tbuf + f->tbuf_used, r + 12, len);
+    f->tbuf[f->tbuf_used + len] = '\0';
+    *it = (cli_fmt_item_t){'d', 'f', f->tbuf + f->tbuf_used, len};
+    f->tbuf_used += len + 1;
+    f->n++;
+    return (int)(end + 2 - r);
+}
+
+/* Print a timestamp (epoch ms) as compiled by compile_time_field. */
+static void put_time(int64_t ms, const cli_fmt_item_t *it)
+{
+    if (it->enc == 'f') {
+        time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+        struct tm tm;
+        char out[512];
+        /* The user's own format, as rpk's %d{strftime[...]}: strftime reads only tm. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        size_t n = gmtime_r(&secs, &tm) ? strftime(out, sizeof(out), it->lit, &tm) : 0;
+#pragma GCC diagnostic pop
+        fwrite(out, 1, n, stdout);
+    } else if (it->enc == 's') {
+        printf("%" PRId64, ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    } else {
+        printf("%" PRId64, it->enc == 'u' ? ms * 1000 : it->enc == 'n' ? ms * 1000000 : ms);
+    }
+}
+
 int cli_fmt_compile(char *s, const char *fields, cli_fmt_t *f)
 {
     memset(f, 0, sizeof(*f));
@@ -50,6 +106,14 @@ int cli_fmt_compile(char *s, const char *fields, cli_fmt_t *f)
             return cli_usage_err("format too long"), -1;
         if (w > lit_start)
             f->items[f->n++] = (cli_fmt_item_t){0, 0, lit_start, (size_t)(w - lit_start)};
+        if ((r[1] == 'd' || r[1] == 'T') && r[2] == '{') { /* %d{unix_sec}, %d{strftime[%F]} */
+            int used = compile_time_field(r, f);
+            if (used < 0)
+                return -1;
+            r += used - 1;
+            lit_start = w;
+            continue;
+        }
         char enc = 0;
         if ((r[1] == 'k' || r[1] == 'v') && r[2] == '{') { /* %v{hex}, %k{base64} */
             if (!strncmp(r + 3, "hex}", 4))
@@ -107,7 +171,7 @@ int cli_record_format_arg(char *arg, cli_fmt_t *f, bool *has_fmt)
     if (*has_fmt || cli_opts.format)
         return cli_usage_err("give one -f/--format (text, json or a record format)");
     cli_unescape(arg);
-    if (cli_fmt_compile(arg, "tkvopdThKV", f))
+    if (cli_fmt_compile(arg, "tkvopdThHKV", f))
         return CLI_EXIT_USAGE;
     bool has_field = false;
     for (int i = 0; i < f->n; i++)
@@ -500,13 +564,16 @@ static const char consume_help[] =
     "  -f, --format FMT       json (default: one JSON object per record), text (each\n"
     "                         value on its own line) or a record format: %t topic, %k key,\n"
     "                         %v value, %o offset, %p partition, %d or %T timestamp ms,\n"
-    "                         %h headers (k=v,...), %K key length, %V value length,\n"
-    "                         %% percent; \\n \\t escapes; %k{hex} %v{base64}: encoded\n"
+    "                         %h headers (k=v,...), %H header count, %K key length,\n"
+    "                         %V value length, %% percent; \\n \\t escapes; %k{hex}\n"
+    "                         %v{base64}: encoded; %d{unix_sec} (also unix_milli,\n"
+    "                         unix_micro, unix_nano), %d{strftime[%F %T]}: UTC time\n"
     "      --meta-only        print each record without its key and value (JSON: sizes,\n"
     "                         header count, topic, partition, offset, timestamp)\n\n"
     "Examples:\n"
     "  strata topic consume orders -n 10\n"
     "  strata topic consume orders -o -3:end -f '%k => %v\\n'\n"
+    "  strata topic consume orders -f '%d{strftime[%FT%TZ]} %H %v\\n'\n"
     "  strata topic consume orders -o @2024-01-31 -p 0\n"
     "  strata topic consume orders -g billing -o start\n";
 
@@ -566,7 +633,10 @@ void cli_record_print_fmt(const cli_fmt_t *f, const cli_record_t *r)
             break;
         case 'd':
         case 'T':
-            printf("%" PRId64, r->timestamp);
+            put_time(r->timestamp, it);
+            break;
+        case 'H':
+            printf("%zu", r->n_headers);
             break;
         case 'h':
             print_headers_text(r);

@@ -676,6 +676,22 @@ class CliTest(unittest.TestCase):
         self.fails(2, "--meta-only prints JSON", "topic", "consume", "enc21", "--meta-only",
                    "-f", "%v")
 
+    def test_format_timestamps_and_header_count(self):
+        """rpk's %d{unix_*} and %d{strftime[...]} timestamp modifiers and %H header count."""
+        self.ok("topic", "create", "ts21")
+        self.ok("topic", "produce", "ts21", "-q", "-f", "%t %v\\n", "-H", "a=1", "-H", "b=2",
+                input="%d one\n" % (T0 + 1234))
+        out = self.ok("topic", "consume", "ts21", "-o", "start:end", "-f",
+                      "%d %T %d{unix_sec} %d{unix_milli} %d{unix_micro} %d{unix_nano} "
+                      "%d{strftime[%FT%T}Z]} %H %v\\n")
+        self.assertEqual(out, "1700000001234 1700000001234 1700000001 1700000001234 "
+                              "1700000001234000 1700000001234000000 2023-11-14T22:13:21}Z 2 one\n")
+        self.assertEqual(self.ok("topic", "consume", "ts21", "-o", "start:end", "-f",
+                                 "%T{strftime[%Y]}%%%H\\n"), "2023%2\n")
+        self.fails(2, "bad timestamp format", "topic", "consume", "ts21", "-f", "%d{go[2006]}")
+        self.fails(2, "bad timestamp format", "topic", "consume", "ts21", "-f", "%d{strftime[]}")
+        self.fails(2, "bad format field '%H'", "topic", "produce", "ts21", "-f", "%H %v\\n")
+
     def test_offset_grammar(self):
         """-o: START:STOP with an offset or a time as STOP (exclusive), START:, :STOP, @:T."""
         self.ok("topic", "create", "og21")
