@@ -48,7 +48,7 @@ static const char cli_main_help[] =
     "  bench        load driver: produce/consume throughput and latency, mock cluster\n"
     "  security     ACLs (acl create|list|delete) and SCRAM users (user create|...)\n"
     "  profile      named connection settings: create, use, list, show, delete\n"
-    "  completion   print a shell completion script (bash)\n"
+    "  completion   print a shell completion script (bash, zsh, fish)\n"
     "\n"
     "Global flags (accepted anywhere on the line):\n"
     "  --brokers LIST       Kafka bootstrap servers (default: $STRATA_BROKERS, then\n"
@@ -659,7 +659,7 @@ static const char completion_bash[] =
     "        list=\"$(_strata_cmds)\"\n"
     "    elif [ \"$n\" = 1 ] || { [ \"$n\" = 2 ] && [ \"${words[0]}\" = security ]; }; then\n"
     "        list=\"$(_strata_cmds \"${words[@]}\")\"\n"
-    "        [ \"${words[0]}\" = completion ] && list=\"bash zsh\"\n"
+    "        [ \"${words[0]}\" = completion ] && list=\"bash zsh fish\"\n"
     "    else\n"
     "        local q=(\"${globals[@]}\" --timeout 3s)\n"
     "        case \"${words[0]} ${words[1]}\" in\n"
@@ -680,8 +680,113 @@ static const char completion_bash[] =
     "}\n"
     "complete -F _strata strata\n";
 
-/* Print the script with its placeholders filled in. */
-static void print_completion(void)
+/* The fish script: the same rules as completion_bash, in fish. */
+static const char completion_fish[] =
+    "# fish completion for strata: strata completion fish | source\n"
+    "# (or: strata completion fish > ~/.config/fish/completions/strata.fish)\n"
+    "# The same rules as the bash script: commands, subcommands and flags from strata's own\n"
+    "# --help; topic, group and profile names from the cluster and the profiles.\n"
+    "set -g __strata_bin \"@BIN@\"\n"
+    "test -x \"$__strata_bin\"; or set -g __strata_bin strata\n"
+    "set -g -- __strata_globals @GLOBALS@\n"
+    "set -g -- __strata_global_values @GLOBAL_VALUES@\n"
+    "\n"
+    "function __strata_cmds\n"
+    "    $__strata_bin $argv --help 2>/dev/null |\n"
+    "        awk '/^Commands:/ {on = 1; next} on && /^  [a-z]/ {print $1} on && /^$/ {on = 0}'\n"
+    "end\n"
+    "\n"
+    "function __strata_flags\n"
+    "    $__strata_bin $argv --help 2>/dev/null | grep -oE -- '(^|[ ,])--?[A-Za-z][a-z0-9-]*' |\n"
+    "        tr -d ' ,'\n"
+    "end\n"
+    "\n"
+    "# The first column of a listing without its header line.\n"
+    "function __strata_names\n"
+    "    $__strata_bin $argv 2>/dev/null | awk 'NR > 1 {print $1}'\n"
+    "end\n"
+    "\n"
+    "function __strata_complete\n"
+    "    set -l toks (commandline -opc)\n"
+    "    set -e toks[1]\n"
+    "    set -l cur (commandline -ct)\n"
+    "    set -l words\n"
+    "    set -l globals\n"
+    "    set -l skip 0\n"
+    "    for w in $toks\n"
+    "        if test $skip = 1\n"
+    "            set -a globals $w\n"
+    "            set skip 0\n"
+    "        else if contains -- $w $__strata_global_values\n"
+    "            set -a globals $w\n"
+    "            set skip 1\n"
+    "        else if not string match -q -- '-*' $w\n"
+    "            set -a words $w\n"
+    "        end\n"
+    "    end\n"
+    "    switch \"$toks[-1]\"\n"
+    "        case --format -f\n"
+    "            printf '%s\\n' text json\n"
+    "            return\n"
+    "        case -z --compression\n"
+    "            printf '%s\\n' none gzip snappy lz4 zstd\n"
+    "            return\n"
+    "        case --acks\n"
+    "            printf '%s\\n' all 0 1 -1\n"
+    "            return\n"
+    "        case --operation\n"
+    "            printf '%s\\n' all read write create delete alter describe cluster_action \\\n"
+    "                describe_configs alter_configs idempotent_write\n"
+    "            return\n"
+    "        case --resource-pattern-type\n"
+    "            printf '%s\\n' literal prefixed any match\n"
+    "            return\n"
+    "        case -o --offset --to\n"
+    "            printf '%s\\n' start end start:end\n"
+    "            return\n"
+    "        case --sasl-mechanism -m --mechanism\n"
+    "            printf '%s\\n' PLAIN SCRAM-SHA-256 SCRAM-SHA-512\n"
+    "            return\n"
+    "        case --profile\n"
+    "            __strata_names profile list\n"
+    "            return\n"
+    "        case -i --index --tls-truststore --tls-ca --tls-cert --tls-key -c --config -d \\\n"
+    "            --data-dir\n"
+    "            __fish_complete_path \"$cur\"\n"
+    "            return\n"
+    "    end\n"
+    "    set -l n (count $words)\n"
+    "    if string match -q -- '-*' \"$cur\"\n"
+    "        printf '%s\\n' $__strata_globals\n"
+    "        __strata_flags $words[1] $words[2] $words[3]\n"
+    "    else if test $n = 0\n"
+    "        __strata_cmds\n"
+    "    else if test $n = 1; or begin; test $n = 2; and test \"$words[1]\" = security; end\n"
+    "        if test \"$words[1]\" = completion\n"
+    "            printf '%s\\n' bash zsh fish\n"
+    "        else\n"
+    "            __strata_cmds $words\n"
+    "        end\n"
+    "    else\n"
+    "        set -l q $globals --timeout 3s\n"
+    "        switch \"$words[1] $words[2]\"\n"
+    "            case \"topic create\" \"topic list\" \"group list\"\n"
+    "            case \"topic *\"\n"
+    "                __strata_names $q topic list\n"
+    "            case \"group *\"\n"
+    "                __strata_names $q group list\n"
+    "            case \"profile use\" \"profile show\" \"profile delete\"\n"
+    "                __strata_names profile list\n"
+    "            case \"cluster config\"\n"
+    "                test $n = 2; and printf '%s\\n' get list set delete export import edit\n"
+    "        end\n"
+    "    end\n"
+    "end\n"
+    "complete -c strata -e\n"
+    "complete -c strata -f -a '(__strata_complete)'\n";
+
+/* Print a script with its placeholders filled in. */
+static void print_completion(const char *script)
 {
     char bin[PATH_MAX] = "strata", globals[1024] = "-v --verbose --tls-enabled -h --help",
          values[1024] = "";
@@ -695,7 +800,7 @@ static void print_completion(void)
     const struct {
         const char *mark, *val;
     } subst[] = {{"@BIN@", bin}, {"@GLOBALS@", globals}, {"@GLOBAL_VALUES@", values}};
-    for (const char *p = completion_bash; *p;) {
+    for (const char *p = script; *p;) {
         size_t k = 0;
         while (k < 3 && strncmp(p, subst[k].mark, strlen(subst[k].mark)))
             k++;
@@ -711,15 +816,16 @@ static void print_completion(void)
 static int cmd_completion(int argc, char **argv)
 {
     static const char help[] =
-        "Usage: strata completion bash|zsh\n"
+        "Usage: strata completion bash|zsh|fish\n"
         "Print a shell completion script: commands, subcommands and each command's flags\n"
         "(read from strata's --help), topic and group names from the cluster (with the\n"
         "global flags of the line being completed), profile names. zsh runs the bash\n"
-        "script through bashcompinit. fish is not supported.\n\n"
+        "script through bashcompinit; fish gets its own script with the same rules.\n\n"
         "Examples:\n"
         "  source <(strata completion bash)\n"
         "  strata completion bash > /etc/bash_completion.d/strata\n"
-        "  source <(strata completion zsh)      # in ~/.zshrc\n";
+        "  source <(strata completion zsh)      # in ~/.zshrc\n"
+        "  strata completion fish > ~/.config/fish/completions/strata.fish\n";
     int args_rc = cli_args_only(argc, argv, help);
     if (args_rc >= 0)
         return args_rc;
@@ -727,14 +833,15 @@ static int cmd_completion(int argc, char **argv)
         fputs(help, stdout);
         return CLI_EXIT_USAGE;
     }
-    bool zsh = !strcmp(argv[optind], "zsh");
-    if ((!zsh && strcmp(argv[optind], "bash")) || optind + 1 < argc)
-        return cli_usage_err("unsupported shell '%s': use bash or zsh", argv[optind]);
+    const char *sh = argv[optind];
+    bool zsh = !strcmp(sh, "zsh"), fish = !strcmp(sh, "fish");
+    if ((!zsh && !fish && strcmp(sh, "bash")) || optind + 1 < argc)
+        return cli_usage_err("unsupported shell '%s': use bash, zsh or fish", sh);
     if (zsh)
         fputs("autoload -U +X compinit && compinit\nautoload -U +X bashcompinit && "
               "bashcompinit\n",
               stdout);
-    print_completion();
+    print_completion(fish ? completion_fish : completion_bash);
     return CLI_EXIT_OK;
 }
 

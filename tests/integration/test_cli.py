@@ -118,42 +118,43 @@ class CliTest(unittest.TestCase):
         p = subprocess.run(["bash", "-c", out + "\nCOMP_WORDS=(strata topic cr); COMP_CWORD=2;"
                             " _strata; echo ${COMPREPLY[@]}"], capture_output=True, text=True)
         self.assertEqual(p.stdout.strip(), "create")
-        self.fails(2, "unsupported shell", "completion", "fish", brokers=False)
+        self.fails(2, "unsupported shell", "completion", "tcsh", brokers=False)
 
-    def complete(self, *words, home=None):
-        """What the bash script offers for `strata WORDS...` (the last word is completed)."""
-        script = self.ok("completion", "bash", brokers=False)
+    def complete(self, *words, home=None, shell="bash"):
+        """What the bash (or fish) script offers for `strata WORDS...` (the last word is
+        completed)."""
+        script = self.ok("completion", shell, brokers=False)
+        env = dict(os.environ, HOME=home or self.home.name)
+        if shell == "fish":  # a real fish asked for the line's completions
+            env["STRATA_LINE"] = " ".join(("strata",) + words)
+            p = subprocess.run(["fish", "--no-config", "-c", script + '\ncomplete -C "$STRATA_LINE"'],
+                               capture_output=True, text=True, env=env)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stderr, "")
+            return sorted(line.split("\t")[0] for line in p.stdout.splitlines())
         arr = " ".join("'%s'" % w for w in ("strata",) + words)
         p = subprocess.run(["bash", "-c", script + "\nCOMP_WORDS=(%s); COMP_CWORD=%d; _strata;"
                             " echo ${COMPREPLY[@]}" % (arr, len(words))],
-                           capture_output=True, text=True, env=dict(os.environ,
-                                                                    HOME=home or self.home.name))
+                           capture_output=True, text=True, env=env)
         return p.stdout.split()
 
     def test_completion_names_and_flags(self):
         """Completion offers each command's own flags, topic and group names from the
-        cluster (with the line's --brokers), profile names, and new commands as they come."""
+        cluster (with the line's --brokers), profile names, and new commands as they come:
+        in bash and, with the same rules, in fish (scripts/deps.sh installs it)."""
         self.ok("topic", "create", "compl-a", "compl-b")
         self.ok("topic", "produce", "compl-a", "-q", input="x\n")
         self.ok(*FAST_JOIN, "topic", "consume", "compl-a", "-g", "compl-g", "-n", "1")
-        b = ["--brokers", self.broker.bootstrap]
-        self.assertEqual(self.complete(*b, "topic", "describe", "compl-"),
-                         ["compl-a", "compl-b"])
-        self.assertEqual(self.complete(*b, "topic", "consume", "compl-a", "-g", "x", "compl-"),
-                         ["compl-a", "compl-b"])
-        self.assertEqual(self.complete(*b, "group", "describe", "compl-"), ["compl-g"])
-        self.assertEqual(self.complete("topic", "create", "--if"), ["--if-not-exists"])
-        self.assertEqual(self.complete("topic", "produce", "x", "--tomb"), ["--tombstone"])
-        self.assertIn("describe-storage", self.complete("topic", "desc"))
-        self.assertEqual(self.complete("prof"), ["profile"])
-        self.assertEqual(self.complete("cluster", "config", "se"), ["set"])
-        self.assertEqual(self.complete("security", "acl", "cr"), ["create"])
-        self.assertEqual(self.complete("--format", "js"), ["json"])
-        self.assertEqual(self.complete("completion", "z"), ["zsh"])
-        with tempfile.TemporaryDirectory(prefix="strata-cli-compl-") as home:
-            self.ok("profile", "create", "compl-p1", env={"HOME": home})
-            self.assertEqual(self.complete("profile", "use", "compl", home=home), ["compl-p1"])
-            self.assertEqual(self.complete("--profile", "c", home=home), ["compl-p1"])
+        for shell in ("bash", "fish"):
+            with self.subTest(shell=shell):
+                self.check_completion(shell)
+        self.assertEqual(self.complete("completion", "f"), ["fish"])
+        self.assertEqual(self.complete("topic", "produce", "x", "-z", "l", shell="fish"), ["lz4"])
+        self.assertEqual(self.complete("sec", shell="fish"), ["security"])
+        self.assertIn("--num", self.complete("topic", "consume", "x", "--", shell="fish"))
+        self.assertIn("--brokers", self.complete("topic", "consume", "x", "--", shell="fish"))
+        self.assertEqual(self.complete("--brokers", self.broker.bootstrap, "group", "list",
+                                       "compl-", shell="fish"), [])
         # zsh (scripts/deps.sh installs it): the script loads and, the way bashcompinit
         # calls it (sh emulation), offers the candidates (zsh's compadd filters them)
         script = self.ok("completion", "zsh", brokers=False)
@@ -165,6 +166,28 @@ class CliTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("create", p.stdout.split())
         self.assertIn("describe-storage", p.stdout.split())
+
+    def check_completion(self, shell):
+        def complete(*words, home=None):
+            return self.complete(*words, home=home, shell=shell)
+        b = ["--brokers", self.broker.bootstrap]
+        self.assertEqual(complete(*b, "topic", "describe", "compl-"),
+                         ["compl-a", "compl-b"])
+        self.assertEqual(complete(*b, "topic", "consume", "compl-a", "-g", "x", "compl-"),
+                         ["compl-a", "compl-b"])
+        self.assertEqual(complete(*b, "group", "describe", "compl-"), ["compl-g"])
+        self.assertEqual(complete("topic", "create", "--if"), ["--if-not-exists"])
+        self.assertEqual(complete("topic", "produce", "x", "--tomb"), ["--tombstone"])
+        self.assertIn("describe-storage", complete("topic", "desc"))
+        self.assertEqual(complete("prof"), ["profile"])
+        self.assertEqual(complete("cluster", "config", "se"), ["set"])
+        self.assertEqual(complete("security", "acl", "cr"), ["create"])
+        self.assertEqual(complete("--format", "js"), ["json"])
+        self.assertEqual(complete("completion", "z"), ["zsh"])
+        with tempfile.TemporaryDirectory(prefix="strata-cli-compl-") as home:
+            self.ok("profile", "create", "compl-p1", env={"HOME": home})
+            self.assertEqual(complete("profile", "use", "compl", home=home), ["compl-p1"])
+            self.assertEqual(complete("--profile", "c", home=home), ["compl-p1"])
 
     def test_completion_archive_flags(self):
         out = self.ok("completion", "bash", brokers=False)
