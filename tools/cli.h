@@ -115,7 +115,7 @@ typedef struct {
     char field;      /* 0 for a literal, else the field letter ('k', 'v', 'o', ...) */
     char enc;        /* %k and %v output: 0 raw, 'x' {hex}, 'b' {base64}; %d output: 0
                       * epoch ms, 's' {unix_sec}, 'u' {unix_micro}, 'n' {unix_nano},
-                      * 'f' {strftime[FMT]} (FMT in lit) */
+                      * 'f' {strftime[FMT]}, 'g' {go[LAYOUT]} (FMT, LAYOUT in lit) */
     const char *lit; /* borrowed: points into the compiled format string or tbuf */
     size_t lit_len;
 } cli_fmt_item_t;

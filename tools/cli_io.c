@@ -32,9 +32,9 @@ static void on_signal(int sig)
 /* Compile a format (already unescaped) into literals and fields. Used by both commands;
  * `fields` lists the accepted field letters. @return 0 or -1 after printing. */
 /* Compile the timestamp field at r ("%d{...}", rpk's modifiers): {unix_sec}, {unix_milli}
- * (the default), {unix_micro}, {unix_nano} or {strftime[FMT]} (UTC; FMT is copied to
- * f->tbuf, it may hold '%' and '}'). @return the bytes used from r, or -1 after a usage
- * error. */
+ * (the default), {unix_micro}, {unix_nano}, {strftime[FMT]} or {go[LAYOUT]} (UTC; FMT
+ * and LAYOUT are copied to f->tbuf, they may hold '%' and '}'). @return the bytes used from r, or
+ * -1 after a usage error. */
 static int compile_time_field(const char *r, cli_fmt_t *f)
 {
     static const struct {
@@ -49,27 +49,112 @@ static int compile_time_field(const char *r, cli_fmt_t *f)
             f->n++;
             return 3 + (int)strlen(units[i].name);
         }
-    const char *end = !strncmp(r + 3, "strftime[", 9) ? strstr(r + 12, "]}") : NULL;
+    bool is_go = !strncmp(r + 3, "go[", 3);
+    const char *start = r + (is_go ? 6 : 12);
+    const char *end = is_go || !strncmp(r + 3, "strftime[", 9) ? strstr(start, "]}") : NULL;
     if (!end)
         return cli_usage_err("bad timestamp format '%.24s': use %%%c{unix_sec}, {unix_milli}, "
-                             "{unix_micro}, {unix_nano} or {strftime[FMT]}",
+                             "{unix_micro}, {unix_nano}, {strftime[FMT]} or {go[LAYOUT]}",
                              r, r[1]),
                -1;
-    size_t len = (size_t)(end - (r + 12));
+    size_t len = (size_t)(end - start);
     if (!len || f->tbuf_used + len + 1 > sizeof(f->tbuf))
         return cli_usage_err("bad timestamp format '%.24s': empty or too long", r), -1;
-    memcpy(f->tbuf + f->tbuf_used, r + 12, len);
+    memcpy(f->tbuf + f->tbuf_used, start, len);
     f->tbuf[f->tbuf_used + len] = '\0';
-    *it = (cli_fmt_item_t){'d', 'f', f->tbuf + f->tbuf_used, len};
+    *it = (cli_fmt_item_t){'d', is_go ? 'g' : 'f', f->tbuf + f->tbuf_used, len};
     f->tbuf_used += len + 1;
     f->n++;
     return (int)(end + 2 - r);
 }
 
+/* Print a UTC time with a Go reference layout (rpk's %d{go[...]}: "2006-01-02T15:04:05.000Z07:00"):
+ * Go's tokens, longest first; everything else is literal. ms: the milliseconds. */
+static void put_go_time(const char *l, const struct tm *tm, int ms)
+{
+    static const char *const mon[] = {"January",   "February", "March",    "April",
+                                      "May",       "June",     "July",     "August",
+                                      "September", "October",  "November", "December"};
+    static const char *const wday[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                       "Thursday", "Friday", "Saturday"};
+    static const char *const zones[] = {"-07:00:00", "-07:00", "-0700", "-07",
+                                        "Z07:00:00", "Z07:00", "Z0700", "Z07"};
+    static const char *const utc[] = {"+00:00:00", "+00:00", "+0000", "+00", "Z", "Z", "Z", "Z"};
+    int h12 = tm->tm_hour % 12 ? tm->tm_hour % 12 : 12;
+    while (*l) {
+        size_t z = 0;
+        while (z < 8 && strncmp(l, zones[z], strlen(zones[z])))
+            z++;
+        if (z < 8) {
+            fputs(utc[z], stdout);
+            l += strlen(zones[z]);
+        } else if (!strncmp(l, "Jan", 3)) {
+            bool full = !strncmp(l, "January", 7);
+            printf("%.*s", full ? 9 : 3, mon[tm->tm_mon]);
+            l += full ? 7 : 3;
+        } else if (!strncmp(l, "Mon", 3)) {
+            bool full = !strncmp(l, "Monday", 6);
+            printf("%.*s", full ? 9 : 3, wday[tm->tm_wday]);
+            l += full ? 6 : 3;
+        } else if (!strncmp(l, "MST", 3)) {
+            fputs("UTC", stdout);
+            l += 3;
+        } else if (!strncmp(l, "2006", 4)) {
+            printf("%04d", tm->tm_year + 1900);
+            l += 4;
+        } else if (!strncmp(l, "002", 3) || !strncmp(l, "__2", 3)) {
+            printf(l[0] == '0' ? "%03d" : "%3d", tm->tm_yday + 1);
+            l += 3;
+        } else if (!strncmp(l, "_2", 2)) {
+            printf("%2d", tm->tm_mday);
+            l += 2;
+        } else if (!strncmp(l, "15", 2)) {
+            printf("%02d", tm->tm_hour);
+            l += 2;
+        } else if (l[0] == '0' && l[1] >= '1' && l[1] <= '6') {
+            int v[] = {tm->tm_mon + 1, tm->tm_mday, h12, tm->tm_min, tm->tm_sec, tm->tm_year % 100};
+            printf("%02d", v[l[1] - '1']);
+            l += 2;
+        } else if (*l == '1' || *l == '2' || *l == '3' || *l == '4' || *l == '5') {
+            int v[] = {tm->tm_mon + 1, tm->tm_mday, h12, tm->tm_min, tm->tm_sec};
+            printf("%d", v[*l - '1']);
+            l++;
+        } else if (!strncmp(l, "PM", 2) || !strncmp(l, "pm", 2)) {
+            fputs(tm->tm_hour >= 12 ? (*l == 'P' ? "PM" : "pm") : (*l == 'P' ? "AM" : "am"),
+                  stdout);
+            l += 2;
+        } else if ((*l == '.' || *l == ',') && (l[1] == '0' || l[1] == '9')) {
+            size_t n = 1; /* .000 (fixed digits) or .999 (trailing zeros trimmed) */
+            while (l[n] == l[1])
+                n++;
+            if (l[n] >= '0' && l[n] <= '9') { /* not a fraction: literal */
+                putchar(*l++);
+                continue;
+            }
+            char digits[16];
+            snprintf(digits, sizeof(digits), "%03d000000", ms % 1000);
+            size_t d = n - 1 > 9 ? 9 : n - 1;
+            if (l[1] == '9')
+                while (d && digits[d - 1] == '0')
+                    d--;
+            if (d)
+                printf("%c%.*s", *l, (int)d, digits);
+            l += n;
+        } else {
+            putchar(*l++);
+        }
+    }
+}
+
 /* Print a timestamp (epoch ms) as compiled by compile_time_field. */
 static void put_time(int64_t ms, const cli_fmt_item_t *it)
 {
-    if (it->enc == 'f') {
+    if (it->enc == 'g') {
+        time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+        struct tm tm;
+        if (gmtime_r(&secs, &tm))
+            put_go_time(it->lit, &tm, (int)(ms - (int64_t)secs * 1000));
+    } else if (it->enc == 'f') {
         time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
         struct tm tm;
         char out[512];
@@ -567,7 +652,8 @@ static const char consume_help[] =
     "                         %h headers (k=v,...), %H header count, %K key length,\n"
     "                         %V value length, %% percent; \\n \\t escapes; %k{hex}\n"
     "                         %v{base64}: encoded; %d{unix_sec} (also unix_milli,\n"
-    "                         unix_micro, unix_nano), %d{strftime[%F %T]}: UTC time\n"
+    "                         unix_micro, unix_nano), %d{strftime[%F %T]} or\n"
+    "                         %d{go[2006-01-02T15:04:05Z07:00]}: UTC time\n"
     "      --meta-only        print each record without its key and value (JSON: sizes,\n"
     "                         header count, topic, partition, offset, timestamp)\n\n"
     "Examples:\n"

@@ -700,7 +700,8 @@ class CliTest(unittest.TestCase):
                    "-f", "%v")
 
     def test_format_timestamps_and_header_count(self):
-        """rpk's %d{unix_*} and %d{strftime[...]} timestamp modifiers and %H header count."""
+        """rpk's %d{unix_*}, %d{strftime[...]} and %d{go[...]} timestamp modifiers and %H
+        header count."""
         self.ok("topic", "create", "ts21")
         self.ok("topic", "produce", "ts21", "-q", "-f", "%t %v\\n", "-H", "a=1", "-H", "b=2",
                 input="%d one\n" % (T0 + 1234))
@@ -711,7 +712,13 @@ class CliTest(unittest.TestCase):
                               "1700000001234000 1700000001234000000 2023-11-14T22:13:21}Z 2 one\n")
         self.assertEqual(self.ok("topic", "consume", "ts21", "-o", "start:end", "-f",
                                  "%T{strftime[%Y]}%%%H\\n"), "2023%2\n")
-        self.fails(2, "bad timestamp format", "topic", "consume", "ts21", "-f", "%d{go[2006]}")
+        go = self.ok("topic", "consume", "ts21", "-o", "start:end", "-f",
+                     "%d{go[2006-01-02T15:04:05.000Z07:00 Mon January _2 3PM 06 .999 .99 "
+                     ",000000 002 -07:00 MST 1/2 4:5]}\\n")
+        self.assertEqual(go, "2023-11-14T22:13:21.234Z Tue November 14 10PM 23 .234 .23 "
+                             ",234000 318 +00:00 UTC 11/14 13:21\n")
+        self.fails(2, "bad timestamp format", "topic", "consume", "ts21", "-f", "%d{rfc3339}")
+        self.fails(2, "bad timestamp format", "topic", "consume", "ts21", "-f", "%d{go[]}")
         self.fails(2, "bad timestamp format", "topic", "consume", "ts21", "-f", "%d{strftime[]}")
         self.fails(2, "bad format field '%H'", "topic", "produce", "ts21", "-f", "%H %v\\n")
 
@@ -1326,6 +1333,13 @@ class ArchiveTest(unittest.TestCase):
     def test_cat_offsets_and_formats(self):
         out = self.ok("cat", "arch", "0", "--from", "10", "-n", "3", "-f", "%o|%T|%k|%v|%h\\n")
         self.assertEqual(out.splitlines(), [self.expect_line(0, i) for i in (10, 11, 12)])
+        # rpk's header count and timestamp modifiers, as in consume
+        out = self.ok("cat", "arch", "0", "--from", "10", "-n", "1", "-f",
+                      "%H %d{unix_sec} %d{go[2006-01-02T15:04:05.000Z07:00]}\\n")
+        ts, h = self.recs[0][10][2], self.recs[0][10][3]
+        self.assertEqual(out, "%d %d %s.%03dZ\n" % (
+            len(h), ts // 1000, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts // 1000)),
+            ts % 1000))
         # Every record of a partition, across all its objects, values by default.
         out = self.ok("cat", "arch", "0")
         self.assertEqual(out.splitlines(), [r[1].decode() for r in self.recs[0]])
