@@ -50,8 +50,9 @@ static int compile_time_field(const char *r, cli_fmt_t *f)
             return 3 + (int)strlen(units[i].name);
         }
     bool is_go = !strncmp(r + 3, "go[", 3);
-    const char *start = r + (is_go ? 6 : 12);
-    const char *end = is_go || !strncmp(r + 3, "strftime[", 9) ? strstr(start, "]}") : NULL;
+    /* start is formed only once the prefix matched: it stays inside the string */
+    const char *start = is_go ? r + 6 : !strncmp(r + 3, "strftime[", 9) ? r + 12 : NULL;
+    const char *end = start ? strstr(start, "]}") : NULL;
     if (!end)
         return cli_usage_err("bad timestamp format '%.24s': use %%%c{unix_sec}, {unix_milli}, "
                              "{unix_micro}, {unix_nano}, {strftime[FMT]} or {go[LAYOUT]}",
