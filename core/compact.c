@@ -77,9 +77,8 @@ static void key_hash(const compact_map_t *m, const uint8_t *key, size_t len, uin
 {
     uint8_t md[EVP_MAX_MD_SIZE];
     unsigned n = 0;
-    if (EVP_DigestInit_ex(m->md, m->sha, NULL) != 1 ||
-        EVP_DigestUpdate(m->md, key, len) != 1 || EVP_DigestFinal_ex(m->md, md, &n) != 1 ||
-        n < 16) {
+    if (EVP_DigestInit_ex(m->md, m->sha, NULL) != 1 || EVP_DigestUpdate(m->md, key, len) != 1 ||
+        EVP_DigestFinal_ex(m->md, md, &n) != 1 || n < 16) {
         /* Cannot happen with the default provider; a plain hash keeps us correct
          * for all but colliding keys. */
         uint64_t h1 = 14695981039346656037ull, h2 = 1099511628211ull;

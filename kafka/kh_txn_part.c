@@ -396,7 +396,8 @@ int kh_txn_aborted_archive(kh_shard_t *ks,
         return ks->tier ? ST_E_NOMEM : 0;
     if (n == 0)
         return 0;
-    kp_fetch_response_aborted_transaction_t *v = realloc(*io, (size_t)(*n_io + (int)n) * sizeof(*v));
+    kp_fetch_response_aborted_transaction_t *v =
+        realloc(*io, (size_t)(*n_io + (int)n) * sizeof(*v));
     if (!v) {
         free(a);
         return ST_E_NOMEM;
@@ -439,7 +440,8 @@ int kh_tier_aborted(
     size_t k = 0;
     for (int i = 0; i < p->n_ab; i++)
         if (p->ab[i].last_offset >= from && p->ab[i].last_offset < to)
-            v[k++] = (tier_seg_aborted_t){p->ab[i].pid, p->ab[i].first_offset, p->ab[i].last_offset};
+            v[k++] =
+                (tier_seg_aborted_t){p->ab[i].pid, p->ab[i].first_offset, p->ab[i].last_offset};
     *out = v;
     *n_out = k;
     return 0;

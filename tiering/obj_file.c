@@ -28,10 +28,10 @@
 #include "core/st_log.h"
 #include "tiering/obj_int.h"
 
-#define TRAILER_BYTES 56
-#define SKIP_MAGIC    0x184D2A5Eu
-#define TRAILER_MAGIC "STRATAS1"
-#define TMP_PREFIX    ".strata-tmp."
+#define TRAILER_BYTES    56
+#define SKIP_MAGIC       0x184D2A5Eu
+#define TRAILER_MAGIC    "STRATAS1"
+#define TMP_PREFIX       ".strata-tmp."
 #define OBJ_FILE_WARN_MS 60000
 
 /* ---- Paths ---- */

@@ -264,8 +264,7 @@ int tier_seg_tail_describe(
             rc = parse_txn_table(tail + tail_len - back, &t, info);
         if (rc == 0) {
             info->obj_size = obj_size;
-            info->obj_crc32c =
-                st_crc32c(info->obj_crc32c, ct, (size_t)(t.table_size + t.ct_size));
+            info->obj_crc32c = st_crc32c(info->obj_crc32c, ct, (size_t)(t.table_size + t.ct_size));
         }
     }
     tier_seg_table_fini(&t);

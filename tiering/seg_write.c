@@ -39,7 +39,7 @@ struct tier_seg_writer {
 
     tier_seg_chunk_t *chunks; /* owned */
     size_t n_chunks, chunks_cap;
-    uint32_t *xxh; /* owned: content checksum per frame (seek table) */
+    uint32_t *xxh;        /* owned: content checksum per frame (seek table) */
     tier_seg_info_t info; /* info.aborted owned, grown as markers come */
     size_t aborted_cap;
 
@@ -212,9 +212,9 @@ static bool skip_varint(const uint8_t *b, size_t n, size_t *i)
 static bool is_abort_marker(const uint8_t *p, size_t blen)
 {
     size_t i = PLOG_BATCH_HDR_SIZE;
-    if (!skip_varint(p, blen, &i) || ++i > blen || /* length, attributes */
+    if (!skip_varint(p, blen, &i) || ++i > blen ||                /* length, attributes */
         !skip_varint(p, blen, &i) || !skip_varint(p, blen, &i) || /* ts, offset deltas */
-        !skip_varint(p, blen, &i) || i + 4 > blen)               /* key length */
+        !skip_varint(p, blen, &i) || i + 4 > blen)                /* key length */
         return false;
     return ((p[i + 2] << 8) | p[i + 3]) == 0;
 }

@@ -23,8 +23,8 @@
 #include "tiering/tier_int.h"
 
 #include <inttypes.h>
-#include <stdio.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,7 +188,8 @@ static void fail(up_part_t *p, const char *what, int err, const char *msg)
 _Static_assert(sizeof(idx_aborted_t) == sizeof(tier_seg_aborted_t) &&
                    offsetof(idx_aborted_t, first_offset) ==
                        offsetof(tier_seg_aborted_t, first_offset) &&
-                   offsetof(idx_aborted_t, last_offset) == offsetof(tier_seg_aborted_t, last_offset),
+                   offsetof(idx_aborted_t, last_offset) ==
+                       offsetof(tier_seg_aborted_t, last_offset),
                "an object's txn table entry is its index row");
 
 /* Append entries after the known ones (markers only grow with uploads). */
@@ -239,7 +240,8 @@ static void on_indexed(void *arg, int status)
         return;
     }
     if (arch_ab_add(p, (const idx_aborted_t *)p->info.aborted, p->info.n_aborted) != 0)
-        ST_ERROR("tier", "out of memory recording the aborted transactions of tp=%s-%d: "
+        ST_ERROR("tier",
+                 "out of memory recording the aborted transactions of tp=%s-%d: "
                  "read_committed fetches from the archive may return them",
                  p->topic, p->partition);
     plog_t *log = part_log(p);
@@ -435,9 +437,8 @@ static void step(up_part_t *p)
     p->work_err = 0;
     /* The first offsets of transactions begun in earlier objects are known
      * only here: the writer sees this range alone. */
-    if (ts->opts.aborted &&
-        ts->opts.aborted(ts->opts.aborted_arg, log, p->seg.base_offset, p->seg.next_offset,
-                         &p->known, &p->n_known) != 0) {
+    if (ts->opts.aborted && ts->opts.aborted(ts->opts.aborted_arg, log, p->seg.base_offset,
+                                             p->seg.next_offset, &p->known, &p->n_known) != 0) {
         fail(p, "compression", ST_E_NOMEM, NULL);
         return;
     }

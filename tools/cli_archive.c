@@ -929,11 +929,13 @@ static int cat_parse(int argc, char **argv, cat_t *c, const char **url, const ch
     static cli_fmt_t fmt;
     bool has_fmt = false;
     int opt;
-    static const struct option longs[] = {
-        {"archive", required_argument, NULL, 'a'}, {"from", required_argument, NULL, 'F'},
-        {"num", required_argument, NULL, 'n'},     {"format", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},          {"read-committed", no_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"archive", required_argument, NULL, 'a'},
+                                          {"from", required_argument, NULL, 'F'},
+                                          {"num", required_argument, NULL, 'n'},
+                                          {"format", required_argument, NULL, 'f'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {"read-committed", no_argument, NULL, 'R'},
+                                          {NULL, 0, NULL, 0}};
     while ((opt = cli_getopt(argc, argv, "a:F:n:f:h", longs)) != -1) {
         switch (opt) {
         case 'R':
