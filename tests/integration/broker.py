@@ -139,9 +139,15 @@ class Broker(Proc):
         self.data = data
         self.port = port or reserved_port()  # restarts reuse it
         self.admin_port = reserved_port()
-        self.args = ["--log-dir", data, "--smp", str(smp),
-                     "--listeners", "127.0.0.1:%d" % self.port,
-                     "--admin-listener", "127.0.0.1:%d" % self.admin_port, *args]
+        while self.admin_port == self.port:
+            self.admin_port = reserved_port()
+        # Ports are picked by each test process on its own, so a parallel test can pick the
+        # same one: stratad then refuses to start ("already in use"). The first start of a
+        # broker whose ports were picked here takes new ones (restarts keep theirs).
+        self.pick_ports = port is None
+        self.extra = list(args)
+        self.smp = smp
+        self._set_args()
         self.env = env
         self.cwd = cwd
         self.proc = None
@@ -153,11 +159,29 @@ class Broker(Proc):
     def bootstrap(self):
         return "127.0.0.1:%d" % self.port
 
+    def _set_args(self):
+        self.args = ["--log-dir", self.data, "--smp", str(self.smp),
+                     "--listeners", "127.0.0.1:%d" % self.port,
+                     "--admin-listener", "127.0.0.1:%d" % self.admin_port, *self.extra]
+
     def start(self, timeout=30):
-        self.lines = []
-        self._spawn([*self.wrap, STRATAD, *self.args], self.cwd, self.env)
-        self.wait_for("started", timeout)
-        return self
+        for attempt in range(5):
+            self.lines = []
+            self._spawn([*self.wrap, STRATAD, *self.args], self.cwd, self.env)
+            try:
+                self.wait_for("started", timeout)
+            except AssertionError:
+                taken = any("already in use" in ln for ln in self.lines)
+                if not (self.pick_ports and taken and attempt < 4):
+                    raise
+                self.proc.wait(30)
+                self.port, self.admin_port = reserved_port(), reserved_port()
+                while self.admin_port == self.port:
+                    self.admin_port = reserved_port()
+                self._set_args()
+                continue
+            self.pick_ports = False  # restarts reuse the ports it started on
+            return self
 
     def close(self):
         if self.proc:

@@ -261,6 +261,7 @@ class PowerCutTest(unittest.TestCase):
             self.b.start(timeout=120)
             acks = load.finish()
             self.assertEqual(load.errors, [])
+            reached_log = list(self.b.lines)
             self.cut_and_restart()
             self.trials.append(("kill -9, restart, idempotent retries, cut %d" % trial, acks))
             got, _ = self.check("idem")
@@ -269,8 +270,14 @@ class PowerCutTest(unittest.TestCase):
                 if v in seen:
                     twice.append((seen[v], o))
                 seen.setdefault(v, o)
+            # What each broker logged about the log (recovery, truncation, rolls, producer
+            # state), to find why a retry was not answered as a duplicate.
+            notes = [ln for name, lines in (("unreachable", other.lines), ("reached", reached_log))
+                     for ln in ["-- " + name + "\n"] + [x for x in lines if re.search(
+                         r"idem|trunc|torn|recover|roll|rebuild|plog|WARN|ERROR", x)]]
             self.assertEqual(twice[:10], [], "records written twice (first and second offsets); "
-                             "segments: %s" % sorted(os.listdir(os.path.join(self.b.data, "idem-0"))))
+                             "segments: %s\n%s" % (sorted(os.listdir(os.path.join(
+                                 self.b.data, "idem-0"))), "".join(notes[-200:])))
 
     def test_uploads_racing_cuts(self):
         self.broker("-X", "remote.log.storage.system.enable=true",
