@@ -155,3 +155,57 @@ def read_frame(sock):
             return b""
         data += chunk
     return data
+
+
+class Reader:
+    """Reads a response body from offset pos: fixed-size fields (struct
+    formats), varints, classic (int16/int32 length) and compact (flexible
+    version) strings and arrays, tagged fields."""
+
+    def __init__(self, data, pos=0):
+        self.d, self.o = data, pos
+
+    def take(self, fmt):
+        v = struct.unpack_from(fmt, self.d, self.o)
+        self.o += struct.calcsize(fmt)
+        return v[0]
+
+    def raw(self, n):
+        v = self.d[self.o:self.o + n]
+        self.o += n
+        return v
+
+    def uvarint(self):
+        n = shift = 0
+        while True:
+            b = self.d[self.o]
+            self.o += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+
+    def str16(self):
+        """A STRING / NULLABLE_STRING (int16 length); None when null."""
+        n = self.take(">h")
+        return None if n < 0 else self.raw(n).decode()
+
+    def bytes32(self):
+        """BYTES (int32 length); None when null."""
+        n = self.take(">i")
+        return None if n < 0 else self.raw(n)
+
+    def cstr(self):
+        """A COMPACT_(NULLABLE_)STRING; None when null."""
+        n = self.uvarint() - 1
+        return None if n < 0 else self.raw(n).decode()
+
+    def array(self, fn):
+        """A COMPACT_ARRAY of fn() items (empty when null)."""
+        return [fn() for _ in range(self.uvarint() - 1)]
+
+    def tags(self):
+        """Skips a tagged-fields section."""
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.o += self.uvarint()

@@ -23,7 +23,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker, free_port  # noqa: E402
-from kwire import uvarint  # noqa: E402
+from kwire import Reader, uvarint  # noqa: E402
 from test_admin import http, parse_metrics, metric  # noqa: E402
 
 from confluent_kafka import Consumer, Producer  # noqa: E402
@@ -66,53 +66,6 @@ def cbytes(b):
 def request(api, ver, corr, body=b"", flexible=False):
     hdr = struct.pack(">hhi", api, ver, corr) + s16("sasl-test") + (b"\x00" if flexible else b"")
     return struct.pack(">i", len(hdr) + len(body)) + hdr + body
-
-
-class Reader:
-    def __init__(self, data):
-        self.d, self.o = data, 0
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.d, self.o)
-        self.o += struct.calcsize(fmt)
-        return v[0]
-
-    def uvarint(self):
-        n = shift = 0
-        while True:
-            b = self.d[self.o]
-            self.o += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return n
-
-    def str16(self):
-        n = self.take(">h")
-        if n < 0:
-            return None
-        s = self.d[self.o:self.o + n].decode()
-        self.o += n
-        return s
-
-    def bytes32(self):
-        n = self.take(">i")
-        b = self.d[self.o:self.o + n]
-        self.o += n
-        return b
-
-    def cstr(self):
-        n = self.uvarint() - 1
-        if n < 0:
-            return None
-        s = self.d[self.o:self.o + n].decode()
-        self.o += n
-        return s
-
-    def tags(self):
-        for _ in range(self.uvarint()):
-            self.uvarint()
-            self.o += self.uvarint()
 
 
 class Wire:

@@ -20,7 +20,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker  # noqa: E402
-from kwire import Conn, crc32c, parse_produce_v3, produce_v3, record_batch  # noqa: E402
+from kwire import (Conn, Reader, crc32c, parse_produce_v3, produce_v3, record_batch,  # noqa: E402
+                   uvarint)
 
 from confluent_kafka import (Consumer, KafkaError, KafkaException, Producer,  # noqa: E402
                              TopicPartition)
@@ -99,17 +100,12 @@ def metric(b, name):
 
 # ---- Raw wire: flexible (compact) encodings for the operator APIs ----
 
-def uvarint(n):
-    out = b""
-    while n >= 0x80:
-        out += bytes([(n & 0x7F) | 0x80])
-        n >>= 7
-    return out + bytes([n])
-
-
 def cstr(s):
     b = s.encode()
     return uvarint(len(b) + 1) + b
+
+
+FLEX_BODY = 4 + 4 + 1  # a flexible response's body: after size, correlation id, header tags
 
 
 def flex_frame(api, ver, body, corr=7):
@@ -117,39 +113,10 @@ def flex_frame(api, ver, body, corr=7):
     return struct.pack(">i", len(hdr) + len(body)) + hdr + body
 
 
-class Reader:
-    def __init__(self, data):
-        self.d, self.o = data, 4 + 4 + 1  # size, correlation id, header tags
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.d, self.o)
-        self.o += struct.calcsize(fmt)
-        return v[0]
-
-    def uvarint(self):
-        n = shift = 0
-        while True:
-            b = self.d[self.o]
-            self.o += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return n
-
-    def cstr(self):
-        n = self.uvarint() - 1
-        s = self.d[self.o:self.o + n].decode()
-        self.o += n
-        return s
-
-    def array(self, fn):
-        return [fn() for _ in range(self.uvarint() - 1)]
-
-
 def describe_txns(port, ids):
     c = Conn(port)
     body = uvarint(len(ids) + 1) + b"".join(cstr(i) for i in ids) + b"\x00"
-    r = Reader(c.call(flex_frame(65, 0, body)))
+    r = Reader(c.call(flex_frame(65, 0, body)), FLEX_BODY)
     c.close()
     r.take(">i")
 
@@ -170,7 +137,7 @@ def describe_txns(port, ids):
 def list_txns(port, states=()):
     c = Conn(port)
     body = uvarint(len(states) + 1) + b"".join(cstr(s) for s in states) + uvarint(1) + b"\x00"
-    r = Reader(c.call(flex_frame(66, 0, body)))
+    r = Reader(c.call(flex_frame(66, 0, body)), FLEX_BODY)
     c.close()
     r.take(">i")
     err = r.take(">h")
@@ -188,7 +155,7 @@ def offset_fetch_stable(port, group, topic, partition):
     c = Conn(port)
     body = (cstr(group) + uvarint(2) + cstr(topic) + uvarint(2) + struct.pack(">i", partition)
             + b"\x00" + b"\x01" + b"\x00")
-    r = Reader(c.call(flex_frame(9, 7, body)))
+    r = Reader(c.call(flex_frame(9, 7, body)), FLEX_BODY)
     c.close()
     r.take(">i")
     out = []
