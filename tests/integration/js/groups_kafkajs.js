@@ -8,57 +8,21 @@
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const { spawn } = require('node:child_process')
-const fs = require('node:fs')
-const net = require('node:net')
-const os = require('node:os')
-const path = require('node:path')
 const { Kafka, logLevel } = require('kafkajs')
+const { startBroker } = require('./strata_broker')
 
-const STRATAD = process.env.STRATAD || path.resolve(__dirname, '../../../build/tools/stratad')
 const WAIT_MS = 60000
 
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-let data, proc, exited, output, bootstrap, kafka
+let broker, bootstrap, kafka
 
 before(async () => {
-  data = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-js-groups-'))
-  const port = await freePort()
-  bootstrap = `127.0.0.1:${port}`
-  output = ''
-  proc = spawn(STRATAD, ['--log-dir', data, '--smp', '2', '--listeners', bootstrap,
-    '--admin-listener', `127.0.0.1:${await freePort()}`,
-    '-X', 'group.initial.rebalance.delay.ms=0'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  exited = new Promise(resolve => proc.once('exit', (code, signal) => resolve({ code, signal })))
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no start:\n${output}`)), 30000)
-    const onData = chunk => {
-      output += chunk
-      if (/started/.test(output)) {
-        clearTimeout(timer)
-        resolve()
-      }
-    }
-    proc.stdout.on('data', onData)
-    proc.stderr.on('data', onData)
-  })
+  broker = await startBroker(['-X', 'group.initial.rebalance.delay.ms=0'])
+  bootstrap = broker.bootstrap
   kafka = new Kafka({ clientId: 'strata-js-groups', brokers: [bootstrap], logLevel: logLevel.NOTHING })
 })
 
 after(async () => {
-  proc.kill('SIGTERM')
-  const { code, signal } = await exited
-  fs.rmSync(data, { recursive: true, force: true })
-  assert.equal(code, 0, `stratad exit ${code} ${signal}:\n${output}`)
+  if (broker) await broker.stopClean()
 })
 
 // A kafka-python group reading `n` records of `topic`; resolves with their count.

@@ -7,71 +7,9 @@
 
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { spawn, spawnSync } = require('node:child_process')
-const fs = require('node:fs')
-const net = require('node:net')
-const os = require('node:os')
-const path = require('node:path')
+const { spawnSync } = require('node:child_process')
 const { Kafka, CompressionTypes, logLevel } = require('kafkajs')
-
-const STRATAD = process.env.STRATAD || path.resolve(__dirname, '../../../build/tools/stratad')
-
-// ---- Broker: own data dir, free loopback ports, SIGTERM at the end ----
-
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-class Broker {
-  async start () {
-    this.data = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-js-'))
-    this.port = await freePort()
-    const adminPort = await freePort()
-    this.output = ''
-    this.proc = spawn(STRATAD, ['--log-dir', this.data, '--smp', '2',
-      '--listeners', `127.0.0.1:${this.port}`,
-      '--admin-listener', `127.0.0.1:${adminPort}`],
-    { stdio: ['ignore', 'pipe', 'pipe'] })
-    this.exited = new Promise(resolve => this.proc.once('exit', (code, signal) =>
-      resolve({ code, signal })))
-    await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`stratad did not start:\n${this.output}`)),
-        30000)
-      const onData = chunk => {
-        this.output += chunk
-        if (/started/.test(this.output)) {
-          clearTimeout(timer)
-          resolve()
-        }
-      }
-      this.proc.stdout.on('data', onData)
-      this.proc.stderr.on('data', onData)
-      this.proc.once('exit', code => {
-        clearTimeout(timer)
-        reject(new Error(`stratad exited (${code}) before starting:\n${this.output}`))
-      })
-    })
-    return this
-  }
-
-  get bootstrap () {
-    return `127.0.0.1:${this.port}`
-  }
-
-  async stop () {
-    this.proc.kill('SIGTERM')
-    const status = await this.exited
-    fs.rmSync(this.data, { recursive: true, force: true })
-    return status
-  }
-}
+const { startBroker } = require('./strata_broker')
 
 // kcat -C reads a whole topic; -J prints one JSON object per record.
 function kcatConsume (bootstrap, topic) {
@@ -116,7 +54,7 @@ let broker
 let kafka
 
 before(async () => {
-  broker = await new Broker().start()
+  broker = await startBroker()
   kafka = new Kafka({
     clientId: 'strata-kafkajs-it',
     brokers: [broker.bootstrap],
@@ -126,9 +64,7 @@ before(async () => {
 })
 
 after(async () => {
-  if (!broker) return
-  const { code, signal } = await broker.stop()
-  assert.equal(code, 0, `stratad exit code ${code} signal ${signal}:\n${broker.output}`)
+  if (broker) await broker.stopClean()
 })
 
 test('admin: create, list, describe and delete topics', { timeout: 60000 }, async () => {
