@@ -1,0 +1,247 @@
+/* Kip848MixedTest.java - consumer groups whose members are not all the same client: a KIP-848
+ * group (group.protocol=consumer) shared by the Java client and librdkafka 2.x (PyPI
+ * confluent-kafka 2.16.1 from scripts/deps.sh's cache, run by /usr/bin/python3), and groups
+ * mixing classic-protocol and consumer-protocol members (Kafka 4's online upgrade and
+ * downgrade, group.consumer.migration.policy=bidirectional). Every member commits
+ * synchronously after each batch and on revocation, so every record must be read exactly
+ * once by the group as a whole while members join and leave. */
+package io.strata.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.BooleanSupplier;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.GroupType;
+import org.apache.kafka.common.TopicPartition;
+import org.junit.jupiter.api.Test;
+
+class Kip848MixedTest {
+    /* A librdkafka 2.x member: argv bootstrap topic group protocol pydeps. Prints "A <n>" with
+     * its partition count on every change, "R <value>" per record; commits synchronously after
+     * each batch and on revocation; leaves (close) when a line arrives on stdin. */
+    static final String PY = String.join("\n",
+            "import select, sys",
+            "bs, topic, group, proto, deps = sys.argv[1:6]",
+            "sys.path.insert(0, deps)",
+            "from confluent_kafka import Consumer, KafkaException",
+            "conf = {'bootstrap.servers': bs, 'group.id': group, 'auto.offset.reset': 'earliest',",
+            "        'enable.auto.commit': False, 'group.protocol': proto}",
+            "if proto == 'classic':",
+            "    conf['partition.assignment.strategy'] = 'range'",
+            "c = Consumer(conf)",
+            "def commit():",
+            "    try:",
+            "        c.commit(asynchronous=False)",
+            "    except KafkaException as e:",
+            "        if 'NO_OFFSET' not in str(e):",
+            "            raise",
+            "def revoked(c, ps):",
+            "    commit()",
+            "c.subscribe([topic], on_revoke=revoked)",
+            "last = -1",
+            "while not select.select([sys.stdin], [], [], 0)[0]:",
+            "    ms = c.consume(100, 0.1)",
+            "    for m in ms:",
+            "        if m.error():",
+            "            print('E ' + str(m.error()), flush=True)",
+            "        else:",
+            "            print('R ' + m.value().decode(), flush=True)",
+            "    if ms:",
+            "        commit()",
+            "    n = len(c.assignment())",
+            "    if n != last:",
+            "        last = n",
+            "        print('A %d' % n, flush=True)",
+            "c.close()",
+            "print('X', flush=True)",
+            "");
+
+    /** Records read by the whole group: value -> times read. */
+    static final class Seen {
+        final Map<String, Integer> count = new ConcurrentHashMap<>();
+
+        void add(String v) {
+            count.merge(v, 1, Integer::sum);
+        }
+
+        int distinct() {
+            return count.size();
+        }
+
+        void assertExactlyOnce(int n, String prefix) {
+            for (int i = 0; i < n; i++)
+                assertEquals(1, count.getOrDefault(prefix + i, 0), "times " + prefix + i + " was read");
+            assertEquals(n, count.size(), "distinct records read");
+        }
+    }
+
+    /** A librdkafka member in its own process. */
+    static final class PyMember implements AutoCloseable {
+        final Process p;
+        final Thread reader;
+        final AtomicReference<Integer> assigned = new AtomicReference<>(-1);
+        final AtomicReference<String> error = new AtomicReference<>(null);
+        volatile boolean exited;
+
+        PyMember(String topic, String group, String protocol, Seen seen) throws Exception {
+            String deps = System.getenv("STRATA_PYDEPS");
+            if (deps == null || deps.isEmpty())
+                deps = System.getProperty("user.home") + "/.cache/strata/pydeps";
+            deps = deps + "/confluent-kafka-2.16.1";
+            assertTrue(new File(deps, "confluent_kafka").isDirectory(),
+                    "confluent-kafka 2.16.1 is not in " + deps + " (run scripts/deps.sh test)");
+            p = new ProcessBuilder("/usr/bin/python3", "-c", PY, Strata.bootstrap(), topic, group, protocol, deps)
+                    .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+            reader = new Thread(() -> {
+                try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(),
+                        StandardCharsets.UTF_8))) {
+                    for (String line; (line = r.readLine()) != null;) {
+                        if (line.startsWith("A "))
+                            assigned.set(Integer.parseInt(line.substring(2)));
+                        else if (line.startsWith("R "))
+                            seen.add(line.substring(2));
+                        else if (line.startsWith("E "))
+                            error.set(line.substring(2));
+                        else if (line.equals("X"))
+                            exited = true;
+                    }
+                } catch (Exception e) {
+                    /* the process ended */
+                }
+            });
+            reader.start();
+        }
+
+        int assigned() {
+            if (error.get() != null)
+                throw new AssertionError("librdkafka member: " + error.get());
+            return assigned.get();
+        }
+
+        /** Leaves the group (close) and waits for the process to end. */
+        @Override
+        public void close() throws Exception {
+            try (OutputStream in = p.getOutputStream()) {
+                in.write("stop\n".getBytes(StandardCharsets.UTF_8));
+            } catch (Exception e) {
+                /* already gone */
+            }
+            if (!p.waitFor(60, TimeUnit.SECONDS))
+                p.destroyForcibly();
+            reader.join(10000);
+        }
+    }
+
+    static void produce(String topic, int parts, int from, int to) throws Exception {
+        try (KafkaProducer<String, String> p = Strata.producer(Map.of())) {
+            for (int i = from; i < to; i++)
+                p.send(new ProducerRecord<>(topic, i % parts, "k", "v" + i));
+            p.flush();
+        }
+    }
+
+    static KafkaConsumer<String, String> javaMember(String group, String protocol, String topic) {
+        KafkaConsumer<String, String> c = protocol.equals("consumer")
+                ? Strata.consumer(group, Map.of(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer"))
+                : Strata.consumer(group, Map.of());
+        c.subscribe(List.of(topic), new ConsumerRebalanceListener() {
+            @Override
+            public void onPartitionsRevoked(Collection<TopicPartition> parts) {
+                c.commitSync();
+            }
+
+            @Override
+            public void onPartitionsAssigned(Collection<TopicPartition> parts) {}
+        });
+        return c;
+    }
+
+    /** Polls the Java members (committing after each batch) until cond holds. */
+    static void pollUntil(List<KafkaConsumer<String, String>> cs, Seen seen, BooleanSupplier cond, String what,
+                          Object state) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+        while (!cond.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                List<String> as = new ArrayList<>();
+                for (KafkaConsumer<String, String> c : cs)
+                    as.add(c.assignment().toString());
+                throw new AssertionError("timed out waiting for " + what + "; Java assignments " + as
+                        + ", other: " + state + ", read " + seen.distinct());
+            }
+            if (cs.isEmpty()) {
+                try {
+                    Thread.sleep(100);
+                } catch (InterruptedException e) {
+                    throw new AssertionError(e);
+                }
+            }
+            for (KafkaConsumer<String, String> c : cs) {
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(100)))
+                    seen.add(r.value());
+                c.commitSync();
+            }
+        }
+    }
+
+    static ConsumerGroupDescription describe(String group) throws Exception {
+        try (Admin a = Strata.admin()) {
+            return a.describeConsumerGroups(List.of(group)).all().get(30, TimeUnit.SECONDS).get(group);
+        }
+    }
+
+    /** A KIP-848 group with one Java member and one librdkafka member: the partitions are
+     * split between them, every record is read once, and when librdkafka leaves the Java
+     * member gets everything. */
+    @Test
+    void javaAndLibrdkafkaShareAConsumerProtocolGroup() throws Exception {
+        String topic = Strata.unique("j848mix");
+        String group = Strata.unique("j848mix-g");
+        int parts = 4;
+        Strata.createTopic(topic, parts);
+        produce(topic, parts, 0, 200);
+        Seen seen = new Seen();
+        try (PyMember py = new PyMember(topic, group, "consumer", seen)) {
+            pollUntil(List.of(), seen, () -> py.assigned() == parts, "librdkafka owning every partition",
+                    py.assigned);
+            try (KafkaConsumer<String, String> j = javaMember(group, "consumer", topic)) {
+                List<KafkaConsumer<String, String>> js = List.of(j);
+                pollUntil(js, seen, () -> j.assignment().size() == 2 && py.assigned() == 2 && seen.distinct() == 200,
+                        "2 + 2 partitions and 200 records", py.assigned);
+                ConsumerGroupDescription d = describe(group);
+                assertEquals(GroupType.CONSUMER, d.type());
+                assertEquals(2, d.members().size());
+                produce(topic, parts, 200, 400);
+                pollUntil(js, seen, () -> seen.distinct() == 400, "400 records", py.assigned);
+                py.close();
+                assertTrue(py.exited, "the librdkafka member closed");
+                pollUntil(js, seen, () -> j.assignment().size() == parts, "the Java member owning everything",
+                        py.assigned);
+                produce(topic, parts, 400, 500);
+                pollUntil(js, seen, () -> seen.distinct() == 500, "500 records", py.assigned);
+            }
+        }
+        seen.assertExactlyOnce(500, "v");
+    }
+}
