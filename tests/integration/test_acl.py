@@ -22,7 +22,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker, free_port  # noqa: E402
-from kwire import (Conn, delete_records_v1, frame, parse_delete_records_v1,  # noqa: E402
+from kwire import (Conn, Reader, delete_records_v1, frame, parse_delete_records_v1,  # noqa: E402
                    parse_produce_v3, produce_v3, record_batch, uvarint)
 
 from confluent_kafka import Consumer, KafkaError, Producer  # noqa: E402
@@ -118,85 +118,26 @@ def offset_fetch_v8(port, groups):
         data = c.call(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
     finally:
         c.close()
-    pos = [4 + 4 + 1 + 4]  # size, correlation id, header tags, throttle
-
-    def take(fmt):
-        v = struct.unpack_from(fmt, data, pos[0])[0]
-        pos[0] += struct.calcsize(fmt)
-        return v
-
-    def uv():
-        n, shift = 0, 0
-        while True:
-            b = data[pos[0]]
-            pos[0] += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                return n
-
-    def string():
-        n = uv() - 1
-        v = data[pos[0]:pos[0] + n].decode() if n >= 0 else None
-        pos[0] += max(n, 0)
-        return v
+    r = Reader(data, 4 + 4 + 1 + 4)  # size, correlation id, header tags, throttle
     out = {}
-    for _ in range(uv() - 1):
-        g = string()
+    for _ in range(r.uvarint() - 1):
+        g = r.cstr()
         topics = {}
-        for _ in range(uv() - 1):
-            t = string()
+        for _ in range(r.uvarint() - 1):
+            t = r.cstr()
             parts = {}
-            for _ in range(uv() - 1):
-                p = take(">i")
-                take(">q")
-                take(">i")
-                string()
-                parts[p] = take(">h")
-                uv()
+            for _ in range(r.uvarint() - 1):
+                p = r.take(">i")
+                r.take(">q")
+                r.take(">i")
+                r.cstr()
+                parts[p] = r.take(">h")
+                r.uvarint()
             topics[t] = parts
-            uv()
-        out[g] = (take(">h"), topics)
-        uv()
+            r.uvarint()
+        out[g] = (r.take(">h"), topics)
+        r.uvarint()
     return out
-
-
-class FlexReader:
-    """Reads a flexible-version response body (compact types, tagged fields)."""
-
-    def __init__(self, data, pos):
-        self.d, self.p = data, pos
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.d, self.p)[0]
-        self.p += struct.calcsize(fmt)
-        return v
-
-    def uv(self):
-        n, shift = 0, 0
-        while True:
-            b = self.d[self.p]
-            self.p += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                return n
-
-    def str(self):
-        n = self.uv() - 1
-        v = self.d[self.p:self.p + n].decode() if n >= 0 else None
-        self.p += max(n, 0)
-        return v
-
-    def raw(self, n):
-        v = self.d[self.p:self.p + n]
-        self.p += n
-        return v
-
-    def tags(self):
-        for _ in range(self.uv()):
-            self.uv()
-            self.p += self.uv()
 
 
 def flex_call(port, api, ver, body):
@@ -206,7 +147,7 @@ def flex_call(port, api, ver, body):
         data = c.call(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
     finally:
         c.close()
-    r = FlexReader(data, 8)  # size, correlation id
+    r = Reader(data, 8)  # size, correlation id
     r.tags()
     return r
 
@@ -216,11 +157,11 @@ def metadata_v12(port, name=None, topic_id=None):
     body = b"\2" + (topic_id or b"\0" * 16) + (cstr(name) if name is not None else b"\0") + b"\0"
     r = flex_call(port, 3, 12, body + b"\0\0\0")  # allow_auto, include_topic_ops, tags
     r.take(">i")
-    for _ in range(r.uv() - 1):  # brokers
-        r.take(">i"), r.str(), r.take(">i"), r.str(), r.tags()
-    r.str(), r.take(">i")
-    assert r.uv() - 1 == 1
-    err, tname, tid = r.take(">h"), r.str(), r.raw(16)
+    for _ in range(r.uvarint() - 1):  # brokers
+        r.take(">i"), r.cstr(), r.take(">i"), r.cstr(), r.tags()
+    r.cstr(), r.take(">i")
+    assert r.uvarint() - 1 == 1
+    err, tname, tid = r.take(">h"), r.cstr(), r.raw(16)
     return err, tname, tid
 
 
@@ -230,17 +171,17 @@ def describe_topic_partitions(port, names):
     r = flex_call(port, 75, 0, body + struct.pack(">i", 2000) + b"\xff\0")  # no cursor, tags
     r.take(">i")
     out = []
-    for _ in range(r.uv() - 1):
-        err, name = r.take(">h"), r.str()
+    for _ in range(r.uvarint() - 1):
+        err, name = r.take(">h"), r.cstr()
         r.raw(16), r.take(">b")  # topic id, is internal
         parts = []
-        for _ in range(r.uv() - 1):
+        for _ in range(r.uvarint() - 1):
             perr, idx = r.take(">h"), r.take(">i")
             r.take(">i"), r.take(">i")  # leader id, epoch
             for _ in range(4):  # replicas, isr, elr, last known elr
-                for _ in range(max(r.uv() - 1, 0)):
+                for _ in range(max(r.uvarint() - 1, 0)):
                     r.take(">i")
-            for _ in range(r.uv() - 1):  # offline replicas
+            for _ in range(r.uvarint() - 1):  # offline replicas
                 r.take(">i")
             r.tags()
             parts.append((perr, idx))
@@ -256,9 +197,9 @@ def fetch_v13(port, topic_id):
             + part + b"\0" + b"\1" + b"\1" + b"\0")  # forgotten [], rack "", tags
     r = flex_call(port, 1, 13, body)
     r.take(">i"), r.take(">h"), r.take(">i")
-    assert r.uv() - 1 == 1
+    assert r.uvarint() - 1 == 1
     tid = r.raw(16)
-    assert r.uv() - 1 == 1
+    assert r.uvarint() - 1 == 1
     return tid, (r.take(">i"), r.take(">h"))[1]
 
 
@@ -283,16 +224,16 @@ def create_topic_v5(port, name):
             + struct.pack(">i", 10000) + b"\0\0")
     r = flex_call(port, 19, 5, body)
     r.take(">i")
-    assert r.uv() - 1 == 1
-    r.str()
+    assert r.uvarint() - 1 == 1
+    r.cstr()
     err = r.take(">h")
-    r.str()
-    parts, n_configs = r.take(">i"), (r.take(">h"), r.uv() - 1)[1]
+    r.cstr()
+    parts, n_configs = r.take(">i"), (r.take(">h"), r.uvarint() - 1)[1]
     for _ in range(max(n_configs, 0)):
-        r.str(), r.str(), r.take(">b"), r.take(">b"), r.take(">b"), r.tags()
+        r.cstr(), r.cstr(), r.take(">b"), r.take(">b"), r.take(">b"), r.tags()
     cfg_err = 0
-    for _ in range(r.uv()):  # tagged fields: tag 0 is TopicConfigErrorCode
-        tag, size = r.uv(), r.uv()
+    for _ in range(r.uvarint()):  # tagged fields: tag 0 is TopicConfigErrorCode
+        tag, size = r.uvarint(), r.uvarint()
         if tag == 0:
             cfg_err = r.take(">h")
         else:
@@ -310,29 +251,19 @@ def metadata_v8_ops(port, topic):
         data = c.call(frame(3, 8, 13, body))
     finally:
         c.close()
-    pos = [8 + 4]  # size, correlation id, throttle
-
-    def take(fmt):
-        v = struct.unpack_from(fmt, data, pos[0])[0]
-        pos[0] += struct.calcsize(fmt)
-        return v
-
-    def string():
-        n = take(">h")
-        pos[0] += max(n, 0)
-    for _ in range(take(">i")):  # brokers
-        take(">i"), string(), take(">i"), string()
-    string(), take(">i")  # cluster id, controller
-    assert take(">i") == 1
-    err = take(">h")
-    string(), take(">b")
-    for _ in range(take(">i")):  # partitions
-        take(">h"), take(">i"), take(">i"), take(">i")
+    r = Reader(data, 8 + 4)  # size, correlation id, throttle
+    for _ in range(r.take(">i")):  # brokers
+        r.take(">i"), r.str16(), r.take(">i"), r.str16()
+    r.str16(), r.take(">i")  # cluster id, controller
+    assert r.take(">i") == 1
+    err = r.take(">h")
+    r.str16(), r.take(">b")
+    for _ in range(r.take(">i")):  # partitions
+        r.take(">h"), r.take(">i"), r.take(">i"), r.take(">i")
         for _ in range(3):  # replicas, isr, offline replicas
-            n = take(">i")  # (not "pos[0] += 4 * take()": pos[0] is read first)
-            pos[0] += 4 * n
-    topic_ops = take(">i")
-    return err, topic_ops, take(">i")
+            r.raw(4 * r.take(">i"))
+    topic_ops = r.take(">i")
+    return err, topic_ops, r.take(">i")
 
 
 def stop_clean(b):

@@ -15,6 +15,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker  # noqa: E402
 import kwire  # noqa: E402
+from kwire import Reader, uvarint  # noqa: E402
 
 import confluent_kafka  # noqa: E402
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
@@ -40,49 +41,15 @@ def s16(s):
     return struct.pack(">h", len(b)) + b
 
 
-class Rd:
-    def __init__(self, b):
-        self.b, self.o = b, 0
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.b, self.o)
-        self.o += struct.calcsize(fmt)
-        return v[0]
-
-    def str(self):
-        n = self.take(">h")
-        if n < 0:
-            return None
-        v = self.b[self.o:self.o + n].decode()
-        self.o += n
-        return v
-
-
 def call(port, api, ver, body, corr=7):
     hdr = struct.pack(">hhi", api, ver, corr) + s16("it-raw")
     frame = struct.pack(">i", len(hdr) + len(body)) + hdr + body
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         s.sendall(frame)
-        data = b""
-        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise AssertionError("connection closed")
-            data += chunk
-    r = Rd(data[4:])
+        data = kwire.recv_frame(s)
+    r = Reader(data, 4)
     assert r.take(">i") == corr
     return r
-
-
-def uvarint(n):
-    out = b""
-    while True:
-        b = n & 0x7f
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
 
 
 def cstr(s):
@@ -92,45 +59,13 @@ def cstr(s):
     return uvarint(len(b) + 1) + b
 
 
-class CRd(Rd):
-    """Reader of flexible (compact) versions."""
-
-    def uvarint(self):
-        n = shift = 0
-        while True:
-            b = self.b[self.o]
-            self.o += 1
-            n |= (b & 0x7f) << shift
-            shift += 7
-            if not b & 0x80:
-                return n
-
-    def cstr(self):
-        n = self.uvarint() - 1
-        if n < 0:
-            return None
-        v = self.b[self.o:self.o + n].decode()
-        self.o += n
-        return v
-
-    def tags(self):
-        for _ in range(self.uvarint()):
-            self.uvarint()
-            self.o += self.uvarint()
-
-
 def call_flexible(port, api, ver, body, corr=9):
     hdr = struct.pack(">hhi", api, ver, corr) + s16("it-raw") + uvarint(0)
     frame = struct.pack(">i", len(hdr) + len(body)) + hdr + body
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         s.sendall(frame)
-        data = b""
-        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise AssertionError("connection closed")
-            data += chunk
-    r = CRd(data[4:])
+        data = kwire.recv_frame(s)
+    r = Reader(data, 4)
     assert r.take(">i") == corr
     r.tags()
     return r
@@ -175,9 +110,9 @@ def incremental_alter(port, resources, validate_only=False):
     out = []
     for _ in range(r.take(">i")):
         code = r.take(">h")
-        msg = r.str()
+        msg = r.str16()
         r.take(">b")
-        out.append((code, msg, r.str()))
+        out.append((code, msg, r.str16()))
     return out
 
 
@@ -192,17 +127,17 @@ def describe_v3(port, rtype, name, keys=None, synonyms=True, docs=True):
     r = call(port, 32, 3, body)
     r.take(">i")
     assert r.take(">i") == 1
-    code, msg = r.take(">h"), r.str()
+    code, msg = r.take(">h"), r.str16()
     r.take(">b")
-    r.str()
+    r.str16()
     out = {}
     for _ in range(r.take(">i")):
-        key, value = r.str(), r.str()
+        key, value = r.str16(), r.str16()
         ro, src, _sens = r.take(">?"), r.take(">b"), r.take(">?")
         syns = []
         for _ in range(r.take(">i")):
-            syns.append((r.str(), r.str(), r.take(">b")))
-        ctype, doc = r.take(">b"), r.str()
+            syns.append((r.str16(), r.str16(), r.take(">b")))
+        ctype, doc = r.take(">b"), r.str16()
         out[key] = (value, src, ro, ctype, doc, syns)
     return (code, msg), out
 
@@ -368,10 +303,10 @@ class ConfigsTest(unittest.TestCase):
         r.take(">i")
         self.assertEqual(r.take(">i"), 1)
         self.assertEqual(r.take(">h"), 0)
-        r.str(), r.take(">b"), r.str()
+        r.str16(), r.take(">b"), r.str16()
         got = {}
         for _ in range(r.take(">i")):
-            k, v = r.str(), r.str()
+            k, v = r.str16(), r.str16()
             _ro, is_default, _sens = r.take(">?"), r.take(">?"), r.take(">?")
             got[k] = (v, is_default)
         self.assertEqual(got, {"retention.bytes": ("4096", False),
