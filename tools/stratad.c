@@ -59,7 +59,7 @@ typedef struct {
     uv_signal_t sighup;   /* reload the TLS certificates */
     uv_timer_t tls_timer; /* strata.ssl.reload.interval.ms: reload changed files */
     kh_tls_t *admin_tls;  /* strata.admin.tls.enabled: the admin API's context */
-    _Atomic int n_ready, n_failed, n_partitions;
+    _Atomic int n_ready, n_failed, n_logs_open;
     int exit_code;
 } broker_t;
 
@@ -199,7 +199,7 @@ static void shard_serve(void *arg)
     }
     if (st_metrics_lag_start(rt_shard_loop(sh)) != 0)
         ST_WARN("stratad", "cannot start the loop lag timer");
-    b->n_partitions += part_count(ps);
+    b->n_logs_open += part_count(ps);
     if (++b->n_ready == rt_shard_count(b->rt))
         uv_async_send(&b->fatal); /* wakes main to print the started line */
 }
@@ -293,15 +293,17 @@ static void on_fatal(uv_async_t *a)
     if (b->n_ready == rt_shard_count(b->rt)) {
         b->n_ready = -1000000; /* report once */
         adm_server_set_ready(b->adm, true);
-        ST_INFO("stratad",
-                "started version=%s node.id=%lld shards=%d partitions=%d log.dir=%s "
-                "listeners=%s archive=%s",
-                STRATA_VERSION, (long long)cfg_int(b->cfg, CFG_NODE_ID), rt_shard_count(b->rt),
-                (int)b->n_partitions, cfg_str(b->cfg, CFG_LOG_DIR), cfg_str(b->cfg, CFG_LISTENERS),
-                cfg_str(b->cfg, CFG_ARCHIVE_URL));
+        /* partitions: what the topics have (metadata); logs.open: the local logs the
+         * shards recovered at start (a partition's log is made on its first use). */
         meta_snap_t *snap = meta_snap_get(b->meta);
         int64_t n = kh_partitions_total(snap), max = atomic_load(&b->kctx.max_partitions);
         meta_snap_put(snap);
+        ST_INFO("stratad",
+                "started version=%s node.id=%lld shards=%d partitions=%lld logs.open=%d "
+                "log.dir=%s listeners=%s archive=%s",
+                STRATA_VERSION, (long long)cfg_int(b->cfg, CFG_NODE_ID), rt_shard_count(b->rt),
+                (long long)n, (int)b->n_logs_open, cfg_str(b->cfg, CFG_LOG_DIR),
+                cfg_str(b->cfg, CFG_LISTENERS), cfg_str(b->cfg, CFG_ARCHIVE_URL));
         if (n > max)
             ST_WARN("stratad",
                     "the topics have %lld partitions, more than strata.max.partitions=%lld: new "

@@ -12,6 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Proc as Broker  # noqa: E402
+from broker import Broker as KafkaBroker  # noqa: E402
 
 STRATAD = os.environ.get("STRATAD", "build/tools/stratad")
 CRASH_TEST = os.environ.get("CRASH_TEST", "build/tests/crash_test")
@@ -143,13 +144,35 @@ class StratadTest(unittest.TestCase):
             w.stdout.close()
             acked[p] = int(last[0]) + int(last[1])
         b = Broker("--log-dir", self.dir, "--smp", "2")
-        b.wait_for("started .*partitions=2")
+        b.wait_for(r"started .* logs\.open=2 ")  # no topic in the metadata: partitions=0
         rc, out = b.stop()
         self.assertEqual(rc, 0, out)
         for p in (0, 1):
             m = re.search(r"recovered tp=orders-%d start=0 end=(\d+)" % p, out)
             self.assertIsNotNone(m, out)
             self.assertGreaterEqual(int(m.group(1)), acked[p])
+
+    def test_started_line_counts_the_topics_partitions(self):
+        # partitions= is what the topics have (metadata); logs.open= the local logs the shards
+        # recovered. A partition's log is made on its first use, so after a restart only the
+        # written partition has one.
+        from confluent_kafka.admin import AdminClient, NewTopic
+        b = KafkaBroker(data=self.dir)
+        try:
+            b.wait_for(r"started .* partitions=0 logs\.open=0 ", seen=True)
+            a = AdminClient({"bootstrap.servers": b.bootstrap, "log_level": 0})
+            for f in a.create_topics([NewTopic("four", 4, 1), NewTopic("one", 1, 1)]).values():
+                f.result(30)
+            del a
+            p = subprocess.run(["kcat", "-b", b.bootstrap, "-P", "-t", "four", "-p", "2"],
+                               input="x\n", capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            rc, out = b.stop()
+            self.assertEqual(rc, 0, out)
+            b.start()
+            b.wait_for(r"started .* partitions=5 logs\.open=1 ", seen=True)
+        finally:
+            b.close()
 
     def test_help_and_version(self):
         rc, out = run("--help")
