@@ -164,6 +164,13 @@ static void op_free(idx__op_t *op)
     free(op->key);
     free(op->chunks);
     free(op->aborted);
+    for (size_t i = 0; i < op->n_repl; i++) {
+        free(op->repl[i].old_key);
+        free(op->repl[i].key);
+        free(op->repl[i].chunks);
+        free(op->repl[i].aborted);
+    }
+    free(op->repl);
     free(op->loc_topic);
     free(op->loc_key);
     for (size_t i = 0; i < op->n_segs * 2; i++)
@@ -197,6 +204,7 @@ static void run_cb(idx__op_t *op)
 {
     switch (op->kind) {
     case IDX__OP_ADD:
+    case IDX__OP_REPLACE:
         op->cb.done(op->arg, op->status);
         break;
     case IDX__OP_LOOKUP_OFFSET:
@@ -211,6 +219,7 @@ static void run_cb(idx__op_t *op)
     }
     case IDX__OP_HIGH_OFFSET:
     case IDX__OP_LOW_OFFSET:
+    case IDX__OP_CLEAN_END:
         op->cb.offset(op->arg, op->status, op->status == 0 ? op->out_i64 : -1);
         break;
     case IDX__OP_DELETE_BELOW:
@@ -517,5 +526,79 @@ int idx_list_aborted(
     if (rc != 0)
         return rc;
     op->cb.aborted = cb;
+    return submit(c, op);
+}
+
+/* Copy what idx_segment_add's caller lends (key, chunks, aborted) into r. */
+static int repl_copy(idx__repl_t *r, const idx_replace_t *in, const char *topic)
+{
+    const idx_segment_t *g = &in->seg;
+    r->seg = *g;
+    r->seg.aborted = NULL;
+    r->seg.n_aborted = 0;
+    r->old_key = strdup(in->old_key);
+    r->key = strdup(g->object_key);
+    r->chunks = malloc(in->n_chunks * sizeof(*r->chunks));
+    r->aborted = g->n_aborted ? malloc(g->n_aborted * sizeof(*r->aborted)) : NULL;
+    if (!r->old_key || !r->key || !r->chunks || (g->n_aborted && !r->aborted))
+        return ST_E_NOMEM;
+    memcpy(r->chunks, in->chunks, in->n_chunks * sizeof(*r->chunks));
+    r->n_chunks = in->n_chunks;
+    if (g->n_aborted)
+        memcpy(r->aborted, g->aborted, g->n_aborted * sizeof(*r->aborted));
+    r->n_aborted = g->n_aborted;
+    r->seg.topic = topic;
+    r->seg.object_key = r->key;
+    return 0;
+}
+
+int idx_segments_replace(idx_client_t *c,
+                         const char *topic,
+                         int32_t partition,
+                         const idx_replace_t *v,
+                         size_t n,
+                         int64_t clean_end,
+                         idx_done_cb cb,
+                         void *arg)
+{
+    if (!cb || !topic || partition < 0 || (n > 0 && !v) || clean_end < 0)
+        return ST_E_INVAL;
+    for (size_t i = 0; i < n; i++) {
+        const idx_segment_t *g = &v[i].seg;
+        if (!v[i].old_key || !v[i].old_key[0] || strlen(v[i].old_key) > IDX_MAX_KEY_LEN ||
+            !g->topic || strcmp(g->topic, topic) != 0 || g->partition != partition ||
+            !segment_valid(g, v[i].chunks, v[i].n_chunks) ||
+            strcmp(v[i].old_key, g->object_key) == 0 ||
+            (i > 0 && g->base_offset <= v[i - 1].seg.last_offset))
+            return ST_E_INVAL;
+    }
+    idx__op_t *op = op_new(c, IDX__OP_REPLACE, topic, arg);
+    if (!op)
+        return topic[0] && strlen(topic) <= IDX_MAX_TOPIC_LEN ? ST_E_NOMEM : ST_E_INVAL;
+    op->cb.done = cb;
+    op->partition = partition;
+    op->arg_i64 = clean_end;
+    if (n > 0 && !(op->repl = calloc(n, sizeof(*op->repl)))) {
+        op_free(op);
+        return ST_E_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        op->n_repl++; /* counted first so op_free frees a partial copy */
+        if (repl_copy(&op->repl[i], &v[i], op->topic) != 0) {
+            op_free(op);
+            return ST_E_NOMEM;
+        }
+    }
+    return submit(c, op);
+}
+
+int idx_clean_end(
+    idx_client_t *c, const char *topic, int32_t partition, idx_offset_cb cb, void *arg)
+{
+    idx__op_t *op;
+    int rc = cb ? submit_simple(c, IDX__OP_CLEAN_END, topic, partition, 0, arg, &op) : ST_E_INVAL;
+    if (rc != 0)
+        return rc;
+    op->cb.offset = cb;
     return submit(c, op);
 }

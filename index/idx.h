@@ -38,7 +38,7 @@
 
 #include "core/st_err.h"
 
-#define IDX_SCHEMA_VERSION 2
+#define IDX_SCHEMA_VERSION 3
 #define IDX_MAX_KEY_LEN    1024 /* as the object store */
 #define IDX_MAX_TOPIC_LEN  249  /* Kafka's topic name limit */
 #define IDX_MAX_CHUNKS     (1 << 20)
@@ -218,6 +218,44 @@ ST_MUST_CHECK int idx_delete_below(idx_client_t *c,
  * the callback gets the removed object keys. */
 ST_MUST_CHECK int
 idx_drop(idx_client_t *c, const char *topic, int32_t partition, idx_keys_cb cb, void *arg);
+
+/* ---- Archive compaction (tiering/tier_acomp.c) ---- */
+
+/* One object replaced by its compacted rewrite: the same offsets
+ * [base_offset, last_offset], a new object key. */
+typedef struct {
+    const char *old_key;       /* the row replaced (borrowed for the call) */
+    idx_segment_t seg;         /* the new row, as for idx_segment_add (aborted included) */
+    const idx_chunk_t *chunks; /* borrowed for the call; rules as idx_segment_add */
+    size_t n_chunks;
+} idx_replace_t;
+
+/** Switch (topic, partition) to compacted objects in one transaction: each
+ * row of v[i].old_key is deleted with its chunks and aborted rows and
+ * v[i].seg inserted with v[i].chunks; the running maxima of max_ts
+ * (timestamp lookups) are recomputed from the first replaced row on; the
+ * partition's clean end becomes clean_end. All or nothing: status
+ * ST_E_NOTFOUND when an old row is gone (retention deleted it meanwhile) or
+ * does not have the new row's partition and offsets; the caller then deletes
+ * the new objects, else the old ones (after the callback: readers that
+ * looked an old chunk up just before may still fetch it). n may be 0 (only
+ * the clean end moves).
+ * @return ST_E_INVAL (synchronously) for inconsistent input. */
+ST_MUST_CHECK int idx_segments_replace(idx_client_t *c,
+                                       const char *topic,
+                                       int32_t partition,
+                                       const idx_replace_t *v,
+                                       size_t n,
+                                       int64_t clean_end,
+                                       idx_done_cb cb,
+                                       void *arg);
+
+/** The clean end of (topic, partition)'s archive: the last clean_end
+ * idx_segments_replace() committed (records below were compacted against
+ * every key up to it), or -1 when it was never compacted. Dropped with the
+ * partition. */
+ST_MUST_CHECK int
+idx_clean_end(idx_client_t *c, const char *topic, int32_t partition, idx_offset_cb cb, void *arg);
 
 /** Up to limit (<= IDX_MAX_PAGE) object keys of all segments, in byte order
  * (the order of an S3 listing), starting after `after` (NULL = from the

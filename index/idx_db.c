@@ -15,6 +15,8 @@
  *     INDEX (segment, cum_max_ts, first_offset)           time -> chunk
  *   aborted(segment, pid, first_offset, last_offset)    (version 2)
  *     PRIMARY KEY (segment, last_offset) WITHOUT ROWID    the object's txn table
+ *   compacted(topic, partition, clean_end)               (version 3)
+ *     PRIMARY KEY (topic, partition) WITHOUT ROWID        archive compaction's clean end
  * Beyond ARCHITECTURE.md's columns: chunks.last_offset (gaps between chunks
  * are answered without reading the next row's bytes), max_ts, and cum_max_ts
  * on both tables: the running maximum of max_ts over the partition up to and
@@ -73,6 +75,12 @@ static const char *const migrations[] = {
     " first_offset INTEGER NOT NULL,"
     " last_offset INTEGER NOT NULL,"
     " PRIMARY KEY (segment, last_offset)) WITHOUT ROWID;",
+    /* 3: how far each partition's archive was compacted (tiering/tier_acomp.c). */
+    "CREATE TABLE compacted("
+    " topic TEXT NOT NULL,"
+    " partition INTEGER NOT NULL,"
+    " clean_end INTEGER NOT NULL,"
+    " PRIMARY KEY (topic, partition)) WITHOUT ROWID;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(N_MIGRATIONS == IDX_SCHEMA_VERSION, "one migration per schema version");
@@ -126,12 +134,22 @@ _Static_assert(N_MIGRATIONS == IDX_SCHEMA_VERSION, "one migration per schema ver
     X(CHUNK_INSERT,                                                                                \
       "INSERT INTO chunks(segment, first_offset, last_offset, first_ts, max_ts, cum_max_ts,"       \
       " obj_pos, obj_len, raw_len, checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")    \
-    X(CHUNK_DELETE, "DELETE FROM chunks WHERE segment = ?1")                                      \
+    X(CHUNK_DELETE, "DELETE FROM chunks WHERE segment = ?1")                                       \
     X(ABORTED_INSERT, "INSERT INTO aborted(segment, pid, first_offset, last_offset)"               \
                       " VALUES (?1, ?2, ?3, ?4)")                                                  \
     X(ABORTED_DELETE, "DELETE FROM aborted WHERE segment = ?1")                                    \
+    X(SEG_BY_KEY, "SELECT " SEG_COLS " FROM segments WHERE object_key = ?1")                       \
+    X(SEG_SET_CUM, "UPDATE segments SET cum_max_ts = ?2 WHERE id = ?1")                            \
+    X(CHUNK_LIST, "SELECT first_offset, max_ts, cum_max_ts FROM chunks WHERE segment = ?1"         \
+                  " ORDER BY first_offset")                                                        \
+    X(CHUNK_SET_CUM, "UPDATE chunks SET cum_max_ts = ?3 WHERE segment = ?1 AND first_offset = ?2") \
+    X(CLEAN_GET, "SELECT clean_end FROM compacted WHERE topic = ?1 AND partition = ?2")            \
+    X(CLEAN_SET, "INSERT INTO compacted(topic, partition, clean_end) VALUES (?1, ?2, ?3)"          \
+                 " ON CONFLICT(topic, partition) DO UPDATE SET clean_end = excluded.clean_end")    \
+    X(CLEAN_DROP_PART, "DELETE FROM compacted WHERE topic = ?1 AND partition = ?2")                \
+    X(CLEAN_DROP_TOPIC, "DELETE FROM compacted WHERE topic = ?1")                                  \
     X(ABORTED_LIST, "SELECT a.pid, a.first_offset, a.last_offset FROM segments s"                  \
-                    " JOIN aborted a ON a.segment = s.id WHERE s.topic = ?1 AND s.partition = ?2" \
+                    " JOIN aborted a ON a.segment = s.id WHERE s.topic = ?1 AND s.partition = ?2"  \
                     " ORDER BY s.base_offset")
 
 enum {
@@ -728,7 +746,217 @@ static int do_drop_locked(idx__db_t *d, idx__op_t *op)
 {
     sqlite3_stmt *s = op->partition >= 0 ? stmt_tp(d, S_SEG_OF_PART, op->topic, op->partition)
                                          : stmt_tp(d, S_SEG_OF_TOPIC, op->topic, 0);
-    return delete_rows(d, op, s);
+    int rc = delete_rows(d, op, s);
+    if (rc == 0)
+        rc = step_done(op->partition >= 0 ? stmt_tp(d, S_CLEAN_DROP_PART, op->topic, op->partition)
+                                          : stmt_tp(d, S_CLEAN_DROP_TOPIC, op->topic, 0));
+    return rc;
+}
+
+/* ---- Archive compaction: the switch ---- */
+
+/* Delete segment id with its chunks and aborted rows. */
+static int delete_seg(idx__db_t *d, int64_t id)
+{
+    static const int which[] = {S_CHUNK_DELETE, S_ABORTED_DELETE, S_SEG_DELETE};
+    for (int i = 0; i < 3; i++) {
+        sqlite3_stmt *s = d->st[which[i]];
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, id);
+        int rc = step_done(s);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Insert a segment row (cum_max_ts fixed afterwards by fix_cum) with its
+ * chunks and aborted rows. */
+static int insert_seg(idx__db_t *d, const idx__repl_t *r)
+{
+    const idx_segment_t *g = &r->seg;
+    sqlite3_stmt *s = stmt_tp(d, S_SEG_INSERT, g->topic, g->partition);
+    sqlite3_bind_int64(s, 3, g->base_offset);
+    sqlite3_bind_int64(s, 4, g->last_offset);
+    sqlite3_bind_int64(s, 5, g->base_ts);
+    sqlite3_bind_int64(s, 6, g->max_ts);
+    sqlite3_bind_int64(s, 7, INT64_MIN);
+    sqlite3_bind_int64(s, 8, g->size);
+    sqlite3_bind_text(s, 9, g->object_key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 10, g->checksum);
+    sqlite3_bind_int(s, 11, g->term);
+    sqlite3_bind_int(s, 12, IDX_SEG_LIVE);
+    int rc = step_done(s);
+    if (rc != 0)
+        return rc;
+    int64_t id = sqlite3_last_insert_rowid(d->db);
+    s = d->st[S_CHUNK_INSERT];
+    for (size_t i = 0; i < r->n_chunks && rc == 0; i++) {
+        const idx_chunk_t *c = &r->chunks[i];
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, c->first_offset);
+        sqlite3_bind_int64(s, 3, c->last_offset);
+        sqlite3_bind_int64(s, 4, c->first_ts);
+        sqlite3_bind_int64(s, 5, c->max_ts);
+        sqlite3_bind_int64(s, 6, INT64_MIN);
+        sqlite3_bind_int64(s, 7, c->obj_pos);
+        sqlite3_bind_int64(s, 8, c->obj_len);
+        sqlite3_bind_int64(s, 9, c->raw_len);
+        sqlite3_bind_int64(s, 10, c->checksum);
+        rc = step_done(s);
+    }
+    s = d->st[S_ABORTED_INSERT];
+    for (size_t i = 0; i < r->n_aborted && rc == 0; i++) {
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, r->aborted[i].pid);
+        sqlite3_bind_int64(s, 3, r->aborted[i].first_offset);
+        sqlite3_bind_int64(s, 4, r->aborted[i].last_offset);
+        rc = step_done(s);
+    }
+    return rc;
+}
+
+/* Recompute the running maximum of max_ts of the chunks of segment id,
+ * from *cum on; *cum becomes the segment's. */
+static int fix_seg_cum(idx__db_t *d, int64_t id, int64_t *cum)
+{
+    /* Collect first (an UPDATE must not run while the SELECT steps). */
+    int64_t(*v)[3] = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *s = d->st[S_CHUNK_LIST];
+    sqlite3_reset(s);
+    sqlite3_bind_int64(s, 1, id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            int64_t(*nv)[3] = realloc(v, cap * sizeof(*nv));
+            if (!nv) {
+                sqlite3_reset(s);
+                free(v);
+                return ST_E_NOMEM;
+            }
+            v = nv;
+        }
+        v[n][0] = sqlite3_column_int64(s, 0);
+        v[n][1] = sqlite3_column_int64(s, 1);
+        v[n][2] = sqlite3_column_int64(s, 2);
+        n++;
+    }
+    sqlite3_reset(s);
+    rc = rc == SQLITE_DONE ? 0 : map_rc(rc);
+    s = d->st[S_CHUNK_SET_CUM];
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (v[i][1] > *cum)
+            *cum = v[i][1];
+        if (v[i][2] == *cum)
+            continue;
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, v[i][0]);
+        sqlite3_bind_int64(s, 3, *cum);
+        rc = step_done(s);
+    }
+    free(v);
+    if (rc == 0) {
+        s = d->st[S_SEG_SET_CUM];
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, *cum);
+        rc = step_done(s);
+    }
+    return rc;
+}
+
+/* The running maxima from the first replaced row on. A row after the last
+ * replaced one that is entered with the same running maximum as before
+ * keeps its values, and so does everything after it: stop there. old_cum[i] is
+ * the cum_max_ts the row op->repl[i] replaced had. */
+static int fix_cum(idx__db_t *d, idx__op_t *op, const int64_t *old_cum)
+{
+    int64_t first = op->repl[0].seg.base_offset, id, cum = INT64_MIN, stored_prev = INT64_MIN;
+    idx_segment_t g;
+    sqlite3_stmt *s = stmt_tp(d, S_SEG_FLOOR, op->topic, op->partition);
+    sqlite3_bind_int64(s, 3, first - 1);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        read_seg(s, &g, &id, &cum);
+        stored_prev = cum;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return map_rc(rc);
+    size_t r = 0;
+    for (int64_t from = first - 1;;) {
+        int64_t stored;
+        s = stmt_tp(d, S_SEG_CEIL, op->topic, op->partition);
+        sqlite3_bind_int64(s, 3, from);
+        if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+            read_seg(s, &g, &id, &stored);
+        sqlite3_reset(s);
+        if (rc == SQLITE_DONE)
+            return 0;
+        if (rc != SQLITE_ROW)
+            return map_rc(rc);
+        while (r < op->n_repl && op->repl[r].seg.base_offset < g.base_offset)
+            r++;
+        bool is_new = r < op->n_repl && op->repl[r].seg.base_offset == g.base_offset;
+        if (!is_new && r == op->n_repl && cum == stored_prev)
+            return 0;
+        stored_prev = is_new ? old_cum[r] : stored;
+        from = g.base_offset;
+        if ((rc = fix_seg_cum(d, id, &cum)) != 0)
+            return rc;
+    }
+}
+
+static int do_replace_locked(idx__db_t *d, idx__op_t *op)
+{
+    int64_t *old_cum = calloc(op->n_repl ? op->n_repl : 1, sizeof(*old_cum));
+    if (!old_cum)
+        return ST_E_NOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < op->n_repl && rc == 0; i++) {
+        idx__repl_t *r = &op->repl[i];
+        sqlite3_stmt *s = d->st[S_SEG_BY_KEY];
+        sqlite3_reset(s);
+        sqlite3_bind_text(s, 1, r->old_key, -1, SQLITE_STATIC);
+        idx_segment_t g;
+        int64_t id = 0;
+        bool is_match = false;
+        if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            read_seg(s, &g, &id, &old_cum[i]);
+            is_match = g.topic && !strcmp(g.topic, op->topic) && g.partition == op->partition &&
+                       g.base_offset == r->seg.base_offset && g.last_offset == r->seg.last_offset;
+        }
+        sqlite3_reset(s);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            rc = map_rc(rc);
+        else if (!is_match)
+            rc = ST_E_NOTFOUND;
+        else if ((rc = delete_seg(d, id)) == 0)
+            rc = insert_seg(d, r);
+    }
+    if (rc == 0 && op->n_repl > 0)
+        rc = fix_cum(d, op, old_cum);
+    free(old_cum);
+    if (rc == 0) {
+        sqlite3_stmt *s = stmt_tp(d, S_CLEAN_SET, op->topic, op->partition);
+        sqlite3_bind_int64(s, 3, op->arg_i64);
+        rc = step_done(s);
+    }
+    return rc;
+}
+
+static int do_clean_end(idx__db_t *d, idx__op_t *op)
+{
+    sqlite3_stmt *s = stmt_tp(d, S_CLEAN_GET, op->topic, op->partition);
+    int rc = sqlite3_step(s);
+    op->out_i64 = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_rc(rc);
 }
 
 void idx__db_run(idx__db_t *d, idx__op_t *op)
@@ -764,6 +992,12 @@ void idx__db_run(idx__db_t *d, idx__op_t *op)
         break;
     case IDX__OP_LIST_ABORTED:
         rc = do_list_aborted(d, op);
+        break;
+    case IDX__OP_REPLACE:
+        rc = in_txn(d, op, do_replace_locked);
+        break;
+    case IDX__OP_CLEAN_END:
+        rc = do_clean_end(d, op);
         break;
     default:
         rc = ST_E_INVAL;

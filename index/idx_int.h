@@ -18,7 +18,20 @@ typedef enum {
     IDX__OP_DROP,
     IDX__OP_LIST_KEYS,
     IDX__OP_LIST_ABORTED,
+    IDX__OP_REPLACE,
+    IDX__OP_CLEAN_END,
 } idx__op_kind_t;
+
+/* One replacement of IDX__OP_REPLACE, its inputs copied. */
+typedef struct {
+    char *old_key;       /* owned */
+    char *key;           /* owned: seg.object_key points here */
+    idx_segment_t seg;   /* seg.topic points to the op's topic; seg.aborted unused */
+    idx_chunk_t *chunks; /* owned */
+    size_t n_chunks;
+    idx_aborted_t *aborted; /* owned */
+    size_t n_aborted;
+} idx__repl_t;
 
 /* One submitted operation: inputs copied at submit time, outputs filled on
  * the index thread, delivered and freed on the client's loop. */
@@ -40,6 +53,8 @@ typedef struct idx__op {
     size_t n_chunks;
     idx_aborted_t *aborted; /* owned (add: input; list aborted: output) */
     size_t n_aborted, aborted_cap;
+    idx__repl_t *repl; /* owned (replace): n_repl entries */
+    size_t n_repl;
 
     /* Outputs. */
     idx_loc_t loc;

@@ -702,6 +702,7 @@ static void test_idx_close_with_pending_ops(void **state)
     free_keys(&r[2]);
 }
 
+
 /* ---- Bad files ---- */
 
 typedef struct {
@@ -737,9 +738,16 @@ static int add_seg_ab(fx_t *f, int64_t base, const idx_aborted_t *ab, size_t n_a
     idx_chunk_t ch = {base, base + 9, 1, 2, 0, 100, 400, 7};
     char key[64];
     snprintf(key, sizeof key, "k/t/0/%lld.seg.zst", (long long)base);
-    idx_segment_t s = {.topic = "t", .partition = 0, .base_offset = base,
-                       .last_offset = base + 9, .base_ts = 1, .max_ts = 2, .size = 200,
-                       .object_key = key, .aborted = ab, .n_aborted = n_ab};
+    idx_segment_t s = {.topic = "t",
+                       .partition = 0,
+                       .base_offset = base,
+                       .last_offset = base + 9,
+                       .base_ts = 1,
+                       .max_ts = 2,
+                       .size = 200,
+                       .object_key = key,
+                       .aborted = ab,
+                       .n_aborted = n_ab};
     res_t r = {0};
     int rc = idx_segment_add(f->cl, &s, &ch, 1, on_done, &r);
     if (rc != 0)
@@ -782,7 +790,9 @@ static void test_idx_aborted_rows(void **state)
     idx_close(f->idx);
     sqlite3 *db;
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "DROP TABLE aborted; UPDATE schema_version SET version = 1",
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE aborted; DROP TABLE compacted;"
+                                  " UPDATE schema_version SET version = 1",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
@@ -799,6 +809,152 @@ static void test_idx_aborted_rows(void **state)
     assert_int_equal(idx_client_new(f->idx, &f->loop, &f->cl), 0);
     assert_int_equal(list_aborted(f, "t", 0, &r), 1);
     assert_memory_equal(&r.v[0], &a3[0], sizeof(a3[0]));
+}
+
+/* ---- Archive compaction: the switch ---- */
+
+static int64_t clean_end_of(fx_t *f, const char *topic, int32_t part)
+{
+    res_t r = {0};
+    assert_int_equal(idx_clean_end(f->cl, topic, part, on_off, &r), 0);
+    wait_for(&f->loop, &r);
+    assert_int_equal(r.status, 0);
+    return r.off;
+}
+
+static int replace(fx_t *f, const idx_replace_t *v, size_t n, int64_t clean_end)
+{
+    res_t r = {0};
+    int rc = idx_segments_replace(f->cl, "t", 0, v, n, clean_end, on_done, &r);
+    if (rc != 0)
+        return rc;
+    wait_for(&f->loop, &r);
+    return r.status;
+}
+
+static size_t all_keys(fx_t *f, res_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(idx_list_keys(f->cl, NULL, 100, on_keys, r), 0);
+    wait_for(&f->loop, r);
+    assert_int_equal(r->status, 0);
+    return r->n;
+}
+
+/* Objects [0,29] [30,59] [60,89] of 3 chunks of 10 offsets, max_ts = last
+ * offset; the first and last are replaced by compacted rewrites with gaps
+ * and lower timestamps in one transaction: lookups, timestamp lookups (the
+ * running maxima recomputed), keys, aborted rows and the clean end follow;
+ * a replacement whose old row is gone changes nothing. */
+static void test_idx_replace_switches_in_one_transaction(void **state)
+{
+    fx_t *f = *state;
+    for (int64_t b = 0; b < 90; b += 30)
+        assert_int_equal(add_seg(f, "t", 0, b, 3, 10), 0);
+    assert_int_equal(add_seg(f, "t", 1, 0, 1, 10), 0);
+    assert_int_equal(clean_end_of(f, "t", 0), -1);
+    res_t k;
+    char old0[1100], old2[1100];
+    snprintf(old0, sizeof old0, "pfx/t/0/%020d-%020d-1.seg.zst", 0, 29);
+    snprintf(old2, sizeof old2, "pfx/t/0/%020d-%020d-1.seg.zst", 60, 89);
+    /* [0,29] keeps offsets 0..4 and 25..29 (two chunks, max_ts 4 and 29);
+     * [60,89] keeps 60 and 85..89 with max_ts 60 and 70 (below [30,59]'s 59
+     * for the first). */
+    idx_chunk_t c0[] = {{0, 4, 0, 4, 0, 50, 200, 1}, {25, 29, 25, 29, 50, 60, 200, 2}};
+    idx_chunk_t c2[] = {{60, 60, 60, 50, 0, 40, 100, 3}, {85, 89, 85, 70, 40, 40, 100, 4}};
+    idx_aborted_t ab[] = {{9, 61, 86}};
+    idx_replace_t v[] = {
+        {old0,
+         {.topic = "t",
+          .partition = 0,
+          .base_offset = 0,
+          .last_offset = 29,
+          .base_ts = 0,
+          .max_ts = 29,
+          .size = 120,
+          .object_key = "pfx/t/0/c0",
+          .checksum = 5},
+         c0,
+         2},
+        {old2,
+         {.topic = "t",
+          .partition = 0,
+          .base_offset = 60,
+          .last_offset = 89,
+          .base_ts = 60,
+          .max_ts = 70,
+          .size = 90,
+          .object_key = "pfx/t/0/c2",
+          .checksum = 6,
+          .aborted = ab,
+          .n_aborted = 1},
+         c2,
+         2},
+    };
+    /* Bad input: another partition's row, overlapping or unordered rows. */
+    idx_replace_t bad = v[0];
+    bad.seg.partition = 1;
+    assert_int_equal(replace(f, &bad, 1, 30), ST_E_INVAL);
+    idx_replace_t swapped[] = {v[1], v[0]};
+    assert_int_equal(replace(f, swapped, 2, 90), ST_E_INVAL);
+    /* An old row that is not there (or not with these offsets): nothing changes. */
+    idx_replace_t gone[] = {v[0], v[1]};
+    gone[1].old_key = "pfx/t/0/nope";
+    assert_int_equal(replace(f, gone, 2, 90), ST_E_NOTFOUND);
+    gone[1].old_key = old0;
+    gone[1].seg.base_offset = 60;
+    assert_int_equal(replace(f, &gone[1], 1, 90), ST_E_NOTFOUND);
+    assert_int_equal(clean_end_of(f, "t", 0), -1);
+    res_t r;
+    assert_int_equal(lookup(f, "t", 0, 12, &r), 0);
+    assert_string_equal(r.loc.seg.object_key, old0);
+
+    assert_int_equal(replace(f, v, 2, 90), 0);
+    assert_int_equal(clean_end_of(f, "t", 0), 90);
+    assert_int_equal(clean_end_of(f, "t", 1), -1);
+    /* Offsets in the gaps answer the next chunk; the edges stay. */
+    assert_int_equal(lookup(f, "t", 0, 12, &r), 0);
+    assert_string_equal(r.loc.seg.object_key, "pfx/t/0/c0");
+    assert_int_equal(r.loc.chunk.first_offset, 25);
+    assert_int_equal(lookup(f, "t", 0, 61, &r), 0);
+    assert_string_equal(r.loc.seg.object_key, "pfx/t/0/c2");
+    assert_int_equal(r.loc.chunk.first_offset, 85);
+    assert_int_equal(r.loc.chunk.obj_pos, 40);
+    assert_int_equal(lookup(f, "t", 0, 45, &r), 0);
+    assert_int_equal(r.loc.chunk.first_offset, 40);
+    assert_int_equal(edge(f, "t", 0, false), 0);
+    assert_int_equal(edge(f, "t", 0, true), 89);
+    /* Time: 5..29 -> chunk [25,29]; 60 is now first reached in [50,59]
+     * (max_ts 59 < 60) -> [60,60]'s max 50 < 60 -> [85,89] (70). */
+    assert_int_equal(lookup_ts(f, "t", 0, 5, &r), 0);
+    assert_int_equal(r.loc.chunk.first_offset, 25);
+    assert_int_equal(lookup_ts(f, "t", 0, 60, &r), 0);
+    assert_int_equal(r.loc.chunk.first_offset, 85);
+    assert_int_equal(lookup_ts(f, "t", 0, 71, &r), ST_E_RANGE);
+    /* The old keys are gone from the index (their objects are orphans now). */
+    assert_int_equal(all_keys(f, &k), 4);
+    for (size_t i = 0; i < k.n; i++)
+        assert_true(strcmp(k.keys[i], old0) != 0 && strcmp(k.keys[i], old2) != 0);
+    free_keys(&k);
+    ab_res_t a;
+    assert_int_equal(list_aborted(f, "t", 0, &a), 1);
+    assert_memory_equal(&a.v[0], &ab[0], sizeof(ab[0]));
+    /* Replacing again (the next pass) and an empty switch move the clean end. */
+    v[0].old_key = "pfx/t/0/c0";
+    v[0].seg.object_key = "pfx/t/0/c0b";
+    assert_int_equal(replace(f, v, 1, 95), 0);
+    assert_int_equal(replace(f, NULL, 0, 99), 0);
+    assert_int_equal(clean_end_of(f, "t", 0), 99);
+    assert_int_equal(lookup(f, "t", 0, 3, &r), 0);
+    assert_string_equal(r.loc.seg.object_key, "pfx/t/0/c0b");
+    /* Dropping the partition forgets its clean end. */
+    r = (res_t){0};
+    assert_int_equal(idx_drop(f->cl, "t", 0, on_keys, &r), 0);
+    wait_for(&f->loop, &r);
+    assert_int_equal(r.n, 3);
+    free_keys(&r);
+    assert_int_equal(clean_end_of(f, "t", 0), -1);
+    check_plans(f->path);
 }
 
 static void test_idx_open_rejects_bad_files(void **state)
@@ -894,6 +1050,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idx_close_with_pending_ops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idx_open_rejects_bad_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idx_aborted_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idx_replace_switches_in_one_transaction, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
