@@ -83,6 +83,7 @@ typedef struct kh_ctx {
     meta_t *meta; /* borrowed */
     int32_t node_id;
     char cluster_id[64];
+    char log_dir[4096]; /* log.dir as an absolute path (DescribeLogDirs) */
     /* The Kafka listeners; listeners[0] is the one reported as "the" Kafka
      * address (admin API, logs). */
     kh_listener_t listeners[KH_MAX_LISTENERS];

@@ -127,6 +127,7 @@ static const struct {
     {KP_API_INIT_PRODUCER_ID, kh_init_producer_id},
     {KP_API_OFFSET_FOR_LEADER_EPOCH, kh_offset_for_leader_epoch},
     {KP_API_DESCRIBE_CLUSTER, kh_describe_cluster},
+    {KP_API_DESCRIBE_LOG_DIRS, kh_describe_log_dirs},
     {KP_API_DESCRIBE_TOPIC_PARTITIONS, kh_describe_topic_partitions},
     {KP_API_FIND_COORDINATOR, kh_find_coordinator},
     {KP_API_JOIN_GROUP, kh_join_group},

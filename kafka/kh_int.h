@@ -299,6 +299,7 @@ void kh_fetch(kh_req_t *req);
 void kh_list_offsets(kh_req_t *req);
 void kh_init_producer_id(kh_req_t *req);
 void kh_describe_cluster(kh_req_t *req);
+void kh_describe_log_dirs(kh_req_t *req); /* kh_logdirs.c */
 void kh_describe_topic_partitions(kh_req_t *req);
 void kh_offset_for_leader_epoch(kh_req_t *req);
 void kh_create_topics(kh_req_t *req);

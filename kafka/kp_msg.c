@@ -6971,6 +6971,204 @@ static int erased_encode_alter_configs_request(kp_writer_t *w, int16_t version, 
     return kp_alter_configs_request_encode(w, version, m);
 }
 
+/* ---- DescribeLogDirsRequest ---- */
+
+static void dec_kp_describe_log_dirs_request_describable_log_dir_topic(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_log_dirs_request_describable_log_dir_topic_t *s,
+    kp_arena_t *a);
+static void enc_kp_describe_log_dirs_request_describable_log_dir_topic(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_describe_log_dirs_request_describable_log_dir_topic_t *s);
+static void dec_kp_describe_log_dirs_request(kp_reader_t *r,
+                                             int16_t version,
+                                             kp_describe_log_dirs_request_t *s,
+                                             kp_arena_t *a);
+static void enc_kp_describe_log_dirs_request(kp_writer_t *w,
+                                             int16_t version,
+                                             const kp_describe_log_dirs_request_t *s);
+
+void kp_describe_log_dirs_request_describable_log_dir_topic_init(
+    kp_describe_log_dirs_request_describable_log_dir_topic_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->topic = KP_STR_LIT("");
+}
+
+static void dec_kp_describe_log_dirs_request_describable_log_dir_topic(
+    kp_reader_t *r,
+    int16_t version,
+    kp_describe_log_dirs_request_describable_log_dir_topic_t *s,
+    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribableLogDirTopic.Topic";
+        s->topic = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->topic.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "DescribableLogDirTopic.Partitions";
+        {
+            int32_t n = (version >= 2) ? kp_read_compact_array_len(r, 4, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 4, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_partitions = kp_reader_ok(r) ? n : 0;
+            s->partitions = NULL;
+            if (s->n_partitions > 0) {
+                s->partitions = kp_arena_calloc(a, (size_t)s->n_partitions, sizeof(*s->partitions));
+                if (s->partitions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_partitions = 0;
+                }
+                for (int32_t i = 0; i < s->n_partitions && kp_reader_ok(r); i++) {
+                    s->partitions[i] = kp_read_i32(r);
+                }
+            }
+        }
+    }
+    if (version >= 2) {
+        r->field = "DescribableLogDirTopic._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_log_dirs_request_describable_log_dir_topic(
+    kp_writer_t *w,
+    int16_t version,
+    const kp_describe_log_dirs_request_describable_log_dir_topic_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->topic.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribableLogDirTopic.Topic");
+        if (version >= 2)
+            kp_write_compact_str(w, s->topic);
+        else
+            kp_write_str(w, s->topic);
+    }
+    {
+        if (s->n_partitions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribableLogDirTopic.Partitions");
+        if (version >= 2)
+            kp_write_compact_array_len(w, s->n_partitions);
+        else
+            kp_write_array_len(w, s->n_partitions);
+        for (int32_t i = 0; i < s->n_partitions; i++) {
+            kp_write_i32(w, s->partitions[i]);
+        }
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_describe_log_dirs_request(kp_reader_t *r,
+                                             int16_t version,
+                                             kp_describe_log_dirs_request_t *s,
+                                             kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeLogDirsRequest.Topics";
+        {
+            int32_t n = (version >= 2) ? kp_read_compact_array_len(r, 3, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 3, KP_MAX_ARRAY_LEN);
+            s->n_topics = kp_reader_ok(r) ? n : 0;
+            s->topics = NULL;
+            if (s->n_topics > 0) {
+                s->topics = kp_arena_calloc(a, (size_t)s->n_topics, sizeof(*s->topics));
+                if (s->topics == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_topics = 0;
+                }
+                for (int32_t i = 0; i < s->n_topics && kp_reader_ok(r); i++) {
+                    kp_describe_log_dirs_request_describable_log_dir_topic_init(&s->topics[i]);
+                    dec_kp_describe_log_dirs_request_describable_log_dir_topic(r, version,
+                                                                               &s->topics[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 2) {
+        r->field = "DescribeLogDirsRequest._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_log_dirs_request(kp_writer_t *w,
+                                             int16_t version,
+                                             const kp_describe_log_dirs_request_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (version >= 2)
+            kp_write_compact_array_len(w, s->n_topics);
+        else
+            kp_write_array_len(w, s->n_topics);
+        for (int32_t i = 0; i < s->n_topics; i++) {
+            enc_kp_describe_log_dirs_request_describable_log_dir_topic(w, version, &s->topics[i]);
+        }
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_log_dirs_request_init(kp_describe_log_dirs_request_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_describe_log_dirs_request_decode(kp_reader_t *r,
+                                        int16_t version,
+                                        kp_describe_log_dirs_request_t *m,
+                                        kp_arena_t *a)
+{
+    kp_describe_log_dirs_request_init(m);
+    r->field = "DescribeLogDirsRequest";
+    if (version < 0 || version > 4)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_describe_log_dirs_request(r, version, m, a);
+    return r->err;
+}
+
+int kp_describe_log_dirs_request_encode(kp_writer_t *w,
+                                        int16_t version,
+                                        const kp_describe_log_dirs_request_t *m)
+{
+    if (version < 0 || version > 4)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_describe_log_dirs_request(w, version, m);
+    return w->err;
+}
+
+static void erased_init_describe_log_dirs_request(void *m)
+{
+    kp_describe_log_dirs_request_init(m);
+}
+
+static int
+erased_decode_describe_log_dirs_request(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_describe_log_dirs_request_decode(r, version, m, a);
+}
+
+static int erased_encode_describe_log_dirs_request(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_describe_log_dirs_request_encode(w, version, m);
+}
+
 /* ---- SaslAuthenticateRequest ---- */
 
 static void dec_kp_sasl_authenticate_request(kp_reader_t *r,
@@ -17991,6 +18189,384 @@ static int erased_encode_alter_configs_response(kp_writer_t *w, int16_t version,
     return kp_alter_configs_response_encode(w, version, m);
 }
 
+/* ---- DescribeLogDirsResponse ---- */
+
+static void dec_kp_describe_log_dirs_response_partition(
+    kp_reader_t *r, int16_t version, kp_describe_log_dirs_response_partition_t *s, kp_arena_t *a);
+static void enc_kp_describe_log_dirs_response_partition(
+    kp_writer_t *w, int16_t version, const kp_describe_log_dirs_response_partition_t *s);
+static void dec_kp_describe_log_dirs_response_topic(kp_reader_t *r,
+                                                    int16_t version,
+                                                    kp_describe_log_dirs_response_topic_t *s,
+                                                    kp_arena_t *a);
+static void enc_kp_describe_log_dirs_response_topic(kp_writer_t *w,
+                                                    int16_t version,
+                                                    const kp_describe_log_dirs_response_topic_t *s);
+static void dec_kp_describe_log_dirs_response_result(kp_reader_t *r,
+                                                     int16_t version,
+                                                     kp_describe_log_dirs_response_result_t *s,
+                                                     kp_arena_t *a);
+static void enc_kp_describe_log_dirs_response_result(
+    kp_writer_t *w, int16_t version, const kp_describe_log_dirs_response_result_t *s);
+static void dec_kp_describe_log_dirs_response(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_describe_log_dirs_response_t *s,
+                                              kp_arena_t *a);
+static void enc_kp_describe_log_dirs_response(kp_writer_t *w,
+                                              int16_t version,
+                                              const kp_describe_log_dirs_response_t *s);
+
+void kp_describe_log_dirs_response_partition_init(kp_describe_log_dirs_response_partition_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->partition_size = INT64_C(0);
+    s->offset_lag = INT64_C(0);
+}
+
+static void dec_kp_describe_log_dirs_response_partition(
+    kp_reader_t *r, int16_t version, kp_describe_log_dirs_response_partition_t *s, kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeLogDirsPartition.PartitionIndex";
+        s->partition_index = kp_read_i32(r);
+    }
+    {
+        r->field = "DescribeLogDirsPartition.PartitionSize";
+        s->partition_size = kp_read_i64(r);
+    }
+    {
+        r->field = "DescribeLogDirsPartition.OffsetLag";
+        s->offset_lag = kp_read_i64(r);
+    }
+    {
+        r->field = "DescribeLogDirsPartition.IsFutureKey";
+        s->is_future_key = kp_read_bool(r);
+    }
+    if (version >= 2) {
+        r->field = "DescribeLogDirsPartition._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_log_dirs_response_partition(
+    kp_writer_t *w, int16_t version, const kp_describe_log_dirs_response_partition_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->partition_index);
+    }
+    {
+        kp_write_i64(w, s->partition_size);
+    }
+    {
+        kp_write_i64(w, s->offset_lag);
+    }
+    {
+        kp_write_bool(w, s->is_future_key);
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_log_dirs_response_topic_init(kp_describe_log_dirs_response_topic_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->name = KP_STR_LIT("");
+}
+
+static void dec_kp_describe_log_dirs_response_topic(kp_reader_t *r,
+                                                    int16_t version,
+                                                    kp_describe_log_dirs_response_topic_t *s,
+                                                    kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeLogDirsTopic.Name";
+        s->name = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->name.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "DescribeLogDirsTopic.Partitions";
+        {
+            int32_t n = (version >= 2) ? kp_read_compact_array_len(r, 21, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 21, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_partitions = kp_reader_ok(r) ? n : 0;
+            s->partitions = NULL;
+            if (s->n_partitions > 0) {
+                s->partitions = kp_arena_calloc(a, (size_t)s->n_partitions, sizeof(*s->partitions));
+                if (s->partitions == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_partitions = 0;
+                }
+                for (int32_t i = 0; i < s->n_partitions && kp_reader_ok(r); i++) {
+                    kp_describe_log_dirs_response_partition_init(&s->partitions[i]);
+                    dec_kp_describe_log_dirs_response_partition(r, version, &s->partitions[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 2) {
+        r->field = "DescribeLogDirsTopic._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_log_dirs_response_topic(kp_writer_t *w,
+                                                    int16_t version,
+                                                    const kp_describe_log_dirs_response_topic_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        if (s->name.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeLogDirsTopic.Name");
+        if (version >= 2)
+            kp_write_compact_str(w, s->name);
+        else
+            kp_write_str(w, s->name);
+    }
+    {
+        if (s->n_partitions < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeLogDirsTopic.Partitions");
+        if (version >= 2)
+            kp_write_compact_array_len(w, s->n_partitions);
+        else
+            kp_write_array_len(w, s->n_partitions);
+        for (int32_t i = 0; i < s->n_partitions; i++) {
+            enc_kp_describe_log_dirs_response_partition(w, version, &s->partitions[i]);
+        }
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_log_dirs_response_result_init(kp_describe_log_dirs_response_result_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->log_dir = KP_STR_LIT("");
+    s->total_bytes = INT64_C(-1);
+    s->usable_bytes = INT64_C(-1);
+}
+
+static void dec_kp_describe_log_dirs_response_result(kp_reader_t *r,
+                                                     int16_t version,
+                                                     kp_describe_log_dirs_response_result_t *s,
+                                                     kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeLogDirsResult.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "DescribeLogDirsResult.LogDir";
+        s->log_dir = (version >= 2) ? kp_read_compact_str(r) : kp_read_str(r);
+        if (s->log_dir.len < 0)
+            kp_reader_fail(r, ST_E_MALFORMED);
+    }
+    {
+        r->field = "DescribeLogDirsResult.Topics";
+        {
+            int32_t n = (version >= 2) ? kp_read_compact_array_len(r, 3, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 3, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_topics = kp_reader_ok(r) ? n : 0;
+            s->topics = NULL;
+            if (s->n_topics > 0) {
+                s->topics = kp_arena_calloc(a, (size_t)s->n_topics, sizeof(*s->topics));
+                if (s->topics == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_topics = 0;
+                }
+                for (int32_t i = 0; i < s->n_topics && kp_reader_ok(r); i++) {
+                    kp_describe_log_dirs_response_topic_init(&s->topics[i]);
+                    dec_kp_describe_log_dirs_response_topic(r, version, &s->topics[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 4) {
+        r->field = "DescribeLogDirsResult.TotalBytes";
+        s->total_bytes = kp_read_i64(r);
+    }
+    if (version >= 4) {
+        r->field = "DescribeLogDirsResult.UsableBytes";
+        s->usable_bytes = kp_read_i64(r);
+    }
+    if (version >= 2) {
+        r->field = "DescribeLogDirsResult._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_log_dirs_response_result(
+    kp_writer_t *w, int16_t version, const kp_describe_log_dirs_response_result_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        if (s->log_dir.len < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeLogDirsResult.LogDir");
+        if (version >= 2)
+            kp_write_compact_str(w, s->log_dir);
+        else
+            kp_write_str(w, s->log_dir);
+    }
+    {
+        if (s->n_topics < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeLogDirsResult.Topics");
+        if (version >= 2)
+            kp_write_compact_array_len(w, s->n_topics);
+        else
+            kp_write_array_len(w, s->n_topics);
+        for (int32_t i = 0; i < s->n_topics; i++) {
+            enc_kp_describe_log_dirs_response_topic(w, version, &s->topics[i]);
+        }
+    }
+    if (version >= 4) {
+        kp_write_i64(w, s->total_bytes);
+    }
+    if (version >= 4) {
+        kp_write_i64(w, s->usable_bytes);
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+static void dec_kp_describe_log_dirs_response(kp_reader_t *r,
+                                              int16_t version,
+                                              kp_describe_log_dirs_response_t *s,
+                                              kp_arena_t *a)
+{
+    (void)version;
+    (void)a;
+    (void)s;
+    {
+        r->field = "DescribeLogDirsResponse.ThrottleTimeMs";
+        s->throttle_time_ms = kp_read_i32(r);
+    }
+    if (version >= 3) {
+        r->field = "DescribeLogDirsResponse.ErrorCode";
+        s->error_code = kp_read_i16(r);
+    }
+    {
+        r->field = "DescribeLogDirsResponse.Results";
+        {
+            int32_t n = (version >= 2) ? kp_read_compact_array_len(r, 5, KP_MAX_ARRAY_LEN)
+                                       : kp_read_array_len(r, 5, KP_MAX_ARRAY_LEN);
+            if (n < 0)
+                kp_reader_fail(r, ST_E_MALFORMED);
+            s->n_results = kp_reader_ok(r) ? n : 0;
+            s->results = NULL;
+            if (s->n_results > 0) {
+                s->results = kp_arena_calloc(a, (size_t)s->n_results, sizeof(*s->results));
+                if (s->results == NULL) {
+                    kp_reader_fail(r, ST_E_NOMEM);
+                    s->n_results = 0;
+                }
+                for (int32_t i = 0; i < s->n_results && kp_reader_ok(r); i++) {
+                    kp_describe_log_dirs_response_result_init(&s->results[i]);
+                    dec_kp_describe_log_dirs_response_result(r, version, &s->results[i], a);
+                }
+            }
+        }
+    }
+    if (version >= 2) {
+        r->field = "DescribeLogDirsResponse._tagged_fields";
+        kp_skip_tags(r);
+    }
+}
+
+static void enc_kp_describe_log_dirs_response(kp_writer_t *w,
+                                              int16_t version,
+                                              const kp_describe_log_dirs_response_t *s)
+{
+    (void)version;
+    (void)s;
+    {
+        kp_write_i32(w, s->throttle_time_ms);
+    }
+    if (version >= 3) {
+        kp_write_i16(w, s->error_code);
+    }
+    {
+        if (s->n_results < 0)
+            kp_writer_fail_at(w, ST_E_INVAL, "DescribeLogDirsResponse.Results");
+        if (version >= 2)
+            kp_write_compact_array_len(w, s->n_results);
+        else
+            kp_write_array_len(w, s->n_results);
+        for (int32_t i = 0; i < s->n_results; i++) {
+            enc_kp_describe_log_dirs_response_result(w, version, &s->results[i]);
+        }
+    }
+    if (version >= 2) {
+        kp_write_uvarint(w, 0);
+    }
+}
+
+void kp_describe_log_dirs_response_init(kp_describe_log_dirs_response_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int kp_describe_log_dirs_response_decode(kp_reader_t *r,
+                                         int16_t version,
+                                         kp_describe_log_dirs_response_t *m,
+                                         kp_arena_t *a)
+{
+    kp_describe_log_dirs_response_init(m);
+    r->field = "DescribeLogDirsResponse";
+    if (version < 0 || version > 4)
+        return kp_reader_fail(r, ST_E_INVAL);
+    dec_kp_describe_log_dirs_response(r, version, m, a);
+    return r->err;
+}
+
+int kp_describe_log_dirs_response_encode(kp_writer_t *w,
+                                         int16_t version,
+                                         const kp_describe_log_dirs_response_t *m)
+{
+    if (version < 0 || version > 4)
+        return kp_writer_fail(w, ST_E_INVAL);
+    enc_kp_describe_log_dirs_response(w, version, m);
+    return w->err;
+}
+
+static void erased_init_describe_log_dirs_response(void *m)
+{
+    kp_describe_log_dirs_response_init(m);
+}
+
+static int
+erased_decode_describe_log_dirs_response(kp_reader_t *r, int16_t version, void *m, kp_arena_t *a)
+{
+    return kp_describe_log_dirs_response_decode(r, version, m, a);
+}
+
+static int erased_encode_describe_log_dirs_response(kp_writer_t *w, int16_t version, const void *m)
+{
+    return kp_describe_log_dirs_response_encode(w, version, m);
+}
+
 /* ---- SaslAuthenticateResponse ---- */
 
 static void dec_kp_sasl_authenticate_response(kp_reader_t *r,
@@ -22052,6 +22628,9 @@ const kp_msg_desc_t kp_msg_descs[] = {
     {"AlterConfigsRequest", KP_MSG_REQUEST, 33, 0, 2, 2, sizeof(kp_alter_configs_request_t),
      erased_init_alter_configs_request, erased_decode_alter_configs_request,
      erased_encode_alter_configs_request},
+    {"DescribeLogDirsRequest", KP_MSG_REQUEST, 35, 0, 4, 2, sizeof(kp_describe_log_dirs_request_t),
+     erased_init_describe_log_dirs_request, erased_decode_describe_log_dirs_request,
+     erased_encode_describe_log_dirs_request},
     {"SaslAuthenticateRequest", KP_MSG_REQUEST, 36, 0, 2, 2, sizeof(kp_sasl_authenticate_request_t),
      erased_init_sasl_authenticate_request, erased_decode_sasl_authenticate_request,
      erased_encode_sasl_authenticate_request},
@@ -22183,6 +22762,9 @@ const kp_msg_desc_t kp_msg_descs[] = {
     {"AlterConfigsResponse", KP_MSG_RESPONSE, 33, 0, 2, 2, sizeof(kp_alter_configs_response_t),
      erased_init_alter_configs_response, erased_decode_alter_configs_response,
      erased_encode_alter_configs_response},
+    {"DescribeLogDirsResponse", KP_MSG_RESPONSE, 35, 0, 4, 2,
+     sizeof(kp_describe_log_dirs_response_t), erased_init_describe_log_dirs_response,
+     erased_decode_describe_log_dirs_response, erased_encode_describe_log_dirs_response},
     {"SaslAuthenticateResponse", KP_MSG_RESPONSE, 36, 0, 2, 2,
      sizeof(kp_sasl_authenticate_response_t), erased_init_sasl_authenticate_response,
      erased_decode_sasl_authenticate_response, erased_encode_sasl_authenticate_response},
@@ -22242,48 +22824,49 @@ const kp_msg_desc_t kp_msg_descs[] = {
 const size_t kp_n_msg_descs = sizeof(kp_msg_descs) / sizeof(kp_msg_descs[0]);
 
 const kp_api_t kp_apis[] = {
-    {0, "Produce", 0, 11, 11, 9, &kp_msg_descs[2], &kp_msg_descs[44]},
-    {1, "Fetch", 0, 17, 17, 12, &kp_msg_descs[3], &kp_msg_descs[45]},
-    {2, "ListOffsets", 0, 10, 10, 6, &kp_msg_descs[4], &kp_msg_descs[46]},
-    {3, "Metadata", 0, 12, 12, 9, &kp_msg_descs[5], &kp_msg_descs[47]},
-    {8, "OffsetCommit", 0, 9, 9, 8, &kp_msg_descs[6], &kp_msg_descs[48]},
-    {9, "OffsetFetch", 0, 9, 9, 6, &kp_msg_descs[7], &kp_msg_descs[49]},
-    {10, "FindCoordinator", 0, 6, 6, 3, &kp_msg_descs[8], &kp_msg_descs[50]},
-    {11, "JoinGroup", 0, 9, 9, 6, &kp_msg_descs[9], &kp_msg_descs[51]},
-    {12, "Heartbeat", 0, 4, 4, 4, &kp_msg_descs[10], &kp_msg_descs[52]},
-    {13, "LeaveGroup", 0, 5, 5, 4, &kp_msg_descs[11], &kp_msg_descs[53]},
-    {14, "SyncGroup", 0, 5, 5, 4, &kp_msg_descs[12], &kp_msg_descs[54]},
-    {15, "DescribeGroups", 0, 5, 5, 5, &kp_msg_descs[13], &kp_msg_descs[55]},
-    {16, "ListGroups", 0, 5, 5, 3, &kp_msg_descs[14], &kp_msg_descs[56]},
-    {17, "SaslHandshake", 0, 1, 1, -1, &kp_msg_descs[15], &kp_msg_descs[57]},
-    {18, "ApiVersions", 0, 4, 4, 3, &kp_msg_descs[16], &kp_msg_descs[58]},
-    {19, "CreateTopics", 0, 7, 7, 5, &kp_msg_descs[17], &kp_msg_descs[59]},
-    {20, "DeleteTopics", 0, 6, 6, 4, &kp_msg_descs[18], &kp_msg_descs[60]},
-    {21, "DeleteRecords", 0, 2, 2, 2, &kp_msg_descs[19], &kp_msg_descs[61]},
-    {22, "InitProducerId", 0, 5, 5, 2, &kp_msg_descs[20], &kp_msg_descs[62]},
-    {23, "OffsetForLeaderEpoch", 0, 4, 4, 4, &kp_msg_descs[21], &kp_msg_descs[63]},
-    {24, "AddPartitionsToTxn", 0, 5, 5, 3, &kp_msg_descs[22], &kp_msg_descs[64]},
-    {25, "AddOffsetsToTxn", 0, 4, 4, 3, &kp_msg_descs[23], &kp_msg_descs[65]},
-    {26, "EndTxn", 0, 5, 4, 3, &kp_msg_descs[24], &kp_msg_descs[66]},
-    {28, "TxnOffsetCommit", 0, 4, 4, 3, &kp_msg_descs[25], &kp_msg_descs[67]},
-    {29, "DescribeAcls", 0, 3, 3, 2, &kp_msg_descs[26], &kp_msg_descs[68]},
-    {30, "CreateAcls", 0, 3, 3, 2, &kp_msg_descs[27], &kp_msg_descs[69]},
-    {31, "DeleteAcls", 0, 3, 3, 2, &kp_msg_descs[28], &kp_msg_descs[70]},
-    {32, "DescribeConfigs", 0, 4, 4, 4, &kp_msg_descs[29], &kp_msg_descs[71]},
-    {33, "AlterConfigs", 0, 2, 2, 2, &kp_msg_descs[30], &kp_msg_descs[72]},
-    {36, "SaslAuthenticate", 0, 2, 2, 2, &kp_msg_descs[31], &kp_msg_descs[73]},
-    {37, "CreatePartitions", 0, 3, 3, 2, &kp_msg_descs[32], &kp_msg_descs[74]},
-    {42, "DeleteGroups", 0, 2, 2, 2, &kp_msg_descs[33], &kp_msg_descs[75]},
-    {44, "IncrementalAlterConfigs", 0, 1, 1, 1, &kp_msg_descs[34], &kp_msg_descs[76]},
-    {47, "OffsetDelete", 0, 0, 0, -1, &kp_msg_descs[35], &kp_msg_descs[77]},
-    {50, "DescribeUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[36], &kp_msg_descs[78]},
-    {51, "AlterUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[37], &kp_msg_descs[79]},
-    {60, "DescribeCluster", 0, 1, 1, 0, &kp_msg_descs[38], &kp_msg_descs[80]},
-    {65, "DescribeTransactions", 0, 0, 0, 0, &kp_msg_descs[39], &kp_msg_descs[81]},
-    {66, "ListTransactions", 0, 1, 1, 0, &kp_msg_descs[40], &kp_msg_descs[82]},
-    {68, "ConsumerGroupHeartbeat", 0, 1, 1, 0, &kp_msg_descs[41], &kp_msg_descs[83]},
-    {69, "ConsumerGroupDescribe", 0, 0, 0, 0, &kp_msg_descs[42], &kp_msg_descs[84]},
-    {75, "DescribeTopicPartitions", 0, 0, 0, 0, &kp_msg_descs[43], &kp_msg_descs[85]},
+    {0, "Produce", 0, 11, 11, 9, &kp_msg_descs[2], &kp_msg_descs[45]},
+    {1, "Fetch", 0, 17, 17, 12, &kp_msg_descs[3], &kp_msg_descs[46]},
+    {2, "ListOffsets", 0, 10, 10, 6, &kp_msg_descs[4], &kp_msg_descs[47]},
+    {3, "Metadata", 0, 12, 12, 9, &kp_msg_descs[5], &kp_msg_descs[48]},
+    {8, "OffsetCommit", 0, 9, 9, 8, &kp_msg_descs[6], &kp_msg_descs[49]},
+    {9, "OffsetFetch", 0, 9, 9, 6, &kp_msg_descs[7], &kp_msg_descs[50]},
+    {10, "FindCoordinator", 0, 6, 6, 3, &kp_msg_descs[8], &kp_msg_descs[51]},
+    {11, "JoinGroup", 0, 9, 9, 6, &kp_msg_descs[9], &kp_msg_descs[52]},
+    {12, "Heartbeat", 0, 4, 4, 4, &kp_msg_descs[10], &kp_msg_descs[53]},
+    {13, "LeaveGroup", 0, 5, 5, 4, &kp_msg_descs[11], &kp_msg_descs[54]},
+    {14, "SyncGroup", 0, 5, 5, 4, &kp_msg_descs[12], &kp_msg_descs[55]},
+    {15, "DescribeGroups", 0, 5, 5, 5, &kp_msg_descs[13], &kp_msg_descs[56]},
+    {16, "ListGroups", 0, 5, 5, 3, &kp_msg_descs[14], &kp_msg_descs[57]},
+    {17, "SaslHandshake", 0, 1, 1, -1, &kp_msg_descs[15], &kp_msg_descs[58]},
+    {18, "ApiVersions", 0, 4, 4, 3, &kp_msg_descs[16], &kp_msg_descs[59]},
+    {19, "CreateTopics", 0, 7, 7, 5, &kp_msg_descs[17], &kp_msg_descs[60]},
+    {20, "DeleteTopics", 0, 6, 6, 4, &kp_msg_descs[18], &kp_msg_descs[61]},
+    {21, "DeleteRecords", 0, 2, 2, 2, &kp_msg_descs[19], &kp_msg_descs[62]},
+    {22, "InitProducerId", 0, 5, 5, 2, &kp_msg_descs[20], &kp_msg_descs[63]},
+    {23, "OffsetForLeaderEpoch", 0, 4, 4, 4, &kp_msg_descs[21], &kp_msg_descs[64]},
+    {24, "AddPartitionsToTxn", 0, 5, 5, 3, &kp_msg_descs[22], &kp_msg_descs[65]},
+    {25, "AddOffsetsToTxn", 0, 4, 4, 3, &kp_msg_descs[23], &kp_msg_descs[66]},
+    {26, "EndTxn", 0, 5, 4, 3, &kp_msg_descs[24], &kp_msg_descs[67]},
+    {28, "TxnOffsetCommit", 0, 4, 4, 3, &kp_msg_descs[25], &kp_msg_descs[68]},
+    {29, "DescribeAcls", 0, 3, 3, 2, &kp_msg_descs[26], &kp_msg_descs[69]},
+    {30, "CreateAcls", 0, 3, 3, 2, &kp_msg_descs[27], &kp_msg_descs[70]},
+    {31, "DeleteAcls", 0, 3, 3, 2, &kp_msg_descs[28], &kp_msg_descs[71]},
+    {32, "DescribeConfigs", 0, 4, 4, 4, &kp_msg_descs[29], &kp_msg_descs[72]},
+    {33, "AlterConfigs", 0, 2, 2, 2, &kp_msg_descs[30], &kp_msg_descs[73]},
+    {35, "DescribeLogDirs", 0, 4, 4, 2, &kp_msg_descs[31], &kp_msg_descs[74]},
+    {36, "SaslAuthenticate", 0, 2, 2, 2, &kp_msg_descs[32], &kp_msg_descs[75]},
+    {37, "CreatePartitions", 0, 3, 3, 2, &kp_msg_descs[33], &kp_msg_descs[76]},
+    {42, "DeleteGroups", 0, 2, 2, 2, &kp_msg_descs[34], &kp_msg_descs[77]},
+    {44, "IncrementalAlterConfigs", 0, 1, 1, 1, &kp_msg_descs[35], &kp_msg_descs[78]},
+    {47, "OffsetDelete", 0, 0, 0, -1, &kp_msg_descs[36], &kp_msg_descs[79]},
+    {50, "DescribeUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[37], &kp_msg_descs[80]},
+    {51, "AlterUserScramCredentials", 0, 0, 0, 0, &kp_msg_descs[38], &kp_msg_descs[81]},
+    {60, "DescribeCluster", 0, 1, 1, 0, &kp_msg_descs[39], &kp_msg_descs[82]},
+    {65, "DescribeTransactions", 0, 0, 0, 0, &kp_msg_descs[40], &kp_msg_descs[83]},
+    {66, "ListTransactions", 0, 1, 1, 0, &kp_msg_descs[41], &kp_msg_descs[84]},
+    {68, "ConsumerGroupHeartbeat", 0, 1, 1, 0, &kp_msg_descs[42], &kp_msg_descs[85]},
+    {69, "ConsumerGroupDescribe", 0, 0, 0, 0, &kp_msg_descs[43], &kp_msg_descs[86]},
+    {75, "DescribeTopicPartitions", 0, 0, 0, 0, &kp_msg_descs[44], &kp_msg_descs[87]},
 };
 const size_t kp_n_apis = sizeof(kp_apis) / sizeof(kp_apis[0]);
 

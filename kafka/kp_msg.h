@@ -117,6 +117,7 @@ enum {
     KP_API_DELETE_ACLS = 31,
     KP_API_DESCRIBE_CONFIGS = 32,
     KP_API_ALTER_CONFIGS = 33,
+    KP_API_DESCRIBE_LOG_DIRS = 35,
     KP_API_SASL_AUTHENTICATE = 36,
     KP_API_CREATE_PARTITIONS = 37,
     KP_API_DELETE_GROUPS = 42,
@@ -1454,6 +1455,38 @@ ST_MUST_CHECK int kp_alter_configs_request_decode(kp_reader_t *r,
 ST_MUST_CHECK int kp_alter_configs_request_encode(kp_writer_t *w,
                                                   int16_t version,
                                                   const kp_alter_configs_request_t *m);
+
+/* ---- DescribeLogDirsRequest ---- */
+
+/** DescribableLogDirTopic */
+typedef struct kp_describe_log_dirs_request_describable_log_dir_topic {
+    /* Topic string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
+    kp_str_t topic;
+    /* Partitions []int32, versions 0+. The partition indexes. Decoded: borrowed from the arena. */
+    int32_t *partitions;
+    /* element count of partitions, -1 = null */
+    int32_t n_partitions;
+} kp_describe_log_dirs_request_describable_log_dir_topic_t;
+
+/** DescribeLogDirsRequest (versions 0-4) */
+typedef struct kp_describe_log_dirs_request {
+    /* Topics []DescribableLogDirTopic, versions 0+, nullable 0+. Each topic that we want to
+     * describe log directories for, or null for all topics. Decoded: borrowed from the arena. */
+    kp_describe_log_dirs_request_describable_log_dir_topic_t *topics;
+    /* element count of topics, -1 = null */
+    int32_t n_topics;
+} kp_describe_log_dirs_request_t;
+
+void kp_describe_log_dirs_request_describable_log_dir_topic_init(
+    kp_describe_log_dirs_request_describable_log_dir_topic_t *s);
+void kp_describe_log_dirs_request_init(kp_describe_log_dirs_request_t *m);
+ST_MUST_CHECK int kp_describe_log_dirs_request_decode(kp_reader_t *r,
+                                                      int16_t version,
+                                                      kp_describe_log_dirs_request_t *m,
+                                                      kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_log_dirs_request_encode(kp_writer_t *w,
+                                                      int16_t version,
+                                                      const kp_describe_log_dirs_request_t *m);
 
 /* ---- SaslAuthenticateRequest ---- */
 
@@ -3542,6 +3575,78 @@ ST_MUST_CHECK int kp_alter_configs_response_decode(kp_reader_t *r,
 ST_MUST_CHECK int kp_alter_configs_response_encode(kp_writer_t *w,
                                                    int16_t version,
                                                    const kp_alter_configs_response_t *m);
+
+/* ---- DescribeLogDirsResponse ---- */
+
+/** DescribeLogDirsPartition */
+typedef struct kp_describe_log_dirs_response_partition {
+    /* PartitionIndex int32, versions 0+. The partition index. */
+    int32_t partition_index;
+    /* PartitionSize int64, versions 0+. The size of the log segments in this partition in bytes. */
+    int64_t partition_size;
+    /* OffsetLag int64, versions 0+. The lag of the log's LEO w.r.t. partition's HW (if it is the
+     * current log for the partition) or current replica's LEO (if it is the future log for the
+     * partition). */
+    int64_t offset_lag;
+    /* IsFutureKey bool, versions 0+. True if this log is created by AlterReplicaLogDirsRequest and
+     * will replace the current log of the replica in the future. */
+    bool is_future_key;
+} kp_describe_log_dirs_response_partition_t;
+
+/** DescribeLogDirsTopic */
+typedef struct kp_describe_log_dirs_response_topic {
+    /* Name string, versions 0+. The topic name. Decoded: borrowed from the input buffer. */
+    kp_str_t name;
+    /* Partitions []DescribeLogDirsPartition, versions 0+ Decoded: borrowed from the arena. */
+    kp_describe_log_dirs_response_partition_t *partitions;
+    /* element count of partitions, -1 = null */
+    int32_t n_partitions;
+} kp_describe_log_dirs_response_topic_t;
+
+/** DescribeLogDirsResult */
+typedef struct kp_describe_log_dirs_response_result {
+    /* ErrorCode int16, versions 0+. The error code, or 0 if there was no error. */
+    int16_t error_code;
+    /* LogDir string, versions 0+. The absolute log directory path. Decoded: borrowed from the input
+     * buffer. */
+    kp_str_t log_dir;
+    /* Topics []DescribeLogDirsTopic, versions 0+. Each topic. Decoded: borrowed from the arena. */
+    kp_describe_log_dirs_response_topic_t *topics;
+    /* element count of topics, -1 = null */
+    int32_t n_topics;
+    /* TotalBytes int64, versions 4+, default -1, ignorable. The total size in bytes of the volume
+     * the log directory is in. */
+    int64_t total_bytes;
+    /* UsableBytes int64, versions 4+, default -1, ignorable. The usable size in bytes of the volume
+     * the log directory is in. */
+    int64_t usable_bytes;
+} kp_describe_log_dirs_response_result_t;
+
+/** DescribeLogDirsResponse (versions 0-4) */
+typedef struct kp_describe_log_dirs_response {
+    /* ThrottleTimeMs int32, versions 0+. The duration in milliseconds for which the request was
+     * throttled due to a quota violation, or zero if the request did not violate any quota. */
+    int32_t throttle_time_ms;
+    /* ErrorCode int16, versions 3+, ignorable. The error code, or 0 if there was no error. */
+    int16_t error_code;
+    /* Results []DescribeLogDirsResult, versions 0+. The log directories. Decoded: borrowed from the
+     * arena. */
+    kp_describe_log_dirs_response_result_t *results;
+    /* element count of results, -1 = null */
+    int32_t n_results;
+} kp_describe_log_dirs_response_t;
+
+void kp_describe_log_dirs_response_partition_init(kp_describe_log_dirs_response_partition_t *s);
+void kp_describe_log_dirs_response_topic_init(kp_describe_log_dirs_response_topic_t *s);
+void kp_describe_log_dirs_response_result_init(kp_describe_log_dirs_response_result_t *s);
+void kp_describe_log_dirs_response_init(kp_describe_log_dirs_response_t *m);
+ST_MUST_CHECK int kp_describe_log_dirs_response_decode(kp_reader_t *r,
+                                                       int16_t version,
+                                                       kp_describe_log_dirs_response_t *m,
+                                                       kp_arena_t *a);
+ST_MUST_CHECK int kp_describe_log_dirs_response_encode(kp_writer_t *w,
+                                                       int16_t version,
+                                                       const kp_describe_log_dirs_response_t *m);
 
 /* ---- SaslAuthenticateResponse ---- */
 

@@ -508,6 +508,9 @@ static int kafka_context(broker_t *b, const char *dir)
         fprintf(stderr, "stratad: cannot create %s/cluster.id: %s\n", dir, strerror(errno));
         return 1;
     }
+    /* DescribeLogDirs names the directory by its absolute path */
+    char abs[PATH_MAX];
+    snprintf(k->log_dir, sizeof(k->log_dir), "%s", realpath(dir, abs) ? abs : dir);
     k->request_max_bytes = cfg_int(b->cfg, CFG_REQUEST_MAX_BYTES);
     k->message_max_bytes = cfg_int(b->cfg, CFG_MESSAGE_MAX_BYTES);
     k->fetch_max_bytes = cfg_int(b->cfg, CFG_FETCH_MAX_BYTES);

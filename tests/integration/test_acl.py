@@ -152,6 +152,33 @@ def flex_call(port, api, ver, body):
     return r
 
 
+def describe_log_dirs_v4(port):
+    """DescribeLogDirs v4 of every topic: (error, [(log dir, {topic: {partition: size}},
+    total bytes, usable bytes)])."""
+    r = flex_call(port, 35, 4, b"\0\0")  # topics null, tags
+    r.take(">i")
+    err = r.take(">h")
+
+    def part():
+        p, size = r.take(">i"), r.take(">q")
+        r.take(">q"), r.take(">b"), r.tags()  # offset lag, future, tags
+        return p, size
+
+    def topic():
+        name, parts = r.cstr(), dict(r.array(part))
+        r.tags()
+        return name, parts
+
+    def logdir():
+        r.take(">h")
+        d, topics = r.cstr(), dict(r.array(topic))
+        out = (d, topics, r.take(">q"), r.take(">q"))
+        r.tags()
+        return out
+
+    return err, r.array(logdir)
+
+
 def metadata_v12(port, name=None, topic_id=None):
     """Metadata v12 of one topic, by name or id: (error, name, topic id)."""
     body = b"\2" + (topic_id or b"\0" * 16) + (cstr(name) if name is not None else b"\0") + b"\0"
@@ -532,6 +559,18 @@ class AclTest(unittest.TestCase):
                              (1, 0))
         finally:
             c.close()
+
+    def test_describe_log_dirs_needs_describe_on_cluster(self):
+        # ALTER on the cluster (setUpClass's grant) implies DESCRIBE
+        err, dirs = describe_log_dirs_v4(self.b.port)
+        self.assertEqual((err, len(dirs)), (0, 1))
+        d, topics, total, usable = dirs[0]
+        self.assertEqual(d, os.path.realpath(self.b.data))
+        self.assertGreater(topics["t-read"][0], 0)  # holds a record
+        self.assertEqual(topics["t-deny"], {0: 0})
+        self.assertTrue(0 <= usable <= total and total > 0, (usable, total))
+        self.grant(acl("DESCRIBE", "CLUSTER", "kafka-cluster", perm="DENY"))
+        self.assertEqual(describe_log_dirs_v4(self.b.port), (CLUSTER_AUTH, []))
 
     # ---- InitProducerId ----
 

@@ -2230,6 +2230,70 @@ static void fill_kp_alter_configs_request(
     }
 }
 
+/* ---- DescribeLogDirsRequest ---- */
+
+static void fill_kp_describe_log_dirs_request_describable_log_dir_topic(
+    kp_describe_log_dirs_request_describable_log_dir_topic_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq);
+static void fill_kp_describe_log_dirs_request(
+    kp_describe_log_dirs_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void fill_kp_describe_log_dirs_request_describable_log_dir_topic(
+    kp_describe_log_dirs_request_describable_log_dir_topic_t *s,
+    int16_t version,
+    kp_arena_t *a,
+    int variant,
+    uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->topic = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_partitions = 0;
+            s->partitions = NULL;
+        } else {
+            s->n_partitions = 2;
+            s->partitions = kp_arena_calloc(a, 2, sizeof(*s->partitions));
+            for (int32_t i = 0; s->partitions != NULL && i < 2; i++) {
+                s->partitions[i] = (int32_t)kp_fill_int(seq, 0);
+            }
+        }
+    }
+}
+
+static void fill_kp_describe_log_dirs_request(
+    kp_describe_log_dirs_request_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        if (variant == 1) {
+            s->n_topics = -1;
+            s->topics = NULL;
+        } else {
+            s->n_topics = 2;
+            s->topics = kp_arena_calloc(a, 2, sizeof(*s->topics));
+            for (int32_t i = 0; s->topics != NULL && i < 2; i++) {
+                kp_describe_log_dirs_request_describable_log_dir_topic_init(&s->topics[i]);
+                fill_kp_describe_log_dirs_request_describable_log_dir_topic(&s->topics[i], version,
+                                                                            a, variant, seq);
+            }
+        }
+    }
+}
+
 /* ---- SaslAuthenticateRequest ---- */
 
 static void fill_kp_sasl_authenticate_request(
@@ -6043,6 +6107,150 @@ static void fill_kp_alter_configs_response(
     }
 }
 
+/* ---- DescribeLogDirsResponse ---- */
+
+static void
+fill_kp_describe_log_dirs_response_partition(kp_describe_log_dirs_response_partition_t *s,
+                                             int16_t version,
+                                             kp_arena_t *a,
+                                             int variant,
+                                             uint32_t *seq);
+static void fill_kp_describe_log_dirs_response_topic(kp_describe_log_dirs_response_topic_t *s,
+                                                     int16_t version,
+                                                     kp_arena_t *a,
+                                                     int variant,
+                                                     uint32_t *seq);
+static void fill_kp_describe_log_dirs_response_result(kp_describe_log_dirs_response_result_t *s,
+                                                      int16_t version,
+                                                      kp_arena_t *a,
+                                                      int variant,
+                                                      uint32_t *seq);
+static void fill_kp_describe_log_dirs_response(
+    kp_describe_log_dirs_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq);
+
+static void
+fill_kp_describe_log_dirs_response_partition(kp_describe_log_dirs_response_partition_t *s,
+                                             int16_t version,
+                                             kp_arena_t *a,
+                                             int variant,
+                                             uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->partition_index = (int32_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->partition_size = (int64_t)kp_fill_int(seq, INT64_C(0));
+    }
+    {
+        s->offset_lag = (int64_t)kp_fill_int(seq, INT64_C(0));
+    }
+    {
+        s->is_future_key = !false;
+    }
+}
+
+static void fill_kp_describe_log_dirs_response_topic(kp_describe_log_dirs_response_topic_t *s,
+                                                     int16_t version,
+                                                     kp_arena_t *a,
+                                                     int variant,
+                                                     uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->name = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_partitions = 0;
+            s->partitions = NULL;
+        } else {
+            s->n_partitions = 2;
+            s->partitions = kp_arena_calloc(a, 2, sizeof(*s->partitions));
+            for (int32_t i = 0; s->partitions != NULL && i < 2; i++) {
+                kp_describe_log_dirs_response_partition_init(&s->partitions[i]);
+                fill_kp_describe_log_dirs_response_partition(&s->partitions[i], version, a, variant,
+                                                             seq);
+            }
+        }
+    }
+}
+
+static void fill_kp_describe_log_dirs_response_result(kp_describe_log_dirs_response_result_t *s,
+                                                      int16_t version,
+                                                      kp_arena_t *a,
+                                                      int variant,
+                                                      uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        s->log_dir = kp_fill_str(a, seq, variant, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_topics = 0;
+            s->topics = NULL;
+        } else {
+            s->n_topics = 2;
+            s->topics = kp_arena_calloc(a, 2, sizeof(*s->topics));
+            for (int32_t i = 0; s->topics != NULL && i < 2; i++) {
+                kp_describe_log_dirs_response_topic_init(&s->topics[i]);
+                fill_kp_describe_log_dirs_response_topic(&s->topics[i], version, a, variant, seq);
+            }
+        }
+    }
+    if (version >= 4) {
+        s->total_bytes = (int64_t)kp_fill_int(seq, INT64_C(-1));
+    }
+    if (version >= 4) {
+        s->usable_bytes = (int64_t)kp_fill_int(seq, INT64_C(-1));
+    }
+}
+
+static void fill_kp_describe_log_dirs_response(
+    kp_describe_log_dirs_response_t *s, int16_t version, kp_arena_t *a, int variant, uint32_t *seq)
+{
+    (void)version;
+    (void)a;
+    (void)variant;
+    (void)seq;
+    (void)s;
+    {
+        s->throttle_time_ms = (int32_t)kp_fill_int(seq, 0);
+    }
+    if (version >= 3) {
+        s->error_code = (int16_t)kp_fill_int(seq, 0);
+    }
+    {
+        if (variant == 1) {
+            s->n_results = 0;
+            s->results = NULL;
+        } else {
+            s->n_results = 2;
+            s->results = kp_arena_calloc(a, 2, sizeof(*s->results));
+            for (int32_t i = 0; s->results != NULL && i < 2; i++) {
+                kp_describe_log_dirs_response_result_init(&s->results[i]);
+                fill_kp_describe_log_dirs_response_result(&s->results[i], version, a, variant, seq);
+            }
+        }
+    }
+}
+
 /* ---- SaslAuthenticateResponse ---- */
 
 static void fill_kp_sasl_authenticate_response(
@@ -7676,230 +7884,238 @@ void kp_fill_msg(const kp_msg_desc_t *d, void *m, int16_t version, kp_arena_t *a
         return;
     }
     if (d == &kp_msg_descs[31]) {
-        fill_kp_sasl_authenticate_request(m, version, a, variant, &seq);
+        fill_kp_describe_log_dirs_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[32]) {
-        fill_kp_create_partitions_request(m, version, a, variant, &seq);
+        fill_kp_sasl_authenticate_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[33]) {
-        fill_kp_delete_groups_request(m, version, a, variant, &seq);
+        fill_kp_create_partitions_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[34]) {
-        fill_kp_incremental_alter_configs_request(m, version, a, variant, &seq);
+        fill_kp_delete_groups_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[35]) {
-        fill_kp_offset_delete_request(m, version, a, variant, &seq);
+        fill_kp_incremental_alter_configs_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[36]) {
-        fill_kp_describe_user_scram_credentials_request(m, version, a, variant, &seq);
+        fill_kp_offset_delete_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[37]) {
-        fill_kp_alter_user_scram_credentials_request(m, version, a, variant, &seq);
+        fill_kp_describe_user_scram_credentials_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[38]) {
-        fill_kp_describe_cluster_request(m, version, a, variant, &seq);
+        fill_kp_alter_user_scram_credentials_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[39]) {
-        fill_kp_describe_transactions_request(m, version, a, variant, &seq);
+        fill_kp_describe_cluster_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[40]) {
-        fill_kp_list_transactions_request(m, version, a, variant, &seq);
+        fill_kp_describe_transactions_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[41]) {
-        fill_kp_consumer_group_heartbeat_request(m, version, a, variant, &seq);
+        fill_kp_list_transactions_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[42]) {
-        fill_kp_consumer_group_describe_request(m, version, a, variant, &seq);
+        fill_kp_consumer_group_heartbeat_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[43]) {
-        fill_kp_describe_topic_partitions_request(m, version, a, variant, &seq);
+        fill_kp_consumer_group_describe_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[44]) {
-        fill_kp_produce_response(m, version, a, variant, &seq);
+        fill_kp_describe_topic_partitions_request(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[45]) {
-        fill_kp_fetch_response(m, version, a, variant, &seq);
+        fill_kp_produce_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[46]) {
-        fill_kp_list_offsets_response(m, version, a, variant, &seq);
+        fill_kp_fetch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[47]) {
-        fill_kp_metadata_response(m, version, a, variant, &seq);
+        fill_kp_list_offsets_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[48]) {
-        fill_kp_offset_commit_response(m, version, a, variant, &seq);
+        fill_kp_metadata_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[49]) {
-        fill_kp_offset_fetch_response(m, version, a, variant, &seq);
+        fill_kp_offset_commit_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[50]) {
-        fill_kp_find_coordinator_response(m, version, a, variant, &seq);
+        fill_kp_offset_fetch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[51]) {
-        fill_kp_join_group_response(m, version, a, variant, &seq);
+        fill_kp_find_coordinator_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[52]) {
-        fill_kp_heartbeat_response(m, version, a, variant, &seq);
+        fill_kp_join_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[53]) {
-        fill_kp_leave_group_response(m, version, a, variant, &seq);
+        fill_kp_heartbeat_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[54]) {
-        fill_kp_sync_group_response(m, version, a, variant, &seq);
+        fill_kp_leave_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[55]) {
-        fill_kp_describe_groups_response(m, version, a, variant, &seq);
+        fill_kp_sync_group_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[56]) {
-        fill_kp_list_groups_response(m, version, a, variant, &seq);
+        fill_kp_describe_groups_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[57]) {
-        fill_kp_sasl_handshake_response(m, version, a, variant, &seq);
+        fill_kp_list_groups_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[58]) {
-        fill_kp_api_versions_response(m, version, a, variant, &seq);
+        fill_kp_sasl_handshake_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[59]) {
-        fill_kp_create_topics_response(m, version, a, variant, &seq);
+        fill_kp_api_versions_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[60]) {
-        fill_kp_delete_topics_response(m, version, a, variant, &seq);
+        fill_kp_create_topics_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[61]) {
-        fill_kp_delete_records_response(m, version, a, variant, &seq);
+        fill_kp_delete_topics_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[62]) {
-        fill_kp_init_producer_id_response(m, version, a, variant, &seq);
+        fill_kp_delete_records_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[63]) {
-        fill_kp_offset_for_leader_epoch_response(m, version, a, variant, &seq);
+        fill_kp_init_producer_id_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[64]) {
-        fill_kp_add_partitions_to_txn_response(m, version, a, variant, &seq);
+        fill_kp_offset_for_leader_epoch_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[65]) {
-        fill_kp_add_offsets_to_txn_response(m, version, a, variant, &seq);
+        fill_kp_add_partitions_to_txn_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[66]) {
-        fill_kp_end_txn_response(m, version, a, variant, &seq);
+        fill_kp_add_offsets_to_txn_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[67]) {
-        fill_kp_txn_offset_commit_response(m, version, a, variant, &seq);
+        fill_kp_end_txn_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[68]) {
-        fill_kp_describe_acls_response(m, version, a, variant, &seq);
+        fill_kp_txn_offset_commit_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[69]) {
-        fill_kp_create_acls_response(m, version, a, variant, &seq);
+        fill_kp_describe_acls_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[70]) {
-        fill_kp_delete_acls_response(m, version, a, variant, &seq);
+        fill_kp_create_acls_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[71]) {
-        fill_kp_describe_configs_response(m, version, a, variant, &seq);
+        fill_kp_delete_acls_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[72]) {
-        fill_kp_alter_configs_response(m, version, a, variant, &seq);
+        fill_kp_describe_configs_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[73]) {
-        fill_kp_sasl_authenticate_response(m, version, a, variant, &seq);
+        fill_kp_alter_configs_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[74]) {
-        fill_kp_create_partitions_response(m, version, a, variant, &seq);
+        fill_kp_describe_log_dirs_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[75]) {
-        fill_kp_delete_groups_response(m, version, a, variant, &seq);
+        fill_kp_sasl_authenticate_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[76]) {
-        fill_kp_incremental_alter_configs_response(m, version, a, variant, &seq);
+        fill_kp_create_partitions_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[77]) {
-        fill_kp_offset_delete_response(m, version, a, variant, &seq);
+        fill_kp_delete_groups_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[78]) {
-        fill_kp_describe_user_scram_credentials_response(m, version, a, variant, &seq);
+        fill_kp_incremental_alter_configs_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[79]) {
-        fill_kp_alter_user_scram_credentials_response(m, version, a, variant, &seq);
+        fill_kp_offset_delete_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[80]) {
-        fill_kp_describe_cluster_response(m, version, a, variant, &seq);
+        fill_kp_describe_user_scram_credentials_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[81]) {
-        fill_kp_describe_transactions_response(m, version, a, variant, &seq);
+        fill_kp_alter_user_scram_credentials_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[82]) {
-        fill_kp_list_transactions_response(m, version, a, variant, &seq);
+        fill_kp_describe_cluster_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[83]) {
-        fill_kp_consumer_group_heartbeat_response(m, version, a, variant, &seq);
+        fill_kp_describe_transactions_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[84]) {
-        fill_kp_consumer_group_describe_response(m, version, a, variant, &seq);
+        fill_kp_list_transactions_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[85]) {
-        fill_kp_describe_topic_partitions_response(m, version, a, variant, &seq);
+        fill_kp_consumer_group_heartbeat_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[86]) {
-        fill_kp_consumer_protocol_assignment(m, version, a, variant, &seq);
+        fill_kp_consumer_group_describe_response(m, version, a, variant, &seq);
         return;
     }
     if (d == &kp_msg_descs[87]) {
+        fill_kp_describe_topic_partitions_response(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[88]) {
+        fill_kp_consumer_protocol_assignment(m, version, a, variant, &seq);
+        return;
+    }
+    if (d == &kp_msg_descs[89]) {
         fill_kp_consumer_protocol_subscription(m, version, a, variant, &seq);
         return;
     }

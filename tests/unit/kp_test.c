@@ -365,7 +365,7 @@ static void test_kp_errcode_values(void **state)
 static void test_kp_api_table_and_header_versions(void **state)
 {
     (void)state;
-    assert_int_equal(kp_n_apis, 42);
+    assert_int_equal(kp_n_apis, 43);
     const kp_api_t *api = kp_api_get(KP_API_API_VERSIONS);
     assert_non_null(api);
     assert_string_equal(api->name, "ApiVersions");

@@ -1,7 +1,8 @@
 /* AdminTest.java - the Java AdminClient against stratad: topics (create, delete, describe,
  * partitions), configs (describe, incremental alter), records (delete, list offsets incl.
  * max timestamp), the cluster, and consumer groups (list, describe, delete, alter and delete
- * committed offsets). Errors are Kafka's exact exceptions. */
+ * committed offsets), log directories (describeLogDirs, describeReplicaLogDirs). Errors are
+ * Kafka's exact exceptions. */
 package io.strata.it;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -27,7 +28,10 @@ import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.DescribeTopicsOptions;
+import org.apache.kafka.clients.admin.DescribeReplicaLogDirsResult.ReplicaLogDirInfo;
 import org.apache.kafka.clients.admin.GroupListing;
+import org.apache.kafka.clients.admin.LogDirDescription;
+import org.apache.kafka.clients.admin.ReplicaInfo;
 import org.apache.kafka.clients.admin.ListOffsetsResult;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
@@ -42,6 +46,7 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.GroupState;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.TopicPartitionReplica;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.GroupIdNotFoundException;
 import org.apache.kafka.common.errors.InvalidPartitionsException;
@@ -294,5 +299,43 @@ class AdminTest {
         assertEquals(2, d.get(a).partitions().size());
         assertEquals(5, d.get(b).partitions().size());
         assertEquals(4, d.get(b).partitions().get(4).partition());
+    }
+
+    /** DescribeLogDirs: the broker's one log directory, by absolute path, with every partition's
+     * size (a partition holding records is larger than an empty one), no offset lag, and its
+     * filesystem's total and usable bytes (v4). */
+    @Test
+    void describeLogDirs() throws Exception {
+        String t = Strata.unique("jlogdirs");
+        Strata.createTopic(admin, t, 2, null);
+        try (KafkaProducer<String, String> p = Strata.producer(Map.of())) {
+            for (int i = 0; i < 50; i++)
+                p.send(new ProducerRecord<>(t, 0, "k" + i, "value " + i));
+            p.flush();
+        }
+        int node = get(admin.describeCluster().nodes()).iterator().next().id();
+        Map<String, LogDirDescription> dirs = get(admin.describeLogDirs(List.of(node)).allDescriptions()).get(node);
+        assertEquals(1, dirs.size(), dirs.toString());
+        String path = dirs.keySet().iterator().next();
+        LogDirDescription d = dirs.get(path);
+        assertTrue(path.startsWith("/"), path);
+        assertEquals(null, d.error());
+        ReplicaInfo p0 = d.replicaInfos().get(new TopicPartition(t, 0));
+        ReplicaInfo p1 = d.replicaInfos().get(new TopicPartition(t, 1));
+        assertNotNull(p0, d.replicaInfos().keySet().toString());
+        assertNotNull(p1);
+        assertTrue(p0.size() > 50 * "value 0".length(), "size " + p0.size());
+        assertEquals(0, p1.size());
+        assertEquals(0, p0.offsetLag());
+        assertFalse(p0.isFuture());
+        assertTrue(d.totalBytes().isPresent() && d.usableBytes().isPresent());
+        assertTrue(d.totalBytes().getAsLong() > 0);
+        assertTrue(d.usableBytes().getAsLong() >= 0 && d.usableBytes().getAsLong() <= d.totalBytes().getAsLong());
+
+        /* one partition asked by name (the request's topic list); an unknown one is left out */
+        Map<TopicPartitionReplica, ReplicaLogDirInfo> r = get(admin.describeReplicaLogDirs(List.of(
+                new TopicPartitionReplica(t, 0, node), new TopicPartitionReplica(t, 7, node))).all());
+        assertEquals(path, r.get(new TopicPartitionReplica(t, 0, node)).getCurrentReplicaLogDir());
+        assertEquals(null, r.get(new TopicPartitionReplica(t, 7, node)).getCurrentReplicaLogDir());
     }
 }
