@@ -1051,7 +1051,7 @@ static void fire_waiters(plog_t *log)
         log->waiters = w->next;
         if (!log->waiters)
             log->waiters_tail = NULL;
-        w->cb(w->arg, log->failed);
+        w->cb(w->arg, w->end_offset <= log->durable_end ? 0 : log->failed);
     }
 }
 
@@ -1097,7 +1097,7 @@ void plog_wait_durable(
     w->cb = cb;
     w->arg = arg;
     if (log->failed || end_offset <= log->durable_end) {
-        cb(arg, log->failed);
+        cb(arg, end_offset <= log->durable_end ? 0 : log->failed);
         return;
     }
     if (log->waiters_tail)
@@ -1663,6 +1663,11 @@ int64_t plog_end_offset(const plog_t *log)
 int64_t plog_durable_offset(const plog_t *log)
 {
     return log->durable_end;
+}
+
+int plog_failed(const plog_t *log)
+{
+    return log->failed;
 }
 
 int64_t plog_high_watermark(const plog_t *log)

@@ -282,7 +282,8 @@ typedef struct plog_waiter {
 } plog_waiter_t;
 
 /** Call cb(arg, 0) once every offset below end_offset is on stable storage, or
- * cb(arg, err) when the log failed. Fires synchronously if already durable.
+ * cb(arg, err) when the log failed before they were. Fires synchronously if
+ * already durable (also on a failed log).
  * @param w  Borrowed until cb fires.   @thread owning loop */
 void plog_wait_durable(
     plog_t *log, plog_waiter_t *w, int64_t end_offset, plog_durable_cb cb, void *arg);
@@ -472,6 +473,9 @@ void plog_compact_stats(const plog_t *log, plog_compact_stats_t *out);
 int64_t plog_start_offset(const plog_t *log);
 int64_t plog_end_offset(const plog_t *log);
 int64_t plog_durable_offset(const plog_t *log);
+/** 0, or why the log refuses appends until a restart (a sync failed: ST_E_FAILED;
+ * a half-done rename found at open: ST_E_IO). @thread owning loop */
+int plog_failed(const plog_t *log);
 /** What consumers may see (Fetch, ListOffsets LATEST): the durable end, or
  * with write caching the written end. Never below the log start offset. */
 int64_t plog_high_watermark(const plog_t *log);

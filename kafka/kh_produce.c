@@ -69,12 +69,18 @@ static void op_closed(rt_shard_t *sh, void *arg)
     op_back(sh, op);
 }
 
+/* The batch is in the log; status says whether it became durable. When the
+ * sync failed it may still survive (the page cache is written back, a restart
+ * reads it): Kafka's "written, not enough replicas" tells clients just that
+ * (librdkafka marks the batch possibly persisted and retries it with the same
+ * sequence), where KAFKA_STORAGE_ERROR would tell them it was not written. */
 static void on_durable(void *arg, int status)
 {
     prod_op_t *op = arg;
     if (status != 0) {
-        op->resp->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
-        op->resp->error_message = kp_str_from_cstr(st_strerror(status));
+        op->resp->error_code = KP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+        op->resp->error_message =
+            kp_str_from_cstr("written to the log, not made durable: the log failed");
         op->resp->base_offset = -1;
     }
     send_back(kh_shard_of(rt_current()), op);
@@ -113,6 +119,18 @@ static void op_append(rt_shard_t *sh, void *arg)
     }
     int64_t dup_base = -1, dup_last = -1;
     int16_t ierr = kh_idem_check(ks, log, op->records, op->len, &dup_base, &dup_last);
+    if (ierr != KP_ERR_DUPLICATE_SEQUENCE_NUMBER && plog_failed(log)) {
+        /* A failed log refuses every new batch before its sequence is looked at
+         * (as Kafka's offline partition): the batches refused before this one
+         * leave a gap, and OUT_OF_ORDER_SEQUENCE_NUMBER would make librdkafka
+         * bump its epoch and send the written, possibly surviving batches again
+         * as new ones. A retry of a written batch waits below (and fails). */
+        op->resp->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+        op->resp->error_message = kp_str_from_cstr("the log failed; appends refused until restart");
+        op->resp->base_offset = -1;
+        send_back(ks, op);
+        return;
+    }
     if (ierr == KP_ERR_NONE) /* transactional: only to a partition of its transaction */
         ierr = kh_txn_produce_check(ks, log, op->records, op->len);
     if (ierr != KP_ERR_NONE && !records_valid(op)) {

@@ -34,12 +34,14 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker, STRATAD  # noqa: E402
+from kwire import Conn, parse_produce_v3, produce_v3, record_batch  # noqa: E402
 from test_tiering import index_rows, wait_until  # noqa: E402
 
 HOLDFS = os.environ.get("HOLDFS", os.path.join(os.path.dirname(STRATAD), "..", "tests",
                                                "holdfs"))
 STRATA = os.path.join(os.path.dirname(STRATAD), "strata")
 SEED = int(os.environ.get("POWER_SEED", random.randrange(1 << 30)))
+NOT_ENOUGH_REPLICAS_AFTER_APPEND, KAFKA_STORAGE_ERROR = 20, 56
 
 
 class HoldFS:
@@ -278,6 +280,46 @@ class PowerCutTest(unittest.TestCase):
             self.assertEqual(twice[:10], [], "records written twice (first and second offsets); "
                              "segments: %s\n%s" % (sorted(os.listdir(os.path.join(
                                  self.b.data, "idem-0"))), "".join(notes[-200:])))
+
+    def test_failed_sync_answers_keep_retries_exact(self):
+        # When a sync fails, the batch it covered is written and may survive;
+        # every batch after it is refused. The answers must say so: "written,
+        # not durable" (NOT_ENOUGH_REPLICAS_AFTER_APPEND: librdkafka keeps it
+        # possibly persisted) for the first, KAFKA_STORAGE_ERROR for the rest,
+        # never OUT_OF_ORDER_SEQUENCE_NUMBER for the gap the refused ones
+        # leave: librdkafka answers that with an epoch bump and sends every
+        # unacknowledged batch again as new, and the written one was then
+        # appended twice after a restart (the flake of the test above).
+        self.broker()
+        subprocess.run(["kcat", "-b", self.b.bootstrap, "-P", "-t", "fs"], input="x\n",
+                       text=True, check=True, timeout=60)  # auto-creates the topic
+        c = Conn(self.b.port)
+
+        def send(seq, values, epoch=0):
+            return parse_produce_v3(c.call(produce_v3(
+                "fs", 0, record_batch(list(values), 7007, epoch, seq))))
+
+        self.assertEqual(send(0, (b"a", b"b")), (0, 1))
+        self.fs.fail_syncs()
+        self.assertEqual(send(2, (b"c", b"d")), (NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1))
+        self.b.wait_for(r"log failed; appends refused", 60, seen=True)
+        self.assertEqual(send(4, (b"e",)), (KAFKA_STORAGE_ERROR, -1))
+        self.assertEqual(send(5, (b"f",)), (KAFKA_STORAGE_ERROR, -1))  # not OUT_OF_ORDER
+        self.assertEqual(send(2, (b"c", b"d")), (NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1))
+        c.close()
+        # kill -9 keeps the written batch (page cache); after the restart its
+        # retry is a duplicate and the refused ones follow it.
+        self.b.kill9()
+        self.fs.fail_syncs()
+        self.b.start(timeout=120)
+        c = Conn(self.b.port)
+        self.assertEqual(send(2, (b"c", b"d")), (0, 3))
+        self.assertEqual(send(4, (b"e",)), (0, 5))
+        self.assertEqual(send(5, (b"f",)), (0, 6))
+        c.close()
+        got, _, hi = read_all(self.b.bootstrap, "fs")
+        self.assertEqual((hi, [got[o] for o in sorted(got)]),
+                         (7, [b"x", b"a", b"b", b"c", b"d", b"e", b"f"]))
 
     def test_uploads_racing_cuts(self):
         self.broker("-X", "remote.log.storage.system.enable=true",
