@@ -1017,6 +1017,36 @@ int16_t grp_commit_check(grp_coord_t *c,
     return KP_ERR_NONE;
 }
 
+int16_t grp_txn_commit_check(grp_coord_t *c,
+                             const char *group_id,
+                             int32_t generation_id,
+                             const char *member_id,
+                             const char *instance_id)
+{
+    bool member_given = member_id && member_id[0];
+    grp_t *g = grp_find(c, group_id);
+    if (!g)
+        return generation_id >= 0 ? KP_ERR_ILLEGAL_GENERATION : KP_ERR_NONE;
+    if (g->state == GRP_DEAD)
+        return KP_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (generation_id < 0 && !member_given && !instance_id)
+        return KP_ERR_NONE; /* the fields are optional: an older client's commit */
+    if (g->cg)
+        return grp__cons_commit_check(g, generation_id, member_id);
+    if (generation_id < 0 && g->state == GRP_EMPTY)
+        return KP_ERR_NONE;
+    if (instance_id) {
+        grp_member_t *owner = member_by_instance(g, instance_id);
+        if (!owner)
+            return KP_ERR_UNKNOWN_MEMBER_ID;
+        if (strcmp(owner->member_id, member_id ? member_id : "") != 0)
+            return KP_ERR_FENCED_INSTANCE_ID;
+    } else if (!member_given || !member_find(g, member_id)) {
+        return KP_ERR_UNKNOWN_MEMBER_ID;
+    }
+    return generation_id != g->generation ? KP_ERR_ILLEGAL_GENERATION : KP_ERR_NONE;
+}
+
 static int offset_cmp(const grp_offset_t *o, const char *topic, int32_t partition)
 {
     int r = strcmp(o->topic, topic);

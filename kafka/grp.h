@@ -225,6 +225,17 @@ int16_t grp_commit_check(grp_coord_t *c,
                          const char *member_id,
                          const char *instance_id,
                          uint64_t *incarnation);
+/** May a TxnOffsetCommit (v3+, KIP-447) of (generation, member, instance) go on? Kafka's rules
+ * for transactional commits: nothing given (generation < 0, no member, no instance) or an
+ * Empty group with generation < 0 passes; otherwise the member (by instance id when given:
+ * FENCED_INSTANCE_ID when another member holds it) and its exact generation; an unknown group
+ * passes only with generation < 0; a rebalance in progress does not refuse it.
+ * @return a Kafka error code. */
+int16_t grp_txn_commit_check(grp_coord_t *c,
+                             const char *group_id,
+                             int32_t generation_id,
+                             const char *member_id,
+                             const char *instance_id);
 /** Store a committed offset (after it is durable). Ignored when the group was deleted since
  * grp_commit_check() returned incarnation. Strings are copied. @return 0 or ST_E_NOMEM. */
 int grp_offset_put(grp_coord_t *c,

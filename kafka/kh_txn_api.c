@@ -332,6 +332,39 @@ void kh_txn_add_offsets(kh_req_t *req)
 
 #define TXN_OFFSET_METADATA_MAX 4096 /* offset.metadata.max.bytes, as OffsetCommit */
 
+/* Back on the request's shard from the group check: refused, or on to the
+ * transaction coordinator. */
+static void toc_checked(rt_shard_t *sh, void *arg)
+{
+    top_t *op = arg;
+    (void)sh;
+    if (op->err)
+        kh_txn__toc_set_all(op->toc, op->err);
+    else
+        op_send(op->req, op);
+    release(op->req);
+}
+
+/* On the group's shard: is the committer the group's member of that
+ * generation (KIP-447: a zombie of an older generation must not commit)? */
+static void toc_group_run(rt_shard_t *sh, void *arg)
+{
+    top_t *op = arg;
+    gshard_t *gs = kh_group__shard();
+    op->err = gs ? grp_txn_commit_check(gs->coord, op->group, op->generation, op->member_id,
+                                        op->instance_id)
+                 : KP_ERR_COORDINATOR_NOT_AVAILABLE;
+    kh_post(kh_shard_of(sh), &op->post, op->origin, toc_checked, NULL, op);
+}
+
+/* The group's shard closed for good (shutdown). */
+static void toc_group_closed(rt_shard_t *sh, void *arg)
+{
+    top_t *op = arg;
+    op->err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+    toc_checked(sh, op);
+}
+
 void kh_txn_offset_commit(kh_req_t *req)
 {
     kp_txn_offset_commit_request_t *q = req->msg;
@@ -382,6 +415,16 @@ void kh_txn_offset_commit(kh_req_t *req)
     }
     meta_snap_put(snap);
     op->toc = r;
+    op->generation = req->hdr.request_api_version >= 3 ? q->generation_id : -1;
+    if (req->hdr.request_api_version >= 3) {
+        op->member_id = q->member_id.len > 0 ? kh_cstr(req, q->member_id) : NULL;
+        op->instance_id = kh_group__opt_cstr(req, q->group_instance_id);
+        if ((q->member_id.len > 0 && !op->member_id) ||
+            (q->group_instance_id.len >= 0 && !op->instance_id)) {
+            kh_fail_held(req, "out of memory");
+            return;
+        }
+    }
     op->pid = q->producer_id;
     op->epoch = q->producer_epoch;
     op->group = group;
@@ -391,7 +434,11 @@ void kh_txn_offset_commit(kh_req_t *req)
         kh_txn__toc_set_all(r, KP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     else if (!kh_acl_allows(req, ACL_OP_READ, ACL_RES_GROUP, q->group_id))
         kh_txn__toc_set_all(r, KP_ERR_GROUP_AUTHORIZATION_FAILED);
-    else
+    else if (op->generation >= 0 || op->member_id || op->instance_id) {
+        kh_req_op_out(req);
+        kh_post(req->ks, &op->post, rt_shard_for(group, 0, rt_shard_count(req->ks->ctx->rt)),
+                toc_group_run, toc_group_closed, op);
+    } else
         op_send(req, op);
     release(req);
 }

@@ -109,6 +109,11 @@ struct top {
     /* K_ADD_OFFS, K_TXN_OFFS */
     const char *group;
     kp_txn_offset_commit_response_t *toc; /* K_TXN_OFFS: its response */
+    /* K_TXN_OFFS v3+ (KIP-447): the consumer's group membership, checked on
+     * the group's shard before the coordinator takes the offsets */
+    int32_t generation;
+    const char *member_id;   /* request arena, NULL when not given */
+    const char *instance_id; /* request arena, NULL for null */
     bool commit;                          /* K_END */
     /* K_DESCRIBE: its response entry (request arena; lists from op->arena) */
     kp_describe_transactions_response_transaction_state_t *desc;
