@@ -659,14 +659,22 @@ typedef struct {
 } ckpt_t;
 
 /* Thread pool: write DIR/log-start-offset atomically (temp, fsync, rename,
- * fsync of the directory). */
+ * fsync of the directory). Under ckpt_mu, not sync_mu: the loop's appends take
+ * sync_mu and must not wait for these fsyncs. The newest requested start is
+ * written, so the file never goes back when the pool runs two jobs out of
+ * order; a job finding c->offset already durable writes nothing. */
 static void ckpt_write(uv_work_t *w)
 {
     ckpt_t *c = w->data;
     plog_t *log = c->log;
-    pthread_mutex_lock(&log->sync_mu); /* orders concurrent checkpoints */
-    c->err = plog__write_ckpt(log, START_CKPT, c->offset, true);
-    pthread_mutex_unlock(&log->sync_mu);
+    pthread_mutex_lock(&log->ckpt_mu);
+    int64_t want = atomic_load(&log->ckpt_want); /* >= c->offset */
+    if (want > log->ckpt_done) {
+        c->err = plog__write_ckpt(log, START_CKPT, want, true);
+        if (c->err == 0)
+            log->ckpt_done = want;
+    }
+    pthread_mutex_unlock(&log->ckpt_mu);
 }
 
 static void ckpt_done(uv_work_t *w, int status)
@@ -693,6 +701,7 @@ int plog_delete_records(plog_t *log, int64_t offset, plog_done_cb cb, void *arg)
     if (!c)
         return ST_E_NOMEM;
     log->start_offset = offset;
+    atomic_store(&log->ckpt_want, offset); /* grows: offset > start_offset >= it */
     if (log->rd_seg && log->rd_offset < offset)
         log->rd_seg = NULL;
     while (log->n_segs > 1 && log->segs[1]->base_offset <= offset)
@@ -758,6 +767,7 @@ static void log_free(plog_t *log)
     free(log->dirty);
     free(log->segs);
     pthread_mutex_destroy(&log->sync_mu);
+    pthread_mutex_destroy(&log->ckpt_mu);
     free(log->dir);
     free(log);
 }
@@ -795,6 +805,8 @@ int plog_open(plog_shard_t *sh,
     log->cleaning_end = -1;
     log->cstats.last_clean_ms = -1;
     pthread_mutex_init(&log->sync_mu, NULL);
+    pthread_mutex_init(&log->ckpt_mu, NULL);
+    log->ckpt_want = log->ckpt_done = -1;
     int64_t *bases = NULL;
     int n = 0;
     /* A cleaner pass cut short: finish its committed swaps, drop the rest. */

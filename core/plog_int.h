@@ -107,6 +107,12 @@ struct plog {
     uint64_t due_ns;       /* when a delayed flush is due (uv_hrtime) */
     struct plog *next_queued;
     struct plog *next_delayed;
+
+    /* ---- log-start checkpoint (DeleteRecords), written on the thread pool ---- */
+    pthread_mutex_t ckpt_mu;   /* orders the checkpoint writes; never taken on the loop, so
+                                  no append waits for their fsyncs */
+    _Atomic int64_t ckpt_want; /* loop: the highest start offset DeleteRecords asked for */
+    int64_t ckpt_done;         /* under ckpt_mu: the highest one made durable, or -1 */
 };
 
 extern const plog_sys_t *plog__sys;

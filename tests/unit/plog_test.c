@@ -14,10 +14,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -666,6 +668,85 @@ static void test_plog_delete_records_moves_start_and_persists(void **state)
     close_log(f, log);
 }
 
+/* ---- DeleteRecords' checkpoint fsync and the loop ---- */
+
+static pthread_mutex_t g_ck_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_ck_cv = PTHREAD_COND_INITIALIZER;
+static int g_ck_state; /* 0: none yet, 1: a checkpoint's fdatasync is held, 2: released */
+
+static bool is_start_ckpt(int fd)
+{
+    char link[64], path[4200];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof(path) - 1);
+    if (n <= 0)
+        return false;
+    path[n] = 0;
+    return strstr(path, "/log-start-offset.tmp") != NULL;
+}
+
+/* The first checkpoint fdatasync waits until the test releases it (or, so a
+ * regression fails instead of hanging, for at most 60 s). */
+static int hold_ckpt_fdatasync(int fd)
+{
+    if (is_start_ckpt(fd)) {
+        pthread_mutex_lock(&g_ck_mu);
+        if (g_ck_state == 0) {
+            g_ck_state = 1;
+            pthread_cond_broadcast(&g_ck_cv);
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 60;
+            while (g_ck_state == 1 && pthread_cond_timedwait(&g_ck_cv, &g_ck_mu, &until) == 0)
+                ;
+            g_ck_state = 2;
+        }
+        pthread_mutex_unlock(&g_ck_mu);
+    }
+    return fdatasync(fd);
+}
+
+static const plog_sys_t k_hold_ckpt = {.fdatasync = hold_ckpt_fdatasync};
+
+/* An append on the loop, and its sync by the flusher, do not wait for the
+ * fsync of DeleteRecords' checkpoint (on the thread pool); two checkpoints
+ * in flight end with the later start on disk, each acknowledged after it. */
+static void test_plog_delete_records_checkpoint_does_not_block_the_loop(void **state)
+{
+    fx_t *f = *state;
+    plog_set_sys(&k_hold_ckpt);
+    g_ck_state = 0;
+    plog_t *log = open_log(f, NULL);
+    for (int i = 0; i < 4; i++)
+        append(log, 1, 10, (uint64_t)i, 1);
+    ack_t a = {0}, b = {0};
+    assert_int_equal(plog_delete_records(log, 2, on_done, &a), 0);
+    pthread_mutex_lock(&g_ck_mu);
+    while (g_ck_state == 0)
+        pthread_cond_wait(&g_ck_cv, &g_ck_mu);
+    pthread_mutex_unlock(&g_ck_mu);
+    /* The checkpoint's fdatasync is held: appending, and waiting for the
+     * append to be durable, must still complete. */
+    append(log, 1, 10, 9, 1);
+    assert_int_equal(plog_delete_records(log, 3, on_done, &b), 0);
+    pthread_mutex_lock(&g_ck_mu);
+    bool held = g_ck_state == 1;
+    g_ck_state = 2;
+    pthread_cond_broadcast(&g_ck_cv);
+    pthread_mutex_unlock(&g_ck_mu);
+    assert_true(held); /* the append did not wait for the release */
+    assert_int_equal(a.fired + b.fired, 0);
+    while (!a.fired || !b.fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(b.status, 0);
+    close_log(f, log);
+    log = open_log(f, NULL);
+    assert_int_equal(plog_start_offset(log), 3); /* durable before the answer */
+    assert_int_equal(plog_end_offset(log), 5);
+    close_log(f, log);
+}
+
 typedef struct {
     int n;
     int64_t base[16], next[16];
@@ -1038,6 +1119,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plog_idle_roll_is_announced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_write_caching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_write_caching_races, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_delete_records_checkpoint_does_not_block_the_loop,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_delete_records_moves_start_and_persists, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_plog_local_retention_waits_for_upload, setup,
