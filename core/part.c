@@ -31,7 +31,6 @@ struct part_shard {
     uv_timer_t tick;
     plog_cleaner_t *cleaner; /* owned: compacts this shard's compacted logs */
     uv_timer_t clean_timer;  /* log.cleaner.backoff.ms */
-    int clean_cursor;        /* bucket where the next search for a dirty log starts */
     int closing_logs;
     part_closed_cb closed_cb;
     void *closed_arg;
@@ -157,26 +156,29 @@ static void on_tick(uv_timer_t *t)
                 ST_WARN("part", "tick failed tp=%s-%d", e->topic, e->partition);
 }
 
-/* Hand the cleaner the next compacted log that is dirty enough, round
- * robin over the registry (each pass ends in on_clean_done: look again). */
+/* Hand the cleaner the dirtiest compacted log that is due (each pass ends in
+ * on_clean_done: look again). */
 static void try_clean(part_shard_t *ps)
 {
-    if (!ps->cleaner || plog_cleaner_is_busy(ps->cleaner) || ps->closing_logs > 0)
+    if (!ps->cleaner || plog_cleaner_is_busy(ps->cleaner) || ps->closing_logs > 0 || ps->n == 0)
         return;
-    int64_t now = part_now_ms();
-    for (int k = 0; k < ps->n_buckets; k++) {
-        int b = (ps->clean_cursor + k) % ps->n_buckets;
+    plog_t **logs = malloc((size_t)ps->n * sizeof(*logs));
+    entry_t **ents = malloc((size_t)ps->n * sizeof(*ents));
+    int n = 0, picked = -1;
+    for (int b = 0; logs && ents && b < ps->n_buckets; b++)
         for (entry_t *e = ps->buckets[b]; e; e = e->next) {
-            int rc = plog_cleaner_offer(ps->cleaner, e->log, now);
-            if (rc < 0)
-                ST_WARN("part", "cannot start the cleaner tp=%s-%d: %s", e->topic, e->partition,
-                        st_strerror(rc));
-            if (rc == 1) {
-                ps->clean_cursor = (b + 1) % ps->n_buckets;
-                return;
-            }
+            ents[n] = e;
+            logs[n++] = e->log;
         }
-    }
+    int rc = logs && ents
+                 ? plog_cleaner_offer_dirtiest(ps->cleaner, logs, n, part_now_ms(), &picked)
+                 : ST_E_NOMEM;
+    if (rc < 0)
+        ST_WARN("part", "cannot start the cleaner tp=%s-%d: %s",
+                picked >= 0 ? ents[picked]->topic : "?", picked >= 0 ? ents[picked]->partition : -1,
+                st_strerror(rc));
+    free(logs);
+    free(ents);
 }
 
 static void on_clean_timer(uv_timer_t *t)

@@ -459,6 +459,15 @@ void plog_cleaner_on_done(plog_cleaner_t *c, void (*fn)(void *arg), void *arg);
  * @return 1 when a pass started, 0 when not, or a negative error.
  * @thread the loop of c and log */
 int plog_cleaner_offer(plog_cleaner_t *c, plog_t *log, int64_t now_ms);
+/** Plan a pass over the dirtiest of n_logs logs (as Kafka's LogCleanerManager
+ * grabs the filthiest log): of those due now, the ones with a dirty record
+ * older than max.compaction.lag.ms first, then the highest dirty ratio; ties
+ * go to the earlier in logs. Every compacted log's dirty ratio figure is
+ * refreshed. @param picked  Out: the index of the log whose pass started.
+ * @return 1 when a pass started, 0 when none is due (or the cleaner is busy),
+ * or a negative error. @thread the loop of c and the logs */
+int plog_cleaner_offer_dirtiest(
+    plog_cleaner_t *c, plog_t *const *logs, int n_logs, int64_t now_ms, int *picked);
 bool plog_cleaner_is_busy(const plog_cleaner_t *c);
 /** Ask a running pass to stop at its next batch (shutdown); what it already
  * swapped stays. */

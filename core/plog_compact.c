@@ -686,11 +686,22 @@ void plog_cleaner_free(plog_cleaner_t *c)
 
 /* ---- Planning (loop) ---- */
 
-int plog_cleaner_offer(plog_cleaner_t *c, plog_t *log, int64_t now_ms)
+/* Where a pass over a log would go. */
+typedef struct {
+    int n_segs;                /* the cleanable prefix: segments */
+    int64_t clean_end;         /* dirty offsets start here */
+    int64_t first_uncleanable; /* end of the cleanable prefix */
+    double ratio;              /* dirty bytes / cleanable bytes */
+    bool is_overdue;           /* a dirty segment is older than max.compaction.lag.ms */
+} plan_t;
+
+/* Plan a pass over log; refresh its dirty ratio figure.
+ * @return true when one is due now. */
+static bool plan(plog_t *log, int64_t now_ms, plan_t *p)
 {
-    if (c->busy || !log->cfg.cleanup_compact || log->failed || log->closing ||
-        log->cleaning_end >= 0 || atomic_load(&c->cancel))
-        return 0;
+    *p = (plan_t){0};
+    if (!log->cfg.cleanup_compact || log->failed || log->closing || log->cleaning_end >= 0)
+        return false;
     pthread_mutex_lock(&log->sync_mu);
     int64_t rp = log->rp_written;
     pthread_mutex_unlock(&log->sync_mu);
@@ -705,29 +716,37 @@ int plog_cleaner_offer(plog_cleaner_t *c, plog_t *log, int64_t now_ms)
             now_ms - s->max_ts < log->cfg.min_compaction_lag_ms)
             break;
     }
-
-    if (k == 0)
-        return 0;
-    int64_t first_uncleanable = log->segs[k - 1]->next_offset;
-    int64_t clean_end =
+    if (k == 0) {
+        log->cstats.dirty_ratio = 0; /* nothing cleanable, as Kafka counts it */
+        return false;
+    }
+    p->n_segs = k;
+    p->first_uncleanable = log->segs[k - 1]->next_offset;
+    p->clean_end =
         log->clean_end > log->segs[0]->base_offset ? log->clean_end : log->segs[0]->base_offset;
     int64_t total = 0, dirty = 0, oldest_dirty_ts = INT64_MAX;
     for (int i = 0; i < k; i++) {
         plog_seg_t *s = log->segs[i];
         total += s->size;
-        if (s->next_offset > clean_end) {
+        if (s->next_offset > p->clean_end) {
             dirty += s->size;
             if (s->max_ts < oldest_dirty_ts)
                 oldest_dirty_ts = s->max_ts;
         }
     }
-    log->cstats.dirty_ratio = total > 0 ? (double)dirty / (double)total : 0;
-    if (clean_end >= first_uncleanable || dirty == 0)
-        return 0;
-    bool overdue = log->cfg.max_compaction_lag_ms != INT64_MAX &&
-                   now_ms - oldest_dirty_ts > log->cfg.max_compaction_lag_ms;
-    if (log->cstats.dirty_ratio < log->cfg.min_cleanable_ratio && !overdue)
-        return 0;
+    p->ratio = total > 0 ? (double)dirty / (double)total : 0;
+    log->cstats.dirty_ratio = p->ratio;
+    if (p->clean_end >= p->first_uncleanable || dirty == 0)
+        return false;
+    p->is_overdue = log->cfg.max_compaction_lag_ms != INT64_MAX &&
+                    now_ms - oldest_dirty_ts > log->cfg.max_compaction_lag_ms;
+    return p->ratio >= log->cfg.min_cleanable_ratio || p->is_overdue;
+}
+
+/* Hand the pass p over log to the thread. */
+static int start(plog_cleaner_t *c, plog_t *log, int64_t now_ms, const plan_t *p)
+{
+    int k = p->n_segs;
     job_t *j = calloc(1, sizeof(*j));
     job_seg_t *segs = calloc((size_t)k, sizeof(*segs));
     if (!j || !segs) {
@@ -742,21 +761,59 @@ int plog_cleaner_offer(plog_cleaner_t *c, plog_t *log, int64_t now_ms)
     j->log = log;
     j->segs = segs;
     j->n_segs = k;
-    j->clean_end = clean_end;
+    j->clean_end = p->clean_end;
     j->index_interval = log->cfg.index_interval_bytes;
     j->now_ms = now_ms;
     j->rules.tombstone_horizon_ms =
         log->cfg.delete_retention_ms > now_ms ? INT64_MIN : now_ms - log->cfg.delete_retention_ms;
     plog__log_ref(log);
-    log->cleaning_end = first_uncleanable;
+    log->cleaning_end = p->first_uncleanable;
     c->busy = true;
-    ST_DEBUG("plog", "cleaner pass dir=%s dirty_from=%" PRId64 " to=%" PRId64 " ratio=%.3f",
-             log->dir, clean_end, first_uncleanable, log->cstats.dirty_ratio);
+    ST_DEBUG("plog", "cleaner pass dir=%s dirty_from=%" PRId64 " to=%" PRId64 " ratio=%.3f%s",
+             log->dir, p->clean_end, p->first_uncleanable, p->ratio,
+             p->is_overdue ? " (max.compaction.lag.ms passed)" : "");
     pthread_mutex_lock(&c->mu);
     c->todo = j;
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     return 1;
+}
+
+int plog_cleaner_offer(plog_cleaner_t *c, plog_t *log, int64_t now_ms)
+{
+    plan_t p;
+    if (c->busy || atomic_load(&c->cancel) || !plan(log, now_ms, &p))
+        return 0;
+    return start(c, log, now_ms, &p);
+}
+
+/* Is pass a to be run before pass b? */
+static bool dirtier(const plan_t *a, const plan_t *b)
+{
+    if (a->is_overdue != b->is_overdue)
+        return a->is_overdue;
+    return a->ratio > b->ratio;
+}
+
+int plog_cleaner_offer_dirtiest(
+    plog_cleaner_t *c, plog_t *const *logs, int n_logs, int64_t now_ms, int *picked)
+{
+    if (c->busy || atomic_load(&c->cancel))
+        return 0;
+    int best = -1;
+    plan_t bp = {0};
+    for (int i = 0; i < n_logs; i++) {
+        plan_t p;
+        if (plan(logs[i], now_ms, &p) && (best < 0 || dirtier(&p, &bp))) {
+            best = i;
+            bp = p;
+        }
+    }
+    if (best < 0)
+        return 0;
+    if (picked)
+        *picked = best;
+    return start(c, logs[best], now_ms, &bp);
 }
 
 void plog_compact_stats(const plog_t *log, plog_compact_stats_t *out)

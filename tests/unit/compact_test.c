@@ -510,7 +510,7 @@ static void on_closed(void *arg)
     *(int *)arg = 1;
 }
 
-static plog_t *open_cfg(fx_t *f, plog_config_t *cfg)
+static void test_cfg(plog_config_t *cfg)
 {
     plog_config_default(cfg);
     cfg->segment_bytes = 4096;
@@ -519,6 +519,19 @@ static plog_t *open_cfg(fx_t *f, plog_config_t *cfg)
     cfg->cleanup_delete = false;
     cfg->min_cleanable_ratio = 0.01;
     cfg->delete_retention_ms = INT64_MAX / 4;
+}
+
+static plog_t *open_with(fx_t *f, const plog_config_t *cfg)
+{
+    plog_t *log;
+    char err[256];
+    assert_int_equal(plog_open(f->sh, f->dir, cfg, 1000, &log, err, sizeof(err)), 0);
+    return log;
+}
+
+static plog_t *open_cfg(fx_t *f, plog_config_t *cfg)
+{
+    test_cfg(cfg);
     plog_t *log;
     char err[256];
     assert_int_equal(plog_open(f->sh, f->dir, cfg, 1000, &log, err, sizeof(err)), 0);
@@ -770,6 +783,96 @@ static void test_cleaner_recovery_of_interrupted_swaps(void **state)
     compact_buf_free(&t.log);
 }
 
+/* ---- Which log the cleaner takes ---- */
+
+/* A compacted log in DIR/<name>-0 (open_cfg's settings), filled with
+ * n_batches random batches whose records are stamped from ts0. */
+static plog_t *dirty_log(fx_t *f, const char *name, int64_t max_lag_ms, int n_batches, int64_t ts0)
+{
+    snprintf(f->dir, sizeof(f->dir), "%s/%s-0", f->root, name);
+    plog_config_t cfg;
+    test_cfg(&cfg);
+    cfg.max_compaction_lag_ms = max_lag_ms;
+    plog_t *log = open_with(f, &cfg);
+    tlog_t t;
+    gen_log(&t, n_batches, ts0, 0);
+    fill(f, log, &t);
+    compact_buf_free(&t.log);
+    return log;
+}
+
+static void run_dirtiest(fx_t *f, plog_cleaner_t *c, plog_t *const *logs, int n, int64_t now)
+{
+    int passes = 0, picked = -1;
+    plog_cleaner_on_done(c, on_pass, &passes);
+    assert_int_equal(plog_cleaner_offer_dirtiest(c, logs, n, now, &picked), 1);
+    while (passes == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+static int64_t runs_of(plog_t *log)
+{
+    plog_compact_stats_t st;
+    plog_compact_stats(log, &st);
+    return st.runs;
+}
+
+/* The cleaner takes the dirtiest log first (Kafka's LogCleanerManager), not
+ * the next one in the registry's order: a log cleaned once and a little dirty
+ * again waits behind one never cleaned; one with a record past
+ * max.compaction.lag.ms goes before both. */
+static void test_cleaner_takes_the_dirtiest_log_first(void **state)
+{
+    fx_t *f = *state;
+    plog_cleaner_t *c;
+    assert_int_equal(plog_cleaner_new(&f->loop, 1 << 16, 0, &c), 0);
+    /* a: cleaned, then a little dirty again. */
+    plog_t *a = dirty_log(f, "a", INT64_MAX, 300, 1000);
+    run_cleaner(f, c, a, 5000);
+    tlog_t more;
+    gen_log(&more, 60, 2000, 0);
+    fill(f, a, &more);
+    compact_buf_free(&more.log);
+    /* b: never cleaned (every cleanable byte dirty). */
+    plog_t *b = dirty_log(f, "b", INT64_MAX, 300, 1000);
+    plog_t *logs[3] = {a, b, NULL};
+    int picked = -1;
+    assert_int_equal(plog_cleaner_offer_dirtiest(c, logs, 0, 5000, &picked), 0);
+    run_dirtiest(f, c, logs, 2, 5000);
+    assert_int_equal(runs_of(b), 1); /* round robin would have taken a again */
+    assert_int_equal(runs_of(a), 1);
+    plog_compact_stats_t sa;
+    plog_compact_stats(a, &sa);
+    assert_true(sa.dirty_ratio > 0 && sa.dirty_ratio < 1); /* refreshed for every log */
+    /* c: a little dirty, but a record older than max.compaction.lag.ms:
+     * before b, dirtier now that more was appended to it. */
+    plog_t *cl = dirty_log(f, "c", 60000, 300, 1000);
+    run_cleaner(f, c, cl, 5000);
+    gen_log(&more, 60, 3000, 0);
+    fill(f, cl, &more);
+    compact_buf_free(&more.log);
+    gen_log(&more, 300, 4000, 0);
+    fill(f, b, &more);
+    compact_buf_free(&more.log);
+    logs[0] = b;
+    logs[1] = a;
+    logs[2] = cl;
+    run_dirtiest(f, c, logs, 3, 3100 + 60000);
+    assert_int_equal(runs_of(cl), 2);
+    assert_int_equal(runs_of(b), 1);
+    /* Then the dirtiest of the rest: b (more dirty bytes than a). */
+    run_dirtiest(f, c, logs, 3, 3100 + 60000);
+    assert_int_equal(runs_of(b), 2);
+    assert_int_equal(runs_of(a), 1);
+    run_dirtiest(f, c, logs, 3, 3100 + 60000);
+    assert_int_equal(runs_of(a), 2);
+    assert_int_equal(plog_cleaner_offer_dirtiest(c, logs, 3, 3100 + 60000, &picked), 0);
+    close_log(f, a);
+    close_log(f, b);
+    close_log(f, cl);
+    plog_cleaner_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -785,6 +888,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cleaner_keeps_each_producers_last_batch, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_cleaner_takes_the_dirtiest_log_first, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
