@@ -174,6 +174,9 @@
       "How often the transaction coordinator aborts transactions open past their timeout, and retries unfinished commits and aborts.") \
     X(TXN_ID_EXPIRATION_MS, "transactional.id.expiration.ms", CFG_INT, "604800000", 1, INT32_MAX, \
       0, "A transactional id with no open transaction is forgotten (its producer id and epoch with it) when it saw no change for this long.") \
+    X(TXN_SNAPSHOT_BYTES, "strata.transaction.state.snapshot.bytes", CFG_INT, "67108864", 0,     \
+      INT64_MAX, 0,                                                                                \
+      "A partition's transaction state (open transactions, aborted list) is saved about every this many bytes of log, so a restart rebuilds it from the last save and the log after it; 0: never saved (the whole local log is read).") \
     X(AUTHORIZER, "authorizer.class.name", CFG_STR, "", 0, 0, 0,                                   \
       "Any non-empty value turns ACL authorization on (Kafka's StandardAuthorizer semantics); also on when a listener is SASL_* or mTLS.") \
     X(SUPER_USERS, "super.users", CFG_STR, "", 0, 0, 0,                                            \

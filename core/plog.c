@@ -1324,6 +1324,32 @@ int plog_scan_tail(plog_t *log,
     return rc;
 }
 
+int plog_scan_from(plog_t *log,
+                   int64_t offset,
+                   int (*fn)(void *arg, const plog_batch_hdr_t *h),
+                   void *arg)
+{
+    if (log->n_segs == 0)
+        return 0;
+    hdr_rd_t *r = malloc(sizeof(*r));
+    if (!r)
+        return ST_E_NOMEM;
+    int first = find_seg(log, offset), rc = 0;
+    bool stop = false;
+    for (int i = first; i < log->n_segs && rc == 0 && !stop; i++) {
+        plog_seg_t *s = log->segs[i];
+        *r = (hdr_rd_t){.fd = s->fd, .size = s->size};
+        plog_batch_hdr_t h;
+        for (int64_t pos = i == first ? idx_lookup(s, offset) : 0; pos < s->size;
+             pos += (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD) {
+            if ((rc = hdr_at(r, pos, &h)) != 0 || (stop = fn(arg, &h) != 0))
+                break;
+        }
+    }
+    free(r);
+    return rc;
+}
+
 /* ---- Time lookup ---- */
 
 int plog_offset_for_time(plog_t *log, int64_t ts, int64_t *offset, int64_t *timestamp)

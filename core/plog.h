@@ -342,6 +342,17 @@ int plog_scan_tail(plog_t *log,
                    int (*fn)(void *arg, const plog_batch_hdr_t *h),
                    void *arg);
 
+/** Call fn(arg, header) for every batch header from the batch that holds
+ * offset (or the first one after it) to the end of the log, oldest first:
+ * e.g. to bring state saved at offset up to date. Batches before offset in
+ * the same index interval are passed too (the caller skips them).
+ * fn returns non-zero to stop. @return 0 or an I/O error.
+ * @thread owning loop  @blocking header reads (page cache) */
+int plog_scan_from(plog_t *log,
+                   int64_t offset,
+                   int (*fn)(void *arg, const plog_batch_hdr_t *h),
+                   void *arg);
+
 typedef void (*plog_done_cb)(void *arg, int status);
 /** DeleteRecords: move the log start offset up to offset (<= high watermark),
  * delete the segments wholly below it, and persist the new start in

@@ -53,7 +53,13 @@
     X(TXN_ABORTS, "strata_kafka_transaction_aborts_total", "counter",                              \
       "Transactions aborted (by the producer, a timeout or a new producer of the same id).")       \
     X(TXN_TIMEOUTS, "strata_kafka_transaction_timeouts_total", "counter",                          \
-      "Transactions the coordinator aborted because transaction.timeout.ms passed.")
+      "Transactions the coordinator aborted because transaction.timeout.ms passed.")             \
+    X(TXN_ABORTED_KEPT, "strata_kafka_transaction_aborted_kept", "gauge",                          \
+      "Aborted transactions kept in memory for read_committed fetches of local logs (dropped when the log start passes their marker).") \
+    X(TXN_STATE_SNAPSHOTS, "strata_kafka_transaction_state_snapshots_total", "counter",            \
+      "Partition transaction state snapshots written (strata.transaction.state.snapshot.bytes).")  \
+    X(TXN_REBUILD_BATCHES, "strata_kafka_transaction_state_rebuild_batches_total", "counter",      \
+      "Batch headers read to rebuild partitions' transaction state after a start (the log after the last snapshot).")
 
 typedef enum {
 #define ST_METRIC_ENUM(id, name, type, help) ST_M_##id,

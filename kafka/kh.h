@@ -121,6 +121,7 @@ typedef struct kh_ctx {
     /* transaction.abort.timed.out.transaction.cleanup.interval.ms */
     int32_t txn_check_interval_ms;
     int64_t txn_id_expiration_ms; /* transactional.id.expiration.ms */
+    int64_t txn_snapshot_bytes;   /* strata.transaction.state.snapshot.bytes */
     /* borrowed: the broker configuration, described by DescribeConfigs; NULL
      * describes every key at its default */
     const struct cfg *cfg;

@@ -11,21 +11,36 @@
  * transaction leaves the open set (kh_txn_part_marker_durable): an aborted one
  * joins the aborted list. Fetch(read_committed) reads below
  * kh_txn_lso() and gets kh_txn_aborted() with its data.
- * State is rebuilt from the local log (every batch header, and the key of
- * each control batch) the first time a partition is touched after a start.
- * Invariants: 1. LSO = min(HW, first offset of every open transaction);
+ * State is rebuilt the first time a partition is touched after a start:
+ * from the partition's last snapshot (txn.snapshot in its directory: the
+ * state at a durable offset O, written on the thread pool about every
+ * strata.transaction.state.snapshot.bytes of log, tmp + fsync + rename) and
+ * the log from O on (every batch header, and the key of each control batch);
+ * without a usable snapshot, from the whole local log. Aborted transactions
+ * whose marker is below the local log start are dropped (retention,
+ * DeleteRecords).
+ * Invariants: 1. LSO = max(log start, min(HW, first offset of every open
+ *                transaction));
  *             2. an open transaction leaves the open set only when its marker
  *                is durable, so the LSO never passes an unmarked transaction;
- *             3. touched only on the partition's owning shard. */
+ *             3. a snapshot at O holds exactly the state the log below O
+ *                gives (markers below O applied, batches at or past O not);
+ *             4. touched only on the partition's owning shard. */
 #include "core/st_crc32c.h"
+#include "core/st_fs.h"
 #include "core/st_log.h"
+#include "core/st_metrics.h"
 #include "kafka/kh_int.h"
 #include "tiering/seg.h"
 #include "tiering/tier.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ATTR_TRANSACTIONAL 0x10
 #define ATTR_CONTROL       0x20
@@ -34,13 +49,21 @@
 typedef struct tpid {
     struct tpid *next;
     int64_t pid;
-    int16_t epoch;        /* the newest epoch seen (batches, registrations, markers) */
-    bool open;            /* registered by the coordinator, or data without a marker */
-    bool ending;          /* its marker is written, not yet durable: no more batches */
-    int64_t first_offset; /* open: offset of its first batch here, -1 before any */
+    int16_t epoch;         /* the newest epoch seen (batches, registrations, markers) */
+    bool open;             /* registered by the coordinator, or data without a marker */
+    bool ending;           /* its marker is written, not yet durable: no more batches */
+    int64_t first_offset;  /* open: offset of its first batch here, -1 before any */
+    int64_t marker_offset; /* ending: where its marker is */
+    bool marker_commit;    /* ending: a commit marker */
 } tpid_t;
 
 typedef tier_seg_aborted_t tab_t; /* last_offset: the abort marker's offset */
+
+/* Shared by a partition and its snapshot write in flight (either may end first). */
+typedef struct {
+    int refs;
+    bool busy; /* a write is in flight */
+} snapref_t;
 
 struct kh_txn_part {
     struct kh_txn_part *next;
@@ -48,6 +71,8 @@ struct kh_txn_part {
     tpid_t *pids;
     tab_t *ab; /* aborted transactions, in marker order */
     int n_ab, cap_ab;
+    snapref_t *snap;
+    int64_t snap_offset; /* the last snapshot's O (or where the rebuild scan began) */
 };
 
 typedef struct kh_txn_part tpart_t;
@@ -81,7 +106,23 @@ static int ab_push(tpart_t *p, int64_t pid, int64_t first, int64_t last)
         p->cap_ab = cap;
     }
     p->ab[p->n_ab++] = (tab_t){pid, first, last};
+    st_metric_add(ST_M_TXN_ABORTED_KEPT, 1);
     return 0;
+}
+
+/* Drop the aborted transactions whose marker is below the local log start:
+ * their data is gone (or archived: the archive's txn tables answer for it). */
+static void ab_prune(tpart_t *p)
+{
+    int64_t start = plog_local_start_offset(p->log);
+    int k = 0;
+    while (k < p->n_ab && p->ab[k].last_offset < start)
+        k++;
+    if (k == 0)
+        return;
+    memmove(p->ab, p->ab + k, (size_t)(p->n_ab - k) * sizeof(*p->ab));
+    p->n_ab -= k;
+    st_metric_add(ST_M_TXN_ABORTED_KEPT, -k);
 }
 
 /* A marker of pid at offset: the open transaction ends (commit or abort). */
@@ -100,6 +141,20 @@ static void end_txn(tpart_t *p, int64_t pid, int16_t epoch, bool commit, int64_t
         e->epoch = epoch;
 }
 
+/* Forget every producer and aborted transaction of p. */
+static void state_clear(tpart_t *p)
+{
+    for (tpid_t *e = p->pids, *n; e; e = n) {
+        n = e->next;
+        free(e);
+    }
+    p->pids = NULL;
+    st_metric_add(ST_M_TXN_ABORTED_KEPT, -p->n_ab);
+    free(p->ab);
+    p->ab = NULL;
+    p->n_ab = p->cap_ab = 0;
+}
+
 /* ---- Rebuild from the log ---- */
 
 typedef struct {
@@ -112,12 +167,15 @@ typedef struct {
     scan_ent_t *v;
     int n, cap;
     bool oom;
+    int64_t from; /* batches below it are in the snapshot */
+    int64_t seen; /* headers read */
 } scan_t;
 
 static int scan_one(void *arg, const plog_batch_hdr_t *h)
 {
     scan_t *s = arg;
-    if (!(h->attributes & ATTR_TRANSACTIONAL) || h->producer_id < 0)
+    s->seen++;
+    if (!(h->attributes & ATTR_TRANSACTIONAL) || h->producer_id < 0 || h->base_offset < s->from)
         return 0;
     if (s->n == s->cap) {
         int cap = s->cap ? s->cap * 2 : 64;
@@ -170,10 +228,244 @@ none:
     return -1;
 }
 
+/* ---- Snapshots ----
+ * txn.snapshot: "STXS", u32 version 1, i64 O, u32 n_pids, u32 n_aborted,
+ * n_pids x (i64 pid, i16 epoch, u8 open, i64 first_offset), n_aborted x
+ * (i64 pid, i64 first_offset, i64 marker offset), u32 CRC-32C of all before;
+ * big-endian. */
+
+#define SNAP_NAME    "txn.snapshot"
+#define SNAP_MAGIC   0x53545853u
+#define SNAP_VERSION 1
+#define SNAP_HEAD    24
+#define SNAP_PID     19
+#define SNAP_AB      24
+
+static uint8_t *put(uint8_t *b, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--)
+        *b++ = (uint8_t)(v >> (8 * i));
+    return b;
+}
+
+static uint64_t get(const uint8_t **b, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | *(*b)++;
+    return v;
+}
+
+static int ab_cmp(const void *a, const void *b)
+{
+    int64_t x = ((const tab_t *)a)->last_offset, y = ((const tab_t *)b)->last_offset;
+    return x < y ? -1 : x > y;
+}
+
+/* The state the log below o gives (invariant 3), encoded; NULL when out of
+ * memory. o is at most the durable end: every marker below it is durable,
+ * though its marker_durable may not have run yet (ending, applied here). */
+static uint8_t *snap_encode(const tpart_t *p, int64_t o, size_t *len)
+{
+    int n_pids = 0, n_ab = 0;
+    for (const tpid_t *e = p->pids; e; e = e->next, n_pids++)
+        n_ab += e->open && e->ending && e->first_offset >= 0 && e->first_offset < o &&
+                e->marker_offset < o && !e->marker_commit;
+    for (int i = 0; i < p->n_ab; i++)
+        n_ab += p->ab[i].last_offset < o;
+    tab_t *ab = n_ab ? malloc((size_t)n_ab * sizeof(*ab)) : NULL;
+    size_t n = SNAP_HEAD + (size_t)n_pids * SNAP_PID + (size_t)n_ab * SNAP_AB + 4;
+    uint8_t *buf = malloc(n);
+    if (!buf || (n_ab && !ab)) {
+        free(ab);
+        free(buf);
+        return NULL;
+    }
+    int k = 0;
+    for (int i = 0; i < p->n_ab; i++)
+        if (p->ab[i].last_offset < o)
+            ab[k++] = p->ab[i];
+    uint8_t *b = put(buf, SNAP_MAGIC, 4);
+    b = put(b, SNAP_VERSION, 4);
+    b = put(b, (uint64_t)o, 8);
+    b = put(b, (uint64_t)n_pids, 4);
+    b = put(b, (uint64_t)n_ab, 4);
+    for (const tpid_t *e = p->pids; e; e = e->next) {
+        bool open = e->open && e->first_offset >= 0 && e->first_offset < o;
+        if (open && e->ending && e->marker_offset < o) {
+            if (!e->marker_commit)
+                ab[k++] = (tab_t){e->pid, e->first_offset, e->marker_offset};
+            open = false;
+        }
+        b = put(b, (uint64_t)e->pid, 8);
+        b = put(b, (uint64_t)(uint16_t)e->epoch, 2);
+        b = put(b, open, 1);
+        b = put(b, (uint64_t)(open ? e->first_offset : -1), 8);
+    }
+    qsort(ab, (size_t)n_ab, sizeof(*ab), ab_cmp);
+    for (int i = 0; i < n_ab; i++) {
+        b = put(b, (uint64_t)ab[i].pid, 8);
+        b = put(b, (uint64_t)ab[i].first_offset, 8);
+        b = put(b, (uint64_t)ab[i].last_offset, 8);
+    }
+    free(ab);
+    put(b, st_crc32c(0, buf, n - 4), 4);
+    *len = n;
+    return buf;
+}
+
+/* Load txn.snapshot into the empty state of p: its O, or -1 when there is
+ * none usable (missing, torn, or not within the local log: segments below
+ * it were deleted, so markers between it and the local start are unknown). */
+static int64_t snap_load(tpart_t *p)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/" SNAP_NAME, plog_dir(p->log));
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    uint8_t *buf = NULL;
+    long len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (len >= SNAP_HEAD + 4 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)len)) &&
+        fread(buf, 1, (size_t)len, f) != (size_t)len) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (!buf)
+        return -1;
+    const uint8_t *b = buf;
+    uint32_t magic = (uint32_t)get(&b, 4), version = (uint32_t)get(&b, 4);
+    int64_t o = (int64_t)get(&b, 8);
+    uint64_t n_pids = get(&b, 4), n_ab = get(&b, 4);
+    const uint8_t *c = buf + len - 4;
+    bool ok = magic == SNAP_MAGIC && version == SNAP_VERSION &&
+              (uint64_t)len == SNAP_HEAD + n_pids * SNAP_PID + n_ab * SNAP_AB + 4 &&
+              get(&c, 4) == st_crc32c(0, buf, (size_t)len - 4) &&
+              o >= plog_local_start_offset(p->log) && o <= plog_end_offset(p->log);
+    for (uint64_t i = 0; ok && i < n_pids; i++) {
+        int64_t pid = (int64_t)get(&b, 8);
+        int16_t epoch = (int16_t)get(&b, 2);
+        bool open = get(&b, 1) != 0;
+        int64_t first = (int64_t)get(&b, 8);
+        tpid_t *e = pid_get(p, pid, true);
+        ok = e != NULL;
+        if (e) {
+            e->epoch = epoch;
+            e->open = open && first >= 0;
+            e->first_offset = e->open ? first : -1;
+        }
+    }
+    for (uint64_t i = 0; ok && i < n_ab; i++) {
+        int64_t pid = (int64_t)get(&b, 8), first = (int64_t)get(&b, 8);
+        ok = ab_push(p, pid, first, (int64_t)get(&b, 8)) == 0;
+    }
+    free(buf);
+    if (!ok) {
+        ST_WARN("kafka", "transaction state snapshot not used dir=%s", plog_dir(p->log));
+        state_clear(p);
+        return -1;
+    }
+    return o;
+}
+
+typedef struct {
+    uv_work_t work;
+    snapref_t *ref;
+    char path[PATH_MAX];
+    uint8_t *buf;
+    size_t len;
+    int rc;
+} snapjob_t;
+
+static void snap_work(uv_work_t *w)
+{
+    snapjob_t *j = w->data;
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", j->path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        j->rc = -errno;
+        return;
+    }
+    for (size_t off = 0; off < j->len && j->rc == 0;) {
+        ssize_t n = write(fd, j->buf + off, j->len - off);
+        if (n < 0 && errno != EINTR)
+            j->rc = -errno;
+        off += n > 0 ? (size_t)n : 0;
+    }
+    if (j->rc == 0 && fdatasync(fd) != 0)
+        j->rc = -errno;
+    close(fd);
+    if (j->rc == 0 && rename(tmp, j->path) != 0)
+        j->rc = -errno;
+    if (j->rc == 0)
+        j->rc = st_fsync_parent(j->path);
+    else
+        unlink(tmp);
+}
+
+static void snap_ref_put(snapref_t *r)
+{
+    if (r && --r->refs == 0)
+        free(r);
+}
+
+static void snap_after(uv_work_t *w, int status)
+{
+    snapjob_t *j = w->data;
+    j->ref->busy = false;
+    snap_ref_put(j->ref);
+    if (status == 0 && j->rc == 0)
+        st_metric_add(ST_M_TXN_STATE_SNAPSHOTS, 1);
+    else
+        ST_WARN("kafka", "cannot write %s: %s", j->path, st_strerror(status ? status : j->rc));
+    free(j->buf);
+    free(j);
+}
+
+/* Save p's state at the durable end when about strata.transaction.state.
+ * snapshot.bytes of log were written since the last snapshot (the bytes
+ * estimated from the log's average batch size per offset). */
+static void snap_maybe(kh_shard_t *ks, tpart_t *p)
+{
+    int64_t every = ks->ctx->txn_snapshot_bytes;
+    int64_t o = plog_durable_offset(p->log);
+    if (every <= 0 || !p->snap || p->snap->busy || o <= p->snap_offset)
+        return;
+    int64_t span = plog_end_offset(p->log) - plog_local_start_offset(p->log);
+    double per = span > 0 ? (double)plog_size_bytes(p->log) / (double)span : 0;
+    if ((double)(o - p->snap_offset) * per < (double)every)
+        return;
+    snapjob_t *j = calloc(1, sizeof(*j));
+    if (!j ||
+        (size_t)snprintf(j->path, sizeof(j->path), "%s/" SNAP_NAME, plog_dir(p->log)) >=
+            sizeof(j->path) ||
+        !(j->buf = snap_encode(p, o, &j->len))) {
+        free(j);
+        return;
+    }
+    j->ref = p->snap;
+    j->work.data = j;
+    if (uv_queue_work(rt_shard_loop(ks->sh), &j->work, snap_work, snap_after) != 0) {
+        free(j->buf);
+        free(j);
+        return;
+    }
+    p->snap->refs++;
+    p->snap->busy = true;
+    p->snap_offset = o;
+}
+
 static void rebuild(tpart_t *p)
 {
-    scan_t s = {0};
-    if (plog_scan_tail(p->log, INT_MAX, -1, scan_one, &s) != 0 || s.oom)
+    int64_t from = snap_load(p);
+    scan_t s = {.from = from};
+    int rc = from >= 0 ? plog_scan_from(p->log, from, scan_one, &s)
+                       : plog_scan_tail(p->log, INT_MAX, -1, scan_one, &s);
+    st_metric_add(ST_M_TXN_REBUILD_BATCHES, s.seen);
+    p->snap_offset = from >= 0 ? from : plog_local_start_offset(p->log);
+    if (rc != 0 || s.oom)
         ST_WARN("kafka", "transaction state rebuild incomplete dir=%s", plog_dir(p->log));
     for (int i = 0; i < s.n; i++) {
         scan_ent_t *x = &s.v[i];
@@ -197,13 +489,18 @@ static void rebuild(tpart_t *p)
 static tpart_t *part_state(kh_shard_t *ks, plog_t *log)
 {
     for (tpart_t *p = ks->txn_parts; p; p = p->next)
-        if (p->log == log)
+        if (p->log == log) {
+            ab_prune(p);
             return p;
+        }
     tpart_t *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
     p->log = log;
+    if ((p->snap = calloc(1, sizeof(*p->snap))))
+        p->snap->refs = 1;
     rebuild(p);
+    ab_prune(p);
     p->next = ks->txn_parts;
     ks->txn_parts = p;
     return p;
@@ -329,6 +626,8 @@ int kh_txn_part_marker(
     /* Batches still in flight from the producer must not follow the marker:
      * they would belong to no transaction. */
     e->ending = e->open;
+    e->marker_offset = info.base_offset;
+    e->marker_commit = commit;
     if (epoch > e->epoch)
         e->epoch = epoch;
     return 0;
@@ -338,8 +637,10 @@ void kh_txn_part_marker_durable(
     kh_shard_t *ks, plog_t *log, int64_t pid, int16_t epoch, bool commit, int64_t offset)
 {
     tpart_t *p = part_state(ks, log);
-    if (p)
+    if (p) {
         end_txn(p, pid, epoch, commit, offset);
+        snap_maybe(ks, p);
+    }
     kh_notify_append(ks, log); /* the LSO moved: wake read_committed long polls */
 }
 
@@ -349,10 +650,14 @@ int64_t kh_txn_lso(kh_shard_t *ks, plog_t *log)
 {
     int64_t lso = plog_high_watermark(log);
     tpart_t *p = part_state(ks, log);
+    if (p)
+        snap_maybe(ks, p);
     for (tpid_t *e = p ? p->pids : NULL; e; e = e->next)
         if (e->open && e->first_offset >= 0 && e->first_offset < lso)
             lso = e->first_offset;
-    return lso;
+    /* DeleteRecords past an open transaction's first batch (as Kafka) */
+    int64_t start = plog_start_offset(log);
+    return lso > start ? lso : start;
 }
 
 int kh_txn_aborted(kh_shard_t *ks,
@@ -456,11 +761,8 @@ void kh_txn_part_forget(kh_shard_t *ks, plog_t *log)
         if (p->log != log)
             continue;
         *pp = p->next;
-        for (tpid_t *e = p->pids, *n; e; e = n) {
-            n = e->next;
-            free(e);
-        }
-        free(p->ab);
+        state_clear(p);
+        snap_ref_put(p->snap); /* a write in flight frees it when done */
         free(p);
         return;
     }

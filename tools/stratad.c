@@ -564,6 +564,7 @@ static int kafka_context(broker_t *b, const char *dir)
     k->txn_max_timeout_ms = (int32_t)cfg_int(b->cfg, CFG_TXN_MAX_TIMEOUT_MS);
     k->txn_check_interval_ms = (int32_t)cfg_int(b->cfg, CFG_TXN_CHECK_INTERVAL_MS);
     k->txn_id_expiration_ms = cfg_int(b->cfg, CFG_TXN_ID_EXPIRATION_MS);
+    k->txn_snapshot_bytes = cfg_int(b->cfg, CFG_TXN_SNAPSHOT_BYTES);
     /* Authorization is on when asked for (Kafka's authorizer.class.name) or
      * when a listener authenticates its clients; the default single PLAINTEXT
      * listener has no authenticated principal, so ACLs there could only deny

@@ -30,6 +30,10 @@ set_tests_properties(write_caching PROPERTIES LABELS integration TIMEOUT 300
 add_test(NAME kafka_txn COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_txn.py)
 set_tests_properties(kafka_txn PROPERTIES LABELS integration TIMEOUT 600
     ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
+# A partition's transaction state across restarts (snapshot + tail, torn snapshot), aborted list pruning.
+add_test(NAME kafka_txn_state COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_txn_state.py)
+set_tests_properties(kafka_txn_state PROPERTIES LABELS integration TIMEOUT 300
+    ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
 # Raw frames: batched AddPartitionsToTxn v4+ (verify-only), TxnOffsetCommit v3+ membership checks.
 add_test(NAME kafka_txn_wire COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_txn_wire.py)
 set_tests_properties(kafka_txn_wire PROPERTIES LABELS integration TIMEOUT 300

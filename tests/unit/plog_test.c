@@ -221,6 +221,48 @@ static void test_plog_index_lookup_at_and_between_entries(void **state)
     close_log(f, log);
 }
 
+typedef struct {
+    int64_t first_base, n_from; /* the first header's base, headers at or past from */
+    int64_t from;
+    int n;
+} scan_from_t;
+
+static int scan_from_cb(void *arg, const plog_batch_hdr_t *h)
+{
+    scan_from_t *x = arg;
+    if (x->n++ == 0)
+        x->first_base = h->base_offset;
+    x->n_from += h->base_offset >= x->from;
+    return 0;
+}
+
+/* plog_scan_from starts at an indexed batch at or before the offset's (in
+ * the segment holding it), not at the log's start, and reads to the end. */
+static void test_plog_scan_from(void **state)
+{
+    fx_t *f = *state;
+    plog_config_t cfg;
+    plog_config_default(&cfg);
+    cfg.segment_bytes = 1000;
+    cfg.index_interval_bytes = 1;
+    plog_t *log = open_log(f, &cfg);
+    for (int i = 0; i < 10; i++)
+        append(log, 2, 200, (uint64_t)i, 1); /* 2 batches per segment */
+    for (int64_t o = 0; o < 20; o++) {
+        scan_from_t x = {.from = o};
+        assert_int_equal(plog_scan_from(log, o, scan_from_cb, &x), 0);
+        /* From an indexed batch at or before the one holding o, in o's
+         * segment (4 offsets each): nothing of earlier segments. */
+        assert_true(x.first_base <= o - o % 2 && x.first_base >= o - o % 4);
+        assert_int_equal(x.n_from, 10 - (o + 1) / 2); /* every later batch */
+        assert_int_equal(x.n, 10 - x.first_base / 2);
+    }
+    scan_from_t x = {.from = 20};
+    assert_int_equal(plog_scan_from(log, 20, scan_from_cb, &x), 0);
+    assert_int_equal(x.n_from, 0); /* at the end: nothing new */
+    close_log(f, log);
+}
+
 /* Open descriptors of this process. */
 static int count_fds(void)
 {
@@ -1105,6 +1147,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plog_index_lookup_at_and_between_entries, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_plog_offset_for_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_scan_from, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_roll_by_bytes_and_ms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_retention_bytes_and_ms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_recovery_torn_tail_every_byte, setup, teardown),
