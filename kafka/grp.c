@@ -83,7 +83,7 @@ char *grp__new_member_id(const char *prefix)
     return id;
 }
 
-static void protocols_free(grp_protocol_t *p, int n)
+void grp__protocols_free(grp_protocol_t *p, int n)
 {
     for (int i = 0; i < n; i++) {
         free((char *)p[i].name);
@@ -92,7 +92,7 @@ static void protocols_free(grp_protocol_t *p, int n)
     free(p);
 }
 
-static grp_protocol_t *protocols_dup(const grp_protocol_t *p, int n)
+grp_protocol_t *grp__protocols_dup(const grp_protocol_t *p, int n)
 {
     grp_protocol_t *d = calloc((size_t)(n ? n : 1), sizeof(*d));
     if (!d)
@@ -102,7 +102,7 @@ static grp_protocol_t *protocols_dup(const grp_protocol_t *p, int n)
         d[i].metadata_len = p[i].metadata_len > 0 ? p[i].metadata_len : 0;
         d[i].metadata = malloc((size_t)d[i].metadata_len + 1);
         if (!d[i].name || !d[i].metadata) {
-            protocols_free(d, i + 1);
+            grp__protocols_free(d, i + 1);
             return NULL;
         }
         if (d[i].metadata_len)
@@ -156,33 +156,33 @@ static grp_pending_t **pending_find(grp_t *g, const char *member_id)
     return NULL;
 }
 
-static void member_free(grp_member_t *m)
+void grp__member_free(grp_member_t *m)
 {
     free(m->member_id);
     free(m->instance_id);
     free(m->client_id);
     free(m->client_host);
     free(m->protocol_type);
-    protocols_free(m->protocols, m->n_protocols);
+    grp__protocols_free(m->protocols, m->n_protocols);
     free(m->assignment);
     free(m);
 }
 
 static int member_set_join(grp_member_t *m, const grp_join_req_t *q)
 {
-    grp_protocol_t *p = protocols_dup(q->protocols, q->n_protocols);
+    grp_protocol_t *p = grp__protocols_dup(q->protocols, q->n_protocols);
     char *cid = strdup(q->client_id ? q->client_id : "");
     char *host = strdup(q->client_host ? q->client_host : "");
     char *pt = strdup(q->protocol_type);
     if (!p || !cid || !host || !pt) {
         if (p)
-            protocols_free(p, q->n_protocols);
+            grp__protocols_free(p, q->n_protocols);
         free(cid);
         free(host);
         free(pt);
         return ST_E_NOMEM;
     }
-    protocols_free(m->protocols, m->n_protocols);
+    grp__protocols_free(m->protocols, m->n_protocols);
     free(m->client_id);
     free(m->client_host);
     free(m->protocol_type);
@@ -214,7 +214,7 @@ static void sync_fail(grp_sync_cb cb, void *arg, int16_t err)
 }
 
 /* Answer a member's waiting callbacks with err. */
-static void member_fail_waiters(grp_member_t *m, int16_t err)
+void grp__member_fail_waiters(grp_member_t *m, int16_t err)
 {
     if (m->join_cb) {
         grp_join_cb cb = m->join_cb;
@@ -344,12 +344,12 @@ static void complete_join(grp_coord_t *c, grp_t *g)
                 pp = &(*pp)->next;
             *pp = m->next;
             g->n_members--;
-            member_fail_waiters(m, KP_ERR_UNKNOWN_MEMBER_ID);
+            grp__member_fail_waiters(m, KP_ERR_UNKNOWN_MEMBER_ID);
             if (g->leader_id && !strcmp(g->leader_id, m->member_id)) {
                 free(g->leader_id);
                 g->leader_id = NULL;
             }
-            member_free(m);
+            grp__member_free(m);
         }
     }
     g->generation++;
@@ -383,6 +383,11 @@ static void complete_join(grp_coord_t *c, grp_t *g)
     }
 }
 
+void grp__prepare_rebalance(grp_coord_t *c, grp_t *g)
+{
+    prepare_rebalance(c, g);
+}
+
 static void check_join_complete(grp_coord_t *c, grp_t *g)
 {
     if (g->state != GRP_PREPARING_REBALANCE || g->initial_delay || g->pending)
@@ -400,12 +405,12 @@ static void remove_member(grp_coord_t *c, grp_t *g, grp_member_t *m, int16_t err
         pp = &(*pp)->next;
     *pp = m->next;
     g->n_members--;
-    member_fail_waiters(m, err);
+    grp__member_fail_waiters(m, err);
     if (g->leader_id && !strcmp(g->leader_id, m->member_id)) {
         free(g->leader_id);
         g->leader_id = NULL;
     }
-    member_free(m);
+    grp__member_free(m);
     if (g->state == GRP_STABLE || g->state == GRP_COMPLETING_REBALANCE)
         prepare_rebalance(c, g);
     check_join_complete(c, g);
@@ -435,8 +440,8 @@ static void group_free(grp_t *g)
 {
     for (grp_member_t *m = g->members, *next; m; m = next) {
         next = m->next;
-        member_fail_waiters(m, KP_ERR_COORDINATOR_NOT_AVAILABLE);
-        member_free(m);
+        grp__member_fail_waiters(m, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+        grp__member_free(m);
     }
     for (grp_pending_t *p = g->pending, *next; p; p = next) {
         next = p->next;
@@ -567,7 +572,7 @@ static grp_member_t *member_add(grp_coord_t *c, grp_t *g, const grp_join_req_t *
     if (!m || member_set_join(m, q) != 0 ||
         (q->instance_id && !(m->instance_id = strdup(q->instance_id)))) {
         if (m)
-            member_free(m);
+            grp__member_free(m);
         free(id_owned);
         return NULL;
     }
@@ -596,7 +601,7 @@ static void join_static_known(
         join_fail(cb, arg, KP_ERR_UNKNOWN_SERVER_ERROR, "");
         return;
     }
-    member_fail_waiters(m, KP_ERR_FENCED_INSTANCE_ID);
+    grp__member_fail_waiters(m, KP_ERR_FENCED_INSTANCE_ID);
     bool unchanged = protocols_equal(m, q->protocols, q->n_protocols);
     bool was_leader = g->leader_id && !strcmp(g->leader_id, m->member_id);
     ST_DEBUG("grp", "group=%s static member instance=%s replaces %s with %s", g->id, q->instance_id,
@@ -718,9 +723,9 @@ void grp_join(grp_coord_t *c, const grp_join_req_t *q, grp_join_cb cb, void *arg
         join_fail(cb, arg, KP_ERR_COORDINATOR_NOT_AVAILABLE, q->member_id);
         return;
     }
-    if (g->cg) { /* a consumer-protocol group: classic members may not join it (no migration) */
+    if (g->cg) { /* a consumer-protocol group: classic members join it as Kafka 4 lets them */
         if (g->state != GRP_EMPTY) {
-            join_fail(cb, arg, KP_ERR_INCONSISTENT_GROUP_PROTOCOL, q->member_id);
+            grp__cons_join(c, g, q, cb, arg);
             return;
         }
         grp__cons_free(g->cg); /* an empty one becomes classic, as Kafka converts it */
@@ -773,6 +778,10 @@ static void answer_sync(grp_t *g, grp_member_t *m)
 void grp_sync(grp_coord_t *c, const grp_sync_req_t *q, grp_sync_cb cb, void *arg)
 {
     grp_t *g = grp_find(c, q->group_id);
+    if (g && g->cg && g->state != GRP_DEAD) {
+        grp__cons_sync(c, g, q, cb, arg);
+        return;
+    }
     grp_member_t *m = NULL;
     int16_t err = g ? member_check(g, q->member_id, q->instance_id, &m) : KP_ERR_UNKNOWN_MEMBER_ID;
     if (!err && q->generation_id != g->generation)
@@ -831,6 +840,8 @@ int16_t grp_heartbeat(grp_coord_t *c,
                       const char *instance_id)
 {
     grp_t *g = grp_find(c, group_id);
+    if (g && g->cg && g->state != GRP_DEAD)
+        return grp__cons_heartbeat(c, g, generation_id, member_id, instance_id);
     grp_member_t *m = NULL;
     int16_t err = g ? member_check(g, member_id, instance_id, &m) : KP_ERR_UNKNOWN_MEMBER_ID;
     if (err)
@@ -857,6 +868,8 @@ grp_leave(grp_coord_t *c, const char *group_id, const char *member_id, const cha
         return KP_ERR_UNKNOWN_MEMBER_ID;
     if (g->state == GRP_DEAD)
         return KP_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (g->cg)
+        return grp__cons_leave(c, g, member_id, instance_id);
     grp_member_t *m;
     if (instance_id) {
         m = member_by_instance(g, instance_id);

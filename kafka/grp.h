@@ -82,6 +82,7 @@ enum { GRP_ASSIGNOR_UNIFORM = 1, GRP_ASSIGNOR_RANGE = 2 };
 
 typedef struct grp_coord grp_coord_t;
 typedef struct grp grp_t;
+struct meta_snap;
 
 /** A coordinator with no groups. @param cfg Copied. @return NULL when out of memory. */
 grp_coord_t *grp_coord_new(const grp_config_t *cfg);
@@ -122,6 +123,9 @@ typedef struct grp_join_req {
     bool require_known_member_id;
     /* JoinGroup v9+: a static leader rejoining a stable group may skip the assignment */
     bool supports_skip_assignment;
+    /* borrowed for the call: topic names, ids and partitions, for a classic member of a
+     * consumer-protocol group (its subscription and owned partitions name topics) */
+    const struct meta_snap *snap;
 } grp_join_req_t;
 
 typedef struct grp_member_info {
@@ -174,6 +178,8 @@ typedef struct grp_sync_req {
     /* the leader's assignments (ignored from followers) */
     const grp_assignment_t *assignments;
     int n_assignments;
+    /* borrowed for the call: to name the topics of a consumer-protocol group's assignment */
+    const struct meta_snap *snap;
 } grp_sync_req_t;
 
 typedef struct grp_sync_result {
@@ -300,8 +306,6 @@ int16_t grp_delete_begin(grp_coord_t *c, const char *group_id);
 void grp_delete_end(grp_coord_t *c, const char *group_id);
 
 /* ---- KIP-848 consumer groups (grp_cons.c): ConsumerGroupHeartbeat/Describe ---- */
-
-struct meta_snap;
 
 /** One assigned partition: a topic id and a partition. */
 typedef struct grp_tp {

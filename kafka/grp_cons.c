@@ -11,6 +11,13 @@
  *             2. a member's epoch reaches the assignment epoch only after it revoked every
  *                partition its target no longer has;
  *             3. group_epoch >= assignment_epoch >= every member's epoch.
+ * Classic members (Kafka 4's group.consumer.migration.policy=bidirectional): a consumer-protocol
+ * member joining a classic "consumer" group converts it (upgrade: classic members keep their
+ * partitions at an epoch equal to the generation); classic members then speak JoinGroup,
+ * SyncGroup and Heartbeat to the consumer group, reconciled on their JoinGroup (generation =
+ * member epoch, no leader, the assignment comes in SyncGroup) and told REBALANCE_IN_PROGRESS by
+ * Heartbeat when they have something to revoke or gain; when the last consumer-protocol member
+ * leaves, the group converts back to classic and rebalances (downgrade).
  * Membership is in memory only, like the classic protocol's: a restart loses members, who
  * rejoin (UNKNOWN_MEMBER_ID) and keep the offsets committed to core/goffs. */
 #include "core/meta.h"
@@ -45,6 +52,11 @@ struct cmember {
     int n_assigned, n_revoking, n_target;
     int64_t session_deadline; /* monotonic ms */
     int64_t revoke_deadline;  /* while MS_UNREVOKED */
+    /* a classic-protocol member (JoinGroup/SyncGroup/Heartbeat) */
+    bool classic;
+    int32_t session_timeout_ms;
+    grp_protocol_t *protocols; /* owned, classic members only */
+    int n_protocols;
 };
 
 struct grp_cgroup {
@@ -93,6 +105,7 @@ static void member_free(cmember_t *m)
     free(m->assigned);
     free(m->revoking);
     free(m->target);
+    grp__protocols_free(m->protocols, m->n_protocols);
     free(m);
 }
 
@@ -130,6 +143,8 @@ static void group_set_state(grp_coord_t *c, grp_t *g)
         g->empty_since_ms = grp__wall_ms(c);
     g->state = s;
 }
+
+static void maybe_downgrade(grp_coord_t *c, grp_t *g);
 
 static void member_remove(grp_coord_t *c, grp_t *g, cmember_t *m, const char *why)
 {
@@ -553,8 +568,34 @@ static int group_assignor(const grp_coord_t *c, const grp_cgroup_t *cg)
     return c->cfg.n_cons_assignors ? c->cfg.cons_assignors[0] : GRP_ASSIGNOR_UNIFORM;
 }
 
+/* Bump the group epoch when membership, subscriptions, the subscribed topics or the assignor
+ * changed, and recompute the target when it is behind. @return 0 or ST_E_NOMEM. */
+static int refresh_target(grp_coord_t *c, grp_t *g, const meta_snap_t *snap, bool changed)
+{
+    grp_cgroup_t *cg = g->cg;
+    int assignor = group_assignor(c, cg);
+    uint64_t sum = meta_sum(cg, snap);
+    if (changed || sum != cg->meta_sum || assignor != cg->assignor) {
+        cg->group_epoch++;
+        cg->meta_sum = sum;
+        cg->assignor = assignor;
+    }
+    group_set_state(c, g);
+    if (cg->group_epoch > cg->assignment_epoch) {
+        if (compute_target(cg, snap))
+            return ST_E_NOMEM;
+        cg->assignment_epoch = cg->group_epoch;
+        ST_DEBUG("grp", "group=%s consumer target assignment at epoch %d", g->id,
+                 cg->assignment_epoch);
+    }
+    return 0;
+}
+
+static int upgrade(grp_coord_t *c, grp_t *g, const meta_snap_t *snap);
+
 /* The group for a heartbeat, created or converted from an empty classic group. */
-static grp_t *group_for(grp_coord_t *c, const grp_chb_req_t *q, grp_chb_result_t *out)
+static grp_t *
+group_for(grp_coord_t *c, const meta_snap_t *snap, const grp_chb_req_t *q, grp_chb_result_t *out)
 {
     grp_t *g = grp_find(c, q->group_id);
     if (g && g->state == GRP_DEAD) {
@@ -569,8 +610,16 @@ static grp_t *group_for(grp_coord_t *c, const grp_chb_req_t *q, grp_chb_result_t
         return NULL;
     }
     if (g && (g->state != GRP_EMPTY || g->pending)) {
-        fail(out, KP_ERR_GROUP_ID_NOT_FOUND, "the group is a classic group with members");
-        return NULL;
+        /* online upgrade: only a group of the embedded consumer protocol converts */
+        if (strcmp(g->protocol_type, "consumer") != 0) {
+            fail(out, KP_ERR_GROUP_ID_NOT_FOUND, "the group is not a consumer group");
+            return NULL;
+        }
+        if (upgrade(c, g, snap)) {
+            fail(out, KP_ERR_UNKNOWN_SERVER_ERROR, NULL);
+            return NULL;
+        }
+        return g;
     }
     if (!g && !(g = grp__group_new(c, q->group_id))) {
         fail(out, KP_ERR_UNKNOWN_SERVER_ERROR, NULL);
@@ -624,7 +673,7 @@ static cmember_t *member_for(grp_t *g, const grp_chb_req_t *q, grp_chb_result_t 
     grp_cgroup_t *cg = g->cg;
     cmember_t *m = q->member_id[0] ? member_find(cg, q->member_id) : NULL;
     if (q->member_epoch != 0) {
-        if (!m) {
+        if (!m || m->classic) {
             fail(out, KP_ERR_UNKNOWN_MEMBER_ID, NULL);
             return NULL;
         }
@@ -666,7 +715,8 @@ static cmember_t *member_for(grp_t *g, const grp_chb_req_t *q, grp_chb_result_t 
         st->epoch = st->prev_epoch;
         return st;
     }
-    if (m) { /* rejoining: it gave up what it owned */
+    if (m) { /* rejoining (a classic member now speaking this protocol): it gave up what it owned */
+        m->classic = false;
         m->n_assigned = m->n_revoking = 0;
         m->state = MS_STABLE;
         m->prev_epoch = m->epoch = 0;
@@ -678,6 +728,19 @@ static cmember_t *member_for(grp_t *g, const grp_chb_req_t *q, grp_chb_result_t 
     }
     *joined = true;
     return m;
+}
+
+/* The member owns none of the partitions it was revoking any more: they are free for their
+ * next owners. n_owned < 0: the member did not say. @return whether they were released. */
+static bool release_revoked(cmember_t *m, const grp_tp_t *owned, int n_owned)
+{
+    if (n_owned < 0 || m->state != MS_UNREVOKED || !m->n_revoking)
+        return false;
+    for (int i = 0; i < n_owned; i++)
+        if (tp_has(m->revoking, m->n_revoking, &owned[i]))
+            return false;
+    m->n_revoking = 0;
+    return true;
 }
 
 static int16_t member_update(grp_coord_t *c, cmember_t *m, const grp_chb_req_t *q, bool *changed)
@@ -704,13 +767,7 @@ static int16_t member_update(grp_coord_t *c, cmember_t *m, const grp_chb_req_t *
         replace_str(&m->client_host, q->client_host))
         return KP_ERR_UNKNOWN_SERVER_ERROR;
     m->session_deadline = grp__now_ms(c) + c->cfg.cons_session_timeout_ms;
-    if (q->n_owned >= 0 && m->state == MS_UNREVOKED) {
-        bool still = false;
-        for (int i = 0; i < q->n_owned && !still; i++)
-            still = tp_has(m->revoking, m->n_revoking, &q->owned[i]);
-        if (!still)
-            m->n_revoking = 0; /* revoked: the partitions are free for their next owners */
-    }
+    release_revoked(m, q->owned, q->n_owned);
     return KP_ERR_NONE;
 }
 
@@ -736,7 +793,7 @@ void grp_consumer_heartbeat(grp_coord_t *c,
         fail(out, KP_ERR_UNSUPPORTED_ASSIGNOR, "the assignor is not in group.consumer.assignors");
         return;
     }
-    grp_t *g = group_for(c, q, out);
+    grp_t *g = group_for(c, snap, q, out);
     if (!g)
         return;
     grp_cgroup_t *cg = g->cg;
@@ -753,6 +810,7 @@ void grp_consumer_heartbeat(grp_coord_t *c,
             m->session_deadline = grp__now_ms(c) + c->cfg.cons_session_timeout_ms;
         } else {
             member_remove(c, g, m, "left");
+            maybe_downgrade(c, g);
         }
         return;
     }
@@ -775,22 +833,9 @@ void grp_consumer_heartbeat(grp_coord_t *c,
              err == KP_ERR_INVALID_REGULAR_EXPRESSION ? "invalid regular expression" : NULL);
         return;
     }
-    int assignor = group_assignor(c, cg);
-    uint64_t sum = meta_sum(cg, snap);
-    if (changed || sum != cg->meta_sum || assignor != cg->assignor) {
-        cg->group_epoch++;
-        cg->meta_sum = sum;
-        cg->assignor = assignor;
-    }
-    group_set_state(c, g);
-    if (cg->group_epoch > cg->assignment_epoch) {
-        if (compute_target(cg, snap)) {
-            fail(out, KP_ERR_UNKNOWN_SERVER_ERROR, NULL);
-            return;
-        }
-        cg->assignment_epoch = cg->group_epoch;
-        ST_DEBUG("grp", "group=%s consumer target assignment at epoch %d", g->id,
-                 cg->assignment_epoch);
+    if (refresh_target(c, g, snap, changed)) {
+        fail(out, KP_ERR_UNKNOWN_SERVER_ERROR, NULL);
+        return;
     }
     /* Members waiting for partitions held by others are moved on their own heartbeats. */
     grp_tp_t *before = NULL;
@@ -817,6 +862,495 @@ void grp_consumer_heartbeat(grp_coord_t *c,
     }
 }
 
+/* ---- Classic members (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) in a consumer group ---- */
+
+/* A ConsumerProtocolSubscription (JoinGroup metadata) as topic names and owned partitions
+ * (those of topics unknown to snap left out), allocated in a. @return false when malformed. */
+static bool parse_subscription(const uint8_t *md,
+                               int32_t len,
+                               const meta_snap_t *snap,
+                               kp_arena_t *a,
+                               grp_chb_req_t *out)
+{
+    kp_reader_t r;
+    kp_reader_init(&r, md, (size_t)(len > 0 ? len : 0));
+    int16_t v = kp_read_i16(&r);
+    kp_consumer_protocol_subscription_t sub;
+    if (v < 0 || kp_consumer_protocol_subscription_decode(&r, v > 3 ? 3 : v, &sub, a) != 0)
+        return false;
+    int nt = sub.n_topics > 0 ? sub.n_topics : 0, np = 0;
+    const char **topics = kp_arena_calloc(a, (size_t)nt + 1, sizeof(*topics));
+    for (int i = 0; i < sub.n_owned_partitions; i++)
+        np += sub.owned_partitions[i].n_partitions > 0 ? sub.owned_partitions[i].n_partitions : 0;
+    grp_tp_t *owned = kp_arena_calloc(a, (size_t)np + 1, sizeof(*owned));
+    if (!topics || !owned)
+        return false;
+    for (int i = 0; i < nt; i++) {
+        char *t = kp_arena_alloc(a, (size_t)sub.topics[i].len + 1);
+        if (!t || sub.topics[i].len < 0)
+            return false;
+        memcpy(t, sub.topics[i].ptr, (size_t)sub.topics[i].len);
+        topics[i] = t;
+    }
+    int k = 0;
+    for (int i = 0; i < sub.n_owned_partitions; i++) {
+        const kp_consumer_protocol_subscription_topic_partition_t *o = &sub.owned_partitions[i];
+        const meta_topic_t *t =
+            o->topic.len > 0 ? meta_snap_find(snap, o->topic.ptr, (size_t)o->topic.len) : NULL;
+        for (int j = 0; t && j < o->n_partitions; j++) {
+            memcpy(owned[k].topic_id, t->id, 16);
+            owned[k++].partition = o->partitions[j];
+        }
+    }
+    out->topics = topics;
+    out->n_topics = nt;
+    out->owned = owned;
+    out->n_owned = k; /* none listed (eager, or subscription v0): it owns nothing now */
+    return true;
+}
+
+/* A classic member's last assignment (ConsumerProtocolAssignment) as a sorted partition set
+ * (malloc'd); partitions of topics unknown to snap are left out. @return false when malformed
+ * or out of memory. */
+static bool parse_assignment(const uint8_t *p,
+                             int32_t len,
+                             const meta_snap_t *snap,
+                             grp_tp_t **out,
+                             int *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (len <= 0)
+        return true;
+    kp_arena_t a;
+    kp_arena_init(&a, 1u << 20);
+    kp_reader_t r;
+    kp_reader_init(&r, p, (size_t)len);
+    int16_t v = kp_read_i16(&r);
+    kp_consumer_protocol_assignment_t as;
+    bool ok = v >= 0 && kp_consumer_protocol_assignment_decode(&r, v > 3 ? 3 : v, &as, &a) == 0;
+    int n = 0;
+    for (int i = 0; ok && i < as.n_assigned_partitions; i++)
+        n += as.assigned_partitions[i].n_partitions > 0 ? as.assigned_partitions[i].n_partitions : 0;
+    grp_tp_t *tps = ok ? malloc(((size_t)n + 1) * sizeof(*tps)) : NULL;
+    int k = 0;
+    for (int i = 0; tps && i < as.n_assigned_partitions; i++) {
+        const kp_consumer_protocol_assignment_topic_partition_t *t = &as.assigned_partitions[i];
+        const meta_topic_t *mt =
+            t->topic.len > 0 ? meta_snap_find(snap, t->topic.ptr, (size_t)t->topic.len) : NULL;
+        for (int j = 0; mt && j < t->n_partitions; j++) {
+            memcpy(tps[k].topic_id, mt->id, 16);
+            tps[k].partition = t->partitions[j];
+            if (!tp_has(tps, k, &tps[k])) {
+                k++;
+                qsort(tps, (size_t)k, sizeof(*tps), tp_cmp);
+            }
+        }
+    }
+    kp_arena_fini(&a);
+    if (!tps)
+        return false;
+    *out = tps;
+    *n_out = k;
+    return true;
+}
+
+/* The assignment of a classic member's SyncGroup: ConsumerProtocolAssignment v0 naming the
+ * topics of snap (partitions of deleted topics left out). */
+static void write_assignment(kp_writer_t *w, const meta_snap_t *snap, const grp_tp_t *tps, int n)
+{
+    kp_arena_t a;
+    kp_arena_init(&a, 64u << 20);
+    kp_consumer_protocol_assignment_t as;
+    kp_consumer_protocol_assignment_init(&as);
+    kp_consumer_protocol_assignment_topic_partition_t *ts =
+        kp_arena_calloc(&a, (size_t)n + 1, sizeof(*ts));
+    int32_t *parts = kp_arena_calloc(&a, (size_t)n + 1, sizeof(*parts));
+    if (!ts || !parts) {
+        kp_writer_fail(w, ST_E_NOMEM);
+        kp_arena_fini(&a);
+        return;
+    }
+    int k = -1;
+    const meta_topic_t *mt = NULL;
+    for (int i = 0; i < n; i++) {
+        if (i == 0 || memcmp(tps[i].topic_id, tps[i - 1].topic_id, 16)) {
+            if ((mt = meta_snap_find_id(snap, tps[i].topic_id))) {
+                k++;
+                kp_consumer_protocol_assignment_topic_partition_init(&ts[k]);
+                ts[k].topic = kp_str_from_cstr(mt->name);
+                ts[k].partitions = &parts[i];
+                ts[k].n_partitions = 0;
+            }
+        }
+        if (mt) {
+            parts[i] = tps[i].partition;
+            ts[k].n_partitions++;
+        }
+    }
+    as.assigned_partitions = ts;
+    as.n_assigned_partitions = k + 1;
+    kp_write_i16(w, 0);
+    if (kp_consumer_protocol_assignment_encode(w, 0, &as) != 0)
+        kp_writer_fail(w, ST_E_INVAL);
+    kp_arena_fini(&a);
+}
+
+static const grp_protocol_t *classic_protocol(const grp_member_t *m, const char *name)
+{
+    for (int i = 0; name && i < m->n_protocols; i++)
+        if (!strcmp(m->protocols[i].name, name))
+            return &m->protocols[i];
+    return m->n_protocols ? &m->protocols[0] : NULL;
+}
+
+/* Online upgrade: a classic "consumer" group with members becomes a consumer group when a
+ * consumer-protocol member joins it. Each classic member keeps its subscription and its
+ * assigned partitions (its target until the next epoch) at member epoch = the generation;
+ * waiting JoinGroup/SyncGroup calls get REBALANCE_IN_PROGRESS. @return 0 or ST_E_NOMEM
+ * (then nothing changed). */
+static int upgrade(grp_coord_t *c, grp_t *g, const meta_snap_t *snap)
+{
+    grp_cgroup_t *cg = calloc(1, sizeof(*cg));
+    if (!cg)
+        return ST_E_NOMEM;
+    cmember_t **tail = &cg->members;
+    int64_t now = grp__now_ms(c);
+    for (grp_member_t *gm = g->members; gm; gm = gm->next) {
+        cmember_t *m = calloc(1, sizeof(*m));
+        if (!m)
+            goto nomem;
+        *tail = m;
+        tail = &m->next;
+        cg->n_members++;
+        m->member_id = strdup(gm->member_id);
+        m->instance_id = gm->instance_id ? strdup(gm->instance_id) : NULL;
+        m->client_id = strdup(gm->client_id ? gm->client_id : "");
+        m->client_host = strdup(gm->client_host ? gm->client_host : "");
+        m->protocols = grp__protocols_dup(gm->protocols, gm->n_protocols);
+        if (!m->member_id || (gm->instance_id && !m->instance_id) || !m->client_id ||
+            !m->client_host || !m->protocols)
+            goto nomem;
+        m->n_protocols = gm->n_protocols;
+        m->classic = true;
+        m->session_timeout_ms = gm->session_timeout_ms;
+        m->rebalance_timeout_ms = gm->rebalance_timeout_ms;
+        m->epoch = m->prev_epoch = g->generation;
+        m->state = MS_STABLE;
+        m->session_deadline = now + gm->session_timeout_ms;
+        const grp_protocol_t *p = classic_protocol(gm, g->protocol_name);
+        kp_arena_t a;
+        kp_arena_init(&a, 1u << 20);
+        grp_chb_req_t sub = {.n_topics = 0};
+        bool changed = false;
+        int rc = p && parse_subscription(p->metadata, p->metadata_len, snap, &a, &sub)
+                     ? set_topics(m, &sub, &changed)
+                     : 0; /* an unreadable subscription: it subscribes to nothing */
+        kp_arena_fini(&a);
+        if (rc || !parse_assignment(gm->assignment, gm->assignment_len, snap, &m->assigned,
+                                    &m->n_assigned))
+            goto nomem;
+        if (!(m->target = malloc(((size_t)m->n_assigned + 1) * sizeof(grp_tp_t))))
+            goto nomem;
+        if (m->n_assigned)
+            memcpy(m->target, m->assigned, (size_t)m->n_assigned * sizeof(grp_tp_t));
+        m->n_target = m->n_assigned;
+    }
+    for (grp_member_t *gm = g->members, *next; gm; gm = next) {
+        next = gm->next;
+        grp__member_fail_waiters(gm, KP_ERR_REBALANCE_IN_PROGRESS);
+        grp__member_free(gm);
+    }
+    for (grp_pending_t *p = g->pending, *next; p; p = next) {
+        next = p->next;
+        free(p->member_id);
+        free(p);
+    }
+    g->members = NULL;
+    g->pending = NULL;
+    g->n_members = 0;
+    free(g->leader_id);
+    g->leader_id = NULL;
+    free(g->protocol_name);
+    g->protocol_name = NULL;
+    g->initial_delay = false;
+    cg->group_epoch = cg->assignment_epoch = g->generation;
+    g->cg = cg;
+    cg->assignor = group_assignor(c, cg);
+    cg->meta_sum = meta_sum(cg, snap);
+    group_set_state(c, g);
+    ST_INFO("grp", "group=%s upgraded from the classic protocol at generation %d, %d members",
+            g->id, g->generation, cg->n_members);
+    return 0;
+nomem:
+    grp__cons_free(cg);
+    return ST_E_NOMEM;
+}
+
+/* Online downgrade: when only classic members are left, the group becomes classic again and
+ * rebalances (at generation = their highest member epoch, so their heartbeats are told
+ * REBALANCE_IN_PROGRESS). Out of memory: it stays a consumer group, which serves them too. */
+static void maybe_downgrade(grp_coord_t *c, grp_t *g)
+{
+    grp_cgroup_t *cg = g->cg;
+    if (!cg || !cg->members || g->state == GRP_DEAD)
+        return;
+    for (const cmember_t *m = cg->members; m; m = m->next)
+        if (!m->classic)
+            return;
+    grp_member_t *head = NULL, **tail = &head;
+    for (const cmember_t *m = cg->members; m; m = m->next) {
+        grp_member_t *gm = calloc(1, sizeof(*gm));
+        if (!gm || !(gm->protocol_type = strdup("consumer"))) {
+            free(gm);
+            for (grp_member_t *x = head, *next; x; x = next) {
+                next = x->next;
+                grp__member_free(x);
+            }
+            return;
+        }
+        *tail = gm;
+        tail = &gm->next;
+    }
+    int64_t now = grp__now_ms(c);
+    int32_t gen = 0;
+    int n = 0;
+    grp_member_t *gm = head;
+    for (cmember_t *m = cg->members; m; m = m->next, gm = gm->next, n++) {
+        gm->member_id = m->member_id;
+        gm->instance_id = m->instance_id;
+        gm->client_id = m->client_id;
+        gm->client_host = m->client_host;
+        gm->protocols = m->protocols;
+        gm->n_protocols = m->n_protocols;
+        m->member_id = m->instance_id = m->client_id = m->client_host = NULL;
+        m->protocols = NULL;
+        m->n_protocols = 0;
+        gm->session_timeout_ms = m->session_timeout_ms;
+        gm->rebalance_timeout_ms = m->rebalance_timeout_ms;
+        gm->hb_deadline = now + m->session_timeout_ms;
+        gen = m->epoch > gen ? m->epoch : gen;
+    }
+    grp__cons_free(cg);
+    g->cg = NULL;
+    g->members = head;
+    g->n_members = n;
+    g->generation = gen;
+    free(g->protocol_name);
+    g->protocol_name = NULL;
+    free(g->leader_id);
+    g->leader_id = NULL;
+    g->state = GRP_STABLE;
+    ST_INFO("grp", "group=%s downgraded to the classic protocol at generation %d, %d members",
+            g->id, gen, n);
+    grp__prepare_rebalance(c, g);
+}
+
+static void join_answer(grp_join_cb cb, void *arg, int16_t err, const char *member_id)
+{
+    grp_join_result_t r = {.error_code = err, .generation_id = -1, .member_id = member_id};
+    cb(arg, &r);
+}
+
+/* A classic member's JoinGroup: joins or updates the member from its subscription, releases
+ * what it no longer owns, and reconciles it at once (no join phase): the generation is its
+ * member epoch, there is no leader, SyncGroup carries its assignment. */
+void grp__cons_join(grp_coord_t *c, grp_t *g, const grp_join_req_t *q, grp_join_cb cb, void *arg)
+{
+    grp_cgroup_t *cg = g->cg;
+    if (!q->snap) {
+        join_answer(cb, arg, KP_ERR_COORDINATOR_NOT_AVAILABLE, q->member_id);
+        return;
+    }
+    if (strcmp(q->protocol_type, "consumer") != 0) {
+        join_answer(cb, arg, KP_ERR_INCONSISTENT_GROUP_PROTOCOL, q->member_id);
+        return;
+    }
+    cmember_t *m = NULL;
+    if (q->instance_id && (m = member_by_instance(cg, q->instance_id))) {
+        if (q->member_id[0] && strcmp(m->member_id, q->member_id) != 0) {
+            join_answer(cb, arg, KP_ERR_FENCED_INSTANCE_ID, q->member_id);
+            return;
+        }
+        if (!m->classic) {
+            join_answer(cb, arg, KP_ERR_UNRELEASED_INSTANCE_ID, q->member_id);
+            return;
+        }
+        if (!q->member_id[0]) { /* a static member restarted: a new id fences the old one */
+            char *id = grp__new_member_id(q->instance_id);
+            if (!id) {
+                join_answer(cb, arg, KP_ERR_UNKNOWN_SERVER_ERROR, q->member_id);
+                return;
+            }
+            free(m->member_id);
+            m->member_id = id;
+        }
+    } else if (q->member_id[0] && (m = member_find(cg, q->member_id)) && !m->classic) {
+        join_answer(cb, arg, KP_ERR_UNKNOWN_MEMBER_ID, q->member_id);
+        return;
+    }
+    kp_arena_t a;
+    kp_arena_init(&a, 1u << 20);
+    grp_chb_req_t sub = {.n_topics = 0};
+    if (!parse_subscription(q->protocols[0].metadata, q->protocols[0].metadata_len, q->snap, &a,
+                            &sub)) {
+        kp_arena_fini(&a);
+        join_answer(cb, arg, KP_ERR_INCONSISTENT_GROUP_PROTOCOL, q->member_id);
+        return;
+    }
+    bool changed = false;
+    int16_t err = KP_ERR_NONE;
+    if (!m) {
+        const char *prefix = q->instance_id                          ? q->instance_id
+                             : q->client_id && q->client_id[0] ? q->client_id
+                                                               : "member";
+        char *id = q->member_id[0] ? strdup(q->member_id) : grp__new_member_id(prefix);
+        if (id && !q->member_id[0] && q->require_known_member_id && !q->instance_id) {
+            kp_arena_fini(&a);
+            join_answer(cb, arg, KP_ERR_MEMBER_ID_REQUIRED, id);
+            free(id);
+            return;
+        }
+        grp_chb_req_t nq = {.member_id = id ? id : ""};
+        if (!id || !(m = member_new(cg, &nq))) {
+            free(id);
+            kp_arena_fini(&a);
+            join_answer(cb, arg, KP_ERR_UNKNOWN_SERVER_ERROR, q->member_id);
+            return;
+        }
+        free(id);
+        m->classic = true;
+        changed = true;
+    }
+    grp_protocol_t *ps = grp__protocols_dup(q->protocols, q->n_protocols);
+    if (!ps || set_topics(m, &sub, &changed) ||
+        (q->instance_id && replace_str(&m->instance_id, q->instance_id)) ||
+        replace_str(&m->client_id, q->client_id ? q->client_id : "") ||
+        replace_str(&m->client_host, q->client_host ? q->client_host : "")) {
+        if (ps)
+            grp__protocols_free(ps, q->n_protocols);
+        err = KP_ERR_UNKNOWN_SERVER_ERROR;
+    } else {
+        grp__protocols_free(m->protocols, m->n_protocols);
+        m->protocols = ps;
+        m->n_protocols = q->n_protocols;
+        if (m->assignor) { /* classic members ask for no server assignor */
+            m->assignor = 0;
+            changed = true;
+        }
+        m->session_timeout_ms = q->session_timeout_ms;
+        m->rebalance_timeout_ms = q->rebalance_timeout_ms;
+        m->session_deadline = grp__now_ms(c) + q->session_timeout_ms;
+        release_revoked(m, sub.owned, sub.n_owned);
+        if (refresh_target(c, g, q->snap, changed) || reconcile(c, cg, m) ||
+            (release_revoked(m, sub.owned, sub.n_owned) && reconcile(c, cg, m)))
+            err = KP_ERR_UNKNOWN_SERVER_ERROR;
+    }
+    kp_arena_fini(&a);
+    if (err) {
+        join_answer(cb, arg, err, q->member_id);
+        return;
+    }
+    ST_DEBUG("grp", "group=%s classic member=%s joined the consumer group at epoch %d (%d partitions)",
+             g->id, m->member_id, m->epoch, m->n_assigned);
+    grp_join_result_t r = {
+        .error_code = KP_ERR_NONE,
+        .generation_id = m->epoch,
+        .protocol_type = "consumer",
+        .protocol_name = m->protocols[0].name,
+        .member_id = m->member_id,
+    };
+    cb(arg, &r);
+}
+
+static int16_t classic_member(const grp_t *g,
+                              const char *member_id,
+                              const char *instance_id,
+                              int32_t generation_id,
+                              cmember_t **out)
+{
+    cmember_t *m = member_id ? member_find(g->cg, member_id) : NULL;
+    if (!m && instance_id && member_by_instance(g->cg, instance_id))
+        return KP_ERR_FENCED_INSTANCE_ID;
+    if (!m || !m->classic)
+        return KP_ERR_UNKNOWN_MEMBER_ID;
+    if (instance_id && (!m->instance_id || strcmp(m->instance_id, instance_id) != 0))
+        return KP_ERR_FENCED_INSTANCE_ID;
+    if (generation_id != m->epoch)
+        return KP_ERR_ILLEGAL_GENERATION;
+    *out = m;
+    return KP_ERR_NONE;
+}
+
+/* A classic member's SyncGroup: its assigned partitions (never the ones it still revokes). */
+void grp__cons_sync(grp_coord_t *c, grp_t *g, const grp_sync_req_t *q, grp_sync_cb cb, void *arg)
+{
+    cmember_t *m = NULL;
+    int16_t err = classic_member(g, q->member_id, q->instance_id, q->generation_id, &m);
+    if (!err && ((q->protocol_type && strcmp(q->protocol_type, "consumer") != 0) ||
+                 (q->protocol_name && strcmp(q->protocol_name, m->protocols[0].name) != 0)))
+        err = KP_ERR_INCONSISTENT_GROUP_PROTOCOL;
+    if (!err && !q->snap)
+        err = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (err) {
+        grp_sync_result_t r = {.error_code = err};
+        cb(arg, &r);
+        return;
+    }
+    m->session_deadline = grp__now_ms(c) + m->session_timeout_ms;
+    kp_writer_t w;
+    kp_writer_init(&w, 0);
+    write_assignment(&w, q->snap, m->assigned, m->n_assigned);
+    grp_sync_result_t r = {KP_ERR_NONE, "consumer", m->protocols[0].name, w.buf,
+                           (int32_t)w.len};
+    if (!kp_writer_ok(&w))
+        r = (grp_sync_result_t){.error_code = KP_ERR_UNKNOWN_SERVER_ERROR};
+    cb(arg, &r);
+    kp_writer_fini(&w);
+}
+
+/* Are partitions m waits for free now? */
+static bool unreleased_free(const grp_cgroup_t *cg, const cmember_t *m)
+{
+    for (int i = 0; i < m->n_target; i++)
+        if (!tp_has(m->assigned, m->n_assigned, &m->target[i]) &&
+            !owned_by_other(cg, m, &m->target[i]))
+            return true;
+    return false;
+}
+
+/* A classic member's Heartbeat: REBALANCE_IN_PROGRESS when it should rejoin to catch up with
+ * the group epoch, to revoke, or to take partitions that were released to it. */
+int16_t grp__cons_heartbeat(grp_coord_t *c,
+                            grp_t *g,
+                            int32_t generation_id,
+                            const char *member_id,
+                            const char *instance_id)
+{
+    cmember_t *m = NULL;
+    int16_t err = classic_member(g, member_id, instance_id, generation_id, &m);
+    if (err)
+        return err;
+    m->session_deadline = grp__now_ms(c) + m->session_timeout_ms;
+    if (m->epoch < g->cg->group_epoch || (m->state == MS_UNREVOKED && m->n_revoking) ||
+        (m->state == MS_UNRELEASED && unreleased_free(g->cg, m)))
+        return KP_ERR_REBALANCE_IN_PROGRESS;
+    return KP_ERR_NONE;
+}
+
+int16_t grp__cons_leave(grp_coord_t *c, grp_t *g, const char *member_id, const char *instance_id)
+{
+    cmember_t *m = instance_id ? member_by_instance(g->cg, instance_id)
+                               : member_find(g->cg, member_id ? member_id : "");
+    if (!m || !m->classic)
+        return KP_ERR_UNKNOWN_MEMBER_ID;
+    if (instance_id && member_id && member_id[0] && strcmp(member_id, m->member_id) != 0)
+        return KP_ERR_FENCED_INSTANCE_ID;
+    member_remove(c, g, m, "left (LeaveGroup)");
+    maybe_downgrade(c, g);
+    return KP_ERR_NONE;
+}
+
 /* ---- Timers, offsets ---- */
 
 void grp__cons_tick(grp_coord_t *c, grp_t *g, int64_t now)
@@ -828,6 +1362,7 @@ void grp__cons_tick(grp_coord_t *c, grp_t *g, int64_t now)
         else if (m->state == MS_UNREVOKED && m->n_revoking && now >= m->revoke_deadline)
             member_remove(c, g, m, "did not revoke its partitions within its rebalance timeout");
     }
+    maybe_downgrade(c, g);
 }
 
 int64_t grp__cons_deadline(const grp_t *g)
@@ -850,6 +1385,8 @@ int16_t grp__cons_commit_check(grp_t *g, int32_t member_epoch, const char *membe
     cmember_t *m = member_id ? member_find(g->cg, member_id) : NULL;
     if (!m)
         return KP_ERR_UNKNOWN_MEMBER_ID;
+    if (m->classic) /* its generation is its member epoch */
+        return member_epoch != m->epoch ? KP_ERR_ILLEGAL_GENERATION : KP_ERR_NONE;
     if (member_epoch > m->epoch)
         return KP_ERR_FENCED_MEMBER_EPOCH;
     if (member_epoch < m->epoch)

@@ -68,6 +68,13 @@ struct grp_coord {
 
 /* grp.c */
 grp_t *grp__group_new(grp_coord_t *c, const char *id);
+grp_protocol_t *grp__protocols_dup(const grp_protocol_t *p, int n);
+void grp__protocols_free(grp_protocol_t *p, int n);
+void grp__member_free(grp_member_t *m);
+/** Answer a member's waiting JoinGroup/SyncGroup with err. */
+void grp__member_fail_waiters(grp_member_t *m, int16_t err);
+/** A classic group (back from the consumer protocol) starts a rebalance. */
+void grp__prepare_rebalance(grp_coord_t *c, grp_t *g);
 char *grp__new_member_id(const char *prefix);
 int64_t grp__now_ms(const grp_coord_t *c);
 int64_t grp__wall_ms(const grp_coord_t *c);
@@ -78,5 +85,15 @@ void grp__cons_tick(grp_coord_t *c, grp_t *g, int64_t now);
 int64_t grp__cons_deadline(const grp_t *g);
 bool grp__cons_subscribed(const grp_t *g, const char *topic);
 int16_t grp__cons_commit_check(grp_t *g, int32_t member_epoch, const char *member_id);
+/* The classic protocol's APIs from classic members of a consumer-protocol group (g->cg with
+ * members): Kafka 4's group.consumer.migration.policy=bidirectional. */
+void grp__cons_join(grp_coord_t *c, grp_t *g, const grp_join_req_t *q, grp_join_cb cb, void *arg);
+void grp__cons_sync(grp_coord_t *c, grp_t *g, const grp_sync_req_t *q, grp_sync_cb cb, void *arg);
+int16_t grp__cons_heartbeat(grp_coord_t *c,
+                            grp_t *g,
+                            int32_t generation_id,
+                            const char *member_id,
+                            const char *instance_id);
+int16_t grp__cons_leave(grp_coord_t *c, grp_t *g, const char *member_id, const char *instance_id);
 
 #endif

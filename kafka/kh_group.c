@@ -14,6 +14,7 @@
  *             3. an OffsetCommit is acknowledged only after its rows are committed to SQLite;
  *             4. memory follows disk: writer ops apply to the coordinator in the order they
  *                were written. */
+#include "core/meta.h"
 #include "core/st_log.h"
 #include "kafka/kh_group_int.h"
 
@@ -509,8 +510,12 @@ static void join_run(gop_t *op, gshard_t *gs)
         r->error_code = KP_ERR_COORDINATOR_NOT_AVAILABLE;
         return;
     }
-    grp_join_req_t *jq = op->extra;
-    grp_join(gs->coord, jq, join_cb, op);
+    /* a copy: once join_cb answered, the request (and jq in its arena) may be gone */
+    grp_join_req_t jq = *(grp_join_req_t *)op->extra;
+    meta_snap_t *snap = meta_snap_get(gs->ks->ctx->meta);
+    jq.snap = snap;
+    grp_join(gs->coord, &jq, join_cb, op);
+    meta_snap_put(snap);
     (void)q;
 }
 
@@ -589,7 +594,12 @@ static void sync_run(gop_t *op, gshard_t *gs)
         r->error_code = KP_ERR_COORDINATOR_NOT_AVAILABLE;
         return;
     }
-    grp_sync(gs->coord, op->extra, sync_cb, op);
+    /* a copy: once sync_cb answered, the request (and sq in its arena) may be gone */
+    grp_sync_req_t sq = *(grp_sync_req_t *)op->extra;
+    meta_snap_t *snap = meta_snap_get(gs->ks->ctx->meta);
+    sq.snap = snap;
+    grp_sync(gs->coord, &sq, sync_cb, op);
+    meta_snap_put(snap);
 }
 
 void kh_sync_group(kh_req_t *req)

@@ -211,6 +211,191 @@ static void join_done(void *arg, const grp_join_result_t *r)
     *(int16_t *)arg = r->error_code;
 }
 
+typedef struct {
+    int16_t err;
+    int32_t gen;
+    char member[128];
+    char leader[128];
+    char proto[32];
+    uint8_t asg[256];
+    int32_t asg_len;
+} classic_t;
+
+static void cjoin_done(void *arg, const grp_join_result_t *r)
+{
+    classic_t *x = arg;
+    x->err = r->error_code;
+    x->gen = r->generation_id;
+    snprintf(x->member, sizeof(x->member), "%s", r->member_id ? r->member_id : "");
+    snprintf(x->leader, sizeof(x->leader), "%s", r->leader_id ? r->leader_id : "");
+    snprintf(x->proto, sizeof(x->proto), "%s", r->protocol_name ? r->protocol_name : "");
+}
+
+static void csync_done(void *arg, const grp_sync_result_t *r)
+{
+    classic_t *x = arg;
+    x->err = r->error_code;
+    x->asg_len = r->assignment_len < 256 ? r->assignment_len : 0;
+    if (x->asg_len > 0)
+        memcpy(x->asg, r->assignment, (size_t)x->asg_len);
+}
+
+/* A ConsumerProtocolSubscription v1 of topic t owning partitions owned[0..n). */
+static grp_protocol_t subscription(kp_writer_t *w, const int32_t *owned, int n)
+{
+    kp_consumer_protocol_subscription_t sub;
+    kp_consumer_protocol_subscription_init(&sub);
+    kp_str_t t = KP_STR_LIT("t");
+    kp_consumer_protocol_subscription_topic_partition_t tp;
+    kp_consumer_protocol_subscription_topic_partition_init(&tp);
+    tp.topic = t;
+    tp.partitions = (int32_t *)owned;
+    tp.n_partitions = n;
+    sub.topics = &t;
+    sub.n_topics = 1;
+    sub.owned_partitions = &tp;
+    sub.n_owned_partitions = n ? 1 : 0;
+    kp_writer_reset(w);
+    kp_write_i16(w, 1);
+    assert_int_equal(kp_consumer_protocol_subscription_encode(w, 1, &sub), 0);
+    return (grp_protocol_t){"range", w->buf, (int32_t)w->len};
+}
+
+/* The partitions of topic t in a ConsumerProtocolAssignment. */
+static int assigned_of(const classic_t *x)
+{
+    kp_arena_t a;
+    kp_arena_init(&a, 1 << 20);
+    kp_reader_t r;
+    kp_reader_init(&r, x->asg, (size_t)x->asg_len);
+    int16_t v = kp_read_i16(&r);
+    kp_consumer_protocol_assignment_t as;
+    assert_int_equal(kp_consumer_protocol_assignment_decode(&r, v, &as, &a), 0);
+    int n = 0;
+    for (int i = 0; i < as.n_assigned_partitions; i++)
+        n += as.assigned_partitions[i].n_partitions;
+    kp_arena_fini(&a);
+    return n;
+}
+
+/* Kafka 4's migration: a classic group is upgraded when a consumer-protocol member joins; its
+ * classic member keeps its partitions until it rejoins, is told to rejoin by Heartbeat, gets
+ * its share through JoinGroup/SyncGroup at generation = member epoch; a new classic member
+ * joins the consumer group; when the consumer-protocol member leaves, the group is classic
+ * again and rebalances. */
+static void test_cons_classic_members(void **state)
+{
+    (void)state;
+    grp_coord_t *c = coord();
+    const meta_snap_t *s = snap(4);
+    kp_writer_t w;
+    kp_writer_init(&w, 0);
+    grp_protocol_t p = subscription(&w, NULL, 0);
+    grp_join_req_t jq = {.group_id = "m",
+                         .member_id = "",
+                         .client_id = "c",
+                         .client_host = "h",
+                         .protocol_type = "consumer",
+                         .session_timeout_ms = 10000,
+                         .rebalance_timeout_ms = 10000,
+                         .protocols = &p,
+                         .n_protocols = 1,
+                         .snap = s};
+    classic_t a = {0};
+    grp_join(c, &jq, cjoin_done, &a);
+    assert_int_equal(a.err, KP_ERR_NONE);
+    assert_string_equal(a.leader, a.member);
+    int32_t gen = a.gen;
+    /* the leader assigns all four partitions to itself */
+    kp_consumer_protocol_assignment_t as;
+    kp_consumer_protocol_assignment_init(&as);
+    int32_t all[] = {0, 1, 2, 3};
+    kp_consumer_protocol_assignment_topic_partition_t atp = {KP_STR_LIT("t"), all, 4};
+    as.assigned_partitions = &atp;
+    as.n_assigned_partitions = 1;
+    kp_writer_t aw;
+    kp_writer_init(&aw, 0);
+    kp_write_i16(&aw, 0);
+    assert_int_equal(kp_consumer_protocol_assignment_encode(&aw, 0, &as), 0);
+    grp_assignment_t ga = {a.member, aw.buf, (int32_t)aw.len};
+    grp_sync_req_t sq = {.group_id = "m",
+                         .generation_id = gen,
+                         .member_id = a.member,
+                         .assignments = &ga,
+                         .n_assignments = 1,
+                         .snap = s};
+    grp_sync(c, &sq, csync_done, &a);
+    assert_int_equal(a.err, KP_ERR_NONE);
+    assert_int_equal(grp_state(grp_find(c, "m")), GRP_STABLE);
+    /* a consumer-protocol member joins: upgrade; the classic member's partitions are not free */
+    grp_chb_req_t q = {.group_id = "m",
+                       .member_id = "c1",
+                       .client_id = "cl",
+                       .client_host = "h",
+                       .member_epoch = 0,
+                       .rebalance_timeout_ms = 1000,
+                       .topics = k_t,
+                       .n_topics = 1,
+                       .n_owned = 0};
+    grp_chb_result_t r;
+    grp_consumer_heartbeat(c, s, &q, &r);
+    assert_int_equal(r.error_code, KP_ERR_NONE);
+    assert_int_equal(r.member_epoch, gen + 1);
+    assert_int_equal(r.n_assignment, 0);
+    grp_t *g = grp_find(c, "m");
+    assert_true(grp_is_consumer(g));
+    assert_int_equal(grp_cons_n_members(g), 2);
+    /* the classic member: its generation still commits; its heartbeat says rejoin */
+    uint64_t inc;
+    assert_int_equal(grp_commit_check(c, "m", gen, a.member, NULL, &inc), KP_ERR_NONE);
+    assert_int_equal(grp_heartbeat(c, "m", gen, a.member, NULL), KP_ERR_REBALANCE_IN_PROGRESS);
+    /* it rejoins owning nothing (eager): its share at the new epoch, no leader */
+    jq.member_id = a.member;
+    grp_join(c, &jq, cjoin_done, &a);
+    assert_int_equal(a.err, KP_ERR_NONE);
+    assert_int_equal(a.gen, gen + 1);
+    assert_string_equal(a.leader, "");
+    assert_string_equal(a.proto, "range");
+    sq.generation_id = gen;
+    grp_sync(c, &sq, csync_done, &a);
+    assert_int_equal(a.err, KP_ERR_ILLEGAL_GENERATION);
+    sq.generation_id = gen + 1;
+    grp_sync(c, &sq, csync_done, &a);
+    assert_int_equal(a.err, KP_ERR_NONE);
+    assert_int_equal(assigned_of(&a), 2);
+    assert_int_equal(grp_heartbeat(c, "m", gen + 1, a.member, NULL), KP_ERR_NONE);
+    assert_int_equal(grp_commit_check(c, "m", gen, a.member, NULL, &inc), KP_ERR_ILLEGAL_GENERATION);
+    assert_int_equal(grp_commit_check(c, "m", gen + 1, a.member, NULL, &inc), KP_ERR_NONE);
+    /* the consumer-protocol member gets the released half */
+    q.member_epoch = r.member_epoch;
+    grp_consumer_heartbeat(c, s, &q, &r);
+    assert_int_equal(r.error_code, KP_ERR_NONE);
+    assert_int_equal(r.n_assignment, 2);
+    /* a new classic member: MEMBER_ID_REQUIRED, then it joins the consumer group */
+    classic_t b = {0};
+    jq.member_id = "";
+    jq.require_known_member_id = true;
+    grp_join(c, &jq, cjoin_done, &b);
+    assert_int_equal(b.err, KP_ERR_MEMBER_ID_REQUIRED);
+    jq.member_id = b.member;
+    grp_join(c, &jq, cjoin_done, &b);
+    assert_int_equal(b.err, KP_ERR_NONE);
+    assert_int_equal(grp_cons_n_members(g), 3);
+    assert_int_equal(grp_heartbeat(c, "m", gen + 1, a.member, NULL), KP_ERR_REBALANCE_IN_PROGRESS);
+    /* the consumer-protocol member leaves: the group is classic again and rebalances */
+    q.member_epoch = -1;
+    grp_consumer_heartbeat(c, s, &q, &r);
+    assert_int_equal(r.error_code, KP_ERR_NONE);
+    g = grp_find(c, "m");
+    assert_false(grp_is_consumer(g));
+    assert_int_equal(grp_n_members(g), 2);
+    assert_int_equal(grp_state(g), GRP_PREPARING_REBALANCE);
+    assert_int_equal(grp_leave(c, "m", b.member, NULL), KP_ERR_NONE);
+    kp_writer_fini(&w);
+    kp_writer_fini(&aw);
+    grp_coord_free(c);
+}
+
 static void test_cons_session_static_and_classic(void **state)
 {
     (void)state;
@@ -257,7 +442,8 @@ static void test_cons_session_static_and_classic(void **state)
     join2.instance_id = NULL;
     grp_consumer_heartbeat(c, s, &join2, &r);
     assert_int_equal(r.error_code, KP_ERR_NONE);
-    /* ...a consumer group with members does not */
+    /* ...a consumer group with members takes classic members, but only with a readable
+     * subscription */
     grp_protocol_t p = {"range", (const uint8_t *)"x", 1};
     grp_join_req_t jq = {.group_id = "h",
                          .member_id = "",
@@ -267,7 +453,8 @@ static void test_cons_session_static_and_classic(void **state)
                          .session_timeout_ms = 10000,
                          .rebalance_timeout_ms = 10000,
                          .protocols = &p,
-                         .n_protocols = 1};
+                         .n_protocols = 1,
+                         .snap = s};
     /* a static takeover may not reuse another member's id */
     grp_chb_req_t st2 = q;
     st2.group_id = "h";
@@ -318,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_cons_revoke_before_reassign),
         cmocka_unit_test(test_cons_range_and_growth),
         cmocka_unit_test(test_cons_session_static_and_classic),
+        cmocka_unit_test(test_cons_classic_members),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

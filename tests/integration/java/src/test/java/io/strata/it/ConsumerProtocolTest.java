@@ -246,7 +246,8 @@ class ConsumerProtocolTest {
         assertEquals("Empty", d.groupState());
         assertEquals(0, d.members().size());
 
-        /* A classic group with members is not a consumer group. */
+        /* A classic group with members is not a consumer group until a consumer-protocol
+         * member joins it (online upgrade); it is classic again once that member left. */
         String classic = Strata.unique("j848-classic");
         try (KafkaConsumer<String, String> c = Strata.consumer(classic, Map.of())) {
             c.subscribe(List.of(topic));
@@ -254,8 +255,15 @@ class ConsumerProtocolTest {
             while (c.assignment().isEmpty() && System.nanoTime() < deadline)
                 c.poll(Duration.ofMillis(100));
             assertFalse(c.assignment().isEmpty());
-            assertEquals(Errors.GROUP_ID_NOT_FOUND.code(), hb(join.duplicate().setGroupId(classic)
-                    .setInstanceId(null)).errorCode());
+            assertEquals(Errors.GROUP_ID_NOT_FOUND.code(), describe(classic).errorCode());
+            String wid = Uuid.randomUuid().toString();
+            r = hb(join.duplicate().setGroupId(classic).setMemberId(wid).setInstanceId(null));
+            assertEquals(Errors.NONE.code(), r.errorCode());
+            d = describe(classic);
+            assertEquals(Errors.NONE.code(), d.errorCode());
+            assertEquals(2, d.members().size());
+            r = hb(beat.duplicate().setGroupId(classic).setMemberId(wid).setMemberEpoch(-1));
+            assertEquals(Errors.NONE.code(), r.errorCode());
             assertEquals(Errors.GROUP_ID_NOT_FOUND.code(), describe(classic).errorCode());
         }
         assertEquals(Errors.GROUP_ID_NOT_FOUND.code(), describe(Strata.unique("j848-none")).errorCode());

@@ -244,4 +244,59 @@ class Kip848MixedTest {
         }
         seen.assertExactlyOnce(500, "v");
     }
+
+    /** Kafka 4's online upgrade and downgrade (group.consumer.migration.policy=bidirectional):
+     * a classic group of a Java member and a librdkafka member (eager "range") is joined by a
+     * Java consumer-protocol member (the group becomes a consumer group whose classic members
+     * rebalance through JoinGroup/SyncGroup/Heartbeat), then by a librdkafka consumer-protocol
+     * member; when both consumer-protocol members leave, the group is classic again and its
+     * two classic members split the partitions. Records flow all along; each is read once. */
+    @Test
+    void classicAndConsumerProtocolMembersShareAGroup() throws Exception {
+        String topic = Strata.unique("j848up");
+        String group = Strata.unique("j848up-g");
+        int parts = 6;
+        Strata.createTopic(topic, parts);
+        produce(topic, parts, 0, 300);
+        Seen seen = new Seen();
+        try (PyMember pyC = new PyMember(topic, group, "classic", seen);
+                KafkaConsumer<String, String> jC = javaMember(group, "classic", topic)) {
+            List<KafkaConsumer<String, String>> one = List.of(jC);
+            pollUntil(one, seen, () -> jC.assignment().size() == 3 && pyC.assigned() == 3 && seen.distinct() == 300,
+                    "two classic members with 3 partitions each and 300 records", pyC.assigned);
+            assertEquals(GroupType.CLASSIC, describe(group).type());
+
+            /* a Java consumer-protocol member joins: upgrade */
+            try (KafkaConsumer<String, String> jK = javaMember(group, "consumer", topic)) {
+                List<KafkaConsumer<String, String>> two = List.of(jC, jK);
+                pollUntil(two, seen, () -> jC.assignment().size() == 2 && jK.assignment().size() == 2
+                        && pyC.assigned() == 2, "three members with 2 partitions each", pyC.assigned);
+                ConsumerGroupDescription d = describe(group);
+                assertEquals(GroupType.CONSUMER, d.type());
+                assertEquals(3, d.members().size());
+                produce(topic, parts, 300, 600);
+                pollUntil(two, seen, () -> seen.distinct() == 600, "600 records", pyC.assigned);
+
+                /* and a librdkafka consumer-protocol member */
+                try (PyMember pyK = new PyMember(topic, group, "consumer", seen)) {
+                    pollUntil(two, seen, () -> pyK.assigned() >= 1 && jC.assignment().size() >= 1
+                            && jK.assignment().size() >= 1 && pyC.assigned() >= 1
+                            && pyK.assigned() + pyC.assigned() + jC.assignment().size()
+                                    + jK.assignment().size() == parts,
+                            "four members sharing the partitions",
+                            "classic py " + pyC.assigned + ", consumer py " + pyK.assigned);
+                    assertEquals(4, describe(group).members().size());
+                    produce(topic, parts, 600, 900);
+                    pollUntil(two, seen, () -> seen.distinct() == 900, "900 records", pyC.assigned);
+                }
+            }
+            /* both consumer-protocol members left: downgrade, a classic rebalance */
+            pollUntil(one, seen, () -> jC.assignment().size() == 3 && pyC.assigned() == 3,
+                    "the two classic members with 3 partitions each again", pyC.assigned);
+            assertEquals(GroupType.CLASSIC, describe(group).type());
+            produce(topic, parts, 900, 1200);
+            pollUntil(one, seen, () -> seen.distinct() == 1200, "1200 records", pyC.assigned);
+        }
+        seen.assertExactlyOnce(1200, "v");
+    }
 }
