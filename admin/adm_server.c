@@ -663,8 +663,7 @@ int adm_server_new(const adm_opts_t *o, adm_server_t **out, char *errbuf, size_t
     snprintf(s->listen_addr, sizeof(s->listen_addr), "%s", addr);
     rc = cfg_parse_hostport(addr, host, sizeof(host), &port);
     struct sockaddr_storage sa;
-    if (rc == 0 && uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 &&
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0)
+    if (rc == 0 && st_listen_addr(host, port, &sa) != 0)
         rc = ST_E_INVAL;
     if (rc == 0 && (!s->token || !s->pending_cfg))
         rc = ST_E_NOMEM;

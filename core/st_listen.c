@@ -6,6 +6,7 @@
  * of descriptors, PAUSING again). st_listen_close from any state -> CLOSED. */
 #include "core/st_listen.h"
 
+#include "core/st_err.h"
 #include "core/st_log.h"
 #include "core/st_metrics.h"
 
@@ -133,6 +134,15 @@ static void on_uv_connection(uv_stream_t *server, int status)
     }
     /* Other errors concern one connection (Linux reports a pending network
      * error of the new socket through accept): the next accept proceeds. */
+}
+
+int st_listen_addr(const char *host, int port, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) != 0)
+        return ST_E_CONFIG;
+    return 0;
 }
 
 int st_listen_open(st_listen_t *l,

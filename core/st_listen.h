@@ -45,6 +45,12 @@ struct st_listen {
     int64_t n_quiet; /* pauses since that line */
 };
 
+/** The socket address of host, a numeric IPv4 or IPv6 address (no name is
+ * looked up, no [brackets]), and port: the one parser of listener addresses
+ * (Kafka listeners, the admin listener, stratad's start-up port check).
+ * @return 0, or ST_E_CONFIG when host is not an IP address. */
+int st_listen_addr(const char *host, int port, struct sockaddr_storage *out);
+
 /** Bind sa (SO_REUSEADDR, and SO_REUSEPORT when reuseport) and listen;
  * on_accept runs for each connection to accept with uv_accept(server, ...).
  * On error: a message in errbuf and a negative errno/uv code. */

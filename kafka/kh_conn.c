@@ -1178,14 +1178,6 @@ int kh_owner(const kh_shard_t *ks, const char *topic, int32_t partition)
 
 /* ---- Shard start / stop ---- */
 
-static int parse_addr(const char *host, int port, struct sockaddr_storage *sa)
-{
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)sa) != 0 &&
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)sa) != 0)
-        return ST_E_CONFIG;
-    return 0;
-}
-
 int kh_shard_new(rt_shard_t *sh,
                  const kh_ctx_t *ctx,
                  part_shard_t *ps,
@@ -1206,7 +1198,7 @@ int kh_shard_new(rt_shard_t *sh,
     for (int i = 0; i < ctx->n_listeners && rc == 0; i++) {
         const kh_listener_t *l = &ctx->listeners[i];
         struct sockaddr_storage sa;
-        if (parse_addr(l->host, l->port, &sa) != 0) {
+        if (st_listen_addr(l->host, l->port, &sa) != 0) {
             snprintf(errbuf, errbuf_len, "listeners: '%s' is not an IP address", l->host);
             rc = ST_E_CONFIG;
             break;

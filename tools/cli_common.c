@@ -8,6 +8,8 @@
  *             2. every blocking call is bounded by cli_opts.timeout_ms. */
 #include "tools/cli.h"
 
+#include "core/cfg.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -378,19 +380,12 @@ static char boot_cause[512];
 static int name_addrs(const char *name)
 {
     const char *hp = strstr(name, "://");
-    hp = hp ? hp + 3 : name;
     char host[128];
-    snprintf(host, sizeof(host), "%s", hp);
-    char *colon = strrchr(host, ':');
-    if (colon)
-        *colon = '\0';
-    char *h = host;
-    if (*h == '[') {
-        h++;
-        h[strcspn(h, "]")] = '\0';
-    }
+    int port;
+    if (cfg_parse_hostport(hp ? hp + 3 : name, host, sizeof(host), &port) != 0)
+        return 1;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(h, NULL, &hints, &res) != 0)
+    if (getaddrinfo(host, NULL, &hints, &res) != 0)
         return 1;
     int n = 0;
     for (struct addrinfo *a = res; a; a = a->ai_next)

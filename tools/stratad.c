@@ -14,6 +14,7 @@
 #include "core/rt.h"
 #include "core/st_disk.h"
 #include "core/st_fs.h"
+#include "core/st_listen.h"
 #include "core/st_log.h"
 #include "core/st_metrics.h"
 #include "core/st_scram.h"
@@ -27,7 +28,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -409,20 +409,17 @@ static int listeners_free(const kh_ctx_t *k)
         const kh_listener_t *l = &k->listeners[i];
         if (l->port == 0)
             continue;
-        char port[16];
-        snprintf(port, sizeof(port), "%d", l->port);
-        struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE,
-                                 .ai_socktype = SOCK_STREAM},
-                        *ai = NULL;
-        if (getaddrinfo(*l->host ? l->host : NULL, port, &hints, &ai) != 0 || !ai)
+        struct sockaddr_storage sa;
+        if (st_listen_addr(l->host, l->port, &sa) != 0)
             continue; /* the listener's own set-up reports a bad address */
-        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, err = 0;
+        socklen_t len =
+            sa.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, err = 0;
         if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-                        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0))
+                        bind(fd, (struct sockaddr *)&sa, len) != 0))
             err = errno;
         if (fd >= 0)
             close(fd);
-        freeaddrinfo(ai);
         if (err == EADDRINUSE) {
             fprintf(stderr,
                     "stratad: listener %s %s:%d: the address is already in use by another "
