@@ -486,6 +486,7 @@ static void tier_sum(adm_gather_t *g, tier_sum_t *out)
         out->t.downloaded_bytes += t->downloaded_bytes;
         out->t.hydrated_bytes += t->hydrated_bytes;
         out->t.shared_waits += t->shared_waits;
+        out->t.prefetch_windows += t->prefetch_windows;
         out->t.cache_bytes += t->cache_bytes;
         out->t.cache_entries += t->cache_entries;
         out->gc.deleted_objects += rs->gc.deleted_objects;
@@ -837,6 +838,10 @@ static void render_tier(st_mtext_t *t, adm_gather_t *g, const prow_t **v, size_t
          "Ranged GETs of archived chunks (read-ahead included).", x->downloads},
         {"strata_tier_hydration_downloaded_bytes_total", "counter",
          "Object bytes downloaded by those GETs.", x->downloaded_bytes},
+        {"strata_tier_hydration_prefetch_windows_total", "counter",
+         "Read-ahead GETs queued while two other read-ahead windows were still ahead of the "
+         "reader (two GETs in flight across object boundaries).",
+         x->prefetch_windows},
         {"strata_tier_hydration_errors_total", "counter",
          "Ranged GETs of archived chunks that failed.", x->download_errors},
         {"strata_tier_cache_hits_total", "counter", "Chunks read from the chunk cache.",

@@ -16,11 +16,20 @@
 #                  >= 0.8); also object MB/s from the broker's hydration counters;
 #            warm  restarted with the cache kept: record MB/s of "arch" vs hot;
 #            hot   `strata bench consume` of "hot" (local log, page cache).
+#            lat   produce p99 (`strata bench produce` of 1 KiB incompressible records to
+#                  topic "lat", acks=all, linger 0, REPLAY_LAT_RATE records/s for
+#                  REPLAY_LAT_SECONDS) during a cold replay of "arch" (cache deleted, broker
+#                  restarted) vs the same produce alone just before it: p99 ratio (target
+#                  <= 1.5), and how much of the produce the replay overlapped.
+# Before/after: with REPLAY_BASE=DIR (another build directory, e.g. of main), the cold
+# replay and the lat pair also run with DIR/tools/stratad on the same data, and the raw GETs
+# are measured again after them; both cold ratios use the mean of the two raw figures.
 # CPU: seconds used by the S3 server, stratad and the whole machine during the raw GETs and
 # the cold replay (2 cores are shared by the server, the broker and the consumer); with
 # BENCH_PERF_DIR set, perf profiles of stratad during the cold replay go there.
 # Usage: bench/replay.sh [BUILD_DIR]   env: REPLAY_MB (256), BENCH_DIR (tmp dir
-#        parent, default /tmp). Appends one JSON line to $BENCH_OUT (default
+#        parent, default /tmp), REPLAY_BASE (unset), REPLAY_LAT_RATE (5000),
+#        REPLAY_LAT_SECONDS (5). Appends one JSON line to $BENCH_OUT (default
 #        bench/results/replay-<UTC>.jsonl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +37,10 @@ BUILD=${1:-build}
 MB=${REPLAY_MB:-256}
 KB=$BUILD/tools/strata
 STRATAD=$BUILD/tools/stratad
-for f in "$KB" "$STRATAD"; do
+BASE=${REPLAY_BASE:-}
+LAT_RATE=${REPLAY_LAT_RATE:-5000}
+LAT_SECONDS=${REPLAY_LAT_SECONDS:-5}
+for f in "$KB" "$STRATAD" ${BASE:+"$BASE/tools/stratad"}; do
     [ -x "$f" ] || { echo "replay.sh: $f not built (cmake --build $BUILD)" >&2; exit 1; }
 done
 command -v curl >/dev/null || { echo "replay.sh: curl is required" >&2; exit 1; }
@@ -51,9 +63,9 @@ KPORT=$(free_port)
 APORT=$(free_port)
 BOOT=127.0.0.1:$KPORT
 
-start_broker() {
+start_broker() { # [stratad binary]
     : >"$DIR/broker.log"
-    "$STRATAD" --log-dir "$DIR/data" --smp 2 --listeners "$BOOT" --admin-listener "127.0.0.1:$APORT" \
+    "${1:-$STRATAD}" --log-dir "$DIR/data" --smp 2 --listeners "$BOOT" --admin-listener "127.0.0.1:$APORT" \
         -X remote.log.storage.system.enable=true -X strata.archive.url=s3://strata/bench \
         -X log.segment.bytes=16777216 -X log.retention.check.interval.ms=500 \
         -X strata.cache.bytes=$((4 * MB * 1048576)) \
@@ -140,6 +152,7 @@ d = [y - x for x, y in zip(a, b)]
 print(json.dumps({"seconds": round(d[0], 3), "machine_busy_s": round(d[1], 3),
                   "s3server_cpu_s": round(d[2], 3), "stratad_cpu_s": round(d[3], 3)}))' "$1" "$2"
 }
+raw_gets() { # sequential ranged GETs of every object: sets raw_bytes, raw_mbps, raw_cpu
 c0=$(cpu_snap)
 t0=$(date +%s.%N)
 raw_bytes=0
@@ -159,6 +172,9 @@ t1=$(date +%s.%N)
 raw_cpu=$(cpu_json "$c0" "$(cpu_snap)")
 raw_mbps=$(awk -v b="$raw_bytes" -v a="$t0" -v z="$t1" 'BEGIN {printf "%.1f", b / (z - a) / 1e6}')
 echo "  raw: $raw_bytes bytes of $(wc -l <"$DIR/objects") objects, $raw_mbps MB/s"
+}
+raw_gets
+raw1_mbps=$raw_mbps
 
 consume() { # topic -> JSON of strata bench consume
     "$KB" --brokers "$BOOT" --format json bench consume --topic "$1" --duration 600s \
@@ -201,6 +217,52 @@ stop_broker "$DIR/cold.log"
 cold_dl=$(stat_sum downloaded_bytes "$DIR/cold.log")
 cold_ra=$(stat_sum readahead_downloads "$DIR/cold.log")
 cold_gets=$(stat_sum downloads "$DIR/cold.log")
+cold_pf=$(stat_sum prefetch_windows "$DIR/cold.log")
+
+base_cold=null
+base_gets=0
+if [ -n "$BASE" ]; then
+    echo "== cold with $BASE/tools/stratad: cache deleted, replay arch from offset 0"
+    rm -rf "$DIR/data/cache"
+    start_broker "$BASE/tools/stratad"
+    base_cold=$(consume arch)
+    stop_broker "$DIR/base-cold.log"
+    base_gets=$(stat_sum downloads "$DIR/base-cold.log")
+    echo "== raw again (after the cold replays)"
+    raw_gets
+    raw_mbps=$(awk -v a="$raw1_mbps" -v b="$raw_mbps" 'BEGIN {printf "%.1f", (a + b) / 2}')
+fi
+
+# lat_pair BINARY: produce p99 alone, then during a cold replay (cache deleted); JSON.
+lat_pair() {
+    rm -rf "$DIR/data/cache"
+    start_broker "$1"
+    lat() { "$KB" --brokers "$BOOT" --format json bench produce -t lat --acks all --linger-ms 0 \
+        --rate "$LAT_RATE" -s 1024 --random -d "${LAT_SECONDS}s" 2>>"$DIR/kb-lat.err"; }
+    local alone during c0 c1 p0 p1
+    alone=$(lat) || { cat "$DIR/kb-lat.err" >&2; exit 1; }
+    c0=$(date +%s.%N)
+    ( consume arch >"$DIR/lat-consume.json"; date +%s.%N >"$DIR/lat-consume.end" ) &
+    local cpid=$!
+    sleep 0.3
+    p0=$(date +%s.%N)
+    during=$(lat) || { cat "$DIR/kb-lat.err" >&2; exit 1; }
+    p1=$(date +%s.%N)
+    wait "$cpid"
+    c1=$(cat "$DIR/lat-consume.end")
+    stop_broker "$DIR/lat.log"
+    /usr/bin/python3 -c 'import json, sys
+a, d, c = (json.loads(x) for x in sys.argv[1:4])
+c0, c1, p0, p1 = map(float, sys.argv[4:8])
+print(json.dumps({"alone": a, "during": d, "replay_mb_per_s": c["mb_per_s"],
+                  "overlap": round(max(0.0, min(c1, p1) - max(c0, p0)) / (p1 - p0), 3),
+                  "p99_ratio": round(d["p99_ms"] / a["p99_ms"], 2) if a["p99_ms"] else None}))' \
+        "$alone" "$during" "$(cat "$DIR/lat-consume.json")" "$c0" "$c1" "$p0" "$p1"
+}
+echo "== lat: produce p99 alone vs during a cold replay"
+lat=$(lat_pair "$STRATAD")
+base_lat=null
+[ -n "$BASE" ] && base_lat=$(lat_pair "$BASE/tools/stratad")
 
 echo "== warm: restarted, cache kept"
 start_broker
@@ -211,11 +273,14 @@ warm_gets=$(stat_sum downloads "$DIR/warm.log")
 warm_hits=$(stat_sum cache_hits "$DIR/warm.log")
 
 /usr/bin/python3 - "$cold" "$warm" "$hot" "$raw_mbps" "$raw_bytes" "$cold_dl" "$cold_gets" \
-    "$cold_ra" "$warm_gets" "$warm_hits" "$MB" "$raw_cpu" "$cold_cpu" <<'EOF' | tee -a "${BENCH_OUT:-bench/results/replay-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
+    "$cold_ra" "$warm_gets" "$warm_hits" "$MB" "$raw_cpu" "$cold_cpu" "$cold_pf" "$base_cold" \
+    "$base_gets" "$raw1_mbps" "$lat" "$base_lat" <<'EOF' | tee -a "${BENCH_OUT:-bench/results/replay-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
 import json, sys
 cold, warm, hot = (json.loads(x) for x in sys.argv[1:4])
 raw, raw_bytes, cold_dl, cold_gets, cold_ra, warm_gets, warm_hits, mb = sys.argv[4:12]
 raw_cpu, cold_cpu = json.loads(sys.argv[12]), json.loads(sys.argv[13])
+cold_pf, base_cold, base_gets, raw1 = sys.argv[14], json.loads(sys.argv[15]), sys.argv[16], sys.argv[17]
+lat, base_lat = json.loads(sys.argv[18]), json.loads(sys.argv[19])
 raw = float(raw)
 cold_obj = int(cold_dl) / cold["seconds"] / 1e6
 r = {"bench": "replay", "mb": int(mb), "raw_get_mb_per_s": raw,
@@ -226,10 +291,24 @@ r = {"bench": "replay", "mb": int(mb), "raw_get_mb_per_s": raw,
      "cold_complete": cold["complete"], "warm_mb_per_s": warm["mb_per_s"],
      "warm_gets": int(warm_gets), "warm_cache_hits": int(warm_hits),
      "hot_mb_per_s": hot["mb_per_s"], "warm_ratio_to_hot": round(warm["mb_per_s"] / hot["mb_per_s"], 3),
-     "raw_cpu": raw_cpu, "cold_cpu": cold_cpu}
+     "raw_cpu": raw_cpu, "cold_cpu": cold_cpu, "cold_prefetch_windows": int(cold_pf),
+     "raw_get_first_mb_per_s": float(raw1), "lat": lat}
+if base_cold:
+    r["base"] = {"cold_mb_per_s": base_cold["mb_per_s"],
+                 "cold_ratio_to_raw": round(base_cold["mb_per_s"] / raw, 3),
+                 "cold_gets": int(base_gets), "lat": base_lat}
 print(json.dumps(r))
 print("cold replay %.1f MB/s (objects %.1f MB/s) / raw GET %.1f MB/s = %.2f (target >= 0.8); "
       "warm %.1f MB/s / hot %.1f MB/s = %.2f" % (cold["mb_per_s"], cold_obj, raw,
       r["cold_ratio_to_raw"], warm["mb_per_s"], hot["mb_per_s"], r["warm_ratio_to_hot"]),
       file=sys.stderr)
+if base_cold:
+    print("base build: cold replay %.1f MB/s / raw %.1f MB/s = %.2f" % (
+          base_cold["mb_per_s"], raw, r["base"]["cold_ratio_to_raw"]), file=sys.stderr)
+for name, l in (("this build", lat), ("base build", base_lat)):
+    if l:
+        print("%s: produce p99 %.2f ms alone, %.2f ms during a cold replay (%.1f MB/s, overlap "
+              "%.0f%%): ratio %s (target <= 1.5)" % (name, l["alone"]["p99_ms"],
+              l["during"]["p99_ms"], l["replay_mb_per_s"], 100 * l["overlap"], l["p99_ratio"]),
+              file=sys.stderr)
 EOF

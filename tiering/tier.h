@@ -48,8 +48,8 @@ typedef struct {
      * uploader gives them to the object writer (tiering/seg.h's txn table).
      * *out is malloc'd (the uploader frees it), NULL with *n = 0 for none.
      * Called on the partition's shard loop. NULL = the writer's own view. */
-    int (*aborted)(void *arg, plog_t *log, int64_t from, int64_t to, tier_seg_aborted_t **out,
-                   size_t *n);
+    int (*aborted)(
+        void *arg, plog_t *log, int64_t from, int64_t to, tier_seg_aborted_t **out, size_t *n);
     void *aborted_arg;
     /* Total retention and orphan GC (tier_gc.c). */
     int64_t gc_interval_ms; /* period of the retention pass (0 = 300000) */
@@ -194,6 +194,7 @@ typedef struct {
     int64_t downloaded_bytes;    /* object bytes fetched by those GETs */
     int64_t hydrated_bytes;      /* batch bytes returned to readers */
     int64_t shared_waits;        /* reads that joined a download already running */
+    int64_t prefetch_windows; /* read-ahead GETs queued with 2 other windows ahead of the reader */
     /* Filled by tier_read_stats() only: */
     int64_t cache_bytes;   /* file bytes in the chunk cache now */
     int64_t cache_entries; /* chunks in the chunk cache now */

@@ -4,7 +4,7 @@
  * ST_E_OFFLOADED) -> tier_read(): the index locates the chunk (one zstd frame
  * of whole batches) holding the offset -> the chunk comes from, in order:
  *   0. a download finished moments ago, still in memory (the last
- *      RD_KEEP_FACTOR read-ahead windows' worth per shard),
+ *      depth + 1 read-ahead windows' worth per shard),
  *   1. a download already queued or running that covers it (the read waits
  *      with the others: one GET per chunk however many readers want it),
  *   2. the on-disk chunk cache (tier_cache.c, verified by CRC-32C),
@@ -27,11 +27,18 @@
  * in flight, and ends at readahead_bytes or at the end of the object, since
  * one ranged GET covers [first.obj_pos, last.obj_pos + last.obj_len) of one
  * object. So a replay keeps the store busy and runs at its throughput. The
- * walk stops once RD_DEPTH windows are ahead (also when a window ended at an
- * object's end: the next object's first chunk waits for a later walk) unless
- * a parked read waits beyond the frontier: a walk that ran ahead of the
- * reader would fill the cache with chunks evicted before they are read, and
- * download them again.
+ * walk stops once h->depth windows are ahead of the reader (the one it reads
+ * counts) unless a parked read waits beyond the frontier: a walk that ran
+ * ahead of the reader would fill the cache with chunks evicted before they are
+ * read, and download them again. The depth is RD_DEPTH (3) when the chunk
+ * cache holds twice that many windows (RD_DEPTH_SMALL, 2, otherwise): once
+ * windows grow to whole objects, a reader in object N has the GETs of objects
+ * N+1 and N+2 queued or running, so the store never idles while the reader
+ * decodes and serves N, or while N+1's chunks are verified and cached (with
+ * depth 2 the GET of N+1 started only when the reader reached N, after N's GET
+ * ended: one GET at a time, and the store idle in between). A window queued
+ * while two others are still ahead of the reader (which depth 2 never does)
+ * counts in prefetch_windows.
  *
  * Read states (rd_t):
  *   LOOKUP --idx answer--> serve(): a download covers it --> WAIT
@@ -74,11 +81,12 @@
 #define RD_MAX_DOWNLOADS   4
 #define RD_READAHEAD_BYTES (16u << 20)
 #define RD_FIRST_WINDOW    (2u << 20) /* windows start small and double up to ra_bytes */
-#define RD_DEPTH           2          /* read-ahead windows ahead of the reader */
+#define RD_DEPTH           3          /* read-ahead windows ahead of the reader */
+#define RD_DEPTH_SMALL     2          /* ... when the cache holds fewer than 2 * RD_DEPTH windows */
 #define RD_MAX_WINDOWS     8          /* remembered windows per partition */
 #define RD_MAX_SKIPS       64         /* lookups of cached chunks per read-ahead walk */
 #define RD_SWEEP_MS        10
-#define RD_KEEP_FACTOR     (RD_DEPTH + 1) /* finished downloads kept in memory, in ra_bytes */
+/* Finished downloads kept in memory: (h->depth + 1) * ra_bytes per shard. */
 
 typedef struct tier_hyd hyd_t;
 typedef struct dl dl_t;
@@ -163,6 +171,7 @@ struct tier_hyd {
     hyd_cache_t *cache; /* owned; NULL = no cache */
     unsigned max_downloads;
     uint64_t ra_bytes;
+    int depth; /* read-ahead windows ahead of a sequential reader */
     dl_t *dls;
     int running;
     rp_t *rps; /* owned list */
@@ -463,7 +472,7 @@ static dl_t *recent_find(hyd_t *h, const char *key, uint64_t pos, size_t *ci)
 }
 
 /* Keep d (its list reference moves here) for the reads that follow; the
- * oldest go once more than RD_KEEP_FACTOR read-ahead windows are kept. */
+ * oldest go once more than depth + 1 read-ahead windows are kept. */
 static void recent_add(hyd_t *h, dl_t *d)
 {
     if (h->closing || h->ra_bytes == 0) {
@@ -482,7 +491,7 @@ static void recent_add(hyd_t *h, dl_t *d)
     }
     h->recent[h->n_recent++] = d;
     h->recent_bytes += d->data_len;
-    while (h->n_recent > 1 && h->recent_bytes > RD_KEEP_FACTOR * h->ra_bytes) {
+    while (h->n_recent > 1 && h->recent_bytes > (uint64_t)(h->depth + 1) * h->ra_bytes) {
         dl_t *old = h->recent[0];
         h->recent_bytes -= old->data_len;
         memmove(h->recent, h->recent + 1, --h->n_recent * sizeof(*h->recent));
@@ -815,7 +824,10 @@ static void window_finish(rp_t *rp)
     if (rp->wn == 0)
         return;
     int64_t covered = rp->wchunks[rp->wn - 1].last_offset;
+    int ahead = windows_ahead(rp);
     if (dl_new(h, rp->wkey, rp->wchunks, rp->wn, true)) {
+        if (ahead >= RD_DEPTH_SMALL)
+            h->ts->stats.prefetch_windows++; /* beyond what depth 2 would queue */
         if (rp->n_win == RD_MAX_WINDOWS) {
             memmove(rp->win_last, rp->win_last + 1, sizeof(rp->win_last[0]) * (RD_MAX_WINDOWS - 1));
             rp->n_win--;
@@ -867,7 +879,7 @@ static void on_ra_loc(void *arg, int status, const idx_loc_t *loc)
             rp->wchunks[rp->wn - 1].obj_pos + rp->wchunks[rp->wn - 1].obj_len == sc.obj_pos;
         if (rp->wn > 0 && (have || !contiguous))
             window_finish(rp); /* a window is one range of one object */
-        if (!have && rp->wn == 0 && windows_ahead(rp) >= RD_DEPTH &&
+        if (!have && rp->wn == 0 && windows_ahead(rp) >= h->depth &&
             !parked_beyond(rp, sc.first_offset - 1)) {
             /* Enough is ahead of the reader: this chunk starts the next
              * window, on a later walk (ra_next stays on it). */
@@ -898,7 +910,7 @@ static void on_ra_loc(void *arg, int status, const idx_loc_t *loc)
     }
 out:
     if (more &&
-        (windows_ahead(rp) < RD_DEPTH || rp->wn > 0 || parked_beyond(rp, rp->ra_next - 1)) &&
+        (windows_ahead(rp) < h->depth || rp->wn > 0 || parked_beyond(rp, rp->ra_next - 1)) &&
         rp->skips < RD_MAX_SKIPS) {
         ra_walk(rp);
     } else {
@@ -908,13 +920,13 @@ out:
     check_closed(h);
 }
 
-/* Walk the index from the frontier while fewer than RD_DEPTH windows are ahead. */
+/* Walk the index from the frontier while fewer than h->depth windows are ahead. */
 static void ra_walk(rp_t *rp)
 {
     hyd_t *h = rp->h;
     if (rp->ra_busy || rp->ra_end || h->closing || rp->ra_next < 0)
         return;
-    if (windows_ahead(rp) >= RD_DEPTH && rp->wn == 0 && !parked_beyond(rp, rp->ra_next - 1))
+    if (windows_ahead(rp) >= h->depth && rp->wn == 0 && !parked_beyond(rp, rp->ra_next - 1))
         return;
     rp->ra_busy = true;
     if (idx_lookup_offset(h->ts->idx, rp->topic, rp->partition, rp->ra_next, on_ra_loc, rp) != 0) {
@@ -1049,6 +1061,7 @@ static hyd_t *hyd_get(tier_shard_t *ts)
     h->ts = ts;
     h->max_downloads = RD_MAX_DOWNLOADS;
     h->ra_bytes = RD_READAHEAD_BYTES;
+    h->depth = RD_DEPTH;
     uv_timer_init(ts->loop, &h->sweep);
     h->sweep.data = h;
     ts->hyd = h;
@@ -1064,6 +1077,11 @@ int tier_read_open(tier_shard_t *ts, const tier_read_opts_t *opts, char *errbuf,
         h->max_downloads = opts->max_downloads;
     if (opts->readahead_bytes)
         h->ra_bytes = opts->readahead_bytes;
+    /* Prefetched windows go to the cache too: with room for fewer than
+     * twice the windows ahead, they would evict each other before the
+     * reader gets to them. */
+    h->depth = opts->cache_bytes && opts->cache_bytes < 2 * RD_DEPTH * h->ra_bytes ? RD_DEPTH_SMALL
+                                                                                   : RD_DEPTH;
     if (!opts->cache_dir || !opts->cache_bytes || h->cache)
         return 0;
     int rc =
@@ -1192,9 +1210,10 @@ static void check_closed(hyd_t *h)
             "hydration stats cache_hits=%" PRId64 " cache_misses=%" PRId64
             " cache_evictions=%" PRId64 " cache_corrupt=%" PRId64 " downloads=%" PRId64
             " readahead_downloads=%" PRId64 " downloaded_bytes=%" PRId64 " hydrated_bytes=%" PRId64
-            " shared_waits=%" PRId64,
+            " shared_waits=%" PRId64 " prefetch_windows=%" PRId64,
             s->cache_hits, s->cache_misses, s->cache_evictions, s->cache_corrupt, s->downloads,
-            s->readahead_downloads, s->downloaded_bytes, s->hydrated_bytes, s->shared_waits);
+            s->readahead_downloads, s->downloaded_bytes, s->hydrated_bytes, s->shared_waits,
+            s->prefetch_windows);
     if (h->cache)
         hyd_cache_close(h->cache, on_cache_closed, h);
     else

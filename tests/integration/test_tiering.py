@@ -741,6 +741,28 @@ def replay(bootstrap, topic, n, timeout=120):
     return consume_from(bootstrap, topic, 0, n, timeout, "tier-hyd", {"fetch.wait.max.ms": 0})
 
 
+def fill_archived(b, topic, n):
+    """Create topic (1 partition, 512 KiB kept locally) and produce n values
+    of ~262 bytes; return them."""
+    import hashlib
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    a.create_topics([NewTopic(topic, 1, 1, config={
+        "local.retention.bytes": "524288"})])[topic].result(30)
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 5})
+    values = []
+    for i in range(n):
+        v = b"%06d-" % i
+        v += hashlib.sha256(v).hexdigest().encode() * 4
+        values.append(v)
+        p.produce(topic, v, partition=0)
+        if i % 2000 == 0:
+            p.flush(30)
+    assert p.flush(60) == 0
+    return values
+
+
 class HydrationCacheTest(unittest.TestCase):
     """Replays of archived data go through the on-disk chunk cache: a cold
     replay (cache deleted while stopped) downloads with read-ahead and fills
@@ -748,28 +770,13 @@ class HydrationCacheTest(unittest.TestCase):
     readers of one archived range get identical data."""
 
     def test_cold_then_warm_replay_and_concurrent_readers(self):
-        import hashlib
         import shutil
         import threading
-        from confluent_kafka import Producer
-        from confluent_kafka.admin import AdminClient, NewTopic
         b = Broker("-X", "remote.log.storage.system.enable=true", "-X",
                    "log.retention.check.interval.ms=200", "-X", "log.segment.bytes=262144")
         try:
-            a = AdminClient({"bootstrap.servers": b.bootstrap})
-            a.create_topics([NewTopic("hyd", 1, 1, config={
-                "local.retention.bytes": "524288"})])["hyd"].result(30)
-            p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 5})
             n = 20000
-            values = []
-            for i in range(n):
-                v = b"%06d-" % i
-                v += hashlib.sha256(v).hexdigest().encode() * 4
-                values.append(v)
-                p.produce("hyd", v, partition=0)
-                if i % 2000 == 0:
-                    p.flush(30)
-            self.assertEqual(p.flush(60), 0)
+            values = fill_archived(b, "hyd", n)
             # The replays below compare what was downloaded: local retention
             # must be done first (every sealed segment uploaded, nothing more
             # to delete), or a segment read locally by the cold replay could
@@ -840,6 +847,83 @@ class HydrationCacheTest(unittest.TestCase):
             self.assertLess(conc.get("downloaded_bytes", 0), 2 * cold["downloaded_bytes"], log)
         finally:
             b.close()
+
+
+
+class PrefetchTest(unittest.TestCase):
+    """A cold replay from the S3 server keeps two object GETs in flight:
+    while the reader is in object N the read-ahead has queued the GETs of
+    N+1 and N+2 (strata_tier_hydration_prefetch_windows_total counts the
+    objects queued two or more ahead), and still downloads every object once:
+    one GET per download (object store counter), and the downloads are exactly
+    the archive's first objects, each chunk's bytes once."""
+
+    def test_cold_replay_prefetches_across_objects_once_each(self):
+        import shutil
+        from test_admin import http, parse_metrics
+        s3dir = tempfile.mkdtemp(prefix="strata-s3pf-")
+        url = start_s3(free_port(), s3dir)
+        b = None
+        try:
+            # 256 KiB segments: one chunk (1 MiB frame target) and one read-ahead
+            # window per object.
+            b = Broker("-X", "remote.log.storage.system.enable=true",
+                       "-X", "strata.archive.url=s3://strata/pf-%d" % os.getpid(),
+                       "-X", "log.retention.check.interval.ms=200",
+                       "-X", "log.segment.bytes=262144", env=s3_env(url))
+            n = 20000
+            values = fill_archived(b, "pf", n)
+            wait_until(lambda: local_settled(b, "pf", 524288), 120, "local retention to settle")
+            rc, _ = b.stop()
+            self.assertEqual(rc, 0)
+            shutil.rmtree(os.path.join(b.data, "cache"), ignore_errors=True)
+            b.start()
+
+            def counters():
+                m = parse_metrics(http(b.admin_port, "GET", "/metrics", timeout=30)[2])
+                return (m[("strata_tier_hydration_downloads_total", frozenset())],
+                        m[("strata_tier_hydration_downloaded_bytes_total", frozenset())],
+                        m[("strata_object_store_requests_total", frozenset({("op", "get")}))],
+                        m[("strata_tier_hydration_prefetch_windows_total", frozenset())])
+            before = counters()
+            got, lo, hi = replay(b.bootstrap, "pf", n)
+            self.assertEqual((lo, hi), (0, n))
+            self.assertEqual([v for _, v in got], values)
+            # The read-ahead queued past the reader finishes after the replay.
+            after = counters()
+            for _ in range(120):
+                time.sleep(0.5)
+                now = counters()
+                if now == after:
+                    break
+                after = now
+            downloads, dl_bytes, gets, prefetched = (x - y for x, y in zip(after, before))
+            print("replay: downloads %d (%d bytes), GETs %d, prefetch windows %d"
+                  % (downloads, dl_bytes, gets, prefetched), file=sys.stderr)
+            self.assertEqual(gets, downloads)
+            db = sqlite3.connect(os.path.join(b.data, "remote-index.db"))
+            try:
+                objs = db.execute(
+                    "SELECT s.object_key, count(*), sum(c.obj_len) FROM segments s "
+                    "JOIN chunks c ON c.segment = s.id WHERE s.topic='pf' AND s.partition=0 "
+                    "GROUP BY s.id ORDER BY s.base_offset").fetchall()
+            finally:
+                db.close()
+            self.assertGreaterEqual(len(objs), 8)
+            self.assertEqual({c for _, c, _ in objs}, {1})  # one chunk: one GET per object
+            self.assertLessEqual(downloads, len(objs))
+            self.assertGreaterEqual(downloads, len(objs) - 3)  # all but the local tail
+            self.assertEqual(dl_bytes, sum(sz for _, _, sz in objs[:int(downloads)]))
+            # Every object after the first three was queued while two others
+            # were ahead of the reader (with one GET ahead: none).
+            self.assertGreaterEqual(prefetched, downloads // 2)
+            rc, log = b.stop()
+            self.assertEqual(rc, 0, log)
+        finally:
+            if b:
+                b.close()
+            stop_s3(s3dir)
+            shutil.rmtree(s3dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
