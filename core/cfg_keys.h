@@ -127,6 +127,9 @@
       "Largest record batch accepted.")                                                            \
     X(FETCH_MAX_BYTES, "fetch.max.bytes", CFG_INT, "57671680", 1024, INT32_MAX, 0,                 \
       "Largest Fetch response: caps a request's max_bytes (the first batch is returned whole).")   \
+    X(FETCH_SENDFILE, "strata.fetch.sendfile.enable", CFG_BOOL, "true", 0, 1, 0,                   \
+      "Send Fetch records straight from the segment files with sendfile(2) on listeners without " \
+      "TLS (no copy through user space); false: read them into memory, as TLS listeners do.")     \
     X(REQUEST_MAX_BYTES, "socket.request.max.bytes", CFG_INT, "104857600", 1, INT32_MAX, 0,        \
       "Largest request frame accepted.")                                                           \
     X(IDLE_MS, "connections.max.idle.ms", CFG_INT, "600000", -1, INT64_MAX, 0,                     \

@@ -29,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int real_open(const char *path, int flags, mode_t mode)
@@ -1279,6 +1281,72 @@ int plog_slice_pread(const plog_slice_t *s, void *buf)
         done += n;
     }
     return 0;
+}
+
+#ifndef __NR_cachestat
+#define __NR_cachestat 451 /* the same number on every architecture (Linux 6.5) */
+#endif
+struct plog__cachestat_range {
+    uint64_t off, len;
+};
+struct plog__cachestat {
+    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+};
+
+bool plog_slice_cached(const plog_slice_t *s)
+{
+    static _Atomic bool no_cachestat;
+    if (s->len <= 0)
+        return true;
+    long page = sysconf(_SC_PAGESIZE);
+    int64_t first = s->pos / page, end = (s->pos + s->len + page - 1) / page;
+    if (!atomic_load_explicit(&no_cachestat, memory_order_relaxed)) {
+        struct plog__cachestat_range r = {(uint64_t)(first * page),
+                                          (uint64_t)((end - first) * page)};
+        struct plog__cachestat cs;
+        if (syscall(__NR_cachestat, s->fd, &r, &cs, 0) == 0)
+            return cs.nr_cache >= (uint64_t)(end - first);
+        if (errno != ENOSYS)
+            return false;
+        atomic_store_explicit(&no_cachestat, true, memory_order_relaxed);
+    }
+    /* Older kernels: map the range (no page is touched) and ask mincore. */
+    size_t n = (size_t)(end - first);
+    void *m = mmap(NULL, n * (size_t)page, PROT_READ, MAP_SHARED, s->fd, (off_t)(first * page));
+    if (m == MAP_FAILED)
+        return false;
+    unsigned char vec[256];
+    bool all = true;
+    for (size_t i = 0; all && i < n; i += sizeof(vec)) {
+        size_t k = n - i < sizeof(vec) ? n - i : sizeof(vec);
+        if (mincore((uint8_t *)m + i * (size_t)page, k * (size_t)page, vec) != 0)
+            all = false;
+        for (size_t j = 0; all && j < k; j++)
+            all = vec[j] & 1;
+    }
+    munmap(m, n * (size_t)page);
+    return all;
+}
+
+int plog_slice_warm(const plog_slice_t *s)
+{
+    enum { CHUNK = 256 << 10 };
+    uint8_t *buf = malloc(CHUNK);
+    if (!buf)
+        return ST_E_NOMEM;
+    int rc = 0;
+    for (int64_t done = 0; rc == 0 && done < s->len;) {
+        size_t want = s->len - done < CHUNK ? (size_t)(s->len - done) : CHUNK;
+        ssize_t n = pread(s->fd, buf, want, s->pos + done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            rc = n < 0 ? -errno : ST_E_IO;
+        else
+            done += n;
+    }
+    free(buf);
+    return rc;
 }
 
 void plog_slice_release(plog_slice_t *s)

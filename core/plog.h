@@ -292,7 +292,10 @@ void plog_wait_durable(
 void plog_wait_acked(
     plog_t *log, plog_waiter_t *w, int64_t end_offset, plog_durable_cb cb, void *arg);
 
-/* A read result: whole batches [pos, pos+len) of one segment file. */
+/* A read result: whole batches [pos, pos+len) of one segment file. Those bytes never
+ * change while seg is held (sealed segments are immutable and replaced by rename, the
+ * active one is only appended to; a deleted segment's file stays readable through fd), so
+ * they may be read or sent (sendfile) later, on any thread. */
 typedef struct {
     plog_seg_t *seg; /* owned ref: release with plog_slice_release */
     int fd;          /* borrowed: valid while seg is held */
@@ -316,6 +319,13 @@ ST_MUST_CHECK int
 plog_read_upto(plog_t *log, int64_t offset, int64_t max_bytes, int64_t limit, plog_slice_t *out);
 /** Read a slice's bytes into buf (len bytes). @blocking yes  @thread any */
 ST_MUST_CHECK int plog_slice_pread(const plog_slice_t *s, void *buf);
+/** Are all of the slice's pages in the page cache? (cachestat(2), or mincore(2) where the
+ * kernel has no cachestat; false when neither answers.) Reading or sendfile'ing a cached
+ * slice does not wait for the disk. @blocking no  @thread any */
+bool plog_slice_cached(const plog_slice_t *s);
+/** Read the slice through the page cache (into a small scratch buffer), so that a later
+ * read or sendfile of it finds every page there. @blocking yes (the disk)  @thread any */
+ST_MUST_CHECK int plog_slice_warm(const plog_slice_t *s);
 void plog_slice_release(plog_slice_t *s);
 
 /** Offset of the first record with timestamp >= ts (Kafka ListOffsets),

@@ -59,7 +59,11 @@
     X(TXN_STATE_SNAPSHOTS, "strata_kafka_transaction_state_snapshots_total", "counter",            \
       "Partition transaction state snapshots written (strata.transaction.state.snapshot.bytes).")  \
     X(TXN_REBUILD_BATCHES, "strata_kafka_transaction_state_rebuild_batches_total", "counter",      \
-      "Batch headers read to rebuild partitions' transaction state after a start (the log after the last snapshot).")
+      "Batch headers read to rebuild partitions' transaction state after a start (the log after the last snapshot).") \
+    X(FETCH_SENDFILE_BYTES, "strata_kafka_fetch_sendfile_bytes_total", "counter",                  \
+      "Record bytes of Fetch responses sent straight from segment files (sendfile, no copy).")    \
+    X(FETCH_COLD_READS, "strata_kafka_fetch_cold_reads_total", "counter",                          \
+      "Fetch reads of segment bytes not in the page cache, done in the thread pool.")
 
 typedef enum {
 #define ST_METRIC_ENUM(id, name, type, help) ST_M_##id,

@@ -55,10 +55,12 @@
 #include "kafka/kh_tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -100,7 +102,20 @@ struct kh_conn {
     kh_sasl_t *sasl;       /* owned: SASL state on a SASL_* listener, NULL on PLAINTEXT */
     uint64_t accepted_ms;
     bool tls_principal_taken; /* the client certificate's principal was looked at */
+    /* Zero-copy send (see "Zero-copy" in kh_int.h): the response at the head of
+     * the queue whose file ranges are being sent, or NULL. Other responses wait. */
+    kh_req_t *zreq;
+    struct kh_zpoll *zpoll; /* owned: watches the socket for writability while zreq waits */
+    int n_zpoll_closing;    /* zpolls handed to uv_close: the struct waits for them */
 };
+
+/* A poll handle on a dup of a connection's socket: libuv allows one watcher
+ * per descriptor, and the uv_tcp_t has the socket's. */
+typedef struct kh_zpoll {
+    uv_poll_t poll;
+    int fd; /* owned */
+    kh_conn_t *c;
+} kh_zpoll_t;
 
 typedef struct {
     uv_write_t w;
@@ -300,6 +315,8 @@ static void close_after_write(kh_conn_t *c)
     c->n_reqs++; /* keeps the struct alive until on_shutdown */
 }
 
+static void flush(kh_conn_t *c);
+
 static void on_written(uv_write_t *w, int status)
 {
     wreq_t *wr = (wreq_t *)w;
@@ -307,7 +324,9 @@ static void on_written(uv_write_t *w, int status)
     (void)status;                   /* a failed write shows up as a read error / EOF */
     free(wr->buf);
     free(wr);
-    if (!c->closing && !c->reading)
+    if (!c->closing && c->zreq)
+        flush(c); /* a zero-copy response waits for libuv's queue to drain */
+    else if (!c->closing && !c->reading)
         conn_pump(c); /* reading may have paused for unsent responses */
 }
 
@@ -331,6 +350,134 @@ static bool conn_send(kh_conn_t *c, uint8_t *buf, size_t len)
     return true;
 }
 
+/* ---- Zero-copy responses (Fetch records sent from segment files) ---- */
+
+#define KH_SENDFILE_CHUNK (1u << 30) /* bytes per sendfile call at most */
+
+static void on_zpoll_closed(uv_handle_t *h)
+{
+    kh_zpoll_t *zp = (kh_zpoll_t *)h;
+    kh_conn_t *c = zp->c;
+    close(zp->fd);
+    free(zp);
+    c->n_zpoll_closing--;
+    conn_maybe_free(c);
+}
+
+/* The response was sent (or the connection closes): release the poll and its descriptor. */
+static void zpoll_close(kh_conn_t *c)
+{
+    if (!c->zpoll)
+        return;
+    uv_close((uv_handle_t *)&c->zpoll->poll, on_zpoll_closed);
+    c->zpoll = NULL;
+    c->n_zpoll_closing++;
+}
+
+static void on_zpoll(uv_poll_t *p, int status, int events)
+{
+    kh_conn_t *c = ((kh_zpoll_t *)p)->c;
+    (void)status; /* an error shows up in the next send */
+    (void)events;
+    uv_poll_stop(p);
+    if (!c->closing)
+        flush(c);
+}
+
+/* The socket is full: flush again once it is writable. */
+static bool zpoll_start(kh_conn_t *c)
+{
+    if (!c->zpoll) {
+        uv_os_fd_t fd;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+            return false;
+        kh_zpoll_t *zp = malloc(sizeof(*zp));
+        int zfd = zp ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (zfd < 0 || uv_poll_init(c->tcp.loop, &zp->poll, zfd) != 0) {
+            if (zfd >= 0)
+                close(zfd);
+            free(zp);
+            return false;
+        }
+        zp->fd = zfd;
+        zp->c = c;
+        c->zpoll = zp;
+    }
+    return uv_poll_start(&c->zpoll->poll, UV_WRITABLE, on_zpoll) == 0;
+}
+
+/* Bytes of c's zero-copy response not yet handed to the kernel. */
+static size_t zsend_left(const kh_conn_t *c)
+{
+    const kh_req_t *r = c->zreq;
+    return r ? r->out.len + (size_t)r->out.ext_bytes - r->zs_sent : 0;
+}
+
+/* Send c->zreq: its encoded bytes with its file ranges (kp_ext_t, tokens of
+ * plog_slice_t) in between, the ranges with sendfile(2) straight from the
+ * segment files. It starts once libuv's queue is empty (what was queued there
+ * goes first) and goes on when the socket is writable again.
+ * @return true when all of it was sent; false when it waits (on_written or
+ * on_zpoll flush again) or the connection closed (zreq was freed then). */
+static bool zsend_step(kh_conn_t *c)
+{
+    kh_req_t *req = c->zreq;
+    kp_writer_t *w = &req->out;
+    uv_os_fd_t fd;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0)
+        return false;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
+        conn_close(c, "write failed");
+        return false;
+    }
+    for (;;) {
+        while (req->zs_i < w->n_ext && !w->ext[req->zs_i].placed)
+            req->zs_i++;
+        bool is_ext = req->zs_i < w->n_ext;
+        size_t end = is_ext ? w->ext[req->zs_i].at : w->len;
+        ssize_t n;
+        if (req->zs_out < end) {
+            /* MSG_MORE: the file range follows, send both in full segments. */
+            n = send(fd, w->buf + req->zs_out, end - req->zs_out,
+                     MSG_NOSIGNAL | (is_ext ? MSG_MORE : 0));
+            if (n > 0) {
+                req->zs_out += (size_t)n;
+                req->zs_sent += (size_t)n;
+                continue;
+            }
+        } else if (is_ext) {
+            const plog_slice_t *sl = (const plog_slice_t *)w->ext[req->zs_i].token;
+            int64_t left = sl->len - req->zs_off;
+            off_t off = (off_t)(sl->pos + req->zs_off);
+            n = sendfile(fd, sl->fd, &off,
+                         left < KH_SENDFILE_CHUNK ? (size_t)left : KH_SENDFILE_CHUNK);
+            if (n > 0) {
+                st_metric_add(ST_M_FETCH_SENDFILE_BYTES, n);
+                req->zs_sent += (size_t)n;
+                if ((req->zs_off += n) == sl->len) {
+                    req->zs_i++;
+                    req->zs_off = 0;
+                }
+                continue;
+            }
+            if (n == 0) { /* cannot happen: the slice's bytes never change while held */
+                ST_ERROR("kafka", "conn=%llu: segment file ended inside a fetched range",
+                         (unsigned long long)c->id);
+                conn_close(c, "segment file shorter than its slice");
+                return false;
+            }
+        } else {
+            return true;
+        }
+        if (errno == EINTR)
+            continue;
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && zpoll_start(c))
+            return false;
+        conn_close(c, errno == EAGAIN ? "out of memory" : "write failed");
+        return false;
+    }
+}
+
 /* ---- TLS hooks (kafka/kh_tls.c does the work) ---- */
 
 /* Send what the TLS session has to say (handshake, records, alerts). */
@@ -347,6 +494,24 @@ static bool tls_out(kh_conn_t *c)
 
 /* Encrypt a response (borrowed) in slices, so that the ciphertext of a big
  * fetch is not held twice. */
+static void tls_send(kh_conn_t *c, const uint8_t *buf, size_t len);
+
+/* Encrypt req's response with its ext values (over TLS: the bytes
+ * themselves, Fetch records in memory) in their places, not copied first. */
+static void tls_send_ext(kh_conn_t *c, const kp_writer_t *w)
+{
+    size_t done = 0;
+    for (int i = 0; i < w->n_ext && !c->closing; i++) {
+        if (!w->ext[i].placed)
+            continue;
+        tls_send(c, w->buf + done, w->ext[i].at - done);
+        tls_send(c, w->ext[i].token, (size_t)w->ext[i].len);
+        done = w->ext[i].at;
+    }
+    if (!c->closing)
+        tls_send(c, w->buf + done, w->len - done);
+}
+
 static void tls_send(kh_conn_t *c, const uint8_t *buf, size_t len)
 {
     for (size_t off = 0; off < len && !c->closing;) {
@@ -409,17 +574,32 @@ static ssize_t tls_in(kh_conn_t *c, size_t n)
     return got;
 }
 
-/* Write every finished request at the head of the queue, in order. */
+/* Write every finished request at the head of the queue, in order. A
+ * response with file ranges stays at the head until it was sent. */
 static void flush(kh_conn_t *c)
 {
     while (c->head && c->head->done) {
         kh_req_t *req = c->head;
+        bool is_sent = false;
+        if (!c->closing && req->out.len > 0 && kp_writer_ok(&req->out) && req->out.n_ext > 0 &&
+            !c->sec.tls) {
+            c->zreq = req;
+            if (!zsend_step(c))
+                break; /* flushed again when it can go on (or closed: req is gone) */
+            c->zreq = NULL;
+            zpoll_close(c);
+            is_sent = true;
+        }
         c->head = req->next;
         if (!c->head)
             c->tail = NULL;
         c->n_reqs--;
         if (!c->closing && req->out.len > 0 && kp_writer_ok(&req->out)) {
-            if (c->sec.tls) {
+            if (is_sent) {
+                /* sent above */
+            } else if (c->sec.tls && req->out.n_ext > 0) {
+                tls_send_ext(c, &req->out);
+            } else if (c->sec.tls) {
                 tls_send(c, req->out.buf, req->out.len);
             } else {
                 conn_send(c, req->out.buf, req->out.len); /* hands the buffer over */
@@ -477,8 +657,14 @@ void kh_respond(kh_req_t *req, const void *resp)
         kp_writer_reset(w);
         if (req->conn)
             conn_close(req->conn, "response encoding failed");
+    } else if (w->len - 4 + (size_t)w->ext_bytes > INT32_MAX) {
+        ST_ERROR("kafka", "%s v%d response too large", req->api->name,
+                 req->hdr.request_api_version);
+        kp_writer_reset(w);
+        if (req->conn)
+            conn_close(req->conn, "response too large");
     } else {
-        kp_writer_patch_i32(w, size_at, (int32_t)(w->len - 4));
+        kp_writer_patch_i32(w, size_at, (int32_t)(w->len - 4 + (size_t)w->ext_bytes));
     }
     finish(req);
 }
@@ -536,10 +722,10 @@ kh_fetch_conn_t *kh_conn_fetch(kh_conn_t *c)
 
 size_t kh_conn_unsent_bytes(kh_conn_t *c)
 {
-    size_t n = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    size_t n = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + zsend_left(c);
     for (kh_req_t *r = c->head; r; r = r->next)
-        if (r->done)
-            n += r->out.len;
+        if (r->done && r != c->zreq)
+            n += r->out.len + (size_t)r->out.ext_bytes;
     return n;
 }
 
@@ -902,7 +1088,8 @@ static void conn_pump(kh_conn_t *c)
             return;
     }
     bool is_full = kh_limits_mem_full(c->ks->ctx->limits);
-    bool is_unsent = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > KH_UNSENT_MAX;
+    bool is_unsent =
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + zsend_left(c) > KH_UNSENT_MAX;
     bool is_held = c->sasl && kh_sasl_holds_frames(c->sasl); /* resumed by the login's answer */
     bool may = c->n_reqs < KH_MAX_INFLIGHT && !is_unsent && !is_held &&
                (!is_full || (c->frame_t0_ms && c->is_admitted));
@@ -936,7 +1123,7 @@ static void on_mem_retry(uv_timer_t *t)
 
 static void conn_maybe_free(kh_conn_t *c)
 {
-    if (!c->closed || c->n_reqs > 0)
+    if (!c->closed || c->n_reqs > 0 || c->n_zpoll_closing > 0)
         return;
     kh_shard_t *ks = c->ks;
     kh_sasl_free(c->sasl);
@@ -988,6 +1175,8 @@ static void conn_close(kh_conn_t *c, const char *why)
     }
     c->head = c->tail = NULL;
     c->n_reqs = 0;
+    c->zreq = NULL; /* dropped above: its segment refs were released */
+    zpoll_close(c);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     close_if_drained(ks);
 }

@@ -51,6 +51,7 @@ typedef struct {
     bool committed;    /* OP_FETCH, OP_LIST: isolation_level=READ_COMMITTED */
     bool too_big;      /* OP_FETCH: only a batch larger than grant was found (none returned) */
     bool stale;        /* OP_FETCH: posted before a rollback: its answer is dropped */
+    bool sendfile;     /* OP_FETCH: the connection sends file ranges (no TLS): keep the slice */
     uint8_t fstate;    /* OP_FETCH: FOP_* */
     uint64_t key;      /* OP_FETCH: hash of (topic, partition), the rotation cursor */
     kp_fetch_response_partition_data_t *rp; /* OP_FETCH: its response entry (arena) */
@@ -65,6 +66,10 @@ typedef struct {
     int n_aborted;
     uint8_t *data; /* owned (malloc), freed by the request */
     int64_t data_len;
+    /* OP_FETCH: the records as a segment file range (data is NULL then), sent with
+     * sendfile by the connection; the segment ref is owned, released by the request */
+    plog_slice_t slice;
+    uv_work_t work; /* OP_FETCH: the thread-pool read of pages not in the page cache */
     int64_t res_offset, res_ts;
 } rop_t;
 
@@ -110,6 +115,7 @@ static void fetch_state_free(kh_req_t *req)
     for (int i = 0; st && i < st->n_ops; i++) {
         free(st->ops[i].data);
         st->ops[i].data = NULL;
+        plog_slice_release(&st->ops[i].slice);
         free(st->ops[i].aborted);
         st->ops[i].aborted = NULL;
     }
@@ -178,7 +184,68 @@ static void on_remote_time(void *arg, int status, int64_t offset, int64_t timest
     send_back(ks, op);
 }
 
-/* @return true when the answer comes later (from the archive). */
+/* Thread pool: bring a slice whose pages are not all in the page cache into it
+ * (sendfile), or read it into memory. */
+static void cold_read(uv_work_t *w)
+{
+    rop_t *op = w->data;
+    int rc;
+    if (op->sendfile) {
+        rc = plog_slice_warm(&op->slice);
+    } else if (!(op->data = malloc((size_t)op->slice.len))) {
+        rc = ST_E_NOMEM;
+    } else if ((rc = plog_slice_pread(&op->slice, op->data)) != 0) {
+        free(op->data);
+        op->data = NULL;
+    }
+    if (rc != 0)
+        op->err = KP_ERR_KAFKA_STORAGE_ERROR;
+    else
+        op->data_len = op->slice.len;
+}
+
+static void cold_read_done(uv_work_t *w, int status)
+{
+    rop_t *op = w->data;
+    (void)status; /* the work always runs: nothing cancels it */
+    if (op->err || !op->sendfile)
+        plog_slice_release(&op->slice);
+    if (op->err)
+        op->data_len = 0;
+    send_back(kh_shard_of(rt_current()), op);
+}
+
+/* The bytes of a slice found for op: kept as a file range for sendfile, or
+ * read into memory; pages not all in the page cache are read in the thread
+ * pool, never on the loop. @return true when the answer comes later. */
+static bool take_slice(kh_shard_t *ks, rop_t *op, plog_slice_t *s)
+{
+    if (!plog_slice_cached(s)) {
+        st_metric_add(ST_M_FETCH_COLD_READS, 1);
+        op->slice = *s;
+        op->work.data = op;
+        if (uv_queue_work(rt_shard_loop(ks->sh), &op->work, cold_read, cold_read_done) == 0)
+            return true;
+        *s = op->slice; /* read on the loop after all */
+        memset(&op->slice, 0, sizeof(op->slice));
+    }
+    if (op->sendfile) {
+        op->slice = *s; /* the ref moves to op */
+        op->data_len = s->len;
+        return false;
+    }
+    if ((op->data = malloc((size_t)s->len)) != NULL && plog_slice_pread(s, op->data) == 0) {
+        op->data_len = s->len;
+    } else {
+        free(op->data);
+        op->data = NULL;
+        op->err = KP_ERR_KAFKA_STORAGE_ERROR;
+    }
+    plog_slice_release(s);
+    return false;
+}
+
+/* @return true when the answer comes later (from the archive or the thread pool). */
 static bool read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
 {
     op->hw = plog_high_watermark(log);
@@ -213,17 +280,10 @@ static bool read_partition(kh_shard_t *ks, plog_t *log, rop_t *op)
             op->err = kh_errcode_from_st(rc);
             return false;
         }
-        if (s.len > op->grant && !op->min_one) {
+        if (s.len > op->grant && !op->min_one)
             op->too_big = true; /* not read: the origin would drop it */
-        } else if (s.len > 0 && (op->data = malloc((size_t)s.len)) != NULL) {
-            if (plog_slice_pread(&s, op->data) == 0) {
-                op->data_len = s.len;
-            } else {
-                free(op->data);
-                op->data = NULL;
-                op->err = KP_ERR_KAFKA_STORAGE_ERROR;
-            }
-        }
+        else if (s.len > 0)
+            return take_slice(ks, op, &s);
         plog_slice_release(&s);
         return false;
     }
@@ -438,6 +498,7 @@ static void op_drop_data(rop_t *op)
 {
     free(op->data);
     op->data = NULL;
+    plog_slice_release(&op->slice);
     op->data_len = 0;
     free(op->aborted);
     op->aborted = NULL;
@@ -612,6 +673,19 @@ static void fetch_round(kh_req_t *req)
 static void fetch_answer(kh_req_t *req)
 {
     fstate_t *st = req->state;
+    /* Records are not copied into the response (kh_int.h, "Zero-copy"):
+     * file ranges are sent from the segment files, and over TLS the records
+     * read into memory are encrypted from there. */
+    bool is_tls = req->conn && kh_conn_sec(req->conn)->tls;
+    int n_ext = 0;
+    for (int i = 0; i < st->n_ops; i++)
+        n_ext += st->ops[i].slice.seg != NULL || (is_tls && st->ops[i].data_len > 0);
+    kp_ext_t *ext = n_ext && req->conn ? kh_array(req, n_ext, sizeof(*ext)) : NULL;
+    if (n_ext && req->conn && !ext) {
+        kh_fail_conn(req, "out of memory");
+        return;
+    }
+    n_ext = 0;
     for (int i = 0; i < st->n_ops; i++) {
         rop_t *op = &st->ops[i];
         kp_fetch_response_partition_data_t *rp = op->rp;
@@ -621,8 +695,14 @@ static void fetch_answer(kh_req_t *req)
         rp->high_watermark = op->hw;
         rp->last_stable_offset = op->err ? op->hw : op->lso;
         rp->log_start_offset = op->log_start;
-        if (op->data_len > 0)
+        if (op->data_len > 0 && op->slice.seg && ext) {
+            rp->records = (kp_bytes_t){(const uint8_t *)&op->slice, (int32_t)op->data_len};
+            ext[n_ext++] = (kp_ext_t){.token = rp->records.ptr, .len = rp->records.len};
+        } else if (op->data_len > 0 && op->data) {
             rp->records = (kp_bytes_t){op->data, (int32_t)op->data_len};
+            if (is_tls && ext)
+                ext[n_ext++] = (kp_ext_t){.token = op->data, .len = rp->records.len};
+        }
         if (op->committed && op->n_aborted > 0) {
             rp->aborted_transactions = op->aborted;
             rp->n_aborted_transactions = op->n_aborted;
@@ -641,6 +721,7 @@ static void fetch_answer(kh_req_t *req)
     if (fc && fc->active == req)
         fc->active = NULL;
     st->fc = NULL;
+    kp_writer_set_ext(&req->out, ext, n_ext);
     kh_respond(req, st->resp); /* may free req, or close the connection */
     /* The connection's next Fetch reads now (a close above cancelled them). */
     if (fc && !fc->active && fc->parked) {
@@ -892,6 +973,7 @@ void kh_fetch(kh_req_t *req)
         op->origin = rt_shard_id(req->ks->sh);
         op->kind = OP_FETCH;
         op->back = fetch_op_back;
+        op->sendfile = req->ks->ctx->fetch_sendfile && req->conn && !kh_conn_sec(req->conn)->tls;
         op->deadline_ms = st->deadline_ms;
         op->topic = names[tcanon[k]];
         uint64_t key = hash_bytes(HASH_SEED, op->topic, strlen(op->topic));

@@ -107,8 +107,14 @@ struct kh_req {
     const kp_api_t *api;
     kp_arena_t arena; /* decoded request and response structs */
     void *msg;        /* decoded request (arena) */
-    kp_writer_t out;  /* the encoded response with its size prefix */
-    bool done;        /* response ready (or none is due) */
+    kp_writer_t out;  /* the encoded response with its size prefix; out.ext: file ranges */
+    /* zero-copy send progress (kh_conn.c): bytes of out sent, next out.ext
+     * entry, bytes of it sent, bytes sent in all */
+    size_t zs_out;
+    int zs_i;
+    int64_t zs_off;
+    size_t zs_sent;
+    bool done; /* response ready (or none is due) */
     /* ops out that refer to this request, plus the handler's hold while it
      * posts them: changed only by kh_req_op_out / kh_req_op_back */
     int pending;
@@ -122,6 +128,18 @@ struct kh_req {
     kh_req_t *next_waiting;
     uv_timer_t *wait_timer; /* owned when set */
 };
+
+/* Zero-copy (kh_fetch.c -> kh_conn.c): on a listener without TLS, Fetch
+ * records found in segment files stay there. The response is encoded with
+ * each such records value standing for a plog_slice_t (its kp_bytes_t ptr is
+ * the slice's address, registered in req->out.ext: the writer writes the
+ * length and notes where the bytes go); the slice and its segment ref live in
+ * the request, which the connection keeps at the head of its queue until
+ * every byte went out, the ranges with sendfile(2). So a segment deleted or
+ * replaced meanwhile is still read through the descriptor the request holds,
+ * never through a reused one. Over TLS the ext values are the records read
+ * into memory (the token is the bytes): they are encrypted from there, the
+ * one copy TLS keeps. */
 
 /* ---- kh_conn.c ---- */
 /** Encode resp (a response struct of req's API) and queue it in order. */

@@ -173,6 +173,21 @@ void kp_reader_join(kp_reader_t *r, const kp_reader_t *sub, bool require_consume
 
 /* ---- Writer ---- */
 
+/** A bytes value the writer does not copy (zero-copy Fetch): kp_write_bytes and
+ * kp_write_compact_bytes, given a value whose ptr is token and whose len is len, write its
+ * length prefix only and note at, the offset where its bytes belong; the caller sends them
+ * from elsewhere. The token is never dereferenced. */
+typedef struct kp_ext {
+    /* the kp_bytes_t ptr that stands for the value (a handle, not the bytes) */
+    const uint8_t *token;
+    /* its length */
+    int32_t len;
+    /* set when written: the bytes go at buf + at (before buf[at]) */
+    size_t at;
+    /* written (false: the value was not encoded, its bytes are not due) */
+    bool placed;
+} kp_ext_t;
+
 /** Appends big-endian encodings to a growable buffer with a sticky error. */
 typedef struct kp_writer {
     /* owned: malloc'd buffer, NULL until the first write */
@@ -187,12 +202,21 @@ typedef struct kp_writer {
     size_t max_bytes;
     /* static string: "Struct.Field" whose value the version cannot carry, or NULL */
     const char *err_field;
+    /* borrowed, or NULL: values not copied (kp_ext_t); in the order they are encoded */
+    kp_ext_t *ext;
+    /* entries of ext; the next one expected */
+    int n_ext, ext_next;
+    /* bytes of the placed ext values: the encoding is len + ext_bytes long */
+    int64_t ext_bytes;
 } kp_writer_t;
 
 /** Initialise an empty writer; max_bytes 0 means SIZE_MAX / 2. */
 void kp_writer_init(kp_writer_t *w, size_t max_bytes);
 /** Free the buffer. */
 void kp_writer_fini(kp_writer_t *w);
+/** Values to leave out of the buffer (kp_ext_t, borrowed until the writer is reset or freed);
+ * pass them in the order the encoder meets them. */
+void kp_writer_set_ext(kp_writer_t *w, kp_ext_t *ext, int n);
 /** Forget the contents and the error, keeping the allocation. */
 void kp_writer_reset(kp_writer_t *w);
 /** Record err if none yet; returns the sticky error. */

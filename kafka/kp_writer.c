@@ -18,6 +18,40 @@ void kp_writer_init(kp_writer_t *w, size_t max_bytes)
     w->err = 0;
     w->err_field = NULL;
     w->max_bytes = max_bytes != 0 ? max_bytes : SIZE_MAX / 2;
+    w->ext = NULL;
+    w->n_ext = w->ext_next = 0;
+    w->ext_bytes = 0;
+}
+
+void kp_writer_set_ext(kp_writer_t *w, kp_ext_t *ext, int n)
+{
+    for (int i = 0; i < n; i++)
+        ext[i].placed = false;
+    w->ext = n > 0 ? ext : NULL;
+    w->n_ext = n > 0 ? n : 0;
+    w->ext_next = 0;
+    w->ext_bytes = 0;
+}
+
+/* b stands for an ext value: note where its bytes go instead of copying them. Values are
+ * placed in their order in ext (skipping some is fine: an entry left out of the response), so
+ * the placed ones have increasing offsets. */
+static bool ext_place(kp_writer_t *w, kp_bytes_t b)
+{
+    int i = w->ext_next;
+    while (i < w->n_ext && w->ext[i].token != b.ptr)
+        i++;
+    if (i >= w->n_ext)
+        return false;
+    if (w->ext[i].len != b.len) {
+        kp_writer_fail(w, ST_E_INVAL); /* a caller error: the value is not the one registered */
+        return true;
+    }
+    w->ext[i].placed = true;
+    w->ext[i].at = w->len;
+    w->ext_bytes += b.len;
+    w->ext_next = i + 1;
+    return true;
 }
 
 void kp_writer_fini(kp_writer_t *w)
@@ -30,6 +64,7 @@ void kp_writer_fini(kp_writer_t *w)
 
 void kp_writer_reset(kp_writer_t *w)
 {
+    kp_writer_set_ext(w, NULL, 0);
     w->len = 0;
     w->err = 0;
     w->err_field = NULL;
@@ -208,14 +243,14 @@ void kp_write_compact_str(kp_writer_t *w, kp_str_t s)
 void kp_write_bytes(kp_writer_t *w, kp_bytes_t b)
 {
     kp_write_i32(w, b.len < 0 ? -1 : b.len);
-    if (b.len > 0)
+    if (b.len > 0 && !ext_place(w, b))
         kp_write_raw(w, b.ptr, (size_t)b.len);
 }
 
 void kp_write_compact_bytes(kp_writer_t *w, kp_bytes_t b)
 {
     kp_write_uvarint(w, b.len < 0 ? 0 : (uint32_t)b.len + 1);
-    if (b.len > 0)
+    if (b.len > 0 && !ext_place(w, b))
         kp_write_raw(w, b.ptr, (size_t)b.len);
 }
 
@@ -258,6 +293,12 @@ void kp_writer_insert_size(kp_writer_t *w, size_t off)
     if (off > w->len || w->len - off > UINT32_MAX) {
         kp_writer_fail(w, ST_E_INVAL);
         return;
+    }
+    for (int i = 0; i < w->n_ext; i++) {
+        if (w->ext[i].placed && w->ext[i].at >= off) { /* a tagged field holds no ext value */
+            kp_writer_fail(w, ST_E_INVAL);
+            return;
+        }
     }
     uint32_t size = (uint32_t)(w->len - off);
     size_t n = kp_uvarint_size(size);

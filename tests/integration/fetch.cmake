@@ -4,3 +4,10 @@
 add_test(NAME kafka_fetch_budget COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_fetch_budget.py)
 set_tests_properties(kafka_fetch_budget PROPERTIES LABELS integration TIMEOUT 300
     ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
+# Zero-copy Fetch: sendfile from segment files on PLAINTEXT (a metric counts
+# the bytes; 0 over TLS and when disabled), cold pages read in the thread
+# pool, a topic deleted and recreated while a response is half sent, clients
+# closing mid-send.
+add_test(NAME kafka_fetch_sendfile COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_fetch_sendfile.py)
+set_tests_properties(kafka_fetch_sendfile PROPERTIES LABELS integration TIMEOUT 300
+    ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")

@@ -327,6 +327,44 @@ static void test_kp_writer_patch_and_tag_size(void **state)
     kp_writer_fini(&w);
 }
 
+/* Ext values (zero-copy Fetch records): the length prefix is written, the
+ * bytes are not (the token is never read), and their place is noted. */
+static void test_kp_writer_ext_values(void **state)
+{
+    (void)state;
+    static const uint8_t inline_bytes[] = {9, 9};
+    uint8_t tok_a, tok_b; /* handles: one byte each, the values claim more */
+    kp_ext_t ext[3] = {{.token = &tok_a, .len = 1000},
+                       {.token = (const uint8_t *)"unused", .len = 6},
+                       {.token = &tok_b, .len = 300}};
+    kp_writer_t w;
+    kp_writer_init(&w, 0);
+    kp_writer_set_ext(&w, ext, 3);
+    kp_write_i8(&w, 1);
+    kp_write_bytes(&w, (kp_bytes_t){&tok_a, 1000});
+    kp_write_compact_bytes(&w, (kp_bytes_t){inline_bytes, 2}); /* not registered: copied */
+    kp_write_compact_bytes(&w, (kp_bytes_t){&tok_b, 300});     /* entry 1 skipped */
+    kp_write_i8(&w, 2);
+    assert_true(kp_writer_ok(&w));
+    assert_int_equal(w.len, 1 + 4 + 3 + 2 + 1);
+    assert_int_equal(w.ext_bytes, 1300);
+    assert_true(ext[0].placed && !ext[1].placed && ext[2].placed);
+    assert_int_equal(ext[0].at, 5);
+    assert_int_equal(ext[2].at, 10);
+    static const uint8_t want[] = {1, 0, 0, 3, 0xe8, 3, 9, 9, 0xad, 0x02, 2};
+    assert_memory_equal(w.buf, want, sizeof(want));
+    /* A tagged field's size cannot cover an ext value. */
+    kp_writer_insert_size(&w, 4);
+    assert_int_equal(w.err, ST_E_INVAL);
+    /* Reset forgets them; a wrong length for a registered token is an error. */
+    kp_writer_reset(&w);
+    assert_int_equal(w.n_ext, 0);
+    kp_writer_set_ext(&w, ext, 1);
+    kp_write_bytes(&w, (kp_bytes_t){&tok_a, 999});
+    assert_int_equal(w.err, ST_E_INVAL);
+    kp_writer_fini(&w);
+}
+
 static void test_kp_arena_cap(void **state)
 {
     (void)state;
@@ -898,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_kp_read_array_len_caps),
         cmocka_unit_test(test_kp_skip_tags_and_sub_reader),
         cmocka_unit_test(test_kp_writer_patch_and_tag_size),
+        cmocka_unit_test(test_kp_writer_ext_values),
         cmocka_unit_test(test_kp_arena_cap),
         cmocka_unit_test(test_kp_errcode_values),
         cmocka_unit_test(test_kp_api_table_and_header_versions),
