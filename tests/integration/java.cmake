@@ -1,4 +1,4 @@
-# The Java Kafka ecosystem (Java client, console tools, Kafka Streams) against a real stratad:
+# The Java Kafka ecosystem (Java client, console tools, Kafka Streams, Kafka Connect) against a real stratad:
 # tests/integration/test_java.py resolves the pinned Maven project tests/integration/java
 # (cached in ~/.m2, checked against its deps.lock), starts the broker and runs its JUnit 5 tests.
 # Needs java 17 and mvn (scripts/deps.sh test installs them when absent).

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The Java Kafka ecosystem against a real stratad: runs the JUnit 5 tests of
-tests/integration/java (Java client, console tools, Kafka Streams) with Maven.
+tests/integration/java (Java client, console tools, Kafka Streams, Kafka Connect) with Maven.
 
 Three steps, each failing with its own message:
   1. resolve: Maven fetches the pinned dependencies into ~/.m2 (offline first; online only
