@@ -19,6 +19,8 @@ struct goffs {
     pthread_mutex_t db_mu; /* serialises transactions */
     goffs_row_t *loaded;   /* owned: rows read at open */
     int n_loaded;
+    goffs_row_t *groups; /* owned: consumer group memberships read at open */
+    int n_groups;
 };
 
 static int exec(goffs_t *g, const char *sql)
@@ -40,6 +42,22 @@ static char *dup_col(sqlite3_stmt *st, int col)
     return strdup(s ? s : "");
 }
 
+/* A zeroed row appended to *rows (n rows, room for *cap), or NULL when out of memory. */
+static goffs_row_t *row_add(goffs_row_t **rows, int *n, int *cap)
+{
+    if (*n == *cap) {
+        int c = *cap ? *cap * 2 : 64;
+        goffs_row_t *grown = realloc(*rows, (size_t)c * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        *rows = grown;
+        *cap = c;
+    }
+    goffs_row_t *r = &(*rows)[(*n)++];
+    memset(r, 0, sizeof(*r));
+    return r;
+}
+
 static int load(goffs_t *g)
 {
     sqlite3_stmt *st;
@@ -50,17 +68,11 @@ static int load(goffs_t *g)
         return ST_E_IO;
     int cap = 0, rc = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
-        if (g->n_loaded == cap) {
-            cap = cap ? cap * 2 : 64;
-            goffs_row_t *n = realloc(g->loaded, (size_t)cap * sizeof(*n));
-            if (!n) {
-                rc = ST_E_NOMEM;
-                break;
-            }
-            g->loaded = n;
+        goffs_row_t *r = row_add(&g->loaded, &g->n_loaded, &cap);
+        if (!r) {
+            rc = ST_E_NOMEM;
+            break;
         }
-        goffs_row_t *r = &g->loaded[g->n_loaded++];
-        memset(r, 0, sizeof(*r));
         r->kind = GOFFS_PUT;
         r->group = dup_col(st, 0);
         r->topic = dup_col(st, 1);
@@ -73,6 +85,36 @@ static int load(goffs_t *g)
             rc = ST_E_NOMEM;
             break;
         }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int load_groups(goffs_t *g)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(g->db, "SELECT group_id, state FROM consumer_groups", -1, &st, NULL) !=
+        SQLITE_OK)
+        return ST_E_IO;
+    int cap = 0, rc = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        goffs_row_t *r = row_add(&g->groups, &g->n_groups, &cap);
+        if (!r) {
+            rc = ST_E_NOMEM;
+            break;
+        }
+        r->kind = GOFFS_GROUP_PUT;
+        r->group = dup_col(st, 0);
+        int len = sqlite3_column_bytes(st, 1);
+        const void *blob = sqlite3_column_blob(st, 1);
+        r->state = malloc((size_t)len + 1);
+        r->state_len = len;
+        if (!r->group || !r->state) {
+            rc = ST_E_NOMEM;
+            break;
+        }
+        if (len > 0)
+            memcpy(r->state, blob, (size_t)len);
     }
     sqlite3_finalize(st);
     return rc;
@@ -98,9 +140,13 @@ int goffs_open(const char *dir, goffs_t **out, char *errbuf, size_t errbuf_len)
                      " committed_offset INTEGER NOT NULL, leader_epoch INTEGER NOT NULL,"
                      " metadata TEXT, commit_ms INTEGER NOT NULL,"
                      " PRIMARY KEY(group_id, topic, partition));"
-                     "CREATE INDEX IF NOT EXISTS group_offsets_topic ON group_offsets(topic);");
+                     "CREATE INDEX IF NOT EXISTS group_offsets_topic ON group_offsets(topic);"
+                     "CREATE TABLE IF NOT EXISTS consumer_groups(group_id TEXT PRIMARY KEY,"
+                     " state BLOB NOT NULL);");
     if (rc == 0)
         rc = load(g);
+    if (rc == 0)
+        rc = load_groups(g);
     if (rc != 0) {
         snprintf(errbuf, errbuf_len, "offset store %s: %s", path,
                  g->db ? sqlite3_errmsg(g->db) : "out of memory");
@@ -121,6 +167,11 @@ void goffs_close(goffs_t *g)
         free(g->loaded[i].metadata);
     }
     free(g->loaded);
+    for (int i = 0; i < g->n_groups; i++) {
+        free(g->groups[i].group);
+        free(g->groups[i].state);
+    }
+    free(g->groups);
     sqlite3_close(g->db);
     pthread_mutex_destroy(&g->db_mu);
     free(g);
@@ -130,6 +181,12 @@ const goffs_row_t *goffs_loaded(const goffs_t *g, int *n_rows)
 {
     *n_rows = g->n_loaded;
     return g->loaded;
+}
+
+const goffs_row_t *goffs_loaded_groups(const goffs_t *g, int *n_rows)
+{
+    *n_rows = g->n_groups;
+    return g->groups;
 }
 
 /* ---- Batches (thread pool) ---- */
@@ -190,6 +247,22 @@ static int del_row(goffs_t *g, const goffs_row_t *r)
     return rc;
 }
 
+static int group_row(goffs_t *g, const goffs_row_t *r)
+{
+    sqlite3_stmt *st;
+    const char *sql = r->kind == GOFFS_GROUP_PUT
+                          ? "INSERT OR REPLACE INTO consumer_groups(group_id, state) VALUES(?1, ?2)"
+                          : "DELETE FROM consumer_groups WHERE group_id=?1";
+    if (sqlite3_prepare_v2(g->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return ST_E_IO;
+    sqlite3_bind_text(st, 1, r->group, -1, SQLITE_STATIC);
+    if (r->kind == GOFFS_GROUP_PUT)
+        sqlite3_bind_blob(st, 2, r->state, r->state_len, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : ST_E_IO;
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static void work(uv_work_t *w)
 {
     batch_t *b = w->data;
@@ -197,7 +270,9 @@ static void work(uv_work_t *w)
     pthread_mutex_lock(&g->db_mu);
     int rc = exec(g, "BEGIN IMMEDIATE");
     for (int i = 0; rc == 0 && i < b->n; i++)
-        rc = b->rows[i].kind == GOFFS_PUT ? put_row(g, &b->rows[i]) : del_row(g, &b->rows[i]);
+        rc = b->rows[i].kind == GOFFS_PUT   ? put_row(g, &b->rows[i])
+             : b->rows[i].kind == GOFFS_DEL ? del_row(g, &b->rows[i])
+                                            : group_row(g, &b->rows[i]);
     if (rc == 0)
         rc = exec(g, "COMMIT");
     if (rc != 0) {

@@ -9,6 +9,10 @@
  *             2. batches are applied in the order each caller submits them as long as the
  *                caller keeps at most one batch in flight (kafka/kh_group.c does: one writer
  *                per shard), so a later commit of a partition never loses to an earlier one.
+ * The same database keeps each KIP-848 consumer group's membership (epochs, members,
+ * subscriptions, assignments: an opaque blob of kafka/grp_cons.c, table consumer_groups), so
+ * members keep their epochs and partitions across a restart as Kafka's __consumer_offsets
+ * keeps them.
  * Why not meta.db: a second connection writing meta.db would make topic mutations fail
  * with SQLITE_BUSY (meta.c has no busy handler), and commits would queue behind topic DDL. */
 #ifndef GOFFS_H
@@ -24,8 +28,10 @@
 typedef struct goffs goffs_t;
 
 typedef enum {
-    GOFFS_PUT, /* upsert (group, topic, partition) */
-    GOFFS_DEL  /* delete matching rows: NULL group/topic or partition -1 match anything */
+    GOFFS_PUT,        /* upsert (group, topic, partition) */
+    GOFFS_DEL,        /* delete matching rows: NULL group/topic or partition -1 match anything */
+    GOFFS_GROUP_PUT,  /* upsert a consumer group's membership blob (group, state) */
+    GOFFS_GROUP_DEL   /* forget a consumer group's membership (group) */
 } goffs_kind_t;
 
 /* One committed offset, or one deletion pattern. */
@@ -45,6 +51,9 @@ typedef struct goffs_row {
     char *metadata;
     /* wall-clock time of the commit, ms since the epoch (offsets.retention.minutes) */
     int64_t commit_ms;
+    /* GOFFS_GROUP_PUT: the membership blob (owned as group) */
+    uint8_t *state;
+    int32_t state_len;
 } goffs_row_t;
 
 /** Open (creating) DIR/offsets.db and load every committed offset into memory.
@@ -56,6 +65,10 @@ void goffs_close(goffs_t *g);
 /** The rows loaded by goffs_open() (GOFFS_PUT rows), borrowed and immutable until goffs_close().
  * @thread any @blocking no */
 const goffs_row_t *goffs_loaded(const goffs_t *g, int *n_rows);
+
+/** The consumer group memberships loaded by goffs_open() (GOFFS_GROUP_PUT rows: group, state),
+ * borrowed and immutable until goffs_close(). @thread any @blocking no */
+const goffs_row_t *goffs_loaded_groups(const goffs_t *g, int *n_rows);
 
 typedef void (*goffs_done_cb)(void *arg, int status);
 

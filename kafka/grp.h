@@ -15,6 +15,7 @@
 #define GRP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Group states (Kafka's classic protocol), with the function behind each transition:
@@ -76,6 +77,12 @@ typedef struct grp_config {
     /* group.consumer.assignors: GRP_ASSIGNOR_* in preference order (the first is the default) */
     int cons_assignors[2];
     int n_cons_assignors;
+    /* KIP-848 membership changed: the consumer group's durable state (an opaque blob for
+     * grp_cons_restore, borrowed for the call), or len 0 when it has none any more (empty, or
+     * classic again). The callee writes it behind (member epochs fence what a crash lost).
+     * May be NULL. */
+    void (*on_cons_state)(void *arg, const char *group_id, const uint8_t *state, size_t len);
+    void *cons_state_arg;
 } grp_config_t;
 
 enum { GRP_ASSIGNOR_UNIFORM = 1, GRP_ASSIGNOR_RANGE = 2 };
@@ -358,6 +365,11 @@ void grp_consumer_heartbeat(grp_coord_t *c,
                             const struct meta_snap *snap,
                             const grp_chb_req_t *q,
                             grp_chb_result_t *out);
+
+/** Restore a consumer group's membership from a blob of on_cons_state (start-up): members
+ * keep their epochs and partitions; sessions start now. @return 0, ST_E_NOMEM, or
+ * ST_E_MALFORMED (the blob is not one this version reads: the group starts empty). */
+int grp_cons_restore(grp_coord_t *c, const char *group_id, const uint8_t *state, size_t len);
 
 /** Is g a consumer-protocol (KIP-848) group? */
 bool grp_is_consumer(const grp_t *g);

@@ -18,8 +18,12 @@
  * member epoch, no leader, the assignment comes in SyncGroup) and told REBALANCE_IN_PROGRESS by
  * Heartbeat when they have something to revoke or gain; when the last consumer-protocol member
  * leaves, the group converts back to classic and rebalances (downgrade).
- * Membership is in memory only, like the classic protocol's: a restart loses members, who
- * rejoin (UNKNOWN_MEMBER_ID) and keep the offsets committed to core/goffs. */
+ * Durability: after each call that changed a group's membership, epochs or assignments, the
+ * group's state is handed to cfg.on_cons_state (kh_group.c writes it behind into core/goffs)
+ * and grp_cons_restore() brings it back at start-up, so members keep their epochs and
+ * partitions across a restart. A state lost to a crash is older than what members were told:
+ * a member whose epoch is ahead is fenced (FENCED_MEMBER_EPOCH) and rejoins, and a partition a
+ * member was revoking stays its until it reports it gone, so no partition is owned twice. */
 #include "core/meta.h"
 #include "core/st_log.h"
 #include "kafka/grp_int.h"
@@ -65,6 +69,8 @@ struct grp_cgroup {
     int32_t group_epoch, assignment_epoch;
     int assignor;
     uint64_t meta_sum; /* of the subscribed topics' (id, partitions) at the last epoch */
+    bool saved;          /* a state was handed to cfg.on_cons_state (not a deletion) */
+    uint64_t saved_hash; /* of that state */
 };
 
 /* ---- Partition sets (sorted arrays of grp_tp_t) ---- */
@@ -145,6 +151,7 @@ static void group_set_state(grp_coord_t *c, grp_t *g)
 }
 
 static void maybe_downgrade(grp_coord_t *c, grp_t *g);
+static void persist(grp_coord_t *c, grp_t *g);
 
 static void member_remove(grp_coord_t *c, grp_t *g, cmember_t *m, const char *why)
 {
@@ -605,8 +612,12 @@ group_for(grp_coord_t *c, const meta_snap_t *snap, const grp_chb_req_t *q, grp_c
     if (g && g->cg)
         return g;
     if (q->member_epoch != 0) {
-        fail(out, g ? KP_ERR_GROUP_ID_NOT_FOUND : KP_ERR_UNKNOWN_MEMBER_ID,
-             g ? "the group is not a consumer group" : NULL);
+        /* a classic group that only holds offsets may be a consumer group whose membership
+         * did not survive a crash: UNKNOWN_MEMBER_ID makes its members rejoin, where Kafka's
+         * GROUP_ID_NOT_FOUND would be fatal to them */
+        bool classic = g && (g->state != GRP_EMPTY || g->pending);
+        fail(out, classic ? KP_ERR_GROUP_ID_NOT_FOUND : KP_ERR_UNKNOWN_MEMBER_ID,
+             classic ? "the group is not a consumer group" : NULL);
         return NULL;
     }
     if (g && (g->state != GRP_EMPTY || g->pending)) {
@@ -771,10 +782,10 @@ static int16_t member_update(grp_coord_t *c, cmember_t *m, const grp_chb_req_t *
     return KP_ERR_NONE;
 }
 
-void grp_consumer_heartbeat(grp_coord_t *c,
-                            const meta_snap_t *snap,
-                            const grp_chb_req_t *q,
-                            grp_chb_result_t *out)
+static void consumer_heartbeat(grp_coord_t *c,
+                               const meta_snap_t *snap,
+                               const grp_chb_req_t *q,
+                               grp_chb_result_t *out)
 {
     memset(out, 0, sizeof(*out));
     out->member_id = q->member_id;
@@ -1131,6 +1142,8 @@ static void maybe_downgrade(grp_coord_t *c, grp_t *g)
         gm->hb_deadline = now + m->session_timeout_ms;
         gen = m->epoch > gen ? m->epoch : gen;
     }
+    if (cg->saved && c->cfg.on_cons_state)
+        c->cfg.on_cons_state(c->cfg.cons_state_arg, g->id, NULL, 0);
     grp__cons_free(cg);
     g->cg = NULL;
     g->members = head;
@@ -1155,7 +1168,8 @@ static void join_answer(grp_join_cb cb, void *arg, int16_t err, const char *memb
 /* A classic member's JoinGroup: joins or updates the member from its subscription, releases
  * what it no longer owns, and reconciles it at once (no join phase): the generation is its
  * member epoch, there is no leader, SyncGroup carries its assignment. */
-void grp__cons_join(grp_coord_t *c, grp_t *g, const grp_join_req_t *q, grp_join_cb cb, void *arg)
+static void
+classic_join(grp_coord_t *c, grp_t *g, const grp_join_req_t *q, grp_join_cb cb, void *arg)
 {
     grp_cgroup_t *cg = g->cg;
     if (!q->snap) {
@@ -1348,7 +1362,276 @@ int16_t grp__cons_leave(grp_coord_t *c, grp_t *g, const char *member_id, const c
         return KP_ERR_FENCED_INSTANCE_ID;
     member_remove(c, g, m, "left (LeaveGroup)");
     maybe_downgrade(c, g);
+    persist(c, g);
     return KP_ERR_NONE;
+}
+
+/* ---- Durable state (cfg.on_cons_state / grp_cons_restore) ---- */
+
+#define STATE_VERSION 1
+
+static void write_cstr(kp_writer_t *w, const char *s)
+{
+    kp_write_str(w, s ? kp_str_from_cstr(s) : KP_STR_NULL);
+}
+
+static void write_tps(kp_writer_t *w, const grp_tp_t *tps, int n)
+{
+    kp_write_i32(w, n);
+    for (int i = 0; i < n; i++) {
+        kp_write_raw(w, tps[i].topic_id, 16);
+        kp_write_i32(w, tps[i].partition);
+    }
+}
+
+/* Everything but the timers (sessions restart at load). */
+static void write_state(kp_writer_t *w, const grp_cgroup_t *cg)
+{
+    kp_write_i16(w, STATE_VERSION);
+    kp_write_i32(w, cg->group_epoch);
+    kp_write_i32(w, cg->assignment_epoch);
+    kp_write_i8(w, (int8_t)cg->assignor);
+    kp_write_i64(w, (int64_t)cg->meta_sum);
+    kp_write_i32(w, cg->n_members);
+    for (const cmember_t *m = cg->members; m; m = m->next) {
+        write_cstr(w, m->member_id);
+        write_cstr(w, m->instance_id);
+        write_cstr(w, m->rack_id);
+        write_cstr(w, m->client_id);
+        write_cstr(w, m->client_host);
+        kp_write_i32(w, m->epoch);
+        kp_write_i32(w, m->prev_epoch);
+        kp_write_i8(w, (int8_t)m->state);
+        kp_write_i32(w, m->rebalance_timeout_ms);
+        kp_write_i8(w, (int8_t)m->assignor);
+        kp_write_i32(w, m->n_topics);
+        for (int i = 0; i < m->n_topics; i++)
+            write_cstr(w, m->topics[i]);
+        write_cstr(w, m->regex);
+        write_tps(w, m->assigned, m->n_assigned);
+        write_tps(w, m->revoking, m->n_revoking);
+        write_tps(w, m->target, m->n_target);
+        kp_write_bool(w, m->classic);
+        kp_write_i32(w, m->session_timeout_ms);
+        kp_write_i32(w, m->n_protocols);
+        for (int i = 0; i < m->n_protocols; i++) {
+            write_cstr(w, m->protocols[i].name);
+            kp_write_bytes(w, (kp_bytes_t){m->protocols[i].metadata, m->protocols[i].metadata_len});
+        }
+    }
+}
+
+static uint64_t state_hash(const uint8_t *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Hand g's state to cfg.on_cons_state when it changed since the last time. */
+static void persist(grp_coord_t *c, grp_t *g)
+{
+    grp_cgroup_t *cg = g->cg;
+    if (!c->cfg.on_cons_state || !cg || g->state == GRP_DEAD)
+        return;
+    if (!cg->n_members) { /* an empty group has nothing to keep */
+        if (cg->saved)
+            c->cfg.on_cons_state(c->cfg.cons_state_arg, g->id, NULL, 0);
+        cg->saved = false;
+        return;
+    }
+    kp_writer_t w;
+    kp_writer_init(&w, 0);
+    write_state(&w, cg);
+    if (kp_writer_ok(&w)) {
+        uint64_t h = state_hash(w.buf, w.len);
+        if (!cg->saved || h != cg->saved_hash) {
+            c->cfg.on_cons_state(c->cfg.cons_state_arg, g->id, w.buf, w.len);
+            cg->saved = true;
+            cg->saved_hash = h;
+        }
+    } else {
+        ST_WARN("grp", "group=%s: out of memory saving the consumer group state", g->id);
+    }
+    kp_writer_fini(&w);
+}
+
+void grp_consumer_heartbeat(grp_coord_t *c,
+                            const meta_snap_t *snap,
+                            const grp_chb_req_t *q,
+                            grp_chb_result_t *out)
+{
+    consumer_heartbeat(c, snap, q, out);
+    grp_t *g = q->group_id[0] ? grp_find(c, q->group_id) : NULL;
+    if (g) /* out's pointers stay valid: persisting changes nothing */
+        persist(c, g);
+}
+
+void grp__cons_join(grp_coord_t *c, grp_t *g, const grp_join_req_t *q, grp_join_cb cb, void *arg)
+{
+    classic_join(c, g, q, cb, arg);
+    persist(c, g);
+}
+
+/* An owned C string of the reader (NULL for a null string); *ok cleared on failure. */
+static char *read_cstr(kp_reader_t *r, bool nullable, bool *ok)
+{
+    kp_str_t s = kp_read_str(r);
+    if (!kp_reader_ok(r) || (s.len < 0 && !nullable)) {
+        *ok = false;
+        return NULL;
+    }
+    if (s.len < 0)
+        return NULL;
+    char *d = malloc((size_t)s.len + 1);
+    if (!d) {
+        *ok = false;
+        return NULL;
+    }
+    memcpy(d, s.ptr, (size_t)s.len);
+    d[s.len] = 0;
+    return d;
+}
+
+static grp_tp_t *read_tps(kp_reader_t *r, int *n, bool *ok)
+{
+    int32_t k = kp_read_i32(r);
+    if (!kp_reader_ok(r) || k < 0 || (size_t)k > kp_reader_remaining(r) / 20) {
+        *ok = false;
+        return NULL;
+    }
+    grp_tp_t *tps = malloc(((size_t)k + 1) * sizeof(*tps));
+    if (!tps) {
+        *ok = false;
+        return NULL;
+    }
+    for (int i = 0; i < k; i++) {
+        kp_uuid_t id = kp_read_uuid(r);
+        memcpy(tps[i].topic_id, id.b, 16);
+        tps[i].partition = kp_read_i32(r);
+    }
+    qsort(tps, (size_t)k, sizeof(*tps), tp_cmp);
+    *n = k;
+    return tps;
+}
+
+static cmember_t *read_member(grp_coord_t *c, kp_reader_t *r, int64_t now)
+{
+    cmember_t *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    bool ok = true;
+    m->member_id = read_cstr(r, false, &ok);
+    m->instance_id = read_cstr(r, true, &ok);
+    m->rack_id = read_cstr(r, true, &ok);
+    m->client_id = read_cstr(r, false, &ok);
+    m->client_host = read_cstr(r, false, &ok);
+    m->epoch = kp_read_i32(r);
+    m->prev_epoch = kp_read_i32(r);
+    m->state = kp_read_i8(r);
+    m->rebalance_timeout_ms = kp_read_i32(r);
+    m->assignor = kp_read_i8(r);
+    int32_t nt = kp_read_i32(r);
+    if (!ok || !kp_reader_ok(r) || nt < 0 || (size_t)nt > kp_reader_remaining(r) / 2 ||
+        m->state < MS_STABLE || m->state > MS_UNRELEASED || m->assignor < 0 ||
+        m->assignor > GRP_ASSIGNOR_RANGE || !(m->topics = calloc((size_t)nt + 1, sizeof(char *))))
+        goto bad;
+    for (int i = 0; ok && i < nt; i++, m->n_topics++)
+        m->topics[i] = read_cstr(r, false, &ok);
+    char *regex = read_cstr(r, true, &ok);
+    if (ok && regex) {
+        bool changed = false;
+        int16_t err = set_regex(m, regex, &changed);
+        ok = err == KP_ERR_NONE;
+    }
+    free(regex);
+    if (ok)
+        m->assigned = read_tps(r, &m->n_assigned, &ok);
+    if (ok)
+        m->revoking = read_tps(r, &m->n_revoking, &ok);
+    if (ok)
+        m->target = read_tps(r, &m->n_target, &ok);
+    m->classic = kp_read_bool(r);
+    m->session_timeout_ms = kp_read_i32(r);
+    int32_t np = kp_read_i32(r);
+    if (!ok || !kp_reader_ok(r) || np < 0 || (size_t)np > kp_reader_remaining(r) / 6 ||
+        !(m->protocols = calloc((size_t)np + 1, sizeof(*m->protocols))))
+        goto bad;
+    for (int i = 0; i < np; i++) {
+        grp_protocol_t *p = &m->protocols[i];
+        m->n_protocols = i + 1;
+        p->name = read_cstr(r, false, &ok);
+        kp_bytes_t b = kp_read_bytes(r);
+        if (!ok || !kp_reader_ok(r) || b.len < 0 || !(p->metadata = malloc((size_t)b.len + 1)))
+            goto bad;
+        memcpy((uint8_t *)p->metadata, b.ptr, (size_t)b.len);
+        p->metadata_len = b.len;
+    }
+    if (m->classic && m->n_protocols == 0)
+        goto bad;
+    m->session_deadline =
+        now + (m->classic ? m->session_timeout_ms : c->cfg.cons_session_timeout_ms);
+    m->revoke_deadline = now + m->rebalance_timeout_ms;
+    return m;
+bad:
+    member_free(m);
+    return NULL;
+}
+
+int grp_cons_restore(grp_coord_t *c, const char *group_id, const uint8_t *state, size_t len)
+{
+    kp_reader_t r;
+    kp_reader_init(&r, state, len);
+    if (kp_read_i16(&r) != STATE_VERSION)
+        return ST_E_MALFORMED;
+    grp_cgroup_t *cg = calloc(1, sizeof(*cg));
+    if (!cg)
+        return ST_E_NOMEM;
+    cg->group_epoch = kp_read_i32(&r);
+    cg->assignment_epoch = kp_read_i32(&r);
+    cg->assignor = kp_read_i8(&r);
+    cg->meta_sum = (uint64_t)kp_read_i64(&r);
+    int32_t n = kp_read_i32(&r);
+    int rc = ST_E_MALFORMED;
+    if (!kp_reader_ok(&r) || n < 0)
+        goto out;
+    int64_t now = grp__now_ms(c);
+    cmember_t **tail = &cg->members;
+    for (int i = 0; i < n; i++) {
+        cmember_t *m = read_member(c, &r, now);
+        if (!m)
+            goto out;
+        *tail = m;
+        tail = &m->next;
+        cg->n_members++;
+    }
+    if (!kp_reader_ok(&r) || kp_reader_remaining(&r) != 0)
+        goto out;
+    grp_t *g = grp_find(c, group_id);
+    rc = ST_E_NOMEM;
+    char *pt = strdup("consumer");
+    if (!pt || (!g && !(g = grp__group_new(c, group_id)))) {
+        free(pt);
+        goto out;
+    }
+    if (g->cg || g->members) { /* loaded twice: keep the first */
+        free(pt);
+        rc = ST_E_MALFORMED;
+        goto out;
+    }
+    free(g->protocol_type);
+    g->protocol_type = pt;
+    g->cg = cg;
+    cg->saved = true;
+    cg->saved_hash = state_hash(state, len);
+    group_set_state(c, g);
+    ST_INFO("grp", "group=%s consumer group restored at epoch %d, %d members", g->id,
+            cg->group_epoch, cg->n_members);
+    return 0;
+out:
+    grp__cons_free(cg);
+    return rc;
 }
 
 /* ---- Timers, offsets ---- */
@@ -1363,6 +1646,7 @@ void grp__cons_tick(grp_coord_t *c, grp_t *g, int64_t now)
             member_remove(c, g, m, "did not revoke its partitions within its rebalance timeout");
     }
     maybe_downgrade(c, g);
+    persist(c, g);
 }
 
 int64_t grp__cons_deadline(const grp_t *g)

@@ -5,8 +5,8 @@
  * per group is posted to the group's owning shard (kh_group__send) -> the op takes the current
  * metadata snapshot (topic names, ids, partition counts) and runs grp_consumer_heartbeat() or
  * reads the group there, copying the answer into its own arena -> posted back and answered.
- * Nothing here touches disk: consumer-protocol membership is in memory, as classic membership
- * is; offsets go through kh_offsets.c. */
+ * Membership changes are written behind by kh_group.c (on_cons_state -> core/goffs); offsets
+ * go through kh_offsets.c. */
 #include "core/meta.h"
 #include "kafka/kh_group_int.h"
 

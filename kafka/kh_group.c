@@ -13,7 +13,9 @@
  *                never from the request's, so ops of one request can run in parallel;
  *             3. an OffsetCommit is acknowledged only after its rows are committed to SQLite;
  *             4. memory follows disk: writer ops apply to the coordinator in the order they
- *                were written. */
+ *                were written. The one exception is KIP-848 membership (on_cons_state):
+ *                written behind, in the same queue, so an OffsetCommit acknowledged after a
+ *                membership change means that change is durable too. */
 #include "core/meta.h"
 #include "core/st_log.h"
 #include "kafka/kh_group_int.h"
@@ -52,6 +54,7 @@ void kh_group__rows_free(goffs_row_t *rows, int n)
         free(rows[i].group);
         free(rows[i].topic);
         free(rows[i].metadata);
+        free(rows[i].state);
     }
     free(rows);
 }
@@ -182,6 +185,35 @@ static void on_expire(void *arg, const char *group_id)
     kh_group__write(gs, w);
 }
 
+/* ---- KIP-848 membership, written behind (kafka/grp_cons.c says why that is safe) ---- */
+
+static void cons_state_done(wop_t *w, int status)
+{
+    if (status != 0)
+        ST_WARN("grp", "cannot save the state of consumer group=%s: %s", w->rows[0].group,
+                st_strerror(status));
+}
+
+static void on_cons_state(void *arg, const char *group_id, const uint8_t *state, size_t len)
+{
+    gshard_t *gs = arg;
+    wop_t *w = kh_group__wop_new(1, cons_state_done, gs);
+    if (!w || !(w->rows[0].group = strdup(group_id)) ||
+        (len && !(w->rows[0].state = malloc(len)))) {
+        if (w)
+            kh_group__rows_free(w->rows, 1);
+        free(w);
+        ST_WARN("grp", "out of memory saving the state of consumer group=%s", group_id);
+        return;
+    }
+    w->n_rows = 1;
+    w->rows[0].kind = len ? GOFFS_GROUP_PUT : GOFFS_GROUP_DEL;
+    if (len)
+        memcpy(w->rows[0].state, state, len);
+    w->rows[0].state_len = (int32_t)len;
+    kh_group__write(gs, w);
+}
+
 static void topic_deleted_done(wop_t *w, int status)
 {
     gshard_t *gs = w->arg;
@@ -236,6 +268,8 @@ void kh_group_shard_start(kh_shard_t *ks)
         .cons_heartbeat_interval_ms = ctx->group_cons_hb_ms,
         .cons_assignors = {ctx->group_cons_assignors[0], ctx->group_cons_assignors[1]},
         .n_cons_assignors = ctx->n_group_cons_assignors,
+        .on_cons_state = ctx->goffs ? on_cons_state : NULL,
+        .cons_state_arg = gs,
     };
     gs->coord = grp_coord_new(&cfg);
     if (!gs->coord) {
@@ -256,6 +290,16 @@ void kh_group_shard_start(kh_shard_t *ks)
     }
     if (mine)
         ST_INFO("grp", "shard=%d loaded %d committed offsets", me, mine);
+    rows = ctx->goffs ? goffs_loaded_groups(ctx->goffs, &n_rows) : NULL;
+    for (int i = 0; rows && i < n_rows; i++) {
+        const goffs_row_t *r = &rows[i];
+        if (rt_shard_for(r->group, 0, n) != me)
+            continue;
+        int rc = grp_cons_restore(gs->coord, r->group, r->state, (size_t)r->state_len);
+        if (rc != 0)
+            ST_WARN("grp", "consumer group=%s starts empty: its saved state: %s", r->group,
+                    st_strerror(rc));
+    }
     uv_timer_init(rt_shard_loop(ks->sh), &gs->timer);
     gs->timer.data = gs;
     t_gs = gs;

@@ -6,7 +6,9 @@ leaves and they move back, then a member stops polling and heartbeating (a crash
 a consumer whose process is killed) and its partitions reach the survivor after
 group.consumer.session.timeout.ms; every record is read exactly once across all of it because
 each member commits synchronously before it gives a partition up. The AdminClient sees a group
-of type CONSUMER. Every time limit is an upper bound for waiting, never an expectation of speed."""
+of type CONSUMER. Membership survives a broker restart (kill -9): the members go on with their
+epochs and partitions, without being fenced or rebalanced and without reading a record twice.
+Every time limit is an upper bound for waiting, never an expectation of speed."""
 import os
 import select
 import signal
@@ -50,12 +52,21 @@ time.sleep(3600)
 class Member:
     def __init__(self, bootstrap, group, topic, seen, name):
         self.name, self.seen, self.reads = name, seen, 0
+        self.events = []  # (kind, partitions) of every rebalance callback
         self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                            "group.protocol": "consumer", "enable.auto.commit": False,
                            "auto.offset.reset": "earliest"})
-        self.c.subscribe([topic], on_revoke=self.on_revoke)
+        self.c.subscribe([topic], on_assign=self.on_assign, on_revoke=self.on_revoke,
+                         on_lost=self.on_lost)
+
+    def on_assign(self, consumer, parts):
+        self.events.append(("assign", sorted(p.partition for p in parts)))
+
+    def on_lost(self, consumer, parts):
+        self.events.append(("lost", sorted(p.partition for p in parts)))
 
     def on_revoke(self, consumer, parts):
+        self.events.append(("revoke", sorted(p.partition for p in parts)))
         try:
             consumer.commit(asynchronous=False)
         except Exception as e:  # nothing consumed yet: no offsets to commit
@@ -168,6 +179,57 @@ class Kip848Test(unittest.TestCase):
         d = a.describe_consumer_groups([group])[group].result(30)
         self.assertEqual(len(d.members), 1)
         m1.c.close()
+
+
+class Kip848RestartTest(unittest.TestCase):
+    """A consumer group's membership (epochs, members, assignments) is durable: kill -9 and a
+    restart leave two members with their partitions; they are neither fenced nor rebalanced
+    (no rebalance callback at all), and read on from their committed offsets, each record once."""
+
+    def test_membership_survives_restart(self):
+        b = Broker("-X", "group.consumer.heartbeat.interval.ms=500")
+        try:
+            topic, group = "k848-r", "k848-rg"
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            a.create_topics([NewTopic(topic, 4, 1)])[topic].result(30)
+            p = Producer({"bootstrap.servers": b.bootstrap})
+            for i in range(200):
+                p.produce(topic, value=b"v%d" % i, partition=i % 4)
+            self.assertEqual(p.flush(30), 0)
+            seen = {}
+            m1 = Member(b.bootstrap, group, topic, seen, "m1")
+            m2 = Member(b.bootstrap, group, topic, seen, "m2")
+            poll_until([m1, m2], lambda: len(seen) == 200 and m1.assigned() == 2 and
+                       m2.assigned() == 2, "2 members x 2 partitions, 200 records")
+            before = {m.member_id: sorted(t.partition for t in m.assignment.topic_partitions)
+                      for m in a.describe_consumer_groups([group])[group].result(30).members}
+            self.assertEqual(len(before), 2)
+            # A commit goes through the group's writer after the membership it follows, so
+            # once it is acknowledged the membership is on disk too.
+            tps = m1.c.position(m1.c.assignment())
+            m1.c.commit(offsets=tps, asynchronous=False)
+            events = (list(m1.events), list(m2.events))
+            b.kill9()
+            b.start()
+            for i in range(200, 400):
+                p.produce(topic, value=b"v%d" % i, partition=i % 4)
+            self.assertEqual(p.flush(60), 0)
+            poll_until([m1, m2], lambda: len(seen) == 400, "400 records after the restart")
+            self.assertEqual((m1.events, m2.events), events, "rebalance callbacks after the restart")
+            self.assertEqual((m1.assigned(), m2.assigned()), (2, 2))
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            after = {m.member_id: sorted(t.partition for t in m.assignment.topic_partitions)
+                     for m in a.describe_consumer_groups([group])[group].result(30).members}
+            self.assertEqual(after, before)
+            m1.c.close()
+            m2.c.close()
+            d = a.describe_consumer_groups([group])[group].result(30)
+            self.assertEqual(len(d.members), 0)
+        finally:
+            rc, log = b.stop()
+            b.close()
+        if rc != 0:
+            raise AssertionError("stratad exited %d:\n%s" % (rc, log))
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ static int64_t wall_ms(void *arg)
     return 1000000;
 }
 
-static grp_coord_t *coord(void)
+static grp_config_t config(void)
 {
-    grp_config_t cfg = {
+    return (grp_config_t){
         .min_session_timeout_ms = 6000,
         .max_session_timeout_ms = 300000,
         .offsets_retention_ms = 86400000,
@@ -42,6 +42,11 @@ static grp_coord_t *coord(void)
         .cons_session_timeout_ms = 10000,
         .cons_heartbeat_interval_ms = 1000,
     };
+}
+
+static grp_coord_t *coord(void)
+{
+    grp_config_t cfg = config();
     g_mono = 1000;
     grp_coord_t *c = grp_coord_new(&cfg);
     assert_non_null(c);
@@ -499,6 +504,76 @@ static void test_cons_session_static_and_classic(void **state)
     grp_coord_free(c);
 }
 
+static uint8_t g_state[4096];
+static size_t g_state_len;
+static int g_state_calls;
+
+static void save_state(void *arg, const char *group_id, const uint8_t *state, size_t len)
+{
+    (void)arg;
+    assert_string_equal(group_id, "g");
+    assert_true(len <= sizeof(g_state));
+    if (len)
+        memcpy(g_state, state, len);
+    g_state_len = len;
+    g_state_calls++;
+}
+
+/* Membership survives a restart: the saved state restores members with their epochs and
+ * partitions (their heartbeats go on, nothing is fenced); an unchanged heartbeat saves
+ * nothing; an empty group's state is deleted; a foreign blob is refused. */
+static void test_cons_restore(void **state)
+{
+    (void)state;
+    grp_config_t cfg = config();
+    cfg.on_cons_state = save_state;
+    g_mono = 1000;
+    g_state_calls = 0;
+    grp_coord_t *c = grp_coord_new(&cfg);
+    const meta_snap_t *s = snap(4);
+    hb_t a = hb(c, s, "m1", 0, NULL, 0, NULL);
+    hb_t b = hb(c, s, "m2", 0, NULL, 0, NULL);
+    a = hb(c, s, "m1", a.epoch, a.parts, a.n, NULL); /* told to revoke two */
+    assert_int_equal(a.n, 2);
+    a = hb(c, s, "m1", a.epoch, a.parts, a.n, NULL); /* revoked */
+    b = hb(c, s, "m2", b.epoch, NULL, -1, NULL);      /* takes them */
+    assert_int_equal(b.n, 2);
+    assert_int_equal(a.epoch, b.epoch);
+    int calls = g_state_calls;
+    assert_true(calls > 0);
+    hb(c, s, "m1", a.epoch, NULL, -1, NULL); /* nothing changed: nothing saved */
+    assert_int_equal(g_state_calls, calls);
+    uint8_t saved[4096];
+    size_t saved_len = g_state_len;
+    memcpy(saved, g_state, saved_len);
+    grp_coord_free(c);
+
+    c = grp_coord_new(&cfg);
+    assert_int_equal(grp_cons_restore(c, "g", saved, saved_len), 0);
+    grp_t *g = grp_find(c, "g");
+    assert_true(grp_is_consumer(g));
+    assert_int_equal(grp_cons_n_members(g), 2);
+    assert_string_equal(grp_cons_state(g), "Stable");
+    hb_t a2 = hb(c, s, "m1", a.epoch, NULL, -1, NULL);
+    assert_int_equal(a2.err, KP_ERR_NONE);
+    assert_int_equal(a2.epoch, a.epoch);
+    hb_t b2 = hb(c, s, "m2", b.epoch, b.parts, b.n, NULL);
+    assert_int_equal(b2.err, KP_ERR_NONE);
+    assert_int_equal(b2.n, 2);
+    assert_memory_equal(b2.parts, b.parts, 2 * sizeof(grp_tp_t));
+    uint64_t inc;
+    assert_int_equal(grp_commit_check(c, "g", b.epoch, "m2", NULL, &inc), KP_ERR_NONE);
+    /* the two leave: the state is deleted */
+    hb(c, s, "m1", -1, NULL, -1, NULL);
+    hb(c, s, "m2", -1, NULL, -1, NULL);
+    assert_int_equal(g_state_len, 0);
+    /* a truncated or foreign blob is refused, the group is left alone */
+    assert_int_equal(grp_cons_restore(c, "x", saved, saved_len - 1), ST_E_MALFORMED);
+    assert_int_equal(grp_cons_restore(c, "x", (const uint8_t *)"\0\7", 2), ST_E_MALFORMED);
+    assert_null(grp_find(c, "x"));
+    grp_coord_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -506,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_cons_range_and_growth),
         cmocka_unit_test(test_cons_session_static_and_classic),
         cmocka_unit_test(test_cons_classic_members),
+        cmocka_unit_test(test_cons_restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
