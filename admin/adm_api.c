@@ -760,28 +760,40 @@ static const char *label_name(st_hist_t h, int label)
 }
 
 /* Value of gauge m of a partition, or false when it has none. */
-typedef bool (*part_value_fn)(const prow_t *r, size_t m, int64_t *out);
+typedef bool (*part_value_fn)(const prow_t *r, size_t m, double *out);
 
-static bool log_value(const prow_t *r, size_t m, int64_t *out)
+static bool log_value(const prow_t *r, size_t m, double *out)
 {
     const int64_t v[] = {r->size_bytes, r->segments, r->log_start,
                          r->end,        r->hw,       r->unflushed_bytes};
-    *out = v[m];
+    *out = (double)v[m];
     return true;
 }
 
-static bool lag_value(const prow_t *r, size_t m, int64_t *out)
+static bool lag_value(const prow_t *r, size_t m, double *out)
 {
     static const size_t age = 4;
-    *out = m == 0   ? r->uploaded_offset
-           : m == 1 ? r->lag_bytes
-           : m == 2 ? r->lag_segments
-           : m == 3 ? r->window_bytes
-                    : r->window_age_ms / 1000;
+    *out = (double)(m == 0   ? r->uploaded_offset
+                    : m == 1 ? r->lag_bytes
+                    : m == 2 ? r->lag_segments
+                    : m == 3 ? r->window_bytes
+                             : r->window_age_ms / 1000);
     return r->is_remote && (m != age || r->window_age_ms >= 0);
 }
 
-/* Gauges labelled by topic and partition: names[m] = {name, help}. */
+/* The cleaner's figures of a compacted partition: its dirty ratio, and when
+ * its last pass finished (absent before the first). */
+static bool cleaner_value(const prow_t *r, size_t m, double *out)
+{
+    const plog_compact_stats_t *c = &r->compact;
+    if (!r->is_open || !c->is_compacted)
+        return false;
+    *out = m == 0 ? c->dirty_ratio : (double)c->last_clean_ms / 1000;
+    return m == 0 || c->last_clean_ms >= 0;
+}
+
+/* Gauges labelled by topic and partition: names[m] = {name, help}. Whole
+ * values print as integers. */
 static void render_part_gauges(st_mtext_t *t,
                                const char *const (*names)[2],
                                size_t n_names,
@@ -793,12 +805,16 @@ static void render_part_gauges(st_mtext_t *t,
         st_mtext_printf(t, "# HELP %s %s\n# TYPE %s gauge\n", names[m][0], names[m][1],
                         names[m][0]);
         for (size_t i = 0; v && i < n; i++) {
-            int64_t val;
+            double val;
             if (!value(v[i], m, &val))
                 continue;
             st_mtext_printf(t, "%s{topic=\"", names[m][0]);
             st_mtext_label(t, v[i]->topic);
-            st_mtext_printf(t, "\",partition=\"%d\"} %" PRId64 "\n", (int)v[i]->partition, val);
+            st_mtext_printf(t, "\",partition=\"%d\"} ", (int)v[i]->partition);
+            if (val == (double)(int64_t)val)
+                st_mtext_printf(t, "%" PRId64 "\n", (int64_t)val);
+            else
+                st_mtext_printf(t, "%.17g\n", val);
         }
     }
 }
@@ -907,6 +923,17 @@ static void metrics_done(adm_gather_t *g)
          "Bytes of a partition written to the page cache but not yet fdatasynced."},
     };
     render_part_gauges(&t, k_gauges, sizeof(k_gauges) / sizeof(k_gauges[0]), v, n, log_value);
+    static const char *const k_cleaner[][2] = {
+        {"strata_log_cleaner_dirty_ratio",
+         "Dirty share of a compacted partition's cleanable bytes (sealed, durable, older than "
+         "min.compaction.lag.ms, uploaded with remote storage): the cleaner takes the highest "
+         "first once it passes min.cleanable.dirty.ratio."},
+        {"strata_log_cleaner_last_clean_timestamp_seconds",
+         "When the last cleaner pass over a compacted partition finished (Unix time; absent "
+         "before the first since start)."},
+    };
+    render_part_gauges(&t, k_cleaner, sizeof(k_cleaner) / sizeof(k_cleaner[0]), v, n,
+                       cleaner_value);
     render_tier(&t, g, v, n);
     free(v);
     if (t.is_oom) {

@@ -114,7 +114,7 @@
     X(CLEANER_MIN_LAG_MS, "log.cleaner.min.compaction.lag.ms", CFG_INT, "0", 0, INT64_MAX, 0,      \
       "Default of min.compaction.lag.ms: records younger than this are never compacted.")          \
     X(CLEANER_MAX_LAG_MS, "log.cleaner.max.compaction.lag.ms", CFG_INT, "9223372036854775807", 1, INT64_MAX, 0, \
-      "Default of max.compaction.lag.ms: a log is cleaned whatever its dirty ratio once a dirty record is older.") \
+      "Default of max.compaction.lag.ms: a log is cleaned whatever its dirty ratio once a dirty record is older; the active segment of a compacted log rolls at this age when it is shorter than segment.ms.") \
     X(CLEANER_DELETE_RETENTION_MS, "log.cleaner.delete.retention.ms", CFG_INT, "86400000", 0, INT64_MAX, 0, \
       "Default of delete.retention.ms: how long a tombstone (null value) survives compaction, by its timestamp.") \
     X(CLEANER_DEDUPE_BUFFER, "log.cleaner.dedupe.buffer.size", CFG_INT, "134217728", 65536, INT64_MAX, 0, \

@@ -910,6 +910,18 @@ void plog_close(plog_t *log, plog_closed_cb cb, void *arg)
 
 /* ---- Append and roll ---- */
 
+/* How long the active segment takes records before it rolls: segment.ms, or
+ * max.compaction.lag.ms when shorter on a compacted log (Kafka's
+ * LogConfig.maxSegmentMs): the active segment is never cleaned, so a record
+ * must not wait there longer than the lag allows (with remote storage it
+ * must also be sealed and uploaded before it may be cleaned). */
+static int64_t roll_ms(const plog_t *log)
+{
+    int64_t lag = log->cfg.max_compaction_lag_ms;
+    return log->cfg.cleanup_compact && lag > 0 && lag < log->cfg.segment_ms ? lag
+                                                                            : log->cfg.segment_ms;
+}
+
 static int roll(plog_t *log, int64_t now_ms)
 {
     plog_seg_t *s;
@@ -976,7 +988,7 @@ int plog_append(plog_t *log,
     }
     plog_seg_t *act = log->segs[log->n_segs - 1];
     if (act->size > 0 && ((int64_t)len + act->size > log->cfg.segment_bytes ||
-                          now_ms - act->first_append_ms >= log->cfg.segment_ms ||
+                          now_ms - act->first_append_ms >= roll_ms(log) ||
                           log->end_offset + span - act->base_offset > INT32_MAX ||
                           act->size + (int64_t)len > INT32_MAX)) {
         if ((rc = roll(log, now_ms)) != 0) {
@@ -1535,7 +1547,7 @@ int plog_tick(plog_t *log, int64_t now_ms)
     if (log->failed || log->closing)
         return 0;
     plog_seg_t *act = log->segs[log->n_segs - 1];
-    if (act->size > 0 && now_ms - act->first_append_ms >= log->cfg.segment_ms) {
+    if (act->size > 0 && now_ms - act->first_append_ms >= roll_ms(log)) {
         int rc = roll(log, now_ms);
         if (rc != 0)
             return rc;

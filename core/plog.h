@@ -206,7 +206,7 @@ typedef struct {
     bool cleanup_compact;          /* cleanup.policy has compact: the shard's cleaner runs */
     double min_cleanable_ratio;    /* min.cleanable.dirty.ratio */
     int64_t min_compaction_lag_ms; /* min.compaction.lag.ms */
-    int64_t max_compaction_lag_ms; /* max.compaction.lag.ms */
+    int64_t max_compaction_lag_ms; /* max.compaction.lag.ms (also rolls the active segment) */
     int64_t delete_retention_ms;   /* delete.retention.ms: tombstone lifetime */
 } plog_config_t;
 

@@ -26,6 +26,7 @@
 #include "core/plog_int.h"
 #include "core/st_assert.h"
 #include "core/st_log.h"
+#include "core/st_metrics.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -594,8 +595,12 @@ static void on_pass_done(uv_async_t *a)
     st->bytes_read += j->bytes_read;
     st->bytes_written += j->bytes_written;
     st->records_removed += j->st.records_read - j->st.records_kept;
+    st_metric_add(ST_M_CLEANER_READ_BYTES, j->bytes_read);
+    st_metric_add(ST_M_CLEANER_WRITTEN_BYTES, j->bytes_written);
+    st_metric_add(ST_M_CLEANER_REMOVED_RECORDS, j->st.records_read - j->st.records_kept);
     if (j->complete) {
         st->runs++;
+        st_metric_add(ST_M_CLEANER_PASSES, 1);
         st->last_clean_ms = j->now_ms;
         log->clean_end = j->map_end;
         st->clean_end = j->map_end;
@@ -605,6 +610,7 @@ static void on_pass_done(uv_async_t *a)
                 log->dir, j->map_end, j->st.records_read, j->st.records_read - j->st.records_kept,
                 j->st.tombstones_dropped, read_segs, written);
     } else if (j->err != ST_E_CLOSED) {
+        st_metric_add(ST_M_CLEANER_FAILURES, 1);
         ST_WARN("plog", "cleaner pass failed dir=%s err=%s", log->dir, st_strerror(j->err));
     }
     free(j->segs);

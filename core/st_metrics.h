@@ -49,7 +49,7 @@
     X(TXN_OPEN, "strata_kafka_transactions_open", "gauge",                                         \
       "Transactions begun and not yet complete (Ongoing, PrepareCommit, PrepareAbort).")           \
     X(TXN_COMMITS, "strata_kafka_transaction_commits_total", "counter",                            \
-      "Transactions committed (markers written to every partition).")                             \
+      "Transactions committed (markers written to every partition).")                              \
     X(TXN_ABORTS, "strata_kafka_transaction_aborts_total", "counter",                              \
       "Transactions aborted (by the producer, a timeout or a new producer of the same id).")       \
     X(TXN_TIMEOUTS, "strata_kafka_transaction_timeouts_total", "counter",                          \
@@ -63,7 +63,17 @@
     X(FETCH_SENDFILE_BYTES, "strata_kafka_fetch_sendfile_bytes_total", "counter",                  \
       "Record bytes of Fetch responses sent straight from segment files (sendfile, no copy).")    \
     X(FETCH_COLD_READS, "strata_kafka_fetch_cold_reads_total", "counter",                          \
-      "Fetch reads of segment bytes not in the page cache, done in the thread pool.")
+      "Fetch reads of segment bytes not in the page cache, done in the thread pool.")              \
+    X(CLEANER_PASSES, "strata_log_cleaner_passes_total", "counter",                                \
+      "Log cleaner passes finished (a compacted log's dirty sealed segments rewritten).")          \
+    X(CLEANER_FAILURES, "strata_log_cleaner_pass_failures_total", "counter",                       \
+      "Log cleaner passes that failed (I/O error, corrupt batch, offset map too small); retried.") \
+    X(CLEANER_READ_BYTES, "strata_log_cleaner_read_bytes_total", "counter",                        \
+      "Segment bytes read by the log cleaner.")                                                    \
+    X(CLEANER_WRITTEN_BYTES, "strata_log_cleaner_written_bytes_total", "counter",                  \
+      "Segment bytes written by the log cleaner (the rewritten segments).")                        \
+    X(CLEANER_REMOVED_RECORDS, "strata_log_cleaner_removed_records_total", "counter",              \
+      "Records the log cleaner removed (older values of a key, expired tombstones).")
 
 typedef enum {
 #define ST_METRIC_ENUM(id, name, type, help) ST_M_##id,
