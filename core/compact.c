@@ -183,6 +183,11 @@ static int buf_add(compact_buf_t *b, const void *p, size_t n)
     return rc;
 }
 
+int compact_buf_add(compact_buf_t *b, const void *p, size_t n)
+{
+    return buf_add(b, p, n);
+}
+
 void compact_buf_free(compact_buf_t *b)
 {
     free(b->p);

@@ -95,5 +95,7 @@ ST_MUST_CHECK int compact_filter_batch(const uint8_t *p,
                                        compact_stats_t *stats);
 
 void compact_buf_free(compact_buf_t *b);
+/** Append n bytes of p to b (grown as needed). @return 0 or ST_E_NOMEM. */
+ST_MUST_CHECK int compact_buf_add(compact_buf_t *b, const void *p, size_t n);
 
 #endif

@@ -57,6 +57,12 @@ typedef struct {
     /* The topic's log config (retention.ms, retention.bytes); NULL = no total retention. */
     void (*topic_config)(void *arg, const char *topic, plog_config_t *out);
     void *topic_config_arg;
+    /* Archive compaction (tier_acomp.c) of compacted remote topics: the
+     * offset map's memory (log.cleaner.dedupe.buffer.size / shards, at least
+     * 1 MiB) and how often a partition is offered (log.cleaner.backoff.ms,
+     * 0 = 15 s). Needs topic_config. */
+    size_t acomp_map_bytes;
+    int64_t acomp_interval_ms;
     /* The topic table: the orphan scanner shard keeps a manifest of every
      * remote-enabled topic in the archive (tier_topics.c). NULL = none. */
     meta_t *meta;
@@ -218,6 +224,38 @@ void tier_object_key(const char *topic,
                      int32_t term,
                      char *out,
                      size_t out_len);
+
+/** tier_object_key() of a compacted rewrite: generation gen > 0 adds
+ * "_c<10 digits>" before ".seg.zst" (so it sorts after the object it
+ * replaces); gen 0 is tier_object_key(). */
+void tier_object_key_with_gen(const char *topic,
+                              int32_t partition,
+                              int64_t base,
+                              int64_t last,
+                              int32_t term,
+                              uint32_t gen,
+                              char *out,
+                              size_t out_len);
+
+/** The compaction generation of a segment object key (0: never compacted).
+ * @return 0, or ST_E_INVAL when key is not a segment object's. */
+ST_MUST_CHECK int tier_object_key_gen(const char *key, uint32_t *gen);
+
+/* ---- Archive compaction (tier_acomp.c) ----
+ * The archive of a compacted topic with remote storage is compacted too:
+ * each shard's archive cleaner thread rewrites its partitions' objects
+ * keeping the latest record of each key (the local cleaner's offset map and
+ * batch filter, core/compact.h), switches the index to the new objects in
+ * one transaction (idx_segments_replace) and deletes the old ones after. */
+typedef struct {
+    int64_t passes;            /* partitions dirty enough that a pass ran */
+    int64_t objects_rewritten; /* objects replaced by a compacted rewrite */
+    int64_t bytes_read;        /* object bytes of the ranges compacted */
+    int64_t bytes_written;     /* their bytes after (unchanged objects counted as they are) */
+    int64_t records_removed;   /* records dropped (older values, expired tombstones) */
+    int64_t errors;            /* passes that failed (retried at the next offer) */
+} tier_acomp_stats_t;
+void tier_acomp_stats(const tier_shard_t *ts, tier_acomp_stats_t *out);
 
 /* ---- Total retention and GC (tier_gc.c) ----
  * Every gc_interval_ms each shard, for the remote-enabled partitions it owns:

@@ -218,6 +218,8 @@ static void merge_orphans(struct tier_gc *gc)
             j++;
         if (j < gc->indexed.n && !strcmp(gc->indexed.v[j], key))
             continue; /* indexed */
+        if (tier__acomp_is_pending(key))
+            continue; /* a compacted rewrite waiting for its switch (tier_acomp.c) */
         /* Below the partition's highest indexed key: no upload can be
          * about to index it (uploads go in offset order). */
         bool is_stale = j < gc->indexed.n && same_partition(gc->indexed.v[j], key);

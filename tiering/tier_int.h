@@ -28,6 +28,7 @@ struct tier_shard {
     void *on_resumed_arg;
     struct tier_gc *gc;         /* owned: total retention and orphan GC (tier_gc.c) */
     struct tier_topics *topics; /* owned: topic manifests (tier_topics.c), orphan scanner only */
+    struct tier_acomp *acomp;   /* owned: archive compaction (tier_acomp.c) */
     uv_timer_t win_timer;       /* uploads of the active segments' windows (tier_up.c) */
     bool has_win_timer;
 };
@@ -45,5 +46,13 @@ void tier__gc_close(tier_shard_t *ts, void (*done)(void *), void *arg);
  * close once the store is closed (done(arg) runs when nothing is left). */
 int tier__topics_start(tier_shard_t *ts);
 void tier__topics_close(tier_shard_t *ts, void (*done)(void *), void *arg);
+
+/* tier_acomp.c: start the archive cleaner of a shard (a thread); stop it
+ * (done(arg) runs on the loop once the thread is joined and nothing of it is
+ * left). Is key a new object of a pass not switched in yet (the orphan scan
+ * must leave it)? @thread any */
+int tier__acomp_start(tier_shard_t *ts);
+void tier__acomp_close(tier_shard_t *ts, void (*done)(void *), void *arg);
+bool tier__acomp_is_pending(const char *key);
 
 #endif

@@ -87,6 +87,7 @@
 #define RD_MAX_SKIPS       64         /* lookups of cached chunks per read-ahead walk */
 #define RD_SWEEP_MS        10
 /* Finished downloads kept in memory: (h->depth + 1) * ra_bytes per shard. */
+#define RD_MAX_HOPS 1024 /* reads past empty batches before answering them */
 
 typedef struct tier_hyd hyd_t;
 typedef struct dl dl_t;
@@ -120,6 +121,10 @@ struct rd {
     size_t raw_len;
     size_t from, len; /* the part of raw to return */
     int err;
+    bool has_records; /* the part to return holds a record (not only empty batches) */
+    int hops;         /* reads again past answers of empty batches only (hop()) */
+    uint8_t *held;    /* owned: the empty batches of the first answer, served if nothing follows */
+    size_t held_len;
 };
 
 struct dl {
@@ -220,6 +225,16 @@ static void answer(rd_t *r, int status)
     hyd_t *h = r->h;
     uint8_t *data = NULL;
     size_t len = 0;
+    if (r->held && status == ST_E_RANGE) {
+        /* Nothing follows the empty batches read first: answer those. */
+        free(r->raw);
+        r->raw = r->held;
+        r->raw_len = r->len = r->held_len;
+        r->from = 0;
+        r->held = NULL;
+        status = 0;
+    }
+    free(r->held);
     if (status == 0 && r->raw) {
         if (r->from > 0)
             memmove(r->raw, r->raw + r->from, r->len);
@@ -312,9 +327,17 @@ static void decode_work(uv_work_t *w)
     r->served_last = r->chunk.last_offset;
     if (r->dl && pos == r->raw_len)
         decode_more(r);
+    for (pos = r->from; !r->has_records && pos + PLOG_BATCH_HDR_SIZE <= r->from + r->len;
+         pos += (size_t)hd.batch_length + PLOG_BATCH_LOG_OVERHEAD) {
+        if (plog_batch_parse_hdr(r->raw + pos, r->raw_len - pos, &hd) != 0 || hd.batch_length < 0)
+            break;
+        r->has_records = hd.records_count != 0;
+    }
 }
 
 static void dl_unref(dl_t *d);
+
+static int hop(rd_t *r);
 
 static void decode_done(uv_work_t *w, int status)
 {
@@ -329,6 +352,10 @@ static void decode_done(uv_work_t *w, int status)
     r->dl = NULL;
     if (!err && r->rp && r->served_last > r->rp->last_chunk_last)
         r->rp->last_chunk_last = r->served_last; /* the next read follows on: sequential */
+    if (!err && !r->has_records && r->rp && r->hops < RD_MAX_HOPS && !h->closing && hop(r) == 0) {
+        h->pending--;
+        return;
+    }
     answer(r, err);
     h->pending--;
     check_closed(h);
@@ -1013,6 +1040,47 @@ static void on_loc(void *arg, int status, const idx_loc_t *loc)
         ra_walk(rp);
     }
     check_closed(h);
+}
+
+/* The answer holds empty batches only (compaction kept them: the first and
+ * last batch of each object, tiering/tier_acomp.c): read on from the offset
+ * after them, as the local log skips them (a response without any record
+ * crashes some clients, kafka-python 2.0). They are kept and answered when
+ * the archive has nothing after them. @return 0 (on_loc answers r). */
+static int hop(rd_t *r)
+{
+    lookup_t *lk = calloc(1, sizeof(*lk));
+    if (!lk)
+        return ST_E_NOMEM;
+    if (!r->held) {
+        if (r->from > 0)
+            memmove(r->raw, r->raw + r->from, r->len);
+        r->held = r->raw;
+        r->held_len = r->len;
+    } else {
+        free(r->raw);
+    }
+    r->raw = NULL;
+    r->raw_len = r->from = r->len = 0;
+    free(r->owned_frame);
+    r->owned_frame = NULL;
+    r->frame = NULL;
+    r->offset = r->served_last + 1;
+    r->state = RD_LOOKUP;
+    r->hops++;
+    lk->r = r;
+    snprintf(lk->topic, sizeof(lk->topic), "%s", r->rp->topic);
+    lk->partition = r->rp->partition;
+    int rc = idx_lookup_offset(r->h->ts->idx, lk->topic, lk->partition, r->offset, on_loc, lk);
+    if (rc != 0) { /* answer(r) serves the held batches as they are */
+        free(lk);
+        r->raw = r->held;
+        r->raw_len = r->len = r->held_len;
+        r->held = NULL;
+        return rc;
+    }
+    r->h->pending++;
+    return 0;
 }
 
 /* Release the reads that waited for the cache's rebuild, oldest first:

@@ -118,7 +118,15 @@ int tier_parse_object_key(const char *key,
         return ST_E_INVAL;
     p = end + 1;
     (void)strtoll(p, &end, 10);
-    if (end == p || strcmp(end, ".seg.zst") != 0)
+    if (end == p)
+        return ST_E_INVAL;
+    if (end[0] == '_' && end[1] == 'c') { /* a compacted rewrite: _c<10 digits> */
+        for (int i = 0; i < 10; i++)
+            if (end[2 + i] < '0' || end[2 + i] > '9')
+                return ST_E_INVAL;
+        end += 12;
+    }
+    if (strcmp(end, ".seg.zst") != 0)
         return ST_E_INVAL;
     *partition = (int32_t)part;
     *base = b;
@@ -387,11 +395,29 @@ static void get_tail(rec_t *r, uint64_t want)
     obj_req_set_timeout(req, RECOVER_LIST_TIMEOUT_MS);
 }
 
+int tier_object_key_gen(const char *key, uint32_t *gen)
+{
+    char topic[256];
+    int32_t partition;
+    int64_t base, last;
+    int rc = tier_parse_object_key(key, topic, sizeof(topic), &partition, &base, &last);
+    if (rc != 0)
+        return rc;
+    /* Parsed: a generation is exactly "_c<10 digits>" before ".seg.zst". */
+    size_t n = strlen(key), sfx = strlen(".seg.zst") + 12;
+    const char *c = n > sfx ? key + n - sfx : key;
+    *gen = c[0] == '_' && c[1] == 'c' ? (uint32_t)strtoul(c + 2, NULL, 10) : 0;
+    return 0;
+}
+
 /* Does the next key of the page start at the same offset of the same
  * partition (r->topic, r->partition)? Ranges of an active segment are cut at
  * its durable end when they are taken: an upload whose index commit was lost
  * (a crash) is taken again later, longer, from the same offset. The longer
- * one (later in byte order) is the indexed one; the shorter is an orphan. */
+ * one (later in byte order) is the indexed one; the shorter is an orphan.
+ * So is an object that a compacted rewrite (same range, "_c<gen>" suffix,
+ * later in byte order) replaced, or would have, had its pass not been cut
+ * short: either is a valid state of the partition. */
 static bool is_superseded(rec_t *r, int64_t base)
 {
     if (r->next_key >= r->n_keys)

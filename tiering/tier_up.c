@@ -86,14 +86,29 @@ void tier_object_key(const char *topic,
                      char *out,
                      size_t out_len)
 {
+    tier_object_key_with_gen(topic, partition, base, last, term, 0, out, out_len);
+}
+
+void tier_object_key_with_gen(const char *topic,
+                              int32_t partition,
+                              int64_t base,
+                              int64_t last,
+                              int32_t term,
+                              uint32_t gen,
+                              char *out,
+                              size_t out_len)
+{
     /* FNV-1a of "topic/partition": spreads keys over S3 partitions. */
     char tp[300];
     snprintf(tp, sizeof(tp), "%s/%d", topic, partition);
     uint32_t h = 2166136261u;
     for (const char *c = tp; *c; c++)
         h = (h ^ (uint8_t)*c) * 16777619u;
-    snprintf(out, out_len, "%08x/%s/%d/%020" PRId64 "-%020" PRId64 "-%d.seg.zst", h, topic,
-             partition, base, last, term);
+    char sfx[16] = "";
+    if (gen > 0)
+        snprintf(sfx, sizeof(sfx), "_c%010" PRIu32, gen);
+    snprintf(out, out_len, "%08x/%s/%d/%020" PRId64 "-%020" PRId64 "-%d%s.seg.zst", h, topic,
+             partition, base, last, term, sfx);
 }
 
 static plog_t *part_log(up_part_t *p)
@@ -690,6 +705,8 @@ int tier_shard_new(uv_loop_t *loop,
     }
     if ((rc = tier__gc_start(ts)) != 0)
         ST_WARN("tier", "cannot start remote retention: %s", st_strerror(rc));
+    if ((rc = tier__acomp_start(ts)) != 0)
+        ST_WARN("tier", "cannot start archive compaction: %s", st_strerror(rc));
     if (opts->is_orphan_scanner && opts->meta && (rc = tier__topics_start(ts)) != 0)
         ST_WARN("tier", "cannot keep topic manifests in the archive: %s", st_strerror(rc));
     *out = ts;
@@ -761,7 +778,8 @@ static void close_parts(void *arg)
         uv_close((uv_handle_t *)&p->timer, on_timer_closed);
     }
     ts->parts = NULL;
-    ts->closing_steps += 2;
+    ts->closing_steps += 3;
+    tier__acomp_close(ts, close_step_done, ts);
     tier__gc_close(ts, close_step_done, ts);
     tier__topics_close(ts, close_step_done, ts);
     close_step_done(ts);

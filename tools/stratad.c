@@ -155,6 +155,8 @@ static void shard_start(rt_shard_t *sh, void *arg)
                           .is_orphan_scanner = rt_shard_id(sh) == 0,
                           .topic_config = topic_config,
                           .topic_config_arg = b,
+                          .acomp_map_bytes = (size_t)b->popts.cleaner_buffer_bytes,
+                          .acomp_interval_ms = b->popts.cleaner_backoff_ms,
                           .meta = b->meta};
         rc = tier_shard_new(rt_shard_loop(sh), ps, &to, &b->tiers[rt_shard_id(sh)], err,
                             sizeof(err));

@@ -299,10 +299,28 @@ static void test_tier_parse_object_key_accepts_only_segment_keys(void **state)
         "0123abcd/t/0/0-9-0.seg.zst",
         "0123abcd/t/0/00000000000000000010-00000000000000000009-0.seg.zst",
         "0123abcd/t/0/00000000000000000000-00000000000000000009-.seg.zst",
+        "0123abcd/t/0/00000000000000000000-00000000000000000009-0_c12.seg.zst",
+        "0123abcd/t/0/00000000000000000000-00000000000000000009-0_cx000000001.seg.zst",
+        "0123abcd/t/0/00000000000000000000-00000000000000000009-0_d0000000001.seg.zst",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(tier_parse_object_key(bad[i], topic, sizeof(topic), &p, &base, &last),
                          ST_E_INVAL);
+    /* A compacted rewrite (tier_acomp.c): same range, a generation, sorted
+     * after the object it replaces (recovery indexes the last one). */
+    uint32_t gen = 7;
+    assert_int_equal(tier_object_key_gen(key, &gen), 0);
+    assert_int_equal(gen, 0);
+    char ckey[512], ckey2[512];
+    tier_object_key_with_gen("orders.v1", 12, 100, 199, 3, 1733350000u, ckey, sizeof(ckey));
+    tier_object_key_with_gen("orders.v1", 12, 100, 199, 3, 1733350001u, ckey2, sizeof(ckey2));
+    assert_int_equal(tier_parse_object_key(ckey, topic, sizeof(topic), &p, &base, &last), 0);
+    assert_int_equal(base, 100);
+    assert_int_equal(last, 199);
+    assert_int_equal(tier_object_key_gen(ckey, &gen), 0);
+    assert_int_equal(gen, 1733350000u);
+    assert_true(strcmp(key, ckey) < 0 && strcmp(ckey, ckey2) < 0);
+    assert_int_equal(tier_object_key_gen("README.txt", &gen), ST_E_INVAL);
     /* A topic longer than the buffer is refused, not truncated. */
     assert_int_equal(tier_parse_object_key(key, topic, 4, &p, &base, &last), ST_E_INVAL);
 }
