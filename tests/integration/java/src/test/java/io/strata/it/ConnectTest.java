@@ -11,13 +11,12 @@
  *      after the last committed offsets may be copied twice, in order. With
  *      exactly.once.source.support=enabled the source writes records and its offsets in one
  *      transaction: the topic, read read_committed, holds every line exactly once.
- * Worker logs and configs: target/connect-logs/. */
+ * Worker logs and configs: target/proc-logs/. */
 package io.strata.it;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.File;
 import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -33,7 +32,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import org.apache.kafka.clients.admin.Admin;
@@ -51,71 +49,27 @@ class ConnectTest {
 
     /** A worker process and where its REST API listens. */
     static final class Worker {
-        final Process proc;
-        final Path log;
+        final JavaProc proc;
         final String url;
 
-        Worker(Process proc, Path log, String url) {
+        Worker(JavaProc proc, String url) {
             this.proc = proc;
-            this.log = log;
             this.url = url;
-        }
-    }
-
-    static Path logDir() throws IOException {
-        Path d = Path.of(System.getProperty("strata.logs", System.getProperty("java.io.tmpdir")));
-        Files.createDirectories(d);
-        return d;
-    }
-
-    static String tail(Path log) {
-        try {
-            List<String> l = Files.readAllLines(log, StandardCharsets.UTF_8);
-            return String.join("\n", l.subList(Math.max(0, l.size() - 60), l.size()));
-        } catch (IOException e) {
-            return "(no log: " + e + ")";
         }
     }
 
     /** Starts `connect-distributed worker.properties` and waits for its REST server. */
     static Worker start(Properties props, String name) throws Exception {
-        Path dir = logDir();
-        Path cfg = dir.resolve(name + ".properties");
+        Path cfg = JavaProc.logDir().resolve(name + ".properties");
         try (var w = Files.newBufferedWriter(cfg, StandardCharsets.UTF_8)) {
             props.store(w, "ConnectTest worker");
         }
-        Path log = dir.resolve(name + ".log");
-        List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.add("-Xshare:auto");
-        cmd.add("-Xmx256m");
-        cmd.add("-XX:TieredStopAtLevel=1"); /* starts sooner; copies little */
-        cmd.add("-Dorg.slf4j.simpleLogger.defaultLogLevel=info");
-        cmd.add("-Dorg.slf4j.simpleLogger.log.org.apache.kafka.clients=warn");
-        cmd.add("-Dorg.slf4j.simpleLogger.log.org.apache.kafka.common=warn");
-        cmd.add("-cp");
-        cmd.add(System.getProperty("java.class.path"));
-        cmd.add("org.apache.kafka.connect.cli.ConnectDistributed");
-        cmd.add(cfg.toString());
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
-        while (System.nanoTime() < deadline && p.isAlive()) {
-            Matcher m = REST_URL.matcher(Files.readString(log, StandardCharsets.UTF_8));
-            if (m.find())
-                return new Worker(p, log, m.group(1));
-            Thread.sleep(200);
-        }
-        p.destroyForcibly();
-        throw new AssertionError("the Connect worker did not start:\n" + tail(log));
+        JavaProc p = JavaProc.start(name, "org.apache.kafka.connect.cli.ConnectDistributed", cfg.toString());
+        return new Worker(p, p.awaitLog(REST_URL).group(1));
     }
 
-    /** SIGTERM (the worker's shutdown hook stops it cleanly) or SIGKILL; waits for the exit. */
     static void stop(Worker w, boolean kill) throws Exception {
-        if (kill)
-            w.proc.destroyForcibly();
-        else
-            w.proc.destroy();
-        assertTrue(w.proc.waitFor(120, TimeUnit.SECONDS), "the worker did not exit:\n" + tail(w.log));
+        w.proc.stop(kill);
     }
 
     static HttpResponse<String> http(String method, String url, String json) throws Exception {
@@ -144,7 +98,7 @@ class ConnectTest {
                 return;
             Thread.sleep(500);
         } while (System.nanoTime() < deadline);
-        throw new AssertionError("PUT connector " + name + ": " + r.statusCode() + " " + r.body() + "\n" + tail(w.log));
+        throw new AssertionError("PUT connector " + name + ": " + r.statusCode() + " " + r.body() + "\n" + w.proc.tail());
     }
 
     static List<String> lines(int from, int to) {
@@ -174,12 +128,12 @@ class ConnectTest {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
         List<String> got = readLines(out);
         while (!new java.util.HashSet<>(got).containsAll(need) && System.nanoTime() < deadline) {
-            assertTrue(w.proc.isAlive(), "the worker exited:\n" + tail(w.log));
+            w.proc.assertAlive();
             Thread.sleep(200);
             got = new ArrayList<>(readLines(out));
         }
         assertTrue(new java.util.HashSet<>(got).containsAll(need),
-                "the sink wrote " + got.size() + " lines, want " + n + " of the input\n" + tail(w.log));
+                "the sink wrote " + got.size() + " lines, want " + n + " of the input\n" + w.proc.tail());
         return got;
     }
 
