@@ -126,6 +126,7 @@ typedef struct {
     bool has_tier; /* the shard runs tiered storage: tier, gc are set */
     tier_stats_t tier;
     tier_gc_stats_t gc;
+    tier_acomp_stats_t acomp;
     size_t n;
     prow_t rows[];
 } prows_t;
@@ -233,6 +234,7 @@ static prows_t *prows_new(const adm_server_t *s, rt_shard_t *sh, size_t n)
     if (ts) {
         tier_read_stats(ts, &rs->tier);
         tier_gc_stats(ts, &rs->gc);
+        tier_acomp_stats(ts, &rs->acomp);
     }
     return rs;
 }
@@ -456,6 +458,7 @@ typedef struct {
     bool has_tier;
     tier_stats_t t;
     tier_gc_stats_t gc;
+    tier_acomp_stats_t acomp;
     const char *last_error; /* borrowed from a shard's answer; NULL = none */
 } tier_sum_t;
 
@@ -492,6 +495,12 @@ static void tier_sum(adm_gather_t *g, tier_sum_t *out)
         out->gc.deleted_objects += rs->gc.deleted_objects;
         out->gc.deleted_orphans += rs->gc.deleted_orphans;
         out->gc.errors += rs->gc.errors;
+        out->acomp.passes += rs->acomp.passes;
+        out->acomp.objects_rewritten += rs->acomp.objects_rewritten;
+        out->acomp.bytes_read += rs->acomp.bytes_read;
+        out->acomp.bytes_written += rs->acomp.bytes_written;
+        out->acomp.records_removed += rs->acomp.records_removed;
+        out->acomp.errors += rs->acomp.errors;
         if (!out->last_error && t->last_error[0])
             out->last_error = t->last_error;
     }
@@ -872,6 +881,19 @@ static void render_tier(st_mtext_t *t, adm_gather_t *g, const prow_t **v, size_t
          "Archived objects deleted by retention, DeleteRecords, DeleteTopics and orphan GC.",
          ts.gc.deleted_objects + ts.gc.deleted_orphans},
         {"strata_tier_gc_errors_total", "counter", "Failed retention or GC steps.", ts.gc.errors},
+        {"strata_tier_archive_compaction_passes_total", "counter",
+         "Archive compaction passes run (compacted topics with remote storage).", ts.acomp.passes},
+        {"strata_tier_archive_compaction_objects_total", "counter",
+         "Archived objects replaced by their compacted rewrite.", ts.acomp.objects_rewritten},
+        {"strata_tier_archive_compaction_read_bytes_total", "counter",
+         "Object bytes of the archived ranges compacted.", ts.acomp.bytes_read},
+        {"strata_tier_archive_compaction_written_bytes_total", "counter",
+         "Object bytes of those ranges after compaction.", ts.acomp.bytes_written},
+        {"strata_tier_archive_compaction_removed_records_total", "counter",
+         "Records archive compaction dropped (older values, expired tombstones).",
+         ts.acomp.records_removed},
+        {"strata_tier_archive_compaction_errors_total", "counter",
+         "Archive compaction passes that failed (retried).", ts.acomp.errors},
     };
     for (size_t m = 0; m < sizeof(k_tier) / sizeof(k_tier[0]); m++)
         st_mtext_printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %" PRId64 "\n", k_tier[m].name,

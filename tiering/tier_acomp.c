@@ -27,9 +27,10 @@
  *           "<base>-<last>-<term>_c<gen>.seg.zst" (next_key) and PUT
  *   SWITCH  idx_segments_replace: every new row in, every old row out and
  *           the clean end moved, in one SQLite transaction
- *   DELETE  the old objects, AC_DELETE_DELAY_MS later (a reader that looked
- *           an old chunk up just before the switch still gets it); when the
- *           switch failed (an old row is gone: retention), the new objects.
+ *   DELETE  the old objects, AC_DELETE_DELAY_MS later, when the thread is
+ *           idle (a reader that looked an old chunk up just before the
+ *           switch still gets it); when the switch failed (an old row is
+ *           gone: retention), the new objects at once.
  * -> the pass is posted back to the loop (stats, log, references released).
  *
  *   IDLE --timer: a partition--> (thread) LIST -> [MAP -> REWRITE -> SWITCH
@@ -65,6 +66,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define AC_DEFAULT_INTERVAL_MS 15000
@@ -180,6 +182,9 @@ struct tier_acomp {
     obj_store_t *store;
     idx_client_t *idx;
     compact_map_t *map;
+    char **later; /* owned: replaced objects to delete at later_due_ms (defer_delete) */
+    size_t n_later;
+    uint64_t later_due_ms;
 };
 
 /* ---- Waiting on the thread's loop ---- */
@@ -269,30 +274,6 @@ static void delete_objects(struct tier_acomp *a, const char *const *keys, size_t
         ST_WARN("tier",
                 "archive compaction: cannot delete %zu replaced objects (left as orphans): %s %s",
                 n, st_strerror(rc), r.errmsg);
-}
-
-static void on_sleep(uv_timer_t *t)
-{
-    ((ac_res_t *)t->data)->done = true;
-}
-
-static void on_sleep_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
-/* Sleep on the thread's loop; a close ends it early. */
-static void sleep_ms(struct tier_acomp *a, uint64_t ms)
-{
-    ac_res_t r = {0};
-    uv_timer_t t;
-    uv_timer_init(&a->loop, &t);
-    t.data = &r;
-    uv_timer_start(&t, on_sleep, ms, 0);
-    while (!r.done && !atomic_load(&a->cancel))
-        uv_run(&a->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, on_sleep_closed);
-    uv_run(&a->loop, UV_RUN_NOWAIT);
 }
 
 /* ---- LIST ---- */
@@ -725,6 +706,42 @@ static int switch_index(struct tier_acomp *a, ac_job_t *j, ac_new_t *nv, size_t 
     return rc;
 }
 
+/* ---- DELETE, deferred ---- */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+/* Remember keys (copied) for deletion AC_DELETE_DELAY_MS from now; a key
+ * that cannot be remembered is left to the orphan scan. */
+static void defer_delete(struct tier_acomp *a, const char *const *keys, size_t n)
+{
+    char **v = realloc(a->later, (a->n_later + n) * sizeof(*v));
+    if (!v)
+        return;
+    a->later = v;
+    for (size_t i = 0; i < n; i++)
+        if ((v[a->n_later] = strdup(keys[i])) != NULL)
+            a->n_later++;
+    a->later_due_ms = mono_ms() + AC_DELETE_DELAY_MS;
+}
+
+/* Delete what defer_delete() remembered (due or not: the thread is idle or
+ * stopping has abandoned it). */
+static void run_deferred(struct tier_acomp *a)
+{
+    if (a->n_later > 0 && !atomic_load(&a->cancel))
+        delete_objects(a, (const char *const *)a->later, a->n_later);
+    for (size_t i = 0; i < a->n_later; i++)
+        free(a->later[i]);
+    free(a->later);
+    a->later = NULL;
+    a->n_later = 0;
+}
+
 /* ---- The pass ---- */
 
 static bool is_dirty_enough(const ac_job_t *j, const ac_list_t *l, size_t k, int64_t clean_end)
@@ -791,17 +808,18 @@ static void run_pass(struct tier_acomp *a, ac_job_t *j)
         rc = switch_index(a, j, nv, n_new);
         j->switched = rc == 0;
     }
-    /* The losers go: the old objects after the switch, the new ones when it
-     * did not happen (while they are pending the orphan scan skips them). */
+    /* The losers go: the new objects at once when the switch did not happen
+     * (while they are pending the orphan scan skips them), the old ones
+     * AC_DELETE_DELAY_MS after it (defer_delete). */
+    for (size_t i = 0; i < n_new; i++)
+        pending_remove(nv[i].key);
     const char **gone = calloc(n_new ? n_new : 1, sizeof(*gone));
     for (size_t i = 0; gone && i < n_new; i++)
         gone[i] = j->switched ? nv[i].old_key : nv[i].key;
-    for (size_t i = 0; i < n_new; i++)
-        pending_remove(nv[i].key);
-    if (gone && j->switched && n_new > 0)
-        sleep_ms(a, AC_DELETE_DELAY_MS);
-    if (gone)
+    if (gone && !j->switched)
         delete_objects(a, gone, n_new);
+    else if (gone)
+        defer_delete(a, gone, n_new);
     free(gone);
 out:
     for (size_t i = 0; i < n_new; i++) {
@@ -845,8 +863,29 @@ static void *thread_main(void *arg)
         ST_WARN("tier", "no archive compaction on this shard: %s", err);
     pthread_mutex_lock(&a->mu);
     for (;;) {
-        while (!a->stop && !a->todo)
-            pthread_cond_wait(&a->cv, &a->mu);
+        while (!a->stop && !a->todo) {
+            if (a->n_later == 0) {
+                pthread_cond_wait(&a->cv, &a->mu);
+                continue;
+            }
+            uint64_t now = mono_ms();
+            if (now >= a->later_due_ms) {
+                pthread_mutex_unlock(&a->mu);
+                run_deferred(a);
+                pthread_mutex_lock(&a->mu);
+                continue;
+            }
+            struct timespec until; /* the condition variable's clock: CLOCK_REALTIME */
+            clock_gettime(CLOCK_REALTIME, &until);
+            uint64_t wait_ms = a->later_due_ms - now;
+            until.tv_sec += (time_t)(wait_ms / 1000u);
+            until.tv_nsec += (long)(wait_ms % 1000u) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&a->cv, &a->mu, &until);
+        }
         if (a->stop)
             break;
         ac_job_t *j = a->todo;
@@ -862,6 +901,7 @@ static void *thread_main(void *arg)
     }
     a->is_wake_closed = true;
     pthread_mutex_unlock(&a->mu);
+    run_deferred(a); /* canceled: the replaced objects are left to the orphan scan */
     if (a->idx)
         idx_client_close(a->idx, on_thread_closed, NULL);
     if (a->store)

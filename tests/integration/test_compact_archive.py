@@ -12,7 +12,7 @@
   returns exactly the model's result (the latest value of every key, once,
   tombstones included: delete.retention.ms keeps them), the bucket's bytes
   shrink, `zstd -dc` of a compacted object is a valid segment with gaps, and
-  `strata archive verify` accepts the archive.
+  `strata archive verify` accepts the archive, and /metrics counts the work.
 - kill -9 at the moments that matter of archive passes (new objects stored,
   index not switched; index switched, old objects not deleted yet; a random
   moment): afterwards every key's latest value is there exactly once, and
@@ -32,7 +32,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import STRATAD, Broker, free_port  # noqa: E402
 from test_compact import read_confluent, read_kafka_python, read_kcat  # noqa: E402
-from test_tiering import s3_env, start_s3, stop_s3  # noqa: E402
+from test_tiering import metric, s3_env, start_s3, stop_s3  # noqa: E402
 
 from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
@@ -236,6 +236,14 @@ class ArchiveCompactionTest(unittest.TestCase):
             batches = segment_batches(raw)
             self.assertEqual((batches[0][0], batches[-1][1]), (rows[0][1], rows[0][2]))
             self.assertLess(sum(c for _, _, c in batches), rows[0][2] - rows[0][1] + 1)
+            # /metrics counts the work.
+            pre = "strata_tier_archive_compaction_"
+            self.assertGreaterEqual(metric(b, pre + "passes_total"), 1)
+            self.assertGreater(metric(b, pre + "objects_total"), n_before // 2)
+            self.assertGreater(metric(b, pre + "read_bytes_total"),
+                               4 * metric(b, pre + "written_bytes_total"))
+            self.assertGreater(metric(b, pre + "removed_records_total"), n_keys)
+            self.assertEqual(metric(b, pre + "errors_total"), 0)
             # `strata archive verify` accepts the gaps and agrees with the index.
             v = subprocess.run([STRATA, "archive", "verify", "--archive", self.url, "--index",
                                 os.path.join(b.data, "remote-index.db")],
