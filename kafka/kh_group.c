@@ -943,7 +943,9 @@ static void describe_run(gop_t *op, gshard_t *gs)
     kp_arena_t *a = &op->arena;
     grp_t *g = gs ? grp_find(gs->coord, op->group) : NULL;
     d->error_code = gs ? KP_ERR_NONE : KP_ERR_COORDINATOR_NOT_AVAILABLE;
-    if (!g || grp_state(g) == GRP_DEAD) {
+    /* a consumer-protocol group is not a classic group: Kafka's answer below DescribeGroups v6
+     * (which would carry GROUP_ID_NOT_FOUND) is Dead with no error */
+    if (!g || grp_state(g) == GRP_DEAD || grp_is_consumer(g)) {
         d->group_state = KP_STR_LIT("Dead");
         if (gs)
             kh_group__done(op, gs);

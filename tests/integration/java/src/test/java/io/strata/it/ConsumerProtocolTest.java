@@ -38,11 +38,15 @@ import org.apache.kafka.common.message.ConsumerGroupDescribeRequestData;
 import org.apache.kafka.common.message.ConsumerGroupDescribeResponseData;
 import org.apache.kafka.common.message.ConsumerGroupHeartbeatRequestData;
 import org.apache.kafka.common.message.ConsumerGroupHeartbeatResponseData;
+import org.apache.kafka.common.message.DescribeGroupsRequestData;
+import org.apache.kafka.common.message.DescribeGroupsResponseData;
 import org.apache.kafka.common.protocol.Errors;
 import org.apache.kafka.common.requests.ConsumerGroupDescribeRequest;
 import org.apache.kafka.common.requests.ConsumerGroupDescribeResponse;
 import org.apache.kafka.common.requests.ConsumerGroupHeartbeatRequest;
 import org.apache.kafka.common.requests.ConsumerGroupHeartbeatResponse;
+import org.apache.kafka.common.requests.DescribeGroupsRequest;
+import org.apache.kafka.common.requests.DescribeGroupsResponse;
 import org.junit.jupiter.api.Test;
 
 class ConsumerProtocolTest {
@@ -262,6 +266,13 @@ class ConsumerProtocolTest {
             d = describe(classic);
             assertEquals(Errors.NONE.code(), d.errorCode());
             assertEquals(2, d.members().size());
+            /* the classic API sees no classic group (Kafka: Dead below DescribeGroups v6) */
+            DescribeGroupsResponseData.DescribedGroup cd = ((DescribeGroupsResponse) Wire.roundTrip(
+                    new DescribeGroupsRequest.Builder(new DescribeGroupsRequestData().setGroups(List.of(classic))),
+                    (short) 5)).data().groups().get(0);
+            assertEquals(Errors.NONE.code(), cd.errorCode());
+            assertEquals("Dead", cd.groupState());
+            assertEquals(0, cd.members().size());
             r = hb(beat.duplicate().setGroupId(classic).setMemberId(wid).setMemberEpoch(-1));
             assertEquals(Errors.NONE.code(), r.errorCode());
             assertEquals(Errors.GROUP_ID_NOT_FOUND.code(), describe(classic).errorCode());
