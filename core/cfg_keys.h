@@ -81,6 +81,10 @@
       "partition (Redpanda's 1 h default keeps replicas too).")                                     \
     X(CACHE_BYTES, "strata.cache.bytes", CFG_INT, "1073741824", 0, INT64_MAX, 0,                  \
       "Bytes of archived chunks kept under <log.dir>/cache/ for replays (LRU, split between shards; 0 = none).") \
+    X(HYDRATION_THREADS, "strata.hydration.threads", CFG_INT, "2", 0, 64, 0,                     \
+      "Worker threads verifying, decoding and caching archived chunks for replays, apart from uploads (0 = libuv's shared pool).") \
+    X(UPLOAD_THREADS, "strata.upload.threads", CFG_INT, "2", 0, 64, 0,                             \
+      "Worker threads compressing segments for upload, apart from replays (0 = libuv's shared pool).") \
     X(DISK_ALERT_BYTES, "strata.disk.alert.free.bytes", CFG_INT, "0", 0, INT64_MAX, 0,             \
       "Warn (log and strata_disk_space_low) when the data directory's filesystem has fewer free bytes (0 = off).") \
     X(DISK_ALERT_PERCENT, "strata.disk.alert.free.percent", CFG_INT, "5", 0, 100, 0,              \

@@ -23,7 +23,9 @@
  *             3. data is returned only after its checksums matched; a corrupt
  *                entry is removed from the table and its file unlinked;
  *             4. all file I/O (read, write, unlink, the rebuild scan) runs on
- *                the libuv thread pool.
+ *                a worker pool: the hydration pool once hyd_cache_set_port()
+ *                gave its port, libuv's thread pool before (the scan) or
+ *                without one.
  *
  * Entry states (in memory):   absent --add--> LIVE --evict/corrupt/replace--> absent
  * Files: <seq>.tmp --rename (hyd_cache_write)--> <seq>.hc --unlink (evict)--> gone
@@ -37,6 +39,7 @@
 #include <uv.h>
 
 #include "core/st_err.h"
+#include "core/st_pool.h"
 
 #define HYD_CACHE_MAX_KEY 1100 /* object key (1024) + "@" + position */
 
@@ -126,6 +129,12 @@ typedef void (*hyd_cache_done_cb)(void *arg, int status);
  * @return 0 (cb will run) or ST_E_NOMEM / ST_E_CLOSED. @thread cache's loop */
 ST_MUST_CHECK int hyd_cache_put(
     hyd_cache_t *c, const char *key, const void *data, size_t len, hyd_cache_done_cb cb, void *arg);
+
+/** Run later file I/O (gets, puts, unlinks) on port's pool; NULL = libuv's
+ * thread pool (the default).
+ * @param port  Borrowed: must outlive the cache (closed after hyd_cache_close's cb).
+ * @thread cache's loop */
+void hyd_cache_set_port(hyd_cache_t *c, st_pool_port_t *port);
 
 void hyd_cache_stats(const hyd_cache_t *c, hyd_cache_stats_t *out);
 

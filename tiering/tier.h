@@ -27,6 +27,7 @@
 #include "core/meta.h"
 #include "core/part.h"
 #include "core/st_err.h"
+#include "core/st_pool.h"
 #include "index/idx.h"
 #include "tiering/seg.h"
 
@@ -66,6 +67,11 @@ typedef struct {
     /* The topic table: the orphan scanner shard keeps a manifest of every
      * remote-enabled topic in the archive (tier_topics.c). NULL = none. */
     meta_t *meta;
+    /* Worker pools (core/st_pool.h), borrowed, NULL = libuv's shared pool:
+     * hydration (chunk verification, decoding, chunk cache file I/O) and
+     * uploads (segment compression), so an upload burst cannot delay a replay. */
+    st_pool_t *hydration_pool;
+    st_pool_t *upload_pool;
 } tier_opts_t;
 
 /** Start the uploader of a shard: open the object store and an index client

@@ -5,8 +5,9 @@
  * of the same range) fetches each chunk from the object store once.
  * Layout: an in-memory hash table (key -> entry) plus a doubly linked LRU list
  * (head = most recently used), both owned by the loop; every file operation
- * is a uv_work_t on the libuv thread pool whose after-callback updates the
- * table. The entries' files never change after the rename that creates them.
+ * is an item on the hydration pool (hyd_cache_set_port(); libuv's thread
+ * pool without one, and for the rebuild scan at open) whose after-callback
+ * updates the table. The entries' files never change after the rename that creates them.
  */
 #include "core/st_crc32c.h"
 #include "core/st_fs.h"
@@ -40,7 +41,8 @@ typedef struct ent {
 
 struct hyd_cache {
     uv_loop_t *loop;
-    char *dir; /* owned */
+    st_pool_port_t *port; /* borrowed: where file I/O runs (NULL = libuv's pool) */
+    char *dir;            /* owned */
     uint64_t max_bytes;
     ent_t **tab; /* owned: tab_size buckets */
     size_t tab_size, n;
@@ -139,13 +141,13 @@ static void file_path(const hyd_cache_t *c, uint64_t seq, const char *ext, char 
 /* ---- Unlinking (thread pool) ---- */
 
 typedef struct {
-    uv_work_t work;
+    st_pool_work_t work;
     hyd_cache_t *c;
     uint64_t *seqs; /* owned */
     size_t n;
 } unlink_t;
 
-static void unlink_work(uv_work_t *w)
+static void unlink_work(st_pool_work_t *w)
 {
     unlink_t *u = w->data;
     char path[4096];
@@ -158,7 +160,7 @@ static void unlink_work(uv_work_t *w)
 
 static void work_finished(hyd_cache_t *c);
 
-static void unlink_done(uv_work_t *w, int status)
+static void unlink_done(st_pool_work_t *w, int status)
 {
     unlink_t *u = w->data;
     (void)status;
@@ -180,7 +182,7 @@ static void unlink_files(hyd_cache_t *c, uint64_t *seqs, size_t n)
     u->seqs = seqs;
     u->n = n;
     u->work.data = u;
-    if (uv_queue_work(c->loop, &u->work, unlink_work, unlink_done) != 0) {
+    if (st_pool_queue(c->port, c->loop, &u->work, unlink_work, unlink_done) != 0) {
         free(seqs);
         free(u);
         return;
@@ -406,7 +408,7 @@ void hyd_cache_add(hyd_cache_t *c, hyd_cache_file_t *f)
 /* ---- Gets ---- */
 
 typedef struct {
-    uv_work_t work;
+    st_pool_work_t work;
     hyd_cache_t *c;
     char *key; /* owned */
     uint64_t seq;
@@ -419,7 +421,7 @@ typedef struct {
     size_t len;
 } get_t;
 
-static void get_work(uv_work_t *w)
+static void get_work(st_pool_work_t *w)
 {
     get_t *g = w->data;
     char path[4096];
@@ -462,7 +464,7 @@ static void get_work(uv_work_t *w)
     g->err = err;
 }
 
-static void get_done(uv_work_t *w, int status)
+static void get_done(st_pool_work_t *w, int status)
 {
     get_t *g = w->data;
     hyd_cache_t *c = g->c;
@@ -516,7 +518,7 @@ int hyd_cache_get(
     g->cb = cb;
     g->arg = arg;
     g->work.data = g;
-    int rc = uv_queue_work(c->loop, &g->work, get_work, get_done);
+    int rc = st_pool_queue(c->port, c->loop, &g->work, get_work, get_done);
     if (rc != 0) {
         free(g->key);
         free(g);
@@ -534,7 +536,7 @@ bool hyd_cache_contains(const hyd_cache_t *c, const char *key)
 /* ---- Puts ---- */
 
 typedef struct {
-    uv_work_t work;
+    st_pool_work_t work;
     hyd_cache_t *c;
     char *key; /* owned */
     const void *data;
@@ -545,13 +547,13 @@ typedef struct {
     void *arg;
 } put_t;
 
-static void put_work(uv_work_t *w)
+static void put_work(st_pool_work_t *w)
 {
     put_t *p = w->data;
     p->err = hyd_cache_write(p->c, p->key, p->data, p->len, &p->f);
 }
 
-static void put_done(uv_work_t *w, int status)
+static void put_done(st_pool_work_t *w, int status)
 {
     put_t *p = w->data;
     hyd_cache_t *c = p->c;
@@ -578,7 +580,7 @@ int hyd_cache_put(
     }
     *p = (put_t){.c = c, .key = p->key, .data = data, .len = len, .cb = cb, .arg = arg};
     p->work.data = p;
-    int rc = uv_queue_work(c->loop, &p->work, put_work, put_done);
+    int rc = st_pool_queue(c->port, c->loop, &p->work, put_work, put_done);
     if (rc != 0) {
         free(p->key);
         free(p);
@@ -597,7 +599,7 @@ typedef struct {
 } found_t;
 
 typedef struct {
-    uv_work_t work;
+    st_pool_work_t work;
     hyd_cache_t *c;
     found_t *found; /* owned */
     size_t n, cap;
@@ -678,7 +680,7 @@ static void scan_one(scan_t *s, const char *name)
                                  (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec};
 }
 
-static void scan_work(uv_work_t *w)
+static void scan_work(st_pool_work_t *w)
 {
     scan_t *s = w->data;
     DIR *d = opendir(s->c->dir);
@@ -694,7 +696,7 @@ static void scan_work(uv_work_t *w)
         qsort(s->found, s->n, sizeof(*s->found), cmp_found);
 }
 
-static void scan_done(uv_work_t *w, int status)
+static void scan_done(st_pool_work_t *w, int status)
 {
     scan_t *s = w->data;
     hyd_cache_t *c = s->c;
@@ -745,7 +747,7 @@ int hyd_cache_open(uv_loop_t *loop,
     atomic_init(&c->is_ready, false);
     s->c = c;
     s->work.data = s;
-    rc = uv_queue_work(loop, &s->work, scan_work, scan_done);
+    rc = st_pool_queue(NULL, loop, &s->work, scan_work, scan_done);
     if (rc != 0) {
         free(c->tab);
         free(c->dir);
@@ -759,6 +761,11 @@ int hyd_cache_open(uv_loop_t *loop,
 }
 
 /* ---- Stats, paths, close ---- */
+
+void hyd_cache_set_port(hyd_cache_t *c, st_pool_port_t *port)
+{
+    c->port = port;
+}
 
 void hyd_cache_stats(const hyd_cache_t *c, hyd_cache_stats_t *out)
 {
@@ -798,12 +805,12 @@ static void work_finished(hyd_cache_t *c)
         free_cache(c);
 }
 
-static void noop_work(uv_work_t *w)
+static void noop_work(st_pool_work_t *w)
 {
     (void)w;
 }
 
-static void close_done(uv_work_t *w, int status)
+static void close_done(st_pool_work_t *w, int status)
 {
     hyd_cache_t *c = w->data;
     (void)status;
@@ -820,10 +827,10 @@ void hyd_cache_close(hyd_cache_t *c, hyd_cache_closed_cb cb, void *arg)
     c->closed_cb = cb;
     c->closed_arg = arg;
     /* A no-op work item makes cb run later even when nothing is pending. */
-    uv_work_t *w = malloc(sizeof(*w));
+    st_pool_work_t *w = malloc(sizeof(*w));
     if (w) {
         w->data = c;
-        if (uv_queue_work(c->loop, w, noop_work, close_done) == 0) {
+        if (st_pool_queue(c->port, c->loop, w, noop_work, close_done) == 0) {
             c->pending++;
             return;
         }

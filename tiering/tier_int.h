@@ -2,6 +2,7 @@
 #ifndef TIER_INT_H
 #define TIER_INT_H
 
+#include "core/st_pool.h"
 #include "tiering/obj.h"
 #include "tiering/tier.h"
 
@@ -12,10 +13,14 @@ struct tier_shard {
     uv_loop_t *loop;
     part_shard_t *ps;
     tier_opts_t opts;
-    obj_store_t *store;    /* owned */
-    idx_client_t *idx;     /* owned */
-    struct tier_hyd *hyd;  /* owned by tier_rd.c: downloads, read-ahead, chunk cache */
-    struct up_part *parts; /* owned list */
+    obj_store_t *store;       /* owned */
+    idx_client_t *idx;        /* owned */
+    struct tier_hyd *hyd;     /* owned by tier_rd.c: downloads, read-ahead, chunk cache */
+    st_pool_port_t *hyd_port; /* owned: hydration pool (NULL = libuv's) */
+    st_pool_port_t *up_port;  /* owned: upload pool (NULL = libuv's) */
+    int up_pending;           /* compressions queued on up_port */
+    bool parts_waiting;       /* close_parts() waits for up_pending to reach 0 */
+    struct up_part *parts;    /* owned list */
     int active;
     bool closing;
     tier_stats_t stats;

@@ -61,7 +61,9 @@
  *             3. no read waits past its deadline: a slow download never holds
  *                a fetch longer than its max.wait.ms;
  *             4. everything runs on the shard's loop except the split and
- *                decode work and the cache's file I/O (thread pool). */
+ *                decode work and the cache's file I/O: on the hydration pool
+ *                (strata.hydration.threads, core/st_pool.h), where uploads'
+ *                compression never queues ahead of them. */
 #include "core/part.h"
 #include "core/plog.h"
 #include "core/st_crc32c.h"
@@ -113,7 +115,7 @@ struct rd {
     dl_t *dl;            /* DECODE from a download: holds a reference */
     size_t dl_index;     /* the chunk's index in dl->chunks */
     int64_t served_last; /* last offset answered (later chunks of dl may follow) */
-    uv_work_t work;
+    st_pool_work_t work;
     const uint8_t *frame; /* borrowed from dl->data, or owned_frame */
     size_t frame_len;
     uint8_t *owned_frame; /* owned: from the cache */
@@ -143,7 +145,7 @@ struct dl {
     size_t data_len;
     int *chunk_err;          /* owned: per chunk, after SPLIT */
     hyd_cache_file_t *files; /* owned: per chunk, after SPLIT */
-    uv_work_t work;
+    st_pool_work_t work;
     int refs; /* 1 while listed + one per decode reading data */
 };
 
@@ -296,7 +298,7 @@ static void decode_more(rd_t *r)
     }
 }
 
-static void decode_work(uv_work_t *w)
+static void decode_work(st_pool_work_t *w)
 {
     rd_t *r = w->data;
     r->err = tier_seg_chunk_decode(r->frame, r->frame_len, &r->chunk, TIER_SEG_MAX_FRAME_RAW,
@@ -339,7 +341,7 @@ static void dl_unref(dl_t *d);
 
 static int hop(rd_t *r);
 
-static void decode_done(uv_work_t *w, int status)
+static void decode_done(st_pool_work_t *w, int status)
 {
     rd_t *r = w->data;
     hyd_t *h = r->h;
@@ -368,7 +370,7 @@ static void decode(rd_t *r, const uint8_t *frame, size_t len)
     r->frame = frame;
     r->frame_len = len;
     r->work.data = r;
-    int rc = uv_queue_work(r->h->ts->loop, &r->work, decode_work, decode_done);
+    int rc = st_pool_queue(r->h->ts->hyd_port, r->h->ts->loop, &r->work, decode_work, decode_done);
     if (rc != 0) {
         if (r->dl)
             dl_unref(r->dl);
@@ -537,7 +539,7 @@ static void recent_clear(hyd_t *h)
 }
 
 /* Thread pool: check each chunk against the index's CRC-32C, cache it. */
-static void split_work(uv_work_t *w)
+static void split_work(st_pool_work_t *w)
 {
     dl_t *d = w->data;
     char ck[HYD_CACHE_MAX_KEY + 32];
@@ -561,7 +563,7 @@ static void split_work(uv_work_t *w)
     }
 }
 
-static void split_done(uv_work_t *w, int status)
+static void split_done(st_pool_work_t *w, int status)
 {
     dl_t *d = w->data;
     hyd_t *h = d->h;
@@ -629,7 +631,7 @@ static void on_got(obj_req_t *req, obj_result_t *res, void *arg)
     d->work.data = d;
     int rc = !d->chunk_err || !d->files
                  ? ST_E_NOMEM
-                 : uv_queue_work(h->ts->loop, &d->work, split_work, split_done);
+                 : st_pool_queue(h->ts->hyd_port, h->ts->loop, &d->work, split_work, split_done);
     if (rc != 0) {
         dl_fail(d, rc);
         pump(h);
@@ -1154,6 +1156,8 @@ int tier_read_open(tier_shard_t *ts, const tier_read_opts_t *opts, char *errbuf,
         return 0;
     int rc =
         hyd_cache_open(ts->loop, opts->cache_dir, opts->cache_bytes, on_cache_ready, h, &h->cache);
+    if (rc == 0)
+        hyd_cache_set_port(h->cache, ts->hyd_port);
     if (rc != 0)
         snprintf(errbuf, errbuf_len, "cannot open the chunk cache %s: %s", opts->cache_dir,
                  st_strerror(rc));

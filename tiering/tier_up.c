@@ -59,7 +59,7 @@ typedef struct up_part {
     /* the segment in flight */
     plog_seg_info_t seg;
     bool has_seg;
-    uv_work_t work;
+    st_pool_work_t work;
     int work_err;
     uint8_t *obj; /* owned: the object bytes */
     size_t obj_len, obj_cap;
@@ -344,7 +344,7 @@ static int sink(void *arg, const void *data, size_t len)
     return 0;
 }
 
-static void compress_work(uv_work_t *w)
+static void compress_work(st_pool_work_t *w)
 {
     up_part_t *p = w->data;
     tier_seg_opts_t opts = {0};
@@ -358,9 +358,8 @@ static void compress_work(uv_work_t *w)
                                     p, &p->info);
 }
 
-static void compress_done(uv_work_t *w, int status)
+static void compress_finish(up_part_t *p, int status)
 {
-    up_part_t *p = w->data;
     int err = status ? status : p->work_err;
     if (err == ST_E_CORRUPT) {
         /* Not archived (the segment stays local; later ones wait behind it):
@@ -386,6 +385,21 @@ static void compress_done(uv_work_t *w, int status)
     int rc = obj_put(p->ts->store, p->key, p->obj, p->obj_len, on_put, p, NULL);
     if (rc != 0)
         fail(p, "PUT", rc, NULL);
+}
+
+static void close_parts(void *arg);
+
+static void compress_done(st_pool_work_t *w, int status)
+{
+    up_part_t *p = w->data;
+    tier_shard_t *ts = p->ts;
+    ts->up_pending--;
+    compress_finish(p, status);
+    if (ts->up_pending == 0 && ts->parts_waiting) {
+        /* Closing: the parts stayed until their compressions were done. */
+        ts->parts_waiting = false;
+        close_parts(ts);
+    }
 }
 
 /* ---- Scheduling ---- */
@@ -457,9 +471,11 @@ static void step(up_part_t *p)
         fail(p, "compression", ST_E_NOMEM, NULL);
         return;
     }
-    int rc = uv_queue_work(ts->loop, &p->work, compress_work, compress_done);
+    int rc = st_pool_queue(ts->up_port, ts->loop, &p->work, compress_work, compress_done);
     if (rc != 0)
         fail(p, "compression", rc, NULL);
+    else
+        ts->up_pending++;
 }
 
 /* Window timer: start the uploads that are due, whether of the active
@@ -683,10 +699,20 @@ int tier_shard_new(uv_loop_t *loop,
     obj_config_t oc;
     memset(&oc, 0, sizeof(oc)); /* zero = the documented defaults */
     oc.url = opts->archive_url;
-    int rc = obj_store_new(loop, &oc, &ts->store, errbuf, errbuf_len);
+    int rc = st_pool_port_new(opts->hydration_pool, loop, &ts->hyd_port);
+    if (rc == 0 && (rc = st_pool_port_new(opts->upload_pool, loop, &ts->up_port)) != 0)
+        st_pool_port_close(ts->hyd_port);
+    if (rc != 0) {
+        snprintf(errbuf, errbuf_len, "cannot open the worker pools: %s", st_strerror(rc));
+        free(ts);
+        return rc;
+    }
+    rc = obj_store_new(loop, &oc, &ts->store, errbuf, errbuf_len);
     if (rc == 0 && (rc = idx_client_new(opts->idx, loop, &ts->idx)) != 0)
         snprintf(errbuf, errbuf_len, "cannot open a remote index client: %s", st_strerror(rc));
     if (rc != 0) {
+        st_pool_port_close(ts->hyd_port);
+        st_pool_port_close(ts->up_port);
         obj_store_close(ts->store, NULL, NULL);
         free(ts);
         return rc;
@@ -743,6 +769,8 @@ static void close_step_done(void *arg)
         return;
     tier_closed_cb cb = ts->closed_cb;
     void *cb_arg = ts->closed_arg;
+    st_pool_port_close(ts->hyd_port);
+    st_pool_port_close(ts->up_port);
     free(ts);
     if (cb)
         cb(cb_arg);
@@ -767,6 +795,10 @@ static void on_win_closed(uv_handle_t *h)
 static void close_parts(void *arg)
 {
     tier_shard_t *ts = arg;
+    if (ts->up_pending > 0) { /* compress_done() calls again */
+        ts->parts_waiting = true;
+        return;
+    }
     if (ts->has_win_timer) {
         ts->closing_steps++;
         uv_close((uv_handle_t *)&ts->win_timer, on_win_closed);

@@ -17,6 +17,7 @@
 #include "core/st_listen.h"
 #include "core/st_log.h"
 #include "core/st_metrics.h"
+#include "core/st_pool.h"
 #include "core/st_scram.h"
 #include "index/idx.h"
 #include "kafka/grp.h"
@@ -47,6 +48,8 @@ typedef struct {
     meta_t *meta;
     idx_t *idx;           /* the remote index (log.dir/remote-index.db) */
     tier_shard_t **tiers; /* per shard: the uploader */
+    st_pool_t *hyd_pool;  /* strata.hydration.threads: replays' chunk work (NULL = libuv's) */
+    st_pool_t *up_pool;   /* strata.upload.threads: uploads' compression (NULL = libuv's) */
     part_shard_t **parts; /* per shard: its partitions (set at start, cleared at close) */
     kh_ctx_t kctx;
     acl_conf_t acl;    /* authorization settings; kctx.acl points here when on */
@@ -157,7 +160,9 @@ static void shard_start(rt_shard_t *sh, void *arg)
                           .topic_config_arg = b,
                           .acomp_map_bytes = (size_t)b->popts.cleaner_buffer_bytes,
                           .acomp_interval_ms = b->popts.cleaner_backoff_ms,
-                          .meta = b->meta};
+                          .meta = b->meta,
+                          .hydration_pool = b->hyd_pool,
+                          .upload_pool = b->up_pool};
         rc = tier_shard_new(rt_shard_loop(sh), ps, &to, &b->tiers[rt_shard_id(sh)], err,
                             sizeof(err));
     }
@@ -979,6 +984,13 @@ int main(int argc, char **argv)
         return 1;
     }
     b->kctx.rt = b->rt;
+    int64_t hyd_threads = cfg_int(b->cfg, CFG_HYDRATION_THREADS);
+    int64_t up_threads = cfg_int(b->cfg, CFG_UPLOAD_THREADS);
+    if ((hyd_threads > 0 && (rc = st_pool_new("hydrate", (int)hyd_threads, &b->hyd_pool)) != 0) ||
+        (up_threads > 0 && (rc = st_pool_new("upload", (int)up_threads, &b->up_pool)) != 0)) {
+        fprintf(stderr, "stratad: cannot start the worker pools: %s\n", st_strerror(rc));
+        return 1;
+    }
     b->tiers = calloc((size_t)smp, sizeof(*b->tiers));
     b->parts = calloc((size_t)smp, sizeof(*b->parts));
     if (!b->tiers || !b->parts)
@@ -1028,6 +1040,8 @@ int main(int argc, char **argv)
     }
     uv_run(b->main_loop, UV_RUN_DEFAULT);
     rt_join_free(b->rt);
+    st_pool_free(b->hyd_pool); /* after the shards: their ports are closed */
+    st_pool_free(b->up_pool);
     adm_server_free(b->adm); /* after the shards: they may still have answered it */
     plog_env_free(b->env);   /* drains pending deletions */
     uv_loop_close(b->main_loop);
