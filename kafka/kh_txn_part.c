@@ -302,7 +302,8 @@ static uint8_t *snap_encode(const tpart_t *p, int64_t o, size_t *len)
         b = put(b, open, 1);
         b = put(b, (uint64_t)(open ? e->first_offset : -1), 8);
     }
-    qsort(ab, (size_t)n_ab, sizeof(*ab), ab_cmp);
+    if (n_ab > 1) /* ab is NULL when there is none: qsort must not get it */
+        qsort(ab, (size_t)n_ab, sizeof(*ab), ab_cmp);
     for (int i = 0; i < n_ab; i++) {
         b = put(b, (uint64_t)ab[i].pid, 8);
         b = put(b, (uint64_t)ab[i].first_offset, 8);
