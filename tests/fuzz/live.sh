@@ -19,50 +19,70 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/strata-live.XXXXXX")
 LOG=$DIR/stratad.log
 port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-KPORT=$(port)
-SPORT=$(port)
-APORT=$(port)
-LISTENERS="PLAINTEXT://127.0.0.1:$KPORT,SASL_PLAINTEXT://127.0.0.1:$SPORT"
-FUZZ_SASL_PORT=$SPORT
+# Ports are picked free here, but a parallel test (or an outgoing connection) can take one
+# before stratad binds it: stratad then says "already in use", and it starts again on new
+# ports (at most 5 times), as tests/integration/broker.py does.
+pick_ports() {
+    KPORT=$(port)
+    SPORT=$(port)
+    APORT=$(port)
+    LISTENERS="PLAINTEXT://127.0.0.1:$KPORT,SASL_PLAINTEXT://127.0.0.1:$SPORT"
+    FUZZ_SASL_PORT=$SPORT
+    if [ "${LIVE_SASL_TLS:-0}" = 1 ]; then
+        TPORT=$(port)
+        XPORT=$(port)
+        LISTENERS="$LISTENERS,SASL_SSL://127.0.0.1:$TPORT"
+        FUZZ_SASL_PORT=$XPORT
+    fi
+}
 TLS_ARGS=""
 SOCAT=""
+PID=""
 if [ "${LIVE_SASL_TLS:-0}" = 1 ]; then
-    TPORT=$(port)
-    XPORT=$(port)
     openssl req -x509 -newkey rsa:2048 -nodes -keyout "$DIR/key.pem" -out "$DIR/cert.pem" \
         -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null ||
         { echo "live.sh: openssl cannot make a certificate"; exit 1; }
     cat "$DIR/key.pem" "$DIR/cert.pem" >"$DIR/keystore.pem"
-    LISTENERS="$LISTENERS,SASL_SSL://127.0.0.1:$TPORT"
     TLS_ARGS="-X ssl.keystore.type=PEM -X ssl.keystore.location=$DIR/keystore.pem"
-    FUZZ_SASL_PORT=$XPORT
 fi
+cleanup() {
+    [ -n "$PID" ] && kill "$PID" 2>/dev/null
+    [ -n "$SOCAT" ] && kill "$SOCAT" 2>/dev/null
+    [ "${LIVE_KEEP:-0}" = 1 ] && echo "live.sh: kept $DIR" || rm -rf "$DIR"
+}
+trap cleanup EXIT
 # A PLAINTEXT and a SASL_PLAINTEXT listener (some fuzzer connections log in there as the
 # bootstrap user); authorization is on, open to everyone where no ACL names a resource.
 # Tiered storage is on (file:// archive in the data directory): the fuzzer's fz-four topic
 # uploads small segments and keeps little locally. Shard queues hold 64 messages
 # (LIVE_QUEUE_CAPACITY; default 4096) so cross-shard posts often wait in the retry queue.
-STRATA_BOOTSTRAP_USER=fzadmin:fzpass "$STRATAD" --log-dir "$DIR/data" --smp 2 \
-    --listeners "$LISTENERS" $TLS_ARGS \
-    -X sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512 \
-    -X allow.everyone.if.no.acl.found=true \
-    -X remote.log.storage.system.enable=true -X log.retention.check.interval.ms=2000 \
-    -X strata.shard.queue.capacity="${LIVE_QUEUE_CAPACITY:-64}" \
-    --admin-listener "127.0.0.1:$APORT" >"$LOG" 2>&1 &
-PID=$!
-cleanup() {
-    kill "$PID" 2>/dev/null
-    [ -n "$SOCAT" ] && kill "$SOCAT" 2>/dev/null
-    [ "${LIVE_KEEP:-0}" = 1 ] && echo "live.sh: kept $DIR" || rm -rf "$DIR"
-}
-trap cleanup EXIT
-# Wait (bounded) for the broker to say it started.
-i=0
-until grep -q started "$LOG" 2>/dev/null; do
-    if ! kill -0 "$PID" 2>/dev/null || [ $i -ge 600 ]; then
-        echo "live.sh: stratad did not start"; cat "$LOG"; exit 1
+attempt=1
+while :; do
+    pick_ports
+    STRATA_BOOTSTRAP_USER=fzadmin:fzpass "$STRATAD" --log-dir "$DIR/data" --smp 2 \
+        --listeners "$LISTENERS" $TLS_ARGS \
+        -X sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512 \
+        -X allow.everyone.if.no.acl.found=true \
+        -X remote.log.storage.system.enable=true -X log.retention.check.interval.ms=2000 \
+        -X strata.shard.queue.capacity="${LIVE_QUEUE_CAPACITY:-64}" \
+        --admin-listener "127.0.0.1:$APORT" >"$LOG" 2>&1 &
+    PID=$!
+    # Wait (bounded) for the broker to say it started.
+    i=0
+    until grep -q started "$LOG" 2>/dev/null; do
+        if ! kill -0 "$PID" 2>/dev/null || [ $i -ge 600 ]; then
+            break
+        fi
+        i=$((i + 1)); sleep 0.1
+    done
+    grep -q started "$LOG" 2>/dev/null && break
+    if [ $attempt -lt 5 ] && grep -q "already in use" "$LOG" && ! kill -0 "$PID" 2>/dev/null; then
+        wait "$PID" 2>/dev/null
+        echo "live.sh: a port was taken meanwhile; starting again on new ports"
+        attempt=$((attempt + 1))
+        continue
     fi
-    i=$((i + 1)); sleep 0.1
+    echo "live.sh: stratad did not start"; cat "$LOG"; exit 1
 done
 echo "live.sh: stratad pid $PID on 127.0.0.1:$KPORT ($STRATAD)"
 if [ "${LIVE_SASL_TLS:-0}" = 1 ]; then
