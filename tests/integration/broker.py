@@ -13,6 +13,17 @@ import time
 STRATAD = os.environ.get("STRATAD", "build/tools/stratad")
 
 
+# Lines an ASan/UBSan/LSan build of stratad prints when it finds an error.
+SANITIZER_LINES = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def check_exit(rc, out):
+    """Fails unless stratad exited 0 with no sanitizer report in its output."""
+    bad = [ln for ln in out.splitlines() if any(s in ln for s in SANITIZER_LINES)]
+    assert rc == 0 and not bad, "stratad exit %s%s:\n%s" % (
+        rc, ", sanitizer report" if bad else "", out[-6000:])
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -183,8 +194,18 @@ class Broker(Proc):
             self.pick_ports = False  # restarts reuse the ports it started on
             return self
 
+    def stop_clean(self):
+        """SIGTERM; fails unless it exits 0 with no sanitizer report. Returns the output."""
+        rc, out = self.stop()
+        check_exit(rc, out)
+        return out
+
     def close(self):
-        if self.proc:
-            self.stop()
-        if self.tmp:
-            self.tmp.cleanup()
+        """Stops a running broker (failing like stop_clean() on a bad exit: a crash or
+        a sanitizer report at the final stop must not go unseen) and removes its data."""
+        try:
+            if self.proc:
+                self.stop_clean()
+        finally:
+            if self.tmp:
+                self.tmp.cleanup()

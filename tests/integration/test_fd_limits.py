@@ -26,14 +26,13 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from broker import Broker  # noqa: E402
+from broker import SANITIZER_LINES, Broker  # noqa: E402
 from confluent_kafka import KafkaError, KafkaException  # noqa: E402
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
 from kwire import frame, kstr, produce_v7, read_frame, record_batch  # noqa: E402
 from test_admin import http, parse_metrics  # noqa: E402
 
 TOPIC = "fdtest"
-SANITIZER_LINES = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error")
 
 
 def fds(pid):

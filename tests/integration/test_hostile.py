@@ -20,7 +20,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from broker import Broker  # noqa: E402
+from broker import SANITIZER_LINES, Broker  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from kwire import (delete_records_v1_many, frame, kstr, produce_v7, read_frame,  # noqa: E402
@@ -29,7 +29,6 @@ from test_admin import http, parse_metrics  # noqa: E402
 
 MIB = 1 << 20
 READ_TIMEOUT_MS = 1500  # strata.request.read.timeout.ms of the shared broker
-SANITIZER_LINES = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error")
 REPORT = {}
 
 
