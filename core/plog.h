@@ -461,6 +461,7 @@ typedef struct {
     int64_t last_clean_ms;   /* wall clock of the last finished pass, -1: none */
     int64_t clean_end;       /* offsets below were cleaned, -1: none */
     double dirty_ratio;      /* of the cleanable part, at the last planning */
+    bool is_failing;         /* the last pass failed: taken after every other log due */
 } plog_compact_stats_t;
 
 /** Start the cleaner thread of a shard.
@@ -483,8 +484,10 @@ int plog_cleaner_offer(plog_cleaner_t *c, plog_t *log, int64_t now_ms);
 /** Plan a pass over the dirtiest of n_logs logs (as Kafka's LogCleanerManager
  * grabs the filthiest log): of those due now, the ones with a dirty record
  * older than max.compaction.lag.ms first, then the highest dirty ratio; ties
- * go to the earlier in logs. Every compacted log's dirty ratio figure is
- * refreshed. @param picked  Out: the index of the log whose pass started.
+ * go to the earlier in logs. A log whose last pass failed goes after every
+ * other (Kafka sets it aside as uncleanable; here it is retried when no other
+ * log is due), so it cannot starve them. Every compacted log's dirty ratio
+ * figure is refreshed. @param picked  Out: the index of the log whose pass started.
  * @return 1 when a pass started, 0 when none is due (or the cleaner is busy),
  * or a negative error. @thread the loop of c and the logs */
 int plog_cleaner_offer_dirtiest(

@@ -598,6 +598,7 @@ static void on_pass_done(uv_async_t *a)
     st_metric_add(ST_M_CLEANER_READ_BYTES, j->bytes_read);
     st_metric_add(ST_M_CLEANER_WRITTEN_BYTES, j->bytes_written);
     st_metric_add(ST_M_CLEANER_REMOVED_RECORDS, j->st.records_read - j->st.records_kept);
+    st->is_failing = !j->complete && j->err != ST_E_CLOSED;
     if (j->complete) {
         st->runs++;
         st_metric_add(ST_M_CLEANER_PASSES, 1);
@@ -699,6 +700,7 @@ typedef struct {
     int64_t first_uncleanable; /* end of the cleanable prefix */
     double ratio;              /* dirty bytes / cleanable bytes */
     bool is_overdue;           /* a dirty segment is older than max.compaction.lag.ms */
+    bool is_failing;           /* the log's last pass failed */
 } plan_t;
 
 /* Plan a pass over log; refresh its dirty ratio figure.
@@ -741,6 +743,7 @@ static bool plan(plog_t *log, int64_t now_ms, plan_t *p)
         }
     }
     p->ratio = total > 0 ? (double)dirty / (double)total : 0;
+    p->is_failing = log->cstats.is_failing;
     log->cstats.dirty_ratio = p->ratio;
     if (p->clean_end >= p->first_uncleanable || dirty == 0)
         return false;
@@ -796,6 +799,8 @@ int plog_cleaner_offer(plog_cleaner_t *c, plog_t *log, int64_t now_ms)
 /* Is pass a to be run before pass b? */
 static bool dirtier(const plan_t *a, const plan_t *b)
 {
+    if (a->is_failing != b->is_failing)
+        return b->is_failing;
     if (a->is_overdue != b->is_overdue)
         return a->is_overdue;
     return a->ratio > b->ratio;

@@ -873,6 +873,68 @@ static void test_cleaner_takes_the_dirtiest_log_first(void **state)
     plog_cleaner_free(c);
 }
 
+/* A compacted log in DIR/<name>-0 of n_batches uncompressed batches of
+ * per_batch records each, over keys 0 .. n_keys - 1. */
+static plog_t *even_log(fx_t *f, const char *name, int n_batches, int per_batch, int n_keys)
+{
+    snprintf(f->dir, sizeof(f->dir), "%s/%s-0", f->root, name);
+    plog_config_t cfg;
+    test_cfg(&cfg);
+    plog_t *log = open_with(f, &cfg);
+    for (int b = 0; b < n_batches; b++) {
+        trec_t recs[32];
+        for (int i = 0; i < per_batch; i++)
+            recs[i] = (trec_t){(b * per_batch + i) % n_keys, b};
+        size_t len;
+        uint8_t *bt = build(recs, per_batch, 0, 1000 + b, 0, 0, &len);
+        append_wait(f, log, bt, len);
+        free(bt);
+    }
+    return log;
+}
+
+/* A log whose passes fail (here: a batch with more keys than the offset map
+ * holds) goes after every other log due, so it cannot starve them; it is
+ * still retried when no other log is due. */
+static void test_cleaner_failing_log_does_not_starve_others(void **state)
+{
+    fx_t *f = *state;
+    plog_cleaner_t *c;
+    /* 20 slots: 18 keys, room for good's 10 keys, not for a batch of bad's 30 */
+    assert_int_equal(plog_cleaner_new(&f->loop, 20 * COMPACT_MAP_ENTRY_BYTES, 0, &c), 0);
+    plog_t *good = even_log(f, "good", 40, 5, 10);
+    run_cleaner(f, c, good, 5000);
+    plog_compact_stats_t st;
+    plog_compact_stats(good, &st);
+    assert_int_equal(st.clean_end, plog_segment_base(good, plog_segment_count(good) - 1));
+    plog_t *bad = even_log(f, "bad", 40, 30, 30); /* never cleaned: ratio 1 */
+    for (int b = 0; b < 40; b++) {                /* good: a little dirty again */
+        trec_t recs[5];
+        for (int i = 0; i < 5; i++)
+            recs[i] = (trec_t){i, 100 + b};
+        size_t len;
+        uint8_t *bt = build(recs, 5, 0, 2000 + b, 0, 0, &len);
+        append_wait(f, good, bt, len);
+        free(bt);
+    }
+    plog_t *logs[2] = {bad, good};
+    run_dirtiest(f, c, logs, 2, 5000); /* the dirtiest: bad, and its pass fails */
+    plog_compact_stats(bad, &st);
+    assert_true(st.is_failing);
+    assert_int_equal(st.runs, 0);
+    run_dirtiest(f, c, logs, 2, 5000);
+    assert_int_equal(runs_of(good), 2); /* not bad again */
+    plog_compact_stats(good, &st);
+    assert_false(st.is_failing);
+    run_dirtiest(f, c, logs, 2, 5000); /* alone due: retried */
+    plog_compact_stats(bad, &st);
+    assert_true(st.is_failing);
+    assert_int_equal(runs_of(good), 2);
+    close_log(f, bad);
+    close_log(f, good);
+    plog_cleaner_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -889,6 +951,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cleaner_keeps_each_producers_last_batch, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cleaner_takes_the_dirtiest_log_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cleaner_failing_log_does_not_starve_others, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
