@@ -288,10 +288,28 @@ static int assigned_of(const classic_t *x)
  * its share through JoinGroup/SyncGroup at generation = member epoch; a new classic member
  * joins the consumer group; when the consumer-protocol member leaves, the group is classic
  * again and rebalances. */
+static uint8_t g_state[4096];
+static size_t g_state_len;
+static int g_state_calls;
+
+static void save_state(void *arg, const char *group_id, const uint8_t *state, size_t len)
+{
+    (void)arg;
+    (void)group_id;
+    assert_true(len <= sizeof(g_state));
+    if (len)
+        memcpy(g_state, state, len);
+    g_state_len = len;
+    g_state_calls++;
+}
+
 static void test_cons_classic_members(void **state)
 {
     (void)state;
-    grp_coord_t *c = coord();
+    grp_config_t cfg = config();
+    cfg.on_cons_state = save_state;
+    g_mono = 1000;
+    grp_coord_t *c = grp_coord_new(&cfg);
     const meta_snap_t *s = snap(4);
     kp_writer_t w;
     kp_writer_init(&w, 0);
@@ -387,6 +405,17 @@ static void test_cons_classic_members(void **state)
     assert_int_equal(b.err, KP_ERR_NONE);
     assert_int_equal(grp_cons_n_members(g), 3);
     assert_int_equal(grp_heartbeat(c, "m", gen + 1, a.member, NULL), KP_ERR_REBALANCE_IN_PROGRESS);
+    /* the classic members are saved with the group: restored, they sync and heartbeat on */
+    grp_coord_t *c2 = grp_coord_new(&cfg);
+    assert_int_equal(grp_cons_restore(c2, "m", g_state, g_state_len), 0);
+    assert_int_equal(grp_cons_n_members(grp_find(c2, "m")), 3);
+    classic_t a2 = {0};
+    grp_sync(c2, &sq, csync_done, &a2);
+    assert_int_equal(a2.err, KP_ERR_NONE);
+    assert_int_equal(assigned_of(&a2), 2);
+    assert_int_equal(grp_heartbeat(c2, "m", gen + 1, a.member, NULL), KP_ERR_REBALANCE_IN_PROGRESS);
+    assert_int_equal(grp_heartbeat(c2, "m", gen + 1, a.member, "inst"), KP_ERR_FENCED_INSTANCE_ID);
+    grp_coord_free(c2);
     /* the consumer-protocol member leaves: the group is classic again and rebalances */
     q.member_epoch = -1;
     grp_consumer_heartbeat(c, s, &q, &r);
@@ -502,21 +531,6 @@ static void test_cons_session_static_and_classic(void **state)
     grp_join(c, &jq, join_done, &jerr);
     assert_int_equal(jerr, KP_ERR_INCONSISTENT_GROUP_PROTOCOL);
     grp_coord_free(c);
-}
-
-static uint8_t g_state[4096];
-static size_t g_state_len;
-static int g_state_calls;
-
-static void save_state(void *arg, const char *group_id, const uint8_t *state, size_t len)
-{
-    (void)arg;
-    assert_string_equal(group_id, "g");
-    assert_true(len <= sizeof(g_state));
-    if (len)
-        memcpy(g_state, state, len);
-    g_state_len = len;
-    g_state_calls++;
 }
 
 /* Membership survives a restart: the saved state restores members with their epochs and
