@@ -11,6 +11,8 @@
  *      after the last committed offsets may be copied twice, in order. With
  *      exactly.once.source.support=enabled the source writes records and its offsets in one
  *      transaction: the topic, read read_committed, holds every line exactly once.
+ * And a worker refuses an offset topic that is not compacted (cleanup.policy from
+ * DescribeConfigs).
  * Worker logs and configs: target/proc-logs/. */
 package io.strata.it;
 
@@ -60,12 +62,17 @@ class ConnectTest {
 
     /** Starts `connect-distributed worker.properties` and waits for its REST server. */
     static Worker start(Properties props, String name) throws Exception {
+        JavaProc p = launch(props, name);
+        return new Worker(p, p.awaitLog(REST_URL).group(1));
+    }
+
+    /** `connect-distributed NAME.properties` with props in that file. */
+    static JavaProc launch(Properties props, String name) throws Exception {
         Path cfg = JavaProc.logDir().resolve(name + ".properties");
         try (var w = Files.newBufferedWriter(cfg, StandardCharsets.UTF_8)) {
             props.store(w, "ConnectTest worker");
         }
-        JavaProc p = JavaProc.start(name, "org.apache.kafka.connect.cli.ConnectDistributed", cfg.toString());
-        return new Worker(p, p.awaitLog(REST_URL).group(1));
+        return JavaProc.start(name, "org.apache.kafka.connect.cli.ConnectDistributed", cfg.toString());
     }
 
     static void stop(Worker w, boolean kill) throws Exception {
@@ -178,13 +185,8 @@ class ConnectTest {
         assertEquals(want.size(), next, "lines copied");
     }
 
-    @ParameterizedTest
-    @ValueSource(strings = {"disabled", "enabled"})
-    void fileStreamPipelineSurvivesRestartAndKill(String exactlyOnce) throws Exception {
-        String id = Strata.unique("jconnect");
-        String topic = id + "-lines";
-        Path dir = Files.createTempDirectory("strata-connect-");
-        Path in = dir.resolve("in.txt"), out = dir.resolve("out.txt");
+    /** A distributed worker of group `id` (its topics named after it) on this broker. */
+    static Properties workerProps(String id, String exactlyOnce) {
         Properties wp = new Properties();
         wp.put("bootstrap.servers", Strata.bootstrap());
         wp.put("group.id", id);
@@ -209,6 +211,17 @@ class ConnectTest {
         wp.put("consumer.session.timeout.ms", "6000");
         wp.put("consumer.heartbeat.interval.ms", "1000");
         wp.put("exactly.once.source.support", exactlyOnce);
+        return wp;
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"disabled", "enabled"})
+    void fileStreamPipelineSurvivesRestartAndKill(String exactlyOnce) throws Exception {
+        String id = Strata.unique("jconnect");
+        String topic = id + "-lines";
+        Path dir = Files.createTempDirectory("strata-connect-");
+        Path in = dir.resolve("in.txt"), out = dir.resolve("out.txt");
+        Properties wp = workerProps(id, exactlyOnce);
         try (Admin a = Strata.admin()) {
             Strata.createTopic(a, topic, 1, null); /* one partition: the file's order */
         }
@@ -271,5 +284,22 @@ class ConnectTest {
             assertAtLeastOnceInOrder(want, records, 0);
         /* the file: the killed sink may have left half a line (its writer is buffered) */
         assertAtLeastOnceInOrder(want, readLines(out), 1);
+    }
+
+    /** Connect refuses an internal topic that could lose its data: Strata's DescribeConfigs
+     * reports the offset topic's cleanup.policy=delete and the worker does not start. */
+    @org.junit.jupiter.api.Test
+    void workerRefusesAnOffsetTopicThatIsNotCompacted() throws Exception {
+        String id = Strata.unique("jconnect-del");
+        try (Admin a = Strata.admin()) {
+            Strata.createTopic(a, id + "-offsets", 1, Map.of("cleanup.policy", "delete"));
+        }
+        JavaProc p = launch(workerProps(id, "disabled"), id);
+        try {
+            p.awaitLog(Pattern.compile("Topic '" + id + "-offsets' supplied via the 'offset.storage.topic' property is "
+                    + "required to have 'cleanup.policy=compact'"));
+        } finally {
+            p.stop(true); /* its herder thread is gone: a clean stop waits out Connect's timeouts */
+        }
     }
 }

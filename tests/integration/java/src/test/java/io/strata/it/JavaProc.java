@@ -67,10 +67,13 @@ final class JavaProc {
     /** Waits until the log matches `p` (a generous bound); returns the match. */
     Matcher awaitLog(Pattern p) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
-        while (System.nanoTime() < deadline && proc.isAlive()) {
+        for (;;) {
+            boolean alive = proc.isAlive(); /* before reading: an exit's last lines are read */
             Matcher m = p.matcher(Files.readString(log, StandardCharsets.UTF_8));
             if (m.find())
                 return m;
+            if (!alive || System.nanoTime() > deadline)
+                break;
             Thread.sleep(200);
         }
         proc.destroyForcibly();
