@@ -143,7 +143,7 @@ start_broker() { # NAME: sets BROKERS
 stop_broker() { # NAME
     case "$1" in
     strata) kill -TERM "$SPID"; wait "$SPID" || log "stratad exited with $?"; SPID=""; rm -rf "$DIR/strata" ;;
-    kafka-*) "$KPEER" stop "$KDIR"; rm -rf "$KDIR"; KDIR="" ;;
+    kafka-*) "$KPEER" stop "$KDIR"; rm -rf "$KDIR" || { sleep 1; rm -rf "$KDIR"; }; KDIR="" ;;
     mock) kill "$MPID"; wait "$MPID" || true; MPID="" ;;
     esac
 }
