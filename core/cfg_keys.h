@@ -124,7 +124,7 @@
     X(CLEANER_DEDUPE_BUFFER, "log.cleaner.dedupe.buffer.size", CFG_INT, "134217728", 65536, INT64_MAX, 0, \
       "Memory of the cleaners' offset maps, shared by the shards (each has a cleaner thread, and an archive cleaner for compacted topics with remote storage, whose map of the same size lives during a pass): 24 bytes per distinct key of a pass; a log with more dirty keys is cleaned in several passes.") \
     X(CLEANER_IO_MAX_BPS, "log.cleaner.io.max.bytes.per.second", CFG_INT, "9223372036854775807", 1, INT64_MAX, 0, \
-      "Bytes per second each shard's cleaner reads plus writes, at most.")                        \
+      "Bytes per second each cleaner of a shard (the local one, and the archive one: object bytes) reads plus writes, at most.")                        \
     X(CLEANER_BACKOFF_MS, "log.cleaner.backoff.ms", CFG_INT, "15000", 0, INT64_MAX, 0,             \
       "How often each shard looks for a compacted log to clean when none was dirty enough, and offers a compacted remote partition to its archive cleaner.")       \
     X(MESSAGE_MAX_BYTES, "message.max.bytes", CFG_INT, "1048588", 0, INT32_MAX, 1,                 \

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     uint8_t hash[16];
@@ -181,6 +182,40 @@ static int buf_add(compact_buf_t *b, const void *p, size_t n)
         b->len += n;
     }
     return rc;
+}
+
+/* ---- Throttle ---- */
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void compact_throttle_start(compact_throttle_t *t, int64_t bytes_per_sec)
+{
+    t->bytes_per_sec = bytes_per_sec > 0 ? bytes_per_sec : INT64_MAX;
+    t->t0_ns = mono_ns();
+    t->bytes = 0;
+}
+
+void compact_throttle(compact_throttle_t *t, int64_t bytes, const _Atomic bool *cancel)
+{
+    t->bytes += bytes;
+    if (t->bytes_per_sec == INT64_MAX)
+        return;
+    for (;;) {
+        uint64_t elapsed = mono_ns() - t->t0_ns;
+        double due_ns = (double)t->bytes * 1e9 / (double)t->bytes_per_sec;
+        if (due_ns <= (double)elapsed || atomic_load(cancel))
+            return;
+        double wait = due_ns - (double)elapsed;
+        if (wait > 1e8)
+            wait = 1e8;
+        struct timespec ts = {0, (long)wait};
+        nanosleep(&ts, NULL);
+    }
 }
 
 int compact_buf_add(compact_buf_t *b, const void *p, size_t n)

@@ -20,6 +20,7 @@
 #ifndef COMPACT_H
 #define COMPACT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -93,6 +94,20 @@ ST_MUST_CHECK int compact_filter_batch(const uint8_t *p,
                                        const compact_rules_t *rules,
                                        compact_buf_t *out,
                                        compact_stats_t *stats);
+
+/* log.cleaner.io.max.bytes.per.second: the I/O budget of one cleaner pass
+ * (the local cleaner's and the archive cleaner's). */
+typedef struct {
+    int64_t bytes_per_sec; /* INT64_MAX: unthrottled */
+    uint64_t t0_ns;        /* CLOCK_MONOTONIC at compact_throttle_start */
+    int64_t bytes;         /* counted since */
+} compact_throttle_t;
+
+/** Start a pass's budget: bytes_per_sec <= 0 means unthrottled. */
+void compact_throttle_start(compact_throttle_t *t, int64_t bytes_per_sec);
+/** Count bytes read or written and sleep while ahead of the rate (100 ms at
+ * a time, until *cancel is set). @thread the cleaner's  @blocking sleeps */
+void compact_throttle(compact_throttle_t *t, int64_t bytes, const _Atomic bool *cancel);
 
 void compact_buf_free(compact_buf_t *b);
 /** Append n bytes of p to b (grown as needed). @return 0 or ST_E_NOMEM. */

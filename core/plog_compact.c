@@ -211,37 +211,15 @@ struct plog_cleaner {
     compact_map_t *map; /* thread: allocated by the first pass */
     size_t map_bytes;
     int64_t io_bps;
-    /* Throttle (thread). */
-    uint64_t io_t0_ns;
-    int64_t io_bytes;
+    compact_throttle_t io; /* thread: the pass's I/O budget */
     void (*on_done)(void *);
     void *on_done_arg;
 };
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* log.cleaner.io.max.bytes.per.second: sleep while ahead of the rate. */
 static void throttle(plog_cleaner_t *c, int64_t bytes)
 {
-    c->io_bytes += bytes;
-    if (c->io_bps == INT64_MAX)
-        return;
-    for (;;) {
-        uint64_t elapsed = mono_ns() - c->io_t0_ns;
-        double due_ns = (double)c->io_bytes * 1e9 / (double)c->io_bps;
-        if (due_ns <= (double)elapsed || atomic_load(&c->cancel))
-            return;
-        double wait = due_ns - (double)elapsed;
-        if (wait > 1e8)
-            wait = 1e8;
-        struct timespec ts = {0, (long)wait};
-        nanosleep(&ts, NULL);
-    }
+    compact_throttle(&c->io, bytes, &c->cancel);
 }
 
 /* Read the batch at pos of s into *buf (CRC checked). @return its length,
@@ -508,8 +486,7 @@ static int rewrite_seg(
 static void run_pass(plog_cleaner_t *c, job_t *j)
 {
     compact_buf_t in = {0};
-    c->io_t0_ns = mono_ns();
-    c->io_bytes = 0;
+    compact_throttle_start(&c->io, c->io_bps);
     int rc = c->map ? 0 : compact_map_new(c->map_bytes, &c->map); /* no memory until needed */
     int dir_fd = rc ? -1 : plog__sys->open(j->log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (rc == 0)

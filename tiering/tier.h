@@ -60,10 +60,12 @@ typedef struct {
     void *topic_config_arg;
     /* Archive compaction (tier_acomp.c) of compacted remote topics: the
      * offset map's memory (log.cleaner.dedupe.buffer.size / shards, at least
-     * 1 MiB) and how often a partition is offered (log.cleaner.backoff.ms,
-     * 0 = 15 s). Needs topic_config. */
+     * 1 MiB), how often a partition is offered (log.cleaner.backoff.ms,
+     * 0 = 15 s) and the object bytes a pass reads plus writes per second.
+     * Needs topic_config. */
     size_t acomp_map_bytes;
     int64_t acomp_interval_ms;
+    int64_t acomp_io_bytes_per_sec; /* log.cleaner.io.max.bytes.per.second (<= 0: none) */
     /* The topic table: the orphan scanner shard keeps a manifest of every
      * remote-enabled topic in the archive (tier_topics.c). NULL = none. */
     meta_t *meta;

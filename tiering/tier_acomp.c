@@ -182,7 +182,8 @@ struct tier_acomp {
     obj_store_t *store;
     idx_client_t *idx;
     compact_map_t *map;
-    char **later; /* owned: replaced objects to delete at later_due_ms (defer_delete) */
+    compact_throttle_t io; /* the pass's budget (log.cleaner.io.max.bytes.per.second) */
+    char **later;          /* owned: replaced objects to delete at later_due_ms (defer_delete) */
     size_t n_later;
     uint64_t later_due_ms;
 };
@@ -247,6 +248,7 @@ static int get_object(struct tier_acomp *a, const char *key, uint8_t **data, siz
     }
     *data = r.data;
     *len = r.len;
+    compact_throttle(&a->io, (int64_t)r.len, &a->cancel);
     return 0;
 }
 
@@ -258,6 +260,8 @@ static int put_object(struct tier_acomp *a, const char *key, const void *data, s
     if (rc == 0 && (rc = wait_res(a, &r, req)) != 0)
         ST_WARN("tier", "archive compaction: cannot store %s: %s %s", key, st_strerror(rc),
                 r.errmsg);
+    if (rc == 0)
+        compact_throttle(&a->io, (int64_t)len, &a->cancel);
     return rc;
 }
 
@@ -456,7 +460,7 @@ static int map_batch(void *arg, const uint8_t *p, size_t len, bool is_first, boo
 }
 
 /* The local sealed segments after the archive's end, read with pread. */
-static int map_local(ac_job_t *j, ac_map_t *m)
+static int map_local(struct tier_acomp *a, ac_job_t *j, ac_map_t *m)
 {
     uint8_t *buf = NULL;
     size_t cap = 0;
@@ -490,6 +494,7 @@ static int map_local(ac_job_t *j, ac_map_t *m)
                 rc = ST_E_CORRUPT;
                 break;
             }
+            compact_throttle(&a->io, (int64_t)blen, &a->cancel);
             m->from = j->local_from;
             rc = map_batch(m, buf, blen, false, false);
             pos += (int64_t)blen;
@@ -537,7 +542,7 @@ build_map(struct tier_acomp *a, ac_job_t *j, const ac_list_t *l, size_t k, int64
         free(obj);
     }
     if (rc == 0 && !m.is_full && l->n > 0 && j->local_from == l->v[l->n - 1].last + 1)
-        rc = map_local(j, &m);
+        rc = map_local(a, j, &m);
     j->map_end = m.map_end;
     return rc;
 }
@@ -774,6 +779,7 @@ static void run_pass(struct tier_acomp *a, ac_job_t *j)
     if (k == 0 || !is_dirty_enough(j, &l, k, clean_end))
         goto out;
     j->did_run = true;
+    compact_throttle_start(&a->io, a->ts->opts.acomp_io_bytes_per_sec);
     if (!a->map && (rc = compact_map_new(a->map_bytes, &a->map)) != 0)
         goto out;
     if ((rc = build_map(a, j, &l, k, clean_end)) != 0)

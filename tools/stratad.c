@@ -160,6 +160,7 @@ static void shard_start(rt_shard_t *sh, void *arg)
                           .topic_config_arg = b,
                           .acomp_map_bytes = (size_t)b->popts.cleaner_buffer_bytes,
                           .acomp_interval_ms = b->popts.cleaner_backoff_ms,
+                          .acomp_io_bytes_per_sec = b->popts.cleaner_io_bytes_per_sec,
                           .meta = b->meta,
                           .hydration_pool = b->hyd_pool,
                           .upload_pool = b->up_pool};

@@ -15,7 +15,7 @@
   `strata archive verify` accepts the archive, /metrics counts the work, and
   a broker on an empty data directory recovers the compacted archive (its
   index rebuilt from the bucket) and replays the same records.
-- kill -9 at the moments that matter of archive passes (new objects stored,
+- kill -9 at the moments that matter of throttled archive passes (new objects stored,
   index not switched; index switched, old objects not deleted yet; a random
   moment): afterwards every key's latest value is there exactly once, and
   once GC ran no object in the bucket lacks an index row (no orphan).
@@ -276,7 +276,9 @@ class ArchiveCompactionTest(unittest.TestCase):
 
     def test_kill9_during_archive_passes(self):
         n_keys, rounds, topic = 1500, 8, "acompk"
-        b = Broker(*broker_args(self.url), env=self.env)
+        # Throttled passes (object bytes read + written) widen the moments.
+        b = Broker(*broker_args(self.url), "-X", "log.cleaner.io.max.bytes.per.second=8000000",
+                   env=self.env)
         try:
             model, last = self.archive_all(b, topic, n_keys, rounds)
             self.compact(b, topic)
