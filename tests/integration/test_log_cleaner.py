@@ -6,7 +6,9 @@ small compacted changelog with remote storage cleaned within its lag bounds.
   cleaner counters (passes, bytes read and written, records removed, no
   failure) agreeing with /v1/storage, and per compacted partition its dirty
   ratio and the time of its last pass; a topic with cleanup.policy=delete has
-  neither. The exposition passes promtool.
+  neither. The exposition passes promtool. After more writes kept under
+  min.cleanable.dirty.ratio, the ratio gauge equals the dirty share of the
+  sealed segment files' bytes on disk.
 - A compacted topic with remote.storage.enable and a small, steady write rate
   (default segment.bytes and segment.ms: its active segment would never fill
   nor age out) is cleaned anyway: its active segment rolls once
@@ -21,7 +23,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker  # noqa: E402
 from test_admin import check_format, http, metric, parse_metrics, wait_until  # noqa: E402
-from test_compact import read_confluent  # noqa: E402
+from test_compact import alter, read_confluent  # noqa: E402
 
 from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
@@ -49,6 +51,22 @@ def produce(b, topic, items, pause=0.0):
     assert p.flush(60) == 0
     assert not errs, errs
     return len(items)
+
+
+def dirty_ratio_on_disk(b, topic, clean_end, end):
+    """Dirty bytes / bytes of the sealed segments of partition 0 once every
+    offset below end is sealed (None before): a segment is dirty when it ends
+    above clean_end."""
+    d = os.path.join(b.data, "%s-0" % topic)
+    segs = sorted((int(f[:-4]), os.path.getsize(os.path.join(d, f)))
+                  for f in os.listdir(d) if f.endswith(".log"))
+    if segs[-1][0] < end:
+        return None
+    total = dirty = 0
+    for (base, size), (nxt, _) in zip(segs, segs[1:]):
+        total += size
+        dirty += size if nxt > (clean_end or 0) else 0
+    return dirty / total if total else 0.0
 
 
 def compaction(b, topic):
@@ -109,8 +127,21 @@ class CleanerMetricsTest(unittest.TestCase):
             plain = frozenset({"topic": "plain", "partition": "0"}.items())
             self.assertNotIn(("strata_log_cleaner_dirty_ratio", plain), ms)
             self.assertNotIn(("strata_log_cleaner_last_clean_timestamp_seconds", plain), ms)
-            print("log_cleaner metrics: passes=%d read=%d written=%d ratio=%.3f"
-                  % (passes, rd, wr, ratio))
+            # More writes, kept under a dirty ratio of 0.9: the gauge is the dirty
+            # share of the sealed segments' bytes, as the files on disk say.
+            alter(b, "lcm", **{"cleanup.policy": "compact", "segment.bytes": "16384",
+                               "segment.ms": "800", "min.cleanable.dirty.ratio": "0.9"})
+            n += produce(b, "lcm", [("k%d" % (k % 20), "again-%d" % k) for k in range(60)])
+
+            def settled():
+                want = dirty_ratio_on_disk(b, "lcm", compaction(b, "lcm")["clean_end_offset"], n)
+                got = metric(parse_metrics(scrape(b)), "strata_log_cleaner_dirty_ratio",
+                             topic="lcm", partition="0")
+                return (want, got) if want is not None and abs(want - got) < 1e-9 else None
+            want, got = wait_until("the dirty ratio of the files on disk", settled, timeout=90)
+            self.assertTrue(0 < got < 0.9, got)
+            print("log_cleaner metrics: passes=%d read=%d written=%d ratio=%.3f, then %.3f"
+                  % (passes, rd, wr, ratio, got))
         finally:
             b.close()
 
