@@ -894,8 +894,10 @@ static const char cat_help[] =
     "Usage: strata archive cat TOPIC PARTITION [--from OFFSET|@TIME|start] [-n N] [-f FMT]\n"
     "                          [--read-committed] [--archive URL]\n"
     "Print archived records of one partition without a broker, from the first object\n"
-    "holding --from onward, object after object. Every frame's zstd checksum and every\n"
-    "batch's CRC-32C are checked; compressed batches (gzip, snappy, lz4, zstd) are decoded.\n"
+    "holding --from onward, object after object (of objects starting at one offset, a\n"
+    "range archived again or a compacted rewrite, the last in key order, as recovery).\n"
+    "Every frame's zstd checksum and every batch's CRC-32C are checked; compressed\n"
+    "batches (gzip, snappy, lz4, zstd) are decoded.\n"
     "Text output prints each record's value on its own line; --format json prints one JSON\n"
     "object per record (topic, key, value, headers, timestamp, partition, offset).\n\n"
     "Flags:\n"
@@ -1011,6 +1013,30 @@ static long cat_first_object(const arc_list_t *l, cat_t *c)
     return (long)i;
 }
 
+/* Of objects of one partition with one base offset (a range of an active
+ * segment taken again after a crash lost its index commit; a compacted
+ * rewrite and the object it replaces, before the orphan is collected), keep
+ * the one recovery indexes: the last key in byte order. */
+static void arc_drop_superseded(arc_list_t *l)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        arc_obj_t *prev = w > 0 ? &l->v[w - 1] : NULL;
+        if (prev && prev->partition == l->v[i].partition && prev->base == l->v[i].base &&
+            !strcmp(prev->topic, l->v[i].topic)) {
+            if (strcmp(l->v[i].key, prev->key) > 0) {
+                free(prev->key);
+                *prev = l->v[i];
+            } else {
+                free(l->v[i].key);
+            }
+            continue;
+        }
+        l->v[w++] = l->v[i];
+    }
+    l->n = w;
+}
+
 static int cmd_cat(int argc, char **argv)
 {
     cat_t c = {0};
@@ -1030,6 +1056,7 @@ static int cmd_cat(int argc, char **argv)
     arc_list_t l;
     if ((rc = arc_open_list(&a, url, prefix, &l)) != 0)
         return rc;
+    arc_drop_superseded(&l);
     if (l.n == 0) {
         rc = cat_unknown(&a, c.topic, c.partition);
     } else {

@@ -17,8 +17,10 @@
   index rebuilt from the bucket) and replays the same records.
 - kill -9 at the moments that matter of throttled archive passes (new objects stored,
   index not switched; index switched, old objects not deleted yet; a random
-  moment): afterwards every key's latest value is there exactly once, and
-  once GC ran no object in the bucket lacks an index row (no orphan).
+  moment): right after each kill `strata archive cat` reads the bucket, orphans
+  and all, as one partition (every offset once, every key there); afterwards
+  every key's latest value is there exactly once, and once GC ran no object
+  in the bucket lacks an index row (no orphan).
 Seeded (ACOMP_SEED) for reproducibility."""
 import glob
 import os
@@ -305,6 +307,15 @@ class ArchiveCompactionTest(unittest.TestCase):
                 b.kill9()
                 orphans = set(bucket_objects(self.s3dir)) - {r[0] for r in index_rows(b, topic)}
                 kills.append((moment, len(orphans)))
+                # Offline, the bucket with its orphans reads as one partition:
+                # every offset once (of one range, the last generation).
+                cat = subprocess.run([STRATA, "archive", "cat", topic, "0", "--from", "0", "-f",
+                                      "%o %k\\n", "--archive", self.url], capture_output=True,
+                                     text=True, timeout=120, env=self.env)
+                self.assertEqual(cat.returncode, 0, cat.stderr)
+                offs = [int(ln.split()[0]) for ln in cat.stdout.splitlines()]
+                self.assertEqual(offs, sorted(set(offs)), moment)
+                self.assertEqual({ln.split()[1] for ln in cat.stdout.splitlines()}, set(model))
                 b.start()
             wait_until(lambda: self.converged(b, topic, last), 300,
                        "the archive to compact and GC to remove the orphans")
