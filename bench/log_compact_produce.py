@@ -123,14 +123,12 @@ def main():
                "p50_ratio_with_without": round(p(during, "p50_ms") / base50, 2) if base50 else None,
                "p99_ratio_with_without": round(p(during, "p99_ms") / base99, 2) if base99 else None,
                "pass_outlasted_window": end is not None and end >= window_end}
-        line = json.dumps(doc)
-        print(line)
         if not doc["pass_outlasted_window"]:
             print("log_compact_produce: the pass ended inside the window (raise LCP_MB or lower "
                   "LCP_CLEANER_BPS): 'during' is partly without the cleaner", file=sys.stderr)
-        if OUT:
-            with open(OUT, "a") as f:
-                f.write(line + "\n")
+        for f in [sys.stdout] + ([open(OUT, "a")] if OUT else []):
+            print(json.dumps(doc), file=f)
+            f.flush()
     finally:
         proc.terminate()
         proc.wait(60)
