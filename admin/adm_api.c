@@ -517,6 +517,12 @@ static json_t *remote_summary(const adm_server_t *s, const tier_sum_t *ts, const
     json_object_set_new(o, "uploaded_bytes", int_or_null(on, t->uploaded_bytes));
     json_object_set_new(o, "uploaded_segments", int_or_null(on, t->uploaded_segments));
     json_object_set_new(o, "upload_errors", int_or_null(on, t->errors));
+    json_object_set_new(o, "archive_compaction_passes", int_or_null(on, ts->acomp.passes));
+    json_object_set_new(o, "archive_compacted_objects",
+                        int_or_null(on, ts->acomp.objects_rewritten));
+    json_object_set_new(o, "archive_compaction_bytes_read", int_or_null(on, ts->acomp.bytes_read));
+    json_object_set_new(o, "archive_compaction_bytes_written",
+                        int_or_null(on, ts->acomp.bytes_written));
     json_object_set_new(o, "cache_bytes", int_or_null(on, t->cache_bytes));
     json_object_set_new(o, "cache_max_bytes", json_integer(cfg_int(s->o.cfg, CFG_CACHE_BYTES)));
     json_object_set_new(o, "cache_entries", int_or_null(on, t->cache_entries));

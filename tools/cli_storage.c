@@ -83,6 +83,9 @@ static void print_overview(json_t *j)
                                      "unarchived_age_ms",
                                      "cache_bytes",
                                      "cache_hit_rate",
+                                     "archive_compacted_objects",
+                                     "archive_compaction_bytes_read",
+                                     "archive_compaction_bytes_written",
                                      "last_error",
                                      NULL};
     static const char *const rn[] = {"enabled",
@@ -94,6 +97,9 @@ static void print_overview(json_t *j)
                                      "unarchived age ms",
                                      "cache bytes",
                                      "cache hit rate",
+                                     "compacted objects",
+                                     "compaction bytes in",
+                                     "compaction bytes out",
                                      "last error",
                                      NULL};
     puts("LOCAL");
@@ -162,8 +168,9 @@ static void print_topic(json_t *j)
 static const char status_help[] =
     "Usage: strata storage status [TOPIC]\n"
     "Local and remote (tiered) storage from the admin API: bytes and segments on disk,\n"
-    "uploaded offsets, upload lag, remote bytes, cache use. With TOPIC, one row per\n"
-    "partition. UNARCHIVED-BYTES and UNARCHIVED-AGE-MS are the unarchived window: durable\n"
+    "uploaded offsets, upload lag, remote bytes, cache use, archive compaction (objects\n"
+    "rewritten, their bytes before and after). With TOPIC, one row per partition.\n"
+    "UNARCHIVED-BYTES and UNARCHIVED-AGE-MS are the unarchived window: durable\n"
     "records not in the archive yet (what losing the disk would lose) and the age of the\n"
     "oldest, kept under strata.archive.max.upload.interval.ms. Remote fields show '-'\n"
     "until tiered storage is running. Compacted topics get a second table: the cleaner's\n"

@@ -23,6 +23,7 @@
   in the bucket lacks an index row (no orphan).
 Seeded (ACOMP_SEED) for reproducibility."""
 import glob
+import json
 import os
 import random
 import sqlite3
@@ -250,6 +251,15 @@ class ArchiveCompactionTest(unittest.TestCase):
                                4 * metric(b, pre + "written_bytes_total"))
             self.assertGreater(metric(b, pre + "removed_records_total"), n_keys)
             self.assertEqual(metric(b, pre + "errors_total"), 0)
+            # ... and so does `strata storage status` (GET /v1/storage).
+            st = subprocess.run([STRATA, "--admin-url", "http://127.0.0.1:%d" % b.admin_port,
+                                 "storage", "status", "--format", "json"],
+                                capture_output=True, text=True, timeout=60)
+            self.assertEqual(st.returncode, 0, st.stderr)
+            remote = json.loads(st.stdout)["remote"]
+            self.assertGreater(remote["archive_compacted_objects"], n_before // 2)
+            self.assertGreater(remote["archive_compaction_bytes_read"],
+                               4 * remote["archive_compaction_bytes_written"])
             # `strata archive verify` accepts the gaps and agrees with the index.
             v = subprocess.run([STRATA, "archive", "verify", "--archive", self.url, "--index",
                                 os.path.join(b.data, "remote-index.db")],
