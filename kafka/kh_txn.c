@@ -686,8 +686,9 @@ static void on_tick(uv_timer_t *h)
 
 /* ---- Partition registrations (AddPartitionsToTxn, recovery) ---- */
 
-typedef struct {
+typedef struct reg {
     kh_post_t post;
+    struct reg *next_wait; /* in t_reg_wait */
     int coord;
     top_t *op;   /* NULL at recovery */
     char *topic; /* owned */
@@ -718,15 +719,30 @@ static void reg_back(rt_shard_t *sh, void *arg)
         coord_maybe_free(c);
 }
 
-static void reg_run(rt_shard_t *sh, void *arg)
+/* Registrations that reached this shard before its Kafka layer served (at
+ * start, the coordinators re-register open transactions while the other
+ * shards may still be resuming): done by kh_txn_shard_start. */
+static _Thread_local reg_t *t_reg_wait;
+
+static void reg_do(kh_shard_t *ks, reg_t *r)
 {
-    reg_t *r = arg;
-    kh_shard_t *ks = kh_shard_of(sh);
     meta_snap_t *snap = meta_snap_get(ks->ctx->meta);
     plog_t *log = kh_local_log(ks, snap, r->topic, r->partition);
     meta_snap_put(snap);
     r->res = log ? kh_txn_part_begin(ks, log, r->pid, r->epoch) : KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
     kh_post(ks, &r->post, r->coord, reg_back, NULL, r);
+}
+
+static void reg_run(rt_shard_t *sh, void *arg)
+{
+    reg_t *r = arg;
+    kh_shard_t *ks = kh_shard_of(sh);
+    if (!ks) {
+        r->next_wait = t_reg_wait;
+        t_reg_wait = r;
+        return;
+    }
+    reg_do(ks, r);
 }
 
 /* The partition's shard closed for good (shutdown) before the registration. */
@@ -1426,6 +1442,11 @@ void kh_txn_shard_start(kh_shard_t *ks)
     c->timer.data = c;
     int64_t every = ctx->txn_check_interval_ms > 0 ? ctx->txn_check_interval_ms : 10000;
     uv_timer_start(&c->timer, on_tick, n_prep ? 0 : (uint64_t)every, (uint64_t)every);
+    while (t_reg_wait) {
+        reg_t *r = t_reg_wait;
+        t_reg_wait = r->next_wait;
+        reg_do(ks, r);
+    }
 }
 
 static void on_timer_closed(uv_handle_t *h)

@@ -425,18 +425,10 @@ static void snap_after(uv_work_t *w, int status)
     free(j);
 }
 
-/* Save p's state at the durable end when about strata.transaction.state.
- * snapshot.bytes of log were written since the last snapshot (the bytes
- * estimated from the log's average batch size per offset). */
-static void snap_maybe(kh_shard_t *ks, tpart_t *p)
+/* Save p's state at the durable end o (unless a write is in flight). */
+static void snap_now(kh_shard_t *ks, tpart_t *p, int64_t o)
 {
-    int64_t every = ks->ctx->txn_snapshot_bytes;
-    int64_t o = plog_durable_offset(p->log);
-    if (every <= 0 || !p->snap || p->snap->busy || o <= p->snap_offset)
-        return;
-    int64_t span = plog_end_offset(p->log) - plog_local_start_offset(p->log);
-    double per = span > 0 ? (double)plog_size_bytes(p->log) / (double)span : 0;
-    if ((double)(o - p->snap_offset) * per < (double)every)
+    if (ks->ctx->txn_snapshot_bytes <= 0 || !p->snap || p->snap->busy || o <= p->snap_offset)
         return;
     snapjob_t *j = calloc(1, sizeof(*j));
     if (!j ||
@@ -456,6 +448,21 @@ static void snap_maybe(kh_shard_t *ks, tpart_t *p)
     p->snap->refs++;
     p->snap->busy = true;
     p->snap_offset = o;
+}
+
+/* Save p's state when about strata.transaction.state.snapshot.bytes of log
+ * were written since the last snapshot (the bytes estimated from the log's
+ * average batch size per offset). */
+static void snap_maybe(kh_shard_t *ks, tpart_t *p)
+{
+    int64_t every = ks->ctx->txn_snapshot_bytes;
+    int64_t o = plog_durable_offset(p->log);
+    if (every <= 0 || o <= p->snap_offset)
+        return;
+    int64_t span = plog_end_offset(p->log) - plog_local_start_offset(p->log);
+    double per = span > 0 ? (double)plog_size_bytes(p->log) / (double)span : 0;
+    if ((double)(o - p->snap_offset) * per >= (double)every)
+        snap_now(ks, p, o);
 }
 
 static void rebuild(tpart_t *p)
@@ -735,6 +742,15 @@ int kh_tier_aborted(
     tpart_t *p = ks ? part_state(ks, log) : NULL;
     if (!p)
         return ks ? ST_E_NOMEM : 0;
+    /* Once [from, to) is archived, local retention may delete it: an open
+     * transaction begun there would then, after a restart, be known only
+     * from a later batch (the LSO and the archived txn table would get a
+     * later first offset). A snapshot at or past to keeps its first offset. */
+    bool open_below = false;
+    for (const tpid_t *e = p->pids; e && !open_below; e = e->next)
+        open_below = e->open && e->first_offset >= 0 && e->first_offset < to;
+    if (open_below && p->snap_offset < to)
+        snap_now(ks, p, plog_durable_offset(log));
     int n = 0;
     for (int i = 0; i < p->n_ab; i++)
         n += p->ab[i].last_offset >= from && p->ab[i].last_offset < to;

@@ -6,7 +6,9 @@ archived to the S3 test server and its local segments deleted by local
 retention; a read_committed replay from offset 0, served from the bucket,
 returns exactly the committed records, before and after a restart (when the
 broker knows the archived aborts only from the objects' txn tables, through
-the index); `strata archive cat --read-committed` gives the same offline."""
+the index); `strata archive cat --read-committed` gives the same offline.
+A transaction still open when its first batch's segment was archived and
+deleted locally keeps its first offset across a kill -9 (LSO, txn table)."""
 import glob
 import os
 import sqlite3
@@ -134,6 +136,70 @@ class TxnTierTest(unittest.TestCase):
             # Offline, from the bucket alone: the same records.
             self.assertEqual(self.cat(), every)
             self.assertEqual(self.cat("--read-committed"), want)
+            rc, log = b.stop()  # a clean exit (sanitizer builds: no report)
+            self.assertEqual(rc, 0, log)
+        finally:
+            b.close()
+
+    def test_open_transaction_across_a_restart_after_its_first_segment_left(self):
+        """A transaction still open when local retention deleted the segment
+        of its first batch, then kill -9: after the restart its first offset
+        is still the true one (LSO, and the archived txn table once it
+        aborts), not the offset of its next batch."""
+        b = Broker("-X", "remote.log.storage.system.enable=true",
+                   "-X", "strata.archive.url=" + self.url,
+                   "-X", "log.retention.check.interval.ms=200",
+                   "-X", "log.segment.bytes=16384",
+                   "-X", "strata.archive.max.upload.interval.ms=1000", env=self.env)
+        try:
+            a = AdminClient({"bootstrap.servers": b.bootstrap})
+            a.create_topics([NewTopic(TOPIC, 1, 1, config={
+                "local.retention.bytes": "32768"})])[TOPIC].result(30)
+            plain = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0})
+            plain.produce(TOPIC, b"before", partition=0)
+            plain.flush(30)
+            t = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": "tt-open",
+                          "transaction.timeout.ms": 300000, "linger.ms": 0})
+            t.init_transactions(60)
+            t.begin_transaction()
+            t.produce(TOPIC, b"open-0", partition=0)
+            t.flush(30)
+            first = test_txn.end_offsets(b, TOPIC, "read_committed")
+            self.assertEqual(first, 1)  # the LSO: the open transaction's first batch
+            committed = ["before"]
+            for i in range(120):  # ~7 segments of plain data after it
+                v = "plain-%03d-%s" % (i, "y" * 400)
+                plain.produce(TOPIC, v.encode(), partition=0)
+                committed.append(v)
+                if i % 10 == 9:
+                    plain.flush(30)
+            plain.flush(30)
+            hw = test_txn.end_offsets(b, TOPIC, "read_uncommitted")
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                segs = local_segments(b)
+                if segs and int(os.path.basename(segs[0])[:20]) > first and archived_end(b) == hw:
+                    break
+                time.sleep(0.2)
+            self.assertGreater(int(os.path.basename(local_segments(b)[0])[:20]), first)
+            self.assertEqual(test_txn.end_offsets(b, TOPIC, "read_committed"), first)
+            b.kill9()
+            b.start()
+            # Still open, from its true first batch (archived, deleted locally).
+            self.assertEqual(test_txn.end_offsets(b, TOPIC, "read_committed"), first)
+            t.produce(TOPIC, b"open-1", partition=0)
+            t.flush(30)
+            self.assertEqual(test_txn.end_offsets(b, TOPIC, "read_committed"), first)
+            t.abort_transaction(60)
+            # Neither of its records is read committed, from the bucket or
+            # the local log, nor offline from the archive once it is there.
+            self.assertEqual(read_all(b, "read_committed"), committed)
+            hw = test_txn.end_offsets(b, TOPIC, "read_uncommitted")
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and archived_end(b) != hw:
+                time.sleep(0.2)
+            self.assertEqual(archived_end(b), hw)
+            self.assertEqual(self.cat("--read-committed"), committed)
             rc, log = b.stop()  # a clean exit (sanitizer builds: no report)
             self.assertEqual(rc, 0, log)
         finally:
