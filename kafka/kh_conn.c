@@ -413,12 +413,49 @@ static size_t zsend_left(const kh_conn_t *c)
     return r ? r->out.len + (size_t)r->out.ext_bytes - r->zs_sent : 0;
 }
 
+/* No poll for the full socket (out of descriptors or memory): hand the rest
+ * of c->zreq to libuv as one buffer, its file ranges read into it (from the
+ * page cache: they were checked when read). @return false when the
+ * connection closed. */
+static bool zsend_copy_rest(kh_conn_t *c)
+{
+    kh_req_t *req = c->zreq;
+    const kp_writer_t *w = &req->out;
+    size_t n = zsend_left(c), out = req->zs_out;
+    uint8_t *buf = malloc(n > 0 ? n : 1), *p = buf;
+    if (!buf) {
+        conn_close(c, "out of memory");
+        return false;
+    }
+    for (int i = req->zs_i; i < w->n_ext; i++) {
+        if (!w->ext[i].placed)
+            continue;
+        memcpy(p, w->buf + out, w->ext[i].at - out);
+        p += w->ext[i].at - out;
+        out = w->ext[i].at;
+        plog_slice_t rest = *(const plog_slice_t *)w->ext[i].token;
+        int64_t skip = i == req->zs_i ? req->zs_off : 0;
+        rest.pos += skip;
+        rest.len -= skip;
+        if (plog_slice_pread(&rest, p) != 0) {
+            free(buf);
+            conn_close(c, "segment read failed");
+            return false;
+        }
+        p += rest.len;
+    }
+    memcpy(p, w->buf + out, w->len - out);
+    req->zs_sent += n;
+    return conn_send(c, buf, n);
+}
+
 /* Send c->zreq: its encoded bytes with its file ranges (kp_ext_t, tokens of
  * plog_slice_t) in between, the ranges with sendfile(2) straight from the
  * segment files. It starts once libuv's queue is empty (what was queued there
  * goes first) and goes on when the socket is writable again.
- * @return true when all of it was sent; false when it waits (on_written or
- * on_zpoll flush again) or the connection closed (zreq was freed then). */
+ * @return true when all of it was sent (or queued in libuv by
+ * zsend_copy_rest); false when it waits (on_written or on_zpoll flush again)
+ * or the connection closed (zreq was freed then). */
 static bool zsend_step(kh_conn_t *c)
 {
     kh_req_t *req = c->zreq;
@@ -471,9 +508,9 @@ static bool zsend_step(kh_conn_t *c)
         }
         if (errno == EINTR)
             continue;
-        if ((errno == EAGAIN || errno == EWOULDBLOCK) && zpoll_start(c))
-            return false;
-        conn_close(c, errno == EAGAIN ? "out of memory" : "write failed");
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return zpoll_start(c) ? false : zsend_copy_rest(c);
+        conn_close(c, "write failed");
         return false;
     }
 }
