@@ -66,7 +66,9 @@ class TxnTierTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         return p.stdout.splitlines()
 
-    def test_read_committed_replay_from_the_archive(self):
+    def tiered_broker(self):
+        """A broker archiving to the test bucket (16 KiB segments, uploads of
+        the active one after 1 s) with TOPIC keeping 32 KiB locally."""
         b = Broker("-X", "remote.log.storage.system.enable=true",
                    "-X", "strata.archive.url=" + self.url,
                    "-X", "log.retention.check.interval.ms=200",
@@ -76,6 +78,14 @@ class TxnTierTest(unittest.TestCase):
             a = AdminClient({"bootstrap.servers": b.bootstrap})
             a.create_topics([NewTopic(TOPIC, 1, 1, config={
                 "local.retention.bytes": "32768"})])[TOPIC].result(30)
+        except BaseException:
+            b.close()
+            raise
+        return b
+
+    def test_read_committed_replay_from_the_archive(self):
+        b = self.tiered_broker()
+        try:
             prods = []
             for tid in ("tt-a", "tt-b"):
                 p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": tid,
@@ -146,15 +156,8 @@ class TxnTierTest(unittest.TestCase):
         of its first batch, then kill -9: after the restart its first offset
         is still the true one (LSO, and the archived txn table once it
         aborts), not the offset of its next batch."""
-        b = Broker("-X", "remote.log.storage.system.enable=true",
-                   "-X", "strata.archive.url=" + self.url,
-                   "-X", "log.retention.check.interval.ms=200",
-                   "-X", "log.segment.bytes=16384",
-                   "-X", "strata.archive.max.upload.interval.ms=1000", env=self.env)
+        b = self.tiered_broker()
         try:
-            a = AdminClient({"bootstrap.servers": b.bootstrap})
-            a.create_topics([NewTopic(TOPIC, 1, 1, config={
-                "local.retention.bytes": "32768"})])[TOPIC].result(30)
             plain = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0})
             plain.produce(TOPIC, b"before", partition=0)
             plain.flush(30)
