@@ -13,7 +13,7 @@
 #                  over the same objects, in offset order: MB/s of object bytes.
 # Scenarios: cold  the broker restarted with <log.dir>/cache deleted, `strata
 #                  bench consume` of "arch" from offset 0: record MB/s / raw (target
-#                  >= 0.8); also object MB/s from the broker's hydration counters;
+#                  >= 0.9, issue 17); also object MB/s from the broker's hydration counters;
 #            warm  restarted with the cache kept: record MB/s of "arch" vs hot;
 #            hot   `strata bench consume` of "hot" (local log, page cache).
 #            lat   produce p99 (`strata bench produce` of 1 KiB incompressible records to
@@ -22,15 +22,19 @@
 #                  restarted) vs the same produce alone just before it: p99 ratio (target
 #                  <= 1.5), and how much of the produce the replay overlapped.
 # Before/after: with REPLAY_BASE=DIR (another build directory, e.g. of main), the cold
-# replay and the lat pair also run with DIR/tools/stratad on the same data, and the raw GETs
-# are measured again after them; both cold ratios use the mean of the two raw figures.
+# replay and the lat pair also run with DIR/tools/stratad (and REPLAY_BASE_ARGS, extra
+# stratad arguments, e.g. "-X strata.hydration.threads=0": the same build with a setting
+# changed) on the same data, in REPLAY_ROUNDS rounds of: raw GETs, a cold replay with each
+# build (order alternating), raw GETs again; medians of the per-round ratios are reported
+# (the machine's load changes within seconds: single runs mislead). The lat pair also runs
+# REPLAY_ROUNDS times per build (median p99s and ratio).
 # CPU: seconds used by the S3 server, stratad and the whole machine during the raw GETs and
 # the cold replay (2 cores are shared by the server, the broker and the consumer); with
 # BENCH_PERF_DIR set, perf profiles of stratad during the cold replay go there.
 # Usage: bench/replay.sh [BUILD_DIR]   env: REPLAY_MB (256), BENCH_DIR (tmp dir
 #        parent, default /tmp), REPLAY_BASE (unset), REPLAY_LAT_RATE (5000),
-#        REPLAY_LAT_SECONDS (5). Appends one JSON line to $BENCH_OUT (default
-#        bench/results/replay-<UTC>.jsonl).
+#        REPLAY_LAT_SECONDS (5), REPLAY_BASE_ARGS (unset), REPLAY_ROUNDS (3).
+#        Appends one JSON line to $BENCH_OUT (default bench/results/replay-<UTC>.jsonl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -38,8 +42,10 @@ MB=${REPLAY_MB:-256}
 KB=$BUILD/tools/strata
 STRATAD=$BUILD/tools/stratad
 BASE=${REPLAY_BASE:-}
+read -r -a BASE_ARGS <<<"${REPLAY_BASE_ARGS:-}"
 LAT_RATE=${REPLAY_LAT_RATE:-5000}
 LAT_SECONDS=${REPLAY_LAT_SECONDS:-5}
+ROUNDS=${REPLAY_ROUNDS:-3}
 for f in "$KB" "$STRATAD" ${BASE:+"$BASE/tools/stratad"}; do
     [ -x "$f" ] || { echo "replay.sh: $f not built (cmake --build $BUILD)" >&2; exit 1; }
 done
@@ -63,9 +69,11 @@ KPORT=$(free_port)
 APORT=$(free_port)
 BOOT=127.0.0.1:$KPORT
 
-start_broker() { # [stratad binary]
+start_broker() { # [stratad binary [extra arguments]]
     : >"$DIR/broker.log"
-    "${1:-$STRATAD}" --log-dir "$DIR/data" --smp 2 --listeners "$BOOT" --admin-listener "127.0.0.1:$APORT" \
+    local bin=${1:-$STRATAD}
+    [ $# -gt 0 ] && shift
+    "$bin" "$@" --log-dir "$DIR/data" --smp 2 --listeners "$BOOT" --admin-listener "127.0.0.1:$APORT" \
         -X remote.log.storage.system.enable=true -X strata.archive.url=s3://strata/bench \
         -X log.segment.bytes=16777216 -X log.retention.check.interval.ms=500 \
         -X strata.cache.bytes=$((4 * MB * 1048576)) \
@@ -175,6 +183,7 @@ echo "  raw: $raw_bytes bytes of $(wc -l <"$DIR/objects") objects, $raw_mbps MB/
 }
 raw_gets
 raw1_mbps=$raw_mbps
+raw1_cpu=$raw_cpu
 
 consume() { # topic -> JSON of strata bench consume
     "$KB" --brokers "$BOOT" --format json bench consume --topic "$1" --duration 600s \
@@ -219,24 +228,42 @@ cold_ra=$(stat_sum readahead_downloads "$DIR/cold.log")
 cold_gets=$(stat_sum downloads "$DIR/cold.log")
 cold_pf=$(stat_sum prefetch_windows "$DIR/cold.log")
 
-base_cold=null
-base_gets=0
+# cold_once BINARY [ARGS]: record MB/s of one cold replay of arch (cache deleted).
+cold_once() {
+    rm -rf "$DIR/data/cache"
+    start_broker "$@"
+    local j
+    j=$(consume arch)
+    stop_broker "$DIR/once.log"
+    jget "$j" mb_per_s
+}
+# Before/after rounds: raw, this build and the base (order alternating), raw again; each
+# cold figure is compared with the mean of the raws around it, and this build with the base
+# run next to it (the machine's load changes within seconds).
+: >"$DIR/rounds"
 if [ -n "$BASE" ]; then
-    echo "== cold with $BASE/tools/stratad: cache deleted, replay arch from offset 0"
-    rm -rf "$DIR/data/cache"
-    start_broker "$BASE/tools/stratad"
-    base_cold=$(consume arch)
-    stop_broker "$DIR/base-cold.log"
-    base_gets=$(stat_sum downloads "$DIR/base-cold.log")
-    echo "== raw again (after the cold replays)"
-    raw_gets
-    raw_mbps=$(awk -v a="$raw1_mbps" -v b="$raw_mbps" 'BEGIN {printf "%.1f", (a + b) / 2}')
+    for i in $(seq "$ROUNDS"); do
+        echo "== round $i/$ROUNDS: raw, cold (this build and $BASE ${BASE_ARGS[*]}), raw"
+        raw_gets
+        ra=$raw_mbps
+        if [ $((i % 2)) = 1 ]; then
+            c_this=$(cold_once "$STRATAD")
+            c_base=$(cold_once "$BASE/tools/stratad" "${BASE_ARGS[@]}")
+        else
+            c_base=$(cold_once "$BASE/tools/stratad" "${BASE_ARGS[@]}")
+            c_this=$(cold_once "$STRATAD")
+        fi
+        raw_gets
+        echo "$ra $c_this $c_base $raw_mbps" >>"$DIR/rounds"
+    done
 fi
+raw_mbps=$raw1_mbps # the main cold figure is compared with the raw GETs just before it
+raw_cpu=$raw1_cpu
 
-# lat_pair BINARY: produce p99 alone, then during a cold replay (cache deleted); JSON.
-lat_pair() {
+# lat_once BINARY [ARGS]: produce p99 alone, then during a cold replay (cache deleted); JSON.
+lat_once() {
     rm -rf "$DIR/data/cache"
-    start_broker "$1"
+    start_broker "$@"
     lat() { "$KB" --brokers "$BOOT" --format json bench produce -t lat --acks all --linger-ms 0 \
         --rate "$LAT_RATE" -s 1024 --random -d "${LAT_SECONDS}s" 2>>"$DIR/kb-lat.err"; }
     local alone during c0 c1 p0 p1
@@ -259,10 +286,26 @@ print(json.dumps({"alone": a, "during": d, "replay_mb_per_s": c["mb_per_s"],
                   "p99_ratio": round(d["p99_ms"] / a["p99_ms"], 2) if a["p99_ms"] else None}))' \
         "$alone" "$during" "$(cat "$DIR/lat-consume.json")" "$c0" "$c1" "$p0" "$p1"
 }
+# lat_pair BINARY [ARGS]: lat_once ROUNDS times; JSON with every round and the median ratio.
+lat_pair() {
+    local all=()
+    for _ in $(seq "$ROUNDS"); do
+        all+=("$(lat_once "$@")")
+    done
+    /usr/bin/python3 -c 'import json, statistics, sys
+rs = [json.loads(x) for x in sys.argv[1:]]
+out = dict(rs[len(rs) // 2])  # a representative round for the report line
+out["rounds"] = [{"alone_p99_ms": r["alone"]["p99_ms"], "during_p99_ms": r["during"]["p99_ms"],
+                  "p99_ratio": r["p99_ratio"], "overlap": r["overlap"]} for r in rs]
+out["p99_ratio"] = statistics.median(r["p99_ratio"] for r in rs)
+out["alone"]["p99_ms"] = statistics.median(r["alone"]["p99_ms"] for r in rs)
+out["during"]["p99_ms"] = statistics.median(r["during"]["p99_ms"] for r in rs)
+print(json.dumps(out))' "${all[@]}"
+}
 echo "== lat: produce p99 alone vs during a cold replay"
 lat=$(lat_pair "$STRATAD")
 base_lat=null
-[ -n "$BASE" ] && base_lat=$(lat_pair "$BASE/tools/stratad")
+[ -n "$BASE" ] && base_lat=$(lat_pair "$BASE/tools/stratad" "${BASE_ARGS[@]}")
 
 echo "== warm: restarted, cache kept"
 start_broker
@@ -273,14 +316,16 @@ warm_gets=$(stat_sum downloads "$DIR/warm.log")
 warm_hits=$(stat_sum cache_hits "$DIR/warm.log")
 
 /usr/bin/python3 - "$cold" "$warm" "$hot" "$raw_mbps" "$raw_bytes" "$cold_dl" "$cold_gets" \
-    "$cold_ra" "$warm_gets" "$warm_hits" "$MB" "$raw_cpu" "$cold_cpu" "$cold_pf" "$base_cold" \
-    "$base_gets" "$raw1_mbps" "$lat" "$base_lat" <<'EOF' | tee -a "${BENCH_OUT:-bench/results/replay-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
-import json, sys
+    "$cold_ra" "$warm_gets" "$warm_hits" "$MB" "$raw_cpu" "$cold_cpu" "$cold_pf" "$DIR/rounds" \
+    "$raw1_mbps" "$lat" "$base_lat" <<'EOF' | tee -a "${BENCH_OUT:-bench/results/replay-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
+import json, os, sys
 cold, warm, hot = (json.loads(x) for x in sys.argv[1:4])
 raw, raw_bytes, cold_dl, cold_gets, cold_ra, warm_gets, warm_hits, mb = sys.argv[4:12]
 raw_cpu, cold_cpu = json.loads(sys.argv[12]), json.loads(sys.argv[13])
-cold_pf, base_cold, base_gets, raw1 = sys.argv[14], json.loads(sys.argv[15]), sys.argv[16], sys.argv[17]
-lat, base_lat = json.loads(sys.argv[18]), json.loads(sys.argv[19])
+import statistics
+cold_pf, raw1 = sys.argv[14], sys.argv[16]
+rounds = [list(map(float, l.split())) for l in open(sys.argv[15]) if l.strip()]
+lat, base_lat = json.loads(sys.argv[17]), json.loads(sys.argv[18])
 raw = float(raw)
 cold_obj = int(cold_dl) / cold["seconds"] / 1e6
 r = {"bench": "replay", "mb": int(mb), "raw_get_mb_per_s": raw,
@@ -293,21 +338,28 @@ r = {"bench": "replay", "mb": int(mb), "raw_get_mb_per_s": raw,
      "hot_mb_per_s": hot["mb_per_s"], "warm_ratio_to_hot": round(warm["mb_per_s"] / hot["mb_per_s"], 3),
      "raw_cpu": raw_cpu, "cold_cpu": cold_cpu, "cold_prefetch_windows": int(cold_pf),
      "raw_get_first_mb_per_s": float(raw1), "lat": lat}
-if base_cold:
-    r["base"] = {"cold_mb_per_s": base_cold["mb_per_s"],
-                 "cold_ratio_to_raw": round(base_cold["mb_per_s"] / raw, 3),
-                 "cold_gets": int(base_gets), "lat": base_lat}
+if rounds:
+    rr = [{"raw_before": a, "this": n, "base": b, "raw_after": z,
+           "this_ratio_to_raw": round(2 * n / (a + z), 3), "base_ratio_to_raw": round(2 * b / (a + z), 3),
+           "this_over_base": round(n / b, 3)} for a, n, b, z in rounds]
+    r["base"] = {"build": os.environ.get("REPLAY_BASE"), "args": os.environ.get("REPLAY_BASE_ARGS", ""),
+                 "rounds": rr, "lat": base_lat,
+                 "this_ratio_to_raw": statistics.median(x["this_ratio_to_raw"] for x in rr),
+                 "base_ratio_to_raw": statistics.median(x["base_ratio_to_raw"] for x in rr),
+                 "this_over_base": statistics.median(x["this_over_base"] for x in rr)}
 print(json.dumps(r))
-print("cold replay %.1f MB/s (objects %.1f MB/s) / raw GET %.1f MB/s = %.2f (target >= 0.8); "
+print("cold replay %.1f MB/s (objects %.1f MB/s) / raw GET %.1f MB/s = %.2f (target >= 0.9); "
       "warm %.1f MB/s / hot %.1f MB/s = %.2f" % (cold["mb_per_s"], cold_obj, raw,
       r["cold_ratio_to_raw"], warm["mb_per_s"], hot["mb_per_s"], r["warm_ratio_to_hot"]),
       file=sys.stderr)
-if base_cold:
-    print("base build: cold replay %.1f MB/s / raw %.1f MB/s = %.2f" % (
-          base_cold["mb_per_s"], raw, r["base"]["cold_ratio_to_raw"]), file=sys.stderr)
+if rounds:
+    b = r["base"]
+    print("%d rounds (median): cold / raw GETs: this build %.2f, base %s %s %.2f; this build / base "
+          "%.2f" % (len(rr), b["this_ratio_to_raw"], b["build"], b["args"], b["base_ratio_to_raw"],
+                    b["this_over_base"]), file=sys.stderr)
 for name, l in (("this build", lat), ("base build", base_lat)):
     if l:
-        print("%s: produce p99 %.2f ms alone, %.2f ms during a cold replay (%.1f MB/s, overlap "
+        print("%s: produce p99 (median of rounds) %.2f ms alone, %.2f ms during a cold replay (%.1f MB/s, overlap "
               "%.0f%%): ratio %s (target <= 1.5)" % (name, l["alone"]["p99_ms"],
               l["during"]["p99_ms"], l["replay_mb_per_s"], 100 * l["overlap"], l["p99_ratio"]),
               file=sys.stderr)

@@ -34,14 +34,17 @@ ext4 and a write queues behind a sync instead of stalling the loop. Preallocatin
 segment files (Kafka's log.preallocate) would take the inode size update out of each
 fdatasync."""
 
-COLD_FIX = """What would fix it: keep the object store busy across objects. tier_rd.c keeps
-RD_DEPTH (2) read-ahead windows ahead of a sequential reader, but its walk stops when a window
-ends at an object's end ("the next object's first chunk waits for a later walk"), and a
-window grows to 16 MiB, the segment size here: so each object is about one GET, and the GET
-for the next object starts only when the reader reaches it. Letting the walk continue into
-the next object (two windows in flight whatever the object boundaries) would overlap each
-GET with the decoding and serving of the previous one, and the replay would run at the
-server's throughput (here one Node.js core) instead of at GET latency plus decode time."""
+COLD_FIX = """What was done and what is left (issue 17, helper cold). The read-ahead now keeps
+3 windows ahead of a sequential reader, the one it reads included (tier_rd.c, RD_DEPTH, when
+the chunk cache holds 6 windows per shard): with 16 MiB objects the GETs of objects N+1 and
+N+2 run while the reader is in N, so the store is not idle while a finished object is
+verified, cached, decoded and served (before: one window beyond the reader's, so mostly one
+GET at a time). Hydration's CPU work runs on its own worker pool (strata.hydration.threads),
+apart from uploads' compression (strata.upload.threads). On this shared 2-core machine the
+S3 test server is not CPU-bound during the raw GETs; the cold replay competes for the same 2
+cores with the broker (CRC-32C of each chunk, copies in decode and the response) and the
+consumer, so the ratio moves by +-0.2 between minutes: compare the before/after rounds of
+bench/replay.sh with REPLAY_BASE, not single figures."""
 
 SCALE_FIX = """Each partition keeps 4 descriptors open (its directory, the active segment, and
 the segment's .index and .timeindex), all opened at start-up, so 10,000 partitions need
@@ -94,7 +97,11 @@ class Report:
         if self.replay:
             c = self.replay["cold_ratio_to_raw"]
             self.target("3. cold replay from S3, empty cache: MB/s / raw ranged GET MB/s", c,
-                        ">= 0.8", c >= 0.8)
+                        ">= 0.9", c >= 0.9)
+            lat = self.replay.get("lat")
+            if lat and lat.get("p99_ratio") is not None:
+                self.target("3b. produce p99 during a cold replay / the same produce alone",
+                            lat["p99_ratio"], "<= 1.5", lat["p99_ratio"] <= 1.5)
         if self.tier:
             self.target("4. upload lag with tiering on stays bounded and drains",
                         self.tier["max_lag_bytes"] / 2**20, "bounded", self.tier["bounded"],
@@ -350,13 +357,20 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
         if self.replay:
             r = self.replay
             self.p("- cold (cache deleted): %.1f MB/s of records, ratio to raw ranged GET **%.2f** "
-                   "(target >= 0.8); object bytes %.1f MB/s (ratio %.2f); %d GETs, %d read-ahead"
+                   "(target >= 0.9); object bytes %.1f MB/s (ratio %.2f); %d GETs, %d read-ahead"
                    % (r["cold_mb_per_s"], r["cold_ratio_to_raw"], r["cold_object_mb_per_s"],
                       r["cold_object_ratio_to_raw"], r["cold_gets"], r["cold_readahead_gets"]))
             self.p("- warm (cache kept): %.1f MB/s, %d GETs, %d cache hits; ratio to the same data "
                    "read from the local log (hot, %.1f MB/s): %.2f"
                    % (r["warm_mb_per_s"], r["warm_gets"], r["warm_cache_hits"], r["hot_mb_per_s"],
                       r["warm_ratio_to_hot"]))
+            lat = r.get("lat")
+            if lat:
+                self.p("- produce during a cold replay (1 KiB incompressible records, acks=all, linger "
+                       "0, %d records/s): p99 %.2f ms alone, %.2f ms during the replay (%.1f MB/s, "
+                       "overlapping %.0f%% of the produce): ratio **%s** (target <= 1.5)"
+                       % (lat["alone"]["rate"], lat["alone"]["p99_ms"], lat["during"]["p99_ms"],
+                          lat["replay_mb_per_s"], 100 * lat["overlap"], lat["p99_ratio"]))
         else:
             self.p("- not measured (replay.sh failed; see the run log)")
         self.p()
@@ -452,7 +466,7 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
         lat = self.kafka.get("produce_latency_50pct")
         if lat and not lat["met"]:
             self.latency_md(lat)
-        if self.replay and self.replay["cold_ratio_to_raw"] < 0.8:
+        if self.replay and self.replay["cold_ratio_to_raw"] < 0.9:
             self.cold_md(self.replay)
         failed = [x for x in self.scale if x.get("start_error")]
         if failed:
