@@ -9,7 +9,8 @@
  *           (idx_clean_end); the cleanable prefix is the objects whose
  *           records are all older than min.compaction.lag.ms; nothing to do
  *           unless its dirty share (bytes of objects at or after the clean
- *           end) reaches min.cleanable.dirty.ratio
+ *           end) reaches min.cleanable.dirty.ratio or a dirty object began
+ *           longer than max.compaction.lag.ms ago
  *   MAP     each dirty object is fetched (obj_get, checked against its
  *           SHA-256), its frames decoded one at a time, and every batch
  *           added to the offset map (core/compact.c, the local cleaner's),
@@ -127,7 +128,7 @@ bool tier__acomp_is_pending(const char *key)
 /* One archived object of the partition (a copy of its index row). */
 typedef struct {
     char *key; /* owned */
-    int64_t base, last, max_ts, size;
+    int64_t base, last, base_ts, max_ts, size;
     int32_t term;
 } ac_obj_t;
 
@@ -144,7 +145,7 @@ typedef struct ac_job {
     char topic[256];
     int32_t partition;
     double min_ratio;
-    int64_t min_lag_ms, delete_retention_ms, now_ms;
+    int64_t min_lag_ms, max_lag_ms, delete_retention_ms, now_ms;
     plog_seg_info_t *local; /* owned refs, released on the loop; the thread reads their fds */
     size_t n_local;
     int64_t local_from; /* the local offsets mapped start here (uploaded end) */
@@ -303,6 +304,7 @@ static void on_segs(void *arg, int status, const idx_segment_t *segs, size_t n, 
         *o = (ac_obj_t){.key = strdup(segs[i].object_key),
                         .base = segs[i].base_offset,
                         .last = segs[i].last_offset,
+                        .base_ts = segs[i].base_ts,
                         .max_ts = segs[i].max_ts,
                         .size = segs[i].size,
                         .term = segs[i].term};
@@ -749,15 +751,22 @@ static void run_deferred(struct tier_acomp *a)
 
 /* ---- The pass ---- */
 
+/* min.cleanable.dirty.ratio of the prefix's bytes, or a dirty object that
+ * began longer than max.compaction.lag.ms ago. */
 static bool is_dirty_enough(const ac_job_t *j, const ac_list_t *l, size_t k, int64_t clean_end)
 {
-    int64_t total = 0, dirty = 0;
+    int64_t total = 0, dirty = 0, oldest_dirty_ts = INT64_MAX;
     for (size_t i = 0; i < k; i++) {
         total += l->v[i].size;
-        if (l->v[i].last >= clean_end)
+        if (l->v[i].last >= clean_end) {
             dirty += l->v[i].size;
+            if (l->v[i].base_ts < oldest_dirty_ts)
+                oldest_dirty_ts = l->v[i].base_ts;
+        }
     }
-    return dirty > 0 && (double)dirty >= j->min_ratio * (double)total;
+    bool is_overdue = j->max_lag_ms != INT64_MAX && oldest_dirty_ts != INT64_MAX &&
+                      j->now_ms - oldest_dirty_ts > j->max_lag_ms;
+    return dirty > 0 && (is_overdue || (double)dirty >= j->min_ratio * (double)total);
 }
 
 static void run_pass(struct tier_acomp *a, ac_job_t *j)
@@ -1043,6 +1052,7 @@ static void offer(struct tier_acomp *a)
         j->partition = c.parts[i];
         j->min_ratio = cfg.min_cleanable_ratio;
         j->min_lag_ms = cfg.min_compaction_lag_ms;
+        j->max_lag_ms = cfg.max_compaction_lag_ms;
         j->delete_retention_ms = cfg.delete_retention_ms;
         j->now_ms = part_now_ms();
         if (take_local(j, log) != 0) {

@@ -15,6 +15,8 @@
   `strata archive verify` accepts the archive, /metrics counts the work, and
   a broker on an empty data directory recovers the compacted archive (its
   index rebuilt from the bucket) and replays the same records.
+- A dirty share below min.cleanable.dirty.ratio waits, and is compacted
+  once max.compaction.lag.ms passes.
 - kill -9 at the moments that matter of throttled archive passes (new objects stored,
   index not switched; index switched, old objects not deleted yet; a random
   moment): right after each kill `strata archive cat` reads the bucket, orphans
@@ -140,13 +142,13 @@ def local_start(b, topic):
     return int(os.path.basename(segs[0])[:20]) if segs else -1
 
 
-def wait_until(pred, timeout, what):
+def wait_until(pred, timeout, what, state=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
             return
         time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
+    raise AssertionError("timed out waiting for %s%s" % (what, ": %r" % (state(),) if state else ""))
 
 
 def segment_batches(raw):
@@ -179,7 +181,8 @@ class ArchiveCompactionTest(unittest.TestCase):
         admin.create_topics([NewTopic(topic, 1, 1, config=BASE_CFG)])[topic].result(30)
         model, last = produce_rounds(b, topic, n_keys, rounds, self.rng)
         wait_until(lambda: index_rows(b, topic) and index_rows(b, topic)[-1][2] == last and
-                   local_start(b, topic) > last // 2, 180, "the archive to hold everything")
+                   local_start(b, topic) > 0, 180, "the archive to hold everything",
+                   lambda: (index_rows(b, topic)[-1:], last, local_start(b, topic)))
         return model, last
 
     def compact(self, b, topic):
@@ -285,6 +288,34 @@ class ArchiveCompactionTest(unittest.TestCase):
             self.assertEqual(rc, 0, log)
         finally:
             b2.close()
+
+    def test_max_compaction_lag_forces_a_pass(self):
+        """A dirty share below min.cleanable.dirty.ratio is compacted once a
+        dirty object began longer than max.compaction.lag.ms ago."""
+        n_keys, rounds, topic = 500, 4, "acompl"
+        b = Broker(*broker_args(self.url), env=self.env)
+        try:
+            model, last = self.archive_all(b, topic, n_keys, rounds)
+            admin = AdminClient({"bootstrap.servers": b.bootstrap})
+            cfg = dict(COMPACT_CFG, **{"min.cleanable.dirty.ratio": "0.9"})
+            res = ConfigResource("topic", topic, set_config=cfg)
+            admin.alter_configs([res])[res].result(30)
+            wait_until(lambda: self.converged(b, topic, last), 120, "the first pass")
+            # A new round of every key: about half the archive is dirty.
+            more, last = produce_rounds(b, topic, n_keys, 1, self.rng)
+            model.update(more)
+            wait_until(lambda: index_rows(b, topic)[-1][2] == last, 120, "the upload")
+            time.sleep(3)
+            self.assertLess(clean_end(b, topic), last + 1)  # below the ratio: no pass
+            cfg["max.compaction.lag.ms"] = "1000"
+            res = ConfigResource("topic", topic, set_config=cfg)
+            admin.alter_configs([res])[res].result(30)
+            wait_until(lambda: self.converged(b, topic, last), 120, "the overdue pass")
+            self.check_replay(b, topic, model, last, [("confluent-kafka", read_confluent)])
+            rc, log = b.stop()
+            self.assertEqual(rc, 0, log)
+        finally:
+            b.close()
 
     def test_kill9_during_archive_passes(self):
         n_keys, rounds, topic = 1500, 8, "acompk"
