@@ -115,17 +115,34 @@ def clean_end(b, topic):
 
 
 def bucket_objects(s3dir):
-    """{object name: bytes} of the segment objects in the S3 test server's store."""
+    """{object name: bytes} of the segment objects in the S3 test server's
+    store whose PUT completed (the server writes their metadata after)."""
     out = {}
     for path in glob.glob(os.path.join(s3dir, "store", "**", "*.seg.zst*"), recursive=True):
         name = os.path.basename(path)
-        if not name.endswith(".seg.zst._S3rver_object"):
+        if (not name.endswith(".seg.zst._S3rver_object") or
+                not os.path.exists(path[:-len("object")] + "metadata.json")):
             continue
         try:
             out[name[:-len("._S3rver_object")]] = os.path.getsize(path)
         except OSError:
             pass  # deleted since the listing
     return out
+
+
+def drop_partial_puts(s3dir):
+    """The S3 test server writes a PUT's bytes straight into the object's
+    file and its metadata once they are all there: a client killed mid-PUT
+    leaves a short object, which S3 never shows (an object appears when its
+    PUT completes). Remove those, as S3 would never have had them."""
+    for path in glob.glob(os.path.join(s3dir, "store", "**", "*.seg.zst._S3rver_object"),
+                          recursive=True):
+        if not os.path.exists(path[:-len("object")] + "metadata.json"):
+            for p in (path, path + ".md5"):
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
 
 
 def local_clean_end(b, topic):
@@ -346,6 +363,7 @@ class ArchiveCompactionTest(unittest.TestCase):
                 else:
                     time.sleep(self.rng.uniform(0.2, 3))
                 b.kill9()
+                drop_partial_puts(self.s3dir)
                 orphans = set(bucket_objects(self.s3dir)) - {r[0] for r in index_rows(b, topic)}
                 kills.append((moment, len(orphans)))
                 # Offline, the bucket with its orphans reads as one partition:
