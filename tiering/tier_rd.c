@@ -730,6 +730,17 @@ static void wait_on(rd_t *r, dl_t *d)
     sweep_on(r->h);
 }
 
+/* Is the chunk at pos of key in the read-ahead window being built (not queued yet)? */
+static bool in_window(const rp_t *rp, const char *key, uint64_t pos)
+{
+    if (rp->wn == 0 || strcmp(rp->wkey, key) != 0)
+        return false;
+    for (size_t i = 0; i < rp->wn; i++)
+        if (rp->wchunks[i].obj_pos == pos)
+            return true;
+    return false;
+}
+
 static void serve(rd_t *r, bool may_park, bool may_cache)
 {
     hyd_t *h = r->h;
@@ -766,11 +777,16 @@ static void serve(rd_t *r, bool may_park, bool may_cache)
     }
     if (may_park)
         h->ts->stats.cache_misses++; /* counted once per read */
-    if (may_park && r->is_sequential && rp &&
-        (rp->ra_next < 0 || rp->ra_next <= r->chunk.first_offset)) {
+    if (may_park && rp &&
+        ((r->is_sequential && (rp->ra_next < 0 || rp->ra_next <= r->chunk.first_offset)) ||
+         (rp->ra_busy && in_window(rp, r->key, r->chunk.obj_pos)))) {
         /* The read-ahead walk has not reached the chunk yet and will put it
          * in a window (had it passed it, the chunk would be in a window or
-         * the cache: it was evicted, and is downloaded alone below). */
+         * the cache: it was evicted, and is downloaded alone below); or the
+         * walk holds it in the window it is building, between two index
+         * lookups: the read joins that window once it is queued instead of
+         * downloading the chunk alone beside it (two GETs of one chunk, seen
+         * under load where lookups are slow). */
         if (!rp->ra_busy && (rp->ra_next < 0 || rp->ra_next < r->chunk.first_offset)) {
             rp->ra_next = r->chunk.first_offset;
             rp->ra_end = false;
