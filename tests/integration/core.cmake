@@ -4,7 +4,7 @@ target_link_libraries(crash_test PRIVATE strata_core strata_tsupport)
 add_test(NAME crash_kill9 COMMAND crash_test 25)
 set_tests_properties(crash_kill9 PROPERTIES LABELS integration TIMEOUT 300)
 add_test(NAME stratad_process COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_stratad.py)
-set_tests_properties(stratad_process PROPERTIES LABELS integration TIMEOUT 300
+set_tests_properties(stratad_process PROPERTIES LABELS integration TIMEOUT 300 RESOURCE_LOCK default_ports
     ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>;CRASH_TEST=$<TARGET_FILE:crash_test>")
 add_test(NAME kafka_clients COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_kafka.py)
 set_tests_properties(kafka_clients PROPERTIES LABELS integration TIMEOUT 900
