@@ -300,12 +300,26 @@ class PowerCutTest(unittest.TestCase):
                 "fs", 0, record_batch(list(values), 7007, epoch, seq))))
 
         self.assertEqual(send(0, (b"a", b"b")), (0, 1))
+        want = [b"x", b"a", b"b"]
         self.fs.fail_syncs()
-        self.assertEqual(send(2, (b"c", b"d")), (NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1))
+        # holdfs takes the signal on its own time: batches synced before it did are
+        # acknowledged (durable); the first one whose sync fails is the written one.
+        seq = 2
+        for _ in range(100):
+            written = (b"c%d" % seq, b"d%d" % seq)
+            r = send(seq, written)
+            if r[0] != 0:
+                break
+            self.assertEqual(r, (0, len(want)))
+            want += written
+            seq += 2
+            time.sleep(0.05)
+        self.assertEqual(r, (NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1))
         self.b.wait_for(r"log failed; appends refused", 60, seen=True)
-        self.assertEqual(send(4, (b"e",)), (KAFKA_STORAGE_ERROR, -1))
-        self.assertEqual(send(5, (b"f",)), (KAFKA_STORAGE_ERROR, -1))  # not OUT_OF_ORDER
-        self.assertEqual(send(2, (b"c", b"d")), (NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1))
+        nxt = seq + 2
+        self.assertEqual(send(nxt, (b"e",)), (KAFKA_STORAGE_ERROR, -1))
+        self.assertEqual(send(nxt + 1, (b"f",)), (KAFKA_STORAGE_ERROR, -1))  # not OUT_OF_ORDER
+        self.assertEqual(send(seq, written), (NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1))
         c.close()
         # kill -9 keeps the written batch (page cache); after the restart its
         # retry is a duplicate and the refused ones follow it.
@@ -313,13 +327,13 @@ class PowerCutTest(unittest.TestCase):
         self.fs.fail_syncs()
         self.b.start(timeout=120)
         c = Conn(self.b.port)
-        self.assertEqual(send(2, (b"c", b"d")), (0, 3))
-        self.assertEqual(send(4, (b"e",)), (0, 5))
-        self.assertEqual(send(5, (b"f",)), (0, 6))
+        self.assertEqual(send(seq, written), (0, len(want)))
+        self.assertEqual(send(nxt, (b"e",)), (0, len(want) + 2))
+        self.assertEqual(send(nxt + 1, (b"f",)), (0, len(want) + 3))
         c.close()
+        want += [*written, b"e", b"f"]
         got, _, hi = read_all(self.b.bootstrap, "fs")
-        self.assertEqual((hi, [got[o] for o in sorted(got)]),
-                         (7, [b"x", b"a", b"b", b"c", b"d", b"e", b"f"]))
+        self.assertEqual((hi, [got[o] for o in sorted(got)]), (len(want), want))
 
     def test_uploads_racing_cuts(self):
         self.broker("-X", "remote.log.storage.system.enable=true",
