@@ -11,7 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import Broker  # noqa: E402
-from kwire import Conn, frame, kstr, uvarint  # noqa: E402
+from kwire import Conn, Reader, frame, kstr, uvarint  # noqa: E402
 
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
@@ -34,58 +34,21 @@ def flex_frame(api, ver, body, corr=7):
     return struct.pack(">i", len(hdr) + len(body)) + hdr + body
 
 
-class Body:
-    """Reads a response after its size, correlation id and header tags."""
-
-    def __init__(self, data, flexible):
-        self.d, self.o = data, 8 + (1 if flexible else 0)
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.d, self.o)
-        self.o += struct.calcsize(fmt)
-        return v[0]
-
-    def uvarint(self):
-        n = shift = 0
-        while True:
-            b = self.d[self.o]
-            self.o += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return n
-
-    def s16(self):
-        n = self.take(">h")
-        v = self.d[self.o:self.o + max(n, 0)].decode()
-        self.o += max(n, 0)
-        return None if n < 0 else v
-
-    def cstr(self):
-        n = self.uvarint() - 1
-        v = self.d[self.o:self.o + max(n, 0)].decode()
-        self.o += max(n, 0)
-        return None if n < 0 else v
-
-    def carray(self, fn):
-        return [fn() for _ in range(self.uvarint() - 1)]
-
-    def tags(self):
-        for _ in range(self.uvarint()):
-            self.uvarint()
-            self.o += self.uvarint()
+def reply(data, flexible):
+    """A Reader of a response after its size, correlation id and header tags."""
+    return Reader(data, 8 + (1 if flexible else 0))
 
 
 def init_pid(c, tid):
     """InitProducerId v1: (error, producer id, epoch)."""
-    r = Body(c.call(frame(22, 1, 1, kstr(tid) + struct.pack(">i", 60000))), False)
+    r = reply(c.call(frame(22, 1, 1, kstr(tid) + struct.pack(">i", 60000))), False)
     r.take(">i")
     return r.take(">h"), r.take(">q"), r.take(">h")
 
 
 def add_offsets(c, tid, pid, epoch, group):
     """AddOffsetsToTxn v1: the error."""
-    r = Body(c.call(frame(25, 1, 1, kstr(tid) + struct.pack(">qh", pid, epoch) + kstr(group))),
+    r = reply(c.call(frame(25, 1, 1, kstr(tid) + struct.pack(">qh", pid, epoch) + kstr(group))),
              False)
     r.take(">i")
     return r.take(">h")
@@ -93,7 +56,7 @@ def add_offsets(c, tid, pid, epoch, group):
 
 def end_txn(c, tid, pid, epoch, commit):
     """EndTxn v1: the error."""
-    r = Body(c.call(frame(26, 1, 1, kstr(tid) + struct.pack(">qh?", pid, epoch, commit))), False)
+    r = reply(c.call(frame(26, 1, 1, kstr(tid) + struct.pack(">qh?", pid, epoch, commit))), False)
     r.take(">i")
     return r.take(">h")
 
@@ -110,7 +73,7 @@ def add_parts_v4(c, txns):
             body += b"\x00"
         body += b"\x00"
     body += b"\x00"
-    r = Body(c.call(flex_frame(24, 4, body)), True)
+    r = reply(c.call(flex_frame(24, 4, body)), True)
     r.take(">i")
     err = r.take(">h")
     out = {}
@@ -126,12 +89,12 @@ def add_parts_v4(c, txns):
                 p, e = r.take(">i"), r.take(">h")
                 r.tags()
                 res[(name, p)] = e
-            r.carray(part)
+            r.array(part)
             r.tags()
-        r.carray(topic)
+        r.array(topic)
         r.tags()
         out[tid] = res
-    r.carray(txn)
+    r.array(txn)
     return err, out
 
 
@@ -141,7 +104,7 @@ def txn_offset_commit_v3(c, tid, pid, epoch, group, generation, member, instance
     body = (cstr(tid) + cstr(group) + struct.pack(">qhi", pid, epoch, generation) + cstr(member)
             + cstr(instance) + uvarint(2) + cstr(topic) + uvarint(2)
             + struct.pack(">iqi", partition, offset, -1) + cstr("") + b"\x00" + b"\x00" + b"\x00")
-    r = Body(c.call(flex_frame(28, 3, body)), True)
+    r = reply(c.call(flex_frame(28, 3, body)), True)
     r.take(">i")
     errs = []
 
@@ -152,9 +115,9 @@ def txn_offset_commit_v3(c, tid, pid, epoch, group, generation, member, instance
             r.take(">i")
             errs.append(r.take(">h"))
             r.tags()
-        r.carray(part)
+        r.array(part)
         r.tags()
-    r.carray(topic_)
+    r.array(topic_)
     return errs[0]
 
 
@@ -163,24 +126,24 @@ def join_group_v5(c, group, instance, member=""):
     body = (kstr(group) + struct.pack(">ii", 30000, 30000) + kstr(member)
             + (kstr(instance) if instance is not None else struct.pack(">h", -1))
             + kstr("consumer") + struct.pack(">i", 1) + kstr("range") + struct.pack(">i", 0))
-    r = Body(c.call(frame(11, 5, 1, body)), False)
+    r = reply(c.call(frame(11, 5, 1, body)), False)
     r.take(">i")
     err, gen = r.take(">h"), r.take(">i")
-    r.s16()
-    r.s16()
-    return err, gen, r.s16()
+    r.str16()
+    r.str16()
+    return err, gen, r.str16()
 
 
 def offset_fetch_v1(c, group, topic, partition):
     """OffsetFetch v1 of one partition: (offset, error)."""
     body = kstr(group) + struct.pack(">i", 1) + kstr(topic) + struct.pack(">ii", 1, partition)
-    r = Body(c.call(frame(9, 1, 1, body)), False)
+    r = reply(c.call(frame(9, 1, 1, body)), False)
     r.take(">i")
-    r.s16()
+    r.str16()
     r.take(">i")
     r.take(">i")
     off = r.take(">q")
-    r.s16()
+    r.str16()
     return off, r.take(">h")
 
 
