@@ -34,6 +34,7 @@ log() { echo "write_caching.sh: $*" >&2; }
 
 PORT=$(free_port)
 BROKERS=127.0.0.1:$PORT
+: >"$DIR/stratad.log" # grep below may run before the broker opens it
 "$STRATAD" --log-dir "$DIR/data" --smp 2 --listeners "$BROKERS" \
     --admin-listener "127.0.0.1:$(free_port)" >"$DIR/stratad.log" 2>&1 &
 SPID=$!
