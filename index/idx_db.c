@@ -446,6 +446,67 @@ static int keys_push(idx__op_t *op, const char *key)
 
 /* ---- Add ---- */
 
+/* Insert the rows of one object: r->seg with r->chunks and r->aborted (the
+ * add's inputs or a replacement's). cum is the cum_max_ts of the partition's
+ * row before it (INT64_MIN for none): each chunk row stores the running
+ * maximum of max_ts from there on, the segment row that of its last chunk,
+ * so a time lookup's "first row with cum_max_ts >= T" holds at once. The add
+ * appends after the last row; after a replace, fix_cum corrects the rows
+ * that follow the replaced ones. */
+static int insert_rows(idx__db_t *d, const idx__repl_t *r, int64_t cum)
+{
+    const idx_segment_t *g = &r->seg;
+    const idx_chunk_t *chunks = r->chunks;
+    size_t n_chunks = r->n_chunks;
+    int64_t seg_cum = cum;
+    for (size_t i = 0; i < n_chunks; i++)
+        if (chunks[i].max_ts > seg_cum)
+            seg_cum = chunks[i].max_ts;
+    sqlite3_stmt *s = stmt_tp(d, S_SEG_INSERT, g->topic, g->partition);
+    sqlite3_bind_int64(s, 3, g->base_offset);
+    sqlite3_bind_int64(s, 4, g->last_offset);
+    sqlite3_bind_int64(s, 5, g->base_ts);
+    sqlite3_bind_int64(s, 6, g->max_ts);
+    sqlite3_bind_int64(s, 7, seg_cum);
+    sqlite3_bind_int64(s, 8, g->size);
+    sqlite3_bind_text(s, 9, g->object_key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 10, g->checksum);
+    sqlite3_bind_int(s, 11, g->term);
+    sqlite3_bind_int(s, 12, IDX_SEG_LIVE);
+    int rc = step_done(s);
+    if (rc != 0)
+        return rc;
+    int64_t id = sqlite3_last_insert_rowid(d->db);
+    s = d->st[S_CHUNK_INSERT];
+    for (size_t i = 0; i < n_chunks && rc == 0; i++) {
+        const idx_chunk_t *c = &chunks[i];
+        if (c->max_ts > cum)
+            cum = c->max_ts;
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, c->first_offset);
+        sqlite3_bind_int64(s, 3, c->last_offset);
+        sqlite3_bind_int64(s, 4, c->first_ts);
+        sqlite3_bind_int64(s, 5, c->max_ts);
+        sqlite3_bind_int64(s, 6, cum);
+        sqlite3_bind_int64(s, 7, c->obj_pos);
+        sqlite3_bind_int64(s, 8, c->obj_len);
+        sqlite3_bind_int64(s, 9, c->raw_len);
+        sqlite3_bind_int64(s, 10, c->checksum);
+        rc = step_done(s);
+    }
+    s = d->st[S_ABORTED_INSERT];
+    for (size_t i = 0; i < r->n_aborted && rc == 0; i++) {
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, r->aborted[i].pid);
+        sqlite3_bind_int64(s, 3, r->aborted[i].first_offset);
+        sqlite3_bind_int64(s, 4, r->aborted[i].last_offset);
+        rc = step_done(s);
+    }
+    return rc;
+}
+
 static int do_add_locked(idx__db_t *d, idx__op_t *op)
 {
     const idx_segment_t *g = &op->seg;
@@ -478,56 +539,12 @@ static int do_add_locked(idx__db_t *d, idx__op_t *op)
         return map_rc(rc);
     }
     sqlite3_reset(s);
-
-    int64_t seg_cum = cum;
-    for (size_t i = 0; i < op->n_chunks; i++)
-        if (op->chunks[i].max_ts > seg_cum)
-            seg_cum = op->chunks[i].max_ts;
-    s = stmt_tp(d, S_SEG_INSERT, g->topic, g->partition);
-    sqlite3_bind_int64(s, 3, g->base_offset);
-    sqlite3_bind_int64(s, 4, g->last_offset);
-    sqlite3_bind_int64(s, 5, g->base_ts);
-    sqlite3_bind_int64(s, 6, g->max_ts);
-    sqlite3_bind_int64(s, 7, seg_cum);
-    sqlite3_bind_int64(s, 8, g->size);
-    sqlite3_bind_text(s, 9, g->object_key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 10, g->checksum);
-    sqlite3_bind_int(s, 11, g->term);
-    sqlite3_bind_int(s, 12, IDX_SEG_LIVE);
-    if ((rc = step_done(s)) != 0)
-        return rc;
-    int64_t id = sqlite3_last_insert_rowid(d->db);
-    s = d->st[S_CHUNK_INSERT];
-    for (size_t i = 0; i < op->n_chunks; i++) {
-        const idx_chunk_t *c = &op->chunks[i];
-        if (c->max_ts > cum)
-            cum = c->max_ts;
-        sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_int64(s, 2, c->first_offset);
-        sqlite3_bind_int64(s, 3, c->last_offset);
-        sqlite3_bind_int64(s, 4, c->first_ts);
-        sqlite3_bind_int64(s, 5, c->max_ts);
-        sqlite3_bind_int64(s, 6, cum);
-        sqlite3_bind_int64(s, 7, c->obj_pos);
-        sqlite3_bind_int64(s, 8, c->obj_len);
-        sqlite3_bind_int64(s, 9, c->raw_len);
-        sqlite3_bind_int64(s, 10, c->checksum);
-        if ((rc = step_done(s)) != 0)
-            return rc;
-    }
-    s = d->st[S_ABORTED_INSERT];
-    for (size_t i = 0; i < op->n_aborted; i++) {
-        const idx_aborted_t *a = &op->aborted[i];
-        sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_int64(s, 2, a->pid);
-        sqlite3_bind_int64(s, 3, a->first_offset);
-        sqlite3_bind_int64(s, 4, a->last_offset);
-        if ((rc = step_done(s)) != 0)
-            return rc;
-    }
-    return 0;
+    const idx__repl_t rows = {.seg = *g,
+                              .chunks = op->chunks,
+                              .n_chunks = op->n_chunks,
+                              .aborted = op->aborted,
+                              .n_aborted = op->n_aborted};
+    return insert_rows(d, &rows, cum);
 }
 
 /* Run body inside BEGIN IMMEDIATE .. COMMIT; a body result > 0 means "nothing
@@ -770,52 +787,22 @@ static int delete_seg(idx__db_t *d, int64_t id)
     return 0;
 }
 
-/* Insert a segment row (cum_max_ts fixed afterwards by fix_cum) with its
- * chunks and aborted rows. */
-static int insert_seg(idx__db_t *d, const idx__repl_t *r)
+/* Insert the replacement r after its old row was deleted: the running
+ * maxima go on from the row before it (the rows after it, replaced or not,
+ * fix_cum brings up to date once all are in). */
+static int insert_repl(idx__db_t *d, idx__op_t *op, const idx__repl_t *r)
 {
-    const idx_segment_t *g = &r->seg;
-    sqlite3_stmt *s = stmt_tp(d, S_SEG_INSERT, g->topic, g->partition);
-    sqlite3_bind_int64(s, 3, g->base_offset);
-    sqlite3_bind_int64(s, 4, g->last_offset);
-    sqlite3_bind_int64(s, 5, g->base_ts);
-    sqlite3_bind_int64(s, 6, g->max_ts);
-    sqlite3_bind_int64(s, 7, INT64_MIN);
-    sqlite3_bind_int64(s, 8, g->size);
-    sqlite3_bind_text(s, 9, g->object_key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 10, g->checksum);
-    sqlite3_bind_int(s, 11, g->term);
-    sqlite3_bind_int(s, 12, IDX_SEG_LIVE);
-    int rc = step_done(s);
-    if (rc != 0)
-        return rc;
-    int64_t id = sqlite3_last_insert_rowid(d->db);
-    s = d->st[S_CHUNK_INSERT];
-    for (size_t i = 0; i < r->n_chunks && rc == 0; i++) {
-        const idx_chunk_t *c = &r->chunks[i];
-        sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_int64(s, 2, c->first_offset);
-        sqlite3_bind_int64(s, 3, c->last_offset);
-        sqlite3_bind_int64(s, 4, c->first_ts);
-        sqlite3_bind_int64(s, 5, c->max_ts);
-        sqlite3_bind_int64(s, 6, INT64_MIN);
-        sqlite3_bind_int64(s, 7, c->obj_pos);
-        sqlite3_bind_int64(s, 8, c->obj_len);
-        sqlite3_bind_int64(s, 9, c->raw_len);
-        sqlite3_bind_int64(s, 10, c->checksum);
-        rc = step_done(s);
-    }
-    s = d->st[S_ABORTED_INSERT];
-    for (size_t i = 0; i < r->n_aborted && rc == 0; i++) {
-        sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_int64(s, 2, r->aborted[i].pid);
-        sqlite3_bind_int64(s, 3, r->aborted[i].first_offset);
-        sqlite3_bind_int64(s, 4, r->aborted[i].last_offset);
-        rc = step_done(s);
-    }
-    return rc;
+    int64_t id, cum = INT64_MIN;
+    idx_segment_t prev;
+    sqlite3_stmt *s = stmt_tp(d, S_SEG_FLOOR, op->topic, op->partition);
+    sqlite3_bind_int64(s, 3, r->seg.base_offset - 1);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        read_seg(s, &prev, &id, &cum);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return map_rc(rc);
+    return insert_rows(d, r, cum);
 }
 
 /* Recompute the running maximum of max_ts of the chunks of segment id,
@@ -937,7 +924,7 @@ static int do_replace_locked(idx__db_t *d, idx__op_t *op)
         else if (!is_match)
             rc = ST_E_NOTFOUND;
         else if ((rc = delete_seg(d, id)) == 0)
-            rc = insert_seg(d, r);
+            rc = insert_repl(d, op, r);
     }
     if (rc == 0 && op->n_repl > 0)
         rc = fix_cum(d, op, old_cum);

@@ -22,7 +22,8 @@ typedef enum {
     IDX__OP_CLEAN_END,
 } idx__op_kind_t;
 
-/* One replacement of IDX__OP_REPLACE, its inputs copied. */
+/* One replacement of IDX__OP_REPLACE, its inputs copied (idx_db.c also
+ * views an add's inputs through it: the rows of one object). */
 typedef struct {
     char *old_key;       /* owned */
     char *key;           /* owned: seg.object_key points here */

@@ -957,6 +957,117 @@ static void test_idx_replace_switches_in_one_transaction(void **state)
     check_plans(f->path);
 }
 
+/* Every chunk row of t/0 in offset order as stored: {first_offset, max_ts,
+ * cum_max_ts}, and each segment row's cum_max_ts checked against its last
+ * chunk's. Returns the number of chunk rows. */
+static size_t stored_cums(const char *path, int64_t (*v)[3], size_t cap)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT c.first_offset, c.max_ts, c.cum_max_ts,"
+                                        " s.cum_max_ts, c.first_offset = (SELECT MAX(first_offset)"
+                                        " FROM chunks WHERE segment = s.id)"
+                                        " FROM segments s JOIN chunks c ON c.segment = s.id"
+                                        " WHERE s.topic = 't' AND s.partition = 0"
+                                        " ORDER BY s.base_offset, c.first_offset",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    size_t n = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        assert_true(n < cap);
+        for (int i = 0; i < 3; i++)
+            v[n][i] = sqlite3_column_int64(s, i);
+        if (sqlite3_column_int(s, 4)) /* the segment's running max is its last chunk's */
+            assert_int_equal(sqlite3_column_int64(s, 3), v[n][2]);
+        n++;
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+/* The replacement of old_key on t/0 by object key holding chunks c. */
+static idx_replace_t repl_t0(const char *old_key, const char *key, const idx_chunk_t *c, size_t n)
+{
+    idx_segment_t g = {.topic = "t",
+                       .base_offset = c[0].first_offset,
+                       .last_offset = c[n - 1].last_offset,
+                       .base_ts = c[0].first_ts,
+                       .size = c[n - 1].obj_pos + c[n - 1].obj_len,
+                       .object_key = key};
+    for (size_t i = 0; i < n; i++)
+        g.max_ts = i == 0 || c[i].max_ts > g.max_ts ? c[i].max_ts : g.max_ts;
+    return (idx_replace_t){old_key, g, c, n};
+}
+
+/* The running maxima a replace stores: [0,29] holds a far-future timestamp
+ * (1000) that its compacted rewrite drops, so every later row's cum_max_ts
+ * must come down to the running max of what is left (a row keeping 1000
+ * would send a lookup for ts 100 to [30,39]); [90,119]'s own 1200 dominates
+ * what follows; the next add goes on from the replaced partition's last
+ * row. Checked row by row in the database, then through lookups. */
+static void test_idx_replace_stores_running_maxima(void **state)
+{
+    fx_t *f = *state;
+    const int64_t t0[3] = {5, 1000, 25}, t1[3] = {35, 45, 55}, t2[3] = {65, 60, 85},
+                  t3[3] = {1200, 100, 110};
+    assert_int_equal(add_seg_on(&f->loop, f->cl, "t", 0, 0, 3, 10, t0), 0);
+    assert_int_equal(add_seg_on(&f->loop, f->cl, "t", 0, 30, 3, 10, t1), 0);
+    assert_int_equal(add_seg_on(&f->loop, f->cl, "t", 0, 60, 3, 10, t2), 0);
+    assert_int_equal(add_seg_on(&f->loop, f->cl, "t", 0, 90, 3, 10, t3), 0);
+    int64_t v[16][3];
+    assert_int_equal(stored_cums(f->path, v, 16), 12);
+    assert_int_equal(v[5][2], 1000); /* [50,59] before: under the far-future max */
+    res_t r;
+    assert_int_equal(lookup_ts(f, "t", 0, 30, &r), 0);
+    assert_int_equal(r.loc.chunk.first_offset, 10);
+
+    char old0[128], old2[128];
+    snprintf(old0, sizeof old0, "pfx/t/0/%020d-%020d-1.seg.zst", 0, 29);
+    snprintf(old2, sizeof old2, "pfx/t/0/%020d-%020d-1.seg.zst", 60, 89);
+    /* [0,29] keeps [0,9] and [20,29]; [60,89] keeps [60,69] and [80,89]. */
+    idx_chunk_t c0[] = {{0, 9, 4, 5, 0, 40, 100, 1}, {20, 29, 24, 25, 40, 40, 100, 2}};
+    idx_chunk_t c2[] = {{60, 69, 64, 65, 0, 40, 100, 3}, {80, 89, 84, 85, 40, 40, 100, 4}};
+    idx_replace_t rv[] = {repl_t0(old0, "pfx/t/0/c0", c0, 2), repl_t0(old2, "pfx/t/0/c2", c2, 2)};
+    assert_int_equal(replace(f, rv, 2, 90), 0);
+    const int64_t want[][3] = {{0, 5, 5},        {20, 25, 25},    {30, 35, 35}, {40, 45, 45},
+                               {50, 55, 55},     {60, 65, 65},    {80, 85, 85}, {90, 1200, 1200},
+                               {100, 100, 1200}, {110, 110, 1200}};
+    size_t n = stored_cums(f->path, v, 16);
+    assert_int_equal(n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 3; k++)
+            if (v[i][k] != want[i][k])
+                fail_msg("chunk row %zu column %d: %lld, want %lld", i, k, (long long)v[i][k],
+                         (long long)want[i][k]);
+    assert_int_equal(lookup_ts(f, "t", 0, 30, &r), 0);
+    assert_int_equal(r.loc.chunk.first_offset, 30);
+    assert_int_equal(lookup_ts(f, "t", 0, 80, &r), 0);
+    assert_int_equal(r.loc.chunk.first_offset, 80);
+    assert_int_equal(lookup_ts(f, "t", 0, 100, &r), 0);
+    assert_int_equal(r.loc.chunk.first_offset, 90);
+    assert_int_equal(lookup_ts(f, "t", 0, 1100, &r), 0);
+    assert_int_equal(r.loc.chunk.first_offset, 90);
+
+    /* Replacing the last row again, now with a higher max (an index row is
+     * what it is told): its own rows rise; an add then continues from it. */
+    rv[1].old_key = "pfx/t/0/c2";
+    rv[1].seg.object_key = "pfx/t/0/c2b";
+    c2[0].max_ts = 70;
+    assert_int_equal(replace(f, &rv[1], 1, 95), 0);
+    const int64_t t4[1] = {50};
+    assert_int_equal(add_seg_on(&f->loop, f->cl, "t", 0, 120, 1, 10, t4), 0);
+    n = stored_cums(f->path, v, 16);
+    assert_int_equal(n, 11);
+    assert_int_equal(v[5][2], 70);
+    assert_int_equal(v[6][2], 85);
+    assert_int_equal(v[10][0], 120);
+    assert_int_equal(v[10][2], 1200);
+    check_plans(f->path);
+}
+
 static void test_idx_open_rejects_bad_files(void **state)
 {
     fx_t *f = *state;
@@ -1052,6 +1163,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idx_aborted_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idx_replace_switches_in_one_transaction, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_idx_replace_stores_running_maxima, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
