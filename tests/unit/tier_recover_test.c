@@ -14,68 +14,20 @@
 #include <cmocka.h>
 
 #include "index/idx.h"
-#include "tests/support/tbatch.h"
+#include "tests/support/tobj.h"
 #include "tiering/obj.h"
 #include "tiering/seg.h"
 #include "tiering/tier.h"
 
-typedef struct {
-    uint8_t *p;
-    size_t len, cap;
-} mbuf_t;
-
-static int sink(void *arg, const void *data, size_t n)
-{
-    mbuf_t *b = arg;
-    if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2;
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    return 0;
-}
-
 /* A segment of n_batches batches of 20 records from base, as an object. */
-static void make_object(int64_t base, int n_batches, mbuf_t *obj, tier_seg_info_t *info)
+static void make_object(int64_t base, int n_batches, tobj_buf_t *obj, tier_seg_info_t *info)
 {
-    tier_seg_opts_t o = {.frame_target_bytes = 16384};
-    tier_seg_writer_t *w;
-    assert_int_equal(tier_seg_writer_new(&o, sink, obj, &w), 0);
-    for (int k = 0; k < n_batches; k++) {
-        size_t len;
-        uint8_t *b = tbatch_build(20, 300, (uint64_t)k, 1700000000000 + k * 100, &len);
-        int64_t off = base + k * 20;
-        for (int i = 0; i < 8; i++)
-            b[i] = (uint8_t)((uint64_t)off >> (56 - 8 * i)); /* baseOffset, outside the CRC */
-        assert_int_equal(tier_seg_writer_write(w, b, len), 0);
-        free(b);
-    }
-    assert_int_equal(tier_seg_writer_finish(w, info), 0);
-    tier_seg_writer_free(w);
-}
-
-typedef struct {
-    bool done;
-    int status;
-} wait_t;
-
-static void on_put(obj_req_t *req, obj_result_t *res, void *arg)
-{
-    (void)req;
-    wait_t *w = arg;
-    w->done = true;
-    w->status = res->status;
+    assert_int_equal(tobj_build(base, n_batches, 16384, obj, info), 0);
 }
 
 static void put(uv_loop_t *loop, obj_store_t *st, const char *key, const void *p, size_t n)
 {
-    wait_t w = {false, 0};
-    assert_int_equal(obj_put(st, key, p, n, on_put, &w, NULL), 0);
-    while (!w.done)
-        uv_run(loop, UV_RUN_ONCE);
-    assert_int_equal(w.status, 0);
+    assert_int_equal(tobj_put(loop, st, key, p, n), 0);
 }
 
 typedef struct {
@@ -119,7 +71,7 @@ static void test_tier_recover_rebuilds_rows_as_uploaded(void **state)
     assert_int_equal(obj_store_new(&loop, &oc, &st, err, sizeof(err)), 0);
 
     /* t-3: two segments; u-0: one; plus a foreign object and a corrupt one. */
-    mbuf_t o1 = {0}, o2 = {0}, o3 = {0};
+    tobj_buf_t o1 = {0}, o2 = {0}, o3 = {0};
     tier_seg_info_t i1, i2, i3;
     make_object(0, 30, &o1, &i1);
     make_object(600, 10, &o2, &i2);
@@ -236,7 +188,7 @@ static void test_tier_recover_prefers_the_longest_object_of_an_offset(void **sta
     obj_store_t *st;
     assert_int_equal(obj_store_new(&loop, &oc, &st, err, sizeof(err)), 0);
     static const int64_t base[] = {0, 100, 100, 200}, n[] = {5, 2, 5, 5};
-    mbuf_t o[4] = {{0}};
+    tobj_buf_t o[4] = {{0}};
     tier_seg_info_t info[4];
     char k[4][512];
     for (int i = 0; i < 4; i++) {
