@@ -152,12 +152,12 @@
       "Partitions of an automatically created topic.")                                             \
     X(MAX_PARTITIONS, "strata.max.partitions", CFG_INT, "0", 0, INT32_MAX, 1,                      \
       "Partitions of all topics together; CreateTopics, CreatePartitions and auto-creation "        \
-      "beyond it are refused (POLICY_VIOLATION). Strata-only: every partition keeps about 4 "      \
-      "files open and costs memory, and one request could otherwise ask for millions. 0 (the "     \
-      "default) derives it from the open file limit N (stratad raises the soft RLIMIT_NOFILE to "  \
-      "the hard one at start): min(100000, max(1, (N - max(256, N / 4)) / 4)), leaving a quarter " \
-      "of the descriptors (at least 256) for connections and the rest; the value is logged at "    \
-      "start.")                                                                                    \
+      "beyond it are refused (POLICY_VIOLATION). Strata-only: a partition keeps a file open per "  \
+      "local segment (its .log) and costs memory, and one request could otherwise ask for "        \
+      "millions. 0 (the default) derives it from the open file limit N (stratad raises the soft "  \
+      "RLIMIT_NOFILE to the hard one at start): min(100000, max(1, (N - max(256, N / 4)) / 2)), "  \
+      "2 descriptors a partition (its active segment and one sealed) after a quarter of them (at " \
+      "least 256) for connections and the rest; the value is logged at start.")                    \
     X(AUTO_CREATE, "auto.create.topics.enable", CFG_BOOL, "true", 0, 1, 1,                         \
       "Create a topic when a client produces to or asks for an unknown one.")                      \
     X(OFFSETS_RETENTION_MIN, "offsets.retention.minutes", CFG_INT, "10080", 1, INT32_MAX, 0,       \

@@ -58,11 +58,19 @@ const char *kh_sec_proto_name(kh_sec_proto_t p);
 bool kh_sec_proto_is_tls(kh_sec_proto_t p);
 bool kh_sec_proto_is_sasl(kh_sec_proto_t p);
 
+/* Descriptors counted per partition by strata.max.partitions's default. A
+ * partition keeps one open per local segment, its .log (core/plog.c; the
+ * index files and the directory are opened only to load, save or fsync):
+ * its active segment, and each sealed one until retention (or, archived,
+ * local retention) deletes it. The default counts the active segment and
+ * one sealed segment. */
+#define KH_FDS_PER_PARTITION 2
+
 /** strata.max.partitions when it is 0 (the default): what the open file
  * limit N (soft RLIMIT_NOFILE now; stored in *nofile) allows,
- * min(100000, max(1, (N - max(256, N / 4)) / 4)): about 4 descriptors per
- * partition, a quarter (at least 256) left for connections, the databases
- * and the archive. */
+ * min(100000, max(1, (N - max(256, N / 4)) / KH_FDS_PER_PARTITION)): a
+ * quarter of the descriptors (at least 256) left for connections, the
+ * databases and the archive. */
 int64_t kh_max_partitions_derived(uint64_t *nofile);
 
 /** Partitions of all topics of snap (a request sums them once). */

@@ -110,7 +110,7 @@ int64_t kh_max_partitions_derived(uint64_t *nofile_out)
                           : 1048576;
     *nofile_out = nofile;
     uint64_t headroom = nofile / 4 > 256 ? nofile / 4 : 256;
-    uint64_t n = nofile > headroom ? (nofile - headroom) / 4 : 0;
+    uint64_t n = nofile > headroom ? (nofile - headroom) / KH_FDS_PER_PARTITION : 0;
     return n < 1 ? 1 : n > 100000 ? 100000 : (int64_t)n;
 }
 
@@ -123,9 +123,9 @@ bool kh_partitions_room(
     snprintf(why, why_len,
              "%" PRId64 " more partitions would make %" PRId64
              ", over strata.max.partitions=%" PRId64
-             " (by default derived from the open file limit: each partition keeps about 4 "
-             "files open)",
-             adding, total + adding, max);
+             " (by default derived from the open file limit: a partition keeps a file open per "
+             "segment, %d counted each)",
+             adding, total + adding, max, KH_FDS_PER_PARTITION);
     return false;
 }
 

@@ -128,9 +128,9 @@ static void shard_failed(broker_t *b, const char *err, int rc)
     struct rlimit rl;
     if ((rc == -EMFILE || rc == UV_EMFILE || rc == -ENFILE) && getrlimit(RLIMIT_NOFILE, &rl) == 0)
         ST_ERROR("stratad",
-                 "shard cannot start: %s (%s): every partition keeps about 4 files open (its "
-                 "directory, active segment and its two indexes); the limit is %llu "
-                 "(ulimit -n): raise it, or the system's hard limit",
+                 "shard cannot start: %s (%s): every partition keeps a file open per segment "
+                 "(its .log); the limit is %llu (ulimit -n): raise it, or the system's hard "
+                 "limit",
                  err[0] ? err : "opening partitions", st_strerror(rc),
                  (unsigned long long)rl.rlim_cur);
     else
@@ -316,7 +316,7 @@ static void on_fatal(uv_async_t *a)
             ST_WARN("stratad",
                     "the topics have %lld partitions, more than strata.max.partitions=%lld: new "
                     "topics and partitions are refused, and the open file limit may be too small "
-                    "for them (about 4 files each; raise ulimit -n)",
+                    "for them (a file per segment; raise ulimit -n)",
                     (long long)n, (long long)max);
     }
 }
@@ -831,7 +831,7 @@ static int load_config(int argc, char **argv, cfg_t *c, bool *check_only)
     return 0;
 }
 
-/* Partitions keep files open (about 4 each): take the whole hard limit of
+/* Partitions keep files open (one per segment): take the whole hard limit of
  * descriptors, as Kafka's and Redpanda's installs do with their ulimits. */
 static void raise_nofile(void)
 {
@@ -858,9 +858,9 @@ static int derive_max_partitions(cfg_t *cfg)
     if (cfg_set(cfg, "strata.max.partitions", text, "default", NULL, 0) != 0)
         return 1;
     ST_INFO("stratad",
-            "strata.max.partitions=%lld, derived from the open file limit %llu (about 4 files per "
-            "partition; set strata.max.partitions or raise ulimit -n to change it)",
-            (long long)n, (unsigned long long)nofile);
+            "strata.max.partitions=%lld, derived from the open file limit %llu (%d files counted "
+            "per partition; set strata.max.partitions or raise ulimit -n to change it)",
+            (long long)n, (unsigned long long)nofile, KH_FDS_PER_PARTITION);
     return 0;
 }
 

@@ -11,9 +11,9 @@ state deterministically: it lowers the running broker's soft RLIMIT_NOFILE
 (prlimit --pid) to the lowest descriptor number among the spares, so that
 every descriptor below the limit is in use, then connects more clients.
 
-strata.max.partitions defaults to what the open file limit allows (about 4
-descriptors per partition): MaxPartitionsDefaultTest starts stratad under
-prlimit with a small hard limit.
+strata.max.partitions defaults to what the open file limit allows (a partition
+keeps a descriptor per segment, its .log; 2 are counted per partition):
+MaxPartitionsDefaultTest starts stratad under prlimit with a small hard limit.
 Run against the ASan+UBSan stratad too (scripts/test.sh)."""
 import os
 import re
@@ -27,7 +27,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from broker import SANITIZER_LINES, Broker  # noqa: E402
-from confluent_kafka import KafkaError, KafkaException  # noqa: E402
+from confluent_kafka import KafkaError, KafkaException, Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
 from kwire import frame, kstr, produce_v7, read_frame, record_batch  # noqa: E402
 from test_admin import http, parse_metrics  # noqa: E402
@@ -191,8 +191,11 @@ class FdExhaustionTest(unittest.TestCase):
 
 class MaxPartitionsDefaultTest(unittest.TestCase):
     """Under `prlimit --nofile=300:512` stratad raises its soft limit to 512 and
-    derives strata.max.partitions = min(100000, max(1, (512 - max(256, 512 / 4)) / 4))
-    = 64; an explicit value wins."""
+    derives strata.max.partitions = min(100000, max(1, (512 - max(256, 512 / 4)) / 2))
+    = 128; an explicit value wins. The partitions it allows are used (a record
+    in each, so each has its log and active segment open) and restarted with
+    (every segment reopened at once): the descriptors they take stay within
+    what the formula counts."""
 
     def start(self, *args):
         b = Broker(*args, wrap=["prlimit", "--nofile=300:512"])
@@ -209,29 +212,45 @@ class MaxPartitionsDefaultTest(unittest.TestCase):
         self.assertEqual(str(admin["value"]), kafka)
         return int(kafka), admin["source"]
 
+    def segment_fds(self, pid):
+        return sum(1 for t in fds(pid).values() if t.endswith(".log"))
+
     def test_derived_from_the_open_file_limit(self):
         b = self.start()
         self.assertEqual(nofile(b.proc.pid), (512, 512))  # soft raised to the hard limit
-        b.wait_for(r"strata\.max\.partitions=64, derived from the open file limit 512", seen=True)
-        self.assertEqual(self.max_partitions(b), (64, "default"))
+        b.wait_for(r"strata\.max\.partitions=128, derived from the open file limit 512", seen=True)
+        self.assertEqual(self.max_partitions(b), (128, "default"))
         a = AdminClient({"bootstrap.servers": b.bootstrap})
-        a.create_topics([NewTopic("sixty", 60, 1)])["sixty"].result(60)
+        a.create_topics([NewTopic("many", 120, 1)])["many"].result(60)
         with self.assertRaises(KafkaException) as e:
             a.create_topics([NewTopic("ten", 10, 1)])["ten"].result(30)
         err = e.exception.args[0]
         self.assertEqual(err.code(), KafkaError.POLICY_VIOLATION, err)
-        self.assertIn("over strata.max.partitions=64 (by default derived from the open file "
+        self.assertIn("over strata.max.partitions=128 (by default derived from the open file "
                       "limit", err.str())
-        a.create_topics([NewTopic("four", 4, 1)])["four"].result(30)  # exactly 64
+        a.create_topics([NewTopic("eight", 8, 1)])["eight"].result(30)  # exactly 128
+        # A record in each: every partition has its log and active segment open.
+        before = len(fds(b.proc.pid))
+        p = Producer({"bootstrap.servers": b.bootstrap})
+        for topic, n in (("many", 120), ("eight", 8)):
+            for part in range(n):
+                p.produce(topic, b"v", partition=part)
+        self.assertEqual(p.flush(60), 0)
+        del p
+        opened = len(fds(b.proc.pid)) - before
+        self.assertEqual(self.segment_fds(b.proc.pid), 128)  # one .log each, nothing else kept
+        self.assertLessEqual(opened, 2 * 128, "more descriptors per partition than counted")
         rc, out = b.stop()
         self.assertEqual(rc, 0, out[-3000:])
         for bad in SANITIZER_LINES:
             self.assertNotIn(bad, out)
-        # Restarted with a smaller explicit bound than the partitions it has: it says so.
+        # Restarted with a smaller explicit bound than the partitions it has: it says so,
+        # and opens them all again (one descriptor each) within the limit.
         b.args += ["-X", "strata.max.partitions=10"]
         b.start()
-        b.wait_for(r"the topics have 64 partitions, more than strata\.max\.partitions=10",
+        b.wait_for(r"the topics have 128 partitions, more than strata\.max\.partitions=10",
                    seen=True)
+        self.assertEqual(self.segment_fds(b.proc.pid), 128)
         rc, out = b.stop()
         self.assertEqual(rc, 0, out[-3000:])
 
