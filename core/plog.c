@@ -1190,6 +1190,26 @@ static int hdr_at(hdr_rd_t *r, int64_t pos, plog_batch_hdr_t *h)
     return rc;
 }
 
+/* The last index entry of s past end whose batch certainly belongs to a read that may
+ * end at limit_pos and must stay below hw: the next entry starts at or before limit_pos
+ * (the batch ends there at the latest) and its last offset is below hw. Every batch
+ * between end and it fits as well (positions and offsets grow together). Index entries
+ * are hints: the caller checks the header it finds there. @return the entry, or -1. */
+static int idx_skip(const plog_seg_t *s, int64_t end, int64_t limit_pos, int64_t hw)
+{
+    int lo = 0, hi = s->n_idx - 2, ans = -1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (s->idx[mid + 1].pos <= limit_pos && s->base_offset + s->idx[mid].rel_offset < hw) {
+            ans = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return ans >= 0 && s->idx[ans].pos > end ? ans : -1;
+}
+
 int plog_read(plog_t *log, int64_t offset, int64_t max_bytes, plog_slice_t *out)
 {
     return plog_read_upto(log, offset, max_bytes, INT64_MAX, out);
@@ -1257,14 +1277,25 @@ int plog_read_upto(plog_t *log, int64_t offset, int64_t max_bytes, int64_t limit
     }
     int64_t start = pos, end = pos;
     out->first_offset = h.base_offset;
-    do {
+    for (;;) {
         int64_t blen = (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
         if ((end > start && end - start + blen > max_bytes) ||
             h.base_offset + h.last_offset_delta >= hw)
             break;
         end += blen;
         out->next_offset = h.base_offset + h.last_offset_delta + 1;
-    } while (end < s->size && hdr_at(r, end, &h) == 0);
+        /* Jump over the batches the index proves fit: one header read instead of one per
+         * batch (with 64 KiB batches a 4 MiB read walked 64 headers, each a pread). */
+        plog_batch_hdr_t jh;
+        int k = idx_skip(s, end, max_bytes < s->size ? start + max_bytes : s->size, hw);
+        if (k >= 0 && hdr_at(r, s->idx[k].pos, &jh) == 0 &&
+            jh.base_offset + jh.last_offset_delta == s->base_offset + s->idx[k].rel_offset) {
+            end = s->idx[k].pos + (int64_t)jh.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+            out->next_offset = jh.base_offset + jh.last_offset_delta + 1;
+        }
+        if (end >= s->size || hdr_at(r, end, &h) != 0)
+            break;
+    }
     free(r);
     if (end == start) {
         out->first_offset = out->next_offset = asked;

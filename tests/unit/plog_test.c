@@ -221,6 +221,89 @@ static void test_plog_index_lookup_at_and_between_entries(void **state)
     close_log(f, log);
 }
 
+/* Read syscalls made so far by the calling thread (/proc/thread-self/io syscr); one
+ * read(2) of that file itself is counted by the next call. */
+static long thread_syscr(void)
+{
+    char buf[1024];
+    int fd = open("/proc/thread-self/io", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    assert_true(n > 0);
+    buf[n] = 0;
+    const char *p = strstr(buf, "syscr:");
+    assert_non_null(p);
+    return strtol(p + 6, NULL, 10);
+}
+
+/* A read of many batches returns exactly the batches that fit (max_bytes, the first batch
+ * whole, never at or past the limit) and finds its end through the in-memory index: a few
+ * header reads, not one per batch (64 KiB batches made a 4 MiB Fetch pread 64 headers). */
+static void test_plog_read_many_batches_exact_with_few_header_reads(void **state)
+{
+    fx_t *f = *state;
+    plog_t *log = open_log(f, NULL); /* index.interval.bytes 4096 */
+    enum { NB = 240 };
+    int64_t base[NB + 1], pos[NB + 1];
+    int cnt[NB];
+    g_append_nowait = true;
+    base[0] = pos[0] = 0;
+    for (int i = 0; i < NB; i++) {
+        cnt[i] = 2 + i % 9; /* 1.8 to 9 KiB: some batches below the index interval */
+        size_t len;
+        free(tbatch_build(cnt[i], 900, (uint64_t)i, 1, &len));
+        assert_int_equal(append(log, cnt[i], 900, (uint64_t)i, 1), base[i]);
+        base[i + 1] = base[i] + cnt[i];
+        pos[i + 1] = pos[i] + (int64_t)len;
+    }
+    g_append_nowait = false;
+    int done = 0;
+    plog_waiter_t w; /* all of it durable: the high watermark is the end */
+    plog_wait_durable(log, &w, base[NB], on_synced_flag, &done);
+    while (!done)
+        uv_run(g_loop, UV_RUN_ONCE);
+    /* The model: batches from the one holding o while they fit max_bytes (the first one
+     * whole) and end below limit. */
+    uint64_t rnd = 42;
+    for (int q = 0; q < 400; q++) {
+        rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+        int64_t o = (int64_t)((rnd >> 33) % (uint64_t)base[NB]);
+        int64_t max = q % 4 == 0 ? 1 : (int64_t)((rnd >> 13) % (1u << 20));
+        int64_t limit = q % 3 == 0 ? INT64_MAX : o + (int64_t)((rnd >> 7) % 400);
+        int k = 0;
+        while (base[k + 1] <= o)
+            k++;
+        int e = k;
+        while (e < NB && base[e + 1] <= limit && (e == k || pos[e + 1] - pos[k] <= max))
+            e++;
+        plog_slice_t s;
+        assert_int_equal(plog_read_upto(log, o, max, limit, &s), 0);
+        if (e == k) {
+            assert_int_equal(s.len, 0);
+            continue;
+        }
+        assert_int_equal(s.pos, pos[k]);
+        assert_int_equal(s.len, pos[e] - pos[k]);
+        assert_int_equal(s.first_offset, base[k]);
+        assert_int_equal(s.next_offset, base[e]);
+        plog_slice_release(&s);
+    }
+    /* About 1 MiB of ~5.5 KiB batches (the 16 KiB header buffer holds 3): one pread per
+     * ~3 batches walked, 60 or more; through the index a handful. */
+    plog_slice_t s;
+    long r0 = thread_syscr();
+    long r1 = thread_syscr();
+    assert_int_equal(plog_read(log, 3, 1 << 20, &s), 0);
+    long r2 = thread_syscr();
+    assert_true(s.len > (1 << 20) - 10000 && s.len <= (1 << 20));
+    long preads = (r2 - r1) - (r1 - r0);
+    print_message("header reads for a %" PRId64 " byte read: %ld\n", s.len, preads);
+    assert_true(preads <= 4);
+    plog_slice_release(&s);
+    close_log(f, log);
+}
+
 typedef struct {
     int64_t first_base, n_from; /* the first header's base, headers at or past from */
     int64_t from;
@@ -1146,6 +1229,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plog_one_descriptor_per_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_index_lookup_at_and_between_entries, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_plog_read_many_batches_exact_with_few_header_reads,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_offset_for_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_scan_from, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_roll_by_bytes_and_ms, setup, teardown),
