@@ -11,7 +11,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
-import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -24,12 +23,7 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.MemberDescription;
-import org.apache.kafka.clients.consumer.ConsumerConfig;
-import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
-import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
-import org.apache.kafka.clients.producer.KafkaProducer;
-import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.GroupState;
 import org.apache.kafka.common.GroupType;
 import org.apache.kafka.common.TopicPartition;
@@ -51,49 +45,20 @@ import org.junit.jupiter.api.Test;
 
 class ConsumerProtocolTest {
     private static KafkaConsumer<String, String> member(String group) {
-        return Strata.consumer(group, Map.of(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer"));
+        return Groups.consumer(group, "consumer");
     }
 
-    private static void produce(String topic, int parts, int from, int to) throws Exception {
-        try (KafkaProducer<String, String> p = Strata.producer(Map.of())) {
-            for (int i = from; i < to; i++)
-                p.send(new ProducerRecord<>(topic, i % parts, "k", "v" + i));
-            p.flush();
-        }
-    }
-
-    /** Polls every consumer in turn, committing synchronously after each batch (and on
-     * revocation), until cond holds; every record read goes into seen, twice-read ones fail. */
+    /** Polls every consumer (committing after each batch) until cond holds; every record read
+     * goes into seen, twice-read ones fail. */
     private static void pollUntil(List<KafkaConsumer<String, String>> cs, Map<String, Integer> seen,
                                   Map<KafkaConsumer<String, String>, Integer> reads, BooleanSupplier cond,
                                   String what) {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
-        while (!cond.getAsBoolean()) {
-            if (System.nanoTime() > deadline)
-                throw new AssertionError("timed out waiting for " + what + "; assignments "
-                        + cs.stream().map(c -> c.assignment().toString()).toList() + ", read " + seen.size());
-            for (KafkaConsumer<String, String> c : cs) {
-                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(100))) {
-                    Integer prev = seen.put(r.value(), r.partition());
-                    if (prev != null)
-                        throw new AssertionError(r.value() + " read twice");
-                    reads.merge(c, 1, Integer::sum);
-                }
-                c.commitSync();
-            }
-        }
-    }
-
-    private static void subscribe(KafkaConsumer<String, String> c, String topic) {
-        c.subscribe(List.of(topic), new ConsumerRebalanceListener() {
-            @Override
-            public void onPartitionsRevoked(Collection<TopicPartition> parts) {
-                c.commitSync();
-            }
-
-            @Override
-            public void onPartitionsAssigned(Collection<TopicPartition> parts) {}
-        });
+        Groups.pollUntil(cs, (c, r) -> {
+            Integer prev = seen.put(r.value(), r.partition());
+            if (prev != null)
+                throw new AssertionError(r.value() + " read twice");
+            reads.merge(c, 1, Integer::sum);
+        }, cond, what, () -> "read " + seen.size());
     }
 
     @Test
@@ -102,13 +67,13 @@ class ConsumerProtocolTest {
         String group = Strata.unique("j848-g");
         int parts = 6;
         Strata.createTopic(topic, parts);
-        produce(topic, parts, 0, 300);
+        Groups.produce(topic, parts, 0, 300);
         Map<String, Integer> seen = new HashMap<>();
         Map<KafkaConsumer<String, String>, Integer> reads = new HashMap<>();
         KafkaConsumer<String, String> c1 = member(group), c2 = member(group), c3 = member(group);
         try {
-            subscribe(c1, topic);
-            subscribe(c2, topic);
+            Groups.subscribe(c1, topic);
+            Groups.subscribe(c2, topic);
             List<KafkaConsumer<String, String>> two = List.of(c1, c2);
             pollUntil(two, seen, reads, () -> seen.size() == 300 && c1.assignment().size() == 3
                     && c2.assignment().size() == 3, "two members with 3 partitions each and 300 records");
@@ -117,13 +82,12 @@ class ConsumerProtocolTest {
             assertEquals(new HashSet<>(Strata.partitions(topic, parts)), union);
 
             /* A third member joins: partitions move to it only once revoked elsewhere. */
-            subscribe(c3, topic);
+            Groups.subscribe(c3, topic);
             List<KafkaConsumer<String, String>> three = List.of(c1, c2, c3);
             pollUntil(three, seen, reads, () -> c1.assignment().size() == 2 && c2.assignment().size() == 2
                     && c3.assignment().size() == 2, "three members with 2 partitions each");
             try (Admin a = Strata.admin()) {
-                ConsumerGroupDescription d = a.describeConsumerGroups(List.of(group)).all()
-                        .get(30, TimeUnit.SECONDS).get(group);
+                ConsumerGroupDescription d = Groups.describe(group);
                 assertEquals(GroupType.CONSUMER, d.type());
                 assertEquals(3, d.members().size());
                 assertEquals("uniform", d.partitionAssignor());
@@ -142,7 +106,7 @@ class ConsumerProtocolTest {
                     }
                 assertTrue(listed);
             }
-            produce(topic, parts, 300, 600);
+            Groups.produce(topic, parts, 300, 600);
             pollUntil(three, seen, reads, () -> seen.size() == 600, "600 records");
             assertTrue(reads.getOrDefault(c3, 0) >= 100, "the new member read " + reads.get(c3));
 
@@ -150,14 +114,11 @@ class ConsumerProtocolTest {
             c3.close();
             pollUntil(two, seen, reads, () -> c1.assignment().size() == 3 && c2.assignment().size() == 3,
                     "two members with 3 partitions each again");
-            produce(topic, parts, 600, 900);
+            Groups.produce(topic, parts, 600, 900);
             pollUntil(two, seen, reads, () -> seen.size() == 900, "900 records");
-            try (Admin a = Strata.admin()) {
-                ConsumerGroupDescription d = a.describeConsumerGroups(List.of(group)).all()
-                        .get(30, TimeUnit.SECONDS).get(group);
-                assertEquals(2, d.members().size());
-                assertEquals(GroupState.STABLE, d.groupState());
-            }
+            ConsumerGroupDescription d = Groups.describe(group);
+            assertEquals(2, d.members().size());
+            assertEquals(GroupState.STABLE, d.groupState());
         } finally {
             c1.close();
             c2.close();
@@ -189,11 +150,11 @@ class ConsumerProtocolTest {
         assertEquals(Errors.NONE.code(), r.errorCode());
         assertEquals(1, r.memberEpoch());
         assertEquals(2, r.assignment().topicPartitions().get(0).partitions().size());
-        produce(topic, 2, 0, 100);
+        Groups.produce(topic, 2, 0, 100);
         Map<String, Integer> seen = new HashMap<>();
         Map<KafkaConsumer<String, String>, Integer> reads = new HashMap<>();
         try (KafkaConsumer<String, String> c = member(group)) {
-            subscribe(c, topic);
+            Groups.subscribe(c, topic);
             /* The wire member owns both partitions and never revokes: c waits for them, then
              * gets both once the session expired (6 s in test_java.py). */
             pollUntil(List.of(c), seen, reads, () -> seen.size() == 100 && c.assignment().size() == 2,

@@ -15,9 +15,6 @@ import java.io.File;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
-import java.time.Duration;
-import java.util.ArrayList;
-import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -25,16 +22,9 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
 
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
-import org.apache.kafka.clients.consumer.ConsumerConfig;
-import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
-import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
-import org.apache.kafka.clients.producer.KafkaProducer;
-import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.GroupType;
-import org.apache.kafka.common.TopicPartition;
 import org.junit.jupiter.api.Test;
 
 class Kip848MixedTest {
@@ -154,61 +144,17 @@ class Kip848MixedTest {
         }
     }
 
-    static void produce(String topic, int parts, int from, int to) throws Exception {
-        try (KafkaProducer<String, String> p = Strata.producer(Map.of())) {
-            for (int i = from; i < to; i++)
-                p.send(new ProducerRecord<>(topic, i % parts, "k", "v" + i));
-            p.flush();
-        }
-    }
-
     static KafkaConsumer<String, String> javaMember(String group, String protocol, String topic) {
-        KafkaConsumer<String, String> c = protocol.equals("consumer")
-                ? Strata.consumer(group, Map.of(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer"))
-                : Strata.consumer(group, Map.of());
-        c.subscribe(List.of(topic), new ConsumerRebalanceListener() {
-            @Override
-            public void onPartitionsRevoked(Collection<TopicPartition> parts) {
-                c.commitSync();
-            }
-
-            @Override
-            public void onPartitionsAssigned(Collection<TopicPartition> parts) {}
-        });
+        KafkaConsumer<String, String> c = Groups.consumer(group, protocol);
+        Groups.subscribe(c, topic);
         return c;
     }
 
     /** Polls the Java members (committing after each batch) until cond holds. */
     static void pollUntil(List<KafkaConsumer<String, String>> cs, Seen seen, BooleanSupplier cond, String what,
                           Object state) {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
-        while (!cond.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                List<String> as = new ArrayList<>();
-                for (KafkaConsumer<String, String> c : cs)
-                    as.add(c.assignment().toString());
-                throw new AssertionError("timed out waiting for " + what + "; Java assignments " + as
-                        + ", other: " + state + ", read " + seen.distinct());
-            }
-            if (cs.isEmpty()) {
-                try {
-                    Thread.sleep(100);
-                } catch (InterruptedException e) {
-                    throw new AssertionError(e);
-                }
-            }
-            for (KafkaConsumer<String, String> c : cs) {
-                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(100)))
-                    seen.add(r.value());
-                c.commitSync();
-            }
-        }
-    }
-
-    static ConsumerGroupDescription describe(String group) throws Exception {
-        try (Admin a = Strata.admin()) {
-            return a.describeConsumerGroups(List.of(group)).all().get(30, TimeUnit.SECONDS).get(group);
-        }
+        Groups.pollUntil(cs, (c, r) -> seen.add(r.value()), cond, what,
+                () -> "other: " + state + ", read " + seen.distinct());
     }
 
     /** A KIP-848 group with one Java member and one librdkafka member: the partitions are
@@ -220,7 +166,7 @@ class Kip848MixedTest {
         String group = Strata.unique("j848mix-g");
         int parts = 4;
         Strata.createTopic(topic, parts);
-        produce(topic, parts, 0, 200);
+        Groups.produce(topic, parts, 0, 200);
         Seen seen = new Seen();
         try (PyMember py = new PyMember(topic, group, "consumer", seen)) {
             pollUntil(List.of(), seen, () -> py.assigned() == parts, "librdkafka owning every partition",
@@ -229,16 +175,16 @@ class Kip848MixedTest {
                 List<KafkaConsumer<String, String>> js = List.of(j);
                 pollUntil(js, seen, () -> j.assignment().size() == 2 && py.assigned() == 2 && seen.distinct() == 200,
                         "2 + 2 partitions and 200 records", py.assigned);
-                ConsumerGroupDescription d = describe(group);
+                ConsumerGroupDescription d = Groups.describe(group);
                 assertEquals(GroupType.CONSUMER, d.type());
                 assertEquals(2, d.members().size());
-                produce(topic, parts, 200, 400);
+                Groups.produce(topic, parts, 200, 400);
                 pollUntil(js, seen, () -> seen.distinct() == 400, "400 records", py.assigned);
                 py.close();
                 assertTrue(py.exited, "the librdkafka member closed");
                 pollUntil(js, seen, () -> j.assignment().size() == parts, "the Java member owning everything",
                         py.assigned);
-                produce(topic, parts, 400, 500);
+                Groups.produce(topic, parts, 400, 500);
                 pollUntil(js, seen, () -> seen.distinct() == 500, "500 records", py.assigned);
             }
         }
@@ -257,24 +203,24 @@ class Kip848MixedTest {
         String group = Strata.unique("j848up-g");
         int parts = 6;
         Strata.createTopic(topic, parts);
-        produce(topic, parts, 0, 300);
+        Groups.produce(topic, parts, 0, 300);
         Seen seen = new Seen();
         try (PyMember pyC = new PyMember(topic, group, "classic", seen);
                 KafkaConsumer<String, String> jC = javaMember(group, "classic", topic)) {
             List<KafkaConsumer<String, String>> one = List.of(jC);
             pollUntil(one, seen, () -> jC.assignment().size() == 3 && pyC.assigned() == 3 && seen.distinct() == 300,
                     "two classic members with 3 partitions each and 300 records", pyC.assigned);
-            assertEquals(GroupType.CLASSIC, describe(group).type());
+            assertEquals(GroupType.CLASSIC, Groups.describe(group).type());
 
             /* a Java consumer-protocol member joins: upgrade */
             try (KafkaConsumer<String, String> jK = javaMember(group, "consumer", topic)) {
                 List<KafkaConsumer<String, String>> two = List.of(jC, jK);
                 pollUntil(two, seen, () -> jC.assignment().size() == 2 && jK.assignment().size() == 2
                         && pyC.assigned() == 2, "three members with 2 partitions each", pyC.assigned);
-                ConsumerGroupDescription d = describe(group);
+                ConsumerGroupDescription d = Groups.describe(group);
                 assertEquals(GroupType.CONSUMER, d.type());
                 assertEquals(3, d.members().size());
-                produce(topic, parts, 300, 600);
+                Groups.produce(topic, parts, 300, 600);
                 pollUntil(two, seen, () -> seen.distinct() == 600, "600 records", pyC.assigned);
 
                 /* and a librdkafka consumer-protocol member */
@@ -285,16 +231,16 @@ class Kip848MixedTest {
                                     + jK.assignment().size() == parts,
                             "four members sharing the partitions",
                             "classic py " + pyC.assigned + ", consumer py " + pyK.assigned);
-                    assertEquals(4, describe(group).members().size());
-                    produce(topic, parts, 600, 900);
+                    assertEquals(4, Groups.describe(group).members().size());
+                    Groups.produce(topic, parts, 600, 900);
                     pollUntil(two, seen, () -> seen.distinct() == 900, "900 records", pyC.assigned);
                 }
             }
             /* both consumer-protocol members left: downgrade, a classic rebalance */
             pollUntil(one, seen, () -> jC.assignment().size() == 3 && pyC.assigned() == 3,
                     "the two classic members with 3 partitions each again", pyC.assigned);
-            assertEquals(GroupType.CLASSIC, describe(group).type());
-            produce(topic, parts, 900, 1200);
+            assertEquals(GroupType.CLASSIC, Groups.describe(group).type());
+            Groups.produce(topic, parts, 900, 1200);
             pollUntil(one, seen, () -> seen.distinct() == 1200, "1200 records", pyC.assigned);
         }
         seen.assertExactlyOnce(1200, "v");
