@@ -1373,14 +1373,25 @@ bool plog_slice_cached(const plog_slice_t *s)
 
 int plog_slice_warm(const plog_slice_t *s)
 {
+    /* Only the chunks with a page missing are read: a hot range that lost a few pages
+     * to memory pressure costs one chunk's copy, not the whole range's. */
     enum { CHUNK = 256 << 10 };
     uint8_t *buf = malloc(CHUNK);
     if (!buf)
         return ST_E_NOMEM;
     int rc = 0;
-    for (int64_t done = 0; rc == 0 && done < s->len;) {
-        size_t want = s->len - done < CHUNK ? (size_t)(s->len - done) : CHUNK;
-        ssize_t n = pread(s->fd, buf, want, s->pos + done);
+    for (int64_t done = 0, end = 0; rc == 0 && done < s->len;) {
+        if (done == end) { /* a new chunk: skip it when all of its pages are there */
+            plog_slice_t part = *s;
+            part.pos = s->pos + done;
+            part.len = s->len - done < CHUNK ? s->len - done : CHUNK;
+            end = done + part.len;
+            if (plog_slice_cached(&part)) {
+                done = end;
+                continue;
+            }
+        }
+        ssize_t n = pread(s->fd, buf, (size_t)(end - done), s->pos + done);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)

@@ -324,7 +324,8 @@ ST_MUST_CHECK int plog_slice_pread(const plog_slice_t *s, void *buf);
  * slice does not wait for the disk. @blocking no  @thread any */
 bool plog_slice_cached(const plog_slice_t *s);
 /** Read the slice through the page cache (into a small scratch buffer), so that a later
- * read or sendfile of it finds every page there. @blocking yes (the disk)  @thread any */
+ * read or sendfile of it finds every page there; only its 256 KiB chunks with a page
+ * missing are read. @blocking yes (the disk)  @thread any */
 ST_MUST_CHECK int plog_slice_warm(const plog_slice_t *s);
 void plog_slice_release(plog_slice_t *s);
 

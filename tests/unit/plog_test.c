@@ -304,6 +304,55 @@ static void test_plog_read_many_batches_exact_with_few_header_reads(void **state
     close_log(f, log);
 }
 
+/* Bytes read by the calling thread's read syscalls so far (/proc/thread-self/io rchar). */
+static long thread_rchar(void)
+{
+    char buf[1024];
+    int fd = open("/proc/thread-self/io", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    assert_true(n > 0);
+    buf[n] = 0;
+    const char *p = strstr(buf, "rchar:");
+    assert_non_null(p);
+    return strtol(p + 6, NULL, 10);
+}
+
+/* Warming a hot slice that lost one page reads the chunk holding it, not the whole slice
+ * (a 4 MiB Fetch range missing a page was read whole in the thread pool). */
+static void test_plog_slice_warm_reads_only_missing_chunks(void **state)
+{
+    fx_t *f = *state;
+    plog_t *log = open_log(f, NULL);
+    for (int i = 0; i < 200; i++)
+        append(log, 10, 1000, (uint64_t)i, 1); /* ~2 MiB, durable: clean pages */
+    plog_slice_t s;
+    assert_int_equal(plog_read(log, 0, 4 << 20, &s), 0);
+    assert_true(s.len > (1 << 20) + (256 << 10));
+    assert_int_equal(plog_slice_warm(&s), 0);
+    assert_true(plog_slice_cached(&s));
+    /* Drop one page in the middle (clean pages of a synced file go at once). */
+    off_t page = (off_t)((s.pos + (1 << 20)) / 4096 * 4096);
+    assert_int_equal(fdatasync(s.fd), 0);
+    assert_int_equal(posix_fadvise(s.fd, page, 4096, POSIX_FADV_DONTNEED), 0);
+    if (plog_slice_cached(&s)) {
+        print_message("the page was not dropped (page cache kept it): skipped\n");
+    } else {
+        long r0 = thread_rchar();
+        long r1 = thread_rchar();
+        assert_int_equal(plog_slice_warm(&s), 0);
+        long r2 = thread_rchar();
+        long bytes = (r2 - r1) - (r1 - r0);
+        print_message("warm of a %" PRId64 " byte slice missing one page read %ld bytes\n", s.len,
+                      bytes);
+        assert_true(bytes > 0 && bytes <= (256 << 10));
+        assert_true(plog_slice_cached(&s));
+    }
+    plog_slice_release(&s);
+    close_log(f, log);
+}
+
 typedef struct {
     int64_t first_base, n_from; /* the first header's base, headers at or past from */
     int64_t from;
@@ -1231,6 +1280,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_plog_read_many_batches_exact_with_few_header_reads,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_slice_warm_reads_only_missing_chunks, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_plog_offset_for_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_scan_from, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_roll_by_bytes_and_ms, setup, teardown),
