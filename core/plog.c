@@ -116,6 +116,7 @@ static uint64_t get_be64(const uint8_t *p)
 }
 
 static void log_unref(plog_t *log);
+static void update_want_written(plog_t *log);
 static int delete_oldest(plog_t *log, const char *reason, bool move_start);
 
 /* ---- Segments ---- */
@@ -767,6 +768,7 @@ static void log_free(plog_t *log)
     for (int i = 0; i < log->n_dirty; i++)
         plog__seg_unref(log->dirty[i]);
     free(log->dirty);
+    ST_ASSERT(!log->wr_head); /* the close's round wrote (or dropped) every request */
     free(log->segs);
     pthread_mutex_destroy(&log->sync_mu);
     pthread_mutex_destroy(&log->ckpt_mu);
@@ -871,12 +873,13 @@ int plog_open(plog_shard_t *sh,
     if (act->size > 0)
         act->first_append_ms = now_ms;
     log->start_offset = log->segs[0]->base_offset;
-    log->end_offset = log->durable_end = log->written_end = act->next_offset;
+    log->end_offset = log->durable_end = log->written_end = log->wr_end = act->next_offset;
     log->sealed_end = act->base_offset; /* sealed ones are known to tiering at start */
     int64_t ckpt = read_start_checkpoint(log);
     if (ckpt > log->start_offset)
         log->start_offset = ckpt < log->end_offset ? ckpt : log->end_offset;
     log->clean_end = read_ckpt(log, PLOG_CLEAN_CKPT);
+    update_want_written(log);
     ST_DEBUG("plog", "opened dir=%s segments=%d start=%" PRId64 " end=%" PRId64, dir, log->n_segs,
              log->start_offset, log->end_offset);
     *out = log;
@@ -887,8 +890,9 @@ void plog_set_config(plog_t *log, const plog_config_t *cfg)
 {
     bool uncache = log->cfg.write_caching && !cfg->write_caching;
     log->cfg = *cfg;
+    update_want_written(log);
     if (uncache && !log->closing) /* the high watermark falls back to the durable end: sync now */
-        plog__mark_dirty(log, NULL, log->end_offset, log->appended_bytes, false, 0);
+        plog__mark_dirty(log, NULL, false, 0);
 }
 
 void plog_close(plog_t *log, plog_closed_cb cb, void *arg)
@@ -902,7 +906,7 @@ void plog_close(plog_t *log, plog_closed_cb cb, void *arg)
     plog_seg_t *act = log->segs[log->n_segs - 1];
     bool unsynced = log->durable_end < log->end_offset || atomic_load(&act->idx_unsynced);
     atomic_store(&act->sync_idx, true);
-    plog__mark_dirty(log, unsynced ? act : NULL, log->end_offset, log->appended_bytes, false, 0);
+    plog__mark_dirty(log, unsynced ? act : NULL, false, 0);
     if (!log->failed) /* all of it synced: a restart verifies and syncs nothing */
         plog__set_rp_pending(log, log->end_offset);
     log->refs--; /* the owner's */
@@ -936,10 +940,10 @@ static int roll(plog_t *log, int64_t now_ms)
     (void)now_ms;
     /* Sync the sealed segment with its indexes, and the new file's directory
      * entry, now (even with write caching: rolls are rare). Tiering hears of
-     * the sealed segment once that is done (plog__on_synced). */
+     * the sealed segment once that is done (plog__on_done). */
     plog_seg_t *sealed = log->segs[log->n_segs - 2];
     atomic_store(&sealed->sync_idx, true);
-    plog__mark_dirty(log, sealed, log->end_offset, log->appended_bytes, true, 0);
+    plog__mark_dirty(log, sealed, true, 0);
     /* Only sealed segments are below it: the active one's index is unsynced. */
     plog__set_rp_pending(log, sealed->next_offset);
     ST_DEBUG("plog", "rolled dir=%s base=%" PRId64, log->dir, s->base_offset);
@@ -1009,17 +1013,24 @@ int plog_append(plog_t *log,
             max_ts = mts;
         pos += (size_t)get_be32(batches + pos + 8) + PLOG_BATCH_LOG_OVERHEAD;
     }
-    ssize_t w = plog__sys->pwrite(act->fd, batches, len, (off_t)act->size);
-    if (w != (ssize_t)len) {
-        int err = w < 0 ? errno : ENOSPC; /* a short write means the device is full */
-        if (plog__sys->ftruncate(act->fd, (off_t)act->size) != 0) {
-            log->failed = ST_E_IO;
-            ST_ERROR("plog", "cannot undo a failed write dir=%s err=%s", log->dir, strerror(errno));
-        }
-        *why = err == ENOSPC ? "no space left on device" : "write failed";
-        ST_WARN("plog", "append failed dir=%s err=%s", log->dir, strerror(err));
-        return err == ENOSPC ? ST_E_NOSPC : -err;
+    /* The bytes go to the flusher, which writes them in order (the loop never
+     * writes a segment: the write could wait behind an fdatasync of the same
+     * file). Copied: the caller's buffer is not ours. */
+    plog_env_t *env = log->sh->env;
+    plog__wr_reserve(env, (int64_t)len);
+    plog__wr_t *wr = malloc(sizeof(*wr) + len);
+    if (!wr) {
+        plog__wr_unreserve(env, (int64_t)len);
+        *why = "out of memory";
+        return ST_E_NOMEM;
     }
+    memcpy(wr->data, batches, len);
+    plog__seg_ref(act);
+    wr->seg = act;
+    wr->pos = act->size;
+    wr->len = (int64_t)len;
+    wr->end_offset = next;
+    atomic_fetch_add(&act->unwritten, (int64_t)len); /* before size grows: readers stop */
     for (size_t pos = 0; pos < len;) {
         plog_batch_hdr_t h;
         size_t blen = (size_t)get_be32(batches + pos + 8) + PLOG_BATCH_LOG_OVERHEAD;
@@ -1038,11 +1049,12 @@ int plog_append(plog_t *log,
     out->max_timestamp = max_ts;
     out->log_start_offset = log->start_offset;
     log->appended_bytes += (int64_t)len;
+    wr->bytes = log->appended_bytes;
     int64_t delay = -1; /* write caching: flush by flush.ms / .bytes / .messages */
     if (log->cfg.write_caching && log->appended_bytes - log->durable_bytes < log->cfg.flush_bytes &&
         next - log->durable_end < log->cfg.flush_messages)
         delay = log->cfg.flush_ms > 0 ? log->cfg.flush_ms : 0;
-    plog__mark_dirty(log, act, next, log->appended_bytes, false, delay);
+    plog__queue_write(log, wr, delay);
     return 0;
 }
 
@@ -1070,31 +1082,49 @@ void plog__log_unref(plog_t *log)
     log_unref(log);
 }
 
-static void fire_waiters(plog_t *log)
+/* Does the loop need "written" reports before the sync's (acks=1 waiters,
+ * write caching's high watermark)? Read by the flusher. */
+static void update_want_written(plog_t *log)
 {
-    while (log->waiters && (log->failed || log->waiters->end_offset <= log->durable_end)) {
-        plog_waiter_t *w = log->waiters;
-        log->waiters = w->next;
-        if (!log->waiters)
-            log->waiters_tail = NULL;
-        w->cb(w->arg, w->end_offset <= log->durable_end ? 0 : log->failed);
+    atomic_store(&log->want_written, log->wwaiters != NULL || log->cfg.write_caching);
+}
+
+/* Answer the waiters of one list up to end (all of them, failed, once the
+ * log failed). */
+static void fire_list(plog_t *log, plog_waiter_t **head, plog_waiter_t **tail, int64_t end)
+{
+    while (*head && (log->failed || (*head)->end_offset <= end)) {
+        plog_waiter_t *w = *head;
+        *head = w->next;
+        if (!*head)
+            *tail = NULL;
+        w->cb(w->arg, w->end_offset <= end ? 0 : log->failed);
     }
 }
 
-void plog__on_synced(plog_t *log, int64_t durable_end, int64_t durable_bytes, int err)
+static void fire_waiters(plog_t *log)
 {
+    fire_list(log, &log->waiters, &log->waiters_tail, log->durable_end);
+    fire_list(log, &log->wwaiters, &log->wwaiters_tail, log->wr_end);
+    update_want_written(log);
+}
+
+void plog__on_done(const plog__done_t *d)
+{
+    plog_t *log = d->log;
+    int err = d->err;
     if (err && !log->failed) {
         log->failed = ST_E_FAILED;
         ST_ERROR("plog", "log failed; appends refused until restart dir=%s err=%s", log->dir,
                  st_strerror(err));
     }
-    bool moved = false;
-    if (!err && durable_end > log->durable_end) {
-        log->durable_end = durable_end;
-        moved = true;
-    }
-    if (!err && durable_bytes > log->durable_bytes)
-        log->durable_bytes = durable_bytes;
+    int64_t hw0 = plog_high_watermark(log);
+    if (d->written_end > log->wr_end)
+        log->wr_end = d->written_end;
+    if (d->synced && d->durable_end > log->durable_end)
+        log->durable_end = d->durable_end;
+    if (d->synced && d->durable_bytes > log->durable_bytes)
+        log->durable_bytes = d->durable_bytes;
     fire_waiters(log);
     plog_shard_t *sh = log->sh;
     /* Sealed segments now durable go to the uploader (also after the roll of
@@ -1102,7 +1132,7 @@ void plog__on_synced(plog_t *log, int64_t durable_end, int64_t durable_bytes, in
     int i = log->n_segs - 1;
     while (i > 0 && log->segs[i - 1]->next_offset > log->sealed_end)
         i--;
-    for (; !err && !log->closing && i + 1 < log->n_segs; i++) {
+    for (; !err && d->synced && !log->closing && i + 1 < log->n_segs; i++) {
         plog_seg_t *s = log->segs[i];
         if (s->next_offset > log->durable_end)
             break;
@@ -1110,9 +1140,21 @@ void plog__on_synced(plog_t *log, int64_t durable_end, int64_t durable_bytes, in
         if (sh->on_sealed)
             sh->on_sealed(sh->on_sealed_arg, log, s->base_offset, s->next_offset);
     }
-    if (moved && !log->closing && !log->cfg.write_caching && sh->on_hw)
+    /* Fetch long polls wake when what consumers may see grew: the durable
+     * end, or with write caching the written end. */
+    if (plog_high_watermark(log) > hw0 && !log->closing && sh->on_hw)
         sh->on_hw(sh->on_hw_arg, log);
-    log_unref(log);
+    if (d->drop_ref)
+        log_unref(log);
+}
+
+static void wait_push(plog_waiter_t **head, plog_waiter_t **tail, plog_waiter_t *w)
+{
+    if (*tail)
+        (*tail)->next = w;
+    else
+        *head = w;
+    *tail = w;
 }
 
 void plog_wait_durable(
@@ -1126,24 +1168,33 @@ void plog_wait_durable(
         cb(arg, end_offset <= log->durable_end ? 0 : log->failed);
         return;
     }
-    if (log->waiters_tail)
-        log->waiters_tail->next = w;
-    else
-        log->waiters = w;
-    log->waiters_tail = w;
+    wait_push(&log->waiters, &log->waiters_tail, w);
     if (log->cfg.write_caching) /* someone needs it on disk: do not wait for flush.ms */
-        plog__mark_dirty(log, NULL, log->end_offset, log->appended_bytes, false, 0);
+        plog__mark_dirty(log, NULL, false, 0);
+}
+
+void plog_wait_written(
+    plog_t *log, plog_waiter_t *w, int64_t end_offset, plog_durable_cb cb, void *arg)
+{
+    w->next = NULL;
+    w->end_offset = end_offset;
+    w->cb = cb;
+    w->arg = arg;
+    if (log->failed || end_offset <= log->wr_end) {
+        cb(arg, end_offset <= log->wr_end ? 0 : log->failed);
+        return;
+    }
+    wait_push(&log->wwaiters, &log->wwaiters_tail, w);
+    update_want_written(log);
 }
 
 void plog_wait_acked(
     plog_t *log, plog_waiter_t *w, int64_t end_offset, plog_durable_cb cb, void *arg)
 {
-    if (log->cfg.write_caching && !log->failed && end_offset <= log->end_offset) {
-        w->next = NULL;
-        cb(arg, 0);
-        return;
-    }
-    plog_wait_durable(log, w, end_offset, cb, arg);
+    if (log->cfg.write_caching)
+        plog_wait_written(log, w, end_offset, cb, arg);
+    else
+        plog_wait_durable(log, w, end_offset, cb, arg);
 }
 
 /* ---- Read ---- */
@@ -1161,6 +1212,12 @@ static int find_seg(const plog_t *log, int64_t offset)
         }
     }
     return ans;
+}
+
+/* How much of s readers may see: the bytes the flusher has written. */
+static int64_t seg_rsize(const plog_seg_t *s)
+{
+    return s->size - atomic_load(&((plog_seg_t *)s)->unwritten);
 }
 
 /* Buffered reader of batch headers in one segment file. */
@@ -1245,7 +1302,7 @@ int plog_read_upto(plog_t *log, int64_t offset, int64_t max_bytes, int64_t limit
     if (!r)
         return ST_E_NOMEM;
     r->fd = s->fd;
-    r->size = s->size;
+    r->size = seg_rsize(s);
     r->buf_pos = r->buf_len = 0;
     plog_batch_hdr_t h;
     int rc;
@@ -1266,7 +1323,7 @@ int plog_read_upto(plog_t *log, int64_t offset, int64_t max_bytes, int64_t limit
         if (i + 1 >= log->n_segs || log->segs[i] != s)
             break;
         s = log->segs[i + 1];
-        *r = (hdr_rd_t){.fd = s->fd, .size = s->size};
+        *r = (hdr_rd_t){.fd = s->fd, .size = seg_rsize(s)};
         offset = s->base_offset;
         pos = 0;
     }
@@ -1434,9 +1491,9 @@ int plog_scan_tail(plog_t *log,
         first--;
     for (int i = first; i < log->n_segs && rc == 0; i++) {
         plog_seg_t *s = log->segs[i];
-        *r = (hdr_rd_t){.fd = s->fd, .size = s->size};
+        *r = (hdr_rd_t){.fd = s->fd, .size = seg_rsize(s)};
         plog_batch_hdr_t h;
-        for (int64_t pos = 0; pos < s->size;
+        for (int64_t pos = 0; pos < r->size;
              pos += (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD) {
             if ((rc = hdr_at(r, pos, &h)) != 0 || fn(arg, &h) != 0)
                 break;
@@ -1460,9 +1517,9 @@ int plog_scan_from(plog_t *log,
     bool stop = false;
     for (int i = first; i < log->n_segs && rc == 0 && !stop; i++) {
         plog_seg_t *s = log->segs[i];
-        *r = (hdr_rd_t){.fd = s->fd, .size = s->size};
+        *r = (hdr_rd_t){.fd = s->fd, .size = seg_rsize(s)};
         plog_batch_hdr_t h;
-        for (int64_t pos = i == first ? idx_lookup(s, offset) : 0; pos < s->size;
+        for (int64_t pos = i == first ? idx_lookup(s, offset) : 0; pos < r->size;
              pos += (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD) {
             if ((rc = hdr_at(r, pos, &h)) != 0 || (stop = fn(arg, &h) != 0))
                 break;
@@ -1494,7 +1551,7 @@ int plog_offset_for_time(plog_t *log, int64_t ts, int64_t *offset, int64_t *time
         hdr_rd_t *r = malloc(sizeof(*r));
         if (!r)
             return ST_E_NOMEM;
-        *r = (hdr_rd_t){.fd = s->fd, .size = s->size};
+        *r = (hdr_rd_t){.fd = s->fd, .size = seg_rsize(s)};
         int64_t pos = idx_lookup(s, from);
         plog_batch_hdr_t h;
         int rc;
@@ -1715,12 +1772,17 @@ static int seg_batch_at(const plog_seg_t *s, int64_t offset, int64_t *pos, int64
     hdr_rd_t *r = malloc(sizeof(*r));
     if (!r)
         return ST_E_NOMEM;
-    *r = (hdr_rd_t){.fd = s->fd, .size = s->size};
+    *r = (hdr_rd_t){.fd = s->fd, .size = seg_rsize(s)};
     int64_t p = idx_lookup(s, offset);
-    plog_batch_hdr_t h;
-    int rc;
-    while ((rc = hdr_at(r, p, &h)) == 0 && h.base_offset + h.last_offset_delta < offset)
+    plog_batch_hdr_t h = {.base_offset = offset};
+    int rc = 0;
+    /* The written end is a batch boundary too (offset is the durable end
+     * there, the batch after it may not be written yet). */
+    while (p < r->size && (rc = hdr_at(r, p, &h)) == 0 &&
+           h.base_offset + h.last_offset_delta < offset) {
         p += (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+        h.base_offset = offset;
+    }
     free(r);
     if (rc != 0)
         return rc;
@@ -1757,7 +1819,8 @@ int plog_archive_get(plog_t *log, int64_t from_offset, bool with_active, plog_se
 
 int plog_reset(plog_t *log, int64_t offset)
 {
-    if (offset <= log->end_offset || log->waiters || log->closing || log->failed)
+    if (offset <= log->end_offset || log->waiters || log->wwaiters || log->closing ||
+        log->failed || log->wr_end != log->end_offset)
         return ST_E_INVAL;
     /* Old segments go first (renamed, the rename synced), then the new one
      * is created: a crash in between leaves no log or the new one, never a
@@ -1794,6 +1857,7 @@ int plog_reset(plog_t *log, int64_t offset)
     log->n_segs = 1;
     log->rd_seg = NULL;
     log->start_offset = log->end_offset = log->durable_end = log->uploaded_end = offset;
+    log->wr_end = offset;
     log->sealed_end = offset;
     log->durable_bytes = log->appended_bytes; /* unsynced bytes went with the old segments */
     pthread_mutex_lock(&log->sync_mu);
@@ -1832,7 +1896,7 @@ int plog_failed(const plog_t *log)
 
 int64_t plog_high_watermark(const plog_t *log)
 {
-    int64_t hw = log->cfg.write_caching ? log->end_offset : log->durable_end;
+    int64_t hw = log->cfg.write_caching ? log->wr_end : log->durable_end;
     return hw > log->start_offset ? hw : log->start_offset;
 }
 

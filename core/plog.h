@@ -2,10 +2,12 @@
  *
  * Data path: kh_produce decodes a record set -> plog_append() validates every
  * batch, assigns offsets (rewriting only baseOffset and partitionLeaderEpoch)
- * and writes the bytes into the active segment's page cache on the owning shard
- * loop -> the env's flusher thread fdatasyncs (group commit: every append that
- * arrived while a sync was in flight shares the next one) -> the completion is
- * posted back to the loop, where plog_wait_durable() waiters fire -> ack.
+ * on the owning shard loop and hands a copy of the bytes to the env's flusher
+ * thread -> which writes them into the active segment (page cache), then
+ * fdatasyncs (group commit: every append that arrived while a sync was in
+ * flight shares the next one) -> both steps are posted back to the loop,
+ * where plog_wait_written() (acks=1, write caching) and plog_wait_durable()
+ * waiters fire -> ack. The loop never writes a segment itself.
  * kh_fetch calls plog_read() for a slice of whole batches; tiering reads
  * sealed segments.
  *
@@ -159,6 +161,10 @@ ST_MUST_CHECK int plog_env_new_manual(plog_env_t **out);
 bool plog_env_flush_step(plog_env_t *env);
 /** Stop the flusher after it drained its queue; all logs must be closed. */
 void plog_env_free(plog_env_t *env);
+/** Cap the bytes queued for the flusher to write (default 64 MiB): an append
+ * that would pass it blocks its loop until the flusher wrote enough (one
+ * append always fits an empty queue). A manual env never blocks. */
+void plog_env_set_write_cap(plog_env_t *env, int64_t bytes);
 
 /** Per-loop completion channel (owns an st_wake_t, an eventfd, on loop).
  * @thread loop's thread */
@@ -169,8 +175,8 @@ ST_MUST_CHECK int plog_shard_new(plog_env_t *env, uv_loop_t *loop, plog_shard_t 
  * next_offset). Tiering registers it to upload. */
 typedef void (*plog_sealed_fn)(void *arg, plog_t *log, int64_t base_offset, int64_t next_offset);
 void plog_shard_on_sealed(plog_shard_t *sh, plog_sealed_fn fn, void *arg);
-/** Called on the loop when the high watermark of log moved up without an
- * append on this call path (a sync completed): Fetch wakes its long polls. */
+/** Called on the loop when the high watermark of log moved up (a sync or,
+ * with write caching, a write completed): Fetch wakes its long polls. */
 typedef void (*plog_hw_fn)(void *arg, plog_t *log);
 void plog_shard_on_hw(plog_shard_t *sh, plog_hw_fn fn, void *arg);
 /** Close the channel; frees itself in the close callback. All its logs must be
@@ -256,14 +262,21 @@ typedef struct {
     int64_t log_start_offset;
 } plog_append_info_t;
 
-/** Append a record set after validating all of it: nothing is written if any
+/** Append a record set after validating all of it: nothing is queued if any
  * batch is bad. Rewrites baseOffset and partitionLeaderEpoch inside the
- * caller's buffer (outside the CRC), then writes it to the active segment,
- * rolling first by segment.bytes / segment.ms.
+ * caller's buffer (outside the CRC), copies it and queues the copy for the
+ * flusher to write at the end of the active segment, rolling first by
+ * segment.bytes / segment.ms. Offsets, index and end offset move at once;
+ * readers see the bytes once written (plog_wait_written). A write that
+ * fails later (ENOSPC, EIO) fails the log, as a failed fdatasync does:
+ * waiters past what was written get ST_E_FAILED, appends are refused, and a
+ * restart recovers what is on disk.
  * @param batches  Borrowed and modified in place for the call.
- * @return 0; ST_E_MALFORMED / ST_E_CORRUPT for bad input; ST_E_NOSPC (nothing
- *         written, the log stays usable); ST_E_FAILED after an fsync error.
- * @thread owning loop  @blocking no (page-cache write) */
+ * @return 0; ST_E_MALFORMED / ST_E_CORRUPT for bad input; ST_E_NOSPC (a new
+ *         segment could not be created, the log stays usable); ST_E_FAILED
+ *         after a write or fsync error; ST_E_NOMEM.
+ * @thread owning loop  @blocking no (a copy; waits only while the env's write
+ *         queue is over its cap, plog_env_set_write_cap) */
 ST_MUST_CHECK int plog_append(plog_t *log,
                               uint8_t *batches,
                               size_t len,
@@ -287,8 +300,14 @@ typedef struct plog_waiter {
  * @param w  Borrowed until cb fires.   @thread owning loop */
 void plog_wait_durable(
     plog_t *log, plog_waiter_t *w, int64_t end_offset, plog_durable_cb cb, void *arg);
-/** acks=all: as plog_wait_durable, but with write caching it fires at once
- * for written offsets (the data is in the page cache). @thread owning loop */
+/** acks=1: call cb(arg, 0) once every offset below end_offset is written
+ * (in the page cache: survives a kill, not a power cut), or cb(arg, err)
+ * when the log failed before they were. Fires synchronously if already
+ * written (also on a failed log).  @thread owning loop */
+void plog_wait_written(
+    plog_t *log, plog_waiter_t *w, int64_t end_offset, plog_durable_cb cb, void *arg);
+/** acks=all: plog_wait_durable, or with write caching plog_wait_written
+ * (the data is in the page cache). @thread owning loop */
 void plog_wait_acked(
     plog_t *log, plog_waiter_t *w, int64_t end_offset, plog_durable_cb cb, void *arg);
 
@@ -511,7 +530,8 @@ int64_t plog_durable_offset(const plog_t *log);
  * a half-done rename found at open: ST_E_IO). @thread owning loop */
 int plog_failed(const plog_t *log);
 /** What consumers may see (Fetch, ListOffsets LATEST): the durable end, or
- * with write caching the written end. Never below the log start offset. */
+ * with write caching the written end (what the flusher wrote, not what was
+ * appended). Never below the log start offset. */
 int64_t plog_high_watermark(const plog_t *log);
 /** Bytes written but not yet fdatasynced (a metric). */
 int64_t plog_unflushed_bytes(const plog_t *log);

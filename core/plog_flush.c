@@ -1,16 +1,30 @@
-/* plog_flush.c - the flusher: group commit of partition logs off the loops.
- * Data path: plog_append() writes into the page cache and queues its log here
- * -> this thread takes every queued log, snapshots how far each was written,
+/* plog_flush.c - the flusher: segment writes and group commit of partition
+ * logs, off the loops.
+ * Data path: plog_append() validates, assigns offsets and copies the bytes
+ * into a write request queued on its log here -> this thread takes every
+ * queued log and writes its requests in order (pwrite, page cache), for all
+ * logs of the round first -> then, per log, snapshots how far it was written,
  * fdatasyncs the dirty segments (and the directory after a segment was
- * created) -> posts {log, durable_end} to the log's shard, whose wake-up
- * (st_wake_t: an eventfd, no spinning) fires the durability waiters
- * (plog__on_synced).
- * Invariants: 1. durable_end is the written_end read *before* fdatasync, so
- *                every byte below it was written before the sync began;
- *             2. a log is in the queue at most once (its `queued` flag);
- *                appends during a sync queue it for the next round;
- *             3. with write caching a log waits in the delayed list (at most
- *                once, `delayed`) until flush.ms passed, then is synced.
+ * created) -> posts {log, written_end, durable_end} to the log's shard, whose
+ * wake-up (st_wake_t: an eventfd, no spinning) fires the written and the
+ * durability waiters (plog__on_done). A shard loop never writes a segment:
+ * on this ext4 a pwrite waits for the inode lock an fdatasync of the same
+ * file holds, up to tens of milliseconds.
+ * Invariants: 1. a log's writes are made in append order, by this thread
+ *                only; after one fails none follows (the log fails);
+ *             2. durable_end is the written_end read *before* fdatasync, so
+ *                every byte below it was written before the sync began; the
+ *                snapshot and the taking of the writes still queued happen in
+ *                one critical section, so a sync never claims (recovery point,
+ *                sealed index) bytes queued but not yet written;
+ *             3. a log is in the queue at most once (its `queued` flag), in
+ *                the write queue at most once (`wqueued`); appends during a
+ *                round queue it for the next;
+ *             4. with write caching a log waits in the delayed list (at most
+ *                once, `delayed`) until flush.ms passed, then is synced; its
+ *                writes go through the write queue at once;
+ *             5. the bytes queued in an env never exceed its cap by more than
+ *                one append (plog__wr_reserve blocks the appending loop).
  * Slow jobs (unlinking deleted segments) run on the same thread, in order. */
 #include "core/plog_int.h"
 #include "core/st_assert.h"
@@ -29,26 +43,31 @@ typedef struct job {
     void *arg;
 } job_t;
 
+/* Default cap of the bytes queued for writing in one env. */
+#define PLOG_WRITE_QUEUE_CAP (64 << 20)
+
 struct plog_env {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    plog_t *queue, *queue_tail; /* logs awaiting a sync, guarded by mu */
+    pthread_cond_t room;        /* wr_bytes went down */
+    plog_t *queue, *queue_tail; /* logs awaiting a write + sync, guarded by mu */
+    plog_t *wqueue;             /* logs awaiting a write only, guarded by mu */
+    int64_t wr_bytes;           /* bytes queued for writing, guarded by mu */
+    int64_t wr_cap;
     plog_t *delayed;            /* logs whose sync is due at due_ns, guarded by mu */
     job_t *jobs, *jobs_tail;    /* guarded by mu */
     bool stop;
     bool manual; /* no thread: plog_env_flush_step() runs the rounds (tests) */
 };
 
-static void post_done(plog_t *log, int64_t end, int64_t bytes, int err)
+static void post(plog_t *log, const plog__done_t *rep)
 {
     plog_shard_t *sh = log->sh;
     plog__done_t *d = malloc(sizeof(*d));
     ST_VERIFY(d != NULL); /* cannot report durability otherwise */
+    *d = *rep;
     d->log = log;
-    d->durable_end = end;
-    d->durable_bytes = bytes;
-    d->err = err;
     pthread_mutex_lock(&sh->mu);
     d->next = sh->done;
     sh->done = d;
@@ -56,17 +75,150 @@ static void post_done(plog_t *log, int64_t end, int64_t bytes, int err)
     pthread_mutex_unlock(&sh->mu);
 }
 
+static void release_bytes(plog_env_t *env, int64_t n)
+{
+    if (n == 0)
+        return;
+    pthread_mutex_lock(&env->mu);
+    env->wr_bytes -= n;
+    pthread_cond_broadcast(&env->room);
+    pthread_mutex_unlock(&env->mu);
+}
+
+/* Add seg (a new ref) to the set *v of *n (capacity *cap), once. */
+static void segs_add(plog_seg_t ***v, int *n, int *cap, plog_seg_t *seg)
+{
+    for (int i = 0; i < *n; i++)
+        if ((*v)[i] == seg)
+            return;
+    if (*n == *cap) {
+        int c = *cap ? *cap * 2 : 4;
+        plog_seg_t **d = realloc(*v, (size_t)c * sizeof(*d));
+        ST_VERIFY(d != NULL);
+        *v = d;
+        *cap = c;
+    }
+    plog__seg_ref(seg);
+    (*v)[(*n)++] = seg;
+}
+
+static void add_dirty_locked(plog_t *log, plog_seg_t *seg)
+{
+    segs_add(&log->dirty, &log->n_dirty, &log->cap_dirty, seg);
+}
+
+/* Segments a sync covers (taken from the log, plus those its writes hit). */
+typedef struct {
+    plog_seg_t **v;
+    int n, cap;
+} segset_t;
+
+/* pwrite all of it (a short write is retried: its error is the next call's). */
+static int write_all(int fd, const uint8_t *p, int64_t len, int64_t off)
+{
+    while (len > 0) {
+        errno = 0;
+        ssize_t n = plog__sys->pwrite(fd, p, (size_t)len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 && errno ? -errno : -ENOSPC; /* 0: the device is full */
+        p += n;
+        len -= n;
+        off += n;
+    }
+    return 0;
+}
+
+/* Write the requests w (taken from log, in order) unless skip (the log
+ * already failed: they are dropped); stop at the first error. Publishes under
+ * sync_mu how far the log is written; the segments written go to sync (the
+ * caller's sync) or else to the log's dirty set. Frees w.
+ * @return 0 or the write error. */
+static int write_reqs(plog_t *log, plog__wr_t *w, bool skip, segset_t *sync)
+{
+    int err = 0;
+    int64_t end = -1, bytes = 0, total = 0;
+    plog__wr_t *first = w, *stop = NULL;
+    for (; w && !skip; w = w->next) {
+        err = write_all(w->seg->fd, w->data, w->len, w->pos);
+        if (err) {
+            ST_ERROR("plog", "segment write failed; the log fails path=%s.log pos=%lld err=%s",
+                     w->seg->path, (long long)w->pos, st_strerror(err));
+            stop = w;
+            break;
+        }
+        atomic_fetch_sub(&w->seg->unwritten, w->len); /* readable from now on */
+        end = w->end_offset;
+        bytes = w->bytes;
+    }
+    pthread_mutex_lock(&log->sync_mu);
+    for (plog__wr_t *x = first; x && x != stop && !skip; x = x->next) {
+        if (sync)
+            segs_add(&sync->v, &sync->n, &sync->cap, x->seg);
+        else
+            add_dirty_locked(log, x->seg);
+    }
+    if (end > log->written_end) {
+        log->written_end = end;
+        log->written_bytes = bytes;
+    }
+    if (err)
+        log->wr_failed = true; /* no recovery point is written again either */
+    pthread_mutex_unlock(&log->sync_mu);
+    while (first) {
+        plog__wr_t *n = first->next;
+        total += first->len;
+        plog__seg_unref(first->seg);
+        free(first);
+        first = n;
+    }
+    release_bytes(log->sh->env, total);
+    return err;
+}
+
+/* Write what log has queued and report how far it is written (acks=1 and
+ * write caching wait for that, not for the sync). With from_wqueue the
+ * report ends its write-queue membership. */
+static void write_log(plog_t *log, bool from_wqueue)
+{
+    pthread_mutex_lock(&log->sync_mu);
+    plog__wr_t *w = log->wr_head;
+    log->wr_head = log->wr_tail = NULL;
+    bool skip = log->wr_failed;
+    if (from_wqueue)
+        log->wqueued = false;
+    pthread_mutex_unlock(&log->sync_mu);
+    if (!w && !from_wqueue)
+        return;
+    /* Before a sync of the same round: report only when someone waits for
+     * the write (acks=1, write caching); the sync's report carries it too. */
+    bool report = from_wqueue || atomic_load(&log->want_written);
+    int err = w ? write_reqs(log, w, skip, NULL) : 0;
+    pthread_mutex_lock(&log->sync_mu);
+    int64_t end = log->written_end;
+    pthread_mutex_unlock(&log->sync_mu);
+    if (!report && !err)
+        return;
+    plog__done_t rep = {.written_end = end, .drop_ref = from_wqueue, .err = err};
+    post(log, &rep);
+}
+
 /* One sync of log, taken from the queue or (delayed) from the delayed list:
- * only that membership ends here (the log may be in both). */
+ * only that membership ends here (the log may be in both). What is still
+ * queued is written first, taken in the same critical section as the
+ * recovery point and directory flag (invariant 2). */
 static void sync_log(plog_t *log, bool delayed)
 {
     pthread_mutex_lock(&log->sync_mu);
-    plog_seg_t **dirty = log->dirty;
-    int n = log->n_dirty;
+    plog__wr_t *w = log->wr_head;
+    log->wr_head = log->wr_tail = NULL;
+    segset_t set = {log->dirty, log->n_dirty, log->cap_dirty};
     log->dirty = NULL;
     log->n_dirty = log->cap_dirty = 0;
-    int64_t end = log->written_end, bytes = log->written_bytes;
-    int64_t rp = log->sync_failed ? -1 : log->rp_pending;
+    bool skip = log->wr_failed;
+    bool failed_before = log->sync_failed; /* an earlier sync failed */
+    int64_t rp = log->sync_failed || log->wr_failed ? -1 : log->rp_pending;
     bool dir_dirty = log->dir_dirty;
     log->dir_dirty = false;
     log->rp_pending = -1;
@@ -75,6 +227,16 @@ static void sync_log(plog_t *log, bool delayed)
     else
         log->queued = false;
     pthread_mutex_unlock(&log->sync_mu);
+    /* Only what was queued before the snapshot: a roll meanwhile (a sealed
+     * segment to index, a recovery point) waits for the next round. */
+    int werr = w ? write_reqs(log, w, skip, &set) : 0;
+    pthread_mutex_lock(&log->sync_mu);
+    int64_t end = log->written_end, bytes = log->written_bytes;
+    pthread_mutex_unlock(&log->sync_mu);
+    if (werr)
+        rp = -1;
+    plog_seg_t **dirty = set.v;
+    int n = set.n;
 
     int err = 0;
     uint64_t t0_ns = uv_hrtime();
@@ -86,10 +248,11 @@ static void sync_log(plog_t *log, bool delayed)
         }
         /* Sealed (or closing): its index is saved from memory and synced,
          * after the data it points into, so a restart loads it. A failure costs
-         * a rebuild at the next start (no recovery point claims it). */
+         * a rebuild at the next start (no recovery point claims it). Not after
+         * a failed write: the index may point past what the file holds. */
         int irc;
-        if (!err && atomic_exchange(&s->sync_idx, false) && atomic_load(&s->idx_unsynced) &&
-            (irc = plog__idx_save(s)) != 0) {
+        if (!err && !werr && !skip && atomic_exchange(&s->sync_idx, false) &&
+            atomic_load(&s->idx_unsynced) && (irc = plog__idx_save(s)) != 0) {
             ST_WARN("plog", "cannot save index files path=%s: %s", s->path, st_strerror(irc));
             rp = -1;
         }
@@ -118,7 +281,20 @@ static void sync_log(plog_t *log, bool delayed)
     }
     if (n > 0 || dir_dirty)
         st_metric_observe_ns(ST_H_FSYNC_LATENCY, 0, uv_hrtime() - t0_ns);
-    post_done(log, end, bytes, err);
+    /* After a failed sync nothing is claimed durable again (what it did not
+     * sync may be lost: a later sync cannot vouch for it). A failed write
+     * still lets the writes before it become durable. */
+    bool synced = !err && !failed_before;
+    plog__done_t rep = {.written_end = end,
+                        .durable_end = end,
+                        .durable_bytes = bytes,
+                        .synced = synced,
+                        .drop_ref = true,
+                        .err = werr   ? werr
+                               : err  ? err
+                               : failed_before || skip ? ST_E_FAILED
+                                                       : 0};
+    post(log, &rep);
 }
 
 /* Take the delayed logs whose flush is due (with mu held); set *wait_ns to
@@ -144,10 +320,19 @@ static plog_t *take_due(plog_env_t *env, uint64_t *wait_ns)
 }
 
 
-/* One round: the syncs taken from the queue and the delayed list, then the
- * jobs. Called without mu. */
-static void run_round(plog_t *batch, plog_t *due, job_t *jobs)
+/* One round: the writes of every log taken (the write queue's and the sync
+ * queue's, so no log's writes wait behind another's fdatasync), then the
+ * syncs taken from the queue and the delayed list, then the jobs. Called
+ * without mu. */
+static void run_round(plog_t *wbatch, plog_t *batch, plog_t *due, job_t *jobs)
 {
+    while (wbatch) {
+        plog_t *next = wbatch->next_wqueued;
+        write_log(wbatch, true); /* the write queue held one loop ref */
+        wbatch = next;
+    }
+    for (plog_t *l = batch; l; l = l->next_queued)
+        write_log(l, false);
     while (batch) {
         plog_t *next = batch->next_queued;
         sync_log(batch, false);
@@ -173,7 +358,7 @@ static void *flusher_main(void *arg)
     for (;;) {
         uint64_t wait_ns;
         plog_t *due = take_due(env, &wait_ns);
-        while (!due && !env->queue && !env->jobs && !env->stop) {
+        while (!due && !env->queue && !env->wqueue && !env->jobs && !env->stop) {
             if (wait_ns) {
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
@@ -186,18 +371,18 @@ static void *flusher_main(void *arg)
             }
             due = take_due(env, &wait_ns);
         }
-        if (env->stop && !due && !env->queue && !env->jobs) {
+        if (env->stop && !due && !env->queue && !env->wqueue && !env->jobs) {
             if (!env->delayed)
                 break;
             due = env->delayed; /* stopping: flush what still waits */
             env->delayed = NULL;
         }
-        plog_t *batch = env->queue;
-        env->queue = env->queue_tail = NULL;
+        plog_t *batch = env->queue, *wbatch = env->wqueue;
+        env->queue = env->queue_tail = env->wqueue = NULL;
         job_t *jobs = env->jobs;
         env->jobs = env->jobs_tail = NULL;
         pthread_mutex_unlock(&env->mu);
-        run_round(batch, due, jobs);
+        run_round(wbatch, batch, due, jobs);
         pthread_mutex_lock(&env->mu);
     }
     pthread_mutex_unlock(&env->mu);
@@ -209,10 +394,15 @@ int plog_env_new(plog_env_t **out)
     plog_env_t *env = calloc(1, sizeof(*env));
     if (!env)
         return ST_E_NOMEM;
+    env->wr_cap = PLOG_WRITE_QUEUE_CAP;
     pthread_mutex_init(&env->mu, NULL);
     pthread_cond_init(&env->cond, NULL);
+    pthread_cond_init(&env->room, NULL);
     int rc = pthread_create(&env->thread, NULL, flusher_main, env);
     if (rc != 0) {
+        pthread_cond_destroy(&env->room);
+        pthread_cond_destroy(&env->cond);
+        pthread_mutex_destroy(&env->mu);
         free(env);
         return -rc;
     }
@@ -226,8 +416,10 @@ int plog_env_new_manual(plog_env_t **out)
     if (!env)
         return ST_E_NOMEM;
     env->manual = true;
+    env->wr_cap = PLOG_WRITE_QUEUE_CAP;
     pthread_mutex_init(&env->mu, NULL);
     pthread_cond_init(&env->cond, NULL);
+    pthread_cond_init(&env->room, NULL);
     *out = env;
     return 0;
 }
@@ -236,12 +428,13 @@ bool plog_env_flush_step(plog_env_t *env)
 {
     pthread_mutex_lock(&env->mu);
     plog_t *batch = env->queue, *due = env->delayed; /* delayed ones are due at once */
+    plog_t *wbatch = env->wqueue;
     job_t *jobs = env->jobs;
-    env->queue = env->queue_tail = env->delayed = NULL;
+    env->queue = env->queue_tail = env->delayed = env->wqueue = NULL;
     env->jobs = env->jobs_tail = NULL;
     pthread_mutex_unlock(&env->mu);
-    run_round(batch, due, jobs);
-    return batch || due || jobs;
+    run_round(wbatch, batch, due, jobs);
+    return batch || due || wbatch || jobs;
 }
 
 void plog_env_free(plog_env_t *env)
@@ -258,9 +451,34 @@ void plog_env_free(plog_env_t *env)
         pthread_mutex_unlock(&env->mu);
         pthread_join(env->thread, NULL);
     }
+    ST_ASSERT(env->wr_bytes == 0);
     pthread_mutex_destroy(&env->mu);
     pthread_cond_destroy(&env->cond);
+    pthread_cond_destroy(&env->room);
     free(env);
+}
+
+void plog_env_set_write_cap(plog_env_t *env, int64_t bytes)
+{
+    pthread_mutex_lock(&env->mu);
+    env->wr_cap = bytes;
+    pthread_cond_broadcast(&env->room);
+    pthread_mutex_unlock(&env->mu);
+}
+
+void plog__wr_reserve(plog_env_t *env, int64_t len)
+{
+    pthread_mutex_lock(&env->mu);
+    /* One append always fits an empty queue, however large. */
+    while (!env->manual && env->wr_bytes > 0 && env->wr_bytes + len > env->wr_cap)
+        pthread_cond_wait(&env->room, &env->mu);
+    env->wr_bytes += len;
+    pthread_mutex_unlock(&env->mu);
+}
+
+void plog__wr_unreserve(plog_env_t *env, int64_t len)
+{
+    release_bytes(env, len);
 }
 
 void plog__flush_enqueue_locked(plog_t *log)
@@ -268,7 +486,7 @@ void plog__flush_enqueue_locked(plog_t *log)
     if (log->queued)
         return;
     log->queued = true;
-    log->refs++; /* dropped by plog__on_synced on the loop */
+    log->refs++; /* dropped by plog__on_done on the loop */
     plog_env_t *env = log->sh->env;
     pthread_mutex_lock(&env->mu);
     log->next_queued = NULL;
@@ -287,7 +505,7 @@ static void delay_locked(plog_t *log, int64_t delay_ms)
     if (log->queued || log->delayed)
         return; /* a sync is already coming */
     log->delayed = true;
-    log->refs++; /* dropped by plog__on_synced on the loop */
+    log->refs++; /* dropped by plog__on_done on the loop */
     plog_env_t *env = log->sh->env;
     pthread_mutex_lock(&env->mu);
     log->due_ns = uv_hrtime() + (uint64_t)delay_ms * 1000000u;
@@ -297,35 +515,29 @@ static void delay_locked(plog_t *log, int64_t delay_ms)
     pthread_mutex_unlock(&env->mu);
 }
 
-void plog__mark_dirty(plog_t *log,
-                      plog_seg_t *seg,
-                      int64_t written_end,
-                      int64_t written_bytes,
-                      bool dir_dirty,
-                      int64_t delay_ms)
+/* Put the log in the write queue (write caching: its sync is delayed, its
+ * writes are not). Called with sync_mu held. */
+static void wenqueue_locked(plog_t *log)
 {
-    pthread_mutex_lock(&log->sync_mu);
-    bool found = false;
-    for (int i = 0; i < log->n_dirty; i++)
-        found |= log->dirty[i] == seg;
-    if (!found && seg) {
-        if (log->n_dirty == log->cap_dirty) {
-            int cap = log->cap_dirty ? log->cap_dirty * 2 : 4;
-            plog_seg_t **d = realloc(log->dirty, (size_t)cap * sizeof(*d));
-            ST_VERIFY(d != NULL);
-            log->dirty = d;
-            log->cap_dirty = cap;
-        }
-        plog__seg_ref(seg);
-        log->dirty[log->n_dirty++] = seg;
-    }
-    if (written_end > log->written_end)
-        log->written_end = written_end;
-    if (written_bytes > log->written_bytes)
-        log->written_bytes = written_bytes;
-    log->dir_dirty |= dir_dirty;
+    if (log->queued || log->wqueued)
+        return; /* a round is coming that writes first */
+    log->wqueued = true;
+    log->refs++; /* dropped by plog__on_done on the loop */
+    plog_env_t *env = log->sh->env;
+    pthread_mutex_lock(&env->mu);
+    log->next_wqueued = env->wqueue;
+    env->wqueue = log;
+    pthread_cond_signal(&env->cond);
+    pthread_mutex_unlock(&env->mu);
+}
+
+/* Queue the sync (now, or delayed) and the writes. Called with sync_mu held. */
+static void want_sync_locked(plog_t *log, int64_t delay_ms)
+{
     if (delay_ms > 0) {
         delay_locked(log, delay_ms);
+        if (log->wr_head)
+            wenqueue_locked(log);
     } else {
         plog__flush_enqueue_locked(log);
         if (log->delayed) { /* make the delayed round due now as well */
@@ -335,6 +547,28 @@ void plog__mark_dirty(plog_t *log,
             pthread_mutex_unlock(&env->mu);
         }
     }
+}
+
+void plog__mark_dirty(plog_t *log, plog_seg_t *seg, bool dir_dirty, int64_t delay_ms)
+{
+    pthread_mutex_lock(&log->sync_mu);
+    if (seg)
+        add_dirty_locked(log, seg);
+    log->dir_dirty |= dir_dirty;
+    want_sync_locked(log, delay_ms);
+    pthread_mutex_unlock(&log->sync_mu);
+}
+
+void plog__queue_write(plog_t *log, plog__wr_t *w, int64_t delay_ms)
+{
+    w->next = NULL;
+    pthread_mutex_lock(&log->sync_mu);
+    if (log->wr_tail)
+        log->wr_tail->next = w;
+    else
+        log->wr_head = w;
+    log->wr_tail = w;
+    want_sync_locked(log, delay_ms);
     pthread_mutex_unlock(&log->sync_mu);
 }
 
@@ -385,7 +619,7 @@ static void on_wake(st_wake_t *h)
     }
     while (rev) {
         plog__done_t *n = rev->next;
-        plog__on_synced(rev->log, rev->durable_end, rev->durable_bytes, rev->err);
+        plog__on_done(rev);
         free(rev);
         rev = n;
     }

@@ -30,6 +30,11 @@ struct plog_seg {
     int64_t max_ts_offset;
     int64_t first_append_ms; /* for segment.ms; -1 when empty */
     int64_t bytes_since_index;
+    /* Bytes at the end of the file queued for the flusher's write but not
+     * written yet (added on the loop before size grows, subtracted by the
+     * flusher after its pwrite): readers stop at size - unwritten. Bytes of a
+     * failed write stay counted, so nothing reads them. */
+    _Atomic int64_t unwritten;
     plog__idx_t *idx; /* owned */
     int n_idx, cap_idx;
     plog__tidx_t *tidx; /* owned */
@@ -55,13 +60,28 @@ struct plog_shard {
     void *on_hw_arg;
 };
 
+/* A flusher report to the loop: how far the log is written, and (synced)
+ * how far it is durable. */
 typedef struct plog__done {
     struct plog__done *next;
     plog_t *log;
-    int64_t durable_end;
+    int64_t written_end; /* every offset below is written (page cache) */
+    int64_t durable_end; /* with synced: every offset below is on stable storage */
     int64_t durable_bytes;
-    int err;
+    bool synced;   /* durable_end/durable_bytes are valid */
+    bool drop_ref; /* the report ends a queue membership: drop its loop ref */
+    int err;       /* a write or sync failed: the log fails */
 } plog__done_t;
+
+/* One append's bytes, copied on the loop, written by the flusher in order. */
+typedef struct plog__wr {
+    struct plog__wr *next;
+    plog_seg_t *seg;    /* owned ref */
+    int64_t pos, len;   /* where in seg's file */
+    int64_t end_offset; /* log end offset after these bytes */
+    int64_t bytes;      /* appended_bytes after these bytes */
+    uint8_t data[];
+} plog__wr_t;
 
 struct plog {
     plog_shard_t *sh; /* borrowed */
@@ -76,8 +96,12 @@ struct plog {
     int64_t sealed_end;     /* sealed segments below were announced (on_sealed) */
     int64_t appended_bytes; /* loop: bytes appended since open */
     int64_t durable_bytes;  /* loop: of which fdatasynced */
-    int failed;             /* sticky error after a failed fsync */
-    plog_waiter_t *waiters, *waiters_tail;
+    int64_t wr_end;         /* loop: every offset below is written (flusher reports) */
+    int failed;             /* sticky error after a failed write or fsync */
+    plog_waiter_t *waiters, *waiters_tail;   /* durability, by end offset */
+    plog_waiter_t *wwaiters, *wwaiters_tail; /* written (acks=1, write caching) */
+    _Atomic bool want_written; /* loop sets: written waiters or write caching, so the
+                                  flusher reports writes before their sync */
     int refs; /* loop-only: 1 for the owner + 1 per pending flusher round */
     bool closing;
     bool open_dir_changed; /* plog_open: recovery created, renamed or deleted entries */
@@ -95,17 +119,21 @@ struct plog {
     pthread_mutex_t sync_mu;
     plog_seg_t **dirty; /* owned refs of segments written since the last sync */
     int n_dirty, cap_dirty;
-    int64_t written_end;   /* end offset covered by the written bytes */
+    plog__wr_t *wr_head, *wr_tail; /* appends queued for writing, in order */
+    int64_t written_end;   /* end offset covered by the written bytes (flusher) */
     int64_t written_bytes; /* appended_bytes matching written_end */
+    bool wr_failed;        /* a write failed: later queued writes are dropped */
     bool dir_dirty;        /* a segment file was created since the last sync */
     int64_t rp_pending;    /* recovery point to persist after this sync, or -1 */
     bool sync_failed;      /* a sync failed once: no recovery point is written again */
     int64_t rp_written;    /* flusher (and plog_open): the recovery point on disk, or -1;
                               written under sync_mu, read by the flusher without it */
-    bool queued;           /* in the flusher's queue */
+    bool queued;           /* in the flusher's queue (write, then sync) */
+    bool wqueued;          /* in the flusher's write queue (write only: write caching) */
     bool delayed;          /* in the flusher's delayed list (write caching) */
     uint64_t due_ns;       /* when a delayed flush is due (uv_hrtime) */
     struct plog *next_queued;
+    struct plog *next_wqueued;
     struct plog *next_delayed;
 
     /* ---- log-start checkpoint (DeleteRecords), written on the thread pool ---- */
@@ -152,15 +180,19 @@ void plog__seg_unref(plog_seg_t *s);
 /* Flusher (plog_flush.c). Queue the log for the next group commit; takes a
  * loop-side ref that the completion drops. Called with sync_mu held. */
 void plog__flush_enqueue_locked(plog_t *log);
-/* Mark seg dirty up to written_end / written_bytes and queue a sync: now,
- * or with delay_ms >= 0 (write caching) no later than that.
- * @thread owning loop */
-void plog__mark_dirty(plog_t *log,
-                      plog_seg_t *seg,
-                      int64_t written_end,
-                      int64_t written_bytes,
-                      bool dir_dirty,
-                      int64_t delay_ms);
+/* Mark seg (may be NULL) dirty and queue a sync of everything written and
+ * queued so far: now, or with delay_ms > 0 (write caching) no later than
+ * that. @thread owning loop */
+void plog__mark_dirty(plog_t *log, plog_seg_t *seg, bool dir_dirty, int64_t delay_ms);
+/* Room for len more queued bytes in the env's write queue: blocks while the
+ * queue holds more than its cap (the disk is behind; a manual env never
+ * blocks). Pair with plog__queue_write or plog__wr_unreserve.
+ * @thread owning loop  @blocking only when the queue is full */
+void plog__wr_reserve(plog_env_t *env, int64_t len);
+void plog__wr_unreserve(plog_env_t *env, int64_t len);
+/* Queue w (reserved) for the flusher to write, then a sync as
+ * plog__mark_dirty(delay_ms). @thread owning loop */
+void plog__queue_write(plog_t *log, plog__wr_t *w, int64_t delay_ms);
 /* Run fn(arg) on the flusher thread (file deletion and other slow I/O). */
 int plog__env_job(plog_env_t *env, void (*fn)(void *), void *arg);
 /* Write DIR/name = value atomically (temp file, fdatasync, rename; fsync of
@@ -173,6 +205,6 @@ int plog__write_rp(plog_t *log, int64_t value, bool sync_dir);
  * @thread owning loop */
 void plog__set_rp_pending(plog_t *log, int64_t rp);
 /* Completion on the loop (plog.c). */
-void plog__on_synced(plog_t *log, int64_t durable_end, int64_t durable_bytes, int err);
+void plog__on_done(const plog__done_t *d);
 
 #endif

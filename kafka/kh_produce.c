@@ -4,9 +4,11 @@
  * owner (rt_post) -> owner: the producer's state (kh_idem, kh_txn: a set it
  * refuses or dedupes is validated first, as Kafka, so a corrupt batch is never
  * acknowledged as a duplicate) -> plog_append() (validates, assigns offsets,
- * writes the page cache), wakes long-polling fetches, and for acks=all waits for the
- * group-committed fdatasync -> op posted back -> when the last op is back the
- * response is encoded (acks=0: none is sent).
+ * queues the bytes for the flusher thread), and for acks=1 waits until they
+ * are written (page cache), for acks=all until the group-committed fdatasync
+ * (plog_wait_acked) -> op posted back -> when the last op is back the
+ * response is encoded (acks=0: none is sent). Long-polling fetches wake when
+ * the high watermark moves (plog_shard_on_hw).
  * Invariants: 1. the record bytes are appended straight from the request
  *                frame, which lives until the request is freed, i.e. after
  *                every op came back (kh_req_op_out / kh_req_op_back);
@@ -69,7 +71,8 @@ static void op_closed(rt_shard_t *sh, void *arg)
     op_back(sh, op);
 }
 
-/* The batch is in the log; status says whether it became durable. When the
+/* The batch is in the log; status says whether it became durable (acks=1:
+ * written). When the
  * sync failed it may still survive (the page cache is written back, a restart
  * reads it): Kafka's "written, not enough replicas" tells clients just that
  * (librdkafka marks the batch possibly persisted and retries it with the same
@@ -80,7 +83,7 @@ static void on_durable(void *arg, int status)
     if (status != 0) {
         op->resp->error_code = KP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
         op->resp->error_message =
-            kp_str_from_cstr("written to the log, not made durable: the log failed");
+            kp_str_from_cstr("appended to the log, not made durable: the log failed");
         op->resp->base_offset = -1;
     }
     send_back(kh_shard_of(rt_current()), op);
@@ -143,6 +146,8 @@ static void op_append(rt_shard_t *sh, void *arg)
         op->resp->log_start_offset = plog_start_offset(log);
         if (op->acks == -1)
             plog_wait_acked(log, &op->waiter, dup_last + 1, on_durable, op);
+        else if (op->acks == 1)
+            plog_wait_written(log, &op->waiter, dup_last + 1, on_durable, op);
         else
             send_back(ks, op);
         return;
@@ -186,6 +191,8 @@ static void op_append(rt_shard_t *sh, void *arg)
         kh_notify_append(ks, log);
     if (op->acks == -1)
         plog_wait_acked(log, &op->waiter, info.end_offset, on_durable, op);
+    else if (op->acks == 1)
+        plog_wait_written(log, &op->waiter, info.end_offset, on_durable, op);
     else
         send_back(ks, op);
 }

@@ -1,7 +1,9 @@
 /* plog_crash_test.c - power cuts and kills simulated under the partition log
  * engine (core/plog*), in the spirit of SQLite's crash-test VFS.
  *
- * The simulator is a plog_sys_t table. Every write, truncation, creation,
+ * The simulator is a plog_sys_t table (the flusher's segment writes, the
+ * index saves, checkpoints and the loop's file operations all go through
+ * it). Every write, truncation, creation,
  * rename and unlink goes to the real files (the "page cache" view, what reads
  * see) and is also remembered: per file, the content at its last sync plus the
  * operations since; per directory, the namespace at its last fsync plus the
@@ -22,7 +24,8 @@
  * appends, then closes cleanly and cuts the power once more (a clean close
  * must leave nothing unsynced). Invariants checked after every recovery:
  *  1. every acknowledged batch is there, byte for byte (unless DeleteRecords
- *     or retention removed it);
+ *     or retention removed it); every batch acknowledged as written (acks=1)
+ *     is there after a kill -9 with no power cut since;
  *  2. an offset once read names the same batch forever (no reuse);
  *  3. reads never return data at or beyond the high watermark, and the high
  *     watermark never passes what is on disk;
@@ -521,8 +524,9 @@ typedef struct {
     int n;
     size_t vlen;
     bool acked;   /* acks=all answered: must survive */
+    bool wacked;  /* acks=1 answered (written): must survive a kill, not a power cut */
     bool exposed; /* returned by a read: its offsets must never change */
-    plog_waiter_t w;
+    plog_waiter_t w, ww;
 } rec_t;
 
 typedef struct {
@@ -569,6 +573,22 @@ static void on_ack(void *arg, int status)
     rec_t *r = arg;
     if (status == 0)
         r->acked = true;
+}
+
+static void on_wack(void *arg, int status)
+{
+    rec_t *r = arg;
+    if (status == 0)
+        r->wacked = true;
+}
+
+/* A power cut: what acks=1 acknowledged may be gone with the page cache. */
+static void power_cut(tc_t *tc)
+{
+    sim_power_cut(&tc->rng);
+    tc->n_power++;
+    for (int i = 0; i < tc->n_recs; i++)
+        tc->recs[i].wacked = false;
 }
 
 /* Whether the log holds rec's batch, byte for byte, at rec's offsets. */
@@ -669,6 +689,7 @@ static int append_one(tc_t *tc)
     r->end = info.end_offset;
     tc->n_recs++;
     plog_wait_acked(tc->log, &r->w, r->end, on_ack, r);
+    plog_wait_written(tc->log, &r->ww, r->end, on_wack, r);
     return 0;
 }
 
@@ -712,18 +733,21 @@ static void verify(tc_t *tc)
     for (int i = 0; i < tc->n_recs; i++) {
         rec_t *r = &tc->recs[i];
         bool here = r->end <= end && holds(tc, r);
-        if (r->acked || r->exposed) {
+        const char *what = r->acked     ? "acknowledged"
+                           : r->wacked  ? "written-acknowledged (acks=1, then a kill)"
+                                        : "read";
+        if (r->acked || r->wacked || r->exposed) {
             CHECK(tc, here,
                   "%s batch [%" PRId64 ",%" PRId64 ") lost (log [%" PRId64 ",%" PRId64
                   "), hw %" PRId64 ")",
-                  r->acked ? "acknowledged" : "read", r->base, r->end, start, end, hw);
+                  what, r->base, r->end, start, end, hw);
             CHECK(tc, r->end <= hw || r->end <= start,
-                  "%s batch [%" PRId64 ",%" PRId64 ") above the high watermark %" PRId64,
-                  r->acked ? "acknowledged" : "read", r->base, r->end, hw);
+                  "%s batch [%" PRId64 ",%" PRId64 ") above the high watermark %" PRId64, what,
+                  r->base, r->end, hw);
         }
         if (here && r->end > start) {
             tc->recs[kept] = *r;
-            tc->recs[kept].w.next = NULL;
+            tc->recs[kept].w.next = tc->recs[kept].ww.next = NULL;
             kept++;
         }
     }
@@ -746,8 +770,7 @@ static void recover(tc_t *tc, bool may_crash)
             close_log(tc);
         tc->n_recovery_crashes++;
         if (rnd_in(&tc->rng, 0, 1)) {
-            sim_power_cut(&tc->rng);
-            tc->n_power++;
+            power_cut(tc);
         } else {
             sim_restart();
             tc->n_kills++;
@@ -826,8 +849,7 @@ static void trial(tc_t *tc, uint64_t seed)
     tc->n_crashes++;
     bool power = rnd_in(&tc->rng, 0, 1);
     if (power) {
-        sim_power_cut(&tc->rng);
-        tc->n_power++;
+        power_cut(tc);
     } else {
         sim_restart(); /* kill -9: the page cache stays, unsynced */
         tc->n_kills++;
@@ -845,8 +867,7 @@ static void trial(tc_t *tc, uint64_t seed)
      * may be lost, no offset may be given to other data. */
     sim_crash_now();
     close_log(tc);
-    sim_power_cut(&tc->rng);
-    tc->n_power++;
+    power_cut(tc);
     recover(tc, false);
     for (int i = 0; i < 4; i++)
         assert_int_equal(append_one(tc), 0);
@@ -861,8 +882,7 @@ static void trial(tc_t *tc, uint64_t seed)
         assert_int_equal(append_one(tc), 0);
     int64_t end = plog_end_offset(tc->log);
     close_log(tc);
-    sim_power_cut(&tc->rng);
-    tc->n_power++;
+    power_cut(tc);
     recover(tc, false);
     CHECK(tc, plog_end_offset(tc->log) == end,
           "a clean close did not make the log durable: end %" PRId64 " after the cut, %" PRId64

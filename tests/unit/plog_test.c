@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,9 +68,12 @@ static void close_log(fx_t *f, plog_t *log)
         uv_run(&f->loop, UV_RUN_ONCE);
 }
 
+static void gate_set(bool closed);
+
 static int teardown(void **state)
 {
     fx_t *f = *state;
+    gate_set(false); /* a failed test must not leave the flusher held */
     plog_shard_free(f->sh);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
@@ -716,31 +720,53 @@ static void on_durable(void *arg, int status)
     a->status = status;
 }
 
-static void test_plog_enospc_keeps_acked_data(void **state)
+/* A write the flusher cannot make (ENOSPC after half the bytes) fails the
+ * log, as a failed fdatasync does: the append was accepted (offsets given,
+ * producer state moved on), so it cannot be refused any more. Its waiters,
+ * written (acks=1) or durable, get ST_E_FAILED, appends are refused, nothing
+ * of it becomes visible, and a restart recovers what is on disk: the data
+ * acknowledged before, not the torn write. */
+static void test_plog_write_error_fails_log(void **state)
 {
     fx_t *f = *state;
     plog_set_sys(&k_fake);
     plog_t *log = open_log(f, NULL);
     append(log, 2, 100, 1, 1);
-    int64_t size = plog_size_bytes(log);
     size_t len;
     uint8_t *b = tbatch_build(2, 100, 2, 1, &len);
     plog_append_info_t info;
     const char *why = NULL;
     g_fail_pwrite = 1;
-    assert_int_equal(plog_append(log, b, len, 0, 1, &info, &why), ST_E_NOSPC);
-    assert_string_equal(why, "no space left on device");
-    g_fail_pwrite = 0;
-    assert_int_equal(plog_size_bytes(log), size);
-    assert_int_equal(plog_end_offset(log), 2);
-    /* Space is back: the next append works and continues the offsets. */
-    assert_int_equal(append(log, 2, 100, 3, 1), 2);
+    assert_int_equal(plog_append(log, b, len, 0, 1, &info, &why), 0);
+    assert_int_equal(info.end_offset, 4);
+    ack_t d = {0}, wr = {0};
+    plog_waiter_t w1, w2;
+    plog_wait_durable(log, &w1, 4, on_durable, &d);
+    plog_wait_written(log, &w2, 4, on_durable, &wr);
+    while (!d.fired || !wr.fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(d.status, ST_E_FAILED);
+    assert_int_equal(wr.status, ST_E_FAILED);
+    assert_int_equal(plog_failed(log), ST_E_FAILED);
+    assert_int_equal(plog_high_watermark(log), 2);
+    assert_int_equal(plog_durable_offset(log), 2);
+    g_fail_pwrite = 0; /* space is back: the log stays failed until a restart */
+    assert_int_equal(plog_append(log, b, len, 0, 1, &info, &why), ST_E_FAILED);
+    /* What was acknowledged before still answers. */
+    ack_t old = {0};
+    plog_waiter_t w3;
+    plog_wait_durable(log, &w3, 2, on_durable, &old);
+    assert_int_equal(old.fired, 1);
+    assert_int_equal(old.status, 0);
     check_read(log, 0, 0, 2, 100, 1, 1);
-    check_read(log, 2, 2, 2, 100, 3, 1);
     free(b);
     close_log(f, log);
-    log = open_log(f, NULL);
-    assert_int_equal(plog_end_offset(log), 4);
+    log = open_log(f, NULL); /* recovery cuts the torn half batch */
+    assert_int_equal(plog_failed(log), 0);
+    assert_int_equal(plog_end_offset(log), 2);
+    check_read(log, 0, 0, 2, 100, 1, 1);
+    assert_int_equal(append(log, 2, 100, 3, 1), 2); /* offsets continue */
+    check_read(log, 2, 2, 2, 100, 3, 1);
     close_log(f, log);
 }
 
@@ -1168,7 +1194,9 @@ static void test_plog_write_caching(void **state)
     ack_t a = {0};
     plog_waiter_t w;
     plog_wait_acked(log, &w, plog_end_offset(log), on_durable, &a);
-    assert_int_equal(a.fired, 1); /* from the page cache */
+    while (!a.fired) /* once written by the flusher, from the page cache */
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(a.status, 0);
     assert_int_equal(plog_high_watermark(log), 2);
     check_read(log, 0, 0, 2, 100, 1, 1);
     assert_true(plog_unflushed_bytes(log) > 0);
@@ -1268,6 +1296,199 @@ static void test_plog_recovery_point(void **state)
     close_log(f, log);
 }
 
+/* ---- Writes off the loop ---- */
+
+/* A pwrite hook with a gate: segment (.log) writes made off the test's
+ * loop thread wait while the gate is closed; one made on the loop thread is
+ * only counted (the loop must never write a segment, and the test must not
+ * hang when it does). */
+static pthread_mutex_t g_gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_gate_cv = PTHREAD_COND_INITIALIZER;
+static bool g_gate_closed;
+static int g_gate_held;     /* writes waiting at the gate */
+static int g_loop_pwrites;  /* segment writes made on the loop's thread */
+static pthread_t g_loop_thread;
+
+static bool is_segment_fd(int fd)
+{
+    char p[64], t[512];
+    snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(p, t, sizeof(t) - 1);
+    if (n < 4)
+        return false;
+    t[n] = 0;
+    return strcmp(t + n - 4, ".log") == 0;
+}
+
+static ssize_t gate_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    if (is_segment_fd(fd)) {
+        pthread_mutex_lock(&g_gate_mu);
+        if (pthread_equal(pthread_self(), g_loop_thread)) {
+            g_loop_pwrites++;
+        } else {
+            g_gate_held++;
+            pthread_cond_broadcast(&g_gate_cv);
+            while (g_gate_closed)
+                pthread_cond_wait(&g_gate_cv, &g_gate_mu);
+            g_gate_held--;
+        }
+        pthread_mutex_unlock(&g_gate_mu);
+    }
+    return pwrite(fd, buf, n, off);
+}
+
+static const plog_sys_t k_gate = {.pwrite = gate_pwrite};
+
+static void gate_set(bool closed)
+{
+    pthread_mutex_lock(&g_gate_mu);
+    g_gate_closed = closed;
+    pthread_cond_broadcast(&g_gate_cv);
+    pthread_mutex_unlock(&g_gate_mu);
+}
+
+/* Wait until the flusher holds a write at the gate (it must: the append
+ * queued one), unless the loop wrote it itself (then fail, not hang). */
+static void gate_wait_held(void)
+{
+    pthread_mutex_lock(&g_gate_mu);
+    while (g_gate_held == 0 && g_loop_pwrites == 0)
+        pthread_cond_wait(&g_gate_cv, &g_gate_mu);
+    int on_loop = g_loop_pwrites;
+    pthread_mutex_unlock(&g_gate_mu);
+    assert_int_equal(on_loop, 0);
+}
+
+static int count_batches(void *arg, const plog_batch_hdr_t *h)
+{
+    (void)h;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* plog_append returns while the segment write waits behind the gate (as it
+ * would behind an fdatasync of the same file): the loop never pwrites a
+ * segment. Until the write is made, readers (reads, scans, the high
+ * watermark with write caching) see none of the bytes and acks=1 / write
+ * caching acknowledge nothing; once it is made, all of them follow. */
+static void test_plog_append_writes_off_the_loop(void **state)
+{
+    fx_t *f = *state;
+    plog_set_sys(&k_gate);
+    g_loop_thread = pthread_self();
+    g_loop_pwrites = 0;
+    gate_set(false);
+    g_append_nowait = true;
+    plog_config_t cfg;
+    plog_config_default(&cfg);
+    cfg.write_caching = true;
+    cfg.flush_ms = 3600000; /* only the written end moves */
+    cfg.flush_bytes = 1 << 30;
+    plog_t *log = open_log(f, &cfg);
+    append(log, 2, 100, 1, 1);
+    ack_t a0 = {0};
+    plog_waiter_t w0;
+    plog_wait_written(log, &w0, 2, on_durable, &a0);
+    while (!a0.fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(plog_high_watermark(log), 2);
+
+    gate_set(true);
+    int hw_calls = 0;
+    plog_shard_on_hw(f->sh, on_hw, &hw_calls);
+    assert_int_equal(append(log, 3, 100, 2, 1), 2); /* returns: the loop did not wait */
+    gate_wait_held();
+    assert_int_equal(plog_end_offset(log), 5);
+    assert_int_equal(plog_high_watermark(log), 2); /* not written: not visible */
+    plog_slice_t s;
+    assert_int_equal(plog_read(log, 2, 1 << 20, &s), 0);
+    assert_int_equal(s.len, 0);
+    assert_int_equal(plog_read(log, 0, 1 << 20, &s), 0);
+    assert_int_equal(s.next_offset, 2); /* the written batch only */
+    plog_slice_release(&s);
+    int n = 0;
+    assert_int_equal(plog_scan_tail(log, 1, -1, count_batches, &n), 0);
+    assert_int_equal(n, 1); /* the unwritten batch's header is not read */
+    ack_t wr = {0}, ack = {0};
+    plog_waiter_t w1, w2;
+    plog_wait_written(log, &w1, 5, on_durable, &wr); /* acks=1 */
+    plog_wait_acked(log, &w2, 5, on_durable, &ack);  /* acks=all with write caching */
+    for (int i = 0; i < 5; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(wr.fired + ack.fired, 0);
+    assert_int_equal(hw_calls, 0);
+
+    gate_set(false);
+    while (!wr.fired || !ack.fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(wr.status, 0);
+    assert_int_equal(ack.status, 0);
+    assert_int_equal(plog_high_watermark(log), 5);
+    assert_true(hw_calls >= 1); /* Fetch long polls are woken by the write */
+    check_read(log, 2, 2, 3, 100, 2, 1);
+    n = 0;
+    assert_int_equal(plog_scan_tail(log, 1, -1, count_batches, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(g_loop_pwrites, 0);
+    plog_shard_on_hw(f->sh, NULL, NULL);
+    close_log(f, log);
+}
+
+typedef struct {
+    plog_t *log;
+    uint8_t *b;
+    size_t len;
+    _Atomic bool done;
+    int rc;
+} bg_append_t;
+
+static void *bg_append(void *arg)
+{
+    bg_append_t *x = arg;
+    plog_append_info_t info;
+    x->rc = plog_append(x->log, x->b, x->len, 7, 1000, &info, NULL);
+    atomic_store(&x->done, true);
+    return NULL;
+}
+
+/* The bytes queued for writing are bounded: with the write held and the
+ * queue at its cap, the next append waits (its loop blocks) until the
+ * flusher wrote, instead of queueing without limit. */
+static void test_plog_write_queue_is_bounded(void **state)
+{
+    fx_t *f = *state;
+    plog_set_sys(&k_gate);
+    g_loop_thread = pthread_self();
+    g_loop_pwrites = 0;
+    plog_env_set_write_cap(f->env, 1); /* one append at a time */
+    g_append_nowait = true;
+    plog_t *log = open_log(f, NULL);
+    gate_set(true);
+    append(log, 1, 100, 1, 1); /* fits the empty queue, held at the gate */
+    gate_wait_held();
+    bg_append_t x = {.log = log};
+    x.b = tbatch_build(1, 100, 2, 1, &x.len);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, bg_append, &x), 0);
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    assert_false(atomic_load(&x.done)); /* full: the second append waits */
+    gate_set(false);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(x.rc, 0);
+    ack_t d = {0};
+    plog_waiter_t w;
+    plog_wait_durable(log, &w, 2, on_durable, &d);
+    while (!d.fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(d.status, 0);
+    check_read(log, 0, 0, 1, 100, 1, 1);
+    check_read(log, 1, 1, 1, 100, 2, 1);
+    free(x.b);
+    close_log(f, log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1290,7 +1511,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plog_recovery_rebuilds_missing_and_corrupt_index,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_append_rejects_bad_batches, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_plog_enospc_keeps_acked_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_write_error_fails_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_durable_ack_and_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_fsync_error_fails_log, setup, teardown),
         cmocka_unit_test(test_plog_hw_is_durable_end),
@@ -1298,6 +1519,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plog_idle_roll_is_announced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_write_caching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_write_caching_races, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_append_writes_off_the_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_write_queue_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_delete_records_checkpoint_does_not_block_the_loop,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_delete_records_moves_start_and_persists, setup,
