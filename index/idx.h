@@ -206,7 +206,9 @@ idx_low_offset(idx_client_t *c, const char *topic, int32_t partition, idx_offset
 
 /** Remove every segment of the partition whose last_offset < offset (wholly
  * below it) with its chunks, in one transaction; the callback gets their
- * object keys (next_after NULL) for the caller to delete from the bucket. */
+ * object keys (next_after NULL) for the caller to delete from the bucket.
+ * Timestamp lookups then see only the rows left (their running maxima of
+ * max_ts no longer count the removed rows). */
 ST_MUST_CHECK int idx_delete_below(idx_client_t *c,
                                    const char *topic,
                                    int32_t partition,

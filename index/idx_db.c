@@ -112,7 +112,8 @@ _Static_assert(N_MIGRATIONS == IDX_SCHEMA_VERSION, "one migration per schema ver
                 " AND cum_max_ts >= ?3 ORDER BY cum_max_ts, base_offset LIMIT 1")                  \
     X(SEG_LIST, "SELECT " SEG_COLS " FROM segments WHERE topic = ?1 AND partition = ?2"            \
                 " AND base_offset >= ?3 ORDER BY base_offset LIMIT ?4")                            \
-    X(SEG_BELOW, "SELECT id, object_key FROM segments WHERE topic = ?1 AND partition = ?2"         \
+    X(SEG_BELOW, "SELECT id, object_key, cum_max_ts FROM segments WHERE topic = ?1"                \
+                 " AND partition = ?2"                                                             \
                  " AND base_offset < ?3 AND last_offset < ?3 ORDER BY base_offset")                \
     X(SEG_OF_PART, "SELECT id, object_key FROM segments WHERE topic = ?1 AND partition = ?2"       \
                    " ORDER BY base_offset")                                                        \
@@ -707,103 +708,7 @@ static int do_list_aborted(idx__db_t *d, idx__op_t *op)
     return 0;
 }
 
-/* ---- Deletes ---- */
-
-/* Collect (id, key) rows of a statement, then delete those segments. */
-static int delete_rows(idx__db_t *d, idx__op_t *op, sqlite3_stmt *s)
-{
-    int64_t *ids = NULL;
-    size_t n = 0, cap = 0;
-    int rc, err = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *p = realloc(ids, cap * sizeof *p);
-            if (!p) {
-                err = ST_E_NOMEM;
-                break;
-            }
-            ids = p;
-        }
-        ids[n++] = sqlite3_column_int64(s, 0);
-        if ((err = keys_push(op, (const char *)sqlite3_column_text(s, 1))) != 0)
-            break;
-    }
-    sqlite3_reset(s);
-    if (!err && rc != SQLITE_DONE)
-        err = map_rc(rc);
-    for (size_t i = 0; i < n && !err; i++) {
-        sqlite3_stmt *c = d->st[S_CHUNK_DELETE];
-        sqlite3_reset(c);
-        sqlite3_bind_int64(c, 1, ids[i]);
-        if ((err = step_done(c)) != 0)
-            break;
-        sqlite3_stmt *a = d->st[S_ABORTED_DELETE];
-        sqlite3_reset(a);
-        sqlite3_bind_int64(a, 1, ids[i]);
-        if ((err = step_done(a)) != 0)
-            break;
-        sqlite3_stmt *g = d->st[S_SEG_DELETE];
-        sqlite3_reset(g);
-        sqlite3_bind_int64(g, 1, ids[i]);
-        err = step_done(g);
-    }
-    free(ids);
-    return err;
-}
-
-static int do_delete_below_locked(idx__db_t *d, idx__op_t *op)
-{
-    sqlite3_stmt *s = stmt_tp(d, S_SEG_BELOW, op->topic, op->partition);
-    sqlite3_bind_int64(s, 3, op->arg_i64);
-    return delete_rows(d, op, s);
-}
-
-static int do_drop_locked(idx__db_t *d, idx__op_t *op)
-{
-    sqlite3_stmt *s = op->partition >= 0 ? stmt_tp(d, S_SEG_OF_PART, op->topic, op->partition)
-                                         : stmt_tp(d, S_SEG_OF_TOPIC, op->topic, 0);
-    int rc = delete_rows(d, op, s);
-    if (rc == 0)
-        rc = step_done(op->partition >= 0 ? stmt_tp(d, S_CLEAN_DROP_PART, op->topic, op->partition)
-                                          : stmt_tp(d, S_CLEAN_DROP_TOPIC, op->topic, 0));
-    return rc;
-}
-
-/* ---- Archive compaction: the switch ---- */
-
-/* Delete segment id with its chunks and aborted rows. */
-static int delete_seg(idx__db_t *d, int64_t id)
-{
-    static const int which[] = {S_CHUNK_DELETE, S_ABORTED_DELETE, S_SEG_DELETE};
-    for (int i = 0; i < 3; i++) {
-        sqlite3_stmt *s = d->st[which[i]];
-        sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, id);
-        int rc = step_done(s);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-/* Insert the replacement r after its old row was deleted: the running
- * maxima go on from the row before it (the rows after it, replaced or not,
- * fix_cum brings up to date once all are in). */
-static int insert_repl(idx__db_t *d, idx__op_t *op, const idx__repl_t *r)
-{
-    int64_t id, cum = INT64_MIN;
-    idx_segment_t prev;
-    sqlite3_stmt *s = stmt_tp(d, S_SEG_FLOOR, op->topic, op->partition);
-    sqlite3_bind_int64(s, 3, r->seg.base_offset - 1);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        read_seg(s, &prev, &id, &cum);
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return map_rc(rc);
-    return insert_rows(d, r, cum);
-}
+/* ---- Running maxima (cum_max_ts) ---- */
 
 /* Recompute the running maximum of max_ts of the chunks of segment id,
  * from *cum on; *cum becomes the segment's. */
@@ -857,30 +762,30 @@ static int fix_seg_cum(idx__db_t *d, int64_t id, int64_t *cum)
     return rc;
 }
 
-/* The running maxima from the first replaced row on. A row after the last
- * replaced one that is entered with the same running maximum as before
- * keeps its values, and so does everything after it: stop there. old_cum[i] is
- * the cum_max_ts the row op->repl[i] replaced had. */
-static int fix_cum(idx__db_t *d, idx__op_t *op, const int64_t *old_cum)
+/* Where fix_cum starts: the rows after base offset `after` are brought up
+ * to date, entered with cum (what the rows up to `after` hold now);
+ * stored_prev is what they held before the change (the stored rows after
+ * them were computed from it). */
+typedef struct {
+    int64_t after, cum, stored_prev;
+} cum_from_t;
+
+/* The running maxima of op's partition from the row after at.after on.
+ * op->repl (in offset order) are rows just inserted, old_cum[i] the
+ * cum_max_ts of the row op->repl[i] replaced. A row after every changed one
+ * that is entered with the same running maximum as before keeps its values,
+ * and so does everything after it: stop there. */
+static int fix_cum(idx__db_t *d, const idx__op_t *op, cum_from_t at, const int64_t *old_cum)
 {
-    int64_t first = op->repl[0].seg.base_offset, id, cum = INT64_MIN, stored_prev = INT64_MIN;
-    idx_segment_t g;
-    sqlite3_stmt *s = stmt_tp(d, S_SEG_FLOOR, op->topic, op->partition);
-    sqlite3_bind_int64(s, 3, first - 1);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        read_seg(s, &g, &id, &cum);
-        stored_prev = cum;
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return map_rc(rc);
+    int64_t cum = at.cum, stored_prev = at.stored_prev;
     size_t r = 0;
-    for (int64_t from = first - 1;;) {
-        int64_t stored;
-        s = stmt_tp(d, S_SEG_CEIL, op->topic, op->partition);
+    for (int64_t from = at.after;;) {
+        int64_t id, stored;
+        idx_segment_t g;
+        sqlite3_stmt *s = stmt_tp(d, S_SEG_CEIL, op->topic, op->partition);
         sqlite3_bind_int64(s, 3, from);
-        if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
             read_seg(s, &g, &id, &stored);
         sqlite3_reset(s);
         if (rc == SQLITE_DONE)
@@ -897,6 +802,114 @@ static int fix_cum(idx__db_t *d, idx__op_t *op, const int64_t *old_cum)
         if ((rc = fix_seg_cum(d, id, &cum)) != 0)
             return rc;
     }
+}
+
+/* ---- Deletes ---- */
+
+/* Collect (id, key[, cum_max_ts]) rows of a statement, then delete those
+ * segments; *last_cum (when not NULL) gets the cum_max_ts of the last row. */
+static int delete_rows(idx__db_t *d, idx__op_t *op, sqlite3_stmt *s, int64_t *last_cum)
+{
+    int64_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    int rc, err = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *p = realloc(ids, cap * sizeof *p);
+            if (!p) {
+                err = ST_E_NOMEM;
+                break;
+            }
+            ids = p;
+        }
+        ids[n++] = sqlite3_column_int64(s, 0);
+        if (last_cum)
+            *last_cum = sqlite3_column_int64(s, 2);
+        if ((err = keys_push(op, (const char *)sqlite3_column_text(s, 1))) != 0)
+            break;
+    }
+    sqlite3_reset(s);
+    if (!err && rc != SQLITE_DONE)
+        err = map_rc(rc);
+    for (size_t i = 0; i < n && !err; i++) {
+        sqlite3_stmt *c = d->st[S_CHUNK_DELETE];
+        sqlite3_reset(c);
+        sqlite3_bind_int64(c, 1, ids[i]);
+        if ((err = step_done(c)) != 0)
+            break;
+        sqlite3_stmt *a = d->st[S_ABORTED_DELETE];
+        sqlite3_reset(a);
+        sqlite3_bind_int64(a, 1, ids[i]);
+        if ((err = step_done(a)) != 0)
+            break;
+        sqlite3_stmt *g = d->st[S_SEG_DELETE];
+        sqlite3_reset(g);
+        sqlite3_bind_int64(g, 1, ids[i]);
+        err = step_done(g);
+    }
+    free(ids);
+    return err;
+}
+
+/* The rows left were entered with the running maximum of the deleted ones:
+ * they start again from nothing (a timestamp only the deleted rows reached
+ * would otherwise send time lookups to chunks with no record that late). */
+static int do_delete_below_locked(idx__db_t *d, idx__op_t *op)
+{
+    sqlite3_stmt *s = stmt_tp(d, S_SEG_BELOW, op->topic, op->partition);
+    sqlite3_bind_int64(s, 3, op->arg_i64);
+    cum_from_t at = {-1, INT64_MIN, INT64_MIN};
+    int rc = delete_rows(d, op, s, &at.stored_prev);
+    if (rc == 0 && op->n_keys > 0)
+        rc = fix_cum(d, op, at, NULL);
+    return rc;
+}
+
+static int do_drop_locked(idx__db_t *d, idx__op_t *op)
+{
+    sqlite3_stmt *s = op->partition >= 0 ? stmt_tp(d, S_SEG_OF_PART, op->topic, op->partition)
+                                         : stmt_tp(d, S_SEG_OF_TOPIC, op->topic, 0);
+    int rc = delete_rows(d, op, s, NULL);
+    if (rc == 0)
+        rc = step_done(op->partition >= 0 ? stmt_tp(d, S_CLEAN_DROP_PART, op->topic, op->partition)
+                                          : stmt_tp(d, S_CLEAN_DROP_TOPIC, op->topic, 0));
+    return rc;
+}
+
+/* ---- Archive compaction: the switch ---- */
+
+/* Delete segment id with its chunks and aborted rows. */
+static int delete_seg(idx__db_t *d, int64_t id)
+{
+    static const int which[] = {S_CHUNK_DELETE, S_ABORTED_DELETE, S_SEG_DELETE};
+    for (int i = 0; i < 3; i++) {
+        sqlite3_stmt *s = d->st[which[i]];
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, id);
+        int rc = step_done(s);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Insert the replacement r after its old row was deleted: the running
+ * maxima go on from the row before it (the rows after it, replaced or not,
+ * fix_cum brings up to date once all are in). */
+static int insert_repl(idx__db_t *d, idx__op_t *op, const idx__repl_t *r)
+{
+    int64_t id, cum = INT64_MIN;
+    idx_segment_t prev;
+    sqlite3_stmt *s = stmt_tp(d, S_SEG_FLOOR, op->topic, op->partition);
+    sqlite3_bind_int64(s, 3, r->seg.base_offset - 1);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        read_seg(s, &prev, &id, &cum);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return map_rc(rc);
+    return insert_rows(d, r, cum);
 }
 
 static int do_replace_locked(idx__db_t *d, idx__op_t *op)
@@ -926,8 +939,19 @@ static int do_replace_locked(idx__db_t *d, idx__op_t *op)
         else if ((rc = delete_seg(d, id)) == 0)
             rc = insert_repl(d, op, r);
     }
-    if (rc == 0 && op->n_repl > 0)
-        rc = fix_cum(d, op, old_cum);
+    if (rc == 0 && op->n_repl > 0) {
+        /* From the row before the first replaced one, which did not change. */
+        cum_from_t at = {op->repl[0].seg.base_offset - 1, INT64_MIN, INT64_MIN};
+        idx_segment_t g;
+        int64_t id;
+        sqlite3_stmt *s = stmt_tp(d, S_SEG_FLOOR, op->topic, op->partition);
+        sqlite3_bind_int64(s, 3, at.after);
+        if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+            read_seg(s, &g, &id, &at.cum);
+        sqlite3_reset(s);
+        at.stored_prev = at.cum;
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? fix_cum(d, op, at, old_cum) : map_rc(rc);
+    }
     free(old_cum);
     if (rc == 0) {
         sqlite3_stmt *s = stmt_tp(d, S_CLEAN_SET, op->topic, op->partition);

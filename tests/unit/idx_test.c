@@ -988,6 +988,28 @@ static size_t stored_cums(const char *path, int64_t (*v)[3], size_t cap)
     return n;
 }
 
+/* The stored chunk rows of t/0 are want[0..n_want) ({first_offset, max_ts,
+ * cum_max_ts}, in offset order). */
+static void check_cums(const char *path, const int64_t (*want)[3], size_t n_want)
+{
+    int64_t v[16][3];
+    size_t n = stored_cums(path, v, 16);
+    assert_int_equal(n, n_want);
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++)
+            if (v[i][c] != want[i][c])
+                fail_msg("chunk row %zu column %d: %lld, want %lld", i, c, (long long)v[i][c],
+                         (long long)want[i][c]);
+}
+
+/* t/0 as four objects [0,29] .. [90,119] of three chunks of 10 offsets;
+ * chunk j of object k has max_ts ts[k][j]. */
+static void add_four(fx_t *f, const int64_t (*ts)[3])
+{
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(add_seg_on(&f->loop, f->cl, "t", 0, k * 30, 3, 10, ts[k]), 0);
+}
+
 /* The replacement of old_key on t/0 by object key holding chunks c. */
 static idx_replace_t repl_t0(const char *old_key, const char *key, const idx_chunk_t *c, size_t n)
 {
@@ -1011,12 +1033,8 @@ static idx_replace_t repl_t0(const char *old_key, const char *key, const idx_chu
 static void test_idx_replace_stores_running_maxima(void **state)
 {
     fx_t *f = *state;
-    const int64_t t0[3] = {5, 1000, 25}, t1[3] = {35, 45, 55}, t2[3] = {65, 60, 85},
-                  t3[3] = {1200, 100, 110};
-    assert_int_equal(add_seg_on(&f->loop, f->cl, "t", 0, 0, 3, 10, t0), 0);
-    assert_int_equal(add_seg_on(&f->loop, f->cl, "t", 0, 30, 3, 10, t1), 0);
-    assert_int_equal(add_seg_on(&f->loop, f->cl, "t", 0, 60, 3, 10, t2), 0);
-    assert_int_equal(add_seg_on(&f->loop, f->cl, "t", 0, 90, 3, 10, t3), 0);
+    const int64_t ts[4][3] = {{5, 1000, 25}, {35, 45, 55}, {65, 60, 85}, {1200, 100, 110}};
+    add_four(f, ts);
     int64_t v[16][3];
     assert_int_equal(stored_cums(f->path, v, 16), 12);
     assert_int_equal(v[5][2], 1000); /* [50,59] before: under the far-future max */
@@ -1035,13 +1053,7 @@ static void test_idx_replace_stores_running_maxima(void **state)
     const int64_t want[][3] = {{0, 5, 5},        {20, 25, 25},    {30, 35, 35}, {40, 45, 45},
                                {50, 55, 55},     {60, 65, 65},    {80, 85, 85}, {90, 1200, 1200},
                                {100, 100, 1200}, {110, 110, 1200}};
-    size_t n = stored_cums(f->path, v, 16);
-    assert_int_equal(n, sizeof want / sizeof want[0]);
-    for (size_t i = 0; i < n; i++)
-        for (int k = 0; k < 3; k++)
-            if (v[i][k] != want[i][k])
-                fail_msg("chunk row %zu column %d: %lld, want %lld", i, k, (long long)v[i][k],
-                         (long long)want[i][k]);
+    check_cums(f->path, want, sizeof want / sizeof want[0]);
     assert_int_equal(lookup_ts(f, "t", 0, 30, &r), 0);
     assert_int_equal(r.loc.chunk.first_offset, 30);
     assert_int_equal(lookup_ts(f, "t", 0, 80, &r), 0);
@@ -1059,12 +1071,50 @@ static void test_idx_replace_stores_running_maxima(void **state)
     assert_int_equal(replace(f, &rv[1], 1, 95), 0);
     const int64_t t4[1] = {50};
     assert_int_equal(add_seg_on(&f->loop, f->cl, "t", 0, 120, 1, 10, t4), 0);
-    n = stored_cums(f->path, v, 16);
+    size_t n = stored_cums(f->path, v, 16);
     assert_int_equal(n, 11);
     assert_int_equal(v[5][2], 70);
     assert_int_equal(v[6][2], 85);
     assert_int_equal(v[10][0], 120);
     assert_int_equal(v[10][2], 1200);
+    check_plans(f->path);
+}
+
+/* Retention takes a prefix holding the partition's highest timestamp (a
+ * producer's clock ahead, 1000): the rows left must not keep it in their
+ * running maxima, or a time lookup lands on a chunk with no record that
+ * late (ListOffsets by time then answers from the local log, past records
+ * the archive holds). Rows the deleted prefix never raised stay as they
+ * were. */
+static void test_idx_delete_below_recomputes_running_maxima(void **state)
+{
+    fx_t *f = *state;
+    const int64_t ts[4][3] = {{5, 1000, 25}, {35, 45, 55}, {65, 1100, 85}, {95, 105, 115}};
+    add_four(f, ts);
+    res_t k = {0};
+    assert_int_equal(idx_delete_below(f->cl, "t", 0, 30, on_keys, &k), 0);
+    wait_for(&f->loop, &k);
+    assert_int_equal(k.status, 0);
+    assert_int_equal(k.n, 1);
+    free_keys(&k);
+    const int64_t want[][3] = {{30, 35, 35},   {40, 45, 45},     {50, 55, 55},
+                               {60, 65, 65},   {70, 1100, 1100}, {80, 85, 1100},
+                               {90, 95, 1100}, {100, 105, 1100}, {110, 115, 1100}};
+    check_cums(f->path, want, sizeof want / sizeof want[0]);
+    res_t r;
+    assert_int_equal(lookup_ts(f, "t", 0, 40, &r), 0);
+    assert_int_equal(r.loc.chunk.first_offset, 40);
+    assert_int_equal(lookup_ts(f, "t", 0, 60, &r), 0);
+    assert_int_equal(r.loc.chunk.first_offset, 60);
+    /* Deleting past the second maximum too: [90,119] is on its own. */
+    k = (res_t){0};
+    assert_int_equal(idx_delete_below(f->cl, "t", 0, 90, on_keys, &k), 0);
+    wait_for(&f->loop, &k);
+    assert_int_equal(k.n, 2);
+    free_keys(&k);
+    assert_int_equal(lookup_ts(f, "t", 0, 100, &r), 0);
+    assert_int_equal(r.loc.chunk.first_offset, 100);
+    assert_int_equal(lookup_ts(f, "t", 0, 116, &r), ST_E_RANGE);
     check_plans(f->path);
 }
 
@@ -1164,6 +1214,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idx_replace_switches_in_one_transaction, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_idx_replace_stores_running_maxima, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idx_delete_below_recomputes_running_maxima, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
