@@ -83,6 +83,10 @@
       "Bytes of archived chunks kept under <log.dir>/cache/ for replays (LRU, split between shards; 0 = none).") \
     X(HYDRATION_THREADS, "strata.hydration.threads", CFG_INT, "2", 0, 64, 0,                     \
       "Worker threads verifying, decoding and caching archived chunks for replays, apart from uploads (0 = libuv's shared pool).") \
+    X(HYDRATION_NICE, "strata.hydration.nice", CFG_INT, "10", 0, 19, 0,                          \
+      "Added to the broker's nice value for the hydration threads: a replay's chunk work yields the CPU to the shard loops and the flusher serving produce, and still uses it when they are idle (0 = same priority; needs strata.hydration.threads > 0).") \
+    X(HYDRATION_IO_IDLE, "strata.hydration.io.idle", CFG_BOOL, "true", 0, 1, 0,                    \
+      "Hydration threads' own disk I/O (chunk cache reads, writes, removals) in the idle I/O class (ioprio_set): produce's fdatasyncs go first on schedulers that honour classes (mq-deadline, BFQ); the cache is disposable.") \
     X(UPLOAD_THREADS, "strata.upload.threads", CFG_INT, "2", 0, 64, 0,                             \
       "Worker threads compressing segments for upload, apart from replays (0 = libuv's shared pool).") \
     X(DISK_ALERT_BYTES, "strata.disk.alert.free.bytes", CFG_INT, "0", 0, INT64_MAX, 0,             \

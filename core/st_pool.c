@@ -3,15 +3,29 @@
  * variable. Completion: a worker appends the item to its port's done list
  * under the port's lock and sends the port's st_wake under that same lock, so
  * no send is under way once the loop has run the last done callback (the port
- * may then be closed). */
+ * may then be closed).
+ * Priority: each worker sets its own nice value (setpriority on its thread id)
+ * and I/O class (ioprio_set on itself) before it takes an item, and
+ * st_pool_new_prio() waits for every worker to have done so. */
 #include "core/st_pool.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include "core/st_log.h"
 #include "core/st_wake.h"
+
+/* ioprio_set(2) (no glibc wrapper): linux/ioprio.h's values. */
+#define POOL_IOPRIO_WHO_PROCESS 1
+#define POOL_IOPRIO_CLASS_IDLE  3
+#define POOL_IOPRIO_CLASS_SHIFT 13
 
 struct st_pool {
     pthread_mutex_t mu;
@@ -21,6 +35,9 @@ struct st_pool {
     int n_threads;
     pthread_t *threads; /* owned */
     char name[11];
+    st_pool_prio_t prio;
+    pthread_cond_t started_cv; /* a worker has set its priority */
+    int n_started;
 };
 
 struct st_pool_port {
@@ -32,9 +49,32 @@ struct st_pool_port {
 
 /* ---- Workers ---- */
 
+/* Set the calling thread's priority (invariant 5). A refusal is logged. */
+static void set_prio(const st_pool_t *p)
+{
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    if (p->prio.nice > 0) {
+        errno = 0;
+        int cur = getpriority(PRIO_PROCESS, (id_t)tid);
+        int want = (errno ? 0 : cur) + p->prio.nice;
+        if (want > 19)
+            want = 19;
+        if (setpriority(PRIO_PROCESS, (id_t)tid, want) != 0)
+            ST_WARN("pool", "%s: cannot set nice %d: %s", p->name, want, strerror(errno));
+    }
+    if (p->prio.io_idle && syscall(SYS_ioprio_set, POOL_IOPRIO_WHO_PROCESS, (int)tid,
+                                   POOL_IOPRIO_CLASS_IDLE << POOL_IOPRIO_CLASS_SHIFT) != 0)
+        ST_WARN("pool", "%s: cannot set the idle I/O class: %s", p->name, strerror(errno));
+}
+
 static void *worker_main(void *arg)
 {
     st_pool_t *p = arg;
+    set_prio(p);
+    pthread_mutex_lock(&p->mu);
+    p->n_started++;
+    pthread_cond_broadcast(&p->started_cv);
+    pthread_mutex_unlock(&p->mu);
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!p->head && !p->stopping)
@@ -60,7 +100,12 @@ static void *worker_main(void *arg)
 
 int st_pool_new(const char *name, int n_threads, st_pool_t **out)
 {
-    if (n_threads < 1 || !name)
+    return st_pool_new_prio(name, n_threads, NULL, out);
+}
+
+int st_pool_new_prio(const char *name, int n_threads, const st_pool_prio_t *prio, st_pool_t **out)
+{
+    if (n_threads < 1 || !name || (prio && prio->nice < 0))
         return ST_E_INVAL;
     st_pool_t *p = calloc(1, sizeof(*p));
     if (!p || !(p->threads = calloc((size_t)n_threads, sizeof(*p->threads)))) {
@@ -68,8 +113,11 @@ int st_pool_new(const char *name, int n_threads, st_pool_t **out)
         return ST_E_NOMEM;
     }
     snprintf(p->name, sizeof(p->name), "%s", name);
+    if (prio)
+        p->prio = *prio;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->started_cv, NULL);
     for (int i = 0; i < n_threads; i++) {
         int rc = pthread_create(&p->threads[i], NULL, worker_main, p);
         if (rc != 0) {
@@ -82,6 +130,10 @@ int st_pool_new(const char *name, int n_threads, st_pool_t **out)
         pthread_setname_np(p->threads[i], tn);
         p->n_threads++;
     }
+    pthread_mutex_lock(&p->mu);
+    while (p->n_started < p->n_threads)
+        pthread_cond_wait(&p->started_cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
     *out = p;
     return 0;
 }
@@ -97,6 +149,7 @@ void st_pool_free(st_pool_t *p)
     for (int i = 0; i < p->n_threads; i++)
         pthread_join(p->threads[i], NULL);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->started_cv);
     pthread_mutex_destroy(&p->mu);
     free(p->threads);
     free(p);

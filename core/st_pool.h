@@ -18,12 +18,20 @@
  *                (its owner counts them), a pool freed only once its ports are
  *                closed;
  *             4. a NULL port queues on libuv's pool of the given loop (tests,
- *                tools, and pools of 0 threads: the shared pool, as before). */
+ *                tools, and pools of 0 threads: the shared pool, as before);
+ *             5. a pool's threads run at its priority (st_pool_prio_t) from
+ *                their first item on: each thread sets its own nice value and
+ *                I/O class before st_pool_new_prio() returns. So a replay's
+ *                hydration work yields the CPU to the shard loops and the
+ *                flusher serving produce, and its cache file I/O yields the
+ *                disk to the produce's fdatasyncs, yet uses both when they are
+ *                idle (a lower priority is not a cap). */
 #ifndef ST_POOL_H
 #define ST_POOL_H
 
 #include "core/st_err.h"
 
+#include <stdbool.h>
 #include <uv.h>
 
 typedef struct st_pool st_pool_t;
@@ -44,10 +52,27 @@ struct st_pool_work {
     uv_work_t uv; /* on libuv's pool (NULL port) */
 };
 
-/** Start n_threads (>= 1) workers.
+/** CPU and I/O priority of a pool's threads (per thread: the rest of the
+ * process keeps its own). */
+typedef struct {
+    /* added to the process's nice value (capped at 19); 0 = the same; >= 0 */
+    int nice;
+    /* the idle I/O class (ioprio_set): the threads' own disk requests are
+     * dispatched after other classes' by schedulers that honour classes
+     * (mq-deadline, BFQ); false = the process's class */
+    bool io_idle;
+} st_pool_prio_t;
+
+/** Start n_threads (>= 1) workers at the process's priority.
  * @param name  Borrowed for the call: thread names "<name>-N" (at most 10 chars kept).
  * @return 0, ST_E_INVAL, ST_E_NOMEM or a negative errno.  @thread any */
 ST_MUST_CHECK int st_pool_new(const char *name, int n_threads, st_pool_t **out);
+/** st_pool_new() whose threads run at prio (NULL = the process's); returns once
+ * every thread has set it. A priority the system refuses is logged (a warning)
+ * and the thread runs on at the process's: never an error.
+ * @return as st_pool_new(); ST_E_INVAL for a negative nice.  @thread any */
+ST_MUST_CHECK int
+st_pool_new_prio(const char *name, int n_threads, const st_pool_prio_t *prio, st_pool_t **out);
 /** Stop and join the workers and free the pool; p == NULL is a no-op.
  * Every port must be closed (nothing queued). @thread not a worker */
 void st_pool_free(st_pool_t *p);

@@ -11,7 +11,9 @@
  *   u32 magic 0x43485453 ("STHC")  u32 version (1)  u32 key_len  u32 data_len
  *   u32 data_crc32c  u32 hdr_crc32c (CRC-32C of the 20 bytes before it + key)
  *   key bytes  data bytes
- * Files are written as "<seq>.tmp" and renamed; the name of an entry never
+ * Files are written as "<seq>.tmp" and renamed, never fsynced (the cache is
+ * disposable: a file cut short or zero-filled by a crash fails its size or
+ * checksum check and is removed, then the chunk is fetched again); the name of an entry never
  * changes, and a key written again gets a new sequence number, so unlinking an
  * evicted file can never remove a newer copy. Recency is the file's mtime
  * (touched on every hit), which is how the LRU order survives a restart.
@@ -108,6 +110,16 @@ ST_MUST_CHECK int hyd_cache_get(
  * @thread any (the thread pool)  @blocking yes: file write */
 ST_MUST_CHECK int hyd_cache_write(
     hyd_cache_t *c, const char *key, const void *data, size_t len, hyd_cache_file_t *out);
+
+/** hyd_cache_write() of data whose CRC-32C the caller has already computed
+ * (and checked against the index's): the bytes are not hashed again.
+ * @param data_crc32c  st_crc32c(0, data, len). */
+ST_MUST_CHECK int hyd_cache_write_crc(hyd_cache_t *c,
+                                      const char *key,
+                                      const void *data,
+                                      size_t len,
+                                      uint32_t data_crc32c,
+                                      hyd_cache_file_t *out);
 
 /** Publish a written file as the entry for its key (replacing an older one),
  * then evict least recently used entries over max_bytes. Takes ownership of

@@ -317,6 +317,18 @@ static int read_header(int fd, uint64_t file_size, char **key, uint32_t *data_le
 int hyd_cache_write(
     hyd_cache_t *c, const char *key, const void *data, size_t len, hyd_cache_file_t *out)
 {
+    return hyd_cache_write_crc(c, key, data, len, st_crc32c(0, data, len), out);
+}
+
+/* The file is not fsynced (the cache is disposable): after a crash it may be
+ * short or hold zeros, which read_header (size) and the data checksum refuse. */
+int hyd_cache_write_crc(hyd_cache_t *c,
+                        const char *key,
+                        const void *data,
+                        size_t len,
+                        uint32_t data_crc32c,
+                        hyd_cache_file_t *out)
+{
     size_t klen = strlen(key);
     memset(out, 0, sizeof(*out));
     if (!atomic_load(&c->is_ready))
@@ -330,7 +342,7 @@ int hyd_cache_write(
     put_u32(hdr + 4, HC_VERSION);
     put_u32(hdr + 8, (uint32_t)klen);
     put_u32(hdr + 12, (uint32_t)len);
-    put_u32(hdr + 16, st_crc32c(0, data, len));
+    put_u32(hdr + 16, data_crc32c);
     put_u32(hdr + 20, st_crc32c(st_crc32c(0, hdr, 20), key, klen));
     uint64_t seq = atomic_fetch_add(&c->next_seq, 1);
     char tmp[4096], path[4096];

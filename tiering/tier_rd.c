@@ -238,17 +238,10 @@ static void answer(rd_t *r, int status)
     }
     free(r->held);
     if (status == 0 && r->raw) {
-        if (r->from > 0)
-            memmove(r->raw, r->raw + r->from, r->len);
+        /* Only the part asked for (decode_work moved it to the front and
+         * released the rest): the fetch holds it until its response is sent. */
         data = r->raw;
         len = r->len;
-        /* The fetch holds this until its response is sent: keep only the
-         * part it asked for, not the whole decoded chunk. */
-        if (len < r->raw_len || r->from > 0) {
-            uint8_t *shrunk = realloc(data, len ? len : 1);
-            if (shrunk)
-                data = shrunk;
-        }
         h->ts->stats.hydrated_bytes += (int64_t)len;
         h->ts->stats_hydrated_bytes += (int64_t)len;
     } else {
@@ -335,6 +328,17 @@ static void decode_work(st_pool_work_t *w)
             break;
         r->has_records = hd.records_count != 0;
     }
+    /* The answer keeps only [from, from + len): moved to the front and the
+     * rest released here, not on the loop (answer() and hop() take it as is). */
+    if (r->from > 0)
+        memmove(r->raw, r->raw + r->from, r->len);
+    if (r->len < r->raw_len) {
+        uint8_t *shrunk = realloc(r->raw, r->len ? r->len : 1);
+        if (shrunk)
+            r->raw = shrunk;
+    }
+    r->from = 0;
+    r->raw_len = r->len;
 }
 
 static void dl_unref(dl_t *d);
@@ -556,7 +560,8 @@ static void split_work(st_pool_work_t *w)
         }
         if (d->h->cache) {
             chunk_key(d->key, c->obj_pos, ck, sizeof(ck));
-            int rc = hyd_cache_write(d->h->cache, ck, d->data + at, c->obj_len, &d->files[i]);
+            int rc = hyd_cache_write_crc(d->h->cache, ck, d->data + at, c->obj_len, c->crc32c,
+                                         &d->files[i]);
             if (rc != 0 && rc != ST_E_AGAIN && rc != ST_E_TOO_LARGE)
                 ST_WARN("tier", "cache: cannot write chunk %s: %s", ck, st_strerror(rc));
         }
@@ -1071,9 +1076,7 @@ static int hop(rd_t *r)
     if (!lk)
         return ST_E_NOMEM;
     if (!r->held) {
-        if (r->from > 0)
-            memmove(r->raw, r->raw + r->from, r->len);
-        r->held = r->raw;
+        r->held = r->raw; /* the part asked for, at the front (decode_work) */
         r->held_len = r->len;
     } else {
         free(r->raw);

@@ -987,7 +987,10 @@ int main(int argc, char **argv)
     b->kctx.rt = b->rt;
     int64_t hyd_threads = cfg_int(b->cfg, CFG_HYDRATION_THREADS);
     int64_t up_threads = cfg_int(b->cfg, CFG_UPLOAD_THREADS);
-    if ((hyd_threads > 0 && (rc = st_pool_new("hydrate", (int)hyd_threads, &b->hyd_pool)) != 0) ||
+    st_pool_prio_t hyd_prio = {.nice = (int)cfg_int(b->cfg, CFG_HYDRATION_NICE),
+                               .io_idle = cfg_bool(b->cfg, CFG_HYDRATION_IO_IDLE)};
+    if ((hyd_threads > 0 &&
+         (rc = st_pool_new_prio("hydrate", (int)hyd_threads, &hyd_prio, &b->hyd_pool)) != 0) ||
         (up_threads > 0 && (rc = st_pool_new("upload", (int)up_threads, &b->up_pool)) != 0)) {
         fprintf(stderr, "stratad: cannot start the worker pools: %s\n", st_strerror(rc));
         return 1;

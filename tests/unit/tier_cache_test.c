@@ -1,6 +1,7 @@
 /* tier_cache_test.c - unit tests of the hydration chunk cache (tiering/cache.h):
  * LRU eviction order, the byte bound, the LRU rebuilt from the files after a
- * restart, and corrupt entries detected (and removed so they are refetched).
+ * restart, and corrupt entries detected (and removed so they are refetched),
+ * among them the torn files a crash can leave (entries are never fsynced).
  * Each test runs its own loop in a fresh temporary directory. */
 #include <dirent.h>
 #include <fcntl.h>
@@ -322,6 +323,72 @@ static void test_hyd_cache_corrupt_entry_detected_and_replaced(void **state)
     assert_int_equal(count_files(f->dir), 0);
 }
 
+/* Cut the entry file of key to len bytes (0: keep the size) and zero
+ * [zero_from, its end). */
+static void tear(fx_t *f, const char *key, off_t len, off_t zero_from)
+{
+    char path[512];
+    hyd_cache_path(f->c, key, path, sizeof(path));
+    assert_true(path[0] != 0);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    struct stat sb;
+    assert_int_equal(fstat(fd, &sb), 0);
+    if (len)
+        assert_int_equal(ftruncate(fd, len), 0);
+    static const uint8_t zeros[8192];
+    for (off_t at = zero_from; at < (len ? len : sb.st_size); at += (off_t)sizeof(zeros)) {
+        size_t n = (size_t)((len ? len : sb.st_size) - at);
+        n = n < sizeof(zeros) ? n : sizeof(zeros);
+        assert_int_equal(pwrite(fd, zeros, n, at), (ssize_t)n);
+    }
+    close(fd);
+}
+
+/* Entries are written without fsync: a crash may leave a file short, or at
+ * its size with zeros where the data did not reach the disk. Both are
+ * refused (never returned as data) and removed, at a get or at the rebuild. */
+static void test_hyd_cache_torn_entry_refused(void **state)
+{
+    fx_t *f = *state;
+    const char *key = "obj@0";
+    off_t full = (off_t)entry_size(key, 5000);
+    open_cache(f, 1 << 20);
+    put(f, key, 5000, 0x11);
+    tear(f, key, full - 3000, full); /* short */
+    assert_int_equal(get(f, key, 0), ST_E_CORRUPT);
+    assert_false(hyd_cache_contains(f->c, key));
+    put(f, key, 5000, 0x11);
+    tear(f, key, 0, full - 1000); /* its size, a zeroed tail */
+    assert_int_equal(get(f, key, 0), ST_E_CORRUPT);
+    put(f, key, 5000, 0x11);
+    tear(f, key, 0, 0); /* all zeros */
+    assert_int_equal(get(f, key, 0), ST_E_CORRUPT);
+    hyd_cache_stats_t st;
+    hyd_cache_stats(f->c, &st);
+    assert_int_equal(st.corrupt, 3);
+    assert_int_equal(st.hits, 0);
+    /* Written with the checksum the caller computed (the reader's path):
+     * served, and refused once torn. */
+    uint8_t d[5000];
+    memset(d, 0x22, sizeof(d));
+    uint32_t crc = st_crc32c(0, d, sizeof(d));
+    hyd_cache_file_t hf;
+    assert_int_equal(hyd_cache_write_crc(f->c, "obj@9", d, sizeof(d), crc, &hf), 0);
+    hyd_cache_add(f->c, &hf);
+    assert_int_equal(get(f, "obj@9", crc), 0);
+    assert_memory_equal(f->get_data, d, sizeof(d));
+    tear(f, "obj@9", 0, full - 1);
+    assert_int_equal(get(f, "obj@9", crc), ST_E_CORRUPT);
+    /* A file cut short while the broker was down is dropped by the rebuild. */
+    put(f, key, 5000, 0x11);
+    tear(f, key, full - 1, full);
+    close_cache(f);
+    open_cache(f, 1 << 20);
+    assert_false(hyd_cache_contains(f->c, key));
+    assert_int_equal(count_files(f->dir), 0);
+}
+
 static void test_hyd_cache_put_replaces_same_key(void **state)
 {
     fx_t *f = *state;
@@ -350,6 +417,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hyd_cache_corrupt_entry_detected_and_replaced, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hyd_cache_put_replaces_same_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hyd_cache_torn_entry_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
