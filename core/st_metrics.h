@@ -62,6 +62,8 @@
       "Batch headers read to rebuild partitions' transaction state after a start (the log after the last snapshot).") \
     X(FETCH_SENDFILE_BYTES, "strata_kafka_fetch_sendfile_bytes_total", "counter",                  \
       "Record bytes of Fetch responses sent straight from segment files (sendfile, no copy).")    \
+    X(FETCH_MEMORY_BYTES, "strata_kafka_fetch_memory_bytes_total", "counter",                      \
+      "Record bytes of Fetch responses sent without TLS from the buffer they were read or decoded into (sendfile off, archived batches), not copied into the response.") \
     X(FETCH_COLD_READS, "strata_kafka_fetch_cold_reads_total", "counter",                          \
       "Fetch reads of segment bytes not in the page cache, done in the thread pool.")              \
     X(CLEANER_PASSES, "strata_log_cleaner_passes_total", "counter",                                \

@@ -433,8 +433,13 @@ static bool zsend_copy_rest(kh_conn_t *c)
         memcpy(p, w->buf + out, w->ext[i].at - out);
         p += w->ext[i].at - out;
         out = w->ext[i].at;
-        plog_slice_t rest = *(const plog_slice_t *)w->ext[i].token;
         int64_t skip = i == req->zs_i ? req->zs_off : 0;
+        if (w->ext[i].is_mem) {
+            memcpy(p, w->ext[i].token + skip, (size_t)(w->ext[i].len - skip));
+            p += w->ext[i].len - skip;
+            continue;
+        }
+        plog_slice_t rest = *(const plog_slice_t *)w->ext[i].token;
         rest.pos += skip;
         rest.len -= skip;
         if (plog_slice_pread(&rest, p) != 0) {
@@ -449,10 +454,21 @@ static bool zsend_copy_rest(kh_conn_t *c)
     return conn_send(c, buf, n);
 }
 
+/* n more bytes of req's current ext value (len bytes) went out. */
+static void zsend_advance(kh_req_t *req, ssize_t n, int64_t len)
+{
+    req->zs_sent += (size_t)n;
+    if ((req->zs_off += n) == len) {
+        req->zs_i++;
+        req->zs_off = 0;
+    }
+}
+
 /* Send c->zreq: its encoded bytes with its file ranges (kp_ext_t, tokens of
  * plog_slice_t) in between, the ranges with sendfile(2) straight from the
- * segment files. It starts once libuv's queue is empty (what was queued there
- * goes first) and goes on when the socket is writable again.
+ * segment files, and records in memory (is_mem) from their own buffers. It
+ * starts once libuv's queue is empty (what was queued there goes first) and
+ * goes on when the socket is writable again.
  * @return true when all of it was sent (or queued in libuv by
  * zsend_copy_rest); false when it waits (on_written or on_zpoll flush again)
  * or the connection closed (zreq was freed then). */
@@ -482,6 +498,17 @@ static bool zsend_step(kh_conn_t *c)
                 req->zs_sent += (size_t)n;
                 continue;
             }
+        } else if (is_ext && w->ext[req->zs_i].is_mem) {
+            const kp_ext_t *x = &w->ext[req->zs_i];
+            size_t left = (size_t)(x->len - req->zs_off);
+            /* MSG_MORE unless these are the response's last bytes. */
+            bool more = req->zs_sent + left < w->len + (size_t)w->ext_bytes;
+            n = send(fd, x->token + req->zs_off, left, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+            if (n > 0) {
+                st_metric_add(ST_M_FETCH_MEMORY_BYTES, n);
+                zsend_advance(req, n, x->len);
+                continue;
+            }
         } else if (is_ext) {
             const plog_slice_t *sl = (const plog_slice_t *)w->ext[req->zs_i].token;
             int64_t left = sl->len - req->zs_off;
@@ -490,11 +517,7 @@ static bool zsend_step(kh_conn_t *c)
                          left < KH_SENDFILE_CHUNK ? (size_t)left : KH_SENDFILE_CHUNK);
             if (n > 0) {
                 st_metric_add(ST_M_FETCH_SENDFILE_BYTES, n);
-                req->zs_sent += (size_t)n;
-                if ((req->zs_off += n) == sl->len) {
-                    req->zs_i++;
-                    req->zs_off = 0;
-                }
+                zsend_advance(req, n, sl->len);
                 continue;
             }
             if (n == 0) { /* cannot happen: the slice's bytes never change while held */

@@ -674,12 +674,12 @@ static void fetch_answer(kh_req_t *req)
 {
     fstate_t *st = req->state;
     /* Records are not copied into the response (kh_int.h, "Zero-copy"):
-     * file ranges are sent from the segment files, and over TLS the records
-     * read into memory are encrypted from there. */
-    bool is_tls = req->conn && kh_conn_sec(req->conn)->tls;
+     * file ranges are sent from the segment files, and records in memory (read
+     * from a segment, or decoded from the archive) are sent, or over TLS
+     * encrypted, from where they are. */
     int n_ext = 0;
     for (int i = 0; i < st->n_ops; i++)
-        n_ext += st->ops[i].slice.seg != NULL || (is_tls && st->ops[i].data_len > 0);
+        n_ext += st->ops[i].slice.seg != NULL || (st->ops[i].data && st->ops[i].data_len > 0);
     kp_ext_t *ext = n_ext && req->conn ? kh_array(req, n_ext, sizeof(*ext)) : NULL;
     if (n_ext && req->conn && !ext) {
         kh_fail_conn(req, "out of memory");
@@ -700,8 +700,9 @@ static void fetch_answer(kh_req_t *req)
             ext[n_ext++] = (kp_ext_t){.token = rp->records.ptr, .len = rp->records.len};
         } else if (op->data_len > 0 && op->data) {
             rp->records = (kp_bytes_t){op->data, (int32_t)op->data_len};
-            if (is_tls && ext)
-                ext[n_ext++] = (kp_ext_t){.token = op->data, .len = rp->records.len};
+            if (ext)
+                ext[n_ext++] =
+                    (kp_ext_t){.token = op->data, .len = rp->records.len, .is_mem = true};
         }
         if (op->committed && op->n_aborted > 0) {
             rp->aborted_transactions = op->aborted;

@@ -137,9 +137,11 @@ struct kh_req {
  * the request, which the connection keeps at the head of its queue until
  * every byte went out, the ranges with sendfile(2). So a segment deleted or
  * replaced meanwhile is still read through the descriptor the request holds,
- * never through a reused one. Over TLS the ext values are the records read
- * into memory (the token is the bytes): they are encrypted from there, the
- * one copy TLS keeps. */
+ * never through a reused one. Records in memory (a cold segment range read
+ * with sendfile off, or batches decoded from the archive) are ext values too,
+ * their token the bytes (kp_ext_t.is_mem): sent from their own buffer without
+ * TLS, and over TLS (where every ext value is in memory) encrypted from
+ * there, the one copy TLS keeps. */
 
 /* ---- kh_conn.c ---- */
 /** Encode resp (a response struct of req's API) and queue it in order. */

@@ -186,6 +186,8 @@ typedef struct kp_ext {
     size_t at;
     /* written (false: the value was not encoded, its bytes are not due) */
     bool placed;
+    /* for the sender: token is the bytes themselves (in memory), not a handle */
+    bool is_mem;
 } kp_ext_t;
 
 /** Appends big-endian encodings to a growable buffer with a sticky error. */

@@ -3,14 +3,18 @@
 found in segment files are sent with sendfile(2) from the segment descriptor
 (strata_kafka_fetch_sendfile_bytes_total counts them); over TLS, or with
 strata.fetch.sendfile.enable=false, they are read into memory (the counter
-stays 0). Checked with real clients and raw Fetch frames:
+stays 0), and without TLS sent from that buffer, not copied into the response
+(strata_kafka_fetch_memory_bytes_total). Checked with real clients and raw
+Fetch frames:
 - every client reads exactly what was produced, over PLAINTEXT and SSL;
 - pages not in the page cache (dropped with posix_fadvise) are read in the
   thread pool (strata_kafka_fetch_cold_reads_total), with the same bytes;
 - a reader that does not read (the socket is full: partial sendfile writes)
   gets the exact bytes even when the topic is deleted and created again with
   other data while its response is half sent (the request holds the segment);
-- a client that closes mid-send leaves no descriptor behind."""
+- a client that closes mid-send leaves no descriptor behind;
+- with no descriptor left to watch a full socket, the rest of a response is
+  copied, exact, whether it began from a file range or from memory."""
 import os
 import socket
 import struct
@@ -38,6 +42,7 @@ def metric(b, name):
 
 
 SENT = "strata_kafka_fetch_sendfile_bytes_total"
+MEM = "strata_kafka_fetch_memory_bytes_total"
 COLD = "strata_kafka_fetch_cold_reads_total"
 
 
@@ -175,9 +180,10 @@ class SendfileTest(unittest.TestCase):
         vals = values("tls")
         create(self.b, "tls", 1)
         produce(self.ssl_bs, "tls", vals, **self.ssl)
-        before = metric(self.b, SENT)
+        before, before_mem = metric(self.b, SENT), metric(self.b, MEM)
         self.assertEqual(consume(self.ssl_bs, "tls", len(vals), **self.ssl), vals)
         self.assertEqual(metric(self.b, SENT) - before, 0)
+        self.assertEqual(metric(self.b, MEM) - before_mem, 0)  # encrypted from memory instead
 
     def test_cold_pages_are_read_in_the_thread_pool(self):
         vals = values("cold")
@@ -249,8 +255,16 @@ class OutOfDescriptorsTest(unittest.TestCase):
         """A full socket is watched through a dup of it: when no descriptor is
         left for that (the open file limit lowered below what is open), the
         rest of the response goes out as a copy, whole and exact."""
+        self.check(SENT)
+
+    def test_out_of_descriptors_the_rest_is_copied_from_memory(self):
+        """The same with the records read into memory (sendfile off): the
+        response began from their buffer, its rest is copied from there."""
+        self.check(MEM, "-X", "strata.fetch.sendfile.enable=false")
+
+    def check(self, counter, *args):
         import resource
-        b = Broker()
+        b = Broker(*args)
         try:
             vals = values("nofd")
             create(b, "nofd", 1)
@@ -264,7 +278,7 @@ class OutOfDescriptorsTest(unittest.TestCase):
             s.sendall(kwire.frame(18, 0, 1))  # ApiVersions: the broker has accepted it
             self.assertTrue(kwire.read_frame(s))
             old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-            before = metric(b, SENT)
+            before = metric(b, counter)
             try:
                 resource.prlimit(pid, resource.RLIMIT_NOFILE, (3, old[1]))
                 s.sendall(fetch_v4([("nofd", [(0, 0, 64 * MB)])]))
@@ -276,7 +290,7 @@ class OutOfDescriptorsTest(unittest.TestCase):
             self.assertEqual(err, 0)
             self.assertGreater(len(rec), 1 * MB)
             self.assertEqual(rec, ref[:len(rec)])
-            self.assertGreater(metric(b, SENT) - before, 0)  # it began with sendfile
+            self.assertGreater(metric(b, counter) - before, 0)  # it began without a copy
         finally:
             b.close()
 
@@ -290,6 +304,8 @@ class SendfileOffTest(unittest.TestCase):
             produce(b.bootstrap, "off", vals)
             self.assertEqual(consume(b.bootstrap, "off", len(vals)), vals)
             self.assertEqual(metric(b, SENT), 0)
+            # Sent from the read buffers, not copied into the responses.
+            self.assertGreaterEqual(metric(b, MEM), N_VALUES * VALUE_SIZE)
         finally:
             b.close()
 
