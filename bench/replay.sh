@@ -27,10 +27,11 @@
 # changed) on the same data, in REPLAY_ROUNDS rounds of: raw GETs, a cold replay with each
 # build (order alternating), raw GETs again; medians of the per-round ratios are reported
 # (the machine's load changes within seconds: single runs mislead). The lat pair also runs
-# REPLAY_ROUNDS times per build (median p99s and ratio).
+# REPLAY_ROUNDS times per build, the builds alternating (median p99s, ratio and replay MB/s).
 # CPU: seconds used by the S3 server, stratad and the whole machine during the raw GETs and
 # the cold replay (2 cores are shared by the server, the broker and the consumer); with
-# BENCH_PERF_DIR set, perf profiles of stratad during the cold replay go there.
+# BENCH_PERF_DIR set, perf profiles of stratad during the cold replay go there, and of the
+# machine during the first lat produce-during-replay of each binary (lat-N-*.txt).
 # Usage: bench/replay.sh [BUILD_DIR]   env: REPLAY_MB (256), BENCH_DIR (tmp dir
 #        parent, default /tmp), REPLAY_BASE (unset), REPLAY_LAT_RATE (5000),
 #        REPLAY_LAT_SECONDS (5), REPLAY_BASE_ARGS (unset), REPLAY_ROUNDS (3).
@@ -266,18 +267,49 @@ lat_once() {
     start_broker "$@"
     lat() { "$KB" --brokers "$BOOT" --format json bench produce -t lat --acks all --linger-ms 0 \
         --rate "$LAT_RATE" -s 1024 --random -d "${LAT_SECONDS}s" 2>>"$DIR/kb-lat.err"; }
-    local alone during c0 c1 p0 p1
+    local alone during c0 c1 p0 p1 a0
+    a0=$(date +%s.%N)
     alone=$(lat) || { cat "$DIR/kb-lat.err" >&2; exit 1; }
     c0=$(date +%s.%N)
     ( consume arch >"$DIR/lat-consume.json"; date +%s.%N >"$DIR/lat-consume.end" ) &
     local cpid=$!
     sleep 0.3
+    # With BENCH_PERF_DIR: profiles of the whole machine during the first produce-during-replay
+    # of each binary (lat-<n>-*.txt): on-CPU time per thread (who competes with the shard
+    # loops and the flusher) and stratad's off-CPU time per thread and stack.
+    local perf_pids=() ptag=""
+    if [ -n "${BENCH_PERF_DIR:-}" ] && command -v perf >/dev/null &&
+        ! grep -qxF "$1" "$DIR/lat-profiled" 2>/dev/null; then
+        echo "$1" >>"$DIR/lat-profiled"
+        ptag="$BENCH_PERF_DIR/lat-$(wc -l <"$DIR/lat-profiled")"
+        perf record -q -g -a -F 499 -o "$DIR/lat-cpu.data" >/dev/null 2>&1 &
+        perf_pids+=($!)
+        perf record -q -g -a -e sched:sched_switch -o "$DIR/lat-off.data" >/dev/null 2>&1 &
+        perf_pids+=($!)
+    fi
     p0=$(date +%s.%N)
     during=$(lat) || { cat "$DIR/kb-lat.err" >&2; exit 1; }
     p1=$(date +%s.%N)
+    if [ ${#perf_pids[@]} -gt 0 ]; then
+        mkdir -p "$BENCH_PERF_DIR"
+        kill -INT "${perf_pids[@]}"
+        wait "${perf_pids[@]}" || true
+        {
+            echo "binary: $1 ${*:2}"
+            perf report -i "$DIR/lat-cpu.data" --stdio --no-children --sort comm,pid -g none \
+                --percent-limit 0.5 2>/dev/null | grep -v '^$' | grep -v '^# *$' | head -60
+            perf report -i "$DIR/lat-cpu.data" --stdio --no-children --pid "$BPID" \
+                --sort pid,sym --percent-limit 0.3 -g none 2>/dev/null |
+                grep -v '^$' | grep -v '^# *$' | head -80
+        } >"$ptag-oncpu.txt" || true
+        perf script -i "$DIR/lat-off.data" -F comm,tid,time,trace,ip,sym 2>/dev/null |
+            /usr/bin/python3 bench/offcpu.py "$BPID" "$ptag-offcpu.json" >"$ptag-offcpu.txt" || true
+    fi
     wait "$cpid"
     c1=$(cat "$DIR/lat-consume.end")
     stop_broker "$DIR/lat.log"
+    echo "  lat $*: alone from $a0 p99 $(jget "$alone" p99_ms) ms; during from $p0 to $p1 p99" \
+        "$(jget "$during" p99_ms) ms, replay $(jget "$(cat "$DIR/lat-consume.json")" mb_per_s) MB/s" >&2
     /usr/bin/python3 -c 'import json, sys
 a, d, c = (json.loads(x) for x in sys.argv[1:4])
 c0, c1, p0, p1 = map(float, sys.argv[4:8])
@@ -286,26 +318,37 @@ print(json.dumps({"alone": a, "during": d, "replay_mb_per_s": c["mb_per_s"],
                   "p99_ratio": round(d["p99_ms"] / a["p99_ms"], 2) if a["p99_ms"] else None}))' \
         "$alone" "$during" "$(cat "$DIR/lat-consume.json")" "$c0" "$c1" "$p0" "$p1"
 }
-# lat_pair BINARY [ARGS]: lat_once ROUNDS times; JSON with every round and the median ratio.
-lat_pair() {
-    local all=()
-    for _ in $(seq "$ROUNDS"); do
-        all+=("$(lat_once "$@")")
-    done
+# lat_summary JSON...: the rounds of one build; JSON with every round and the median ratio.
+lat_summary() {
     /usr/bin/python3 -c 'import json, statistics, sys
 rs = [json.loads(x) for x in sys.argv[1:]]
 out = dict(rs[len(rs) // 2])  # a representative round for the report line
 out["rounds"] = [{"alone_p99_ms": r["alone"]["p99_ms"], "during_p99_ms": r["during"]["p99_ms"],
-                  "p99_ratio": r["p99_ratio"], "overlap": r["overlap"]} for r in rs]
+                  "p99_ratio": r["p99_ratio"], "overlap": r["overlap"],
+                  "replay_mb_per_s": r["replay_mb_per_s"]} for r in rs]
 out["p99_ratio"] = statistics.median(r["p99_ratio"] for r in rs)
 out["alone"]["p99_ms"] = statistics.median(r["alone"]["p99_ms"] for r in rs)
 out["during"]["p99_ms"] = statistics.median(r["during"]["p99_ms"] for r in rs)
-print(json.dumps(out))' "${all[@]}"
+out["replay_mb_per_s"] = statistics.median(r["replay_mb_per_s"] for r in rs)
+print(json.dumps(out))' "$@"
 }
+# ROUNDS lat_once rounds of this build, and of the base when set, the two alternating
+# (this, base; base, this; ...): both builds see the same minutes of the machine's load.
 echo "== lat: produce p99 alone vs during a cold replay"
-lat=$(lat_pair "$STRATAD")
+lat_this=()
+lat_base=()
+for i in $(seq "$ROUNDS"); do
+    if [ -z "$BASE" ] || [ $((i % 2)) = 1 ]; then
+        lat_this+=("$(lat_once "$STRATAD")")
+        [ -n "$BASE" ] && lat_base+=("$(lat_once "$BASE/tools/stratad" "${BASE_ARGS[@]}")")
+    else
+        lat_base+=("$(lat_once "$BASE/tools/stratad" "${BASE_ARGS[@]}")")
+        lat_this+=("$(lat_once "$STRATAD")")
+    fi
+done
+lat=$(lat_summary "${lat_this[@]}")
 base_lat=null
-[ -n "$BASE" ] && base_lat=$(lat_pair "$BASE/tools/stratad" "${BASE_ARGS[@]}")
+[ -n "$BASE" ] && base_lat=$(lat_summary "${lat_base[@]}")
 
 echo "== warm: restarted, cache kept"
 start_broker
