@@ -61,9 +61,11 @@ class Member:
         self.lock = threading.Lock()
         self.assigned = None  # latest full assignment
         self.n_assigns = 0
-        self.msgs = []  # (partition, offset)
+        self.msgs = []  # (partition, offset) of every read, in order
+        self.read_t = []  # when each read was reported (monotonic)
+        self.read_acked = []  # whether each read's own commit was acknowledged
         self.commits = {}  # partition -> next offset, acknowledged
-        self.acked = set()  # (partition, offset) of every record whose commit was acknowledged
+        self.events = []  # (monotonic time, line): the timeline a failure message shows
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
 
@@ -71,21 +73,27 @@ class Member:
         for line in self.proc.stdout:
             parts = line.split()
             with self.lock:
+                self.events.append((time.monotonic(), line.strip()))
                 if parts[0] == "ASSIGN":
                     self.assigned = set(int(x) for x in parts[1].split(",")) if len(
                         parts) > 1 else set()
                     self.n_assigns += 1
                 elif parts[0] == "MSG":
                     self.msgs.append((int(parts[1]), int(parts[2])))
-                elif parts[0] == "COMMIT":
-                    self.commits[int(parts[1])] = int(parts[2])
-                    self.acked.add((int(parts[1]), int(parts[2]) - 1))
+                    self.read_t.append(time.monotonic())
+                    self.read_acked.append(False)
+                elif parts[0] == "COMMIT":  # the commit of the member's latest read of it
+                    p, nxt = int(parts[1]), int(parts[2])
+                    self.commits[p] = nxt
+                    i = len(self.msgs) - 1 - self.msgs[::-1].index((p, nxt - 1))
+                    self.read_acked[i] = True
 
     def owned(self):
         with self.lock:
             return set(self.assigned or ())
 
     def kill9(self):
+        self.killed_at = time.monotonic()
         self.proc.kill()
         self.proc.wait()
         self.t.join(10)
@@ -160,6 +168,19 @@ def subscription(topics):
     return out + struct.pack(">i", -1)
 
 
+def timeline(members, p, o):
+    """Every member's events that concern partition p near offset o, in time order."""
+    rows = []
+    for i, m in enumerate(members):
+        for t, line in m.events:
+            f = line.split()
+            near = len(f) >= 3 and f[1] == str(p) and abs(int(f[2]) - o) <= 3
+            if f[0] == "ASSIGN" or f[0] == "ERROR" or near:
+                rows.append((t, i, line))
+    t0 = rows[0][0] if rows else 0
+    return "\n".join("%8.3f m%d %s" % (t - t0, i, line) for t, i, line in sorted(rows))
+
+
 class GroupsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -197,21 +218,25 @@ class GroupsTest(unittest.TestCase):
                        what="every record read")
             # No record lost; a record is read twice only when one of its reads was not
             # committed: the victim read past its last commit, or a commit was refused in a
-            # rebalance (REBALANCE_IN_PROGRESS while the group completes one, as Kafka) before
-            # the partition moved. A record whose every read was committed, or one the victim
-            # had committed, read again means two owners at once or a lost commit.
-            seen = {}
-            for m in members:
-                for x in m.msgs:
-                    seen[x] = seen.get(x, 0) + 1
-            dups = {x for x, n in seen.items() if n > 1}
-            for p, o in dups:
-                self.assertTrue(any(x not in m.acked for m in members for x in m.msgs
-                                    if x == (p, o)),
-                                "record %d@%d read twice, each read committed" % (p, o))
-                if p in lost:
-                    self.assertGreaterEqual(o, victim.commits.get(p, 0),
-                                            "a committed record was read again")
+            # rebalance (REBALANCE_IN_PROGRESS or ILLEGAL_GENERATION while the group completes
+            # one, as Kafka) so the next owner — or the same member — reads it again. A record
+            # whose every read was committed read again, or a record the victim had committed
+            # read by a survivor after the kill, means two owners at once or a lost commit.
+            reads = {}  # (partition, offset) -> [(member, acked)]
+            for i, m in enumerate(members):
+                for x, acked in zip(m.msgs, m.read_acked):
+                    reads.setdefault(x, []).append((i, acked))
+            for (p, o), rs in reads.items():
+                if len(rs) > 1:
+                    self.assertFalse(all(acked for _, acked in rs),
+                                     "record %d@%d read %d times, each read committed\n%s" %
+                                     (p, o, len(rs), timeline(members, p, o)))
+            for m in survivors:
+                for (p, o), t in zip(m.msgs, m.read_t):
+                    if p in lost and t > victim.killed_at:
+                        self.assertGreaterEqual(o, victim.commits.get(p, 0),
+                                                "a record the victim committed was read again"
+                                                "\n%s" % timeline(members, p, o))
             # The survivors' commits reached the end of every partition.
             wait_until(lambda: all(
                 max(m.commits.get(p, 0) for m in survivors) == 100 for p in range(6)),
