@@ -16,43 +16,13 @@ RECORDS=${SF_PRODUCE_RECORDS:-1000000}
 ROUNDS=${SF_ROUNDS:-2}
 PASSES=${SF_PASSES:-2}
 DIR=$(mktemp -d "${BENCH_DIR:-$PWD}/.bench-sendfile.XXXXXX")
-SPID=""
-cleanup() {
-    if [ -n "$SPID" ]; then
-        kill -TERM "$SPID" 2>/dev/null || true
-        wait "$SPID" 2>/dev/null || true
-    fi
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-log() { echo "sendfile.sh: $*" >&2; }
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-PORT=$(free_port)
-BROKERS=127.0.0.1:$PORT
+BLIB_NAME=sendfile.sh
+. bench/broker_lib.sh
 start() { # SENDFILE(true|false)
-    "$STRATAD" --log-dir "$DIR/data" --smp 2 --listeners "$BROKERS" \
-        --admin-listener "127.0.0.1:$(free_port)" -X "strata.fetch.sendfile.enable=$1" \
-        >>"$DIR/stratad.log" 2>&1 &
-    SPID=$!
-    for _ in $(seq 300); do
-        grep -q "started" "$DIR/stratad.log" && return
-        sleep 0.1
-    done
-    log "stratad did not start"
-    exit 1
+    broker_start "$STRATAD" -X "strata.fetch.sendfile.enable=$1"
 }
-stop() {
-    kill -TERM "$SPID"
-    wait "$SPID" || log "stratad exited with $?"
-    SPID=""
-    : >"$DIR/stratad.log"
-}
-loopback() {
-    "$KB" --format json bench loopback -d 3s | python3 -c 'import json, sys
-j = json.loads(sys.stdin.read()); j["what"] = "loopback"; print(json.dumps(j))'
-}
+stop() { broker_stop; }
+loopback() { loopback_json "$KB"; }
 OUT=$DIR/out.jsonl
 echo "{\"load_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >>"$OUT"
 loopback >>"$OUT"

@@ -1,0 +1,41 @@
+# broker_lib.sh - shell helpers for the bench scripts that restart one stratad on one data
+# directory between measurements (sendfile.sh, consume_ab.sh). Source it after setting
+# BLIB_NAME (the script's name, for log lines) and DIR (a temp directory: the broker's data goes
+# to DIR/data; DIR is removed on exit, after the broker was stopped).
+# Defines log, free_port, broker_start STRATAD [ARGS...], broker_stop, loopback_json STRATA_CLI;
+# sets BROKERS (127.0.0.1:PORT, the same for every start) and SPID (the running broker or "").
+log() { echo "$BLIB_NAME: $*" >&2; }
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+SPID=""
+blib_cleanup() {
+    if [ -n "$SPID" ]; then
+        kill -TERM "$SPID" 2>/dev/null || true
+        wait "$SPID" 2>/dev/null || true
+    fi
+    rm -rf "$DIR"
+}
+trap blib_cleanup EXIT
+BROKERS=127.0.0.1:$(free_port)
+broker_start() { # STRATAD [ARGS...]: start on DIR/data and wait until it serves
+    "$1" --log-dir "$DIR/data" --smp 2 --listeners "$BROKERS" \
+        --admin-listener "127.0.0.1:$(free_port)" "${@:2}" >>"$DIR/stratad.log" 2>&1 &
+    SPID=$!
+    for _ in $(seq 300); do
+        grep -q "started" "$DIR/stratad.log" && return
+        sleep 0.1
+    done
+    log "stratad did not start"
+    exit 1
+}
+broker_stop() {
+    kill -TERM "$SPID"
+    wait "$SPID" || log "stratad exited with $?"
+    SPID=""
+    : >"$DIR/stratad.log"
+}
+loopback_json() { # STRATA_CLI: the loopback TCP probe (3 s) as one JSON line, what=loopback
+    "$1" --format json bench loopback -d 3s | python3 -c 'import json, sys
+j = json.loads(sys.stdin.read()); j["what"] = "loopback"; print(json.dumps(j))'
+}
