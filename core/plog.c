@@ -1345,9 +1345,14 @@ int plog_read_upto(plog_t *log, int64_t offset, int64_t max_bytes, int64_t limit
          * batch (with 64 KiB batches a 4 MiB read walked 64 headers, each a pread). */
         plog_batch_hdr_t jh;
         int k = idx_skip(s, end, max_bytes < s->size ? start + max_bytes : s->size, hw);
-        if (k >= 0 && hdr_at(r, s->idx[k].pos, &jh) == 0 &&
-            jh.base_offset + jh.last_offset_delta == s->base_offset + s->idx[k].rel_offset) {
-            end = s->idx[k].pos + (int64_t)jh.batch_length + PLOG_BATCH_LOG_OVERHEAD;
+        /* The last two checks hold for any sane index: they keep a damaged one from
+         * stretching the read past its limits. */
+        int64_t jend = k >= 0 ? s->idx[k].pos : 0;
+        if (k >= 0 && hdr_at(r, jend, &jh) == 0 &&
+            jh.base_offset + jh.last_offset_delta == s->base_offset + s->idx[k].rel_offset &&
+            jh.base_offset + jh.last_offset_delta < hw &&
+            (jend += (int64_t)jh.batch_length + PLOG_BATCH_LOG_OVERHEAD) - start <= max_bytes) {
+            end = jend;
             out->next_offset = jh.base_offset + jh.last_offset_delta + 1;
         }
         if (end >= s->size || hdr_at(r, end, &h) != 0)
