@@ -771,6 +771,7 @@ static void log_free(plog_t *log)
     ST_ASSERT(!log->wr_head); /* the close's round wrote (or dropped) every request */
     free(log->segs);
     pthread_mutex_destroy(&log->sync_mu);
+    pthread_mutex_destroy(&log->wr_mu);
     pthread_mutex_destroy(&log->ckpt_mu);
     free(log->dir);
     free(log);
@@ -809,6 +810,7 @@ int plog_open(plog_shard_t *sh,
     log->cleaning_end = -1;
     log->cstats.last_clean_ms = -1;
     pthread_mutex_init(&log->sync_mu, NULL);
+    pthread_mutex_init(&log->wr_mu, NULL);
     pthread_mutex_init(&log->ckpt_mu, NULL);
     log->ckpt_want = log->ckpt_done = -1;
     int64_t *bases = NULL;

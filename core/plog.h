@@ -2,10 +2,11 @@
  *
  * Data path: kh_produce decodes a record set -> plog_append() validates every
  * batch, assigns offsets (rewriting only baseOffset and partitionLeaderEpoch)
- * on the owning shard loop and hands a copy of the bytes to the env's flusher
- * thread -> which writes them into the active segment (page cache), then
- * fdatasyncs (group commit: every append that arrived while a sync was in
- * flight shares the next one) -> both steps are posted back to the loop,
+ * on the owning shard loop and hands a copy of the bytes to the env's writer
+ * thread -> which writes them into the active segment (page cache) -> the
+ * env's flusher thread fdatasyncs (group commit: every append that arrived
+ * while a sync was in flight shares the next one) -> both steps are posted
+ * back to the loop,
  * where plog_wait_written() (acks=1, write caching) and plog_wait_durable()
  * waiters fire -> ack. The loop never writes a segment itself.
  * kh_fetch calls plog_read() for a slice of whole batches; tiering reads
@@ -18,8 +19,8 @@
  * (written, fdatasynced) when a segment is sealed or closed and by recovery,
  * so an append writes only the .log and a segment keeps one descriptor open.
  *
- * Threads: a plog_t belongs to one loop (its shard). Only plog_env's flusher
- * thread touches it elsewhere, under the log's sync mutex.
+ * Threads: a plog_t belongs to one loop (its shard). Only plog_env's writer
+ * and flusher threads touch it elsewhere, under the log's mutexes.
  */
 #ifndef PLOG_H
 #define PLOG_H
@@ -150,7 +151,7 @@ typedef struct {
  * the real call). @thread any, before use */
 void plog_set_sys(const plog_sys_t *sys);
 
-/** Start the flusher thread. @return 0 or ST_E_NOMEM / negative errno. */
+/** Start the writer and flusher threads. @return 0 or ST_E_NOMEM / negative errno. */
 ST_MUST_CHECK int plog_env_new(plog_env_t **out);
 /** A flusher without a thread, for deterministic tests (crash simulation):
  * nothing is synced until plog_env_flush_step(). */

@@ -1,31 +1,39 @@
-/* plog_flush.c - the flusher: segment writes and group commit of partition
- * logs, off the loops.
+/* plog_flush.c - the writer and the flusher: segment writes and group commit
+ * of partition logs, off the loops.
  * Data path: plog_append() validates, assigns offsets and copies the bytes
- * into a write request queued on its log here -> this thread takes every
- * queued log and writes its requests in order (pwrite, page cache), for all
- * logs of the round first -> then, per log, snapshots how far it was written,
- * fdatasyncs the dirty segments (and the directory after a segment was
- * created) -> posts {log, written_end, durable_end} to the log's shard, whose
- * wake-up (st_wake_t: an eventfd, no spinning) fires the written and the
- * durability waiters (plog__on_done). A shard loop never writes a segment:
- * on this ext4 a pwrite waits for the inode lock an fdatasync of the same
- * file holds, up to tens of milliseconds.
- * Invariants: 1. a log's writes are made in append order, by this thread
- *                only; after one fails none follows (the log fails);
+ * into a write request queued on its log here -> the env's writer thread
+ * writes each queued log's requests in order (pwrite, page cache) as soon as
+ * they are queued and reports how far the log is written -> the flusher
+ * thread takes every log queued for a sync, writes what the writer has not
+ * yet, snapshots how far it was written, fdatasyncs the dirty segments (and
+ * the directory after a segment was created) -> both post their reports to
+ * the log's shard, whose wake-up (st_wake_t: an eventfd, no spinning) fires
+ * the written and the durability waiters (plog__on_done). A shard loop never
+ * writes a segment: on this ext4 a pwrite waits for the inode lock an
+ * fdatasync of the same file holds, up to tens of milliseconds; the writer
+ * may wait there, the loop does not. A separate writer (not the flusher
+ * writing before each sync) lets acks=1 and write caching be answered
+ * without waiting for the sync in flight (bench/REPORT.md).
+ * Invariants: 1. a log's writes are made in append order: whoever writes
+ *                (writer or flusher) holds the log's wr_mu from taking the
+ *                queued requests to publishing the written end; after a
+ *                write fails none follows (the log fails);
  *             2. durable_end is the written_end read *before* fdatasync, so
  *                every byte below it was written before the sync began; the
- *                snapshot and the taking of the writes still queued happen in
- *                one critical section, so a sync never claims (recovery point,
- *                sealed index) bytes queued but not yet written;
- *             3. a log is in the queue at most once (its `queued` flag), in
- *                the write queue at most once (`wqueued`); appends during a
- *                round queue it for the next;
+ *                sync snapshot and the taking of the writes still queued
+ *                happen in one critical section, so a sync never claims
+ *                (recovery point, sealed index) bytes queued but not written;
+ *             3. a log is in the sync queue at most once (its `queued` flag),
+ *                in the write queue at most once (`wqueued`); appends during
+ *                a round queue it again;
  *             4. with write caching a log waits in the delayed list (at most
  *                once, `delayed`) until flush.ms passed, then is synced; its
- *                writes go through the write queue at once;
+ *                writes are made at once;
  *             5. the bytes queued in an env never exceed its cap by more than
  *                one append (plog__wr_reserve blocks the appending loop).
- * Slow jobs (unlinking deleted segments) run on the same thread, in order. */
+ * A manual env (tests) has neither thread: plog_env_flush_step() runs the
+ * writes, then the syncs. Slow jobs (unlinking deleted segments) run on the
+ * flusher, in order. */
 #include "core/plog_int.h"
 #include "core/st_assert.h"
 #include "core/st_log.h"
@@ -47,12 +55,14 @@ typedef struct job {
 #define PLOG_WRITE_QUEUE_CAP (64 << 20)
 
 struct plog_env {
-    pthread_t thread;
+    pthread_t thread;           /* the flusher */
+    pthread_t writer;           /* the writer (threaded envs) */
     pthread_mutex_t mu;
-    pthread_cond_t cond;
+    pthread_cond_t cond;        /* flusher work */
+    pthread_cond_t wcond;       /* writer work (wqueue) */
     pthread_cond_t room;        /* wr_bytes went down */
     plog_t *queue, *queue_tail; /* logs awaiting a write + sync, guarded by mu */
-    plog_t *wqueue;             /* logs awaiting a write only, guarded by mu */
+    plog_t *wqueue;             /* logs awaiting a write (the writer's), guarded by mu */
     int64_t wr_bytes;           /* bytes queued for writing, guarded by mu */
     int64_t wr_cap;
     plog_t *delayed;            /* logs whose sync is due at due_ns, guarded by mu */
@@ -182,6 +192,7 @@ static int write_reqs(plog_t *log, plog__wr_t *w, bool skip, segset_t *sync)
  * report ends its write-queue membership. */
 static void write_log(plog_t *log, bool from_wqueue)
 {
+    pthread_mutex_lock(&log->wr_mu);
     pthread_mutex_lock(&log->sync_mu);
     plog__wr_t *w = log->wr_head;
     log->wr_head = log->wr_tail = NULL;
@@ -189,8 +200,10 @@ static void write_log(plog_t *log, bool from_wqueue)
     if (from_wqueue)
         log->wqueued = false;
     pthread_mutex_unlock(&log->sync_mu);
-    if (!w && !from_wqueue)
+    if (!w && !from_wqueue) {
+        pthread_mutex_unlock(&log->wr_mu);
         return;
+    }
     /* Before a sync of the same round: report only when someone waits for
      * the write (acks=1, write caching); the sync's report carries it too. */
     bool report = from_wqueue || atomic_load(&log->want_written);
@@ -198,6 +211,7 @@ static void write_log(plog_t *log, bool from_wqueue)
     pthread_mutex_lock(&log->sync_mu);
     int64_t end = log->written_end;
     pthread_mutex_unlock(&log->sync_mu);
+    pthread_mutex_unlock(&log->wr_mu);
     if (!report && !err)
         return;
     plog__done_t rep = {.written_end = end, .drop_ref = from_wqueue, .err = err};
@@ -210,6 +224,7 @@ static void write_log(plog_t *log, bool from_wqueue)
  * recovery point and directory flag (invariant 2). */
 static void sync_log(plog_t *log, bool delayed)
 {
+    pthread_mutex_lock(&log->wr_mu); /* the writer is not between a take and its publish */
     pthread_mutex_lock(&log->sync_mu);
     plog__wr_t *w = log->wr_head;
     log->wr_head = log->wr_tail = NULL;
@@ -233,6 +248,7 @@ static void sync_log(plog_t *log, bool delayed)
     pthread_mutex_lock(&log->sync_mu);
     int64_t end = log->written_end, bytes = log->written_bytes;
     pthread_mutex_unlock(&log->sync_mu);
+    pthread_mutex_unlock(&log->wr_mu);
     if (werr)
         rp = -1;
     plog_seg_t **dirty = set.v;
@@ -358,7 +374,7 @@ static void *flusher_main(void *arg)
     for (;;) {
         uint64_t wait_ns;
         plog_t *due = take_due(env, &wait_ns);
-        while (!due && !env->queue && !env->wqueue && !env->jobs && !env->stop) {
+        while (!due && !env->queue && !env->jobs && !env->stop) {
             if (wait_ns) {
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
@@ -371,22 +387,57 @@ static void *flusher_main(void *arg)
             }
             due = take_due(env, &wait_ns);
         }
-        if (env->stop && !due && !env->queue && !env->wqueue && !env->jobs) {
+        if (env->stop && !due && !env->queue && !env->jobs) {
             if (!env->delayed)
                 break;
             due = env->delayed; /* stopping: flush what still waits */
             env->delayed = NULL;
         }
-        plog_t *batch = env->queue, *wbatch = env->wqueue;
-        env->queue = env->queue_tail = env->wqueue = NULL;
+        plog_t *batch = env->queue;
+        env->queue = env->queue_tail = NULL;
         job_t *jobs = env->jobs;
         env->jobs = env->jobs_tail = NULL;
         pthread_mutex_unlock(&env->mu);
-        run_round(wbatch, batch, due, jobs);
+        run_round(NULL, batch, due, jobs);
         pthread_mutex_lock(&env->mu);
     }
     pthread_mutex_unlock(&env->mu);
     return NULL;
+}
+
+/* The writer: writes every log of the write queue as soon as it is queued,
+ * whatever the flusher does (its fdatasync of another log, or of the same
+ * file: a pwrite then waits for the inode lock here, not on a loop). */
+static void *writer_main(void *arg)
+{
+    plog_env_t *env = arg;
+    pthread_mutex_lock(&env->mu);
+    for (;;) {
+        while (!env->wqueue && !env->stop)
+            pthread_cond_wait(&env->wcond, &env->mu);
+        if (!env->wqueue)
+            break; /* stopping: every log closed, nothing queued */
+        plog_t *wbatch = env->wqueue;
+        env->wqueue = NULL;
+        pthread_mutex_unlock(&env->mu);
+        while (wbatch) {
+            plog_t *next = wbatch->next_wqueued;
+            write_log(wbatch, true); /* the write queue held one loop ref */
+            wbatch = next;
+        }
+        pthread_mutex_lock(&env->mu);
+    }
+    pthread_mutex_unlock(&env->mu);
+    return NULL;
+}
+
+static void env_destroy(plog_env_t *env)
+{
+    pthread_cond_destroy(&env->room);
+    pthread_cond_destroy(&env->wcond);
+    pthread_cond_destroy(&env->cond);
+    pthread_mutex_destroy(&env->mu);
+    free(env);
 }
 
 int plog_env_new(plog_env_t **out)
@@ -398,12 +449,20 @@ int plog_env_new(plog_env_t **out)
     pthread_mutex_init(&env->mu, NULL);
     pthread_cond_init(&env->cond, NULL);
     pthread_cond_init(&env->room, NULL);
+    pthread_cond_init(&env->wcond, NULL);
     int rc = pthread_create(&env->thread, NULL, flusher_main, env);
     if (rc != 0) {
-        pthread_cond_destroy(&env->room);
-        pthread_cond_destroy(&env->cond);
-        pthread_mutex_destroy(&env->mu);
-        free(env);
+        env_destroy(env);
+        return -rc;
+    }
+    rc = pthread_create(&env->writer, NULL, writer_main, env);
+    if (rc != 0) {
+        pthread_mutex_lock(&env->mu);
+        env->stop = true;
+        pthread_cond_signal(&env->cond);
+        pthread_mutex_unlock(&env->mu);
+        pthread_join(env->thread, NULL);
+        env_destroy(env);
         return -rc;
     }
     *out = env;
@@ -420,6 +479,7 @@ int plog_env_new_manual(plog_env_t **out)
     pthread_mutex_init(&env->mu, NULL);
     pthread_cond_init(&env->cond, NULL);
     pthread_cond_init(&env->room, NULL);
+    pthread_cond_init(&env->wcond, NULL);
     *out = env;
     return 0;
 }
@@ -448,14 +508,13 @@ void plog_env_free(plog_env_t *env)
         pthread_mutex_lock(&env->mu);
         env->stop = true;
         pthread_cond_signal(&env->cond);
+        pthread_cond_signal(&env->wcond);
         pthread_mutex_unlock(&env->mu);
         pthread_join(env->thread, NULL);
+        pthread_join(env->writer, NULL);
     }
     ST_ASSERT(env->wr_bytes == 0);
-    pthread_mutex_destroy(&env->mu);
-    pthread_cond_destroy(&env->cond);
-    pthread_cond_destroy(&env->room);
-    free(env);
+    env_destroy(env);
 }
 
 void plog_env_set_write_cap(plog_env_t *env, int64_t bytes)
@@ -519,25 +578,25 @@ static void delay_locked(plog_t *log, int64_t delay_ms)
  * writes are not). Called with sync_mu held. */
 static void wenqueue_locked(plog_t *log)
 {
-    if (log->queued || log->wqueued)
-        return; /* a round is coming that writes first */
+    if (log->wqueued)
+        return; /* the writer takes what is queued when it gets there */
     log->wqueued = true;
     log->refs++; /* dropped by plog__on_done on the loop */
     plog_env_t *env = log->sh->env;
     pthread_mutex_lock(&env->mu);
     log->next_wqueued = env->wqueue;
     env->wqueue = log;
-    pthread_cond_signal(&env->cond);
+    pthread_cond_signal(&env->wcond);
     pthread_mutex_unlock(&env->mu);
 }
 
 /* Queue the sync (now, or delayed) and the writes. Called with sync_mu held. */
 static void want_sync_locked(plog_t *log, int64_t delay_ms)
 {
+    if (log->wr_head)
+        wenqueue_locked(log); /* written at once, synced now or later */
     if (delay_ms > 0) {
         delay_locked(log, delay_ms);
-        if (log->wr_head)
-            wenqueue_locked(log);
     } else {
         plog__flush_enqueue_locked(log);
         if (log->delayed) { /* make the delayed round due now as well */

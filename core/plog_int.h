@@ -115,7 +115,10 @@ struct plog {
     plog_seg_t *rd_seg; /* borrowed: valid while in segs */
     int64_t rd_offset, rd_pos;
 
-    /* ---- shared with the flusher thread, guarded by sync_mu ---- */
+    /* ---- shared with the flusher and writer threads, guarded by sync_mu ---- */
+    pthread_mutex_t wr_mu; /* held from taking queued writes to publishing them (writer
+                              or flusher: a log's writes stay in order); taken before
+                              sync_mu, never on the loop */
     pthread_mutex_t sync_mu;
     plog_seg_t **dirty; /* owned refs of segments written since the last sync */
     int n_dirty, cap_dirty;
