@@ -28,10 +28,10 @@
 typedef struct goffs goffs_t;
 
 typedef enum {
-    GOFFS_PUT,        /* upsert (group, topic, partition) */
-    GOFFS_DEL,        /* delete matching rows: NULL group/topic or partition -1 match anything */
-    GOFFS_GROUP_PUT,  /* upsert a consumer group's membership blob (group, state) */
-    GOFFS_GROUP_DEL   /* forget a consumer group's membership (group) */
+    GOFFS_PUT,       /* upsert (group, topic, partition) */
+    GOFFS_DEL,       /* delete matching rows: NULL group/topic or partition -1 match anything */
+    GOFFS_GROUP_PUT, /* upsert a consumer group's membership blob (group, state) */
+    GOFFS_GROUP_DEL  /* forget a consumer group's membership (group) */
 } goffs_kind_t;
 
 /* One committed offset, or one deletion pattern. */

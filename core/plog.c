@@ -1826,8 +1826,8 @@ int plog_archive_get(plog_t *log, int64_t from_offset, bool with_active, plog_se
 
 int plog_reset(plog_t *log, int64_t offset)
 {
-    if (offset <= log->end_offset || log->waiters || log->wwaiters || log->closing ||
-        log->failed || log->wr_end != log->end_offset)
+    if (offset <= log->end_offset || log->waiters || log->wwaiters || log->closing || log->failed ||
+        log->wr_end != log->end_offset)
         return ST_E_INVAL;
     /* Old segments go first (renamed, the rename synced), then the new one
      * is created: a crash in between leaves no log or the new one, never a

@@ -55,8 +55,8 @@ typedef struct job {
 #define PLOG_WRITE_QUEUE_CAP (64 << 20)
 
 struct plog_env {
-    pthread_t thread;           /* the flusher */
-    pthread_t writer;           /* the writer (threaded envs) */
+    pthread_t thread; /* the flusher */
+    pthread_t writer; /* the writer (threaded envs) */
     pthread_mutex_t mu;
     pthread_cond_t cond;        /* flusher work */
     pthread_cond_t wcond;       /* writer work (wqueue) */
@@ -65,8 +65,8 @@ struct plog_env {
     plog_t *wqueue;             /* logs awaiting a write (the writer's), guarded by mu */
     int64_t wr_bytes;           /* bytes queued for writing, guarded by mu */
     int64_t wr_cap;
-    plog_t *delayed;            /* logs whose sync is due at due_ns, guarded by mu */
-    job_t *jobs, *jobs_tail;    /* guarded by mu */
+    plog_t *delayed;         /* logs whose sync is due at due_ns, guarded by mu */
+    job_t *jobs, *jobs_tail; /* guarded by mu */
     bool stop;
     bool manual; /* no thread: plog_env_flush_step() runs the rounds (tests) */
 };
@@ -306,8 +306,8 @@ static void sync_log(plog_t *log, bool delayed)
                         .durable_bytes = bytes,
                         .synced = synced,
                         .drop_ref = true,
-                        .err = werr   ? werr
-                               : err  ? err
+                        .err = werr                    ? werr
+                               : err                   ? err
                                : failed_before || skip ? ST_E_FAILED
                                                        : 0};
     post(log, &rep);

@@ -100,8 +100,8 @@ struct plog {
     int failed;             /* sticky error after a failed write or fsync */
     plog_waiter_t *waiters, *waiters_tail;   /* durability, by end offset */
     plog_waiter_t *wwaiters, *wwaiters_tail; /* written (acks=1, write caching) */
-    _Atomic bool want_written; /* loop sets: written waiters or write caching, so the
-                                  flusher reports writes before their sync */
+    _Atomic bool want_written;               /* loop sets: written waiters or write caching, so the
+                                                flusher reports writes before their sync */
     int refs; /* loop-only: 1 for the owner + 1 per pending flusher round */
     bool closing;
     bool open_dir_changed; /* plog_open: recovery created, renamed or deleted entries */
@@ -123,18 +123,18 @@ struct plog {
     plog_seg_t **dirty; /* owned refs of segments written since the last sync */
     int n_dirty, cap_dirty;
     plog__wr_t *wr_head, *wr_tail; /* appends queued for writing, in order */
-    int64_t written_end;   /* end offset covered by the written bytes (flusher) */
-    int64_t written_bytes; /* appended_bytes matching written_end */
-    bool wr_failed;        /* a write failed: later queued writes are dropped */
-    bool dir_dirty;        /* a segment file was created since the last sync */
-    int64_t rp_pending;    /* recovery point to persist after this sync, or -1 */
-    bool sync_failed;      /* a sync failed once: no recovery point is written again */
-    int64_t rp_written;    /* flusher (and plog_open): the recovery point on disk, or -1;
-                              written under sync_mu, read by the flusher without it */
-    bool queued;           /* in the flusher's queue (write, then sync) */
-    bool wqueued;          /* in the flusher's write queue (write only: write caching) */
-    bool delayed;          /* in the flusher's delayed list (write caching) */
-    uint64_t due_ns;       /* when a delayed flush is due (uv_hrtime) */
+    int64_t written_end;           /* end offset covered by the written bytes (flusher) */
+    int64_t written_bytes;         /* appended_bytes matching written_end */
+    bool wr_failed;                /* a write failed: later queued writes are dropped */
+    bool dir_dirty;                /* a segment file was created since the last sync */
+    int64_t rp_pending;            /* recovery point to persist after this sync, or -1 */
+    bool sync_failed;              /* a sync failed once: no recovery point is written again */
+    int64_t rp_written;            /* flusher (and plog_open): the recovery point on disk, or -1;
+                                      written under sync_mu, read by the flusher without it */
+    bool queued;                   /* in the flusher's queue (write, then sync) */
+    bool wqueued;                  /* in the flusher's write queue (write only: write caching) */
+    bool delayed;                  /* in the flusher's delayed list (write caching) */
+    uint64_t due_ns;               /* when a delayed flush is due (uv_hrtime) */
     struct plog *next_queued;
     struct plog *next_wqueued;
     struct plog *next_delayed;

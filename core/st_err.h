@@ -27,7 +27,7 @@
     X(ST_E_CANCELED, -1015, "canceled")                                                            \
     X(ST_E_FAILED, -1016, "log failed after an I/O error; restart required")                       \
     X(ST_E_AUTH, -1017, "authentication or authorization failed")                                  \
-    X(ST_E_REMOTE, -1018, "remote service error")                                                 \
+    X(ST_E_REMOTE, -1018, "remote service error")                                                  \
     X(ST_E_OFFLOADED, -1019, "offset is no longer on local disk (in remote storage)")
 
 enum {

@@ -53,17 +53,20 @@
     X(TXN_ABORTS, "strata_kafka_transaction_aborts_total", "counter",                              \
       "Transactions aborted (by the producer, a timeout or a new producer of the same id).")       \
     X(TXN_TIMEOUTS, "strata_kafka_transaction_timeouts_total", "counter",                          \
-      "Transactions the coordinator aborted because transaction.timeout.ms passed.")             \
+      "Transactions the coordinator aborted because transaction.timeout.ms passed.")               \
     X(TXN_ABORTED_KEPT, "strata_kafka_transaction_aborted_kept", "gauge",                          \
-      "Aborted transactions kept in memory for read_committed fetches of local logs (dropped when the log start passes their marker).") \
+      "Aborted transactions kept in memory for read_committed fetches of local logs (dropped "     \
+      "when the log start passes their marker).")                                                  \
     X(TXN_STATE_SNAPSHOTS, "strata_kafka_transaction_state_snapshots_total", "counter",            \
       "Partition transaction state snapshots written (strata.transaction.state.snapshot.bytes).")  \
     X(TXN_REBUILD_BATCHES, "strata_kafka_transaction_state_rebuild_batches_total", "counter",      \
-      "Batch headers read to rebuild partitions' transaction state after a start (the log after the last snapshot).") \
+      "Batch headers read to rebuild partitions' transaction state after a start (the log after "  \
+      "the last snapshot).")                                                                       \
     X(FETCH_SENDFILE_BYTES, "strata_kafka_fetch_sendfile_bytes_total", "counter",                  \
-      "Record bytes of Fetch responses sent straight from segment files (sendfile, no copy).")    \
+      "Record bytes of Fetch responses sent straight from segment files (sendfile, no copy).")     \
     X(FETCH_MEMORY_BYTES, "strata_kafka_fetch_memory_bytes_total", "counter",                      \
-      "Record bytes of Fetch responses sent without TLS from the buffer they were read or decoded into (sendfile off, archived batches), not copied into the response.") \
+      "Record bytes of Fetch responses sent without TLS from the buffer they were read or "        \
+      "decoded into (sendfile off, archived batches), not copied into the response.")              \
     X(FETCH_COLD_READS, "strata_kafka_fetch_cold_reads_total", "counter",                          \
       "Fetch reads of segment bytes not in the page cache, done in the thread pool.")              \
     X(CLEANER_PASSES, "strata_log_cleaner_passes_total", "counter",                                \

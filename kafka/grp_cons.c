@@ -68,7 +68,7 @@ struct grp_cgroup {
     int n_members;
     int32_t group_epoch, assignment_epoch;
     int assignor;
-    uint64_t meta_sum; /* of the subscribed topics' (id, partitions) at the last epoch */
+    uint64_t meta_sum;   /* of the subscribed topics' (id, partitions) at the last epoch */
     bool saved;          /* a state was handed to cfg.on_cons_state (not a deletion) */
     uint64_t saved_hash; /* of that state */
 };
@@ -877,11 +877,8 @@ static void consumer_heartbeat(grp_coord_t *c,
 
 /* A ConsumerProtocolSubscription (JoinGroup metadata) as topic names and owned partitions
  * (those of topics unknown to snap left out), allocated in a. @return false when malformed. */
-static bool parse_subscription(const uint8_t *md,
-                               int32_t len,
-                               const meta_snap_t *snap,
-                               kp_arena_t *a,
-                               grp_chb_req_t *out)
+static bool parse_subscription(
+    const uint8_t *md, int32_t len, const meta_snap_t *snap, kp_arena_t *a, grp_chb_req_t *out)
 {
     kp_reader_t r;
     kp_reader_init(&r, md, (size_t)(len > 0 ? len : 0));
@@ -923,11 +920,8 @@ static bool parse_subscription(const uint8_t *md,
 /* A classic member's last assignment (ConsumerProtocolAssignment) as a sorted partition set
  * (malloc'd); partitions of topics unknown to snap are left out. @return false when malformed
  * or out of memory. */
-static bool parse_assignment(const uint8_t *p,
-                             int32_t len,
-                             const meta_snap_t *snap,
-                             grp_tp_t **out,
-                             int *n_out)
+static bool
+parse_assignment(const uint8_t *p, int32_t len, const meta_snap_t *snap, grp_tp_t **out, int *n_out)
 {
     *out = NULL;
     *n_out = 0;
@@ -942,7 +936,8 @@ static bool parse_assignment(const uint8_t *p,
     bool ok = v >= 0 && kp_consumer_protocol_assignment_decode(&r, v > 3 ? 3 : v, &as, &a) == 0;
     int n = 0;
     for (int i = 0; ok && i < as.n_assigned_partitions; i++)
-        n += as.assigned_partitions[i].n_partitions > 0 ? as.assigned_partitions[i].n_partitions : 0;
+        n +=
+            as.assigned_partitions[i].n_partitions > 0 ? as.assigned_partitions[i].n_partitions : 0;
     grp_tp_t *tps = ok ? malloc(((size_t)n + 1) * sizeof(*tps)) : NULL;
     int k = 0;
     for (int i = 0; tps && i < as.n_assigned_partitions; i++) {
@@ -1215,7 +1210,7 @@ classic_join(grp_coord_t *c, grp_t *g, const grp_join_req_t *q, grp_join_cb cb, 
     bool changed = false;
     int16_t err = KP_ERR_NONE;
     if (!m) {
-        const char *prefix = q->instance_id                          ? q->instance_id
+        const char *prefix = q->instance_id                    ? q->instance_id
                              : q->client_id && q->client_id[0] ? q->client_id
                                                                : "member";
         char *id = q->member_id[0] ? strdup(q->member_id) : grp__new_member_id(prefix);
@@ -1265,7 +1260,8 @@ classic_join(grp_coord_t *c, grp_t *g, const grp_join_req_t *q, grp_join_cb cb, 
         join_answer(cb, arg, err, q->member_id);
         return;
     }
-    ST_DEBUG("grp", "group=%s classic member=%s joined the consumer group at epoch %d (%d partitions)",
+    ST_DEBUG("grp",
+             "group=%s classic member=%s joined the consumer group at epoch %d (%d partitions)",
              g->id, m->member_id, m->epoch, m->n_assigned);
     grp_join_result_t r = {
         .error_code = KP_ERR_NONE,
@@ -1315,8 +1311,7 @@ void grp__cons_sync(grp_coord_t *c, grp_t *g, const grp_sync_req_t *q, grp_sync_
     kp_writer_t w;
     kp_writer_init(&w, 0);
     write_assignment(&w, q->snap, m->assigned, m->n_assigned);
-    grp_sync_result_t r = {KP_ERR_NONE, "consumer", m->protocols[0].name, w.buf,
-                           (int32_t)w.len};
+    grp_sync_result_t r = {KP_ERR_NONE, "consumer", m->protocols[0].name, w.buf, (int32_t)w.len};
     if (!kp_writer_ok(&w))
         r = (grp_sync_result_t){.error_code = KP_ERR_UNKNOWN_SERVER_ERROR};
     cb(arg, &r);
@@ -1335,11 +1330,8 @@ static bool unreleased_free(const grp_cgroup_t *cg, const cmember_t *m)
 
 /* A classic member's Heartbeat: REBALANCE_IN_PROGRESS when it should rejoin to catch up with
  * the group epoch, to revoke, or to take partitions that were released to it. */
-int16_t grp__cons_heartbeat(grp_coord_t *c,
-                            grp_t *g,
-                            int32_t generation_id,
-                            const char *member_id,
-                            const char *instance_id)
+int16_t grp__cons_heartbeat(
+    grp_coord_t *c, grp_t *g, int32_t generation_id, const char *member_id, const char *instance_id)
 {
     cmember_t *m = NULL;
     int16_t err = classic_member(g, member_id, instance_id, generation_id, &m);

@@ -210,12 +210,8 @@ void kh_shard_set_tier(kh_shard_t *ks, struct tier_shard *ts);
  * [from, to) of log, with their first offsets, from the transaction state of
  * the calling shard (rebuilt from the local log if not yet). arg is unused.
  * @return 0 (*out malloc'd or NULL) or ST_E_NOMEM. @thread the log's shard */
-int kh_tier_aborted(void *arg,
-                    plog_t *log,
-                    int64_t from,
-                    int64_t to,
-                    struct tier_seg_aborted_s **out,
-                    size_t *n);
+int kh_tier_aborted(
+    void *arg, plog_t *log, int64_t from, int64_t to, struct tier_seg_aborted_s **out, size_t *n);
 /** Free the server state once the shard's queue is closed (rt_shard_done):
  * no message can reach it any more. The free completes on the loop once the
  * posts still waiting in the retry list went out (answers to other shards'

@@ -114,7 +114,7 @@ struct top {
     int32_t generation;
     const char *member_id;   /* request arena, NULL when not given */
     const char *instance_id; /* request arena, NULL for null */
-    bool commit;                          /* K_END */
+    bool commit;             /* K_END */
     /* K_DESCRIBE: its response entry (request arena; lists from op->arena) */
     kp_describe_transactions_response_transaction_state_t *desc;
     /* K_LIST: the shard asked, and its transactions (op->arena) */

@@ -387,7 +387,8 @@ static void test_cons_classic_members(void **state)
     assert_int_equal(a.err, KP_ERR_NONE);
     assert_int_equal(assigned_of(&a), 2);
     assert_int_equal(grp_heartbeat(c, "m", gen + 1, a.member, NULL), KP_ERR_NONE);
-    assert_int_equal(grp_commit_check(c, "m", gen, a.member, NULL, &inc), KP_ERR_ILLEGAL_GENERATION);
+    assert_int_equal(grp_commit_check(c, "m", gen, a.member, NULL, &inc),
+                     KP_ERR_ILLEGAL_GENERATION);
     assert_int_equal(grp_commit_check(c, "m", gen + 1, a.member, NULL, &inc), KP_ERR_NONE);
     /* the consumer-protocol member gets the released half */
     q.member_epoch = r.member_epoch;
@@ -550,7 +551,7 @@ static void test_cons_restore(void **state)
     a = hb(c, s, "m1", a.epoch, a.parts, a.n, NULL); /* told to revoke two */
     assert_int_equal(a.n, 2);
     a = hb(c, s, "m1", a.epoch, a.parts, a.n, NULL); /* revoked */
-    b = hb(c, s, "m2", b.epoch, NULL, -1, NULL);      /* takes them */
+    b = hb(c, s, "m2", b.epoch, NULL, -1, NULL);     /* takes them */
     assert_int_equal(b.n, 2);
     assert_int_equal(a.epoch, b.epoch);
     int calls = g_state_calls;

@@ -733,9 +733,9 @@ static void verify(tc_t *tc)
     for (int i = 0; i < tc->n_recs; i++) {
         rec_t *r = &tc->recs[i];
         bool here = r->end <= end && holds(tc, r);
-        const char *what = r->acked     ? "acknowledged"
-                           : r->wacked  ? "written-acknowledged (acks=1, then a kill)"
-                                        : "read";
+        const char *what = r->acked    ? "acknowledged"
+                           : r->wacked ? "written-acknowledged (acks=1, then a kill)"
+                                       : "read";
         if (r->acked || r->wacked || r->exposed) {
             CHECK(tc, here,
                   "%s batch [%" PRId64 ",%" PRId64 ") lost (log [%" PRId64 ",%" PRId64

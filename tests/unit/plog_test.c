@@ -1305,8 +1305,8 @@ static void test_plog_recovery_point(void **state)
 static pthread_mutex_t g_gate_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_gate_cv = PTHREAD_COND_INITIALIZER;
 static bool g_gate_closed;
-static int g_gate_held;     /* writes waiting at the gate */
-static int g_loop_pwrites;  /* segment writes made on the loop's thread */
+static int g_gate_held;    /* writes waiting at the gate */
+static int g_loop_pwrites; /* segment writes made on the loop's thread */
 static pthread_t g_loop_thread;
 
 static bool is_segment_fd(int fd)
