@@ -46,12 +46,11 @@ cores with the broker (CRC-32C of each chunk, copies in decode and the response)
 consumer, so the ratio moves by +-0.2 between minutes: compare the before/after rounds of
 bench/replay.sh with REPLAY_BASE, not single figures."""
 
-SCALE_FIX = """Each partition keeps 4 descriptors open (its directory, the active segment, and
-the segment's .index and .timeindex), all opened at start-up, so 10,000 partitions need
-about 40,000, twice this machine's hard limit of 20,000 (`ulimit -Hn`; the container
-cannot raise it). What would fix it: open inactive partitions lazily (on first produce or
-fetch) and keep descriptors of idle sealed segments in a bounded LRU cache; mmap the
-index files and close their descriptors."""
+SCALE_FIX = """Each partition keeps one descriptor open per local segment (its .log; the
+indexes live in memory), all opened at start-up, so partitions with many segments can need
+more than this machine's hard limit (`ulimit -Hn`; the container cannot raise it). What
+would fix it: open inactive partitions lazily (on first produce or fetch) and keep the
+descriptors of idle sealed segments in a bounded LRU cache."""
 
 
 def load_lines(path):
