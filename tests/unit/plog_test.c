@@ -225,9 +225,9 @@ static void test_plog_index_lookup_at_and_between_entries(void **state)
     close_log(f, log);
 }
 
-/* Read syscalls made so far by the calling thread (/proc/thread-self/io syscr); one
- * read(2) of that file itself is counted by the next call. */
-static long thread_syscr(void)
+/* One counter of the calling thread's /proc/thread-self/io ("syscr:" read syscalls, "rchar:"
+ * bytes read); the read(2) of that file itself is counted by the next call. */
+static long thread_io(const char *key)
 {
     char buf[1024];
     int fd = open("/proc/thread-self/io", O_RDONLY | O_CLOEXEC);
@@ -236,9 +236,9 @@ static long thread_syscr(void)
     close(fd);
     assert_true(n > 0);
     buf[n] = 0;
-    const char *p = strstr(buf, "syscr:");
+    const char *p = strstr(buf, key);
     assert_non_null(p);
-    return strtol(p + 6, NULL, 10);
+    return strtol(p + strlen(key), NULL, 10);
 }
 
 /* A read of many batches returns exactly the batches that fit (max_bytes, the first batch
@@ -296,31 +296,16 @@ static void test_plog_read_many_batches_exact_with_few_header_reads(void **state
     /* About 1 MiB of ~5.5 KiB batches (the 16 KiB header buffer holds 3): one pread per
      * ~3 batches walked, 60 or more; through the index a handful. */
     plog_slice_t s;
-    long r0 = thread_syscr();
-    long r1 = thread_syscr();
+    long r0 = thread_io("syscr:");
+    long r1 = thread_io("syscr:");
     assert_int_equal(plog_read(log, 3, 1 << 20, &s), 0);
-    long r2 = thread_syscr();
+    long r2 = thread_io("syscr:");
     assert_true(s.len > (1 << 20) - 10000 && s.len <= (1 << 20));
     long preads = (r2 - r1) - (r1 - r0);
     print_message("header reads for a %" PRId64 " byte read: %ld\n", s.len, preads);
     assert_true(preads <= 4);
     plog_slice_release(&s);
     close_log(f, log);
-}
-
-/* Bytes read by the calling thread's read syscalls so far (/proc/thread-self/io rchar). */
-static long thread_rchar(void)
-{
-    char buf[1024];
-    int fd = open("/proc/thread-self/io", O_RDONLY | O_CLOEXEC);
-    assert_true(fd >= 0);
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    assert_true(n > 0);
-    buf[n] = 0;
-    const char *p = strstr(buf, "rchar:");
-    assert_non_null(p);
-    return strtol(p + 6, NULL, 10);
 }
 
 /* Warming a hot slice that lost one page reads the chunk holding it, not the whole slice
@@ -343,10 +328,10 @@ static void test_plog_slice_warm_reads_only_missing_chunks(void **state)
     if (plog_slice_cached(&s)) {
         print_message("the page was not dropped (page cache kept it): skipped\n");
     } else {
-        long r0 = thread_rchar();
-        long r1 = thread_rchar();
+        long r0 = thread_io("rchar:");
+        long r1 = thread_io("rchar:");
         assert_int_equal(plog_slice_warm(&s), 0);
-        long r2 = thread_rchar();
+        long r2 = thread_io("rchar:");
         long bytes = (r2 - r1) - (r1 - r0);
         print_message("warm of a %" PRId64 " byte slice missing one page read %ld bytes\n", s.len,
                       bytes);
