@@ -1015,7 +1015,7 @@ int plog_append(plog_t *log,
             max_ts = mts;
         pos += (size_t)get_be32(batches + pos + 8) + PLOG_BATCH_LOG_OVERHEAD;
     }
-    /* The bytes go to the flusher, which writes them in order (the loop never
+    /* The bytes go to the env's writer, which writes them in order (the loop never
      * writes a segment: the write could wait behind an fdatasync of the same
      * file). Copied: the caller's buffer is not ours. */
     plog_env_t *env = log->sh->env;
@@ -1216,12 +1216,6 @@ static int find_seg(const plog_t *log, int64_t offset)
     return ans;
 }
 
-/* How much of s readers may see: the bytes the flusher has written. */
-static int64_t seg_rsize(const plog_seg_t *s)
-{
-    return s->size - atomic_load(&((plog_seg_t *)s)->unwritten);
-}
-
 /* Buffered reader of batch headers in one segment file. */
 typedef struct {
     int fd;
@@ -1230,6 +1224,16 @@ typedef struct {
     int64_t buf_pos; /* file position of buf[0] */
     int64_t buf_len;
 } hdr_rd_t;
+
+/* Point r at s, empty, bounded by what readers may see of it: the bytes the
+ * writer has written (the queued ones are counted in s->unwritten). Every
+ * header walk starts here, so none reads bytes not yet written. */
+static void rd_reset(hdr_rd_t *r, const plog_seg_t *s)
+{
+    r->fd = s->fd;
+    r->size = s->size - atomic_load(&((plog_seg_t *)s)->unwritten);
+    r->buf_pos = r->buf_len = 0;
+}
 
 /* Header of the batch at pos, or an error when the file holds no whole batch. */
 static int hdr_at(hdr_rd_t *r, int64_t pos, plog_batch_hdr_t *h)
@@ -1303,9 +1307,7 @@ int plog_read_upto(plog_t *log, int64_t offset, int64_t max_bytes, int64_t limit
     hdr_rd_t *r = malloc(sizeof(*r));
     if (!r)
         return ST_E_NOMEM;
-    r->fd = s->fd;
-    r->size = seg_rsize(s);
-    r->buf_pos = r->buf_len = 0;
+    rd_reset(r, s);
     plog_batch_hdr_t h;
     int rc;
     /* Skip batches that end before offset. */
@@ -1325,7 +1327,7 @@ int plog_read_upto(plog_t *log, int64_t offset, int64_t max_bytes, int64_t limit
         if (i + 1 >= log->n_segs || log->segs[i] != s)
             break;
         s = log->segs[i + 1];
-        *r = (hdr_rd_t){.fd = s->fd, .size = seg_rsize(s)};
+        rd_reset(r, s);
         offset = s->base_offset;
         pos = 0;
     }
@@ -1498,7 +1500,7 @@ int plog_scan_tail(plog_t *log,
         first--;
     for (int i = first; i < log->n_segs && rc == 0; i++) {
         plog_seg_t *s = log->segs[i];
-        *r = (hdr_rd_t){.fd = s->fd, .size = seg_rsize(s)};
+        rd_reset(r, s);
         plog_batch_hdr_t h;
         for (int64_t pos = 0; pos < r->size;
              pos += (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD) {
@@ -1524,7 +1526,7 @@ int plog_scan_from(plog_t *log,
     bool stop = false;
     for (int i = first; i < log->n_segs && rc == 0 && !stop; i++) {
         plog_seg_t *s = log->segs[i];
-        *r = (hdr_rd_t){.fd = s->fd, .size = seg_rsize(s)};
+        rd_reset(r, s);
         plog_batch_hdr_t h;
         for (int64_t pos = i == first ? idx_lookup(s, offset) : 0; pos < r->size;
              pos += (int64_t)h.batch_length + PLOG_BATCH_LOG_OVERHEAD) {
@@ -1558,7 +1560,7 @@ int plog_offset_for_time(plog_t *log, int64_t ts, int64_t *offset, int64_t *time
         hdr_rd_t *r = malloc(sizeof(*r));
         if (!r)
             return ST_E_NOMEM;
-        *r = (hdr_rd_t){.fd = s->fd, .size = seg_rsize(s)};
+        rd_reset(r, s);
         int64_t pos = idx_lookup(s, from);
         plog_batch_hdr_t h;
         int rc;
@@ -1779,7 +1781,7 @@ static int seg_batch_at(const plog_seg_t *s, int64_t offset, int64_t *pos, int64
     hdr_rd_t *r = malloc(sizeof(*r));
     if (!r)
         return ST_E_NOMEM;
-    *r = (hdr_rd_t){.fd = s->fd, .size = seg_rsize(s)};
+    rd_reset(r, s);
     int64_t p = idx_lookup(s, offset);
     plog_batch_hdr_t h = {.base_offset = offset};
     int rc = 0;

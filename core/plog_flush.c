@@ -218,6 +218,16 @@ static void write_log(plog_t *log, bool from_wqueue)
     post(log, &rep);
 }
 
+/* Write every log of a write queue taken from the env (writer or manual round). */
+static void write_wbatch(plog_t *wbatch)
+{
+    while (wbatch) {
+        plog_t *next = wbatch->next_wqueued;
+        write_log(wbatch, true); /* the write queue held one loop ref */
+        wbatch = next;
+    }
+}
+
 /* One sync of log, taken from the queue or (delayed) from the delayed list:
  * only that membership ends here (the log may be in both). What is still
  * queued is written first, taken in the same critical section as the
@@ -342,11 +352,7 @@ static plog_t *take_due(plog_env_t *env, uint64_t *wait_ns)
  * without mu. */
 static void run_round(plog_t *wbatch, plog_t *batch, plog_t *due, job_t *jobs)
 {
-    while (wbatch) {
-        plog_t *next = wbatch->next_wqueued;
-        write_log(wbatch, true); /* the write queue held one loop ref */
-        wbatch = next;
-    }
+    write_wbatch(wbatch);
     for (plog_t *l = batch; l; l = l->next_queued)
         write_log(l, false);
     while (batch) {
@@ -420,11 +426,7 @@ static void *writer_main(void *arg)
         plog_t *wbatch = env->wqueue;
         env->wqueue = NULL;
         pthread_mutex_unlock(&env->mu);
-        while (wbatch) {
-            plog_t *next = wbatch->next_wqueued;
-            write_log(wbatch, true); /* the write queue held one loop ref */
-            wbatch = next;
-        }
+        write_wbatch(wbatch);
         pthread_mutex_lock(&env->mu);
     }
     pthread_mutex_unlock(&env->mu);
@@ -440,16 +442,26 @@ static void env_destroy(plog_env_t *env)
     free(env);
 }
 
-int plog_env_new(plog_env_t **out)
+/* An env without its threads (NULL when out of memory). */
+static plog_env_t *env_alloc(bool manual)
 {
     plog_env_t *env = calloc(1, sizeof(*env));
     if (!env)
-        return ST_E_NOMEM;
+        return NULL;
+    env->manual = manual;
     env->wr_cap = PLOG_WRITE_QUEUE_CAP;
     pthread_mutex_init(&env->mu, NULL);
     pthread_cond_init(&env->cond, NULL);
     pthread_cond_init(&env->room, NULL);
     pthread_cond_init(&env->wcond, NULL);
+    return env;
+}
+
+int plog_env_new(plog_env_t **out)
+{
+    plog_env_t *env = env_alloc(false);
+    if (!env)
+        return ST_E_NOMEM;
     int rc = pthread_create(&env->thread, NULL, flusher_main, env);
     if (rc != 0) {
         env_destroy(env);
@@ -473,15 +485,9 @@ int plog_env_new(plog_env_t **out)
 
 int plog_env_new_manual(plog_env_t **out)
 {
-    plog_env_t *env = calloc(1, sizeof(*env));
+    plog_env_t *env = env_alloc(true);
     if (!env)
         return ST_E_NOMEM;
-    env->manual = true;
-    env->wr_cap = PLOG_WRITE_QUEUE_CAP;
-    pthread_mutex_init(&env->mu, NULL);
-    pthread_cond_init(&env->cond, NULL);
-    pthread_cond_init(&env->room, NULL);
-    pthread_cond_init(&env->wcond, NULL);
     *out = env;
     return 0;
 }
@@ -576,8 +582,8 @@ static void delay_locked(plog_t *log, int64_t delay_ms)
     pthread_mutex_unlock(&env->mu);
 }
 
-/* Put the log in the write queue (write caching: its sync is delayed, its
- * writes are not). Called with sync_mu held. */
+/* Put the log in the writer's queue: its writes are made at once, whenever
+ * its sync comes (now, or delayed by write caching). Called with sync_mu held. */
 static void wenqueue_locked(plog_t *log)
 {
     if (log->wqueued)

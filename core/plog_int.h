@@ -30,8 +30,8 @@ struct plog_seg {
     int64_t max_ts_offset;
     int64_t first_append_ms; /* for segment.ms; -1 when empty */
     int64_t bytes_since_index;
-    /* Bytes at the end of the file queued for the flusher's write but not
-     * written yet (added on the loop before size grows, subtracted by the
+    /* Bytes at the end of the file queued for writing but not written yet
+     * (added on the loop before size grows, subtracted by the writer or the
      * flusher after its pwrite): readers stop at size - unwritten. Bytes of a
      * failed write stay counted, so nothing reads them. */
     _Atomic int64_t unwritten;
@@ -73,7 +73,8 @@ typedef struct plog__done {
     int err;       /* a write or sync failed: the log fails */
 } plog__done_t;
 
-/* One append's bytes, copied on the loop, written by the flusher in order. */
+/* One append's bytes, copied on the loop, written by the writer (or the
+ * flusher before a sync) in order. */
 typedef struct plog__wr {
     struct plog__wr *next;
     plog_seg_t *seg;    /* owned ref */
@@ -132,7 +133,7 @@ struct plog {
     int64_t rp_written;            /* flusher (and plog_open): the recovery point on disk, or -1;
                                       written under sync_mu, read by the flusher without it */
     bool queued;                   /* in the flusher's queue (write, then sync) */
-    bool wqueued;                  /* in the flusher's write queue (write only: write caching) */
+    bool wqueued;                  /* in the writer's queue (every append's bytes) */
     bool delayed;                  /* in the flusher's delayed list (write caching) */
     uint64_t due_ns;               /* when a delayed flush is due (uv_hrtime) */
     struct plog *next_queued;
