@@ -4,7 +4,7 @@
  * owner (rt_post) -> owner: the producer's state (kh_idem, kh_txn: a set it
  * refuses or dedupes is validated first, as Kafka, so a corrupt batch is never
  * acknowledged as a duplicate) -> plog_append() (validates, assigns offsets,
- * queues the bytes for the flusher thread), and for acks=1 waits until they
+ * queues the bytes for the writer thread), and for acks=1 waits until they
  * are written (page cache), for acks=all until the group-committed fdatasync
  * (plog_wait_acked) -> op posted back -> when the last op is back the
  * response is encoded (acks=0: none is sent). Long-polling fetches wake when
@@ -108,6 +108,19 @@ static bool records_valid(prod_op_t *op)
     return false;
 }
 
+/* Send op back once what its acks promise holds for the log up to end: at
+ * once (acks=0), written (acks=1), durable or, with write caching, written
+ * (acks=all). */
+static void answer_at(kh_shard_t *ks, plog_t *log, prod_op_t *op, int64_t end)
+{
+    if (op->acks == -1)
+        plog_wait_acked(log, &op->waiter, end, on_durable, op);
+    else if (op->acks == 1)
+        plog_wait_written(log, &op->waiter, end, on_durable, op);
+    else
+        send_back(ks, op);
+}
+
 static void op_append(rt_shard_t *sh, void *arg)
 {
     prod_op_t *op = arg;
@@ -144,12 +157,7 @@ static void op_append(rt_shard_t *sh, void *arg)
         /* A retry of a batch we have: answer as the first time, once durable. */
         op->resp->base_offset = dup_base;
         op->resp->log_start_offset = plog_start_offset(log);
-        if (op->acks == -1)
-            plog_wait_acked(log, &op->waiter, dup_last + 1, on_durable, op);
-        else if (op->acks == 1)
-            plog_wait_written(log, &op->waiter, dup_last + 1, on_durable, op);
-        else
-            send_back(ks, op);
+        answer_at(ks, log, op, dup_last + 1);
         return;
     }
     if (ierr != KP_ERR_NONE) {
@@ -187,14 +195,9 @@ static void op_append(rt_shard_t *sh, void *arg)
     kh_idem_record(ks, log, op->records, op->len, info.base_offset, info.last_offset);
     kh_txn_produce_appended(ks, log, op->records, op->len, info.base_offset);
     st_metric_topic(ST_T_PRODUCE_REQUESTS, op->topic, op->len);
-    if (plog_high_watermark(log) >= info.end_offset) /* else woken when it is durable */
-        kh_notify_append(ks, log);
-    if (op->acks == -1)
-        plog_wait_acked(log, &op->waiter, info.end_offset, on_durable, op);
-    else if (op->acks == 1)
-        plog_wait_written(log, &op->waiter, info.end_offset, on_durable, op);
-    else
-        send_back(ks, op);
+    /* Long polls wake when the high watermark reaches it (plog_shard_on_hw):
+     * the bytes are only queued for the writer here. */
+    answer_at(ks, log, op, info.end_offset);
 }
 
 /* Post every op built by kh_produce, under a hold so that none answers early. */
