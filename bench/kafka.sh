@@ -10,6 +10,8 @@
 #             syncs (bytes / fdatasync counted with perf on stratad; fio and perf only):
 #             the disk's bandwidth at the broker's group-commit granularity.
 #   loopback  TCP bandwidth over 127.0.0.1: iperf3 if installed, else `strata bench loopback`.
+#   page cache buffered writes of 1 GiB into new pages, then rewriting them (resident): on a
+#             VM that returns freed pages to the host the first is far lower (context for 3.).
 # Scenarios (`strata bench` on librdkafka, 1 KiB records):
 #   1. produce acks=all at max rate, 1 and 8 partitions: MB/s / disk (target >= 0.8);
 #   2. hot consume of what 1. wrote (page cache): MB/s / loopback;
@@ -147,6 +149,20 @@ else
     "$KB" --format json bench loopback -d 3s | python3 -c 'import json, sys; j = json.loads(sys.stdin.read())
 j["tool"] = "strata bench loopback"; print(json.dumps(j))' >"$DIR/loop.json"
 fi
+
+# The page cache: buffered writes of 1 GiB into a new file (no sync), then the same 1 GiB
+# rewritten in place. On this VM (virtio-balloon free page reporting) a page the guest freed
+# goes back to the host, and the first write into it waits for the host to fault it in: the
+# broker's appends fill new pages at the first figure, a bound no broker setting moves.
+log "limits: page cache, new pages vs resident ..."
+pc_dd() { # FLAGS...: MB/s of a 1 GiB buffered dd into $DIR/pagecache.bin
+    dd if=/dev/zero of="$DIR/pagecache.bin" bs=1M count=1024 "$@" 2>&1 |
+        awk '/copied/ {print 1073.741824 / $(NF-3)}'
+}
+pc_new=$(pc_dd)
+pc_res=$(pc_dd conv=notrunc)
+rm -f "$DIR/pagecache.bin"
+echo "{\"new_pages_mb_per_s\": ${pc_new:-0}, \"resident_mb_per_s\": ${pc_res:-0}}" >"$DIR/pagecache.json"
 
 # ---- Load driver helpers (`strata bench`) ----
 
@@ -373,6 +389,7 @@ emit("produce_latency_50pct", r, dict(disk, name="write_fdatasync_latency"), rat
                            for x in runs], "reported": "median p99 of the runs",
                   "overloaded": over(r), "acks1_floor": fl,
                   "profiled_run": rd("latency-profiled.json"),
+                  "page_cache": rd("pagecache.json"),
                   "traced_run": rd("latency-traced.json"),
                   "acks1_runs": [{k: x[k] for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms")}
                                  for x in floor_runs]})
@@ -386,6 +403,10 @@ rows.append(("   p50 %.2f  p99 %.2f  p999 %.2f ms" % (r["p50_ms"], r["p99_ms"], 
              "", "", ""))
 rows.append(("   p99 of each run: " + " ".join("%.1f" % x["p99_ms"] for x in runs) + " ms",
              "", "", "", "", ""))
+pc = rd("pagecache.json")
+if pc:
+    rows.append(("   page cache writes: new pages %.0f MB/s, resident %.0f MB/s" % (
+        pc["new_pages_mb_per_s"], pc["resident_mb_per_s"]), "", "", "", "", ""))
 rows.append(("   floor, same load acks=1 (no fdatasync)", "p99 %.2f ms" % fl["p99_ms"],
              "write+fdatasync %.2f ms" % ref, "%.1f" % (fl["p99_ms"] / ref), "", ""))
 rows.append(("   p50 %.2f  p99 %.2f  p999 %.2f ms; p99 runs: %s" % (
