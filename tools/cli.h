@@ -1,6 +1,7 @@
 /* cli.h - shared pieces of the `strata` command-line tool.
  * Data path: none of the broker's. `strata` is a separate process that talks to brokers
- * through librdkafka (Kafka API) and to the admin HTTP API through libcurl; this header
+ * through librdkafka (Kafka API; `bench fetch` alone through the kafka/ codec on a socket)
+ * and to the admin HTTP API through libcurl; this header
  * holds the global options, client construction, output helpers and the per-family
  * command entry points (cli_topic.c, cli_io.c, cli_cluster.c, cli_group.c, cli_storage.c,
  * cli_archive.c). `strata archive` alone reads an object store (tiering/) instead.

@@ -11,3 +11,11 @@ set_tests_properties(kafka_fetch_budget PROPERTIES LABELS integration TIMEOUT 30
 add_test(NAME kafka_fetch_sendfile COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_fetch_sendfile.py)
 set_tests_properties(kafka_fetch_sendfile PROPERTIES LABELS integration TIMEOUT 300
     ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
+# `strata bench fetch` (the raw Fetch load driver of bench/): exact record and batch-byte
+# counts against a real stratad; cut batches, CRC mismatches, errors and hostile frames
+# from a fake broker.
+if(TARGET strata)
+    add_test(NAME bench_fetch COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_bench_fetch.py)
+    set_tests_properties(bench_fetch PROPERTIES LABELS integration TIMEOUT 300
+        ENVIRONMENT "STRATA=$<TARGET_FILE:strata>;STRATAD=$<TARGET_FILE:stratad>")
+endif()

@@ -1069,7 +1069,7 @@ class CliTest(unittest.TestCase):
     # ---- bench (the benchmarks' load driver; no timing asserts) ----
 
     def test_bench(self):
-        for c in ([], ["produce"], ["consume"], ["metadata"], ["loopback"], ["mock"]):
+        for c in ([], ["produce"], ["consume"], ["fetch"], ["metadata"], ["loopback"], ["mock"]):
             out = self.ok("bench", *c, "--help", brokers=False)
             self.assertIn("Usage: strata bench", out, c)
             self.assertIn("Examples", out, c)
