@@ -2,8 +2,9 @@
 # directory between measurements (sendfile.sh, consume_ab.sh). Source it after setting
 # BLIB_NAME (the script's name, for log lines) and DIR (a temp directory: the broker's data goes
 # to DIR/data; DIR is removed on exit, after the broker was stopped).
-# Defines log, free_port, broker_start STRATAD [ARGS...], broker_stop, loopback_json STRATA_CLI;
-# sets BROKERS (127.0.0.1:PORT, the same for every start) and SPID (the running broker or "").
+# Defines log, free_port, broker_start STRATAD [ARGS...], broker_stop, loopback_json STRATA_CLI,
+# produce_topics STRATA_CLI BROKERS RECORDS; sets BROKERS (127.0.0.1:PORT, the same for every
+# start) and SPID (the running broker or "").
 log() { echo "$BLIB_NAME: $*" >&2; }
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -38,4 +39,13 @@ broker_stop() {
 loopback_json() { # STRATA_CLI: the loopback TCP probe (3 s) as one JSON line, what=loopback
     "$1" --format json bench loopback -d 3s | python3 -c 'import json, sys
 j = json.loads(sys.stdin.read()); j["what"] = "loopback"; print(json.dumps(j))'
+}
+produce_topics() { # STRATA_CLI BROKERS RECORDS: topics p1 and p8 of RECORDS 1 KiB records in
+    # 64 KiB batches, as bench/kafka.sh writes them
+    for np in 1 8; do
+        log "produce $3 records of 1 KiB to $np partition(s) at $2 ..."
+        "$1" --brokers "$2" --format json bench produce --topic "p$np" --partitions "$np" \
+            --acks all --record-size 1024 --batch-bytes 65536 --linger-ms 5 --compression none \
+            --count "$3" --duration 300s >/dev/null
+    done
 }

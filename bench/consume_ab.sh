@@ -33,12 +33,7 @@ loopback() { loopback_json "$A/tools/strata" >>"$OUT"; }
 mkdir -p "$(dirname "$OUT")"
 echo "{\"load_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"a\": \"$A\", \"b\": \"$B\"}" >>"$OUT"
 broker_start "$A/tools/stratad"
-for np in 1 8; do
-    log "produce $RECORDS records of 1 KiB to $np partition(s) ..."
-    "$A/tools/strata" --brokers "$BROKERS" --format json bench produce --topic "p$np" \
-        --partitions "$np" --acks all --record-size 1024 --batch-bytes 65536 --linger-ms 5 \
-        --compression none --count "$RECORDS" --duration 300s >/dev/null
-done
+produce_topics "$A/tools/strata" "$BROKERS" "$RECORDS"
 broker_stop
 for round in $(seq "$ROUNDS"); do
     loopback

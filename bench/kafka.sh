@@ -14,7 +14,10 @@
 #             VM that returns freed pages to the host the first is far lower (context for 3.).
 # Scenarios (`strata bench` on librdkafka, 1 KiB records):
 #   1. produce acks=all at max rate, 1 and 8 partitions: MB/s / disk (target >= 0.8);
-#   2. hot consume of what 1. wrote (page cache): MB/s / loopback;
+#   2. hot consume of what 1. wrote (page cache): MB/s / loopback, with two drivers on the same
+#      data: `strata bench consume` (librdkafka: parses every record, its fetch thread is
+#      CPU-bound per record) and `strata bench fetch` (raw Fetch v12 at record-batch level:
+#      CRC-32C per batch, nothing per record; MB/s of record batches, ~1 % above the values);
 #   3. produce acks=all, 1 partition, at 50% of the lower of 1.'s maxima: p50/p99/p999
 #      latency, p99 / one write+fdatasync (target <= 3); repeated, the median run counts,
 #      and a run that could not keep the rate is flagged "overloaded". The same load with
@@ -176,6 +179,10 @@ kb_produce() {
 kb_consume() {
     "$KB" --brokers "$1" --format json bench consume --topic "$2" --count "$3" --duration 60s >"$4"
 }
+# kb_fetch BROKERS TOPIC OUT.json: the raw Fetch driver over the same data
+kb_fetch() {
+    "$KB" --brokers "$1" --format json bench fetch --topic "$2" --duration 60s >"$3"
+}
 # CPU seconds (user + system) used so far by process $1.
 cpu_s() {
     awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
@@ -233,6 +240,8 @@ fi
 for np in 1 8; do
     log "consume bench-p$np (hot) ..."
     kb_consume "$BROKERS" "bench-p$np" 1 "$DIR/consume-p$np.json"
+    log "fetch bench-p$np (hot, raw Fetch driver) ..."
+    kb_fetch "$BROKERS" "bench-p$np" "$DIR/fetch-p$np.json"
 done
 
 # ---- 3. produce latency at 50% of the 1-partition max ----
@@ -369,6 +378,14 @@ for np in (1, 8):
     rows.append(("2. hot consume, %d partition%s" % (np, "s" if np > 1 else ""),
                  "%.1f MB/s" % r["mb_per_s"], "loopback %.1f MB/s" % loop["mb_per_s"],
                  "%.2f" % ratio, "", ""))
+    f = rd("fetch-p%d.json" % np)
+    if f:
+        fratio = f["mb_per_s"] / loop["mb_per_s"]
+        emit("fetch_hot_p%d" % np, f, dict(loop, name="loopback_tcp"), fratio, None, None,
+             {"consume_mb_per_s": r["mb_per_s"],
+              "fetch_over_consume_records": f["records_per_s"] / r["records_per_s"]})
+        rows.append(("   same data, raw Fetch driver (bench fetch)", "%.1f MB/s" % f["mb_per_s"],
+                     "loopback %.1f MB/s" % loop["mb_per_s"], "%.2f" % fratio, "", ""))
 def latency_runs(acks):
     out, i = [], 1
     while rd("latency-%s-%d.json" % (acks, i)):

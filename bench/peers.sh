@@ -12,8 +12,10 @@
 #   mock           librdkafka's in-memory mock cluster (strata bench driver only)
 # Scenarios per broker, 1 KiB records, acks=all, batch.size $PEERS_BATCH_BYTES, no compression,
 # after a 3 s warm-up produce (the JVM's JIT, the page cache) that is not counted:
-#   strata bench   produce max rate 1 and 8 partitions (linger 5 ms); hot consume of both;
-#                  produce at a fixed rate (50% of Strata's lower max, linger 0): p50/p99/p999
+#   strata bench   produce max rate 1 and 8 partitions (linger 5 ms); hot consume of both with
+#                  `bench consume` (librdkafka) and `bench fetch` (raw Fetch v12 at record-batch
+#                  level, no per-record work; not the mock); produce at a fixed rate (50% of
+#                  Strata's lower max, linger 0): p50/p99/p999
 #   java tools     kafka-producer-perf-test 1 and 8 partitions at max rate, and at the same
 #                  fixed rate (its p99); kafka-consumer-perf-test of the 1-partition topic
 # Usage: bench/peers.sh [BUILD_DIR]  env: PEERS_SECONDS (10), PEERS_BATCH_BYTES (65536),
@@ -166,6 +168,11 @@ for b in $ONLY; do
         [ "$b" != mock ] || passes=$((40 / np)) # the mock keeps ~5 MB per partition
         "$KB" --brokers "$BROKERS" --format json bench consume --topic "bench-p$np" \
             --count "$passes" --duration 60s >"$R/$b-kb-consume-p$np.json"
+        if [ "$b" != mock ]; then # the mock serves Fetch up to v11
+            log "$b: strata bench fetch bench-p$np (hot, raw Fetch) ..."
+            "$KB" --brokers "$BROKERS" --format json bench fetch --topic "bench-p$np" \
+                --duration 60s >"$R/$b-kb-fetch-p$np.json" || log "$b: bench fetch failed"
+        fi
     done
     if [ -z "$RATE" ]; then
         RATE=$(python3 -c 'import sys; print(int(min(map(float, sys.argv[1:])) / 2))' \
@@ -214,6 +221,8 @@ figures = [  # (key, label, field, higher is better)
     ("kb-produce-p8", "produce 8 partitions, strata bench", "mb_per_s", True),
     ("kb-consume-p1", "hot consume 1 partition, strata bench", "mb_per_s", True),
     ("kb-consume-p8", "hot consume 8 partitions, strata bench", "mb_per_s", True),
+    ("kb-fetch-p1", "hot consume 1 partition, strata bench fetch (raw)", "mb_per_s", True),
+    ("kb-fetch-p8", "hot consume 8 partitions, strata bench fetch (raw)", "mb_per_s", True),
     ("kb-latency", "produce p50 @rate, strata bench", "p50_ms", False),
     ("kb-latency", "produce p99 @rate, strata bench", "p99_ms", False),
     ("kb-latency", "produce p999 @rate, strata bench", "p999_ms", False),

@@ -350,6 +350,12 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
                        "(the mock keeps ~5 MB per partition and was read repeatedly)"
                        % (np, r["result"]["mb_per_s"], r["ratio"],
                           fmt(m["result"]["mb_per_s"], 1) if m else "n/a"))
+            f = k.get("fetch_hot_p%d" % np)
+            if f:
+                self.p("  - same data, raw Fetch driver (`strata bench fetch`: batch level, no "
+                       "per-record work; MB/s of record batches): %.1f MB/s, ratio to loopback "
+                       "**%.2f**; %.2f x the records/s of `bench consume`"
+                       % (f["result"]["mb_per_s"], f["ratio"], f["fetch_over_consume_records"]))
         self.p()
         self.p("## 3. Replay from the S3 test server")
         self.p()
