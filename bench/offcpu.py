@@ -26,6 +26,11 @@ SKIP = ("__schedule", "schedule", "schedule_timeout", "io_schedule", "schedule_h
         "__cond_resched", "_cond_resched", "[unknown]")
 
 
+# stratad's thread names: main and libuv's pool, shard loops, the log's writer and flusher, the
+# hydration and upload pools.
+STRATAD_THREADS = ("stratad", "shard-", "plog-", "hydrate", "upload")
+
+
 def threads_of(pid):
     try:
         return {int(t) for t in os.listdir("/proc/%s/task" % pid)}
@@ -76,7 +81,7 @@ def main():
         t_first = t if t_first is None else t_first
         t_last = t
         prev, nxt = int(f.get("prev_pid", -1)), int(f.get("next_pid", -1))
-        if prev in tids or (not tids and f.get("prev_comm") == "stratad"):
+        if prev in tids or (not tids and f.get("prev_comm", "").startswith(STRATAD_THREADS)):
             out_at[prev] = (t, stack, f.get("prev_state", "?"))
         if nxt in out_at:
             t0, st, state = out_at.pop(nxt)

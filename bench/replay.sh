@@ -20,7 +20,12 @@
 #                  topic "lat", acks=all, linger 0, REPLAY_LAT_RATE records/s for
 #                  REPLAY_LAT_SECONDS) during a cold replay of "arch" (cache deleted, broker
 #                  restarted) vs the same produce alone just before it: p99 ratio (target
-#                  <= 1.5), and how much of the produce the replay overlapped.
+#                  <= 1.5), and how much of the produce the replay overlapped. Where it
+#                  waits, for both produces (broker_alone, broker_during): stratad's
+#                  histograms between two scrapes of /metrics (bench/promdelta.py: produce
+#                  stages queue/append/ack/reply, fdatasync, loop lag, request latency) and
+#                  the data disk's writes and cache flushes (/proc/diskstats); with
+#                  BENCH_PERF_DIR also every thread's wait for a CPU (bench/schedlat.py).
 # Before/after: with REPLAY_BASE=DIR (another build directory, e.g. of main), the cold
 # replay and the lat pair also run with DIR/tools/stratad (and REPLAY_BASE_ARGS, extra
 # stratad arguments, e.g. "-X strata.hydration.threads=0": the same build with a setting
@@ -31,10 +36,11 @@
 # CPU: seconds used by the S3 server, stratad and the whole machine during the raw GETs and
 # the cold replay (2 cores are shared by the server, the broker and the consumer); with
 # BENCH_PERF_DIR set, perf profiles of stratad during the cold replay go there, and of the
-# machine during the first lat produce-during-replay of each binary (lat-N-*.txt).
+# machine during the first lat produce-during-replay of each binary and its arguments (lat-N-*.txt).
 # Usage: bench/replay.sh [BUILD_DIR]   env: REPLAY_MB (256), BENCH_DIR (tmp dir
 #        parent, default /tmp), REPLAY_BASE (unset), REPLAY_LAT_RATE (5000),
-#        REPLAY_LAT_SECONDS (5), REPLAY_BASE_ARGS (unset), REPLAY_ROUNDS (3).
+#        REPLAY_LAT_SECONDS (5), REPLAY_BASE_ARGS (unset), REPLAY_ARGS (unset: extra stratad
+#        arguments of this build), REPLAY_ROUNDS (3).
 #        Appends one JSON line to $BENCH_OUT (default bench/results/replay-<UTC>.jsonl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +50,7 @@ KB=$BUILD/tools/strata
 STRATAD=$BUILD/tools/stratad
 BASE=${REPLAY_BASE:-}
 read -r -a BASE_ARGS <<<"${REPLAY_BASE_ARGS:-}"
+read -r -a THIS_ARGS <<<"${REPLAY_ARGS:-}"
 LAT_RATE=${REPLAY_LAT_RATE:-5000}
 LAT_SECONDS=${REPLAY_LAT_SECONDS:-5}
 ROUNDS=${REPLAY_ROUNDS:-3}
@@ -195,7 +202,7 @@ jget() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2
 
 echo "== cold: cache deleted, replay arch from offset 0"
 rm -rf "$DIR/data/cache"
-start_broker
+start_broker "$STRATAD" "${THIS_ARGS[@]}"
 # Profiles of the broker during the cold replay (perf record on-CPU, system-wide
 # sched_switch for off-CPU time) when BENCH_PERF_DIR is set.
 PERF_PIDS=()
@@ -248,11 +255,11 @@ if [ -n "$BASE" ]; then
         raw_gets
         ra=$raw_mbps
         if [ $((i % 2)) = 1 ]; then
-            c_this=$(cold_once "$STRATAD")
+            c_this=$(cold_once "$STRATAD" "${THIS_ARGS[@]}")
             c_base=$(cold_once "$BASE/tools/stratad" "${BASE_ARGS[@]}")
         else
             c_base=$(cold_once "$BASE/tools/stratad" "${BASE_ARGS[@]}")
-            c_this=$(cold_once "$STRATAD")
+            c_this=$(cold_once "$STRATAD" "${THIS_ARGS[@]}")
         fi
         raw_gets
         echo "$ra $c_this $c_base $raw_mbps" >>"$DIR/rounds"
@@ -261,15 +268,72 @@ fi
 raw_mbps=$raw1_mbps # the main cold figure is compared with the raw GETs just before it
 raw_cpu=$raw1_cpu
 
+# Where a produce waits, for the lat pairs: the broker's histograms (produce stages, fsync, loop
+# lag, request latency) between two scrapes of GET /metrics, and the data disk's writes and
+# cache flushes (/proc/diskstats: count and milliseconds the device took) in the same window.
+DISK=$(awk -v d="$(stat -c %d "$DIR")" 'BEGIN {ma = int(d / 256); mi = d % 256}
+    $1 == ma && $2 == mi {print $3}' /proc/diskstats)
+scrape() { curl -s --max-time 5 "http://127.0.0.1:$APORT/metrics" >"$1" || : >"$1"; }
+disk_snap() { # writes, sectors written, ms writing, flushes, ms flushing, discards, ms
+    # discarding; dirty and writeback pages
+    awk -v d="$DISK" '$3 == d {printf "%s %s %s %s %s %s %s ", $8, $10, $11, $19, $20, $15, $18}' \
+        /proc/diskstats
+    awk '/^nr_dirty |^nr_writeback / {printf "%s ", $2}' /proc/vmstat
+    echo
+}
+# window_json PREFIX: JSON of the broker histograms and the disk between PREFIX.m0/.d0 and .m1/.d1.
+window_json() {
+    /usr/bin/python3 -c 'import json, sys
+m = json.loads(sys.argv[1])
+a, b = (list(map(float, x.split())) if x.split() else [0] * 9 for x in sys.argv[2:4])
+d = [y - x for x, y in zip(a, b)]
+disk = {"writes": int(d[0]), "written_mb": round(d[1] * 512 / 1e6, 1),
+        "write_ms_per_io": round(d[2] / d[0], 3) if d[0] > 0 else None, "flushes": int(d[3]),
+        "flush_ms_per_io": round(d[4] / d[3], 3) if d[3] > 0 else None, "discards": int(d[5]),
+        "discard_ms": int(d[6]), "dirty_mb_end": round(b[7] * 4096 / 1e6, 1) if len(b) > 7 else None,
+        "writeback_mb_end": round(b[8] * 4096 / 1e6, 1) if len(b) > 8 else None}
+print(json.dumps({"metrics": m, "disk": disk}))' \
+        "$(/usr/bin/python3 bench/promdelta.py "$1.m0" "$1.m1" produce_stage fsync loop_lag \
+            'api=Produce' 'api=Fetch' 2>/dev/null || echo '{}')" "$(cat "$1.d0")" "$(cat "$1.d1")"
+}
+# With BENCH_PERF_DIR: scheduler delays (bench/schedlat.py) of every thread during the alone and
+# the during produce of the first lat round of each binary (lat-N-sched-{alone,during}.txt).
+sched_start() { # tag file
+    [ -n "$2" ] || return 0
+    perf record -q -a -e sched:sched_wakeup -e sched:sched_wakeup_new -e sched:sched_switch \
+        -o "$DIR/sched-$1.data" >/dev/null 2>&1 &
+    SCHED_PID=$!
+}
+sched_stop() { # tag file
+    [ -n "$2" ] || return 0
+    kill -INT "$SCHED_PID"
+    wait "$SCHED_PID" || true
+    perf script -i "$DIR/sched-$1.data" -F comm,tid,time,trace 2>/dev/null |
+        /usr/bin/python3 bench/schedlat.py "$2.json" >"$2.txt" || true
+    rm -f "$DIR/sched-$1.data"
+}
+
 # lat_once BINARY [ARGS]: produce p99 alone, then during a cold replay (cache deleted); JSON.
 lat_once() {
     rm -rf "$DIR/data/cache"
     start_broker "$@"
     lat() { "$KB" --brokers "$BOOT" --format json bench produce -t lat --acks all --linger-ms 0 \
         --rate "$LAT_RATE" -s 1024 --random -d "${LAT_SECONDS}s" 2>>"$DIR/kb-lat.err"; }
-    local alone during c0 c1 p0 p1 a0
+    local alone during c0 c1 p0 p1 a0 stag=""
+    if [ -n "${BENCH_PERF_DIR:-}" ] && command -v perf >/dev/null &&
+        ! grep -qxF "$*" "$DIR/sched-profiled" 2>/dev/null; then
+        echo "$*" >>"$DIR/sched-profiled"
+        mkdir -p "$BENCH_PERF_DIR"
+        stag="$BENCH_PERF_DIR/lat-$(wc -l <"$DIR/sched-profiled")-sched"
+    fi
+    scrape "$DIR/wa.m0"
+    disk_snap >"$DIR/wa.d0"
+    sched_start alone "${stag:+$stag-alone}"
     a0=$(date +%s.%N)
     alone=$(lat) || { cat "$DIR/kb-lat.err" >&2; exit 1; }
+    sched_stop alone "${stag:+$stag-alone}"
+    disk_snap >"$DIR/wa.d1"
+    scrape "$DIR/wa.m1"
     c0=$(date +%s.%N)
     ( consume arch >"$DIR/lat-consume.json"; date +%s.%N >"$DIR/lat-consume.end" ) &
     local cpid=$!
@@ -279,17 +343,23 @@ lat_once() {
     # loops and the flusher) and stratad's off-CPU time per thread and stack.
     local perf_pids=() ptag=""
     if [ -n "${BENCH_PERF_DIR:-}" ] && command -v perf >/dev/null &&
-        ! grep -qxF "$1" "$DIR/lat-profiled" 2>/dev/null; then
-        echo "$1" >>"$DIR/lat-profiled"
+        ! grep -qxF "$*" "$DIR/lat-profiled" 2>/dev/null; then
+        echo "$*" >>"$DIR/lat-profiled"
         ptag="$BENCH_PERF_DIR/lat-$(wc -l <"$DIR/lat-profiled")"
         perf record -q -g -a -F 499 -o "$DIR/lat-cpu.data" >/dev/null 2>&1 &
         perf_pids+=($!)
         perf record -q -g -a -e sched:sched_switch -o "$DIR/lat-off.data" >/dev/null 2>&1 &
         perf_pids+=($!)
     fi
+    scrape "$DIR/wd.m0"
+    disk_snap >"$DIR/wd.d0"
+    sched_start during "${stag:+$stag-during}"
     p0=$(date +%s.%N)
     during=$(lat) || { cat "$DIR/kb-lat.err" >&2; exit 1; }
     p1=$(date +%s.%N)
+    sched_stop during "${stag:+$stag-during}"
+    disk_snap >"$DIR/wd.d1"
+    scrape "$DIR/wd.m1"
     if [ ${#perf_pids[@]} -gt 0 ]; then
         mkdir -p "$BENCH_PERF_DIR"
         kill -INT "${perf_pids[@]}"
@@ -311,12 +381,24 @@ lat_once() {
     echo "  lat $*: alone from $a0 p99 $(jget "$alone" p99_ms) ms; during from $p0 to $p1 p99" \
         "$(jget "$during" p99_ms) ms, replay $(jget "$(cat "$DIR/lat-consume.json")" mb_per_s) MB/s" >&2
     /usr/bin/python3 -c 'import json, sys
-a, d, c = (json.loads(x) for x in sys.argv[1:4])
-c0, c1, p0, p1 = map(float, sys.argv[4:8])
+a, d, c, wa, wd = (json.loads(x) for x in sys.argv[1:6])
+c0, c1, p0, p1 = map(float, sys.argv[6:10])
+def show(w):  # mean / p99 bucket (ms) of each produce stage, fsync, disk ms per write / flush
+    m = w["metrics"]
+    st = " ".join("%s %.2f/%s" % (k.split("stage=")[1].rstrip("}"), v["mean_ms"], v["p99_le_ms"])
+                  for k, v in m.items() if "stage=" in k)
+    fs = m.get("strata_log_fsync_latency_seconds", {})
+    return "%s | fsync %s/%s x%s | disk write %s flush %s ms" % (
+        st, fs.get("mean_ms"), fs.get("p99_le_ms"), fs.get("count"),
+        w["disk"]["write_ms_per_io"], w["disk"]["flush_ms_per_io"])
+print("    stages mean/p99 ms alone:  " + show(wa), file=sys.stderr)
+print("    stages mean/p99 ms during: " + show(wd), file=sys.stderr)
 print(json.dumps({"alone": a, "during": d, "replay_mb_per_s": c["mb_per_s"],
                   "overlap": round(max(0.0, min(c1, p1) - max(c0, p0)) / (p1 - p0), 3),
-                  "p99_ratio": round(d["p99_ms"] / a["p99_ms"], 2) if a["p99_ms"] else None}))' \
-        "$alone" "$during" "$(cat "$DIR/lat-consume.json")" "$c0" "$c1" "$p0" "$p1"
+                  "p99_ratio": round(d["p99_ms"] / a["p99_ms"], 2) if a["p99_ms"] else None,
+                  "broker_alone": wa, "broker_during": wd}))' \
+        "$alone" "$during" "$(cat "$DIR/lat-consume.json")" "$(window_json "$DIR/wa")" \
+        "$(window_json "$DIR/wd")" "$c0" "$c1" "$p0" "$p1"
 }
 # lat_summary JSON...: the rounds of one build; JSON with every round and the median ratio.
 lat_summary() {
@@ -325,7 +407,8 @@ rs = [json.loads(x) for x in sys.argv[1:]]
 out = dict(rs[len(rs) // 2])  # a representative round for the report line
 out["rounds"] = [{"alone_p99_ms": r["alone"]["p99_ms"], "during_p99_ms": r["during"]["p99_ms"],
                   "p99_ratio": r["p99_ratio"], "overlap": r["overlap"],
-                  "replay_mb_per_s": r["replay_mb_per_s"]} for r in rs]
+                  "replay_mb_per_s": r["replay_mb_per_s"], "broker_alone": r.get("broker_alone"),
+                  "broker_during": r.get("broker_during")} for r in rs]
 out["p99_ratio"] = statistics.median(r["p99_ratio"] for r in rs)
 out["alone"]["p99_ms"] = statistics.median(r["alone"]["p99_ms"] for r in rs)
 out["during"]["p99_ms"] = statistics.median(r["during"]["p99_ms"] for r in rs)
@@ -339,11 +422,11 @@ lat_this=()
 lat_base=()
 for i in $(seq "$ROUNDS"); do
     if [ -z "$BASE" ] || [ $((i % 2)) = 1 ]; then
-        lat_this+=("$(lat_once "$STRATAD")")
+        lat_this+=("$(lat_once "$STRATAD" "${THIS_ARGS[@]}")")
         [ -n "$BASE" ] && lat_base+=("$(lat_once "$BASE/tools/stratad" "${BASE_ARGS[@]}")")
     else
         lat_base+=("$(lat_once "$BASE/tools/stratad" "${BASE_ARGS[@]}")")
-        lat_this+=("$(lat_once "$STRATAD")")
+        lat_this+=("$(lat_once "$STRATAD" "${THIS_ARGS[@]}")")
     fi
 done
 lat=$(lat_summary "${lat_this[@]}")
@@ -351,7 +434,7 @@ base_lat=null
 [ -n "$BASE" ] && base_lat=$(lat_summary "${lat_base[@]}")
 
 echo "== warm: restarted, cache kept"
-start_broker
+start_broker "$STRATAD" "${THIS_ARGS[@]}"
 warm=$(consume arch)
 hot=$(consume hot)
 stop_broker "$DIR/warm.log"
@@ -385,6 +468,7 @@ if rounds:
     rr = [{"raw_before": a, "this": n, "base": b, "raw_after": z,
            "this_ratio_to_raw": round(2 * n / (a + z), 3), "base_ratio_to_raw": round(2 * b / (a + z), 3),
            "this_over_base": round(n / b, 3)} for a, n, b, z in rounds]
+    r["this_args"] = os.environ.get("REPLAY_ARGS", "")
     r["base"] = {"build": os.environ.get("REPLAY_BASE"), "args": os.environ.get("REPLAY_BASE_ARGS", ""),
                  "rounds": rr, "lat": base_lat,
                  "this_ratio_to_raw": statistics.median(x["this_ratio_to_raw"] for x in rr),

@@ -50,6 +50,12 @@ const char *const st_obj_op_names[ST_OBJ__COUNT] = {
 #undef OP_NAME
 };
 
+const char *const st_produce_stage_names[ST_PSTAGE__COUNT] = {
+#define PSTAGE_NAME(id, value) value,
+    ST_PRODUCE_STAGES(PSTAGE_NAME)
+#undef PSTAGE_NAME
+};
+
 static const struct {
     const char *name, *help;
 } k_ometrics[ST_O__COUNT] = {

@@ -115,8 +115,19 @@ typedef enum {
         ST_OBJ__COUNT
 } st_obj_op_t;
 
+/* Stages of one partition's produce (the `stage` label). X(id, value) */
+#define ST_PRODUCE_STAGES(X) X(QUEUE, "queue") X(APPEND, "append") X(ACK, "ack") X(REPLY, "reply")
+
+typedef enum {
+#define ST_PSTAGE_ENUM(id, value) ST_PSTAGE_##id,
+    ST_PRODUCE_STAGES(ST_PSTAGE_ENUM)
+#undef ST_PSTAGE_ENUM
+        ST_PSTAGE__COUNT
+} st_produce_stage_t;
+
 /* Label values by index for the labels that have a fixed set of them. */
 extern const char *const st_obj_op_names[ST_OBJ__COUNT];
+extern const char *const st_produce_stage_names[ST_PSTAGE__COUNT];
 
 /* Counters labelled by object-store operation. X(id, name, help) */
 #define ST_OP_METRICS(X)                                                                           \
@@ -135,7 +146,8 @@ typedef enum {
 /* Histograms of durations with fixed buckets (seconds, see st_metrics.c).
  * X(id, name, label name or NULL, labels, label values or NULL, per-slot, help)
  * Request latency is labelled by Kafka API key, loop lag by shard, object
- * store latency by operation (st_obj_op_names). */
+ * store latency by operation (st_obj_op_names), produce stages by stage
+ * (st_produce_stage_names). */
 #define ST_HISTOGRAMS(X)                                                                           \
     X(REQUEST_LATENCY, "strata_kafka_request_latency_seconds", "api", 128, NULL, true,             \
       "Kafka request latency from framing to the response being queued, by API.")                  \
@@ -148,7 +160,12 @@ typedef enum {
       "Object-store request latency from submission (queueing and retries included) to "           \
       "completion.")                                                                               \
     X(HYDRATION_LATENCY, "strata_tier_hydration_latency_seconds", NULL, 1, NULL, true,             \
-      "Time from a read of archived data asking for a chunk to the chunk's bytes being ready.")
+      "Time from a read of archived data asking for a chunk to the chunk's bytes being ready.")    \
+    X(PRODUCE_STAGE_LATENCY, "strata_kafka_produce_stage_seconds", "stage", ST_PSTAGE__COUNT,      \
+      st_produce_stage_names, true,                                                                \
+      "Time one partition of a Produce spends in each stage: queue (framed to its append "         \
+      "starting on the owner shard), append (on the owner's loop), ack (appended to what acks "    \
+      "promises: written or durable), reply (back on the connection's shard).")
 
 typedef enum {
 #define ST_HIST_ENUM(id, name, label, n_labels, values, per_slot, help) ST_H_##id,

@@ -38,7 +38,19 @@ typedef struct prod_op {
     char msg[256];           /* why the rules refused the record set */
     plog_waiter_t waiter;
     kp_produce_response_partition_produce_response_t *resp; /* arena */
+    uint64_t stage_ns; /* uv_hrtime() when its current stage began; 0: not timed */
 } prod_op_t;
+
+/* The stage that began at op->stage_ns ends now (the produce stage metric;
+ * only appended ops are timed). */
+static void stage_end(prod_op_t *op, st_produce_stage_t stage)
+{
+    if (!op->stage_ns)
+        return;
+    uint64_t now = uv_hrtime();
+    st_metric_observe_ns(ST_H_PRODUCE_STAGE_LATENCY, (int)stage, now - op->stage_ns);
+    op->stage_ns = stage == ST_PSTAGE_REPLY ? 0 : now;
+}
 
 static void produce_answer(kh_req_t *req)
 {
@@ -53,6 +65,7 @@ static void op_back(rt_shard_t *sh, void *arg)
 {
     prod_op_t *op = arg;
     (void)sh;
+    stage_end(op, ST_PSTAGE_REPLY);
     if (kh_req_op_back(op->req))
         produce_answer(op->req);
 }
@@ -86,6 +99,7 @@ static void on_durable(void *arg, int status)
             kp_str_from_cstr("appended to the log, not made durable: the log failed");
         op->resp->base_offset = -1;
     }
+    stage_end(op, ST_PSTAGE_ACK);
     send_back(kh_shard_of(rt_current()), op);
 }
 
@@ -125,6 +139,7 @@ static void op_append(rt_shard_t *sh, void *arg)
 {
     prod_op_t *op = arg;
     kh_shard_t *ks = kh_shard_of(sh);
+    uint64_t start_ns = uv_hrtime();
     meta_snap_t *snap = meta_snap_get(ks->ctx->meta);
     plog_t *log = kh_local_log(ks, snap, op->topic, op->partition);
     meta_snap_put(snap);
@@ -188,6 +203,10 @@ static void op_append(rt_shard_t *sh, void *arg)
         send_back(ks, op);
         return;
     }
+    /* Timed from here on: queue and append end now, ack and reply follow. */
+    st_metric_observe_ns(ST_H_PRODUCE_STAGE_LATENCY, ST_PSTAGE_QUEUE, start_ns - op->req->t0_ns);
+    op->stage_ns = start_ns;
+    stage_end(op, ST_PSTAGE_APPEND);
     op->resp->base_offset = info.base_offset;
     op->resp->log_start_offset = info.log_start_offset;
     if (op->rules.log_append_time)

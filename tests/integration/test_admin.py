@@ -364,6 +364,22 @@ class AdminApiTest(BrokerTestCase):
         self.assertGreaterEqual(metric(m, "strata_kafka_connections"), 0)
         fs = "strata_log_fsync_latency_seconds_count"
         self.assertGreater(metric(m, fs), metric(before, fs))  # acks=all waits for fdatasync
+        # Every partition append passes the four produce stages once (only this test produced
+        # between the scrapes), and each stage's time is part of the request's.
+        appends = metric(m, "strata_kafka_produce_requests_total", topic=t) - metric(
+            before, "strata_kafka_produce_requests_total", topic=t)
+        st = "strata_kafka_produce_stage_seconds"
+        stage_sum = 0.0
+        for stage in ("queue", "append", "ack", "reply"):
+            self.assertEqual(metric(m, st + "_count", stage=stage) -
+                             metric(before, st + "_count", stage=stage), appends, stage)
+            self.assertEqual(metric(m, st + "_count", stage=stage),
+                             metric(m, st + "_bucket", stage=stage, le="+Inf"), stage)
+            stage_sum += metric(m, st + "_sum", stage=stage) - metric(before, st + "_sum",
+                                                                      stage=stage)
+        rl = "strata_kafka_request_latency_seconds_sum"
+        self.assertLessEqual(stage_sum, metric(m, rl, api="Produce") -
+                             metric(before, rl, api="Produce"))
         # Each shard's 100 ms lag timer has ticked (wait for it on a fresh broker).
         lag = "strata_shard_loop_lag_seconds_count"
         deadline = time.monotonic() + 10
