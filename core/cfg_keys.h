@@ -104,6 +104,13 @@
       "Hydration threads' own disk I/O (chunk cache reads, writes, removals) in the idle I/O "     \
       "class (ioprio_set): produce's fdatasyncs go first on schedulers that honour classes "       \
       "(mq-deadline, BFQ); the cache is disposable.")                                              \
+    X(SCHED_SLICE_US, "strata.sched.slice.us", CFG_INT, "100", 0, 100000, 0,                       \
+      "CPU time slice (microseconds, 100 .. 100000) asked for the shard loops and the log's "      \
+      "writer and flusher (Linux 6.12+ EEVDF, sched_setattr; no privilege needed; older kernels "  \
+      "ignore it): shorter than other tasks' default (1.4 ms on 2 cores), they preempt them when " \
+      "they wake, so a produce's hops do not wait for a replay, the S3 client or other processes " \
+      "to use up their slice on busy cores; the CPU share is unchanged (0 = the kernel's "         \
+      "default).")                                                                                 \
     X(UPLOAD_THREADS, "strata.upload.threads", CFG_INT, "2", 0, 64, 0,                             \
       "Worker threads compressing segments for upload, apart from replays (0 = libuv's shared "    \
       "pool).")                                                                                    \

@@ -38,6 +38,7 @@
 #include "core/st_assert.h"
 #include "core/st_log.h"
 #include "core/st_metrics.h"
+#include "core/st_sched.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -376,6 +377,7 @@ static void run_round(plog_t *wbatch, plog_t *batch, plog_t *due, job_t *jobs)
 static void *flusher_main(void *arg)
 {
     plog_env_t *env = arg;
+    st_sched_apply(); /* acks wait for it: a short slice (core/st_sched.h) */
     pthread_mutex_lock(&env->mu);
     for (;;) {
         uint64_t wait_ns;
@@ -417,6 +419,7 @@ static void *flusher_main(void *arg)
 static void *writer_main(void *arg)
 {
     plog_env_t *env = arg;
+    st_sched_apply();
     pthread_mutex_lock(&env->mu);
     for (;;) {
         while (!env->wqueue && !env->stop)

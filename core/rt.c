@@ -1,5 +1,6 @@
 /* rt.c - shards and their message queues (see rt.h).
- * Each shard: a thread, a uv_loop_t, a wake-up (st_wake_t: an eventfd, no
+ * Each shard: a thread (named shard-N, asking for strata.sched.slice.us as it
+ * starts: core/st_sched.h), a uv_loop_t, a wake-up (st_wake_t: an eventfd, no
  * spinning) and a ring of messages guarded by a mutex. rt_post() pushes and
  * wakes the loop under the mutex; the wake callback swaps the ring's contents
  * out in one critical section and runs them in FIFO order.
@@ -13,11 +14,13 @@
 #include "core/rt.h"
 #include "core/st_assert.h"
 #include "core/st_log.h"
+#include "core/st_sched.h"
 #include "core/st_wake.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -141,6 +144,7 @@ static void *shard_main(void *arg)
     rt_shard_t *sh = arg;
     t_current = sh;
     st_log_set_shard(sh->id);
+    st_sched_apply(); /* a loop serves requests: a short slice (strata.sched.slice.us) */
     if (sh->rt->hooks->on_start)
         sh->rt->hooks->on_start(sh, sh->rt->hooks->arg);
     on_wake(&sh->wake); /* anything posted before the loop ran */
@@ -168,6 +172,10 @@ int rt_start(rt_t *rt, const rt_hooks_t *hooks)
         rc = pthread_create(&sh->thread, NULL, shard_main, sh);
         if (rc != 0)
             return -rc;
+        char name[24]; /* pthread names keep 15 bytes */
+        snprintf(name, sizeof(name), "shard-%d", i);
+        name[15] = '\0';
+        pthread_setname_np(sh->thread, name); /* seen by perf, top -H */
     }
     return 0;
 }

@@ -18,6 +18,7 @@
 #include "core/st_log.h"
 #include "core/st_metrics.h"
 #include "core/st_pool.h"
+#include "core/st_sched.h"
 #include "core/st_scram.h"
 #include "index/idx.h"
 #include "kafka/grp.h"
@@ -978,6 +979,8 @@ int main(int argc, char **argv)
         smp = rt_cpu_count();
     /* Kafka's dedupe buffer is the total of every cleaner thread: one per shard. */
     b->popts.cleaner_buffer_bytes /= smp > 0 ? smp : 1;
+    /* Before the shard loops and the log's writer and flusher start: each asks for it. */
+    st_sched_set_slice_us(cfg_int(b->cfg, CFG_SCHED_SLICE_US));
     if ((rc = plog_env_new(&b->env)) != 0 ||
         (rc = rt_new(smp, (int)cfg_int(b->cfg, CFG_QUEUE_CAPACITY), &b->rt)) != 0) {
         b->kctx.rt = NULL;

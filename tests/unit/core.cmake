@@ -10,4 +10,6 @@ st_unit_test(plog_crash_test SOURCES unit/plog_crash_test.c LIBS strata_core str
 st_unit_test(wake_test SOURCES unit/wake_test.c LIBS strata_core)
 # Per-class worker pools: a held pool does not delay another (hangs, so times out, if it did).
 st_unit_test(st_pool_test SOURCES unit/st_pool_test.c LIBS strata_core)
+# A short EEVDF slice for the loops, the log's writer and flusher (read back with sched_getattr).
+st_unit_test(st_sched_test SOURCES unit/st_sched_test.c LIBS strata_core)
 st_unit_test(compact_test SOURCES unit/compact_test.c LIBS strata_core strata_tsupport)
