@@ -81,10 +81,11 @@ start_broker() { # [stratad binary [extra arguments]]
     : >"$DIR/broker.log"
     local bin=${1:-$STRATAD}
     [ $# -gt 0 ] && shift
-    "$bin" "$@" --log-dir "$DIR/data" --smp 2 --listeners "$BOOT" --admin-listener "127.0.0.1:$APORT" \
+    # The extra arguments last: they may override the settings above.
+    "$bin" --log-dir "$DIR/data" --smp 2 --listeners "$BOOT" --admin-listener "127.0.0.1:$APORT" \
         -X remote.log.storage.system.enable=true -X strata.archive.url=s3://strata/bench \
         -X log.segment.bytes=16777216 -X log.retention.check.interval.ms=500 \
-        -X strata.cache.bytes=$((4 * MB * 1048576)) \
+        -X strata.cache.bytes=$((4 * MB * 1048576)) "$@" \
         >>"$DIR/broker.log" 2>&1 &
     BPID=$!
     for _ in $(seq 300); do
@@ -308,7 +309,7 @@ sched_stop() { # tag file
     [ -n "$2" ] || return 0
     kill -INT "$SCHED_PID"
     wait "$SCHED_PID" || true
-    perf script -i "$DIR/sched-$1.data" -F comm,tid,time,trace 2>/dev/null |
+    perf script -i "$DIR/sched-$1.data" -F comm,tid,time,event,trace 2>/dev/null |
         /usr/bin/python3 bench/schedlat.py "$2.json" >"$2.txt" || true
     rm -f "$DIR/sched-$1.data"
 }

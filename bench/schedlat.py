@@ -2,21 +2,21 @@
 """schedlat.py - how long threads wait for a CPU, from a system-wide recording of
 sched:sched_wakeup, sched:sched_wakeup_new and sched:sched_switch (perf record -a -e ...).
 
-Reads `perf script -F comm,tid,time,trace` on stdin. For every thread: the wake-up delays
+Reads `perf script -F comm,tid,time,event,trace` on stdin. For every thread: the wake-up delays
 (from its sched_wakeup to the sched_switch that puts it on a CPU) and the preemption waits
 (from a switch-out in state R to the next switch-in), i.e. the time it was runnable and not
 running. Threads are grouped by name with digits removed (shard-0 and shard-1 are one group
 unless --tids), so the producer's, the broker's and the replay's threads can be compared
 between two recordings. Prints one line per group (wake-ups, mean / p99 / max wake-up
 delay, preemptions and their total) and, with a second argument, writes the same as JSON.
-Usage: perf script -F comm,tid,time,trace -i sched.data | bench/schedlat.py [OUT.json]
+Usage: perf script -F comm,tid,time,event,trace -i sched.data | bench/schedlat.py [OUT.json]
 """
 import collections
 import json
 import re
 import sys
 
-HDR = re.compile(r"^\s*(\S.*?)\s+(\d+)\s+(\d+\.\d+):\s+(sched:\S+):?\s+(.*)$")
+HDR = re.compile(r"^\s*(\S.*?)\s+(\d+)\s+(\d+\.\d+):\s+(sched:[a-z_]+):\s+(.*)$")
 KV = re.compile(r"(\w+)=(\S+)")
 
 
