@@ -5,8 +5,9 @@ mixed sizes, gzip batches, a committed transaction whose marker is a control bat
 reported record for record, and the record-batch bytes equal the partitions' .log files byte
 for byte; the same with a small per-partition limit (many Fetches per partition), and twice
 the counts with two passes. An unknown topic exits 1 with "no such topic" and is not created.
-Against a fake broker on a socket (every byte from the network is untrusted): a batch cut at
-the end of a response is fetched again and counted once; a CRC-32C mismatch, a partition
+Against fake brokers on sockets (every byte from the network is untrusted): a batch cut at
+the end of a response is fetched again and counted once; partitions led by two brokers are
+read over one connection per leader and summed; a CRC-32C mismatch, a partition
 error code, an oversized frame, a garbage body and a closed connection each end the run with
 exit 1 and a message that names the cause ({"error": ...} with --format json). No timing
 assertions."""
@@ -154,18 +155,20 @@ def batch_at(base, values, control=False):
     return bytes(b)
 
 
-def metadata_v12(port):
-    broker = struct.pack(">i", 1) + cstr(b"127.0.0.1") + struct.pack(">i", port) + b"\0\0"
-    part = (struct.pack(">hiii", 0, 0, 1, 0) + carr([struct.pack(">i", 1)]) * 2 + carr([])
-            + b"\0")
-    topic = (struct.pack(">h", 0) + cstr(b"t") + b"\x11" * 16 + b"\0" + carr([part])
+def metadata_v12(ports):
+    """Topic "t": partition i led by broker i + 1 on 127.0.0.1:ports[i]."""
+    brokers = [struct.pack(">i", i + 1) + cstr(b"127.0.0.1") + struct.pack(">i", port) + b"\0\0"
+               for i, port in enumerate(ports)]
+    parts = [struct.pack(">hiii", 0, i, i + 1, 0) + carr([struct.pack(">i", i + 1)]) * 2
+             + carr([]) + b"\0" for i in range(len(ports))]
+    topic = (struct.pack(">h", 0) + cstr(b"t") + b"\x11" * 16 + b"\0" + carr(parts)
              + struct.pack(">i", 0) + b"\0")
-    return (struct.pack(">i", 0) + carr([broker]) + b"\0" + struct.pack(">i", 1) + carr([topic])
+    return (struct.pack(">i", 0) + carr(brokers) + b"\0" + struct.pack(">i", 1) + carr([topic])
             + b"\0")
 
 
-def fetch_v12(records, hw, error=0):
-    part = (struct.pack(">ihqqq", 0, error, hw, hw, 0) + b"\0" + struct.pack(">i", -1)
+def fetch_v12(records, hw, error=0, partition=0):
+    part = (struct.pack(">ihqqq", partition, error, hw, hw, 0) + b"\0" + struct.pack(">i", -1)
             + kwire.uvarint(len(records) + 1) + records + b"\0")
     topic = cstr(b"t") + carr([part]) + b"\0"
     return struct.pack(">ihi", 0, 0, 0) + carr([topic]) + b"\0"
@@ -181,14 +184,16 @@ def fetch_offset(body):
 
 
 class FakeBroker:
-    """Serves one topic "t" of one partition from `log` (batches); `mode` changes one answer."""
+    """Serves partition `partition` of topic "t" from `log` (batches); `mode` changes one
+    answer. Metadata names the leaders of partitions 0.. on `ports` (default: this one)."""
 
-    def __init__(self, log, mode="ok"):
-        self.log, self.mode = log, mode
+    def __init__(self, log, mode="ok", partition=0):
+        self.log, self.mode, self.partition = log, mode, partition
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(4)
         self.port = self.sock.getsockname()[1]
+        self.ports = [self.port]
         self.fetches = 0
         threading.Thread(target=self.serve, daemon=True).start()
 
@@ -211,7 +216,7 @@ class FakeBroker:
                 n = struct.unpack(">h", frame[8:10])[0]
                 body = frame[10 + max(n, 0) + 1:]  # client id, then no tagged fields
                 if api == 3:
-                    self.send(s, corr, metadata_v12(self.port))
+                    self.send(s, corr, metadata_v12(self.ports))
                     continue
                 self.fetches += 1
                 if not self.fetch(s, corr, fetch_offset(body)):
@@ -233,7 +238,7 @@ class FakeBroker:
             self.send(s, corr, b"\xff" * 40)
             return True
         if self.mode == "error":
-            self.send(s, corr, fetch_v12(b"", hw, error=6))
+            self.send(s, corr, fetch_v12(b"", hw, error=6, partition=self.partition))
             return True
         if self.mode == "cut":  # whole batches up to 250 bytes, then part of the next
             whole, end = 0, 0
@@ -244,7 +249,7 @@ class FakeBroker:
                     end += len(b)
                     whole += 1
             rest = rest[:end + 30] if end < len(rest) else rest
-        self.send(s, corr, fetch_v12(rest, hw))
+        self.send(s, corr, fetch_v12(rest, hw, partition=self.partition))
         return True
 
     def close(self):
@@ -279,6 +284,21 @@ class FakeBrokerTest(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertEqual((j["records"], j["batches"], j["partial_batches"], j["fetches"]),
                          (15, 6, 0, 1))
+
+    def test_two_leaders(self):
+        """Partitions 0 and 1 on two brokers: one connection (and thread) per leader."""
+        a, b = FakeBroker(fake_log(), "cut", 0), FakeBroker(fake_log()[:3], "ok", 1)
+        a.ports = b.ports = [a.port, b.port]
+        try:
+            rc, j, err = bench_fetch("127.0.0.1:%d" % b.port, "-t", "t")
+        finally:
+            a.close()
+            b.close()
+        self.assertEqual(rc, 0, err)
+        self.assertEqual((j["partitions"], j["brokers"], j["records"], j["batches"]),
+                         (2, 2, 15 + 9, 6 + 3))
+        self.assertEqual(j["bytes"], sum(map(len, fake_log() + fake_log()[:3])))
+        self.assertEqual((a.fetches, b.fetches, j["fetches"]), (6, 1, 7))
 
     def test_crc_mismatch(self):
         log = fake_log()
