@@ -34,7 +34,8 @@
 # (the machine's load changes within seconds: single runs mislead). The lat pair also runs
 # REPLAY_ROUNDS times per build, the builds alternating (median p99s, ratio and replay MB/s).
 # CPU: seconds used by the S3 server, stratad and the whole machine during the raw GETs and
-# the cold replay (2 cores are shared by the server, the broker and the consumer); with
+# the cold replay, and stratad's minor page faults (each a fresh page: on this VM with free page
+# reporting the host faults it in, bench/REPORT.md) (2 cores are shared by the server, the broker and the consumer); with
 # BENCH_PERF_DIR set, perf profiles of stratad during the cold replay go there, and of the
 # machine during the first lat produce-during-replay of each binary and its arguments (lat-N-*.txt).
 # Usage: bench/replay.sh [BUILD_DIR]   env: REPLAY_MB (256), BENCH_DIR (tmp dir
@@ -158,8 +159,10 @@ S3PID=$(cat "$DIR/s3/s3rver.pid")
 # the 2 cores during the raw GETs and during the cold replay.
 cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {print ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat; }
-cpu_snap() { # time, machine busy, S3 server, stratad (0 while no broker runs)
-    echo "$(date +%s.%N) $(busy) $(cpu_of "$S3PID") $([ -n "$BPID" ] && cpu_of "$BPID" || echo 0)"
+minflt_of() { awk '{print $10}' "/proc/$1/stat"; }
+cpu_snap() { # time, machine busy, S3 server, stratad (0 while no broker runs), its minor faults
+    echo "$(date +%s.%N) $(busy) $(cpu_of "$S3PID") $([ -n "$BPID" ] && cpu_of "$BPID" || echo 0)" \
+        "$([ -n "$BPID" ] && minflt_of "$BPID" || echo 0)"
 }
 # cpu_json START END: what the snapshots say, as JSON.
 cpu_json() {
@@ -167,7 +170,8 @@ cpu_json() {
 a, b = [list(map(float, x.split())) for x in sys.argv[1:3]]
 d = [y - x for x, y in zip(a, b)]
 print(json.dumps({"seconds": round(d[0], 3), "machine_busy_s": round(d[1], 3),
-                  "s3server_cpu_s": round(d[2], 3), "stratad_cpu_s": round(d[3], 3)}))' "$1" "$2"
+                  "s3server_cpu_s": round(d[2], 3), "stratad_cpu_s": round(d[3], 3),
+                  "stratad_minor_faults": int(d[4])}))' "$1" "$2"
 }
 raw_gets() { # sequential ranged GETs of every object: sets raw_bytes, raw_mbps, raw_cpu
 c0=$(cpu_snap)

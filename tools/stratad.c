@@ -12,6 +12,7 @@
 #include "core/part.h"
 #include "core/plog.h"
 #include "core/rt.h"
+#include "core/st_alloc.h"
 #include "core/st_disk.h"
 #include "core/st_fs.h"
 #include "core/st_listen.h"
@@ -868,6 +869,8 @@ static int derive_max_partitions(cfg_t *cfg)
 int main(int argc, char **argv)
 {
     broker_t *b = &g_b;
+    /* Before any thread allocates: replay buffers are reused, not faulted in again. */
+    (void)st_alloc_keep_freed();
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
     if (cfg_new(&b->cfg) != 0)
