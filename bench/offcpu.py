@@ -6,6 +6,9 @@ sched:sched_switch). A thread switches out in its own context (with its stack) a
 the context of whatever ran before it, so the off-CPU time of each switch-out is exact. Prints,
 for the threads of process PID, the total off-CPU time per thread and per blocking stack (the
 kernel path below the scheduler plus the first user frames), and the blocks of >= 5 ms.
+With sched:sched_wakeup also recorded, each thread's time runnable between its wake-up and
+running (part of the off-CPU time of the state it blocked in: a D-state total includes the wait
+for a CPU after the I/O completed).
 Voluntary sleeps in epoll_wait (an idle event loop) and futex waits of idle workers are
 listed but are not what a latency hunt looks for; blocks in write/fdatasync are.
 With a second argument, also writes a JSON summary there: each thread's role (fsync: it
@@ -76,15 +79,30 @@ def main():
     per_sig_n = collections.Counter()
     per_sig_max = collections.defaultdict(float)
     long_blocks = []
+    woken_at = {}  # tid -> time of its sched_wakeup while off CPU (recordings that have them)
+    woken_wait = collections.Counter()  # tid -> ms runnable between its wake-up and running
+    woken_max = collections.defaultdict(float)
+    names = {}
     t_first = t_last = None
     for tid, t, f, stack in events(sys.stdin):
         t_first = t if t_first is None else t_first
         t_last = t
+        if "prev_pid" not in f and "pid" in f:  # sched_wakeup / sched_wakeup_new
+            w = int(f["pid"])
+            if w in out_at and w not in woken_at:
+                woken_at[w] = t
+            continue
         prev, nxt = int(f.get("prev_pid", -1)), int(f.get("next_pid", -1))
         if prev in tids or (not tids and f.get("prev_comm", "").startswith(STRATAD_THREADS)):
             out_at[prev] = (t, stack, f.get("prev_state", "?"))
+            names[prev] = f.get("prev_comm", "?")
+            woken_at.pop(prev, None)
         if nxt in out_at:
             t0, st, state = out_at.pop(nxt)
+            if nxt in woken_at:
+                wait = (t - woken_at.pop(nxt)) * 1e3
+                woken_wait[nxt] += wait
+                woken_max[nxt] = max(woken_max[nxt], wait)
             ms = (t - t0) * 1e3
             sig = signature(st)
             per_thread[nxt] += ms
@@ -97,9 +115,12 @@ def main():
     print("off-CPU time of stratad (pid %s) threads over %.1f s of sched_switch events" % (pid, span))
     print("(state S = sleeping, D = uninterruptible, i.e. waiting on I/O or a page/inode lock)")
     print()
-    print("per thread (ms off CPU):")
+    print("per thread (ms off CPU; with sched_wakeup events recorded, also the part spent runnable")
+    print("between its wake-up and running, which a blocked state's total includes):")
     for tid, ms in per_thread.most_common():
-        print("  tid %-8d %9.1f ms" % (tid, ms))
+        extra = ("  of which runnable after wake-up %.1f ms (longest %.1f)" % (
+            woken_wait[tid], woken_max[tid]) if woken_wait[tid] else "")
+        print("  tid %-8d %-15s %9.1f ms%s" % (tid, names.get(tid, ""), ms, extra))
     print()
     print("top blocking stacks (tid, state, total ms, count, stack below the scheduler):")
     for (tid, state, sig), ms in per_sig.most_common(25):
@@ -107,7 +128,8 @@ def main():
     print()
     long_blocks.sort(reverse=True)
     if len(sys.argv) > 2:
-        write_summary(sys.argv[2], span, per_thread, per_sig, per_sig_max)
+        write_summary(sys.argv[2], span, per_thread, per_sig, per_sig_max, woken_wait, woken_max,
+                      names)
     io = [b for b in long_blocks if "epoll_wait" not in b[3] and "futex" not in b[3]]
     print("blocks >= 5 ms outside epoll_wait/futex (%d; longest 25):" % len(io))
     for ms, tid, state, sig in io[:25]:
@@ -122,10 +144,13 @@ WRITE = ("sys_pwrite64", "sys_write", "sys_pwritev", "sys_writev", "generic_perf
 SYNC = ("sys_fdatasync", "sys_fsync", "ext4_sync_file", "file_write_and_wait_range")
 
 
-def write_summary(path, span, per_thread, per_sig, per_sig_max):
+def write_summary(path, span, per_thread, per_sig, per_sig_max, woken_wait, woken_max, names):
     threads = {}
     for (tid, state, sig), ms in per_sig.items():
-        t = threads.setdefault(tid, {"tid": tid, "off_cpu_ms": round(per_thread[tid], 1),
+        t = threads.setdefault(tid, {"tid": tid, "name": names.get(tid, ""),
+                                     "off_cpu_ms": round(per_thread[tid], 1),
+                                     "woken_wait_ms": round(woken_wait[tid], 1),
+                                     "max_woken_wait_ms": round(woken_max[tid], 1),
                                      "by_state_ms": collections.Counter(), "write_d_ms": 0.0,
                                      "sync_d_ms": 0.0, "runnable_ms": 0.0, "max_write_block_ms": 0.0,
                                      "max_sync_block_ms": 0.0, "top": []})

@@ -353,7 +353,8 @@ lat_once() {
         ptag="$BENCH_PERF_DIR/lat-$(wc -l <"$DIR/lat-profiled")"
         perf record -q -g -a -F 499 -o "$DIR/lat-cpu.data" >/dev/null 2>&1 &
         perf_pids+=($!)
-        perf record -q -g -a -e sched:sched_switch -o "$DIR/lat-off.data" >/dev/null 2>&1 &
+        perf record -q -g -a -e sched:sched_switch -e sched:sched_wakeup -o "$DIR/lat-off.data" \
+            >/dev/null 2>&1 &
         perf_pids+=($!)
     fi
     scrape "$DIR/wd.m0"
