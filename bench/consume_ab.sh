@@ -5,12 +5,13 @@
 # writes them) are produced once with build A; then each round measures loopback, and restarts
 # the broker with each build in turn (A then B in odd rounds, B then A in even ones, so that the
 # machine's load changes hit both), each consuming both topics hot (page cache) with
-# `strata bench consume`, PASSES times each. Prints one JSON line per measurement and a summary:
-# MB/s, ratio to the median loopback, and B / A per round (its median is the figure to quote on a
-# noisy machine: both builds of one round see about the same load).
+# `strata bench consume` (or the raw Fetch driver `strata bench fetch`: CAB_DRIVER=fetch),
+# PASSES times each. Prints one JSON line per measurement and a summary: MB/s, ratio to the
+# median loopback, and B / A per round (its median is the figure to quote on a noisy machine:
+# both builds of one round see about the same load).
 # Usage: bench/consume_ab.sh BUILD_A BUILD_B   env: CAB_RECORDS (1000000 per topic), CAB_ROUNDS (4),
-#        CAB_PASSES (2), BENCH_DIR (temp data parent), BENCH_OUT (JSON lines; default
-#        bench/results/consume-ab-<UTC>.jsonl)
+#        CAB_PASSES (2), CAB_DRIVER (consume or fetch), BENCH_DIR (temp data parent), BENCH_OUT
+#        (JSON lines; default bench/results/consume-ab-<UTC>.jsonl)
 # Example (before/after a change): cp -r build /tmp/base; ...change, rebuild...;
 #        bench/consume_ab.sh /tmp/base build
 set -euo pipefail
@@ -20,6 +21,7 @@ B=${2:?usage: bench/consume_ab.sh BUILD_A BUILD_B}
 RECORDS=${CAB_RECORDS:-1000000}
 ROUNDS=${CAB_ROUNDS:-4}
 PASSES=${CAB_PASSES:-2}
+DRIVER=${CAB_DRIVER:-consume}
 OUT=${BENCH_OUT:-bench/results/consume-ab-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
 for b in "$A" "$B"; do
     for f in "$b/tools/strata" "$b/tools/stratad"; do
@@ -42,12 +44,13 @@ for round in $(seq "$ROUNDS"); do
     for b in $order; do
         broker_start "$b/tools/stratad"
         for np in 1 8; do
-            log "round $round $b: consume p$np x$PASSES ..."
-            "$b/tools/strata" --brokers "$BROKERS" --format json bench consume --topic "p$np" \
+            log "round $round $b: $DRIVER p$np x$PASSES ..."
+            "$b/tools/strata" --brokers "$BROKERS" --format json bench "$DRIVER" --topic "p$np" \
                 --count "$PASSES" --duration 120s | python3 -c 'import json, sys
 j = json.loads(sys.stdin.read())
-j.update(what="consume", build=sys.argv[1], partitions=int(sys.argv[2]), round=int(sys.argv[3]))
-print(json.dumps(j))' "$b" "$np" "$round" >>"$OUT"
+j.update(what="consume", driver=sys.argv[4], build=sys.argv[1], partitions=int(sys.argv[2]),
+         round=int(sys.argv[3]))
+print(json.dumps(j))' "$b" "$np" "$round" "$DRIVER" >>"$OUT"
         done
         broker_stop
     done

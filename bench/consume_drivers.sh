@@ -8,18 +8,23 @@
 # holds the same topics, 1 and 8 partitions of CD_RECORDS 1 KiB records in 64 KiB batches (as
 # bench/kafka.sh writes them), produced once with `strata bench produce`; both brokers stay up,
 # only one is read at a time. Each round measures loopback, then reads both topics hot (page
-# cache) from each broker with each driver, in alternating orders (brokers and drivers), so the
-# machine's load changes hit all of them. Prints one JSON line per measurement and a summary:
+# cache) CD_PASSES times over from each broker with each driver, in alternating orders (brokers
+# and drivers), so the machine's load changes hit all of them. On this VM pages of hot segments
+# get evicted within a minute or two of reads even with free memory (one stratad, 1 GB read
+# every 5 s: strata_kafka_fetch_cold_reads_total grows from the 7th read on); smaller topics
+# read CD_PASSES times over hold less, but librdkafka pays a restart per pass (stop + start of
+# every partition) and its figure drops. Prints one JSON line per measurement and a summary:
 # medians, their ratio to the median loopback, the driver's CPU (user + system) per MB, and
 # per-round ratios fetch / consume and strata / kafka (their medians are the figures to quote
 # on a noisy machine).
-# Usage: bench/consume_drivers.sh [BUILD_DIR]   env: CD_RECORDS (1000000 per topic), CD_ROUNDS (3),
-#        CD_BROKERS ("strata kafka-default"), BENCH_DIR (temp data parent), BENCH_OUT (JSON
-#        lines; default bench/results/consume-drivers-<UTC>.jsonl)
+# Usage: bench/consume_drivers.sh [BUILD_DIR]   env: CD_RECORDS (1000000 per topic), CD_PASSES (1),
+#        CD_ROUNDS (3), CD_BROKERS ("strata kafka-default"), BENCH_DIR (temp data parent),
+#        BENCH_OUT (JSON lines; default bench/results/consume-drivers-<UTC>.jsonl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 RECORDS=${CD_RECORDS:-1000000}
+PASSES=${CD_PASSES:-1}
 ROUNDS=${CD_ROUNDS:-3}
 BROKER_NAMES=${CD_BROKERS:-strata kafka-default}
 OUT=${BENCH_OUT:-bench/results/consume-drivers-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
@@ -39,7 +44,7 @@ cleanup() {
 trap cleanup EXIT
 declare -A ADDR
 mkdir -p "$(dirname "$OUT")"
-echo "{\"load_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"records\": $RECORDS,\
+echo "{\"load_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"records\": $RECORDS, \"passes\": $PASSES,\
  \"git\": \"$(git rev-parse --short HEAD)\"}" >>"$OUT"
 for b in $BROKER_NAMES; do
     case "$b" in
@@ -73,7 +78,8 @@ for round in $(seq "$ROUNDS"); do
             for d in "${drivers[@]}"; do
                 log "round $round $b: $d p$np ..."
                 /usr/bin/time -f "%U %S" -o "$DIR/cpu" "$KB" --brokers "${ADDR[$b]}" \
-                    --format json bench "$d" --topic "p$np" --duration 120s >"$DIR/run.json"
+                    --format json bench "$d" --topic "p$np" --count "$PASSES" --duration 120s \
+                    >"$DIR/run.json"
                 python3 -c 'import json, sys
 j = json.loads(open(sys.argv[5]).read())
 cpu = sum(map(float, open(sys.argv[6]).read().split()[-2:]))
@@ -95,8 +101,8 @@ rows = rows[start:]  # this run only (BENCH_OUT may hold earlier ones)
 loop = S.median(r["mb_per_s"] for r in rows if r.get("what") == "loopback")
 runs = [r for r in rows if r.get("what") in ("consume", "fetch")]
 brokers = sorted({r["broker"] for r in runs}, key=lambda b: b != "strata")
-print("git %s, %d records per topic; loopback median %.1f MB/s (rounds: %s); load %s -> %s"
-      % (rows[0]["git"], rows[0]["records"], loop,
+print("git %s, %d records per topic read %s times; loopback median %.1f MB/s (rounds: %s); load %s -> %s"
+      % (rows[0]["git"], rows[0]["records"], rows[0].get("passes", 1), loop,
          " / ".join("%.0f" % r["mb_per_s"] for r in rows if r.get("what") == "loopback"),
          rows[0]["load_start"], rows[-1]["load_end"]))
 def pick(b, d, np):
