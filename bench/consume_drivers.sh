@@ -118,6 +118,11 @@ for np in (1, 8):
                   % (np, b, d, S.median(v), S.median(v) / loop, S.median(rec), S.median(cpu),
                      " / ".join("%.0f" % x for x in v)))
         f, c = pick(b, "fetch", np), pick(b, "consume", np)
+        if all("wait_ms_avg" in r for r in f.values()):
+            print("%d partition(s) %-13s fetch: per Fetch %.2f ms to the first bytes, %.2f ms "
+                  "receiving, %.2f ms walking (medians)"
+                  % (np, b, *(S.median(r[k] for r in f.values())
+                              for k in ("wait_ms_avg", "receive_ms_avg", "walk_ms_avg"))))
         per = [f[k]["records_per_s"] / c[k]["records_per_s"] for k in sorted(f) if k in c]
         print("%d partition(s) %-13s fetch / consume (records/s) median %.2f  (rounds: %s)"
               % (np, b, S.median(per), " / ".join("%.2f" % x for x in per)))

@@ -175,7 +175,8 @@ static const char bench_help[] =
     "            of record values (librdkafka: parses every record)\n"
     "  fetch     the same read with raw Fetch v12 requests at record-batch level: one Fetch\n"
     "            in flight per leader, each batch's CRC-32C checked, records counted from\n"
-    "            batch headers, nothing done per record; MB/s of record batches. Plain TCP\n"
+    "            batch headers, nothing done per record; MB/s of record batches, and per\n"
+    "            Fetch the time to its first bytes, receiving, and walking it. Plain TCP\n"
     "            only (no TLS/SASL, -X ignored); exits 1 on any error or before the end\n"
     "  metadata  time full Metadata requests (all topics); p50/p99 latency\n"
     "  loopback  TCP bandwidth over 127.0.0.1 (the limit consume is compared with)\n"
@@ -829,6 +830,10 @@ typedef struct {
     /* results; counters are atomic (conns[0]'s thread shows the progress of all) */
     uint64_t records, bytes, batches, fetches, partial_batches;
     int64_t first_ns, last_ns; /* first Fetch sent, last response handled */
+    int64_t size_ns, done_ns;  /* the last response's size prefix, and its last byte, read */
+    /* sums over the Fetches: sent -> first bytes (the broker's part), first -> last byte
+     * (the transfer), last byte -> decoded and walked (the reader's own work) */
+    int64_t wait_ns, receive_ns, walk_ns;
     bool is_complete;
     int rc;
 } fetch_conn_t;
@@ -962,6 +967,7 @@ fetch_recv(fetch_conn_t *c, int16_t api_key, int16_t version, size_t max_bytes, 
     uint8_t sz[4];
     if (fetch_read(c, sz, 4))
         return CLI_EXIT_FAIL;
+    c->size_ns = now_ns();
     int32_t n =
         (int32_t)((uint32_t)sz[0] << 24 | (uint32_t)sz[1] << 16 | (uint32_t)sz[2] << 8 | sz[3]);
     if (n < 4 || (size_t)n > max_bytes)
@@ -975,6 +981,7 @@ fetch_recv(fetch_conn_t *c, int16_t api_key, int16_t version, size_t max_bytes, 
     }
     if (fetch_read(c, c->buf, (size_t)n))
         return CLI_EXIT_FAIL;
+    c->done_ns = now_ns();
     kp_reader_init(r, c->buf, (size_t)n);
     kp_arena_reset(&c->arena);
     kp_response_header_t h;
@@ -1235,8 +1242,9 @@ static int fetch_once(fetch_conn_t *c, bool *moved)
     int rc = fetch_req_begin(c, KP_API_FETCH, FETCH_VERSION);
     if (!rc)
         rc = kp_fetch_request_encode(&c->w, FETCH_VERSION, &q);
+    int64_t sent_ns = now_ns();
     if (!c->first_ns)
-        c->first_ns = now_ns();
+        c->first_ns = sent_ns;
     if (fetch_send(c, rc))
         return -1;
     __atomic_store_n(&c->fetches, seq, __ATOMIC_RELAXED);
@@ -1244,12 +1252,15 @@ static int fetch_once(fetch_conn_t *c, bool *moved)
     kp_fetch_response_t m;
     if (fetch_recv(c, KP_API_FETCH, FETCH_VERSION, (size_t)job->max_bytes + FETCH_FRAME_SLACK, &r))
         return -1;
+    c->wait_ns += c->size_ns - sent_ns;
+    c->receive_ns += c->done_ns - c->size_ns;
     if (kp_fetch_response_decode(&r, FETCH_VERSION, &m, &c->arena))
         return cli_err("fetch: malformed Fetch response from %s:%d (%s at byte %zu: %s)", c->host,
                        c->port, r.err_field ? r.err_field : "?", r.err_offset, st_strerror(r.err)),
                -1;
     if (fetch_answer(c, &m, moved))
         return -1;
+    c->walk_ns += now_ns() - c->done_ns;
     int left = 0;
     for (int i = 0; i < c->n_parts; i++)
         left += c->parts[i].high_watermark < 0 || c->parts[i].offset < c->parts[i].high_watermark;
@@ -1310,12 +1321,13 @@ out:
 static void fetch_report(const fetch_job_t *job, int64_t t0)
 {
     uint64_t records = 0, bytes = 0, batches = 0, fetches = 0, partial = 0;
-    int64_t first = 0, last = 0;
+    int64_t first = 0, last = 0, wait = 0, receive = 0, walk = 0;
     bool complete = true;
     for (int i = 0; i < job->n_conns; i++) {
         const fetch_conn_t *c = &job->conns[i];
         records += c->records, bytes += c->bytes, batches += c->batches;
         fetches += c->fetches, partial += c->partial_batches;
+        wait += c->wait_ns, receive += c->receive_ns, walk += c->walk_ns;
         if (c->first_ns && (!first || c->first_ns < first))
             first = c->first_ns;
         last = c->last_ns > last ? c->last_ns : last;
@@ -1327,12 +1339,17 @@ static void fetch_report(const fetch_job_t *job, int64_t t0)
     double read_s = first && last > first ? (double)(last - first) / 1e9 : secs;
     double mbps = read_s > 0 ? (double)bytes / read_s / 1e6 : 0;
     double rps = read_s > 0 ? (double)records / read_s : 0;
+    /* Per Fetch: waiting for the first bytes, receiving the rest, decoding and walking it. */
+    double n = fetches ? (double)fetches * 1e6 : 1;
+    double wait_ms = (double)wait / n, receive_ms = (double)receive / n, walk_ms = (double)walk / n;
     if (!cli_opts.is_json) {
         printf("fetch topic=%s partitions=%d brokers=%d (raw Fetch v%d, batch level)\n"
                "  %.1f MB/s of record batches  %.0f records/s  records=%" PRIu64 " batches=%" PRIu64
-               " in %.2f s, %" PRIu64 " Fetches%s\n",
+               " in %.2f s, %" PRIu64 " Fetches%s\n"
+               "  per Fetch: %.2f ms to the first bytes, %.2f ms receiving, %.2f ms walking\n",
                job->topic, job->n_partitions, job->n_conns, FETCH_VERSION, mbps, rps, records,
-               batches, secs, fetches, complete ? "" : "  [stopped before the end]");
+               batches, secs, fetches, complete ? "" : "  [stopped before the end]", wait_ms,
+               receive_ms, walk_ms);
         return;
     }
     printf("{\"mode\":\"fetch\",\"topic\":");
@@ -1341,10 +1358,11 @@ static void fetch_report(const fetch_job_t *job, int64_t t0)
            ",\"partition_max_bytes\":%" PRId32 ",\"passes\":%d,\"seconds\":%.3f,"
            "\"read_seconds\":%.3f,\"records\":%" PRIu64 ",\"bytes\":%" PRIu64
            ",\"batches\":%" PRIu64 ",\"fetches\":%" PRIu64 ",\"partial_batches\":%" PRIu64
-           ",\"mb_per_s\":%.3f,\"records_per_s\":%.1f,\"complete\":%s,\"errors\":0}\n",
+           ",\"mb_per_s\":%.3f,\"records_per_s\":%.1f,\"wait_ms_avg\":%.3f,"
+           "\"receive_ms_avg\":%.3f,\"walk_ms_avg\":%.3f,\"complete\":%s,\"errors\":0}\n",
            job->n_partitions, job->n_conns, FETCH_VERSION, job->max_bytes, job->partition_max_bytes,
-           job->passes, secs, read_s, records, bytes, batches, fetches, partial, mbps, rps,
-           complete ? "true" : "false");
+           job->passes, secs, read_s, records, bytes, batches, fetches, partial, mbps, rps, wait_ms,
+           receive_ms, walk_ms, complete ? "true" : "false");
 }
 
 static void fetch_job_free(fetch_job_t *job)

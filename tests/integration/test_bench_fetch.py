@@ -102,6 +102,8 @@ class RealBrokerTest(unittest.TestCase):
         values = sum(i * 37 % 1500 for i in range(N_PLAIN))
         self.assertGreater(j["bytes"], passes * values)  # plus record and batch headers
         self.assertGreater(j["batches"], passes * 3)
+        for k in ("wait_ms_avg", "receive_ms_avg", "walk_ms_avg"):  # the Fetch cycle's parts
+            self.assertGreaterEqual(j[k], 0)
 
     def test_counts_every_record_and_batch_byte(self):
         rc, j, err = bench_fetch(self.b.bootstrap, "-t", TOPIC)
