@@ -180,6 +180,10 @@
     X(FETCH_SENDFILE, "strata.fetch.sendfile.enable", CFG_BOOL, "true", 0, 1, 0,                   \
       "Send Fetch records straight from the segment files with sendfile(2) on listeners without "  \
       "TLS (no copy through user space); false: read them into memory, as TLS listeners do.")      \
+    X(SOCKET_SEND_BUFFER, "socket.send.buffer.bytes", CFG_INT, "102400", -1, INT32_MAX / 2, 0,     \
+      "SO_SNDBUF of each accepted Kafka connection (Linux doubles it); -1 or 0: the OS default, "  \
+      "auto-tuned up to net.ipv4.tcp_wmem's maximum (4 MiB), with which a large Fetch response "   \
+      "went out more slowly on loopback (bench/REPORT.md).")                                       \
     X(REQUEST_MAX_BYTES, "socket.request.max.bytes", CFG_INT, "104857600", 1, INT32_MAX, 0,        \
       "Largest request frame accepted.")                                                           \
     X(IDLE_MS, "connections.max.idle.ms", CFG_INT, "600000", -1, INT64_MAX, 0,                     \
@@ -259,7 +263,7 @@
 /* Kafka keys that exist upstream but have no meaning here: accepted with one
  * warning, so an existing server.properties still starts. */
 #define CFG_IGNORED_KAFKA_KEYS                                                                     \
-    "broker.id", "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",              \
-        "socket.receive.buffer.bytes", "zookeeper.connect", "zookeeper.connection.timeout.ms",     \
+    "broker.id", "num.network.threads", "num.io.threads", "socket.receive.buffer.bytes",           \
+        "zookeeper.connect", "zookeeper.connection.timeout.ms",                                    \
         "num.recovery.threads.per.data.dir", "offsets.topic.replication.factor",                   \
         "transaction.state.log.replication.factor", "transaction.state.log.min.isr", "log.dirs"

@@ -100,6 +100,7 @@ typedef struct kh_ctx {
     _Atomic int64_t message_max_bytes; /* message.max.bytes */
     int64_t fetch_max_bytes;           /* fetch.max.bytes: cap of a Fetch's max_bytes */
     bool fetch_sendfile;               /* strata.fetch.sendfile.enable (listeners without TLS) */
+    int32_t socket_send_buffer;        /* socket.send.buffer.bytes: SO_SNDBUF, <= 0 = OS default */
     int64_t idle_ms;                   /* connections.max.idle.ms, -1 = never */
     int64_t ssl_handshake_timeout_ms;  /* strata.ssl.handshake.timeout.ms */
     /* strata.request.read.timeout.ms: a frame must arrive whole this long

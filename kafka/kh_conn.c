@@ -1268,6 +1268,19 @@ static bool conn_admit(kh_shard_t *ks, kh_conn_t *c)
     return false;
 }
 
+/* socket.send.buffer.bytes (as Kafka: -1 keeps the OS's auto-tuned buffer).
+ * Bounded, a big Fetch response goes out in steps the reader drains as they
+ * come instead of one sendfile of 4 MiB per range (bench/REPORT.md,
+ * "Multi-partition Fetch send path"). A failure only leaves the default. */
+static void conn_set_sndbuf(kh_conn_t *c, int32_t bytes)
+{
+    uv_os_fd_t fd;
+    if (bytes > 0 && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)) != 0)
+        ST_WARN("kafka", "conn=%llu: setsockopt(SO_SNDBUF, %d): %s", (unsigned long long)c->id,
+                (int)bytes, strerror(errno));
+}
+
 /* A connection to accept on a listener (errors are st_listen.c's). */
 static void on_connection(st_listen_t *sock, uv_stream_t *server)
 {
@@ -1287,6 +1300,7 @@ static void on_connection(st_listen_t *sock, uv_stream_t *server)
     c->sec.lis = ls->lis;
     snprintf(c->sec.principal, sizeof(c->sec.principal), "User:ANONYMOUS");
     c->id = ++ks->next_conn_id * 1024 + (uint64_t)rt_shard_id(ks->sh);
+    conn_set_sndbuf(c, ks->ctx->socket_send_buffer);
     c->last_active_ms = c->accepted_ms = now_ms(server->loop);
     struct sockaddr_storage *sa = &c->addr;
     int len = sizeof(*sa);

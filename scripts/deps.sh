@@ -13,9 +13,10 @@ BUILD_PKGS="gcc make cmake pkg-config libuv1-dev libcurl4-openssl-dev libssl-dev
 libsqlite3-dev libyaml-dev librdkafka-dev zlib1g-dev liblz4-dev libsnappy-dev libjansson-dev"
 # prometheus: its promtool checks GET /metrics in tests/integration/test_admin.py.
 # libfuse3-dev + fuse3 (fusermount3): holdfs, the FUSE filesystem of the power-cut test.
+# iproute2: ss(8) reads the broker's socket send buffer back in tests/integration/test_sndbuf.py.
 # zsh, fish: test_cli.py loads `strata completion zsh` and `strata completion fish` in them.
 TEST_PKGS="libcmocka-dev kcat python3 python3-confluent-kafka python3-kafka zstd curl clang
-libclang-rt-14-dev clang-format procps prometheus libfuse3-dev fuse3 socat openssl zsh fish"
+libclang-rt-14-dev clang-format procps iproute2 prometheus libfuse3-dev fuse3 socat openssl zsh fish"
 # Benchmarks only (bench/run.sh), never needed by tests: fio probes fdatasync'd writes, iperf3
 # loopback TCP, gnuplot-nox draws the report's PNGs, linux-perf profiles stratad; the replay
 # and tiering scenarios use the S3 test server (node + npm) and curl; python3-confluent-kafka

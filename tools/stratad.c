@@ -522,6 +522,7 @@ static int kafka_context(broker_t *b, const char *dir)
     k->message_max_bytes = cfg_int(b->cfg, CFG_MESSAGE_MAX_BYTES);
     k->fetch_max_bytes = cfg_int(b->cfg, CFG_FETCH_MAX_BYTES);
     k->fetch_sendfile = cfg_bool(b->cfg, CFG_FETCH_SENDFILE);
+    k->socket_send_buffer = (int32_t)cfg_int(b->cfg, CFG_SOCKET_SEND_BUFFER);
     k->idle_ms = cfg_int(b->cfg, CFG_IDLE_MS);
     k->ssl_handshake_timeout_ms = cfg_int(b->cfg, CFG_SSL_HANDSHAKE_TIMEOUT_MS);
     k->request_read_timeout_ms = cfg_int(b->cfg, CFG_REQUEST_READ_TIMEOUT_MS);

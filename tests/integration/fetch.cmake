@@ -11,6 +11,10 @@ set_tests_properties(kafka_fetch_budget PROPERTIES LABELS integration TIMEOUT 30
 add_test(NAME kafka_fetch_sendfile COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_fetch_sendfile.py)
 set_tests_properties(kafka_fetch_sendfile PROPERTIES LABELS integration TIMEOUT 300
     ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
+# socket.send.buffer.bytes: SO_SNDBUF of accepted connections, read back from the kernel (ss).
+add_test(NAME kafka_sndbuf COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_sndbuf.py)
+set_tests_properties(kafka_sndbuf PROPERTIES LABELS integration TIMEOUT 120
+    ENVIRONMENT "STRATAD=$<TARGET_FILE:stratad>")
 # `strata bench fetch` (the raw Fetch load driver of bench/): exact record and batch-byte
 # counts against a real stratad; cut batches, CRC mismatches, errors and hostile frames
 # from a fake broker.
