@@ -1285,10 +1285,11 @@ static bool conn_admit(kh_shard_t *ks, kh_conn_t *c)
     return false;
 }
 
-/* socket.send.buffer.bytes (as Kafka: -1 keeps the OS's auto-tuned buffer).
- * Bounded, a big Fetch response goes out in steps the reader drains as they
- * come instead of one sendfile of 4 MiB per range (bench/REPORT.md,
- * "Multi-partition Fetch send path"). A failure only leaves the default. */
+/* socket.send.buffer.bytes (as Kafka: -1, Strata's default, keeps the OS's
+ * auto-tuned buffer). Bounded, a big Fetch response goes out in steps of the
+ * buffer's size instead of one sendfile of up to 4 MiB per range: faster on a
+ * loaded machine, slower on an idle one (bench/REPORT.md, "Multi-partition
+ * Fetch send path"). A failure only leaves the default. */
 static void conn_set_sndbuf(kh_conn_t *c, int32_t bytes)
 {
     uv_os_fd_t fd;
