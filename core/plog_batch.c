@@ -25,6 +25,15 @@ static inline uint32_t be32(const uint8_t *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
+/* base + delta as the wire's two's complement: a client's base offset or
+ * timestamp may sit near INT64_MAX (a Produce's base offset is replaced at
+ * append, so its records' offsets may wrap before that; signed overflow would
+ * be undefined behaviour). */
+static inline int64_t add_wrap(int64_t base, int64_t delta)
+{
+    return (int64_t)((uint64_t)base + (uint64_t)delta);
+}
+
 static inline uint64_t be64(const uint8_t *p)
 {
     return ((uint64_t)be32(p) << 32) | be32(p + 4);
@@ -276,10 +285,10 @@ int64_t plog_batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts, int
         plog_record_t rec;
         if (parse_record(&r, &rec) != 0)
             break;
-        if (h.base_timestamp + rec.timestamp >= ts) {
-            found = h.base_offset + rec.offset;
+        if (add_wrap(h.base_timestamp, rec.timestamp) >= ts) {
+            found = add_wrap(h.base_offset, rec.offset);
             if (rec_ts)
-                *rec_ts = h.base_timestamp + rec.timestamp;
+                *rec_ts = add_wrap(h.base_timestamp, rec.timestamp);
             break;
         }
     }
@@ -314,8 +323,9 @@ int plog_batch_records(const uint8_t *p, size_t len, size_t max_raw, plog_record
             rc = ST_E_MALFORMED;
             break;
         }
-        rec.offset += h.base_offset;
-        rec.timestamp = (h.attributes & 0x8) ? h.max_timestamp : h.base_timestamp + rec.timestamp;
+        rec.offset = add_wrap(h.base_offset, rec.offset);
+        rec.timestamp =
+            (h.attributes & 0x8) ? h.max_timestamp : add_wrap(h.base_timestamp, rec.timestamp);
         rc = fn(arg, &h, &rec);
     }
     if (rc == 0 && r.p != r.end)

@@ -1081,6 +1081,37 @@ static void test_plog_batch_records_decodes_every_record(void **state)
     free(b);
 }
 
+static int count_wrapped(void *arg, const plog_batch_hdr_t *h, const plog_record_t *rec)
+{
+    int *n = arg;
+    assert_int_equal(h->base_offset, INT64_MAX);
+    assert_int_equal(rec->offset, (int64_t)((uint64_t)INT64_MAX + (uint64_t)*n));
+    assert_int_equal(rec->timestamp, (int64_t)((uint64_t)INT64_MAX + (uint64_t)*n));
+    (*n)++;
+    return 0;
+}
+
+/* A client's base offset and base timestamp are untrusted: near INT64_MAX the
+ * records' offsets and timestamps wrap instead of overflowing (undefined
+ * behaviour: the live fuzzer's UBSan report on a compacted topic's key check). */
+static void test_plog_batch_records_wrap_at_int64_max(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *b = tbatch_build(5, 8, 3, 5000, &len);
+    for (int i = 0; i < 8; i++) {
+        b[i] = i == 0 ? 0x7f : 0xff;      /* baseOffset INT64_MAX */
+        b[27 + i] = i == 0 ? 0x7f : 0xff; /* baseTimestamp INT64_MAX (no CRC checked here) */
+    }
+    int n = 0;
+    assert_int_equal(plog_batch_records(b, len, 1 << 20, count_wrapped, &n), 0);
+    assert_int_equal(n, 5);
+    int64_t ts = 0;
+    assert_int_equal(plog_batch_offset_for_time(b, len, INT64_MIN, &ts), INT64_MAX);
+    assert_int_equal(ts, INT64_MAX);
+    free(b);
+}
+
 /* ---- High watermark and write caching ---- */
 
 static int g_hw_calls;
@@ -1542,6 +1573,7 @@ int main(void)
         cmocka_unit_test(test_crc32c_hw_matches_sw),
         cmocka_unit_test(test_plog_parse_dir_name),
         cmocka_unit_test(test_plog_batch_records_decodes_every_record),
+        cmocka_unit_test(test_plog_batch_records_wrap_at_int64_max),
         cmocka_unit_test_setup_teardown(test_plog_append_read_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_one_descriptor_per_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_index_lookup_at_and_between_entries, setup,
