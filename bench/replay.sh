@@ -41,7 +41,9 @@
 # Usage: bench/replay.sh [BUILD_DIR]   env: REPLAY_MB (256), BENCH_DIR (tmp dir
 #        parent, default /tmp), REPLAY_BASE (unset), REPLAY_LAT_RATE (5000),
 #        REPLAY_LAT_SECONDS (5), REPLAY_BASE_ARGS (unset), REPLAY_ARGS (unset: extra stratad
-#        arguments of this build), REPLAY_ROUNDS (3).
+#        arguments of this build), REPLAY_ROUNDS (3), REPLAY_DRIVER (consume: librdkafka;
+#        fetch: `strata bench fetch`, the raw batch-level driver; its MB/s counts record
+#        batches, ~1 % above record values).
 #        Appends one JSON line to $BENCH_OUT (default bench/results/replay-<UTC>.jsonl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -198,8 +200,8 @@ raw_gets
 raw1_mbps=$raw_mbps
 raw1_cpu=$raw_cpu
 
-consume() { # topic -> JSON of strata bench consume
-    "$KB" --brokers "$BOOT" --format json bench consume --topic "$1" --duration 600s \
+consume() { # topic -> JSON of strata bench consume (or bench fetch: REPLAY_DRIVER=fetch)
+    "$KB" --brokers "$BOOT" --format json bench "${REPLAY_DRIVER:-consume}" --topic "$1" --duration 600s \
         2>"$DIR/kb.err" || { cat "$DIR/kb.err" >&2; exit 1; }
     cat "$DIR/kb.err" >&2
 }
