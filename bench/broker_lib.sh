@@ -24,7 +24,7 @@ broker_start() { # STRATAD [ARGS...]: start on DIR/data and wait until it serves
         --admin-listener "127.0.0.1:$(free_port)" "${@:2}" >>"$DIR/stratad.log" 2>&1 &
     SPID=$!
     for _ in $(seq 300); do
-        grep -q "started" "$DIR/stratad.log" && return
+        grep -qs "started" "$DIR/stratad.log" && return
         sleep 0.1
     done
     log "stratad did not start"
