@@ -372,6 +372,11 @@ int hyd_cache_write_crc(hyd_cache_t *c,
             skip -= s;
         }
     }
+    /* Start its writeback now, without waiting: left to the kernel, a replay's
+     * cache files stay dirty for dirty_expire (30 s) and then go out in one
+     * burst, and every produce fdatasync issued meanwhile queues behind it. */
+    if (!err)
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     if (close(fd) != 0 && !err)
         err = -errno;
     if (!err && rename(tmp, path) != 0)
