@@ -150,6 +150,11 @@ EOF
 done
 [ "$ok" = 1 ] || { echo "replay.sh: uploads did not drain" >&2; exit 1; }
 stop_broker "$DIR/fill.log"
+# The S3 test server does not sync its objects: without this, the kernel writes the uploaded
+# GiB back dirty_expire (30 s) later, in one burst that lands on whatever is measured then
+# (make bench 20261205T090209Z: 2.2 GB written during the first produce-during-replay round,
+# 0.61 ms per write instead of 0.07; a remote S3 would never write on the broker's disk).
+sync
 
 echo "== raw: sequential 16 MiB ranged GETs of the same objects (curl)"
 /usr/bin/python3 - "$DIR/data/remote-index.db" >"$DIR/objects" <<'EOF'
@@ -337,6 +342,7 @@ sched_stop() { # tag file
 # lat_once BINARY [ARGS]: produce p99 alone, then during a cold replay (cache deleted); JSON.
 lat_once() {
     rm -rf "$DIR/data/cache"
+    sync # each pair starts with nothing of earlier steps left to write back
     start_broker "$@"
     lat() { "$KB" --brokers "$BOOT" --format json bench produce -t lat --acks all --linger-ms 0 \
         --rate "$LAT_RATE" -s 1024 --random -d "${LAT_SECONDS}s" 2>>"$DIR/kb-lat.err"; }
