@@ -29,6 +29,10 @@
 #define HC_MAGIC   0x43485453u
 #define HC_VERSION 1u
 #define HC_HDR     24u
+/* Offset, length and buffer alignment of O_DIRECT writes (the largest logical
+ * block size of common devices). */
+#define HC_DIRECT_ALIGN 4096u
+#define DIRECT_REFUSED  1 /* write_direct(): this filesystem has no O_DIRECT */
 
 typedef struct ent {
     struct ent *hnext;       /* hash chain */
@@ -50,6 +54,7 @@ struct hyd_cache {
     uint64_t bytes;
     _Atomic uint64_t next_seq; /* file names; written from the thread pool */
     _Atomic bool is_ready;     /* rebuilt, not closing: writes are accepted */
+    _Atomic bool direct;       /* entry files are written with O_DIRECT (until refused) */
     bool closing;
     int pending; /* thread pool work in flight */
     hyd_cache_stats_t st;
@@ -320,6 +325,97 @@ int hyd_cache_write(
     return hyd_cache_write_crc(c, key, data, len, st_crc32c(0, data, len), out);
 }
 
+/* Write every byte of iov[0..n) at offset 0 of fd (iov is consumed); *done
+ * counts what was written. @return 0 or a negative errno / ST_E_IO. */
+static int write_all(int fd, struct iovec *iov, int n_iov, size_t *done)
+{
+    size_t total = 0;
+    for (int i = 0; i < n_iov; i++)
+        total += iov[i].iov_len;
+    *done = 0;
+    while (*done < total) {
+        ssize_t n = pwritev(fd, iov, n_iov, (off_t)*done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : ST_E_IO;
+        *done += (size_t)n;
+        /* Advance the iovecs past what was written. */
+        size_t skip = (size_t)n;
+        for (int i = 0; i < n_iov; i++) {
+            size_t s = skip < iov[i].iov_len ? skip : iov[i].iov_len;
+            iov[i].iov_base = (uint8_t *)iov[i].iov_base + s;
+            iov[i].iov_len -= s;
+            skip -= s;
+        }
+    }
+    return 0;
+}
+
+/* Write an entry file's bytes (header, key, data) to a new file at tmp with
+ * O_DIRECT, from an aligned copy padded to whole blocks, then cut the
+ * padding: the bytes go from this buffer (reused by the allocator, resident)
+ * to the disk without a page-cache page each. On this project's VM a fresh
+ * page costs a host fault, so a replay writing its chunks through the page
+ * cache stalled a vCPU for most of the time the replay ran (bench/REPORT.md);
+ * and a replay does not push the hot segments' pages out of the cache.
+ * @return 0, DIRECT_REFUSED (the filesystem refuses O_DIRECT: nothing
+ *         left behind), ST_E_NOMEM, negative errno. */
+static int write_direct(
+    const char *tmp, const uint8_t *hdr, const char *key, size_t klen, const void *data, size_t len)
+{
+    size_t total = HC_HDR + klen + len;
+    size_t padded = (total + HC_DIRECT_ALIGN - 1) & ~(size_t)(HC_DIRECT_ALIGN - 1);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+    if (fd < 0)
+        return errno == EINVAL ? DIRECT_REFUSED : -errno;
+    void *buf = NULL;
+    if (posix_memalign(&buf, HC_DIRECT_ALIGN, padded) != 0) {
+        close(fd);
+        unlink(tmp);
+        return ST_E_NOMEM;
+    }
+    uint8_t *b = buf;
+    memcpy(b, hdr, HC_HDR);
+    memcpy(b + HC_HDR, key, klen);
+    memcpy(b + HC_HDR + klen, data, len);
+    memset(b + total, 0, padded - total);
+    struct iovec iov = {b, padded};
+    size_t done = 0;
+    int err = write_all(fd, &iov, 1, &done);
+    free(buf);
+    if (err == -EINVAL && done == 0)
+        err = DIRECT_REFUSED; /* opened, but the filesystem refuses direct writes */
+    if (!err && ftruncate(fd, (off_t)total) != 0)
+        err = -errno;
+    if (close(fd) != 0 && !err)
+        err = -errno;
+    if (err)
+        unlink(tmp);
+    return err;
+}
+
+/* write_direct()'s fallback: the same file written through the page cache.
+ * @return 0 or a negative errno / ST_E_IO. */
+static int write_buffered(
+    const char *tmp, const uint8_t *hdr, const char *key, size_t klen, const void *data, size_t len)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    struct iovec iov[3] = {{(void *)hdr, HC_HDR}, {(void *)key, klen}, {(void *)data, len}};
+    size_t done;
+    int err = write_all(fd, iov, 3, &done);
+    /* Start its writeback now, without waiting: left to the kernel, a replay's
+     * cache files stay dirty for dirty_expire (30 s) and then go out in one
+     * burst, and every produce fdatasync issued meanwhile queues behind it. */
+    if (!err)
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    if (close(fd) != 0 && !err)
+        err = -errno;
+    return err;
+}
+
 /* The file is not fsynced (the cache is disposable): after a crash it may be
  * short or hold zeros, which read_header (size) and the data checksum refuse. */
 int hyd_cache_write_crc(hyd_cache_t *c,
@@ -348,37 +444,20 @@ int hyd_cache_write_crc(hyd_cache_t *c,
     char tmp[4096], path[4096];
     file_path(c, seq, "tmp", tmp, sizeof(tmp));
     file_path(c, seq, "hc", path, sizeof(path));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
-    struct iovec iov[3] = {{hdr, HC_HDR}, {(void *)key, klen}, {(void *)data, len}};
-    size_t total = HC_HDR + klen + len, done = 0;
-    int err = 0;
-    while (done < total && !err) {
-        ssize_t n = pwritev(fd, iov, 3, (off_t)done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            err = n < 0 ? -errno : ST_E_IO;
-            break;
-        }
-        done += (size_t)n;
-        /* Advance the iovecs past what was written. */
-        size_t skip = (size_t)n;
-        for (int i = 0; i < 3; i++) {
-            size_t s = skip < iov[i].iov_len ? skip : iov[i].iov_len;
-            iov[i].iov_base = (uint8_t *)iov[i].iov_base + s;
-            iov[i].iov_len -= s;
-            skip -= s;
+    size_t total = HC_HDR + klen + len;
+    int err = DIRECT_REFUSED;
+    if (atomic_load_explicit(&c->direct, memory_order_relaxed)) {
+        err = write_direct(tmp, hdr, key, klen, data, len);
+        if (err == DIRECT_REFUSED) {
+            atomic_store_explicit(&c->direct, false, memory_order_relaxed);
+            ST_INFO("tier",
+                    "chunk cache %s: no O_DIRECT on this filesystem, files written through "
+                    "the page cache",
+                    c->dir);
         }
     }
-    /* Start its writeback now, without waiting: left to the kernel, a replay's
-     * cache files stay dirty for dirty_expire (30 s) and then go out in one
-     * burst, and every produce fdatasync issued meanwhile queues behind it. */
-    if (!err)
-        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-    if (close(fd) != 0 && !err)
-        err = -errno;
+    if (err == DIRECT_REFUSED)
+        err = write_buffered(tmp, hdr, key, klen, data, len);
     if (!err && rename(tmp, path) != 0)
         err = -errno;
     if (err) {
@@ -762,6 +841,7 @@ int hyd_cache_open(uv_loop_t *loop,
     c->ready_arg = ready_arg;
     atomic_init(&c->next_seq, 1);
     atomic_init(&c->is_ready, false);
+    atomic_init(&c->direct, true);
     s->c = c;
     s->work.data = s;
     rc = st_pool_queue(NULL, loop, &s->work, scan_work, scan_done);
