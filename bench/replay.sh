@@ -19,7 +19,7 @@
 #            warm  restarted with the cache kept: record MB/s of "arch" vs hot;
 #            hot   `strata bench consume` of "hot" (local log, page cache).
 #            lat   produce p99 (`strata bench produce` of 1 KiB incompressible records to
-#                  topic "lat", acks=all, linger 0, REPLAY_LAT_RATE records/s for
+#                  topic "lat" (not archived), acks=all, linger 0, REPLAY_LAT_RATE records/s for
 #                  REPLAY_LAT_SECONDS) during a cold replay of "arch" (cache deleted, broker
 #                  restarted) vs the same produce alone just before it: p99 ratio (target
 #                  <= 1.5), and how much of the produce the replay overlapped. Where it
@@ -28,6 +28,11 @@
 #                  stages queue/append/ack/reply, fdatasync, loop lag, request latency) and
 #                  the data disk's writes and cache flushes (/proc/diskstats); with
 #                  BENCH_PERF_DIR also every thread's wait for a CPU (bench/schedlat.py).
+#                  With REPLAY_PEER_NICE=N (make bench: 19) the lat rounds run a second
+#                  time with the replay's peers, the S3 server (every thread) and the
+#                  consumer, at nice N: they stand in for remote machines, and on these 2
+#                  cores at equal priority their CPU alone delays the broker's fdatasync
+#                  completions (bench/REPORT.md). Both are reported ("lat", "lat_peers_niced").
 # Before/after: with REPLAY_BASE=DIR (another build directory, e.g. of main), the cold
 # replay and the lat pair also run with DIR/tools/stratad (and REPLAY_BASE_ARGS, extra
 # stratad arguments, e.g. "-X strata.hydration.threads=0": the same build with a setting
@@ -59,6 +64,11 @@ read -r -a THIS_ARGS <<<"${REPLAY_ARGS:-}"
 LAT_RATE=${REPLAY_LAT_RATE:-5000}
 LAT_SECONDS=${REPLAY_LAT_SECONDS:-5}
 ROUNDS=${REPLAY_ROUNDS:-3}
+PEER_NICE=${REPLAY_PEER_NICE:-0}
+case $PEER_NICE in
+[0-9] | 1[0-9]) ;;
+*) echo "replay.sh: REPLAY_PEER_NICE must be 0..19, not '$PEER_NICE'" >&2; exit 2 ;;
+esac
 for f in "$KB" "$STRATAD" ${BASE:+"$BASE/tools/stratad"}; do
     [ -x "$f" ] || { echo "replay.sh: $f not built (cmake --build $BUILD)" >&2; exit 1; }
 done
@@ -115,8 +125,11 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 boot, mb = sys.argv[1], int(sys.argv[2])
 a = AdminClient({"bootstrap.servers": boot})
+# "lat" (the lat pairs' produce) is not archived: its own uploads would land on some of the
+# produces and not others (16 MiB segments), and compete for the S3 server.
 fs = a.create_topics([NewTopic("arch", 1, 1, config={"local.retention.bytes": "33554432"}),
-                      NewTopic("hot", 1, 1, config={"remote.storage.enable": "false"})])
+                      NewTopic("hot", 1, 1, config={"remote.storage.enable": "false"}),
+                      NewTopic("lat", 1, 1, config={"remote.storage.enable": "false"})])
 for f in fs.values():
     f.result(30)
 p = Producer({"bootstrap.servers": boot, "acks": "all", "linger.ms": 5,
@@ -208,7 +221,8 @@ raw1_mbps=$raw_mbps
 raw1_cpu=$raw_cpu
 
 consume() { # topic -> JSON of strata bench consume (or bench fetch: REPLAY_DRIVER=fetch)
-    "$KB" --brokers "$BOOT" --format json bench "${REPLAY_DRIVER:-consume}" --topic "$1" --duration 600s \
+    ${CONSUME_NICE:+nice -n "$CONSUME_NICE"} "$KB" --brokers "$BOOT" --format json \
+        bench "${REPLAY_DRIVER:-consume}" --topic "$1" --duration 600s \
         2>"$DIR/kb.err" || { cat "$DIR/kb.err" >&2; exit 1; }
     cat "$DIR/kb.err" >&2
 }
@@ -335,6 +349,15 @@ sched_stop() { # tag file
     rm -f "$DIR/sched-$1.data"
 }
 
+# peers_nice N: every thread of the S3 test server to nice N (back to 0 needs root: else the
+# server stays niced, which only the lat rounds that follow see).
+peers_nice() {
+    local t
+    for t in /proc/"$S3PID"/task/*; do
+        renice -n "$1" -p "${t##*/}" >/dev/null 2>&1 || true
+    done
+}
+LAT_NICE=0 # lat_once's peers' nice value (the S3 server and the consumer during the replay)
 # lat_once BINARY [ARGS]: produce p99 alone, then during a cold replay (cache deleted); JSON.
 lat_once() {
     rm -rf "$DIR/data/cache"
@@ -358,7 +381,9 @@ lat_once() {
     disk_snap >"$DIR/wa.d1"
     scrape "$DIR/wa.m1"
     c0=$(date +%s.%N)
-    ( consume arch >"$DIR/lat-consume.json"; date +%s.%N >"$DIR/lat-consume.end" ) &
+    [ "$LAT_NICE" = 0 ] || peers_nice "$LAT_NICE"
+    ( CONSUME_NICE=$LAT_NICE consume arch >"$DIR/lat-consume.json"
+      date +%s.%N >"$DIR/lat-consume.end" ) &
     local cpid=$!
     sleep 0.3
     # With BENCH_PERF_DIR: profiles of the whole machine during the first produce-during-replay
@@ -400,6 +425,7 @@ lat_once() {
             /usr/bin/python3 bench/offcpu.py "$BPID" "$ptag-offcpu.json" >"$ptag-offcpu.txt" || true
     fi
     wait "$cpid"
+    [ "$LAT_NICE" = 0 ] || peers_nice 0
     c1=$(cat "$DIR/lat-consume.end")
     stop_broker "$DIR/lat.log"
     echo "  lat $*: alone from $a0 p99 $(jget "$alone" p99_ms) ms; during from $p0 to $p1 p99" \
@@ -451,21 +477,36 @@ print(json.dumps(out))' "$@"
 }
 # ROUNDS lat_once rounds of this build, and of the base when set, the two alternating
 # (this, base; base, this; ...): both builds see the same minutes of the machine's load.
+# lat_rounds: the rounds at the peers' nice value LAT_NICE; sets lat_json and base_lat_json.
+lat_rounds() {
+    local lat_this=() lat_base=() i
+    for i in $(seq "$ROUNDS"); do
+        if [ -z "$BASE" ] || [ $((i % 2)) = 1 ]; then
+            lat_this+=("$(lat_once "$STRATAD" "${THIS_ARGS[@]}")")
+            [ -z "$BASE" ] || lat_base+=("$(lat_once "$BASE/tools/stratad" "${BASE_ARGS[@]}")")
+        else
+            lat_base+=("$(lat_once "$BASE/tools/stratad" "${BASE_ARGS[@]}")")
+            lat_this+=("$(lat_once "$STRATAD" "${THIS_ARGS[@]}")")
+        fi
+    done
+    lat_json=$(lat_summary "${lat_this[@]}")
+    base_lat_json=null
+    [ -z "$BASE" ] || base_lat_json=$(lat_summary "${lat_base[@]}")
+}
 echo "== lat: produce p99 alone vs during a cold replay"
-lat_this=()
-lat_base=()
-for i in $(seq "$ROUNDS"); do
-    if [ -z "$BASE" ] || [ $((i % 2)) = 1 ]; then
-        lat_this+=("$(lat_once "$STRATAD" "${THIS_ARGS[@]}")")
-        [ -n "$BASE" ] && lat_base+=("$(lat_once "$BASE/tools/stratad" "${BASE_ARGS[@]}")")
-    else
-        lat_base+=("$(lat_once "$BASE/tools/stratad" "${BASE_ARGS[@]}")")
-        lat_this+=("$(lat_once "$STRATAD" "${THIS_ARGS[@]}")")
-    fi
-done
-lat=$(lat_summary "${lat_this[@]}")
-base_lat=null
-[ -n "$BASE" ] && base_lat=$(lat_summary "${lat_base[@]}")
+lat_rounds
+lat=$lat_json
+base_lat=$base_lat_json
+lat_niced=null
+base_lat_niced=null
+if [ "$PEER_NICE" != 0 ]; then
+    echo "== lat again, the replay's S3 server and consumer at nice $PEER_NICE"
+    LAT_NICE=$PEER_NICE
+    lat_rounds
+    lat_niced=$lat_json
+    base_lat_niced=$base_lat_json
+    LAT_NICE=0
+fi
 
 echo "== warm: restarted, cache kept"
 start_broker "$STRATAD" "${THIS_ARGS[@]}"
@@ -477,7 +518,7 @@ warm_hits=$(stat_sum cache_hits "$DIR/warm.log")
 
 /usr/bin/python3 - "$cold" "$warm" "$hot" "$raw_mbps" "$raw_bytes" "$cold_dl" "$cold_gets" \
     "$cold_ra" "$warm_gets" "$warm_hits" "$MB" "$raw_cpu" "$cold_cpu" "$cold_pf" "$DIR/rounds" \
-    "$raw1_mbps" "$lat" "$base_lat" "$cold_fetch_mbps" <<'EOF' | tee -a "${BENCH_OUT:-bench/results/replay-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
+    "$raw1_mbps" "$lat" "$base_lat" "$cold_fetch_mbps" "$lat_niced" "$base_lat_niced" "$PEER_NICE" <<'EOF' | tee -a "${BENCH_OUT:-bench/results/replay-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
 import json, os, sys
 cold, warm, hot = (json.loads(x) for x in sys.argv[1:4])
 raw, raw_bytes, cold_dl, cold_gets, cold_ra, warm_gets, warm_hits, mb = sys.argv[4:12]
@@ -499,6 +540,10 @@ r = {"bench": "replay", "mb": int(mb), "raw_get_mb_per_s": raw,
      "raw_cpu": raw_cpu, "cold_cpu": cold_cpu, "cold_prefetch_windows": int(cold_pf),
      "raw_get_first_mb_per_s": float(raw1), "lat": lat}
 cold_fetch = json.loads(sys.argv[19])  # MB/s, or null
+lat_niced, base_lat_niced = json.loads(sys.argv[20]), json.loads(sys.argv[21])
+if lat_niced is not None:
+    lat_niced["peer_nice"] = int(sys.argv[22])
+    r["lat_peers_niced"] = lat_niced
 if cold_fetch is not None:
     r["cold_fetch_mb_per_s"] = cold_fetch
     r["cold_fetch_ratio_to_raw"] = round(cold_fetch / raw, 3)
@@ -508,7 +553,7 @@ if rounds:
            "this_over_base": round(n / b, 3)} for a, n, b, z in rounds]
     r["this_args"] = os.environ.get("REPLAY_ARGS", "")
     r["base"] = {"build": os.environ.get("REPLAY_BASE"), "args": os.environ.get("REPLAY_BASE_ARGS", ""),
-                 "rounds": rr, "lat": base_lat,
+                 "rounds": rr, "lat": base_lat, "lat_peers_niced": base_lat_niced,
                  "this_ratio_to_raw": statistics.median(x["this_ratio_to_raw"] for x in rr),
                  "base_ratio_to_raw": statistics.median(x["base_ratio_to_raw"] for x in rr),
                  "this_over_base": statistics.median(x["this_over_base"] for x in rr)}
@@ -525,7 +570,9 @@ if rounds:
     print("%d rounds (median): cold / raw GETs: this build %.2f, base %s %s %.2f; this build / base "
           "%.2f" % (len(rr), b["this_ratio_to_raw"], b["build"], b["args"], b["base_ratio_to_raw"],
                     b["this_over_base"]), file=sys.stderr)
-for name, l in (("this build", lat), ("base build", base_lat)):
+for name, l in (("this build", lat), ("base build", base_lat),
+                ("this build, peers at nice %s" % sys.argv[22], lat_niced),
+                ("base build, peers at nice %s" % sys.argv[22], base_lat_niced)):
     if l:
         print("%s: produce p99 (median of rounds) %.2f ms alone, %.2f ms during a cold replay (%.1f MB/s, overlap "
               "%.0f%%): ratio %s (target <= 1.5); broker's mean Produce latency during / alone %s, "
