@@ -11,8 +11,9 @@
  *   3. a new ranged GET: for a sequential reader a read-ahead window of
  *      consecutive chunks of one object (2 MiB, doubling up to readahead_bytes), else
  *      the chunk;
- * -> each downloaded chunk is checked against the index's CRC-32C and written
- * to the cache on the thread pool -> the frame is decoded (zstd checksum,
+ * -> each downloaded chunk is checked against the index's CRC-32C on the
+ * thread pool (and, once the waiters have their data, written to the cache
+ * there) -> the frame is decoded (zstd checksum,
  * offsets) on the thread pool -> the batches from the one holding the offset,
  * up to max_bytes (at least one batch), go back to the caller; when the
  * chunk came from a download in memory, the following chunks of that
@@ -51,8 +52,9 @@
  *   WAIT/PARKED --deadline--> answered with no data (the download goes on)
  *   any --error / closing--> answered with the error
  * Download states (dl_t): QUEUED --slot free (max_downloads)--> GET
- *   --bytes--> SPLIT (thread pool: CRC-32C per chunk, cache files) --> done,
- *   waiters decode from its buffer; GET error / cancel --> waiters get it.
+ *   --bytes--> SPLIT (thread pool: CRC-32C per chunk) --> done, waiters
+ *   decode from its buffer, then CACHE (thread pool: the verified chunks'
+ *   cache files, holding a reference); GET error / cancel --> waiters get it.
  *
  * Invariants: 1. at most max_downloads GETs of this shard run at once; demand
  *                downloads start before queued read-ahead;
@@ -143,10 +145,11 @@ struct dl {
     rd_t *waiters;
     uint8_t *data; /* owned: the range */
     size_t data_len;
-    int *chunk_err;          /* owned: per chunk, after SPLIT */
-    hyd_cache_file_t *files; /* owned: per chunk, after SPLIT */
-    st_pool_work_t work;
-    int refs; /* 1 while listed + one per decode reading data */
+    int *chunk_err;            /* owned: per chunk, after SPLIT */
+    hyd_cache_file_t *files;   /* owned: per chunk, written after SPLIT */
+    st_pool_work_t work;       /* SPLIT */
+    st_pool_work_t cache_work; /* the cache files, after the waiters were answered */
+    int refs; /* 1 while listed + one per decode reading data + one while caching */
 };
 
 /* Reader state of one partition on this shard. */
@@ -542,11 +545,10 @@ static void recent_clear(hyd_t *h)
     h->recent_bytes = 0;
 }
 
-/* Thread pool: check each chunk against the index's CRC-32C, cache it. */
+/* Thread pool: check each chunk against the index's CRC-32C. */
 static void split_work(st_pool_work_t *w)
 {
     dl_t *d = w->data;
-    char ck[HYD_CACHE_MAX_KEY + 32];
     for (size_t i = 0; i < d->n; i++) {
         const tier_seg_chunk_t *c = &d->chunks[i];
         uint64_t at = c->obj_pos - d->pos;
@@ -554,18 +556,46 @@ static void split_work(st_pool_work_t *w)
             d->chunk_err[i] = ST_E_RANGE; /* the object is shorter than indexed */
             continue;
         }
-        if (st_crc32c(0, d->data + at, c->obj_len) != c->crc32c) {
+        if (st_crc32c(0, d->data + at, c->obj_len) != c->crc32c)
             d->chunk_err[i] = ST_E_CORRUPT;
-            continue;
-        }
-        if (d->h->cache) {
-            chunk_key(d->key, c->obj_pos, ck, sizeof(ck));
-            int rc = hyd_cache_write_crc(d->h->cache, ck, d->data + at, c->obj_len, c->crc32c,
-                                         &d->files[i]);
-            if (rc != 0 && rc != ST_E_AGAIN && rc != ST_E_TOO_LARGE)
-                ST_WARN("tier", "cache: cannot write chunk %s: %s", ck, st_strerror(rc));
-        }
     }
+}
+
+/* Thread pool: write the verified chunks to the cache. Runs after the
+ * download's waiters were answered: the files (written past the page cache,
+ * so each write waits for the disk) are for later reads, not this one. */
+static void cache_work(st_pool_work_t *w)
+{
+    dl_t *d = w->data;
+    char ck[HYD_CACHE_MAX_KEY + 32];
+    for (size_t i = 0; i < d->n; i++) {
+        const tier_seg_chunk_t *c = &d->chunks[i];
+        if (d->chunk_err[i])
+            continue;
+        chunk_key(d->key, c->obj_pos, ck, sizeof(ck));
+        int rc = hyd_cache_write_crc(d->h->cache, ck, d->data + (c->obj_pos - d->pos), c->obj_len,
+                                     c->crc32c, &d->files[i]);
+        if (rc != 0 && rc != ST_E_AGAIN && rc != ST_E_TOO_LARGE)
+            ST_WARN("tier", "cache: cannot write chunk %s: %s", ck, st_strerror(rc));
+    }
+}
+
+static void cache_done(st_pool_work_t *w, int status)
+{
+    dl_t *d = w->data;
+    hyd_t *h = d->h;
+    h->pending--;
+    /* Added while closing too: the cache closes only once nothing is pending
+     * (check_closed), and a replay stopped by a restart keeps what it cached. */
+    for (size_t i = 0; i < d->n; i++) {
+        if (status == 0 && d->files[i].key)
+            hyd_cache_add(h->cache, &d->files[i]);
+        else if (d->files[i].key)
+            hyd_cache_discard(h->cache, &d->files[i]);
+    }
+    sync_cache_stats(h);
+    dl_unref(d);
+    check_closed(h);
 }
 
 static void split_done(st_pool_work_t *w, int status)
@@ -579,16 +609,10 @@ static void split_done(st_pool_work_t *w, int status)
         check_closed(h);
         return;
     }
-    for (size_t i = 0; i < d->n; i++) {
+    for (size_t i = 0; i < d->n; i++)
         if (d->chunk_err[i])
             ST_WARN("tier", "archived chunk failed verification key=%s pos=%" PRIu64 ": %s", d->key,
                     d->chunks[i].obj_pos, st_strerror(d->chunk_err[i]));
-        if (h->cache && d->files[i].key && !h->closing)
-            hyd_cache_add(h->cache, &d->files[i]);
-        else if (h->cache && d->files[i].key)
-            hyd_cache_discard(h->cache, &d->files[i]);
-    }
-    sync_cache_stats(h);
     dl_unlist(d);
     rd_t *ws = d->waiters;
     d->waiters = NULL;
@@ -604,6 +628,16 @@ static void split_done(st_pool_work_t *w, int status)
         r->dl = d;
         r->dl_index = i;
         decode(r, d->data + (d->chunks[i].obj_pos - d->pos), d->chunks[i].obj_len);
+    }
+    if (h->cache && !h->closing) {
+        d->refs++;
+        h->pending++;
+        d->cache_work.data = d;
+        if (st_pool_queue(h->ts->hyd_port, h->ts->loop, &d->cache_work, cache_work, cache_done) !=
+            0) {
+            h->pending--;
+            d->refs--; /* the list's reference is still held */
+        }
     }
     recent_add(h, d); /* the list's reference */
     pump(h);
