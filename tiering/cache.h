@@ -11,11 +11,11 @@
  *   u32 magic 0x43485453 ("STHC")  u32 version (1)  u32 key_len  u32 data_len
  *   u32 data_crc32c  u32 hdr_crc32c (CRC-32C of the 20 bytes before it + key)
  *   key bytes  data bytes
- * Files are written as "<seq>.tmp" (with O_DIRECT where the filesystem takes
- * it: no page-cache page per chunk byte) and renamed, never fsynced (the cache is
- * disposable: a file cut short or zero-filled by a crash fails its size or
- * checksum check and is removed, then the chunk is fetched again); the name of an entry never
- * changes, and a key written again gets a new sequence number, so unlinking an
+ * Files are written as "<seq>.tmp" (written and read with O_DIRECT where the
+ * filesystem takes it: no page-cache page per chunk byte) and renamed, never
+ * fsynced (the cache is disposable: a file cut short or zero-filled by a crash
+ * fails its size or checksum check and is removed, then the chunk is fetched
+ * again); the name of an entry never changes, and a key written again gets a new sequence number, so unlinking an
  * evicted file can never remove a newer copy. Recency is the file's mtime
  * (touched on every hit), which is how the LRU order survives a restart.
  *
