@@ -123,7 +123,7 @@ BROKERS=127.0.0.1:$PORT
     --admin-listener "127.0.0.1:$(free_port)" >"$DIR/stratad.log" 2>&1 &
 SPID=$!
 for _ in $(seq 300); do
-    grep -q started "$DIR/stratad.log" && break
+    grep -qs started "$DIR/stratad.log" && break
     kill -0 "$SPID" 2>/dev/null || { cat "$DIR/stratad.log" >&2; exit 1; }
     sleep 0.1
 done

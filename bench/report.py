@@ -20,31 +20,46 @@ set grid ytics
 """
 
 
-LATENCY_FIX = """What would fix it. The acks=all tail is the group commit waiting on fdatasync: a
-batch that arrives while a sync is in flight waits for that sync and then its own, so the
-p99 is about two fdatasync tails plus queueing, and every stall of the flusher (the
-ext4 waits above: data writeback, the inode's size update, the device cache flush) lands
-on the produce requests behind it. Earlier traces also caught the shard loop itself
-blocked 16-30 ms in the page-cache write() of the segment while the flusher fdatasynced
-the same file; when that happens every request on the shard waits, acks=1 included.
-The fix, not made here because it is an engine change: move the segment write out of the
-shard loop into the flusher thread (the loop hands it the validated batch; the thread
-writes and syncs in order and posts the durable offset back), so the loop never enters
-ext4 and a write queues behind a sync instead of stalling the loop. Preallocating
-segment files (Kafka's log.preallocate) would take the inode size update out of each
-fdatasync."""
+LATENCY_FIX = """What is in the tail, and what is left. A shard loop never writes nor syncs: it
+hands each validated batch to the env's writer thread (`pwrite`, in append order) and the
+flusher thread (`fdatasync`, group commit: a batch arriving during a sync waits for that sync
+and its own), and answers when they post back. So the acks=all tail is two fdatasync tails
+plus queueing, and each ext4 stall of the flusher (data writeback, the inode write of the
+extent map on this journal-less ext4, the device cache flush) lands on the requests behind it.
+The acks=1 tail (no fdatasync wait) is the other half: the loops, the writer, the flusher and
+the load driver share 2 cores, and the table above shows how long each thread waited runnable
+for a CPU. Preallocating segments does not help here (measured: ext4 still writes the inode
+for unwritten extents); what is left is CPU, not a blocking call on a loop."""
 
-COLD_FIX = """What was done and what is left (issue 17, helper cold). The read-ahead now keeps
-3 windows ahead of a sequential reader, the one it reads included (tier_rd.c, RD_DEPTH, when
-the chunk cache holds 6 windows per shard): with 16 MiB objects the GETs of objects N+1 and
-N+2 run while the reader is in N, so the store is not idle while a finished object is
-verified, cached, decoded and served (before: one window beyond the reader's, so mostly one
-GET at a time). Hydration's CPU work runs on its own worker pool (strata.hydration.threads),
-apart from uploads' compression (strata.upload.threads). On this shared 2-core machine the
-S3 test server is not CPU-bound during the raw GETs; the cold replay competes for the same 2
-cores with the broker (CRC-32C of each chunk, copies in decode and the response) and the
-consumer, so the ratio moves by +-0.2 between minutes: compare the before/after rounds of
-bench/replay.sh with REPLAY_BASE, not single figures."""
+
+def thread_role(t):
+    """A stratad thread's role in the produce path, from its name (offcpu.py's summary), else
+    from where it blocked (older summaries without names)."""
+    name = t.get("name", "")
+    if name == "plog-flusher":
+        return "flusher (fdatasync)"
+    if name == "plog-writer":
+        return "writer (segment pwrite)"
+    if name.startswith("shard-"):
+        return "shard loop %s" % name[len("shard-"):]
+    return {"fsync": "flusher (fdatasync)", "writer": "writer (pwrite)"}.get(t["role"], "other")
+
+
+COLD_FIX = """What was done and what is left (issue 17). The read-ahead keeps 3 windows ahead of a
+sequential reader, the one it reads included (tier_rd.c, RD_DEPTH, when the chunk cache holds 6
+windows per shard): with 16 MiB objects the GETs of objects N+1 and N+2 run while the reader is
+in N, so the store is not idle while a finished object is verified, decoded and served.
+Hydration's CPU work runs on its own worker pool (strata.hydration.threads), apart from
+uploads' compression (strata.upload.threads). A download's waiters are answered as soon as its
+chunks are verified (CRC-32C); the chunk cache files are written after that, by another pool
+item, with O_DIRECT, and read back with it, so a replay neither waits for the cache nor fills
+the page cache that the produce path and hot consumers use. The S3 test server, the broker and
+the consumer share the same 2 cores (table above), so the ratio moves by +-0.2 between
+minutes: compare the before/after rounds of bench/replay.sh with REPLAY_BASE, not single
+figures. Produce during a cold replay (3b) loses to the same sharing: its broker stages put the
+extra time in the queue (shard loop busy or without a CPU) and the ack (fdatasync behind the
+replay's CPU and disk traffic); with the S3 server and the consumer at nice 19, stand-ins for
+remote hosts, the p99 during the replay is lower in most rounds, and the target still missed."""
 
 SCALE_FIX = """Each partition keeps one descriptor open per local segment (its .log; the
 indexes live in memory), all opened at start-up, so partitions with many segments can need
@@ -537,23 +552,22 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
                    "| D in fdatasync ms | longest fdatasync block ms | runnable (preempted) ms |")
             self.p("|---|---|---|---|---|---|---|---|")
             for t in js["threads"]:
-                if t["role"] == "other" and t["off_cpu_ms"] < 1:
+                if thread_role(t) == "other" and t["off_cpu_ms"] < 1:
                     continue
                 self.p("| %d | %s | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f |" % (
-                    t["tid"], t["role"], t["off_cpu_ms"], t["write_d_ms"], t["max_write_block_ms"],
+                    t["tid"], thread_role(t), t["off_cpu_ms"], t["write_d_ms"], t["max_write_block_ms"],
                     t["sync_d_ms"], t["max_sync_block_ms"], t["runnable_ms"]))
             self.p()
             for t in js["threads"]:
-                if t["role"] == "writer" and t["runnable_ms"] > 0.1 * js["span_s"] * 1000:
-                    self.p("The shard thread was runnable but had no CPU for %.0f ms of %.0f s "
-                           "(%.0f%%): the client, the flusher and other processes share 2 cores."
-                           % (t["runnable_ms"], js["span_s"],
-                              100 * t["runnable_ms"] / (js["span_s"] * 1000)))
+                if thread_role(t) != "other" and t["runnable_ms"] > 0.1 * js["span_s"] * 1000:
+                    self.p("The %s thread was runnable but had no CPU for %.0f ms of %.0f s "
+                           "(%.0f%%): the client, the broker's threads and other processes share "
+                           "2 cores." % (thread_role(t), t["runnable_ms"], js["span_s"],
+                                         100 * t["runnable_ms"] / (js["span_s"] * 1000)))
                     self.p()
-            names = {"fsync": "flusher (fdatasync)", "writer": "shard loop (segment writes)"}
             for t in js["threads"]:
-                if t["role"] in ("fsync", "writer"):
-                    self.p("- %s thread %d, top waits: %s" % (names[t["role"]], t["tid"], "; ".join(
+                if thread_role(t) != "other" and t["top"]:
+                    self.p("- %s thread %d, top waits: %s" % (thread_role(t), t["tid"], "; ".join(
                         "%s %.0f ms in `%s`" % (x["state"], x["ms"], x["stack"].split(" <- ")[0]
                                                  + " <- " + " <- ".join(
                                                      x["stack"].split(" <- ")[1:4]))
