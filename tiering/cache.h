@@ -15,9 +15,9 @@
  * filesystem takes it: no page-cache page per chunk byte) and renamed, never
  * fsynced (the cache is disposable: a file cut short or zero-filled by a crash
  * fails its size or checksum check and is removed, then the chunk is fetched
- * again); the name of an entry never changes, and a key written again gets a new sequence number, so unlinking an
- * evicted file can never remove a newer copy. Recency is the file's mtime
- * (touched on every hit), which is how the LRU order survives a restart.
+ * again); the name of an entry never changes, and a key written again gets a new sequence number,
+ * so unlinking an evicted file can never remove a newer copy. Recency is the file's mtime (touched
+ * on every hit), which is how the LRU order survives a restart.
  *
  * Invariants: 1. the in-memory table and the LRU list are touched only on the
  *                cache's loop; bytes_used is the sum of the entries' file sizes;
@@ -86,10 +86,11 @@ ST_MUST_CHECK int hyd_cache_open(uv_loop_t *loop,
  * @thread cache's loop  @blocking no */
 bool hyd_cache_contains(const hyd_cache_t *c, const char *key);
 
-/** Called with the entry's data (malloc'd, the callee frees it) and
- * status 0; or status ST_E_NOTFOUND (miss), ST_E_CORRUPT (the entry failed
- * verification and was removed), ST_E_CLOSED, a negative errno. */
-typedef void (*hyd_cache_get_cb)(void *arg, int status, uint8_t *data, size_t len);
+/** Called with the entry's data (malloc'd, the callee frees it), its
+ * CRC-32C (verified against the data) and status 0; or status ST_E_NOTFOUND
+ * (miss), ST_E_CORRUPT (the entry failed verification and was removed),
+ * ST_E_CLOSED, a negative errno (crc32c 0). */
+typedef void (*hyd_cache_get_cb)(void *arg, int status, uint8_t *data, size_t len, uint32_t crc32c);
 
 /** Read an entry on the thread pool, verify its header, key and data
  * checksum, and, when expect_crc32c is not 0, that the data's CRC-32C equals

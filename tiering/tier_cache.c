@@ -284,6 +284,43 @@ static ssize_t read_full(int fd, void *buf, size_t len, off_t pos)
     return (ssize_t)done;
 }
 
+/* Check an entry's header against its file's size. @return 0 (*klen set) or
+ * ST_E_CORRUPT. */
+static int check_header(const uint8_t hdr[HC_HDR], uint64_t file_size, uint32_t *klen)
+{
+    if (get_u32(hdr) != HC_MAGIC || get_u32(hdr + 4) != HC_VERSION)
+        return ST_E_CORRUPT;
+    uint32_t kl = get_u32(hdr + 8), dlen = get_u32(hdr + 12);
+    if (kl == 0 || kl > HYD_CACHE_MAX_KEY || file_size != (uint64_t)HC_HDR + kl + dlen)
+        return ST_E_CORRUPT;
+    *klen = kl;
+    return 0;
+}
+
+/* Check the header's CRC over itself and the key's klen bytes k, and return
+ * the key (owned; NULL key skips it), data length and data CRC.
+ * @return 0, ST_E_CORRUPT, ST_E_NOMEM. */
+static int finish_header(const uint8_t hdr[HC_HDR],
+                         const char *k,
+                         uint32_t klen,
+                         char **key,
+                         uint32_t *data_len,
+                         uint32_t *crc)
+{
+    uint32_t hc = st_crc32c(st_crc32c(0, hdr, 20), k, klen);
+    if (hc != get_u32(hdr + 20) || memchr(k, 0, klen))
+        return ST_E_CORRUPT;
+    if (key) {
+        if (!(*key = malloc(klen + 1)))
+            return ST_E_NOMEM;
+        memcpy(*key, k, klen);
+        (*key)[klen] = 0;
+    }
+    *data_len = get_u32(hdr + 12);
+    *crc = get_u32(hdr + 16);
+    return 0;
+}
+
 /* Read and check the header and key of an open entry file. key (owned, out)
  * may be NULL to skip returning it. @return 0, ST_E_CORRUPT, -errno. */
 static int read_header(int fd, uint64_t file_size, char **key, uint32_t *data_len, uint32_t *crc)
@@ -292,31 +329,13 @@ static int read_header(int fd, uint64_t file_size, char **key, uint32_t *data_le
     ssize_t n = read_full(fd, hdr, HC_HDR, 0);
     if (n < 0)
         return (int)n;
-    if (n != HC_HDR || get_u32(hdr) != HC_MAGIC || get_u32(hdr + 4) != HC_VERSION)
+    uint32_t klen;
+    if (n != HC_HDR || check_header(hdr, file_size, &klen) != 0)
         return ST_E_CORRUPT;
-    uint32_t klen = get_u32(hdr + 8), dlen = get_u32(hdr + 12);
-    if (klen == 0 || klen > HYD_CACHE_MAX_KEY || file_size != (uint64_t)HC_HDR + klen + dlen)
+    char k[HYD_CACHE_MAX_KEY];
+    if (read_full(fd, k, klen, HC_HDR) != (ssize_t)klen)
         return ST_E_CORRUPT;
-    char *k = malloc(klen + 1);
-    if (!k)
-        return ST_E_NOMEM;
-    if (read_full(fd, k, klen, HC_HDR) != (ssize_t)klen) {
-        free(k);
-        return ST_E_CORRUPT;
-    }
-    k[klen] = 0;
-    uint32_t hc = st_crc32c(st_crc32c(0, hdr, 20), k, klen);
-    if (hc != get_u32(hdr + 20) || strlen(k) != klen) {
-        free(k);
-        return ST_E_CORRUPT;
-    }
-    *data_len = dlen;
-    *crc = get_u32(hdr + 16);
-    if (key)
-        *key = k;
-    else
-        free(k);
-    return 0;
+    return finish_header(hdr, k, klen, key, data_len, crc);
 }
 
 int hyd_cache_write(
@@ -508,8 +527,10 @@ typedef struct {
     hyd_cache_t *c;
     char *key; /* owned */
     uint64_t seq;
+    uint64_t size; /* the entry's file bytes */
     bool has_entry;
     uint32_t expect_crc;
+    uint32_t crc; /* the data's CRC-32C, verified */
     hyd_cache_get_cb cb;
     void *arg;
     int err;
@@ -517,58 +538,69 @@ typedef struct {
     size_t len;
 } get_t;
 
-/* Read the dlen data bytes at off of an entry file (fd, buffered) into a new
- * buffer (*out, malloc'd). With O_DIRECT where the cache writes with it: an
- * aligned read of the blocks that hold them, moved to the buffer's start, so
- * a warm replay takes no page-cache page per 4 KiB either.
- * @return 0, ST_E_CORRUPT (file shorter than its header says), ST_E_NOMEM,
- *         negative errno. */
-static int
-read_data(hyd_cache_t *c, const char *path, int fd, size_t off, uint32_t dlen, uint8_t **out)
+/* Read a whole entry file with O_DIRECT (fd opened with it, size bytes): one
+ * aligned read of its blocks, header and key checked in memory, the data
+ * moved to the buffer's start (*out, malloc'd, *dlen bytes). One disk read
+ * per entry and no page-cache page: a warm replay neither waits for a
+ * separate header read nor fills the cache the hot path uses.
+ * @return 0, ST_E_CORRUPT, ST_E_NOMEM, negative errno (-EINVAL: the read was
+ *         refused, read it buffered). */
+static int read_direct(int fd,
+                       uint64_t size,
+                       uint64_t expect_size,
+                       char **key,
+                       uint32_t *dlen,
+                       uint32_t *crc,
+                       uint8_t **out)
 {
     *out = NULL;
-    int dfd = atomic_load_explicit(&c->direct, memory_order_relaxed)
-                  ? open(path, O_RDONLY | O_CLOEXEC | O_DIRECT)
-                  : -1;
-    if (dfd >= 0) {
-        size_t end = off + dlen;
-        size_t padded = (end + HC_DIRECT_ALIGN - 1) & ~(size_t)(HC_DIRECT_ALIGN - 1);
-        void *buf = NULL;
-        if (posix_memalign(&buf, HC_DIRECT_ALIGN, padded ? padded : HC_DIRECT_ALIGN) != 0) {
-            close(dfd);
-            return ST_E_NOMEM;
-        }
-        /* A direct read ends at the file's end with a short count: no further
-         * read from there (an unaligned offset would be refused). */
-        ssize_t n = 0;
-        while ((size_t)n < padded && (size_t)n % HC_DIRECT_ALIGN == 0) {
-            ssize_t r = pread(dfd, (uint8_t *)buf + n, padded - (size_t)n, (off_t)n);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                n = r < 0 ? -errno : n;
-                break;
-            }
-            n += r;
-        }
-        close(dfd);
-        if (n >= 0 && (size_t)n >= end) {
-            memmove(buf, (uint8_t *)buf + off, dlen);
-            *out = buf;
-            return 0;
-        }
-        free(buf);
-        if (n >= 0)
-            return ST_E_CORRUPT;
-        /* a refused direct read: the buffered one below */
-    }
-    if (!(*out = malloc(dlen ? dlen : 1)))
+    if (size != expect_size || size < HC_HDR)
+        return ST_E_CORRUPT; /* not what the cache wrote: no buffer sized by it */
+    size_t padded = ((size_t)size + HC_DIRECT_ALIGN - 1) & ~(size_t)(HC_DIRECT_ALIGN - 1);
+    void *buf = NULL;
+    if (posix_memalign(&buf, HC_DIRECT_ALIGN, padded) != 0)
         return ST_E_NOMEM;
-    if (read_full(fd, *out, dlen, (off_t)off) != (ssize_t)dlen) {
-        free(*out);
-        *out = NULL;
-        return ST_E_CORRUPT;
+    /* A direct read ends at the file's end with a short count: no further
+     * read from there (an unaligned offset would be refused). */
+    ssize_t n = 0;
+    while ((size_t)n < padded && (size_t)n % HC_DIRECT_ALIGN == 0) {
+        ssize_t r = pread(fd, (uint8_t *)buf + n, padded - (size_t)n, (off_t)n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            n = r < 0 ? -errno : n;
+            break;
+        }
+        n += r;
     }
+    uint8_t *b = buf;
+    uint32_t klen = 0;
+    int err = n < 0 ? (int)n : (uint64_t)n < size ? ST_E_CORRUPT : 0;
+    if (!err)
+        err = check_header(b, size, &klen);
+    if (!err)
+        err = finish_header(b, (const char *)b + HC_HDR, klen, key, dlen, crc);
+    if (err) {
+        free(buf);
+        return err;
+    }
+    memmove(b, b + HC_HDR + klen, *dlen);
+    *out = b;
+    return 0;
+}
+
+/* Read an entry file buffered (fd): header, key, then its data (*out). */
+static int
+read_buffered(int fd, uint64_t size, char **key, uint32_t *dlen, uint32_t *crc, uint8_t **out)
+{
+    *out = NULL;
+    int err = read_header(fd, size, key, dlen, crc);
+    if (err)
+        return err;
+    if (!(*out = malloc(*dlen ? *dlen : 1)))
+        return ST_E_NOMEM;
+    if (read_full(fd, *out, *dlen, (off_t)(size - *dlen)) != (ssize_t)*dlen)
+        return ST_E_CORRUPT; /* *out freed by the caller */
     return 0;
 }
 
@@ -581,7 +613,12 @@ static void get_work(st_pool_work_t *w)
         return;
     }
     file_path(g->c, g->seq, "hc", path, sizeof(path));
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    bool direct = atomic_load_explicit(&g->c->direct, memory_order_relaxed);
+    int fd = direct ? open(path, O_RDONLY | O_CLOEXEC | O_DIRECT) : -1;
+    if (fd < 0 && direct && errno == EINVAL)
+        direct = false; /* refused by the filesystem: buffered below */
+    if (fd < 0 && !direct)
+        fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         g->err = errno == ENOENT ? ST_E_NOTFOUND : -errno;
         return;
@@ -589,16 +626,18 @@ static void get_work(st_pool_work_t *w)
     struct stat sb;
     char *key = NULL;
     uint32_t dlen = 0, crc = 0;
-    if (atomic_load_explicit(&g->c->direct, memory_order_relaxed))
-        (void)posix_fadvise(fd, 0, 0,
-                            POSIX_FADV_RANDOM); /* the header's page only, no read-ahead */
     int err = fstat(fd, &sb) != 0 ? -errno : 0;
-    if (!err)
-        err = read_header(fd, (uint64_t)sb.st_size, &key, &dlen, &crc);
+    if (!err && direct) {
+        err = read_direct(fd, (uint64_t)sb.st_size, g->size, &key, &dlen, &crc, &g->data);
+        if (err == -EINVAL) { /* a refused direct read: buffered */
+            err = 0;
+            direct = false;
+        }
+    }
+    if (!err && !direct)
+        err = read_buffered(fd, (uint64_t)sb.st_size, &key, &dlen, &crc, &g->data);
     if (!err && strcmp(key, g->key) != 0)
         err = ST_E_CORRUPT;
-    if (!err)
-        err = read_data(g->c, path, fd, HC_HDR + strlen(key), dlen, &g->data);
     if (!err) {
         uint32_t got = st_crc32c(0, g->data, dlen);
         if (got != crc || (g->expect_crc && got != g->expect_crc))
@@ -606,6 +645,7 @@ static void get_work(st_pool_work_t *w)
     }
     if (!err) {
         g->len = dlen;
+        g->crc = crc;
         futimens(fd, NULL); /* recency for the LRU rebuilt after a restart */
     } else {
         free(g->data);
@@ -646,7 +686,7 @@ static void get_done(st_pool_work_t *w, int status)
             free(e);
         }
     }
-    g->cb(g->arg, err, g->data, g->len);
+    g->cb(g->arg, err, g->data, g->len, err ? 0 : g->crc);
     free(g->key);
     free(g);
     work_finished(c);
@@ -666,6 +706,7 @@ int hyd_cache_get(
     g->c = c;
     g->has_entry = e != NULL;
     g->seq = e ? e->seq : 0;
+    g->size = e ? e->size : 0;
     g->expect_crc = expect_crc32c;
     g->cb = cb;
     g->arg = arg;

@@ -741,8 +741,9 @@ dl_new(hyd_t *h, const char *key, const tier_seg_chunk_t *chunks, size_t n, bool
 
 /* ---- Serving one read ---- */
 
-static void on_cache_get(void *arg, int status, uint8_t *data, size_t len)
+static void on_cache_get(void *arg, int status, uint8_t *data, size_t len, uint32_t crc)
 {
+    (void)crc; /* the cache checked it against the index's */
     rd_t *r = arg;
     hyd_t *h = r->h;
     h->pending--;
