@@ -490,6 +490,7 @@ static void tier_sum(adm_gather_t *g, tier_sum_t *out)
         out->t.hydrated_bytes += t->hydrated_bytes;
         out->t.shared_waits += t->shared_waits;
         out->t.prefetch_windows += t->prefetch_windows;
+        out->t.cache_ahead_hits += t->cache_ahead_hits;
         out->t.cache_bytes += t->cache_bytes;
         out->t.cache_entries += t->cache_entries;
         out->gc.deleted_objects += rs->gc.deleted_objects;
@@ -877,6 +878,9 @@ static void render_tier(st_mtext_t *t, adm_gather_t *g, const prow_t **v, size_t
          "Ranged GETs of archived chunks that failed.", x->download_errors},
         {"strata_tier_cache_hits_total", "counter", "Chunks read from the chunk cache.",
          x->cache_hits},
+        {"strata_tier_cache_ahead_hits_total", "counter",
+         "Of those, chunks read from the cache ahead of their sequential reader (warm replay).",
+         x->cache_ahead_hits},
         {"strata_tier_cache_misses_total", "counter",
          "Chunks a read wanted that the cache did not hold.", x->cache_misses},
         {"strata_tier_cache_evictions_total", "counter",

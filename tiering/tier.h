@@ -209,6 +209,7 @@ typedef struct {
     int64_t hydrated_bytes;      /* batch bytes returned to readers */
     int64_t shared_waits;        /* reads that joined a download already running */
     int64_t prefetch_windows; /* read-ahead GETs queued with 2 other windows ahead of the reader */
+    int64_t cache_ahead_hits; /* of cache_hits: read from the cache ahead of their reader */
     /* Filled by tier_read_stats() only: */
     int64_t cache_bytes;   /* file bytes in the chunk cache now */
     int64_t cache_entries; /* chunks in the chunk cache now */

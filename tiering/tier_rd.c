@@ -7,7 +7,10 @@
  *      depth + 1 read-ahead windows' worth per shard),
  *   1. a download already queued or running that covers it (the read waits
  *      with the others: one GET per chunk however many readers want it),
- *   2. the on-disk chunk cache (tier_cache.c, verified by CRC-32C),
+ *   2. the on-disk chunk cache (tier_cache.c, verified by CRC-32C); for a
+ *      sequential reader the next RD_CACHE_AHEAD cached chunks are read
+ *      while it is served (a warm replay does not wait for the disk per
+ *      fetch),
  *   3. a new ranged GET: for a sequential reader a read-ahead window of
  *      consecutive chunks of one object (2 MiB, doubling up to readahead_bytes), else
  *      the chunk;
@@ -43,7 +46,8 @@
  *
  * Read states (rd_t):
  *   LOOKUP --idx answer--> serve(): a download covers it --> WAIT
- *                                   cached --> CACHE_GET --hit--> DECODE
+ *                                   read ahead (loaded) --> DECODE
+ *                                   cached or read ahead (loading) --> CACHE_GET --hit--> DECODE
  *                                                        --miss/corrupt--> serve() (no cache)
  *                                   sequential, frontier not past it --> PARKED
  *                                   else new demand download --> WAIT
@@ -89,6 +93,8 @@
 #define RD_DEPTH_SMALL     2          /* ... when the cache holds fewer than 2 * RD_DEPTH windows */
 #define RD_MAX_WINDOWS     8          /* remembered windows per partition */
 #define RD_MAX_SKIPS       64         /* lookups of cached chunks per read-ahead walk */
+#define RD_CACHE_AHEAD     2          /* cached chunks read ahead of a sequential reader */
+#define RD_CACHE_AHEAD_MAX 16         /* ... in all on a shard (each one chunk in memory) */
 #define RD_SWEEP_MS        10
 /* Finished downloads kept in memory: (h->depth + 1) * ra_bytes per shard. */
 #define RD_MAX_HOPS 1024 /* reads past empty batches before answering them */
@@ -97,6 +103,7 @@ typedef struct tier_hyd hyd_t;
 typedef struct dl dl_t;
 typedef struct rp rp_t;
 typedef struct rd rd_t;
+typedef struct ahead ahead_t;
 
 typedef enum { RD_LOOKUP, RD_PARKED, RD_WAIT, RD_CACHE_GET, RD_DECODE } rd_state_t;
 
@@ -152,6 +159,21 @@ struct dl {
     int refs; /* 1 while listed + one per decode reading data + one while caching */
 };
 
+/* A cached chunk read into memory ahead of its sequential reader (warm
+ * replay): the reader's next fetch takes it instead of waiting for the disk. */
+struct ahead {
+    ahead_t *next; /* rp->ahead, in the order of the chunks */
+    hyd_t *h;
+    rp_t *rp; /* NULL once dropped while its read runs (freed when it ends) */
+    char key[IDX_MAX_KEY_LEN + 1];
+    uint64_t pos; /* the chunk (object key, obj_pos) */
+    bool is_loading;
+    uint8_t *data; /* owned once loaded */
+    size_t len;
+    uint32_t crc; /* the data's CRC-32C, verified by the cache */
+    rd_t *waiter; /* the read of this chunk that came while it was loading */
+};
+
 /* Reader state of one partition on this shard. */
 struct rp {
     rp_t *next;
@@ -174,6 +196,8 @@ struct rp {
     uint64_t wbytes;
     uint64_t wtarget; /* bytes of the window being built (grows from RD_FIRST_WINDOW) */
     rd_t *parked;
+    ahead_t *ahead; /* owned: cached chunks read ahead (RD_CACHE_AHEAD at most) */
+    int n_ahead;
 };
 
 struct tier_hyd {
@@ -190,6 +214,7 @@ struct tier_hyd {
     dl_t **recent; /* owned refs: finished downloads kept in memory, oldest first */
     size_t n_recent, cap_recent;
     uint64_t recent_bytes;
+    int n_ahead; /* ahead_t of the shard, dropped ones still loading included */
     int pending; /* lookups, thread pool work, running GETs, reads waiting for the cache */
     bool closing;
     bool cache_closed;
@@ -781,6 +806,176 @@ static bool in_window(const rp_t *rp, const char *key, uint64_t pos)
     return false;
 }
 
+/* ---- Cache read-ahead (warm replay) ---- */
+
+static void ahead_fill(rp_t *rp, const char *key, uint64_t pos);
+
+static ahead_t *ahead_find(rp_t *rp, const char *key, uint64_t pos)
+{
+    for (ahead_t *a = rp->ahead; a; a = a->next)
+        if (a->pos == pos && !strcmp(a->key, key))
+            return a;
+    return NULL;
+}
+
+/* Take a off its reader's list; free it unless its read still runs. */
+static void ahead_drop(ahead_t *a)
+{
+    rp_t *rp = a->rp;
+    for (ahead_t **p = &rp->ahead; *p; p = &(*p)->next) {
+        if (*p == a) {
+            *p = a->next;
+            break;
+        }
+    }
+    rp->n_ahead--;
+    a->rp = NULL;
+    if (!a->is_loading) {
+        a->h->n_ahead--;
+        free(a->data);
+        free(a);
+    }
+}
+
+/* Drop rp's chunks read ahead but those a read waits for. */
+static void ahead_drop_all(rp_t *rp)
+{
+    for (ahead_t *a = rp->ahead, *next; a; a = next) {
+        next = a->next;
+        if (!a->waiter)
+            ahead_drop(a);
+    }
+}
+
+/* Answer r from data read ahead (owned): when it is the chunk the index
+ * names (length, CRC-32C), decode it and read on. @return false: data freed,
+ * r untouched. */
+static bool ahead_serve(rd_t *r, uint8_t *data, size_t len, uint32_t crc)
+{
+    if (len != r->chunk.obj_len || crc != r->chunk.crc32c) {
+        free(data);
+        return false;
+    }
+    r->h->ts->stats.cache_hits++;
+    r->h->ts->stats.cache_ahead_hits++;
+    r->owned_frame = data;
+    if (r->rp)
+        ahead_fill(r->rp, r->key, r->chunk.obj_pos + len);
+    decode(r, data, len);
+    return true;
+}
+
+static void on_ahead_got(void *arg, int status, uint8_t *data, size_t len, uint32_t crc)
+{
+    ahead_t *a = arg;
+    hyd_t *h = a->h;
+    h->pending--;
+    a->is_loading = false;
+    rd_t *r = a->waiter;
+    a->waiter = NULL;
+    if (status == 0) {
+        a->data = data;
+        a->len = len;
+        a->crc = crc;
+    } else {
+        free(data);
+    }
+    if (h->closing || status != 0 || r || !a->rp) {
+        uint8_t *d = a->data;
+        a->data = NULL;
+        if (a->rp) {
+            ahead_drop(a);
+        } else {
+            h->n_ahead--;
+            free(a);
+        }
+        if (r && h->closing) {
+            free(d);
+            answer(r, ST_E_CLOSED);
+        } else if (r && !(d && ahead_serve(r, d, len, crc))) {
+            serve(r, false, true); /* not the chunk the index names, or a miss */
+        } else if (!r) {
+            free(d);
+        }
+    } else {
+        ahead_fill(a->rp, a->key, a->pos + a->len);
+    }
+    check_closed(h);
+}
+
+/* Start reading the cached chunk at pos of key ahead of rp's reader. */
+static void ahead_kick(rp_t *rp, const char *key, uint64_t pos)
+{
+    hyd_t *h = rp->h;
+    size_t ci;
+    char ck[HYD_CACHE_MAX_KEY + 32];
+    if (h->closing || !h->cache || rp->n_ahead >= RD_CACHE_AHEAD ||
+        h->n_ahead >= RD_CACHE_AHEAD_MAX || dl_find(h, key, pos) || recent_find(h, key, pos, &ci))
+        return; /* enough ahead, or in memory or coming */
+    chunk_key(key, pos, ck, sizeof(ck));
+    if (!hyd_cache_contains(h->cache, ck))
+        return;
+    ahead_t *a = calloc(1, sizeof(*a));
+    if (!a)
+        return;
+    a->h = h;
+    a->rp = rp;
+    snprintf(a->key, sizeof(a->key), "%s", key);
+    a->pos = pos;
+    a->is_loading = true;
+    if (hyd_cache_get(h->cache, ck, 0, on_ahead_got, a) != 0) {
+        free(a);
+        return;
+    }
+    ahead_t **p = &rp->ahead;
+    while (*p)
+        p = &(*p)->next;
+    *p = a;
+    rp->n_ahead++;
+    h->n_ahead++;
+    h->pending++;
+}
+
+/* Keep the cached chunks from pos of key (the one after the chunk being
+ * read) read ahead: past those loaded, start the next unless one loads. */
+static void ahead_fill(rp_t *rp, const char *key, uint64_t pos)
+{
+    ahead_t *a;
+    while ((a = ahead_find(rp, key, pos)) != NULL) {
+        if (a->is_loading)
+            return; /* its end fills on */
+        pos += a->len;
+    }
+    ahead_kick(rp, key, pos);
+}
+
+/* Serve r from a chunk read ahead, or wait for it while it loads; the ones
+ * before it are behind the reader: dropped. @return false: not read ahead. */
+static bool ahead_take(rd_t *r)
+{
+    rp_t *rp = r->rp;
+    ahead_t *a = rp->ahead;
+    while (a && !(a->pos == r->chunk.obj_pos && !strcmp(a->key, r->key))) {
+        ahead_t *next = a->next;
+        if (!a->waiter)
+            ahead_drop(a);
+        a = next;
+    }
+    if (!a || a->waiter)
+        return false;
+    if (a->is_loading) {
+        r->state = RD_CACHE_GET;
+        a->waiter = r;
+        return true;
+    }
+    uint8_t *data = a->data;
+    size_t len = a->len;
+    uint32_t crc = a->crc;
+    a->data = NULL;
+    ahead_drop(a);
+    return ahead_serve(r, data, len, crc);
+}
+
 static void serve(rd_t *r, bool may_park, bool may_cache)
 {
     hyd_t *h = r->h;
@@ -806,12 +1001,16 @@ static void serve(rd_t *r, bool may_park, bool may_cache)
         wait_on(r, d);
         return;
     }
+    if (may_cache && rp && rp->ahead && ahead_take(r))
+        return;
     char ck[HYD_CACHE_MAX_KEY + 32];
     chunk_key(r->key, r->chunk.obj_pos, ck, sizeof(ck));
     if (may_cache && h->cache && hyd_cache_contains(h->cache, ck)) {
         r->state = RD_CACHE_GET;
         if (hyd_cache_get(h->cache, ck, r->chunk.crc32c, on_cache_get, r) == 0) {
             h->pending++;
+            if (rp && r->is_sequential)
+                ahead_fill(rp, r->key, r->chunk.obj_pos + r->chunk.obj_len);
             return;
         }
     }
@@ -1078,6 +1277,7 @@ static void on_loc(void *arg, int status, const idx_loc_t *loc)
         r->is_sequential =
             rp->has_last && r->offset >= rp->last_offset && r->offset <= rp->last_chunk_last + 1;
         if (!r->is_sequential) { /* a new position: forget the old read-ahead */
+            ahead_drop_all(rp);
             rp->ra_next = -1;
             rp->ra_end = false;
             rp->n_win = 0;
@@ -1303,6 +1503,8 @@ static void finish_close(hyd_t *h)
     tier_shard_t *ts = h->ts;
     for (rp_t *rp = h->rps, *next; rp; rp = next) {
         next = rp->next;
+        while (rp->ahead) /* none loads now: nothing is pending */
+            ahead_drop(rp->ahead);
         free(rp->wchunks);
         free(rp);
     }
@@ -1336,10 +1538,10 @@ static void check_closed(hyd_t *h)
             "hydration stats cache_hits=%" PRId64 " cache_misses=%" PRId64
             " cache_evictions=%" PRId64 " cache_corrupt=%" PRId64 " downloads=%" PRId64
             " readahead_downloads=%" PRId64 " downloaded_bytes=%" PRId64 " hydrated_bytes=%" PRId64
-            " shared_waits=%" PRId64 " prefetch_windows=%" PRId64,
+            " shared_waits=%" PRId64 " prefetch_windows=%" PRId64 " cache_ahead_hits=%" PRId64,
             s->cache_hits, s->cache_misses, s->cache_evictions, s->cache_corrupt, s->downloads,
             s->readahead_downloads, s->downloaded_bytes, s->hydrated_bytes, s->shared_waits,
-            s->prefetch_windows);
+            s->prefetch_windows, s->cache_ahead_hits);
     if (h->cache)
         hyd_cache_close(h->cache, on_cache_closed, h);
     else
@@ -1359,8 +1561,10 @@ void tier_read_close(tier_shard_t *ts, tier_read_closed_cb cb, void *arg)
     uv_timer_stop(&h->sweep);
     recent_clear(h);
     release_cache_waiters(h, ST_E_CLOSED);
-    for (rp_t *rp = h->rps; rp; rp = rp->next)
+    for (rp_t *rp = h->rps; rp; rp = rp->next) {
         unpark(rp);
+        ahead_drop_all(rp); /* those a read waits for: answered when loaded */
+    }
     for (dl_t *d = h->dls, *next; d; d = next) {
         next = d->next;
         if (d->req)

@@ -848,6 +848,40 @@ class HydrationCacheTest(unittest.TestCase):
         finally:
             b.close()
 
+    def test_warm_replay_reads_the_cache_ahead_of_the_reader(self):
+        """Objects of several chunks (4 MiB segments, ~1 MiB chunks): a warm
+        replay reads the next cached chunks of an object while a fetch is
+        served (cache_ahead_hits), downloads nothing and returns every record
+        as produced. Before, each fetch waited for its own cache read."""
+        import shutil
+        b = Broker("-X", "remote.log.storage.system.enable=true", "-X",
+                   "log.retention.check.interval.ms=200", "-X", "log.segment.bytes=4194304")
+        try:
+            n = 60000
+            values = fill_archived(b, "ahead", n)
+            wait_until(lambda: local_settled(b, "ahead", 524288), 120, "local retention to settle")
+            rc, _ = b.stop()
+            self.assertEqual(rc, 0)
+            shutil.rmtree(os.path.join(b.data, "cache"), ignore_errors=True)
+            b.start()
+            got, _, _ = replay(b.bootstrap, "ahead", n)
+            self.assertEqual([v for _, v in got], values)
+            rc, log = b.stop()
+            self.assertEqual(rc, 0, log)
+            self.assertGreater(hydration_stats(log).get("downloads", 0), 0, log)
+            b.start()
+            got, _, _ = replay(b.bootstrap, "ahead", n)
+            self.assertEqual([o for o, _ in got], list(range(n)))
+            self.assertEqual([v for _, v in got], values)
+            rc, log = b.stop()
+            self.assertEqual(rc, 0, log)
+            warm = hydration_stats(log)
+            self.assertEqual(warm.get("downloads", -1), 0, log)
+            self.assertGreater(warm.get("cache_ahead_hits", 0), 0, log)
+            self.assertLessEqual(warm["cache_ahead_hits"], warm["cache_hits"], log)
+        finally:
+            b.close()
+
 
 
 class PrefetchTest(unittest.TestCase):

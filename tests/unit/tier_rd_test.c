@@ -265,10 +265,58 @@ static void test_tier_rd_read_in_window_being_built_joins_it(void **state)
     assert_int_equal(f->ts.stats.downloaded_bytes, frames);
 }
 
+static void close_reads(fx_t *f)
+{
+    bool is_closed = false;
+    tier_read_close(&f->ts, on_read_closed, &is_closed);
+    while (!is_closed)
+        uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+static void open_cache(fx_t *f)
+{
+    char dir[96], err[256];
+    snprintf(dir, sizeof(dir), "%s/cache", f->dir);
+    tier_read_opts_t o = {.cache_dir = dir, .cache_bytes = 64u << 20};
+    assert_int_equal(tier_read_open(&f->ts, &o, err, sizeof(err)), 0);
+}
+
+static void replay(fx_t *f)
+{
+    for (int k = 0; k < N_CHUNKS; k++) {
+        read_t r;
+        start_read(f, chunk(f, k)->first_offset, &r);
+        wait_read(f, &r, chunk(f, k)->first_offset);
+    }
+}
+
+/* A warm replay (every chunk in the chunk cache, none in memory: the reader
+ * restarted) reads the cached chunks ahead of the reader: from the third
+ * read on (the first is a new position, the second starts the read-ahead)
+ * each chunk was read from its file while the reader was still on the chunk
+ * before, and no GET is made. Before this, each read waited for its own
+ * cache read (cache_ahead_hits stayed 0). */
+static void test_tier_rd_warm_replay_reads_cache_ahead(void **state)
+{
+    fx_t *f = *state;
+    open_cache(f);
+    replay(f);      /* cold: downloads, whose chunks go to the cache */
+    close_reads(f); /* waits for the cache files; forgets what is in memory */
+    open_cache(f);
+    int gets = w.n_gets;
+    int64_t hits = f->ts.stats.cache_hits;
+    replay(f);
+    assert_int_equal(w.n_gets, gets);
+    assert_int_equal(f->ts.stats.cache_hits - hits, N_CHUNKS);
+    assert_int_equal(f->ts.stats.cache_ahead_hits, N_CHUNKS - 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tier_rd_read_in_window_being_built_joins_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tier_rd_warm_replay_reads_cache_ahead, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
