@@ -39,7 +39,8 @@
 # changed) on the same data, in REPLAY_ROUNDS rounds of: raw GETs, a cold replay with each
 # build (order alternating), raw GETs again; medians of the per-round ratios are reported
 # (the machine's load changes within seconds: single runs mislead). The lat pair also runs
-# REPLAY_ROUNDS times per build, the builds alternating (median p99s, ratio and replay MB/s).
+# REPLAY_ROUNDS times per build, the builds alternating (median p99s, ratio and replay MB/s),
+# and so does the warm replay (this / base, median of the rounds).
 # CPU: seconds used by the S3 server, stratad and the whole machine during the raw GETs and
 # the cold replay, and stratad's minor page faults (each a fresh page: on this VM with free page
 # reporting the host faults it in, bench/REPORT.md) (2 cores are shared by the server, the broker and the consumer); with
@@ -515,10 +516,32 @@ hot=$(consume hot)
 stop_broker "$DIR/warm.log"
 warm_gets=$(stat_sum downloads "$DIR/warm.log")
 warm_hits=$(stat_sum cache_hits "$DIR/warm.log")
+warm_ahead=$(stat_sum cache_ahead_hits "$DIR/warm.log")
+# With a base build: warm replays of the same cache by each build, REPLAY_ROUNDS times,
+# alternating (one "this base" line of MB/s per round).
+: >"$DIR/warm_rounds"
+if [ -n "$BASE" ]; then
+    echo "== warm again, $ROUNDS rounds alternating with the base build"
+    for i in $(seq "$ROUNDS"); do
+        w_this= w_base=
+        for who in $([ $((i % 2)) = 1 ] && echo "base this" || echo "this base"); do
+            if [ "$who" = this ]; then
+                start_broker "$STRATAD" "${THIS_ARGS[@]}"
+                w_this=$(jget "$(consume arch)" mb_per_s)
+            else
+                start_broker "$BASE/tools/stratad" "${BASE_ARGS[@]}"
+                w_base=$(jget "$(consume arch)" mb_per_s)
+            fi
+            stop_broker "$DIR/warm-$who-$i.log"
+        done
+        echo "$w_this $w_base" >>"$DIR/warm_rounds"
+    done
+fi
 
 /usr/bin/python3 - "$cold" "$warm" "$hot" "$raw_mbps" "$raw_bytes" "$cold_dl" "$cold_gets" \
     "$cold_ra" "$warm_gets" "$warm_hits" "$MB" "$raw_cpu" "$cold_cpu" "$cold_pf" "$DIR/rounds" \
-    "$raw1_mbps" "$lat" "$base_lat" "$cold_fetch_mbps" "$lat_niced" "$base_lat_niced" "$PEER_NICE" <<'EOF' | tee -a "${BENCH_OUT:-bench/results/replay-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
+    "$raw1_mbps" "$lat" "$base_lat" "$cold_fetch_mbps" "$lat_niced" "$base_lat_niced" "$PEER_NICE" \
+    "$warm_ahead" "$DIR/warm_rounds" <<'EOF' | tee -a "${BENCH_OUT:-bench/results/replay-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
 import json, os, sys
 cold, warm, hot = (json.loads(x) for x in sys.argv[1:4])
 raw, raw_bytes, cold_dl, cold_gets, cold_ra, warm_gets, warm_hits, mb = sys.argv[4:12]
@@ -536,6 +559,7 @@ r = {"bench": "replay", "mb": int(mb), "raw_get_mb_per_s": raw,
      "cold_gets": int(cold_gets), "cold_readahead_gets": int(cold_ra),
      "cold_complete": cold["complete"], "warm_mb_per_s": warm["mb_per_s"],
      "warm_gets": int(warm_gets), "warm_cache_hits": int(warm_hits),
+     "warm_cache_ahead_hits": int(sys.argv[23]),
      "hot_mb_per_s": hot["mb_per_s"], "warm_ratio_to_hot": round(warm["mb_per_s"] / hot["mb_per_s"], 3),
      "raw_cpu": raw_cpu, "cold_cpu": cold_cpu, "cold_prefetch_windows": int(cold_pf),
      "raw_get_first_mb_per_s": float(raw1), "lat": lat}
@@ -557,7 +581,16 @@ if rounds:
                  "this_ratio_to_raw": statistics.median(x["this_ratio_to_raw"] for x in rr),
                  "base_ratio_to_raw": statistics.median(x["base_ratio_to_raw"] for x in rr),
                  "this_over_base": statistics.median(x["this_over_base"] for x in rr)}
+warm_rounds = [list(map(float, l.split())) for l in open(sys.argv[24]) if l.strip()]
+if warm_rounds:
+    r.setdefault("base", {})["warm_rounds"] = [{"this": n, "base": b} for n, b in warm_rounds]
+    r["base"]["warm_this_over_base"] = statistics.median(n / b for n, b in warm_rounds)
 print(json.dumps(r))
+if warm_rounds:
+    print("warm replay, %d rounds alternating: this build %s MB/s, base %s MB/s; this / base "
+          "(median) %.2f" % (len(warm_rounds), " ".join("%.1f" % n for n, _ in warm_rounds),
+                             " ".join("%.1f" % b for _, b in warm_rounds),
+                             r["base"]["warm_this_over_base"]), file=sys.stderr)
 if cold_fetch is not None:
     print("cold replay, raw Fetch driver: %.1f MB/s / raw GET %.1f MB/s = %.2f (target >= 0.9)"
           % (cold_fetch, raw, r["cold_fetch_ratio_to_raw"]), file=sys.stderr)
