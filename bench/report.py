@@ -392,10 +392,12 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
                 self.p("  - same replay, raw Fetch driver (`strata bench fetch`: batch level, no "
                        "per-record work): %.1f MB/s, ratio to raw ranged GET **%.2f**"
                        % (r["cold_fetch_mb_per_s"], r["cold_fetch_ratio_to_raw"]))
-            self.p("- warm (cache kept): %.1f MB/s, %d GETs, %d cache hits; ratio to the same data "
-                   "read from the local log (hot, %.1f MB/s): %.2f"
-                   % (r["warm_mb_per_s"], r["warm_gets"], r["warm_cache_hits"], r["hot_mb_per_s"],
-                      r["warm_ratio_to_hot"]))
+            ahead = r.get("warm_cache_ahead_hits")
+            self.p("- warm (cache kept): %.1f MB/s, %d GETs, %d cache hits%s; ratio to the same "
+                   "data read from the local log (hot, %.1f MB/s): %.2f"
+                   % (r["warm_mb_per_s"], r["warm_gets"], r["warm_cache_hits"],
+                      " (%d of them read ahead of the reader)" % ahead if ahead is not None else "",
+                      r["hot_mb_per_s"], r["warm_ratio_to_hot"]))
             lat = r.get("lat")
             if lat:
                 self.p("- produce during a cold replay (1 KiB incompressible records, acks=all, linger "
