@@ -34,6 +34,12 @@
 #define HC_DIRECT_ALIGN 4096u
 #define DIRECT_REFUSED  1 /* write_direct(): this filesystem has no O_DIRECT */
 
+/* n rounded up to whole O_DIRECT blocks. */
+static size_t direct_padded(size_t n)
+{
+    return (n + HC_DIRECT_ALIGN - 1) & ~(size_t)(HC_DIRECT_ALIGN - 1);
+}
+
 typedef struct ent {
     struct ent *hnext;       /* hash chain */
     struct ent *prev, *next; /* LRU list: head is the most recently used */
@@ -384,7 +390,7 @@ static int write_direct(
     const char *tmp, const uint8_t *hdr, const char *key, size_t klen, const void *data, size_t len)
 {
     size_t total = HC_HDR + klen + len;
-    size_t padded = (total + HC_DIRECT_ALIGN - 1) & ~(size_t)(HC_DIRECT_ALIGN - 1);
+    size_t padded = direct_padded(total);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
     if (fd < 0)
         return errno == EINVAL ? DIRECT_REFUSED : -errno;
@@ -556,7 +562,7 @@ static int read_direct(int fd,
     *out = NULL;
     if (size != expect_size || size < HC_HDR)
         return ST_E_CORRUPT; /* not what the cache wrote: no buffer sized by it */
-    size_t padded = ((size_t)size + HC_DIRECT_ALIGN - 1) & ~(size_t)(HC_DIRECT_ALIGN - 1);
+    size_t padded = direct_padded((size_t)size);
     void *buf = NULL;
     if (posix_memalign(&buf, HC_DIRECT_ALIGN, padded) != 0)
         return ST_E_NOMEM;

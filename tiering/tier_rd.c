@@ -818,17 +818,18 @@ static ahead_t *ahead_find(rp_t *rp, const char *key, uint64_t pos)
     return NULL;
 }
 
-/* Take a off its reader's list; free it unless its read still runs. */
+/* Take a off its reader's list (if still on it); free it unless its read
+ * still runs. */
 static void ahead_drop(ahead_t *a)
 {
     rp_t *rp = a->rp;
-    for (ahead_t **p = &rp->ahead; *p; p = &(*p)->next) {
+    for (ahead_t **p = rp ? &rp->ahead : NULL; p && *p; p = &(*p)->next) {
         if (*p == a) {
             *p = a->next;
+            rp->n_ahead--;
             break;
         }
     }
-    rp->n_ahead--;
     a->rp = NULL;
     if (!a->is_loading) {
         a->h->n_ahead--;
@@ -883,19 +884,13 @@ static void on_ahead_got(void *arg, int status, uint8_t *data, size_t len, uint3
     if (h->closing || status != 0 || r || !a->rp) {
         uint8_t *d = a->data;
         a->data = NULL;
-        if (a->rp) {
-            ahead_drop(a);
-        } else {
-            h->n_ahead--;
-            free(a);
-        }
-        if (r && h->closing) {
+        ahead_drop(a);
+        if (!r || h->closing) {
             free(d);
-            answer(r, ST_E_CLOSED);
-        } else if (r && !(d && ahead_serve(r, d, len, crc))) {
+            if (r)
+                answer(r, ST_E_CLOSED);
+        } else if (!d || !ahead_serve(r, d, len, crc)) {
             serve(r, false, true); /* not the chunk the index names, or a miss */
-        } else if (!r) {
-            free(d);
         }
     } else {
         ahead_fill(a->rp, a->key, a->pos + a->len);
@@ -953,13 +948,11 @@ static void ahead_fill(rp_t *rp, const char *key, uint64_t pos)
  * before it are behind the reader: dropped. @return false: not read ahead. */
 static bool ahead_take(rd_t *r)
 {
-    rp_t *rp = r->rp;
-    ahead_t *a = rp->ahead;
-    while (a && !(a->pos == r->chunk.obj_pos && !strcmp(a->key, r->key))) {
-        ahead_t *next = a->next;
-        if (!a->waiter)
-            ahead_drop(a);
-        a = next;
+    ahead_t *a = ahead_find(r->rp, r->key, r->chunk.obj_pos);
+    for (ahead_t *b = r->rp->ahead, *next; b != a; b = next) {
+        next = b->next;
+        if (!b->waiter)
+            ahead_drop(b);
     }
     if (!a || a->waiter)
         return false;

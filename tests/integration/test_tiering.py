@@ -734,6 +734,16 @@ def cache_files(b):
     return glob.glob(os.path.join(b.data, "cache", "*", "*.hc"))
 
 
+def restart_with_empty_cache(test, b):
+    """Stop b, delete its chunk cache while it is stopped, start it again: the
+    next replay is cold."""
+    import shutil
+    rc, log = b.stop()
+    test.assertEqual(rc, 0, log)
+    shutil.rmtree(os.path.join(b.data, "cache"), ignore_errors=True)
+    b.start()
+
+
 def replay(bootstrap, topic, n, timeout=120):
     """Read n records of partition 0 from offset 0. fetch.wait.max.ms=0: no
     fetch is parked when the consumer closes (closing a connection while its
@@ -784,10 +794,7 @@ class HydrationCacheTest(unittest.TestCase):
             wait_until(lambda: local_settled(b, "hyd", 524288), 120, "local retention to settle")
             self.assertGreater(int(os.path.basename(local_segments(b, "hyd")[0])[:20]), n // 2)
             # Cold: the cache directory is deleted while the broker is stopped.
-            rc, _ = b.stop()
-            self.assertEqual(rc, 0)
-            shutil.rmtree(os.path.join(b.data, "cache"), ignore_errors=True)
-            b.start()
+            restart_with_empty_cache(self, b)
             got, lo, hi = replay(b.bootstrap, "hyd", n)
             self.assertEqual((lo, hi), (0, n))
             self.assertEqual([o for o, _ in got], list(range(n)))
@@ -853,17 +860,13 @@ class HydrationCacheTest(unittest.TestCase):
         replay reads the next cached chunks of an object while a fetch is
         served (cache_ahead_hits), downloads nothing and returns every record
         as produced. Before, each fetch waited for its own cache read."""
-        import shutil
         b = Broker("-X", "remote.log.storage.system.enable=true", "-X",
                    "log.retention.check.interval.ms=200", "-X", "log.segment.bytes=4194304")
         try:
             n = 60000
             values = fill_archived(b, "ahead", n)
             wait_until(lambda: local_settled(b, "ahead", 524288), 120, "local retention to settle")
-            rc, _ = b.stop()
-            self.assertEqual(rc, 0)
-            shutil.rmtree(os.path.join(b.data, "cache"), ignore_errors=True)
-            b.start()
+            restart_with_empty_cache(self, b)
             got, _, _ = replay(b.bootstrap, "ahead", n)
             self.assertEqual([v for _, v in got], values)
             rc, log = b.stop()
@@ -908,10 +911,7 @@ class PrefetchTest(unittest.TestCase):
             n = 20000
             values = fill_archived(b, "pf", n)
             wait_until(lambda: local_settled(b, "pf", 524288), 120, "local retention to settle")
-            rc, _ = b.stop()
-            self.assertEqual(rc, 0)
-            shutil.rmtree(os.path.join(b.data, "cache"), ignore_errors=True)
-            b.start()
+            restart_with_empty_cache(self, b)
 
             def counters():
                 m = parse_metrics(http(b.admin_port, "GET", "/metrics", timeout=30)[2])
