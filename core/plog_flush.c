@@ -82,8 +82,12 @@ static void post(plog_t *log, const plog__done_t *rep)
     pthread_mutex_lock(&sh->mu);
     d->next = sh->done;
     sh->done = d;
-    st_wake_send(&sh->wake); /* under mu: the loop cannot free the shard meanwhile */
+    /* Claimed under mu (the loop cannot close the wake before it), written
+     * after: the woken loop then finds mu free. */
+    bool fire = st_wake_claim(&sh->wake);
     pthread_mutex_unlock(&sh->mu);
+    if (fire)
+        st_wake_fire(&sh->wake);
 }
 
 static void release_bytes(plog_env_t *env, int64_t n)
@@ -551,10 +555,27 @@ void plog__wr_unreserve(plog_env_t *env, int64_t len)
     release_bytes(env, len);
 }
 
-void plog__flush_enqueue_locked(plog_t *log)
+/* Which env threads an enqueue must wake. The *_locked helpers below only
+ * queue, under sync_mu and then env->mu; the caller signals once both are
+ * released (env_wake): signalled inside, the woken thread preempts the loop
+ * on a busy machine, then blocks on the mutex the loop still holds, and two
+ * more switches follow before either makes progress (bench/REPORT.md). */
+enum { WAKE_WRITER = 1, WAKE_FLUSHER = 2 };
+
+static void env_wake(plog_env_t *env, unsigned wake)
+{
+    if (wake & WAKE_WRITER)
+        pthread_cond_signal(&env->wcond);
+    if (wake & WAKE_FLUSHER)
+        pthread_cond_signal(&env->cond);
+}
+
+/* Queue the log for the next group commit; takes a loop-side ref that the
+ * completion drops. Called with sync_mu held. */
+static unsigned flush_enqueue_locked(plog_t *log)
 {
     if (log->queued)
-        return;
+        return 0;
     log->queued = true;
     log->refs++; /* dropped by plog__on_done on the loop */
     plog_env_t *env = log->sh->env;
@@ -565,15 +586,15 @@ void plog__flush_enqueue_locked(plog_t *log)
     else
         env->queue = log;
     env->queue_tail = log;
-    pthread_cond_signal(&env->cond);
     pthread_mutex_unlock(&env->mu);
+    return WAKE_FLUSHER;
 }
 
 /* Put the log in the delayed list, due in delay_ms. Called with sync_mu held. */
-static void delay_locked(plog_t *log, int64_t delay_ms)
+static unsigned delay_locked(plog_t *log, int64_t delay_ms)
 {
     if (log->queued || log->delayed)
-        return; /* a sync is already coming */
+        return 0; /* a sync is already coming */
     log->delayed = true;
     log->refs++; /* dropped by plog__on_done on the loop */
     plog_env_t *env = log->sh->env;
@@ -581,35 +602,36 @@ static void delay_locked(plog_t *log, int64_t delay_ms)
     log->due_ns = uv_hrtime() + (uint64_t)delay_ms * 1000000u;
     log->next_delayed = env->delayed;
     env->delayed = log;
-    pthread_cond_signal(&env->cond);
     pthread_mutex_unlock(&env->mu);
+    return WAKE_FLUSHER; /* it sleeps until the earliest due time */
 }
 
 /* Put the log in the writer's queue: its writes are made at once, whenever
  * its sync comes (now, or delayed by write caching). Called with sync_mu held. */
-static void wenqueue_locked(plog_t *log)
+static unsigned wenqueue_locked(plog_t *log)
 {
     if (log->wqueued)
-        return; /* the writer takes what is queued when it gets there */
+        return 0; /* the writer takes what is queued when it gets there */
     log->wqueued = true;
     log->refs++; /* dropped by plog__on_done on the loop */
     plog_env_t *env = log->sh->env;
     pthread_mutex_lock(&env->mu);
     log->next_wqueued = env->wqueue;
     env->wqueue = log;
-    pthread_cond_signal(&env->wcond);
     pthread_mutex_unlock(&env->mu);
+    return WAKE_WRITER;
 }
 
 /* Queue the sync (now, or delayed) and the writes. Called with sync_mu held. */
-static void want_sync_locked(plog_t *log, int64_t delay_ms)
+static unsigned want_sync_locked(plog_t *log, int64_t delay_ms)
 {
+    unsigned wake = 0;
     if (log->wr_head)
-        wenqueue_locked(log); /* written at once, synced now or later */
+        wake |= wenqueue_locked(log); /* written at once, synced now or later */
     if (delay_ms > 0) {
-        delay_locked(log, delay_ms);
+        wake |= delay_locked(log, delay_ms);
     } else {
-        plog__flush_enqueue_locked(log);
+        wake |= flush_enqueue_locked(log);
         if (log->delayed) { /* make the delayed round due now as well */
             plog_env_t *env = log->sh->env;
             pthread_mutex_lock(&env->mu);
@@ -617,6 +639,7 @@ static void want_sync_locked(plog_t *log, int64_t delay_ms)
             pthread_mutex_unlock(&env->mu);
         }
     }
+    return wake;
 }
 
 void plog__mark_dirty(plog_t *log, plog_seg_t *seg, bool dir_dirty, int64_t delay_ms)
@@ -625,8 +648,9 @@ void plog__mark_dirty(plog_t *log, plog_seg_t *seg, bool dir_dirty, int64_t dela
     if (seg)
         add_dirty_locked(log, seg);
     log->dir_dirty |= dir_dirty;
-    want_sync_locked(log, delay_ms);
+    unsigned wake = want_sync_locked(log, delay_ms);
     pthread_mutex_unlock(&log->sync_mu);
+    env_wake(log->sh->env, wake);
 }
 
 void plog__queue_write(plog_t *log, plog__wr_t *w, int64_t delay_ms)
@@ -638,8 +662,9 @@ void plog__queue_write(plog_t *log, plog__wr_t *w, int64_t delay_ms)
     else
         log->wr_head = w;
     log->wr_tail = w;
-    want_sync_locked(log, delay_ms);
+    unsigned wake = want_sync_locked(log, delay_ms);
     pthread_mutex_unlock(&log->sync_mu);
+    env_wake(log->sh->env, wake);
 }
 
 void plog__set_rp_pending(plog_t *log, int64_t rp)
@@ -647,8 +672,9 @@ void plog__set_rp_pending(plog_t *log, int64_t rp)
     pthread_mutex_lock(&log->sync_mu);
     if (rp > log->rp_pending)
         log->rp_pending = rp;
-    plog__flush_enqueue_locked(log);
+    unsigned wake = flush_enqueue_locked(log);
     pthread_mutex_unlock(&log->sync_mu);
+    env_wake(log->sh->env, wake);
 }
 
 int plog__env_job(plog_env_t *env, void (*fn)(void *), void *arg)

@@ -181,10 +181,7 @@ int plog__idx_save_as(plog_seg_t *s, const char *suffix);
 int plog__fsync_dir(const plog_t *log);
 void plog__seg_unref(plog_seg_t *s);
 
-/* Flusher (plog_flush.c). Queue the log for the next group commit; takes a
- * loop-side ref that the completion drops. Called with sync_mu held. */
-void plog__flush_enqueue_locked(plog_t *log);
-/* Mark seg (may be NULL) dirty and queue a sync of everything written and
+/* Flusher (plog_flush.c). Mark seg (may be NULL) dirty and queue a sync of everything written and
  * queued so far: now, or with delay_ms > 0 (write caching) no later than
  * that. @thread owning loop */
 void plog__mark_dirty(plog_t *log, plog_seg_t *seg, bool dir_dirty, int64_t delay_ms);

@@ -187,7 +187,7 @@ int rt_post(rt_t *rt, int to, rt_fn fn, void *arg)
     rt_shard_t *sh = &rt->shards[to];
     pthread_mutex_lock(&sh->mu);
     int rc = 0;
-    bool started = sh->started;
+    bool fire = false;
     if (sh->closed)
         rc = ST_E_CLOSED;
     else if (sh->count == rt->capacity)
@@ -195,10 +195,13 @@ int rt_post(rt_t *rt, int to, rt_fn fn, void *arg)
     else {
         sh->ring[(sh->head + sh->count) % rt->capacity] = (msg_t){fn, arg};
         sh->count++;
-        if (started) /* under mu: rt_shard_done cannot close the wake meanwhile */
-            st_wake_send(&sh->wake);
+        /* Claimed under mu (rt_shard_done cannot close the wake before it),
+         * written after: the woken loop then finds mu free. */
+        fire = sh->started && st_wake_claim(&sh->wake);
     }
     pthread_mutex_unlock(&sh->mu);
+    if (fire)
+        st_wake_fire(&sh->wake);
     return rc;
 }
 

@@ -93,8 +93,10 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&port->mu);
         w->next = port->done;
         port->done = w;
-        st_wake_send(&port->wake);
+        bool fire = st_wake_claim(&port->wake); /* written once mu is free */
         pthread_mutex_unlock(&port->mu);
+        if (fire)
+            st_wake_fire(&port->wake);
     }
 }
 

@@ -7,6 +7,7 @@
 #include "core/st_wake.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@ int st_wake_init(uv_loop_t *loop, st_wake_t *w, st_wake_cb cb)
     if (w->efd < 0)
         return -errno;
     atomic_init(&w->pending, 0);
+    atomic_init(&w->firing, 0);
     w->cb = cb;
     int rc = uv_poll_init(loop, &w->poll, w->efd);
     if (rc == 0)
@@ -41,21 +43,38 @@ int st_wake_init(uv_loop_t *loop, st_wake_t *w, st_wake_cb cb)
     return 0;
 }
 
-void st_wake_send(st_wake_t *w)
+bool st_wake_claim(st_wake_t *w)
 {
     if (atomic_load_explicit(&w->pending, memory_order_relaxed))
-        return;
+        return false;
     if (atomic_exchange(&w->pending, 1))
-        return;
+        return false;
+    atomic_fetch_add(&w->firing, 1);
+    return true;
+}
+
+void st_wake_fire(st_wake_t *w)
+{
     uint64_t one = 1;
     while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR)
         ;
     /* EAGAIN: the counter is at its maximum, a wake-up is pending anyway. */
+    atomic_fetch_sub(&w->firing, 1);
+}
+
+void st_wake_send(st_wake_t *w)
+{
+    if (st_wake_claim(w))
+        st_wake_fire(w);
 }
 
 static void on_closed(uv_handle_t *h)
 {
     st_wake_t *w = (st_wake_t *)h;
+    /* A send claimed before the close may not be written yet (its thread
+     * left the owner's lock, then lost the CPU): wait, it is one syscall. */
+    while (atomic_load(&w->firing) > 0)
+        sched_yield();
     close(w->efd); /* only now: libuv watched it until the handle closed */
     w->efd = -1;
     if (w->closed_cb)

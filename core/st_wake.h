@@ -12,6 +12,7 @@
 #include "core/st_err.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <uv.h>
 
 typedef struct st_wake st_wake_t;
@@ -21,6 +22,7 @@ struct st_wake {
     uv_poll_t poll; /* first: the handle's close callback finds the wake */
     int efd;
     atomic_int pending; /* 1 while a wake-up is written and not yet taken */
+    atomic_int firing;  /* sends claimed and not yet written (st_wake_claim) */
     st_wake_cb cb;
     uv_close_cb closed_cb;
     void *data; /* the owner's */
@@ -35,8 +37,21 @@ ST_MUST_CHECK int st_wake_init(uv_loop_t *loop, st_wake_t *w, st_wake_cb cb);
  * loop closes the wake (the eventfd number could be reused).
  * @thread any, until st_wake_close */
 void st_wake_send(st_wake_t *w);
+/** The first half of a send made under the caller's lock: true when this
+ * send must write the eventfd, which the caller then does with st_wake_fire()
+ * once it released its lock. The loop woken by that write takes the same
+ * lock first thing: written under the lock, on a loaded machine the woken
+ * loop preempts the sender inside its critical section and then blocks on
+ * it (bench/REPORT.md). The handle's close waits for claimed sends to be
+ * written, so the caller's lock still orders claims before st_wake_close.
+ * @thread any, until st_wake_close */
+bool st_wake_claim(st_wake_t *w);
+/** The second half: write the eventfd of a send st_wake_claim() returned
+ * true for, with no lock held.  @thread the claiming thread */
+void st_wake_fire(st_wake_t *w);
 /** Stop watching and close the eventfd; closed_cb (may be NULL) runs on the
- * loop once the handle is closed. No send may follow.  @thread loop */
+ * loop once the handle is closed, after every claimed send was written. No
+ * send or claim may follow.  @thread loop */
 void st_wake_close(st_wake_t *w, uv_close_cb closed_cb);
 
 #endif

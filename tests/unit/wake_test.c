@@ -47,6 +47,7 @@ static void on_wake(st_wake_t *w)
         st_wake_close(&b->wake, NULL);
 }
 
+/* Sends whole under the lock (st_wake_send). */
 static void *sender(void *arg)
 {
     box_t *b = arg;
@@ -54,6 +55,27 @@ static void *sender(void *arg)
         pthread_mutex_lock(&b->mu);
         b->queued++;
         st_wake_send(&b->wake);
+        while (b->queued > 0)
+            pthread_cond_wait(&b->cond, &b->mu);
+        pthread_mutex_unlock(&b->mu);
+    }
+    return NULL;
+}
+
+/* Claims under the lock, writes after it (st_wake_claim + st_wake_fire): the
+ * loop may take the item, and close the wake after the last one, before the
+ * write; the close then waits for it. */
+static void *claim_sender(void *arg)
+{
+    box_t *b = arg;
+    for (int i = 0; i < N_PER_THREAD; i++) {
+        pthread_mutex_lock(&b->mu);
+        b->queued++;
+        bool fire = st_wake_claim(&b->wake);
+        pthread_mutex_unlock(&b->mu);
+        if (fire)
+            st_wake_fire(&b->wake);
+        pthread_mutex_lock(&b->mu);
         while (b->queued > 0)
             pthread_cond_wait(&b->cond, &b->mu);
         pthread_mutex_unlock(&b->mu);
@@ -74,7 +96,7 @@ static void test_no_lost_wakeup(void **state)
     int efd = b.wake.efd;
     pthread_t t[N_THREADS];
     for (int i = 0; i < N_THREADS; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, sender, &b), 0);
+        assert_int_equal(pthread_create(&t[i], NULL, i % 2 ? claim_sender : sender, &b), 0);
     /* The loop runs until the callback saw every item and closed the wake:
      * a lost wake-up would leave items queued and the loop waiting forever. */
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
@@ -114,11 +136,67 @@ static void test_send_before_run(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- The close waits for a claimed send to be written ----
+ * The sender claims, the loop closes the wake, and the sender writes only
+ * once the close callback ran or a second passed: with the wait, the close
+ * callback runs after the write (the eventfd still open); without it, the
+ * callback runs first and the write goes to a closed descriptor. */
+
+typedef struct {
+    st_wake_t wake;
+    atomic_bool closed; /* set by the close callback */
+    atomic_bool fired;  /* set as st_wake_fire is called */
+    bool fired_at_close;
+} late_t;
+
+static void on_late_closed(uv_handle_t *h)
+{
+    late_t *l = ((st_wake_t *)h)->data;
+    l->fired_at_close = atomic_load(&l->fired);
+    atomic_store(&l->closed, true);
+}
+
+static void *late_fire(void *arg)
+{
+    late_t *l = arg;
+    for (int i = 0; i < 1000 && !atomic_load(&l->closed); i++)
+        usleep(1000);
+    atomic_store(&l->fired, true);
+    st_wake_fire(&l->wake);
+    return NULL;
+}
+
+static void on_wake_none(st_wake_t *w)
+{
+    (void)w;
+    fail_msg("no callback: the wake was closed before its send was written");
+}
+
+static void test_close_waits_for_claimed_send(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    late_t l = {0};
+    assert_int_equal(st_wake_init(&loop, &l.wake, on_wake_none), 0);
+    l.wake.data = &l;
+    assert_true(st_wake_claim(&l.wake));
+    assert_false(st_wake_claim(&l.wake)); /* coalesced: one write pending */
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, late_fire, &l), 0);
+    st_wake_close(&l.wake, on_late_closed);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    pthread_join(t, NULL);
+    assert_true(l.fired_at_close);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_lost_wakeup),
         cmocka_unit_test(test_send_before_run),
+        cmocka_unit_test(test_close_waits_for_claimed_send),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
