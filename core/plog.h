@@ -166,6 +166,9 @@ void plog_env_free(plog_env_t *env);
  * that would pass it blocks its loop until the flusher wrote enough (one
  * append always fits an empty queue). A manual env never blocks. */
 void plog_env_set_write_cap(plog_env_t *env, int64_t bytes);
+/** Whether the flusher waits for work (an append then makes its write in the
+ * flusher's next round, not on the writer). For tests.  @thread any */
+bool plog_env_flusher_idle(plog_env_t *env);
 
 /** Per-loop completion channel (owns an st_wake_t, an eventfd, on loop).
  * @thread loop's thread */

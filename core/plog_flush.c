@@ -69,7 +69,8 @@ struct plog_env {
     plog_t *delayed;         /* logs whose sync is due at due_ns, guarded by mu */
     job_t *jobs, *jobs_tail; /* guarded by mu */
     bool stop;
-    bool manual; /* no thread: plog_env_flush_step() runs the rounds (tests) */
+    bool manual;       /* no thread: plog_env_flush_step() runs the rounds (tests) */
+    bool flusher_idle; /* the flusher waits for work, guarded by mu */
 };
 
 static void post(plog_t *log, const plog__done_t *rep)
@@ -387,6 +388,7 @@ static void *flusher_main(void *arg)
         uint64_t wait_ns;
         plog_t *due = take_due(env, &wait_ns);
         while (!due && !env->queue && !env->jobs && !env->stop) {
+            env->flusher_idle = true;
             if (wait_ns) {
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
@@ -397,6 +399,7 @@ static void *flusher_main(void *arg)
             } else {
                 pthread_cond_wait(&env->cond, &env->mu);
             }
+            env->flusher_idle = false;
             due = take_due(env, &wait_ns);
         }
         if (env->stop && !due && !env->queue && !env->jobs) {
@@ -540,6 +543,14 @@ void plog_env_set_write_cap(plog_env_t *env, int64_t bytes)
     pthread_mutex_unlock(&env->mu);
 }
 
+bool plog_env_flusher_idle(plog_env_t *env)
+{
+    pthread_mutex_lock(&env->mu);
+    bool idle = env->flusher_idle;
+    pthread_mutex_unlock(&env->mu);
+    return idle;
+}
+
 void plog__wr_reserve(plog_env_t *env, int64_t len)
 {
     pthread_mutex_lock(&env->mu);
@@ -571,23 +582,29 @@ static void env_wake(plog_env_t *env, unsigned wake)
 }
 
 /* Queue the log for the next group commit; takes a loop-side ref that the
- * completion drops. Called with sync_mu held. */
-static unsigned flush_enqueue_locked(plog_t *log)
+ * completion drops. Sets *idle (may be NULL) when the flusher waits for
+ * work: its next round then starts with this log's writes. Called with
+ * sync_mu held. */
+static unsigned flush_enqueue_locked(plog_t *log, bool *idle)
 {
-    if (log->queued)
-        return 0;
-    log->queued = true;
-    log->refs++; /* dropped by plog__on_done on the loop */
     plog_env_t *env = log->sh->env;
+    unsigned wake = 0;
     pthread_mutex_lock(&env->mu);
-    log->next_queued = NULL;
-    if (env->queue_tail)
-        env->queue_tail->next_queued = log;
-    else
-        env->queue = log;
-    env->queue_tail = log;
+    if (idle)
+        *idle = env->flusher_idle;
+    if (!log->queued) {
+        log->queued = true;
+        log->refs++; /* dropped by plog__on_done on the loop */
+        log->next_queued = NULL;
+        if (env->queue_tail)
+            env->queue_tail->next_queued = log;
+        else
+            env->queue = log;
+        env->queue_tail = log;
+        wake = WAKE_FLUSHER;
+    }
     pthread_mutex_unlock(&env->mu);
-    return WAKE_FLUSHER;
+    return wake;
 }
 
 /* Put the log in the delayed list, due in delay_ms. Called with sync_mu held. */
@@ -622,16 +639,22 @@ static unsigned wenqueue_locked(plog_t *log)
     return WAKE_WRITER;
 }
 
-/* Queue the sync (now, or delayed) and the writes. Called with sync_mu held. */
+/* Queue the sync (now, or delayed) and the writes, which are made at once.
+ * A sync due now with the flusher idle: the flusher writes them first thing
+ * in its round, before any fdatasync, and the writer is left asleep (woken
+ * too, the two would take turns on wr_mu for the same bytes: one more thread
+ * to schedule per append on a loaded machine). With the flusher in a round
+ * (its fdatasync may take milliseconds) or a delayed sync, the writer writes
+ * them, so acks=1 and write caching do not wait for a sync. Called with
+ * sync_mu held. */
 static unsigned want_sync_locked(plog_t *log, int64_t delay_ms)
 {
     unsigned wake = 0;
-    if (log->wr_head)
-        wake |= wenqueue_locked(log); /* written at once, synced now or later */
+    bool idle = false;
     if (delay_ms > 0) {
         wake |= delay_locked(log, delay_ms);
     } else {
-        wake |= flush_enqueue_locked(log);
+        wake |= flush_enqueue_locked(log, &idle);
         if (log->delayed) { /* make the delayed round due now as well */
             plog_env_t *env = log->sh->env;
             pthread_mutex_lock(&env->mu);
@@ -639,6 +662,8 @@ static unsigned want_sync_locked(plog_t *log, int64_t delay_ms)
             pthread_mutex_unlock(&env->mu);
         }
     }
+    if (log->wr_head && !idle)
+        wake |= wenqueue_locked(log);
     return wake;
 }
 
@@ -672,7 +697,7 @@ void plog__set_rp_pending(plog_t *log, int64_t rp)
     pthread_mutex_lock(&log->sync_mu);
     if (rp > log->rp_pending)
         log->rp_pending = rp;
-    unsigned wake = flush_enqueue_locked(log);
+    unsigned wake = flush_enqueue_locked(log, NULL);
     pthread_mutex_unlock(&log->sync_mu);
     env_wake(log->sh->env, wake);
 }

@@ -69,11 +69,13 @@ static void close_log(fx_t *f, plog_t *log)
 }
 
 static void gate_set(bool closed);
+static void sync_gate_set(bool closed);
 
 static int teardown(void **state)
 {
     fx_t *f = *state;
     gate_set(false); /* a failed test must not leave the flusher held */
+    sync_gate_set(false);
     plog_shard_free(f->sh);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
@@ -1451,6 +1453,136 @@ static void test_plog_append_writes_off_the_loop(void **state)
     close_log(f, log);
 }
 
+/* Segment writes per env thread, by the thread's name; fdatasync held while
+ * g_sync_gate is closed. */
+static atomic_int g_writer_pwrites, g_flusher_pwrites;
+static bool g_sync_gate; /* guarded by g_gate_mu */
+static int g_sync_held;  /* fdatasyncs waiting at the gate, guarded by g_gate_mu */
+
+static ssize_t named_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    char name[16] = "";
+    pthread_getname_np(pthread_self(), name, sizeof(name));
+    if (is_segment_fd(fd)) {
+        if (strcmp(name, "plog-writer") == 0)
+            atomic_fetch_add(&g_writer_pwrites, 1);
+        else if (strcmp(name, "plog-flusher") == 0)
+            atomic_fetch_add(&g_flusher_pwrites, 1);
+    }
+    return pwrite(fd, buf, n, off);
+}
+
+static int gated_fdatasync(int fd)
+{
+    pthread_mutex_lock(&g_gate_mu);
+    g_sync_held++;
+    pthread_cond_broadcast(&g_gate_cv);
+    while (g_sync_gate)
+        pthread_cond_wait(&g_gate_cv, &g_gate_mu);
+    g_sync_held--;
+    pthread_mutex_unlock(&g_gate_mu);
+    return fdatasync(fd);
+}
+
+static const plog_sys_t k_named = {.pwrite = named_pwrite, .fdatasync = gated_fdatasync};
+
+static void sync_gate_set(bool closed)
+{
+    pthread_mutex_lock(&g_gate_mu);
+    g_sync_gate = closed;
+    pthread_cond_broadcast(&g_gate_cv);
+    pthread_mutex_unlock(&g_gate_mu);
+}
+
+/* Voluntary context switches of this process's thread named name (each
+ * time it went to sleep), or -1 when there is none. */
+static long thread_sleeps(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    long n = -1;
+    struct dirent *e;
+    while (n < 0 && (e = readdir(d)) != NULL) {
+        char p[300], comm[32] = "";
+        snprintf(p, sizeof(p), "/proc/self/task/%s/comm", e->d_name);
+        FILE *fp = fopen(p, "r");
+        if (!fp)
+            continue;
+        bool match = fgets(comm, sizeof(comm), fp) && strncmp(comm, name, strlen(name)) == 0 &&
+                     comm[strlen(name)] == '\n';
+        fclose(fp);
+        if (!match)
+            continue;
+        snprintf(p, sizeof(p), "/proc/self/task/%s/status", e->d_name);
+        if ((fp = fopen(p, "r")) == NULL)
+            continue;
+        char line[128];
+        while (fgets(line, sizeof(line), fp))
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+                break;
+        fclose(fp);
+    }
+    closedir(d);
+    return n;
+}
+
+/* An append whose sync is due now, made while the flusher waits for work, is
+ * written by the flusher at the start of its round and the writer is not
+ * woken (one thread to schedule per append, not two). With the flusher in
+ * an fdatasync, the writer writes the next append at once and its acks=1
+ * waiter is answered before that sync ends. */
+static void test_plog_idle_flusher_writes_the_append(void **state)
+{
+    fx_t *f = *state;
+    plog_set_sys(&k_named);
+    sync_gate_set(false);
+    plog_t *log = open_log(f, NULL);
+    atomic_store(&g_writer_pwrites, 0);
+    atomic_store(&g_flusher_pwrites, 0);
+    long sleeps = thread_sleeps("plog-writer");
+    assert_true(sleeps >= 0);
+    for (int i = 0; i < 20; i++) {
+        while (!plog_env_flusher_idle(f->env))
+            usleep(100);
+        append(log, 2, 100, (uint64_t)i, 1); /* waits until durable */
+    }
+    assert_int_equal(thread_sleeps("plog-writer"), sleeps); /* never woken */
+    assert_int_equal(atomic_load(&g_writer_pwrites), 0);
+    assert_int_equal(atomic_load(&g_flusher_pwrites), 20);
+    check_read(log, 0, 0, 2, 100, 0, 1);
+    check_read(log, 38, 38, 2, 100, 19, 1);
+
+    /* Hold the flusher in the fdatasync of an append, then append again. */
+    sync_gate_set(true);
+    g_append_nowait = true;
+    while (!plog_env_flusher_idle(f->env))
+        usleep(100);
+    append(log, 1, 100, 100, 1);
+    pthread_mutex_lock(&g_gate_mu);
+    while (g_sync_held == 0)
+        pthread_cond_wait(&g_gate_cv, &g_gate_mu);
+    pthread_mutex_unlock(&g_gate_mu);
+    assert_false(plog_env_flusher_idle(f->env));
+    int64_t base = append(log, 1, 100, 101, 1);
+    ack_t wr = {0}, dur = {0};
+    plog_waiter_t w1, w2;
+    plog_wait_written(log, &w1, base + 1, on_durable, &wr);
+    plog_wait_durable(log, &w2, base + 1, on_durable, &dur);
+    while (!wr.fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(wr.status, 0);
+    assert_false(dur.fired); /* the flusher is still held */
+    assert_int_equal(atomic_load(&g_writer_pwrites), 1);
+    sync_gate_set(false);
+    while (!dur.fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(dur.status, 0);
+    check_read(log, base, base, 1, 100, 101, 1);
+    g_append_nowait = false;
+    close_log(f, log);
+}
+
 typedef struct {
     plog_t *log;
     uint8_t *b;
@@ -1599,6 +1731,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plog_write_caching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_write_caching_races, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_append_writes_off_the_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plog_idle_flusher_writes_the_append, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_write_queue_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plog_written_ack_does_not_wait_for_the_sync, setup,
                                         teardown),

@@ -138,7 +138,7 @@ static void test_send_before_run(void **state)
 
 /* ---- The close waits for a claimed send to be written ----
  * The sender claims, the loop closes the wake, and the sender writes only
- * once the close callback ran or a second passed: with the wait, the close
+ * once the close callback ran or 0.2 s passed: with the wait, the close
  * callback runs after the write (the eventfd still open); without it, the
  * callback runs first and the write goes to a closed descriptor. */
 
@@ -159,7 +159,7 @@ static void on_late_closed(uv_handle_t *h)
 static void *late_fire(void *arg)
 {
     late_t *l = arg;
-    for (int i = 0; i < 1000 && !atomic_load(&l->closed); i++)
+    for (int i = 0; i < 200 && !atomic_load(&l->closed); i++)
         usleep(1000);
     atomic_store(&l->fired, true);
     st_wake_fire(&l->wake);
