@@ -4,7 +4,7 @@
 # to DIR/data; DIR is removed on exit, after the broker was stopped).
 # Defines log, free_port, broker_start STRATAD [ARGS...], broker_stop, loopback_json STRATA_CLI,
 # produce_topics STRATA_CLI BROKERS RECORDS; sets BROKERS (127.0.0.1:PORT, the same for every
-# start) and SPID (the running broker or "").
+# start), SPID (the running broker or "") and ADMIN (its admin API's HOST:PORT).
 log() { echo "$BLIB_NAME: $*" >&2; }
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -19,9 +19,11 @@ blib_cleanup() {
 }
 trap blib_cleanup EXIT
 BROKERS=127.0.0.1:$(free_port)
+ADMIN=""
 broker_start() { # STRATAD [ARGS...]: start on DIR/data and wait until it serves
+    ADMIN=127.0.0.1:$(free_port)
     "$1" --log-dir "$DIR/data" --smp 2 --listeners "$BROKERS" \
-        --admin-listener "127.0.0.1:$(free_port)" "${@:2}" >>"$DIR/stratad.log" 2>&1 &
+        --admin-listener "$ADMIN" "${@:2}" >>"$DIR/stratad.log" 2>&1 &
     SPID=$!
     for _ in $(seq 300); do
         grep -qs "started" "$DIR/stratad.log" && return
