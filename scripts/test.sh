@@ -31,6 +31,15 @@ run_ctest() { # dir label [extra ctest args]
     rm -f "$log"
 }
 
+echo "== format (clang-format, as make format-check; make format fixes it)"
+srcs=$(git ls-files '*.c' '*.h' 2>/dev/null)
+if [ -z "$srcs" ]; then
+    echo "not a git checkout: format check skipped"
+elif clang-format --dry-run --Werror $srcs; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1)); failed="$failed format-check"
+fi
 echo "== unit tests (ASan+UBSan build: $ASAN)"
 run_ctest "$ASAN" unit
 echo "== integration tests (Release build: $REL)"
