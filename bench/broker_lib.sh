@@ -2,12 +2,20 @@
 # directory between measurements (sendfile.sh, consume_ab.sh). Source it after setting
 # BLIB_NAME (the script's name, for log lines) and DIR (a temp directory: the broker's data goes
 # to DIR/data; DIR is removed on exit, after the broker was stopped).
-# Defines log, free_port, broker_start STRATAD [ARGS...], broker_stop, loopback_json STRATA_CLI,
-# produce_topics STRATA_CLI BROKERS RECORDS; sets BROKERS (127.0.0.1:PORT, the same for every
+# Defines log, free_port, builds_ok BUILD_DIR..., broker_start STRATAD [ARGS...], broker_stop,
+# loopback_json STRATA_CLI, produce_topics STRATA_CLI BROKERS RECORDS; sets BROKERS (127.0.0.1:PORT, the same for every
 # start), SPID (the running broker or "") and ADMIN (its admin API's HOST:PORT).
 log() { echo "$BLIB_NAME: $*" >&2; }
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+builds_ok() { # BUILD_DIR...: exit unless each has tools/strata and tools/stratad built
+    local b f
+    for b in "$@"; do
+        for f in "$b/tools/strata" "$b/tools/stratad"; do
+            [ -x "$f" ] || { log "$f not built"; exit 1; }
+        done
+    done
 }
 SPID=""
 blib_cleanup() {

@@ -23,14 +23,10 @@ ROUNDS=${CAB_ROUNDS:-4}
 PASSES=${CAB_PASSES:-2}
 DRIVER=${CAB_DRIVER:-consume}
 OUT=${BENCH_OUT:-bench/results/consume-ab-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
-for b in "$A" "$B"; do
-    for f in "$b/tools/strata" "$b/tools/stratad"; do
-        [ -x "$f" ] || { echo "consume_ab.sh: $f not built" >&2; exit 1; }
-    done
-done
 DIR=$(mktemp -d "${BENCH_DIR:-$PWD}/.bench-consume-ab.XXXXXX")
 BLIB_NAME=consume_ab.sh
 . bench/broker_lib.sh
+builds_ok "$A" "$B"
 loopback() { loopback_json "$A/tools/strata" >>"$OUT"; }
 mkdir -p "$(dirname "$OUT")"
 echo "{\"load_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"a\": \"$A\", \"b\": \"$B\"}" >>"$OUT"

@@ -30,12 +30,10 @@ BROKER_NAMES=${CD_BROKERS:-strata kafka-default}
 OUT=${BENCH_OUT:-bench/results/consume-drivers-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
 KB=$BUILD/tools/strata
 KPEER=bench/peers/kafka.sh
-for f in "$KB" "$BUILD/tools/stratad"; do
-    [ -x "$f" ] || { echo "consume_drivers.sh: $f not built" >&2; exit 1; }
-done
 DIR=$(mktemp -d "${BENCH_DIR:-$PWD}/.bench-drivers.XXXXXX")
 BLIB_NAME=consume_drivers.sh
 . bench/broker_lib.sh
+builds_ok "$BUILD"
 KDIR=""
 cleanup() {
     [ -z "$KDIR" ] || "$KPEER" stop "$KDIR" || true

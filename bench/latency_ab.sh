@@ -22,14 +22,10 @@ RATE=${LAB_RATE:-150000}
 SECS=${LAB_SECONDS:-10}
 ROUNDS=${LAB_ROUNDS:-5}
 OUT=${BENCH_OUT:-bench/results/latency-ab-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
-for b in "$A" "$B"; do
-    for f in "$b/tools/strata" "$b/tools/stratad"; do
-        [ -x "$f" ] || { echo "latency_ab.sh: $f not built" >&2; exit 1; }
-    done
-done
 DIR=$(mktemp -d "${BENCH_DIR:-$PWD}/.bench-latency-ab.XXXXXX")
 BLIB_NAME=latency_ab.sh
 . bench/broker_lib.sh
+builds_ok "$A" "$B"
 # Context switches (voluntary, involuntary) summed over stratad's threads, and its CPU seconds.
 proc_counts() {
     cat /proc/"$SPID"/task/*/status 2>/dev/null |
