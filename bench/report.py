@@ -310,10 +310,12 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
         self.p()
         self.img(self.plot_throughput(), "throughput")
         self.scenario_md()
-        self.p("## Engine probe (bench/log_append)")
+        self.p("## Engine probes (bench/log_append, bench/sync_overlap)")
         self.p()
         self.p("```")
         self.p(text(os.path.join(w, "log_append.txt")))
+        if os.path.exists(os.path.join(w, "sync_overlap.txt")):
+            self.p(text(os.path.join(w, "sync_overlap.txt")))
         self.p("```")
         self.p()
         self.p("## write.caching=false vs true, acks=all, 1 partition (bench/write_caching.sh)")
@@ -680,6 +682,7 @@ plot "DAT" using 1:2 with linespoints lw 2 pt 7 title "start after restart (s)",
                "targets": self.targets, "kafka": self.kafka, "replay": self.replay,
                "tiering": self.tier, "scale": self.scale, "plots": self.plots,
                "log_append": text(os.path.join(self.w, "log_append.txt")),
+               "sync_overlap": text(os.path.join(self.w, "sync_overlap.txt")),
                "write_caching": load_lines(os.path.join(self.w, "write_caching.jsonl")),
                "peers": load_lines(os.path.join(self.w, "peers.jsonl"))}
         with open(os.path.join(self.res, self.stamp + ".json"), "w") as f:

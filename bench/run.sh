@@ -11,6 +11,7 @@
 #   4            upload lag over time with tiering on                        bench/tiering.sh
 #   6            1,000 and 10,000 partitions: start time, RSS, metadata      bench/scale.sh
 #   engine       durable appends through plog vs raw write+fdatasync         bench/log_append
+#                whether concurrent fdatasyncs of one file overlap           bench/sync_overlap
 #   caching      produce acks=all, write.caching=false vs true, same run     bench/write_caching.sh
 #   peers        the same produce/consume/latency scenarios against Apache Kafka (flush per
 #                batch, and default) and the mock, two load drivers     bench/peers.sh
@@ -22,7 +23,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
-for f in "$BUILD/tools/stratad" "$BUILD/tools/strata" "$BUILD/bench/log_append"; do
+for f in "$BUILD/tools/stratad" "$BUILD/tools/strata" "$BUILD/bench/log_append" \
+    "$BUILD/bench/sync_overlap"; do
     [ -x "$f" ] || { echo "bench/run.sh: $f not built (cmake --build $BUILD)" >&2; exit 1; }
 done
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -48,6 +50,9 @@ mkdir -p "$W/la"
 "$BUILD/bench/log_append" --dir "$W/la" --seconds "${LOG_APPEND_SECONDS:-3}" \
     >"$W/log_append.txt" 2>&1 || echo "log_append failed" >>"$W/log_append.txt"
 rm -rf "$W/la"
+step "engine: sync_overlap (do concurrent fdatasyncs of one file overlap?)"
+"$BUILD/bench/sync_overlap" --dir "$W" --seconds "${LOG_APPEND_SECONDS:-3}" \
+    >"$W/sync_overlap.txt" 2>&1 || echo "sync_overlap failed" >>"$W/sync_overlap.txt"
 step "limits + scenarios 1, 2, 5, 7 + mock baseline: bench/kafka.sh"
 BENCH_OUT=$W/kafka.jsonl BENCH_PERF_DIR=$W/perf bench/kafka.sh "$BUILD" | tee "$W/kafka.txt" >&2
 step "write.caching=false vs true: bench/write_caching.sh"
