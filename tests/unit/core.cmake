@@ -11,7 +11,7 @@ st_unit_test(wake_test SOURCES unit/wake_test.c LIBS strata_core)
 # Per-class worker pools: a held pool does not delay another (hangs, so times out, if it did).
 st_unit_test(st_pool_test SOURCES unit/st_pool_test.c LIBS strata_core)
 # A short EEVDF slice for the loops, the log's writer and flusher (read back with sched_getattr).
-st_unit_test(st_sched_test SOURCES unit/st_sched_test.c LIBS strata_core)
+st_unit_test(st_sched_test SOURCES unit/st_sched_test.c LIBS strata_core strata_tsupport)
 # Large freed buffers are reused, not faulted in again (minor fault counts).
 st_unit_test(st_alloc_test SOURCES unit/st_alloc_test.c LIBS strata_core)
 st_unit_test(compact_test SOURCES unit/compact_test.c LIBS strata_core strata_tsupport)

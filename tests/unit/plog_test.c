@@ -9,6 +9,7 @@
 #include "core/plog.h"
 #include "core/st_crc32c.h"
 #include "tests/support/tbatch.h"
+#include "tests/support/tthread.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -69,13 +70,11 @@ static void close_log(fx_t *f, plog_t *log)
 }
 
 static void gate_set(bool closed);
-static void sync_gate_set(bool closed);
 
 static int teardown(void **state)
 {
     fx_t *f = *state;
     gate_set(false); /* a failed test must not leave the flusher held */
-    sync_gate_set(false);
     plog_shard_free(f->sh);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
@@ -1453,11 +1452,8 @@ static void test_plog_append_writes_off_the_loop(void **state)
     close_log(f, log);
 }
 
-/* Segment writes per env thread, by the thread's name; fdatasync held while
- * g_sync_gate is closed. */
+/* Segment writes per env thread, by the thread's name. */
 static atomic_int g_writer_pwrites, g_flusher_pwrites;
-static bool g_sync_gate; /* guarded by g_gate_mu */
-static int g_sync_held;  /* fdatasyncs waiting at the gate, guarded by g_gate_mu */
 
 static ssize_t named_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
@@ -1472,71 +1468,36 @@ static ssize_t named_pwrite(int fd, const void *buf, size_t n, off_t off)
     return pwrite(fd, buf, n, off);
 }
 
-static int gated_fdatasync(int fd)
-{
-    pthread_mutex_lock(&g_gate_mu);
-    g_sync_held++;
-    pthread_cond_broadcast(&g_gate_cv);
-    while (g_sync_gate)
-        pthread_cond_wait(&g_gate_cv, &g_gate_mu);
-    g_sync_held--;
-    pthread_mutex_unlock(&g_gate_mu);
-    return fdatasync(fd);
-}
-
-static const plog_sys_t k_named = {.pwrite = named_pwrite, .fdatasync = gated_fdatasync};
-
-static void sync_gate_set(bool closed)
-{
-    pthread_mutex_lock(&g_gate_mu);
-    g_sync_gate = closed;
-    pthread_cond_broadcast(&g_gate_cv);
-    pthread_mutex_unlock(&g_gate_mu);
-}
+static const plog_sys_t k_named = {.pwrite = named_pwrite};
 
 /* Voluntary context switches of this process's thread named name (each
- * time it went to sleep), or -1 when there is none. */
+ * time it went to sleep), or -1 when there is no such thread. */
 static long thread_sleeps(const char *name)
 {
-    DIR *d = opendir("/proc/self/task");
-    if (!d)
+    pid_t tid;
+    if (tthread_named(name, &tid, 1) < 1)
+        return -1;
+    char p[64], line[128];
+    snprintf(p, sizeof(p), "/proc/self/task/%d/status", (int)tid);
+    FILE *fp = fopen(p, "r");
+    if (!fp)
         return -1;
     long n = -1;
-    struct dirent *e;
-    while (n < 0 && (e = readdir(d)) != NULL) {
-        char p[300], comm[32] = "";
-        snprintf(p, sizeof(p), "/proc/self/task/%s/comm", e->d_name);
-        FILE *fp = fopen(p, "r");
-        if (!fp)
-            continue;
-        bool match = fgets(comm, sizeof(comm), fp) && strncmp(comm, name, strlen(name)) == 0 &&
-                     comm[strlen(name)] == '\n';
-        fclose(fp);
-        if (!match)
-            continue;
-        snprintf(p, sizeof(p), "/proc/self/task/%s/status", e->d_name);
-        if ((fp = fopen(p, "r")) == NULL)
-            continue;
-        char line[128];
-        while (fgets(line, sizeof(line), fp))
-            if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
-                break;
-        fclose(fp);
-    }
-    closedir(d);
+    while (fgets(line, sizeof(line), fp))
+        if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+            break;
+    fclose(fp);
     return n;
 }
 
 /* An append whose sync is due now, made while the flusher waits for work, is
  * written by the flusher at the start of its round and the writer is not
- * woken (one thread to schedule per append, not two). With the flusher in
- * an fdatasync, the writer writes the next append at once and its acks=1
- * waiter is answered before that sync ends. */
+ * woken (one thread to schedule per append, not two). With the flusher in an
+ * fdatasync, the writer writes (test_plog_written_ack_does_not_wait_for_the_sync). */
 static void test_plog_idle_flusher_writes_the_append(void **state)
 {
     fx_t *f = *state;
     plog_set_sys(&k_named);
-    sync_gate_set(false);
     plog_t *log = open_log(f, NULL);
     atomic_store(&g_writer_pwrites, 0);
     atomic_store(&g_flusher_pwrites, 0);
@@ -1552,34 +1513,6 @@ static void test_plog_idle_flusher_writes_the_append(void **state)
     assert_int_equal(atomic_load(&g_flusher_pwrites), 20);
     check_read(log, 0, 0, 2, 100, 0, 1);
     check_read(log, 38, 38, 2, 100, 19, 1);
-
-    /* Hold the flusher in the fdatasync of an append, then append again. */
-    sync_gate_set(true);
-    g_append_nowait = true;
-    while (!plog_env_flusher_idle(f->env))
-        usleep(100);
-    append(log, 1, 100, 100, 1);
-    pthread_mutex_lock(&g_gate_mu);
-    while (g_sync_held == 0)
-        pthread_cond_wait(&g_gate_cv, &g_gate_mu);
-    pthread_mutex_unlock(&g_gate_mu);
-    assert_false(plog_env_flusher_idle(f->env));
-    int64_t base = append(log, 1, 100, 101, 1);
-    ack_t wr = {0}, dur = {0};
-    plog_waiter_t w1, w2;
-    plog_wait_written(log, &w1, base + 1, on_durable, &wr);
-    plog_wait_durable(log, &w2, base + 1, on_durable, &dur);
-    while (!wr.fired)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    assert_int_equal(wr.status, 0);
-    assert_false(dur.fired); /* the flusher is still held */
-    assert_int_equal(atomic_load(&g_writer_pwrites), 1);
-    sync_gate_set(false);
-    while (!dur.fired)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    assert_int_equal(dur.status, 0);
-    check_read(log, base, base, 1, 100, 101, 1);
-    g_append_nowait = false;
     close_log(f, log);
 }
 
@@ -1655,7 +1588,7 @@ static int gate_fdatasync(int fd)
     return fdatasync(fd);
 }
 
-static const plog_sys_t k_gate_sync = {.fdatasync = gate_fdatasync};
+static const plog_sys_t k_gate_sync = {.pwrite = named_pwrite, .fdatasync = gate_fdatasync};
 
 /* acks=1 is answered once the batch is written, not a sync later: while the
  * flusher is held in an fdatasync, the writer still writes the next append
@@ -1666,8 +1599,11 @@ static void test_plog_written_ack_does_not_wait_for_the_sync(void **state)
     plog_set_sys(&k_gate_sync);
     g_append_nowait = true;
     plog_t *log = open_log(f, NULL);
+    atomic_store(&g_writer_pwrites, 0);
+    while (!plog_env_flusher_idle(f->env))
+        usleep(100);
     gate_set(true);
-    append(log, 1, 100, 1, 1);
+    append(log, 1, 100, 1, 1); /* the idle flusher writes it, then syncs */
     pthread_mutex_lock(&g_gate_mu);
     while (g_sync_held == 0)
         pthread_cond_wait(&g_gate_cv, &g_gate_mu);
@@ -1689,6 +1625,7 @@ static void test_plog_written_ack_does_not_wait_for_the_sync(void **state)
     }
     assert_int_equal(wr.fired, 1);
     assert_int_equal(wr.status, 0);
+    assert_int_equal(atomic_load(&g_writer_pwrites), 1); /* the writer wrote it */
     assert_int_equal(d.fired, 0);
     assert_int_equal(plog_durable_offset(log), 0);
     gate_set(false);

@@ -15,8 +15,8 @@
 #include "core/plog.h"
 #include "core/rt.h"
 #include "core/st_sched.h"
+#include "tests/support/tthread.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -117,30 +117,13 @@ static void on_stop(rt_shard_t *sh, void *arg)
 /* How many threads named name report slice_ns (*named: how many are named so). */
 static int named_with_slice(const char *name, int64_t slice_ns, int *named)
 {
-    DIR *d = opendir("/proc/self/task");
-    assert_non_null(d);
+    pid_t tids[64];
+    *named = tthread_named(name, tids, 64);
+    assert_in_range(*named, 0, 64);
     int n = 0;
-    *named = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        char path[300], comm[32] = "";
-        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue; /* exited meanwhile */
-        if (!fgets(comm, sizeof(comm), f))
-            comm[0] = 0;
-        fclose(f);
-        comm[strcspn(comm, "\n")] = 0;
-        if (strcmp(comm, name) != 0)
-            continue;
-        (*named)++;
-        if (st_sched_slice_ns((pid_t)atoi(de->d_name)) == slice_ns)
+    for (int i = 0; i < *named; i++)
+        if (st_sched_slice_ns(tids[i]) == slice_ns)
             n++;
-    }
-    closedir(d);
     return n;
 }
 
