@@ -752,8 +752,12 @@ def replay(bootstrap, topic, n, timeout=120):
 
 
 def fill_archived(b, topic, n):
-    """Create topic (1 partition, 512 KiB kept locally) and produce n values
-    of ~262 bytes; return them."""
+    """Create topic (1 partition, 512 KiB kept locally), produce n values of
+    ~262 bytes and wait until local retention settled; return the values.
+    Replays compare what was downloaded: local retention must be done first
+    (every sealed segment uploaded, nothing more to delete), or a segment read
+    locally by a cold replay could be deleted at a restart and downloaded by
+    the warm one."""
     import hashlib
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -770,6 +774,7 @@ def fill_archived(b, topic, n):
         if i % 2000 == 0:
             p.flush(30)
     assert p.flush(60) == 0
+    wait_until(lambda: local_settled(b, topic, 524288), 120, "local retention to settle")
     return values
 
 
@@ -787,11 +792,6 @@ class HydrationCacheTest(unittest.TestCase):
         try:
             n = 20000
             values = fill_archived(b, "hyd", n)
-            # The replays below compare what was downloaded: local retention
-            # must be done first (every sealed segment uploaded, nothing more
-            # to delete), or a segment read locally by the cold replay could
-            # be deleted at a restart and downloaded by the warm one.
-            wait_until(lambda: local_settled(b, "hyd", 524288), 120, "local retention to settle")
             self.assertGreater(int(os.path.basename(local_segments(b, "hyd")[0])[:20]), n // 2)
             # Cold: the cache directory is deleted while the broker is stopped.
             restart_with_empty_cache(self, b)
@@ -865,7 +865,6 @@ class HydrationCacheTest(unittest.TestCase):
         try:
             n = 60000
             values = fill_archived(b, "ahead", n)
-            wait_until(lambda: local_settled(b, "ahead", 524288), 120, "local retention to settle")
             restart_with_empty_cache(self, b)
             got, _, _ = replay(b.bootstrap, "ahead", n)
             self.assertEqual([v for _, v in got], values)
@@ -910,7 +909,6 @@ class PrefetchTest(unittest.TestCase):
                        "-X", "log.segment.bytes=262144", env=s3_env(url))
             n = 20000
             values = fill_archived(b, "pf", n)
-            wait_until(lambda: local_settled(b, "pf", 524288), 120, "local retention to settle")
             restart_with_empty_cache(self, b)
 
             def counters():
